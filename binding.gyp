@@ -1,0 +1,21 @@
+{
+  "targets": [
+    {
+      "target_name": "heapscope",
+      "sources": [
+        "native/addon.cc",
+        "native/live-set.cc",
+        "native/alloc.cc",
+        "native/memory.cc",
+        "native/stats.cc",
+        "native/plan.cc",
+        "native/probes.cc"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],
+      "defines": ["NAPI_VERSION=8"],
+      "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-O2"],
+      "libraries": ["-ldl"]
+    }
+  ]
+}

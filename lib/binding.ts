@@ -1,0 +1,100 @@
+// The raw addon and its interface. Nothing outside lib/ sees this shape:
+// the public API in the other modules validates, names and wraps it.
+import path from 'node:path';
+import { HeapscopeError } from './errors';
+
+/** Two header words in front of a user pointer: prev_size, then size with flags. */
+export type RawHeader = [prevSize: bigint, size: bigint];
+
+export interface RawMallinfo {
+  source: 'mallinfo2' | 'mallinfo';
+  arena: bigint;
+  ordblks: bigint;
+  smblks: bigint;
+  hblks: bigint;
+  hblkhd: bigint;
+  usmblks: bigint;
+  fsmblks: bigint;
+  uordblks: bigint;
+  fordblks: bigint;
+  keepcost: bigint;
+}
+
+export interface RawPlanResult {
+  /** 16 words a step; the layout is decoded in plan.ts. */
+  words: BigUint64Array;
+  /** The /proc/self/maps text of each `maps` step, by step index. */
+  texts: (string | undefined)[];
+  /** Steps whose allocations were left live and registered (keep mode). */
+  kept: number[];
+}
+
+export interface RawAddresses {
+  addonFunction: bigint;
+  initialisedGlobal: bigint;
+  zeroGlobal: bigint;
+  stringConstant: bigint;
+  stackLocal: bigint;
+  libcMalloc: bigint;
+  nodeFunction: bigint;
+  environmentString: bigint;
+  vdso: bigint;
+}
+
+export interface RawBinding {
+  malloc(size: bigint): bigint;
+  calloc(count: bigint, size: bigint): bigint;
+  realloc(address: bigint, size: bigint): bigint;
+  memalign(alignment: bigint, size: bigint): bigint;
+  free(address: bigint): void;
+  usableSize(address: bigint): bigint;
+  isLive(address: bigint): boolean;
+  liveCount(): number;
+  readMemory(address: bigint, length: bigint): Buffer;
+  writeAllocation(address: bigint, offset: bigint, bytes: Buffer): void;
+  fillAllocation(address: bigint, byte: number): void;
+  chunkHeader(address: bigint): RawHeader;
+  programBreak(): bigint;
+  mallinfo(): RawMallinfo;
+  mallopt(param: number, value: number): number;
+  mallocTrim(pad: bigint): number;
+  mallocInfo(): string;
+  glibcVersion(): string;
+  pageSize(): number;
+  runPlan(steps: BigUint64Array, keep: boolean): RawPlanResult;
+  addresses(): RawAddresses;
+}
+
+const REQUIREMENT = 'heapscope requires Linux on x86_64 with glibc 2.28 or later';
+
+function unsupported(found: string): HeapscopeError {
+  return new HeapscopeError('ERR_UNSUPPORTED_PLATFORM', `${REQUIREMENT}; found ${found}`);
+}
+
+function checkPlatform(): void {
+  if (process.platform !== 'linux' || process.arch !== 'x64') {
+    throw unsupported(`${process.platform} on ${process.arch}`);
+  }
+  const report = process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined;
+  const glibc = report?.header?.glibcVersionRuntime;
+  if (glibc === undefined) throw unsupported('a Linux without glibc (musl?)');
+  const [major, minor] = glibc.split('.').map(Number);
+  if (major < 2 || (major === 2 && minor < 28)) throw unsupported(`glibc ${glibc}`);
+}
+
+function load(): RawBinding {
+  checkPlatform();
+  const root = path.join(__dirname, '..');
+  try {
+    // node-gyp-build looks in prebuilds/ first, then build/Release.
+    return require('node-gyp-build')(root) as RawBinding;
+  } catch (error) {
+    throw new HeapscopeError(
+      'ERR_UNSUPPORTED_PLATFORM',
+      `no heapscope binary loads for linux-${process.arch} (glibc): ${(error as Error).message}. ` +
+        'Build it from source with `npm rebuild heapscope --build-from-source` (needs python3, make and g++).',
+    );
+  }
+}
+
+export const binding: RawBinding = load();

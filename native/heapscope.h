@@ -1,0 +1,73 @@
+// Shared declarations of the heapscope addon. The native layer only calls
+// glibc and copies facts out; every interpretation happens in TypeScript.
+#pragma once
+
+#include <napi.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "live-set.h"
+
+namespace heapscope {
+
+// glibc's struct mallinfo2 (2.33+), declared here so the addon also builds
+// against older headers; the function itself is looked up at run time.
+struct MallInfo2 {
+  size_t arena, ordblks, smblks, hblks, hblkhd, usmblks, fsmblks, uordblks,
+      fordblks, keepcost;
+};
+
+class Addon : public Napi::Addon<Addon> {
+ public:
+  Addon(Napi::Env env, Napi::Object exports);
+  ~Addon();
+
+  // Every pointer this instance handed out and has not freed. free and
+  // realloc refuse anything else, so glibc never sees a foreign pointer.
+  LiveSet live;
+
+ private:
+  Napi::Value Malloc(const Napi::CallbackInfo& info);
+  Napi::Value Calloc(const Napi::CallbackInfo& info);
+  Napi::Value Realloc(const Napi::CallbackInfo& info);
+  Napi::Value Memalign(const Napi::CallbackInfo& info);
+  Napi::Value Free(const Napi::CallbackInfo& info);
+  Napi::Value UsableSize(const Napi::CallbackInfo& info);
+  Napi::Value IsLive(const Napi::CallbackInfo& info);
+  Napi::Value LiveCount(const Napi::CallbackInfo& info);
+  Napi::Value ReadMemory(const Napi::CallbackInfo& info);
+  Napi::Value WriteAllocation(const Napi::CallbackInfo& info);
+  Napi::Value FillAllocation(const Napi::CallbackInfo& info);
+  Napi::Value ChunkHeader(const Napi::CallbackInfo& info);
+  Napi::Value ProgramBreak(const Napi::CallbackInfo& info);
+  Napi::Value Mallinfo(const Napi::CallbackInfo& info);
+  Napi::Value Mallopt(const Napi::CallbackInfo& info);
+  Napi::Value MallocTrim(const Napi::CallbackInfo& info);
+  Napi::Value MallocInfo(const Napi::CallbackInfo& info);
+  Napi::Value GlibcVersion(const Napi::CallbackInfo& info);
+  Napi::Value PageSize(const Napi::CallbackInfo& info);
+  Napi::Value RunPlan(const Napi::CallbackInfo& info);
+  Napi::Value Addresses(const Napi::CallbackInfo& info);
+};
+
+// Errors carry a stable `code` (and `errno`/`syscall` when the kernel or
+// glibc reported one); TypeScript documents and re-exports the codes.
+[[noreturn]] void ThrowCode(Napi::Env env, const char* code,
+                            const std::string& message, int err = 0,
+                            const char* syscall = nullptr);
+
+uintptr_t ArgAddress(const Napi::CallbackInfo& info, size_t i);
+size_t ArgSize(const Napi::CallbackInfo& info, size_t i);
+Napi::BigInt Address(Napi::Env env, uintptr_t value);
+Napi::BigInt Size(Napi::Env env, size_t value);
+
+// Reads through process_vm_readv on our own pid: an unmapped or unreadable
+// address comes back as EFAULT instead of a SIGSEGV. Returns 0 or errno.
+int SafeRead(uintptr_t address, void* out, size_t length);
+
+// mallinfo2 when glibc has it (2.33+), else mallinfo widened; `source`
+// names the call that answered.
+MallInfo2 ReadMallinfo(const char** source);
+
+}  // namespace heapscope

@@ -1,0 +1,28 @@
+// An open-addressing set of live pointers. It is sized once up front and
+// grows only by doubling, so recording an allocation almost never calls
+// malloc itself and does not disturb the heap being observed.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace heapscope {
+
+class LiveSet {
+ public:
+  LiveSet();
+  bool Contains(uintptr_t p) const;
+  void Insert(uintptr_t p);
+  bool Erase(uintptr_t p);
+  size_t Count() const { return count_; }
+  std::vector<uintptr_t> Items() const;
+
+ private:
+  size_t Slot(uintptr_t p) const;
+  void Grow();
+  std::vector<uintptr_t> slots_;  // 0 marks an empty slot
+  size_t count_ = 0;
+};
+
+}  // namespace heapscope

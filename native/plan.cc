@@ -1,0 +1,289 @@
+// The plan executor: runs a whole list of allocator steps inside one native
+// call, so no JavaScript or V8 allocation can land in the arena between
+// them. Its own scratch memory comes from mmap, never from malloc, and is
+// reserved before the first step.
+#include <fcntl.h>
+#include <malloc.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+#include "heapscope.h"
+
+namespace heapscope {
+
+namespace {
+
+enum Op : uint64_t {
+  kMalloc = 1,    // a = size
+  kCalloc = 2,    // a = count, b = size
+  kRealloc = 3,   // ref, a = size
+  kMemalign = 4,  // a = alignment, b = size
+  kFree = 5,      // ref
+  kBreak = 6,
+  kHeader = 7,    // ref
+  kUsable = 8,    // ref
+  kMallinfo = 9,
+  kTrim = 10,     // a = pad
+  kTouch = 11,    // ref, a = byte
+  kResident = 12, // ref
+  kMaps = 13,
+  kStatm = 14,
+};
+
+constexpr size_t kInWords = 4;    // op, ref, a, b
+constexpr size_t kOutWords = 16;  // see lib/plan.ts for the layout
+constexpr size_t kMapsBytes = 1 << 20;
+constexpr size_t kMaxSteps = 1 << 22;
+
+enum Status : uint64_t { kOk = 0, kFailed = 1, kSkipped = 2, kTruncated = 3 };
+
+bool Allocates(uint64_t op) {
+  return op == kMalloc || op == kCalloc || op == kRealloc || op == kMemalign;
+}
+
+bool NeedsRef(uint64_t op) {
+  return op == kRealloc || op == kFree || op == kHeader || op == kUsable ||
+         op == kTouch || op == kResident;
+}
+
+// Anonymous memory that never touches the malloc heap under observation.
+class Scratch {
+ public:
+  explicit Scratch(size_t bytes) : size_(bytes) {
+    void* p = mmap(nullptr, size_, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    data_ = p == MAP_FAILED ? nullptr : static_cast<uint8_t*>(p);
+  }
+  ~Scratch() {
+    if (data_ != nullptr) munmap(data_, size_);
+  }
+  uint8_t* data() const { return data_; }
+
+ private:
+  size_t size_;
+  uint8_t* data_;
+};
+
+// Reads a /proc file with raw syscalls: stdio would malloc a buffer.
+ssize_t ReadProcFile(const char* path, uint8_t* out, size_t capacity, bool* full) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -errno;
+  size_t used = 0;
+  for (;;) {
+    if (used == capacity) {
+      *full = true;
+      break;
+    }
+    ssize_t n = read(fd, out + used, capacity - used);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int err = errno;
+      close(fd);
+      return -err;
+    }
+    if (n == 0) break;
+    used += static_cast<size_t>(n);
+  }
+  close(fd);
+  return static_cast<ssize_t>(used);
+}
+
+// Resident pages of [p, p + length), counted in windows so the mincore
+// vector lives on the stack.
+int Resident(uintptr_t p, size_t length, uint64_t* resident, uint64_t* total) {
+  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  uintptr_t start = p & ~(page - 1);
+  uintptr_t end = (p + length + page - 1) & ~(page - 1);
+  unsigned char vec[4096];
+  *resident = 0;
+  *total = (end - start) / page;
+  for (uintptr_t at = start; at < end;) {
+    size_t pages = (end - at) / page;
+    if (pages > sizeof(vec)) pages = sizeof(vec);
+    if (mincore(reinterpret_cast<void*>(at), pages * page, vec) != 0) return errno;
+    for (size_t i = 0; i < pages; i++) *resident += vec[i] & 1;
+    at += pages * page;
+  }
+  return 0;
+}
+
+}  // namespace
+
+Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsTypedArray() ||
+      info[0].As<Napi::TypedArray>().TypedArrayType() != napi_biguint64_array)
+    ThrowCode(env, "ERR_INVALID_ARG_TYPE", "plan must be a BigUint64Array");
+  bool keep = info.Length() > 1 && info[1].ToBoolean().Value();
+  auto in = info[0].As<Napi::BigUint64Array>();
+  if (in.ElementLength() % kInWords != 0)
+    ThrowCode(env, "ERR_INVALID_PLAN", "plan length is not a whole number of steps");
+  const size_t n = in.ElementLength() / kInWords;
+  if (n == 0) ThrowCode(env, "ERR_INVALID_PLAN", "plan has no steps");
+  if (n > kMaxSteps) ThrowCode(env, "ERR_INVALID_PLAN", "plan has too many steps");
+
+  // Check every reference before anything runs: a plan can never free or
+  // read a slot that is not a live allocation of an earlier step.
+  size_t mapsSteps = 0;
+  {
+    Scratch consumed(n + 1);
+    if (consumed.data() == nullptr)
+      ThrowCode(env, "ERR_ALLOC_FAILED", "cannot map plan scratch", errno, "mmap");
+    for (size_t i = 0; i < n; i++) {
+      const uint64_t* s = &in[i * kInWords];
+      uint64_t op = s[0], ref = s[1];
+      std::string where = "step " + std::to_string(i) + ": ";
+      if (op < kMalloc || op > kStatm)
+        ThrowCode(env, "ERR_INVALID_PLAN", where + "unknown operation");
+      if (op == kMaps) mapsSteps++;
+      if ((op == kMalloc || op == kRealloc) && s[2] > PTRDIFF_MAX)
+        ThrowCode(env, "ERR_INVALID_PLAN", where + "size above PTRDIFF_MAX");
+      if ((op == kCalloc || op == kMemalign) && (s[2] > PTRDIFF_MAX || s[3] > PTRDIFF_MAX))
+        ThrowCode(env, "ERR_INVALID_PLAN", where + "size above PTRDIFF_MAX");
+      if (op == kRealloc && s[2] == 0)
+        ThrowCode(env, "ERR_INVALID_PLAN", where + "realloc to 0 bytes; use free");
+      if (!NeedsRef(op)) continue;
+      if (ref >= i || !Allocates(in[ref * kInWords]))
+        ThrowCode(env, "ERR_INVALID_PLAN",
+                  where + "must refer to an earlier allocating step");
+      if (consumed.data()[ref])
+        ThrowCode(env, "ERR_INVALID_PLAN",
+                  where + "refers to step " + std::to_string(ref) +
+                      ", already freed or reallocated");
+      if (op == kRealloc || op == kFree) consumed.data()[ref] = 1;
+    }
+  }
+
+  const size_t outBytes = n * kOutWords * sizeof(uint64_t);
+  const size_t ptrBytes = n * sizeof(uintptr_t);
+  Scratch scratch(outBytes + ptrBytes + mapsSteps * kMapsBytes + 64);
+  if (scratch.data() == nullptr)
+    ThrowCode(env, "ERR_ALLOC_FAILED", "cannot map plan scratch", errno, "mmap");
+  uint64_t* out = reinterpret_cast<uint64_t*>(scratch.data());
+  uintptr_t* slot = reinterpret_cast<uintptr_t*>(scratch.data() + outBytes);
+  uint8_t* text = scratch.data() + outBytes + ptrBytes;
+  const uint64_t* steps = &in[0];
+
+  // ---- From here to the end of the loop nothing may call malloc. ----
+  for (size_t i = 0; i < n; i++) {
+    const uint64_t* s = steps + i * kInWords;
+    uint64_t* r = out + i * kOutWords;
+    uint64_t op = s[0];
+    void* target = NeedsRef(op) ? reinterpret_cast<void*>(slot[s[1]]) : nullptr;
+    if (NeedsRef(op) && target == nullptr) {
+      r[0] = kSkipped;
+      continue;
+    }
+    errno = 0;
+    void* p = nullptr;
+    int err = 0;
+    switch (op) {
+      case kMalloc: p = malloc(s[2]); break;
+      case kCalloc: p = calloc(s[2], s[3]); break;
+      case kRealloc:
+        p = realloc(target, s[2]);
+        if (p != nullptr) slot[s[1]] = 0;
+        break;
+      case kMemalign:
+        err = posix_memalign(&p, s[2], s[3]);
+        if (err != 0) p = nullptr;
+        break;
+      case kFree:
+        free(target);
+        slot[s[1]] = 0;
+        break;
+      case kBreak: r[2] = reinterpret_cast<uintptr_t>(sbrk(0)); break;
+      case kHeader: {
+        uint64_t words[2];
+        err = SafeRead(reinterpret_cast<uintptr_t>(target) - 16, words, 16);
+        r[3] = words[1];
+        r[4] = words[0];
+        break;
+      }
+      case kUsable: r[2] = malloc_usable_size(target); break;
+      case kMallinfo: {
+        const char* source = nullptr;
+        MallInfo2 m = ReadMallinfo(&source);
+        std::memcpy(r + 5, &m, sizeof(m));
+        r[15] = source[6] == '2' ? 2 : 1;
+        break;
+      }
+      case kTrim: r[2] = static_cast<uint64_t>(malloc_trim(s[2])); break;
+      case kTouch: std::memset(target, static_cast<int>(s[2] & 0xff), malloc_usable_size(target)); break;
+      case kResident:
+        err = Resident(reinterpret_cast<uintptr_t>(target), malloc_usable_size(target), &r[2], &r[3]);
+        break;
+      case kMaps: {
+        bool full = false;
+        ssize_t got = ReadProcFile("/proc/self/maps", text, kMapsBytes, &full);
+        if (got < 0) {
+          err = static_cast<int>(-got);
+        } else {
+          r[2] = static_cast<uint64_t>(text - scratch.data());
+          r[3] = static_cast<uint64_t>(got);
+          if (full) r[0] = kTruncated;
+        }
+        text += kMapsBytes;
+        break;
+      }
+      case kStatm: {
+        char buf[256];
+        bool full = false;
+        ssize_t got = ReadProcFile("/proc/self/statm", reinterpret_cast<uint8_t*>(buf), sizeof(buf) - 1, &full);
+        if (got < 0) {
+          err = static_cast<int>(-got);
+        } else {
+          buf[got] = 0;
+          char* end = nullptr;
+          r[3] = strtoull(buf, &end, 10);  // total program size, pages
+          r[2] = strtoull(end, nullptr, 10);  // resident, pages
+        }
+        break;
+      }
+    }
+    if (Allocates(op)) {
+      slot[i] = reinterpret_cast<uintptr_t>(p);
+      r[2] = reinterpret_cast<uintptr_t>(p);
+      if (p == nullptr && err == 0) err = errno != 0 ? errno : ENOMEM;
+    }
+    if (err != 0) {
+      r[0] = kFailed;
+      r[1] = static_cast<uint64_t>(err);
+    }
+  }
+  // ---- Steps done; what follows may allocate. ----
+
+  Napi::Array kept = Napi::Array::New(env);
+  if (keep) {
+    for (size_t i = 0; i < n; i++)
+      if (slot[i] != 0) {
+        live.Insert(slot[i]);
+        kept.Set(kept.Length(), Napi::Number::New(env, static_cast<double>(i)));
+      }
+  } else {
+    for (size_t i = n; i-- > 0;)
+      if (slot[i] != 0) free(reinterpret_cast<void*>(slot[i]));
+  }
+
+  Napi::Object result = Napi::Object::New(env);
+  auto words = Napi::BigUint64Array::New(env, n * kOutWords);
+  std::memcpy(words.Data(), out, outBytes);
+  result.Set("words", words);
+  Napi::Array texts = Napi::Array::New(env);
+  for (size_t i = 0; i < n; i++) {
+    const uint64_t* s = steps + i * kInWords;
+    const uint64_t* r = out + i * kOutWords;
+    if (s[0] == kMaps && (r[0] == kOk || r[0] == kTruncated))
+      texts.Set(static_cast<uint32_t>(i),
+                Napi::String::New(env, reinterpret_cast<const char*>(scratch.data() + r[2]), r[3]));
+  }
+  result.Set("texts", texts);
+  result.Set("kept", kept);
+  return result;
+}
+
+}  // namespace heapscope

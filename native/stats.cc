@@ -1,0 +1,116 @@
+// Process-wide allocator facts: the break, mallinfo2, mallopt, malloc_trim,
+// malloc_info, the glibc version and the page size.
+#include <dlfcn.h>
+#include <gnu/libc-version.h>
+#include <malloc.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "heapscope.h"
+
+namespace heapscope {
+
+namespace {
+
+// glibc's pre-2.33 struct mallinfo: int fields that wrap past 2 GiB.
+struct MallInfo {
+  int arena, ordblks, smblks, hblks, hblkhd, usmblks, fsmblks, uordblks,
+      fordblks, keepcost;
+};
+
+using Mallinfo2Fn = MallInfo2 (*)();
+using MallinfoFn = MallInfo (*)();
+
+// Looked up once: dlsym itself may allocate, and plans read mallinfo
+// between steps where no allocation may happen.
+struct Lookup {
+  Mallinfo2Fn v2 = reinterpret_cast<Mallinfo2Fn>(dlsym(RTLD_DEFAULT, "mallinfo2"));
+  MallinfoFn v1 = reinterpret_cast<MallinfoFn>(dlsym(RTLD_DEFAULT, "mallinfo"));
+};
+
+const Lookup& Functions() {
+  static Lookup lookup;
+  return lookup;
+}
+
+}  // namespace
+
+MallInfo2 ReadMallinfo(const char** source) {
+  const Lookup& fn = Functions();
+  if (fn.v2 != nullptr) {
+    *source = "mallinfo2";
+    return fn.v2();
+  }
+  *source = "mallinfo";
+  MallInfo m = fn.v1();
+  // The int fields wrap; reading them as unsigned recovers sizes below 4 GiB.
+  auto w = [](int v) { return static_cast<size_t>(static_cast<unsigned>(v)); };
+  return MallInfo2{w(m.arena),   w(m.ordblks), w(m.smblks),   w(m.hblks),
+                   w(m.hblkhd),  w(m.usmblks), w(m.fsmblks),  w(m.uordblks),
+                   w(m.fordblks), w(m.keepcost)};
+}
+
+Napi::Value Addon::ProgramBreak(const Napi::CallbackInfo& info) {
+  return Address(info.Env(), reinterpret_cast<uintptr_t>(sbrk(0)));
+}
+
+Napi::Value Addon::Mallinfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* source = nullptr;
+  MallInfo2 m = ReadMallinfo(&source);
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("source", Napi::String::New(env, source));
+  out.Set("arena", Size(env, m.arena));
+  out.Set("ordblks", Size(env, m.ordblks));
+  out.Set("smblks", Size(env, m.smblks));
+  out.Set("hblks", Size(env, m.hblks));
+  out.Set("hblkhd", Size(env, m.hblkhd));
+  out.Set("usmblks", Size(env, m.usmblks));
+  out.Set("fsmblks", Size(env, m.fsmblks));
+  out.Set("uordblks", Size(env, m.uordblks));
+  out.Set("fordblks", Size(env, m.fordblks));
+  out.Set("keepcost", Size(env, m.keepcost));
+  return out;
+}
+
+Napi::Value Addon::Mallopt(const Napi::CallbackInfo& info) {
+  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber())
+    ThrowCode(info.Env(), "ERR_INVALID_ARG_TYPE", "mallopt(param, value) takes numbers");
+  int param = info[0].As<Napi::Number>().Int32Value();
+  int value = info[1].As<Napi::Number>().Int32Value();
+  return Napi::Number::New(info.Env(), mallopt(param, value));
+}
+
+Napi::Value Addon::MallocTrim(const Napi::CallbackInfo& info) {
+  size_t pad = ArgSize(info, 0);
+  return Napi::Number::New(info.Env(), malloc_trim(pad));
+}
+
+Napi::Value Addon::MallocInfo(const Napi::CallbackInfo& info) {
+  char* text = nullptr;
+  size_t length = 0;
+  FILE* stream = open_memstream(&text, &length);
+  if (stream == nullptr)
+    ThrowCode(info.Env(), "ERR_MALLOC_INFO", "open_memstream failed", errno,
+              "open_memstream");
+  int rc = malloc_info(0, stream);
+  fclose(stream);
+  std::string xml(text != nullptr ? text : "", length);
+  free(text);
+  if (rc != 0)
+    ThrowCode(info.Env(), "ERR_MALLOC_INFO", "malloc_info failed", errno,
+              "malloc_info");
+  return Napi::String::New(info.Env(), xml);
+}
+
+Napi::Value Addon::GlibcVersion(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), gnu_get_libc_version());
+}
+
+Napi::Value Addon::PageSize(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(sysconf(_SC_PAGESIZE)));
+}
+
+}  // namespace heapscope
