@@ -16,6 +16,9 @@ export type ErrorCode =
   | 'ERR_MALLOC_INFO'
   | 'ERR_READ_FAILED'
   | 'ERR_UNSUPPORTED_PLATFORM'
+  | 'ERR_INVALID_TUNABLE'
+  | 'ERR_UNKNOWN_EXPERIMENT'
+  | 'ERR_EXPERIMENT_FAILED'
   | 'EFAULT';
 
 export class HeapscopeError extends Error {

@@ -3,6 +3,7 @@
 #include <dlfcn.h>
 #include <gnu/libc-version.h>
 #include <malloc.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -88,21 +89,35 @@ Napi::Value Addon::MallocTrim(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), malloc_trim(pad));
 }
 
+// malloc_info writes to a stdio stream. open_memstream would calloc an
+// 8 KiB buffer first, a large request that consolidates the caller's
+// fastbins before they are reported; so the stream writes into a memfd
+// through a buffer from mmap, and only fdopen's small FILE comes from malloc.
 Napi::Value Addon::MallocInfo(const Napi::CallbackInfo& info) {
-  char* text = nullptr;
-  size_t length = 0;
-  FILE* stream = open_memstream(&text, &length);
-  if (stream == nullptr)
-    ThrowCode(info.Env(), "ERR_MALLOC_INFO", "open_memstream failed", errno,
-              "open_memstream");
+  Napi::Env env = info.Env();
+  constexpr size_t kBuffer = 1 << 16;
+  int fd = memfd_create("heapscope-malloc-info", MFD_CLOEXEC);
+  if (fd < 0) ThrowCode(env, "ERR_MALLOC_INFO", "memfd_create failed", errno, "memfd_create");
+  void* buffer = mmap(nullptr, kBuffer, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  FILE* stream = buffer == MAP_FAILED ? nullptr : fdopen(fd, "w");
+  if (stream == nullptr) {
+    int err = errno;
+    if (buffer != MAP_FAILED) munmap(buffer, kBuffer);
+    close(fd);
+    ThrowCode(env, "ERR_MALLOC_INFO", "cannot open a stream for malloc_info", err, "fdopen");
+  }
+  setvbuf(stream, static_cast<char*>(buffer), _IOFBF, kBuffer);
   int rc = malloc_info(0, stream);
-  fclose(stream);
-  std::string xml(text != nullptr ? text : "", length);
-  free(text);
-  if (rc != 0)
-    ThrowCode(info.Env(), "ERR_MALLOC_INFO", "malloc_info failed", errno,
-              "malloc_info");
-  return Napi::String::New(info.Env(), xml);
+  int err = errno;
+  fflush(stream);
+  off_t length = lseek(fd, 0, SEEK_END);
+  std::string xml(length > 0 ? static_cast<size_t>(length) : 0, '\0');
+  ssize_t got = length > 0 ? pread(fd, &xml[0], xml.size(), 0) : 0;
+  fclose(stream);  // closes fd too
+  munmap(buffer, kBuffer);
+  if (rc != 0 || got != static_cast<ssize_t>(xml.size()))
+    ThrowCode(env, "ERR_MALLOC_INFO", "malloc_info failed", err, "malloc_info");
+  return Napi::String::New(env, xml);
 }
 
 Napi::Value Addon::GlibcVersion(const Napi::CallbackInfo& info) {

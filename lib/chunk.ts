@@ -1,0 +1,51 @@
+// What the two header words in front of a user pointer say about its chunk.
+import { native } from './errors';
+import { binding } from './binding';
+
+/** Size-field flag bits (malloc.c: PREV_INUSE, IS_MMAPPED, NON_MAIN_ARENA). */
+export const PREV_INUSE = 0x1n;
+export const IS_MMAPPED = 0x2n;
+export const NON_MAIN_ARENA = 0x4n;
+const SIZE_BITS = PREV_INUSE | IS_MMAPPED | NON_MAIN_ARENA;
+
+/** On x86_64 the header is prev_size then size: 2 × 8 bytes before the user pointer. */
+export const CHUNK_HEADER_SIZE = 16n;
+
+export interface ChunkHeader {
+  /** Start of the chunk: 16 bytes before the user pointer. */
+  address: bigint;
+  /** Chunk size in bytes, flags masked off. */
+  size: number;
+  /** The size word as stored, with flags. */
+  rawSize: bigint;
+  /**
+   * The prev_size word as stored. It is a size only when the previous chunk
+   * is free (or, for an mmapped chunk, the slack in front of it); otherwise
+   * it is the previous chunk's user data, so it stays a raw 64-bit bigint.
+   */
+  prevSize: bigint;
+  /** P: the previous chunk is in use (or in tcache/fastbin, which look in use). */
+  prevInUse: boolean;
+  /** M: the chunk was mmapped on its own. */
+  isMmapped: boolean;
+  /** A: the chunk belongs to a thread arena, not main_arena. */
+  nonMainArena: boolean;
+}
+
+export function decodeHeader(userAddress: bigint, prevSize: bigint, rawSize: bigint): ChunkHeader {
+  return {
+    address: userAddress - CHUNK_HEADER_SIZE,
+    size: Number(rawSize & ~SIZE_BITS),
+    rawSize,
+    prevSize,
+    prevInUse: (rawSize & PREV_INUSE) !== 0n,
+    isMmapped: (rawSize & IS_MMAPPED) !== 0n,
+    nonMainArena: (rawSize & NON_MAIN_ARENA) !== 0n,
+  };
+}
+
+/** Reads the header in front of `userAddress` through the safe path (EFAULT, never SIGSEGV). */
+export function readChunkHeader(userAddress: bigint): ChunkHeader {
+  const [prevSize, rawSize] = native(() => binding.chunkHeader(userAddress));
+  return decodeHeader(userAddress, prevSize, rawSize);
+}

@@ -1,0 +1,135 @@
+import { describe, expect, it } from 'vitest';
+import {
+  alignedAlloc, calloc, free, glibcVersion, liveAllocations, mallinfo2, malloc, mallocUsableSize, pageSize,
+  programBreak, realloc,
+} from '../lib/index';
+import { maps, regionOf } from '../lib/maps';
+
+describe('malloc', () => {
+  it('malloc(10) gives 24 usable bytes in a 32-byte chunk', () => {
+    const a = malloc(10);
+    try {
+      expect(a.requested).toBe(10);
+      expect(a.usableSize).toBe(24);
+      expect(a.chunk.size).toBe(32);
+      expect(a.chunk.address).toBe(a.address - 16n);
+      expect(a.chunk.isMmapped).toBe(false);
+      expect(a.chunk.nonMainArena).toBe(false);
+      expect(a.address % 16n).toBe(0n);
+    } finally {
+      a.free();
+    }
+  });
+
+  it('malloc(0) still returns a minimum chunk', () => {
+    const a = malloc(0);
+    expect(a.address).not.toBe(0);
+    expect(a.chunk.size).toBe(32);
+    expect(a.usableSize).toBe(24);
+    a.free();
+  });
+
+  it('malloc(24) fills a 32-byte chunk exactly; malloc(25) needs a bigger one', () => {
+    const a = malloc(24);
+    const b = malloc(25);
+    expect(a.usableSize).toBe(24);
+    expect(a.chunk.size).toBe(32);
+    expect(b.chunk.size).toBeGreaterThanOrEqual(48);
+    expect(b.usableSize).toBe(b.chunk.size - 8);
+    a.free();
+    b.free();
+  });
+
+  it('a 1 MiB block is mmapped on its own, outside [heap], with usable = chunk - 16', () => {
+    const a = malloc(1 << 20);
+    try {
+      const { chunk } = a;
+      expect(chunk.isMmapped).toBe(true);
+      expect(a.usableSize).toBe(chunk.size - 16);
+      expect(chunk.size % pageSize()).toBe(0);
+      const region = a.region;
+      expect(region).toBeDefined();
+      expect(region!.kind).not.toBe('heap');
+      const heap = maps().find((r) => r.kind === 'heap')!;
+      expect(a.address < heap.start || a.address >= heap.end).toBe(true);
+    } finally {
+      a.free();
+    }
+  });
+
+  it('a small block lies in [heap], below the program break', () => {
+    const a = malloc(10);
+    expect(a.region?.kind).toBe('heap');
+    expect(a.address).toBeLessThan(programBreak());
+    a.free();
+  });
+
+  it('programBreak() is the end of [heap]', () => {
+    const heap = maps().find((r) => r.kind === 'heap');
+    expect(heap).toBeDefined();
+    expect(programBreak()).toBe(heap!.end);
+    expect(regionOf(programBreak() - 1n)?.kind).toBe('heap');
+  });
+
+  it('calloc zeroes and multiplies', () => {
+    const a = calloc(3, 10);
+    expect(a.requested).toBe(30);
+    expect(a.usableSize).toBeGreaterThanOrEqual(30);
+    expect([...a.read(0, 30)].every((b) => b === 0)).toBe(true);
+    a.free();
+  });
+
+  it('realloc moves or grows in place and retires the old handle', () => {
+    const a = malloc(16);
+    a.write(0, 'hello');
+    const b = realloc(a, 4000);
+    expect(a.freed).toBe(true);
+    expect(b.freed).toBe(false);
+    expect(b.usableSize).toBeGreaterThanOrEqual(4000);
+    expect(b.read(0, 5).toString()).toBe('hello');
+    expect(() => a.usableSize).toThrow(expect.objectContaining({ code: 'ERR_FREED' }));
+    b.free();
+  });
+
+  it('alignedAlloc honours the alignment', () => {
+    for (const alignment of [16, 64, 4096]) {
+      const a = alignedAlloc(alignment, 100);
+      expect(a.address % BigInt(alignment)).toBe(0n);
+      a.free();
+    }
+  });
+
+  it('mallocUsableSize and free take the handle or its address', () => {
+    const a = malloc(100);
+    expect(mallocUsableSize(a.address)).toBe(a.usableSize);
+    free(a.address);
+    expect(a.freed).toBe(true);
+  });
+
+  it('read, write and fill stay inside the usable size', () => {
+    const a = malloc(10);
+    a.fill(0x41);
+    expect(a.read().toString()).toBe('A'.repeat(24));
+    a.write(20, Buffer.from([1, 2, 3, 4]));
+    expect([...a.read(20)]).toEqual([1, 2, 3, 4]);
+    a.free();
+  });
+
+  it('keeps track of what is live', () => {
+    const before = liveAllocations().length;
+    const a = malloc(10);
+    expect(liveAllocations()).toContain(a);
+    a.free();
+    expect(liveAllocations().length).toBe(before);
+  });
+});
+
+describe('mallinfo2', () => {
+  it('names which call answered', () => {
+    const info = mallinfo2();
+    const [major, minor] = glibcVersion().split('.').map(Number);
+    expect(info.source).toBe(major > 2 || minor >= 33 ? 'mallinfo2' : 'mallinfo');
+    expect(info.usmblks).toBe(0);
+    expect(info.arena).toBeGreaterThan(0);
+  });
+});

@@ -1,0 +1,313 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { binding } from '../lib/binding';
+import { maps, MemoryRegion, parseMaps, parseSmaps, regionOf, RegionKind } from '../lib/maps';
+
+const fixture = (name: string): string => fs.readFileSync(path.join(__dirname, 'fixtures', 'maps', name), 'utf8');
+
+const NODE = '/usr/bin/node';
+const LIBC = '/usr/lib/x86_64-linux-gnu/libc.so.6';
+const LD = '/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2';
+const FOO = '/opt/app/lib/libfoo.so';
+const GAP = '/opt/app/lib/libgap.so';
+
+// Every line of node-process.maps, in order: start, kind, object.
+const EXPECTED: [string, RegionKind, string?][] = [
+  ['400000', 'rodata', NODE], // ELF header, .rodata: read-only, and node has text
+  ['b6f000', 'text', NODE],
+  ['b72000', 'text', NODE],
+  ['2600000', 'text', NODE],
+  ['2601000', 'rodata', NODE],
+  ['563a000', 'rodata', NODE], // RELRO: data made read-only after relocation
+  ['563e000', 'data', NODE],
+  ['565d000', 'bss', NODE], // anonymous, starts where node's last segment ends
+  ['1813c000', 'heap'],
+  ['14f29600000', 'anonymous'], // [anon:v8 old space]
+  ['25db11c0000', 'anonymous'],
+  ['e6d84440000', 'anonymous'],
+  // V8's code range: a 64 MiB-aligned rw-p, but its ---p neighbour stops short of the 64 MiB boundary.
+  ['7f0044000000', 'anonymous'],
+  ['7f0044002000', 'reserved'],
+  ['7f0044003000', 'anonymous'],
+  ['7f004403f000', 'reserved'],
+  ['7f0063e40000', 'text', NODE], // builtins remapped from the node binary into the code range
+  ['7f0063fd2000', 'reserved'],
+  ['7f0064000000', 'arena-heap'], // grown to the full 64 MiB: no ---p left
+  ['7f0068000000', 'arena-heap'],
+  ['7f0068021000', 'arena-reserved'],
+  ['7f006c000000', 'arena-heap'],
+  ['7f006c0c6000', 'arena-reserved'], // shrink_heap's PROT_NONE remap does not merge with the rest
+  ['7f006c800000', 'arena-reserved'],
+  ['7f0070000000', 'anonymous'], // aligned, but 4 MiB + 4 KiB and alone: an mmapped chunk
+  ['7f0070800000', 'anonymous'], // rw-p + ---p like an arena, but not 64 MiB-aligned
+  ['7f0070821000', 'reserved'],
+  ['7f00749fa000', 'reserved'], // a thread stack's guard page
+  ['7f00749fb000', 'anonymous'], // and the stack
+  ['7f0075200000', 'file'],
+  ['7f0075202000', 'file'],
+  ['7f0075204000', 'file'],
+  ['7f0075206000', 'file'],
+  ['7f0075306000', 'anonymous'],
+  ['7f0075400000', 'file'], // read-only, but LC_CTYPE has no text: not rodata
+  ['7f0075700000', 'rodata', FOO],
+  ['7f0075702000', 'text', FOO],
+  ['7f0075705000', 'rodata', FOO],
+  ['7f0075706000', 'data', FOO],
+  ['7f0075707000', 'bss', FOO],
+  ['7f0075800000', 'rodata', GAP],
+  ['7f0075801000', 'reserved', GAP], // the hole between two segments, mapped PROT_NONE by ld.so
+  ['7f0075a00000', 'text', GAP],
+  ['7f0075a02000', 'data', GAP],
+  ['7f0075c00000', 'rodata', LIBC],
+  ['7f0075c26000', 'text', LIBC],
+  ['7f0075d7c000', 'rodata', LIBC],
+  ['7f0075dcf000', 'rodata', LIBC],
+  ['7f0075dd3000', 'data', LIBC],
+  ['7f0075dd5000', 'bss', LIBC],
+  ['7f0075de2000', 'anonymous'], // adjacent to the bss, not to a file: not bss
+  ['7f0075de4000', 'vvar'],
+  ['7f0075de8000', 'vvar'],
+  ['7f0075dea000', 'vdso'],
+  ['7f0075dec000', 'rodata', LD],
+  ['7f0075ded000', 'text', LD],
+  ['7f0075e13000', 'rodata', LD],
+  ['7f0075e1d000', 'rodata', LD],
+  ['7f0075e1f000', 'data', LD],
+  ['7fff5021f000', 'stack'],
+  ['ffffffffff600000', 'vsyscall'],
+];
+
+function at(regions: MemoryRegion[], start: bigint): MemoryRegion {
+  const region = regions.find((r) => r.start === start);
+  if (region === undefined) throw new Error(`no region at 0x${start.toString(16)}`);
+  return region;
+}
+
+function expectSortedAndDisjoint(regions: MemoryRegion[]): void {
+  for (let i = 1; i < regions.length; i++) expect(regions[i].start).toBeGreaterThanOrEqual(regions[i - 1].end);
+}
+
+describe('parseMaps on a recorded node process', () => {
+  const regions = parseMaps(fixture('node-process.maps'));
+
+  it('gives every line a region, with the kind and object of the table', () => {
+    expect(regions.map((r) => [r.start.toString(16), r.kind, r.object])).toEqual(
+      EXPECTED.map(([start, kind, object]) => [start, kind, object]),
+    );
+    expectSortedAndDisjoint(regions);
+  });
+
+  it('parses every field of a file mapping', () => {
+    expect(at(regions, 0xb72000n)).toEqual({
+      start: 0xb72000n,
+      end: 0x25fe000n,
+      size: 0x25fe000 - 0xb72000,
+      perms: 'r-xp',
+      readable: true,
+      writable: false,
+      executable: true,
+      shared: false,
+      offset: 0x772000,
+      dev: 'fe:00',
+      inode: 260689,
+      path: NODE,
+      deleted: false,
+      kind: 'text',
+      object: NODE,
+    });
+  });
+
+  it('parses an anonymous line, which ends with a space after the inode', () => {
+    const bss = at(regions, 0x565d000n);
+    expect(bss).toMatchObject({ end: 0x5689000n, perms: 'rw-p', offset: 0, dev: '00:00', inode: 0, path: '', deleted: false });
+    expect(bss).not.toHaveProperty('name');
+    expect(bss).not.toHaveProperty('rss');
+  });
+
+  it('keeps bracketed names as the path and takes the name out of [anon:…]', () => {
+    expect(at(regions, 0x1813c000n)).toMatchObject({ path: '[heap]', kind: 'heap' });
+    expect(at(regions, 0x14f29600000n)).toMatchObject({ path: '[anon:v8 old space]', name: 'v8 old space' });
+    expect(at(regions, 0x7f0044003000n)).toMatchObject({ name: 'v8 code space', perms: 'rwxp', executable: true });
+    expect(at(regions, 0x7f0075306000n)).toMatchObject({ name: ' glibc: loader malloc', kind: 'anonymous' });
+    expect(at(regions, 0x7f0075de8000n).path).toBe('[vvar_vclock]');
+  });
+
+  it('keeps spaces in paths and strips " (deleted)"', () => {
+    expect(at(regions, 0x7f0075200000n)).toMatchObject({
+      path: '/home/user/My Data/cache file.bin', deleted: false, shared: true, perms: 'r--s', inode: 2146503,
+    });
+    expect(at(regions, 0x7f0075202000n)).toMatchObject({ path: '/tmp/with space.bin', deleted: true });
+    expect(at(regions, 0x7f0075204000n)).toMatchObject({
+      path: '/memfd:jit code', deleted: true, dev: '00:01', inode: 1046, writable: true, shared: true,
+    });
+    expect(at(regions, 0x7f0075702000n)).toMatchObject({ path: FOO, deleted: true, object: FOO, kind: 'text' });
+    expect(at(regions, 0x7f0075707000n)).toMatchObject({ path: '', deleted: false, object: FOO, kind: 'bss' });
+  });
+
+  it('holds addresses above 2^53 exactly', () => {
+    const vsyscall = regions[regions.length - 1];
+    expect(vsyscall).toMatchObject({
+      start: 0xffffffffff600000n, end: 0xffffffffff601000n, size: 4096, perms: '--xp', readable: false, executable: true,
+    });
+    expect(vsyscall.start > BigInt(Number.MAX_SAFE_INTEGER)).toBe(true);
+  });
+
+  it('finds regions with regionOf, and nothing in holes', () => {
+    expect(regionOf(0x1813c000n, regions)?.kind).toBe('heap');
+    expect(regionOf(0x183fefffn, regions)?.kind).toBe('heap');
+    expect(regionOf(0x183ff000n, regions)).toBeUndefined();
+    expect(regionOf(0n, regions)).toBeUndefined();
+    expect(regionOf(0x3fffffn, regions)).toBeUndefined();
+    expect(regionOf(0x400000n, regions)?.end).toBe(0xb6f000n);
+    expect(regionOf(0xb71000n, regions)).toBeUndefined(); // the gap between node's text segments
+    expect(regionOf(0x7f0068020fffn, regions)?.kind).toBe('arena-heap');
+    expect(regionOf(0x7f0068021000n, regions)?.kind).toBe('arena-reserved');
+    expect(regionOf(0xffffffffff600fffn, regions)?.kind).toBe('vsyscall');
+    expect(regionOf(0xffffffffffffffffn, regions)).toBeUndefined();
+    expect(regionOf(0n, [])).toBeUndefined();
+  });
+});
+
+describe('parseMaps edge cases', () => {
+  const line = (start: string, end: string, perms: string, tail = '00000000 00:00 0 '): string =>
+    `${start}-${end} ${perms} ${tail}`;
+
+  it('accepts empty text and a missing final newline', () => {
+    expect(parseMaps('')).toEqual([]);
+    expect(parseMaps('00400000-00401000 r--p 00000000 00:00 0')).toHaveLength(1);
+  });
+
+  it('takes [stack:tid] (Linux 3.4 to 4.4 thread stacks) as a stack', () => {
+    const [r] = parseMaps(line('7f0000000000', '7f0000800000', 'rw-p', '00000000 00:00 0 [stack:1234]'));
+    expect(r).toMatchObject({ kind: 'stack', path: '[stack:1234]' });
+  });
+
+  it('recognises an arena that glibc named (glibc.mem.decorate_maps)', () => {
+    const named = '00000000 00:00 0 [anon: glibc: malloc arena]';
+    const [heap, rest] = parseMaps(
+      [line('7f0010000000', '7f0010021000', 'rw-p', named), line('7f0010021000', '7f0014000000', '---p', named)].join('\n'),
+    );
+    expect([heap.kind, rest.kind, heap.name]).toEqual(['arena-heap', 'arena-reserved', ' glibc: malloc arena']);
+  });
+
+  it('does not take an anonymous mapping after a non-ELF file as bss', () => {
+    const [, after] = parseMaps(
+      [line('7f0000000000', '7f0000001000', 'rw-p', '00000000 fe:00 12 /var/data.bin'), line('7f0000001000', '7f0000002000', 'rw-p')].join('\n'),
+    );
+    expect(after.kind).toBe('anonymous');
+  });
+
+  it.each([
+    ['garbage', 'hello'],
+    ['uppercase hex', '00400000-00B6F000 r--p 00000000 fe:00 1 /x'],
+    ['bad perms', '00400000-00b6f000 rwzp 00000000 fe:00 1 /x'],
+    ['missing inode', '00400000-00b6f000 r--p 00000000 fe:00'],
+    ['no space before the path', '00400000-00b6f000 r--p 00000000 fe:00 1/x'],
+    ['an empty line', '\n00400000-00b6f000 r--p 00000000 fe:00 1 /x'],
+  ])('rejects %s with ERR_READ_FAILED naming the line', (_, text) => {
+    expect(() => parseMaps(text)).toThrow(expect.objectContaining({ name: 'HeapscopeError', code: 'ERR_READ_FAILED' }));
+    expect(() => parseMaps(text)).toThrow(/line 1\b/);
+  });
+
+  it('names the line of a malformed entry further down', () => {
+    const text = `${line('00400000', '00401000', 'r--p')}\n${line('00401000', '00402000', 'r--p')}\n00402000-00403000 r--p\n`;
+    expect(() => parseMaps(text)).toThrow(/line 3\b/);
+  });
+
+  it('rejects empty, overlapping and out-of-order regions', () => {
+    expect(() => parseMaps(line('00401000', '00401000', 'r--p'))).toThrow(/line 1\b.*not above/);
+    expect(() => parseMaps(`${line('00400000', '00402000', 'r--p')}\n${line('00401000', '00403000', 'r--p')}`)).toThrow(/line 2\b/);
+    expect(() => parseMaps(`${line('00402000', '00403000', 'r--p')}\n${line('00400000', '00401000', 'r--p')}`)).toThrow(/line 2\b/);
+  });
+
+  it('checks its arguments', () => {
+    expect(() => parseMaps(undefined as unknown as string)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+    expect(() => regionOf(1 as unknown as bigint, [])).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+    expect(() => regionOf(-1n, [])).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
+    expect(() => regionOf(1n << 64n, [])).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
+    expect(() => regionOf(0n, {} as unknown as MemoryRegion[])).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+    expect(() => maps(null as unknown as {})).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+    expect(() => maps({ rss: 1 as unknown as boolean })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+  });
+});
+
+describe('parseSmaps', () => {
+  const text = fixture('node-process.smaps');
+  const regions = parseSmaps(text);
+
+  it('parses the headers like parseMaps and fills rss, pss and anonymous in bytes', () => {
+    const headers = text.split('\n').filter((l) => /^[0-9a-f]+-/.test(l)).join('\n');
+    const plain = parseMaps(headers);
+    expect(regions.map(({ rss, pss, anonymous, ...rest }) => rest)).toEqual(plain);
+    expect(regions.map((r) => r.kind)).toEqual([
+      'text', 'data', 'bss', 'heap', 'anonymous', 'arena-heap', 'arena-reserved', 'data', 'vdso', 'vsyscall',
+    ]);
+    expect(at(regions, 0xb72000n)).toMatchObject({ rss: 9380 * 1024, pss: 9380 * 1024, anonymous: 0 });
+    expect(at(regions, 0x563e000n)).toMatchObject({ rss: 124 * 1024, anonymous: 84 * 1024 });
+    expect(at(regions, 0x7f0075dea000n)).toMatchObject({ rss: 4096, pss: 0 }); // shared by every process
+    expect(at(regions, 0xffffffffff600000n)).toMatchObject({ rss: 0, pss: 0, anonymous: 0 });
+  });
+
+  it('rejects a field before any region, a region without Rss, and stray lines', () => {
+    expect(() => parseSmaps('Rss: 4 kB\n')).toThrow(/line 1\b/);
+    expect(() => parseSmaps('00400000-00401000 r--p 00000000 00:00 0 \nPss: 4 kB\nAnonymous: 0 kB\n')).toThrow(/line 1\b.*Rss/);
+    expect(() => parseSmaps('00400000-00401000 r--p 00000000 00:00 0 \nRss: 4 MB\nPss: 4 kB\nAnonymous: 0 kB\n')).toThrow(/Rss/);
+    expect(() => parseSmaps(text.replace('THPeligible:', 'THP eligible'))).toThrow(/line 24\b/);
+  });
+});
+
+describe('maps() of this process', () => {
+  it('has one heap, one stack and a vdso, sorted and disjoint', () => {
+    const regions = maps();
+    const count = (kind: RegionKind): number => regions.filter((r) => r.kind === kind).length;
+    expect(count('heap')).toBe(1);
+    expect(count('stack')).toBe(1);
+    expect(count('vdso')).toBe(1);
+    expectSortedAndDisjoint(regions);
+    for (const r of regions) expect(r.size).toBe(Number(r.end - r.start));
+  });
+
+  it('puts the program break at the end of the heap', () => {
+    expect(regionOf(binding.programBreak() - 1n)?.kind).toBe('heap');
+  });
+
+  it('finds a small malloc in the heap', () => {
+    const p = binding.malloc(10n);
+    try {
+      expect(regionOf(p)?.kind).toBe('heap');
+    } finally {
+      binding.free(p);
+    }
+  });
+
+  it("classifies the node binary's and libc's mappings", () => {
+    const regions = maps();
+    const libc = regions.filter((r) => /\/libc\.so\.6$/.test(r.path));
+    expect(libc.map((r) => r.kind)).toContain('text');
+    expect(libc.map((r) => r.kind)).toContain('data');
+    expect(libc.every((r) => r.object === r.path)).toBe(true);
+    const exe = fs.realpathSync(process.execPath);
+    expect(regions.filter((r) => r.path === exe).map((r) => r.kind)).toContain('text');
+  });
+
+  it("claims no bss past an object's memory image (heapscope.node's .bss fits in its data page)", () => {
+    const regions = maps();
+    const addon = regions.filter((r) => r.path.endsWith('heapscope.node'));
+    expect(addon.length).toBeGreaterThan(0);
+    const after = regions[regions.indexOf(addon[addon.length - 1]) + 1];
+    if (after !== undefined && after.start === addon[addon.length - 1].end) expect(after.kind).not.toBe('bss');
+  });
+
+  it('with { rss: true } fills resident sizes on every region', () => {
+    const regions = maps({ rss: true });
+    expect(regions.length).toBeGreaterThan(10);
+    for (const r of regions) {
+      expect(r.rss).toBeDefined();
+      expect(r.rss!).toBeLessThanOrEqual(r.size);
+      expect(r.pss!).toBeLessThanOrEqual(r.rss!);
+      expect(r.anonymous!).toBeLessThanOrEqual(r.rss!);
+    }
+    expect(regions.find((r) => r.kind === 'heap')!.rss!).toBeGreaterThan(0);
+  });
+});

@@ -1,0 +1,99 @@
+import { describe, expect, it } from 'vitest';
+import { liveAllocations, runPlan } from '../lib/index';
+import { parseMaps } from '../lib/maps';
+
+describe('runPlan', () => {
+  it('mallinfo2().uordblks grows by exactly the chunk size of a fresh allocation', () => {
+    // 2000 bytes is above the tcache range, so the chunk is not already
+    // counted as in use the way a tcache chunk would be.
+    const { steps } = runPlan([
+      { op: 'mallinfo' },
+      { op: 'malloc', size: 2000 },
+      { op: 'mallinfo' },
+      { op: 'header', step: 1 },
+      { op: 'free', step: 1 },
+    ]);
+    const delta = steps[2].mallinfo!.uordblks - steps[0].mallinfo!.uordblks;
+    expect(delta).toBe(steps[3].header!.size);
+    expect(steps[3].header!.size).toBeGreaterThanOrEqual(2016);
+  });
+
+  it('gives back the same address to a same-size malloc after a free (tcache is LIFO)', () => {
+    const { steps } = runPlan([
+      { op: 'malloc', size: 40 },
+      { op: 'free', step: 0 },
+      { op: 'malloc', size: 40 },
+    ]);
+    expect(steps[2].address).toBe(steps[0].address);
+  });
+
+  it('reads the break, usable size, header and the maps inside one call', () => {
+    const { steps } = runPlan([
+      { op: 'break' },
+      { op: 'malloc', size: 10 },
+      { op: 'usableSize', step: 1 },
+      { op: 'header', step: 1 },
+      { op: 'maps' },
+      { op: 'statm' },
+    ]);
+    expect(steps.every((s) => s.status === 'ok')).toBe(true);
+    expect(steps[2].usableSize).toBe(24);
+    expect(steps[3].header!.size).toBe(32);
+    const heap = parseMaps(steps[4].maps!).find((r) => r.kind === 'heap')!;
+    expect(heap.end).toBe(steps[0].programBreak);
+    expect(steps[5].rssPages).toBeGreaterThan(0);
+  });
+
+  it('counts resident pages: untouched mmapped memory is not resident until written', () => {
+    const { steps } = runPlan([
+      { op: 'malloc', size: 4 << 20 },
+      { op: 'resident', step: 0 },
+      { op: 'touch', step: 0 },
+      { op: 'resident', step: 0 },
+    ]);
+    expect(steps[1].totalPages).toBeGreaterThanOrEqual(1024);
+    // The first page holds the chunk header glibc wrote; the rest is untouched.
+    expect(steps[1].residentPages).toBeLessThanOrEqual(2);
+    expect(steps[3].residentPages).toBe(steps[3].totalPages);
+  });
+
+  it('frees what is left at the end, or keeps it as Allocations', () => {
+    const before = liveAllocations().length;
+    runPlan([{ op: 'malloc', size: 10 }]);
+    expect(liveAllocations().length).toBe(before);
+    const { kept } = runPlan([{ op: 'malloc', size: 10 }, { op: 'calloc', count: 2, size: 8 }], { keep: true });
+    expect(kept.size).toBe(2);
+    expect(kept.get(1)!.requested).toBe(16);
+    for (const a of kept.values()) a.free();
+    expect(liveAllocations().length).toBe(before);
+  });
+
+  it('records a failed allocation and skips the steps that depend on it', () => {
+    const { steps } = runPlan([
+      { op: 'malloc', size: 1n << 40n },
+      { op: 'header', step: 0 },
+      { op: 'free', step: 0 },
+    ]);
+    expect(steps[0].status).toBe('failed');
+    expect(steps[0].errno).toBe(12);
+    expect(steps[0].address).toBe(0n);
+    expect(steps[1].status).toBe('skipped');
+    expect(steps[2].status).toBe('skipped');
+  });
+
+  it('refuses a plan that would free twice or read freed memory, before running anything', () => {
+    const invalid = { code: 'ERR_INVALID_PLAN' };
+    expect(() => runPlan([{ op: 'malloc', size: 8 }, { op: 'free', step: 0 }, { op: 'free', step: 0 }]))
+      .toThrow(expect.objectContaining(invalid));
+    expect(() => runPlan([{ op: 'malloc', size: 8 }, { op: 'free', step: 0 }, { op: 'header', step: 0 }]))
+      .toThrow(expect.objectContaining(invalid));
+    expect(() => runPlan([{ op: 'free', step: 0 }])).toThrow(expect.objectContaining(invalid));
+    expect(() => runPlan([{ op: 'break' }, { op: 'free', step: 0 }])).toThrow(expect.objectContaining(invalid));
+    expect(() => runPlan([{ op: 'malloc', size: 8 }, { op: 'free', step: 5 }])).toThrow(expect.objectContaining(invalid));
+    expect(() => runPlan([{ op: 'malloc', size: 8 }, { op: 'realloc', step: 0, size: 0 }]))
+      .toThrow(expect.objectContaining(invalid));
+    expect(() => runPlan([{ op: 'nope' } as never])).toThrow(TypeError);
+    expect(() => runPlan([{ op: 'malloc', size: -1 }])).toThrow(RangeError);
+    expect(() => runPlan([])).toThrow(RangeError);
+  });
+});

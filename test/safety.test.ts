@@ -1,0 +1,129 @@
+// The safety contract: every misuse is a JS error with a stable code, and
+// the process carries on (the test run itself would die otherwise).
+import { describe, expect, it } from 'vitest';
+import { binding } from '../lib/binding';
+import {
+  alignedAlloc, calloc, free, HeapscopeError, malloc, mallocTrim, mallopt, realloc,
+} from '../lib/index';
+import { readMemory } from '../lib/memory';
+
+const code = (c: string) => expect.objectContaining({ code: c });
+
+describe('safety contract', () => {
+  it('double free is ERR_DOUBLE_FREE, by handle and by function', () => {
+    const a = malloc(10);
+    a.free();
+    expect(() => a.free()).toThrow(code('ERR_DOUBLE_FREE'));
+    expect(() => free(a)).toThrow(code('ERR_DOUBLE_FREE'));
+    expect(() => a.free()).toThrow(HeapscopeError);
+  });
+
+  it('a freed address, or one heapscope never allocated, is ERR_UNKNOWN_POINTER', () => {
+    const a = malloc(10);
+    a.free();
+    expect(() => free(a.address)).toThrow(code('ERR_UNKNOWN_POINTER'));
+    const inside = malloc(64);
+    expect(() => free(inside.address + 16n)).toThrow(code('ERR_UNKNOWN_POINTER'));
+    expect(() => free(0x1234n)).toThrow(code('ERR_UNKNOWN_POINTER'));
+    expect(() => realloc(0x1234n, 10)).toThrow(code('ERR_UNKNOWN_POINTER'));
+    inside.free();
+  });
+
+  it('the raw binding refuses foreign pointers too, so glibc never sees one', () => {
+    const buffer = Buffer.alloc(64);
+    expect(() => binding.free(0x1000n)).toThrow(code('ERR_UNKNOWN_POINTER'));
+    expect(() => binding.realloc(0x1000n, 10n)).toThrow(code('ERR_UNKNOWN_POINTER'));
+    expect(() => binding.usableSize(BigInt(buffer.byteOffset) + 0x1000n)).toThrow(code('ERR_UNKNOWN_POINTER'));
+    expect(() => binding.malloc(1n << 63n)).toThrow(code('ERR_OUT_OF_RANGE'));
+  });
+
+  it('bad sizes are rejected before glibc is called', () => {
+    expect(() => malloc(-1)).toThrow(RangeError);
+    expect(() => malloc(NaN)).toThrow(RangeError);
+    expect(() => malloc(1.5)).toThrow(RangeError);
+    expect(() => malloc(Infinity)).toThrow(RangeError);
+    expect(() => malloc(1n << 63n)).toThrow(RangeError);
+    expect(() => malloc(2 ** 63)).toThrow(RangeError);
+    expect(() => malloc(-1n)).toThrow(code('ERR_OUT_OF_RANGE'));
+    expect(() => malloc('10' as never)).toThrow(TypeError);
+    expect(() => malloc(undefined as never)).toThrow(code('ERR_INVALID_ARG_TYPE'));
+    expect(() => calloc(1, -5)).toThrow(RangeError);
+    expect(() => alignedAlloc(3, 10)).toThrow(RangeError);
+    expect(() => alignedAlloc(4, 10)).toThrow(RangeError);
+  });
+
+  it('allocation failure is ERR_ALLOC_FAILED with the errno', () => {
+    let error: unknown;
+    try {
+      malloc(1n << 40n);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(HeapscopeError);
+    expect(error).toMatchObject({ code: 'ERR_ALLOC_FAILED', errno: 12, syscall: 'malloc' });
+    // calloc's count × size overflow is glibc's to report.
+    expect(() => calloc(1n << 62n, 16)).toThrow(code('ERR_ALLOC_FAILED'));
+  });
+
+  it('realloc failure leaves the old block valid', () => {
+    const a = malloc(10);
+    expect(() => realloc(a, 1n << 40n)).toThrow(code('ERR_ALLOC_FAILED'));
+    expect(a.freed).toBe(false);
+    expect(a.usableSize).toBe(24);
+    expect(() => realloc(a, 0)).toThrow(RangeError);
+    a.free();
+  });
+
+  it('reads and writes past the usable size are RangeErrors', () => {
+    const a = malloc(10);
+    expect(() => a.read(0, 25)).toThrow(RangeError);
+    expect(() => a.read(25)).toThrow(RangeError);
+    expect(() => a.write(20, Buffer.alloc(5))).toThrow(RangeError);
+    expect(() => a.write(-1, 'x')).toThrow(RangeError);
+    expect(() => a.fill(256)).toThrow(RangeError);
+    expect(() => a.write(0, 42 as never)).toThrow(TypeError);
+    a.free();
+  });
+
+  it('any use after free is ERR_FREED', () => {
+    const a = malloc(10);
+    a.free();
+    for (const use of [
+      () => a.usableSize, () => a.chunk, () => a.region, () => a.read(), () => a.write(0, 'x'), () => a.fill(0),
+      () => realloc(a, 20),
+    ]) {
+      expect(use).toThrow(code('ERR_FREED'));
+    }
+  });
+
+  it('an unknown mallopt parameter or a bad value is an error', () => {
+    expect(() => mallopt('M_NOPE' as never, 1)).toThrow(code('ERR_UNKNOWN_MALLOPT_PARAM'));
+    expect(() => mallopt(12345, 1)).toThrow(code('ERR_UNKNOWN_MALLOPT_PARAM'));
+    expect(() => mallopt(-5, 1)).toThrow(code('ERR_UNKNOWN_MALLOPT_PARAM'));
+    expect(() => mallopt('M_MMAP_THRESHOLD', -10)).toThrow(RangeError);
+    expect(() => mallopt('M_MMAP_THRESHOLD', 2 ** 31)).toThrow(RangeError);
+    expect(() => mallopt('M_MXFAST', NaN)).toThrow(RangeError);
+    // glibc itself refuses M_MXFAST above 160 (MAX_FAST_SIZE); nothing changes.
+    expect(() => mallopt('M_MXFAST', 1000)).toThrow(code('ERR_MALLOPT_REJECTED'));
+  });
+
+  it('an unreadable address is EFAULT, never a crash', () => {
+    for (const address of [0n, 16n, 0xdead0000n, (1n << 47n) - 4096n, 0xffffffffffff0000n]) {
+      expect(() => readMemory(address, 16)).toThrow(code('EFAULT'));
+    }
+    expect(() => readMemory(-1n as never, 8)).toThrow(RangeError);
+    expect(() => readMemory(0x1000n, -1)).toThrow(RangeError);
+  });
+
+  it('readMemory reads what is really there', () => {
+    const a = malloc(16);
+    a.write(0, 'heapscope');
+    expect(readMemory(a.address, 9).toString()).toBe('heapscope');
+    a.free();
+  });
+
+  it('mallocTrim validates its pad', () => {
+    expect(() => mallocTrim(-1)).toThrow(RangeError);
+    expect(typeof mallocTrim(0)).toBe('boolean');
+  });
+});
