@@ -1,0 +1,138 @@
+#!/usr/bin/env node
+// The `heapscope` command.
+import { parseArgs } from 'node:util';
+import { HeapscopeError } from './errors';
+import { experiments, run } from './experiments/run';
+import { ExperimentResult } from './experiments/types';
+import { hex, shortBytes } from './format';
+import { toJSON } from './json';
+import { maps } from './maps';
+
+const USAGE = `usage: heapscope <command> [options]
+
+commands:
+  list                         the experiments and the question each answers
+  run <name...> [options]      run experiments
+      --json                   print one JSON document (bigints as "0x…" strings)
+      --isolated               run in a fresh child process
+      --in-process             run in this process
+      --tunable name=value     a glibc malloc tunable for the child (repeatable)
+  tour [--json]                every experiment, question by question
+  maps [--json] [--rss]        this process's memory map, classified
+  help                         this text`;
+
+class UsageError extends Error {}
+
+function write(text: string): void {
+  process.stdout.write(`${text}\n`);
+}
+
+function story(result: ExperimentResult): string {
+  const lines = [`== ${result.name}: ${result.question}`];
+  const env = result.environment;
+  const tunables = Object.entries(env.tunables).map(([k, v]) => `${k}=${v}`).join(' ');
+  lines.push(
+    `   (glibc ${env.glibc}, node ${env.node}, ${env.isolated ? 'fresh child process' : 'this process'}` +
+      `${tunables ? `, ${tunables}` : ''})`,
+  );
+  for (const finding of result.findings) lines.push(`  - ${finding}`);
+  if (result.surprises.length > 0) {
+    lines.push('  Surprises:');
+    for (const surprise of result.surprises) lines.push(`  ! ${surprise}`);
+  }
+  return lines.join('\n');
+}
+
+function parseTunables(values: string[] | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const value of values ?? []) {
+    const eq = value.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--tunable takes name=value, got ${JSON.stringify(value)}`);
+    out[value.slice(0, eq)] = value.slice(eq + 1);
+  }
+  return out;
+}
+
+async function runMany(names: string[], options: { json: boolean; isolated?: boolean; tunables: Record<string, string> }): Promise<void> {
+  const results: ExperimentResult[] = [];
+  for (const name of names) {
+    const result = await run(name, { isolated: options.isolated, tunables: options.tunables });
+    results.push(result);
+    if (!options.json) write(`${story(result)}\n`);
+  }
+  if (options.json) write(toJSON(results.length === 1 ? results[0] : results));
+}
+
+function showMaps(json: boolean, rss: boolean): void {
+  const regions = maps({ rss });
+  if (json) return write(toJSON(regions));
+  for (const r of regions) {
+    const size = shortBytes(r.size).padStart(10);
+    const resident = r.rss !== undefined ? ` rss ${shortBytes(r.rss).padStart(9)}` : '';
+    write(`${hex(r.start).padStart(18)}-${hex(r.end).padEnd(18)} ${r.perms} ${size}${resident}  ${r.kind.padEnd(14)} ${r.path}`);
+  }
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        json: { type: 'boolean', default: false },
+        isolated: { type: 'boolean' },
+        'in-process': { type: 'boolean' },
+        tunable: { type: 'string', multiple: true },
+        rss: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (error) {
+    process.stderr.write(`heapscope: ${(error as Error).message}\n${USAGE}\n`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  const [command, ...names] = positionals;
+  try {
+    if (values.help || command === 'help' || command === undefined) {
+      (command === undefined && !values.help ? process.stderr : process.stdout).write(`${USAGE}\n`);
+      return command === undefined && !values.help ? 2 : 0;
+    }
+    if (values.isolated && values['in-process']) throw new UsageError('--isolated and --in-process exclude each other');
+    const isolated = values.isolated ? true : values['in-process'] ? false : undefined;
+    const tunables = parseTunables(values.tunable);
+    switch (command) {
+      case 'list':
+        for (const e of experiments()) write(`${e.name.padEnd(16)} ${e.question}`);
+        return 0;
+      case 'run':
+        if (names.length === 0) throw new UsageError('run needs at least one experiment name; see `heapscope list`');
+        await runMany(names, { json: values.json!, isolated, tunables });
+        return 0;
+      case 'tour':
+        if (!values.json) write('heapscope tour: every answer below was measured just now, in this machine\'s glibc.\n');
+        await runMany(experiments().map((e) => e.name), { json: values.json!, isolated, tunables });
+        return 0;
+      case 'maps':
+        showMaps(values.json!, values.rss!);
+        return 0;
+      default:
+        throw new UsageError(`unknown command ${JSON.stringify(command)}`);
+    }
+  } catch (error) {
+    const e = error as Error & { code?: string };
+    if (error instanceof UsageError || e.code === 'ERR_UNKNOWN_EXPERIMENT' || e.code === 'ERR_INVALID_TUNABLE') {
+      process.stderr.write(`heapscope: ${e.message}\n${USAGE}\n`);
+      return 2;
+    }
+    process.stderr.write(`heapscope: ${error instanceof HeapscopeError ? `${e.code}: ` : ''}${e.message}\n`);
+    return 1;
+  }
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
+}

@@ -1,0 +1,48 @@
+// The shape every experiment shares.
+
+/** Where and under what settings an experiment ran. */
+export interface Environment {
+  glibc: string;
+  node: string;
+  /** GLIBC_TUNABLES in force in the process that ran it. */
+  tunables: Record<string, string>;
+  /** Ran in a fresh child process. */
+  isolated: boolean;
+  pid: number;
+  pageSize: number;
+  /** The statistics call that answered: mallinfo2 (glibc ≥ 2.33) or mallinfo. */
+  mallinfo: 'mallinfo2' | 'mallinfo';
+}
+
+export interface ExperimentContext {
+  isolated: boolean;
+}
+
+/** What an experiment's run returns: measured rows and sentences computed from them. */
+export interface ExperimentOutput<Row extends object = object> {
+  rows: Row[];
+  /** Sentences stating what was measured, with the numbers. */
+  findings: string[];
+  /** Where the allocator departed from the simple rule, with the measured reason. */
+  surprises: string[];
+}
+
+export interface Experiment<Row extends object = object> {
+  name: string;
+  question: string;
+  /**
+   * Run in a fresh child process unless asked otherwise: the experiment
+   * changes process-wide state (frees mmapped chunks, which raises the
+   * dynamic mmap threshold; starts threads, whose arenas stay) or needs a
+   * heap nobody else has touched.
+   */
+  isolatedByDefault: boolean;
+  run(context: ExperimentContext): ExperimentOutput<Row> | Promise<ExperimentOutput<Row>>;
+}
+
+/** The result of `run(name)`: the same shape in-process and isolated. */
+export interface ExperimentResult<Row extends object = object> extends ExperimentOutput<Row> {
+  name: string;
+  question: string;
+  environment: Environment;
+}
