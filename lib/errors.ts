@@ -24,9 +24,9 @@ export type ErrorCode =
 export class HeapscopeError extends Error {
   readonly code: ErrorCode;
   /** The errno glibc or the kernel reported, where there was one. */
-  readonly errno?: number;
+  declare readonly errno?: number;
   /** The call that failed (`malloc`, `process_vm_readv`, …), where there was one. */
-  readonly syscall?: string;
+  declare readonly syscall?: string;
 
   constructor(code: ErrorCode, message: string, details: { errno?: number; syscall?: string } = {}) {
     super(message);
