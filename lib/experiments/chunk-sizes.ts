@@ -18,6 +18,8 @@ export interface ChunkSizeRow {
   header: ChunkHeader;
   /** main_arena's top chunk just before this request (mallinfo2().keepcost); probes only. */
   topBefore?: number;
+  /** How far the program break moved during this request; probes only. */
+  breakMoved?: number;
 }
 
 /** Requests 0 … 1 KiB byte by byte, then larger probes around the mmap threshold. */
@@ -28,9 +30,11 @@ function plan(): PlanStep[] {
   const steps: PlanStep[] = [];
   const requests = [...Array.from({ length: SMALL + 1 }, (_, n) => n), ...PROBES];
   for (const size of requests) {
-    if (size > SMALL) steps.push({ op: 'mallinfo' });
+    if (size > SMALL) steps.push({ op: 'mallinfo' }, { op: 'break' });
     const m = steps.length;
-    steps.push({ op: 'malloc', size }, { op: 'header', step: m }, { op: 'usableSize', step: m }, { op: 'free', step: m });
+    steps.push({ op: 'malloc', size }, { op: 'header', step: m }, { op: 'usableSize', step: m });
+    if (size > SMALL) steps.push({ op: 'break' });
+    steps.push({ op: 'free', step: m });
   }
   return steps;
 }
@@ -55,8 +59,11 @@ function measure(): ChunkSizeRow[] {
       slack: usableSize - request,
       ruleSize: header.isMmapped ? mmappedChunkSize(request, page) : requestToChunkSize(request),
       header,
-      topBefore: i > 0 && steps[i - 1].op === 'mallinfo' ? results[i - 1].mallinfo!.keepcost : undefined,
     });
+    if (request > SMALL) {
+      rows[rows.length - 1].topBefore = results[i - 2].mallinfo!.keepcost;
+      rows[rows.length - 1].breakMoved = Number(results[i + 3].programBreak! - results[i - 1].programBreak!);
+    }
   });
   return rows;
 }
@@ -155,12 +162,21 @@ export const chunkSizes: Experiment<ChunkSizeRow> = {
     for (const r of heap.filter((row) => row.request >= 128 * 1024)) {
       // The rows run in request order, and every mmapped probe was freed
       // right after it was measured.
+      const top = r.topBefore ?? 0;
       const freedBefore = mapped.filter((m) => m.request < r.request).pop();
-      const why = freedBefore !== undefined
-        ? `the ${bytes(freedBefore.chunkSize)} mmapped chunk freed just before raised glibc's dynamic mmap threshold to its size, ` +
-          `and main_arena's top chunk held ${bytes(r.topBefore ?? 0)}`
-        : `main_arena's top chunk held ${bytes(r.topBefore ?? 0)} just before, and malloc only chooses between brk and mmap ` +
-          'when the top chunk is too small';
+      let why: string;
+      if ((r.breakMoved ?? 0) > 0) {
+        why = `main_arena's top chunk held only ${bytes(top)}, so malloc went to the kernel, and it chose brk ` +
+          `(the break moved by ${bytes(r.breakMoved!)}) over mmap: the mmap threshold was above ${bytes(r.request)} at that moment, ` +
+          (freedBefore !== undefined
+            ? `raised when the ${bytes(freedBefore.chunkSize)} mmapped chunk was freed just before (glibc's dynamic threshold)`
+            : 'raised beyond its 128 KiB default by frees made before this run (glibc\'s dynamic threshold)');
+      } else if (top >= r.chunkSize) {
+        why = `main_arena's top chunk held ${bytes(top)}, enough to serve it without asking the kernel; ` +
+          'malloc only chooses between brk and mmap when the top chunk is too small';
+      } else {
+        why = `the break did not move and the top chunk held only ${bytes(top)}, so it came from a free chunk already in the bins`;
+      }
       surprises.push(`malloc(${bytes(r.request)}), at or above glibc's default 128 KiB mmap threshold, came from the heap: ${why}.`);
     }
     return { rows, findings, surprises };
