@@ -4,6 +4,7 @@ import { bytes } from '../format';
 import { PlanStep, runPlan } from '../plan';
 import { MINSIZE, mmappedChunkSize, requestToChunkSize } from '../size-classes';
 import { pageSize } from '../stats';
+import { mostCommon } from './measure';
 import { Experiment } from './types';
 
 export interface ChunkSizeRow {
@@ -77,12 +78,6 @@ export function stairs(rows: ChunkSizeRow[]): { from: number; to: number; chunkS
     else out.push({ from: row.request, to: row.request, chunkSize: row.chunkSize });
   }
   return out;
-}
-
-function mostCommon(values: number[]): number | undefined {
-  const counts = new Map<number, number>();
-  for (const v of values) counts.set(v, (counts.get(v) ?? 0) + 1);
-  return [...counts.entries()].sort((a, b) => b[1] - a[1])[0]?.[0];
 }
 
 function trailingZeros(value: bigint): number {

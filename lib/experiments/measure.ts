@@ -1,0 +1,219 @@
+// Measurement helpers shared by more than one experiment.
+import { MemoryRegion } from '../maps';
+import { PlanStep, StepResult } from '../plan';
+import { tunable } from './tunables';
+
+/** The value seen most often (the first of equals); undefined for none. */
+export function mostCommon(values: number[]): number | undefined {
+  const counts = new Map<number, number>();
+  for (const v of values) counts.set(v, (counts.get(v) ?? 0) + 1);
+  return [...counts.entries()].sort((a, b) => b[1] - a[1])[0]?.[0];
+}
+
+/**
+ * glibc's DEFAULT_TOP_PAD on Linux (sysdeps/generic/malloc-machine.h): what
+ * sysmalloc asks for beyond a request when it grows main_arena with brk.
+ * Experiments compare it with the pad they measure, never assume it.
+ */
+export const DEFAULT_TOP_PAD = 128 * 1024;
+
+/** The top pad this process should be running with: the tunable if set, else glibc's default. */
+export function expectedTopPad(): number {
+  return tunable('glibc.malloc.top_pad') ?? DEFAULT_TOP_PAD;
+}
+
+/** A half-open address range [start, end). */
+export interface AddressRange {
+  start: bigint;
+  end: bigint;
+  size: number;
+}
+
+/** What changed between two parsed snapshots of the process map. */
+export interface MapsDiff {
+  /** Regions that are new and overlap nothing that went away. */
+  added: MemoryRegion[];
+  /** Regions that went away and overlap nothing new. */
+  removed: MemoryRegion[];
+  /**
+   * A region replaced by an overlapping one: the same mapping grown,
+   * shrunk, split or re-protected. The kernel merges a new anonymous
+   * mapping with an adjacent one of the same permissions, so an mmap often
+   * shows up here rather than in `added`: `mapped` says which bytes are new.
+   */
+  changed: { before: MemoryRegion; after: MemoryRegion }[];
+  /** Addresses mapped after but not before. */
+  mapped: AddressRange[];
+  /** Addresses mapped before but not after. */
+  unmapped: AddressRange[];
+}
+
+function sameRegion(a: MemoryRegion, b: MemoryRegion): boolean {
+  return a.start === b.start && a.end === b.end && a.perms === b.perms && a.path === b.path && a.offset === b.offset;
+}
+
+function overlaps(a: { start: bigint; end: bigint }, b: { start: bigint; end: bigint }): boolean {
+  return a.start < b.end && b.start < a.end;
+}
+
+function range(start: bigint, end: bigint): AddressRange {
+  return { start, end, size: Number(end - start) };
+}
+
+/** The address ranges `regions` (sorted, as parsed) cover, adjacent regions merged. */
+function covered(regions: readonly MemoryRegion[]): AddressRange[] {
+  const out: AddressRange[] = [];
+  for (const r of regions) {
+    const last = out[out.length - 1];
+    if (last !== undefined && last.end === r.start) out[out.length - 1] = range(last.start, r.end);
+    else out.push(range(r.start, r.end));
+  }
+  return out;
+}
+
+/** Parts of `from` not in `minus`; both sorted and disjoint. */
+function subtract(from: readonly AddressRange[], minus: readonly AddressRange[]): AddressRange[] {
+  const out: AddressRange[] = [];
+  for (const r of from) {
+    let start = r.start;
+    for (const m of minus) {
+      if (m.end <= start || m.start >= r.end) continue;
+      if (m.start > start) out.push(range(start, m.start));
+      start = m.end;
+      if (start >= r.end) break;
+    }
+    if (start < r.end) out.push(range(start, r.end));
+  }
+  return out;
+}
+
+/** Compares two snapshots of the map (each as parseMaps returns it). */
+export function diffMaps(before: readonly MemoryRegion[], after: readonly MemoryRegion[]): MapsDiff {
+  const gone = before.filter((b) => !after.some((a) => sameRegion(a, b)));
+  const fresh = after.filter((a) => !before.some((b) => sameRegion(a, b)));
+  const changed: MapsDiff['changed'] = [];
+  for (const a of fresh) {
+    for (const b of gone) if (overlaps(a, b)) changed.push({ before: b, after: a });
+  }
+  return {
+    added: fresh.filter((a) => !gone.some((b) => overlaps(a, b))),
+    removed: gone.filter((b) => !fresh.some((a) => overlaps(a, b))),
+    changed,
+    mapped: subtract(covered(after), covered(before)),
+    unmapped: subtract(covered(before), covered(after)),
+  };
+}
+
+/** The range in `ranges` holding `address`, if any. */
+export function rangeHolding(ranges: readonly AddressRange[], address: bigint): AddressRange | undefined {
+  return ranges.find((r) => r.start <= address && address < r.end);
+}
+
+/**
+ * One block of a run allocated back to back and then freed newest first,
+ * so that (when the blocks came from the top chunk) each free merges the
+ * block into the top: what free's trim check sees, step by step.
+ */
+export interface FreeRunRow {
+  kind: 'free-run';
+  /** The block's place in allocation order; the run is freed from the last one down. */
+  block: number;
+  request: number;
+  /** From the block's header. */
+  chunkSize: number;
+  address: bigint;
+  /** The chunk ended where the top chunk began (break − top), so the free merged it into the top. */
+  besideTop: boolean;
+  /** main_arena's top chunk (mallinfo keepcost) before and after the free. */
+  topBefore: number;
+  topAfter: number;
+  /** The top the free's trim check saw: topBefore + chunkSize when the block merged into it, else topBefore. */
+  mergedTop: number;
+  breakBefore: bigint;
+  breakAfter: bigint;
+  /** Bytes the break moved down during this free (0 when it stayed). */
+  returned: number;
+}
+
+export interface FreeRunResult {
+  rows: FreeRunRow[];
+  breakAtStart: bigint;
+  topAtStart: number;
+  /** After the last block was allocated, before the first free. */
+  breakAllocated: bigint;
+  topAllocated: number;
+}
+
+/** The steps of a free run of `count` blocks of `request` bytes, and how to read them back. */
+export function freeRunPlan(count: number, request: number): { steps: PlanStep[]; read(results: readonly StepResult[]): FreeRunResult } {
+  const steps: PlanStep[] = [{ op: 'break' }, { op: 'mallinfo' }];
+  const blocks: number[] = [];
+  for (let i = 0; i < count; i++) {
+    blocks.push(steps.length);
+    steps.push({ op: 'malloc', size: request }, { op: 'header', step: steps.length });
+  }
+  const allocated = steps.length;
+  steps.push({ op: 'break' }, { op: 'mallinfo' });
+  const frees: number[] = [];
+  for (let i = count - 1; i >= 0; i--) {
+    frees.push(steps.length);
+    steps.push({ op: 'free', step: blocks[i] }, { op: 'break' }, { op: 'mallinfo' });
+  }
+  const read = (results: readonly StepResult[]): FreeRunResult => {
+    const top = (at: number) => results[at].mallinfo!.keepcost;
+    const brk = (at: number) => results[at].programBreak!;
+    let breakBefore = brk(allocated);
+    let topBefore = top(allocated + 1);
+    const rows: FreeRunRow[] = [];
+    frees.forEach((at, k) => {
+      const block = count - 1 - k;
+      const header = results[blocks[block] + 1].header!;
+      const breakAfter = brk(at + 1);
+      const topAfter = top(at + 2);
+      const besideTop = header.address + BigInt(header.size) === breakBefore - BigInt(topBefore);
+      rows.push({
+        kind: 'free-run',
+        block,
+        request,
+        chunkSize: header.size,
+        address: results[blocks[block]].address!,
+        besideTop,
+        topBefore,
+        topAfter,
+        mergedTop: besideTop ? topBefore + header.size : topBefore,
+        breakBefore,
+        breakAfter,
+        returned: Number(breakBefore - breakAfter),
+      });
+      breakBefore = breakAfter;
+      topBefore = topAfter;
+    });
+    return { rows, breakAtStart: brk(0), topAtStart: top(1), breakAllocated: brk(allocated), topAllocated: top(allocated + 1) };
+  };
+  return { steps, read };
+}
+
+/** Where the frees of a run moved the break down. */
+export interface TrimSummary {
+  /** The largest top a merging free left without the break moving. */
+  keptTop?: number;
+  /** The first free that moved the break down. */
+  firstTrim?: FreeRunRow;
+  /** The smallest top a free saw when it moved the break down. */
+  trimmedTop?: number;
+  trims: number;
+  /** Bytes the break moved down over the whole run. */
+  returned: number;
+}
+
+export function trimSummary(rows: readonly FreeRunRow[]): TrimSummary {
+  const kept = rows.filter((r) => r.besideTop && r.returned === 0).map((r) => r.topAfter);
+  const trimmed = rows.filter((r) => r.returned > 0);
+  return {
+    keptTop: kept.length > 0 ? Math.max(...kept) : undefined,
+    firstTrim: trimmed[0],
+    trimmedTop: trimmed.length > 0 ? Math.min(...trimmed.map((r) => r.mergedTop)) : undefined,
+    trims: trimmed.length,
+    returned: rows.reduce((sum, r) => sum + r.returned, 0),
+  };
+}

@@ -1,0 +1,98 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { KernelCallRow, verdictOf } from '../../lib/experiments/kernel-calls';
+import { rangeHolding } from '../../lib/experiments/measure';
+import { run } from '../../lib/experiments/run';
+import { ExperimentResult } from '../../lib/experiments/types';
+import { MINSIZE, mmappedChunkSize } from '../../lib/size-classes';
+import { pageSize } from '../../lib/stats';
+
+// glibc's DEFAULT_TOP_PAD on Linux; the isolated child runs without tunables.
+const TOP_PAD = 128 * 1024;
+
+describe('kernel-calls', () => {
+  let result: ExperimentResult<KernelCallRow>;
+  const row = (role: KernelCallRow['role']) => result.rows.find((r) => r.role === role)!;
+  beforeAll(async () => {
+    result = (await run('kernel-calls')) as ExperimentResult<KernelCallRow>;
+  });
+
+  it('ran in a fresh child by default', () => {
+    expect(result.environment.isolated).toBe(true);
+    expect(result.environment.pid).not.toBe(process.pid);
+    expect(result.rows.map((r) => r.role)).toEqual(expect.arrayContaining(['small', 'past-top', 'large', 'free-large']));
+  });
+
+  it('the break moves exactly when the top chunk cannot hold the chunk and MINSIZE more', () => {
+    const heap = result.rows.filter((r) => r.op === 'malloc' && !r.mmapped);
+    expect(heap.length).toBeGreaterThanOrEqual(2);
+    for (const r of heap) {
+      expect({ size: r.size, moved: r.breakDelta > 0 }).toEqual({ size: r.size, moved: r.chunkSize + MINSIZE > r.topBefore });
+    }
+  });
+
+  it('the small request came from memory malloc held', () => {
+    const small = row('small');
+    expect(small.verdict).toBe('served from memory it held');
+    expect(small.breakDelta).toBe(0);
+    expect(small.mapsChange.mapped).toEqual([]);
+    expect(small.region?.kind).toBe('heap');
+  });
+
+  it('the request past the top chunk moved the break with brk, by whole pages and the top pad', () => {
+    const p = row('past-top');
+    expect(p.mmapped).toBe(false);
+    expect(p.verdict).toBe('brk');
+    expect(p.breakDelta % pageSize()).toBe(0);
+    // sysmalloc asks for chunk + top_pad + MINSIZE − top, rounded up to a page.
+    const rest = p.breakDelta - (p.chunkSize - p.topBefore) - TOP_PAD;
+    expect(rest).toBeGreaterThanOrEqual(MINSIZE);
+    expect(rest).toBeLessThan(MINSIZE + pageSize());
+    // The new memory continued the old top chunk.
+    expect(p.topAfter).toBe(p.topBefore + p.breakDelta - p.chunkSize);
+    expect(p.mapsChange.changed.some((c) => c.after.kind === 'heap' && c.after.end === p.breakAfter)).toBe(true);
+    const extra = p.breakDelta - (p.chunkSize - p.topBefore);
+    expect(result.findings.some((f) => f.startsWith('The first break move seen in this run was +') && f.includes(`${extra} bytes beyond what was missing`))).toBe(true);
+  });
+
+  it('1 MiB gets its own anonymous mapping holding the address, and its free removes it', () => {
+    const large = row('large');
+    expect(large.verdict).toBe('mmap');
+    expect(large.mmapped).toBe(true);
+    expect(large.breakDelta).toBe(0);
+    expect(large.chunkSize).toBe(mmappedChunkSize(large.size, pageSize()));
+    const mapped = rangeHolding(large.mapsChange.mapped, large.address)!;
+    expect(mapped).toBeDefined();
+    expect(mapped.start).toBe(large.address - 16n);
+    expect(mapped.size).toBeGreaterThanOrEqual(large.chunkSize);
+    expect(large.region?.kind).toBe('anonymous');
+    expect(large.region?.perms).toBe('rw-p');
+
+    const freed = row('free-large');
+    expect(freed.verdict).toBe('munmap');
+    expect(freed.breakDelta).toBe(0);
+    const unmapped = rangeHolding(freed.mapsChange.unmapped, large.address)!;
+    expect(unmapped.start).toBe(mapped.start);
+    expect(unmapped.end).toBeGreaterThanOrEqual(mapped.start + BigInt(large.chunkSize));
+    expect(freed.region?.kind).toBe('anonymous');
+  });
+
+  it('every verdict follows from its row, and every row has a finding with its numbers', () => {
+    for (const r of result.rows) {
+      expect(r.verdict).toBe(verdictOf(r.op, r.address, r.breakDelta, r.mapsChange));
+      expect(r.breakDelta).toBe(Number(r.breakAfter - r.breakBefore));
+    }
+    result.rows.forEach((r, i) => expect(result.findings[i]).toContain(`(${r.size})`));
+    expect(result.findings.some((f) => /already had a \[heap\] of .*\(\d+ B\)/.test(f))).toBe(true);
+    expect(result.surprises).toEqual([]);
+  });
+
+  it('runs in this process too and describes what it saw', async () => {
+    const here = (await run('kernel-calls', { isolated: false })) as ExperimentResult<KernelCallRow>;
+    expect(here.environment.isolated).toBe(false);
+    expect(here.environment.pid).toBe(process.pid);
+    for (const r of here.rows) expect(r.verdict).toBe(verdictOf(r.op, r.address, r.breakDelta, r.mapsChange));
+    const large = here.rows.find((r) => r.role === 'large')!;
+    // In-process an earlier free of a bigger mmapped chunk may have raised the threshold: then it must say so.
+    if (!large.mmapped) expect(here.surprises.some((s) => s.startsWith('malloc(1 MiB'))).toBe(true);
+  });
+});

@@ -1,0 +1,141 @@
+// Isolated runs spawn dist/experiments/child.js: run `npx tsc -p .` first.
+import { beforeAll, describe, expect, it } from 'vitest';
+import { run } from '../../lib/experiments/run';
+import { measuredCapacity, TcacheRow } from '../../lib/experiments/tcache';
+import { ExperimentResult } from '../../lib/experiments/types';
+import { requestToChunkSize, TCACHE_FILL_COUNT } from '../../lib/size-classes';
+
+type Result = ExperimentResult<TcacheRow>;
+
+const of = (result: Result, request: number, step: TcacheRow['step']) =>
+  result.rows.filter((r) => r.request === request && r.step === step);
+
+const capacity = (result: Result, request: number) => measuredCapacity(result.rows, request).capacity;
+
+describe('tcache', () => {
+  let result: Result;
+  let expected: number;
+  beforeAll(async () => {
+    result = (await run('tcache')) as Result;
+    // The child inherits this process's GLIBC_TUNABLES and reports what it ran with.
+    const set = result.environment.tunables['glibc.malloc.tcache_count'];
+    expected = set === undefined ? TCACHE_FILL_COUNT : Number(set);
+  });
+
+  it('runs in a fresh child by default', () => {
+    expect(result.environment.isolated).toBe(true);
+    expect(result.environment.pid).not.toBe(process.pid);
+    expect(result.question).toMatch(/per-thread cache/);
+    expect(expected).toBeLessThan(10);
+  });
+
+  it('gets request2size chunks, carved back to back after the drain', () => {
+    for (const request of [40, 200, 1100]) {
+      const mallocs = of(result, request, 'malloc');
+      expect(mallocs).toHaveLength(10);
+      for (const row of mallocs) {
+        expect(row.binSize).toBe(requestToChunkSize(request));
+        expect(row.chunkSize).toBe(row.binSize);
+      }
+      // Carved from free memory: nothing of that size was cached any more.
+      expect(mallocs.some((r) => r.carved || r.guardCarved)).toBe(true);
+    }
+  });
+
+  it('the fast size fills tcache to the count in force, then goes to a fastbin', () => {
+    expect(capacity(result, 40)).toBe(expected);
+    const frees = of(result, 40, 'free');
+    for (const row of frees.slice(0, expected)) expect(row.change).toEqual({ smblks: 0, fsmblks: 0, uordblks: 0, fordblks: 0, ordblks: 0 });
+    for (const row of frees.slice(expected)) {
+      expect(row.went).toBe('fastbin');
+      expect(row.change!.smblks).toBe(1);
+      expect(row.change!.fsmblks).toBe(48);
+      expect(row.change!.uordblks).toBe(-48);
+    }
+    expect(result.findings).toContain(
+      `40-byte requests (48-byte chunks): tcache capacity measured: ${expected} (${expected} of 10 frees of 48-byte chunks stayed in tcache; ` +
+        `the other ${10 - expected}: ${10 - expected} to a fastbin).`,
+    );
+  });
+
+  it('a 200-byte chunk is cached the same way, then goes to a bin; 1100 bytes is never cached', () => {
+    expect(capacity(result, 200)).toBe(expected);
+    for (const row of of(result, 200, 'free').slice(expected)) {
+      expect(row.went).toBe('bin');
+      expect(row.change!.fordblks).toBe(208);
+      expect(row.change!.smblks).toBe(0);
+    }
+    expect(measuredCapacity(result.rows, 1100)).toEqual({ capacity: 0, bounded: true });
+    expect(of(result, 1100, 'free').every((r) => r.went === 'bin' && r.change!.fordblks === 1120)).toBe(true);
+    expect(of(result, 1100, 'remalloc').some((r) => r.from === 'tcache')).toBe(false);
+    expect(result.findings.at(-1)).toMatch(new RegExp(`capacities measured:? \\(?${expected}, ${expected}, 0 for 40, 200, 1100-byte requests`));
+  });
+
+  it('gives tcache chunks back last freed first', () => {
+    for (const request of [40, 200]) {
+      const freed = of(result, request, 'free').slice(0, expected).map((r) => r.chunk);
+      const back = of(result, request, 'remalloc').slice(0, expected);
+      expect(back.map((r) => r.chunk)).toEqual(freed.reverse());
+      expect(back.every((r) => r.from === 'tcache')).toBe(true);
+    }
+    expect(result.findings.filter((f) => f.endsWith('last freed, first returned (LIFO).'))).toHaveLength(2);
+  });
+
+  it('every malloc back returned one of the freed test chunks, each once', () => {
+    for (const request of [40, 200, 1100]) {
+      const back = of(result, request, 'remalloc').map((r) => r.chunk);
+      expect([...back].sort((a, b) => a! - b!)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    }
+  });
+
+  it('accounts for every fastbin chunk on the way back, and explains batches with their numbers', () => {
+    const back = of(result, 40, 'remalloc');
+    // Chunks that left the arena over all mallocs back are the chunks the frees gave it.
+    expect(back.reduce((sum, r) => sum + (r.leftArena ?? 0), 0)).toBe(10 - expected);
+    for (const row of back.filter((r) => (r.leftArena ?? 0) > 1)) {
+      expect(row.change!.smblks).toBe(-row.leftArena!);
+      expect(result.surprises.some((s) => s.startsWith(`40-byte requests (48-byte chunks): malloc back number ${row.order + 1} returned one chunk`))).toBe(true);
+    }
+  });
+
+  it('runs in this process too, leaving chunks of another size out of the count', async () => {
+    const here = (await run('tcache', { isolated: false })) as Result;
+    expect(here.environment.isolated).toBe(false);
+    expect(here.environment.pid).toBe(process.pid);
+    expect(here.rows.filter((r) => r.step === 'free')).toHaveLength(30);
+    for (const row of here.rows.filter((r) => r.step === 'free' && r.chunkSize !== r.binSize)) {
+      expect(here.surprises.some((s) => s.includes(`test chunk ${row.chunk} got a ${row.chunkSize}-byte chunk`))).toBe(true);
+    }
+    // Whatever the heap looked like, a 1100-byte chunk never stayed in tcache.
+    expect(here.rows.some((r) => r.request === 1100 && (r.went === 'tcache' || r.from === 'tcache'))).toBe(false);
+  });
+});
+
+describe('tcache under tunables', () => {
+  it('tcache_count=0: every free of the fast size goes to a fastbin, from the first', async () => {
+    const result = (await run('tcache', { tunables: { 'glibc.malloc.tcache_count': 0 } })) as Result;
+    expect(result.environment.isolated).toBe(true);
+    expect(result.environment.tunables['glibc.malloc.tcache_count']).toBe('0');
+    expect(capacity(result, 40)).toBe(0);
+    expect(capacity(result, 200)).toBe(0);
+    const frees = of(result, 40, 'free');
+    expect(frees.every((r) => r.went === 'fastbin')).toBe(true);
+    expect(frees[0].change!.smblks).toBe(1);
+    expect(result.rows.some((r) => r.went === 'tcache' || r.from === 'tcache')).toBe(false);
+    // With no tcache in the way, the fastbin alone hands chunks back last freed first.
+    expect(of(result, 40, 'remalloc').map((r) => r.chunk)).toEqual([9, 8, 7, 6, 5, 4, 3, 2, 1, 0]);
+    expect(result.findings.at(-1)).toBe(
+      'GLIBC_TUNABLES sets glibc.malloc.tcache_count=0 here; capacities measured: 0, 0, 0 for 40, 200, 1100-byte requests.',
+    );
+  });
+
+  it('tcache_count=3: three frees per size stay in tcache', async () => {
+    const result = (await run('tcache', { tunables: { 'glibc.malloc.tcache_count': 3 } })) as Result;
+    expect(capacity(result, 40)).toBe(3);
+    expect(capacity(result, 200)).toBe(3);
+    expect(capacity(result, 1100)).toBe(0);
+    expect(result.findings).toContain(
+      '40-byte requests (48-byte chunks): tcache capacity measured: 3 (3 of 10 frees of 48-byte chunks stayed in tcache; the other 7: 7 to a fastbin).',
+    );
+  });
+});
