@@ -1,5 +1,14 @@
 // JSON for results: bigints become "0x…" strings.
 
+function replace(_key: string, value: unknown): unknown {
+  return typeof value === 'bigint' ? `0x${value.toString(16)}` : value;
+}
+
 export function toJSON(value: unknown, indent = 2): string {
-  return JSON.stringify(value, (_key, v) => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v), indent);
+  return JSON.stringify(value, replace, indent);
+}
+
+/** The same conversion as a value (for toJSON methods and MIME bundles). */
+export function toJSONValue(value: unknown): unknown {
+  return JSON.parse(JSON.stringify(value, replace));
 }

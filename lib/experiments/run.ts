@@ -6,7 +6,8 @@ import { HeapscopeError } from '../errors';
 import { glibcVersion, mallinfo2, pageSize } from '../stats';
 import { EXPERIMENTS } from './registry';
 import { checkTunables, parseTunablesEnv, Tunables, tunablesEnv } from './tunables';
-import { Environment, Experiment, ExperimentResult } from './types';
+import { ExperimentResultView } from './result';
+import { Environment, Experiment, ExperimentResult, ResultData } from './types';
 
 export interface RunOptions {
   /** Run in a fresh `node` child process. Defaults to the experiment's own choice. */
@@ -44,7 +45,8 @@ export async function run(name: string, options: RunOptions = {}): Promise<Exper
     throw new HeapscopeError('ERR_INVALID_TUNABLE', 'tunables need a fresh process: they cannot be combined with isolated: false');
   }
   const isolated = options.isolated ?? (hasTunables || chosen.isolatedByDefault);
-  return isolated ? runIsolated(chosen.name, tunables) : runHere(chosen, false);
+  const data = await (isolated ? runIsolated(chosen.name, tunables) : runHere(chosen, false));
+  return new ExperimentResultView(data);
 }
 
 export function environment(isolated: boolean): Environment {
@@ -60,7 +62,7 @@ export function environment(isolated: boolean): Environment {
 }
 
 /** @internal Runs in this process; the child entry point calls it with isolated = true. */
-export async function runHere(chosen: Experiment, isolated: boolean): Promise<ExperimentResult> {
+export async function runHere(chosen: Experiment, isolated: boolean): Promise<ResultData> {
   const output = await chosen.run({ isolated });
   return { name: chosen.name, question: chosen.question, environment: environment(isolated), ...output };
 }
@@ -69,7 +71,7 @@ export async function runHere(chosen: Experiment, isolated: boolean): Promise<Ex
 // levels below the package root; the child always runs the compiled code.
 const CHILD = path.resolve(__dirname, '..', '..', 'dist', 'experiments', 'child.js');
 
-function runIsolated(name: string, tunables: Record<string, string>): Promise<ExperimentResult> {
+function runIsolated(name: string, tunables: Record<string, string>): Promise<ResultData> {
   const env: NodeJS.ProcessEnv = { ...process.env, GLIBC_TUNABLES: tunablesEnv(tunables) };
   if (env.GLIBC_TUNABLES === '') delete env.GLIBC_TUNABLES;
   return new Promise((resolve, reject) => {
@@ -83,7 +85,7 @@ function runIsolated(name: string, tunables: Record<string, string>): Promise<Ex
       const failed = (why: string) =>
         reject(new HeapscopeError('ERR_EXPERIMENT_FAILED', `experiment ${name} failed in its child process: ${why}`));
       if (signal !== null) return failed(`killed by ${signal}. ${Buffer.concat(err).toString().trim()}`);
-      let message: { result?: ExperimentResult; error?: { code: string; message: string } };
+      let message: { result?: ResultData; error?: { code: string; message: string } };
       try {
         message = v8.deserialize(Buffer.concat(out));
       } catch {

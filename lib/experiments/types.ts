@@ -40,9 +40,24 @@ export interface Experiment<Row extends object = object> {
   run(context: ExperimentContext): ExperimentOutput<Row> | Promise<ExperimentOutput<Row>>;
 }
 
-/** The result of `run(name)`: the same shape in-process and isolated. */
-export interface ExperimentResult<Row extends object = object> extends ExperimentOutput<Row> {
+/** What an experiment's run measured, with where and how it ran: plain data. */
+export interface ResultData<Row extends object = object> extends ExperimentOutput<Row> {
   name: string;
   question: string;
   environment: Environment;
+}
+
+/**
+ * The result of `run(name)`: the same shape in-process and isolated, plus
+ * its views, each made from the same data.
+ */
+export interface ExperimentResult<Row extends object = object> extends ResultData<Row> {
+  /** A Markdown section: the question, findings, surprises and a table of the rows. */
+  toMarkdown(): string;
+  /** A self-contained HTML fragment (inline SVG, no scripts). */
+  toHTML(): string;
+  /** The experiment's chart as a standalone SVG document, where it has one. */
+  toSVG(): string | undefined;
+  /** Plain data, bigints as "0x…" strings. */
+  toJSON(): unknown;
 }
