@@ -1,7 +1,7 @@
 // Entry point of an isolated run: runs one experiment and writes the result
 // to stdout with v8.serialize, which keeps bigints as bigints.
 import v8 from 'node:v8';
-import { experiment, runHere } from './run';
+import { experiment, runHere } from './here';
 
 async function main(): Promise<void> {
   let message: unknown;

@@ -3,33 +3,18 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import v8 from 'node:v8';
 import { HeapscopeError } from '../errors';
-import { glibcVersion, mallinfo2, pageSize } from '../stats';
-import { EXPERIMENTS } from './registry';
-import { checkTunables, parseTunablesEnv, Tunables, tunablesEnv } from './tunables';
+import { experiment, runHere } from './here';
 import { ExperimentResultView } from './result';
-import { Environment, Experiment, ExperimentResult, ResultData } from './types';
+import { checkTunables, Tunables, tunablesEnv } from './tunables';
+import { ExperimentResult, ResultData } from './types';
+
+export { environment, experiment, experiments } from './here';
 
 export interface RunOptions {
   /** Run in a fresh `node` child process. Defaults to the experiment's own choice. */
   isolated?: boolean;
   /** glibc tunables for the child, e.g. `{ 'glibc.malloc.tcache_count': 0 }`; implies isolated. */
   tunables?: Tunables;
-}
-
-/** The experiments, in tour order. */
-export function experiments(): readonly Experiment[] {
-  return EXPERIMENTS;
-}
-
-export function experiment(name: string): Experiment {
-  const found = EXPERIMENTS.find((e) => e.name === name);
-  if (found === undefined) {
-    throw new HeapscopeError(
-      'ERR_UNKNOWN_EXPERIMENT',
-      `no experiment named ${JSON.stringify(name)}; try one of: ${EXPERIMENTS.map((e) => e.name).join(', ')}`,
-    );
-  }
-  return found;
 }
 
 /**
@@ -49,33 +34,20 @@ export async function run(name: string, options: RunOptions = {}): Promise<Exper
   return new ExperimentResultView(data);
 }
 
-export function environment(isolated: boolean): Environment {
-  return {
-    glibc: glibcVersion(),
-    node: process.version,
-    tunables: parseTunablesEnv(process.env.GLIBC_TUNABLES),
-    isolated,
-    pid: process.pid,
-    pageSize: pageSize(),
-    mallinfo: mallinfo2().source,
-  };
-}
-
-/** @internal Runs in this process; the child entry point calls it with isolated = true. */
-export async function runHere(chosen: Experiment, isolated: boolean): Promise<ResultData> {
-  const output = await chosen.run({ isolated });
-  return { name: chosen.name, question: chosen.question, environment: environment(isolated), ...output };
-}
-
 // Both lib/experiments (sources under test) and dist/experiments sit two
 // levels below the package root; the child always runs the compiled code.
+// V8's helper threads (concurrent GC, compilation) free memory the main
+// thread allocated; with tcache full or off those chunks go straight into
+// main_arena's bins in the middle of a plan. The child runs without them.
+const CHILD_FLAGS = ['--single-threaded'];
+
 const CHILD = path.resolve(__dirname, '..', '..', 'dist', 'experiments', 'child.js');
 
 function runIsolated(name: string, tunables: Record<string, string>): Promise<ResultData> {
   const env: NodeJS.ProcessEnv = { ...process.env, GLIBC_TUNABLES: tunablesEnv(tunables) };
   if (env.GLIBC_TUNABLES === '') delete env.GLIBC_TUNABLES;
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CHILD, name], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...CHILD_FLAGS, CHILD, name], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (chunk: Buffer) => out.push(chunk));

@@ -84,6 +84,10 @@ function plan(): { steps: PlanStep[]; layouts: Layout[] } {
     return m;
   };
   for (const request of REQUESTS) {
+    // A free chunk 16 bytes bigger than the request's would be handed out
+    // whole (splitting it would leave less than MINSIZE) and land the test
+    // chunk in the next tcache bin; take those first, then the size's own.
+    for (let i = 0; i < DRAIN; i++) push({ op: 'malloc', size: request + 16 });
     const drain = Array.from({ length: DRAIN }, () => mallocWithHeader(request));
     // Each test chunk is followed by a guard of the same size that is never
     // freed, so a freed chunk that reaches the arena's bins has in-use

@@ -8,6 +8,8 @@ export interface Environment {
   tunables: Record<string, string>;
   /** Ran in a fresh child process. */
   isolated: boolean;
+  /** Node's command-line flags in that process (an isolated run adds --single-threaded). */
+  execArgv: string[];
   pid: number;
   pageSize: number;
   /** The statistics call that answered: mallinfo2 (glibc ≥ 2.33) or mallinfo. */
