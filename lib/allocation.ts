@@ -1,10 +1,13 @@
 // Allocations heapscope hands out, and the calls that make and free them.
+import { inspect } from 'node:util';
 import { binding } from './binding';
 import { ChunkHeader, readChunkHeader } from './chunk';
 import { HeapscopeError, native, rangeError, typeError } from './errors';
 import { MemoryRegion, regionOf } from './maps';
 import { readMemory } from './memory';
 import { describe, Size, toIndex, toSize } from './validate';
+import { InspectContext, inspectAllocation } from './views/inspect';
+import { allocationBundle, MimeBundle } from './views/jupyter';
 
 export type AllocationCall = 'malloc' | 'calloc' | 'realloc' | 'alignedAlloc' | 'plan';
 
@@ -88,6 +91,21 @@ export class Allocation {
     this.#check('fill');
     const value = toIndex(byte, 'byte', 255);
     native(() => binding.fillAllocation(this.address, value));
+  }
+
+  /** What a notebook shows: Deno's Jupyter kernel calls this on a cell's value. */
+  [Symbol.for('Jupyter.display')](): MimeBundle {
+    return allocationBundle(this);
+  }
+
+  /** ijavascript's display hook. */
+  _toMime(): MimeBundle {
+    return allocationBundle(this);
+  }
+
+  /** At the prompt: `Allocation <0x1b0c600 malloc(10): 24 usable, chunk 32 [P] in [heap]>`. */
+  [inspect.custom](depth: number, options: InspectContext): string {
+    return inspectAllocation(this, this.#freed, depth, options);
   }
 
   /** @internal Marks the handle dead once glibc no longer owns it for us. */

@@ -1,6 +1,8 @@
 // What the two header words in front of a user pointer say about its chunk.
+import { inspect } from 'node:util';
 import { native } from './errors';
 import { binding } from './binding';
+import { InspectContext, inspectChunkHeader } from './views/inspect';
 
 /** Size-field flag bits (malloc.c: PREV_INUSE, IS_MMAPPED, NON_MAIN_ARENA). */
 export const PREV_INUSE = 0x1n;
@@ -33,7 +35,7 @@ export interface ChunkHeader {
 }
 
 export function decodeHeader(userAddress: bigint, prevSize: bigint, rawSize: bigint): ChunkHeader {
-  return {
+  return withInspect({
     address: userAddress - CHUNK_HEADER_SIZE,
     size: Number(rawSize & ~SIZE_BITS),
     rawSize,
@@ -41,7 +43,16 @@ export function decodeHeader(userAddress: bigint, prevSize: bigint, rawSize: big
     prevInUse: (rawSize & PREV_INUSE) !== 0n,
     isMmapped: (rawSize & IS_MMAPPED) !== 0n,
     nonMainArena: (rawSize & NON_MAIN_ARENA) !== 0n,
-  };
+  });
+}
+
+// Non-enumerable, so the header stays plain data to JSON, spreads and equality checks.
+function withInspect(header: ChunkHeader): ChunkHeader {
+  return Object.defineProperty(header, inspect.custom, {
+    value(this: ChunkHeader, depth: number, options: InspectContext) {
+      return inspectChunkHeader(this, depth, options);
+    },
+  });
 }
 
 /** Reads the header in front of `userAddress` through the safe path (EFAULT, never SIGSEGV). */

@@ -1,10 +1,13 @@
 // The process map, from /proc/self/maps (or /proc/self/smaps for resident
 // sizes), with each region classified by what it holds.
 import fs from 'node:fs';
+import { inspect } from 'node:util';
 import { binding } from './binding';
 import { HeapscopeError, typeError } from './errors';
 import { hex } from './format';
 import { describe, toAddress } from './validate';
+import { InspectContext, inspectRegion } from './views/inspect';
+import { regionsBundle } from './views/jupyter';
 
 /**
  * What a region holds. The kernel only says "file", "anonymous" or a bracketed
@@ -168,7 +171,7 @@ export function maps(options: MapsOptions = {}): MemoryRegion[] {
     try {
       const regions = rss ? parseSmaps(text) : parseMaps(text);
       checkBss(regions);
-      return regions;
+      return displayable(regions);
     } catch (error) {
       if (attempt === 3) throw error;
     }
@@ -194,6 +197,12 @@ export function regionOf(address: bigint, regions?: readonly MemoryRegion[]): Me
   }
   const region = list[lo];
   return region !== undefined && region.start <= address ? region : undefined;
+}
+
+/** Notebooks show the list as a table; non-enumerable, so the array stays plain data. */
+function displayable(regions: MemoryRegion[]): MemoryRegion[] {
+  const show = { value(this: MemoryRegion[]) { return regionsBundle(this); } };
+  return Object.defineProperties(regions, { [Symbol.for('Jupyter.display')]: show, _toMime: show });
 }
 
 function readProc(file: string): string {
@@ -269,7 +278,7 @@ function parseLine(line: string, lineNumber: number): MemoryRegion {
   const deleted = printed.endsWith(DELETED);
   const path = deleted ? printed.slice(0, -DELETED.length) : printed;
   const name = /^\[anon(?:_shmem)?:(.*)\]$/s.exec(path)?.[1];
-  return {
+  const region: MemoryRegion = {
     start,
     end,
     size: Number(end - start),
@@ -286,6 +295,12 @@ function parseLine(line: string, lineNumber: number): MemoryRegion {
     ...(name === undefined ? {} : { name }),
     kind: 'anonymous', // set by classify(), which needs the neighbours
   };
+  // Non-enumerable, so the region stays plain data to JSON, spreads and equality checks.
+  return Object.defineProperty(region, inspect.custom, {
+    value(this: MemoryRegion, depth: number, options: InspectContext) {
+      return inspectRegion(this, depth, options);
+    },
+  });
 }
 
 function isFile(r: MemoryRegion): boolean {

@@ -1,6 +1,24 @@
-// SVG charts, one per experiment that has one. To be filled in.
+// Each experiment's chart, where it has one: a standalone SVG document that
+// is also valid inline in HTML. Every chart reads the result's rows only.
 import { ResultData } from '../experiments/types';
+import { chunkSizesChart } from './charts/chunk-sizes';
+import { freeChart } from './charts/free';
+import { heapGrowthChart } from './charts/heap-growth';
+import { layoutChart } from './charts/layout';
+import { mmapThresholdChart } from './charts/mmap-threshold';
 
-export function resultSVG(_result: ResultData): string | undefined {
-  return undefined;
+// Each chart takes its experiment's own row type; the name says which.
+const CHARTS: Record<string, (result: ResultData<any>) => string | undefined> = {
+  layout: layoutChart,
+  'chunk-sizes': chunkSizesChart,
+  'heap-growth': heapGrowthChart,
+  'mmap-threshold': mmapThresholdChart,
+  free: freeChart,
+};
+
+/** The names of the experiments that have a chart. */
+export const CHARTED: readonly string[] = Object.keys(CHARTS);
+
+export function resultSVG(result: ResultData): string | undefined {
+  return CHARTS[result.name]?.(result);
 }

@@ -1,6 +1,65 @@
-// HTML views. To be filled in.
+// HTML views: one self-contained fragment per result (inline SVG and CSS,
+// no scripts, nothing fetched), the chart beside a table of the rows.
 import { ResultData } from '../experiments/types';
+import { resultSVG } from './charts';
+import { environmentLine } from './markdown';
+import { esc } from './svg';
+import { resultTable } from './table';
 
-export function resultHTML(result: ResultData): string {
-  return `<section><h2>${result.question}</h2></section>`;
+/** Rows in an HTML table; it scrolls. */
+export const HTML_ROWS = 200;
+
+/** The fragment's styles, every rule under .heapscope-result so that it leaves the host page alone. */
+export const RESULT_CSS = `
+.heapscope-result { font-family: system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; color: #222; line-height: 1.45; margin: 0 0 2.5em; }
+.heapscope-result h2 { font-size: 1.35em; margin: 0.2em 0; }
+.heapscope-result h3 { font-size: 1.05em; margin: 1em 0 0.3em; }
+.heapscope-result .env { color: #555; font-size: 0.9em; margin: 0.2em 0 0.8em; }
+.heapscope-result ul { margin: 0.2em 0; padding-left: 1.4em; }
+.heapscope-result li { margin: 0.25em 0; }
+.heapscope-result ul.surprises li { list-style: "! "; }
+.heapscope-result .views { display: flex; flex-wrap: wrap; gap: 1.2em; align-items: flex-start; margin-top: 1em; }
+.heapscope-result figure { margin: 0; flex: 0 0 auto; max-width: 100%; }
+.heapscope-result figure svg { max-width: 100%; height: auto; border: 1px solid #ddd; }
+.heapscope-result figcaption { font-size: 0.85em; color: #555; }
+.heapscope-result .rows { flex: 1 1 28em; min-width: 0; max-height: 36em; overflow: auto; border: 1px solid #ddd; }
+.heapscope-result table { border-collapse: collapse; font-size: 0.8em; font-variant-numeric: tabular-nums; width: 100%; }
+.heapscope-result th, .heapscope-result td { padding: 0.15em 0.5em; border-bottom: 1px solid #eee; text-align: left; white-space: nowrap; }
+.heapscope-result th { position: sticky; top: 0; background: #f6f6f6; }
+.heapscope-result td.n, .heapscope-result th.n { text-align: right; }
+.heapscope-result .note { font-size: 0.85em; color: #555; margin: 0.3em 0.5em; }
+`;
+
+export interface HTMLOptions {
+  /** Include the <style> element (a page with several results includes RESULT_CSS once instead). */
+  style?: boolean;
+  maxRows?: number;
+}
+
+function list(items: readonly string[], className?: string): string {
+  return `<ul${className === undefined ? '' : ` class="${className}"`}>${items.map((i) => `<li>${esc(i)}</li>`).join('')}</ul>`;
+}
+
+export function resultHTML(result: ResultData, options: HTMLOptions = {}): string {
+  const parts = [
+    `<section class="heapscope-result" id="${esc(result.name)}">`,
+    options.style === false ? '' : `<style>${RESULT_CSS}</style>`,
+    `<h2>${esc(result.question)}</h2>`,
+    `<p class="env">${esc(result.name)}: ${esc(environmentLine(result))}.</p>`,
+    `<h3>Findings</h3>${list(result.findings, 'findings')}`,
+  ];
+  if (result.surprises.length > 0) parts.push(`<h3>Surprises</h3>${list(result.surprises, 'surprises')}`);
+  const svg = resultSVG(result);
+  const table = resultTable(result, options.maxRows ?? HTML_ROWS);
+  parts.push('<div class="views">');
+  if (svg !== undefined) parts.push(`<figure class="chart">${svg}</figure>`);
+  if (table.shown > 0) {
+    const head = table.columns.map((c) => `<th${c.numeric ? ' class="n"' : ''}>${esc(c.title)}</th>`).join('');
+    const body = table.cells
+      .map((row) => `<tr>${row.map((v, i) => `<td${table.columns[i].numeric ? ' class="n"' : ''}>${esc(v)}</td>`).join('')}</tr>`)
+      .join('');
+    parts.push(`<div class="rows"><table><thead><tr>${head}</tr></thead><tbody>${body}</tbody></table><p class="note">${esc(table.note)}</p></div>`);
+  }
+  parts.push('</div></section>');
+  return parts.join('');
 }

@@ -1,7 +1,123 @@
-// REPL views (util.inspect.custom). To be filled in: short, hex addresses, flags spelled out.
-import { inspect } from 'node:util';
-import { ResultData } from '../experiments/types';
+// REPL views (util.inspect.custom): one short line per record, addresses in
+// hex, the chunk flags spelled out, so that `h.malloc(10)` at the prompt
+// reads like a sentence. Colours come from inspect's own `stylize`, so they
+// follow the REPL's (and NO_COLOR's) choice.
+import type { InspectOptionsStylized } from 'node:util';
+import type { Allocation } from '../allocation';
+import type { ChunkHeader } from '../chunk';
+import type { ResultData } from '../experiments/types';
+import type { MemoryRegion } from '../maps';
+import { hex, shortBytes } from '../format';
 
-export function inspectResult(result: ResultData, _depth: number, options: Parameters<typeof inspect>[1]): string {
-  return inspect({ name: result.name, question: result.question, findings: result.findings, surprises: result.surprises }, options);
+/** What Node passes as the second argument of an inspect.custom method. */
+export type InspectContext = Partial<InspectOptionsStylized>;
+
+type Style = Parameters<InspectOptionsStylized['stylize']>[1];
+
+function stylize(options: InspectContext | undefined, text: string, style: Style): string {
+  return typeof options?.stylize === 'function' ? options.stylize(text, style) : text;
+}
+
+/** The size-field flags by their malloc.c letters: `[P]`, `[P M]`, `[M]`, `[P A]`; `[]` when none is set. */
+export function chunkFlags(header: Pick<ChunkHeader, 'prevInUse' | 'isMmapped' | 'nonMainArena'>): string {
+  const set = [header.prevInUse && 'P', header.isMmapped && 'M', header.nonMainArena && 'A'].filter(Boolean);
+  return `[${set.join(' ')}]`;
+}
+
+/** Bytes as a plain count below 1 KiB (`24`), with the unit beside it above (`1052656 (1.0 MiB)`). */
+export function byteCount(value: number): string {
+  return value < 1024 ? String(value) : `${value} (${shortBytes(value)})`;
+}
+
+/** Where a region is, in a word or two: `[heap]`, `libc.so.6`, `anonymous mapping`. */
+export function regionLabel(region: Pick<MemoryRegion, 'path' | 'kind'> | undefined): string {
+  if (region === undefined) return 'no mapping';
+  if (region.path.startsWith('[')) return region.path;
+  if (region.path !== '') return region.path.slice(region.path.lastIndexOf('/') + 1);
+  return `${region.kind} mapping`;
+}
+
+function callText(call: Allocation['call'], requested: number): string {
+  switch (call) {
+    case 'malloc': return `malloc(${requested})`;
+    case 'calloc': return `calloc(${requested} bytes)`;
+    case 'realloc': return `realloc(…, ${requested})`;
+    case 'alignedAlloc': return `alignedAlloc(…, ${requested})`;
+    default: return `${call}(${requested})`;
+  }
+}
+
+/**
+ * `Allocation <0x1b0c600 malloc(10): 24 usable, chunk 32 [P] in [heap]>`.
+ * `dead` is how the handle died, if it did; a live one is read afresh.
+ */
+export function inspectAllocation(
+  allocation: Allocation, dead: false | 'freed' | 'reallocated', depth: number, options?: InspectContext,
+): string {
+  const name = stylize(options, 'Allocation', 'special');
+  const address = stylize(options, hex(allocation.address), 'number');
+  if (depth < 0) return `[${name} ${address}]`;
+  if (dead !== false) return `${name} <${address} ${dead}>`;
+  let body: string;
+  try {
+    const chunk = allocation.chunk;
+    body = `${byteCount(allocation.usableSize)} usable, chunk ${byteCount(chunk.size)} ` +
+      `${stylize(options, chunkFlags(chunk), 'special')} in ${regionLabel(allocation.region)}`;
+  } catch (error) {
+    // Inspecting must not throw at the prompt; say what could not be read.
+    body = `unreadable: ${(error as Error).message}`;
+  }
+  return `${name} <${address} ${callText(allocation.call, allocation.requested)}: ${body}>`;
+}
+
+/** `ChunkHeader <0x1b0c5f0 size 32 [P]>`, plus prev_size when P is clear (only then is it a size). */
+export function inspectChunkHeader(header: ChunkHeader, depth: number, options?: InspectContext): string {
+  const name = stylize(options, 'ChunkHeader', 'special');
+  const address = stylize(options, hex(header.address), 'number');
+  if (depth < 0) return `[${name} ${address}]`;
+  const prev = header.prevInUse ? '' : `, prev_size ${byteCount(Number(header.prevSize))}`;
+  return `${name} <${address} size ${byteCount(header.size)} ${stylize(options, chunkFlags(header), 'special')}` +
+    ` (size word ${hex(header.rawSize)})${prev}>`;
+}
+
+/** `MemoryRegion <0x55d0…000–0x55d0…000 rw-p 132 KiB heap [heap]>`. */
+export function inspectRegion(region: MemoryRegion, depth: number, options?: InspectContext): string {
+  const name = stylize(options, 'MemoryRegion', 'special');
+  const range = stylize(options, `${hex(region.start)}–${hex(region.end)}`, 'number');
+  if (depth < 0) return `[${name} ${range}]`;
+  const where = region.path === '' ? '' : ` ${region.path}${region.deleted ? ' (deleted)' : ''}`;
+  const resident = region.rss === undefined ? '' : `, rss ${shortBytes(region.rss)}`;
+  return `${name} <${range} ${region.perms} ${shortBytes(region.size)} ` +
+    `${stylize(options, region.kind, 'special')}${where}${resident}>`;
+}
+
+/** Where and how a result was measured, in one line. */
+export function environmentLine(result: Pick<ResultData, 'environment'>): string {
+  const env = result.environment;
+  const tunables = Object.entries(env.tunables).map(([k, v]) => `${k}=${v}`).join(' ');
+  return `glibc ${env.glibc}, node ${env.node}, ${env.isolated ? 'fresh child process' : 'this process'}` +
+    `${tunables ? `, ${tunables}` : ''}`;
+}
+
+/**
+ * An experiment result: its question, findings and surprises in full, the
+ * rows counted (they are in `.rows`), the environment in one line. At depth
+ * 0 (nested, or asked for) one line; below that, the name only.
+ */
+export function inspectResult(result: ResultData, depth: number, options?: InspectContext): string {
+  const name = `${stylize(options, 'ExperimentResult', 'special')} ${result.name}`;
+  if (depth < 0) return `[${name}]`;
+  const rows = `${stylize(options, String(result.rows.length), 'number')} rows`;
+  if (depth === 0) {
+    return `${name} <${result.findings.length} findings, ${result.surprises.length} surprises, ${rows}>`;
+  }
+  const label = (text: string) => stylize(options, text, 'undefined');
+  const lines = [`${name}: ${result.question}`];
+  lines.push(`  ${label('findings:')}`, ...result.findings.map((f) => `    - ${f}`));
+  if (result.surprises.length > 0) {
+    lines.push(`  ${label('surprises:')}`, ...result.surprises.map((s) => `    ! ${s}`));
+  }
+  lines.push(`  ${label('rows:')} ${rows} (.rows; .toJSON() for plain data)`);
+  lines.push(`  ${label('environment:')} ${environmentLine(result)}`);
+  return lines.join('\n');
 }

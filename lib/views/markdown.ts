@@ -1,6 +1,39 @@
-// Markdown views. To be filled in.
+// Markdown views: the question as a heading, where it ran, the findings and
+// surprises as measured, and a table of the rows.
 import { ResultData } from '../experiments/types';
+import { resultTable } from './table';
 
-export function resultMarkdown(result: ResultData): string {
-  return `## ${result.question}\n`;
+/** Rows in a Markdown table: enough to check the findings, few enough to read. */
+export const MARKDOWN_ROWS = 40;
+
+/** Where and how it ran, in one line. */
+export function environmentLine(result: ResultData): string {
+  const env = result.environment;
+  const tunables = Object.entries(env.tunables).map(([k, v]) => `${k}=${v}`).join(', ');
+  return (
+    `glibc ${env.glibc}, Node.js ${env.node}, ${env.isolated ? 'a fresh child process' : 'in-process'} (pid ${env.pid}), ` +
+    `${env.pageSize}-byte pages, statistics from ${env.mallinfo}` + (tunables === '' ? '' : `, tunables ${tunables}`)
+  );
+}
+
+/** A table cell: pipes escaped, no line breaks. */
+function mdCell(text: string): string {
+  return text.replace(/\\/g, '\\\\').replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
+}
+
+export function resultMarkdown(result: ResultData, options: { maxRows?: number } = {}): string {
+  const lines = [`## ${result.question}`, '', `_${result.name}: ${environmentLine(result)}._`, '', '### Findings', ''];
+  for (const finding of result.findings) lines.push(`- ${finding}`);
+  if (result.surprises.length > 0) {
+    lines.push('', '### Surprises', '');
+    for (const surprise of result.surprises) lines.push(`- ${surprise}`);
+  }
+  const table = resultTable(result, options.maxRows ?? MARKDOWN_ROWS);
+  if (table.shown > 0) {
+    lines.push('', '### Rows', '', table.note, '');
+    lines.push(`| ${table.columns.map((c) => mdCell(c.title)).join(' | ')} |`);
+    lines.push(`| ${table.columns.map((c) => (c.numeric ? '---:' : '---')).join(' | ')} |`);
+    for (const row of table.cells) lines.push(`| ${row.map(mdCell).join(' | ')} |`);
+  }
+  return `${lines.join('\n')}\n`;
 }

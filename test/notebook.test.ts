@@ -1,0 +1,241 @@
+// examples/heapscope.ipynb, executed headlessly the way a reader would run it:
+// Debian's Jupyter client drives the Deno Jupyter kernel (the one the `deno`
+// npm package installs with `deno jupyter --install`), which loads the real
+// addon. scripts/run-notebook.py rather than nbconvert: see its docstring.
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest';
+import { hex } from '../lib/format';
+import { malloc, maps, run } from '../lib/index';
+
+const ROOT = path.resolve(__dirname, '..');
+const NOTEBOOK = path.join(ROOT, 'examples', 'heapscope.ipynb');
+const RUNNER = path.join(ROOT, 'scripts', 'run-notebook.py');
+const DENO = path.join(ROOT, 'node_modules', '.bin', 'deno');
+// Debian's Jupyter lives in the system Python, not in a pyenv or venv on PATH.
+const PYTHON = '/usr/bin/python3';
+const DEBIAN_PACKAGES = 'jupyter-nbconvert python3-ipykernel jupyter-client python3-nbclient';
+
+// The cells, by id, that show an experiment; those of them with a chart.
+const EXPERIMENT_CELLS = ['layout', 'kernel-calls', 'chunk-sizes', 'free', 'mmap-threshold'];
+const CHART_CELLS = ['layout', 'chunk-sizes', 'free', 'mmap-threshold'];
+
+interface Output {
+  output_type: string;
+  data?: Record<string, unknown>;
+  ename?: string;
+  evalue?: string;
+  traceback?: string[];
+}
+interface Cell {
+  id: string;
+  cell_type: string;
+  execution_count?: number | null;
+  outputs?: Output[];
+}
+interface Notebook {
+  cells: Cell[];
+}
+
+/** Why the notebook cannot run here, or undefined when it can. */
+function missingTools(): string | undefined {
+  if (!fs.existsSync(PYTHON)) return `${PYTHON} is missing`;
+  const probe = spawnSync(PYTHON, ['-c', 'import nbformat, jupyter_client'], { encoding: 'utf8' });
+  if (probe.status !== 0) {
+    return `Debian's Jupyter is not installed (${probe.stderr.trim().split('\n').pop()}); ` +
+      `install it with: bash .ci/deps ${DEBIAN_PACKAGES}`;
+  }
+  if (!fs.existsSync(DENO)) return `${DENO} is missing: the deno dev dependency is not installed`;
+  return undefined;
+}
+
+function exec(command: string, args: string[], env: NodeJS.ProcessEnv): string {
+  const result = spawnSync(command, args, { cwd: ROOT, env, encoding: 'utf8', timeout: 280_000 });
+  if (result.error !== undefined) throw result.error;
+  if (result.status !== 0) {
+    throw new Error(`${path.basename(command)} ${args.join(' ')} exited with ${result.status ?? result.signal}:\n${result.stderr}${result.stdout}`);
+  }
+  return result.stdout;
+}
+
+let missing: string | undefined;
+let work: string | undefined;
+let executed: Notebook;
+
+function cell(id: string): Cell {
+  const found = executed.cells.find((c) => c.id === id);
+  if (found === undefined) throw new Error(`the notebook has no cell with id ${JSON.stringify(id)}`);
+  return found;
+}
+
+/**
+ * The one bundle a cell showed (with Deno.jupyter.display). The file stores
+ * text types as lists of lines; they are joined back here.
+ */
+function shown(id: string): Record<string, unknown> {
+  const bundles = (cell(id).outputs ?? []).filter((o) => o.output_type === 'display_data' || o.output_type === 'execute_result');
+  if (bundles.length !== 1 || bundles[0].data === undefined) {
+    throw new Error(`cell ${id} should show one value; its outputs: ${JSON.stringify(cell(id).outputs).slice(0, 2000)}`);
+  }
+  return Object.fromEntries(Object.entries(bundles[0].data).map(([type, value]) =>
+    [type, type !== 'application/json' && Array.isArray(value) ? value.join('') : value]));
+}
+
+function needTools(context: TestContext): void {
+  if (missing !== undefined) context.skip(missing);
+}
+
+describe('examples/heapscope.ipynb as stored', () => {
+  it('has the cells in order and no outputs', () => {
+    const stored = JSON.parse(fs.readFileSync(NOTEBOOK, 'utf8')) as Notebook;
+    const code = stored.cells.filter((c) => c.cell_type === 'code');
+    expect(code.map((c) => c.id)).toEqual(['setup', 'layout', 'kernel-calls', 'malloc', 'chunk-sizes', 'free', 'mmap-threshold', 'maps']);
+    for (const c of code) {
+      expect(c.outputs, c.id).toEqual([]);
+      expect(c.execution_count, c.id).toBeNull();
+    }
+  });
+});
+
+describe('examples/heapscope.ipynb in the Deno Jupyter kernel', () => {
+  beforeAll(() => {
+    missing = missingTools();
+    if (missing !== undefined) {
+      if (process.env.CI === 'true') throw new Error(`the notebook check cannot run in CI: ${missing}`);
+      return;
+    }
+    work = fs.mkdtempSync(path.join(os.tmpdir(), 'heapscope-notebook-'));
+    // `deno jupyter --install` writes the kernelspec under $HOME/.local/share/jupyter;
+    // a throwaway HOME keeps the real one untouched, and JUPYTER_PATH points there.
+    const home = path.join(work, 'home');
+    const data = path.join(home, '.local', 'share');
+    fs.mkdirSync(data, { recursive: true });
+    exec(DENO, ['jupyter', '--install'], { ...process.env, HOME: home, XDG_DATA_HOME: data, NO_COLOR: '1' });
+    const kernelspec = path.join(data, 'jupyter', 'kernels', 'deno', 'kernel.json');
+    if (!fs.existsSync(kernelspec)) throw new Error(`deno jupyter --install wrote no ${kernelspec}`);
+
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      JUPYTER_PATH: path.join(data, 'jupyter'),
+      JUPYTER_DATA_DIR: path.join(work, 'data'),
+      JUPYTER_RUNTIME_DIR: path.join(work, 'runtime'),
+      JUPYTER_CONFIG_DIR: path.join(work, 'config'),
+      NO_COLOR: '1',
+    };
+    delete env.PYTHONPATH;
+    delete env.PYTHONHOME;
+    // Every cell runs even after an error, so one failure does not hide the others.
+    exec(PYTHON, [RUNNER, NOTEBOOK, path.join(work, 'executed.ipynb'), '--timeout', '240'], env);
+    executed = JSON.parse(fs.readFileSync(path.join(work, 'executed.ipynb'), 'utf8')) as Notebook;
+  }, 300_000);
+
+  afterAll(() => {
+    if (work !== undefined) fs.rmSync(work, { recursive: true, force: true });
+  });
+
+  it('runs every code cell without an error', (context) => {
+    needTools(context);
+    const code = executed.cells.filter((c) => c.cell_type === 'code');
+    const errors = code.flatMap((c) =>
+      (c.outputs ?? []).filter((o) => o.output_type === 'error').map((o) => `${c.id}: ${o.ename}: ${o.evalue}\n${(o.traceback ?? []).join('\n')}`));
+    expect(errors).toEqual([]);
+    for (const c of code) expect(c.execution_count, c.id).toBeGreaterThan(0);
+    expect(String(shown('setup')['text/plain'])).toMatch(/glibc 2\.\d+, page size \d+ bytes/);
+  });
+
+  it('shows each experiment as text, HTML and JSON, and its chart as SVG', (context) => {
+    needTools(context);
+    for (const id of EXPERIMENT_CELLS) {
+      const data = shown(id);
+      expect(typeof data['text/plain'], id).toBe('string');
+      expect(data['text/html'], id).toMatch(/<\w+/);
+      const json = data['application/json'] as { name: string; findings: string[]; rows: unknown[] };
+      expect(json.name, id).toBe(id);
+      expect(json.findings.length, id).toBeGreaterThan(0);
+      expect(json.rows.length, id).toBeGreaterThan(0);
+      if (CHART_CELLS.includes(id)) {
+        expect(typeof data['image/svg+xml'], `${id}: no image/svg+xml in the bundle (toSVG() returned none)`).toBe('string');
+        expect(data['image/svg+xml'], id).toMatch(/<svg[\s>]/);
+      }
+    }
+  });
+
+  it('shows malloc(10) as a table and as data read from the allocator', (context) => {
+    needTools(context);
+    const data = shown('malloc');
+    const json = data['application/json'] as {
+      address: string; requested: number; freed: boolean; usableSize: number;
+      chunk: { address: string; size: number }; region: { start: string; end: string; kind: string };
+    };
+    expect(json.requested).toBe(10);
+    expect(json.freed).toBe(false);
+    expect(json.usableSize).toBeGreaterThanOrEqual(10);
+    expect(json.chunk.size).toBeGreaterThan(json.usableSize);
+    expect(BigInt(json.chunk.address)).toBe(BigInt(json.address) - 16n);
+    expect(BigInt(json.region.start) <= BigInt(json.address) && BigInt(json.address) < BigInt(json.region.end)).toBe(true);
+    // The table shows the numbers the data holds.
+    expect(data['text/html']).toContain('<table');
+    expect(data['text/html']).toContain(json.address);
+    expect(data['text/html']).toContain(`${json.usableSize} B`);
+  });
+
+  it('shows maps() as a table of the regions', (context) => {
+    needTools(context);
+    const data = shown('maps');
+    const regions = data['application/json'] as { start: string; kind: string; path: string }[];
+    expect(regions.length).toBeGreaterThan(10);
+    expect(regions.some((r) => r.kind === 'text')).toBe(true);
+    expect(regions.some((r) => r.kind === 'stack')).toBe(true);
+    const html = String(data['text/html']);
+    expect(html.match(/<tr>/g)?.length).toBe(regions.length + 1);
+    for (const r of regions) expect(html).toContain(r.start);
+  });
+});
+
+// The same bundles straight from the library, where no kernel is needed.
+describe('MIME bundles', () => {
+  const DISPLAY = Symbol.for('Jupyter.display');
+  type Displayable = { [DISPLAY]: () => Record<string, unknown>; _toMime: () => Record<string, unknown> };
+
+  it('shows an allocation as read now, and a freed one without reading it', () => {
+    const a = malloc(10);
+    const bundle = (a as unknown as Displayable)[DISPLAY]();
+    expect(Object.keys(bundle).sort()).toEqual(['application/json', 'text/html', 'text/plain']);
+    expect(bundle['application/json']).toMatchObject({
+      address: hex(a.address), requested: 10, call: 'malloc', freed: false, usableSize: a.usableSize,
+      chunk: { address: hex(a.chunk.address), size: a.chunk.size }, region: { kind: a.region!.kind },
+    });
+    expect(bundle['text/html']).toContain(hex(a.address));
+    // Read again, so only what cannot have moved meanwhile is compared (the heap region can grow).
+    const again = (a as unknown as Displayable)._toMime();
+    expect(Object.keys(again)).toEqual(Object.keys(bundle));
+    expect(again['application/json']).toMatchObject({ address: hex(a.address), usableSize: a.usableSize });
+    a.free();
+    const after = (a as unknown as Displayable)[DISPLAY]();
+    expect(after['application/json']).toEqual({ address: hex(a.address), requested: 10, call: 'malloc', freed: true });
+    expect(after['text/html']).toContain('freed');
+  });
+
+  it('gives maps() a table without changing the array as data', () => {
+    const regions = maps();
+    expect(Object.keys(regions)).toHaveLength(regions.length);
+    const bundle = (regions as unknown as Displayable)[DISPLAY]();
+    expect(bundle['application/json']).toEqual(JSON.parse(JSON.stringify(regions, (_k, v: unknown) => typeof v === 'bigint' ? hex(v) : v)));
+    expect(String(bundle['text/html']).match(/<tr>/g)).toHaveLength(regions.length + 1);
+    expect(String(bundle['text/plain']).split('\n')).toHaveLength(regions.length + 1);
+    expect((regions as unknown as Displayable)._toMime()).toEqual(bundle);
+  });
+
+  it("shows a result with its own HTML, its chart when it has one, and its data", async () => {
+    const result = await run('chunk-sizes');
+    const bundle = (result as unknown as Displayable)[DISPLAY]();
+    expect(bundle['text/html']).toBe(result.toHTML());
+    expect(bundle['application/json']).toEqual(result.toJSON());
+    const svg = result.toSVG();
+    if (svg === undefined) expect(bundle).not.toHaveProperty(['image/svg+xml']);
+    else expect(bundle['image/svg+xml']).toBe(svg);
+    expect((result as unknown as Displayable)._toMime()).toEqual(bundle);
+  }, 60_000);
+});
