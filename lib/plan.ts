@@ -6,7 +6,7 @@ import { binding } from './binding';
 import { ChunkHeader, decodeHeader } from './chunk';
 import { native, rangeError, typeError } from './errors';
 import { fromWords, Mallinfo, MALLINFO_FIELDS } from './stats';
-import { describe, Size, toIndex, toSize } from './validate';
+import { describe, Size, toAddress, toIndex, toSize } from './validate';
 
 /**
  * One step. `step` refers to an earlier allocating step (malloc, calloc,
@@ -33,7 +33,12 @@ export type PlanStep =
   /** Snapshots /proc/self/maps (raw text; parse it with parseMaps). */
   | { op: 'maps' }
   /** Reads /proc/self/statm: the process's resident set. */
-  | { op: 'statm' };
+  | { op: 'statm' }
+  /**
+   * Copies `length` bytes (at most 1 GiB) at `address` through the safe
+   * path (an unmapped address fails with EFAULT, never a crash).
+   */
+  | { op: 'read'; address: bigint; length: Size };
 
 export type PlanOp = PlanStep['op'];
 
@@ -66,6 +71,8 @@ export interface StepResult {
   sizePages?: number;
   /** `maps` steps: /proc/self/maps as it was at this step. */
   maps?: string;
+  /** `read` steps: the bytes as they were at this step. */
+  bytes?: Buffer;
 }
 
 export interface PlanResult {
@@ -85,12 +92,14 @@ export interface PlanOptions {
 
 const OPCODES: Record<PlanOp, bigint> = {
   malloc: 1n, calloc: 2n, realloc: 3n, alignedAlloc: 4n, free: 5n, break: 6n, header: 7n,
-  usableSize: 8n, mallinfo: 9n, trim: 10n, touch: 11n, resident: 12n, maps: 13n, statm: 14n,
+  usableSize: 8n, mallinfo: 9n, trim: 10n, touch: 11n, resident: 12n, maps: 13n, statm: 14n, read: 15n,
 };
 const OPS = Object.keys(OPCODES) as PlanOp[];
 const ALLOCATING = new Set<PlanOp>(['malloc', 'calloc', 'realloc', 'alignedAlloc']);
 const IN_WORDS = 4;
 const OUT_WORDS = 16;
+/** The most one `read` step copies. */
+const MAX_PLAN_READ = 1n << 30n;
 const STATUS: StepStatus[] = ['ok', 'failed', 'skipped', 'truncated'];
 
 function encode(steps: readonly PlanStep[]): BigUint64Array {
@@ -113,12 +122,15 @@ function encode(steps: readonly PlanStep[]): BigUint64Array {
       case 'alignedAlloc': at(2, toSize(step.alignment, `${name}.alignment`)); at(3, toSize(step.size, `${name}.size`)); break;
       case 'trim': at(2, toSize(step.pad ?? 0, `${name}.pad`)); break;
       case 'touch': at(2, BigInt(toIndex(step.byte ?? 0xa5, `${name}.byte`, 255))); break;
+      case 'read': at(2, toAddress(step.address, `${name}.address`)); at(3, toSize(step.length, `${name}.length`, MAX_PLAN_READ)); break;
     }
   });
   return words;
 }
 
-function decode(steps: readonly PlanStep[], words: BigUint64Array, texts: (string | undefined)[]): StepResult[] {
+function decode(
+  steps: readonly PlanStep[], words: BigUint64Array, texts: (string | undefined)[], buffers: (Buffer | undefined)[],
+): StepResult[] {
   return steps.map((step, index) => {
     const w = (k: number) => words[index * OUT_WORDS + k];
     const status = STATUS[Number(w(0))];
@@ -136,6 +148,7 @@ function decode(steps: readonly PlanStep[], words: BigUint64Array, texts: (strin
       case 'resident': result.residentPages = Number(w(2)); result.totalPages = Number(w(3)); break;
       case 'statm': result.rssPages = Number(w(2)); result.sizePages = Number(w(3)); break;
       case 'maps': result.maps = texts[index]; break;
+      case 'read': result.bytes = buffers[index]; break;
       case 'mallinfo':
         result.mallinfo = fromWords(w(15) === 2n ? 'mallinfo2' : 'mallinfo', MALLINFO_FIELDS.map((_, k) => w(5 + k)));
         break;
@@ -154,7 +167,7 @@ export function runPlan(steps: readonly PlanStep[], options: PlanOptions = {}): 
   const encoded = encode(steps);
   const keep = options.keep === true;
   const raw = native(() => binding.runPlan(encoded, keep));
-  const results = decode(steps, raw.words, raw.texts);
+  const results = decode(steps, raw.words, raw.texts, raw.buffers);
   const kept = new Map<number, Allocation>();
   for (const index of raw.kept) {
     const step = steps[index];

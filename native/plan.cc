@@ -32,12 +32,14 @@ enum Op : uint64_t {
   kResident = 12, // ref
   kMaps = 13,
   kStatm = 14,
+  kRead = 15,     // a = address, b = length
 };
 
 constexpr size_t kInWords = 4;    // op, ref, a, b
 constexpr size_t kOutWords = 16;  // see lib/plan.ts for the layout
 constexpr size_t kMapsBytes = 1 << 20;
 constexpr size_t kMaxSteps = 1 << 22;
+constexpr uint64_t kMaxRead = uint64_t{1} << 30;
 
 enum Status : uint64_t { kOk = 0, kFailed = 1, kSkipped = 2, kTruncated = 3 };
 
@@ -129,6 +131,7 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
   // Check every reference before anything runs: a plan can never free or
   // read a slot that is not a live allocation of an earlier step.
   size_t mapsSteps = 0;
+  uint64_t readBytes = 0;
   {
     Scratch consumed(n + 1);
     if (consumed.data() == nullptr)
@@ -137,9 +140,14 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
       const uint64_t* s = &in[i * kInWords];
       uint64_t op = s[0], ref = s[1];
       std::string where = "step " + std::to_string(i) + ": ";
-      if (op < kMalloc || op > kStatm)
+      if (op < kMalloc || op > kRead)
         ThrowCode(env, "ERR_INVALID_PLAN", where + "unknown operation");
       if (op == kMaps) mapsSteps++;
+      if (op == kRead) {
+        if (s[3] > kMaxRead)
+          ThrowCode(env, "ERR_INVALID_PLAN", where + "read longer than 1 GiB");
+        readBytes += (s[3] + 15) & ~uint64_t{15};
+      }
       if ((op == kMalloc || op == kRealloc) && s[2] > PTRDIFF_MAX)
         ThrowCode(env, "ERR_INVALID_PLAN", where + "size above PTRDIFF_MAX");
       if ((op == kCalloc || op == kMemalign) && (s[2] > PTRDIFF_MAX || s[3] > PTRDIFF_MAX))
@@ -160,7 +168,7 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
 
   const size_t outBytes = n * kOutWords * sizeof(uint64_t);
   const size_t ptrBytes = n * sizeof(uintptr_t);
-  Scratch scratch(outBytes + ptrBytes + mapsSteps * kMapsBytes + 64);
+  Scratch scratch(outBytes + ptrBytes + mapsSteps * kMapsBytes + readBytes + 64);
   if (scratch.data() == nullptr)
     ThrowCode(env, "ERR_ALLOC_FAILED", "cannot map plan scratch", errno, "mmap");
   uint64_t* out = reinterpret_cast<uint64_t*>(scratch.data());
@@ -230,6 +238,13 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
         text += kMapsBytes;
         break;
       }
+      case kRead:
+        // Copied through process_vm_readv: an unmapped address is EFAULT.
+        err = SafeRead(s[2], text, s[3]);
+        r[2] = static_cast<uint64_t>(text - scratch.data());
+        r[3] = s[3];
+        text += (s[3] + 15) & ~uint64_t{15};
+        break;
       case kStatm: {
         char buf[256];
         bool full = false;
@@ -282,6 +297,15 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
                 Napi::String::New(env, reinterpret_cast<const char*>(scratch.data() + r[2]), r[3]));
   }
   result.Set("texts", texts);
+  Napi::Array buffers = Napi::Array::New(env);
+  for (size_t i = 0; i < n; i++) {
+    const uint64_t* s = steps + i * kInWords;
+    const uint64_t* r = out + i * kOutWords;
+    if (s[0] == kRead && r[0] == kOk)
+      buffers.Set(static_cast<uint32_t>(i),
+                  Napi::Buffer<uint8_t>::Copy(env, scratch.data() + r[2], r[3]));
+  }
+  result.Set("buffers", buffers);
   result.Set("kept", kept);
   return result;
 }

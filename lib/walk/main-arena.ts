@@ -1,0 +1,106 @@
+// main_arena's heap: the [heap] region from its start to the program break,
+// and what mallinfo2() must agree with.
+import { HeapscopeError } from '../errors';
+import { maps } from '../maps';
+import { runPlan } from '../plan';
+import { Mallinfo, programBreak } from '../stats';
+import { SnapshotWalk, walkSnapshot } from './chunk';
+import { HeapRegionWalk } from './heap-walk';
+
+/**
+ * Walks main_arena's [heap] from a snapshot of [start, break). glibc's
+ * first sbrk'd chunk starts at the first address whose user pointer is
+ * 16-byte aligned; the top chunk ends at the break.
+ */
+export function walkMainHeap(snapshot: Uint8Array, start: bigint, programBreak: bigint): SnapshotWalk {
+  const first = Number((16n - (start % 16n)) % 16n);
+  const wanted = programBreak - start;
+  const end = wanted < 0n || wanted > BigInt(snapshot.length) ? snapshot.length : Number(wanted);
+  const walk = walkSnapshot(snapshot, start, { start: first, end, mainArena: true });
+  if (end !== Number(wanted) && walk.reason === undefined) {
+    return { ...walk, ending: 'stopped', reason: `the program break (${programBreak}) lies outside the ${snapshot.length} bytes read`, top: -1 };
+  }
+  return walk;
+}
+
+/** One comparison of a walk with mallinfo2(). */
+export interface MallinfoCheck {
+  /** The mallinfo2 expression compared, e.g. `fordblks - fsmblks`. */
+  mallinfo: string;
+  /** What the walk counts, e.g. `bytes of free chunks + top`. */
+  walk: string;
+  mallinfoValue: number;
+  walkValue: number;
+  /**
+   * Whether equality is guaranteed: keepcost always (it is main_arena's top
+   * alone); the rest only when main_arena is the only arena, since mallinfo2
+   * sums every arena.
+   */
+  exact: boolean;
+  equal: boolean;
+}
+
+/**
+ * What a main_arena walk must agree with in mallinfo2() taken in the same
+ * plan (glibc's int_mallinfo, malloc.c):
+ *
+ * - `keepcost` is chunksize(main_arena.top): the walk's top chunk. Always exact.
+ * - `arena` is system_mem summed over arenas; for main_arena it is the bytes
+ *   sbrk'd, which the chunks tile: the sum of every chunk size, top included.
+ * - `ordblks` is 1 (top) + the chunks in the unsorted, small and large bins,
+ *   which are exactly the chunks whose next chunk has P clear (`free`).
+ * - `fordblks` is top + binned + fastbin bytes. The walk cannot tell fastbin
+ *   chunks from used ones (both keep P set), so it compares
+ *   `fordblks - fsmblks` with free bytes + top, and `uordblks + fsmblks`
+ *   with the bytes of chunks that look in use (tcache ones included, which
+ *   glibc counts as used).
+ *
+ * All but keepcost are sums over every arena; `singleArena` says whether
+ * main_arena is the only one (no thread arena in the maps), which makes them exact.
+ */
+export function mallinfoChecks(main: HeapRegionWalk, m: Mallinfo, singleArena: boolean): MallinfoCheck[] {
+  const t = main.totals;
+  const tiled = t.inUse.size + t.free.size + t.tcache.size + t.top;
+  const check = (mallinfo: string, mallinfoValue: number, walk: string, walkValue: number, exact: boolean): MallinfoCheck => ({
+    mallinfo, walk, mallinfoValue, walkValue, exact, equal: mallinfoValue === walkValue,
+  });
+  return [
+    check('keepcost', m.keepcost, 'size of the top chunk', t.top, true),
+    check('arena', m.arena, 'sum of all chunk sizes', tiled, singleArena),
+    check('ordblks', m.ordblks, 'free chunks + 1 (top)', t.free.count + 1, singleArena),
+    check('fordblks - fsmblks', m.fordblks - m.fsmblks, 'bytes of free chunks + top', t.free.size + t.top, singleArena),
+    check('uordblks + fsmblks', m.uordblks + m.fsmblks, 'bytes of chunks that look in use (tcache included)', t.inUse.size + t.tcache.size, singleArena),
+  ];
+}
+
+/** A copy of main_arena's [heap] and where its chunks lie in it: `walkSnapshot(s.bytes, s.base, s)` walks it. */
+export interface MainHeapSnapshot {
+  bytes: Buffer;
+  /** The address of bytes[0]: the [heap] region's start. */
+  base: bigint;
+  /** Offset of the first chunk. */
+  start: number;
+  /** Offset of the program break: where the top chunk ends. */
+  end: number;
+  mainArena: true;
+}
+
+/**
+ * Copies [heap] up to the program break in one native call (the break read
+ * just before and after the copy, retried while it moves). For timing
+ * walkSnapshot alone, e.g. in a benchmark.
+ */
+export function mainHeapSnapshot(attempts = 5): MainHeapSnapshot {
+  const heap = maps().find((r) => r.kind === 'heap');
+  if (heap === undefined) throw new HeapscopeError('ERR_READ_FAILED', 'this process has no [heap] region');
+  let end = programBreak();
+  for (let attempt = 1; ; attempt++) {
+    const { steps } = runPlan([{ op: 'break' }, { op: 'read', address: heap.start, length: end - heap.start }, { op: 'break' }]);
+    const before = steps[0].programBreak!;
+    if (steps[1].status === 'ok' && before === end && steps[2].programBreak === end) {
+      return { bytes: steps[1].bytes!, base: heap.start, start: Number((16n - (heap.start % 16n)) % 16n), end: Number(end - heap.start), mainArena: true };
+    }
+    if (attempt === attempts) throw new HeapscopeError('ERR_READ_FAILED', `the program break kept moving while [heap] was copied (${attempts} attempts)`);
+    end = steps[2].programBreak!;
+  }
+}

@@ -1,0 +1,137 @@
+// Walking main_arena's [heap] in this process.
+import { describe, expect, it } from 'vitest';
+import { glibcVersion, HeapChunk, HeapWalk, malloc, maps, requestToChunkSize, runPlan, walkHeap, walkSnapshot } from '../../lib/index';
+
+// Which arena this thread allocates from is glibc's choice: the main thread
+// normally uses main_arena, but in vitest's forked workers it has been seen
+// on a thread arena (after one failed main_arena allocation glibc moves the
+// thread for good). So chunks are looked for in every heap.
+const everyChunk = (walk: HeapWalk): HeapChunk[] => [walk.main, ...walk.threadHeaps].flatMap((h) => h.chunks);
+
+/** [heap] as it is now, read in one plan with the break. */
+function heapSnapshot(): { start: bigint; bytes: Buffer; programBreak: bigint } {
+  const heap = maps().find((r) => r.kind === 'heap')!;
+  for (;;) {
+    const { steps } = runPlan([{ op: 'break' }, { op: 'read', address: heap.start, length: heap.size }, { op: 'break' }]);
+    const programBreak = steps[0].programBreak!;
+    if (steps[1].status === 'ok' && programBreak === steps[2].programBreak && programBreak === heap.end) {
+      return { start: heap.start, bytes: steps[1].bytes!, programBreak };
+    }
+    heap.end = programBreak;
+    heap.size = Number(programBreak - heap.start);
+  }
+}
+
+describe('walkHeap: main_arena', () => {
+  it('tiles [heap] exactly from its first chunk to a top chunk that ends at the break and equals keepcost', () => {
+    const walk = walkHeap();
+    const { main } = walk;
+    expect(main.reason).toBeUndefined();
+    expect(main.complete).toBe(true);
+    const heap = maps().find((r) => r.kind === 'heap')!;
+    expect(main.start).toBe(heap.start);
+    expect(main.chunks[0].address).toBe(heap.start);
+    for (let i = 1; i < main.chunks.length; i++) {
+      expect(main.chunks[i].address).toBe(main.chunks[i - 1].address + BigInt(main.chunks[i - 1].size));
+    }
+    const top = main.chunks[main.chunks.length - 1];
+    expect(top.state).toBe('top');
+    expect(main.top).toBe(top);
+    expect(top.address + BigInt(top.size)).toBe(walk.programBreak);
+    expect(top.size).toBe(walk.mallinfo.keepcost);
+    expect(walk.checks.find((c) => c.mallinfo === 'keepcost')).toMatchObject({ exact: true, equal: true });
+    expect(main.chunks.filter((c) => c.state === 'top')).toHaveLength(1);
+  });
+
+  it("finds heapscope's own allocation, in use, with the size its header gives", () => {
+    using a = malloc(100);
+    const walk = walkHeap({ arena: 'all' });
+    const chunk = everyChunk(walk).find((c) => c.allocation === a);
+    expect(chunk).toBeDefined();
+    expect(chunk!.address).toBe(a.address - 16n);
+    expect(chunk!.size).toBe(a.chunk.size);
+    expect(chunk!.state).toBe('in-use');
+    expect(chunk!.size).toBeGreaterThanOrEqual(requestToChunkSize(100));
+  });
+
+  it('shows a large chunk freed inside the same native call as free: the chunk after it lost its P bit', () => {
+    // 5000 bytes: past tcache and fastbins, so free() bins it; the guard keeps it from merging into top.
+    const walk = walkHeap({
+      arena: 'all',
+      before: [{ op: 'malloc', size: 5000 }, { op: 'malloc', size: 100 }, { op: 'header', step: 0 }, { op: 'free', step: 0 }],
+    });
+    const freed = walk.steps[0].address! - 16n;
+    const holder = everyChunk(walk).find((c) => c.address <= freed && freed < c.address + BigInt(c.size));
+    expect(holder).toBeDefined();
+    expect(holder!.state).toBe('free');
+    expect(holder!.address + BigInt(holder!.size)).toBeGreaterThanOrEqual(freed + BigInt(walk.steps[2].header!.size));
+    const after = everyChunk(walk).find((c) => c.address === holder!.address + BigInt(holder!.size));
+    expect(after?.prevInUse).toBe(false);
+  });
+
+  it('marks the tcache_perthread_struct: the first chunk, 0x290 bytes on glibc >= 2.30 (0x250 before)', () => {
+    const [major, minor] = glibcVersion().split('.').map(Number);
+    const { main, tcache } = walkHeap();
+    expect(main.chunks[0].tcacheStruct).toBe(true);
+    expect(main.chunks[0].size).toBe(major > 2 || minor >= 30 ? 0x290 : 0x250);
+    expect(tcache?.address).toBe(main.chunks[0].address);
+    expect(main.chunks.filter((c) => c.tcacheStruct)).toHaveLength(1);
+  });
+});
+
+describe('walkSnapshot on a real [heap] snapshot', () => {
+  it('walks it to the top chunk', () => {
+    const { start, bytes } = heapSnapshot();
+    const walk = walkSnapshot(bytes, start, { mainArena: true });
+    expect(walk.reason).toBeUndefined();
+    expect(walk.ending).toBe('top');
+    expect(walk.reached).toBe(bytes.length);
+    expect(walk.table.count).toBeGreaterThan(100);
+  });
+
+  // Each corruption is written into a copy of a real snapshot at a real chunk in the middle.
+  const corrupt = (edit: (copy: Buffer, at: number, size: number) => void) => {
+    const { start, bytes } = heapSnapshot();
+    const good = walkSnapshot(bytes, start, { mainArena: true });
+    const k = good.table.count >> 1;
+    const at = good.table.offsets[k];
+    const copy = Buffer.from(bytes);
+    edit(copy, at, good.table.sizes[k]);
+    return { walk: walkSnapshot(copy, start, { mainArena: true }), k, at };
+  };
+
+  it('stops at a zero size with the chunks read so far', () => {
+    const { walk, k } = corrupt((copy, at) => copy.writeBigUInt64LE(1n, at + 8));
+    expect(walk.ending).toBe('stopped');
+    expect(walk.reason).toMatch(/has size 0$/);
+    expect(walk.table.count).toBe(k);
+  });
+
+  it('stops at a size that runs past the region', () => {
+    const { walk, k } = corrupt((copy, at) => copy.writeBigUInt64LE(BigInt(copy.length) * 2n + 1n, at + 8));
+    expect(walk.reason).toMatch(/runs past the end of the region/);
+    expect(walk.table.count).toBe(k);
+  });
+
+  it('stops at a size that is not a multiple of 16, and at an impossible size word', () => {
+    expect(corrupt((copy, at, size) => copy.writeBigUInt64LE(BigInt(size + 8) | 1n, at + 8)).walk.reason).toMatch(/not a multiple of 16/);
+    expect(corrupt((copy, at) => copy.writeBigUInt64LE(0xffffffffffffff01n, at + 8)).walk.reason).toMatch(/impossible size word/);
+  });
+
+  it('stops where a chunk claims a free neighbour whose size disagrees with prev_size (a torn read)', () => {
+    const { walk, k } = corrupt((copy, at, size) => {
+      // The chunk after k says k is free, with a prev_size that is not k's size.
+      const next = at + size;
+      copy.writeBigUInt64LE(copy.readBigUInt64LE(next + 8) & ~1n, next + 8);
+      copy.writeBigUInt64LE(BigInt(size + 16), next);
+    });
+    expect(walk.ending).toBe('stopped');
+    expect(walk.reason).toMatch(/prev_size|both free/);
+    expect(walk.table.count).toBeGreaterThanOrEqual(k);
+  });
+
+  it('refuses a start or end outside the snapshot', () => {
+    expect(() => walkSnapshot(Buffer.alloc(64), 0n, { end: 65 })).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
+    expect(walkSnapshot(Buffer.alloc(64), 0n).reason).toMatch(/has size 0/);
+  });
+});

@@ -1,0 +1,111 @@
+// Walking thread-arena heaps: a worker thread's chunks, found from the main thread.
+import path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { describe, expect, it } from 'vitest';
+import { glibcVersion, walkHeap } from '../../lib/index';
+
+const [major, minor] = glibcVersion().split('.').map(Number);
+/** tcache_perthread_struct's chunk: uint16_t counts from glibc 2.30, char before. */
+const STRUCT_SIZE = major > 2 || minor >= 30 ? 0x290 : 0x250;
+
+const root = path.join(__dirname, '..', '..');
+
+const SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const h = require(workerData.root);
+const kept = [200, 3000, 200].map((size) => h.malloc(size));
+parentPort.postMessage(kept.map((a) => ({ address: a.address, size: a.chunk.size, a: a.chunk.nonMainArena })));
+parentPort.once('message', () => { for (const a of kept) a.free(); parentPort.close(); });
+`;
+
+describe('walkHeap: thread arenas', () => {
+  it("finds a worker's chunks, with the A bit, in a thread-arena heap walked to its top", async () => {
+    const worker = new Worker(SOURCE, { eval: true, workerData: { root } });
+    try {
+      const chunks = await new Promise<{ address: bigint; size: number; a: boolean }[]>((resolve, reject) => {
+        worker.once('message', resolve);
+        worker.once('error', reject);
+      });
+      expect(chunks.every((c) => c.a)).toBe(true);
+      const walk = walkHeap({ arena: 'all' });
+      for (const c of chunks) {
+        const heap = walk.threadHeaps.find((h) => h.start <= c.address && c.address < h.end);
+        expect(heap, `no walked thread heap holds ${c.address.toString(16)}`).toBeDefined();
+        expect(heap!.reason).toBeUndefined();
+        expect(heap!.complete).toBe(true);
+        expect(heap!.heapInfo!.arPtr).toBe(heap!.arena);
+        const chunk = heap!.chunks.find((k) => k.address === c.address - 16n);
+        expect(chunk).toMatchObject({ size: c.size, nonMainArena: true, state: 'in-use' });
+        // The arena's first heap holds its malloc_state, whose top is the walk's last chunk.
+        if (heap!.heapInfo!.first) {
+          expect(heap!.top?.address).toBeDefined();
+          expect(heap!.top!.address + BigInt(heap!.top!.size)).toBe(heap!.end);
+        }
+      }
+    } finally {
+      worker.postMessage('free');
+      await new Promise((resolve) => worker.once('exit', resolve));
+    }
+  });
+
+  it('walks an arena that outgrew its first 64 MiB heap: the old heap ends in a fencepost, the new one at the top', async () => {
+    // 800 × 100 kB: below the mmap threshold, so the worker's arena must add a heap.
+    const worker = new Worker(`
+      const { parentPort, workerData } = require('node:worker_threads');
+      const h = require(workerData.root);
+      const kept = Array.from({ length: 800 }, () => h.malloc(100000));
+      parentPort.postMessage(kept.map((a) => a.address));
+      parentPort.once('message', () => { for (const a of kept) a.free(); parentPort.close(); });
+    `, { eval: true, workerData: { root } });
+    try {
+      const addresses = await new Promise<bigint[]>((resolve, reject) => {
+        worker.once('message', resolve);
+        worker.once('error', reject);
+      });
+      const walk = walkHeap({ arena: 'all' });
+      const holder = (a: bigint) => walk.threadHeaps.find((h) => h.chunks.some((c) => c.address === a - 16n));
+      expect(addresses.filter((a) => holder(a) === undefined)).toEqual([]);
+      const heaps = [...new Set(addresses.map(holder))];
+      expect(heaps.length).toBeGreaterThanOrEqual(2);
+      const arena = heaps[0]!.arena;
+      expect(heaps.every((h) => h!.arena === arena && h!.complete)).toBe(true);
+      const first = heaps.find((h) => h!.heapInfo!.first)!;
+      const newer = heaps.find((h) => !h!.heapInfo!.first)!;
+      expect(first.chunks.at(-1)).toMatchObject({ state: 'fencepost', size: 16 });
+      expect(heaps.map((h) => h!.start)).toContain(newer.heapInfo!.prev);
+      expect(newer.chunks.at(-1)!.state).toBe('top');
+    } finally {
+      worker.postMessage('free');
+      await new Promise((resolve) => worker.once('exit', resolve));
+    }
+  });
+
+  it("decodes a worker's own tcache and finds a chunk it just freed at the head of its bin", async () => {
+    const worker = new Worker(`
+      const { parentPort, workerData } = require('node:worker_threads');
+      const h = require(workerData.root);
+      const drain = Array.from({ length: 8 }, () => ({ op: 'malloc', size: 100 }));
+      const w = h.walkHeap({ arena: 'all', before: [...drain, { op: 'malloc', size: 100 }, { op: 'header', step: 8 }, { op: 'free', step: 8 }] });
+      const size = w.steps[9].header.size;
+      const bin = w.tcache && w.tcache.bins[(size - 32) / 16];
+      const all = [w.main, ...w.threadHeaps].flatMap((x) => x.chunks);
+      const struct = all.find((c) => w.tcache && c.address === w.tcache.address);
+      parentPort.postMessage({
+        reason: w.tcacheReason, freed: w.steps[8].address, head: bin && bin.entries[0],
+        structSize: struct && struct.size, structMarked: struct && struct.tcacheStruct, steps: w.steps.length,
+      });
+    `, { eval: true, workerData: { root } });
+    const seen = await new Promise<Record<string, unknown>>((resolve, reject) => {
+      worker.once('message', resolve);
+      worker.once('error', reject);
+    });
+    await new Promise((resolve) => worker.once('exit', resolve));
+    expect(seen.reason).toBeUndefined();
+    expect(seen.head).toBe(seen.freed);
+    expect(seen).toMatchObject({ structSize: STRUCT_SIZE, structMarked: true, steps: 11 });
+  });
+
+  it('leaves thread arenas out unless asked', () => {
+    expect(walkHeap().threadHeaps).toEqual([]);
+  });
+});
