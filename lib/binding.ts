@@ -25,6 +25,8 @@ export interface RawPlanResult {
   words: BigUint64Array;
   /** The /proc/self/maps text of each `maps` step, by step index. */
   texts: (string | undefined)[];
+  /** The bytes of each successful `read` step, by step index. */
+  buffers: (Buffer | undefined)[];
   /** Steps whose allocations were left live and registered (keep mode). */
   kept: number[];
 }
@@ -71,7 +73,8 @@ function unsupported(found: string): HeapscopeError {
   return new HeapscopeError('ERR_UNSUPPORTED_PLATFORM', `${REQUIREMENT}; found ${found}`);
 }
 
-function checkPlatform(): void {
+/** Throws unless this is Linux x86_64 with glibc >= 2.28; returns the glibc version. */
+function checkPlatform(): string {
   if (process.platform !== 'linux' || process.arch !== 'x64') {
     throw unsupported(`${process.platform} on ${process.arch}`);
   }
@@ -80,19 +83,23 @@ function checkPlatform(): void {
   if (glibc === undefined) throw unsupported('a Linux without glibc (musl?)');
   const [major, minor] = glibc.split('.').map(Number);
   if (major < 2 || (major === 2 && minor < 28)) throw unsupported(`glibc ${glibc}`);
+  return glibc;
 }
 
 function load(): RawBinding {
-  checkPlatform();
+  const glibc = checkPlatform();
   const root = path.join(__dirname, '..');
   try {
-    // node-gyp-build looks in prebuilds/ first, then build/Release.
+    // node-gyp-build looks in build/Release first, then prebuilds/.
     return require('node-gyp-build')(root) as RawBinding;
   } catch (error) {
     throw new HeapscopeError(
       'ERR_UNSUPPORTED_PLATFORM',
-      `no heapscope binary loads for linux-${process.arch} (glibc): ${(error as Error).message}. ` +
-        'Build it from source with `npm rebuild heapscope --build-from-source` (needs python3, make and g++).',
+      `no heapscope binary loads for platform ${process.platform}, arch ${process.arch}, libc glibc ${glibc} ` +
+        `(Node ${process.version}, N-API ${process.versions.napi}): ${(error as Error).message}. ` +
+        'Build it from source: `npm rebuild heapscope --build-from-source` in your project ' +
+        '(needs python3, make, g++ and Node\'s headers; with npm 11, allow its install script first: ' +
+        '`npm install-scripts approve heapscope`).',
     );
   }
 }

@@ -103,7 +103,9 @@ Napi::Value Addon::WriteAllocation(const Napi::CallbackInfo& info) {
   if (offset > usable || bytes.Length() > usable - offset)
     ThrowCode(info.Env(), "ERR_OUT_OF_RANGE",
               "write past the usable size of the allocation");
-  std::memcpy(reinterpret_cast<void*>(p + offset), bytes.Data(), bytes.Length());
+  // An empty Buffer may have no data pointer; memcpy's source must not be null.
+  if (bytes.Length() > 0)
+    std::memcpy(reinterpret_cast<void*>(p + offset), bytes.Data(), bytes.Length());
   return info.Env().Undefined();
 }
 

@@ -1,0 +1,312 @@
+// `npm run bench`: what heapscope's calls cost against the same work done in
+// C and through koffi, measured in this process and this run.
+//
+// The C baselines (bench/c/baseline.c) are compiled with gcc into a
+// temporary shared library at the start of the run and called through koffi
+// once per round: each call runs its loop n times inside this process, so
+// the three sides share the same heap, the same glibc and the same moment.
+// Each figure is the median over ROUNDS rounds (after WARMUP discarded ones)
+// of nanoseconds per operation; the sides take turns inside each round so
+// that drift (frequency scaling, other load) hits them alike.
+//
+// Usage: node bench/run.mjs [--json] [--rounds N]
+import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const require = createRequire(import.meta.url);
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const h = require(path.join(ROOT, 'dist', 'index.js'));
+// The raw addon, only to split a plan's cost into JavaScript and native time.
+const { binding } = require(path.join(ROOT, 'dist', 'binding.js'));
+const koffi = require('koffi');
+
+const args = process.argv.slice(2);
+const json = args.includes('--json');
+const roundsArg = args.indexOf('--rounds');
+const ROUNDS = roundsArg >= 0 ? Number(args[roundsArg + 1]) : 21;
+const WARMUP = 3;
+
+// ---- The C baseline, compiled now -------------------------------------------
+
+function compileBaseline() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'heapscope-bench-'));
+  const library = path.join(dir, 'baseline.so');
+  execFileSync('gcc', ['-O2', '-shared', '-fPIC', '-o', library, path.join(ROOT, 'bench', 'c', 'baseline.c')]);
+  const lib = koffi.load(library);
+  fs.rmSync(dir, { recursive: true, force: true }); // mapped already
+  return {
+    mallocFree: lib.func('uint64_t bench_malloc_free(uint64_t size, uint64_t n)'),
+    usableSize: lib.func('uint64_t bench_usable_size(uint64_t n)'),
+    programBreak: lib.func('uint64_t bench_program_break(uint64_t n)'),
+    mallinfo2: lib.func('uint64_t bench_mallinfo2(uint64_t n)'),
+    chunkHeader: lib.func('uint64_t bench_chunk_header(uint64_t n)'),
+    items: lib.func('uint64_t bench_items(const uint64_t *sizes, uint64_t count, uint64_t n)'),
+    maps: lib.func('uint64_t bench_maps(uint64_t n)'),
+  };
+}
+
+// ---- What a user could pick instead: libc through koffi ---------------------
+
+function koffiLibc() {
+  const libc = koffi.load('libc.so.6');
+  const Mallinfo2 = koffi.struct('heapscope_bench_mallinfo2', Object.fromEntries(
+    ['arena', 'ordblks', 'smblks', 'hblks', 'hblkhd', 'usmblks', 'fsmblks', 'uordblks', 'fordblks', 'keepcost']
+      .map((field) => [field, 'size_t']),
+  ));
+  const Iovec = koffi.struct('heapscope_bench_iovec', { iov_base: 'uintptr_t', iov_len: 'size_t' });
+  return {
+    malloc: libc.func('void *malloc(size_t)'),
+    free: libc.func('void free(void *)'),
+    usableSize: libc.func('size_t malloc_usable_size(void *)'),
+    sbrk: libc.func('void *sbrk(intptr_t)'),
+    mallinfo2: libc.func(`${koffi.type(Mallinfo2).name} mallinfo2()`),
+    // The same safe read heapscope does (a plain load would crash on a bad pointer).
+    processVmReadv: libc.func(
+      `intptr_t process_vm_readv(int, const ${koffi.type(Iovec).name} *, unsigned long, ` +
+        `const ${koffi.type(Iovec).name} *, unsigned long, unsigned long)`,
+    ),
+  };
+}
+
+// ---- Timing -------------------------------------------------------------------
+
+const hr = () => process.hrtime.bigint();
+// Results land here so that no loop body is dead code.
+export let sink;
+
+function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[sorted.length >> 1];
+}
+
+/** Runs each side's round function in turn, ROUNDS times; medians of ns per op. */
+function compare(sides) {
+  const samples = Object.fromEntries(Object.keys(sides).map((k) => [k, []]));
+  for (let round = 0; round < WARMUP + ROUNDS; round++) {
+    for (const [name, fn] of Object.entries(sides)) {
+      const perOp = fn();
+      if (round >= WARMUP) samples[name].push(perOp);
+    }
+  }
+  return Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, median(v)]));
+}
+
+// ---- Per call -----------------------------------------------------------------
+
+function perCallRows(c, k) {
+  const N = 20_000;
+  const block = h.malloc(32);
+  const kBlock = k.malloc(32);
+  const header = Buffer.alloc(16);
+  const headerAddress = koffi.address(header);
+  const rows = [];
+
+  rows.push(['malloc(32) + free', compare({
+    heapscope: () => { const t = hr(); for (let i = 0; i < N; i++) h.malloc(32).free(); return Number(hr() - t) / N; },
+    c: () => Number(c.mallocFree(32, N)) / N,
+    koffi: () => { const t = hr(); for (let i = 0; i < N; i++) k.free(k.malloc(32)); return Number(hr() - t) / N; },
+    raw: () => { const t = hr(); for (let i = 0; i < N; i++) binding.free(binding.malloc(32n)); return Number(hr() - t) / N; },
+  })]);
+  rows.push(['usableSize', compare({
+    heapscope: () => { const t = hr(); for (let i = 0; i < N; i++) sink = block.usableSize; return Number(hr() - t) / N; },
+    c: () => Number(c.usableSize(N)) / N,
+    koffi: () => { const t = hr(); for (let i = 0; i < N; i++) sink = k.usableSize(kBlock); return Number(hr() - t) / N; },
+    raw: () => { const t = hr(); for (let i = 0; i < N; i++) sink = binding.usableSize(block.address); return Number(hr() - t) / N; },
+  })]);
+  rows.push(['programBreak', compare({
+    heapscope: () => { const t = hr(); for (let i = 0; i < N; i++) sink = h.programBreak(); return Number(hr() - t) / N; },
+    c: () => Number(c.programBreak(N)) / N,
+    koffi: () => { const t = hr(); for (let i = 0; i < N; i++) sink = k.sbrk(0); return Number(hr() - t) / N; },
+    raw: () => { const t = hr(); for (let i = 0; i < N; i++) sink = binding.programBreak(); return Number(hr() - t) / N; },
+  })]);
+  rows.push(['mallinfo2() object', compare({
+    heapscope: () => { const t = hr(); for (let i = 0; i < N; i++) sink = h.mallinfo2().uordblks; return Number(hr() - t) / N; },
+    c: () => Number(c.mallinfo2(N)) / N,
+    koffi: () => { const t = hr(); for (let i = 0; i < N; i++) sink = k.mallinfo2().uordblks; return Number(hr() - t) / N; },
+    raw: () => { const t = hr(); for (let i = 0; i < N; i++) sink = binding.mallinfo().uordblks; return Number(hr() - t) / N; },
+  })]);
+  rows.push(['chunk header read', compare({
+    heapscope: () => { const t = hr(); for (let i = 0; i < N; i++) sink = block.chunk.size; return Number(hr() - t) / N; },
+    c: () => Number(c.chunkHeader(N)) / N,
+    koffi: () => {
+      const t = hr();
+      for (let i = 0; i < N; i++) {
+        k.processVmReadv(process.pid, [{ iov_base: headerAddress, iov_len: 16 }], 1, [{ iov_base: kBlock - 16n, iov_len: 16 }], 1, 0);
+        sink = header.readBigUInt64LE(8) & ~7n;
+      }
+      return Number(hr() - t) / N;
+    },
+    raw: () => { const t = hr(); for (let i = 0; i < N; i++) sink = binding.chunkHeader(block.address)[1]; return Number(hr() - t) / N; },
+  })]);
+  block.free();
+  k.free(kBlock);
+  return rows.map(([what, m]) => ({
+    what, group: 'per call', heapscope: m.heapscope, c: m.c, koffi: m.koffi, raw: m.raw,
+    ratio: m.heapscope / m.koffi, against: 'koffi', target: 1,
+  }));
+}
+
+// ---- Plans and the size sweep -------------------------------------------------
+
+function itemSteps(sizes) {
+  const steps = [];
+  for (const size of sizes) {
+    const at = steps.length;
+    steps.push({ op: 'malloc', size }, { op: 'header', step: at }, { op: 'usableSize', step: at }, { op: 'free', step: at });
+  }
+  return steps;
+}
+
+function encodeRaw(steps) {
+  // The plan's wire format (lib/plan.ts): op, ref, a, b per step.
+  const codes = { malloc: 1n, header: 7n, usableSize: 8n, free: 5n };
+  const words = new BigUint64Array(steps.length * 4);
+  steps.forEach((s, i) => {
+    words[i * 4] = codes[s.op];
+    if ('step' in s) words[i * 4 + 1] = BigInt(s.step);
+    if ('size' in s) words[i * 4 + 2] = BigInt(s.size);
+  });
+  return words;
+}
+
+function planRow(c, what, sizes) {
+  const steps = itemSteps(sizes);
+  const raw = encodeRaw(steps);
+  const cSizes = new BigUint64Array(sizes.map(BigInt));
+  const n = sizes.length;
+  const m = compare({
+    heapscope: () => { const t = hr(); h.runPlan(steps); return Number(hr() - t) / n; },
+    native: () => { const t = hr(); binding.runPlan(raw, false); return Number(hr() - t) / n; },
+    c: () => Number(c.items(cSizes, n, n)) / n,
+  });
+  return {
+    what, group: 'plan', heapscope: m.heapscope, c: m.c, native: m.native,
+    ratio: m.heapscope / m.c, nativeRatio: m.native / m.c, against: 'C', target: 1.2,
+  };
+}
+
+// ---- maps() --------------------------------------------------------------------
+
+function mapsRow(c) {
+  const N = 20;
+  const m = compare({
+    heapscope: () => { const t = hr(); for (let i = 0; i < N; i++) h.maps(); return Number(hr() - t) / N; },
+    read: () => { const t = hr(); for (let i = 0; i < N; i++) fs.readFileSync('/proc/self/maps', 'utf8'); return Number(hr() - t) / N; },
+    parse: () => {
+      const text = fs.readFileSync('/proc/self/maps', 'utf8');
+      const t = hr();
+      for (let i = 0; i < N; i++) h.parseMaps(text);
+      return Number(hr() - t) / N;
+    },
+    c: () => Number(c.maps(N)) / N,
+  });
+  return {
+    what: `maps() read + parse (${h.maps().length} regions)`, group: 'maps', heapscope: m.heapscope, c: m.c,
+    read: m.read, parse: m.parse, ratio: m.heapscope / m.c, against: 'C', target: 1.5,
+  };
+}
+
+// ---- The heap walk ---------------------------------------------------------------
+// HEAP_WALK: reserved. The heap walk is being written; when it lands, time
+// its per-chunk cost here against a C loop over the same snapshot (add the
+// loop to bench/c/baseline.c) and return a row like planRow's, with
+// target 1.2 (the issue's plan/sweep target) or the one the issue sets.
+function heapWalkRow() {
+  return {
+    what: 'heap walk per chunk', group: 'heap walk', pending: 'not measured yet: the heap walk is being written',
+  };
+}
+
+// ---- tour ------------------------------------------------------------------------
+
+function tourRow(mode, flags) {
+  const times = [];
+  for (let i = 0; i < 3; i++) {
+    const t = hr();
+    const child = spawnSync(process.execPath, [path.join(ROOT, 'dist', 'cli.js'), 'tour', ...flags], { encoding: 'utf8' });
+    const elapsed = Number(hr() - t);
+    if (child.status !== 0) throw new Error(`heapscope tour ${flags.join(' ')} failed: ${child.stderr}`);
+    times.push(elapsed);
+  }
+  return { what: `heapscope tour, ${mode}`, group: 'tour', heapscope: median(times), target: 2e9, against: 'wall', ratio: median(times) / 2e9 };
+}
+
+// ---- Output ---------------------------------------------------------------------
+
+function ns(value) {
+  if (value === undefined) return '';
+  if (value >= 1e9) return `${(value / 1e9).toFixed(2)} s`;
+  if (value >= 1e6) return `${(value / 1e6).toFixed(2)} ms`;
+  if (value >= 1e3) return `${(value / 1e3).toFixed(2)} µs`;
+  return `${value.toFixed(1)} ns`;
+}
+
+function verdict(row) {
+  if (row.pending) return row.pending;
+  if (row.group === 'tour') return `${row.heapscope < row.target ? 'met' : 'MISSED'} (< 2 s)`;
+  const met = row.ratio <= row.target;
+  return `${met ? 'met' : 'MISSED'} (≤ ${row.target}× ${row.against})`;
+}
+
+function table(rows) {
+  const lines = [
+    '| measurement | heapscope | C loop | koffi → libc | ratio | target |',
+    '| --- | ---: | ---: | ---: | ---: | --- |',
+  ];
+  for (const row of rows) {
+    if (row.pending) { lines.push(`| ${row.what} | | | | | ${row.pending} |`); continue; }
+    const ratio = row.group === 'tour' ? '' : `${row.ratio.toFixed(2)}× ${row.against}`;
+    lines.push(`| ${row.what} | ${ns(row.heapscope)} | ${ns(row.c)} | ${ns(row.koffi)} | ${ratio} | ${verdict(row)} |`);
+  }
+  return lines.join('\n');
+}
+
+function details(rows) {
+  const out = [];
+  for (const row of rows) {
+    if (row.group === 'per call') {
+      out.push(`${row.what}: heapscope ${(row.heapscope / row.c).toFixed(1)}× the C loop, koffi ${(row.koffi / row.c).toFixed(1)}×; ` +
+        `the raw addon call alone ${ns(row.raw)} (${(row.raw / row.koffi).toFixed(2)}× koffi), the TypeScript layer adds ${ns(row.heapscope - row.raw)}`);
+    }
+    if (row.group === 'plan') {
+      out.push(`${row.what}: the native call alone is ${row.nativeRatio.toFixed(2)}× C (${ns(row.native)}/item); ` +
+        `encoding the steps and decoding the results in JavaScript adds ${ns(row.heapscope - row.native)}/item`);
+    }
+    if (row.group === 'maps') {
+      out.push(`maps(): readFileSync alone ${ns(row.read)} (${(row.read / row.c).toFixed(2)}× the whole C read+parse), ` +
+        `parseMaps alone ${ns(row.parse)}, the rest (the bss check) ${ns(row.heapscope - row.read - row.parse)}`);
+    }
+  }
+  return out.join('\n');
+}
+
+function main() {
+  const c = compileBaseline();
+  const k = koffiLibc();
+  const sweep = Array.from({ length: 257 }, (_, i) => i * 4096);
+  const rows = [
+    ...perCallRows(c, k),
+    planRow(c, 'plan executor, per item (malloc 32 + header + usableSize + free, 1000 items)', Array(1000).fill(32)),
+    planRow(c, 'size sweep 0..1 MiB step 4 KiB, per item (same four steps, 257 items)', sweep),
+    mapsRow(c),
+    heapWalkRow(),
+    tourRow('in-process (each experiment isolated: false, in one child node)', ['--in-process']),
+    tourRow('isolated (each experiment in its own child)', ['--isolated']),
+  ];
+  const environment = {
+    node: process.version, glibc: h.glibcVersion(), cpu: os.cpus()[0]?.model, cpus: os.cpus().length,
+    rounds: ROUNDS, date: new Date().toISOString(),
+  };
+  if (json) {
+    process.stdout.write(`${JSON.stringify({ environment, rows }, null, 2)}\n`);
+    return;
+  }
+  process.stdout.write(`heapscope bench: node ${environment.node}, glibc ${environment.glibc}, ${environment.cpu} ×${environment.cpus}, ` +
+    `median of ${ROUNDS} rounds, ${environment.date}\n\n${table(rows)}\n\n${details(rows)}\n`);
+}
+
+main();

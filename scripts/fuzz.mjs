@@ -1,0 +1,383 @@
+// `npm run fuzz`: random calls of heapscope's public API, good and bad
+// inputs mixed, in a child process; seeded and reproducible.
+//
+//   node scripts/fuzz.mjs [--seed N] [--calls N] [--workers N] [--leak N]
+//   (or HEAPSCOPE_FUZZ_SEED / HEAPSCOPE_FUZZ_CALLS in the environment)
+//
+// The run passes only if
+//   - the child exits normally (no signal: no SIGSEGV, no SIGABRT from a
+//     glibc "double free detected", no OOM kill), with exit code 0;
+//   - every error any call threw is an Error with a string `code`;
+//   - at the end, after freeing what the fuzzer kept, heapscope's live set is
+//     empty (liveAllocations() and the addon's own set) in the main thread
+//     and in each worker;
+//   - mallinfo2().uordblks is back within TOLERANCE bytes of its value
+//     before the run (see below).
+//
+// `--leak N` keeps N 1 KiB allocations alive at the end: a self-test that the
+// checks above can fail (test/fuzz.test.ts uses it).
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+
+const require = createRequire(import.meta.url);
+const SELF = fileURLToPath(import.meta.url);
+const ROOT = path.resolve(path.dirname(SELF), '..');
+
+// Why a tolerance, and this one: uordblks counts every in-use byte of every
+// arena, and Node and V8 allocate with malloc too. Measures taken to make
+// before and after comparable:
+// - the child runs with V8's --single-threaded: no concurrent GC or
+//   compiler threads, whose buffers (a TurboFan job's zone alone is
+//   hundreds of KiB) would otherwise come and go in the thread arenas;
+//   without it the total moved by up to 1.3 MiB between identical runs;
+// - the start is read after a warm-up session of the same kinds of call
+//   (what Node and V8 allocate once exists by then), and both readings
+//   follow a full GC and a pause (see settle);
+// - each reading first fills this thread's tcache (see uordblks).
+// What is left, measured here (glibc 2.36, Node 20, many seeds), is +8 to
+// +14 KiB at 5,000 calls and +19 to +23 KiB at 100,000: Node's and V8's own
+// bookkeeping (the workers started in between, code and feedback kept).
+// ±64 KiB is about three times that; a native leak of one 64 KiB block, or
+// of one smallest (32-byte) chunk every 50 calls of a 100,000-call run,
+// fails it. Smaller leaks are below what this check can see.
+// Not a per-arena check: a failed malloc moves the calling thread to
+// another arena (glibc's arena_get_retry), so the fuzzer's calls spread
+// over several. Leaks of heapscope allocations themselves are caught
+// exactly by the live sets, which must be empty.
+const TOLERANCE = 64 * 1024;
+
+function option(name, env, fallback) {
+  const i = process.argv.indexOf(`--${name}`);
+  if (i >= 0) return Number(process.argv[i + 1]);
+  if (env !== undefined && process.env[env] !== undefined) return Number(process.env[env]);
+  return fallback;
+}
+
+// ---- Randomness -------------------------------------------------------------
+
+/** mulberry32: small, fast, and the same sequence for the same seed everywhere. */
+function rng(seed) {
+  let a = seed >>> 0;
+  const next = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const int = (n) => Math.floor(next() * n);
+  const pick = (list) => list[int(list.length)];
+  return { next, int, pick, chance: (p) => next() < p };
+}
+
+// ---- The fuzz loop (main thread and workers alike) --------------------------
+
+const BAD_VALUES = [-1, -1n, NaN, Infinity, -Infinity, 1.5, 2 ** 63, 1n << 63n, 1n << 64n, '10', null, undefined, {}, [], true, Symbol('x')];
+// Sizes no address space can hold: glibc answers ENOMEM at once.
+const IMPOSSIBLE = [1n << 50n, 1n << 62n, (1n << 63n) - 1n, 2 ** 52];
+const MAX_TOUCH = 2 << 20; // blocks this large or smaller may be written
+const MAX_LIVE = 1000;
+
+function fuzz(h, seed, calls, foreign = []) {
+  const r = rng(seed);
+  const live = []; // Allocation handles we believe live
+  const dead = []; // freed or reallocated handles
+  const codes = {};
+  const unexpected = [];
+  let ok = 0;
+
+  const size = () => {
+    const x = r.next();
+    if (x < 0.5) return r.int(513);
+    if (x < 0.75) return r.int(65537);
+    if (x < 0.8) return r.int(3 << 19); // up to 1.5 MiB: crosses the mmap threshold
+    if (x < 0.9) return r.pick(IMPOSSIBLE);
+    if (x < 0.95) return BigInt(r.int(4097));
+    return r.pick(BAD_VALUES);
+  };
+  const handle = () => {
+    const x = r.next();
+    if (x < 0.6 && live.length > 0) return live[r.int(live.length)];
+    if (x < 0.8 && dead.length > 0) return dead[r.int(dead.length)];
+    return undefined;
+  };
+  const address = () => {
+    const x = r.next();
+    const some = live.length > 0 ? live[r.int(live.length)].address : 0x1000n;
+    if (x < 0.15) return some; // a live block (valid for readMemory)
+    if (x < 0.3) return some + BigInt(1 + r.int(15)); // misaligned, inside a block
+    if (x < 0.4 && dead.length > 0) return dead[r.int(dead.length)].address; // freed
+    if (x < 0.5 && foreign.length > 0) return r.pick(foreign); // another thread's block
+    if (x < 0.6) return BigInt(r.int(2 ** 31)) << BigInt(r.int(17)); // random user-space
+    return r.pick([0n, 1n, 16n, 0xdeadbeefn, 1n << 47n, 0xffff800000000000n, 0xffffffffff600000n,
+      (1n << 64n) - 16n, (1n << 64n) - 1n, -1n, 1n << 64n, 12, 'x']);
+  };
+  // At most MAX_LIVE blocks stay live: the addon's live set grows by
+  // doubling and keeps its capacity (8 bytes a slot, at most half full), so
+  // a larger peak would show in uordblks as capacity, not as a leak.
+  const adopt = (a) => {
+    if (!(a instanceof h.Allocation)) return a;
+    live.push(a);
+    while (live.length > MAX_LIVE) { const old = live[0]; old.free(); bury(old); }
+    return a;
+  };
+  const bury = (a) => {
+    const i = live.indexOf(a);
+    if (i >= 0) live.splice(i, 1);
+    if (dead.length < 64) dead.push(a); else dead[r.int(64)] = a;
+  };
+  const planStep = (i) => {
+    const op = r.pick(['malloc', 'malloc', 'calloc', 'realloc', 'alignedAlloc', 'free', 'free', 'break', 'header',
+      'usableSize', 'mallinfo', 'trim', 'touch', 'resident', 'statm', 'maps', 'bogus']);
+    const ref = r.chance(0.9) ? r.int(Math.max(i, 1)) : r.pick([i, i + 5, -1, 1.5, 'x']);
+    const s = () => (r.chance(0.9) ? r.int(70000) : r.pick([...IMPOSSIBLE, -1, NaN]));
+    switch (op) {
+      case 'malloc': return { op, size: s() };
+      case 'calloc': return { op, count: r.int(64), size: s() };
+      case 'realloc': return { op, step: ref, size: r.chance(0.95) ? 1 + r.int(70000) : 0 };
+      case 'alignedAlloc': return { op, alignment: r.pick([8, 16, 64, 4096, 3, 0, 1n << 40n]), size: s() };
+      case 'trim': return { op, pad: r.chance(0.9) ? r.int(1 << 20) : -1 };
+      case 'touch': return { op, step: ref, byte: r.pick([0, 0xa5, 255, 256, -1]) };
+      case 'maps': return r.chance(0.2) ? { op } : { op: 'break' }; // 1 MiB of scratch each
+      case 'break': case 'mallinfo': case 'statm': case 'bogus': return { op };
+      default: return { op, step: ref };
+    }
+  };
+
+  const actions = [
+    [12, () => adopt(h.malloc(size()))],
+    [4, () => adopt(h.calloc(r.chance(0.9) ? r.int(64) : r.pick([1n << 40n, -1, NaN]), r.chance(0.9) ? r.int(4096) : r.pick([1n << 40n, ...BAD_VALUES])))],
+    [3, () => adopt(h.alignedAlloc(r.pick([8, 16, 32, 64, 4096, 1 << 16, 0, 1, 3, 4, 24, 1n << 40n, -8, NaN, '16']), r.chance(0.9) ? r.int(8192) : size()))],
+    [5, () => {
+      const a = handle() ?? address();
+      const next = h.realloc(a, r.chance(0.9) ? 1 + r.int(70000) : r.pick([0, ...IMPOSSIBLE, ...BAD_VALUES]));
+      if (a instanceof h.Allocation) bury(a); else { const i = live.findIndex((x) => x.address === a); if (i >= 0) bury(live[i]); }
+      adopt(next);
+    }],
+    [12, () => { const a = handle(); if (a === undefined) return; a.free(); bury(a); }],
+    [4, () => {
+      const a = r.chance(0.5) ? handle() : address();
+      const target = a instanceof h.Allocation ? a : live.find((x) => x.address === a);
+      h.free(a);
+      if (target !== undefined) bury(target);
+    }],
+    [4, () => h.mallocUsableSize(r.chance(0.5) ? handle() : address())],
+    [6, () => { const a = handle(); if (a) return [a.usableSize, a.chunk, a.freed]; }],
+    [0.3, () => handle()?.region],
+    [5, () => {
+      const a = handle();
+      if (a === undefined) return;
+      return r.chance(0.5) ? a.read(r.chance(0.8) ? r.int(64) : size()) : a.read(r.int(64), r.chance(0.8) ? r.int(64) : size());
+    }],
+    [4, () => {
+      const a = handle();
+      if (a === undefined || (a.requested > MAX_TOUCH)) return;
+      const bytes = r.chance(0.9) ? Buffer.alloc(r.int(80), 0x5a) : r.pick(['text', 12, null, new Uint16Array(4)]);
+      a.write(r.chance(0.8) ? r.int(64) : size(), bytes);
+    }],
+    [2, () => {
+      const a = handle();
+      if (a === undefined || a.requested > MAX_TOUCH) return;
+      a.fill(r.pick([0, 1, 255, 256, -1, 1.5, NaN, '1']));
+    }],
+    [6, () => h.readMemory(address(), r.chance(0.85) ? r.int(4097) : r.pick([-1, 1n << 27n, (64n << 20n) + 1n, NaN, 'x']))],
+    [2, () => h.allocationAt(address())],
+    [2, () => h.programBreak()],
+    [2, () => h.mallinfo2()],
+    [0.2, () => h.mallocInfo()],
+    [0.5, () => h.mallocTrim(r.chance(0.8) ? r.int(1 << 20) : r.pick(BAD_VALUES))],
+    [2, () => {
+      // Invalid parameters and values only, plus two that leave the process
+      // as it was (M_PERTURB 0 and M_MXFAST 128 are glibc's defaults): a
+      // valid M_MMAP_THRESHOLD or M_ARENA_MAX would change the process the
+      // rest of the run measures.
+      const x = r.next();
+      if (x < 0.3) return h.mallopt(r.pick([0, 2, 5, -5, -9, 100, 1.5, NaN, 'M_FOO', 'toString', '__proto__', null, undefined]), 1);
+      if (x < 0.6) return h.mallopt(r.pick(Object.keys(h.MALLOPT_PARAMS)), r.pick([-2, -1.5, 2 ** 31, 2 ** 53, NaN, Infinity, '1', 1n, null]));
+      if (x < 0.85) return h.mallopt(r.pick(['M_MXFAST', 1]), 161 + r.int(2 ** 31 - 162));
+      const [param, value] = r.pick([['M_PERTURB', 0], ['M_MXFAST', 128]]);
+      return h.mallopt(param, value);
+    }],
+    [3, () => {
+      const steps = Array.from({ length: 1 + r.int(20) }, (_, i) => planStep(i));
+      const plan = r.chance(0.03) ? r.pick([[], null, 'plan', [null], [{}]]) : steps;
+      const result = h.runPlan(plan, { keep: r.chance(0.3) });
+      for (const a of result.kept.values()) adopt(a);
+      return result;
+    }],
+    [1, () => h.regionOf(address(), r.chance(0.9) ? undefined : r.pick([null, 'x', {}]))],
+    [0.2, () => h.maps(r.pick([{}, { rss: false }, { rss: 'yes' }, null, 3]))],
+    [1, () => h.parseMaps(r.pick(['', 'garbage', '0-1 rwxp 0 0:0 0\n', '7f-7e r--p 00 00:00 0 [heap]\n', 42, null]))],
+    [2, () => h.sizeClass(size())],
+    [1, () => h.requestToChunkSize(size())],
+    [1, () => h.liveAllocations().length],
+  ];
+  const total = actions.reduce((sum, [w]) => sum + w, 0);
+  const choose = () => {
+    let x = r.next() * total;
+    for (const [w, fn] of actions) { x -= w; if (x < 0) return fn; }
+    return actions[0][1];
+  };
+
+  for (let i = 0; i < calls; i++) {
+    try {
+      choose()();
+      ok++;
+    } catch (error) {
+      if (error instanceof Error && typeof error.code === 'string') {
+        codes[error.code] = (codes[error.code] ?? 0) + 1;
+      } else if (unexpected.length < 20) {
+        unexpected.push({ call: i, error: error instanceof Error ? error.stack : String(error) });
+      } else {
+        unexpected.push(null);
+      }
+    }
+  }
+  return { calls, ok, codes, unexpected: unexpected.filter(Boolean), unexpectedCount: unexpected.length, live };
+}
+
+function freeAll(h) {
+  for (const a of h.liveAllocations()) a.free();
+}
+
+// ---- Worker: its own addon instance, its own arena ---------------------------
+
+if (!isMainThread) {
+  const h = require(path.join(ROOT, 'dist', 'index.js'));
+  const { binding } = require(path.join(ROOT, 'dist', 'binding.js'));
+  const { seed, calls, foreign } = workerData;
+  const report = fuzz(h, seed, calls, foreign);
+  freeAll(h);
+  delete report.live;
+  parentPort.postMessage({ ...report, liveAtEnd: h.liveAllocations().length, addonLiveAtEnd: binding.liveCount() });
+}
+
+// ---- Child: the run itself ----------------------------------------------------
+
+async function child(seed, calls, workers, leak) {
+  const h = require(path.join(ROOT, 'dist', 'index.js'));
+  const { binding } = require(path.join(ROOT, 'dist', 'binding.js'));
+  // V8 frees ArrayBuffer backing stores and finishes optimising compiles on
+  // background threads (a TurboFan job holds up to a few hundred KiB of
+  // malloc'd zone memory): collect, let them finish, collect again.
+  const settle = async () => {
+    globalThis.gc();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    globalThis.gc();
+  };
+  // uordblks counts chunks cached in the tcache as in use, and which of the
+  // 64 tcache bins hold how many (up to 7 each) depends on the last few
+  // thousand calls: up to ~230 KiB that is no leak. Reading it through a
+  // plan that first fills every bin of this thread's tcache makes before
+  // and after comparable.
+  const TCACHE_SIZES = Array.from({ length: 64 }, (_, i) => 24 + 16 * i);
+  const fillThenRead = [];
+  for (const size of TCACHE_SIZES) for (let k = 0; k < 8; k++) fillThenRead.push({ op: 'malloc', size });
+  fillThenRead.forEach((_, i) => fillThenRead.push({ op: 'free', step: i }));
+  fillThenRead.push({ op: 'mallinfo' });
+  const uordblks = () => h.runPlan(fillThenRead).steps.at(-1).mallinfo.uordblks;
+
+  // One session: worker threads fuzzing alongside the main thread.
+  const session = async (sessionSeed) => {
+    // Main-thread blocks the workers will try to free (foreign to them).
+    const foreign = Array.from({ length: 4 }, () => h.malloc(64));
+    const perWorker = Math.floor(calls * 0.1);
+    const results = [];
+    const running = Array.from({ length: workers }, (_, k) => new Promise((resolve, reject) => {
+      const worker = new Worker(SELF, { workerData: { seed: sessionSeed + k + 1, calls: perWorker, foreign: foreign.map((a) => a.address) } });
+      worker.once('message', (m) => results.push(m));
+      worker.once('error', reject);
+      worker.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`worker ${k} exited with ${code}`))));
+    }));
+    const main = fuzz(h, sessionSeed, calls - perWorker * workers);
+    await Promise.all(running);
+    for (const a of foreign) a.free();
+    delete main.live;
+    return [main, ...results];
+  };
+
+  // Warm-up: a whole session on another seed, so that what Node and V8
+  // allocate once (compiled code, caches, what starting a worker leaves
+  // behind) exists before the baseline is read.
+  await session(seed ^ 0x5eed);
+  freeAll(h);
+  await settle();
+  const before = uordblks();
+
+  const all = await session(seed);
+  const [main, ...results] = all;
+
+  const leaked = Array.from({ length: leak }, () => h.malloc(1024));
+  for (const a of h.liveAllocations()) if (!leaked.includes(a)) a.free();
+  await settle();
+  const after = uordblks();
+
+  const problems = [];
+  const unexpected = all.reduce((n, x) => n + x.unexpectedCount, 0);
+  if (unexpected > 0) problems.push(`${unexpected} errors without a string code, e.g. ${JSON.stringify(all.flatMap((x) => x.unexpected)[0])}`);
+  if (h.liveAllocations().length !== 0) problems.push(`${h.liveAllocations().length} allocations still live in the main thread`);
+  if (binding.liveCount() !== 0) problems.push(`the addon's live set still holds ${binding.liveCount()} pointers`);
+  results.forEach((w, k) => {
+    if (w.liveAtEnd !== 0 || w.addonLiveAtEnd !== 0) problems.push(`worker ${k} ended with ${w.liveAtEnd}/${w.addonLiveAtEnd} live`);
+  });
+  if (Math.abs(after - before) > TOLERANCE) {
+    problems.push(`mallinfo2().uordblks moved by ${after - before} bytes (tolerance ±${TOLERANCE})`);
+  }
+  const codes = {};
+  for (const x of all) for (const [c, n] of Object.entries(x.codes)) codes[c] = (codes[c] ?? 0) + n;
+  for (const a of leaked) a.free();
+  return {
+    seed, calls: all.reduce((n, x) => n + x.calls, 0), workers, ok: all.reduce((n, x) => n + x.ok, 0), codes,
+    uordblks: { before, after, delta: after - before, tolerance: TOLERANCE }, problems,
+  };
+}
+
+// ---- Parent: spawn the child, judge how it ended ------------------------------
+
+const signed = (n) => `${n >= 0 ? '+' : ''}${n}`;
+
+function parent() {
+  const seed = option('seed', 'HEAPSCOPE_FUZZ_SEED', Math.floor(Math.random() * 2 ** 31)) >>> 0;
+  const calls = option('calls', 'HEAPSCOPE_FUZZ_CALLS', 100_000);
+  const workers = option('workers', undefined, 2);
+  const leak = option('leak', undefined, 0);
+  process.stdout.write(`heapscope fuzz: seed ${seed}, ${calls} calls, ${workers} worker threads ` +
+    `(reproduce: node scripts/fuzz.mjs --seed ${seed} --calls ${calls})\n`);
+  const started = Date.now();
+  const run = spawnSync(process.execPath, ['--single-threaded', '--expose-gc', SELF, '--child', '--seed', String(seed), '--calls', String(calls),
+    '--workers', String(workers), '--leak', String(leak)], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  const seconds = ((Date.now() - started) / 1000).toFixed(1);
+  if (run.signal !== null) {
+    process.stdout.write(`FAIL: the child died by ${run.signal} after ${seconds} s\n${run.stderr}\n`);
+    return 1;
+  }
+  const last = run.stdout.trim().split('\n').at(-1) ?? '';
+  let report;
+  try {
+    report = JSON.parse(last);
+  } catch {
+    process.stdout.write(`FAIL: the child exited with ${run.status} and no report\n${run.stdout}\n${run.stderr}\n`);
+    return 1;
+  }
+  process.stdout.write(`${JSON.stringify(report)}\n`);
+  if (run.status !== 0 || report.problems.length > 0) {
+    process.stdout.write(`FAIL (${seconds} s): ${report.problems.join('; ') || `exit code ${run.status}`}\n`);
+    return 1;
+  }
+  process.stdout.write(`ok: ${report.calls} calls in ${seconds} s, ${report.ok} succeeded, errors by code ` +
+    `${JSON.stringify(report.codes)}; uordblks ${signed(report.uordblks.delta)} B (tolerance ±${report.uordblks.tolerance})\n`);
+  return 0;
+}
+
+if (isMainThread) {
+  if (process.argv.includes('--child')) {
+    const report = await child(option('seed') >>> 0, option('calls'), option('workers'), option('leak'));
+    process.stdout.write(`${JSON.stringify(report)}\n`);
+    process.exitCode = report.problems.length > 0 ? 1 : 0;
+  } else {
+    process.exitCode = parent();
+  }
+}

@@ -1,0 +1,136 @@
+// The package as a user gets it: `npm pack` of a copy of this repository
+// with a fresh prebuild, installed into empty projects. Slow (a native
+// build and several `npm install`s), so it packs once for every case.
+import { execFileSync, ExecFileSyncOptions } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const ROOT = path.resolve(__dirname, '..');
+const MINUTES = 60_000;
+// Copied into the temporary repository: everything but what is built or
+// installed, so the prebuild and `npm pack` start from sources alone.
+const EXCLUDE = ['node_modules', 'build', 'prebuilds', '.git', 'coverage'];
+const SCRIPT = "const h = require('heapscope'); const a = h.malloc(10); " +
+  "console.log(JSON.stringify({ usable: a.usableSize, chunk: a.chunk.size, " +
+  "loaded: process.report.getReport().sharedObjects.filter((o) => o.includes('heapscope')) })); a.free();";
+
+let work: string;
+let tarball: string;
+let files: string[];
+// A PATH with node, npm and sh only: no g++, cc, make or python3, so any
+// attempt to compile fails.
+let bareBin: string;
+
+function run(command: string, args: string[], options: ExecFileSyncOptions = {}): string {
+  try {
+    return execFileSync(command, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], ...options }) as string;
+  } catch (error) {
+    const e = error as Error & { stdout?: string };
+    throw new Error(`${e.message}\n${e.stdout ?? ''}`);
+  }
+}
+
+function project(name: string, extra: Record<string, unknown> = {}): string {
+  const dir = path.join(work, name);
+  fs.mkdirSync(dir);
+  fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name, version: '1.0.0', private: true, ...extra }));
+  return dir;
+}
+
+function npmBin(): string {
+  const npm = run('sh', ['-c', 'command -v npm']).trim();
+  return fs.realpathSync(npm);
+}
+
+beforeAll(() => {
+  work = fs.mkdtempSync(path.join(os.tmpdir(), 'heapscope-pack-'));
+  const repo = path.join(work, 'repo');
+  fs.cpSync(ROOT, repo, {
+    recursive: true,
+    filter: (source) => !EXCLUDE.includes(path.relative(ROOT, source)) && !source.endsWith('.tgz'),
+  });
+  fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(repo, 'node_modules'));
+  run('npm', ['run', 'prebuild'], { cwd: repo });
+  // The prebuild compiles into build/ first; the tarball must not need it.
+  fs.rmSync(path.join(repo, 'build'), { recursive: true, force: true });
+  const packed = JSON.parse(run('npm', ['pack', '--json', '--pack-destination', work], { cwd: repo }));
+  tarball = path.join(work, packed[0].filename);
+  files = (packed[0].files as { path: string }[]).map((f) => f.path);
+
+  bareBin = path.join(work, 'bin');
+  fs.mkdirSync(bareBin);
+  fs.symlinkSync(process.execPath, path.join(bareBin, 'node'));
+  fs.symlinkSync(npmBin(), path.join(bareBin, 'npm'));
+  fs.symlinkSync('/bin/sh', path.join(bareBin, 'sh'));
+}, 5 * MINUTES);
+
+afterAll(() => {
+  if (work !== undefined) fs.rmSync(work, { recursive: true, force: true });
+});
+
+describe('npm pack', () => {
+  it('holds the prebuild, the native sources, binding.gyp and dist/', () => {
+    expect(files).toContain('prebuilds/linux-x64/heapscope.glibc.node');
+    expect(files).toContain('binding.gyp');
+    expect(files).toContain('native/addon.cc');
+    expect(files).toContain('native/heapscope.h');
+    expect(files).toContain('dist/index.js');
+    expect(files).toContain('dist/index.d.ts');
+    expect(files).toContain('package.json');
+  });
+
+  it('holds nothing of tests, benchmarks, scripts, builds or caches', () => {
+    const unwanted = files.filter((f) =>
+      /^(test|bench|scripts|build|node_modules|coverage|lib|\.ci|examples)\//.test(f) ||
+      /\.(tgz|tsbuildinfo|log|o)$/.test(f) || f.startsWith('.'));
+    expect(unwanted).toEqual([]);
+  });
+});
+
+describe('installing the tarball', () => {
+  it('works with no compiler on PATH: the prebuild loads, nothing is compiled', () => {
+    const dir = project('no-compiler');
+    const env = { ...process.env, PATH: bareBin };
+    expect(() => run('sh', ['-c', 'command -v g++ || command -v cc || command -v make'], { env })).toThrow();
+    run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', tarball], { cwd: dir, env });
+    const installed = path.join(dir, 'node_modules', 'heapscope');
+    expect(fs.existsSync(path.join(installed, 'build'))).toBe(false);
+    const out = JSON.parse(run('node', ['-e', SCRIPT], { cwd: dir, env }));
+    expect(out.usable).toBe(24);
+    expect(out.chunk).toBe(32);
+    expect(out.loaded).toEqual([path.join(fs.realpathSync(installed), 'prebuilds/linux-x64/heapscope.glibc.node')]);
+
+    // Without a loadable binary the error names platform, arch, libc and the way out.
+    fs.renameSync(path.join(installed, 'prebuilds'), path.join(installed, 'prebuilds-gone'));
+    const failure = JSON.parse(run('node', ['-e',
+      "try { require('heapscope'); console.log('null') } catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })) }",
+    ], { cwd: dir, env }));
+    expect(failure.code).toBe('ERR_UNSUPPORTED_PLATFORM');
+    expect(failure.message).toContain('platform linux, arch x64, libc glibc');
+    expect(failure.message).toContain('npm rebuild heapscope --build-from-source');
+  }, 5 * MINUTES);
+
+  it('works with its install script denied (npm 11 allowScripts), even under --strict-allow-scripts', () => {
+    // A registry install is keyed by name ("heapscope": false); a tarball by its path.
+    const dir = project('scripts-denied', { allowScripts: { [`file:${tarball}`]: false } });
+    const env = { ...process.env, PATH: bareBin };
+    run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--strict-allow-scripts', tarball], { cwd: dir, env });
+    const out = JSON.parse(run('node', ['-e', SCRIPT], { cwd: dir, env }));
+    expect(out.usable).toBe(24);
+    expect(out.loaded[0]).toMatch(/prebuilds\/linux-x64\/heapscope\.glibc\.node$/);
+  }, 5 * MINUTES);
+
+  it('builds from source with --build-from-source once its install script is allowed', () => {
+    const dir = project('from-source', { allowScripts: { [`file:${tarball}`]: true } });
+    const env = { ...process.env, npm_config_build_from_source: 'true' };
+    run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--strict-allow-scripts', tarball], { cwd: dir, env });
+    const installed = fs.realpathSync(path.join(dir, 'node_modules', 'heapscope'));
+    expect(fs.existsSync(path.join(installed, 'build', 'Release', 'heapscope.node'))).toBe(true);
+    const out = JSON.parse(run('node', ['-e', SCRIPT], { cwd: dir }));
+    expect(out.usable).toBe(24);
+    // node-gyp-build prefers build/Release over prebuilds/.
+    expect(out.loaded).toEqual([path.join(installed, 'build', 'Release', 'heapscope.node')]);
+  }, 5 * MINUTES);
+});
