@@ -4,9 +4,12 @@ import { parseArgs } from 'node:util';
 import { HeapscopeError } from './errors';
 import { experiments, run } from './experiments/run';
 import { ExperimentResult } from './experiments/types';
-import { hex, shortBytes } from './format';
 import { toJSON } from './json';
 import { maps } from './maps';
+import { writeReport } from './report';
+import { renderMaps, renderResult, terminalOptions } from './views/terminal';
+import { walkHeap } from './walk/index';
+import { renderWalk } from './walk/strip';
 
 const USAGE = `usage: heapscope <command> [options]
 
@@ -19,6 +22,8 @@ commands:
       --tunable name=value     a glibc malloc tunable for the child (repeatable)
   tour [--json]                every experiment, question by question
   maps [--json] [--rss]        this process's memory map, classified
+  report --out <file>          every experiment in one self-contained HTML page
+  walk [--arena all] [--json]  every chunk of main_arena's heap (all arenas' heaps with --arena all)
   help                         this text`;
 
 class UsageError extends Error {}
@@ -28,19 +33,7 @@ function write(text: string): void {
 }
 
 function story(result: ExperimentResult): string {
-  const lines = [`== ${result.name}: ${result.question}`];
-  const env = result.environment;
-  const tunables = Object.entries(env.tunables).map(([k, v]) => `${k}=${v}`).join(' ');
-  lines.push(
-    `   (glibc ${env.glibc}, node ${env.node}, ${env.isolated ? 'fresh child process' : 'this process'}` +
-      `${tunables ? `, ${tunables}` : ''})`,
-  );
-  for (const finding of result.findings) lines.push(`  - ${finding}`);
-  if (result.surprises.length > 0) {
-    lines.push('  Surprises:');
-    for (const surprise of result.surprises) lines.push(`  ! ${surprise}`);
-  }
-  return lines.join('\n');
+  return renderResult(result, terminalOptions(process.stdout));
 }
 
 function parseTunables(values: string[] | undefined): Record<string, string> {
@@ -66,11 +59,7 @@ async function runMany(names: string[], options: { json: boolean; isolated?: boo
 function showMaps(json: boolean, rss: boolean): void {
   const regions = maps({ rss });
   if (json) return write(toJSON(regions));
-  for (const r of regions) {
-    const size = shortBytes(r.size).padStart(10);
-    const resident = r.rss !== undefined ? ` rss ${shortBytes(r.rss).padStart(9)}` : '';
-    write(`${hex(r.start).padStart(18)}-${hex(r.end).padEnd(18)} ${r.perms} ${size}${resident}  ${r.kind.padEnd(14)} ${r.path}`);
-  }
+  write(renderMaps(regions, terminalOptions(process.stdout)));
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -85,6 +74,8 @@ export async function main(argv: string[]): Promise<number> {
         'in-process': { type: 'boolean' },
         tunable: { type: 'string', multiple: true },
         rss: { type: 'boolean', default: false },
+        out: { type: 'string' },
+        arena: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -117,6 +108,18 @@ export async function main(argv: string[]): Promise<number> {
       case 'maps':
         showMaps(values.json!, values.rss!);
         return 0;
+      case 'report':
+        if (values.out === undefined || values.out === '') throw new UsageError('report needs --out <file>');
+        await writeReport(values.out);
+        write(`heapscope: wrote ${values.out}`);
+        return 0;
+      case 'walk': {
+        const arena = values.arena ?? 'main';
+        if (arena !== 'main' && arena !== 'all') throw new UsageError(`--arena takes main or all, got ${JSON.stringify(arena)}`);
+        const walk = walkHeap({ arena });
+        write(values.json ? toJSON(walk) : renderWalk(walk, terminalOptions(process.stdout)));
+        return 0;
+      }
       default:
         throw new UsageError(`unknown command ${JSON.stringify(command)}`);
     }

@@ -25,8 +25,14 @@ export {
 } from './size-classes';
 export type { BinRange, SizeClass } from './size-classes';
 export type { Size } from './validate';
+export { mainHeapSnapshot, walkHeap, walkSnapshot } from './walk/index';
+export type {
+  ChunkState, ChunkTable, HeapChunk, HeapInfo, HeapRegionWalk, HeapWalk, MainHeapSnapshot, MallinfoCheck, SnapshotWalk, SnapshotWalkOptions, Tcache,
+  TcacheBin, WalkOptions, WalkTotals,
+} from './walk/index';
 export { experiment, experiments, run } from './experiments/run';
 export type { RunOptions } from './experiments/run';
 export type { Environment, Experiment, ExperimentOutput, ExperimentResult } from './experiments/types';
 export { KNOWN_TUNABLES } from './experiments/tunables';
+export { reportHTML, writeReport } from './report';
 export type { Tunables } from './experiments/tunables';
