@@ -26,3 +26,18 @@ export function bytes(value: bigint | number): string {
 export function shortBytes(value: bigint | number): string {
   return bytes(value).replace(/ \(.*\)$/, '');
 }
+
+/** A change in bytes, short, with its sign: `+132 KiB`, `−4 KiB` (a minus sign, U+2212), `0`. */
+export function signedBytes(delta: number): string {
+  return delta > 0 ? `+${shortBytes(delta)}` : delta < 0 ? `−${shortBytes(-delta)}` : '0';
+}
+
+/** From `lo` to `hi`: `24–40`, or `24` when they are one number. */
+export function span(lo: number, hi: number): string {
+  return lo === hi ? `${lo}` : `${lo}–${hi}`;
+}
+
+/** The range some numbers cover: `24–40`, or `24` when they are all one number. */
+export function rangeOf(values: readonly number[]): string {
+  return span(Math.min(...values), Math.max(...values));
+}

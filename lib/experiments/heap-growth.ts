@@ -1,5 +1,5 @@
 // How does the heap grow?
-import { bytes, hex } from '../format';
+import { bytes, hex, rangeOf } from '../format';
 import { PlanStep, runPlan } from '../plan';
 import { MINSIZE, requestToChunkSize } from '../size-classes';
 import { pageSize } from '../stats';
@@ -97,12 +97,6 @@ function measure(): HeapGrowthRow[] {
   return rows;
 }
 
-function range(values: number[]): string {
-  const lo = Math.min(...values);
-  const hi = Math.max(...values);
-  return lo === hi ? `${lo}` : `${lo}–${hi}`;
-}
-
 export const heapGrowth: Experiment<HeapGrowthRow> = {
   name: 'heap-growth',
   question: 'How does the heap grow?',
@@ -144,7 +138,7 @@ export const heapGrowth: Experiment<HeapGrowthRow> = {
     const sizes = growth.map((s) => s.size);
     const whole = sizes.filter((s) => s % page === 0).length;
     findings.push(
-      `Growth steps were ${range(sizes)} bytes (most often ${mostCommon(sizes)}); ` +
+      `Growth steps were ${rangeOf(sizes)} bytes (most often ${mostCommon(sizes)}); ` +
         `${whole === sizes.length ? 'every one' : `${whole} of ${sizes.length}`} a whole number of ${page}-byte pages.`,
     );
     if (aligned !== breaks.length || whole !== sizes.length) {
@@ -158,19 +152,19 @@ export const heapGrowth: Experiment<HeapGrowthRow> = {
     const expected = expectedTopPad();
     const padName = padSetting === undefined ? "glibc's default top pad" : `glibc.malloc.top_pad=${padSetting}`;
     findings.push(
-      `Each step took ${range(extras)} bytes beyond what the request was missing from the top chunk (its ${chunk}-byte chunk minus the top before). ` +
-        `Less MINSIZE (${MINSIZE}) and rounded down to whole pages that is ${range(pads)} bytes: the top pad measured ` +
-        `(${padName}: ${expected}); the remaining ${range(extras.map((e, i) => e - pads[i]))} bytes are MINSIZE and rounding up to a page.`,
+      `Each step took ${rangeOf(extras)} bytes beyond what the request was missing from the top chunk (its ${chunk}-byte chunk minus the top before). ` +
+        `Less MINSIZE (${MINSIZE}) and rounded down to whole pages that is ${rangeOf(pads)} bytes: the top pad measured ` +
+        `(${padName}: ${expected}); the remaining ${rangeOf(extras.map((e, i) => e - pads[i]))} bytes are MINSIZE and rounding up to a page.`,
     );
     if (measuredPad !== expected - (expected % page) || Math.max(...pads) !== measuredPad) {
-      surprises.push(`The measured top pad was ${range(pads)} bytes (whole pages), not the ${expected} bytes of ${padName}.`);
+      surprises.push(`The measured top pad was ${rangeOf(pads)} bytes (whole pages), not the ${expected} bytes of ${padName}.`);
     }
     const stray = mallocRows.filter((r) => r.breakAfter > r.breakBefore && chunk <= r.topBefore);
     const keep = stray.filter((r) => r.topBefore < chunk + MINSIZE);
     if (keep.length > 0) {
       surprises.push(
         `${keep.length} of ${growth.length} break moves came from requests whose ${chunk}-byte chunk fit the top chunk, which held ` +
-          `${range(keep.map((r) => r.topBefore))} bytes (e.g. request ${keep[0].n}): less than chunk + MINSIZE (${chunk + MINSIZE}), ` +
+          `${rangeOf(keep.map((r) => r.topBefore))} bytes (e.g. request ${keep[0].n}): less than chunk + MINSIZE (${chunk + MINSIZE}), ` +
           'so malloc grew the heap rather than leave the top chunk below MINSIZE.',
       );
     }

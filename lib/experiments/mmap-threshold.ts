@@ -8,7 +8,7 @@
 // freed on purpose ("sources") move it.
 import { Allocation } from '../allocation';
 import { HeapscopeError } from '../errors';
-import { shortBytes } from '../format';
+import { rangeOf, shortBytes } from '../format';
 import { PlanStep, runPlan, StepResult } from '../plan';
 import { MINSIZE, requestToChunkSize } from '../size-classes';
 import { mallopt, pageSize } from '../stats';
@@ -319,7 +319,7 @@ function measure(context: ExperimentContext): { rows: MmapThresholdRow[]; findin
       findings.push(
         `${why.length} of the ${mapped.length} mmapped sweep requests had a chunk size at or above the threshold's upper bound ` +
           `(${start.hi ?? 'none found'}) and found the top chunk too small for them ` +
-          `(${span(mapped.map((r) => r.topBefore))} bytes before each, below its chunk size + ${MINSIZE}).`,
+          `(${rangeOf(mapped.map((r) => r.topBefore))} bytes before each, below its chunk size + ${MINSIZE}).`,
       );
     }
     const swept = bracketOf(p.rows, 'sweep');
@@ -444,12 +444,6 @@ function sizes(rows: ThresholdProbeRow[]): string {
   const all = rows.map((r) => r.chunkSize);
   if (rows.length === 0) return '0';
   return rows.length === 1 ? `1 (chunk size ${all[0]})` : `${rows.length} (chunk sizes ${Math.min(...all)} to ${Math.max(...all)})`;
-}
-
-function span(values: number[]): string {
-  const lo = Math.min(...values);
-  const hi = Math.max(...values);
-  return lo === hi ? `${lo}` : `${lo}–${hi}`;
 }
 
 function consistent(a: Bracket, b: Bracket): boolean {

@@ -2,7 +2,7 @@
 // no scripts, nothing fetched), the chart beside a table of the rows.
 import { ResultData } from '../experiments/types';
 import { resultSVG } from './charts';
-import { environmentLine } from './markdown';
+import { environmentLine } from './environment';
 import { esc } from './svg';
 import { resultTable } from './table';
 
@@ -45,7 +45,7 @@ export function resultHTML(result: ResultData, options: HTMLOptions = {}): strin
     `<section class="heapscope-result" id="${esc(result.name)}">`,
     options.style === false ? '' : `<style>${RESULT_CSS}</style>`,
     `<h2>${esc(result.question)}</h2>`,
-    `<p class="env">${esc(result.name)}: ${esc(environmentLine(result))}.</p>`,
+    `<p class="env">${esc(result.name)}: ${esc(environmentLine(result, 'full'))}.</p>`,
     `<h3>Findings</h3>${list(result.findings, 'findings')}`,
   ];
   if (result.surprises.length > 0) parts.push(`<h3>Surprises</h3>${list(result.surprises, 'surprises')}`);

@@ -8,6 +8,7 @@ import type { ChunkHeader } from '../chunk';
 import type { ResultData } from '../experiments/types';
 import type { MemoryRegion } from '../maps';
 import { hex, shortBytes } from '../format';
+import { environmentLine } from './environment';
 
 /** What Node passes as the second argument of an inspect.custom method. */
 export type InspectContext = Partial<InspectOptionsStylized>;
@@ -18,10 +19,16 @@ function stylize(options: InspectContext | undefined, text: string, style: Style
   return typeof options?.stylize === 'function' ? options.stylize(text, style) : text;
 }
 
-/** The size-field flags by their malloc.c letters: `[P]`, `[P M]`, `[M]`, `[P A]`; `[]` when none is set. */
-export function chunkFlags(header: Pick<ChunkHeader, 'prevInUse' | 'isMmapped' | 'nonMainArena'>): string {
-  const set = [header.prevInUse && 'P', header.isMmapped && 'M', header.nonMainArena && 'A'].filter(Boolean);
-  return `[${set.join(' ')}]`;
+type Flags = Pick<ChunkHeader, 'prevInUse' | 'isMmapped' | 'nonMainArena'>;
+
+/** The size-field flags that are set, by their malloc.c letters, in bit order: P, M, A. */
+export function flagLetters(header: Flags): string[] {
+  return [header.prevInUse && 'P', header.isMmapped && 'M', header.nonMainArena && 'A'].filter((f): f is string => typeof f === 'string');
+}
+
+/** The size-field flags: `[P]`, `[P M]`, `[M]`, `[P A]`; `[]` when none is set. */
+export function chunkFlags(header: Flags): string {
+  return `[${flagLetters(header).join(' ')}]`;
 }
 
 /** Bytes as a plain count below 1 KiB (`24`), with the unit beside it above (`1052656 (1.0 MiB)`). */
@@ -35,6 +42,11 @@ export function regionLabel(region: Pick<MemoryRegion, 'path' | 'kind'> | undefi
   if (region.path.startsWith('[')) return region.path;
   if (region.path !== '') return region.path.slice(region.path.lastIndexOf('/') + 1);
   return `${region.kind} mapping`;
+}
+
+/** The mapped file as /proc/self/maps names it, marked when the file was deleted. */
+export function regionPath(region: Pick<MemoryRegion, 'path' | 'deleted'>): string {
+  return `${region.path}${region.deleted ? ' (deleted)' : ''}`;
 }
 
 function callText(call: Allocation['call'], requested: number): string {
@@ -85,18 +97,10 @@ export function inspectRegion(region: MemoryRegion, depth: number, options?: Ins
   const name = stylize(options, 'MemoryRegion', 'special');
   const range = stylize(options, `${hex(region.start)}–${hex(region.end)}`, 'number');
   if (depth < 0) return `[${name} ${range}]`;
-  const where = region.path === '' ? '' : ` ${region.path}${region.deleted ? ' (deleted)' : ''}`;
+  const where = region.path === '' ? '' : ` ${regionPath(region)}`;
   const resident = region.rss === undefined ? '' : `, rss ${shortBytes(region.rss)}`;
   return `${name} <${range} ${region.perms} ${shortBytes(region.size)} ` +
     `${stylize(options, region.kind, 'special')}${where}${resident}>`;
-}
-
-/** Where and how a result was measured, in one line. */
-export function environmentLine(result: Pick<ResultData, 'environment'>): string {
-  const env = result.environment;
-  const tunables = Object.entries(env.tunables).map(([k, v]) => `${k}=${v}`).join(' ');
-  return `glibc ${env.glibc}, node ${env.node}, ${env.isolated ? 'fresh child process' : 'this process'}` +
-    `${tunables ? `, ${tunables}` : ''}`;
 }
 
 /**

@@ -12,7 +12,7 @@ import type { ExperimentResult } from '../experiments/types';
 import { hex, shortBytes } from '../format';
 import { toJSONValue } from '../json';
 import type { MemoryRegion } from '../maps';
-import { chunkFlags } from './inspect';
+import { chunkFlags, regionPath } from './inspect';
 import { esc } from './svg';
 
 /** mimetype → data, as a Jupyter `display_data` / `execute_result` carries it. */
@@ -60,7 +60,7 @@ export function regionsBundle(regions: readonly MemoryRegion[]): MimeBundle {
   const cells = regions.map((r) => [
     hex(r.start), hex(r.end), shortBytes(r.size), r.perms, r.kind,
     ...(withRss ? [r.rss === undefined ? '' : shortBytes(r.rss)] : []),
-    r.path + (r.deleted ? ' (deleted)' : ''),
+    regionPath(r),
   ]);
   const html = `<table class="heapscope-maps"><thead><tr>${head.map((h) => `<th>${h}</th>`).join('')}</tr></thead><tbody>${cells
     .map((row) => `<tr>${row.map((c, i) => `<td style="text-align:${i === 2 || (withRss && i === 5) ? 'right' : 'left'}">${i < 2 ? `<code>${c}</code>` : esc(c)}</td>`).join('')}</tr>`)

@@ -1,20 +1,11 @@
 // Markdown views: the question as a heading, where it ran, the findings and
 // surprises as measured, and a table of the rows.
 import { ResultData } from '../experiments/types';
+import { environmentLine } from './environment';
 import { resultTable } from './table';
 
 /** Rows in a Markdown table: enough to check the findings, few enough to read. */
 export const MARKDOWN_ROWS = 40;
-
-/** Where and how it ran, in one line. */
-export function environmentLine(result: ResultData): string {
-  const env = result.environment;
-  const tunables = Object.entries(env.tunables).map(([k, v]) => `${k}=${v}`).join(', ');
-  return (
-    `glibc ${env.glibc}, Node.js ${env.node}, ${env.isolated ? 'a fresh child process' : 'in-process'} (pid ${env.pid}), ` +
-    `${env.pageSize}-byte pages, statistics from ${env.mallinfo}` + (tunables === '' ? '' : `, tunables ${tunables}`)
-  );
-}
 
 /** A table cell: pipes escaped, no line breaks. */
 function mdCell(text: string): string {
@@ -22,7 +13,7 @@ function mdCell(text: string): string {
 }
 
 export function resultMarkdown(result: ResultData, options: { maxRows?: number } = {}): string {
-  const lines = [`## ${result.question}`, '', `_${result.name}: ${environmentLine(result)}._`, '', '### Findings', ''];
+  const lines = [`## ${result.question}`, '', `_${result.name}: ${environmentLine(result, 'full')}._`, '', '### Findings', ''];
   for (const finding of result.findings) lines.push(`- ${finding}`);
   if (result.surprises.length > 0) {
     lines.push('', '### Surprises', '');

@@ -2,6 +2,7 @@
 // chart: which rows (for a charted experiment, the ones its chart labels)
 // and which columns, as text cells. Experiments without their own columns
 // get one column per plain field.
+import type { ChunkHeader } from '../chunk';
 import { ChunkSizeRow } from '../experiments/chunk-sizes';
 import { FreeRow } from '../experiments/free';
 import { HeapGrowthRow } from '../experiments/heap-growth';
@@ -13,6 +14,7 @@ import { chunkSizeTableRows } from './charts/chunk-sizes';
 import { breakOf, freeTableRows } from './charts/free';
 import { heapGrowthTableRows } from './charts/heap-growth';
 import { probeRows } from './charts/mmap-threshold';
+import { flagLetters } from './inspect';
 
 export interface Column<Row> {
   title: string;
@@ -135,7 +137,7 @@ export function cell(value: unknown): string {
   if (typeof value === 'object') {
     const o = value as Record<string, unknown>;
     // A chunk header: its size and flags; a region: its kind and range.
-    if (typeof o.rawSize === 'bigint') return `${o.size} ${['P', 'M', 'A'].filter((_, i) => [o.prevInUse, o.isMmapped, o.nonMainArena][i]).join('')}`.trim();
+    if (typeof o.rawSize === 'bigint') return `${o.size} ${flagLetters(o as unknown as ChunkHeader).join('')}`.trim();
     if (typeof o.start === 'bigint' && typeof o.end === 'bigint') return `${o.kind ?? ''} ${hex(o.start)}–${hex(o.end)}`.trim();
     return '';
   }
@@ -159,9 +161,23 @@ function genericSpec(rows: readonly object[]): Spec<object> {
   };
 }
 
+function specOf(result: Pick<ResultData, 'name' | 'rows'>): Spec<object> {
+  return SPECS[result.name] ?? genericSpec(result.rows);
+}
+
+/** The rows a result's table shows, in order, before any limit; the terminal shows the same choice. */
+export function tableRows(result: Pick<ResultData, 'name' | 'rows'>): object[] {
+  return specOf(result).select(result.rows).map(({ row }) => row);
+}
+
+/** One column per plain field that some row has, as text cells: for rows without columns of their own. */
+export function plainColumns(rows: readonly object[]): { title: string; numeric: boolean; text(row: object): string }[] {
+  return genericSpec(rows).columns.map((c) => ({ title: c.title, numeric: c.numeric === true, text: (row: object) => cell(c.value(row, 0)) }));
+}
+
 /** The table of a result's rows: at most `limit` of the rows its selection picks. */
 export function resultTable(result: ResultData, limit: number): RowTable {
-  const spec: Spec<object> = SPECS[result.name] ?? genericSpec(result.rows);
+  const spec = specOf(result);
   const selected = spec.select(result.rows);
   const shown = selected.slice(0, limit);
   const cells = shown.map(({ row, index }) => spec.columns.map((c) => cell(c.value(row, index))));

@@ -15,9 +15,14 @@ import { PagingRow } from '../experiments/paging';
 import { TcacheRow } from '../experiments/tcache';
 import { ArenaChunkRow, ArenaRow } from '../experiments/arenas';
 import { ResultData } from '../experiments/types';
-import { hex, shortBytes } from '../format';
+import { hex, shortBytes, signedBytes, span } from '../format';
 import { MemoryRegion, RegionKind } from '../maps';
-import { chunkFlags, environmentLine } from './inspect';
+import { environmentLine } from './environment';
+import { breakOf } from './charts/free';
+import { probeRows } from './charts/mmap-threshold';
+import { chunkFlags, regionPath } from './inspect';
+import { phaseRuns } from './svg';
+import { plainColumns, tableRows } from './table';
 
 export interface TerminalOptions {
   /** Columns to fit in; default 80. */
@@ -224,7 +229,6 @@ function firstRows<R>(rows: R[], max = MAX_ROWS): { rows: R[]; omitted: number; 
 
 const right = { align: 'right' as const };
 const num = (n: number | undefined) => (n === undefined ? '' : String(n));
-const signed = (n: number) => (n > 0 ? `+${shortBytes(n)}` : n < 0 ? `−${shortBytes(-n)}` : '0');
 
 // ---------------------------------------------------------------- charts
 
@@ -319,12 +323,15 @@ function stepChart(chart: StepChart, o: Resolved): string[] {
 // ---------------------------------------------------------------- experiments
 
 interface View {
-  table(rows: object[]): TableView<unknown>;
+  /** `chosen`: the rows the Markdown and HTML table shows (lib/views/table.ts); a view shows those where it tells the same story. */
+  table(rows: object[], chosen: object[]): TableView<unknown>;
   chart?(result: ResultData, o: Resolved): string[];
 }
 
-/** An experiment's view; its rows are typed by the experiment's Row type. */
-function view<R extends object>(table: (rows: R[]) => TableView<unknown>, chart?: (result: ResultData<R>, o: Resolved) => string[]): View {
+/** An experiment's view; its rows are typed by the experiment's Row type, the chosen ones by what table.ts chooses for it. */
+function view<R extends object, C extends object = R>(
+  table: (rows: R[], chosen: C[]) => TableView<unknown>, chart?: (result: ResultData<R>, o: Resolved) => string[],
+): View {
   return { table: table as unknown as View['table'], chart: chart as View['chart'] };
 }
 
@@ -334,7 +341,7 @@ function tableOf<T>(table: TableView<T>): TableView<unknown> {
 }
 
 const layoutView = view<LayoutRow>(
-  (rows) => tableOf({
+  (_, chosen) => tableOf({
     title: 'Where each object was, low to high',
     columns: [
       { head: 'object', cell: (r) => r.name },
@@ -343,7 +350,7 @@ const layoutView = view<LayoutRow>(
       { head: 'offset in it', cell: (r) => (r.offset === undefined ? '' : shortBytes(r.offset)), ...right },
       { head: 'what', cell: (r) => r.what, wrap: true },
     ],
-    ...firstRows(rows),
+    ...firstRows(chosen),
   }),
   (result, o) => layoutDiagram(result.rows, o),
 );
@@ -373,17 +380,17 @@ function layoutDiagram(rows: LayoutRow[], o: Resolved): string[] {
   return lines;
 }
 
-const kernelCallsView = view<KernelCallRow>((rows) => tableOf({
+const kernelCallsView = view<KernelCallRow>((_, chosen) => tableOf({
   title: 'Each call, and what the kernel saw',
   columns: [
     { head: 'call', cell: (r) => (r.op === 'malloc' ? `malloc(${r.size})` : `free(malloc(${r.size}))`) },
     { head: 'chunk', cell: (r) => String(r.chunkSize), ...right },
     { head: 'M', cell: (r) => (r.mmapped ? 'M' : '') },
-    { head: 'break moved', cell: (r) => signed(r.breakDelta), ...right },
+    { head: 'break moved', cell: (r) => signedBytes(r.breakDelta), ...right },
     { head: 'top before → after', cell: (r) => `${r.topBefore} → ${r.topAfter}`, ...right },
     { head: 'verdict', cell: (r) => r.verdict, wrap: true, colour: (r) => (r.verdict === 'served from memory it held' ? 'green' : 'yellow') },
   ],
-  ...firstRows(rows),
+  ...firstRows(chosen),
 }));
 
 interface Stair {
@@ -406,7 +413,7 @@ const chunkSizesView = view<ChunkSizeRow>(
     return tableOf({
       title: `Chunk size per request (${rows.length} requests, runs of equal chunk size on one line)`,
       columns: [
-        { head: 'requests', cell: (s) => (s.from === s.to ? String(s.from) : `${s.from}–${s.to}`), ...right },
+        { head: 'requests', cell: (s) => span(s.from, s.to), ...right },
         { head: 'chunk', cell: (s) => String(s.row.chunkSize), ...right },
         { head: 'usable', cell: (s) => String(s.row.usableSize), ...right },
         { head: 'rule says', cell: (s) => String(s.row.ruleSize), ...right, colour: (s) => (s.row.ruleSize !== s.row.chunkSize ? 'yellow' : undefined) },
@@ -452,7 +459,7 @@ const heapGrowthView = view<HeapGrowthRow>(
         { head: 'step', cell: (s) => `${s.op} #${s.n}` },
         { head: 'live requested', cell: (s) => shortBytes(s.requested), ...right },
         { head: 'break after', cell: (s) => hex(s.to), ...right },
-        { head: 'moved', cell: (s) => signed(s.size), ...right, colour: (s) => (s.size < 0 ? 'yellow' : 'green') },
+        { head: 'moved', cell: (s) => signedBytes(s.size), ...right, colour: (s) => (s.size < 0 ? 'yellow' : 'green') },
         { head: 'missing', cell: (s) => num(s.missing), ...right },
         { head: 'beyond need', cell: (s) => num(s.extra), ...right },
       ],
@@ -478,12 +485,12 @@ const heapGrowthView = view<HeapGrowthRow>(
   },
 );
 
-const PHASE_ORDER = (rows: MmapThresholdRow[]): ThresholdPhase[] => [...new Set(rows.filter((r) => r.kind === 'probe').map((r) => r.phase as ThresholdPhase))];
+const PHASE_ORDER = (probes: ThresholdProbeRow[]): ThresholdPhase[] => [...new Set(probes.map((r) => r.phase))];
 
-const mmapThresholdView = view<MmapThresholdRow>(
-  (rows) => {
-    const probes = rows.filter((r): r is ThresholdProbeRow => r.kind === 'probe');
-    const phases = PHASE_ORDER(rows).map((phase) => {
+const mmapThresholdView = view<MmapThresholdRow, ThresholdProbeRow>(
+  // table.ts's choice (every probe) summed up phase by phase: a line a phase is what fits a terminal.
+  (rows, probes) => {
+    const phases = PHASE_ORDER(probes).map((phase) => {
       const own = probes.filter((r) => r.phase === phase);
       const measured = own.filter((r) => r.role === 'probe' || r.role === 'sweep');
       return {
@@ -514,9 +521,10 @@ const mmapThresholdView = view<MmapThresholdRow>(
 
 /** One line per phase: each probe placed by its chunk size on a log scale, ● mmapped, ○ from the heap. */
 function thresholdStrip(rows: MmapThresholdRow[], o: Resolved): string[] {
-  const probes = rows.filter((r): r is ThresholdProbeRow => r.kind === 'probe' && (r.role === 'probe' || r.role === 'sweep'));
+  const all = probeRows(rows);
+  const probes = all.filter((r) => r.role === 'probe' || r.role === 'sweep');
   if (probes.length === 0) return [];
-  const phases = PHASE_ORDER(rows);
+  const phases = PHASE_ORDER(all);
   const nameWidth = Math.max(...phases.map((p) => p.length));
   const plotWidth = o.width - nameWidth - 3;
   if (plotWidth < 10) return [];
@@ -549,27 +557,25 @@ function thresholdStrip(rows: MmapThresholdRow[], o: Resolved): string[] {
   return lines;
 }
 
-function freeBreak(r: FreeRow): bigint {
-  return r.kind === 'step' ? r.programBreak : r.breakAfter;
-}
-
 const freeView = view<FreeRow>(
   (rows) => {
     // The steps a reader follows: starts, probes, trims, the mmapped chunk,
     // and every free that moved the break; the bulk mallocs and frees are in --json.
+    // Not table.ts's choice (freeTableRows): that keeps every malloc that grew
+    // the break too, which in 20 rows would push the trims out.
     const telling = rows.filter((r, i) => r.kind === 'free-run'
       ? r.returned !== 0
-      : r.op === 'start' || r.op === 'trim' || ['probe', 'again', 'chunk'].includes(r.role) || freeBreak(r) !== freeBreak(rows[i - 1] ?? r) && r.op === 'free');
+      : r.op === 'start' || r.op === 'trim' || ['probe', 'again', 'chunk'].includes(r.role) || breakOf(r) !== breakOf(rows[i - 1] ?? r) && r.op === 'free');
     const shown = firstRows(telling);
-    const before = (r: FreeRow, i: number) => (r.kind === 'free-run' ? r.breakBefore : rows[i - 1]?.phase === r.phase ? freeBreak(rows[i - 1]) : r.programBreak);
-    const moved = new Map(rows.map((r, i) => [r, Number(freeBreak(r) - before(r, i))]));
+    const before = (r: FreeRow, i: number) => (r.kind === 'free-run' ? r.breakBefore : rows[i - 1]?.phase === r.phase ? breakOf(rows[i - 1]) : r.programBreak);
+    const moved = new Map(rows.map((r, i) => [r, Number(breakOf(r) - before(r, i))]));
     return tableOf({
       title: `The steps that tell the story (${telling.length} of ${rows.length})`,
       columns: [
         { head: 'phase', cell: (r) => r.phase },
         { head: 'step', cell: (r) => (r.kind === 'free-run' ? `free block ${r.block}` : [r.op, r.role, r.request === undefined ? '' : `(${shortBytes(r.request)})`, r.pad === undefined ? '' : `pad ${shortBytes(r.pad)}`].filter(Boolean).join(' ')), wrap: true },
-        { head: 'break', cell: (r) => hex(freeBreak(r)), ...right },
-        { head: 'moved', cell: (r) => signed(moved.get(r) ?? 0), ...right },
+        { head: 'break', cell: (r) => hex(breakOf(r)), ...right },
+        { head: 'moved', cell: (r) => signedBytes(moved.get(r) ?? 0), ...right },
         { head: 'top', cell: (r) => String(r.kind === 'step' ? r.top : r.topAfter), ...right },
         { head: 'rss pages', cell: (r) => (r.kind === 'step' ? num(r.rssPages) : ''), ...right },
       ],
@@ -581,9 +587,9 @@ const freeView = view<FreeRow>(
   (result, o) => {
     const rows = result.rows;
     if (rows.length === 0) return [];
-    const breaks = rows.map(freeBreak);
+    const breaks = rows.map(breakOf);
     const low = breaks.reduce((a, b) => (b < a ? b : a));
-    const marks = rows.flatMap((r, i) => (i === 0 || rows[i - 1].phase !== r.phase ? [{ x: i, label: r.phase }] : []));
+    const marks = phaseRuns(rows).map((p) => ({ x: p.from, label: p.phase }));
     return stepChart({
       title: `The program break above ${hex(low)} over the ${rows.length} steps`,
       xs: rows.map((_, i) => i),
@@ -643,7 +649,7 @@ const arenasView = view<ArenaRow>((rows) => {
   });
 });
 
-const pagingView = view<PagingRow>((rows) => tableOf({
+const pagingView = view<PagingRow>((_, chosen) => tableOf({
   title: 'Resident pages of each block, and the process RSS',
   columns: [
     { head: 'block', cell: (r) => `${r.call}(${shortBytes(r.request)}) ${r.block.replace(/^(malloc|calloc)-/, '')}` },
@@ -652,7 +658,7 @@ const pagingView = view<PagingRow>((rows) => tableOf({
     { head: 'resident', cell: (r) => (r.residentPages === undefined ? '' : `${r.residentPages}/${r.totalPages}`), ...right },
     { head: 'RSS change', cell: (r) => `${r.rssDeltaPages > 0 ? '+' : ''}${r.rssDeltaPages} pages`, ...right },
   ],
-  ...firstRows(rows),
+  ...firstRows(chosen),
 }));
 
 const VIEWS: Record<string, View> = {
@@ -667,15 +673,12 @@ const VIEWS: Record<string, View> = {
   paging: pagingView,
 };
 
-/** An experiment nobody wrote a view for: its scalar fields, in the order of the first row. */
-function genericTable(rows: object[]): TableView<unknown> {
-  const first = (rows[0] ?? {}) as Record<string, unknown>;
-  const keys = Object.keys(first).filter((k) => ['number', 'bigint', 'string', 'boolean'].includes(typeof first[k]));
-  const cell = (v: unknown) => (typeof v === 'bigint' ? hex(v) : v === undefined ? '' : String(v));
-  return tableOf<Record<string, unknown>>({
+/** An experiment nobody wrote a view for: the columns and rows its Markdown and HTML table has. */
+function genericTable(rows: object[], chosen: object[]): TableView<unknown> {
+  return tableOf<object>({
     title: 'Rows',
-    columns: keys.map((k) => ({ head: k, cell: (r) => cell(r[k]), align: typeof first[k] === 'string' ? 'left' : 'right' })),
-    ...firstRows(rows as Record<string, unknown>[]),
+    columns: plainColumns(rows).map((c) => ({ head: c.title, cell: c.text, align: c.numeric ? 'right' : 'left' })),
+    ...firstRows(chosen),
   });
 }
 
@@ -701,7 +704,7 @@ export function renderResult(result: ResultData, options?: TerminalOptions): str
     }
   }
   const v = VIEWS[result.name];
-  const table = tableLines((v?.table ?? genericTable)(result.rows), result.name, o);
+  const table = tableLines((v?.table ?? genericTable)(result.rows, tableRows(result)), result.name, o);
   if (table.length > 0) lines.push('', ...table);
   const chart = v?.chart?.(result, o) ?? [];
   if (chart.length > 0) lines.push('', ...chart);
@@ -720,7 +723,7 @@ export function renderMaps(regions: readonly MemoryRegion[], options?: TerminalO
     { head: 'size', cell: (r) => shortBytes(r.size), ...right },
     ...(rss ? [{ head: 'rss', cell: (r: MemoryRegion) => (r.rss === undefined ? '' : shortBytes(r.rss)), ...right, drop: 2 }] : []),
     { head: 'kind', cell: (r) => r.kind, colour: (r) => KIND_COLOUR[r.kind] },
-    { head: 'path', cell: (r) => `${r.path}${r.deleted ? ' (deleted)' : ''}`, path: true },
+    { head: 'path', cell: regionPath, path: true },
   ];
   return renderTable(columns, [...regions], o).map((l) => clip(l, o.width)).join('\n');
 }

@@ -1,6 +1,7 @@
 // The chunk-size staircase: request → chunk size and usable size, byte by byte.
 import { ChunkSizeRow, stairs } from '../../experiments/chunk-sizes';
 import { ResultData } from '../../experiments/types';
+import { span } from '../../format';
 import { axisBottom, axisLeft, COLORS, el, HALO, legend, line, linear, path, steps, svgDocument, text } from '../svg';
 
 const W = 720;
@@ -21,7 +22,7 @@ export function staircaseRows(rows: readonly ChunkSizeRow[]): ChunkSizeRow[] {
 
 /** `0–24 B → 32-byte chunk, 24 usable`: the label of one stair. */
 export function stairLabel(s: { from: number; to: number; chunkSize: number }, usable: number): string {
-  return `${s.from === s.to ? s.from : `${s.from}–${s.to}`} B → ${s.chunkSize}-byte chunk, ${usable} usable`;
+  return `${span(s.from, s.to)} B → ${s.chunkSize}-byte chunk, ${usable} usable`;
 }
 
 /** The rows the table beside shows: the first request of each stair, then the probes. */

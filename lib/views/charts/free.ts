@@ -3,7 +3,7 @@
 import { FreeRow, FreeStepRow } from '../../experiments/free';
 import { ResultData } from '../../experiments/types';
 import { hex, shortBytes } from '../../format';
-import { axisLeft, byteTicks, COLORS, el, HALO, LabelPlacer, line, linear, niceTicks, path, polyline, rect, svgDocument, text } from '../svg';
+import { axisLeft, byteTicks, COLORS, el, HALO, LabelPlacer, line, linear, niceTicks, path, phaseRuns, polyline, rect, svgDocument, text } from '../svg';
 
 const W = 760;
 const M = { left: 84, right: 130, top: 58 };
@@ -47,12 +47,7 @@ export function freeChart(result: ResultData<FreeRow>): string | undefined {
   const page = result.environment.pageSize;
 
   // x: each phase gets its share of the width, and its steps spread evenly inside it.
-  const phases: { phase: FreeRow['phase']; from: number; to: number }[] = [];
-  rows.forEach((r, i) => {
-    const last = phases[phases.length - 1];
-    if (last !== undefined && last.phase === r.phase) last.to = i;
-    else phases.push({ phase: r.phase, from: i, to: i });
-  });
+  const phases = phaseRuns(rows);
   const width = W - M.left - M.right;
   const shares = phases.map((p) => Math.max(p.to - p.from + 1, rows.length * MIN_SHARE));
   const total = shares.reduce((a, b) => a + b, 0);

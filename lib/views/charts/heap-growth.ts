@@ -1,7 +1,7 @@
 // Heap growth: the program break against the bytes requested and still live.
 import { breakSteps, HeapGrowthRow } from '../../experiments/heap-growth';
 import { ResultData } from '../../experiments/types';
-import { hex, shortBytes } from '../../format';
+import { hex, shortBytes, signedBytes } from '../../format';
 import { axisBottom, axisLeft, byteTicks, COLORS, el, HALO, legend, line, linear, path, steps, svgDocument, text } from '../svg';
 
 const W = 720;
@@ -18,8 +18,7 @@ export function heapGrowthTableRows(rows: readonly HeapGrowthRow[]): HeapGrowthR
 
 /** `+132 KiB at malloc 380`: how one break step is labelled. */
 export function breakStepLabel(r: HeapGrowthRow): string {
-  const d = Number(r.breakAfter - r.breakBefore);
-  return `${d > 0 ? '+' : '−'}${shortBytes(Math.abs(d))} at ${r.op} ${r.n}`;
+  return `${signedBytes(Number(r.breakAfter - r.breakBefore))} at ${r.op} ${r.n}`;
 }
 
 export function heapGrowthChart(result: ResultData<HeapGrowthRow>): string | undefined {

@@ -5,7 +5,7 @@ import {
 } from '../../experiments/mmap-threshold';
 import { ResultData } from '../../experiments/types';
 import { shortBytes } from '../../format';
-import { axisBottom, axisLeft, COLORS, el, HALO, legend, line, linear, log2, rect, svgDocument, text } from '../svg';
+import { axisBottom, axisLeft, COLORS, el, HALO, legend, line, linear, log2, phaseRuns, rect, svgDocument, text } from '../svg';
 
 const W = 760;
 const H = 470;
@@ -35,11 +35,6 @@ export function probeRows(rows: readonly MmapThresholdRow[]): ThresholdProbeRow[
   return rows.filter((r): r is ThresholdProbeRow => r.kind === 'probe');
 }
 
-/** The rows the table beside shows: every probe (the trim run is summarised in the findings). */
-export function thresholdTableRows(rows: readonly MmapThresholdRow[]): ThresholdProbeRow[] {
-  return probeRows(rows);
-}
-
 /** The upper bound of a phase's bracket as the chart labels it: `≤ 462848`. */
 export function bracketLabel(hi: number): string {
   return `≤ ${hi}`;
@@ -64,12 +59,7 @@ export function mmapThresholdChart(result: ResultData<MmapThresholdRow>): string
   const parts = [axisLeft(y, M.left, yTicks, 'chunk size (log scale)', W - M.right, true)];
 
   // Phase bands, alternating shade, titled above the plot.
-  const phases: { phase: ThresholdPhase; from: number; to: number }[] = [];
-  probes.forEach((r, i) => {
-    const last = phases[phases.length - 1];
-    if (last !== undefined && last.phase === r.phase) last.to = i;
-    else phases.push({ phase: r.phase, from: i, to: i });
-  });
+  const phases = phaseRuns(probes);
   phases.forEach((p, k) => {
     const x0 = M.left + step * p.from;
     const x1 = M.left + step * (p.to + 1);
