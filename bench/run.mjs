@@ -46,6 +46,7 @@ function compileBaseline() {
     chunkHeader: lib.func('uint64_t bench_chunk_header(uint64_t n)'),
     items: lib.func('uint64_t bench_items(const uint64_t *sizes, uint64_t count, uint64_t n)'),
     maps: lib.func('uint64_t bench_maps(uint64_t n)'),
+    walk: lib.func('uint64_t bench_walk(const uint8_t *bytes, uint64_t start, uint64_t end, uint64_t n, _Out_ uint64_t *out)'),
   };
 }
 
@@ -83,10 +84,10 @@ function median(values) {
   return sorted[sorted.length >> 1];
 }
 
-/** Runs each side's round function in turn, ROUNDS times; medians of ns per op. */
-function compare(sides) {
+/** Runs each side's round function in turn, `rounds` times; medians of ns per op. */
+function compare(sides, rounds = ROUNDS) {
   const samples = Object.fromEntries(Object.keys(sides).map((k) => [k, []]));
-  for (let round = 0; round < WARMUP + ROUNDS; round++) {
+  for (let round = 0; round < WARMUP + rounds; round++) {
     for (const [name, fn] of Object.entries(sides)) {
       const perOp = fn();
       if (round >= WARMUP) samples[name].push(perOp);
@@ -211,14 +212,55 @@ function mapsRow(c) {
 }
 
 // ---- The heap walk ---------------------------------------------------------------
-// HEAP_WALK: reserved. The heap walk is being written; when it lands, time
-// its per-chunk cost here against a C loop over the same snapshot (add the
-// loop to bench/c/baseline.c) and return a row like planRow's, with
-// target 1.2 (the issue's plan/sweep target) or the one the issue sets.
-function heapWalkRow() {
-  return {
-    what: 'heap walk per chunk', group: 'heap walk', pending: 'not measured yet: the heap walk is being written',
-  };
+// A heap of at least a million chunks, made in this process by one plan of
+// kept mallocs (a mix of tcache, fastbin and small-bin sizes), with every
+// 16th block freed so that the walk meets free and cached chunks too. The
+// walk (walkSnapshot, a pure pass over one snapshot) and the C loop
+// (bench_walk) read the same snapshot bytes; both must count the same
+// chunks, or the comparison is void. walkHeap() is timed too: the snapshot
+// itself, the walk, tcache decoding and one HeapChunk object per chunk.
+
+const WALK_CHUNKS = 1_000_000;
+
+function heapWalkRows(c) {
+  const sizes = [24, 40, 24, 120];
+  const steps = Array.from({ length: WALK_CHUNKS }, (_, i) => ({ op: 'malloc', size: sizes[i % sizes.length] }));
+  const { kept } = h.runPlan(steps, { keep: true });
+  const blocks = [...kept.values()];
+  for (let i = 0; i < blocks.length; i += 16) blocks[i].free();
+  try {
+    const snap = h.mainHeapSnapshot();
+    const out = new BigUint64Array(5);
+    const walk = h.walkSnapshot(snap.bytes, snap.base, snap);
+    c.walk(snap.bytes, snap.start, snap.end, 1, out);
+    const chunks = walk.table.count;
+    if (walk.ending !== 'top' || Number(out[0]) !== chunks || Number(out[4]) !== walk.table.sizes[walk.top]) {
+      throw new Error(`the JS and C walks disagree: ${chunks} chunks (${walk.ending}${walk.reason ? `: ${walk.reason}` : ''}) vs C ${out[0]}, top ${out[4]}`);
+    }
+    const m = compare({
+      heapscope: () => { const t = hr(); sink = h.walkSnapshot(snap.bytes, snap.base, snap).table.count; return Number(hr() - t) / chunks; },
+      c: () => Number(c.walk(snap.bytes, snap.start, snap.end, 1, out)) / chunks,
+    });
+    // Whole walks are slow (a million objects each): fewer rounds.
+    let walked = 0;
+    const whole = compare({
+      heapscope: () => { const t = hr(); const w = h.walkHeap(); walked = w.main.totals.chunks; return Number(hr() - t) / walked; },
+    }, 5);
+    return [
+      {
+        what: `heap walk per chunk: walkSnapshot over one [heap] snapshot (${chunks} chunks, ${(snap.bytes.length / 2 ** 20).toFixed(0)} MiB)`,
+        group: 'heap walk', heapscope: m.heapscope, c: m.c, ratio: m.heapscope / m.c, against: 'C', target: 1.2, chunks,
+        perSecond: 1e9 / m.heapscope, cPerSecond: 1e9 / m.c,
+      },
+      {
+        what: `walkHeap() per chunk: snapshot + walk + tcache + a HeapChunk object each (${walked} chunks)`,
+        group: 'heap walk', heapscope: whole.heapscope, c: m.c, ratio: whole.heapscope / m.c, against: 'C', target: 1.2, chunks: walked,
+        perSecond: 1e9 / whole.heapscope,
+      },
+    ];
+  } finally {
+    for (let i = 0; i < blocks.length; i++) if (i % 16 !== 0) blocks[i].free();
+  }
 }
 
 // ---- tour ------------------------------------------------------------------------
@@ -276,6 +318,10 @@ function details(rows) {
       out.push(`${row.what}: the native call alone is ${row.nativeRatio.toFixed(2)}× C (${ns(row.native)}/item); ` +
         `encoding the steps and decoding the results in JavaScript adds ${ns(row.heapscope - row.native)}/item`);
     }
+    if (row.group === 'heap walk') {
+      out.push(`${row.what}: ${(row.perSecond / 1e6).toFixed(1)} M chunks/s` +
+        (row.cPerSecond === undefined ? '' : ` (the C loop ${(row.cPerSecond / 1e6).toFixed(1)} M chunks/s over the same bytes)`));
+    }
     if (row.group === 'maps') {
       out.push(`maps(): readFileSync alone ${ns(row.read)} (${(row.read / row.c).toFixed(2)}× the whole C read+parse), ` +
         `parseMaps alone ${ns(row.parse)}, the rest (the bss check) ${ns(row.heapscope - row.read - row.parse)}`);
@@ -293,7 +339,7 @@ function main() {
     planRow(c, 'plan executor, per item (malloc 32 + header + usableSize + free, 1000 items)', Array(1000).fill(32)),
     planRow(c, 'size sweep 0..1 MiB step 4 KiB, per item (same four steps, 257 items)', sweep),
     mapsRow(c),
-    heapWalkRow(),
+    ...heapWalkRows(c),
     tourRow('in-process (each experiment isolated: false, in one child node)', ['--in-process']),
     tourRow('isolated (each experiment in its own child)', ['--isolated']),
   ];

@@ -24,6 +24,7 @@ commands:
   maps [--json] [--rss]        this process's memory map, classified
   report --out <file>          every experiment in one self-contained HTML page
   walk [--arena all] [--json]  every chunk of main_arena's heap (all arenas' heaps with --arena all)
+       [--svg | --html]        the strip as an SVG document, or an HTML fragment with the summary
   help                         this text`;
 
 class UsageError extends Error {}
@@ -76,6 +77,8 @@ export async function main(argv: string[]): Promise<number> {
         rss: { type: 'boolean', default: false },
         out: { type: 'string' },
         arena: { type: 'string' },
+        svg: { type: 'boolean', default: false },
+        html: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -116,8 +119,9 @@ export async function main(argv: string[]): Promise<number> {
       case 'walk': {
         const arena = values.arena ?? 'main';
         if (arena !== 'main' && arena !== 'all') throw new UsageError(`--arena takes main or all, got ${JSON.stringify(arena)}`);
+        if ([values.json, values.svg, values.html].filter(Boolean).length > 1) throw new UsageError('--json, --svg and --html exclude each other');
         const walk = walkHeap({ arena });
-        write(values.json ? toJSON(walk) : renderWalk(walk, terminalOptions(process.stdout)));
+        write(values.json ? toJSON(walk) : values.svg ? walk.toSVG() : values.html ? walk.toHTML() : renderWalk(walk, terminalOptions(process.stdout)));
         return 0;
       }
       default:

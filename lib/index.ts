@@ -27,8 +27,8 @@ export type { BinRange, SizeClass } from './size-classes';
 export type { Size } from './validate';
 export { mainHeapSnapshot, walkHeap, walkSnapshot } from './walk/index';
 export type {
-  ChunkState, ChunkTable, HeapChunk, HeapInfo, HeapRegionWalk, HeapWalk, MainHeapSnapshot, MallinfoCheck, SnapshotWalk, SnapshotWalkOptions, Tcache,
-  TcacheBin, WalkOptions, WalkTotals,
+  ChunkState, ChunkTable, HeapChunk, HeapInfo, HeapRegionWalk, HeapWalk, HeapWalkData, MainHeapSnapshot, MallinfoCheck, SnapshotWalk, SnapshotWalkOptions, Tcache,
+  TcacheBin, WalkOptions, WalkSVGOptions, WalkTotals,
 } from './walk/index';
 export { experiment, experiments, run } from './experiments/run';
 export type { RunOptions } from './experiments/run';

@@ -146,5 +146,52 @@ uint64_t bench_maps(uint64_t n) {
   return now() - start;
 }
 
-// The heap walk per chunk vs a C loop over the same snapshot: reserved for
-// the heap walk, which is being written; bench/run.mjs has its row.
+// The heap walk's C twin: the same pass walkSnapshot makes over a copy of
+// [heap] (lib/walk/chunk.ts), with the same checks (size word sane, size a
+// multiple of 16 and at least 32, inside the region, a clear P bit backed by
+// an in-use predecessor and a matching prev_size), counting the chunks and
+// summing sizes by state, n times. out: chunks, free chunks, free bytes,
+// bytes of chunks that look in use, top size (0 when the walk stopped).
+uint64_t bench_walk(const uint8_t* bytes, uint64_t start, uint64_t end, uint64_t n, uint64_t* out) {
+  uint64_t t0 = now();
+  for (uint64_t round = 0; round < n; round++) {
+    uint64_t chunks = 0, free_count = 0, free_bytes = 0, used_bytes = 0, top = 0;
+    uint64_t off = start, prev_size = 0;
+    int prev_free_checked = 0;
+    while (off + 16 <= end) {
+      uint64_t word, stored_prev;
+      memcpy(&stored_prev, bytes + off, 8);
+      memcpy(&word, bytes + off + 8, 8);
+      uint64_t size = word & ~(uint64_t)7;
+      if ((word >> 32) >= 0x200000 || size < 32 || (size & 15) != 0 || (word & 2) != 0 || (word & 4) != 0 ||
+          off + size > end)
+        break;
+      if ((word & 1) == 0) {
+        // The chunk before is free: count it as such, once, if prev_size agrees.
+        if (chunks == 0 || prev_free_checked || stored_prev != prev_size) break;
+        free_count++;
+        free_bytes += prev_size;
+        used_bytes -= prev_size;
+        prev_free_checked = 1;
+      } else {
+        prev_free_checked = 0;
+      }
+      chunks++;
+      if (off + size == end) {
+        if ((word & 1) == 0) break;
+        top = size;
+        off += size;
+        break;
+      }
+      used_bytes += size;
+      prev_size = size;
+      off += size;
+    }
+    out[0] = chunks;
+    out[1] = free_count;
+    out[2] = free_bytes;
+    out[3] = used_bytes;
+    out[4] = top;
+  }
+  return now() - t0;
+}

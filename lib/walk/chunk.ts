@@ -82,8 +82,11 @@ export function walkSnapshot(snapshot: Uint8Array, base: bigint, options: Snapsh
   const fenceposts = options.fenceposts === true;
   const mainArena = options.mainArena === true;
 
-  // Room for every chunk the region could hold (capped), so a big heap does not regrow the columns.
-  let capacity = Math.max(16, Math.min(Math.ceil((end - start) / MIN_CHUNK) + 1, 1 << 22));
+  // Small columns that double as needed. Sized for every chunk the region
+  // could hold (one per 32 bytes), a big heap's columns were tens of MiB of
+  // fresh memory whose first touch cost 3-4x the loop itself (bench/run.mjs,
+  // a million chunks); doubling copies less than that.
+  let capacity = Math.max(16, Math.min(Math.ceil((end - start) / MIN_CHUNK) + 1, 1 << 16));
   let offsets = new Float64Array(capacity);
   let sizes = new Float64Array(capacity);
   let bits = new Uint8Array(capacity);

@@ -1,5 +1,6 @@
 // walkHeap(): every chunk of main_arena's heap (and, on request, of every
 // thread-arena heap), from one snapshot taken inside one native call.
+import { inspect } from 'node:util';
 import { isMainThread } from 'node:worker_threads';
 import { rangeError, typeError } from '../errors';
 import { hex } from '../format';
@@ -7,11 +8,15 @@ import { maps, MemoryRegion } from '../maps';
 import { PlanStep, runPlan, StepResult } from '../plan';
 import { Mallinfo, programBreak } from '../stats';
 import { describe, toIndex } from '../validate';
+import { walkSVG, WalkSVGOptions } from '../views/charts/walk';
+import type { InspectContext } from '../views/inspect';
+import type { MimeBundle } from '../views/jupyter';
 import { FREE_BIT, SnapshotWalk } from './chunk';
 import { HeapRegionWalk, materialise } from './heap-walk';
 import { MallinfoCheck, mallinfoChecks, walkMainHeap } from './main-arena';
 import { decodeTcache, isTcacheStructSize, snapshotReader, Tcache } from './tcache';
 import { HeapInfo, readHeapInfo, topFromState, walkArenaHeap } from './thread-arenas';
+import { inspectWalk, walkBundle, walkHTML } from './views';
 
 export { A_BIT, FREE_BIT, M_BIT, P_BIT, walkSnapshot } from './chunk';
 export type { ChunkTable, SnapshotWalk, SnapshotWalkOptions } from './chunk';
@@ -21,6 +26,8 @@ export type { MainHeapSnapshot, MallinfoCheck } from './main-arena';
 export { decodeTcache, TCACHE_BINS } from './tcache';
 export type { Tcache, TcacheBin } from './tcache';
 export type { HeapInfo } from './thread-arenas';
+export type { WalkSVGOptions } from '../views/charts/walk';
+export { walkJSON } from './views';
 
 export interface WalkOptions {
   /** `main` (default): main_arena's [heap]. `all`: every thread-arena heap too. */
@@ -43,7 +50,8 @@ export interface WalkOptions {
   attempts?: number;
 }
 
-export interface HeapWalk {
+/** What a walk found: the plain data behind {@link HeapWalk}. */
+export interface HeapWalkData {
   /** main_arena's [heap]. */
   main: HeapRegionWalk;
   /** With `arena: 'all'`: each thread-arena heap, in address order. */
@@ -64,6 +72,53 @@ export interface HeapWalk {
   attempts: number;
   /** Results of the `before` steps. */
   steps: StepResult[];
+}
+
+/**
+ * walkHeap()'s result: the data, plus its views (a one-line REPL summary,
+ * an SVG strip, an HTML fragment, a Jupyter bundle).
+ */
+export class HeapWalk implements HeapWalkData {
+  // Declared, not defined: the data's own properties, as walkHeap made them.
+  declare main: HeapRegionWalk;
+  declare threadHeaps: HeapRegionWalk[];
+  declare tcache?: Tcache;
+  declare tcacheReason?: string;
+  declare mallinfo: Mallinfo;
+  declare stable: boolean;
+  declare programBreak: bigint;
+  declare singleArena: boolean;
+  declare checks: MallinfoCheck[];
+  declare attempts: number;
+  declare steps: StepResult[];
+
+  constructor(data: HeapWalkData) {
+    Object.assign(this, data);
+  }
+
+  /** The heap as a strip of cells (the terminal strip's cells), a legend, row addresses and sizes, and each heap's totals. */
+  toSVG(options?: WalkSVGOptions): string {
+    return walkSVG(this, options);
+  }
+
+  /** Self-contained: the SVG, each heap's totals, the tcache and the mallinfo2() checks. */
+  toHTML(options?: WalkSVGOptions): string {
+    return walkHTML(this, options);
+  }
+
+  [inspect.custom](depth: number, options: InspectContext): string {
+    return inspectWalk(this, depth, options);
+  }
+
+  /** Deno's Jupyter kernel. */
+  [Symbol.for('Jupyter.display')](): MimeBundle {
+    return walkBundle(this);
+  }
+
+  /** ijavascript's display hook. */
+  _toMime(): MimeBundle {
+    return walkBundle(this);
+  }
 }
 
 interface Snapshot {
@@ -257,9 +312,9 @@ export function walkHeap(options: WalkOptions = {}): HeapWalk {
   }, t.reason));
 
   const singleArena = arenaHeaps.length === 0;
-  return {
+  return new HeapWalk({
     main, threadHeaps, ...(tcache === undefined ? {} : { tcache }), ...(tcacheReason === undefined ? {} : { tcacheReason }),
     mallinfo: s.mallinfo, stable: sameMallinfo(s.mallinfoBefore, s.mallinfo), programBreak: s.breakAfter, singleArena,
     checks: mallinfoChecks(main, s.mallinfo, singleArena), attempts: attempt, steps: s.before.slice(0, before.length),
-  };
+  });
 }

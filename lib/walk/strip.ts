@@ -2,7 +2,7 @@
 // span of bytes, and a summary with the mallinfo2() comparison.
 import { hex, shortBytes } from '../format';
 import { ChunkState, HeapRegionWalk } from './heap-walk';
-import type { HeapWalk } from './index';
+import type { HeapWalkData } from './index';
 
 export interface StripOptions {
   /** ANSI colours (default off; the CLI decides with views/terminal's terminalOptions). */
@@ -13,7 +13,8 @@ export interface StripOptions {
   rows?: number;
 }
 
-type Cell = ChunkState | 'ours' | 'struct';
+/** What a strip cell shows: a chunk state, or one of heapscope's own allocations, or the tcache struct. */
+export type Cell = ChunkState | 'ours' | 'struct';
 
 const SYMBOL: Record<Cell, string> = {
   'in-use': '#', free: '.', tcache: 't', top: '~', fencepost: '|', ours: '@', struct: 'S',
@@ -21,12 +22,13 @@ const SYMBOL: Record<Cell, string> = {
 const COLOUR: Record<Cell, number> = {
   'in-use': 37, free: 32, tcache: 36, top: 34, fencepost: 90, ours: 35, struct: 33,
 };
-const LEGEND: [Cell, string][] = [
+/** Every cell kind with its label, in the order legends list them (the terminal's and the SVG's). */
+export const LEGEND: readonly (readonly [Cell, string])[] = [
   ['in-use', 'in use (or fastbin)'], ['free', 'free (in a bin)'], ['tcache', 'in tcache'], ['ours', 'heapscope allocation'],
   ['struct', 'tcache_perthread_struct'], ['top', 'top'], ['fencepost', 'fencepost'],
 ];
 // When a span holds several kinds, the rarer, more telling one is shown.
-const PRIORITY: Cell[] = ['ours', 'struct', 'tcache', 'free', 'fencepost', 'in-use', 'top'];
+export const PRIORITY: readonly Cell[] = ['ours', 'struct', 'tcache', 'free', 'fencepost', 'in-use', 'top'];
 
 function cellOf(chunk: HeapRegionWalk['chunks'][number]): Cell {
   if (chunk.allocation !== undefined) return 'ours';
@@ -59,14 +61,16 @@ export function stripCells(heap: HeapRegionWalk, cells: number): { cells: Cell[]
   return { cells: Array.from(seen, (bits) => PRIORITY[31 - Math.clz32(bits & -bits)]), span };
 }
 
-function heapTitle(heap: HeapRegionWalk): string {
+/** `main_arena [heap] 0x…-0x… (132 KiB)`. */
+export function heapTitle(heap: HeapRegionWalk): string {
   const where = heap.kind === 'heap' ? 'main_arena [heap]' : `thread arena ${hex(heap.arena as bigint)}, heap`;
   return `${where} ${hex(heap.start)}-${hex(heap.end)} (${shortBytes(Number(heap.end - heap.start))})`;
 }
 
-function totalsLine(heap: HeapRegionWalk): string {
+/** `N chunks: in use …, free …, in tcache …, top …`. */
+export function totalsLine(heap: HeapRegionWalk): string {
   const t = heap.totals;
-  return `  ${t.chunks} chunks: in use ${t.inUse.count} (${shortBytes(t.inUse.size)}), free ${t.free.count} (${shortBytes(t.free.size)}), ` +
+  return `${t.chunks} chunks: in use ${t.inUse.count} (${shortBytes(t.inUse.size)}), free ${t.free.count} (${shortBytes(t.free.size)}), ` +
     `in tcache ${t.tcache.count} (${shortBytes(t.tcache.size)}), top ${shortBytes(t.top)}`;
 }
 
@@ -86,7 +90,7 @@ function renderHeap(heap: HeapRegionWalk, width: number, rows: number, color: bo
     lines.push(line);
   }
   lines.push(span === undefined ? '  one cell per chunk' : `  one cell per ${shortBytes(span)}; a cell shows the first of ${PRIORITY.map((c) => SYMBOL[c]).join(' ')} found in it`);
-  lines.push(totalsLine(heap));
+  lines.push(`  ${totalsLine(heap)}`);
   lines.push(heap.complete ? '  walked to the end: the chunk sizes tile the heap exactly' : `  walk stopped: ${heap.reason}`);
   return lines;
 }
@@ -106,7 +110,7 @@ function wrap(words: string[], width: number): string[] {
 }
 
 /** The whole terminal view of a walk. */
-export function renderWalk(walk: HeapWalk, options: StripOptions = {}): string {
+export function renderWalk(walk: HeapWalkData, options: StripOptions = {}): string {
   const color = options.color ?? false;
   const width = Math.max(16, options.width ?? 80);
   const rows = Math.max(1, options.rows ?? 8);

@@ -1,0 +1,160 @@
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { inspect } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hex, shortBytes } from '../../lib/format';
+import { Allocation, HeapWalk, runPlan, walkHeap } from '../../lib/index';
+import { CELL_COLOR, stripRows } from '../../lib/views/charts/walk';
+import { stripCells, totalsLine } from '../../lib/walk/strip';
+import { JSON_CHUNKS } from '../../lib/walk/views';
+import { checkWellFormed, svgTexts } from '../helpers/xml';
+
+const cellRects = (svg: string) => [...svg.matchAll(/<rect class="cell" data-cell="([a-z-]+)"[^>]*fill="([^"]+)"/g)];
+
+// More chunks than application/json carries, some of them heapscope's own.
+let kept: Allocation[] = [];
+let walk: HeapWalk;
+
+beforeAll(() => {
+  kept = [...runPlan(Array.from({ length: JSON_CHUNKS + 500 }, () => ({ op: 'malloc' as const, size: 40 })), { keep: true }).kept.values()];
+  walk = walkHeap();
+});
+
+afterAll(() => {
+  for (const a of kept) a.free();
+});
+
+describe('toSVG', () => {
+  it('is one well-formed SVG document with a cell per strip cell, coloured by kind', () => {
+    expect(walk.main.complete, walk.main.reason).toBe(true);
+    const svg = walk.toSVG();
+    checkWellFormed(svg);
+    expect(svg).toMatch(/^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
+    expect(svg).not.toMatch(/NaN|undefined|Infinity/);
+    const { cells, span } = stripCells(walk.main, 64 * 8);
+    // More chunks than cells: one cell per span, the terminal's computation.
+    expect(span).toBeDefined();
+    const rects = cellRects(svg);
+    expect(rects.map((m) => m[1])).toEqual(cells);
+    for (const [, cell, fill] of rects) expect(fill).toBe(CELL_COLOR[cell as keyof typeof CELL_COLOR]);
+    expect(rects.some((m) => m[1] === 'ours'), 'heapscope allocations are drawn').toBe(true);
+    expect(rects.some((m) => m[1] === 'top')).toBe(true);
+  });
+
+  it('labels rows with their addresses and sizes, and shows the walk\'s totals and legend', () => {
+    const svg = walk.toSVG();
+    const texts = svgTexts(svg);
+    const { rows, span } = stripRows(walk.main, 64, 8);
+    for (const row of rows) {
+      expect(texts).toContain(hex(row.address));
+      expect(texts).toContain(shortBytes(row.bytes));
+    }
+    expect(rows[0].address).toBe(walk.main.chunks[0].address);
+    // The rows cover the chunks exactly, from the first to the top chunk's end.
+    const t = walk.main.totals;
+    expect(rows.reduce((sum, r) => sum + r.bytes, 0)).toBe(t.inUse.size + t.free.size + t.tcache.size + t.top);
+    expect(texts).toContain(totalsLine(walk.main));
+    expect(texts.some((s) => s.startsWith(`one cell per ${shortBytes(span!)}`))).toBe(true);
+    for (const label of ['in use (or fastbin)', 'free (in a bin)', 'in tcache', 'heapscope allocation', 'tcache_perthread_struct', 'top', 'fencepost']) {
+      expect(texts).toContain(label);
+    }
+  });
+
+  it('draws one cell per chunk when they fit, each titled with its chunk', () => {
+    const rowsNeeded = Math.ceil(walk.main.chunks.length / 64);
+    const svg = walk.toSVG({ columns: 64, rows: rowsNeeded });
+    const rects = cellRects(svg);
+    expect(rects.length).toBe(walk.main.totals.chunks);
+    const titles = [...svg.matchAll(/<title>([^<]*)<\/title>/g)].slice(1).map((m) => m[1]);
+    expect(titles.length).toBe(walk.main.chunks.length);
+    walk.main.chunks.forEach((chunk, i) => {
+      expect(titles[i].startsWith(`${hex(chunk.address)}: ${chunk.size} B, ${chunk.state}`)).toBe(true);
+    });
+    const ours = walk.main.chunks.filter((c) => c.allocation !== undefined).length;
+    expect(ours).toBeGreaterThanOrEqual(kept.length);
+    expect(rects.filter((m) => m[1] === 'ours').length).toBe(ours);
+    expect(svgTexts(svg)).toContain('one cell per chunk; left: a row\'s first address, right: the bytes its chunks cover');
+  });
+});
+
+describe('toHTML', () => {
+  it('holds the SVG, each total and every mallinfo2 check', () => {
+    const html = walk.toHTML();
+    const svg = /<svg[\s\S]*<\/svg>/.exec(html)![0];
+    checkWellFormed(svg);
+    expect(html).not.toMatch(/<script|https?:\/\/(?!www\.w3\.org\/2000\/svg)/);
+    const t = walk.main.totals;
+    for (const [what, count, bytes] of [
+      ['in use (fastbin chunks included)', t.inUse.count, t.inUse.size], ['free (in a bin)', t.free.count, t.free.size],
+      ['in tcache', t.tcache.count, t.tcache.size], ['top', 1, t.top],
+    ] as const) {
+      expect(html).toContain(`<tr><td>${what}</td><td class="n">${count}</td><td class="n">${bytes}</td>`);
+    }
+    expect(html).toContain(`<tr><td>chunks</td><td class="n">${t.chunks}</td>`);
+    for (const c of walk.checks) expect(html).toContain(`<td class="n">${c.mallinfoValue}</td><td>${c.equal ? '=' : '≠'}</td><td class="n">${c.walkValue}</td>`);
+  });
+});
+
+describe('notebook and REPL', () => {
+  it('gives the same MIME bundle to both kernels, with a bounded JSON', () => {
+    const bundle = walk[Symbol.for('Jupyter.display')]();
+    expect(Object.keys(bundle).sort()).toEqual(['application/json', 'image/svg+xml', 'text/html', 'text/plain']);
+    expect(walk._toMime()).toEqual(bundle);
+    const json = bundle['application/json'] as {
+      main: { chunks: { address: string; state: string; allocation?: { address: string } }[]; totals: unknown };
+      truncated?: string; checks: unknown[];
+    };
+    expect(json.main.chunks.length).toBe(JSON_CHUNKS);
+    expect(json.main.chunks[0].address).toBe(hex(walk.main.chunks[0].address));
+    expect(json.main.totals).toEqual(walk.main.totals);
+    expect(json.checks.length).toBe(walk.checks.length);
+    const total = walk.main.chunks.length + walk.threadHeaps.reduce((n, h) => n + h.chunks.length, 0);
+    expect(json.truncated).toBe(`${JSON_CHUNKS} of ${total} chunks shown, in address order from main_arena's first; every total counts all ${total}`);
+    expect(JSON.stringify(json).length).toBeLessThan(1_000_000);
+  });
+
+  it('inspects as one line with the arena, chunk count and totals', () => {
+    const line = inspect(walk);
+    expect(line).not.toContain('\n');
+    const t = walk.main.totals;
+    expect(line).toBe(`HeapWalk <main_arena [heap] ${hex(walk.main.start)}: ${t.chunks} chunks, in use ${t.inUse.count} (${shortBytes(t.inUse.size)}), ` +
+      `free ${t.free.count} (${shortBytes(t.free.size)}), tcache ${t.tcache.count} (${shortBytes(t.tcache.size)}), top ${shortBytes(t.top)}; ` +
+      `${walk.checks.every((c) => !c.exact || c.equal) ? 'mallinfo2 agrees' : 'mallinfo2 differs: ' + walk.checks.filter((c) => c.exact && !c.equal).map((c) => c.mallinfo).join(', ')}>`);
+    expect(walk._toMime()['text/plain']).toBe(line);
+  });
+});
+
+describe('heapscope walk --svg / --html', () => {
+  const cli = (args: string[]) => spawnSync(process.execPath, [path.join(__dirname, '..', '..', 'dist', 'cli.js'), 'walk', ...args], {
+    encoding: 'utf8', maxBuffer: 1 << 26, env: { ...process.env, GLIBC_TUNABLES: 'glibc.malloc.arena_max=1' },
+  });
+
+  it('--svg prints one well-formed SVG document whose totals line is the walk\'s', () => {
+    const { status, stdout, stderr } = cli(['--svg']);
+    expect(stderr).toBe('');
+    expect(status).toBe(0);
+    const svg = stdout.trim();
+    checkWellFormed(svg);
+    const line = svgTexts(svg).find((t) => / chunks: in use \d+ /.test(t));
+    expect(line).toBeDefined();
+    // The same run's SVG title names the same count.
+    const count = Number(/^(\d+) chunks/.exec(line!)![1]);
+    expect(svg).toContain(`, ${count} chunks</title>`);
+    expect(cellRects(svg).length).toBeGreaterThan(0);
+  });
+
+  it('--html prints the fragment with its mallinfo2 checks, all equal with one arena; --svg with --json is a usage error', () => {
+    const { status, stdout } = cli(['--html']);
+    expect(status).toBe(0);
+    expect(stdout).toMatch(/^<section class="heapscope-result heapscope-walk">/);
+    const checks = [...stdout.matchAll(/<td class="n">(\d+)<\/td><td>(=|≠)<\/td><td class="n">(\d+)<\/td>/g)];
+    expect(checks.length).toBe(5);
+    for (const [, left, mark, right] of checks) {
+      expect(mark).toBe('=');
+      expect(left).toBe(right);
+    }
+    const bad = cli(['--svg', '--json']);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain('exclude each other');
+  });
+});
