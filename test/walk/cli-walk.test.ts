@@ -6,8 +6,11 @@ import { describe, expect, it } from 'vitest';
 const root = path.join(__dirname, '..', '..');
 const cli = path.join(root, 'dist', 'cli.js');
 
+// V8's helper threads would share that one arena too and could change it
+// while the walk copies it (the walk then retries, and under load may give
+// up); the child runs without them, as isolated experiments do.
 function heapscope(args: string[], env: Record<string, string> = {}) {
-  const result = spawnSync(process.execPath, [cli, ...args], {
+  const result = spawnSync(process.execPath, ['--single-threaded', cli, ...args], {
     cwd: root, encoding: 'utf8', maxBuffer: 1 << 28, env: { ...process.env, NO_COLOR: '', ...env },
   });
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
