@@ -38,9 +38,9 @@ const ROOT = path.resolve(path.dirname(SELF), '..');
 //   follow a full GC and a pause (see settle);
 // - each reading first fills this thread's tcache (see uordblks).
 // What is left, measured here (glibc 2.36, Node 20, many seeds), is +8 to
-// +14 KiB at 5,000 calls and +19 to +23 KiB at 100,000: Node's and V8's own
+// +14 KiB at 5,000 calls and +19 to +30 KiB at 100,000: Node's and V8's own
 // bookkeeping (the workers started in between, code and feedback kept).
-// ±64 KiB is about three times that; a native leak of one 64 KiB block, or
+// ±64 KiB is about twice the largest; a native leak of one 64 KiB block, or
 // of one smallest (32-byte) chunk every 50 calls of a 100,000-call run,
 // fails it. Smaller leaks are below what this check can see.
 // Not a per-arena check: a failed malloc moves the calling thread to
@@ -58,9 +58,23 @@ function option(name, env, fallback) {
 
 // ---- Randomness -------------------------------------------------------------
 
-/** mulberry32: small, fast, and the same sequence for the same seed everywhere. */
+/**
+ * mulberry32: small, fast, and the same sequence for the same seed everywhere.
+ * `call(i)` restarts it on a stream of its own for call i. Why: how many
+ * numbers a call draws depends on what earlier calls did (a free of a freed
+ * address that glibc has since handed out again succeeds in one run and is
+ * refused in the next, and the blocks the fuzzer holds differ from then on);
+ * with one stream for the whole run, every later call would differ too.
+ */
 function rng(seed) {
   let a = seed >>> 0;
+  const call = (i) => {
+    // murmur3's finaliser: neighbouring (seed, i) start far apart.
+    let h = (seed ^ Math.imul(i + 1, 0x9e3779b9)) >>> 0;
+    h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+    h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+    a = (h ^ (h >>> 16)) >>> 0;
+  };
   const next = () => {
     a = (a + 0x6d2b79f5) >>> 0;
     let t = a;
@@ -70,7 +84,7 @@ function rng(seed) {
   };
   const int = (n) => Math.floor(next() * n);
   const pick = (list) => list[int(list.length)];
-  return { next, int, pick, chance: (p) => next() < p };
+  return { next, int, pick, chance: (p) => next() < p, call };
 }
 
 // ---- The fuzz loop (main thread and workers alike) --------------------------
@@ -216,13 +230,18 @@ function fuzz(h, seed, calls, foreign = []) {
     [1, () => h.liveAllocations().length],
   ];
   const total = actions.reduce((sum, [w]) => sum + w, 0);
+  // FNV-1a over the kinds of call made: equal for two runs of one seed.
+  let sequence = 0x811c9dc5;
   const choose = () => {
     let x = r.next() * total;
-    for (const [w, fn] of actions) { x -= w; if (x < 0) return fn; }
-    return actions[0][1];
+    let k = 0;
+    while (k < actions.length - 1 && (x -= actions[k][0]) >= 0) k++;
+    sequence = Math.imul(sequence ^ k, 0x01000193) >>> 0;
+    return actions[k][1];
   };
 
   for (let i = 0; i < calls; i++) {
+    r.call(i);
     try {
       choose()();
       ok++;
@@ -236,7 +255,7 @@ function fuzz(h, seed, calls, foreign = []) {
       }
     }
   }
-  return { calls, ok, codes, unexpected: unexpected.filter(Boolean), unexpectedCount: unexpected.length, live };
+  return { calls, ok, codes, sequence, unexpected: unexpected.filter(Boolean), unexpectedCount: unexpected.length, live };
 }
 
 function freeAll(h) {
@@ -288,7 +307,7 @@ async function child(seed, calls, workers, leak) {
     const results = [];
     const running = Array.from({ length: workers }, (_, k) => new Promise((resolve, reject) => {
       const worker = new Worker(SELF, { workerData: { seed: sessionSeed + k + 1, calls: perWorker, foreign: foreign.map((a) => a.address) } });
-      worker.once('message', (m) => results.push(m));
+      worker.once('message', (m) => { results[k] = m; });
       worker.once('error', reject);
       worker.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`worker ${k} exited with ${code}`))));
     }));
@@ -331,6 +350,7 @@ async function child(seed, calls, workers, leak) {
   for (const a of leaked) a.free();
   return {
     seed, calls: all.reduce((n, x) => n + x.calls, 0), workers, ok: all.reduce((n, x) => n + x.ok, 0), codes,
+    sequence: all.map((x) => x.sequence.toString(16)),
     uordblks: { before, after, delta: after - before, tolerance: TOLERANCE }, problems,
   };
 }

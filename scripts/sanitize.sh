@@ -30,7 +30,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
-calls=20000
+calls=100000
 seed=${HEAPSCOPE_FUZZ_SEED:-$((RANDOM * 32768 + RANDOM))}
 suite=1
 while [ $# -gt 0 ]; do

@@ -10,7 +10,8 @@ const FUZZ = path.resolve(__dirname, '..', 'scripts', 'fuzz.mjs');
 const SEED = process.env.HEAPSCOPE_FUZZ_SEED ?? '20261126';
 
 function fuzz(...args: string[]) {
-  const run = spawnSync(process.execPath, [FUZZ, '--seed', SEED, ...args], { encoding: 'utf8' });
+  const seeded = args.includes('--seed') ? args : ['--seed', SEED, ...args];
+  const run = spawnSync(process.execPath, [FUZZ, ...seeded], { encoding: 'utf8' });
   const lines = run.stdout.trim().split('\n');
   const report = lines.map((line) => { try { return JSON.parse(line); } catch { return undefined; } }).find(Boolean);
   return { status: run.status, signal: run.signal, output: run.stdout + run.stderr, report, last: lines.at(-1) ?? '' };
@@ -30,6 +31,14 @@ describe('fuzz', () => {
       expect(report.codes[code], code).toBeGreaterThan(0);
     }
     expect(Math.abs(report.uordblks.delta)).toBeLessThanOrEqual(report.uordblks.tolerance);
+  }, 120_000);
+
+  it('replays a seed: the same kinds of call in the same order, in every thread', () => {
+    const [a, b] = [fuzz('--calls', '1000'), fuzz('--calls', '1000')];
+    const other = fuzz('--calls', '1000', '--seed', String(Number(SEED) + 1));
+    expect(a.report.sequence).toHaveLength(3);
+    expect(b.report.sequence).toEqual(a.report.sequence);
+    expect(other.report.sequence[0]).not.toBe(a.report.sequence[0]);
   }, 120_000);
 
   it('fails a run that leaks: the live sets and uordblks both notice', () => {
