@@ -4,7 +4,7 @@ import { bytes } from '../format';
 import { PlanStep, runPlan } from '../plan';
 import { MINSIZE, mmappedChunkSize, requestToChunkSize } from '../size-classes';
 import { pageSize } from '../stats';
-import { mostCommon } from './measure';
+import { DEFAULT_MMAP_THRESHOLD, mostCommon } from './measure';
 import { Experiment } from './types';
 
 export interface ChunkSizeRow {
@@ -154,7 +154,7 @@ export const chunkSizes: Experiment<ChunkSizeRow> = {
           `${r.usableSize} usable bytes = chunk − ${r.chunkSize - r.usableSize}.`,
       );
     }
-    for (const r of heap.filter((row) => row.request >= 128 * 1024)) {
+    for (const r of heap.filter((row) => row.request >= DEFAULT_MMAP_THRESHOLD)) {
       // The rows run in request order, and every mmapped probe was freed
       // right after it was measured.
       const top = r.topBefore ?? 0;

@@ -3,7 +3,7 @@ import { bytes, hex, rangeOf } from '../format';
 import { PlanStep, runPlan } from '../plan';
 import { MINSIZE, requestToChunkSize } from '../size-classes';
 import { pageSize } from '../stats';
-import { expectedTopPad, mostCommon } from './measure';
+import { DEFAULT_TRIM_THRESHOLD, expectedTopPad, mostCommon } from './measure';
 import { tunable } from './tunables';
 import { Experiment, ExperimentContext } from './types';
 
@@ -199,7 +199,7 @@ export const heapGrowth: Experiment<HeapGrowthRow> = {
       );
     }
     const grownTop = Math.max(...freeRows.map((r) => r.topAfter), last.topBefore);
-    if (trims.length === 0 && grownTop >= 128 * 1024) {
+    if (trims.length === 0 && grownTop >= DEFAULT_TRIM_THRESHOLD) {
       surprises.push(
         `The top chunk reached ${bytes(grownTop)} during the frees, at or above glibc's default 128 KiB trim threshold, but the break never came down: ` +
           `the trim threshold in force was higher` +

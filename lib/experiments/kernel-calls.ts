@@ -5,7 +5,7 @@ import { MemoryRegion, parseMaps, regionOf } from '../maps';
 import { PlanStep, runPlan, StepResult } from '../plan';
 import { MINSIZE, requestToChunkSize } from '../size-classes';
 import { pageSize } from '../stats';
-import { diffMaps, expectedTopPad, MapsDiff, rangeHolding } from './measure';
+import { DEFAULT_MMAP_THRESHOLD, diffMaps, expectedTopPad, MapsDiff, rangeHolding } from './measure';
 import { tunable } from './tunables';
 import { Experiment, ExperimentContext } from './types';
 
@@ -47,8 +47,6 @@ export interface KernelCallRow {
 
 const SMALL = 64;
 const LARGE = 1 << 20;
-/** glibc's DEFAULT_MMAP_THRESHOLD_MIN, where the threshold starts. */
-const DEFAULT_MMAP_THRESHOLD = 128 * 1024;
 /** What a top filler leaves of the top chunk. */
 const TOP_LEFT = 16 * 1024;
 

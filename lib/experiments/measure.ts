@@ -17,6 +17,14 @@ export function mostCommon(values: number[]): number | undefined {
  */
 export const DEFAULT_TOP_PAD = 128 * 1024;
 
+/**
+ * glibc's DEFAULT_MMAP_THRESHOLD_MIN and DEFAULT_TRIM_THRESHOLD (malloc.c):
+ * where the dynamic mmap threshold and the trim threshold start. Findings
+ * compare measurements with them; they are not the thresholds in force.
+ */
+export const DEFAULT_MMAP_THRESHOLD = 128 * 1024;
+export const DEFAULT_TRIM_THRESHOLD = 128 * 1024;
+
 /** The top pad this process should be running with: the tunable if set, else glibc's default. */
 export function expectedTopPad(): number {
   return tunable('glibc.malloc.top_pad') ?? DEFAULT_TOP_PAD;

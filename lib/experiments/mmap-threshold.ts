@@ -12,14 +12,12 @@ import { rangeOf, shortBytes } from '../format';
 import { PlanStep, runPlan, StepResult } from '../plan';
 import { MINSIZE, requestToChunkSize } from '../size-classes';
 import { mallopt, pageSize } from '../stats';
-import { FreeRunRow, freeRunPlan, trimSummary } from './measure';
+import { DEFAULT_MMAP_THRESHOLD, FreeRunRow, freeRunPlan, trimSummary } from './measure';
 import { tunable } from './tunables';
 import { Experiment, ExperimentContext } from './types';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
-/** glibc's DEFAULT_MMAP_THRESHOLD: where the threshold starts. */
-const DEFAULT_MMAP_THRESHOLD = 128 * KiB;
 /** glibc's DEFAULT_MMAP_THRESHOLD_MAX on 64-bit (4 MiB × sizeof(long)): the dynamic threshold's ceiling. */
 const MMAP_THRESHOLD_MAX = 32 * MiB;
 /** Probes never go above a 32 MiB chunk nor below a page. */
