@@ -3,6 +3,7 @@ import { inspect } from 'node:util';
 import { binding } from './binding';
 import { ChunkHeader, readChunkHeader } from './chunk';
 import { HeapscopeError, native, rangeError, typeError } from './errors';
+import { hex } from './format';
 import { MemoryRegion, regionOf } from './maps';
 import { readMemory } from './memory';
 import { describe, Size, toIndex, toSize } from './validate';
@@ -63,7 +64,7 @@ export class Allocation {
     if (this.#freed !== false) {
       throw new HeapscopeError(
         'ERR_DOUBLE_FREE',
-        `double free of 0x${this.address.toString(16)}: it was already ${this.#freed}`,
+        `double free of ${hex(this.address)}: it was already ${this.#freed}`,
       );
     }
     native(() => binding.free(this.address));
@@ -123,7 +124,7 @@ export class Allocation {
     if (this.#freed !== false) {
       throw new HeapscopeError(
         'ERR_FREED',
-        `${what} on 0x${this.address.toString(16)}, which was already ${this.#freed}`,
+        `${what} on ${hex(this.address)}, which was already ${this.#freed}`,
       );
     }
   }
@@ -215,7 +216,7 @@ function liveAllocation(value: unknown, call: string): Allocation {
   if (value instanceof Allocation) {
     // A dead handle is reported as a double free by free() itself.
     if (value.freed && call !== 'free') {
-      throw new HeapscopeError('ERR_FREED', `${call} of 0x${value.address.toString(16)}, which was already freed`);
+      throw new HeapscopeError('ERR_FREED', `${call} of ${hex(value.address)}, which was already freed`);
     }
     return value;
   }
@@ -224,7 +225,7 @@ function liveAllocation(value: unknown, call: string): Allocation {
     if (found !== undefined) return found;
     throw new HeapscopeError(
       'ERR_UNKNOWN_POINTER',
-      `${call}: 0x${value.toString(16)} is not a live heapscope allocation of this thread`,
+      `${call}: ${hex(value)} is not a live heapscope allocation of this thread`,
     );
   }
   throw typeError(`${call} takes an Allocation or a bigint address, got ${describe(value)}`);

@@ -1,7 +1,8 @@
 // JSON for results: bigints become "0x…" strings.
+import { hex } from './format';
 
 function replace(_key: string, value: unknown): unknown {
-  return typeof value === 'bigint' ? `0x${value.toString(16)}` : value;
+  return typeof value === 'bigint' ? hex(value) : value;
 }
 
 export function toJSON(value: unknown, indent = 2): string {

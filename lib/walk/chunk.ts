@@ -109,7 +109,7 @@ export function walkSnapshot(snapshot: Uint8Array, base: bigint, options: Snapsh
     const high = words[w + 3];
     const flags = low & 7;
     if (high >= SIZE_HIGH_LIMIT) {
-      reason = `the chunk at ${hex(base + BigInt(off))} has an impossible size word 0x${high.toString(16)}${low.toString(16).padStart(8, '0')}`;
+      reason = `the chunk at ${hex(base + BigInt(off))} has an impossible size word ${hex((BigInt(high) << 32n) | BigInt(low))}`;
       break;
     }
     const size = high * TWO_32 + (low - flags);
