@@ -1,11 +1,10 @@
 // Does malloc call the kernel (brk / mmap), or serve from memory it already holds?
 import { bytes, hex } from '../format';
-import { mallocInfo } from '../malloc-info';
 import { MemoryRegion, parseMaps, regionOf } from '../maps';
 import { PlanStep, runPlan, StepResult } from '../plan';
 import { MINSIZE, requestToChunkSize } from '../size-classes';
 import { pageSize } from '../stats';
-import { DEFAULT_MMAP_THRESHOLD, diffMaps, expectedTopPad, MapsDiff, rangeHolding } from './measure';
+import { DEFAULT_MMAP_THRESHOLD, diffMaps, expectedTopPad, freeChunkRanges, MapsDiff, rangeHolding } from './measure';
 import { tunable } from './tunables';
 import { Experiment, ExperimentContext } from './types';
 
@@ -51,16 +50,6 @@ const LARGE = 1 << 20;
 const TOP_LEFT = 16 * 1024;
 
 type Op = { role: KernelStepRole; op: 'malloc'; size: number } | { role: 'free-large'; op: 'free'; of: number };
-
-/** The chunk sizes of main_arena's free chunks, as malloc_info reports them (bins and unsorted). */
-function freeChunkRanges(): { from: number; to: number; count: number }[] {
-  const main = mallocInfo().arenas.find((a) => a.nr === 0);
-  if (main === undefined) return [];
-  // Binned sizes are printed with PREV_INUSE set: round down to the 16-byte granularity.
-  const chunk = (raw: number) => raw - (raw % 16);
-  const entries = [...main.sizes.filter((s) => s.kind === 'bin'), ...(main.unsorted === undefined ? [] : [main.unsorted])];
-  return entries.map((e) => ({ from: chunk(e.from), to: chunk(e.to), count: e.count }));
-}
 
 /**
  * Picks the requests from a measurement. A request moves the break only

@@ -1,6 +1,8 @@
 // Measurement helpers shared by more than one experiment.
+import { mallocInfo } from '../malloc-info';
 import { MemoryRegion } from '../maps';
 import { PlanStep, StepResult } from '../plan';
+import { requestToChunkSize } from '../size-classes';
 import { tunable } from './tunables';
 
 /** The value seen most often (the first of equals); undefined for none. */
@@ -152,9 +154,32 @@ export interface FreeRunResult {
   topAllocated: number;
 }
 
-/** The steps of a free run of `count` blocks of `request` bytes, and how to read them back. */
+export /** The chunk sizes of main_arena's free chunks, as malloc_info reports them (bins and unsorted). */
+function freeChunkRanges(): { from: number; to: number; count: number }[] {
+  const main = mallocInfo().arenas.find((a) => a.nr === 0);
+  if (main === undefined) return [];
+  // Binned sizes are printed with PREV_INUSE set: round down to the 16-byte granularity.
+  const chunk = (raw: number) => raw - (raw % 16);
+  const entries = [...main.sizes.filter((s) => s.kind === 'bin'), ...(main.unsorted === undefined ? [] : [main.unsorted])];
+  return entries.map((e) => ({ from: chunk(e.from), to: chunk(e.to), count: e.count }));
+}
+
+/**
+ * The steps of a free run of `count` blocks of `request` bytes, and how to
+ * read them back. The blocks must come from the top chunk for their frees
+ * to reach it; a big free chunk in the bins (Node frees some megabytes at
+ * times) would serve them instead, so exact-size fillers take every free
+ * chunk that could hold 16 blocks first. They stay allocated until the
+ * plan's end.
+ */
 export function freeRunPlan(count: number, request: number): { steps: PlanStep[]; read(results: readonly StepResult[]): FreeRunResult } {
-  const steps: PlanStep[] = [{ op: 'break' }, { op: 'mallinfo' }];
+  const steps: PlanStep[] = [];
+  for (const e of freeChunkRanges().filter((f) => f.to >= 16 * requestToChunkSize(request))) {
+    steps.push({ op: 'malloc', size: e.to - 8 });
+    for (let k = 1; k < e.count; k++) steps.push({ op: 'malloc', size: e.from - 8 });
+  }
+  const start = steps.length;
+  steps.push({ op: 'break' }, { op: 'mallinfo' });
   const blocks: number[] = [];
   for (let i = 0; i < count; i++) {
     blocks.push(steps.length);
@@ -196,7 +221,7 @@ export function freeRunPlan(count: number, request: number): { steps: PlanStep[]
       breakBefore = breakAfter;
       topBefore = topAfter;
     });
-    return { rows, breakAtStart: brk(0), topAtStart: top(1), breakAllocated: brk(allocated), topAllocated: top(allocated + 1) };
+    return { rows, breakAtStart: brk(start), topAtStart: top(start + 1), breakAllocated: brk(allocated), topAllocated: top(allocated + 1) };
   };
   return { steps, read };
 }
