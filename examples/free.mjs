@@ -16,8 +16,8 @@ for (const row of trims) {
   console.log(`${String(row.block).padStart(5)}  ${String(row.mergedTop).padStart(10)}  ${String(row.returned).padStart(8)}  ${String(row.topAfter).padStart(9)}`);
 }
 
-const trimSteps = result.rows.filter((r) => r.kind === 'step' && r.op === 'trim');
 console.log('\nmalloc_trim steps:');
-for (const row of trimSteps) {
+for (const row of result.rows) {
+  if (row.kind !== 'step' || row.op !== 'trim') continue;
   console.log(`malloc_trim(${row.pad}) → ${row.released ? 1 : 0}: RSS ${row.rssPages} pages, break 0x${row.programBreak.toString(16)}, top ${row.top} bytes`);
 }

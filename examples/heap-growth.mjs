@@ -2,9 +2,9 @@
 // Run from the repository root: node examples/heap-growth.mjs
 import { run } from 'heapscope';
 
-for (const tunables of [{}, { 'glibc.malloc.top_pad': 0 }]) {
-  const result = await run('heap-growth', { tunables });
-  const label = Object.keys(tunables).length === 0 ? 'default' : 'glibc.malloc.top_pad=0';
+for (const topPad of [undefined, 0]) {
+  const result = await run('heap-growth', topPad === undefined ? {} : { tunables: { 'glibc.malloc.top_pad': topPad } });
+  const label = topPad === undefined ? 'default' : `glibc.malloc.top_pad=${topPad}`;
   console.log(`${result.question} (${label})`);
   for (const finding of result.findings) console.log(`- ${finding}`);
   for (const surprise of result.surprises) console.log(`! ${surprise}`);

@@ -7,6 +7,7 @@ console.log(result.question);
 console.log(`(glibc ${result.environment.glibc}, node ${result.environment.node}, ${result.environment.isolated ? 'fresh child process' : 'this process'})\n`);
 
 // The map, low to high: each object, its region, and the gap up to it.
+/** @param {bigint} v */
 const hex = (v) => `0x${v.toString(16)}`.padStart(18);
 for (const row of result.rows) {
   const region = row.region === undefined ? '' : `${row.region.kind.padEnd(9)} ${row.region.perms} ${row.region.path || '(anonymous)'}`;

@@ -9,7 +9,8 @@ for (const surprise of result.surprises) console.log(`! ${surprise}`);
 
 console.log('\nThe sweep (every request allocated before any was freed):');
 console.log('   request    chunk  mmapped  top before  served by');
-for (const row of result.rows.filter((r) => r.kind === 'probe' && r.phase === 'sweep')) {
+for (const row of result.rows) {
+  if (row.kind !== 'probe' || row.phase !== 'sweep') continue;
   console.log(
     `${String(row.request).padStart(10)} ${String(row.chunkSize).padStart(8)}  ${String(row.mmapped).padEnd(7)}  ` +
       `${String(row.topBefore).padStart(10)}  ${row.servedBy}`,

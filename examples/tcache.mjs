@@ -12,8 +12,8 @@ console.log('\nfrees of 40-byte requests, one at a time:');
 console.log('chunk  size  went to   smblks  fsmblks  uordblks');
 for (const row of result.rows.filter((r) => r.request === 40 && r.step === 'free')) {
   console.log(
-    `${String(row.chunk).padStart(5)}  ${String(row.chunkSize).padStart(4)}  ${row.went.padEnd(8)}  ${String(row.mallinfo.smblks).padStart(6)}` +
-      `  ${String(row.mallinfo.fsmblks).padStart(7)}  ${String(row.mallinfo.uordblks).padStart(8)}`,
+    `${String(row.chunk).padStart(5)}  ${String(row.chunkSize).padStart(4)}  ${(row.went ?? '?').padEnd(8)}  ${String(row.mallinfo?.smblks).padStart(6)}` +
+      `  ${String(row.mallinfo?.fsmblks).padStart(7)}  ${String(row.mallinfo?.uordblks).padStart(8)}`,
   );
 }
 const back = result.rows.filter((r) => r.request === 40 && r.step === 'remalloc');

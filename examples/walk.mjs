@@ -19,10 +19,14 @@ const ours = main.chunks.find((c) => c.allocation === mine);
 console.log(`malloc(100) is the ${ours?.size}-byte chunk at 0x${ours?.address.toString(16)} (${ours?.state})`);
 
 const freed = walk.steps[0].address;
-const size = walk.steps[1].header.size;
-const bin = tcache.bins[(size - 32) / 16];
-console.log(`the freed 200-byte block (a ${size}-byte chunk) is ${bin.entries[0] === freed ? '' : 'not '}at the head of tcache bin ${bin.index}, ` +
-  `which holds ${bin.count}: ${bin.entries.map((e) => `0x${e.toString(16)}`).join(' → ')}`);
+const size = walk.steps[1].header?.size;
+if (tcache === undefined || size === undefined) {
+  console.log(`no tcache bin to look in: ${walk.tcacheReason ?? 'the header step read nothing'}`);
+} else {
+  const bin = tcache.bins[(size - 32) / 16];
+  console.log(`the freed 200-byte block (a ${size}-byte chunk) is ${bin.entries[0] === freed ? '' : 'not '}at the head of tcache bin ${bin.index}, ` +
+    `which holds ${bin.count}: ${bin.entries.map((e) => `0x${e.toString(16)}`).join(' → ')}`);
+}
 
 for (const c of walk.checks) {
   console.log(`${c.equal ? '=' : '≠'} mallinfo2 ${c.mallinfo} ${c.mallinfoValue} vs ${c.walk} ${c.walkValue}${c.exact ? '' : ' (mallinfo2 sums every arena)'}`);

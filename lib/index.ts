@@ -33,6 +33,20 @@ export type {
 export { experiment, experiments, run } from './experiments/run';
 export type { RunOptions } from './experiments/run';
 export type { Environment, Experiment, ExperimentOutput, ExperimentResult } from './experiments/types';
+export type { ExperimentName, ExperimentRows } from './experiments/registry';
+// Each experiment's rows, and the types their fields are made of.
+export type { ArenaChunkRow, ArenaHeapRow, ArenaReportRow, ArenaRow, ArenaThread, HeapInfoRow } from './experiments/arenas';
+export type { ChunkSizeRow } from './experiments/chunk-sizes';
+export type { FreePhase, FreeRow, FreeRunStepRow, FreeStepRow } from './experiments/free';
+export type { HeapGrowthRow } from './experiments/heap-growth';
+export type { KernelCallRow, KernelStepRole, KernelVerdict } from './experiments/kernel-calls';
+export type { LayoutBoundary, LayoutProbe, LayoutRow, LayoutSegment, PlacedRegion } from './experiments/layout';
+export type { FreeRunRow, MapsDiff } from './experiments/measure';
+export type {
+  MmapThresholdRow, ProbeRole, ServedBy, ThresholdPhase, ThresholdProbeRow, ThresholdTrimRow,
+} from './experiments/mmap-threshold';
+export type { PagingBlock, PagingMoment, PagingRow } from './experiments/paging';
+export type { FreeDestination, MallinfoChange, MallocSource, TcacheRow, TcacheStep } from './experiments/tcache';
 export { KNOWN_TUNABLES } from './experiments/tunables';
 export { reportHTML, writeReport } from './report';
 export type { Tunables } from './experiments/tunables';

@@ -1,6 +1,7 @@
-// The package as a user gets it: `npm pack` of a copy of this repository
-// with a fresh prebuild, installed into empty projects. Slow (a native
-// build and several `npm install`s), so it packs once for every case.
+// The package as a user gets it: a plain `npm pack` of a copy of this
+// repository's sources (its prepack and prepare scripts build the addon and
+// the TypeScript), installed into empty projects. Slow (a native build and
+// several `npm install`s), so it packs once for every case.
 import { execFileSync, ExecFileSyncOptions } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -10,8 +11,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 const ROOT = path.resolve(__dirname, '..');
 const MINUTES = 60_000;
 // Copied into the temporary repository: everything but what is built or
-// installed, so the prebuild and `npm pack` start from sources alone.
-const EXCLUDE = ['node_modules', 'build', 'prebuilds', '.git', 'coverage'];
+// installed, so `npm pack` starts from sources alone.
+const EXCLUDE = ['node_modules', 'build', 'prebuilds', 'dist', '.git', 'coverage'];
 const SCRIPT = "const h = require('heapscope'); const a = h.malloc(10); " +
   "console.log(JSON.stringify({ usable: a.usableSize, chunk: a.chunk.size, " +
   "loaded: process.report.getReport().sharedObjects.filter((o) => o.includes('heapscope')) })); a.free();";
@@ -19,6 +20,8 @@ const SCRIPT = "const h = require('heapscope'); const a = h.malloc(10); " +
 let work: string;
 let tarball: string;
 let files: string[];
+/** The tarball, unpacked. */
+let unpacked: string;
 // A PATH with node, npm and sh only: no g++, cc, make or python3, so any
 // attempt to compile fails.
 let bareBin: string;
@@ -52,12 +55,19 @@ beforeAll(() => {
     filter: (source) => !EXCLUDE.includes(path.relative(ROOT, source)) && !source.endsWith('.tgz'),
   });
   fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(repo, 'node_modules'));
-  run('npm', ['run', 'prebuild'], { cwd: repo });
-  // The prebuild compiles into build/ first; the tarball must not need it.
-  fs.rmSync(path.join(repo, 'build'), { recursive: true, force: true });
-  const packed = JSON.parse(run('npm', ['pack', '--json', '--pack-destination', work], { cwd: repo }));
-  tarball = path.join(work, packed[0].filename);
-  files = (packed[0].files as { path: string }[]).map((f) => f.path);
+  // Packed as by a maintainer who configured nothing: no npm settings from
+  // the environment or a user .npmrc (here, one names Node's headers).
+  const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.toLowerCase().startsWith('npm_config_')));
+  fs.writeFileSync(path.join(work, 'empty-npmrc'), '');
+  env.npm_config_userconfig = path.join(work, 'empty-npmrc');
+  run('npm', ['pack', '--pack-destination', work], { cwd: repo, env });
+  const packed = fs.readdirSync(work).filter((f) => f.endsWith('.tgz'));
+  expect(packed).toHaveLength(1);
+  tarball = path.join(work, packed[0]);
+  unpacked = path.join(work, 'unpacked');
+  fs.mkdirSync(unpacked);
+  run('tar', ['-xzf', tarball, '-C', unpacked]);
+  files = run('tar', ['-tzf', tarball]).trim().split('\n').map((f) => f.replace(/^package\//, ''));
 
   bareBin = path.join(work, 'bin');
   fs.mkdirSync(bareBin);
@@ -79,6 +89,34 @@ describe('npm pack', () => {
     expect(files).toContain('dist/index.js');
     expect(files).toContain('dist/index.d.ts');
     expect(files).toContain('package.json');
+  });
+
+  it('holds the MIT license', () => {
+    expect(files).toContain('LICENSE');
+    const license = fs.readFileSync(path.join(unpacked, 'package', 'LICENSE'), 'utf8');
+    expect(license).toMatch(/^MIT License\n\nCopyright \(c\) \d{4} heapscope contributors\n/);
+    expect(JSON.parse(fs.readFileSync(path.join(unpacked, 'package', 'package.json'), 'utf8')).license).toBe('MIT');
+  });
+
+  it('ships no source map, so none points at sources it does not hold', () => {
+    const dangling: string[] = [];
+    for (const file of files.filter((f) => f.endsWith('.js'))) {
+      const code = fs.readFileSync(path.join(unpacked, 'package', file), 'utf8');
+      const url = /\/\/# sourceMappingURL=(\S+)\s*$/.exec(code)?.[1];
+      if (url === undefined) continue;
+      const map = path.posix.join(path.posix.dirname(file), url);
+      if (!files.includes(map)) {
+        dangling.push(`${file} -> ${map}`);
+        continue;
+      }
+      const { sources, sourcesContent } = JSON.parse(fs.readFileSync(path.join(unpacked, 'package', map), 'utf8'));
+      (sources as string[]).forEach((source, i) => {
+        const held = path.posix.join(path.posix.dirname(map), source);
+        if (!files.includes(held) && typeof sourcesContent?.[i] !== 'string') dangling.push(`${map} -> ${held}`);
+      });
+    }
+    expect(dangling).toEqual([]);
+    expect(files.filter((f) => f.endsWith('.map'))).toEqual([]);
   });
 
   it('holds nothing of tests, benchmarks, scripts, builds or caches', () => {

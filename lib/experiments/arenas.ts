@@ -361,7 +361,7 @@ function describeRows(rows: ArenaRow[]): { findings: string[]; surprises: string
   return { findings, surprises };
 }
 
-export const arenas: Experiment<ArenaRow> = {
+export const arenas: Experiment<ArenaRow, 'arenas'> = {
   name: 'arenas',
   question: 'Where is a heap object when another thread allocates it?',
   // It starts a thread, and a thread's arena stays in the process forever.

@@ -89,7 +89,7 @@ function trailingZeros(value: bigint): number {
   return n;
 }
 
-export const chunkSizes: Experiment<ChunkSizeRow> = {
+export const chunkSizes: Experiment<ChunkSizeRow, 'chunk-sizes'> = {
   name: 'chunk-sizes',
   question: 'malloc(n): how many bytes do you really get?',
   // The large probes are mmapped and freed, which raises the dynamic mmap threshold.

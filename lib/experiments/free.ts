@@ -332,7 +332,7 @@ function mmapped(findings: string[], surprises: string[]): FreeStepRow[] {
   return rows;
 }
 
-export const freeExperiment: Experiment<FreeRow> = {
+export const freeExperiment: Experiment<FreeRow, 'free'> = {
   name: 'free',
   question: 'Does free give memory back to the kernel?',
   // It needs a heap whose top and bins this run shapes, and it frees an mmapped chunk.

@@ -97,7 +97,7 @@ function measure(): HeapGrowthRow[] {
   return rows;
 }
 
-export const heapGrowth: Experiment<HeapGrowthRow> = {
+export const heapGrowth: Experiment<HeapGrowthRow, 'heap-growth'> = {
   name: 'heap-growth',
   question: 'How does the heap grow?',
   // Wants a heap nobody else has grown, trimmed or fragmented, and a trim threshold no earlier free has raised.

@@ -3,16 +3,22 @@
 // views: every module loaded before the experiment shapes the heap it sees.
 import { HeapscopeError } from '../errors';
 import { glibcVersion, mallinfo2, pageSize } from '../stats';
-import { EXPERIMENTS } from './registry';
+import { ExperimentName, ExperimentNamed, EXPERIMENTS, RegisteredExperiment } from './registry';
 import { parseTunablesEnv } from './tunables';
 import { Environment, Experiment, ResultData } from './types';
 
 /** The experiments, in tour order. */
-export function experiments(): readonly Experiment[] {
+export function experiments(): readonly RegisteredExperiment[] {
   return EXPERIMENTS;
 }
 
-export function experiment(name: string): Experiment {
+/**
+ * The experiment named `name`. Names are checked here too, for plain
+ * JavaScript and names from outside the program (a command line): an
+ * unknown one is ERR_UNKNOWN_EXPERIMENT.
+ */
+export function experiment<N extends ExperimentName>(name: N): ExperimentNamed<N>;
+export function experiment(name: string): RegisteredExperiment {
   const found = EXPERIMENTS.find((e) => e.name === name);
   if (found === undefined) {
     throw new HeapscopeError(

@@ -197,7 +197,7 @@ function describeRow(r: KernelCallRow): string {
   }
 }
 
-export const kernelCalls: Experiment<KernelCallRow> = {
+export const kernelCalls: Experiment<KernelCallRow, 'kernel-calls'> = {
   name: 'kernel-calls',
   question: 'Does malloc call the kernel (brk / mmap), or serve from memory it already holds?',
   // Freeing the 1 MiB mmapped chunk raises the dynamic mmap threshold for the rest of the process.

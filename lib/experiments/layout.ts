@@ -226,7 +226,7 @@ function isHeapKind(kind: RegionKind | undefined): boolean {
   return kind === 'heap' || kind === 'arena-heap';
 }
 
-export const layout: Experiment<LayoutRow> = {
+export const layout: Experiment<LayoutRow, 'layout'> = {
   name: 'layout',
   question: 'Where do things live in a process?',
   // The 1 MiB probe is mmapped and freed, which raises the dynamic mmap threshold.

@@ -501,7 +501,7 @@ function trimFindings(p: Prober, rise: Bracket, old: Bracket, findings: string[]
   }
 }
 
-export const mmapThreshold: Experiment<MmapThresholdRow> = {
+export const mmapThreshold: Experiment<MmapThresholdRow, 'mmap-threshold'> = {
   name: 'mmap-threshold',
   question: 'When does malloc switch to mmap, and how does the threshold move?',
   // It frees mmapped chunks (raising the threshold for good) and calls mallopt.

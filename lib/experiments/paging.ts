@@ -200,7 +200,7 @@ function label(row: PagingRow): string {
   return nth === undefined ? call : `${call} #${nth}`;
 }
 
-export const paging: Experiment<PagingRow> = {
+export const paging: Experiment<PagingRow, 'paging'> = {
   name: 'paging',
   question: "Is malloc'd memory resident before you touch it?",
   // Frees two 8 MiB mmapped chunks, which raises the dynamic mmap threshold.

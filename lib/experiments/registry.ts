@@ -1,6 +1,7 @@
 // Every experiment, in the order the tour tells them: the seed article's
 // questions first (where things live, kernel calls, malloc(10), where a
-// block is, free), then what lies beyond it.
+// block is, free), then what lies beyond it. Listing an experiment here is
+// all it takes to give it a name run() accepts and a row type run() returns.
 import { arenas } from './arenas';
 import { chunkSizes } from './chunk-sizes';
 import { freeExperiment } from './free';
@@ -10,9 +11,9 @@ import { layout } from './layout';
 import { mmapThreshold } from './mmap-threshold';
 import { paging } from './paging';
 import { tcache } from './tcache';
-import { Experiment } from './types';
+import type { Experiment, ExperimentResult } from './types';
 
-export const EXPERIMENTS: readonly Experiment[] = [
+export const EXPERIMENTS = [
   layout,
   kernelCalls,
   chunkSizes,
@@ -22,4 +23,24 @@ export const EXPERIMENTS: readonly Experiment[] = [
   tcache,
   arenas,
   paging,
-] as Experiment[];
+] as const;
+
+/** Any one of the experiments, with its own name and row type. */
+export type RegisteredExperiment = (typeof EXPERIMENTS)[number];
+
+/** The name of an experiment: `'layout' | 'kernel-calls' | 'chunk-sizes' | …`. */
+export type ExperimentName = RegisteredExperiment['name'];
+
+/** The row type of each experiment, by name: `ExperimentRows['chunk-sizes']` is `ChunkSizeRow`. */
+export type ExperimentRows = {
+  [E in RegisteredExperiment as E['name']]: E extends Experiment<infer Row, string> ? Row : never;
+};
+
+/** The experiment named `N`. */
+export type ExperimentNamed<N extends ExperimentName> = Extract<RegisteredExperiment, { name: N }>;
+
+/**
+ * What `run(name)` resolves to. For a union of names, a union of results
+ * that their `name` tells apart.
+ */
+export type ResultOf<N extends ExperimentName> = N extends ExperimentName ? ExperimentResult<ExperimentRows[N], N> : never;

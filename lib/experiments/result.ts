@@ -9,15 +9,15 @@ import { resultMarkdown } from '../views/markdown';
 import { resultSVG } from '../views/charts';
 import { Environment, ExperimentResult, ResultData } from './types';
 
-export class ExperimentResultView<Row extends object = object> implements ExperimentResult<Row> {
-  name: string;
+export class ExperimentResultView<Row extends object = object, Name extends string = string> implements ExperimentResult<Row, Name> {
+  name: Name;
   question: string;
   environment: Environment;
   rows: Row[];
   findings: string[];
   surprises: string[];
 
-  constructor(data: ResultData<Row>) {
+  constructor(data: ResultData<Row, Name>) {
     this.name = data.name;
     this.question = data.question;
     this.environment = data.environment;

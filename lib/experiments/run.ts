@@ -6,6 +6,7 @@ import { HeapscopeError } from '../errors';
 import { experiment, runHere } from './here';
 import { ExperimentResultView } from './result';
 import { checkTunables, Tunables, tunablesEnv } from './tunables';
+import { ExperimentName, ResultOf } from './registry';
 import { ExperimentResult, ResultData } from './types';
 
 export { environment, experiment, experiments } from './here';
@@ -22,7 +23,8 @@ export interface RunOptions {
  * surprises. Tunables always mean a child process: they can only be set
  * before a process starts.
  */
-export async function run(name: string, options: RunOptions = {}): Promise<ExperimentResult> {
+export function run<N extends ExperimentName>(name: N, options?: RunOptions): Promise<ResultOf<N>>;
+export async function run(name: ExperimentName, options: RunOptions = {}): Promise<ExperimentResult> {
   const chosen = experiment(name);
   const tunables = checkTunables(options.tunables);
   const hasTunables = Object.keys(tunables).length > 0;

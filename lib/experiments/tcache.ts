@@ -309,7 +309,7 @@ function describeSize(rows: TcacheRow[], findings: string[], surprises: string[]
   }
 }
 
-export const tcache: Experiment<TcacheRow> = {
+export const tcache: Experiment<TcacheRow, 'tcache'> = {
   name: 'tcache',
   question: 'What does the per-thread cache hold, and when do fastbins take over?',
   // It needs a heap nobody touched: in a long-running process the arena is

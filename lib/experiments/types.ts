@@ -29,8 +29,9 @@ export interface ExperimentOutput<Row extends object = object> {
   surprises: string[];
 }
 
-export interface Experiment<Row extends object = object> {
-  name: string;
+/** `Name` is the literal name, so the registry can map names to row types. */
+export interface Experiment<Row extends object = object, Name extends string = string> {
+  name: Name;
   question: string;
   /**
    * Run in a fresh child process unless asked otherwise: the experiment
@@ -43,8 +44,8 @@ export interface Experiment<Row extends object = object> {
 }
 
 /** What an experiment's run measured, with where and how it ran: plain data. */
-export interface ResultData<Row extends object = object> extends ExperimentOutput<Row> {
-  name: string;
+export interface ResultData<Row extends object = object, Name extends string = string> extends ExperimentOutput<Row> {
+  name: Name;
   question: string;
   environment: Environment;
 }
@@ -53,7 +54,7 @@ export interface ResultData<Row extends object = object> extends ExperimentOutpu
  * The result of `run(name)`: the same shape in-process and isolated, plus
  * its views, each made from the same data.
  */
-export interface ExperimentResult<Row extends object = object> extends ResultData<Row> {
+export interface ExperimentResult<Row extends object = object, Name extends string = string> extends ResultData<Row, Name> {
   /** A Markdown section: the question, findings, surprises and a table of the rows. */
   toMarkdown(): string;
   /** A self-contained HTML fragment (inline SVG, no scripts). */
