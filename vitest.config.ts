@@ -5,10 +5,11 @@ export default defineConfig({
     // The forks pool keeps every test file on a process's main thread, so it
     // allocates from main_arena; the threads pool would not.
     pool: 'forks',
-    // V8's helper threads (concurrent marking, compiling, sweeping) allocate
-    // and free native memory while a test measures main_arena; without them
-    // nothing else in the test process touches the heap mid-measurement.
-    execArgv: ['--single-threaded'],
+    // V8's helper threads (concurrent marking, compiling, sweeping) and
+    // Node's platform workers allocate and free native memory while a test
+    // measures main_arena. Without them, what is left (libuv's pool) is why
+    // measurements that need a quiet heap run in a child (helpers/quiet-child).
+    execArgv: ['--single-threaded', '--v8-pool-size=0'],
     testTimeout: 120_000,
     hookTimeout: 120_000,
   },
