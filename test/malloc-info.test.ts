@@ -1,13 +1,10 @@
 import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import path from 'node:path';
-import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import { binding } from '../lib/binding';
 import { HeapscopeError } from '../lib/errors';
 import { type ArenaInfo, type MallocInfo, mallocInfo, parseMallocInfo } from '../lib/malloc-info';
+import { inQuietChild } from './helpers/quiet-child';
 
-const root = path.join(__dirname, '..');
 const fixture = (name: string): string => readFileSync(path.join(__dirname, 'fixtures', 'malloc-info', name), 'utf8');
 
 function expectMallocInfoError(xml: string, message: RegExp): void {
@@ -262,10 +259,12 @@ describe('mallocInfo (live)', () => {
   it('shows a freed chunk above the tcache range (1032 bytes) in a bin or the unsorted bin', () => {
     // 3000 bytes: a 3008-byte chunk, past the tcache, and smaller than the
     // 8 KiB buffer open_memstream callocs, so taking the report cannot reuse it.
-    const kept: bigint[] = [];
-    try {
-      mallocInfo(); // leaves the report's own buffers free for the next call
-      let chunk: bigint | undefined;
+    // In a quiet child: between the two reports, nothing but the free may
+    // touch the bins that cover 3008.
+    const seen = inQuietChild<{ raw: number; before: number; after: number } | string>(`
+      h.mallocInfo(); // leaves the report's own buffers free for the next call
+      const kept = [];
+      let chunk;
       for (let attempt = 0; attempt < 16 && chunk === undefined; attempt++) {
         const [before, p, after] = [binding.malloc(3000n), binding.malloc(3000n), binding.malloc(3000n)];
         kept.push(before, p, after);
@@ -273,25 +272,26 @@ describe('mallocInfo (live)', () => {
         // Freed, p must not merge with a neighbour: both are ours and stay in use.
         if (before + (binding.chunkHeader(before)[1] & ~7n) === p && p + size === after) chunk = p;
       }
-      if (chunk === undefined) throw new Error('found no 3000-byte block between two of its own kind');
-      const [, header] = binding.chunkHeader(chunk);
+      if (chunk === undefined) return 'found no 3000-byte block between two of its own kind';
+      const header = binding.chunkHeader(chunk)[1];
       const inMainArena = (header & 4n) === 0n;
       const raw = Number((header & ~7n) | 1n); // how a binned chunk's size reads: size | PREV_INUSE
-      expect(raw).toBe(3009);
-      const covering = (info: MallocInfo): number =>
-        info.arenas
-          .filter((arena) => (arena.nr === 0) === inMainArena)
-          .flatMap((arena) => [...arena.sizes.filter((e) => e.kind === 'bin'), ...(arena.unsorted ? [arena.unsorted] : [])])
-          .filter((entry) => entry.from <= raw && raw <= entry.to)
-          .reduce((n, entry) => n + entry.count, 0);
-
-      const before = covering(mallocInfo());
+      const covering = (info) => info.arenas
+        .filter((arena) => (arena.nr === 0) === inMainArena)
+        .flatMap((arena) => [...arena.sizes.filter((e) => e.kind === 'bin'), ...(arena.unsorted ? [arena.unsorted] : [])])
+        .filter((entry) => entry.from <= raw && raw <= entry.to)
+        .reduce((n, entry) => n + entry.count, 0);
+      const before = covering(h.mallocInfo());
       binding.free(chunk);
-      kept.splice(kept.indexOf(chunk), 1);
-      expect(covering(mallocInfo())).toBeGreaterThanOrEqual(before + 1);
-    } finally {
-      for (const p of kept) binding.free(p);
-    }
+      const after = covering(h.mallocInfo());
+      for (const p of kept) if (p !== chunk) binding.free(p);
+      return { raw, before, after };
+    `);
+    if (typeof seen === 'string') throw new Error(seen);
+    expect(seen.raw).toBe(3009);
+    // The unsorted entry spans its smallest to largest chunk: adding ours can
+    // bring other chunks into the range too.
+    expect(seen.after).toBeGreaterThanOrEqual(seen.before + 1);
   });
 
   it("sees fastbin chunks in another thread's arena", async () => {
@@ -303,62 +303,51 @@ describe('mallocInfo (live)', () => {
     // frees the tcache takes 7 (glibc's default tcache_count) and the fastbin
     // the rest. The worker then blocks in Atomics.wait, allocating nothing,
     // while this thread reads the report.
-    const require = createRequire(__filename);
-    const addon: string = require('node-gyp-build').path(root);
-    const shared = new SharedArrayBuffer(16);
-    const state = new Int32Array(shared, 0, 2);
-    const header = new BigInt64Array(shared, 8, 1);
-    const worker = new Worker(
-      `const { workerData } = require('node:worker_threads');
-      const b = require(workerData.addon);
-      const state = new Int32Array(workerData.shared, 0, 2);
-      const header = new BigInt64Array(workerData.shared, 8, 1);
-      const step = (next) => { Atomics.store(state, 0, next); Atomics.notify(state, 0); Atomics.wait(state, 0, next, 30000); };
-      const ps = [];
-      for (let i = 0; i < 9; i++) ps.push(b.malloc(40n));
-      header[0] = b.chunkHeader(ps[0])[1];
-      step(1);
-      for (const p of ps) b.free(p);
-      step(3);`,
-      { eval: true, workerData: { addon, shared } },
-    );
-    let failure: Error | undefined;
-    worker.on('error', (error) => (failure = error));
-    const exited = new Promise<number>((resolve) => worker.on('exit', resolve));
-    const reach = async (value: number): Promise<void> => {
-      const deadline = Date.now() + 20_000;
-      while (Atomics.load(state, 0) !== value) {
-        if (failure !== undefined) throw failure;
-        if (Date.now() > deadline) throw new Error(`the worker did not reach step ${value}`);
-        await new Promise((resolve) => setTimeout(resolve, 2));
-      }
-    };
-    const go = (value: number): void => {
-      Atomics.store(state, 0, value);
-      Atomics.notify(state, 0);
-    };
-    const fast48 = (info: MallocInfo): number =>
-      info.arenas
+    // In a quiet child: no other thread's arena may gain or lose fastbin
+    // chunks of 48 bytes between the two reports.
+    const seen = await inQuietChild<{ size: string; before: number[]; after: number[] }>(`
+      const { Worker } = require('node:worker_threads');
+      const shared = new SharedArrayBuffer(16);
+      const state = new Int32Array(shared, 0, 2);
+      const header = new BigInt64Array(shared, 8, 1);
+      const worker = new Worker(
+        \`const { workerData } = require('node:worker_threads');
+        const b = require(workerData.addon);
+        const state = new Int32Array(workerData.shared, 0, 2);
+        const header = new BigInt64Array(workerData.shared, 8, 1);
+        const step = (next) => { Atomics.store(state, 0, next); Atomics.notify(state, 0); Atomics.wait(state, 0, next, 30000); };
+        const ps = [];
+        for (let i = 0; i < 9; i++) ps.push(b.malloc(40n));
+        header[0] = b.chunkHeader(ps[0])[1];
+        step(1);
+        for (const p of ps) b.free(p);
+        step(3);\`,
+        { eval: true, workerData: { addon: addonPath, shared } },
+      );
+      const reach = (value) => { while (Atomics.load(state, 0) !== value) Atomics.wait(state, 0, Atomics.load(state, 0), 50); };
+      const go = (value) => { Atomics.store(state, 0, value); Atomics.notify(state, 0); };
+      const fast48 = (info) => info.arenas
         .filter((arena) => arena.nr !== 0)
         .flatMap((arena) => arena.sizes)
         .filter((entry) => entry.kind === 'fastbin' && entry.to === 48)
         .reduce((n, entry) => n + entry.count, 0);
-    try {
-      await reach(1);
-      const [size] = header;
-      expect(size & ~7n).toBe(48n);
-      expect(size & 4n).toBe(4n); // NON_MAIN_ARENA: the worker has an arena of its own
-      const before = mallocInfo();
+      reach(1);
+      const before = h.mallocInfo();
       go(2);
-      await reach(3);
-      const after = mallocInfo();
-      expect(fast48(after)).toBeGreaterThanOrEqual(fast48(before) + 2);
-      expect(after.totals.fast.count).toBeGreaterThanOrEqual(before.totals.fast.count + 2);
-    } finally {
+      reach(3);
+      const after = h.mallocInfo();
       go(4);
-      if ((await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5_000, 'late'))])) === 'late') {
-        await worker.terminate();
-      }
-    }
+      await new Promise((resolve) => worker.once('exit', resolve));
+      return {
+        size: header[0],
+        before: [fast48(before), before.totals.fast.count],
+        after: [fast48(after), after.totals.fast.count],
+      };
+    `);
+    const size = BigInt(seen.size);
+    expect(size & ~7n).toBe(48n);
+    expect(size & 4n).toBe(4n); // NON_MAIN_ARENA: the worker has an arena of its own
+    expect(seen.after[0]).toBeGreaterThanOrEqual(seen.before[0] + 2);
+    expect(seen.after[1]).toBeGreaterThanOrEqual(seen.before[1] + 2);
   });
 });

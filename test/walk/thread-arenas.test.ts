@@ -102,7 +102,10 @@ describe('walkHeap: thread arenas', () => {
     await new Promise((resolve) => worker.once('exit', resolve));
     expect(seen.reason).toBeUndefined();
     expect(seen.head).toBe(seen.freed);
-    expect(seen).toMatchObject({ structSize: STRUCT_SIZE, structMarked: true, steps: 11 });
+    expect(seen).toMatchObject({ structMarked: true, steps: 11 });
+    // The struct is carved from whatever the worker's arena had free: a
+    // remainder under MINSIZE (32) stays with it, so the chunk may be 16 larger.
+    expect([STRUCT_SIZE, STRUCT_SIZE + 16]).toContain(seen.structSize);
   });
 
   it('leaves thread arenas out unless asked', () => {
