@@ -43,8 +43,16 @@ export function joinAdjacent(snapshots: readonly Snapshot[]): Snapshot[] {
   return out;
 }
 
+// One DataView per buffer: the search reads every word of libc's data.
+const views = new WeakMap<Uint8Array, DataView>();
+
 function view(bytes: Uint8Array): DataView {
-  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let v = views.get(bytes);
+  if (v === undefined) {
+    v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    views.set(bytes, v);
+  }
+  return v;
 }
 
 /** Reads one element of C type `type` at `offset`, little-endian: size_t and pointers as bigints, the rest as numbers. */
