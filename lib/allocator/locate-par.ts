@@ -69,10 +69,19 @@ function* checks(p: MallocPar, input: LocateInput, arena: MainArena | undefined)
   yield p.nMmaps !== 0 || p.mmappedMem === 0n
     ? pass('no mapped bytes without mapped chunks')
     : fail(`n_mmaps is 0 but mmapped_mem is ${hex(p.mmappedMem)}`);
+  // Every way to set these (mallopt, the tunables) sets no_dyn_threshold too;
+  // until then they hold malloc.c's nonzero initializers or, for the
+  // thresholds, what the dynamic threshold raised them to.
+  yield p.noDynThreshold === 1 || (p.mmapThreshold > 0n && p.trimThreshold > 0n && p.nMmapsMax > 0)
+    ? pass(p.noDynThreshold === 1
+      ? 'no_dyn_threshold is set: the thresholds were set through mallopt or a tunable'
+      : `untouched by mallopt, the thresholds are nonzero: mmap ${hex(p.mmapThreshold)}, trim ${hex(p.trimThreshold)}, n_mmaps_max ${p.nMmapsMax}`)
+    : fail(`no_dyn_threshold is 0 (nothing set the thresholds), yet mmap_threshold ${hex(p.mmapThreshold)}, trim_threshold ${hex(p.trimThreshold)} or n_mmaps_max ${p.nMmapsMax} is 0`);
   if (p.hpFlags !== undefined) {
-    const power = (v: bigint) => v === 0n || (v & (v - 1n)) === 0n;
+    // x86_64's largest page is 1 GiB.
+    const power = (v: bigint) => v === 0n || ((v & (v - 1n)) === 0n && v <= 1n << 30n);
     yield power(p.thpPagesize!) && power(p.hpPagesize!) && (p.hpFlags === 0 || (p.hpFlags & MAP_HUGETLB) !== 0)
-      ? pass(`thp_pagesize ${hex(p.thpPagesize!)} and hp_pagesize ${hex(p.hpPagesize!)} are 0 or powers of two; hp_flags ${hex(p.hpFlags)}`)
+      ? pass(`thp_pagesize ${hex(p.thpPagesize!)} and hp_pagesize ${hex(p.hpPagesize!)} are 0 or page sizes; hp_flags ${hex(p.hpFlags)}`)
       : fail(`thp_pagesize ${hex(p.thpPagesize!)}, hp_pagesize ${hex(p.hpPagesize!)} or hp_flags ${hex(p.hpFlags)} is not a page size setting`);
   }
   yield* tcacheChecks(p, layout.maxTcacheMaxBytes, layout.tcache[0].smallBins, layout.tcache[0].counts);

@@ -54,7 +54,10 @@ describe.each(KNOWN_GLIBC_VERSIONS)('glibc %s', (version) => {
   });
 
   it('finds main_arena and mp_ without a [heap]: initialized with no memory yet, and before malloc ran', () => {
-    const init = locateMallocGlobals({ layout, data: data(libcImage(version, 'no-memory')) });
+    const bytes = libcImage(version, 'no-memory');
+    // Zeros with a 1 where tcache_bins would be pass for mp_ with tcache_max=0, but for thresholds of 0 that nothing set.
+    put(bytes, 0x2800, layout.mallocPar, layout.mallocPar.fields.find((f) => f.name.startsWith('tcache_') && f.name.endsWith('bins'))!.name, 1);
+    const init = locateMallocGlobals({ layout, data: data(bytes) });
     expect(init.mainArena).toMatchObject({ found: true, address: BASE + BigInt(ARENA_AT), value: { state: 'no-memory', top: BASE + BigInt(ARENA_AT) + 96n } });
     expect(init.mallocPar).toMatchObject({ found: true, address: BASE + BigInt(PAR_AT), value: { sbrkBase: 0n } });
     expect(init.globalMaxFast).toMatchObject({ found: true, address: BASE + BigInt(MAX_FAST_AT) });
