@@ -89,3 +89,18 @@ export async function startChild(command: string, args: readonly string[], input
   child.removeAllListeners('exit');
   return child;
 }
+
+/** Resolves when `child` next prints `text` on stdout. */
+export function nextOutput(child: ChildProcess, text: string): Promise<void> {
+  return new Promise((resolve) => {
+    let seen = '';
+    const on = (chunk: Buffer): void => {
+      seen += chunk.toString();
+      if (seen.includes(text)) {
+        child.stdout!.off('data', on);
+        resolve();
+      }
+    };
+    child.stdout!.on('data', on);
+  });
+}
