@@ -4,6 +4,11 @@
 // that range nothing is known, so nothing is guessed: glibc's development tree
 // after 2.42 already drops the fastbins from struct malloc_state.
 //
+// Constant over the whole range on x86_64, and so not in the table:
+// MALLOC_ALIGNMENT 16 (sysdeps/generic/malloc-alignment.h: the larger of
+// 2 * SIZE_SZ and alignof (long double)), SIZE_SZ 8, NBINS 128, NFASTBINS 10,
+// BINMAPSIZE 4, HEAP_MAX_SIZE 64 MiB (2 * DEFAULT_MMAP_THRESHOLD_MAX).
+//
 // Assumed of the build, as every distribution configures glibc: tunables
 // enabled (the 2.35 to 2.37 huge page fields of malloc_par depend on it) and
 // the tcache enabled. A build without them has other offsets; the locator's
