@@ -4,6 +4,7 @@
 // 0x290-byte chunk); 2.26 to 2.29: char counts (a 0x250-byte chunk). Each
 // entry points at the user memory of a cached chunk, whose first word is
 // the next entry; glibc ≥ 2.32 stores it safe-linked: next ^ (&next >> 12).
+import { revealPointer } from '../allocator/safe-linking';
 import { hex } from '../format';
 import { readMemory } from '../memory';
 import { glibcVersionNumbers } from '../stats';
@@ -131,7 +132,7 @@ export function decodeTcache(
       }
       bin.entries.push(entry);
       const stored = u64(next, 0);
-      entry = safeLinking ? stored ^ (entry >> 12n) : stored;
+      entry = safeLinking ? revealPointer(stored, entry) : stored;
     }
     if (bin.reason === undefined && bin.entries.length !== count) {
       bin.reason = `the list ends after ${bin.entries.length} entries, but its count is ${count}`;

@@ -1,0 +1,132 @@
+// Which of malloc's struct layouts each glibc release has on x86_64, read from
+// glibc's source at the tags glibc-2.28 … glibc-2.42 (and the release
+// branches, which backported layout changes only to 2.28 and 2.29). Outside
+// that range nothing is known, so nothing is guessed: glibc's development tree
+// after 2.42 already drops the fastbins from struct malloc_state.
+//
+// Constant over the whole range on x86_64, and so not in the table:
+// MALLOC_ALIGNMENT 16 (sysdeps/generic/malloc-alignment.h: the larger of
+// 2 * SIZE_SZ and alignof (long double)), SIZE_SZ 8, NBINS 128, NFASTBINS 10,
+// BINMAPSIZE 4, HEAP_MAX_SIZE 64 MiB (2 * DEFAULT_MMAP_THRESHOLD_MAX).
+//
+// Assumed of the build, as every distribution configures glibc: tunables
+// enabled (the 2.35 to 2.37 huge page fields of malloc_par depend on it) and
+// the tcache enabled. A build without them has other offsets; the locator's
+// checks then find no main_arena or mp_ rather than a wrong one.
+import { HeapscopeError, typeError } from '../errors';
+import { describe } from '../validate';
+import { StructLayout } from './struct-layout';
+import {
+  HEAP_INFO_2_26, HEAP_INFO_2_35, MALLOC_PAR_2_26, MALLOC_PAR_2_35, MALLOC_PAR_2_42, MALLOC_STATE, TCACHE_2_42,
+  TCACHE_CHAR_COUNTS, TCACHE_ENTRY_2_26, TCACHE_ENTRY_2_29, TCACHE_U16_COUNTS, TcacheLayout,
+} from './structs';
+
+/** What a tcache_entry's key holds. */
+export type TcacheKey =
+  /** The 2.28 release has no key; builds of its branch from late 2018 on have the tcache pointer. */
+  | 'absent-or-tcache-pointer'
+  /** The address of the thread's tcache_perthread_struct. */
+  | 'tcache-pointer'
+  /** tcache_key, a random word per process. */
+  | 'random';
+
+export interface GlibcLayout {
+  /** The version asked for, e.g. `2.36`. */
+  version: string;
+  /** The releases that share this layout, e.g. `2.35–2.36`. */
+  releases: string;
+  mallocState: StructLayout;
+  mallocPar: StructLayout;
+  heapInfo: StructLayout;
+  /**
+   * tcache_perthread_struct: one layout, or for 2.28 and 2.29 two, told apart
+   * by the size of the chunk that holds the struct (see tcacheLayoutFor).
+   */
+  tcache: readonly TcacheLayout[];
+  tcacheEntry: StructLayout;
+  tcacheKey: TcacheKey;
+  /**
+   * global_max_fast's type. 15a94e6668 (2.37) made it a uint8_t, as
+   * MAX_FAST_SIZE (160) fits, so that overwriting it can no longer push
+   * large chunks into fastbins.
+   */
+  globalMaxFast: 'size_t' | 'uint8_t';
+  /**
+   * Fastbin and tcache `next` links are stored as PROTECT_PTR(&next, next)
+   * (a1a486d70e, "Add Safe-Linking to fastbins and tcache", 2.32): a
+   * corrupted link then rarely points anywhere valid. List heads in
+   * malloc_state and tcache_perthread_struct stay plain.
+   */
+  safeLinking: boolean;
+  /** The largest tcache_max_bytes glibc accepts: MAX_TCACHE_SIZE (1032), or under 4 MiB with 2.42's large bins. */
+  maxTcacheMaxBytes: number;
+}
+
+interface Row {
+  from: number;
+  to: number;
+  mallocPar: StructLayout;
+  heapInfo: StructLayout;
+  tcache: readonly TcacheLayout[];
+  tcacheEntry: StructLayout;
+  tcacheKey: TcacheKey;
+  globalMaxFast: 'size_t' | 'uint8_t';
+  safeLinking: boolean;
+  maxTcacheMaxBytes: number;
+}
+
+const SMALL = 1032;
+const LARGE = (4 << 20) - 1;
+const BOTH = [TCACHE_CHAR_COUNTS, TCACHE_U16_COUNTS] as const;
+
+/** Minor versions of glibc 2.x, each row a range with one layout. */
+const TABLE: readonly Row[] = [
+  { from: 28, to: 28, mallocPar: MALLOC_PAR_2_26, heapInfo: HEAP_INFO_2_26, tcache: BOTH, tcacheEntry: TCACHE_ENTRY_2_26, tcacheKey: 'absent-or-tcache-pointer', globalMaxFast: 'size_t', safeLinking: false, maxTcacheMaxBytes: SMALL },
+  { from: 29, to: 29, mallocPar: MALLOC_PAR_2_26, heapInfo: HEAP_INFO_2_26, tcache: BOTH, tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'tcache-pointer', globalMaxFast: 'size_t', safeLinking: false, maxTcacheMaxBytes: SMALL },
+  { from: 30, to: 31, mallocPar: MALLOC_PAR_2_26, heapInfo: HEAP_INFO_2_26, tcache: [TCACHE_U16_COUNTS], tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'tcache-pointer', globalMaxFast: 'size_t', safeLinking: false, maxTcacheMaxBytes: SMALL },
+  { from: 32, to: 33, mallocPar: MALLOC_PAR_2_26, heapInfo: HEAP_INFO_2_26, tcache: [TCACHE_U16_COUNTS], tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'tcache-pointer', globalMaxFast: 'size_t', safeLinking: true, maxTcacheMaxBytes: SMALL },
+  { from: 34, to: 34, mallocPar: MALLOC_PAR_2_26, heapInfo: HEAP_INFO_2_26, tcache: [TCACHE_U16_COUNTS], tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'random', globalMaxFast: 'size_t', safeLinking: true, maxTcacheMaxBytes: SMALL },
+  { from: 35, to: 36, mallocPar: MALLOC_PAR_2_35, heapInfo: HEAP_INFO_2_35, tcache: [TCACHE_U16_COUNTS], tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'random', globalMaxFast: 'size_t', safeLinking: true, maxTcacheMaxBytes: SMALL },
+  { from: 37, to: 41, mallocPar: MALLOC_PAR_2_35, heapInfo: HEAP_INFO_2_35, tcache: [TCACHE_U16_COUNTS], tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'random', globalMaxFast: 'uint8_t', safeLinking: true, maxTcacheMaxBytes: SMALL },
+  { from: 42, to: 42, mallocPar: MALLOC_PAR_2_42, heapInfo: HEAP_INFO_2_35, tcache: [TCACHE_2_42], tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'random', globalMaxFast: 'uint8_t', safeLinking: true, maxTcacheMaxBytes: LARGE },
+];
+
+/** The releases whose layouts were read, oldest first: `2.28` … `2.42`. */
+export const KNOWN_GLIBC_VERSIONS: readonly string[] = TABLE.flatMap((row) =>
+  Array.from({ length: row.to - row.from + 1 }, (_, i) => `2.${row.from + i}`));
+
+const RANGE = `${KNOWN_GLIBC_VERSIONS[0]} to ${KNOWN_GLIBC_VERSIONS[KNOWN_GLIBC_VERSIONS.length - 1]}`;
+
+/**
+ * The layout of malloc's state in glibc `version` on x86_64, as
+ * gnu_get_libc_version() prints it (`2.36`). A release outside 2.28 to 2.42,
+ * or a development snapshot such as `2.42.9000`, throws
+ * ERR_UNKNOWN_GLIBC_LAYOUT: its structs were not read.
+ */
+export function layoutFor(version: string): GlibcLayout {
+  if (typeof version !== 'string') throw typeError(`version must be a string, got ${describe(version)}`);
+  const match = /^2\.(\d{1,3})$/.exec(version);
+  const row = match === null ? undefined : TABLE.find((r) => r.from <= Number(match[1]) && Number(match[1]) <= r.to);
+  if (row === undefined) {
+    throw new HeapscopeError('ERR_UNKNOWN_GLIBC_LAYOUT', `glibc ${JSON.stringify(version)}: malloc's layout is known for releases ${RANGE} only`);
+  }
+  const { from, to, ...rest } = row;
+  return { version, releases: from === to ? `2.${from}` : `2.${from}–2.${to}`, mallocState: MALLOC_STATE, ...rest };
+}
+
+/**
+ * The tcache_perthread_struct layout whose chunk has size `chunkSize` (the
+ * first chunk of a thread's arena heap, or of [heap] for the main thread).
+ * malloc can hand out a chunk 16 bytes bigger whole, when the remainder
+ * would be below MINSIZE. Throws ERR_UNKNOWN_GLIBC_LAYOUT when no candidate
+ * of this version fits.
+ */
+export function tcacheLayoutFor(layout: GlibcLayout, chunkSize: number): TcacheLayout {
+  const fit = layout.tcache.find((t) => chunkSize === t.chunkSize || chunkSize === t.chunkSize + 16);
+  if (fit === undefined) {
+    const sizes = layout.tcache.map((t) => `0x${t.chunkSize.toString(16)}`).join(' or ');
+    throw new HeapscopeError('ERR_UNKNOWN_GLIBC_LAYOUT',
+      `glibc ${layout.version}: a tcache_perthread_struct chunk of 0x${chunkSize.toString(16)} bytes matches no known layout (${sizes})`);
+  }
+  return fit;
+}

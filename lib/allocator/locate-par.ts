@@ -1,0 +1,108 @@
+// Finding mp_ (struct malloc_par) in libc's data without symbols. Its
+// strongest mark is sbrk_base, the first address sysmalloc got from the
+// system for main_arena: [heap]'s start; the rest are invariants glibc keeps
+// whatever mallopt or the tunables set.
+import { hex } from '../format';
+import { decodeMallocPar, MallocPar } from './decode';
+import { MainArena } from './locate-arena';
+import { Candidate, Check, decide, fail, judge, Located, LocateInput, pass } from './locate-input';
+import { offsetOf } from './struct-layout';
+import { readC } from './snapshot';
+
+/** MAP_HUGETLB, which hp_flags carries whenever glibc.malloc.hugetlb chose huge pages. */
+const MAP_HUGETLB = 0x40000;
+
+/**
+ * Locates mp_ in `input.data`. `arena` is main_arena as found: without
+ * [heap], its state says what sbrk_base must be.
+ */
+export function findMallocPar(input: LocateInput, arena: MainArena | undefined): Located<MallocPar> {
+  const { layout } = input;
+  const size = layout.mallocPar.size;
+  const sbrkAt = offsetOf(layout.mallocPar, 'sbrk_base');
+  const expected = expectedSbrkBase(input, arena);
+  if (typeof expected === 'string') return { found: false, code: 'prerequisite-missing', reason: expected, candidates: [] };
+  const passed: Candidate[] = [];
+  const nearMisses: Candidate[] = [];
+  const values = new Map<bigint, MallocPar>();
+  for (const { base, bytes } of input.data) {
+    for (let offset = Number((8n - (base % 8n)) % 8n); offset + size <= bytes.length; offset += 8) {
+      const sbrkBase = readC(bytes, offset + sbrkAt, 'pointer');
+      if (!expected(sbrkBase)) continue;
+      const address = base + BigInt(offset);
+      const par = decodeMallocPar(bytes, offset, layout, address);
+      const { ok, candidate } = judge(address, checks(par, input, arena));
+      if (ok) {
+        passed.push(candidate);
+        values.set(address, par);
+      } else {
+        nearMisses.push(candidate);
+      }
+    }
+  }
+  return decide('mp_', passed, nearMisses, (address) => values.get(address)!);
+}
+
+/**
+ * What sbrk_base can be: [heap]'s start when there is a [heap]; with none,
+ * 0 while main_arena has no memory, or (sbrk having failed) the start of the
+ * first mapping main_arena took instead, at or below its top.
+ */
+function expectedSbrkBase(input: LocateInput, arena: MainArena | undefined): ((p: bigint) => boolean) | string {
+  if (input.heap !== undefined) return (p) => p === input.heap!.start;
+  if (arena === undefined) return 'without [heap], mp_ is told by main_arena, which was not found';
+  if (arena.state === 'noncontiguous') return (p) => p !== 0n && p <= arena.top && p % 4096n === 0n;
+  return (p) => p === 0n;
+}
+
+function* checks(p: MallocPar, input: LocateInput, arena: MainArena | undefined): Generator<Check> {
+  const { layout, heap } = input;
+  yield heap !== undefined
+    ? pass(`sbrk_base ${hex(p.sbrkBase)} is the start of [heap]`)
+    : pass(`sbrk_base ${hex(p.sbrkBase)} fits main_arena's state (${arena!.state}) without [heap]`);
+  yield p.nMmaps >= 0 && p.maxNMmaps >= p.nMmaps && (p.noDynThreshold === 0 || p.noDynThreshold === 1)
+    ? pass(`n_mmaps ${p.nMmaps} ≤ max_n_mmaps ${p.maxNMmaps}; no_dyn_threshold ${p.noDynThreshold}`)
+    : fail(`n_mmaps ${p.nMmaps}, max_n_mmaps ${p.maxNMmaps} or no_dyn_threshold ${p.noDynThreshold} is not a count and a bool`);
+  yield p.mmappedMem <= p.maxMmappedMem && p.mmappedMem % 4096n === 0n && p.maxMmappedMem % 4096n === 0n
+    ? pass(`mmapped_mem ${hex(p.mmappedMem)} ≤ max_mmapped_mem ${hex(p.maxMmappedMem)}, both whole pages`)
+    : fail(`mmapped_mem ${hex(p.mmappedMem)} and max_mmapped_mem ${hex(p.maxMmappedMem)} are not whole pages in order`);
+  yield p.nMmaps !== 0 || p.mmappedMem === 0n
+    ? pass('no mapped bytes without mapped chunks')
+    : fail(`n_mmaps is 0 but mmapped_mem is ${hex(p.mmappedMem)}`);
+  // Every way to set these (mallopt, the tunables) sets no_dyn_threshold too;
+  // until then they hold malloc.c's nonzero initializers or, for the
+  // thresholds, what the dynamic threshold raised them to.
+  yield p.noDynThreshold === 1 || (p.mmapThreshold > 0n && p.trimThreshold > 0n && p.nMmapsMax > 0)
+    ? pass(p.noDynThreshold === 1
+      ? 'no_dyn_threshold is set: the thresholds were set through mallopt or a tunable'
+      : `untouched by mallopt, the thresholds are nonzero: mmap ${hex(p.mmapThreshold)}, trim ${hex(p.trimThreshold)}, n_mmaps_max ${p.nMmapsMax}`)
+    : fail(`no_dyn_threshold is 0 (nothing set the thresholds), yet mmap_threshold ${hex(p.mmapThreshold)}, trim_threshold ${hex(p.trimThreshold)} or n_mmaps_max ${p.nMmapsMax} is 0`);
+  if (p.hpFlags !== undefined) {
+    // x86_64's largest page is 1 GiB.
+    const power = (v: bigint) => v === 0n || ((v & (v - 1n)) === 0n && v <= 1n << 30n);
+    yield power(p.thpPagesize!) && power(p.hpPagesize!) && (p.hpFlags === 0 || (p.hpFlags & MAP_HUGETLB) !== 0)
+      ? pass(`thp_pagesize ${hex(p.thpPagesize!)} and hp_pagesize ${hex(p.hpPagesize!)} are 0 or page sizes; hp_flags ${hex(p.hpFlags)}`)
+      : fail(`thp_pagesize ${hex(p.thpPagesize!)}, hp_pagesize ${hex(p.hpPagesize!)} or hp_flags ${hex(p.hpFlags)} is not a page size setting`);
+  }
+  yield* tcacheChecks(p, layout.maxTcacheMaxBytes, layout.tcache[0].smallBins, layout.tcache[0].counts);
+}
+
+/**
+ * do_set_tcache_max keeps tcache_max_bytes within MAX_TCACHE_SIZE and, before
+ * 2.42, tcache_bins = csize2tidx (request2size (tcache_max_bytes)) + 1, so at
+ * least 1; tcache_count fits the uint16_t counts (MAX_TCACHE_COUNT).
+ */
+function* tcacheChecks(p: MallocPar, maxBytes: number, smallBins: number, counts: 'entries' | 'free-slots'): Generator<Check> {
+  const bins = p.tcacheBins;
+  yield p.tcacheMaxBytes <= BigInt(maxBytes) && bins >= 1n && bins <= BigInt(smallBins) && p.tcacheCount <= 65535n
+    ? pass(`tcache: ${bins} bins up to ${p.tcacheMaxBytes} bytes, ${p.tcacheCount} chunks each`)
+    : fail(`tcache_bins ${bins}, tcache_max_bytes ${p.tcacheMaxBytes} or tcache_count ${p.tcacheCount} is out of glibc's bounds`);
+  if (counts === 'entries') {
+    const request = p.tcacheMaxBytes + 8n + 15n;
+    const chunk = request < 32n ? 32n : request & ~15n;
+    const derived = (chunk - 32n + 15n) / 16n + 1n;
+    yield bins === derived
+      ? pass(`tcache_bins ${bins} is the bin count tcache_max_bytes ${p.tcacheMaxBytes} gives`)
+      : fail(`tcache_bins ${bins} is not the ${derived} that tcache_max_bytes ${p.tcacheMaxBytes} gives`);
+  }
+}
