@@ -35,4 +35,5 @@ export type { RunOptions } from './experiments/run';
 export type { Environment, Experiment, ExperimentOutput, ExperimentResult } from './experiments/types';
 export { KNOWN_TUNABLES } from './experiments/tunables';
 export { reportHTML, writeReport } from './report';
+export type { ReportOptions } from './report';
 export type { Tunables } from './experiments/tunables';
