@@ -1,34 +1,19 @@
 #!/usr/bin/env node
-// The `heapscope` command.
-import { parseArgs } from 'node:util';
-import { HeapscopeError } from './errors';
+// The `heapscope` command: one entry per command in COMMANDS.
+import fs from 'node:fs';
+import path from 'node:path';
+import { Command, commandHelp, globalHelp, Input, parseCommand, usageLine, UsageError } from './command-line';
 import type { ExperimentName } from './experiments/registry';
-import { experiments, run } from './experiments/run';
+import { DEFAULT_TIMEOUT, experiment, experiments, run } from './experiments/run';
+import { checkTunables } from './experiments/tunables';
 import { ExperimentResult } from './experiments/types';
 import { toJSON } from './json';
 import { maps } from './maps';
+import { ProgressLine } from './progress';
 import { writeReport } from './report';
 import { renderMaps, renderResult, terminalOptions } from './views/terminal';
 import { walkHeap } from './walk/index';
 import { renderWalk } from './walk/strip';
-
-const USAGE = `usage: heapscope <command> [options]
-
-commands:
-  list                         the experiments and the question each answers
-  run <name...> [options]      run experiments
-      --json                   print one JSON document (bigints as "0x…" strings)
-      --isolated               run in a fresh child process
-      --in-process             run in this process
-      --tunable name=value     a glibc malloc tunable for the child (repeatable)
-  tour [--json]                every experiment, question by question
-  maps [--json] [--rss]        this process's memory map, classified
-  report --out <file>          every experiment in one self-contained HTML page
-  walk [--arena all] [--json]  every chunk of main_arena's heap (all arenas' heaps with --arena all)
-       [--svg | --html]        the strip as an SVG document, or an HTML fragment with the summary
-  help                         this text`;
-
-class UsageError extends Error {}
 
 function write(text: string): void {
   process.stdout.write(`${text}\n`);
@@ -38,109 +23,226 @@ function story(result: ExperimentResult): string {
   return renderResult(result, terminalOptions(process.stdout));
 }
 
-function parseTunables(values: string[] | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const value of values ?? []) {
+const JSON_FLAG = { name: 'json', help: 'print one JSON document (bigints as "0x…" strings)' };
+const TIMEOUT_FLAG = { name: 'timeout', value: 'seconds', help: `kill an experiment's child after this long (default ${DEFAULT_TIMEOUT / 1000})` };
+const RUN_FLAGS = [
+  JSON_FLAG,
+  { name: 'isolated', help: 'run each experiment in a fresh child process' },
+  { name: 'in-process', help: 'run each experiment in this process' },
+  { name: 'tunable', value: 'name=value', repeatable: true, help: 'a glibc malloc tunable for the child' },
+  TIMEOUT_FLAG,
+];
+// An in-process run cannot be interrupted, nor given tunables.
+const RUN_EXCLUSIVE = [['isolated', 'in-process'], ['in-process', 'tunable'], ['in-process', 'timeout']];
+
+interface RunSettings {
+  json: boolean;
+  isolated?: boolean;
+  tunables: Record<string, string>;
+  timeout?: number;
+}
+
+function timeout(input: Input): number | undefined {
+  const text = input.value('timeout');
+  if (text === undefined) return undefined;
+  const seconds = /^\s*[\d.]+(e[-+]?\d+)?\s*$/i.test(text) ? Number(text) : Number.NaN;
+  if (!(seconds > 0) || !Number.isFinite(seconds)) {
+    throw new UsageError(`--timeout takes a positive number of seconds, got ${JSON.stringify(text)}`, input.command);
+  }
+  return seconds * 1000;
+}
+
+/** The settings of run and tour, all checked before anything runs. */
+function runSettings(input: Input): RunSettings {
+  const tunables: Record<string, string> = {};
+  for (const value of input.values('tunable')) {
     const eq = value.indexOf('=');
-    if (eq <= 0) throw new UsageError(`--tunable takes name=value, got ${JSON.stringify(value)}`);
-    out[value.slice(0, eq)] = value.slice(eq + 1);
+    if (eq <= 0) throw new UsageError(`--tunable takes name=value, got ${JSON.stringify(value)}`, input.command);
+    tunables[value.slice(0, eq)] = value.slice(eq + 1);
   }
-  return out;
+  return {
+    json: input.has('json'),
+    isolated: input.has('isolated') ? true : input.has('in-process') ? false : undefined,
+    tunables: checkTunables(tunables),
+    timeout: timeout(input),
+  };
 }
 
-async function runMany(names: string[], options: { json: boolean; isolated?: boolean; tunables: Record<string, string> }): Promise<void> {
+async function runMany(names: readonly string[], settings: RunSettings, progress?: { line: ProgressLine; label: string }): Promise<void> {
   const results: ExperimentResult[] = [];
-  for (const name of names) {
-    // A name from the command line: run() refuses an unknown one with ERR_UNKNOWN_EXPERIMENT.
-    const result = await run(name as ExperimentName, { isolated: options.isolated, tunables: options.tunables });
-    results.push(result);
-    if (!options.json) write(`${story(result)}\n`);
-  }
-  if (options.json) write(toJSON(results.length === 1 ? results[0] : results));
-}
-
-function showMaps(json: boolean, rss: boolean): void {
-  const regions = maps({ rss });
-  if (json) return write(toJSON(regions));
-  write(renderMaps(regions, terminalOptions(process.stdout)));
-}
-
-export async function main(argv: string[]): Promise<number> {
-  let parsed;
   try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        json: { type: 'boolean', default: false },
-        isolated: { type: 'boolean' },
-        'in-process': { type: 'boolean' },
-        tunable: { type: 'string', multiple: true },
-        rss: { type: 'boolean', default: false },
-        out: { type: 'string' },
-        arena: { type: 'string' },
-        svg: { type: 'boolean', default: false },
-        html: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (error) {
-    process.stderr.write(`heapscope: ${(error as Error).message}\n${USAGE}\n`);
+    for (const [i, name] of names.entries()) {
+      progress?.line.show(`${progress.label}: running ${name} (${i + 1} of ${names.length})`);
+      // A name from the command line: run() refuses an unknown one with ERR_UNKNOWN_EXPERIMENT.
+      const result = await run(name as ExperimentName, { isolated: settings.isolated, tunables: settings.tunables, timeout: settings.timeout });
+      results.push(result);
+      progress?.line.clear();
+      if (!settings.json) write(`${story(result)}\n`);
+    }
+  } finally {
+    progress?.line.clear();
+  }
+  if (settings.json) write(toJSON(results.length === 1 ? results[0] : results));
+}
+
+export const COMMANDS: readonly Command[] = [
+  {
+    name: 'list',
+    summary: 'the experiments and the question each answers',
+    flags: [],
+    examples: ['heapscope list'],
+    run() {
+      for (const e of experiments()) write(`${e.name.padEnd(16)} ${e.question}`);
+    },
+  },
+  {
+    name: 'run',
+    summary: 'run experiments and tell what each measured',
+    args: {
+      usage: '<name...>',
+      min: 1,
+      max: Infinity,
+      help: 'experiments, by the names heapscope list shows',
+      missing: 'run needs at least one experiment name; see heapscope list',
+    },
+    flags: RUN_FLAGS,
+    exclusive: RUN_EXCLUSIVE,
+    examples: ['heapscope run chunk-sizes free', 'heapscope run tcache --tunable glibc.malloc.tcache_count=3 --json'],
+    async run(input) {
+      for (const name of input.args) experiment(name as ExperimentName);
+      await runMany(input.args, runSettings(input));
+    },
+  },
+  {
+    name: 'tour',
+    summary: 'every experiment, question by question',
+    flags: RUN_FLAGS,
+    exclusive: RUN_EXCLUSIVE,
+    examples: ['heapscope tour', 'heapscope tour --json > tour.json'],
+    async run(input) {
+      const settings = runSettings(input);
+      if (!settings.json) write('heapscope tour: every answer below was measured just now, in this machine\'s glibc.\n');
+      await runMany(experiments().map((e) => e.name), settings, { line: new ProgressLine(process.stderr), label: 'heapscope tour' });
+    },
+  },
+  {
+    name: 'maps',
+    summary: 'this process\'s memory map, classified',
+    flags: [JSON_FLAG, { name: 'rss', help: 'add resident, proportional and anonymous bytes from /proc/self/smaps' }],
+    examples: ['heapscope maps --rss'],
+    run(input) {
+      const regions = maps({ rss: input.has('rss') });
+      write(input.has('json') ? toJSON(regions) : renderMaps(regions, terminalOptions(process.stdout)));
+    },
+  },
+  {
+    name: 'report',
+    summary: 'every experiment in one self-contained HTML page',
+    flags: [{ name: 'out', value: 'file', required: true, help: 'where to write the page' }, TIMEOUT_FLAG],
+    examples: ['heapscope report --out report.html'],
+    async run(input) {
+      const file = input.value('out')!;
+      const line = new ProgressLine(process.stderr);
+      try {
+        await writeReport(file, {
+          timeout: timeout(input),
+          progress: (name, n, total) => line.show(`heapscope report: running ${name} (${n} of ${total})`),
+        });
+      } finally {
+        line.clear();
+      }
+      write(`heapscope: wrote ${file}`);
+    },
+  },
+  {
+    name: 'walk',
+    summary: 'every chunk of main_arena\'s heap, drawn as a strip',
+    flags: [
+      { name: 'arena', choices: ['main', 'all'], help: 'main_arena\'s heap (the default), or every arena\'s heaps' },
+      JSON_FLAG,
+      { name: 'svg', help: 'print the strip as an SVG document' },
+      { name: 'html', help: 'print an HTML fragment: the strip and the totals' },
+    ],
+    exclusive: [['json', 'svg', 'html']],
+    examples: ['heapscope walk', 'heapscope walk --arena all --svg > heap.svg'],
+    run(input) {
+      const walk = walkHeap({ arena: (input.value('arena') ?? 'main') as 'main' | 'all' });
+      write(input.has('json') ? toJSON(walk) : input.has('svg') ? walk.toSVG() : input.has('html') ? walk.toHTML() : renderWalk(walk, terminalOptions(process.stdout)));
+    },
+  },
+  {
+    name: 'help',
+    summary: 'this text, or a command\'s options and an example',
+    args: { usage: '[command]', min: 0, max: 1, help: 'the command to explain' },
+    flags: [],
+    examples: ['heapscope help run'],
+    run(input) {
+      write(input.args.length === 0 ? globalHelp(COMMANDS) : commandHelp(command(input.args[0], input.command)));
+    },
+  },
+];
+
+function command(name: string, from?: Command): Command {
+  const found = COMMANDS.find((c) => c.name === name);
+  if (found === undefined) throw new UsageError(`no command named ${JSON.stringify(name)}`, from);
+  return found;
+}
+
+function version(): string {
+  // dist/cli.js and lib/cli.ts both sit one level below package.json.
+  return JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')).version;
+}
+
+async function dispatch(argv: readonly string[]): Promise<void> {
+  const [first, ...rest] = argv;
+  if (first === '--version' || first === '-V') {
+    if (rest.length > 0) throw new UsageError(`${first} takes no arguments, got ${rest.map((a) => JSON.stringify(a)).join(' ')}`);
+    return write(version());
+  }
+  if (first === '--help' || first === '-h') return dispatch(['help', ...rest]);
+  if (first.startsWith('-')) throw new UsageError(`the command comes first, got ${first}`);
+  const chosen = command(first);
+  const input = parseCommand(chosen, rest, COMMANDS);
+  if (input === 'help') return write(commandHelp(chosen));
+  await input.command.run(input);
+}
+
+/** Runs the command line `argv` (without node and the script) and returns the exit status. */
+export async function main(argv: string[]): Promise<number> {
+  if (argv.length === 0) {
+    process.stderr.write(`${globalHelp(COMMANDS)}\n`);
     return 2;
   }
-  const { values, positionals } = parsed;
-  const [command, ...names] = positionals;
   try {
-    if (values.help || command === 'help' || command === undefined) {
-      (command === undefined && !values.help ? process.stderr : process.stdout).write(`${USAGE}\n`);
-      return command === undefined && !values.help ? 2 : 0;
-    }
-    if (values.isolated && values['in-process']) throw new UsageError('--isolated and --in-process exclude each other');
-    const isolated = values.isolated ? true : values['in-process'] ? false : undefined;
-    const tunables = parseTunables(values.tunable);
-    switch (command) {
-      case 'list':
-        for (const e of experiments()) write(`${e.name.padEnd(16)} ${e.question}`);
-        return 0;
-      case 'run':
-        if (names.length === 0) throw new UsageError('run needs at least one experiment name; see `heapscope list`');
-        await runMany(names, { json: values.json!, isolated, tunables });
-        return 0;
-      case 'tour':
-        if (!values.json) write('heapscope tour: every answer below was measured just now, in this machine\'s glibc.\n');
-        await runMany(experiments().map((e) => e.name), { json: values.json!, isolated, tunables });
-        return 0;
-      case 'maps':
-        showMaps(values.json!, values.rss!);
-        return 0;
-      case 'report':
-        if (values.out === undefined || values.out === '') throw new UsageError('report needs --out <file>');
-        await writeReport(values.out);
-        write(`heapscope: wrote ${values.out}`);
-        return 0;
-      case 'walk': {
-        const arena = values.arena ?? 'main';
-        if (arena !== 'main' && arena !== 'all') throw new UsageError(`--arena takes main or all, got ${JSON.stringify(arena)}`);
-        if ([values.json, values.svg, values.html].filter(Boolean).length > 1) throw new UsageError('--json, --svg and --html exclude each other');
-        const walk = walkHeap({ arena });
-        write(values.json ? toJSON(walk) : values.svg ? walk.toSVG() : values.html ? walk.toHTML() : renderWalk(walk, terminalOptions(process.stdout)));
-        return 0;
-      }
-      default:
-        throw new UsageError(`unknown command ${JSON.stringify(command)}`);
-    }
+    await dispatch(argv);
+    return 0;
   } catch (error) {
     const e = error as Error & { code?: string };
+    // Names and tunables are checked before anything runs: bad ones are bad usage.
     if (error instanceof UsageError || e.code === 'ERR_UNKNOWN_EXPERIMENT' || e.code === 'ERR_INVALID_TUNABLE') {
-      process.stderr.write(`heapscope: ${e.message}\n${USAGE}\n`);
+      const chosen = error instanceof UsageError ? error.command : COMMANDS.find((c) => c.name === argv[0]);
+      const usage = chosen === undefined
+        ? globalHelp(COMMANDS)
+        : `${usageLine(chosen)}\n(heapscope ${chosen.name} --help lists its options)`;
+      process.stderr.write(`heapscope: ${e.message}\n${usage}\n`);
       return 2;
     }
-    process.stderr.write(`heapscope: ${error instanceof HeapscopeError ? `${e.code}: ` : ''}${e.message}\n`);
+    // The code first, as every error has one (Node's own messages already start with theirs).
+    const code = typeof e.code === 'string' && !e.message.startsWith(e.code) ? `${e.code}: ` : '';
+    process.stderr.write(`heapscope: ${code}${e.message}\n`);
     return 1;
   }
 }
 
 if (require.main === module) {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (error: NodeJS.ErrnoException) => {
+      // The reader went away (`heapscope tour | head`): stop quietly, as
+      // every Unix tool does. A run's child is killed on exit.
+      if (error.code === 'EPIPE') process.exit(0);
+      throw error;
+    });
+  }
   main(process.argv.slice(2)).then((code) => {
     process.exitCode = code;
   });

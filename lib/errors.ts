@@ -20,6 +20,7 @@ export type ErrorCode =
   | 'ERR_UNKNOWN_EXPERIMENT'
   | 'ERR_EXPERIMENT_FAILED'
   | 'ERR_UNKNOWN_GLIBC_LAYOUT'
+  | 'ERR_EXPERIMENT_TIMEOUT'
   | 'EFAULT';
 
 export class HeapscopeError extends Error {

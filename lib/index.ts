@@ -49,4 +49,5 @@ export type { PagingBlock, PagingMoment, PagingRow } from './experiments/paging'
 export type { FreeDestination, MallinfoChange, MallocSource, TcacheRow, TcacheStep } from './experiments/tcache';
 export { KNOWN_TUNABLES } from './experiments/tunables';
 export { reportHTML, writeReport } from './report';
+export type { ReportOptions } from './report';
 export type { Tunables } from './experiments/tunables';

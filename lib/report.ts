@@ -1,6 +1,7 @@
 // The HTML report: every experiment in one self-contained page, with a table
 // of contents and each question's findings. Inline SVG and CSS only.
 import fs from 'node:fs';
+import path from 'node:path';
 import { experiments, run } from './experiments/run';
 import { ExperimentResult, ResultData } from './experiments/types';
 import { RESULT_CSS, resultHTML } from './views/html';
@@ -37,10 +38,58 @@ export function reportHTML(results: readonly ResultData[]): string {
   ].join('\n');
 }
 
-/** Runs every experiment (each as it chooses: most in a fresh child) and writes the report to `file`. */
-export async function writeReport(file: string): Promise<ExperimentResult[]> {
+export interface ReportOptions {
+  /** Passed to run() for each experiment: milliseconds before its child is killed. */
+  timeout?: number;
+  /** Called as each experiment starts: its name, its place (1-based) and how many there are. */
+  progress?: (name: string, index: number, total: number) => void;
+}
+
+/**
+ * Runs every experiment (each as it chooses: most in a fresh child) and
+ * writes the report to `file`. A destination that cannot be written fails
+ * at once, before the experiments run.
+ */
+export async function writeReport(file: string, options: ReportOptions = {}): Promise<ExperimentResult[]> {
+  checkDestination(file);
   const results: ExperimentResult[] = [];
-  for (const e of experiments()) results.push(await run(e.name));
+  const all = experiments();
+  for (const [i, e] of all.entries()) {
+    options.progress?.(e.name, i + 1, all.length);
+    results.push(await run(e.name, { timeout: options.timeout }));
+  }
   fs.writeFileSync(file, reportHTML(results));
   return results;
+}
+
+/** Throws, with the errno code of the reason, when `file` cannot be written. */
+function checkDestination(file: string): void {
+  const fail = (code: string, why: string) =>
+    Object.assign(new Error(`cannot write the report to ${file}: ${why}`), { code, path: file });
+  const dir = path.dirname(path.resolve(file));
+  // The nearest ancestor of the file that exists says what is wrong.
+  let up = dir;
+  while (stat(up) === undefined && up !== path.dirname(up)) up = path.dirname(up);
+  if (!stat(up)!.isDirectory()) throw fail('ENOTDIR', `${up} is not a directory`);
+  if (up !== dir) throw fail('ENOENT', `there is no directory ${dir}`);
+  const target = stat(file);
+  if (target?.isDirectory()) throw fail('EISDIR', 'it is a directory');
+  const writable = target === undefined ? dir : file;
+  try {
+    fs.accessSync(writable, target === undefined ? fs.constants.W_OK | fs.constants.X_OK : fs.constants.W_OK);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? 'EACCES';
+    throw fail(code, `${writable} is not writable${code === 'EROFS' ? ' (a read-only file system)' : ''}`);
+  }
+}
+
+/** What is at `p`, or undefined when nothing is (ENOENT, or a file where a directory should be). */
+function stat(p: string): fs.Stats | undefined {
+  try {
+    return fs.statSync(p);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    throw error;
+  }
 }

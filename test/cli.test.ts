@@ -1,13 +1,45 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { experiments } from '../lib/experiments/run';
 
 const CLI = path.join(__dirname, '..', 'dist', 'cli.js');
+const VERSION: string = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')).version;
+const COMMANDS = ['list', 'run', 'tour', 'maps', 'report', 'walk', 'help'];
 
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'heapscope-cli-'));
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+// In a directory of its own: a report written by mistake lands there.
 function cli(...args: string[]) {
-  const child = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+  const child = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', cwd: tmp });
   return { code: child.status, stdout: child.stdout, stderr: child.stderr };
+}
+
+/** Runs the CLI and closes the reading end of its stdout after the first bytes, as `| head -c` does. */
+function cliUntilStdoutCloses(...args: string[]): Promise<{ code: number | null; signal: string | null; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+    child.stdout.once('data', () => child.stdout.destroy());
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolve({ code, signal, stderr }));
+  });
+}
+
+const SCRIPT = ['/usr/bin/script', '/bin/script'].find((file) => fs.existsSync(file));
+
+/** Runs a shell command line under a pseudo-terminal (util-linux `script`); returns what the terminal showed. */
+function onTerminal(command: string) {
+  const child = spawnSync(SCRIPT!, ['-qefc', command, '/dev/null'], { encoding: 'utf8', cwd: tmp });
+  return { code: child.status, screen: child.stdout };
+}
+
+function sh(text: string): string {
+  return `'${text.replace(/'/g, `'\\''`)}'`;
 }
 
 describe('heapscope CLI', () => {
@@ -84,5 +116,208 @@ describe('heapscope CLI', () => {
         .then((code) => { process.exitCode = code; });`], { encoding: 'utf8' });
     expect(child.status).toBe(1);
     expect(child.stderr).toMatch(/ERR_EXPERIMENT_FAILED: experiment chunk-sizes failed in its child process: killed by SIGKILL/);
+  });
+
+  it('lets a NODE_OPTIONS --require module write to stdout without breaking a run', () => {
+    const log = path.join(tmp, 'banner-pids');
+    const child = spawnSync(process.execPath, [CLI, 'run', 'free', '--json'], {
+      encoding: 'utf8',
+      env: { ...process.env, NODE_OPTIONS: `--require ${path.join(__dirname, 'fixtures', 'banner', 'stdout.cjs')}`, BANNER_LOG: log },
+    });
+    expect(child.stderr).toBe('');
+    expect(child.status).toBe(0);
+    // The CLI process itself prints the banner first; the JSON follows it.
+    const json = JSON.parse(child.stdout.slice(child.stdout.indexOf('{')));
+    expect(json.name).toBe('free');
+    expect(fs.readFileSync(log, 'utf8').trim().split('\n').map(Number)).toEqual([child.pid, json.environment.pid]);
+  });
+
+  it('run --timeout kills an experiment that runs too long: exit 1 and the coded error', () => {
+    const { code, stderr, stdout } = cli('run', 'free', '--timeout', '0.001');
+    expect(code).toBe(1);
+    expect(stdout).toBe('');
+    expect(stderr).toMatch(/^heapscope: ERR_EXPERIMENT_TIMEOUT: experiment free did not finish within 1 ms: its child process \d+ was killed/);
+  });
+});
+
+describe('a closed pipe', () => {
+  it.each([
+    [['tour']],
+    [['run', 'chunk-sizes', '--json']],
+  ])('ends %j quietly: exit 0, nothing on stderr', async (args) => {
+    const { code, signal, stderr } = await cliUntilStdoutCloses(...args);
+    expect(stderr).toBe('');
+    expect(signal).toBe(null);
+    expect(code).toBe(0);
+  });
+});
+
+describe('per-command help, --version and usage errors', () => {
+  it.each(COMMANDS)('%s --help prints its usage, its options and an example', (command) => {
+    const { code, stdout, stderr } = cli(command, '--help');
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    expect(stdout).toMatch(new RegExp(`^usage: heapscope ${command}\\b`));
+    expect(stdout).toContain('-h, --help');
+    expect(stdout).toMatch(new RegExp(`\\nexamples?:\\n {2}heapscope ${command}\\b`));
+    expect(cli('help', command).stdout).toBe(stdout);
+  });
+
+  it('-h is --help', () => {
+    expect(cli('walk', '-h').stdout).toBe(cli('walk', '--help').stdout);
+  });
+
+  it('run --help lists run\'s flags, and only those', () => {
+    const { stdout } = cli('run', '--help');
+    for (const flag of ['--json', '--isolated', '--in-process', '--tunable <name=value>', '--timeout <seconds>']) expect(stdout).toContain(flag);
+    expect(stdout).not.toContain('--out');
+    expect(stdout).not.toContain('--svg');
+  });
+
+  it('the global help names every command', () => {
+    const { code, stdout } = cli('--help');
+    expect(code).toBe(0);
+    for (const command of COMMANDS) expect(stdout).toMatch(new RegExp(`\\n {2}${command}\\b`));
+    expect(stdout).toContain('-V, --version');
+    expect(cli('help').stdout).toBe(stdout);
+  });
+
+  it.each(['--version', '-V'])('%s prints the version from package.json', (flag) => {
+    const { code, stdout, stderr } = cli(flag);
+    expect({ code, stdout, stderr }).toEqual({ code: 0, stdout: `${VERSION}\n`, stderr: '' });
+  });
+
+  it.each([
+    [['run', 'chunk-sizes', '--html'], 'run does not take --html (walk does)'],
+    [['tour', '--html'], 'tour does not take --html (walk does)'],
+    [['maps', '--svg'], 'maps does not take --svg (walk does)'],
+    [['list', '--json'], 'list does not take --json'],
+    [['list', 'extra'], 'list takes no arguments, got "extra"'],
+    [['tour', 'free'], 'tour takes no arguments, got "free"'],
+    [['maps', 'a', 'b'], 'maps takes no arguments, got "a" "b"'],
+    [['run', 'chunk-sizes', '-x'], 'run does not take -x'],
+    [['run', 'chunk-sizes', '--bogus'], 'run does not take --bogus'],
+    [['run', 'chunk-sizes', '--json=yes'], '--json takes no value, got --json=yes'],
+    [['run', 'chunk-sizes', '--tunable'], '--tunable needs a value: --tunable <name=value>'],
+    [['run', 'chunk-sizes', '--timeout', '--json'], '--timeout needs a value: --timeout <seconds>'],
+    [['run', 'chunk-sizes', '--timeout', '0'], '--timeout takes a positive number of seconds, got "0"'],
+    [['run', 'chunk-sizes', '--timeout', 'soon'], '--timeout takes a positive number of seconds, got "soon"'],
+    [['run', 'chunk-sizes', '--in-process', '--tunable', 'glibc.malloc.tcache_count=0'], '--in-process and --tunable exclude each other'],
+    [['tour', '--in-process', '--timeout', '5'], '--in-process and --timeout exclude each other'],
+    [['run', 'chunk-sizes', 'nope'], 'no experiment named "nope"; try one of: layout,'],
+    [['report'], 'report needs --out <file>'],
+    [['report', '--out', 'a.html', '--out', 'b.html'], '--out given twice'],
+    [['walk', '--arena', 'some'], '--arena takes main or all, got "some"'],
+    [['walk', '--svg', '--html'], '--svg and --html exclude each other'],
+    [['help', 'frobnicate'], 'no command named "frobnicate"'],
+    [['help', 'run', 'tour'], 'help takes at most 1 argument, got "run" "tour"'],
+    [['--version', 'run'], '--version takes no arguments, got "run"'],
+    [['--json', 'run'], 'the command comes first, got --json'],
+  ])('%j is a usage error: %s', (args, message) => {
+    const { code, stdout, stderr } = cli(...args);
+    expect(stdout).toBe('');
+    expect(code).toBe(2);
+    const [first, second] = stderr.split('\n');
+    expect(first.startsWith(`heapscope: ${message}`)).toBe(true);
+    expect(second).toMatch(/^usage: heapscope/);
+    // No half-quoted words: quotes pair up.
+    expect(first.split('"').length % 2).toBe(1);
+    expect(first).not.toContain("'");
+  });
+
+  it('checks every experiment name and tunable before running any', () => {
+    const log = path.join(tmp, 'check-first-pids');
+    const child = spawnSync(process.execPath, [CLI, 'run', 'chunk-sizes', 'nope'], {
+      encoding: 'utf8',
+      env: { ...process.env, NODE_OPTIONS: `--require ${path.join(__dirname, 'fixtures', 'banner', 'pid.cjs')}`, BANNER_LOG: log },
+    });
+    expect(child.status).toBe(2);
+    expect(fs.readFileSync(log, 'utf8').trim().split('\n').map(Number)).toEqual([child.pid]);
+  });
+});
+
+describe('report', () => {
+  // The pids of every node process the CLI started: with a bad destination, none.
+  function report(out: string) {
+    const log = path.join(tmp, `report-pids-${path.basename(out)}`);
+    fs.rmSync(log, { force: true });
+    const child = spawnSync(process.execPath, [CLI, 'report', '--out', out], {
+      encoding: 'utf8',
+      env: { ...process.env, NODE_OPTIONS: `--require ${path.join(__dirname, 'fixtures', 'banner', 'pid.cjs')}`, BANNER_LOG: log },
+    });
+    const pids = fs.readFileSync(log, 'utf8').trim().split('\n').map(Number);
+    return { code: child.status, stdout: child.stdout, stderr: child.stderr, children: pids.filter((pid) => pid !== child.pid) };
+  }
+
+  it('fails before running anything when the directory does not exist', () => {
+    const out = path.join(tmp, 'no-such-dir', 'r.html');
+    expect(report(out)).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: `heapscope: ENOENT: cannot write the report to ${out}: there is no directory ${path.dirname(out)}\n`,
+      children: [],
+    });
+  });
+
+  it('fails before running anything when the path goes through a file or names a directory', () => {
+    const file = path.join(tmp, 'a-file');
+    fs.writeFileSync(file, '');
+    expect(report(path.join(file, 'r.html'))).toMatchObject({ code: 1, stderr: `heapscope: ENOTDIR: cannot write the report to ${path.join(file, 'r.html')}: ${file} is not a directory\n`, children: [] });
+    expect(report(tmp)).toMatchObject({ code: 1, stderr: `heapscope: EISDIR: cannot write the report to ${tmp}: it is a directory\n`, children: [] });
+  });
+
+  it.skipIf(process.getuid?.() === 0)('fails before running anything when the directory is not writable (skipped as root, who may write anywhere)', () => {
+    const dir = path.join(tmp, 'read-only');
+    fs.mkdirSync(dir, { mode: 0o555 });
+    const out = path.join(dir, 'r.html');
+    expect(report(out)).toMatchObject({ code: 1, stderr: `heapscope: EACCES: cannot write the report to ${out}: ${dir} is not writable\n`, children: [] });
+  });
+});
+
+describe('progress', () => {
+  // A 1 ms timeout stops each command at its first experiment, after the
+  // moment its progress line would have been drawn.
+  it.each(['tour', 'report'])('%s says nothing but its error on a stderr that is not a terminal', (command) => {
+    const { code, stdout, stderr } = cli(command, ...(command === 'report' ? ['--out', 'quiet.html'] : ['--json']), '--timeout', '0.001');
+    expect(code).toBe(1);
+    expect(stdout).toBe('');
+    expect(stderr).toMatch(/^heapscope: ERR_EXPERIMENT_TIMEOUT: experiment layout did not finish within 1 ms: [^\r\n]*\n$/);
+  });
+
+  // The progress line is drawn with \r and erased by overwriting it with spaces.
+  function progressLines(screen: string, command: string): string[] {
+    return [...screen.matchAll(new RegExp(`\\r(heapscope ${command}: [^\\r\\n]*)(?=\\r)`, 'g'))].map((m) => m[1].trimEnd());
+  }
+
+  function expected(command: string): string[] {
+    const names = experiments().map((e) => e.name);
+    return names.map((name, i) => `heapscope ${command}: running ${name} (${i + 1} of ${names.length})`);
+  }
+
+  it.skipIf(SCRIPT === undefined)('tour shows which experiment is running, n of 9, and erases it before each story', () => {
+    const { code, screen } = onTerminal(`${sh(process.execPath)} ${sh(CLI)} tour`);
+    expect(code).toBe(0);
+    expect(progressLines(screen, 'tour')).toEqual(expected('tour'));
+    // Every story starts on a clean line: after the erasing spaces and \r
+    // comes the story's heading (bold on a terminal).
+    for (const e of experiments()) expect(screen).toMatch(new RegExp(`\\r {20,}\\r(\x1b\\[[0-9;]*m)*== ${e.name}: `));
+  });
+
+  it.skipIf(SCRIPT === undefined)('report shows its progress on stderr and erases it before saying what it wrote', () => {
+    // stdout to a file: what reaches the terminal is stderr alone.
+    const { code, screen } = onTerminal(`${sh(process.execPath)} ${sh(CLI)} report --out report.html > said.txt`);
+    expect(code).toBe(0);
+    expect(progressLines(screen, 'report')).toEqual(expected('report'));
+    // Erased: the screen ends on spaces drawn over the last line.
+    expect(screen).toMatch(/\r {20,}\r$/);
+    expect(fs.readFileSync(path.join(tmp, 'said.txt'), 'utf8')).toBe('heapscope: wrote report.html\n');
+    expect(fs.readFileSync(path.join(tmp, 'report.html'), 'utf8')).toContain('<title>heapscope report</title>');
+  });
+
+  it.skipIf(SCRIPT === undefined)('a failing tour erases its progress line before the error', () => {
+    const { code, screen } = onTerminal(`${sh(process.execPath)} ${sh(CLI)} tour --json --timeout 0.001`);
+    expect(code).toBe(1);
+    expect(progressLines(screen, 'tour')).toEqual(expected('tour').slice(0, 1));
+    expect(screen).toMatch(/\r {20,}\rheapscope: ERR_EXPERIMENT_TIMEOUT: experiment layout did not finish/);
   });
 });

@@ -1,3 +1,7 @@
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { experiment, experiments, run } from '../lib/experiments/run';
 import { checkTunables, tunablesEnv } from '../lib/experiments/tunables';
@@ -30,4 +34,69 @@ describe('run', () => {
     expect(tunablesEnv(checkTunables({ 'glibc.malloc.top_pad': 0 }), 'glibc.malloc.top_pad=5:glibc.malloc.check=0'))
       .toBe('glibc.malloc.top_pad=0:glibc.malloc.check=0');
   });
+
+  it.each(['stdout', 'stderr'])('an isolated run survives a --require module that writes to %s', (stream) => {
+    // The reported case: NODE_OPTIONS="--require ./banner.js" loads the
+    // banner into the run's child too, ahead of the experiment.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'heapscope-banner-'));
+    const log = path.join(dir, 'pids');
+    const index = path.join(__dirname, '..', 'dist', 'index.js');
+    const script = `require(${JSON.stringify(index)}).run('free').then(
+      (r) => process.stdout.write('RESULT ' + JSON.stringify({ pid: r.environment.pid, isolated: r.environment.isolated, rows: r.rows.length }) + '\\n'),
+      (e) => { process.stdout.write('ERROR ' + e.code + ' ' + e.message + '\\n'); });`;
+    const child = spawnSync(process.execPath, ['-e', script], {
+      encoding: 'utf8',
+      env: { ...process.env, NODE_OPTIONS: `--require ${path.join(__dirname, 'fixtures', 'banner', `${stream}.cjs`)}`, BANNER_LOG: log },
+    });
+    try {
+      expect(child.stdout).not.toContain('ERROR');
+      const line = child.stdout.split('\n').find((l) => l.startsWith('RESULT '));
+      expect(line).toBeDefined();
+      const result = JSON.parse(line!.slice('RESULT '.length));
+      expect(result.isolated).toBe(true);
+      expect(result.rows).toBeGreaterThan(0);
+      // The banner ran in the parent and in the child that measured.
+      const pids = fs.readFileSync(log, 'utf8').trim().split('\n').map(Number);
+      expect(pids).toEqual([child.pid, result.pid]);
+      expect(child.status).toBe(0);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('kills a child that runs past its timeout and throws a coded error', async () => {
+    const before = childrenOf(process.pid);
+    const error = await run('free', { timeout: 1 }).then(() => undefined, (e: unknown) => e);
+    expect(error).toMatchObject({ code: 'ERR_EXPERIMENT_TIMEOUT' });
+    const message = (error as Error).message;
+    expect(message).toMatch(/^experiment free did not finish within 1 ms: its child process \d+ was killed/);
+    const pid = Number(/child process (\d+)/.exec(message)![1]);
+    expect(fs.existsSync(`/proc/${pid}`)).toBe(false);
+    expect(childrenOf(process.pid)).toEqual(before);
+  });
+
+  it('refuses a timeout that is not a positive number of milliseconds', async () => {
+    for (const timeout of [0, -1, Number.NaN]) {
+      await expect(run('free', { timeout })).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE' });
+    }
+    await expect(run('free', { timeout: '5' as unknown as number })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' });
+  });
 });
+
+/** The pids whose parent is `pid`, from /proc. */
+function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat: string;
+    try {
+      stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+    } catch {
+      continue; // gone meanwhile
+    }
+    // Field 4, after the parenthesised command name (which may hold spaces).
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    if (ppid === pid) out.push(Number(entry));
+  }
+  return out.sort((a, b) => a - b);
+}

@@ -1,10 +1,12 @@
 // Running experiments in this process or in a fresh child process.
-import { spawn } from 'node:child_process';
+import { ChildProcess, spawn, StdioOptions } from 'node:child_process';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import v8 from 'node:v8';
-import { HeapscopeError } from '../errors';
+import { HeapscopeError, rangeError, typeError } from '../errors';
 import { experiment, runHere } from './here';
 import { ExperimentResultView } from './result';
+import { RESULT_FD } from './result-channel';
 import { checkTunables, Tunables, tunablesEnv } from './tunables';
 import { ExperimentName, ResultOf } from './registry';
 import { ExperimentResult, ResultData } from './types';
@@ -16,7 +18,16 @@ export interface RunOptions {
   isolated?: boolean;
   /** glibc tunables for the child, e.g. `{ 'glibc.malloc.tcache_count': 0 }`; implies isolated. */
   tunables?: Tunables;
+  /**
+   * Milliseconds an isolated run may take before its child is killed and run()
+   * throws `ERR_EXPERIMENT_TIMEOUT`; `Infinity` for no limit. Default 60000.
+   * An in-process run cannot be interrupted and ignores it.
+   */
+  timeout?: number;
 }
+
+/** A run takes well under a second; a minute bounds pathological tunables (mmap_threshold=0). */
+export const DEFAULT_TIMEOUT = 60_000;
 
 /**
  * Runs one experiment and returns its measured rows, findings and
@@ -31,8 +42,9 @@ export async function run(name: ExperimentName, options: RunOptions = {}): Promi
   if (options.isolated === false && hasTunables) {
     throw new HeapscopeError('ERR_INVALID_TUNABLE', 'tunables need a fresh process: they cannot be combined with isolated: false');
   }
+  const timeout = checkTimeout(options.timeout);
   const isolated = options.isolated ?? (hasTunables || chosen.isolatedByDefault);
-  const data = await (isolated ? runIsolated(chosen.name, tunables) : runHere(chosen, false));
+  const data = await (isolated ? runIsolated(chosen.name, tunables, timeout) : runHere(chosen, false));
   return new ExperimentResultView(data);
 }
 
@@ -45,28 +57,85 @@ const CHILD_FLAGS = ['--single-threaded'];
 
 const CHILD = path.resolve(__dirname, '..', '..', 'dist', 'experiments', 'child.js');
 
-function runIsolated(name: string, tunables: Record<string, string>): Promise<ResultData> {
+function checkTimeout(timeout: unknown): number {
+  if (timeout === undefined) return DEFAULT_TIMEOUT;
+  if (typeof timeout !== 'number') throw typeError(`timeout must be a number of milliseconds, got ${typeof timeout}`);
+  if (!(timeout > 0)) throw rangeError(`timeout must be a positive number of milliseconds (Infinity for none), got ${timeout}`);
+  return timeout;
+}
+
+// setTimeout fires at once for delays above 2^31-1 ms (24.8 days): treat
+// those as no limit.
+const MAX_DELAY = 2 ** 31 - 1;
+
+// Children of runs in flight: a run's child never outlives the process that
+// started it, whichever way that process ends (process.exit on a closed pipe).
+const live = new Set<ChildProcess>();
+
+function killLive(): void {
+  for (const child of live) child.kill('SIGKILL');
+}
+
+function runIsolated(name: string, tunables: Record<string, string>, timeout: number): Promise<ResultData> {
   const env: NodeJS.ProcessEnv = { ...process.env, GLIBC_TUNABLES: tunablesEnv(tunables) };
   if (env.GLIBC_TUNABLES === '') delete env.GLIBC_TUNABLES;
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...CHILD_FLAGS, CHILD, name], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
-    child.stderr.on('data', (chunk: Buffer) => err.push(chunk));
-    child.on('error', reject);
+    // The result comes back on a pipe of its own: stdout and stderr belong to
+    // whatever else runs in the child (a NODE_OPTIONS --require, a warning).
+    const stdio: StdioOptions = ['ignore', 'pipe', 'pipe'];
+    stdio[RESULT_FD] = 'pipe';
+    const child = spawn(process.execPath, [...CHILD_FLAGS, CHILD, name], { env, stdio });
+    if (live.size === 0) process.on('exit', killLive);
+    live.add(child);
+    const result: Buffer[] = [];
+    const output: Buffer[] = [];
+    (child.stdio[RESULT_FD] as Readable).on('data', (chunk: Buffer) => result.push(chunk));
+    child.stdout!.on('data', (chunk: Buffer) => output.push(chunk));
+    child.stderr!.on('data', (chunk: Buffer) => output.push(chunk));
+    const done = () => {
+      clearTimeout(timer);
+      live.delete(child);
+      if (live.size === 0) process.off('exit', killLive);
+    };
+    const timer = timeout > MAX_DELAY ? undefined : setTimeout(() => {
+      const timedOut = () => {
+        done();
+        for (const stream of child.stdio) stream?.destroy();
+        reject(new HeapscopeError(
+          'ERR_EXPERIMENT_TIMEOUT',
+          `experiment ${name} did not finish within ${duration(timeout)}: its child process ${child.pid} was killed. ` +
+            'A longer timeout (run\'s timeout option, --timeout on the command line) lets it finish.',
+        ));
+      };
+      child.kill('SIGKILL');
+      // Settled once the child is gone ('exit': reaped), not when its pipes
+      // close, which something it started could hold open.
+      if (child.exitCode !== null || child.signalCode !== null) timedOut();
+      else child.once('exit', timedOut);
+    }, timeout);
+    child.on('error', (error) => {
+      done();
+      reject(error);
+    });
     child.on('close', (code, signal) => {
+      if (!live.has(child)) return; // timed out or failed to start: already settled
+      done();
       const failed = (why: string) =>
         reject(new HeapscopeError('ERR_EXPERIMENT_FAILED', `experiment ${name} failed in its child process: ${why}`));
-      if (signal !== null) return failed(`killed by ${signal}. ${Buffer.concat(err).toString().trim()}`);
+      const said = Buffer.concat(output).toString().trim();
+      if (signal !== null) return failed(`killed by ${signal}. ${said}`);
       let message: { result?: ResultData; error?: { code: string; message: string } };
       try {
-        message = v8.deserialize(Buffer.concat(out));
+        message = v8.deserialize(Buffer.concat(result));
       } catch {
-        return failed(`exit code ${code}, no result. ${Buffer.concat(err).toString().trim()}`);
+        return failed(`exit code ${code}, no result. ${said}`);
       }
       if (message.error !== undefined) return failed(`${message.error.code}: ${message.error.message}`);
       resolve(message.result!);
     });
   });
+}
+
+function duration(ms: number): string {
+  return ms < 1000 ? `${ms} ms` : `${ms / 1000} s`;
 }
