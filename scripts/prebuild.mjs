@@ -1,4 +1,4 @@
-// `npm run prebuild`, which `npm pack` and `npm publish` run through
+// `npm run prebuilds`, which `npm pack` and `npm publish` run through
 // prepack: the addon compiled by prebuildify into prebuilds/, which the
 // tarball ships so that installing it needs no compiler and no Python.
 //
