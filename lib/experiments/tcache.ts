@@ -1,4 +1,5 @@
 // What does the per-thread cache hold, and when do fastbins take over?
+import { withArticle } from '../format';
 import { PlanStep, runPlan } from '../plan';
 import { MINSIZE, requestToChunkSize } from '../size-classes';
 import { Mallinfo } from '../stats';
@@ -220,9 +221,9 @@ function describeSize(rows: TcacheRow[], findings: string[], surprises: string[]
   for (const r of frees.filter((row) => row.chunkSize !== binSize)) {
     const extra = r.chunkSize - binSize;
     surprises.push(
-      `${label}: test chunk ${r.chunk} got a ${r.chunkSize}-byte chunk, ${extra} bytes more than request2size gives` +
+      `${label}: test chunk ${r.chunk} got ${withArticle(r.chunkSize)}-byte chunk, ${extra} bytes more than request2size gives` +
         (extra > 0 && extra < MINSIZE
-          ? `: a free chunk was handed out whole, as splitting off ${extra} bytes would leave less than a ${MINSIZE}-byte minimum chunk`
+          ? `: a free chunk was handed out whole, as splitting off ${extra} bytes would leave less than ${withArticle(MINSIZE)}-byte minimum chunk`
           : '') +
         `. Its free (to ${r.went}) is in the ${r.chunkSize}-byte bins and left out of the count.`,
     );
@@ -250,7 +251,7 @@ function describeSize(rows: TcacheRow[], findings: string[], surprises: string[]
     const counts = (['fastbin', 'bin', 'tcache', 'unclear'] as const)
       .map((w) => [w, rest.filter((r) => r.went === w).length] as const)
       .filter(([, n]) => n > 0)
-      .map(([w, n]) => `${n} to ${w === 'tcache' ? 'tcache after all' : w === 'unclear' ? 'an unclear place' : `a ${w}`}`);
+      .map(([w, n]) => `${n} to ${w === 'tcache' ? 'tcache after all' : w === 'unclear' ? 'an unclear place' : withArticle(w)}`);
     findings.push(
       `${label}: tcache capacity measured: ${capacity} (${capacity} of ${inBin.length} frees of ${binSize}-byte chunks stayed in tcache; ` +
         `the other ${rest.length}: ${counts.join(', ')}).`,
@@ -303,7 +304,7 @@ function describeSize(rows: TcacheRow[], findings: string[], surprises: string[]
     const u = unclear[0];
     surprises.push(
       `${label}: ${unclear.length} steps moved mallinfo in a way no single free or malloc of their chunk does ` +
-        `(e.g. ${u.step} ${u.order + 1} of a ${u.chunkSize}-byte chunk: smblks ${u.change!.smblks}, uordblks ${u.change!.uordblks}, fordblks ${u.change!.fordblks}); ` +
+        `(e.g. ${u.step} ${u.order + 1} of ${withArticle(u.chunkSize)}-byte chunk: smblks ${u.change!.smblks}, uordblks ${u.change!.uordblks}, fordblks ${u.change!.fordblks}); ` +
         'mallinfo sums every arena, so another thread allocating at the same time shows up here.',
     );
   }

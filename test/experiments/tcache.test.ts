@@ -3,6 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../lib/experiments/run';
 import { measuredCapacity, TcacheRow } from '../../lib/experiments/tcache';
 import { ExperimentResult } from '../../lib/experiments/types';
+import { withArticle } from '../../lib/format';
 import { requestToChunkSize, TCACHE_FILL_COUNT } from '../../lib/size-classes';
 
 type Result = ExperimentResult<TcacheRow>;
@@ -104,7 +105,7 @@ describe('tcache', () => {
     expect(here.environment.pid).toBe(process.pid);
     expect(here.rows.filter((r) => r.step === 'free')).toHaveLength(30);
     for (const row of here.rows.filter((r) => r.step === 'free' && r.chunkSize !== r.binSize)) {
-      expect(here.surprises.some((s) => s.includes(`test chunk ${row.chunk} got a ${row.chunkSize}-byte chunk`))).toBe(true);
+      expect(here.surprises.some((s) => s.includes(`test chunk ${row.chunk} got ${withArticle(row.chunkSize)}-byte chunk`))).toBe(true);
     }
     // Whatever the heap looked like, a 1100-byte chunk never stayed in tcache.
     expect(here.rows.some((r) => r.request === 1100 && (r.went === 'tcache' || r.from === 'tcache'))).toBe(false);
@@ -129,7 +130,7 @@ describe('tcache under tunables', () => {
     expect(exact.length).toBeGreaterThanOrEqual(5);
     expect(of(result, 40, 'remalloc').map((r) => r.chunk).slice(0, exact.length)).toEqual(exact.reverse());
     for (const odd of frees.filter((r) => r.chunkSize !== 48)) {
-      expect(result.surprises.some((f) => f.includes(`test chunk ${odd.chunk} got a ${odd.chunkSize}-byte chunk`))).toBe(true);
+      expect(result.surprises.some((f) => f.includes(`test chunk ${odd.chunk} got ${withArticle(odd.chunkSize)}-byte chunk`))).toBe(true);
     }
     expect(result.findings.at(-1)).toBe(
       'GLIBC_TUNABLES sets glibc.malloc.tcache_count=0 here; capacities measured: 0, 0, 0 for 40, 200, 1100-byte requests.',
