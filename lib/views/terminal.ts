@@ -615,8 +615,9 @@ const tcacheView = view<TcacheRow>((rows) => {
       back: own.filter((r) => r.step === 'remalloc').map((r) => `${r.chunk ?? '?'}←${r.from ?? '?'}`).join(' '),
     };
   });
+  const unknown = rows.some((r) => r.step === 'remalloc' && r.chunk === undefined);
   return tableOf({
-    title: 'Test chunks freed one by one, then malloc\'d back (chunk → where it went; chunk ← where it came from)',
+    title: `Test chunks freed one by one, then malloc'd back (chunk → where it went; chunk ← where it came from${unknown ? '; ? = not a test chunk' : ''})`,
     columns: [
       { head: 'request', cell: (g) => String(g.request), ...right },
       { head: 'chunk', cell: (g) => String(g.binSize), ...right },

@@ -13,6 +13,15 @@ const of = (result: Result, request: number, step: TcacheRow['step']) =>
 
 const capacity = (result: Result, request: number) => measuredCapacity(result.rows, request).capacity;
 
+const LEGEND = '(? = not a test chunk)';
+
+/** The legend for `?` is in a sentence exactly when a `?` stands for a chunk there. */
+function expectLegendWherePlaced(result: Result): void {
+  for (const sentence of [...result.findings, ...result.surprises]) {
+    expect(sentence.includes(LEGEND), sentence).toBe(sentence.replace(LEGEND, '').includes('?'));
+  }
+}
+
 describe('tcache', () => {
   let result: Result;
   let expected: number;
@@ -99,6 +108,34 @@ describe('tcache', () => {
     }
   });
 
+  it('says where the mallocs back served from tcache beyond the frees into it came from', () => {
+    let explained = 0;
+    for (const request of [40, 200, 1100]) {
+      const back = of(result, request, 'remalloc');
+      const fromCache = back.filter((r) => r.from === 'tcache').length;
+      const cap = capacity(result, request);
+      const label = `${request}-byte requests (${requestToChunkSize(request)}-byte chunks)`;
+      const sentence = result.findings.find((f) => f.startsWith(`${label}: ${fromCache} of 10 mallocs back were served from tcache`));
+      if (fromCache <= cap) {
+        expect(sentence, label).toBeUndefined();
+        continue;
+      }
+      const refills = back.filter((r) => (r.leftArena ?? 0) > 1);
+      const moved = refills.reduce((n, r) => n + r.leftArena! - 1, 0);
+      // Each chunk malloc moved into tcache is one more malloc back served from it, or still there.
+      expect(moved, label).toBeGreaterThanOrEqual(fromCache - cap);
+      expect(sentence, label).toContain(`though only ${cap} `);
+      expect(sentence, label).toContain(`the other ${fromCache - cap} had been put there by malloc itself: `);
+      for (const r of refills) expect(sentence, label).toMatch(new RegExp(`number [^:]*\\b${r.order + 1}\\b`));
+      explained++;
+    }
+    expect(explained).toBeGreaterThan(0);
+  });
+
+  it('explains "?" in a list of chunks only where one appears', () => {
+    expectLegendWherePlaced(result);
+  });
+
   it('runs in this process too, leaving chunks of another size out of the count', async () => {
     const here = (await run('tcache', { isolated: false })) as Result;
     expect(here.environment.isolated).toBe(false);
@@ -107,6 +144,7 @@ describe('tcache', () => {
     for (const row of here.rows.filter((r) => r.step === 'free' && r.chunkSize !== r.binSize)) {
       expect(here.surprises.some((s) => s.includes(`test chunk ${row.chunk} got ${withArticle(row.chunkSize)}-byte chunk`))).toBe(true);
     }
+    expectLegendWherePlaced(here);
     // Whatever the heap looked like, a 1100-byte chunk never stayed in tcache.
     expect(here.rows.some((r) => r.request === 1100 && (r.went === 'tcache' || r.from === 'tcache'))).toBe(false);
   });
