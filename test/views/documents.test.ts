@@ -18,7 +18,8 @@ import { breakOf } from '../../lib/views/charts/free';
 import { gapLabel, layoutBlocks, probeLabel } from '../../lib/views/charts/layout';
 import { probeRows } from '../../lib/views/charts/mmap-threshold';
 import { MARKDOWN_ROWS } from '../../lib/views/markdown';
-import { esc } from '../../lib/views/svg';
+import { esc, overlaps } from '../../lib/views/svg';
+import { markBoxes, Placed, svgSize, textBoxes } from '../helpers/svg-geometry';
 import { checkWellFormed, svgTexts } from '../helpers/xml';
 
 const CHARTED = ['layout', 'chunk-sizes', 'heap-growth', 'mmap-threshold', 'free'] as const;
@@ -165,6 +166,38 @@ describe('chart labels match the rows', () => {
     for (const m of mmapLabels) expect(mmapped).toContain(Number(m![1]));
     expect(texts).toContain(`max ${hex(rows.map(breakOf).reduce((a, b) => (b > a ? b : a)))}`);
     expect(texts).toContain(`min ${hex(rows.map(breakOf).reduce((a, b) => (b < a ? b : a)))}`);
+  });
+});
+
+/**
+ * The labels of the classes named cover no drawn point, no other text and no
+ * other label, and stay inside the chart.
+ */
+function expectClearLabels(svg: string, classes: readonly string[]): Placed[] {
+  const texts = textBoxes(svg);
+  const labels = texts.filter((t) => classes.includes(t.className));
+  const marks = markBoxes(svg);
+  const { width, height } = svgSize(svg);
+  const at = (p: Placed) => `"${p.content}" (${Object.values(p.box).map((v) => v.toFixed(1)).join(', ')})`;
+  for (const label of labels) {
+    expect(label.box.x0 >= 0 && label.box.x1 <= width && label.box.y0 >= 0 && label.box.y1 <= height, `${at(label)} inside ${width}×${height}`).toBe(true);
+    for (const mark of marks) expect(overlaps(label.box, mark.box), `${at(label)} covers the point ${at(mark)}`).toBe(false);
+    for (const other of texts) {
+      if (other !== label) expect(overlaps(label.box, other.box), `${at(label)} overlaps ${at(other)}`).toBe(false);
+    }
+  }
+  return labels;
+}
+
+describe('chart labels keep clear of the data and of each other', () => {
+  it('mmap-threshold: each threshold label off every probe\'s mark and every other text', () => {
+    const svg = get<MmapThresholdRow>('mmap-threshold').toSVG()!;
+    expect(expectClearLabels(svg, ['threshold-label']).length).toBeGreaterThan(0);
+  });
+
+  it('free: the trim, RSS and mmapped-bytes labels off every dot, each other and the axis texts', () => {
+    const svg = get<FreeRow>('free').toSVG()!;
+    expect(expectClearLabels(svg, ['move-label', 'rss-label', 'mmap-label']).length).toBeGreaterThan(2);
   });
 });
 
