@@ -41,3 +41,25 @@ export function span(lo: number, hi: number): string {
 export function rangeOf(values: readonly number[]): string {
   return span(Math.min(...values), Math.max(...values));
 }
+
+/**
+ * The phrase after "a" or "an", chosen by how its leading number is said:
+ * `an 8-byte`, `an 11-byte`, `an 18-byte`, `an 80-byte`, `an 8 KiB`, `an 800`,
+ * `an 18000` (eighteen thousand); but `a 16-byte`, `a 180`, `a 1800` (one
+ * thousand eight hundred). Words take "an" before a vowel letter. `capital`
+ * starts a sentence: `An 80-byte`.
+ */
+export function withArticle(phrase: string | number | bigint, capital = false): string {
+  const text = String(phrase);
+  const an = startsWithVowelSound(text);
+  return `${capital ? (an ? 'An' : 'A') : an ? 'an' : 'a'} ${text}`;
+}
+
+function startsWithVowelSound(text: string): boolean {
+  const number = /^\d[\d,]*/.exec(text);
+  if (number === null) return /^[aeiou]/i.test(text);
+  const digits = number[0].replace(/,/g, '');
+  // Said in groups of three from the left: the first group is what is heard first.
+  const lead = digits.slice(0, digits.length % 3 || 3);
+  return lead.startsWith('8') || lead === '11' || lead === '18';
+}

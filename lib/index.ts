@@ -7,6 +7,7 @@ export { IS_MMAPPED, NON_MAIN_ARENA, PREV_INUSE } from './chunk';
 export type { ChunkHeader } from './chunk';
 export { HeapscopeError } from './errors';
 export type { ErrorCode } from './errors';
+export { hex } from './format';
 export { mallocInfo, parseMallocInfo } from './malloc-info';
 export type { ArenaInfo, BlockTotal, MallocInfo, MallocTotals, SizeClassEntry, UnsortedEntry } from './malloc-info';
 export { maps, parseMaps, parseSmaps, regionOf } from './maps';

@@ -27,8 +27,10 @@
 // Every size, total and count is a number. glibc prints them as size_t; a
 // value above Number.MAX_SAFE_INTEGER (2^53 − 1, far beyond any heap) is
 // rejected rather than rounded.
+import { inspect } from 'node:util';
 import { binding } from './binding';
 import { HeapscopeError, native, typeError } from './errors';
+import { InspectContext, inspectArena, inspectMallocInfo } from './views/inspect';
 
 /** A count of free chunks and their summed size in bytes. */
 export interface BlockTotal {
@@ -147,7 +149,7 @@ export function parseMallocInfo(xml: string): MallocInfo {
     if (child.name === 'heap') arenas.push(readHeap(xml, child));
     else tally.add(child);
   }
-  return {
+  return withInspect<MallocInfo>(inspectMallocInfo, {
     version,
     arenas,
     totals: {
@@ -160,7 +162,16 @@ export function parseMallocInfo(xml: string): MallocInfo {
       aspaceMprotect: tally.size('aspace', 'mprotect'),
     },
     raw: xml,
-  };
+  });
+}
+
+// Non-enumerable, so the report stays plain data to JSON, spreads and equality checks.
+function withInspect<T extends object>(view: (value: T, depth: number, options: InspectContext) => string, value: T): T {
+  return Object.defineProperty(value, inspect.custom, {
+    value(this: T, depth: number, options: InspectContext) {
+      return view(this, depth, options);
+    },
+  });
 }
 
 function readHeap(xml: string, heap: XmlElement): ArenaInfo {
@@ -210,7 +221,7 @@ function readHeap(xml: string, heap: XmlElement): ArenaInfo {
   if (unsorted !== undefined) arena.unsorted = unsorted;
   const subheaps = tally.optional('aspace', 'subheaps');
   if (subheaps !== undefined) arena.subheaps = countAttribute(xml, subheaps, 'size');
-  return arena;
+  return withInspect(inspectArena, arena);
 }
 
 function readRange(xml: string, element: XmlElement): UnsortedEntry {

@@ -2,10 +2,15 @@
 // Debian's Jupyter client drives the Deno Jupyter kernel (the one the `deno`
 // npm package installs with `deno jupyter --install`), which loads the real
 // addon. scripts/run-notebook.py rather than nbconvert: see its docstring.
+// The executed notebook is then rendered the way JupyterLab shows it
+// (nbconvert's lab template, JupyterLab's own stylesheet) and opened in
+// Debian's headless Chromium, to see that every table lays out in it.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest';
 import { hex } from '../lib/format';
 import { malloc, maps, run } from '../lib/index';
@@ -17,6 +22,10 @@ const DENO = path.join(ROOT, 'node_modules', '.bin', 'deno');
 // Debian's Jupyter lives in the system Python, not in a pyenv or venv on PATH.
 const PYTHON = '/usr/bin/python3';
 const DEBIAN_PACKAGES = 'jupyter-nbconvert python3-ipykernel jupyter-client python3-nbclient';
+const CHROMIUM = '/usr/bin/chromium';
+const BROWSER_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+/** Window widths to lay the notebook out at: a wide screen, and a notebook beside JupyterLab's file browser. */
+const WIDTHS = [1280, 800];
 
 // The cells, by id, that show an experiment; those of them with a chart.
 const EXPERIMENT_CELLS = ['layout', 'kernel-calls', 'chunk-sizes', 'free', 'mmap-threshold'];
@@ -42,12 +51,13 @@ interface Notebook {
 /** Why the notebook cannot run here, or undefined when it can. */
 function missingTools(): string | undefined {
   if (!fs.existsSync(PYTHON)) return `${PYTHON} is missing`;
-  const probe = spawnSync(PYTHON, ['-c', 'import nbformat, jupyter_client'], { encoding: 'utf8' });
+  const probe = spawnSync(PYTHON, ['-c', 'import nbformat, jupyter_client, nbconvert'], { encoding: 'utf8' });
   if (probe.status !== 0) {
     return `Debian's Jupyter is not installed (${probe.stderr.trim().split('\n').pop()}); ` +
       `install it with: bash .ci/deps ${DEBIAN_PACKAGES}`;
   }
   if (!fs.existsSync(DENO)) return `${DENO} is missing: the deno dev dependency is not installed`;
+  if (!fs.existsSync(CHROMIUM)) return `${CHROMIUM} is missing; install it with: bash .ci/deps chromium`;
   return undefined;
 }
 
@@ -63,6 +73,7 @@ function exec(command: string, args: string[], env: NodeJS.ProcessEnv): string {
 let missing: string | undefined;
 let work: string | undefined;
 let executed: Notebook;
+let env: NodeJS.ProcessEnv;
 
 function cell(id: string): Cell {
   const found = executed.cells.find((c) => c.id === id);
@@ -86,6 +97,11 @@ function shown(id: string): Record<string, unknown> {
 function needTools(context: TestContext): void {
   if (missing !== undefined) context.skip(missing);
 }
+
+// After every describe: the rendering below reads what the kernel run wrote.
+afterAll(() => {
+  if (work !== undefined) fs.rmSync(work, { recursive: true, force: true });
+});
 
 describe('examples/heapscope.ipynb as stored', () => {
   it('has the cells in order and no outputs', () => {
@@ -116,7 +132,7 @@ describe('examples/heapscope.ipynb in the Deno Jupyter kernel', () => {
     const kernelspec = path.join(data, 'jupyter', 'kernels', 'deno', 'kernel.json');
     if (!fs.existsSync(kernelspec)) throw new Error(`deno jupyter --install wrote no ${kernelspec}`);
 
-    const env: NodeJS.ProcessEnv = {
+    env = {
       ...process.env,
       JUPYTER_PATH: path.join(data, 'jupyter'),
       JUPYTER_DATA_DIR: path.join(work, 'data'),
@@ -130,10 +146,6 @@ describe('examples/heapscope.ipynb in the Deno Jupyter kernel', () => {
     exec(PYTHON, [RUNNER, NOTEBOOK, path.join(work, 'executed.ipynb'), '--timeout', '240'], env);
     executed = JSON.parse(fs.readFileSync(path.join(work, 'executed.ipynb'), 'utf8')) as Notebook;
   }, 300_000);
-
-  afterAll(() => {
-    if (work !== undefined) fs.rmSync(work, { recursive: true, force: true });
-  });
 
   it('runs every code cell without an error', (context) => {
     needTools(context);
@@ -192,6 +204,60 @@ describe('examples/heapscope.ipynb in the Deno Jupyter kernel', () => {
     expect(html.match(/<tr>/g)?.length).toBe(regions.length + 1);
     for (const r of regions) expect(html).toContain(r.start);
   });
+});
+
+interface CellFit {
+  cell: string;
+  text: string;
+  scrollWidth: number;
+  clientWidth: number;
+}
+
+describe('examples/heapscope.ipynb rendered as JupyterLab shows it', () => {
+  let html: string;
+  beforeAll(() => {
+    if (missing !== undefined) return;
+    // nbconvert's lab template carries JupyterLab's stylesheet, `table-layout: fixed` on every output table included.
+    exec(PYTHON, ['-m', 'nbconvert', '--to', 'html', '--template', 'lab', '--output-dir', work!, '--output', 'executed', path.join(work!, 'executed.ipynb')], env);
+    html = path.join(work!, 'executed.html');
+  }, 120_000);
+
+  it.each(WIDTHS)('fits every table cell in its column at a %i px wide window', async (width, context) => {
+    needTools(context);
+    const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'heapscope-chromium-'));
+    const browser = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, args: BROWSER_ARGS, viewport: { width, height: 900 } });
+    try {
+      const page = browser.pages()[0] ?? (await browser.newPage());
+      // Only the file itself: anything else it asks for (MathJax, require.js) is not needed for layout.
+      await page.route(/^(?!file:)/, (route) => route.abort());
+      await page.goto(pathToFileURL(html).href, { waitUntil: 'load' });
+      const tables = await page.$$eval('.jp-OutputArea-output table', (list) => list.map((table) => ({
+        cell: table.closest('.jp-Cell')?.querySelector('.jp-InputArea-editor')?.textContent?.trim().split('\n')[0] ?? '',
+        layout: getComputedStyle(table).tableLayout,
+        cells: [...table.querySelectorAll('th, td')].map((c) => ({ text: (c.textContent ?? '').slice(0, 60), scrollWidth: c.scrollWidth, clientWidth: c.clientWidth })),
+      })));
+      // layout, kernel-calls, malloc, chunk-sizes, free, mmap-threshold and maps.
+      expect(tables.length).toBe(7);
+      // And no output is wider than its cell: a wide table scrolls in its own box, the text beside it wraps.
+      const outputs = await page.$$eval('.jp-OutputArea-output', (list) => list.map((o) => ({
+        width: o.getBoundingClientRect().width,
+        cell: o.closest('.jp-Cell')!.getBoundingClientRect().width,
+        scrollWidth: o.scrollWidth,
+        clientWidth: o.clientWidth,
+      })));
+      for (const o of outputs) {
+        expect(o.width).toBeLessThanOrEqual(o.cell);
+        expect(o.scrollWidth).toBeLessThanOrEqual(o.clientWidth);
+      }
+      const overflowing: CellFit[] = tables.flatMap((t) => t.cells.filter((c) => c.scrollWidth > c.clientWidth).map((c) => ({ cell: t.cell, ...c })));
+      expect(overflowing.slice(0, 5), `${overflowing.length} cells overflow their column`).toEqual([]);
+      for (const t of tables) expect(t.layout, t.cell).toBe('auto');
+      expect(tables.reduce((n, t) => n + t.cells.length, 0)).toBeGreaterThan(1000);
+    } finally {
+      await browser.close();
+      fs.rmSync(profile, { recursive: true, force: true });
+    }
+  }, 120_000);
 });
 
 // The same bundles straight from the library, where no kernel is needed.

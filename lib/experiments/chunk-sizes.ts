@@ -1,6 +1,6 @@
 // malloc(n): how many bytes do you really get?
 import { ChunkHeader } from '../chunk';
-import { bytes } from '../format';
+import { bytes, withArticle } from '../format';
 import { PlanStep, runPlan } from '../plan';
 import { MINSIZE, mmappedChunkSize, requestToChunkSize } from '../size-classes';
 import { pageSize } from '../stats';
@@ -103,9 +103,9 @@ export const chunkSizes: Experiment<ChunkSizeRow, 'chunk-sizes'> = {
     const small = heap.filter((r) => r.request <= SMALL && r.chunkSize === r.ruleSize);
 
     const zero = rows[0];
-    findings.push(`malloc(0) returned a ${zero.chunkSize}-byte chunk with ${zero.usableSize} usable bytes.`);
+    findings.push(`malloc(0) returned ${withArticle(zero.chunkSize)}-byte chunk with ${zero.usableSize} usable bytes.`);
     const ten = rows[10];
-    findings.push(`malloc(10) returned a ${ten.chunkSize}-byte chunk with ${ten.usableSize} usable bytes: ${ten.slack} more than asked for.`);
+    findings.push(`malloc(10) returned ${withArticle(ten.chunkSize)}-byte chunk with ${ten.usableSize} usable bytes: ${ten.slack} more than asked for.`);
 
     const minChunk = Math.min(...heap.map((r) => r.chunkSize));
     findings.push(`The smallest chunk handed out was ${minChunk} bytes.`);
@@ -140,17 +140,17 @@ export const chunkSizes: Experiment<ChunkSizeRow, 'chunk-sizes'> = {
       const extra = r.chunkSize - r.ruleSize;
       if (!r.header.isMmapped && extra > 0 && extra < MINSIZE) {
         surprises.push(
-          `malloc(${r.request}) got a ${r.chunkSize}-byte chunk where the rule gives ${r.ruleSize}: a free ${r.chunkSize}-byte chunk ` +
+          `malloc(${r.request}) got ${withArticle(r.chunkSize)}-byte chunk where the rule gives ${r.ruleSize}: a free ${r.chunkSize}-byte chunk ` +
             `was handed out whole, because splitting it would have left ${extra} bytes, below the ${MINSIZE}-byte minimum chunk.`,
         );
       } else {
-        surprises.push(`malloc(${r.request}) got a ${r.chunkSize}-byte chunk where the rule gives ${r.ruleSize}; heapscope has no explanation for the difference.`);
+        surprises.push(`malloc(${r.request}) got ${withArticle(r.chunkSize)}-byte chunk where the rule gives ${r.ruleSize}; heapscope has no explanation for the difference.`);
       }
     }
 
     for (const r of mapped) {
       findings.push(
-        `malloc(${bytes(r.request)}) was mmapped on its own: a ${bytes(r.chunkSize)} chunk (a whole number of pages), ` +
+        `malloc(${bytes(r.request)}) was mmapped on its own: ${withArticle(bytes(r.chunkSize))} chunk (a whole number of pages), ` +
           `${r.usableSize} usable bytes = chunk − ${r.chunkSize - r.usableSize}.`,
       );
     }

@@ -8,7 +8,7 @@
 // is above the ceiling of the dynamic mmap threshold, so freeing it moves
 // nothing, the order keeps the other cases independent of it anyway.
 import { CHUNK_HEADER_SIZE } from '../chunk';
-import { hex, shortBytes } from '../format';
+import { hex, shortBytes, withArticle } from '../format';
 import { MemoryRegion, parseMaps } from '../maps';
 import { PlanStep, runPlan, StepResult } from '../plan';
 import { pageSize } from '../stats';
@@ -174,7 +174,7 @@ function small(findings: string[], surprises: string[]): FreeStepRow[] {
   const first = rows.find((r) => r.role === 'probe')!;
   if (again.address === first.address) {
     findings.push(
-      `free() of a ${first.chunkSize}-byte chunk (malloc(${SMALL}) at ${hex(first.address!)}, after ${DRAIN} mallocs of the same size) kept it in malloc: ` +
+      `free() of ${withArticle(first.chunkSize!)}-byte chunk (malloc(${SMALL}) at ${hex(first.address!)}, after ${DRAIN} mallocs of the same size) kept it in malloc: ` +
         `the next malloc(${SMALL}) returned the same address.`,
     );
   } else {
@@ -228,12 +228,12 @@ function trimOnFree(findings: string[]): FreeRunStepRow[] {
   const f = t.firstTrim;
   findings.push(
     `The break first moved down at the free of block ${f.block}, when merging it made the top ${f.mergedTop} bytes ` +
-      `(it had been ${f.topBefore}): from ${hex(f.breakBefore)} to ${hex(f.breakAfter)}, ${f.returned} bytes returned, leaving a ${f.topAfter}-byte top. ` +
+      `(it had been ${f.topBefore}): from ${hex(f.breakBefore)} to ${hex(f.breakAfter)}, ${f.returned} bytes returned, leaving ${withArticle(f.topAfter)}-byte top. ` +
       `Tops of up to ${t.keptTop ?? 0} bytes had stayed.`,
   );
   findings.push(
     `Over the whole run the break moved down ${t.trims} times by ${t.returned} bytes in all, from ${hex(run.breakAllocated)} to ${hex(end.breakAfter)}` +
-      ` (${Number(end.breakAfter - run.breakAtStart)} bytes from where it started), with a ${end.topAfter}-byte top left.`,
+      ` (${Number(end.breakAfter - run.breakAtStart)} bytes from where it started), with ${withArticle(end.topAfter)}-byte top left.`,
   );
   return rows;
 }
@@ -320,7 +320,7 @@ function mmapped(findings: string[], surprises: string[]): FreeStepRow[] {
     surprises.push(`malloc(${shortBytes(MMAPPED)}) was not mmapped: it came from the heap (break ${hex(start.programBreak)} → ${hex(allocated.programBreak)}).`);
   }
   findings.push(
-    `malloc(${shortBytes(MMAPPED)}) returned ${hex(address)}, a ${allocated.chunkSize}-byte chunk with the M bit ${allocated.mmapped ? 'set' : 'clear'}; ` +
+    `malloc(${shortBytes(MMAPPED)}) returned ${hex(address)}, ${withArticle(allocated.chunkSize!)}-byte chunk with the M bit ${allocated.mmapped ? 'set' : 'clear'}; ` +
       (grew !== undefined ? `${grew.size} bytes at ${hex(grew.start)}–${hex(grew.end)} appeared in /proc/self/maps with it` : 'no new mapping appeared around it') +
       ` (mmapped bytes ${start.mmappedBytes} → ${allocated.mmappedBytes}).`,
   );

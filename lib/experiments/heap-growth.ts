@@ -1,5 +1,5 @@
 // How does the heap grow?
-import { bytes, hex, rangeOf } from '../format';
+import { bytes, hex, rangeOf, withArticle } from '../format';
 import { PlanStep, runPlan } from '../plan';
 import { MINSIZE, requestToChunkSize } from '../size-classes';
 import { pageSize } from '../stats';
@@ -170,7 +170,7 @@ export const heapGrowth: Experiment<HeapGrowthRow, 'heap-growth'> = {
     }
     if (stray.length > keep.length) {
       const r = stray.find((x) => x.topBefore >= chunk + MINSIZE)!;
-      surprises.push(`${stray.length - keep.length} of ${growth.length} break moves came from requests whose top chunk held chunk + MINSIZE or more, e.g. request ${r.n} with a ${r.topBefore}-byte top.`);
+      surprises.push(`${stray.length - keep.length} of ${growth.length} break moves came from requests whose top chunk held chunk + MINSIZE or more, e.g. request ${r.n} with ${withArticle(r.topBefore)}-byte top.`);
     }
     const detached = growth.filter((s) => rows[s.row].topAfter !== rows[s.row].topBefore + s.size - chunk);
     if (detached.length > 0) {
@@ -193,7 +193,7 @@ export const heapGrowth: Experiment<HeapGrowthRow, 'heap-growth'> = {
     } else {
       findings.push(
         `Freeing all ${COUNT} (oldest first) moved the break down ${trims.length === 1 ? 'once' : `${trims.length} times`}, first at free ${trims[0].n}: ` +
-          `${hex(peak)} → ${hex(last.breakAfter)} (−${bytes(shrink)}, trim), leaving a ${bytes(last.topAfter)} top chunk (the top pad in force + ${last.topAfter - expected} bytes); ` +
+          `${hex(peak)} → ${hex(last.breakAfter)} (−${bytes(shrink)}, trim), leaving ${withArticle(bytes(last.topAfter))} top chunk (the top pad in force + ${last.topAfter - expected} bytes); ` +
           (last.breakAfter === start ? 'the final break is exactly where the run started.'
             : `the final break is ${bytes(Math.abs(Number(last.breakAfter - start)))} ${last.breakAfter > start ? 'above' : 'below'} where the run started.`),
       );

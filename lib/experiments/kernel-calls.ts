@@ -1,5 +1,5 @@
 // Does malloc call the kernel (brk / mmap), or serve from memory it already holds?
-import { bytes, hex } from '../format';
+import { bytes, hex, withArticle } from '../format';
 import { MemoryRegion, parseMaps, regionOf } from '../maps';
 import { PlanStep, runPlan, StepResult } from '../plan';
 import { MINSIZE, requestToChunkSize } from '../size-classes';
@@ -171,12 +171,12 @@ function describeRow(r: KernelCallRow): string {
     case 'served from memory it held': {
       const from = r.topAfter === r.topBefore - r.chunkSize ? 'carved from the top chunk'
         : r.topAfter === r.topBefore ? 'the top chunk untouched, so from a free chunk' : 'from memory malloc held';
-      return `${call}${why}, a ${r.chunkSize}-byte chunk at ${hex(r.address)}, was served from memory malloc already held ` +
+      return `${call}${why}, ${withArticle(r.chunkSize)}-byte chunk at ${hex(r.address)}, was served from memory malloc already held ` +
         `(${from}): ${breakNote(r)}, ${mapsNote(r)}, and ${topMove}.`;
     }
     case 'brk':
       return r.breakDelta > 0
-        ? `${call}${why} needed a ${r.chunkSize}-byte chunk, ` +
+        ? `${call}${why} needed ${withArticle(r.chunkSize)}-byte chunk, ` +
           (r.chunkSize > r.topBefore ? `more than the ${r.topBefore}-byte top chunk` : `which with MINSIZE more did not fit the ${r.topBefore}-byte top chunk`) +
           ': the break moved ' +
           `${hex(r.breakBefore)} → ${hex(r.breakAfter)} (+${bytes(r.breakDelta)}): brk; ${heapChange(r)}${topMove}.`
@@ -184,7 +184,7 @@ function describeRow(r: KernelCallRow): string {
           `the heap was trimmed with brk; ${topMove}.`;
     case 'mmap': {
       const range = rangeHolding(r.mapsChange.mapped, r.address)!;
-      return `${call} got a ${bytes(r.chunkSize)} chunk at ${hex(r.address)} in ${bytes(range.size)} newly mapped at ` +
+      return `${call} got ${withArticle(bytes(r.chunkSize))} chunk at ${hex(r.address)} in ${bytes(range.size)} newly mapped at ` +
         `${hex(range.start)}–${hex(range.end)} (${r.region?.kind ?? 'unknown'} ${r.region?.perms ?? ''}): mmap; ${breakNote(r)}.`;
     }
     case 'munmap': {
@@ -229,12 +229,12 @@ export const kernelCalls: Experiment<KernelCallRow, 'kernel-calls'> = {
         `The first break move seen in this run was +${bytes(grew.breakDelta)} for malloc(${grew.size}): its ${grew.chunkSize}-byte chunk ` +
           `was ${missing} bytes more than the ${grew.topBefore}-byte top chunk, so brk took ${extra} bytes beyond what was missing, ` +
           `${bytes(pad)} (the top pad in force) plus ${rest} bytes` +
-          (rest >= MINSIZE && rest < MINSIZE + page ? ` (MINSIZE ${MINSIZE} and rounding up to a ${page}-byte page).` : '.'),
+          (rest >= MINSIZE && rest < MINSIZE + page ? ` (MINSIZE ${MINSIZE} and rounding up to ${withArticle(page)}-byte page).` : '.'),
       );
       if (rest < MINSIZE || rest >= MINSIZE + page) {
         surprises.push(
           `The first heap growth took ${extra} bytes beyond what the request was missing; glibc's rule (top pad ${pad} + MINSIZE ${MINSIZE}, ` +
-            `rounded up to a ${page}-byte page) allows ${pad + MINSIZE}–${pad + MINSIZE + page - 1}.`,
+            `rounded up to ${withArticle(page)}-byte page) allows ${pad + MINSIZE}–${pad + MINSIZE + page - 1}.`,
         );
       }
     }
@@ -258,7 +258,7 @@ export const kernelCalls: Experiment<KernelCallRow, 'kernel-calls'> = {
         `malloc(${pastTop.size}) was chosen to overflow the top chunk and every free chunk malloc_info showed, yet the break did not move: ` +
           (pastTop.chunkSize + MINSIZE <= pastTop.topBefore
             ? `the top chunk had grown to ${pastTop.topBefore} bytes by then.`
-            : `a ${pastTop.chunkSize}-byte or larger free chunk appeared in between (the top chunk went ${pastTop.topBefore} → ${pastTop.topAfter} B); ` +
+            : `${withArticle(pastTop.chunkSize)}-byte or larger free chunk appeared in between (the top chunk went ${pastTop.topBefore} → ${pastTop.topAfter} B); ` +
               "Node's other threads free memory into main_arena at any time."),
       );
     }

@@ -3,7 +3,7 @@
 import { binding } from '../binding';
 import { ChunkHeader } from '../chunk';
 import { HeapscopeError, native } from '../errors';
-import { bytes, hex, shortBytes } from '../format';
+import { bytes, hex, shortBytes, withArticle } from '../format';
 import { maps, MemoryRegion, parseMaps, RegionKind, regionOf } from '../maps';
 import { readMemory } from '../memory';
 import { PlanStep, runPlan } from '../plan';
@@ -331,7 +331,7 @@ export const layout: Experiment<LayoutRow, 'layout'> = {
       if (!/libc[.-]/.test(regionName(libc.region))) {
         surprises.push(
           `The address of libc's malloc as dlsym reported it (${hex(libc.address)}) lies in ${regionName(libc.region)}, not in libc: ` +
-            `a ${libc.region.kind} region ${hex(libc.region.start)}–${hex(libc.region.end)}.`,
+            `${withArticle(libc.region.kind)} region ${hex(libc.region.start)}–${hex(libc.region.end)}.`,
         );
       }
     }
@@ -345,7 +345,7 @@ export const layout: Experiment<LayoutRow, 'layout'> = {
       const h = mmapped.header;
       if (h.isMmapped) {
         findings.push(
-          `malloc(${shortBytes(LARGE)}) got a chunk of its own: the M bit is set in its header (size ${hex(h.rawSize)}, a ${bytes(h.size)} chunk), ` +
+          `malloc(${shortBytes(LARGE)}) got a chunk of its own: the M bit is set in its header (size ${hex(h.rawSize)}, ${withArticle(bytes(h.size))} chunk), ` +
             `at ${hex(mmapped.address)}` +
             (heapProbe !== undefined ? `, ${apart(heapProbe.address, mmapped.address)} the heap probe` : '') + `, ${where(mmapped)}.`,
         );

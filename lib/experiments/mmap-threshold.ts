@@ -8,7 +8,7 @@
 // freed on purpose ("sources") move it.
 import { Allocation } from '../allocation';
 import { HeapscopeError } from '../errors';
-import { rangeOf, shortBytes } from '../format';
+import { rangeOf, shortBytes, withArticle } from '../format';
 import { PlanStep, runPlan, StepResult } from '../plan';
 import { MINSIZE, requestToChunkSize } from '../size-classes';
 import { mallopt, pageSize } from '../stats';
@@ -261,7 +261,7 @@ class Prober {
 
 const served = (r: ThresholdProbeRow) =>
   r.servedBy === 'brk' ? `grew the break by ${shortBytes(r.breakAfter - r.breakBefore)}`
-    : r.servedBy === 'mmap' ? `was mmapped (a ${r.headerSize}-byte mapping)`
+    : r.servedBy === 'mmap' ? `was mmapped (${withArticle(r.headerSize)}-byte mapping)`
       : r.servedBy === 'top' ? `came from the top chunk (${r.topBefore} bytes)`
         : 'came from a free chunk';
 
@@ -359,7 +359,7 @@ function measure(context: ExperimentContext): { rows: MmapThresholdRow[]; findin
     } else {
       const moved = !consistent(rise, afterSweep);
       findings.push(
-        `Freeing an mmapped ${shortBytes(sourceRequest)} request (a ${source.headerSize}-byte chunk) ${moved ? 'moved' : 'did not move'} the threshold: ` +
+        `Freeing an mmapped ${shortBytes(sourceRequest)} request (${withArticle(source.headerSize)}-byte chunk) ${moved ? 'moved' : 'did not move'} the threshold: ` +
           (again !== undefined ? `the same ${shortBytes(sourceRequest)} request (chunk ${again.chunkSize}) ${served(again)}; ` : '') +
           `probes place it in ${bracketText(rise)}` +
           (holds(rise, source.headerSize) ? `, which holds the freed chunk's size ${source.headerSize}` : `, which does not hold the freed chunk's size ${source.headerSize}`) +
@@ -410,7 +410,7 @@ function measure(context: ExperimentContext): { rows: MmapThresholdRow[]; findin
       const frozen = p.locate('mallopt', [512 * KiB, requestFor(MALLOPT_VALUE - RESOLUTION), requestFor(MALLOPT_VALUE)]);
       const half = probesOf(p.rows, 'mallopt').find((r) => r.role === 'probe' && r.request === 512 * KiB && conclusive(r));
       findings.push(
-        `After mallopt(M_MMAP_THRESHOLD, ${MALLOPT_VALUE}), freeing ${freed.mmapped ? 'an mmapped' : 'a heap'} 1 MiB request (a ${freed.headerSize}-byte chunk) ` +
+        `After mallopt(M_MMAP_THRESHOLD, ${MALLOPT_VALUE}), freeing ${freed.mmapped ? 'an mmapped' : 'a heap'} 1 MiB request (${withArticle(freed.headerSize)}-byte chunk) ` +
           `left the threshold in ${bracketText(frozen)}` +
           (half !== undefined ? `: a 512 KiB request (chunk ${half.chunkSize}) ${served(half)}` : '') +
           `; the bracket ${holds(frozen, MALLOPT_VALUE) ? 'holds' : 'does not hold'} the ${MALLOPT_VALUE} set.`,
@@ -495,7 +495,7 @@ function trimFindings(p: Prober, rise: Bracket, old: Bracket, findings: string[]
   const left = t.firstTrim.topAfter;
   if (old.hi !== undefined && t.keptTop !== undefined && t.keptTop > 2 * old.hi && t.keptTop >= left + page) {
     findings.push(
-      `A ${t.keptTop}-byte top stayed, though twice the threshold before the rise was at most ${2 * old.hi} (2 × ${old.hi}) ` +
+      `${withArticle(t.keptTop, true)}-byte top stayed, though twice the threshold before the rise was at most ${2 * old.hi} (2 × ${old.hi}) ` +
         `and a trim leaves a top of ${left} bytes: the trim threshold had moved up with the mmap threshold.`,
     );
   }

@@ -1,4 +1,5 @@
 // What does the per-thread cache hold, and when do fastbins take over?
+import { withArticle } from '../format';
 import { PlanStep, runPlan } from '../plan';
 import { MINSIZE, requestToChunkSize } from '../size-classes';
 import { Mallinfo } from '../stats';
@@ -196,6 +197,14 @@ export function measuredCapacity(rows: readonly TcacheRow[], request: number): {
 
 const list = (values: readonly (number | string | undefined)[]): string => values.map((v) => (v === undefined ? '?' : String(v))).join(', ');
 
+/** Test chunks by number, `?` for a chunk that was none of them, with the legend when one is there. */
+const chunkList = (chunks: readonly (number | undefined)[]): string =>
+  list(chunks) + (chunks.includes(undefined) ? ' (? = not a test chunk)' : '');
+
+/** `4`, `4 and 8`, `2, 4 and 8`. */
+const and = (values: readonly (number | string)[]): string =>
+  values.length < 2 ? values.join('') : `${values.slice(0, -1).join(', ')} and ${values[values.length - 1]}`;
+
 /** Findings and surprises of one request size, from its rows. */
 function describeSize(rows: TcacheRow[], findings: string[], surprises: string[]): void {
   const { request, binSize } = rows[0];
@@ -220,9 +229,9 @@ function describeSize(rows: TcacheRow[], findings: string[], surprises: string[]
   for (const r of frees.filter((row) => row.chunkSize !== binSize)) {
     const extra = r.chunkSize - binSize;
     surprises.push(
-      `${label}: test chunk ${r.chunk} got a ${r.chunkSize}-byte chunk, ${extra} bytes more than request2size gives` +
+      `${label}: test chunk ${r.chunk} got ${withArticle(r.chunkSize)}-byte chunk, ${extra} bytes more than request2size gives` +
         (extra > 0 && extra < MINSIZE
-          ? `: a free chunk was handed out whole, as splitting off ${extra} bytes would leave less than a ${MINSIZE}-byte minimum chunk`
+          ? `: a free chunk was handed out whole, as splitting off ${extra} bytes would leave less than ${withArticle(MINSIZE)}-byte minimum chunk`
           : '') +
         `. Its free (to ${r.went}) is in the ${r.chunkSize}-byte bins and left out of the count.`,
     );
@@ -250,7 +259,7 @@ function describeSize(rows: TcacheRow[], findings: string[], surprises: string[]
     const counts = (['fastbin', 'bin', 'tcache', 'unclear'] as const)
       .map((w) => [w, rest.filter((r) => r.went === w).length] as const)
       .filter(([, n]) => n > 0)
-      .map(([w, n]) => `${n} to ${w === 'tcache' ? 'tcache after all' : w === 'unclear' ? 'an unclear place' : `a ${w}`}`);
+      .map(([w, n]) => `${n} to ${w === 'tcache' ? 'tcache after all' : w === 'unclear' ? 'an unclear place' : withArticle(w)}`);
     findings.push(
       `${label}: tcache capacity measured: ${capacity} (${capacity} of ${inBin.length} frees of ${binSize}-byte chunks stayed in tcache; ` +
         `the other ${rest.length}: ${counts.join(', ')}).`,
@@ -260,7 +269,7 @@ function describeSize(rows: TcacheRow[], findings: string[], surprises: string[]
   }
 
   // Reuse: which freed chunk each malloc got back, and from where.
-  findings.push(`${label}: malloc'ing ${remallocs.length} back returned the test chunks in the order ${list(remallocs.map((r) => r.chunk))} (? = not a test chunk).`);
+  findings.push(`${label}: malloc'ing ${remallocs.length} back returned the test chunks in the order ${chunkList(remallocs.map((r) => r.chunk))}.`);
   const cachedOrder = cached.map((r) => r.chunk!);
   if (capacity > 0) {
     const firstBack = remallocs.slice(0, capacity);
@@ -268,10 +277,10 @@ function describeSize(rows: TcacheRow[], findings: string[], surprises: string[]
     const isLifo = firstBack.every((r, i) => r.chunk === lifo[i] && r.from === 'tcache');
     findings.push(
       `${label}: the ${capacity} chunks that went to tcache were freed as ${list(cachedOrder)} and the first ${capacity} mallocs back ` +
-        `returned ${list(firstBack.map((r) => r.chunk))}` +
+        `returned ${chunkList(firstBack.map((r) => r.chunk))}` +
         (isLifo ? ' with mallinfo unchanged: last freed, first returned (LIFO).' : ', which is not the reverse of the freeing order.'),
     );
-    if (!isLifo) surprises.push(`${label}: tcache reuse was not LIFO: freed ${list(cachedOrder)}, returned ${list(firstBack.map((r) => r.chunk))}.`);
+    if (!isLifo) surprises.push(`${label}: tcache reuse was not LIFO: freed ${list(cachedOrder)}, returned ${chunkList(firstBack.map((r) => r.chunk))}.`);
   } else {
     const arena = remallocs.filter((r) => r.from === 'arena').length;
     findings.push(`${label}: none of the ${remallocs.length} mallocs back came from tcache: ${arena} lowered fordblks (served by the arena).`);
@@ -289,21 +298,39 @@ function describeSize(rows: TcacheRow[], findings: string[], surprises: string[]
       `${label}: malloc back number ${r.order + 1} returned one chunk (${r.chunk ?? 'not a test chunk'}) but ${fastPart}fordblks fell by ${-d.fordblks} bytes: ` +
         `${r.leftArena} chunks left the arena's free lists at once` +
         (cachedNext
-          ? `, and the next ${following.length} mallocs left mallinfo unchanged (served from tcache) returning ${list(following.map((f) => f.chunk))}: ` +
+          ? `, and the next ${following.length} mallocs left mallinfo unchanged (served from tcache) returning ${chunkList(following.map((f) => f.chunk))}: ` +
             `malloc refilled tcache from the arena's list, which held chunks ${list(fromArenaFrees)} (freed in that order).`
           : '.'),
     );
   }
+  // More mallocs served from tcache than frees put there: the rest are the
+  // chunks malloc itself moved there when it took several off the arena's lists.
   const fromCache = remallocs.filter((r) => r.from === 'tcache').length;
   if (fromCache > capacity) {
-    findings.push(`${label}: ${fromCache} of ${remallocs.length} mallocs back left mallinfo unchanged (served from tcache), ${fromCache - capacity} more than were freed into it.`);
+    const extra = fromCache - capacity;
+    const refills = remallocs.filter((r) => (r.leftArena ?? 0) > 1);
+    const moved = refills.reduce((n, r) => n + r.leftArena! - 1, 0);
+    const how = refills.length === 1
+      ? `malloc back number ${refills[0].order + 1} took ${refills[0].leftArena} chunks off the arena's free lists at once, returned one and cached the other ${moved}`
+      : `mallocs back number ${and(refills.map((r) => r.order + 1))} took ${and(refills.map((r) => r.leftArena!))} chunks off the arena's free lists at once, ` +
+        `and each returned one and cached the rest: ${moved} in all`;
+    const head = `${label}: ${fromCache} of ${remallocs.length} mallocs back were served from tcache (mallinfo unchanged), ` +
+      `though only ${capacity} ${capacity === 1 ? 'free had put a chunk' : 'frees had put chunks'} there; `;
+    findings.push(head + (
+      refills.length === 0
+        ? `no malloc back took several chunks off the arena's free lists at once, so where the other ${extra} came from was not measured.`
+        : moved >= extra
+          ? `the other ${extra} had been put there by malloc itself: ${how}` +
+            (moved > extra ? ` (${moved - extra} of them were still cached at the end).` : '.')
+          : `${how}, which accounts for ${moved} of the other ${extra}; where the rest came from was not measured.`
+    ));
   }
   const unclear = [...frees, ...remallocs].filter((r) => r.went === 'unclear' || r.from === 'unclear');
   if (unclear.length > 0) {
     const u = unclear[0];
     surprises.push(
       `${label}: ${unclear.length} steps moved mallinfo in a way no single free or malloc of their chunk does ` +
-        `(e.g. ${u.step} ${u.order + 1} of a ${u.chunkSize}-byte chunk: smblks ${u.change!.smblks}, uordblks ${u.change!.uordblks}, fordblks ${u.change!.fordblks}); ` +
+        `(e.g. ${u.step} ${u.order + 1} of ${withArticle(u.chunkSize)}-byte chunk: smblks ${u.change!.smblks}, uordblks ${u.change!.uordblks}, fordblks ${u.change!.fordblks}); ` +
         'mallinfo sums every arena, so another thread allocating at the same time shows up here.',
     );
   }

@@ -23,12 +23,34 @@ export const RESULT_CSS = `
 .heapscope-result figure svg { max-width: 100%; height: auto; border: 1px solid #ddd; }
 .heapscope-result figcaption { font-size: 0.85em; color: #555; }
 .heapscope-result .rows { flex: 1 1 28em; min-width: 0; max-height: 36em; overflow: auto; border: 1px solid #ddd; }
-.heapscope-result table { border-collapse: collapse; font-size: 0.8em; font-variant-numeric: tabular-nums; width: 100%; }
+.heapscope-result table { border-collapse: collapse; table-layout: auto; font-size: 0.8em; font-variant-numeric: tabular-nums; width: 100%; }
 .heapscope-result th, .heapscope-result td { padding: 0.15em 0.5em; border-bottom: 1px solid #eee; text-align: left; white-space: nowrap; }
 .heapscope-result th { position: sticky; top: 0; background: #f6f6f6; }
 .heapscope-result td.n, .heapscope-result th.n { text-align: right; }
 .heapscope-result .note { font-size: 0.85em; color: #555; margin: 0.3em 0.5em; }
 `;
+
+/**
+ * What keeps a table's columns apart, inline on the elements: a host page's
+ * stylesheet can outrank the rules above (JupyterLab's
+ * `.jp-RenderedHTMLCommon table { table-layout: fixed }` gives every column
+ * the same width, so long cells run into the next; its cells are
+ * right-aligned and wrap), and a sanitiser may drop the <style> element.
+ */
+export const TABLE_STYLE = 'table-layout:auto;border-collapse:collapse';
+
+/** A cell's alignment and no wrapping (the table scrolls instead), inline for the same reason. */
+export function cellStyle(numeric: boolean): string {
+  return `text-align:${numeric ? 'right' : 'left'};white-space:nowrap`;
+}
+
+/**
+ * The box a wide table scrolls in. `contain: inline-size` keeps the table's
+ * width from becoming the page's minimum width: without it a notebook
+ * output (nbconvert's lab template lays outputs out as tables) grows to the
+ * table's width and the text around it runs past the notebook's edge.
+ */
+export const SCROLL_STYLE = 'overflow:auto;contain:inline-size';
 
 export interface HTMLOptions {
   /** Include the <style> element (a page with several results includes RESULT_CSS once instead). */
@@ -54,11 +76,11 @@ export function resultHTML(result: ResultData, options: HTMLOptions = {}): strin
   parts.push('<div class="views">');
   if (svg !== undefined) parts.push(`<figure class="chart">${svg}</figure>`);
   if (table.shown > 0) {
-    const head = table.columns.map((c) => `<th${c.numeric ? ' class="n"' : ''}>${esc(c.title)}</th>`).join('');
-    const body = table.cells
-      .map((row) => `<tr>${row.map((v, i) => `<td${table.columns[i].numeric ? ' class="n"' : ''}>${esc(v)}</td>`).join('')}</tr>`)
-      .join('');
-    parts.push(`<div class="rows"><table><thead><tr>${head}</tr></thead><tbody>${body}</tbody></table><p class="note">${esc(table.note)}</p></div>`);
+    const attrs = table.columns.map((c) => `${c.numeric ? ' class="n"' : ''} style="${cellStyle(c.numeric)}"`);
+    const head = table.columns.map((c, i) => `<th${attrs[i]}>${esc(c.title)}</th>`).join('');
+    const body = table.cells.map((row) => `<tr>${row.map((v, i) => `<td${attrs[i]}>${esc(v)}</td>`).join('')}</tr>`).join('');
+    parts.push(`<div class="rows" style="${SCROLL_STYLE}"><table style="${TABLE_STYLE};width:100%"><thead><tr>${head}</tr></thead><tbody>${body}</tbody></table>` +
+      `<p class="note">${esc(table.note)}</p></div>`);
   }
   parts.push('</div></section>');
   return parts.join('');

@@ -6,6 +6,7 @@ import type { InspectOptionsStylized } from 'node:util';
 import type { Allocation } from '../allocation';
 import type { ChunkHeader } from '../chunk';
 import type { ResultData } from '../experiments/types';
+import type { ArenaInfo, BlockTotal, MallocInfo } from '../malloc-info';
 import type { MemoryRegion } from '../maps';
 import { hex, shortBytes } from '../format';
 import { environmentLine } from './environment';
@@ -103,10 +104,15 @@ export function inspectRegion(region: MemoryRegion, depth: number, options?: Ins
     `${stylize(options, region.kind, 'special')}${where}${resident}>`;
 }
 
+/** `1 surprise`, `2 surprises`. */
+function count(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
 /**
- * An experiment result: its question, findings and surprises in full, the
- * rows counted (they are in `.rows`), the environment in one line. At depth
- * 0 (nested, or asked for) one line; below that, the name only.
+ * An experiment result, short: its question, how many findings, surprises
+ * and rows it has and where they are, and where it ran. At depth 0 (nested,
+ * or asked for) one line; below that, the name only.
  */
 export function inspectResult(result: ResultData, depth: number, options?: InspectContext): string {
   const name = `${stylize(options, 'ExperimentResult', 'special')} ${result.name}`;
@@ -115,13 +121,57 @@ export function inspectResult(result: ResultData, depth: number, options?: Inspe
   if (depth === 0) {
     return `${name} <${result.findings.length} findings, ${result.surprises.length} surprises, ${rows}>`;
   }
-  const label = (text: string) => stylize(options, text, 'undefined');
-  const lines = [`${name}: ${result.question}`];
-  lines.push(`  ${label('findings:')}`, ...result.findings.map((f) => `    - ${f}`));
-  if (result.surprises.length > 0) {
-    lines.push(`  ${label('surprises:')}`, ...result.surprises.map((s) => `    ! ${s}`));
-  }
-  lines.push(`  ${label('rows:')} ${rows} (.rows; .toJSON() for plain data)`);
-  lines.push(`  ${label('environment:')} ${environmentLine(result)}`);
+  const hint = (text: string) => stylize(options, text, 'undefined');
+  return [
+    `${name}: ${result.question}`,
+    `  ${count(result.findings.length, 'finding')} ${hint('(.findings)')}, ${count(result.surprises.length, 'surprise')} ${hint('(.surprises)')}, ` +
+      `${rows} ${hint('(.rows)')}; all of it as text: ${hint('.toMarkdown()')}`,
+    `  ${environmentLine(result)}`,
+  ].join('\n');
+}
+
+function blocks(total: BlockTotal): string {
+  return total.count === 0 ? 'none' : `${count(total.count, 'chunk')} (${shortBytes(total.size)})`;
+}
+
+/** What one arena holds, in a line: `#0 main_arena: 2.9 MiB from the system; free: 34 chunks (160 KiB) in bins and top, none in fastbins`. */
+function arenaLine(arena: ArenaInfo): string {
+  const which = arena.nr === 0 ? 'main_arena' : `thread arena${arena.subheaps === undefined ? '' : `, ${count(arena.subheaps, 'heap')}`}`;
+  const max = arena.systemMax === arena.systemCurrent ? '' : ` (max ${shortBytes(arena.systemMax)})`;
+  return `#${arena.nr} ${which}: ${shortBytes(arena.systemCurrent)} from the system${max}; ` +
+    `free: ${blocks(arena.rest)} in bins and top, ${blocks(arena.fast)} in fastbins`;
+}
+
+/** `ArenaInfo <#1 thread arena, 1 heap: 132 KiB from the system; free: …; 3 bins with chunks (.sizes)>`. */
+export function inspectArena(arena: ArenaInfo, depth: number, options?: InspectContext): string {
+  const name = stylize(options, 'ArenaInfo', 'special');
+  if (depth < 0) return `[${name} #${arena.nr}]`;
+  return `${name} <${arenaLine(arena)}; ${count(arena.sizes.length, 'bin')} with chunks ${stylize(options, '(.sizes)', 'undefined')}>`;
+}
+
+/** Arenas listed one a line; more than this are counted. */
+const ARENA_LINES = 8;
+
+/**
+ * glibc's malloc_info, short: what the process holds from the system and
+ * what lies free, in all and per arena, with where the details are
+ * (`.arenas[n].sizes`, `.totals`, `.raw`, the XML).
+ */
+export function inspectMallocInfo(info: MallocInfo, depth: number, options?: InspectContext): string {
+  const name = stylize(options, 'MallocInfo', 'special');
+  if (depth < 0) return `[${name} ${count(info.arenas.length, 'arena')}]`;
+  const t = info.totals;
+  const max = t.systemMax === t.systemCurrent ? '' : ` (max ${shortBytes(t.systemMax)})`;
+  const head = `${name} <${count(info.arenas.length, 'arena')}, ${shortBytes(t.systemCurrent)} from the system${max}, ` +
+    `${shortBytes(t.mmap.size)} in ${count(t.mmap.count, 'mmapped chunk')}`;
+  if (depth === 0) return `${head}>`;
+  const hint = (text: string) => stylize(options, text, 'undefined');
+  const lines = [
+    head,
+    `  free in all: ${blocks(t.rest)} in bins and tops, ${blocks(t.fast)} in fastbins`,
+    ...info.arenas.slice(0, ARENA_LINES).map((a) => `  ${arenaLine(a)}`),
+  ];
+  if (info.arenas.length > ARENA_LINES) lines.push(`  … ${info.arenas.length - ARENA_LINES} more arenas`);
+  lines.push(`  ${hint('.arenas[n].sizes')}: each arena's bins; ${hint('.totals')}; ${hint('.raw')}: glibc's XML>`);
   return lines.join('\n');
 }

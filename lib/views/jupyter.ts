@@ -12,6 +12,7 @@ import type { ExperimentResult } from '../experiments/types';
 import { hex, shortBytes } from '../format';
 import { toJSONValue } from '../json';
 import type { MemoryRegion } from '../maps';
+import { cellStyle, SCROLL_STYLE, TABLE_STYLE } from './html';
 import { chunkFlags, regionPath } from './inspect';
 import { esc } from './svg';
 
@@ -47,8 +48,8 @@ export function allocationBundle(allocation: Allocation): MimeBundle {
       ['region', data.region === undefined ? 'none (not in /proc/self/maps)' : regionRange(data.region)],
     );
   }
-  const html = `<table class="heapscope-allocation"><tbody>${rows
-    .map(([k, v]) => `<tr><th style="text-align:left">${esc(k)}</th><td style="text-align:left"><code>${esc(v)}</code></td></tr>`)
+  const html = `<table class="heapscope-allocation" style="${TABLE_STYLE}"><tbody>${rows
+    .map(([k, v]) => `<tr><th style="${cellStyle(false)}">${esc(k)}</th><td style="${cellStyle(false)}"><code>${esc(v)}</code></td></tr>`)
     .join('')}</tbody></table>`;
   return { 'text/plain': plain(allocation), 'text/html': html, 'application/json': toJSONValue(data) };
 }
@@ -62,9 +63,10 @@ export function regionsBundle(regions: readonly MemoryRegion[]): MimeBundle {
     ...(withRss ? [r.rss === undefined ? '' : shortBytes(r.rss)] : []),
     regionPath(r),
   ]);
-  const html = `<table class="heapscope-maps"><thead><tr>${head.map((h) => `<th>${h}</th>`).join('')}</tr></thead><tbody>${cells
-    .map((row) => `<tr>${row.map((c, i) => `<td style="text-align:${i === 2 || (withRss && i === 5) ? 'right' : 'left'}">${i < 2 ? `<code>${c}</code>` : esc(c)}</td>`).join('')}</tr>`)
-    .join('')}</tbody></table>`;
+  const numeric = (i: number) => i === 2 || (withRss && i === 5);
+  const html = `<div style="${SCROLL_STYLE}"><table class="heapscope-maps" style="${TABLE_STYLE}"><thead><tr>${head.map((h, i) => `<th style="${cellStyle(numeric(i))}">${h}</th>`).join('')}</tr></thead><tbody>${cells
+    .map((row) => `<tr>${row.map((c, i) => `<td style="${cellStyle(numeric(i))}">${i < 2 ? `<code>${c}</code>` : esc(c)}</td>`).join('')}</tr>`)
+    .join('')}</tbody></table></div>`;
   const text = regions.map((r) => plain(r)).join('\n');
   return { 'text/plain': `${regions.length} regions\n${text}`, 'text/html': html, 'application/json': toJSONValue(regions) };
 }

@@ -195,38 +195,167 @@ export const COLORS = {
   grey: '#8c8c8c',
 } as const;
 
-/** A rough text width at font size 11 (the charts' default), enough to keep labels apart. */
-export function textWidth(content: string, fontSize = 11): number {
-  return content.length * fontSize * 0.62;
+// Advance widths in em of DejaVu Sans, book and bold, rounded up: the widest
+// face in FONT's list and the one Linux falls back to, so that a width
+// reckoned here is not short of the drawn one in any of them. Other
+// characters (− ≤ × → ● ○ ✕ …) are at most 0.9 em.
+const GLYPHS = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,:;()[]-–—/_|!?"\'%&*@…';
+const BOOK = [
+  0.613, 0.635, 0.55, 0.635, 0.616, 0.353, 0.635, 0.634, 0.278, 0.278, 0.58, 0.278, 0.975, 0.634, 0.612, 0.635,
+  0.635, 0.412, 0.521, 0.393, 0.634, 0.592, 0.818, 0.592, 0.592, 0.525, 0.685, 0.687, 0.699, 0.771, 0.632, 0.576,
+  0.775, 0.752, 0.295, 0.295, 0.656, 0.558, 0.863, 0.749, 0.788, 0.604, 0.788, 0.695, 0.635, 0.611, 0.732, 0.685,
+  0.989, 0.686, 0.611, 0.686, 0.637, 0.637, 0.637, 0.637, 0.637, 0.637, 0.637, 0.637, 0.637, 0.637, 0.318, 0.318,
+  0.318, 0.337, 0.337, 0.391, 0.391, 0.391, 0.391, 0.361, 0.5, 1, 0.337, 0.5, 0.337, 0.401, 0.531, 0.46, 0.275,
+  0.951, 0.78, 0.5, 1, 1,
+];
+const BOLD = [
+  0.675, 0.716, 0.593, 0.716, 0.679, 0.436, 0.716, 0.712, 0.343, 0.343, 0.666, 0.343, 1.042, 0.712, 0.688, 0.716,
+  0.716, 0.494, 0.596, 0.479, 0.712, 0.652, 0.924, 0.646, 0.652, 0.583, 0.774, 0.763, 0.734, 0.831, 0.684, 0.684,
+  0.821, 0.837, 0.373, 0.373, 0.775, 0.638, 0.996, 0.837, 0.851, 0.733, 0.851, 0.771, 0.721, 0.683, 0.813, 0.774,
+  1.104, 0.771, 0.725, 0.726, 0.696, 0.696, 0.696, 0.696, 0.696, 0.696, 0.696, 0.696, 0.696, 0.696, 0.349, 0.38,
+  0.38, 0.4, 0.4, 0.458, 0.458, 0.458, 0.458, 0.416, 0.5, 1, 0.366, 0.5, 0.366, 0.457, 0.581, 0.521, 0.307, 1.002,
+  0.873, 0.523, 1, 1,
+];
+const WIDEST = 0.9;
+
+/**
+ * A text's width at `fontSize`, from DejaVu Sans's advance widths: not less
+ * than drawn, bar glyph ink overhanging the ends by under a pixel (which
+ * textBox's padding covers), so labels kept apart by it stay apart.
+ */
+export function textWidth(content: string, fontSize = 11, bold = false): number {
+  const widths = bold ? BOLD : BOOK;
+  let em = 0;
+  for (const ch of content) {
+    const k = GLYPHS.indexOf(ch);
+    em += k < 0 ? WIDEST : widths[k];
+  }
+  return em * fontSize;
+}
+
+export interface Box {
+  x0: number;
+  y0: number;
+  x1: number;
+  y1: number;
+}
+
+/** Room kept around a label: its white halo (HALO) reaches 1.5 px beyond the glyphs. */
+const PAD = 1.5;
+
+/**
+ * The area a text covers, its halo included: from its anchor along its width
+ * (textWidth), from the ascent above the baseline y (0.76 em: digits,
+ * capitals and brackets) to the descent below it (0.24 em).
+ */
+export function textBox(x: number, y: number, content: string, fontSize = 11, anchor?: string, bold = false): Box {
+  const w = textWidth(content, fontSize, bold);
+  const x0 = anchor === 'end' ? x - w : anchor === 'middle' ? x - w / 2 : x;
+  return { x0: x0 - PAD, x1: x0 + w + PAD, y0: y - 0.76 * fontSize - PAD, y1: y + 0.24 * fontSize + PAD };
+}
+
+export function overlaps(a: Box, b: Box): boolean {
+  return a.x0 < b.x1 && b.x0 < a.x1 && a.y0 < b.y1 && b.y0 < a.y1;
+}
+
+/** Where a label may go: its baseline point and how it hangs from it. */
+export interface Spot {
+  x: number;
+  y: number;
+  anchor?: 'start' | 'middle' | 'end';
 }
 
 /**
- * Places labels so that they do not overlap: each is tried at its wanted
- * height, then moved up and down in whole lines until it fits.
+ * Spots around a point (cx, cy) of radius r, nearest first: right and left of
+ * it, below and above, then the same a line further out each time.
+ */
+export function spotsAround(cx: number, cy: number, r: number, fontSize: number, lines = 4): Spot[] {
+  const gap = r + 2;
+  const below = cy + gap + 0.76 * fontSize + PAD;
+  const above = cy - gap - 0.24 * fontSize - PAD;
+  const spots: Spot[] = [];
+  for (let k = 0; k <= lines; k++) {
+    const step = k * (fontSize + 3);
+    for (const [x, anchor] of [[cx + gap, 'start'], [cx - gap, 'end']] as const) {
+      spots.push({ x, y: below + step, anchor }, { x, y: above - step, anchor });
+    }
+    if (k === 0) spots.push({ x: cx + gap + 2, y: cy + 0.26 * fontSize, anchor: 'start' }, { x: cx - gap - 2, y: cy + 0.26 * fontSize, anchor: 'end' });
+  }
+  return spots;
+}
+
+/** Whether the segment from a to b crosses or touches the box (Liang–Barsky clipping). */
+function crosses(a: readonly [number, number], b: readonly [number, number], box: Box): boolean {
+  const [dx, dy] = [b[0] - a[0], b[1] - a[1]];
+  let t0 = 0;
+  let t1 = 1;
+  for (const [p, q] of [[-dx, a[0] - box.x0], [dx, box.x1 - a[0]], [-dy, a[1] - box.y0], [dy, box.y1 - a[1]]]) {
+    if (p === 0) {
+      if (q < 0) return false;
+    } else {
+      const t = q / p;
+      if (p < 0) t0 = Math.max(t0, t);
+      else t1 = Math.min(t1, t);
+      if (t0 > t1) return false;
+    }
+  }
+  return true;
+}
+
+/**
+ * Lays labels out so that none covers a data point (`point`), an area marked
+ * as taken (`block`: other text) or a label placed before it, and each stays
+ * inside the bounds: it takes the first of its candidate spots that is free,
+ * preferring one that no drawn line (`line`) runs through either.
  */
 export class LabelPlacer {
-  private readonly boxes: { x0: number; x1: number; y0: number; y1: number }[] = [];
+  private readonly taken: Box[] = [];
+  private readonly lines: (readonly [number, number])[][] = [];
 
-  constructor(private readonly fontSize = 11) {}
+  constructor(private readonly fontSize = 11, private readonly bounds?: Box) {}
 
   /** Marks an area (a legend, a title) that labels must avoid. */
-  block(x0: number, y0: number, x1: number, y1: number): void {
-    this.boxes.push({ x0, x1, y0, y1 });
+  block(box: Box): void {
+    this.taken.push(box);
   }
 
-  /** The label as a text element at the first free height near `y` (its baseline). */
-  place(x: number, y: number, content: string, a: Attrs = {}): string {
-    const w = textWidth(content, this.fontSize);
-    const anchor = a['text-anchor'];
-    const x0 = anchor === 'end' ? x - w : anchor === 'middle' ? x - w / 2 : x;
-    const line = this.fontSize + 2;
-    let at = y;
-    for (const k of [0, -1, 1, -2, 2, -3, 3, -4, 4]) {
-      at = y + k * line;
-      const box = { x0, x1: x0 + w, y0: at - this.fontSize, y1: at + 2 };
-      if (!this.boxes.some((b) => b.x0 < box.x1 && box.x0 < b.x1 && b.y0 < box.y1 && box.y0 < b.y1)) break;
-    }
-    this.boxes.push({ x0, x1: x0 + w, y0: at - this.fontSize, y1: at + 2 });
-    return text(x, at, content, { 'font-size': this.fontSize === 11 ? undefined : this.fontSize, ...a });
+  /** Marks a data point drawn with radius r (stroke included) that labels must leave visible. */
+  point(cx: number, cy: number, r: number): void {
+    this.taken.push({ x0: cx - r, x1: cx + r, y0: cy - r, y1: cy + r });
+  }
+
+  /** A drawn polyline: a label goes across it (its halo keeps it readable) only when no other spot is free. */
+  line(points: readonly (readonly [number, number])[]): void {
+    if (points.length > 1) this.lines.push([...points]);
+  }
+
+  private boxAt(spot: Spot, content: string, bold: boolean): Box {
+    return textBox(spot.x, spot.y, content, this.fontSize, spot.anchor, bold);
+  }
+
+  private fits(box: Box): boolean {
+    const b = this.bounds;
+    const inside = b === undefined || (box.x0 >= b.x0 && box.x1 <= b.x1 && box.y0 >= b.y0 && box.y1 <= b.y1);
+    return inside && !this.taken.some((t) => overlaps(t, box));
+  }
+
+  private clear(box: Box): boolean {
+    return !this.lines.some((pts) => pts.some((p, i) => i > 0 && crosses(pts[i - 1], p, box)));
+  }
+
+  /**
+   * The label as a text element at the first free spot of `spots`. When none
+   * is free it goes to the first; the tests' geometry check reports that.
+   */
+  place(spots: readonly Spot[], content: string, a: Attrs = {}): string {
+    const bold = a['font-weight'] === 'bold';
+    const free = spots.filter((s) => this.fits(this.boxAt(s, content, bold)));
+    const spot = free.find((s) => this.clear(this.boxAt(s, content, bold))) ?? free[0] ?? spots[0];
+    this.taken.push(this.boxAt(spot, content, bold));
+    return text(spot.x, spot.y, content, {
+      'font-size': this.fontSize === 11 ? undefined : this.fontSize,
+      'text-anchor': spot.anchor === undefined || spot.anchor === 'start' ? undefined : spot.anchor,
+      ...a,
+    });
   }
 }

@@ -155,8 +155,8 @@ interface TableView<R> {
   rows: R[];
   /** Rows of the result not shown, summarised in one line. */
   omitted: number;
-  /** Where rows were left out between those shown: a ⋮ row goes there. */
-  cut?: number;
+  /** Where rows were left out between those shown (before the row at each index): a ⋮ row goes there. */
+  cuts?: readonly number[];
 }
 
 const BORDERLESS = {
@@ -169,7 +169,7 @@ const GAP = 2;
 const MIN_WRAP = 12;
 
 /** A borderless cli-table3 table, columns shrunk (wrap columns) or dropped (from the right) to fit. */
-function renderTable<R>(all: Column<R>[], rows: R[], o: Resolved, cut?: number): string[] {
+function renderTable<R>(all: Column<R>[], rows: R[], o: Resolved, cuts: readonly number[] = []): string[] {
   const natural = (c: Column<R>) => Math.max(c.head.length, ...rows.map((r) => c.cell(r).length));
   // Each column's padding, the `middle` char between columns: the last has padding but no middle.
   const total = (ws: number[]) => ws.reduce((a, b) => a + b, 0) + GAP * ws.length - 1;
@@ -204,7 +204,7 @@ function renderTable<R>(all: Column<R>[], rows: R[], o: Resolved, cut?: number):
     style: { head: [], border: [], compact: true, 'padding-left': 0, 'padding-right': 1 },
   });
   rows.forEach((row, r) => {
-    if (r === cut) table.push(columns.map((c) => (c.align === 'right' ? '⋮' : o.paint('dim', '⋮'))));
+    if (cuts.includes(r)) table.push(columns.map((c) => (c.align === 'right' ? '⋮' : o.paint('dim', '⋮'))));
     table.push(columns.map((c, i) => o.paint(c.colour?.(row), cell(c, row, widths[i]))));
   });
   return table.toString().split('\n');
@@ -212,7 +212,7 @@ function renderTable<R>(all: Column<R>[], rows: R[], o: Resolved, cut?: number):
 
 function tableLines<R>(view: TableView<R>, name: string, o: Resolved): string[] {
   if (view.rows.length === 0) return [];
-  const lines = [...wrap(view.title, o.width).map((l) => o.paint('bold', l)), ...renderTable(view.columns, view.rows, o, view.cut)];
+  const lines = [...wrap(view.title, o.width).map((l) => o.paint('bold', l)), ...renderTable(view.columns, view.rows, o, view.cuts)];
   if (view.omitted > 0) {
     lines.push(...wrap(`… ${view.omitted} more rows (all of them: heapscope run ${name} --json)`, o.width)
       .map((l) => o.paint('dim', l)));
@@ -221,10 +221,10 @@ function tableLines<R>(view: TableView<R>, name: string, o: Resolved): string[] 
 }
 
 /** At most `max` rows: the first ones and the last few (where runs end), with where the cut is. */
-function firstRows<R>(rows: R[], max = MAX_ROWS): { rows: R[]; omitted: number; cut?: number } {
+function firstRows<R>(rows: R[], max = MAX_ROWS): { rows: R[]; omitted: number; cuts?: number[] } {
   if (rows.length <= max) return { rows, omitted: 0 };
   const tail = Math.min(3, Math.floor(max / 4));
-  return { rows: [...rows.slice(0, max - tail), ...rows.slice(rows.length - tail)], omitted: rows.length - max, cut: max - tail };
+  return { rows: [...rows.slice(0, max - tail), ...rows.slice(rows.length - tail)], omitted: rows.length - max, cuts: [max - tail] };
 }
 
 const right = { align: 'right' as const };
@@ -410,6 +410,8 @@ const chunkSizesView = view<ChunkSizeRow>(
     const regular = runs.filter((s) => !odd.includes(s));
     const shown = [...regular.slice(0, Math.max(4, MAX_ROWS - odd.length)), ...odd].sort((a, b) => a.from - b.from);
     const covered = shown.reduce((n, s) => n + s.count, 0);
+    // A ⋮ where runs that were measured are left out between two shown.
+    const cuts = shown.map((_, i) => i).filter((i) => i > 0 && runs.indexOf(shown[i]) !== runs.indexOf(shown[i - 1]) + 1);
     return tableOf({
       title: `Chunk size per request (${rows.length} requests, runs of equal chunk size on one line)`,
       columns: [
@@ -421,6 +423,7 @@ const chunkSizesView = view<ChunkSizeRow>(
         { head: 'address', cell: (s) => hex(s.row.address), ...right },
       ],
       rows: shown,
+      cuts,
       omitted: rows.length - covered,
     });
   },
@@ -464,7 +467,7 @@ const heapGrowthView = view<HeapGrowthRow>(
         { head: 'beyond need', cell: (s) => num(s.extra), ...right },
       ],
       rows: shown.rows,
-      cut: shown.cut,
+      cuts: shown.cuts,
       omitted: rows.length - shown.rows.length,
     });
   },
@@ -580,7 +583,7 @@ const freeView = view<FreeRow>(
         { head: 'rss pages', cell: (r) => (r.kind === 'step' ? num(r.rssPages) : ''), ...right },
       ],
       rows: shown.rows,
-      cut: shown.cut,
+      cuts: shown.cuts,
       omitted: rows.length - shown.rows.length,
     });
   },
@@ -615,8 +618,9 @@ const tcacheView = view<TcacheRow>((rows) => {
       back: own.filter((r) => r.step === 'remalloc').map((r) => `${r.chunk ?? '?'}←${r.from ?? '?'}`).join(' '),
     };
   });
+  const unknown = rows.some((r) => r.step === 'remalloc' && r.chunk === undefined);
   return tableOf({
-    title: 'Test chunks freed one by one, then malloc\'d back (chunk → where it went; chunk ← where it came from)',
+    title: `Test chunks freed one by one, then malloc'd back (chunk → where it went; chunk ← where it came from${unknown ? '; ? = not a test chunk' : ''})`,
     columns: [
       { head: 'request', cell: (g) => String(g.request), ...right },
       { head: 'chunk', cell: (g) => String(g.binSize), ...right },

@@ -19,8 +19,9 @@ export type Cell = ChunkState | 'ours' | 'struct';
 const SYMBOL: Record<Cell, string> = {
   'in-use': '#', free: '.', tcache: 't', top: '~', fencepost: '|', ours: '@', struct: 'S',
 };
+// Top is bright blue (94): plain blue (34) all but vanishes on a black terminal.
 const COLOUR: Record<Cell, number> = {
-  'in-use': 37, free: 32, tcache: 36, top: 34, fencepost: 90, ours: 35, struct: 33,
+  'in-use': 37, free: 32, tcache: 36, top: 94, fencepost: 90, ours: 35, struct: 33,
 };
 /** Every cell kind with its label, in the order legends list them (the terminal's and the SVG's). */
 export const LEGEND: readonly (readonly [Cell, string])[] = [

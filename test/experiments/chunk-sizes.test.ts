@@ -2,6 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { ChunkSizeRow, stairs } from '../../lib/experiments/chunk-sizes';
 import { run } from '../../lib/experiments/run';
 import { ExperimentResult } from '../../lib/experiments/types';
+import { withArticle } from '../../lib/format';
 import { MINSIZE, requestToChunkSize } from '../../lib/size-classes';
 import { pageSize } from '../../lib/stats';
 
@@ -31,7 +32,7 @@ describe('chunk-sizes', () => {
       const extra = row.chunkSize - requestToChunkSize(row.request);
       expect(extra).toBeGreaterThan(0);
       expect(extra).toBeLessThan(MINSIZE);
-      expect(result.surprises.some((s) => s.startsWith(`malloc(${row.request}) got a ${row.chunkSize}-byte chunk`))).toBe(true);
+      expect(result.surprises.some((s) => s.startsWith(`malloc(${row.request}) got ${withArticle(row.chunkSize)}-byte chunk`))).toBe(true);
     }
   });
 
@@ -49,7 +50,7 @@ describe('chunk-sizes', () => {
   it('states what it measured, with the numbers', () => {
     const ten = result.rows[10];
     expect(result.findings).toContain(
-      `malloc(10) returned a ${ten.chunkSize}-byte chunk with ${ten.usableSize} usable bytes: ${ten.usableSize - 10} more than asked for.`,
+      `malloc(10) returned ${withArticle(ten.chunkSize)}-byte chunk with ${ten.usableSize} usable bytes: ${ten.usableSize - 10} more than asked for.`,
     );
     const min = Math.min(...result.rows.map((r) => r.chunkSize));
     expect(result.findings).toContain(`The smallest chunk handed out was ${min} bytes.`);

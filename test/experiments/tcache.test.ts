@@ -3,6 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../lib/experiments/run';
 import { measuredCapacity, TcacheRow } from '../../lib/experiments/tcache';
 import { ExperimentResult } from '../../lib/experiments/types';
+import { withArticle } from '../../lib/format';
 import { requestToChunkSize, TCACHE_FILL_COUNT } from '../../lib/size-classes';
 
 type Result = ExperimentResult<TcacheRow>;
@@ -11,6 +12,15 @@ const of = (result: Result, request: number, step: TcacheRow['step']) =>
   result.rows.filter((r) => r.request === request && r.step === step);
 
 const capacity = (result: Result, request: number) => measuredCapacity(result.rows, request).capacity;
+
+const LEGEND = '(? = not a test chunk)';
+
+/** The legend for `?` is in a sentence exactly when a `?` stands for a chunk there. */
+function expectLegendWherePlaced(result: Result): void {
+  for (const sentence of [...result.findings, ...result.surprises]) {
+    expect(sentence.includes(LEGEND), sentence).toBe(sentence.replace(LEGEND, '').includes('?'));
+  }
+}
 
 describe('tcache', () => {
   let result: Result;
@@ -98,14 +108,43 @@ describe('tcache', () => {
     }
   });
 
+  it('says where the mallocs back served from tcache beyond the frees into it came from', () => {
+    let explained = 0;
+    for (const request of [40, 200, 1100]) {
+      const back = of(result, request, 'remalloc');
+      const fromCache = back.filter((r) => r.from === 'tcache').length;
+      const cap = capacity(result, request);
+      const label = `${request}-byte requests (${requestToChunkSize(request)}-byte chunks)`;
+      const sentence = result.findings.find((f) => f.startsWith(`${label}: ${fromCache} of 10 mallocs back were served from tcache`));
+      if (fromCache <= cap) {
+        expect(sentence, label).toBeUndefined();
+        continue;
+      }
+      const refills = back.filter((r) => (r.leftArena ?? 0) > 1);
+      const moved = refills.reduce((n, r) => n + r.leftArena! - 1, 0);
+      // Each chunk malloc moved into tcache is one more malloc back served from it, or still there.
+      expect(moved, label).toBeGreaterThanOrEqual(fromCache - cap);
+      expect(sentence, label).toContain(`though only ${cap} `);
+      expect(sentence, label).toContain(`the other ${fromCache - cap} had been put there by malloc itself: `);
+      for (const r of refills) expect(sentence, label).toMatch(new RegExp(`number [^:]*\\b${r.order + 1}\\b`));
+      explained++;
+    }
+    expect(explained).toBeGreaterThan(0);
+  });
+
+  it('explains "?" in a list of chunks only where one appears', () => {
+    expectLegendWherePlaced(result);
+  });
+
   it('runs in this process too, leaving chunks of another size out of the count', async () => {
     const here = (await run('tcache', { isolated: false })) as Result;
     expect(here.environment.isolated).toBe(false);
     expect(here.environment.pid).toBe(process.pid);
     expect(here.rows.filter((r) => r.step === 'free')).toHaveLength(30);
     for (const row of here.rows.filter((r) => r.step === 'free' && r.chunkSize !== r.binSize)) {
-      expect(here.surprises.some((s) => s.includes(`test chunk ${row.chunk} got a ${row.chunkSize}-byte chunk`))).toBe(true);
+      expect(here.surprises.some((s) => s.includes(`test chunk ${row.chunk} got ${withArticle(row.chunkSize)}-byte chunk`))).toBe(true);
     }
+    expectLegendWherePlaced(here);
     // Whatever the heap looked like, a 1100-byte chunk never stayed in tcache.
     expect(here.rows.some((r) => r.request === 1100 && (r.went === 'tcache' || r.from === 'tcache'))).toBe(false);
   });
@@ -129,7 +168,7 @@ describe('tcache under tunables', () => {
     expect(exact.length).toBeGreaterThanOrEqual(5);
     expect(of(result, 40, 'remalloc').map((r) => r.chunk).slice(0, exact.length)).toEqual(exact.reverse());
     for (const odd of frees.filter((r) => r.chunkSize !== 48)) {
-      expect(result.surprises.some((f) => f.includes(`test chunk ${odd.chunk} got a ${odd.chunkSize}-byte chunk`))).toBe(true);
+      expect(result.surprises.some((f) => f.includes(`test chunk ${odd.chunk} got ${withArticle(odd.chunkSize)}-byte chunk`))).toBe(true);
     }
     expect(result.findings.at(-1)).toBe(
       'GLIBC_TUNABLES sets glibc.malloc.tcache_count=0 here; capacities measured: 0, 0, 0 for 40, 200, 1100-byte requests.',

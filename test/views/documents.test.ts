@@ -18,7 +18,8 @@ import { breakOf } from '../../lib/views/charts/free';
 import { gapLabel, layoutBlocks, probeLabel } from '../../lib/views/charts/layout';
 import { probeRows } from '../../lib/views/charts/mmap-threshold';
 import { MARKDOWN_ROWS } from '../../lib/views/markdown';
-import { esc } from '../../lib/views/svg';
+import { esc, overlaps } from '../../lib/views/svg';
+import { markBoxes, Placed, svgSize, textBoxes } from '../helpers/svg-geometry';
 import { checkWellFormed, svgTexts } from '../helpers/xml';
 
 const CHARTED = ['layout', 'chunk-sizes', 'heap-growth', 'mmap-threshold', 'free'] as const;
@@ -168,6 +169,38 @@ describe('chart labels match the rows', () => {
   });
 });
 
+/**
+ * The labels of the classes named cover no drawn point, no other text and no
+ * other label, and stay inside the chart.
+ */
+function expectClearLabels(svg: string, classes: readonly string[]): Placed[] {
+  const texts = textBoxes(svg);
+  const labels = texts.filter((t) => classes.includes(t.className));
+  const marks = markBoxes(svg);
+  const { width, height } = svgSize(svg);
+  const at = (p: Placed) => `"${p.content}" (${Object.values(p.box).map((v) => v.toFixed(1)).join(', ')})`;
+  for (const label of labels) {
+    expect(label.box.x0 >= 0 && label.box.x1 <= width && label.box.y0 >= 0 && label.box.y1 <= height, `${at(label)} inside ${width}×${height}`).toBe(true);
+    for (const mark of marks) expect(overlaps(label.box, mark.box), `${at(label)} covers the point ${at(mark)}`).toBe(false);
+    for (const other of texts) {
+      if (other !== label) expect(overlaps(label.box, other.box), `${at(label)} overlaps ${at(other)}`).toBe(false);
+    }
+  }
+  return labels;
+}
+
+describe('chart labels keep clear of the data and of each other', () => {
+  it('mmap-threshold: each threshold label off every probe\'s mark and every other text', () => {
+    const svg = get<MmapThresholdRow>('mmap-threshold').toSVG()!;
+    expect(expectClearLabels(svg, ['threshold-label']).length).toBeGreaterThan(0);
+  });
+
+  it('free: the trim, RSS and mmapped-bytes labels off every dot, each other and the axis texts', () => {
+    const svg = get<FreeRow>('free').toSVG()!;
+    expect(expectClearLabels(svg, ['move-label', 'rss-label', 'mmap-label']).length).toBeGreaterThan(2);
+  });
+});
+
 describe('toMarkdown', () => {
   it('has the question as heading, the environment, every finding and surprise, and a bounded table', () => {
     for (const result of results.values()) {
@@ -204,7 +237,7 @@ describe('toHTML', () => {
       expect(html).not.toMatch(/<script|<link|<img|<iframe|\bsrc=|url\(|@import/i);
       // The only URL is the SVG namespace.
       expect(html.replace(/xmlns="http:\/\/www\.w3\.org\/2000\/svg"/g, '')).not.toMatch(/https?:/);
-      expect(html).toContain('<table>');
+      expect(html).toContain('<table style="table-layout:auto;');
       const svg = result.toSVG();
       if (svg !== undefined) expect(html).toContain(svg);
     }

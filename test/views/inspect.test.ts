@@ -5,6 +5,7 @@ import { run } from '../../lib/experiments/run';
 import { ExperimentResult } from '../../lib/experiments/types';
 import { hex, shortBytes } from '../../lib/format';
 import { toJSON } from '../../lib/json';
+import { hex as packageHex, mallocInfo, programBreak } from '../../lib/index';
 import { maps, regionOf } from '../../lib/maps';
 import { runPlan } from '../../lib/plan';
 
@@ -139,17 +140,19 @@ describe('ExperimentResult at the prompt', () => {
     result = await run('kernel-calls');
   });
 
-  it('shows the name, question, every finding and surprise, the row count and the environment on one line', () => {
+  it('is a short record: the question, the counts and where each is, and where it ran', () => {
     const text = inspect(result);
     const lines = text.split('\n');
-    expect(lines[0]).toBe(`ExperimentResult kernel-calls: ${result.question}`);
-    for (const finding of result.findings) expect(lines).toContain(`    - ${finding}`);
-    for (const surprise of result.surprises) expect(lines).toContain(`    ! ${surprise}`);
-    expect(text).toContain(`rows: ${result.rows.length} rows`);
-    const env = lines.find((l) => l.startsWith('  environment: '))!;
-    expect(env).toBe(`  environment: glibc ${result.environment.glibc}, node ${result.environment.node}, fresh child process`);
-    // The rows themselves stay out of the picture.
-    expect(text).not.toContain('mapsChange');
+    expect(lines).toEqual([
+      `ExperimentResult kernel-calls: ${result.question}`,
+      `  ${result.findings.length} findings (.findings), ${result.surprises.length} surprise${result.surprises.length === 1 ? '' : 's'} (.surprises), ` +
+        `${result.rows.length} rows (.rows); all of it as text: .toMarkdown()`,
+      `  glibc ${result.environment.glibc}, node ${result.environment.node}, fresh child process`,
+    ]);
+    for (const line of lines) expect(line.length, line).toBeLessThanOrEqual(120);
+    // What it names is there.
+    expect(result.findings.length).toBeGreaterThan(0);
+    expect(result.toMarkdown()).toContain(result.findings[0]);
   });
 
   it('is one line at depth 0 and a name when nested past the depth', () => {
@@ -164,5 +167,45 @@ describe('ExperimentResult at the prompt', () => {
     const coloured = inspect(result, { colors: true });
     expect(coloured).toMatch(ANSI);
     expect(stripVTControlCharacters(coloured)).toBe(inspect(result));
+  });
+});
+
+describe('mallocInfo() at the prompt', () => {
+  it('is a short record of what the arenas hold, naming where the details are, not the XML', () => {
+    const info = mallocInfo();
+    const text = inspect(info);
+    const lines = text.split('\n');
+    expect(lines[0]).toMatch(new RegExp(`^MallocInfo <${info.arenas.length} arenas?, \\S+ [KMG]?i?B from the system`));
+    expect(lines.length).toBeLessThanOrEqual(3 + Math.min(info.arenas.length, 8) + 1);
+    for (const line of lines) expect(line.length, line).toBeLessThanOrEqual(140);
+    expect(text).not.toContain('<malloc');
+    expect(text).not.toContain('[Array]');
+    expect(lines.filter((l) => /^ {2}#\d+ (main_arena|thread arena)/.test(l))).toHaveLength(Math.min(info.arenas.length, 8));
+    expect(text).toContain(`#0 main_arena: ${shortBytes(info.arenas[0].systemCurrent)} from the system`);
+    for (const where of ['.arenas[n].sizes', '.totals', '.raw']) expect(text).toContain(where);
+    expect(lines.at(-1)!.endsWith('>')).toBe(true);
+    // The data is still all there, and plain.
+    expect(info.raw.startsWith('<malloc')).toBe(true);
+    expect(Object.keys(info)).toEqual(['version', 'arenas', 'totals', 'raw']);
+    expect(JSON.parse(JSON.stringify(info)).arenas).toHaveLength(info.arenas.length);
+  });
+
+  it('shows an arena as one line, and the report as one when nested', () => {
+    const info = mallocInfo();
+    const main = inspect(info.arenas[0]);
+    expect(main).not.toContain('\n');
+    expect(main).toMatch(/^ArenaInfo <#0 main_arena: .* \d+ bins? with chunks \(\.sizes\)>$/);
+    expect(inspect({ info }, { depth: 0 })).toBe(`{ info: [MallocInfo ${info.arenas.length} arena${info.arenas.length === 1 ? '' : 's'}] }`);
+  });
+});
+
+describe('programBreak() and hex()', () => {
+  it('keeps the break a bigint and writes it in hex with the package\'s hex()', () => {
+    const brk = programBreak();
+    expect(typeof brk).toBe('bigint');
+    const text = packageHex(brk);
+    expect(text).toMatch(/^0x[0-9a-f]+$/);
+    expect(BigInt(text)).toBe(brk);
+    expect(packageHex(4096)).toBe('0x1000');
   });
 });

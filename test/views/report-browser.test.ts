@@ -9,6 +9,7 @@ import { pathToFileURL } from 'node:url';
 import { BrowserContext, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { experiments } from '../../lib/experiments/run';
+import { textWidth } from '../../lib/views/svg';
 
 const CHROMIUM = '/usr/bin/chromium';
 const CLI = path.join(__dirname, '..', '..', 'dist', 'cli.js');
@@ -115,6 +116,22 @@ describe.skipIf(skip !== undefined)(`heapscope report in headless Chromium${skip
       expect(c.width, c.section).toBeGreaterThan(300);
       expect(c.height, c.section).toBeGreaterThan(200);
     }
+  });
+
+  it('draws no chart text wider than the label layout reckons it (textWidth)', async () => {
+    const texts = await page().$$eval('section.heapscope-result figure.chart svg text', (list) =>
+      list.map((t) => {
+        const style = getComputedStyle(t);
+        return {
+          content: t.textContent ?? '',
+          width: (t as SVGTextElement).getBBox().width,
+          size: parseFloat(style.fontSize),
+          bold: Number(style.fontWeight) >= 600,
+        };
+      }));
+    expect(texts.length).toBeGreaterThan(100);
+    // Ink may overhang the advance widths by a fraction of a pixel at the ends; textBox's halo padding covers that.
+    for (const t of texts) expect(t.width, `"${t.content}" at ${t.size}px${t.bold ? ' bold' : ''}`).toBeLessThanOrEqual(textWidth(t.content, t.size, t.bold) + 1);
   });
 
   it('writes a full-page screenshot to test/artifacts/report.png', async () => {

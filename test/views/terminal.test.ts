@@ -89,6 +89,27 @@ describe('renderResult, on real results', () => {
     const labels = lines.filter((l) => /^ *\d+ ┤/.test(l)).map((l) => Number(l.split('┤')[0]));
     expect(labels).toEqual(Array.from({ length: (top - 32) / 16 + 1 }, (_, i) => top - 16 * i));
     expect(labels.length).toBeGreaterThanOrEqual(8);
+    // A ⋮ line stands wherever measured requests are left out between two rows shown, and nowhere else.
+    const table = lines.slice(lines.findIndex((l) => l.startsWith('Chunk size per request')) + 3);
+    const shown = table.slice(0, table.findIndex((l) => !/^ *(\d|⋮)/.test(l)));
+    let previous: number | undefined;
+    let cut = false;
+    let gaps = 0;
+    for (const l of shown) {
+      if (l.trim().startsWith('⋮')) {
+        cut = true;
+        continue;
+      }
+      const [, from, to] = /^ *(\d+)(?:–(\d+))? /.exec(l)!;
+      if (previous !== undefined) {
+        const between = result.rows.some((r) => r.request > previous! && r.request < Number(from));
+        expect(cut, `between ${previous} and ${from}`).toBe(between);
+        if (between) gaps++;
+      }
+      previous = Number(to ?? from);
+      cut = false;
+    }
+    expect(gaps).toBeGreaterThan(0);
     const more = /… (\d+) more rows \(all of them: heapscope run chunk-sizes --json\)/.exec(text.replace(/\s+/g, ' '));
     expect(more).not.toBeNull();
     expect(Number(more![1])).toBeGreaterThan(0);

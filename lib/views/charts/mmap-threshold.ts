@@ -5,7 +5,9 @@ import {
 } from '../../experiments/mmap-threshold';
 import { ResultData } from '../../experiments/types';
 import { shortBytes } from '../../format';
-import { axisBottom, axisLeft, COLORS, el, HALO, legend, line, linear, log2, phaseRuns, rect, svgDocument, text } from '../svg';
+import {
+  axisBottom, axisLeft, COLORS, el, HALO, LabelPlacer, legend, line, linear, log2, phaseRuns, rect, Spot, svgDocument, text, textWidth,
+} from '../svg';
 
 const W = 760;
 const H = 470;
@@ -40,6 +42,27 @@ export function bracketLabel(hi: number): string {
   return `≤ ${hi}`;
 }
 
+/** Half the drawn size of a probe's mark, stroke included: circles of radius 3.5, crosses of 8 px. */
+const MARK_RADIUS = { circle: 4.5, cross: 5.5 };
+
+/**
+ * Spots for a threshold's label along its line from x0 to x1 at y: just
+ * above it from the left end rightwards, then just below, then a line
+ * further out each time; the label may reach past a narrow band, to the right
+ * or, at the right edge, to the left.
+ */
+function spotsAlong(x0: number, x1: number, y: number, width: number): Spot[] {
+  const xs: number[] = [];
+  for (let x = x0 + 2; x === x0 + 2 || x + width <= x1 - 2; x += 4) xs.push(x);
+  const spots: Spot[] = [];
+  for (let k = 0; k < 4; k++) {
+    for (const baseline of [y - 5 - k * 14, y + 13 + k * 14]) {
+      spots.push(...xs.map((x) => ({ x, y: baseline })), { x: x1 - 2, y: baseline, anchor: 'end' as const });
+    }
+  }
+  return spots;
+}
+
 export function mmapThresholdChart(result: ResultData<MmapThresholdRow>): string | undefined {
   const probes = probeRows(result.rows);
   if (probes.length === 0) return undefined;
@@ -55,8 +78,11 @@ export function mmapThresholdChart(result: ResultData<MmapThresholdRow>): string
   const xTicks = [0, ...Array.from({ length: Math.floor(probes.length / 20) }, (_, k) => (k + 1) * 20)]
     .filter((v) => v < probes.length).map((v) => ({ value: v + 0.5, label: String(v + 1) }));
 
-  const late: string[] = [];
+  const wanted: { x0: number; x1: number; y: number; label: string }[] = [];
   const parts = [axisLeft(y, M.left, yTicks, 'chunk size (log scale)', W - M.right, true)];
+  // Threshold labels stay in the plot and off every probe's mark.
+  const labels = new LabelPlacer(11, { x0: M.left, y0: M.top, x1: W, y1: H - M.bottom });
+  probes.forEach((r, i) => labels.point(cx(i), y(r.chunkSize), r.role === 'source' ? MARK_RADIUS.cross : MARK_RADIUS.circle));
 
   // Phase bands, alternating shade, titled above the plot.
   const phases = phaseRuns(probes);
@@ -70,11 +96,10 @@ export function mmapThresholdChart(result: ResultData<MmapThresholdRow>): string
     if (b.hi !== undefined && b.hi >= lo && b.hi <= hi) {
       // The threshold the phase located: a chunk of this size or more was mmapped, one of b.lo or less grew the break.
       const by = y(b.hi);
-      parts.push(
-        line(x0, by, x1, by, { stroke: '#222', 'stroke-width': 2, class: 'threshold' }),
-      );
+      parts.push(line(x0, by, x1, by, { stroke: '#222', 'stroke-width': 2, class: 'threshold' }));
+      labels.line([[x0, by], [x1, by]]);
       // A bracket the phase before also found is labelled once.
-      if (before?.hi !== b.hi) late.push(text(x0 + 2, by - 6, bracketLabel(b.hi), { class: 'threshold-label', 'font-weight': 'bold', ...HALO }));
+      if (before?.hi !== b.hi) wanted.push({ x0, x1, y: by, label: bracketLabel(b.hi) });
     }
   });
   parts.push(axisBottom(xScale, H - M.bottom, xTicks, 'probes in the order they ran'));
@@ -92,7 +117,10 @@ export function mmapThresholdChart(result: ResultData<MmapThresholdRow>): string
       }));
     }
   });
-  parts.push(...late);
+  // Labelled once every line and mark is known, on top of them.
+  for (const w of wanted) {
+    parts.push(labels.place(spotsAlong(w.x0, w.x1, w.y, textWidth(w.label, 11, true)), w.label, { class: 'threshold-label', 'font-weight': 'bold', ...HALO }));
+  }
   const present = (Object.keys(SERVED) as ServedBy[]).filter((s) => probes.some((r) => r.servedBy === s));
   parts.push(legend(M.left, 16, [
     ...present.map((s) => ({ label: SERVED[s].label, color: SERVED[s].color, box: true })),
