@@ -113,11 +113,13 @@ beforeAll(() => {
   examples = fs.readdirSync(path.join(ROOT, 'examples')).filter((f) => f.endsWith('.mjs'));
   for (const f of examples) fs.copyFileSync(path.join(ROOT, 'examples', f), path.join(work, f));
   fs.copyFileSync(path.join(FIXTURES, 'usage.mts'), path.join(work, 'usage.mts'));
+  // The README's notebook cell runs in Deno's kernel: the little of Deno it uses.
+  fs.copyFileSync(path.join(FIXTURES, 'deno.d.ts'), path.join(work, 'deno.d.ts'));
   errorsText = fs.readFileSync(path.join(FIXTURES, 'errors.mts'), 'utf8');
   fs.writeFileSync(path.join(work, 'errors.mts'), errorsText);
 
   // Two programs, so that the errors expected in one cannot hide others.
-  compiled = typecheck('compiled', [...readme.map((r) => r.file), ...examples, 'usage.mts']);
+  compiled = typecheck('compiled', [...readme.map((r) => r.file), ...examples, 'usage.mts', 'deno.d.ts']);
   refused = typecheck('refused', ['errors.mts']);
 }, 120_000);
 
