@@ -66,8 +66,12 @@ Napi::BigInt Size(Napi::Env env, size_t value);
 // address comes back as EFAULT instead of a SIGSEGV. Returns 0 or errno.
 int SafeRead(uintptr_t address, void* out, size_t length);
 
-// mallinfo2 when glibc has it (2.33+), else mallinfo widened; `source`
-// names the call that answered.
-MallInfo2 ReadMallinfo(const char** source);
+// Which call answered a mallinfo read. The values are what a plan's
+// mallinfo step records (lib/plan.ts decodes them).
+enum class MallinfoSource : uint64_t { kMallinfo = 1, kMallinfo2 = 2 };
+const char* MallinfoSourceName(MallinfoSource source);
+
+// mallinfo2 when glibc has it (2.33+), else mallinfo widened.
+MallInfo2 ReadMallinfo(MallinfoSource* source);
 
 }  // namespace heapscope

@@ -214,10 +214,10 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
       }
       case kUsable: r[2] = malloc_usable_size(target); break;
       case kMallinfo: {
-        const char* source = nullptr;
+        MallinfoSource source;
         MallInfo2 m = ReadMallinfo(&source);
         std::memcpy(r + 5, &m, sizeof(m));
-        r[15] = source[6] == '2' ? 2 : 1;
+        r[15] = static_cast<uint64_t>(source);
         break;
       }
       case kTrim: r[2] = static_cast<uint64_t>(malloc_trim(s[2])); break;

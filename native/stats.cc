@@ -38,13 +38,17 @@ const Lookup& Functions() {
 
 }  // namespace
 
-MallInfo2 ReadMallinfo(const char** source) {
+const char* MallinfoSourceName(MallinfoSource source) {
+  return source == MallinfoSource::kMallinfo2 ? "mallinfo2" : "mallinfo";
+}
+
+MallInfo2 ReadMallinfo(MallinfoSource* source) {
   const Lookup& fn = Functions();
   if (fn.v2 != nullptr) {
-    *source = "mallinfo2";
+    *source = MallinfoSource::kMallinfo2;
     return fn.v2();
   }
-  *source = "mallinfo";
+  *source = MallinfoSource::kMallinfo;
   MallInfo m = fn.v1();
   // The int fields wrap; reading them as unsigned recovers sizes below 4 GiB.
   auto w = [](int v) { return static_cast<size_t>(static_cast<unsigned>(v)); };
@@ -59,10 +63,10 @@ Napi::Value Addon::ProgramBreak(const Napi::CallbackInfo& info) {
 
 Napi::Value Addon::Mallinfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const char* source = nullptr;
+  MallinfoSource source;
   MallInfo2 m = ReadMallinfo(&source);
   Napi::Object out = Napi::Object::New(env);
-  out.Set("source", Napi::String::New(env, source));
+  out.Set("source", Napi::String::New(env, MallinfoSourceName(source)));
   out.Set("arena", Size(env, m.arena));
   out.Set("ordblks", Size(env, m.ordblks));
   out.Set("smblks", Size(env, m.smblks));
