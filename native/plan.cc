@@ -122,48 +122,52 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
     ThrowCode(env, "ERR_INVALID_ARG_TYPE", "plan must be a BigUint64Array");
   bool keep = info.Length() > 1 && info[1].ToBoolean().Value();
   auto in = info[0].As<Napi::BigUint64Array>();
-  if (in.ElementLength() % kInWords != 0)
+  const size_t length = in.ElementLength();
+  if (length % kInWords != 0)
     ThrowCode(env, "ERR_INVALID_PLAN", "plan length is not a whole number of steps");
-  const size_t n = in.ElementLength() / kInWords;
+  const size_t n = length / kInWords;
   if (n == 0) ThrowCode(env, "ERR_INVALID_PLAN", "plan has no steps");
   if (n > kMaxSteps) ThrowCode(env, "ERR_INVALID_PLAN", "plan has too many steps");
 
-  // Check every reference before anything runs: a plan can never free or
-  // read a slot that is not a live allocation of an earlier step.
+  // The plan is copied first, then checked, then run from the copy alone:
+  // its array may be a view of a SharedArrayBuffer that another thread
+  // rewrites, and a word changed after its check must never be used.
+  Scratch plan(length * sizeof(uint64_t) + n);
+  if (plan.data() == nullptr)
+    ThrowCode(env, "ERR_ALLOC_FAILED", "cannot map plan scratch", errno, "mmap");
+  std::memcpy(plan.data(), in.Data(), length * sizeof(uint64_t));
+  const uint64_t* steps = reinterpret_cast<const uint64_t*>(plan.data());
+  uint8_t* consumed = plan.data() + length * sizeof(uint64_t);
+
+  // Every word a step uses is checked before anything runs: a plan can
+  // never free or read a slot that is not a live allocation of an earlier
+  // step, nor pass glibc a size it would take for a negative one.
   size_t mapsSteps = 0;
   uint64_t readBytes = 0;
-  {
-    Scratch consumed(n + 1);
-    if (consumed.data() == nullptr)
-      ThrowCode(env, "ERR_ALLOC_FAILED", "cannot map plan scratch", errno, "mmap");
-    for (size_t i = 0; i < n; i++) {
-      const uint64_t* s = &in[i * kInWords];
-      uint64_t op = s[0], ref = s[1];
-      std::string where = "step " + std::to_string(i) + ": ";
-      if (op < kMalloc || op > kRead)
-        ThrowCode(env, "ERR_INVALID_PLAN", where + "unknown operation");
-      if (op == kMaps) mapsSteps++;
-      if (op == kRead) {
-        if (s[3] > kMaxRead)
-          ThrowCode(env, "ERR_INVALID_PLAN", where + "read longer than 1 GiB");
-        readBytes += (s[3] + 15) & ~uint64_t{15};
-      }
-      if ((op == kMalloc || op == kRealloc) && s[2] > PTRDIFF_MAX)
-        ThrowCode(env, "ERR_INVALID_PLAN", where + "size above PTRDIFF_MAX");
-      if ((op == kCalloc || op == kMemalign) && (s[2] > PTRDIFF_MAX || s[3] > PTRDIFF_MAX))
-        ThrowCode(env, "ERR_INVALID_PLAN", where + "size above PTRDIFF_MAX");
-      if (op == kRealloc && s[2] == 0)
-        ThrowCode(env, "ERR_INVALID_PLAN", where + "realloc to 0 bytes; use free");
-      if (!NeedsRef(op)) continue;
-      if (ref >= i || !Allocates(in[ref * kInWords]))
-        ThrowCode(env, "ERR_INVALID_PLAN",
-                  where + "must refer to an earlier allocating step");
-      if (consumed.data()[ref])
-        ThrowCode(env, "ERR_INVALID_PLAN",
-                  where + "refers to step " + std::to_string(ref) +
-                      ", already freed or reallocated");
-      if (op == kRealloc || op == kFree) consumed.data()[ref] = 1;
+  for (size_t i = 0; i < n; i++) {
+    const uint64_t* s = steps + i * kInWords;
+    const uint64_t op = s[0], ref = s[1];
+    auto invalid = [&](const std::string& why) {
+      ThrowCode(env, "ERR_INVALID_PLAN", "step " + std::to_string(i) + ": " + why);
+    };
+    if (op < kMalloc || op > kRead) invalid("unknown operation");
+    if (op == kMaps) mapsSteps++;
+    if (op == kRead) {
+      if (s[3] > kMaxRead) invalid("read longer than 1 GiB");
+      readBytes += (s[3] + 15) & ~uint64_t{15};
     }
+    if ((op == kMalloc || op == kRealloc || op == kTrim) && s[2] > PTRDIFF_MAX)
+      invalid("size above PTRDIFF_MAX");
+    if ((op == kCalloc || op == kMemalign) && (s[2] > PTRDIFF_MAX || s[3] > PTRDIFF_MAX))
+      invalid("size above PTRDIFF_MAX");
+    if (op == kRealloc && s[2] == 0) invalid("realloc to 0 bytes; use free");
+    if (op == kTouch && s[2] > 0xff) invalid("a byte is at most 255");
+    if (!NeedsRef(op)) continue;
+    if (ref >= i || !Allocates(steps[ref * kInWords]))
+      invalid("must refer to an earlier allocating step");
+    if (consumed[ref])
+      invalid("refers to step " + std::to_string(ref) + ", already freed or reallocated");
+    if (op == kRealloc || op == kFree) consumed[ref] = 1;
   }
 
   const size_t outBytes = n * kOutWords * sizeof(uint64_t);
@@ -174,7 +178,6 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
   uint64_t* out = reinterpret_cast<uint64_t*>(scratch.data());
   uintptr_t* slot = reinterpret_cast<uintptr_t*>(scratch.data() + outBytes);
   uint8_t* text = scratch.data() + outBytes + ptrBytes;
-  const uint64_t* steps = &in[0];
 
   // ---- From here to the end of the loop nothing may call malloc. ----
   for (size_t i = 0; i < n; i++) {
@@ -221,7 +224,7 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
         break;
       }
       case kTrim: r[2] = static_cast<uint64_t>(malloc_trim(s[2])); break;
-      case kTouch: std::memset(target, static_cast<int>(s[2] & 0xff), malloc_usable_size(target)); break;
+      case kTouch: std::memset(target, static_cast<int>(s[2]), malloc_usable_size(target)); break;
       case kResident:
         err = Resident(reinterpret_cast<uintptr_t>(target), malloc_usable_size(target), &r[2], &r[3]);
         break;
