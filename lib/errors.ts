@@ -19,6 +19,7 @@ export type ErrorCode =
   | 'ERR_INVALID_TUNABLE'
   | 'ERR_UNKNOWN_EXPERIMENT'
   | 'ERR_EXPERIMENT_FAILED'
+  | 'ERR_INTERNAL'
   | 'EFAULT';
 
 export class HeapscopeError extends Error {

@@ -275,17 +275,24 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
   }
   // ---- Steps done; what follows may allocate. ----
 
-  Napi::Array kept = Napi::Array::New(env);
-  if (keep) {
-    for (size_t i = 0; i < n; i++)
-      if (slot[i] != 0) {
-        live.Insert(slot[i]);
-        kept.Set(kept.Length(), Napi::Number::New(env, static_cast<double>(i)));
-      }
-  } else {
+  // Kept allocations are recorded before any Node-API call, so that if one
+  // fails (a worker torn down) they are still released with the addon.
+  bool recorded = keep;
+  for (size_t i = 0; recorded && i < n; i++) recorded = live.Insert(slot[i]);
+  if (!recorded) {
     for (size_t i = n; i-- > 0;)
-      if (slot[i] != 0) free(reinterpret_cast<void*>(slot[i]));
+      if (slot[i] != 0) {
+        live.Erase(slot[i]);
+        free(reinterpret_cast<void*>(slot[i]));
+      }
+    if (keep)
+      ThrowCode(env, "ERR_ALLOC_FAILED",
+                "the plan ran, but there was no memory to record the allocations it kept; they were freed",
+                ENOMEM);
   }
+  Napi::Array kept = Napi::Array::New(env);
+  for (size_t i = 0; keep && i < n; i++)
+    if (slot[i] != 0) kept.Set(kept.Length(), Napi::Number::New(env, static_cast<double>(i)));
 
   Napi::Object result = Napi::Object::New(env);
   auto words = Napi::BigUint64Array::New(env, n * kOutWords);
