@@ -39,7 +39,9 @@ constexpr size_t kInWords = 4;    // op, ref, a, b
 constexpr size_t kOutWords = 16;  // see lib/plan.ts for the layout
 constexpr size_t kMapsBytes = 1 << 20;
 constexpr size_t kMaxSteps = 1 << 22;
-constexpr uint64_t kMaxRead = uint64_t{1} << 30;
+// The most one Buffer holds in Node 20 (buffer.constants.MAX_LENGTH), the
+// smallest of the Node versions heapscope supports.
+constexpr uint64_t kMaxRead = uint64_t{1} << 32;
 
 enum Status : uint64_t { kOk = 0, kFailed = 1, kSkipped = 2, kTruncated = 3 };
 
@@ -68,6 +70,42 @@ class Scratch {
  private:
   size_t size_;
   uint8_t* data_;
+};
+
+// The bytes of the read steps. Each step's range starts on a page of its
+// own, so that it can become a Buffer without a copy (a walk reads [heap]
+// whole: a second copy would double what a big heap costs) and be unmapped
+// alone when that Buffer is collected. Ranges are handed over in order;
+// what has not been handed over is unmapped with the area.
+class ReadArea {
+ public:
+  static size_t Span(uint64_t length) {
+    const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+    return static_cast<size_t>((length + page - 1) & ~(page - 1));
+  }
+  explicit ReadArea(size_t bytes) : next_(nullptr), end_(nullptr) {
+    if (bytes == 0) return;
+    void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return;
+    next_ = static_cast<uint8_t*>(p);
+    end_ = next_ + bytes;
+  }
+  ~ReadArea() {
+    if (next_ != end_) munmap(next_, static_cast<size_t>(end_ - next_));
+  }
+  bool ok() const { return next_ != nullptr; }
+  // The start of the range not handed over yet.
+  uint8_t* next() const { return next_; }
+  // The next step's range now belongs to a Buffer (or, with `unmap`, to no one).
+  void HandOver(size_t span, bool unmap) {
+    if (span == 0) return;
+    if (unmap) munmap(next_, span);
+    next_ += span;
+  }
+
+ private:
+  uint8_t* next_;
+  uint8_t* end_;
 };
 
 // Reads a /proc file with raw syscalls: stdio would malloc a buffer.
@@ -153,8 +191,8 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
     if (op < kMalloc || op > kRead) invalid("unknown operation");
     if (op == kMaps) mapsSteps++;
     if (op == kRead) {
-      if (s[3] > kMaxRead) invalid("read longer than 1 GiB");
-      readBytes += (s[3] + 15) & ~uint64_t{15};
+      if (s[3] > kMaxRead) invalid("read longer than 4 GiB");
+      readBytes += ReadArea::Span(s[3]);
     }
     if ((op == kMalloc || op == kRealloc || op == kTrim) && s[2] > PTRDIFF_MAX)
       invalid("size above PTRDIFF_MAX");
@@ -172,9 +210,14 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
 
   const size_t outBytes = n * kOutWords * sizeof(uint64_t);
   const size_t ptrBytes = n * sizeof(uintptr_t);
-  Scratch scratch(outBytes + ptrBytes + mapsSteps * kMapsBytes + readBytes + 64);
+  Scratch scratch(outBytes + ptrBytes + mapsSteps * kMapsBytes);
   if (scratch.data() == nullptr)
     ThrowCode(env, "ERR_ALLOC_FAILED", "cannot map plan scratch", errno, "mmap");
+  ReadArea reads(readBytes);
+  if (readBytes > 0 && !reads.ok())
+    ThrowCode(env, "ERR_ALLOC_FAILED", "cannot map room for the plan's reads", errno, "mmap");
+  uint8_t* const readBase = reads.next();
+  uint8_t* read = readBase;
   uint64_t* out = reinterpret_cast<uint64_t*>(scratch.data());
   uintptr_t* slot = reinterpret_cast<uintptr_t*>(scratch.data() + outBytes);
   uint8_t* text = scratch.data() + outBytes + ptrBytes;
@@ -243,10 +286,10 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
       }
       case kRead:
         // Copied through process_vm_readv: an unmapped address is EFAULT.
-        err = SafeRead(s[2], text, s[3]);
-        r[2] = static_cast<uint64_t>(text - scratch.data());
+        err = s[2] + s[3] < s[2] ? EFAULT : SafeRead(s[2], read, s[3]);
+        r[2] = static_cast<uint64_t>(read - readBase);
         r[3] = s[3];
-        text += (s[3] + 15) & ~uint64_t{15};
+        read += ReadArea::Span(s[3]);
         break;
       case kStatm: {
         char buf[256];
@@ -311,9 +354,18 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
   for (size_t i = 0; i < n; i++) {
     const uint64_t* s = steps + i * kInWords;
     const uint64_t* r = out + i * kOutWords;
-    if (s[0] == kRead && r[0] == kOk)
-      buffers.Set(static_cast<uint32_t>(i),
-                  Napi::Buffer<uint8_t>::Copy(env, scratch.data() + r[2], r[3]));
+    if (s[0] != kRead) continue;
+    const size_t span = ReadArea::Span(s[3]);
+    if (r[0] != kOk || span == 0) {
+      reads.HandOver(span, true);
+      if (r[0] == kOk) buffers.Set(static_cast<uint32_t>(i), Napi::Buffer<uint8_t>::New(env, 0));
+      continue;
+    }
+    // Steps are handed over in order: this step's range is next.
+    auto bytes = Napi::Buffer<uint8_t>::NewOrCopy(
+        env, reads.next(), r[3], [span](Napi::Env, uint8_t* data) { munmap(data, span); });
+    reads.HandOver(span, false);
+    buffers.Set(static_cast<uint32_t>(i), bytes);
   }
   result.Set("buffers", buffers);
   result.Set("kept", kept);
