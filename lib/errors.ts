@@ -21,6 +21,7 @@ export type ErrorCode =
   | 'ERR_EXPERIMENT_FAILED'
   | 'ERR_UNKNOWN_GLIBC_LAYOUT'
   | 'ERR_EXPERIMENT_TIMEOUT'
+  | 'ERR_INTERNAL'
   | 'EFAULT';
 
 export class HeapscopeError extends Error {

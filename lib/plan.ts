@@ -35,8 +35,9 @@ export type PlanStep =
   /** Reads /proc/self/statm: the process's resident set. */
   | { op: 'statm' }
   /**
-   * Copies `length` bytes (at most 1 GiB) at `address` through the safe
-   * path (an unmapped address fails with EFAULT, never a crash).
+   * Copies `length` bytes (at most 4 GiB, what one Buffer holds in Node 20)
+   * at `address` through the safe path (an unmapped address fails with
+   * EFAULT, never a crash). The Buffer is the copy itself, not a copy of it.
    */
   | { op: 'read'; address: bigint; length: Size };
 
@@ -98,8 +99,8 @@ const OPS = Object.keys(OPCODES) as PlanOp[];
 const ALLOCATING = new Set<PlanOp>(['malloc', 'calloc', 'realloc', 'alignedAlloc']);
 const IN_WORDS = 4;
 const OUT_WORDS = 16;
-/** The most one `read` step copies. */
-const MAX_PLAN_READ = 1n << 30n;
+/** The most one `read` step copies: one Buffer's worth in Node 20, the smallest of the supported Nodes. */
+export const MAX_PLAN_READ = 1n << 32n;
 const STATUS: StepStatus[] = ['ok', 'failed', 'skipped', 'truncated'];
 
 function encode(steps: readonly PlanStep[]): BigUint64Array {

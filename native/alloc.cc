@@ -18,7 +18,13 @@ static Napi::Value Allocated(Addon* self, Napi::Env env, void* p,
               std::string(call) + " returned NULL (" + strerror(err) + ")",
               err, call);
   }
-  self->live.Insert(reinterpret_cast<uintptr_t>(p));
+  if (!self->live.Insert(reinterpret_cast<uintptr_t>(p))) {
+    // Unrecorded, it could never be freed through heapscope: give it back.
+    std::free(p);
+    ThrowCode(env, "ERR_ALLOC_FAILED",
+              std::string(call) + " succeeded, but there was no memory to record the pointer",
+              ENOMEM, call);
+  }
   return Address(env, reinterpret_cast<uintptr_t>(p));
 }
 

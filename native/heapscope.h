@@ -4,8 +4,10 @@
 
 #include <napi.h>
 
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
+#include <new>
 
 #include "live-set.h"
 
@@ -18,6 +20,29 @@ struct MallInfo2 {
       fordblks, keepcost;
 };
 
+// Runs an entry point's body so that no C++ exception leaves it: a
+// Napi::Error (a coded error, or a Node-API call that failed) is thrown
+// into JavaScript here, std::bad_alloc becomes ERR_ALLOC_FAILED, anything
+// else ERR_INTERNAL. While a worker is torn down nothing can be thrown
+// into JavaScript any more; the error is then dropped, since no one is left
+// to see it, instead of escaping into Node, which would abort the process.
+void Rethrow(const Napi::Error& error) noexcept;
+void ThrowNow(Napi::Env env, const char* code, const char* message, int err = 0) noexcept;
+
+template <typename Body>
+Napi::Value Guard(Napi::Env env, Body body) noexcept {
+  try {
+    return body();
+  } catch (const Napi::Error& error) {
+    Rethrow(error);
+  } catch (const std::bad_alloc&) {
+    ThrowNow(env, "ERR_ALLOC_FAILED", "out of memory", ENOMEM);
+  } catch (...) {
+    ThrowNow(env, "ERR_INTERNAL", "an unexpected C++ exception in heapscope's native code");
+  }
+  return Napi::Value();
+}
+
 class Addon : public Napi::Addon<Addon> {
  public:
   Addon(Napi::Env env, Napi::Object exports);
@@ -28,6 +53,12 @@ class Addon : public Napi::Addon<Addon> {
   LiveSet live;
 
  private:
+  // Each method is registered through Guarded: none is reachable unguarded.
+  template <Napi::Value (Addon::*Method)(const Napi::CallbackInfo&)>
+  Napi::Value Guarded(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&] { return (this->*Method)(info); });
+  }
+
   Napi::Value Malloc(const Napi::CallbackInfo& info);
   Napi::Value Calloc(const Napi::CallbackInfo& info);
   Napi::Value Realloc(const Napi::CallbackInfo& info);
@@ -66,8 +97,12 @@ Napi::BigInt Size(Napi::Env env, size_t value);
 // address comes back as EFAULT instead of a SIGSEGV. Returns 0 or errno.
 int SafeRead(uintptr_t address, void* out, size_t length);
 
-// mallinfo2 when glibc has it (2.33+), else mallinfo widened; `source`
-// names the call that answered.
-MallInfo2 ReadMallinfo(const char** source);
+// Which call answered a mallinfo read. The values are what a plan's
+// mallinfo step records (lib/plan.ts decodes them).
+enum class MallinfoSource : uint64_t { kMallinfo = 1, kMallinfo2 = 2 };
+const char* MallinfoSourceName(MallinfoSource source);
+
+// mallinfo2 when glibc has it (2.33+), else mallinfo widened.
+MallInfo2 ReadMallinfo(MallinfoSource* source);
 
 }  // namespace heapscope

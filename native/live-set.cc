@@ -1,5 +1,7 @@
 #include "live-set.h"
 
+#include <new>
+
 namespace heapscope {
 
 static size_t Hash(uintptr_t p) {
@@ -24,13 +26,14 @@ bool LiveSet::Contains(uintptr_t p) const {
   return p != 0 && slots_[Slot(p)] == p;
 }
 
-void LiveSet::Insert(uintptr_t p) {
-  if (p == 0) return;
-  if ((count_ + 1) * 2 > slots_.size()) Grow();
+bool LiveSet::Insert(uintptr_t p) {
+  if (p == 0) return true;
+  if ((count_ + 1) * 2 > slots_.size() && !Grow()) return false;
   size_t i = Slot(p);
-  if (slots_[i] == p) return;
+  if (slots_[i] == p) return true;
   slots_[i] = p;
   count_++;
+  return true;
 }
 
 bool LiveSet::Erase(uintptr_t p) {
@@ -55,21 +58,18 @@ bool LiveSet::Erase(uintptr_t p) {
   return true;
 }
 
-void LiveSet::Grow() {
+bool LiveSet::Grow() {
   std::vector<uintptr_t> old;
+  try {
+    old.assign(slots_.size() * 2, 0);
+  } catch (const std::bad_alloc&) {
+    return false;  // the set stays as it was
+  }
   old.swap(slots_);
-  slots_.assign(old.size() * 2, 0);
   count_ = 0;
   for (uintptr_t p : old)
-    if (p != 0) Insert(p);
-}
-
-std::vector<uintptr_t> LiveSet::Items() const {
-  std::vector<uintptr_t> out;
-  out.reserve(count_);
-  for (uintptr_t p : slots_)
-    if (p != 0) out.push_back(p);
-  return out;
+    if (p != 0) Insert(p);  // cannot grow again: half the slots are free
+  return true;
 }
 
 }  // namespace heapscope

@@ -13,14 +13,19 @@ class LiveSet {
  public:
   LiveSet();
   bool Contains(uintptr_t p) const;
-  void Insert(uintptr_t p);
+  // False when the set had to grow and there was no memory for it.
+  bool Insert(uintptr_t p);
   bool Erase(uintptr_t p);
   size_t Count() const { return count_; }
-  std::vector<uintptr_t> Items() const;
+  template <typename F>
+  void ForEach(F f) const {
+    for (uintptr_t p : slots_)
+      if (p != 0) f(p);
+  }
 
  private:
   size_t Slot(uintptr_t p) const;
-  void Grow();
+  bool Grow();
   std::vector<uintptr_t> slots_;  // 0 marks an empty slot
   size_t count_ = 0;
 };

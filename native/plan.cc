@@ -39,7 +39,9 @@ constexpr size_t kInWords = 4;    // op, ref, a, b
 constexpr size_t kOutWords = 16;  // see lib/plan.ts for the layout
 constexpr size_t kMapsBytes = 1 << 20;
 constexpr size_t kMaxSteps = 1 << 22;
-constexpr uint64_t kMaxRead = uint64_t{1} << 30;
+// The most one Buffer holds in Node 20 (buffer.constants.MAX_LENGTH), the
+// smallest of the Node versions heapscope supports.
+constexpr uint64_t kMaxRead = uint64_t{1} << 32;
 
 enum Status : uint64_t { kOk = 0, kFailed = 1, kSkipped = 2, kTruncated = 3 };
 
@@ -68,6 +70,42 @@ class Scratch {
  private:
   size_t size_;
   uint8_t* data_;
+};
+
+// The bytes of the read steps. Each step's range starts on a page of its
+// own, so that it can become a Buffer without a copy (a walk reads [heap]
+// whole: a second copy would double what a big heap costs) and be unmapped
+// alone when that Buffer is collected. Ranges are handed over in order;
+// what has not been handed over is unmapped with the area.
+class ReadArea {
+ public:
+  static size_t Span(uint64_t length) {
+    const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+    return static_cast<size_t>((length + page - 1) & ~(page - 1));
+  }
+  explicit ReadArea(size_t bytes) : next_(nullptr), end_(nullptr) {
+    if (bytes == 0) return;
+    void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return;
+    next_ = static_cast<uint8_t*>(p);
+    end_ = next_ + bytes;
+  }
+  ~ReadArea() {
+    if (next_ != end_) munmap(next_, static_cast<size_t>(end_ - next_));
+  }
+  bool ok() const { return next_ != nullptr; }
+  // The start of the range not handed over yet.
+  uint8_t* next() const { return next_; }
+  // The next step's range now belongs to a Buffer (or, with `unmap`, to no one).
+  void HandOver(size_t span, bool unmap) {
+    if (span == 0) return;
+    if (unmap) munmap(next_, span);
+    next_ += span;
+  }
+
+ private:
+  uint8_t* next_;
+  uint8_t* end_;
 };
 
 // Reads a /proc file with raw syscalls: stdio would malloc a buffer.
@@ -122,59 +160,67 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
     ThrowCode(env, "ERR_INVALID_ARG_TYPE", "plan must be a BigUint64Array");
   bool keep = info.Length() > 1 && info[1].ToBoolean().Value();
   auto in = info[0].As<Napi::BigUint64Array>();
-  if (in.ElementLength() % kInWords != 0)
+  const size_t length = in.ElementLength();
+  if (length % kInWords != 0)
     ThrowCode(env, "ERR_INVALID_PLAN", "plan length is not a whole number of steps");
-  const size_t n = in.ElementLength() / kInWords;
+  const size_t n = length / kInWords;
   if (n == 0) ThrowCode(env, "ERR_INVALID_PLAN", "plan has no steps");
   if (n > kMaxSteps) ThrowCode(env, "ERR_INVALID_PLAN", "plan has too many steps");
 
-  // Check every reference before anything runs: a plan can never free or
-  // read a slot that is not a live allocation of an earlier step.
+  // The plan is copied first, then checked, then run from the copy alone:
+  // its array may be a view of a SharedArrayBuffer that another thread
+  // rewrites, and a word changed after its check must never be used.
+  Scratch plan(length * sizeof(uint64_t) + n);
+  if (plan.data() == nullptr)
+    ThrowCode(env, "ERR_ALLOC_FAILED", "cannot map plan scratch", errno, "mmap");
+  std::memcpy(plan.data(), in.Data(), length * sizeof(uint64_t));
+  const uint64_t* steps = reinterpret_cast<const uint64_t*>(plan.data());
+  uint8_t* consumed = plan.data() + length * sizeof(uint64_t);
+
+  // Every word a step uses is checked before anything runs: a plan can
+  // never free or read a slot that is not a live allocation of an earlier
+  // step, nor pass glibc a size it would take for a negative one.
   size_t mapsSteps = 0;
   uint64_t readBytes = 0;
-  {
-    Scratch consumed(n + 1);
-    if (consumed.data() == nullptr)
-      ThrowCode(env, "ERR_ALLOC_FAILED", "cannot map plan scratch", errno, "mmap");
-    for (size_t i = 0; i < n; i++) {
-      const uint64_t* s = &in[i * kInWords];
-      uint64_t op = s[0], ref = s[1];
-      std::string where = "step " + std::to_string(i) + ": ";
-      if (op < kMalloc || op > kRead)
-        ThrowCode(env, "ERR_INVALID_PLAN", where + "unknown operation");
-      if (op == kMaps) mapsSteps++;
-      if (op == kRead) {
-        if (s[3] > kMaxRead)
-          ThrowCode(env, "ERR_INVALID_PLAN", where + "read longer than 1 GiB");
-        readBytes += (s[3] + 15) & ~uint64_t{15};
-      }
-      if ((op == kMalloc || op == kRealloc) && s[2] > PTRDIFF_MAX)
-        ThrowCode(env, "ERR_INVALID_PLAN", where + "size above PTRDIFF_MAX");
-      if ((op == kCalloc || op == kMemalign) && (s[2] > PTRDIFF_MAX || s[3] > PTRDIFF_MAX))
-        ThrowCode(env, "ERR_INVALID_PLAN", where + "size above PTRDIFF_MAX");
-      if (op == kRealloc && s[2] == 0)
-        ThrowCode(env, "ERR_INVALID_PLAN", where + "realloc to 0 bytes; use free");
-      if (!NeedsRef(op)) continue;
-      if (ref >= i || !Allocates(in[ref * kInWords]))
-        ThrowCode(env, "ERR_INVALID_PLAN",
-                  where + "must refer to an earlier allocating step");
-      if (consumed.data()[ref])
-        ThrowCode(env, "ERR_INVALID_PLAN",
-                  where + "refers to step " + std::to_string(ref) +
-                      ", already freed or reallocated");
-      if (op == kRealloc || op == kFree) consumed.data()[ref] = 1;
+  for (size_t i = 0; i < n; i++) {
+    const uint64_t* s = steps + i * kInWords;
+    const uint64_t op = s[0], ref = s[1];
+    auto invalid = [&](const std::string& why) {
+      ThrowCode(env, "ERR_INVALID_PLAN", "step " + std::to_string(i) + ": " + why);
+    };
+    if (op < kMalloc || op > kRead) invalid("unknown operation");
+    if (op == kMaps) mapsSteps++;
+    if (op == kRead) {
+      if (s[3] > kMaxRead) invalid("read longer than 4 GiB");
+      readBytes += ReadArea::Span(s[3]);
     }
+    if ((op == kMalloc || op == kRealloc || op == kTrim) && s[2] > PTRDIFF_MAX)
+      invalid("size above PTRDIFF_MAX");
+    if ((op == kCalloc || op == kMemalign) && (s[2] > PTRDIFF_MAX || s[3] > PTRDIFF_MAX))
+      invalid("size above PTRDIFF_MAX");
+    if (op == kRealloc && s[2] == 0) invalid("realloc to 0 bytes; use free");
+    if (op == kTouch && s[2] > 0xff) invalid("a byte is at most 255");
+    if (!NeedsRef(op)) continue;
+    if (ref >= i || !Allocates(steps[ref * kInWords]))
+      invalid("must refer to an earlier allocating step");
+    if (consumed[ref])
+      invalid("refers to step " + std::to_string(ref) + ", already freed or reallocated");
+    if (op == kRealloc || op == kFree) consumed[ref] = 1;
   }
 
   const size_t outBytes = n * kOutWords * sizeof(uint64_t);
   const size_t ptrBytes = n * sizeof(uintptr_t);
-  Scratch scratch(outBytes + ptrBytes + mapsSteps * kMapsBytes + readBytes + 64);
+  Scratch scratch(outBytes + ptrBytes + mapsSteps * kMapsBytes);
   if (scratch.data() == nullptr)
     ThrowCode(env, "ERR_ALLOC_FAILED", "cannot map plan scratch", errno, "mmap");
+  ReadArea reads(readBytes);
+  if (readBytes > 0 && !reads.ok())
+    ThrowCode(env, "ERR_ALLOC_FAILED", "cannot map room for the plan's reads", errno, "mmap");
+  uint8_t* const readBase = reads.next();
+  uint8_t* read = readBase;
   uint64_t* out = reinterpret_cast<uint64_t*>(scratch.data());
   uintptr_t* slot = reinterpret_cast<uintptr_t*>(scratch.data() + outBytes);
   uint8_t* text = scratch.data() + outBytes + ptrBytes;
-  const uint64_t* steps = &in[0];
 
   // ---- From here to the end of the loop nothing may call malloc. ----
   for (size_t i = 0; i < n; i++) {
@@ -214,14 +260,14 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
       }
       case kUsable: r[2] = malloc_usable_size(target); break;
       case kMallinfo: {
-        const char* source = nullptr;
+        MallinfoSource source;
         MallInfo2 m = ReadMallinfo(&source);
         std::memcpy(r + 5, &m, sizeof(m));
-        r[15] = source[6] == '2' ? 2 : 1;
+        r[15] = static_cast<uint64_t>(source);
         break;
       }
       case kTrim: r[2] = static_cast<uint64_t>(malloc_trim(s[2])); break;
-      case kTouch: std::memset(target, static_cast<int>(s[2] & 0xff), malloc_usable_size(target)); break;
+      case kTouch: std::memset(target, static_cast<int>(s[2]), malloc_usable_size(target)); break;
       case kResident:
         err = Resident(reinterpret_cast<uintptr_t>(target), malloc_usable_size(target), &r[2], &r[3]);
         break;
@@ -240,10 +286,10 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
       }
       case kRead:
         // Copied through process_vm_readv: an unmapped address is EFAULT.
-        err = SafeRead(s[2], text, s[3]);
-        r[2] = static_cast<uint64_t>(text - scratch.data());
+        err = s[2] + s[3] < s[2] ? EFAULT : SafeRead(s[2], read, s[3]);
+        r[2] = static_cast<uint64_t>(read - readBase);
         r[3] = s[3];
-        text += (s[3] + 15) & ~uint64_t{15};
+        read += ReadArea::Span(s[3]);
         break;
       case kStatm: {
         char buf[256];
@@ -272,17 +318,24 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
   }
   // ---- Steps done; what follows may allocate. ----
 
-  Napi::Array kept = Napi::Array::New(env);
-  if (keep) {
-    for (size_t i = 0; i < n; i++)
-      if (slot[i] != 0) {
-        live.Insert(slot[i]);
-        kept.Set(kept.Length(), Napi::Number::New(env, static_cast<double>(i)));
-      }
-  } else {
+  // Kept allocations are recorded before any Node-API call, so that if one
+  // fails (a worker torn down) they are still released with the addon.
+  bool recorded = keep;
+  for (size_t i = 0; recorded && i < n; i++) recorded = live.Insert(slot[i]);
+  if (!recorded) {
     for (size_t i = n; i-- > 0;)
-      if (slot[i] != 0) free(reinterpret_cast<void*>(slot[i]));
+      if (slot[i] != 0) {
+        live.Erase(slot[i]);
+        free(reinterpret_cast<void*>(slot[i]));
+      }
+    if (keep)
+      ThrowCode(env, "ERR_ALLOC_FAILED",
+                "the plan ran, but there was no memory to record the allocations it kept; they were freed",
+                ENOMEM);
   }
+  Napi::Array kept = Napi::Array::New(env);
+  for (size_t i = 0; keep && i < n; i++)
+    if (slot[i] != 0) kept.Set(kept.Length(), Napi::Number::New(env, static_cast<double>(i)));
 
   Napi::Object result = Napi::Object::New(env);
   auto words = Napi::BigUint64Array::New(env, n * kOutWords);
@@ -301,9 +354,18 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
   for (size_t i = 0; i < n; i++) {
     const uint64_t* s = steps + i * kInWords;
     const uint64_t* r = out + i * kOutWords;
-    if (s[0] == kRead && r[0] == kOk)
-      buffers.Set(static_cast<uint32_t>(i),
-                  Napi::Buffer<uint8_t>::Copy(env, scratch.data() + r[2], r[3]));
+    if (s[0] != kRead) continue;
+    const size_t span = ReadArea::Span(s[3]);
+    if (r[0] != kOk || span == 0) {
+      reads.HandOver(span, true);
+      if (r[0] == kOk) buffers.Set(static_cast<uint32_t>(i), Napi::Buffer<uint8_t>::New(env, 0));
+      continue;
+    }
+    // Steps are handed over in order: this step's range is next.
+    auto bytes = Napi::Buffer<uint8_t>::NewOrCopy(
+        env, reads.next(), r[3], [span](Napi::Env, uint8_t* data) { munmap(data, span); });
+    reads.HandOver(span, false);
+    buffers.Set(static_cast<uint32_t>(i), bytes);
   }
   result.Set("buffers", buffers);
   result.Set("kept", kept);

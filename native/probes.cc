@@ -32,8 +32,9 @@ Napi::Value Addon::Addresses(const Napi::CallbackInfo& info) {
   // RTLD_DEFAULT would find the executable's PLT stub for malloc (a non-PIE
   // node exports one); ask libc itself for its own definition.
   void* libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
-  out.Set("libcMalloc", a(libc != nullptr ? dlsym(libc, "malloc") : nullptr));
+  void* libcMalloc = libc != nullptr ? dlsym(libc, "malloc") : nullptr;
   if (libc != nullptr) dlclose(libc);
+  out.Set("libcMalloc", a(libcMalloc));
   out.Set("nodeFunction", a(dlsym(RTLD_DEFAULT, "napi_create_object")));
   out.Set("environmentString", a(environ != nullptr ? environ[0] : nullptr));
   out.Set("vdso", a(reinterpret_cast<const void*>(getauxval(AT_SYSINFO_EHDR))));

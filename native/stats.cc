@@ -38,13 +38,17 @@ const Lookup& Functions() {
 
 }  // namespace
 
-MallInfo2 ReadMallinfo(const char** source) {
+const char* MallinfoSourceName(MallinfoSource source) {
+  return source == MallinfoSource::kMallinfo2 ? "mallinfo2" : "mallinfo";
+}
+
+MallInfo2 ReadMallinfo(MallinfoSource* source) {
   const Lookup& fn = Functions();
   if (fn.v2 != nullptr) {
-    *source = "mallinfo2";
+    *source = MallinfoSource::kMallinfo2;
     return fn.v2();
   }
-  *source = "mallinfo";
+  *source = MallinfoSource::kMallinfo;
   MallInfo m = fn.v1();
   // The int fields wrap; reading them as unsigned recovers sizes below 4 GiB.
   auto w = [](int v) { return static_cast<size_t>(static_cast<unsigned>(v)); };
@@ -59,10 +63,10 @@ Napi::Value Addon::ProgramBreak(const Napi::CallbackInfo& info) {
 
 Napi::Value Addon::Mallinfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const char* source = nullptr;
+  MallinfoSource source;
   MallInfo2 m = ReadMallinfo(&source);
   Napi::Object out = Napi::Object::New(env);
-  out.Set("source", Napi::String::New(env, source));
+  out.Set("source", Napi::String::New(env, MallinfoSourceName(source)));
   out.Set("arena", Size(env, m.arena));
   out.Set("ordblks", Size(env, m.ordblks));
   out.Set("smblks", Size(env, m.smblks));
@@ -93,28 +97,43 @@ Napi::Value Addon::MallocTrim(const Napi::CallbackInfo& info) {
 // 8 KiB buffer first, a large request that consolidates the caller's
 // fastbins before they are reported; so the stream writes into a memfd
 // through a buffer from mmap, and only fdopen's small FILE comes from malloc.
+namespace {
+
+constexpr size_t kInfoBuffer = 1 << 16;
+
+// Releases what MallocInfo opened however it is left (an error thrown
+// while the XML is copied out included).
+struct InfoStream {
+  int fd = -1;
+  void* buffer = MAP_FAILED;
+  FILE* stream = nullptr;
+  ~InfoStream() {
+    if (stream != nullptr)
+      fclose(stream);  // closes fd too
+    else if (fd >= 0)
+      close(fd);
+    if (buffer != MAP_FAILED) munmap(buffer, kInfoBuffer);
+  }
+};
+
+}  // namespace
+
 Napi::Value Addon::MallocInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  constexpr size_t kBuffer = 1 << 16;
-  int fd = memfd_create("heapscope-malloc-info", MFD_CLOEXEC);
-  if (fd < 0) ThrowCode(env, "ERR_MALLOC_INFO", "memfd_create failed", errno, "memfd_create");
-  void* buffer = mmap(nullptr, kBuffer, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  FILE* stream = buffer == MAP_FAILED ? nullptr : fdopen(fd, "w");
-  if (stream == nullptr) {
-    int err = errno;
-    if (buffer != MAP_FAILED) munmap(buffer, kBuffer);
-    close(fd);
-    ThrowCode(env, "ERR_MALLOC_INFO", "cannot open a stream for malloc_info", err, "fdopen");
-  }
-  setvbuf(stream, static_cast<char*>(buffer), _IOFBF, kBuffer);
-  int rc = malloc_info(0, stream);
+  InfoStream s;
+  s.fd = memfd_create("heapscope-malloc-info", MFD_CLOEXEC);
+  if (s.fd < 0) ThrowCode(env, "ERR_MALLOC_INFO", "memfd_create failed", errno, "memfd_create");
+  s.buffer = mmap(nullptr, kInfoBuffer, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (s.buffer != MAP_FAILED) s.stream = fdopen(s.fd, "w");
+  if (s.stream == nullptr)
+    ThrowCode(env, "ERR_MALLOC_INFO", "cannot open a stream for malloc_info", errno, "fdopen");
+  setvbuf(s.stream, static_cast<char*>(s.buffer), _IOFBF, kInfoBuffer);
+  int rc = malloc_info(0, s.stream);
   int err = errno;
-  fflush(stream);
-  off_t length = lseek(fd, 0, SEEK_END);
+  fflush(s.stream);
+  off_t length = lseek(s.fd, 0, SEEK_END);
   std::string xml(length > 0 ? static_cast<size_t>(length) : 0, '\0');
-  ssize_t got = length > 0 ? pread(fd, &xml[0], xml.size(), 0) : 0;
-  fclose(stream);  // closes fd too
-  munmap(buffer, kBuffer);
+  ssize_t got = length > 0 ? pread(s.fd, &xml[0], xml.size(), 0) : 0;
   if (rc != 0 || got != static_cast<ssize_t>(xml.size()))
     ThrowCode(env, "ERR_MALLOC_INFO", "malloc_info failed", err, "malloc_info");
   return Napi::String::New(env, xml);

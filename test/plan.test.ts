@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { liveAllocations, PlanStep, runPlan } from '../lib/index';
+import { liveAllocations, mallinfo2, PlanStep, runPlan } from '../lib/index';
 import { parseMaps } from '../lib/maps';
 
 describe('runPlan', () => {
@@ -37,6 +37,11 @@ describe('runPlan', () => {
       expect(steps[101].header!.size).toBe(64);
       expect(steps[103].address).not.toBe(steps[100].address);
     }
+  });
+
+  it('a mallinfo step names the call that answered, as mallinfo2() does', () => {
+    const { steps } = runPlan([{ op: 'mallinfo' }]);
+    expect(steps[0].mallinfo!.source).toBe(mallinfo2().source);
   });
 
   it('reads the break, usable size, header and the maps inside one call', () => {

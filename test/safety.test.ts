@@ -1,5 +1,7 @@
 // The safety contract: every misuse is a JS error with a stable code, and
 // the process carries on (the test run itself would die otherwise).
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { binding } from '../lib/binding';
 import {
@@ -63,6 +65,34 @@ describe('safety contract', () => {
     expect(error).toMatchObject({ code: 'ERR_ALLOC_FAILED', errno: 12, syscall: 'malloc' });
     // calloc's count × size overflow is glibc's to report.
     expect(() => calloc(1n << 62n, 16)).toThrow(code('ERR_ALLOC_FAILED'));
+  });
+
+  it('no memory left to record a pointer is ERR_ALLOC_FAILED, and the block is given back', () => {
+    // A child under a 2 GB address-space limit fills the live set to the
+    // size at which the next pointer makes it grow (2048), then uses the
+    // memory up by growing those very blocks (realloc keeps the count), so
+    // that a small malloc still succeeds but the set cannot grow.
+    const child = spawnSync('/bin/sh', ['-c', 'ulimit -v 2000000 && exec "$0" --single-threaded -e "$1"', process.execPath, `
+      const { binding } = require(${JSON.stringify(path.join(__dirname, '..', 'dist', 'binding.js'))});
+      const fillers = [];
+      while (binding.liveCount() < 2048) fillers.push(binding.malloc(16n));
+      const held = [];
+      for (let size = 1n << 29n; size >= 65536n; size /= 2n) {
+        while (fillers.length > 0) {
+          try { held.push(binding.realloc(fillers.at(-1), size)); fillers.pop(); } catch { break; }
+        }
+      }
+      const outcomes = [];
+      const attempt = (f) => { try { f(); outcomes.push('ok'); } catch (e) { outcomes.push(e.code); } };
+      attempt(() => binding.free(binding.malloc(16n)));
+      attempt(() => binding.runPlan(new BigUint64Array([1n, 0n, 16n, 0n]), true));
+      const live = binding.liveCount();
+      for (const p of [...held, ...fillers]) binding.free(p);
+      console.log(JSON.stringify({ outcomes, live, after: binding.liveCount() }));
+    `], { encoding: 'utf8' });
+    expect(child.signal, child.stderr).toBeNull();
+    expect(child.status, child.stderr).toBe(0);
+    expect(JSON.parse(child.stdout)).toEqual({ outcomes: ['ERR_ALLOC_FAILED', 'ERR_ALLOC_FAILED'], live: 2048, after: 0 });
   });
 
   it('realloc failure leaves the old block valid', () => {

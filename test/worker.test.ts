@@ -1,6 +1,6 @@
 // The addon is context-aware: each worker thread loads its own instance,
 // and its allocations come from a thread arena, not main_arena.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
@@ -52,5 +52,40 @@ describe('module formats', () => {
       import { malloc } from 'heapscope'; const a = malloc(10); console.log(a.usableSize, a.chunk.size); a.free();`],
     { cwd: root, encoding: 'utf8' });
     expect(esm.trim()).toBe('24 32');
+  });
+});
+
+describe('a worker torn down inside a native call', () => {
+  // The worker tells the main thread, through shared memory, that it is
+  // about to enter a long plan (2,000 statm reads, far longer than the
+  // step into it), then runs it over and over; the main thread ends the
+  // worker the moment it hears. While a worker is torn down, Node-API calls
+  // fail; the addon must turn that into nothing worse than a JS exception
+  // nobody sees, never a C++ exception escaping into Node (SIGABRT).
+  function cycle(end: 'exit' | 'terminate') {
+    const child = spawnSync(process.execPath, ['-e', `
+      const { Worker } = require('node:worker_threads');
+      const flag = new Int32Array(new SharedArrayBuffer(4));
+      const worker = new Worker(\`
+        const { workerData: { binding: file, flag } } = require('node:worker_threads');
+        const { binding } = require(file);
+        const plan = new BigUint64Array(4 * 2000);
+        for (let i = 0; i < plan.length; i += 4) plan[i] = 14n;
+        for (;;) {
+          Atomics.store(flag, 0, 1);
+          Atomics.notify(flag, 0);
+          binding.runPlan(plan, false);
+        }
+      \`, { eval: true, workerData: { binding: ${JSON.stringify(path.join(root, 'dist', 'binding.js'))}, flag } });
+      Atomics.wait(flag, 0, 0);
+      ${end === 'exit' ? 'process.exit(0);' : 'worker.terminate().then(() => process.exit(0));'}
+    `], { encoding: 'utf8' });
+    return { end, status: child.status, signal: child.signal, stderr: child.stderr };
+  }
+
+  it('30 cycles of process.exit() and worker.terminate(): every child exits 0', () => {
+    const cycles = Array.from({ length: 30 }, (_, i) => cycle(i % 2 === 0 ? 'exit' : 'terminate'));
+    const bad = cycles.filter((c) => c.status !== 0 || c.signal !== null || c.stderr !== '');
+    expect(bad).toEqual([]);
   });
 });

@@ -77,7 +77,8 @@ export function walkSnapshot(snapshot: Uint8Array, base: bigint, options: Snapsh
   }
   // A Uint32Array view needs 4-byte alignment; a Buffer from a pool slice may lack it.
   const bytes = snapshot.byteOffset % 4 === 0 ? snapshot : new Uint8Array(snapshot);
-  const words = new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.length >>> 2);
+  // (Not `>>> 2`: a 4 GiB snapshot's length does not fit in 32 bits.)
+  const words = new Uint32Array(bytes.buffer, bytes.byteOffset, Math.floor(bytes.length / 4));
   const topOffset = options.top === undefined ? -1 : Number(options.top - base);
   const fenceposts = options.fenceposts === true;
   const mainArena = options.mainArena === true;

@@ -3,9 +3,9 @@
 import { inspect } from 'node:util';
 import { isMainThread } from 'node:worker_threads';
 import { rangeError, typeError } from '../errors';
-import { hex } from '../format';
+import { bytes, hex, shortBytes } from '../format';
 import { maps, MemoryRegion } from '../maps';
-import { PlanStep, runPlan, StepResult } from '../plan';
+import { MAX_PLAN_READ, PlanStep, runPlan, StepResult } from '../plan';
 import { Mallinfo, programBreak } from '../stats';
 import { describe, toIndex } from '../validate';
 import { walkSVG, WalkSVGOptions } from '../views/charts/walk';
@@ -137,7 +137,8 @@ function snapshot(before: readonly PlanStep[], heap: MemoryRegion | undefined, l
   const steps: PlanStep[] = [...before];
   const m0 = steps.push({ op: 'mallinfo' }) - 1;
   const b0 = steps.push({ op: 'break' }) - 1;
-  const mainRead = heap === undefined ? -1 : steps.push({ op: 'read', address: heap.start, length }) - 1;
+  // One read step holds at most MAX_PLAN_READ bytes; mainWalk says so when [heap] is bigger.
+  const mainRead = heap === undefined ? -1 : steps.push({ op: 'read', address: heap.start, length: length < MAX_PLAN_READ ? length : MAX_PLAN_READ }) - 1;
   const reads = threadRegions.map((r) => steps.push({ op: 'read', address: r.start, length: r.size }) - 1);
   const b1 = steps.push({ op: 'break' }) - 1;
   const m1 = steps.push({ op: 'mallinfo' }) - 1;
@@ -178,6 +179,12 @@ function mainWalk(s: Snapshot, heap: MemoryRegion | undefined): SnapshotWalk {
   if (heap === undefined) return emptyWalk(0n, 'this process has no [heap] region: main_arena has not used sbrk');
   if (s.main === undefined) return emptyWalk(heap.start, `reading [heap] at ${hex(heap.start)} failed (errno ${s.mainError}): it shrank during the snapshot`);
   const walk = walkMainHeap(s.main, heap.start, s.breakAfter);
+  if (s.breakAfter - heap.start > MAX_PLAN_READ) {
+    return {
+      ...walk, ending: 'stopped', top: -1,
+      reason: `[heap] is ${bytes(s.breakAfter - heap.start)}; walkHeap reads at most its first ${shortBytes(MAX_PLAN_READ)}, the most one Buffer holds in Node 20`,
+    };
+  }
   if (s.breakBefore !== s.breakAfter) {
     return { ...walk, ending: 'stopped', top: -1, reason: `the program break moved during the snapshot (${hex(s.breakBefore)} → ${hex(s.breakAfter)})` };
   }

@@ -1,8 +1,9 @@
 // main_arena's heap: the [heap] region from its start to the program break,
 // and what mallinfo2() must agree with.
 import { HeapscopeError } from '../errors';
+import { bytes, shortBytes } from '../format';
 import { maps } from '../maps';
-import { runPlan } from '../plan';
+import { MAX_PLAN_READ, runPlan } from '../plan';
 import { Mallinfo, programBreak } from '../stats';
 import { SnapshotWalk, walkSnapshot } from './chunk';
 import { HeapRegionWalk } from './heap-walk';
@@ -95,6 +96,9 @@ export function mainHeapSnapshot(attempts = 5): MainHeapSnapshot {
   if (heap === undefined) throw new HeapscopeError('ERR_READ_FAILED', 'this process has no [heap] region');
   let end = programBreak();
   for (let attempt = 1; ; attempt++) {
+    if (end - heap.start > MAX_PLAN_READ) {
+      throw new HeapscopeError('ERR_READ_FAILED', `[heap] is ${bytes(end - heap.start)}; mainHeapSnapshot copies at most ${shortBytes(MAX_PLAN_READ)}, the most one Buffer holds in Node 20`);
+    }
     const { steps } = runPlan([{ op: 'break' }, { op: 'read', address: heap.start, length: end - heap.start }, { op: 'break' }]);
     const before = steps[0].programBreak!;
     if (steps[1].status === 'ok' && before === end && steps[2].programBreak === end) {

@@ -1,6 +1,6 @@
 // Walking main_arena's [heap] in this process.
 import { describe, expect, it } from 'vitest';
-import { glibcVersion, HeapChunk, HeapWalk, malloc, maps, requestToChunkSize, runPlan, walkHeap, walkSnapshot } from '../../lib/index';
+import { glibcVersion, HeapChunk, HeapWalk, malloc, mallinfo2, maps, requestToChunkSize, runPlan, walkHeap, walkSnapshot } from '../../lib/index';
 
 // Which arena this thread allocates from is glibc's choice: the main thread
 // normally uses main_arena, but in vitest's forked workers it has been seen
@@ -41,6 +41,10 @@ describe('walkHeap: main_arena', () => {
     expect(top.size).toBe(walk.mallinfo.keepcost);
     expect(walk.checks.find((c) => c.mallinfo === 'keepcost')).toMatchObject({ exact: true, equal: true });
     expect(main.chunks.filter((c) => c.state === 'top')).toHaveLength(1);
+  });
+
+  it('reports mallinfo from the same call as mallinfo2() does', () => {
+    expect(walkHeap().mallinfo.source).toBe(mallinfo2().source);
   });
 
   it("finds heapscope's own allocation, in use, with the size its header gives", () => {

@@ -22,8 +22,8 @@ describe("runPlan's read step", () => {
     expect(steps[1].status).toBe('ok');
   });
 
-  it('refuses reads above 1 GiB and non-bigint addresses before anything runs', () => {
-    expect(() => runPlan([{ op: 'read', address: 0x1000n, length: 2 ** 30 + 1 }])).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
+  it('refuses reads above 4 GiB and non-bigint addresses before anything runs', () => {
+    expect(() => runPlan([{ op: 'read', address: 0x1000n, length: 2 ** 32 + 1 }])).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
     expect(() => runPlan([{ op: 'read', address: 4096 as unknown as bigint, length: 8 }])).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
   });
 });

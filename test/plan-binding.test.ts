@@ -1,0 +1,106 @@
+// The raw binding's runPlan checks every word it uses itself: it is as safe
+// as the public runPlan, whose TypeScript checks it does not rely on.
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { binding } from '../lib/binding';
+
+const ROOT = path.join(__dirname, '..');
+const OP = { malloc: 1n, realloc: 3n, memalign: 4n, free: 5n, break: 6n, header: 7n, usable: 8n, trim: 10n, touch: 11n, read: 15n };
+const BIG = 1n << 63n;
+
+const words = (...steps: bigint[][]) => BigUint64Array.from(steps.flatMap((s) => [...s, 0n, 0n, 0n, 0n].slice(0, 4)));
+
+function refusal(plan: unknown): unknown {
+  try {
+    binding.runPlan(plan as BigUint64Array, false);
+  } catch (error) {
+    return error;
+  }
+  return undefined;
+}
+
+describe('the raw runPlan binding', () => {
+  it('refuses hostile word arrays with a coded error before running anything', () => {
+    const hostile: [string, BigUint64Array][] = [
+      ['a ref far out of range', words([OP.malloc, 0n, 8n], [OP.free, 1n << 40n])],
+      ['a ref past the end of the plan', words([OP.malloc, 0n, 8n], [OP.usable, 7n])],
+      ['a ref to itself', words([OP.malloc, 0n, 8n], [OP.header, 1n])],
+      ['a forward ref', words([OP.free, 1n], [OP.malloc, 0n, 8n])],
+      ['a ref to a step that does not allocate', words([OP.break], [OP.free, 0n])],
+      ['a ref to a freed step', words([OP.malloc, 0n, 8n], [OP.free, 0n], [OP.touch, 0n])],
+      ['op 0', words([0n])],
+      ['op 16', words([16n])],
+      ['op 2^64 - 1', words([(1n << 64n) - 1n])],
+      ['a size above PTRDIFF_MAX', words([OP.malloc, 0n, BIG])],
+      ['an alignment above PTRDIFF_MAX', words([OP.memalign, 0n, BIG, 8n])],
+      ['a realloc to 0 bytes', words([OP.malloc, 0n, 8n], [OP.realloc, 0n, 0n])],
+      ['a touch byte above 255', words([OP.malloc, 0n, 8n], [OP.touch, 0n, 256n])],
+      ['a trim pad above PTRDIFF_MAX', words([OP.trim, 0n, BIG])],
+      ['a read longer than a Buffer holds', words([OP.read, 0n, 4096n, 1n << 40n])],
+      ['a partial step', new BigUint64Array(5)],
+      ['no steps', new BigUint64Array(0)],
+    ];
+    for (const [what, plan] of hostile) {
+      expect(refusal(plan), what).toMatchObject({ code: 'ERR_INVALID_PLAN' });
+    }
+    for (const bad of [undefined, [1n, 0n, 8n, 0n], new BigInt64Array(4), new Uint32Array(8)]) {
+      expect(refusal(bad)).toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' });
+    }
+    expect(binding.liveCount()).toBe(0);
+  });
+
+  it('runs a plan whose SharedArrayBuffer another thread rewrites: checked and run from one copy', () => {
+    // A worker flips the last step's ref between valid (0) and far out of
+    // range, and its op between usableSize and unknown ones, while this
+    // thread runs the plan again and again. Run from the array itself, a
+    // check could pass and the run see the hostile word: slot[2^40], a SIGSEGV.
+    const child = spawnSync(process.execPath, ['-e', `
+      const { Worker } = require('node:worker_threads');
+      const { binding } = require(${JSON.stringify(path.join(ROOT, 'dist', 'binding.js'))});
+      const STEPS = 4096;
+      const shared = new BigUint64Array(new SharedArrayBuffer(STEPS * 4 * 8));
+      shared.set([1n, 0n, 64n, 0n]);
+      for (let i = 1; i < STEPS; i++) shared.set([8n, 0n, 0n, 0n], i * 4);
+      const flag = new Int32Array(new SharedArrayBuffer(4));
+      const worker = new Worker(\`
+        const { workerData: [words, flag] } = require('node:worker_threads');
+        const last = words.length - 4;
+        const ops = [8n, 13n, 15n, 99n];
+        for (let k = 0; Atomics.load(flag, 0) === 0; k++) {
+          words[last + 1] = k % 2 === 0 ? 1n << 40n : 0n;
+          words[last] = ops[k % ops.length];
+          words[last + 3] = k % 3 === 0 ? 1n << 40n : 8n;
+          words[5] = k % 5 === 0 ? 3n : 0n;
+        }
+      \`, { eval: true, workerData: [shared, flag] });
+      const codes = {};
+      let ran = 0;
+      let refused = 0;
+      worker.on('online', () => {
+        // Until both outcomes have been seen often (a starved worker would
+        // leave the plan whole), within a bound.
+        for (let i = 0; i < 100000 && (i < 3000 || ran < 100 || refused < 100); i++) {
+          try {
+            const { words } = binding.runPlan(shared, false);
+            if (words[0] !== 0n) throw new Error('the malloc step failed');
+            ran++;
+          } catch (e) {
+            refused++;
+            codes[e.code] = (codes[e.code] ?? 0) + 1;
+          }
+        }
+        Atomics.store(flag, 0, 1);
+        worker.once('exit', () => console.log(JSON.stringify({ ran, codes, live: binding.liveCount() })));
+      });
+    `], { encoding: 'utf8' });
+    expect(child.signal, child.stderr).toBeNull();
+    expect(child.status, child.stderr).toBe(0);
+    const { ran, codes, live } = JSON.parse(child.stdout);
+    // Both outcomes happened: some copies were whole plans, some hostile ones refused.
+    expect(ran).toBeGreaterThanOrEqual(100);
+    expect(Object.keys(codes)).toEqual(['ERR_INVALID_PLAN']);
+    expect(codes.ERR_INVALID_PLAN).toBeGreaterThanOrEqual(100);
+    expect(live).toBe(0);
+  });
+});
