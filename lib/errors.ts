@@ -20,6 +20,8 @@ export type ErrorCode =
   | 'ERR_UNKNOWN_EXPERIMENT'
   | 'ERR_EXPERIMENT_FAILED'
   | 'ERR_UNKNOWN_GLIBC_LAYOUT'
+  | 'ERR_ALLOCATOR_NOT_FOUND'
+  | 'ERR_NOT_IN_SNAPSHOT'
   | 'EFAULT';
 
 export class HeapscopeError extends Error {
