@@ -12,6 +12,7 @@ import { AllocatorImage, locateGlobals } from './image';
 import { layoutFor } from './layouts';
 import { libcDataRegions } from './libc-data';
 import { LibcFile, libcFileOf } from './libc-file';
+import { AddressRange } from './locate-input';
 import { CopiedRange, copiedMemory, readWord } from './memory-source';
 import { decodeArenas } from './arenas';
 
@@ -23,6 +24,12 @@ export interface AllocatorSnapshotOptions {
    * true): the tcache whose bin then starts with it is the calling thread's.
    */
   probe?: boolean;
+  /**
+   * Plan steps run in the same native call just before the probe and the
+   * copy (see runPlan); their allocations stay live through the copy and
+   * are freed right after it. They run again with each retake.
+   */
+  before?: readonly PlanStep[];
 }
 
 export interface AllocatorSnapshot {
@@ -35,6 +42,8 @@ export interface AllocatorSnapshot {
   programBreak: bigint;
   /** The probe chunk's user pointer, when there was a probe. */
   probe?: bigint;
+  /** Results of the `before` steps of the snapshot returned. */
+  steps: StepResult[];
   /** Snapshots taken. */
   attempts: number;
   /** Nothing moved during the last one: mallinfo2 and the break stood still, and the arenas' lists and tops agree. */
@@ -45,7 +54,7 @@ export interface AllocatorSnapshot {
 
 const PROBE_REQUEST = 1000;
 
-interface Taken { snapshot: AllocatorSnapshot; reason?: string }
+interface Taken { snapshot: AllocatorSnapshot; reason?: string; breakSeen: bigint }
 
 /**
  * Copies the allocator's memory of this process. Retakes (up to
@@ -59,25 +68,32 @@ export function takeAllocatorSnapshot(options: AllocatorSnapshotOptions = {}): A
   if (attempts < 1) throw rangeError('options.attempts must be at least 1');
   const probe = options.probe ?? true;
   if (typeof probe !== 'boolean') throw typeError(`options.probe must be a boolean, got ${describe(probe)}`);
+  const before = options.before ?? [];
+  if (!Array.isArray(before)) throw typeError(`options.before must be an array of plan steps, got ${describe(before)}`);
   const layout = layoutFor(glibcVersion());
   let taken: Taken | undefined;
   for (let attempt = 1; attempt <= attempts; attempt++) {
-    taken = takeOnce(layout, probe, attempt);
+    // `before` steps can move the break: a retake copies [heap] up to where the last copy saw it.
+    taken = takeOnce(layout, before, probe, attempt, taken?.breakSeen);
     if (taken.reason === undefined) return taken.snapshot;
   }
   return { ...taken!.snapshot, consistent: false, reason: taken!.reason };
 }
 
-function takeOnce(layout: ReturnType<typeof layoutFor>, probe: boolean, attempt: number): Taken {
+function takeOnce(
+  layout: ReturnType<typeof layoutFor>, before: readonly PlanStep[], probe: boolean, attempt: number, breakSeen?: bigint,
+): Taken {
   const regions = maps();
   const libc = libcDataRegions(regions);
   const libcFile = libcFileOf(regions);
   if (libc.length === 0 || libcFile === undefined) throw new HeapscopeError('ERR_ALLOCATOR_NOT_FOUND', 'no libc data mapping in /proc/self/maps');
   const heap = regions.find((r) => r.kind === 'heap');
   const arenaHeaps = regions.filter((r) => r.kind === 'arena-heap');
-  const end = heap === undefined ? undefined : programBreak();
+  const end = heap === undefined ? undefined : breakSeen ?? programBreak();
   const copyHeap = heap !== undefined && end! > heap.start;
-  const steps: PlanStep[] = probe ? [{ op: 'malloc', size: PROBE_REQUEST }, { op: 'free', step: 0 }] : [];
+  const steps: PlanStep[] = [...before];
+  const probeAt = probe ? steps.push({ op: 'malloc', size: PROBE_REQUEST }) - 1 : -1;
+  if (probe) steps.push({ op: 'free', step: probeAt });
   const m0 = steps.push({ op: 'mallinfo' }) - 1;
   const b0 = steps.push({ op: 'break' }) - 1;
   const reads: { region: MemoryRegion; label: string; length: bigint; step: number }[] = [];
@@ -101,18 +117,26 @@ function takeOnce(layout: ReturnType<typeof layoutFor>, probe: boolean, attempt:
   };
   const snapshot: AllocatorSnapshot = {
     image, libc: libcFile, mallinfoBefore: results[m0].mallinfo!, mallinfo: results[m1].mallinfo!, programBreak: breakAfter,
-    ...(probe ? { probe: results[0].address! } : {}), attempts: attempt, consistent: true,
+    ...(probe ? { probe: results[probeAt].address! } : {}), steps: results.slice(0, before.length), attempts: attempt, consistent: true,
   };
   const reason = failed !== undefined
     ? `reading ${failed.label} at ${hex(failed.region.start)} failed (errno ${results[failed.step].errno}): it changed since the map was read`
-    : tornReason(snapshot, results[b0], results[b1], end, arenaHeaps);
-  return reason === undefined ? { snapshot } : { snapshot: { ...snapshot, consistent: false, reason }, reason };
+    : tornReason(snapshot, { measured: end, before: results[b0].programBreak!, after: breakAfter }, arenaHeaps);
+  return reason === undefined ? { snapshot, breakSeen: breakAfter } : { snapshot: { ...snapshot, consistent: false, reason }, reason, breakSeen: breakAfter };
 }
 
-/** Why the copy is torn, or undefined: the checks a retake can cure. */
-function tornReason(s: AllocatorSnapshot, b0: StepResult, b1: StepResult, end: bigint | undefined, arenaHeaps: MemoryRegion[]): string | undefined {
-  if (end !== undefined && (b0.programBreak !== end || b1.programBreak !== end)) {
-    return `the program break moved (${hex(end)} when [heap] was measured, ${hex(b0.programBreak!)} → ${hex(b1.programBreak!)} around the copy)`;
+/**
+ * Why a copy is torn, or undefined: the checks a retake can cure. Pure:
+ * `breaks` are the program break when [heap] was measured (undefined
+ * without [heap]) and just before and after the copy; `arenaHeaps` the
+ * arena-heap regions copied.
+ */
+export function tornReason(
+  s: AllocatorSnapshot, breaks: { measured?: bigint; before: bigint; after: bigint }, arenaHeaps: readonly AddressRange[],
+): string | undefined {
+  const { measured, before, after } = breaks;
+  if (measured !== undefined && (before !== measured || after !== measured)) {
+    return `the program break moved (${hex(measured)} when [heap] was measured, ${hex(before)} → ${hex(after)} around the copy)`;
   }
   const changed = MALLINFO_FIELDS.filter((f) => s.mallinfoBefore[f] !== s.mallinfo[f]);
   if (changed.length > 0) return `mallinfo2() changed during the copy (${changed.join(', ')}): another thread used malloc`;
