@@ -6,7 +6,7 @@ import { Arena } from './allocator/arenas';
 import { ArenaBins } from './allocator/bins';
 import { maxFastOffset, readGlobalMaxFast } from './allocator/max-fast';
 import { MallocParams } from './allocator/params';
-import { PlaceKind, PlacedRegion, Placement, placementProblems } from './allocator/places';
+import { PlaceKind, RegionPlaces, Placement, placementProblems } from './allocator/places';
 import { AllocatorState, decodeAllocator, publicArenas } from './allocator/state';
 import { AllocatorSnapshot, AllocatorSnapshotOptions, takeAllocatorSnapshot } from './allocator/take-snapshot';
 import { ThreadCache } from './allocator/tcaches';
@@ -47,7 +47,7 @@ export interface TcachesResult {
 }
 
 export interface ChunkPlacesResult {
-  regions: PlacedRegion[];
+  regions: RegionPlaces[];
   strays: Placement['strays'];
   /** Per arena: chunks and bytes in each place. */
   totals: { arena: bigint; places: Partial<Record<PlaceKind, { count: number; bytes: number }>> }[];

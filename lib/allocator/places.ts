@@ -37,7 +37,7 @@ export interface PlacedChunk {
   lastRemainder?: true;
 }
 
-export interface PlacedRegion {
+export interface RegionPlaces {
   arena: bigint;
   kind: RegionWalk['kind'];
   start: bigint;
@@ -47,7 +47,7 @@ export interface PlacedRegion {
 }
 
 export interface Placement {
-  regions: PlacedRegion[];
+  regions: RegionPlaces[];
   /** Listed chunks (in a bin or a tcache) that are no chunk of the walk, e.g. inside a region whose walk stopped. */
   strays: { address: bigint; place: PlaceKind; bin?: number; arena: bigint }[];
 }
@@ -80,7 +80,7 @@ export function placeChunks(
   const structs = new Map(tcaches.map((t) => [t.address, t]));
   const byArena = new Map(arenas.map((a) => [a.address, a]));
   const met = new Set<bigint>();
-  const regions = walks.map((w): PlacedRegion => {
+  const regions = walks.map((w): RegionPlaces => {
     const arena = byArena.get(w.arena);
     const { table } = w.walk;
     const chunks: PlacedChunk[] = new Array(table.count);
