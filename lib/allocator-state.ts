@@ -11,7 +11,7 @@ import { AllocatorState, decodeAllocator, publicArenas } from './allocator/state
 import { AllocatorSnapshot, AllocatorSnapshotOptions, takeAllocatorSnapshot } from './allocator/take-snapshot';
 import { ThreadCache } from './allocator/tcaches';
 import { ArenaTotals, compareMallinfo, MallinfoMismatch, MallinfoTotals } from './allocator/totals';
-import { typeError } from './errors';
+import { HeapscopeError, typeError } from './errors';
 import { Mallinfo } from './stats';
 import { describe } from './validate';
 
@@ -89,7 +89,12 @@ function stateOf(snapshot: AllocatorSnapshot | undefined): { s: AllocatorSnapsho
   }
   let state = decoded.get(s);
   if (state === undefined) {
-    state = decodeAllocator(s.image, s.probe === undefined ? {} : { probe: s.probe });
+    try {
+      state = decodeAllocator(s.image, s.probe === undefined ? {} : { probe: s.probe });
+    } catch (error) {
+      if (error instanceof HeapscopeError && !s.consistent) error.message += ` (the snapshot was torn after ${s.attempts} attempts: ${s.reason})`;
+      throw error;
+    }
     decoded.set(s, state);
   }
   return { s, state, info: { attempts: s.attempts, consistent: s.consistent, ...(s.reason === undefined ? {} : { reason: s.reason }) } };
