@@ -22,6 +22,8 @@ export type ErrorCode =
   | 'ERR_UNKNOWN_GLIBC_LAYOUT'
   | 'ERR_EXPERIMENT_TIMEOUT'
   | 'ERR_INTERNAL'
+  | 'ERR_ALLOCATOR_NOT_FOUND'
+  | 'ERR_NOT_IN_SNAPSHOT'
   | 'EFAULT';
 
 export class HeapscopeError extends Error {

@@ -27,6 +27,20 @@ export {
 export type { BinRange, SizeClass } from './size-classes';
 export type { Size } from './validate';
 export { mainHeapSnapshot, walkHeap, walkSnapshot } from './walk/index';
+export { allocatorSnapshot, allocatorTotals, arenas, bins, chunkPlaces, mallocParams, tcaches } from './allocator-state';
+export type {
+  AllocatorSnapshot, AllocatorSnapshotOptions, AllocatorTotalsResult, ArenasResult, BinsResult, ChunkPlacesResult, MallocParamsResult,
+  SnapshotInfo, TcachesResult,
+} from './allocator-state';
+export type { Arena } from './allocator/arenas';
+export type { HeapInfo as ArenaHeap, MallocPar } from './allocator/decode';
+export type { ArenaBins, Bin, BinChunk } from './allocator/bins';
+export type { GlobalMaxFastReading } from './allocator/max-fast';
+export type { CopiedRange, MemorySource } from './allocator/memory-source';
+export type { MallocParamField, MallocParams } from './allocator/params';
+export type { PlaceKind, PlacedChunk, RegionPlaces } from './allocator/places';
+export type { TcacheBinState, ThreadCache } from './allocator/tcaches';
+export type { ArenaTotals, MallinfoMismatch, MallinfoTotals, TotalledField } from './allocator/totals';
 export type {
   ChunkState, ChunkTable, HeapChunk, HeapInfo, HeapRegionWalk, HeapWalk, HeapWalkData, MainHeapSnapshot, MallinfoCheck, SnapshotWalk, SnapshotWalkOptions, Tcache,
   TcacheBin, WalkOptions, WalkSVGOptions, WalkTotals,

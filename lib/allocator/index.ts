@@ -1,7 +1,35 @@
-// Reading glibc malloc's own state (arenas, mp_, global_max_fast, tcache)
-// from copied bytes, without debug symbols, for glibc 2.28 to 2.42 on x86_64.
+// Reading glibc malloc's own state (arenas, mp_, global_max_fast, bins,
+// tcache) from copied bytes, without debug symbols, for glibc 2.28 to 2.42
+// on x86_64; and taking those copies of this process in one native call.
 export { followArenas } from './arena-chain';
 export type { ArenaChain } from './arena-chain';
+export { decodeArenas, heapMaxSize } from './arenas';
+export type { Arena, ArenaList } from './arenas';
+export { sizeRule, walkFastbin, walkRegularBin } from './bin-walk';
+export { decodeBins } from './bins';
+export type { ArenaBins, Bin, BinChunk } from './bins';
+export { walkArenas } from './heap-walks';
+export type { RegionWalk } from './heap-walks';
+export { copiesOf, locateGlobals, requireGlobals } from './image';
+export type { AllocatorImage } from './image';
+export { libcFileOf } from './libc-file';
+export type { LibcFile } from './libc-file';
+export { maxFastOffset, readGlobalMaxFast } from './max-fast';
+export type { GlobalMaxFastReading, MaxFastOffset } from './max-fast';
+export { copiedMemory, holds, rangeOf, readBytes, readWord } from './memory-source';
+export type { CopiedRange, MemorySource } from './memory-source';
+export { decodeParams, MALLOC_PAR_MEANINGS } from './params';
+export type { MallocParamField, MallocParams } from './params';
+export { placeChunks, placementProblems } from './places';
+export type { Placement, PlaceKind, PlacedChunk, RegionPlaces } from './places';
+export { decodeAllocator } from './state';
+export type { AllocatorState, DecodeOptions } from './state';
+export { takeAllocatorSnapshot, tornReason } from './take-snapshot';
+export type { AllocatorSnapshot, AllocatorSnapshotOptions } from './take-snapshot';
+export { findTcaches } from './tcaches';
+export type { TcacheBinState, TcacheSearch, ThreadCache } from './tcaches';
+export { compareMallinfo, decodedTotals, TOTALLED_FIELDS } from './totals';
+export type { ArenaTotals, DecodedTotals, MallinfoMismatch, MallinfoTotals, TotalledField } from './totals';
 export {
   binAddress, cachedChunks, decodeFields, decodeHeapInfo, decodeMallocPar, decodeMallocState, decodeTcacheEntry,
   decodeTcachePerthread, initialTop,

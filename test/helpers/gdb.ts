@@ -104,3 +104,21 @@ export function nextOutput(child: ChildProcess, text: string): Promise<void> {
     child.stdout!.on('data', on);
   });
 }
+
+/**
+ * Runs the gdb Python script `script` attached to `pid` and returns the
+ * JSON it printed after `@@JSON`; or a reason to skip, as gdbAsk gives.
+ */
+export function gdbPython(pid: number, script: string): { json: unknown } | { skip: string } {
+  const run = spawnSync('gdb', ['-nx', '-batch', '-p', String(pid), '-x', script], { encoding: 'utf8', timeout: 120_000, maxBuffer: 256 << 20 });
+  const text = `${run.stdout ?? ''}\n${run.stderr ?? ''}`;
+  if (/ptrace: Operation not permitted|Could not attach|Unable to attach/.test(text)) {
+    return { skip: 'gdb cannot attach to a child process (ptrace refused: see /proc/sys/kernel/yama/ptrace_scope)' };
+  }
+  if (/No symbol "main_arena" in current context|No symbol table is loaded|No struct type named malloc_state/.test(text)) {
+    return { skip: "glibc's debug symbols are missing (Debian: apt-get install libc6-dbg)" };
+  }
+  const at = (run.stdout ?? '').indexOf('@@JSON');
+  if (at < 0) throw new Error(`gdb printed no JSON:\n${text}`);
+  return { json: JSON.parse(run.stdout.slice(at + '@@JSON'.length).split('\n')[0]) };
+}

@@ -1,0 +1,184 @@
+// Following one bin's list through copied memory. Nothing read is trusted:
+// each chunk is checked before its links are followed, a list is never
+// followed further than the arena's memory could hold, and the first
+// inconsistency ends the list with a reason, keeping the chunks before it.
+import { binRange, MINSIZE } from '../size-classes';
+import { hex } from '../format';
+import { Arena } from './arenas';
+import { AllocatorImage } from './image';
+import { holds, readWord } from './memory-source';
+import { revealPointer } from './safe-linking';
+
+const SIZE_BITS = 7n;
+const PREV_INUSE = 1n;
+const NON_MAIN_ARENA = 4n;
+
+export interface BinChunk {
+  /** The chunk (its prev_size word), not the user pointer. */
+  address: bigint;
+  size: number;
+  /** Large bins: the first chunk of each size's run links the runs (the others' nextsize words are stale). */
+  fdNextsize?: bigint;
+  bkNextsize?: bigint;
+}
+
+export interface Bin {
+  /** Fastbins 0–9; the unsorted bin 1, small bins 2–63, large bins 64–126 (127 is never used). */
+  index: number;
+  /** The chunks read: all of them unless `reason` says why the list stopped. */
+  count: number;
+  /** In list order: from the head (fastbins, fd of the bin header) on. */
+  chunks: BinChunk[];
+  reason?: string;
+}
+
+/** The sizes a list may hold: one size (fastbins, small bins), a range, or any chunk size (unsorted). */
+export interface SizeRule {
+  min: number;
+  max: number | undefined;
+  what: string;
+}
+
+export function sizeRule(kind: 'fastbin' | 'regular', index: number): SizeRule {
+  if (kind === 'fastbin') {
+    const size = (index + 2) * 16;
+    return { min: size, max: size, what: `fastbin ${index} (${hex(size)})` };
+  }
+  if (index === 1) return { min: MINSIZE, max: undefined, what: 'the unsorted bin (any size)' };
+  const { min, max } = binRange(index);
+  return { min, max, what: `bin ${index} (${max === min ? hex(min) : `${hex(min)}–${max === undefined ? '' : hex(max)}`})` };
+}
+
+interface Walk {
+  image: AllocatorImage;
+  arena: Arena;
+  /** The most chunks of the smallest size the list holds that the arena's memory has room for. */
+  cap: number;
+}
+
+function walkFor(image: AllocatorImage, arena: Arena, rule: SizeRule): Walk {
+  const room = arena.systemMem > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(arena.systemMem);
+  return { image, arena, cap: Math.floor(room / rule.min) };
+}
+
+/** Why `p` cannot be a chunk of the arena, or undefined. */
+function placeProblem(w: Walk, p: bigint): string | undefined {
+  if (p % 16n !== 0n) return `${hex(p)} is not 16-byte aligned`;
+  const { memory } = w.arena;
+  if (memory.length > 0 && !memory.some((r) => p >= r.start && p + 32n <= r.end)) {
+    return `${hex(p)} is outside the arena's memory (${memory.map((r) => `${hex(r.start)}–${hex(r.end)}`).join(', ')})`;
+  }
+  if (!holds(w.image.memory, p, 32)) return `${hex(p)} is outside the copied memory`;
+  return undefined;
+}
+
+/** The chunk's size word checked against the rule and the arena; a number, or why not. */
+function sizeOf(w: Walk, p: bigint, rule: SizeRule): number | string {
+  const word = readWord(w.image.memory, p + 8n);
+  if (typeof word === 'string') return word;
+  if (w.arena.kind === 'main' && (word & NON_MAIN_ARENA) !== 0n) return `the chunk at ${hex(p)} has the NON_MAIN_ARENA bit in main_arena`;
+  const size = word & ~SIZE_BITS;
+  if (size < BigInt(rule.min) || (rule.max !== undefined && size > BigInt(rule.max)) || size % 16n !== 0n || size > w.arena.systemMem) {
+    return `the chunk at ${hex(p)} has size ${hex(size)}, outside ${rule.what}`;
+  }
+  return Number(size);
+}
+
+/** A fastbin: singly linked from `head`, links safe-linked where the layout says so. */
+export function walkFastbin(image: AllocatorImage, arena: Arena, index: number, head: bigint): Bin {
+  const rule = sizeRule('fastbin', index);
+  const w = walkFor(image, arena, rule);
+  const bin: Bin = { index, count: 0, chunks: [] };
+  const seen = new Set<bigint>();
+  for (let p = head; p !== 0n;) {
+    const stop = (reason: string): Bin => ({ ...bin, count: bin.chunks.length, reason });
+    const where = placeProblem(w, p);
+    if (where !== undefined) return stop(`${bin.chunks.length === 0 ? 'the head' : `the link after ${hex(bin.chunks[bin.chunks.length - 1].address)}`}: ${where}`);
+    if (seen.has(p)) return stop(`the list comes back to ${hex(p)}: a cycle`);
+    if (bin.chunks.length >= w.cap) return stop(`the list goes on past ${w.cap} chunks, all the arena's system_mem (${arena.systemMem} bytes) can hold`);
+    const size = sizeOf(w, p, rule);
+    if (typeof size === 'string') return stop(size);
+    const stored = readWord(image.memory, p + 16n);
+    if (typeof stored === 'string') return stop(stored);
+    seen.add(p);
+    bin.chunks.push({ address: p, size });
+    p = image.layout.safeLinking ? revealPointer(stored, p + 16n) : stored;
+  }
+  bin.count = bin.chunks.length;
+  return bin;
+}
+
+/**
+ * The unsorted, a small or a large bin: doubly linked around its header at
+ * `header` (bin_at), whose fd and bk are `fd` and `bk`. Each chunk's bk must
+ * be the one before it, its next chunk must say it is free (P clear,
+ * prev_size its size), and large bins run from the largest size down.
+ */
+export function walkRegularBin(image: AllocatorImage, arena: Arena, index: number, header: bigint, fd: bigint, bk: bigint): Bin {
+  const rule = sizeRule('regular', index);
+  const w = walkFor(image, arena, rule);
+  const bin: Bin = { index, count: 0, chunks: [] };
+  const seen = new Set<bigint>();
+  const large = index >= 64;
+  let prev = header;
+  for (let p = fd; p !== header;) {
+    const stop = (reason: string): Bin => ({ ...bin, count: bin.chunks.length, reason });
+    const where = placeProblem(w, p);
+    if (where !== undefined) return stop(`${prev === header ? "the header's fd" : `fd of ${hex(prev)}`}: ${where}`);
+    if (seen.has(p)) return stop(`the list comes back to ${hex(p)} without returning to the bin's header: a cycle`);
+    if (bin.chunks.length >= w.cap) return stop(`the list goes on past ${w.cap} chunks, all the arena's system_mem (${arena.systemMem} bytes) can hold`);
+    const size = sizeOf(w, p, rule);
+    if (typeof size === 'string') return stop(size);
+    const [next, back] = [readWord(image.memory, p + 16n), readWord(image.memory, p + 24n)];
+    if (typeof next === 'string') return stop(next);
+    if (typeof back === 'string') return stop(back);
+    if (back !== prev) return stop(`the chunk at ${hex(p)} has bk ${hex(back)}, but the list reached it from ${hex(prev)}`);
+    const free = freeProblem(w, p, size);
+    if (free !== undefined) return stop(free);
+    const last = bin.chunks[bin.chunks.length - 1];
+    if (large && last !== undefined && size > last.size) return stop(`the chunk at ${hex(p)} (${hex(size)}) is larger than the one before it (${hex(last.size)}): a large bin runs from large to small`);
+    const chunk: BinChunk = { address: p, size };
+    if (large && (last === undefined || last.size !== size)) {
+      const [fdn, bkn] = [readWord(image.memory, p + 32n), readWord(image.memory, p + 40n)];
+      if (typeof fdn === 'string') return stop(fdn);
+      if (typeof bkn === 'string') return stop(bkn);
+      chunk.fdNextsize = fdn;
+      chunk.bkNextsize = bkn;
+    }
+    seen.add(p);
+    bin.chunks.push(chunk);
+    prev = p;
+    p = next;
+  }
+  bin.count = bin.chunks.length;
+  if (bk !== prev) return { ...bin, reason: `the bin's bk is ${hex(bk)}, but its list ends at ${hex(prev)}` };
+  if (large) {
+    const reason = nextsizeProblem(bin.chunks);
+    if (reason !== undefined) return { ...bin, reason };
+  }
+  return bin;
+}
+
+/** A binned chunk is free: the chunk after it has P clear and prev_size equal to its size. */
+function freeProblem(w: Walk, p: bigint, size: number): string | undefined {
+  const after = p + BigInt(size);
+  const [prevSize, word] = [readWord(w.image.memory, after), readWord(w.image.memory, after + 8n)];
+  if (typeof prevSize === 'string') return `the chunk after ${hex(p)}: ${prevSize}`;
+  if (typeof word === 'string') return `the chunk after ${hex(p)}: ${word}`;
+  if ((word & PREV_INUSE) !== 0n) return `the chunk after ${hex(p)} (at ${hex(after)}) says ${hex(p)} is in use (its P bit is set)`;
+  if (prevSize !== BigInt(size)) return `the chunk after ${hex(p)} has prev_size ${hex(prevSize)}, not its size ${hex(size)}`;
+  return undefined;
+}
+
+/** The first chunk of each size links to the next smaller size's first (fd_nextsize) and back, around. */
+function nextsizeProblem(chunks: readonly BinChunk[]): string | undefined {
+  const leaders = chunks.filter((c) => c.fdNextsize !== undefined);
+  for (let k = 0; k < leaders.length; k++) {
+    const fd = leaders[(k + 1) % leaders.length].address;
+    const bk = leaders[(k - 1 + leaders.length) % leaders.length].address;
+    const c = leaders[k];
+    if (c.fdNextsize !== fd) return `the chunk at ${hex(c.address)} has fd_nextsize ${hex(c.fdNextsize!)}, but the next size down starts at ${hex(fd)}`;
+    if (c.bkNextsize !== bk) return `the chunk at ${hex(c.address)} has bk_nextsize ${hex(c.bkNextsize!)}, but the next size up starts at ${hex(bk)}`;
+  }
+  return undefined;
+}

@@ -1,0 +1,55 @@
+// An arena's bins: the 10 fastbins, the unsorted bin, 62 small bins and 63
+// large bins, each list followed and checked (bin-walk.ts), and the binmap.
+import { Arena } from './arenas';
+import { MallocState } from './decode';
+import { Bin, walkFastbin, walkRegularBin } from './bin-walk';
+import { AllocatorImage } from './image';
+
+export type { Bin, BinChunk } from './bin-walk';
+
+export interface ArenaBins {
+  arena: bigint;
+  kind: 'main' | 'thread';
+  fastbins: Bin[];
+  /** One bin: index 1. */
+  unsorted: Bin[];
+  /** Bins 2–63, one chunk size each. */
+  smallbins: Bin[];
+  /** Bins 64–126, each a range of sizes, sorted large to small. */
+  largebins: Bin[];
+  /**
+   * The four binmap words, and the bins whose bit is set. A set bit may be
+   * stale (malloc clears it only when it finds the bin empty); a clear bit
+   * on a bin that holds chunks is an inconsistency, given as that bin's reason.
+   */
+  binmap: { words: number[]; marked: number[] };
+  /** Every list was followed to its end without an inconsistency. */
+  complete: boolean;
+}
+
+/** The bins of `arena`, whose malloc_state is `s`, read from the image. */
+export function decodeBins(image: AllocatorImage, arena: Arena, s: MallocState): ArenaBins {
+  const fastbins = s.fastbins.map((head, index) => walkFastbin(image, arena, index, head));
+  // Before malloc's first call main_arena's bin headers are still zero, not yet linked to themselves.
+  const untouched = s.top === 0n;
+  const regular = s.bins.filter((b) => b.index <= 126).map((b) => (untouched && b.fd === 0n && b.bk === 0n
+    ? { index: b.index, count: 0, chunks: [] }
+    : walkRegularBin(image, arena, b.index, b.address, b.fd, b.bk)));
+  const marked: number[] = [];
+  for (let index = 0; index < 128; index++) if ((s.binmap[index >> 5] >>> (index & 31)) & 1) marked.push(index);
+  for (const bin of regular) {
+    if (bin.index >= 2 && bin.count > 0 && bin.reason === undefined && !marked.includes(bin.index)) {
+      bin.reason = `bin ${bin.index} holds ${bin.count} chunks, but its binmap bit is clear`;
+    }
+  }
+  const all = [...fastbins, ...regular];
+  return {
+    arena: arena.address, kind: arena.kind,
+    fastbins,
+    unsorted: regular.filter((b) => b.index === 1),
+    smallbins: regular.filter((b) => b.index >= 2 && b.index < 64),
+    largebins: regular.filter((b) => b.index >= 64),
+    binmap: { words: [...s.binmap], marked },
+    complete: all.every((b) => b.reason === undefined),
+  };
+}

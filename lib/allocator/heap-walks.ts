@@ -1,0 +1,76 @@
+// Every arena's memory walked chunk by chunk from the image: main_arena's
+// [heap] from its first chunk to the break, and each thread arena's heaps,
+// the newest up to top, the older ones up to their fencepost.
+import { hex } from '../format';
+import { SnapshotWalk, walkSnapshot } from '../walk/chunk';
+import { walkMainHeap } from '../walk/main-arena';
+import { Arena } from './arenas';
+import { HeapInfo } from './decode';
+import { AllocatorImage } from './image';
+import { readBytes } from './memory-source';
+
+export interface RegionWalk {
+  /** The arena whose memory this is. */
+  arena: bigint;
+  kind: 'heap' | 'arena-heap';
+  start: bigint;
+  /** Where its chunks end: the break, or the heap's start + heap_info.size. */
+  end: bigint;
+  heapInfo?: HeapInfo;
+  /** The chunks: `walk.table` offsets count from `start`. */
+  walk: SnapshotWalk;
+  /** Why the chunks do not tile the region up to top (or a fencepost), when they do not. */
+  reason?: string;
+}
+
+/** Walks every arena's memory that the image holds. */
+export function walkArenas(image: AllocatorImage, arenas: readonly Arena[]): RegionWalk[] {
+  const out: RegionWalk[] = [];
+  for (const arena of arenas) {
+    if (arena.kind === 'main') {
+      if (image.heap !== undefined) out.push(walkMain(image, arena));
+      continue;
+    }
+    for (const info of arena.heaps) out.push(walkThreadHeap(image, arena, info));
+  }
+  return out;
+}
+
+function empty(base: bigint, reason: string): SnapshotWalk {
+  return { base, table: { count: 0, offsets: new Float64Array(0), sizes: new Float64Array(0), bits: new Uint8Array(0) }, ending: 'stopped', reason, top: -1, reached: 0 };
+}
+
+function region(arena: bigint, kind: RegionWalk['kind'], start: bigint, end: bigint, walk: SnapshotWalk, reason?: string, heapInfo?: HeapInfo): RegionWalk {
+  const why = reason ?? walk.reason;
+  return { arena, kind, start, end, walk, ...(heapInfo === undefined ? {} : { heapInfo }), ...(why === undefined ? {} : { reason: why }) };
+}
+
+function walkMain(image: AllocatorImage, arena: Arena): RegionWalk {
+  const { start, end } = image.heap!;
+  const bytes = readBytes(image.memory, start, Number(end - start));
+  if (typeof bytes === 'string') return region(arena.address, 'heap', start, end, empty(start, bytes));
+  const walk = walkMainHeap(bytes, start, end);
+  const top = walk.top >= 0 ? start + BigInt(walk.table.offsets[walk.top]) : undefined;
+  const reason = top !== undefined && top !== arena.top.address
+    ? `the chunk that ends [heap] is at ${hex(top)}, but main_arena's top is ${hex(arena.top.address)}` : undefined;
+  return region(arena.address, 'heap', start, end, walk, reason);
+}
+
+function walkThreadHeap(image: AllocatorImage, arena: Arena, info: HeapInfo): RegionWalk {
+  const end = info.address + info.size;
+  const infoSize = image.layout.heapInfo.size;
+  // _int_new_arena puts the malloc_state after the first heap's heap_info,
+  // and the first chunk where its user memory is 16-byte aligned.
+  const holdsArena = arena.address === info.address + BigInt(infoSize);
+  const after = holdsArena ? infoSize + image.layout.mallocState.size : infoSize;
+  const first = Math.ceil((after + 16) / 16) * 16 - 16;
+  if (info.size > 1n << 40n || info.size < BigInt(first + 32)) {
+    return region(arena.address, 'arena-heap', info.address, end, empty(info.address, `heap_info at ${hex(info.address)} gives size ${hex(info.size)}, which leaves no room for chunks`), undefined, info);
+  }
+  const bytes = readBytes(image.memory, info.address, Number(info.size));
+  if (typeof bytes === 'string') return region(arena.address, 'arena-heap', info.address, end, empty(info.address, bytes), undefined, info);
+  const top = arena.top.address;
+  const holdsTop = top >= info.address && top < end;
+  const walk = walkSnapshot(bytes, info.address, { start: first, end: bytes.length, fenceposts: !holdsTop, ...(holdsTop ? { top } : {}) });
+  return region(arena.address, 'arena-heap', info.address, end, walk, undefined, info);
+}

@@ -1,0 +1,83 @@
+// global_max_fast: a lone byte or word in libc's .bss, told from its
+// neighbours only by moving it (locate-max-fast.ts). Moving it changes the
+// process, so it is measured once in a child process, as an offset from
+// main_arena, and cached per libc file: every process that maps the same
+// file has it at the same offset.
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { hex } from '../format';
+import { setMaxFast } from './locate-max-fast';
+import { AllocatorImage } from './image';
+import { LibcFile } from './libc-file';
+import { readBytes } from './memory-source';
+import { readC } from './snapshot';
+
+export type MaxFastOffset = { offset: bigint } | { reason: string };
+
+/** What global_max_fast holds in an image, or why it cannot be told. */
+export type GlobalMaxFastReading =
+  | {
+    found: true;
+    address: bigint;
+    /** The largest chunk size that goes to a fastbin. */
+    value: number;
+    /** From main_arena, as measured in a child on the same libc file. */
+    offset: bigint;
+    /** The libc file it was measured for. */
+    libc: string;
+  }
+  | { found: false; reason: string };
+
+const cache = new Map<string, MaxFastOffset>();
+
+// lib/allocator under test and dist/allocator both sit two levels below the
+// package root; the child always runs the compiled code.
+const CHILD = path.resolve(__dirname, '..', '..', 'dist', 'allocator', 'max-fast-child.js');
+
+/**
+ * global_max_fast's offset from main_arena in `libc`: measured in a fresh
+ * `node` child the first time a libc file is asked about, then cached.
+ * The child must map the same file (same path, device, inode, size and
+ * mtime), or the answer is a reason instead.
+ */
+export function maxFastOffset(libc: LibcFile): MaxFastOffset {
+  const known = cache.get(libc.key);
+  if (known !== undefined) return known;
+  const measured = measureInChild(libc);
+  cache.set(libc.key, measured);
+  return measured;
+}
+
+function measureInChild(libc: LibcFile): MaxFastOffset {
+  const env = { ...process.env };
+  // The child must start from the default limit, whatever this process was started with.
+  delete env.GLIBC_TUNABLES;
+  const run = spawnSync(process.execPath, ['--single-threaded', CHILD], { env, encoding: 'utf8', timeout: 60_000 });
+  if (run.error !== undefined) return { reason: `the child that measures it could not run: ${run.error.message}` };
+  if (run.status !== 0) return { reason: `the child that measures it failed (${run.status ?? run.signal}): ${run.stderr.trim().split('\n')[0] ?? ''}` };
+  let out: { offset?: string; key?: string; reason?: string };
+  try {
+    out = JSON.parse(run.stdout) as typeof out;
+  } catch {
+    return { reason: `the child that measures it printed no result: ${JSON.stringify(run.stdout.slice(0, 200))}` };
+  }
+  if (out.key !== undefined && out.key !== libc.key) return { reason: `the child mapped another libc (${out.key}) than this one (${libc.key})` };
+  if (out.offset === undefined) return { reason: `the child could not tell it: ${out.reason ?? 'no reason given'}` };
+  return { offset: BigInt(out.offset) };
+}
+
+/** global_max_fast read from the image at main_arena + the measured offset, checked to be a value set_max_fast gives. */
+export function readGlobalMaxFast(image: AllocatorImage, mainArena: bigint, measured: MaxFastOffset, libc: string): GlobalMaxFastReading {
+  if ('reason' in measured) return { found: false, reason: `its offset from main_arena is not known: ${measured.reason}` };
+  const address = mainArena + measured.offset;
+  const width = image.layout.globalMaxFast === 'size_t' ? 8 : 1;
+  const bytes = readBytes(image.memory, address, width);
+  if (typeof bytes === 'string') return { found: false, reason: `main_arena + ${hex(measured.offset)} cannot be read: ${bytes}` };
+  const value = Number(readC(bytes, 0, width === 8 ? 'size_t' : 'uint8_t'));
+  // 0 until malloc starts; then set_max_fast of 8 to 160 (or of less, which gives 16 from 2.31 and 0 before).
+  const possible = value === 0 || (value % 16 === 0 && value >= 16 && value <= setMaxFast(160));
+  if (!possible) {
+    return { found: false, reason: `main_arena + ${hex(measured.offset)} holds ${value}, which set_max_fast never gives: the measured offset does not fit this libc` };
+  }
+  return { found: true, address, value, offset: measured.offset, libc };
+}

@@ -1,0 +1,99 @@
+// Copied memory as the decoders see it: ranges of bytes with the address
+// each was copied from. Whether the copies came from this process (one plan
+// of `read` steps) or from another (process_vm_readv of /proc/PID), the
+// decoders only ever read through this, so nothing they decode is read live.
+import { HeapscopeError } from '../errors';
+import { hex } from '../format';
+import { Snapshot } from './snapshot';
+
+/** One copied range. */
+export interface CopiedRange extends Snapshot {
+  /** What it is a copy of, for messages: `[heap]`, `libc data`, `arena heap`. */
+  label: string;
+}
+
+export interface MemorySource {
+  /** The copies, in address order, none overlapping. */
+  readonly ranges: readonly CopiedRange[];
+  /**
+   * The `length` bytes at `address`, from one copied range. Throws
+   * ERR_NOT_IN_SNAPSHOT, saying where the nearest copies end, when no range
+   * holds them all: a decoder never falls back to live memory.
+   */
+  read(address: bigint, length: number): Uint8Array;
+}
+
+/** A MemorySource over `ranges` (sorted here; overlapping ranges are refused). */
+export function copiedMemory(ranges: readonly CopiedRange[]): MemorySource {
+  const sorted = [...ranges].sort((a, b) => (a.base < b.base ? -1 : a.base > b.base ? 1 : 0));
+  for (let i = 1; i < sorted.length; i++) {
+    const before = sorted[i - 1];
+    if (before.base + BigInt(before.bytes.length) > sorted[i].base) {
+      throw new HeapscopeError('ERR_NOT_IN_SNAPSHOT', `copied ranges overlap: ${describeRange(before)} and ${describeRange(sorted[i])}`);
+    }
+  }
+  return {
+    ranges: sorted,
+    read(address: bigint, length: number): Uint8Array {
+      const at = rangeAt(sorted, address);
+      if (at !== undefined) {
+        const r = sorted[at];
+        const offset = Number(address - r.base);
+        if (offset + length <= r.bytes.length) return r.bytes.subarray(offset, offset + length);
+        throw notCopied(address, length, `it runs past the end of the copy of ${describeRange(r)}`);
+      }
+      const above = sorted.find((r) => r.base > address);
+      throw notCopied(address, length, above === undefined
+        ? 'it lies above every copied range'
+        : `it lies outside every copied range (the next one up is ${describeRange(above)})`);
+    },
+  };
+}
+
+/** The bytes at `address`, or the reason they are not in `source` (no throw: for decoders that stop a list with it). */
+export function readBytes(source: MemorySource, address: bigint, length: number): Uint8Array | string {
+  try {
+    return source.read(address, length);
+  } catch (error) {
+    if (error instanceof HeapscopeError) return error.message;
+    throw error;
+  }
+}
+
+/** The little-endian 64-bit word at `address`, or why it cannot be read. */
+export function readWord(source: MemorySource, address: bigint): bigint | string {
+  const bytes = readBytes(source, address, 8);
+  if (typeof bytes === 'string') return bytes;
+  return new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
+}
+
+/** Whether all `length` bytes at `address` were copied. */
+export function holds(source: MemorySource, address: bigint, length = 1): boolean {
+  const at = rangeAt(source.ranges, address);
+  return at !== undefined && address + BigInt(length) <= source.ranges[at].base + BigInt(source.ranges[at].bytes.length);
+}
+
+/** The copied range holding `address`, or undefined. */
+export function rangeOf(source: MemorySource, address: bigint): CopiedRange | undefined {
+  const at = rangeAt(source.ranges, address);
+  return at === undefined ? undefined : source.ranges[at];
+}
+
+function rangeAt(sorted: readonly CopiedRange[], address: bigint): number | undefined {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (sorted[mid].base + BigInt(sorted[mid].bytes.length) <= address) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo < sorted.length && sorted[lo].base <= address ? lo : undefined;
+}
+
+function describeRange(r: CopiedRange): string {
+  return `${r.label} ${hex(r.base)}–${hex(r.base + BigInt(r.bytes.length))}`;
+}
+
+function notCopied(address: bigint, length: number, why: string): HeapscopeError {
+  return new HeapscopeError('ERR_NOT_IN_SNAPSHOT', `${length} bytes at ${hex(address)} were not copied: ${why}`);
+}

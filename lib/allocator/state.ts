@@ -1,0 +1,59 @@
+// The whole allocator decoded from one image: malloc's globals located,
+// every arena, mp_ and global_max_fast, every bin, every tcache, every
+// chunk placed, and the totals mallinfo2() must agree with. A pure function
+// of the image (and of global_max_fast's measured offset).
+import { Arena, ArenaList, decodeArenas } from './arenas';
+import { ArenaBins, decodeBins } from './bins';
+import { RegionWalk, walkArenas } from './heap-walks';
+import { AllocatorImage, locateGlobals, requireGlobals } from './image';
+import { MallocGlobals } from './locate';
+import { GlobalMaxFastReading, MaxFastOffset, readGlobalMaxFast } from './max-fast';
+import { decodeParams, MallocParams } from './params';
+import { Placement, placeChunks } from './places';
+import { findTcaches, TcacheSearch } from './tcaches';
+import { DecodedTotals, decodedTotals } from './totals';
+
+export interface DecodeOptions {
+  /** global_max_fast's offset from main_arena for this libc (see maxFastOffset), and the libc file's key. */
+  maxFast?: { measured: MaxFastOffset; libc: string };
+  /** The user pointer of a chunk the calling thread freed into its tcache just before the copy. */
+  probe?: bigint;
+}
+
+export interface AllocatorState {
+  globals: MallocGlobals;
+  mainArena: bigint;
+  arenas: ArenaList;
+  params: MallocParams;
+  bins: ArenaBins[];
+  walks: RegionWalk[];
+  tcaches: TcacheSearch;
+  placement: Placement;
+  totals: DecodedTotals;
+}
+
+/**
+ * Decodes everything from `image`. Throws ERR_ALLOCATOR_NOT_FOUND when
+ * main_arena or mp_ cannot be located; every inconsistency after that is a
+ * `reason` in the part it concerns.
+ */
+export function decodeAllocator(image: AllocatorImage, options: DecodeOptions = {}): AllocatorState {
+  const globals = locateGlobals(image);
+  const { mainArena, mallocPar } = requireGlobals(globals);
+  const maxFast: GlobalMaxFastReading = options.maxFast === undefined
+    ? { found: false, reason: 'its offset from main_arena was not measured for this libc' }
+    : readGlobalMaxFast(image, mainArena, options.maxFast.measured, options.maxFast.libc);
+  const params = decodeParams(image, mallocPar, maxFast);
+  const arenas = decodeArenas(image, mainArena, params.values);
+  const bins = arenas.arenas.map((a, i) => decodeBins(image, a, arenas.states[i]));
+  const walks = walkArenas(image, arenas.arenas);
+  const tcaches = findTcaches(image, arenas.arenas, walks, params.values, options.probe);
+  const placement = placeChunks(arenas.arenas, bins, tcaches.tcaches, walks);
+  const totals = decodedTotals(arenas.arenas, bins, params.values);
+  return { globals, mainArena, arenas, params, bins, walks, tcaches, placement, totals };
+}
+
+/** The arenas without their raw malloc_state. */
+export function publicArenas(list: ArenaList): { arenas: Arena[]; complete: boolean; reason?: string } {
+  return { arenas: list.arenas, complete: list.complete, ...(list.reason === undefined ? {} : { reason: list.reason }) };
+}

@@ -1,0 +1,169 @@
+// One snapshot of this process's allocator: libc's writable data, [heap] up
+// to the break and every thread-arena heap, copied inside one native call
+// between two mallinfo2() calls and two reads of the break. A snapshot
+// taken while another thread changed malloc's state is retaken.
+import { HeapscopeError, rangeError, typeError } from '../errors';
+import { hex } from '../format';
+import { maps, MemoryRegion } from '../maps';
+import { PlanStep, runPlan, StepResult } from '../plan';
+import { glibcVersion, Mallinfo, MALLINFO_FIELDS, programBreak } from '../stats';
+import { describe, toIndex } from '../validate';
+import { AllocatorImage, locateGlobals } from './image';
+import { layoutFor } from './layouts';
+import { libcDataRegions } from './libc-data';
+import { LibcFile, libcFileOf } from './libc-file';
+import { AddressRange } from './locate-input';
+import { CopiedRange, copiedMemory, readWord } from './memory-source';
+import { decodeArenas } from './arenas';
+
+export interface AllocatorSnapshotOptions {
+  /** Snapshots to try for a consistent one (default 5, at most 100). */
+  attempts?: number;
+  /**
+   * Malloc and free one 1000-byte block just before the copy (default
+   * true): the tcache whose bin then starts with it is the calling thread's.
+   */
+  probe?: boolean;
+  /**
+   * Plan steps run in the same native call just before the probe and the
+   * copy (see runPlan); their allocations stay live through the copy and
+   * are freed right after it. They run again with each retake.
+   */
+  before?: readonly PlanStep[];
+}
+
+export interface AllocatorSnapshot {
+  image: AllocatorImage;
+  /** The libc file mapped, which global_max_fast's measured offset is cached by. */
+  libc: LibcFile;
+  /** mallinfo2() just before and just after the copy. */
+  mallinfoBefore: Mallinfo;
+  mallinfo: Mallinfo;
+  programBreak: bigint;
+  /** The probe chunk's user pointer, when there was a probe. */
+  probe?: bigint;
+  /** Results of the `before` steps of the snapshot returned. */
+  steps: StepResult[];
+  /** Snapshots taken. */
+  attempts: number;
+  /** Nothing moved during the last one: mallinfo2 and the break stood still, and the arenas' lists and tops agree. */
+  consistent: boolean;
+  /** Why the last snapshot is not consistent, when it is not. */
+  reason?: string;
+}
+
+const PROBE_REQUEST = 1000;
+
+interface Taken { snapshot: AllocatorSnapshot; reason?: string; breakSeen: bigint }
+
+/**
+ * Copies the allocator's memory of this process. Retakes (up to
+ * `attempts`) while the copy is torn; the last one is returned with
+ * `consistent: false` and the reason. Throws ERR_ALLOCATOR_NOT_FOUND when
+ * no libc is mapped.
+ */
+export function takeAllocatorSnapshot(options: AllocatorSnapshotOptions = {}): AllocatorSnapshot {
+  if (typeof options !== 'object' || options === null) throw typeError(`options must be an object, got ${describe(options)}`);
+  const attempts = toIndex(options.attempts ?? 5, 'options.attempts', 100);
+  if (attempts < 1) throw rangeError('options.attempts must be at least 1');
+  const probe = options.probe ?? true;
+  if (typeof probe !== 'boolean') throw typeError(`options.probe must be a boolean, got ${describe(probe)}`);
+  const before = options.before ?? [];
+  if (!Array.isArray(before)) throw typeError(`options.before must be an array of plan steps, got ${describe(before)}`);
+  const layout = layoutFor(glibcVersion());
+  let taken: Taken | undefined;
+  for (let attempt = 1; attempt <= attempts; attempt++) {
+    // `before` steps can move the break: a retake copies [heap] up to where the last copy saw it.
+    taken = takeOnce(layout, before, probe, attempt, taken?.breakSeen);
+    if (taken.reason === undefined) return taken.snapshot;
+  }
+  return { ...taken!.snapshot, consistent: false, reason: taken!.reason };
+}
+
+function takeOnce(
+  layout: ReturnType<typeof layoutFor>, before: readonly PlanStep[], probe: boolean, attempt: number, breakSeen?: bigint,
+): Taken {
+  const regions = maps();
+  const libc = libcDataRegions(regions);
+  const libcFile = libcFileOf(regions);
+  if (libc.length === 0 || libcFile === undefined) throw new HeapscopeError('ERR_ALLOCATOR_NOT_FOUND', 'no libc data mapping in /proc/self/maps');
+  const heap = regions.find((r) => r.kind === 'heap');
+  const arenaHeaps = regions.filter((r) => r.kind === 'arena-heap');
+  const end = heap === undefined ? undefined : breakSeen ?? programBreak();
+  const copyHeap = heap !== undefined && end! > heap.start;
+  const steps: PlanStep[] = [...before];
+  const probeAt = probe ? steps.push({ op: 'malloc', size: PROBE_REQUEST }) - 1 : -1;
+  if (probe) steps.push({ op: 'free', step: probeAt });
+  const m0 = steps.push({ op: 'mallinfo' }) - 1;
+  const b0 = steps.push({ op: 'break' }) - 1;
+  const reads: { region: MemoryRegion; label: string; length: bigint; step: number }[] = [];
+  const read = (region: MemoryRegion, label: string, length: bigint) => {
+    reads.push({ region, label, length, step: steps.push({ op: 'read', address: region.start, length }) - 1 });
+  };
+  for (const r of libc) read(r, 'libc data', BigInt(r.size));
+  if (copyHeap) read(heap, '[heap]', end! - heap.start);
+  for (const r of arenaHeaps) read(r, 'arena heap', BigInt(r.size));
+  const b1 = steps.push({ op: 'break' }) - 1;
+  const m1 = steps.push({ op: 'mallinfo' }) - 1;
+  const { steps: results } = runPlan(steps);
+
+  const failed = reads.find((r) => results[r.step].status !== 'ok');
+  const ranges: CopiedRange[] = reads.filter((r) => results[r.step].status === 'ok')
+    .map((r) => ({ base: r.region.start, bytes: results[r.step].bytes!, label: r.label }));
+  const breakAfter = results[b1].programBreak!;
+  const image: AllocatorImage = {
+    layout, memory: copiedMemory(ranges), libcData: libc.map((r) => ({ start: r.start, end: r.end })),
+    ...(copyHeap ? { heap: { start: heap!.start, end: end! } } : {}),
+  };
+  const snapshot: AllocatorSnapshot = {
+    image, libc: libcFile, mallinfoBefore: results[m0].mallinfo!, mallinfo: results[m1].mallinfo!, programBreak: breakAfter,
+    ...(probe ? { probe: results[probeAt].address! } : {}), steps: results.slice(0, before.length), attempts: attempt, consistent: true,
+  };
+  const reason = failed !== undefined
+    ? `reading ${failed.label} at ${hex(failed.region.start)} failed (errno ${results[failed.step].errno}): it changed since the map was read`
+    : tornReason(snapshot, { measured: end, before: results[b0].programBreak!, after: breakAfter }, arenaHeaps);
+  return reason === undefined ? { snapshot, breakSeen: breakAfter } : { snapshot: { ...snapshot, consistent: false, reason }, reason, breakSeen: breakAfter };
+}
+
+/**
+ * Why a copy is torn, or undefined: the checks a retake can cure. Pure:
+ * `breaks` are the program break when [heap] was measured (undefined
+ * without [heap]) and just before and after the copy; `arenaHeaps` the
+ * arena-heap regions copied.
+ */
+export function tornReason(
+  s: AllocatorSnapshot, breaks: { measured?: bigint; before: bigint; after: bigint }, arenaHeaps: readonly AddressRange[],
+): string | undefined {
+  const { measured, before, after } = breaks;
+  if (measured !== undefined && (before !== measured || after !== measured)) {
+    return `the program break moved (${hex(measured)} when [heap] was measured, ${hex(before)} → ${hex(after)} around the copy)`;
+  }
+  const changed = MALLINFO_FIELDS.filter((f) => s.mallinfoBefore[f] !== s.mallinfo[f]);
+  if (changed.length > 0) return `mallinfo2() changed during the copy (${changed.join(', ')}): another thread used malloc`;
+  const globals = locateGlobals(s.image);
+  if (!globals.mainArena.found) return `main_arena was not found: ${globals.mainArena.reason}`;
+  const par = globals.mallocPar.found ? globals.mallocPar.value : undefined;
+  const list = decodeArenas(s.image, globals.mainArena.address, par);
+  if (!list.complete) return `the arena list: ${list.reason}`;
+  for (const a of list.arenas) {
+    if (a.heapsReason !== undefined) return `arena ${hex(a.address)}: ${a.heapsReason}`;
+    if (a.top.size === undefined) return `arena ${hex(a.address)}'s top: ${a.top.reason}`;
+    const topEnd = a.top.address + a.top.size;
+    if (a.kind === 'main' && s.image.heap !== undefined && !a.noncontiguous && topEnd !== s.image.heap.end) {
+      return `main_arena's top ends at ${hex(topEnd)}, not at the break ${hex(s.image.heap.end)}`;
+    }
+    const newest = a.heaps[0];
+    if (a.kind === 'thread' && (newest === undefined || topEnd !== newest.address + newest.size)) {
+      return `arena ${hex(a.address)}'s top ends at ${hex(topEnd)}, not where its newest heap's used part ends`;
+    }
+  }
+  // An arena created during the copy: a heap that starts with a new arena's heap_info.
+  const known = new Set(list.arenas.map((a) => a.address));
+  const infoSize = BigInt(s.image.layout.heapInfo.size);
+  const fresh = arenaHeaps.find((r) => {
+    const word = readWord(s.image.memory, r.start);
+    return word === r.start + infoSize && !known.has(word);
+  });
+  if (fresh !== undefined) return `the arena at ${hex(fresh.start + infoSize)} is not on the list that main_arena starts`;
+  return undefined;
+}

@@ -1,0 +1,172 @@
+// Every thread's tcache_perthread_struct, found in the arenas' memory by
+// what it holds: a chunk of the struct's size, in use, whose every bin is
+// a list exactly as long as its count, of chunks of that bin's size in the
+// arenas' memory, each marked with the same key.
+import { hex } from '../format';
+import { Arena } from './arenas';
+import { cachedChunks, decodeTcachePerthread, TcachePerthread } from './decode';
+import { RegionWalk } from './heap-walks';
+import { AllocatorImage } from './image';
+import { readBytes, readWord } from './memory-source';
+import { revealPointer } from './safe-linking';
+import { TcacheLayout } from './structs';
+import { FREE_BIT } from '../walk/chunk';
+
+export interface TcacheBinState {
+  index: number;
+  /** Chunks this bin holds: counts[i] (or, 2.42, tcache_count − num_slots[i]). */
+  count: number;
+  /** The cached chunks (chunk addresses, not user pointers), head first. */
+  chunks: { address: bigint; size: number }[];
+  reason?: string;
+}
+
+export interface ThreadCache {
+  /** The chunk holding the struct; the struct itself (glibc's `tcache`) is 16 bytes on. */
+  address: bigint;
+  /** The arena whose memory holds it. */
+  arena: bigint;
+  /** `calling-thread`: its bin held the probe chunk freed just before the snapshot. */
+  owner: 'calling-thread' | 'unknown';
+  /** Why it is taken for a tcache. */
+  evidence: string;
+  /** Every bin, in index order. */
+  bins: TcacheBinState[];
+  /** The struct as stored. */
+  struct: TcachePerthread;
+  complete: boolean;
+}
+
+export interface TcacheSearch {
+  tcaches: ThreadCache[];
+  /**
+   * Chunks of the struct's size whose bins are all empty, away from where a
+   * thread's first malloc puts its struct: an idle thread's tcache and a
+   * zeroed block of that size look alike, so they are listed, not decoded.
+   */
+  emptyLookalikes: bigint[];
+}
+
+interface Context {
+  image: AllocatorImage;
+  tcacheCount: bigint;
+  tcacheBins: bigint;
+  /** Every arena's memory: cached chunks may come from any arena. */
+  memory: { start: bigint; end: bigint }[];
+}
+
+/**
+ * Finds and decodes every tcache in the walked regions. `probe` is the user
+ * pointer of a chunk the calling thread freed into its tcache just before
+ * the snapshot, if any.
+ */
+export function findTcaches(
+  image: AllocatorImage, arenas: readonly Arena[], walks: readonly RegionWalk[], par: { tcacheCount: bigint; tcacheBins: bigint }, probe?: bigint,
+): TcacheSearch {
+  const ctx: Context = { image, tcacheCount: par.tcacheCount, tcacheBins: par.tcacheBins, memory: arenas.flatMap((a) => a.memory) };
+  const candidates: { cache: ThreadCache; firstOfArena: boolean; where: string }[] = [];
+  for (const w of walks) {
+    const { table } = w.walk;
+    for (let i = 0; i < table.count; i++) {
+      const size = table.sizes[i];
+      const layout = image.layout.tcache.find((t) => size === t.chunkSize || size === t.chunkSize + 16);
+      if (layout === undefined || (table.bits[i] & FREE_BIT) !== 0 || i === w.walk.top) continue;
+      const cache = decodeCache(ctx, w.start + BigInt(table.offsets[i]), w.arena, layout);
+      if (cache === undefined) continue;
+      const firstOfArena = i === 0 && (w.kind === 'heap' || w.heapInfo?.prev === 0n);
+      candidates.push({ cache, firstOfArena, where: w.kind === 'heap' ? '[heap]' : `arena ${hex(w.arena)}'s first heap` });
+    }
+  }
+  markKeys(ctx, candidates.map((c) => c.cache));
+  const found: ThreadCache[] = [];
+  const emptyLookalikes: bigint[] = [];
+  for (const { cache, firstOfArena, where } of candidates) {
+    const full = cache.bins.find((b) => b.count > 0 && b.reason === undefined);
+    if (full !== undefined) {
+      cache.evidence = `bin ${full.index} is a list of exactly its ${full.count} chunks of size ${hex(binSize(full.index))}` +
+        (image.layout.tcacheKey === 'absent-or-tcache-pointer' ? '' : ', each marked with the tcache key');
+    } else if (firstOfArena) {
+      cache.evidence = `the first chunk of ${where}, where a thread's first malloc puts its tcache`;
+    } else {
+      if (cache.bins.every((b) => b.count === 0)) emptyLookalikes.push(cache.address);
+      continue;
+    }
+    found.push(cache);
+  }
+  // A struct-sized chunk cached in another thread's tcache is free, not a tcache.
+  const cached = new Set(found.flatMap((t) => t.bins.flatMap((b) => b.chunks.map((c) => c.address))));
+  const tcaches = found.filter((t) => !cached.has(t.address));
+  if (probe !== undefined) {
+    for (const t of tcaches) if (t.bins.some((b) => b.chunks[0]?.address === probe - 16n)) t.owner = 'calling-thread';
+  }
+  for (const t of tcaches) t.complete = t.bins.every((b) => b.reason === undefined);
+  return { tcaches, emptyLookalikes };
+}
+
+/** tidx2csize for the bins that hold one size; 2.42's large bins hold ranges above the last of those. */
+function binSize(index: number): number {
+  return 32 + 16 * index;
+}
+
+function decodeCache(ctx: Context, chunk: bigint, arena: bigint, layout: TcacheLayout): ThreadCache | undefined {
+  const bytes = readBytes(ctx.image.memory, chunk + 16n, layout.struct.size);
+  if (typeof bytes === 'string') return undefined;
+  const struct = decodeTcachePerthread(bytes, 0, layout, chunk + 16n);
+  const bins = Array.from({ length: layout.bins }, (_, index) => decodeBin(ctx, struct, layout, index));
+  return { address: chunk, arena, owner: 'unknown', evidence: '', bins, struct, complete: false };
+}
+
+function decodeBin(ctx: Context, struct: TcachePerthread, layout: TcacheLayout, index: number): TcacheBinState {
+  const count = cachedChunks(struct, index, ctx.tcacheCount);
+  const bin: TcacheBinState = { index, count, chunks: [] };
+  const stop = (reason: string): TcacheBinState => ({ ...bin, reason });
+  if (count < 0 || count > Number(ctx.tcacheCount)) return stop(`its count ${count} is outside 0 … mp_.tcache_count (${ctx.tcacheCount})`);
+  if (count > 0 && index >= Number(ctx.tcacheBins) && index < layout.smallBins) return stop(`it holds ${count} chunks, but mp_.tcache_bins is ${ctx.tcacheBins}`);
+  const small = index < layout.smallBins;
+  let entry = struct.entries[index];
+  for (let step = 0; entry !== 0n; step++) {
+    if (step === count) return stop(`the list goes on past its count of ${count} (next ${hex(entry)})`);
+    const chunk = entry - 16n;
+    if (entry % 16n !== 0n) return stop(`entry ${step} is ${hex(entry)}, not 16-byte aligned`);
+    if (!ctx.memory.some((r) => chunk >= r.start && entry + 16n <= r.end)) return stop(`entry ${step}, ${hex(entry)}, is outside every arena's memory`);
+    const sizeWord = readWord(ctx.image.memory, chunk + 8n);
+    if (typeof sizeWord === 'string') return stop(sizeWord);
+    const size = Number(sizeWord & ~7n);
+    if (small ? size !== binSize(index) : size <= binSize(layout.smallBins - 1)) {
+      return stop(`the chunk at ${hex(chunk)} has size ${hex(size)}, not the bin's ${small ? hex(binSize(index)) : 'large sizes'}`);
+    }
+    const stored = readWord(ctx.image.memory, entry);
+    if (typeof stored === 'string') return stop(stored);
+    bin.chunks.push({ address: chunk, size });
+    entry = ctx.image.layout.safeLinking ? revealPointer(stored, entry) : stored;
+  }
+  return bin.chunks.length === count ? bin : stop(`the list ends after ${bin.chunks.length} chunks, but its count is ${count}`);
+}
+
+/**
+ * tcache_entry.key marks a cached chunk: the owning struct's address
+ * (2.29–2.33) or tcache_key, one random word for the whole process (2.34
+ * on). A cached chunk without the mark is reported in its bin.
+ */
+function markKeys(ctx: Context, caches: ThreadCache[]): void {
+  const kind = ctx.image.layout.tcacheKey;
+  if (kind === 'absent-or-tcache-pointer') return;
+  const keyOf = (address: bigint) => readWord(ctx.image.memory, address + 24n);
+  let processKey: bigint | undefined;
+  if (kind === 'random') {
+    const votes = new Map<bigint, number>();
+    for (const t of caches) for (const b of t.bins) for (const c of b.chunks) {
+      const k = keyOf(c.address);
+      if (typeof k !== 'string') votes.set(k, (votes.get(k) ?? 0) + 1);
+    }
+    processKey = [...votes].sort((a, b) => b[1] - a[1])[0]?.[0];
+  }
+  for (const t of caches) {
+    const wanted = kind === 'random' ? processKey : t.struct.address;
+    for (const b of t.bins) {
+      if (b.reason !== undefined) continue;
+      const bad = b.chunks.find((c) => keyOf(c.address) !== wanted);
+      if (bad !== undefined) b.reason = `the cached chunk at ${hex(bad.address)} lacks the tcache key (${wanted === undefined ? 'none found' : hex(wanted)})`;
+    }
+  }
+}

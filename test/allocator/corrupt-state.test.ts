@@ -1,0 +1,164 @@
+// Decoding copies corrupted on purpose: every broken list must end with a
+// reason and keep the chunks read before the break; nothing may throw or
+// loop. The copies are of test/fixtures/allocator-state.c, whose lists are
+// known, taken once; each case corrupts its own clone.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ArenaList, decodeArenas } from '../../lib/allocator/arenas';
+import { ArenaBins, decodeBins } from '../../lib/allocator/bins';
+import { AllocatorImage } from '../../lib/allocator/image';
+import { layoutFor } from '../../lib/allocator/layouts';
+import { copiedMemory } from '../../lib/allocator/memory-source';
+import { protectPointer } from '../../lib/allocator/safe-linking';
+import { AllocatorState, decodeAllocator } from '../../lib/allocator/state';
+import { offsetOf } from '../../lib/allocator/struct-layout';
+import { glibcVersion } from '../../lib/stats';
+import { AllocatorFixture, startAllocatorFixture } from '../helpers/allocator-fixture';
+import { imageOfProcess } from '../helpers/proc-image';
+
+const layout = layoutFor(glibcVersion());
+let fixture: AllocatorFixture | undefined;
+let skip: string | undefined;
+let image: AllocatorImage;
+let clean: AllocatorState;
+
+beforeAll(async () => {
+  const started = await startAllocatorFixture();
+  if (typeof started === 'string') {
+    skip = started;
+    return;
+  }
+  fixture = started;
+  image = imageOfProcess(fixture.child.pid!, layout).image;
+  clean = decodeAllocator(image);
+});
+
+afterAll(() => fixture?.stop());
+
+/** The image with `bytes` written at each address, in clones of the ranges written to. */
+function corrupt(writes: [address: bigint, bytes: Buffer][]): AllocatorImage {
+  const ranges = [...image.memory.ranges];
+  for (const [address, bytes] of writes) {
+    const i = ranges.findIndex((x) => address >= x.base && address + BigInt(bytes.length) <= x.base + BigInt(x.bytes.length));
+    if (i < 0) throw new Error(`0x${address.toString(16)} is not in the copies`);
+    if (ranges[i].bytes === image.memory.ranges[i].bytes) ranges[i] = { ...ranges[i], bytes: Buffer.from(ranges[i].bytes) };
+    (ranges[i].bytes as Buffer).set(bytes, Number(address - ranges[i].base));
+  }
+  return { ...image, memory: copiedMemory(ranges) };
+}
+
+/** Arenas and bins decoded from `img` at the clean copy's main_arena: corrupting main_arena itself would stop the locator first. */
+function decodeAt(img: AllocatorImage): { arenas: ArenaList; bins: ArenaBins[] } {
+  const arenas = decodeArenas(img, clean.mainArena, clean.params.values);
+  return { arenas, bins: arenas.arenas.map((a, i) => decodeBins(img, a, arenas.states[i])) };
+}
+
+const word = (v: bigint): Buffer => {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64LE(v);
+  return b;
+};
+/** A fastbin or tcache link as glibc stores it at `at`. */
+const link = (at: bigint, to: bigint): Buffer => word(layout.safeLinking ? protectPointer(at, to) : to);
+
+const main = () => clean.arenas.arenas[0];
+const mainBins = () => clean.bins[0];
+const fastbin0 = () => mainBins().fastbins[0].chunks.map((c) => c.address);
+const smallbin16 = () => mainBins().smallbins.find((b) => b.index === 16)!.chunks.map((c) => c.address);
+const field = (name: string) => BigInt(offsetOf(layout.mallocState, name));
+
+describe('decoding corrupted copies: a reason, never a throw or a hang', () => {
+  it('the clean copy decodes with no reason anywhere (so each reason below comes from its corruption)', (context) => {
+    if (skip !== undefined) context.skip(skip);
+    expect(clean.bins.every((b) => b.complete)).toBe(true);
+    expect(clean.tcaches.tcaches.every((t) => t.complete)).toBe(true);
+    expect(fastbin0()).toHaveLength(3);
+    expect(smallbin16()).toHaveLength(3);
+  });
+
+  it('a fastbin whose last chunk links back to its first: a cycle, after the three chunks', (context) => {
+    if (skip !== undefined) context.skip(skip);
+    const [a, , c] = fastbin0();
+    const s = decodeAllocator(corrupt([[c + 16n, link(c + 16n, a)]]));
+    expect(s.bins[0].fastbins[0]).toMatchObject({ count: 3, reason: expect.stringMatching(/comes back to 0x[0-9a-f]+: a cycle/) });
+  });
+
+  it('a fastbin chunk that links to itself (a double free\'s shape)', (context) => {
+    if (skip !== undefined) context.skip(skip);
+    const [a] = fastbin0();
+    const s = decodeAllocator(corrupt([[a + 16n, link(a + 16n, a)]]));
+    expect(s.bins[0].fastbins[0]).toMatchObject({ count: 1, reason: expect.stringMatching(/a cycle/) });
+  });
+
+  it('a small bin whose last chunk links back to its first, never to the header: a cycle, after the three chunks', (context) => {
+    if (skip !== undefined) context.skip(skip);
+    const [a, , c] = smallbin16();
+    const s = decodeAllocator(corrupt([[c + 16n, word(a)]]));
+    expect(s.bins[0].smallbins.find((x) => x.index === 16)).toMatchObject({
+      count: 3, reason: `the list comes back to 0x${a.toString(16)} without returning to the bin's header: a cycle`,
+    });
+  });
+
+  it('an fd into unmapped space, in the unsorted bin and in a thread arena\'s fastbin', (context) => {
+    if (skip !== undefined) context.skip(skip);
+    const first = mainBins().unsorted[0].chunks[0].address;
+    const s = decodeAllocator(corrupt([[first + 16n, word(0x10000n)]]));
+    expect(s.bins[0].unsorted[0]).toMatchObject({ count: 1, reason: expect.stringMatching(/fd of 0x[0-9a-f]+: 0x10000 is outside the arena's memory/) });
+    const thread = clean.bins[1];
+    const index = thread.fastbins.findIndex((b) => b.count > 0);
+    const head = thread.fastbins[index].chunks[0].address;
+    const t = decodeAllocator(corrupt([[head + 16n, link(head + 16n, 0xdead0000n)]]));
+    expect(t.bins[1].fastbins[index]).toMatchObject({ count: 1, reason: expect.stringMatching(/0xdead0000 is outside the arena's memory/) });
+  });
+
+  it('a chunk whose size is outside its bin, in a small bin and in a fastbin', (context) => {
+    if (skip !== undefined) context.skip(skip);
+    const [, b] = smallbin16();
+    const s = decodeAllocator(corrupt([[b + 8n, word(0x111n)]]));
+    expect(s.bins[0].smallbins.find((x) => x.index === 16)).toMatchObject({ count: 1, reason: expect.stringMatching(/has size 0x110, outside bin 16 \(0x100\)/) });
+    const [, f] = fastbin0();
+    const t = decodeAllocator(corrupt([[f + 8n, word(0x41n)]]));
+    expect(t.bins[0].fastbins[0]).toMatchObject({ count: 1, reason: expect.stringMatching(/has size 0x40, outside fastbin 0 \(0x20\)/) });
+  });
+
+  it('a fastbin longer than the arena\'s memory can hold (system_mem cut to 0x40: two 0x20 chunks)', (context) => {
+    if (skip !== undefined) context.skip(skip);
+    const s = decodeAt(corrupt([[main().address + field('system_mem'), word(0x40n)]]));
+    expect(s.bins[0].fastbins[0]).toMatchObject({ count: 2, reason: expect.stringMatching(/past 2 chunks, all the arena's system_mem \(64 bytes\) can hold/) });
+  });
+
+  it('a tcache count past mp_.tcache_count, and a tcache list that goes on past its count', (context) => {
+    if (skip !== undefined) context.skip(skip);
+    const t = clean.tcaches.tcaches.find((x) => x.bins[0].count === 7)!;
+    const counts = Buffer.alloc(2);
+    counts.writeUInt16LE(9);
+    const s = decodeAllocator(corrupt([[t.address + 16n, counts]]));
+    expect(s.tcaches.tcaches.find((x) => x.address === t.address)!.bins[0]).toMatchObject({ reason: 'its count 9 is outside 0 … mp_.tcache_count (7)' });
+    const chunks = t.bins[0].chunks.map((c) => c.address + 16n);
+    const last = chunks[chunks.length - 1];
+    const u = decodeAllocator(corrupt([[last, link(last, chunks[0])]]));
+    expect(u.tcaches.tcaches.find((x) => x.address === t.address)!.bins[0]).toMatchObject({ count: 7, reason: expect.stringMatching(/goes on past its count of 7/) });
+  });
+
+  it('a large bin whose size runs skip one (fd_nextsize), and a bk that does not point back', (context) => {
+    if (skip !== undefined) context.skip(skip);
+    const bin = mainBins().largebins.find((b) => b.index === 65)!;
+    const [first] = bin.chunks;
+    const s = decodeAllocator(corrupt([[first.address + 32n, word(first.address)]]));
+    expect(s.bins[0].largebins.find((b) => b.index === 65)).toMatchObject({ count: 4, reason: expect.stringMatching(/fd_nextsize 0x[0-9a-f]+, but the next size down starts at/) });
+    const [, b] = smallbin16();
+    const t = decodeAllocator(corrupt([[b + 24n, word(b)]]));
+    expect(t.bins[0].smallbins.find((x) => x.index === 16)).toMatchObject({ count: 1, reason: expect.stringMatching(/has bk 0x[0-9a-f]+, but the list reached it from/) });
+  });
+
+  it('main_arena.next into unmapped space, and a thread arena whose heaps\' prev list loops; the pipeline refuses a main_arena it cannot locate', (context) => {
+    if (skip !== undefined) context.skip(skip);
+    const s = decodeAt(corrupt([[main().address + field('next'), word(0x7000n)]]));
+    expect(s.arenas).toMatchObject({ complete: false, reason: expect.stringMatching(/the arena at 0x7000 cannot be read: \d+ bytes at 0x7000 were not copied/) });
+    expect(s.arenas.arenas).toHaveLength(1);
+    expect(() => decodeAllocator(corrupt([[main().address + field('next'), word(0x7000n)]]))).toThrow(expect.objectContaining({ code: 'ERR_ALLOCATOR_NOT_FOUND' }));
+    const twoHeaps = clean.arenas.arenas.find((a) => a.heaps.length === 2)!;
+    const newest = twoHeaps.heaps[0].address;
+    const t = decodeAllocator(corrupt([[newest + BigInt(offsetOf(layout.heapInfo, 'prev')), word(newest)]]));
+    expect(t.arenas.arenas.find((a) => a.address === twoHeaps.address)).toMatchObject({ heaps: [{ address: newest }], heapsReason: expect.stringMatching(/prev list loops/) });
+  });
+});

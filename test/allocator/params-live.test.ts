@@ -1,0 +1,56 @@
+// mallocParams() in processes started with glibc tunables: every value set is
+// read back from mp_, and global_max_fast is read at the offset a child
+// (started without the tunables) measured for the same libc file.
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { layoutFor } from '../../lib/allocator/layouts';
+import { libcFileOf } from '../../lib/allocator/libc-file';
+import { maxFastOffset, readGlobalMaxFast } from '../../lib/allocator/max-fast';
+import { allocatorSnapshot, arenas, glibcVersion, maps, mallocParams } from '../../lib/index';
+
+const root = path.join(__dirname, '..', '..');
+
+describe('mallocParams()', () => {
+  it('reads back what GLIBC_TUNABLES set, every field of this version with a meaning, and global_max_fast as set', () => {
+    const out = execFileSync(process.execPath, ['--single-threaded', '-e', `
+      const h = require('heapscope');
+      const s = h.allocatorSnapshot();
+      const p = h.mallocParams(s);
+      console.log(JSON.stringify({ fields: p.fields, maxFast: p.globalMaxFast, mallinfo: s.mallinfo },
+        (k, v) => typeof v === 'bigint' ? v.toString() : v));`], {
+      cwd: root, encoding: 'utf8',
+      env: {
+        ...process.env,
+        GLIBC_TUNABLES: 'glibc.malloc.tcache_count=3:glibc.malloc.tcache_max=500:glibc.malloc.mxfast=96:glibc.malloc.mmap_threshold=300000:glibc.malloc.top_pad=196608:glibc.malloc.arena_max=3',
+      },
+    });
+    const seen = JSON.parse(out) as { fields: { name: string; value: string | number; meaning: string }[]; maxFast: { found: boolean; value: number }; mallinfo: { hblks: number } };
+    const value = Object.fromEntries(seen.fields.map((f) => [f.name, String(f.value)]));
+    expect(seen.fields.map((f) => f.name)).toEqual(layoutFor(glibcVersion()).mallocPar.fields.map((f) => f.name));
+    expect(seen.fields.filter((f) => f.meaning === '')).toEqual([]);
+    expect(value).toMatchObject({
+      tcache_count: '3', tcache_max_bytes: '500', mmap_threshold: '300000', top_pad: '196608', arena_max: '3', no_dyn_threshold: '1',
+    });
+    expect(value.n_mmaps).toBe(String(seen.mallinfo.hblks));
+    // The tunable set it before main(); the measuring child ran without it, at the default.
+    expect(seen.maxFast).toMatchObject({ found: true, value: 96 });
+  });
+
+  it('measures the offset once per libc file, refuses another file\'s answer, and never guesses from a wrong offset', () => {
+    const libc = libcFileOf(maps())!;
+    const measured = maxFastOffset(libc);
+    expect(maxFastOffset(libc)).toBe(measured);
+    expect(maxFastOffset({ ...libc, key: `${libc.key} (another build)` })).toEqual({
+      reason: `the child mapped another libc (${libc.key}) than this one (${libc.key} (another build))`,
+    });
+    const s = allocatorSnapshot();
+    const p = mallocParams(s);
+    expect(p.globalMaxFast.found).toBe(true);
+    // Pointed at mp_.trim_threshold instead: a value set_max_fast never gives.
+    const main = arenas(s).arenas[0].address;
+    const wrong = readGlobalMaxFast(s.image, main, { offset: p.address - main }, libc.key);
+    expect(wrong).toMatchObject({ found: false, reason: expect.stringMatching(/which set_max_fast never gives: the measured offset does not fit this libc/) });
+    expect(readGlobalMaxFast(s.image, main, { reason: 'no child' }, libc.key)).toEqual({ found: false, reason: 'its offset from main_arena is not known: no child' });
+  });
+});

@@ -1,0 +1,126 @@
+// The allocator state of a live process, each in a quiet child (nothing but
+// the body allocates): mallinfo2() of the same native call equals the
+// decode's own totals field for field; the snapshot's probe tells the
+// calling thread's tcache, on the main thread and on a worker; a torn copy
+// is told and retaken, and the attempts are counted.
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { inQuietChild } from '../helpers/quiet-child';
+
+const root = path.join(__dirname, '..', '..');
+
+/** Plan steps that leave chunks in a fastbin (after filling tcache), in the unsorted bin and in the tcache. */
+const SHAPE = `
+  const before = [];
+  const freed = [];
+  const keep = (size) => before.push({ op: 'malloc', size }) - 1;
+  for (let i = 0; i < 10; i++) { freed.push(keep(40)); keep(24); }
+  for (let i = 0; i < 2; i++) { freed.push(keep(0x4f0)); keep(24); }
+  for (const step of freed) before.push({ op: 'free', step });
+`;
+
+describe('the allocator state of a live process', () => {
+  it('in a quiet process every field of mallinfo2() equals the decode\'s total, with chunks in fastbins, bins and tcache', () => {
+    const seen = inQuietChild<{
+      consistent: boolean; attempts: number; mismatches: unknown[]; incomplete: string[]; total: Record<string, number>;
+      mallinfo: Record<string, number>; problems: string[]; fastbinPlaces: number; binnedPlaces: number; arenas: number; inUseFast: number;
+    }>(`${SHAPE}
+      const s = h.allocatorSnapshot({ before });
+      const t = h.allocatorTotals(s);
+      const places = h.chunkPlaces(s);
+      const all = places.regions.flatMap((r) => r.chunks);
+      const fastbinned = new Set(h.bins(s).arenas.flatMap((a) => a.fastbins.flatMap((b) => b.chunks.map((c) => c.address))));
+      return {
+        consistent: s.consistent, attempts: s.attempts, mismatches: t.mismatches, incomplete: t.incomplete, total: t.total,
+        mallinfo: t.mallinfo, problems: places.problems,
+        fastbinPlaces: all.filter((c) => c.place === 'fastbin').length,
+        binnedPlaces: all.filter((c) => ['unsorted', 'smallbin', 'largebin'].includes(c.place)).length,
+        arenas: h.arenas(s).arenas.length,
+        inUseFast: all.filter((c) => c.place === 'in-use' && fastbinned.has(c.address)).length,
+      };`);
+    expect(seen.consistent).toBe(true);
+    expect(seen.incomplete).toEqual([]);
+    expect(seen.mismatches).toEqual([]);
+    for (const field of ['arena', 'ordblks', 'smblks', 'hblks', 'hblkhd', 'uordblks', 'fsmblks', 'fordblks', 'keepcost']) {
+      expect([field, seen.total[field]]).toEqual([field, seen.mallinfo[field]]);
+    }
+    // Not a vacuous equality: the shape put chunks in fastbins and bins (ordblks counts each arena's top too).
+    expect(seen.total.smblks).toBeGreaterThanOrEqual(3);
+    expect(seen.fastbinPlaces).toBe(seen.total.smblks);
+    expect(seen.binnedPlaces).toBeGreaterThanOrEqual(1);
+    expect(seen.binnedPlaces).toBe(seen.total.ordblks - seen.arenas);
+    expect(seen.inUseFast).toBe(0);
+    expect(seen.problems).toEqual([]);
+  });
+
+  it('the probe tells the calling thread\'s tcache: the main thread\'s first chunk of [heap], a worker\'s elsewhere', () => {
+    const seen = inQuietChild<{ main: { owners: string[]; first: boolean; probeAtHead: boolean }; worker: { owners: string[]; first: boolean; probeAtHead: boolean; arenas: number } }>(`
+      const look = (h) => {
+        const s = h.allocatorSnapshot();
+        const { tcaches } = h.tcaches(s);
+        const mine = tcaches.filter((t) => t.owner === 'calling-thread');
+        return {
+          owners: tcaches.map((t) => t.owner),
+          first: mine.length === 1 && mine[0].address === (s.image.heap.start + 15n) / 16n * 16n,
+          probeAtHead: mine.length === 1 && mine[0].bins.some((b) => b.chunks[0]?.address === s.probe - 16n),
+          arenas: h.arenas(s).arenas.length,
+        };
+      };
+      const { Worker } = require('node:worker_threads');
+      const worker = await new Promise((resolve, reject) => {
+        const w = new Worker(\`
+          const { parentPort } = require('node:worker_threads');
+          const h = require(\${JSON.stringify(${JSON.stringify(root)})});
+          const look = \${look.toString()};
+          parentPort.postMessage(JSON.stringify(look(h), (k, v) => typeof v === 'bigint' ? v.toString() : v));\`, { eval: true });
+        let seen;
+        w.once('message', (m) => { seen = JSON.parse(m); });
+        w.once('error', reject);
+        // The main thread looks once the worker is gone: its teardown frees memory.
+        w.once('exit', () => resolve(seen));
+      });
+      return { main: look(h), worker };`);
+    expect(seen.main.owners.filter((o) => o === 'calling-thread')).toHaveLength(1);
+    expect(seen.main).toMatchObject({ first: true, probeAtHead: true });
+    expect(seen.worker.owners.filter((o) => o === 'calling-thread')).toHaveLength(1);
+    expect(seen.worker).toMatchObject({ first: false, probeAtHead: true });
+    expect(seen.worker.owners.length).toBeGreaterThanOrEqual(2);
+  });
+
+  it('a copy whose break moved is torn; it is retaken up to the bound, and the attempts are counted', () => {
+    // The before steps grow [heap] past the break measured before the plan,
+    // so the first copy is always short; a retake copies up to the break it saw.
+    const seen = inQuietChild<{ once: { consistent: boolean; attempts: number; reason?: string }; retaken: { consistent: boolean; attempts: number } }>(`
+      const before = [];
+      for (let i = 0; i < 6; i++) before.push({ op: 'malloc', size: 100000 });
+      const pick = (s) => ({ consistent: s.consistent, attempts: s.attempts, reason: s.reason });
+      return { once: pick(h.allocatorSnapshot({ before, attempts: 1 })), retaken: pick(h.allocatorSnapshot({ before })) };`);
+    expect(seen.once).toMatchObject({ consistent: false, attempts: 1, reason: expect.stringMatching(/^the program break moved/) });
+    expect(seen.retaken.consistent).toBe(true);
+    expect(seen.retaken.attempts).toBeGreaterThanOrEqual(2);
+  });
+
+  it('tornReason: mallinfo2 changing, the break moving, or a top that does not end its heap each tear a copy', () => {
+    const seen = inQuietChild<Record<string, string | null>>(`
+      const { tornReason } = require(${JSON.stringify(path.join(root, 'dist', 'allocator', 'take-snapshot'))});
+      const { copiedMemory } = require(${JSON.stringify(path.join(root, 'dist', 'allocator', 'memory-source'))});
+      const s = h.allocatorSnapshot();
+      const end = s.image.heap.end;
+      const breaks = { measured: end, before: end, after: end };
+      const main = h.arenas(s).arenas[0];
+      const ranges = s.image.memory.ranges.map((r) => ({ ...r, bytes: Buffer.from(r.bytes) }));
+      const heap = ranges.find((r) => r.label === '[heap]');
+      heap.bytes.writeBigUInt64LE(0x10n | 1n, Number(main.top.address - heap.base) + 8);
+      const shortTop = { ...s, image: { ...s.image, memory: copiedMemory(ranges) } };
+      return {
+        consistent: tornReason(s, breaks, []) ?? null,
+        mallinfo: tornReason({ ...s, mallinfoBefore: { ...s.mallinfoBefore, arena: s.mallinfoBefore.arena + 4096 } }, breaks, []) ?? null,
+        moved: tornReason(s, { ...breaks, after: end + 4096n }, []) ?? null,
+        top: tornReason(shortTop, breaks, []) ?? null,
+      };`);
+    expect(seen.consistent).toBeNull();
+    expect(seen.mallinfo).toBe('mallinfo2() changed during the copy (arena): another thread used malloc');
+    expect(seen.moved).toMatch(/^the program break moved/);
+    expect(seen.top).toMatch(/^main_arena's top ends at 0x[0-9a-f]+, not at the break/);
+  });
+});

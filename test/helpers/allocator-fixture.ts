@@ -1,0 +1,36 @@
+// test/fixtures/allocator-state.c built and started: a process with chunks
+// in every kind of list and three threads with their own arenas, which
+// stops at a quiet point and stays there until its stdin closes.
+import { ChildProcess, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { startChild } from './gdb';
+
+export interface AllocatorFixture {
+  child: ChildProcess;
+  /** Ends the process and removes its build. */
+  stop(): void;
+}
+
+/** Builds and starts the fixture, or returns why it cannot (no C compiler). */
+export async function startAllocatorFixture(): Promise<AllocatorFixture | string> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'heapscope-state-'));
+  const program = path.join(dir, 'allocator-state');
+  const source = path.join(__dirname, '..', 'fixtures', 'allocator-state.c');
+  const cc = spawnSync('cc', ['-O1', '-pthread', '-o', program, source], { encoding: 'utf8' });
+  if (cc.error !== undefined) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    return 'no C compiler (cc) to build test/fixtures/allocator-state.c';
+  }
+  if (cc.status !== 0) throw new Error(`cc failed:\n${cc.stderr}`);
+  const child = await startChild(program, []);
+  return {
+    child,
+    stop() {
+      child.stdin?.end();
+      child.kill();
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
