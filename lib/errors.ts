@@ -37,8 +37,9 @@ export class HeapscopeError extends Error {
   }
 }
 
-export function typeError(message: string): TypeError & { code: 'ERR_INVALID_ARG_TYPE' } {
-  return Object.assign(new TypeError(message), { code: 'ERR_INVALID_ARG_TYPE' as const });
+export function typeError(message: string, cause?: unknown): TypeError & { code: 'ERR_INVALID_ARG_TYPE' } {
+  const error = cause === undefined ? new TypeError(message) : new TypeError(message, { cause });
+  return Object.assign(error, { code: 'ERR_INVALID_ARG_TYPE' as const });
 }
 
 export function rangeError(message: string): RangeError & { code: 'ERR_OUT_OF_RANGE' } {
