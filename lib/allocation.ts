@@ -154,6 +154,11 @@ export interface Allocation {
   [Symbol.dispose](): void;
 }
 
+/** @internal A handle for a block the addon has just registered as live. */
+export function mintAllocation(address: bigint, requested: number, call: AllocationCall): Allocation {
+  return new Allocation(address, requested, call);
+}
+
 /** `malloc(size)`. */
 export function malloc(size: Size): Allocation {
   const n = toSize(size, 'size');
