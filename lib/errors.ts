@@ -1,11 +1,13 @@
 /**
  * Every error heapscope throws has a stable `code`. Bad arguments are
- * `TypeError`/`RangeError` (like Node's own `ERR_INVALID_ARG_TYPE` and
- * `ERR_OUT_OF_RANGE`); allocator and kernel failures are `HeapscopeError`s.
+ * `TypeError`/`RangeError` (like Node's own `ERR_INVALID_ARG_TYPE`,
+ * `ERR_OUT_OF_RANGE` and `ERR_ILLEGAL_CONSTRUCTOR`); allocator and kernel
+ * failures are `HeapscopeError`s.
  */
 export type ErrorCode =
   | 'ERR_INVALID_ARG_TYPE'
   | 'ERR_OUT_OF_RANGE'
+  | 'ERR_ILLEGAL_CONSTRUCTOR'
   | 'ERR_DOUBLE_FREE'
   | 'ERR_UNKNOWN_POINTER'
   | 'ERR_FREED'
@@ -44,6 +46,11 @@ export function typeError(message: string, cause?: unknown): TypeError & { code:
 
 export function rangeError(message: string): RangeError & { code: 'ERR_OUT_OF_RANGE' } {
   return Object.assign(new RangeError(message), { code: 'ERR_OUT_OF_RANGE' as const });
+}
+
+/** A class whose instances only heapscope makes, constructed from outside (like Node's own). */
+export function illegalConstructor(message: string): TypeError & { code: 'ERR_ILLEGAL_CONSTRUCTOR' } {
+  return Object.assign(new TypeError(message), { code: 'ERR_ILLEGAL_CONSTRUCTOR' as const });
 }
 
 /**
