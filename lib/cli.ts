@@ -38,13 +38,12 @@ function story(result: ExperimentResult): string {
 }
 
 function parseTunables(values: string[] | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const value of values ?? []) {
+  // fromEntries makes every name an own property (`__proto__` too), which run() then checks.
+  return Object.fromEntries((values ?? []).map((value) => {
     const eq = value.indexOf('=');
     if (eq <= 0) throw new UsageError(`--tunable takes name=value, got ${JSON.stringify(value)}`);
-    out[value.slice(0, eq)] = value.slice(eq + 1);
-  }
-  return out;
+    return [value.slice(0, eq), value.slice(eq + 1)];
+  }));
 }
 
 async function runMany(names: string[], options: { json: boolean; isolated?: boolean; tunables: Record<string, string> }): Promise<void> {

@@ -5,7 +5,7 @@ import { inspect } from 'node:util';
 import { binding } from './binding';
 import { HeapscopeError, typeError } from './errors';
 import { hex } from './format';
-import { describe, toAddress } from './validate';
+import { describe, lookup, readOptions, toAddress } from './validate';
 import { InspectContext, inspectRegion } from './views/inspect';
 import { regionsBundle } from './views/jupyter';
 
@@ -157,10 +157,7 @@ export function parseSmaps(text: string): MemoryRegion[] {
 
 /** The current map of this process. `{ rss: true }` adds resident sizes. */
 export function maps(options: MapsOptions = {}): MemoryRegion[] {
-  if (typeof options !== 'object' || options === null) {
-    throw typeError(`options must be an object, got ${describe(options)}`);
-  }
-  const rss = options.rss ?? false;
+  const rss = readOptions(options, 'options', ['rss']).rss ?? false;
   if (typeof rss !== 'boolean') throw typeError(`options.rss must be a boolean, got ${describe(rss)}`);
   const file = rss ? '/proc/self/smaps' : '/proc/self/maps';
   // The kernel produces these files a buffer at a time; a thread that maps,
@@ -338,7 +335,8 @@ function classify(regions: MemoryRegion[]): void {
       continue;
     }
     const previous = regions[i - 1];
-    if (PSEUDO[r.path] !== undefined) r.kind = PSEUDO[r.path];
+    const pseudo = lookup(PSEUDO, r.path);
+    if (pseudo !== undefined) r.kind = pseudo;
     else if (/^\[stack:\d+\]$/.test(r.path)) r.kind = 'stack';
     else if (noAccess) r.kind = 'reserved';
     else if (

@@ -2,7 +2,8 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import v8 from 'node:v8';
-import { HeapscopeError } from '../errors';
+import { HeapscopeError, typeError } from '../errors';
+import { describe, readOptions } from '../validate';
 import { experiment, runHere } from './here';
 import { ExperimentResultView } from './result';
 import { checkTunables, Tunables, tunablesEnv } from './tunables';
@@ -24,12 +25,16 @@ export interface RunOptions {
  */
 export async function run(name: string, options: RunOptions = {}): Promise<ExperimentResult> {
   const chosen = experiment(name);
-  const tunables = checkTunables(options.tunables);
+  const read = readOptions(options, 'options', ['isolated', 'tunables']);
+  if (read.isolated !== undefined && typeof read.isolated !== 'boolean') {
+    throw typeError(`options.isolated must be a boolean, got ${describe(read.isolated)}`);
+  }
+  const tunables = checkTunables(read.tunables as Tunables | undefined);
   const hasTunables = Object.keys(tunables).length > 0;
-  if (options.isolated === false && hasTunables) {
+  if (read.isolated === false && hasTunables) {
     throw new HeapscopeError('ERR_INVALID_TUNABLE', 'tunables need a fresh process: they cannot be combined with isolated: false');
   }
-  const isolated = options.isolated ?? (hasTunables || chosen.isolatedByDefault);
+  const isolated = read.isolated ?? (hasTunables || chosen.isolatedByDefault);
   const data = await (isolated ? runIsolated(chosen.name, tunables) : runHere(chosen, false));
   return new ExperimentResultView(data);
 }
