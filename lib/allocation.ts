@@ -7,7 +7,7 @@ import { HeapscopeError, illegalConstructor, native, rangeError, typeError } fro
 import { hex } from './format';
 import { MemoryRegion, regionOf } from './maps';
 import { MAX_READ, readMemory } from './memory';
-import { describe, Size, toIndex, toSize } from './validate';
+import { describe, Size, toBytes, toIndex, toSize } from './validate';
 import { InspectContext, inspectAllocation } from './views/inspect';
 import { allocationBundle, MimeBundle } from './views/jupyter';
 
@@ -205,25 +205,10 @@ function copyOf(value: unknown): { prototype: object; from: string } | undefined
   return undefined;
 }
 
-/** The bytes of a Uint8Array as a Buffer over the same memory; a detached one is an ERR_INVALID_ARG_TYPE. */
-function bytesOf(bytes: unknown): Buffer {
-  if (!(bytes instanceof Uint8Array)) throw typeError(`bytes must be a Uint8Array or a string, got ${describe(bytes)}`);
-  if (isDetached(bytes.buffer)) {
-    throw typeError('bytes is a view of a detached ArrayBuffer (transferred or structuredClone()d away): it has no bytes to write');
-  }
+/** The bytes of a Uint8Array as a Buffer over the same memory. */
+function bytesOf(value: unknown): Buffer {
+  const bytes = toBytes(value, 'bytes', 'a Uint8Array or a string');
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-}
-
-// ArrayBuffer.prototype.detached is newer than Node 20: a detached buffer
-// reads as 0 bytes long, and no new view of it can be made.
-function isDetached(buffer: ArrayBufferLike): boolean {
-  if (buffer.byteLength !== 0) return false;
-  try {
-    new Uint8Array(buffer);
-    return false;
-  } catch {
-    return true;
-  }
 }
 
 if (typeof Symbol.dispose === 'symbol') {

@@ -1,5 +1,6 @@
 // Argument checks shared by every public call. They run before glibc is
 // called, so a bad size can never reach the allocator.
+import { isUint8Array } from 'node:util/types';
 import { rangeError, typeError } from './errors';
 
 /** A byte count or an address: a non-negative integer as number or bigint. */
@@ -96,6 +97,18 @@ export function readOptions<K extends string>(value: unknown, name: string, keys
   return value === undefined ? Object.create(null) : readRecord(value, name, keys);
 }
 
+/** The own enumerable string-keyed properties of an object (a name → value map), each read once. */
+export function readEntries(value: unknown, name: string): [string, unknown][] {
+  if (!isObject(value, name)) throw typeError(`${name} must be an object, got ${describe(value)}`);
+  let keys: string[];
+  try {
+    keys = Object.keys(value);
+  } catch (error) {
+    throw typeError(`${name} could not be read: ${errorMessage(error)}`, error);
+  }
+  return keys.map((key) => [key, ownProperty(value, key, name)]);
+}
+
 /** A copy of an array's own elements, read once each; at most `max` of them. */
 export function readArray(value: unknown, name: string, max = 2 ** 32 - 1): unknown[] {
   let array: boolean;
@@ -113,6 +126,31 @@ export function readArray(value: unknown, name: string, max = 2 ** 32 - 1): unkn
   const copy: unknown[] = new Array(length);
   for (let i = 0; i < length; i++) copy[i] = ownProperty(value as object, String(i), name);
   return copy;
+}
+
+/**
+ * A Uint8Array (a Buffer is one) that still has its memory. Checked without
+ * touching a Proxy's traps; a view of a transferred (detached) ArrayBuffer
+ * is an ERR_INVALID_ARG_TYPE rather than a TypeError from deep inside.
+ */
+export function toBytes(value: unknown, name: string, expected = 'a Buffer or Uint8Array'): Uint8Array {
+  if (!isUint8Array(value)) throw typeError(`${name} must be ${expected}, got ${describe(value)}`);
+  if (isDetached(value.buffer)) {
+    throw typeError(`${name} is a view of a detached ArrayBuffer (transferred or structuredClone()d away): it has no bytes`);
+  }
+  return value;
+}
+
+// ArrayBuffer.prototype.detached is newer than Node 20: a detached buffer
+// reads as 0 bytes long, and no new view of it can be made.
+function isDetached(buffer: ArrayBufferLike): boolean {
+  if (buffer.byteLength !== 0) return false;
+  try {
+    new Uint8Array(buffer);
+    return false;
+  } catch {
+    return true;
+  }
 }
 
 function isObject(value: unknown, name: string): value is object {

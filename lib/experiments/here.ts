@@ -1,8 +1,9 @@
 // Running an experiment in this process. Kept apart from run.ts so that the
 // child process of an isolated run loads only the experiments, not the
 // views: every module loaded before the experiment shapes the heap it sees.
-import { HeapscopeError } from '../errors';
+import { HeapscopeError, typeError } from '../errors';
 import { glibcVersion, mallinfo2, pageSize } from '../stats';
+import { describe } from '../validate';
 import { EXPERIMENTS } from './registry';
 import { parseTunablesEnv } from './tunables';
 import { Environment, Experiment, ResultData } from './types';
@@ -13,6 +14,7 @@ export function experiments(): readonly Experiment[] {
 }
 
 export function experiment(name: string): Experiment {
+  if (typeof name !== 'string') throw typeError(`an experiment name is a string, got ${describe(name)}`);
   const found = EXPERIMENTS.find((e) => e.name === name);
   if (found === undefined) {
     throw new HeapscopeError(

@@ -24,7 +24,6 @@ export interface RunOptions {
  * before a process starts.
  */
 export async function run(name: string, options: RunOptions = {}): Promise<ExperimentResult> {
-  const chosen = experiment(name);
   const read = readOptions(options, 'options', ['isolated', 'tunables']);
   if (read.isolated !== undefined && typeof read.isolated !== 'boolean') {
     throw typeError(`options.isolated must be a boolean, got ${describe(read.isolated)}`);
@@ -34,6 +33,7 @@ export async function run(name: string, options: RunOptions = {}): Promise<Exper
   if (read.isolated === false && hasTunables) {
     throw new HeapscopeError('ERR_INVALID_TUNABLE', 'tunables need a fresh process: they cannot be combined with isolated: false');
   }
+  const chosen = experiment(name);
   const isolated = read.isolated ?? (hasTunables || chosen.isolatedByDefault);
   const data = await (isolated ? runIsolated(chosen.name, tunables) : runHere(chosen, false));
   return new ExperimentResultView(data);

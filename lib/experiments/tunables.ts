@@ -3,7 +3,7 @@
 // silently ignores an unknown name or an out-of-range value, so heapscope
 // refuses them before anything runs.
 import { HeapscopeError } from '../errors';
-import { describe, lookup, readRecord } from '../validate';
+import { describe, lookup, readEntries } from '../validate';
 
 const KNOWN: Record<string, { max: number; since: string }> = {
   'glibc.malloc.arena_max': { max: 2 ** 31 - 1, since: '2.26' },
@@ -30,11 +30,8 @@ export const KNOWN_TUNABLES = Object.keys(KNOWN);
  * object's own properties count: `constructor` or `toString` is no tunable.
  */
 export function checkTunables(tunables: Tunables = {}): Record<string, string> {
-  const names = ownNames(tunables);
-  const read = readRecord(tunables, 'tunables', names);
   const out: Record<string, string> = {};
-  for (const name of names) {
-    const value = read[name];
+  for (const [name, value] of readEntries(tunables, 'tunables')) {
     const known = lookup(KNOWN, name);
     if (known === undefined) {
       throw new HeapscopeError('ERR_INVALID_TUNABLE', `unknown tunable ${JSON.stringify(name)}; known: ${KNOWN_TUNABLES.join(', ')}`);
@@ -44,23 +41,9 @@ export function checkTunables(tunables: Tunables = {}): Record<string, string> {
       const shown = typeof value === 'string' ? JSON.stringify(value) : typeof value === 'number' || typeof value === 'bigint' ? String(value) : describe(value);
       throw new HeapscopeError('ERR_INVALID_TUNABLE', `${name} takes a whole number from 0 to ${known.max}, got ${shown}`);
     }
-    Object.defineProperty(out, name, { value: String(BigInt(text)), enumerable: true, writable: true, configurable: true });
+    out[name] = String(BigInt(text));
   }
   return out;
-}
-
-/** The own enumerable string keys of a tunables object; a Proxy whose traps throw is an ERR_INVALID_TUNABLE. */
-function ownNames(tunables: unknown): string[] {
-  let names: string[] | undefined;
-  try {
-    if (typeof tunables === 'object' && tunables !== null && !Array.isArray(tunables)) names = Object.keys(tunables);
-  } catch (error) {
-    throw new HeapscopeError('ERR_INVALID_TUNABLE', `the tunables object could not be read: ${error instanceof Error ? error.message : describe(error)}`);
-  }
-  if (names === undefined) {
-    throw new HeapscopeError('ERR_INVALID_TUNABLE', `tunables must be an object of name → value, got ${describe(tunables)}`);
-  }
-  return names;
 }
 
 /** `a=1:b=2`, merged over what the environment already sets. */

@@ -3,7 +3,7 @@
 // a torn or corrupt snapshot ends the walk with a reason, never a loop.
 import { rangeError, typeError } from '../errors';
 import { hex } from '../format';
-import { describe, readOptions, toAddress, toIndex } from '../validate';
+import { describe, readOptions, toAddress, toBytes, toIndex } from '../validate';
 
 /** glibc's MINSIZE and MALLOC_ALIGNMENT on x86_64. */
 const MIN_CHUNK = 32;
@@ -68,7 +68,7 @@ export interface SnapshotWalk {
  * but its arguments, so it can be timed alone.
  */
 export function walkSnapshot(snapshot: Uint8Array, base: bigint, options: SnapshotWalkOptions = {}): SnapshotWalk {
-  if (!(snapshot instanceof Uint8Array)) throw typeError(`snapshot must be a Buffer or Uint8Array, got ${describe(snapshot)}`);
+  toBytes(snapshot, 'snapshot');
   toAddress(base, 'base');
   const o = readOptions(options, 'options', ['start', 'end', 'top', 'fenceposts', 'mainArena']);
   const start = o.start === undefined ? 0 : toIndex(o.start, 'options.start');
