@@ -19,10 +19,17 @@ beforeAll(() => {
   // copy, not a link: the same file would be the same loaded library).
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'heapscope-copy-'));
   const copy = path.join(dir, 'node_modules', 'heapscope');
-  fs.mkdirSync(path.join(copy, 'build', 'Release'), { recursive: true });
+  fs.mkdirSync(copy, { recursive: true });
   fs.copyFileSync(path.join(ROOT, 'package.json'), path.join(copy, 'package.json'));
   fs.cpSync(path.join(ROOT, 'dist'), path.join(copy, 'dist'), { recursive: true });
-  fs.copyFileSync(path.join(ROOT, 'build', 'Release', 'heapscope.node'), path.join(copy, 'build', 'Release', 'heapscope.node'));
+  // What node-gyp-build would load here: a local build, else the prebuilds.
+  const built = path.join('build', 'Release', 'heapscope.node');
+  if (fs.existsSync(path.join(ROOT, built))) {
+    fs.mkdirSync(path.join(copy, 'build', 'Release'), { recursive: true });
+    fs.copyFileSync(path.join(ROOT, built), path.join(copy, built));
+  } else {
+    fs.cpSync(path.join(ROOT, 'prebuilds'), path.join(copy, 'prebuilds'), { recursive: true });
+  }
   // Its own dependencies resolve from this repository's node_modules.
   fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(copy, 'node_modules'), 'dir');
   other = createRequire(path.join(dir, 'index.js'))('heapscope') as Heapscope;

@@ -121,11 +121,11 @@ export class HeapWalk implements HeapWalkData {
   }
 }
 
-/** The strip's shape: whole numbers of cells a row (at least 8) and rows (at least 1), own properties only. */
+/** The strip's shape: whole numbers of cells a row (8 to 4096) and rows (at least 1), own properties only. */
 function svgOptions(options: unknown): WalkSVGOptions {
   const o = readOptions(options, 'options', ['columns', 'rows']);
   const columns = o.columns === undefined ? undefined : toIndex(o.columns, 'options.columns', 4096);
-  const rows = o.rows === undefined ? undefined : toIndex(o.rows, 'options.rows', 4096);
+  const rows = o.rows === undefined ? undefined : toIndex(o.rows, 'options.rows', 1 << 24);
   if (columns !== undefined && columns < 8) throw rangeError(`options.columns must be at least 8, got ${columns}`);
   if (rows !== undefined && rows < 1) throw rangeError(`options.rows must be at least 1, got ${rows}`);
   // No prototype: the views read these fields, and must not find inherited ones.
