@@ -1,12 +1,13 @@
 // Allocations heapscope hands out, and the calls that make and free them.
+import path from 'node:path';
 import { inspect } from 'node:util';
 import { binding } from './binding';
 import { ChunkHeader, readChunkHeader } from './chunk';
-import { HeapscopeError, native, rangeError, typeError } from './errors';
+import { HeapscopeError, illegalConstructor, native, rangeError, typeError } from './errors';
 import { hex } from './format';
 import { MemoryRegion, regionOf } from './maps';
-import { readMemory } from './memory';
-import { describe, Size, toIndex, toSize } from './validate';
+import { MAX_READ, readMemory } from './memory';
+import { describe, Size, toBytes, toIndex, toSize } from './validate';
 import { InspectContext, inspectAllocation } from './views/inspect';
 import { allocationBundle, MimeBundle } from './views/jupyter';
 
@@ -16,10 +17,27 @@ export type AllocationCall = 'malloc' | 'calloc' | 'realloc' | 'alignedAlloc' | 
 // purpose: native memory stays until free() is called, as in C.
 const live = new Map<bigint, Allocation>();
 
+// Only this module makes handles: a handle frees a real block, so one made
+// from outside (`new Allocation(someAddress, …)`) could free a block that
+// another handle still calls live.
+const MINT = Symbol('mint');
+
+// Each copy of heapscope marks its Allocation prototype with where it was
+// loaded from, under a key shared by all copies: a handle from another copy
+// is then recognised as one, and named, instead of "got Allocation".
+const COPY_KEY = Symbol.for('heapscope.Allocation');
+const HERE = path.resolve(__dirname, '..');
+
+let mint: (address: bigint, requested: number, call: AllocationCall) => Allocation;
+let isHandle: (value: unknown) => value is Allocation;
+let release: (allocation: Allocation, how: 'freed' | 'reallocated') => void;
+
 /**
  * A block of memory from the process's real glibc malloc. All getters read
  * the allocator afresh; after `free()` (or a `realloc` that replaced it)
- * every use throws `ERR_FREED`.
+ * every use throws `ERR_FREED`. Handles come only from malloc(), calloc(),
+ * realloc(), alignedAlloc() and runPlan(…, { keep: true }): `new
+ * Allocation()` throws `ERR_ILLEGAL_CONSTRUCTOR`.
  */
 export class Allocation {
   /** The pointer malloc returned. */
@@ -30,8 +48,18 @@ export class Allocation {
   readonly call: AllocationCall;
   #freed: false | 'freed' | 'reallocated' = false;
 
-  /** @internal Use malloc(), calloc(), realloc() or alignedAlloc(). */
-  constructor(address: bigint, requested: number, call: AllocationCall) {
+  static {
+    mint = (address, requested, call) => new Allocation(MINT, address, requested, call);
+    isHandle = (value): value is Allocation => typeof value === 'object' && value !== null && #freed in value;
+    release = (allocation, how) => allocation.#release(how);
+  }
+
+  private constructor(token: typeof MINT, address: bigint, requested: number, call: AllocationCall) {
+    if (token !== MINT) {
+      throw illegalConstructor(
+        'Allocation handles come from malloc(), calloc(), realloc(), alignedAlloc() and runPlan(…, { keep: true }); new Allocation() is not allowed',
+      );
+    }
     this.address = address;
     this.requested = requested;
     this.call = call;
@@ -39,98 +67,97 @@ export class Allocation {
   }
 
   get freed(): boolean {
-    return this.#freed !== false;
+    return handle(this, 'freed').#freed !== false;
   }
 
   /** `malloc_usable_size`: the bytes you may really use. */
   get usableSize(): number {
-    this.#check('usableSize');
-    return Number(native(() => binding.usableSize(this.address)));
+    const self = Allocation.#live(this, 'usableSize');
+    return Number(native(() => binding.usableSize(self.address)));
   }
 
   /** The chunk header in front of the block, read now. */
   get chunk(): ChunkHeader {
-    this.#check('chunk');
-    return readChunkHeader(this.address);
+    return readChunkHeader(Allocation.#live(this, 'chunk').address);
   }
 
   /** The /proc/self/maps region holding the block, read now. */
   get region(): MemoryRegion | undefined {
-    this.#check('region');
-    return regionOf(this.address);
+    return regionOf(Allocation.#live(this, 'region').address);
   }
 
   free(): void {
-    if (this.#freed !== false) {
+    const self = handle(this, 'free');
+    if (self.#freed !== false) {
       throw new HeapscopeError(
         'ERR_DOUBLE_FREE',
-        `double free of ${hex(this.address)}: it was already ${this.#freed}`,
+        `double free of ${hex(self.address)}: it was already ${self.#freed}`,
       );
     }
-    native(() => binding.free(this.address));
-    this.#release('freed');
+    native(() => binding.free(self.address));
+    self.#release('freed');
   }
 
-  /** Copies `length` bytes from `offset` (default: to the end of the usable size). */
+  /** Copies `length` bytes from `offset` (default: to the end of the usable size, at most MAX_READ). */
   read(offset: Size = 0, length?: Size): Buffer {
-    const [start, count] = this.#range('read', offset, length);
-    return readMemory(this.address + start, count);
+    const self = Allocation.#live(this, 'read');
+    const [start, count] = self.#range('read', offset, length);
+    if (length === undefined && count > MAX_READ) {
+      throw rangeError(
+        `read() with no length would copy ${count} bytes (offset ${start} to the end of the block), above ` +
+          `MAX_READ (${MAX_READ} bytes, 64 MiB), the most one read copies: read it in pieces with read(offset, length)`,
+      );
+    }
+    return readMemory(self.address + start, count);
   }
 
   /** Writes bytes (a string is written as UTF-8) at `offset`, within the usable size. */
   write(offset: Size, bytes: Uint8Array | string): void {
-    const buffer = typeof bytes === 'string' ? Buffer.from(bytes, 'utf8')
-      : bytes instanceof Uint8Array ? Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-      : undefined;
-    if (buffer === undefined) throw typeError(`bytes must be a Uint8Array or a string, got ${describe(bytes)}`);
-    const [start] = this.#range('write', offset, buffer.length);
-    native(() => binding.writeAllocation(this.address, start, buffer));
+    const self = Allocation.#live(this, 'write');
+    const buffer = typeof bytes === 'string' ? Buffer.from(bytes, 'utf8') : bytesOf(bytes);
+    const [start] = self.#range('write', offset, buffer.length);
+    native(() => binding.writeAllocation(self.address, start, buffer));
   }
 
   /** Sets every usable byte to `byte` (0–255). */
   fill(byte: number): void {
-    this.#check('fill');
+    const self = Allocation.#live(this, 'fill');
     const value = toIndex(byte, 'byte', 255);
-    native(() => binding.fillAllocation(this.address, value));
+    native(() => binding.fillAllocation(self.address, value));
   }
 
   /** What a notebook shows: Deno's Jupyter kernel calls this on a cell's value. */
   [Symbol.for('Jupyter.display')](): MimeBundle {
-    return allocationBundle(this);
+    return allocationBundle(handle(this, 'Jupyter.display'));
   }
 
   /** ijavascript's display hook. */
   _toMime(): MimeBundle {
-    return allocationBundle(this);
+    return allocationBundle(handle(this, '_toMime'));
   }
 
   /** At the prompt: `Allocation <0x1b0c600 malloc(10): 24 usable, chunk 32 [P] in [heap]>`. */
   [inspect.custom](depth: number, options: InspectContext): string {
-    return inspectAllocation(this, this.#freed, depth, options);
+    const self = handle(this, 'inspect');
+    return inspectAllocation(self, self.#freed, depth, options);
   }
 
-  /** @internal Marks the handle dead once glibc no longer owns it for us. */
+  /** Marks the handle dead once glibc no longer owns it for us. */
   #release(how: 'freed' | 'reallocated'): void {
     this.#freed = how;
     live.delete(this.address);
   }
 
-  /** @internal */
-  static release(allocation: Allocation, how: 'freed' | 'reallocated'): void {
-    allocation.#release(how);
-  }
-
-  #check(what: string): void {
-    if (this.#freed !== false) {
-      throw new HeapscopeError(
-        'ERR_FREED',
-        `${what} on ${hex(this.address)}, which was already ${this.#freed}`,
-      );
+  /** `self` as a handle that is still live. */
+  static #live(self: unknown, what: string): Allocation {
+    const a = handle(self, what);
+    if (a.#freed !== false) {
+      throw new HeapscopeError('ERR_FREED', `${what} on ${hex(a.address)}, which was already ${a.#freed}`);
     }
+    return a;
   }
 
   #range(what: string, offset: Size, length: Size | undefined): [bigint, bigint] {
-    this.#check(what);
     const usable = BigInt(this.usableSize);
     const start = toSize(offset, 'offset');
     const count = length === undefined ? (start <= usable ? usable - start : 0n) : toSize(length, 'length');
@@ -141,10 +168,53 @@ export class Allocation {
   }
 }
 
+Object.defineProperty(Allocation.prototype, COPY_KEY, { value: HERE });
+
+/** `value` as one of this copy's handles (dead or alive), or a TypeError saying what it is instead. */
+function handle(value: unknown, what: string): Allocation {
+  if (isHandle(value)) return value;
+  throw notAHandle(value, `${what} takes an Allocation`);
+}
+
+function notAHandle(value: unknown, expected: string): TypeError {
+  const copy = copyOf(value);
+  if (copy !== undefined && copy.prototype !== Allocation.prototype) {
+    return typeError(
+      `${expected}, got an Allocation from another copy of heapscope (loaded from ${copy.from}; this copy was loaded from ${HERE}). ` +
+        'Each copy has its own addon and live set: use a block only through the copy that allocated it, ' +
+        'and make both dependents share one heapscope (npm dedupe, or one version range)',
+    );
+  }
+  if (copy !== undefined) {
+    return typeError(`${expected}, got an object that is not a handle heapscope made (new handles come only from malloc() and the like)`);
+  }
+  return typeError(`${expected}, got ${describe(value)}`);
+}
+
+/** The Allocation prototype `value` inherits from, of whichever copy of heapscope, and where that copy lives. */
+function copyOf(value: unknown): { prototype: object; from: string } | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  try {
+    for (let p: unknown = Object.getPrototypeOf(value); typeof p === 'object' && p !== null; p = Object.getPrototypeOf(p)) {
+      const from: unknown = Object.getOwnPropertyDescriptor(p, COPY_KEY)?.value;
+      if (typeof from === 'string') return { prototype: p, from };
+    }
+  } catch {
+    // A Proxy whose traps throw is no handle of any copy.
+  }
+  return undefined;
+}
+
+/** The bytes of a Uint8Array as a Buffer over the same memory. */
+function bytesOf(value: unknown): Buffer {
+  const bytes = toBytes(value, 'bytes', 'a Uint8Array or a string');
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
 if (typeof Symbol.dispose === 'symbol') {
   Object.defineProperty(Allocation.prototype, Symbol.dispose, {
     value(this: Allocation) {
-      if (!this.freed) this.free();
+      if (!handle(this, 'Symbol.dispose').freed) this.free();
     },
   });
 }
@@ -154,17 +224,22 @@ export interface Allocation {
   [Symbol.dispose](): void;
 }
 
+/** @internal A handle for a block the addon has just registered as live. */
+export function mintAllocation(address: bigint, requested: number, call: AllocationCall): Allocation {
+  return mint(address, requested, call);
+}
+
 /** `malloc(size)`. */
 export function malloc(size: Size): Allocation {
   const n = toSize(size, 'size');
-  return new Allocation(native(() => binding.malloc(n)), Number(n), 'malloc');
+  return mint(native(() => binding.malloc(n)), Number(n), 'malloc');
 }
 
 /** `calloc(count, size)`: zeroed memory; overflow of count × size is glibc's ENOMEM. */
 export function calloc(count: Size, size: Size): Allocation {
   const c = toSize(count, 'count');
   const n = toSize(size, 'size');
-  return new Allocation(native(() => binding.calloc(c, n)), Number(c * n), 'calloc');
+  return mint(native(() => binding.calloc(c, n)), Number(c * n), 'calloc');
 }
 
 /**
@@ -178,8 +253,8 @@ export function realloc(allocation: Allocation | bigint, size: Size): Allocation
   const n = toSize(size, 'size');
   if (n === 0n) throw rangeError('realloc to 0 bytes would free the block; call free() instead');
   const address = native(() => binding.realloc(old.address, n));
-  Allocation.release(old, 'reallocated');
-  return new Allocation(address, Number(n), 'realloc');
+  release(old, 'reallocated');
+  return mint(address, Number(n), 'realloc');
 }
 
 /** `posix_memalign`: `alignment` must be a power of two and a multiple of 8. */
@@ -189,7 +264,7 @@ export function alignedAlloc(alignment: Size, size: Size): Allocation {
     throw rangeError(`alignment must be a power of two and at least 8, got ${a}`);
   }
   const n = toSize(size, 'size');
-  return new Allocation(native(() => binding.memalign(a, n)), Number(n), 'alignedAlloc');
+  return mint(native(() => binding.memalign(a, n)), Number(n), 'alignedAlloc');
 }
 
 /** `free(allocation)`. A bigint address must be a live heapscope allocation. */
@@ -213,7 +288,7 @@ export function allocationAt(address: bigint): Allocation | undefined {
 }
 
 function liveAllocation(value: unknown, call: string): Allocation {
-  if (value instanceof Allocation) {
+  if (isHandle(value)) {
     // A dead handle is reported as a double free by free() itself.
     if (value.freed && call !== 'free') {
       throw new HeapscopeError('ERR_FREED', `${call} of ${hex(value.address)}, which was already freed`);
@@ -228,5 +303,5 @@ function liveAllocation(value: unknown, call: string): Allocation {
       `${call}: ${hex(value)} is not a live heapscope allocation of this thread`,
     );
   }
-  throw typeError(`${call} takes an Allocation or a bigint address, got ${describe(value)}`);
+  throw notAHandle(value, `${call} takes an Allocation or a bigint address`);
 }

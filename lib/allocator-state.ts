@@ -77,16 +77,19 @@ export type { AllocatorSnapshot, AllocatorSnapshotOptions };
  * AllocatorSnapshotOptions). Pass it to the calls below to decode one moment.
  */
 export function allocatorSnapshot(options?: AllocatorSnapshotOptions): AllocatorSnapshot {
-  return takeAllocatorSnapshot(options);
+  const s = takeAllocatorSnapshot(options);
+  decoded.set(s, undefined);
+  return s;
 }
 
-const decoded = new WeakMap<AllocatorSnapshot, AllocatorState>();
+/** Every snapshot allocatorSnapshot() made (a WeakMap lookup runs no Proxy trap), with its decode once made. */
+const decoded = new WeakMap<AllocatorSnapshot, AllocatorState | undefined>();
 
 function stateOf(snapshot: AllocatorSnapshot | undefined): { s: AllocatorSnapshot; state: AllocatorState; info: SnapshotInfo } {
-  const s = snapshot ?? takeAllocatorSnapshot();
-  if (typeof s !== 'object' || s === null || !('image' in s) || !('libc' in s)) {
-    throw typeError(`snapshot must be what allocatorSnapshot() returned, got ${describe(s)}`);
+  if (snapshot !== undefined && !decoded.has(snapshot)) {
+    throw typeError(`snapshot must be what allocatorSnapshot() returned, got ${describe(snapshot)}`);
   }
+  const s = snapshot ?? takeAllocatorSnapshot();
   let state = decoded.get(s);
   if (state === undefined) {
     try {

@@ -54,12 +54,12 @@ function timeout(input: Input): number | undefined {
 
 /** The settings of run and tour, all checked before anything runs. */
 function runSettings(input: Input): RunSettings {
-  const tunables: Record<string, string> = {};
-  for (const value of input.values('tunable')) {
+  // fromEntries makes every name an own property (`__proto__` too), which checkTunables then refuses.
+  const tunables: Record<string, string> = Object.fromEntries(input.values('tunable').map((value) => {
     const eq = value.indexOf('=');
     if (eq <= 0) throw new UsageError(`--tunable takes name=value, got ${JSON.stringify(value)}`, input.command);
-    tunables[value.slice(0, eq)] = value.slice(eq + 1);
-  }
+    return [value.slice(0, eq), value.slice(eq + 1)];
+  }));
   return {
     json: input.has('json'),
     isolated: input.has('isolated') ? true : input.has('in-process') ? false : undefined,

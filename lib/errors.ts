@@ -1,11 +1,13 @@
 /**
  * Every error heapscope throws has a stable `code`. Bad arguments are
- * `TypeError`/`RangeError` (like Node's own `ERR_INVALID_ARG_TYPE` and
- * `ERR_OUT_OF_RANGE`); allocator and kernel failures are `HeapscopeError`s.
+ * `TypeError`/`RangeError` (like Node's own `ERR_INVALID_ARG_TYPE`,
+ * `ERR_OUT_OF_RANGE` and `ERR_ILLEGAL_CONSTRUCTOR`); allocator and kernel
+ * failures are `HeapscopeError`s.
  */
 export type ErrorCode =
   | 'ERR_INVALID_ARG_TYPE'
   | 'ERR_OUT_OF_RANGE'
+  | 'ERR_ILLEGAL_CONSTRUCTOR'
   | 'ERR_DOUBLE_FREE'
   | 'ERR_UNKNOWN_POINTER'
   | 'ERR_FREED'
@@ -42,12 +44,18 @@ export class HeapscopeError extends Error {
   }
 }
 
-export function typeError(message: string): TypeError & { code: 'ERR_INVALID_ARG_TYPE' } {
-  return Object.assign(new TypeError(message), { code: 'ERR_INVALID_ARG_TYPE' as const });
+export function typeError(message: string, cause?: unknown): TypeError & { code: 'ERR_INVALID_ARG_TYPE' } {
+  const error = cause === undefined ? new TypeError(message) : new TypeError(message, { cause });
+  return Object.assign(error, { code: 'ERR_INVALID_ARG_TYPE' as const });
 }
 
 export function rangeError(message: string): RangeError & { code: 'ERR_OUT_OF_RANGE' } {
   return Object.assign(new RangeError(message), { code: 'ERR_OUT_OF_RANGE' as const });
+}
+
+/** A class whose instances only heapscope makes, constructed from outside (like Node's own). */
+export function illegalConstructor(message: string): TypeError & { code: 'ERR_ILLEGAL_CONSTRUCTOR' } {
+  return Object.assign(new TypeError(message), { code: 'ERR_ILLEGAL_CONSTRUCTOR' as const });
 }
 
 /**

@@ -1,7 +1,10 @@
 // Number formatting shared by findings, the CLI and the views.
+import { typeError } from './errors';
+import { describe } from './validate';
 
 /** `0x` + lowercase hex. */
 export function hex(value: bigint | number): string {
+  if (typeof value !== 'bigint' && typeof value !== 'number') throw typeError(`hex takes a bigint or a number, got ${describe(value)}`);
   return `0x${value.toString(16)}`;
 }
 

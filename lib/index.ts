@@ -14,7 +14,7 @@ export { maps, parseMaps, parseSmaps, regionOf } from './maps';
 export type { MapsOptions, MemoryRegion, RegionKind } from './maps';
 export { MAX_READ, readMemory } from './memory';
 export { runPlan } from './plan';
-export type { PlanOp, PlanOptions, PlanResult, PlanStep, StepResult, StepStatus } from './plan';
+export type { PlanOp, PlanOptions, PlanResult, PlanStep, StepIndex, StepResult, StepStatus } from './plan';
 export {
   glibcVersion, M_ARENA_MAX, M_ARENA_TEST, M_MMAP_MAX, M_MMAP_THRESHOLD, M_MXFAST, M_PERTURB, M_TOP_PAD,
   M_TRIM_THRESHOLD, mallinfo2, mallocTrim, mallopt, MALLOPT_PARAMS, pageSize, programBreak,

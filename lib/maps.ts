@@ -5,7 +5,7 @@ import { inspect } from 'node:util';
 import { binding } from './binding';
 import { HeapscopeError, typeError } from './errors';
 import { hex } from './format';
-import { describe, toAddress } from './validate';
+import { describe, lookup, ownProperty, readArray, readOptions, toAddress } from './validate';
 import { InspectContext, inspectRegion } from './views/inspect';
 import { regionsBundle } from './views/jupyter';
 
@@ -157,10 +157,7 @@ export function parseSmaps(text: string): MemoryRegion[] {
 
 /** The current map of this process. `{ rss: true }` adds resident sizes. */
 export function maps(options: MapsOptions = {}): MemoryRegion[] {
-  if (typeof options !== 'object' || options === null) {
-    throw typeError(`options must be an object, got ${describe(options)}`);
-  }
-  const rss = options.rss ?? false;
+  const rss = readOptions(options, 'options', ['rss']).rss ?? false;
   if (typeof rss !== 'boolean') throw typeError(`options.rss must be a boolean, got ${describe(rss)}`);
   const file = rss ? '/proc/self/smaps' : '/proc/self/maps';
   // The kernel produces these files a buffer at a time; a thread that maps,
@@ -184,19 +181,23 @@ export function maps(options: MapsOptions = {}): MemoryRegion[] {
  */
 export function regionOf(address: bigint, regions?: readonly MemoryRegion[]): MemoryRegion | undefined {
   toAddress(address);
-  if (regions !== undefined && !Array.isArray(regions)) {
-    throw typeError(`regions must be an array of MemoryRegion, got ${describe(regions)}`);
-  }
-  const list = regions ?? maps();
+  const list = regions === undefined ? maps() : readArray(regions, 'regions') as MemoryRegion[];
+  // A caller's list is checked where the search looks: each region it
+  // meets must have bigint bounds.
+  const bound = (i: number, key: 'start' | 'end'): bigint => {
+    const region: unknown = list[i];
+    const value = typeof region === 'object' && region !== null ? ownProperty(region, key, `regions[${i}]`) : undefined;
+    if (typeof value !== 'bigint') throw typeError(`regions[${i}] must be a MemoryRegion with bigint start and end, got ${describe(region)}`);
+    return value;
+  };
   let lo = 0;
   let hi = list.length;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    if (list[mid].end <= address) lo = mid + 1;
+    if (bound(mid, 'end') <= address) lo = mid + 1;
     else hi = mid;
   }
-  const region = list[lo];
-  return region !== undefined && region.start <= address ? region : undefined;
+  return lo < list.length && bound(lo, 'start') <= address ? list[lo] : undefined;
 }
 
 /** Notebooks show the list as a table; non-enumerable, so the array stays plain data. */
@@ -338,7 +339,8 @@ function classify(regions: MemoryRegion[]): void {
       continue;
     }
     const previous = regions[i - 1];
-    if (PSEUDO[r.path] !== undefined) r.kind = PSEUDO[r.path];
+    const pseudo = lookup(PSEUDO, r.path);
+    if (pseudo !== undefined) r.kind = pseudo;
     else if (/^\[stack:\d+\]$/.test(r.path)) r.kind = 'stack';
     else if (noAccess) r.kind = 'reserved';
     else if (

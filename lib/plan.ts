@@ -1,35 +1,41 @@
 // The plan executor: a list of allocator steps run inside one native call,
 // so that no JavaScript or V8 allocation lands in the arena between them.
 // Experiments are built on it.
-import { Allocation } from './allocation';
+import { Allocation, AllocationCall, mintAllocation } from './allocation';
 import { binding } from './binding';
 import { ChunkHeader, decodeHeader } from './chunk';
-import { native, rangeError, typeError } from './errors';
+import { HeapscopeError, native, rangeError, typeError } from './errors';
 import { fromWords, Mallinfo, MALLINFO_FIELDS } from './stats';
-import { describe, Size, toAddress, toIndex, toSize } from './validate';
+import {
+  describe, lookup, readArray, readOptions, readRecord, Size, toAddress, toIndex, toSize,
+} from './validate';
+
+/** A step's index in its plan: a whole number, as number or bigint. */
+export type StepIndex = number | bigint;
 
 /**
  * One step. `step` refers to an earlier allocating step (malloc, calloc,
- * realloc, alignedAlloc) by its index in the plan; the executor refuses a
- * plan that frees or reads a step already freed or reallocated.
+ * realloc, alignedAlloc) by its index in the plan; a step that needs it
+ * must give it. The executor refuses a plan that frees or reads a step
+ * already freed or reallocated.
  */
 export type PlanStep =
   | { op: 'malloc'; size: Size }
   | { op: 'calloc'; count: Size; size: Size }
-  | { op: 'realloc'; step: number; size: Size }
+  | { op: 'realloc'; step: StepIndex; size: Size }
   | { op: 'alignedAlloc'; alignment: Size; size: Size }
-  | { op: 'free'; step: number }
+  | { op: 'free'; step: StepIndex }
   /** Reads the program break, sbrk(0). */
   | { op: 'break' }
   /** Reads the chunk header of an allocation. */
-  | { op: 'header'; step: number }
-  | { op: 'usableSize'; step: number }
+  | { op: 'header'; step: StepIndex }
+  | { op: 'usableSize'; step: StepIndex }
   | { op: 'mallinfo' }
   | { op: 'trim'; pad?: Size }
   /** Writes `byte` (default 0xa5) over the whole usable size, making its pages resident. */
-  | { op: 'touch'; step: number; byte?: number }
+  | { op: 'touch'; step: StepIndex; byte?: number }
   /** Counts the allocation's resident pages with mincore(2). */
-  | { op: 'resident'; step: number }
+  | { op: 'resident'; step: StepIndex }
   /** Snapshots /proc/self/maps (raw text; parse it with parseMaps). */
   | { op: 'maps' }
   /** Reads /proc/self/statm: the process's resident set. */
@@ -97,40 +103,81 @@ const OPCODES: Record<PlanOp, bigint> = {
 };
 const OPS = Object.keys(OPCODES) as PlanOp[];
 const ALLOCATING = new Set<PlanOp>(['malloc', 'calloc', 'realloc', 'alignedAlloc']);
+/** Ops that act on an earlier allocation, named by its step index. */
+const REFERRING = new Set<PlanOp>(['realloc', 'free', 'header', 'usableSize', 'touch', 'resident']);
+/** Every field any step has; each step is read once, own properties only. */
+const FIELDS = ['op', 'step', 'size', 'count', 'alignment', 'pad', 'byte', 'address', 'length'] as const;
 const IN_WORDS = 4;
 const OUT_WORDS = 16;
+/** The native executor's limit. */
+const MAX_STEPS = 1 << 22;
 /** The most one `read` step copies: one Buffer's worth in Node 20, the smallest of the supported Nodes. */
 export const MAX_PLAN_READ = 1n << 32n;
 const STATUS: StepStatus[] = ['ok', 'failed', 'skipped', 'truncated'];
 
-function encode(steps: readonly PlanStep[]): BigUint64Array {
-  if (!Array.isArray(steps)) throw typeError(`a plan is an array of steps, got ${describe(steps)}`);
-  if (steps.length === 0) throw rangeError('a plan needs at least one step');
+/**
+ * A step as checked: the index it refers to as a number, its operands as
+ * the words the executor takes. Encoding and decoding both read only this,
+ * so what was checked is what runs and what is decoded.
+ */
+interface CheckedStep {
+  op: PlanOp;
+  /** The earlier allocating step it acts on (REFERRING ops). */
+  ref?: number;
+  operands: [bigint, bigint];
+  /** Bytes asked for, for a kept Allocation (allocating ops). */
+  requested: number;
+}
+
+function check(steps: unknown): CheckedStep[] {
+  const list = readArray(steps, 'a plan', MAX_STEPS);
+  if (list.length === 0) throw rangeError('a plan needs at least one step');
+  const checked: CheckedStep[] = [];
+  list.forEach((value, i) => {
+    const name = `step ${i}`;
+    const step = readRecord(value, name, FIELDS);
+    const op = lookup(OPCODES, step.op) === undefined ? undefined : step.op as PlanOp;
+    if (op === undefined) throw typeError(`${name}: op must be one of ${OPS.join(', ')}`);
+    let ref: number | undefined;
+    if (REFERRING.has(op)) {
+      if (step.step === undefined) {
+        throw new HeapscopeError('ERR_INVALID_PLAN', `${name}: ${op} needs \`step\`, the index of an earlier allocating step`);
+      }
+      ref = toIndex(step.step, `${name}.step`);
+      if (ref >= i || !ALLOCATING.has(checked[ref].op)) {
+        throw new HeapscopeError('ERR_INVALID_PLAN', `${name}: step ${ref} is not an earlier allocating step`);
+      }
+    }
+    const size = (key: 'size' | 'count' | 'alignment' | 'pad', fallback?: bigint) =>
+      step[key] === undefined && fallback !== undefined ? fallback : toSize(step[key], `${name}.${key}`);
+    let operands: [bigint, bigint] = [0n, 0n];
+    switch (op) {
+      case 'malloc': case 'realloc': operands = [size('size'), 0n]; break;
+      case 'calloc': operands = [size('count'), size('size')]; break;
+      case 'alignedAlloc': operands = [size('alignment'), size('size')]; break;
+      case 'trim': operands = [size('pad', 0n), 0n]; break;
+      case 'touch': operands = [BigInt(toIndex(step.byte ?? 0xa5, `${name}.byte`, 255)), 0n]; break;
+      case 'read':
+        operands = [toAddress(step.address, `${name}.address`), toSize(step.length, `${name}.length`, MAX_PLAN_READ)];
+        break;
+    }
+    const requested = op === 'calloc' ? Number(operands[0] * operands[1])
+      : op === 'alignedAlloc' ? Number(operands[1]) : ALLOCATING.has(op) ? Number(operands[0]) : 0;
+    checked.push({ op, ...(ref === undefined ? {} : { ref }), operands, requested });
+  });
+  return checked;
+}
+
+function encode(steps: readonly CheckedStep[]): BigUint64Array {
   const words = new BigUint64Array(steps.length * IN_WORDS);
   steps.forEach((step, i) => {
-    const at = (k: number, v: bigint) => { words[i * IN_WORDS + k] = v; };
-    const name = `step ${i}`;
-    const op: unknown = (step as { op?: unknown } | null)?.op;
-    if (typeof op !== 'string' || !Object.hasOwn(OPCODES, op)) {
-      throw typeError(`${name}: op must be one of ${OPS.join(', ')}`);
-    }
-    at(0, OPCODES[op as PlanOp]);
-    if ('step' in step) at(1, BigInt(toIndex(step.step, `${name}.step`)));
-    switch (step.op) {
-      case 'malloc': at(2, toSize(step.size, `${name}.size`)); break;
-      case 'realloc': at(2, toSize(step.size, `${name}.size`)); break;
-      case 'calloc': at(2, toSize(step.count, `${name}.count`)); at(3, toSize(step.size, `${name}.size`)); break;
-      case 'alignedAlloc': at(2, toSize(step.alignment, `${name}.alignment`)); at(3, toSize(step.size, `${name}.size`)); break;
-      case 'trim': at(2, toSize(step.pad ?? 0, `${name}.pad`)); break;
-      case 'touch': at(2, BigInt(toIndex(step.byte ?? 0xa5, `${name}.byte`, 255))); break;
-      case 'read': at(2, toAddress(step.address, `${name}.address`)); at(3, toSize(step.length, `${name}.length`, MAX_PLAN_READ)); break;
-    }
+    words.set([OPCODES[step.op], BigInt(step.ref ?? 0), ...step.operands], i * IN_WORDS);
   });
   return words;
 }
 
 function decode(
-  steps: readonly PlanStep[], words: BigUint64Array, texts: (string | undefined)[], buffers: (Buffer | undefined)[],
+  steps: readonly CheckedStep[], words: BigUint64Array, texts: (string | undefined)[], buffers: (Buffer | undefined)[],
 ): StepResult[] {
   return steps.map((step, index) => {
     const w = (k: number) => words[index * OUT_WORDS + k];
@@ -143,7 +190,7 @@ function decode(
     else if (failed) return result;
     switch (step.op) {
       case 'break': result.programBreak = w(2); break;
-      case 'header': result.header = decodeHeader(words[(step.step) * OUT_WORDS + 2], w(4), w(3)); break;
+      case 'header': result.header = decodeHeader(words[step.ref! * OUT_WORDS + 2], w(4), w(3)); break;
       case 'usableSize': result.usableSize = Number(w(2)); break;
       case 'trim': result.released = w(2) === 1n; break;
       case 'resident': result.residentPages = Number(w(2)); result.totalPages = Number(w(3)); break;
@@ -161,22 +208,36 @@ function decode(
 /**
  * Runs `steps` inside one native call on the calling thread and returns
  * what each step saw. Plans are checked before anything runs: an unknown
- * op, a bad size, or a step that frees or reads a freed step is an error
- * (`ERR_INVALID_PLAN` or a `TypeError`/`RangeError`), never a glibc abort.
+ * op, a bad size, a missing `step`, or a step that frees or reads a freed
+ * step is an error (`ERR_INVALID_PLAN` or a `TypeError`/`RangeError`),
+ * never a glibc abort. Steps and options are read once, own properties only.
  */
 export function runPlan(steps: readonly PlanStep[], options: PlanOptions = {}): PlanResult {
-  const encoded = encode(steps);
-  const keep = options.keep === true;
-  const raw = native(() => binding.runPlan(encoded, keep));
-  const results = decode(steps, raw.words, raw.texts, raw.buffers);
+  const checked = check(steps);
+  const { keep } = readOptions(options, 'options', ['keep']);
+  if (keep !== undefined && typeof keep !== 'boolean') throw typeError(`options.keep must be a boolean, got ${describe(keep)}`);
+  const encoded = encode(checked);
+  const raw = native(() => binding.runPlan(encoded, keep === true));
   const kept = new Map<number, Allocation>();
-  for (const index of raw.kept) {
-    const step = steps[index];
-    const requested = step.op === 'calloc' ? Number(step.count) * Number(step.size)
-      : 'size' in step ? Number(step.size) : 0;
-    const call = step.op === 'malloc' || step.op === 'calloc' || step.op === 'realloc' || step.op === 'alignedAlloc'
-      ? step.op : 'plan';
-    kept.set(index, new Allocation(results[index].address!, requested, call));
+  try {
+    for (const index of raw.kept) {
+      const step = checked[index];
+      const call = ALLOCATING.has(step.op) ? step.op as AllocationCall : 'plan';
+      kept.set(index, mintAllocation(raw.words[index * OUT_WORDS + 2], step.requested, call));
+    }
+    return { steps: decode(checked, raw.words, raw.texts, raw.buffers), kept };
+  } catch (error) {
+    // A plan that fails after the native call strands no block: each kept
+    // one is freed, through its handle where it already has one.
+    for (const index of raw.kept) {
+      try {
+        const handle = kept.get(index);
+        if (handle !== undefined) handle.free();
+        else binding.free(raw.words[index * OUT_WORDS + 2]);
+      } catch {
+        // Free the rest; the first error is the one to report.
+      }
+    }
+    throw error;
   }
-  return { steps: results, kept };
 }

@@ -2,9 +2,11 @@
 // of contents and each question's findings. Inline SVG and CSS only.
 import fs from 'node:fs';
 import path from 'node:path';
+import { typeError } from './errors';
 import { experiments, run } from './experiments/run';
 import { ExperimentResult, ResultData } from './experiments/types';
 import { RESULT_CSS, resultHTML } from './views/html';
+import { describe, readArray, readEntries, readOptions, readRecord } from './validate';
 import { esc } from './views/svg';
 
 const PAGE_CSS = `
@@ -16,7 +18,48 @@ nav.toc ol { margin: 0.3em 0; }
 nav.toc a { color: #1f5fa8; }
 `;
 
+/** Results as the views need them, each field read once and checked; rows are passed through as they are. */
+function checkResults(value: unknown): ResultData[] {
+  return readArray(value, 'results').map((item, i) => {
+    const name = `results[${i}]`;
+    const r = readRecord(item, name, ['name', 'question', 'environment', 'rows', 'findings', 'surprises']);
+    const text = (v: unknown, field: string): string => {
+      if (typeof v !== 'string') throw typeError(`${field} must be a string, got ${describe(v)}`);
+      return v;
+    };
+    const texts = (v: unknown, field: string): string[] => readArray(v, field).map((t, k) => text(t, `${field}[${k}]`));
+    const e = readRecord(r.environment, `${name}.environment`, ['glibc', 'node', 'tunables', 'isolated', 'execArgv', 'pid', 'pageSize', 'mallinfo']);
+    const count = (v: unknown, field: string): number => {
+      if (typeof v !== 'number') throw typeError(`${field} must be a number, got ${describe(v)}`);
+      return v;
+    };
+    const rows = readArray(r.rows, `${name}.rows`);
+    rows.forEach((row, k) => {
+      if (typeof row !== 'object' || row === null) throw typeError(`${name}.rows[${k}] must be an object, got ${describe(row)}`);
+    });
+    return {
+      name: text(r.name, `${name}.name`),
+      question: text(r.question, `${name}.question`),
+      environment: {
+        glibc: text(e.glibc, `${name}.environment.glibc`),
+        node: text(e.node, `${name}.environment.node`),
+        tunables: Object.fromEntries(e.tunables === undefined ? []
+          : readEntries(e.tunables, `${name}.environment.tunables`).map(([k, v]) => [k, text(v, `${name}.environment.tunables.${k}`)])),
+        isolated: e.isolated === true,
+        execArgv: e.execArgv === undefined ? [] : texts(e.execArgv, `${name}.environment.execArgv`),
+        pid: count(e.pid, `${name}.environment.pid`),
+        pageSize: count(e.pageSize, `${name}.environment.pageSize`),
+        mallinfo: e.mallinfo === 'mallinfo' ? 'mallinfo' : 'mallinfo2',
+      },
+      rows: rows as object[],
+      findings: texts(r.findings, `${name}.findings`),
+      surprises: texts(r.surprises, `${name}.surprises`),
+    };
+  });
+}
+
 export function reportHTML(results: readonly ResultData[]): string {
+  results = checkResults(results);
   const first = results[0]?.environment;
   const toc = results.map((r) => `<li><a href="#${esc(r.name)}">${esc(r.question)}</a> <small>(${esc(r.name)})</small></li>`).join('');
   return [
@@ -51,12 +94,18 @@ export interface ReportOptions {
  * at once, before the experiments run.
  */
 export async function writeReport(file: string, options: ReportOptions = {}): Promise<ExperimentResult[]> {
+  if (typeof file !== 'string' || file === '') throw typeError(`file must be a non-empty string, got ${describe(file)}`);
+  const read = readOptions(options, 'options', ['timeout', 'progress']);
+  if (read.progress !== undefined && typeof read.progress !== 'function') {
+    throw typeError(`options.progress must be a function, got ${describe(read.progress)}`);
+  }
+  const progress = read.progress as ReportOptions['progress'];
   checkDestination(file);
   const results: ExperimentResult[] = [];
   const all = experiments();
   for (const [i, e] of all.entries()) {
-    options.progress?.(e.name, i + 1, all.length);
-    results.push(await run(e.name, { timeout: options.timeout }));
+    progress?.(e.name, i + 1, all.length);
+    results.push(await run(e.name, { timeout: read.timeout as number | undefined }));
   }
   fs.writeFileSync(file, reportHTML(results));
   return results;

@@ -1,7 +1,7 @@
 // Process-wide allocator facts and settings.
 import { binding, RawMallinfo } from './binding';
 import { HeapscopeError, native, typeError } from './errors';
-import { toIndex, toSize, Size } from './validate';
+import { describe, lookup, toIndex, toSize, Size } from './validate';
 
 /**
  * glibc's `struct mallinfo2`, summed over every arena, plus which call
@@ -106,7 +106,7 @@ const INT_MAX = 2 ** 31 - 1;
  */
 export function mallopt(param: MalloptParam | number, value: number): void {
   const number = malloptNumber(param);
-  if (typeof value !== 'number') throw typeError(`mallopt value must be a number, got ${typeof value}`);
+  if (typeof value !== 'number') throw typeError(`mallopt value must be a number, got ${describe(value)}`);
   const v = number === M_TRIM_THRESHOLD && value === -1 ? -1 : toIndex(value, 'mallopt value', INT_MAX);
   if (binding.mallopt(number, v) !== 1) {
     throw new HeapscopeError('ERR_MALLOPT_REJECTED', `glibc rejected mallopt(${malloptName(number)}, ${v})`);
@@ -114,13 +114,13 @@ export function mallopt(param: MalloptParam | number, value: number): void {
 }
 
 function malloptNumber(param: unknown): number {
-  if (typeof param === 'string' && Object.hasOwn(MALLOPT_PARAMS, param)) {
-    return MALLOPT_PARAMS[param as MalloptParam];
-  }
+  const named = lookup(MALLOPT_PARAMS, param);
+  if (named !== undefined) return named;
   if (typeof param === 'number' && Object.values(MALLOPT_PARAMS).includes(param as never)) return param;
+  const shown = typeof param === 'string' ? JSON.stringify(param) : typeof param === 'number' ? String(param) : describe(param);
   throw new HeapscopeError(
     'ERR_UNKNOWN_MALLOPT_PARAM',
-    `unknown mallopt parameter ${String(param)}; known: ${Object.keys(MALLOPT_PARAMS).join(', ')}`,
+    `unknown mallopt parameter ${shown}; known: ${Object.keys(MALLOPT_PARAMS).join(', ')}`,
   );
 }
 

@@ -1,5 +1,6 @@
 // Argument checks shared by every public call. They run before glibc is
 // called, so a bad size can never reach the allocator.
+import { isUint8Array } from 'node:util/types';
 import { rangeError, typeError } from './errors';
 
 /** A byte count or an address: a non-negative integer as number or bigint. */
@@ -37,8 +38,134 @@ export function toAddress(value: unknown, name = 'address'): bigint {
   return value;
 }
 
+/**
+ * What a value is, for messages: `null`, a `typeof` name, or an object's
+ * class name. Never throws: it reads no getter and survives Proxies.
+ */
 export function describe(value: unknown): string {
   if (value === null) return 'null';
-  if (typeof value === 'object') return value.constructor?.name ?? 'object';
-  return typeof value;
+  if (typeof value !== 'object') return typeof value;
+  try {
+    if (Array.isArray(value)) return 'Array';
+    const proto: unknown = Object.getPrototypeOf(value);
+    const ctor: unknown = proto === null ? undefined : Object.getOwnPropertyDescriptor(proto, 'constructor')?.value;
+    const name: unknown = typeof ctor === 'function' ? Object.getOwnPropertyDescriptor(ctor, 'name')?.value : undefined;
+    return typeof name === 'string' && name !== '' ? name : 'object';
+  } catch {
+    return 'object';
+  }
+}
+
+// Options, plan steps and lookup tables are read through their own
+// properties only: an inherited name (`constructor`, `toString`) is not a
+// tunable, and `Object.prototype.keep = true` set by anyone must not keep a
+// plan's blocks. Each property is read once, so a getter cannot hand the
+// check one value and the use another; a getter or Proxy trap that throws
+// becomes an ERR_INVALID_ARG_TYPE with the original as its `cause`.
+
+/** `table[key]` when `key` is one of the table's own keys, else undefined. */
+export function lookup<T>(table: { readonly [key: string]: T }, key: unknown): T | undefined {
+  return typeof key === 'string' && Object.hasOwn(table, key) ? table[key] : undefined;
+}
+
+/** The value of `value`'s own property `key` (undefined when it has none); `name` labels errors. */
+export function ownProperty(value: object, key: string, name: string): unknown {
+  try {
+    const property = Reflect.getOwnPropertyDescriptor(value, key);
+    if (property === undefined) return undefined;
+    if ('value' in property) return property.value;
+    return property.get === undefined ? undefined : Reflect.apply(property.get, value, []);
+  } catch (error) {
+    throw typeError(`${name}.${key} could not be read: ${errorMessage(error)}`, error);
+  }
+}
+
+/**
+ * An object of named fields (options, a plan step), read once into a record
+ * with no prototype: only `keys`, only own properties. Anything but a
+ * non-array object is an ERR_INVALID_ARG_TYPE.
+ */
+export function readRecord<K extends string>(value: unknown, name: string, keys: readonly K[]): { [P in K]?: unknown } {
+  if (!isObject(value, name)) throw typeError(`${name} must be an object, got ${describe(value)}`);
+  const record: { [P in K]?: unknown } = Object.create(null);
+  for (const key of keys) record[key] = ownProperty(value, key, name);
+  return record;
+}
+
+/** An options argument: as {@link readRecord}, with `undefined` (left out) read as `{}`. */
+export function readOptions<K extends string>(value: unknown, name: string, keys: readonly K[]): { [P in K]?: unknown } {
+  return value === undefined ? Object.create(null) : readRecord(value, name, keys);
+}
+
+/** The own enumerable string-keyed properties of an object (a name → value map), each read once. */
+export function readEntries(value: unknown, name: string): [string, unknown][] {
+  if (!isObject(value, name)) throw typeError(`${name} must be an object, got ${describe(value)}`);
+  let keys: string[];
+  try {
+    keys = Object.keys(value);
+  } catch (error) {
+    throw typeError(`${name} could not be read: ${errorMessage(error)}`, error);
+  }
+  return keys.map((key) => [key, ownProperty(value, key, name)]);
+}
+
+/** A copy of an array's own elements, read once each; at most `max` of them. */
+export function readArray(value: unknown, name: string, max = 2 ** 32 - 1): unknown[] {
+  let array: boolean;
+  try {
+    array = Array.isArray(value);
+  } catch (error) {
+    throw typeError(`${name} could not be read: ${errorMessage(error)}`, error);
+  }
+  if (!array) throw typeError(`${name} must be an array, got ${describe(value)}`);
+  const length = ownProperty(value as object, 'length', name);
+  if (typeof length !== 'number' || !Number.isInteger(length) || length < 0) {
+    throw typeError(`${name}.length must be a whole number, got ${describe(length)}`);
+  }
+  if (length > max) throw rangeError(`${name} may have at most ${max} elements, got ${length}`);
+  const copy: unknown[] = new Array(length);
+  for (let i = 0; i < length; i++) copy[i] = ownProperty(value as object, String(i), name);
+  return copy;
+}
+
+/**
+ * A Uint8Array (a Buffer is one) that still has its memory. Checked without
+ * touching a Proxy's traps; a view of a transferred (detached) ArrayBuffer
+ * is an ERR_INVALID_ARG_TYPE rather than a TypeError from deep inside.
+ */
+export function toBytes(value: unknown, name: string, expected = 'a Buffer or Uint8Array'): Uint8Array {
+  if (!isUint8Array(value)) throw typeError(`${name} must be ${expected}, got ${describe(value)}`);
+  if (isDetached(value.buffer)) {
+    throw typeError(`${name} is a view of a detached ArrayBuffer (transferred or structuredClone()d away): it has no bytes`);
+  }
+  return value;
+}
+
+// ArrayBuffer.prototype.detached is newer than Node 20: a detached buffer
+// reads as 0 bytes long, and no new view of it can be made.
+function isDetached(buffer: ArrayBufferLike): boolean {
+  if (buffer.byteLength !== 0) return false;
+  try {
+    new Uint8Array(buffer);
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+function isObject(value: unknown, name: string): value is object {
+  if (typeof value !== 'object' || value === null) return false;
+  try {
+    return !Array.isArray(value);
+  } catch (error) {
+    throw typeError(`${name} could not be read: ${errorMessage(error)}`, error);
+  }
+}
+
+function errorMessage(error: unknown): string {
+  try {
+    return error instanceof Error ? String(error.message) : describe(error);
+  } catch {
+    return describe(error);
+  }
 }

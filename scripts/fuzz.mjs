@@ -1,19 +1,26 @@
 // `npm run fuzz`: random calls of heapscope's public API, good and bad
 // inputs mixed, in a child process; seeded and reproducible.
 //
-//   node scripts/fuzz.mjs [--seed N] [--calls N] [--workers N] [--leak N]
+//   node scripts/fuzz.mjs [--seed N] [--calls N] [--workers N] [--leak N] [--uncoded N] [--forget NAME]
 //   (or HEAPSCOPE_FUZZ_SEED / HEAPSCOPE_FUZZ_CALLS in the environment)
 //
 // The run passes only if
 //   - the child exits normally (no signal: no SIGSEGV, no SIGABRT from a
 //     glibc "double free detected", no OOM kill), with exit code 0;
-//   - every error any call threw is an Error with a string `code`;
+//   - every error any call threw (or any promise rejected with) is an Error
+//     with a string `code`, and every invariant the fuzzer checks held: a
+//     plan without `keep` keeps nothing, `new Allocation()` always throws, a
+//     call gives the same outcome with Object.prototype polluted as without;
+//   - every function heapscope exports is among the calls made (see COVERS);
 //   - at the end, after freeing what the fuzzer kept, heapscope's live set is
 //     empty (liveAllocations() and the addon's own set) in the main thread
 //     and in each worker;
 //   - mallinfo2().uordblks is back within TOLERANCE bytes of its value
 //     before the run (see below).
 //
+// `--uncoded N` adds N errors without a code (half of them as rejected
+// promises) and `--forget NAME` drops NAME from COVERS: self-tests that
+// those checks can fail too.
 // `--leak N` keeps N 1 KiB allocations alive at the end: a self-test that the
 // checks above can fail (test/fuzz.test.ts uses it).
 import { spawnSync } from 'node:child_process';
@@ -89,19 +96,58 @@ function rng(seed) {
 
 // ---- The fuzz loop (main thread and workers alike) --------------------------
 
-const BAD_VALUES = [-1, -1n, NaN, Infinity, -Infinity, 1.5, 2 ** 63, 1n << 63n, 1n << 64n, '10', null, undefined, {}, [], true, Symbol('x')];
+const thrower = () => { throw new Error('hostile'); };
+function detachedView() {
+  const buffer = new ArrayBuffer(16);
+  const view = new Uint8Array(buffer, 4, 8);
+  structuredClone(buffer, { transfer: [buffer] });
+  return view;
+}
+function revokedProxy(target) {
+  const { proxy, revoke } = Proxy.revocable(target, {});
+  revoke();
+  return proxy;
+}
+// Every option and plan-step field heapscope reads.
+const FIELDS = ['keep', 'isolated', 'tunables', 'rss', 'arena', 'before', 'attempts', 'start', 'end', 'top', 'fenceposts',
+  'mainArena', 'columns', 'rows', 'op', 'step', 'size', 'count', 'alignment', 'pad', 'byte', 'address', 'length'];
+// Objects that fight back: getters that throw, Proxies whose traps throw or
+// that were revoked, conversions that throw, no prototype at all.
+const HOSTILE = () => [
+  Object.defineProperties({}, Object.fromEntries(FIELDS.map((f) => [f, { get: thrower, enumerable: true }]))),
+  new Proxy({}, { get: thrower, has: thrower, ownKeys: thrower, getOwnPropertyDescriptor: thrower, getPrototypeOf: thrower }),
+  new Proxy([], { get: thrower, getOwnPropertyDescriptor: thrower }),
+  revokedProxy({}), revokedProxy([]),
+  { toString: thrower, valueOf: thrower, [Symbol.toPrimitive]: thrower },
+  Object.create(null), detachedView(), () => 1,
+];
+const BAD_VALUES = [-1, -1n, NaN, Infinity, -Infinity, 1.5, 2 ** 63, 1n << 63n, 1n << 64n, '10', null, undefined, {}, [], true,
+  Symbol('x'), 0n, 1n, ...HOSTILE()];
+// A bad options argument: the wrong type, or fields of the wrong type.
+const BAD_OPTIONS = [null, 5, 'x', [], 1n, Symbol('o'), ...HOSTILE(), { keep: 'yes' }, { rss: 1 }, { arena: 'x' }, { attempts: 0 },
+  { before: 'x' }, { before: [null] }, { columns: 'x' }, { rows: -1 }, { start: -1 }, { end: 1n << 64n }, { top: 5 }, { fenceposts: 1 }];
+// Names Object.prototype gives every object: none is a parameter, tunable, op or experiment.
+const INHERITED = ['constructor', 'toString', 'valueOf', 'hasOwnProperty', '__proto__'];
 // Sizes no address space can hold: glibc answers ENOMEM at once.
 const IMPOSSIBLE = [1n << 50n, 1n << 62n, (1n << 63n) - 1n, 2 ** 52];
 const MAX_TOUCH = 2 << 20; // blocks this large or smaller may be written
 const MAX_LIVE = 1000;
 
-function fuzz(h, seed, calls, foreign = []) {
+async function fuzz(h, seed, calls, foreign = [], uncoded = 0) {
   const r = rng(seed);
   const live = []; // Allocation handles we believe live
   const dead = []; // freed or reallocated handles
   const codes = {};
   const unexpected = [];
+  const pending = []; // promises of async calls, judged at the end
   let ok = 0;
+  const note = (call, problem) => {
+    if (unexpected.length < 20) unexpected.push({ call, error: problem });
+    else unexpected.push(null);
+  };
+  // An invariant the call broke: reported like an uncoded error.
+  class Violation extends Error {}
+  const check = (condition, what) => { if (!condition) throw new Violation(what); };
 
   const size = () => {
     const x = r.next();
@@ -146,7 +192,8 @@ function fuzz(h, seed, calls, foreign = []) {
   const planStep = (i) => {
     const op = r.pick(['malloc', 'malloc', 'calloc', 'realloc', 'alignedAlloc', 'free', 'free', 'break', 'header',
       'usableSize', 'mallinfo', 'trim', 'touch', 'resident', 'statm', 'maps', 'bogus']);
-    const ref = r.chance(0.9) ? r.int(Math.max(i, 1)) : r.pick([i, i + 5, -1, 1.5, 'x']);
+    const earlier = r.int(Math.max(i, 1));
+    const ref = r.chance(0.85) ? earlier : r.chance(0.5) ? BigInt(earlier) : r.pick([i, i + 5, -1, 1.5, 'x', -1n, undefined, null]);
     const s = () => (r.chance(0.9) ? r.int(70000) : r.pick([...IMPOSSIBLE, -1, NaN]));
     switch (op) {
       case 'malloc': return { op, size: s() };
@@ -154,10 +201,46 @@ function fuzz(h, seed, calls, foreign = []) {
       case 'realloc': return { op, step: ref, size: r.chance(0.95) ? 1 + r.int(70000) : 0 };
       case 'alignedAlloc': return { op, alignment: r.pick([8, 16, 64, 4096, 3, 0, 1n << 40n]), size: s() };
       case 'trim': return { op, pad: r.chance(0.9) ? r.int(1 << 20) : -1 };
-      case 'touch': return { op, step: ref, byte: r.pick([0, 0xa5, 255, 256, -1]) };
+      case 'touch': return { op, step: ref, byte: r.pick([0, 0xa5, 255, 256, -1, 7n]) };
       case 'maps': return r.chance(0.2) ? { op } : { op: 'break' }; // 1 MiB of scratch each
       case 'break': case 'mallinfo': case 'statm': case 'bogus': return { op };
-      default: return { op, step: ref };
+      default: return r.chance(0.97) ? { op, step: ref } : { op };
+    }
+  };
+  const plan = () => Array.from({ length: 1 + r.int(20) }, (_, i) => planStep(i));
+  const options = (good) => (r.chance(0.7) ? good : r.pick(BAD_OPTIONS));
+  // A Buffer that looks a little like a heap: size words of random chunks.
+  const heapBytes = () => {
+    const bytes = Buffer.alloc(16 * (1 + r.int(64)));
+    for (let off = 8; off < bytes.length; off += 16 * (1 + r.int(4))) bytes.writeBigUInt64LE(BigInt(16 * (1 + r.int(8)) + r.int(8)), off);
+    return bytes;
+  };
+  // The same call with Object.prototype carrying one option name: what it
+  // returns (or the code it throws) must not change.
+  const POLLUTABLE = [...FIELDS, '[heap]', '[anon:x]', 'M_FOO', 'glibc.malloc.nope', 'nope'];
+  const outcome = (call) => {
+    try {
+      const value = call();
+      if (value !== null && typeof value === 'object' && value.kept instanceof Map) {
+        for (const a of value.kept.values()) a.free();
+        return `ok: kept ${value.kept.size}, ${value.steps.map((x) => `${x.op} ${x.status}`).join(', ')}`;
+      }
+      if (value instanceof h.Allocation) { value.free(); return 'ok: an Allocation'; }
+      if (Array.isArray(value)) return `ok: ${value.length} items, ${value.map((x) => x?.kind ?? typeof x).join(' ')}`;
+      if (typeof value === 'object' && value !== null) return `ok: ${Object.keys(value).join(' ')}`;
+      return `ok: ${String(value)}`;
+    } catch (error) {
+      return error?.code ?? `uncoded ${error}`;
+    }
+  };
+  const polluted = (call, name, value) => {
+    const had = Object.getOwnPropertyDescriptor(Object.prototype, name);
+    Object.defineProperty(Object.prototype, name, typeof value === 'function'
+      ? { get: value, configurable: true } : { value, writable: true, configurable: true });
+    try {
+      return outcome(call);
+    } finally {
+      if (had === undefined) delete Object.prototype[name]; else Object.defineProperty(Object.prototype, name, had);
     }
   };
 
@@ -184,18 +267,19 @@ function fuzz(h, seed, calls, foreign = []) {
     [5, () => {
       const a = handle();
       if (a === undefined) return;
-      return r.chance(0.5) ? a.read(r.chance(0.8) ? r.int(64) : size()) : a.read(r.int(64), r.chance(0.8) ? r.int(64) : size());
+      const offset = r.chance(0.8) ? r.int(64) : r.chance(0.5) ? BigInt(r.int(64)) : size();
+      return r.chance(0.5) ? a.read(offset) : a.read(offset, r.chance(0.8) ? r.int(64) : size());
     }],
     [4, () => {
       const a = handle();
       if (a === undefined || (a.requested > MAX_TOUCH)) return;
-      const bytes = r.chance(0.9) ? Buffer.alloc(r.int(80), 0x5a) : r.pick(['text', 12, null, new Uint16Array(4)]);
+      const bytes = r.chance(0.9) ? Buffer.alloc(r.int(80), 0x5a) : r.pick(['text', 12, null, new Uint16Array(4), detachedView(), 1n, ...HOSTILE()]);
       a.write(r.chance(0.8) ? r.int(64) : size(), bytes);
     }],
     [2, () => {
       const a = handle();
       if (a === undefined || a.requested > MAX_TOUCH) return;
-      a.fill(r.pick([0, 1, 255, 256, -1, 1.5, NaN, '1']));
+      a.fill(r.pick([0, 1, 255, 256, -1, 1.5, NaN, '1', 1n, 256n, ...HOSTILE()]));
     }],
     [6, () => h.readMemory(address(), r.chance(0.85) ? r.int(4097) : r.pick([-1, 1n << 27n, (64n << 20n) + 1n, NaN, 'x']))],
     [2, () => h.allocationAt(address())],
@@ -216,18 +300,104 @@ function fuzz(h, seed, calls, foreign = []) {
       return h.mallopt(param, value);
     }],
     [3, () => {
-      const steps = Array.from({ length: 1 + r.int(20) }, (_, i) => planStep(i));
-      const plan = r.chance(0.03) ? r.pick([[], null, 'plan', [null], [{}]]) : steps;
-      const result = h.runPlan(plan, { keep: r.chance(0.3) });
+      const steps = r.chance(0.95) ? plan() : r.pick([[], null, 'plan', [null], [{}], ...HOSTILE()]);
+      const keep = r.chance(0.3);
+      const given = r.chance(0.9) ? { keep } : r.pick([undefined, ...BAD_OPTIONS]);
+      const result = h.runPlan(steps, given);
       for (const a of result.kept.values()) adopt(a);
+      check(given?.keep === true || result.kept.size === 0, `runPlan kept ${result.kept.size} blocks without keep: true`);
       return result;
     }],
-    [1, () => h.regionOf(address(), r.chance(0.9) ? undefined : r.pick([null, 'x', {}]))],
-    [0.2, () => h.maps(r.pick([{}, { rss: false }, { rss: 'yes' }, null, 3]))],
-    [1, () => h.parseMaps(r.pick(['', 'garbage', '0-1 rwxp 0 0:0 0\n', '7f-7e r--p 00 00:00 0 [heap]\n', 42, null]))],
+    // The same call, clean and with a polluted Object.prototype: the same outcome.
+    [2, () => {
+      const steps = plan();
+      const bytes = heapBytes();
+      const regions = h.parseMaps('7f0000000000-7f0000001000 rw-p 00000000 00:00 0 [anon:x]\n');
+      const calls = [
+        () => h.runPlan(steps), () => h.runPlan(steps, {}), () => h.maps().filter((x) => Object.hasOwn(x, 'rss')),
+        () => h.walkSnapshot(bytes, 0x1000n, { start: 0 }), () => h.walkSnapshot(bytes, 0x1000n),
+        () => h.mallopt(r.pick(['M_FOO', ...INHERITED]), 1), () => h.regionOf(0x7f0000000000n, regions),
+        () => h.parseMaps('7f0000000000-7f0000001000 rw-p 00000000 00:00 0 [anon:x]\n'), () => h.experiment(r.pick(['nope', ...INHERITED])),
+      ];
+      const call = r.pick(calls);
+      const clean = outcome(call);
+      const value = r.pick([true, false, 0, 1, 5, -1, 'x', 'heap', 'malloc', 1n, 0x1000n, [], { 'glibc.malloc.nope': 1 }, thrower]);
+      const name = r.pick(POLLUTABLE);
+      const dirty = polluted(call, name, value);
+      check(dirty === clean, `with Object.prototype[${JSON.stringify(name)}] = ${typeof value === 'function' ? 'a throwing getter' : String(value)}: ${dirty}, clean: ${clean}`);
+    }],
+    [1, () => {
+      // Handles come only from heapscope: a forged one frees nothing.
+      const x = r.next();
+      const a = live.length > 0 ? live[r.int(live.length)] : undefined;
+      const fake = r.pick([Object.create(h.Allocation.prototype), a === undefined ? {} : { ...a }, new Proxy(a ?? {}, {})]);
+      if (x < 0.3) {
+        let made;
+        try { made = new h.Allocation(a?.address ?? 0x1000n, 32, 'malloc'); } catch (error) { check(error.code === 'ERR_ILLEGAL_CONSTRUCTOR', `new Allocation threw ${error.code}`); throw error; }
+        check(false, 'new Allocation() made a handle');
+        return made;
+      }
+      if (x < 0.5) return h.free(fake);
+      if (x < 0.7) return h.Allocation.prototype.free.call(fake);
+      if (x < 0.85) return h.realloc(fake, 64);
+      return h.mallocUsableSize(fake);
+    }],
+    [1, () => h.regionOf(address(), r.chance(0.9) ? undefined : r.pick([null, 'x', {}, [null], [{ start: 1, end: 2 }], ...HOSTILE()]))],
+    [0.2, () => h.maps(r.pick([{}, { rss: false }, { rss: 'yes' }, undefined, ...BAD_OPTIONS]))],
+    [1, () => h.parseMaps(r.pick(['', 'garbage', '0-1 rwxp 0 0:0 0\n', '7f-7e r--p 00 00:00 0 [heap]\n', 42, null, ...HOSTILE()]))],
+    [0.5, () => h.parseSmaps(r.pick(['', 'garbage', '0-1000 rw-p 0 0:0 0\nRss: 4 kB\n', 'Rss: x\n', 1n, ...HOSTILE()]))],
+    [0.5, () => h.parseMallocInfo(r.pick(['', '<malloc version="1"></malloc>', '<malloc>', '<heap/>', 1n, ...HOSTILE()]))],
     [2, () => h.sizeClass(size())],
     [1, () => h.requestToChunkSize(size())],
+    [2, () => {
+      // The other size-class functions, with chunk sizes good and bad.
+      const chunk = r.chance(0.7) ? 32 + 16 * r.int(70000) : size();
+      const f = r.pick(['binIndex', 'smallbinIndex', 'largebinIndex', 'tcacheIndex', 'fastbinIndex', 'usableSizeOf', 'binRange', 'mmappedChunkSize']);
+      if (f === 'binRange') return h.binRange(r.chance(0.7) ? r.int(130) : r.pick(BAD_VALUES));
+      if (f === 'mmappedChunkSize') return h.mmappedChunkSize(size(), r.pick([4096, 4096n, 65536, 3, 0, ...BAD_VALUES]));
+      if (f === 'fastbinIndex') return h.fastbinIndex(chunk, r.chance(0.7) ? undefined : r.pick([128, 160, 176, ...BAD_VALUES]));
+      if (f === 'usableSizeOf') return h.usableSizeOf(chunk, r.pick([true, false, undefined, 1, null]));
+      return h[f](chunk);
+    }],
     [1, () => h.liveAllocations().length],
+    [0.3, () => [h.glibcVersion(), h.pageSize()]],
+    [1, () => {
+      const bytes = r.chance(0.8) ? heapBytes() : r.pick(BAD_VALUES);
+      const base = r.chance(0.8) ? 0x1000n + 16n * BigInt(r.int(100)) : r.pick([1, -1n, 1n << 64n, 'x', null]);
+      const given = r.chance(0.6) ? { start: r.pick([0, 16, 1n, 8]), end: r.pick([undefined, 32, 1n << 10n]), top: r.pick([undefined, 0x1010n, 5]), fenceposts: r.chance(0.5), mainArena: r.pick([true, false, 'x']) } : r.pick([undefined, ...BAD_OPTIONS]);
+      return h.walkSnapshot(bytes, base, given);
+    }],
+    // A walk copies and decodes the whole heap (about a second here, with the fuzz's blocks in it): rare, and one snapshot each.
+    [0.005, () => {
+      const walk = h.walkHeap(options(r.pick([{ attempts: 1 }, { arena: 'all', attempts: 1 }, { before: plan(), attempts: 1 }])));
+      const view = r.pick(['toSVG', 'toHTML']);
+      return walk[view](options(r.pick([undefined, {}, { columns: 8, rows: 2 }, { columns: 7 }, { rows: 1n }])));
+    }],
+    // An allocator snapshot copies libc's data and every heap (about a tenth of a second): rare.
+    [0.002, () => {
+      const snapshot = r.chance(0.7)
+        ? h.allocatorSnapshot(options(r.pick([{ attempts: 1 }, { attempts: 1, probe: false }, { before: plan(), attempts: 1 }])))
+        : r.pick(BAD_VALUES);
+      return h[r.pick(['arenas', 'bins', 'tcaches', 'chunkPlaces', 'allocatorTotals', 'mallocParams'])](snapshot);
+    }],
+    [0.3, () => h.hex(r.chance(0.7) ? BigInt(r.int(1 << 30)) : r.pick(BAD_VALUES))],
+    [0.02, () => h.mainHeapSnapshot(r.chance(0.8) ? 1 + r.int(3) : r.pick(BAD_VALUES)).bytes.length],
+    [1, () => h.experiment(r.pick([...h.experiments().map((e) => e.name), 'nope', ...INHERITED, ...BAD_VALUES]))],
+    [0.5, () => h.experiments().length],
+    [1, () => {
+      // Never a real run: either the name is unknown or the options are bad (options are checked first).
+      const [getters, traps, arrayTraps, revoked] = HOSTILE();
+      const bad = [null, 5, 'x', [], 1n, Symbol('o'), () => 1, getters, traps, arrayTraps, revoked, { isolated: 'x' }, { isolated: 1 },
+        { tunables: null }, { tunables: [] }, { tunables: { [r.pick(INHERITED)]: 1 } }, { tunables: { 'glibc.malloc.nope': 1 } },
+        { tunables: { 'glibc.malloc.check': r.pick([-1, 'x', 4, 1.5, 1n << 70n, {}, null, Symbol('t')]) } },
+        { isolated: false, tunables: { 'glibc.malloc.check': 0 } }, { tunables: r.pick(HOSTILE().slice(0, 6)) }];
+      const running = r.chance(0.5)
+        ? h.run(r.pick(['nope', '', ...INHERITED, ...BAD_VALUES]), r.pick([undefined, {}, ...bad]))
+        : h.run(r.pick(h.experiments()).name, r.pick(bad));
+      return running.then((result) => check(false, `run() ran ${result.name}`));
+    }],
+    [0.3, () => h.writeReport(r.pick(['', null, undefined, 42, 1n, {}, ...HOSTILE()]))],
+    [0.5, () => h.reportHTML(r.pick([[], null, 'x', [null], [{}], [{ name: 'free', question: 1 }], ...HOSTILE()]))],
   ];
   const total = actions.reduce((sum, [w]) => sum + w, 0);
   // FNV-1a over the kinds of call made: equal for two runs of one seed.
@@ -240,23 +410,42 @@ function fuzz(h, seed, calls, foreign = []) {
     return actions[k][1];
   };
 
+  const judge = (i, error) => {
+    if (error instanceof Error && !(error instanceof Violation) && typeof error.code === 'string') {
+      codes[error.code] = (codes[error.code] ?? 0) + 1;
+    } else {
+      note(i, error instanceof Error ? error.stack : String(error));
+    }
+  };
   for (let i = 0; i < calls; i++) {
     r.call(i);
     try {
-      choose()();
-      ok++;
+      const value = choose()();
+      if (value instanceof Promise) pending.push(value.then(() => { ok++; }, (error) => judge(i, error)));
+      else ok++;
     } catch (error) {
-      if (error instanceof Error && typeof error.code === 'string') {
-        codes[error.code] = (codes[error.code] ?? 0) + 1;
-      } else if (unexpected.length < 20) {
-        unexpected.push({ call: i, error: error instanceof Error ? error.stack : String(error) });
-      } else {
-        unexpected.push(null);
-      }
+      judge(i, error);
     }
   }
+  for (let k = 0; k < uncoded; k++) {
+    if (k % 2 === 0) judge(calls + k, new TypeError('injected: no code'));
+    else pending.push(Promise.reject(new TypeError('injected: no code')).catch((error) => judge(calls + k, error)));
+  }
+  await Promise.all(pending);
   return { calls, ok, codes, sequence, unexpected: unexpected.filter(Boolean), unexpectedCount: unexpected.length, live };
 }
+
+// Each function heapscope exports, and the action above that calls it: a new
+// export nobody added here fails the run, so it gets fuzzed too.
+const COVERS = ['alignedAlloc', 'allocationAt', 'allocatorSnapshot', 'allocatorTotals', 'arenas', 'bins', 'chunkPlaces', 'hex',
+  'mallocParams', 'tcaches', 'binIndex', 'binRange', 'calloc', 'experiment', 'experiments', 'fastbinIndex',
+  'free', 'glibcVersion', 'largebinIndex', 'liveAllocations', 'mainHeapSnapshot', 'mallinfo2', 'malloc', 'mallocInfo', 'mallocTrim',
+  'mallocUsableSize', 'mallopt', 'maps', 'mmappedChunkSize', 'pageSize', 'parseMallocInfo', 'parseMaps', 'parseSmaps', 'programBreak',
+  'readMemory', 'realloc', 'regionOf', 'reportHTML', 'requestToChunkSize', 'run', 'runPlan', 'sizeClass', 'smallbinIndex',
+  'tcacheIndex', 'usableSizeOf', 'walkHeap', 'walkSnapshot', 'writeReport', 'Allocation',
+  // An Error subclass; constructing one is no call into heapscope.
+  'HeapscopeError'];
+const unfuzzed = (h, forget) => Object.entries(h).filter(([name, v]) => typeof v === 'function' && (!COVERS.includes(name) || name === forget)).map(([name]) => name);
 
 function freeAll(h) {
   for (const a of h.liveAllocations()) a.free();
@@ -268,7 +457,7 @@ if (!isMainThread) {
   const h = require(path.join(ROOT, 'dist', 'index.js'));
   const { binding } = require(path.join(ROOT, 'dist', 'binding.js'));
   const { seed, calls, foreign } = workerData;
-  const report = fuzz(h, seed, calls, foreign);
+  const report = await fuzz(h, seed, calls, foreign);
   freeAll(h);
   delete report.live;
   parentPort.postMessage({ ...report, liveAtEnd: h.liveAllocations().length, addonLiveAtEnd: binding.liveCount() });
@@ -276,7 +465,7 @@ if (!isMainThread) {
 
 // ---- Child: the run itself ----------------------------------------------------
 
-async function child(seed, calls, workers, leak) {
+async function child(seed, calls, workers, leak, uncoded, forget) {
   const h = require(path.join(ROOT, 'dist', 'index.js'));
   const { binding } = require(path.join(ROOT, 'dist', 'binding.js'));
   // V8 frees ArrayBuffer backing stores and finishes optimising compiles on
@@ -300,7 +489,7 @@ async function child(seed, calls, workers, leak) {
   const uordblks = () => h.runPlan(fillThenRead).steps.at(-1).mallinfo.uordblks;
 
   // One session: worker threads fuzzing alongside the main thread.
-  const session = async (sessionSeed) => {
+  const session = async (sessionSeed, injected = 0) => {
     // Main-thread blocks the workers will try to free (foreign to them).
     const foreign = Array.from({ length: 4 }, () => h.malloc(64));
     const perWorker = Math.floor(calls * 0.1);
@@ -311,7 +500,7 @@ async function child(seed, calls, workers, leak) {
       worker.once('error', reject);
       worker.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`worker ${k} exited with ${code}`))));
     }));
-    const main = fuzz(h, sessionSeed, calls - perWorker * workers);
+    const main = await fuzz(h, sessionSeed, calls - perWorker * workers, [], injected);
     await Promise.all(running);
     for (const a of foreign) a.free();
     delete main.live;
@@ -326,7 +515,7 @@ async function child(seed, calls, workers, leak) {
   await settle();
   const before = uordblks();
 
-  const all = await session(seed);
+  const all = await session(seed, uncoded);
   const [main, ...results] = all;
 
   const leaked = Array.from({ length: leak }, () => h.malloc(1024));
@@ -335,8 +524,10 @@ async function child(seed, calls, workers, leak) {
   const after = uordblks();
 
   const problems = [];
+  const missing = unfuzzed(h, forget);
+  if (missing.length > 0) problems.push(`exported but not fuzzed: ${missing.join(', ')} (add a call and list it in COVERS)`);
   const unexpected = all.reduce((n, x) => n + x.unexpectedCount, 0);
-  if (unexpected > 0) problems.push(`${unexpected} errors without a string code, e.g. ${JSON.stringify(all.flatMap((x) => x.unexpected)[0])}`);
+  if (unexpected > 0) problems.push(`${unexpected} errors without a string code or broken invariants, e.g. ${JSON.stringify(all.flatMap((x) => x.unexpected)[0])}`);
   if (h.liveAllocations().length !== 0) problems.push(`${h.liveAllocations().length} allocations still live in the main thread`);
   if (binding.liveCount() !== 0) problems.push(`the addon's live set still holds ${binding.liveCount()} pointers`);
   results.forEach((w, k) => {
@@ -364,11 +555,13 @@ function parent() {
   const calls = option('calls', 'HEAPSCOPE_FUZZ_CALLS', 100_000);
   const workers = option('workers', undefined, 2);
   const leak = option('leak', undefined, 0);
+  const uncoded = option('uncoded', undefined, 0);
+  const forget = process.argv.includes('--forget') ? process.argv[process.argv.indexOf('--forget') + 1] : '';
   process.stdout.write(`heapscope fuzz: seed ${seed}, ${calls} calls, ${workers} worker threads ` +
     `(reproduce: node scripts/fuzz.mjs --seed ${seed} --calls ${calls})\n`);
   const started = Date.now();
   const run = spawnSync(process.execPath, ['--single-threaded', '--expose-gc', SELF, '--child', '--seed', String(seed), '--calls', String(calls),
-    '--workers', String(workers), '--leak', String(leak)], { encoding: 'utf8', maxBuffer: 64 << 20 });
+    '--workers', String(workers), '--leak', String(leak), '--uncoded', String(uncoded), '--forget', forget], { encoding: 'utf8', maxBuffer: 64 << 20 });
   const seconds = ((Date.now() - started) / 1000).toFixed(1);
   if (run.signal !== null) {
     process.stdout.write(`FAIL: the child died by ${run.signal} after ${seconds} s\n${run.stderr}\n`);
@@ -394,7 +587,8 @@ function parent() {
 
 if (isMainThread) {
   if (process.argv.includes('--child')) {
-    const report = await child(option('seed') >>> 0, option('calls'), option('workers'), option('leak'));
+    const forget = process.argv[process.argv.indexOf('--forget') + 1];
+    const report = await child(option('seed') >>> 0, option('calls'), option('workers'), option('leak'), option('uncoded'), forget);
     process.stdout.write(`${JSON.stringify(report)}\n`);
     process.exitCode = report.problems.length > 0 ? 1 : 0;
   } else {

@@ -1,6 +1,7 @@
 // The short fuzz run (scripts/fuzz.mjs, 5,000 calls in a child process):
-// no signal, every error coded, live sets empty, uordblks back. The full
-// run is `npm run fuzz` (100,000 calls).
+// no signal, every error coded, every invariant kept (with Object.prototype
+// polluted too), every export called, live sets empty, uordblks back. The
+// full run is `npm run fuzz` (100,000 calls).
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -27,7 +28,8 @@ describe('fuzz', () => {
     expect(report.calls).toBe(5000);
     // The bad inputs really were bad: each misuse reached its refusal.
     for (const code of ['ERR_DOUBLE_FREE', 'ERR_UNKNOWN_POINTER', 'ERR_FREED', 'EFAULT', 'ERR_OUT_OF_RANGE',
-      'ERR_INVALID_ARG_TYPE', 'ERR_ALLOC_FAILED', 'ERR_INVALID_PLAN', 'ERR_UNKNOWN_MALLOPT_PARAM', 'ERR_MALLOPT_REJECTED']) {
+      'ERR_INVALID_ARG_TYPE', 'ERR_ALLOC_FAILED', 'ERR_INVALID_PLAN', 'ERR_UNKNOWN_MALLOPT_PARAM', 'ERR_MALLOPT_REJECTED',
+      'ERR_ILLEGAL_CONSTRUCTOR', 'ERR_UNKNOWN_EXPERIMENT', 'ERR_INVALID_TUNABLE']) {
       expect(report.codes[code], code).toBeGreaterThan(0);
     }
     expect(Math.abs(report.uordblks.delta)).toBeLessThanOrEqual(report.uordblks.tolerance);
@@ -49,6 +51,16 @@ describe('fuzz', () => {
       '100 allocations still live in the main thread',
       "the addon's live set still holds 100 pointers",
       expect.stringMatching(/^mallinfo2\(\)\.uordblks moved by \d+ bytes/),
+    ]);
+  }, 120_000);
+
+  it('fails a run with an error that has no code, or an export it does not call', () => {
+    const { status, report, last } = fuzz('--calls', '1000', '--uncoded', '4', '--forget', 'walkSnapshot');
+    expect(status).toBe(1);
+    expect(last).toMatch(/^FAIL/);
+    expect(report.problems).toEqual([
+      'exported but not fuzzed: walkSnapshot (add a call and list it in COVERS)',
+      expect.stringMatching(/^4 errors without a string code or broken invariants, e\.g\. .*injected: no code/),
     ]);
   }, 120_000);
 });

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { binding } from '../lib/binding';
 import { liveAllocations, mallinfo2, PlanStep, runPlan } from '../lib/index';
 import { parseMaps } from '../lib/maps';
 
@@ -112,5 +113,53 @@ describe('runPlan', () => {
     expect(() => runPlan([{ op: 'nope' } as never])).toThrow(TypeError);
     expect(() => runPlan([{ op: 'malloc', size: -1 }])).toThrow(RangeError);
     expect(() => runPlan([])).toThrow(RangeError);
+  });
+
+  it('takes a step index as a number or a bigint, and decodes what it checked', () => {
+    const { steps } = runPlan([{ op: 'malloc', size: 100 }, { op: 'header', step: 0n }, { op: 'usableSize', step: 0n }]);
+    expect(steps[1].status).toBe('ok');
+    expect(steps[1].header!.address).toBe(steps[0].address! - 16n);
+    expect(steps[1].header!.size).toBe(112);
+    expect(steps[2].usableSize).toBe(104);
+  });
+
+  it('keeps the blocks of a plan with bigint indices as handles: none is left in the addon without one', () => {
+    const addon = binding.liveCount();
+    const before = liveAllocations().length;
+    const { kept } = runPlan([{ op: 'malloc', size: 100 }, { op: 'header', step: 0n }], { keep: true });
+    expect(kept.size).toBe(1);
+    expect(binding.liveCount()).toBe(addon + 1);
+    kept.get(0)!.free();
+    expect(binding.liveCount()).toBe(addon);
+    expect(liveAllocations().length).toBe(before);
+  });
+
+  it('a refused plan leaves nothing live, kept or not', () => {
+    const addon = binding.liveCount();
+    for (const steps of [
+      [{ op: 'malloc', size: 100 }, { op: 'free', step: 0 }, { op: 'free', step: 0 }],
+      [{ op: 'malloc', size: 100 }, { op: 'header', step: 1n }],
+      [{ op: 'malloc', size: 100 }, { op: 'header', step: -1n }],
+      [{ op: 'malloc', size: 100 }, { op: 'header' }],
+    ]) {
+      expect(() => runPlan(steps as PlanStep[], { keep: true })).toThrow(expect.objectContaining({ code: expect.any(String) }));
+    }
+    expect(binding.liveCount()).toBe(addon);
+  });
+
+  it('a step that needs `step` and has none is ERR_INVALID_PLAN, never step 0', () => {
+    const invalid = expect.objectContaining({ code: 'ERR_INVALID_PLAN', message: expect.stringMatching(/step 2: free needs `step`/) });
+    expect(() => runPlan([{ op: 'malloc', size: 10 }, { op: 'malloc', size: 20 }, { op: 'free' } as never])).toThrow(invalid);
+    for (const op of ['realloc', 'header', 'usableSize', 'touch', 'resident']) {
+      const step = { op, size: 8, step: undefined };
+      expect(() => runPlan([{ op: 'malloc', size: 10 }, step as never]), op)
+        .toThrow(expect.objectContaining({ code: 'ERR_INVALID_PLAN' }));
+    }
+  });
+
+  it('refers only to earlier allocating steps, checked before the native call', () => {
+    const invalid = expect.objectContaining({ code: 'ERR_INVALID_PLAN' });
+    expect(() => runPlan([{ op: 'malloc', size: 8 }, { op: 'header', step: 1 }])).toThrow(invalid);
+    expect(() => runPlan([{ op: 'break' }, { op: 'header', step: 0 }])).toThrow(invalid);
   });
 });

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { binding } from '../lib/binding';
 import {
-  alignedAlloc, calloc, free, HeapscopeError, malloc, mallocTrim, mallopt, realloc,
+  alignedAlloc, Allocation, calloc, free, HeapscopeError, malloc, mallocTrim, mallocUsableSize, mallopt, MAX_READ, realloc,
 } from '../lib/index';
 import { readMemory } from '../lib/memory';
 
@@ -155,5 +155,55 @@ describe('safety contract', () => {
   it('mallocTrim validates its pad', () => {
     expect(() => mallocTrim(-1)).toThrow(RangeError);
     expect(typeof mallocTrim(0)).toBe('boolean');
+  });
+
+  it('a handle cannot be forged: new Allocation() throws ERR_ILLEGAL_CONSTRUCTOR and frees nothing', () => {
+    const a = malloc(32);
+    const Ctor = Allocation as unknown as new (...args: unknown[]) => Allocation;
+    expect(() => new Ctor(a.address, 32, 'malloc').free()).toThrow(code('ERR_ILLEGAL_CONSTRUCTOR'));
+    expect(() => new Ctor(a.address, 32, 'malloc')).toThrow(TypeError);
+    class Sub extends Ctor {}
+    expect(() => new Sub(a.address, 32, 'malloc')).toThrow(code('ERR_ILLEGAL_CONSTRUCTOR'));
+    // Objects that only look like handles: Allocation's prototype, a copy of a handle's fields, a Proxy of one.
+    for (const fake of [Object.create(Allocation.prototype), { ...a }, new Proxy(a, {})]) {
+      expect(() => free(fake)).toThrow(code('ERR_INVALID_ARG_TYPE'));
+      expect(() => realloc(fake, 64)).toThrow(code('ERR_INVALID_ARG_TYPE'));
+      expect(() => mallocUsableSize(fake)).toThrow(code('ERR_INVALID_ARG_TYPE'));
+      expect(() => Allocation.prototype.free.call(fake)).toThrow(code('ERR_INVALID_ARG_TYPE'));
+      expect(() => Allocation.prototype.read.call(fake)).toThrow(code('ERR_INVALID_ARG_TYPE'));
+      expect(() => Allocation.prototype.write.call(fake, 0, 'x')).toThrow(code('ERR_INVALID_ARG_TYPE'));
+      expect(() => Allocation.prototype.fill.call(fake, 0)).toThrow(code('ERR_INVALID_ARG_TYPE'));
+      for (const getter of ['freed', 'usableSize', 'chunk', 'region'] as const) {
+        const get = Object.getOwnPropertyDescriptor(Allocation.prototype, getter)!.get!;
+        expect(() => get.call(fake), getter).toThrow(code('ERR_INVALID_ARG_TYPE'));
+      }
+    }
+    // Nor can a live handle be marked dead from outside.
+    expect((Allocation as unknown as Record<string, unknown>).release).toBeUndefined();
+    expect(a.freed).toBe(false);
+    expect(binding.isLive(a.address)).toBe(true);
+    expect(a.usableSize).toBe(40);
+    a.free();
+  });
+
+  it('read() of a block above MAX_READ names the limit and the way round it', () => {
+    const a = malloc(100 << 20);
+    try {
+      expect(() => a.read()).toThrow(expect.objectContaining({
+        code: 'ERR_OUT_OF_RANGE',
+        message: expect.stringMatching(/^read\(\) with no length would copy \d+ bytes .*MAX_READ \(67108864 bytes, 64 MiB\).*read\(offset, length\)/),
+      }));
+      expect(() => a.read(0, MAX_READ + 1n)).toThrow(expect.objectContaining({
+        code: 'ERR_OUT_OF_RANGE', message: expect.stringMatching(/MAX_READ \(67108864 bytes, 64 MiB\)/),
+      }));
+      expect(() => readMemory(a.address, MAX_READ + 1n)).toThrow(expect.objectContaining({
+        code: 'ERR_OUT_OF_RANGE', message: expect.stringMatching(/MAX_READ \(67108864 bytes, 64 MiB\)/),
+      }));
+      // In pieces it reads.
+      const usable = BigInt(a.usableSize);
+      expect(a.read(usable - MAX_READ, MAX_READ).length).toBe(Number(MAX_READ));
+    } finally {
+      a.free();
+    }
   });
 });

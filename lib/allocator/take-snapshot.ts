@@ -7,7 +7,7 @@ import { hex } from '../format';
 import { maps, MemoryRegion } from '../maps';
 import { PlanStep, runPlan, StepResult } from '../plan';
 import { glibcVersion, Mallinfo, MALLINFO_FIELDS, programBreak } from '../stats';
-import { describe, toIndex } from '../validate';
+import { describe, readArray, readOptions, toIndex } from '../validate';
 import { AllocatorImage, locateGlobals } from './image';
 import { layoutFor } from './layouts';
 import { libcDataRegions } from './libc-data';
@@ -63,13 +63,12 @@ interface Taken { snapshot: AllocatorSnapshot; reason?: string; breakSeen: bigin
  * no libc is mapped.
  */
 export function takeAllocatorSnapshot(options: AllocatorSnapshotOptions = {}): AllocatorSnapshot {
-  if (typeof options !== 'object' || options === null) throw typeError(`options must be an object, got ${describe(options)}`);
-  const attempts = toIndex(options.attempts ?? 5, 'options.attempts', 100);
+  const read = readOptions(options, 'options', ['attempts', 'probe', 'before']);
+  const attempts = toIndex(read.attempts ?? 5, 'options.attempts', 100);
   if (attempts < 1) throw rangeError('options.attempts must be at least 1');
-  const probe = options.probe ?? true;
+  const probe = read.probe ?? true;
   if (typeof probe !== 'boolean') throw typeError(`options.probe must be a boolean, got ${describe(probe)}`);
-  const before = options.before ?? [];
-  if (!Array.isArray(before)) throw typeError(`options.before must be an array of plan steps, got ${describe(before)}`);
+  const before = readArray(read.before ?? [], 'options.before') as PlanStep[];
   const layout = layoutFor(glibcVersion());
   let taken: Taken | undefined;
   for (let attempt = 1; attempt <= attempts; attempt++) {

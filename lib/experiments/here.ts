@@ -1,9 +1,10 @@
 // Running an experiment in this process. Kept apart from run.ts so that the
 // child process of an isolated run loads only the experiments, not the
 // views: every module loaded before the experiment shapes the heap it sees.
-import { HeapscopeError } from '../errors';
+import { HeapscopeError, typeError } from '../errors';
 import { glibcVersion, mallinfo2, pageSize } from '../stats';
 import { ExperimentName, ExperimentNamed, EXPERIMENTS, RegisteredExperiment } from './registry';
+import { describe } from '../validate';
 import { parseTunablesEnv } from './tunables';
 import { Environment, Experiment, ResultData } from './types';
 
@@ -19,6 +20,7 @@ export function experiments(): readonly RegisteredExperiment[] {
  */
 export function experiment<N extends ExperimentName>(name: N): ExperimentNamed<N>;
 export function experiment(name: string): RegisteredExperiment {
+  if (typeof name !== 'string') throw typeError(`an experiment name is a string, got ${describe(name)}`);
   const found = EXPERIMENTS.find((e) => e.name === name);
   if (found === undefined) {
     throw new HeapscopeError(

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import v8 from 'node:v8';
 import { HeapscopeError, rangeError, typeError } from '../errors';
+import { describe, readOptions } from '../validate';
 import { experiment, runHere } from './here';
 import { ExperimentResultView } from './result';
 import { RESULT_FD } from './result-channel';
@@ -36,14 +37,18 @@ export const DEFAULT_TIMEOUT = 60_000;
  */
 export function run<N extends ExperimentName>(name: N, options?: RunOptions): Promise<ResultOf<N>>;
 export async function run(name: ExperimentName, options: RunOptions = {}): Promise<ExperimentResult> {
-  const chosen = experiment(name);
-  const tunables = checkTunables(options.tunables);
+  const read = readOptions(options, 'options', ['isolated', 'tunables', 'timeout']);
+  if (read.isolated !== undefined && typeof read.isolated !== 'boolean') {
+    throw typeError(`options.isolated must be a boolean, got ${describe(read.isolated)}`);
+  }
+  const tunables = checkTunables(read.tunables as Tunables | undefined);
   const hasTunables = Object.keys(tunables).length > 0;
-  if (options.isolated === false && hasTunables) {
+  if (read.isolated === false && hasTunables) {
     throw new HeapscopeError('ERR_INVALID_TUNABLE', 'tunables need a fresh process: they cannot be combined with isolated: false');
   }
-  const timeout = checkTimeout(options.timeout);
-  const isolated = options.isolated ?? (hasTunables || chosen.isolatedByDefault);
+  const timeout = checkTimeout(read.timeout);
+  const chosen = experiment(name);
+  const isolated = read.isolated ?? (hasTunables || chosen.isolatedByDefault);
   const data = await (isolated ? runIsolated(chosen.name, tunables, timeout) : runHere(chosen, false));
   return new ExperimentResultView(data);
 }

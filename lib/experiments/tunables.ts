@@ -3,6 +3,7 @@
 // silently ignores an unknown name or an out-of-range value, so heapscope
 // refuses them before anything runs.
 import { HeapscopeError } from '../errors';
+import { describe, lookup, readEntries } from '../validate';
 
 const KNOWN: Record<string, { max: number; since: string }> = {
   'glibc.malloc.arena_max': { max: 2 ** 31 - 1, since: '2.26' },
@@ -24,20 +25,21 @@ export type Tunables = Record<string, number | bigint | string>;
 
 export const KNOWN_TUNABLES = Object.keys(KNOWN);
 
-/** Checks every name and value; returns them as decimal strings. */
+/**
+ * Checks every name and value; returns them as decimal strings. Only the
+ * object's own properties count: `constructor` or `toString` is no tunable.
+ */
 export function checkTunables(tunables: Tunables = {}): Record<string, string> {
-  if (tunables === null || typeof tunables !== 'object') {
-    throw new HeapscopeError('ERR_INVALID_TUNABLE', 'tunables must be an object of name → value');
-  }
   const out: Record<string, string> = {};
-  for (const [name, value] of Object.entries(tunables)) {
-    const known = KNOWN[name];
+  for (const [name, value] of readEntries(tunables, 'tunables')) {
+    const known = lookup(KNOWN, name);
     if (known === undefined) {
-      throw new HeapscopeError('ERR_INVALID_TUNABLE', `unknown tunable ${name}; known: ${KNOWN_TUNABLES.join(', ')}`);
+      throw new HeapscopeError('ERR_INVALID_TUNABLE', `unknown tunable ${JSON.stringify(name)}; known: ${KNOWN_TUNABLES.join(', ')}`);
     }
-    const text = String(value).trim();
+    const text = typeof value === 'number' || typeof value === 'bigint' || typeof value === 'string' ? String(value).trim() : '';
     if (!/^\d+$/.test(text) || Number(text) > known.max) {
-      throw new HeapscopeError('ERR_INVALID_TUNABLE', `${name} takes a whole number from 0 to ${known.max}, got ${String(value)}`);
+      const shown = typeof value === 'string' ? JSON.stringify(value) : typeof value === 'number' || typeof value === 'bigint' ? String(value) : describe(value);
+      throw new HeapscopeError('ERR_INVALID_TUNABLE', `${name} takes a whole number from 0 to ${known.max}, got ${shown}`);
     }
     out[name] = String(BigInt(text));
   }
@@ -51,16 +53,17 @@ export function tunablesEnv(tunables: Record<string, string>, inherited = proces
 }
 
 export function parseTunablesEnv(text: string | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
+  // fromEntries defines each name as an own property: even `__proto__`.
+  const entries: [string, string][] = [];
   for (const part of (text ?? '').split(':')) {
     const eq = part.indexOf('=');
-    if (eq > 0) out[part.slice(0, eq)] = part.slice(eq + 1);
+    if (eq > 0) entries.push([part.slice(0, eq), part.slice(eq + 1)]);
   }
-  return out;
+  return Object.fromEntries(entries);
 }
 
 /** A tunable in force in this process, as a number (undefined when not set). */
 export function tunable(name: string): number | undefined {
-  const value = parseTunablesEnv(process.env.GLIBC_TUNABLES)[name];
+  const value = lookup(parseTunablesEnv(process.env.GLIBC_TUNABLES), name);
   return value === undefined ? undefined : Number(value);
 }

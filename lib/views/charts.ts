@@ -1,6 +1,7 @@
 // Each experiment's chart, where it has one: a standalone SVG document that
 // is also valid inline in HTML. Every chart reads the result's rows only.
 import { ResultData } from '../experiments/types';
+import { lookup } from '../validate';
 import { chunkSizesChart } from './charts/chunk-sizes';
 import { freeChart } from './charts/free';
 import { heapGrowthChart } from './charts/heap-growth';
@@ -20,5 +21,5 @@ const CHARTS: Record<string, (result: ResultData<any>) => string | undefined> = 
 export const CHARTED: readonly string[] = Object.keys(CHARTS);
 
 export function resultSVG(result: ResultData): string | undefined {
-  return CHARTS[result.name]?.(result);
+  return lookup(CHARTS, result.name)?.(result);
 }

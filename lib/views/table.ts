@@ -10,6 +10,7 @@ import { LayoutRow } from '../experiments/layout';
 import { MmapThresholdRow, ThresholdProbeRow } from '../experiments/mmap-threshold';
 import { ResultData } from '../experiments/types';
 import { hex } from '../format';
+import { lookup } from '../validate';
 import { chunkSizeTableRows } from './charts/chunk-sizes';
 import { breakOf, freeTableRows } from './charts/free';
 import { heapGrowthTableRows } from './charts/heap-growth';
@@ -162,7 +163,7 @@ function genericSpec(rows: readonly object[]): Spec<object> {
 }
 
 function specOf(result: Pick<ResultData, 'name' | 'rows'>): Spec<object> {
-  return SPECS[result.name] ?? genericSpec(result.rows);
+  return lookup(SPECS, result.name) ?? genericSpec(result.rows);
 }
 
 /** The rows a result's table shows, in order, before any limit; the terminal shows the same choice. */

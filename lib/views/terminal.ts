@@ -17,6 +17,7 @@ import { ArenaChunkRow, ArenaRow } from '../experiments/arenas';
 import { ResultData } from '../experiments/types';
 import { hex, shortBytes, signedBytes, span } from '../format';
 import { MemoryRegion, RegionKind } from '../maps';
+import { lookup } from '../validate';
 import { environmentLine } from './environment';
 import { breakOf } from './charts/free';
 import { probeRows } from './charts/mmap-threshold';
@@ -707,7 +708,7 @@ export function renderResult(result: ResultData, options?: TerminalOptions): str
       lines.push(head.replace('!', o.paint('yellow', '!')), ...rest);
     }
   }
-  const v = VIEWS[result.name];
+  const v = lookup(VIEWS, result.name);
   const table = tableLines((v?.table ?? genericTable)(result.rows, tableRows(result)), result.name, o);
   if (table.length > 0) lines.push('', ...table);
   const chart = v?.chart?.(result, o) ?? [];

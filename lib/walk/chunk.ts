@@ -3,7 +3,7 @@
 // a torn or corrupt snapshot ends the walk with a reason, never a loop.
 import { rangeError, typeError } from '../errors';
 import { hex } from '../format';
-import { describe } from '../validate';
+import { describe, readOptions, toAddress, toBytes, toIndex } from '../validate';
 
 /** glibc's MINSIZE and MALLOC_ALIGNMENT on x86_64. */
 const MIN_CHUNK = 32;
@@ -68,20 +68,25 @@ export interface SnapshotWalk {
  * but its arguments, so it can be timed alone.
  */
 export function walkSnapshot(snapshot: Uint8Array, base: bigint, options: SnapshotWalkOptions = {}): SnapshotWalk {
-  if (!(snapshot instanceof Uint8Array)) throw typeError(`snapshot must be a Buffer or Uint8Array, got ${describe(snapshot)}`);
-  if (typeof base !== 'bigint') throw typeError(`base must be a bigint, got ${describe(base)}`);
-  const start = options.start ?? 0;
-  const end = options.end ?? snapshot.length;
-  if (!Number.isInteger(start) || start < 0 || !Number.isInteger(end) || end > snapshot.length || start > end) {
+  toBytes(snapshot, 'snapshot');
+  toAddress(base, 'base');
+  const o = readOptions(options, 'options', ['start', 'end', 'top', 'fenceposts', 'mainArena']);
+  const start = o.start === undefined ? 0 : toIndex(o.start, 'options.start');
+  const end = o.end === undefined ? snapshot.length : toIndex(o.end, 'options.end');
+  if (end > snapshot.length || start > end) {
     throw rangeError(`start ${start} and end ${end} must satisfy 0 <= start <= end <= ${snapshot.length}`);
+  }
+  const topAddress = o.top === undefined ? undefined : toAddress(o.top, 'options.top');
+  for (const flag of ['fenceposts', 'mainArena'] as const) {
+    if (o[flag] !== undefined && typeof o[flag] !== 'boolean') throw typeError(`options.${flag} must be a boolean, got ${describe(o[flag])}`);
   }
   // A Uint32Array view needs 4-byte alignment; a Buffer from a pool slice may lack it.
   const bytes = snapshot.byteOffset % 4 === 0 ? snapshot : new Uint8Array(snapshot);
   // (Not `>>> 2`: a 4 GiB snapshot's length does not fit in 32 bits.)
   const words = new Uint32Array(bytes.buffer, bytes.byteOffset, Math.floor(bytes.length / 4));
-  const topOffset = options.top === undefined ? -1 : Number(options.top - base);
-  const fenceposts = options.fenceposts === true;
-  const mainArena = options.mainArena === true;
+  const topOffset = topAddress === undefined ? -1 : Number(topAddress - base);
+  const fenceposts = o.fenceposts === true;
+  const mainArena = o.mainArena === true;
 
   // Small columns that double as needed. Sized for every chunk the region
   // could hold (one per 32 bytes), a big heap's columns were tens of MiB of
@@ -187,7 +192,7 @@ export function walkSnapshot(snapshot: Uint8Array, base: bigint, options: Snapsh
       if (atTop !== atEnd && topOffset >= 0) {
         reason = atTop
           ? `the top chunk at ${hex(base + BigInt(off))} ends at ${hex(base + BigInt(off + size))}, not at the end of the region (${hex(base + BigInt(end))})`
-          : `the chunk at ${hex(base + BigInt(off))} ends the region, but the arena's top is ${hex(options.top!)}`;
+          : `the chunk at ${hex(base + BigInt(off))} ends the region, but the arena's top is ${hex(topAddress!)}`;
         off += size;
         break;
       }

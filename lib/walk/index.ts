@@ -7,7 +7,7 @@ import { bytes, hex, shortBytes } from '../format';
 import { maps, MemoryRegion } from '../maps';
 import { MAX_PLAN_READ, PlanStep, runPlan, StepResult } from '../plan';
 import { Mallinfo, programBreak } from '../stats';
-import { describe, toIndex } from '../validate';
+import { describe, readArray, readOptions, toIndex } from '../validate';
 import { walkSVG, WalkSVGOptions } from '../views/charts/walk';
 import type { InspectContext } from '../views/inspect';
 import type { MimeBundle } from '../views/jupyter';
@@ -98,12 +98,12 @@ export class HeapWalk implements HeapWalkData {
 
   /** The heap as a strip of cells (the terminal strip's cells), a legend, row addresses and sizes, and each heap's totals. */
   toSVG(options?: WalkSVGOptions): string {
-    return walkSVG(this, options);
+    return walkSVG(this, svgOptions(options));
   }
 
   /** Self-contained: the SVG, each heap's totals, the tcache and the mallinfo2() checks. */
   toHTML(options?: WalkSVGOptions): string {
-    return walkHTML(this, options);
+    return walkHTML(this, svgOptions(options));
   }
 
   [inspect.custom](depth: number, options: InspectContext): string {
@@ -119,6 +119,20 @@ export class HeapWalk implements HeapWalkData {
   _toMime(): MimeBundle {
     return walkBundle(this);
   }
+}
+
+/** The strip's shape: whole numbers of cells a row (8 to 4096) and rows (at least 1), own properties only. */
+function svgOptions(options: unknown): WalkSVGOptions {
+  const o = readOptions(options, 'options', ['columns', 'rows']);
+  const columns = o.columns === undefined ? undefined : toIndex(o.columns, 'options.columns', 4096);
+  const rows = o.rows === undefined ? undefined : toIndex(o.rows, 'options.rows', 1 << 24);
+  if (columns !== undefined && columns < 8) throw rangeError(`options.columns must be at least 8, got ${columns}`);
+  if (rows !== undefined && rows < 1) throw rangeError(`options.rows must be at least 1, got ${rows}`);
+  // No prototype: the views read these fields, and must not find inherited ones.
+  const checked: WalkSVGOptions = Object.create(null);
+  if (columns !== undefined) checked.columns = columns;
+  if (rows !== undefined) checked.rows = rows;
+  return checked;
 }
 
 interface Snapshot {
@@ -198,12 +212,13 @@ function mainWalk(s: Snapshot, heap: MemoryRegion | undefined): SnapshotWalk {
 }
 
 function validate(options: WalkOptions): { arena: 'main' | 'all'; before: readonly PlanStep[]; attempts: number } {
-  if (typeof options !== 'object' || options === null) throw typeError(`options must be an object, got ${describe(options)}`);
-  const arena = options.arena ?? 'main';
-  if (arena !== 'main' && arena !== 'all') throw rangeError(`options.arena must be 'main' or 'all', got ${String(arena)}`);
-  const before = options.before ?? [];
-  if (!Array.isArray(before)) throw typeError(`options.before must be an array of plan steps, got ${describe(before)}`);
-  const attempts = toIndex(options.attempts ?? 5, 'options.attempts', 100);
+  const o = readOptions(options, 'options', ['arena', 'before', 'attempts']);
+  const arena = o.arena ?? 'main';
+  if (arena !== 'main' && arena !== 'all') {
+    throw rangeError(`options.arena must be 'main' or 'all', got ${typeof arena === 'string' ? JSON.stringify(arena) : describe(arena)}`);
+  }
+  const before = o.before === undefined ? [] : readArray(o.before, 'options.before') as PlanStep[];
+  const attempts = toIndex(o.attempts ?? 5, 'options.attempts', 100);
   if (attempts < 1) throw rangeError('options.attempts must be at least 1');
   return { arena, before, attempts };
 }

@@ -1,10 +1,11 @@
 // main_arena's heap: the [heap] region from its start to the program break,
 // and what mallinfo2() must agree with.
-import { HeapscopeError } from '../errors';
+import { HeapscopeError, rangeError } from '../errors';
 import { bytes, shortBytes } from '../format';
 import { maps } from '../maps';
 import { MAX_PLAN_READ, runPlan } from '../plan';
 import { Mallinfo, programBreak } from '../stats';
+import { toIndex } from '../validate';
 import { SnapshotWalk, walkSnapshot } from './chunk';
 import { HeapRegionWalk } from './heap-walk';
 
@@ -92,6 +93,8 @@ export interface MainHeapSnapshot {
  * walkSnapshot alone, e.g. in a benchmark.
  */
 export function mainHeapSnapshot(attempts = 5): MainHeapSnapshot {
+  const tries = toIndex(attempts, 'attempts', 100);
+  if (tries < 1) throw rangeError('attempts must be at least 1');
   const heap = maps().find((r) => r.kind === 'heap');
   if (heap === undefined) throw new HeapscopeError('ERR_READ_FAILED', 'this process has no [heap] region');
   let end = programBreak();
@@ -104,7 +107,7 @@ export function mainHeapSnapshot(attempts = 5): MainHeapSnapshot {
     if (steps[1].status === 'ok' && before === end && steps[2].programBreak === end) {
       return { bytes: steps[1].bytes!, base: heap.start, start: Number((16n - (heap.start % 16n)) % 16n), end: Number(end - heap.start), mainArena: true };
     }
-    if (attempt === attempts) throw new HeapscopeError('ERR_READ_FAILED', `the program break kept moving while [heap] was copied (${attempts} attempts)`);
+    if (attempt >= tries) throw new HeapscopeError('ERR_READ_FAILED', `the program break kept moving while [heap] was copied (${tries} attempts)`);
     end = steps[2].programBreak!;
   }
 }

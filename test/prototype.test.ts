@@ -1,0 +1,85 @@
+// Options, plan steps and lookup tables are read through own properties
+// only: names inherited from Object.prototype are no tunables, and a
+// polluted Object.prototype (any dependency can do it) changes nothing.
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { mallopt, run, runPlan } from '../lib/index';
+
+const DIST = path.join(__dirname, '..', 'dist');
+const INHERITED = ['constructor', 'toString', 'valueOf', 'hasOwnProperty', '__proto__'];
+
+// Runs in a fresh node whose Object.prototype carries every option name
+// heapscope reads, each set to a value that would change what it does.
+const POLLUTED = `
+const h = require(${JSON.stringify(path.join(DIST, 'index.js'))});
+const { binding } = require(${JSON.stringify(path.join(DIST, 'binding.js'))});
+const outcome = (f) => { try { const v = f(); return { ok: v }; } catch (e) { return { code: e.code ?? null, message: e.message }; } };
+const snapshot = h.mainHeapSnapshot();
+Object.assign(Object.prototype, {
+  keep: true, step: 0, size: 10, op: 'malloc', rss: true, arena: 'bogus', attempts: 0, before: 'x',
+  start: 3, end: 0, top: 5, fenceposts: 'yes', mainArena: 'no', columns: 'x', rows: 0.5, style: false,
+  isolated: 'x', tunables: { 'glibc.malloc.nope': 1 }, '[anon:polluted]': 'heap',
+});
+const addon = binding.liveCount();
+const results = {
+  kept: outcome(() => h.runPlan([{ op: 'malloc', size: 10 }, { op: 'malloc', size: 2000 }]).kept.size),
+  addonGrew: binding.liveCount() - addon,
+  missingStep: outcome(() => h.runPlan([{ op: 'malloc', size: 10 }, { op: 'free' }])),
+  missingSize: outcome(() => h.runPlan([{ op: 'malloc' }])),
+  missingOp: outcome(() => h.runPlan([{ size: 10 }])),
+  rss: outcome(() => h.maps().some((r) => Object.hasOwn(r, 'rss'))),
+  walk: outcome(() => h.walkHeap().main.complete !== undefined),
+  svg: outcome(() => /NaN/.test(h.walkHeap().toSVG()) || !h.walkHeap().toHTML().includes('<style>')),
+  region: outcome(() => h.parseMaps('7f0000000000-7f0000001000 rw-p 00000000 00:00 0 [anon:polluted]\\n')[0].kind),
+  snapshot: outcome(() => h.walkSnapshot(snapshot.bytes, snapshot.base, { start: snapshot.start, end: snapshot.end, mainArena: true }).ending),
+};
+h.run('chunk-sizes').then(
+  (r) => ({ ok: r.environment.tunables }),
+  (e) => ({ code: e.code ?? null, message: e.message }),
+).then((run) => process.stdout.write(JSON.stringify({ ...results, run })));
+`;
+
+describe('a polluted Object.prototype', () => {
+  it('changes no plan, option or walk', () => {
+    const child = spawnSync(process.execPath, ['-e', POLLUTED], { encoding: 'utf8' });
+    expect(child.status, child.stderr).toBe(0);
+    const r = JSON.parse(child.stdout);
+    expect(r.kept).toEqual({ ok: 0 });
+    expect(r.addonGrew).toBe(0);
+    expect(r.missingStep).toMatchObject({ code: 'ERR_INVALID_PLAN' });
+    expect(r.missingSize).toMatchObject({ code: 'ERR_INVALID_ARG_TYPE', message: expect.stringMatching(/^step 0\.size/) });
+    expect(r.missingOp).toMatchObject({ code: 'ERR_INVALID_ARG_TYPE', message: expect.stringMatching(/^step 0: op/) });
+    expect(r.rss).toEqual({ ok: false });
+    expect(r.walk).toEqual({ ok: true });
+    expect(r.svg).toEqual({ ok: false });
+    expect(r.region).toEqual({ ok: 'anonymous' });
+    expect(r.snapshot).toEqual({ ok: 'top' });
+    expect(r.run).toEqual({ ok: {} });
+  }, 60_000);
+});
+
+describe('names inherited from Object.prototype', () => {
+  it('are no tunables', async () => {
+    for (const name of INHERITED) {
+      // JSON.parse makes __proto__ an own property, as a parsed config file would.
+      const tunables = JSON.parse(`{${JSON.stringify(name)}: 1}`);
+      await expect(run('free', { tunables }), name).rejects.toMatchObject({ code: 'ERR_INVALID_TUNABLE' });
+    }
+  });
+
+  it('are no tunables on the command line either', () => {
+    for (const name of INHERITED) {
+      const child = spawnSync(process.execPath, [path.join(DIST, 'cli.js'), 'run', 'free', '--tunable', `${name}=1`], { encoding: 'utf8' });
+      expect(child.status, `${name}: ${child.stderr}`).toBe(2);
+      expect(child.stderr).toMatch(/unknown tunable/);
+    }
+  });
+
+  it('are no mallopt parameters or plan ops', () => {
+    for (const name of INHERITED) {
+      expect(() => mallopt(name as never, 1), name).toThrow(expect.objectContaining({ code: 'ERR_UNKNOWN_MALLOPT_PARAM' }));
+      expect(() => runPlan([{ op: name } as never]), name).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+    }
+  });
+});
