@@ -189,6 +189,15 @@ function emptyWalk(base: bigint, reason: string): SnapshotWalk {
   return { base, table: { count: 0, offsets: new Float64Array(0), sizes: new Float64Array(0), bits: new Uint8Array(0) }, ending: 'stopped', reason, top: -1, reached: 0 };
 }
 
+/**
+ * Whether a thread heap's own heap_info claims more than was copied: its
+ * arena grew (another thread allocated in it) between reading the maps and
+ * the copy.
+ */
+function outgrownThreadHeaps(s: Snapshot): boolean {
+  return s.threads.some(({ region, bytes }) => bytes !== undefined && bytes.length >= 32 && readHeapInfo(bytes, region.start).size > bytes.length);
+}
+
 function mainWalk(s: Snapshot, heap: MemoryRegion | undefined): SnapshotWalk {
   if (heap === undefined) return emptyWalk(0n, 'this process has no [heap] region: main_arena has not used sbrk');
   if (s.main === undefined) return emptyWalk(heap.start, `reading [heap] at ${hex(heap.start)} failed (errno ${s.mainError}): it shrank during the snapshot`);
@@ -241,29 +250,33 @@ export function walkHeap(options: WalkOptions = {}): HeapWalk {
   const probe = probeSteps.length > 0 ? before.length : undefined;
   const regions = maps();
   const heap = regions.find((r) => r.kind === 'heap');
-  const arenaHeaps = regions.filter((r) => r.kind === 'arena-heap');
+  let arenaHeaps = regions.filter((r) => r.kind === 'arena-heap');
   let length = heap === undefined ? 0n : programBreak() - heap.start;
   // A walk that tiles to the top is consistent; one during which no arena's
   // totals moved (mallinfo2 the same before and after) is better: try for that.
   let attempt = 0;
-  let best: { s: Snapshot; walk: SnapshotWalk } | undefined;
+  let best: { s: Snapshot; walk: SnapshotWalk; outgrown: boolean } | undefined;
   let chosen: { s: Snapshot; walk: SnapshotWalk };
   for (;;) {
     attempt++;
     const taken = snapshot([...before, ...probeSteps], heap, length > 0n ? length : 0n, arena === 'all' ? arenaHeaps : []);
     const tried = { s: taken, walk: mainWalk(taken, heap) };
+    const outgrown = outgrownThreadHeaps(taken);
     const consistent = tried.walk.ending === 'top';
-    if (consistent && sameMallinfo(taken.mallinfoBefore, taken.mallinfo)) {
+    if (consistent && !outgrown && sameMallinfo(taken.mallinfoBefore, taken.mallinfo)) {
       chosen = tried;
       break;
     }
-    if (consistent) best ??= tried;
-    if (attempt >= attempts || heap === undefined) {
+    // Failing that, the first that tiles to the top, whole thread heaps first.
+    if (consistent && (best === undefined || (best.outgrown && !outgrown))) best = { ...tried, outgrown };
+    // A thread heap that grew after the maps were read is copied again, from fresh maps.
+    if (outgrown && attempt < attempts) arenaHeaps = maps().filter((r) => r.kind === 'arena-heap');
+    if (attempt >= attempts || (heap === undefined && !outgrown)) {
       chosen = best ?? tried;
       break;
     }
     // The heap may have grown or shrunk since it was measured: read up to the break the snapshot saw.
-    if (taken.breakAfter > heap.start) length = taken.breakAfter - heap.start;
+    if (heap !== undefined && taken.breakAfter > heap.start) length = taken.breakAfter - heap.start;
   }
   const { s, walk } = chosen;
 
