@@ -62,18 +62,8 @@ export interface GlibcLayout {
   maxTcacheMaxBytes: number;
 }
 
-interface Row {
-  from: number;
-  to: number;
-  mallocPar: StructLayout;
-  heapInfo: StructLayout;
-  tcache: readonly TcacheLayout[];
-  tcacheEntry: StructLayout;
-  tcacheKey: TcacheKey;
-  globalMaxFast: 'size_t' | 'uint8_t';
-  safeLinking: boolean;
-  maxTcacheMaxBytes: number;
-}
+/** A table row: the minor releases `from`..`to` and what they share (malloc_state is the same in all). */
+type Row = { from: number; to: number } & Omit<GlibcLayout, 'version' | 'releases' | 'mallocState'>;
 
 const SMALL = 1032;
 const LARGE = (4 << 20) - 1;
