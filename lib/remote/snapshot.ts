@@ -1,0 +1,93 @@
+// One snapshot of another, running process's allocator: libc's writable
+// data, [heap] and every thread-arena heap copied in one native call, with
+// libc's data copied again at its end. The target keeps running, so a copy
+// counts only when malloc's state stood still: main_arena and mp_ equal in
+// both copies of libc's data, the structures agree with each other
+// (structureTornReason), and every thread arena's malloc_state and heap_info
+// read once more right after are unchanged. Otherwise it is retaken.
+import { AllocatorImage, locateGlobals } from '../allocator/image';
+import { GlibcLayout } from '../allocator/layouts';
+import { libcDataRegions } from '../allocator/libc-data';
+import { LibcFile } from '../allocator/libc-file';
+import { decodeArenas } from '../allocator/arenas';
+import { CopiedRange, copiedMemory, readBytes } from '../allocator/memory-source';
+import { CopiedSnapshot } from '../allocator/results';
+import { structureTornReason } from '../allocator/take-snapshot';
+import { hex } from '../format';
+import { MemoryRegion, parseMaps } from '../maps';
+import { readProcFile } from './proc';
+import { readRanges } from './read-ranges';
+
+export interface RemoteSnapshot extends CopiedSnapshot {
+  pid: number;
+  /** The target's map the copy was planned from. */
+  maps: MemoryRegion[];
+}
+
+/**
+ * Copies the allocator's memory of `pid`, retaking it (up to `attempts`)
+ * while it is torn; the last copy is returned with `consistent: false` and
+ * the reason when none stood still.
+ */
+export function takeRemoteSnapshot(pid: number, layout: GlibcLayout, libc: LibcFile, attempts: number): RemoteSnapshot {
+  let last: RemoteSnapshot | undefined;
+  for (let attempt = 1; attempt <= attempts; attempt++) {
+    last = takeOnce(pid, layout, libc, attempt);
+    if (last.consistent) return last;
+  }
+  return last!;
+}
+
+function takeOnce(pid: number, layout: GlibcLayout, libc: LibcFile, attempt: number): RemoteSnapshot {
+  const regions = parseMaps(readProcFile(pid, 'maps'));
+  const libcData = libcDataRegions(regions);
+  const heap = regions.find((r) => r.kind === 'heap');
+  const arenaHeaps = regions.filter((r) => r.kind === 'arena-heap');
+  const planned: { region: MemoryRegion; label: string }[] = [
+    ...libcData.map((region) => ({ region, label: 'libc data' })),
+    ...(heap === undefined ? [] : [{ region: heap, label: '[heap]' }]),
+    ...arenaHeaps.map((region) => ({ region, label: 'arena heap' })),
+  ];
+  const reads = readRanges(pid, [...planned, ...libcData.map((region) => ({ region }))]
+    .map(({ region }) => ({ address: region.start, length: BigInt(region.size) })));
+  const ranges: CopiedRange[] = planned.flatMap((p, i) => (reads[i].bytes.length === 0 ? [] : [{ base: p.region.start, bytes: reads[i].bytes, label: p.label }]));
+  const image: AllocatorImage = {
+    layout, memory: copiedMemory(ranges), libcData: libcData.map((r) => ({ start: r.start, end: r.end })),
+    ...(heap === undefined ? {} : { heap: { start: heap.start, end: heap.end } }),
+  };
+  const snapshot: RemoteSnapshot = { pid, maps: regions, image, libc, attempts: attempt, consistent: true };
+  const failed = planned.findIndex((_, i) => reads[i].errno !== 0);
+  const reason = failed >= 0
+    ? `reading ${planned[failed].label} at ${hex(planned[failed].region.start)} failed (errno ${reads[failed].errno}): the map changed since it was read`
+    : tornReason(pid, image, reads.slice(planned.length).map((r) => r.bytes), arenaHeaps);
+  return reason === undefined ? snapshot : { ...snapshot, consistent: false, reason };
+}
+
+/** Why the copy of a running process is torn, or undefined. `libcAgain` is the second copy of libc's data. */
+function tornReason(pid: number, image: AllocatorImage, libcAgain: Uint8Array[], arenaHeaps: readonly MemoryRegion[]): string | undefined {
+  const globals = locateGlobals(image);
+  if (!globals.mainArena.found) return `main_arena was not found: ${globals.mainArena.reason}`;
+  const again = copiedMemory(image.libcData.map((r, i) => ({ base: r.start, bytes: libcAgain[i], label: 'libc data (again)' })));
+  const watched: [string, bigint, number][] = [['main_arena', globals.mainArena.address, image.layout.mallocState.size]];
+  if (globals.mallocPar.found) watched.push(['mp_', globals.mallocPar.address, image.layout.mallocPar.size]);
+  for (const [name, address, size] of watched) {
+    if (!sameBytes(readBytes(image.memory, address, size), readBytes(again, address, size))) {
+      return `${name} changed during the copy: the process used malloc`;
+    }
+  }
+  const structural = structureTornReason(image, arenaHeaps);
+  if (structural !== undefined) return structural;
+  // Thread arenas' state lives in their heaps: read it once more and compare.
+  const par = globals.mallocPar.found ? globals.mallocPar.value : undefined;
+  const threadParts = decodeArenas(image, globals.mainArena.address, par).arenas.filter((a) => a.kind === 'thread').flatMap((a) => [
+    { name: `arena ${hex(a.address)}'s malloc_state`, address: a.address, length: BigInt(image.layout.mallocState.size) },
+    ...a.heaps.map((h) => ({ name: `heap_info at ${hex(h.address)}`, address: h.address, length: BigInt(image.layout.heapInfo.size) })),
+  ]);
+  const reread = readRanges(pid, threadParts);
+  const moved = threadParts.findIndex((p, i) => reread[i].errno !== 0 || !sameBytes(readBytes(image.memory, p.address, Number(p.length)), reread[i].bytes));
+  return moved < 0 ? undefined : `${threadParts[moved].name} changed right after the copy: a thread used malloc`;
+}
+
+function sameBytes(a: Uint8Array | string, b: Uint8Array | string): boolean {
+  return typeof a !== 'string' && typeof b !== 'string' && Buffer.compare(a, b) === 0;
+}
