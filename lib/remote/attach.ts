@@ -7,12 +7,12 @@ import {
   arenasResult, ArenasResult, binsResult, BinsResult, chunkPlacesResult, ChunkPlacesResult, Decoded, decodedTotalsResult,
   DecodedTotalsResult, decodeSnapshot, mallocParamsResult, MallocParamsResult, tcachesResult, TcachesResult,
 } from '../allocator/results';
-import { rangeError, typeError } from '../errors';
+import { HeapscopeError, rangeError, typeError } from '../errors';
 import { MemoryRegion, parseMaps } from '../maps';
 import { describe, readOptions, toIndex } from '../validate';
 import { requireGlibcMalloc } from './malloc-kind';
 import { libcVersionOf } from './libc-version';
-import { readProcFile, readStatus } from './proc';
+import { isKernelThread, readProcFile, readStatus } from './proc';
 import { readRanges } from './read-ranges';
 import { RemoteSnapshot, takeRemoteSnapshot } from './snapshot';
 
@@ -57,7 +57,10 @@ export function attach(pid: number): AttachedProcess {
   if (id < 1) throw rangeError(`pid must be at least 1, got ${pid}`);
   const status = readStatus(id);
   const regions = parseMaps(readProcFile(id, 'maps'));
-  if (regions.length === 0) readStatus(id); // a process that exited between the two reads is now a zombie or gone
+  if (regions.length === 0) {
+    if (isKernelThread(id)) throw new HeapscopeError('ERR_NOT_GLIBC_MALLOC', `process ${id} (${status.name}) is a kernel thread: it maps no memory`);
+    throw new HeapscopeError('ERR_PROCESS_EXITED', `process ${id} (${status.name}) is exiting: its memory is already gone`);
+  }
   requireGlibcMalloc(id, status.name, regions);
   const libc = libcFileOf(regions)!;
   const glibc = libcVersionOf(id, libc);

@@ -45,6 +45,14 @@ export function readStatus(pid: number): ProcStatus {
   return status;
 }
 
+/** PF_KTHREAD in /proc/PID/stat's flags: a kernel thread, which has no memory of its own. */
+export function isKernelThread(pid: number): boolean {
+  const stat = readProcFile(pid, 'stat');
+  // The fields after the command name (which may hold spaces and parentheses) start with the state; flags is the 9th field.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[6]) & 0x00200000) !== 0;
+}
+
 /** What /proc/sys/kernel/yama/ptrace_scope says, or undefined without Yama. */
 export function ptraceScope(): number | undefined {
   try {

@@ -15,7 +15,8 @@ import { CopiedSnapshot } from '../allocator/results';
 import { structureTornReason } from '../allocator/take-snapshot';
 import { hex } from '../format';
 import { MemoryRegion, parseMaps } from '../maps';
-import { readProcFile } from './proc';
+import { readProcFile, readStatus } from './proc';
+import { HeapscopeError } from '../errors';
 import { readRanges } from './read-ranges';
 
 export interface RemoteSnapshot extends CopiedSnapshot {
@@ -41,6 +42,10 @@ export function takeRemoteSnapshot(pid: number, layout: GlibcLayout, libc: LibcF
 function takeOnce(pid: number, layout: GlibcLayout, libc: LibcFile, attempt: number): RemoteSnapshot {
   const regions = parseMaps(readProcFile(pid, 'maps'));
   const libcData = libcDataRegions(regions);
+  if (libcData.length === 0) {
+    readStatus(pid);
+    throw new HeapscopeError('ERR_PROCESS_EXITED', `process ${pid} no longer maps libc: it exited or ran another program`);
+  }
   const heap = regions.find((r) => r.kind === 'heap');
   const arenaHeaps = regions.filter((r) => r.kind === 'arena-heap');
   const planned: { region: MemoryRegion; label: string }[] = [
