@@ -1,10 +1,11 @@
 // One snapshot of another, running process's allocator: libc's writable
-// data, [heap] and every thread-arena heap copied in one native call, with
-// libc's data copied again at its end. The target keeps running, so a copy
-// counts only when malloc's state stood still: main_arena and mp_ equal in
-// both copies of libc's data, the structures agree with each other
-// (structureTornReason), and every thread arena's malloc_state and heap_info
-// read once more right after are unchanged. Otherwise it is retaken.
+// data, [heap] and every thread-arena heap copied twice in a row in one
+// native call. The target keeps running, so a copy counts only when
+// malloc's state stood still: main_arena and mp_ equal in both copies of
+// libc's data, every heap byte for byte equal in both (tcache traffic
+// changes no malloc_state, only the heaps), the structures agree with each
+// other (structureTornReason) and no arena's lock is held. Otherwise it is
+// retaken.
 import { AllocatorImage, locateGlobals } from '../allocator/image';
 import { GlibcLayout } from '../allocator/layouts';
 import { libcDataRegions } from '../allocator/libc-data';
@@ -17,7 +18,7 @@ import { hex } from '../format';
 import { MemoryRegion, parseMaps } from '../maps';
 import { readProcFile, readStatus } from './proc';
 import { HeapscopeError } from '../errors';
-import { readRanges } from './read-ranges';
+import { RangeRead, readRanges } from './read-ranges';
 
 export interface RemoteSnapshot extends CopiedSnapshot {
   pid: number;
@@ -53,8 +54,8 @@ function takeOnce(pid: number, layout: GlibcLayout, libc: LibcFile, attempt: num
     ...(heap === undefined ? [] : [{ region: heap, label: '[heap]' }]),
     ...arenaHeaps.map((region) => ({ region, label: 'arena heap' })),
   ];
-  const reads = readRanges(pid, [...planned, ...libcData.map((region) => ({ region }))]
-    .map(({ region }) => ({ address: region.start, length: BigInt(region.size) })));
+  const once = planned.map(({ region }) => ({ address: region.start, length: BigInt(region.size) }));
+  const reads = readRanges(pid, [...once, ...once]);
   const ranges: CopiedRange[] = planned.flatMap((p, i) => (reads[i].bytes.length === 0 ? [] : [{ base: p.region.start, bytes: reads[i].bytes, label: p.label }]));
   const image: AllocatorImage = {
     layout, memory: copiedMemory(ranges), libcData: libcData.map((r) => ({ start: r.start, end: r.end })),
@@ -64,33 +65,33 @@ function takeOnce(pid: number, layout: GlibcLayout, libc: LibcFile, attempt: num
   const failed = planned.findIndex((_, i) => reads[i].errno !== 0);
   const reason = failed >= 0
     ? `reading ${planned[failed].label} at ${hex(planned[failed].region.start)} failed (errno ${reads[failed].errno}): the map changed since it was read`
-    : tornReason(pid, image, reads.slice(planned.length).map((r) => r.bytes), arenaHeaps);
+    : tornReason(image, planned, reads.slice(planned.length), arenaHeaps);
   return reason === undefined ? snapshot : { ...snapshot, consistent: false, reason };
 }
 
-/** Why the copy of a running process is torn, or undefined. `libcAgain` is the second copy of libc's data. */
-function tornReason(pid: number, image: AllocatorImage, libcAgain: Uint8Array[], arenaHeaps: readonly MemoryRegion[]): string | undefined {
+/** Why the copy of a running process is torn, or undefined. `again` is the second copy of each of `planned`. */
+function tornReason(
+  image: AllocatorImage, planned: readonly { region: MemoryRegion; label: string }[], again: readonly RangeRead[], arenaHeaps: readonly MemoryRegion[],
+): string | undefined {
+  const changed = planned.findIndex((p, i) => p.label !== 'libc data' && (again[i].errno !== 0 || !sameBytes(image.memory.read(p.region.start, p.region.size), again[i].bytes)));
+  if (changed >= 0) return `${planned[changed].label} at ${hex(planned[changed].region.start)} changed between two copies in a row: the process used malloc`;
   const globals = locateGlobals(image);
   if (!globals.mainArena.found) return `main_arena was not found: ${globals.mainArena.reason}`;
-  const again = copiedMemory(image.libcData.map((r, i) => ({ base: r.start, bytes: libcAgain[i], label: 'libc data (again)' })));
+  const libcAgain = planned.flatMap((p, i) => (p.label === 'libc data' ? [{ base: p.region.start, bytes: again[i].bytes, label: 'libc data (again)' }] : []));
+  const second = copiedMemory(libcAgain);
   const watched: [string, bigint, number][] = [['main_arena', globals.mainArena.address, image.layout.mallocState.size]];
   if (globals.mallocPar.found) watched.push(['mp_', globals.mallocPar.address, image.layout.mallocPar.size]);
   for (const [name, address, size] of watched) {
-    if (!sameBytes(readBytes(image.memory, address, size), readBytes(again, address, size))) {
-      return `${name} changed during the copy: the process used malloc`;
+    if (!sameBytes(readBytes(image.memory, address, size), readBytes(second, address, size))) {
+      return `${name} changed between two copies in a row: the process used malloc`;
     }
   }
   const structural = structureTornReason(image, arenaHeaps);
   if (structural !== undefined) return structural;
-  // Thread arenas' state lives in their heaps: read it once more and compare.
+  // A thread descheduled inside malloc leaves both copies equal and the state half-changed: its arena's lock is held.
   const par = globals.mallocPar.found ? globals.mallocPar.value : undefined;
-  const threadParts = decodeArenas(image, globals.mainArena.address, par).arenas.filter((a) => a.kind === 'thread').flatMap((a) => [
-    { name: `arena ${hex(a.address)}'s malloc_state`, address: a.address, length: BigInt(image.layout.mallocState.size) },
-    ...a.heaps.map((h) => ({ name: `heap_info at ${hex(h.address)}`, address: h.address, length: BigInt(image.layout.heapInfo.size) })),
-  ]);
-  const reread = readRanges(pid, threadParts);
-  const moved = threadParts.findIndex((p, i) => reread[i].errno !== 0 || !sameBytes(readBytes(image.memory, p.address, Number(p.length)), reread[i].bytes));
-  return moved < 0 ? undefined : `${threadParts[moved].name} changed right after the copy: a thread used malloc`;
+  const locked = decodeArenas(image, globals.mainArena.address, par).arenas.find((a) => a.mutex !== 0);
+  return locked === undefined ? undefined : `arena ${hex(locked.address)}'s mutex is held: a thread was inside malloc or free`;
 }
 
 function sameBytes(a: Uint8Array | string, b: Uint8Array | string): boolean {

@@ -204,6 +204,9 @@ describe('attach(pid) to a process that never stands still', () => {
       if (s.consistent) {
         expect(s.reason).toBeUndefined();
         expect(s.attempts).toBeGreaterThanOrEqual(1);
+        // Never silently wrong: a copy called consistent decodes without a contradiction.
+        expect(target.chunkPlaces(s).problems).toEqual([]);
+        expect(target.allocatorTotals(s).incomplete).toEqual([]);
       } else {
         expect(s.attempts).toBe(20);
         expect(s.reason).toMatch(/./);
