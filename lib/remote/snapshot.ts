@@ -43,9 +43,9 @@ export function takeRemoteSnapshot(pid: number, layout: GlibcLayout, libc: LibcF
 function takeOnce(pid: number, layout: GlibcLayout, libc: LibcFile, attempt: number): RemoteSnapshot {
   const regions = parseMaps(readProcFile(pid, 'maps'));
   const libcData = libcDataRegions(regions);
-  if (libcData.length === 0) {
+  if (libcData.length === 0 || libcData[0].inode !== libc.inode || libcData[0].dev !== libc.dev) {
     readStatus(pid);
-    throw new HeapscopeError('ERR_PROCESS_EXITED', `process ${pid} no longer maps libc: it exited or ran another program`);
+    throw new HeapscopeError('ERR_PROCESS_EXITED', `process ${pid} no longer maps the libc it was attached with: it exited or ran another program`);
   }
   const heap = regions.find((r) => r.kind === 'heap');
   const arenaHeaps = regions.filter((r) => r.kind === 'arena-heap');
