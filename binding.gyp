@@ -9,7 +9,8 @@
         "native/memory.cc",
         "native/stats.cc",
         "native/plan.cc",
-        "native/probes.cc"
+        "native/probes.cc",
+        "native/remote.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except_all"],

@@ -43,6 +43,13 @@ export interface RawAddresses {
   vdso: bigint;
 }
 
+export interface RawRemoteRead {
+  /** Per range: the bytes read (undefined when none), the errno that stopped it (0: complete), the bytes read. */
+  buffers: (Buffer | undefined)[];
+  errnos: number[];
+  lengths: number[];
+}
+
 export interface RawBinding {
   malloc(size: bigint): bigint;
   calloc(count: bigint, size: bigint): bigint;
@@ -65,6 +72,8 @@ export interface RawBinding {
   pageSize(): number;
   runPlan(steps: BigUint64Array, keep: boolean): RawPlanResult;
   addresses(): RawAddresses;
+  /** Copies of another process's memory: `ranges` holds address, length pairs (see native/remote.cc). */
+  readRemote(pid: number, ranges: BigUint64Array): RawRemoteRead;
 }
 
 const REQUIREMENT = 'heapscope requires Linux on x86_64 with glibc 2.28 or later';

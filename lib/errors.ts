@@ -26,6 +26,9 @@ export type ErrorCode =
   | 'ERR_INTERNAL'
   | 'ERR_ALLOCATOR_NOT_FOUND'
   | 'ERR_NOT_IN_SNAPSHOT'
+  | 'ERR_PROCESS_EXITED'
+  | 'ERR_PERMISSION'
+  | 'ERR_NOT_GLIBC_MALLOC'
   | 'EFAULT';
 
 export class HeapscopeError extends Error {

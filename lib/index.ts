@@ -32,6 +32,10 @@ export type {
   AllocatorSnapshot, AllocatorSnapshotOptions, AllocatorTotalsResult, ArenasResult, BinsResult, ChunkPlacesResult, MallocParamsResult,
   SnapshotInfo, TcachesResult,
 } from './allocator-state';
+export { attach } from './remote/attach';
+export type { AttachedProcess, RemoteSnapshot, RemoteSnapshotOptions } from './remote/attach';
+export type { DecodedTotalsResult } from './allocator/results';
+export type { LibcFile } from './allocator/libc-file';
 export type { Arena } from './allocator/arenas';
 export type { HeapInfo as ArenaHeap, MallocPar } from './allocator/decode';
 export type { ArenaBins, Bin, BinChunk } from './allocator/bins';

@@ -98,6 +98,7 @@ Addon::Addon(Napi::Env env, Napi::Object exports) {
                   InstanceMethod("pageSize", &Addon::Guarded<&Addon::PageSize>),
                   InstanceMethod("runPlan", &Addon::Guarded<&Addon::RunPlan>),
                   InstanceMethod("addresses", &Addon::Guarded<&Addon::Addresses>),
+                  InstanceMethod("readRemote", &Addon::Guarded<&Addon::ReadRemote>),
               });
 }
 

@@ -80,6 +80,7 @@ class Addon : public Napi::Addon<Addon> {
   Napi::Value PageSize(const Napi::CallbackInfo& info);
   Napi::Value RunPlan(const Napi::CallbackInfo& info);
   Napi::Value Addresses(const Napi::CallbackInfo& info);
+  Napi::Value ReadRemote(const Napi::CallbackInfo& info);
 };
 
 // Errors carry a stable `code` (and `errno`/`syscall` when the kernel or

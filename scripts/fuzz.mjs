@@ -380,6 +380,12 @@ async function fuzz(h, seed, calls, foreign = [], uncoded = 0) {
         : r.pick(BAD_VALUES);
       return h[r.pick(['arenas', 'bins', 'tcaches', 'chunkPlaces', 'allocatorTotals', 'mallocParams'])](snapshot);
     }],
+    // Attaching copies a process's allocator memory too: rare; to this very process, or to a pid that cannot be.
+    [0.002, () => {
+      const target = h.attach(r.chance(0.6) ? process.pid : r.pick([0, -1, 1.5, 1 << 22, 1 << 23, 2 ** 40, ...BAD_VALUES]));
+      const snapshot = r.chance(0.7) ? target.snapshot(options(r.pick([{ attempts: 1 }, { attempts: 2 }, { attempts: 0 }]))) : r.pick(BAD_VALUES);
+      return target[r.pick(['arenas', 'bins', 'tcaches', 'chunkPlaces', 'allocatorTotals'])](snapshot);
+    }],
     [0.3, () => h.hex(r.chance(0.7) ? BigInt(r.int(1 << 30)) : r.pick(BAD_VALUES))],
     [0.02, () => h.mainHeapSnapshot(r.chance(0.8) ? 1 + r.int(3) : r.pick(BAD_VALUES)).bytes.length],
     [1, () => h.experiment(r.pick([...h.experiments().map((e) => e.name), 'nope', ...INHERITED, ...BAD_VALUES]))],
@@ -437,7 +443,7 @@ async function fuzz(h, seed, calls, foreign = [], uncoded = 0) {
 
 // Each function heapscope exports, and the action above that calls it: a new
 // export nobody added here fails the run, so it gets fuzzed too.
-const COVERS = ['alignedAlloc', 'allocationAt', 'allocatorSnapshot', 'allocatorTotals', 'arenas', 'bins', 'chunkPlaces', 'hex',
+const COVERS = ['alignedAlloc', 'allocationAt', 'allocatorSnapshot', 'attach', 'allocatorTotals', 'arenas', 'bins', 'chunkPlaces', 'hex',
   'mallocParams', 'tcaches', 'binIndex', 'binRange', 'calloc', 'experiment', 'experiments', 'fastbinIndex',
   'free', 'glibcVersion', 'largebinIndex', 'liveAllocations', 'mainHeapSnapshot', 'mallinfo2', 'malloc', 'mallocInfo', 'mallocTrim',
   'mallocUsableSize', 'mallopt', 'maps', 'mmappedChunkSize', 'pageSize', 'parseMallocInfo', 'parseMaps', 'parseSmaps', 'programBreak',

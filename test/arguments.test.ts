@@ -56,6 +56,8 @@ const FUNCTIONS: Record<string, Entry> = {
   allocatorTotals: { args: [] },
   allocationAt: { args: [0x1000n] },
   arenas: { args: [] },
+  // Any pid in range is a real attach: every bad value stands in for it.
+  attach: { args: [1] },
   binIndex: { args: [32] },
   binRange: { args: [2] },
   bins: { args: [] },

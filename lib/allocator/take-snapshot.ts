@@ -139,17 +139,27 @@ export function tornReason(
   }
   const changed = MALLINFO_FIELDS.filter((f) => s.mallinfoBefore[f] !== s.mallinfo[f]);
   if (changed.length > 0) return `mallinfo2() changed during the copy (${changed.join(', ')}): another thread used malloc`;
-  const globals = locateGlobals(s.image);
+  return structureTornReason(s.image, arenaHeaps);
+}
+
+/**
+ * Why the copied structures cannot be one moment's, or undefined: the arena
+ * list closes, each top ends its heap ([heap]'s at `image.heap.end`) and no
+ * copied heap belongs to an arena missing from the list. Pure; `arenaHeaps`
+ * are the arena-heap regions copied. Any process's copy is checked with it.
+ */
+export function structureTornReason(image: AllocatorImage, arenaHeaps: readonly AddressRange[]): string | undefined {
+  const globals = locateGlobals(image);
   if (!globals.mainArena.found) return `main_arena was not found: ${globals.mainArena.reason}`;
   const par = globals.mallocPar.found ? globals.mallocPar.value : undefined;
-  const list = decodeArenas(s.image, globals.mainArena.address, par);
+  const list = decodeArenas(image, globals.mainArena.address, par);
   if (!list.complete) return `the arena list: ${list.reason}`;
   for (const a of list.arenas) {
     if (a.heapsReason !== undefined) return `arena ${hex(a.address)}: ${a.heapsReason}`;
     if (a.top.size === undefined) return `arena ${hex(a.address)}'s top: ${a.top.reason}`;
     const topEnd = a.top.address + a.top.size;
-    if (a.kind === 'main' && s.image.heap !== undefined && !a.noncontiguous && topEnd !== s.image.heap.end) {
-      return `main_arena's top ends at ${hex(topEnd)}, not at the break ${hex(s.image.heap.end)}`;
+    if (a.kind === 'main' && image.heap !== undefined && !a.noncontiguous && topEnd !== image.heap.end) {
+      return `main_arena's top ends at ${hex(topEnd)}, not at the break ${hex(image.heap.end)}`;
     }
     const newest = a.heaps[0];
     if (a.kind === 'thread' && (newest === undefined || topEnd !== newest.address + newest.size)) {
@@ -158,11 +168,12 @@ export function tornReason(
   }
   // An arena created during the copy: a heap that starts with a new arena's heap_info.
   const known = new Set(list.arenas.map((a) => a.address));
-  const infoSize = BigInt(s.image.layout.heapInfo.size);
+  const infoSize = BigInt(image.layout.heapInfo.size);
   const fresh = arenaHeaps.find((r) => {
-    const word = readWord(s.image.memory, r.start);
+    const word = readWord(image.memory, r.start);
     return word === r.start + infoSize && !known.has(word);
   });
   if (fresh !== undefined) return `the arena at ${hex(fresh.start + infoSize)} is not on the list that main_arena starts`;
   return undefined;
 }
+

@@ -97,7 +97,7 @@ describe('the allocator state of a live process', () => {
       h.mallopt('M_TRIM_THRESHOLD', 1 << 30);
       const steps = (n) => Array.from({ length: n }, () => ({ op: 'malloc', size: 100000 }));
       const pick = (s) => ({ consistent: s.consistent, attempts: s.attempts, reason: s.reason });
-      return { once: pick(h.allocatorSnapshot({ before: steps(6), attempts: 1 })), retaken: pick(h.allocatorSnapshot({ before: steps(12) })) };`);
+      return { once: pick(h.allocatorSnapshot({ before: steps(30), attempts: 1 })), retaken: pick(h.allocatorSnapshot({ before: steps(60) })) };`);
     expect(seen.once).toMatchObject({ consistent: false, attempts: 1, reason: expect.stringMatching(/^the program break moved/) });
     expect(seen.retaken.consistent).toBe(true);
     expect(seen.retaken.attempts).toBe(2);

@@ -1,0 +1,130 @@
+// The allocator-state results, built from one decoded snapshot whatever
+// process it was copied from: this one (allocator-state.ts) or another
+// (remote/attach.ts). One decode, one set of result shapes, two byte sources.
+import { HeapscopeError } from '../errors';
+import { Arena } from './arenas';
+import { ArenaBins } from './bins';
+import { AllocatorImage } from './image';
+import { LibcFile } from './libc-file';
+import { maxFastOffset, readGlobalMaxFast } from './max-fast';
+import { MallocParams } from './params';
+import { PlaceKind, Placement, placementProblems, RegionPlaces } from './places';
+import { AllocatorState, decodeAllocator, publicArenas } from './state';
+import { ThreadCache } from './tcaches';
+import { ArenaTotals, MallinfoTotals } from './totals';
+
+/** How the snapshot behind a result was taken. */
+export interface SnapshotInfo {
+  attempts: number;
+  consistent: boolean;
+  reason?: string;
+}
+
+export interface ArenasResult {
+  arenas: Arena[];
+  /** main_arena's `next` list led back to it. */
+  complete: boolean;
+  reason?: string;
+  snapshot: SnapshotInfo;
+}
+
+export interface MallocParamsResult extends MallocParams {
+  snapshot: SnapshotInfo;
+}
+
+export interface BinsResult {
+  /** Per arena, in the order of the arena list. */
+  arenas: ArenaBins[];
+  snapshot: SnapshotInfo;
+}
+
+export interface TcachesResult {
+  tcaches: ThreadCache[];
+  emptyLookalikes: bigint[];
+  snapshot: SnapshotInfo;
+}
+
+export interface ChunkPlacesResult {
+  regions: RegionPlaces[];
+  strays: Placement['strays'];
+  /** Per arena: chunks and bytes in each place. */
+  totals: { arena: bigint; places: Partial<Record<PlaceKind, { count: number; bytes: number }>> }[];
+  /** Each inconsistency between the walk and the lists, as a sentence. */
+  problems: string[];
+  snapshot: SnapshotInfo;
+}
+
+/** The decode's totals, per arena and summed as int_mallinfo sums them. */
+export interface DecodedTotalsResult {
+  perArena: ArenaTotals[];
+  total: MallinfoTotals;
+  /** Why the decode's totals may be short. */
+  incomplete: string[];
+  snapshot: SnapshotInfo;
+}
+
+/** What every snapshot has, whichever process it was copied from. */
+export interface CopiedSnapshot {
+  image: AllocatorImage;
+  /** The libc file mapped, which global_max_fast's measured offset is cached by. */
+  libc: LibcFile;
+  /** The probe chunk's user pointer, when there was a probe. */
+  probe?: bigint;
+  attempts: number;
+  consistent: boolean;
+  reason?: string;
+}
+
+export interface Decoded { state: AllocatorState; info: SnapshotInfo }
+
+/** Decodes `s` (a torn snapshot's failure says so). */
+export function decodeSnapshot(s: CopiedSnapshot): Decoded {
+  let state: AllocatorState;
+  try {
+    state = decodeAllocator(s.image, s.probe === undefined ? {} : { probe: s.probe });
+  } catch (error) {
+    if (error instanceof HeapscopeError && !s.consistent) error.message += ` (the snapshot was torn after ${s.attempts} attempts: ${s.reason})`;
+    throw error;
+  }
+  return { state, info: { attempts: s.attempts, consistent: s.consistent, ...(s.reason === undefined ? {} : { reason: s.reason }) } };
+}
+
+export function arenasResult({ state, info }: Decoded): ArenasResult {
+  return { ...publicArenas(state.arenas), snapshot: info };
+}
+
+/** mp_, and global_max_fast at the offset from main_arena measured once per libc file in a child process. */
+export function mallocParamsResult(s: CopiedSnapshot, { state, info }: Decoded): MallocParamsResult {
+  const globalMaxFast = readGlobalMaxFast(s.image, state.mainArena, maxFastOffset(s.libc), s.libc.key);
+  return { ...state.params, globalMaxFast, snapshot: info };
+}
+
+export function binsResult({ state, info }: Decoded): BinsResult {
+  return { arenas: state.bins, snapshot: info };
+}
+
+export function tcachesResult({ state, info }: Decoded): TcachesResult {
+  return { ...state.tcaches, snapshot: info };
+}
+
+export function chunkPlacesResult({ state, info }: Decoded): ChunkPlacesResult {
+  const { regions, strays } = state.placement;
+  const totals = state.arenas.arenas.map((a) => {
+    const places: ChunkPlacesResult['totals'][number]['places'] = {};
+    for (const r of regions) {
+      if (r.arena !== a.address) continue;
+      for (const c of r.chunks) {
+        const t = (places[c.place] ??= { count: 0, bytes: 0 });
+        t.count++;
+        t.bytes += c.size;
+      }
+    }
+    return { arena: a.address, places };
+  });
+  return { regions, strays, totals, problems: placementProblems(state.placement), snapshot: info };
+}
+
+export function decodedTotalsResult({ state, info }: Decoded): DecodedTotalsResult {
+  const { perArena, total, incomplete } = state.totals;
+  return { perArena, total, incomplete, snapshot: info };
+}

@@ -1,0 +1,109 @@
+// Another glibc process's allocator, read without stopping it: the same
+// decoders and results as for this process (allocator-state.ts), over
+// copies made with process_vm_readv.
+import { layoutFor } from '../allocator/layouts';
+import { LibcFile, libcFileOf } from '../allocator/libc-file';
+import {
+  arenasResult, ArenasResult, binsResult, BinsResult, chunkPlacesResult, ChunkPlacesResult, Decoded, decodedTotalsResult,
+  DecodedTotalsResult, decodeSnapshot, mallocParamsResult, MallocParamsResult, tcachesResult, TcachesResult,
+} from '../allocator/results';
+import { HeapscopeError, rangeError, typeError } from '../errors';
+import { MemoryRegion, parseMaps } from '../maps';
+import { describe, readOptions, toIndex } from '../validate';
+import { requireGlibcMalloc } from './malloc-kind';
+import { libcVersionOf } from './libc-version';
+import { isKernelThread, readProcFile, readStatus } from './proc';
+import { readRanges } from './read-ranges';
+import { RemoteSnapshot, takeRemoteSnapshot } from './snapshot';
+
+export type { RemoteSnapshot };
+
+export interface RemoteSnapshotOptions {
+  /** Copies to try for one that stood still (default 10, at most 100). */
+  attempts?: number;
+}
+
+/** Another process, attached to. Each method without a snapshot takes one now. */
+export interface AttachedProcess {
+  readonly pid: number;
+  /** The target's glibc, from the banner in the libc file it maps. */
+  readonly glibc: string;
+  /** The libc file it maps. */
+  readonly libc: LibcFile;
+  /** The target's map now. */
+  maps(): MemoryRegion[];
+  snapshot(options?: RemoteSnapshotOptions): RemoteSnapshot;
+  arenas(snapshot?: RemoteSnapshot): ArenasResult;
+  mallocParams(snapshot?: RemoteSnapshot): MallocParamsResult;
+  bins(snapshot?: RemoteSnapshot): BinsResult;
+  tcaches(snapshot?: RemoteSnapshot): TcachesResult;
+  chunkPlaces(snapshot?: RemoteSnapshot): ChunkPlacesResult;
+  /** The decode's totals. No mallinfo2() of another process exists to compare them with. */
+  allocatorTotals(snapshot?: RemoteSnapshot): DecodedTotalsResult;
+}
+
+/** Linux's largest pid_max (PID_MAX_LIMIT on 64-bit). */
+const PID_MAX = 1 << 22;
+
+/**
+ * Attaches to process `pid` (nothing is stopped or changed in it): checks
+ * that glibc's malloc serves it and that its memory can be read, and finds
+ * its glibc version. Throws ERR_PROCESS_EXITED, ERR_PERMISSION,
+ * ERR_NOT_GLIBC_MALLOC or ERR_UNKNOWN_GLIBC_LAYOUT.
+ */
+export function attach(pid: number): AttachedProcess {
+  if (typeof pid !== 'number') throw typeError(`pid must be a number, got ${describe(pid)}`);
+  const id = toIndex(pid, 'pid', PID_MAX);
+  if (id < 1) throw rangeError(`pid must be at least 1, got ${pid}`);
+  const status = readStatus(id);
+  const regions = parseMaps(readProcFile(id, 'maps'));
+  if (regions.length === 0) {
+    if (isKernelThread(id)) throw new HeapscopeError('ERR_NOT_GLIBC_MALLOC', `process ${id} (${status.name}) is a kernel thread: it maps no memory`);
+    throw new HeapscopeError('ERR_PROCESS_EXITED', `process ${id} (${status.name}) is exiting: its memory is already gone`);
+  }
+  requireGlibcMalloc(id, status.name, regions);
+  const libc = libcFileOf(regions)!;
+  const glibc = libcVersionOf(id, libc);
+  const layout = layoutFor(glibc);
+  // A first read: a refusal or an exit shows here, not in the first call.
+  const data = regions.find((r) => r.path === libc.path && r.perms === 'rw-p')!;
+  readRanges(id, [{ address: data.start, length: 8n }]);
+
+  const decoded = new WeakMap<RemoteSnapshot, Decoded | undefined>();
+  const take = (options: RemoteSnapshotOptions = {}): RemoteSnapshot => {
+    const read = readOptions(options, 'options', ['attempts']);
+    const attempts = toIndex(read.attempts ?? 10, 'options.attempts', 100);
+    if (attempts < 1) throw rangeError('options.attempts must be at least 1');
+    const s = takeRemoteSnapshot(id, layout, libc, attempts);
+    decoded.set(s, undefined);
+    return s;
+  };
+  const stateOf = (snapshot: RemoteSnapshot | undefined): { s: RemoteSnapshot; d: Decoded } => {
+    if (snapshot !== undefined && !decoded.has(snapshot)) {
+      throw typeError(`snapshot must be what this attached process's snapshot() returned, got ${describe(snapshot)}`);
+    }
+    const s = snapshot ?? take();
+    let d = decoded.get(s);
+    if (d === undefined) {
+      d = decodeSnapshot(s);
+      decoded.set(s, d);
+    }
+    return { s, d };
+  };
+  return Object.freeze({
+    pid: id,
+    glibc,
+    libc,
+    maps: () => parseMaps(readProcFile(id, 'maps')),
+    snapshot: take,
+    arenas: (snapshot?: RemoteSnapshot) => arenasResult(stateOf(snapshot).d),
+    mallocParams: (snapshot?: RemoteSnapshot) => {
+      const { s, d } = stateOf(snapshot);
+      return mallocParamsResult(s, d);
+    },
+    bins: (snapshot?: RemoteSnapshot) => binsResult(stateOf(snapshot).d),
+    tcaches: (snapshot?: RemoteSnapshot) => tcachesResult(stateOf(snapshot).d),
+    chunkPlaces: (snapshot?: RemoteSnapshot) => chunkPlacesResult(stateOf(snapshot).d),
+    allocatorTotals: (snapshot?: RemoteSnapshot) => decodedTotalsResult(stateOf(snapshot).d),
+  });
+}

@@ -1,0 +1,99 @@
+// One snapshot of another, running process's allocator: libc's writable
+// data, [heap] and every thread-arena heap copied twice in a row in one
+// native call. The target keeps running, so a copy counts only when
+// malloc's state stood still: main_arena and mp_ equal in both copies of
+// libc's data, every heap byte for byte equal in both (tcache traffic
+// changes no malloc_state, only the heaps), the structures agree with each
+// other (structureTornReason) and no arena's lock is held. Otherwise it is
+// retaken.
+import { AllocatorImage, locateGlobals } from '../allocator/image';
+import { GlibcLayout } from '../allocator/layouts';
+import { libcDataRegions } from '../allocator/libc-data';
+import { LibcFile } from '../allocator/libc-file';
+import { decodeArenas } from '../allocator/arenas';
+import { CopiedRange, copiedMemory, readBytes } from '../allocator/memory-source';
+import { CopiedSnapshot } from '../allocator/results';
+import { structureTornReason } from '../allocator/take-snapshot';
+import { hex } from '../format';
+import { MemoryRegion, parseMaps } from '../maps';
+import { readProcFile, readStatus } from './proc';
+import { HeapscopeError } from '../errors';
+import { RangeRead, readRanges } from './read-ranges';
+
+export interface RemoteSnapshot extends CopiedSnapshot {
+  pid: number;
+  /** The target's map the copy was planned from. */
+  maps: MemoryRegion[];
+}
+
+/**
+ * Copies the allocator's memory of `pid`, retaking it (up to `attempts`)
+ * while it is torn; the last copy is returned with `consistent: false` and
+ * the reason when none stood still.
+ */
+export function takeRemoteSnapshot(pid: number, layout: GlibcLayout, libc: LibcFile, attempts: number): RemoteSnapshot {
+  let last: RemoteSnapshot | undefined;
+  for (let attempt = 1; attempt <= attempts; attempt++) {
+    last = takeOnce(pid, layout, libc, attempt);
+    if (last.consistent) return last;
+  }
+  return last!;
+}
+
+function takeOnce(pid: number, layout: GlibcLayout, libc: LibcFile, attempt: number): RemoteSnapshot {
+  const regions = parseMaps(readProcFile(pid, 'maps'));
+  const libcData = libcDataRegions(regions);
+  if (libcData.length === 0 || libcData[0].inode !== libc.inode || libcData[0].dev !== libc.dev) {
+    readStatus(pid);
+    throw new HeapscopeError('ERR_PROCESS_EXITED', `process ${pid} no longer maps the libc it was attached with: it exited or ran another program`);
+  }
+  const heap = regions.find((r) => r.kind === 'heap');
+  const arenaHeaps = regions.filter((r) => r.kind === 'arena-heap');
+  const planned: { region: MemoryRegion; label: string }[] = [
+    ...libcData.map((region) => ({ region, label: 'libc data' })),
+    ...(heap === undefined ? [] : [{ region: heap, label: '[heap]' }]),
+    ...arenaHeaps.map((region) => ({ region, label: 'arena heap' })),
+  ];
+  const once = planned.map(({ region }) => ({ address: region.start, length: BigInt(region.size) }));
+  const reads = readRanges(pid, [...once, ...once]);
+  const ranges: CopiedRange[] = planned.flatMap((p, i) => (reads[i].bytes.length === 0 ? [] : [{ base: p.region.start, bytes: reads[i].bytes, label: p.label }]));
+  const image: AllocatorImage = {
+    layout, memory: copiedMemory(ranges), libcData: libcData.map((r) => ({ start: r.start, end: r.end })),
+    ...(heap === undefined ? {} : { heap: { start: heap.start, end: heap.end } }),
+  };
+  const snapshot: RemoteSnapshot = { pid, maps: regions, image, libc, attempts: attempt, consistent: true };
+  const failed = planned.findIndex((_, i) => reads[i].errno !== 0);
+  const reason = failed >= 0
+    ? `reading ${planned[failed].label} at ${hex(planned[failed].region.start)} failed (errno ${reads[failed].errno}): the map changed since it was read`
+    : tornReason(image, planned, reads.slice(planned.length), arenaHeaps);
+  return reason === undefined ? snapshot : { ...snapshot, consistent: false, reason };
+}
+
+/** Why the copy of a running process is torn, or undefined. `again` is the second copy of each of `planned`. */
+function tornReason(
+  image: AllocatorImage, planned: readonly { region: MemoryRegion; label: string }[], again: readonly RangeRead[], arenaHeaps: readonly MemoryRegion[],
+): string | undefined {
+  const changed = planned.findIndex((p, i) => p.label !== 'libc data' && (again[i].errno !== 0 || !sameBytes(image.memory.read(p.region.start, p.region.size), again[i].bytes)));
+  if (changed >= 0) return `${planned[changed].label} at ${hex(planned[changed].region.start)} changed between two copies in a row: the process used malloc`;
+  const globals = locateGlobals(image);
+  if (!globals.mainArena.found) return `main_arena was not found: ${globals.mainArena.reason}`;
+  const libcAgain = planned.flatMap((p, i) => (p.label === 'libc data' ? [{ base: p.region.start, bytes: again[i].bytes, label: 'libc data (again)' }] : []));
+  const second = copiedMemory(libcAgain);
+  const watched: [string, bigint, number][] = [['main_arena', globals.mainArena.address, image.layout.mallocState.size]];
+  if (globals.mallocPar.found) watched.push(['mp_', globals.mallocPar.address, image.layout.mallocPar.size]);
+  for (const [name, address, size] of watched) {
+    if (!sameBytes(readBytes(image.memory, address, size), readBytes(second, address, size))) {
+      return `${name} changed between two copies in a row: the process used malloc`;
+    }
+  }
+  const structural = structureTornReason(image, arenaHeaps);
+  if (structural !== undefined) return structural;
+  // A thread descheduled inside malloc leaves both copies equal and the state half-changed: its arena's lock is held.
+  const par = globals.mallocPar.found ? globals.mallocPar.value : undefined;
+  const locked = decodeArenas(image, globals.mainArena.address, par).arenas.find((a) => a.mutex !== 0);
+  return locked === undefined ? undefined : `arena ${hex(locked.address)}'s mutex is held: a thread was inside malloc or free`;
+}
+
+function sameBytes(a: Uint8Array | string, b: Uint8Array | string): boolean {
+  return typeof a !== 'string' && typeof b !== 'string' && Buffer.compare(a, b) === 0;
+}

@@ -1,0 +1,216 @@
+// attach(pid) on programs nobody here wrote or built for it: Debian's
+// python3, a threaded C program, a plain node, one with jemalloc preloaded,
+// one that never stands still, one that exits while it is read, and one it
+// is not allowed to read. Each quiet target prints its own mallinfo2(),
+// which the decode of the copies must equal field for field.
+import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { attach, HeapscopeError } from '../../lib/index';
+import { TOTALLED_FIELDS } from '../../lib/allocator/totals';
+
+const fixtures = path.join(__dirname, '..', 'fixtures');
+const root = path.join(__dirname, '..', '..');
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'heapscope-attach-'));
+const PYTHON = '/usr/bin/python3';
+const JEMALLOC = '/usr/lib/x86_64-linux-gnu/libjemalloc.so.2';
+const children: ChildProcess[] = [];
+const programs: Record<string, string> = {};
+let noCompiler: string | undefined;
+
+beforeAll(() => {
+  for (const name of ['attach-threads', 'attach-busy', 'attach-brief']) {
+    programs[name] = path.join(dir, name);
+    const cc = spawnSync('cc', ['-O1', '-pthread', '-o', programs[name], path.join(fixtures, `${name}.c`)], { encoding: 'utf8' });
+    if (cc.error !== undefined) noCompiler = `no C compiler (cc) to build test/fixtures/${name}.c`;
+    else if (cc.status !== 0) throw new Error(`cc failed:\n${cc.stderr}`);
+  }
+});
+
+afterEach(() => {
+  for (const c of children.splice(0)) c.kill('SIGKILL');
+});
+
+afterAll(() => {
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+/** Starts `command` and resolves with it and its first `count` lines of output. */
+function start(command: string, args: string[], count: number, env: NodeJS.ProcessEnv = process.env): Promise<{ child: ChildProcess; lines: string[] }> {
+  const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'inherit'], env });
+  children.push(child);
+  return new Promise((resolve, reject) => {
+    let seen = '';
+    child.on('error', reject);
+    child.on('exit', (code) => reject(new Error(`${command} exited (${code}) after printing ${JSON.stringify(seen)}`)));
+    child.stdout!.on('data', (chunk: Buffer) => {
+      seen += chunk.toString();
+      const lines = seen.split('\n');
+      if (lines.length > count) resolve({ child, lines: lines.slice(0, count) });
+    });
+  });
+}
+
+function codeOf(call: () => unknown): string | undefined {
+  try {
+    call();
+    return undefined;
+  } catch (error) {
+    expect(error).toBeInstanceOf(HeapscopeError);
+    return (error as HeapscopeError).code;
+  }
+}
+
+describe('attach(pid) to quiet processes: the decode equals their own mallinfo2()', () => {
+  it("Debian's python3, allocating a pattern through ctypes", async ({ skip }) => {
+    if (!fs.existsSync(PYTHON)) skip(`no ${PYTHON} (Debian's python3)`);
+    // A fixed environment: the pattern's fastbin chunks must not be consolidated by what python does at start.
+    const { child, lines } = await start(PYTHON, [path.join(fixtures, 'attach-target.py')], 2, { PATH: '/usr/bin:/bin', LANG: 'C.UTF-8' });
+    expect(Number(lines[0])).toBe(child.pid);
+    const mallinfo = JSON.parse(lines[1]) as Record<string, number>;
+    const target = attach(child.pid!);
+    expect(target.glibc).toMatch(/^2\.\d+$/);
+    const s = target.snapshot();
+    expect(s.consistent).toBe(true);
+    const { total, incomplete, snapshot } = target.allocatorTotals(s);
+    expect(incomplete).toEqual([]);
+    expect(snapshot.attempts).toBeGreaterThanOrEqual(1);
+    for (const f of TOTALLED_FIELDS) expect({ field: f, value: total[f] }).toEqual({ field: f, value: mallinfo[f] });
+    // The pattern left chunks in fastbins and two blocks mmapped.
+    expect(total.smblks).toBeGreaterThan(0);
+    expect(total.hblks).toBeGreaterThanOrEqual(2);
+    expect(target.arenas(s).arenas.map((a) => a.kind)).toEqual(['main']);
+    expect(target.chunkPlaces(s).problems).toEqual([]);
+    // Same libc file as ours: global_max_fast's measured offset applies.
+    expect(target.mallocParams(s).globalMaxFast).toMatchObject({ found: true, value: 128 });
+  });
+
+  it('a C program with four threads in four arenas of their own, all parked', async ({ skip }) => {
+    if (noCompiler !== undefined) skip(noCompiler);
+    const { child, lines } = await start(programs['attach-threads'], [], 2);
+    const mallinfo = JSON.parse(lines[1]) as Record<string, number>;
+    const target = attach(child.pid!);
+    const s = target.snapshot();
+    expect(s.consistent).toBe(true);
+    const list = target.arenas(s);
+    expect(list.complete).toBe(true);
+    expect(list.arenas.map((a) => a.kind)).toEqual(['main', 'thread', 'thread', 'thread', 'thread']);
+    const { total, incomplete, perArena } = target.allocatorTotals(s);
+    expect(incomplete).toEqual([]);
+    expect(perArena).toHaveLength(5);
+    for (const f of TOTALLED_FIELDS) expect({ field: f, value: total[f] }).toEqual({ field: f, value: mallinfo[f] });
+    expect(target.chunkPlaces(s).problems).toEqual([]);
+    expect(target.tcaches(s).tcaches.length).toBeGreaterThanOrEqual(5);
+  });
+
+  it('a plain node process: its arenas found, the copy consistent', async () => {
+    const { child } = await start(process.execPath, ['-e', 'console.log(process.pid); setInterval(() => {}, 1000)'], 1);
+    const target = attach(child.pid!);
+    const s = target.snapshot();
+    const list = target.arenas(s);
+    expect(s.consistent).toBe(true);
+    expect(list.complete).toBe(true);
+    expect(list.arenas[0].kind).toBe('main');
+    expect(target.allocatorTotals(s).incomplete).toEqual([]);
+    expect(target.maps().some((r) => r.kind === 'heap')).toBe(true);
+  });
+});
+
+describe('attach(pid) refuses what it cannot read', () => {
+  it('a process with jemalloc preloaded: ERR_NOT_GLIBC_MALLOC naming jemalloc', async ({ skip }) => {
+    if (!fs.existsSync(JEMALLOC)) skip(`no ${JEMALLOC} (Debian: apt-get install libjemalloc2)`);
+    const { child } = await start(process.execPath, ['-e', 'console.log(process.pid); setInterval(() => {}, 1000)'], 1,
+      { ...process.env, LD_PRELOAD: JEMALLOC });
+    expect(() => attach(child.pid!)).toThrow(expect.objectContaining({ code: 'ERR_NOT_GLIBC_MALLOC', message: expect.stringMatching(/libjemalloc\.so\.2.*jemalloc/) }));
+  });
+
+  it('a kernel thread (no memory at all): ERR_NOT_GLIBC_MALLOC', ({ skip }) => {
+    const kthreadd = fs.readFileSync('/proc/2/status', 'utf8').includes('Name:\tkthreadd');
+    if (!kthreadd) skip('pid 2 is not kthreadd here (a pid namespace)');
+    expect(codeOf(() => attach(2))).toBe('ERR_NOT_GLIBC_MALLOC');
+  });
+
+  it('a pid that does not exist: ERR_PROCESS_EXITED; a bad pid: argument errors', () => {
+    expect(codeOf(() => attach(4194304))).toBe('ERR_PROCESS_EXITED');
+    expect(() => attach(0)).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
+    expect(() => attach(1.5)).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
+    expect(() => attach('1' as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+  });
+
+  it('a process that exits while it is read: ERR_PROCESS_EXITED, never a crash', async ({ skip }) => {
+    if (noCompiler !== undefined) skip(noCompiler);
+    const { child } = await start(programs['attach-brief'], ['30000000'], 1);
+    const seen = new Set<string>();
+    let attached = 0;
+    let snapshots = 0;
+    for (;;) {
+      try {
+        const target = attach(child.pid!);
+        attached++;
+        for (;;) {
+          target.arenas(target.snapshot({ attempts: 1 }));
+          snapshots++;
+        }
+      } catch (error) {
+        const code = (error as HeapscopeError).code;
+        seen.add(code);
+        // While it runs, a torn copy may fail to decode.
+        expect(['ERR_PROCESS_EXITED', 'ERR_ALLOCATOR_NOT_FOUND', 'ERR_NOT_IN_SNAPSHOT']).toContain(code);
+        if (code === 'ERR_PROCESS_EXITED') break;
+      }
+    }
+    expect(seen.has('ERR_PROCESS_EXITED')).toBe(true);
+    expect(attached).toBeGreaterThan(0);
+    expect(snapshots + seen.size).toBeGreaterThan(0);
+  });
+
+  it('another user: ERR_PERMISSION naming the cause and the remedies', async ({ skip }) => {
+    if (process.getuid?.() !== 0) skip('only root can drop to another user in a child; run the tests as root to try this path');
+    const { child } = await start(process.execPath, ['-e', 'console.log(process.pid); setInterval(() => {}, 1000)'], 1);
+    const script = `
+      process.setuid(65534);
+      const h = require(${JSON.stringify(path.join(root, 'dist', 'index.js'))});
+      const { binding } = require(${JSON.stringify(path.join(root, 'dist', 'binding.js'))});
+      const out = {};
+      try { h.attach(${child.pid}); } catch (e) { out.attach = { code: e.code, message: e.message }; }
+      try { binding.readRemote(${child.pid}, new BigUint64Array([0x1000n, 8n])); } catch (e) { out.native = { code: e.code, errno: e.errno }; }
+      console.log(JSON.stringify(out));`;
+    const run = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8' });
+    expect(run.status, run.stderr).toBe(0);
+    const out = JSON.parse(run.stdout) as { attach: { code: string; message: string }; native: { code: string; errno: number } };
+    expect(out.attach.code).toBe('ERR_PERMISSION');
+    expect(out.attach.message).toMatch(/uid 0/);
+    expect(out.attach.message).toMatch(/CAP_SYS_PTRACE/);
+    expect(out.attach.message).toMatch(/heapscope exec --/);
+    expect(out.native).toEqual({ code: 'ERR_PERMISSION', errno: 1 });
+  });
+});
+
+describe('attach(pid) to a process that never stands still', () => {
+  it('torn copies are told and retaken; a result is consistent or says it is torn', async ({ skip }) => {
+    if (noCompiler !== undefined) skip(noCompiler);
+    const { child } = await start(programs['attach-busy'], [], 1);
+    const target = attach(child.pid!);
+    // One copy at a time: some are torn, each saying why.
+    const single = Array.from({ length: 20 }, () => target.snapshot({ attempts: 1 }));
+    const torn = single.filter((s) => !s.consistent);
+    expect(torn.length).toBeGreaterThan(0);
+    for (const s of torn) expect(s.reason).toMatch(/./);
+    // With retakes: either one stood still, or the last is marked torn after every attempt.
+    for (let i = 0; i < 5; i++) {
+      const s = target.snapshot({ attempts: 20 });
+      if (s.consistent) {
+        expect(s.reason).toBeUndefined();
+        expect(s.attempts).toBeGreaterThanOrEqual(1);
+        // Never silently wrong: a copy called consistent decodes without a contradiction.
+        expect(target.chunkPlaces(s).problems).toEqual([]);
+        expect(target.allocatorTotals(s).incomplete).toEqual([]);
+      } else {
+        expect(s.attempts).toBe(20);
+        expect(s.reason).toMatch(/./);
+      }
+    }
+  });
+});

@@ -1,0 +1,102 @@
+// The native copy of another process's memory (readRemote): many ranges in
+// one call, each with its own errno and length, a partial read reported as
+// such, and the process-wide failures coded.
+import { spawn } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { binding } from '../../lib/binding';
+import { fromNative } from '../../lib/errors';
+import { attach, malloc, maps, pageSize } from '../../lib/index';
+import { readRanges } from '../../lib/remote/read-ranges';
+import { requireGlibcMalloc } from '../../lib/remote/malloc-kind';
+import { libcVersionOf } from '../../lib/remote/libc-version';
+import { libcFileOf } from '../../lib/allocator/libc-file';
+import { parseMaps } from '../../lib/maps';
+import { glibcVersion } from '../../lib/stats';
+
+const EFAULT = 14;
+
+function codeOf(call: () => unknown): unknown {
+  try {
+    call();
+    return undefined;
+  } catch (error) {
+    return (fromNative(error) as { code?: string }).code;
+  }
+}
+
+describe('readRemote', () => {
+  it('copies several ranges in one call; an unmapped one gets EFAULT, one running off its mapping a partial length', () => {
+    const a = malloc(64);
+    a.write(0, Buffer.from('heapscope remote read'));
+    // The last page of a mapping with nothing mapped right after it.
+    const regions = maps();
+    const lonely = regions.find((r, i) => r.perms.startsWith('r') && (regions[i + 1] === undefined || regions[i + 1].start > r.end) && r.kind !== 'vsyscall')!;
+    const page = BigInt(pageSize());
+    const reads = readRanges(process.pid, [
+      { address: a.address, length: 21n },
+      { address: 0x1000n, length: 8n },
+      { address: lonely.end - page, length: page * 2n },
+      { address: a.address, length: 0n },
+    ]);
+    expect(Buffer.from(reads[0].bytes).toString()).toBe('heapscope remote read');
+    expect(reads[0].errno).toBe(0);
+    expect(reads[1]).toEqual({ bytes: new Uint8Array(0), errno: EFAULT });
+    expect(reads[2].errno).toBe(EFAULT);
+    expect(reads[2].bytes.length).toBe(Number(page));
+    expect(reads[3]).toEqual({ bytes: new Uint8Array(0), errno: 0 });
+    a.free();
+  });
+
+  it('a process that is gone: ERR_PROCESS_EXITED; bad arguments are coded', async () => {
+    const child = spawn(process.execPath, ['-e', '0']);
+    await new Promise((resolve) => child.on('exit', resolve));
+    expect(codeOf(() => binding.readRemote(child.pid!, new BigUint64Array([0x1000n, 8n])))).toBe('ERR_PROCESS_EXITED');
+    expect(codeOf(() => binding.readRemote(0, new BigUint64Array(0)))).toBe('ERR_OUT_OF_RANGE');
+    expect(codeOf(() => binding.readRemote(1.5, new BigUint64Array(0)))).toBe('ERR_OUT_OF_RANGE');
+    expect(codeOf(() => binding.readRemote(process.pid, new BigUint64Array(3)))).toBe('ERR_OUT_OF_RANGE');
+    expect(codeOf(() => binding.readRemote(process.pid, new BigUint64Array([0n, 1n << 31n])))).toBe('ERR_OUT_OF_RANGE');
+    expect(codeOf(() => binding.readRemote(process.pid, new BigUint64Array([(1n << 64n) - 4n, 8n])))).toBe('ERR_OUT_OF_RANGE');
+    expect(codeOf(() => binding.readRemote(process.pid, new Uint8Array(2) as never))).toBe('ERR_INVALID_ARG_TYPE');
+    expect(codeOf(() => (binding.readRemote as (...a: unknown[]) => unknown)(process.pid))).toBe('ERR_INVALID_ARG_TYPE');
+  });
+});
+
+describe('what attach() reads from a map and a libc file', () => {
+  const line = (start: number, path: string, perms = 'r-xp') => `${start.toString(16)}-${(start + 0x1000).toString(16)} ${perms} 00000000 fe:00 ${start} ${path}`;
+  const refused = (text: string) => {
+    try {
+      requireGlibcMalloc(1, 'x', parseMaps(`${text}\n`));
+      return undefined;
+    } catch (error) {
+      return `${(error as { code: string }).code}: ${(error as Error).message}`;
+    }
+  };
+
+  it('names the allocator found instead of glibc\'s', () => {
+    const libc = [line(0x10000, '/usr/lib/x86_64-linux-gnu/libc.so.6'), line(0x11000, '/usr/lib/x86_64-linux-gnu/libc.so.6', 'rw-p')];
+    expect(refused(libc.join('\n'))).toBeUndefined();
+    expect(refused([line(0x1000, '/usr/lib/libtcmalloc_minimal.so.4'), ...libc].join('\n'))).toMatch(/^ERR_NOT_GLIBC_MALLOC: .*libtcmalloc_minimal\.so\.4 is mapped \(tcmalloc\)/);
+    expect(refused([line(0x1000, '/usr/lib/libmimalloc.so.2'), ...libc].join('\n'))).toMatch(/mimalloc/);
+    expect(refused(line(0x1000, '/lib/ld-musl-x86_64.so.1'))).toMatch(/^ERR_NOT_GLIBC_MALLOC: .*musl/);
+    expect(refused(line(0x1000, '/usr/local/bin/static-go-program'))).toMatch(/^ERR_NOT_GLIBC_MALLOC: .*no libc\.so\.6 is mapped/);
+  });
+
+  it('reads the glibc version from the mapped libc file\'s banner: ours gives what gnu_get_libc_version says', () => {
+    const libc = libcFileOf(maps())!;
+    expect(libcVersionOf(process.pid, libc)).toBe(glibcVersion());
+    expect(attach(process.pid).glibc).toBe(glibcVersion());
+    // Another inode under the same path is another file: its banner is not taken.
+    expect(() => libcVersionOf(process.pid, { ...libc, inode: libc.inode + 1 })).toThrow(expect.objectContaining({ code: 'ERR_UNKNOWN_GLIBC_LAYOUT', message: expect.stringMatching(/another file now/) }));
+  });
+
+  it('the attached object refuses bad options and snapshots it did not take, with codes', () => {
+    const target = attach(process.pid);
+    expect(() => target.snapshot({ attempts: 0 })).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
+    expect(() => target.snapshot({ attempts: 101 })).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
+    const other = attach(process.pid).snapshot({ attempts: 1 });
+    for (const call of ['arenas', 'bins', 'tcaches', 'chunkPlaces', 'allocatorTotals', 'mallocParams'] as const) {
+      expect(() => target[call](other)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+      expect(() => target[call]({} as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+    }
+  });
+});
