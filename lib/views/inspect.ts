@@ -3,16 +3,16 @@
 // reads like a sentence. Colours come from inspect's own `stylize`, so they
 // follow the REPL's (and NO_COLOR's) choice.
 import type { InspectOptionsStylized } from 'node:util';
+import type { InspectContext } from '../presenters';
 import type { Allocation } from '../allocation';
 import type { ChunkHeader } from '../chunk';
-import type { ResultData } from '../experiments/types';
+import type { ResultData } from '../result-data';
 import type { ArenaInfo, BlockTotal, MallocInfo } from '../malloc-info';
 import type { MemoryRegion } from '../maps';
 import { hex, shortBytes } from '../format';
 import { environmentLine } from './environment';
 
-/** What Node passes as the second argument of an inspect.custom method. */
-export type InspectContext = Partial<InspectOptionsStylized>;
+export type { InspectContext } from '../presenters';
 
 type Style = Parameters<InspectOptionsStylized['stylize']>[1];
 

@@ -8,7 +8,7 @@ import { FreeRow } from '../experiments/free';
 import { HeapGrowthRow } from '../experiments/heap-growth';
 import { LayoutRow } from '../experiments/layout';
 import { MmapThresholdRow, ThresholdProbeRow } from '../experiments/mmap-threshold';
-import { ResultData } from '../experiments/types';
+import { ResultData } from '../result-data';
 import { hex } from '../format';
 import { lookup } from '../validate';
 import { chunkSizeTableRows } from './charts/chunk-sizes';

@@ -14,7 +14,7 @@ import { bracketOf, bracketText, MmapThresholdRow, ThresholdPhase, ThresholdProb
 import { PagingRow } from '../experiments/paging';
 import { TcacheRow } from '../experiments/tcache';
 import { ArenaChunkRow, ArenaRow } from '../experiments/arenas';
-import { ResultData } from '../experiments/types';
+import { ResultData } from '../result-data';
 import { hex, shortBytes, signedBytes, span } from '../format';
 import { MemoryRegion, RegionKind } from '../maps';
 import { lookup } from '../validate';

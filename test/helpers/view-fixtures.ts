@@ -7,8 +7,9 @@ import { ExperimentResultView } from '../../lib/experiments/result';
 import { ResultData } from '../../lib/experiments/types';
 import { toJSON } from '../../lib/json';
 import { reportHTML } from '../../lib/report';
-import { HeapWalk, HeapWalkData, walkJSON } from '../../lib/walk';
-import { renderWalk } from '../../lib/walk/strip';
+import { HeapWalk, HeapWalkData } from '../../lib/walk';
+import { walkJSON } from '../../lib/views/walk';
+import { renderWalk } from '../../lib/views/walk-strip';
 import { renderResult } from '../../lib/views/terminal';
 
 type Tagged = { $bigint: string } | { $undefined: true } | { $number: string };

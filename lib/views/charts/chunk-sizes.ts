@@ -1,6 +1,6 @@
 // The chunk-size staircase: request → chunk size and usable size, byte by byte.
 import { ChunkSizeRow, stairs } from '../../experiments/chunk-sizes';
-import { ResultData } from '../../experiments/types';
+import { ResultData } from '../../result-data';
 import { span } from '../../format';
 import { axisBottom, axisLeft, COLORS, el, HALO, legend, line, linear, path, steps, svgDocument, text } from '../svg';
 

@@ -1,7 +1,7 @@
 // The free/trim timeline: the program break, the resident set and mmapped
 // bytes after every step of the four cases, side by side.
 import { FreeRow, FreeStepRow } from '../../experiments/free';
-import { ResultData } from '../../experiments/types';
+import { ResultData } from '../../result-data';
 import { hex, shortBytes } from '../../format';
 import {
   axisLeft, byteTicks, COLORS, el, HALO, LabelPlacer, line, linear, niceTicks, path, phaseRuns, polyline, rect, spotsAround, svgDocument, text, textBox,

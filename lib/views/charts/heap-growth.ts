@@ -1,6 +1,6 @@
 // Heap growth: the program break against the bytes requested and still live.
 import { breakSteps, HeapGrowthRow } from '../../experiments/heap-growth';
-import { ResultData } from '../../experiments/types';
+import { ResultData } from '../../result-data';
 import { hex, shortBytes, signedBytes } from '../../format';
 import { axisBottom, axisLeft, byteTicks, COLORS, el, HALO, legend, line, linear, path, steps, svgDocument, text } from '../svg';
 

@@ -3,7 +3,7 @@
 import {
   bracketOf, MmapThresholdRow, ServedBy, ThresholdPhase, ThresholdProbeRow,
 } from '../../experiments/mmap-threshold';
-import { ResultData } from '../../experiments/types';
+import { ResultData } from '../../result-data';
 import { shortBytes } from '../../format';
 import {
   axisBottom, axisLeft, COLORS, el, HALO, LabelPlacer, legend, line, linear, log2, phaseRuns, rect, Spot, svgDocument, text, textWidth,

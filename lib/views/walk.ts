@@ -3,14 +3,13 @@
 import { inspect } from 'node:util';
 import { hex, shortBytes } from '../format';
 import { toJSONValue } from '../json';
-import { walkSVG, WalkSVGOptions } from '../views/charts/walk';
-import { RESULT_CSS } from '../views/html';
-import { InspectContext } from '../views/inspect';
-import { MimeBundle } from '../views/jupyter';
-import { esc } from '../views/svg';
-import { HeapChunk, HeapRegionWalk } from './heap-walk';
-import type { HeapWalkData } from './index';
-import { heapTitle } from './strip';
+import type { InspectContext, MimeBundle } from '../presenters';
+import type { HeapChunk, HeapRegionWalk } from '../walk/heap-walk';
+import type { HeapWalkData, WalkSVGOptions } from '../walk/walk-data';
+import { walkSVG } from './charts/walk';
+import { RESULT_CSS } from './html';
+import { esc } from './svg';
+import { heapTitle } from './walk-strip';
 
 /** The most chunks application/json carries: a notebook stores the bundle whole. */
 export const JSON_CHUNKS = 2000;

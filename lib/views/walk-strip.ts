@@ -1,8 +1,8 @@
 // The terminal view of a walk: a strip of cells, one per chunk or per fixed
 // span of bytes, and a summary with the mallinfo2() comparison.
 import { hex, shortBytes } from '../format';
-import { ChunkState, HeapRegionWalk } from './heap-walk';
-import type { HeapWalkData } from './index';
+import type { ChunkState, HeapRegionWalk } from '../walk/heap-walk';
+import type { HeapWalkData } from '../walk/walk-data';
 
 export interface StripOptions {
   /** ANSI colours (default off; the CLI decides with views/terminal's terminalOptions). */
