@@ -4,6 +4,7 @@
 import { allocationViews } from './allocation';
 import { chunkHeaderViews } from './chunk';
 import { resultViews } from './experiments/result';
+import { TABLES } from './experiments/tables';
 import { mallocInfoViews } from './malloc-info';
 import { regionViews } from './maps';
 import { resultSVG } from './views/charts';
@@ -12,9 +13,11 @@ import { resultHTML } from './views/html';
 import { inspectAllocation, inspectArena, inspectChunkHeader, inspectMallocInfo, inspectRegion, inspectResult } from './views/inspect';
 import { allocationBundle, mimeBundle, regionsBundle } from './views/jupyter';
 import { resultMarkdown } from './views/markdown';
+import { installTables } from './views/table';
 import { inspectWalk, walkBundle, walkHTML } from './views/walk';
 import { walkViews } from './walk/index';
 
+installTables(TABLES);
 allocationViews.install({ inspect: inspectAllocation, bundle: allocationBundle });
 chunkHeaderViews.install({ inspect: inspectChunkHeader });
 regionViews.install({ inspect: inspectRegion, bundle: regionsBundle });

@@ -8,9 +8,11 @@ import { rangeError, typeError } from '../errors';
 import { breakSteps, HeapGrowthRow } from '../experiments/heap-growth';
 import { ChunkSizeRow, stairs } from '../experiments/chunk-sizes';
 import { FreeRow } from '../experiments/free';
+import { breakOf } from '../experiments/free/table';
 import { KernelCallRow } from '../experiments/kernel-calls';
 import { LayoutRow } from '../experiments/layout';
 import { bracketOf, bracketText, MmapThresholdRow, ThresholdPhase, ThresholdProbeRow } from '../experiments/mmap-threshold';
+import { probeRows } from '../experiments/mmap-threshold/table';
 import { PagingRow } from '../experiments/paging';
 import { TcacheRow } from '../experiments/tcache';
 import { ArenaChunkRow, ArenaRow } from '../experiments/arenas';
@@ -19,8 +21,6 @@ import { hex, shortBytes, signedBytes, span } from '../format';
 import { MemoryRegion, RegionKind } from '../maps';
 import { lookup } from '../validate';
 import { environmentLine } from './environment';
-import { breakOf } from './charts/free';
-import { probeRows } from './charts/mmap-threshold';
 import { chunkFlags, regionPath } from './inspect';
 import { phaseRuns } from './svg';
 import { plainColumns, tableRows } from './table';
@@ -324,7 +324,7 @@ function stepChart(chart: StepChart, o: Resolved): string[] {
 // ---------------------------------------------------------------- experiments
 
 interface View {
-  /** `chosen`: the rows the Markdown and HTML table shows (lib/views/table.ts); a view shows those where it tells the same story. */
+  /** `chosen`: the rows the Markdown and HTML table shows (the experiment's table.ts); a view shows those where it tells the same story. */
   table(rows: object[], chosen: object[]): TableView<unknown>;
   chart?(result: ResultData, o: Resolved): string[];
 }
@@ -565,7 +565,7 @@ const freeView = view<FreeRow>(
   (rows) => {
     // The steps a reader follows: starts, probes, trims, the mmapped chunk,
     // and every free that moved the break; the bulk mallocs and frees are in --json.
-    // Not table.ts's choice (freeTableRows): that keeps every malloc that grew
+    // Not the document table's choice (experiments/free/table.ts): that keeps every malloc that grew
     // the break too, which in 20 rows would push the trims out.
     const telling = rows.filter((r, i) => r.kind === 'free-run'
       ? r.returned !== 0

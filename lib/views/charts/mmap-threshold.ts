@@ -3,6 +3,7 @@
 import {
   bracketOf, MmapThresholdRow, ServedBy, ThresholdPhase, ThresholdProbeRow,
 } from '../../experiments/mmap-threshold';
+import { probeRows } from '../../experiments/mmap-threshold/table';
 import { ResultData } from '../../result-data';
 import { shortBytes } from '../../format';
 import {
@@ -32,10 +33,6 @@ const PHASE: Record<ThresholdPhase | 'trim', string> = {
   mallopt: 'mallopt',
   trim: 'trim',
 };
-
-export function probeRows(rows: readonly MmapThresholdRow[]): ThresholdProbeRow[] {
-  return rows.filter((r): r is ThresholdProbeRow => r.kind === 'probe');
-}
 
 /** The upper bound of a phase's bracket as the chart labels it: `≤ 462848`. */
 export function bracketLabel(hi: number): string {

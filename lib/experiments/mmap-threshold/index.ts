@@ -6,15 +6,15 @@
 // probe stays allocated until the run ends, because freeing an mmapped
 // probe would itself raise the threshold being measured; only the chunks
 // freed on purpose ("sources") move it.
-import { Allocation } from '../allocation';
-import { HeapscopeError } from '../errors';
-import { rangeOf, shortBytes, withArticle } from '../format';
-import { PlanStep, runPlan, StepResult } from '../plan';
-import { MINSIZE, requestToChunkSize } from '../size-classes';
-import { mallopt, pageSize } from '../stats';
-import { DEFAULT_MMAP_THRESHOLD, FreeRunRow, freeRunPlan, trimSummary } from './measure';
-import { tunable } from './tunables';
-import { Experiment, ExperimentContext } from './types';
+import { Allocation } from '../../allocation';
+import { HeapscopeError } from '../../errors';
+import { rangeOf, shortBytes, withArticle } from '../../format';
+import { PlanStep, runPlan, StepResult } from '../../plan';
+import { MINSIZE, requestToChunkSize } from '../../size-classes';
+import { mallopt, pageSize } from '../../stats';
+import { DEFAULT_MMAP_THRESHOLD, FreeRunRow, freeRunPlan, trimSummary } from '../measure';
+import { tunable } from '../tunables';
+import { Experiment, ExperimentContext } from '../types';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;

@@ -1,15 +1,15 @@
 // Where do things live in a process? Real addresses of one object of each
 // kind, placed in the /proc/self/maps snapshot taken while they were live.
-import { binding } from '../binding';
-import { ChunkHeader } from '../chunk';
-import { HeapscopeError, native } from '../errors';
-import { bytes, hex, shortBytes, withArticle } from '../format';
-import { maps, MemoryRegion, parseMaps, RegionKind, regionOf } from '../maps';
-import { readMemory } from '../memory';
-import { PlanStep, runPlan } from '../plan';
-import { Mallinfo } from '../stats';
-import { tunable } from './tunables';
-import { Experiment } from './types';
+import { binding } from '../../binding';
+import { ChunkHeader } from '../../chunk';
+import { HeapscopeError, native } from '../../errors';
+import { bytes, hex, shortBytes, withArticle } from '../../format';
+import { maps, MemoryRegion, parseMaps, RegionKind, regionOf } from '../../maps';
+import { readMemory } from '../../memory';
+import { PlanStep, runPlan } from '../../plan';
+import { Mallinfo } from '../../stats';
+import { tunable } from '../tunables';
+import { Experiment } from '../types';
 
 /** Objects whose real address is measured. */
 export type LayoutProbe =

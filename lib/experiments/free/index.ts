@@ -7,13 +7,13 @@
 // (unmapped at once). The mmapped case runs last: although its 64 MiB chunk
 // is above the ceiling of the dynamic mmap threshold, so freeing it moves
 // nothing, the order keeps the other cases independent of it anyway.
-import { CHUNK_HEADER_SIZE } from '../chunk';
-import { hex, shortBytes, withArticle } from '../format';
-import { MemoryRegion, parseMaps } from '../maps';
-import { PlanStep, runPlan, StepResult } from '../plan';
-import { pageSize } from '../stats';
-import { diffMaps, FreeRunRow, freeRunPlan, rangeHolding, trimSummary } from './measure';
-import { Experiment } from './types';
+import { CHUNK_HEADER_SIZE } from '../../chunk';
+import { hex, shortBytes, withArticle } from '../../format';
+import { MemoryRegion, parseMaps } from '../../maps';
+import { PlanStep, runPlan, StepResult } from '../../plan';
+import { pageSize } from '../../stats';
+import { diffMaps, FreeRunRow, freeRunPlan, rangeHolding, trimSummary } from '../measure';
+import { Experiment } from '../types';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;

@@ -1,11 +1,11 @@
 // How does the heap grow?
-import { bytes, hex, rangeOf, withArticle } from '../format';
-import { PlanStep, runPlan } from '../plan';
-import { MINSIZE, requestToChunkSize } from '../size-classes';
-import { pageSize } from '../stats';
-import { DEFAULT_TRIM_THRESHOLD, expectedTopPad, mostCommon } from './measure';
-import { tunable } from './tunables';
-import { Experiment, ExperimentContext } from './types';
+import { bytes, hex, rangeOf, withArticle } from '../../format';
+import { PlanStep, runPlan } from '../../plan';
+import { MINSIZE, requestToChunkSize } from '../../size-classes';
+import { pageSize } from '../../stats';
+import { DEFAULT_TRIM_THRESHOLD, expectedTopPad, mostCommon } from '../measure';
+import { tunable } from '../tunables';
+import { Experiment, ExperimentContext } from '../types';
 
 /** One malloc, or one of the frees at the end, with the break and top chunk around it. */
 export interface HeapGrowthRow {

@@ -1,11 +1,11 @@
 // malloc(n): how many bytes do you really get?
-import { ChunkHeader } from '../chunk';
-import { bytes, withArticle } from '../format';
-import { PlanStep, runPlan } from '../plan';
-import { MINSIZE, mmappedChunkSize, requestToChunkSize } from '../size-classes';
-import { pageSize } from '../stats';
-import { DEFAULT_MMAP_THRESHOLD, mostCommon } from './measure';
-import { Experiment } from './types';
+import { ChunkHeader } from '../../chunk';
+import { bytes, withArticle } from '../../format';
+import { PlanStep, runPlan } from '../../plan';
+import { MINSIZE, mmappedChunkSize, requestToChunkSize } from '../../size-classes';
+import { pageSize } from '../../stats';
+import { DEFAULT_MMAP_THRESHOLD, mostCommon } from '../measure';
+import { Experiment } from '../types';
 
 export interface ChunkSizeRow {
   request: number;
