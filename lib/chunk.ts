@@ -63,3 +63,15 @@ export function readChunkHeader(userAddress: bigint): ChunkHeader {
   const [prevSize, rawSize] = native(() => binding.chunkHeader(userAddress));
   return decodeHeader(userAddress, prevSize, rawSize);
 }
+
+export type ChunkFlags = Pick<ChunkHeader, 'prevInUse' | 'isMmapped' | 'nonMainArena'>;
+
+/** The size-field flags that are set, by their malloc.c letters, in bit order: P, M, A. */
+export function flagLetters(header: ChunkFlags): string[] {
+  return [header.prevInUse && 'P', header.isMmapped && 'M', header.nonMainArena && 'A'].filter((f): f is string => typeof f === 'string');
+}
+
+/** The size-field flags: `[P]`, `[P M]`, `[M]`, `[P A]`; `[]` when none is set. */
+export function chunkFlags(header: ChunkFlags): string {
+  return `[${flagLetters(header).join(' ')}]`;
+}

@@ -4,8 +4,9 @@
 import { allocationViews } from './allocation';
 import { chunkHeaderViews } from './chunk';
 import { resultViews } from './experiments/result';
-import { TABLES } from './experiments/tables';
+import { PRESENTATIONS } from './experiments/presentations';
 import { mallocInfoViews } from './malloc-info';
+import type { Presentation } from './presentation';
 import { regionViews } from './maps';
 import { resultSVG } from './views/charts';
 import { walkSVG } from './views/charts/walk';
@@ -14,10 +15,17 @@ import { inspectAllocation, inspectArena, inspectChunkHeader, inspectMallocInfo,
 import { allocationBundle, mimeBundle, regionsBundle } from './views/jupyter';
 import { resultMarkdown } from './views/markdown';
 import { installTables } from './views/table';
+import { installTerminalViews } from './views/terminal';
 import { inspectWalk, walkBundle, walkHTML } from './views/walk';
 import { walkViews } from './walk/index';
 
-installTables(TABLES);
+/** Each experiment's own `key`, by name, for those that have one. */
+function own<K extends keyof Presentation>(key: K): Record<string, NonNullable<Presentation[K]>> {
+  return Object.fromEntries(Object.entries(PRESENTATIONS).flatMap(([name, p]) => (p[key] === undefined ? [] : [[name, p[key]]])));
+}
+
+installTables(own('table'));
+installTerminalViews(own('terminal'));
 allocationViews.install({ inspect: inspectAllocation, bundle: allocationBundle });
 chunkHeaderViews.install({ inspect: inspectChunkHeader });
 regionViews.install({ inspect: inspectRegion, bundle: regionsBundle });

@@ -19,17 +19,9 @@ const ALLOWED: readonly string[] = [
   'lib/views/charts/layout.ts -> lib/experiments/layout/index.ts',
   'lib/views/charts/mmap-threshold.ts -> lib/experiments/mmap-threshold/index.ts',
   'lib/views/charts/mmap-threshold.ts -> lib/experiments/mmap-threshold/table.ts',
-  'lib/views/terminal.ts -> lib/experiments/heap-growth/index.ts',
-  'lib/views/terminal.ts -> lib/experiments/chunk-sizes/index.ts',
-  'lib/views/terminal.ts -> lib/experiments/free/index.ts',
-  'lib/views/terminal.ts -> lib/experiments/free/table.ts',
-  'lib/views/terminal.ts -> lib/experiments/kernel-calls.ts',
   'lib/views/terminal.ts -> lib/experiments/layout/index.ts',
   'lib/views/terminal.ts -> lib/experiments/mmap-threshold/index.ts',
   'lib/views/terminal.ts -> lib/experiments/mmap-threshold/table.ts',
-  'lib/views/terminal.ts -> lib/experiments/paging.ts',
-  'lib/views/terminal.ts -> lib/experiments/tcache.ts',
-  'lib/views/terminal.ts -> lib/experiments/arenas.ts',
 ];
 
 const key = ([a, b]: Edge) => `${a} -> ${b}`;

@@ -1,11 +1,14 @@
 // The mmap-threshold table: every probe, numbered as on the chart, and its columns.
 import { signedDelta, TableSpec } from '../../table-spec';
-import { MmapThresholdRow, ThresholdProbeRow } from './index';
+import { MmapThresholdRow, ThresholdPhase, ThresholdProbeRow } from './index';
 
 /** The probes, in the order they ran (the rows that are not a trim). */
 export function probeRows(rows: readonly MmapThresholdRow[]): ThresholdProbeRow[] {
   return rows.filter((r): r is ThresholdProbeRow => r.kind === 'probe');
 }
+
+/** The phases of the probes, in the order they ran. */
+export const phaseOrder = (probes: ThresholdProbeRow[]): ThresholdPhase[] => [...new Set(probes.map((r) => r.phase))];
 
 export const mmapThresholdTable: TableSpec<MmapThresholdRow> = {
   // Numbered as on the chart's x axis: the probes in the order they ran.

@@ -1,13 +1,13 @@
 // Is malloc'd memory resident before you touch it? mincore(2) on each block
 // and /proc/self/statm around each call and each first write.
 import fs from 'node:fs';
-import { ChunkHeader } from '../chunk';
-import { HeapscopeError } from '../errors';
-import { bytes, hex, shortBytes } from '../format';
-import { PlanStep, runPlan, StepResult } from '../plan';
-import { pageSize } from '../stats';
-import { tunable } from './tunables';
-import { Experiment } from './types';
+import { ChunkHeader } from '../../chunk';
+import { HeapscopeError } from '../../errors';
+import { bytes, hex, shortBytes } from '../../format';
+import { PlanStep, runPlan, StepResult } from '../../plan';
+import { pageSize } from '../../stats';
+import { tunable } from '../tunables';
+import { Experiment } from '../types';
 
 /**
  * An mmapped malloc, an mmapped calloc, then four heap blocks below the

@@ -1,12 +1,12 @@
 // Does malloc call the kernel (brk / mmap), or serve from memory it already holds?
-import { bytes, hex, withArticle } from '../format';
-import { MemoryRegion, parseMaps, regionOf } from '../maps';
-import { PlanStep, runPlan, StepResult } from '../plan';
-import { MINSIZE, requestToChunkSize } from '../size-classes';
-import { pageSize } from '../stats';
-import { DEFAULT_MMAP_THRESHOLD, diffMaps, expectedTopPad, freeChunkRanges, MapsDiff, rangeHolding } from './measure';
-import { tunable } from './tunables';
-import { Experiment, ExperimentContext } from './types';
+import { bytes, hex, withArticle } from '../../format';
+import { MemoryRegion, parseMaps, regionOf } from '../../maps';
+import { PlanStep, runPlan, StepResult } from '../../plan';
+import { MINSIZE, requestToChunkSize } from '../../size-classes';
+import { pageSize } from '../../stats';
+import { DEFAULT_MMAP_THRESHOLD, diffMaps, expectedTopPad, freeChunkRanges, MapsDiff, rangeHolding } from '../measure';
+import { tunable } from '../tunables';
+import { Experiment, ExperimentContext } from '../types';
 
 export type KernelVerdict = 'served from memory it held' | 'brk' | 'mmap' | 'munmap' | 'no kernel call seen';
 

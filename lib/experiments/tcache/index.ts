@@ -1,10 +1,10 @@
 // What does the per-thread cache hold, and when do fastbins take over?
-import { withArticle } from '../format';
-import { PlanStep, runPlan } from '../plan';
-import { MINSIZE, requestToChunkSize } from '../size-classes';
-import { Mallinfo } from '../stats';
-import { tunable } from './tunables';
-import { Experiment } from './types';
+import { withArticle } from '../../format';
+import { PlanStep, runPlan } from '../../plan';
+import { MINSIZE, requestToChunkSize } from '../../size-classes';
+import { Mallinfo } from '../../stats';
+import { tunable } from '../tunables';
+import { Experiment } from '../types';
 
 /** One size per regime: fastbin-sized, tcache-only (above fastbins), and above the tcache range. */
 const REQUESTS = [40, 200, 1100];

@@ -1,14 +1,14 @@
 // Where is a heap object when another thread allocates it?
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { ChunkHeader } from '../chunk';
-import { HeapscopeError } from '../errors';
-import { bytes, hex } from '../format';
-import { mallocInfo, MallocInfo } from '../malloc-info';
-import { maps, MemoryRegion, parseMaps, RegionKind, regionOf } from '../maps';
-import { readMemory } from '../memory';
-import { PlanStep, runPlan, StepResult } from '../plan';
-import { Experiment } from './types';
+import { ChunkHeader } from '../../chunk';
+import { HeapscopeError } from '../../errors';
+import { bytes, hex } from '../../format';
+import { mallocInfo, MallocInfo } from '../../malloc-info';
+import { maps, MemoryRegion, parseMaps, RegionKind, regionOf } from '../../maps';
+import { readMemory } from '../../memory';
+import { PlanStep, runPlan, StepResult } from '../../plan';
+import { Experiment } from '../types';
 
 export type ArenaThread = 'main' | 'worker';
 
@@ -87,10 +87,10 @@ const HEAP_INFO_WORDS = 4;
  */
 const TOP_OFFSET = 16n + 10n * 8n;
 
-// Both lib/experiments (sources under test) and dist/experiments sit two
-// levels below the package root, whose package.json main is dist/index.js:
-// the worker always loads the compiled package.
-const ROOT = path.resolve(__dirname, '..', '..');
+// Both lib/experiments/arenas (sources under test) and dist/experiments/arenas
+// sit three levels below the package root, whose package.json main is
+// dist/index.js: the worker always loads the compiled package.
+const ROOT = path.resolve(__dirname, '..', '..', '..');
 
 const WORKER = `
 const { parentPort, workerData } = require('node:worker_threads');
