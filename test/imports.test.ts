@@ -19,9 +19,9 @@ const ALLOWED: readonly string[] = [
   'lib/views/charts/layout.ts -> lib/experiments/layout/index.ts',
   'lib/views/charts/mmap-threshold.ts -> lib/experiments/mmap-threshold/index.ts',
   'lib/views/charts/mmap-threshold.ts -> lib/experiments/mmap-threshold/table.ts',
-  'lib/views/terminal.ts -> lib/experiments/layout/index.ts',
-  'lib/views/terminal.ts -> lib/experiments/mmap-threshold/index.ts',
-  'lib/views/terminal.ts -> lib/experiments/mmap-threshold/table.ts',
+  'lib/views/terminal-charts.ts -> lib/experiments/layout/index.ts',
+  'lib/views/terminal-charts.ts -> lib/experiments/mmap-threshold/index.ts',
+  'lib/views/terminal-charts.ts -> lib/experiments/mmap-threshold/table.ts',
 ];
 
 const key = ([a, b]: Edge) => `${a} -> ${b}`;
