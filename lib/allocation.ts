@@ -8,8 +8,7 @@ import { hex } from './format';
 import { MemoryRegion, regionOf } from './maps';
 import { MAX_READ, readMemory } from './memory';
 import { describe, Size, toBytes, toIndex, toSize } from './validate';
-import { InspectContext, inspectAllocation } from './views/inspect';
-import { allocationBundle, MimeBundle } from './views/jupyter';
+import { InspectContext, MimeBundle, presenter } from './presenters';
 
 export type AllocationCall = 'malloc' | 'calloc' | 'realloc' | 'alignedAlloc' | 'plan';
 
@@ -31,6 +30,12 @@ const HERE = path.resolve(__dirname, '..');
 let mint: (address: bigint, requested: number, call: AllocationCall) => Allocation;
 let isHandle: (value: unknown) => value is Allocation;
 let release: (allocation: Allocation, how: 'freed' | 'reallocated') => void;
+
+/** How an allocation shows itself; installed by the view layer. */
+export const allocationViews = presenter<{
+  inspect(allocation: Allocation, dead: false | 'freed' | 'reallocated', depth: number, options?: InspectContext): string;
+  bundle(allocation: Allocation): MimeBundle;
+}>('Allocation');
 
 /**
  * A block of memory from the process's real glibc malloc. All getters read
@@ -128,18 +133,18 @@ export class Allocation {
 
   /** What a notebook shows: Deno's Jupyter kernel calls this on a cell's value. */
   [Symbol.for('Jupyter.display')](): MimeBundle {
-    return allocationBundle(handle(this, 'Jupyter.display'));
+    return allocationViews.views.bundle(handle(this, 'Jupyter.display'));
   }
 
   /** ijavascript's display hook. */
   _toMime(): MimeBundle {
-    return allocationBundle(handle(this, '_toMime'));
+    return allocationViews.views.bundle(handle(this, '_toMime'));
   }
 
   /** At the prompt: `Allocation <0x1b0c600 malloc(10): 24 usable, chunk 32 [P] in [heap]>`. */
   [inspect.custom](depth: number, options: InspectContext): string {
     const self = handle(this, 'inspect');
-    return inspectAllocation(self, self.#freed, depth, options);
+    return allocationViews.views.inspect(self, self.#freed, depth, options);
   }
 
   /** Marks the handle dead once glibc no longer owns it for us. */

@@ -2,7 +2,7 @@
 import { inspect } from 'node:util';
 import { native } from './errors';
 import { binding } from './binding';
-import { InspectContext, inspectChunkHeader } from './views/inspect';
+import { InspectContext, presenter } from './presenters';
 
 /** Size-field flag bits (malloc.c: PREV_INUSE, IS_MMAPPED, NON_MAIN_ARENA). */
 export const PREV_INUSE = 0x1n;
@@ -46,11 +46,14 @@ export function decodeHeader(userAddress: bigint, prevSize: bigint, rawSize: big
   });
 }
 
+/** How a chunk header shows itself; installed by the view layer. */
+export const chunkHeaderViews = presenter<{ inspect(header: ChunkHeader, depth: number, options?: InspectContext): string }>('ChunkHeader');
+
 // Non-enumerable, so the header stays plain data to JSON, spreads and equality checks.
 function withInspect(header: ChunkHeader): ChunkHeader {
   return Object.defineProperty(header, inspect.custom, {
     value(this: ChunkHeader, depth: number, options: InspectContext) {
-      return inspectChunkHeader(this, depth, options);
+      return chunkHeaderViews.views.inspect(this, depth, options);
     },
   });
 }
@@ -59,4 +62,16 @@ function withInspect(header: ChunkHeader): ChunkHeader {
 export function readChunkHeader(userAddress: bigint): ChunkHeader {
   const [prevSize, rawSize] = native(() => binding.chunkHeader(userAddress));
   return decodeHeader(userAddress, prevSize, rawSize);
+}
+
+export type ChunkFlags = Pick<ChunkHeader, 'prevInUse' | 'isMmapped' | 'nonMainArena'>;
+
+/** The size-field flags that are set, by their malloc.c letters, in bit order: P, M, A. */
+export function flagLetters(header: ChunkFlags): string[] {
+  return [header.prevInUse && 'P', header.isMmapped && 'M', header.nonMainArena && 'A'].filter((f): f is string => typeof f === 'string');
+}
+
+/** The size-field flags: `[P]`, `[P M]`, `[M]`, `[P A]`; `[]` when none is set. */
+export function chunkFlags(header: ChunkFlags): string {
+  return `[${flagLetters(header).join(' ')}]`;
 }

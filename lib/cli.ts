@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // The `heapscope` command: one entry per command in COMMANDS.
+import './present';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command, commandHelp, globalHelp, Input, parseCommand, usageLine, UsageError } from './command-line';
@@ -13,7 +14,7 @@ import { ProgressLine } from './progress';
 import { writeReport } from './report';
 import { renderMaps, renderResult, terminalOptions } from './views/terminal';
 import { walkHeap } from './walk/index';
-import { renderWalk } from './walk/strip';
+import { renderWalk } from './views/walk-strip';
 
 function write(text: string): void {
   process.stdout.write(`${text}\n`);

@@ -1,4 +1,5 @@
 // The public API. The raw addon (lib/binding.ts) stays internal.
+import './present';
 export {
   Allocation, alignedAlloc, allocationAt, calloc, free, liveAllocations, malloc, mallocUsableSize, realloc,
 } from './allocation';

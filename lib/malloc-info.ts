@@ -30,7 +30,7 @@
 import { inspect } from 'node:util';
 import { binding } from './binding';
 import { HeapscopeError, native, typeError } from './errors';
-import { InspectContext, inspectArena, inspectMallocInfo } from './views/inspect';
+import { InspectContext, presenter } from './presenters';
 
 /** A count of free chunks and their summed size in bytes. */
 export interface BlockTotal {
@@ -149,7 +149,7 @@ export function parseMallocInfo(xml: string): MallocInfo {
     if (child.name === 'heap') arenas.push(readHeap(xml, child));
     else tally.add(child);
   }
-  return withInspect<MallocInfo>(inspectMallocInfo, {
+  return withInspect<MallocInfo>((v, d, o) => mallocInfoViews.views.inspect(v, d, o), {
     version,
     arenas,
     totals: {
@@ -164,6 +164,12 @@ export function parseMallocInfo(xml: string): MallocInfo {
     raw: xml,
   });
 }
+
+/** How malloc_info()'s report and its arenas show themselves; installed by the view layer. */
+export const mallocInfoViews = presenter<{
+  inspect(info: MallocInfo, depth: number, options?: InspectContext): string;
+  inspectArena(arena: ArenaInfo, depth: number, options?: InspectContext): string;
+}>('MallocInfo');
 
 // Non-enumerable, so the report stays plain data to JSON, spreads and equality checks.
 function withInspect<T extends object>(view: (value: T, depth: number, options: InspectContext) => string, value: T): T {
@@ -221,7 +227,7 @@ function readHeap(xml: string, heap: XmlElement): ArenaInfo {
   if (unsorted !== undefined) arena.unsorted = unsorted;
   const subheaps = tally.optional('aspace', 'subheaps');
   if (subheaps !== undefined) arena.subheaps = countAttribute(xml, subheaps, 'size');
-  return withInspect(inspectArena, arena);
+  return withInspect<ArenaInfo>((v, d, o) => mallocInfoViews.views.inspectArena(v, d, o), arena);
 }
 
 function readRange(xml: string, element: XmlElement): UnsortedEntry {

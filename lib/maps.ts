@@ -6,8 +6,7 @@ import { binding } from './binding';
 import { HeapscopeError, typeError } from './errors';
 import { hex } from './format';
 import { describe, lookup, ownProperty, readArray, readOptions, toAddress } from './validate';
-import { InspectContext, inspectRegion } from './views/inspect';
-import { regionsBundle } from './views/jupyter';
+import { InspectContext, MimeBundle, presenter } from './presenters';
 
 /**
  * What a region holds. The kernel only says "file", "anonymous" or a bracketed
@@ -200,9 +199,15 @@ export function regionOf(address: bigint, regions?: readonly MemoryRegion[]): Me
   return lo < list.length && bound(lo, 'start') <= address ? list[lo] : undefined;
 }
 
+/** How a region and a list of them show themselves; installed by the view layer. */
+export const regionViews = presenter<{
+  inspect(region: MemoryRegion, depth: number, options?: InspectContext): string;
+  bundle(regions: readonly MemoryRegion[]): MimeBundle;
+}>('MemoryRegion');
+
 /** Notebooks show the list as a table; non-enumerable, so the array stays plain data. */
 function displayable(regions: MemoryRegion[]): MemoryRegion[] {
-  const show = { value(this: MemoryRegion[]) { return regionsBundle(this); } };
+  const show = { value(this: MemoryRegion[]) { return regionViews.views.bundle(this); } };
   return Object.defineProperties(regions, { [Symbol.for('Jupyter.display')]: show, _toMime: show });
 }
 
@@ -299,7 +304,7 @@ function parseLine(line: string, lineNumber: number): MemoryRegion {
   // Non-enumerable, so the region stays plain data to JSON, spreads and equality checks.
   return Object.defineProperty(region, inspect.custom, {
     value(this: MemoryRegion, depth: number, options: InspectContext) {
-      return inspectRegion(this, depth, options);
+      return regionViews.views.inspect(this, depth, options);
     },
   });
 }

@@ -1,5 +1,6 @@
 // The HTML report: every experiment in one self-contained page, with a table
 // of contents and each question's findings. Inline SVG and CSS only.
+import './present';
 import fs from 'node:fs';
 import path from 'node:path';
 import { typeError } from './errors';

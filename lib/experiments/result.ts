@@ -1,13 +1,19 @@
 // The result object run() returns: the measured data plus its views. The
-// views live in lib/views and only ever read the data.
+// views live in lib/views and only ever read the data; they are reached
+// through resultViews, which the view layer fills (lib/present.ts).
 import { inspect } from 'node:util';
 import { toJSONValue } from '../json';
-import { inspectResult } from '../views/inspect';
-import { mimeBundle } from '../views/jupyter';
-import { resultHTML } from '../views/html';
-import { resultMarkdown } from '../views/markdown';
-import { resultSVG } from '../views/charts';
+import { InspectContext, MimeBundle, presenter } from '../presenters';
 import { Environment, ExperimentResult, ResultData } from './types';
+
+/** How a result shows itself; installed by the view layer. */
+export const resultViews = presenter<{
+  markdown(result: ResultData): string;
+  html(result: ResultData): string;
+  svg(result: ResultData): string | undefined;
+  inspect(result: ResultData, depth: number, options?: InspectContext): string;
+  bundle(result: ExperimentResult): MimeBundle;
+}>('ExperimentResult');
 
 export class ExperimentResultView<Row extends object = object, Name extends string = string> implements ExperimentResult<Row, Name> {
   name: Name;
@@ -27,15 +33,15 @@ export class ExperimentResultView<Row extends object = object, Name extends stri
   }
 
   toMarkdown(): string {
-    return resultMarkdown(this);
+    return resultViews.views.markdown(this);
   }
 
   toHTML(): string {
-    return resultHTML(this);
+    return resultViews.views.html(this);
   }
 
   toSVG(): string | undefined {
-    return resultSVG(this);
+    return resultViews.views.svg(this);
   }
 
   toJSON(): unknown {
@@ -43,16 +49,16 @@ export class ExperimentResultView<Row extends object = object, Name extends stri
   }
 
   [inspect.custom](depth: number, options: Parameters<typeof inspect>[1]): string {
-    return inspectResult(this, depth, options);
+    return resultViews.views.inspect(this, depth, options);
   }
 
   /** Jupyter kernels that look for it (Deno's) show the richest MIME type. */
   [Symbol.for('Jupyter.display')](): Record<string, unknown> {
-    return mimeBundle(this);
+    return resultViews.views.bundle(this);
   }
 
   /** ijavascript's display hook. */
   _toMime(): Record<string, unknown> {
-    return mimeBundle(this);
+    return resultViews.views.bundle(this);
   }
 }

@@ -1,32 +1,10 @@
 // The shape every experiment shares.
+import type { ExperimentOutput } from '../result-data';
 
-/** Where and under what settings an experiment ran. */
-export interface Environment {
-  glibc: string;
-  node: string;
-  /** GLIBC_TUNABLES in force in the process that ran it. */
-  tunables: Record<string, string>;
-  /** Ran in a fresh child process. */
-  isolated: boolean;
-  /** Node's command-line flags in that process (an isolated run adds --single-threaded). */
-  execArgv: string[];
-  pid: number;
-  pageSize: number;
-  /** The statistics call that answered: mallinfo2 (glibc ≥ 2.33) or mallinfo. */
-  mallinfo: 'mallinfo2' | 'mallinfo';
-}
+export type { Environment, ExperimentOutput, ExperimentResult, ResultData } from '../result-data';
 
 export interface ExperimentContext {
   isolated: boolean;
-}
-
-/** What an experiment's run returns: measured rows and sentences computed from them. */
-export interface ExperimentOutput<Row extends object = object> {
-  rows: Row[];
-  /** Sentences stating what was measured, with the numbers. */
-  findings: string[];
-  /** Where the allocator departed from the simple rule, with the measured reason. */
-  surprises: string[];
 }
 
 /** `Name` is the literal name, so the registry can map names to row types. */
@@ -41,26 +19,4 @@ export interface Experiment<Row extends object = object, Name extends string = s
    */
   isolatedByDefault: boolean;
   run(context: ExperimentContext): ExperimentOutput<Row> | Promise<ExperimentOutput<Row>>;
-}
-
-/** What an experiment's run measured, with where and how it ran: plain data. */
-export interface ResultData<Row extends object = object, Name extends string = string> extends ExperimentOutput<Row> {
-  name: Name;
-  question: string;
-  environment: Environment;
-}
-
-/**
- * The result of `run(name)`: the same shape in-process and isolated, plus
- * its views, each made from the same data.
- */
-export interface ExperimentResult<Row extends object = object, Name extends string = string> extends ResultData<Row, Name> {
-  /** A Markdown section: the question, findings, surprises and a table of the rows. */
-  toMarkdown(): string;
-  /** A self-contained HTML fragment (inline SVG, no scripts). */
-  toHTML(): string;
-  /** The experiment's chart as a standalone SVG document, where it has one. */
-  toSVG(): string | undefined;
-  /** Plain data, bigints as "0x…" strings. */
-  toJSON(): unknown;
 }

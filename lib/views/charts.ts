@@ -1,6 +1,6 @@
 // Each experiment's chart, where it has one: a standalone SVG document that
 // is also valid inline in HTML. Every chart reads the result's rows only.
-import { ResultData } from '../experiments/types';
+import { ResultData } from '../result-data';
 import { lookup } from '../validate';
 import { chunkSizesChart } from './charts/chunk-sizes';
 import { freeChart } from './charts/free';

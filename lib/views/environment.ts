@@ -2,7 +2,7 @@
 // terminal show it beside the findings, so it is brief there; a Markdown or
 // HTML document is read later and elsewhere, so it says more (the pid, the
 // page size, where the statistics came from).
-import type { ResultData } from '../experiments/types';
+import type { ResultData } from '../result-data';
 
 export function environmentLine(result: Pick<ResultData, 'environment'>, detail: 'brief' | 'full' = 'brief'): string {
   const env = result.environment;

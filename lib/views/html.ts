@@ -1,6 +1,6 @@
 // HTML views: one self-contained fragment per result (inline SVG and CSS,
 // no scripts, nothing fetched), the chart beside a table of the rows.
-import { ResultData } from '../experiments/types';
+import { ResultData } from '../result-data';
 import { resultSVG } from './charts';
 import { environmentLine } from './environment';
 import { esc } from './svg';

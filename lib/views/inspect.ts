@@ -3,16 +3,16 @@
 // reads like a sentence. Colours come from inspect's own `stylize`, so they
 // follow the REPL's (and NO_COLOR's) choice.
 import type { InspectOptionsStylized } from 'node:util';
+import type { InspectContext } from '../presenters';
 import type { Allocation } from '../allocation';
-import type { ChunkHeader } from '../chunk';
-import type { ResultData } from '../experiments/types';
+import { chunkFlags, ChunkHeader } from '../chunk';
+import type { ResultData } from '../result-data';
 import type { ArenaInfo, BlockTotal, MallocInfo } from '../malloc-info';
 import type { MemoryRegion } from '../maps';
 import { hex, shortBytes } from '../format';
 import { environmentLine } from './environment';
 
-/** What Node passes as the second argument of an inspect.custom method. */
-export type InspectContext = Partial<InspectOptionsStylized>;
+export type { InspectContext } from '../presenters';
 
 type Style = Parameters<InspectOptionsStylized['stylize']>[1];
 
@@ -20,17 +20,7 @@ function stylize(options: InspectContext | undefined, text: string, style: Style
   return typeof options?.stylize === 'function' ? options.stylize(text, style) : text;
 }
 
-type Flags = Pick<ChunkHeader, 'prevInUse' | 'isMmapped' | 'nonMainArena'>;
-
-/** The size-field flags that are set, by their malloc.c letters, in bit order: P, M, A. */
-export function flagLetters(header: Flags): string[] {
-  return [header.prevInUse && 'P', header.isMmapped && 'M', header.nonMainArena && 'A'].filter((f): f is string => typeof f === 'string');
-}
-
-/** The size-field flags: `[P]`, `[P M]`, `[M]`, `[P A]`; `[]` when none is set. */
-export function chunkFlags(header: Flags): string {
-  return `[${flagLetters(header).join(' ')}]`;
-}
+export { chunkFlags, flagLetters } from '../chunk';
 
 /** Bytes as a plain count below 1 KiB (`24`), with the unit beside it above (`1052656 (1.0 MiB)`). */
 export function byteCount(value: number): string {

@@ -8,16 +8,16 @@
 import { inspect } from 'node:util';
 import type { Allocation } from '../allocation';
 import type { ChunkHeader } from '../chunk';
-import type { ExperimentResult } from '../experiments/types';
+import type { ExperimentResult } from '../result-data';
 import { hex, shortBytes } from '../format';
 import { toJSONValue } from '../json';
 import type { MemoryRegion } from '../maps';
 import { cellStyle, SCROLL_STYLE, TABLE_STYLE } from './html';
 import { chunkFlags, regionPath } from './inspect';
 import { esc } from './svg';
+import type { MimeBundle } from '../presenters';
 
-/** mimetype → data, as a Jupyter `display_data` / `execute_result` carries it. */
-export type MimeBundle = Record<string, unknown>;
+export type { MimeBundle } from '../presenters';
 
 /** An experiment's result: its REPL text, its HTML, its chart (if any) and its data. */
 export function mimeBundle(result: ExperimentResult): MimeBundle {

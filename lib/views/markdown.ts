@@ -1,6 +1,6 @@
 // Markdown views: the question as a heading, where it ran, the findings and
 // surprises as measured, and a table of the rows.
-import { ResultData } from '../experiments/types';
+import { ResultData } from '../result-data';
 import { environmentLine } from './environment';
 import { resultTable } from './table';
 

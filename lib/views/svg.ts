@@ -2,6 +2,8 @@
 // is in attributes, not CSS, so that a chart saved on its own looks the same
 // as inline in a page.
 
+export { phaseRuns } from '../phases';
+
 /** Text and attribute values for XML: the five characters that must not appear raw. */
 export function esc(value: string | number | bigint): string {
   return String(value)
@@ -165,17 +167,6 @@ export function legend(x: number, y: number, entries: readonly { label: string; 
     at += 34 + textWidth(e.label);
   }
   return el('g', { class: 'legend' }, parts.join(''));
-}
-
-/** Runs of rows of one phase, by index (`to` inclusive), in the order they ran: where the charts' phase bands (and the terminal's phase marks) go. */
-export function phaseRuns<P>(rows: readonly { phase: P }[]): { phase: P; from: number; to: number }[] {
-  const runs: { phase: P; from: number; to: number }[] = [];
-  rows.forEach((r, i) => {
-    const last = runs[runs.length - 1];
-    if (last !== undefined && last.phase === r.phase) last.to = i;
-    else runs.push({ phase: r.phase, from: i, to: i });
-  });
-  return runs;
 }
 
 /** A white outline under a label, so that it stays readable over lines and points. */

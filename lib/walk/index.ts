@@ -8,15 +8,13 @@ import { maps, MemoryRegion } from '../maps';
 import { MAX_PLAN_READ, PlanStep, runPlan, StepResult } from '../plan';
 import { Mallinfo, programBreak } from '../stats';
 import { describe, readArray, readOptions, toIndex } from '../validate';
-import { walkSVG, WalkSVGOptions } from '../views/charts/walk';
-import type { InspectContext } from '../views/inspect';
-import type { MimeBundle } from '../views/jupyter';
+import { InspectContext, MimeBundle, presenter } from '../presenters';
 import { FREE_BIT, SnapshotWalk } from './chunk';
 import { HeapRegionWalk, materialise } from './heap-walk';
 import { MallinfoCheck, mallinfoChecks, walkMainHeap } from './main-arena';
 import { decodeTcache, isTcacheStructSize, snapshotReader, Tcache } from './tcache';
 import { HeapInfo, readHeapInfo, topFromState, walkArenaHeap } from './thread-arenas';
-import { inspectWalk, walkBundle, walkHTML } from './views';
+import { HeapWalkData, WalkSVGOptions } from './walk-data';
 
 export { A_BIT, FREE_BIT, M_BIT, P_BIT, walkSnapshot } from './chunk';
 export type { ChunkTable, SnapshotWalk, SnapshotWalkOptions } from './chunk';
@@ -26,8 +24,7 @@ export type { MainHeapSnapshot, MallinfoCheck } from './main-arena';
 export { decodeTcache, TCACHE_BINS } from './tcache';
 export type { Tcache, TcacheBin } from './tcache';
 export type { HeapInfo } from './thread-arenas';
-export type { WalkSVGOptions } from '../views/charts/walk';
-export { walkJSON } from './views';
+export type { HeapWalkData, WalkSVGOptions } from './walk-data';
 
 export interface WalkOptions {
   /** `main` (default): main_arena's [heap]. `all`: every thread-arena heap too. */
@@ -50,29 +47,13 @@ export interface WalkOptions {
   attempts?: number;
 }
 
-/** What a walk found: the plain data behind {@link HeapWalk}. */
-export interface HeapWalkData {
-  /** main_arena's [heap]. */
-  main: HeapRegionWalk;
-  /** With `arena: 'all'`: each thread-arena heap, in address order. */
-  threadHeaps: HeapRegionWalk[];
-  /** The calling thread's tcache, decoded; undefined when it was not found (see `tcacheReason`). */
-  tcache?: Tcache;
-  tcacheReason?: string;
-  /** mallinfo2() right after the snapshot. */
-  mallinfo: Mallinfo;
-  /** mallinfo2() was the same just before and just after the snapshot: no arena's totals moved while it was read. */
-  stable: boolean;
-  programBreak: bigint;
-  /** No thread arena was mapped: mallinfo2's sums are main_arena's alone. */
-  singleArena: boolean;
-  /** The walk compared with mallinfo2() (which comparisons are exact: see mallinfoChecks). */
-  checks: MallinfoCheck[];
-  /** Snapshots taken (see WalkOptions.attempts). */
-  attempts: number;
-  /** Results of the `before` steps. */
-  steps: StepResult[];
-}
+/** How a walk shows itself; installed by the view layer. */
+export const walkViews = presenter<{
+  svg(walk: HeapWalkData, options: WalkSVGOptions): string;
+  html(walk: HeapWalkData, options: WalkSVGOptions): string;
+  inspect(walk: HeapWalkData, depth: number, options?: InspectContext): string;
+  bundle(walk: HeapWalkData): MimeBundle;
+}>('HeapWalk');
 
 /**
  * walkHeap()'s result: the data, plus its views (a one-line REPL summary,
@@ -98,26 +79,26 @@ export class HeapWalk implements HeapWalkData {
 
   /** The heap as a strip of cells (the terminal strip's cells), a legend, row addresses and sizes, and each heap's totals. */
   toSVG(options?: WalkSVGOptions): string {
-    return walkSVG(this, svgOptions(options));
+    return walkViews.views.svg(this, svgOptions(options));
   }
 
   /** Self-contained: the SVG, each heap's totals, the tcache and the mallinfo2() checks. */
   toHTML(options?: WalkSVGOptions): string {
-    return walkHTML(this, svgOptions(options));
+    return walkViews.views.html(this, svgOptions(options));
   }
 
   [inspect.custom](depth: number, options: InspectContext): string {
-    return inspectWalk(this, depth, options);
+    return walkViews.views.inspect(this, depth, options);
   }
 
   /** Deno's Jupyter kernel. */
   [Symbol.for('Jupyter.display')](): MimeBundle {
-    return walkBundle(this);
+    return walkViews.views.bundle(this);
   }
 
   /** ijavascript's display hook. */
   _toMime(): MimeBundle {
-    return walkBundle(this);
+    return walkViews.views.bundle(this);
   }
 }
 

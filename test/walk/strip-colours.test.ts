@@ -3,7 +3,7 @@
 // against black and against white, in xterm's default palette.
 import { describe, expect, it } from 'vitest';
 import { walkHeap } from '../../lib/index';
-import { renderWalk } from '../../lib/walk/strip';
+import { renderWalk } from '../../lib/views/walk-strip';
 
 /** xterm's default colours for the SGR foreground codes. */
 const XTERM: Record<number, string> = {

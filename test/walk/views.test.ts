@@ -5,8 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hex, shortBytes } from '../../lib/format';
 import { Allocation, HeapWalk, runPlan, walkHeap } from '../../lib/index';
 import { CELL_COLOR, stripRows } from '../../lib/views/charts/walk';
-import { stripCells, totalsLine } from '../../lib/walk/strip';
-import { JSON_CHUNKS } from '../../lib/walk/views';
+import { stripCells, totalsLine } from '../../lib/views/walk-strip';
+import { JSON_CHUNKS } from '../../lib/views/walk';
 import { checkWellFormed, svgTexts } from '../helpers/xml';
 
 const cellRects = (svg: string) => [...svg.matchAll(/<rect class="cell" data-cell="([a-z-]+)"[^>]*fill="([^"]+)"/g)];

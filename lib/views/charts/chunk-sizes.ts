@@ -1,6 +1,7 @@
 // The chunk-size staircase: request → chunk size and usable size, byte by byte.
 import { ChunkSizeRow, stairs } from '../../experiments/chunk-sizes';
-import { ResultData } from '../../experiments/types';
+import { staircaseRows } from '../../experiments/chunk-sizes/table';
+import { ResultData } from '../../result-data';
 import { span } from '../../format';
 import { axisBottom, axisLeft, COLORS, el, HALO, legend, line, linear, path, steps, svgDocument, text } from '../svg';
 
@@ -10,26 +11,9 @@ const M = { left: 64, right: 24, top: 44, bottom: 56 };
 /** How many stairs get a label, from the bottom; the last stair gets one too. */
 const LABELLED = 3;
 
-/** The rows the staircase draws: every request malloc served from the heap byte by byte (the probes beyond are mmapped or far off). */
-export function staircaseRows(rows: readonly ChunkSizeRow[]): ChunkSizeRow[] {
-  const out: ChunkSizeRow[] = [];
-  for (const r of rows) {
-    if (r.request !== out.length || r.header.isMmapped) break;
-    out.push(r);
-  }
-  return out;
-}
-
 /** `0–24 B → 32-byte chunk, 24 usable`: the label of one stair. */
 export function stairLabel(s: { from: number; to: number; chunkSize: number }, usable: number): string {
   return `${span(s.from, s.to)} B → ${s.chunkSize}-byte chunk, ${usable} usable`;
-}
-
-/** The rows the table beside shows: the first request of each stair, then the probes. */
-export function chunkSizeTableRows(rows: readonly ChunkSizeRow[]): ChunkSizeRow[] {
-  const small = staircaseRows(rows);
-  const starts = small.filter((r, i) => i === 0 || r.chunkSize !== small[i - 1].chunkSize || r.usableSize !== small[i - 1].usableSize);
-  return [...starts, ...rows.slice(small.length)];
 }
 
 export function chunkSizesChart(result: ResultData<ChunkSizeRow>): string | undefined {

@@ -1,7 +1,8 @@
 // The free/trim timeline: the program break, the resident set and mmapped
 // bytes after every step of the four cases, side by side.
 import { FreeRow, FreeStepRow } from '../../experiments/free';
-import { ResultData } from '../../experiments/types';
+import { breakOf, isRssMark } from '../../experiments/free/table';
+import { ResultData } from '../../result-data';
 import { hex, shortBytes } from '../../format';
 import {
   axisLeft, byteTicks, COLORS, el, HALO, LabelPlacer, line, linear, niceTicks, path, phaseRuns, polyline, rect, spotsAround, svgDocument, text, textBox,
@@ -24,28 +25,6 @@ const PHASE: Record<FreeRow['phase'], string> = {
   'malloc-trim': 'malloc_trim',
   mmapped: 'mmapped chunk',
 };
-
-export function breakOf(r: FreeRow): bigint {
-  return r.kind === 'step' ? r.programBreak : r.breakAfter;
-}
-
-/** The steps the chart labels (and the table beside shows): phase edges, break moves, trims and the RSS marks. */
-export function freeTableRows(rows: readonly FreeRow[]): FreeRow[] {
-  return rows.filter((r, i) => {
-    const prev = rows[i - 1];
-    const next = rows[i + 1];
-    return prev === undefined || next === undefined || prev.phase !== r.phase || next.phase !== r.phase ||
-      breakOf(prev) !== breakOf(r) || isRssMark(rows, i) || (r.kind === 'step' && r.op !== 'malloc' && r.role !== 'block' && r.role !== 'drain');
-  });
-}
-
-/** malloc-trim rows where the RSS line is labelled: the trims and the last step before each change of op. */
-export function isRssMark(rows: readonly FreeRow[], i: number): boolean {
-  const r = rows[i];
-  if (r.kind !== 'step' || r.rssPages === undefined) return false;
-  const next = rows[i + 1];
-  return r.op === 'trim' || next === undefined || next.kind !== 'step' || next.op !== r.op || next.phase !== r.phase;
-}
 
 export function freeChart(result: ResultData<FreeRow>): string | undefined {
   const rows = result.rows;

@@ -1,6 +1,6 @@
 // Heap growth: the program break against the bytes requested and still live.
 import { breakSteps, HeapGrowthRow } from '../../experiments/heap-growth';
-import { ResultData } from '../../experiments/types';
+import { ResultData } from '../../result-data';
 import { hex, shortBytes, signedBytes } from '../../format';
 import { axisBottom, axisLeft, byteTicks, COLORS, el, HALO, legend, line, linear, path, steps, svgDocument, text } from '../svg';
 
@@ -8,13 +8,6 @@ const W = 720;
 const H = 440;
 const M = { left: 76, right: 150, top: 44, bottom: 56 };
 const MAX_DOTS = 80;
-
-/** The rows the table beside shows: the first malloc, every row that moved the break, the last free. */
-export function heapGrowthTableRows(rows: readonly HeapGrowthRow[]): HeapGrowthRow[] {
-  if (rows.length === 0) return [];
-  const moved = new Set(breakSteps(rows).map((s) => s.row));
-  return rows.filter((_, i) => i === 0 || i === rows.length - 1 || moved.has(i));
-}
 
 /** `+132 KiB at malloc 380`: how one break step is labelled. */
 export function breakStepLabel(r: HeapGrowthRow): string {

@@ -4,7 +4,7 @@
 // roughly their relative size; the gaps between them are compressed to a
 // band labelled with the real distance.
 import { LayoutRow, PlacedRegion } from '../../experiments/layout';
-import { ResultData } from '../../experiments/types';
+import { ResultData } from '../../result-data';
 import { hex, shortBytes } from '../../format';
 import { COLORS, el, HALO, line, rect, svgDocument, text } from '../svg';
 

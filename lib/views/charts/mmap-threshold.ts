@@ -3,7 +3,8 @@
 import {
   bracketOf, MmapThresholdRow, ServedBy, ThresholdPhase, ThresholdProbeRow,
 } from '../../experiments/mmap-threshold';
-import { ResultData } from '../../experiments/types';
+import { probeRows } from '../../experiments/mmap-threshold/table';
+import { ResultData } from '../../result-data';
 import { shortBytes } from '../../format';
 import {
   axisBottom, axisLeft, COLORS, el, HALO, LabelPlacer, legend, line, linear, log2, phaseRuns, rect, Spot, svgDocument, text, textWidth,
@@ -32,10 +33,6 @@ const PHASE: Record<ThresholdPhase | 'trim', string> = {
   mallopt: 'mallopt',
   trim: 'trim',
 };
-
-export function probeRows(rows: readonly MmapThresholdRow[]): ThresholdProbeRow[] {
-  return rows.filter((r): r is ThresholdProbeRow => r.kind === 'probe');
-}
 
 /** The upper bound of a phase's bracket as the chart labels it: `≤ 462848`. */
 export function bracketLabel(hi: number): string {

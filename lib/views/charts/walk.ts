@@ -1,19 +1,14 @@
 // A heap walk as an SVG strip: the cells the terminal strip draws
-// (lib/walk/strip.ts's stripCells), one rect each, a row per line, each
+// (lib/views/walk-strip.ts's stripCells), one rect each, a row per line, each
 // row labelled with its first address on the left and the bytes it covers
 // on the right.
 import { hex, shortBytes } from '../../format';
 import type { HeapRegionWalk } from '../../walk/heap-walk';
-import type { HeapWalkData } from '../../walk/index';
-import { Cell, heapTitle, LEGEND, PRIORITY, stripCells, totalsLine } from '../../walk/strip';
+import type { HeapWalkData, WalkSVGOptions } from '../../walk/walk-data';
 import { COLORS, el, esc, legend, svgDocument, text } from '../svg';
+import { Cell, heapTitle, LEGEND, PRIORITY, stripCells, totalsLine } from '../walk-strip';
 
-export interface WalkSVGOptions {
-  /** Cells a row (default 64). */
-  columns?: number;
-  /** The most rows one heap's strip takes (default 8). With columns × rows ≥ its chunks, a heap gets one cell per chunk. */
-  rows?: number;
-}
+export type { WalkSVGOptions } from '../../walk/walk-data';
 
 export const CELL_COLOR: Record<Cell, string> = {
   'in-use': '#bab0ac', free: COLORS.green, tcache: COLORS.teal, ours: COLORS.purple,

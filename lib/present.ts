@@ -1,0 +1,40 @@
+// Connects the records to the views that draw them: loaded once by every
+// entry point (index, cli, report), it fills each record type's presenter
+// slot. Records never import views; this is the one place that knows both.
+import { allocationViews } from './allocation';
+import { chunkHeaderViews } from './chunk';
+import { resultViews } from './experiments/result';
+import { PRESENTATIONS } from './experiments/presentations';
+import { mallocInfoViews } from './malloc-info';
+import type { Presentation } from './presentation';
+import { regionViews } from './maps';
+import { resultSVG } from './views/charts';
+import { walkSVG } from './views/charts/walk';
+import { resultHTML } from './views/html';
+import { inspectAllocation, inspectArena, inspectChunkHeader, inspectMallocInfo, inspectRegion, inspectResult } from './views/inspect';
+import { allocationBundle, mimeBundle, regionsBundle } from './views/jupyter';
+import { resultMarkdown } from './views/markdown';
+import { installTables } from './views/table';
+import { installTerminalViews } from './views/terminal';
+import { inspectWalk, walkBundle, walkHTML } from './views/walk';
+import { walkViews } from './walk/index';
+
+/** Each experiment's own `key`, by name, for those that have one. */
+function own<K extends keyof Presentation>(key: K): Record<string, NonNullable<Presentation[K]>> {
+  return Object.fromEntries(Object.entries(PRESENTATIONS).flatMap(([name, p]) => (p[key] === undefined ? [] : [[name, p[key]]])));
+}
+
+installTables(own('table'));
+installTerminalViews(own('terminal'));
+allocationViews.install({ inspect: inspectAllocation, bundle: allocationBundle });
+chunkHeaderViews.install({ inspect: inspectChunkHeader });
+regionViews.install({ inspect: inspectRegion, bundle: regionsBundle });
+mallocInfoViews.install({ inspect: inspectMallocInfo, inspectArena });
+walkViews.install({ svg: walkSVG, html: walkHTML, inspect: inspectWalk, bundle: walkBundle });
+resultViews.install({
+  markdown: (result) => resultMarkdown(result),
+  html: (result) => resultHTML(result),
+  svg: resultSVG,
+  inspect: inspectResult,
+  bundle: mimeBundle,
+});

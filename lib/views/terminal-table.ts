@@ -1,0 +1,65 @@
+// Tables for a terminal: borderless, columns wrapped, shortened or dropped to fit the width.
+import Table from 'cli-table3';
+import type { TerminalColumn, TerminalTable } from '../table-spec';
+import { Resolved, wrap } from './terminal-text';
+
+const BORDERLESS = {
+  top: '', 'top-mid': '', 'top-left': '', 'top-right': '',
+  bottom: '', 'bottom-mid': '', 'bottom-left': '', 'bottom-right': '',
+  left: '', 'left-mid': '', mid: '─', 'mid-mid': ' ', right: '', 'right-mid': '', middle: ' ',
+};
+/** Columns are set apart by the padding after each plus the `middle` char. */
+const GAP = 2;
+const MIN_WRAP = 12;
+
+/** A borderless cli-table3 table, columns shrunk (wrap columns) or dropped (from the right) to fit. */
+export function renderTable<R>(all: TerminalColumn<R>[], rows: R[], o: Resolved, cuts: readonly number[] = []): string[] {
+  const natural = (c: TerminalColumn<R>) => Math.max(c.head.length, ...rows.map((r) => c.cell(r).length));
+  // Each column's padding, the `middle` char between columns: the last has padding but no middle.
+  const total = (ws: number[]) => ws.reduce((a, b) => a + b, 0) + GAP * ws.length - 1;
+  const fitted = (cs: TerminalColumn<R>[]) => {
+    const widths = cs.map(natural);
+    // Take a column from the widest wrapping column at a time, so they end up even.
+    while (total(widths) > o.width) {
+      const shrinkable = widths.map((w, i) => ((cs[i].wrap || cs[i].path) && w > MIN_WRAP ? i : -1)).filter((i) => i >= 0);
+      if (shrinkable.length === 0) break;
+      widths[shrinkable.reduce((a, b) => (widths[b] > widths[a] ? b : a))]--;
+    }
+    return widths;
+  };
+  let columns = all;
+  let widths = fitted(columns);
+  const droppable = all.filter((c) => c.drop !== undefined).sort((a, b) => a.drop! - b.drop!);
+  while (total(widths) > o.width && columns.length > 1) {
+    const victim = droppable.shift() ?? columns[columns.length - 1];
+    columns = columns.filter((c) => c !== victim);
+    widths = fitted(columns);
+  }
+  const cell = (c: TerminalColumn<R>, row: R, width: number) => {
+    const text = c.cell(row);
+    return c.path && text.length > width ? `…${text.slice(text.length - width + 1)}` : text;
+  };
+  const table = new Table({
+    head: columns.map((c) => o.paint('bold', c.head)),
+    chars: BORDERLESS,
+    colWidths: widths.map((w) => w + 1),
+    colAligns: columns.map((c) => c.align ?? 'left'),
+    wordWrap: true,
+    style: { head: [], border: [], compact: true, 'padding-left': 0, 'padding-right': 1 },
+  });
+  rows.forEach((row, r) => {
+    if (cuts.includes(r)) table.push(columns.map((c) => (c.align === 'right' ? '⋮' : o.paint('dim', '⋮'))));
+    table.push(columns.map((c, i) => o.paint(c.colour?.(row), cell(c, row, widths[i]))));
+  });
+  return table.toString().split('\n');
+}
+
+export function tableLines<R>(view: TerminalTable<R>, name: string, o: Resolved): string[] {
+  if (view.rows.length === 0) return [];
+  const lines = [...wrap(view.title, o.width).map((l) => o.paint('bold', l)), ...renderTable(view.columns, view.rows, o, view.cuts)];
+  if (view.omitted > 0) {
+    lines.push(...wrap(`… ${view.omitted} more rows (all of them: heapscope run ${name} --json)`, o.width)
+      .map((l) => o.paint('dim', l)));
+  }
+  return lines;
+}
