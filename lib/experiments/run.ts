@@ -57,8 +57,9 @@ export async function run(name: ExperimentName, options: RunOptions = {}): Promi
 // levels below the package root; the child always runs the compiled code.
 // V8's helper threads (concurrent GC, compilation) free memory the main
 // thread allocated; with tcache full or off those chunks go straight into
-// main_arena's bins in the middle of a plan. The child runs without them.
-const CHILD_FLAGS = ['--single-threaded'];
+// main_arena's bins in the middle of a plan. The child runs without them, and
+// without Node's platform workers, which --single-threaded leaves running.
+const CHILD_FLAGS = ['--single-threaded', '--v8-pool-size=0'];
 
 const CHILD = path.resolve(__dirname, '..', '..', 'dist', 'experiments', 'child.js');
 
