@@ -14,6 +14,12 @@ export interface Environment {
   pageSize: number;
   /** The statistics call that answered: mallinfo2 (glibc ≥ 2.33) or mallinfo. */
   mallinfo: 'mallinfo2' | 'mallinfo';
+  /**
+   * An isolated run's children that refused to run it because their program
+   * break had no room to grow, each with the room it measured; absent when
+   * the first child ran it.
+   */
+  refusedChildren?: string[];
 }
 
 /** What an experiment's run returns: measured rows and sentences computed from them. */

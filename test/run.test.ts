@@ -64,6 +64,32 @@ describe('run', () => {
     }
   });
 
+  it('starts another child when one\'s heap cannot grow, says so, and the last one measures the blocked break', () => {
+    // The fixture maps a page right above the break in every process of the
+    // run: each child refuses, but the last runs, and heap-growth meets the
+    // break that cannot move.
+    const index = path.join(__dirname, '..', 'dist', 'index.js');
+    const script = `const h = require(${JSON.stringify(index)});
+      h.run('heap-growth').then((r) => process.stdout.write(JSON.stringify({
+        refused: r.environment.refusedChildren, surprises: r.surprises, rows: r.rows.length })));`;
+    const child = spawnSync(process.execPath, ['-e', script], {
+      encoding: 'utf8',
+      env: { ...process.env, NODE_OPTIONS: `--require ${path.join(__dirname, 'fixtures', 'block-break.cjs')}` },
+    });
+    expect(child.stderr).toBe('');
+    const r = JSON.parse(child.stdout) as { refused: string[]; surprises: string[]; rows: number };
+    expect(r.refused).toHaveLength(2);
+    for (const why of r.refused) {
+      expect(why).toMatch(/^the program break (0x[0-9a-f]+) can grow only 0 B, up to an anonymous mapping at \1–0x[0-9a-f]+ \(---p\)$/);
+    }
+    expect(r.surprises).toContain(
+      `This run's child was the third started: in the earlier ones the heap had no room to grow (child 1: ${r.refused[0]}; child 2: ${r.refused[1]}).`,
+    );
+    // The third child's own heap could not grow either: the experiment says why, from main_arena's flags.
+    expect(r.rows).toBeGreaterThan(0);
+    expect(r.surprises.some((s) => /^The break never moved: brk\(\) could not grow the heap \(the program break 0x[0-9a-f]+ can grow only 0 B, .*\), so main_arena is non-contiguous/.test(s))).toBe(true);
+  });
+
   it('kills a child that runs past its timeout and throws a coded error', async () => {
     const before = childrenOf(process.pid);
     const error = await run('free', { timeout: 1 }).then(() => undefined, (e: unknown) => e);
