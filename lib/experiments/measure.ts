@@ -1,4 +1,6 @@
 // Measurement helpers shared by more than one experiment.
+import { mallocParams } from '../allocator-state';
+import { HeapscopeError } from '../errors';
 import { mallocInfo } from '../malloc-info';
 import { MemoryRegion } from '../maps';
 import { PlanStep, StepResult } from '../plan';
@@ -28,6 +30,13 @@ export const DEFAULT_MMAP_THRESHOLD = 128 * 1024;
 export const DEFAULT_TRIM_THRESHOLD = 128 * 1024;
 
 /** The top pad this process should be running with: the tunable if set, else glibc's default. */
+/** One field of glibc's mp_, read now from its own memory. */
+export function paramValue(name: string): number {
+  const field = mallocParams().fields.find((f) => f.name === name);
+  if (field === undefined) throw new HeapscopeError('ERR_UNKNOWN_GLIBC_LAYOUT', `this glibc's mp_ has no field ${name}`);
+  return Number(field.value);
+}
+
 export function expectedTopPad(): number {
   return tunable('glibc.malloc.top_pad') ?? DEFAULT_TOP_PAD;
 }

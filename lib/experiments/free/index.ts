@@ -7,12 +7,13 @@
 // (unmapped at once). The mmapped case runs last: although its 64 MiB chunk
 // is above the ceiling of the dynamic mmap threshold, so freeing it moves
 // nothing, the order keeps the other cases independent of it anyway.
+import { blockedBreak } from '../../break-room';
 import { CHUNK_HEADER_SIZE } from '../../chunk';
 import { hex, shortBytes, withArticle } from '../../format';
 import { MemoryRegion, parseMaps } from '../../maps';
 import { PlanStep, runPlan, StepResult } from '../../plan';
 import { pageSize } from '../../stats';
-import { diffMaps, FreeRunRow, freeRunPlan, rangeHolding, trimSummary } from '../measure';
+import { diffMaps, FreeRunRow, freeRunPlan, paramValue, rangeHolding, trimSummary } from '../measure';
 import { Experiment } from '../types';
 
 const KiB = 1024;
@@ -242,9 +243,11 @@ function trimOnFree(findings: string[]): FreeRunStepRow[] {
       `${beside} of them merged into the top chunk.`,
   );
   if (t.firstTrim === undefined) {
+    const blocked = blockedBreak();
     findings.push(
       `The break never moved down while they were freed: not observed. The top reached ${Math.max(...rows.map((r) => r.topAfter))} bytes ` +
-        `and the break ended at ${hex(end.breakAfter)}.`,
+        `and the break ended at ${hex(end.breakAfter)}` +
+        (blocked !== undefined ? `: ${blocked}.` : `; mp_.trim_threshold, read after the run, is ${paramValue('trim_threshold')} bytes.`),
     );
     return rows;
   }

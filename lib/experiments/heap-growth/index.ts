@@ -1,9 +1,10 @@
 // How does the heap grow?
+import { blockedBreak } from '../../break-room';
 import { bytes, hex, rangeOf, withArticle } from '../../format';
 import { PlanStep, runPlan } from '../../plan';
 import { MINSIZE, requestToChunkSize } from '../../size-classes';
 import { pageSize } from '../../stats';
-import { DEFAULT_TRIM_THRESHOLD, expectedTopPad, mostCommon } from '../measure';
+import { DEFAULT_TRIM_THRESHOLD, expectedTopPad, mostCommon, paramValue } from '../measure';
 import { tunable } from '../tunables';
 import { Experiment, ExperimentContext } from '../types';
 
@@ -121,7 +122,9 @@ export const heapGrowth: Experiment<HeapGrowthRow, 'heap-growth'> = {
         `the break moved up ${growth.length} times, ${hex(start)} → ${hex(peak)} (+${bytes(Number(peak - start))}).`,
     );
     if (growth.length === 0) {
-      findings.push(`The break never moved: the top chunk and free chunks (top ${bytes(mallocRows[0].topBefore)} at the start) held all ${bytes(COUNT * chunk)}.`);
+      const blocked = blockedBreak();
+      if (blocked !== undefined) surprises.push(`The break never moved: ${blocked}.`);
+      else findings.push(`The break never moved: the top chunk and free chunks (top ${bytes(mallocRows[0].topBefore)} at the start) held all ${bytes(COUNT * chunk)}.`);
       return { rows, findings, surprises };
     }
     const first = growth[0];
@@ -200,10 +203,12 @@ export const heapGrowth: Experiment<HeapGrowthRow, 'heap-growth'> = {
     }
     const grownTop = Math.max(...freeRows.map((r) => r.topAfter), last.topBefore);
     if (trims.length === 0 && grownTop >= DEFAULT_TRIM_THRESHOLD) {
+      const blocked = blockedBreak();
+      const trimThreshold = paramValue('trim_threshold');
       surprises.push(
         `The top chunk reached ${bytes(grownTop)} during the frees, at or above glibc's default 128 KiB trim threshold, but the break never came down: ` +
-          `the trim threshold in force was higher` +
-          (context.isolated ? '.' : ' (this run was in-process, where an earlier free of an mmapped chunk may have raised it).'),
+          (blocked ?? `mp_.trim_threshold, read after the run, is ${bytes(trimThreshold)}` +
+            (context.isolated ? '' : ' (in this process an earlier free of an mmapped chunk may have raised it)')) + '.',
       );
     }
     return { rows, findings, surprises };

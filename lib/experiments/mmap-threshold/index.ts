@@ -7,6 +7,7 @@
 // probe would itself raise the threshold being measured; only the chunks
 // freed on purpose ("sources") move it.
 import { Allocation } from '../../allocation';
+import { blockedBreak } from '../../break-room';
 import { HeapscopeError } from '../../errors';
 import { rangeOf, shortBytes, withArticle } from '../../format';
 import { PlanStep, runPlan, StepResult } from '../../plan';
@@ -274,6 +275,8 @@ function probeCount(rows: MmapThresholdRow[], phase: ThresholdPhase): string {
   return `${probes.length} probes` + (idle > 0 ? `; ${idle} that malloc answered from memory it already held ${idle === 1 ? 'was' : 'were'} repeated` : '');
 }
 
+const NOTHING_REACHED = 'No probe reached the kernel, so this run could not locate the threshold it started with.';
+
 function measure(context: ExperimentContext): { rows: MmapThresholdRow[]; findings: string[]; surprises: string[] } {
   const p = new Prober();
   const findings: string[] = [];
@@ -288,7 +291,7 @@ function measure(context: ExperimentContext): { rows: MmapThresholdRow[]; findin
         `${evidence(p.rows, 'start', start)} (${probeCount(p.rows, 'start')}; every probe stayed allocated until the end).`,
     );
     if (start.lo === undefined && start.hi === undefined) {
-      surprises.push('No probe reached the kernel, so this run could not locate the threshold it started with.');
+      surprises.push(NOTHING_REACHED);
     } else if (tunableThreshold !== undefined) {
       findings.push(`The tunable glibc.malloc.mmap_threshold=${tunableThreshold} was in force; the bracket ${holds(start, tunableThreshold) ? 'holds' : 'does not hold'} it.`);
     } else if (holds(start, DEFAULT_MMAP_THRESHOLD)) {
@@ -423,6 +426,15 @@ function measure(context: ExperimentContext): { rows: MmapThresholdRow[]; findin
     }
   } finally {
     p.release();
+  }
+  // Probes below the threshold show it by growing the break; none did.
+  const grew = p.rows.some((r) => r.kind === 'probe' && r.servedBy === 'brk');
+  const blocked = grew ? undefined : blockedBreak();
+  if (blocked !== undefined) {
+    // Probes did reach sysmalloc; the sentence that says none did is replaced by the cause.
+    const unseen = surprises.indexOf(NOTHING_REACHED);
+    if (unseen >= 0) surprises.splice(unseen, 1);
+    surprises.push(`No probe grew the break: ${blocked}. Without that, the threshold's lower side cannot be seen.`);
   }
   return { rows: p.rows, findings, surprises };
 }
