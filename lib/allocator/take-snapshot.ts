@@ -71,16 +71,38 @@ export function takeAllocatorSnapshot(options: AllocatorSnapshotOptions = {}): A
   const before = readArray(read.before ?? [], 'options.before') as PlanStep[];
   const layout = layoutFor(glibcVersion());
   let taken: Taken | undefined;
+  let topRegion: MemoryRegion | undefined;
   for (let attempt = 1; attempt <= attempts; attempt++) {
     // `before` steps can move the break: a retake copies [heap] up to where the last copy saw it.
-    taken = takeOnce(layout, before, probe, attempt, taken?.breakSeen);
+    taken = takeOnce(layout, before, probe, attempt, taken?.breakSeen, topRegion);
     if (taken.reason === undefined) return taken.snapshot;
+    topRegion = outsideTop(taken.snapshot.image) ?? topRegion;
   }
   return { ...taken!.snapshot, consistent: false, reason: taken!.reason };
 }
 
+/** Bytes of a non-contiguous main_arena's top region copied at most: more than any top chunk here. */
+const MAX_TOP_COPY = 64n << 20n;
+
+/**
+ * A non-contiguous main_arena keeps its top in memory glibc took with mmap
+ * and lists nowhere; the map region holding it, from the top on, when the
+ * copy missed it (then the next copy reads it too).
+ */
+function outsideTop(image: AllocatorImage): MemoryRegion | undefined {
+  const globals = locateGlobals(image);
+  if (!globals.mainArena.found) return undefined;
+  const main = decodeArenas(image, globals.mainArena.address).arenas.find((a) => a.kind === 'main');
+  if (main === undefined || !main.noncontiguous || main.top.size !== undefined) return undefined;
+  const region = maps().find((r) => r.start <= main.top.address && main.top.address < r.end && r.readable);
+  if (region === undefined) return undefined;
+  const end = region.end - main.top.address > MAX_TOP_COPY ? main.top.address + MAX_TOP_COPY : region.end;
+  return { ...region, start: main.top.address, end, size: Number(end - main.top.address) };
+}
+
 function takeOnce(
   layout: ReturnType<typeof layoutFor>, before: readonly PlanStep[], probe: boolean, attempt: number, breakSeen?: bigint,
+  topRegion?: MemoryRegion,
 ): Taken {
   const regions = maps();
   const libc = libcDataRegions(regions);
@@ -102,6 +124,7 @@ function takeOnce(
   for (const r of libc) read(r, 'libc data', BigInt(r.size));
   if (copyHeap) read(heap, '[heap]', end! - heap.start);
   for (const r of arenaHeaps) read(r, 'arena heap', BigInt(r.size));
+  if (topRegion !== undefined) read(topRegion, "main_arena's top", BigInt(topRegion.size));
   const b1 = steps.push({ op: 'break' }) - 1;
   const m1 = steps.push({ op: 'mallinfo' }) - 1;
   const { steps: results } = runPlan(steps);

@@ -8,7 +8,12 @@ import { describe, readOptions, toAddress, toBytes, toIndex } from '../validate'
 /** glibc's MINSIZE and MALLOC_ALIGNMENT on x86_64. */
 const MIN_CHUNK = 32;
 const ALIGN = 16;
-/** A thread arena heap that is not the arena's newest ends in a 16-byte fencepost chunk (CHUNK_HDR_SZ). */
+/**
+ * A 16-byte fencepost chunk (CHUNK_HDR_SZ). A thread arena heap that is not
+ * the arena's newest ends in one followed by a size-0 header. main_arena's
+ * [heap] ends in two, right at the break, once brk() has failed and sysmalloc
+ * has moved the top into memory from mmap (the arena turned non-contiguous).
+ */
 const FENCEPOST = 16;
 const TWO_32 = 4294967296;
 /** Sizes at or above 2^53 cannot be exact numbers; no region is that big. */
@@ -51,7 +56,9 @@ export interface SnapshotWalk {
   table: ChunkTable;
   /**
    * `top`: the walk tiled the region exactly up to a top chunk that ends at
-   * `end`. `fencepost`: it reached an older heap's fencepost. `stopped`: an
+   * `end`. `fencepost`: it reached an older thread heap's fencepost, or the
+   * double fencepost that ends main_arena's [heap] when the arena is
+   * non-contiguous (its top then lies elsewhere). `stopped`: an
    * inconsistency, described by `reason`; `table` holds the chunks read so far.
    */
   ending: 'top' | 'fencepost' | 'stopped';
@@ -101,6 +108,18 @@ export function walkSnapshot(snapshot: Uint8Array, base: bigint, options: Snapsh
   let reason: string | undefined;
   let ending: SnapshotWalk['ending'] = 'stopped';
   let top = -1;
+  const push = (offset: number, size: number, flags: number): void => {
+    if (count === capacity) {
+      capacity *= 2;
+      const o = new Float64Array(capacity); o.set(offsets); offsets = o;
+      const s = new Float64Array(capacity); s.set(sizes); sizes = s;
+      const b = new Uint8Array(capacity); b.set(bits); bits = b;
+    }
+    offsets[count] = offset;
+    sizes[count] = size;
+    bits[count] = flags;
+    count++;
+  };
 
   if ((Number(base % BigInt(ALIGN)) + start) % ALIGN !== 0) {
     reason = `the first chunk at ${hex(base + BigInt(start))} is not ${ALIGN}-byte aligned`;
@@ -131,7 +150,7 @@ export function walkSnapshot(snapshot: Uint8Array, base: bigint, options: Snapsh
       reason = `the chunk at ${hex(base + BigInt(off))} has size ${size}, not a multiple of ${ALIGN}`;
       break;
     }
-    if (size < MIN_CHUNK && !(fenceposts && size === FENCEPOST)) {
+    if (size < MIN_CHUNK && !((fenceposts || mainArena) && size === FENCEPOST)) {
       reason = `the chunk at ${hex(base + BigInt(off))} has size ${size}, below the ${MIN_CHUNK}-byte minimum`;
       break;
     }
@@ -165,16 +184,19 @@ export function walkSnapshot(snapshot: Uint8Array, base: bigint, options: Snapsh
       }
       bits[count - 1] |= FREE_BIT;
     }
-    if (count === capacity) {
-      capacity *= 2;
-      const o = new Float64Array(capacity); o.set(offsets); offsets = o;
-      const s = new Float64Array(capacity); s.set(sizes); sizes = s;
-      const b = new Uint8Array(capacity); b.set(bits); bits = b;
+    push(off, size, flags);
+    if (size === FENCEPOST && mainArena) {
+      // Only a pair of 16-byte fenceposts ending exactly at the break.
+      const next = off + size;
+      if (next + FENCEPOST === end && words[(next >>> 2) + 2] === (FENCEPOST | P_BIT) && words[(next >>> 2) + 3] === 0 && count >= 1) {
+        push(next, FENCEPOST, P_BIT);
+        off = end;
+        ending = 'fencepost';
+        break;
+      }
+      reason = `the chunk at ${hex(base + BigInt(off))} has size ${FENCEPOST}, but it is not the first of two fenceposts ending at the break`;
+      break;
     }
-    offsets[count] = off;
-    sizes[count] = size;
-    bits[count] = flags;
-    count++;
     if (size === FENCEPOST) {
       // Only the fencepost pair ends an old heap: 16 bytes, then a size-0 header.
       const next = off + size;

@@ -89,7 +89,7 @@ export function materialise(
     if (i === walk.top) state = 'top';
     else if ((bits & FREE_BIT) !== 0) state = 'free';
     else if (tcacheOffsets.has(offset)) state = 'tcache';
-    else if (walk.ending === 'fencepost' && i === table.count - 1 && size === 16) state = 'fencepost';
+    else if (walk.ending === 'fencepost' && i >= table.count - 2 && size === 16) state = 'fencepost';
     else state = 'in-use';
     const chunk: HeapChunk = {
       address: base + BigInt(offset), size, prevInUse: (bits & P_BIT) !== 0, nonMainArena: (bits & A_BIT) !== 0,

@@ -243,7 +243,8 @@ export function walkHeap(options: WalkOptions = {}): HeapWalk {
     const taken = snapshot([...before, ...probeSteps], heap, length > 0n ? length : 0n, arena === 'all' ? arenaHeaps : []);
     const tried = { s: taken, walk: mainWalk(taken, heap) };
     const outgrown = outgrownThreadHeaps(taken);
-    const consistent = tried.walk.ending === 'top';
+    // A non-contiguous main_arena's [heap] ends in fenceposts instead of its top.
+    const consistent = tried.walk.ending === 'top' || tried.walk.ending === 'fencepost';
     if (consistent && !outgrown && sameMallinfo(taken.mallinfoBefore, taken.mallinfo)) {
       chosen = tried;
       break;
@@ -317,10 +318,15 @@ export function walkHeap(options: WalkOptions = {}): HeapWalk {
       ...(top === undefined ? {} : { top }), totals,
     };
   };
+  const fenced = walk.ending === 'fencepost'
+    ? `[heap] ends at the break in glibc's double fencepost (${hex(walk.base + BigInt(walk.table.offsets[walk.table.count - 2]))}): ` +
+      `brk() failed once and main_arena went non-contiguous, so its top chunk (${s.mallinfo.keepcost} bytes, mallinfo2's keepcost) ` +
+      'and the chunks carved before it lie in memory glibc took with mmap, which the walk does not read'
+    : undefined;
   const main = region(walk, {
     arena: 'main', kind: 'heap', start: heap?.start ?? 0n, end: s.breakAfter,
     firstChunk: walk.base + BigInt(walk.table.count > 0 ? walk.table.offsets[0] : 0),
-  });
+  }, fenced);
   const threadHeaps = threadWalks.map((t) => region(t.walk, {
     arena: t.info?.arPtr ?? 0n, kind: 'arena-heap', start: t.region.start,
     end: t.region.start + BigInt(t.info?.size ?? 0), ...(t.info === undefined ? {} : { heapInfo: t.info as HeapInfo }),

@@ -1,0 +1,89 @@
+// A process whose break cannot grow, made on purpose: the fixture maps a page
+// right above the break before anything else runs, as V8's code range
+// sometimes lands by itself (lib/break-room.ts). glibc then grows main_arena
+// with mmap; the walk and the experiments must say so, from what they read.
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+const root = path.join(__dirname, '..', '..');
+const fixture = path.join(__dirname, '..', 'fixtures', 'block-break.cjs');
+
+interface Seen {
+  blockedAt: string;
+  walk: { complete: boolean; reason?: string; start: string; end: string; firstChunk: string; sizes: number[]; states: string[]; keepcost: number };
+  arena: { noncontiguous: boolean; top: string; topSize: string };
+  heapStart: string;
+  threshold: string[];
+  free: string[];
+}
+
+function blockedChild(): Seen {
+  const script = `
+    const h = require(${JSON.stringify(root)});
+    const { blockedAt } = require(${JSON.stringify(fixture)});
+    (async () => {
+      // Enough to need more than the top held when the page was mapped.
+      const kept = [];
+      for (let i = 0; i < 2000; i++) kept.push(h.malloc(1000));
+      const w = h.walkHeap();
+      const main = h.arenas().arenas.find((a) => a.kind === 'main');
+      const threshold = await h.run('mmap-threshold', { isolated: false });
+      const free = await h.run('free', { isolated: false });
+      process.stdout.write(JSON.stringify({
+        blockedAt,
+        walk: { complete: w.main.complete, reason: w.main.reason, start: w.main.start, end: w.main.end, firstChunk: w.main.firstChunk,
+          sizes: w.main.chunks.map((c) => c.size), states: w.main.chunks.map((c) => c.state), keepcost: w.mallinfo.keepcost },
+        arena: { noncontiguous: main.noncontiguous, top: main.top.address, topSize: main.top.size },
+        heapStart: h.maps().find((r) => r.kind === 'heap').start,
+        threshold: threshold.surprises,
+        free: free.findings,
+      }, (_, v) => (typeof v === 'bigint' ? v.toString() : v)));
+    })();`;
+  const child = spawnSync(process.execPath, ['--single-threaded', '--v8-pool-size=0', '-e', script], {
+    encoding: 'utf8',
+    env: { ...process.env, NODE_OPTIONS: `--require ${fixture}` },
+  });
+  expect(child.stderr).toBe('');
+  return JSON.parse(child.stdout) as Seen;
+}
+
+describe('main_arena when brk() fails', () => {
+  const seen = blockedChild();
+  const blocked = /^brk\(\) could not grow the heap \(the program break 0x[0-9a-f]+ can grow only 0 B, up to an anonymous mapping at 0x[0-9a-f]+–0x[0-9a-f]+ \(---p\)\), so main_arena is non-contiguous \(its NONCONTIGUOUS_BIT is set\)/;
+
+  it('is non-contiguous, and its top chunk lies outside [heap]', () => {
+    expect(seen.arena.noncontiguous).toBe(true);
+    const top = BigInt(seen.arena.top);
+    expect(top < BigInt(seen.heapStart) || top >= BigInt(seen.walk.end)).toBe(true);
+    expect(Number(seen.arena.topSize)).toBe(seen.walk.keepcost);
+  });
+
+  it('walks [heap] exactly to the double fencepost at the break and says where the rest is', () => {
+    const { walk } = seen;
+    expect(BigInt(walk.end)).toBe(BigInt(seen.blockedAt));
+    const tiled = walk.sizes.reduce((a, b) => a + b, 0);
+    expect(BigInt(walk.firstChunk) + BigInt(tiled)).toBe(BigInt(walk.end));
+    expect(walk.sizes.slice(-2)).toEqual([16, 16]);
+    expect(walk.states.slice(-2)).toEqual(['fencepost', 'fencepost']);
+    expect(walk.states).not.toContain('top');
+    expect(walk.complete).toBe(false);
+    expect(walk.reason).toMatch(new RegExp(
+      `^\\[heap\\] ends at the break in glibc's double fencepost \\(0x${(BigInt(walk.end) - 32n).toString(16)}\\): brk\\(\\) failed once and main_arena went non-contiguous, ` +
+        `so its top chunk \\(${walk.keepcost} bytes, mallinfo2's keepcost\\)`,
+    ));
+  });
+
+  it('mmap-threshold says no probe grew the break, and why', () => {
+    const said = seen.threshold.filter((s) => s.startsWith('No probe grew the break: '));
+    expect(said).toHaveLength(1);
+    expect(said[0].slice('No probe grew the break: '.length)).toMatch(blocked);
+    expect(seen.threshold).not.toContain('No probe reached the kernel, so this run could not locate the threshold it started with.');
+  });
+
+  it('free says the break never came down, and why', () => {
+    const said = seen.free.find((f) => f.startsWith('The break never moved down while they were freed'));
+    expect(said).toBeDefined();
+    expect(said!.split(': ').slice(2).join(': ')).toMatch(blocked);
+  });
+});
