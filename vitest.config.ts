@@ -10,8 +10,9 @@ export default defineConfig({
     // measures main_arena. Without them, what is left (libuv's pool) is why
     // measurements that need a quiet heap run in a child (helpers/quiet-child).
     execArgv: ['--single-threaded', '--v8-pool-size=0'],
-    // Records reach their views through slots an entry point fills (lib/present.ts).
-    setupFiles: ['./test/helpers/present.ts'],
+    // Records reach their views through slots an entry point fills
+    // (lib/present.ts); a test process whose heap cannot grow skips (helpers/heap-room).
+    setupFiles: ['./test/helpers/present.ts', './test/helpers/heap-room.ts'],
     testTimeout: 120_000,
     hookTimeout: 120_000,
   },

@@ -8,6 +8,16 @@ import path from 'node:path';
 const root = path.join(__dirname, '..', '..');
 
 /**
+ * About one node start in fifty puts V8's code range just above the heap
+ * (lib/break-room.ts): brk() fails once the heap reaches it. Such a child
+ * says so before running the body and another is started, as isolated
+ * experiment runs do; the body always runs in a process whose break can grow.
+ */
+const CHILDREN = 5;
+const NEEDED_ROOM = 256n << 20n;
+const BLOCKED = 'BLOCKED ';
+
+/**
  * Runs `body` (the body of an async function, CommonJS) in a fresh
  * `node --single-threaded` and returns what it returns; bigints come back as
  * decimal strings. In the body, `h` is heapscope, `binding` its raw addon and
@@ -18,11 +28,21 @@ export function inQuietChild<T>(body: string): T {
     const h = require(${JSON.stringify(root)});
     const { binding } = require(${JSON.stringify(path.join(root, 'dist', 'binding'))});
     const addonPath = require('node-gyp-build').path(${JSON.stringify(root)});
+    const room = require(${JSON.stringify(path.join(root, 'dist', 'break-room'))}).breakRoom();
+    if (room.room < ${NEEDED_ROOM}n) {
+      process.stdout.write(${JSON.stringify(BLOCKED)} + room.room);
+      process.exit(0);
+    }
     (async () => { ${body} })().then((result) => {
       process.stdout.write(JSON.stringify(result, (_, v) => (typeof v === 'bigint' ? v.toString() : v)));
     });
   `;
-  const child = spawnSync(process.execPath, ['--single-threaded', '--v8-pool-size=0', '-e', source], { encoding: 'utf8' });
-  if (child.status !== 0) throw new Error(`quiet child failed (${child.status ?? child.signal}): ${child.stderr}`);
-  return JSON.parse(child.stdout) as T;
+  const rooms: string[] = [];
+  for (let i = 0; i < CHILDREN; i++) {
+    const child = spawnSync(process.execPath, ['--single-threaded', '--v8-pool-size=0', '-e', source], { encoding: 'utf8' });
+    if (child.status !== 0) throw new Error(`quiet child failed (${child.status ?? child.signal}): ${child.stderr}`);
+    if (!child.stdout.startsWith(BLOCKED)) return JSON.parse(child.stdout) as T;
+    rooms.push(child.stdout.slice(BLOCKED.length));
+  }
+  throw new Error(`${CHILDREN} quiet children in a row had a break that could not grow 256 MiB (room: ${rooms.join(', ')} bytes)`);
 }
