@@ -1,6 +1,6 @@
 // Measurement helpers shared by more than one experiment.
-import { mallocParams } from '../allocator-state';
-import { HeapscopeError } from '../errors';
+import { MallocPar } from '../allocator/decode';
+import { liveMallocPar } from '../allocator/live-par';
 import { mallocInfo } from '../malloc-info';
 import { MemoryRegion } from '../maps';
 import { PlanStep, StepResult } from '../plan';
@@ -29,16 +29,14 @@ export const DEFAULT_TOP_PAD = 128 * 1024;
 export const DEFAULT_MMAP_THRESHOLD = 128 * 1024;
 export const DEFAULT_TRIM_THRESHOLD = 128 * 1024;
 
-/** The top pad this process should be running with: the tunable if set, else glibc's default. */
-/** One field of glibc's mp_, read now from its own memory. */
-export function paramValue(name: string): number {
-  const field = mallocParams().fields.find((f) => f.name === name);
-  if (field === undefined) throw new HeapscopeError('ERR_UNKNOWN_GLIBC_LAYOUT', `this glibc's mp_ has no field ${name}`);
-  return Number(field.value);
+/** glibc's mp_ (struct malloc_par) as it is now, read from its own memory. */
+export function mallocPar(): MallocPar {
+  return liveMallocPar();
 }
 
-export function expectedTopPad(): number {
-  return tunable('glibc.malloc.top_pad') ?? DEFAULT_TOP_PAD;
+/** The top pad in force: mp_.top_pad, whoever set it (default, tunable, MALLOC_TOP_PAD_, mallopt). */
+export function topPadInForce(): number {
+  return Number(mallocPar().topPad);
 }
 
 /** A half-open address range [start, end). */

@@ -69,6 +69,21 @@ describe('heap-growth', () => {
     for (const surprise of result.surprises) expect(surprise).toMatch(/^\d+ of \d+ break moves came from requests whose \d+-byte chunk fit the top chunk/);
   });
 
+  it('reads the top pad glibc uses, however it was set: MALLOC_TOP_PAD_=65536 gives 64 KiB steps and says so', async () => {
+    // The child inherits this process's environment; no tunable is involved.
+    process.env.MALLOC_TOP_PAD_ = '65536';
+    let padded: ExperimentResult<HeapGrowthRow>;
+    try {
+      padded = (await run('heap-growth')) as ExperimentResult<HeapGrowthRow>;
+    } finally {
+      delete process.env.MALLOC_TOP_PAD_;
+    }
+    expect(padded.environment.tunables['glibc.malloc.top_pad']).toBeUndefined();
+    expectGlibcGrowth(growth(padded.rows), 65536);
+    expect(padded.findings.some((f) => f.includes('that is 65536 bytes') && f.includes('(mp_.top_pad, read from glibc: 65536)'))).toBe(true);
+    expect(padded.surprises.some((s) => s.startsWith('The measured top pad'))).toBe(false);
+  });
+
   it('with top_pad=0 the steps shrink to the page-rounded need', () => {
     const page = pageSize();
     const steps = growth(unpadded.rows);
@@ -79,7 +94,7 @@ describe('heap-growth', () => {
       expect(s.size).toBeLessThan(smallestDefault);
       expect(s.size).toBeLessThan(2 * page + SIZE);
     }
-    expect(unpadded.findings.some((f) => f.includes('that is 0 bytes: the top pad measured (glibc.malloc.top_pad=0: 0)'))).toBe(true);
+    expect(unpadded.findings.some((f) => f.includes('that is 0 bytes: the top pad measured (mp_.top_pad, read from glibc: 0)'))).toBe(true);
   });
 
   it('a top chunk that would keep less than MINSIZE is grown rather than split, and says so', () => {

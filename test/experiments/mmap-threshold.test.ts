@@ -76,10 +76,15 @@ describe('mmap-threshold', () => {
     // Nothing was freed before the start phase's probes were all measured.
     expect(probes(result, 'start').some((row) => row.role === 'source')).toBe(false);
     expect(result.findings.some((f) => f.startsWith(`Before this run freed anything, the mmap threshold lay in (${start.lo}, ${start.hi}]`))).toBe(true);
-    if (holds(start, 128 * KiB)) {
-      expect(result.findings).toContain('That bracket holds glibc\'s default threshold, 131072.');
+    // glibc's own threshold, read before the probes, lies in the bracket they found.
+    const read = result.findings.map((f) => /^mp_\.mmap_threshold, read from glibc before the probes, was (\d+); the bracket holds it\.$/.exec(f)).find((m) => m !== null);
+    expect(read).toBeDefined();
+    const threshold = Number(read![1]);
+    expect(holds(start, threshold)).toBe(true);
+    if (threshold === 128 * KiB) {
+      expect(result.findings).toContain('That is glibc\'s default threshold, 131072.');
     } else {
-      expect(result.surprises.some((s) => s.includes(`not at glibc's default 131072 when this run started but in (${start.lo}, ${start.hi}]`))).toBe(true);
+      expect(result.surprises.some((s) => s.includes(`not at glibc's default 131072 when this run started but ${threshold} (in (${start.lo}, ${start.hi}] by the probes)`))).toBe(true);
     }
   });
 
@@ -169,6 +174,22 @@ describe('mmap-threshold', () => {
     for (const phase of ['after-sweep', 'cap-64MiB', 'cap-32MiB', 'cap-below-32MiB'] as const) {
       expect(bracketOf(tuned.rows, phase), phase).toEqual({ lo: 65520, hi: 65536 });
     }
+  });
+
+  it('says a threshold fixed by MALLOC_MMAP_THRESHOLD_ is fixed, reading mp_.no_dyn_threshold', async () => {
+    // The child inherits this process's environment.
+    process.env.MALLOC_MMAP_THRESHOLD_ = '300000';
+    let fixed: Result;
+    try {
+      fixed = (await run('mmap-threshold')) as Result;
+    } finally {
+      delete process.env.MALLOC_MMAP_THRESHOLD_;
+    }
+    const start = expectTight(bracketOf(fixed.rows, 'start'), 'start');
+    expect(holds(start, 300000)).toBe(true);
+    expect(fixed.findings).toContain('mp_.mmap_threshold, read from glibc before the probes, was 300000; the bracket holds it.');
+    expect(fixed.findings.some((f) => f.startsWith('mp_.no_dyn_threshold was 1: a setting'))).toBe(true);
+    expect(fixed.surprises.some((s) => s.includes("not at glibc's default"))).toBe(false);
   });
 
   it('runs in this process too, without the mallopt part', async () => {

@@ -13,7 +13,7 @@ import { hex, shortBytes, withArticle } from '../../format';
 import { MemoryRegion, parseMaps } from '../../maps';
 import { PlanStep, runPlan, StepResult } from '../../plan';
 import { pageSize } from '../../stats';
-import { diffMaps, FreeRunRow, freeRunPlan, paramValue, rangeHolding, trimSummary } from '../measure';
+import { diffMaps, FreeRunRow, freeRunPlan, mallocPar, rangeHolding, trimSummary } from '../measure';
 import { Experiment } from '../types';
 
 const KiB = 1024;
@@ -247,7 +247,7 @@ function trimOnFree(findings: string[]): FreeRunStepRow[] {
     findings.push(
       `The break never moved down while they were freed: not observed. The top reached ${Math.max(...rows.map((r) => r.topAfter))} bytes ` +
         `and the break ended at ${hex(end.breakAfter)}` +
-        (blocked !== undefined ? `: ${blocked}.` : `; mp_.trim_threshold, read after the run, is ${paramValue('trim_threshold')} bytes.`),
+        (blocked !== undefined ? `: ${blocked}.` : `; mp_.trim_threshold, read after the run, is ${mallocPar().trimThreshold} bytes.`),
     );
     return rows;
   }

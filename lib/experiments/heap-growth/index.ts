@@ -4,7 +4,7 @@ import { bytes, hex, rangeOf, withArticle } from '../../format';
 import { PlanStep, runPlan } from '../../plan';
 import { MINSIZE, requestToChunkSize } from '../../size-classes';
 import { pageSize } from '../../stats';
-import { DEFAULT_TRIM_THRESHOLD, expectedTopPad, mostCommon, paramValue } from '../measure';
+import { DEFAULT_TOP_PAD, DEFAULT_TRIM_THRESHOLD, mallocPar, mostCommon, topPadInForce } from '../measure';
 import { tunable } from '../tunables';
 import { Experiment, ExperimentContext } from '../types';
 
@@ -114,7 +114,6 @@ export const heapGrowth: Experiment<HeapGrowthRow, 'heap-growth'> = {
     const mallocRows = rows.filter((r) => r.op === 'malloc');
     const start = mallocRows[0].breakBefore;
     const peak = mallocRows[mallocRows.length - 1].breakAfter;
-    const padSetting = tunable('glibc.malloc.top_pad');
     const where = context.isolated ? 'in a fresh child process' : 'in this process';
 
     findings.push(
@@ -152,8 +151,8 @@ export const heapGrowth: Experiment<HeapGrowthRow, 'heap-growth'> = {
     // extra = pad + MINSIZE + rounding up to a page: less MINSIZE and rounded down to pages, the pad.
     const pads = extras.map((e) => Math.floor((e - MINSIZE) / page) * page);
     const measuredPad = Math.min(...pads);
-    const expected = expectedTopPad();
-    const padName = padSetting === undefined ? "glibc's default top pad" : `glibc.malloc.top_pad=${padSetting}`;
+    const expected = topPadInForce();
+    const padName = expected === DEFAULT_TOP_PAD ? "mp_.top_pad, glibc's default" : 'mp_.top_pad, read from glibc';
     findings.push(
       `Each step took ${rangeOf(extras)} bytes beyond what the request was missing from the top chunk (its ${chunk}-byte chunk minus the top before). ` +
         `Less MINSIZE (${MINSIZE}) and rounded down to whole pages that is ${rangeOf(pads)} bytes: the top pad measured ` +
@@ -204,7 +203,7 @@ export const heapGrowth: Experiment<HeapGrowthRow, 'heap-growth'> = {
     const grownTop = Math.max(...freeRows.map((r) => r.topAfter), last.topBefore);
     if (trims.length === 0 && grownTop >= DEFAULT_TRIM_THRESHOLD) {
       const blocked = blockedBreak();
-      const trimThreshold = paramValue('trim_threshold');
+      const trimThreshold = Number(mallocPar().trimThreshold);
       surprises.push(
         `The top chunk reached ${bytes(grownTop)} during the frees, at or above glibc's default 128 KiB trim threshold, but the break never came down: ` +
           (blocked ?? `mp_.trim_threshold, read after the run, is ${bytes(trimThreshold)}` +

@@ -4,7 +4,7 @@ import { MemoryRegion, parseMaps, regionOf } from '../../maps';
 import { PlanStep, runPlan, StepResult } from '../../plan';
 import { MINSIZE, requestToChunkSize } from '../../size-classes';
 import { pageSize } from '../../stats';
-import { DEFAULT_MMAP_THRESHOLD, diffMaps, expectedTopPad, freeChunkRanges, MapsDiff, rangeHolding } from '../measure';
+import { DEFAULT_MMAP_THRESHOLD, diffMaps, freeChunkRanges, mallocPar, MapsDiff, rangeHolding, topPadInForce } from '../measure';
 import { tunable } from '../tunables';
 import { Experiment, ExperimentContext } from '../types';
 
@@ -62,8 +62,18 @@ type Op = { role: KernelStepRole; op: 'malloc'; size: number } | { role: 'free-l
  * instead are used up first by exact-size fillers (an exact fit is taken
  * from its bin before the top chunk is touched).
  */
+/** mp_'s threshold after the run, and whether glibc may still move it. */
+function thresholdNow(): string {
+  const par = mallocPar();
+  return `mp_.mmap_threshold, read after the run, is ${par.mmapThreshold} bytes, ` +
+    (par.noDynThreshold !== 0
+      ? 'fixed by a setting (mp_.no_dyn_threshold is 1: a tunable, MALLOC_MMAP_THRESHOLD_ or mallopt set it)'
+      : 'still dynamic (mp_.no_dyn_threshold is 0: each free of a larger mmapped chunk raises it)');
+}
+
 function chooseOps(page: number): Op[] {
-  const threshold = tunable('glibc.malloc.mmap_threshold') ?? DEFAULT_MMAP_THRESHOLD;
+  // What sysmalloc compares with, whoever set it (default, tunable, environment, mallopt, a free that raised it).
+  const threshold = Number(mallocPar().mmapThreshold);
   const pastTop = requestToChunkSize(Math.max(threshold - 2 * page, page) - 8);
   const free = freeChunkRanges();
   // Read last, right before the plan: the filler arithmetic needs today's top.
@@ -217,7 +227,7 @@ export const kernelCalls: Experiment<KernelCallRow, 'kernel-calls'> = {
         (context.isolated ? "Node's start-up and loading heapscope had grown it" : 'it had grown before this experiment ran') +
         ', so its very first growth happened before anything here could watch.');
 
-    const pad = expectedTopPad();
+    const pad = topPadInForce();
     const grew = rows.find((r) => r.breakDelta > 0 && !r.mmapped);
     if (grew === undefined) {
       findings.push(`The break never moved up in this run: every heap request fit in memory malloc held (largest top chunk seen ${bytes(Math.max(...rows.map((r) => r.topBefore)))}).`);
@@ -228,7 +238,7 @@ export const kernelCalls: Experiment<KernelCallRow, 'kernel-calls'> = {
       findings.push(
         `The first break move seen in this run was +${bytes(grew.breakDelta)} for malloc(${grew.size}): its ${grew.chunkSize}-byte chunk ` +
           `was ${missing} bytes more than the ${grew.topBefore}-byte top chunk, so brk took ${extra} bytes beyond what was missing, ` +
-          `${bytes(pad)} (the top pad in force) plus ${rest} bytes` +
+          `${bytes(pad)} (mp_.top_pad, read from glibc) plus ${rest} bytes` +
           (rest >= MINSIZE && rest < MINSIZE + page ? ` (MINSIZE ${MINSIZE} and rounding up to ${withArticle(page)}-byte page).` : '.'),
       );
       if (rest < MINSIZE || rest >= MINSIZE + page) {
@@ -262,16 +272,18 @@ export const kernelCalls: Experiment<KernelCallRow, 'kernel-calls'> = {
               "Node's other threads free memory into main_arena at any time."),
       );
     }
-    if (pastTop.mmapped) {
-      surprises.push(`malloc(${pastTop.size}), below glibc's default ${bytes(DEFAULT_MMAP_THRESHOLD)} mmap threshold, was mmapped: the threshold in force was at most ${pastTop.chunkSize} bytes.`);
-    }
     const large = rows.find((r) => r.role === 'large')!;
-    if (!large.mmapped) {
-      surprises.push(
-        `malloc(${bytes(LARGE)}), above glibc's default ${bytes(DEFAULT_MMAP_THRESHOLD)} mmap threshold, came from the heap (${large.verdict}): ` +
-          `the mmap threshold in force was above its ${large.chunkSize}-byte chunk` +
-          (context.isolated ? '.' : ' (this run was in-process, where an earlier free of a larger mmapped chunk may have raised it).'),
-      );
+    if (pastTop.mmapped || !large.mmapped) {
+      const threshold = thresholdNow();
+      if (pastTop.mmapped) {
+        surprises.push(`malloc(${pastTop.size}), below glibc's default ${bytes(DEFAULT_MMAP_THRESHOLD)} mmap threshold, was mmapped: ${threshold}.`);
+      }
+      if (!large.mmapped) {
+        surprises.push(
+          `malloc(${bytes(LARGE)}), above glibc's default ${bytes(DEFAULT_MMAP_THRESHOLD)} mmap threshold, came from the heap (${large.verdict}), ` +
+            `its ${large.chunkSize}-byte chunk below the threshold: ${threshold}.`,
+        );
+      }
     }
     const freed = rows.find((r) => r.role === 'free-large')!;
     if (large.mmapped && freed.verdict !== 'munmap') {

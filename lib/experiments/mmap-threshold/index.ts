@@ -13,7 +13,8 @@ import { rangeOf, shortBytes, withArticle } from '../../format';
 import { PlanStep, runPlan, StepResult } from '../../plan';
 import { MINSIZE, requestToChunkSize } from '../../size-classes';
 import { mallopt, pageSize } from '../../stats';
-import { DEFAULT_MMAP_THRESHOLD, FreeRunRow, freeRunPlan, trimSummary } from '../measure';
+import { MallocPar } from '../../allocator/decode';
+import { DEFAULT_MMAP_THRESHOLD, FreeRunRow, freeRunPlan, mallocPar, trimSummary } from '../measure';
 import { tunable } from '../tunables';
 import { Experiment, ExperimentContext } from '../types';
 
@@ -275,6 +276,36 @@ function probeCount(rows: MmapThresholdRow[], phase: ThresholdPhase): string {
   return `${probes.length} probes` + (idle > 0 ? `; ${idle} that malloc answered from memory it already held ${idle === 1 ? 'was' : 'were'} repeated` : '');
 }
 
+/**
+ * The start bracket against mp_ as read before the probes: it must hold
+ * mp_.mmap_threshold, and mp_.no_dyn_threshold says whether a setting
+ * (tunable, MALLOC_MMAP_THRESHOLD_, mallopt) fixed it.
+ */
+function startVerdict(start: Bracket, par: MallocPar, tunableThreshold: number | undefined): { findings: string[]; surprises: string[] } {
+  const threshold = Number(par.mmapThreshold);
+  const findings = [`mp_.mmap_threshold, read from glibc before the probes, was ${threshold}; the bracket ${holds(start, threshold) ? 'holds' : 'does not hold'} it.`];
+  const surprises: string[] = [];
+  if (!holds(start, threshold)) {
+    surprises.push(`The probes placed the threshold in ${bracketText(start)}, but glibc's mp_.mmap_threshold was ${threshold} before them.`);
+  }
+  if (tunableThreshold !== undefined) {
+    findings.push(`The tunable glibc.malloc.mmap_threshold=${tunableThreshold} was in force; the bracket ${holds(start, tunableThreshold) ? 'holds' : 'does not hold'} it.`);
+  } else if (par.noDynThreshold !== 0) {
+    findings.push(
+      'mp_.no_dyn_threshold was 1: a setting (MALLOC_MMAP_THRESHOLD_ or mallopt here, since no tunable was set) had fixed the threshold, ' +
+        'so freeing mmapped chunks does not move it.',
+    );
+  } else if (threshold === DEFAULT_MMAP_THRESHOLD) {
+    findings.push(`That is glibc's default threshold, ${DEFAULT_MMAP_THRESHOLD}.`);
+  } else {
+    surprises.push(
+      `The threshold was not at glibc's default ${DEFAULT_MMAP_THRESHOLD} when this run started but ${threshold} (in ${bracketText(start)} by the probes), ` +
+        'with no setting fixing it (mp_.no_dyn_threshold 0): something in this process had already freed an mmapped chunk and raised it.',
+    );
+  }
+  return { findings, surprises };
+}
+
 const NOTHING_REACHED = 'No probe reached the kernel, so this run could not locate the threshold it started with.';
 
 function measure(context: ExperimentContext): { rows: MmapThresholdRow[]; findings: string[]; surprises: string[] } {
@@ -283,6 +314,8 @@ function measure(context: ExperimentContext): { rows: MmapThresholdRow[]; findin
   const surprises: string[] = [];
   const page = pageSize();
   const tunableThreshold = tunable('glibc.malloc.mmap_threshold');
+  // What glibc holds before the probes: sysmalloc compares chunk sizes with mp_.mmap_threshold.
+  const atStart = mallocPar();
   try {
     // (0) Where the threshold stands, before anything of this run is freed.
     const start = p.locate('start', [requestFor(DEFAULT_MMAP_THRESHOLD)]);
@@ -292,15 +325,10 @@ function measure(context: ExperimentContext): { rows: MmapThresholdRow[]; findin
     );
     if (start.lo === undefined && start.hi === undefined) {
       surprises.push(NOTHING_REACHED);
-    } else if (tunableThreshold !== undefined) {
-      findings.push(`The tunable glibc.malloc.mmap_threshold=${tunableThreshold} was in force; the bracket ${holds(start, tunableThreshold) ? 'holds' : 'does not hold'} it.`);
-    } else if (holds(start, DEFAULT_MMAP_THRESHOLD)) {
-      findings.push(`That bracket holds glibc's default threshold, ${DEFAULT_MMAP_THRESHOLD}.`);
     } else {
-      surprises.push(
-        `The threshold was not at glibc's default ${DEFAULT_MMAP_THRESHOLD} when this run started but in ${bracketText(start)}, ` +
-          'with no mmap_threshold tunable set: something in this process had already freed an mmapped chunk and moved it.',
-      );
+      const verdict = startVerdict(start, atStart, tunableThreshold);
+      findings.push(...verdict.findings);
+      surprises.push(...verdict.surprises);
     }
 
     // (a) A sweep around it, all allocated before any is freed.
