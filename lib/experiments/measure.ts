@@ -34,6 +34,15 @@ export function mallocPar(): MallocPar {
   return liveMallocPar();
 }
 
+/** A sentence: mp_'s mmap threshold now, and whether glibc may still move it. */
+export function mmapThresholdNow(): string {
+  const par = mallocPar();
+  return `mp_.mmap_threshold, read after the run, is ${par.mmapThreshold} bytes, ` +
+    (par.noDynThreshold !== 0
+      ? 'fixed by a setting (mp_.no_dyn_threshold is 1: a tunable, MALLOC_MMAP_THRESHOLD_ or mallopt set it)'
+      : 'still dynamic (mp_.no_dyn_threshold is 0: each free of a larger mmapped chunk raises it)');
+}
+
 /** The top pad in force: mp_.top_pad, whoever set it (default, tunable, MALLOC_TOP_PAD_, mallopt). */
 export function topPadInForce(): number {
   return Number(mallocPar().topPad);

@@ -168,6 +168,15 @@ describe('layout', () => {
     expect(gapSurprise !== adjacent).toBe(true);
   });
 
+  it('with the threshold fixed above 1 MiB, says the large block came from the heap and reads why from mp_', async () => {
+    const raised = (await run('layout', { tunables: { 'glibc.malloc.mmap_threshold': 32 * 1024 * 1024 } })) as ExperimentResult<LayoutRow>;
+    const said = raised.surprises.find((s) => s.startsWith('malloc(1 MiB) was not mmapped in this run'));
+    expect(said).toBeDefined();
+    // Either the top chunk held it, or glibc's own threshold (read back, fixed by the tunable) was above it.
+    expect(said!.endsWith('malloc only weighs mmap against brk when the top chunk is too small.') ||
+      said!.endsWith('mp_.mmap_threshold, read after the run, is 33554432 bytes, fixed by a setting (mp_.no_dyn_threshold is 1: a tunable, MALLOC_MMAP_THRESHOLD_ or mallopt set it).')).toBe(true);
+  });
+
   it('runs in this process too', async () => {
     const here = (await run('layout', { isolated: false })) as ExperimentResult<LayoutRow>;
     expect(here.environment.isolated).toBe(false);

@@ -4,7 +4,7 @@ import { MemoryRegion, parseMaps, regionOf } from '../../maps';
 import { PlanStep, runPlan, StepResult } from '../../plan';
 import { MINSIZE, requestToChunkSize } from '../../size-classes';
 import { pageSize } from '../../stats';
-import { DEFAULT_MMAP_THRESHOLD, diffMaps, freeChunkRanges, mallocPar, MapsDiff, rangeHolding, topPadInForce } from '../measure';
+import { DEFAULT_MMAP_THRESHOLD, diffMaps, freeChunkRanges, mallocPar, MapsDiff, mmapThresholdNow, rangeHolding, topPadInForce } from '../measure';
 import { tunable } from '../tunables';
 import { Experiment, ExperimentContext } from '../types';
 
@@ -62,15 +62,6 @@ type Op = { role: KernelStepRole; op: 'malloc'; size: number } | { role: 'free-l
  * instead are used up first by exact-size fillers (an exact fit is taken
  * from its bin before the top chunk is touched).
  */
-/** mp_'s threshold after the run, and whether glibc may still move it. */
-function thresholdNow(): string {
-  const par = mallocPar();
-  return `mp_.mmap_threshold, read after the run, is ${par.mmapThreshold} bytes, ` +
-    (par.noDynThreshold !== 0
-      ? 'fixed by a setting (mp_.no_dyn_threshold is 1: a tunable, MALLOC_MMAP_THRESHOLD_ or mallopt set it)'
-      : 'still dynamic (mp_.no_dyn_threshold is 0: each free of a larger mmapped chunk raises it)');
-}
-
 function chooseOps(page: number): Op[] {
   // What sysmalloc compares with, whoever set it (default, tunable, environment, mallopt, a free that raised it).
   const threshold = Number(mallocPar().mmapThreshold);
@@ -274,7 +265,7 @@ export const kernelCalls: Experiment<KernelCallRow, 'kernel-calls'> = {
     }
     const large = rows.find((r) => r.role === 'large')!;
     if (pastTop.mmapped || !large.mmapped) {
-      const threshold = thresholdNow();
+      const threshold = mmapThresholdNow();
       if (pastTop.mmapped) {
         surprises.push(`malloc(${pastTop.size}), below glibc's default ${bytes(DEFAULT_MMAP_THRESHOLD)} mmap threshold, was mmapped: ${threshold}.`);
       }

@@ -8,7 +8,7 @@ import { maps, MemoryRegion, parseMaps, RegionKind, regionOf } from '../../maps'
 import { readMemory } from '../../memory';
 import { PlanStep, runPlan } from '../../plan';
 import { Mallinfo } from '../../stats';
-import { tunable } from '../tunables';
+import { mmapThresholdNow } from '../measure';
 import { Experiment } from '../types';
 
 /** Objects whose real address is measured. */
@@ -350,16 +350,12 @@ export const layout: Experiment<LayoutRow, 'layout'> = {
             (heapProbe !== undefined ? `, ${apart(heapProbe.address, mmapped.address)} the heap probe` : '') + `, ${where(mmapped)}.`,
         );
       } else {
-        const threshold = tunable('glibc.malloc.mmap_threshold');
         surprises.push(
           `malloc(${shortBytes(LARGE)}) was not mmapped in this run: its M bit is clear and it lies ${where(mmapped)}. ` +
             `main_arena's top chunk held ${bytes(topBefore.keepcost)} just before` +
-            (threshold !== undefined
-              ? ` and glibc.malloc.mmap_threshold was set to ${bytes(threshold)}.`
-              : topBefore.keepcost >= h.size
-                ? `, enough for it: malloc only weighs mmap against brk when the top chunk is too small.`
-                : `, too little for it, so this process's mmap threshold was above ${shortBytes(LARGE)}: ` +
-                  'glibc raises it when an mmapped chunk larger than it is freed.'),
+            (topBefore.keepcost >= h.size
+              ? `, enough for it: malloc only weighs mmap against brk when the top chunk is too small.`
+              : `, too little for it; ${mmapThresholdNow()}.`),
         );
       }
     }

@@ -6,7 +6,7 @@ import { HeapscopeError } from '../../errors';
 import { bytes, hex, shortBytes } from '../../format';
 import { PlanStep, runPlan, StepResult } from '../../plan';
 import { pageSize } from '../../stats';
-import { tunable } from '../tunables';
+import { mmapThresholdNow } from '../measure';
 import { Experiment } from '../types';
 
 /**
@@ -248,14 +248,11 @@ export const paging: Experiment<PagingRow, 'paging'> = {
       const expectMmap = block === 'malloc-mmapped' || block === 'calloc-mmapped';
       if (!h.isMmapped) findings.push(`For ${name}, ${source}.`);
       if (expectMmap && !h.isMmapped) {
-        const threshold = tunable('glibc.malloc.mmap_threshold');
         surprises.push(
           `${name}, far above glibc's default 128 KiB mmap threshold, was not mmapped in this run (M bit clear): ${source}. ` +
-            (threshold !== undefined
-              ? `glibc.malloc.mmap_threshold was set to ${bytes(threshold)}.`
-              : topBefore >= h.size
-                ? `The top chunk already held ${bytes(topBefore)}, and malloc only weighs mmap against brk when the top is too small.`
-                : `The mmap threshold of this process was above ${shortBytes(allocated.request)}: glibc raises it when an mmapped chunk larger than it is freed.`),
+            (topBefore >= h.size
+              ? `The top chunk already held ${bytes(topBefore)}, and malloc only weighs mmap against brk when the top is too small.`
+              : `The top chunk was too small for it, and ${mmapThresholdNow()}.`),
         );
       }
       if (expectMmap && h.isMmapped && before > 0 && before < total) {
