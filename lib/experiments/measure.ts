@@ -1,11 +1,10 @@
 // Measurement helpers shared by more than one experiment.
 import { MallocPar } from '../allocator/decode';
 import { liveMallocPar } from '../allocator/live-par';
-import { mallocInfo } from '../malloc-info';
+import { bins } from '../allocator-state';
 import { MemoryRegion } from '../maps';
 import { PlanStep, StepResult } from '../plan';
 import { requestToChunkSize } from '../size-classes';
-import { tunable } from './tunables';
 
 /** The value seen most often (the first of equals); undefined for none. */
 export function mostCommon(values: number[]): number | undefined {
@@ -170,14 +169,19 @@ export interface FreeRunResult {
   topAllocated: number;
 }
 
-export /** The chunk sizes of main_arena's free chunks, as malloc_info reports them (bins and unsorted). */
-function freeChunkRanges(): { from: number; to: number; count: number }[] {
-  const main = mallocInfo().arenas.find((a) => a.nr === 0);
+/**
+ * The size of every chunk in main_arena's bins (fastbins, unsorted, small
+ * and large), read from glibc's own lists: fillers of exactly these sizes
+ * take them out of the way (malloc_info gives only each bin's smallest and
+ * largest, which left the unsorted bin's bigger chunks in place). Largest first.
+ */
+export function freeChunkSizes(): number[] {
+  const main = bins().arenas.find((a) => a.kind === 'main');
   if (main === undefined) return [];
-  // Binned sizes are printed with PREV_INUSE set: round down to the 16-byte granularity.
-  const chunk = (raw: number) => raw - (raw % 16);
-  const entries = [...main.sizes.filter((s) => s.kind === 'bin'), ...(main.unsorted === undefined ? [] : [main.unsorted])];
-  return entries.map((e) => ({ from: chunk(e.from), to: chunk(e.to), count: e.count }));
+  // Largest first: a filler then finds its own chunk whole, where a smaller
+  // one could have split it (the last_remainder rule) and left a piece behind.
+  return [...main.fastbins, ...main.unsorted, ...main.smallbins, ...main.largebins]
+    .flatMap((b) => b.chunks.map((c) => c.size)).sort((a, b) => b - a);
 }
 
 /**
@@ -190,10 +194,7 @@ function freeChunkRanges(): { from: number; to: number; count: number }[] {
  */
 export function freeRunPlan(count: number, request: number): { steps: PlanStep[]; read(results: readonly StepResult[]): FreeRunResult } {
   const steps: PlanStep[] = [];
-  for (const e of freeChunkRanges().filter((f) => f.to >= 16 * requestToChunkSize(request))) {
-    steps.push({ op: 'malloc', size: e.to - 8 });
-    for (let k = 1; k < e.count; k++) steps.push({ op: 'malloc', size: e.from - 8 });
-  }
+  for (const size of freeChunkSizes().filter((f) => f >= 16 * requestToChunkSize(request))) steps.push({ op: 'malloc', size: size - 8 });
   const start = steps.length;
   steps.push({ op: 'break' }, { op: 'mallinfo' });
   const blocks: number[] = [];

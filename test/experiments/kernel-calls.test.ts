@@ -86,6 +86,23 @@ describe('kernel-calls', () => {
     expect(result.surprises).toEqual([]);
   });
 
+  it('under a 64 KiB mmap threshold, sizes past-top from mp_ and fills every free chunk the bins hold, or says what got in the way', async () => {
+    const low = (await run('kernel-calls', { tunables: { 'glibc.malloc.mmap_threshold': 65536 } })) as ExperimentResult<KernelCallRow>;
+    const p = low.rows.find((r) => r.role === 'past-top')!;
+    // Two pages below the threshold glibc holds, not below the default.
+    expect(p.chunkSize).toBe(65536 - 2 * pageSize());
+    expect(p.mmapped).toBe(false);
+    const repeated = low.findings.find((f) => f.startsWith('In run'));
+    if (p.verdict === 'brk') {
+      if (repeated !== undefined) expect(repeated).toMatch(/^In runs? 1(–\d)? of this plan the past-top request was served from memory malloc held: .* run [23] is shown\.$/);
+    } else {
+      expect(repeated).toMatch(/run 3 is shown\.$/);
+      expect(low.surprises.some((s) => s.startsWith(`malloc(${p.size}) was chosen to overflow the top chunk and every free chunk in main_arena's bins, yet the break did not move: `) &&
+        (s.includes("free chunk reached main_arena's bins after they were read and before the plan ran") || s.includes('the top chunk had grown to')))).toBe(true);
+    }
+    expect(low.surprises.join(' ')).not.toContain('other threads');
+  });
+
   it('runs in this process too and describes what it saw', async () => {
     const here = (await run('kernel-calls', { isolated: false })) as ExperimentResult<KernelCallRow>;
     expect(here.environment.isolated).toBe(false);
