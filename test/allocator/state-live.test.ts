@@ -14,9 +14,13 @@ const SHAPE = `
   const before = [];
   const freed = [];
   const keep = (size) => before.push({ op: 'malloc', size }) - 1;
-  for (let i = 0; i < 10; i++) { freed.push(keep(40)); keep(24); }
-  for (let i = 0; i < 2; i++) { freed.push(keep(0x4f0)); keep(24); }
-  for (const step of freed) before.push({ op: 'free', step });
+  const small = [];
+  const big = [];
+  for (let i = 0; i < 10; i++) { small.push(keep(40)); keep(24); }
+  for (let i = 0; i < 2; i++) { big.push(keep(0x4f0)); keep(24); }
+  // The big ones first: a guard may not sit next to its block, and a big
+  // free that merges into 64 KiB or more consolidates the fastbins.
+  for (const step of [...big, ...small]) before.push({ op: 'free', step });
 `;
 
 describe('the allocator state of a live process', () => {
@@ -100,7 +104,9 @@ describe('the allocator state of a live process', () => {
       return { once: pick(h.allocatorSnapshot({ before: steps(30), attempts: 1 })), retaken: pick(h.allocatorSnapshot({ before: steps(60) })) };`);
     expect(seen.once).toMatchObject({ consistent: false, attempts: 1, reason: expect.stringMatching(/^the program break moved/) });
     expect(seen.retaken.consistent).toBe(true);
-    expect(seen.retaken.attempts).toBe(2);
+    // The first copy is always short; a later one can also be torn by the
+    // child's other threads (mallinfo2 sums every arena), never all five.
+    expect(seen.retaken.attempts).toBeGreaterThanOrEqual(2);
   });
 
   it('tornReason: mallinfo2 changing, the break moving, or a top that does not end its heap each tear a copy', () => {
