@@ -1,0 +1,82 @@
+// The process map, from /proc/self/maps (or /proc/self/smaps for resident
+// sizes), with each region classified by what it holds; and the region
+// holding an address. The parts: region.ts (the record and its kinds),
+// parse.ts (the text), classify.ts (the kinds).
+import fs from 'node:fs';
+import { HeapscopeError, typeError } from '../errors';
+import { describe, ownProperty, readArray, readOptions, toAddress } from '../validate';
+import { checkBss } from './classify';
+import { parseMaps, parseSmaps } from './parse';
+import { MemoryRegion, regionViews } from './region';
+
+export { parseMaps, parseSmaps } from './parse';
+export { regionViews } from './region';
+export type { MemoryRegion, RegionKind } from './region';
+
+export interface MapsOptions {
+  /** Read /proc/self/smaps instead, to fill `rss`, `pss` and `anonymous` (slower). */
+  rss?: boolean;
+}
+
+/** The current map of this process. `{ rss: true }` adds resident sizes. */
+export function maps(options: MapsOptions = {}): MemoryRegion[] {
+  const rss = readOptions(options, 'options', ['rss']).rss ?? false;
+  if (typeof rss !== 'boolean') throw typeError(`options.rss must be a boolean, got ${describe(rss)}`);
+  const file = rss ? '/proc/self/smaps' : '/proc/self/maps';
+  // The kernel produces these files a buffer at a time; a thread that maps,
+  // unmaps or grows an arena between two read()s tears the text (a region
+  // shown twice or overlapping), which the parser rejects. A re-read is clean.
+  for (let attempt = 1; ; attempt++) {
+    const text = readProc(file);
+    try {
+      const regions = rss ? parseSmaps(text) : parseMaps(text);
+      checkBss(regions);
+      return displayable(regions);
+    } catch (error) {
+      if (attempt === 3) throw error;
+    }
+  }
+}
+
+/**
+ * The region holding `address` (start <= address < end), or undefined in a
+ * hole. Reads the map now unless `regions` (sorted, as parsed) is given.
+ */
+export function regionOf(address: bigint, regions?: readonly MemoryRegion[]): MemoryRegion | undefined {
+  toAddress(address);
+  const list = regions === undefined ? maps() : readArray(regions, 'regions') as MemoryRegion[];
+  // A caller's list is checked where the search looks: each region it
+  // meets must have bigint bounds.
+  const bound = (i: number, key: 'start' | 'end'): bigint => {
+    const region: unknown = list[i];
+    const value = typeof region === 'object' && region !== null ? ownProperty(region, key, `regions[${i}]`) : undefined;
+    if (typeof value !== 'bigint') throw typeError(`regions[${i}] must be a MemoryRegion with bigint start and end, got ${describe(region)}`);
+    return value;
+  };
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (bound(mid, 'end') <= address) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo < list.length && bound(lo, 'start') <= address ? list[lo] : undefined;
+}
+
+/** Notebooks show the list as a table; non-enumerable, so the array stays plain data. */
+function displayable(regions: MemoryRegion[]): MemoryRegion[] {
+  const show = { value(this: MemoryRegion[]) { return regionViews.views.bundle(this); } };
+  return Object.defineProperties(regions, { [Symbol.for('Jupyter.display')]: show, _toMime: show });
+}
+
+function readProc(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch (error) {
+    const e = error as NodeJS.ErrnoException;
+    throw new HeapscopeError('ERR_READ_FAILED', `cannot read ${file}: ${e.message}`, {
+      errno: e.errno === undefined ? undefined : Math.abs(e.errno),
+      syscall: e.syscall,
+    });
+  }
+}
