@@ -1,8 +1,9 @@
 // How an experiment presents its rows, as data the generic views render:
-// its document table (Markdown, HTML), its terminal table and, where it has
-// one, its terminal chart. Each experiment's folder holds its own; the
-// entry points hand them to the views (lib/present.ts).
-import type { StepChart } from './chart-model';
+// its document table (Markdown, HTML), its chart (SVG, in HTML too), its
+// terminal table and, where it has one, its terminal chart. Each
+// experiment's folder holds its own; the entry points hand them to the
+// views (lib/present.ts).
+import type { Figure, StepChart } from './chart-model';
 import type { ResultData } from './result-data';
 import type { TableSpec, TerminalTable } from './table-spec';
 
@@ -15,5 +16,7 @@ export interface TerminalView<Row extends object, Chosen = Row> {
 
 export interface Presentation<Row extends object = any> {
   table?: TableSpec<Row>;
+  /** The figure beside the table; undefined when the rows give nothing to draw. */
+  chart?(result: ResultData<Row>): Figure | undefined;
   terminal?: TerminalView<Row, any>;
 }
