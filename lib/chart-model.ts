@@ -1,7 +1,7 @@
 // Charts as data: what to draw and where, not how. Experiments build theirs
 // from their rows (lib/experiments/<name>/chart.ts and terminal.ts); the
 // views draw any of them without knowing whose they are: a figure as SVG
-// (lib/views/charts/figure.ts), a step chart in Unicode for a terminal
+// (lib/views/charts/figure.ts), a terminal chart in Unicode
 // (lib/views/terminal-charts.ts).
 import type { ColourName } from './table-spec';
 
@@ -9,6 +9,7 @@ import type { ColourName } from './table-spec';
 
 /** A step function over x: y holds from each point until the next. */
 export interface StepChart {
+  kind: 'steps';
   title: string;
   /** Points of a step function, x ascending: y holds until the next x. */
   xs: number[];
@@ -26,6 +27,46 @@ export interface StepChart {
   /** Names to print under the x axis where an x starts (phases). */
   marks?: { x: number; label: string }[];
 }
+
+/** A character and its colour. */
+export interface Glyph {
+  /** One code point: a legend colours each wherever it appears. */
+  symbol: string;
+  colour?: ColourName;
+}
+
+/**
+ * Points on one shared log-2 scale of x, a line of them per row: each column
+ * shows the glyph of the points in it, `clash` where points of two glyphs
+ * share it, `empty` where there is none.
+ */
+export interface StripChart {
+  kind: 'strips';
+  title: string;
+  /** Each row's name (right-aligned before its strip) and its points, each with a glyph named in `glyphs`. */
+  rows: { name: string; points: { x: number; glyph: string }[] }[];
+  /** The glyphs by name, in the legend's order, each with what it means. */
+  glyphs: Record<string, Glyph & { label: string }>;
+  clash: Glyph & { label: string };
+  empty: Glyph;
+  /** Values to mark under the strips, where they fit. */
+  ticks: { x: number; label: string }[];
+}
+
+/**
+ * Rungs from top to bottom, each a label (right-aligned), a glyph, a
+ * coloured tag (left-aligned) and text that wraps; between two rungs a
+ * link: a glyph under the rungs' glyphs and a dim caption.
+ */
+export interface LadderChart {
+  kind: 'ladder';
+  title: string;
+  rungs: { label: string; glyph: Glyph; tag: string; tagColour?: ColourName; text: string }[];
+  /** Between rung i and rung i + 1. */
+  links: { glyph: Glyph; caption: string }[];
+}
+
+export type TerminalChart = StepChart | StripChart | LadderChart;
 
 // ---------------------------------------------------------------- figures
 

@@ -3,7 +3,7 @@
 // terminal table and, where it has one, its terminal chart. Each
 // experiment's folder holds its own; the entry points hand them to the
 // views (lib/present.ts).
-import type { Figure, StepChart } from './chart-model';
+import type { Figure, TerminalChart } from './chart-model';
 import type { ResultData } from './result-data';
 import type { TableSpec, TerminalTable } from './table-spec';
 
@@ -11,7 +11,7 @@ export interface TerminalView<Row extends object, Chosen = Row> {
   /** `chosen`: the rows the document table shows; a terminal view shows those where it tells the same story. */
   table(rows: Row[], chosen: Chosen[]): TerminalTable<unknown>;
   /** The chart under the table, for a terminal `width` columns wide; undefined when there is nothing to draw. */
-  stepChart?(result: ResultData<Row>, width: number): StepChart | undefined;
+  chart?(result: ResultData<Row>, width: number): TerminalChart | undefined;
 }
 
 export interface Presentation<Row extends object = any> {
