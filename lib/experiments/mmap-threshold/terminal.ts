@@ -43,7 +43,8 @@ export const mmapThresholdTerminal: TerminalView<MmapThresholdRow, ThresholdProb
     const sizes = probes.map((r) => r.chunkSize);
     // Ticks at the powers of two in the range, so a reader can place a size.
     const ticks = [];
-    for (let p = Math.ceil(Math.log2(Math.min(...sizes))); p <= Math.floor(Math.log2(Math.max(...sizes))); p++) ticks.push({ x: 2 ** p, label: shortBytes(2 ** p) });
+    const [lo, hi] = [Math.ceil(Math.log2(Math.min(...sizes))), Math.floor(Math.log2(Math.max(...sizes)))];
+    for (let p = lo; p <= hi; p++) ticks.push({ x: 2 ** p, label: shortBytes(2 ** p) });
     return {
       kind: 'strips',
       title: 'Which probes were mmapped, by chunk size (log scale)',
