@@ -8,7 +8,7 @@ import { PRESENTATIONS } from './experiments/presentations';
 import { mallocInfoViews } from './malloc-info';
 import type { Presentation } from './presentation';
 import { regionViews } from './maps';
-import { resultSVG } from './views/charts';
+import { installCharts, resultSVG } from './views/charts';
 import { walkSVG } from './views/charts/walk';
 import { resultHTML } from './views/html';
 import { inspectAllocation, inspectArena, inspectChunkHeader, inspectMallocInfo, inspectRegion, inspectResult } from './views/inspect';
@@ -25,6 +25,7 @@ function own<K extends keyof Presentation>(key: K): Record<string, NonNullable<P
 }
 
 installTables(own('table'));
+installCharts(own('chart'));
 installTerminalViews(own('terminal'));
 allocationViews.install({ inspect: inspectAllocation, bundle: allocationBundle });
 chunkHeaderViews.install({ inspect: inspectChunkHeader });

@@ -1,25 +1,21 @@
-// Each experiment's chart, where it has one: a standalone SVG document that
-// is also valid inline in HTML. Every chart reads the result's rows only.
+// Each experiment's chart, where it has one: its figure (built in the
+// experiment's chart.ts) drawn as a standalone SVG document that is also
+// valid inline in HTML.
+import type { Figure } from '../chart-model';
 import { ResultData } from '../result-data';
 import { lookup } from '../validate';
-import { chunkSizesChart } from './charts/chunk-sizes';
-import { freeChart } from './charts/free';
-import { heapGrowthChart } from './charts/heap-growth';
-import { layoutChart } from './charts/layout';
-import { mmapThresholdChart } from './charts/mmap-threshold';
+import { figureSVG } from './charts/figure';
 
-// Each chart takes its experiment's own row type; the name says which.
-const CHARTS: Record<string, (result: ResultData<any>) => string | undefined> = {
-  layout: layoutChart,
-  'chunk-sizes': chunkSizesChart,
-  'heap-growth': heapGrowthChart,
-  'mmap-threshold': mmapThresholdChart,
-  free: freeChart,
-};
+// Each experiment's figure, by name (lib/experiments/presentations.ts),
+// filled by the entry points (lib/present.ts).
+const CHARTS: Record<string, (result: ResultData<any>) => Figure | undefined> = Object.create(null);
 
-/** The names of the experiments that have a chart. */
-export const CHARTED: readonly string[] = Object.keys(CHARTS);
+/** Gives the named experiments their own charts. */
+export function installCharts(charts: Readonly<Record<string, (result: ResultData<any>) => Figure | undefined>>): void {
+  Object.assign(CHARTS, charts);
+}
 
 export function resultSVG(result: ResultData): string | undefined {
-  return lookup(CHARTS, result.name)?.(result);
+  const figure = lookup(CHARTS, result.name)?.(result);
+  return figure === undefined ? undefined : figureSVG(figure);
 }

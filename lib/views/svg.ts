@@ -1,8 +1,7 @@
-// SVG primitives for the charts: escaping, elements, scales, axes. Styling
-// is in attributes, not CSS, so that a chart saved on its own looks the same
-// as inline in a page.
-
-export { phaseRuns } from '../phases';
+// SVG primitives for the charts: escaping, elements, axes, legends and the
+// layout of labels. Styling is in attributes, not CSS, so that a chart saved
+// on its own looks the same as inline in a page.
+import type { Attrs, Axis, Box, LegendEntry } from '../chart-model';
 
 /** Text and attribute values for XML: the five characters that must not appear raw. */
 export function esc(value: string | number | bigint): string {
@@ -13,8 +12,6 @@ export function esc(value: string | number | bigint): string {
     .replace(/"/g, '&quot;')
     .replace(/'/g, '&#39;');
 }
-
-export type Attrs = Record<string, string | number | undefined>;
 
 function attrs(a: Attrs): string {
   return Object.entries(a)
@@ -45,17 +42,21 @@ export function rect(x: number, y: number, width: number, height: number, a: Att
   return el('rect', { x, y, width: Math.max(0, width), height: Math.max(0, height), ...a });
 }
 
+export function circle(cx: number, cy: number, r: number, a: Attrs = {}): string {
+  return el('circle', { cx, cy, r, ...a });
+}
+
 export function path(d: string, a: Attrs = {}): string {
   return el('path', { d, fill: 'none', stroke: '#333', ...a });
 }
 
 /** A path through points, as straight segments. */
-export function polyline(points: readonly [number, number][]): string {
+export function polyline(points: readonly (readonly [number, number])[]): string {
   return points.map(([x, y], i) => `${i === 0 ? 'M' : 'L'}${round(x)} ${round(y)}`).join(' ');
 }
 
 /** A step path: horizontal to each new x, then vertical to its y. */
-export function steps(points: readonly [number, number][]): string {
+export function steps(points: readonly (readonly [number, number])[]): string {
   return points.map(([x, y], i) => (i === 0 ? `M${round(x)} ${round(y)}` : `H${round(x)} V${round(y)}`)).join(' ');
 }
 
@@ -70,91 +71,40 @@ export function svgDocument(width: number, height: number, title: string, body: 
   );
 }
 
-export interface Scale {
-  (value: number): number;
-  domain: [number, number];
-  range: [number, number];
-}
-
-export function linear(domain: [number, number], range: [number, number]): Scale {
-  const [d0, d1] = domain;
-  const [r0, r1] = range;
-  const span = d1 - d0 || 1;
-  const s = ((v: number) => r0 + ((v - d0) / span) * (r1 - r0)) as Scale;
-  s.domain = domain;
-  s.range = range;
-  return s;
-}
-
-/** Log base 2: chunk sizes from pages to tens of MiB. */
-export function log2(domain: [number, number], range: [number, number]): Scale {
-  const inner = linear([Math.log2(domain[0]), Math.log2(domain[1])], range);
-  const s = ((v: number) => inner(Math.log2(Math.max(v, domain[0] / 2)))) as Scale;
-  s.domain = domain;
-  s.range = range;
-  return s;
-}
-
-/** About `count` round tick values (1, 2 or 5 × a power of ten) covering [lo, hi]. */
-export function niceTicks(lo: number, hi: number, count = 6): number[] {
-  if (hi <= lo) return [lo];
-  const raw = (hi - lo) / count;
-  const power = 10 ** Math.floor(Math.log10(raw));
-  const step = [1, 2, 5, 10].map((m) => m * power).find((s) => s >= raw) ?? 10 * power;
-  const out: number[] = [];
-  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(Math.round(v / step) * step);
-  return out;
-}
-
-/** Round tick values in bytes: powers of two × 1, 2 or 5 of a binary unit, so that labels read 256 KiB, 1 MiB. */
-export function byteTicks(lo: number, hi: number, count = 6): number[] {
-  if (hi <= lo) return [lo];
-  const raw = (hi - lo) / count;
-  let step = 1;
-  while (step < raw) step *= 2;
-  if (step / 2 >= raw * 0.75) step /= 2;
-  const out: number[] = [];
-  for (let v = Math.ceil(lo / step) * step; v <= hi; v += step) out.push(v);
-  return out;
-}
-
-export interface Tick {
-  value: number;
-  label: string;
-}
-
 /** An x axis at `y`: the line, tick marks, tick labels and the axis title (with its unit) centred below. */
-export function axisBottom(scale: Scale, y: number, ticks: readonly Tick[], title: string): string {
-  const [x0, x1] = scale.range;
+function axisBottom(a: Axis): string {
+  const [x0, x1] = a.range;
+  const y = a.at;
   const parts = [line(x0, y, x1, y)];
-  for (const t of ticks) {
-    const x = scale(t.value);
-    parts.push(line(x, y, x, y + 4), text(x, y + 15, t.label, { 'text-anchor': 'middle' }));
-  }
-  parts.push(text((x0 + x1) / 2, y + 32, title, { 'text-anchor': 'middle', 'font-weight': 'bold' }));
+  for (const t of a.ticks) parts.push(line(t.at, y, t.at, y + 4), text(t.at, y + 15, t.label, { 'text-anchor': 'middle' }));
+  parts.push(text((x0 + x1) / 2, y + 32, a.title, { 'text-anchor': 'middle', 'font-weight': 'bold' }));
   return el('g', { class: 'axis x' }, parts.join(''));
 }
 
-/** A y axis at `x`: the line, ticks, labels, light grid lines across to `gridTo`, and the title above. */
-export function axisLeft(scale: Scale, x: number, ticks: readonly Tick[], title: string, gridTo?: number, titleAside = false): string {
-  const [y0, y1] = scale.range;
+/** A y axis at `x`: the line, ticks, labels, light grid lines across to `gridTo`, and the title above or aside. */
+function axisLeft(a: Axis): string {
+  const [y0, y1] = a.range;
+  const x = a.at;
   const parts = [line(x, y0, x, y1)];
-  for (const t of ticks) {
-    const y = scale(t.value);
-    if (gridTo !== undefined) parts.push(line(x, y, gridTo, y, { stroke: '#e4e4e4' }));
-    parts.push(line(x - 4, y, x, y), text(x - 6, y + 4, t.label, { 'text-anchor': 'end' }));
+  for (const t of a.ticks) {
+    if (a.gridTo !== undefined) parts.push(line(x, t.at, a.gridTo, t.at, { stroke: '#e4e4e4' }));
+    parts.push(line(x - 4, t.at, x, t.at), text(x - 6, t.at + 4, t.label, { 'text-anchor': 'end' }));
   }
-  if (titleAside) {
+  if (a.titleAside) {
     const cy = (y0 + y1) / 2;
-    parts.push(text(14, cy, title, { 'text-anchor': 'middle', 'font-weight': 'bold', transform: `rotate(-90 14 ${round(cy)})` }));
+    parts.push(text(14, cy, a.title, { 'text-anchor': 'middle', 'font-weight': 'bold', transform: `rotate(-90 14 ${round(cy)})` }));
   } else {
-    parts.push(text(x, Math.min(y0, y1) - 10, title, { 'text-anchor': 'start', 'font-weight': 'bold' }));
+    parts.push(text(x, Math.min(y0, y1) - 10, a.title, { 'text-anchor': 'start', 'font-weight': 'bold' }));
   }
   return el('g', { class: 'axis y' }, parts.join(''));
 }
 
+export function axis(a: Axis): string {
+  return a.side === 'left' ? axisLeft(a) : axisBottom(a);
+}
+
 /** A legend row: a swatch (line or box) and its label per entry, left to right from (x, y). */
-export function legend(x: number, y: number, entries: readonly { label: string; color: string; dash?: string; box?: boolean }[]): string {
+export function legend(x: number, y: number, entries: readonly LegendEntry[]): string {
   let at = x;
   const parts: string[] = [];
   for (const e of entries) {
@@ -168,23 +118,6 @@ export function legend(x: number, y: number, entries: readonly { label: string; 
   }
   return el('g', { class: 'legend' }, parts.join(''));
 }
-
-/** A white outline under a label, so that it stays readable over lines and points. */
-export const HALO: Attrs = { stroke: '#fff', 'stroke-width': 3, 'paint-order': 'stroke', 'stroke-linejoin': 'round' };
-
-/** Colours that stay apart for colour-blind readers (Tableau 10). */
-export const COLORS = {
-  blue: '#4e79a7',
-  orange: '#f28e2b',
-  red: '#e15759',
-  teal: '#76b7b2',
-  green: '#59a14f',
-  yellow: '#edc948',
-  purple: '#b07aa1',
-  pink: '#ff9da7',
-  brown: '#9c755f',
-  grey: '#8c8c8c',
-} as const;
 
 // Advance widths in em of DejaVu Sans, book and bold, rounded up: the widest
 // face in FONT's list and the one Linux falls back to, so that a width
@@ -222,13 +155,6 @@ export function textWidth(content: string, fontSize = 11, bold = false): number 
     em += k < 0 ? WIDEST : widths[k];
   }
   return em * fontSize;
-}
-
-export interface Box {
-  x0: number;
-  y0: number;
-  x1: number;
-  y1: number;
 }
 
 /** Room kept around a label: its white halo (HALO) reaches 1.5 px beyond the glyphs. */
@@ -271,6 +197,24 @@ export function spotsAround(cx: number, cy: number, r: number, fontSize: number,
       spots.push({ x, y: below + step, anchor }, { x, y: above - step, anchor });
     }
     if (k === 0) spots.push({ x: cx + gap + 2, y: cy + 0.26 * fontSize, anchor: 'start' }, { x: cx - gap - 2, y: cy + 0.26 * fontSize, anchor: 'end' });
+  }
+  return spots;
+}
+
+/**
+ * Spots for a label `width` wide along a line from x0 to x1 at y: just above
+ * it from the left end rightwards, then just below, then a line further out
+ * each time; the label may reach past a short line, to the right or, at the
+ * right end, to the left.
+ */
+export function spotsAlong(x0: number, x1: number, y: number, width: number): Spot[] {
+  const xs: number[] = [];
+  for (let x = x0 + 2; x === x0 + 2 || x + width <= x1 - 2; x += 4) xs.push(x);
+  const spots: Spot[] = [];
+  for (let k = 0; k < 4; k++) {
+    for (const baseline of [y - 5 - k * 14, y + 13 + k * 14]) {
+      spots.push(...xs.map((x) => ({ x, y: baseline })), { x: x1 - 2, y: baseline, anchor: 'end' as const });
+    }
   }
   return spots;
 }

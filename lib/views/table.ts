@@ -19,7 +19,7 @@ export interface RowTable {
   note: string;
 }
 
-// Each experiment's own table, by name (lib/experiments/tables.ts), filled by
+// Each experiment's own table, by name (lib/experiments/presentations.ts), filled by
 // the entry points (lib/present.ts); an experiment without one gets a
 // column per plain field.
 const SPECS: Record<string, TableSpec<any>> = Object.create(null);

@@ -1,20 +1,27 @@
-// Charts for a terminal, in Unicode: a step chart from its model, and the
-// drawings not yet expressed as a model (layout's address space,
-// mmap-threshold's strip of probes).
-import type { StepChart } from '../chart-model';
-import { LayoutRow } from '../experiments/layout';
-import { MmapThresholdRow } from '../experiments/mmap-threshold';
-import { phaseOrder, probeRows } from '../experiments/mmap-threshold/table';
-import { hex, shortBytes } from '../format';
-import { REGION_COLOUR } from '../table-spec';
+// Charts for a terminal, in Unicode, from their models (lib/chart-model.ts):
+// a step chart, strips of points on a log scale, and a ladder of rungs.
+// Knows no experiment: what each shows is the model's.
+import type { Glyph, LadderChart, StepChart, StripChart, TerminalChart } from '../chart-model';
 import { Resolved, wrap } from './terminal-text';
+
+/** A terminal chart as lines, at most `o.width` wide; none when it does not fit. */
+export function terminalChart(chart: TerminalChart, o: Resolved): string[] {
+  switch (chart.kind) {
+    case 'steps': return stepChart(chart, o);
+    case 'strips': return stripChart(chart, o);
+    case 'ladder': return ladderChart(chart, o);
+  }
+}
+
+const title = (text: string, o: Resolved) => wrap(text, o.width).map((l) => o.paint('bold', l));
+const glyph = (g: Glyph, o: Resolved) => o.paint(g.colour, g.symbol);
 
 /**
  * A step function drawn as a line: a level is ─, a rise ┘…┌ and a fall
  * ┐…└ in one column. Each column shows the value at its end, carried
  * forward between points.
  */
-export function stepChart(chart: StepChart, o: Resolved): string[] {
+function stepChart(chart: StepChart, o: Resolved): string[] {
   const { xs, ys, height } = chart;
   if (xs.length === 0) return [];
   const yMin = Math.min(...ys);
@@ -52,7 +59,7 @@ export function stepChart(chart: StepChart, o: Resolved): string[] {
     }
     previous = value;
   }
-  const lines = wrap(chart.title, o.width).map((l) => o.paint('bold', l));
+  const lines = title(chart.title, o);
   for (let r = height - 1; r >= 0; r--) {
     const label = labels.get(r) ?? '';
     lines.push(`${label.padStart(labelWidth)} ${label ? '┤' : '│'}${o.paint(chart.colour, grid[r].join('').trimEnd())}`);
@@ -78,67 +85,57 @@ export function stepChart(chart: StepChart, o: Resolved): string[] {
   return lines;
 }
 
-// ---------------------------------------------------------------- experiments
-
-/** The address-ordered objects, highest first, as a vertical bar; the gaps compressed to one labelled line. */
-export function layoutDiagram(rows: LayoutRow[], o: Resolved): string[] {
-  const addressWidth = Math.max(...rows.map((r) => hex(r.address).length));
-  const kindWidth = Math.max(...rows.map((r) => (r.region?.kind ?? '').length));
-  const lines = wrap('The address space, top to bottom (gaps not to scale, labelled with their size)', o.width).map((l) => o.paint('bold', l));
-  const descending = [...rows].reverse();
-  descending.forEach((row, i) => {
-    const kind = row.region?.kind;
-    const bar = o.paint(kind === undefined ? 'dim' : REGION_COLOUR[kind], kind === undefined ? '╋' : '█');
-    const prefix = `${hex(row.address).padStart(addressWidth)} ${bar} ${o.paint(kind && REGION_COLOUR[kind], (kind ?? '').padEnd(kindWidth))} `;
-    const indent = ' '.repeat(addressWidth + kindWidth + 4);
-    const text = wrap(`${row.name}: ${row.what}`, o.width - indent.length);
+/** Rungs top to bottom, each with its link to the next under it. */
+function ladderChart(chart: LadderChart, o: Resolved): string[] {
+  const labelWidth = Math.max(...chart.rungs.map((r) => r.label.length));
+  const tagWidth = Math.max(...chart.rungs.map((r) => r.tag.length));
+  const lines = title(chart.title, o);
+  chart.rungs.forEach((rung, i) => {
+    const prefix = `${rung.label.padStart(labelWidth)} ${glyph(rung.glyph, o)} ${o.paint(rung.tagColour, rung.tag.padEnd(tagWidth))} `;
+    const indent = ' '.repeat(labelWidth + tagWidth + 4);
+    const text = wrap(rung.text, o.width - indent.length);
     lines.push(prefix + text[0], ...text.slice(1).map((l) => indent + l));
-    const below = descending[i + 1];
-    if (below === undefined) return;
-    // The row above says how far it is from the one below it; within one
-    // region the bar stays solid, across a region boundary it is dotted.
-    const gap = row.distance === undefined ? 'the kernel half of the address space' : `${shortBytes(row.distance)} apart`;
-    const same = row.region !== undefined && below.region !== undefined && row.region.start === below.region.start;
-    const link = same && kind !== undefined ? o.paint(REGION_COLOUR[kind], '█') : o.paint('dim', '┊');
-    lines.push(`${' '.repeat(addressWidth)} ${link} ${o.paint('dim', `↕ ${gap}${same ? ` in the same ${kind} region` : ''}`)}`);
+    const link = chart.links[i];
+    if (link === undefined) return;
+    lines.push(`${' '.repeat(labelWidth)} ${glyph(link.glyph, o)} ${o.paint('dim', link.caption)}`);
   });
   return lines;
 }
 
-/** One line per phase: each probe placed by its chunk size on a log scale, ● mmapped, ○ from the heap. */
-export function thresholdStrip(rows: MmapThresholdRow[], o: Resolved): string[] {
-  const all = probeRows(rows);
-  const probes = all.filter((r) => r.role === 'probe' || r.role === 'sweep');
-  if (probes.length === 0) return [];
-  const phases = phaseOrder(all);
-  const nameWidth = Math.max(...phases.map((p) => p.length));
+/** One line per row: each point placed by x on a log scale shared by all rows, with ticks under them where they fit. */
+function stripChart(chart: StripChart, o: Resolved): string[] {
+  const xs = chart.rows.flatMap((r) => r.points.map((p) => p.x));
+  if (xs.length === 0) return [];
+  const nameWidth = Math.max(...chart.rows.map((r) => r.name.length));
   const plotWidth = o.width - nameWidth - 3;
   if (plotWidth < 10) return [];
-  const lo = Math.log2(Math.min(...probes.map((r) => r.chunkSize)));
-  const hi = Math.log2(Math.max(...probes.map((r) => r.chunkSize)));
-  const columnOf = (size: number) => Math.min(plotWidth - 1, Math.round(((Math.log2(size) - lo) / (hi - lo || 1)) * (plotWidth - 1)));
+  const lo = Math.log2(Math.min(...xs));
+  const hi = Math.log2(Math.max(...xs));
+  const columnOf = (x: number) => Math.min(plotWidth - 1, Math.round(((Math.log2(x) - lo) / (hi - lo || 1)) * (plotWidth - 1)));
   const indent = ' '.repeat(nameWidth + 3);
-  const legend = wrap('● mmapped ○ from the heap ◐ both in one column', o.width, indent)
-    .map((l) => l.replace(/[●○◐]/g, (m) => o.paint(m === '●' ? 'red' : m === '○' ? 'green' : 'yellow', m)));
-  const lines = [...wrap('Which probes were mmapped, by chunk size (log scale)', o.width).map((l) => o.paint('bold', l)), ...legend];
-  for (const phase of phases) {
-    const marks: ('m' | 'h' | 'b' | undefined)[] = new Array(plotWidth).fill(undefined);
-    for (const r of probes.filter((p) => p.phase === phase)) {
-      const c = columnOf(r.chunkSize);
-      const mark = r.mmapped ? 'm' : 'h';
-      marks[c] = marks[c] === undefined || marks[c] === mark ? mark : 'b';
+  const legend = [...Object.values(chart.glyphs), chart.clash];
+  const colours = new Map(legend.map((g) => [g.symbol, g.colour]));
+  const key = wrap(legend.map((g) => `${g.symbol} ${g.label}`).join(' '), o.width, indent)
+    .map((l) => [...l].map((ch) => (colours.has(ch) ? o.paint(colours.get(ch), ch) : ch)).join(''));
+  const lines = [...title(chart.title, o), ...key];
+  for (const row of chart.rows) {
+    // Each column: the name of its points' glyph, null where two differ, undefined where there is none.
+    const columns: (string | null | undefined)[] = new Array(plotWidth).fill(undefined);
+    for (const p of row.points) {
+      const c = columnOf(p.x);
+      columns[c] = columns[c] === undefined || columns[c] === p.glyph ? p.glyph : null;
     }
-    const strip = marks.map((m) => (m === 'm' ? o.paint('red', '●') : m === 'h' ? o.paint('green', '○') : m === 'b' ? o.paint('yellow', '◐') : o.paint('dim', '·'))).join('');
-    lines.push(`${phase.padStart(nameWidth)} │ ${strip}`);
+    const strip = columns.map((g) => glyph(g === undefined ? chart.empty : g === null ? chart.clash : chart.glyphs[g], o)).join('');
+    lines.push(`${row.name.padStart(nameWidth)} │ ${strip}`);
   }
-  // Ticks at the powers of two that fit, so a reader can place a size.
+  // Each tick where it neither runs into the one before nor past the strip.
   let axis = '';
-  for (let p = Math.ceil(lo); p <= Math.floor(hi); p++) {
-    const label = `↑${shortBytes(2 ** p)}`;
-    const at = columnOf(2 ** p);
+  for (const t of chart.ticks) {
+    const label = `↑${t.label}`;
+    const at = columnOf(t.x);
     if (at < axis.length + 1 && axis !== '' || at + label.length > plotWidth) continue;
     axis = `${axis.padEnd(at)}${label}`;
   }
-  lines.push(`${' '.repeat(nameWidth + 3)}${axis}`);
+  lines.push(`${indent}${axis}`);
   return lines;
 }

@@ -13,7 +13,7 @@ import { lookup } from '../validate';
 import { environmentLine } from './environment';
 import { regionPath } from './inspect';
 import { plainColumns, tableRows } from './table';
-import { layoutDiagram, stepChart, thresholdStrip } from './terminal-charts';
+import { terminalChart } from './terminal-charts';
 import { renderTable, tableLines } from './terminal-table';
 import { clip, painter, Resolved, wrap } from './terminal-text';
 
@@ -55,7 +55,7 @@ function resolve(options: TerminalOptions | undefined): Resolved {
   return { width, paint: painter(color) };
 }
 
-// Each experiment's terminal table and chart model, by name
+// Each experiment's terminal table and chart, by name
 // (lib/experiments/presentations.ts), filled by the entry points
 // (lib/present.ts).
 const VIEWS: Record<string, TerminalView<any, any>> = Object.create(null);
@@ -64,12 +64,6 @@ const VIEWS: Record<string, TerminalView<any, any>> = Object.create(null);
 export function installTerminalViews(views: Readonly<Record<string, TerminalView<any, any>>>): void {
   Object.assign(VIEWS, views);
 }
-
-// Charts not yet expressed as a model: drawn here, from the experiment's rows.
-const DRAWN: Record<string, (rows: any[], o: Resolved) => string[]> = {
-  layout: layoutDiagram,
-  'mmap-threshold': thresholdStrip,
-};
 
 /** An experiment nobody wrote a view for: the columns and rows its Markdown and HTML table has. */
 function genericTable(rows: object[], chosen: object[]): TerminalTable<unknown> {
@@ -104,8 +98,8 @@ export function renderResult(result: ResultData, options?: TerminalOptions): str
   const v = lookup(VIEWS, result.name);
   const table = tableLines((v?.table ?? genericTable)(result.rows, tableRows(result)), result.name, o);
   if (table.length > 0) lines.push('', ...table);
-  const model = v?.stepChart?.(result, o.width);
-  const chart = model !== undefined ? stepChart(model, o) : lookup(DRAWN, result.name)?.(result.rows, o) ?? [];
+  const model = v?.chart?.(result, o.width);
+  const chart = model === undefined ? [] : terminalChart(model, o);
   if (chart.length > 0) lines.push('', ...chart);
   return lines.map((l) => clip(l, o.width)).join('\n');
 }

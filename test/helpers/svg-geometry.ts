@@ -2,7 +2,8 @@
 // boxes that the label layout (lib/views/svg.ts) must keep apart. A text's
 // width is textWidth's estimate, which the browser test checks against the
 // widths Chromium draws.
-import { Box, textBox } from '../../lib/views/svg';
+import type { Box } from '../../lib/chart-model';
+import { textBox } from '../../lib/views/svg';
 
 export interface Placed {
   box: Box;

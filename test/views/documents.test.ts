@@ -15,7 +15,7 @@ import { hex, shortBytes } from '../../lib/format';
 import { reportHTML } from '../../lib/report';
 import { staircaseRows } from '../../lib/experiments/chunk-sizes/table';
 import { breakOf } from '../../lib/experiments/free/table';
-import { gapLabel, layoutBlocks, probeLabel } from '../../lib/views/charts/layout';
+import { gapLabel, layoutBlocks, probeLabel } from '../../lib/experiments/layout/chart';
 import { probeRows } from '../../lib/experiments/mmap-threshold/table';
 import { MARKDOWN_ROWS } from '../../lib/views/markdown';
 import { esc, overlaps } from '../../lib/views/svg';

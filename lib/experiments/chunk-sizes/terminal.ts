@@ -39,7 +39,7 @@ export const chunkSizesTerminal: TerminalView<ChunkSizeRow> = {
       omitted: rows.length - covered,
     });
   },
-  stepChart: (result, width) => {
+  chart: (result, width) => {
     // The first dozen steps, one row each: enough to see the staircase, few enough to read every size.
     const small = result.rows.filter((r) => r.request <= 1024 && !r.header.isMmapped);
     const steps = stairs(small).slice(0, 12);
@@ -49,6 +49,7 @@ export const chunkSizesTerminal: TerminalView<ChunkSizeRow> = {
     const labelWidth = String(steps[steps.length - 1].chunkSize).length;
     const perColumn = Math.max(1, Math.ceil((last + 1) / (width - labelWidth - 2)));
     return {
+      kind: 'steps',
       title: `The staircase: chunk size for malloc(0) … malloc(${last}), in bytes`,
       xs: shown.map((r) => r.request),
       ys: shown.map((r) => r.chunkSize),

@@ -33,13 +33,14 @@ export const freeTerminal: TerminalView<FreeRow> = {
       omitted: rows.length - shown.rows.length,
     });
   },
-  stepChart: (result, width) => {
+  chart: (result, width) => {
     const rows = result.rows;
     if (rows.length === 0) return undefined;
     const breaks = rows.map(breakOf);
     const low = breaks.reduce((a, b) => (b < a ? b : a));
     const marks = phaseRuns(rows).map((p) => ({ x: p.from, label: p.phase }));
     return {
+      kind: 'steps',
       title: `The program break above ${hex(low)} over the ${rows.length} steps`,
       xs: rows.map((_, i) => i),
       ys: breaks.map((b) => Number(b - low)),

@@ -23,11 +23,12 @@ export const heapGrowthTerminal: TerminalView<HeapGrowthRow> = {
       omitted: rows.length - shown.rows.length,
     });
   },
-  stepChart: (result, width) => {
+  chart: (result, width) => {
     const mallocs = result.rows.filter((r) => r.op === 'malloc');
     if (mallocs.length === 0) return undefined;
     const start = mallocs[0].breakBefore;
     return {
+      kind: 'steps',
       title: `The break above ${hex(start)} as ${mallocs.length} mallocs of ${mallocs[0].size} bytes pile up`,
       xs: [0, ...mallocs.map((r) => r.requested)],
       ys: [0, ...mallocs.map((r) => Number(r.breakAfter - start))],

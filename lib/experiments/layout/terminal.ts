@@ -1,4 +1,5 @@
-// The layout experiment in a terminal: where each object was, low to high.
+// The layout experiment in a terminal: where each object was, low to high,
+// and the address space as a ladder, top to bottom.
 import { hex, shortBytes } from '../../format';
 import { TerminalView } from '../../presentation';
 import { firstRows, REGION_COLOUR, RIGHT, terminalTable } from '../../table-spec';
@@ -16,4 +17,33 @@ export const layoutTerminal: TerminalView<LayoutRow> = {
     ],
     ...firstRows(chosen),
   }),
+  chart: (result) => {
+    const descending = [...result.rows].reverse();
+    return {
+      kind: 'ladder',
+      title: 'The address space, top to bottom (gaps not to scale, labelled with their size)',
+      rungs: descending.map((row) => {
+        const kind = row.region?.kind;
+        return {
+          label: hex(row.address),
+          glyph: kind === undefined ? { symbol: '╋', colour: 'dim' } : { symbol: '█', colour: REGION_COLOUR[kind] },
+          tag: kind ?? '',
+          tagColour: kind && REGION_COLOUR[kind],
+          text: `${row.name}: ${row.what}`,
+        };
+      }),
+      // Each row says how far it is from the one below it; within one
+      // region the link stays solid, across a region boundary it is dotted.
+      links: descending.slice(0, -1).map((row, i) => {
+        const below = descending[i + 1];
+        const kind = row.region?.kind;
+        const gap = row.distance === undefined ? 'the kernel half of the address space' : `${shortBytes(row.distance)} apart`;
+        const same = row.region !== undefined && below.region !== undefined && row.region.start === below.region.start;
+        return {
+          glyph: same && kind !== undefined ? { symbol: '█', colour: REGION_COLOUR[kind] } : { symbol: '┊', colour: 'dim' },
+          caption: `↕ ${gap}${same ? ` in the same ${kind} region` : ''}`,
+        };
+      }),
+    };
+  },
 };

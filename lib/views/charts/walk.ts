@@ -5,7 +5,8 @@
 import { hex, shortBytes } from '../../format';
 import type { HeapRegionWalk } from '../../walk/heap-walk';
 import type { HeapWalkData, WalkSVGOptions } from '../../walk/walk-data';
-import { COLORS, el, esc, legend, svgDocument, text } from '../svg';
+import { COLORS } from '../../chart-model';
+import { el, esc, legend, svgDocument, text } from '../svg';
 import { Cell, heapTitle, LEGEND, PRIORITY, stripCells, totalsLine } from '../walk-strip';
 
 export type { WalkSVGOptions } from '../../walk/walk-data';

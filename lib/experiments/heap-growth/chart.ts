@@ -1,8 +1,9 @@
 // Heap growth: the program break against the bytes requested and still live.
-import { breakSteps, HeapGrowthRow } from '../../experiments/heap-growth';
-import { ResultData } from '../../result-data';
+import { COLORS, Figure, HALO, Mark, Point } from '../../chart-model';
+import { axisBottom, axisLeft, byteTicks, circle, legend, line, linear, steps, text } from '../../figure-build';
 import { hex, shortBytes, signedBytes } from '../../format';
-import { axisBottom, axisLeft, byteTicks, COLORS, el, HALO, legend, line, linear, path, steps, svgDocument, text } from '../svg';
+import { ResultData } from '../../result-data';
+import { HeapGrowthRow } from './index';
 
 const W = 720;
 const H = 440;
@@ -14,7 +15,7 @@ export function breakStepLabel(r: HeapGrowthRow): string {
   return `${signedBytes(Number(r.breakAfter - r.breakBefore))} at ${r.op} ${r.n}`;
 }
 
-export function heapGrowthChart(result: ResultData<HeapGrowthRow>): string | undefined {
+export function heapGrowthChart(result: ResultData<HeapGrowthRow>): Figure | undefined {
   const rows = result.rows;
   const mallocs = rows.filter((r) => r.op === 'malloc');
   const frees = rows.filter((r) => r.op === 'free');
@@ -33,25 +34,25 @@ export function heapGrowthChart(result: ResultData<HeapGrowthRow>): string | und
   const yTicks = byteTicks(lo, hi, 7).map((v) => ({ value: v, label: shortBytes(v) }));
 
   // A step path through the break after each row, keeping only the corners.
-  const corners = (list: readonly HeapGrowthRow[], from: number): [number, number][] => {
-    const pts: [number, number][] = [[x(from), y(rel(list[0].breakBefore))]];
+  const corners = (list: readonly HeapGrowthRow[], from: number): Point[] => {
+    const pts: Point[] = [[x(from), y(rel(list[0].breakBefore))]];
     list.forEach((r, i) => {
       const next = list[i + 1];
       if (r.breakAfter !== r.breakBefore || next === undefined) pts.push([x(r.requested), y(rel(r.breakAfter))]);
     });
     return pts;
   };
-  const parts = [
+  const marks: Mark[] = [
     axisLeft(y, M.left, yTicks, `break − ${hex(start)} (bytes)`, W - M.right),
     axisBottom(x, H - M.bottom, xTicks, `bytes requested and still live (${mallocs.length} × malloc(${mallocs[0].size}), then freed oldest first)`),
-    path(steps(corners(mallocs, 0)), { stroke: COLORS.blue, 'stroke-width': 2, class: 'series mallocs' }),
+    steps(corners(mallocs, 0), { stroke: COLORS.blue, 'stroke-width': 2, class: 'series mallocs' }),
   ];
   if (frees.length > 0) {
-    parts.push(path(steps(corners(frees, mallocs[mallocs.length - 1].requested)), {
+    marks.push(steps(corners(frees, mallocs[mallocs.length - 1].requested), {
       stroke: COLORS.red, 'stroke-width': 2, 'stroke-dasharray': '6 4', class: 'series frees',
     }));
   }
-  parts.push(legend(M.left + 8, M.top - 22, [
+  marks.push(legend(M.left + 8, M.top - 22, [
     { label: 'break while allocating', color: COLORS.blue },
     ...(frees.length > 0 ? [{ label: 'break while freeing', color: COLORS.red, dash: '6 4' }] : []),
   ]));
@@ -60,34 +61,34 @@ export function heapGrowthChart(result: ResultData<HeapGrowthRow>): string | und
   const moves = rows.filter((r) => r.breakAfter !== r.breakBefore);
   // Dots only while they stay apart: with no top pad the break moves every few requests.
   for (const r of moves.length <= MAX_DOTS ? moves : []) {
-    parts.push(el('circle', { cx: x(r.requested), cy: y(rel(r.breakAfter)), r: 2.5, fill: r.op === 'malloc' ? COLORS.blue : COLORS.red }));
+    marks.push(circle(x(r.requested), y(rel(r.breakAfter)), 2.5, { fill: r.op === 'malloc' ? COLORS.blue : COLORS.red }));
   }
   const firstGrowth = moves.find((r) => r.op === 'malloc');
   if (firstGrowth !== undefined) {
     // Above the start of the staircase, where nothing is drawn, with a line to its step.
     const px = x(firstGrowth.requested);
     const py = y(rel(firstGrowth.breakAfter));
-    parts.push(
+    marks.push(
       line(M.left + 24, py - 68, px, py, { stroke: '#aaa' }),
       text(M.left + 12, py - 72, `first step: ${breakStepLabel(firstGrowth)}`, { class: 'step-label', ...HALO }),
     );
   }
   for (const r of moves.filter((m) => m.op === 'free')) {
     const mid = (y(rel(r.breakBefore)) + y(rel(r.breakAfter))) / 2;
-    parts.push(text(x(r.requested) + 8, mid, breakStepLabel(r), { class: 'step-label', fill: COLORS.red, ...HALO }));
+    marks.push(text(x(r.requested) + 8, mid, breakStepLabel(r), { class: 'step-label', fill: COLORS.red, ...HALO }));
   }
   const peak = mallocs[mallocs.length - 1].breakAfter;
-  const marks: [string, bigint][] = [['start', start], ['peak', peak]];
-  if (frees.length > 0) marks.push(['after the frees', frees[frees.length - 1].breakAfter]);
+  const named: [string, bigint][] = [['start', start], ['peak', peak]];
+  if (frees.length > 0) named.push(['after the frees', frees[frees.length - 1].breakAfter]);
   let lastY = -Infinity;
-  for (const [name, b] of [...marks].sort((a, c) => (a[1] > c[1] ? -1 : 1))) {
+  for (const [name, b] of [...named].sort((a, c) => (a[1] > c[1] ? -1 : 1))) {
     const py = Math.max(y(rel(b)) + 4, lastY + 26);
     lastY = py;
-    parts.push(
+    marks.push(
       text(W - M.right + 8, py - 9, `${name}:`, { class: 'break-label', fill: '#555' }),
       text(W - M.right + 8, py + 3, hex(b), { class: 'break-label' }),
     );
   }
   const growth = moves.filter((r) => r.op === 'malloc').length;
-  return svgDocument(W, H, `${result.question} The program break climbed in ${growth} steps`, parts.join(''));
+  return { width: W, height: H, title: `${result.question} The program break climbed in ${growth} steps`, marks };
 }

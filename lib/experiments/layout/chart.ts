@@ -3,10 +3,11 @@
 // probes landed in, at their real addresses. Regions keep their order and
 // roughly their relative size; the gaps between them are compressed to a
 // band labelled with the real distance.
-import { LayoutRow, PlacedRegion } from '../../experiments/layout';
-import { ResultData } from '../../result-data';
+import { COLORS, Figure, HALO, Mark } from '../../chart-model';
+import { line, rect, text, zigzag } from '../../figure-build';
 import { hex, shortBytes } from '../../format';
-import { COLORS, el, HALO, line, rect, svgDocument, text } from '../svg';
+import { ResultData } from '../../result-data';
+import { LayoutRow, PlacedRegion } from './index';
 
 const W = 840;
 const X = { tier: 96, address: 232, block: 240, blockWidth: 220, label: 490 };
@@ -100,10 +101,10 @@ function heightOf(b: LayoutBlock): number {
   return Math.min(60, 20 + 4 * Math.log2(Math.max(size, 4096) / 4096));
 }
 
-export function layoutChart(result: ResultData<LayoutRow>): string | undefined {
+export function layoutChart(result: ResultData<LayoutRow>): Figure | undefined {
   const blocks = layoutBlocks(result.rows);
   if (blocks.length === 0) return undefined;
-  const parts: string[] = [];
+  const marks: Mark[] = [];
   const labels: { want: number; text: string; fromY: number }[] = [];
   const tiers: { tier: string; top: number; bottom: number }[] = [];
   let y = TOP;
@@ -115,7 +116,7 @@ export function layoutChart(result: ResultData<LayoutRow>): string | undefined {
     const bottom = y + h;
     const below = blocks[i - 1];
     const above = blocks[i + 1];
-    parts.push(
+    marks.push(
       rect(X.block, top, X.blockWidth, h, { fill: FILL[b.kind] ?? COLORS.grey, stroke: '#fff', class: `block ${b.kind}` }),
       text(X.block + X.blockWidth / 2, top + h / 2 + 4, b.kind === 'kernel' ? 'kernel: no user access' : `${b.name} · ${shortBytes(Number(b.end - b.start))}`, {
         'text-anchor': 'middle', fill: DARK_TEXT.has(b.kind) ? '#222' : '#fff', 'font-weight': 'bold', class: 'block-label',
@@ -123,11 +124,11 @@ export function layoutChart(result: ResultData<LayoutRow>): string | undefined {
       text(X.address, bottom + 3, hex(b.start), { 'text-anchor': 'end', class: 'address' }),
     );
     if (above === undefined || above.start !== b.end) {
-      if (b.kind !== 'kernel') parts.push(text(X.address, top + 8, hex(b.end), { 'text-anchor': 'end', class: 'address' }));
+      if (b.kind !== 'kernel') marks.push(text(X.address, top + 8, hex(b.end), { 'text-anchor': 'end', class: 'address' }));
     }
     for (const p of b.probes) {
       const at = b.kind === 'kernel' ? top + 8 : bottom - Number(p.address - b.start) / Number(b.end - b.start) * h;
-      parts.push(line(X.block + X.blockWidth - 14, at, X.block + X.blockWidth, at, { stroke: '#111', 'stroke-width': 2 }));
+      marks.push(line(X.block + X.blockWidth - 14, at, X.block + X.blockWidth, at, { stroke: '#111', 'stroke-width': 2 }));
       labels.push({ want: at, text: probeLabel(p), fromY: at });
     }
     const tier = tiers[tiers.length - 1];
@@ -137,15 +138,15 @@ export function layoutChart(result: ResultData<LayoutRow>): string | undefined {
     if (below !== undefined && below.end < b.start) {
       // The band stands for every byte between the two regions, whatever is mapped there.
       const mid = y + GAP_BAND / 2;
-      parts.push(
-        el('path', { d: zigzag(X.block, X.block + X.blockWidth, mid), fill: 'none', stroke: '#999', 'stroke-dasharray': '3 2' }),
+      marks.push(
+        zigzag(X.block, X.block + X.blockWidth, mid, { stroke: '#999', 'stroke-dasharray': '3 2' }),
         text(X.block + X.blockWidth / 2, mid + 4, gapLabel(b.start - below.end), { 'text-anchor': 'middle', class: 'gap-label', fill: '#444', ...HALO }),
       );
       y += GAP_BAND;
     }
   }
   for (const t of tiers) {
-    parts.push(
+    marks.push(
       line(X.tier + 4, t.top + 2, X.tier + 4, t.bottom - 2, { stroke: '#666' }),
       line(X.tier + 4, t.top + 2, X.tier + 9, t.top + 2, { stroke: '#666' }),
       line(X.tier + 4, t.bottom - 2, X.tier + 9, t.bottom - 2, { stroke: '#666' }),
@@ -157,21 +158,15 @@ export function layoutChart(result: ResultData<LayoutRow>): string | undefined {
   for (const l of labels.sort((a, b) => a.want - b.want)) {
     const ly = Math.max(l.want, next);
     next = ly + LABEL_SPACING;
-    parts.push(
+    marks.push(
       line(X.block + X.blockWidth, l.fromY, X.label - 6, ly - 4, { stroke: '#999' }),
       text(X.label, ly, l.text, { class: 'probe-label' }),
     );
   }
   const height = Math.max(y, next) + 28;
-  parts.push(
+  marks.push(
     text(X.block, 18, 'high addresses', { fill: '#555' }),
     text(X.block, height - 10, 'low addresses (gaps not to scale, block heights grow with log(size))', { fill: '#555' }),
   );
-  return svgDocument(W, height, `${result.question} The regions the probes landed in, at their real addresses`, parts.join(''));
-}
-
-function zigzag(x0: number, x1: number, y: number): string {
-  const d = [`M${x0} ${y}`];
-  for (let x = x0 + 8, up = true; x <= x1; x += 8, up = !up) d.push(`L${x} ${y + (up ? -4 : 4)}`);
-  return d.join(' ');
+  return { width: W, height, title: `${result.question} The regions the probes landed in, at their real addresses`, marks };
 }

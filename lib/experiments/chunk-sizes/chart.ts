@@ -1,9 +1,10 @@
 // The chunk-size staircase: request → chunk size and usable size, byte by byte.
-import { ChunkSizeRow, stairs } from '../../experiments/chunk-sizes';
-import { staircaseRows } from '../../experiments/chunk-sizes/table';
-import { ResultData } from '../../result-data';
+import { COLORS, Figure, HALO, Mark, Point } from '../../chart-model';
+import { axisBottom, axisLeft, circle, legend, line, linear, steps, text } from '../../figure-build';
 import { span } from '../../format';
-import { axisBottom, axisLeft, COLORS, el, HALO, legend, line, linear, path, steps, svgDocument, text } from '../svg';
+import { ResultData } from '../../result-data';
+import { ChunkSizeRow, stairs } from './index';
+import { staircaseRows } from './table';
 
 const W = 720;
 const H = 440;
@@ -16,7 +17,7 @@ export function stairLabel(s: { from: number; to: number; chunkSize: number }, u
   return `${span(s.from, s.to)} B → ${s.chunkSize}-byte chunk, ${usable} usable`;
 }
 
-export function chunkSizesChart(result: ResultData<ChunkSizeRow>): string | undefined {
+export function chunkSizesChart(result: ResultData<ChunkSizeRow>): Figure | undefined {
   const rows = staircaseRows(result.rows);
   if (rows.length < 2) return undefined;
   const maxRequest = rows[rows.length - 1].request;
@@ -31,13 +32,13 @@ export function chunkSizesChart(result: ResultData<ChunkSizeRow>): string | unde
 
   // Each request n covers [n, n + 1) on the x axis.
   const stair = (size: (r: ChunkSizeRow) => number) =>
-    steps([...rows.map((r): [number, number] => [x(r.request), y(size(r))]), [x(maxRequest + 1), y(size(rows[rows.length - 1]))]]);
-  const parts = [
+    [...rows.map((r): Point => [x(r.request), y(size(r))]), [x(maxRequest + 1), y(size(rows[rows.length - 1]))] as Point];
+  const marks: Mark[] = [
     axisLeft(y, M.left, yTicks, 'bytes', W - M.right),
     axisBottom(x, H - M.bottom, xTicks, 'malloc(n): requested bytes n'),
     line(x(0), y(0), x(maxRequest), y(maxRequest), { stroke: COLORS.grey, 'stroke-dasharray': '4 3' }),
-    path(stair((r) => r.chunkSize), { stroke: COLORS.blue, 'stroke-width': 2, class: 'series chunk-size' }),
-    path(stair((r) => r.usableSize), { stroke: COLORS.orange, 'stroke-width': 1.5, class: 'series usable-size' }),
+    steps(stair((r) => r.chunkSize), { stroke: COLORS.blue, 'stroke-width': 2, class: 'series chunk-size' }),
+    steps(stair((r) => r.usableSize), { stroke: COLORS.orange, 'stroke-width': 1.5, class: 'series usable-size' }),
     legend(M.left + 8, M.top - 22, [
       { label: 'chunk size', color: COLORS.blue },
       { label: 'usable size (malloc_usable_size)', color: COLORS.orange },
@@ -52,14 +53,14 @@ export function chunkSizesChart(result: ResultData<ChunkSizeRow>): string | unde
     const px = x((s.from + s.to + 1) / 2);
     const py = y(s.chunkSize);
     const label = stairLabel(s, rows[s.from].usableSize);
-    parts.push(el('circle', { cx: px, cy: py, r: 3, fill: COLORS.blue }));
+    marks.push(circle(px, py, 3, { fill: COLORS.blue }));
     if (i < LABELLED) {
       const lx = M.left + 30;
       const ly = y(maxSize * 0.45) + i * 16;
-      parts.push(line(lx - 2, ly - 4, px, py, { stroke: '#aaa' }), text(lx, ly, label, { class: 'stair-label', ...HALO }));
+      marks.push(line(lx - 2, ly - 4, px, py, { stroke: '#aaa' }), text(lx, ly, label, { class: 'stair-label', ...HALO }));
     } else {
-      parts.push(text(px - 8, py - 4, label, { 'text-anchor': 'end', class: 'stair-label', ...HALO }));
+      marks.push(text(px - 8, py - 4, label, { 'text-anchor': 'end', class: 'stair-label', ...HALO }));
     }
   });
-  return svgDocument(W, H, `${result.question} Chunk size and usable size for every request from 0 to ${maxRequest} bytes`, parts.join(''));
+  return { width: W, height: H, title: `${result.question} Chunk size and usable size for every request from 0 to ${maxRequest} bytes`, marks };
 }
