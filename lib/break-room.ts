@@ -5,9 +5,9 @@
 // main_arena with mmap instead (non-contiguous): the break stops moving, the
 // top chunk no longer ends at it, and nothing is ever trimmed.
 import { hex, shortBytes } from './format';
-import { maps, MemoryRegion } from './maps';
+import { MemoryRegion, parseMaps } from './maps';
+import { runPlan } from './plan';
 import { arenas } from './allocator-state';
-import { programBreak } from './stats';
 
 export interface BreakRoom {
   programBreak: bigint;
@@ -20,9 +20,16 @@ export interface BreakRoom {
 /** x86_64's user address space ends at 2^47 (4-level paging). */
 const USER_END = 1n << 47n;
 
-export function breakRoom(regions: readonly MemoryRegion[] = maps()): BreakRoom {
-  const at = programBreak();
-  const next = regions.find((r) => r.start >= at);
+/**
+ * The room above the break now. The map and the break are read in one plan,
+ * into memory from mmap: reading /proc with fs would leave a Buffer from
+ * malloc behind, freed into main_arena whenever it is collected, in the
+ * middle of whatever the caller measures next.
+ */
+export function breakRoom(): BreakRoom {
+  const [m, b] = runPlan([{ op: 'maps' }, { op: 'break' }]).steps;
+  const at = b.programBreak!;
+  const next = parseMaps(m.maps!).find((r) => r.start >= at);
   return { programBreak: at, room: (next?.start ?? USER_END) - at, next };
 }
 

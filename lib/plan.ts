@@ -3,6 +3,7 @@
 // Experiments are built on it.
 import { Allocation, AllocationCall, mintAllocation } from './allocation';
 import { binding } from './binding';
+import { IN_WORDS, OP_CODES, OUT_WORDS, STATUS } from './plan-codes';
 import { ChunkHeader, decodeHeader } from './chunk';
 import { HeapscopeError, native, rangeError, typeError } from './errors';
 import { fromWords, Mallinfo, MALLINFO_FIELDS } from './stats';
@@ -97,23 +98,19 @@ export interface PlanOptions {
   keep?: boolean;
 }
 
-const OPCODES: Record<PlanOp, bigint> = {
-  malloc: 1n, calloc: 2n, realloc: 3n, alignedAlloc: 4n, free: 5n, break: 6n, header: 7n,
-  usableSize: 8n, mallinfo: 9n, trim: 10n, touch: 11n, resident: 12n, maps: 13n, statm: 14n, read: 15n,
-};
+// Checked against PlanOp here: every op has a code, and no code lacks an op.
+const OPCODES: Record<PlanOp, bigint> = OP_CODES;
 const OPS = Object.keys(OPCODES) as PlanOp[];
 const ALLOCATING = new Set<PlanOp>(['malloc', 'calloc', 'realloc', 'alignedAlloc']);
 /** Ops that act on an earlier allocation, named by its step index. */
 const REFERRING = new Set<PlanOp>(['realloc', 'free', 'header', 'usableSize', 'touch', 'resident']);
 /** Every field any step has; each step is read once, own properties only. */
 const FIELDS = ['op', 'step', 'size', 'count', 'alignment', 'pad', 'byte', 'address', 'length'] as const;
-const IN_WORDS = 4;
-const OUT_WORDS = 16;
+
 /** The native executor's limit. */
 const MAX_STEPS = 1 << 22;
 /** The most one `read` step copies: one Buffer's worth in Node 20, the smallest of the supported Nodes. */
 export const MAX_PLAN_READ = 1n << 32n;
-const STATUS: StepStatus[] = ['ok', 'failed', 'skipped', 'truncated'];
 
 /**
  * A step as checked: the index it refers to as a number, its operands as

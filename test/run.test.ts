@@ -80,7 +80,7 @@ describe('run', () => {
     const r = JSON.parse(child.stdout) as { refused: string[]; surprises: string[]; rows: number };
     expect(r.refused).toHaveLength(2);
     for (const why of r.refused) {
-      expect(why).toMatch(/^the program break (0x[0-9a-f]+) can grow only 0 B, up to an anonymous mapping at \1–0x[0-9a-f]+ \(---p\)$/);
+      expect(why).toMatch(/^the program break (0x[0-9a-f]+) can grow only 0 B, up to an anonymous mapping at \1–0x[0-9a-f]+ \([-r][-w][-x][ps]\)$/);
     }
     expect(r.surprises).toContain(
       `This run's child was the third started: in the earlier ones the heap had no room to grow (child 1: ${r.refused[0]}; child 2: ${r.refused[1]}).`,

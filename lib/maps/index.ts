@@ -4,6 +4,8 @@
 // parse.ts (the text), classify.ts (the kinds).
 import fs from 'node:fs';
 import { HeapscopeError, typeError } from '../errors';
+import { binding } from '../binding';
+import { IN_WORDS, OP_CODES, STATUS } from '../plan-codes';
 import { describe, ownProperty, readArray, readOptions, toAddress } from '../validate';
 import { checkBss } from './classify';
 import { parseMaps, parseSmaps } from './parse';
@@ -27,7 +29,7 @@ export function maps(options: MapsOptions = {}): MemoryRegion[] {
   // unmaps or grows an arena between two read()s tears the text (a region
   // shown twice or overlapping), which the parser rejects. A re-read is clean.
   for (let attempt = 1; ; attempt++) {
-    const text = readProc(file);
+    const text = rss ? readProc(file) : readMapsText();
     try {
       const regions = rss ? parseSmaps(text) : parseMaps(text);
       checkBss(regions);
@@ -67,6 +69,20 @@ export function regionOf(address: bigint, regions?: readonly MemoryRegion[]): Me
 function displayable(regions: MemoryRegion[]): MemoryRegion[] {
   const show = { value(this: MemoryRegion[]) { return regionViews.views.bundle(this); } };
   return Object.defineProperties(regions, { [Symbol.for('Jupyter.display')]: show, _toMime: show });
+}
+
+/**
+ * /proc/self/maps through a plan step: read into memory from mmap. fs would
+ * leave a Buffer from malloc behind, freed into main_arena whenever it is
+ * collected, in the middle of whatever is measured next. A map over the
+ * step's 1 MiB is read with fs.
+ */
+function readMapsText(): string {
+  const plan = new BigUint64Array(IN_WORDS);
+  plan[0] = OP_CODES.maps;
+  const result = binding.runPlan(plan, false);
+  const text = result.texts[0];
+  return STATUS[Number(result.words[0])] === 'ok' && text !== undefined ? text : readProc('/proc/self/maps');
 }
 
 function readProc(file: string): string {

@@ -51,7 +51,7 @@ function blockedChild(): Seen {
 
 describe('main_arena when brk() fails', () => {
   const seen = blockedChild();
-  const blocked = /^brk\(\) could not grow the heap \(the program break 0x[0-9a-f]+ can grow only 0 B, up to an anonymous mapping at 0x[0-9a-f]+–0x[0-9a-f]+ \(---p\)\), so main_arena is non-contiguous \(its NONCONTIGUOUS_BIT is set\)/;
+  const blocked = /^brk\(\) could not grow the heap \(the program break 0x[0-9a-f]+ can grow only 0 B, up to an anonymous mapping at 0x[0-9a-f]+–0x[0-9a-f]+ \([-r][-w][-x][ps]\)\), so main_arena is non-contiguous \(its NONCONTIGUOUS_BIT is set\)/;
 
   it('is non-contiguous, and its top chunk lies outside [heap]', () => {
     expect(seen.arena.noncontiguous).toBe(true);
