@@ -27,10 +27,9 @@
 // Every size, total and count is a number. glibc prints them as size_t; a
 // value above Number.MAX_SAFE_INTEGER (2^53 − 1, far beyond any heap) is
 // rejected rather than rounded.
-import { inspect } from 'node:util';
 import { binding } from './binding';
 import { HeapscopeError, native, typeError } from './errors';
-import { InspectContext, presenter } from './presenters';
+import { InspectContext, presenter, withInspect } from './presenters';
 
 /** A count of free chunks and their summed size in bytes. */
 export interface BlockTotal {
@@ -170,15 +169,6 @@ export const mallocInfoViews = presenter<{
   inspect(info: MallocInfo, depth: number, options?: InspectContext): string;
   inspectArena(arena: ArenaInfo, depth: number, options?: InspectContext): string;
 }>('MallocInfo');
-
-// Non-enumerable, so the report stays plain data to JSON, spreads and equality checks.
-function withInspect<T extends object>(view: (value: T, depth: number, options: InspectContext) => string, value: T): T {
-  return Object.defineProperty(value, inspect.custom, {
-    value(this: T, depth: number, options: InspectContext) {
-      return view(this, depth, options);
-    },
-  });
-}
 
 function readHeap(xml: string, heap: XmlElement): ArenaInfo {
   const nr = countAttribute(xml, heap, 'nr');
