@@ -10,7 +10,10 @@ import { copiedMemory } from '../../lib/allocator/memory-source';
 import { binsResult } from '../../lib/allocator/results';
 import { protectPointer } from '../../lib/allocator/safe-linking';
 import { decodeAllocator } from '../../lib/allocator/state';
-import { AttachedProcess, attach, ArenasResult, Bin, BinsResult, hex, MallocParamsResult, RemoteSnapshot } from '../../lib/index';
+import {
+  allocatorSnapshot, arenas, AttachedProcess, attach, ArenasResult, Bin, bins, BinsResult, hex, mallocParams, MallocParamsResult, RemoteSnapshot,
+} from '../../lib/index';
+import { allocatorSection } from '../../lib/report';
 import { toJSONValue } from '../../lib/json';
 import { renderArenas, renderBins, renderParams } from '../../lib/views/allocator';
 import { AllocatorFixture, startAllocatorFixture } from '../helpers/allocator-fixture';
@@ -257,5 +260,18 @@ describe('documents, the REPL and notebooks', () => {
     expect(Object.keys(b)).toEqual(['arenas', 'snapshot']);
     expect(JSON.parse(JSON.stringify(toJSONValue(b)))).toEqual(toJSONValue({ ...b }));
     expect(structuredClone(a)).toEqual({ ...a });
+  });
+});
+
+describe('the report\'s section on its own process', () => {
+  it('holds the arenas, mp_ and bins of one snapshot of this process, as their own HTML views draw them', () => {
+    const snapshot = allocatorSnapshot();
+    const html = allocatorSection(snapshot);
+    expect(html).toMatch(new RegExp(`^<section class="heapscope-result" id="allocator"><h2>The allocator of the process that wrote this page</h2><p class="env">Process ${process.pid}, glibc `));
+    const unstyled = (fragment: string) => fragment.replace(/<style>[^<]*<\/style>/, '');
+    const parts = [arenas(snapshot).toHTML(), mallocParams(snapshot).toHTML(), bins(snapshot).toHTML()].map(unstyled);
+    expect(html.endsWith(parts.join(''))).toBe(true);
+    expect(html).not.toContain('<style>');
+    for (const a of arenas(snapshot).arenas) expect(html).toContain(`<code>${hex(a.address)}</code>`);
   });
 });
