@@ -29,9 +29,9 @@ function snapshotNote(s: SnapshotInfo): DocNote {
     : { text: `The copy was still torn after ${plural(s.attempts, 'attempt')} (${s.reason}): what follows may mix two moments.`, problem: true };
 }
 
-/** `main_arena` or `thread arena 0x…`. */
-export function arenaName(arena: { kind: 'main' | 'thread'; address?: bigint; arena?: bigint }): string {
-  return arena.kind === 'main' ? 'main_arena' : `thread arena ${hex((arena.address ?? arena.arena)!)}`;
+/** `main_arena 0x…` or `thread arena 0x…`. */
+function arenaName(kind: 'main' | 'thread', address: bigint): string {
+  return `${kind === 'main' ? 'main_arena' : 'thread arena'} ${hex(address)}`;
 }
 
 // ---------------------------------------------------------------- arenas
@@ -75,9 +75,9 @@ export function arenasDocument(r: ArenasData): ViewDocument {
     ...(a.heapsReason !== undefined || a.top.size === undefined ? { colour: 'yellow' as const } : {}),
   }));
   const problems: DocNote[] = r.arenas.flatMap((a) => [
-    ...(a.heapsReason === undefined ? [] : [{ text: `${arenaName(a)}: its heaps: ${a.heapsReason}`, problem: true }]),
-    ...(a.top.reason === undefined ? [] : [{ text: `${arenaName(a)}: its top chunk at ${hex(a.top.address)}: ${a.top.reason}`, problem: true }]),
-    ...(a.mutex === 0 ? [] : [{ text: `${arenaName(a)}: its mutex was held (${a.mutex}) when it was copied: a thread was inside malloc or free`, problem: true }]),
+    ...(a.heapsReason === undefined ? [] : [{ text: `${arenaName(a.kind, a.address)}: its heaps: ${a.heapsReason}`, problem: true }]),
+    ...(a.top.reason === undefined ? [] : [{ text: `${arenaName(a.kind, a.address)}: its top chunk at ${hex(a.top.address)}: ${a.top.reason}`, problem: true }]),
+    ...(a.mutex === 0 ? [] : [{ text: `${arenaName(a.kind, a.address)}: its lock was held when it was copied (mutex ${a.mutex}): a thread was inside a call that locks the arena (malloc, free, mallinfo2 …)`, problem: true }]),
   ]);
   const heaps = r.arenas.filter((a) => a.heaps.length > 0);
   const pagesize = heaps.some((a) => a.heaps.some((h) => h.pagesize !== undefined));
@@ -226,7 +226,7 @@ export function binsDocument(r: BinsData, chunks = DOCUMENT_CHUNKS): ViewDocumen
           .map(({ kind, bin }) => ({ text: `${binLabel(kind, bin.index)} stops after ${plural(bin.count, 'chunk')}: ${bin.reason}`, problem: true })),
       ];
       return {
-        heading: `${arenaName(a)}${a.kind === 'main' ? ` ${hex(a.arena)}` : ''}: ` +
+        heading: `${arenaName(a.kind, a.arena)}: ` +
           (t.chunks === 0 ? 'no chunk in any list' : `${plural(t.chunks, 'chunk')} (${t.bytes} bytes) in ${plural(t.bins, 'list')}`),
         table: {
           columns: [
@@ -281,7 +281,7 @@ export function inspectArenas(r: ArenasData, depth: number, options?: InspectCon
   if (depth === 0) return `${head}>`;
   return [
     head,
-    ...more(r.arenas, (a) => `${arenaName(a)}${a.kind === 'main' ? ` ${hex(a.address)}` : ''}: ${shortBytes(a.systemMem)} from the system, ` +
+    ...more(r.arenas, (a) => `${arenaName(a.kind, a.address)}: ${shortBytes(a.systemMem)} from the system, ` +
       `top ${a.top.size === undefined ? '?' : shortBytes(a.top.size)}, ${plural(a.attachedThreads, 'thread')}`),
     `  ${hint(options, '.arenas[n]')}: each arena's fields; ${hint(options, '.toMarkdown()')}, ${hint(options, '.toHTML()')}>`,
   ].join('\n');
@@ -331,7 +331,7 @@ export function inspectBins(r: BinsData, depth: number, options?: InspectContext
   if (depth === 0) return `${head}>`;
   return [
     head,
-    ...more(r.arenas, (a) => `${arenaName(a)}${a.kind === 'main' ? ` ${hex(a.arena)}` : ''}: ${listsLine(a)}`),
+    ...more(r.arenas, (a) => `${arenaName(a.kind, a.arena)}: ${listsLine(a)}`),
     `  ${hint(options, '.arenas[n].fastbins')}, ${hint(options, '.unsorted')}, ${hint(options, '.smallbins')}, ${hint(options, '.largebins')}: ` +
       `{ index, count, chunks }; ${hint(options, '.toMarkdown()')}>`,
   ].join('\n');
