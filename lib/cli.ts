@@ -12,6 +12,8 @@ import { toJSON } from './json';
 import { maps } from './maps';
 import { ProgressLine } from './progress';
 import { writeReport } from './report';
+import { arenas, bins, mallocParams } from './allocator-state';
+import { renderArenas, renderBins, renderParams } from './views/allocator';
 import { renderMaps, renderResult, terminalOptions } from './views/terminal';
 import { walkHeap } from './walk/index';
 import { renderWalk } from './views/walk-strip';
@@ -169,6 +171,44 @@ export const COMMANDS: readonly Command[] = [
     run(input) {
       const walk = walkHeap({ arena: (input.value('arena') ?? 'main') as 'main' | 'all' });
       write(input.has('json') ? toJSON(walk) : input.has('svg') ? walk.toSVG() : input.has('html') ? walk.toHTML() : renderWalk(walk, terminalOptions(process.stdout)));
+    },
+  },
+  {
+    name: 'arenas',
+    summary: 'every arena: its memory, top chunk and counters',
+    flags: [JSON_FLAG],
+    examples: ['heapscope arenas', 'heapscope arenas --json'],
+    run(input) {
+      const result = arenas();
+      write(input.has('json') ? toJSON(result) : renderArenas(result, terminalOptions(process.stdout)));
+    },
+  },
+  {
+    name: 'params',
+    summary: 'mp_ field by field, and global_max_fast',
+    flags: [JSON_FLAG],
+    examples: ['heapscope params', 'GLIBC_TUNABLES=glibc.malloc.top_pad=65536 heapscope params --json'],
+    run(input) {
+      const result = mallocParams();
+      write(input.has('json') ? toJSON(result) : renderParams(result, terminalOptions(process.stdout)));
+    },
+  },
+  {
+    name: 'bins',
+    summary: 'the chunks in main_arena\'s (or every arena\'s) bins',
+    flags: [
+      { name: 'arena', choices: ['main', 'all'], help: 'main_arena\'s bins (the default), or every arena\'s' },
+      JSON_FLAG,
+    ],
+    examples: ['heapscope bins', 'heapscope bins --arena all --json'],
+    run(input) {
+      const result = bins();
+      const all = input.value('arena') === 'all';
+      const shown = all ? result : { ...result, arenas: result.arenas.filter((a) => a.kind === 'main') };
+      if (input.has('json')) return write(toJSON(shown));
+      const others = result.arenas.length - shown.arenas.length;
+      write(renderBins(shown, terminalOptions(process.stdout)) +
+        (others === 0 ? '' : `\n\n${others} thread arena${others === 1 ? '' : 's'} not shown: heapscope bins --arena all`));
     },
   },
   {

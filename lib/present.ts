@@ -2,12 +2,14 @@
 // entry point (index, cli, report), it fills each record type's presenter
 // slot. Records never import views; this is the one place that knows both.
 import { allocationViews } from './allocation';
+import { allocatorViews } from './allocator/results';
 import { chunkHeaderViews } from './chunk';
 import { resultViews } from './experiments/result';
 import { PRESENTATIONS } from './experiments/presentations';
 import { mallocInfoViews } from './malloc-info';
 import type { Presentation } from './presentation';
 import { regionViews } from './maps';
+import { allocatorStateViews } from './views/allocator';
 import { installCharts, resultSVG } from './views/charts';
 import { walkSVG } from './views/charts/walk';
 import { resultHTML } from './views/html';
@@ -31,6 +33,7 @@ allocationViews.install({ inspect: inspectAllocation, bundle: allocationBundle }
 chunkHeaderViews.install({ inspect: inspectChunkHeader });
 regionViews.install({ inspect: inspectRegion, bundle: regionsBundle });
 mallocInfoViews.install({ inspect: inspectMallocInfo, inspectArena });
+allocatorViews.install(allocatorStateViews);
 walkViews.install({ svg: walkSVG, html: walkHTML, inspect: inspectWalk, bundle: walkBundle });
 resultViews.install({
   markdown: (result) => resultMarkdown(result),

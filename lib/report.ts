@@ -4,7 +4,11 @@ import './present';
 import fs from 'node:fs';
 import path from 'node:path';
 import { typeError } from './errors';
+import { allocatorSnapshot, AllocatorSnapshot, arenas, bins, mallocParams } from './allocator-state';
 import { experiments, run } from './experiments/run';
+import { glibcVersion } from './stats';
+import { arenasDocument, binsDocument, paramsDocument } from './views/allocator';
+import { documentHTML } from './views/document';
 import { ExperimentResult, ResultData } from './experiments/types';
 import { RESULT_CSS, resultHTML } from './views/html';
 import { describe, readArray, readEntries, readOptions, readRecord } from './validate';
@@ -59,10 +63,19 @@ function checkResults(value: unknown): ResultData[] {
   });
 }
 
+/** A part of the page after the experiments: its entry in the contents, and its HTML. */
+interface Part { id: string; title: string; html: string }
+
 export function reportHTML(results: readonly ResultData[]): string {
-  results = checkResults(results);
+  return page(checkResults(results), []);
+}
+
+function page(results: readonly ResultData[], parts: readonly Part[]): string {
   const first = results[0]?.environment;
-  const toc = results.map((r) => `<li><a href="#${esc(r.name)}">${esc(r.question)}</a> <small>(${esc(r.name)})</small></li>`).join('');
+  const toc = [
+    ...results.map((r) => `<li><a href="#${esc(r.name)}">${esc(r.question)}</a> <small>(${esc(r.name)})</small></li>`),
+    ...parts.map((p) => `<li><a href="#${esc(p.id)}">${esc(p.title)}</a></li>`),
+  ].join('');
   return [
     '<!DOCTYPE html>',
     '<html lang="en"><head><meta charset="utf-8">',
@@ -77,6 +90,7 @@ export function reportHTML(results: readonly ResultData[]): string {
     `<nav class="toc"><strong>Contents</strong><ol>${toc}</ol></nav>`,
     '<main>',
     ...results.map((r) => resultHTML(r, { style: false })),
+    ...parts.map((p) => p.html),
     '</main></body></html>',
     '',
   ].join('\n');
@@ -108,8 +122,36 @@ export async function writeReport(file: string, options: ReportOptions = {}): Pr
     progress?.(e.name, i + 1, all.length);
     results.push(await run(e.name, { timeout: read.timeout as number | undefined }));
   }
-  fs.writeFileSync(file, reportHTML(results));
+  fs.writeFileSync(file, page(checkResults(results), [allocatorPart()]));
   return results;
+}
+
+/**
+ * The allocator of the process writing the report, decoded from one
+ * snapshot (`snapshot`, or one taken now): its arenas, mp_ and every
+ * arena's bins. Most experiments ran in children of their own; this is the
+ * state they left in the parent.
+ */
+export function allocatorSection(snapshot: AllocatorSnapshot = allocatorSnapshot()): string {
+  return allocatorPart(snapshot).html;
+}
+
+function allocatorPart(snapshot: AllocatorSnapshot = allocatorSnapshot()): Part {
+  const title = 'The allocator of the process that wrote this page';
+  return {
+    id: 'allocator',
+    title,
+    html: [
+      '<section class="heapscope-result" id="allocator">',
+      `<h2>${esc(title)}</h2>`,
+      `<p class="env">${esc(`Process ${process.pid}, glibc ${glibcVersion()}: its arenas, mp_ and the bins of every arena, decoded from one copy of ` +
+        "the allocator taken after the experiments ran (most of them in children of their own), as heapscope arenas, params and bins print them.")}</p>`,
+      '</section>',
+      documentHTML(arenasDocument(arenas(snapshot)), { style: false }),
+      documentHTML(paramsDocument(mallocParams(snapshot)), { style: false }),
+      documentHTML(binsDocument(bins(snapshot)), { style: false }),
+    ].join(''),
+  };
 }
 
 /** Throws, with the errno code of the reason, when `file` cannot be written. */

@@ -2,6 +2,7 @@
 // process it was copied from: this one (allocator-state.ts) or another
 // (remote/attach.ts). One decode, one set of result shapes, two byte sources.
 import { HeapscopeError } from '../errors';
+import { DocumentMethods, DocumentViews, presenter, withDocumentViews } from '../presenters';
 import { Arena } from './arenas';
 import { ArenaBins } from './bins';
 import { AllocatorImage } from './image';
@@ -20,7 +21,8 @@ export interface SnapshotInfo {
   reason?: string;
 }
 
-export interface ArenasResult {
+/** What arenas() found, as plain data: what its views read. */
+export interface ArenasData {
   arenas: Arena[];
   /** main_arena's `next` list led back to it. */
   complete: boolean;
@@ -28,15 +30,31 @@ export interface ArenasResult {
   snapshot: SnapshotInfo;
 }
 
-export interface MallocParamsResult extends MallocParams {
+/** arenas()'s result: the data, and its views (non-enumerable). */
+export interface ArenasResult extends ArenasData, DocumentMethods {}
+
+/** What mallocParams() read, as plain data. */
+export interface MallocParamsData extends MallocParams {
   snapshot: SnapshotInfo;
 }
 
-export interface BinsResult {
+export interface MallocParamsResult extends MallocParamsData, DocumentMethods {}
+
+/** What bins() found, as plain data. */
+export interface BinsData {
   /** Per arena, in the order of the arena list. */
   arenas: ArenaBins[];
   snapshot: SnapshotInfo;
 }
+
+export interface BinsResult extends BinsData, DocumentMethods {}
+
+/** How arenas, mp_ and bins show themselves (a REPL line, a notebook bundle, Markdown, HTML); installed by the view layer. */
+export const allocatorViews = presenter<{
+  arenas: DocumentViews<ArenasData>;
+  params: DocumentViews<MallocParamsData>;
+  bins: DocumentViews<BinsData>;
+}>('the allocator state');
 
 export interface TcachesResult {
   tcaches: ThreadCache[];
@@ -90,17 +108,17 @@ export function decodeSnapshot(s: CopiedSnapshot): Decoded {
 }
 
 export function arenasResult({ state, info }: Decoded): ArenasResult {
-  return { ...publicArenas(state.arenas), snapshot: info };
+  return withDocumentViews({ ...publicArenas(state.arenas), snapshot: info }, () => allocatorViews.views.arenas);
 }
 
 /** mp_, and global_max_fast at the offset from main_arena measured once per libc file in a child process. */
 export function mallocParamsResult(s: CopiedSnapshot, { state, info }: Decoded): MallocParamsResult {
   const globalMaxFast = readGlobalMaxFast(s.image, state.mainArena, maxFastOffset(s.libc), s.libc.key);
-  return { ...state.params, globalMaxFast, snapshot: info };
+  return withDocumentViews({ ...state.params, globalMaxFast, snapshot: info }, () => allocatorViews.views.params);
 }
 
 export function binsResult({ state, info }: Decoded): BinsResult {
-  return { arenas: state.bins, snapshot: info };
+  return withDocumentViews({ arenas: state.bins, snapshot: info }, () => allocatorViews.views.bins);
 }
 
 export function tcachesResult({ state, info }: Decoded): TcachesResult {

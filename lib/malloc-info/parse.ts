@@ -25,9 +25,8 @@
 // Every size, total and count is a number. glibc prints them as size_t; a
 // value above Number.MAX_SAFE_INTEGER (2^53 − 1, far beyond any heap) is
 // rejected rather than rounded.
-import { inspect } from 'node:util';
 import { typeError } from '../errors';
-import { InspectContext } from '../presenters';
+import { withInspect } from '../presenters';
 import { ArenaInfo, BlockTotal, MallocInfo, mallocInfoViews, SizeClassEntry, UnsortedEntry } from './records';
 import { fail, readXml, where, XmlElement } from './xml';
 
@@ -66,14 +65,6 @@ export function parseMallocInfo(xml: string): MallocInfo {
   });
 }
 
-// Non-enumerable, so the report stays plain data to JSON, spreads and equality checks.
-function withInspect<T extends object>(view: (value: T, depth: number, options: InspectContext) => string, value: T): T {
-  return Object.defineProperty(value, inspect.custom, {
-    value(this: T, depth: number, options: InspectContext) {
-      return view(this, depth, options);
-    },
-  });
-}
 
 function readHeap(xml: string, heap: XmlElement): ArenaInfo {
   const nr = countAttribute(xml, heap, 'nr');

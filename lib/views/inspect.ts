@@ -16,7 +16,7 @@ export type { InspectContext } from '../presenters';
 
 type Style = Parameters<InspectOptionsStylized['stylize']>[1];
 
-function stylize(options: InspectContext | undefined, text: string, style: Style): string {
+export function stylize(options: InspectContext | undefined, text: string, style: Style): string {
   return typeof options?.stylize === 'function' ? options.stylize(text, style) : text;
 }
 

@@ -8,7 +8,7 @@ import { resultTable } from './table';
 export const MARKDOWN_ROWS = 40;
 
 /** A table cell: pipes escaped, no line breaks. */
-function mdCell(text: string): string {
+export function mdCell(text: string): string {
   return text.replace(/\\/g, '\\\\').replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
 }
 

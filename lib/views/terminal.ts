@@ -44,7 +44,7 @@ export function terminalOptions(
   return { width, color };
 }
 
-function resolve(options: TerminalOptions | undefined): Resolved {
+export function resolve(options: TerminalOptions | undefined): Resolved {
   if (options === undefined) options = {};
   if (typeof options !== 'object' || options === null) throw typeError('options must be an object');
   const width = options.width ?? 80;

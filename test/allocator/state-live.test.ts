@@ -96,7 +96,11 @@ describe('the allocator state of a live process', () => {
     // so the first copy is always short; a retake copies up to the break it
     // saw. With trimming off, the break stays where the steps took it: the
     // second snapshot's steps need twice as much, so its first copy is short
-    // too, and its retake reuses what the first attempt freed.
+    // too. Its retake reuses what the first attempt freed; but what the
+    // process allocated in between and still holds can leave top short, and
+    // the break then moves once more (by 0x28000-0x29000 bytes where seen,
+    // in one quiet child of three, or in all, depending on what the loaded
+    // code allocated): a third attempt is consistent.
     const seen = inQuietChild<{ once: { consistent: boolean; attempts: number; reason?: string }; retaken: { consistent: boolean; attempts: number } }>(`
       h.mallopt('M_TRIM_THRESHOLD', 1 << 30);
       const steps = (n) => Array.from({ length: n }, () => ({ op: 'malloc', size: 100000 }));
@@ -104,9 +108,11 @@ describe('the allocator state of a live process', () => {
       return { once: pick(h.allocatorSnapshot({ before: steps(30), attempts: 1 })), retaken: pick(h.allocatorSnapshot({ before: steps(60) })) };`);
     expect(seen.once).toMatchObject({ consistent: false, attempts: 1, reason: expect.stringMatching(/^the program break moved/) });
     expect(seen.retaken.consistent).toBe(true);
-    // The first copy is always short; a later one can also be torn by the
-    // child's other threads (mallinfo2 sums every arena), never all five.
+    // The first copy is always short; the second can be short too when the
+    // steps were served from the top and grew the heap again, or torn by the
+    // child's other threads (mallinfo2 sums every arena).
     expect(seen.retaken.attempts).toBeGreaterThanOrEqual(2);
+    expect(seen.retaken.attempts).toBeLessThanOrEqual(3);
   });
 
   it('tornReason: mallinfo2 changing, the break moving, or a top that does not end its heap each tear a copy', () => {

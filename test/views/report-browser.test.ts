@@ -17,6 +17,8 @@ const ARTIFACTS = path.join(__dirname, '..', 'artifacts');
 const REPORT = path.join(ARTIFACTS, 'report.html');
 const SCREENSHOT = path.join(ARTIFACTS, 'report.png');
 const CHARTED = ['layout', 'chunk-sizes', 'heap-growth', 'mmap-threshold', 'free'];
+/** The sections after the experiments: the allocator of the process that wrote the page. */
+const ALLOCATOR = ['allocator', 'allocator-arenas', 'allocator-params', 'allocator-bins'];
 const ARGS = [
   '--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
   '--disable-component-update', '--disable-sync', '--disable-quic',
@@ -70,9 +72,10 @@ describe.skipIf(skip !== undefined)(`heapscope report in headless Chromium${skip
 
   const page = () => context!.pages()[0];
 
-  it('the CLI wrote one page with every experiment', () => {
+  it('the CLI wrote one page with every experiment, then the allocator of its own process', () => {
     const html = fs.readFileSync(REPORT, 'utf8');
     for (const e of experiments()) expect(html).toContain(`id="${e.name}"`);
+    for (const id of ALLOCATOR) expect(html).toContain(`id="${id}"`);
   });
 
   it('loads with no console errors, no failed requests and nothing fetched', () => {
@@ -84,10 +87,23 @@ describe.skipIf(skip !== undefined)(`heapscope report in headless Chromium${skip
   it('has a table of contents linking every section, and every question\'s findings', async () => {
     const sections = await page().$$eval('section.heapscope-result', (list) =>
       list.map((s) => ({ id: s.id, question: s.querySelector('h2')?.textContent, findings: s.querySelectorAll('ul.findings li').length })));
-    expect(sections.map((s) => s.id)).toEqual(experiments().map((e) => e.name));
-    for (const s of sections) expect(s.findings, s.id).toBeGreaterThan(0);
+    expect(sections.map((s) => s.id)).toEqual([...experiments().map((e) => e.name), ...ALLOCATOR]);
+    for (const s of sections.slice(0, experiments().length)) expect(s.findings, s.id).toBeGreaterThan(0);
     const links = await page().$$eval('nav.toc a', (list) => list.map((a) => a.getAttribute('href')));
-    expect(links).toEqual(experiments().map((e) => `#${e.name}`));
+    expect(links).toEqual([...experiments().map((e) => `#${e.name}`), '#allocator']);
+  });
+
+  it('shows the allocator of the process that wrote it: a row per arena, every mp_ field, the bins of every arena', async () => {
+    const tables = await page().$$eval('section.heapscope-allocator', (list) =>
+      list.map((s) => ({ id: s.id, rows: [...s.querySelectorAll('table')].map((t) => t.querySelectorAll('tbody tr').length), headings: s.querySelectorAll('h3').length })));
+    expect(tables.map((t) => t.id)).toEqual(ALLOCATOR.slice(1));
+    const [arenaTable, params, binTables] = tables;
+    expect(arenaTable.rows[0]).toBeGreaterThanOrEqual(1);
+    // Every field of mp_, and global_max_fast.
+    expect(params.rows).toEqual([expect.any(Number)]);
+    expect(params.rows[0]).toBeGreaterThan(15);
+    // A heading per arena.
+    expect(binTables.headings).toBe(arenaTable.rows[0]);
   });
 
   it('draws every chart: each SVG parses as XML and has visible paths and rects', async () => {
