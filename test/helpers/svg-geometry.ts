@@ -1,9 +1,9 @@
 // Where the charts' texts and marks are, from the SVG's own coordinates: the
-// boxes that the label layout (lib/views/svg.ts) must keep apart. A text's
+// boxes that the label layout (lib/views/labels.ts) must keep apart. A text's
 // width is textWidth's estimate, which the browser test checks against the
 // widths Chromium draws.
 import type { Box } from '../../lib/chart-model';
-import { textBox } from '../../lib/views/svg';
+import { textBox } from '../../lib/views/text-metrics';
 
 export interface Placed {
   box: Box;

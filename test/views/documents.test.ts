@@ -18,7 +18,8 @@ import { breakOf } from '../../lib/experiments/free/table';
 import { gapLabel, layoutBlocks, probeLabel } from '../../lib/experiments/layout/chart';
 import { probeRows } from '../../lib/experiments/mmap-threshold/table';
 import { MARKDOWN_ROWS } from '../../lib/views/markdown';
-import { esc, overlaps } from '../../lib/views/svg';
+import { overlaps } from '../../lib/views/labels';
+import { esc } from '../../lib/views/svg';
 import { markBoxes, Placed, svgSize, textBoxes } from '../helpers/svg-geometry';
 import { checkWellFormed, svgTexts } from '../helpers/xml';
 

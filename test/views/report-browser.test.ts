@@ -9,7 +9,7 @@ import { pathToFileURL } from 'node:url';
 import { BrowserContext, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { experiments } from '../../lib/experiments/run';
-import { textWidth } from '../../lib/views/svg';
+import { textWidth } from '../../lib/views/text-metrics';
 
 const CHROMIUM = '/usr/bin/chromium';
 const CLI = path.join(__dirname, '..', '..', 'dist', 'cli.js');

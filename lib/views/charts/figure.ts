@@ -2,7 +2,9 @@
 // valid inline in HTML: each mark as its element, in the figure's order.
 // Knows no experiment: what to draw where is the figure's.
 import type { Figure, Labels, Mark } from '../../chart-model';
-import { axis, circle, el, LabelPlacer, legend, line, path, polyline, rect, Spot, spotsAlong, spotsAround, steps, svgDocument, text, textBox, textWidth } from '../svg';
+import { LabelPlacer, Spot, spotsAlong, spotsAround } from '../labels';
+import { axis, circle, el, legend, line, path, polyline, rect, steps, svgDocument, text } from '../svg';
+import { textBox, textWidth } from '../text-metrics';
 
 export function figureSVG(figure: Figure): string {
   return svgDocument(figure.width, figure.height, figure.title, figure.marks.map(markSVG).join(''));
