@@ -3,7 +3,7 @@ import { MallocPar } from '../allocator/decode';
 import { liveMallocPar } from '../allocator/live-par';
 import { bins } from '../allocator-state';
 import { MemoryRegion } from '../maps';
-import { PlanStep, StepResult } from '../plan';
+import { PlanStep, runPlan, StepResult } from '../plan';
 import { requestToChunkSize } from '../size-classes';
 
 /** The value seen most often (the first of equals); undefined for none. */
@@ -266,4 +266,31 @@ export function trimSummary(rows: readonly FreeRunRow[]): TrimSummary {
     trims: trimmed.length,
     returned: rows.reduce((sum, r) => sum + r.returned, 0),
   };
+}
+
+/** Runs to try for one whose blocks come from the top chunk. */
+const FREE_RUN_ATTEMPTS = 3;
+
+/** A free run measured until most of its blocks merged into the top, with the runs it took. */
+export interface MeasuredFreeRun extends FreeRunResult {
+  /** The runs measured; each earlier one merged too few blocks into the top (how many: `missed`). */
+  attempts: number;
+  missed: number[];
+}
+
+/**
+ * Runs a free run, again (up to three runs) while fewer than half its
+ * blocks merged into the top. The fillers are sized from the bins read just
+ * before the plan; a large chunk freed in between (a collected Buffer) can
+ * still serve the run, whose blocks then never reach the top.
+ */
+export function measureFreeRun(count: number, request: number): MeasuredFreeRun {
+  const missed: number[] = [];
+  for (let attempt = 1; ; attempt++) {
+    const plan = freeRunPlan(count, request);
+    const run = plan.read(runPlan(plan.steps).steps);
+    const beside = run.rows.filter((r) => r.besideTop).length;
+    if (beside >= run.rows.length / 2 || attempt >= FREE_RUN_ATTEMPTS) return { ...run, attempts: attempt, missed };
+    missed.push(beside);
+  }
 }

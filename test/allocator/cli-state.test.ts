@@ -106,10 +106,10 @@ describe('heapscope arenas and bins, against the decode of the same process', ()
       const { Worker } = require('node:worker_threads');
       const { main } = require(${JSON.stringify(cli)});
       const { toJSONValue } = require(${JSON.stringify(path.join(root, 'dist', 'json'))});
-      const gate = new SharedArrayBuffer(4);
+      const gate = new SharedArrayBuffer(16);
       // The worker's first malloc gives it an arena of its own; it fills some of its bins, then waits.
       const worker = new Worker(\`
-        const { parentPort, workerData } = require('node:worker_threads');
+        const { workerData } = require('node:worker_threads');
         const h = require(\${JSON.stringify(${JSON.stringify(root)})});
         const steps = [];
         const freed = [];
@@ -117,9 +117,14 @@ describe('heapscope arenas and bins, against the decode of the same process', ()
         for (let i = 0; i < 9; i++) { freed.push(steps.push({ op: 'malloc', size: 40 }) - 1); steps.push({ op: 'malloc', size: 24 }); }
         for (const step of freed) steps.push({ op: 'free', step });
         const r = h.runPlan(steps, { keep: true });
-        parentPort.postMessage(r.steps[0].address.toString());
-        Atomics.wait(new Int32Array(workerData), 0, 0);\`, { eval: true, workerData: gate });
-      const address = BigInt(await new Promise((resolve) => worker.once('message', resolve)));
+        // The address goes back through shared memory: a message's buffers,
+        // allocated here and freed by the main thread, would land in this arena.
+        new BigInt64Array(workerData, 8, 1)[0] = r.steps[0].address;
+        Atomics.store(new Int32Array(workerData, 0, 1), 0, 1);
+        Atomics.notify(new Int32Array(workerData, 0, 1), 0);
+        Atomics.wait(new Int32Array(workerData, 0, 1), 0, 1);\`, { eval: true, workerData: gate });
+      Atomics.wait(new Int32Array(gate, 0, 1), 0, 0);
+      const address = new BigInt64Array(gate, 8, 1)[0];
       const mine = h.arenas().arenas.find((a) => a.memory.some((m) => address >= m.start && address < m.end)).address;
       const arenasBefore = toJSONValue(h.arenas().arenas.map((a) => [a.address, a.kind]));
       const before = toJSONValue(h.bins());
@@ -134,8 +139,8 @@ describe('heapscope arenas and bins, against the decode of the same process', ()
       const after = toJSONValue(h.bins());
       const arenasAfter = toJSONValue(h.arenas().arenas.map((a) => [a.address, a.kind]));
       const pick = (b) => JSON.stringify(b.arenas.find((a) => BigInt(a.arena) === mine));
-      Atomics.store(new Int32Array(gate), 0, 1);
-      Atomics.notify(new Int32Array(gate), 0);
+      Atomics.store(new Int32Array(gate, 0, 1), 0, 2);
+      Atomics.notify(new Int32Array(gate, 0, 1), 0);
       return {
         mine: h.hex(mine), same: pick(before) === pick(after), before, arenasBefore, arenasAfter, outputs,
       };`);

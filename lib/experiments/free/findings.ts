@@ -7,7 +7,7 @@ import { trimSummary, TrimSummary } from '../measure';
 import { Rule, say } from '../rules';
 import {
   BIG_PAD, DRAIN, FreeRun, FreeRunStepRow, FreeStepRow, GUARD, Measured, MMAPPED, RUN_BLOCK, RUN_COUNT, SCATTERED,
-  SCATTERED_COUNT, SMALL, Unmapping,
+  SCATTERED_COUNT, SMALL, SmallMiss, Unmapping,
 } from './measure';
 
 /** sizeof(struct malloc_chunk) on 64-bit: malloc_trim spares the header and list pointers of a free chunk. */
@@ -16,6 +16,8 @@ const FREE_CHUNK_HEADER = 48;
 /** (a) The small case: the probe's malloc, and the steps around its free. */
 interface Small {
   rows: FreeStepRow[];
+  /** Earlier runs whose malloc again returned another chunk. */
+  missed: SmallMiss[];
   first: FreeStepRow;
   before: FreeStepRow;
   freed: FreeStepRow;
@@ -69,7 +71,7 @@ function wholePages(chunk: bigint, size: number, page: number): number {
   return end > first ? Number((end - first) / p) : 0;
 }
 
-function facts({ rows, run, unmapping, page }: Measured): Facts {
+function facts({ rows, smallMissed, run, unmapping, page }: Measured): Facts {
   const steps = (phase: FreeStepRow['phase']) => rows.filter((r): r is FreeStepRow => r.kind === 'step' && r.phase === phase);
   const small = steps('small');
   const [before, freed, again] = small.slice(-3);
@@ -80,7 +82,7 @@ function facts({ rows, run, unmapping, page }: Measured): Facts {
   const blockRows = trim.filter((r) => r.op === 'malloc' && r.role === 'block');
   const [start, allocated, mapped] = steps('mmapped');
   return {
-    small: { rows: small, first: small.find((r) => r.role === 'probe')!, before, freed, again },
+    small: { rows: small, missed: smallMissed, first: small.find((r) => r.role === 'probe')!, before, freed, again },
     run: { ...run, rows: runRows, t: trimSummary(runRows), end: runRows[runRows.length - 1], beside: runRows.filter((r) => r.besideTop).length },
     trim: {
       start: trim[0],
@@ -113,6 +115,12 @@ const FINDINGS: Rule<Facts>[] = [
     ? `free() of ${withArticle(first.chunkSize!)}-byte chunk (malloc(${SMALL}) at ${hex(first.address!)}, after ${DRAIN} mallocs of the same size) kept it in malloc: ` +
       `the next malloc(${SMALL}) returned the same address.`
     : undefined,
+
+  // (a) If it was measured again: what the earlier runs' malloc returned instead.
+  ({ small: { missed } }) => missed.length === 0 ? undefined
+    : `In run${missed.length > 1 ? 's' : ''} 1${missed.length > 1 ? `–${missed.length}` : ''} of (a) the malloc after the free returned another chunk ` +
+      `(${missed.map((m) => `${hex(m.again)} instead of ${hex(m.probe)}`).join('; ')}): one of that size had reached its bin after the probe, ` +
+      `so (a) was measured again; run ${missed.length + 1} is shown.`,
 
   // Whether the break moved during the small malloc, free and malloc again.
   ({ small: { before, freed, again } }) => {

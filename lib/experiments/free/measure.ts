@@ -13,7 +13,7 @@ import { CHUNK_HEADER_SIZE } from '../../chunk';
 import { MemoryRegion, parseMaps } from '../../maps';
 import { PlanStep, runPlan, StepResult } from '../../plan';
 import { pageSize } from '../../stats';
-import { AddressRange, diffMaps, FreeRunRow, freeRunPlan, mallocPar, rangeHolding, trimSummary } from '../measure';
+import { AddressRange, diffMaps, FreeRunRow, mallocPar, measureFreeRun, rangeHolding, trimSummary } from '../measure';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -155,7 +155,7 @@ class Recorder {
 }
 
 /** (a) A small free: the chunk waits in malloc for the next request of its size. */
-function small(): FreeStepRow[] {
+function smallOnce(): FreeStepRow[] {
   const rec = new Recorder('small');
   rec.observe('start', '');
   for (let i = 0; i < DRAIN; i++) rec.malloc('drain', SMALL);
@@ -165,8 +165,30 @@ function small(): FreeStepRow[] {
   return rec.run().rows;
 }
 
-/** Runs to try for one whose blocks come from the top chunk. */
-const RUN_ATTEMPTS = 3;
+/** Runs of (a) to try for one where nothing but the probe reached its bin between the free and the malloc. */
+const SMALL_ATTEMPTS = 3;
+
+/** (a) An earlier run whose malloc again returned another chunk than the probe it had just freed. */
+export interface SmallMiss {
+  probe: bigint;
+  again: bigint;
+}
+
+/**
+ * (a), measured again (up to three runs) when the malloc after the free
+ * returned another chunk: with the tcache off the probe waits in main_arena's
+ * fastbin, where any thread's free of a chunk that size lands too, on top of it.
+ */
+function small(): { rows: FreeStepRow[]; missed: SmallMiss[] } {
+  const missed: SmallMiss[] = [];
+  for (let attempt = 1; ; attempt++) {
+    const rows = smallOnce();
+    const probe = rows.find((r) => r.role === 'probe')!.address!;
+    const again = rows[rows.length - 1].address!;
+    if (again === probe || attempt >= SMALL_ATTEMPTS) return { rows, missed };
+    missed.push({ probe, again });
+  }
+}
 
 /** (c) What the free run measured besides its rows. */
 export interface FreeRun {
@@ -183,25 +205,9 @@ export interface FreeRun {
 
 /** (c) A run of blocks freed newest first into the top chunk. */
 function trimOnFree(): { rows: FreeRunStepRow[]; run: FreeRun } {
-  // The fillers are sized from malloc_info taken just before the plan; a
-  // large chunk freed in between (V8 releasing memory) can still serve the
-  // run, whose blocks then never reach the top. Such a run is measured again,
-  // with fresh fillers, and the finding says how many runs it took.
-  let attempt = 0;
-  let run: ReturnType<ReturnType<typeof freeRunPlan>['read']>;
-  let rows: FreeRunStepRow[];
-  let beside: number;
-  const missed: number[] = [];
-  for (;;) {
-    attempt++;
-    const plan = freeRunPlan(RUN_COUNT, RUN_BLOCK);
-    run = plan.read(runPlan(plan.steps).steps);
-    rows = run.rows.map((r) => ({ ...r, phase: 'trim-on-free' as const }));
-    beside = rows.filter((r) => r.besideTop).length;
-    if (beside >= rows.length / 2 || attempt >= RUN_ATTEMPTS) break;
-    missed.push(beside);
-  }
-  const measured: FreeRun = { attempts: attempt, missed, breakAtStart: run.breakAtStart, breakAllocated: run.breakAllocated };
+  const run = measureFreeRun(RUN_COUNT, RUN_BLOCK);
+  const rows: FreeRunStepRow[] = run.rows.map((r) => ({ ...r, phase: 'trim-on-free' as const }));
+  const measured: FreeRun = { attempts: run.attempts, missed: run.missed, breakAtStart: run.breakAtStart, breakAllocated: run.breakAllocated };
   // Only when the break never came down, and before the next plan: the cause
   // (each reading costs a snapshot of glibc's state).
   if (trimSummary(rows).firstTrim === undefined) {
@@ -255,17 +261,20 @@ function mmapped(): { rows: FreeStepRow[]; unmapping: Unmapping } {
 /** What a run measured: the rows of the four cases, what the free run and the mmapped case saw besides, the page size. */
 export interface Measured {
   rows: FreeRow[];
+  /** (a) Earlier runs whose malloc again returned another chunk; empty when the first was kept. */
+  smallMissed: SmallMiss[];
   run: FreeRun;
   unmapping: Unmapping;
   page: number;
 }
 
 export function measure(): Measured {
-  const rows: FreeRow[] = small();
+  const { rows: smallRows, missed: smallMissed } = small();
+  const rows: FreeRow[] = smallRows;
   const { rows: runRows, run } = trimOnFree();
   const page = pageSize();
   const trimmed = mallocTrim();
   const { rows: unmapped, unmapping } = mmapped();
   rows.push(...runRows, ...trimmed, ...unmapped);
-  return { rows, run, unmapping, page };
+  return { rows, smallMissed, run, unmapping, page };
 }

@@ -22,6 +22,8 @@ export interface Setting {
   page: number;
   /** The run had a process of its own: the mallopt part ran. */
   isolated: boolean;
+  /** The free run's earlier runs, each with how many blocks merged into the top (none: the first was kept). */
+  trimMissed: number[];
 }
 
 /** One chunk freed against the 32 MiB cap, and the threshold before and after. */
@@ -216,6 +218,11 @@ const FINDINGS: Rule<Facts>[] = [
       (holds(rise, source.headerSize) ? `, which holds the freed chunk's size ${source.headerSize}` : `, which does not hold the freed chunk's size ${source.headerSize}`) +
       ` (${probeCount(rows, 'rise')}).`;
   },
+
+  // If the free run was measured again because too few blocks reached the top, how often and why.
+  ({ trimMissed: missed, trim }) => missed.length === 0 ? undefined
+    : `Free run${missed.length > 1 ? 's' : ''} 1${missed.length > 1 ? `–${missed.length}` : ''} merged only ${missed.join(', ')} of ${trim.length} blocks ` +
+      `into the top chunk (the rest had come from a free chunk below it), so the run was measured again; run ${missed.length + 1} is shown.`,
 
   // (b') If the threshold left no room for the free run's blocks, it did not
   // run; if the break never moved, say so; else where the frees trimmed,

@@ -18,7 +18,8 @@ export const mmapThreshold: Experiment<MmapThresholdRow, 'mmap-threshold'> = {
   // It frees mmapped chunks (raising the threshold for good) and calls mallopt.
   isolatedByDefault: true,
   run(context) {
-    const { rows, atStart, page } = measure(context);
-    return { rows, ...describeRows(rows, { atStart, tunableThreshold: tunable('glibc.malloc.mmap_threshold'), page, isolated: context.isolated }) };
+    const { rows, atStart, page, trimMissed } = measure(context);
+    const setting = { atStart, tunableThreshold: tunable('glibc.malloc.mmap_threshold'), page, isolated: context.isolated, trimMissed };
+    return { rows, ...describeRows(rows, setting) };
   },
 };

@@ -72,6 +72,8 @@ export interface Measured {
   rows: MmapThresholdRow[];
   atStart: MallocPar;
   page: number;
+  /** The free run's earlier runs, each with how many blocks merged into the top. */
+  trimMissed: number[];
 }
 
 export function measure(context: ExperimentContext): Measured {
@@ -116,5 +118,5 @@ export function measure(context: ExperimentContext): Measured {
   } finally {
     p.release();
   }
-  return { rows: p.rows, atStart, page };
+  return { rows: p.rows, atStart, page, trimMissed: p.trimMissed };
 }

@@ -6,7 +6,7 @@ import { Allocation } from '../../allocation';
 import { HeapscopeError } from '../../errors';
 import { PlanStep, runPlan, StepResult } from '../../plan';
 import { MINSIZE, requestToChunkSize } from '../../size-classes';
-import { FreeRunRow, freeRunPlan } from '../measure';
+import { FreeRunRow, measureFreeRun } from '../measure';
 import { Bracket } from './bracket';
 
 export const KiB = 1024;
@@ -215,11 +215,14 @@ export class Prober {
     return rows;
   }
 
+  /** The free run's earlier runs, each with how many blocks merged into the top; empty when the first was kept. */
+  trimMissed: number[] = [];
+
   trimRun(count: number, request: number): ThresholdTrimRow[] {
-    const plan = freeRunPlan(count, request);
-    const r = runPlan(plan.steps).steps;
-    this.top = r[r.length - 1].mallinfo!.keepcost;
-    const rows = plan.read(r).rows.map((row) => ({ ...row, phase: 'trim' as const }));
+    const run = measureFreeRun(count, request);
+    this.trimMissed = run.missed;
+    this.top = run.rows[run.rows.length - 1].topAfter;
+    const rows = run.rows.map((row) => ({ ...row, phase: 'trim' as const }));
     this.rows.push(...rows);
     return rows;
   }
