@@ -11,29 +11,40 @@ const BORDERLESS = {
 /** Columns are set apart by the padding after each plus the `middle` char. */
 const GAP = 2;
 const MIN_WRAP = 12;
+/** Prose narrower than this reads badly: optional columns go before a wrapping column is squeezed below it. */
+const COMFORTABLE_WRAP = 24;
 
-/** A borderless cli-table3 table, columns shrunk (wrap columns) or dropped (from the right) to fit. */
+/**
+ * A borderless cli-table3 table fitted to the width: wrapping and path
+ * columns narrowed, optional columns (`drop`) left out before prose is
+ * squeezed below a comfortable width, then the rest narrowed further, then
+ * columns dropped from the right.
+ */
 export function renderTable<R>(all: TerminalColumn<R>[], rows: R[], o: Resolved, cuts: readonly number[] = []): string[] {
   const natural = (c: TerminalColumn<R>) => Math.max(c.head.length, ...rows.map((r) => c.cell(r).length));
   // Each column's padding, the `middle` char between columns: the last has padding but no middle.
   const total = (ws: number[]) => ws.reduce((a, b) => a + b, 0) + GAP * ws.length - 1;
-  const fitted = (cs: TerminalColumn<R>[]) => {
+  const fitted = (cs: TerminalColumn<R>[], floor: number) => {
     const widths = cs.map(natural);
-    // Take a column from the widest wrapping column at a time, so they end up even.
+    const least = cs.map((c, i) => (c.path ? MIN_WRAP : c.wrap ? Math.min(widths[i], floor) : widths[i]));
+    // Take a column from the widest narrowable column at a time, so they end up even.
     while (total(widths) > o.width) {
-      const shrinkable = widths.map((w, i) => ((cs[i].wrap || cs[i].path) && w > MIN_WRAP ? i : -1)).filter((i) => i >= 0);
+      const shrinkable = widths.map((w, i) => (w > least[i] ? i : -1)).filter((i) => i >= 0);
       if (shrinkable.length === 0) break;
       widths[shrinkable.reduce((a, b) => (widths[b] > widths[a] ? b : a))]--;
     }
     return widths;
   };
   let columns = all;
-  let widths = fitted(columns);
   const droppable = all.filter((c) => c.drop !== undefined).sort((a, b) => a.drop! - b.drop!);
-  while (total(widths) > o.width && columns.length > 1) {
-    const victim = droppable.shift() ?? columns[columns.length - 1];
+  while (total(fitted(columns, COMFORTABLE_WRAP)) > o.width && droppable.length > 0 && columns.length > 1) {
+    const victim = droppable.shift();
     columns = columns.filter((c) => c !== victim);
-    widths = fitted(columns);
+  }
+  let widths = fitted(columns, MIN_WRAP);
+  while (total(widths) > o.width && columns.length > 1) {
+    columns = columns.slice(0, -1);
+    widths = fitted(columns, MIN_WRAP);
   }
   const cell = (c: TerminalColumn<R>, row: R, width: number) => {
     const text = c.cell(row);
