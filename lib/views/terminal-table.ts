@@ -1,7 +1,22 @@
 // Tables for a terminal: borderless, columns wrapped, shortened or dropped to fit the width.
 import Table from 'cli-table3';
-import type { TerminalColumn, TerminalTable } from '../table-spec';
+import type { ColourName } from '../table-spec';
+import type { RowTable } from './table';
 import { Resolved, wrap } from './terminal-text';
+
+/** A column of a terminal table, its cells already text. */
+export interface TerminalColumn<R> {
+  head: string;
+  cell(row: R): string;
+  align?: 'left' | 'right';
+  /** Text that may wrap when the table is too wide; other columns keep their width. */
+  wrap?: boolean;
+  /** A path: when too wide it keeps its end (`…/libc.so.6`) instead of wrapping. */
+  path?: boolean;
+  /** Left out when the table is still too wide, lowest first; columns without it go last, from the right. */
+  drop?: number;
+  colour?(row: R): ColourName | undefined;
+}
 
 const BORDERLESS = {
   top: '', 'top-mid': '', 'top-left': '', 'top-right': '',
@@ -65,12 +80,15 @@ export function renderTable<R>(all: TerminalColumn<R>[], rows: R[], o: Resolved,
   return table.toString().split('\n');
 }
 
-export function tableLines<R>(view: TerminalTable<R>, name: string, o: Resolved): string[] {
-  if (view.rows.length === 0) return [];
-  const lines = [...wrap(view.title, o.width).map((l) => o.paint('bold', l)), ...renderTable(view.columns, view.rows, o, view.cuts)];
-  if (view.omitted > 0) {
-    lines.push(...wrap(`… ${view.omitted} more rows (all of them: heapscope run ${name} --json)`, o.width)
-      .map((l) => o.paint('dim', l)));
+/** An experiment's table: its title, the lines, and the note when rows were left out (with where to get them all). */
+export function tableLines(table: RowTable, name: string, o: Resolved): string[] {
+  if (table.lines.length === 0) return [];
+  const columns = table.columns.map((c, i): TerminalColumn<RowTable['lines'][number]> => ({
+    head: c.short, cell: (l) => l.cells[i], colour: (l) => l.colours[i], align: c.align, wrap: c.wrap, path: c.path, drop: c.drop,
+  }));
+  const lines = [...wrap(table.title, o.width).map((l) => o.paint('bold', l)), ...renderTable(columns, table.lines, o, table.cuts)];
+  if (table.shown < table.total) {
+    lines.push(...wrap(`${table.note} Every row measured: heapscope run ${name} --json`, o.width).map((l) => o.paint('dim', l)));
   }
   return lines;
 }
