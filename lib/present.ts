@@ -17,7 +17,7 @@ import { inspectAllocation, inspectArena, inspectChunkHeader, inspectMallocInfo,
 import { allocationBundle, mimeBundle, regionsBundle } from './views/jupyter';
 import { resultMarkdown } from './views/markdown';
 import { installTables } from './views/table';
-import { installTerminalViews } from './views/terminal';
+import { installTerminalCharts } from './views/terminal';
 import { inspectWalk, walkBundle, walkHTML } from './views/walk';
 import { walkViews } from './walk/index';
 
@@ -28,7 +28,7 @@ function own<K extends keyof Presentation>(key: K): Record<string, NonNullable<P
 
 installTables(own('table'));
 installCharts(own('chart'));
-installTerminalViews(own('terminal'));
+installTerminalCharts(own('terminalChart'));
 allocationViews.install({ inspect: inspectAllocation, bundle: allocationBundle });
 chunkHeaderViews.install({ inspect: inspectChunkHeader });
 regionViews.install({ inspect: inspectRegion, bundle: regionsBundle });

@@ -1,85 +1,89 @@
-// A table of an experiment's rows as data: which rows, which columns, each
-// cell as a value. Experiments own theirs (lib/experiments/<name>/table.ts);
-// the views turn one into Markdown and HTML (lib/views/table.ts), and a
-// terminal table into lines (lib/views/terminal.ts).
+// An experiment's table as data: its title, which rows it shows (and which
+// it keeps when a view has room for fewer), its columns, each cell as a
+// value. Each experiment declares one (lib/experiments/<name>/table.ts) and
+// every view draws that same table: the terminal (lib/views/terminal.ts),
+// Markdown, HTML and notebooks (lib/views/table.ts). Where a terminal needs
+// less (a narrow window), the spec says so as data: a column's short header
+// and the order in which columns may be dropped.
 import type { RegionKind } from './maps';
-
-export interface Column<Row> {
-  title: string;
-  /** Right-aligned. */
-  numeric?: boolean;
-  value(row: Row, index: number): string | number | bigint | boolean | undefined;
-}
-
-export interface TableSpec<Row> {
-  /** Which rows, and their index in the chart where it numbers them. */
-  select(rows: readonly Row[]): { row: Row; index: number }[];
-  /** Says which rows were chosen, for the note under the table. */
-  selection: string;
-  columns: Column<Row>[];
-}
-
-/** Every row, numbered in order. */
-export const allRows = <Row>(rows: readonly Row[]) => rows.map((row, index) => ({ row, index }));
-
-/** The chosen rows, each with its index among all rows. */
-export const withIndex = <Row>(rows: readonly Row[], chosen: readonly Row[]) => chosen.map((row) => ({ row, index: rows.indexOf(row) }));
-
-/** `b - a` with its sign: `+4096`, `−4096`, `0`. */
-export const signedDelta = (a: bigint, b: bigint) => {
-  const d = b - a;
-  return d === 0n ? '0' : `${d > 0n ? '+' : '−'}${(d < 0n ? -d : d).toString()}`;
-};
-
-// ---------------------------------------------------------------- terminal
 
 /** The colours a terminal view may ask for (node:util's inspect.colors names). */
 export type ColourName = 'bold' | 'dim' | 'red' | 'green' | 'yellow' | 'blue' | 'magenta' | 'cyan' | 'gray';
 
-export interface TerminalColumn<R> {
-  head: string;
-  cell(row: R): string;
-  align?: 'left' | 'right';
-  /** Text that may wrap when the table is too wide; other columns keep their width. */
-  wrap?: boolean;
-  /** A path: when too wide it keeps its end (`…/libc.so.6`) instead of wrapping. */
-  path?: boolean;
-  /** Left out when the table is still too wide, lowest first; columns without it go last, from the right. */
-  drop?: number;
-  colour?(row: R): ColourName | undefined;
-}
+/** A cell as a value: bigints show in hex, booleans as yes/no, undefined as an empty cell. */
+export type CellValue = string | number | bigint | boolean | undefined;
 
-/** A table for a terminal: its rows already chosen, how many were left out, and where. */
-export interface TerminalTable<R> {
+export interface Column<Line> {
+  /** The header, with its unit where the cells have none: in full in Markdown and HTML. */
   title: string;
-  columns: TerminalColumn<R>[];
-  rows: R[];
-  /** Rows of the result not shown, summarised in one line. */
-  omitted: number;
-  /** Where rows were left out between those shown (before the row at each index): a ⋮ row goes there. */
-  cuts?: readonly number[];
+  /** A shorter header for a terminal, where the width is scarce; the title when absent. */
+  short?: string;
+  /** `index`: the line's number as the spec's `select` gave it (the chart's numbering, where it has one). */
+  value(line: Line, index: number): CellValue;
+  align?: 'left' | 'right';
+  /** Long text: wraps in a terminal that is too narrow (its other columns keep their width) and in HTML. */
+  wrap?: boolean;
+  /** A path: in a terminal that is too narrow it keeps its end (`…/libc.so.6`) instead of wrapping. */
+  path?: boolean;
+  /** Left out of a terminal table that is still too wide, lowest first; columns without it go last, from the right. */
+  drop?: number;
+  /** The cell's colour in a terminal. */
+  colour?(line: Line): ColourName | undefined;
 }
 
-/** A table of any row type (runs, groups), checked where it is written. */
-export function terminalTable<T>(table: TerminalTable<T>): TerminalTable<unknown> {
-  return table as TerminalTable<unknown>;
+export interface TableSpec<Row, Line = Row> {
+  /** What the table shows: the line over it in a terminal, its heading in a document. */
+  title: string | ((rows: readonly Row[]) => string);
+  /** The table's lines, in order, each with its number (a line may be a row, or stand for several). */
+  select(rows: readonly Row[]): { line: Line; index: number }[];
+  /** Which rows the lines are, for the note under the table. */
+  selection: string;
+  /**
+   * Which of the lines a view with room for only `max` keeps: their
+   * positions, ascending. The first ones and the last few when absent.
+   */
+  keep?(lines: readonly Line[], max: number): number[];
+  columns: Column<Line>[];
 }
 
-/** Rows a terminal table shows before it summarises the rest. */
-export const TERMINAL_ROWS = 20;
+/** Every row, numbered in order. */
+export const allRows = <Row>(rows: readonly Row[]) => rows.map((line, index) => ({ line, index }));
 
-/** At most `max` rows: the first ones and the last few (where runs end), with where the cut is. */
-export function firstRows<R>(rows: R[], max = TERMINAL_ROWS): { rows: R[]; omitted: number; cuts?: number[] } {
-  if (rows.length <= max) return { rows, omitted: 0 };
+/** The chosen rows, each with its index among all rows. */
+export const withIndex = <Row, Line extends Row>(rows: readonly Row[], chosen: readonly Line[]) => chosen.map((line) => ({ line, index: rows.indexOf(line) }));
+
+/** Lines numbered by their place in the table: for lines that each stand for several rows. */
+export const numbered = <Line>(lines: readonly Line[]) => lines.map((line, index) => ({ line, index }));
+
+/** At most `max` of `count` lines: the first ones and the last few (where runs end). */
+export function firstAndLast(count: number, max: number): number[] {
+  const all = Array.from({ length: count }, (_, i) => i);
+  if (count <= max) return all;
   const tail = Math.min(3, Math.floor(max / 4));
-  return { rows: [...rows.slice(0, max - tail), ...rows.slice(rows.length - tail)], omitted: rows.length - max, cuts: [max - tail] };
+  return [...all.slice(0, max - tail), ...all.slice(count - tail)];
 }
+
+/** At most `max` lines, those of the lowest rank first (in order within a rank), shown in their order. */
+export function byRank<Line>(rank: (line: Line) => number) {
+  return (lines: readonly Line[], max: number): number[] => lines
+    .map((line, i) => ({ i, rank: rank(line) }))
+    .sort((a, b) => a.rank - b.rank || a.i - b.i)
+    .slice(0, max)
+    .map((l) => l.i)
+    .sort((a, b) => a - b);
+}
+
+/** A difference with its sign: `+4096`, `−4096` (a minus sign, U+2212), `0`. */
+export function signed(d: number | bigint): string {
+  const zero = typeof d === 'bigint' ? 0n : 0;
+  return d === zero ? '0' : d > zero ? `+${d}` : `−${String(d).slice(1)}`;
+}
+
+/** `b - a` with its sign. */
+export const signedDelta = (a: bigint, b: bigint) => signed(b - a);
 
 /** Spread into a column: right-aligned. */
 export const RIGHT = { align: 'right' as const };
-
-/** A count, or nothing when there is none. */
-export const countText = (n: number | undefined) => (n === undefined ? '' : String(n));
 
 /** The colour a terminal gives each kind of mapped region. */
 export const REGION_COLOUR: Partial<Record<RegionKind, ColourName>> = {

@@ -73,6 +73,10 @@ describe('heapscope CLI', () => {
     expect(stdout).toContain('== chunk-sizes: malloc(n): how many bytes do you really get?');
     expect(stdout).toContain('this process');
     expect(stdout).toMatch(/- malloc\(10\) returned a \d+-byte chunk/);
+    // The experiment's one table, fitted to a pipe's 80 columns, and under it how many rows and where the rest are.
+    expect(stdout).toContain('\nChunk size per request, runs of equal chunk size on one line\nrequests    chunk   usable  slack  rule says  flags         address\n');
+    expect(stdout.replace(/\s+/g, ' ')).toMatch(
+      /20 of \d+ rows \(a row per run of consecutive requests that got the same chunk size\) of the \d+ measured\. Every row measured: heapscope run chunk-sizes --json/);
   });
 
   it.each([

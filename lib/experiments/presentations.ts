@@ -1,37 +1,37 @@
-// How each experiment presents its rows, by name: its document table and
-// chart, its terminal table and terminal chart (each in the experiment's
-// folder). Kept
-// apart from the registry so that an isolated run's child loads none of it.
+// How each experiment presents its rows, by name: its table (the one every
+// view draws), its chart and its terminal chart (each in the experiment's
+// folder). Kept apart from the registry so that an isolated run's child
+// loads none of it.
 import type { Presentation } from '../presentation';
-import { arenasTerminal } from './arenas/terminal';
+import { arenasTable } from './arenas/table';
 import { chunkSizesChart } from './chunk-sizes/chart';
 import { chunkSizesTable } from './chunk-sizes/table';
-import { chunkSizesTerminal } from './chunk-sizes/terminal';
+import { chunkSizesTerminalChart } from './chunk-sizes/terminal';
 import { freeChart } from './free/chart';
 import { freeTable } from './free/table';
-import { freeTerminal } from './free/terminal';
+import { freeTerminalChart } from './free/terminal';
 import { heapGrowthChart } from './heap-growth/chart';
 import { heapGrowthTable } from './heap-growth/table';
-import { heapGrowthTerminal } from './heap-growth/terminal';
-import { kernelCallsTerminal } from './kernel-calls/terminal';
+import { heapGrowthTerminalChart } from './heap-growth/terminal';
+import { kernelCallsTable } from './kernel-calls/table';
 import { layoutChart } from './layout/chart';
 import { layoutTable } from './layout/table';
-import { layoutTerminal } from './layout/terminal';
+import { layoutTerminalChart } from './layout/terminal';
 import { mmapThresholdChart } from './mmap-threshold/chart';
 import { mmapThresholdTable } from './mmap-threshold/table';
-import { mmapThresholdTerminal } from './mmap-threshold/terminal';
-import { pagingTerminal } from './paging/terminal';
+import { mmapThresholdTerminalChart } from './mmap-threshold/terminal';
+import { pagingTable } from './paging/table';
 import type { ExperimentName } from './registry';
-import { tcacheTerminal } from './tcache/terminal';
+import { tcacheTable } from './tcache/table';
 
 export const PRESENTATIONS: Record<ExperimentName, Presentation> = {
-  layout: { table: layoutTable, chart: layoutChart, terminal: layoutTerminal },
-  'kernel-calls': { terminal: kernelCallsTerminal },
-  'chunk-sizes': { table: chunkSizesTable, chart: chunkSizesChart, terminal: chunkSizesTerminal },
-  'heap-growth': { table: heapGrowthTable, chart: heapGrowthChart, terminal: heapGrowthTerminal },
-  'mmap-threshold': { table: mmapThresholdTable, chart: mmapThresholdChart, terminal: mmapThresholdTerminal },
-  free: { table: freeTable, chart: freeChart, terminal: freeTerminal },
-  tcache: { terminal: tcacheTerminal },
-  arenas: { terminal: arenasTerminal },
-  paging: { terminal: pagingTerminal },
+  layout: { table: layoutTable, chart: layoutChart, terminalChart: layoutTerminalChart },
+  'kernel-calls': { table: kernelCallsTable },
+  'chunk-sizes': { table: chunkSizesTable, chart: chunkSizesChart, terminalChart: chunkSizesTerminalChart },
+  'heap-growth': { table: heapGrowthTable, chart: heapGrowthChart, terminalChart: heapGrowthTerminalChart },
+  'mmap-threshold': { table: mmapThresholdTable, chart: mmapThresholdChart, terminalChart: mmapThresholdTerminalChart },
+  free: { table: freeTable, chart: freeChart, terminalChart: freeTerminalChart },
+  tcache: { table: tcacheTable },
+  arenas: { table: arenasTable },
+  paging: { table: pagingTable },
 };

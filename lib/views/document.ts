@@ -3,12 +3,12 @@
 // (cli-table3 tables fitted to the width), Markdown and an HTML fragment.
 // Records whose views are tables and sentences build one of these and get
 // every rendering from it.
-import type { ColourName, TerminalColumn } from '../table-spec';
-import { cellStyle, RESULT_CSS, SCROLL_STYLE, TABLE_STYLE } from './html';
+import type { ColourName } from '../table-spec';
+import { columnStyle, RESULT_CSS, SCROLL_STYLE, TABLE_STYLE } from './html';
 import { mdCell } from './markdown';
 import { esc } from './svg';
 import { resolve, TerminalOptions } from './terminal';
-import { renderTable } from './terminal-table';
+import { renderTable, TerminalColumn } from './terminal-table';
 import { clip, wrap } from './terminal-text';
 
 export interface DocColumn {
@@ -107,8 +107,7 @@ export function documentMarkdown(doc: ViewDocument): string {
 // ---------------------------------------------------------------- HTML
 
 function htmlTable(table: DocTable): string {
-  const style = (c: DocColumn) => (c.wrap ? `text-align:left;white-space:normal;min-width:16em` : cellStyle(c.align === 'right'));
-  const attrs = table.columns.map((c) => `${c.align === 'right' ? ' class="n"' : ''} style="${style(c)}"`);
+  const attrs = table.columns.map((c) => `${c.align === 'right' ? ' class="n"' : ''} style="${columnStyle(c)}"`);
   const head = table.columns.map((c, i) => `<th${attrs[i]}>${esc(c.head)}</th>`).join('');
   const body = table.rows.map((r) => `<tr>${r.cells.map((text, i) => {
     const c = table.columns[i];

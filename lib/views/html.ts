@@ -1,5 +1,5 @@
 // HTML views: one self-contained fragment per result (inline SVG and CSS,
-// no scripts, nothing fetched), the chart beside a table of the rows.
+// no scripts, nothing fetched), the chart beside the experiment's table.
 import { ResultData } from '../result-data';
 import { resultSVG } from './charts';
 import { environmentLine } from './environment';
@@ -44,6 +44,14 @@ export function cellStyle(numeric: boolean): string {
   return `text-align:${numeric ? 'right' : 'left'};white-space:nowrap`;
 }
 
+/** A column's cells: long text wraps in a column wide enough to read, the rest as cellStyle says. */
+export function columnStyle(c: { align?: 'left' | 'right'; wrap?: boolean }): string {
+  return c.wrap ? 'text-align:left;white-space:normal;min-width:16em' : cellStyle(c.align === 'right');
+}
+
+/** A table's title over it, inline for the same reason. */
+export const CAPTION_STYLE = 'caption-side:top;text-align:left;font-weight:600;padding:0.3em 0.5em';
+
 /**
  * The box a wide table scrolls in. `contain: inline-size` keeps the table's
  * width from becoming the page's minimum width: without it a notebook
@@ -76,11 +84,13 @@ export function resultHTML(result: ResultData, options: HTMLOptions = {}): strin
   parts.push('<div class="views">');
   if (svg !== undefined) parts.push(`<figure class="chart">${svg}</figure>`);
   if (table.shown > 0) {
-    const attrs = table.columns.map((c) => `${c.numeric ? ' class="n"' : ''} style="${cellStyle(c.numeric)}"`);
+    const attrs = table.columns.map((c) => `${c.align === 'right' ? ' class="n"' : ''} style="${columnStyle(c)}"`);
     const head = table.columns.map((c, i) => `<th${attrs[i]}>${esc(c.title)}</th>`).join('');
-    const body = table.cells.map((row) => `<tr>${row.map((v, i) => `<td${attrs[i]}>${esc(v)}</td>`).join('')}</tr>`).join('');
-    parts.push(`<div class="rows" style="${SCROLL_STYLE}"><table style="${TABLE_STYLE};width:100%"><thead><tr>${head}</tr></thead><tbody>${body}</tbody></table>` +
-      `<p class="note">${esc(table.note)}</p></div>`);
+    // A ⋮ row where lines of the table were left out.
+    const cut = `<tr class="cut">${attrs.map((a) => `<td${a}>⋮</td>`).join('')}</tr>`;
+    const body = table.lines.map((line, i) => `${table.cuts.includes(i) ? cut : ''}<tr>${line.cells.map((v, j) => `<td${attrs[j]}>${esc(v)}</td>`).join('')}</tr>`).join('');
+    parts.push(`<div class="rows" style="${SCROLL_STYLE}"><table style="${TABLE_STYLE};width:100%"><caption style="${CAPTION_STYLE}">${esc(table.title)}</caption>` +
+      `<thead><tr>${head}</tr></thead><tbody>${body}</tbody></table><p class="note">${esc(table.note)}</p></div>`);
   }
   parts.push('</div></section>');
   return parts.join('');

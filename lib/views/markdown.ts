@@ -1,5 +1,5 @@
 // Markdown views: the question as a heading, where it ran, the findings and
-// surprises as measured, and a table of the rows.
+// surprises as measured, and the experiment's table.
 import { ResultData } from '../result-data';
 import { environmentLine } from './environment';
 import { resultTable } from './table';
@@ -21,10 +21,14 @@ export function resultMarkdown(result: ResultData, options: { maxRows?: number }
   }
   const table = resultTable(result, options.maxRows ?? MARKDOWN_ROWS);
   if (table.shown > 0) {
-    lines.push('', '### Rows', '', table.note, '');
+    lines.push('', `### ${table.title}`, '', table.note, '');
     lines.push(`| ${table.columns.map((c) => mdCell(c.title)).join(' | ')} |`);
-    lines.push(`| ${table.columns.map((c) => (c.numeric ? '---:' : '---')).join(' | ')} |`);
-    for (const row of table.cells) lines.push(`| ${row.map(mdCell).join(' | ')} |`);
+    lines.push(`| ${table.columns.map((c) => (c.align === 'right' ? '---:' : '---')).join(' | ')} |`);
+    table.lines.forEach((line, i) => {
+      // Where lines of the table were left out.
+      if (table.cuts.includes(i)) lines.push(`| ${table.columns.map(() => '⋮').join(' | ')} |`);
+      lines.push(`| ${line.cells.map(mdCell).join(' | ')} |`);
+    });
   }
   return `${lines.join('\n')}\n`;
 }

@@ -1,31 +1,53 @@
-// The table of rows that Markdown and HTML show beside the findings and the
-// chart, as text cells, from an experiment's own table spec (which rows, for
-// a charted experiment the ones its chart labels, and which columns).
-// Experiments without their own columns get one column per plain field.
+// An experiment's table, from its one table spec, as text cells for any
+// view: the terminal, Markdown and HTML (and so notebooks) all draw the same
+// title, lines, columns and note, each keeping as many lines as it has room
+// for. Experiments without a spec get one column per plain field.
 import type { ChunkHeader } from '../chunk';
 import { ResultData } from '../result-data';
 import { hex } from '../format';
-import { allRows, TableSpec } from '../table-spec';
+import { allRows, CellValue, ColourName, Column, firstAndLast, TableSpec } from '../table-spec';
 import { lookup } from '../validate';
 import { flagLetters } from './inspect';
 
+/** Lines a terminal shows before it leaves some out. */
+export const TERMINAL_ROWS = 20;
+
+export interface RowTableColumn {
+  title: string;
+  /** The terminal's header. */
+  short: string;
+  align: 'left' | 'right';
+  wrap: boolean;
+  path: boolean;
+  drop?: number;
+}
+
+export interface RowTableLine {
+  cells: string[];
+  /** Each cell's colour in a terminal. */
+  colours: (ColourName | undefined)[];
+}
+
 export interface RowTable {
-  columns: { title: string; numeric: boolean }[];
-  cells: string[][];
-  /** Rows in the table, rows the selection chose, rows measured. */
+  title: string;
+  columns: RowTableColumn[];
+  lines: RowTableLine[];
+  /** Positions in `lines` before which lines of the table were left out: a ⋮ row goes there. */
+  cuts: number[];
+  /** Lines shown, lines the spec selected, rows measured. */
   shown: number;
   selected: number;
   total: number;
+  /** How many lines of which rows: the sentence under the table. */
   note: string;
 }
 
-// Each experiment's own table, by name (lib/experiments/presentations.ts), filled by
-// the entry points (lib/present.ts); an experiment without one gets a
-// column per plain field.
-const SPECS: Record<string, TableSpec<any>> = Object.create(null);
+// Each experiment's own table, by name (lib/experiments/presentations.ts),
+// filled by the entry points (lib/present.ts).
+const SPECS: Record<string, TableSpec<any, any>> = Object.create(null);
 
 /** Gives the named experiments their own tables. */
-export function installTables(specs: Readonly<Record<string, TableSpec<any>>>): void {
+export function installTables(specs: Readonly<Record<string, TableSpec<any, any>>>): void {
   Object.assign(SPECS, specs);
 }
 
@@ -51,47 +73,44 @@ function genericSpec(rows: readonly object[]): TableSpec<object> {
     for (const [k, v] of Object.entries(row)) if (!keys.includes(k) && cell(v) !== '') keys.push(k);
   }
   return {
+    title: 'Rows',
     select: allRows,
-    selection: 'the rows in the order measured',
-    columns: keys.map((k) => ({
+    selection: 'in the order measured',
+    columns: keys.map((k): Column<object> => ({
       title: k,
-      numeric: rows.some((r) => typeof (r as Record<string, unknown>)[k] === 'number'),
-      value: (r: object) => (r as Record<string, unknown>)[k] as string | undefined,
+      align: rows.some((r) => typeof (r as Record<string, unknown>)[k] === 'number') ? 'right' : 'left',
+      // A chunk header or a region shows as its cell() text.
+      value: (r) => cell((r as Record<string, unknown>)[k]) as CellValue,
     })),
   };
 }
 
-function specOf(result: Pick<ResultData, 'name' | 'rows'>): TableSpec<object> {
-  return lookup(SPECS, result.name) ?? genericSpec(result.rows);
+/** The sentence under a table: how many lines it shows, of which rows, of how many measured. */
+export function tableNote(shown: number, selected: number, total: number, selection: string): string {
+  const count = shown < selected ? `${shown} of ${selected} rows` : selected === total ? `All ${total} rows` : `${selected} rows`;
+  return `${count} (${selection})${selected < total ? ` of the ${total} measured` : ''}.`;
 }
 
-/** The rows a result's table shows, in order, before any limit; the terminal shows the same choice. */
-export function tableRows(result: Pick<ResultData, 'name' | 'rows'>): object[] {
-  return specOf(result).select(result.rows).map(({ row }) => row);
-}
-
-/** One column per plain field that some row has, as text cells: for rows without columns of their own. */
-export function plainColumns(rows: readonly object[]): { title: string; numeric: boolean; text(row: object): string }[] {
-  return genericSpec(rows).columns.map((c) => ({ title: c.title, numeric: c.numeric === true, text: (row: object) => cell(c.value(row, 0)) }));
-}
-
-/** The table of a result's rows: at most `limit` of the rows its selection picks. */
-export function resultTable(result: ResultData, limit: number): RowTable {
-  const spec = specOf(result);
+/** The table of a result's rows, with at most `limit` of the lines its spec selects. */
+export function resultTable(result: Pick<ResultData, 'name' | 'rows'>, limit: number): RowTable {
+  const spec: TableSpec<object, unknown> = lookup(SPECS, result.name) ?? genericSpec(result.rows);
   const selected = spec.select(result.rows);
-  const shown = selected.slice(0, limit);
-  const cells = shown.map(({ row, index }) => spec.columns.map((c) => cell(c.value(row, index))));
+  const kept = (spec.keep?.(selected.map((s) => s.line), limit) ?? firstAndLast(selected.length, limit)).slice(0, limit);
+  const lines = kept.map((k) => {
+    const { line, index } = selected[k];
+    return { cells: spec.columns.map((c) => cell(c.value(line, index))), colours: spec.columns.map((c) => c.colour?.(line)) };
+  });
   const total = result.rows.length;
-  const note =
-    (shown.length < selected.length ? `The first ${shown.length} of ` : `${shown.length === total ? 'All' : ''} `) +
-    `${selected.length} rows (${spec.selection})` +
-    (selected.length < total ? ` of the ${total} measured` : '') + '; sizes in bytes, addresses in hex.';
   return {
-    columns: spec.columns.map((c) => ({ title: c.title, numeric: c.numeric === true })),
-    cells,
-    shown: shown.length,
+    title: typeof spec.title === 'function' ? spec.title(result.rows) : spec.title,
+    columns: spec.columns.map((c) => ({
+      title: c.title, short: c.short ?? c.title, align: c.align ?? 'left', wrap: c.wrap === true, path: c.path === true, drop: c.drop,
+    })),
+    lines,
+    cuts: kept.map((k, i) => (k !== (i === 0 ? 0 : kept[i - 1] + 1) ? i : -1)).filter((i) => i >= 0),
+    shown: lines.length,
     selected: selected.length,
     total,
-    note: note.trim().replace(/^./, (c) => c.toUpperCase()),
+    note: tableNote(lines.length, selected.length, total, spec.selection),
   };
 }

@@ -1,20 +1,21 @@
 // Terminal views of results and of the process map: findings wrapped to the
-// width, a compact table of the rows a reader needs, and a small Unicode
-// chart where one helps. Colour only when asked (the CLI asks on a TTY,
-// never with NO_COLOR); no line is longer than the width.
+// width, the experiment's table (the one its documents show, fitted to the
+// width) and a small Unicode chart where one helps. Colour only when asked
+// (the CLI asks on a TTY, never with NO_COLOR); no line is longer than the
+// width.
 import { inspect } from 'node:util';
+import type { TerminalChart } from '../chart-model';
 import { rangeError, typeError } from '../errors';
 import { hex, shortBytes } from '../format';
 import { MemoryRegion } from '../maps';
-import type { TerminalView } from '../presentation';
 import { ResultData } from '../result-data';
-import { firstRows, REGION_COLOUR, RIGHT, TerminalColumn, TerminalTable, terminalTable } from '../table-spec';
+import { REGION_COLOUR, RIGHT } from '../table-spec';
 import { lookup } from '../validate';
 import { environmentLine } from './environment';
 import { regionPath } from './inspect';
-import { plainColumns, tableRows } from './table';
+import { resultTable, TERMINAL_ROWS } from './table';
 import { terminalChart } from './terminal-charts';
-import { renderTable, tableLines } from './terminal-table';
+import { renderTable, tableLines, TerminalColumn } from './terminal-table';
 import { clip, painter, Resolved, wrap } from './terminal-text';
 
 export interface TerminalOptions {
@@ -55,29 +56,21 @@ export function resolve(options: TerminalOptions | undefined): Resolved {
   return { width, paint: painter(color) };
 }
 
-// Each experiment's terminal table and chart, by name
+// Each experiment's terminal chart, where it has one, by name
 // (lib/experiments/presentations.ts), filled by the entry points
-// (lib/present.ts).
-const VIEWS: Record<string, TerminalView<any, any>> = Object.create(null);
+// (lib/present.ts). Its table is the one every view draws (./table.ts).
+type ChartOf = (result: ResultData<any>, width: number) => TerminalChart | undefined;
+const CHARTS: Record<string, ChartOf> = Object.create(null);
 
-/** Gives the named experiments their own terminal views. */
-export function installTerminalViews(views: Readonly<Record<string, TerminalView<any, any>>>): void {
-  Object.assign(VIEWS, views);
-}
-
-/** An experiment nobody wrote a view for: the columns and rows its Markdown and HTML table has. */
-function genericTable(rows: object[], chosen: object[]): TerminalTable<unknown> {
-  return terminalTable<object>({
-    title: 'Rows',
-    columns: plainColumns(rows).map((c) => ({ head: c.title, cell: c.text, align: c.numeric ? 'right' : 'left' })),
-    ...firstRows(chosen),
-  });
+/** Gives the named experiments their own terminal charts. */
+export function installTerminalCharts(charts: Readonly<Record<string, ChartOf>>): void {
+  Object.assign(CHARTS, charts);
 }
 
 /**
  * An experiment result for a terminal: the question, where it ran, the
- * findings and surprises wrapped to the width, a table of the rows that
- * matter (long row sets summarised) and a chart where one helps.
+ * findings and surprises wrapped to the width, the experiment's table (at
+ * most TERMINAL_ROWS lines, the rest counted) and a chart where one helps.
  */
 export function renderResult(result: ResultData, options?: TerminalOptions): string {
   const o = resolve(options);
@@ -95,10 +88,9 @@ export function renderResult(result: ResultData, options?: TerminalOptions): str
       lines.push(head.replace('!', o.paint('yellow', '!')), ...rest);
     }
   }
-  const v = lookup(VIEWS, result.name);
-  const table = tableLines((v?.table ?? genericTable)(result.rows, tableRows(result)), result.name, o);
+  const table = tableLines(resultTable(result, TERMINAL_ROWS), result.name, o);
   if (table.length > 0) lines.push('', ...table);
-  const model = v?.chart?.(result, o.width);
+  const model = lookup(CHARTS, result.name)?.(result, o.width);
   const chart = model === undefined ? [] : terminalChart(model, o);
   if (chart.length > 0) lines.push('', ...chart);
   return lines.map((l) => clip(l, o.width)).join('\n');

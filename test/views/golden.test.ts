@@ -1,7 +1,9 @@
 // Every view of every experiment (and of a heap walk), rendered from rows
 // recorded once, must come out byte for byte as recorded. The recordings are
-// real runs; HEAPSCOPE_RECORD_VIEWS=1 records them again (then review the
-// diff: a changed view is a changed output).
+// real runs; HEAPSCOPE_RECORD_VIEWS=1 records them again, and
+// HEAPSCOPE_RECORD_VIEWS=views renders the recorded rows again without
+// running anything, for a change that means to alter views and nothing
+// measured (then review the diff: a changed view is a changed output).
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -18,6 +20,7 @@ import { decode, encode, reportView, resultViews, walkViews } from '../helpers/v
 const DIR = path.join(__dirname, '..', 'fixtures', 'views');
 const NAMES = experiments().map((e) => e.name);
 const RECORD = process.env.HEAPSCOPE_RECORD_VIEWS === '1';
+const RERENDER = process.env.HEAPSCOPE_RECORD_VIEWS === 'views';
 
 function plain<T extends object>(value: T): T {
   return Object.fromEntries(Object.entries(value)) as T;
@@ -50,6 +53,14 @@ function write(dir: string, data: object, views: Record<string, string>): void {
   fs.mkdirSync(dir, { recursive: true });
   store(path.join(dir, 'data.json'), encoded);
   for (const [file, text] of Object.entries(views)) store(path.join(dir, file), text);
+}
+
+/** The views of a recording replaced by `views`, its data left as recorded. */
+function rewrite(dir: string, views: Record<string, string>): void {
+  for (const file of fs.readdirSync(path.join(DIR, dir))) {
+    if (file !== 'data.json.gz') fs.rmSync(path.join(DIR, dir, file));
+  }
+  for (const [file, text] of Object.entries(views)) store(path.join(DIR, dir, file), text);
 }
 
 function read<T>(dir: string): T {
@@ -89,7 +100,15 @@ describe.runIf(RECORD)('recording (only with HEAPSCOPE_RECORD_VIEWS=1)', () => {
   }, 300_000);
 });
 
-describe.skipIf(RECORD)('views of recorded rows', () => {
+describe.runIf(RERENDER)('rendering the recorded rows again (only with HEAPSCOPE_RECORD_VIEWS=views)', () => {
+  it('renders every experiment, the report and the walk from the rows as recorded', () => {
+    for (const name of NAMES) rewrite(name, resultViews(read<ResultData>(name)));
+    rewrite('report', { 'report.html': reportView(NAMES.map((name) => read<ResultData>(name))) });
+    rewrite('walk', walkViews(read<HeapWalkData>('walk')));
+  });
+});
+
+describe.skipIf(RECORD || RERENDER)('views of recorded rows', () => {
   it('has a recording for every experiment', () => {
     for (const name of NAMES) expect(fs.existsSync(path.join(DIR, name, 'data.json.gz')), name).toBe(true);
   });

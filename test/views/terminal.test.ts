@@ -91,7 +91,8 @@ describe('renderResult, on real results', () => {
     expect(labels.length).toBeGreaterThanOrEqual(8);
     // A ⋮ line stands wherever measured requests are left out between two rows shown, and nowhere else.
     const table = lines.slice(lines.findIndex((l) => l.startsWith('Chunk size per request')) + 3);
-    const shown = table.slice(0, table.findIndex((l) => !/^ *(\d|⋮)/.test(l)));
+    // Up to the note under it, which starts with a count too.
+    const shown = table.slice(0, table.findIndex((l) => !/^ *(\d|⋮)/.test(l) || / rows \(/.test(l)));
     let previous: number | undefined;
     let cut = false;
     let gaps = 0;
@@ -110,22 +111,24 @@ describe('renderResult, on real results', () => {
       cut = false;
     }
     expect(gaps).toBeGreaterThan(0);
-    const more = /… (\d+) more rows \(all of them: heapscope run chunk-sizes --json\)/.exec(text.replace(/\s+/g, ' '));
-    expect(more).not.toBeNull();
-    expect(Number(more![1])).toBeGreaterThan(0);
-    expect(Number(more![1])).toBeLessThan(result.rows.length);
+    // Under it, how many of the runs it shows, of how many requests, and where to get them all.
+    const rows = shown.filter((l) => !l.trim().startsWith('⋮')).length;
+    expect(text.replace(/\s+/g, ' ')).toContain(
+      `${rows} of ${runs.length} rows (a row per run of consecutive requests that got the same chunk size) of the ${result.rows.length} measured. ` +
+      'Every row measured: heapscope run chunk-sizes --json');
+    expect(rows).toBe(Math.min(20, runs.length));
   });
 
   it('heap-growth: the break moves in a table of at most 20 rows, with the rest counted', () => {
     const result = results.get('heap-growth') as ExperimentResult<HeapGrowthRow>;
     const steps = breakSteps(result.rows);
     const text = renderResult(result, { width: 100 });
-    expect(text).toContain(`(${steps.length} of ${result.rows.length} steps moved it)`);
     const shown = text.split('\n').filter((l) => /^(malloc|free) #\d+ /.test(l));
     expect(shown.length).toBe(Math.min(20, steps.length));
     expect(shown[0]).toContain(hex(steps[0].to));
     expect(shown.at(-1)).toContain(hex(steps.at(-1)!.to));
-    expect(text).toContain(`… ${result.rows.length - shown.length} more rows`);
+    const count = shown.length < steps.length ? `${shown.length} of ${steps.length}` : `${steps.length}`;
+    expect(text.replace(/\s+/g, ' ')).toContain(`${count} rows (every step that moved the break) of the ${result.rows.length} measured.`);
     expect(text).toContain(`The break above ${hex(result.rows[0].breakBefore)}`);
   });
 

@@ -24,7 +24,7 @@ export interface ChunkSizeRow {
 }
 
 /** Requests 0 … 1 KiB byte by byte, then larger probes around the mmap threshold. */
-const SMALL = 1024;
+export const SMALL = 1024;
 const PROBES = [1500, 4096, 65536, 126 * 1024, 128 * 1024, 256 * 1024, 1 << 20, 4 << 20];
 
 function plan(): PlanStep[] {

@@ -1,20 +1,13 @@
-// The free table: which steps it shows (those the chart labels) and its columns.
-import { TableSpec, withIndex } from '../../table-spec';
+// The free table: the steps that tell the story (starts, probes, trims, the
+// mmapped chunk, every free that moved the break) and the steps the chart
+// marks, numbered as on the chart; where there is room for few, the story.
+import { shortBytes } from '../../format';
+import { byRank, RIGHT, signed, TableSpec } from '../../table-spec';
 import { FreeRow } from './index';
 
 /** Where the program break stood after a row. */
 export function breakOf(r: FreeRow): bigint {
   return r.kind === 'step' ? r.programBreak : r.breakAfter;
-}
-
-/** The steps the chart labels (and the table beside shows): phase edges, break moves, trims and the RSS marks. */
-export function freeTableRows(rows: readonly FreeRow[]): FreeRow[] {
-  return rows.filter((r, i) => {
-    const prev = rows[i - 1];
-    const next = rows[i + 1];
-    return prev === undefined || next === undefined || prev.phase !== r.phase || next.phase !== r.phase ||
-      breakOf(prev) !== breakOf(r) || isRssMark(rows, i) || (r.kind === 'step' && r.op !== 'malloc' && r.role !== 'block' && r.role !== 'drain');
-  });
 }
 
 /** malloc-trim rows where the RSS line is labelled: the trims and the last step before each change of op. */
@@ -25,18 +18,63 @@ export function isRssMark(rows: readonly FreeRow[], i: number): boolean {
   return r.op === 'trim' || next === undefined || next.kind !== 'step' || next.op !== r.op || next.phase !== r.phase;
 }
 
-export const freeTable: TableSpec<FreeRow> = {
-  select: (rows) => withIndex(rows, freeTableRows(rows)),
-  selection: 'the first and last step of each case, every step that moved the break, the trims and the steps where the RSS is labelled',
+/** Where the break stood before a row: the row before's, or the phase's own start. */
+function breakBefore(rows: readonly FreeRow[], i: number): bigint {
+  const r = rows[i];
+  if (r.kind === 'free-run') return r.breakBefore;
+  return rows[i - 1]?.phase === r.phase ? breakOf(rows[i - 1]) : r.programBreak;
+}
+
+/** The steps a reader follows: starts, probes, trims, the mmapped chunk, and every free that moved the break. */
+function tells(rows: readonly FreeRow[], i: number): boolean {
+  const r = rows[i];
+  if (r.kind === 'free-run') return r.returned !== 0;
+  return r.op === 'start' || r.op === 'trim' || ['probe', 'again', 'chunk'].includes(r.role) || (r.op === 'free' && breakOf(r) !== breakBefore(rows, i));
+}
+
+/** The first or last step of a case, an RSS label or a change in the bytes in mmapped chunks: what the chart labels. */
+function labelled(rows: readonly FreeRow[], i: number): boolean {
+  const r = rows[i];
+  const prev = rows[i - 1];
+  return prev?.phase !== r.phase || rows[i + 1]?.phase !== r.phase || isRssMark(rows, i) ||
+    (r.kind === 'step' && prev?.kind === 'step' && prev.phase === r.phase && prev.mmappedBytes !== r.mmappedBytes);
+}
+
+/** How much a row tells, where there is room for few: the story, then what the chart labels, then every other move of the break (a dot on the chart). */
+function rank(rows: readonly FreeRow[], i: number): number | undefined {
+  if (tells(rows, i)) return 0;
+  if (labelled(rows, i)) return 1;
+  return breakOf(rows[i]) !== breakBefore(rows, i) ? 2 : undefined;
+}
+
+interface Step {
+  row: FreeRow;
+  moved: bigint;
+  rank: number;
+}
+
+export const freeTable: TableSpec<FreeRow, Step> = {
+  title: 'The steps that tell the story',
+  select: (rows) => rows.flatMap((row, index) => {
+    const r = rank(rows, index);
+    return r === undefined ? [] : [{ line: { row, moved: breakOf(row) - breakBefore(rows, index), rank: r }, index }];
+  }),
+  selection: "each case's first and last step, the probes, trims and mmapped chunk, every step that moved the break, and the steps the chart labels",
+  keep: byRank((s) => s.rank),
   columns: [
-    { title: 'step', numeric: true, value: (_, i) => i + 1 },
-    { title: 'case', value: (r) => r.phase },
-    { title: 'op', value: (r) => (r.kind === 'step' ? `${r.op}${r.role ? ` ${r.role}` : ''}` : `free block ${r.block}`) },
-    { title: 'chunk size (B)', numeric: true, value: (r) => r.chunkSize },
-    { title: 'break', value: (r) => breakOf(r) },
-    { title: 'top (B)', numeric: true, value: (r) => (r.kind === 'step' ? r.top : r.topAfter) },
-    { title: 'RSS (pages)', numeric: true, value: (r) => (r.kind === 'step' ? r.rssPages : undefined) },
-    { title: 'mmapped (B)', numeric: true, value: (r) => (r.kind === 'step' ? r.mmappedBytes : undefined) },
-    { title: 'trim returned', value: (r) => (r.kind === 'step' ? r.released : r.returned) },
+    { title: 'step', value: (_, i) => i + 1, ...RIGHT, drop: 4 },
+    { title: 'case', value: (s) => s.row.phase },
+    {
+      title: 'op', wrap: true,
+      value: ({ row: r }) => (r.kind === 'free-run' ? `free block ${r.block}`
+        : [r.op, r.role, r.request === undefined ? '' : `(${shortBytes(r.request)})`, r.pad === undefined ? '' : `pad ${shortBytes(r.pad)}`].filter(Boolean).join(' ')),
+    },
+    { title: 'chunk (B)', short: 'chunk', value: (s) => s.row.chunkSize, ...RIGHT, drop: 2 },
+    { title: 'break', value: (s) => breakOf(s.row), ...RIGHT },
+    { title: 'break moved (B)', short: 'moved', value: (s) => signed(s.moved), ...RIGHT },
+    { title: 'top chunk (B)', short: 'top', value: (s) => (s.row.kind === 'step' ? s.row.top : s.row.topAfter), ...RIGHT },
+    { title: 'RSS (pages)', short: 'RSS pages', value: (s) => (s.row.kind === 'step' ? s.row.rssPages : undefined), ...RIGHT },
+    { title: 'in mmapped chunks (B)', short: 'mmapped', value: (s) => (s.row.kind === 'step' ? s.row.mmappedBytes : undefined), ...RIGHT, drop: 1 },
+    { title: 'trim returned', short: 'trimmed', value: (s) => (s.row.kind === 'step' ? s.row.released : s.row.returned), drop: 3 },
   ],
 };

@@ -1,24 +1,24 @@
-// The heap-growth table: which rows it shows and its columns.
-import { signedDelta, TableSpec, withIndex } from '../../table-spec';
-import { breakSteps, HeapGrowthRow } from './index';
+// The heap-growth table: every step that moved the break, and by how much
+// more than the top chunk was missing.
+import { RIGHT, signed, TableSpec } from '../../table-spec';
+import { BreakStep, breakSteps, HeapGrowthRow } from './index';
 
-/** The rows the table beside shows: the first malloc, every row that moved the break, the last free. */
-export function heapGrowthTableRows(rows: readonly HeapGrowthRow[]): HeapGrowthRow[] {
-  if (rows.length === 0) return [];
-  const moved = new Set(breakSteps(rows).map((s) => s.row));
-  return rows.filter((_, i) => i === 0 || i === rows.length - 1 || moved.has(i));
-}
+/** A move of the break, with the top chunk around its step. */
+type Move = BreakStep & Pick<HeapGrowthRow, 'topBefore' | 'topAfter'>;
 
-export const heapGrowthTable: TableSpec<HeapGrowthRow> = {
-  select: (rows) => withIndex(rows, heapGrowthTableRows(rows)),
-  selection: 'the first malloc, every step that moved the break, the last free',
+export const heapGrowthTable: TableSpec<HeapGrowthRow, Move> = {
+  title: 'Every move of the break',
+  select: (rows) => breakSteps(rows).map((s) => ({ line: { ...s, topBefore: rows[s.row].topBefore, topAfter: rows[s.row].topAfter }, index: s.row })),
+  selection: 'every step that moved the break',
   columns: [
-    { title: 'step', value: (r) => `${r.op} ${r.n}` },
-    { title: 'requested, live (B)', numeric: true, value: (r) => r.requested },
-    { title: 'break before', value: (r) => r.breakBefore },
-    { title: 'break after', value: (r) => r.breakAfter },
-    { title: 'break moved (B)', numeric: true, value: (r) => signedDelta(r.breakBefore, r.breakAfter) },
-    { title: 'top before (B)', numeric: true, value: (r) => r.topBefore },
-    { title: 'top after (B)', numeric: true, value: (r) => r.topAfter },
+    { title: 'step', value: (s) => `${s.op} #${s.n}` },
+    { title: 'requested, still live (B)', short: 'live requested', value: (s) => s.requested, ...RIGHT, drop: 6 },
+    { title: 'break before', value: (s) => s.from, ...RIGHT, drop: 1 },
+    { title: 'break after', value: (s) => s.to, ...RIGHT },
+    { title: 'break moved (B)', short: 'moved', value: (s) => signed(s.size), ...RIGHT, colour: (s) => (s.size < 0 ? 'yellow' : 'green') },
+    { title: 'top chunk before (B)', short: 'top before', value: (s) => s.topBefore, ...RIGHT, drop: 3 },
+    { title: 'top chunk missing (B)', short: 'missing', value: (s) => s.missing, ...RIGHT, drop: 5 },
+    { title: 'beyond the need (B)', short: 'beyond need', value: (s) => s.extra, ...RIGHT, drop: 4 },
+    { title: 'top chunk after (B)', short: 'top after', value: (s) => s.topAfter, ...RIGHT, drop: 2 },
   ],
 };
