@@ -33,15 +33,23 @@ export function maps(options: MapsOptions = {}): MemoryRegion[] {
 export function classifiedMap(options: MapsOptions, readText: (rss: boolean) => string, readMemory: ReadMemory): MemoryRegion[] {
   const rss = readOptions(options, 'options', ['rss']).rss ?? false;
   if (typeof rss !== 'boolean') throw typeError(`options.rss must be a boolean, got ${describe(rss)}`);
-  // The kernel produces these files a buffer at a time; a thread that maps,
-  // unmaps or grows an arena between two read()s tears the text (a region
-  // shown twice or overlapping), which the parser rejects. A re-read is clean.
+  const regions = parseSettled(() => readText(rss), rss ? parseSmaps : parseMaps);
+  checkBss(regions, readMemory);
+  return displayable(regions);
+}
+
+/**
+ * Parses the map text `read` returns, reading it again (up to three times in
+ * all) while it is torn. The kernel produces these files a buffer at a time;
+ * a thread that maps, unmaps or grows an arena between two read()s tears the
+ * text (a region shown twice or overlapping), which the parser rejects. A
+ * re-read is clean.
+ */
+export function parseSettled(read: () => string, parse: (text: string) => MemoryRegion[]): MemoryRegion[] {
   for (let attempt = 1; ; attempt++) {
-    const text = readText(rss);
+    const text = read();
     try {
-      const regions = rss ? parseSmaps(text) : parseMaps(text);
-      checkBss(regions, readMemory);
-      return displayable(regions);
+      return parse(text);
     } catch (error) {
       if (attempt === 3) throw error;
     }

@@ -9,7 +9,7 @@ import {
 } from '../allocator/results';
 import { HeapscopeError, rangeError, typeError } from '../errors';
 import { hex } from '../format';
-import { classifiedMap, MapsOptions, MemoryRegion, parseMaps } from '../maps';
+import { classifiedMap, MapsOptions, MemoryRegion, parseMaps, parseSettled } from '../maps';
 import { describe, readOptions, toIndex } from '../validate';
 import { requireGlibcMalloc } from './malloc-kind';
 import { libcVersionOf } from './libc-version';
@@ -59,7 +59,7 @@ export function attach(pid: number): AttachedProcess {
   const id = toIndex(pid, 'pid', PID_MAX);
   if (id < 1) throw rangeError(`pid must be at least 1, got ${pid}`);
   const status = readStatus(id);
-  const regions = parseMaps(readProcFile(id, 'maps'));
+  const regions = parseSettled(() => readProcFile(id, 'maps'), parseMaps);
   if (regions.length === 0) {
     if (isKernelThread(id)) throw new HeapscopeError('ERR_NOT_GLIBC_MALLOC', `process ${id} (${status.name}) is a kernel thread: it maps no memory`);
     throw new HeapscopeError('ERR_PROCESS_EXITED', `process ${id} (${status.name}) is exiting: its memory is already gone`);
