@@ -31,6 +31,15 @@ function lineWanted(text: string): string {
   return text === '' ? 'a line (heapscope exec reads it once it prints one; see --ready and --after)' : `a line containing ${JSON.stringify(text)}`;
 }
 
+/** isExiting, where /proc cannot tell (hidepid): then only the exit event will. */
+function exiting(pid: number): boolean {
+  try {
+    return isExiting(pid);
+  } catch {
+    return true;
+  }
+}
+
 /**
  * Starts `program` with `args`: stdin and stderr are this process's, stdout
  * is copied to `forward` as it comes (so that this process's stdout holds
@@ -96,6 +105,8 @@ export function startChild(program: string, args: readonly string[], ready: Read
     };
     const timer = 'afterMs' in ready ? setTimeout(() => settle(), ready.afterMs) : undefined;
     child.once('error', (error: NodeJS.ErrnoException) => {
+      // Not started: no exit will come to release the hooks.
+      if (child.pid === undefined) release();
       const why = error.code === 'ENOENT' ? 'no such program (give a path, or a program on PATH)'
         : error.code === 'EACCES' ? 'not executable (or a directory on the way is not searchable)' : error.message;
       settle(new HeapscopeError('ERR_EXEC_FAILED', `cannot start ${name}: ${why} (${error.code})`, {
@@ -116,7 +127,7 @@ export function startChild(program: string, args: readonly string[], ready: Read
     });
     child.stdout!.once('end', () => {
       // An exit closes stdout too, and its event may come later: only a child that is not exiting closed it itself.
-      if (!('line' in ready) || exit !== undefined || isExiting(child.pid!)) return;
+      if (!('line' in ready) || exit !== undefined || exiting(child.pid!)) return;
       settle(new HeapscopeError('ERR_EXEC_FAILED', `${name} (pid ${child.pid}) closed its stdout before it printed ${lineWanted(ready.line)}`));
     });
   });

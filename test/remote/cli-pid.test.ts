@@ -344,6 +344,15 @@ describe('heapscope exec', () => {
     expect(run.stderr).toMatch(/^heapscope: ERR_PROCESS_EXITED: "\/bin\/sh" \(pid \d+\) ended with status 3 before it printed a line .*so it was never read\n$/);
   });
 
+  it('a child that closes its stdout before its line: exit status 1, ERR_EXEC_FAILED, and the child stopped', async () => {
+    // The shell closes its stdout, then becomes sleep (same pid), which heapscope must stop.
+    const run = await exec(['--', '/bin/sh', '-c', 'echo $$ >&2; exec >&-; exec sleep 600']);
+    expect({ code: run.code, stdout: run.stdout }).toEqual({ code: 1, stdout: '' });
+    const [pid, message] = run.stderr.split('\n');
+    expect(message).toBe(`heapscope: ERR_EXEC_FAILED: "/bin/sh" (pid ${pid}) closed its stdout before it printed a line (heapscope exec reads it once it prints one; see --ready and --after)`);
+    while (!notRunning(Number(pid))) await new Promise((resolve) => setTimeout(resolve, 20));
+  });
+
   it('a program that cannot be started: exit status 1, ERR_EXEC_FAILED', async () => {
     const missing = path.join(dir, 'no-such-program');
     const run = await exec(['--', missing]);
