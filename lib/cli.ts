@@ -274,6 +274,8 @@ export const COMMANDS: readonly Command[] = [
       if (input.has('arena') && view !== 'bins') throw new UsageError('--arena goes with --command bins', input.command);
       if (input.has('rss') && view !== 'maps') throw new UsageError('--rss goes with --command maps', input.command);
       const after = seconds(input, 'after');
+      // Node's timers hold at most 2^31 - 1 ms; a longer one would fire at once.
+      if (after !== undefined && after > 2 ** 31 - 1) throw new UsageError(`--after takes at most ${Math.floor((2 ** 31 - 1) / 1000)} seconds (24 days), got ${input.value('after')}`, input.command);
       const child = await startChild(input.args[0], input.args.slice(1), after === undefined ? { line: input.value('ready') ?? '' } : { afterMs: after }, process.stderr);
       try {
         const choice = { json: input.has('json'), all: input.value('arena') === 'all', rss: input.has('rss') };
@@ -353,7 +355,7 @@ if (require.main === module) {
   for (const stream of [process.stdout, process.stderr]) {
     stream.on('error', (error: NodeJS.ErrnoException) => {
       // The reader went away (`heapscope tour | head`): stop quietly, as
-      // every Unix tool does. A run's child is killed on exit.
+      // every Unix tool does. A run's or exec's child is killed on exit.
       if (error.code === 'EPIPE') process.exit(0);
       throw error;
     });

@@ -230,6 +230,7 @@ describe('per-command help, --version and usage errors', () => {
     [['exec', '--command', 'bins', '--rss', '--', 'true'], '--rss goes with --command maps'],
     [['exec', '--ready', 'up', '--after', '1', '--', 'true'], '--ready and --after exclude each other'],
     [['exec', '--after', 'soon', '--', 'true'], '--after takes a positive number of seconds, got "soon"'],
+    [['exec', '--after', '1e9', '--', 'true'], '--after takes at most 2147483 seconds (24 days), got 1e9'],
   ])('%j is a usage error: %s', (args, message) => {
     const { code, stdout, stderr } = cli(...args);
     expect(stdout).toBe('');
