@@ -13,6 +13,9 @@ import { maps } from './maps';
 import { ProgressLine } from './progress';
 import { writeReport } from './report';
 import { arenas, bins, mallocParams } from './allocator-state';
+import { commandLine } from './format';
+import { AttachedProcess, attach, PID_MAX } from './remote/attach';
+import { startChild } from './remote/child';
 import { renderArenas, renderBins, renderParams } from './views/allocator';
 import { renderMaps, renderResult, terminalOptions } from './views/terminal';
 import { walkHeap } from './walk/index';
@@ -45,14 +48,19 @@ interface RunSettings {
   timeout?: number;
 }
 
-function timeout(input: Input): number | undefined {
-  const text = input.value('timeout');
+/** A flag's positive number of seconds, in milliseconds. */
+function seconds(input: Input, flag: string): number | undefined {
+  const text = input.value(flag);
   if (text === undefined) return undefined;
-  const seconds = /^\s*[\d.]+(e[-+]?\d+)?\s*$/i.test(text) ? Number(text) : Number.NaN;
-  if (!(seconds > 0) || !Number.isFinite(seconds)) {
-    throw new UsageError(`--timeout takes a positive number of seconds, got ${JSON.stringify(text)}`, input.command);
+  const value = /^\s*[\d.]+(e[-+]?\d+)?\s*$/i.test(text) ? Number(text) : Number.NaN;
+  if (!(value > 0) || !Number.isFinite(value)) {
+    throw new UsageError(`--${flag} takes a positive number of seconds, got ${JSON.stringify(text)}`, input.command);
   }
-  return seconds * 1000;
+  return value * 1000;
+}
+
+function timeout(input: Input): number | undefined {
+  return seconds(input, 'timeout');
 }
 
 /** The settings of run and tour, all checked before anything runs. */
@@ -86,6 +94,74 @@ async function runMany(names: readonly string[], settings: RunSettings, progress
     progress?.line.clear();
   }
   if (settings.json) write(toJSON(results.length === 1 ? results[0] : results));
+}
+
+const PID_FLAG = { name: 'pid', value: 'pid', help: 'another running process, read without stopping it (it must use glibc\'s malloc)' };
+const ARENA_FLAG = { name: 'arena', choices: ['main', 'all'], help: 'main_arena\'s bins (the default), or every arena\'s' };
+const RSS_FLAG = { name: 'rss', help: 'add resident, proportional and anonymous bytes from smaps' };
+
+/** The commands that show one view of the allocator or the map, of this process or another. */
+const VIEWS = ['arenas', 'params', 'bins', 'maps'] as const;
+type ViewName = typeof VIEWS[number];
+
+interface ViewChoice {
+  json: boolean;
+  all: boolean;
+  rss: boolean;
+}
+
+/** The process --pid names, or undefined for this one. */
+function pidOf(input: Input): number | undefined {
+  const text = input.value('pid');
+  if (text === undefined) return undefined;
+  const pid = /^[1-9]\d{0,6}$/.test(text) ? Number(text) : Number.NaN;
+  if (!(pid <= PID_MAX)) throw new UsageError(`--pid takes a process id (1 to ${PID_MAX}), got ${JSON.stringify(text)}`, input.command);
+  return pid;
+}
+
+/**
+ * Prints `view` of this process, or of `target` (its text then starts with
+ * which process it is). `allArenas` is the command line that shows every
+ * arena's bins, for the line saying how many were left out.
+ */
+function showView(view: ViewName, choice: ViewChoice, target: AttachedProcess | undefined, allArenas: string): void {
+  const options = terminalOptions(process.stdout);
+  const print = (data: unknown, text: () => string) => {
+    if (choice.json) return write(toJSON(data));
+    const header = target === undefined ? '' : `process ${target.pid}: ${target.cmdline.length === 0 ? '(no command line)' : commandLine(target.cmdline)} (glibc ${target.glibc})\n\n`;
+    write(header + text());
+  };
+  if (view === 'maps') {
+    const regions = target === undefined ? maps({ rss: choice.rss }) : target.maps({ rss: choice.rss });
+    return print(regions, () => renderMaps(regions, options));
+  }
+  if (view === 'arenas') {
+    const result = target === undefined ? arenas() : target.arenas();
+    return print(result, () => renderArenas(result, options));
+  }
+  if (view === 'params') {
+    const result = target === undefined ? mallocParams() : target.mallocParams();
+    return print(result, () => renderParams(result, options));
+  }
+  const result = target === undefined ? bins() : target.bins();
+  const shown = choice.all ? result : { ...result, arenas: result.arenas.filter((a) => a.kind === 'main') };
+  const others = result.arenas.length - shown.arenas.length;
+  print(shown, () => renderBins(shown, options) + (others === 0 ? '' : `\n\n${others} thread arena${others === 1 ? '' : 's'} not shown: ${allArenas}`));
+}
+
+/** arenas, params, bins and maps: this process, or the one --pid names. */
+function viewCommand(name: ViewName, summary: string, extra: Command['flags'], examples: string[]): Command {
+  return {
+    name,
+    summary,
+    flags: [...extra, JSON_FLAG, PID_FLAG],
+    examples,
+    run(input) {
+      const pid = pidOf(input);
+      const choice = { json: input.has('json'), all: input.value('arena') === 'all', rss: input.has('rss') };
+      showView(name, choice, pid === undefined ? undefined : attach(pid), `heapscope bins${pid === undefined ? '' : ` --pid ${pid}`} --arena all`);
+    },
+  };
 }
 
 export const COMMANDS: readonly Command[] = [
@@ -128,16 +204,7 @@ export const COMMANDS: readonly Command[] = [
       await runMany(experiments().map((e) => e.name), settings, { line: new ProgressLine(process.stderr), label: 'heapscope tour' });
     },
   },
-  {
-    name: 'maps',
-    summary: 'this process\'s memory map, classified',
-    flags: [JSON_FLAG, { name: 'rss', help: 'add resident, proportional and anonymous bytes from /proc/self/smaps' }],
-    examples: ['heapscope maps --rss'],
-    run(input) {
-      const regions = maps({ rss: input.has('rss') });
-      write(input.has('json') ? toJSON(regions) : renderMaps(regions, terminalOptions(process.stdout)));
-    },
-  },
+  viewCommand('maps', 'this process\'s memory map (or another\'s), classified', [RSS_FLAG], ['heapscope maps --rss', 'heapscope maps --pid 1234']),
   {
     name: 'report',
     summary: 'every experiment in one self-contained HTML page',
@@ -173,42 +240,51 @@ export const COMMANDS: readonly Command[] = [
       write(input.has('json') ? toJSON(walk) : input.has('svg') ? walk.toSVG() : input.has('html') ? walk.toHTML() : renderWalk(walk, terminalOptions(process.stdout)));
     },
   },
+  viewCommand('arenas', 'every arena: its memory, top chunk and counters', [], ['heapscope arenas', 'heapscope arenas --pid 1234 --json']),
+  viewCommand('params', 'mp_ field by field, and global_max_fast', [],
+    ['heapscope params', 'GLIBC_TUNABLES=glibc.malloc.top_pad=65536 heapscope params --json', 'heapscope params --pid 1234']),
+  viewCommand('bins', 'the chunks in main_arena\'s (or every arena\'s) bins', [ARENA_FLAG],
+    ['heapscope bins', 'heapscope bins --arena all --json', 'heapscope bins --pid 1234 --arena all']),
   {
-    name: 'arenas',
-    summary: 'every arena: its memory, top chunk and counters',
-    flags: [JSON_FLAG],
-    examples: ['heapscope arenas', 'heapscope arenas --json'],
-    run(input) {
-      const result = arenas();
-      write(input.has('json') ? toJSON(result) : renderArenas(result, terminalOptions(process.stdout)));
+    name: 'exec',
+    summary: 'start a program, show one view of its allocator once it is ready, stop it',
+    args: {
+      usage: '-- <program> [args...]',
+      min: 1,
+      max: Infinity,
+      help: 'the program to start as a child, and its arguments',
+      missing: 'exec needs a program to start: heapscope exec [options] -- <program> [args...]',
     },
-  },
-  {
-    name: 'params',
-    summary: 'mp_ field by field, and global_max_fast',
-    flags: [JSON_FLAG],
-    examples: ['heapscope params', 'GLIBC_TUNABLES=glibc.malloc.top_pad=65536 heapscope params --json'],
-    run(input) {
-      const result = mallocParams();
-      write(input.has('json') ? toJSON(result) : renderParams(result, terminalOptions(process.stdout)));
-    },
-  },
-  {
-    name: 'bins',
-    summary: 'the chunks in main_arena\'s (or every arena\'s) bins',
     flags: [
-      { name: 'arena', choices: ['main', 'all'], help: 'main_arena\'s bins (the default), or every arena\'s' },
+      { name: 'command', choices: VIEWS, help: 'the view to show (default arenas), as the command of that name shows it' },
+      { name: 'ready', value: 'text', help: 'read it once a line of its stdout contains this text (default: its first line)' },
+      { name: 'after', value: 'seconds', help: 'read it this long after it started, whatever it prints' },
+      { name: 'keep', help: 'let it run on after the view, and wait until it ends (default: SIGTERM)' },
+      { ...ARENA_FLAG, help: 'with --command bins: main_arena\'s bins (the default), or every arena\'s' },
+      { ...RSS_FLAG, help: 'with --command maps: add resident, proportional and anonymous bytes' },
       JSON_FLAG,
     ],
-    examples: ['heapscope bins', 'heapscope bins --arena all --json'],
-    run(input) {
-      const result = bins();
-      const all = input.value('arena') === 'all';
-      const shown = all ? result : { ...result, arenas: result.arenas.filter((a) => a.kind === 'main') };
-      if (input.has('json')) return write(toJSON(shown));
-      const others = result.arenas.length - shown.arenas.length;
-      write(renderBins(shown, terminalOptions(process.stdout)) +
-        (others === 0 ? '' : `\n\n${others} thread arena${others === 1 ? '' : 's'} not shown: heapscope bins --arena all`));
+    exclusive: [['ready', 'after']],
+    examples: [
+      'heapscope exec -- python3 server.py',
+      'heapscope exec --command bins --arena all --ready listening --json -- ./server --port 8080',
+    ],
+    async run(input) {
+      const view = (input.value('command') ?? 'arenas') as ViewName;
+      if (input.has('arena') && view !== 'bins') throw new UsageError('--arena goes with --command bins', input.command);
+      if (input.has('rss') && view !== 'maps') throw new UsageError('--rss goes with --command maps', input.command);
+      const after = seconds(input, 'after');
+      // Node's timers hold at most 2^31 - 1 ms; a longer one would fire at once.
+      if (after !== undefined && after > 2 ** 31 - 1) throw new UsageError(`--after takes at most ${Math.floor((2 ** 31 - 1) / 1000)} seconds (24 days), got ${input.value('after')}`, input.command);
+      const child = await startChild(input.args[0], input.args.slice(1), after === undefined ? { line: input.value('ready') ?? '' } : { afterMs: after }, process.stderr);
+      try {
+        const choice = { json: input.has('json'), all: input.value('arena') === 'all', rss: input.has('rss') };
+        showView(view, choice, attach(child.pid), `heapscope exec --command bins --arena all -- ${commandLine(input.args)}`);
+      } catch (error) {
+        await child.stop();
+        throw error;
+      }
+      await (input.has('keep') ? child.ended() : child.stop());
     },
   },
   {
@@ -279,7 +355,7 @@ if (require.main === module) {
   for (const stream of [process.stdout, process.stderr]) {
     stream.on('error', (error: NodeJS.ErrnoException) => {
       // The reader went away (`heapscope tour | head`): stop quietly, as
-      // every Unix tool does. A run's child is killed on exit.
+      // every Unix tool does. A run's or exec's child is killed on exit.
       if (error.code === 'EPIPE') process.exit(0);
       throw error;
     });

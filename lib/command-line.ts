@@ -105,7 +105,8 @@ export function parseCommand(command: Command, argv: readonly string[], all: rea
     const flag = command.flags.find((f) => f.name === token.name && token.rawName === `--${f.name}`);
     if (flag === undefined) {
       const others = all.filter((c) => c !== command && c.flags.some((f) => `--${f.name}` === token.rawName)).map((c) => c.name);
-      throw fail(`${command.name} does not take ${token.rawName}${others.length > 0 ? ` (${others.join(', ')} ${others.length > 1 ? 'do' : 'does'})` : ''}`);
+      const after = command.args?.usage.startsWith('-- ') ? '; options for the program go after --' : '';
+      throw fail(`${command.name} does not take ${token.rawName}${others.length > 0 ? ` (${others.join(', ')} ${others.length > 1 ? 'do' : 'does'})` : ''}${after}`);
     }
     let value: string | true = true;
     if (flag.value === undefined && flag.choices === undefined) {
@@ -142,15 +143,21 @@ export function parseCommand(command: Command, argv: readonly string[], all: rea
   return new Input(command, args, given);
 }
 
-/** `report --out <file>`: the name, the arguments and the flags it cannot do without. */
-function synopsis(command: Command): string {
+/**
+ * `report --out <file>`: the name, the arguments and the flags it cannot do
+ * without; `options` goes before arguments that follow `--`.
+ */
+function synopsis(command: Command, options = ''): string {
   const required = command.flags.filter((f) => f.required).map(flagUsage);
-  return [command.name, ...(command.args ? [command.args.usage] : []), ...required].join(' ');
+  const args = command.args === undefined ? [] : [command.args.usage];
+  return command.args?.usage.startsWith('-- ')
+    ? [command.name, ...required, ...(options === '' ? [] : [options]), ...args].join(' ')
+    : [command.name, ...args, ...required, ...(options === '' ? [] : [options])].join(' ');
 }
 
 /** `usage: heapscope run <name...> [options]`. */
 export function usageLine(command: Command): string {
-  return `usage: heapscope ${synopsis(command)}${command.flags.some((f) => !f.required) ? ' [options]' : ''}`;
+  return `usage: heapscope ${synopsis(command, command.flags.some((f) => !f.required) ? '[options]' : '')}`;
 }
 
 function columns(rows: readonly (readonly [string, string])[]): string[] {
@@ -188,6 +195,6 @@ export function globalHelp(commands: readonly Command[]): string {
       ['-V, --version', 'the version of heapscope'],
     ]),
     '',
-    'exit status: 0 done, 1 an experiment or the system failed, 2 bad usage.',
+    'exit status: 0 done, 1 an experiment, the system or reading a process failed, 2 bad usage.',
   ].join('\n');
 }

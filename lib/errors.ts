@@ -29,6 +29,7 @@ export type ErrorCode =
   | 'ERR_PROCESS_EXITED'
   | 'ERR_PERMISSION'
   | 'ERR_NOT_GLIBC_MALLOC'
+  | 'ERR_EXEC_FAILED'
   | 'EFAULT';
 
 export class HeapscopeError extends Error {

@@ -66,3 +66,19 @@ function startsWithVowelSound(text: string): boolean {
   const lead = digits.slice(0, digits.length % 3 || 3);
   return lead.startsWith('8') || lead === '11' || lead === '18';
 }
+
+/**
+ * Arguments as a shell would take them back: `python3 -c 'print(1)'`. An
+ * argument with anything unusual goes in single quotes, one with control
+ * characters in $'…' with them escaped, so that none reaches a terminal.
+ */
+export function commandLine(args: readonly string[]): string {
+  return args.map((a) => {
+    if (/^[\w@%+=:,./-]+$/.test(a)) return a;
+    if (!/[\x00-\x1f\x7f-\x9f]/.test(a)) return `'${a.replace(/'/g, `'\\''`)}'`;
+    return `$'${a.replace(/[\\']/g, '\\$&').replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => {
+      const code = c.charCodeAt(0);
+      return code < 0x80 ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
+    })}'`;
+  }).join(' ');
+}

@@ -7,7 +7,7 @@ import { experiments } from '../lib/experiments/run';
 
 const CLI = path.join(__dirname, '..', 'dist', 'cli.js');
 const VERSION: string = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')).version;
-const COMMANDS = ['list', 'run', 'tour', 'maps', 'report', 'walk', 'arenas', 'params', 'bins', 'help'];
+const COMMANDS = ['list', 'run', 'tour', 'maps', 'report', 'walk', 'arenas', 'params', 'bins', 'exec', 'help'];
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'heapscope-cli-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -217,6 +217,24 @@ describe('per-command help, --version and usage errors', () => {
     [['help', 'run', 'tour'], 'help takes at most 1 argument, got "run" "tour"'],
     [['--version', 'run'], '--version takes no arguments, got "run"'],
     [['--json', 'run'], 'the command comes first, got --json'],
+    [['bins', '--pid', 'abc'], '--pid takes a process id (1 to 4194304), got "abc"'],
+    [['arenas', '--pid', '0'], '--pid takes a process id (1 to 4194304), got "0"'],
+    [['params', '--pid', '1.5'], '--pid takes a process id (1 to 4194304), got "1.5"'],
+    [['maps', '--pid', '4194305'], '--pid takes a process id (1 to 4194304), got "4194305"'],
+    [['maps', '--pid', '0x10'], '--pid takes a process id (1 to 4194304), got "0x10"'],
+    [['bins', '--pid=', '--json'], '--pid takes a process id (1 to 4194304), got ""'],
+    [['bins', '--pid'], '--pid needs a value: --pid <pid>'],
+    [['arenas', '--pid', '-3'], '--pid needs a value: --pid <pid>'],
+    [['arenas', '--pid', '1', '--pid', '2'], '--pid given twice'],
+    [['walk', '--pid', '1'], 'walk does not take --pid (maps, arenas, params, bins do)'],
+    [['exec'], 'exec needs a program to start'],
+    [['exec', 'python3', '-c', '1'], 'exec does not take -c; options for the program go after --'],
+    [['exec', '--command', 'walk', '--', 'true'], '--command takes arenas or params or bins or maps, got "walk"'],
+    [['exec', '--arena', 'all', '--', 'true'], '--arena goes with --command bins'],
+    [['exec', '--command', 'bins', '--rss', '--', 'true'], '--rss goes with --command maps'],
+    [['exec', '--ready', 'up', '--after', '1', '--', 'true'], '--ready and --after exclude each other'],
+    [['exec', '--after', 'soon', '--', 'true'], '--after takes a positive number of seconds, got "soon"'],
+    [['exec', '--after', '1e9', '--', 'true'], '--after takes at most 2147483 seconds (24 days), got 1e9'],
   ])('%j is a usage error: %s', (args, message) => {
     const { code, stdout, stderr } = cli(...args);
     expect(stdout).toBe('');

@@ -1,7 +1,8 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { experiments, run } from '../lib/experiments/run';
 import { ExperimentResult } from '../lib/experiments/types';
-import { withArticle } from '../lib/format';
+import { spawnSync } from 'node:child_process';
+import { commandLine, withArticle } from '../lib/format';
 
 describe('withArticle', () => {
   it('says "an" where the number is said with a vowel first: eight, eleven, eighteen, eighty, eight hundred …', () => {
@@ -26,6 +27,18 @@ describe('withArticle', () => {
     expect(withArticle('fastbin')).toBe('a fastbin');
     expect(withArticle(80, true)).toBe('An 80');
     expect(withArticle(16, true)).toBe('A 16');
+  });
+});
+
+describe('commandLine', () => {
+  it('quotes each argument so that bash reads back the very same arguments, control characters escaped', () => {
+    const args = ['python3', '-c', "print('x')", 'two words', '', 'a\x1b[31mred\n', 'ok=1,2:3@4%5+/.-_', '$HOME', 'back\\slash', '\u009bcsi', 'naïve'];
+    const line = commandLine(args);
+    expect(line.startsWith('python3 -c ')).toBe(true);
+    expect(line).not.toMatch(/[\x00-\x1f\x7f-\x9f]/);
+    const bash = spawnSync('bash', ['-c', `printf '%s\\0' ${line}`], { encoding: 'utf8', env: { ...process.env, LC_ALL: 'C.UTF-8' } });
+    expect(bash.status, bash.stderr).toBe(0);
+    expect(bash.stdout.split('\0').slice(0, -1)).toEqual(args);
   });
 });
 

@@ -91,16 +91,20 @@ function arenaLength(regions: MemoryRegion[], i: number): number {
   return regions[j].end === limit ? j - i + 1 : 0;
 }
 
+/** Reads `length` bytes at `address` of the process the map belongs to; throws where it cannot. */
+export type ReadMemory = (address: bigint, length: bigint) => Buffer;
+
 /**
  * Unclaims `bss` regions that start at or above the end of their object's
- * memory image (per its PT_LOAD headers, read from the live ELF header): an
- * unrelated mapping that happens to sit right above a library.
+ * memory image (per its PT_LOAD headers, read from the live ELF header
+ * through `read`): an unrelated mapping that happens to sit right above a
+ * library.
  */
-export function checkBss(regions: MemoryRegion[]): void {
+export function checkBss(regions: MemoryRegion[], read: ReadMemory): void {
   for (let i = 1; i < regions.length; i++) {
     const r = regions[i];
     if (r.kind !== 'bss') continue;
-    const end = imageEnd(regions, i - 1);
+    const end = imageEnd(regions, i - 1, read);
     if (end !== undefined && r.start >= end) {
       r.kind = 'anonymous';
       delete r.object;
@@ -109,19 +113,19 @@ export function checkBss(regions: MemoryRegion[]): void {
 }
 
 /** The page-rounded end of the loaded ELF image whose last file mapping is regions[last]. */
-function imageEnd(regions: MemoryRegion[], last: number): bigint | undefined {
+function imageEnd(regions: MemoryRegion[], last: number, read: ReadMemory): bigint | undefined {
   const key = fileKey(regions[last]);
   let first = last;
   while (first > 0 && regions[first].offset !== 0 && fileKey(regions[first - 1]) === key) first--;
   if (regions[first].offset !== 0) return undefined;
   const base = regions[first].start;
   try {
-    const elf = binding.readMemory(base, 64n);
+    const elf = read(base, 64n);
     if (elf.readUInt32BE(0) !== 0x7f454c46 || elf[4] !== 2 /* ELFCLASS64 */) return undefined;
     const phoff = elf.readBigUInt64LE(0x20);
     const phentsize = elf.readUInt16LE(0x36);
     const phnum = elf.readUInt16LE(0x38);
-    const table = binding.readMemory(base + phoff, BigInt(phentsize * phnum));
+    const table = read(base + phoff, BigInt(phentsize * phnum));
     let low: bigint | undefined;
     let high = 0n;
     for (let k = 0; k < phnum; k++) {

@@ -7,7 +7,7 @@ import { HeapscopeError, typeError } from '../errors';
 import { binding } from '../binding';
 import { IN_WORDS, OP_CODES, STATUS } from '../plan-codes';
 import { describe, ownProperty, readArray, readOptions, toAddress } from '../validate';
-import { checkBss } from './classify';
+import { checkBss, ReadMemory } from './classify';
 import { parseMaps, parseSmaps } from './parse';
 import { MemoryRegion, regionViews } from './region';
 
@@ -22,18 +22,34 @@ export interface MapsOptions {
 
 /** The current map of this process. `{ rss: true }` adds resident sizes. */
 export function maps(options: MapsOptions = {}): MemoryRegion[] {
+  return classifiedMap(options, (rss) => (rss ? readProc('/proc/self/smaps') : readMapsText()), (address, length) => binding.readMemory(address, length));
+}
+
+/**
+ * A process's map, read with `readText` (smaps when `options.rss`) and
+ * classified, its bss regions checked against the ELF images `readMemory`
+ * reads: this process's (maps()) or another's (attach(pid).maps()).
+ */
+export function classifiedMap(options: MapsOptions, readText: (rss: boolean) => string, readMemory: ReadMemory): MemoryRegion[] {
   const rss = readOptions(options, 'options', ['rss']).rss ?? false;
   if (typeof rss !== 'boolean') throw typeError(`options.rss must be a boolean, got ${describe(rss)}`);
-  const file = rss ? '/proc/self/smaps' : '/proc/self/maps';
-  // The kernel produces these files a buffer at a time; a thread that maps,
-  // unmaps or grows an arena between two read()s tears the text (a region
-  // shown twice or overlapping), which the parser rejects. A re-read is clean.
+  const regions = parseSettled(() => readText(rss), rss ? parseSmaps : parseMaps);
+  checkBss(regions, readMemory);
+  return displayable(regions);
+}
+
+/**
+ * Parses the map text `read` returns, reading it again (up to three times in
+ * all) while it is torn. The kernel produces these files a buffer at a time;
+ * a thread that maps, unmaps or grows an arena between two read()s tears the
+ * text (a region shown twice or overlapping), which the parser rejects. A
+ * re-read is clean.
+ */
+export function parseSettled(read: () => string, parse: (text: string) => MemoryRegion[]): MemoryRegion[] {
   for (let attempt = 1; ; attempt++) {
-    const text = rss ? readProc(file) : readMapsText();
+    const text = read();
     try {
-      const regions = rss ? parseSmaps(text) : parseMaps(text);
-      checkBss(regions);
-      return displayable(regions);
+      return parse(text);
     } catch (error) {
       if (attempt === 3) throw error;
     }

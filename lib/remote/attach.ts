@@ -8,11 +8,12 @@ import {
   DecodedTotalsResult, decodeSnapshot, mallocParamsResult, MallocParamsResult, tcachesResult, TcachesResult,
 } from '../allocator/results';
 import { HeapscopeError, rangeError, typeError } from '../errors';
-import { MemoryRegion, parseMaps } from '../maps';
+import { hex } from '../format';
+import { classifiedMap, MapsOptions, MemoryRegion, parseMaps, parseSettled } from '../maps';
 import { describe, readOptions, toIndex } from '../validate';
 import { requireGlibcMalloc } from './malloc-kind';
 import { libcVersionOf } from './libc-version';
-import { isKernelThread, readProcFile, readStatus } from './proc';
+import { isKernelThread, readCmdline, readProcFile, readStatus } from './proc';
 import { readRanges } from './read-ranges';
 import { RemoteSnapshot, takeRemoteSnapshot } from './snapshot';
 
@@ -26,12 +27,14 @@ export interface RemoteSnapshotOptions {
 /** Another process, attached to. Each method without a snapshot takes one now. */
 export interface AttachedProcess {
   readonly pid: number;
+  /** Its arguments when attached (/proc/PID/cmdline), the program first. */
+  readonly cmdline: readonly string[];
   /** The target's glibc, from the banner in the libc file it maps. */
   readonly glibc: string;
   /** The libc file it maps. */
   readonly libc: LibcFile;
-  /** The target's map now. */
-  maps(): MemoryRegion[];
+  /** The target's map now, classified as maps() classifies this process's; `{ rss: true }` reads smaps for resident sizes. */
+  maps(options?: MapsOptions): MemoryRegion[];
   snapshot(options?: RemoteSnapshotOptions): RemoteSnapshot;
   arenas(snapshot?: RemoteSnapshot): ArenasResult;
   mallocParams(snapshot?: RemoteSnapshot): MallocParamsResult;
@@ -43,7 +46,7 @@ export interface AttachedProcess {
 }
 
 /** Linux's largest pid_max (PID_MAX_LIMIT on 64-bit). */
-const PID_MAX = 1 << 22;
+export const PID_MAX = 1 << 22;
 
 /**
  * Attaches to process `pid` (nothing is stopped or changed in it): checks
@@ -56,7 +59,7 @@ export function attach(pid: number): AttachedProcess {
   const id = toIndex(pid, 'pid', PID_MAX);
   if (id < 1) throw rangeError(`pid must be at least 1, got ${pid}`);
   const status = readStatus(id);
-  const regions = parseMaps(readProcFile(id, 'maps'));
+  const regions = parseSettled(() => readProcFile(id, 'maps'), parseMaps);
   if (regions.length === 0) {
     if (isKernelThread(id)) throw new HeapscopeError('ERR_NOT_GLIBC_MALLOC', `process ${id} (${status.name}) is a kernel thread: it maps no memory`);
     throw new HeapscopeError('ERR_PROCESS_EXITED', `process ${id} (${status.name}) is exiting: its memory is already gone`);
@@ -68,6 +71,7 @@ export function attach(pid: number): AttachedProcess {
   // A first read: a refusal or an exit shows here, not in the first call.
   const data = regions.find((r) => r.path === libc.path && r.perms === 'rw-p')!;
   readRanges(id, [{ address: data.start, length: 8n }]);
+  const cmdline = Object.freeze(readCmdline(id));
 
   const decoded = new WeakMap<RemoteSnapshot, Decoded | undefined>();
   const take = (options: RemoteSnapshotOptions = {}): RemoteSnapshot => {
@@ -92,9 +96,14 @@ export function attach(pid: number): AttachedProcess {
   };
   return Object.freeze({
     pid: id,
+    cmdline,
     glibc,
     libc,
-    maps: () => parseMaps(readProcFile(id, 'maps')),
+    maps: (options: MapsOptions = {}) => classifiedMap(options, (rss) => readProcFile(id, rss ? 'smaps' : 'maps'), (address, length) => {
+      const [read] = readRanges(id, [{ address, length }]);
+      if (read.errno !== 0) throw new HeapscopeError('EFAULT', `${hex(address)} of process ${id} cannot be read (errno ${read.errno})`);
+      return Buffer.from(read.bytes.buffer, read.bytes.byteOffset, read.bytes.byteLength);
+    }),
     snapshot: take,
     arenas: (snapshot?: RemoteSnapshot) => arenasResult(stateOf(snapshot).d),
     mallocParams: (snapshot?: RemoteSnapshot) => {

@@ -25,6 +25,13 @@ export function exited(pid: number): HeapscopeError {
   return new HeapscopeError('ERR_PROCESS_EXITED', `process ${pid} does not exist (it exited, or never did)`);
 }
 
+/** The arguments the process was started with (/proc/PID/cmdline), or [] when it has none (a kernel thread, a zombie). */
+export function readCmdline(pid: number): string[] {
+  const text = readProcFile(pid, 'cmdline');
+  // NUL after each argument; a process that rewrote its arguments may leave one long string.
+  return text === '' ? [] : text.replace(/\0$/, '').split('\0');
+}
+
 /** The fields of /proc/PID/status heapscope uses. */
 export interface ProcStatus {
   name: string;
@@ -45,12 +52,32 @@ export function readStatus(pid: number): ProcStatus {
   return status;
 }
 
-/** PF_KTHREAD in /proc/PID/stat's flags: a kernel thread, which has no memory of its own. */
-export function isKernelThread(pid: number): boolean {
+/** /proc/PID/stat's state letter and flags (PF_*). */
+function readStat(pid: number): { state: string; flags: number } {
   const stat = readProcFile(pid, 'stat');
   // The fields after the command name (which may hold spaces and parentheses) start with the state; flags is the 9th field.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[6]) & 0x00200000) !== 0;
+  return { state: fields[0], flags: Number(fields[6]) };
+}
+
+/** PF_KTHREAD: a kernel thread, which has no memory of its own. */
+export function isKernelThread(pid: number): boolean {
+  return (readStat(pid).flags & 0x00200000) !== 0;
+}
+
+/**
+ * Whether the process is exiting or has exited: gone, a zombie, or PF_EXITING,
+ * which the kernel sets before it closes the process's files. A pipe from it
+ * that ends while it is not exiting was closed by the process itself.
+ */
+export function isExiting(pid: number): boolean {
+  try {
+    const { state, flags } = readStat(pid);
+    return state === 'Z' || state === 'X' || (flags & 0x4) !== 0;
+  } catch (error) {
+    if ((error as HeapscopeError).code === 'ERR_PROCESS_EXITED') return true;
+    throw error;
+  }
 }
 
 /** What /proc/sys/kernel/yama/ptrace_scope says, or undefined without Yama. */

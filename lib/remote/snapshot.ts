@@ -15,7 +15,7 @@ import { CopiedRange, copiedMemory, readBytes } from '../allocator/memory-source
 import { CopiedSnapshot } from '../allocator/results';
 import { structureTornReason } from '../allocator/take-snapshot';
 import { hex } from '../format';
-import { MemoryRegion, parseMaps } from '../maps';
+import { MemoryRegion, parseMaps, parseSettled } from '../maps';
 import { readProcFile, readStatus } from './proc';
 import { HeapscopeError } from '../errors';
 import { RangeRead, readRanges } from './read-ranges';
@@ -41,7 +41,7 @@ export function takeRemoteSnapshot(pid: number, layout: GlibcLayout, libc: LibcF
 }
 
 function takeOnce(pid: number, layout: GlibcLayout, libc: LibcFile, attempt: number): RemoteSnapshot {
-  const regions = parseMaps(readProcFile(pid, 'maps'));
+  const regions = parseSettled(() => readProcFile(pid, 'maps'), parseMaps);
   const libcData = libcDataRegions(regions);
   if (libcData.length === 0 || libcData[0].inode !== libc.inode || libcData[0].dev !== libc.dev) {
     readStatus(pid);

@@ -222,7 +222,7 @@ describe('usage, help and colour', () => {
   it.each([
     [['bins', '--arena', 'some'], '--arena takes main or all, got "some"'],
     [['bins', '--arena'], '--arena needs a value: --arena <main|all>'],
-    [['arenas', '--arena', 'all'], 'arenas does not take --arena (walk, bins do)'],
+    [['arenas', '--arena', 'all'], 'arenas does not take --arena (walk, bins, exec do)'],
     [['params', 'top_pad'], 'params takes no arguments, got "top_pad"'],
     [['arenas', '--json=1'], '--json takes no value, got --json=1'],
     [['bins', '--svg'], 'bins does not take --svg (walk does)'],

@@ -1,0 +1,383 @@
+// `heapscope maps|arenas|params|bins --pid` and `heapscope exec`, run as
+// the command they are, on programs nobody here wrote or built for it:
+// Debian's python3 allocating through ctypes, a threaded C program, a node
+// with jemalloc preloaded. The quiet targets print their own mallinfo2(),
+// which glibc's int_mallinfo sums from exactly what arenas, bins and params
+// print (top chunks, bin lists, system_mem, mp_.n_mmaps and mmapped_mem):
+// every field must come out equal.
+import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { TOTALLED_FIELDS } from '../../lib/allocator/totals';
+import { glibcVersion } from '../../lib/stats';
+
+const root = path.join(__dirname, '..', '..');
+const cli = path.join(root, 'dist', 'cli.js');
+const fixtures = path.join(__dirname, '..', 'fixtures');
+const target = path.join(fixtures, 'attach-target.py');
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'heapscope-cli-pid-'));
+const PYTHON = '/usr/bin/python3';
+const JEMALLOC = '/usr/lib/x86_64-linux-gnu/libjemalloc.so.2';
+const children: ChildProcess[] = [];
+let threads: string | undefined;
+let noCompiler: string | undefined;
+
+beforeAll(() => {
+  threads = path.join(dir, 'attach-threads');
+  const cc = spawnSync('cc', ['-O1', '-pthread', '-o', threads, path.join(fixtures, 'attach-threads.c')], { encoding: 'utf8' });
+  if (cc.error !== undefined) noCompiler = 'no C compiler (cc) to build test/fixtures/attach-threads.c';
+  else if (cc.status !== 0) throw new Error(`cc failed:\n${cc.stderr}`);
+});
+
+afterEach(() => {
+  for (const c of children.splice(0)) c.kill('SIGKILL');
+});
+
+afterAll(() => {
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+function heapscope(args: string[], options: { env?: NodeJS.ProcessEnv; uid?: number; gid?: number } = {}) {
+  const base = { ...process.env };
+  for (const name of ['NO_COLOR', 'FORCE_COLOR', 'GLIBC_TUNABLES']) delete base[name];
+  const result = spawnSync(process.execPath, [cli, ...args], {
+    cwd: root, encoding: 'utf8', maxBuffer: 1 << 28, env: { ...base, ...options.env }, uid: options.uid, gid: options.gid,
+  });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+/** The JSON a command printed, after checking it succeeded and said nothing else. */
+function json<T>(args: string[]): T {
+  const { code, stdout, stderr } = heapscope(args);
+  expect(stderr).toBe('');
+  expect(code).toBe(0);
+  return JSON.parse(stdout) as T;
+}
+
+/** Starts `command` and resolves with it and its first `count` lines of output. */
+function start(command: string, args: string[], count: number, env: NodeJS.ProcessEnv = process.env): Promise<{ child: ChildProcess; lines: string[] }> {
+  const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'inherit'], env });
+  children.push(child);
+  return new Promise((resolve, reject) => {
+    let seen = '';
+    child.on('error', reject);
+    child.on('exit', (code) => reject(new Error(`${command} exited (${code}) after printing ${JSON.stringify(seen)}`)));
+    child.stdout!.on('data', (chunk: Buffer) => {
+      seen += chunk.toString();
+      const lines = seen.split('\n');
+      if (lines.length > count) resolve({ child, lines: lines.slice(0, count) });
+    });
+  });
+}
+
+/** The python target, in a fixed environment (its fastbin chunks must not be consolidated by what python does at start). */
+function python(tunables?: string) {
+  return start(PYTHON, [target], 2, { PATH: '/usr/bin:/bin', LANG: 'C.UTF-8', ...(tunables === undefined ? {} : { GLIBC_TUNABLES: tunables }) });
+}
+
+type Hex = string;
+interface JsonChunk { address: Hex; size: number }
+interface JsonBin { index: number; count: number; chunks: JsonChunk[] }
+interface JsonArenaBins { arena: Hex; kind: string; fastbins: JsonBin[]; unsorted: JsonBin[]; smallbins: JsonBin[]; largebins: JsonBin[]; complete: boolean }
+interface JsonBins { arenas: JsonArenaBins[]; snapshot: { attempts: number; consistent: boolean } }
+interface JsonArena { address: Hex; kind: string; top: { address: Hex; size: Hex }; systemMem: Hex; mutex: number }
+interface JsonArenas { arenas: JsonArena[]; complete: boolean; snapshot: { attempts: number; consistent: boolean } }
+interface JsonParams { fields: { name: string; value: Hex | number }[]; globalMaxFast: { found: boolean; value?: number }; snapshot: { consistent: boolean } }
+interface JsonRegion { start: Hex; end: Hex; perms: string; offset: Hex | number; inode: number | Hex; path: string; kind: string; rss?: number; size: number }
+
+const sum = (bins: JsonBin[], f: (b: JsonBin) => number) => bins.reduce((n, b) => n + f(b), 0);
+const bytes = (b: JsonBin) => b.chunks.reduce((n, c) => n + c.size, 0);
+
+/**
+ * mallinfo2() as glibc's int_mallinfo sums it, from what the commands
+ * printed: per arena, the top chunk is one free block, every chunk of the
+ * unsorted, small and large bins another, fastbin chunks count apart;
+ * keepcost is main_arena's top; mmapped chunks are mp_'s counters.
+ */
+function mallinfoOf(arenas: JsonArenas, bins: JsonBins, params: JsonParams): Record<string, number> {
+  const mp = Object.fromEntries(params.fields.map((f) => [f.name, Number(f.value)]));
+  const m = { arena: 0, ordblks: 0, smblks: 0, hblks: mp.n_mmaps, hblkhd: mp.mmapped_mem, usmblks: 0, fsmblks: 0, uordblks: 0, fordblks: 0, keepcost: 0 };
+  expect(bins.arenas.map((b) => b.arena)).toEqual(arenas.arenas.map((a) => a.address));
+  for (const [i, a] of arenas.arenas.entries()) {
+    const b = bins.arenas[i];
+    const regular = [...b.unsorted, ...b.smallbins, ...b.largebins];
+    m.arena += Number(a.systemMem);
+    m.ordblks += 1 + sum(regular, (x) => x.count);
+    m.smblks += sum(b.fastbins, (x) => x.count);
+    m.fsmblks += sum(b.fastbins, bytes);
+    m.fordblks += Number(a.top.size) + sum(regular, bytes) + sum(b.fastbins, bytes);
+    if (a.kind === 'main') m.keepcost = Number(a.top.size);
+  }
+  m.uordblks = m.arena - m.fordblks;
+  return m;
+}
+
+/** /proc/PID/maps, parsed here without heapscope's parser. */
+function procMaps(pid: number): { start: bigint; end: bigint; perms: string; offset: bigint; inode: number; path: string }[] {
+  return fs.readFileSync(`/proc/${pid}/maps`, 'utf8').trim().split('\n').map((line) => {
+    const [range, perms, offset, , inode, ...rest] = line.split(/ +/);
+    const [start, end] = range.split('-');
+    return { start: BigInt(`0x${start}`), end: BigInt(`0x${end}`), perms, offset: BigInt(`0x${offset}`), inode: Number(inode), path: rest.join(' ') };
+  });
+}
+
+/** Whether `pid` is gone, or a zombie (killed, not yet reaped by whoever inherited it): not running either way. */
+function notRunning(pid: number): boolean {
+  try {
+    return fs.readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').startsWith('Z');
+  } catch {
+    return true;
+  }
+}
+
+describe("--pid on Debian's python3, allocating a pattern through ctypes", () => {
+  const TUNABLES = 'glibc.malloc.top_pad=262144:glibc.malloc.mmap_max=1000:glibc.malloc.arena_test=3:glibc.malloc.tcache_count=5';
+
+  it('arenas, bins and params --json give back the mallinfo2() the target printed, field for field; params has its tunables', async ({ skip }) => {
+    if (!fs.existsSync(PYTHON)) skip(`no ${PYTHON} (Debian's python3)`);
+    const { child, lines } = await python(TUNABLES);
+    const pid = String(child.pid);
+    const printed = JSON.parse(lines[1]) as Record<string, number>;
+    const arenas = json<JsonArenas>(['arenas', '--pid', pid, '--json']);
+    const bins = json<JsonBins>(['bins', '--pid', pid, '--json']);
+    const params = json<JsonParams>(['params', '--pid', pid, '--json']);
+    for (const r of [arenas, bins, params]) expect(r.snapshot.consistent).toBe(true);
+    expect(arenas.complete).toBe(true);
+    expect(arenas.arenas.map((a) => a.kind)).toEqual(['main']);
+    const derived = mallinfoOf(arenas, bins, params);
+    for (const f of TOTALLED_FIELDS) expect({ field: f, value: derived[f] }).toEqual({ field: f, value: printed[f] });
+    // The pattern left chunks in fastbins and in the other bins, and two blocks mmapped.
+    expect(printed.smblks).toBeGreaterThan(0);
+    expect(printed.ordblks).toBeGreaterThan(1);
+    expect(printed.hblks).toBeGreaterThanOrEqual(2);
+    const mp = Object.fromEntries(params.fields.map((f) => [f.name, Number(f.value)]));
+    expect(mp).toMatchObject({ top_pad: 262144, n_mmaps_max: 1000, arena_test: 3, tcache_count: 5, no_dyn_threshold: 1 });
+    // The same libc file as this process's: global_max_fast's measured offset applies.
+    expect(params.globalMaxFast).toMatchObject({ found: true, value: 128 });
+  });
+
+  it('the text names the process (pid, command line, glibc) and the attempts its copy took', async ({ skip }) => {
+    if (!fs.existsSync(PYTHON)) skip(`no ${PYTHON} (Debian's python3)`);
+    const { child } = await python();
+    const header = `process ${child.pid}: ${PYTHON} ${target} (glibc ${glibcVersion()})`;
+    expect(header, 'the fixture path needs no quoting').toMatch(/^[\w ():./-]+$/);
+    for (const command of ['arenas', 'params', 'bins']) {
+      const { code, stdout, stderr } = heapscope([command, '--pid', String(child.pid)]);
+      expect(stderr).toBe('');
+      expect(code).toBe(0);
+      const [first, second, third] = stdout.split('\n');
+      expect(first).toBe(header);
+      expect(second).toBe('');
+      expect(third).toMatch(command === 'arenas' ? /^Arenas: main_arena, / : command === 'params' ? /^mp_ \(struct malloc_par\)/ : /^Bins of main_arena: /);
+      expect(stdout.replace(/\n/g, ' ')).toMatch(/Decoded from one copy of the allocator, made in one native call while nothing changed it \(\d+ attempts?\)\./);
+    }
+    const maps = heapscope(['maps', '--pid', String(child.pid)]);
+    expect(maps.code).toBe(0);
+    expect(maps.stdout.split('\n')[0]).toBe(header);
+  });
+
+  it('maps --pid lists /proc/PID/maps region for region; --rss adds resident sizes to the same regions', async ({ skip }) => {
+    if (!fs.existsSync(PYTHON)) skip(`no ${PYTHON} (Debian's python3)`);
+    const { child } = await python();
+    const before = procMaps(child.pid!);
+    const regions = json<JsonRegion[]>(['maps', '--pid', String(child.pid), '--json']);
+    const withRss = json<JsonRegion[]>(['maps', '--pid', String(child.pid), '--rss', '--json']);
+    // The target sat blocked on stdin meanwhile: its map is the one read before.
+    expect(procMaps(child.pid!)).toEqual(before);
+    const shape = (r: JsonRegion) => ({ start: BigInt(r.start), end: BigInt(r.end), perms: r.perms, offset: BigInt(r.offset), inode: Number(r.inode), path: r.path });
+    expect(regions.map(shape)).toEqual(before);
+    expect(withRss.map(shape)).toEqual(before);
+    for (const r of withRss) {
+      expect(r.rss).toBeGreaterThanOrEqual(0);
+      expect(r.rss).toBeLessThanOrEqual(r.size);
+    }
+    // Classified as this process's map is: python's own [heap] and its libc's data.
+    expect(regions.filter((r) => r.kind === 'heap').map((r) => r.path)).toEqual(['[heap]']);
+    expect(regions.some((r) => r.kind === 'data' && r.path.endsWith('/libc.so.6'))).toBe(true);
+  });
+});
+
+describe('--pid on a C program with four threads, each in an arena of its own', () => {
+  it('arenas lists main_arena and one arena per thread; bins --arena all has each; the totals are its mallinfo2()', async ({ skip }) => {
+    if (noCompiler !== undefined) skip(noCompiler);
+    const { child, lines } = await start(threads!, [], 2);
+    const pid = String(child.pid);
+    const printed = JSON.parse(lines[1]) as Record<string, number>;
+    const arenas = json<JsonArenas>(['arenas', '--pid', pid, '--json']);
+    expect(arenas.complete).toBe(true);
+    expect(arenas.arenas.map((a) => a.kind)).toEqual(['main', 'thread', 'thread', 'thread', 'thread']);
+    expect(new Set(arenas.arenas.map((a) => a.address)).size).toBe(5);
+    const all = json<JsonBins>(['bins', '--pid', pid, '--arena', 'all', '--json']);
+    const main = json<JsonBins>(['bins', '--pid', pid, '--json']);
+    expect(main.arenas).toEqual([all.arenas[0]]);
+    for (const a of all.arenas) expect(a.complete).toBe(true);
+    // Each thread freed every third of 64 blocks: its arena holds free chunks of its own.
+    for (const a of all.arenas.slice(1)) {
+      expect(sum([...a.fastbins, ...a.unsorted, ...a.smallbins, ...a.largebins], (b) => b.count)).toBeGreaterThan(0);
+    }
+    const derived = mallinfoOf(arenas, all, json<JsonParams>(['params', '--pid', pid, '--json']));
+    for (const f of TOTALLED_FIELDS) expect({ field: f, value: derived[f] }).toEqual({ field: f, value: printed[f] });
+
+    const text = heapscope(['bins', '--pid', pid]);
+    expect(text.code).toBe(0);
+    expect(text.stdout.trimEnd().split('\n').pop()).toBe(`4 thread arenas not shown: heapscope bins --pid ${pid} --arena all`);
+    const allText = heapscope(['bins', '--pid', pid, '--arena', 'all']);
+    for (const a of arenas.arenas) expect(allText.stdout).toMatch(new RegExp(`^(main_arena|thread arena) ${a.address}: `, 'm'));
+  });
+});
+
+describe('--pid refuses what it cannot read: exit status 1 and the coded error', () => {
+  it('a process that no longer exists: ERR_PROCESS_EXITED', () => {
+    const gone = spawnSync('/bin/true').pid;
+    for (const command of ['maps', 'arenas', 'params', 'bins']) {
+      const { code, stdout, stderr } = heapscope([command, '--pid', String(gone)]);
+      expect({ code, stdout, stderr }).toEqual({ code: 1, stdout: '', stderr: `heapscope: ERR_PROCESS_EXITED: process ${gone} does not exist (it exited, or never did)\n` });
+    }
+  });
+
+  it('a process with jemalloc preloaded: ERR_NOT_GLIBC_MALLOC naming jemalloc', async ({ skip }) => {
+    if (!fs.existsSync(JEMALLOC)) skip(`no ${JEMALLOC} (Debian: apt-get install libjemalloc2)`);
+    const { child } = await start(process.execPath, ['-e', 'console.log(process.pid); setInterval(() => {}, 1000)'], 1, { ...process.env, LD_PRELOAD: JEMALLOC });
+    for (const command of ['arenas', 'params', 'bins', 'maps']) {
+      const { code, stdout, stderr } = heapscope([command, '--pid', String(child.pid), '--json']);
+      expect({ code, stdout }).toEqual({ code: 1, stdout: '' });
+      expect(stderr).toMatch(new RegExp(`^heapscope: ERR_NOT_GLIBC_MALLOC: process ${child.pid} \\(node\\) does not use glibc's malloc: ${JEMALLOC} is mapped \\(jemalloc\\)\\n$`));
+    }
+  });
+
+  it('another user\'s process: ERR_PERMISSION naming the cause and the remedies, heapscope exec among them', async ({ skip }) => {
+    if (process.getuid?.() !== 0) skip('only root can run heapscope as another user; run the tests as root to try this path');
+    if (!fs.existsSync(PYTHON)) skip(`no ${PYTHON} (Debian's python3)`);
+    const { child } = await python();
+    const { code, stdout, stderr } = heapscope(['bins', '--pid', String(child.pid)], { uid: 65534, gid: 65534 });
+    expect({ code, stdout }).toEqual({ code: 1, stdout: '' });
+    expect(stderr).toMatch(new RegExp(`^heapscope: ERR_PERMISSION: not allowed to read process ${child.pid}: `));
+    expect(stderr).toMatch(/it belongs to uid 0 and this process runs as uid 65534/);
+    expect(stderr).toMatch(/same user with ptrace_scope 0/);
+    expect(stderr).toMatch(/as root or with CAP_SYS_PTRACE/);
+    expect(stderr).toMatch(/heapscope exec -- CMD…/);
+  });
+});
+
+/** Runs `heapscope exec …` with its stdin open (the target blocks on it) and resolves when it exits; `watch` sees the output as it comes. */
+function exec(
+  args: string[], env: NodeJS.ProcessEnv = {}, watch?: (child: ChildProcess, out: { stdout: string; stderr: string }) => void,
+): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
+  const base = { ...process.env };
+  for (const name of ['NO_COLOR', 'FORCE_COLOR', 'GLIBC_TUNABLES']) delete base[name];
+  const child = spawn(process.execPath, [cli, 'exec', ...args], { cwd: root, stdio: ['pipe', 'pipe', 'pipe'], env: { ...base, PATH: '/usr/bin:/bin', LANG: 'C.UTF-8', ...env } });
+  children.push(child);
+  const out = { stdout: '', stderr: '' };
+  child.stdout!.setEncoding('utf8').on('data', (text: string) => {
+    out.stdout += text;
+    watch?.(child, out);
+  });
+  child.stderr!.setEncoding('utf8').on('data', (text: string) => {
+    out.stderr += text;
+    watch?.(child, out);
+  });
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolve({ code, signal, ...out }));
+  });
+}
+
+describe('heapscope exec', () => {
+  it('-- python3 target: bins of the child once it printed its mallinfo2(), as bins --pid shows them; the child is gone after', async ({ skip }) => {
+    if (!fs.existsSync(PYTHON)) skip(`no ${PYTHON} (Debian's python3)`);
+    const run = await exec(['--command', 'bins', '--ready', 'keepcost', '--json', '--', PYTHON, target]);
+    expect(run.code, run.stderr).toBe(0);
+    // The child's stdout went to heapscope's stderr: its pid, then its mallinfo2().
+    const [pid, line] = run.stderr.split('\n');
+    const printed = JSON.parse(line) as Record<string, number>;
+    const bins = JSON.parse(run.stdout) as JsonBins;
+    expect(bins.snapshot.consistent).toBe(true);
+    expect(bins.arenas.map((a) => a.kind)).toEqual(['main']);
+    const [b] = bins.arenas;
+    expect(sum(b.fastbins, (x) => x.count)).toBe(printed.smblks);
+    expect(sum(b.fastbins, bytes)).toBe(printed.fsmblks);
+    expect(1 + sum([...b.unsorted, ...b.smallbins, ...b.largebins], (x) => x.count)).toBe(printed.ordblks);
+    // heapscope waited for its child (SIGTERM) before it exited: nothing of it is left.
+    expect(fs.existsSync(`/proc/${pid}`)).toBe(false);
+  });
+
+  it('prints the view the command of that name prints, naming the child; arenas by default', async ({ skip }) => {
+    if (!fs.existsSync(PYTHON)) skip(`no ${PYTHON} (Debian's python3)`);
+    const run = await exec(['--ready', 'keepcost', '--', PYTHON, target]);
+    expect(run.code, run.stderr).toBe(0);
+    const pid = Number(run.stderr.split('\n')[0]);
+    const lines = run.stdout.split('\n');
+    expect(lines[0]).toBe(`process ${pid}: ${PYTHON} ${target} (glibc ${glibcVersion()})`);
+    expect(lines[2]).toMatch(/^Arenas: main_arena, \d+ bytes/);
+    expect(fs.existsSync(`/proc/${pid}`)).toBe(false);
+  });
+
+  it('params of a child started with GLIBC_TUNABLES in its environment', async ({ skip }) => {
+    if (!fs.existsSync(PYTHON)) skip(`no ${PYTHON} (Debian's python3)`);
+    const run = await exec(['--command', 'params', '--json', '--ready', 'keepcost', '--', PYTHON, target], { GLIBC_TUNABLES: 'glibc.malloc.top_pad=98304:glibc.malloc.tcache_count=3' });
+    expect(run.code, run.stderr).toBe(0);
+    const params = JSON.parse(run.stdout) as JsonParams;
+    expect(Object.fromEntries(params.fields.map((f) => [f.name, Number(f.value)]))).toMatchObject({ top_pad: 98304, tcache_count: 3 });
+  });
+
+  it('--keep leaves the child running after the view and waits until it ends by itself; the exit status is heapscope\'s', async ({ skip }) => {
+    if (!fs.existsSync(PYTHON)) skip(`no ${PYTHON} (Debian's python3)`);
+    let pid: number | undefined;
+    const run = await exec(['--keep', '--command', 'arenas', '--json', '--ready', 'keepcost', '--', PYTHON, target], {}, (child, out) => {
+      if (pid !== undefined || !out.stdout.trimEnd().endsWith('}')) return;
+      // The view is out; the child (its pid the first line it printed) still runs, blocked on the stdin it shares with heapscope, until that closes.
+      expect((JSON.parse(out.stdout) as JsonArenas).arenas[0].kind).toBe('main');
+      pid = Number(out.stderr.split('\n')[0]);
+      expect(fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')).toEqual([PYTHON, target, '']);
+      child.stdin!.end();
+    });
+    expect(run.code, run.stderr).toBe(0);
+    expect(pid).toBeGreaterThan(0);
+    expect(fs.existsSync(`/proc/${pid}`)).toBe(false);
+  });
+
+  it('a child that exits before it is ready: exit status 1, ERR_PROCESS_EXITED with how it ended', async () => {
+    const run = await exec(['--', '/bin/sh', '-c', 'exit 3']);
+    expect({ code: run.code, stdout: run.stdout }).toEqual({ code: 1, stdout: '' });
+    expect(run.stderr).toMatch(/^heapscope: ERR_PROCESS_EXITED: "\/bin\/sh" \(pid \d+\) ended with status 3 before it printed a line .*so it was never read\n$/);
+  });
+
+  it('a child that closes its stdout before its line: exit status 1, ERR_EXEC_FAILED, and the child stopped', async () => {
+    // The shell closes its stdout, then becomes sleep (same pid), which heapscope must stop.
+    const run = await exec(['--', '/bin/sh', '-c', 'echo $$ >&2; exec >&-; exec sleep 600']);
+    expect({ code: run.code, stdout: run.stdout }).toEqual({ code: 1, stdout: '' });
+    const [pid, message] = run.stderr.split('\n');
+    expect(message).toBe(`heapscope: ERR_EXEC_FAILED: "/bin/sh" (pid ${pid}) closed its stdout before it printed a line (heapscope exec reads it once it prints one; see --ready and --after)`);
+    while (!notRunning(Number(pid))) await new Promise((resolve) => setTimeout(resolve, 20));
+  });
+
+  it('a program that cannot be started: exit status 1, ERR_EXEC_FAILED', async () => {
+    const missing = path.join(dir, 'no-such-program');
+    const run = await exec(['--', missing]);
+    expect({ code: run.code, stdout: run.stdout }).toEqual({ code: 1, stdout: '' });
+    expect(run.stderr).toBe(`heapscope: ERR_EXEC_FAILED: cannot start ${JSON.stringify(missing)}: no such program (give a path, or a program on PATH) (ENOENT)\n`);
+  });
+
+  it('heapscope ended by SIGTERM while it waits: the child does not outlive it', async ({ skip }) => {
+    if (!fs.existsSync(PYTHON)) skip(`no ${PYTHON} (Debian's python3)`);
+    // The child never prints a line to stdout; it says its pid on stderr, which is heapscope's.
+    let pid: number | undefined;
+    const base = { ...process.env };
+    const child = spawn(process.execPath, [cli, 'exec', '--', PYTHON, '-c', 'import os, time; os.write(2, b"%d\\n" % os.getpid()); time.sleep(600)'],
+      { cwd: root, stdio: ['pipe', 'pipe', 'pipe'], env: base });
+    children.push(child);
+    const ended = new Promise<{ code: number | null; signal: string | null }>((resolve) => child.on('close', (code, signal) => resolve({ code, signal })));
+    await new Promise<void>((resolve) => child.stderr!.setEncoding('utf8').on('data', (text: string) => {
+      pid ??= Number(text.split('\n')[0]);
+      resolve();
+    }));
+    expect(notRunning(pid!)).toBe(false);
+    child.kill('SIGTERM');
+    expect(await ended).toEqual({ code: 143, signal: null });
+    // SIGKILLed as heapscope exited, it dies as soon as the kernel runs it (and is a zombie until whoever inherited it reaps it):
+    // were it left running, this loop would run into the test's timeout.
+    while (!notRunning(pid!)) await new Promise((resolve) => setTimeout(resolve, 20));
+  });
+});
