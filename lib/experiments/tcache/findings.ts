@@ -4,13 +4,15 @@
 import { withArticle } from '../../format';
 import { MINSIZE } from '../../size-classes';
 import { Rule, say } from '../rules';
-import { DRAIN, measuredCapacity, REQUESTS, TcacheRow } from './measure';
+import { measuredCapacity, REQUESTS, TcacheRow } from './measure';
 
 /** One request size's rows, sorted by what the rules ask about. */
 interface Size {
   /** How its sentences start: `40-byte requests (48-byte chunks)`. */
   label: string;
   binSize: number;
+  /** The drain mallocs before the test chunks. */
+  drained: number;
   mallocs: TcacheRow[];
   frees: TcacheRow[];
   /** The frees of binSize chunks: the ones counted (a chunk handed out bigger is in another bin). */
@@ -31,6 +33,7 @@ function size(rows: TcacheRow[]): Size {
   return {
     label: `${request}-byte requests (${binSize}-byte chunks)`,
     binSize,
+    drained: rows.filter((r) => r.step === 'drain').length,
     mallocs: rows.filter((r) => r.step === 'malloc'),
     frees,
     inBin,
@@ -65,11 +68,11 @@ const refills = ({ remallocs }: Size): TcacheRow[] => remallocs.filter((r) => (r
 const SIZE_FINDINGS: Rule<Size>[] = [
   // Whether the tcache bin was empty before the frees: each test chunk and
   // its guard carved back to back from free memory, in malloc order.
-  ({ label, mallocs }) => {
+  ({ label, drained, mallocs }) => {
     const carves = mallocs.flatMap((r) => [r.carved === true, r.guardCarved === true]);
     const carved = carves.filter(Boolean).length;
     const firstCarve = carves.indexOf(true);
-    return `${label}: after ${DRAIN} drain mallocs, ${carved} of ${carves.length} test-chunk and guard mallocs started exactly where the chunk malloc'd before them ended ` +
+    return `${label}: after ${drained} drain mallocs, ${carved} of ${carves.length} test-chunk and guard mallocs started exactly where the chunk malloc'd before them ended ` +
       (firstCarve >= 0
         ? `(the first at malloc ${firstCarve + 1}): carved back to back from free memory, which malloc only does when it has no cached chunk of the size ` +
           'to hand out, so the tcache bin was empty before the frees.'
@@ -205,9 +208,17 @@ const SIZE_SURPRISES: Rule<Size>[] = [
 interface Run {
   rows: TcacheRow[];
   tcacheCount: number | undefined;
+  /** Earlier runs: how many test chunks each handed out whole. */
+  missed: number[];
 }
 
 const RUN_FINDINGS: Rule<Run>[] = [
+  // If the plan was measured again: how many test chunks the earlier runs handed out whole.
+  ({ missed }) => missed.length === 0 ? undefined
+    : `In run${missed.length > 1 ? 's' : ''} 1${missed.length > 1 ? `–${missed.length}` : ''} of this plan ${missed.join(', ')} test chunks ` +
+      'were handed out whole, 16 bytes over their size (a free chunk that size had outlived the drain), so the plan was measured again ' +
+      `with a longer drain; run ${missed.length + 1} is shown.`,
+
   // Whether the capacities measured are glibc's defaults or a tunable's.
   ({ rows, tcacheCount }) => {
     const capacities = REQUESTS.map((request) => {
@@ -220,10 +231,10 @@ const RUN_FINDINGS: Rule<Run>[] = [
   },
 ];
 
-export function describeRows(rows: TcacheRow[], tcacheCount: number | undefined): { findings: string[]; surprises: string[] } {
+export function describeRows(rows: TcacheRow[], tcacheCount: number | undefined, missed: number[] = []): { findings: string[]; surprises: string[] } {
   const sizes = REQUESTS.map((request) => size(rows.filter((r) => r.request === request)));
   return {
-    findings: [...sizes.flatMap((s) => say(SIZE_FINDINGS, s)), ...say(RUN_FINDINGS, { rows, tcacheCount })],
+    findings: [...sizes.flatMap((s) => say(SIZE_FINDINGS, s)), ...say(RUN_FINDINGS, { rows, tcacheCount, missed })],
     surprises: sizes.flatMap((s) => say(SIZE_SURPRISES, s)),
   };
 }

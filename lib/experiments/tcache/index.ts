@@ -18,7 +18,7 @@ export const tcache: Experiment<TcacheRow, 'tcache'> = {
   // work: such chunks are left out of the count and reported.
   isolatedByDefault: true,
   run() {
-    const rows = measure();
-    return { rows, ...describeRows(rows, tunable('glibc.malloc.tcache_count')) };
+    const { rows, missed } = measure();
+    return { rows, ...describeRows(rows, tunable('glibc.malloc.tcache_count'), missed) };
   },
 };

@@ -10,7 +10,8 @@ export const REQUESTS = [40, 200, 1100];
 /** Test chunks freed one at a time per size. */
 const CHUNKS = 10;
 /**
- * Mallocs of the size before the test chunks: they take whatever Node's own
+ * Mallocs of the size before the test chunks (the first run's; a run
+ * measured again drains 4 times as many as the one before): they take whatever Node's own
  * frees left in the tcache bin and the arena's bins for that size, so the
  * frees below start from an empty tcache bin and measure its capacity, not
  * its free slots.
@@ -74,7 +75,7 @@ interface Layout {
   remallocs: number[];
 }
 
-function plan(): { steps: PlanStep[]; layouts: Layout[] } {
+function plan(drainCount: number): { steps: PlanStep[]; layouts: Layout[] } {
   const steps: PlanStep[] = [];
   const layouts: Layout[] = [];
   const push = (step: PlanStep) => steps.push(step) - 1;
@@ -87,8 +88,8 @@ function plan(): { steps: PlanStep[]; layouts: Layout[] } {
     // A free chunk 16 bytes bigger than the request's would be handed out
     // whole (splitting it would leave less than MINSIZE) and land the test
     // chunk in the next tcache bin; take those first, then the size's own.
-    for (let i = 0; i < DRAIN; i++) push({ op: 'malloc', size: request + 16 });
-    const drain = Array.from({ length: DRAIN }, () => mallocWithHeader(request));
+    for (let i = 0; i < drainCount; i++) push({ op: 'malloc', size: request + 16 });
+    const drain = Array.from({ length: drainCount }, () => mallocWithHeader(request));
     // Each test chunk is followed by a guard of the same size that is never
     // freed, so a freed chunk that reaches the arena's bins has in-use
     // neighbours and cannot coalesce.
@@ -138,8 +139,33 @@ function cameFrom(d: MallinfoChange, chunkSize: number): { from: MallocSource; l
   return { from: 'unclear' };
 }
 
-export function measure(): TcacheRow[] {
-  const { steps, layouts } = plan();
+/** Runs of the plan to try for one whose test chunks all have their request's chunk size. */
+const ATTEMPTS = 3;
+
+/** The rows of the run shown, and for each earlier run how many test chunks were handed out whole (16 bytes over). */
+export interface Measured {
+  rows: TcacheRow[];
+  missed: number[];
+}
+
+/**
+ * The plan, measured again (up to three runs, each with a longer drain)
+ * while a test chunk came out 16 bytes over its size: a free chunk that
+ * size outlived the drain, or a drain malloc split one and left it. The
+ * earlier run's own chunks, freed when its plan ended, are drained too.
+ */
+export function measure(): Measured {
+  const missed: number[] = [];
+  for (let attempt = 1; ; attempt++) {
+    const rows = measureOnce(DRAIN * 4 ** (attempt - 1));
+    const whole = rows.filter((r) => r.step === 'malloc' && r.chunkSize !== r.binSize).length;
+    if (whole === 0 || attempt >= ATTEMPTS) return { rows, missed };
+    missed.push(whole);
+  }
+}
+
+function measureOnce(drainCount: number): TcacheRow[] {
+  const { steps, layouts } = plan(drainCount);
   const { steps: results } = runPlan(steps);
   const rows: TcacheRow[] = [];
   for (const layout of layouts) {
@@ -150,7 +176,7 @@ export function measure(): TcacheRow[] {
     const end = (m: number) => results[m].address! + BigInt(sizeOf(m));
     const test = layout.mallocs.map((m) => ({ address: results[m].address!, chunkSize: sizeOf(m) }));
     layout.drain.forEach((d, order) => rows.push({ ...base, chunkSize: sizeOf(d), step: 'drain', order, address: results[d].address! }));
-    let previous = layout.drain[DRAIN - 1];
+    let previous = layout.drain[layout.drain.length - 1];
     layout.mallocs.forEach((m, order) => {
       const guard = m + 2;
       rows.push({
