@@ -1,0 +1,181 @@
+// What the kernel-calls experiment says about its rows: one sentence per
+// step (what it asked of the kernel, if anything), then what the run says
+// as a whole. Each finding and surprise a rule over the figures measured.
+import { bytes, hex, withArticle } from '../../format';
+import { MINSIZE } from '../../size-classes';
+import { DEFAULT_MMAP_THRESHOLD, mmapThresholdNow, rangeHolding, topPadInForce } from '../measure';
+import { Rule, say } from '../rules';
+import { KernelCallRow, LARGE, Measured } from './measure';
+
+interface Facts extends Measured {
+  isolated: boolean;
+  /** mp_.top_pad, read after the run. */
+  pad: number;
+  /** The first heap malloc that moved the break up: what the top chunk was missing, what brk took beyond that, and that less the pad. */
+  grew?: { r: KernelCallRow; missing: number; extra: number; rest: number };
+  pastTop: KernelCallRow;
+  large: KernelCallRow;
+  freed: KernelCallRow;
+  /** mp_.mmap_threshold as a sentence, read after the run only when past-top was mmapped or the large request was not. */
+  threshold?: string;
+}
+
+function facts(measured: Measured, isolated: boolean): Facts {
+  const { rows } = measured;
+  const pad = topPadInForce();
+  const r = rows.find((row) => row.breakDelta > 0 && !row.mmapped);
+  const pastTop = rows.find((row) => row.role === 'past-top')!;
+  const large = rows.find((row) => row.role === 'large')!;
+  let grew: Facts['grew'];
+  if (r !== undefined) {
+    const missing = r.chunkSize - r.topBefore;
+    const extra = r.breakDelta - missing;
+    grew = { r, missing, extra, rest: extra - pad };
+  }
+  return {
+    ...measured,
+    isolated,
+    pad,
+    grew,
+    pastTop,
+    large,
+    freed: rows.find((row) => row.role === 'free-large')!,
+    threshold: pastTop.mmapped || !large.mmapped ? mmapThresholdNow() : undefined,
+  };
+}
+
+function heapChange(r: KernelCallRow): string {
+  const grown = r.mapsChange.changed.find((c) => c.after.kind === 'heap');
+  return grown === undefined ? '' : `[heap] went ${bytes(grown.before.size)} → ${bytes(grown.after.size)}; `;
+}
+
+function breakNote(r: KernelCallRow): string {
+  return r.breakDelta === 0 ? `the break stayed at ${hex(r.breakAfter)}` : `the break moved by ${r.breakDelta} bytes`;
+}
+
+function mapsNote(r: KernelCallRow): string {
+  const elsewhere = r.mapsChange.mapped.reduce((n, m) => n + m.size, 0);
+  return elsewhere === 0 ? 'no mapping appeared' : `no new mapping holds it (${elsewhere} bytes were mapped elsewhere meanwhile)`;
+}
+
+/** What one step did, by its verdict. */
+function stepSentence(r: KernelCallRow): string {
+  const call = r.op === 'malloc' ? `malloc(${r.size})` : `free() of the malloc(${r.size})`;
+  const why = r.role === 'filler' ? ' (a filler, to leave no free or top chunk big enough for the next request)' : '';
+  const topMove = `the top chunk went ${r.topBefore} → ${r.topAfter} B`;
+  switch (r.verdict) {
+    // Neither the break nor the map moved for it: from the top chunk, a free chunk, or neither by the top's change.
+    case 'served from memory it held': {
+      const from = r.topAfter === r.topBefore - r.chunkSize ? 'carved from the top chunk'
+        : r.topAfter === r.topBefore ? 'the top chunk untouched, so from a free chunk' : 'from memory malloc held';
+      return `${call}${why}, ${withArticle(r.chunkSize)}-byte chunk at ${hex(r.address)}, was served from memory malloc already held ` +
+        `(${from}): ${breakNote(r)}, ${mapsNote(r)}, and ${topMove}.`;
+    }
+    // The break moved: up for a chunk the top could not hold, down for a trim.
+    case 'brk':
+      return r.breakDelta > 0
+        ? `${call}${why} needed ${withArticle(r.chunkSize)}-byte chunk, ` +
+          (r.chunkSize > r.topBefore ? `more than the ${r.topBefore}-byte top chunk` : `which with MINSIZE more did not fit the ${r.topBefore}-byte top chunk`) +
+          ': the break moved ' +
+          `${hex(r.breakBefore)} → ${hex(r.breakAfter)} (+${bytes(r.breakDelta)}): brk; ${heapChange(r)}${topMove}.`
+        : `${call} moved the break down ${hex(r.breakBefore)} → ${hex(r.breakAfter)} (${bytes(r.breakDelta)}): ` +
+          `the heap was trimmed with brk; ${topMove}.`;
+    // A new mapping holds the chunk.
+    case 'mmap': {
+      const range = rangeHolding(r.mapsChange.mapped, r.address)!;
+      return `${call} got ${withArticle(bytes(r.chunkSize))} chunk at ${hex(r.address)} in ${bytes(range.size)} newly mapped at ` +
+        `${hex(range.start)}–${hex(range.end)} (${r.region?.kind ?? 'unknown'} ${r.region?.perms ?? ''}): mmap; ${breakNote(r)}.`;
+    }
+    // The mapping that held the chunk went away.
+    case 'munmap': {
+      const range = rangeHolding(r.mapsChange.unmapped, r.address)!;
+      return `${call} removed ${bytes(range.size)} of mappings at ${hex(range.start)}–${hex(range.end)}: munmap; ${breakNote(r)}.`;
+    }
+    // A free that moved neither.
+    case 'no kernel call seen':
+      return `${call} left the break at ${hex(r.breakAfter)} and the mappings around ${hex(r.address)} as they were: ` +
+        `no kernel call seen; ${topMove}.`;
+  }
+}
+
+const FINDINGS: Rule<Facts>[] = [
+  // Each step: what it asked of the kernel, if anything.
+  ({ rows }) => rows.map(stepSentence),
+
+  // If the plan was measured again: why, and which run is shown.
+  ({ runs }) => runs > 1
+    ? `In run${runs > 2 ? `s 1–${runs - 1}` : ' 1'} of this plan the past-top request was served from memory malloc held: a free chunk big enough ` +
+      `reached main_arena's bins after they were read, so the plan was measured again; run ${runs} is shown.`
+    : undefined,
+
+  // The [heap] before the plan's first step, if there was one, and the break then.
+  ({ first, isolated }) => {
+    const heap = first.regions.find((r) => r.kind === 'heap');
+    const where = isolated ? 'this fresh child process' : 'this process';
+    return heap === undefined
+      ? `Before the first malloc of the plan, ${where} had no [heap] region; the break was at ${hex(first.brk)}.`
+      : `Before the first malloc of the plan, ${where} already had a [heap] of ${bytes(heap.size)} ` +
+        `(${hex(heap.start)}–${hex(heap.end)}, break at ${hex(first.brk)}): ` +
+        (isolated ? "Node's start-up and loading heapscope had grown it" : 'it had grown before this experiment ran') +
+        ', so its very first growth happened before anything here could watch.';
+  },
+
+  // If the break moved up: what the first move took beyond the need, against mp_.top_pad; else the largest top seen.
+  ({ grew, rows, pad, page }) => {
+    if (grew === undefined) {
+      return `The break never moved up in this run: every heap request fit in memory malloc held (largest top chunk seen ${bytes(Math.max(...rows.map((r) => r.topBefore)))}).`;
+    }
+    const { r, missing, extra, rest } = grew;
+    return `The first break move seen in this run was +${bytes(r.breakDelta)} for malloc(${r.size}): its ${r.chunkSize}-byte chunk ` +
+      `was ${missing} bytes more than the ${r.topBefore}-byte top chunk, so brk took ${extra} bytes beyond what was missing, ` +
+      `${bytes(pad)} (mp_.top_pad, read from glibc) plus ${rest} bytes` +
+      (rest >= MINSIZE && rest < MINSIZE + page ? ` (MINSIZE ${MINSIZE} and rounding up to ${withArticle(page)}-byte page).` : '.');
+  },
+];
+
+const SURPRISES: Rule<Facts>[] = [
+  // If the first growth took more or less than the pad, MINSIZE and rounding up to a page allow.
+  ({ grew, pad, page }) => grew === undefined || (grew.rest >= MINSIZE && grew.rest < MINSIZE + page) ? undefined
+    : `The first heap growth took ${grew.extra} bytes beyond what the request was missing; glibc's rule (top pad ${pad} + MINSIZE ${MINSIZE}, ` +
+      `rounded up to ${withArticle(page)}-byte page) allows ${pad + MINSIZE}–${pad + MINSIZE + page - 1}.`,
+
+  // Each heap malloc that moved the break although its chunk fit the top chunk: short of MINSIZE to spare, or not.
+  // (Splitting the top chunk must leave at least MINSIZE in it, so a chunk needs chunk + MINSIZE of top.)
+  ({ rows }) => rows.filter((row) => row.op === 'malloc' && !row.mmapped && row.breakDelta > 0).flatMap((r) => {
+    if (r.chunkSize + MINSIZE <= r.topBefore) {
+      return [`malloc(${r.size}) moved the break by ${r.breakDelta} bytes although the ${r.topBefore}-byte top chunk held its ${r.chunkSize}-byte chunk and MINSIZE more.`];
+    }
+    return r.chunkSize <= r.topBefore
+      ? [`malloc(${r.size}) moved the break although its ${r.chunkSize}-byte chunk fit the ${r.topBefore}-byte top chunk: ` +
+        `the top chunk would have kept ${r.topBefore - r.chunkSize} bytes, less than MINSIZE (${MINSIZE}).`]
+      : [];
+  }),
+
+  // If past-top came from the heap without moving the break: the top had grown, or a free chunk came after the bins were read.
+  ({ pastTop }) => pastTop.mmapped || pastTop.breakDelta > 0 ? undefined
+    : `malloc(${pastTop.size}) was chosen to overflow the top chunk and every free chunk in main_arena's bins, yet the break did not move: ` +
+      (pastTop.chunkSize + MINSIZE <= pastTop.topBefore
+        ? `the top chunk had grown to ${pastTop.topBefore} bytes by then.`
+        : `${withArticle(pastTop.chunkSize)}-byte or larger free chunk reached main_arena's bins after they were read and before the plan ran ` +
+          `(fillers had taken every one listed; the top chunk went ${pastTop.topBefore} → ${pastTop.topAfter} B).`),
+
+  // If past-top, below the default mmap threshold, was mmapped: mp_'s threshold now.
+  ({ pastTop, threshold }) => pastTop.mmapped
+    ? `malloc(${pastTop.size}), below glibc's default ${bytes(DEFAULT_MMAP_THRESHOLD)} mmap threshold, was mmapped: ${threshold}.`
+    : undefined,
+
+  // If the large request, above the default mmap threshold, came from the heap: mp_'s threshold now.
+  ({ large, threshold }) => large.mmapped ? undefined
+    : `malloc(${bytes(LARGE)}), above glibc's default ${bytes(DEFAULT_MMAP_THRESHOLD)} mmap threshold, came from the heap (${large.verdict}), ` +
+      `its ${large.chunkSize}-byte chunk below the threshold: ${threshold}.`,
+
+  // If freeing the mmapped large chunk did not unmap it.
+  ({ large, freed }) => large.mmapped && freed.verdict !== 'munmap'
+    ? `free() of the mmapped ${large.chunkSize}-byte chunk did not remove its mapping (${freed.verdict}).`
+    : undefined,
+];
+
+export function describeRows(measured: Measured, isolated: boolean): { findings: string[]; surprises: string[] } {
+  const f = facts(measured, isolated);
+  return { findings: say(FINDINGS, f), surprises: say(SURPRISES, f) };
+}

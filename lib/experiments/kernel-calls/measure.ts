@@ -1,0 +1,177 @@
+// The kernel-calls experiment's measurement: a small request, fillers, a
+// request past the top chunk, one above the mmap threshold and its free, each
+// with mallinfo's top chunk, the break and the whole map around it. The
+// requests are chosen from mp_ and main_arena's bins right before each plan.
+import { MemoryRegion, parseMaps, regionOf } from '../../maps';
+import { PlanStep, runPlan, StepResult } from '../../plan';
+import { requestToChunkSize } from '../../size-classes';
+import { pageSize } from '../../stats';
+import { diffMaps, freeChunkSizes, mallocPar, MapsDiff, rangeHolding } from '../measure';
+
+export type KernelVerdict = 'served from memory it held' | 'brk' | 'mmap' | 'munmap' | 'no kernel call seen';
+
+/**
+ * - `small`: a small request, expected to fit in memory malloc holds;
+ * - `filler`: a request that uses up a large free chunk or most of the top
+ *   chunk, so that `past-top` finds neither big enough;
+ * - `past-top`: larger than the top chunk and any free chunk, two pages below the mmap threshold;
+ * - `large`: 1 MiB, above the default mmap threshold;
+ * - `free-large`: the `large` allocation freed.
+ */
+export type KernelStepRole = 'small' | 'filler' | 'past-top' | 'large' | 'free-large';
+
+export interface KernelCallRow {
+  role: KernelStepRole;
+  op: 'malloc' | 'free';
+  /** The request (for a free, the freed allocation's request). */
+  size: number;
+  /** From the chunk header. */
+  chunkSize: number;
+  /** The header's IS_MMAPPED bit. */
+  mmapped: boolean;
+  address: bigint;
+  breakBefore: bigint;
+  breakAfter: bigint;
+  /** breakAfter − breakBefore, negative when the heap shrank. */
+  breakDelta: number;
+  /** main_arena's top chunk (mallinfo keepcost) just before and just after the step. */
+  topBefore: number;
+  topAfter: number;
+  /** The map after the step compared with the map before it. */
+  mapsChange: MapsDiff;
+  /** The region holding the address after a malloc, before a free. */
+  region?: MemoryRegion;
+  verdict: KernelVerdict;
+}
+
+const SMALL = 64;
+export const LARGE = 1 << 20;
+/** What a top filler leaves of the top chunk. */
+const TOP_LEFT = 16 * 1024;
+
+type Op = { role: KernelStepRole; op: 'malloc'; size: number } | { role: 'free-large'; op: 'free'; of: number };
+
+/**
+ * Picks the requests from a measurement. A request moves the break only
+ * when neither a free chunk nor the top chunk holds it, and it must stay
+ * below the mmap threshold; `past-top` is the largest request two pages
+ * below it, which leaves the most room for chunks freed between the
+ * measurement and the plan. A top chunk within a page of it is cut down by a filler
+ * to TOP_LEFT; free chunks that could serve that filler or `past-top`
+ * instead are used up first by exact-size fillers (an exact fit is taken
+ * from its bin before the top chunk is touched).
+ */
+function chooseOps(page: number): Op[] {
+  // What sysmalloc compares with, whoever set it (default, tunable, environment, mallopt, a free that raised it).
+  const threshold = Number(mallocPar().mmapThreshold);
+  const pastTop = requestToChunkSize(Math.max(threshold - 2 * page, page) - 8);
+  const free = freeChunkSizes();
+  // Read last, right before the plan: the filler arithmetic needs today's top.
+  const top = runPlan([{ op: 'mallinfo' }]).steps[0].mallinfo!.keepcost;
+  const topFiller = top + page > pastTop ? top - TOP_LEFT : undefined;
+  const cutoff = Math.min(pastTop, topFiller ?? pastTop);
+  const ops: Op[] = [{ role: 'small', op: 'malloc', size: SMALL }];
+  for (const size of free.filter((f) => f >= cutoff)) ops.push({ role: 'filler', op: 'malloc', size: size - 8 });
+  if (topFiller !== undefined) ops.push({ role: 'filler', op: 'malloc', size: topFiller - 8 });
+  ops.push({ role: 'past-top', op: 'malloc', size: pastTop - 8 });
+  ops.push({ role: 'large', op: 'malloc', size: LARGE });
+  ops.push({ role: 'free-large', op: 'free', of: ops.length - 1 });
+  return ops;
+}
+
+/** mallinfo's top chunk, the break and the map, read in one place of the plan. */
+export interface Snapshot {
+  top: number;
+  brk: bigint;
+  regions: MemoryRegion[];
+}
+
+function snapshotSteps(steps: PlanStep[]): number {
+  steps.push({ op: 'mallinfo' }, { op: 'break' }, { op: 'maps' });
+  return steps.length - 3;
+}
+
+function readSnapshot(results: StepResult[], at: number): Snapshot {
+  return { top: results[at].mallinfo!.keepcost, brk: results[at + 1].programBreak!, regions: parseMaps(results[at + 2].maps!) };
+}
+
+export function verdictOf(op: 'malloc' | 'free', address: bigint, breakDelta: number, change: MapsDiff): KernelVerdict {
+  if (op === 'malloc') {
+    if (rangeHolding(change.mapped, address) !== undefined) return 'mmap';
+    return breakDelta !== 0 ? 'brk' : 'served from memory it held';
+  }
+  if (rangeHolding(change.unmapped, address) !== undefined) return 'munmap';
+  return breakDelta !== 0 ? 'brk' : 'no kernel call seen';
+}
+
+/** Runs of the plan to try for one whose past-top request reaches the kernel. */
+const RUN_ATTEMPTS = 3;
+
+const servedByHeldMemory = (rows: readonly KernelCallRow[]): boolean =>
+  rows.some((r) => r.role === 'past-top' && !r.mmapped && r.breakDelta <= 0);
+
+/** Runs the plan of `ops` once: a snapshot before the first step and after each. */
+function measurePlan(ops: Op[]): { rows: KernelCallRow[]; first: Snapshot } {
+  const steps: PlanStep[] = [];
+  const first = snapshotSteps(steps);
+  const at: { op: number; header?: number; after: number }[] = [];
+  const opStep: number[] = [];
+  for (const op of ops) {
+    const index = steps.length;
+    opStep.push(index);
+    if (op.op === 'malloc') steps.push({ op: 'malloc', size: op.size }, { op: 'header', step: index });
+    else steps.push({ op: 'free', step: opStep[op.of] });
+    at.push({ op: index, header: op.op === 'malloc' ? index + 1 : undefined, after: snapshotSteps(steps) });
+  }
+  const { steps: results } = runPlan(steps);
+
+  const rows: KernelCallRow[] = [];
+  let before = readSnapshot(results, first);
+  ops.forEach((op, k) => {
+    const after = readSnapshot(results, at[k].after);
+    const mallocAt = op.op === 'malloc' ? k : op.of;
+    const address = results[opStep[mallocAt]].address!;
+    const header = results[at[mallocAt].header!].header!;
+    const breakDelta = Number(after.brk - before.brk);
+    const mapsChange = diffMaps(before.regions, after.regions);
+    rows.push({
+      role: op.role,
+      op: op.op,
+      size: (ops[mallocAt] as { size: number }).size,
+      chunkSize: header.size,
+      mmapped: header.isMmapped,
+      address,
+      breakBefore: before.brk,
+      breakAfter: after.brk,
+      breakDelta,
+      topBefore: before.top,
+      topAfter: after.top,
+      mapsChange,
+      region: regionOf(address, op.op === 'malloc' ? after.regions : before.regions),
+      verdict: verdictOf(op.op, address, breakDelta, mapsChange),
+    });
+    before = after;
+  });
+  return { rows, first: readSnapshot(results, first) };
+}
+
+/** What a run measured: the rows of the run shown, the snapshot before its first step, the runs it took, the page size. */
+export interface Measured {
+  rows: KernelCallRow[];
+  first: Snapshot;
+  runs: number;
+  page: number;
+}
+
+export function measure(): Measured {
+  const page = pageSize();
+  // A chunk freed after the bins were read (a GC finalizer releasing a
+  // buffer) can still serve past-top; such a run is measured again.
+  let measured = measurePlan(chooseOps(page));
+  let runs = 1;
+  while (runs < RUN_ATTEMPTS && servedByHeldMemory(measured.rows)) {
+    measured = measurePlan(chooseOps(page));
+    runs++;
+  }
+  return { ...measured, runs, page };
+}
