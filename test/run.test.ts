@@ -71,18 +71,18 @@ describe('run', () => {
     const index = path.join(__dirname, '..', 'dist', 'index.js');
     const script = `const h = require(${JSON.stringify(index)});
       h.run('heap-growth').then((r) => process.stdout.write(JSON.stringify({
-        refused: r.environment.refusedChildren, surprises: r.surprises, rows: r.rows.length })));`;
+        refused: r.environment.refusedChildren, findings: r.findings, surprises: r.surprises, rows: r.rows.length })));`;
     const child = spawnSync(process.execPath, ['-e', script], {
       encoding: 'utf8',
       env: { ...process.env, NODE_OPTIONS: `--require ${path.join(__dirname, 'fixtures', 'block-break.cjs')}` },
     });
     expect(child.stderr).toBe('');
-    const r = JSON.parse(child.stdout) as { refused: string[]; surprises: string[]; rows: number };
+    const r = JSON.parse(child.stdout) as { refused: string[]; findings: string[]; surprises: string[]; rows: number };
     expect(r.refused).toHaveLength(2);
     for (const why of r.refused) {
       expect(why).toMatch(/^the program break (0x[0-9a-f]+) can grow only 0 B, up to an anonymous mapping at \1–0x[0-9a-f]+ \([-r][-w][-x][ps]\)$/);
     }
-    expect(r.surprises).toContain(
+    expect(r.findings).toContain(
       `This run's child was the third started: in the earlier ones the heap had no room to grow (child 1: ${r.refused[0]}; child 2: ${r.refused[1]}).`,
     );
     // The third child's own heap could not grow either: the experiment says why, from main_arena's flags.

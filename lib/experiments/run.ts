@@ -72,8 +72,9 @@ async function runIsolated(name: string, tunables: Record<string, string>, timeo
       return {
         ...data,
         environment: { ...data.environment, refusedChildren: refused },
-        surprises: [
-          ...data.surprises,
+        // A finding, not a surprise: it is about where the run could be made, and the run itself met no break that could not grow.
+        findings: [
+          ...data.findings,
           `This run's child was the ${ordinal(refused.length + 1)} started: in the ${refused.length === 1 ? 'first' : 'earlier ones'} the heap had no room to grow (${children}).`,
         ],
       };
