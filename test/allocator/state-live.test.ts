@@ -9,14 +9,19 @@ import { inQuietChild } from '../helpers/quiet-child';
 
 const root = path.join(__dirname, '..', '..');
 
-/** Plan steps that leave chunks in a fastbin (after filling tcache), in the unsorted bin and in the tcache. */
+/**
+ * Plan steps that leave chunks in a fastbin (after filling tcache), in the
+ * unsorted bin and in the tcache. A malloc(40) can be handed a free 64-byte
+ * chunk whole (its 16-byte remainder is too small to split): each size the
+ * small blocks came out at fills a tcache bin of its own before any reaches
+ * a fastbin, so there are twenty of them.
+ */
 const SHAPE = `
   const before = [];
-  const freed = [];
   const keep = (size) => before.push({ op: 'malloc', size }) - 1;
   const small = [];
   const big = [];
-  for (let i = 0; i < 10; i++) { small.push(keep(40)); keep(24); }
+  for (let i = 0; i < 20; i++) { small.push(keep(40)); keep(24); }
   for (let i = 0; i < 2; i++) { big.push(keep(0x4f0)); keep(24); }
   // The big ones first: a guard may not sit next to its block, and a big
   // free that merges into 64 KiB or more consolidates the fastbins.
@@ -28,6 +33,7 @@ describe('the allocator state of a live process', () => {
     const seen = inQuietChild<{
       consistent: boolean; attempts: number; mismatches: unknown[]; incomplete: string[]; total: Record<string, number>;
       mallinfo: Record<string, number>; problems: string[]; fastbinPlaces: number; binnedPlaces: number; arenas: number; inUseFast: number;
+      small: { size: number; place: string }[];
     }>(`${SHAPE}
       const s = h.allocatorSnapshot({ before });
       const t = h.allocatorTotals(s);
@@ -41,6 +47,7 @@ describe('the allocator state of a live process', () => {
         binnedPlaces: all.filter((c) => ['unsorted', 'smallbin', 'largebin'].includes(c.place)).length,
         arenas: h.arenas(s).arenas.length,
         inUseFast: all.filter((c) => c.place === 'in-use' && fastbinned.has(c.address)).length,
+        small: small.map((i) => all.find((c) => c.address === s.steps[i].address - 16n)).map((c) => ({ size: c?.size, place: c?.place })),
       };`);
     expect(seen.consistent).toBe(true);
     expect(seen.incomplete).toEqual([]);
@@ -49,7 +56,12 @@ describe('the allocator state of a live process', () => {
       expect([field, seen.total[field]]).toEqual([field, seen.mallinfo[field]]);
     }
     // Not a vacuous equality: the shape put chunks in fastbins and bins (ordblks counts each arena's top too).
-    expect(seen.total.smblks).toBeGreaterThanOrEqual(3);
+    // Each size the small blocks came out at holds at most 7 of them in the tcache; the rest are in a fastbin.
+    expect(seen.small.every((c) => c.place === 'tcache' || c.place === 'fastbin')).toBe(true);
+    const sizes = new Set(seen.small.map((c) => c.size)).size;
+    expect(seen.small.filter((c) => c.place === 'fastbin').length).toBeGreaterThanOrEqual(seen.small.length - 7 * sizes);
+    expect(seen.total.smblks).toBeGreaterThanOrEqual(seen.small.length - 7 * sizes);
+    expect(seen.small.length - 7 * sizes).toBeGreaterThanOrEqual(1);
     expect(seen.fastbinPlaces).toBe(seen.total.smblks);
     expect(seen.binnedPlaces).toBeGreaterThanOrEqual(1);
     expect(seen.binnedPlaces).toBe(seen.total.ordblks - seen.arenas);
