@@ -2,7 +2,7 @@
 // and a placer that takes the first spot no data point, text, other label or
 // drawn line is in the way of.
 import type { Attrs, Box } from '../chart-model';
-import { text } from './svg';
+import { round, text } from './svg';
 import { HALO_PAD, textBox } from './text-metrics';
 
 export function overlaps(a: Box, b: Box): boolean {
@@ -90,7 +90,8 @@ export class LabelPlacer {
 
   /** Marks a data point drawn with radius r (stroke included) that labels must leave visible. */
   point(cx: number, cy: number, r: number): void {
-    this.taken.push({ x0: cx - r, x1: cx + r, y0: cy - r, y1: cy + r });
+    const [x, y] = [round(cx), round(cy)];
+    this.taken.push({ x0: x - r, x1: x + r, y0: y - r, y1: y + r });
   }
 
   /** A drawn polyline: a label goes across it (its halo keeps it readable) only when no other spot is free. */
@@ -98,8 +99,9 @@ export class LabelPlacer {
     if (points.length > 1) this.lines.push([...points]);
   }
 
+  // The SVG writes coordinates to 0.1 px: a label is checked where it will be drawn.
   private boxAt(spot: Spot, content: string, bold: boolean): Box {
-    return textBox(spot.x, spot.y, content, this.fontSize, spot.anchor, bold);
+    return textBox(round(spot.x), round(spot.y), content, this.fontSize, spot.anchor, bold);
   }
 
   private fits(box: Box): boolean {

@@ -3,7 +3,7 @@
 // Knows no experiment: what to draw where is the figure's.
 import type { Figure, Labels, Mark } from '../../chart-model';
 import { LabelPlacer, Spot, spotsAlong, spotsAround } from '../labels';
-import { axis, circle, el, legend, line, path, polyline, rect, steps, svgDocument, text } from '../svg';
+import { axis, circle, el, legend, line, path, polyline, rect, round, steps, svgDocument, text } from '../svg';
 import { textBox, textWidth } from '../text-metrics';
 
 export function figureSVG(figure: Figure): string {
@@ -44,7 +44,7 @@ function zigzag(x0: number, x1: number, y: number): string {
 function labels(m: Labels): string {
   const placer = new LabelPlacer(m.fontSize, m.bounds);
   for (const p of m.avoid.points ?? []) placer.point(p.x, p.y, p.r);
-  for (const t of m.avoid.texts ?? []) placer.block(textBox(t.x, t.y, t.text));
+  for (const t of m.avoid.texts ?? []) placer.block(textBox(round(t.x), round(t.y), t.text));
   for (const l of m.avoid.lines ?? []) placer.line(l);
   return m.labels.map((l) => {
     const spots: Spot[] = 'around' in l
