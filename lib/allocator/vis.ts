@@ -78,7 +78,7 @@ export interface VisData {
 
 /** Options read once, own properties only. */
 export function readVisOptions(options: unknown): { address?: bigint; count: number } {
-  const o = readOptions(options ?? {}, 'options', ['address', 'count']);
+  const o = readOptions(options, 'options', ['address', 'count']);
   const count = o.count === undefined ? VIS_COUNT : toIndex(o.count, 'options.count', MAX_VIS_COUNT);
   if (count < 1) throw rangeError('options.count must be at least 1');
   return { ...(o.address === undefined ? {} : { address: toAddress(o.address, 'options.address') }), count };
