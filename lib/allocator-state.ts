@@ -5,14 +5,16 @@
 import {
   arenasResult, ArenasResult, binsResult, BinsResult, chunkPlacesResult, ChunkPlacesResult, Decoded, decodedTotalsResult,
   decodeSnapshot, DecodedTotalsResult, mallocParamsResult, MallocParamsResult, SnapshotInfo, tcachesResult, TcachesResult,
+  VisResult, visResult,
 } from './allocator/results';
+import { readVisOptions, VisOptions } from './allocator/vis';
 import { AllocatorSnapshot, AllocatorSnapshotOptions, takeAllocatorSnapshot } from './allocator/take-snapshot';
 import { compareMallinfo, MallinfoMismatch } from './allocator/totals';
 import { typeError } from './errors';
 import { Mallinfo } from './stats';
 import { describe } from './validate';
 
-export type { ArenasResult, BinsResult, ChunkPlacesResult, MallocParamsResult, SnapshotInfo, TcachesResult };
+export type { ArenasResult, BinsResult, ChunkPlacesResult, MallocParamsResult, SnapshotInfo, TcachesResult, VisOptions, VisResult };
 
 export interface AllocatorTotalsResult extends DecodedTotalsResult {
   /** mallinfo2() taken right after the copy, in the same native call. */
@@ -84,4 +86,16 @@ export function allocatorTotals(snapshot?: AllocatorSnapshot): AllocatorTotalsRe
   const { s, d } = stateOf(snapshot);
   const totals = decodedTotalsResult(d);
   return { ...totals, mallinfo: s.mallinfo, mismatches: compareMallinfo(totals.total, s.mallinfo) };
+}
+
+/**
+ * pwndbg's vis_heap_chunks: `options.count` chunks (default 10, at most
+ * 1000) from the one holding `options.address` (default: the first of
+ * main_arena's [heap]), each with its raw 16-byte lines, header, links and
+ * place. Throws ERR_NOT_IN_HEAP when no chunk of any arena holds the address.
+ */
+export function vis(options?: VisOptions, snapshot?: AllocatorSnapshot): VisResult {
+  const read = readVisOptions(options);
+  const { s, d } = stateOf(snapshot);
+  return visResult(d, s.image, read);
 }

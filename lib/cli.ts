@@ -12,7 +12,8 @@ import { toJSON } from './json';
 import { maps } from './maps';
 import { ProgressLine } from './progress';
 import { writeReport } from './report';
-import { arenas, bins, mallocParams } from './allocator-state';
+import { arenas, bins, mallocParams, vis } from './allocator-state';
+import { MAX_VIS_COUNT, VIS_COUNT } from './allocator/vis';
 import { commandLine } from './format';
 import { AttachedProcess, attach, PID_MAX } from './remote/attach';
 import { startChild } from './remote/child';
@@ -20,6 +21,7 @@ import { renderArenas, renderBins, renderParams } from './views/allocator';
 import { renderMaps, renderResult, terminalOptions } from './views/terminal';
 import { walkHeap } from './walk/index';
 import { renderWalk } from './views/walk-strip';
+import { renderVis } from './views/vis';
 
 function write(text: string): void {
   process.stdout.write(`${text}\n`);
@@ -119,6 +121,11 @@ function pidOf(input: Input): number | undefined {
   return pid;
 }
 
+/** What a view of another process starts with: which process it is. */
+function processHeader(target: AttachedProcess | undefined): string {
+  return target === undefined ? '' : `process ${target.pid}: ${target.cmdline.length === 0 ? '(no command line)' : commandLine(target.cmdline)} (glibc ${target.glibc})\n\n`;
+}
+
 /**
  * Prints `view` of this process, or of `target` (its text then starts with
  * which process it is). `allArenas` is the command line that shows every
@@ -128,8 +135,7 @@ function showView(view: ViewName, choice: ViewChoice, target: AttachedProcess | 
   const options = terminalOptions(process.stdout);
   const print = (data: unknown, text: () => string) => {
     if (choice.json) return write(toJSON(data));
-    const header = target === undefined ? '' : `process ${target.pid}: ${target.cmdline.length === 0 ? '(no command line)' : commandLine(target.cmdline)} (glibc ${target.glibc})\n\n`;
-    write(header + text());
+    write(processHeader(target) + text());
   };
   if (view === 'maps') {
     const regions = target === undefined ? maps({ rss: choice.rss }) : target.maps({ rss: choice.rss });
@@ -163,6 +169,49 @@ function viewCommand(name: ViewName, summary: string, extra: Command['flags'], e
     },
   };
 }
+
+/** vis's ADDRESS: hexadecimal, as every address heapscope prints. */
+function visAddress(input: Input): bigint | undefined {
+  const text = input.args[0];
+  if (text === undefined) return undefined;
+  if (!/^0x[0-9a-f]{1,16}$/i.test(text)) throw new UsageError(`the address is hexadecimal, 0x and at most 16 digits, got ${JSON.stringify(text)}`, input.command);
+  return BigInt(text);
+}
+
+function visCount(input: Input): number | undefined {
+  const text = input.value('count');
+  if (text === undefined) return undefined;
+  const count = /^[1-9]\d{0,3}$/.test(text) ? Number(text) : Number.NaN;
+  if (!(count <= MAX_VIS_COUNT)) throw new UsageError(`--count takes a number of chunks from 1 to ${MAX_VIS_COUNT}, got ${JSON.stringify(text)}`, input.command);
+  return count;
+}
+
+const visCommand: Command = {
+  name: 'vis',
+  summary: 'chunks as raw 16-byte lines, each with its size, flags, links and bin',
+  args: { usage: '[address]', min: 0, max: 1, help: 'a chunk, or an address inside one (hex, 0x…); default: the first chunk of main_arena\'s [heap]' },
+  flags: [
+    { name: 'count', value: 'n', help: `how many chunks from there on, within its heap (default ${VIS_COUNT}, at most ${MAX_VIS_COUNT})` },
+    JSON_FLAG,
+    { name: 'svg', help: 'print the lines as an SVG document' },
+    { name: 'html', help: 'print an HTML fragment: a table of the lines, each chunk\'s summary beside it' },
+    PID_FLAG,
+  ],
+  exclusive: [['json', 'svg', 'html']],
+  examples: ['heapscope vis --count 6', 'heapscope vis 0x55d0c0a8e2a0 --count 3 --json', 'heapscope vis --pid 1234 --html > chunks.html'],
+  run(input) {
+    const address = visAddress(input);
+    const count = visCount(input);
+    const pid = pidOf(input);
+    const options = { ...(address === undefined ? {} : { address }), ...(count === undefined ? {} : { count }) };
+    const target = pid === undefined ? undefined : attach(pid);
+    const result = target === undefined ? vis(options) : target.vis(options);
+    if (input.has('json')) return write(toJSON(result));
+    if (input.has('svg')) return write(result.toSVG());
+    if (input.has('html')) return write(result.toHTML());
+    write(processHeader(target) + renderVis(result, terminalOptions(process.stdout)));
+  },
+};
 
 export const COMMANDS: readonly Command[] = [
   {
@@ -245,6 +294,7 @@ export const COMMANDS: readonly Command[] = [
     ['heapscope params', 'GLIBC_TUNABLES=glibc.malloc.top_pad=65536 heapscope params --json', 'heapscope params --pid 1234']),
   viewCommand('bins', 'the chunks in main_arena\'s (or every arena\'s) bins', [ARENA_FLAG],
     ['heapscope bins', 'heapscope bins --arena all --json', 'heapscope bins --pid 1234 --arena all']),
+  visCommand,
   {
     name: 'exec',
     summary: 'start a program, show one view of its allocator once it is ready, stop it',

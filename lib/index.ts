@@ -28,10 +28,10 @@ export {
 export type { BinRange, SizeClass } from './size-classes';
 export type { Size } from './validate';
 export { mainHeapSnapshot, walkHeap, walkSnapshot } from './walk/index';
-export { allocatorSnapshot, allocatorTotals, arenas, bins, chunkPlaces, mallocParams, tcaches } from './allocator-state';
+export { allocatorSnapshot, allocatorTotals, arenas, bins, chunkPlaces, mallocParams, tcaches, vis } from './allocator-state';
 export type {
   AllocatorSnapshot, AllocatorSnapshotOptions, AllocatorTotalsResult, ArenasResult, BinsResult, ChunkPlacesResult, MallocParamsResult,
-  SnapshotInfo, TcachesResult,
+  SnapshotInfo, TcachesResult, VisOptions, VisResult,
 } from './allocator-state';
 export { attach } from './remote/attach';
 export type { AttachedProcess, RemoteSnapshot, RemoteSnapshotOptions } from './remote/attach';
@@ -44,6 +44,7 @@ export type { GlobalMaxFastReading } from './allocator/max-fast';
 export type { CopiedRange, MemorySource } from './allocator/memory-source';
 export type { MallocParamField, MallocParams } from './allocator/params';
 export type { PlaceKind, PlacedChunk, RegionPlaces } from './allocator/places';
+export type { VisChunk, VisLine } from './allocator/vis';
 export type { TcacheBinState, ThreadCache } from './allocator/tcaches';
 export type { ArenaTotals, MallinfoMismatch, MallinfoTotals, TotalledField } from './allocator/totals';
 export type {

@@ -19,6 +19,7 @@ import { resultMarkdown } from './views/markdown';
 import { installTables } from './views/table';
 import { installTerminalCharts } from './views/terminal';
 import { inspectWalk, walkBundle, walkHTML } from './views/walk';
+import { visViews } from './views/vis';
 import { walkViews } from './walk/index';
 
 /** Each experiment's own `key`, by name, for those that have one. */
@@ -33,7 +34,7 @@ allocationViews.install({ inspect: inspectAllocation, bundle: allocationBundle }
 chunkHeaderViews.install({ inspect: inspectChunkHeader });
 regionViews.install({ inspect: inspectRegion, bundle: regionsBundle });
 mallocInfoViews.install({ inspect: inspectMallocInfo, inspectArena });
-allocatorViews.install(allocatorStateViews);
+allocatorViews.install({ ...allocatorStateViews, vis: visViews });
 walkViews.install({ svg: walkSVG, html: walkHTML, inspect: inspectWalk, bundle: walkBundle });
 resultViews.install({
   markdown: (result) => resultMarkdown(result),

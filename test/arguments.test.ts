@@ -100,6 +100,8 @@ const FUNCTIONS: Record<string, Entry> = {
   tcacheIndex: { args: [32] },
   tcaches: { args: [] },
   usableSizeOf: { args: [32, false] },
+  // Options, then the snapshot they decode.
+  vis: { args: [{ count: 1 }, () => h.allocatorSnapshot()] },
   walkHeap: { args: [{}] },
   walkSnapshot: { args: [Buffer.alloc(64), 0n, {}] },
   // Any string is a file name: writing a report runs every experiment.

@@ -7,7 +7,7 @@ import { experiments } from '../lib/experiments/run';
 
 const CLI = path.join(__dirname, '..', 'dist', 'cli.js');
 const VERSION: string = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')).version;
-const COMMANDS = ['list', 'run', 'tour', 'maps', 'report', 'walk', 'arenas', 'params', 'bins', 'exec', 'help'];
+const COMMANDS = ['list', 'run', 'tour', 'maps', 'report', 'walk', 'arenas', 'params', 'bins', 'vis', 'exec', 'help'];
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'heapscope-cli-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -110,6 +110,32 @@ describe('heapscope CLI', () => {
     expect(regions.every((r: { rss?: number }) => typeof r.rss === 'number')).toBe(true);
   });
 
+  it('vis prints chunks without colour when piped, with colour when forced (never with NO_COLOR); --json is the data', () => {
+    const piped = cli('vis', '--count', '3');
+    expect(piped.stderr).toBe('');
+    expect(piped.code).toBe(0);
+    expect(piped.stdout).not.toMatch(/\x1b\[/);
+    expect(piped.stdout).toMatch(/^Chunks 1–3 of \d+ in main_arena's \[heap\] 0x[0-9a-f]+–0x[0-9a-f]+\n/);
+    expect(piped.stdout).toMatch(/\n0x[0-9a-f]+ {2}0x[0-9a-f]+ \[P\] {2}/);
+    expect(piped.stdout).toMatch(/\n {2}0x[0-9a-f]+ {2}0x[0-9a-f]{16} {2}0x[0-9a-f]{16} {2}.{16}\n/);
+    const run = (env: NodeJS.ProcessEnv) => spawnSync(process.execPath, [CLI, 'vis', '--count', '2'], { encoding: 'utf8', cwd: tmp, env: { ...process.env, ...env } }).stdout;
+    expect(run({ FORCE_COLOR: '1', NO_COLOR: '' })).toMatch(/\x1b\[3\dm/);
+    expect(run({ FORCE_COLOR: '1', NO_COLOR: '1' })).not.toMatch(/\x1b\[/);
+    const doc = JSON.parse(cli('vis', '--count', '2', '--json').stdout);
+    expect(doc.chunks).toHaveLength(2);
+    expect(doc.chunks[0].address).toMatch(/^0x[0-9a-f]+$/);
+    expect(doc.chunks[0].lines[0].words[1]).toMatch(/^0x[0-9a-f]+$/);
+    expect(doc.region.kind).toBe('heap');
+    expect(cli('vis', '--count', '1', '--svg').stdout).toMatch(/^<svg /);
+    expect(cli('vis', '--count', '1', '--html').stdout).toMatch(/^<section class="heapscope-result heapscope-vis">/);
+  });
+
+  it('vis of an address in no heap exits 1 with ERR_NOT_IN_HEAP', () => {
+    const { code, stdout, stderr } = cli('vis', '0x1000');
+    expect({ code, stdout }).toEqual({ code: 1, stdout: '' });
+    expect(stderr).toMatch(/^heapscope: ERR_NOT_IN_HEAP: 0x1000 is in no arena's heap \(the heaps are main_arena's \[heap\] 0x/);
+  });
+
   it('exits 1 with the reason when an experiment fails', () => {
     // A child killed by a signal is a failure of the experiment, not of usage.
     const child = spawnSync(process.execPath, ['-e', `
@@ -192,9 +218,9 @@ describe('per-command help, --version and usage errors', () => {
   });
 
   it.each([
-    [['run', 'chunk-sizes', '--html'], 'run does not take --html (walk does)'],
-    [['tour', '--html'], 'tour does not take --html (walk does)'],
-    [['maps', '--svg'], 'maps does not take --svg (walk does)'],
+    [['run', 'chunk-sizes', '--html'], 'run does not take --html (walk, vis do)'],
+    [['tour', '--html'], 'tour does not take --html (walk, vis do)'],
+    [['maps', '--svg'], 'maps does not take --svg (walk, vis do)'],
     [['list', '--json'], 'list does not take --json'],
     [['list', 'extra'], 'list takes no arguments, got "extra"'],
     [['tour', 'free'], 'tour takes no arguments, got "free"'],
@@ -226,7 +252,16 @@ describe('per-command help, --version and usage errors', () => {
     [['bins', '--pid'], '--pid needs a value: --pid <pid>'],
     [['arenas', '--pid', '-3'], '--pid needs a value: --pid <pid>'],
     [['arenas', '--pid', '1', '--pid', '2'], '--pid given twice'],
-    [['walk', '--pid', '1'], 'walk does not take --pid (maps, arenas, params, bins do)'],
+    [['walk', '--pid', '1'], 'walk does not take --pid (maps, arenas, params, bins, vis do)'],
+    [['vis', 'zz'], 'the address is hexadecimal, 0x and at most 16 digits, got "zz"'],
+    [['vis', '4096'], 'the address is hexadecimal, 0x and at most 16 digits, got "4096"'],
+    [['vis', '0x10000000000000000'], 'the address is hexadecimal, 0x and at most 16 digits, got "0x10000000000000000"'],
+    [['vis', '0x1', '0x2'], 'vis takes at most 1 argument, got "0x1" "0x2"'],
+    [['vis', '--count', '0'], '--count takes a number of chunks from 1 to 1000, got "0"'],
+    [['vis', '--count', '1001'], '--count takes a number of chunks from 1 to 1000, got "1001"'],
+    [['vis', '--count', 'ten'], '--count takes a number of chunks from 1 to 1000, got "ten"'],
+    [['vis', '--svg', '--json'], '--json and --svg exclude each other'],
+    [['vis', '--pid', 'abc'], '--pid takes a process id (1 to 4194304), got "abc"'],
     [['exec'], 'exec needs a program to start'],
     [['exec', 'python3', '-c', '1'], 'exec does not take -c; options for the program go after --'],
     [['exec', '--command', 'walk', '--', 'true'], '--command takes arenas or params or bins or maps, got "walk"'],

@@ -27,6 +27,8 @@ export type { AllocatorState, DecodeOptions } from './state';
 export { takeAllocatorSnapshot, tornReason } from './take-snapshot';
 export type { AllocatorSnapshot, AllocatorSnapshotOptions } from './take-snapshot';
 export { findTcaches } from './tcaches';
+export { HEAD_LINES, MAX_VIS_COUNT, readVisOptions, TAIL_LINES, VIS_COUNT, visChunks, WHOLE_LINES } from './vis';
+export type { VisChunk, VisData, VisLine, VisOptions } from './vis';
 export type { TcacheBinState, TcacheSearch, ThreadCache } from './tcaches';
 export { compareMallinfo, decodedTotals, TOTALLED_FIELDS } from './totals';
 export type { ArenaTotals, DecodedTotals, MallinfoMismatch, MallinfoTotals, TotalledField } from './totals';

@@ -13,6 +13,8 @@ import { PlaceKind, Placement, placementProblems, RegionPlaces } from './places'
 import { AllocatorState, decodeAllocator, publicArenas } from './state';
 import { ThreadCache } from './tcaches';
 import { ArenaTotals, MallinfoTotals } from './totals';
+import type { readVisOptions } from './vis';
+import { VisData, visChunks } from './vis';
 
 /** How the snapshot behind a result was taken. */
 export interface SnapshotInfo {
@@ -54,7 +56,19 @@ export const allocatorViews = presenter<{
   arenas: DocumentViews<ArenasData>;
   params: DocumentViews<MallocParamsData>;
   bins: DocumentViews<BinsData>;
+  vis: DocumentViews<VisResultData> & { svg(value: VisResultData): string };
 }>('the allocator state');
+
+/** What vis() shows, as plain data. */
+export interface VisResultData extends VisData {
+  snapshot: SnapshotInfo;
+}
+
+/** vis()'s result: the data, and its views (non-enumerable). */
+export interface VisResult extends VisResultData, DocumentMethods {
+  /** The lines as a self-contained SVG document: monospace text on each chunk's colour. */
+  toSVG(): string;
+}
 
 export interface TcachesResult {
   tcaches: ThreadCache[];
@@ -145,4 +159,12 @@ export function chunkPlacesResult({ state, info }: Decoded): ChunkPlacesResult {
 export function decodedTotalsResult({ state, info }: Decoded): DecodedTotalsResult {
   const { perArena, total, incomplete } = state.totals;
   return { perArena, total, incomplete, snapshot: info };
+}
+
+/** The chunks from `options.address` on (see visChunks; options read by readVisOptions), with toSVG() beside the document views. */
+export function visResult({ state, info }: Decoded, image: AllocatorImage, options: ReturnType<typeof readVisOptions>): VisResult {
+  const data: VisResultData = { ...visChunks(image, state.placement, options), snapshot: info };
+  const result = withDocumentViews(data, () => allocatorViews.views.vis);
+  Object.defineProperty(result, 'toSVG', { value(this: VisResultData) { return allocatorViews.views.vis.svg(this); } });
+  return result as VisResult;
 }

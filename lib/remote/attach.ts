@@ -5,8 +5,9 @@ import { layoutFor } from '../allocator/layouts';
 import { LibcFile, libcFileOf } from '../allocator/libc-file';
 import {
   arenasResult, ArenasResult, binsResult, BinsResult, chunkPlacesResult, ChunkPlacesResult, Decoded, decodedTotalsResult,
-  DecodedTotalsResult, decodeSnapshot, mallocParamsResult, MallocParamsResult, tcachesResult, TcachesResult,
+  DecodedTotalsResult, decodeSnapshot, mallocParamsResult, MallocParamsResult, tcachesResult, TcachesResult, VisResult, visResult,
 } from '../allocator/results';
+import { readVisOptions, VisOptions } from '../allocator/vis';
 import { HeapscopeError, rangeError, typeError } from '../errors';
 import { hex } from '../format';
 import { classifiedMap, MapsOptions, MemoryRegion, parseMaps, parseSettled } from '../maps';
@@ -43,6 +44,8 @@ export interface AttachedProcess {
   chunkPlaces(snapshot?: RemoteSnapshot): ChunkPlacesResult;
   /** The decode's totals. No mallinfo2() of another process exists to compare them with. */
   allocatorTotals(snapshot?: RemoteSnapshot): DecodedTotalsResult;
+  /** Its chunks as raw lines with header, links and place, as vis() shows this process's. */
+  vis(options?: VisOptions, snapshot?: RemoteSnapshot): VisResult;
 }
 
 /** Linux's largest pid_max (PID_MAX_LIMIT on 64-bit). */
@@ -114,5 +117,10 @@ export function attach(pid: number): AttachedProcess {
     tcaches: (snapshot?: RemoteSnapshot) => tcachesResult(stateOf(snapshot).d),
     chunkPlaces: (snapshot?: RemoteSnapshot) => chunkPlacesResult(stateOf(snapshot).d),
     allocatorTotals: (snapshot?: RemoteSnapshot) => decodedTotalsResult(stateOf(snapshot).d),
+    vis: (options?: VisOptions, snapshot?: RemoteSnapshot) => {
+      const read = readVisOptions(options);
+      const { s, d } = stateOf(snapshot);
+      return visResult(d, s.image, read);
+    },
   });
 }

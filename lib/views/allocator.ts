@@ -23,7 +23,7 @@ function plural(n: number | bigint, one: string, many = `${one}s`): string {
   return `${n} ${n === 1 || n === 1n ? one : many}`;
 }
 
-function snapshotNote(s: SnapshotInfo): DocNote {
+export function snapshotNote(s: SnapshotInfo): DocNote {
   return s.consistent
     ? { text: `Decoded from one copy of the allocator, made in one native call while nothing changed it (${plural(s.attempts, 'attempt')}).` }
     : { text: `The copy was still torn after ${plural(s.attempts, 'attempt')} (${s.reason}): what follows may mix two moments.`, problem: true };

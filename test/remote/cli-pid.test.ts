@@ -12,6 +12,7 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { TOTALLED_FIELDS } from '../../lib/allocator/totals';
 import { glibcVersion } from '../../lib/stats';
+import { attach, hex } from '../../lib/index';
 
 const root = path.join(__dirname, '..', '..');
 const cli = path.join(root, 'dist', 'cli.js');
@@ -176,6 +177,34 @@ describe("--pid on Debian's python3, allocating a pattern through ctypes", () =>
     const maps = heapscope(['maps', '--pid', String(child.pid)]);
     expect(maps.code).toBe(0);
     expect(maps.stdout.split('\n')[0]).toBe(header);
+  });
+
+  it('vis --pid shows the target\'s [heap] chunk by chunk: the places its chunkPlaces() gives, tcache links to the next chunk of tcaches()', async ({ skip }) => {
+    if (!fs.existsSync(PYTHON)) skip(`no ${PYTHON} (Debian's python3)`);
+    const { child } = await python();
+    const pid = String(child.pid);
+    const shown = json<{ region: { kind: string; start: Hex }; first: number; total: number; chunks: { address: Hex; size: number; place: string; bin?: number; fd?: Hex }[] }>(['vis', '--pid', pid, '--count', '1000', '--json']);
+    // The target sat blocked on stdin: a copy taken here is of the same heap.
+    const target = attach(child.pid!);
+    const s = target.snapshot();
+    const region = target.chunkPlaces(s).regions.find((r) => r.kind === 'heap')!;
+    expect(shown.region).toMatchObject({ kind: 'heap', start: hex(region.start) });
+    expect(procMaps(child.pid!).find((r) => r.path === '[heap]')!.start).toBe(region.start);
+    expect(shown.total).toBe(region.chunks.length);
+    expect(shown.chunks.map((c) => ({ address: c.address, size: c.size, place: c.place, bin: c.bin })))
+      .toEqual(region.chunks.slice(0, 1000).map((c) => ({ address: hex(c.address), size: c.size, place: c.place, bin: c.bin })));
+    const next = new Map(target.tcaches(s).tcaches.flatMap((t) => t.bins.flatMap((b) => b.chunks.map((c, i) => [hex(c.address), b.chunks[i + 1]] as const))));
+    const cached = shown.chunks.filter((c) => c.place === 'tcache');
+    expect(cached.length).toBeGreaterThan(0);
+    for (const c of cached) expect(c.fd).toBe(hex(next.get(c.address) === undefined ? 0n : next.get(c.address)!.address + 16n));
+    const text = heapscope(['vis', '--pid', pid, '--count', '3']);
+    expect(text.stderr).toBe('');
+    const lines = text.stdout.split('\n');
+    expect(lines[0]).toBe(`process ${pid}: ${PYTHON} ${target.cmdline[1]} (glibc ${glibcVersion()})`);
+    expect(lines[2]).toBe(`Chunks 1–3 of ${region.chunks.length} in main_arena's [heap] ${hex(region.start)}–${hex(region.end)}`);
+    const outside = heapscope(['vis', '--pid', pid, '0x1000']);
+    expect(outside.code).toBe(1);
+    expect(outside.stderr).toMatch(/^heapscope: ERR_NOT_IN_HEAP: 0x1000 is in no arena's heap/);
   });
 
   it('maps --pid lists /proc/PID/maps region for region; --rss adds resident sizes to the same regions', async ({ skip }) => {
