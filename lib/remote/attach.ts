@@ -15,6 +15,8 @@ import { requireGlibcMalloc } from './malloc-kind';
 import { libcVersionOf } from './libc-version';
 import { isKernelThread, readCmdline, readProcFile, readStatus } from './proc';
 import { readRanges } from './read-ranges';
+import { remoteDoctor } from './doctor';
+import type { DoctorResult } from '../doctor/index';
 import { RemoteSnapshot, takeRemoteSnapshot } from './snapshot';
 
 export type { RemoteSnapshot };
@@ -43,6 +45,12 @@ export interface AttachedProcess {
   chunkPlaces(snapshot?: RemoteSnapshot): ChunkPlacesResult;
   /** The decode's totals. No mallinfo2() of another process exists to compare them with. */
   allocatorTotals(snapshot?: RemoteSnapshot): DecodedTotalsResult;
+  /**
+   * Where its memory is and what to do about it (see doctor()): its smaps
+   * and pagemap are read now, then the snapshot is taken (unless one is
+   * given). It cannot be trimmed from here.
+   */
+  doctor(snapshot?: RemoteSnapshot): DoctorResult;
 }
 
 /** Linux's largest pid_max (PID_MAX_LIMIT on 64-bit). */
@@ -94,16 +102,17 @@ export function attach(pid: number): AttachedProcess {
     }
     return { s, d };
   };
+  const mapsOf = (options: MapsOptions = {}) => classifiedMap(options, (rss) => readProcFile(id, rss ? 'smaps' : 'maps'), (address, length) => {
+    const [read] = readRanges(id, [{ address, length }]);
+    if (read.errno !== 0) throw new HeapscopeError('EFAULT', `${hex(address)} of process ${id} cannot be read (errno ${read.errno})`);
+    return Buffer.from(read.bytes.buffer, read.bytes.byteOffset, read.bytes.byteLength);
+  });
   return Object.freeze({
     pid: id,
     cmdline,
     glibc,
     libc,
-    maps: (options: MapsOptions = {}) => classifiedMap(options, (rss) => readProcFile(id, rss ? 'smaps' : 'maps'), (address, length) => {
-      const [read] = readRanges(id, [{ address, length }]);
-      if (read.errno !== 0) throw new HeapscopeError('EFAULT', `${hex(address)} of process ${id} cannot be read (errno ${read.errno})`);
-      return Buffer.from(read.bytes.buffer, read.bytes.byteOffset, read.bytes.byteLength);
-    }),
+    maps: mapsOf,
     snapshot: take,
     arenas: (snapshot?: RemoteSnapshot) => arenasResult(stateOf(snapshot).d),
     mallocParams: (snapshot?: RemoteSnapshot) => {
@@ -114,5 +123,6 @@ export function attach(pid: number): AttachedProcess {
     tcaches: (snapshot?: RemoteSnapshot) => tcachesResult(stateOf(snapshot).d),
     chunkPlaces: (snapshot?: RemoteSnapshot) => chunkPlacesResult(stateOf(snapshot).d),
     allocatorTotals: (snapshot?: RemoteSnapshot) => decodedTotalsResult(stateOf(snapshot).d),
+    doctor: (snapshot?: RemoteSnapshot) => remoteDoctor({ pid: id, cmdline, glibc }, () => mapsOf({ rss: true }), () => stateOf(snapshot)),
   });
 }
