@@ -226,7 +226,7 @@ describe('per-command help, --version and usage errors', () => {
     [['bins', '--pid'], '--pid needs a value: --pid <pid>'],
     [['arenas', '--pid', '-3'], '--pid needs a value: --pid <pid>'],
     [['arenas', '--pid', '1', '--pid', '2'], '--pid given twice'],
-    [['walk', '--pid', '1'], 'walk does not take --pid (maps, arenas, params, bins do)'],
+    [['walk', '--pid', '1'], 'walk does not take --pid (maps, arenas, params, bins, doctor do)'],
     [['exec'], 'exec needs a program to start'],
     [['exec', 'python3', '-c', '1'], 'exec does not take -c; options for the program go after --'],
     [['exec', '--command', 'walk', '--', 'true'], '--command takes arenas or params or bins or maps, got "walk"'],
