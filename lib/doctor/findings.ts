@@ -41,7 +41,7 @@ export function doctorFindings(d: Figures): string[] {
     `${shortBytes(t.fordblks)} free (fordblks, ${pct(t.fordblks, t.arena)}), of which ${shortBytes(t.fsmblks)} in ${plural(t.smblks, 'fastbin chunk')}; ` +
     `${plural(t.hblks, 'chunk')} of ${shortBytes(t.hblkhd)} ${t.hblks === 1 ? 'is' : 'are'} mapped on ${t.hblks === 1 ? 'its' : 'their'} own (hblks, hblkhd).`);
   const m = d.mmapped;
-  out.push(m.found === m.nMmaps && m.bytes === m.mmappedMem
+  out.push(m.nMmaps === 0 && m.found === 0 ? 'No chunk is mapped on its own (mp_.n_mmaps 0).' : m.found === m.nMmaps && m.bytes === m.mmappedMem
     ? `All ${plural(m.nMmaps, 'mmapped chunk')} that mp_ counts (${shortBytes(m.mmappedMem)}) were found at the starts of anonymous mappings; ${shortBytes(m.resident)} of them is resident.`
     : `${plural(m.found, 'mmapped chunk')} (${shortBytes(m.bytes)}) were found at the starts of anonymous mappings, but mp_ counts ${m.nMmaps} (${shortBytes(m.mmappedMem)}): ` +
       'the others do not start a region of the map (the kernel merges neighbouring anonymous mappings), so they count as other anonymous memory.');

@@ -51,7 +51,7 @@ export function doctorDocument(d: DoctorData): ViewDocument {
   const initial = (key: keyof NonNullable<typeof p.initial>) => (p.initial === undefined ? '?' : String(p.initial[key]));
   const paramRows: DocRow[] = [
     { cells: ['mmap_threshold', String(p.mmapThreshold), initial('mmapThreshold'), p.noDynThreshold ? 'set (no_dyn_threshold 1)' : p.raised ? 'risen when a mmapped chunk was freed' : 'as initialised'] },
-    { cells: ['trim_threshold', String(p.trimThreshold), initial('trimThreshold'), p.trimThreshold === p.initial?.trimThreshold ? 'as initialised' : 'changed'] },
+    { cells: ['trim_threshold', String(p.trimThreshold), initial('trimThreshold'), p.trimThreshold === p.initial?.trimThreshold ? 'as initialised' : p.raised && p.trimThreshold === 2 * p.mmapThreshold ? 'risen with it: 2 × mmap_threshold' : 'changed'] },
     { cells: ['top_pad', String(p.topPad), initial('topPad'), p.topPad === p.initial?.topPad ? 'as initialised' : 'changed'] },
     { cells: ['arena_max', String(p.arenaMax), initial('arenaMax'), p.arenaMax === 0 ? '0: 8 arenas per CPU' : `at most ${p.arenaMax} arenas`] },
     { cells: ['n_mmaps_max', String(p.nMmapsMax), '', ''] },
