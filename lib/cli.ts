@@ -18,6 +18,8 @@ import { commandLine } from './format';
 import { AttachedProcess, attach, PID_MAX } from './remote/attach';
 import { startChild } from './remote/child';
 import { renderArenas, renderBins, renderParams } from './views/allocator';
+import { doctor } from './doctor/index';
+import { renderDoctor } from './views/doctor';
 import { renderMaps, renderResult, terminalOptions } from './views/terminal';
 import { walkHeap } from './walk/index';
 import { renderWalk } from './views/walk-strip';
@@ -295,6 +297,23 @@ export const COMMANDS: readonly Command[] = [
   viewCommand('bins', 'the chunks in main_arena\'s (or every arena\'s) bins', [ARENA_FLAG],
     ['heapscope bins', 'heapscope bins --arena all --json', 'heapscope bins --pid 1234 --arena all']),
   visCommand,
+  {
+    name: 'doctor',
+    summary: 'where the memory is (by region, arena, bin), what malloc_trim(0) would give back, and advice',
+    flags: [
+      JSON_FLAG,
+      PID_FLAG,
+      { name: 'trim', help: 'then call malloc_trim(0) here and measure the RSS drop beside the prediction (not with --pid)' },
+    ],
+    exclusive: [['pid', 'trim']],
+    examples: ['heapscope doctor', 'heapscope doctor --pid 1234', 'heapscope doctor --pid 1234 --json'],
+    run(input) {
+      const pid = pidOf(input);
+      const target = pid === undefined ? undefined : attach(pid);
+      const result = target === undefined ? doctor({ trim: input.has('trim') }) : target.doctor();
+      write(input.has('json') ? toJSON(result) : renderDoctor(result, terminalOptions(process.stdout)));
+    },
+  },
   {
     name: 'exec',
     summary: 'start a program, show one view of its allocator once it is ready, stop it',

@@ -33,6 +33,11 @@ export type {
   AllocatorSnapshot, AllocatorSnapshotOptions, AllocatorTotalsResult, ArenasResult, BinsResult, ChunkPlacesResult, MallocParamsResult,
   SnapshotInfo, TcachesResult, VisOptions, VisResult,
 } from './allocator-state';
+export { doctor, THRESHOLDS as DOCTOR_THRESHOLDS } from './doctor/index';
+export type {
+  Advice, ArenaDiagnosis, DoctorData, DoctorOptions, DoctorResult, MmappedChunks, ParamsInForce, RssKind, RssRow, TrimMeasured,
+  TrimPrediction, TrimRange, V8Heap,
+} from './doctor/index';
 export { attach } from './remote/attach';
 export type { AttachedProcess, RemoteSnapshot, RemoteSnapshotOptions } from './remote/attach';
 export type { DecodedTotalsResult } from './allocator/results';

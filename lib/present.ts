@@ -4,6 +4,7 @@
 import { allocationViews } from './allocation';
 import { allocatorViews } from './allocator/results';
 import { chunkHeaderViews } from './chunk';
+import { doctorViews } from './doctor/index';
 import { resultViews } from './experiments/result';
 import { PRESENTATIONS } from './experiments/presentations';
 import { mallocInfoViews } from './malloc-info';
@@ -12,6 +13,7 @@ import { regionViews } from './maps';
 import { allocatorStateViews } from './views/allocator';
 import { installCharts, resultSVG } from './views/charts';
 import { walkSVG } from './views/charts/walk';
+import { doctorDocumentViews } from './views/doctor';
 import { resultHTML } from './views/html';
 import { inspectAllocation, inspectArena, inspectChunkHeader, inspectMallocInfo, inspectRegion, inspectResult } from './views/inspect';
 import { allocationBundle, mimeBundle, regionsBundle } from './views/jupyter';
@@ -35,6 +37,7 @@ chunkHeaderViews.install({ inspect: inspectChunkHeader });
 regionViews.install({ inspect: inspectRegion, bundle: regionsBundle });
 mallocInfoViews.install({ inspect: inspectMallocInfo, inspectArena });
 allocatorViews.install({ ...allocatorStateViews, vis: visViews });
+doctorViews.install(doctorDocumentViews);
 walkViews.install({ svg: walkSVG, html: walkHTML, inspect: inspectWalk, bundle: walkBundle });
 resultViews.install({
   markdown: (result) => resultMarkdown(result),

@@ -15,7 +15,7 @@ function detachedView(): Uint8Array {
 const thrower = () => { throw new Error('hostile'); };
 // Every option and step field heapscope reads, as a getter that throws.
 const FIELDS = ['keep', 'isolated', 'tunables', 'rss', 'arena', 'before', 'attempts', 'start', 'end', 'top', 'fenceposts',
-  'mainArena', 'columns', 'rows', 'op', 'step', 'size', 'count', 'alignment', 'pad', 'byte', 'address', 'length', '0'];
+  'mainArena', 'columns', 'rows', 'trim', 'op', 'step', 'size', 'count', 'alignment', 'pad', 'byte', 'address', 'length', '0'];
 const hostileGetters = Object.defineProperties({}, Object.fromEntries(FIELDS.map((f) => [f, { get: thrower, enumerable: true }])));
 const hostileArray = Object.defineProperty([{ op: 'break' }], '0', { get: thrower });
 const trapAll = new Proxy({}, {
@@ -62,6 +62,8 @@ const FUNCTIONS: Record<string, Entry> = {
   binRange: { args: [2] },
   bins: { args: [] },
   chunkPlaces: { args: [] },
+  // Without trim: malloc_trim(0) would change the process the other calls measure.
+  doctor: { args: [{}], skip: (value) => value === true },
   calloc: { args: [1, 16] },
   experiment: { args: ['layout'] },
   experiments: { args: [] },

@@ -7,7 +7,7 @@ import { experiments } from '../lib/experiments/run';
 
 const CLI = path.join(__dirname, '..', 'dist', 'cli.js');
 const VERSION: string = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')).version;
-const COMMANDS = ['list', 'run', 'tour', 'maps', 'report', 'walk', 'arenas', 'params', 'bins', 'vis', 'exec', 'help'];
+const COMMANDS = ['list', 'run', 'tour', 'maps', 'report', 'walk', 'arenas', 'params', 'bins', 'vis', 'doctor', 'exec', 'help'];
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'heapscope-cli-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -252,7 +252,7 @@ describe('per-command help, --version and usage errors', () => {
     [['bins', '--pid'], '--pid needs a value: --pid <pid>'],
     [['arenas', '--pid', '-3'], '--pid needs a value: --pid <pid>'],
     [['arenas', '--pid', '1', '--pid', '2'], '--pid given twice'],
-    [['walk', '--pid', '1'], 'walk does not take --pid (maps, arenas, params, bins, vis do)'],
+    [['walk', '--pid', '1'], 'walk does not take --pid (maps, arenas, params, bins, vis, doctor do)'],
     [['vis', 'zz'], 'the address is hexadecimal, 0x and at most 16 digits, got "zz"'],
     [['vis', '4096'], 'the address is hexadecimal, 0x and at most 16 digits, got "4096"'],
     [['vis', '0x10000000000000000'], 'the address is hexadecimal, 0x and at most 16 digits, got "0x10000000000000000"'],

@@ -16,6 +16,8 @@ import { requireGlibcMalloc } from './malloc-kind';
 import { libcVersionOf } from './libc-version';
 import { isKernelThread, readCmdline, readProcFile, readStatus } from './proc';
 import { readRanges } from './read-ranges';
+import { remoteDoctor } from './doctor';
+import type { DoctorResult } from '../doctor/index';
 import { RemoteSnapshot, takeRemoteSnapshot } from './snapshot';
 
 export type { RemoteSnapshot };
@@ -46,6 +48,12 @@ export interface AttachedProcess {
   allocatorTotals(snapshot?: RemoteSnapshot): DecodedTotalsResult;
   /** Its chunks as raw lines with header, links and place, as vis() shows this process's. */
   vis(options?: VisOptions, snapshot?: RemoteSnapshot): VisResult;
+  /**
+   * Where its memory is and what to do about it (see doctor()): its smaps
+   * and pagemap are read now, then the snapshot is taken (unless one is
+   * given). It cannot be trimmed from here.
+   */
+  doctor(snapshot?: RemoteSnapshot): DoctorResult;
 }
 
 /** Linux's largest pid_max (PID_MAX_LIMIT on 64-bit). */
@@ -97,16 +105,17 @@ export function attach(pid: number): AttachedProcess {
     }
     return { s, d };
   };
+  const mapsOf = (options: MapsOptions = {}) => classifiedMap(options, (rss) => readProcFile(id, rss ? 'smaps' : 'maps'), (address, length) => {
+    const [read] = readRanges(id, [{ address, length }]);
+    if (read.errno !== 0) throw new HeapscopeError('EFAULT', `${hex(address)} of process ${id} cannot be read (errno ${read.errno})`);
+    return Buffer.from(read.bytes.buffer, read.bytes.byteOffset, read.bytes.byteLength);
+  });
   return Object.freeze({
     pid: id,
     cmdline,
     glibc,
     libc,
-    maps: (options: MapsOptions = {}) => classifiedMap(options, (rss) => readProcFile(id, rss ? 'smaps' : 'maps'), (address, length) => {
-      const [read] = readRanges(id, [{ address, length }]);
-      if (read.errno !== 0) throw new HeapscopeError('EFAULT', `${hex(address)} of process ${id} cannot be read (errno ${read.errno})`);
-      return Buffer.from(read.bytes.buffer, read.bytes.byteOffset, read.bytes.byteLength);
-    }),
+    maps: mapsOf,
     snapshot: take,
     arenas: (snapshot?: RemoteSnapshot) => arenasResult(stateOf(snapshot).d),
     mallocParams: (snapshot?: RemoteSnapshot) => {
@@ -122,5 +131,6 @@ export function attach(pid: number): AttachedProcess {
       const { s, d } = stateOf(snapshot);
       return visResult(d, s.image, read);
     },
+    doctor: (snapshot?: RemoteSnapshot) => remoteDoctor({ pid: id, cmdline, glibc }, () => mapsOf({ rss: true }), () => stateOf(snapshot)),
   });
 }

@@ -13,7 +13,7 @@ export function readProcFile(pid: number, name: string): string {
   }
 }
 
-function procError(pid: number, e: NodeJS.ErrnoException, what: string): HeapscopeError {
+export function procError(pid: number, e: NodeJS.ErrnoException, what: string): HeapscopeError {
   if (e.code === 'ENOENT' || e.code === 'ESRCH') return exited(pid);
   if (e.code === 'EACCES' || e.code === 'EPERM') return permissionError(pid, `reading ${what} was refused (${e.code})`);
   return new HeapscopeError('ERR_READ_FAILED', `cannot read ${what}: ${e.message}`, {

@@ -1,0 +1,57 @@
+// Each arena in figures (pure): system bytes, in use and free as mallinfo2
+// counts them, free bytes by list kind, tcache bytes, the largest binned
+// chunk, free ÷ system, resident bytes and what a trim gives back.
+import type { Arena } from '../allocator/arenas';
+import type { ArenaBins, Bin } from '../allocator/bins';
+import type { RegionPlaces } from '../allocator/places';
+import type { ArenaTotals } from '../allocator/totals';
+import type { MemoryRegion } from '../maps';
+import type { ArenaDiagnosis, TrimRange } from './types';
+
+const bytesOf = (bins: readonly Bin[]) => bins.reduce((n, b) => n + b.chunks.reduce((m, c) => m + c.size, 0), 0);
+
+/** Resident bytes of the regions that start in `memory` (the arena's [heap] or heaps). */
+function residentOf(a: Arena, regions: readonly MemoryRegion[]): number {
+  const starts = new Set(a.kind === 'main' ? regions.filter((r) => r.kind === 'heap').map((r) => r.start) : a.heaps.map((h) => h.address));
+  return regions.filter((r) => starts.has(r.start)).reduce((n, r) => n + (r.rss ?? 0), 0);
+}
+
+export function diagnoseArenas(
+  arenas: readonly Arena[], bins: readonly ArenaBins[], totals: readonly ArenaTotals[], places: readonly RegionPlaces[],
+  regions: readonly MemoryRegion[], trim: readonly TrimRange[],
+): ArenaDiagnosis[] {
+  return arenas.map((a): ArenaDiagnosis => {
+    const b = bins.find((x) => x.arena === a.address);
+    const t = totals.find((x) => x.arena === a.address);
+    const lists = b === undefined ? [] : [...b.fastbins, ...b.unsorted, ...b.smallbins, ...b.largebins];
+    const tcache = places.filter((r) => r.arena === a.address)
+      .reduce((n, r) => n + r.chunks.reduce((m, c) => m + (c.place === 'tcache' ? c.size : 0), 0), 0);
+    const systemMem = t?.systemMem ?? Number(a.systemMem);
+    const free = t?.avail ?? 0;
+    const released = trim.filter((r) => r.arena === a.address);
+    return {
+      arena: a.address,
+      kind: a.kind,
+      heaps: a.heaps.length,
+      systemMem,
+      inUse: systemMem - free,
+      free,
+      top: t?.top ?? 0,
+      bins: {
+        fast: b === undefined ? 0 : bytesOf(b.fastbins),
+        unsorted: b === undefined ? 0 : bytesOf(b.unsorted),
+        small: b === undefined ? 0 : bytesOf(b.smallbins),
+        large: b === undefined ? 0 : bytesOf(b.largebins),
+      },
+      freeChunks: lists.reduce((n, l) => n + l.count, 0),
+      tcache,
+      largestFree: lists.reduce((m, l) => l.chunks.reduce((k, c) => Math.max(k, c.size), m), 0),
+      fragmentation: systemMem === 0 ? 0 : free / systemMem,
+      rss: residentOf(a, regions),
+      trim: {
+        bytes: released.reduce((n, r) => n + Number(r.end - r.start), 0),
+        resident: released.reduce((n, r) => n + r.resident, 0),
+      },
+    };
+  });
+}

@@ -1,0 +1,87 @@
+// One diagnosis from one decoded snapshot and what was read beside it
+// (smaps, pagemap, headers of anonymous mappings), whichever process it
+// is: doctor() builds the source for this one, attach(pid).doctor() for another.
+import type { Decoded } from '../allocator/results';
+import type { GlibcLayout } from '../allocator/layouts';
+import type { LibcFile } from '../allocator/libc-file';
+import type { AddressRange } from '../allocator/locate-input';
+import type { MemoryRegion } from '../maps';
+import type { Mallinfo } from '../stats';
+import { diagnoseArenas } from './arenas';
+import { doctorAdvice, doctorFindings } from './findings';
+import { chunkCandidates, findMmappedChunks, HeaderReader } from './mmapped';
+import { initialParams, paramsInForce } from './params';
+import type { Residency } from './residency';
+import { rssRows } from './rss';
+import { planTrim } from './trim';
+import type { DoctorData, MmappedChunks, V8Heap } from './types';
+
+export interface DoctorSource {
+  pid: number;
+  self: boolean;
+  cmdline: string[];
+  glibc: string;
+  layout: GlibcLayout;
+  libc: LibcFile;
+  /** [heap] as copied: up to the break. */
+  heap?: AddressRange;
+  decoded: Decoded;
+  mallinfo?: Mallinfo;
+  /** The map with resident sizes (smaps). */
+  regions: MemoryRegion[];
+  readHeaders: HeaderReader;
+  /** What was resident, read before the snapshot (see residency.ts). */
+  residency: Residency;
+  pageSize: number;
+  /** Where the process's files are: '' for this one, /proc/PID/root for another. */
+  root: string;
+  threads: number;
+  v8?: V8Heap;
+}
+
+export function diagnose(src: DoctorSource): DoctorData {
+  const { state, info } = src.decoded;
+  const par = state.params.values;
+  const arenas = state.arenas.arenas;
+  const plan = planTrim(arenas, state.placement.regions, src.pageSize, src.heap?.end, par.thpPagesize);
+  const ranges = plan.ranges.map((r) => ({ ...r, resident: src.residency.resident(r.start, r.end) }));
+  const found = findMmappedChunks(chunkCandidates(src.regions, src.pageSize), src.pageSize, src.readHeaders)
+    .map((c) => ({ ...c, resident: src.residency.resident(c.address, c.address + BigInt(c.size)) }));
+  const mmapped: MmappedChunks = {
+    found: found.length,
+    bytes: found.reduce((n, c) => n + c.size, 0),
+    resident: found.reduce((n, c) => n + c.resident, 0),
+    nMmaps: par.nMmaps,
+    mmappedMem: Number(par.mmappedMem),
+    chunks: found,
+  };
+  const chunks = state.placement.regions.flatMap((r) => r.chunks);
+  const figures = {
+    pid: src.pid,
+    self: src.self,
+    cmdline: src.cmdline,
+    glibc: src.glibc,
+    pageSize: src.pageSize,
+    rss: rssRows(src.regions, arenas, mmapped, src.pageSize),
+    ...(src.v8 === undefined ? {} : { v8: src.v8 }),
+    threads: src.threads,
+    mmapped,
+    arenas: diagnoseArenas(arenas, state.bins, state.totals.perArena, state.placement.regions, src.regions, ranges),
+    totals: state.totals.total,
+    ...(src.mallinfo === undefined ? {} : { mallinfo: src.mallinfo }),
+    params: paramsInForce(par, initialParams(par, src.layout, src.libc, src.regions, src.root), chunks),
+    trim: {
+      pageSize: src.pageSize,
+      ranges,
+      bytes: ranges.reduce((n, r) => n + Number(r.end - r.start), 0),
+      resident: ranges.reduce((n, r) => n + r.resident, 0),
+      ...(plan.topReason === undefined ? {} : { topReason: plan.topReason }),
+    },
+    incomplete: [
+      ...state.totals.incomplete,
+      ...state.placement.regions.flatMap((r) => (r.reason === undefined ? [] : [`the walk of ${r.kind} 0x${r.start.toString(16)}: ${r.reason}`])),
+    ],
+    snapshot: info,
+  };
+  return { ...figures, findings: doctorFindings(figures), advice: doctorAdvice(figures) };
+}

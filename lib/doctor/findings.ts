@@ -1,0 +1,88 @@
+// The sentences doctor() says and the advice it gives (pure): each carries
+// the figure it rests on, and advice is given only when its figures pass
+// the thresholds below.
+import { shortBytes } from '../format';
+import type { Advice, ArenaDiagnosis, DoctorData } from './types';
+
+/**
+ * Advice thresholds. Arenas: at least two thread arenas (with one,
+ * MALLOC_ARENA_MAX=2 changes nothing), together holding at least 16 MiB free
+ * that is at least a quarter of what they hold from the system. mmap threshold: risen, and at
+ * least 8 MiB of in-use blocks at or above the initial threshold live in the
+ * arenas (what the rise moved there). Trim: at least 8 MiB resident would
+ * go, and at least a tenth of the process's RSS. Fragmentation finding: an
+ * arena with at least 1 MiB free in its bins, half or more of its memory.
+ */
+export const THRESHOLDS = {
+  arenaFree: 16 << 20, arenaShare: 0.25,
+  largeInHeap: 8 << 20,
+  trimResident: 8 << 20, trimShare: 0.1,
+  fragmentedBins: 1 << 20, fragmentedShare: 0.5,
+} as const;
+
+type Figures = Omit<DoctorData, 'findings' | 'advice' | 'trimmed'>;
+
+const pct = (part: number, whole: number) => `${whole === 0 ? 0 : Math.round((part / whole) * 100)} %`;
+const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
+
+export function arenaName(a: { kind: 'main' | 'thread'; arena: bigint }): string {
+  return a.kind === 'main' ? 'main_arena' : `thread arena 0x${a.arena.toString(16)}`;
+}
+
+const binned = (a: ArenaDiagnosis) => a.bins.fast + a.bins.unsorted + a.bins.small + a.bins.large;
+
+export function doctorFindings(d: Figures): string[] {
+  const out: string[] = [];
+  const t = d.totals;
+  const heapRss = d.rss.rows.filter((r) => r.kind === 'main-heap' || r.kind === 'arena-heaps').reduce((n, r) => n + r.rss, 0);
+  out.push(`The process has ${shortBytes(d.rss.total)} resident; ${shortBytes(heapRss)} (${pct(heapRss, d.rss.total)}) of it is the arenas' memory and ` +
+    `${shortBytes(d.mmapped.resident)} (${pct(d.mmapped.resident, d.rss.total)}) chunks mapped on their own.`);
+  out.push(`${plural(d.arenas.length, 'arena')} hold ${shortBytes(t.arena)} from the system: ${shortBytes(t.uordblks)} in use (uordblks) and ` +
+    `${shortBytes(t.fordblks)} free (fordblks, ${pct(t.fordblks, t.arena)}), of which ${shortBytes(t.fsmblks)} in ${plural(t.smblks, 'fastbin chunk')}; ` +
+    `${plural(t.hblks, 'chunk')} of ${shortBytes(t.hblkhd)} ${t.hblks === 1 ? 'is' : 'are'} mapped on ${t.hblks === 1 ? 'its' : 'their'} own (hblks, hblkhd).`);
+  const m = d.mmapped;
+  out.push(m.nMmaps === 0 && m.found === 0 ? 'No chunk is mapped on its own (mp_.n_mmaps 0).' : m.found === m.nMmaps && m.bytes === m.mmappedMem
+    ? `All ${plural(m.nMmaps, 'mmapped chunk')} that mp_ counts (${shortBytes(m.mmappedMem)}) were found at the starts of anonymous mappings; ${shortBytes(m.resident)} of them is resident.`
+    : `${plural(m.found, 'mmapped chunk')} (${shortBytes(m.bytes)}) were found at the starts of anonymous mappings, but mp_ counts ${m.nMmaps} (${shortBytes(m.mmappedMem)}): ` +
+      'the others do not start a region of the map (the kernel merges neighbouring anonymous mappings), so they count as other anonymous memory.');
+  if (d.v8 !== undefined) out.push(`V8 says ${shortBytes(d.v8.physical)} of its heap spaces is resident (v8.getHeapSpaceStatistics): it is part of the other anonymous memory.`);
+  const p = d.params;
+  if (p.initial === undefined) out.push(`mmap_threshold is ${shortBytes(p.mmapThreshold)}; mp_ as libc initialises it could not be read (${p.initialReason}).`);
+  else if (p.noDynThreshold) out.push(`mmap_threshold is ${shortBytes(p.mmapThreshold)}, set (no_dyn_threshold 1: freeing no longer moves it; libc's initial value is ${shortBytes(p.initial.mmapThreshold)}).`);
+  else if (p.raised) out.push(`mmap_threshold rose from ${shortBytes(p.initial.mmapThreshold)} (mp_ in the libc file) to ${shortBytes(p.mmapThreshold)} when a ${shortBytes(p.mmapThreshold)} mmapped chunk was freed; trim_threshold followed, to ${shortBytes(p.trimThreshold)}. ` +
+    `${plural(p.largeInHeap.count, 'in-use block')} of ${shortBytes(p.largeInHeap.bytes)} in the arenas ${p.largeInHeap.count === 1 ? 'is' : 'are'} at least the initial threshold.`);
+  else out.push(`mmap_threshold is ${shortBytes(p.mmapThreshold)}, as mp_ in the libc file initialises it: no mmapped chunk was freed that raised it.`);
+  for (const a of d.arenas) {
+    const bins = binned(a);
+    if (bins >= THRESHOLDS.fragmentedBins && a.fragmentation >= THRESHOLDS.fragmentedShare) {
+      out.push(`${arenaName(a)}: ${shortBytes(a.free)} free of ${shortBytes(a.systemMem)} (${pct(a.free, a.systemMem)}), ${shortBytes(bins)} of it in ${plural(a.freeChunks, 'chunk')} between live ones; the largest is ${shortBytes(a.largestFree)}.`);
+    }
+  }
+  const tr = d.trim;
+  const fromTop = tr.ranges.filter((r) => r.source === 'top').reduce((n, r) => n + r.resident, 0);
+  out.push(`malloc_trim(0) would release ${shortBytes(tr.bytes)} of address space in ${plural(tr.ranges.length, 'range')}, ${shortBytes(tr.resident)} of it resident now (pagemap): ` +
+    `${shortBytes(tr.resident - fromTop)} from whole pages inside free chunks, ${shortBytes(fromTop)} from main_arena's top${tr.topReason === undefined ? '' : ` (${tr.topReason})`}.`);
+  return out;
+}
+
+export function doctorAdvice(d: Figures): Advice[] {
+  const out: Advice[] = [];
+  const threads = d.arenas.filter((a) => a.kind === 'thread');
+  const free = threads.reduce((n, a) => n + a.free, 0);
+  const system = threads.reduce((n, a) => n + a.systemMem, 0);
+  if (threads.length >= 2 && free >= THRESHOLDS.arenaFree && free >= THRESHOLDS.arenaShare * system) {
+    const max = d.params.arenaMax === 0 ? 'arena_max is 0 now: 8 per CPU' : `arena_max is ${d.params.arenaMax} now`;
+    out.push({ rule: 'arena-max', text: `${threads.length} thread arenas hold ${shortBytes(free)} free (${pct(free, system)} of their ${shortBytes(system)}): MALLOC_ARENA_MAX=2 caps the arenas at 2, main_arena and one more (${max}).` });
+  }
+  const p = d.params;
+  if (p.raised && p.initial !== undefined && p.largeInHeap.bytes >= THRESHOLDS.largeInHeap) {
+    out.push({ rule: 'mmap-threshold', text: `The mmap threshold rose to ${shortBytes(p.mmapThreshold)} after a ${shortBytes(p.mmapThreshold)} mmapped chunk was freed: ` +
+      `${shortBytes(p.largeInHeap.bytes)} of large blocks (${p.largeInHeap.count}) now live in the arenas; MALLOC_MMAP_THRESHOLD_=${p.initial.mmapThreshold} keeps them mmapped, and munmap returns them.` });
+  }
+  const tr = d.trim;
+  if (tr.resident >= THRESHOLDS.trimResident && tr.resident >= THRESHOLDS.trimShare * d.rss.total) {
+    out.push({ rule: 'trim', text: `malloc_trim(0) would give back ${shortBytes(tr.resident)} resident now (${pct(tr.resident, d.rss.total)} of ${shortBytes(d.rss.total)}): ` +
+      'call it after a burst of frees (mallocTrim() in heapscope), since free() returns only the top of main_arena past trim_threshold.' });
+  }
+  return out;
+}

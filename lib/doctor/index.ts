@@ -1,0 +1,107 @@
+// doctor(): where this process's memory is and what to do about it, every
+// sentence with its figure (the parts: diagnose.ts and what it calls). With
+// { trim: true } it then calls malloc_trim(0) and measures the RSS drop in
+// the same native call, beside what was predicted.
+import v8 from 'node:v8';
+import fs from 'node:fs';
+import { decodeSnapshot } from '../allocator/results';
+import { takeAllocatorSnapshot } from '../allocator/take-snapshot';
+import { binding } from '../binding';
+import { HeapscopeError, native, typeError } from '../errors';
+import { maps } from '../maps';
+import { runPlan } from '../plan';
+import { DocumentMethods, DocumentViews, presenter, withDocumentViews } from '../presenters';
+import { MALLINFO_FIELDS, Mallinfo } from '../stats';
+import { describe, readOptions } from '../validate';
+import { diagnose, DoctorSource } from './diagnose';
+import { openPagemap, PagemapReader, readResidency, residencyRegions } from './residency';
+import type { DoctorData, TrimMeasured, TrimRange, V8Heap } from './types';
+
+export { diagnose } from './diagnose';
+export type { DoctorSource } from './diagnose';
+export { openPagemap, readResidency, residencyRegions } from './residency';
+export type { HeaderReader } from './mmapped';
+export { THRESHOLDS } from './findings';
+export type * from './types';
+
+/** doctor()'s result: the data, and its views (non-enumerable). */
+export interface DoctorResult extends DoctorData, DocumentMethods {}
+
+export interface DoctorOptions {
+  /** Call malloc_trim(0) after the diagnosis and measure the RSS drop beside the prediction (this process only). */
+  trim?: boolean;
+}
+
+/** How a diagnosis shows itself; installed by the view layer. */
+export const doctorViews = presenter<DocumentViews<DoctorData>>('doctor()');
+
+export function doctorResult(data: DoctorData): DoctorResult {
+  return withDocumentViews(data, () => doctorViews.views);
+}
+
+function v8Heap(): V8Heap {
+  const spaces = v8.getHeapSpaceStatistics().map((s) => ({
+    name: s.space_name, size: s.space_size, used: s.space_used_size, physical: s.physical_space_size,
+  }));
+  return { spaces, physical: spaces.reduce((n, s) => n + s.physical, 0) };
+}
+
+function readError(file: string): (e: NodeJS.ErrnoException) => Error {
+  return (e) => new HeapscopeError('ERR_READ_FAILED', `cannot read ${file}: ${e.message}`, {
+    errno: e.errno === undefined ? undefined : Math.abs(e.errno), syscall: e.syscall,
+  });
+}
+
+/** This process, diagnosed now; see DoctorOptions. */
+export function doctor(options: DoctorOptions = {}): DoctorResult {
+  const trim = readOptions(options, 'options', ['trim']).trim ?? false;
+  if (typeof trim !== 'boolean') throw typeError(`options.trim must be a boolean, got ${describe(trim)}`);
+  const pageSize = binding.pageSize();
+  // Opened (and its buffer made) before the snapshot: reading it later allocates nothing from malloc.
+  const pagemap = openPagemap('self', pageSize, readError('/proc/self/pagemap'));
+  try {
+    const regions = maps({ rss: true });
+    const residency = readResidency(pagemap, residencyRegions(regions), pageSize);
+    const snapshot = takeAllocatorSnapshot();
+    const source: DoctorSource = {
+      pid: process.pid, self: true, cmdline: [...process.argv], glibc: snapshot.image.layout.version, layout: snapshot.image.layout,
+      libc: snapshot.libc, ...(snapshot.image.heap === undefined ? {} : { heap: snapshot.image.heap }), decoded: decodeSnapshot(snapshot),
+      mallinfo: snapshot.mallinfo, regions, pageSize, root: '', threads: fs.readdirSync('/proc/self/task').length, v8: v8Heap(), residency,
+      readHeaders: (addresses) => addresses.map((a) => {
+        try {
+          return native(() => binding.readMemory(a, 16n));
+        } catch {
+          return undefined;
+        }
+      }),
+    };
+    const data = diagnose(source);
+    if (trim) data.trimmed = trimNow(data.trim.ranges, snapshot.mallinfo, pagemap, pageSize);
+    return doctorResult(data);
+  } finally {
+    pagemap.close();
+  }
+}
+
+/**
+ * malloc_trim(0) between two reads of /proc/self/statm in one native call,
+ * the predicted ranges' residency read again just before and just after.
+ * mallinfo2() in the same call tells whether malloc's state moved since the
+ * snapshot the prediction came from.
+ */
+function trimNow(ranges: readonly TrimRange[], before: Mallinfo, pagemap: PagemapReader, pageSize: number): TrimMeasured {
+  const residentNow = () => ranges.reduce((n, r) => n + pagemap.pages(r.start, r.end).reduce((k, p) => k + p, 0) * pageSize, 0);
+  const predicted = residentNow();
+  const steps = runPlan([{ op: 'mallinfo' }, { op: 'statm' }, { op: 'trim', pad: 0 }, { op: 'statm' }]).steps;
+  const stillResident = residentNow();
+  const [m, s0, t, s1] = steps;
+  if (s0.rssPages === undefined || s1.rssPages === undefined || t.released === undefined) {
+    throw new HeapscopeError('ERR_READ_FAILED', `the trim plan failed: ${steps.map((s) => `${s.op} ${s.status}`).join(', ')}`);
+  }
+  const rssBefore = s0.rssPages * pageSize;
+  const rssAfter = s1.rssPages * pageSize;
+  return {
+    released: t.released, rssBefore, rssAfter, drop: rssBefore - rssAfter, predicted, stillResident,
+    changed: MALLINFO_FIELDS.filter((f) => m.mallinfo !== undefined && m.mallinfo[f] !== before[f]),
+  };
+}

@@ -1,0 +1,90 @@
+// What malloc_trim(0) would give back, from the placed chunks alone (pure).
+//
+// The rule, from glibc's __malloc_trim and mtrim (malloc/malloc.c, 2.26 to
+// 2.42): for every arena, main_arena first and then along `next`,
+//  1. malloc_consolidate: every fastbin chunk merges with the free chunks
+//     beside it (tcache chunks count as in use and stop a merge); a merged
+//     chunk that reaches top becomes part of top.
+//  2. For each chunk then in the unsorted bin or in a bin from
+//     bin_index(pagesize) up (smaller bins cannot hold a page), the pages
+//     from (p + sizeof(struct malloc_chunk) rounded up to a page) to
+//     (p + size rounded down to a page) are madvise(MADV_DONTNEED)ed, when
+//     that is at least one page. sizeof(struct malloc_chunk) is 48 on 64-bit.
+//  3. main_arena only, systrim(pad = 0): top_area = chunksize(top) −
+//     MINSIZE − 1; when positive, ALIGN_DOWN(top_area, pagesize (or
+//     mp_.thp_pagesize when set)) bytes at top's end go back with sbrk,
+//     provided the break is still where top ends (a contiguous main_arena).
+// A thread arena's top is never trimmed here: heap_trim shrinks its heaps
+// only when free() runs in that arena.
+import type { Arena } from '../allocator/arenas';
+import type { PlacedChunk, PlaceKind, RegionPlaces } from '../allocator/places';
+import { hex } from '../format';
+
+/** sizeof (struct malloc_chunk) on 64-bit: prev_size, size, fd, bk, fd_nextsize, bk_nextsize. */
+const MALLOC_CHUNK = 48n;
+/** MINSIZE on 64-bit. */
+const MINSIZE = 32n;
+
+const FREE: ReadonlySet<PlaceKind> = new Set(['fastbin', 'unsorted', 'smallbin', 'largebin']);
+
+export interface TrimPlan {
+  ranges: { arena: bigint; source: 'free-chunk' | 'top'; start: bigint; end: bigint }[];
+  topReason?: string;
+}
+
+const down = (v: bigint, a: bigint) => v - (v % a);
+const up = (v: bigint, a: bigint) => down(v + a - 1n, a);
+
+/**
+ * The ranges malloc_trim(0) releases. `heapEnd` is where [heap] ends (the
+ * break), `thpPagesize` mp_.thp_pagesize (0 or undefined when off).
+ */
+export function planTrim(
+  arenas: readonly Arena[], regions: readonly RegionPlaces[], pageSize: number, heapEnd: bigint | undefined, thpPagesize: bigint | undefined,
+): TrimPlan {
+  const ps = BigInt(pageSize);
+  const ranges: TrimPlan['ranges'] = [];
+  let topReason: string | undefined;
+  for (const a of arenas) {
+    let topStart = a.top.address;
+    for (const r of regions.filter((x) => x.arena === a.address)) {
+      for (const run of freeRuns(r.chunks)) {
+        const end = run.start + run.size;
+        if (end === a.top.address) {
+          topStart = run.start;
+          continue;
+        }
+        const from = up(run.start + MALLOC_CHUNK, ps);
+        const to = down(end, ps);
+        if (to - from >= ps) ranges.push({ arena: a.address, source: 'free-chunk', start: from, end: to });
+      }
+    }
+    if (a.kind !== 'main') continue;
+    if (a.top.size === undefined) {
+      topReason = `main_arena's top could not be read: ${a.top.reason}`;
+      continue;
+    }
+    const topEnd = a.top.address + a.top.size;
+    const topArea = topEnd - topStart - MINSIZE - 1n;
+    const unit = thpPagesize !== undefined && thpPagesize !== 0n ? thpPagesize : ps;
+    const extra = topArea > 0n ? down(topArea, unit) : 0n;
+    if (a.noncontiguous || heapEnd !== topEnd) {
+      topReason = `main_arena's top ends at ${hex(topEnd)}, not at the break${heapEnd === undefined ? '' : ` ${hex(heapEnd)}`}: systrim gives nothing back`;
+    } else if (extra === 0n) {
+      topReason = `main_arena's top (${topEnd - topStart} bytes after merging) holds no whole ${unit === ps ? 'page' : 'huge page'} past MINSIZE`;
+    } else ranges.push({ arena: a.address, source: 'top', start: topEnd - extra, end: topEnd });
+  }
+  return { ranges, ...(topReason === undefined ? {} : { topReason }) };
+}
+
+/** Runs of adjacent free chunks (bins and fastbins): what malloc_consolidate leaves as one chunk. */
+function freeRuns(chunks: readonly PlacedChunk[]): { start: bigint; size: bigint }[] {
+  const runs: { start: bigint; size: bigint }[] = [];
+  let run: { start: bigint; size: bigint } | undefined;
+  for (const c of chunks) {
+    if (FREE.has(c.place) && run !== undefined && run.start + run.size === c.address) run.size += BigInt(c.size);
+    else if (FREE.has(c.place)) runs.push(run = { start: c.address, size: BigInt(c.size) });
+    else run = undefined;
+  }
+  return runs;
+}

@@ -1,0 +1,156 @@
+// What doctor() finds, as plain data: where the process's resident memory
+// is, what each arena holds, what malloc_trim(0) would give back, the
+// parameters in force and the advice those numbers warrant. Views read it.
+import type { SnapshotInfo } from '../allocator/results';
+import type { MallinfoTotals } from '../allocator/totals';
+import type { Mallinfo } from '../stats';
+
+/** What a row of the resident-memory table counts. */
+export type RssKind =
+  | 'main-heap' | 'arena-heaps' | 'mmapped-chunks' | 'code' | 'stacks' | 'other-anonymous' | 'library-data' | 'files' | 'other';
+
+export interface RssRow {
+  kind: RssKind;
+  /** Thread arena heaps: the arena. */
+  arena?: bigint;
+  /** Regions of the map (or, for mmapped chunks, chunks) counted. */
+  count: number;
+  /** Bytes mapped. */
+  size: number;
+  /** Bytes resident. */
+  rss: number;
+}
+
+export interface V8Heap {
+  /** v8.getHeapSpaceStatistics(): each space's resident (physical) bytes. */
+  spaces: { name: string; size: number; used: number; physical: number }[];
+  physical: number;
+}
+
+/** Chunks glibc mapped on their own, found by their headers at the start of anonymous mappings. */
+export interface MmappedChunks {
+  found: number;
+  /** Bytes mapped (prev_size + size of each). */
+  bytes: number;
+  /** Bytes resident (pagemap). */
+  resident: number;
+  /** mp_.n_mmaps and mp_.mmapped_mem: what glibc counts. */
+  nMmaps: number;
+  mmappedMem: number;
+  chunks: { address: bigint; size: number; resident: number }[];
+}
+
+export interface ArenaDiagnosis {
+  arena: bigint;
+  kind: 'main' | 'thread';
+  /** Thread arenas: their heaps; main_arena 0. */
+  heaps: number;
+  systemMem: number;
+  /** system_mem − free: mallinfo's uordblks share (tcache chunks included). */
+  inUse: number;
+  /** Top + bins + fastbins: mallinfo's fordblks share. */
+  free: number;
+  top: number;
+  /** Free bytes by list kind. */
+  bins: { fast: number; unsorted: number; small: number; large: number };
+  /** Chunks in all bins (fastbins included). */
+  freeChunks: number;
+  /** Bytes in tcaches: free to the program, in use to mallinfo. */
+  tcache: number;
+  /** The largest chunk in any bin (top not counted). */
+  largestFree: number;
+  /** free ÷ system_mem. */
+  fragmentation: number;
+  /** Resident bytes of its memory ([heap], or its heaps), from smaps. */
+  rss: number;
+  /** What malloc_trim(0) gives back from it: bytes, and of them resident. */
+  trim: { bytes: number; resident: number };
+}
+
+export interface TrimRange {
+  arena: bigint;
+  /** Pages wholly inside a free chunk (madvised), or main_arena's top past the pad (sbrk). */
+  source: 'free-chunk' | 'top';
+  start: bigint;
+  end: bigint;
+  /** Resident bytes in it (pagemap), read right after the snapshot. */
+  resident: number;
+}
+
+export interface TrimPrediction {
+  pageSize: number;
+  ranges: TrimRange[];
+  /** Bytes of all ranges. */
+  bytes: number;
+  /** Resident bytes in them, read before the snapshot: the predicted RSS drop. */
+  resident: number;
+  /** Why main_arena's top gives nothing back, when it does not. */
+  topReason?: string;
+}
+
+/** The outcome of doctor({ trim: true }): malloc_trim(0) called, the RSS drop measured in the same native call. */
+export interface TrimMeasured {
+  /** malloc_trim's return value: something was released. */
+  released: boolean;
+  rssBefore: number;
+  rssAfter: number;
+  /** rssBefore − rssAfter (statm, both read in the native call that trimmed). */
+  drop: number;
+  /** Resident bytes in the predicted ranges right before the trim (the snapshot's copy may have made more resident than `TrimPrediction.resident`). */
+  predicted: number;
+  /** Predicted resident bytes still resident after the trim (pagemap again). */
+  stillResident: number;
+  /** mallinfo2() fields that changed between the snapshot and the trim: another thread (or this one) used malloc. */
+  changed: string[];
+}
+
+export interface ParamsInForce {
+  mmapThreshold: number;
+  trimThreshold: number;
+  topPad: number;
+  arenaMax: number;
+  arenaTest: number;
+  nMmapsMax: number;
+  noDynThreshold: boolean;
+  /** mp_ as initialised in the libc file (its .data), or why it could not be read. */
+  initial?: { mmapThreshold: number; trimThreshold: number; topPad: number; arenaMax: number };
+  initialReason?: string;
+  /** The mmap threshold rose since start: freeing a mmapped chunk raised it (no_dyn_threshold 0). */
+  raised: boolean;
+  /** In-use chunks in the arenas at least the initial threshold: mmapped before the rise. */
+  largeInHeap: { count: number; bytes: number };
+}
+
+export interface Advice {
+  /** Which rule (see lib/doctor/advice.ts). */
+  rule: 'arena-max' | 'mmap-threshold' | 'trim';
+  text: string;
+}
+
+export interface DoctorData {
+  pid: number;
+  /** This process (in-process) or another (attach). */
+  self: boolean;
+  cmdline: string[];
+  glibc: string;
+  pageSize: number;
+  rss: { total: number; rows: RssRow[] };
+  /** In-process only: V8's own account of its heap, which lives in the anonymous memory. */
+  v8?: V8Heap;
+  threads: number;
+  mmapped: MmappedChunks;
+  arenas: ArenaDiagnosis[];
+  /** The decode's totals, as mallinfo2 sums them. */
+  totals: MallinfoTotals;
+  /** In-process: mallinfo2() taken in the snapshot's native call. */
+  mallinfo?: Mallinfo;
+  params: ParamsInForce;
+  trim: TrimPrediction;
+  /** Sentences about the numbers, each with its figure. */
+  findings: string[];
+  advice: Advice[];
+  /** Why some number may be short (lists that stopped, a walk that could not finish). */
+  incomplete: string[];
+  snapshot: SnapshotInfo;
+  trimmed?: TrimMeasured;
+}

@@ -1,0 +1,50 @@
+// attach(pid).doctor(): the diagnosis of another process, from a snapshot
+// of its allocator, its smaps, its pagemap and the headers at the starts of
+// its anonymous mappings, all read without stopping it.
+import fs from 'node:fs';
+import { Decoded } from '../allocator/results';
+import { binding } from '../binding';
+import { diagnose, DoctorResult, doctorResult } from '../doctor/index';
+import { openPagemap, PagemapReader, readResidency, residencyRegions } from '../doctor/residency';
+import { MemoryRegion } from '../maps';
+import { procError } from './proc';
+import { readRanges } from './read-ranges';
+import { RemoteSnapshot } from './snapshot';
+
+export interface RemoteTarget {
+  pid: number;
+  cmdline: readonly string[];
+  glibc: string;
+}
+
+/**
+ * The map with resident sizes (smaps) and the residency of what doctor
+ * needs, read before the snapshot is taken; `snapshot` is then taken and
+ * decoded, and the diagnosis made.
+ */
+export function remoteDoctor(
+  target: RemoteTarget, readMaps: () => MemoryRegion[], snapshot: () => { s: RemoteSnapshot; d: Decoded },
+): DoctorResult {
+  const { pid } = target;
+  const pageSize = binding.pageSize();
+  const pagemap: PagemapReader = openPagemap(pid, pageSize, (e) => procError(pid, e, `/proc/${pid}/pagemap`));
+  try {
+    const regions = readMaps();
+    const residency = readResidency(pagemap, residencyRegions(regions), pageSize);
+    const { s, d } = snapshot();
+    let threads = 0;
+    try {
+      threads = fs.readdirSync(`/proc/${pid}/task`).length;
+    } catch (error) {
+      throw procError(pid, error as NodeJS.ErrnoException, `/proc/${pid}/task`);
+    }
+    return doctorResult(diagnose({
+      pid, self: false, cmdline: [...target.cmdline], glibc: target.glibc, layout: s.image.layout, libc: s.libc,
+      ...(s.image.heap === undefined ? {} : { heap: s.image.heap }), decoded: d, regions, pageSize, root: `/proc/${pid}/root`, threads, residency,
+      readHeaders: (addresses) => readRanges(pid, addresses.map((address) => ({ address, length: 16n })))
+        .map((r) => (r.errno === 0 ? r.bytes : undefined)),
+    }));
+  } finally {
+    pagemap.close();
+  }
+}

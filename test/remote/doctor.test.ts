@@ -1,0 +1,181 @@
+// heapscope doctor --pid and attach(pid).doctor() on programs nobody here
+// wrote: Debian's python3 allocating a pattern through ctypes, and a C
+// program whose threads fragment arenas of their own and whose main thread
+// raises the mmap threshold. Each prints its own mallinfo2(), which the
+// diagnosis must equal field for field; the C program trims itself on
+// request, and the prediction must equal what it gave back.
+import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { attach, DOCTOR_THRESHOLDS } from '../../lib/index';
+import { TOTALLED_FIELDS } from '../../lib/allocator/totals';
+import { openPagemap } from '../../lib/doctor/residency';
+
+const fixtures = path.join(__dirname, '..', 'fixtures');
+const CLI = path.join(__dirname, '..', '..', 'dist', 'cli.js');
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'heapscope-doctor-'));
+const PYTHON = '/usr/bin/python3';
+const JEMALLOC = '/usr/lib/x86_64-linux-gnu/libjemalloc.so.2';
+const PAGE = 4096;
+/**
+ * How far apart two /proc/PID/statm readings can be from the pages really
+ * mapped: since Linux 6.2 the RSS counters are per-CPU (percpu_counter,
+ * batch max(32, 2 × CPUs) pages) and statm reads the shared count without
+ * the per-CPU parts, so each reading may lag by a batch per CPU; a drop is
+ * two readings. (smaps walks the page tables and is exact; pagemap too.)
+ */
+const STATM_SLACK = 2 * Math.max(32, 2 * os.availableParallelism()) * os.availableParallelism() * PAGE;
+const children: ChildProcess[] = [];
+let program: string | undefined;
+let noCompiler: string | undefined;
+
+beforeAll(() => {
+  program = path.join(dir, 'doctor-threads');
+  const cc = spawnSync('cc', ['-O1', '-pthread', '-o', program, path.join(fixtures, 'doctor-threads.c')], { encoding: 'utf8' });
+  if (cc.error !== undefined) noCompiler = 'no C compiler (cc) to build test/fixtures/doctor-threads.c';
+  else if (cc.status !== 0) throw new Error(`cc failed:\n${cc.stderr}`);
+});
+
+afterEach(() => {
+  for (const c of children.splice(0)) c.kill('SIGKILL');
+});
+
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+/** Starts `command`; `next(n)` resolves with its first `n` lines of output. */
+function start(command: string, args: string[], env: NodeJS.ProcessEnv = process.env) {
+  const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'inherit'], env });
+  children.push(child);
+  let seen = '';
+  const waiting: { n: number; resolve: (lines: string[]) => void }[] = [];
+  const check = () => {
+    const lines = seen.split('\n');
+    for (const w of waiting.splice(0)) (lines.length > w.n ? w.resolve(lines.slice(0, w.n)) : waiting.push(w));
+  };
+  child.stdout!.on('data', (chunk: Buffer) => {
+    seen += chunk.toString();
+    check();
+  });
+  const next = (n: number) => new Promise<string[]>((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`${command} exited (${code}) after printing ${JSON.stringify(seen)}`)));
+    waiting.push({ n, resolve });
+    check();
+  });
+  return { child, next };
+}
+
+function heapscope(args: string[]) {
+  const run = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+  return { code: run.status, stdout: run.stdout, stderr: run.stderr };
+}
+
+interface JsonDoctor {
+  totals: Record<string, number>;
+  arenas: { kind: string; systemMem: number; inUse: number; free: number; bins: Record<string, number>; top: number; trim: { resident: number } }[];
+  mmapped: { found: number; bytes: number; nMmaps: number; mmappedMem: number };
+  rss: { total: number; rows: { kind: string; rss: number }[] };
+  trim: { resident: number; bytes: number; ranges: { start: string; end: string; resident: number }[] };
+  params: { mmapThreshold: number; raised: boolean; initial?: { mmapThreshold: number }; largeInHeap: { bytes: number } };
+  advice: { rule: string; text: string }[];
+  snapshot: { consistent: boolean };
+}
+
+describe('doctor --pid on quiet processes: its totals are their own mallinfo2()', () => {
+  it("Debian's python3, allocating a pattern through ctypes: in use = uordblks, free = fordblks, field for field", async ({ skip }) => {
+    if (!fs.existsSync(PYTHON)) skip(`no ${PYTHON} (Debian's python3)`);
+    const { child, next } = start(PYTHON, [path.join(fixtures, 'attach-target.py')], { PATH: '/usr/bin:/bin', LANG: 'C.UTF-8' });
+    const mallinfo = JSON.parse((await next(2))[1]) as Record<string, number>;
+    const { code, stdout, stderr } = heapscope(['doctor', '--pid', String(child.pid), '--json']);
+    expect(code, stderr).toBe(0);
+    const d = JSON.parse(stdout) as JsonDoctor;
+    expect(d.snapshot.consistent).toBe(true);
+    for (const f of TOTALLED_FIELDS) expect({ field: f, value: d.totals[f] }).toEqual({ field: f, value: mallinfo[f] });
+    const sum = (f: (a: JsonDoctor['arenas'][number]) => number) => d.arenas.reduce((n, a) => n + f(a), 0);
+    expect(sum((a) => a.inUse)).toBe(mallinfo.uordblks);
+    expect(sum((a) => a.free)).toBe(mallinfo.fordblks);
+    expect(sum((a) => a.systemMem)).toBe(mallinfo.arena);
+    expect(sum((a) => a.bins.fast)).toBe(mallinfo.fsmblks);
+    expect(sum((a) => a.top + a.bins.fast + a.bins.unsorted + a.bins.small + a.bins.large)).toBe(mallinfo.fordblks);
+    expect(d.arenas.find((a) => a.kind === 'main')!.top).toBe(mallinfo.keepcost);
+    expect([d.mmapped.nMmaps, d.mmapped.mmappedMem]).toEqual([mallinfo.hblks, mallinfo.hblkhd]);
+    expect(d.mmapped.found).toBeLessThanOrEqual(mallinfo.hblks);
+    // The rows of the resident table add up to the smaps total.
+    expect(d.rss.rows.reduce((n, r) => n + r.rss, 0)).toBe(d.rss.total);
+    const text = heapscope(['doctor', '--pid', String(child.pid)]);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toContain(`Doctor: process ${child.pid}`);
+    expect(text.stdout.replace(/\s+/g, ' ')).toContain(`uordblks ${mallinfo.uordblks}, fordblks ${mallinfo.fordblks}`);
+  });
+
+  it('a C program with four fragmented thread arenas and a risen mmap threshold: its mallinfo2, the advice, and the trim it then makes', async ({ skip }) => {
+    if (noCompiler !== undefined) skip(noCompiler);
+    const { child, next } = start(program!, []);
+    const mallinfo = JSON.parse((await next(2))[1]) as Record<string, number>;
+    const target = attach(child.pid!);
+    const d = target.doctor();
+    expect(d.snapshot.consistent).toBe(true);
+    for (const f of TOTALLED_FIELDS) expect({ field: f, value: d.totals[f] }).toEqual({ field: f, value: mallinfo[f] });
+    expect(d.arenas.map((a) => a.kind)).toEqual(['main', 'thread', 'thread', 'thread', 'thread']);
+    // Each thread kept one 4000-byte block in ten: nine in ten free, between live ones.
+    for (const a of d.arenas.filter((x) => x.kind === 'thread')) expect(a.fragmentation).toBeGreaterThan(0.8);
+    const threads = d.arenas.filter((a) => a.kind === 'thread');
+    const free = threads.reduce((n, a) => n + a.free, 0);
+    expect(free).toBeGreaterThan(DOCTOR_THRESHOLDS.arenaFree);
+    expect(d.advice.map((a) => a.rule)).toContain('arena-max');
+    expect(d.advice.find((a) => a.rule === 'arena-max')!.text).toMatch(/^4 thread arenas hold \d+(\.\d)? MiB free .*MALLOC_ARENA_MAX=2/);
+    // The 31 MiB block freed raised the threshold to its chunk's size; the forty 1 MiB blocks then came from [heap].
+    expect(d.params.raised).toBe(true);
+    expect(d.params.mmapThreshold).toBe((31 << 20) + PAGE);
+    expect(d.params.initial!.mmapThreshold).toBe(128 * 1024);
+    expect(d.params.largeInHeap.count).toBe(40);
+    expect(d.advice.find((a) => a.rule === 'mmap-threshold')!.text).toContain('MALLOC_MMAP_THRESHOLD_=131072');
+    expect(mallinfo.hblks).toBe(0);
+
+    // Every page it would release lies wholly inside a free chunk, in the thread arenas; the blocks were written, so they are resident.
+    expect(d.trim.resident).toBeGreaterThan(30 << 20);
+    // Right before the trim, the ranges are read again: the snapshot's copy may have made pages resident the prediction did not count.
+    const pagemap = openPagemap(child.pid!, PAGE, (e) => e);
+    const now = d.trim.ranges.reduce((n, r) => n + pagemap.pages(r.start, r.end).reduce((k, p) => k + p, 0) * PAGE, 0);
+    pagemap.close();
+    child.stdin!.write('t');
+    const trimmed = JSON.parse((await next(3))[2]) as { released: number; before: number; after: number };
+    expect(trimmed.released).toBe(1);
+    // Nothing else runs in it: the drop is what was resident in the ranges, within what statm can tell (STATM_SLACK).
+    expect(Math.abs(trimmed.before - trimmed.after - now)).toBeLessThanOrEqual(STATM_SLACK);
+    expect(now).toBeGreaterThanOrEqual(d.trim.resident);
+  });
+});
+
+describe('doctor --pid refuses what it cannot read, with the codes attach uses', () => {
+  it('a pid that does not exist: ERR_PROCESS_EXITED, exit 1', () => {
+    const { code, stderr } = heapscope(['doctor', '--pid', '4194304']);
+    expect(code).toBe(1);
+    expect(stderr).toMatch(/^heapscope: ERR_PROCESS_EXITED: process 4194304 does not exist/);
+  });
+
+  it('a process with jemalloc preloaded: ERR_NOT_GLIBC_MALLOC', async ({ skip }) => {
+    if (!fs.existsSync(JEMALLOC)) skip(`no ${JEMALLOC} (Debian: apt-get install libjemalloc2)`);
+    const { child, next } = start(process.execPath, ['-e', 'console.log(process.pid); setInterval(() => {}, 1000)'], { ...process.env, LD_PRELOAD: JEMALLOC });
+    await next(1);
+    const { code, stderr } = heapscope(['doctor', '--pid', String(child.pid)]);
+    expect(code).toBe(1);
+    expect(stderr).toMatch(/ERR_NOT_GLIBC_MALLOC: .*jemalloc/);
+  });
+
+  it('another user: ERR_PERMISSION', async ({ skip }) => {
+    if (process.getuid?.() !== 0) skip('only root can drop to another user in a child; run the tests as root to try this path');
+    const { child, next } = start(process.execPath, ['-e', 'console.log(process.pid); setInterval(() => {}, 1000)']);
+    await next(1);
+    const run = spawnSync(process.execPath, [CLI, 'doctor', '--pid', String(child.pid)], { encoding: 'utf8', uid: 65534, gid: 65534 });
+    expect(run.status).toBe(1);
+    expect(run.stderr).toMatch(/ERR_PERMISSION/);
+  });
+
+  it('--pid with --trim is bad usage: another process cannot be trimmed from here', () => {
+    const { code, stderr } = heapscope(['doctor', '--pid', '1', '--trim']);
+    expect(code).toBe(2);
+    expect(stderr).toMatch(/--pid and --trim exclude each other/);
+  });
+});
