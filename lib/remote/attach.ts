@@ -11,6 +11,8 @@ import { HeapscopeError, rangeError, typeError } from '../errors';
 import { hex } from '../format';
 import { classifiedMap, MapsOptions, MemoryRegion, parseMaps, parseSettled } from '../maps';
 import { describe, readOptions, toIndex } from '../validate';
+import { byChunk, heapWalkData } from '../walk/build';
+import { HeapWalk, walkArena, WalkOptions } from '../walk/index';
 import { requireGlibcMalloc } from './malloc-kind';
 import { libcVersionOf } from './libc-version';
 import { isKernelThread, readCmdline, readProcFile, readStatus } from './proc';
@@ -43,6 +45,17 @@ export interface AttachedProcess {
   chunkPlaces(snapshot?: RemoteSnapshot): ChunkPlacesResult;
   /** The decode's totals. No mallinfo2() of another process exists to compare them with. */
   allocatorTotals(snapshot?: RemoteSnapshot): DecodedTotalsResult;
+  /**
+   * Every chunk of every arena with its place, as walkHeap() walks this
+   * process; `mallinfoTotals` is the walk's own mallinfo2() (no other
+   * process's mallinfo2() can be called, so `checks` is empty).
+   */
+  walk(options?: RemoteWalkOptions): HeapWalk;
+}
+
+/** attach(pid).walk()'s options: walkHeap's `arena`, and a snapshot to walk instead of taking one now. */
+export interface RemoteWalkOptions extends Pick<WalkOptions, 'arena'> {
+  snapshot?: RemoteSnapshot;
 }
 
 /** Linux's largest pid_max (PID_MAX_LIMIT on 64-bit). */
@@ -114,5 +127,11 @@ export function attach(pid: number): AttachedProcess {
     tcaches: (snapshot?: RemoteSnapshot) => tcachesResult(stateOf(snapshot).d),
     chunkPlaces: (snapshot?: RemoteSnapshot) => chunkPlacesResult(stateOf(snapshot).d),
     allocatorTotals: (snapshot?: RemoteSnapshot) => decodedTotalsResult(stateOf(snapshot).d),
+    walk: (options: RemoteWalkOptions = {}) => {
+      const o = readOptions(options, 'options', ['arena', 'snapshot']);
+      const arena = walkArena(o.arena);
+      const { d } = stateOf(o.snapshot as RemoteSnapshot | undefined);
+      return new HeapWalk(heapWalkData(d, { mainOnly: arena === 'main', ours: byChunk([]), steps: [], pid: id }));
+    },
   });
 }
