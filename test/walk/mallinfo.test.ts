@@ -3,7 +3,7 @@
 // chunks in a fastbin, in the unsorted, small or large bins and in the tcache,
 // and no fastbin chunk is counted as in use.
 import { describe, expect, it } from 'vitest';
-import { inQuietChild } from '../helpers/quiet-child';
+import { FREED_SHAPE, inQuietChild } from '../helpers/quiet-child';
 
 const FIELDS = ['arena', 'ordblks', 'smblks', 'hblks', 'hblkhd', 'uordblks', 'fsmblks', 'fordblks', 'keepcost'];
 
@@ -12,15 +12,7 @@ describe("the walk's totals against mallinfo2()", () => {
     const seen = inQuietChild<{
       consistent: boolean; checks: { field: string; mallinfo: number; walk: number; difference: number; equal: boolean }[]; problems: string[];
       places: Record<string, number>; small: string[]; sizes: number; fastbinBytes: number; fsmblks: number; complete: boolean[];
-    }>(`
-      const before = [];
-      const keep = (size) => before.push({ op: 'malloc', size }) - 1;
-      const small = [];
-      const big = [];
-      for (let i = 0; i < 20; i++) { small.push(keep(40)); keep(24); }
-      for (let i = 0; i < 2; i++) { big.push(keep(0x4f0)); keep(24); }
-      // The big ones first: a free that merges into 64 KiB or more consolidates the fastbins.
-      for (const step of [...big, ...small]) before.push({ op: 'free', step });
+    }>(`${FREED_SHAPE}
       const w = h.walkHeap({ before });
       const all = [w.main, ...w.threadHeaps].flatMap((r) => r.chunks);
       const at = new Map(all.map((c) => [c.address, c]));
