@@ -1,5 +1,5 @@
-// Every chunk of main_arena's heap, walked from one snapshot, and where a
-// chunk goes when it is freed.
+// Every chunk of every arena, walked from one snapshot, each with its place,
+// and where a chunk goes when it is freed.
 // Run from the repository root: node examples/walk.mjs
 import { malloc, walkHeap } from 'heapscope';
 
@@ -7,28 +7,24 @@ const mine = malloc(100);
 // Free a 200-byte block inside the same native call as the snapshot, so
 // nothing else can take it back out of tcache before the walk sees it.
 const walk = walkHeap({ before: [{ op: 'malloc', size: 200 }, { op: 'header', step: 0 }, { op: 'free', step: 0 }] });
-const { main, tcache } = walk;
+const { main, totals } = walk;
 
 console.log(`[heap] ${main.start.toString(16)}..${main.end.toString(16)}: ${main.chunks.length} chunks, ` +
-  (main.complete ? 'tiled exactly up to the top chunk' : `walk stopped: ${main.reason}`));
-const t = main.totals;
-console.log(`in use ${t.inUse.count} (${t.inUse.size} B), free ${t.free.count} (${t.free.size} B), ` +
-  `in tcache ${t.tcache.count} (${t.tcache.size} B), top ${t.top} B`);
+  (main.complete ? 'tiled exactly up to the top chunk' : `walk not complete: ${main.reason}`));
+console.log(`${walk.threadHeaps.length} thread-arena heaps; every region: ` +
+  Object.entries(totals.places).filter(([, t]) => t.count > 0).map(([place, t]) => `${place} ${t.count} (${t.size} B)`).join(', '));
 
-const ours = main.chunks.find((c) => c.allocation === mine);
-console.log(`malloc(100) is the ${ours?.size}-byte chunk at 0x${ours?.address.toString(16)} (${ours?.state})`);
+const chunks = [main, ...walk.threadHeaps].flatMap((r) => r.chunks);
+const ours = chunks.find((c) => c.allocation === mine);
+console.log(`malloc(100) is the ${ours?.size}-byte chunk at 0x${ours?.address.toString(16)} (${ours?.place})`);
 
-const freed = walk.steps[0].address;
+const freed = chunks.find((c) => c.address === (walk.steps[0].address ?? 0n) - 16n);
 const size = walk.steps[1].header?.size;
-if (tcache === undefined || size === undefined) {
-  console.log(`no tcache bin to look in: ${walk.tcacheReason ?? 'the header step read nothing'}`);
-} else {
-  const bin = tcache.bins[(size - 32) / 16];
-  console.log(`the freed 200-byte block (a ${size}-byte chunk) is ${bin.entries[0] === freed ? '' : 'not '}at the head of tcache bin ${bin.index}, ` +
-    `which holds ${bin.count}: ${bin.entries.map((e) => `0x${e.toString(16)}`).join(' → ')}`);
-}
+console.log(`the freed 200-byte block (a ${size}-byte chunk) is in ${freed?.place} ${freed?.bin ?? ''}` +
+  (freed?.owner === 'calling-thread' ? ", this thread's tcache" : ''));
 
 for (const c of walk.checks) {
-  console.log(`${c.equal ? '=' : '≠'} mallinfo2 ${c.mallinfo} ${c.mallinfoValue} vs ${c.walk} ${c.walkValue}${c.exact ? '' : ' (mallinfo2 sums every arena)'}`);
+  console.log(`${c.equal ? '=' : '≠'} mallinfo2 ${c.field} ${c.mallinfo}, the walk's ${c.walk}${c.equal ? '' : ` (difference ${c.difference})`}`);
 }
+for (const p of walk.problems) console.log(`problem: ${p}`);
 mine.free();

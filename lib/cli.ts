@@ -123,7 +123,7 @@ function pidOf(input: Input): number | undefined {
   return pid;
 }
 
-/** What a view of another process starts with: which process it is. */
+/** `process PID: its command line (glibc X)` and a blank line, for another process; nothing for this one. */
 function processHeader(target: AttachedProcess | undefined): string {
   return target === undefined ? '' : `process ${target.pid}: ${target.cmdline.length === 0 ? '(no command line)' : commandLine(target.cmdline)} (glibc ${target.glibc})\n\n`;
 }
@@ -277,18 +277,23 @@ export const COMMANDS: readonly Command[] = [
   },
   {
     name: 'walk',
-    summary: 'every chunk of main_arena\'s heap, drawn as a strip',
+    summary: 'every chunk of every arena and where it is, drawn as a strip',
     flags: [
-      { name: 'arena', choices: ['main', 'all'], help: 'main_arena\'s heap (the default), or every arena\'s heaps' },
+      { name: 'arena', choices: ['main', 'all'], help: 'every arena\'s regions (the default), or main_arena\'s only' },
       JSON_FLAG,
       { name: 'svg', help: 'print the strip as an SVG document' },
       { name: 'html', help: 'print an HTML fragment: the strip and the totals' },
+      PID_FLAG,
     ],
     exclusive: [['json', 'svg', 'html']],
-    examples: ['heapscope walk', 'heapscope walk --arena all --svg > heap.svg'],
+    examples: ['heapscope walk', 'heapscope walk --arena main --svg > heap.svg', 'heapscope walk --pid 1234 --json'],
     run(input) {
-      const walk = walkHeap({ arena: (input.value('arena') ?? 'main') as 'main' | 'all' });
-      write(input.has('json') ? toJSON(walk) : input.has('svg') ? walk.toSVG() : input.has('html') ? walk.toHTML() : renderWalk(walk, terminalOptions(process.stdout)));
+      const pid = pidOf(input);
+      const arena = (input.value('arena') ?? 'all') as 'main' | 'all';
+      const target = pid === undefined ? undefined : attach(pid);
+      const walk = target === undefined ? walkHeap({ arena }) : target.walk({ arena });
+      write(input.has('json') ? toJSON(walk) : input.has('svg') ? walk.toSVG() : input.has('html') ? walk.toHTML()
+        : processHeader(target) + renderWalk(walk, terminalOptions(process.stdout)));
     },
   },
   viewCommand('arenas', 'every arena: its memory, top chunk and counters', [], ['heapscope arenas', 'heapscope arenas --pid 1234 --json']),

@@ -53,8 +53,8 @@ export type { VisChunk, VisLine } from './allocator/vis';
 export type { TcacheBinState, ThreadCache } from './allocator/tcaches';
 export type { ArenaTotals, MallinfoMismatch, MallinfoTotals, TotalledField } from './allocator/totals';
 export type {
-  ChunkState, ChunkTable, HeapChunk, HeapInfo, HeapRegionWalk, HeapWalk, HeapWalkData, MainHeapSnapshot, MallinfoCheck, SnapshotWalk, SnapshotWalkOptions, Tcache,
-  TcacheBin, WalkOptions, WalkSVGOptions, WalkTotals,
+  ChunkTable, HeapChunk, HeapRegionWalk, HeapWalk, HeapWalkData, MainHeapSnapshot, MallinfoCheck, SnapshotWalk, SnapshotWalkOptions,
+  WalkOptions, WalkSVGOptions, WalkTotals,
 } from './walk/index';
 export { experiment, experiments, run } from './experiments/run';
 export type { RunOptions } from './experiments/run';

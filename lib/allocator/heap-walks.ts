@@ -1,18 +1,23 @@
 // Every arena's memory walked chunk by chunk from the image: main_arena's
-// [heap] from its first chunk to the break, and each thread arena's heaps,
-// the newest up to top, the older ones up to their fencepost.
+// [heap] from its first chunk to the break (and, when it went
+// non-contiguous, its top chunk where the copy holds it), and each thread
+// arena's heaps, the newest up to top, the older ones up to their fencepost.
 import { hex } from '../format';
 import { SnapshotWalk, walkSnapshot } from '../walk/chunk';
 import { walkMainHeap } from '../walk/main-arena';
 import { Arena } from './arenas';
 import { HeapInfo } from './decode';
 import { AllocatorImage } from './image';
-import { readBytes } from './memory-source';
+import { rangeOf, readBytes } from './memory-source';
 
 export interface RegionWalk {
   /** The arena whose memory this is. */
   arena: bigint;
-  kind: 'heap' | 'arena-heap';
+  /**
+   * `heap`: main_arena's [heap]. `top-region`: a non-contiguous main_arena's
+   * top chunk, in memory glibc took with mmap. `arena-heap`: a thread arena's heap.
+   */
+  kind: 'heap' | 'top-region' | 'arena-heap';
   start: bigint;
   /** Where its chunks end: the break, or the heap's start + heap_info.size. */
   end: bigint;
@@ -29,6 +34,8 @@ export function walkArenas(image: AllocatorImage, arenas: readonly Arena[]): Reg
   for (const arena of arenas) {
     if (arena.kind === 'main') {
       if (image.heap !== undefined) out.push(walkMain(image, arena));
+      const top = walkOutsideTop(image, arena);
+      if (top !== undefined) out.push(top);
       continue;
     }
     for (const info of arena.heaps) out.push(walkThreadHeap(image, arena, info));
@@ -47,8 +54,15 @@ function region(arena: bigint, kind: RegionWalk['kind'], start: bigint, end: big
 
 function walkMain(image: AllocatorImage, arena: Arena): RegionWalk {
   const { start, end } = image.heap!;
-  const bytes = readBytes(image.memory, start, Number(end - start));
-  if (typeof bytes === 'string') return region(arena.address, 'heap', start, end, empty(start, bytes));
+  const copy = rangeOf(image.memory, start);
+  if (copy === undefined || copy.base !== start) return region(arena.address, 'heap', start, end, empty(start, `[heap] at ${hex(start)} was not copied`));
+  if (BigInt(copy.bytes.length) < end - start) {
+    // A [heap] bigger than one copy holds: its chunks are walked as far as the copy goes.
+    const walk = walkMainHeap(copy.bytes, start, start + BigInt(copy.bytes.length));
+    const reason = `only the first ${copy.bytes.length} bytes of [heap] (${end - start} up to the break) were copied; the walk stops there`;
+    return region(arena.address, 'heap', start, end, { ...walk, ending: 'stopped', top: -1, reason }, reason);
+  }
+  const bytes = copy.bytes.subarray(0, Number(end - start));
   const walk = walkMainHeap(bytes, start, end);
   const top = walk.top >= 0 ? start + BigInt(walk.table.offsets[walk.top]) : undefined;
   const reason = top !== undefined && top !== arena.top.address
@@ -73,4 +87,19 @@ function walkThreadHeap(image: AllocatorImage, arena: Arena, info: HeapInfo): Re
   const holdsTop = top >= info.address && top < end;
   const walk = walkSnapshot(bytes, info.address, { start: first, end: bytes.length, fenceposts: !holdsTop, ...(holdsTop ? { top } : {}) });
   return region(arena.address, 'arena-heap', info.address, end, walk, undefined, info);
+}
+
+/**
+ * A non-contiguous main_arena's top chunk, when the copy holds it outside
+ * [heap]: its own region, one chunk that must end where its size says.
+ */
+function walkOutsideTop(image: AllocatorImage, arena: Arena): RegionWalk | undefined {
+  const { address, size } = arena.top;
+  if (!arena.noncontiguous || size === undefined) return undefined;
+  if (image.heap !== undefined && address >= image.heap.start && address < image.heap.end) return undefined;
+  const copy = rangeOf(image.memory, address);
+  if (copy === undefined || size > BigInt(copy.bytes.length) || address + size > copy.base + BigInt(copy.bytes.length)) return undefined;
+  const bytes = copy.bytes.subarray(Number(address - copy.base), Number(address - copy.base + size));
+  const walk = walkSnapshot(bytes, address, { end: bytes.length, top: address, mainArena: true });
+  return region(arena.address, 'top-region', address, address + size, walk);
 }

@@ -19,7 +19,7 @@ export type PlaceKind =
   | 'smallbin'
   | 'largebin'
   | 'top'
-  /** The 16 bytes that end an older thread-arena heap. */
+  /** The 16 bytes that end an older thread-arena heap, or either of the two that end a non-contiguous main_arena's [heap]. */
   | 'fencepost'
   /** The next chunk says this one is free, but no bin lists it. */
   | 'unlisted';
@@ -97,7 +97,8 @@ export function placeChunks(
         if (list.tcache !== undefined) Object.assign(chunk, { tcache: list.tcache, owner: list.owner });
       } else if ((table.bits[i] & FREE_BIT) !== 0) chunk.place = 'unlisted';
       else if (struct !== undefined) Object.assign(chunk, { place: 'tcache-struct', tcache: struct.address, owner: struct.owner });
-      else if (w.walk.ending === 'fencepost' && i === table.count - 1 && table.sizes[i] === 16) chunk.place = 'fencepost';
+      // An older thread heap ends in one fencepost; a non-contiguous main_arena's [heap] in two (no chunk is under 32 bytes).
+      else if (w.walk.ending === 'fencepost' && i >= table.count - 2 && table.sizes[i] === 16) chunk.place = 'fencepost';
       if (arena !== undefined && address === arena.lastRemainder) chunk.lastRemainder = true;
       chunks[i] = chunk;
     }

@@ -3,9 +3,9 @@
 // between two mallinfo2() calls and two reads of the break. A snapshot
 // taken while another thread changed malloc's state is retaken.
 import { HeapscopeError, rangeError, typeError } from '../errors';
-import { hex } from '../format';
+import { bytes, hex, shortBytes } from '../format';
 import { maps, MemoryRegion } from '../maps';
-import { PlanStep, runPlan, StepResult } from '../plan';
+import { MAX_PLAN_READ, PlanStep, runPlan, StepResult } from '../plan';
 import { glibcVersion, Mallinfo, MALLINFO_FIELDS, programBreak } from '../stats';
 import { describe, readArray, readOptions, toIndex } from '../validate';
 import { AllocatorImage, locateGlobals } from './image';
@@ -54,7 +54,7 @@ export interface AllocatorSnapshot {
 
 const PROBE_REQUEST = 1000;
 
-interface Taken { snapshot: AllocatorSnapshot; reason?: string; breakSeen: bigint }
+interface Taken { snapshot: AllocatorSnapshot; reason?: string; breakSeen: bigint; final?: boolean }
 
 /**
  * Copies the allocator's memory of this process. Retakes (up to
@@ -76,6 +76,7 @@ export function takeAllocatorSnapshot(options: AllocatorSnapshotOptions = {}): A
     // `before` steps can move the break: a retake copies [heap] up to where the last copy saw it.
     taken = takeOnce(layout, before, probe, attempt, taken?.breakSeen, topRegion);
     if (taken.reason === undefined) return taken.snapshot;
+    if (taken.final) break;
     topRegion = outsideTop(taken.snapshot.image) ?? topRegion;
   }
   return { ...taken!.snapshot, consistent: false, reason: taken!.reason };
@@ -112,6 +113,8 @@ function takeOnce(
   const arenaHeaps = regions.filter((r) => r.kind === 'arena-heap');
   const end = heap === undefined ? undefined : breakSeen ?? programBreak();
   const copyHeap = heap !== undefined && end! > heap.start;
+  // One read step holds at most MAX_PLAN_READ bytes: a bigger [heap] is copied that far, and a retake cannot do better.
+  const heapCopy = copyHeap && end! - heap!.start > MAX_PLAN_READ ? MAX_PLAN_READ : copyHeap ? end! - heap!.start : 0n;
   const steps: PlanStep[] = [...before];
   const probeAt = probe ? steps.push({ op: 'malloc', size: PROBE_REQUEST }) - 1 : -1;
   if (probe) steps.push({ op: 'free', step: probeAt });
@@ -122,7 +125,7 @@ function takeOnce(
     reads.push({ region, label, length, step: steps.push({ op: 'read', address: region.start, length }) - 1 });
   };
   for (const r of libc) read(r, 'libc data', BigInt(r.size));
-  if (copyHeap) read(heap, '[heap]', end! - heap.start);
+  if (copyHeap) read(heap, '[heap]', heapCopy);
   for (const r of arenaHeaps) read(r, 'arena heap', BigInt(r.size));
   if (topRegion !== undefined) read(topRegion, "main_arena's top", BigInt(topRegion.size));
   const b1 = steps.push({ op: 'break' }) - 1;
@@ -141,10 +144,13 @@ function takeOnce(
     image, libc: libcFile, mallinfoBefore: results[m0].mallinfo!, mallinfo: results[m1].mallinfo!, programBreak: breakAfter,
     ...(probe ? { probe: results[probeAt].address! } : {}), steps: results.slice(0, before.length), attempts: attempt, consistent: true,
   };
+  const short = copyHeap && heapCopy < end! - heap!.start;
   const reason = failed !== undefined
     ? `reading ${failed.label} at ${hex(failed.region.start)} failed (errno ${results[failed.step].errno}): it changed since the map was read`
-    : tornReason(snapshot, { measured: end, before: results[b0].programBreak!, after: breakAfter }, arenaHeaps);
-  return reason === undefined ? { snapshot, breakSeen: breakAfter } : { snapshot: { ...snapshot, consistent: false, reason }, reason, breakSeen: breakAfter };
+    : short ? `[heap] is ${bytes(end! - heap!.start)}; one copy holds at most its first ${shortBytes(MAX_PLAN_READ)}, the most one Buffer holds in Node 20`
+      : tornReason(snapshot, { measured: end, before: results[b0].programBreak!, after: breakAfter }, arenaHeaps);
+  if (reason === undefined) return { snapshot, breakSeen: breakAfter };
+  return { snapshot: { ...snapshot, consistent: false, reason }, reason, breakSeen: breakAfter, ...(short ? { final: true } : {}) };
 }
 
 /**

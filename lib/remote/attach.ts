@@ -12,6 +12,8 @@ import { HeapscopeError, rangeError, typeError } from '../errors';
 import { hex } from '../format';
 import { classifiedMap, MapsOptions, MemoryRegion, parseMaps, parseSettled } from '../maps';
 import { describe, readOptions, toIndex } from '../validate';
+import { byChunk, heapWalkData } from '../walk/build';
+import { HeapWalk, walkArena, WalkOptions } from '../walk/index';
 import { requireGlibcMalloc } from './malloc-kind';
 import { libcVersionOf } from './libc-version';
 import { isKernelThread, readCmdline, readProcFile, readStatus } from './proc';
@@ -54,6 +56,17 @@ export interface AttachedProcess {
    * given). It cannot be trimmed from here.
    */
   doctor(snapshot?: RemoteSnapshot): DoctorResult;
+  /**
+   * Every chunk of every arena with its place, as walkHeap() walks this
+   * process; `mallinfoTotals` is the walk's own mallinfo2() (no other
+   * process's mallinfo2() can be called, so `checks` is empty).
+   */
+  walk(options?: RemoteWalkOptions): HeapWalk;
+}
+
+/** attach(pid).walk()'s options: walkHeap's `arena`, and a snapshot to walk instead of taking one now. */
+export interface RemoteWalkOptions extends Pick<WalkOptions, 'arena'> {
+  snapshot?: RemoteSnapshot;
 }
 
 /** Linux's largest pid_max (PID_MAX_LIMIT on 64-bit). */
@@ -132,5 +145,11 @@ export function attach(pid: number): AttachedProcess {
       return visResult(d, s.image, read);
     },
     doctor: (snapshot?: RemoteSnapshot) => remoteDoctor({ pid: id, cmdline, glibc }, () => mapsOf({ rss: true }), () => stateOf(snapshot)),
+    walk: (options: RemoteWalkOptions = {}) => {
+      const o = readOptions(options, 'options', ['arena', 'snapshot']);
+      const arena = walkArena(o.arena);
+      const { d } = stateOf(o.snapshot as RemoteSnapshot | undefined);
+      return new HeapWalk(heapWalkData(d, { mainOnly: arena === 'main', ours: byChunk([]), steps: [], pid: id }));
+    },
   });
 }

@@ -1,8 +1,10 @@
 // The terminal view of a walk: a strip of cells, one per chunk or per fixed
 // span of bytes, and a summary with the mallinfo2() comparison.
+import { TOTALLED_FIELDS } from '../allocator/totals';
 import { hex, shortBytes } from '../format';
-import type { ChunkState, HeapRegionWalk } from '../walk/heap-walk';
-import type { HeapWalkData } from '../walk/walk-data';
+import { PLACES } from '../walk/heap-walk';
+import type { HeapChunk, HeapRegionWalk, WalkTotals } from '../walk/heap-walk';
+import { HeapWalkData, walkRegions } from '../walk/walk-data';
 
 export interface StripOptions {
   /** ANSI colours (default off; the CLI decides with views/terminal's terminalOptions). */
@@ -13,28 +15,44 @@ export interface StripOptions {
   rows?: number;
 }
 
-/** What a strip cell shows: a chunk state, or one of heapscope's own allocations, or the tcache struct. */
-export type Cell = ChunkState | 'ours' | 'struct';
+/**
+ * What a strip cell shows: a chunk in use (heapscope's own apart), a
+ * tcache_perthread_struct, a chunk in a tcache, a fastbin, or one of the
+ * unsorted, small and large bins, the top chunk, a fencepost, or a chunk
+ * free by its neighbour's P bit that no bin lists.
+ */
+export type Cell = 'in-use' | 'ours' | 'struct' | 'tcache' | 'fastbin' | 'bin' | 'top' | 'fencepost' | 'unlisted';
 
 const SYMBOL: Record<Cell, string> = {
-  'in-use': '#', free: '.', tcache: 't', top: '~', fencepost: '|', ours: '@', struct: 'S',
+  'in-use': '#', ours: '@', struct: 'S', tcache: 't', fastbin: 'f', bin: '.', top: '~', fencepost: '|', unlisted: '!',
 };
 // Top is bright blue (94): plain blue (34) all but vanishes on a black terminal.
 const COLOUR: Record<Cell, number> = {
-  'in-use': 37, free: 32, tcache: 36, top: 94, fencepost: 90, ours: 35, struct: 33,
+  'in-use': 37, ours: 35, struct: 93, tcache: 36, fastbin: 33, bin: 32, top: 94, fencepost: 90, unlisted: 91,
 };
 /** Every cell kind with its label, in the order legends list them (the terminal's and the SVG's). */
 export const LEGEND: readonly (readonly [Cell, string])[] = [
-  ['in-use', 'in use (or fastbin)'], ['free', 'free (in a bin)'], ['tcache', 'in tcache'], ['ours', 'heapscope allocation'],
-  ['struct', 'tcache_perthread_struct'], ['top', 'top'], ['fencepost', 'fencepost'],
+  ['in-use', 'in use'], ['ours', 'heapscope allocation'], ['tcache', 'in a tcache'], ['fastbin', 'in a fastbin'],
+  ['bin', 'in a bin (unsorted, small, large)'], ['struct', 'tcache_perthread_struct'], ['top', 'top'], ['fencepost', 'fencepost'],
+  ['unlisted', 'free, in no bin'],
 ];
 // When a span holds several kinds, the rarer, more telling one is shown.
-export const PRIORITY: readonly Cell[] = ['ours', 'struct', 'tcache', 'free', 'fencepost', 'in-use', 'top'];
+export const PRIORITY: readonly Cell[] = ['unlisted', 'ours', 'struct', 'tcache', 'fastbin', 'bin', 'fencepost', 'in-use', 'top'];
 
-function cellOf(chunk: HeapRegionWalk['chunks'][number]): Cell {
-  if (chunk.allocation !== undefined) return 'ours';
-  if (chunk.tcacheStruct) return 'struct';
-  return chunk.state;
+const CELL_OF_PLACE: Record<HeapChunk['place'], Cell> = {
+  'in-use': 'in-use', 'tcache-struct': 'struct', tcache: 'tcache', fastbin: 'fastbin', unsorted: 'bin', smallbin: 'bin', largebin: 'bin',
+  top: 'top', fencepost: 'fencepost', unlisted: 'unlisted',
+};
+
+export function cellOf(chunk: HeapChunk): Cell {
+  return chunk.allocation !== undefined ? 'ours' : CELL_OF_PLACE[chunk.place];
+}
+
+/** `fastbin 3`, `tcache 12 (this thread's)`, `unsorted, last remainder`: where a chunk is, in words. */
+export function placeText(chunk: HeapChunk): string {
+  const owner = chunk.owner === 'calling-thread' ? " (this thread's)" : '';
+  const bin = chunk.bin === undefined ? '' : ` ${chunk.bin}`;
+  return `${chunk.place}${bin}${chunk.tcache === undefined ? '' : owner}${chunk.lastRemainder ? ', last remainder' : ''}`;
 }
 
 function paint(cell: Cell, text: string, color: boolean): string {
@@ -51,7 +69,7 @@ export function stripCells(heap: HeapRegionWalk, cells: number): { cells: Cell[]
   const span = Math.ceil(total / cells / 16) * 16;
   const count = Math.ceil(total / span);
   // Per cell, the kinds seen: a bit per PRIORITY position.
-  const seen = new Uint8Array(count);
+  const seen = new Uint16Array(count);
   const rank = new Map(PRIORITY.map((c, i) => [c, i]));
   for (const chunk of chunks) {
     const offset = Number(chunk.address - first);
@@ -64,15 +82,15 @@ export function stripCells(heap: HeapRegionWalk, cells: number): { cells: Cell[]
 
 /** `main_arena [heap] 0x…-0x… (132 KiB)`. */
 export function heapTitle(heap: HeapRegionWalk): string {
-  const where = heap.kind === 'heap' ? 'main_arena [heap]' : `thread arena ${hex(heap.arena as bigint)}, heap`;
+  const where = heap.kind === 'heap' ? 'main_arena [heap]' : heap.kind === 'top-region' ? "main_arena's top, outside [heap]" : `thread arena ${hex(heap.arena)}, heap`;
   return `${where} ${hex(heap.start)}-${hex(heap.end)} (${shortBytes(Number(heap.end - heap.start))})`;
 }
 
-/** `N chunks: in use …, free …, in tcache …, top …`. */
-export function totalsLine(heap: HeapRegionWalk): string {
-  const t = heap.totals;
-  return `${t.chunks} chunks: in use ${t.inUse.count} (${shortBytes(t.inUse.size)}), free ${t.free.count} (${shortBytes(t.free.size)}), ` +
-    `in tcache ${t.tcache.count} (${shortBytes(t.tcache.size)}), top ${shortBytes(t.top)}`;
+/** `N chunks: in use …, tcache …, fastbin …, …, top …`: every place that holds a chunk. */
+export function totalsLine(totals: WalkTotals): string {
+  const parts = PLACES.filter((p) => totals.places[p].count > 0 && p !== 'top')
+    .map((p) => `${p.replace('-', ' ')} ${totals.places[p].count} (${shortBytes(totals.places[p].size)})`);
+  return `${totals.chunks} chunks: ${[...parts, `top ${shortBytes(totals.places.top.size)}`].join(', ')}`;
 }
 
 function renderHeap(heap: HeapRegionWalk, width: number, rows: number, color: boolean): string[] {
@@ -91,7 +109,7 @@ function renderHeap(heap: HeapRegionWalk, width: number, rows: number, color: bo
     lines.push(line);
   }
   lines.push(span === undefined ? '  one cell per chunk' : `  one cell per ${shortBytes(span)}; a cell shows the first of ${PRIORITY.map((c) => SYMBOL[c]).join(' ')} found in it`);
-  lines.push(`  ${totalsLine(heap)}`);
+  lines.push(`  ${totalsLine(heap.totals)}`);
   lines.push(heap.complete ? '  walked to the end: the chunk sizes tile the heap exactly' : `  walk stopped: ${heap.reason}`);
   return lines;
 }
@@ -121,25 +139,35 @@ export function renderWalk(walk: HeapWalkData, options: StripOptions = {}): stri
     lines.push(line.replace(/(\d)\u0000/g, (_, k: string) => `${paint(LEGEND[Number(k)][0], SYMBOL[LEGEND[Number(k)][0]], color)} `));
   }
   lines.push('');
-  for (const heap of [walk.main, ...walk.threadHeaps]) lines.push(...renderHeap(heap, width, rows, color), '');
-  if (walk.tcache !== undefined) {
-    const t = walk.tcache;
+  for (const heap of walkRegions(walk)) lines.push(...renderHeap(heap, width, rows, color), '');
+  if (walk.threadHeaps.length > 0 || walk.mainTop !== undefined) lines.push(`every region: ${totalsLine(walk.totals)}`);
+  for (const t of walk.tcaches) {
     const used = t.bins.filter((b) => b.count > 0);
-    lines.push(`tcache of this thread at ${hex(t.address)}: ${t.chunks} chunks (${shortBytes(t.bytes)}) in ${used.length} of ${t.bins.length} bins` +
-      (used.length > 0 ? ' (chunk size × count):' : ''));
-    lines.push(...wrap(used.map((b) => `${b.chunkSize}×${b.count}`), width));
-    for (const b of t.bins) if (b.reason !== undefined) lines.push(`  bin ${b.index} (${b.chunkSize}): ${b.reason}`);
-    if (t.liveReads > 0) {
-      lines.push(`  ${t.liveReads} entries lay outside the snapshot and were read afterwards (--arena all puts every arena heap in the snapshot)`);
-    }
-  } else lines.push(`tcache: not decoded (${walk.tcacheReason})`);
-  lines.push(
-    `mallinfo2 (same native call${walk.stable ? ', unchanged across the snapshot' : ', changed while the snapshot was taken'}; ` +
-      `${walk.singleArena ? 'main_arena is the only arena, so every line must match' : 'other arenas exist, so only keepcost must match'}):`,
-  );
-  for (const c of walk.checks) {
-    const mark = c.equal ? '=' : '≠';
-    lines.push(`  ${c.mallinfo} ${c.mallinfoValue} ${mark} ${c.walkValue} ${c.walk}${c.exact ? '' : ' (sums every arena)'}`);
+    lines.push(`tcache ${t.owner === 'calling-thread' ? 'of this thread' : 'of another thread'} at ${hex(t.address)}: ` +
+      `${used.reduce((n, b) => n + b.count, 0)} chunks in ${used.length} of ${t.bins.length} bins` + (used.length > 0 ? ' (chunk size × count):' : ''));
+    lines.push(...wrap(used.map((b) => `${b.chunks[0]?.size ?? '?'}×${b.count}`), width));
+    for (const b of t.bins) if (b.reason !== undefined) lines.push(`  bin ${b.index}: ${b.reason}`);
   }
+  if (walk.tcaches.length === 0) lines.push('tcache: none found in the regions shown');
+  lines.push(...snapshotLines(walk));
   return lines.join('\n');
+}
+
+/** How the snapshot was taken, the walk's own mallinfo2() and, for this process, each field against the real one. */
+export function snapshotLines(walk: HeapWalkData): string[] {
+  const lines = [walk.consistent
+    ? `one snapshot, in one native call while nothing changed it (${walk.attempts} attempt${walk.attempts === 1 ? '' : 's'}); nothing was read after it`
+    : `the snapshot was torn after ${walk.attempts} attempts (${walk.inconsistency}); walked all the same`];
+  if (walk.mallinfo === undefined) {
+    lines.push("mallinfo2() as the walk makes it up (every arena, with mp_'s mmapped chunks):");
+    for (const f of TOTALLED_FIELDS) lines.push(`  ${f} ${walk.mallinfoTotals[f]}`);
+  } else {
+    const wrong = walk.checks.filter((c) => !c.equal);
+    lines.push(`mallinfo2() of the same native call against the walk's own totals (every arena): ${wrong.length === 0 ? 'every field equal' : `${wrong.length} differ`}`);
+    for (const c of walk.checks) {
+      lines.push(`  ${c.field} ${c.mallinfo} ${c.equal ? '=' : '≠'} ${c.walk}${c.equal ? '' : ` (mallinfo2 ${c.difference > 0 ? '+' : '−'}${Math.abs(c.difference)})`}`);
+    }
+  }
+  for (const p of walk.problems) lines.push(`  problem: ${p}`);
+  return lines;
 }

@@ -1,109 +1,117 @@
-// What a walk of one heap region says, chunk by chunk, and its totals.
-import { Allocation, liveAllocations } from '../allocation';
-import { BlockTotal } from '../malloc-info';
-import { A_BIT, FREE_BIT, P_BIT, SnapshotWalk } from './chunk';
-import { HeapInfo } from './thread-arenas';
+// One heap region walked, chunk by chunk, each chunk with its place: the
+// allocator decode's placement (lib/allocator/places.ts) of one snapshot,
+// with the chunk's flag bits and heapscope's own allocation beside it.
+import type { Allocation } from '../allocation';
+import type { HeapInfo } from '../allocator/decode';
+import type { RegionWalk } from '../allocator/heap-walks';
+import type { PlacedChunk, PlaceKind, RegionPlaces } from '../allocator/places';
+import type { BlockTotal } from '../malloc-info';
+import { A_BIT, P_BIT } from './chunk';
+
+/** Every place a chunk can be in, in the order views list them. */
+export const PLACES: readonly PlaceKind[] = [
+  'in-use', 'tcache-struct', 'tcache', 'fastbin', 'unsorted', 'smallbin', 'largebin', 'top', 'fencepost', 'unlisted',
+];
 
 /**
- * - `in-use`: the next chunk's P bit is set. Chunks cached in a fastbin
- *   look like this too (glibc keeps P set for them).
- * - `tcache`: looks in use, and the calling thread's tcache lists it.
- * - `free`: the next chunk's P bit is clear: the chunk is in the unsorted,
- *   a small or a large bin.
- * - `top`: the arena's top chunk, the end of the heap.
- * - `fencepost`: the 16-byte marker that ends an older thread-arena heap.
+ * A chunk and where it is (`place`, with `bin`, `tcache`, `owner` and
+ * `lastRemainder` where they apply: see PlacedChunk). A fastbin chunk is
+ * `fastbin`, never `in-use`, though glibc leaves the next chunk's P bit set
+ * for it as for a chunk in use.
  */
-export type ChunkState = 'in-use' | 'free' | 'tcache' | 'top' | 'fencepost';
-
-export interface HeapChunk {
-  address: bigint;
-  /** Bytes, flags masked off. */
-  size: number;
-  /** The chunk's own P bit: the chunk before it is in use (or cached). */
+export interface HeapChunk extends PlacedChunk {
+  /** The chunk's own P bit: the chunk before it is in use (or in a tcache or fastbin). */
   prevInUse: boolean;
   /** The A bit (NON_MAIN_ARENA). */
   nonMainArena: boolean;
-  state: ChunkState;
   /** The live heapscope allocation of this thread whose chunk this is. */
   allocation?: Allocation;
-  /** The calling thread's tcache_perthread_struct. */
-  tcacheStruct: boolean;
 }
 
 export interface WalkTotals {
   chunks: number;
-  /** Chunks that look in use and are not in tcache (fastbin chunks included), and fenceposts. */
-  inUse: BlockTotal;
-  free: BlockTotal;
-  tcache: BlockTotal;
-  /** The top chunk's size (0 when the walk did not reach it). */
-  top: number;
+  /** Bytes the chunks cover. */
+  bytes: number;
+  /** Chunks and bytes in each place (every place is present, zero when empty). */
+  places: Record<PlaceKind, BlockTotal>;
+  /** heapscope's own live allocations among the in-use chunks. */
+  ours: BlockTotal;
 }
 
-/** One heap region walked: main_arena's [heap], or one thread-arena heap. */
+/** One heap region walked: main_arena's [heap], a non-contiguous main_arena's top region, or one thread-arena heap. */
 export interface HeapRegionWalk {
-  /** `main`, or the malloc_state address (heap_info.ar_ptr) of a thread arena. */
-  arena: 'main' | bigint;
-  kind: 'heap' | 'arena-heap';
+  /** The arena's malloc_state: main_arena's address for `heap` and `top-region`. */
+  arena: bigint;
+  /**
+   * `heap`: main_arena's [heap]. `top-region`: a non-contiguous
+   * main_arena's top chunk, in memory glibc took with mmap.
+   * `arena-heap`: a thread arena's heap.
+   */
+  kind: RegionWalk['kind'];
   /** The region's first byte. */
   start: bigint;
-  /** Where its chunks end: the program break, or start + heap_info.size. */
+  /** Where its chunks end: the program break, the top's end, or start + heap_info.size. */
   end: bigint;
-  /** Thread-arena heaps: their heap_info. */
+  /** Thread-arena heaps: their heap_info (`prev` 0 for an arena's first heap, which holds its malloc_state). */
   heapInfo?: HeapInfo;
   /** Where the walk began. */
   firstChunk: bigint;
   chunks: HeapChunk[];
-  /** The chunks tiled the region exactly up to the top chunk (or an older heap's fencepost). */
+  /** The chunks tiled the region exactly up to the top chunk (or an older thread heap's fencepost). */
   complete: boolean;
-  /** Why the walk stopped early, when it did; `chunks` holds what was read before. */
+  /** Why the walk is not complete, when it is not; `chunks` holds what was read before. */
   reason?: string;
   top?: HeapChunk;
   totals: WalkTotals;
 }
 
-/** Turns a walk's table into chunk objects, marking tcache entries, the tcache struct and heapscope's own allocations. */
-export function materialise(
-  walk: SnapshotWalk,
-  marks: { tcacheChunks: ReadonlySet<bigint>; tcacheStruct?: bigint },
-): { chunks: HeapChunk[]; totals: WalkTotals; top?: HeapChunk } {
-  const { table, base } = walk;
-  // Offsets, not bigints, as keys: one Map lookup of a number per chunk.
-  const ours = new Map<number, Allocation>();
-  const span = table.count === 0 ? 0 : table.offsets[table.count - 1] + table.sizes[table.count - 1];
-  for (const allocation of liveAllocations()) {
-    const offset = Number(allocation.address - 16n - base);
-    if (offset >= 0 && offset < span) ours.set(offset, allocation);
-  }
-  const tcacheOffsets = new Set<number>();
-  for (const address of marks.tcacheChunks) tcacheOffsets.add(Number(address - base));
-  const structOffset = marks.tcacheStruct === undefined ? -1 : Number(marks.tcacheStruct - base);
+/** Totals with every place at zero. */
+export function emptyTotals(): WalkTotals {
+  const places = Object.fromEntries(PLACES.map((p) => [p, { count: 0, size: 0 }])) as Record<PlaceKind, BlockTotal>;
+  return { chunks: 0, bytes: 0, places, ours: { count: 0, size: 0 } };
+}
 
-  const chunks: HeapChunk[] = new Array(table.count);
-  const totals: WalkTotals = { chunks: table.count, inUse: { count: 0, size: 0 }, free: { count: 0, size: 0 }, tcache: { count: 0, size: 0 }, top: 0 };
-  for (let i = 0; i < table.count; i++) {
-    const offset = table.offsets[i];
-    const size = table.sizes[i];
-    const bits = table.bits[i];
-    let state: ChunkState;
-    if (i === walk.top) state = 'top';
-    else if ((bits & FREE_BIT) !== 0) state = 'free';
-    else if (tcacheOffsets.has(offset)) state = 'tcache';
-    else if (walk.ending === 'fencepost' && i >= table.count - 2 && size === 16) state = 'fencepost';
-    else state = 'in-use';
-    const chunk: HeapChunk = {
-      address: base + BigInt(offset), size, prevInUse: (bits & P_BIT) !== 0, nonMainArena: (bits & A_BIT) !== 0,
-      state, tcacheStruct: offset === structOffset,
-    };
-    const allocation = ours.get(offset);
-    if (allocation !== undefined) chunk.allocation = allocation;
-    chunks[i] = chunk;
-    if (state === 'top') totals.top = size;
-    else {
-      const bucket = state === 'free' ? totals.free : state === 'tcache' ? totals.tcache : totals.inUse;
-      bucket.count++;
-      bucket.size += size;
-    }
+/** Adds `t` into `into`. */
+export function addTotals(into: WalkTotals, t: WalkTotals): void {
+  into.chunks += t.chunks;
+  into.bytes += t.bytes;
+  for (const p of PLACES) {
+    into.places[p].count += t.places[p].count;
+    into.places[p].size += t.places[p].size;
   }
-  return { chunks, totals, ...(walk.top >= 0 ? { top: chunks[walk.top] } : {}) };
+  into.ours.count += t.ours.count;
+  into.ours.size += t.ours.size;
+}
+
+/**
+ * One region's chunks with their places; `ours` maps a chunk address to
+ * heapscope's live allocation there (empty for another process).
+ */
+export function regionWalk(walk: RegionWalk, places: RegionPlaces, ours: ReadonlyMap<bigint, Allocation>, reason?: string): HeapRegionWalk {
+  const { table } = walk.walk;
+  const totals = emptyTotals();
+  const chunks: HeapChunk[] = new Array(table.count);
+  for (let i = 0; i < table.count; i++) {
+    const placed = places.chunks[i];
+    const chunk: HeapChunk = { ...placed, prevInUse: (table.bits[i] & P_BIT) !== 0, nonMainArena: (table.bits[i] & A_BIT) !== 0 };
+    const allocation = ours.get(placed.address);
+    if (allocation !== undefined) {
+      chunk.allocation = allocation;
+      totals.ours.count++;
+      totals.ours.size += placed.size;
+    }
+    chunks[i] = chunk;
+    totals.chunks++;
+    totals.bytes += placed.size;
+    totals.places[placed.place].count++;
+    totals.places[placed.place].size += placed.size;
+  }
+  const why = reason ?? walk.reason;
+  const ended = walk.walk.ending === 'top' || (walk.walk.ending === 'fencepost' && walk.kind === 'arena-heap');
+  return {
+    arena: walk.arena, kind: walk.kind, start: walk.start, end: walk.end, ...(walk.heapInfo === undefined ? {} : { heapInfo: walk.heapInfo }),
+    firstChunk: walk.start + BigInt(table.count > 0 ? table.offsets[0] : 0), chunks,
+    complete: why === undefined && ended, ...(why === undefined ? {} : { reason: why }),
+    ...(walk.walk.top >= 0 ? { top: chunks[walk.walk.top] } : {}), totals,
+  };
 }

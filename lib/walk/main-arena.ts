@@ -1,13 +1,11 @@
-// main_arena's heap: the [heap] region from its start to the program break,
-// and what mallinfo2() must agree with.
+// main_arena's heap: the [heap] region from its start to the program break.
 import { HeapscopeError, rangeError } from '../errors';
 import { bytes, shortBytes } from '../format';
 import { maps } from '../maps';
 import { MAX_PLAN_READ, runPlan } from '../plan';
-import { Mallinfo, programBreak } from '../stats';
+import { programBreak } from '../stats';
 import { toIndex } from '../validate';
 import { SnapshotWalk, walkSnapshot } from './chunk';
-import { HeapRegionWalk } from './heap-walk';
 
 /**
  * Walks main_arena's [heap] from a snapshot of [start, break). glibc's
@@ -23,56 +21,6 @@ export function walkMainHeap(snapshot: Uint8Array, start: bigint, programBreak: 
     return { ...walk, ending: 'stopped', reason: `the program break (${programBreak}) lies outside the ${snapshot.length} bytes read`, top: -1 };
   }
   return walk;
-}
-
-/** One comparison of a walk with mallinfo2(). */
-export interface MallinfoCheck {
-  /** The mallinfo2 expression compared, e.g. `fordblks - fsmblks`. */
-  mallinfo: string;
-  /** What the walk counts, e.g. `bytes of free chunks + top`. */
-  walk: string;
-  mallinfoValue: number;
-  walkValue: number;
-  /**
-   * Whether equality is guaranteed: keepcost always (it is main_arena's top
-   * alone); the rest only when main_arena is the only arena, since mallinfo2
-   * sums every arena.
-   */
-  exact: boolean;
-  equal: boolean;
-}
-
-/**
- * What a main_arena walk must agree with in mallinfo2() taken in the same
- * plan (glibc's int_mallinfo, malloc.c):
- *
- * - `keepcost` is chunksize(main_arena.top): the walk's top chunk. Always exact.
- * - `arena` is system_mem summed over arenas; for main_arena it is the bytes
- *   sbrk'd, which the chunks tile: the sum of every chunk size, top included.
- * - `ordblks` is 1 (top) + the chunks in the unsorted, small and large bins,
- *   which are exactly the chunks whose next chunk has P clear (`free`).
- * - `fordblks` is top + binned + fastbin bytes. The walk cannot tell fastbin
- *   chunks from used ones (both keep P set), so it compares
- *   `fordblks - fsmblks` with free bytes + top, and `uordblks + fsmblks`
- *   with the bytes of chunks that look in use (tcache ones included, which
- *   glibc counts as used).
- *
- * All but keepcost are sums over every arena; `singleArena` says whether
- * main_arena is the only one (no thread arena in the maps), which makes them exact.
- */
-export function mallinfoChecks(main: HeapRegionWalk, m: Mallinfo, singleArena: boolean): MallinfoCheck[] {
-  const t = main.totals;
-  const tiled = t.inUse.size + t.free.size + t.tcache.size + t.top;
-  const check = (mallinfo: string, mallinfoValue: number, walk: string, walkValue: number, exact: boolean): MallinfoCheck => ({
-    mallinfo, walk, mallinfoValue, walkValue, exact, equal: mallinfoValue === walkValue,
-  });
-  return [
-    check('keepcost', m.keepcost, 'size of the top chunk', t.top, true),
-    check('arena', m.arena, 'sum of all chunk sizes', tiled, singleArena),
-    check('ordblks', m.ordblks, 'free chunks + 1 (top)', t.free.count + 1, singleArena),
-    check('fordblks - fsmblks', m.fordblks - m.fsmblks, 'bytes of free chunks + top', t.free.size + t.top, singleArena),
-    check('uordblks + fsmblks', m.uordblks + m.fsmblks, 'bytes of chunks that look in use (tcache included)', t.inUse.size + t.tcache.size, singleArena),
-  ];
 }
 
 /** A copy of main_arena's [heap] and where its chunks lie in it: `walkSnapshot(s.bytes, s.base, s)` walks it. */

@@ -1,30 +1,45 @@
-// What a walk found, as plain data: what walkHeap() returns and every view of a walk reads.
+// What a walk found, as plain data: what walkHeap() and attach(pid).walk()
+// return and every view of a walk reads.
+import type { ThreadCache } from '../allocator/tcaches';
+import type { MallinfoTotals } from '../allocator/totals';
 import type { StepResult } from '../plan';
 import type { Mallinfo } from '../stats';
-import type { HeapRegionWalk } from './heap-walk';
-import type { MallinfoCheck } from './main-arena';
-import type { Tcache } from './tcache';
+import type { MallinfoCheck } from './checks';
+import type { HeapRegionWalk, WalkTotals } from './heap-walk';
 
 /** What a walk found: the plain data behind HeapWalk. */
 export interface HeapWalkData {
+  /** The process walked: another one's pid (attach(pid).walk()), absent for this process. */
+  pid?: number;
   /** main_arena's [heap]. */
   main: HeapRegionWalk;
-  /** With `arena: 'all'`: each thread-arena heap, in address order. */
+  /** A non-contiguous main_arena's top chunk, outside [heap] in memory glibc took with mmap, when the snapshot copied it. */
+  mainTop?: HeapRegionWalk;
+  /** Each thread-arena heap, arena by arena in list order, newest heap first (none with `arena: 'main'`). */
   threadHeaps: HeapRegionWalk[];
-  /** The calling thread's tcache, decoded; undefined when it was not found (see `tcacheReason`). */
-  tcache?: Tcache;
-  tcacheReason?: string;
-  /** mallinfo2() right after the snapshot. */
-  mallinfo: Mallinfo;
-  /** mallinfo2() was the same just before and just after the snapshot: no arena's totals moved while it was read. */
-  stable: boolean;
-  programBreak: bigint;
-  /** No thread arena was mapped: mallinfo2's sums are main_arena's alone. */
-  singleArena: boolean;
-  /** The walk compared with mallinfo2() (which comparisons are exact: see mallinfoChecks). */
+  /** Every region's totals added up. */
+  totals: WalkTotals;
+  /** Every tcache found (the calling thread's has owner `calling-thread`), in the arenas shown. */
+  tcaches: ThreadCache[];
+  /**
+   * The walk's own mallinfo2(), from the places of the chunks it met in
+   * every arena (with `arena: 'main'` too), mp_ and the arenas' system_mem.
+   */
+  mallinfoTotals: MallinfoTotals;
+  /** This process: mallinfo2() right after the snapshot, in the same native call. */
+  mallinfo?: Mallinfo;
+  /** This process: every field of `mallinfo` against `mallinfoTotals`, with the difference. Empty for another process. */
   checks: MallinfoCheck[];
+  /** Inconsistencies between the walk and the lists: free chunks no bin lists, listed chunks the walk never met, lists cut short. */
+  problems: string[];
+  /** Nothing moved while the snapshot was copied. */
+  consistent: boolean;
+  /** Why the last snapshot is not consistent, when it is not. */
+  inconsistency?: string;
   /** Snapshots taken (see WalkOptions.attempts). */
   attempts: number;
+  /** This process: the program break right after the snapshot. */
+  programBreak?: bigint;
   /** Results of the `before` steps. */
   steps: StepResult[];
 }
@@ -35,4 +50,9 @@ export interface WalkSVGOptions {
   columns?: number;
   /** The most rows one heap's strip takes (default 8). With columns × rows ≥ its chunks, a heap gets one cell per chunk. */
   rows?: number;
+}
+
+/** The regions of a walk in the order views show them: [heap], main_arena's top region, the thread heaps. */
+export function walkRegions(walk: HeapWalkData): HeapRegionWalk[] {
+  return [walk.main, ...(walk.mainTop === undefined ? [] : [walk.mainTop]), ...walk.threadHeaps];
 }

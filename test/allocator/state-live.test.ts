@@ -5,28 +5,9 @@
 // is told and retaken, and the attempts are counted.
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { inQuietChild } from '../helpers/quiet-child';
+import { FREED_SHAPE, inQuietChild } from '../helpers/quiet-child';
 
 const root = path.join(__dirname, '..', '..');
-
-/**
- * Plan steps that leave chunks in a fastbin (after filling tcache), in the
- * unsorted bin and in the tcache. A malloc(40) can be handed a free 64-byte
- * chunk whole (its 16-byte remainder is too small to split): each size the
- * small blocks came out at fills a tcache bin of its own before any reaches
- * a fastbin, so there are twenty of them.
- */
-const SHAPE = `
-  const before = [];
-  const keep = (size) => before.push({ op: 'malloc', size }) - 1;
-  const small = [];
-  const big = [];
-  for (let i = 0; i < 20; i++) { small.push(keep(40)); keep(24); }
-  for (let i = 0; i < 2; i++) { big.push(keep(0x4f0)); keep(24); }
-  // The big ones first: a guard may not sit next to its block, and a big
-  // free that merges into 64 KiB or more consolidates the fastbins.
-  for (const step of [...big, ...small]) before.push({ op: 'free', step });
-`;
 
 describe('the allocator state of a live process', () => {
   it('in a quiet process every field of mallinfo2() equals the decode\'s total, with chunks in fastbins, bins and tcache', () => {
@@ -34,7 +15,7 @@ describe('the allocator state of a live process', () => {
       consistent: boolean; attempts: number; mismatches: unknown[]; incomplete: string[]; total: Record<string, number>;
       mallinfo: Record<string, number>; problems: string[]; fastbinPlaces: number; binnedPlaces: number; arenas: number; inUseFast: number;
       small: { size: number; place: string }[];
-    }>(`${SHAPE}
+    }>(`${FREED_SHAPE}
       const s = h.allocatorSnapshot({ before });
       const t = h.allocatorTotals(s);
       const places = h.chunkPlaces(s);

@@ -46,3 +46,23 @@ export function inQuietChild<T>(body: string): T {
   }
   throw new Error(`${CHILDREN} quiet children in a row had a break that could not grow 256 MiB (room: ${rooms.join(', ')} bytes)`);
 }
+
+/**
+ * The start of a quiet child's body: `before` gets plan steps that leave
+ * chunks in a fastbin (after filling tcache), in the unsorted bin and in the
+ * tcache (`small` and `big` hold their steps' indices). A malloc(40) can be handed a free 64-byte
+ * chunk whole (its 16-byte remainder is too small to split): each size the
+ * small blocks came out at fills a tcache bin of its own before any reaches
+ * a fastbin, so there are twenty of them.
+ */
+export const FREED_SHAPE = `
+  const before = [];
+  const keep = (size) => before.push({ op: 'malloc', size }) - 1;
+  const small = [];
+  const big = [];
+  for (let i = 0; i < 20; i++) { small.push(keep(40)); keep(24); }
+  for (let i = 0; i < 2; i++) { big.push(keep(0x4f0)); keep(24); }
+  // The big ones first: a guard may not sit next to its block, and a big
+  // free that merges into 64 KiB or more consolidates the fastbins.
+  for (const step of [...big, ...small]) before.push({ op: 'free', step });
+`;

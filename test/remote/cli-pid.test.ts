@@ -159,6 +159,27 @@ describe("--pid on Debian's python3, allocating a pattern through ctypes", () =>
     expect(params.globalMaxFast).toMatchObject({ found: true, value: 128 });
   });
 
+  it("walk --pid --json: the walk's own totals are the mallinfo2() the target printed, field for field; fastbin chunks are fastbin", async ({ skip }) => {
+    if (!fs.existsSync(PYTHON)) skip(`no ${PYTHON} (Debian's python3)`);
+    const { child, lines } = await python(TUNABLES);
+    const printed = JSON.parse(lines[1]) as Record<string, number>;
+    const walk = json<{
+      pid: number; consistent: boolean; problems: string[]; checks: unknown[]; mallinfoTotals: Record<string, number>;
+      main: { complete: boolean; chunks: { place: string }[] }; threadHeaps: unknown[]; totals: { places: Record<string, { count: number; size: number }> };
+    }>(['walk', '--pid', String(child.pid), '--json']);
+    expect(walk).toMatchObject({ pid: child.pid, consistent: true, problems: [], checks: [], threadHeaps: [] });
+    expect(walk.main.complete).toBe(true);
+    for (const f of TOTALLED_FIELDS) expect({ field: f, value: walk.mallinfoTotals[f] }).toEqual({ field: f, value: printed[f] });
+    expect(walk.totals.places.fastbin).toEqual({ count: printed.smblks, size: printed.fsmblks });
+    expect(printed.smblks).toBeGreaterThan(0);
+    // The text: the process named, then the strip, then the walk's mallinfo2 field by field.
+    const text = heapscope(['walk', '--pid', String(child.pid)]);
+    expect(text.stderr).toBe('');
+    expect(text.stdout.split('\n')[0]).toBe(`process ${child.pid}: ${PYTHON} ${target} (glibc ${glibcVersion()})`);
+    expect(text.stdout).toContain("mallinfo2() as the walk makes it up (every arena, with mp_'s mmapped chunks):");
+    for (const f of TOTALLED_FIELDS) expect(text.stdout).toContain(`\n  ${f} ${printed[f]}\n`);
+  });
+
   it('the text names the process (pid, command line, glibc) and the attempts its copy took', async ({ skip }) => {
     if (!fs.existsSync(PYTHON)) skip(`no ${PYTHON} (Debian's python3)`);
     const { child } = await python();

@@ -35,51 +35,58 @@ describe('walkHeap: main_arena', () => {
       expect(main.chunks[i].address).toBe(main.chunks[i - 1].address + BigInt(main.chunks[i - 1].size));
     }
     const top = main.chunks[main.chunks.length - 1];
-    expect(top.state).toBe('top');
+    expect(top.place).toBe('top');
     expect(main.top).toBe(top);
     expect(top.address + BigInt(top.size)).toBe(walk.programBreak);
-    expect(top.size).toBe(walk.mallinfo.keepcost);
-    expect(walk.checks.find((c) => c.mallinfo === 'keepcost')).toMatchObject({ exact: true, equal: true });
-    expect(main.chunks.filter((c) => c.state === 'top')).toHaveLength(1);
+    expect(top.size).toBe(walk.mallinfo!.keepcost);
+    expect(walk.checks.find((c) => c.field === 'keepcost')).toMatchObject({ equal: true, difference: 0 });
+    expect(main.chunks.filter((c) => c.place === 'top')).toHaveLength(1);
   });
 
   it('reports mallinfo from the same call as mallinfo2() does', () => {
-    expect(walkHeap().mallinfo.source).toBe(mallinfo2().source);
+    expect(walkHeap().mallinfo!.source).toBe(mallinfo2().source);
   });
 
   it("finds heapscope's own allocation, in use, with the size its header gives", () => {
     using a = malloc(100);
-    const walk = walkHeap({ arena: 'all' });
+    const walk = walkHeap();
     const chunk = everyChunk(walk).find((c) => c.allocation === a);
     expect(chunk).toBeDefined();
     expect(chunk!.address).toBe(a.address - 16n);
     expect(chunk!.size).toBe(a.chunk.size);
-    expect(chunk!.state).toBe('in-use');
+    expect(chunk!.place).toBe('in-use');
     expect(chunk!.size).toBeGreaterThanOrEqual(requestToChunkSize(100));
   });
 
-  it('shows a large chunk freed inside the same native call as free: the chunk after it lost its P bit', () => {
+  it('shows a large chunk freed inside the same native call in the unsorted bin: the chunk after it lost its P bit', () => {
     // 5000 bytes: past tcache and fastbins, so free() bins it; the guard keeps it from merging into top.
     const walk = walkHeap({
-      arena: 'all',
       before: [{ op: 'malloc', size: 5000 }, { op: 'malloc', size: 100 }, { op: 'header', step: 0 }, { op: 'free', step: 0 }],
     });
     const freed = walk.steps[0].address! - 16n;
     const holder = everyChunk(walk).find((c) => c.address <= freed && freed < c.address + BigInt(c.size));
     expect(holder).toBeDefined();
-    expect(holder!.state).toBe('free');
+    // It merged with any free neighbour, and the snapshot came before any malloc could sort it.
+    expect(holder!.place).toBe('unsorted');
     expect(holder!.address + BigInt(holder!.size)).toBeGreaterThanOrEqual(freed + BigInt(walk.steps[2].header!.size));
     const after = everyChunk(walk).find((c) => c.address === holder!.address + BigInt(holder!.size));
     expect(after?.prevInUse).toBe(false);
   });
 
-  it('marks the tcache_perthread_struct: the first chunk, 0x290 bytes on glibc >= 2.30 (0x250 before)', () => {
+  it("marks the main thread's tcache_perthread_struct: the first chunk, 0x290 bytes on glibc >= 2.30 (0x250 before)", () => {
     const [major, minor] = glibcVersion().split('.').map(Number);
-    const { main, tcache } = walkHeap();
-    expect(main.chunks[0].tcacheStruct).toBe(true);
+    const { main, tcaches } = walkHeap();
+    expect(main.chunks[0]).toMatchObject({ place: 'tcache-struct', owner: 'calling-thread', tcache: main.chunks[0].address });
     expect(main.chunks[0].size).toBe(major > 2 || minor >= 30 ? 0x290 : 0x250);
-    expect(tcache?.address).toBe(main.chunks[0].address);
-    expect(main.chunks.filter((c) => c.tcacheStruct)).toHaveLength(1);
+    expect(tcaches.filter((t) => t.owner === 'calling-thread').map((t) => t.address)).toEqual([main.chunks[0].address]);
+    expect(main.chunks.filter((c) => c.place === 'tcache-struct')).toHaveLength(1);
+  });
+
+  it('takes arena: main to mean main_arena\'s regions only, and refuses any other arena', () => {
+    const walk = walkHeap({ arena: 'main' });
+    expect(walk.threadHeaps).toEqual([]);
+    expect(walk.tcaches.every((t) => t.arena === walk.main.arena)).toBe(true);
+    expect(() => walkHeap({ arena: 'some' as never })).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
   });
 });
 

@@ -11,7 +11,11 @@ const fixture = path.join(__dirname, '..', 'fixtures', 'block-break.cjs');
 
 interface Seen {
   blockedAt: string;
-  walk: { complete: boolean; reason?: string; start: string; end: string; firstChunk: string; sizes: number[]; states: string[]; keepcost: number };
+  walk: {
+    complete: boolean; reason?: string; start: string; end: string; firstChunk: string; sizes: number[]; places: string[]; keepcost: number;
+    mainTop?: { start: string; end: string; places: string[]; sizes: number[]; complete: boolean };
+    checks: { field: string; equal: boolean; difference: number }[]; problems: string[];
+  };
   arena: { noncontiguous: boolean; top: string; topSize: string; keepcost: number; consistent: boolean };
   heapStart: string;
   threshold: string[];
@@ -34,7 +38,10 @@ function blockedChild(): Seen {
       process.stdout.write(JSON.stringify({
         blockedAt,
         walk: { complete: w.main.complete, reason: w.main.reason, start: w.main.start, end: w.main.end, firstChunk: w.main.firstChunk,
-          sizes: w.main.chunks.map((c) => c.size), states: w.main.chunks.map((c) => c.state), keepcost: w.mallinfo.keepcost },
+          sizes: w.main.chunks.map((c) => c.size), places: w.main.chunks.map((c) => c.place), keepcost: w.mallinfo.keepcost,
+          mainTop: w.mainTop && { start: w.mainTop.start, end: w.mainTop.end, places: w.mainTop.chunks.map((c) => c.place),
+            sizes: w.mainTop.chunks.map((c) => c.size), complete: w.mainTop.complete },
+          checks: w.checks, problems: w.problems },
         arena: { noncontiguous: main.noncontiguous, top: main.top.address, topSize: main.top.size, keepcost: s.mallinfo.keepcost, consistent: s.consistent },
         heapStart: h.maps().find((r) => r.kind === 'heap').start,
         threshold: threshold.surprises,
@@ -68,13 +75,28 @@ describe('main_arena when brk() fails', () => {
     const tiled = walk.sizes.reduce((a, b) => a + b, 0);
     expect(BigInt(walk.firstChunk) + BigInt(tiled)).toBe(BigInt(walk.end));
     expect(walk.sizes.slice(-2)).toEqual([16, 16]);
-    expect(walk.states.slice(-2)).toEqual(['fencepost', 'fencepost']);
-    expect(walk.states).not.toContain('top');
+    expect(walk.places.slice(-2)).toEqual(['fencepost', 'fencepost']);
+    expect(walk.places).not.toContain('top');
     expect(walk.complete).toBe(false);
     expect(walk.reason).toMatch(new RegExp(
       `^\\[heap\\] ends at the break in glibc's double fencepost \\(0x${(BigInt(walk.end) - 32n).toString(16)}\\): brk\\(\\) failed once and main_arena went non-contiguous, ` +
-        `so its top chunk \\(${walk.keepcost} bytes, mallinfo2's keepcost\\)`,
+        `so its top chunk \\(${walk.keepcost} bytes, mallinfo2's keepcost\\) at 0x${BigInt(walk.mainTop!.start).toString(16)} lies in memory glibc took with mmap \\(walked as main_arena's top region\\)`,
     ));
+  });
+
+  it("walks main_arena's top where the snapshot copied it: one top chunk of keepcost's size, outside [heap]", () => {
+    const { mainTop, keepcost } = seen.walk;
+    expect(mainTop).toBeDefined();
+    const top = BigInt(mainTop!.start);
+    expect(top < BigInt(seen.heapStart) || top >= BigInt(seen.walk.end)).toBe(true);
+    expect(mainTop).toMatchObject({ places: ['top'], sizes: [keepcost], complete: true });
+    expect(BigInt(mainTop!.end) - BigInt(mainTop!.start)).toBe(BigInt(keepcost));
+    // keepcost is the top's alone; what the walk cannot see (chunks glibc carved from that mapping
+    // before the top) differs only where the lists lead into it, and the walk says so.
+    expect(seen.walk.checks.find((c) => c.field === 'keepcost')).toMatchObject({ equal: true, difference: 0 });
+    if (seen.walk.checks.some((c) => !c.equal)) {
+      expect(seen.walk.problems.some((p) => / is no chunk of the walk$| is outside the copied memory$/.test(p))).toBe(true);
+    }
   });
 
   it('mmap-threshold says no probe grew the break, and why', () => {

@@ -1,25 +1,30 @@
-// Decoding the calling thread's tcache_perthread_struct.
+// The calling thread's tcache_perthread_struct, as the walk decodes it from the snapshot.
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { glibcVersion, PlanStep, walkHeap } from '../../lib/index';
+import { glibcVersion, HeapWalk, PlanStep, walkHeap } from '../../lib/index';
 
 const root = path.join(__dirname, '..', '..');
 const [major, minor] = glibcVersion().split('.').map(Number);
 const atLeast = (m: number) => major > 2 || (major === 2 && minor >= m);
+const mine = (walk: HeapWalk) => walk.tcaches.find((t) => t.owner === 'calling-thread');
 
 describe('tcache', () => {
-  it('has 64 bins, uint16_t counts from glibc 2.30 and safe-linking from 2.32, every list as long as its count', () => {
-    const { tcache } = walkHeap({ arena: 'all' });
+  it('has 64 bins in a 0x290-byte chunk from glibc 2.30 (0x250 before), every list as long as its count, of chunks of its size, each placed there', () => {
+    const walk = walkHeap();
+    const tcache = mine(walk);
     expect(tcache).toBeDefined();
     expect(tcache!.bins).toHaveLength(64);
-    expect(tcache!.countWidth).toBe(atLeast(30) ? 2 : 1);
-    expect(tcache!.safeLinking).toBe(atLeast(32));
-    expect(tcache!.bins.map((b) => b.chunkSize)).toEqual(Array.from({ length: 64 }, (_, i) => 32 + 16 * i));
+    expect(tcache!.struct.layout.chunkSize).toBe(atLeast(30) ? 0x290 : 0x250);
+    expect(tcache!.complete).toBe(true);
+    const chunks = new Map([walk.main, ...walk.threadHeaps].flatMap((h) => h.chunks).map((c) => [c.address, c]));
     for (const bin of tcache!.bins) {
       expect(bin.reason).toBeUndefined();
-      expect(bin.entries).toHaveLength(bin.count);
-      for (const entry of bin.entries) expect(entry % 16n).toBe(0n);
+      expect(bin.chunks).toHaveLength(bin.count);
+      for (const c of bin.chunks) {
+        expect(c.size).toBe(32 + 16 * bin.index);
+        expect(chunks.get(c.address)).toMatchObject({ place: 'tcache', bin: bin.index, tcache: tcache!.address, owner: 'calling-thread' });
+      }
     }
   });
 
@@ -28,7 +33,6 @@ describe('tcache', () => {
     const drain: PlanStep[] = Array.from({ length: 8 }, () => ({ op: 'malloc', size: 100 }));
     const x = drain.length;
     const walk = walkHeap({
-      arena: 'all',
       before: [
         ...drain,
         { op: 'malloc', size: 100 }, { op: 'header', step: x },
@@ -40,30 +44,33 @@ describe('tcache', () => {
     const Y = walk.steps[x + 2].address!;
     const sizeX = walk.steps[x + 1].header!.size;
     const sizeY = walk.steps[x + 3].header!.size;
-    const bin = walk.tcache!.bins[(sizeX - 32) / 16];
-    expect(bin.chunkSize).toBe(sizeX);
+    const bin = mine(walk)!.bins[(sizeX - 32) / 16];
+    // The snapshot's own probe (1000 bytes) is in another bin.
+    const heads = bin.chunks.map((c) => c.address + 16n);
     if (sizeY === sizeX) {
       // The second entry is only right if its safe-linked pointer was demangled.
-      expect(bin.entries.slice(0, 2)).toEqual([Y, X]);
+      expect(heads.slice(0, 2)).toEqual([Y, X]);
     } else {
-      expect(bin.entries[0]).toBe(X);
+      expect(heads[0]).toBe(X);
     }
     const chunk = [walk.main, ...walk.threadHeaps].flatMap((h) => h.chunks).find((c) => c.address === X - 16n);
-    expect(chunk?.state).toBe('tcache');
+    expect(chunk).toMatchObject({ place: 'tcache', bin: (sizeX - 32) / 16, owner: 'calling-thread' });
   });
 
   it('with glibc.malloc.tcache_count=0 every bin is empty, even right after a free', () => {
     const out = execFileSync(process.execPath, ['-e', `
       const { walkHeap } = require('heapscope');
       const w = walkHeap({ before: [{ op: 'malloc', size: 100 }, { op: 'free', step: 0 }] });
+      const first = w.main.chunks[0];
       console.log(JSON.stringify({
-        found: w.tcache !== undefined,
-        counts: w.tcache.bins.map((b) => b.count),
-        entries: w.tcache.chunks,
-        complete: w.tcache.complete,
+        first: first.place,
+        struct: w.tcaches.filter((t) => t.address === first.address).map((t) => ({ counts: t.bins.map((b) => b.count), complete: t.complete })),
+        cached: [w.main, ...w.threadHeaps].flatMap((h) => h.chunks).filter((c) => c.place === 'tcache').length,
         tunables: process.env.GLIBC_TUNABLES,
       }));`], { cwd: root, encoding: 'utf8', env: { ...process.env, GLIBC_TUNABLES: 'glibc.malloc.tcache_count=0' } });
-    const seen = JSON.parse(out) as { found: boolean; counts: number[]; entries: number; complete: boolean; tunables: string };
-    expect(seen).toEqual({ found: true, counts: new Array(64).fill(0), entries: 0, complete: true, tunables: 'glibc.malloc.tcache_count=0' });
+    const seen = JSON.parse(out) as { first: string; struct: { counts: number[]; complete: boolean }[]; cached: number; tunables: string };
+    expect(seen).toEqual({
+      first: 'tcache-struct', struct: [{ counts: new Array(64).fill(0), complete: true }], cached: 0, tunables: 'glibc.malloc.tcache_count=0',
+    });
   });
 });

@@ -27,7 +27,7 @@ describe('walkHeap: thread arenas', () => {
         worker.once('error', reject);
       });
       expect(chunks.every((c) => c.a)).toBe(true);
-      const walk = walkHeap({ arena: 'all' });
+      const walk = walkHeap();
       for (const c of chunks) {
         const heap = walk.threadHeaps.find((h) => h.start <= c.address && c.address < h.end);
         expect(heap, `no walked thread heap holds ${c.address.toString(16)}`).toBeDefined();
@@ -35,9 +35,9 @@ describe('walkHeap: thread arenas', () => {
         expect(heap!.complete).toBe(true);
         expect(heap!.heapInfo!.arPtr).toBe(heap!.arena);
         const chunk = heap!.chunks.find((k) => k.address === c.address - 16n);
-        expect(chunk).toMatchObject({ size: c.size, nonMainArena: true, state: 'in-use' });
-        // The arena's first heap holds its malloc_state, whose top is the walk's last chunk.
-        if (heap!.heapInfo!.first) {
+        expect(chunk).toMatchObject({ size: c.size, nonMainArena: true, place: 'in-use' });
+        // The arena's newest heap holds its top, the walk's last chunk.
+        if (heap!.heapInfo!.address === walk.threadHeaps.find((h) => h.arena === heap!.arena)!.start) {
           expect(heap!.top?.address).toBeDefined();
           expect(heap!.top!.address + BigInt(heap!.top!.size)).toBe(heap!.end);
         }
@@ -62,18 +62,18 @@ describe('walkHeap: thread arenas', () => {
         worker.once('message', resolve);
         worker.once('error', reject);
       });
-      const walk = walkHeap({ arena: 'all' });
+      const walk = walkHeap();
       const holder = (a: bigint) => walk.threadHeaps.find((h) => h.chunks.some((c) => c.address === a - 16n));
       expect(addresses.filter((a) => holder(a) === undefined)).toEqual([]);
       const heaps = [...new Set(addresses.map(holder))];
       expect(heaps.length).toBeGreaterThanOrEqual(2);
       const arena = heaps[0]!.arena;
       expect(heaps.every((h) => h!.arena === arena && h!.complete)).toBe(true);
-      const first = heaps.find((h) => h!.heapInfo!.first)!;
-      const newer = heaps.find((h) => !h!.heapInfo!.first)!;
-      expect(first.chunks.at(-1)).toMatchObject({ state: 'fencepost', size: 16 });
+      const first = heaps.find((h) => h!.heapInfo!.prev === 0n)!;
+      const newer = heaps.find((h) => h!.heapInfo!.prev !== 0n)!;
+      expect(first.chunks.at(-1)).toMatchObject({ place: 'fencepost', size: 16 });
       expect(heaps.map((h) => h!.start)).toContain(newer.heapInfo!.prev);
-      expect(newer.chunks.at(-1)!.state).toBe('top');
+      expect(newer.chunks.at(-1)!.place).toBe('top');
     } finally {
       worker.postMessage('free');
       await new Promise((resolve) => worker.once('exit', resolve));
@@ -85,14 +85,15 @@ describe('walkHeap: thread arenas', () => {
       const { parentPort, workerData } = require('node:worker_threads');
       const h = require(workerData.root);
       const drain = Array.from({ length: 8 }, () => ({ op: 'malloc', size: 100 }));
-      const w = h.walkHeap({ arena: 'all', before: [...drain, { op: 'malloc', size: 100 }, { op: 'header', step: 8 }, { op: 'free', step: 8 }] });
+      const w = h.walkHeap({ before: [...drain, { op: 'malloc', size: 100 }, { op: 'header', step: 8 }, { op: 'free', step: 8 }] });
       const size = w.steps[9].header.size;
-      const bin = w.tcache && w.tcache.bins[(size - 32) / 16];
+      const mine = w.tcaches.filter((t) => t.owner === 'calling-thread');
+      const bin = mine[0] && mine[0].bins[(size - 32) / 16];
       const all = [w.main, ...w.threadHeaps].flatMap((x) => x.chunks);
-      const struct = all.find((c) => w.tcache && c.address === w.tcache.address);
+      const struct = all.find((c) => mine[0] && c.address === mine[0].address);
       parentPort.postMessage({
-        reason: w.tcacheReason, freed: w.steps[8].address, head: bin && bin.entries[0],
-        structSize: struct && struct.size, structMarked: struct && struct.tcacheStruct, steps: w.steps.length,
+        mine: mine.length, freed: w.steps[8].address, head: bin && bin.chunks[0] && bin.chunks[0].address + 16n,
+        structSize: struct && struct.size, structPlace: struct && struct.place, structOwner: struct && struct.owner, steps: w.steps.length,
       });
     `, { eval: true, workerData: { root } });
     const seen = await new Promise<Record<string, unknown>>((resolve, reject) => {
@@ -100,15 +101,15 @@ describe('walkHeap: thread arenas', () => {
       worker.once('error', reject);
     });
     await new Promise((resolve) => worker.once('exit', resolve));
-    expect(seen.reason).toBeUndefined();
+    expect(seen.mine).toBe(1);
     expect(seen.head).toBe(seen.freed);
-    expect(seen).toMatchObject({ structMarked: true, steps: 11 });
+    expect(seen).toMatchObject({ structPlace: 'tcache-struct', structOwner: 'calling-thread', steps: 11 });
     // The struct is carved from whatever the worker's arena had free: a
     // remainder under MINSIZE (32) stays with it, so the chunk may be 16 larger.
     expect([STRUCT_SIZE, STRUCT_SIZE + 16]).toContain(seen.structSize);
   });
 
-  it('leaves thread arenas out unless asked', () => {
-    expect(walkHeap().threadHeaps).toEqual([]);
+  it("leaves thread arenas out with arena: 'main'", () => {
+    expect(walkHeap({ arena: 'main' }).threadHeaps).toEqual([]);
   });
 });

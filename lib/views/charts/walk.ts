@@ -4,16 +4,16 @@
 // on the right.
 import { hex, shortBytes } from '../../format';
 import type { HeapRegionWalk } from '../../walk/heap-walk';
-import type { HeapWalkData, WalkSVGOptions } from '../../walk/walk-data';
+import { HeapWalkData, walkRegions, WalkSVGOptions } from '../../walk/walk-data';
 import { COLORS } from '../../chart-model';
 import { el, esc, legend, svgDocument, text } from '../svg';
-import { Cell, heapTitle, LEGEND, PRIORITY, stripCells, totalsLine } from '../walk-strip';
+import { Cell, heapTitle, LEGEND, placeText, PRIORITY, stripCells, totalsLine } from '../walk-strip';
 
 export type { WalkSVGOptions } from '../../walk/walk-data';
 
 export const CELL_COLOR: Record<Cell, string> = {
-  'in-use': '#bab0ac', free: COLORS.green, tcache: COLORS.teal, ours: COLORS.purple,
-  struct: COLORS.yellow, top: COLORS.blue, fencepost: COLORS.brown,
+  'in-use': '#bab0ac', ours: COLORS.purple, struct: COLORS.yellow, tcache: COLORS.teal, fastbin: COLORS.orange, bin: COLORS.green,
+  top: COLORS.blue, fencepost: COLORS.brown, unlisted: COLORS.red,
 };
 
 const WIDTH = 820;
@@ -42,7 +42,7 @@ export function stripRows(heap: HeapRegionWalk, columns: number, rows: number): 
       if (span === undefined) {
         const chunk = heap.chunks[k];
         const owner = chunk.allocation === undefined ? '' : `, heapscope ${chunk.allocation.call}(${chunk.allocation.requested})`;
-        row.cells.push({ cell: cells[k], address: chunk.address, bytes: chunk.size, label: `${hex(chunk.address)}: ${chunk.size} B, ${chunk.state}${owner}${chunk.tcacheStruct ? ', tcache_perthread_struct' : ''}` });
+        row.cells.push({ cell: cells[k], address: chunk.address, bytes: chunk.size, label: `${hex(chunk.address)}: ${chunk.size} B, ${placeText(chunk)}${owner}` });
       } else {
         const bytes = Math.min(span, endOffset - k * span);
         const address = first + BigInt(k * span);
@@ -77,7 +77,7 @@ function heapBlock(heap: HeapRegionWalk, y: number, columns: number, rows: numbe
     ? 'one cell per chunk; left: a row\'s first address, right: the bytes its chunks cover'
     : `one cell per ${shortBytes(span)}, showing the first of ${PRIORITY.join(', ')} in it; left: a row's first address, right: its bytes`;
   parts.push(text(LEFT, at + 12, scale, { fill: '#555', 'font-size': 10 }));
-  parts.push(text(LEFT, at + 12 + LINE, totalsLine(heap)));
+  parts.push(text(LEFT, at + 12 + LINE, totalsLine(heap.totals)));
   at += 12 + LINE;
   if (!heap.complete) {
     parts.push(text(LEFT, at + LINE, `walk stopped: ${heap.reason ?? 'no reason given'}`, { fill: COLORS.red }));
@@ -91,16 +91,17 @@ export function walkSVG(walk: HeapWalkData, options: WalkSVGOptions = {}): strin
   const columns = Math.max(8, Math.floor(options.columns ?? 64));
   const rows = Math.max(1, Math.floor(options.rows ?? 8));
   const parts: string[] = [];
-  // Two legend rows: seven entries do not fit in one at this width.
+  // Three legend rows: nine entries do not fit in one at this width.
   const entries = LEGEND.map(([cell, label]) => ({ label, color: CELL_COLOR[cell], box: true }));
-  parts.push(legend(12, 18, entries.slice(0, 4)), legend(12, 36, entries.slice(4)));
-  let y = 48;
-  for (const heap of [walk.main, ...walk.threadHeaps]) {
+  parts.push(legend(12, 18, entries.slice(0, 4)), legend(12, 36, entries.slice(4, 7)), legend(12, 54, entries.slice(7)));
+  let y = 66;
+  for (const heap of walkRegions(walk)) {
     const block = heapBlock(heap, y, columns, rows);
     parts.push(block.svg);
     y += block.height;
   }
-  const title = `The heap walked: ${heapTitle(walk.main)}, ${walk.main.totals.chunks} chunks` +
+  const title = `The heap walked${walk.pid === undefined ? '' : ` (process ${walk.pid})`}: ${heapTitle(walk.main)}, ${walk.main.totals.chunks} chunks` +
+    (walk.mainTop === undefined ? '' : ", and main_arena's top outside it") +
     (walk.threadHeaps.length > 0 ? `, and ${walk.threadHeaps.length} thread-arena heaps` : '');
   return svgDocument(WIDTH, Math.ceil(y), title, parts.join(''));
 }
