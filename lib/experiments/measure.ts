@@ -1,7 +1,7 @@
 // Measurement helpers shared by more than one experiment.
 import { MallocPar } from '../allocator/decode';
 import { liveMallocPar } from '../allocator/live-par';
-import { bins } from '../allocator-state';
+import { AllocatorSnapshot, bins } from '../allocator-state';
 import { MemoryRegion } from '../maps';
 import { PlanStep, runPlan, StepResult } from '../plan';
 import { requestToChunkSize } from '../size-classes';
@@ -173,10 +173,12 @@ export interface FreeRunResult {
  * The size of every chunk in main_arena's bins (fastbins, unsorted, small
  * and large), read from glibc's own lists: fillers of exactly these sizes
  * take them out of the way (malloc_info gives only each bin's smallest and
- * largest, which left the unsorted bin's bigger chunks in place). Largest first.
+ * largest, which left the unsorted bin's bigger chunks in place). Largest
+ * first. From `snapshot` when given (one allocatorSnapshot() the caller
+ * decodes more of), else from one taken now.
  */
-export function freeChunkSizes(): number[] {
-  const main = bins().arenas.find((a) => a.kind === 'main');
+export function freeChunkSizes(snapshot?: AllocatorSnapshot): number[] {
+  const main = bins(snapshot).arenas.find((a) => a.kind === 'main');
   if (main === undefined) return [];
   // Largest first: a filler then finds its own chunk whole, where a smaller
   // one could have split it (the last_remainder rule) and left a piece behind.
