@@ -54,8 +54,7 @@ export interface AllocatorSnapshot {
   reason?: string;
 }
 
-/** The probe: a request whose chunk (0x3f0) lands in the calling thread's tcache when freed. */
-export const PROBE_REQUEST = 1000;
+const PROBE_REQUEST = 1000;
 
 interface Taken { snapshot: AllocatorSnapshot; reason?: string; breakSeen: bigint }
 
