@@ -19,8 +19,9 @@ const HEAD = 64 * 1024;
 
 export interface Fillers {
   steps: PlanStep[];
-  /** mp_.tcache_count in the same snapshot. */
+  /** mp_.tcache_count and mp_.trim_threshold in the same snapshot. */
   tcacheCount: number;
+  trimThreshold: number;
   tcacheFillers: number;
   binFillers: number;
 }
@@ -50,5 +51,5 @@ export function fillers(): Fillers {
   const tcacheFillers = steps.length;
   const sizes = freeChunkSizes(bins);
   for (const size of sizes) steps.push({ op: 'malloc', size: size - 8 });
-  return { steps, tcacheCount: Number(par.tcacheCount), tcacheFillers, binFillers: sizes.length };
+  return { steps, tcacheCount: Number(par.tcacheCount), trimThreshold: Number(par.trimThreshold), tcacheFillers, binFillers: sizes.length };
 }

@@ -34,8 +34,15 @@ export const CONSOLIDATE_REQUEST = 8192;
 export const SPLIT_REQUEST = 248;
 /** The in-use chunk after a test chunk that keeps it from merging forward. */
 export const GUARD_REQUEST = 24;
-/** What top is left with before the test chunks are carved: far below any trim threshold and FASTBIN_CONSOLIDATION_THRESHOLD. */
-const TOP_LEFT = 48 * 1024;
+/**
+ * What top is left with beyond what the plan carves from it, at most: room
+ * for fillers that miss their chunk (one freed or taken after it was read)
+ * and take from top instead, where a smaller top would make the break move
+ * in the middle of the plan. Never more than half mp_.trim_threshold, so
+ * that a free into top cannot trim the heap.
+ */
+const TOP_LEFT = 256 * 1024;
+const TOP_LEFT_MIN = 16 * 1024;
 /** Drains of each size beyond mp_.tcache_count: for chunks of that size freed after the fillers were read. */
 const DRAIN_EXTRA = 16;
 /** Rounds of SOAKED mallocs after the drains (see drains). */
@@ -168,9 +175,9 @@ function stages(count: number): Omit<StageSpec, 'copy'>[] {
  * test chunks take. Top is read right before the plan: decoding the
  * snapshot mallocs and frees next to it.
  */
-function topTaker(steps: PlanStep[], carved: number): { taker?: number; topBefore: number; topTaken: number } {
+function topTaker(steps: PlanStep[], carved: number, trimThreshold: number): { taker?: number; topBefore: number; topTaken: number } {
   const topBefore = runPlan([{ op: 'mallinfo' }]).steps[0].mallinfo!.keepcost;
-  const take = topBefore - carved - TOP_LEFT;
+  const take = topBefore - carved - Math.max(TOP_LEFT_MIN, Math.min(TOP_LEFT, Math.floor(trimThreshold / 2) - carved));
   if (take < 4 * MINSIZE) return { topBefore, topTaken: 0 };
   const taker = steps.push({ op: 'malloc', size: take - 8 }) - 1;
   steps.push({ op: 'header', step: taker });
@@ -218,11 +225,11 @@ function measureOnce(): { rows: BinsRow[]; preparation: Preparation; disturbance
   // global_max_fast's offset is measured in a child the first time: that
   // spawn mallocs and frees plenty, so it comes before the fillers' snapshot.
   maxFastOffset(copySources().libcFile);
-  const { steps, tcacheCount: count, tcacheFillers, binFillers } = fillers();
+  const { steps, tcacheCount: count, trimThreshold, tcacheFillers, binFillers } = fillers();
   // The map is read after the snapshot's decode (which can move the break), top last.
   const sources = copySources();
   steps.push(...drains(count));
-  const { taker, topBefore, topTaken } = topTaker(steps, carvedBytes(count));
+  const { taker, topBefore, topTaken } = topTaker(steps, carvedBytes(count), trimThreshold);
   const preparation: Preparation = { tcacheCount: count, tcacheFillers, binFillers, drains: count + DRAIN_EXTRA, topBefore, topTaken };
   const { tests, guardsAfter } = layout(count);
   const spec: StageSpec[] = stages(count);
