@@ -6,7 +6,7 @@
 import { hex } from '../../format';
 import { binIndex, tcacheIndex } from '../../size-classes';
 import { Rule, say } from '../rules';
-import { BinsRow, ChunkPlace, FrameParams, Measured, nameRange, Stage } from './measure';
+import { BinsRow, ChunkPlace, FrameParams, Measured, nameRange, BinsStage } from './measure';
 
 /** The rows, by what the rules ask of them. */
 interface Facts {
@@ -100,7 +100,7 @@ function listedIn(row: BinsRow, name: string): { kind: string; index: number } |
   return b === undefined ? undefined : { kind: b.kind, index: b.index };
 }
 
-const STAGES: Partial<Record<Stage, (f: StageFacts) => Said | undefined>> = {
+const STAGES: Partial<Record<BinsStage, (f: StageFacts) => Said | undefined>> = {
   tcache: frees,
   fastbin: frees,
   unsorted: frees,

@@ -5,7 +5,7 @@ import { Experiment } from '../types';
 import { describeRows } from './findings';
 import { BinsRow, measure } from './measure';
 
-export type { BinKind, BinLine, BinsRow, ChunkPlace, FrameParams, Stage } from './measure';
+export type { BinKind, BinLine, BinsRow, ChunkPlace, FrameParams, BinsStage } from './measure';
 export { nameRange } from './measure';
 export { predictedFree } from './findings';
 

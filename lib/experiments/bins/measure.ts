@@ -51,13 +51,13 @@ const SOAKED = [GUARD_REQUEST, FAST_REQUEST, GUARD_REQUEST, SMALL_REQUEST, GUARD
 /** The most the plan's copies may take together. */
 export const MAX_COPIES = 256 * 1024 * 1024;
 
-export type Stage =
+export type BinsStage =
   | 'start' | 'tcache' | 'unsorted' | 'sort' | 'fastbin' | 'no-merge' | 'apart' | 'coalesce' | 'consolidate' | 'split' | 'remainder' | 'top';
 
 export interface BinsRow {
   /** The frame's place in the plan, from 0 (the test chunks malloc'd, nothing freed). */
   step: number;
-  stage: Stage;
+  stage: BinsStage;
   /** What the step did, in words. */
   action: string;
   /** The test chunks the step freed or malloc'd (the start: every test chunk). */
@@ -88,7 +88,7 @@ interface Test { name: string; request: number; step: number }
 
 /** A stage of the plan: its ops (built when the plan is) and the copy after them. */
 interface StageSpec {
-  stage: Stage;
+  stage: BinsStage;
   action: string;
   chunks: string[];
   mallocs: Test[];
@@ -340,7 +340,7 @@ function disturbanceOf(rows: readonly BinsRow[]): string | undefined {
     return `${odd.length} test chunks were not carved between the neighbours planned at their own size ` +
       `(${odd.map((c) => `${c.name}: ${c.size} bytes${c.after && c.before ? '' : ', not between its neighbours'}`).join('; ')})`;
   }
-  const by = (stage: Stage) => rows.find((r) => r.stage === stage);
+  const by = (stage: BinsStage) => rows.find((r) => r.stage === stage);
   const split = by('split');
   const l = rows[0].places.find((p) => p.name === 'L');
   if (split?.got !== undefined && l !== undefined && split.got[0].address !== l.address) {
