@@ -73,6 +73,7 @@ export type {
 } from './experiments/mmap-threshold';
 export type { PagingBlock, PagingMoment, PagingRow } from './experiments/paging';
 export type { FreeDestination, MallinfoChange, MallocSource, TcacheRow, TcacheStep } from './experiments/tcache';
+export type { BinKind, BinLine, BinsRow, ChunkPlace, FrameParams, BinsStage } from './experiments/bins';
 export { KNOWN_TUNABLES } from './experiments/tunables';
 export { reportHTML, writeReport } from './report';
 export type { ReportOptions } from './report';

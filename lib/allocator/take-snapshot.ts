@@ -1,7 +1,9 @@
 // One snapshot of this process's allocator: libc's writable data, [heap] up
 // to the break and every thread-arena heap, copied inside one native call
 // between two mallinfo2() calls and two reads of the break. A snapshot
-// taken while another thread changed malloc's state is retaken.
+// taken while another thread changed malloc's state is retaken. The copy's
+// steps (planCopy) can also be repeated within a larger plan, one copy after
+// each step of interest, each decoded on its own (copiedSnapshot).
 import { HeapscopeError, rangeError, typeError } from '../errors';
 import { bytes, hex, shortBytes } from '../format';
 import { maps, MemoryRegion } from '../maps';
@@ -54,7 +56,6 @@ export interface AllocatorSnapshot {
 
 const PROBE_REQUEST = 1000;
 
-interface Taken { snapshot: AllocatorSnapshot; reason?: string; breakSeen: bigint; final?: boolean }
 
 /**
  * Copies the allocator's memory of this process. Retakes (up to
@@ -69,12 +70,11 @@ export function takeAllocatorSnapshot(options: AllocatorSnapshotOptions = {}): A
   const probe = read.probe ?? true;
   if (typeof probe !== 'boolean') throw typeError(`options.probe must be a boolean, got ${describe(probe)}`);
   const before = readArray(read.before ?? [], 'options.before') as PlanStep[];
-  const layout = layoutFor(glibcVersion());
-  let taken: Taken | undefined;
+  let taken: CopiedFrame | undefined;
   let topRegion: MemoryRegion | undefined;
   for (let attempt = 1; attempt <= attempts; attempt++) {
     // `before` steps can move the break: a retake copies [heap] up to where the last copy saw it.
-    taken = takeOnce(layout, before, probe, attempt, taken?.breakSeen, topRegion);
+    taken = takeOnce(before, probe, attempt, taken?.breakSeen, topRegion);
     if (taken.reason === undefined) return taken.snapshot;
     if (taken.final) break;
     topRegion = outsideTop(taken.snapshot.image) ?? topRegion;
@@ -101,56 +101,126 @@ function outsideTop(image: AllocatorImage): MemoryRegion | undefined {
   return { ...region, start: main.top.address, end, size: Number(end - main.top.address) };
 }
 
-function takeOnce(
-  layout: ReturnType<typeof layoutFor>, before: readonly PlanStep[], probe: boolean, attempt: number, breakSeen?: bigint,
-  topRegion?: MemoryRegion,
-): Taken {
+/** What a copy of the allocator reads, chosen from the process map before the plan that copies it. */
+export interface CopySources {
+  layout: ReturnType<typeof layoutFor>;
+  libcFile: LibcFile;
+  libc: MemoryRegion[];
+  heap?: MemoryRegion;
+  /** Where the copy of [heap] ends: the program break when the sources were chosen. */
+  heapEnd?: bigint;
+  arenaHeaps: MemoryRegion[];
+  /** A non-contiguous main_arena's top region (see outsideTop). */
+  topRegion?: MemoryRegion;
+}
+
+/**
+ * The regions one copy reads, from the map now: libc's data, [heap] up to
+ * `breakSeen` (or the break now) and every thread-arena heap. Throws
+ * ERR_ALLOCATOR_NOT_FOUND when no libc is mapped.
+ */
+export function copySources(breakSeen?: bigint, topRegion?: MemoryRegion): CopySources {
   const regions = maps();
   const libc = libcDataRegions(regions);
   const libcFile = libcFileOf(regions);
   if (libc.length === 0 || libcFile === undefined) throw new HeapscopeError('ERR_ALLOCATOR_NOT_FOUND', 'no libc data mapping in /proc/self/maps');
   const heap = regions.find((r) => r.kind === 'heap');
-  const arenaHeaps = regions.filter((r) => r.kind === 'arena-heap');
   const end = heap === undefined ? undefined : breakSeen ?? programBreak();
   const copyHeap = heap !== undefined && end! > heap.start;
-  // One read step holds at most MAX_PLAN_READ bytes: a bigger [heap] is copied that far, and a retake cannot do better.
-  const heapCopy = copyHeap && end! - heap!.start > MAX_PLAN_READ ? MAX_PLAN_READ : copyHeap ? end! - heap!.start : 0n;
-  const steps: PlanStep[] = [...before];
-  const probeAt = probe ? steps.push({ op: 'malloc', size: PROBE_REQUEST }) - 1 : -1;
-  if (probe) steps.push({ op: 'free', step: probeAt });
-  const m0 = steps.push({ op: 'mallinfo' }) - 1;
-  const b0 = steps.push({ op: 'break' }) - 1;
-  const reads: { region: MemoryRegion; label: string; length: bigint; step: number }[] = [];
-  const read = (region: MemoryRegion, label: string, length: bigint) => {
-    reads.push({ region, label, length, step: steps.push({ op: 'read', address: region.start, length }) - 1 });
+  return {
+    layout: layoutFor(glibcVersion()), libcFile, libc, arenaHeaps: regions.filter((r) => r.kind === 'arena-heap'),
+    ...(copyHeap ? { heap, heapEnd: end } : {}), ...(topRegion === undefined ? {} : { topRegion }),
   };
-  for (const r of libc) read(r, 'libc data', BigInt(r.size));
-  if (copyHeap) read(heap, '[heap]', heapCopy);
-  for (const r of arenaHeaps) read(r, 'arena heap', BigInt(r.size));
-  if (topRegion !== undefined) read(topRegion, "main_arena's top", BigInt(topRegion.size));
-  const b1 = steps.push({ op: 'break' }) - 1;
-  const m1 = steps.push({ op: 'mallinfo' }) - 1;
-  const { steps: results } = runPlan(steps);
+}
 
+/** The steps of one copy in a plan: mallinfo and the break, the reads, the break and mallinfo again. */
+export interface PlannedCopy {
+  sources: CopySources;
+  /** The break when [heap]'s length was fixed (undefined without [heap]). */
+  measured?: bigint;
+  m0: number;
+  b0: number;
+  reads: { region: MemoryRegion; label: string; step: number }[];
+  b1: number;
+  m1: number;
+}
+
+/**
+ * Appends one copy of `sources` to `steps`. A plan may hold several (one
+ * after each step of interest): each is decoded on its own by copiedSnapshot.
+ */
+export function planCopy(steps: PlanStep[], sources: CopySources): PlannedCopy {
+  const push = (step: PlanStep) => steps.push(step) - 1;
+  const m0 = push({ op: 'mallinfo' });
+  const b0 = push({ op: 'break' });
+  const reads: PlannedCopy['reads'] = [];
+  const read = (region: MemoryRegion, label: string, length: bigint) => {
+    reads.push({ region, label, step: push({ op: 'read', address: region.start, length }) });
+  };
+  for (const r of sources.libc) read(r, 'libc data', BigInt(r.size));
+  // One read step holds at most MAX_PLAN_READ bytes: a bigger [heap] is copied that far, and a retake cannot do better.
+  if (sources.heap !== undefined) {
+    const length = sources.heapEnd! - sources.heap.start;
+    read(sources.heap, '[heap]', length > MAX_PLAN_READ ? MAX_PLAN_READ : length);
+  }
+  for (const r of sources.arenaHeaps) read(r, 'arena heap', BigInt(r.size));
+  if (sources.topRegion !== undefined) read(sources.topRegion, "main_arena's top", BigInt(sources.topRegion.size));
+  const b1 = push({ op: 'break' });
+  const m1 = push({ op: 'mallinfo' });
+  return { sources, ...(sources.heap === undefined ? {} : { measured: sources.heapEnd }), m0, b0, reads, b1, m1 };
+}
+
+/** One copy of a plan that ran, as a snapshot; `reason` says why it is torn, when it is. */
+export interface CopiedFrame {
+  snapshot: AllocatorSnapshot;
+  reason?: string;
+  /** The break just after the copy. */
+  breakSeen: bigint;
+  /** Torn in a way no retake cures: [heap] is bigger than one copy holds. */
+  final?: boolean;
+}
+
+/**
+ * The snapshot a planned copy made, from the plan's results. `probe` is the
+ * user pointer of a chunk freed into the calling thread's tcache before it,
+ * `steps` the results the snapshot reports as its `before` steps.
+ */
+export function copiedSnapshot(
+  copy: PlannedCopy, results: readonly StepResult[], extra: { probe?: bigint; steps?: StepResult[]; attempt?: number } = {},
+): CopiedFrame {
+  const { sources, reads } = copy;
   const failed = reads.find((r) => results[r.step].status !== 'ok');
   const ranges: CopiedRange[] = reads.filter((r) => results[r.step].status === 'ok')
     .map((r) => ({ base: r.region.start, bytes: results[r.step].bytes!, label: r.label }));
-  const breakAfter = results[b1].programBreak!;
+  const breakAfter = results[copy.b1].programBreak!;
   const image: AllocatorImage = {
-    layout, memory: copiedMemory(ranges), libcData: libc.map((r) => ({ start: r.start, end: r.end })),
-    ...(copyHeap ? { heap: { start: heap!.start, end: end! } } : {}),
+    layout: sources.layout, memory: copiedMemory(ranges), libcData: sources.libc.map((r) => ({ start: r.start, end: r.end })),
+    ...(sources.heap !== undefined ? { heap: { start: sources.heap.start, end: sources.heapEnd! } } : {}),
   };
   const snapshot: AllocatorSnapshot = {
-    image, libc: libcFile, mallinfoBefore: results[m0].mallinfo!, mallinfo: results[m1].mallinfo!, programBreak: breakAfter,
-    ...(probe ? { probe: results[probeAt].address! } : {}), steps: results.slice(0, before.length), attempts: attempt, consistent: true,
+    image, libc: sources.libcFile, mallinfoBefore: results[copy.m0].mallinfo!, mallinfo: results[copy.m1].mallinfo!, programBreak: breakAfter,
+    ...(extra.probe === undefined ? {} : { probe: extra.probe }), steps: extra.steps ?? [], attempts: extra.attempt ?? 1, consistent: true,
   };
-  const short = copyHeap && heapCopy < end! - heap!.start;
+  const heapLength = sources.heap === undefined ? 0n : sources.heapEnd! - sources.heap.start;
+  const short = heapLength > MAX_PLAN_READ;
   const reason = failed !== undefined
     ? `reading ${failed.label} at ${hex(failed.region.start)} failed (errno ${results[failed.step].errno}): it changed since the map was read`
-    : short ? `[heap] is ${bytes(end! - heap!.start)}; one copy holds at most its first ${shortBytes(MAX_PLAN_READ)}, the most one Buffer holds in Node 20`
-      : tornReason(snapshot, { measured: end, before: results[b0].programBreak!, after: breakAfter }, arenaHeaps);
+    : short ? `[heap] is ${bytes(heapLength)}; one copy holds at most its first ${shortBytes(MAX_PLAN_READ)}, the most one Buffer holds in Node 20`
+      : tornReason(snapshot, { measured: copy.measured, before: results[copy.b0].programBreak!, after: breakAfter }, sources.arenaHeaps);
   if (reason === undefined) return { snapshot, breakSeen: breakAfter };
   return { snapshot: { ...snapshot, consistent: false, reason }, reason, breakSeen: breakAfter, ...(short ? { final: true } : {}) };
+}
+
+function takeOnce(before: readonly PlanStep[], probe: boolean, attempt: number, breakSeen?: bigint, topRegion?: MemoryRegion): CopiedFrame {
+  const sources = copySources(breakSeen, topRegion);
+  const steps: PlanStep[] = [...before];
+  const probeAt = probe ? steps.push({ op: 'malloc', size: PROBE_REQUEST }) - 1 : -1;
+  if (probe) steps.push({ op: 'free', step: probeAt });
+  const copy = planCopy(steps, sources);
+  const { steps: results } = runPlan(steps);
+  return copiedSnapshot(copy, results, {
+    ...(probe ? { probe: results[probeAt].address! } : {}), steps: results.slice(0, before.length), attempt,
+  });
 }
 
 /**

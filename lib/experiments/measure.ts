@@ -1,6 +1,7 @@
 // Measurement helpers shared by more than one experiment.
 import { MallocPar } from '../allocator/decode';
 import { liveMallocPar } from '../allocator/live-par';
+import { ArenaBins } from '../allocator/bins';
 import { bins } from '../allocator-state';
 import { MemoryRegion } from '../maps';
 import { PlanStep, runPlan, StepResult } from '../plan';
@@ -173,15 +174,19 @@ export interface FreeRunResult {
  * The size of every chunk in main_arena's bins (fastbins, unsorted, small
  * and large), read from glibc's own lists: fillers of exactly these sizes
  * take them out of the way (malloc_info gives only each bin's smallest and
- * largest, which left the unsorted bin's bigger chunks in place). Largest first.
+ * largest, which left the unsorted bin's bigger chunks in place). Largest
+ * first. From `main`, main_arena's bins when the caller decoded them,
+ * else from a snapshot taken now.
  */
-export function freeChunkSizes(): number[] {
-  const main = bins().arenas.find((a) => a.kind === 'main');
+export function freeChunkSizes(main: ArenaBins | undefined = bins().arenas.find((a) => a.kind === 'main')): number[] {
   if (main === undefined) return [];
-  // Largest first: a filler then finds its own chunk whole, where a smaller
-  // one could have split it (the last_remainder rule) and left a piece behind.
-  return [...main.fastbins, ...main.unsorted, ...main.smallbins, ...main.largebins]
-    .flatMap((b) => b.chunks.map((c) => c.size)).sort((a, b) => b - a);
+  // The fastbins' chunks first: a large-bin request would merge them with
+  // their free neighbours (malloc_consolidate) before their fillers came.
+  // Then largest first: a filler then finds its own chunk whole, where a
+  // smaller one could have split it (the last_remainder rule) and left a
+  // piece behind.
+  const sizes = (list: typeof main.fastbins) => list.flatMap((b) => b.chunks.map((c) => c.size)).sort((a, b) => b - a);
+  return [...sizes(main.fastbins), ...sizes([...main.unsorted, ...main.smallbins, ...main.largebins])];
 }
 
 /**

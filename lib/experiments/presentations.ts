@@ -4,6 +4,7 @@
 // loads none of it.
 import type { Presentation } from '../presentation';
 import { arenasTable } from './arenas/table';
+import { binsTable } from './bins/table';
 import { chunkSizesChart } from './chunk-sizes/chart';
 import { chunkSizesTable } from './chunk-sizes/table';
 import { chunkSizesTerminalChart } from './chunk-sizes/terminal';
@@ -32,6 +33,7 @@ export const PRESENTATIONS: Record<ExperimentName, Presentation> = {
   'mmap-threshold': { table: mmapThresholdTable, chart: mmapThresholdChart, terminalChart: mmapThresholdTerminalChart },
   free: { table: freeTable, chart: freeChart, terminalChart: freeTerminalChart },
   tcache: { table: tcacheTable },
+  bins: { table: binsTable },
   arenas: { table: arenasTable },
   paging: { table: pagingTable },
 };

@@ -3,6 +3,7 @@
 // block is, free), then what lies beyond it. Listing an experiment here is
 // all it takes to give it a name run() accepts and a row type run() returns.
 import { arenas } from './arenas';
+import { binsExperiment } from './bins';
 import { chunkSizes } from './chunk-sizes';
 import { freeExperiment } from './free';
 import { heapGrowth } from './heap-growth';
@@ -21,6 +22,7 @@ export const EXPERIMENTS = [
   mmapThreshold,
   freeExperiment,
   tcache,
+  binsExperiment,
   arenas,
   paging,
 ] as const;

@@ -4,7 +4,8 @@ import { run } from '../../lib/experiments/run';
 import { measuredCapacity, TcacheRow } from '../../lib/experiments/tcache';
 import { ExperimentResult } from '../../lib/experiments/types';
 import { withArticle } from '../../lib/format';
-import { requestToChunkSize, TCACHE_FILL_COUNT } from '../../lib/size-classes';
+import { requestToChunkSize } from '../../lib/size-classes';
+import { mallocParams } from '../../lib/allocator-state';
 
 type Result = ExperimentResult<TcacheRow>;
 
@@ -27,9 +28,10 @@ describe('tcache', () => {
   let expected: number;
   beforeAll(async () => {
     result = (await run('tcache')) as Result;
-    // The child inherits this process's GLIBC_TUNABLES and reports what it ran with.
+    // The child inherits this process's GLIBC_TUNABLES and reports what it
+    // ran with; without the tunable its glibc uses what this one's mp_ holds.
     const set = result.environment.tunables['glibc.malloc.tcache_count'];
-    expected = set === undefined ? TCACHE_FILL_COUNT : Number(set);
+    expected = set === undefined ? Number(mallocParams().values.tcacheCount) : Number(set);
   });
 
   it('runs in a fresh child by default', () => {
@@ -78,7 +80,7 @@ describe('tcache', () => {
     expect(measuredCapacity(result.rows, 1100)).toEqual({ capacity: 0, bounded: true });
     expect(of(result, 1100, 'free').every((r) => r.went === 'bin' && r.change!.fordblks === 1120)).toBe(true);
     expect(of(result, 1100, 'remalloc').some((r) => r.from === 'tcache')).toBe(false);
-    expect(result.findings.at(-1)).toMatch(new RegExp(`capacities measured:? \\(?${expected}, ${expected}, 0 for 40, 200, 1100-byte requests`));
+    expect(result.findings.at(-1)).toBe(`mp_.tcache_count, read after the run, is ${expected}; capacities measured: ${expected}, ${expected}, 0 for 40, 200, 1100-byte requests.`);
   });
 
   it('gives tcache chunks back last freed first', () => {
@@ -170,9 +172,7 @@ describe('tcache under tunables', () => {
     for (const odd of frees.filter((r) => r.chunkSize !== 48)) {
       expect(result.surprises.some((f) => f.includes(`test chunk ${odd.chunk} got ${withArticle(odd.chunkSize)}-byte chunk`))).toBe(true);
     }
-    expect(result.findings.at(-1)).toBe(
-      'GLIBC_TUNABLES sets glibc.malloc.tcache_count=0 here; capacities measured: 0, 0, 0 for 40, 200, 1100-byte requests.',
-    );
+    expect(result.findings.at(-1)).toBe('mp_.tcache_count, read after the run, is 0; capacities measured: 0, 0, 0 for 40, 200, 1100-byte requests.');
   });
 
   it('tcache_count=3: three frees per size stay in tcache', async () => {

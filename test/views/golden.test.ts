@@ -4,6 +4,9 @@
 // HEAPSCOPE_RECORD_VIEWS=views renders the recorded rows again without
 // running anything, for a change that means to alter views and nothing
 // measured (then review the diff: a changed view is a changed output).
+// HEAPSCOPE_RECORD_ONLY=name[,name…] with HEAPSCOPE_RECORD_VIEWS=1 records
+// only those experiments (a new one, say) and renders the report again from
+// every recording, leaving the others' rows and the walk as recorded.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -21,6 +24,7 @@ const DIR = path.join(__dirname, '..', 'fixtures', 'views');
 const NAMES = experiments().map((e) => e.name);
 const RECORD = process.env.HEAPSCOPE_RECORD_VIEWS === '1';
 const RERENDER = process.env.HEAPSCOPE_RECORD_VIEWS === 'views';
+const ONLY = process.env.HEAPSCOPE_RECORD_ONLY?.split(',').filter((n) => n !== '');
 
 function plain<T extends object>(value: T): T {
   return Object.fromEntries(Object.entries(value)) as T;
@@ -84,17 +88,18 @@ function expectSame(dir: string, views: Record<string, string>): void {
 }
 
 describe.runIf(RECORD)('recording (only with HEAPSCOPE_RECORD_VIEWS=1; -t walk records the walk alone)', () => {
-  it('records every experiment and the report', async () => {
-    const all: ResultData[] = [];
-    for (const name of NAMES) {
+  it('records every experiment (or those HEAPSCOPE_RECORD_ONLY names) and the report', async () => {
+    const unknown = ONLY?.filter((n) => !NAMES.includes(n)) ?? [];
+    if (unknown.length > 0) throw new Error(`HEAPSCOPE_RECORD_ONLY names no experiment: ${unknown.join(', ')}`);
+    for (const name of ONLY ?? NAMES) {
       const data = recorded(plain(await run(name)) as ResultData);
-      all.push(data);
       write(path.join(DIR, name), data, resultViews(data));
     }
+    const all = NAMES.map((name) => read<ResultData>(name));
     write(path.join(DIR, 'report'), { results: all.map((r) => r.name) }, { 'report.html': reportView(all) });
   }, 300_000);
 
-  it('records a walk', () => {
+  it.skipIf(ONLY !== undefined)('records a walk', () => {
     // A fresh process's heap: a few hundred chunks, not the test runner's thousands.
     const script = `const v8 = require('node:v8'); const { walkHeap } = require(${JSON.stringify(path.join(__dirname, '..', '..', 'dist', 'walk'))});` +
       'process.stdout.write(v8.serialize({ ...walkHeap() }).toString(\'base64\'));';

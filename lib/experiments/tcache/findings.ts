@@ -204,10 +204,10 @@ const SIZE_SURPRISES: Rule<Size>[] = [
   },
 ];
 
-/** The whole run: every size's rows, and glibc.malloc.tcache_count as GLIBC_TUNABLES set it (undefined: not set). */
+/** The whole run: every size's rows, and mp_.tcache_count read after it. */
 interface Run {
   rows: TcacheRow[];
-  tcacheCount: number | undefined;
+  tcacheCount: number;
   /** Earlier runs: how many test chunks each handed out whole. */
   missed: number[];
 }
@@ -219,19 +219,17 @@ const RUN_FINDINGS: Rule<Run>[] = [
       'were handed out whole, 16 bytes over their size (a free chunk that size had outlived the drain), so the plan was measured again ' +
       `with a longer drain; run ${missed.length + 1} is shown.`,
 
-  // Whether the capacities measured are glibc's defaults or a tunable's.
+  // The capacities measured against the count glibc holds in mp_.
   ({ rows, tcacheCount }) => {
     const capacities = REQUESTS.map((request) => {
       const { capacity, bounded } = measuredCapacity(rows, request);
       return bounded ? String(capacity) : `at least ${capacity}`;
     });
-    return tcacheCount === undefined
-      ? `GLIBC_TUNABLES does not set glibc.malloc.tcache_count here: the capacities measured (${list(capacities)} for ${list(REQUESTS)}-byte requests) are this glibc's built-in defaults.`
-      : `GLIBC_TUNABLES sets glibc.malloc.tcache_count=${tcacheCount} here; capacities measured: ${list(capacities)} for ${list(REQUESTS)}-byte requests.`;
+    return `mp_.tcache_count, read after the run, is ${tcacheCount}; capacities measured: ${list(capacities)} for ${list(REQUESTS)}-byte requests.`;
   },
 ];
 
-export function describeRows(rows: TcacheRow[], tcacheCount: number | undefined, missed: number[] = []): { findings: string[]; surprises: string[] } {
+export function describeRows(rows: TcacheRow[], tcacheCount: number, missed: number[] = []): { findings: string[]; surprises: string[] } {
   const sizes = REQUESTS.map((request) => size(rows.filter((r) => r.request === request)));
   return {
     findings: [...sizes.flatMap((s) => say(SIZE_FINDINGS, s)), ...say(RUN_FINDINGS, { rows, tcacheCount, missed })],

@@ -1,6 +1,6 @@
 // What does the per-thread cache hold, and when do fastbins take over? What
 // is measured and the rows: measure.ts; what is said about them: findings.ts.
-import { tunable } from '../tunables';
+import { mallocPar } from '../measure';
 import { Experiment } from '../types';
 import { describeRows } from './findings';
 import { measure, TcacheRow } from './measure';
@@ -19,6 +19,7 @@ export const tcache: Experiment<TcacheRow, 'tcache'> = {
   isolatedByDefault: true,
   run() {
     const { rows, missed } = measure();
-    return { rows, ...describeRows(rows, tunable('glibc.malloc.tcache_count'), missed) };
+    // What glibc used, whoever set it: read from mp_ after the run.
+    return { rows, ...describeRows(rows, Number(mallocPar().tcacheCount), missed) };
   },
 };
