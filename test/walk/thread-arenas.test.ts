@@ -10,17 +10,39 @@ const STRUCT_SIZE = major > 2 || minor >= 30 ? 0x290 : 0x250;
 
 const root = path.join(__dirname, '..', '..');
 
-const SOURCE = `
-const { parentPort, workerData } = require('node:worker_threads');
-const h = require(workerData.root);
-const kept = [200, 3000, 200].map((size) => h.malloc(size));
-parentPort.postMessage(kept.map((a) => ({ address: a.address, size: a.chunk.size, a: a.chunk.nonMainArena })));
-parentPort.once('message', () => { for (const a of kept) a.free(); parentPort.close(); });
-`;
+/**
+ * A worker that mallocs what \`body\` keeps, posts \`message\`, then blocks in
+ * Atomics.wait until released: a blocked thread cannot run its isolate's
+ * tasks, so nothing allocates in its arena while the main thread walks it.
+ */
+function blockedWorker(body: string, message: string): { worker: Worker; release: () => Promise<unknown> } {
+  const gate = new Int32Array(new SharedArrayBuffer(4));
+  const worker = new Worker(`
+    const { parentPort, workerData } = require('node:worker_threads');
+    const h = require(workerData.root);
+    ${body}
+    parentPort.postMessage(${message});
+    Atomics.wait(workerData.gate, 0, 0);
+    for (const a of kept) a.free();
+    parentPort.close();
+  `, { eval: true, workerData: { root, gate } });
+  const exited = new Promise((resolve) => worker.once('exit', resolve));
+  return {
+    worker,
+    release: () => {
+      Atomics.store(gate, 0, 1);
+      Atomics.notify(gate, 0);
+      return exited;
+    },
+  };
+}
+
+const SOURCE = 'const kept = [200, 3000, 200].map((size) => h.malloc(size));';
+const MESSAGE = 'kept.map((a) => ({ address: a.address, size: a.chunk.size, a: a.chunk.nonMainArena }))';
 
 describe('walkHeap: thread arenas', () => {
   it("finds a worker's chunks, with the A bit, in a thread-arena heap walked to its top", async () => {
-    const worker = new Worker(SOURCE, { eval: true, workerData: { root } });
+    const { worker, release } = blockedWorker(SOURCE, MESSAGE);
     try {
       const chunks = await new Promise<{ address: bigint; size: number; a: boolean }[]>((resolve, reject) => {
         worker.once('message', resolve);
@@ -28,6 +50,7 @@ describe('walkHeap: thread arenas', () => {
       });
       expect(chunks.every((c) => c.a)).toBe(true);
       const walk = walkHeap();
+      expect(walk.consistent, walk.inconsistency).toBe(true);
       for (const c of chunks) {
         const heap = walk.threadHeaps.find((h) => h.start <= c.address && c.address < h.end);
         expect(heap, `no walked thread heap holds ${c.address.toString(16)}`).toBeDefined();
@@ -43,26 +66,20 @@ describe('walkHeap: thread arenas', () => {
         }
       }
     } finally {
-      worker.postMessage('free');
-      await new Promise((resolve) => worker.once('exit', resolve));
+      await release();
     }
   });
 
   it('walks an arena that outgrew its first 64 MiB heap: the old heap ends in a fencepost, the new one at the top', async () => {
     // 800 × 100 kB: below the mmap threshold, so the worker's arena must add a heap.
-    const worker = new Worker(`
-      const { parentPort, workerData } = require('node:worker_threads');
-      const h = require(workerData.root);
-      const kept = Array.from({ length: 800 }, () => h.malloc(100000));
-      parentPort.postMessage(kept.map((a) => a.address));
-      parentPort.once('message', () => { for (const a of kept) a.free(); parentPort.close(); });
-    `, { eval: true, workerData: { root } });
+    const { worker, release } = blockedWorker('const kept = Array.from({ length: 800 }, () => h.malloc(100000));', 'kept.map((a) => a.address)');
     try {
       const addresses = await new Promise<bigint[]>((resolve, reject) => {
         worker.once('message', resolve);
         worker.once('error', reject);
       });
       const walk = walkHeap();
+      expect(walk.consistent, walk.inconsistency).toBe(true);
       const holder = (a: bigint) => walk.threadHeaps.find((h) => h.chunks.some((c) => c.address === a - 16n));
       expect(addresses.filter((a) => holder(a) === undefined)).toEqual([]);
       const heaps = [...new Set(addresses.map(holder))];
@@ -75,8 +92,7 @@ describe('walkHeap: thread arenas', () => {
       expect(heaps.map((h) => h!.start)).toContain(newer.heapInfo!.prev);
       expect(newer.chunks.at(-1)!.place).toBe('top');
     } finally {
-      worker.postMessage('free');
-      await new Promise((resolve) => worker.once('exit', resolve));
+      await release();
     }
   });
 
