@@ -364,6 +364,25 @@ describe('heapscope exec', () => {
     expect(fs.existsSync(`/proc/${pid}`)).toBe(false);
   });
 
+  it('--command doctor: the child diagnosed as doctor --pid diagnoses it, its totals its own mallinfo2(); the text names it', async ({ skip }) => {
+    if (!fs.existsSync(PYTHON)) skip(`no ${PYTHON} (Debian's python3)`);
+    const run = await exec(['--command', 'doctor', '--json', '--ready', 'keepcost', '--', PYTHON, target]);
+    expect(run.code, run.stderr).toBe(0);
+    const [pid, line] = run.stderr.split('\n');
+    const printed = JSON.parse(line) as Record<string, number>;
+    const d = JSON.parse(run.stdout) as { pid: number; self: boolean; totals: Record<string, number>; snapshot: { consistent: boolean } };
+    expect({ pid: d.pid, self: d.self, consistent: d.snapshot.consistent }).toEqual({ pid: Number(pid), self: false, consistent: true });
+    for (const f of TOTALLED_FIELDS) expect({ field: f, value: d.totals[f] }).toEqual({ field: f, value: printed[f] });
+    expect(fs.existsSync(`/proc/${pid}`)).toBe(false);
+
+    const text = await exec(['--command', 'doctor', '--ready', 'keepcost', '--', PYTHON, target]);
+    expect(text.code, text.stderr).toBe(0);
+    const lines = text.stdout.split('\n');
+    expect(lines[0]).toMatch(new RegExp(`^Doctor: process ${text.stderr.split('\n')[0]}, .* resident, glibc ${glibcVersion()}$`));
+    // Piped, the text is wrapped at 80 columns.
+    expect(lines.slice(1).join(' ').replace(/\s+/g, ' ')).toContain(`Command line: ${PYTHON} ${target}; 1 threads.`);
+  });
+
   it('params of a child started with GLIBC_TUNABLES in its environment', async ({ skip }) => {
     if (!fs.existsSync(PYTHON)) skip(`no ${PYTHON} (Debian's python3)`);
     const run = await exec(['--command', 'params', '--json', '--ready', 'keepcost', '--', PYTHON, target], { GLIBC_TUNABLES: 'glibc.malloc.top_pad=98304:glibc.malloc.tcache_count=3' });
