@@ -236,11 +236,13 @@ function printSideBySide(/** @type {Run} */ left, /** @type {Run} */ right) {
     ['free in arenas', (r) => mib(r.free)],
     ['fragmentation', (r) => `${pct(r.fragmentation)} free`],
     ['trim predicted', (r) => mib(r.trim.predicted)],
+    ['reused before it', (r) => mib(r.trim.stillResident)],
     ['trim measured', (r) => mib(r.trim.drop)],
     ['advice', (r) => r.advice.map((a) => a.rule).join(' ') || 'none'],
   ];
   console.log(`\n${''.padEnd(18)}${'default'.padStart(26)}${'MALLOC_ARENA_MAX=2'.padStart(26)}`);
   for (const [label, show] of lines) console.log(`${label.padEnd(18)}${show(left).padStart(26)}${show(right).padStart(26)}`);
+  console.log('\nreused before it: predicted pages still resident after the trim: the diagnosis\'s own allocations took their chunks back between its snapshot and the trim.');
 }
 
 if (!isMainThread) {
