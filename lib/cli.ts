@@ -104,8 +104,8 @@ const PID_FLAG = { name: 'pid', value: 'pid', help: 'another running process, re
 const ARENA_FLAG = { name: 'arena', choices: ['main', 'all'], help: 'main_arena\'s bins (the default), or every arena\'s' };
 const RSS_FLAG = { name: 'rss', help: 'add resident, proportional and anonymous bytes from smaps' };
 
-/** The commands that show one view of the allocator or the map, of this process or another. */
-const VIEWS = ['arenas', 'params', 'bins', 'maps'] as const;
+/** The commands that show one view of the allocator or the map, of this process or another (exec --command). */
+const VIEWS = ['arenas', 'params', 'bins', 'maps', 'doctor'] as const;
 type ViewName = typeof VIEWS[number];
 
 interface ViewChoice {
@@ -150,6 +150,11 @@ function showView(view: ViewName, choice: ViewChoice, target: AttachedProcess | 
   if (view === 'params') {
     const result = target === undefined ? mallocParams() : target.mallocParams();
     return print(result, () => renderParams(result, options));
+  }
+  if (view === 'doctor') {
+    const result = target === undefined ? doctor() : target.doctor();
+    // Its title and first line already say which process it is.
+    return write(choice.json ? toJSON(result) : renderDoctor(result, options));
   }
   const result = target === undefined ? bins() : target.bins();
   const shown = choice.all ? result : { ...result, arenas: result.arenas.filter((a) => a.kind === 'main') };

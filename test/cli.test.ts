@@ -265,7 +265,7 @@ describe('per-command help, --version and usage errors', () => {
     [['list', '--pid', '1'], 'list does not take --pid (maps, walk, arenas, params, bins, vis, doctor do)'],
     [['exec'], 'exec needs a program to start'],
     [['exec', 'python3', '-c', '1'], 'exec does not take -c; options for the program go after --'],
-    [['exec', '--command', 'walk', '--', 'true'], '--command takes arenas or params or bins or maps, got "walk"'],
+    [['exec', '--command', 'walk', '--', 'true'], '--command takes arenas or params or bins or maps or doctor, got "walk"'],
     [['exec', '--arena', 'all', '--', 'true'], '--arena goes with --command bins'],
     [['exec', '--command', 'bins', '--rss', '--', 'true'], '--rss goes with --command maps'],
     [['exec', '--ready', 'up', '--after', '1', '--', 'true'], '--ready and --after exclude each other'],

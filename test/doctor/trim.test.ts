@@ -1,18 +1,9 @@
 // doctor({ trim: true }) in a fresh single-threaded node: the prediction of
 // what malloc_trim(0) gives back, against the RSS drop measured in the
 // native call that trimmed.
-import os from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { inQuietChild } from '../helpers/quiet-child';
-
-const PAGE = 4096;
-/**
- * How far a drop read from /proc/self/statm can be from the pages that went:
- * since Linux 6.2 the RSS counters are per-CPU (percpu_counter, batch
- * max(32, 2 × CPUs) pages) and statm reads the shared count only, so each of
- * the two readings may lag by a batch per CPU.
- */
-const STATM_SLACK = 2 * Math.max(32, 2 * os.availableParallelism()) * os.availableParallelism() * PAGE;
+import { STATM_SLACK } from '../helpers/statm';
 
 interface Outcome {
   predictedBeforeSnapshot: number;

@@ -334,15 +334,19 @@ function exec(
   });
 }
 
+/** `heapscope exec --command VIEW --json` of the python3 target once it printed its mallinfo2(): its pid, that mallinfo2() and the view. */
+async function execTarget<T>(view: string): Promise<{ pid: string; printed: Record<string, number>; view: T }> {
+  const run = await exec(['--command', view, '--ready', 'keepcost', '--json', '--', PYTHON, target]);
+  expect(run.code, run.stderr).toBe(0);
+  // The child's stdout went to heapscope's stderr: its pid, then its mallinfo2().
+  const [pid, line] = run.stderr.split('\n');
+  return { pid, printed: JSON.parse(line) as Record<string, number>, view: JSON.parse(run.stdout) as T };
+}
+
 describe('heapscope exec', () => {
   it('-- python3 target: bins of the child once it printed its mallinfo2(), as bins --pid shows them; the child is gone after', async ({ skip }) => {
     if (!fs.existsSync(PYTHON)) skip(`no ${PYTHON} (Debian's python3)`);
-    const run = await exec(['--command', 'bins', '--ready', 'keepcost', '--json', '--', PYTHON, target]);
-    expect(run.code, run.stderr).toBe(0);
-    // The child's stdout went to heapscope's stderr: its pid, then its mallinfo2().
-    const [pid, line] = run.stderr.split('\n');
-    const printed = JSON.parse(line) as Record<string, number>;
-    const bins = JSON.parse(run.stdout) as JsonBins;
+    const { pid, printed, view: bins } = await execTarget<JsonBins>('bins');
     expect(bins.snapshot.consistent).toBe(true);
     expect(bins.arenas.map((a) => a.kind)).toEqual(['main']);
     const [b] = bins.arenas;
@@ -362,6 +366,21 @@ describe('heapscope exec', () => {
     expect(lines[0]).toBe(`process ${pid}: ${PYTHON} ${target} (glibc ${glibcVersion()})`);
     expect(lines[2]).toMatch(/^Arenas: main_arena, \d+ bytes/);
     expect(fs.existsSync(`/proc/${pid}`)).toBe(false);
+  });
+
+  it('--command doctor: the child diagnosed as doctor --pid diagnoses it, its totals its own mallinfo2(); the text names it', async ({ skip }) => {
+    if (!fs.existsSync(PYTHON)) skip(`no ${PYTHON} (Debian's python3)`);
+    const { pid, printed, view: d } = await execTarget<{ pid: number; self: boolean; totals: Record<string, number>; snapshot: { consistent: boolean } }>('doctor');
+    expect({ pid: d.pid, self: d.self, consistent: d.snapshot.consistent }).toEqual({ pid: Number(pid), self: false, consistent: true });
+    for (const f of TOTALLED_FIELDS) expect({ field: f, value: d.totals[f] }).toEqual({ field: f, value: printed[f] });
+    expect(fs.existsSync(`/proc/${pid}`)).toBe(false);
+
+    const text = await exec(['--command', 'doctor', '--ready', 'keepcost', '--', PYTHON, target]);
+    expect(text.code, text.stderr).toBe(0);
+    const lines = text.stdout.split('\n');
+    expect(lines[0]).toMatch(new RegExp(`^Doctor: process ${text.stderr.split('\n')[0]}, .* resident, glibc ${glibcVersion()}$`));
+    // Piped, the text is wrapped at 80 columns.
+    expect(lines.slice(1).join(' ').replace(/\s+/g, ' ')).toContain(`Command line: ${PYTHON} ${target}; 1 threads.`);
   });
 
   it('params of a child started with GLIBC_TUNABLES in its environment', async ({ skip }) => {

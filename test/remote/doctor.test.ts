@@ -12,6 +12,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { attach, DOCTOR_THRESHOLDS } from '../../lib/index';
 import { TOTALLED_FIELDS } from '../../lib/allocator/totals';
 import { openPagemap } from '../../lib/doctor/residency';
+import { STATM_SLACK } from '../helpers/statm';
 
 const fixtures = path.join(__dirname, '..', 'fixtures');
 const CLI = path.join(__dirname, '..', '..', 'dist', 'cli.js');
@@ -19,14 +20,6 @@ const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'heapscope-doctor-'));
 const PYTHON = '/usr/bin/python3';
 const JEMALLOC = '/usr/lib/x86_64-linux-gnu/libjemalloc.so.2';
 const PAGE = 4096;
-/**
- * How far apart two /proc/PID/statm readings can be from the pages really
- * mapped: since Linux 6.2 the RSS counters are per-CPU (percpu_counter,
- * batch max(32, 2 × CPUs) pages) and statm reads the shared count without
- * the per-CPU parts, so each reading may lag by a batch per CPU; a drop is
- * two readings. (smaps walks the page tables and is exact; pagemap too.)
- */
-const STATM_SLACK = 2 * Math.max(32, 2 * os.availableParallelism()) * os.availableParallelism() * PAGE;
 const children: ChildProcess[] = [];
 let program: string | undefined;
 let noCompiler: string | undefined;

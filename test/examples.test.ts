@@ -1,0 +1,64 @@
+// examples/fragmentation.mjs run as a reader runs it (node, from the
+// package root, heapscope imported by name), and what the README says of it
+// checked against its own --json output.
+import { spawnSync } from 'node:child_process';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { STATM_SLACK } from './helpers/statm';
+
+const root = path.join(__dirname, '..');
+
+interface Run {
+  cpus: number;
+  workers: number;
+  bursts: { blocks: number; allocated: number; kept: number; keptBytes: number }[];
+  arenaMax: number;
+  arenas: number;
+  threadArenas: number;
+  system: number;
+  free: number;
+  advice: { rule: string; text: string }[];
+  trim: { predicted: number; atTrim: number; stillResident: number; released: boolean; drop: number };
+}
+
+describe('examples/fragmentation.mjs', () => {
+  it('fragments one arena per worker, and MALLOC_ARENA_MAX=2 caps them; malloc_trim(0) gives back what the doctor predicted', () => {
+    const child = spawnSync(process.execPath, [path.join(root, 'examples', 'fragmentation.mjs'), '--json'], { cwd: root, encoding: 'utf8' });
+    expect(child.stderr).toBe('');
+    expect(child.status).toBe(0);
+    const { default: byDefault, arenaMax2: capped } = JSON.parse(child.stdout) as { default: Run; arenaMax2: Run };
+
+    // The same workload in both runs: the seeded sizes, and what each worker kept.
+    expect(capped.bursts).toEqual(byDefault.bursts);
+    expect(byDefault.bursts).toHaveLength(byDefault.workers);
+    expect(byDefault.bursts.every((b) => b.kept > 0 && b.keptBytes > 0)).toBe(true);
+
+    // mp_.arena_max as each process read it: 0 (8 arenas per CPU) by default, 2 from the environment.
+    expect(byDefault.arenaMax).toBe(0);
+    expect(capped.arenaMax).toBe(2);
+    // arena_get2 compares narenas, which counts main_arena, with arena_max: two arenas in all.
+    expect(capped.arenas).toBeLessThanOrEqual(2);
+    expect(byDefault.arenas).toBeGreaterThan(2);
+    // With 2 CPUs or more, 8 × CPUs leaves room for main_arena, Node's own threads' and one per worker.
+    if (os.availableParallelism() >= 2) expect(byDefault.threadArenas).toBeGreaterThanOrEqual(byDefault.workers);
+    // The workers' freed memory is shared in two arenas, not kept in one each.
+    expect(capped.system).toBeLessThan(byDefault.system);
+    expect(capped.free).toBeLessThan(byDefault.free);
+    // The doctor advises the cap where two or more thread arenas hold the free memory, and cannot under it.
+    expect(byDefault.advice.map((a) => a.rule)).toEqual(expect.arrayContaining(['arena-max', 'trim']));
+    expect(capped.advice.map((a) => a.rule)).not.toContain('arena-max');
+
+    for (const run of [byDefault, capped]) {
+      const t = run.trim;
+      expect(t.released).toBe(true);
+      expect(t.drop).toBeGreaterThan(0);
+      // Every predicted page resident right before the call went, but those the diagnosis's own allocations took
+      // back (still resident after): within statm's per-CPU slack.
+      expect(t.drop).toBeGreaterThanOrEqual(t.atTrim - t.stillResident - STATM_SLACK);
+      // And little more: what the diagnosis freed after its snapshot also goes (main_arena's top, its Buffers),
+      // within the 5 % the doctor's own test allows its prediction.
+      expect(t.drop).toBeLessThanOrEqual(t.atTrim * 1.05 + STATM_SLACK);
+    }
+  }, 180_000);
+});
