@@ -1,6 +1,7 @@
 // What changed between two snapshots (pure): each figure of both, side by
 // side, so that every number a view prints is one of the two files'. Arenas
-// are matched by address; an arena in one only has zeros on the other side.
+// are matched by address (main_arena with main_arena); an arena in one only
+// has zeros on the other side.
 import { RSS_KINDS } from '../doctor/rss';
 import type { RssKind } from '../doctor/types';
 import { Counted, FREE_PLACES, FreePlace, HeapSnapshotData, SizeClassCounts, SnapshotArena, SnapshotMmapped } from './types';
@@ -20,6 +21,7 @@ export interface ClassDiff {
 }
 
 export interface ArenaDiff {
+  /** Its address in the first snapshot (the second's, when it appeared). */
   address: bigint;
   kind: 'main' | 'thread';
   /** In both snapshots, or only in the second (appeared) or the first (disappeared). */
@@ -114,13 +116,16 @@ function rssByKind(s: HeapSnapshotData): Map<RssKind, { count: number; size: num
   return rows;
 }
 
+/** main_arena matches main_arena (libc may sit elsewhere in another run); a thread arena matches the one at its address. */
+const matchKey = (x: SnapshotArena) => (x.kind === 'main' ? 'main' : x.address);
+
 /** What changed from `a` to `b`: arenas in a's order, then those that appeared in b's. */
 export function diffSnapshots(a: HeapSnapshotData, b: HeapSnapshotData): HeapDiffData {
-  const inB = new Map(b.arenas.map((x) => [x.address, x]));
-  const inA = new Set(a.arenas.map((x) => x.address));
+  const inB = new Map(b.arenas.map((x) => [matchKey(x), x]));
+  const inA = new Set(a.arenas.map(matchKey));
   const arenas = [
-    ...a.arenas.map((x) => arenaDiff(x, inB.get(x.address))),
-    ...b.arenas.filter((x) => !inA.has(x.address)).map((x) => arenaDiff(undefined, x)),
+    ...a.arenas.map((x) => arenaDiff(x, inB.get(matchKey(x)))),
+    ...b.arenas.filter((x) => !inA.has(matchKey(x))).map((x) => arenaDiff(undefined, x)),
   ];
   const ra = rssByKind(a);
   const rb = rssByKind(b);

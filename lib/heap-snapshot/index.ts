@@ -13,6 +13,8 @@ export { classOf, countChunks } from './build';
 export { diffSnapshots } from './diff';
 export type { ArenaDiff, ClassDiff, DiffSide, HeapDiffData, Pair } from './diff';
 export { parseHeapSnapshot } from './parse';
+export { summarize } from './summary';
+export type { SnapshotSummary } from './summary';
 export * from './types';
 
 /** A snapshot: its data, its views (non-enumerable), and toJSON(), the file's content (bigints as "0x…"). */
