@@ -7,7 +7,7 @@ import { experiments } from '../lib/experiments/run';
 
 const CLI = path.join(__dirname, '..', 'dist', 'cli.js');
 const VERSION: string = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')).version;
-const COMMANDS = ['list', 'run', 'tour', 'maps', 'report', 'walk', 'arenas', 'params', 'bins', 'vis', 'doctor', 'exec', 'help'];
+const COMMANDS = ['list', 'run', 'tour', 'maps', 'report', 'walk', 'arenas', 'params', 'bins', 'vis', 'doctor', 'snapshot', 'diff', 'watch', 'exec', 'help'];
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'heapscope-cli-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
