@@ -8,15 +8,20 @@ import type { RssRow } from '../doctor/types';
 import { HeapscopeError } from '../errors';
 import { toJSONValue } from '../json';
 import { Mallinfo, MALLINFO_FIELDS } from '../stats';
-import { describe } from '../validate';
 import {
   Counted, FREE_PLACES, FreePlace, HeapSnapshotData, SizeClassCounts, SNAPSHOT_FORMAT, SNAPSHOT_VERSION, SnapshotArena,
 } from './types';
 
 type Json = Record<string, unknown>;
 
+/** A value as JSON shows it, cut short. */
+function shown(value: unknown): string {
+  const text = value === undefined ? 'nothing' : JSON.stringify(value);
+  return text.length > 40 ? `${text.slice(0, 39)}…` : text;
+}
+
 function bad(where: string, what: string, value: unknown): HeapscopeError {
-  return new HeapscopeError('ERR_NOT_A_SNAPSHOT', `${where} must be ${what}, got ${describe(value)}`);
+  return new HeapscopeError('ERR_NOT_A_SNAPSHOT', `${where} must be ${what}, got ${shown(value)}`);
 }
 
 function object(value: unknown, where: string): Json {
@@ -117,7 +122,7 @@ export function parseHeapSnapshot(input: unknown): HeapSnapshotData {
   }
   if (typeof value !== 'object' || value === null || (value as Json).format !== SNAPSHOT_FORMAT) {
     const format = typeof value === 'object' && value !== null ? (value as Json).format : undefined;
-    throw new HeapscopeError('ERR_NOT_A_SNAPSHOT', `not a heapscope snapshot: its format is ${describe(format)}, not "${SNAPSHOT_FORMAT}"`);
+    throw new HeapscopeError('ERR_NOT_A_SNAPSHOT', `not a heapscope snapshot: its format is ${shown(format)}, not "${SNAPSHOT_FORMAT}"`);
   }
   const o = value as Json;
   const version = whole(o.version, 'version');
