@@ -3,6 +3,8 @@
 import './present';
 import fs from 'node:fs';
 import path from 'node:path';
+import { countOf, JSON_FLAG, PID_FLAG, pidOf, processHeader, seconds, write } from './cli-common';
+import { SNAPSHOT_COMMANDS } from './cli-snapshot';
 import { Command, commandHelp, globalHelp, Input, parseCommand, usageLine, UsageError } from './command-line';
 import type { ExperimentName } from './experiments/registry';
 import { DEFAULT_TIMEOUT, experiment, experiments, run } from './experiments/run';
@@ -15,7 +17,7 @@ import { writeReport } from './report';
 import { arenas, bins, mallocParams, vis } from './allocator-state';
 import { MAX_VIS_COUNT, VIS_COUNT } from './allocator/vis';
 import { commandLine } from './format';
-import { AttachedProcess, attach, PID_MAX } from './remote/attach';
+import { AttachedProcess, attach } from './remote/attach';
 import { startChild } from './remote/child';
 import { renderArenas, renderBins, renderParams } from './views/allocator';
 import { doctor } from './doctor/index';
@@ -25,15 +27,10 @@ import { walkHeap } from './walk/index';
 import { renderWalk } from './views/walk-strip';
 import { renderVis } from './views/vis';
 
-function write(text: string): void {
-  process.stdout.write(`${text}\n`);
-}
-
 function story(result: ExperimentResult): string {
   return renderResult(result, terminalOptions(process.stdout));
 }
 
-const JSON_FLAG = { name: 'json', help: 'print one JSON document (bigints as "0x…" strings)' };
 const TIMEOUT_FLAG = { name: 'timeout', value: 'seconds', help: `kill an experiment's child after this long (default ${DEFAULT_TIMEOUT / 1000})` };
 const RUN_FLAGS = [
   JSON_FLAG,
@@ -50,17 +47,6 @@ interface RunSettings {
   isolated?: boolean;
   tunables: Record<string, string>;
   timeout?: number;
-}
-
-/** A flag's positive number of seconds, in milliseconds. */
-function seconds(input: Input, flag: string): number | undefined {
-  const text = input.value(flag);
-  if (text === undefined) return undefined;
-  const value = /^\s*[\d.]+(e[-+]?\d+)?\s*$/i.test(text) ? Number(text) : Number.NaN;
-  if (!(value > 0) || !Number.isFinite(value)) {
-    throw new UsageError(`--${flag} takes a positive number of seconds, got ${JSON.stringify(text)}`, input.command);
-  }
-  return value * 1000;
 }
 
 function timeout(input: Input): number | undefined {
@@ -100,7 +86,6 @@ async function runMany(names: readonly string[], settings: RunSettings, progress
   if (settings.json) write(toJSON(results.length === 1 ? results[0] : results));
 }
 
-const PID_FLAG = { name: 'pid', value: 'pid', help: 'another running process, read without stopping it (it must use glibc\'s malloc)' };
 const ARENA_FLAG = { name: 'arena', choices: ['main', 'all'], help: 'main_arena\'s bins (the default), or every arena\'s' };
 const RSS_FLAG = { name: 'rss', help: 'add resident, proportional and anonymous bytes from smaps' };
 
@@ -112,20 +97,6 @@ interface ViewChoice {
   json: boolean;
   all: boolean;
   rss: boolean;
-}
-
-/** The process --pid names, or undefined for this one. */
-function pidOf(input: Input): number | undefined {
-  const text = input.value('pid');
-  if (text === undefined) return undefined;
-  const pid = /^[1-9]\d{0,6}$/.test(text) ? Number(text) : Number.NaN;
-  if (!(pid <= PID_MAX)) throw new UsageError(`--pid takes a process id (1 to ${PID_MAX}), got ${JSON.stringify(text)}`, input.command);
-  return pid;
-}
-
-/** `process PID: its command line (glibc X)` and a blank line, for another process; nothing for this one. */
-function processHeader(target: AttachedProcess | undefined): string {
-  return target === undefined ? '' : `process ${target.pid}: ${target.cmdline.length === 0 ? '(no command line)' : commandLine(target.cmdline)} (glibc ${target.glibc})\n\n`;
 }
 
 /**
@@ -185,14 +156,6 @@ function visAddress(input: Input): bigint | undefined {
   return BigInt(text);
 }
 
-function visCount(input: Input): number | undefined {
-  const text = input.value('count');
-  if (text === undefined) return undefined;
-  const count = /^[1-9]\d{0,3}$/.test(text) ? Number(text) : Number.NaN;
-  if (!(count <= MAX_VIS_COUNT)) throw new UsageError(`--count takes a number of chunks from 1 to ${MAX_VIS_COUNT}, got ${JSON.stringify(text)}`, input.command);
-  return count;
-}
-
 const visCommand: Command = {
   name: 'vis',
   summary: 'chunks as raw 16-byte lines, each with its size, flags, links and bin',
@@ -208,7 +171,7 @@ const visCommand: Command = {
   examples: ['heapscope vis --count 6', 'heapscope vis 0x55d0c0a8e2a0 --count 3 --json', 'heapscope vis --pid 1234 --html > chunks.html'],
   run(input) {
     const address = visAddress(input);
-    const count = visCount(input);
+    const count = countOf(input, 'count', 'chunks', MAX_VIS_COUNT);
     const pid = pidOf(input);
     const options = { ...(address === undefined ? {} : { address }), ...(count === undefined ? {} : { count }) };
     const target = pid === undefined ? undefined : attach(pid);
@@ -324,6 +287,7 @@ export const COMMANDS: readonly Command[] = [
       write(input.has('json') ? toJSON(result) : renderDoctor(result, terminalOptions(process.stdout)));
     },
   },
+  ...SNAPSHOT_COMMANDS,
   {
     name: 'exec',
     summary: 'start a program, show one view of its allocator once it is ready, stop it',

@@ -38,6 +38,11 @@ export type {
   Advice, ArenaDiagnosis, DoctorData, DoctorOptions, DoctorResult, MmappedChunks, ParamsInForce, RssKind, RssRow, TrimMeasured,
   TrimPrediction, TrimRange, V8Heap,
 } from './doctor/index';
+export { diffHeapSnapshots, heapSnapshot, readHeapSnapshot, SNAPSHOT_FORMAT, SNAPSHOT_VERSION } from './heap-snapshot/index';
+export type {
+  ArenaDiff, ClassDiff, Counted, DiffSide, FreePlace, HeapDiff, HeapDiffData, HeapSnapshot, HeapSnapshotData, Pair, SizeClassCounts,
+  SnapshotArena, SnapshotMmapped, SnapshotProcess,
+} from './heap-snapshot/index';
 export { attach } from './remote/attach';
 export type { AttachedProcess, RemoteSnapshot, RemoteSnapshotOptions } from './remote/attach';
 export type { DecodedTotalsResult } from './allocator/results';

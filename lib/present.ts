@@ -5,6 +5,7 @@ import { allocationViews } from './allocation';
 import { allocatorViews } from './allocator/results';
 import { chunkHeaderViews } from './chunk';
 import { doctorViews } from './doctor/index';
+import { snapshotViews } from './heap-snapshot/index';
 import { resultViews } from './experiments/result';
 import { PRESENTATIONS } from './experiments/presentations';
 import { mallocInfoViews } from './malloc-info';
@@ -14,6 +15,8 @@ import { allocatorStateViews } from './views/allocator';
 import { installCharts, resultSVG } from './views/charts';
 import { walkSVG } from './views/charts/walk';
 import { doctorDocumentViews } from './views/doctor';
+import { snapshotDocumentViews } from './views/snapshot';
+import { diffDocumentViews } from './views/snapshot-diff';
 import { resultHTML } from './views/html';
 import { inspectAllocation, inspectArena, inspectChunkHeader, inspectMallocInfo, inspectRegion, inspectResult } from './views/inspect';
 import { allocationBundle, mimeBundle, regionsBundle } from './views/jupyter';
@@ -38,6 +41,7 @@ regionViews.install({ inspect: inspectRegion, bundle: regionsBundle });
 mallocInfoViews.install({ inspect: inspectMallocInfo, inspectArena });
 allocatorViews.install({ ...allocatorStateViews, vis: visViews });
 doctorViews.install(doctorDocumentViews);
+snapshotViews.install({ snapshot: snapshotDocumentViews, diff: diffDocumentViews });
 walkViews.install({ svg: walkSVG, html: walkHTML, inspect: inspectWalk, bundle: walkBundle });
 resultViews.install({
   markdown: (result) => resultMarkdown(result),

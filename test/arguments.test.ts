@@ -41,6 +41,9 @@ const BAD: [string, unknown][] = [
 // Fresh arguments for each call: a live block is spent by free or realloc.
 const live = () => h.malloc(24);
 const heapscopeResults: unknown[] = [];
+// One snapshot file's text, taken once, for the calls that read one.
+let text: string | undefined;
+const snapshotText = () => (text ??= JSON.stringify(h.heapSnapshot()));
 
 interface Entry {
   /** Good arguments (functions are called for a fresh value each time). */
@@ -65,11 +68,13 @@ const FUNCTIONS: Record<string, Entry> = {
   // Without trim: malloc_trim(0) would change the process the other calls measure.
   doctor: { args: [{}], skip: (value) => value === true },
   calloc: { args: [1, 16] },
+  diffHeapSnapshots: { args: [snapshotText, snapshotText] },
   experiment: { args: ['layout'] },
   experiments: { args: [] },
   fastbinIndex: { args: [32, 128] },
   free: { args: [live] },
   glibcVersion: { args: [] },
+  heapSnapshot: { args: [] },
   hex: { args: [0n] },
   largebinIndex: { args: [1024] },
   liveAllocations: { args: [] },
@@ -90,6 +95,7 @@ const FUNCTIONS: Record<string, Entry> = {
   parseSmaps: { args: [''] },
   programBreak: { args: [] },
   readMemory: { args: [() => live().address, 8] },
+  readHeapSnapshot: { args: [snapshotText] },
   realloc: { args: [live, 32] },
   regionOf: { args: [0x1000n, []] },
   reportHTML: { args: [[]] },

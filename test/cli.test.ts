@@ -7,7 +7,7 @@ import { experiments } from '../lib/experiments/run';
 
 const CLI = path.join(__dirname, '..', 'dist', 'cli.js');
 const VERSION: string = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')).version;
-const COMMANDS = ['list', 'run', 'tour', 'maps', 'report', 'walk', 'arenas', 'params', 'bins', 'vis', 'doctor', 'exec', 'help'];
+const COMMANDS = ['list', 'run', 'tour', 'maps', 'report', 'walk', 'arenas', 'params', 'bins', 'vis', 'doctor', 'snapshot', 'diff', 'watch', 'exec', 'help'];
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'heapscope-cli-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -218,8 +218,8 @@ describe('per-command help, --version and usage errors', () => {
   });
 
   it.each([
-    [['run', 'chunk-sizes', '--html'], 'run does not take --html (walk, vis do)'],
-    [['tour', '--html'], 'tour does not take --html (walk, vis do)'],
+    [['run', 'chunk-sizes', '--html'], 'run does not take --html (walk, vis, diff do)'],
+    [['tour', '--html'], 'tour does not take --html (walk, vis, diff do)'],
     [['maps', '--svg'], 'maps does not take --svg (walk, vis do)'],
     [['list', '--json'], 'list does not take --json'],
     [['list', 'extra'], 'list takes no arguments, got "extra"'],
@@ -262,7 +262,7 @@ describe('per-command help, --version and usage errors', () => {
     [['vis', '--svg', '--json'], '--json and --svg exclude each other'],
     [['vis', '--pid', 'abc'], '--pid takes a process id (1 to 4194304), got "abc"'],
     [['walk', '--pid=-3'], '--pid takes a process id (1 to 4194304), got "-3"'],
-    [['list', '--pid', '1'], 'list does not take --pid (maps, walk, arenas, params, bins, vis, doctor do)'],
+    [['list', '--pid', '1'], 'list does not take --pid (maps, walk, arenas, params, bins, vis, doctor, snapshot, watch do)'],
     [['exec'], 'exec needs a program to start'],
     [['exec', 'python3', '-c', '1'], 'exec does not take -c; options for the program go after --'],
     [['exec', '--command', 'walk', '--', 'true'], '--command takes arenas or params or bins or maps or doctor, got "walk"'],

@@ -4,7 +4,7 @@
 // the same native call, beside what was predicted.
 import v8 from 'node:v8';
 import fs from 'node:fs';
-import { decodeSnapshot } from '../allocator/results';
+import { decodeSnapshot, Decoded } from '../allocator/results';
 import { takeAllocatorSnapshot } from '../allocator/take-snapshot';
 import { binding } from '../binding';
 import { HeapscopeError, native, typeError } from '../errors';
@@ -52,10 +52,21 @@ function readError(file: string): (e: NodeJS.ErrnoException) => Error {
   });
 }
 
-/** This process, diagnosed now; see DoctorOptions. */
-export function doctor(options: DoctorOptions = {}): DoctorResult {
-  const trim = readOptions(options, 'options', ['trim']).trim ?? false;
-  if (typeof trim !== 'boolean') throw typeError(`options.trim must be a boolean, got ${describe(trim)}`);
+/** A diagnosis with the snapshot and decode it came from. */
+export interface Diagnosis {
+  data: DoctorData;
+  decoded: Decoded;
+  /** This process: mallinfo2() of the snapshot's native call. */
+  mallinfo?: Mallinfo;
+  /** When the copy was made. */
+  takenAt: Date;
+}
+
+/**
+ * This process diagnosed now; `then` gets the diagnosis while /proc/self/pagemap
+ * is still open (doctor's trim reads it again).
+ */
+export function diagnoseSelf<T>(then: (diagnosis: Diagnosis, pagemap: PagemapReader, pageSize: number) => T): T {
   const pageSize = binding.pageSize();
   // Opened (and its buffer made) before the snapshot: reading it later allocates nothing from malloc.
   const pagemap = openPagemap('self', pageSize, readError('/proc/self/pagemap'));
@@ -63,9 +74,11 @@ export function doctor(options: DoctorOptions = {}): DoctorResult {
     const regions = maps({ rss: true });
     const residency = readResidency(pagemap, residencyRegions(regions), pageSize);
     const snapshot = takeAllocatorSnapshot();
+    const takenAt = new Date();
+    const decoded = decodeSnapshot(snapshot);
     const source: DoctorSource = {
       pid: process.pid, self: true, cmdline: [...process.argv], glibc: snapshot.image.layout.version, layout: snapshot.image.layout,
-      libc: snapshot.libc, ...(snapshot.image.heap === undefined ? {} : { heap: snapshot.image.heap }), decoded: decodeSnapshot(snapshot),
+      libc: snapshot.libc, ...(snapshot.image.heap === undefined ? {} : { heap: snapshot.image.heap }), decoded,
       mallinfo: snapshot.mallinfo, regions, pageSize, root: '', threads: fs.readdirSync('/proc/self/task').length, v8: v8Heap(), residency,
       readHeaders: (addresses) => addresses.map((a) => {
         try {
@@ -75,12 +88,20 @@ export function doctor(options: DoctorOptions = {}): DoctorResult {
         }
       }),
     };
-    const data = diagnose(source);
-    if (trim) data.trimmed = trimNow(data.trim.ranges, snapshot.mallinfo, pagemap, pageSize);
-    return doctorResult(data);
+    return then({ data: diagnose(source), decoded, mallinfo: snapshot.mallinfo, takenAt }, pagemap, pageSize);
   } finally {
     pagemap.close();
   }
+}
+
+/** This process, diagnosed now; see DoctorOptions. */
+export function doctor(options: DoctorOptions = {}): DoctorResult {
+  const trim = readOptions(options, 'options', ['trim']).trim ?? false;
+  if (typeof trim !== 'boolean') throw typeError(`options.trim must be a boolean, got ${describe(trim)}`);
+  return diagnoseSelf(({ data, mallinfo }, pagemap, pageSize) => {
+    if (trim) data.trimmed = trimNow(data.trim.ranges, mallinfo!, pagemap, pageSize);
+    return doctorResult(data);
+  });
 }
 
 /**

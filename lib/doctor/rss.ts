@@ -30,7 +30,8 @@ function kindOf(r: MemoryRegion): RssKind {
   }
 }
 
-const ORDER: RssKind[] = ['main-heap', 'arena-heaps', 'mmapped-chunks', 'code', 'stacks', 'other-anonymous', 'library-data', 'files', 'other'];
+/** Every kind, in the order the rows come. */
+export const RSS_KINDS: readonly RssKind[] = ['main-heap', 'arena-heaps', 'mmapped-chunks', 'code', 'stacks', 'other-anonymous', 'library-data', 'files', 'other'];
 
 /** Rows in ORDER (thread arenas in list order), empty kinds left out; `regions` come from smaps. */
 export function rssRows(regions: readonly MemoryRegion[], arenas: readonly Arena[], mmapped: MmappedChunks, pageSize: number): { total: number; rows: RssRow[] } {
@@ -64,6 +65,6 @@ export function rssRows(regions: readonly MemoryRegion[], arenas: readonly Arena
   }
   const arenaOrder = new Map(arenas.map((a, i) => [a.address, i]));
   const sorted = [...rows.values()].filter((r) => r.count > 0 && (r.size > 0 || r.rss > 0)).sort((a, b) =>
-    ORDER.indexOf(a.kind) - ORDER.indexOf(b.kind) || (arenaOrder.get(a.arena ?? 0n) ?? 0) - (arenaOrder.get(b.arena ?? 0n) ?? 0));
+    RSS_KINDS.indexOf(a.kind) - RSS_KINDS.indexOf(b.kind) || (arenaOrder.get(a.arena ?? 0n) ?? 0) - (arenaOrder.get(b.arena ?? 0n) ?? 0));
   return { total, rows: sorted };
 }

@@ -18,7 +18,9 @@ import { requireGlibcMalloc } from './malloc-kind';
 import { libcVersionOf } from './libc-version';
 import { isKernelThread, readCmdline, readProcFile, readStatus } from './proc';
 import { readRanges } from './read-ranges';
-import { remoteDoctor } from './doctor';
+import { remoteDiagnosis } from './doctor';
+import { doctorResult } from '../doctor/index';
+import { HeapSnapshot, heapSnapshotOf } from '../heap-snapshot/index';
 import type { DoctorResult } from '../doctor/index';
 import { RemoteSnapshot, takeRemoteSnapshot } from './snapshot';
 
@@ -62,6 +64,11 @@ export interface AttachedProcess {
    * process's mallinfo2() can be called, so `checks` is empty).
    */
   walk(options?: RemoteWalkOptions): HeapWalk;
+  /**
+   * Its decoded state now, in the format `heapscope snapshot --pid` writes
+   * (see heapSnapshot()): its smaps and pagemap, then a snapshot taken now.
+   */
+  heapSnapshot(): HeapSnapshot;
 }
 
 /** attach(pid).walk()'s options: walkHeap's `arena`, and a snapshot to walk instead of taking one now. */
@@ -144,7 +151,8 @@ export function attach(pid: number): AttachedProcess {
       const { s, d } = stateOf(snapshot);
       return visResult(d, s.image, read);
     },
-    doctor: (snapshot?: RemoteSnapshot) => remoteDoctor({ pid: id, cmdline, glibc }, () => mapsOf({ rss: true }), () => stateOf(snapshot)),
+    doctor: (snapshot?: RemoteSnapshot) => doctorResult(remoteDiagnosis({ pid: id, cmdline, glibc }, () => mapsOf({ rss: true }), () => stateOf(snapshot)).data),
+    heapSnapshot: () => heapSnapshotOf(remoteDiagnosis({ pid: id, cmdline, glibc }, () => mapsOf({ rss: true }), () => stateOf(undefined))),
     walk: (options: RemoteWalkOptions = {}) => {
       const o = readOptions(options, 'options', ['arena', 'snapshot']);
       const arena = walkArena(o.arena);

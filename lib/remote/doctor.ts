@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import { Decoded } from '../allocator/results';
 import { binding } from '../binding';
-import { diagnose, DoctorResult, doctorResult } from '../doctor/index';
+import { diagnose, Diagnosis } from '../doctor/index';
 import { openPagemap, PagemapReader, readResidency, residencyRegions } from '../doctor/residency';
 import { MemoryRegion } from '../maps';
 import { procError } from './proc';
@@ -22,9 +22,9 @@ export interface RemoteTarget {
  * needs, read before the snapshot is taken; `snapshot` is then taken and
  * decoded, and the diagnosis made.
  */
-export function remoteDoctor(
+export function remoteDiagnosis(
   target: RemoteTarget, readMaps: () => MemoryRegion[], snapshot: () => { s: RemoteSnapshot; d: Decoded },
-): DoctorResult {
+): Diagnosis {
   const { pid } = target;
   const pageSize = binding.pageSize();
   const pagemap: PagemapReader = openPagemap(pid, pageSize, (e) => procError(pid, e, `/proc/${pid}/pagemap`));
@@ -32,18 +32,20 @@ export function remoteDoctor(
     const regions = readMaps();
     const residency = readResidency(pagemap, residencyRegions(regions), pageSize);
     const { s, d } = snapshot();
+    const takenAt = new Date();
     let threads = 0;
     try {
       threads = fs.readdirSync(`/proc/${pid}/task`).length;
     } catch (error) {
       throw procError(pid, error as NodeJS.ErrnoException, `/proc/${pid}/task`);
     }
-    return doctorResult(diagnose({
+    const data = diagnose({
       pid, self: false, cmdline: [...target.cmdline], glibc: target.glibc, layout: s.image.layout, libc: s.libc,
       ...(s.image.heap === undefined ? {} : { heap: s.image.heap }), decoded: d, regions, pageSize, root: `/proc/${pid}/root`, threads, residency,
       readHeaders: (addresses) => readRanges(pid, addresses.map((address) => ({ address, length: 16n })))
         .map((r) => (r.errno === 0 ? r.bytes : undefined)),
-    }));
+    });
+    return { data, decoded: d, takenAt };
   } finally {
     pagemap.close();
   }

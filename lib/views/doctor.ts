@@ -13,7 +13,7 @@ import type { TerminalOptions } from './terminal';
 const RIGHT = { align: 'right' as const };
 const pct = (part: number, whole: number) => `${whole === 0 ? 0 : Math.round((part / whole) * 100)} %`;
 
-const RSS_LABELS: Record<RssRow['kind'], string> = {
+export const RSS_LABELS: Record<RssRow['kind'], string> = {
   'main-heap': 'main heap ([heap])',
   'arena-heaps': 'heaps of arena',
   'mmapped-chunks': 'mmapped chunks',

@@ -1,0 +1,46 @@
+// What several commands share: printing, the --json and --pid flags, and
+// the reading of their values.
+import { Input, UsageError } from './command-line';
+import { commandLine } from './format';
+import { AttachedProcess, PID_MAX } from './remote/attach';
+
+export function write(text: string): void {
+  process.stdout.write(`${text}\n`);
+}
+
+export const JSON_FLAG = { name: 'json', help: 'print one JSON document (bigints as "0x…" strings)' };
+export const PID_FLAG = { name: 'pid', value: 'pid', help: 'another running process, read without stopping it (it must use glibc\'s malloc)' };
+
+/** A flag's positive number of seconds, in milliseconds. */
+export function seconds(input: Input, flag: string): number | undefined {
+  const text = input.value(flag);
+  if (text === undefined) return undefined;
+  const value = /^\s*[\d.]+(e[-+]?\d+)?\s*$/i.test(text) ? Number(text) : Number.NaN;
+  if (!(value > 0) || !Number.isFinite(value)) {
+    throw new UsageError(`--${flag} takes a positive number of seconds, got ${JSON.stringify(text)}`, input.command);
+  }
+  return value * 1000;
+}
+
+/** A flag's whole number from 1 to `max` (`noun` says what it counts, for the message). */
+export function countOf(input: Input, flag: string, noun: string, max: number): number | undefined {
+  const text = input.value(flag);
+  if (text === undefined) return undefined;
+  const n = /^[1-9]\d{0,15}$/.test(text) ? Number(text) : Number.NaN;
+  if (!(n <= max)) throw new UsageError(`--${flag} takes a number of ${noun} from 1 to ${max}, got ${JSON.stringify(text)}`, input.command);
+  return n;
+}
+
+/** The process --pid names, or undefined for this one. */
+export function pidOf(input: Input): number | undefined {
+  const text = input.value('pid');
+  if (text === undefined) return undefined;
+  const pid = /^[1-9]\d{0,6}$/.test(text) ? Number(text) : Number.NaN;
+  if (!(pid <= PID_MAX)) throw new UsageError(`--pid takes a process id (1 to ${PID_MAX}), got ${JSON.stringify(text)}`, input.command);
+  return pid;
+}
+
+/** `process PID: its command line (glibc X)` and a blank line, for another process; nothing for this one. */
+export function processHeader(target: AttachedProcess | undefined): string {
+  return target === undefined ? '' : `process ${target.pid}: ${target.cmdline.length === 0 ? '(no command line)' : commandLine(target.cmdline)} (glibc ${target.glibc})\n\n`;
+}

@@ -1,0 +1,174 @@
+// heapscope snapshot, diff and watch --pid on Debian's python3 allocating a
+// pattern through ctypes and then blocking: it prints its own mallinfo2(),
+// which the snapshot's totals and its per-place counts must give back; a
+// second snapshot and watch's ticks must show the same figures, as nothing
+// moves in it (once a first copy has made resident what it reads); watch
+// ends with status 0 on SIGINT.
+import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { TOTALLED_FIELDS } from '../../lib/allocator/totals';
+
+const fixtures = path.join(__dirname, '..', 'fixtures');
+const CLI = path.join(__dirname, '..', '..', 'dist', 'cli.js');
+const PYTHON = '/usr/bin/python3';
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'heapscope-snapshot-'));
+const children: ChildProcess[] = [];
+
+afterEach(() => {
+  for (const c of children.splice(0)) c.kill('SIGKILL');
+});
+
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+/** Starts `command`; `next(n)` resolves with its first `n` lines of output. */
+function start(command: string, args: string[], env: NodeJS.ProcessEnv = process.env) {
+  const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'], env });
+  children.push(child);
+  let seen = '';
+  child.stdout!.on('data', (chunk: Buffer) => {
+    seen += chunk.toString();
+  });
+  const next = (n: number) => new Promise<string[]>((resolve, reject) => {
+    const check = () => {
+      const lines = seen.split('\n');
+      if (lines.length > n) {
+        child.stdout!.off('data', check);
+        resolve(lines.slice(0, n));
+      }
+    };
+    child.once('exit', (code) => reject(new Error(`${command} exited (${code}) after printing ${JSON.stringify(seen)}`)));
+    child.stdout!.on('data', check);
+    check();
+  });
+  return { child, next };
+}
+
+function heapscope(args: string[]) {
+  const run = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+  return { code: run.status, stdout: run.stdout, stderr: run.stderr };
+}
+
+interface Counted { count: number; bytes: number }
+interface JsonSnapshot {
+  format: string;
+  version: number;
+  takenAt: string;
+  process: { pid: number; self: boolean; cmdline: string[]; glibc: string };
+  params: { mmapThreshold: number; tcacheCount: number };
+  arenas: {
+    address: string; kind: string; systemMem: number; inUse: Counted; free: Record<string, Counted>; top: number;
+    classes: ({ min: number; max: number | null } & Record<string, Counted | number | null>)[];
+  }[];
+  mmapped: { count: number; bytes: number; nMmaps: number; mmappedMem: number };
+  rss: { total: number; rows: { kind: string; rss: number }[] };
+  totals: Record<string, number>;
+  copy: { consistent: boolean };
+}
+
+const PLACES = ['tcache', 'fastbin', 'unsorted', 'smallbin', 'largebin'];
+
+/** Python blocked after printing its mallinfo2(), and that mallinfo2(). */
+async function pythonTarget(skip: (note: string) => never) {
+  if (!fs.existsSync(PYTHON)) skip(`no ${PYTHON} (Debian's python3)`);
+  const { child, next } = start(PYTHON, [path.join(fixtures, 'attach-target.py')], { PATH: '/usr/bin:/bin', LANG: 'C.UTF-8' });
+  const mallinfo = JSON.parse((await next(2))[1]) as Record<string, number>;
+  return { pid: String(child.pid), mallinfo };
+}
+
+function snapshotTo(file: string, pid: string): JsonSnapshot {
+  const { code, stdout, stderr } = heapscope(['snapshot', '--pid', pid, '--out', file]);
+  expect(code, stderr).toBe(0);
+  expect(stdout).toMatch(new RegExp(`^heapscope: wrote ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: HeapSnapshot <process ${pid}, `));
+  return JSON.parse(fs.readFileSync(file, 'utf8')) as JsonSnapshot;
+}
+
+describe('snapshot --pid of a quiet python3', () => {
+  it('is format heapscope-snapshot version 1, and its totals and its counts by place are its printed mallinfo2()', async ({ skip }) => {
+    const { pid, mallinfo } = await pythonTarget(skip);
+    const s = snapshotTo(path.join(dir, 'py.json'), pid);
+    expect([s.format, s.version]).toEqual(['heapscope-snapshot', 1]);
+    expect(s.process).toMatchObject({ pid: Number(pid), self: false, cmdline: [PYTHON, path.join(fixtures, 'attach-target.py')] });
+    expect(Number.isNaN(Date.parse(s.takenAt))).toBe(false);
+    expect(s.copy.consistent).toBe(true);
+    for (const f of TOTALLED_FIELDS) expect({ field: f, value: s.totals[f] }).toEqual({ field: f, value: mallinfo[f] });
+    // The same fields again, from the chunks counted by place (int_mallinfo's sums; tcache chunks are in use to it).
+    const sum = (f: (a: JsonSnapshot['arenas'][number]) => number) => s.arenas.reduce((n, a) => n + f(a), 0);
+    const binned = (a: JsonSnapshot['arenas'][number]) => ['unsorted', 'smallbin', 'largebin'].reduce((n, p) => n + a.free[p].bytes, 0);
+    expect(sum((a) => a.systemMem)).toBe(mallinfo.arena);
+    expect(sum((a) => a.free.fastbin.count)).toBe(mallinfo.smblks);
+    expect(sum((a) => a.free.fastbin.bytes)).toBe(mallinfo.fsmblks);
+    expect(sum((a) => a.top + a.free.fastbin.bytes + binned(a))).toBe(mallinfo.fordblks);
+    expect(sum((a) => 1 + a.free.unsorted.count + a.free.smallbin.count + a.free.largebin.count)).toBe(mallinfo.ordblks);
+    expect(s.arenas.find((a) => a.kind === 'main')!.top).toBe(mallinfo.keepcost);
+    expect([s.mmapped.nMmaps, s.mmapped.mmappedMem]).toEqual([mallinfo.hblks, mallinfo.hblkhd]);
+    // Each place's total is the sum of its size classes'.
+    for (const a of s.arenas) {
+      for (const p of ['inUse', ...PLACES]) {
+        const total = p === 'inUse' ? a.inUse : a.free[p];
+        const classes = a.classes.reduce((n, c) => {
+          const k = c[p] as Counted | undefined;
+          return { count: n.count + (k?.count ?? 0), bytes: n.bytes + (k?.bytes ?? 0) };
+        }, { count: 0, bytes: 0 });
+        expect({ arena: a.address, place: p, ...classes }).toEqual({ arena: a.address, place: p, ...total });
+      }
+    }
+    expect(s.rss.rows.reduce((n, r) => n + r.rss, 0)).toBe(s.rss.total);
+  });
+
+  it('diff of two snapshots of it: nothing changed, in every view', async ({ skip }) => {
+    const { pid } = await pythonTarget(skip);
+    const a = path.join(dir, 'a.json');
+    const b = path.join(dir, 'b.json');
+    snapshotTo(a, pid);
+    snapshotTo(b, pid);
+    const json = heapscope(['diff', a, b, '--json']);
+    expect(json.code, json.stderr).toBe(0);
+    const d = JSON.parse(json.stdout) as { sameProcess: boolean; arenas: { status: string; classes: unknown[]; inUse: { a: Counted; b: Counted } }[] };
+    expect(d.sameProcess).toBe(true);
+    expect(d.arenas.every((x) => x.status === 'both' && x.classes.length === 0 && x.inUse.a.count === x.inUse.b.count)).toBe(true);
+    const text = heapscope(['diff', a, b]);
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toMatch(new RegExp(`^Diff: process ${pid}, `));
+    expect(text.stdout).toContain('No size class changed');
+    const html = heapscope(['diff', a, b, '--html']);
+    expect(html.stdout).toMatch(/^<section class="heapscope-result heapscope-allocator" id="heapscope-diff">/);
+  });
+});
+
+describe('watch --pid of a quiet python3', () => {
+  it('--count 2, piped: two lines whose figures are those of a snapshot taken beside them', async ({ skip }) => {
+    const { pid } = await pythonTarget(skip);
+    // The first copy of a process makes resident pages of [heap] nothing had
+    // touched (about 1 MiB of this one's free chunks, and some of libc's
+    // .bss): its RSS, read before the copy, is then below what comes after.
+    snapshotTo(path.join(dir, 'first.json'), pid);
+    const s = snapshotTo(path.join(dir, 'w.json'), pid);
+    const { code, stdout, stderr } = heapscope(['watch', '--pid', pid, '--count', '2', '--interval', '50ms']);
+    expect(code, stderr).toBe(0);
+    const lines = stdout.trimEnd().split('\n');
+    expect(lines).toHaveLength(2);
+    const sum = (pick: (a: JsonSnapshot['arenas'][number]) => Counted) => s.arenas.reduce((n, a) => ({ count: n.count + pick(a).count, bytes: n.bytes + pick(a).bytes }), { count: 0, bytes: 0 });
+    const inUse = sum((a) => a.inUse);
+    const free = sum((a) => PLACES.reduce((n, p) => ({ count: n.count + a.free[p].count, bytes: n.bytes + a.free[p].bytes }), { count: 0, bytes: 0 }));
+    const top = s.arenas.reduce((n, a) => n + a.top, 0);
+    for (const line of lines) {
+      expect(line).toMatch(/^\d{4}-\d\d-\d\dT[\d:.]+Z {2}/);
+      expect(line.slice(line.indexOf('  ') + 2)).toBe(
+        `arenas ${s.arenas.length}  in use ${inUse.bytes} B in ${inUse.count} chunks (+0)  free ${free.bytes} B in ${free.count} chunks (+0)  ` +
+        `top ${top} B (+0)  mmapped ${s.mmapped.bytes} B in ${s.mmapped.count} chunks (+0)  rss ${s.rss.total} B (+0)`,
+      );
+    }
+  });
+
+  it('ends with status 0 on SIGINT', async ({ skip }) => {
+    const { pid } = await pythonTarget(skip);
+    const watch = start(process.execPath, [CLI, 'watch', '--pid', pid, '--interval', '50ms']);
+    await watch.next(1);
+    const ended = new Promise<[number | null, NodeJS.Signals | null]>((resolve) => watch.child.once('exit', (c, sig) => resolve([c, sig])));
+    watch.child.kill('SIGINT');
+    expect(await ended).toEqual([0, null]);
+  });
+});
