@@ -380,6 +380,24 @@ async function fuzz(h, seed, calls, foreign = [], uncoded = 0) {
         : r.pick(BAD_VALUES);
       return h[r.pick(['arenas', 'bins', 'tcaches', 'chunkPlaces', 'allocatorTotals', 'mallocParams'])](snapshot);
     }],
+    // vis decodes one snapshot too: rare; a chunk anywhere, or an address no heap holds.
+    [0.002, () => {
+      const snapshot = r.chance(0.7) ? h.allocatorSnapshot({ attempts: 1 }) : r.pick([undefined, ...BAD_VALUES]);
+      const address = r.pick([undefined, live.length > 0 ? live[r.int(live.length)].address : undefined, 0x1000n, 1n << 47n, -1n, 5, 'x']);
+      const count = r.pick([undefined, 1, 3, 1000, 0, 1001, 1.5, 1n, 'x']);
+      return h.vis(options(r.pick([undefined, {}, { address, count }, { count }, { address }])), snapshot);
+    }],
+    // The doctor and a heap snapshot read smaps and pagemap and copy every heap (about a second): rarer still.
+    [0.001, () => (r.chance(0.5)
+      ? h.doctor(options(r.pick([undefined, {}, { trim: r.chance(0.5) }, { trim: 'x' }, { trim: 1 }])))
+      : h.heapSnapshot())],
+    // Reading and diffing snapshot files: the JSON of a real one now and then, else anything.
+    [0.3, () => {
+      const text = r.chance(0.05) ? JSON.stringify(h.heapSnapshot()) : r.pick(['', '{}', '[]', 'null', '{"format":"heapscope-snapshot","version":2}',
+        '{"format":"heapscope-snapshot","version":1}', ...BAD_VALUES]);
+      const read = () => h.readHeapSnapshot(text);
+      return r.chance(0.5) ? read() : h.diffHeapSnapshots(r.chance(0.5) ? read() : r.pick(BAD_VALUES), r.pick(BAD_VALUES));
+    }],
     // Attaching copies a process's allocator memory too: rare; to this very process, or to a pid that cannot be.
     [0.002, () => {
       const target = h.attach(r.chance(0.6) ? process.pid : r.pick([0, -1, 1.5, 1 << 22, 1 << 23, 2 ** 40, ...BAD_VALUES]));
@@ -448,7 +466,8 @@ const COVERS = ['alignedAlloc', 'allocationAt', 'allocatorSnapshot', 'attach', '
   'free', 'glibcVersion', 'largebinIndex', 'liveAllocations', 'mainHeapSnapshot', 'mallinfo2', 'malloc', 'mallocInfo', 'mallocTrim',
   'mallocUsableSize', 'mallopt', 'maps', 'mmappedChunkSize', 'pageSize', 'parseMallocInfo', 'parseMaps', 'parseSmaps', 'programBreak',
   'readMemory', 'realloc', 'regionOf', 'reportHTML', 'requestToChunkSize', 'run', 'runPlan', 'sizeClass', 'smallbinIndex',
-  'tcacheIndex', 'usableSizeOf', 'walkHeap', 'walkSnapshot', 'writeReport', 'Allocation',
+  'tcacheIndex', 'usableSizeOf', 'walkHeap', 'walkSnapshot', 'writeReport', 'Allocation', 'vis', 'doctor', 'heapSnapshot',
+  'readHeapSnapshot', 'diffHeapSnapshots',
   // An Error subclass; constructing one is no call into heapscope.
   'HeapscopeError'];
 const unfuzzed = (h, forget) => Object.entries(h).filter(([name, v]) => typeof v === 'function' && (!COVERS.includes(name) || name === forget)).map(([name]) => name);

@@ -3,6 +3,7 @@
 // non-contiguous, its top chunk where the copy holds it), and each thread
 // arena's heaps, the newest up to top, the older ones up to their fencepost.
 import { hex } from '../format';
+import { MAX_PLAN_READ } from '../plan';
 import { SnapshotWalk, walkSnapshot } from '../walk/chunk';
 import { walkMainHeap } from '../walk/main-arena';
 import { Arena } from './arenas';
@@ -57,6 +58,8 @@ function walkMain(image: AllocatorImage, arena: Arena): RegionWalk {
   const copy = rangeOf(image.memory, start);
   if (copy === undefined || copy.base !== start) return region(arena.address, 'heap', start, end, empty(start, `[heap] at ${hex(start)} was not copied`));
   if (BigInt(copy.bytes.length) < end - start) {
+    // Shorter for another reason (a partial copy made on purpose): nothing is walked from it.
+    if (BigInt(copy.bytes.length) !== MAX_PLAN_READ) return region(arena.address, 'heap', start, end, empty(start, `only ${copy.bytes.length} bytes of [heap] were copied`));
     // A [heap] bigger than one copy holds: its chunks are walked as far as the copy goes.
     const walk = walkMainHeap(copy.bytes, start, start + BigInt(copy.bytes.length));
     const reason = `only the first ${copy.bytes.length} bytes of [heap] (${end - start} up to the break) were copied; the walk stops there`;
