@@ -10,7 +10,8 @@
         "native/stats.cc",
         "native/plan.cc",
         "native/probes.cc",
-        "native/remote.cc"
+        "native/remote.cc",
+        "native/untouched.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except_all"],

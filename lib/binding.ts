@@ -48,6 +48,10 @@ export interface RawRemoteRead {
   buffers: (Buffer | undefined)[];
   errnos: number[];
   lengths: number[];
+  /** Per range: the pages of an anonymous range left zero, never touched. */
+  untouched: number[];
+  /** Why /proc/PID/pagemap could not be read (0: it was, or no range needed it). */
+  pagemapErrno: number;
 }
 
 export interface RawBinding {
@@ -59,7 +63,9 @@ export interface RawBinding {
   usableSize(address: bigint): bigint;
   isLive(address: bigint): boolean;
   liveCount(): number;
-  readMemory(address: bigint, length: bigint): Buffer;
+  /** mode 0: a plain copy; 1: private anonymous memory, never-touched pages left zero; 2: as 1, but null when it met one (native/memory.cc). */
+  readMemory(address: bigint, length: bigint, mode?: 0 | 1): Buffer;
+  readMemory(address: bigint, length: bigint, mode: 2): Buffer | null;
   writeAllocation(address: bigint, offset: bigint, bytes: Buffer): void;
   fillAllocation(address: bigint, byte: number): void;
   chunkHeader(address: bigint): RawHeader;
@@ -73,7 +79,7 @@ export interface RawBinding {
   runPlan(steps: BigUint64Array, keep: boolean): RawPlanResult;
   addresses(): RawAddresses;
   /** Copies of another process's memory: `ranges` holds address, length pairs (see native/remote.cc). */
-  readRemote(pid: number, ranges: BigUint64Array): RawRemoteRead;
+  readRemote(pid: number, ranges: BigUint64Array, anonymous?: Uint8Array): RawRemoteRead;
 }
 
 const REQUIREMENT = 'heapscope requires Linux on x86_64 with glibc 2.28 or later';

@@ -67,6 +67,11 @@ function startsWithVowelSound(text: string): boolean {
   return lead.startsWith('8') || lead === '11' || lead === '18';
 }
 
+/** `text` with its first letter in upper case: a reason made a sentence of its own. */
+export function capitalised(text: string): string {
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
+
 /**
  * Arguments as a shell would take them back: `python3 -c 'print(1)'`. An
  * argument with anything unusual goes in single quotes, one with control

@@ -45,8 +45,13 @@ export type PlanStep =
    * Copies `length` bytes (at most 4 GiB, what one Buffer holds in Node 20)
    * at `address` through the safe path (an unmapped address fails with
    * EFAULT, never a crash). The Buffer is the copy itself, not a copy of it.
+   * `anonymous: true` says the range is private anonymous memory (see
+   * untouchedReadsZero): its pages never touched (neither present nor
+   * swapped in /proc/self/pagemap) are left zero instead of read, so the
+   * copy does not make them resident. Said of any other memory, the copy
+   * would be wrong: those zeros stand for bytes not read.
    */
-  | { op: 'read'; address: bigint; length: Size };
+  | { op: 'read'; address: bigint; length: Size; anonymous?: boolean };
 
 export type PlanOp = PlanStep['op'];
 
@@ -81,6 +86,10 @@ export interface StepResult {
   maps?: string;
   /** `read` steps: the bytes as they were at this step. */
   bytes?: Buffer;
+  /** `anonymous` `read` steps: the pages left zero, never touched. */
+  untouchedPages?: number;
+  /** `anonymous` `read` steps: why /proc/self/pagemap could not be read, when it could not (every page was then read). */
+  pagemapErrno?: number;
 }
 
 export interface PlanResult {
@@ -105,7 +114,7 @@ const ALLOCATING = new Set<PlanOp>(['malloc', 'calloc', 'realloc', 'alignedAlloc
 /** Ops that act on an earlier allocation, named by its step index. */
 const REFERRING = new Set<PlanOp>(['realloc', 'free', 'header', 'usableSize', 'touch', 'resident']);
 /** Every field any step has; each step is read once, own properties only. */
-const FIELDS = ['op', 'step', 'size', 'count', 'alignment', 'pad', 'byte', 'address', 'length'] as const;
+const FIELDS = ['op', 'step', 'size', 'count', 'alignment', 'pad', 'byte', 'address', 'length', 'anonymous'] as const;
 
 /** The native executor's limit. */
 const MAX_STEPS = 1 << 22;
@@ -124,6 +133,8 @@ interface CheckedStep {
   operands: [bigint, bigint];
   /** Bytes asked for, for a kept Allocation (allocating ops). */
   requested: number;
+  /** `read` of private anonymous memory. */
+  anonymous?: true;
 }
 
 function check(steps: unknown): CheckedStep[] {
@@ -156,11 +167,14 @@ function check(steps: unknown): CheckedStep[] {
       case 'touch': operands = [BigInt(toIndex(step.byte ?? 0xa5, `${name}.byte`, 255)), 0n]; break;
       case 'read':
         operands = [toAddress(step.address, `${name}.address`), toSize(step.length, `${name}.length`, MAX_PLAN_READ)];
+        if (step.anonymous !== undefined && typeof step.anonymous !== 'boolean') {
+          throw typeError(`${name}.anonymous must be a boolean, got ${describe(step.anonymous)}`);
+        }
         break;
     }
     const requested = op === 'calloc' ? Number(operands[0] * operands[1])
       : op === 'alignedAlloc' ? Number(operands[1]) : ALLOCATING.has(op) ? Number(operands[0]) : 0;
-    checked.push({ op, ...(ref === undefined ? {} : { ref }), operands, requested });
+    checked.push({ op, ...(ref === undefined ? {} : { ref }), operands, requested, ...(op === 'read' && step.anonymous === true ? { anonymous: true } : {}) });
   });
   return checked;
 }
@@ -168,7 +182,8 @@ function check(steps: unknown): CheckedStep[] {
 function encode(steps: readonly CheckedStep[]): BigUint64Array {
   const words = new BigUint64Array(steps.length * IN_WORDS);
   steps.forEach((step, i) => {
-    words.set([OPCODES[step.op], BigInt(step.ref ?? 0), ...step.operands], i * IN_WORDS);
+    // A read's second word is its flag (native/plan.cc), where other steps name the step they act on.
+    words.set([OPCODES[step.op], BigInt(step.ref ?? (step.anonymous ? 1 : 0)), ...step.operands], i * IN_WORDS);
   });
   return words;
 }
@@ -193,7 +208,13 @@ function decode(
       case 'resident': result.residentPages = Number(w(2)); result.totalPages = Number(w(3)); break;
       case 'statm': result.rssPages = Number(w(2)); result.sizePages = Number(w(3)); break;
       case 'maps': result.maps = texts[index]; break;
-      case 'read': result.bytes = buffers[index]; break;
+      case 'read':
+        result.bytes = buffers[index];
+        if (step.anonymous) {
+          result.untouchedPages = Number(w(4));
+          if (w(5) !== 0n) result.pagemapErrno = Number(w(5));
+        }
+        break;
       case 'mallinfo':
         result.mallinfo = fromWords(w(15) === 2n ? 'mallinfo2' : 'mallinfo', MALLINFO_FIELDS.map((_, k) => w(5 + k)));
         break;

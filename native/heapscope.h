@@ -2,6 +2,8 @@
 // glibc and copies facts out; every interpretation happens in TypeScript.
 #pragma once
 
+#include <sys/types.h>
+
 #include <napi.h>
 
 #include <cerrno>
@@ -97,6 +99,30 @@ Napi::BigInt Size(Napi::Env env, size_t value);
 // Reads through process_vm_readv on our own pid: an unmapped or unreadable
 // address comes back as EFAULT instead of a SIGSEGV. Returns 0 or errno.
 int SafeRead(uintptr_t address, void* out, size_t length);
+
+// One copy that leaves never-touched pages alone (native/untouched.cc):
+// [address, address + length) of `pid` into `out`, the pages /proc/PID/pagemap
+// (open as `pagemap`) shows neither present nor swapped left zero instead of
+// read. Only for private anonymous memory, where such a page reads as zeros.
+// `zeroed`: `out` is already zero (fresh mmap), so those pages of it stay
+// untouched too. `pagemap` < 0: a plain copy.
+struct UntouchedRead {
+  pid_t pid;
+  int pagemap;
+  uintptr_t address;
+  uint8_t* out;
+  size_t length;
+  bool zeroed;
+};
+
+// /proc/PID/pagemap opened for reading, or -errno. Does not malloc.
+int OpenPagemap(pid_t pid);
+
+// Returns 0 or the errno that stopped the copy (EFAULT for one cut short);
+// *got is the bytes copied before it, *untouched counts the pages left zero.
+// A pagemap that cannot be read sets *pagemapErr and the rest is copied
+// plainly. Does not malloc.
+int ReadUntouched(const UntouchedRead& read, size_t* got, uint64_t* untouched, int* pagemapErr);
 
 // Which call answered a mallinfo read. The values are what a plan's
 // mallinfo step records (lib/plan.ts decodes them).

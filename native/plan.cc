@@ -32,7 +32,7 @@ enum Op : uint64_t {
   kResident = 12, // ref
   kMaps = 13,
   kStatm = 14,
-  kRead = 15,     // a = address, b = length
+  kRead = 15,     // a = address, b = length; ref = 1: private anonymous memory
 };
 
 constexpr size_t kInWords = 4;    // op, ref, a, b
@@ -182,6 +182,7 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
   // step, nor pass glibc a size it would take for a negative one.
   size_t mapsSteps = 0;
   uint64_t readBytes = 0;
+  bool anonymousReads = false;
   for (size_t i = 0; i < n; i++) {
     const uint64_t* s = steps + i * kInWords;
     const uint64_t op = s[0], ref = s[1];
@@ -193,6 +194,8 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
     if (op == kRead) {
       if (s[3] > kMaxRead) invalid("read longer than 4 GiB");
       readBytes += ReadArea::Span(s[3]);
+      if (ref > 1) invalid("a read's flag is 0 or 1");
+      anonymousReads = anonymousReads || ref == 1;
     }
     if ((op == kMalloc || op == kRealloc || op == kTrim) && s[2] > PTRDIFF_MAX)
       invalid("size above PTRDIFF_MAX");
@@ -221,6 +224,8 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
   uint64_t* out = reinterpret_cast<uint64_t*>(scratch.data());
   uintptr_t* slot = reinterpret_cast<uintptr_t*>(scratch.data() + outBytes);
   uint8_t* text = scratch.data() + outBytes + ptrBytes;
+  // Anonymous reads leave never-touched pages alone (native/untouched.cc).
+  const int pagemap = anonymousReads ? OpenPagemap(getpid()) : -1;
 
   // ---- From here to the end of the loop nothing may call malloc. ----
   for (size_t i = 0; i < n; i++) {
@@ -284,13 +289,19 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
         text += kMapsBytes;
         break;
       }
-      case kRead:
+      case kRead: {
         // Copied through process_vm_readv: an unmapped address is EFAULT.
-        err = s[2] + s[3] < s[2] ? EFAULT : SafeRead(s[2], read, s[3]);
+        // r[4]: pages left zero; r[5]: why pagemap was not read, if not.
+        size_t got = 0;
+        int pagemapErr = s[1] == 1 && pagemap < 0 ? -pagemap : 0;
+        UntouchedRead from = {getpid(), s[1] == 1 ? pagemap : -1, static_cast<uintptr_t>(s[2]), read, s[3], true};
+        err = s[2] + s[3] < s[2] ? EFAULT : ReadUntouched(from, &got, &r[4], &pagemapErr);
+        r[5] = static_cast<uint64_t>(pagemapErr);
         r[2] = static_cast<uint64_t>(read - readBase);
         r[3] = s[3];
         read += ReadArea::Span(s[3]);
         break;
+      }
       case kStatm: {
         char buf[256];
         bool full = false;
@@ -317,6 +328,7 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
     }
   }
   // ---- Steps done; what follows may allocate. ----
+  if (pagemap >= 0) close(pagemap);
 
   // Kept allocations are recorded before any Node-API call, so that if one
   // fails (a worker torn down) they are still released with the addon.

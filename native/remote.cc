@@ -1,9 +1,12 @@
 // Copies ranges of another process's memory in one call, so that a
 // snapshot of a running process is as close to one instant as the kernel
-// allows: one process_vm_readv over every range, then (only if that one
-// stopped short) each unfinished range alone, to learn its own errno.
+// allows: one process_vm_readv over every plain range, then (only if that
+// one stopped short) each unfinished range alone, to learn its own errno;
+// then each range of private anonymous memory, without reading the pages
+// that were never touched, so that copying them does not make them resident.
 #include <sys/types.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -35,10 +38,15 @@ static constexpr size_t kMaxRanges = 1024;  // IOV_MAX
 // Whether a failure concerns the process rather than one range.
 static bool ProcessWide(int err) { return err == ESRCH || err == EPERM || err == EACCES; }
 
-// readRemote(pid, ranges): `ranges` is a BigUint64Array of address, length
-// pairs. Returns { buffers, errnos, lengths }: per range the copy (a
-// Buffer of the bytes read, undefined when none), the errno that stopped it
-// (0 when complete) and the bytes read (short of the length: a partial read).
+// readRemote(pid, ranges, anonymous): `ranges` is a BigUint64Array of
+// address, length pairs; `anonymous`, if given, a Uint8Array with a byte per
+// range, 1 for private anonymous memory: such a range is copied on its own,
+// its never-touched pages left zero (native/untouched.cc). Returns
+// { buffers, errnos, lengths, untouched, pagemapErrno }: per range the copy
+// (a Buffer of the bytes read, undefined when none), the errno that stopped
+// it (0 when complete), the bytes read (short of the length: a partial read)
+// and the pages left zero; and why /proc/PID/pagemap was not read (0: it was,
+// or no range needed it).
 Napi::Value Addon::ReadRemote(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 2 || !info[0].IsNumber())
@@ -53,6 +61,14 @@ Napi::Value Addon::ReadRemote(const Napi::CallbackInfo& info) {
   size_t count = words.ElementLength() / 2;
   if (words.ElementLength() % 2 != 0 || count > kMaxRanges)
     ThrowCode(env, "ERR_OUT_OF_RANGE", "ranges must be address, length pairs, at most 1024 of them");
+  std::vector<uint8_t> anonymous(count, 0);
+  if (info.Length() > 2 && !info[2].IsUndefined()) {
+    if (!info[2].IsTypedArray() || info[2].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array ||
+        info[2].As<Napi::Uint8Array>().ElementLength() != count)
+      ThrowCode(env, "ERR_INVALID_ARG_TYPE", "argument 2 must be a Uint8Array with a byte per range");
+    Napi::Uint8Array flags = info[2].As<Napi::Uint8Array>();
+    for (size_t i = 0; i < count; i++) anonymous[i] = flags[i] != 0;
+  }
 
   std::vector<struct iovec> local(count), remote(count);
   std::vector<std::vector<uint8_t>> copies(count);
@@ -72,41 +88,72 @@ Napi::Value Addon::ReadRemote(const Napi::CallbackInfo& info) {
 
   std::vector<size_t> got(count, 0);
   std::vector<int> errs(count, 0);
-  ssize_t n = count == 0 ? 0 : process_vm_readv(pid, local.data(), count, remote.data(), count, 0);
-  if (n < 0 && ProcessWide(errno)) ThrowProcess(env, errno, pid);
-  // The kernel stops at the first range it cannot finish: the ones before
-  // it are whole; each one after is read alone.
-  size_t done = n < 0 ? 0 : static_cast<size_t>(n);
-  size_t i = 0;
-  for (; i < count && done >= copies[i].size(); i++) {
-    got[i] = copies[i].size();
-    done -= copies[i].size();
+  std::vector<uint64_t> untouched(count, 0);
+  int pagemapErr = 0;
+  // The plain ranges in one call; the kernel stops at the first range it
+  // cannot finish: the ones before it are whole; each one after is read alone.
+  std::vector<size_t> plain;
+  std::vector<struct iovec> plainLocal, plainRemote;
+  for (size_t k = 0; k < count; k++) {
+    if (anonymous[k]) continue;
+    plain.push_back(k);
+    plainLocal.push_back(local[k]);
+    plainRemote.push_back(remote[k]);
   }
-  for (; i < count; i++) {
-    if (copies[i].empty()) continue;
-    ssize_t m = process_vm_readv(pid, &local[i], 1, &remote[i], 1, 0);
+  ssize_t n = plain.empty() ? 0 : process_vm_readv(pid, plainLocal.data(), plain.size(), plainRemote.data(), plain.size(), 0);
+  if (n < 0 && ProcessWide(errno)) ThrowProcess(env, errno, pid);
+  size_t done = n < 0 ? 0 : static_cast<size_t>(n);
+  size_t p = 0;
+  for (; p < plain.size() && done >= copies[plain[p]].size(); p++) {
+    got[plain[p]] = copies[plain[p]].size();
+    done -= copies[plain[p]].size();
+  }
+  for (; p < plain.size(); p++) {
+    size_t k = plain[p];
+    if (copies[k].empty()) continue;
+    ssize_t m = process_vm_readv(pid, &local[k], 1, &remote[k], 1, 0);
     if (m < 0) {
       if (ProcessWide(errno)) ThrowProcess(env, errno, pid);
-      errs[i] = errno;
+      errs[k] = errno;
       continue;
     }
-    got[i] = static_cast<size_t>(m);
+    got[k] = static_cast<size_t>(m);
     // A read that stops at an unmapped page: the rest is a fault.
-    if (got[i] < copies[i].size()) errs[i] = EFAULT;
+    if (got[k] < copies[k].size()) errs[k] = EFAULT;
   }
+  // The anonymous ones, each right after its pages were looked up.
+  int pagemap = -1;
+  for (size_t k = 0; k < count; k++) {
+    if (!anonymous[k] || copies[k].empty()) continue;
+    if (pagemap == -1) {
+      pagemap = OpenPagemap(pid);
+      if (pagemap < 0) pagemapErr = -pagemap;
+    }
+    UntouchedRead from = {pid, pagemap, static_cast<uintptr_t>(words[2 * k]), copies[k].data(), copies[k].size(), true};
+    errs[k] = ReadUntouched(from, &got[k], &untouched[k], &pagemapErr);
+    if (ProcessWide(errs[k])) {
+      if (pagemap >= 0) close(pagemap);
+      ThrowProcess(env, errs[k], pid);
+    }
+  }
+  if (pagemap >= 0) close(pagemap);
 
   Napi::Array buffers = Napi::Array::New(env, count);
   Napi::Array errnos = Napi::Array::New(env, count);
   Napi::Array lengths = Napi::Array::New(env, count);
+  Napi::Array untouchedPages = Napi::Array::New(env, count);
   for (size_t k = 0; k < count; k++) {
     if (got[k] > 0) buffers.Set(k, Napi::Buffer<uint8_t>::Copy(env, copies[k].data(), got[k]));
     errnos.Set(k, Napi::Number::New(env, errs[k]));
     lengths.Set(k, Napi::Number::New(env, static_cast<double>(got[k])));
+    untouchedPages.Set(k, Napi::Number::New(env, static_cast<double>(untouched[k])));
   }
   Napi::Object out = Napi::Object::New(env);
   out.Set("buffers", buffers);
   out.Set("errnos", errnos);
   out.Set("lengths", lengths);
+  out.Set("untouched", untouchedPages);
+  out.Set("pagemapErrno", Napi::Number::New(env, pagemapErr));
   return out;
 }
 

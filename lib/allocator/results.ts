@@ -21,6 +21,8 @@ export interface SnapshotInfo {
   attempts: number;
   consistent: boolean;
   reason?: string;
+  /** Why the copy may have made pages never touched resident, when it may have (see CopiedSnapshot). */
+  madeResident?: string;
 }
 
 /** What arenas() found, as plain data: what its views read. */
@@ -105,6 +107,17 @@ export interface CopiedSnapshot {
   attempts: number;
   consistent: boolean;
   reason?: string;
+  /**
+   * The copy leaves the pages of [heap] and the arena heaps that were never
+   * touched alone (zero in the copy) rather than make them resident; when
+   * /proc/PID/pagemap could not be read it read them all, and this says so.
+   */
+  madeResident?: string;
+}
+
+/** The sentence for a copy that read every page: `file` (a pagemap) could not be read. */
+export function madeResidentReason(file: string, errno: number): string {
+  return `the copy may have made pages never touched resident: ${file} could not be read (errno ${errno})`;
 }
 
 export interface Decoded { state: AllocatorState; info: SnapshotInfo }
@@ -118,7 +131,13 @@ export function decodeSnapshot(s: CopiedSnapshot): Decoded {
     if (error instanceof HeapscopeError && !s.consistent) error.message += ` (the snapshot was torn after ${s.attempts} attempts: ${s.reason})`;
     throw error;
   }
-  return { state, info: { attempts: s.attempts, consistent: s.consistent, ...(s.reason === undefined ? {} : { reason: s.reason }) } };
+  return {
+    state,
+    info: {
+      attempts: s.attempts, consistent: s.consistent, ...(s.reason === undefined ? {} : { reason: s.reason }),
+      ...(s.madeResident === undefined ? {} : { madeResident: s.madeResident }),
+    },
+  };
 }
 
 export function arenasResult({ state, info }: Decoded): ArenasResult {

@@ -6,7 +6,7 @@
 // each step of interest, each decoded on its own (copiedSnapshot).
 import { HeapscopeError, rangeError, typeError } from '../errors';
 import { bytes, hex, shortBytes } from '../format';
-import { maps, MemoryRegion } from '../maps';
+import { maps, MemoryRegion, untouchedReadsZero } from '../maps';
 import { MAX_PLAN_READ, PlanStep, runPlan, StepResult } from '../plan';
 import { glibcVersion, Mallinfo, MALLINFO_FIELDS, programBreak } from '../stats';
 import { describe, readArray, readOptions, toIndex } from '../validate';
@@ -17,6 +17,7 @@ import { LibcFile, libcFileOf } from './libc-file';
 import { AddressRange } from './locate-input';
 import { CopiedRange, copiedMemory, readWord } from './memory-source';
 import { decodeArenas } from './arenas';
+import { madeResidentReason } from './results';
 
 export interface AllocatorSnapshotOptions {
   /** Snapshots to try for a consistent one (default 5, at most 100). */
@@ -52,6 +53,8 @@ export interface AllocatorSnapshot {
   consistent: boolean;
   /** Why the last snapshot is not consistent, when it is not. */
   reason?: string;
+  /** Why the copy may have made pages never touched resident, when it may have (see CopiedSnapshot). */
+  madeResident?: string;
 }
 
 const PROBE_REQUEST = 1000;
@@ -155,7 +158,9 @@ export function planCopy(steps: PlanStep[], sources: CopySources): PlannedCopy {
   const b0 = push({ op: 'break' });
   const reads: PlannedCopy['reads'] = [];
   const read = (region: MemoryRegion, label: string, length: bigint) => {
-    reads.push({ region, label, step: push({ op: 'read', address: region.start, length }) });
+    // Private anonymous memory: its pages never touched are left zero, not made resident by the copy.
+    const anonymous = untouchedReadsZero(region) ? { anonymous: true } : {};
+    reads.push({ region, label, step: push({ op: 'read', address: region.start, length, ...anonymous }) });
   };
   for (const r of sources.libc) read(r, 'libc data', BigInt(r.size));
   // One read step holds at most MAX_PLAN_READ bytes: a bigger [heap] is copied that far, and a retake cannot do better.
@@ -193,6 +198,7 @@ export function copiedSnapshot(
   const ranges: CopiedRange[] = reads.filter((r) => results[r.step].status === 'ok')
     .map((r) => ({ base: r.region.start, bytes: results[r.step].bytes!, label: r.label }));
   const breakAfter = results[copy.b1].programBreak!;
+  const unread = reads.map((r) => results[r.step].pagemapErrno).find((e) => e !== undefined);
   const image: AllocatorImage = {
     layout: sources.layout, memory: copiedMemory(ranges), libcData: sources.libc.map((r) => ({ start: r.start, end: r.end })),
     ...(sources.heap !== undefined ? { heap: { start: sources.heap.start, end: sources.heapEnd! } } : {}),
@@ -200,6 +206,7 @@ export function copiedSnapshot(
   const snapshot: AllocatorSnapshot = {
     image, libc: sources.libcFile, mallinfoBefore: results[copy.m0].mallinfo!, mallinfo: results[copy.m1].mallinfo!, programBreak: breakAfter,
     ...(extra.probe === undefined ? {} : { probe: extra.probe }), steps: extra.steps ?? [], attempts: extra.attempt ?? 1, consistent: true,
+    ...(unread === undefined ? {} : { madeResident: madeResidentReason('/proc/self/pagemap', unread) }),
   };
   const heapLength = sources.heap === undefined ? 0n : sources.heapEnd! - sources.heap.start;
   const short = heapLength > MAX_PLAN_READ;

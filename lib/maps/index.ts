@@ -12,7 +12,7 @@ import { parseMaps, parseSmaps } from './parse';
 import { MemoryRegion, regionViews } from './region';
 
 export { parseMaps, parseSmaps } from './parse';
-export { regionViews } from './region';
+export { regionViews, untouchedReadsZero } from './region';
 export type { MemoryRegion, RegionKind } from './region';
 
 export interface MapsOptions {

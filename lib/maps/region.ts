@@ -107,6 +107,18 @@ export interface MemoryRegion {
   anonymous?: number;
 }
 
+/** The kinds that are private anonymous memory when not shared. */
+const ANONYMOUS_KINDS = new Set<RegionKind>(['heap', 'arena-heap', 'bss', 'stack', 'anonymous']);
+
+/**
+ * Whether `region` is readable private anonymous memory, where a page never
+ * touched (neither present nor swapped in /proc/PID/pagemap) reads as zeros:
+ * a copy of it may leave such pages zero instead of reading them, which would
+ * make them resident.
+ */
+export function untouchedReadsZero(region: MemoryRegion): boolean {
+  return region.readable && !region.shared && region.inode === 0 && ANONYMOUS_KINDS.has(region.kind);
+}
 
 /** How a region and a list of them show themselves; installed by the view layer. */
 export const regionViews = presenter<{

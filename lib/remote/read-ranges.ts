@@ -7,23 +7,38 @@ export interface RangeRead {
   /** The bytes read: all of them when `errno` is 0, fewer (possibly none) otherwise. */
   bytes: Uint8Array;
   errno: number;
+  /** Ranges read as `anonymous`: the pages left zero, never touched. */
+  untouchedPages?: number;
+  /** Ranges read as `anonymous`: why /proc/PID/pagemap could not be read, when it could not (every page was then read). */
+  pagemapErrno?: number;
+}
+
+/** A range to copy; `anonymous`: it is private anonymous memory (see untouchedReadsZero), whose pages never touched are left zero. */
+export interface RangeToRead {
+  address: bigint;
+  length: bigint;
+  anonymous?: boolean;
 }
 
 /** Reads each [address, length] of `pid`; a refused read is ERR_PERMISSION with its cause, a gone process ERR_PROCESS_EXITED. */
-export function readRanges(pid: number, ranges: readonly { address: bigint; length: bigint }[]): RangeRead[] {
+export function readRanges(pid: number, ranges: readonly RangeToRead[]): RangeRead[] {
   const words = new BigUint64Array(ranges.length * 2);
   ranges.forEach((r, i) => {
     words[2 * i] = r.address;
     words[2 * i + 1] = r.length;
   });
+  const anonymous = ranges.some((r) => r.anonymous === true) ? Uint8Array.from(ranges, (r) => (r.anonymous === true ? 1 : 0)) : undefined;
   let raw;
   try {
-    raw = native(() => binding.readRemote(pid, words));
+    raw = native(() => binding.readRemote(pid, words, anonymous));
   } catch (error) {
     if (error instanceof HeapscopeError && error.code === 'ERR_PERMISSION') {
       throw permissionError(pid, `process_vm_readv was refused (errno ${error.errno})`, error.errno);
     }
     throw error;
   }
-  return ranges.map((_, i) => ({ bytes: raw.buffers[i] ?? new Uint8Array(0), errno: raw.errnos[i] }));
+  return ranges.map((r, i) => ({
+    bytes: raw.buffers[i] ?? new Uint8Array(0), errno: raw.errnos[i],
+    ...(r.anonymous === true ? { untouchedPages: raw.untouched[i], ...(raw.pagemapErrno === 0 ? {} : { pagemapErrno: raw.pagemapErrno }) } : {}),
+  }));
 }

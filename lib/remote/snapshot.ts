@@ -12,10 +12,10 @@ import { libcDataRegions } from '../allocator/libc-data';
 import { LibcFile } from '../allocator/libc-file';
 import { decodeArenas } from '../allocator/arenas';
 import { CopiedRange, copiedMemory, readBytes } from '../allocator/memory-source';
-import { CopiedSnapshot } from '../allocator/results';
+import { CopiedSnapshot, madeResidentReason } from '../allocator/results';
 import { structureTornReason } from '../allocator/take-snapshot';
 import { hex } from '../format';
-import { MemoryRegion, parseMaps, parseSettled } from '../maps';
+import { MemoryRegion, parseMaps, parseSettled, untouchedReadsZero } from '../maps';
 import { readProcFile, readStatus } from './proc';
 import { HeapscopeError } from '../errors';
 import { RangeRead, readRanges } from './read-ranges';
@@ -54,14 +54,19 @@ function takeOnce(pid: number, layout: GlibcLayout, libc: LibcFile, attempt: num
     ...(heap === undefined ? [] : [{ region: heap, label: '[heap]' }]),
     ...arenaHeaps.map((region) => ({ region, label: 'arena heap' })),
   ];
-  const once = planned.map(({ region }) => ({ address: region.start, length: BigInt(region.size) }));
+  // Private anonymous memory: its pages never touched are left zero, not made resident by the copy.
+  const once = planned.map(({ region }) => ({ address: region.start, length: BigInt(region.size), anonymous: untouchedReadsZero(region) }));
   const reads = readRanges(pid, [...once, ...once]);
+  const unread = reads.map((r) => r.pagemapErrno).find((e) => e !== undefined);
   const ranges: CopiedRange[] = planned.flatMap((p, i) => (reads[i].bytes.length === 0 ? [] : [{ base: p.region.start, bytes: reads[i].bytes, label: p.label }]));
   const image: AllocatorImage = {
     layout, memory: copiedMemory(ranges), libcData: libcData.map((r) => ({ start: r.start, end: r.end })),
     ...(heap === undefined ? {} : { heap: { start: heap.start, end: heap.end } }),
   };
-  const snapshot: RemoteSnapshot = { pid, maps: regions, image, libc, attempts: attempt, consistent: true };
+  const snapshot: RemoteSnapshot = {
+    pid, maps: regions, image, libc, attempts: attempt, consistent: true,
+    ...(unread === undefined ? {} : { madeResident: madeResidentReason(`/proc/${pid}/pagemap`, unread) }),
+  };
   const failed = planned.findIndex((_, i) => reads[i].errno !== 0);
   const reason = failed >= 0
     ? `reading ${planned[failed].label} at ${hex(planned[failed].region.start)} failed (errno ${reads[failed].errno}): the map changed since it was read`

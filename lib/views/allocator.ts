@@ -7,7 +7,7 @@ import type { Arena } from '../allocator/arenas';
 import { Bin, sizeRule } from '../allocator/bin-walk';
 import type { ArenaBins } from '../allocator/bins';
 import type { ArenasData, BinsData, MallocParamsData, SnapshotInfo } from '../allocator/results';
-import { hex, shortBytes } from '../format';
+import { capitalised, hex, shortBytes } from '../format';
 import { toJSONValue } from '../json';
 import type { DocumentViews, InspectContext, MimeBundle } from '../presenters';
 import type { ColourName } from '../table-spec';
@@ -23,11 +23,15 @@ function plural(n: number | bigint, one: string, many = `${one}s`): string {
   return `${n} ${n === 1 || n === 1n ? one : many}`;
 }
 
-export function snapshotNote(s: SnapshotInfo): DocNote {
-  return s.consistent
-    ? { text: `Decoded from one copy of the allocator, made in one native call while nothing changed it (${plural(s.attempts, 'attempt')}).` }
-    : { text: `The copy was still torn after ${plural(s.attempts, 'attempt')} (${s.reason}): what follows may mix two moments.`, problem: true };
+export function snapshotNotes(s: SnapshotInfo): DocNote[] {
+  return [
+    s.consistent
+      ? { text: `Decoded from one copy of the allocator, made in one native call while nothing changed it (${plural(s.attempts, 'attempt')}).` }
+      : { text: `The copy was still torn after ${plural(s.attempts, 'attempt')} (${s.reason}): what follows may mix two moments.`, problem: true },
+    ...(s.madeResident === undefined ? [] : [{ text: `${capitalised(s.madeResident)}.`, problem: true }]),
+  ];
 }
+
 
 /** `main_arena 0x…` or `thread arena 0x…`. */
 function arenaName(kind: 'main' | 'thread', address: bigint): string {
@@ -88,7 +92,7 @@ export function arenasDocument(r: ArenasData): ViewDocument {
       r.complete
         ? { text: `main_arena's next list leads back to it after ${plural(r.arenas.length, 'arena')}: every arena is here.` }
         : { text: `The arena list stops after ${plural(r.arenas.length, 'arena')}: ${r.reason}`, problem: true },
-      snapshotNote(r.snapshot),
+      ...snapshotNotes(r.snapshot),
     ],
     sections: [
       {
@@ -138,7 +142,7 @@ export function paramsDocument(p: MallocParamsData): ViewDocument {
   return {
     id: 'allocator-params',
     title: `mp_ (struct malloc_par) at ${hex(p.address)}: ${plural(p.fields.length, 'field')}, and global_max_fast`,
-    notes: [{ text: "Every field of this glibc's struct malloc_par, in declaration order, read from the copy of libc's data." }, snapshotNote(p.snapshot)],
+    notes: [{ text: "Every field of this glibc's struct malloc_par, in declaration order, read from the copy of libc's data." }, ...snapshotNotes(p.snapshot)],
     sections: [{
       heading: 'Fields',
       table: { columns: [{ head: 'field', code: true }, { head: 'value', ...RIGHT }, { head: 'meaning', wrap: true }], rows },
@@ -204,7 +208,7 @@ export function binsDocument(r: BinsData, chunks = DOCUMENT_CHUNKS): ViewDocumen
       broken === 0
         ? { text: 'Every list was followed to its end and checked: links agree both ways, each size fits its bin, no cycle.' }
         : { text: `${plural(broken, 'list')} broken: each stops at its first inconsistency, with the chunks read before it; the reasons are below.`, problem: true },
-      snapshotNote(r.snapshot),
+      ...snapshotNotes(r.snapshot),
     ],
     sections: r.arenas.map((a, k) => {
       const t = totals[k];

@@ -3,7 +3,7 @@
 // number shown is one the diagnosis measured.
 import { inspect } from 'node:util';
 import type { ArenaDiagnosis, DoctorData, RssRow } from '../doctor/index';
-import { commandLine, hex, shortBytes } from '../format';
+import { capitalised, commandLine, hex, shortBytes } from '../format';
 import { toJSONValue } from '../json';
 import type { DocumentViews, InspectContext } from '../presenters';
 import { DocColumn, DocNote, DocRow, documentHTML, documentMarkdown, documentTerminal, ViewDocument } from './document';
@@ -69,6 +69,7 @@ export function doctorDocument(d: DoctorData): ViewDocument {
     notes: [
       ...(d.cmdline.length === 0 ? [] : [{ text: `Command line: ${commandLine(d.cmdline)}; ${d.threads} threads.` }]),
       ...(d.snapshot.consistent ? [] : [{ text: `The allocator's copy was still torn after ${d.snapshot.attempts} attempts (${d.snapshot.reason}).`, problem: true }]),
+      ...(d.snapshot.madeResident === undefined ? [] : [{ text: `${capitalised(d.snapshot.madeResident)}.`, problem: true }]),
       ...d.incomplete.map((text) => ({ text, problem: true })),
     ],
     sections: [

@@ -12,7 +12,7 @@ import { hex } from '../format';
 import { toJSONValue } from '../json';
 import type { DocumentViews, InspectContext, MimeBundle } from '../presenters';
 import type { ColourName } from '../table-spec';
-import { snapshotNote } from './allocator';
+import { snapshotNotes } from './allocator';
 import { RESULT_CSS, SCROLL_STYLE, TABLE_STYLE } from './html';
 import { stylize } from './inspect';
 import { el, esc, text } from './svg';
@@ -98,7 +98,7 @@ function notes(v: VisResultData): { text: string; problem?: boolean }[] {
     : 'Links are shown as stored: this glibc does not safe-link them.' });
   out.push({ text: `A chunk over ${WHOLE_LINES} lines (${WHOLE_LINES * 16} bytes) shows its first ${HEAD_LINES} and last ${TAIL_LINES} lines.` });
   for (const c of v.chunks) if (c.place === 'unlisted') out.push({ text: `The chunk at ${hex(c.address)} is free by the next chunk's P bit, yet no bin lists it.`, problem: true });
-  out.push(snapshotNote(v.snapshot));
+  out.push(...snapshotNotes(v.snapshot));
   return out;
 }
 

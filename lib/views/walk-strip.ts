@@ -155,9 +155,10 @@ export function renderWalk(walk: HeapWalkData, options: StripOptions = {}): stri
 
 /** How the snapshot was taken, the walk's own mallinfo2() and, for this process, each field against the real one. */
 export function snapshotLines(walk: HeapWalkData): string[] {
-  const lines = [walk.consistent
+  const lines = [(walk.consistent
     ? `one snapshot, in one native call while nothing changed it (${walk.attempts} attempt${walk.attempts === 1 ? '' : 's'}); nothing was read after it`
-    : `the snapshot was torn after ${walk.attempts} attempts (${walk.inconsistency}); walked all the same`];
+    : `the snapshot was torn after ${walk.attempts} attempts (${walk.inconsistency}); walked all the same`) +
+    (walk.madeResident === undefined ? '' : `; ${walk.madeResident}`)];
   if (walk.mallinfo === undefined) {
     lines.push("mallinfo2() as the walk makes it up (every arena, with mp_'s mmapped chunks):");
     for (const f of TOTALLED_FIELDS) lines.push(`  ${f} ${walk.mallinfoTotals[f]}`);

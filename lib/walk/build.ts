@@ -48,6 +48,7 @@ export function heapWalkData({ state, info }: Decoded, source: WalkSource): Heap
     checks: source.mallinfo === undefined ? [] : mallinfoChecks(mallinfoTotals, source.mallinfo),
     problems: [...placementProblems(state.placement), ...state.totals.incomplete],
     consistent: info.consistent, ...(info.reason === undefined ? {} : { inconsistency: info.reason }), attempts: info.attempts,
+    ...(info.madeResident === undefined ? {} : { madeResident: info.madeResident }),
     ...(source.programBreak === undefined ? {} : { programBreak: source.programBreak }), steps: source.steps,
   };
 }

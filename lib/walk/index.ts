@@ -72,6 +72,7 @@ export class HeapWalk implements HeapWalkData {
   declare problems: string[];
   declare consistent: boolean;
   declare inconsistency?: string;
+  declare madeResident?: string;
   declare attempts: number;
   declare programBreak?: bigint;
   declare steps: StepResult[];

@@ -1,7 +1,7 @@
 // main_arena's heap: the [heap] region from its start to the program break.
 import { HeapscopeError, rangeError } from '../errors';
 import { bytes, shortBytes } from '../format';
-import { maps } from '../maps';
+import { maps, untouchedReadsZero } from '../maps';
 import { MAX_PLAN_READ, runPlan } from '../plan';
 import { programBreak } from '../stats';
 import { toIndex } from '../validate';
@@ -50,7 +50,8 @@ export function mainHeapSnapshot(attempts = 5): MainHeapSnapshot {
     if (end - heap.start > MAX_PLAN_READ) {
       throw new HeapscopeError('ERR_READ_FAILED', `[heap] is ${bytes(end - heap.start)}; mainHeapSnapshot copies at most ${shortBytes(MAX_PLAN_READ)}, the most one Buffer holds in Node 20`);
     }
-    const { steps } = runPlan([{ op: 'break' }, { op: 'read', address: heap.start, length: end - heap.start }, { op: 'break' }]);
+    const read = { op: 'read' as const, address: heap.start, length: end - heap.start, anonymous: untouchedReadsZero(heap) };
+    const { steps } = runPlan([{ op: 'break' }, read, { op: 'break' }]);
     const before = steps[0].programBreak!;
     if (steps[1].status === 'ok' && before === end && steps[2].programBreak === end) {
       return { bytes: steps[1].bytes!, base: heap.start, start: Number((16n - (heap.start % 16n)) % 16n), end: Number(end - heap.start), mainArena: true };

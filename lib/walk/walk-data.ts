@@ -36,6 +36,8 @@ export interface HeapWalkData {
   consistent: boolean;
   /** Why the last snapshot is not consistent, when it is not. */
   inconsistency?: string;
+  /** Why the snapshot may have made pages never touched resident, when it may have (see CopiedSnapshot). */
+  madeResident?: string;
   /** Snapshots taken (see WalkOptions.attempts). */
   attempts: number;
   /** This process: the program break right after the snapshot. */

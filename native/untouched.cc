@@ -1,0 +1,121 @@
+// Copying memory without making it resident. process_vm_readv faults in
+// every page it copies, so a copy of a heap would make its never-touched
+// pages resident in the process being looked at. /proc/PID/pagemap says,
+// without privileges, which pages are present or swapped; a page of private
+// anonymous memory that is neither was never written (or was released with
+// MADV_DONTNEED) and reads as zeros, so it is not read. Nothing here calls
+// malloc: the plan executor reads through it between its steps.
+#include <fcntl.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "heapscope.h"
+
+namespace heapscope {
+
+namespace {
+
+constexpr uint64_t kPresent = uint64_t{1} << 63;
+constexpr uint64_t kSwapped = uint64_t{1} << 62;
+// A guard region (MADV_GUARD_INSTALL, Linux 6.13+) has no page either, but
+// faults: it is read, so that the copy fails as it would have.
+constexpr uint64_t kGuard = uint64_t{1} << 58;
+// Entries read at a time, on the stack: 4 KiB, 2 MiB of memory.
+constexpr size_t kBatch = 512;
+
+// Copies [address, address + length) of `pid` to `out`; *got is the bytes
+// copied before a failure.
+int Copy(pid_t pid, uintptr_t address, uint8_t* out, size_t length, size_t* got) {
+  struct iovec local = {out, length};
+  struct iovec remote = {reinterpret_cast<void*>(address), length};
+  ssize_t n = process_vm_readv(pid, &local, 1, &remote, 1, 0);
+  if (n < 0) return errno;
+  *got = static_cast<size_t>(n);
+  // A read that stops at an unmapped page is partial; report it as a fault.
+  return *got == length ? 0 : EFAULT;
+}
+
+// Reads `count` pagemap entries from the one of page `first`; 0 or errno.
+int ReadEntries(int pagemap, uint64_t first, uint64_t* entries, size_t count) {
+  size_t done = 0;
+  while (done < count * sizeof(uint64_t)) {
+    ssize_t n = pread(pagemap, reinterpret_cast<uint8_t*>(entries) + done, count * sizeof(uint64_t) - done,
+                      static_cast<off_t>(first * sizeof(uint64_t) + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errno;
+    if (n == 0) return EIO;
+    done += static_cast<size_t>(n);
+  }
+  return 0;
+}
+
+}  // namespace
+
+int OpenPagemap(pid_t pid) {
+  // The path by hand: snprintf may malloc.
+  char digits[16];
+  size_t n = 0;
+  for (unsigned v = static_cast<unsigned>(pid); n == 0 || v != 0; v /= 10) digits[n++] = static_cast<char>('0' + v % 10);
+  char path[40] = "/proc/";
+  size_t at = 6;
+  while (n > 0) path[at++] = digits[--n];
+  std::memcpy(path + at, "/pagemap", sizeof("/pagemap"));
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  return fd < 0 ? -errno : fd;
+}
+
+int ReadUntouched(const UntouchedRead& r, size_t* got, uint64_t* untouched, int* pagemapErr) {
+  *got = 0;
+  size_t copied = 0;
+  if (r.length == 0) return 0;
+  if (r.pagemap < 0) {
+    int err = Copy(r.pid, r.address, r.out, r.length, &copied);
+    *got = copied;
+    return err;
+  }
+  const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  const uint64_t end = r.address + r.length;
+  uint64_t entries[kBatch];
+  for (uint64_t at = r.address; at < end;) {
+    const uint64_t first = at / page;
+    const uint64_t last = (end - 1) / page;
+    const size_t count = last - first + 1 < kBatch ? static_cast<size_t>(last - first + 1) : kBatch;
+    int err = ReadEntries(r.pagemap, first, entries, count);
+    if (err != 0) {
+      // The rest is copied whole, and the caller told why.
+      *pagemapErr = err;
+      err = Copy(r.pid, at, r.out + (at - r.address), end - at, &copied);
+      *got = at - r.address + copied;
+      return err;
+    }
+    // Runs of pages alike: each run of absent pages is left zero, each
+    // run of the others copied in one call.
+    for (size_t i = 0; i < count;) {
+      const bool absent = (entries[i] & (kPresent | kSwapped | kGuard)) == 0;
+      size_t j = i + 1;
+      while (j < count && ((entries[j] & (kPresent | kSwapped | kGuard)) == 0) == absent) j++;
+      const uint64_t from = at > (first + i) * page ? at : (first + i) * page;
+      const uint64_t to = (first + j) * page < end ? (first + j) * page : end;
+      uint8_t* dest = r.out + (from - r.address);
+      if (absent) {
+        if (!r.zeroed) std::memset(dest, 0, to - from);
+        *untouched += j - i;
+      } else {
+        err = Copy(r.pid, from, dest, to - from, &copied);
+        if (err != 0) {
+          *got = from - r.address + copied;
+          return err;
+        }
+      }
+      i = j;
+    }
+    at = (first + count) * page < end ? (first + count) * page : end;
+  }
+  *got = r.length;
+  return 0;
+}
+
+}  // namespace heapscope
