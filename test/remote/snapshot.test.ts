@@ -2,7 +2,7 @@
 // pattern through ctypes and then blocking: it prints its own mallinfo2(),
 // which the snapshot's totals and its per-place counts must give back; a
 // second snapshot and watch's ticks must show the same figures, as nothing
-// moves in it (once a first copy has made resident what it reads); watch
+// moves in it (once a first copy has mapped in what it reads of libc's data); watch
 // ends with status 0 on SIGINT.
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -141,9 +141,9 @@ describe('snapshot --pid of a quiet python3', () => {
 describe('watch --pid of a quiet python3', () => {
   it('--count 2, piped: two lines whose figures are those of a snapshot taken beside them', async ({ skip }) => {
     const { pid } = await pythonTarget(skip);
-    // The first copy of a process makes resident pages of [heap] nothing had
-    // touched (about 1 MiB of this one's free chunks, and some of libc's
-    // .bss): its RSS, read before the copy, is then below what comes after.
+    // The first copy of a process can map in pages of libc's data file it
+    // had not touched: its RSS, read before the copy, is then below what
+    // comes after.
     snapshotTo(path.join(dir, 'first.json'), pid);
     const s = snapshotTo(path.join(dir, 'w.json'), pid);
     const { code, stdout, stderr } = heapscope(['watch', '--pid', pid, '--count', '2', '--interval', '50ms']);
