@@ -62,10 +62,12 @@ describe('copies that leave pages never touched alone', () => {
     // Exact: nothing writes inside the block, and the copy reads none of its absent pages
     // (a plain copy made every page of the block resident).
     expect(seen.chunkAfter).toBe(seen.chunkBefore);
-    // [heap] as a whole (smaps Rss, in pages) may grow by what runs between the two readings and
-    // allocates from malloc (the snapshot's probe, Node's reads of /proc): a few dozen pages at
-    // most, against the 10,240 pages a plain copy made resident.
-    expect(seen.heapAfter - seen.heapBefore).toBeLessThanOrEqual(64);
+    // [heap] as a whole (smaps Rss, in pages) grows by what runs between the two readings and
+    // allocates from malloc: the snapshot's probe, Node's reads of /proc, and the Buffers its
+    // copies come back in, which hold at most what was resident already (28 to 206 pages where
+    // seen, against the 10,240 a plain copy of the block made resident).
+    expect(seen.heapAfter - seen.heapBefore).toBeLessThanOrEqual(seen.heapBefore);
+    expect(seen.heapAfter - seen.heapBefore).toBeLessThan(seen.chunkPages / 10);
     expect(seen.consistent).toBe(true);
     expect(seen.madeResident).toBeUndefined();
     expect(seen.mismatches).toEqual([]);
