@@ -77,7 +77,9 @@ export function takeAllocatorSnapshot(options: AllocatorSnapshotOptions = {}): A
   let topRegion: MemoryRegion | undefined;
   for (let attempt = 1; attempt <= attempts; attempt++) {
     // `before` steps can move the break: a retake copies [heap] up to where the last copy saw it.
-    taken = takeOnce(before, probe, attempt, taken?.breakSeen, topRegion);
+    // Without them, a retake measures the break again: the last attempt's copies, handed out
+    // after it, may have moved it (from main_arena's top, once the mmap threshold has risen).
+    taken = takeOnce(before, probe, attempt, before.length > 0 ? taken?.breakSeen : undefined, topRegion);
     if (taken.reason === undefined) return taken.snapshot;
     if (taken.final) break;
     topRegion = outsideTop(taken.snapshot.image) ?? topRegion;
