@@ -220,7 +220,7 @@ export function runPlan(steps: readonly PlanStep[], options: PlanOptions = {}): 
     for (const index of raw.kept) {
       const step = checked[index];
       const call = ALLOCATING.has(step.op) ? step.op as AllocationCall : 'plan';
-      kept.set(index, mintAllocation(raw.words[index * OUT_WORDS + 2], step.requested, call));
+      kept.set(index, mintAllocation(Number(raw.words[index * OUT_WORDS + 2]), step.requested, call));
     }
     return { steps: decode(checked, raw.words, raw.texts, raw.buffers), kept };
   } catch (error) {

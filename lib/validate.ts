@@ -26,6 +26,14 @@ export function toSize(value: unknown, name: string, max: bigint = PTRDIFF_MAX):
   return v;
 }
 
+/**
+ * A size as the addon takes it: a safe whole number as it is (no BigInt on
+ * the common path), anything else checked by {@link toSize}.
+ */
+export function sizeArg(value: unknown, name: string): number | bigint {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0 ? value : toSize(value, name);
+}
+
 /** A small non-negative integer (offsets, counts, indices) as a number. */
 export function toIndex(value: unknown, name: string, max = Number.MAX_SAFE_INTEGER): number {
   return Number(toSize(value, name, BigInt(max)));

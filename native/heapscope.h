@@ -53,10 +53,15 @@ class Addon : public Napi::Addon<Addon> {
   LiveSet live;
 
  private:
-  // Each method is registered through Guarded: none is reachable unguarded.
+  // Each method is registered through Entry: none is reachable unguarded.
+  // A plain Node-API callback whose data is this instance, so that a call
+  // costs no instance-data lookup on top of Node-API's own.
   template <Napi::Value (Addon::*Method)(const Napi::CallbackInfo&)>
-  Napi::Value Guarded(const Napi::CallbackInfo& info) {
-    return Guard(info.Env(), [&] { return (this->*Method)(info); });
+  static napi_value Entry(napi_env env, napi_callback_info cb) noexcept {
+    return Guard(env, [&] {
+      Napi::CallbackInfo info(env, cb);
+      return (static_cast<Addon*>(info.Data())->*Method)(info);
+    });
   }
 
   Napi::Value Malloc(const Napi::CallbackInfo& info);
@@ -89,10 +94,17 @@ class Addon : public Napi::Addon<Addon> {
                             const std::string& message, int err = 0,
                             const char* syscall = nullptr);
 
+// The largest integer a double holds exactly (2^53 - 1). User addresses on
+// x86_64 are below 2^47, so pointers cross to JavaScript as numbers.
+constexpr uint64_t kMaxExact = (uint64_t{1} << 53) - 1;
+
+// A number (a whole number up to 2^53 - 1) or a bigint, as 64 bits.
 uintptr_t ArgAddress(const Napi::CallbackInfo& info, size_t i);
 size_t ArgSize(const Napi::CallbackInfo& info, size_t i);
+// A bigint, for addresses that may lie anywhere (probes, the break).
 Napi::BigInt Address(Napi::Env env, uintptr_t value);
-Napi::BigInt Size(Napi::Env env, size_t value);
+// A number; ERR_INTERNAL above 2^53 - 1 (no pointer malloc returns is).
+Napi::Value Exact(Napi::Env env, uint64_t value);
 
 // Reads through process_vm_readv on our own pid: an unmapped or unreadable
 // address comes back as EFAULT instead of a SIGSEGV. Returns 0 or errno.
