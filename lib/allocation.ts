@@ -5,6 +5,7 @@ import { AddressTable } from './address-table';
 import { binding } from './binding';
 import { ChunkHeader, readChunkHeader } from './chunk';
 import { HeapscopeError, illegalConstructor, native, rangeError, typeError } from './errors';
+import { bigintOf } from './exact';
 import { hex } from './format';
 import { MemoryRegion, regionOf } from './maps';
 import { MAX_READ, readMemory } from './memory';
@@ -79,7 +80,7 @@ export class Allocation {
   /** The pointer malloc returned (made a bigint when first asked for). */
   get address(): bigint {
     const self = handle(this, 'address');
-    return self.#address ??= BigInt(self.#at);
+    return self.#address ??= bigintOf(self.#at);
   }
 
   get freed(): boolean {

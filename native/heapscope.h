@@ -43,6 +43,30 @@ Napi::Value Guard(Napi::Env env, Body body) noexcept {
   return Napi::Value();
 }
 
+// Anonymous memory from mmap, never from malloc, kept from one plan to the
+// next: a fresh mapping's pages fault in on first touch and its munmap
+// flushes every thread's TLB, which cost a /proc/self/maps read three times
+// the read itself. An area above kKeep bytes is unmapped when the plan ends.
+class ScratchArea {
+ public:
+  static constexpr size_t kKeep = size_t{8} << 20;
+  ScratchArea() = default;
+  ScratchArea(const ScratchArea&) = delete;
+  ScratchArea& operator=(const ScratchArea&) = delete;
+  ~ScratchArea() { Drop(); }
+  // At least `bytes` bytes, their contents undefined; nullptr when mmap failed.
+  uint8_t* Get(size_t bytes);
+  // Ends a plan's use: keeps the area for the next one unless it is big.
+  void Done() {
+    if (size_ > kKeep) Drop();
+  }
+
+ private:
+  void Drop();
+  uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+};
+
 class Addon : public Napi::Addon<Addon> {
  public:
   Addon(Napi::Env env, Napi::Object exports);
@@ -51,6 +75,8 @@ class Addon : public Napi::Addon<Addon> {
   // Every pointer this instance handed out and has not freed. free and
   // realloc refuse anything else, so glibc never sees a foreign pointer.
   LiveSet live;
+  // The plan executor's copy of the plan, and its records, slots and maps texts.
+  ScratchArea planCopy, planOut;
 
  private:
   // Each method is registered through Entry: none is reachable unguarded.
