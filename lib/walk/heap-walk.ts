@@ -1,5 +1,6 @@
 // What a walk of one heap region says, chunk by chunk, and its totals.
-import { Allocation, liveAllocations } from '../allocation';
+import { Allocation, liveAllocations, pointerOf } from '../allocation';
+import { bigintOf } from '../exact';
 import { BlockTotal } from '../malloc-info';
 import { A_BIT, FREE_BIT, P_BIT, SnapshotWalk } from './chunk';
 import { HeapInfo } from './thread-arenas';
@@ -71,8 +72,11 @@ export function materialise(
   // Offsets, not bigints, as keys: one Map lookup of a number per chunk.
   const ours = new Map<number, Allocation>();
   const span = table.count === 0 ? 0 : table.offsets[table.count - 1] + table.sizes[table.count - 1];
+  // Addresses as numbers where exact (user space is below 2^47); bigints only for the chunks made.
+  const baseNumber = Number(base);
+  const exact = base + BigInt(span) < 1n << 53n;
   for (const allocation of liveAllocations()) {
-    const offset = Number(allocation.address - 16n - base);
+    const offset = exact ? pointerOf(allocation) - 16 - baseNumber : Number(allocation.address - 16n - base);
     if (offset >= 0 && offset < span) ours.set(offset, allocation);
   }
   const tcacheOffsets = new Set<number>();
@@ -92,7 +96,7 @@ export function materialise(
     else if (walk.ending === 'fencepost' && i >= table.count - 2 && size === 16) state = 'fencepost';
     else state = 'in-use';
     const chunk: HeapChunk = {
-      address: base + BigInt(offset), size, prevInUse: (bits & P_BIT) !== 0, nonMainArena: (bits & A_BIT) !== 0,
+      address: exact ? bigintOf(baseNumber + offset) : base + BigInt(offset), size, prevInUse: (bits & P_BIT) !== 0, nonMainArena: (bits & A_BIT) !== 0,
       state, tcacheStruct: offset === structOffset,
     };
     const allocation = ours.get(offset);
