@@ -95,14 +95,11 @@ export function walkSnapshot(snapshot: Uint8Array, base: bigint, options: Snapsh
   const fenceposts = o.fenceposts === true;
   const mainArena = o.mainArena === true;
 
-  // Columns sized by a first pass that only follows the size words (no
-  // checks but the ones that keep it inside the region and moving): sized
-  // for every chunk the region could hold (one per 32 bytes), a big heap's
-  // columns were tens of MiB of fresh memory; grown by doubling, their
-  // copies and first touches cost more than the walk (perf: memmove and
-  // page faults 35% of a million-chunk walk, the loop 20%). The walk below
-  // still checks everything and grows the columns should it go further.
-  let capacity = Math.max(16, countChunks(words, start, end) + 2);
+  // Small columns that double as needed. Sized for every chunk the region
+  // could hold (one per 32 bytes), a big heap's columns were tens of MiB of
+  // fresh memory whose first touch cost 3-4x the loop itself (bench/run.mjs,
+  // a million chunks); doubling copies less than that.
+  let capacity = Math.max(16, Math.min(Math.ceil((end - start) / MIN_CHUNK) + 1, 1 << 16));
   let offsets = new Float64Array(capacity);
   let sizes = new Float64Array(capacity);
   let bits = new Uint8Array(capacity);
@@ -111,9 +108,18 @@ export function walkSnapshot(snapshot: Uint8Array, base: bigint, options: Snapsh
   let reason: string | undefined;
   let ending: SnapshotWalk['ending'] = 'stopped';
   let top = -1;
-  // (The columns are grown and filled in the loop itself: a closure that
-  // assigned them would move them and the count into a heap context, a
-  // memory access for every use in the loop.)
+  const push = (offset: number, size: number, flags: number): void => {
+    if (count === capacity) {
+      capacity *= 2;
+      const o = new Float64Array(capacity); o.set(offsets); offsets = o;
+      const s = new Float64Array(capacity); s.set(sizes); sizes = s;
+      const b = new Uint8Array(capacity); b.set(bits); bits = b;
+    }
+    offsets[count] = offset;
+    sizes[count] = size;
+    bits[count] = flags;
+    count++;
+  };
 
   if ((Number(base % BigInt(ALIGN)) + start) % ALIGN !== 0) {
     reason = `the first chunk at ${hex(base + BigInt(start))} is not ${ALIGN}-byte aligned`;
@@ -178,25 +184,12 @@ export function walkSnapshot(snapshot: Uint8Array, base: bigint, options: Snapsh
       }
       bits[count - 1] |= FREE_BIT;
     }
-    if (count + 2 > capacity) {
-      // Room for this chunk and a fencepost after it.
-      capacity *= 2;
-      offsets = grown(offsets, capacity);
-      sizes = grown(sizes, capacity);
-      bits = grownBits(bits, capacity);
-    }
-    offsets[count] = off;
-    sizes[count] = size;
-    bits[count] = flags;
-    count++;
+    push(off, size, flags);
     if (size === FENCEPOST && mainArena) {
       // Only a pair of 16-byte fenceposts ending exactly at the break.
       const next = off + size;
       if (next + FENCEPOST === end && words[(next >>> 2) + 2] === (FENCEPOST | P_BIT) && words[(next >>> 2) + 3] === 0 && count >= 1) {
-        offsets[count] = next;
-        sizes[count] = FENCEPOST;
-        bits[count] = P_BIT;
-        count++;
+        push(next, FENCEPOST, P_BIT);
         off = end;
         ending = 'fencepost';
         break;
@@ -245,29 +238,4 @@ export function walkSnapshot(snapshot: Uint8Array, base: bigint, options: Snapsh
     top,
     reached: off,
   };
-}
-
-function grown(column: Float64Array, capacity: number): Float64Array<ArrayBuffer> {
-  const copy = new Float64Array(capacity);
-  copy.set(column);
-  return copy;
-}
-
-function grownBits(column: Uint8Array, capacity: number): Uint8Array<ArrayBuffer> {
-  const copy = new Uint8Array(capacity);
-  copy.set(column);
-  return copy;
-}
-
-/** How many size words of at least MIN_CHUNK lead on from `start`: the walk meets at most two chunks more (a fencepost pair). */
-function countChunks(words: Uint32Array, start: number, end: number): number {
-  let count = 0;
-  for (let off = start; off + 16 <= end; count++) {
-    const w = off >>> 2;
-    const high = words[w + 3];
-    const size = high * TWO_32 + ((words[w + 2] & ~7) >>> 0);
-    if (high >= SIZE_HIGH_LIMIT || size < MIN_CHUNK) break;
-    off += size;
-  }
-  return count;
 }
