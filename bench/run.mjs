@@ -9,7 +9,12 @@
 // of nanoseconds per operation; the sides take turns inside each round so
 // that drift (frequency scaling, other load) hits them alike.
 //
-// Usage: node bench/run.mjs [--json] [--rounds N]
+// Usage: node bench/run.mjs [--json] [--rounds N] [--only GROUP,...] [--record | --check]
+//   --json     every row as JSON: its id, figures, ratio, what the ratio is against and the target
+//   --only     measure only these groups: per-call, plan, maps, walk, tour
+//   --record   write the ratios measured into bench/figures.json (the figures --check compares with)
+//   --check    exit 1 when a ratio is more than 25% above the one bench/figures.json records
+// The guard is run by hand, not in CI: ratios move with the machine's load.
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
@@ -26,8 +31,17 @@ const koffi = require('koffi');
 
 const args = process.argv.slice(2);
 const json = args.includes('--json');
+const record = args.includes('--record');
+const check = args.includes('--check');
 const roundsArg = args.indexOf('--rounds');
 const ROUNDS = roundsArg >= 0 ? Number(args[roundsArg + 1]) : 21;
+const GROUPS = ['per-call', 'plan', 'maps', 'walk', 'tour'];
+const onlyArg = args.indexOf('--only');
+const only = onlyArg >= 0 ? args[onlyArg + 1].split(',') : GROUPS;
+for (const group of only) if (!GROUPS.includes(group)) throw new Error(`--only: unknown group ${group}; groups: ${GROUPS.join(', ')}`);
+const FIGURES = path.join(ROOT, 'bench', 'figures.json');
+/** How much worse than the recorded figure a ratio may be before --check fails. */
+const SLACK = 1.25;
 const WARMUP = 3;
 
 // ---- The C baseline, compiled now -------------------------------------------
@@ -103,34 +117,35 @@ function perCallRows(c, k) {
   const block = h.malloc(32);
   const kBlock = k.malloc(32);
   const header = Buffer.alloc(16);
+  const fields = new Float64Array(10);
   const headerAddress = koffi.address(header);
   const rows = [];
 
-  rows.push(['malloc(32) + free', compare({
+  rows.push(['malloc-free', 'malloc(32) + free', compare({
     heapscope: () => { const t = hr(); for (let i = 0; i < N; i++) h.malloc(32).free(); return Number(hr() - t) / N; },
     c: () => Number(c.mallocFree(32, N)) / N,
     koffi: () => { const t = hr(); for (let i = 0; i < N; i++) k.free(k.malloc(32)); return Number(hr() - t) / N; },
-    raw: () => { const t = hr(); for (let i = 0; i < N; i++) binding.free(binding.malloc(32n)); return Number(hr() - t) / N; },
+    raw: () => { const t = hr(); for (let i = 0; i < N; i++) binding.free(binding.malloc(32)); return Number(hr() - t) / N; },
   })]);
-  rows.push(['usableSize', compare({
+  rows.push(['usable-size', 'usableSize', compare({
     heapscope: () => { const t = hr(); for (let i = 0; i < N; i++) sink = block.usableSize; return Number(hr() - t) / N; },
     c: () => Number(c.usableSize(N)) / N,
     koffi: () => { const t = hr(); for (let i = 0; i < N; i++) sink = k.usableSize(kBlock); return Number(hr() - t) / N; },
     raw: () => { const t = hr(); for (let i = 0; i < N; i++) sink = binding.usableSize(block.address); return Number(hr() - t) / N; },
   })]);
-  rows.push(['programBreak', compare({
+  rows.push(['program-break', 'programBreak', compare({
     heapscope: () => { const t = hr(); for (let i = 0; i < N; i++) sink = h.programBreak(); return Number(hr() - t) / N; },
     c: () => Number(c.programBreak(N)) / N,
     koffi: () => { const t = hr(); for (let i = 0; i < N; i++) sink = k.sbrk(0); return Number(hr() - t) / N; },
     raw: () => { const t = hr(); for (let i = 0; i < N; i++) sink = binding.programBreak(); return Number(hr() - t) / N; },
   })]);
-  rows.push(['mallinfo2() object', compare({
+  rows.push(['mallinfo2', 'mallinfo2() object', compare({
     heapscope: () => { const t = hr(); for (let i = 0; i < N; i++) sink = h.mallinfo2().uordblks; return Number(hr() - t) / N; },
     c: () => Number(c.mallinfo2(N)) / N,
     koffi: () => { const t = hr(); for (let i = 0; i < N; i++) sink = k.mallinfo2().uordblks; return Number(hr() - t) / N; },
-    raw: () => { const t = hr(); for (let i = 0; i < N; i++) sink = binding.mallinfo().uordblks; return Number(hr() - t) / N; },
+    raw: () => { const t = hr(); for (let i = 0; i < N; i++) { binding.mallinfo(fields); sink = fields[7]; } return Number(hr() - t) / N; },
   })]);
-  rows.push(['chunk header read', compare({
+  rows.push(['chunk-header', 'chunk header read', compare({
     heapscope: () => { const t = hr(); for (let i = 0; i < N; i++) sink = block.chunk.size; return Number(hr() - t) / N; },
     c: () => Number(c.chunkHeader(N)) / N,
     koffi: () => {
@@ -145,9 +160,9 @@ function perCallRows(c, k) {
   })]);
   block.free();
   k.free(kBlock);
-  return rows.map(([what, m]) => ({
-    what, group: 'per call', heapscope: m.heapscope, c: m.c, koffi: m.koffi, raw: m.raw,
-    ratio: m.heapscope / m.koffi, against: 'koffi', target: 1,
+  return rows.map(([id, what, m]) => ({
+    id, what, group: 'per call', heapscope: m.heapscope, c: m.c, koffi: m.koffi, raw: m.raw,
+    ratio: m.heapscope / m.koffi, against: 'koffi', baseline: m.koffi, target: 1,
   }));
 }
 
@@ -174,7 +189,7 @@ function encodeRaw(steps) {
   return words;
 }
 
-function planRow(c, what, sizes) {
+function planRow(c, id, what, sizes) {
   const steps = itemSteps(sizes);
   const raw = encodeRaw(steps);
   const cSizes = new BigUint64Array(sizes.map(BigInt));
@@ -185,8 +200,8 @@ function planRow(c, what, sizes) {
     c: () => Number(c.items(cSizes, n, n)) / n,
   });
   return {
-    what, group: 'plan', heapscope: m.heapscope, c: m.c, native: m.native,
-    ratio: m.heapscope / m.c, nativeRatio: m.native / m.c, against: 'C', target: 1.2,
+    id, what, group: 'plan', heapscope: m.heapscope, c: m.c, native: m.native,
+    ratio: m.heapscope / m.c, nativeRatio: m.native / m.c, against: 'C', baseline: m.c, target: 1.2,
   };
 }
 
@@ -206,8 +221,8 @@ function mapsRow(c) {
     c: () => Number(c.maps(N)) / N,
   });
   return {
-    what: `maps() read + parse (${h.maps().length} regions)`, group: 'maps', heapscope: m.heapscope, c: m.c,
-    read: m.read, parse: m.parse, ratio: m.heapscope / m.c, against: 'C', target: 1.5,
+    id: 'maps', what: `maps() read + parse (${h.maps().length} regions)`, group: 'maps', heapscope: m.heapscope, c: m.c,
+    read: m.read, parse: m.parse, ratio: m.heapscope / m.c, against: 'C', baseline: m.c, target: 1.5,
   };
 }
 
@@ -248,13 +263,15 @@ function heapWalkRows(c) {
     }, 5);
     return [
       {
+        id: 'walk-snapshot',
         what: `heap walk per chunk: walkSnapshot over one [heap] snapshot (${chunks} chunks, ${(snap.bytes.length / 2 ** 20).toFixed(0)} MiB)`,
-        group: 'heap walk', heapscope: m.heapscope, c: m.c, ratio: m.heapscope / m.c, against: 'C', target: 1.2, chunks,
+        group: 'heap walk', heapscope: m.heapscope, c: m.c, ratio: m.heapscope / m.c, against: 'C', baseline: m.c, target: 2, chunks,
         perSecond: 1e9 / m.heapscope, cPerSecond: 1e9 / m.c,
       },
       {
+        id: 'walk-heap',
         what: `walkHeap() per chunk: snapshot + walk + tcache + a HeapChunk object each (${walked} chunks)`,
-        group: 'heap walk', heapscope: whole.heapscope, c: m.c, ratio: whole.heapscope / m.c, against: 'C', target: 1.2, chunks: walked,
+        group: 'heap walk', heapscope: whole.heapscope, c: m.c, ratio: whole.heapscope / m.c, against: 'C', baseline: m.c, target: 1.2, chunks: walked,
         perSecond: 1e9 / whole.heapscope,
       },
     ];
@@ -265,7 +282,7 @@ function heapWalkRows(c) {
 
 // ---- tour ------------------------------------------------------------------------
 
-function tourRow(mode, flags) {
+function tourRow(id, mode, flags) {
   const times = [];
   for (let i = 0; i < 3; i++) {
     const t = hr();
@@ -274,7 +291,7 @@ function tourRow(mode, flags) {
     if (child.status !== 0) throw new Error(`heapscope tour ${flags.join(' ')} failed: ${child.stderr}`);
     times.push(elapsed);
   }
-  return { what: `heapscope tour, ${mode}`, group: 'tour', heapscope: median(times), target: 2e9, against: 'wall', ratio: median(times) / 2e9 };
+  return { id, what: `heapscope tour, ${mode}`, group: 'tour', heapscope: median(times), target: 2e9, against: 'wall', baseline: 2e9, ratio: median(times) / 2e9 };
 }
 
 // ---- Output ---------------------------------------------------------------------
@@ -330,29 +347,74 @@ function details(rows) {
   return out.join('\n');
 }
 
+// ---- The regression guard ----------------------------------------------------------
+
+/** The ratios to keep: by row id, with what each is against, from this run. */
+function figures(rows, environment) {
+  return {
+    note: 'Ratios recorded by `npm run bench -- --record`; `npm run bench -- --check` fails when one is more than 25% worse.',
+    environment,
+    ratios: Object.fromEntries(rows.map((row) => [row.id, { ratio: Number(row.ratio.toPrecision(4)), against: row.against, what: row.what }])),
+  };
+}
+
+/** Each measured row against the recorded ratio; the rows that are more than SLACK worse. */
+function checkRows(rows) {
+  const recorded = JSON.parse(fs.readFileSync(FIGURES, 'utf8')).ratios;
+  const lines = ['| row | recorded | now | limit | |', '| --- | ---: | ---: | ---: | --- |'];
+  const worse = [];
+  for (const row of rows) {
+    const was = recorded[row.id];
+    if (was === undefined) { lines.push(`| ${row.id} | | ${row.ratio.toFixed(2)}× ${row.against} | | not recorded |`); continue; }
+    const limit = was.ratio * SLACK;
+    const bad = row.ratio > limit;
+    if (bad) worse.push(row.id);
+    lines.push(`| ${row.id} | ${was.ratio.toFixed(2)}× | ${row.ratio.toFixed(2)}× ${row.against} | ${limit.toFixed(2)}× | ${bad ? 'WORSE' : 'ok'} |`);
+  }
+  return { text: lines.join('\n'), worse };
+}
+
 function main() {
   const c = compileBaseline();
   const k = koffiLibc();
   const sweep = Array.from({ length: 257 }, (_, i) => i * 4096);
-  const rows = [
-    ...perCallRows(c, k),
-    planRow(c, 'plan executor, per item (malloc 32 + header + usableSize + free, 1000 items)', Array(1000).fill(32)),
-    planRow(c, 'size sweep 0..1 MiB step 4 KiB, per item (same four steps, 257 items)', sweep),
-    mapsRow(c),
-    ...heapWalkRows(c),
-    tourRow('in-process (each experiment isolated: false, in one child node)', ['--in-process']),
-    tourRow('isolated (each experiment in its own child)', ['--isolated']),
-  ];
+  const measure = {
+    'per-call': () => perCallRows(c, k),
+    plan: () => [
+      planRow(c, 'plan-items', 'plan executor, per item (malloc 32 + header + usableSize + free, 1000 items)', Array(1000).fill(32)),
+      planRow(c, 'size-sweep', 'size sweep 0..1 MiB step 4 KiB, per item (same four steps, 257 items)', sweep),
+    ],
+    maps: () => [mapsRow(c)],
+    walk: () => heapWalkRows(c),
+    tour: () => [
+      tourRow('tour-in-process', 'in-process (each experiment isolated: false, in one child node)', ['--in-process']),
+      tourRow('tour-isolated', 'isolated (each experiment in its own child)', ['--isolated']),
+    ],
+  };
+  const rows = GROUPS.filter((group) => only.includes(group)).flatMap((group) => measure[group]());
   const environment = {
     node: process.version, glibc: h.glibcVersion(), cpu: os.cpus()[0]?.model, cpus: os.cpus().length,
-    rounds: ROUNDS, date: new Date().toISOString(),
+    rounds: ROUNDS, load: os.loadavg().map((l) => Number(l.toFixed(2))), date: new Date().toISOString(),
   };
-  if (json) {
-    process.stdout.write(`${JSON.stringify({ environment, rows }, null, 2)}\n`);
-    return;
+  if (record) {
+    const kept = fs.existsSync(FIGURES) ? JSON.parse(fs.readFileSync(FIGURES, 'utf8')).ratios : {};
+    const next = figures(rows, environment);
+    next.ratios = { ...kept, ...next.ratios };
+    fs.writeFileSync(FIGURES, `${JSON.stringify(next, null, 2)}\n`);
   }
-  process.stdout.write(`heapscope bench: node ${environment.node}, glibc ${environment.glibc}, ${environment.cpu} ×${environment.cpus}, ` +
-    `median of ${ROUNDS} rounds, ${environment.date}\n\n${table(rows)}\n\n${details(rows)}\n`);
+  const guard = check ? checkRows(rows) : undefined;
+  if (json) {
+    process.stdout.write(`${JSON.stringify({ environment, rows, ...(guard ? { worse: guard.worse } : {}) }, null, 2)}\n`);
+  } else {
+    process.stdout.write(`heapscope bench: node ${environment.node}, glibc ${environment.glibc}, ${environment.cpu} ×${environment.cpus}, ` +
+      `load ${environment.load.join(' ')}, median of ${ROUNDS} rounds, ${environment.date}\n\n${table(rows)}\n\n${details(rows)}\n`);
+    if (record) process.stdout.write(`\nrecorded in ${path.relative(ROOT, FIGURES)}\n`);
+    if (guard) process.stdout.write(`\nagainst ${path.relative(ROOT, FIGURES)} (fails above 1.25× the recorded ratio):\n${guard.text}\n`);
+  }
+  if (guard && guard.worse.length > 0) {
+    process.stderr.write(`bench --check: ${guard.worse.join(', ')} more than 25% worse than recorded\n`);
+    process.exitCode = 1;
+  }
 }
 
 main();

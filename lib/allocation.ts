@@ -1,20 +1,23 @@
 // Allocations heapscope hands out, and the calls that make and free them.
 import path from 'node:path';
 import { inspect } from 'node:util';
+import { AddressTable } from './address-table';
 import { binding } from './binding';
 import { ChunkHeader, readChunkHeader } from './chunk';
 import { HeapscopeError, illegalConstructor, native, rangeError, typeError } from './errors';
+import { bigintOf } from './exact';
 import { hex } from './format';
 import { MemoryRegion, regionOf } from './maps';
 import { MAX_READ, readMemory } from './memory';
-import { describe, Size, toBytes, toIndex, toSize } from './validate';
+import { describe, Size, sizeArg, toBytes, toIndex, toSize } from './validate';
 import { InspectContext, MimeBundle, presenter } from './presenters';
 
 export type AllocationCall = 'malloc' | 'calloc' | 'realloc' | 'alignedAlloc' | 'plan';
 
-// Live allocations of this thread, by address. Strong references on
+// Live allocations of this thread, by address (a number: the addon hands
+// pointers out as numbers, exact below 2^53). Strong references on
 // purpose: native memory stays until free() is called, as in C.
-const live = new Map<bigint, Allocation>();
+const live = new AddressTable<Allocation>();
 
 // Only this module makes handles: a handle frees a real block, so one made
 // from outside (`new Allocation(someAddress, …)`) could free a block that
@@ -27,9 +30,10 @@ const MINT = Symbol('mint');
 const COPY_KEY = Symbol.for('heapscope.Allocation');
 const HERE = path.resolve(__dirname, '..');
 
-let mint: (address: bigint, requested: number, call: AllocationCall) => Allocation;
+let mint: (address: number, requested: number, call: AllocationCall) => Allocation;
 let isHandle: (value: unknown) => value is Allocation;
 let release: (allocation: Allocation, how: 'freed' | 'reallocated') => void;
+let numberOf: (allocation: Allocation) => number;
 
 /** How an allocation shows itself; installed by the view layer. */
 export const allocationViews = presenter<{
@@ -45,8 +49,9 @@ export const allocationViews = presenter<{
  * Allocation()` throws `ERR_ILLEGAL_CONSTRUCTOR`.
  */
 export class Allocation {
-  /** The pointer malloc returned. */
-  readonly address: bigint;
+  /** The pointer as a number: what the addon takes and the live table is keyed by. */
+  readonly #at: number;
+  #address: bigint | undefined;
   /** Bytes asked for (count × size for calloc). */
   readonly requested: number;
   /** The call that made it. */
@@ -57,18 +62,25 @@ export class Allocation {
     mint = (address, requested, call) => new Allocation(MINT, address, requested, call);
     isHandle = (value): value is Allocation => typeof value === 'object' && value !== null && #freed in value;
     release = (allocation, how) => allocation.#release(how);
+    numberOf = (allocation) => allocation.#at;
   }
 
-  private constructor(token: typeof MINT, address: bigint, requested: number, call: AllocationCall) {
+  private constructor(token: typeof MINT, address: number, requested: number, call: AllocationCall) {
     if (token !== MINT) {
       throw illegalConstructor(
         'Allocation handles come from malloc(), calloc(), realloc(), alignedAlloc() and runPlan(…, { keep: true }); new Allocation() is not allowed',
       );
     }
-    this.address = address;
+    this.#at = address;
     this.requested = requested;
     this.call = call;
     live.set(address, this);
+  }
+
+  /** The pointer malloc returned (made a bigint when first asked for). */
+  get address(): bigint {
+    const self = handle(this, 'address');
+    return self.#address ??= bigintOf(self.#at);
   }
 
   get freed(): boolean {
@@ -78,7 +90,7 @@ export class Allocation {
   /** `malloc_usable_size`: the bytes you may really use. */
   get usableSize(): number {
     const self = Allocation.#live(this, 'usableSize');
-    return Number(native(() => binding.usableSize(self.address)));
+    return native(() => binding.usableSize(self.#at));
   }
 
   /** The chunk header in front of the block, read now. */
@@ -99,7 +111,7 @@ export class Allocation {
         `double free of ${hex(self.address)}: it was already ${self.#freed}`,
       );
     }
-    native(() => binding.free(self.address));
+    native(() => binding.free(self.#at));
     self.#release('freed');
   }
 
@@ -121,14 +133,14 @@ export class Allocation {
     const self = Allocation.#live(this, 'write');
     const buffer = typeof bytes === 'string' ? Buffer.from(bytes, 'utf8') : bytesOf(bytes);
     const [start] = self.#range('write', offset, buffer.length);
-    native(() => binding.writeAllocation(self.address, start, buffer));
+    native(() => binding.writeAllocation(self.#at, start, buffer));
   }
 
   /** Sets every usable byte to `byte` (0–255). */
   fill(byte: number): void {
     const self = Allocation.#live(this, 'fill');
     const value = toIndex(byte, 'byte', 255);
-    native(() => binding.fillAllocation(self.address, value));
+    native(() => binding.fillAllocation(self.#at, value));
   }
 
   /** What a notebook shows: Deno's Jupyter kernel calls this on a cell's value. */
@@ -150,7 +162,7 @@ export class Allocation {
   /** Marks the handle dead once glibc no longer owns it for us. */
   #release(how: 'freed' | 'reallocated'): void {
     this.#freed = how;
-    live.delete(this.address);
+    live.delete(this.#at);
   }
 
   /** `self` as a handle that is still live. */
@@ -230,13 +242,18 @@ export interface Allocation {
 }
 
 /** @internal A handle for a block the addon has just registered as live. */
-export function mintAllocation(address: bigint, requested: number, call: AllocationCall): Allocation {
+export function mintAllocation(address: number, requested: number, call: AllocationCall): Allocation {
   return mint(address, requested, call);
+}
+
+/** @internal The pointer as a number, without making the bigint `address`. */
+export function pointerOf(allocation: Allocation): number {
+  return numberOf(allocation);
 }
 
 /** `malloc(size)`. */
 export function malloc(size: Size): Allocation {
-  const n = toSize(size, 'size');
+  const n = sizeArg(size, 'size');
   return mint(native(() => binding.malloc(n)), Number(n), 'malloc');
 }
 
@@ -257,7 +274,7 @@ export function realloc(allocation: Allocation | bigint, size: Size): Allocation
   const old = liveAllocation(allocation, 'realloc');
   const n = toSize(size, 'size');
   if (n === 0n) throw rangeError('realloc to 0 bytes would free the block; call free() instead');
-  const address = native(() => binding.realloc(old.address, n));
+  const address = native(() => binding.realloc(numberOf(old), n));
   release(old, 'reallocated');
   return mint(address, Number(n), 'realloc');
 }
@@ -289,7 +306,12 @@ export function liveAllocations(): Allocation[] {
 
 /** The live heapscope allocation at `address`, if there is one. */
 export function allocationAt(address: bigint): Allocation | undefined {
-  return live.get(address);
+  return lookupLive(address);
+}
+
+/** A bigint key as the live table's number; addresses at or above 2^53 are never live. */
+function lookupLive(address: unknown): Allocation | undefined {
+  return typeof address === 'bigint' && address > 0n && address < 1n << 53n ? live.get(Number(address)) : undefined;
 }
 
 function liveAllocation(value: unknown, call: string): Allocation {
@@ -301,7 +323,7 @@ function liveAllocation(value: unknown, call: string): Allocation {
     return value;
   }
   if (typeof value === 'bigint') {
-    const found = live.get(value);
+    const found = lookupLive(value);
     if (found !== undefined) return found;
     throw new HeapscopeError(
       'ERR_UNKNOWN_POINTER',

@@ -6,19 +6,12 @@ import { HeapscopeError } from './errors';
 /** Two header words in front of a user pointer: prev_size, then size with flags. */
 export type RawHeader = [prevSize: bigint, size: bigint];
 
-export interface RawMallinfo {
-  source: 'mallinfo2' | 'mallinfo';
-  arena: bigint;
-  ordblks: bigint;
-  smblks: bigint;
-  hblks: bigint;
-  hblkhd: bigint;
-  usmblks: bigint;
-  fsmblks: bigint;
-  uordblks: bigint;
-  fordblks: bigint;
-  keepcost: bigint;
-}
+/**
+ * Addresses and sizes go in as numbers (whole, below 2^53: every x86_64
+ * user address is below 2^47) or bigints; pointers malloc returns come
+ * back as numbers.
+ */
+export type RawWord = number | bigint;
 
 export interface RawPlanResult {
   /** 16 words a step; the layout is decoded in plan.ts. */
@@ -55,22 +48,23 @@ export interface RawRemoteRead {
 }
 
 export interface RawBinding {
-  malloc(size: bigint): bigint;
-  calloc(count: bigint, size: bigint): bigint;
-  realloc(address: bigint, size: bigint): bigint;
-  memalign(alignment: bigint, size: bigint): bigint;
-  free(address: bigint): void;
-  usableSize(address: bigint): bigint;
-  isLive(address: bigint): boolean;
+  malloc(size: RawWord): number;
+  calloc(count: RawWord, size: RawWord): number;
+  realloc(address: RawWord, size: RawWord): number;
+  memalign(alignment: RawWord, size: RawWord): number;
+  free(address: RawWord): void;
+  usableSize(address: RawWord): number;
+  isLive(address: RawWord): boolean;
   liveCount(): number;
   /** mode 0: a plain copy; 1: private anonymous memory, never-touched pages left zero; 2: as 1, but null when it met one (native/memory.cc). */
-  readMemory(address: bigint, length: bigint, mode?: 0 | 1): Buffer;
-  readMemory(address: bigint, length: bigint, mode: 2): Buffer | null;
-  writeAllocation(address: bigint, offset: bigint, bytes: Buffer): void;
-  fillAllocation(address: bigint, byte: number): void;
-  chunkHeader(address: bigint): RawHeader;
+  readMemory(address: RawWord, length: RawWord, mode?: 0 | 1): Buffer;
+  readMemory(address: RawWord, length: RawWord, mode: 2): Buffer | null;
+  writeAllocation(address: RawWord, offset: RawWord, bytes: Buffer): void;
+  fillAllocation(address: RawWord, byte: number): void;
+  chunkHeader(address: RawWord): RawHeader;
   programBreak(): bigint;
-  mallinfo(): RawMallinfo;
+  /** Writes the ten mallinfo2 fields, in glibc's order, into `out`; returns 2 (mallinfo2 answered) or 1 (mallinfo). */
+  mallinfo(out: Float64Array): number;
   mallopt(param: number, value: number): number;
   mallocTrim(pad: bigint): number;
   mallocInfo(): string;

@@ -35,27 +35,33 @@ export interface ChunkHeader {
 }
 
 export function decodeHeader(userAddress: bigint, prevSize: bigint, rawSize: bigint): ChunkHeader {
-  return withInspect({
-    address: userAddress - CHUNK_HEADER_SIZE,
-    size: Number(rawSize & ~SIZE_BITS),
-    rawSize,
-    prevSize,
-    prevInUse: (rawSize & PREV_INUSE) !== 0n,
-    isMmapped: (rawSize & IS_MMAPPED) !== 0n,
-    nonMainArena: (rawSize & NON_MAIN_ARENA) !== 0n,
-  });
+  return new Header(userAddress, prevSize, rawSize) as unknown as ChunkHeader;
 }
 
 /** How a chunk header shows itself; installed by the view layer. */
 export const chunkHeaderViews = presenter<{ inspect(header: ChunkHeader, depth: number, options?: InspectContext): string }>('ChunkHeader');
 
-// Non-enumerable, so the header stays plain data to JSON, spreads and equality checks.
-function withInspect(header: ChunkHeader): ChunkHeader {
-  return Object.defineProperty(header, inspect.custom, {
-    value(this: ChunkHeader, depth: number, options: InspectContext) {
-      return chunkHeaderViews.views.inspect(this, depth, options);
-    },
-  });
+/**
+ * A decoded header: own data fields, as a literal's; the inspect hook is on
+ * the prototype, so the header stays plain data to JSON, spreads and
+ * equality checks without an Object.defineProperty per header.
+ */
+class Header {
+  constructor(userAddress: bigint, prevSize: bigint, rawSize: bigint) {
+    const h = this as unknown as ChunkHeader;
+    const flags = Number(rawSize & SIZE_BITS);
+    h.address = userAddress - CHUNK_HEADER_SIZE;
+    h.size = Number(rawSize & ~SIZE_BITS);
+    h.rawSize = rawSize;
+    h.prevSize = prevSize;
+    h.prevInUse = (flags & 1) !== 0;
+    h.isMmapped = (flags & 2) !== 0;
+    h.nonMainArena = (flags & 4) !== 0;
+  }
+
+  [inspect.custom](this: ChunkHeader, depth: number, options: InspectContext): string {
+    return chunkHeaderViews.views.inspect(this, depth, options);
+  }
 }
 
 /** Reads the header in front of `userAddress` through the safe path (EFAULT, never SIGSEGV). */

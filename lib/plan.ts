@@ -8,7 +8,7 @@ import { ChunkHeader, decodeHeader } from './chunk';
 import { HeapscopeError, native, rangeError, typeError } from './errors';
 import { fromWords, Mallinfo, MALLINFO_FIELDS } from './stats';
 import {
-  describe, lookup, readArray, readOptions, readRecord, Size, toAddress, toIndex, toSize,
+  describe, lookup, readArray, readOptions, readRecord, Size, sizeArg, toAddress, toIndex, toSize,
 } from './validate';
 
 /** A step's index in its plan: a whole number, as number or bigint. */
@@ -130,7 +130,8 @@ interface CheckedStep {
   op: PlanOp;
   /** The earlier allocating step it acts on (REFERRING ops). */
   ref?: number;
-  operands: [bigint, bigint];
+  /** Whole numbers below 2^53 stay numbers: most plans need no BigInt at all. */
+  operands: [number | bigint, number | bigint];
   /** Bytes asked for, for a kept Allocation (allocating ops). */
   requested: number;
   /** `read` of private anonymous memory. */
@@ -156,15 +157,15 @@ function check(steps: unknown): CheckedStep[] {
         throw new HeapscopeError('ERR_INVALID_PLAN', `${name}: step ${ref} is not an earlier allocating step`);
       }
     }
-    const size = (key: 'size' | 'count' | 'alignment' | 'pad', fallback?: bigint) =>
-      step[key] === undefined && fallback !== undefined ? fallback : toSize(step[key], `${name}.${key}`);
-    let operands: [bigint, bigint] = [0n, 0n];
+    const size = (key: 'size' | 'count' | 'alignment' | 'pad', fallback?: number) =>
+      step[key] === undefined && fallback !== undefined ? fallback : sizeArg(step[key], `${name}.${key}`);
+    let operands: [number | bigint, number | bigint] = [0, 0];
     switch (op) {
-      case 'malloc': case 'realloc': operands = [size('size'), 0n]; break;
+      case 'malloc': case 'realloc': operands = [size('size'), 0]; break;
       case 'calloc': operands = [size('count'), size('size')]; break;
       case 'alignedAlloc': operands = [size('alignment'), size('size')]; break;
-      case 'trim': operands = [size('pad', 0n), 0n]; break;
-      case 'touch': operands = [BigInt(toIndex(step.byte ?? 0xa5, `${name}.byte`, 255)), 0n]; break;
+      case 'trim': operands = [size('pad', 0), 0]; break;
+      case 'touch': operands = [toIndex(step.byte ?? 0xa5, `${name}.byte`, 255), 0]; break;
       case 'read':
         operands = [toAddress(step.address, `${name}.address`), toSize(step.length, `${name}.length`, MAX_PLAN_READ)];
         if (step.anonymous !== undefined && typeof step.anonymous !== 'boolean') {
@@ -172,55 +173,81 @@ function check(steps: unknown): CheckedStep[] {
         }
         break;
     }
-    const requested = op === 'calloc' ? Number(operands[0] * operands[1])
+    const requested = op === 'calloc' ? Number(BigInt(operands[0]) * BigInt(operands[1]))
       : op === 'alignedAlloc' ? Number(operands[1]) : ALLOCATING.has(op) ? Number(operands[0]) : 0;
-    checked.push({ op, ...(ref === undefined ? {} : { ref }), operands, requested, ...(op === 'read' && step.anonymous === true ? { anonymous: true } : {}) });
+    checked.push(ref === undefined ? { op, operands, requested, ...(op === 'read' && step.anonymous === true ? { anonymous: true } : {}) } : { op, ref, operands, requested });
   });
   return checked;
 }
 
+// Op codes as numbers, for encode's 32-bit halves.
+const OPNUMBERS = Object.fromEntries(OPS.map((op) => [op, Number(OPCODES[op])])) as Record<PlanOp, number>;
+const TWO_32 = 4294967296;
+
+/** The plan's words, written as 32-bit halves where a word is a number (no BigInt per word). */
 function encode(steps: readonly CheckedStep[]): BigUint64Array {
   const words = new BigUint64Array(steps.length * IN_WORDS);
-  steps.forEach((step, i) => {
+  const halves = new Uint32Array(words.buffer);
+  const put = (at: number, value: number | bigint): void => {
+    if (typeof value === 'bigint') {
+      words[at] = value;
+    } else {
+      halves[2 * at] = value >>> 0;
+      halves[2 * at + 1] = (value / TWO_32) >>> 0;
+    }
+  };
+  for (let i = 0; i < steps.length; i++) {
+    const step = steps[i];
+    const at = i * IN_WORDS;
+    halves[2 * at] = OPNUMBERS[step.op];
     // A read's second word is its flag (native/plan.cc), where other steps name the step they act on.
-    words.set([OPCODES[step.op], BigInt(step.ref ?? (step.anonymous ? 1 : 0)), ...step.operands], i * IN_WORDS);
-  });
+    if (step.ref !== undefined) halves[2 * at + 2] = step.ref; // below MAX_STEPS
+    else if (step.anonymous === true) halves[2 * at + 2] = 1;
+    put(at + 2, step.operands[0]);
+    put(at + 3, step.operands[1]);
+  }
   return words;
 }
 
 function decode(
   steps: readonly CheckedStep[], words: BigUint64Array, texts: (string | undefined)[], buffers: (Buffer | undefined)[],
 ): StepResult[] {
-  return steps.map((step, index) => {
-    const w = (k: number) => words[index * OUT_WORDS + k];
-    const status = STATUS[Number(w(0))];
+  // Counts and sizes are read as two 32-bit halves (numbers, exact below
+  // 2^53); only addresses and raw header words become bigints.
+  const halves = new Uint32Array(words.buffer, words.byteOffset, words.length * 2);
+  const n = (k: number): number => halves[2 * k] + halves[2 * k + 1] * TWO_32;
+  const results: StepResult[] = new Array(steps.length);
+  for (let index = 0; index < steps.length; index++) {
+    const step = steps[index];
+    const at = index * OUT_WORDS;
+    const status = STATUS[n(at)];
     const result: StepResult = { index, op: step.op, status };
-    if (status === 'failed') result.errno = Number(w(1));
-    if (status === 'skipped') return result;
-    const failed = status === 'failed';
-    if (ALLOCATING.has(step.op)) result.address = w(2);
-    else if (failed) return result;
+    results[index] = result;
+    if (status === 'failed') result.errno = n(at + 1);
+    if (status === 'skipped') continue;
+    if (ALLOCATING.has(step.op)) result.address = words[at + 2];
+    else if (status === 'failed') continue;
     switch (step.op) {
-      case 'break': result.programBreak = w(2); break;
-      case 'header': result.header = decodeHeader(words[step.ref! * OUT_WORDS + 2], w(4), w(3)); break;
-      case 'usableSize': result.usableSize = Number(w(2)); break;
-      case 'trim': result.released = w(2) === 1n; break;
-      case 'resident': result.residentPages = Number(w(2)); result.totalPages = Number(w(3)); break;
-      case 'statm': result.rssPages = Number(w(2)); result.sizePages = Number(w(3)); break;
+      case 'break': result.programBreak = words[at + 2]; break;
+      case 'header': result.header = decodeHeader(words[step.ref! * OUT_WORDS + 2], words[at + 4], words[at + 3]); break;
+      case 'usableSize': result.usableSize = n(at + 2); break;
+      case 'trim': result.released = n(at + 2) === 1; break;
+      case 'resident': result.residentPages = n(at + 2); result.totalPages = n(at + 3); break;
+      case 'statm': result.rssPages = n(at + 2); result.sizePages = n(at + 3); break;
       case 'maps': result.maps = texts[index]; break;
       case 'read':
         result.bytes = buffers[index];
         if (step.anonymous) {
-          result.untouchedPages = Number(w(4));
-          if (w(5) !== 0n) result.pagemapErrno = Number(w(5));
+          result.untouchedPages = n(at + 4);
+          if (n(at + 5) !== 0) result.pagemapErrno = n(at + 5);
         }
         break;
       case 'mallinfo':
-        result.mallinfo = fromWords(w(15) === 2n ? 'mallinfo2' : 'mallinfo', MALLINFO_FIELDS.map((_, k) => w(5 + k)));
+        result.mallinfo = fromWords(n(at + 15) === 2 ? 'mallinfo2' : 'mallinfo', MALLINFO_FIELDS.map((_, k) => words[at + 5 + k]));
         break;
     }
-    return result;
-  });
+  }
+  return results;
 }
 
 /**
@@ -241,7 +268,7 @@ export function runPlan(steps: readonly PlanStep[], options: PlanOptions = {}): 
     for (const index of raw.kept) {
       const step = checked[index];
       const call = ALLOCATING.has(step.op) ? step.op as AllocationCall : 'plan';
-      kept.set(index, mintAllocation(raw.words[index * OUT_WORDS + 2], step.requested, call));
+      kept.set(index, mintAllocation(Number(raw.words[index * OUT_WORDS + 2]), step.requested, call));
     }
     return { steps: decode(checked, raw.words, raw.texts, raw.buffers), kept };
   } catch (error) {

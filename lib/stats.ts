@@ -1,5 +1,5 @@
 // Process-wide allocator facts and settings.
-import { binding, RawMallinfo } from './binding';
+import { binding } from './binding';
 import { HeapscopeError, native, typeError } from './errors';
 import { describe, lookup, toIndex, toSize, Size } from './validate';
 
@@ -36,9 +36,17 @@ export const MALLINFO_FIELDS = [
   'arena', 'ordblks', 'smblks', 'hblks', 'hblkhd', 'usmblks', 'fsmblks', 'uordblks', 'fordblks', 'keepcost',
 ] as const;
 
+// Filled in place by the addon on each call: no object, no BigInt.
+const fields = new Float64Array(MALLINFO_FIELDS.length);
+
 export function mallinfo2(): Mallinfo {
-  const raw: RawMallinfo = native(() => binding.mallinfo());
-  return fromWords(raw.source, MALLINFO_FIELDS.map((field) => raw[field]));
+  const source = native(() => binding.mallinfo(fields));
+  const f = fields;
+  return {
+    source: source === 2 ? 'mallinfo2' : 'mallinfo',
+    arena: f[0], ordblks: f[1], smblks: f[2], hblks: f[3], hblkhd: f[4],
+    usmblks: f[5], fsmblks: f[6], uordblks: f[7], fordblks: f[8], keepcost: f[9],
+  };
 }
 
 /** @internal Builds a Mallinfo from the ten fields in glibc's order. */

@@ -42,16 +42,35 @@ void Rethrow(const Napi::Error& error) noexcept {
   }
 }
 
+// Addresses and sizes come as numbers (x86_64 user addresses are below
+// 2^47, so a double holds them exactly and crossing Node-API costs no
+// BigInt), or as bigints where a caller has one.
 static uint64_t ArgU64(const Napi::CallbackInfo& info, size_t i) {
-  if (i >= info.Length() || !info[i].IsBigInt())
-    ThrowCode(info.Env(), "ERR_INVALID_ARG_TYPE",
-              "argument " + std::to_string(i) + " must be a bigint");
-  bool lossless = false;
-  uint64_t v = info[i].As<Napi::BigInt>().Uint64Value(&lossless);
-  if (!lossless)
-    ThrowCode(info.Env(), "ERR_OUT_OF_RANGE",
-              "argument " + std::to_string(i) + " does not fit in 64 bits");
-  return v;
+  if (i < info.Length()) {
+    napi_env env = info.Env();
+    napi_value value = info[i];
+    double d;
+    // One Node-API call on the common path: it fails (napi_number_expected) for anything but a number.
+    if (napi_get_value_double(env, value, &d) == napi_ok) {
+      if (!(d >= 0 && d <= kMaxExact && d == static_cast<double>(static_cast<uint64_t>(d))))
+        ThrowCode(env, "ERR_OUT_OF_RANGE",
+                  "argument " + std::to_string(i) + " must be a whole number from 0 to 2^53 - 1");
+      return static_cast<uint64_t>(d);
+    }
+    napi_valuetype type;
+    if (napi_typeof(env, value, &type) != napi_ok) throw Napi::Error::New(env);
+    if (type == napi_bigint) {
+      bool lossless = false;
+      uint64_t v = 0;
+      if (napi_get_value_bigint_uint64(env, value, &v, &lossless) != napi_ok) throw Napi::Error::New(env);
+      if (!lossless)
+        ThrowCode(env, "ERR_OUT_OF_RANGE",
+                  "argument " + std::to_string(i) + " does not fit in 64 bits");
+      return v;
+    }
+  }
+  ThrowCode(info.Env(), "ERR_INVALID_ARG_TYPE",
+            "argument " + std::to_string(i) + " must be a number or a bigint");
 }
 
 uintptr_t ArgAddress(const Napi::CallbackInfo& info, size_t i) {
@@ -70,36 +89,40 @@ Napi::BigInt Address(Napi::Env env, uintptr_t value) {
   return Napi::BigInt::New(env, static_cast<uint64_t>(value));
 }
 
-Napi::BigInt Size(Napi::Env env, size_t value) {
-  return Napi::BigInt::New(env, static_cast<uint64_t>(value));
+Napi::Value Exact(Napi::Env env, uint64_t value) {
+  if (value > kMaxExact)
+    ThrowCode(env, "ERR_INTERNAL", "a value above 2^53 - 1 cannot cross as a number");
+  return Napi::Number::New(env, static_cast<double>(value));
 }
 
 Addon::Addon(Napi::Env env, Napi::Object exports) {
-  DefineAddon(exports,
-              {
-                  InstanceMethod("malloc", &Addon::Guarded<&Addon::Malloc>),
-                  InstanceMethod("calloc", &Addon::Guarded<&Addon::Calloc>),
-                  InstanceMethod("realloc", &Addon::Guarded<&Addon::Realloc>),
-                  InstanceMethod("memalign", &Addon::Guarded<&Addon::Memalign>),
-                  InstanceMethod("free", &Addon::Guarded<&Addon::Free>),
-                  InstanceMethod("usableSize", &Addon::Guarded<&Addon::UsableSize>),
-                  InstanceMethod("isLive", &Addon::Guarded<&Addon::IsLive>),
-                  InstanceMethod("liveCount", &Addon::Guarded<&Addon::LiveCount>),
-                  InstanceMethod("readMemory", &Addon::Guarded<&Addon::ReadMemory>),
-                  InstanceMethod("writeAllocation", &Addon::Guarded<&Addon::WriteAllocation>),
-                  InstanceMethod("fillAllocation", &Addon::Guarded<&Addon::FillAllocation>),
-                  InstanceMethod("chunkHeader", &Addon::Guarded<&Addon::ChunkHeader>),
-                  InstanceMethod("programBreak", &Addon::Guarded<&Addon::ProgramBreak>),
-                  InstanceMethod("mallinfo", &Addon::Guarded<&Addon::Mallinfo>),
-                  InstanceMethod("mallopt", &Addon::Guarded<&Addon::Mallopt>),
-                  InstanceMethod("mallocTrim", &Addon::Guarded<&Addon::MallocTrim>),
-                  InstanceMethod("mallocInfo", &Addon::Guarded<&Addon::MallocInfo>),
-                  InstanceMethod("glibcVersion", &Addon::Guarded<&Addon::GlibcVersion>),
-                  InstanceMethod("pageSize", &Addon::Guarded<&Addon::PageSize>),
-                  InstanceMethod("runPlan", &Addon::Guarded<&Addon::RunPlan>),
-                  InstanceMethod("addresses", &Addon::Guarded<&Addon::Addresses>),
-                  InstanceMethod("readRemote", &Addon::Guarded<&Addon::ReadRemote>),
-              });
+  const napi_property_descriptor methods[] = {
+      {"malloc", nullptr, Entry<&Addon::Malloc>, nullptr, nullptr, nullptr, napi_default, this},
+      {"calloc", nullptr, Entry<&Addon::Calloc>, nullptr, nullptr, nullptr, napi_default, this},
+      {"realloc", nullptr, Entry<&Addon::Realloc>, nullptr, nullptr, nullptr, napi_default, this},
+      {"memalign", nullptr, Entry<&Addon::Memalign>, nullptr, nullptr, nullptr, napi_default, this},
+      {"free", nullptr, Entry<&Addon::Free>, nullptr, nullptr, nullptr, napi_default, this},
+      {"usableSize", nullptr, Entry<&Addon::UsableSize>, nullptr, nullptr, nullptr, napi_default, this},
+      {"isLive", nullptr, Entry<&Addon::IsLive>, nullptr, nullptr, nullptr, napi_default, this},
+      {"liveCount", nullptr, Entry<&Addon::LiveCount>, nullptr, nullptr, nullptr, napi_default, this},
+      {"readMemory", nullptr, Entry<&Addon::ReadMemory>, nullptr, nullptr, nullptr, napi_default, this},
+      {"writeAllocation", nullptr, Entry<&Addon::WriteAllocation>, nullptr, nullptr, nullptr, napi_default, this},
+      {"fillAllocation", nullptr, Entry<&Addon::FillAllocation>, nullptr, nullptr, nullptr, napi_default, this},
+      {"chunkHeader", nullptr, Entry<&Addon::ChunkHeader>, nullptr, nullptr, nullptr, napi_default, this},
+      {"programBreak", nullptr, Entry<&Addon::ProgramBreak>, nullptr, nullptr, nullptr, napi_default, this},
+      {"mallinfo", nullptr, Entry<&Addon::Mallinfo>, nullptr, nullptr, nullptr, napi_default, this},
+      {"mallopt", nullptr, Entry<&Addon::Mallopt>, nullptr, nullptr, nullptr, napi_default, this},
+      {"mallocTrim", nullptr, Entry<&Addon::MallocTrim>, nullptr, nullptr, nullptr, napi_default, this},
+      {"mallocInfo", nullptr, Entry<&Addon::MallocInfo>, nullptr, nullptr, nullptr, napi_default, this},
+      {"glibcVersion", nullptr, Entry<&Addon::GlibcVersion>, nullptr, nullptr, nullptr, napi_default, this},
+      {"pageSize", nullptr, Entry<&Addon::PageSize>, nullptr, nullptr, nullptr, napi_default, this},
+      {"runPlan", nullptr, Entry<&Addon::RunPlan>, nullptr, nullptr, nullptr, napi_default, this},
+      {"addresses", nullptr, Entry<&Addon::Addresses>, nullptr, nullptr, nullptr, napi_default, this},
+      {"readRemote", nullptr, Entry<&Addon::ReadRemote>, nullptr, nullptr, nullptr, napi_default, this},
+  };
+  napi_status status = napi_define_properties(env, exports, sizeof(methods) / sizeof(methods[0]), methods);
+  NAPI_THROW_IF_FAILED_VOID(env, status);
+  DefineAddon(exports, {});
 }
 
 // A worker that ends with allocations still live would leak them; they

@@ -18,6 +18,11 @@ static Napi::Value Allocated(Addon* self, Napi::Env env, void* p,
               std::string(call) + " returned NULL (" + strerror(err) + ")",
               err, call);
   }
+  if (reinterpret_cast<uintptr_t>(p) > kMaxExact) {
+    // Never on x86_64 (user space ends at 2^47), but a number must hold it.
+    std::free(p);
+    ThrowCode(env, "ERR_INTERNAL", std::string(call) + " returned a pointer above 2^53");
+  }
   if (!self->live.Insert(reinterpret_cast<uintptr_t>(p))) {
     // Unrecorded, it could never be freed through heapscope: give it back.
     std::free(p);
@@ -25,7 +30,7 @@ static Napi::Value Allocated(Addon* self, Napi::Env env, void* p,
               std::string(call) + " succeeded, but there was no memory to record the pointer",
               ENOMEM, call);
   }
-  return Address(env, reinterpret_cast<uintptr_t>(p));
+  return Napi::Number::New(env, static_cast<double>(reinterpret_cast<uintptr_t>(p)));
 }
 
 static void RequireLive(Addon* self, Napi::Env env, uintptr_t p,
@@ -87,7 +92,7 @@ Napi::Value Addon::Free(const Napi::CallbackInfo& info) {
 Napi::Value Addon::UsableSize(const Napi::CallbackInfo& info) {
   uintptr_t p = ArgAddress(info, 0);
   RequireLive(this, info.Env(), p, "malloc_usable_size");
-  return Size(info.Env(), malloc_usable_size(reinterpret_cast<void*>(p)));
+  return Exact(info.Env(), malloc_usable_size(reinterpret_cast<void*>(p)));
 }
 
 Napi::Value Addon::IsLive(const Napi::CallbackInfo& info) {

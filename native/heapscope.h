@@ -45,6 +45,30 @@ Napi::Value Guard(Napi::Env env, Body body) noexcept {
   return Napi::Value();
 }
 
+// Anonymous memory from mmap, never from malloc, kept from one plan to the
+// next: a fresh mapping's pages fault in on first touch and its munmap
+// flushes every thread's TLB, which cost a /proc/self/maps read three times
+// the read itself. An area above kKeep bytes is unmapped when the plan ends.
+class ScratchArea {
+ public:
+  static constexpr size_t kKeep = size_t{8} << 20;
+  ScratchArea() = default;
+  ScratchArea(const ScratchArea&) = delete;
+  ScratchArea& operator=(const ScratchArea&) = delete;
+  ~ScratchArea() { Drop(); }
+  // At least `bytes` bytes, their contents undefined; nullptr when mmap failed.
+  uint8_t* Get(size_t bytes);
+  // Ends a plan's use: keeps the area for the next one unless it is big.
+  void Done() {
+    if (size_ > kKeep) Drop();
+  }
+
+ private:
+  void Drop();
+  uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+};
+
 class Addon : public Napi::Addon<Addon> {
  public:
   Addon(Napi::Env env, Napi::Object exports);
@@ -53,12 +77,19 @@ class Addon : public Napi::Addon<Addon> {
   // Every pointer this instance handed out and has not freed. free and
   // realloc refuse anything else, so glibc never sees a foreign pointer.
   LiveSet live;
+  // The plan executor's copy of the plan, and its records, slots and maps texts.
+  ScratchArea planCopy, planOut;
 
  private:
-  // Each method is registered through Guarded: none is reachable unguarded.
+  // Each method is registered through Entry: none is reachable unguarded.
+  // A plain Node-API callback whose data is this instance, so that a call
+  // costs no instance-data lookup on top of Node-API's own.
   template <Napi::Value (Addon::*Method)(const Napi::CallbackInfo&)>
-  Napi::Value Guarded(const Napi::CallbackInfo& info) {
-    return Guard(info.Env(), [&] { return (this->*Method)(info); });
+  static napi_value Entry(napi_env env, napi_callback_info cb) noexcept {
+    return Guard(env, [&] {
+      Napi::CallbackInfo info(env, cb);
+      return (static_cast<Addon*>(info.Data())->*Method)(info);
+    });
   }
 
   Napi::Value Malloc(const Napi::CallbackInfo& info);
@@ -91,10 +122,17 @@ class Addon : public Napi::Addon<Addon> {
                             const std::string& message, int err = 0,
                             const char* syscall = nullptr);
 
+// The largest integer a double holds exactly (2^53 - 1). User addresses on
+// x86_64 are below 2^47, so pointers cross to JavaScript as numbers.
+constexpr uint64_t kMaxExact = (uint64_t{1} << 53) - 1;
+
+// A number (a whole number up to 2^53 - 1) or a bigint, as 64 bits.
 uintptr_t ArgAddress(const Napi::CallbackInfo& info, size_t i);
 size_t ArgSize(const Napi::CallbackInfo& info, size_t i);
+// A bigint, for addresses that may lie anywhere (probes, the break).
 Napi::BigInt Address(Napi::Env env, uintptr_t value);
-Napi::BigInt Size(Napi::Env env, size_t value);
+// A number; ERR_INTERNAL above 2^53 - 1 (no pointer malloc returns is).
+Napi::Value Exact(Napi::Env env, uint64_t value);
 
 // Reads through process_vm_readv on our own pid: an unmapped or unreadable
 // address comes back as EFAULT instead of a SIGSEGV. Returns 0 or errno.

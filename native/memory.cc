@@ -1,8 +1,10 @@
 // Reading memory without trusting the address: process_vm_readv on our own
 // pid faults in the kernel (EFAULT) where a plain load would crash.
+#include <pthread.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 
@@ -10,11 +12,30 @@
 
 namespace heapscope {
 
+namespace {
+
+// Our pid, for process_vm_readv. getpid() is a system call every time
+// (glibc no longer caches it), as costly as a small read itself; the pid
+// only changes in a fork's child, where the handler clears it.
+std::atomic<pid_t> g_pid{0};
+
+pid_t OwnPid() {
+  pid_t pid = g_pid.load(std::memory_order_relaxed);
+  if (pid != 0) return pid;
+  static const bool registered = pthread_atfork(nullptr, nullptr, [] { g_pid.store(0); }) == 0;
+  pid = getpid();
+  // Without the fork handler a cached pid could outlive a fork: ask each time.
+  if (registered) g_pid.store(pid, std::memory_order_relaxed);
+  return pid;
+}
+
+}  // namespace
+
 int SafeRead(uintptr_t address, void* out, size_t length) {
   if (length == 0) return 0;
   struct iovec local = {out, length};
   struct iovec remote = {reinterpret_cast<void*>(address), length};
-  ssize_t n = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+  ssize_t n = process_vm_readv(OwnPid(), &local, 1, &remote, 1, 0);
   if (n < 0) return errno;
   // A read that stops at an unmapped page is partial; report it as a fault.
   if (static_cast<size_t>(n) != length) return EFAULT;

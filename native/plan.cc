@@ -54,21 +54,15 @@ bool NeedsRef(uint64_t op) {
          op == kTouch || op == kResident;
 }
 
-// Anonymous memory that never touches the malloc heap under observation.
+// A ScratchArea for one plan: Done() when the call ends, however it ends.
 class Scratch {
  public:
-  explicit Scratch(size_t bytes) : size_(bytes) {
-    void* p = mmap(nullptr, size_, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    data_ = p == MAP_FAILED ? nullptr : static_cast<uint8_t*>(p);
-  }
-  ~Scratch() {
-    if (data_ != nullptr) munmap(data_, size_);
-  }
+  Scratch(ScratchArea& area, size_t bytes) : area_(area), data_(area.Get(bytes)) {}
+  ~Scratch() { area_.Done(); }
   uint8_t* data() const { return data_; }
 
  private:
-  size_t size_;
+  ScratchArea& area_;
   uint8_t* data_;
 };
 
@@ -153,6 +147,25 @@ int Resident(uintptr_t p, size_t length, uint64_t* resident, uint64_t* total) {
 
 }  // namespace
 
+uint8_t* ScratchArea::Get(size_t bytes) {
+  if (bytes <= size_ && data_ != nullptr) return data_;
+  Drop();
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  size_t size = (bytes + page - 1) & ~(page - 1);
+  if (size == 0) size = page;
+  void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return nullptr;
+  data_ = static_cast<uint8_t*>(p);
+  size_ = size;
+  return data_;
+}
+
+void ScratchArea::Drop() {
+  if (data_ != nullptr) munmap(data_, size_);
+  data_ = nullptr;
+  size_ = 0;
+}
+
 Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsTypedArray() ||
@@ -170,12 +183,13 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
   // The plan is copied first, then checked, then run from the copy alone:
   // its array may be a view of a SharedArrayBuffer that another thread
   // rewrites, and a word changed after its check must never be used.
-  Scratch plan(length * sizeof(uint64_t) + n);
+  Scratch plan(planCopy, length * sizeof(uint64_t) + n);
   if (plan.data() == nullptr)
     ThrowCode(env, "ERR_ALLOC_FAILED", "cannot map plan scratch", errno, "mmap");
   std::memcpy(plan.data(), in.Data(), length * sizeof(uint64_t));
   const uint64_t* steps = reinterpret_cast<const uint64_t*>(plan.data());
   uint8_t* consumed = plan.data() + length * sizeof(uint64_t);
+  std::memset(consumed, 0, n);
 
   // Every word a step uses is checked before anything runs: a plan can
   // never free or read a slot that is not a live allocation of an earlier
@@ -213,9 +227,11 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
 
   const size_t outBytes = n * kOutWords * sizeof(uint64_t);
   const size_t ptrBytes = n * sizeof(uintptr_t);
-  Scratch scratch(outBytes + ptrBytes + mapsSteps * kMapsBytes);
+  Scratch scratch(planOut, outBytes + ptrBytes + mapsSteps * kMapsBytes);
   if (scratch.data() == nullptr)
     ThrowCode(env, "ERR_ALLOC_FAILED", "cannot map plan scratch", errno, "mmap");
+  // Records and slots start zeroed (status kOk, no pointer); texts need not.
+  std::memset(scratch.data(), 0, outBytes + ptrBytes);
   ReadArea reads(readBytes);
   if (readBytes > 0 && !reads.ok())
     ThrowCode(env, "ERR_ALLOC_FAILED", "cannot map room for the plan's reads", errno, "mmap");

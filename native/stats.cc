@@ -61,23 +61,22 @@ Napi::Value Addon::ProgramBreak(const Napi::CallbackInfo& info) {
   return Address(info.Env(), reinterpret_cast<uintptr_t>(sbrk(0)));
 }
 
+// mallinfo(out): the ten fields, in glibc's order, written into `out` (a
+// Float64Array of at least ten, made once by the caller: no object and no
+// BigInt per call); returns which call answered (MallinfoSource).
 Napi::Value Addon::Mallinfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsTypedArray() ||
+      info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array ||
+      info[0].As<Napi::TypedArray>().ElementLength() < 10)
+    ThrowCode(env, "ERR_INVALID_ARG_TYPE", "mallinfo takes a Float64Array of at least 10 elements");
+  double* out = info[0].As<Napi::Float64Array>().Data();
   MallinfoSource source;
   MallInfo2 m = ReadMallinfo(&source);
-  Napi::Object out = Napi::Object::New(env);
-  out.Set("source", Napi::String::New(env, MallinfoSourceName(source)));
-  out.Set("arena", Size(env, m.arena));
-  out.Set("ordblks", Size(env, m.ordblks));
-  out.Set("smblks", Size(env, m.smblks));
-  out.Set("hblks", Size(env, m.hblks));
-  out.Set("hblkhd", Size(env, m.hblkhd));
-  out.Set("usmblks", Size(env, m.usmblks));
-  out.Set("fsmblks", Size(env, m.fsmblks));
-  out.Set("uordblks", Size(env, m.uordblks));
-  out.Set("fordblks", Size(env, m.fordblks));
-  out.Set("keepcost", Size(env, m.keepcost));
-  return out;
+  const size_t fields[10] = {m.arena,   m.ordblks,  m.smblks,   m.hblks,    m.hblkhd,
+                             m.usmblks, m.fsmblks,  m.uordblks, m.fordblks, m.keepcost};
+  for (size_t k = 0; k < 10; k++) out[k] = static_cast<double>(fields[k]);
+  return Napi::Number::New(env, static_cast<double>(source));
 }
 
 Napi::Value Addon::Mallopt(const Napi::CallbackInfo& info) {

@@ -266,7 +266,8 @@ describe('mallocInfo (live)', () => {
       const kept = [];
       let chunk;
       for (let attempt = 0; attempt < 16 && chunk === undefined; attempt++) {
-        const [before, p, after] = [binding.malloc(3000n), binding.malloc(3000n), binding.malloc(3000n)];
+        // The raw binding hands pointers out as numbers; header words are bigints.
+        const [before, p, after] = [binding.malloc(3000), binding.malloc(3000), binding.malloc(3000)].map(BigInt);
         kept.push(before, p, after);
         const size = binding.chunkHeader(p)[1] & ~7n;
         // Freed, p must not merge with a neighbour: both are ours and stay in use.

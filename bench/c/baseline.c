@@ -26,11 +26,14 @@ static uint64_t now(void) {
   return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
 }
 
-// The addon's SafeRead: process_vm_readv on our own pid.
+// The addon's SafeRead: process_vm_readv on our own pid, asked once (the
+// addon keeps it too; getpid() is a system call each time).
 static int safe_read(uintptr_t address, void* out, size_t length) {
+  static pid_t pid;
+  if (pid == 0) pid = getpid();
   struct iovec local = {out, length};
   struct iovec remote = {(void*)address, length};
-  return process_vm_readv(getpid(), &local, 1, &remote, 1, 0) == (ssize_t)length ? 0 : -1;
+  return process_vm_readv(pid, &local, 1, &remote, 1, 0) == (ssize_t)length ? 0 : -1;
 }
 
 uint64_t bench_malloc_free(uint64_t size, uint64_t n) {

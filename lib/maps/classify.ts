@@ -10,6 +10,8 @@ import { MemoryRegion, RegionKind } from './region';
  * alignment of, and the distance from, a region's `start`.
  */
 const HEAP_MAX_SIZE = 64n << 20n;
+/** What imageEnd reads first: the ELF header and, usually, the program headers. */
+const FIRST_PAGE = 4096;
 
 const PSEUDO: Record<string, RegionKind> = {
   '[heap]': 'heap',
@@ -120,12 +122,15 @@ function imageEnd(regions: MemoryRegion[], last: number, read: ReadMemory): bigi
   if (regions[first].offset !== 0) return undefined;
   const base = regions[first].start;
   try {
-    const elf = read(base, 64n);
-    if (elf.readUInt32BE(0) !== 0x7f454c46 || elf[4] !== 2 /* ELFCLASS64 */) return undefined;
+    // The header and, in every ELF a linker makes, the program headers right
+    // after it lie in the mapping's first page (at least that long): one read.
+    const elf = read(base, BigInt(Math.min(FIRST_PAGE, regions[first].size)));
+    if (elf.length < 64 || elf.readUInt32BE(0) !== 0x7f454c46 || elf[4] !== 2 /* ELFCLASS64 */) return undefined;
     const phoff = elf.readBigUInt64LE(0x20);
     const phentsize = elf.readUInt16LE(0x36);
     const phnum = elf.readUInt16LE(0x38);
-    const table = read(base + phoff, BigInt(phentsize * phnum));
+    const tableEnd = phoff + BigInt(phentsize * phnum);
+    const table = tableEnd <= BigInt(elf.length) ? elf.subarray(Number(phoff)) : read(base + phoff, BigInt(phentsize * phnum));
     let low: bigint | undefined;
     let high = 0n;
     for (let k = 0; k < phnum; k++) {

@@ -1,0 +1,14 @@
+// Addresses cross the addon as numbers (exact below 2^53; x86_64 user
+// space ends at 2^47) and reach users as bigints. BigInt(number) is a call
+// into the runtime (~40 ns); a bigint read out of a BigUint64Array whose two
+// halves were just written is made inline (~13 ns).
+const word = new BigUint64Array(1);
+const halves = new Uint32Array(word.buffer);
+const TWO_32 = 4294967296;
+
+/** `value` (a whole number from 0 to 2^53 - 1) as a bigint. */
+export function bigintOf(value: number): bigint {
+  halves[0] = value >>> 0;
+  halves[1] = (value / TWO_32) >>> 0;
+  return word[0];
+}
