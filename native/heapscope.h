@@ -138,6 +138,9 @@ Napi::Value Exact(Napi::Env env, uint64_t value);
 // address comes back as EFAULT instead of a SIGSEGV. Returns 0 or errno.
 int SafeRead(uintptr_t address, void* out, size_t length);
 
+// This process's pid, asked of the kernel once (and again after a fork).
+pid_t OwnPid();
+
 // One copy that leaves never-touched pages alone (native/untouched.cc):
 // [address, address + length) of `pid` into `out`, the pages /proc/PID/pagemap
 // (open as `pagemap`) shows neither present nor swapped left zero instead of

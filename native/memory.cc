@@ -12,12 +12,10 @@
 
 namespace heapscope {
 
-namespace {
-
 // Our pid, for process_vm_readv. getpid() is a system call every time
 // (glibc no longer caches it), as costly as a small read itself; the pid
 // only changes in a fork's child, where the handler clears it.
-std::atomic<pid_t> g_pid{0};
+static std::atomic<pid_t> g_pid{0};
 
 pid_t OwnPid() {
   pid_t pid = g_pid.load(std::memory_order_relaxed);
@@ -28,8 +26,6 @@ pid_t OwnPid() {
   if (registered) g_pid.store(pid, std::memory_order_relaxed);
   return pid;
 }
-
-}  // namespace
 
 int SafeRead(uintptr_t address, void* out, size_t length) {
   if (length == 0) return 0;
@@ -56,11 +52,11 @@ Napi::Value Addon::ReadMemory(const Napi::CallbackInfo& info) {
     ThrowCode(info.Env(), "EFAULT", "range wraps past the end of memory",
               EFAULT, "process_vm_readv");
   Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::New(info.Env(), length);
-  const int pagemap = mode == 0 ? -1 : OpenPagemap(getpid());
+  const int pagemap = mode == 0 ? -1 : OpenPagemap(OwnPid());
   size_t got = 0;
   uint64_t untouched = 0;
   int pagemapErr = 0;
-  int err = ReadUntouched({getpid(), pagemap, address, out.Data(), length, false}, &got, &untouched, &pagemapErr);
+  int err = ReadUntouched({OwnPid(), pagemap, address, out.Data(), length, false}, &got, &untouched, &pagemapErr);
   if (pagemap >= 0) close(pagemap);
   if (err != 0)
     ThrowCode(info.Env(), err == EFAULT ? "EFAULT" : "ERR_READ_FAILED",

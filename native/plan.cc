@@ -240,8 +240,11 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
   uint64_t* out = reinterpret_cast<uint64_t*>(scratch.data());
   uintptr_t* slot = reinterpret_cast<uintptr_t*>(scratch.data() + outBytes);
   uint8_t* text = scratch.data() + outBytes + ptrBytes;
-  // Anonymous reads leave never-touched pages alone (native/untouched.cc).
-  const int pagemap = anonymousReads ? OpenPagemap(getpid()) : -1;
+  // The pid is cached here, not in the loop: its first lookup registers a
+  // fork handler, which may malloc. Anonymous reads leave never-touched
+  // pages alone (native/untouched.cc).
+  const pid_t pid = OwnPid();
+  const int pagemap = anonymousReads ? OpenPagemap(pid) : -1;
 
   // ---- From here to the end of the loop nothing may call malloc. ----
   for (size_t i = 0; i < n; i++) {
@@ -310,7 +313,7 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
         // r[4]: pages left zero; r[5]: why pagemap was not read, if not.
         size_t got = 0;
         int pagemapErr = s[1] == 1 && pagemap < 0 ? -pagemap : 0;
-        UntouchedRead from = {getpid(), s[1] == 1 ? pagemap : -1, static_cast<uintptr_t>(s[2]), read, s[3], true};
+        UntouchedRead from = {pid, s[1] == 1 ? pagemap : -1, static_cast<uintptr_t>(s[2]), read, s[3], true};
         err = s[2] + s[3] < s[2] ? EFAULT : ReadUntouched(from, &got, &r[4], &pagemapErr);
         r[5] = static_cast<uint64_t>(pagemapErr);
         r[2] = static_cast<uint64_t>(read - readBase);
