@@ -44,7 +44,7 @@ export function doctorFindings(d: Figures): string[] {
   out.push(m.nMmaps === 0 && m.found === 0 ? 'No chunk is mapped on its own (mp_.n_mmaps 0).' : m.found === m.nMmaps && m.bytes === m.mmappedMem
     ? `All ${plural(m.nMmaps, 'mmapped chunk')} that mp_ counts (${shortBytes(m.mmappedMem)}) were found at the starts of anonymous mappings; ${shortBytes(m.resident)} of them is resident.`
     : `${plural(m.found, 'mmapped chunk')} (${shortBytes(m.bytes)}) were found at the starts of anonymous mappings, but mp_ counts ${m.nMmaps} (${shortBytes(m.mmappedMem)}): ` +
-      'the others do not start a region of the map (the kernel merges neighbouring anonymous mappings), so they count as other anonymous memory.');
+      'the others were found at the start of no anonymous mapping, so they count as other anonymous memory.');
   if (d.v8 !== undefined) out.push(`V8 says ${shortBytes(d.v8.physical)} of its heap spaces is resident (v8.getHeapSpaceStatistics): it is part of the other anonymous memory.`);
   const p = d.params;
   if (p.initial === undefined) out.push(`mmap_threshold is ${shortBytes(p.mmapThreshold)}; mp_ as libc initialises it could not be read (${p.initialReason}).`);
@@ -71,7 +71,7 @@ export function doctorAdvice(d: Figures): Advice[] {
   const free = threads.reduce((n, a) => n + a.free, 0);
   const system = threads.reduce((n, a) => n + a.systemMem, 0);
   if (threads.length >= 2 && free >= THRESHOLDS.arenaFree && free >= THRESHOLDS.arenaShare * system) {
-    const max = d.params.arenaMax === 0 ? 'arena_max is 0 now: 8 per CPU' : `arena_max is ${d.params.arenaMax} now`;
+    const max = d.params.arenaMax === 0 ? 'arena_max is 0 now, which glibc reads as 8 arenas per CPU' : `arena_max is ${d.params.arenaMax} now`;
     out.push({ rule: 'arena-max', text: `${threads.length} thread arenas hold ${shortBytes(free)} free (${pct(free, system)} of their ${shortBytes(system)}): MALLOC_ARENA_MAX=2 caps the arenas at 2, main_arena and one more (${max}).` });
   }
   const p = d.params;
@@ -82,7 +82,7 @@ export function doctorAdvice(d: Figures): Advice[] {
   const tr = d.trim;
   if (tr.resident >= THRESHOLDS.trimResident && tr.resident >= THRESHOLDS.trimShare * d.rss.total) {
     out.push({ rule: 'trim', text: `malloc_trim(0) would give back ${shortBytes(tr.resident)} resident now (${pct(tr.resident, d.rss.total)} of ${shortBytes(d.rss.total)}): ` +
-      'call it after a burst of frees (mallocTrim() in heapscope), since free() returns only the top of main_arena past trim_threshold.' });
+      'call it after a burst of frees (mallocTrim() in heapscope), since free() gives back only the top of an arena past trim_threshold.' });
   }
   return out;
 }

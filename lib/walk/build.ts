@@ -70,7 +70,8 @@ function fencedReason(w: RegionWalk, main: Arena, walks: readonly RegionWalk[]):
   const fence = w.start + BigInt(table.offsets[table.count - 2]);
   const copied = walks.some((x) => x.kind === 'top-region');
   const top = main.top.size === undefined ? `at ${hex(main.top.address)}, whose size was not copied,` : `(${main.top.size} bytes, mallinfo2's keepcost) at ${hex(main.top.address)}`;
-  return `[heap] ends at the break in glibc's double fencepost (${hex(fence)}): brk() failed once and main_arena went non-contiguous, ` +
+  const why = main.noncontiguous ? 'brk() failed once and main_arena went non-contiguous' : "main_arena's top moved away from the break";
+  return `[heap] ends at the break in glibc's double fencepost (${hex(fence)}): ${why}, ` +
     `so its top chunk ${top} lies in memory glibc took with mmap (${copied ? 'walked as main_arena\'s top region' : 'not in the snapshot'}); ` +
     'the chunks carved from that memory before the top are not walked: glibc keeps no record of where it starts';
 }
