@@ -246,11 +246,6 @@ export function mintAllocation(address: number, requested: number, call: Allocat
   return mint(address, requested, call);
 }
 
-/** @internal The pointer as a number, without making the bigint `address`. */
-export function pointerOf(allocation: Allocation): number {
-  return numberOf(allocation);
-}
-
 /** `malloc(size)`. */
 export function malloc(size: Size): Allocation {
   const n = sizeArg(size, 'size');

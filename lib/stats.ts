@@ -66,12 +66,6 @@ export function glibcVersion(): string {
   return binding.glibcVersion();
 }
 
-/** The running glibc's version as numbers, for feature checks. */
-export function glibcVersionNumbers(): { major: number; minor: number } {
-  const [major, minor] = glibcVersion().split('.').map((part) => parseInt(part, 10));
-  return { major, minor };
-}
-
 export function pageSize(): number {
   return binding.pageSize();
 }

@@ -4,11 +4,11 @@
 // kernel may merge neighbouring anonymous mappings into one region, so a
 // region is followed header by header while they are such headers. What is
 // found is checked against mp_.n_mmaps and mp_.mmapped_mem by the caller.
+import { IS_MMAPPED, NON_MAIN_ARENA, PREV_INUSE } from '../chunk';
 import type { MemoryRegion } from '../maps';
 import { isThreadStack } from './rss';
 
-const IS_MMAPPED = 2n;
-const FLAG_BITS = 7n;
+const FLAG_BITS = PREV_INUSE | IS_MMAPPED | NON_MAIN_ARENA;
 
 /** Reads 16 bytes at each address; undefined where it cannot. */
 export type HeaderReader = (addresses: readonly bigint[]) => (Uint8Array | undefined)[];

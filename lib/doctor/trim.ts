@@ -19,11 +19,11 @@
 import type { Arena } from '../allocator/arenas';
 import type { PlacedChunk, PlaceKind, RegionPlaces } from '../allocator/places';
 import { hex } from '../format';
+import { MINSIZE } from '../size-classes';
 
 /** sizeof (struct malloc_chunk) on 64-bit: prev_size, size, fd, bk, fd_nextsize, bk_nextsize. */
 const MALLOC_CHUNK = 48n;
-/** MINSIZE on 64-bit. */
-const MINSIZE = 32n;
+const MIN_CHUNK = BigInt(MINSIZE);
 
 const FREE: ReadonlySet<PlaceKind> = new Set(['fastbin', 'unsorted', 'smallbin', 'largebin']);
 
@@ -65,7 +65,7 @@ export function planTrim(
       continue;
     }
     const topEnd = a.top.address + a.top.size;
-    const topArea = topEnd - topStart - MINSIZE - 1n;
+    const topArea = topEnd - topStart - MIN_CHUNK - 1n;
     const unit = thpPagesize !== undefined && thpPagesize !== 0n ? thpPagesize : ps;
     const extra = topArea > 0n ? down(topArea, unit) : 0n;
     if (a.noncontiguous || heapEnd !== topEnd) {

@@ -7,10 +7,9 @@ import type { Counted, HeapSnapshotData, SizeClassCounts, SnapshotArena } from '
 import { FREE_PLACES, summarize } from '../heap-snapshot/index';
 import { toJSONValue } from '../json';
 import type { DocumentViews, InspectContext } from '../presenters';
-import { DocColumn, DocNote, DocRow, documentHTML, documentMarkdown, documentTerminal, ViewDocument } from './document';
+import { DocColumn, DocNote, DocRow, documentHTML, documentMarkdown, ViewDocument } from './document';
 import { RSS_LABELS } from './doctor';
 import { stylize } from './inspect';
-import type { TerminalOptions } from './terminal';
 
 export const RIGHT = { align: 'right' as const };
 
@@ -92,10 +91,6 @@ export function snapshotDocument(s: HeapSnapshotData): ViewDocument {
       },
     ],
   };
-}
-
-export function renderSnapshot(s: HeapSnapshotData, options?: TerminalOptions): string {
-  return documentTerminal(snapshotDocument(s), options);
 }
 
 /** `HeapSnapshot <process 1234, 2025-…: 6 arenas, 3 MiB in use, 2.3 MiB free, 60 MiB resident>`. */
