@@ -50,8 +50,11 @@ export type PlanStep =
    * swapped in /proc/self/pagemap) are left zero instead of read, so the
    * copy does not make them resident. Said of any other memory, the copy
    * would be wrong: those zeros stand for bytes not read.
+   * `toBreak: true` copies no further than the program break as it is when
+   * the step runs, `length` being the most: [heap] as it stands then, when
+   * the plan's own steps have moved the break since the plan was built.
    */
-  | { op: 'read'; address: bigint; length: Size; anonymous?: boolean };
+  | { op: 'read'; address: bigint; length: Size; anonymous?: boolean; toBreak?: boolean };
 
 export type PlanOp = PlanStep['op'];
 
@@ -114,7 +117,7 @@ const ALLOCATING = new Set<PlanOp>(['malloc', 'calloc', 'realloc', 'alignedAlloc
 /** Ops that act on an earlier allocation, named by its step index. */
 const REFERRING = new Set<PlanOp>(['realloc', 'free', 'header', 'usableSize', 'touch', 'resident']);
 /** Every field any step has; each step is read once, own properties only. */
-const FIELDS = ['op', 'step', 'size', 'count', 'alignment', 'pad', 'byte', 'address', 'length', 'anonymous'] as const;
+const FIELDS = ['op', 'step', 'size', 'count', 'alignment', 'pad', 'byte', 'address', 'length', 'anonymous', 'toBreak'] as const;
 
 /** The native executor's limit. */
 const MAX_STEPS = 1 << 22;
@@ -136,6 +139,8 @@ interface CheckedStep {
   requested: number;
   /** `read` of private anonymous memory. */
   anonymous?: true;
+  /** `read` up to the program break at the step. */
+  toBreak?: true;
 }
 
 function check(steps: unknown): CheckedStep[] {
@@ -168,14 +173,15 @@ function check(steps: unknown): CheckedStep[] {
       case 'touch': operands = [toIndex(step.byte ?? 0xa5, `${name}.byte`, 255), 0]; break;
       case 'read':
         operands = [toAddress(step.address, `${name}.address`), toSize(step.length, `${name}.length`, MAX_PLAN_READ)];
-        if (step.anonymous !== undefined && typeof step.anonymous !== 'boolean') {
-          throw typeError(`${name}.anonymous must be a boolean, got ${describe(step.anonymous)}`);
+        for (const flag of ['anonymous', 'toBreak'] as const) {
+          if (step[flag] !== undefined && typeof step[flag] !== 'boolean') throw typeError(`${name}.${flag} must be a boolean, got ${describe(step[flag])}`);
         }
         break;
     }
     const requested = op === 'calloc' ? Number(BigInt(operands[0]) * BigInt(operands[1]))
       : op === 'alignedAlloc' ? Number(operands[1]) : ALLOCATING.has(op) ? Number(operands[0]) : 0;
-    checked.push(ref === undefined ? { op, operands, requested, ...(op === 'read' && step.anonymous === true ? { anonymous: true } : {}) } : { op, ref, operands, requested });
+    const flags = op !== 'read' ? {} : { ...(step.anonymous === true ? { anonymous: true as const } : {}), ...(step.toBreak === true ? { toBreak: true as const } : {}) };
+    checked.push(ref === undefined ? { op, operands, requested, ...flags } : { op, ref, operands, requested });
   });
   return checked;
 }
@@ -200,9 +206,9 @@ function encode(steps: readonly CheckedStep[]): BigUint64Array {
     const step = steps[i];
     const at = i * IN_WORDS;
     halves[2 * at] = OPNUMBERS[step.op];
-    // A read's second word is its flag (native/plan.cc), where other steps name the step they act on.
+    // A read's second word is its flags (native/plan.cc), where other steps name the step they act on.
     if (step.ref !== undefined) halves[2 * at + 2] = step.ref; // below MAX_STEPS
-    else if (step.anonymous === true) halves[2 * at + 2] = 1;
+    else halves[2 * at + 2] = (step.anonymous === true ? 1 : 0) | (step.toBreak === true ? 2 : 0);
     put(at + 2, step.operands[0]);
     put(at + 3, step.operands[1]);
   }

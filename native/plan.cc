@@ -7,6 +7,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -32,7 +33,7 @@ enum Op : uint64_t {
   kResident = 12, // ref
   kMaps = 13,
   kStatm = 14,
-  kRead = 15,     // a = address, b = length; ref = 1: private anonymous memory
+  kRead = 15,     // a = address, b = length; ref bits: 1 private anonymous memory, 2 up to the break
 };
 
 constexpr size_t kInWords = 4;    // op, ref, a, b
@@ -208,8 +209,8 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
     if (op == kRead) {
       if (s[3] > kMaxRead) invalid("read longer than 4 GiB");
       readBytes += ReadArea::Span(s[3]);
-      if (ref > 1) invalid("a read's flag is 0 or 1");
-      anonymousReads = anonymousReads || ref == 1;
+      if (ref > 3) invalid("a read's flags are 1 (anonymous) and 2 (to the break)");
+      anonymousReads = anonymousReads || (ref & 1) != 0;
     }
     if ((op == kMalloc || op == kRealloc || op == kTrim) && s[2] > PTRDIFF_MAX)
       invalid("size above PTRDIFF_MAX");
@@ -311,13 +312,20 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
       case kRead: {
         // Copied through process_vm_readv: an unmapped address is EFAULT.
         // r[4]: pages left zero; r[5]: why pagemap was not read, if not.
+        // r[3]: the bytes copied, fewer than asked when the break came first.
         size_t got = 0;
-        int pagemapErr = s[1] == 1 && pagemap < 0 ? -pagemap : 0;
-        UntouchedRead from = {pid, s[1] == 1 ? pagemap : -1, static_cast<uintptr_t>(s[2]), read, s[3], true};
-        err = s[2] + s[3] < s[2] ? EFAULT : ReadUntouched(from, &got, &r[4], &pagemapErr);
+        const bool anonymous = (s[1] & 1) != 0;
+        uint64_t length = s[3];
+        if ((s[1] & 2) != 0) {
+          const uint64_t brk = reinterpret_cast<uintptr_t>(sbrk(0));
+          length = s[2] >= brk ? 0 : std::min<uint64_t>(length, brk - s[2]);
+        }
+        int pagemapErr = anonymous && pagemap < 0 ? -pagemap : 0;
+        UntouchedRead from = {pid, anonymous ? pagemap : -1, static_cast<uintptr_t>(s[2]), read, length, true};
+        err = s[2] + length < s[2] ? EFAULT : ReadUntouched(from, &got, &r[4], &pagemapErr);
         r[5] = static_cast<uint64_t>(pagemapErr);
         r[2] = static_cast<uint64_t>(read - readBase);
-        r[3] = s[3];
+        r[3] = length;
         read += ReadArea::Span(s[3]);
         break;
       }
@@ -387,7 +395,7 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
     const uint64_t* r = out + i * kOutWords;
     if (s[0] != kRead) continue;
     const size_t span = ReadArea::Span(s[3]);
-    if (r[0] != kOk || span == 0) {
+    if (r[0] != kOk || r[3] == 0) {
       reads.HandOver(span, true);
       if (r[0] == kOk) buffers.Set(static_cast<uint32_t>(i), Napi::Buffer<uint8_t>::New(env, 0));
       continue;

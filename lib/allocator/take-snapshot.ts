@@ -76,7 +76,7 @@ export function takeAllocatorSnapshot(options: AllocatorSnapshotOptions = {}): A
   let taken: CopiedFrame | undefined;
   let topRegion: MemoryRegion | undefined;
   for (let attempt = 1; attempt <= attempts; attempt++) {
-    // `before` steps can move the break: a retake copies [heap] up to where the last copy saw it.
+    // `before` steps can move the break: a retake gives [heap]'s read room from where the last copy saw it.
     // Without them, a retake measures the break again: the last attempt's copies, handed out
     // after it, may have moved it (from main_arena's top, once the mmap threshold has risen).
     taken = takeOnce(before, probe, attempt, before.length > 0 ? taken?.breakSeen : undefined, topRegion);
@@ -141,14 +141,20 @@ export function copySources(breakSeen?: bigint, topRegion?: MemoryRegion): CopyS
 /** The steps of one copy in a plan: mallinfo and the break, the reads, the break and mallinfo again. */
 export interface PlannedCopy {
   sources: CopySources;
-  /** The break when [heap]'s length was fixed (undefined without [heap]). */
-  measured?: bigint;
   m0: number;
   b0: number;
   reads: { region: MemoryRegion; label: string; step: number }[];
   b1: number;
   m1: number;
 }
+
+/**
+ * Room the [heap] read has beyond the break when the sources were chosen:
+ * the plan's own steps before the copy (and a retake's) can grow the heap,
+ * and the read stops at the break as it is then. Never-touched pages of
+ * the room cost no memory.
+ */
+const HEAP_ROOM = 64n << 20n;
 
 /**
  * Appends one copy of `sources` to `steps`. A plan may hold several (one
@@ -159,22 +165,22 @@ export function planCopy(steps: PlanStep[], sources: CopySources): PlannedCopy {
   const m0 = push({ op: 'mallinfo' });
   const b0 = push({ op: 'break' });
   const reads: PlannedCopy['reads'] = [];
-  const read = (region: MemoryRegion, label: string, length: bigint) => {
+  const read = (region: MemoryRegion, label: string, length: bigint, toBreak = false) => {
     // Private anonymous memory: its pages never touched are left zero, not made resident by the copy.
     const anonymous = untouchedReadsZero(region) ? { anonymous: true } : {};
-    reads.push({ region, label, step: push({ op: 'read', address: region.start, length, ...anonymous }) });
+    reads.push({ region, label, step: push({ op: 'read', address: region.start, length, ...anonymous, ...(toBreak ? { toBreak } : {}) }) });
   };
   for (const r of sources.libc) read(r, 'libc data', BigInt(r.size));
   // One read step holds at most MAX_PLAN_READ bytes: a bigger [heap] is copied that far, and a retake cannot do better.
   if (sources.heap !== undefined) {
-    const length = sources.heapEnd! - sources.heap.start;
-    read(sources.heap, '[heap]', length > MAX_PLAN_READ ? MAX_PLAN_READ : length);
+    const length = sources.heapEnd! - sources.heap.start + HEAP_ROOM;
+    read(sources.heap, '[heap]', length > MAX_PLAN_READ ? MAX_PLAN_READ : length, true);
   }
   for (const r of sources.arenaHeaps) read(r, 'arena heap', BigInt(r.size));
   if (sources.topRegion !== undefined) read(sources.topRegion, "main_arena's top", BigInt(sources.topRegion.size));
   const b1 = push({ op: 'break' });
   const m1 = push({ op: 'mallinfo' });
-  return { sources, ...(sources.heap === undefined ? {} : { measured: sources.heapEnd }), m0, b0, reads, b1, m1 };
+  return { sources, m0, b0, reads, b1, m1 };
 }
 
 /** One copy of a plan that ran, as a snapshot; `reason` says why it is torn, when it is. */
@@ -201,9 +207,12 @@ export function copiedSnapshot(
     .map((r) => ({ base: r.region.start, bytes: results[r.step].bytes!, label: r.label }));
   const breakAfter = results[copy.b1].programBreak!;
   const unread = reads.map((r) => results[r.step].pagemapErrno).find((e) => e !== undefined);
+  // [heap] was read up to the break as it was then.
+  const heapRead = ranges.find((r) => r.label === '[heap]');
+  const heapEnd = heapRead === undefined ? sources.heapEnd : heapRead.base + BigInt(heapRead.bytes.length);
   const image: AllocatorImage = {
     layout: sources.layout, memory: copiedMemory(ranges), libcData: sources.libc.map((r) => ({ start: r.start, end: r.end })),
-    ...(sources.heap !== undefined ? { heap: { start: sources.heap.start, end: sources.heapEnd! } } : {}),
+    ...(sources.heap !== undefined ? { heap: { start: sources.heap.start, end: heapEnd! } } : {}),
   };
   const snapshot: AllocatorSnapshot = {
     image, libc: sources.libcFile, mallinfoBefore: results[copy.m0].mallinfo!, mallinfo: results[copy.m1].mallinfo!, programBreak: breakAfter,
@@ -215,7 +224,7 @@ export function copiedSnapshot(
   const reason = failed !== undefined
     ? `reading ${failed.label} at ${hex(failed.region.start)} failed (errno ${results[failed.step].errno}): it changed since the map was read`
     : short ? `[heap] is ${bytes(heapLength)}; one copy holds at most its first ${shortBytes(MAX_PLAN_READ)}, the most one Buffer holds in Node 20`
-      : tornReason(snapshot, { measured: copy.measured, before: results[copy.b0].programBreak!, after: breakAfter }, sources.arenaHeaps);
+      : tornReason(snapshot, { copiedTo: heapRead === undefined ? undefined : heapEnd, before: results[copy.b0].programBreak!, after: breakAfter }, sources.arenaHeaps);
   if (reason === undefined) return { snapshot, breakSeen: breakAfter };
   return { snapshot: { ...snapshot, consistent: false, reason }, reason, breakSeen: breakAfter, ...(short ? { final: true } : {}) };
 }
@@ -234,16 +243,17 @@ function takeOnce(before: readonly PlanStep[], probe: boolean, attempt: number, 
 
 /**
  * Why a copy is torn, or undefined: the checks a retake can cure. Pure:
- * `breaks` are the program break when [heap] was measured (undefined
- * without [heap]) and just before and after the copy; `arenaHeaps` the
+ * `breaks` are the program break just before and after the copy and where
+ * the copy of [heap] ends (undefined without [heap]); `arenaHeaps` the
  * arena-heap regions copied.
  */
 export function tornReason(
-  s: AllocatorSnapshot, breaks: { measured?: bigint; before: bigint; after: bigint }, arenaHeaps: readonly AddressRange[],
+  s: AllocatorSnapshot, breaks: { copiedTo?: bigint; before: bigint; after: bigint }, arenaHeaps: readonly AddressRange[],
 ): string | undefined {
-  const { measured, before, after } = breaks;
-  if (measured !== undefined && (before !== measured || after !== measured)) {
-    return `the program break moved (${hex(measured)} when [heap] was measured, ${hex(before)} → ${hex(after)} around the copy)`;
+  const { copiedTo, before, after } = breaks;
+  if (before !== after) return `the program break moved during the copy (${hex(before)} → ${hex(after)})`;
+  if (copiedTo !== undefined && copiedTo !== before) {
+    return `[heap] grew to the break ${hex(before)}, past the ${hex(copiedTo)} the copy had room for`;
   }
   const changed = MALLINFO_FIELDS.filter((f) => s.mallinfoBefore[f] !== s.mallinfo[f]);
   if (changed.length > 0) return `mallinfo2() changed during the copy (${changed.join(', ')}): another thread used malloc`;

@@ -84,38 +84,38 @@ describe('the allocator state of a live process', () => {
     expect(seen.worker.owners.length).toBeGreaterThanOrEqual(2);
   });
 
-  it('a copy whose break moved is torn; it is retaken up to the bound, and the attempts are counted', () => {
-    // The before steps grow [heap] past the break measured before the plan,
-    // so the first copy is always short; a retake copies up to the break it
-    // saw. With trimming off, the break stays where the steps took it: the
-    // second snapshot's steps need twice as much, so its first copy is short
-    // too. Its retake reuses what the first attempt freed; but what the
-    // process allocated in between and still holds can leave top short, and
-    // the break then moves once more (by 0x28000-0x29000 bytes where seen,
-    // in one quiet child of three, or in all, depending on what the loaded
-    // code allocated): a third attempt is consistent.
-    const seen = inQuietChild<{ once: { consistent: boolean; attempts: number; reason?: string }; retaken: { consistent: boolean; attempts: number } }>(`
+  it("reads [heap] to the break the plan's steps moved; a copy the heap outgrew is torn, retaken up to the bound, and the attempts are counted", () => {
+    // [heap] is read up to the break as it is when the copy runs, with 64 MiB
+    // of room past the break seen before the plan: 30 blocks of 100,000
+    // bytes grow the heap inside the plan and the copy is whole at once.
+    // 1000 of them (95 MiB) outgrow that room: the first copy is torn, and
+    // the retake, with room from the break the first saw, is whole (the
+    // steps reuse what the first attempt freed: trimming is off). 2000 more
+    // than that again, with one attempt allowed, show the reason.
+    const seen = inQuietChild<Record<'grown' | 'outgrown', { consistent: boolean; attempts: number; reason?: string; grew: boolean }>>(`
       h.mallopt('M_TRIM_THRESHOLD', 1 << 30);
       const steps = (n) => Array.from({ length: n }, () => ({ op: 'malloc', size: 100000 }));
-      const pick = (s) => ({ consistent: s.consistent, attempts: s.attempts, reason: s.reason });
-      return { once: pick(h.allocatorSnapshot({ before: steps(30), attempts: 1 })), retaken: pick(h.allocatorSnapshot({ before: steps(60) })) };`);
-    expect(seen.once).toMatchObject({ consistent: false, attempts: 1, reason: expect.stringMatching(/^the program break moved/) });
-    expect(seen.retaken.consistent).toBe(true);
-    // The first copy is always short; the second can be short too when the
-    // steps were served from the top and grew the heap again, or torn by the
-    // child's other threads (mallinfo2 sums every arena).
-    expect(seen.retaken.attempts).toBeGreaterThanOrEqual(2);
-    // Consistent within the bound (5 by default); 4 attempts were seen once on a loaded machine.
-    expect(seen.retaken.attempts).toBeLessThanOrEqual(5);
+      const pick = (s, before) => ({ consistent: s.consistent, attempts: s.attempts, reason: s.reason, grew: s.image.heap.end > before });
+      const b0 = h.programBreak();
+      const grown = pick(h.allocatorSnapshot({ before: steps(30) }), b0);
+      const b1 = h.programBreak();
+      const outgrown = pick(h.allocatorSnapshot({ before: steps(1000) }), b1);
+      const once = h.allocatorSnapshot({ before: steps(2000), attempts: 1 });
+      return { grown, once: { consistent: once.consistent, attempts: once.attempts, reason: once.reason }, outgrown };`);
+    expect(seen.grown).toMatchObject({ consistent: true, attempts: 1, grew: true });
+    expect(seen.once).toMatchObject({ consistent: false, attempts: 1, reason: expect.stringMatching(/^\[heap\] grew to the break 0x[0-9a-f]+, past the 0x[0-9a-f]+ the copy had room for$/) });
+    expect(seen.outgrown).toMatchObject({ consistent: true, grew: true });
+    expect(seen.outgrown.attempts).toBeGreaterThanOrEqual(2);
+    expect(seen.outgrown.attempts).toBeLessThanOrEqual(5);
   });
 
-  it('tornReason: mallinfo2 changing, the break moving, or a top that does not end its heap each tear a copy', () => {
+  it('tornReason: mallinfo2 changing, the break moving, [heap] outgrowing the copy, or a top that does not end its heap each tear a copy', () => {
     const seen = inQuietChild<Record<string, string | null>>(`
       const { tornReason } = require(${JSON.stringify(path.join(root, 'dist', 'allocator', 'take-snapshot'))});
       const { copiedMemory } = require(${JSON.stringify(path.join(root, 'dist', 'allocator', 'memory-source'))});
       const s = h.allocatorSnapshot();
       const end = s.image.heap.end;
-      const breaks = { measured: end, before: end, after: end };
+      const breaks = { copiedTo: end, before: end, after: end };
       const main = h.arenas(s).arenas[0];
       const ranges = s.image.memory.ranges.map((r) => ({ ...r, bytes: Buffer.from(r.bytes) }));
       const heap = ranges.find((r) => r.label === '[heap]');
@@ -126,10 +126,12 @@ describe('the allocator state of a live process', () => {
         mallinfo: tornReason({ ...s, mallinfoBefore: { ...s.mallinfoBefore, arena: s.mallinfoBefore.arena + 4096 } }, breaks, []) ?? null,
         moved: tornReason(s, { ...breaks, after: end + 4096n }, []) ?? null,
         top: tornReason(shortTop, breaks, []) ?? null,
+        outgrown: tornReason(s, { ...breaks, copiedTo: end - 4096n }, []) ?? null,
       };`);
     expect(seen.consistent).toBeNull();
     expect(seen.mallinfo).toBe('mallinfo2() changed during the copy (arena): another thread used malloc');
-    expect(seen.moved).toMatch(/^the program break moved/);
+    expect(seen.moved).toMatch(/^the program break moved during the copy \(0x[0-9a-f]+ → 0x[0-9a-f]+\)$/);
+    expect(seen.outgrown).toMatch(/^\[heap\] grew to the break 0x[0-9a-f]+, past the 0x[0-9a-f]+ the copy had room for$/);
     expect(seen.top).toMatch(/^main_arena's top ends at 0x[0-9a-f]+, not at the break/);
   });
 });

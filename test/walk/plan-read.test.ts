@@ -1,6 +1,6 @@
 // The plan's `read` step: bytes copied inside the native call, through the safe path.
 import { describe, expect, it } from 'vitest';
-import { malloc, runPlan } from '../../lib/index';
+import { malloc, maps, runPlan } from '../../lib/index';
 
 describe("runPlan's read step", () => {
   it("copies an allocation's header and bytes as they are", () => {
@@ -27,5 +27,29 @@ describe("runPlan's read step", () => {
   it('refuses reads above 4 GiB and non-bigint addresses before anything runs', () => {
     expect(() => runPlan([{ op: 'read', address: 0x1000n, length: 2 ** 32 + 1 }])).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
     expect(() => runPlan([{ op: 'read', address: 4096 as unknown as bigint, length: 8 }])).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+  });
+
+  it('toBreak: the copy stops at the break as it is when the step runs, after the plan grew the heap', () => {
+    const heap = maps().find((r) => r.kind === 'heap')!;
+    const room = 64n << 20n;
+    // 4 MiB in blocks below the mmap threshold: more than top holds, so the break moves inside the plan.
+    const grow = Array.from({ length: 40 }, () => ({ op: 'malloc' as const, size: 100_000 }));
+    const { steps } = runPlan([
+      ...grow,
+      { op: 'break' },
+      { op: 'read', address: heap.start, length: heap.end - heap.start + room, toBreak: true },
+      { op: 'read', address: heap.start + (2n << 32n), length: 4096, toBreak: true },
+      { op: 'break' },
+    ]);
+    const [brk, whole, above, after] = steps.slice(grow.length);
+    expect(after.programBreak).toBe(brk.programBreak);
+    expect(whole.status).toBe('ok');
+    expect(BigInt(whole.bytes!.length)).toBe(brk.programBreak! - heap.start);
+    expect(whole.bytes!.length).toBeGreaterThan(Number(heap.end - heap.start));
+    // Above the break nothing is copied, and nothing fails.
+    expect(above).toMatchObject({ status: 'ok' });
+    expect(above.bytes!.length).toBe(0);
+    expect(() => runPlan([{ op: 'read', address: heap.start, length: 8, toBreak: 1 as unknown as boolean }]))
+      .toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE', message: 'step 0.toBreak must be a boolean, got number' }));
   });
 });
