@@ -250,8 +250,14 @@ describe('size classes against the running glibc', () => {
     // Node's other threads can free into main_arena (a free ≥ 64 KiB
     // consolidates its fastbins): an attempt with a step matching no
     // signature was disturbed and is repeated.
+    // A request is handed a free chunk 16 bytes bigger whole (the rest is
+    // below MINSIZE): before the targets, drains take such chunks from the
+    // tcache, fastbin and small bin of that size (a loaded test process
+    // once held ten in its small bin, and 10 of the 16 targets came out
+    // exhausted).
     const guard = 0x1f8; // chunk 0x200: no tested class, and keeps the targets apart
     const count = 16;
+    const drains = 32;
     const attempts = 10;
     for (let chunk = 0x20; chunk <= 0xa0; chunk += 0x10) {
       const label = `chunk 0x${chunk.toString(16)}`;
@@ -260,6 +266,7 @@ describe('size classes against the running glibc', () => {
       for (let attempt = 0; attempt < attempts && outcome === undefined; attempt++) {
         const { steps, add } = planBuilder();
         const targets: number[] = [];
+        for (let i = 0; i < drains; i++) add({ op: 'malloc', size: chunk + 16 - SIZE_SZ });
         for (let i = 0; i < count; i++) {
           targets.push(add({ op: 'malloc', size: chunk - SIZE_SZ }));
           add({ op: 'header', step: targets[i] });
