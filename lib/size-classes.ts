@@ -127,13 +127,22 @@ export function mmappedChunkSize(request: Size, pageSize: Size): number {
   return mapped;
 }
 
+/** `csize2tidx` as malloc.c computes it, past the tcache's bins too. */
+export function csize2tidx(chunkSize: number): number {
+  return Math.floor((chunkSize - MINSIZE + MALLOC_ALIGNMENT - 1) / MALLOC_ALIGNMENT);
+}
+
+/** `tidx2csize`: the chunk size tcache bin `index` holds. */
+export function tidx2csize(index: number): number {
+  return index * MALLOC_ALIGNMENT + MINSIZE;
+}
+
 /**
  * `csize2tidx`: the tcache bin of a chunk size, or undefined when it is
  * at or past `TCACHE_MAX_BINS` (chunks above 0x410 are never tcached).
  */
 export function tcacheIndex(chunkSize: Size): number | undefined {
-  const size = toChunkSize(chunkSize);
-  const index = Math.floor((size - MINSIZE + MALLOC_ALIGNMENT - 1) / MALLOC_ALIGNMENT);
+  const index = csize2tidx(toChunkSize(chunkSize));
   return index < TCACHE_MAX_BINS ? index : undefined;
 }
 

@@ -10,6 +10,7 @@ import { AllocatorImage } from './image';
 import { readBytes, readWord } from './memory-source';
 import { revealPointer } from './safe-linking';
 import { TcacheLayout } from './structs';
+import { tidx2csize } from '../size-classes';
 import { FREE_BIT } from '../walk/chunk';
 
 export interface TcacheBinState {
@@ -83,7 +84,7 @@ export function findTcaches(
   for (const { cache, firstOfArena, where } of candidates) {
     const full = cache.bins.find((b) => b.count > 0 && b.reason === undefined);
     if (full !== undefined) {
-      cache.evidence = `bin ${full.index} is a list of exactly its ${full.count} chunks of size ${hex(binSize(full.index))}` +
+      cache.evidence = `bin ${full.index} is a list of exactly its ${full.count} chunks of size ${hex(tidx2csize(full.index))}` +
         (image.layout.tcacheKey === 'absent-or-tcache-pointer' ? '' : ', each marked with the tcache key');
     } else if (firstOfArena) {
       cache.evidence = `the first chunk of ${where}, where a thread's first malloc puts its tcache`;
@@ -101,11 +102,6 @@ export function findTcaches(
   }
   for (const t of tcaches) t.complete = t.bins.every((b) => b.reason === undefined);
   return { tcaches, emptyLookalikes };
-}
-
-/** tidx2csize for the bins that hold one size; 2.42's large bins hold ranges above the last of those. */
-function binSize(index: number): number {
-  return 32 + 16 * index;
 }
 
 function decodeCache(ctx: Context, chunk: bigint, arena: bigint, layout: TcacheLayout): ThreadCache | undefined {
@@ -132,8 +128,8 @@ function decodeBin(ctx: Context, struct: TcachePerthread, layout: TcacheLayout, 
     const sizeWord = readWord(ctx.image.memory, chunk + 8n);
     if (typeof sizeWord === 'string') return stop(sizeWord);
     const size = Number(sizeWord & ~7n);
-    if (small ? size !== binSize(index) : size <= binSize(layout.smallBins - 1)) {
-      return stop(`the chunk at ${hex(chunk)} has size ${hex(size)}, not the bin's ${small ? hex(binSize(index)) : 'large sizes'}`);
+    if (small ? size !== tidx2csize(index) : size <= tidx2csize(layout.smallBins - 1)) {
+      return stop(`the chunk at ${hex(chunk)} has size ${hex(size)}, not the bin's ${small ? hex(tidx2csize(index)) : 'large sizes'}`);
     }
     const stored = readWord(ctx.image.memory, entry);
     if (typeof stored === 'string') return stop(stored);

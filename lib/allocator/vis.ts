@@ -2,6 +2,7 @@
 // lines with each chunk's header, links and place (pwndbg's
 // vis_heap_chunks). A pure function of one decoded snapshot: the chunks are
 // the walk's, the places placeChunks' and the bytes the copy's.
+import { IS_MMAPPED, NON_MAIN_ARENA, PREV_INUSE } from '../chunk';
 import { HeapscopeError, rangeError } from '../errors';
 import { hex } from '../format';
 import { readOptions, toAddress, toIndex } from '../validate';
@@ -142,7 +143,7 @@ function visChunk(image: AllocatorImage, placed: PlacedChunk): VisChunk {
   if (typeof bytes === 'string') throw new HeapscopeError('ERR_INTERNAL', `the chunk at ${hex(placed.address)} the walk read is not in the copy: ${bytes}`);
   const rawSize = word(bytes, 8);
   const chunk: VisChunk = {
-    ...placed, rawSize, prevInUse: (rawSize & 1n) !== 0n, isMmapped: (rawSize & 2n) !== 0n, nonMainArena: (rawSize & 4n) !== 0n, lines: [], omitted: 0,
+    ...placed, rawSize, prevInUse: (rawSize & PREV_INUSE) !== 0n, isMmapped: (rawSize & IS_MMAPPED) !== 0n, nonMainArena: (rawSize & NON_MAIN_ARENA) !== 0n, lines: [], omitted: 0,
   };
   if (placed.size >= 32 && SINGLY_LINKED.has(placed.place)) {
     const stored = word(bytes, 16);

@@ -9,6 +9,7 @@ import type { VisResultData } from '../allocator/results';
 import { HEAD_LINES, TAIL_LINES, VisChunk, VisLine, WHOLE_LINES } from '../allocator/vis';
 import { chunkFlags } from '../chunk';
 import { hex } from '../format';
+import { TCACHE_MAX_BINS, tidx2csize } from '../size-classes';
 import { toJSONValue } from '../json';
 import type { DocumentViews, InspectContext, MimeBundle } from '../presenters';
 import type { ColourName } from '../table-spec';
@@ -43,8 +44,8 @@ export function placeText(c: VisChunk): string {
   switch (c.place) {
     case 'in-use': text = 'in use'; break;
     case 'tcache-struct': text = `tcache_perthread_struct${c.owner === 'calling-thread' ? ' of the calling thread' : ''}`; break;
-    // tcache bins below 64 hold one size each, 32 + 16 × index (tidx2csize).
-    case 'tcache': text = `tcache bin ${c.bin}${c.bin! < 64 ? ` (${hex(32 + 16 * c.bin!)})` : ''} ${whose()}`; break;
+    // tcache bins below TCACHE_MAX_BINS hold one size each.
+    case 'tcache': text = `tcache bin ${c.bin}${c.bin! < TCACHE_MAX_BINS ? ` (${hex(tidx2csize(c.bin!))})` : ''} ${whose()}`; break;
     case 'fastbin': text = `fastbin ${c.bin} (${range('fastbin', c.bin!)})`; break;
     case 'smallbin': text = `smallbin ${c.bin} (${range('regular', c.bin!)})`; break;
     case 'largebin': text = `largebin ${c.bin} (${range('regular', c.bin!)})`; break;

@@ -4,7 +4,7 @@
 // stage as predicted is a finding; one that is not is a surprise saying
 // what was seen.
 import { hex } from '../../format';
-import { binIndex, tcacheIndex } from '../../size-classes';
+import { binIndex, csize2tidx, tcacheIndex } from '../../size-classes';
 import { Rule, say } from '../rules';
 import { BinsRow, ChunkPlace, FrameParams, Measured, nameRange, BinsStage } from './measure';
 
@@ -74,7 +74,7 @@ function frees({ row, before, sizes, p }: StageFacts): Said {
     };
   }
   const because = index === undefined || index >= p.tcacheBins
-    ? `its tcache index ${index ?? Math.floor((size - 17) / 16)} is past mp_.tcache_bins (${p.tcacheBins})`
+    ? `its tcache index ${index ?? csize2tidx(size)} is past mp_.tcache_bins (${p.tcacheBins})`
     : `tcache bin ${index} held ${held} (mp_.tcache_count = ${p.tcacheCount})`;
   const fast = p.globalMaxFast === undefined ? '' : what === 'fastbin'
     ? ` and ${hex(size)} is at most global_max_fast (${hex(p.globalMaxFast)})`
