@@ -82,7 +82,7 @@ export function takeAllocatorSnapshot(options: AllocatorSnapshotOptions = {}): A
     taken = takeOnce(before, probe, attempt, before.length > 0 ? taken?.breakSeen : undefined, topRegion);
     if (taken.reason === undefined) return taken.snapshot;
     if (taken.final) break;
-    topRegion = outsideTop(taken.snapshot.image) ?? topRegion;
+    topRegion = outsideTop(taken.snapshot.image, maps()) ?? topRegion;
   }
   return { ...taken!.snapshot, consistent: false, reason: taken!.reason };
 }
@@ -92,15 +92,16 @@ const MAX_TOP_COPY = 64n << 20n;
 
 /**
  * A non-contiguous main_arena keeps its top in memory glibc took with mmap
- * and lists nowhere; the map region holding it, from the top on, when the
- * copy missed it (then the next copy reads it too).
+ * and lists nowhere; the region of `regions` (the process's map) holding
+ * it, from the top on, when the copy missed it (then the next copy reads it
+ * too). Pure: this process's copies and another's use it.
  */
-function outsideTop(image: AllocatorImage): MemoryRegion | undefined {
+export function outsideTop(image: AllocatorImage, regions: readonly MemoryRegion[]): MemoryRegion | undefined {
   const globals = locateGlobals(image);
   if (!globals.mainArena.found) return undefined;
   const main = decodeArenas(image, globals.mainArena.address).arenas.find((a) => a.kind === 'main');
   if (main === undefined || !main.noncontiguous || main.top.size !== undefined) return undefined;
-  const region = maps().find((r) => r.start <= main.top.address && main.top.address < r.end && r.readable);
+  const region = regions.find((r) => r.start <= main.top.address && main.top.address < r.end && r.readable);
   if (region === undefined) return undefined;
   const end = region.end - main.top.address > MAX_TOP_COPY ? main.top.address + MAX_TOP_COPY : region.end;
   return { ...region, start: main.top.address, end, size: Number(end - main.top.address) };

@@ -5,7 +5,8 @@
 // libc's data, every heap byte for byte equal in both (tcache traffic
 // changes no malloc_state, only the heaps), the structures agree with each
 // other (structureTornReason) and no arena's lock is held. Otherwise it is
-// retaken.
+// retaken. A non-contiguous main_arena's top lies in memory glibc took with
+// mmap: a copy that missed it is retaken with that region too.
 import { AllocatorImage, locateGlobals } from '../allocator/image';
 import { GlibcLayout } from '../allocator/layouts';
 import { libcDataRegions } from '../allocator/libc-data';
@@ -13,7 +14,7 @@ import { LibcFile } from '../allocator/libc-file';
 import { decodeArenas } from '../allocator/arenas';
 import { CopiedRange, copiedMemory, readBytes } from '../allocator/memory-source';
 import { CopiedSnapshot, madeResidentReason } from '../allocator/results';
-import { structureTornReason } from '../allocator/take-snapshot';
+import { outsideTop, structureTornReason } from '../allocator/take-snapshot';
 import { hex } from '../format';
 import { MemoryRegion, parseMaps, parseSettled, untouchedReadsZero } from '../maps';
 import { readProcFile, readStatus } from './proc';
@@ -33,14 +34,16 @@ export interface RemoteSnapshot extends CopiedSnapshot {
  */
 export function takeRemoteSnapshot(pid: number, layout: GlibcLayout, libc: LibcFile, attempts: number): RemoteSnapshot {
   let last: RemoteSnapshot | undefined;
+  let topRegion: MemoryRegion | undefined;
   for (let attempt = 1; attempt <= attempts; attempt++) {
-    last = takeOnce(pid, layout, libc, attempt);
+    last = takeOnce(pid, layout, libc, attempt, topRegion);
     if (last.consistent) return last;
+    topRegion = outsideTop(last.image, last.maps) ?? topRegion;
   }
   return last!;
 }
 
-function takeOnce(pid: number, layout: GlibcLayout, libc: LibcFile, attempt: number): RemoteSnapshot {
+function takeOnce(pid: number, layout: GlibcLayout, libc: LibcFile, attempt: number, topRegion: MemoryRegion | undefined): RemoteSnapshot {
   const regions = parseSettled(() => readProcFile(pid, 'maps'), parseMaps);
   const libcData = libcDataRegions(regions);
   if (libcData.length === 0 || libcData[0].inode !== libc.inode || libcData[0].dev !== libc.dev) {
@@ -53,6 +56,7 @@ function takeOnce(pid: number, layout: GlibcLayout, libc: LibcFile, attempt: num
     ...libcData.map((region) => ({ region, label: 'libc data' })),
     ...(heap === undefined ? [] : [{ region: heap, label: '[heap]' }]),
     ...arenaHeaps.map((region) => ({ region, label: 'arena heap' })),
+    ...(topRegion === undefined ? [] : [{ region: topRegion, label: "main_arena's top" }]),
   ];
   // Private anonymous memory: its pages never touched are left zero, not made resident by the copy.
   const once = planned.map(({ region }) => ({ address: region.start, length: BigInt(region.size), anonymous: untouchedReadsZero(region) }));
