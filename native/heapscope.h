@@ -168,7 +168,6 @@ int ReadUntouched(const UntouchedRead& read, size_t* got, uint64_t* untouched, i
 // Which call answered a mallinfo read. The values are what a plan's
 // mallinfo step records (lib/plan.ts decodes them).
 enum class MallinfoSource : uint64_t { kMallinfo = 1, kMallinfo2 = 2 };
-const char* MallinfoSourceName(MallinfoSource source);
 
 // mallinfo2 when glibc has it (2.33+), else mallinfo widened.
 MallInfo2 ReadMallinfo(MallinfoSource* source);

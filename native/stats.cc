@@ -38,10 +38,6 @@ const Lookup& Functions() {
 
 }  // namespace
 
-const char* MallinfoSourceName(MallinfoSource source) {
-  return source == MallinfoSource::kMallinfo2 ? "mallinfo2" : "mallinfo";
-}
-
 MallInfo2 ReadMallinfo(MallinfoSource* source) {
   const Lookup& fn = Functions();
   if (fn.v2 != nullptr) {
