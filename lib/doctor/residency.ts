@@ -6,11 +6,13 @@
 // and RSS does not count, is present but neither. (A private page still
 // shared with a fork's parent is missed by this rule.)
 //
-// A snapshot copies the arenas' memory with process_vm_readv, which can make
-// never-written pages resident (on Linux 6.18 a copy of a 41 MiB [heap]
-// holding 3.7 MiB resident left all of it resident). So what is resident is
-// read before the snapshot, region by region (readResidency), and ranges
-// found in the snapshot are looked up there.
+// A snapshot copies the arenas' memory with process_vm_readv, which makes
+// every page it reads resident (on Linux 6.18 a copy of a 41 MiB [heap]
+// holding 3.7 MiB resident left all of it resident). The copy skips the
+// pages pagemap shows never touched (native/untouched.cc), but only where it
+// can read pagemap, and a page can be touched between the two. So what is
+// resident is read before the snapshot, region by region (readResidency),
+// and ranges found in the snapshot are looked up there.
 import fs from 'node:fs';
 import type { MemoryRegion } from '../maps';
 
