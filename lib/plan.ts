@@ -8,7 +8,7 @@ import { ChunkHeader, decodeHeader } from './chunk';
 import { HeapscopeError, native, rangeError, typeError } from './errors';
 import { fromWords, Mallinfo, MALLINFO_FIELDS } from './stats';
 import {
-  describe, lookup, readArray, readOptions, readRecord, Size, sizeArg, toAddress, toIndex, toSize,
+  describe, lookup, readArray, readOptions, readOwn, recordKind, Size, sizeArg, toAddress, toIndex, toSize,
 } from './validate';
 
 /** A step's index in its plan: a whole number, as number or bigint. */
@@ -113,7 +113,7 @@ const OPS = Object.keys(OPCODES) as PlanOp[];
 const ALLOCATING = new Set<PlanOp>(['malloc', 'calloc', 'realloc', 'alignedAlloc']);
 /** Ops that act on an earlier allocation, named by its step index. */
 const REFERRING = new Set<PlanOp>(['realloc', 'free', 'header', 'usableSize', 'touch', 'resident']);
-/** Every field any step has; each step is read once, own properties only. */
+/** Every field any step has; a step's own properties are read, once each, as its op needs them. */
 const FIELDS = ['op', 'step', 'size', 'count', 'alignment', 'pad', 'byte', 'address', 'length', 'anonymous'] as const;
 
 /** The native executor's limit. */
@@ -124,70 +124,122 @@ export const MAX_PLAN_READ = 1n << 32n;
 /**
  * A step as checked: the index it refers to as a number, its operands as
  * the words the executor takes. Encoding and decoding both read only this,
- * so what was checked is what runs and what is decoded.
+ * so what was checked is what runs and what is decoded. One class, so that
+ * every checked step has the same shape.
  */
-interface CheckedStep {
-  op: PlanOp;
-  /** The earlier allocating step it acts on (REFERRING ops). */
-  ref?: number;
-  /** Whole numbers below 2^53 stay numbers: most plans need no BigInt at all. */
-  operands: [number | bigint, number | bigint];
-  /** Bytes asked for, for a kept Allocation (allocating ops). */
-  requested: number;
-  /** `read` of private anonymous memory. */
-  anonymous?: true;
+class CheckedStep {
+  constructor(
+    readonly op: PlanOp,
+    /** The earlier allocating step it acts on (REFERRING ops), else -1. */
+    readonly ref: number,
+    /** Whole numbers below 2^53 stay numbers: most plans need no BigInt at all. */
+    readonly a: number | bigint,
+    readonly b: number | bigint,
+    /** Bytes asked for, for a kept Allocation (allocating ops). */
+    readonly requested: number,
+    /** `read` of private anonymous memory. */
+    readonly anonymous: boolean,
+  ) {}
 }
+
+type Field = (typeof FIELDS)[number];
 
 function check(steps: unknown): CheckedStep[] {
   const list = readArray(steps, 'a plan', MAX_STEPS);
   if (list.length === 0) throw rangeError('a plan needs at least one step');
-  const checked: CheckedStep[] = [];
-  list.forEach((value, i) => {
-    const name = `step ${i}`;
-    const step = readRecord(value, name, FIELDS);
-    const op = lookup(OPCODES, step.op) === undefined ? undefined : step.op as PlanOp;
-    if (op === undefined) throw typeError(`${name}: op must be one of ${OPS.join(', ')}`);
-    let ref: number | undefined;
-    if (REFERRING.has(op)) {
-      if (step.step === undefined) {
-        throw new HeapscopeError('ERR_INVALID_PLAN', `${name}: ${op} needs \`step\`, the index of an earlier allocating step`);
-      }
-      ref = toIndex(step.step, `${name}.step`);
-      if (ref >= i || !ALLOCATING.has(checked[ref].op)) {
-        throw new HeapscopeError('ERR_INVALID_PLAN', `${name}: step ${ref} is not an earlier allocating step`);
-      }
-    }
-    const size = (key: 'size' | 'count' | 'alignment' | 'pad', fallback?: number) =>
-      step[key] === undefined && fallback !== undefined ? fallback : sizeArg(step[key], `${name}.${key}`);
-    let operands: [number | bigint, number | bigint] = [0, 0];
-    switch (op) {
-      case 'malloc': case 'realloc': operands = [size('size'), 0]; break;
-      case 'calloc': operands = [size('count'), size('size')]; break;
-      case 'alignedAlloc': operands = [size('alignment'), size('size')]; break;
-      case 'trim': operands = [size('pad', 0), 0]; break;
-      case 'touch': operands = [toIndex(step.byte ?? 0xa5, `${name}.byte`, 255), 0]; break;
-      case 'read':
-        operands = [toAddress(step.address, `${name}.address`), toSize(step.length, `${name}.length`, MAX_PLAN_READ)];
-        if (step.anonymous !== undefined && typeof step.anonymous !== 'boolean') {
-          throw typeError(`${name}.anonymous must be a boolean, got ${describe(step.anonymous)}`);
-        }
-        break;
-    }
-    const requested = op === 'calloc' ? Number(BigInt(operands[0]) * BigInt(operands[1]))
-      : op === 'alignedAlloc' ? Number(operands[1]) : ALLOCATING.has(op) ? Number(operands[0]) : 0;
-    checked.push(ref === undefined ? { op, operands, requested, ...(op === 'read' && step.anonymous === true ? { anonymous: true } : {}) } : { op, ref, operands, requested });
-  });
+  const checked: CheckedStep[] = new Array(list.length);
+  for (let i = 0; i < list.length; i++) checked[i] = checkStep(list[i], i, checked);
   return checked;
+}
+
+function checkStep(value: unknown, i: number, checked: readonly CheckedStep[]): CheckedStep {
+  const name = `step ${i}`;
+  const proxy = recordKind(value, name);
+  const step = value as object;
+  // Only the fields the op uses are read: own properties, once each.
+  const field = (key: Field): unknown => readOwn(step, key, name, proxy);
+  const named = field('op');
+  const op = lookup(OPCODES, named) === undefined ? undefined : named as PlanOp;
+  if (op === undefined) throw typeError(`${name}: op must be one of ${OPS.join(', ')}`);
+  let ref = -1;
+  if (REFERRING.has(op)) {
+    const index = field('step');
+    if (index === undefined) {
+      throw new HeapscopeError('ERR_INVALID_PLAN', `${name}: ${op} needs \`step\`, the index of an earlier allocating step`);
+    }
+    ref = toIndex(index, `${name}.step`);
+    if (ref >= i || !ALLOCATING.has(checked[ref].op)) {
+      throw new HeapscopeError('ERR_INVALID_PLAN', `${name}: step ${ref} is not an earlier allocating step`);
+    }
+  }
+  const size = (key: 'size' | 'count' | 'alignment' | 'pad'): number | bigint => sizeArg(field(key), `${name}.${key}`);
+  switch (op) {
+    case 'malloc': case 'realloc': {
+      const bytes = size('size');
+      return new CheckedStep(op, ref, bytes, 0, Number(bytes), false);
+    }
+    case 'calloc': {
+      const count = size('count');
+      const bytes = size('size');
+      return new CheckedStep(op, ref, count, bytes, Number(BigInt(count) * BigInt(bytes)), false);
+    }
+    case 'alignedAlloc': {
+      const alignment = size('alignment');
+      const bytes = size('size');
+      return new CheckedStep(op, ref, alignment, bytes, Number(bytes), false);
+    }
+    case 'trim': {
+      const pad = field('pad');
+      return new CheckedStep(op, ref, pad === undefined ? 0 : sizeArg(pad, `${name}.pad`), 0, 0, false);
+    }
+    case 'touch':
+      return new CheckedStep(op, ref, toIndex(field('byte') ?? 0xa5, `${name}.byte`, 255), 0, 0, false);
+    case 'read': {
+      const address = toAddress(field('address'), `${name}.address`);
+      const length = toSize(field('length'), `${name}.length`, MAX_PLAN_READ);
+      const anonymous = field('anonymous');
+      if (anonymous !== undefined && typeof anonymous !== 'boolean') {
+        throw typeError(`${name}.anonymous must be a boolean, got ${describe(anonymous)}`);
+      }
+      return new CheckedStep(op, ref, address, length, 0, anonymous === true);
+    }
+    default:
+      return new CheckedStep(op, ref, 0, 0, 0, false);
+  }
 }
 
 // Op codes as numbers, for encode's 32-bit halves.
 const OPNUMBERS = Object.fromEntries(OPS.map((op) => [op, Number(OPCODES[op])])) as Record<PlanOp, number>;
 const TWO_32 = 4294967296;
 
+/**
+ * Plans of up to WARM_STEPS steps are encoded into, and have their records
+ * written into, one buffer made on the first plan and kept: a fresh zeroed
+ * array each way per plan (640 KiB for 4,000 steps) cost more than the
+ * steps. It is made at its full size at once (above malloc's default mmap
+ * threshold) and never grows, so that it is one allocation made once, not
+ * one between two plans. Bigger plans get arrays of their own.
+ */
+const WARM_STEPS = 8192;
+let warm: { steps: BigUint64Array; records: BigUint64Array } | undefined;
+
+function warmArrays(): { steps: BigUint64Array; records: BigUint64Array } {
+  if (warm === undefined) {
+    const buffer = new ArrayBuffer(WARM_STEPS * (IN_WORDS + OUT_WORDS) * 8);
+    warm = {
+      steps: new BigUint64Array(buffer, 0, WARM_STEPS * IN_WORDS),
+      records: new BigUint64Array(buffer, WARM_STEPS * IN_WORDS * 8, WARM_STEPS * OUT_WORDS),
+    };
+  }
+  return warm;
+}
+
 /** The plan's words, written as 32-bit halves where a word is a number (no BigInt per word). */
-function encode(steps: readonly CheckedStep[]): BigUint64Array {
-  const words = new BigUint64Array(steps.length * IN_WORDS);
-  const halves = new Uint32Array(words.buffer);
+function encode(steps: readonly CheckedStep[], into?: BigUint64Array): BigUint64Array {
+  const words = into === undefined ? new BigUint64Array(steps.length * IN_WORDS) : into.subarray(0, steps.length * IN_WORDS);
+  const halves = new Uint32Array(words.buffer, words.byteOffset, words.length * 2);
+  // A warm array holds the last plan's words: every half is written.
+  if (into !== undefined) halves.fill(0);
   const put = (at: number, value: number | bigint): void => {
     if (typeof value === 'bigint') {
       words[at] = value;
@@ -201,10 +253,10 @@ function encode(steps: readonly CheckedStep[]): BigUint64Array {
     const at = i * IN_WORDS;
     halves[2 * at] = OPNUMBERS[step.op];
     // A read's second word is its flag (native/plan.cc), where other steps name the step they act on.
-    if (step.ref !== undefined) halves[2 * at + 2] = step.ref; // below MAX_STEPS
-    else if (step.anonymous === true) halves[2 * at + 2] = 1;
-    put(at + 2, step.operands[0]);
-    put(at + 3, step.operands[1]);
+    if (step.ref >= 0) halves[2 * at + 2] = step.ref; // below MAX_STEPS
+    else if (step.anonymous) halves[2 * at + 2] = 1;
+    put(at + 2, step.a);
+    put(at + 3, step.b);
   }
   return words;
 }
@@ -229,7 +281,7 @@ function decode(
     else if (status === 'failed') continue;
     switch (step.op) {
       case 'break': result.programBreak = words[at + 2]; break;
-      case 'header': result.header = decodeHeader(words[step.ref! * OUT_WORDS + 2], words[at + 4], words[at + 3]); break;
+      case 'header': result.header = decodeHeader(words[step.ref * OUT_WORDS + 2], words[at + 4], words[at + 3]); break;
       case 'usableSize': result.usableSize = n(at + 2); break;
       case 'trim': result.released = n(at + 2) === 1; break;
       case 'resident': result.residentPages = n(at + 2); result.totalPages = n(at + 3); break;
@@ -261,8 +313,9 @@ export function runPlan(steps: readonly PlanStep[], options: PlanOptions = {}): 
   const checked = check(steps);
   const { keep } = readOptions(options, 'options', ['keep']);
   if (keep !== undefined && typeof keep !== 'boolean') throw typeError(`options.keep must be a boolean, got ${describe(keep)}`);
-  const encoded = encode(checked);
-  const raw = native(() => binding.runPlan(encoded, keep === true));
+  const arrays = checked.length <= WARM_STEPS ? warmArrays() : undefined;
+  const encoded = encode(checked, arrays?.steps);
+  const raw = native(() => binding.runPlan(encoded, keep === true, arrays?.records));
   const kept = new Map<number, Allocation>();
   try {
     for (const index of raw.kept) {
