@@ -100,6 +100,24 @@ describe('runPlan', () => {
     expect(steps[2].status).toBe('skipped');
   });
 
+  it('a plan run from a step\'s getter, while another is checked, leaves that one\'s words alone', () => {
+    const inner: PlanStep[] = [{ op: 'break' }, { op: 'break' }, { op: 'break' }];
+    let innerBreaks = 0;
+    const { steps } = runPlan([
+      { op: 'malloc', size: 64 },
+      {
+        get op() {
+          innerBreaks = runPlan(inner).steps.filter((s) => s.programBreak! > 0n).length;
+          return 'usableSize';
+        },
+        step: 0,
+      } as unknown as PlanStep,
+    ]);
+    expect(innerBreaks).toBe(3);
+    expect(steps.map((s) => [s.op, s.status])).toEqual([['malloc', 'ok'], ['usableSize', 'ok']]);
+    expect(steps[1].usableSize).toBeGreaterThanOrEqual(64);
+  });
+
   it('a plan after a longer or failing one sees none of its words or records', () => {
     // Plans share warm arrays: each must read only what it wrote.
     runPlan([
