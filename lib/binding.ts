@@ -70,7 +70,8 @@ export interface RawBinding {
   mallocInfo(): string;
   glibcVersion(): string;
   pageSize(): number;
-  runPlan(steps: BigUint64Array, keep: boolean): RawPlanResult;
+  /** With `records`, they are written there in place (at least 16 words a step) and `words` is that array. */
+  runPlan(steps: BigUint64Array, keep: boolean, records?: BigUint64Array): RawPlanResult;
   addresses(): RawAddresses;
   /** Copies of another process's memory: `ranges` holds address, length pairs (see native/remote.cc). */
   readRemote(pid: number, ranges: BigUint64Array, anonymous?: Uint8Array): RawRemoteRead;

@@ -35,7 +35,12 @@ export interface ChunkHeader {
 }
 
 export function decodeHeader(userAddress: bigint, prevSize: bigint, rawSize: bigint): ChunkHeader {
-  return new Header(userAddress, prevSize, rawSize) as unknown as ChunkHeader;
+  return headerOf(userAddress - CHUNK_HEADER_SIZE, prevSize, rawSize, Number(rawSize & ~SIZE_BITS), Number(rawSize & SIZE_BITS));
+}
+
+/** A header whose size word is already split into its size (below 2^53) and flag bits: no BigInt arithmetic. */
+export function headerOf(address: bigint, prevSize: bigint, rawSize: bigint, size: number, flags: number): ChunkHeader {
+  return new Header(address, prevSize, rawSize, size, flags) as unknown as ChunkHeader;
 }
 
 /** How a chunk header shows itself; installed by the view layer. */
@@ -47,11 +52,10 @@ export const chunkHeaderViews = presenter<{ inspect(header: ChunkHeader, depth: 
  * equality checks without an Object.defineProperty per header.
  */
 class Header {
-  constructor(userAddress: bigint, prevSize: bigint, rawSize: bigint) {
+  constructor(address: bigint, prevSize: bigint, rawSize: bigint, size: number, flags: number) {
     const h = this as unknown as ChunkHeader;
-    const flags = Number(rawSize & SIZE_BITS);
-    h.address = userAddress - CHUNK_HEADER_SIZE;
-    h.size = Number(rawSize & ~SIZE_BITS);
+    h.address = address;
+    h.size = size;
     h.rawSize = rawSize;
     h.prevSize = prevSize;
     h.prevInUse = (flags & 1) !== 0;

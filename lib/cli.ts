@@ -69,13 +69,32 @@ function runSettings(input: Input): RunSettings {
   };
 }
 
+/**
+ * Isolated runs started ahead of the one being awaited: each is a child
+ * process of its own, so two can run at once on two cores, while results
+ * are still printed in order. In-process runs run one at a time, alone.
+ */
+const AHEAD = 1;
+
 async function runMany(names: readonly string[], settings: RunSettings, progress?: { line: ProgressLine; label: string }): Promise<void> {
   const results: ExperimentResult[] = [];
+  // A name from the command line: run() refuses an unknown one with ERR_UNKNOWN_EXPERIMENT.
+  const start = (name: string) => run(name as ExperimentName, { isolated: settings.isolated, tunables: settings.tunables, timeout: settings.timeout });
+  const ahead = names.length > 1 && names.every((name) => isolatedRun(name, settings)) ? AHEAD : 0;
+  const started: Promise<ExperimentResult>[] = [];
+  const startUpTo = (last: number) => {
+    for (let k = started.length; k <= Math.min(last, names.length - 1); k++) {
+      const promise = start(names[k]);
+      // Awaited in order below; a failure ahead of that is reported then, not as unhandled.
+      promise.catch(() => undefined);
+      started.push(promise);
+    }
+  };
   try {
     for (const [i, name] of names.entries()) {
       progress?.line.show(`${progress.label}: running ${name} (${i + 1} of ${names.length})`);
-      // A name from the command line: run() refuses an unknown one with ERR_UNKNOWN_EXPERIMENT.
-      const result = await run(name as ExperimentName, { isolated: settings.isolated, tunables: settings.tunables, timeout: settings.timeout });
+      startUpTo(i + ahead);
+      const result = await started[i];
       results.push(result);
       progress?.line.clear();
       if (!settings.json) write(`${story(result)}\n`);
@@ -84,6 +103,17 @@ async function runMany(names: readonly string[], settings: RunSettings, progress
     progress?.line.clear();
   }
   if (settings.json) write(toJSON(results.length === 1 ? results[0] : results));
+}
+
+/** Whether run() will run `name` in a child; an unknown name is not (run() refuses it). */
+function isolatedRun(name: string, settings: RunSettings): boolean {
+  if (settings.isolated !== undefined) return settings.isolated;
+  if (Object.keys(settings.tunables).length > 0) return true;
+  try {
+    return experiment(name as ExperimentName).isolatedByDefault;
+  } catch {
+    return false;
+  }
 }
 
 const ARENA_FLAG = { name: 'arena', choices: ['main', 'all'], help: 'main_arena\'s bins (the default), or every arena\'s' };

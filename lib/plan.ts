@@ -4,11 +4,12 @@
 import { Allocation, AllocationCall, mintAllocation } from './allocation';
 import { binding } from './binding';
 import { IN_WORDS, OP_CODES, OUT_WORDS, STATUS } from './plan-codes';
-import { ChunkHeader, decodeHeader } from './chunk';
+import { ChunkHeader, CHUNK_HEADER_SIZE, headerOf } from './chunk';
+import { bigintOf } from './exact';
 import { HeapscopeError, native, rangeError, typeError } from './errors';
 import { fromWords, Mallinfo, MALLINFO_FIELDS } from './stats';
 import {
-  describe, lookup, readArray, readOptions, readRecord, Size, sizeArg, toAddress, toIndex, toSize,
+  describe, readArray, readOptions, readOwn, recordKind, Size, sizeArg, toAddress, toIndex, toSize,
 } from './validate';
 
 /** A step's index in its plan: a whole number, as number or bigint. */
@@ -116,7 +117,7 @@ const OPS = Object.keys(OPCODES) as PlanOp[];
 const ALLOCATING = new Set<PlanOp>(['malloc', 'calloc', 'realloc', 'alignedAlloc']);
 /** Ops that act on an earlier allocation, named by its step index. */
 const REFERRING = new Set<PlanOp>(['realloc', 'free', 'header', 'usableSize', 'touch', 'resident']);
-/** Every field any step has; each step is read once, own properties only. */
+/** Every field any step has; a step's own properties are read, once each, as its op needs them. */
 const FIELDS = ['op', 'step', 'size', 'count', 'alignment', 'pad', 'byte', 'address', 'length', 'anonymous', 'toBreak'] as const;
 
 /** The native executor's limit. */
@@ -124,133 +125,207 @@ const MAX_STEPS = 1 << 22;
 /** The most one `read` step copies: one Buffer's worth in Node 20, the smallest of the supported Nodes. */
 export const MAX_PLAN_READ = 1n << 32n;
 
+type Field = (typeof FIELDS)[number];
+
+// Op codes as numbers, and ops by code, for the words' 32-bit halves.
+const OPNUMBERS = Object.fromEntries(OPS.map((op) => [op, Number(OPCODES[op])])) as Record<PlanOp, number>;
+const OP_OF_CODE: PlanOp[] = [];
+for (const op of OPS) OP_OF_CODE[OPNUMBERS[op]] = op;
+const ALLOCATING_CODE = OP_OF_CODE.map((op) => ALLOCATING.has(op));
+/** Op names by name, for a step's `op`: a Map, so no inherited name is an op. */
+const OP_NAMES = new Map<unknown, PlanOp>(OPS.map((op) => [op, op]));
+/** A read step's flags, in the word other steps name the step they act on with (native/plan.cc). */
+const READ_ANONYMOUS = 1;
+const READ_TO_BREAK = 2;
+const TWO_32 = 4294967296;
+const CHUNK_HEADER_BYTES = Number(CHUNK_HEADER_SIZE);
+
 /**
- * A step as checked: the index it refers to as a number, its operands as
- * the words the executor takes. Encoding and decoding both read only this,
- * so what was checked is what runs and what is decoded.
+ * Plans of up to WARM_STEPS steps are checked into, and have their records
+ * written into, one buffer made on the first plan and kept: a fresh zeroed
+ * array each way per plan (640 KiB for 4,000 steps) cost more than the
+ * steps. It is made at its full size at once (above malloc's default mmap
+ * threshold) and never grows, so that it is one allocation made once, not
+ * one between two plans. Bigger plans, and a plan run from inside another's
+ * check (a step's getter may call runPlan), get arrays of their own.
  */
-interface CheckedStep {
-  op: PlanOp;
-  /** The earlier allocating step it acts on (REFERRING ops). */
-  ref?: number;
-  /** Whole numbers below 2^53 stay numbers: most plans need no BigInt at all. */
-  operands: [number | bigint, number | bigint];
-  /** Bytes asked for, for a kept Allocation (allocating ops). */
-  requested: number;
-  /** `read` of private anonymous memory. */
-  anonymous?: true;
-  /** `read` up to the program break at the step. */
-  toBreak?: true;
+const WARM_STEPS = 8192;
+let warm: { steps: BigUint64Array; records: BigUint64Array; busy: boolean } | undefined;
+
+function warmArrays(): { steps: BigUint64Array; records: BigUint64Array; busy: boolean } {
+  if (warm === undefined) {
+    const buffer = new ArrayBuffer(WARM_STEPS * (IN_WORDS + OUT_WORDS) * 8);
+    warm = {
+      steps: new BigUint64Array(buffer, 0, WARM_STEPS * IN_WORDS),
+      records: new BigUint64Array(buffer, WARM_STEPS * IN_WORDS * 8, WARM_STEPS * OUT_WORDS),
+      busy: false,
+    };
+  }
+  return warm;
 }
 
-function check(steps: unknown): CheckedStep[] {
+/**
+ * The checked plan is its words: each step is checked and written in one
+ * pass, as the executor takes it (op, ref or read flag, two operands), and
+ * decoding reads the same words, so what was checked is what runs and what
+ * is decoded. Whole numbers below 2^53 are written as 32-bit halves: most
+ * plans need no BigInt at all.
+ */
+class Words {
+  readonly halves: Uint32Array;
+  constructor(readonly words: BigUint64Array, readonly count: number) {
+    this.halves = new Uint32Array(words.buffer, words.byteOffset, words.length * 2);
+  }
+  op(i: number): PlanOp { return OP_OF_CODE[this.halves[2 * IN_WORDS * i]]; }
+  allocates(i: number): boolean { return ALLOCATING_CODE[this.halves[2 * IN_WORDS * i]]; }
+  /** The step a referring op acts on; a read's flags (READ_ANONYMOUS, READ_TO_BREAK). */
+  ref(i: number): number { return this.halves[2 * IN_WORDS * i + 2]; }
+  operand(i: number, k: 0 | 1): number | bigint {
+    const at = 2 * (IN_WORDS * i + 2 + k);
+    return this.halves[at + 1] < 0x200000 ? this.halves[at] + this.halves[at + 1] * TWO_32 : this.words[IN_WORDS * i + 2 + k];
+  }
+  put(i: number, op: PlanOp, ref: number, a: number | bigint, b: number | bigint): void {
+    const at = IN_WORDS * i;
+    const h = this.halves;
+    h[2 * at] = OPNUMBERS[op];
+    h[2 * at + 2] = ref; // below MAX_STEPS, or a read's flag
+    this.set(at + 2, a);
+    this.set(at + 3, b);
+  }
+  /** Bytes an allocating step asked for, for a kept Allocation. */
+  requested(i: number): number {
+    const op = this.op(i);
+    if (op === 'calloc') return Number(BigInt(this.operand(i, 0)) * BigInt(this.operand(i, 1)));
+    return Number(this.operand(i, op === 'alignedAlloc' ? 1 : 0));
+  }
+  private set(at: number, value: number | bigint): void {
+    if (typeof value === 'bigint') {
+      this.words[at] = value;
+    } else {
+      this.halves[2 * at] = value >>> 0;
+      this.halves[2 * at + 1] = (value / TWO_32) >>> 0;
+    }
+  }
+}
+
+function check(steps: unknown, warmWords: BigUint64Array | undefined): Words {
   const list = readArray(steps, 'a plan', MAX_STEPS);
   if (list.length === 0) throw rangeError('a plan needs at least one step');
-  const checked: CheckedStep[] = [];
-  list.forEach((value, i) => {
-    const name = `step ${i}`;
-    const step = readRecord(value, name, FIELDS);
-    const op = lookup(OPCODES, step.op) === undefined ? undefined : step.op as PlanOp;
-    if (op === undefined) throw typeError(`${name}: op must be one of ${OPS.join(', ')}`);
-    let ref: number | undefined;
-    if (REFERRING.has(op)) {
-      if (step.step === undefined) {
-        throw new HeapscopeError('ERR_INVALID_PLAN', `${name}: ${op} needs \`step\`, the index of an earlier allocating step`);
-      }
-      ref = toIndex(step.step, `${name}.step`);
-      if (ref >= i || !ALLOCATING.has(checked[ref].op)) {
-        throw new HeapscopeError('ERR_INVALID_PLAN', `${name}: step ${ref} is not an earlier allocating step`);
-      }
-    }
-    const size = (key: 'size' | 'count' | 'alignment' | 'pad', fallback?: number) =>
-      step[key] === undefined && fallback !== undefined ? fallback : sizeArg(step[key], `${name}.${key}`);
-    let operands: [number | bigint, number | bigint] = [0, 0];
-    switch (op) {
-      case 'malloc': case 'realloc': operands = [size('size'), 0]; break;
-      case 'calloc': operands = [size('count'), size('size')]; break;
-      case 'alignedAlloc': operands = [size('alignment'), size('size')]; break;
-      case 'trim': operands = [size('pad', 0), 0]; break;
-      case 'touch': operands = [toIndex(step.byte ?? 0xa5, `${name}.byte`, 255), 0]; break;
-      case 'read':
-        operands = [toAddress(step.address, `${name}.address`), toSize(step.length, `${name}.length`, MAX_PLAN_READ)];
-        for (const flag of ['anonymous', 'toBreak'] as const) {
-          if (step[flag] !== undefined && typeof step[flag] !== 'boolean') throw typeError(`${name}.${flag} must be a boolean, got ${describe(step[flag])}`);
-        }
-        break;
-    }
-    const requested = op === 'calloc' ? Number(BigInt(operands[0]) * BigInt(operands[1]))
-      : op === 'alignedAlloc' ? Number(operands[1]) : ALLOCATING.has(op) ? Number(operands[0]) : 0;
-    const flags = op !== 'read' ? {} : { ...(step.anonymous === true ? { anonymous: true as const } : {}), ...(step.toBreak === true ? { toBreak: true as const } : {}) };
-    checked.push(ref === undefined ? { op, operands, requested, ...flags } : { op, ref, operands, requested });
-  });
+  const n = list.length;
+  const words = warmWords !== undefined && n <= WARM_STEPS ? warmWords.subarray(0, n * IN_WORDS) : new BigUint64Array(n * IN_WORDS);
+  const checked = new Words(words, n);
+  // A warm array holds the last plan's words: every half is written.
+  if (words.buffer === warmWords?.buffer) checked.halves.fill(0);
+  for (let i = 0; i < n; i++) checkStep(list[i], i, checked);
   return checked;
 }
 
-// Op codes as numbers, for encode's 32-bit halves.
-const OPNUMBERS = Object.fromEntries(OPS.map((op) => [op, Number(OPCODES[op])])) as Record<PlanOp, number>;
-const TWO_32 = 4294967296;
-
-/** The plan's words, written as 32-bit halves where a word is a number (no BigInt per word). */
-function encode(steps: readonly CheckedStep[]): BigUint64Array {
-  const words = new BigUint64Array(steps.length * IN_WORDS);
-  const halves = new Uint32Array(words.buffer);
-  const put = (at: number, value: number | bigint): void => {
-    if (typeof value === 'bigint') {
-      words[at] = value;
-    } else {
-      halves[2 * at] = value >>> 0;
-      halves[2 * at + 1] = (value / TWO_32) >>> 0;
+function checkStep(value: unknown, i: number, checked: Words): void {
+  const name = `step ${i}`;
+  const proxy = recordKind(value, name);
+  const step = value as object;
+  // Only the fields the op uses are read: own properties, once each.
+  const op = OP_NAMES.get(readOwn(step, 'op', name, proxy));
+  if (op === undefined) throw typeError(`${name}: op must be one of ${OPS.join(', ')}`);
+  let ref = 0;
+  if (REFERRING.has(op)) {
+    const index = readOwn(step, 'step', name, proxy);
+    if (index === undefined) {
+      throw new HeapscopeError('ERR_INVALID_PLAN', `${name}: ${op} needs \`step\`, the index of an earlier allocating step`);
     }
-  };
-  for (let i = 0; i < steps.length; i++) {
-    const step = steps[i];
-    const at = i * IN_WORDS;
-    halves[2 * at] = OPNUMBERS[step.op];
-    // A read's second word is its flags (native/plan.cc), where other steps name the step they act on.
-    if (step.ref !== undefined) halves[2 * at + 2] = step.ref; // below MAX_STEPS
-    else halves[2 * at + 2] = (step.anonymous === true ? 1 : 0) | (step.toBreak === true ? 2 : 0);
-    put(at + 2, step.operands[0]);
-    put(at + 3, step.operands[1]);
+    ref = toIndex(index, `${name}.step`);
+    if (ref >= i || !checked.allocates(ref)) {
+      throw new HeapscopeError('ERR_INVALID_PLAN', `${name}: step ${ref} is not an earlier allocating step`);
+    }
   }
-  return words;
+  switch (op) {
+    case 'malloc': case 'realloc':
+      return checked.put(i, op, ref, sizeField(step, 'size', name, proxy), 0);
+    case 'calloc': {
+      const count = sizeField(step, 'count', name, proxy);
+      return checked.put(i, op, ref, count, sizeField(step, 'size', name, proxy));
+    }
+    case 'alignedAlloc': {
+      const alignment = sizeField(step, 'alignment', name, proxy);
+      return checked.put(i, op, ref, alignment, sizeField(step, 'size', name, proxy));
+    }
+    case 'trim': {
+      const pad = readOwn(step, 'pad', name, proxy);
+      return checked.put(i, op, ref, pad === undefined ? 0 : sizeArg(pad, `${name}.pad`), 0);
+    }
+    case 'touch':
+      return checked.put(i, op, ref, toIndex(readOwn(step, 'byte', name, proxy) ?? 0xa5, `${name}.byte`, 255), 0);
+    case 'read': {
+      const address = toAddress(readOwn(step, 'address', name, proxy), `${name}.address`);
+      const length = toSize(readOwn(step, 'length', name, proxy), `${name}.length`, MAX_PLAN_READ);
+      const flag = (key: 'anonymous' | 'toBreak'): boolean => {
+        const value = readOwn(step, key, name, proxy);
+        if (value !== undefined && typeof value !== 'boolean') throw typeError(`${name}.${key} must be a boolean, got ${describe(value)}`);
+        return value === true;
+      };
+      // A read's second word is its flags (native/plan.cc), where other steps name the step they act on.
+      return checked.put(i, op, (flag('anonymous') ? READ_ANONYMOUS : 0) | (flag('toBreak') ? READ_TO_BREAK : 0), address, length);
+    }
+    default:
+      return checked.put(i, op, ref, 0, 0);
+  }
+}
+
+function sizeField(step: object, key: Field, name: string, proxy: boolean): number | bigint {
+  const value = readOwn(step, key, name, proxy);
+  // The common case inline; sizeArg names the field only when it must.
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0 ? value : sizeArg(value, `${name}.${key}`);
 }
 
 function decode(
-  steps: readonly CheckedStep[], words: BigUint64Array, texts: (string | undefined)[], buffers: (Buffer | undefined)[],
+  steps: Words, words: BigUint64Array, texts: (string | undefined)[], buffers: (Buffer | undefined)[],
 ): StepResult[] {
   // Counts and sizes are read as two 32-bit halves (numbers, exact below
   // 2^53); only addresses and raw header words become bigints.
   const halves = new Uint32Array(words.buffer, words.byteOffset, words.length * 2);
   const n = (k: number): number => halves[2 * k] + halves[2 * k + 1] * TWO_32;
-  const results: StepResult[] = new Array(steps.length);
-  for (let index = 0; index < steps.length; index++) {
-    const step = steps[index];
+  function decodeOk(op: PlanOp, index: number, status: StepStatus, at: number): StepResult {
+    switch (op) {
+      case 'malloc': case 'calloc': case 'realloc': case 'alignedAlloc': return { index, op, status, address: words[at + 2] };
+      case 'break': return { index, op, status, programBreak: words[at + 2] };
+      case 'header': {
+        // The size word's low half holds the flags; size and address as numbers (below 2^53), then exact bigints.
+        const low = halves[2 * (at + 3)];
+        const header = headerOf(
+          bigintOf(n(steps.ref(index) * OUT_WORDS + 2) - CHUNK_HEADER_BYTES), words[at + 4], words[at + 3],
+          (low - (low & 7)) + halves[2 * (at + 3) + 1] * TWO_32, low & 7,
+        );
+        return { index, op, status, header };
+      }
+      case 'usableSize': return { index, op, status, usableSize: n(at + 2) };
+      case 'trim': return { index, op, status, released: n(at + 2) === 1 };
+      case 'resident': return { index, op, status, residentPages: n(at + 2), totalPages: n(at + 3) };
+      case 'statm': return { index, op, status, rssPages: n(at + 2), sizePages: n(at + 3) };
+      case 'maps': return { index, op, status, maps: texts[index] };
+      case 'read':
+        if ((steps.ref(index) & READ_ANONYMOUS) === 0) return { index, op, status, bytes: buffers[index] };
+        return n(at + 5) === 0
+          ? { index, op, status, bytes: buffers[index], untouchedPages: n(at + 4) }
+          : { index, op, status, bytes: buffers[index], untouchedPages: n(at + 4), pagemapErrno: n(at + 5) };
+      case 'mallinfo':
+        return { index, op, status, mallinfo: fromWords(n(at + 15) === 2 ? 'mallinfo2' : 'mallinfo', MALLINFO_FIELDS.map((_, k) => words[at + 5 + k])) };
+      default: return { index, op, status };
+    }
+  }
+  const results: StepResult[] = new Array(steps.count);
+  // Each result is one literal with exactly its fields, in one order
+  // (index, op, status, errno, then the op's own): no property is added
+  // to an object already made.
+  for (let index = 0; index < steps.count; index++) {
+    const op = steps.op(index);
     const at = index * OUT_WORDS;
     const status = STATUS[n(at)];
-    const result: StepResult = { index, op: step.op, status };
-    results[index] = result;
-    if (status === 'failed') result.errno = n(at + 1);
-    if (status === 'skipped') continue;
-    if (ALLOCATING.has(step.op)) result.address = words[at + 2];
-    else if (status === 'failed') continue;
-    switch (step.op) {
-      case 'break': result.programBreak = words[at + 2]; break;
-      case 'header': result.header = decodeHeader(words[step.ref! * OUT_WORDS + 2], words[at + 4], words[at + 3]); break;
-      case 'usableSize': result.usableSize = n(at + 2); break;
-      case 'trim': result.released = n(at + 2) === 1; break;
-      case 'resident': result.residentPages = n(at + 2); result.totalPages = n(at + 3); break;
-      case 'statm': result.rssPages = n(at + 2); result.sizePages = n(at + 3); break;
-      case 'maps': result.maps = texts[index]; break;
-      case 'read':
-        result.bytes = buffers[index];
-        if (step.anonymous) {
-          result.untouchedPages = n(at + 4);
-          if (n(at + 5) !== 0) result.pagemapErrno = n(at + 5);
-        }
-        break;
-      case 'mallinfo':
-        result.mallinfo = fromWords(n(at + 15) === 2 ? 'mallinfo2' : 'mallinfo', MALLINFO_FIELDS.map((_, k) => words[at + 5 + k]));
-        break;
+    if (status === 'skipped') {
+      results[index] = { index, op, status };
+    } else if (status === 'failed') {
+      results[index] = ALLOCATING.has(op) ? { index, op, status, errno: n(at + 1), address: words[at + 2] } : { index, op, status, errno: n(at + 1) };
+    } else {
+      results[index] = decodeOk(op, index, status, at);
     }
   }
   return results;
@@ -264,17 +339,28 @@ function decode(
  * never a glibc abort. Steps and options are read once, own properties only.
  */
 export function runPlan(steps: readonly PlanStep[], options: PlanOptions = {}): PlanResult {
-  const checked = check(steps);
+  const arrays = warmArrays();
+  const own = !arrays.busy;
+  arrays.busy = true;
+  try {
+    return run(steps, options, own ? arrays : undefined);
+  } finally {
+    if (own) arrays.busy = false;
+  }
+}
+
+function run(steps: readonly PlanStep[], options: PlanOptions, arrays?: { steps: BigUint64Array; records: BigUint64Array }): PlanResult {
+  const checked = check(steps, arrays?.steps);
   const { keep } = readOptions(options, 'options', ['keep']);
   if (keep !== undefined && typeof keep !== 'boolean') throw typeError(`options.keep must be a boolean, got ${describe(keep)}`);
-  const encoded = encode(checked);
-  const raw = native(() => binding.runPlan(encoded, keep === true));
+  const records = checked.count <= WARM_STEPS ? arrays?.records : undefined;
+  const raw = native(() => binding.runPlan(checked.words, keep === true, records));
   const kept = new Map<number, Allocation>();
   try {
     for (const index of raw.kept) {
-      const step = checked[index];
-      const call = ALLOCATING.has(step.op) ? step.op as AllocationCall : 'plan';
-      kept.set(index, mintAllocation(Number(raw.words[index * OUT_WORDS + 2]), step.requested, call));
+      const op = checked.op(index);
+      const call = ALLOCATING.has(op) ? op as AllocationCall : 'plan';
+      kept.set(index, mintAllocation(Number(raw.words[index * OUT_WORDS + 2]), checked.requested(index), call));
     }
     return { steps: decode(checked, raw.words, raw.texts, raw.buffers), kept };
   } catch (error) {

@@ -109,14 +109,28 @@ function ownValue(value: object, key: string | number, name: string): unknown {
  * non-array object is an ERR_INVALID_ARG_TYPE.
  */
 export function readRecord<K extends string>(value: unknown, name: string, keys: readonly K[]): { [P in K]?: unknown } {
-  if (!isObject(value, name)) throw typeError(`${name} must be an object, got ${describe(value)}`);
+  const proxy = recordKind(value, name);
   // Every key is set (undefined when absent), so nothing is looked up on the
   // prototype; an ordinary object keeps one hidden class per key list, where
   // Object.create(null) made a dictionary of every record.
   const record = {} as { [P in K]?: unknown };
-  const read = isProxy(value) ? ownProperty : ownValue;
-  for (const key of keys) record[key] = read(value, key, name);
+  for (const key of keys) record[key] = readOwn(value as object, key, name, proxy);
   return record;
+}
+
+/**
+ * For a caller that reads a record's fields one at a time, as
+ * {@link readRecord} reads them (a plan step, whose op says which fields it
+ * has): throws unless `value` is a non-array object; true for a Proxy.
+ */
+export function recordKind(value: unknown, name: string): boolean {
+  if (!isObject(value, name)) throw typeError(`${name} must be an object, got ${describe(value)}`);
+  return isProxy(value);
+}
+
+/** One own property of an object {@link recordKind} passed (`proxy` is what it said), read once. */
+export function readOwn(value: object, key: string, name: string, proxy: boolean): unknown {
+  return proxy ? ownProperty(value, key, name) : ownValue(value, key, name);
 }
 
 /** An options argument: as {@link readRecord}, with `undefined` (left out) read as `{}`. */

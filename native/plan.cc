@@ -55,6 +55,13 @@ bool NeedsRef(uint64_t op) {
          op == kTouch || op == kResident;
 }
 
+// What a maps or read step leaves for after the loop: whether it succeeded,
+// and where its bytes are (in the texts, or in the reads' area).
+struct Handover {
+  bool ok;
+  size_t offset, length;
+};
+
 // A ScratchArea for one plan: Done() when the call ends, however it ends.
 class Scratch {
  public:
@@ -173,6 +180,13 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
       info[0].As<Napi::TypedArray>().TypedArrayType() != napi_biguint64_array)
     ThrowCode(env, "ERR_INVALID_ARG_TYPE", "plan must be a BigUint64Array");
   bool keep = info.Length() > 1 && info[1].ToBoolean().Value();
+  // An optional third argument: a BigUint64Array the records are written
+  // into in place (the caller keeps one warm between plans), instead of
+  // scratch copied into a fresh array after the steps.
+  const bool given = info.Length() > 2 && !info[2].IsUndefined();
+  if (given && (!info[2].IsTypedArray() ||
+                info[2].As<Napi::TypedArray>().TypedArrayType() != napi_biguint64_array))
+    ThrowCode(env, "ERR_INVALID_ARG_TYPE", "the records' array must be a BigUint64Array");
   auto in = info[0].As<Napi::BigUint64Array>();
   const size_t length = in.ElementLength();
   if (length % kInWords != 0)
@@ -195,7 +209,7 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
   // Every word a step uses is checked before anything runs: a plan can
   // never free or read a slot that is not a live allocation of an earlier
   // step, nor pass glibc a size it would take for a negative one.
-  size_t mapsSteps = 0;
+  size_t mapsSteps = 0, readSteps = 0;
   uint64_t readBytes = 0;
   bool anonymousReads = false;
   for (size_t i = 0; i < n; i++) {
@@ -207,6 +221,7 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
     if (op < kMalloc || op > kRead) invalid("unknown operation");
     if (op == kMaps) mapsSteps++;
     if (op == kRead) {
+      readSteps++;
       if (s[3] > kMaxRead) invalid("read longer than 4 GiB");
       readBytes += ReadArea::Span(s[3]);
       if (ref > 3) invalid("a read's flags are 1 (anonymous) and 2 (to the break)");
@@ -226,21 +241,29 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
     if (op == kRealloc || op == kFree) consumed[ref] = 1;
   }
 
-  const size_t outBytes = n * kOutWords * sizeof(uint64_t);
+  if (given && info[2].As<Napi::BigUint64Array>().ElementLength() < n * kOutWords)
+    ThrowCode(env, "ERR_OUT_OF_RANGE", "the records' array is shorter than the plan's records");
+  const size_t outBytes = given ? 0 : n * kOutWords * sizeof(uint64_t);
   const size_t ptrBytes = n * sizeof(uintptr_t);
-  Scratch scratch(planOut, outBytes + ptrBytes + mapsSteps * kMapsBytes);
+  // What the steps after the loop hand over (texts, Buffers) is taken from
+  // here, never from the records: those may be a SharedArrayBuffer's.
+  const size_t sideBytes = n * sizeof(Handover);
+  Scratch scratch(planOut, outBytes + ptrBytes + sideBytes + mapsSteps * kMapsBytes);
   if (scratch.data() == nullptr)
     ThrowCode(env, "ERR_ALLOC_FAILED", "cannot map plan scratch", errno, "mmap");
-  // Records and slots start zeroed (status kOk, no pointer); texts need not.
-  std::memset(scratch.data(), 0, outBytes + ptrBytes);
+  // Slots start zeroed (no pointer). Records need not: every step writes
+  // its status and errno, and the fields of its op that are read.
+  std::memset(scratch.data() + outBytes, 0, ptrBytes);
   ReadArea reads(readBytes);
   if (readBytes > 0 && !reads.ok())
     ThrowCode(env, "ERR_ALLOC_FAILED", "cannot map room for the plan's reads", errno, "mmap");
   uint8_t* const readBase = reads.next();
   uint8_t* read = readBase;
-  uint64_t* out = reinterpret_cast<uint64_t*>(scratch.data());
+  uint64_t* out = given ? info[2].As<Napi::BigUint64Array>().Data() : reinterpret_cast<uint64_t*>(scratch.data());
   uintptr_t* slot = reinterpret_cast<uintptr_t*>(scratch.data() + outBytes);
-  uint8_t* text = scratch.data() + outBytes + ptrBytes;
+  Handover* side = reinterpret_cast<Handover*>(scratch.data() + outBytes + ptrBytes);
+  uint8_t* const textBase = scratch.data() + outBytes + ptrBytes + sideBytes;
+  uint8_t* text = textBase;
   // The pid is cached here, not in the loop: its first lookup registers a
   // fork handler, which may malloc. Anonymous reads leave never-touched
   // pages alone (native/untouched.cc).
@@ -253,6 +276,8 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
     uint64_t* r = out + i * kOutWords;
     uint64_t op = s[0];
     void* target = NeedsRef(op) ? reinterpret_cast<void*>(slot[s[1]]) : nullptr;
+    r[0] = kOk;
+    r[1] = 0;
     if (NeedsRef(op) && target == nullptr) {
       r[0] = kSkipped;
       continue;
@@ -297,13 +322,15 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
         err = Resident(reinterpret_cast<uintptr_t>(target), malloc_usable_size(target), &r[2], &r[3]);
         break;
       case kMaps: {
+        side[i] = {false, 0, 0};
         bool full = false;
         ssize_t got = ReadProcFile("/proc/self/maps", text, kMapsBytes, &full);
         if (got < 0) {
           err = static_cast<int>(-got);
         } else {
-          r[2] = static_cast<uint64_t>(text - scratch.data());
+          r[2] = static_cast<uint64_t>(text - textBase);
           r[3] = static_cast<uint64_t>(got);
+          side[i] = {true, static_cast<size_t>(text - textBase), static_cast<size_t>(got)};
           if (full) r[0] = kTruncated;
         }
         text += kMapsBytes;
@@ -326,6 +353,7 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
         r[5] = static_cast<uint64_t>(pagemapErr);
         r[2] = static_cast<uint64_t>(read - readBase);
         r[3] = length;
+        side[i] = {err == 0, static_cast<size_t>(read - readBase), static_cast<size_t>(length)};
         read += ReadArea::Span(s[3]);
         break;
       }
@@ -377,32 +405,34 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
     if (slot[i] != 0) kept.Set(kept.Length(), Napi::Number::New(env, static_cast<double>(i)));
 
   Napi::Object result = Napi::Object::New(env);
-  auto words = Napi::BigUint64Array::New(env, n * kOutWords);
-  std::memcpy(words.Data(), out, outBytes);
-  result.Set("words", words);
+  if (given) {
+    result.Set("words", info[2]);
+  } else {
+    auto words = Napi::BigUint64Array::New(env, n * kOutWords);
+    std::memcpy(words.Data(), out, outBytes);
+    result.Set("words", words);
+  }
   Napi::Array texts = Napi::Array::New(env);
-  for (size_t i = 0; i < n; i++) {
+  for (size_t i = 0; mapsSteps > 0 && i < n; i++) {
     const uint64_t* s = steps + i * kInWords;
-    const uint64_t* r = out + i * kOutWords;
-    if (s[0] == kMaps && (r[0] == kOk || r[0] == kTruncated))
+    if (s[0] == kMaps && side[i].ok)
       texts.Set(static_cast<uint32_t>(i),
-                Napi::String::New(env, reinterpret_cast<const char*>(scratch.data() + r[2]), r[3]));
+                Napi::String::New(env, reinterpret_cast<const char*>(textBase + side[i].offset), side[i].length));
   }
   result.Set("texts", texts);
   Napi::Array buffers = Napi::Array::New(env);
-  for (size_t i = 0; i < n; i++) {
+  for (size_t i = 0; readSteps > 0 && i < n; i++) {
     const uint64_t* s = steps + i * kInWords;
-    const uint64_t* r = out + i * kOutWords;
     if (s[0] != kRead) continue;
     const size_t span = ReadArea::Span(s[3]);
-    if (r[0] != kOk || r[3] == 0) {
+    if (!side[i].ok || side[i].length == 0) {
       reads.HandOver(span, true);
-      if (r[0] == kOk) buffers.Set(static_cast<uint32_t>(i), Napi::Buffer<uint8_t>::New(env, 0));
+      if (side[i].ok) buffers.Set(static_cast<uint32_t>(i), Napi::Buffer<uint8_t>::New(env, 0));
       continue;
     }
     // Steps are handed over in order: this step's range is next.
     auto bytes = Napi::Buffer<uint8_t>::NewOrCopy(
-        env, reads.next(), r[3], [span](Napi::Env, uint8_t* data) { munmap(data, span); });
+        env, reads.next(), side[i].length, [span](Napi::Env, uint8_t* data) { munmap(data, span); });
     reads.HandOver(span, false);
     buffers.Set(static_cast<uint32_t>(i), bytes);
   }

@@ -50,6 +50,59 @@ describe('the raw runPlan binding', () => {
     expect(binding.liveCount()).toBe(0);
   });
 
+  it('refuses a records array of the wrong type or too short, before running anything', () => {
+    const plan = words([OP.malloc, 0n, 8n], [OP.free, 0n]);
+    const attempt = (records: unknown) => {
+      try {
+        binding.runPlan(plan, false, records as BigUint64Array);
+      } catch (error) {
+        return error;
+      }
+      return undefined;
+    };
+    for (const bad of [[0n], new Float64Array(32), new BigInt64Array(32), {}]) {
+      expect(attempt(bad)).toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' });
+    }
+    expect(attempt(new BigUint64Array(31))).toMatchObject({ code: 'ERR_OUT_OF_RANGE' });
+    expect(binding.liveCount()).toBe(0);
+  });
+
+  it('writes records in place, and hands over texts and Buffers from its own account of them, not the records', () => {
+    // Records in a SharedArrayBuffer that another thread overwrites with
+    // hostile offsets and lengths while the plan runs: what the addon hands
+    // over after the steps (a maps text, a read's Buffer) must come from
+    // what it kept itself, or a rewritten length would read past its memory.
+    const child = spawnSync(process.execPath, ['-e', `
+      const { Worker } = require('node:worker_threads');
+      const { binding } = require(${JSON.stringify(path.join(ROOT, 'dist', 'binding.js'))});
+      const source = Buffer.from('heapscope records');
+      const block = binding.malloc(64);
+      binding.writeAllocation(block, 0, source);
+      const plan = new BigUint64Array([13n, 0n, 0n, 0n, 15n, 0n, BigInt(block), BigInt(source.length), 14n, 0n, 0n, 0n]);
+      const records = new BigUint64Array(new SharedArrayBuffer(3 * 16 * 8));
+      const flag = new Int32Array(new SharedArrayBuffer(4));
+      const worker = new Worker(\`
+        const { workerData: [records, flag] } = require('node:worker_threads');
+        for (let k = 0; Atomics.load(flag, 0) === 0; k++) records.fill(k % 2 === 0 ? (1n << 62n) : 0n);
+      \`, { eval: true, workerData: [records, flag] });
+      worker.on('online', () => {
+        let texts = 0, bytes = 0;
+        for (let i = 0; i < 2000; i++) {
+          const result = binding.runPlan(plan, false, records);
+          if (result.words !== records) throw new Error('words is not the records array');
+          if (typeof result.texts[0] === 'string' && result.texts[0].includes('[stack]')) texts++;
+          if (result.buffers[1] !== undefined && result.buffers[1].equals(source)) bytes++;
+        }
+        Atomics.store(flag, 0, 1);
+        binding.free(block);
+        worker.once('exit', () => console.log(JSON.stringify({ texts, bytes, live: binding.liveCount() })));
+      });
+    `], { encoding: 'utf8' });
+    expect(child.signal, child.stderr).toBeNull();
+    expect(child.status, child.stderr).toBe(0);
+    expect(JSON.parse(child.stdout)).toEqual({ texts: 2000, bytes: 2000, live: 0 });
+  });
+
   it('runs a plan whose SharedArrayBuffer another thread rewrites: checked and run from one copy', () => {
     // A worker flips the last step's ref between valid (0) and far out of
     // range, and its op between usableSize and unknown ones, while this

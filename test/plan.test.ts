@@ -100,6 +100,40 @@ describe('runPlan', () => {
     expect(steps[2].status).toBe('skipped');
   });
 
+  it('a plan run from a step\'s getter, while another is checked, leaves that one\'s words alone', () => {
+    const inner: PlanStep[] = [{ op: 'break' }, { op: 'break' }, { op: 'break' }];
+    let innerBreaks = 0;
+    const { steps } = runPlan([
+      { op: 'malloc', size: 64 },
+      {
+        get op() {
+          innerBreaks = runPlan(inner).steps.filter((s) => s.programBreak! > 0n).length;
+          return 'usableSize';
+        },
+        step: 0,
+      } as unknown as PlanStep,
+    ]);
+    expect(innerBreaks).toBe(3);
+    expect(steps.map((s) => [s.op, s.status])).toEqual([['malloc', 'ok'], ['usableSize', 'ok']]);
+    expect(steps[1].usableSize).toBeGreaterThanOrEqual(64);
+  });
+
+  it('a plan after a longer or failing one sees none of its words or records', () => {
+    // Plans share warm arrays: each must read only what it wrote.
+    runPlan([
+      { op: 'malloc', size: 1n << 40n }, { op: 'header', step: 0 }, { op: 'touch', step: 0, byte: 7 },
+      { op: 'free', step: 0 }, { op: 'read', address: 8n, length: 8 }, { op: 'mallinfo' },
+    ]);
+    const { steps } = runPlan([{ op: 'malloc', size: 48 }, { op: 'header', step: 0 }, { op: 'free', step: 0 }]);
+    expect(steps.map((s) => [s.status, s.errno])).toEqual([['ok', undefined], ['ok', undefined], ['ok', undefined]]);
+    expect(steps[0].address).not.toBe(0n);
+    expect(steps[1].header!.size).toBe(64);
+    // A bigger plan than the warm arrays hold gets its own, decoded alike.
+    const big = runPlan(Array.from({ length: 9000 }, (_, i) => (i % 2 === 0 ? { op: 'malloc', size: 24 } : { op: 'usableSize', step: i - 1 })));
+    expect(big.steps.length).toBe(9000);
+    expect(big.steps.every((s, i) => s.status === 'ok' && (i % 2 === 0 ? s.address! > 0n : s.usableSize! >= 24))).toBe(true);
+  });
+
   it('refuses a plan that would free twice or read freed memory, before running anything', () => {
     const invalid = { code: 'ERR_INVALID_PLAN' };
     expect(() => runPlan([{ op: 'malloc', size: 8 }, { op: 'free', step: 0 }, { op: 'free', step: 0 }]))

@@ -2,6 +2,7 @@
 // tcache, a fastbin, the unsorted, a small or a large bin, or top. A chunk
 // the walk calls free but no bin lists, and a listed chunk the walk never
 // met, are inconsistencies and are reported as such.
+import { bigintOf } from '../exact';
 import { hex } from '../format';
 import { FREE_BIT } from '../walk/chunk';
 import { Arena } from './arenas';
@@ -53,6 +54,8 @@ export interface Placement {
 }
 
 interface Listing {
+  /** The listed address as read (a corrupt list can hold any 64-bit value; the key is its number). */
+  address: bigint;
   place: PlaceKind;
   bin?: number;
   tcache?: bigint;
@@ -64,10 +67,19 @@ interface Listing {
 export function placeChunks(
   arenas: readonly Arena[], bins: readonly ArenaBins[], tcaches: readonly ThreadCache[], walks: readonly RegionWalk[],
 ): Placement {
-  const listed = new Map<bigint, Listing>();
+  // Keyed by the address as a number (exact: user space ends at 2^47): a
+  // Map hashes a bigint key through a runtime call, once per chunk walked.
+  const listed = new Map<number, Listing>();
+  // A corrupt list can hold any 64-bit value; one at or above 2^53 is no
+  // chunk of any walk (and no exact number): a stray, kept as read.
+  const far: Listing[] = [];
+  const enlist = (listing: Listing) => {
+    if (listing.address < 1n << 53n) listed.set(Number(listing.address), listing);
+    else far.push(listing);
+  };
   for (const b of bins) {
     const add = (place: PlaceKind, list: ArenaBins['fastbins'], withIndex: boolean) => {
-      for (const bin of list) for (const c of bin.chunks) listed.set(c.address, { place, ...(withIndex ? { bin: bin.index } : {}), arena: b.arena });
+      for (const bin of list) for (const c of bin.chunks) enlist({ address: c.address, place, ...(withIndex ? { bin: bin.index } : {}), arena: b.arena });
     };
     add('fastbin', b.fastbins, true);
     add('unsorted', b.unsorted, false);
@@ -75,23 +87,26 @@ export function placeChunks(
     add('largebin', b.largebins, true);
   }
   for (const t of tcaches) {
-    for (const bin of t.bins) for (const c of bin.chunks) listed.set(c.address, { place: 'tcache', bin: bin.index, tcache: t.address, owner: t.owner, arena: t.arena });
+    for (const bin of t.bins) for (const c of bin.chunks) enlist({ address: c.address, place: 'tcache', bin: bin.index, tcache: t.address, owner: t.owner, arena: t.arena });
   }
-  const structs = new Map(tcaches.map((t) => [t.address, t]));
+  const structs = new Map(tcaches.map((t) => [Number(t.address), t]));
   const byArena = new Map(arenas.map((a) => [a.address, a]));
-  const met = new Set<bigint>();
+  const met = new Set<number>();
   const regions = walks.map((w): RegionPlaces => {
     const arena = byArena.get(w.arena);
+    const lastRemainder = arena === undefined ? -1 : Number(arena.lastRemainder);
+    const start = Number(w.start);
     const { table } = w.walk;
     const chunks: PlacedChunk[] = new Array(table.count);
     for (let i = 0; i < table.count; i++) {
-      const address = w.start + BigInt(table.offsets[i]);
+      const at = start + table.offsets[i];
+      const address = bigintOf(at);
       const chunk: PlacedChunk = { address, size: table.sizes[i], place: 'in-use' };
-      const list = listed.get(address);
-      const struct = structs.get(address);
+      const list = listed.get(at);
+      const struct = structs.get(at);
       if (i === w.walk.top) chunk.place = 'top';
       else if (list !== undefined) {
-        met.add(address);
+        met.add(at);
         chunk.place = list.place;
         if (list.bin !== undefined) chunk.bin = list.bin;
         if (list.tcache !== undefined) Object.assign(chunk, { tcache: list.tcache, owner: list.owner });
@@ -99,13 +114,13 @@ export function placeChunks(
       else if (struct !== undefined) Object.assign(chunk, { place: 'tcache-struct', tcache: struct.address, owner: struct.owner });
       // An older thread heap ends in one fencepost; a non-contiguous main_arena's [heap] in two (no chunk is under 32 bytes).
       else if (w.walk.ending === 'fencepost' && i >= table.count - 2 && table.sizes[i] === 16) chunk.place = 'fencepost';
-      if (arena !== undefined && address === arena.lastRemainder) chunk.lastRemainder = true;
+      if (at === lastRemainder) chunk.lastRemainder = true;
       chunks[i] = chunk;
     }
     return { arena: w.arena, kind: w.kind, start: w.start, end: w.end, chunks, ...(w.reason === undefined ? {} : { reason: w.reason }) };
   });
-  const strays = [...listed].filter(([address]) => !met.has(address))
-    .map(([address, l]) => ({ address, place: l.place, ...(l.bin === undefined ? {} : { bin: l.bin }), arena: l.arena }));
+  const strays = [...[...listed].filter(([at]) => !met.has(at)).map(([, l]) => l), ...far]
+    .map((l) => ({ address: l.address, place: l.place, ...(l.bin === undefined ? {} : { bin: l.bin }), arena: l.arena }));
   return { regions, strays };
 }
 

@@ -1,35 +1,11 @@
-// Running an experiment in this process. Kept apart from run.ts so that the
-// child process of an isolated run loads only the experiments, not the
-// views: every module loaded before the experiment shapes the heap it sees.
-import { HeapscopeError, typeError } from '../errors';
+// Running an experiment in this process. Kept apart from run.ts and the
+// registry so that the child process of an isolated run loads only its own
+// experiment, not the views nor the other experiments: every module loaded
+// before the experiment shapes the heap it sees (and loading all ten cost
+// each child ~140 ms).
 import { glibcVersion, mallinfo2, pageSize } from '../stats';
-import { ExperimentName, ExperimentNamed, EXPERIMENTS, RegisteredExperiment } from './registry';
-import { describe } from '../validate';
 import { parseTunablesEnv } from './tunables';
 import { Environment, Experiment, ResultData } from './types';
-
-/** The experiments, in tour order. */
-export function experiments(): readonly RegisteredExperiment[] {
-  return EXPERIMENTS;
-}
-
-/**
- * The experiment named `name`. Names are checked here too, for plain
- * JavaScript and names from outside the program (a command line): an
- * unknown one is ERR_UNKNOWN_EXPERIMENT.
- */
-export function experiment<N extends ExperimentName>(name: N): ExperimentNamed<N>;
-export function experiment(name: string): RegisteredExperiment {
-  if (typeof name !== 'string') throw typeError(`an experiment name is a string, got ${describe(name)}`);
-  const found = EXPERIMENTS.find((e) => e.name === name);
-  if (found === undefined) {
-    throw new HeapscopeError(
-      'ERR_UNKNOWN_EXPERIMENT',
-      `no experiment named ${JSON.stringify(name)}; try one of: ${EXPERIMENTS.map((e) => e.name).join(', ')}`,
-    );
-  }
-  return found;
-}
 
 export function environment(isolated: boolean): Environment {
   return {

@@ -12,6 +12,8 @@ import { layout } from './layout';
 import { mmapThreshold } from './mmap-threshold';
 import { paging } from './paging';
 import { tcache } from './tcache';
+import { HeapscopeError, typeError } from '../errors';
+import { describe } from '../validate';
 import type { Experiment, ExperimentResult } from './types';
 
 export const EXPERIMENTS = [
@@ -46,3 +48,26 @@ export type ExperimentNamed<N extends ExperimentName> = Extract<RegisteredExperi
  * that their `name` tells apart.
  */
 export type ResultOf<N extends ExperimentName> = N extends ExperimentName ? ExperimentResult<ExperimentRows[N], N> : never;
+
+/** The experiments, in tour order. */
+export function experiments(): readonly RegisteredExperiment[] {
+  return EXPERIMENTS;
+}
+
+/**
+ * The experiment named `name`. Names are checked here too, for plain
+ * JavaScript and names from outside the program (a command line): an
+ * unknown one is ERR_UNKNOWN_EXPERIMENT.
+ */
+export function experiment<N extends ExperimentName>(name: N): ExperimentNamed<N>;
+export function experiment(name: string): RegisteredExperiment {
+  if (typeof name !== 'string') throw typeError(`an experiment name is a string, got ${describe(name)}`);
+  const found = EXPERIMENTS.find((e) => e.name === name);
+  if (found === undefined) {
+    throw new HeapscopeError(
+      'ERR_UNKNOWN_EXPERIMENT',
+      `no experiment named ${JSON.stringify(name)}; try one of: ${EXPERIMENTS.map((e) => e.name).join(', ')}`,
+    );
+  }
+  return found;
+}

@@ -5,14 +5,15 @@ import { Readable } from 'node:stream';
 import v8 from 'node:v8';
 import { HeapscopeError, rangeError, typeError } from '../errors';
 import { describe, readOptions } from '../validate';
-import { experiment, runHere } from './here';
+import { runHere } from './here';
 import { ExperimentResultView } from './result';
 import { REFUSE_BLOCKED, RESULT_FD } from './result-channel';
 import { checkTunables, Tunables, tunablesEnv } from './tunables';
-import { ExperimentName, ResultOf } from './registry';
+import { experiment, ExperimentName, ResultOf } from './registry';
 import { ExperimentResult, ResultData } from './types';
 
-export { environment, experiment, experiments } from './here';
+export { environment } from './here';
+export { experiment, experiments } from './registry';
 
 export interface RunOptions {
   /** Run in a fresh `node` child process. Defaults to the experiment's own choice. */

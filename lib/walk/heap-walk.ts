@@ -93,7 +93,13 @@ export function regionWalk(walk: RegionWalk, places: RegionPlaces, ours: Readonl
   const chunks: HeapChunk[] = new Array(table.count);
   for (let i = 0; i < table.count; i++) {
     const placed = places.chunks[i];
-    const chunk: HeapChunk = { ...placed, prevInUse: (table.bits[i] & P_BIT) !== 0, nonMainArena: (table.bits[i] & A_BIT) !== 0 };
+    const prevInUse = (table.bits[i] & P_BIT) !== 0;
+    const nonMainArena = (table.bits[i] & A_BIT) !== 0;
+    // Most chunks have no bin, tcache or last_remainder mark: one literal of
+    // one shape, in the spread's field order, instead of a spread each.
+    const chunk: HeapChunk = placed.bin === undefined && placed.tcache === undefined && placed.lastRemainder === undefined
+      ? { address: placed.address, size: placed.size, place: placed.place, prevInUse, nonMainArena }
+      : { ...placed, prevInUse, nonMainArena };
     const allocation = ours.get(placed.address);
     if (allocation !== undefined) {
       chunk.allocation = allocation;
