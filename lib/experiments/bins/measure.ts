@@ -13,6 +13,7 @@ import { decodeAllocator } from '../../allocator/state';
 import { copiedSnapshot, copySources, PlannedCopy, planCopy } from '../../allocator/take-snapshot';
 import { HeapscopeError } from '../../errors';
 import { hex } from '../../format';
+import { maps } from '../../maps';
 import { PlanStep, runPlan } from '../../plan';
 import { MINSIZE, requestToChunkSize } from '../../size-classes';
 import { fillers } from './fillers';
@@ -48,8 +49,13 @@ const DRAIN_EXTRA = 16;
 /** Rounds of SOAKED mallocs after the drains (see drains). */
 const SOAK = 32;
 const SOAKED = [GUARD_REQUEST, FAST_REQUEST, GUARD_REQUEST, SMALL_REQUEST, GUARD_REQUEST, LARGE_REQUEST];
-/** The most the plan's copies may take together. */
-export const MAX_COPIES = 256 * 1024 * 1024;
+/**
+ * The most the plan's copies may hold resident together. By the time
+ * `heapscope tour --in-process` reaches bins, the earlier experiments have
+ * grown [heap] to 12–27 MiB here and Node's thread arenas hold about 13 MiB:
+ * 14 copies of 26 MiB fit, of 40 MiB do not.
+ */
+export const MAX_COPIES = 512 * 1024 * 1024;
 
 export type BinsStage =
   | 'start' | 'tcache' | 'unsorted' | 'sort' | 'fastbin' | 'no-merge' | 'apart' | 'coalesce' | 'consolidate' | 'split' | 'remainder' | 'top';
@@ -212,16 +218,26 @@ function carvedBytes(count: number): number {
     SOAK * SOAKED.reduce((n, size) => n + requestToChunkSize(size), 0);
 }
 
-function copyBudget(sources: ReturnType<typeof copySources>, frames: number): void {
-  const heap = Number((sources.heapEnd ?? 0n) - (sources.heap?.start ?? 0n));
-  const bytes = sources.libc.reduce((n, r) => n + r.size, 0) + heap + sources.arenaHeaps.reduce((n, r) => n + r.size, 0);
+/**
+ * Refuses a plan whose copies would hold more than MAX_COPIES. A copy leaves
+ * the pages never touched alone (neither read nor made resident), so what
+ * each costs is what its regions hold resident: `resident` is smaps' account,
+ * read before the fillers (reading it allocates, and what it frees later
+ * must not land among them); a region it does not know counts whole.
+ */
+function copyBudget(sources: ReturnType<typeof copySources>, frames: number, resident: ReadonlyMap<bigint, number>): void {
+  const held = (r: { start: bigint; size: number }) => Math.min(r.size, resident.get(r.start) ?? r.size);
+  const heap = sources.heap === undefined ? 0 : Number(sources.heapEnd! - sources.heap.start);
+  const heapHeld = sources.heap === undefined ? 0 : Math.min(heap, (resident.get(sources.heap.start) ?? heap) + Math.max(0, heap - sources.heap.size));
+  const bytes = sources.libc.reduce((n, r) => n + held(r), 0) + heapHeld + sources.arenaHeaps.reduce((n, r) => n + held(r), 0);
   if (bytes * frames > MAX_COPIES) {
-    throw new HeapscopeError('ERR_EXPERIMENT_FAILED', `bins copies the allocator ${frames} times in one plan, ${bytes} bytes each here ` +
+    throw new HeapscopeError('ERR_EXPERIMENT_FAILED', `bins copies the allocator ${frames} times in one plan, ${bytes} resident bytes each here ` +
       `([heap] is ${heap} bytes), more than the ${MAX_COPIES} bytes it allows: run it isolated (the default)`);
   }
 }
 
 function measureOnce(): { rows: BinsRow[]; preparation: Preparation; disturbance?: string } {
+  const resident = new Map(maps({ rss: true }).map((r) => [r.start, r.rss ?? r.size]));
   // global_max_fast's offset is measured in a child the first time: that
   // spawn mallocs and frees plenty, so it comes before the fillers' snapshot.
   maxFastOffset(copySources().libcFile);
@@ -253,7 +269,7 @@ function measureOnce(): { rows: BinsRow[]; preparation: Preparation; disturbance
   // last guard, the plan's last malloc of its size.
   const probeAt = count > 0 ? push({ op: 'malloc', size: GUARD_REQUEST }) : -1;
   if (probeAt >= 0) push({ op: 'free', step: probeAt });
-  copyBudget(sources, spec.length + 1);
+  copyBudget(sources, spec.length + 1, resident);
   const start = planCopy(steps, sources);
   for (const st of spec) {
     for (const name of st.chunks) {
