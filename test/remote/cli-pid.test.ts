@@ -423,6 +423,48 @@ describe('heapscope exec', () => {
     expect(svg.stdout).toMatch(/^<svg /);
   });
 
+  it('-- node app.js: a plain node program keeping 200 Buffers of 64 KiB; the walk finds them in use in main_arena\'s [heap], as the child maps it', async () => {
+    const app = path.join(dir, 'app.js');
+    fs.writeFileSync(app, [
+      '// Keeps 200 zero-filled 64 KiB Buffers (calloc, below the mmap threshold: main_arena\'s [heap]), says so, and runs until its stdin ends.',
+      'const kept = [];',
+      'for (let i = 0; i < 200; i++) kept.push(Buffer.alloc(65536));',
+      'console.log(`ready ${process.pid} ${kept.length} ${process.memoryUsage().arrayBuffers}`);',
+      'process.stdin.on(\'end\', () => process.exit(0)).resume();',
+    ].join('\n'));
+    type JsonWalk = {
+      pid: number; consistent: boolean; problems: string[]; mallinfoTotals: Record<string, number>;
+      main: { start: Hex; end: Hex; complete: boolean; chunks: { address: Hex; size: number; place: string }[] };
+    };
+    let heap: { start: bigint; end: bigint } | undefined;
+    const run = await exec(['--keep', '--command', 'walk', '--arena', 'main', '--json', '--ready', 'ready', '--', process.execPath, app], {}, (child, out) => {
+      if (heap !== undefined || !out.stdout.trimEnd().endsWith('}')) return;
+      // The child still runs: its map now, read here without heapscope.
+      heap = procMaps(Number(out.stderr.split(' ')[1])).find((r) => r.path === '[heap]')!;
+      child.stdin!.end();
+    });
+    expect(run.code, run.stderr).toBe(0);
+    const [word, pid, count, arrayBuffers] = run.stderr.split('\n')[0].split(' ');
+    expect([word, count]).toEqual(['ready', '200']);
+    expect(Number(arrayBuffers)).toBeGreaterThanOrEqual(200 * 65536);
+    const walk = JSON.parse(run.stdout) as JsonWalk;
+    expect({ pid: walk.pid, consistent: walk.consistent, problems: walk.problems, complete: walk.main.complete }).toEqual({ pid: Number(pid), consistent: true, problems: [], complete: true });
+    // main_arena's [heap] is the one the child maps, and its chunks tile it from its first chunk.
+    expect(heap).toBeDefined();
+    expect(BigInt(walk.main.start)).toBe(heap!.start);
+    expect(BigInt(walk.main.end)).toBe(heap!.end);
+    for (let i = 1; i < walk.main.chunks.length; i++) expect(BigInt(walk.main.chunks[i].address)).toBe(BigInt(walk.main.chunks[i - 1].address) + BigInt(walk.main.chunks[i - 1].size));
+    // Each of the 200 Buffers is a chunk of 65536 + 16 bytes in use (node itself may hold more of that size).
+    expect(walk.main.chunks.filter((c) => c.size === 65552 && c.place === 'in-use').length).toBeGreaterThanOrEqual(200);
+    expect(walk.mallinfoTotals.uordblks).toBeGreaterThanOrEqual(200 * 65552);
+
+    const arenas = await exec(['--command', 'arenas', '--json', '--ready', 'ready', '--', process.execPath, app]);
+    expect(arenas.code, arenas.stderr).toBe(0);
+    const list = JSON.parse(arenas.stdout) as JsonArenas;
+    expect({ consistent: list.snapshot.consistent, complete: list.complete, first: list.arenas[0].kind }).toEqual({ consistent: true, complete: true, first: 'main' });
+    expect(fs.existsSync(`/proc/${arenas.stderr.split(' ')[1]}`)).toBe(false);
+  });
+
   it('params of a child started with GLIBC_TUNABLES in its environment', async ({ skip }) => {
     if (!fs.existsSync(PYTHON)) skip(`no ${PYTHON} (Debian's python3)`);
     const run = await exec(['--command', 'params', '--json', '--ready', 'keepcost', '--', PYTHON, target], { GLIBC_TUNABLES: 'glibc.malloc.top_pad=98304:glibc.malloc.tcache_count=3' });
