@@ -114,6 +114,7 @@ Napi::Value Addon::ReadRemote(const Napi::CallbackInfo& info) {
     plainLocal.push_back(local[k]);
     plainRemote.push_back(remote[k]);
   }
+  for (size_t k : plain) PopulateForCopy(data[k], sizes[k]);
   ssize_t n = plain.empty() ? 0 : process_vm_readv(pid, plainLocal.data(), plain.size(), plainRemote.data(), plain.size(), 0);
   if (n < 0 && ProcessWide(errno)) ThrowProcess(env, errno, pid);
   size_t done = n < 0 ? 0 : static_cast<size_t>(n);
