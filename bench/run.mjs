@@ -11,11 +11,12 @@
 //
 // Usage: node bench/run.mjs [--json] [--rounds N] [--only GROUP,...] [--record | --check]
 //   --json     every row as JSON: its id, figures, ratio, what the ratio is against and the target
-//   --only     measure only these groups: per-call, plan, maps, walk, tour
-//   --record   write the ratios measured into bench/figures.json (the figures --check compares with)
+//   --only     measure only these groups: per-call, plan, maps, walk, pid, tour
+//   --record   write the ratios measured into bench/figures.json (the figures --check compares with);
+//              with --only, the other rows stay as recorded and the new ones carry their own environment
 //   --check    exit 1 when a ratio is more than 25% above the one bench/figures.json records
 // The guard is run by hand, not in CI: ratios move with the machine's load.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
@@ -35,7 +36,7 @@ const record = args.includes('--record');
 const check = args.includes('--check');
 const roundsArg = args.indexOf('--rounds');
 const ROUNDS = roundsArg >= 0 ? Number(args[roundsArg + 1]) : 21;
-const GROUPS = ['per-call', 'plan', 'maps', 'walk', 'tour'];
+const GROUPS = ['per-call', 'plan', 'maps', 'walk', 'pid', 'tour'];
 const onlyArg = args.indexOf('--only');
 const only = onlyArg >= 0 ? args[onlyArg + 1].split(',') : GROUPS;
 for (const group of only) if (!GROUPS.includes(group)) throw new Error(`--only: unknown group ${group}; groups: ${GROUPS.join(', ')}`);
@@ -61,6 +62,7 @@ function compileBaseline() {
     items: lib.func('uint64_t bench_items(const uint64_t *sizes, uint64_t count, uint64_t n)'),
     maps: lib.func('uint64_t bench_maps(uint64_t n)'),
     walk: lib.func('uint64_t bench_walk(const uint8_t *bytes, uint64_t start, uint64_t end, uint64_t n, _Out_ uint64_t *out)'),
+    readRemote: lib.func('uint64_t bench_read_remote(int64_t pid, uint64_t address, uint64_t length, _Out_ uint64_t *got)'),
   };
 }
 
@@ -239,12 +241,20 @@ function mapsRow(c) {
 
 const WALK_CHUNKS = 1_000_000;
 
-function heapWalkRows(c) {
-  const sizes = [24, 40, 24, 120];
-  const steps = Array.from({ length: WALK_CHUNKS }, (_, i) => ({ op: 'malloc', size: sizes[i % sizes.length] }));
+const WALK_SIZES = [24, 40, 24, 120];
+const WALK_FREE_EVERY = 16;
+
+/** WALK_CHUNKS blocks of WALK_SIZES in turn, every WALK_FREE_EVERY-th freed, kept in this process's heap until release(). */
+function walkHeap() {
+  const steps = Array.from({ length: WALK_CHUNKS }, (_, i) => ({ op: 'malloc', size: WALK_SIZES[i % WALK_SIZES.length] }));
   const { kept } = h.runPlan(steps, { keep: true });
   const blocks = [...kept.values()];
-  for (let i = 0; i < blocks.length; i += 16) blocks[i].free();
+  for (let i = 0; i < blocks.length; i += WALK_FREE_EVERY) blocks[i].free();
+  return { release: () => { for (let i = 0; i < blocks.length; i++) if (i % WALK_FREE_EVERY !== 0) blocks[i].free(); } };
+}
+
+function heapWalkRows(c) {
+  const heap = walkHeap();
   try {
     const snap = h.mainHeapSnapshot();
     const out = new BigUint64Array(5);
@@ -278,8 +288,122 @@ function heapWalkRows(c) {
       },
     ];
   } finally {
-    for (let i = 0; i < blocks.length; i++) if (i % 16 !== 0) blocks[i].free();
+    heap.release();
   }
+}
+
+// ---- Another process (--pid) ------------------------------------------------------
+// bench/c/heap-target.c, compiled now, is the other process: single-threaded,
+// so its whole heap is main_arena's, and quiet once it has printed "ready"
+// (it then waits for its stdin to end). The walk row gives it the heap the
+// walk rows make here (the same sizes, the same blocks freed) and times
+// attach(pid).walk() against walkHeap() here, per chunk, in turns. The
+// doctor row gives it a [heap] of just over 1 GiB (a million blocks of 64
+// to 3000 bytes, every 8th freed, each written) and times
+// attach(pid).doctor() against one process_vm_readv of that [heap] in C.
+
+function compileTarget() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'heapscope-bench-target-'));
+  const program = path.join(dir, 'heap-target');
+  execFileSync('gcc', ['-O2', '-o', program, path.join(ROOT, 'bench', 'c', 'heap-target.c')]);
+  return { program, remove: () => fs.rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** Starts the target with `args`; resolves once it is ready, with its pid and stop(). */
+function startTarget(program, args) {
+  const child = spawn(program, args.map(String), { stdio: ['pipe', 'pipe', 'inherit'] });
+  const ended = new Promise((resolve) => child.once('exit', resolve));
+  const stop = async () => {
+    child.stdin.end();
+    await ended;
+  };
+  return new Promise((resolve, reject) => {
+    let seen = '';
+    child.once('error', reject);
+    child.once('exit', (code) => reject(new Error(`heap-target ${args.join(' ')} exited (${code}) before it was ready`)));
+    child.stdout.on('data', (chunk) => {
+      seen += chunk;
+      if (seen.includes('\n')) resolve({ pid: child.pid, stop });
+    });
+  });
+}
+
+/** Runs each side `rounds` times in turns after one discarded turn; the medians. */
+function turns(sides, rounds) {
+  const samples = Object.fromEntries(Object.keys(sides).map((k) => [k, []]));
+  for (let round = 0; round <= rounds; round++) {
+    for (const [name, fn] of Object.entries(sides)) {
+      const value = fn();
+      if (round > 0) samples[name].push(value);
+    }
+  }
+  return Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, median(v)]));
+}
+
+async function pidRows(c) {
+  const { program, remove } = compileTarget();
+  const rows = [];
+  try {
+    const target = await startTarget(program, [WALK_CHUNKS, WALK_FREE_EVERY, ...WALK_SIZES]);
+    const heap = walkHeap();
+    try {
+      const other = h.attach(target.pid);
+      let remoteChunks = 0;
+      let localChunks = 0;
+      const m = turns({
+        heapscope: () => {
+          const t = hr();
+          const w = other.walk({ arena: 'main' });
+          if (!w.consistent) throw new Error(`the target's copy was torn: ${w.problems.join('; ')}`);
+          remoteChunks = w.main.totals.chunks;
+          return Number(hr() - t) / remoteChunks;
+        },
+        local: () => { const t = hr(); localChunks = h.walkHeap({ arena: 'main' }).main.totals.chunks; return Number(hr() - t) / localChunks; },
+      }, 5);
+      rows.push({
+        id: 'pid-walk',
+        what: `attach(pid).walk() per chunk, main_arena of another process (${remoteChunks} chunks) against walkHeap() here (${localChunks})`,
+        group: 'pid', heapscope: m.heapscope, local: m.local, ratio: m.heapscope / m.local, against: 'in-process', baseline: m.local, target: 1.5,
+        chunks: remoteChunks,
+      });
+    } finally {
+      heap.release();
+      await target.stop();
+    }
+    const big = await startTarget(program, [1_000_000, 8, 64, 200, 1000, 3000]);
+    try {
+      const other = h.attach(big.pid);
+      const region = other.maps().find((r) => r.path === '[heap]');
+      const length = region.end - region.start;
+      const got = new BigUint64Array(1);
+      let resident = 0;
+      const m = turns({
+        heapscope: () => {
+          const t = hr();
+          const d = other.doctor();
+          const elapsed = Number(hr() - t);
+          if (!d.snapshot.consistent) throw new Error('the target\'s copy was torn');
+          resident = d.rss.total;
+          return elapsed;
+        },
+        c: () => {
+          const elapsed = Number(c.readRemote(big.pid, region.start, length, got));
+          if (got[0] !== length) throw new Error(`process_vm_readv read ${got[0]} of ${length} bytes`);
+          return elapsed;
+        },
+      }, 3);
+      rows.push({
+        id: 'pid-doctor',
+        what: `attach(pid).doctor() of a process with a ${(Number(length) / 2 ** 30).toFixed(2)} GiB [heap] (${(resident / 2 ** 30).toFixed(2)} GiB resident), against one process_vm_readv of that [heap] in C`,
+        group: 'pid doctor', heapscope: m.heapscope, c: m.c, ratio: m.heapscope / m.c, against: 'C read', baseline: m.c, target: 2e9,
+      });
+    } finally {
+      await big.stop();
+    }
+  } finally {
+    remove();
+  }
+  return rows;
 }
 
 // ---- tour ------------------------------------------------------------------------
@@ -308,7 +432,7 @@ function ns(value) {
 
 function verdict(row) {
   if (row.pending) return row.pending;
-  if (row.group === 'tour') return `${row.heapscope < row.target ? 'met' : 'MISSED'} (< 2 s)`;
+  if (row.group === 'tour' || row.group === 'pid doctor') return `${row.heapscope < row.target ? 'met' : 'MISSED'} (< 2 s)`;
   const met = row.ratio <= row.target;
   return `${met ? 'met' : 'MISSED'} (≤ ${row.target}× ${row.against})`;
 }
@@ -321,7 +445,8 @@ function table(rows) {
   for (const row of rows) {
     if (row.pending) { lines.push(`| ${row.what} | | | | | ${row.pending} |`); continue; }
     const ratio = row.group === 'tour' ? '' : `${row.ratio.toFixed(2)}× ${row.against}`;
-    lines.push(`| ${row.what} | ${ns(row.heapscope)} | ${ns(row.c)} | ${ns(row.koffi)} | ${ratio} | ${verdict(row)} |`);
+    // The in-process walk stands in the C column of the --pid walk row.
+    lines.push(`| ${row.what} | ${ns(row.heapscope)} | ${ns(row.c ?? row.local)} | ${ns(row.koffi)} | ${ratio} | ${verdict(row)} |`);
   }
   return lines.join('\n');
 }
@@ -340,6 +465,12 @@ function details(rows) {
     if (row.group === 'heap walk') {
       out.push(`${row.what}: ${(row.perSecond / 1e6).toFixed(1)} M chunks/s` +
         (row.cPerSecond === undefined ? '' : ` (the C loop ${(row.cPerSecond / 1e6).toFixed(1)} M chunks/s over the same bytes)`));
+    }
+    if (row.group === 'pid') {
+      out.push(`${row.what}: ${ns(row.heapscope * row.chunks)} a walk there, ${ns(row.local * row.chunks)} here for as many chunks`);
+    }
+    if (row.group === 'pid doctor') {
+      out.push(`${row.what}: the doctor ${ns(row.heapscope)}, the C read alone ${ns(row.c)}`);
     }
     if (row.group === 'maps') {
       out.push(`maps(): readFileSync alone ${ns(row.read)} (${(row.read / row.c).toFixed(2)}× the whole C read+parse), ` +
@@ -376,7 +507,7 @@ function checkRows(rows) {
   return { text: lines.join('\n'), worse };
 }
 
-function main() {
+async function main() {
   const c = compileBaseline();
   const k = koffiLibc();
   const sweep = Array.from({ length: 257 }, (_, i) => i * 4096);
@@ -388,20 +519,28 @@ function main() {
     ],
     maps: () => [mapsRow(c)],
     walk: () => heapWalkRows(c),
+    pid: () => pidRows(c),
     tour: () => [
       tourRow('tour-in-process', 'in-process (each experiment isolated: false, in one child node)', ['--in-process']),
       tourRow('tour-isolated', 'isolated (each experiment in its own child)', ['--isolated']),
     ],
   };
-  const rows = GROUPS.filter((group) => only.includes(group)).flatMap((group) => measure[group]());
+  const rows = [];
+  for (const group of GROUPS.filter((g) => only.includes(g))) rows.push(...await measure[group]());
   const environment = {
     node: process.version, glibc: h.glibcVersion(), cpu: os.cpus()[0]?.model, cpus: os.cpus().length,
     rounds: ROUNDS, load: os.loadavg().map((l) => Number(l.toFixed(2))), date: new Date().toISOString(),
   };
   if (record) {
-    const kept = fs.existsSync(FIGURES) ? JSON.parse(fs.readFileSync(FIGURES, 'utf8')).ratios : {};
+    const kept = fs.existsSync(FIGURES) ? JSON.parse(fs.readFileSync(FIGURES, 'utf8')) : undefined;
     const next = figures(rows, environment);
-    next.ratios = { ...kept, ...next.ratios };
+    if (kept !== undefined && only.length < GROUPS.length) {
+      // Some groups only: the other rows keep their figures and the run they came from;
+      // the rows measured now say which run they come from.
+      for (const ratio of Object.values(next.ratios)) ratio.environment = environment;
+      next.environment = kept.environment;
+    }
+    next.ratios = { ...(kept?.ratios ?? {}), ...next.ratios };
     fs.writeFileSync(FIGURES, `${JSON.stringify(next, null, 2)}\n`);
   }
   const guard = check ? checkRows(rows) : undefined;
@@ -419,4 +558,4 @@ function main() {
   }
 }
 
-main();
+await main();

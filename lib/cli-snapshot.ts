@@ -10,7 +10,7 @@ import { attach } from './remote/attach';
 import { renderDiff } from './views/snapshot-diff';
 import { inspectSnapshot } from './views/snapshot';
 import { terminalOptions } from './views/terminal';
-import { watchFrame, watchLine } from './views/watch';
+import { watchFrame, watchLine, watchRecord } from './views/watch';
 
 /** Node's timers hold at most 2^31 − 1 ms. */
 const MAX_INTERVAL = 2 ** 31 - 1;
@@ -51,12 +51,13 @@ function taker(input: Input): () => HeapSnapshot {
   return target === undefined ? heapSnapshot : () => target.heapSnapshot();
 }
 
-/** Ticks until --count or SIGINT; each tick's snapshot drawn in place on a terminal, one line each when piped. */
+/** Ticks until --count or SIGINT; each tick's snapshot drawn in place on a terminal, one line each when piped, one JSON line each with --json. */
 async function watch(input: Input): Promise<void> {
   const every = interval(input);
   const ticks = countOf(input, 'count', 'ticks', MAX_COUNT);
   const take = taker(input);
-  const tty = process.stdout.isTTY === true;
+  const json = input.has('json');
+  const tty = !json && process.stdout.isTTY === true;
   let stopped = false;
   let wake: (() => void) | undefined;
   const stop = () => {
@@ -75,7 +76,7 @@ async function watch(input: Input): Promise<void> {
         // Back to the first line of the last frame, and clear from there down.
         process.stdout.write(`${drawn === 0 ? '' : `\x1b[${drawn}F\x1b[J`}${frame}\n`);
         drawn = frame.split('\n').length;
-      } else write(watchLine(now, first));
+      } else write(json ? toJSON(watchRecord(now, first, tick), 0) : watchLine(now, first));
       if (ticks !== undefined && tick >= ticks) break;
       if (stopped) break;
       await new Promise<void>((resolve) => {
@@ -126,9 +127,10 @@ export const SNAPSHOT_COMMANDS: readonly Command[] = [
     flags: [
       { name: 'interval', value: 'time', help: 'time between ticks: 1s (the default), 250ms, 0.5' },
       { name: 'count', value: 'n', help: 'stop after this many ticks (default: until Ctrl-C)' },
+      { name: 'json', help: 'print each tick as one line of JSON (newline-delimited), the same figures with their changes as numbers' },
       PID_FLAG,
     ],
-    examples: ['heapscope watch', 'heapscope watch --pid 1234 --interval 5s', 'heapscope watch --pid 1234 --count 10 > heap.log'],
+    examples: ['heapscope watch', 'heapscope watch --pid 1234 --interval 5s', 'heapscope watch --pid 1234 --count 10 > heap.log', 'heapscope watch --pid 1234 --json | jq .rss'],
     run: watch,
   },
 ];

@@ -15,7 +15,7 @@ import { maps } from './maps';
 import { ProgressLine } from './progress';
 import { writeReport } from './report';
 import { arenas, bins, mallocParams, vis } from './allocator-state';
-import { MAX_VIS_COUNT, VIS_COUNT } from './allocator/vis';
+import { MAX_VIS_COUNT, VIS_COUNT, VisOptions } from './allocator/vis';
 import { commandLine } from './format';
 import { AttachedProcess, attach } from './remote/attach';
 import { startChild } from './remote/child';
@@ -120,24 +120,34 @@ const ARENA_FLAG = { name: 'arena', choices: ['main', 'all'], help: 'main_arena\
 const RSS_FLAG = { name: 'rss', help: 'add resident, proportional and anonymous bytes from smaps' };
 
 /** The commands that show one view of the allocator or the map, of this process or another (exec --command). */
-const VIEWS = ['arenas', 'params', 'bins', 'maps', 'doctor'] as const;
+const VIEWS = ['arenas', 'params', 'bins', 'maps', 'walk', 'vis', 'doctor'] as const;
 type ViewName = typeof VIEWS[number];
 
 interface ViewChoice {
-  json: boolean;
-  all: boolean;
+  /** The document printed instead of the terminal text, if any. */
+  format?: 'json' | 'svg' | 'html';
+  /** --arena, when given (bins shows main_arena's by default, walk every arena's). */
+  arena?: 'main' | 'all';
   rss: boolean;
+  vis: VisOptions;
+}
+
+/** The choices the view flags make (--json, --svg, --html, --arena, --rss, --count and vis's address). */
+function viewChoice(input: Input, vis: VisOptions = {}): ViewChoice {
+  const format = (['json', 'svg', 'html'] as const).find((f) => input.has(f));
+  return { format, arena: input.value('arena') as ViewChoice['arena'], rss: input.has('rss'), vis };
 }
 
 /**
  * Prints `view` of this process, or of `target` (its text then starts with
  * which process it is). `allArenas` is the command line that shows every
- * arena's bins, for the line saying how many were left out.
+ * arena's bins, for bins' line saying how many were left out.
  */
-function showView(view: ViewName, choice: ViewChoice, target: AttachedProcess | undefined, allArenas: string): void {
+function showView(view: ViewName, choice: ViewChoice, target: AttachedProcess | undefined, allArenas = ''): void {
   const options = terminalOptions(process.stdout);
-  const print = (data: unknown, text: () => string) => {
-    if (choice.json) return write(toJSON(data));
+  const print = (data: unknown, text: () => string, documents?: { toSVG(): string; toHTML(): string }) => {
+    if (choice.format === 'json') return write(toJSON(data));
+    if (choice.format !== undefined) return write(choice.format === 'svg' ? documents!.toSVG() : documents!.toHTML());
     write(processHeader(target) + text());
   };
   if (view === 'maps') {
@@ -155,10 +165,19 @@ function showView(view: ViewName, choice: ViewChoice, target: AttachedProcess | 
   if (view === 'doctor') {
     const result = target === undefined ? doctor() : target.doctor();
     // Its title and first line already say which process it is.
-    return write(choice.json ? toJSON(result) : renderDoctor(result, options));
+    return write(choice.format === 'json' ? toJSON(result) : renderDoctor(result, options));
+  }
+  if (view === 'walk') {
+    const arena = choice.arena ?? 'all';
+    const walk = target === undefined ? walkHeap({ arena }) : target.walk({ arena });
+    return print(walk, () => renderWalk(walk, options), walk);
+  }
+  if (view === 'vis') {
+    const result = target === undefined ? vis(choice.vis) : target.vis(choice.vis);
+    return print(result, () => renderVis(result, options), result);
   }
   const result = target === undefined ? bins() : target.bins();
-  const shown = choice.all ? result : { ...result, arenas: result.arenas.filter((a) => a.kind === 'main') };
+  const shown = choice.arena === 'all' ? result : { ...result, arenas: result.arenas.filter((a) => a.kind === 'main') };
   const others = result.arenas.length - shown.arenas.length;
   print(shown, () => renderBins(shown, options) + (others === 0 ? '' : `\n\n${others} thread arena${others === 1 ? '' : 's'} not shown: ${allArenas}`));
 }
@@ -172,10 +191,15 @@ function viewCommand(name: ViewName, summary: string, extra: Command['flags'], e
     examples,
     run(input) {
       const pid = pidOf(input);
-      const choice = { json: input.has('json'), all: input.value('arena') === 'all', rss: input.has('rss') };
-      showView(name, choice, pid === undefined ? undefined : attach(pid), `heapscope bins${pid === undefined ? '' : ` --pid ${pid}`} --arena all`);
+      showView(name, viewChoice(input), pid === undefined ? undefined : attach(pid), `heapscope bins${pid === undefined ? '' : ` --pid ${pid}`} --arena all`);
     },
   };
+}
+
+/** vis's --count: how many chunks. */
+function visCount(input: Input): VisOptions {
+  const count = countOf(input, 'count', 'chunks', MAX_VIS_COUNT);
+  return count === undefined ? {} : { count };
 }
 
 /** vis's ADDRESS: hexadecimal, as every address heapscope prints. */
@@ -201,15 +225,8 @@ const visCommand: Command = {
   examples: ['heapscope vis --count 6', 'heapscope vis 0x55d0c0a8e2a0 --count 3 --json', 'heapscope vis --pid 1234 --html > chunks.html'],
   run(input) {
     const address = visAddress(input);
-    const count = countOf(input, 'count', 'chunks', MAX_VIS_COUNT);
     const pid = pidOf(input);
-    const options = { ...(address === undefined ? {} : { address }), ...(count === undefined ? {} : { count }) };
-    const target = pid === undefined ? undefined : attach(pid);
-    const result = target === undefined ? vis(options) : target.vis(options);
-    if (input.has('json')) return write(toJSON(result));
-    if (input.has('svg')) return write(result.toSVG());
-    if (input.has('html')) return write(result.toHTML());
-    write(processHeader(target) + renderVis(result, terminalOptions(process.stdout)));
+    showView('vis', viewChoice(input, { ...(address === undefined ? {} : { address }), ...visCount(input) }), pid === undefined ? undefined : attach(pid));
   },
 };
 
@@ -287,11 +304,7 @@ export const COMMANDS: readonly Command[] = [
     examples: ['heapscope walk', 'heapscope walk --arena main --svg > heap.svg', 'heapscope walk --pid 1234 --json'],
     run(input) {
       const pid = pidOf(input);
-      const arena = (input.value('arena') ?? 'all') as 'main' | 'all';
-      const target = pid === undefined ? undefined : attach(pid);
-      const walk = target === undefined ? walkHeap({ arena }) : target.walk({ arena });
-      write(input.has('json') ? toJSON(walk) : input.has('svg') ? walk.toSVG() : input.has('html') ? walk.toHTML()
-        : processHeader(target) + renderWalk(walk, terminalOptions(process.stdout)));
+      showView('walk', viewChoice(input), pid === undefined ? undefined : attach(pid));
     },
   },
   viewCommand('arenas', 'every arena: its memory, top chunk and counters', [], ['heapscope arenas', 'heapscope arenas --pid 1234 --json']),
@@ -333,25 +346,34 @@ export const COMMANDS: readonly Command[] = [
       { name: 'ready', value: 'text', help: 'read it once a line of its stdout contains this text (default: its first line)' },
       { name: 'after', value: 'seconds', help: 'read it this long after it started, whatever it prints' },
       { name: 'keep', help: 'let it run on after the view, and wait until it ends (default: SIGTERM)' },
-      { ...ARENA_FLAG, help: 'with --command bins: main_arena\'s bins (the default), or every arena\'s' },
+      { ...ARENA_FLAG, help: 'with --command bins: main_arena\'s bins (the default), or every arena\'s; with walk: main_arena\'s regions, or every arena\'s (the default)' },
       { ...RSS_FLAG, help: 'with --command maps: add resident, proportional and anonymous bytes' },
+      { name: 'count', value: 'n', help: `with --command vis: how many chunks from the first of main_arena's [heap] (default ${VIS_COUNT}, at most ${MAX_VIS_COUNT})` },
       JSON_FLAG,
+      { name: 'svg', help: 'with --command walk or vis: print it as an SVG document' },
+      { name: 'html', help: 'with --command walk or vis: print an HTML fragment' },
     ],
-    exclusive: [['ready', 'after']],
+    exclusive: [['ready', 'after'], ['json', 'svg', 'html']],
     examples: [
       'heapscope exec -- python3 server.py',
       'heapscope exec --command bins --arena all --ready listening --json -- ./server --port 8080',
+      'heapscope exec --command walk --html --after 30 -- node app.js > heap.html',
     ],
     async run(input) {
       const view = (input.value('command') ?? 'arenas') as ViewName;
-      if (input.has('arena') && view !== 'bins') throw new UsageError('--arena goes with --command bins', input.command);
-      if (input.has('rss') && view !== 'maps') throw new UsageError('--rss goes with --command maps', input.command);
+      const goesWith = (flag: string, views: readonly ViewName[]) => {
+        if (input.has(flag) && !views.includes(view)) throw new UsageError(`--${flag} goes with --command ${views.join(' or ')}`, input.command);
+      };
+      goesWith('arena', ['bins', 'walk']);
+      goesWith('rss', ['maps']);
+      goesWith('count', ['vis']);
+      for (const flag of ['svg', 'html']) goesWith(flag, ['walk', 'vis']);
+      const choice = viewChoice(input, visCount(input));
       const after = seconds(input, 'after');
       // Node's timers hold at most 2^31 - 1 ms; a longer one would fire at once.
       if (after !== undefined && after > 2 ** 31 - 1) throw new UsageError(`--after takes at most ${Math.floor((2 ** 31 - 1) / 1000)} seconds (24 days), got ${input.value('after')}`, input.command);
       const child = await startChild(input.args[0], input.args.slice(1), after === undefined ? { line: input.value('ready') ?? '' } : { afterMs: after }, process.stderr);
       try {
-        const choice = { json: input.has('json'), all: input.value('arena') === 'all', rss: input.has('rss') };
         showView(view, choice, attach(child.pid), `heapscope exec --command bins --arena all -- ${commandLine(input.args)}`);
       } catch (error) {
         await child.stop();

@@ -159,6 +159,10 @@ struct UntouchedRead {
 // /proc/PID/pagemap opened for reading, or -errno. Does not malloc.
 int OpenPagemap(pid_t pid);
 
+// Faults in the pages of a large copy's destination in one call (they are
+// about to be written whole), where the kernel allows it. Does not malloc.
+void PopulateForCopy(uint8_t* out, size_t length);
+
 // Returns 0 or the errno that stopped the copy (EFAULT for one cut short);
 // *got is the bytes copied before it, *untouched counts the pages left zero.
 // A pagemap that cannot be read sets *pagemapErr and the rest is copied

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <string>
@@ -18,9 +19,9 @@
 
 namespace heapscope {
 
-// One range at most 1 GiB, all of them at most 4 GiB: a bound on what one
-// call may allocate, well above any arena's memory.
-static constexpr size_t kMaxRange = size_t{1} << 30;
+// All the ranges at most 4 GiB: a bound on what one call may allocate. No
+// bound of its own on one range: main_arena's [heap] may be of any size, and
+// a snapshot copies it twice in one call (so up to 2 GiB of [heap]).
 static constexpr size_t kMaxTotal = size_t{4} << 30;
 static constexpr size_t kMaxRanges = 1024;  // IOV_MAX
 
@@ -71,19 +72,32 @@ Napi::Value Addon::ReadRemote(const Napi::CallbackInfo& info) {
   }
 
   std::vector<struct iovec> local(count), remote(count);
-  std::vector<std::vector<uint8_t>> copies(count);
   size_t total = 0;
   for (size_t i = 0; i < count; i++) {
     uint64_t address = words[2 * i], length = words[2 * i + 1];
-    if (length > kMaxRange || address + length < address)
-      ThrowCode(env, "ERR_OUT_OF_RANGE", "range " + std::to_string(i) + " is longer than 1 GiB or wraps");
+    if (address + length < address) ThrowCode(env, "ERR_OUT_OF_RANGE", "range " + std::to_string(i) + " wraps");
+    if (length > kMaxTotal || total + length > kMaxTotal)
+      ThrowCode(env, "ERR_OUT_OF_RANGE", "ranges add up to more than 4 GiB");
     total += length;
-    if (total > kMaxTotal) ThrowCode(env, "ERR_OUT_OF_RANGE", "ranges add up to more than 4 GiB");
   }
+  // Each range is read straight into the Buffer returned: calloc's memory,
+  // zero without being written when it is large (fresh mmap), so a range of
+  // a GiB is neither zeroed first nor copied again after, and the pages an
+  // anonymous range leaves untouched stay untouched here too.
+  std::vector<Napi::Buffer<uint8_t>> buffers(count);
+  std::vector<uint8_t*> data(count, nullptr);
+  std::vector<size_t> sizes(count, 0);
   for (size_t i = 0; i < count; i++) {
-    copies[i].resize(words[2 * i + 1]);
-    local[i] = {copies[i].data(), copies[i].size()};
-    remote[i] = {reinterpret_cast<void*>(words[2 * i]), copies[i].size()};
+    size_t length = static_cast<size_t>(words[2 * i + 1]);
+    if (length > 0) {
+      data[i] = static_cast<uint8_t*>(calloc(length, 1));
+      if (data[i] == nullptr)
+        ThrowCode(env, "ERR_ALLOC_FAILED", "cannot allocate " + std::to_string(length) + " bytes to copy range " + std::to_string(i) + " into", ENOMEM);
+      buffers[i] = Napi::Buffer<uint8_t>::New(env, data[i], length, [](Napi::Env, uint8_t* bytes) { free(bytes); });
+    }
+    sizes[i] = length;
+    local[i] = {data[i], length};
+    remote[i] = {reinterpret_cast<void*>(words[2 * i]), length};
   }
 
   std::vector<size_t> got(count, 0);
@@ -100,17 +114,18 @@ Napi::Value Addon::ReadRemote(const Napi::CallbackInfo& info) {
     plainLocal.push_back(local[k]);
     plainRemote.push_back(remote[k]);
   }
+  for (size_t k : plain) PopulateForCopy(data[k], sizes[k]);
   ssize_t n = plain.empty() ? 0 : process_vm_readv(pid, plainLocal.data(), plain.size(), plainRemote.data(), plain.size(), 0);
   if (n < 0 && ProcessWide(errno)) ThrowProcess(env, errno, pid);
   size_t done = n < 0 ? 0 : static_cast<size_t>(n);
   size_t p = 0;
-  for (; p < plain.size() && done >= copies[plain[p]].size(); p++) {
-    got[plain[p]] = copies[plain[p]].size();
-    done -= copies[plain[p]].size();
+  for (; p < plain.size() && done >= sizes[plain[p]]; p++) {
+    got[plain[p]] = sizes[plain[p]];
+    done -= sizes[plain[p]];
   }
   for (; p < plain.size(); p++) {
     size_t k = plain[p];
-    if (copies[k].empty()) continue;
+    if (sizes[k] == 0) continue;
     ssize_t m = process_vm_readv(pid, &local[k], 1, &remote[k], 1, 0);
     if (m < 0) {
       if (ProcessWide(errno)) ThrowProcess(env, errno, pid);
@@ -119,17 +134,17 @@ Napi::Value Addon::ReadRemote(const Napi::CallbackInfo& info) {
     }
     got[k] = static_cast<size_t>(m);
     // A read that stops at an unmapped page: the rest is a fault.
-    if (got[k] < copies[k].size()) errs[k] = EFAULT;
+    if (got[k] < sizes[k]) errs[k] = EFAULT;
   }
   // The anonymous ones, each right after its pages were looked up.
   int pagemap = -1;
   for (size_t k = 0; k < count; k++) {
-    if (!anonymous[k] || copies[k].empty()) continue;
+    if (!anonymous[k] || sizes[k] == 0) continue;
     if (pagemap == -1) {
       pagemap = OpenPagemap(pid);
       if (pagemap < 0) pagemapErr = -pagemap;
     }
-    UntouchedRead from = {pid, pagemap, static_cast<uintptr_t>(words[2 * k]), copies[k].data(), copies[k].size(), true};
+    UntouchedRead from = {pid, pagemap, static_cast<uintptr_t>(words[2 * k]), data[k], sizes[k], true};
     errs[k] = ReadUntouched(from, &got[k], &untouched[k], &pagemapErr);
     if (ProcessWide(errs[k])) {
       if (pagemap >= 0) close(pagemap);
@@ -138,18 +153,20 @@ Napi::Value Addon::ReadRemote(const Napi::CallbackInfo& info) {
   }
   if (pagemap >= 0) close(pagemap);
 
-  Napi::Array buffers = Napi::Array::New(env, count);
+  Napi::Array read = Napi::Array::New(env, count);
   Napi::Array errnos = Napi::Array::New(env, count);
   Napi::Array lengths = Napi::Array::New(env, count);
   Napi::Array untouchedPages = Napi::Array::New(env, count);
   for (size_t k = 0; k < count; k++) {
-    if (got[k] > 0) buffers.Set(k, Napi::Buffer<uint8_t>::Copy(env, copies[k].data(), got[k]));
+    // A whole range is its Buffer; the bytes of a partial read are copied out of it.
+    if (got[k] == sizes[k] && got[k] > 0) read.Set(k, buffers[k]);
+    else if (got[k] > 0) read.Set(k, Napi::Buffer<uint8_t>::Copy(env, data[k], got[k]));
     errnos.Set(k, Napi::Number::New(env, errs[k]));
     lengths.Set(k, Napi::Number::New(env, static_cast<double>(got[k])));
     untouchedPages.Set(k, Napi::Number::New(env, static_cast<double>(untouched[k])));
   }
   Napi::Object out = Napi::Object::New(env);
-  out.Set("buffers", buffers);
+  out.Set("buffers", read);
   out.Set("errnos", errnos);
   out.Set("lengths", lengths);
   out.Set("untouched", untouchedPages);

@@ -6,6 +6,7 @@
 // MADV_DONTNEED) and reads as zeros, so it is not read. Nothing here calls
 // malloc: the plan executor reads through it between its steps.
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -25,10 +26,17 @@ constexpr uint64_t kSwapped = uint64_t{1} << 62;
 constexpr uint64_t kGuard = uint64_t{1} << 58;
 // Entries read at a time, on the stack: 4 KiB, 2 MiB of memory.
 constexpr size_t kBatch = 512;
+// MADV_POPULATE_WRITE (Linux 5.14), which older headers lack.
+constexpr int kMadvPopulateWrite = 23;
+// Copies from this size on have their pages faulted in first, all in one
+// call: process_vm_readv faulting each page of a fresh destination in turn
+// took 6.4 s for 1 GiB here, 0.2 s to populate and then 3.1 s to copy.
+constexpr size_t kPopulateFrom = size_t{1} << 20;
 
 // Copies [address, address + length) of `pid` to `out`; *got is the bytes
 // copied before a failure.
 int Copy(pid_t pid, uintptr_t address, uint8_t* out, size_t length, size_t* got) {
+  PopulateForCopy(out, length);
   struct iovec local = {out, length};
   struct iovec remote = {reinterpret_cast<void*>(address), length};
   ssize_t n = process_vm_readv(pid, &local, 1, &remote, 1, 0);
@@ -53,6 +61,15 @@ int ReadEntries(int pagemap, uint64_t first, uint64_t* entries, size_t count) {
 }
 
 }  // namespace
+
+void PopulateForCopy(uint8_t* out, size_t length) {
+  if (length < kPopulateFrom) return;
+  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t from = (reinterpret_cast<uintptr_t>(out) + page - 1) & ~(page - 1);
+  const uintptr_t to = (reinterpret_cast<uintptr_t>(out) + length) & ~(page - 1);
+  // An optimisation only: a kernel before 5.14 refuses it (EINVAL) and the copy faults the pages in.
+  if (to > from) madvise(reinterpret_cast<void*>(from), to - from, kMadvPopulateWrite);
+}
 
 int OpenPagemap(pid_t pid) {
   // The path by hand: snprintf may malloc.

@@ -41,6 +41,59 @@ export function watchLine(now: HeapSnapshotData, first: HeapSnapshotData): strin
   ].join('  ') + torn(now);
 }
 
+/** A figure of a watch record: its value now and its change since the first tick. */
+export interface WatchFigure {
+  bytes: number;
+  /** Bytes now minus bytes at the first tick. */
+  change: number;
+}
+
+/** A counted figure of a watch record: chunks and bytes now, and the change of each since the first tick. */
+export interface WatchCounted extends WatchFigure {
+  count: number;
+  countChange: number;
+}
+
+/** What `watch --json` prints each tick, one line of JSON: the figures of watchLine, each with its trend as a number. */
+export interface WatchRecord {
+  tick: number;
+  takenAt: string;
+  /** When the first tick, which the changes are since, was taken. */
+  since: string;
+  pid: number;
+  arenas: number;
+  inUse: WatchCounted;
+  free: WatchCounted;
+  top: WatchFigure;
+  mmapped: WatchCounted;
+  rss: WatchFigure;
+  /** How the tick's copy was taken: attempts, whether it stood still, and if not why. */
+  copy: { attempts: number; consistent: boolean; reason?: string };
+}
+
+export function watchRecord(now: HeapSnapshotData, first: HeapSnapshotData, tick: number): WatchRecord {
+  const n = summarize(now);
+  const f = summarize(first);
+  const counted = (pick: (s: SnapshotSummary) => Counted): WatchCounted => {
+    const c = pick(n);
+    return { count: c.count, bytes: c.bytes, countChange: c.count - pick(f).count, change: c.bytes - pick(f).bytes };
+  };
+  const { attempts, consistent, reason } = now.copy;
+  return {
+    tick,
+    takenAt: now.takenAt,
+    since: first.takenAt,
+    pid: now.process.pid,
+    arenas: n.arenas,
+    inUse: counted((s) => s.inUse),
+    free: counted((s) => s.free),
+    top: { bytes: n.top, change: n.top - f.top },
+    mmapped: counted((s) => s.mmapped),
+    rss: { bytes: n.rss, change: n.rss - f.rss },
+    copy: { attempts, consistent, ...(reason === undefined ? {} : { reason }) },
+  };
+}
+
 /** `1.2 MiB (+32 KiB)`. */
 function withTrend(now: number, first: number): string {
   return `${shortBytes(now)} (${signedBytes(now - first)})`;

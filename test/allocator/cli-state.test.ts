@@ -233,7 +233,7 @@ describe('usage, help and colour', () => {
     [['arenas', '--arena', 'all'], 'arenas does not take --arena (walk, bins, exec do)'],
     [['params', 'top_pad'], 'params takes no arguments, got "top_pad"'],
     [['arenas', '--json=1'], '--json takes no value, got --json=1'],
-    [['bins', '--svg'], 'bins does not take --svg (walk, vis do)'],
+    [['bins', '--svg'], 'bins does not take --svg (walk, vis, exec do)'],
   ])('%j exits 2: %s', (args, message) => {
     const { code, stdout, stderr } = heapscope(args);
     expect(stdout).toBe('');

@@ -335,8 +335,8 @@ function exec(
 }
 
 /** `heapscope exec --command VIEW --json` of the python3 target once it printed its mallinfo2(): its pid, that mallinfo2() and the view. */
-async function execTarget<T>(view: string): Promise<{ pid: string; printed: Record<string, number>; view: T }> {
-  const run = await exec(['--command', view, '--ready', 'keepcost', '--json', '--', PYTHON, target]);
+async function execTarget<T>(view: string, flags: string[] = []): Promise<{ pid: string; printed: Record<string, number>; view: T }> {
+  const run = await exec(['--command', view, ...flags, '--ready', 'keepcost', '--json', '--', PYTHON, target]);
   expect(run.code, run.stderr).toBe(0);
   // The child's stdout went to heapscope's stderr: its pid, then its mallinfo2().
   const [pid, line] = run.stderr.split('\n');
@@ -381,6 +381,88 @@ describe('heapscope exec', () => {
     expect(lines[0]).toMatch(new RegExp(`^Doctor: process ${text.stderr.split('\n')[0]}, .* resident, glibc ${glibcVersion()}$`));
     // Piped, the text is wrapped at 80 columns.
     expect(lines.slice(1).join(' ').replace(/\s+/g, ' ')).toContain(`Command line: ${PYTHON} ${target}; 1 threads.`);
+  });
+
+  it('--command walk: the walk of the child, its totals its own mallinfo2() field for field; --html the walk\'s fragment', async ({ skip }) => {
+    if (!fs.existsSync(PYTHON)) skip(`no ${PYTHON} (Debian's python3)`);
+    const { pid, printed, view: walk } = await execTarget<{ pid: number; consistent: boolean; problems: string[]; mallinfoTotals: Record<string, number>; main: { complete: boolean }; totals: { places: Record<string, { count: number; size: number }> } }>('walk');
+    expect({ pid: walk.pid, consistent: walk.consistent, problems: walk.problems, complete: walk.main.complete }).toEqual({ pid: Number(pid), consistent: true, problems: [], complete: true });
+    for (const f of TOTALLED_FIELDS) expect({ field: f, value: walk.mallinfoTotals[f] }).toEqual({ field: f, value: printed[f] });
+    expect(walk.totals.places.fastbin).toEqual({ count: printed.smblks, size: printed.fsmblks });
+    expect(fs.existsSync(`/proc/${pid}`)).toBe(false);
+
+    const text = await exec(['--command', 'walk', '--arena', 'main', '--ready', 'keepcost', '--', PYTHON, target]);
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout.split('\n')[0]).toBe(`process ${text.stderr.split('\n')[0]}: ${PYTHON} ${target} (glibc ${glibcVersion()})`);
+    const html = await exec(['--command', 'walk', '--html', '--ready', 'keepcost', '--', PYTHON, target]);
+    expect(html.code, html.stderr).toBe(0);
+    expect(html.stdout).toMatch(/^<section class="heapscope-result heapscope-walk"/);
+  });
+
+  it('--command vis --keep: the chunks vis --pid shows of the same child while it still runs; --svg an SVG document', async ({ skip }) => {
+    if (!fs.existsSync(PYTHON)) skip(`no ${PYTHON} (Debian's python3)`);
+    let pid: number | undefined;
+    let byPid: unknown;
+    const run = await exec(['--keep', '--command', 'vis', '--count', '1000', '--json', '--ready', 'keepcost', '--', PYTHON, target], {}, (child, out) => {
+      if (pid !== undefined || !out.stdout.trimEnd().endsWith('}')) return;
+      // The view is out and the child, blocked on the stdin it shares with heapscope, has not moved since.
+      pid = Number(out.stderr.split('\n')[0]);
+      byPid = json(['vis', '--pid', String(pid), '--count', '1000', '--json']);
+      child.stdin!.end();
+    });
+    expect(run.code, run.stderr).toBe(0);
+    const shown = JSON.parse(run.stdout) as { region: { kind: string }; first: number; total: number; chunks: { address: Hex; size: number }[] };
+    expect(shown).toEqual(byPid);
+    expect(shown.region.kind).toBe('heap');
+    expect(shown.first).toBe(0);
+    expect(shown.chunks).toHaveLength(Math.min(1000, shown.total));
+    // Chunk after chunk, each where the one before ends.
+    for (let i = 1; i < shown.chunks.length; i++) expect(BigInt(shown.chunks[i].address)).toBe(BigInt(shown.chunks[i - 1].address) + BigInt(shown.chunks[i - 1].size));
+    const svg = await exec(['--command', 'vis', '--svg', '--ready', 'keepcost', '--', PYTHON, target]);
+    expect(svg.code, svg.stderr).toBe(0);
+    expect(svg.stdout).toMatch(/^<svg /);
+  });
+
+  it('-- node app.js: a plain node program keeping 200 Buffers of 64 KiB; the walk finds them in use in main_arena\'s [heap], as the child maps it', async () => {
+    const app = path.join(dir, 'app.js');
+    fs.writeFileSync(app, [
+      '// Keeps 200 zero-filled 64 KiB Buffers (calloc, below the mmap threshold: main_arena\'s [heap]), says so, and runs until its stdin ends.',
+      'const kept = [];',
+      'for (let i = 0; i < 200; i++) kept.push(Buffer.alloc(65536));',
+      'console.log(`ready ${process.pid} ${kept.length} ${process.memoryUsage().arrayBuffers}`);',
+      'process.stdin.on(\'end\', () => process.exit(0)).resume();',
+    ].join('\n'));
+    type JsonWalk = {
+      pid: number; consistent: boolean; problems: string[]; mallinfoTotals: Record<string, number>;
+      main: { start: Hex; end: Hex; complete: boolean; chunks: { address: Hex; size: number; place: string }[] };
+    };
+    let heap: { start: bigint; end: bigint } | undefined;
+    const run = await exec(['--keep', '--command', 'walk', '--arena', 'main', '--json', '--ready', 'ready', '--', process.execPath, app], {}, (child, out) => {
+      if (heap !== undefined || !out.stdout.trimEnd().endsWith('}')) return;
+      // The child still runs: its map now, read here without heapscope.
+      heap = procMaps(Number(out.stderr.split(' ')[1])).find((r) => r.path === '[heap]')!;
+      child.stdin!.end();
+    });
+    expect(run.code, run.stderr).toBe(0);
+    const [word, pid, count, arrayBuffers] = run.stderr.split('\n')[0].split(' ');
+    expect([word, count]).toEqual(['ready', '200']);
+    expect(Number(arrayBuffers)).toBeGreaterThanOrEqual(200 * 65536);
+    const walk = JSON.parse(run.stdout) as JsonWalk;
+    expect({ pid: walk.pid, consistent: walk.consistent, problems: walk.problems, complete: walk.main.complete }).toEqual({ pid: Number(pid), consistent: true, problems: [], complete: true });
+    // main_arena's [heap] is the one the child maps, and its chunks tile it from its first chunk.
+    expect(heap).toBeDefined();
+    expect(BigInt(walk.main.start)).toBe(heap!.start);
+    expect(BigInt(walk.main.end)).toBe(heap!.end);
+    for (let i = 1; i < walk.main.chunks.length; i++) expect(BigInt(walk.main.chunks[i].address)).toBe(BigInt(walk.main.chunks[i - 1].address) + BigInt(walk.main.chunks[i - 1].size));
+    // Each of the 200 Buffers is a chunk of 65536 + 16 bytes in use (node itself may hold more of that size).
+    expect(walk.main.chunks.filter((c) => c.size === 65552 && c.place === 'in-use').length).toBeGreaterThanOrEqual(200);
+    expect(walk.mallinfoTotals.uordblks).toBeGreaterThanOrEqual(200 * 65552);
+
+    const arenas = await exec(['--command', 'arenas', '--json', '--ready', 'ready', '--', process.execPath, app]);
+    expect(arenas.code, arenas.stderr).toBe(0);
+    const list = JSON.parse(arenas.stdout) as JsonArenas;
+    expect({ consistent: list.snapshot.consistent, complete: list.complete, first: list.arenas[0].kind }).toEqual({ consistent: true, complete: true, first: 'main' });
+    expect(fs.existsSync(`/proc/${arenas.stderr.split(' ')[1]}`)).toBe(false);
   });
 
   it('params of a child started with GLIBC_TUNABLES in its environment', async ({ skip }) => {

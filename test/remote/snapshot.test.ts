@@ -70,6 +70,9 @@ interface JsonSnapshot {
 
 const PLACES = ['tcache', 'fastbin', 'unsorted', 'smallbin', 'largebin'];
 
+interface JsonFigure { bytes: number; change: number; count?: number; countChange?: number }
+type JsonRecord = Record<'inUse' | 'free' | 'top' | 'mmapped' | 'rss', JsonFigure> & { copy: { consistent: boolean } };
+
 /** Python blocked after printing its mallinfo2(), and that mallinfo2(). */
 async function pythonTarget(skip: (note: string) => never) {
   if (!fs.existsSync(PYTHON)) skip(`no ${PYTHON} (Debian's python3)`);
@@ -161,6 +164,93 @@ describe('watch --pid of a quiet python3', () => {
         `top ${top} B (+0)  mmapped ${s.mmapped.bytes} B in ${s.mmapped.count} chunks (+0)  rss ${s.rss.total} B (+0)`,
       );
     }
+  });
+
+  it('--json: one JSON object per line and tick, its figures those of a snapshot taken beside them, each change 0', async ({ skip }) => {
+    const { pid } = await pythonTarget(skip);
+    snapshotTo(path.join(dir, 'first-json.json'), pid);
+    const s = snapshotTo(path.join(dir, 'w-json.json'), pid);
+    const { code, stdout, stderr } = heapscope(['watch', '--pid', pid, '--count', '3', '--interval', '50ms', '--json']);
+    expect(code, stderr).toBe(0);
+    expect(stdout.endsWith('\n')).toBe(true);
+    const lines = stdout.slice(0, -1).split('\n');
+    expect(lines).toHaveLength(3);
+    const records = lines.map((line) => JSON.parse(line) as Record<string, unknown> & { takenAt: string; since: string });
+    const free = s.arenas.reduce((n, a) => PLACES.reduce((m, p) => ({ count: m.count + a.free[p].count, bytes: m.bytes + a.free[p].bytes }), n), { count: 0, bytes: 0 });
+    const inUse = s.arenas.reduce((n, a) => ({ count: n.count + a.inUse.count, bytes: n.bytes + a.inUse.bytes }), { count: 0, bytes: 0 });
+    for (const [i, r] of records.entries()) {
+      expect(Number.isNaN(Date.parse(r.takenAt))).toBe(false);
+      expect(r.since).toBe(records[0].takenAt);
+      expect(r).toEqual({
+        tick: i + 1, takenAt: r.takenAt, since: r.since, pid: Number(pid), arenas: s.arenas.length,
+        inUse: { ...inUse, countChange: 0, change: 0 },
+        free: { ...free, countChange: 0, change: 0 },
+        top: { bytes: s.arenas.reduce((n, a) => n + a.top, 0), change: 0 },
+        mmapped: { count: s.mmapped.count, bytes: s.mmapped.bytes, countChange: 0, change: 0 },
+        rss: { bytes: s.rss.total, change: 0 },
+        copy: { attempts: expect.any(Number), consistent: true },
+      });
+    }
+  });
+
+  it('--json on a target that grows between ticks: a tick read after it grew shows its snapshot, each change from the first tick', async ({ skip }) => {
+    if (!fs.existsSync(PYTHON)) skip(`no ${PYTHON} (Debian's python3)`);
+    // Keeps 64 blocks of 1000 bytes when a line comes on its stdin, and says so once they are made.
+    const grow = start(PYTHON, ['-u', '-c', [
+      'import ctypes, sys',
+      'libc = ctypes.CDLL("libc.so.6"); libc.malloc.restype = ctypes.c_void_p',
+      'kept = []',
+      'print("ready")',
+      'for line in sys.stdin:',
+      '    kept += [libc.malloc(1000) for _ in range(64)]',
+      '    print("grew")',
+    ].join('\n')], { PATH: '/usr/bin:/bin', LANG: 'C.UTF-8' });
+    await grow.next(1);
+    const pid = String(grow.child.pid);
+    const watch = start(process.execPath, [CLI, 'watch', '--pid', pid, '--interval', '20ms', '--json']);
+    const lines: string[] = [];
+    let found: ((line: string) => boolean) | undefined;
+    let resolveFound: ((line: string) => void) | undefined;
+    let partial = '';
+    watch.child.stdout!.on('data', (chunk: Buffer) => {
+      const parts = (partial + chunk.toString()).split('\n');
+      partial = parts.pop()!;
+      lines.push(...parts);
+      const hit = found === undefined ? undefined : lines.find(found);
+      if (hit !== undefined) resolveFound!(hit);
+    });
+    const lineWhere = (test: (line: string) => boolean) => new Promise<string>((resolve) => {
+      found = test;
+      resolveFound = resolve;
+      const hit = lines.find(test);
+      if (hit !== undefined) resolve(hit);
+    });
+    const first = JSON.parse(await lineWhere(() => true)) as JsonRecord;
+    grow.child.stdin!.write('\n');
+    await grow.next(2);
+    // The target is quiet again: a snapshot of it now is what every tick whose copy began after it grew shows.
+    const s = snapshotTo(path.join(dir, 'grown.json'), pid);
+    const inUse = s.arenas.reduce((n, a) => ({ count: n.count + a.inUse.count, bytes: n.bytes + a.inUse.bytes }), { count: 0, bytes: 0 });
+    // Ticks go on every 20 ms; the first that shows the grown heap (were none to, the test would time out).
+    const after = JSON.parse(await lineWhere((l) => {
+      const r = JSON.parse(l) as JsonRecord;
+      return r.inUse.count === inUse.count && r.inUse.bytes === inUse.bytes;
+    })) as JsonRecord;
+    const ended = new Promise<number | null>((resolve) => watch.child.once('exit', resolve));
+    watch.child.kill('SIGINT');
+    expect(await ended).toBe(0);
+    expect(after.top.bytes).toBe(s.arenas.reduce((n, a) => n + a.top, 0));
+    expect({ count: after.mmapped.count, bytes: after.mmapped.bytes }).toEqual({ count: s.mmapped.count, bytes: s.mmapped.bytes });
+    expect(after.copy.consistent).toBe(true);
+    for (const figure of ['inUse', 'free', 'top', 'mmapped', 'rss'] as const) {
+      expect({ figure, change: first[figure].change }).toEqual({ figure, change: 0 });
+      expect({ figure, change: after[figure].change }).toEqual({ figure, change: after[figure].bytes - first[figure].bytes });
+    }
+    for (const figure of ['inUse', 'free', 'mmapped'] as const) {
+      expect({ figure, change: after[figure].countChange }).toEqual({ figure, change: after[figure].count! - first[figure].count! });
+    }
+    // The 64 blocks it kept are in use now (python frees nothing it held at the first tick meanwhile).
+    expect(after.inUse.countChange).toBeGreaterThanOrEqual(64);
   });
 
   it('ends with status 0 on SIGINT', async ({ skip }) => {
