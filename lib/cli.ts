@@ -16,6 +16,7 @@ import { ProgressLine } from './progress';
 import { writeReport } from './report';
 import { arenas, bins, mallocParams, vis } from './allocator-state';
 import { MAX_VIS_COUNT, VIS_COUNT, VisOptions } from './allocator/vis';
+import { HeapscopeError } from './errors';
 import { commandLine } from './format';
 import { AttachedProcess, attach } from './remote/attach';
 import { startChild } from './remote/child';
@@ -90,11 +91,25 @@ async function runMany(names: readonly string[], settings: RunSettings, progress
       started.push(promise);
     }
   };
+  // Stories go on past an experiment that failed (its error in its place,
+  // on stderr); JSON is all of them or an error.
+  const goOn = !settings.json && names.length > 1;
+  const failed: string[] = [];
   try {
     for (const [i, name] of names.entries()) {
       progress?.line.show(`${progress.label}: running ${name} (${i + 1} of ${names.length})`);
       startUpTo(i + ahead);
-      const result = await started[i];
+      let result: ExperimentResult;
+      try {
+        result = await started[i];
+      } catch (error) {
+        const e = error as Error & { code?: string };
+        if (!goOn || e.code === 'ERR_UNKNOWN_EXPERIMENT' || e.code === 'ERR_INVALID_TUNABLE') throw error;
+        progress?.line.clear();
+        process.stderr.write(`heapscope: ${name}: ${e.code === undefined ? '' : `${e.code}: `}${e.message}\n`);
+        failed.push(name);
+        continue;
+      }
       results.push(result);
       progress?.line.clear();
       if (!settings.json) write(`${story(result)}\n`);
@@ -103,6 +118,9 @@ async function runMany(names: readonly string[], settings: RunSettings, progress
     progress?.line.clear();
   }
   if (settings.json) write(toJSON(results.length === 1 ? results[0] : results));
+  if (failed.length > 0) {
+    throw new HeapscopeError('ERR_EXPERIMENT_FAILED', `${failed.length} of ${names.length} experiments did not give a result (${failed.join(', ')}): their errors are above`);
+  }
 }
 
 /** Whether run() will run `name` in a child; an unknown name is not (run() refuses it). */

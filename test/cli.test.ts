@@ -168,6 +168,20 @@ describe('heapscope CLI', () => {
     expect(stdout).toBe('');
     expect(stderr).toMatch(/^heapscope: ERR_EXPERIMENT_TIMEOUT: experiment free did not finish within 1 ms: its child process \d+ was killed/);
   });
+
+  it('run of several goes on past one that failed, says which, and exits 1 (with --json it stops at the first)', () => {
+    const { code, stderr, stdout } = cli('run', 'layout', 'chunk-sizes', '--timeout', '0.001');
+    expect(code).toBe(1);
+    expect(stdout).toBe('');
+    const lines = stderr.trimEnd().split('\n');
+    expect(lines).toHaveLength(3);
+    expect(lines[0]).toMatch(/^heapscope: layout: ERR_EXPERIMENT_TIMEOUT: experiment layout did not finish within 1 ms/);
+    expect(lines[1]).toMatch(/^heapscope: chunk-sizes: ERR_EXPERIMENT_TIMEOUT: experiment chunk-sizes did not finish within 1 ms/);
+    expect(lines[2]).toBe('heapscope: ERR_EXPERIMENT_FAILED: 2 of 2 experiments did not give a result (layout, chunk-sizes): their errors are above');
+    const json = cli('run', 'layout', 'chunk-sizes', '--timeout', '0.001', '--json');
+    expect(json.code).toBe(1);
+    expect(json.stderr).toMatch(/^heapscope: ERR_EXPERIMENT_TIMEOUT: experiment layout did not finish within 1 ms: [^\n]*\n$/);
+  });
 });
 
 describe('a closed pipe', () => {
