@@ -1,0 +1,182 @@
+// The commands that run experiments: list, run, tour and report. Several
+// experiments run one after another, or two isolated children at once.
+import { JSON_FLAG, seconds, write } from './cli-common';
+import { Command, Input, UsageError } from './command-line';
+import { HeapscopeError } from './errors';
+import type { ExperimentName } from './experiments/registry';
+import { DEFAULT_TIMEOUT, experiment, experiments, run } from './experiments/run';
+import { checkTunables } from './experiments/tunables';
+import { ExperimentResult } from './experiments/types';
+import { toJSON } from './json';
+import { ProgressLine } from './progress';
+import { writeReport } from './report';
+import { renderResult, terminalOptions } from './views/terminal';
+
+function story(result: ExperimentResult): string {
+  return renderResult(result, terminalOptions(process.stdout));
+}
+
+const TIMEOUT_FLAG = { name: 'timeout', value: 'seconds', help: `kill an experiment's child after this long (default ${DEFAULT_TIMEOUT / 1000})` };
+const RUN_FLAGS = [
+  JSON_FLAG,
+  { name: 'isolated', help: 'run each experiment in a fresh child process' },
+  { name: 'in-process', help: 'run each experiment in this process' },
+  { name: 'tunable', value: 'name=value', repeatable: true, help: 'a glibc malloc tunable for the child' },
+  TIMEOUT_FLAG,
+];
+// An in-process run cannot be interrupted, nor given tunables.
+const RUN_EXCLUSIVE = [['isolated', 'in-process'], ['in-process', 'tunable'], ['in-process', 'timeout']];
+
+interface RunSettings {
+  json: boolean;
+  isolated?: boolean;
+  tunables: Record<string, string>;
+  timeout?: number;
+}
+
+function timeout(input: Input): number | undefined {
+  return seconds(input, 'timeout');
+}
+
+/** The settings of run and tour, all checked before anything runs. */
+function runSettings(input: Input): RunSettings {
+  // fromEntries makes every name an own property (`__proto__` too), which checkTunables then refuses.
+  const tunables: Record<string, string> = Object.fromEntries(input.values('tunable').map((value) => {
+    const eq = value.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--tunable takes name=value, got ${JSON.stringify(value)}`, input.command);
+    return [value.slice(0, eq), value.slice(eq + 1)];
+  }));
+  return {
+    json: input.has('json'),
+    isolated: input.has('isolated') ? true : input.has('in-process') ? false : undefined,
+    tunables: checkTunables(tunables),
+    timeout: timeout(input),
+  };
+}
+
+/**
+ * Isolated runs started ahead of the one being awaited: each is a child
+ * process of its own, so two can run at once on two cores, while results
+ * are still printed in order. In-process runs run one at a time, alone.
+ */
+const AHEAD = 1;
+
+async function runMany(names: readonly string[], settings: RunSettings, progress?: { line: ProgressLine; label: string }): Promise<void> {
+  const results: ExperimentResult[] = [];
+  // A name from the command line: run() refuses an unknown one with ERR_UNKNOWN_EXPERIMENT.
+  const start = (name: string) => run(name as ExperimentName, { isolated: settings.isolated, tunables: settings.tunables, timeout: settings.timeout });
+  const ahead = names.length > 1 && names.every((name) => isolatedRun(name, settings)) ? AHEAD : 0;
+  const started: Promise<ExperimentResult>[] = [];
+  const startUpTo = (last: number) => {
+    for (let k = started.length; k <= Math.min(last, names.length - 1); k++) {
+      const promise = start(names[k]);
+      // Awaited in order below; a failure ahead of that is reported then, not as unhandled.
+      promise.catch(() => undefined);
+      started.push(promise);
+    }
+  };
+  // Stories go on past an experiment that failed (its error in its place,
+  // on stderr); JSON is all of them or an error.
+  const goOn = !settings.json && names.length > 1;
+  const failed: string[] = [];
+  try {
+    for (const [i, name] of names.entries()) {
+      progress?.line.show(`${progress.label}: running ${name} (${i + 1} of ${names.length})`);
+      startUpTo(i + ahead);
+      let result: ExperimentResult;
+      try {
+        result = await started[i];
+      } catch (error) {
+        const e = error as Error & { code?: string };
+        if (!goOn || e.code === 'ERR_UNKNOWN_EXPERIMENT' || e.code === 'ERR_INVALID_TUNABLE') throw error;
+        progress?.line.clear();
+        process.stderr.write(`heapscope: ${name}: ${e.code === undefined ? '' : `${e.code}: `}${e.message}\n`);
+        failed.push(name);
+        continue;
+      }
+      results.push(result);
+      progress?.line.clear();
+      if (!settings.json) write(`${story(result)}\n`);
+    }
+  } finally {
+    progress?.line.clear();
+  }
+  if (settings.json) write(toJSON(results.length === 1 ? results[0] : results));
+  if (failed.length > 0) {
+    throw new HeapscopeError('ERR_EXPERIMENT_FAILED', `${failed.length} of ${names.length} experiments did not give a result (${failed.join(', ')}): their errors are above`);
+  }
+}
+
+/** Whether run() will run `name` in a child; an unknown name is not (run() refuses it). */
+function isolatedRun(name: string, settings: RunSettings): boolean {
+  if (settings.isolated !== undefined) return settings.isolated;
+  if (Object.keys(settings.tunables).length > 0) return true;
+  try {
+    return experiment(name as ExperimentName).isolatedByDefault;
+  } catch {
+    return false;
+  }
+}
+
+/** list, run and tour. */
+export const EXPERIMENT_COMMANDS: readonly Command[] = [
+  {
+    name: 'list',
+    summary: 'the experiments and the question each answers',
+    flags: [],
+    examples: ['heapscope list'],
+    run() {
+      for (const e of experiments()) write(`${e.name.padEnd(16)} ${e.question}`);
+    },
+  },
+  {
+    name: 'run',
+    summary: 'run experiments and tell what each measured',
+    args: {
+      usage: '<name...>',
+      min: 1,
+      max: Infinity,
+      help: 'experiments, by the names heapscope list shows',
+      missing: 'run needs at least one experiment name; see heapscope list',
+    },
+    flags: RUN_FLAGS,
+    exclusive: RUN_EXCLUSIVE,
+    examples: ['heapscope run chunk-sizes free', 'heapscope run tcache --tunable glibc.malloc.tcache_count=3 --json'],
+    async run(input) {
+      for (const name of input.args) experiment(name as ExperimentName);
+      await runMany(input.args, runSettings(input));
+    },
+  },
+  {
+    name: 'tour',
+    summary: 'every experiment, question by question',
+    flags: RUN_FLAGS,
+    exclusive: RUN_EXCLUSIVE,
+    examples: ['heapscope tour', 'heapscope tour --json > tour.json'],
+    async run(input) {
+      const settings = runSettings(input);
+      if (!settings.json) write('heapscope tour: every answer below was measured just now, in this machine\'s glibc.\n');
+      await runMany(experiments().map((e) => e.name), settings, { line: new ProgressLine(process.stderr), label: 'heapscope tour' });
+    },
+  },
+];
+
+export const REPORT_COMMAND: Command = {
+  name: 'report',
+  summary: 'every experiment in one self-contained HTML page',
+  flags: [{ name: 'out', value: 'file', required: true, help: 'where to write the page' }, TIMEOUT_FLAG],
+  examples: ['heapscope report --out report.html'],
+  async run(input) {
+    const file = input.value('out')!;
+    const line = new ProgressLine(process.stderr);
+    try {
+      await writeReport(file, {
+        timeout: timeout(input),
+        progress: (name, n, total) => line.show(`heapscope report: running ${name} (${n} of ${total})`),
+      });
+    } finally {
+      line.clear();
+    }
+    write(`heapscope: wrote ${file}`);
+  },
+};
