@@ -3,11 +3,12 @@
 // one that never stands still, one that exits while it is read, and one it
 // is not allowed to read. Each quiet target prints its own mallinfo2(),
 // which the decode of the copies must equal field for field.
-import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { ChildProcess, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startLines } from '../helpers/target';
 import { attach, HeapscopeError } from '../../lib/index';
 import { TOTALLED_FIELDS } from '../../lib/allocator/totals';
 
@@ -37,21 +38,7 @@ afterAll(() => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-/** Starts `command` and resolves with it and its first `count` lines of output. */
-function start(command: string, args: string[], count: number, env: NodeJS.ProcessEnv = process.env): Promise<{ child: ChildProcess; lines: string[] }> {
-  const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'inherit'], env });
-  children.push(child);
-  return new Promise((resolve, reject) => {
-    let seen = '';
-    child.on('error', reject);
-    child.on('exit', (code) => reject(new Error(`${command} exited (${code}) after printing ${JSON.stringify(seen)}`)));
-    child.stdout!.on('data', (chunk: Buffer) => {
-      seen += chunk.toString();
-      const lines = seen.split('\n');
-      if (lines.length > count) resolve({ child, lines: lines.slice(0, count) });
-    });
-  });
-}
+const start = (command: string, args: string[], count: number, env: NodeJS.ProcessEnv = process.env) => startLines(command, args, count, { env, into: children });
 
 function codeOf(call: () => unknown): string | undefined {
   try {

@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startLines } from '../helpers/target';
 import { TOTALLED_FIELDS } from '../../lib/allocator/totals';
 import { glibcVersion } from '../../lib/stats';
 import { attach, hex } from '../../lib/index';
@@ -57,21 +58,7 @@ function json<T>(args: string[]): T {
   return JSON.parse(stdout) as T;
 }
 
-/** Starts `command` and resolves with it and its first `count` lines of output. */
-function start(command: string, args: string[], count: number, env: NodeJS.ProcessEnv = process.env): Promise<{ child: ChildProcess; lines: string[] }> {
-  const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'inherit'], env });
-  children.push(child);
-  return new Promise((resolve, reject) => {
-    let seen = '';
-    child.on('error', reject);
-    child.on('exit', (code) => reject(new Error(`${command} exited (${code}) after printing ${JSON.stringify(seen)}`)));
-    child.stdout!.on('data', (chunk: Buffer) => {
-      seen += chunk.toString();
-      const lines = seen.split('\n');
-      if (lines.length > count) resolve({ child, lines: lines.slice(0, count) });
-    });
-  });
-}
+const start = (command: string, args: string[], count: number, env: NodeJS.ProcessEnv = process.env) => startLines(command, args, count, { env, into: children });
 
 /** The python target, in a fixed environment (its fastbin chunks must not be consolidated by what python does at start). */
 function python(tunables?: string) {

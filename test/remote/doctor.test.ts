@@ -4,11 +4,12 @@
 // raises the mmap threshold. Each prints its own mallinfo2(), which the
 // diagnosis must equal field for field; the C program trims itself on
 // request, and the prediction must equal what it gave back.
-import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { ChildProcess, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startTarget } from '../helpers/target';
 import { attach, DOCTOR_THRESHOLDS } from '../../lib/index';
 import { TOTALLED_FIELDS } from '../../lib/allocator/totals';
 import { openPagemap } from '../../lib/doctor/residency';
@@ -37,27 +38,7 @@ afterEach(() => {
 
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-/** Starts `command`; `next(n)` resolves with its first `n` lines of output. */
-function start(command: string, args: string[], env: NodeJS.ProcessEnv = process.env) {
-  const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'inherit'], env });
-  children.push(child);
-  let seen = '';
-  const waiting: { n: number; resolve: (lines: string[]) => void }[] = [];
-  const check = () => {
-    const lines = seen.split('\n');
-    for (const w of waiting.splice(0)) (lines.length > w.n ? w.resolve(lines.slice(0, w.n)) : waiting.push(w));
-  };
-  child.stdout!.on('data', (chunk: Buffer) => {
-    seen += chunk.toString();
-    check();
-  });
-  const next = (n: number) => new Promise<string[]>((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`${command} exited (${code}) after printing ${JSON.stringify(seen)}`)));
-    waiting.push({ n, resolve });
-    check();
-  });
-  return { child, next };
-}
+const start = (command: string, args: string[], env: NodeJS.ProcessEnv = process.env) => startTarget(command, args, { env, into: children });
 
 function heapscope(args: string[]) {
   const run = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });

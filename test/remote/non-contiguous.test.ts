@@ -3,17 +3,18 @@
 // in memory no map line names as heap. The copy that misses it is torn (its
 // top cannot be read) and is retaken with the region holding the top; the
 // top it decodes is the program's own mallinfo2() keepcost.
-import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { ChildProcess, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { attach } from '../../lib/index';
+import { startLines } from '../helpers/target';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'heapscope-blocked-'));
 const program = path.join(dir, 'attach-blocked');
 let noCompiler: string | undefined;
-let child: ChildProcess | undefined;
+const children: ChildProcess[] = [];
 
 beforeAll(() => {
   const cc = spawnSync('cc', ['-O1', '-o', program, path.join(__dirname, '..', 'fixtures', 'attach-blocked.c')], { encoding: 'utf8' });
@@ -22,22 +23,13 @@ beforeAll(() => {
 });
 
 afterAll(() => {
-  child?.kill('SIGKILL');
+  for (const c of children) c.kill('SIGKILL');
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-function started(): Promise<{ pid: number; mallinfo: Record<string, number> }> {
-  child = spawn(program, [], { stdio: ['ignore', 'pipe', 'inherit'] });
-  return new Promise((resolve, reject) => {
-    let seen = '';
-    child!.on('error', reject);
-    child!.on('exit', (code) => reject(new Error(`attach-blocked exited (${code}) after printing ${JSON.stringify(seen)}`)));
-    child!.stdout!.on('data', (chunk: Buffer) => {
-      seen += chunk.toString();
-      const lines = seen.split('\n');
-      if (lines.length > 2) resolve({ pid: Number(lines[0]), mallinfo: JSON.parse(lines[1]) as Record<string, number> });
-    });
-  });
+async function started(): Promise<{ pid: number; mallinfo: Record<string, number> }> {
+  const { lines } = await startLines(program, [], 2, { into: children });
+  return { pid: Number(lines[0]), mallinfo: JSON.parse(lines[1]) as Record<string, number> };
 }
 
 describe('attach(pid) to a process whose main_arena is not contiguous', () => {

@@ -4,11 +4,12 @@
 // second snapshot and watch's ticks must show the same figures, as nothing
 // moves in it (once a first copy has mapped in what it reads of libc's data); watch
 // ends with status 0 on SIGINT.
-import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { ChildProcess, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { startTarget } from '../helpers/target';
 import { TOTALLED_FIELDS } from '../../lib/allocator/totals';
 
 const fixtures = path.join(__dirname, '..', 'fixtures');
@@ -23,28 +24,7 @@ afterEach(() => {
 
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-/** Starts `command`; `next(n)` resolves with its first `n` lines of output. */
-function start(command: string, args: string[], env: NodeJS.ProcessEnv = process.env) {
-  const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'], env });
-  children.push(child);
-  let seen = '';
-  child.stdout!.on('data', (chunk: Buffer) => {
-    seen += chunk.toString();
-  });
-  const next = (n: number) => new Promise<string[]>((resolve, reject) => {
-    const check = () => {
-      const lines = seen.split('\n');
-      if (lines.length > n) {
-        child.stdout!.off('data', check);
-        resolve(lines.slice(0, n));
-      }
-    };
-    child.once('exit', (code) => reject(new Error(`${command} exited (${code}) after printing ${JSON.stringify(seen)}`)));
-    child.stdout!.on('data', check);
-    check();
-  });
-  return { child, next };
-}
+const start = (command: string, args: string[], env: NodeJS.ProcessEnv = process.env) => startTarget(command, args, { env, stderr: 'pipe', into: children });
 
 function heapscope(args: string[]) {
   const run = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });

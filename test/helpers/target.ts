@@ -1,0 +1,46 @@
+// Processes for the --pid tests to look at: started with stdout on a pipe,
+// read line by line as they print (their pid, their own mallinfo2(), a ready
+// line), and put in the test file's list of children to kill when it is done.
+import { ChildProcess, spawn } from 'node:child_process';
+
+export interface Target {
+  child: ChildProcess;
+  /** The first `n` lines the target printed, once it has printed them; rejects if it exits or cannot start first. */
+  next(n: number): Promise<string[]>;
+}
+
+export interface TargetOptions {
+  env?: NodeJS.ProcessEnv;
+  /** The target's stderr: on the test's own (the default), or a pipe the test reads. */
+  stderr?: 'inherit' | 'pipe';
+  /** The test file's children, killed by the file when done. */
+  into: ChildProcess[];
+}
+
+export function startTarget(command: string, args: readonly string[], options: TargetOptions): Target {
+  const child = spawn(command, args, { stdio: ['pipe', 'pipe', options.stderr ?? 'inherit'], env: options.env ?? process.env });
+  options.into.push(child);
+  let seen = '';
+  const waiting: { n: number; resolve: (lines: string[]) => void }[] = [];
+  const check = () => {
+    const lines = seen.split('\n');
+    for (const w of waiting.splice(0)) (lines.length > w.n ? w.resolve(lines.slice(0, w.n)) : waiting.push(w));
+  };
+  child.stdout!.on('data', (chunk: Buffer) => {
+    seen += chunk.toString();
+    check();
+  });
+  const next = (n: number) => new Promise<string[]>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', (code) => reject(new Error(`${command} exited (${code}) after printing ${JSON.stringify(seen)}`)));
+    waiting.push({ n, resolve });
+    check();
+  });
+  return { child, next };
+}
+
+/** A target and its first `count` lines. */
+export async function startLines(command: string, args: readonly string[], count: number, options: TargetOptions): Promise<{ child: ChildProcess; lines: string[] }> {
+  const target = startTarget(command, args, options);
+  return { child: target.child, lines: await target.next(count) };
+}
