@@ -87,7 +87,8 @@ class ReadArea {
   }
   explicit ReadArea(size_t bytes) : next_(nullptr), end_(nullptr) {
     if (bytes == 0) return;
-    void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    // No commit charge for the room a read to the break may not use (its pages are never touched).
+    void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED) return;
     next_ = static_cast<uint8_t*>(p);
     end_ = next_ + bytes;
@@ -349,6 +350,7 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
         }
         int pagemapErr = anonymous && pagemap < 0 ? -pagemap : 0;
         UntouchedRead from = {pid, anonymous ? pagemap : -1, static_cast<uintptr_t>(s[2]), read, length, true};
+        r[4] = 0;  // ReadUntouched adds to it, and the records hold the last plan's words
         err = s[2] + length < s[2] ? EFAULT : ReadUntouched(from, &got, &r[4], &pagemapErr);
         r[5] = static_cast<uint64_t>(pagemapErr);
         r[2] = static_cast<uint64_t>(read - readBase);

@@ -52,4 +52,15 @@ describe("runPlan's read step", () => {
     expect(() => runPlan([{ op: 'read', address: heap.start, length: 8, toBreak: 1 as unknown as boolean }]))
       .toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE', message: 'step 0.toBreak must be a boolean, got number' }));
   });
+
+  it("an anonymous read's untouchedPages counts its own pages, whatever the plan before left in the records", () => {
+    // Mmapped on its own (above the threshold): nothing but its header page was ever written.
+    using a = malloc(1 << 20);
+    const plan = [{ op: 'read' as const, address: a.address, length: 1 << 20, anonymous: true }];
+    const first = runPlan(plan).steps[0].untouchedPages!;
+    const again = runPlan(plan).steps[0].untouchedPages!;
+    expect(first).toBeGreaterThan(200);
+    expect(first).toBeLessThanOrEqual(256);
+    expect(again).toBe(first);
+  });
 });
