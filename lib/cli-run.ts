@@ -4,7 +4,7 @@ import { JSON_FLAG, seconds, write } from './cli-common';
 import { Command, Input, UsageError } from './command-line';
 import { HeapscopeError } from './errors';
 import type { ExperimentName } from './experiments/registry';
-import { DEFAULT_TIMEOUT, experiment, experiments, run } from './experiments/run';
+import { DEFAULT_TIMEOUT, experiment, experiments, run, stopRuns } from './experiments/run';
 import { checkTunables } from './experiments/tunables';
 import { ExperimentResult } from './experiments/types';
 import { toJSON } from './json';
@@ -98,6 +98,10 @@ async function runMany(names: readonly string[], settings: RunSettings, progress
       progress?.line.clear();
       if (!settings.json) write(`${story(result)}\n`);
     }
+  } catch (error) {
+    // A child started ahead would keep this process waiting for a result nobody reads.
+    stopRuns();
+    throw error;
   } finally {
     progress?.line.clear();
   }

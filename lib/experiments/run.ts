@@ -117,6 +117,15 @@ function killLive(): void {
   for (const child of live) child.kill('SIGKILL');
 }
 
+/**
+ * Kills the child of every run in flight (each such run rejects). For the
+ * command line: a command that gives up on a run started ahead does not wait
+ * for it.
+ */
+export function stopRuns(): void {
+  killLive();
+}
+
 /** What a child sends back: a result, or why it refused to run (`mayRefuse` only). */
 interface ChildAnswer {
   result?: ResultData;
