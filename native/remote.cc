@@ -81,9 +81,11 @@ Napi::Value Addon::ReadRemote(const Napi::CallbackInfo& info) {
     total += length;
   }
   // Each range is read straight into the Buffer returned: calloc's memory,
-  // zero without being written when it is large (fresh mmap), so a range of
+  // zero without being written when glibc maps it fresh (above this
+  // process's mmap threshold, 128 KiB to 32 MiB as it rises), so a range of
   // a GiB is neither zeroed first nor copied again after, and the pages an
-  // anonymous range leaves untouched stay untouched here too.
+  // anonymous range leaves untouched stay untouched here too. A smaller
+  // range may come from the heap and be zeroed by calloc.
   std::vector<Napi::Buffer<uint8_t>> buffers(count);
   std::vector<uint8_t*> data(count, nullptr);
   std::vector<size_t> sizes(count, 0);

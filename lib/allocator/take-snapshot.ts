@@ -253,9 +253,10 @@ export function tornReason(
 ): string | undefined {
   const { copiedTo, before, after } = breaks;
   if (before !== after) return `the program break moved during the copy (${hex(before)} → ${hex(after)})`;
-  if (copiedTo !== undefined && copiedTo !== before) {
+  if (copiedTo !== undefined && copiedTo < before) {
     return `[heap] grew to the break ${hex(before)}, past the ${hex(copiedTo)} the copy had room for`;
   }
+  if (copiedTo !== undefined && copiedTo !== before) return `the copy of [heap] ends at ${hex(copiedTo)}, not at the break ${hex(before)}`;
   const changed = MALLINFO_FIELDS.filter((f) => s.mallinfoBefore[f] !== s.mallinfo[f]);
   if (changed.length > 0) return `mallinfo2() changed during the copy (${changed.join(', ')}): another thread used malloc`;
   return structureTornReason(s.image, arenaHeaps);

@@ -225,13 +225,14 @@ function carvedBytes(count: number): number {
  * read before the fillers (reading it allocates, and what it frees later
  * must not land among them); a region it does not know counts whole.
  */
-function copyBudget(sources: ReturnType<typeof copySources>, frames: number, resident: ReadonlyMap<bigint, number>): void {
+function copyBudget(sources: ReturnType<typeof copySources>, frames: number, resident: ReadonlyMap<bigint, number>, carved: number): void {
   const held = (r: { start: bigint; size: number }) => Math.min(r.size, resident.get(r.start) ?? r.size);
   const heap = sources.heap === undefined ? 0 : Number(sources.heapEnd! - sources.heap.start);
-  const heapHeld = sources.heap === undefined ? 0 : Math.min(heap, (resident.get(sources.heap.start) ?? heap) + Math.max(0, heap - sources.heap.size));
+  // What the plan carves is written, and copied by every frame after it.
+  const heapHeld = sources.heap === undefined ? 0 : Math.min(heap, (resident.get(sources.heap.start) ?? heap) + Math.max(0, heap - sources.heap.size)) + carved;
   const bytes = sources.libc.reduce((n, r) => n + held(r), 0) + heapHeld + sources.arenaHeaps.reduce((n, r) => n + held(r), 0);
   if (bytes * frames > MAX_COPIES) {
-    throw new HeapscopeError('ERR_EXPERIMENT_FAILED', `bins copies the allocator ${frames} times in one plan, ${bytes} resident bytes each here ` +
+    throw new HeapscopeError('ERR_EXPERIMENT_FAILED', `bins copies the allocator ${frames} times in one plan, about ${bytes} resident bytes each here ` +
       `([heap] is ${heap} bytes), more than the ${MAX_COPIES} bytes it allows: run it isolated (the default)`);
   }
 }
@@ -269,7 +270,7 @@ function measureOnce(): { rows: BinsRow[]; preparation: Preparation; disturbance
   // last guard, the plan's last malloc of its size.
   const probeAt = count > 0 ? push({ op: 'malloc', size: GUARD_REQUEST }) : -1;
   if (probeAt >= 0) push({ op: 'free', step: probeAt });
-  copyBudget(sources, spec.length + 1, resident);
+  copyBudget(sources, spec.length + 1, resident, carvedBytes(count));
   const start = planCopy(steps, sources);
   for (const st of spec) {
     for (const name of st.chunks) {
