@@ -95,7 +95,13 @@ Napi::Value Addon::ReadRemote(const Napi::CallbackInfo& info) {
       data[i] = static_cast<uint8_t*>(calloc(length, 1));
       if (data[i] == nullptr)
         ThrowCode(env, "ERR_ALLOC_FAILED", "cannot allocate " + std::to_string(length) + " bytes to copy range " + std::to_string(i) + " into", ENOMEM);
-      buffers[i] = Napi::Buffer<uint8_t>::New(env, data[i], length, [](Napi::Env, uint8_t* bytes) { free(bytes); });
+      try {
+        buffers[i] = Napi::Buffer<uint8_t>::New(env, data[i], length, [](Napi::Env, uint8_t* bytes) { free(bytes); });
+      } catch (const Napi::Error& error) {
+        // No Buffer owns the block yet: it is freed here, and the error gets a code.
+        free(data[i]);
+        ThrowCode(env, "ERR_ALLOC_FAILED", "cannot make a Buffer of " + std::to_string(length) + " bytes to copy range " + std::to_string(i) + " into: " + error.Message(), ENOMEM);
+      }
     }
     sizes[i] = length;
     local[i] = {data[i], length};
