@@ -87,8 +87,11 @@ class ReadArea {
   }
   explicit ReadArea(size_t bytes) : next_(nullptr), end_(nullptr) {
     if (bytes == 0) return;
-    // No commit charge for the room a read to the break may not use (its pages are never touched).
-    void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    // Not MAP_NORESERVE, though the room a read to the break does not use
+    // is never touched: glibc maps its arena heaps MAP_NORESERVE, and a copy
+    // kept as a Buffer right below one merged with it into one map line,
+    // which then no longer reads as an arena heap.
+    void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) return;
     next_ = static_cast<uint8_t*>(p);
     end_ = next_ + bytes;
