@@ -22,6 +22,8 @@ export interface Arena {
   heaps: HeapInfo[];
   /** Why the heaps could not all be read, when they could not. */
   heapsReason?: string;
+  /** The heap_info that could not be read because it is not in the copy. */
+  heapsUnread?: bigint;
   /** Where this arena's chunks lie: [heap] up to the break, or its heaps' used parts; empty when unknown. */
   memory: AddressRange[];
   flags: number;
@@ -46,6 +48,8 @@ export interface ArenaList {
   complete: boolean;
   /** Why the list stopped, when it did. */
   reason?: string;
+  /** The arena the list led to that is not in the copy. */
+  unread?: bigint;
 }
 
 /**
@@ -64,7 +68,7 @@ export function decodeArenas(image: AllocatorImage, main: bigint, par?: MallocPa
   for (let at = main; ;) {
     if (arenas.length === MAX_ARENAS) return { arenas, states, complete: false, reason: `more than ${MAX_ARENAS} arenas: the next list must be corrupt` };
     const bytes = readBytes(image.memory, at, image.layout.mallocState.size);
-    if (typeof bytes === 'string') return { arenas, states, complete: false, reason: `the arena at ${hex(at)} cannot be read: ${bytes}` };
+    if (typeof bytes === 'string') return { arenas, states, complete: false, reason: `the arena at ${hex(at)} cannot be read: ${bytes}`, unread: at };
     const state = decodeMallocState(bytes, 0, image.layout, at);
     seen.add(at);
     arenas.push(arena(image, state, at === main, par));
@@ -88,15 +92,16 @@ function arena(image: AllocatorImage, s: MallocState, isMain: boolean, par: Mall
     if (image.heap !== undefined && !out.noncontiguous) out.memory = [image.heap];
     return out;
   }
-  const { heaps, reason } = heapsOf(image, s, heapMaxSize(par));
+  const { heaps, reason, unread } = heapsOf(image, s, heapMaxSize(par));
   out.heaps = heaps;
   out.memory = heaps.map((h) => ({ start: h.address, end: h.address + h.size }));
   if (reason !== undefined) out.heapsReason = reason;
+  if (unread !== undefined) out.heapsUnread = unread;
   return out;
 }
 
 /** heap_for_ptr (top), then `prev` until 0; each must name this arena, and the oldest must hold it. */
-function heapsOf(image: AllocatorImage, s: MallocState, maxSize: bigint): { heaps: HeapInfo[]; reason?: string } {
+function heapsOf(image: AllocatorImage, s: MallocState, maxSize: bigint): { heaps: HeapInfo[]; reason?: string; unread?: bigint } {
   const heaps: HeapInfo[] = [];
   const seen = new Set<bigint>();
   const infoSize = image.layout.heapInfo.size;
@@ -104,7 +109,7 @@ function heapsOf(image: AllocatorImage, s: MallocState, maxSize: bigint): { heap
     if (seen.has(h) || heaps.length === MAX_HEAPS) return { heaps, reason: `the heaps' prev list loops at ${hex(h)}` };
     seen.add(h);
     const bytes = readBytes(image.memory, h, infoSize);
-    if (typeof bytes === 'string') return { heaps, reason: `heap_info at ${hex(h)} cannot be read: ${bytes}` };
+    if (typeof bytes === 'string') return { heaps, reason: `heap_info at ${hex(h)} cannot be read: ${bytes}`, unread: h };
     const info = decodeHeapInfo(bytes, 0, image.layout, h);
     if (info.arPtr !== s.address) return { heaps, reason: `heap_info at ${hex(h)} names arena ${hex(info.arPtr)}, not ${hex(s.address)}` };
     heaps.push(info);

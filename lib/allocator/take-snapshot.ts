@@ -16,7 +16,7 @@ import { libcDataRegions } from './libc-data';
 import { LibcFile, libcFileOf } from './libc-file';
 import { AddressRange } from './locate-input';
 import { CopiedRange, copiedMemory, readWord } from './memory-source';
-import { decodeArenas } from './arenas';
+import { decodeArenas, heapMaxSize } from './arenas';
 import { madeResidentReason } from './results';
 
 export interface AllocatorSnapshotOptions {
@@ -75,14 +75,17 @@ export function takeAllocatorSnapshot(options: AllocatorSnapshotOptions = {}): A
   const before = readArray(read.before ?? [], 'options.before') as PlanStep[];
   let taken: CopiedFrame | undefined;
   let topRegion: MemoryRegion | undefined;
+  let heaps: MemoryRegion[] = [];
   for (let attempt = 1; attempt <= attempts; attempt++) {
     // `before` steps can move the break: a retake gives [heap]'s read room from where the last copy saw it.
     // Without them, a retake measures the break again: the last attempt's copies, handed out
     // after it, may have moved it (from main_arena's top, once the mmap threshold has risen).
-    taken = takeOnce(before, probe, attempt, before.length > 0 ? taken?.breakSeen : undefined, topRegion);
+    taken = takeOnce(before, probe, attempt, before.length > 0 ? taken?.breakSeen : undefined, topRegion, heaps);
     if (taken.reason === undefined) return taken.snapshot;
     if (taken.final) break;
-    topRegion = outsideTop(taken.snapshot.image, maps()) ?? topRegion;
+    const regions = maps();
+    topRegion = outsideTop(taken.snapshot.image, regions) ?? topRegion;
+    heaps = withHeaps(heaps, missedHeaps(taken.snapshot.image, regions));
   }
   return { ...taken!.snapshot, consistent: false, reason: taken!.reason };
 }
@@ -107,6 +110,36 @@ export function outsideTop(image: AllocatorImage, regions: readonly MemoryRegion
   return { ...region, start: main.top.address, end, size: Number(end - main.top.address) };
 }
 
+/**
+ * Thread-arena heaps the copy missed because the map did not show them as
+ * such: glibc's heap shares its map line with a mapping right below it of
+ * the same kind (the kernel merges them; a heap used to its last byte and
+ * the next heap right after it, too). The arena list led to them; each
+ * region of `regions` holding one is copied from the heap's aligned start,
+ * at most heap_max_size of it, the next time. Pure: this process's copies
+ * and another's use it.
+ */
+export function missedHeaps(image: AllocatorImage, regions: readonly MemoryRegion[]): MemoryRegion[] {
+  const globals = locateGlobals(image);
+  if (!globals.mainArena.found) return [];
+  const par = globals.mallocPar.found ? globals.mallocPar.value : undefined;
+  const list = decodeArenas(image, globals.mainArena.address, par);
+  const max = heapMaxSize(par);
+  const unread = [list.unread, ...list.arenas.map((a) => a.heapsUnread)].filter((a): a is bigint => a !== undefined);
+  return unread.flatMap((address) => {
+    const start = address & ~(max - 1n);
+    const region = regions.find((r) => r.start <= start && start < r.end && r.readable && r.writable);
+    if (region === undefined) return [];
+    const end = region.end - start > max ? start + max : region.end;
+    return [{ ...region, start, end, size: Number(end - start), kind: 'arena-heap' as const }];
+  });
+}
+
+/** `heaps` and those of `more` that start where none of them does. */
+export function withHeaps(heaps: readonly MemoryRegion[], more: readonly MemoryRegion[]): MemoryRegion[] {
+  return [...heaps, ...more.filter((m) => !heaps.some((h) => h.start === m.start))];
+}
+
 /** What a copy of the allocator reads, chosen from the process map before the plan that copies it. */
 export interface CopySources {
   layout: ReturnType<typeof layoutFor>;
@@ -125,7 +158,7 @@ export interface CopySources {
  * `breakSeen` (or the break now) and every thread-arena heap. Throws
  * ERR_ALLOCATOR_NOT_FOUND when no libc is mapped.
  */
-export function copySources(breakSeen?: bigint, topRegion?: MemoryRegion): CopySources {
+export function copySources(breakSeen?: bigint, topRegion?: MemoryRegion, missed: readonly MemoryRegion[] = []): CopySources {
   const regions = maps();
   const libc = libcDataRegions(regions);
   const libcFile = libcFileOf(regions);
@@ -134,7 +167,7 @@ export function copySources(breakSeen?: bigint, topRegion?: MemoryRegion): CopyS
   const end = heap === undefined ? undefined : breakSeen ?? programBreak();
   const copyHeap = heap !== undefined && end! > heap.start;
   return {
-    layout: layoutFor(glibcVersion()), libcFile, libc, arenaHeaps: regions.filter((r) => r.kind === 'arena-heap'),
+    layout: layoutFor(glibcVersion()), libcFile, libc, arenaHeaps: withHeaps(regions.filter((r) => r.kind === 'arena-heap'), missed),
     ...(copyHeap ? { heap, heapEnd: end } : {}), ...(topRegion === undefined ? {} : { topRegion }),
   };
 }
@@ -230,8 +263,10 @@ export function copiedSnapshot(
   return { snapshot: { ...snapshot, consistent: false, reason }, reason, breakSeen: breakAfter, ...(short ? { final: true } : {}) };
 }
 
-function takeOnce(before: readonly PlanStep[], probe: boolean, attempt: number, breakSeen?: bigint, topRegion?: MemoryRegion): CopiedFrame {
-  const sources = copySources(breakSeen, topRegion);
+function takeOnce(
+  before: readonly PlanStep[], probe: boolean, attempt: number, breakSeen: bigint | undefined, topRegion: MemoryRegion | undefined, heaps: readonly MemoryRegion[],
+): CopiedFrame {
+  const sources = copySources(breakSeen, topRegion, heaps);
   const steps: PlanStep[] = [...before];
   const probeAt = probe ? steps.push({ op: 'malloc', size: PROBE_REQUEST }) - 1 : -1;
   if (probe) steps.push({ op: 'free', step: probeAt });

@@ -14,7 +14,7 @@ import { LibcFile } from '../allocator/libc-file';
 import { decodeArenas } from '../allocator/arenas';
 import { CopiedRange, copiedMemory, readBytes } from '../allocator/memory-source';
 import { CopiedSnapshot, madeResidentReason } from '../allocator/results';
-import { outsideTop, structureTornReason } from '../allocator/take-snapshot';
+import { missedHeaps, outsideTop, structureTornReason, withHeaps } from '../allocator/take-snapshot';
 import { hex } from '../format';
 import { MemoryRegion, parseMaps, parseSettled, untouchedReadsZero } from '../maps';
 import { readProcFile, readStatus } from './proc';
@@ -35,15 +35,19 @@ export interface RemoteSnapshot extends CopiedSnapshot {
 export function takeRemoteSnapshot(pid: number, layout: GlibcLayout, libc: LibcFile, attempts: number): RemoteSnapshot {
   let last: RemoteSnapshot | undefined;
   let topRegion: MemoryRegion | undefined;
+  let heaps: MemoryRegion[] = [];
   for (let attempt = 1; attempt <= attempts; attempt++) {
-    last = takeOnce(pid, layout, libc, attempt, topRegion);
+    last = takeOnce(pid, layout, libc, attempt, topRegion, heaps);
     if (last.consistent) return last;
     topRegion = outsideTop(last.image, last.maps) ?? topRegion;
+    heaps = withHeaps(heaps, missedHeaps(last.image, last.maps));
   }
   return last!;
 }
 
-function takeOnce(pid: number, layout: GlibcLayout, libc: LibcFile, attempt: number, topRegion: MemoryRegion | undefined): RemoteSnapshot {
+function takeOnce(
+  pid: number, layout: GlibcLayout, libc: LibcFile, attempt: number, topRegion: MemoryRegion | undefined, missed: readonly MemoryRegion[],
+): RemoteSnapshot {
   const regions = parseSettled(() => readProcFile(pid, 'maps'), parseMaps);
   const libcData = libcDataRegions(regions);
   if (libcData.length === 0 || libcData[0].inode !== libc.inode || libcData[0].dev !== libc.dev) {
@@ -51,7 +55,7 @@ function takeOnce(pid: number, layout: GlibcLayout, libc: LibcFile, attempt: num
     throw new HeapscopeError('ERR_PROCESS_EXITED', `process ${pid} no longer maps the libc it was attached with: it exited or ran another program`);
   }
   const heap = regions.find((r) => r.kind === 'heap');
-  const arenaHeaps = regions.filter((r) => r.kind === 'arena-heap');
+  const arenaHeaps = withHeaps(regions.filter((r) => r.kind === 'arena-heap'), missed);
   const planned: { region: MemoryRegion; label: string }[] = [
     ...libcData.map((region) => ({ region, label: 'libc data' })),
     ...(heap === undefined ? [] : [{ region: heap, label: '[heap]' }]),

@@ -1,25 +1,31 @@
-// attach(pid) to a program whose break cannot grow (test/fixtures/
-// attach-blocked.c): glibc grows its main_arena with mmap, so the top lies
-// in memory no map line names as heap. The copy that misses it is torn (its
-// top cannot be read) and is retaken with the region holding the top; the
-// top it decodes is the program's own mallinfo2() keepcost.
+// attach(pid) to programs whose allocator memory the map does not name:
+// one whose break cannot grow (test/fixtures/attach-blocked.c), so glibc
+// grows its main_arena with mmap and the top lies in memory no map line
+// names as heap; and one whose thread-arena heap shares its map line with
+// the mapping right below it (attach-merged.c). The copy that misses such
+// memory is torn, and the retake copies where the decode led: the top, or
+// the heap from its aligned start.
 import { ChildProcess, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { attach } from '../../lib/index';
+import { TOTALLED_FIELDS } from '../../lib/allocator/totals';
 import { startLines } from '../helpers/target';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'heapscope-blocked-'));
 const program = path.join(dir, 'attach-blocked');
+const merged = path.join(dir, 'attach-merged');
 let noCompiler: string | undefined;
 const children: ChildProcess[] = [];
 
 beforeAll(() => {
-  const cc = spawnSync('cc', ['-O1', '-o', program, path.join(__dirname, '..', 'fixtures', 'attach-blocked.c')], { encoding: 'utf8' });
-  if (cc.error !== undefined) noCompiler = 'no C compiler (cc) to build test/fixtures/attach-blocked.c';
-  else if (cc.status !== 0) throw new Error(`cc failed:\n${cc.stderr}`);
+  for (const [out, name] of [[program, 'attach-blocked'], [merged, 'attach-merged']]) {
+    const cc = spawnSync('cc', ['-O1', '-pthread', '-o', out, path.join(__dirname, '..', 'fixtures', `${name}.c`)], { encoding: 'utf8' });
+    if (cc.error !== undefined) noCompiler = `no C compiler (cc) to build test/fixtures/${name}.c`;
+    else if (cc.status !== 0) throw new Error(`cc failed:\n${cc.stderr}`);
+  }
 });
 
 afterAll(() => {
@@ -27,8 +33,8 @@ afterAll(() => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-async function started(): Promise<{ pid: number; mallinfo: Record<string, number> }> {
-  const { lines } = await startLines(program, [], 2, { into: children });
+async function started(command = program): Promise<{ pid: number; mallinfo: Record<string, number> }> {
+  const { lines } = await startLines(command, [], 2, { into: children });
   return { pid: Number(lines[0]), mallinfo: JSON.parse(lines[1]) as Record<string, number> };
 }
 
@@ -46,5 +52,22 @@ describe('attach(pid) to a process whose main_arena is not contiguous', () => {
     expect(main.noncontiguous).toBe(true);
     expect(Number(main.top.size)).toBe(mallinfo.keepcost);
     expect(s.image.memory.ranges.map((r) => r.label)).toContain("main_arena's top");
+  });
+});
+
+describe('attach(pid) to a process whose thread-arena heap shares its map line', () => {
+  it('copies the heap the arena list leads to on a retake, and every total is the program\'s own mallinfo2()', async ({ skip }) => {
+    if (noCompiler !== undefined) skip(noCompiler);
+    const { pid, mallinfo } = await started(merged);
+    const target = attach(pid);
+    // The kernel merged the heap's read-write part with the page below it: no line reads as an arena heap.
+    expect(target.maps().some((r) => r.kind === 'arena-heap')).toBe(false);
+    const s = target.snapshot();
+    expect(s.consistent).toBe(true);
+    expect(s.attempts).toBeGreaterThanOrEqual(2);
+    expect(target.arenas(s).arenas.map((a) => a.kind)).toEqual(['main', 'thread']);
+    const { total, incomplete } = target.allocatorTotals(s);
+    expect(incomplete).toEqual([]);
+    for (const f of TOTALLED_FIELDS) expect({ field: f, value: total[f] }).toEqual({ field: f, value: mallinfo[f] });
   });
 });
