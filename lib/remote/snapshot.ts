@@ -1,7 +1,6 @@
 // One snapshot of another, running process's allocator: libc's writable
-// data, [heap] and every thread-arena heap copied twice in a row in one
-// native call. The target keeps running, so a copy counts only when
-// malloc's state stood still: main_arena and mp_ equal in both copies of
+// data, [heap] and every thread-arena heap copied twice in a row. The
+// target keeps running, so a copy counts only when malloc's state stood still: main_arena and mp_ equal in both copies of
 // libc's data, every heap byte for byte equal in both (tcache traffic
 // changes no malloc_state, only the heaps), the structures agree with each
 // other (structureTornReason) and no arena's lock is held. Otherwise it is
@@ -64,7 +63,12 @@ function takeOnce(
   ];
   // Private anonymous memory: its pages never touched are left zero, not made resident by the copy.
   const once = planned.map(({ region }) => ({ address: region.start, length: BigInt(region.size), anonymous: untouchedReadsZero(region) }));
-  const reads = readRanges(pid, [...once, ...once]);
+  // The first copy whole, then the second: each range stood still between
+  // its two reads, so all of them did between the end of the first copy and
+  // the start of the second. In one call, the native side reads the plain
+  // ranges (libc's .data, main_arena with it) before the anonymous ones, so
+  // both reads of main_arena would come before the first of any heap.
+  const reads = [...readRanges(pid, once), ...readRanges(pid, once)];
   const unread = reads.map((r) => r.pagemapErrno).find((e) => e !== undefined);
   const ranges: CopiedRange[] = planned.flatMap((p, i) => (reads[i].bytes.length === 0 ? [] : [{ base: p.region.start, bytes: reads[i].bytes, label: p.label }]));
   const image: AllocatorImage = {
