@@ -1,10 +1,10 @@
 // One snapshot of another, running process's allocator: libc's writable
 // data, [heap] and every thread-arena heap copied twice in a row. The
-// target keeps running, so a copy counts only when malloc's state stood still: main_arena and mp_ equal in both copies of
-// libc's data, every heap byte for byte equal in both (tcache traffic
-// changes no malloc_state, only the heaps), the structures agree with each
-// other (structureTornReason) and no arena's lock is held. Otherwise it is
-// retaken. A non-contiguous main_arena's top lies in memory glibc took with
+// target keeps running, so a copy counts only when malloc's state stood
+// still: main_arena and mp_ equal in both copies of libc's data, every heap
+// byte for byte equal in both (tcache traffic changes no malloc_state, only
+// the heaps), the structures agree with each other (structureTornReason)
+// and no arena's lock is held. Otherwise it is retaken. A non-contiguous main_arena's top lies in memory glibc took with
 // mmap: a copy that missed it is retaken with that region too.
 import { AllocatorImage, locateGlobals } from '../allocator/image';
 import { GlibcLayout } from '../allocator/layouts';
