@@ -100,7 +100,15 @@ describe('attach(pid) to quiet processes: the decode equals their own mallinfo2(
     expect(s.consistent).toBe(true);
     expect(list.complete).toBe(true);
     expect(list.arenas[0].kind).toBe('main');
-    expect(target.allocatorTotals(s).incomplete).toEqual([]);
+    const { incomplete } = target.allocatorTotals(s);
+    if (list.arenas[0].noncontiguous) {
+      // About one node start in a hundred cannot grow its break (lib/break-room.ts): main_arena's
+      // chunks before its top then lie in memory glibc took with mmap, where no copy reaches (the
+      // README says so); lists that lead there are all that is missing.
+      for (const line of incomplete) expect(line).toMatch(/ is outside the copied memory$/);
+    } else {
+      expect(incomplete).toEqual([]);
+    }
     expect(target.maps().some((r) => r.kind === 'heap')).toBe(true);
   });
 });
