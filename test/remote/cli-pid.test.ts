@@ -414,6 +414,11 @@ describe('heapscope exec', () => {
     const app = path.join(dir, 'app.js');
     fs.writeFileSync(app, [
       '// Keeps 200 zero-filled 64 KiB Buffers (calloc, below the mmap threshold: main_arena\'s [heap]), says so, and runs until its stdin ends.',
+      '// About one node start in a hundred has V8\'s code range right above [heap] (lib/break-room.ts): such a start says so and ends first.',
+      'const lines = require(\'node:fs\').readFileSync(\'/proc/self/maps\', \'utf8\').trim().split(\'\\n\');',
+      'const at = lines.findIndex((l) => l.endsWith(\'[heap]\'));',
+      'const room = at < 0 || at === lines.length - 1 ? Infinity : Number(BigInt(`0x${lines[at + 1].split(\'-\')[0]}`) - BigInt(`0x${lines[at].split(/[- ]/)[1]}`));',
+      'if (room < 256 * 2 ** 20) { console.log(`blocked ${room}`); process.exit(0); }',
       'const kept = [];',
       'for (let i = 0; i < 200; i++) kept.push(Buffer.alloc(65536));',
       'console.log(`ready ${process.pid} ${kept.length} ${process.memoryUsage().arrayBuffers}`);',
@@ -424,13 +429,20 @@ describe('heapscope exec', () => {
       main: { start: Hex; end: Hex; complete: boolean; chunks: { address: Hex; size: number; place: string }[] };
     };
     let heap: { start: bigint; end: bigint } | undefined;
-    const run = await exec(['--keep', '--command', 'walk', '--arena', 'main', '--json', '--ready', 'ready', '--', process.execPath, app], {}, (child, out) => {
+    const walkApp = () => exec(['--keep', '--command', 'walk', '--arena', 'main', '--json', '--ready', 'ready', '--', process.execPath, app], {}, (child, out) => {
       if (heap !== undefined || !out.stdout.trimEnd().endsWith('}')) return;
       // The child still runs: its map now, read here without heapscope.
       heap = procMaps(Number(out.stderr.split(' ')[1])).find((r) => r.path === '[heap]')!;
       child.stdin!.end();
     });
-    expect(run.code, run.stderr).toBe(0);
+    // A child that said its break was blocked ended before it was ready: another is started, up to five, as quiet children are.
+    let run = await walkApp();
+    const blocked: string[] = [];
+    while (run.stderr.startsWith('blocked') && blocked.length < 4) {
+      blocked.push(run.stderr.split('\n')[0]);
+      run = await walkApp();
+    }
+    expect(run.code, `${run.stderr} (after ${blocked.length} blocked children: ${blocked.join(', ')})`).toBe(0);
     const [word, pid, count, arrayBuffers] = run.stderr.split('\n')[0].split(' ');
     expect([word, count]).toEqual(['ready', '200']);
     expect(Number(arrayBuffers)).toBeGreaterThanOrEqual(200 * 65536);
@@ -445,7 +457,8 @@ describe('heapscope exec', () => {
     expect(walk.main.chunks.filter((c) => c.size === 65552 && c.place === 'in-use').length).toBeGreaterThanOrEqual(200);
     expect(walk.mallinfoTotals.uordblks).toBeGreaterThanOrEqual(200 * 65552);
 
-    const arenas = await exec(['--command', 'arenas', '--json', '--ready', 'ready', '--', process.execPath, app]);
+    let arenas = await exec(['--command', 'arenas', '--json', '--ready', 'ready', '--', process.execPath, app]);
+    for (let k = 0; k < 4 && arenas.stderr.startsWith('blocked'); k++) arenas = await exec(['--command', 'arenas', '--json', '--ready', 'ready', '--', process.execPath, app]);
     expect(arenas.code, arenas.stderr).toBe(0);
     const list = JSON.parse(arenas.stdout) as JsonArenas;
     expect({ consistent: list.snapshot.consistent, complete: list.complete, first: list.arenas[0].kind }).toEqual({ consistent: true, complete: true, first: 'main' });
