@@ -8,6 +8,13 @@ export function write(text: string): void {
   process.stdout.write(`${text}\n`);
 }
 
+/** An error as one line of stderr: its code first, as every error has one (Node's own messages already start with theirs). */
+export function errorLine(error: unknown, what = ''): string {
+  const e = error as Error & { code?: string };
+  const code = typeof e.code === 'string' && !e.message.startsWith(e.code) ? `${e.code}: ` : '';
+  return `heapscope: ${what === '' ? '' : `${what}: `}${code}${e.message}\n`;
+}
+
 export const JSON_FLAG = { name: 'json', help: 'print one JSON document (bigints as "0x…" strings)' };
 export const PID_FLAG = { name: 'pid', value: 'pid', help: 'another running process, read without stopping it (it must use glibc\'s malloc)' };
 

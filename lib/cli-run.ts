@@ -1,6 +1,6 @@
 // The commands that run experiments: list, run, tour and report. Several
 // experiments run one after another, or two isolated children at once.
-import { JSON_FLAG, seconds, write } from './cli-common';
+import { errorLine, JSON_FLAG, seconds, write } from './cli-common';
 import { Command, Input, UsageError } from './command-line';
 import { HeapscopeError } from './errors';
 import type { ExperimentName } from './experiments/registry';
@@ -90,7 +90,7 @@ async function runMany(names: readonly string[], settings: RunSettings, progress
         const e = error as Error & { code?: string };
         if (!goOn || e.code === 'ERR_UNKNOWN_EXPERIMENT' || e.code === 'ERR_INVALID_TUNABLE') throw error;
         progress?.line.clear();
-        process.stderr.write(`heapscope: ${name}: ${e.code === undefined ? '' : `${e.code}: `}${e.message}\n`);
+        process.stderr.write(errorLine(error, name));
         failed.push(name);
         continue;
       }

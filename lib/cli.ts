@@ -3,7 +3,7 @@
 import './present';
 import fs from 'node:fs';
 import path from 'node:path';
-import { countOf, JSON_FLAG, PID_FLAG, pidOf, processHeader, seconds, write } from './cli-common';
+import { countOf, errorLine, JSON_FLAG, PID_FLAG, pidOf, processHeader, seconds, write } from './cli-common';
 import { EXPERIMENT_COMMANDS, REPORT_COMMAND } from './cli-run';
 import { SNAPSHOT_COMMANDS } from './cli-snapshot';
 import { Command, commandHelp, globalHelp, Input, parseCommand, usageLine, UsageError } from './command-line';
@@ -289,9 +289,7 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`heapscope: ${e.message}\n${usage}\n`);
       return 2;
     }
-    // The code first, as every error has one (Node's own messages already start with theirs).
-    const code = typeof e.code === 'string' && !e.message.startsWith(e.code) ? `${e.code}: ` : '';
-    process.stderr.write(`heapscope: ${code}${e.message}\n`);
+    process.stderr.write(errorLine(error));
     return 1;
   }
 }
