@@ -113,17 +113,13 @@ const MAX_DELAY = 2 ** 31 - 1;
 // started it, whichever way that process ends (process.exit on a closed pipe).
 const live = new Set<ChildProcess>();
 
-function killLive(): void {
-  for (const child of live) child.kill('SIGKILL');
-}
-
 /**
- * Kills the child of every run in flight (each such run rejects). For the
- * command line: a command that gives up on a run started ahead does not wait
- * for it.
+ * Kills the child of every run in flight (each such run rejects): on exit,
+ * and for a command that gives up on a run it started ahead, which it does
+ * not wait for.
  */
 export function stopRuns(): void {
-  killLive();
+  for (const child of live) child.kill('SIGKILL');
 }
 
 /** What a child sends back: a result, or why it refused to run (`mayRefuse` only). */
@@ -142,7 +138,7 @@ function runChild(name: string, tunables: Record<string, string>, timeout: numbe
     stdio[RESULT_FD] = 'pipe';
     const args = [...CHILD_FLAGS, CHILD, name, ...(mayRefuse ? [REFUSE_BLOCKED] : [])];
     const child = spawn(process.execPath, args, { env, stdio });
-    if (live.size === 0) process.on('exit', killLive);
+    if (live.size === 0) process.on('exit', stopRuns);
     live.add(child);
     const result: Buffer[] = [];
     const output: Buffer[] = [];
@@ -152,7 +148,7 @@ function runChild(name: string, tunables: Record<string, string>, timeout: numbe
     const done = () => {
       clearTimeout(timer);
       live.delete(child);
-      if (live.size === 0) process.off('exit', killLive);
+      if (live.size === 0) process.off('exit', stopRuns);
     };
     const timer = timeout > MAX_DELAY ? undefined : setTimeout(() => {
       const timedOut = () => {
