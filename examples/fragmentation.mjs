@@ -16,6 +16,7 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import os from 'node:os';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { doctor, hex, malloc, mallocParams } from 'heapscope';
@@ -27,7 +28,7 @@ const WORKLOAD = {
   blocksPerRound: 3000,
   /** Of every keepEvery blocks of a round, the last stays allocated: it pins the pages around it. */
   keepEvery: 25,
-  /** Share of blocks that are large (largeMin up to 3/4 of mp_.mmap_threshold); the rest are 16 B to 4 KiB. */
+  /** Share of blocks that are large (largeMin up to 3/4 of mp_.mmap_threshold, the lower of the two runs'); the rest are 16 B to 4 KiB. */
   largeShare: 0.05,
   largeMin: 32 << 10,
   seed: 20261203,
@@ -96,14 +97,13 @@ function burst(/** @type {WorkerInput} */ input) {
  * glibc gave it an arena then: a new one while the process has fewer than
  * arena_max arenas (0, the default, means 8 per CPU once there are more than
  * arena_test), else one it shares.
+ * @param {number} largeMax the bound on large blocks, the same in both runs (see inChild)
  * @returns {Promise<{ largeMax: number, mmapThreshold: number, bursts: BurstSummary[], release: () => Promise<void> }>}
  */
-async function runWorkload() {
-  const field = mallocParams().fields.find((f) => f.name === 'mmap_threshold');
-  if (field === undefined) throw new Error('mp_.mmap_threshold was not found');
-  const mmapThreshold = Number(field.value);
+async function runWorkload(largeMax) {
+  const mmapThreshold = readMmapThreshold();
   // Below mp_.mmap_threshold as read now (it only ever rises), so that every block comes from the worker's arena, not an mmap of its own.
-  const largeMax = Math.floor(mmapThreshold * 0.75);
+  if (largeMax >= mmapThreshold) throw new Error(`large blocks up to ${largeMax} bytes are not below this process's mp_.mmap_threshold, ${mmapThreshold} bytes`);
   const flag = new Int32Array(new SharedArrayBuffer(4));
   /** @type {Worker[]} */
   const workers = [];
@@ -123,14 +123,20 @@ async function runWorkload() {
   return { largeMax, mmapThreshold, bursts, release };
 }
 
+function readMmapThreshold() {
+  const field = mallocParams().fields.find((f) => f.name === 'mmap_threshold');
+  if (field === undefined) throw new Error('mp_.mmap_threshold was not found');
+  return Number(field.value);
+}
+
 /**
  * The workload, then one doctor({ trim: true }): its diagnosis describes the
  * heap before the trim, and the trim is measured beside its prediction (a
  * doctor() before it would copy every arena once more). Every figure is the
  * diagnosis's own.
  */
-async function measure() {
-  const work = await runWorkload();
+async function measure(/** @type {number} */ largeMax) {
+  const work = await runWorkload(largeMax);
   const d = doctor({ trim: true });
   await work.release();
   const m = d.trimmed;
@@ -175,33 +181,71 @@ async function measure() {
   };
 }
 
-/** @typedef {Awaited<ReturnType<typeof measure>>} Run */
+/** @typedef {Awaited<ReturnType<typeof measure>> & { mmapThresholdSaid: number }} Run */
 
-/** One run in a child process: this file with --child, MALLOC_ARENA_MAX as given (unset for undefined). */
-async function inChild(/** @type {string | undefined} */ arenaMax) {
+/**
+ * One run in a child process: this file with --child, MALLOC_ARENA_MAX as
+ * given (unset for undefined). The child first says its mp_.mmap_threshold
+ * (one line), then waits for the bound on large blocks (one line on its
+ * stdin) before the workload. Both runs must ask for the same sizes, and a
+ * child's threshold may already have risen while Node started (a freed
+ * mmapped chunk raises it), so the bound comes from the lower of the two.
+ */
+function inChild(/** @type {string | undefined} */ arenaMax) {
   const env = { ...process.env };
   delete env.MALLOC_ARENA_MAX;
   if (arenaMax !== undefined) env.MALLOC_ARENA_MAX = arenaMax;
   const child = spawn(process.execPath, ['--single-threaded', fileURLToPath(import.meta.url), '--child'], {
-    env, stdio: ['ignore', 'pipe', 'inherit'],
+    env, stdio: ['pipe', 'pipe', 'inherit'],
   });
   let out = '';
-  child.stdout.setEncoding('utf8').on('data', (s) => (out += s));
-  const [code, signal] = await once(child, 'exit');
-  if (code !== 0) throw new Error(`the run with MALLOC_ARENA_MAX=${arenaMax ?? '(unset)'} failed (${code ?? signal})`);
-  /** @type {Run} */
-  const run = JSON.parse(out);
-  return run;
+  child.stdout.setEncoding('utf8');
+  const exited = once(child, 'exit').then(([code, signal]) => {
+    if (code !== 0) throw new Error(`the run with MALLOC_ARENA_MAX=${arenaMax ?? '(unset)'} failed (${code ?? signal})`);
+    return out.slice(out.indexOf('\n') + 1);
+  });
+  /** @type {Promise<number>} */
+  const mmapThreshold = new Promise((resolve, reject) => {
+    child.stdout.on('data', (/** @type {string} */ s) => {
+      out += s;
+      if (out.includes('\n')) resolve(Number(JSON.parse(out.slice(0, out.indexOf('\n'))).mmapThreshold));
+    });
+    exited.then(() => reject(new Error('the child ended before it read its mp_.mmap_threshold')), reject);
+  });
+  return {
+    mmapThreshold,
+    kill: () => child.kill(),
+    /** @returns {Promise<Run>} */
+    run: async (/** @type {number} */ largeMax) => {
+      child.stdin.end(`${largeMax}\n`);
+      return JSON.parse(await exited);
+    },
+  };
+}
+
+/** Both runs, one after the other, with one bound on large blocks (see inChild). */
+async function bothRuns() {
+  const children = [inChild(undefined), inChild('2')];
+  try {
+    const thresholds = await Promise.all(children.map((c) => c.mmapThreshold));
+    const largeMax = Math.floor(Math.min(...thresholds) * 0.75);
+    const byDefault = await children[0].run(largeMax);
+    const capped = await children[1].run(largeMax);
+    return { byDefault, capped };
+  } finally {
+    for (const c of children) c.kill();
+  }
 }
 
 const mib = (/** @type {number} */ n) => `${(n / 1048576).toFixed(1)} MiB`;
 const kib = (/** @type {number} */ n) => `${Math.round(n / 1024)} KiB`;
 const pct = (/** @type {number} */ x) => `${Math.round(x * 100)} %`;
 
-function printWorkload(/** @type {Run} */ r) {
+function printWorkload(/** @type {Run} */ r, /** @type {Run} */ other) {
   const b = r.bursts;
+  const threshold = Math.min(r.mmapThresholdSaid, other.mmapThresholdSaid);
   console.log(`${r.workers} worker threads, one after another, each ${b[0].blocks} blocks in ${WORKLOAD.rounds} rounds: sizes 16 B to 4 KiB, ` +
-    `and ${pct(WORKLOAD.largeShare)} ${kib(WORKLOAD.largeMin)} to ${kib(r.largeMax)} (below mp_.mmap_threshold, ${r.mmapThreshold} bytes when read); ` +
+    `and ${pct(WORKLOAD.largeShare)} ${kib(WORKLOAD.largeMin)} to ${kib(r.largeMax)} (three quarters of the lower of the two runs' mp_.mmap_threshold, ${threshold} bytes when they started, ${r.mmapThreshold} at this run's workload); ` +
     `${mib(b.reduce((n, x) => n + x.allocated, 0))} allocated and written in all, every ${WORKLOAD.keepEvery}th block of a round kept: ` +
     `${b.reduce((n, x) => n + x.kept, 0)} blocks, ${mib(b.reduce((n, x) => n + x.keptBytes, 0))}.`);
 }
@@ -248,16 +292,19 @@ function printSideBySide(/** @type {Run} */ left, /** @type {Run} */ right) {
 if (!isMainThread) {
   burst(workerData);
 } else if (process.argv.includes('--child')) {
-  process.stdout.write(JSON.stringify(await measure()));
+  const said = readMmapThreshold();
+  process.stdout.write(`${JSON.stringify({ mmapThreshold: said })}\n`);
+  const [line] = await once(createInterface({ input: process.stdin }), 'line');
+  process.stdout.write(JSON.stringify({ mmapThresholdSaid: said, ...(await measure(Number(line))) }));
 } else {
   const json = process.argv.includes('--json');
-  const byDefault = await inChild(undefined);
-  if (!json) {
-    printWorkload(byDefault);
+  const { byDefault, capped } = await bothRuns();
+  if (json) {
+    console.log(JSON.stringify({ default: byDefault, arenaMax2: capped }, null, 2));
+  } else {
+    printWorkload(byDefault, capped);
     printDiagnosis(byDefault);
     console.log('\nThe same workload under MALLOC_ARENA_MAX=2 …');
+    printSideBySide(byDefault, capped);
   }
-  const capped = await inChild('2');
-  if (json) console.log(JSON.stringify({ default: byDefault, arenaMax2: capped }, null, 2));
-  else printSideBySide(byDefault, capped);
 }

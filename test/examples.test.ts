@@ -12,6 +12,9 @@ const root = path.join(__dirname, '..');
 interface Run {
   cpus: number;
   workers: number;
+  mmapThresholdSaid: number;
+  mmapThreshold: number;
+  largeMax: number;
   bursts: { blocks: number; allocated: number; kept: number; keptBytes: number }[];
   arenaMax: number;
   arenas: number;
@@ -29,7 +32,11 @@ describe('examples/fragmentation.mjs', () => {
     expect(child.status).toBe(0);
     const { default: byDefault, arenaMax2: capped } = JSON.parse(child.stdout) as { default: Run; arenaMax2: Run };
 
-    // The same workload in both runs: the seeded sizes, and what each worker kept.
+    // The same workload in both runs: one bound on large blocks, below either run's mp_.mmap_threshold (a child's may
+    // have risen while Node started), the seeded sizes, and what each worker kept.
+    expect(capped.largeMax).toBe(byDefault.largeMax);
+    expect(byDefault.largeMax).toBe(Math.floor(Math.min(byDefault.mmapThresholdSaid, capped.mmapThresholdSaid) * 0.75));
+    for (const run of [byDefault, capped]) expect(run.largeMax).toBeLessThan(run.mmapThreshold);
     expect(capped.bursts).toEqual(byDefault.bursts);
     expect(byDefault.bursts).toHaveLength(byDefault.workers);
     expect(byDefault.bursts.every((b) => b.kept > 0 && b.keptBytes > 0)).toBe(true);
