@@ -121,8 +121,11 @@ export function headerMemory(full: readonly CopiedRange[], regions: readonly Hea
       const bytes = locate(address, length) ?? inWhole(address, length);
       if (bytes !== undefined) return bytes;
       const region = sorted.find((x) => address >= x.base && address < x.base + BigInt(x.end));
-      throw notCopied(address, length, region === undefined
-        ? 'it lies outside every copied range and every walked region'
+      if (region === undefined) throw notCopied(address, length, 'it lies outside every copied range and every walked region');
+      const last = region.count - 1;
+      const walked = last < 0 ? region.base : region.base + BigInt(region.offsets[last] + region.sizes[last]);
+      throw notCopied(address, length, address >= walked
+        ? `it lies past where the walk of ${region.label} ${hex(region.base)} ended (${hex(walked)}), and a header copy keeps only the chunks walked`
         : `only the first ${HEADER_BYTES} bytes of each chunk of ${region.label} ${hex(region.base)} were copied`);
     },
     word(address: bigint): bigint | undefined {
@@ -180,6 +183,10 @@ export function walkInWindows(
       if (sizes[i] <= largest && whole.includes(sizes[i])) kept.set(i, window.slice(off, off + sizes[i]));
     }
     if (fed.done) break;
+    if (fed.next === at) {
+      failure = `a window of ${window.length} bytes cannot hold the chunk at ${hex(walker.base + BigInt(at))}`;
+      break;
+    }
     at = fed.next;
   }
   const walk = walker.result(failure);

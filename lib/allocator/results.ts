@@ -76,6 +76,8 @@ export interface VisResult extends VisResultData, DocumentMethods {
 export interface TcachesResult {
   tcaches: ThreadCache[];
   emptyLookalikes: bigint[];
+  /** Chunks that look like a tcache in use but whose lists do not decode (see TcacheSearch), each with why. */
+  undecoded: { address: bigint; reason: string }[];
   snapshot: SnapshotInfo;
 }
 

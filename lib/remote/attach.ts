@@ -128,8 +128,7 @@ export function attach(pid: number): AttachedProcess {
   };
   // What doctor() and heapSnapshot() decode: the chunk headers only (header-snapshot.ts), or a whole copy where those cannot serve.
   const headerState = (): { s: RemoteSnapshot; d: Decoded } => {
-    const s = takeHeaderSnapshot(id, layout, libc, 10);
-    return s === undefined ? stateOf(undefined) : { s, d: decodeSnapshot(s) };
+    return takeHeaderSnapshot(id, layout, libc, 10) ?? stateOf(undefined);
   };
   const mapsOf = (options: MapsOptions = {}) => classifiedMap(options, (rss) => readProcFile(id, rss ? 'smaps' : 'maps'), (address, length) => {
     const [read] = readRanges(id, [{ address, length }]);

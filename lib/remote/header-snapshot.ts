@@ -25,9 +25,10 @@ import { AllocatorImage, locateGlobals } from '../allocator/image';
 import { GlibcLayout } from '../allocator/layouts';
 import { LibcFile } from '../allocator/libc-file';
 import { CopiedRange, copiedMemory, readBytes } from '../allocator/memory-source';
-import { madeResidentReason } from '../allocator/results';
+import { Decoded, decodeSnapshot, madeResidentReason } from '../allocator/results';
+import { listedChunks } from '../allocator/listed';
+import { AllocatorState } from '../allocator/state';
 import { structureTornReason } from '../allocator/take-snapshot';
-import { findTcaches } from '../allocator/tcaches';
 import { hex } from '../format';
 import { MemoryRegion, untouchedReadsZero } from '../maps';
 import { ChunkWalker, FREE_BIT } from '../walk/chunk';
@@ -62,29 +63,77 @@ interface Pass {
 /** Why a header copy cannot stand for the whole one: the caller then copies whole. */
 class NotServed extends Error {}
 
+/** Copies that decode into a contradiction while nothing changed, before the whole copy is made instead. */
+const CONTRADICTIONS = 3;
+
 /**
- * Takes the header snapshot of `pid`, retaking it (up to `attempts`) while
- * it is torn. Undefined when the target's allocator needs a whole copy.
+ * Takes the header snapshot of `pid` and decodes it, retaking it (up to
+ * `attempts`) while it is torn. A copy whose decode contradicts itself
+ * (a list cut short, a free chunk no bin lists, a walk that stops) is
+ * retaken too: the program may have changed a state and changed it back
+ * while it was read, which no second look can see. Undefined when the
+ * target's allocator needs a whole copy: one the header copy cannot serve,
+ * or one that contradicted itself CONTRADICTIONS times (a heap corrupt for
+ * good is the whole copy's to show).
  */
-export function takeHeaderSnapshot(pid: number, layout: GlibcLayout, libc: LibcFile, attempts: number): RemoteSnapshot | undefined {
+export function takeHeaderSnapshot(pid: number, layout: GlibcLayout, libc: LibcFile, attempts: number): { s: RemoteSnapshot; d: Decoded } | undefined {
   const window = new Uint8Array(WINDOW);
   let last: RemoteSnapshot | undefined;
+  let contradictions = 0;
   try {
     for (let attempt = 1; attempt <= attempts; attempt++) {
-      const first = takePass(pid, layout, libc, window);
-      const reason = first.torn ?? tornReason(pid, libc, first);
-      last = {
-        pid, maps: first.maps, image: first.image, libc, attempts: attempt, consistent: reason === undefined, walks: first.walks,
-        ...(reason === undefined ? {} : { reason }),
-        ...(first.pagemapErrno === undefined ? {} : { madeResident: madeResidentReason(`/proc/${pid}/pagemap`, first.pagemapErrno) }),
+      const pass = takePass(pid, layout, libc, window);
+      const taken: RemoteSnapshot = {
+        pid, maps: pass.maps, image: pass.image, libc, attempts: attempt, consistent: true, walks: pass.walks,
+        ...(pass.pagemapErrno === undefined ? {} : { madeResident: madeResidentReason(`/proc/${pid}/pagemap`, pass.pagemapErrno) }),
       };
-      if (reason === undefined) return last;
+      let reason = pass.torn;
+      if (reason === undefined) {
+        const d = decodeSnapshot(taken);
+        reason = tornReason(pid, libc, pass, d.state);
+        if (reason === undefined) {
+          const contradiction = contradictionOf(pass, d.state);
+          if (contradiction === undefined) return { s: taken, d };
+          if (++contradictions === CONTRADICTIONS) throw new NotServed();
+          reason = `the copy contradicts itself (${contradiction}), though nothing read again had changed: the process changed something and changed it back while it was read`;
+        }
+      }
+      last = { ...taken, consistent: false, reason };
     }
   } catch (error) {
     if (error instanceof NotServed) return undefined;
     throw error;
   }
-  return last;
+  return { s: last!, d: decodeSnapshot(last!) };
+}
+
+/** The first contradiction in a decode, or undefined. */
+function contradictionOf(pass: Pass, state: AllocatorState): string | undefined {
+  const walk = pass.walks.find((w) => w.reason !== undefined);
+  if (walk !== undefined) return `the walk of ${walk.kind} ${hex(walk.start)}: ${walk.reason}`;
+  if (state.totals.incomplete.length > 0) return state.totals.incomplete[0];
+  for (const t of state.tcaches.tcaches) {
+    const bin = t.bins.find((b) => b.reason !== undefined);
+    if (bin !== undefined) return `the tcache at ${hex(t.address)}, bin ${bin.index}: ${bin.reason}`;
+  }
+  const undecoded = state.tcaches.undecoded[0];
+  if (undecoded !== undefined) return `the chunk at ${hex(undecoded.address)} looks like a tcache in use, but ${undecoded.reason}`;
+  const structural = structureTornReason(pass.image, pass.heads.map((h) => ({ start: h.region.start, end: h.region.end })));
+  if (structural !== undefined) return structural;
+  const listed = listedChunks(state.bins, state.tcaches.tcaches);
+  let free = 0;
+  for (const w of pass.walks) {
+    const { table } = w.walk;
+    const start = Number(w.start);
+    for (let i = 0; i < table.count; i++) {
+      if ((table.bits[i] & FREE_BIT) === 0) continue;
+      free++;
+      if (!listed.binned.has(start + table.offsets[i])) return `the chunk at ${hex(w.start + BigInt(table.offsets[i]))} is free, but no bin lists it`;
+    }
+  }
+  const fast = state.bins.reduce((n, b) => n + b.fastbins.reduce((m, bin) => m + bin.chunks.length, 0), 0);
+  if (listed.binned.size !== free + fast) return `the bins list ${listed.binned.size} chunks, but the walk found ${free} free and the fastbins hold ${fast}`;
+  return undefined;
 }
 
 function takePass(pid: number, layout: GlibcLayout, libc: LibcFile, window: Uint8Array): Pass {
@@ -123,9 +172,11 @@ function takePass(pid: number, layout: GlibcLayout, libc: LibcFile, window: Uint
   const whole = Math.max(...tcacheSizes);
   const walked: { walk: RegionWalk; region: HeaderRegion }[] = [];
   let torn: string | undefined;
+  let windowPagemapErrno: number | undefined;
   const stream = (arena: Arena, kind: RegionWalk['kind'], regionBase: bigint, end: number, walker: ChunkWalker, anonymous: boolean, label: string, heapInfo?: RegionWalk['heapInfo']) => {
     const { walk, region, failure } = walkInWindows(walker, end, label, window, tcacheSizes, (at, length) => {
       const [read] = readRanges(pid, [{ address: regionBase + BigInt(at), length: BigInt(length), anonymous }], window);
+      windowPagemapErrno ??= read.pagemapErrno;
       if (read.errno === 0) return undefined;
       return `reading ${label} at ${hex(regionBase + BigInt(at))} failed (errno ${read.errno}): the map changed since it was read`;
     });
@@ -166,6 +217,7 @@ function takePass(pid: number, layout: GlibcLayout, libc: LibcFile, window: Uint
   return {
     ...base, arenas: list.arenas, regions, walks: walked.map((w) => w.walk), image, mainArena: globals.mainArena.address,
     ...(globals.mallocPar.found ? { mallocPar: globals.mallocPar.address } : {}), ...(torn === undefined ? {} : { torn }),
+    ...(base.pagemapErrno === undefined && windowPagemapErrno !== undefined ? { pagemapErrno: windowPagemapErrno } : {}),
   };
 }
 
@@ -211,26 +263,30 @@ function changedLinks(pid: number, a: Pass): bigint | undefined {
 }
 
 /** Why the pass does not show one state of malloc, or undefined: what every malloc and free changes is read again and compared. */
-function tornReason(pid: number, libc: LibcFile, a: Pass): string | undefined {
+function tornReason(pid: number, libc: LibcFile, a: Pass, state: AllocatorState): string | undefined {
   const { layout } = a.image;
   const heap = a.maps.find((r) => r.kind === 'heap');
   const heapNow = mapWithLibc(pid, libc).regions.find((r) => r.kind === 'heap');
   if (heap?.end !== heapNow?.end) return `[heap] ends at ${heapNow === undefined ? 'nothing' : hex(heapNow.end)} now, not at ${heap === undefined ? 'nothing' : hex(heap.end)}: the process used malloc`;
-  const globals = locateGlobals(a.image);
-  const par = globals.mallocPar.found ? globals.mallocPar.value : undefined;
-  const search = par === undefined ? undefined : findTcaches(a.image, a.arenas, a.walks, par);
   const watched: { what: string; address: bigint; length: number }[] = [{ what: 'main_arena', address: a.mainArena, length: layout.mallocState.size }];
   if (a.mallocPar !== undefined) watched.push({ what: 'mp_', address: a.mallocPar, length: layout.mallocPar.size });
   for (const arena of a.arenas) {
     if (arena.kind === 'thread') watched.push({ what: `arena ${hex(arena.address)}`, address: arena.address, length: layout.mallocState.size });
     for (const h of arena.heaps) watched.push({ what: `heap_info at ${hex(h.address)}`, address: h.address, length: layout.heapInfo.size });
   }
-  for (const t of search?.tcaches ?? []) watched.push({ what: `the tcache at ${hex(t.address)}`, address: t.address, length: 16 + t.struct.layout.struct.size });
-  for (const l of search?.emptyLookalikes ?? []) {
-    const word = readBytes(a.image.memory, l + 8n, 8);
-    if (typeof word === 'string') continue;
-    const size = Number(new DataView(word.buffer, word.byteOffset, 8).getBigUint64(0, true) & ~7n);
-    watched.push({ what: `the chunk at ${hex(l)}, which looks like an idle tcache`, address: l + 8n, length: size - 8 });
+  // Every chunk of a tcache struct's size in use (the tcaches, whether their bins decoded or not: tcache calls take no lock), from its size on.
+  a.regions.forEach((region, r) => {
+    const { bits } = a.walks[r].walk.table;
+    for (const [i, bytes] of region.kept) {
+      if ((bits[i] & FREE_BIT) === 0) watched.push({ what: `the chunk at ${hex(region.base + BigInt(region.offsets[i]))} of a tcache struct's size`, address: region.base + BigInt(region.offsets[i]) + 8n, length: bytes.length - 8 });
+    }
+  });
+  // The chunks in a tcache or a fastbin: in use by their next chunk's P bit, their size and link (and a tcache's key).
+  for (const t of state.tcaches.tcaches) {
+    for (const bin of t.bins) for (const c of bin.chunks) watched.push({ what: `the link of the tcache chunk at ${hex(c.address)}`, address: c.address + 8n, length: 24 });
+  }
+  for (const b of state.bins) {
+    for (const bin of b.fastbins) for (const c of bin.chunks) watched.push({ what: `the link of the fastbin chunk at ${hex(c.address)}`, address: c.address + 8n, length: 16 });
   }
   for (let from = 0; from < watched.length; from += READS_PER_CALL) {
     const batch = watched.slice(from, from + READS_PER_CALL);
@@ -240,8 +296,6 @@ function tornReason(pid: number, libc: LibcFile, a: Pass): string | undefined {
   }
   const links = changedLinks(pid, a);
   if (links !== undefined) return `the links of the free chunk at ${hex(links)} changed while the heaps were read: the process used malloc`;
-  const structural = structureTornReason(a.image, a.heads.map((h) => ({ start: h.region.start, end: h.region.end })));
-  if (structural !== undefined) return structural;
   // A thread descheduled inside malloc leaves the state half-changed and standing still: its arena's lock is held.
   const locked = a.arenas.find((x) => x.mutex !== 0);
   return locked === undefined ? undefined : `arena ${hex(locked.address)}'s mutex is held: a thread was inside malloc or free`;

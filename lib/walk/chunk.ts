@@ -132,25 +132,26 @@ export class ChunkWalker {
 
   constructor(
     base: bigint,
-    o: { start: number; end: number; top?: bigint; fenceposts: boolean; mainArena: boolean; header?: number; whole?: number; expected?: number },
+    options: { start: number; end: number; top?: bigint; fenceposts: boolean; mainArena: boolean; header?: number; whole?: number; expected?: number },
   ) {
+    // Own properties only: an Object.prototype.top set by someone else is no top.
+    const o = readOptions(options, 'options', ['start', 'end', 'top', 'fenceposts', 'mainArena', 'header', 'whole', 'expected']) as Partial<typeof options>;
     this.base = base;
-    this.start = o.start;
-    this.end = o.end;
+    this.start = o.start!;
+    this.end = o.end!;
     this.topAddress = o.top;
     this.topOffset = o.top === undefined ? -1 : Number(o.top - base);
-    this.fenceposts = o.fenceposts;
-    this.mainArena = o.mainArena;
+    this.fenceposts = o.fenceposts === true;
+    this.mainArena = o.mainArena === true;
     this.header = o.header ?? 16;
     this.whole = o.whole ?? 0;
-    // `expected`: the chunks a walk of the same region just found, so that a second walk need not grow.
-    this.capacity = Math.max(16, o.expected ?? Math.min(Math.ceil((o.end - o.start) / MIN_CHUNK) + 1, 1 << 16));
+    this.capacity = Math.max(16, o.expected ?? Math.min(Math.ceil((this.end - this.start) / MIN_CHUNK) + 1, 1 << 16));
     this.offsets = new Float64Array(this.capacity);
     this.sizes = new Float64Array(this.capacity);
     this.bits = new Uint8Array(this.capacity);
-    this.off = o.start;
-    if ((Number(base % BigInt(ALIGN)) + o.start) % ALIGN !== 0) {
-      this.reason = `the first chunk at ${hex(base + BigInt(o.start))} is not ${ALIGN}-byte aligned`;
+    this.off = this.start;
+    if ((Number(base % BigInt(ALIGN)) + this.start) % ALIGN !== 0) {
+      this.reason = `the first chunk at ${hex(base + BigInt(this.start))} is not ${ALIGN}-byte aligned`;
       this.done = true;
     }
   }

@@ -10,7 +10,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildFixtures, startLines } from '../helpers/target';
 import { attach } from '../../lib/index';
 import { layoutFor } from '../../lib/allocator/layouts';
-import { decodeSnapshot } from '../../lib/allocator/results';
+import { Decoded } from '../../lib/allocator/results';
 import { placementProblems } from '../../lib/allocator/places';
 import { takeHeaderSnapshot } from '../../lib/remote/header-snapshot';
 import { DoctorData } from '../../lib/doctor/types';
@@ -23,7 +23,7 @@ let programs: Record<string, string> = {};
 let noCompiler: string | undefined;
 
 beforeAll(() => {
-  ({ programs, noCompiler } = buildFixtures(dir, ['doctor-threads', 'attach-busy']));
+  ({ programs, noCompiler } = buildFixtures(dir, ['doctor-threads', 'attach-busy', 'attach-aba']));
 });
 
 afterEach(() => {
@@ -38,12 +38,18 @@ const figures = (d: DoctorData) => JSON.parse(JSON.stringify(
   (_, v) => (typeof v === 'bigint' ? v.toString() : v),
 )) as unknown;
 
+/** Never silently wrong: every chunk a bin lists is free in the walk, every free chunk is listed, no list is cut short. */
+function expectNoContradiction(d: Decoded) {
+  expect(placementProblems(d.state.placement)).toEqual([]);
+  expect(d.state.totals.incomplete).toEqual([]);
+}
+
 describe('doctor() of another process from its chunk headers', () => {
   it('four fragmented thread arenas and a risen mmap threshold: the diagnosis of the whole copy, from one read of each heap', async ({ skip }) => {
     if (noCompiler !== undefined) skip(noCompiler);
     const { child } = await startLines(programs['doctor-threads'], [], 2, { into: children });
     const target = attach(child.pid!);
-    const s = takeHeaderSnapshot(child.pid!, layoutFor(target.glibc), target.libc, 1);
+    const s = takeHeaderSnapshot(child.pid!, layoutFor(target.glibc), target.libc, 1)?.s;
     expect(s).toBeDefined();
     expect(s!.consistent).toBe(true);
     // Libc's data and each heap's heap_info and malloc_state copied whole; the heaps themselves walked as they were read.
@@ -72,15 +78,27 @@ describe('doctor() of another process from its chunk headers', () => {
     const layout = layoutFor(target.glibc);
     const copies = Array.from({ length: 20 }, () => takeHeaderSnapshot(child.pid!, layout, target.libc, 1));
     // Its threads malloc and free all the time: some copies are torn, each saying what changed.
-    const torn = copies.filter((s) => s !== undefined && !s.consistent);
+    const torn = copies.filter((c) => c !== undefined && !c.s.consistent);
     expect(torn.length).toBeGreaterThan(0);
-    for (const s of torn) expect(s!.reason).toMatch(/changed|mutex|map/);
-    for (const s of copies) {
-      if (s === undefined || !s.consistent) continue;
-      // Never silently wrong: every chunk a bin lists is free in the walk, every free chunk is listed.
-      const d = decodeSnapshot(s);
-      expect(placementProblems(d.state.placement)).toEqual([]);
-      expect(d.state.totals.incomplete).toEqual([]);
+    for (const c of torn) expect(c!.s.reason).toMatch(/changed|mutex|map|contradicts/);
+    for (const c of copies) if (c !== undefined && c.s.consistent) expectNoContradiction(c.d);
+  });
+
+  it('a thread that takes its tcache\'s head and gives it back, over and over: a consistent copy decodes its tcache whole', async ({ skip }) => {
+    if (noCompiler !== undefined) skip(noCompiler);
+    const { child } = await startLines(programs['attach-aba'], [], 1, { into: children, env: { ...process.env, GLIBC_TUNABLES: 'glibc.malloc.arena_max=1' } });
+    const target = attach(child.pid!);
+    const layout = layoutFor(target.glibc);
+    let consistent = 0;
+    for (let k = 0; k < 40; k++) {
+      // Between two reads of its struct the state is the same again; the chunk's link read in between was the thread's bytes.
+      const c = takeHeaderSnapshot(child.pid!, layout, target.libc, 1);
+      if (c === undefined || !c.s.consistent) continue;
+      consistent++;
+      expectNoContradiction(c.d);
+      expect(c.d.state.tcaches.undecoded).toEqual([]);
+      for (const t of c.d.state.tcaches.tcaches) for (const b of t.bins) expect(b.reason).toBeUndefined();
     }
+    expect(consistent).toBeGreaterThan(0);
   });
 });
