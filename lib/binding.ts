@@ -73,8 +73,12 @@ export interface RawBinding {
   /** With `records`, they are written there in place (at least 16 words a step) and `words` is that array. */
   runPlan(steps: BigUint64Array, keep: boolean, records?: BigUint64Array): RawPlanResult;
   addresses(): RawAddresses;
-  /** Copies of another process's memory: `ranges` holds address, length pairs (see native/remote.cc). */
-  readRemote(pid: number, ranges: BigUint64Array, anonymous?: Uint8Array): RawRemoteRead;
+  /**
+   * Copies of another process's memory: `ranges` holds address, length
+   * pairs (see native/remote.cc). With `into`, the ranges are read into it
+   * one after another and `buffers` is empty.
+   */
+  readRemote(pid: number, ranges: BigUint64Array, anonymous?: Uint8Array, into?: Uint8Array): RawRemoteRead;
 }
 
 const REQUIREMENT = 'heapscope requires Linux on x86_64 with glibc 2.28 or later';

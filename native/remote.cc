@@ -48,6 +48,11 @@ static bool ProcessWide(int err) { return err == ESRCH || err == EPERM || err ==
 // it (0 when complete), the bytes read (short of the length: a partial read)
 // and the pages left zero; and why /proc/PID/pagemap was not read (0: it was,
 // or no range needed it).
+// With `into` (a Uint8Array at least as long as all the ranges together),
+// the ranges are read into it one after another instead, and `buffers` is
+// empty: a caller that reads a big region a window at a time reuses one
+// array whose pages are already there, where a fresh Buffer per window
+// would take a page fault per page, and many small ranges need no Buffer each.
 Napi::Value Addon::ReadRemote(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 2 || !info[0].IsNumber())
@@ -71,6 +76,21 @@ Napi::Value Addon::ReadRemote(const Napi::CallbackInfo& info) {
     for (size_t i = 0; i < count; i++) anonymous[i] = flags[i] != 0;
   }
 
+  std::vector<uint8_t*> into;
+  if (info.Length() > 3 && !info[3].IsUndefined()) {
+    if (!info[3].IsTypedArray() || info[3].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+      ThrowCode(env, "ERR_INVALID_ARG_TYPE", "argument 3 must be a Uint8Array");
+    Napi::Uint8Array array = info[3].As<Napi::Uint8Array>();
+    size_t at = 0;
+    for (size_t i = 0; i < count; i++) {
+      uint64_t length = words[2 * i + 1];
+      if (length > array.ElementLength() - at)
+        ThrowCode(env, "ERR_OUT_OF_RANGE", "argument 3 holds " + std::to_string(array.ElementLength()) + " bytes, fewer than the ranges");
+      into.push_back(array.Data() + at);
+      at += static_cast<size_t>(length);
+    }
+  }
+
   std::vector<struct iovec> local(count), remote(count);
   size_t total = 0;
   for (size_t i = 0; i < count; i++) {
@@ -91,7 +111,9 @@ Napi::Value Addon::ReadRemote(const Napi::CallbackInfo& info) {
   std::vector<size_t> sizes(count, 0);
   for (size_t i = 0; i < count; i++) {
     size_t length = static_cast<size_t>(words[2 * i + 1]);
-    if (length > 0) {
+    if (!into.empty()) {
+      data[i] = into[i];
+    } else if (length > 0) {
       data[i] = static_cast<uint8_t*>(calloc(length, 1));
       if (data[i] == nullptr)
         ThrowCode(env, "ERR_ALLOC_FAILED", "cannot allocate " + std::to_string(length) + " bytes to copy range " + std::to_string(i) + " into", ENOMEM);
@@ -122,7 +144,8 @@ Napi::Value Addon::ReadRemote(const Napi::CallbackInfo& info) {
     plainLocal.push_back(local[k]);
     plainRemote.push_back(remote[k]);
   }
-  for (size_t k : plain) PopulateForCopy(data[k], sizes[k]);
+  if (into.empty())
+    for (size_t k : plain) PopulateForCopy(data[k], sizes[k]);
   ssize_t n = plain.empty() ? 0 : process_vm_readv(pid, plainLocal.data(), plain.size(), plainRemote.data(), plain.size(), 0);
   if (n < 0 && ProcessWide(errno)) ThrowProcess(env, errno, pid);
   size_t done = n < 0 ? 0 : static_cast<size_t>(n);
@@ -152,7 +175,8 @@ Napi::Value Addon::ReadRemote(const Napi::CallbackInfo& info) {
       pagemap = OpenPagemap(pid);
       if (pagemap < 0) pagemapErr = -pagemap;
     }
-    UntouchedRead from = {pid, pagemap, static_cast<uintptr_t>(words[2 * k]), data[k], sizes[k], true};
+    // An array given to read into holds the last window: its untouched pages are zeroed here.
+    UntouchedRead from = {pid, pagemap, static_cast<uintptr_t>(words[2 * k]), data[k], sizes[k], into.empty()};
     errs[k] = ReadUntouched(from, &got[k], &untouched[k], &pagemapErr);
     if (ProcessWide(errs[k])) {
       if (pagemap >= 0) close(pagemap);
@@ -167,8 +191,12 @@ Napi::Value Addon::ReadRemote(const Napi::CallbackInfo& info) {
   Napi::Array untouchedPages = Napi::Array::New(env, count);
   for (size_t k = 0; k < count; k++) {
     // A whole range is its Buffer; the bytes of a partial read are copied out of it.
-    if (got[k] == sizes[k] && got[k] > 0) read.Set(k, buffers[k]);
-    else if (got[k] > 0) read.Set(k, Napi::Buffer<uint8_t>::Copy(env, data[k], got[k]));
+    if (!into.empty()) {
+    } else if (got[k] == sizes[k] && got[k] > 0) {
+      read.Set(k, buffers[k]);
+    } else if (got[k] > 0) {
+      read.Set(k, Napi::Buffer<uint8_t>::Copy(env, data[k], got[k]));
+    }
     errnos.Set(k, Napi::Number::New(env, errs[k]));
     lengths.Set(k, Napi::Number::New(env, static_cast<double>(got[k])));
     untouchedPages.Set(k, Napi::Number::New(env, static_cast<double>(untouched[k])));

@@ -89,18 +89,19 @@ export function walkFastbin(image: AllocatorImage, arena: Arena, index: number, 
   const rule = sizeRule('fastbin', index);
   const w = walkFor(image, arena, rule);
   const bin: Bin = { index, count: 0, chunks: [] };
-  const seen = new Set<bigint>();
+  // Keyed by number (exact: placeProblem has put p inside the copied memory, below 2^47): a bigint key is hashed by a runtime call.
+  const seen = new Set<number>();
   for (let p = head; p !== 0n;) {
     const stop = (reason: string): Bin => ({ ...bin, count: bin.chunks.length, reason });
     const where = placeProblem(w, p);
     if (where !== undefined) return stop(`${bin.chunks.length === 0 ? 'the head' : `the link after ${hex(bin.chunks[bin.chunks.length - 1].address)}`}: ${where}`);
-    if (seen.has(p)) return stop(`the list comes back to ${hex(p)}: a cycle`);
+    if (seen.has(Number(p))) return stop(`the list comes back to ${hex(p)}: a cycle`);
     if (bin.chunks.length >= w.cap) return stop(`the list goes on past ${w.cap} chunks, all the arena's system_mem (${arena.systemMem} bytes) can hold`);
     const size = sizeOf(w, p, rule);
     if (typeof size === 'string') return stop(size);
     const stored = readWord(image.memory, p + 16n);
     if (typeof stored === 'string') return stop(stored);
-    seen.add(p);
+    seen.add(Number(p));
     bin.chunks.push({ address: p, size });
     p = image.layout.safeLinking ? revealPointer(stored, p + 16n) : stored;
   }
@@ -118,14 +119,15 @@ export function walkRegularBin(image: AllocatorImage, arena: Arena, index: numbe
   const rule = sizeRule('regular', index);
   const w = walkFor(image, arena, rule);
   const bin: Bin = { index, count: 0, chunks: [] };
-  const seen = new Set<bigint>();
+  // Keyed by number (exact: placeProblem has put p inside the copied memory, below 2^47): a bigint key is hashed by a runtime call.
+  const seen = new Set<number>();
   const large = index >= 64;
   let prev = header;
   for (let p = fd; p !== header;) {
     const stop = (reason: string): Bin => ({ ...bin, count: bin.chunks.length, reason });
     const where = placeProblem(w, p);
     if (where !== undefined) return stop(`${prev === header ? "the header's fd" : `fd of ${hex(prev)}`}: ${where}`);
-    if (seen.has(p)) return stop(`the list comes back to ${hex(p)} without returning to the bin's header: a cycle`);
+    if (seen.has(Number(p))) return stop(`the list comes back to ${hex(p)} without returning to the bin's header: a cycle`);
     if (bin.chunks.length >= w.cap) return stop(`the list goes on past ${w.cap} chunks, all the arena's system_mem (${arena.systemMem} bytes) can hold`);
     const size = sizeOf(w, p, rule);
     if (typeof size === 'string') return stop(size);
@@ -145,7 +147,7 @@ export function walkRegularBin(image: AllocatorImage, arena: Arena, index: numbe
       chunk.fdNextsize = fdn;
       chunk.bkNextsize = bkn;
     }
-    seen.add(p);
+    seen.add(Number(p));
     bin.chunks.push(chunk);
     prev = p;
     p = next;

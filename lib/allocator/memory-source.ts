@@ -21,6 +21,10 @@ export interface MemorySource {
    * holds them all: a decoder never falls back to live memory.
    */
   read(address: bigint, length: number): Uint8Array;
+  /** Whether read() would return these bytes, for a source whose bytes are not all in `ranges` (header-memory.ts). */
+  holds?(address: bigint, length: number): boolean;
+  /** The little-endian 64-bit word at `address`, or undefined (read() then says why): a faster way for a source that has one. */
+  word?(address: bigint): bigint | undefined;
 }
 
 /** A MemorySource over `ranges` (sorted here; overlapping ranges are refused). */
@@ -62,6 +66,8 @@ export function readBytes(source: MemorySource, address: bigint, length: number)
 
 /** The little-endian 64-bit word at `address`, or why it cannot be read. */
 export function readWord(source: MemorySource, address: bigint): bigint | string {
+  const word = source.word?.(address);
+  if (word !== undefined) return word;
   const bytes = readBytes(source, address, 8);
   if (typeof bytes === 'string') return bytes;
   return new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
@@ -69,6 +75,7 @@ export function readWord(source: MemorySource, address: bigint): bigint | string
 
 /** Whether all `length` bytes at `address` were copied. */
 export function holds(source: MemorySource, address: bigint, length = 1): boolean {
+  if (source.holds !== undefined) return source.holds(address, length);
   const at = rangeAt(source.ranges, address);
   return at !== undefined && address + BigInt(length) <= source.ranges[at].base + BigInt(source.ranges[at].bytes.length);
 }
@@ -94,6 +101,6 @@ function describeRange(r: CopiedRange): string {
   return `${r.label} ${hex(r.base)}–${hex(r.base + BigInt(r.bytes.length))}`;
 }
 
-function notCopied(address: bigint, length: number, why: string): HeapscopeError {
+export function notCopied(address: bigint, length: number, why: string): HeapscopeError {
   return new HeapscopeError('ERR_NOT_IN_SNAPSHOT', `${length} bytes at ${hex(address)} were not copied: ${why}`);
 }

@@ -5,6 +5,7 @@ import { HeapscopeError } from '../errors';
 import { DocumentMethods, DocumentViews, presenter, withDocumentViews } from '../presenters';
 import { Arena } from './arenas';
 import { ArenaBins } from './bins';
+import { RegionWalk } from './heap-walks';
 import { AllocatorImage } from './image';
 import { LibcFile } from './libc-file';
 import { maxFastOffset, readGlobalMaxFast } from './max-fast';
@@ -75,6 +76,8 @@ export interface VisResult extends VisResultData, DocumentMethods {
 export interface TcachesResult {
   tcaches: ThreadCache[];
   emptyLookalikes: bigint[];
+  /** Chunks that look like a tcache in use but whose lists do not decode (see TcacheSearch), each with why. */
+  undecoded: { address: bigint; reason: string }[];
   snapshot: SnapshotInfo;
 }
 
@@ -104,6 +107,8 @@ export interface CopiedSnapshot {
   libc: LibcFile;
   /** The probe chunk's user pointer, when there was a probe. */
   probe?: bigint;
+  /** The chunk walks made while it was read, when its image holds chunk headers only (remote/header-snapshot.ts). */
+  walks?: readonly RegionWalk[];
   attempts: number;
   consistent: boolean;
   reason?: string;
@@ -126,7 +131,7 @@ export interface Decoded { state: AllocatorState; info: SnapshotInfo }
 export function decodeSnapshot(s: CopiedSnapshot): Decoded {
   let state: AllocatorState;
   try {
-    state = decodeAllocator(s.image, s.probe === undefined ? {} : { probe: s.probe });
+    state = decodeAllocator(s.image, { ...(s.probe === undefined ? {} : { probe: s.probe }), ...(s.walks === undefined ? {} : { walks: s.walks }) });
   } catch (error) {
     if (error instanceof HeapscopeError && !s.consistent) error.message += ` (the snapshot was torn after ${s.attempts} attempts: ${s.reason})`;
     throw error;

@@ -18,6 +18,8 @@ export interface DecodeOptions {
   maxFast?: { measured: MaxFastOffset; libc: string };
   /** The user pointer of a chunk the calling thread freed into its tcache just before the copy. */
   probe?: bigint;
+  /** The walks made while the image was read, for an image that holds chunk headers only (see header-memory.ts). */
+  walks?: readonly RegionWalk[];
 }
 
 export interface AllocatorState {
@@ -26,9 +28,10 @@ export interface AllocatorState {
   arenas: ArenaList;
   params: MallocParams;
   bins: ArenaBins[];
-  walks: RegionWalk[];
+  walks: readonly RegionWalk[];
   tcaches: TcacheSearch;
-  placement: Placement;
+  /** Every walked chunk with its place: made when first read (a million chunks take a million objects). */
+  readonly placement: Placement;
   totals: DecodedTotals;
 }
 
@@ -46,11 +49,17 @@ export function decodeAllocator(image: AllocatorImage, options: DecodeOptions = 
   const params = decodeParams(image, mallocPar, maxFast);
   const arenas = decodeArenas(image, mainArena, params.values);
   const bins = arenas.arenas.map((a, i) => decodeBins(image, a, arenas.states[i]));
-  const walks = walkArenas(image, arenas.arenas);
+  const walks = options.walks ?? walkArenas(image, arenas.arenas);
   const tcaches = findTcaches(image, arenas.arenas, walks, params.values, options.probe);
-  const placement = placeChunks(arenas.arenas, bins, tcaches.tcaches, walks);
   const totals = decodedTotals(arenas.arenas, bins, params.values);
-  return { globals, mainArena, arenas, params, bins, walks, tcaches, placement, totals };
+  let placement: Placement | undefined;
+  return {
+    globals, mainArena, arenas, params, bins, walks, tcaches, totals,
+    get placement() {
+      placement ??= placeChunks(arenas.arenas, bins, tcaches.tcaches, walks);
+      return placement;
+    },
+  };
 }
 
 /** The arenas without their raw malloc_state. */

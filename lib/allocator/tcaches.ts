@@ -46,6 +46,13 @@ export interface TcacheSearch {
    * zeroed block of that size look alike, so they are listed, not decoded.
    */
   emptyLookalikes: bigint[];
+  /**
+   * Chunks of the struct's size that look like a tcache in use (every count
+   * within mp_.tcache_count, every head 0 or inside an arena) but whose
+   * lists do not decode and that nothing else marks as one: what a tcache
+   * read in the middle of a change looks like, in a copy of a running process.
+   */
+  undecoded: { address: bigint; reason: string }[];
 }
 
 interface Context {
@@ -81,6 +88,7 @@ export function findTcaches(
   markKeys(ctx, candidates.map((c) => c.cache));
   const found: ThreadCache[] = [];
   const emptyLookalikes: bigint[] = [];
+  const undecoded: TcacheSearch['undecoded'] = [];
   for (const { cache, firstOfArena, where } of candidates) {
     const full = cache.bins.find((b) => b.count > 0 && b.reason === undefined);
     if (full !== undefined) {
@@ -90,6 +98,7 @@ export function findTcaches(
       cache.evidence = `the first chunk of ${where}, where a thread's first malloc puts its tcache`;
     } else {
       if (cache.bins.every((b) => b.count === 0)) emptyLookalikes.push(cache.address);
+      else if (plausible(ctx, cache)) undecoded.push({ address: cache.address, reason: cache.bins.find((b) => b.reason !== undefined)?.reason ?? '' });
       continue;
     }
     found.push(cache);
@@ -101,7 +110,16 @@ export function findTcaches(
     for (const t of tcaches) if (t.bins.some((b) => b.chunks[0]?.address === probe - 16n)) t.owner = 'calling-thread';
   }
   for (const t of tcaches) t.complete = t.bins.every((b) => b.reason === undefined);
-  return { tcaches, emptyLookalikes };
+  return { tcaches, emptyLookalikes, undecoded };
+}
+
+/** Every count within mp_.tcache_count, every non-empty bin's head 0 or a 16-byte aligned address inside an arena. */
+function plausible(ctx: Context, cache: ThreadCache): boolean {
+  return cache.bins.every((b, i) => {
+    if (b.count < 0 || b.count > Number(ctx.tcacheCount)) return false;
+    const head = cache.struct.entries[i];
+    return b.count === 0 || head === 0n || (head % 16n === 0n && ctx.memory.some((r) => head - 16n >= r.start && head + 16n <= r.end));
+  });
 }
 
 function decodeCache(ctx: Context, chunk: bigint, arena: bigint, layout: TcacheLayout): ThreadCache | undefined {

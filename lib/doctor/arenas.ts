@@ -1,9 +1,9 @@
 // Each arena in figures (pure): system bytes, in use and free as mallinfo2
 // counts them, free bytes by list kind, tcache bytes, the largest binned
 // chunk, free ÷ system, resident bytes and what a trim gives back.
+// `tcacheBytes`: per arena, the tcache chunks in its memory (cachedBytes).
 import type { Arena } from '../allocator/arenas';
 import type { ArenaBins, Bin } from '../allocator/bins';
-import type { RegionPlaces } from '../allocator/places';
 import type { ArenaTotals } from '../allocator/totals';
 import type { MemoryRegion } from '../maps';
 import type { ArenaDiagnosis, TrimRange } from './types';
@@ -17,15 +17,14 @@ function residentOf(a: Arena, regions: readonly MemoryRegion[]): number {
 }
 
 export function diagnoseArenas(
-  arenas: readonly Arena[], bins: readonly ArenaBins[], totals: readonly ArenaTotals[], places: readonly RegionPlaces[],
+  arenas: readonly Arena[], bins: readonly ArenaBins[], totals: readonly ArenaTotals[], tcacheBytes: ReadonlyMap<bigint, number>,
   regions: readonly MemoryRegion[], trim: readonly TrimRange[],
 ): ArenaDiagnosis[] {
   return arenas.map((a): ArenaDiagnosis => {
     const b = bins.find((x) => x.arena === a.address);
     const t = totals.find((x) => x.arena === a.address);
     const lists = b === undefined ? [] : [...b.fastbins, ...b.unsorted, ...b.smallbins, ...b.largebins];
-    const tcache = places.filter((r) => r.arena === a.address)
-      .reduce((n, r) => n + r.chunks.reduce((m, c) => m + (c.place === 'tcache' ? c.size : 0), 0), 0);
+    const tcache = tcacheBytes.get(a.address) ?? 0;
     const systemMem = t?.systemMem ?? Number(a.systemMem);
     const free = t?.avail ?? 0;
     const released = trim.filter((r) => r.arena === a.address);

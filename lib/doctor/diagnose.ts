@@ -3,6 +3,7 @@
 // is: doctor() builds the source for this one, attach(pid).doctor() for another.
 import type { Decoded } from '../allocator/results';
 import type { GlibcLayout } from '../allocator/layouts';
+import { binnedRuns, cachedBytes, inUseAtLeast, listedChunks } from '../allocator/listed';
 import type { LibcFile } from '../allocator/libc-file';
 import type { AddressRange } from '../allocator/locate-input';
 import type { MemoryRegion } from '../maps';
@@ -43,7 +44,11 @@ export function diagnose(src: DoctorSource): DoctorData {
   const { state, info } = src.decoded;
   const par = state.params.values;
   const arenas = state.arenas.arenas;
-  const plan = planTrim(arenas, state.placement.regions, src.pageSize, src.heap?.end, par.thpPagesize);
+  // From the lists and the walk's columns: a placed object per chunk would cost more than the rest of the diagnosis.
+  const listed = listedChunks(state.bins, state.tcaches.tcaches);
+  const walksOf = (a: { address: bigint }) => state.walks.filter((w) => w.arena === a.address);
+  const runs = new Map(arenas.map((a) => [a.address, walksOf(a).flatMap((w) => binnedRuns(w, listed))]));
+  const plan = planTrim(arenas, runs, src.pageSize, src.heap?.end, par.thpPagesize);
   const ranges = plan.ranges.map((r) => ({ ...r, resident: src.residency.resident(r.start, r.end) }));
   const found = findMmappedChunks(chunkCandidates(src.regions, src.pageSize), src.pageSize, src.readHeaders)
     .map((c) => ({ ...c, resident: src.residency.resident(c.address, c.address + BigInt(c.size)) }));
@@ -55,7 +60,6 @@ export function diagnose(src: DoctorSource): DoctorData {
     mmappedMem: Number(par.mmappedMem),
     chunks: found,
   };
-  const chunks = state.placement.regions.flatMap((r) => r.chunks);
   const figures = {
     pid: src.pid,
     self: src.self,
@@ -66,10 +70,10 @@ export function diagnose(src: DoctorSource): DoctorData {
     ...(src.v8 === undefined ? {} : { v8: src.v8 }),
     threads: src.threads,
     mmapped,
-    arenas: diagnoseArenas(arenas, state.bins, state.totals.perArena, state.placement.regions, src.regions, ranges),
+    arenas: diagnoseArenas(arenas, state.bins, state.totals.perArena, new Map(arenas.map((a) => [a.address, cachedBytes(walksOf(a), listed)])), src.regions, ranges),
     totals: state.totals.total,
     ...(src.mallinfo === undefined ? {} : { mallinfo: src.mallinfo }),
-    params: paramsInForce(par, initialParams(par, src.layout, src.libc, src.regions, src.root), chunks),
+    params: paramsInForce(par, initialParams(par, src.layout, src.libc, src.regions, src.root), (min) => inUseAtLeast(state.walks, listed, min)),
     trim: {
       pageSize: src.pageSize,
       ranges,
@@ -79,7 +83,7 @@ export function diagnose(src: DoctorSource): DoctorData {
     },
     incomplete: [
       ...state.totals.incomplete,
-      ...state.placement.regions.flatMap((r) => (r.reason === undefined ? [] : [`the walk of ${r.kind} 0x${r.start.toString(16)}: ${r.reason}`])),
+      ...state.walks.flatMap((r) => (r.reason === undefined ? [] : [`the walk of ${r.kind} 0x${r.start.toString(16)}: ${r.reason}`])),
     ],
     snapshot: info,
   };

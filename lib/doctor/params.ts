@@ -8,7 +8,6 @@ import fs from 'node:fs';
 import { decodeMallocPar, MallocPar } from '../allocator/decode';
 import type { GlibcLayout } from '../allocator/layouts';
 import type { LibcFile } from '../allocator/libc-file';
-import type { PlacedChunk } from '../allocator/places';
 import type { MemoryRegion } from '../maps';
 import { hex } from '../format';
 import type { ParamsInForce } from './types';
@@ -40,9 +39,11 @@ export function initialParams(
 }
 
 /** The parameters in force, with the initial ones when read, and the in-use chunks the initial threshold would have mapped. */
-export function paramsInForce(par: MallocPar, initial: { initial: MallocPar } | { reason: string }, chunks: readonly PlacedChunk[]): ParamsInForce {
+export function paramsInForce(
+  par: MallocPar, initial: { initial: MallocPar } | { reason: string }, inUseAtLeast: (min: number) => { count: number; bytes: number },
+): ParamsInForce {
   const first = 'initial' in initial ? initial.initial : undefined;
-  const large = first === undefined ? [] : chunks.filter((c) => c.place === 'in-use' && c.size >= Number(first.mmapThreshold));
+  const large = first === undefined ? { count: 0, bytes: 0 } : inUseAtLeast(Number(first.mmapThreshold));
   return {
     mmapThreshold: Number(par.mmapThreshold),
     trimThreshold: Number(par.trimThreshold),
@@ -55,6 +56,6 @@ export function paramsInForce(par: MallocPar, initial: { initial: MallocPar } | 
       ? { initialReason: (initial as { reason: string }).reason }
       : { initial: { mmapThreshold: Number(first.mmapThreshold), trimThreshold: Number(first.trimThreshold), topPad: Number(first.topPad), arenaMax: Number(first.arenaMax) } }),
     raised: first !== undefined && par.noDynThreshold === 0 && par.mmapThreshold > first.mmapThreshold,
-    largeInHeap: { count: large.length, bytes: large.reduce((n, c) => n + c.size, 0) },
+    largeInHeap: large,
   };
 }

@@ -1,4 +1,4 @@
-// What malloc_trim(0) would give back, from the placed chunks alone (pure).
+// What malloc_trim(0) would give back, from the decoded lists and the walk alone (pure).
 //
 // The rule, from glibc's __malloc_trim and mtrim (malloc/malloc.c, 2.26 to
 // 2.42): for every arena, main_arena first and then along `next`,
@@ -17,15 +17,12 @@
 // A thread arena's top is never trimmed here: heap_trim shrinks its heaps
 // only when free() runs in that arena.
 import type { Arena } from '../allocator/arenas';
-import type { PlacedChunk, PlaceKind, RegionPlaces } from '../allocator/places';
 import { hex } from '../format';
 import { MINSIZE } from '../size-classes';
 
 /** sizeof (struct malloc_chunk) on 64-bit: prev_size, size, fd, bk, fd_nextsize, bk_nextsize. */
 const MALLOC_CHUNK = 48n;
 const MIN_CHUNK = BigInt(MINSIZE);
-
-const FREE: ReadonlySet<PlaceKind> = new Set(['fastbin', 'unsorted', 'smallbin', 'largebin']);
 
 export interface TrimPlan {
   ranges: { arena: bigint; source: 'free-chunk' | 'top'; start: bigint; end: bigint }[];
@@ -36,28 +33,29 @@ const down = (v: bigint, a: bigint) => v - (v % a);
 const up = (v: bigint, a: bigint) => down(v + a - 1n, a);
 
 /**
- * The ranges malloc_trim(0) releases. `heapEnd` is where [heap] ends (the
- * break), `thpPagesize` mp_.thp_pagesize (0 or undefined when off).
+ * The ranges malloc_trim(0) releases. `runs` holds each arena's runs of
+ * adjacent chunks in its bins and fastbins (binnedRuns), `heapEnd` is where
+ * [heap] ends (the break), `thpPagesize` mp_.thp_pagesize (0 or undefined
+ * when off).
  */
 export function planTrim(
-  arenas: readonly Arena[], regions: readonly RegionPlaces[], pageSize: number, heapEnd: bigint | undefined, thpPagesize: bigint | undefined,
+  arenas: readonly Arena[], runs: ReadonlyMap<bigint, readonly { start: bigint; size: bigint }[]>, pageSize: number,
+  heapEnd: bigint | undefined, thpPagesize: bigint | undefined,
 ): TrimPlan {
   const ps = BigInt(pageSize);
   const ranges: TrimPlan['ranges'] = [];
   let topReason: string | undefined;
   for (const a of arenas) {
     let topStart = a.top.address;
-    for (const r of regions.filter((x) => x.arena === a.address)) {
-      for (const run of freeRuns(r.chunks)) {
-        const end = run.start + run.size;
-        if (end === a.top.address) {
-          topStart = run.start;
-          continue;
-        }
-        const from = up(run.start + MALLOC_CHUNK, ps);
-        const to = down(end, ps);
-        if (to - from >= ps) ranges.push({ arena: a.address, source: 'free-chunk', start: from, end: to });
+    for (const run of runs.get(a.address) ?? []) {
+      const end = run.start + run.size;
+      if (end === a.top.address) {
+        topStart = run.start;
+        continue;
       }
+      const from = up(run.start + MALLOC_CHUNK, ps);
+      const to = down(end, ps);
+      if (to - from >= ps) ranges.push({ arena: a.address, source: 'free-chunk', start: from, end: to });
     }
     if (a.kind !== 'main') continue;
     if (a.top.size === undefined) {
@@ -75,16 +73,4 @@ export function planTrim(
     } else ranges.push({ arena: a.address, source: 'top', start: topEnd - extra, end: topEnd });
   }
   return { ranges, ...(topReason === undefined ? {} : { topReason }) };
-}
-
-/** Runs of adjacent free chunks (bins and fastbins): what malloc_consolidate leaves as one chunk. */
-function freeRuns(chunks: readonly PlacedChunk[]): { start: bigint; size: bigint }[] {
-  const runs: { start: bigint; size: bigint }[] = [];
-  let run: { start: bigint; size: bigint } | undefined;
-  for (const c of chunks) {
-    if (FREE.has(c.place) && run !== undefined && run.start + run.size === c.address) run.size += BigInt(c.size);
-    else if (FREE.has(c.place)) runs.push(run = { start: c.address, size: BigInt(c.size) });
-    else run = undefined;
-  }
-  return runs;
 }

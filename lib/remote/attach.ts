@@ -22,6 +22,7 @@ import { remoteDiagnosis } from './doctor';
 import { doctorResult } from '../doctor/index';
 import { HeapSnapshot, heapSnapshotOf } from '../heap-snapshot/index';
 import type { DoctorResult } from '../doctor/index';
+import { takeHeaderSnapshot } from './header-snapshot';
 import { RemoteSnapshot, takeRemoteSnapshot } from './snapshot';
 
 export type { RemoteSnapshot };
@@ -125,6 +126,10 @@ export function attach(pid: number): AttachedProcess {
     }
     return { s, d };
   };
+  // What doctor() and heapSnapshot() decode: the chunk headers only (header-snapshot.ts), or a whole copy where those cannot serve.
+  const headerState = (): { s: RemoteSnapshot; d: Decoded } => {
+    return takeHeaderSnapshot(id, layout, libc, 10) ?? stateOf(undefined);
+  };
   const mapsOf = (options: MapsOptions = {}) => classifiedMap(options, (rss) => readProcFile(id, rss ? 'smaps' : 'maps'), (address, length) => {
     const [read] = readRanges(id, [{ address, length }]);
     if (read.errno !== 0) throw new HeapscopeError('EFAULT', `${hex(address)} of process ${id} cannot be read (errno ${read.errno})`);
@@ -151,8 +156,8 @@ export function attach(pid: number): AttachedProcess {
       const { s, d } = stateOf(snapshot);
       return visResult(d, s.image, read);
     },
-    doctor: (snapshot?: RemoteSnapshot) => doctorResult(remoteDiagnosis({ pid: id, cmdline, glibc }, () => mapsOf({ rss: true }), () => stateOf(snapshot)).data),
-    heapSnapshot: () => heapSnapshotOf(remoteDiagnosis({ pid: id, cmdline, glibc }, () => mapsOf({ rss: true }), () => stateOf(undefined))),
+    doctor: (snapshot?: RemoteSnapshot) => doctorResult(remoteDiagnosis({ pid: id, cmdline, glibc }, () => mapsOf({ rss: true }), () => (snapshot === undefined ? headerState() : stateOf(snapshot))).data),
+    heapSnapshot: () => heapSnapshotOf(remoteDiagnosis({ pid: id, cmdline, glibc }, () => mapsOf({ rss: true }), headerState)),
     walk: (options: RemoteWalkOptions = {}) => {
       const o = readOptions(options, 'options', ['arena', 'snapshot']);
       const arena = walkArena(o.arena);

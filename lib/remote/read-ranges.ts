@@ -20,25 +20,43 @@ export interface RangeToRead {
   anonymous?: boolean;
 }
 
-/** Reads each [address, length] of `pid`; a refused read is ERR_PERMISSION with its cause, a gone process ERR_PROCESS_EXITED. */
-export function readRanges(pid: number, ranges: readonly RangeToRead[]): RangeRead[] {
+/**
+ * Reads each [address, length] of `pid`; a refused read is ERR_PERMISSION
+ * with its cause, a gone process ERR_PROCESS_EXITED. With `into` (at least
+ * as long as the ranges together), the ranges are read into it one after
+ * another, and each RangeRead's `bytes` is a view of it.
+ */
+export function readRanges(pid: number, ranges: readonly RangeToRead[], into?: Uint8Array): RangeRead[] {
   const words = new BigUint64Array(ranges.length * 2);
   ranges.forEach((r, i) => {
     words[2 * i] = r.address;
     words[2 * i + 1] = r.length;
   });
   const anonymous = ranges.some((r) => r.anonymous === true) ? Uint8Array.from(ranges, (r) => (r.anonymous === true ? 1 : 0)) : undefined;
-  let raw;
+  const raw = readRemote(pid, words, anonymous, into);
+  let at = 0;
+  return ranges.map((r, i) => ({
+    bytes: into === undefined ? raw.buffers[i] ?? new Uint8Array(0) : into.subarray(at, (at += Number(r.length)) - Number(r.length) + raw.lengths[i]), errno: raw.errnos[i],
+    ...(r.anonymous === true ? { untouchedPages: raw.untouched[i], ...(raw.pagemapErrno === 0 ? {} : { pagemapErrno: raw.pagemapErrno }) } : {}),
+  }));
+}
+
+/**
+ * Reads the address, length pairs of `words` into `into`, one after
+ * another: for many small ranges, with no object per range. The errno of
+ * each (0: whole).
+ */
+export function readPacked(pid: number, words: BigUint64Array, into: Uint8Array): number[] {
+  return readRemote(pid, words, undefined, into).errnos;
+}
+
+function readRemote(pid: number, words: BigUint64Array, anonymous: Uint8Array | undefined, into: Uint8Array | undefined) {
   try {
-    raw = native(() => binding.readRemote(pid, words, anonymous));
+    return native(() => binding.readRemote(pid, words, anonymous, into));
   } catch (error) {
     if (error instanceof HeapscopeError && error.code === 'ERR_PERMISSION') {
       throw permissionError(pid, `process_vm_readv was refused (errno ${error.errno})`, error.errno);
     }
     throw error;
   }
-  return ranges.map((r, i) => ({
-    bytes: raw.buffers[i] ?? new Uint8Array(0), errno: raw.errnos[i],
-    ...(r.anonymous === true ? { untouchedPages: raw.untouched[i], ...(raw.pagemapErrno === 0 ? {} : { pagemapErrno: raw.pagemapErrno }) } : {}),
-  }));
 }

@@ -44,15 +44,21 @@ export function takeRemoteSnapshot(pid: number, layout: GlibcLayout, libc: LibcF
   return last!;
 }
 
-function takeOnce(
-  pid: number, layout: GlibcLayout, libc: LibcFile, attempt: number, topRegion: MemoryRegion | undefined, missed: readonly MemoryRegion[],
-): RemoteSnapshot {
+/** The target's map now and its libc data regions; ERR_PROCESS_EXITED when it no longer maps the libc it was attached with. */
+export function mapWithLibc(pid: number, libc: LibcFile): { regions: MemoryRegion[]; libcData: MemoryRegion[] } {
   const regions = parseSettled(() => readProcFile(pid, 'maps'), parseMaps);
   const libcData = libcDataRegions(regions);
   if (libcData.length === 0 || libcData[0].inode !== libc.inode || libcData[0].dev !== libc.dev) {
     readStatus(pid);
     throw new HeapscopeError('ERR_PROCESS_EXITED', `process ${pid} no longer maps the libc it was attached with: it exited or ran another program`);
   }
+  return { regions, libcData };
+}
+
+function takeOnce(
+  pid: number, layout: GlibcLayout, libc: LibcFile, attempt: number, topRegion: MemoryRegion | undefined, missed: readonly MemoryRegion[],
+): RemoteSnapshot {
+  const { regions, libcData } = mapWithLibc(pid, libc);
   const heap = regions.find((r) => r.kind === 'heap');
   const arenaHeaps = withHeaps(regions.filter((r) => r.kind === 'arena-heap'), missed);
   const planned: { region: MemoryRegion; label: string }[] = [

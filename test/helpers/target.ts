@@ -1,7 +1,8 @@
 // Processes for the --pid tests to look at: started with stdout on a pipe,
 // read line by line as they print (their pid, their own mallinfo2(), a ready
 // line), and put in the test file's list of children to kill when it is done.
-import { ChildProcess, spawn } from 'node:child_process';
+import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import path from 'node:path';
 
 export interface Target {
   child: ChildProcess;
@@ -43,4 +44,19 @@ export function startTarget(command: string, args: readonly string[], options: T
 export async function startLines(command: string, args: readonly string[], count: number, options: TargetOptions): Promise<{ child: ChildProcess; lines: string[] }> {
   const target = startTarget(command, args, options);
   return { child: target.child, lines: await target.next(count) };
+}
+
+/**
+ * Builds test/fixtures/NAME.c (with threads) into `dir` for each name: the
+ * programs by name, or why there is no C compiler to build them with.
+ */
+export function buildFixtures(dir: string, names: readonly string[]): { programs: Record<string, string>; noCompiler?: string } {
+  const programs: Record<string, string> = {};
+  for (const name of names) {
+    programs[name] = path.join(dir, name);
+    const cc = spawnSync('cc', ['-O1', '-pthread', '-o', programs[name], path.join(__dirname, '..', 'fixtures', `${name}.c`)], { encoding: 'utf8' });
+    if (cc.error !== undefined) return { programs, noCompiler: `no C compiler (cc) to build test/fixtures/${name}.c` };
+    if (cc.status !== 0) throw new Error(`cc failed:\n${cc.stderr}`);
+  }
+  return { programs };
 }

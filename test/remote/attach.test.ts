@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startLines } from '../helpers/target';
+import { buildFixtures, startLines } from '../helpers/target';
 import { attach, HeapscopeError } from '../../lib/index';
 import { TOTALLED_FIELDS } from '../../lib/allocator/totals';
 
@@ -18,16 +18,11 @@ const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'heapscope-attach-'));
 const PYTHON = '/usr/bin/python3';
 const JEMALLOC = '/usr/lib/x86_64-linux-gnu/libjemalloc.so.2';
 const children: ChildProcess[] = [];
-const programs: Record<string, string> = {};
+let programs: Record<string, string> = {};
 let noCompiler: string | undefined;
 
 beforeAll(() => {
-  for (const name of ['attach-threads', 'attach-busy', 'attach-brief']) {
-    programs[name] = path.join(dir, name);
-    const cc = spawnSync('cc', ['-O1', '-pthread', '-o', programs[name], path.join(fixtures, `${name}.c`)], { encoding: 'utf8' });
-    if (cc.error !== undefined) noCompiler = `no C compiler (cc) to build test/fixtures/${name}.c`;
-    else if (cc.status !== 0) throw new Error(`cc failed:\n${cc.stderr}`);
-  }
+  ({ programs, noCompiler } = buildFixtures(dir, ['attach-threads', 'attach-busy', 'attach-brief']));
 });
 
 afterEach(() => {

@@ -47,6 +47,22 @@ describe('readRemote', () => {
     a.free();
   });
 
+  it('reads ranges one after another into an array it is given, and refuses one too short for them', () => {
+    const a = malloc(64);
+    a.write(0, Buffer.from('0123456789abcdef'));
+    const into = new Uint8Array(64).fill(0xee);
+    const reads = readRanges(process.pid, [{ address: a.address + 10n, length: 6n }, { address: 0x1000n, length: 8n }, { address: a.address, length: 4n }], into);
+    expect(Buffer.from(reads[0].bytes).toString()).toBe('abcdef');
+    expect(reads[1]).toEqual({ bytes: new Uint8Array(0), errno: EFAULT });
+    // The third range's place comes after the second's 8 bytes, read or not.
+    expect(Buffer.from(reads[2].bytes).toString()).toBe('0123');
+    expect(reads[2].bytes.byteOffset).toBe(14);
+    expect(into[18]).toBe(0xee);
+    expect(codeOf(() => binding.readRemote(process.pid, new BigUint64Array([a.address, 8n, a.address, 8n]), undefined, new Uint8Array(15)))).toBe('ERR_OUT_OF_RANGE');
+    expect(codeOf(() => binding.readRemote(process.pid, new BigUint64Array([a.address, 8n]), undefined, [new Uint8Array(8)] as never))).toBe('ERR_INVALID_ARG_TYPE');
+    a.free();
+  });
+
   it('copies a range over 1 GiB (a [heap] can be that big); its untouched pages are left alone here and there', () => {
     // An mmapped chunk of 1.5 GiB, written on its first and last pages only.
     const size = 1.5 * 2 ** 30;

@@ -1,0 +1,115 @@
+// What the decoded lists say of the walked chunks, without a placed object
+// per chunk (placeChunks makes a million for a million chunks): the runs of
+// adjacent chunks in the bins, the tcache chunks and the chunks in use of a
+// given size. Each agrees with the places placeChunks gives.
+import { FREE_BIT } from '../walk/chunk';
+import { ArenaBins } from './bins';
+import { RegionWalk } from './heap-walks';
+import { ThreadCache } from './tcaches';
+
+export interface Listed {
+  /** Chunks in a fastbin, the unsorted, a small or a large bin (and in no tcache), keyed by address as a number. */
+  binned: Set<number>;
+  /** Chunks in a tcache, with their size. */
+  cached: Map<number, number>;
+  /** The tcache structs' chunks. */
+  structs: Set<number>;
+}
+
+/** The listed chunks, keyed as placeChunks keys them (a tcache listing wins over a bin's, as it does there). */
+export function listedChunks(bins: readonly ArenaBins[], tcaches: readonly ThreadCache[]): Listed {
+  const binned = new Set<number>();
+  for (const b of bins) {
+    for (const list of [b.fastbins, b.unsorted, b.smallbins, b.largebins]) for (const bin of list) for (const c of bin.chunks) binned.add(Number(c.address));
+  }
+  const cached = new Map<number, number>();
+  for (const t of tcaches) for (const bin of t.bins) for (const c of bin.chunks) cached.set(Number(c.address), c.size);
+  for (const at of cached.keys()) binned.delete(at);
+  return { binned, cached, structs: new Set(tcaches.map((t) => Number(t.address))) };
+}
+
+/**
+ * Runs of adjacent binned chunks (bins and fastbins) in one walked region:
+ * what malloc_consolidate leaves as one chunk. From the binned chunks in
+ * address order, each looked up in the walk (a chunk the walk never met, or
+ * its top, is in no run), rather than a look-up per chunk walked.
+ */
+export function binnedRuns(w: RegionWalk, listed: Listed): { start: bigint; size: bigint }[] {
+  const runs: { start: bigint; size: bigint }[] = [];
+  const { table } = w.walk;
+  const start = Number(w.start);
+  const end = Number(w.end);
+  let runStart = -1;
+  let runEnd = -1;
+  let last = -2;
+  for (const at of sortedBinned(listed)) {
+    if (at < start || at >= end) continue;
+    const i = chunkIndex(w, at);
+    if (i < 0 || i === w.walk.top) continue;
+    if (i === last + 1 && at === runEnd) runEnd = at + table.sizes[i];
+    else {
+      if (runStart >= 0) runs.push({ start: BigInt(runStart), size: BigInt(runEnd - runStart) });
+      runStart = at;
+      runEnd = at + table.sizes[i];
+    }
+    last = i;
+  }
+  if (runStart >= 0) runs.push({ start: BigInt(runStart), size: BigInt(runEnd - runStart) });
+  return runs;
+}
+
+const sortedCache = new WeakMap<Listed, Float64Array>();
+
+function sortedBinned(listed: Listed): Float64Array {
+  let sorted = sortedCache.get(listed);
+  if (sorted === undefined) {
+    sorted = Float64Array.from(listed.binned).sort();
+    sortedCache.set(listed, sorted);
+  }
+  return sorted;
+}
+
+/** Bytes of tcache chunks that are chunks of `walks` (the regions of one arena, as placeChunks counts them). */
+export function cachedBytes(walks: readonly RegionWalk[], listed: Listed): number {
+  let bytes = 0;
+  for (const [at, size] of listed.cached) {
+    const w = walks.find((r) => at >= Number(r.start) && at < Number(r.end));
+    if (w !== undefined && chunkIndex(w, at) >= 0) bytes += size;
+  }
+  return bytes;
+}
+
+/** The chunks in use (placeChunks' `in-use`) of at least `min` bytes: count and bytes. */
+export function inUseAtLeast(walks: readonly RegionWalk[], listed: Listed, min: number): { count: number; bytes: number } {
+  let count = 0;
+  let bytes = 0;
+  for (const w of walks) {
+    const { table } = w.walk;
+    const start = Number(w.start);
+    for (let i = 0; i < table.count; i++) {
+      const size = table.sizes[i];
+      if (size < min || i === w.walk.top || (table.bits[i] & FREE_BIT) !== 0) continue;
+      const at = start + table.offsets[i];
+      if (listed.binned.has(at) || listed.cached.has(at) || listed.structs.has(at)) continue;
+      // The fenceposts that end a heap are 16 bytes; no chunk in use is under 32.
+      if (size === 16) continue;
+      count++;
+      bytes += size;
+    }
+  }
+  return { count, bytes };
+}
+
+/** The index of the chunk at `at` in the walk, or -1. */
+function chunkIndex(w: RegionWalk, at: number): number {
+  const { offsets, count } = w.walk.table;
+  const offset = at - Number(w.start);
+  let lo = 0;
+  let hi = count;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (offsets[mid] < offset) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo < count && offsets[lo] === offset ? lo : -1;
+}
