@@ -8,6 +8,7 @@ import { HeapscopeError, rangeError, typeError } from '../errors';
 import { bytes, hex, shortBytes } from '../format';
 import { maps, MemoryRegion, untouchedReadsZero } from '../maps';
 import { MAX_PLAN_READ, PlanStep, runPlan, StepResult } from '../plan';
+import { MINSIZE } from '../size-classes';
 import { glibcVersion, Mallinfo, MALLINFO_FIELDS, programBreak } from '../stats';
 import { describe, readArray, readOptions, toIndex } from '../validate';
 import { AllocatorImage, locateGlobals } from './image';
@@ -25,6 +26,7 @@ export interface AllocatorSnapshotOptions {
   /**
    * Malloc and free one 1000-byte block just before the copy (default
    * true): the tcache whose bin then starts with it is the calling thread's.
+   * A chunk of that size is freed into the bin first (see PROBE_FILLER).
    */
   probe?: boolean;
   /**
@@ -58,6 +60,17 @@ export interface AllocatorSnapshot {
 }
 
 const PROBE_REQUEST = 1000;
+/**
+ * A block shrunk in place to PROBE_REQUEST by realloc: MINSIZE bytes more,
+ * so its chunk is split to exactly the probe's size, whatever chunk
+ * malloc handed out. Freed before the probe, it leaves the calling thread's
+ * bin holding at least one chunk, so the probe is taken from the bin and
+ * freed back to its head. Without it, a probe that finds the bin empty
+ * makes glibc refill the bin from free chunks of that size (tcache
+ * stashing, up to mp_.tcache_count), and the probe, freed into the full
+ * bin, goes to the arena: no tcache is then the calling thread's.
+ */
+const PROBE_FILLER = PROBE_REQUEST + MINSIZE;
 
 
 /**
@@ -268,8 +281,14 @@ function takeOnce(
 ): CopiedFrame {
   const sources = copySources(breakSeen, topRegion, heaps);
   const steps: PlanStep[] = [...before];
-  const probeAt = probe ? steps.push({ op: 'malloc', size: PROBE_REQUEST }) - 1 : -1;
-  if (probe) steps.push({ op: 'free', step: probeAt });
+  const push = (step: PlanStep) => steps.push(step) - 1;
+  let probeAt = -1;
+  if (probe) {
+    const filler = push({ op: 'malloc', size: PROBE_FILLER });
+    push({ op: 'free', step: push({ op: 'realloc', step: filler, size: PROBE_REQUEST }) });
+    probeAt = push({ op: 'malloc', size: PROBE_REQUEST });
+    push({ op: 'free', step: probeAt });
+  }
   const copy = planCopy(steps, sources);
   const { steps: results } = runPlan(steps);
   return copiedSnapshot(copy, results, {

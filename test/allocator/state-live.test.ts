@@ -1,7 +1,8 @@
 // The allocator state of a live process, each in a quiet child (nothing but
 // the body allocates): mallinfo2() of the same native call equals the
 // decode's own totals field for field; the snapshot's probe tells the
-// calling thread's tcache, on the main thread and on a worker; a torn copy
+// calling thread's tcache, on the main thread and on a worker, even when
+// its bin is empty with chunks of its size waiting to refill it; a torn copy
 // is told and retaken, and the attempts are counted.
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -82,6 +83,31 @@ describe('the allocator state of a live process', () => {
     expect(seen.worker.owners.filter((o) => o === 'calling-thread')).toHaveLength(1);
     expect(seen.worker).toMatchObject({ first: false, probeAtHead: true });
     expect(seen.worker.owners.length).toBeGreaterThanOrEqual(2);
+  });
+
+  it("the probe tells the calling thread's tcache when the probe's bin is empty and free chunks of its size wait in the arena to refill it", () => {
+    // 40 blocks of the probe's size (1000 bytes), carved one after another
+    // in a fresh heap, every other one freed: the first frees fill the bin,
+    // the rest go to the arena, kept apart by the live blocks between them.
+    // 7 mallocs then empty the bin. A probe that found it empty made glibc
+    // refill it from those chunks, full (tcache stashing), and was itself
+    // freed to the arena: no tcache was the calling thread's.
+    const seen = inQuietChild<{ owners: number; probeAtHead: boolean; count: number; waiting: number }>(`
+      const before = Array.from({ length: 40 }, () => ({ op: 'malloc', size: 1000 }));
+      for (let i = 0; i < 40; i += 2) before.push({ op: 'free', step: i });
+      for (let i = 0; i < 7; i++) before.push({ op: 'malloc', size: 1000 });
+      const s = h.allocatorSnapshot({ before });
+      const size = h.requestToChunkSize(1000);
+      const mine = h.tcaches(s).tcaches.filter((t) => t.owner === 'calling-thread');
+      const bin = mine[0] && mine[0].bins[(size - 32) / 16];
+      const all = h.chunkPlaces(s).regions.flatMap((r) => r.chunks);
+      return {
+        owners: mine.length, probeAtHead: bin !== undefined && bin.chunks[0]?.address === s.probe - 16n, count: bin && bin.count,
+        waiting: all.filter((c) => c.size === size && (c.place === 'unsorted' || c.place === 'smallbin')).length,
+      };`);
+    expect(seen).toMatchObject({ owners: 1, probeAtHead: true, count: 1 });
+    // Enough waited to fill the bin and hand out one more.
+    expect(seen.waiting).toBeGreaterThan(7);
   });
 
   it("reads [heap] to the break the plan's steps moved; a copy the heap outgrew is torn, retaken up to the bound, and the attempts are counted", () => {

@@ -2,12 +2,42 @@
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { glibcVersion, HeapWalk, PlanStep, walkHeap } from '../../lib/index';
+import { glibcVersion, HeapWalk, PlanStep, requestToChunkSize, walkHeap } from '../../lib/index';
+import { tcacheFill } from '../helpers/tcache-fill';
 
 const root = path.join(__dirname, '..', '..');
 const [major, minor] = glibcVersion().split('.').map(Number);
 const atLeast = (m: number) => major > 2 || (major === 2 && minor >= m);
 const mine = (walk: HeapWalk) => walk.tcaches.find((t) => t.owner === 'calling-thread');
+
+/**
+ * X then Y, of one size, freed in the native call that copies the heap,
+ * after `setup`: the calling thread's bin of their size starts with Y, then
+ * X. Two chunks of exactly that size freed first (tcacheFill) leave the bin
+ * at least two, so X and Y are both taken from it and both fit back.
+ */
+function freedPair(setup: readonly PlanStep[]): void {
+  const at = setup.length;
+  const before = [...setup, ...tcacheFill(at, 100), ...tcacheFill(at + 3, 100)];
+  const x = before.length;
+  before.push(
+    { op: 'malloc', size: 100 }, { op: 'header', step: x },
+    { op: 'malloc', size: 100 }, { op: 'header', step: x + 2 },
+    { op: 'free', step: x }, { op: 'free', step: x + 2 },
+  );
+  const walk = walkHeap({ before });
+  const X = walk.steps[x].address!;
+  const Y = walk.steps[x + 2].address!;
+  const size = requestToChunkSize(100);
+  expect([walk.steps[x + 1].header!.size, walk.steps[x + 3].header!.size]).toEqual([size, size]);
+  const bin = mine(walk)!.bins[(size - 32) / 16];
+  // The snapshot's own probe (1000 bytes) is in another bin.
+  const heads = bin.chunks.map((c) => c.address + 16n);
+  // The second entry is only right if its safe-linked pointer was demangled.
+  expect(heads.slice(0, 2)).toEqual([Y, X]);
+  const chunk = [walk.main, ...walk.threadHeaps].flatMap((h) => h.chunks).find((c) => c.address === X - 16n);
+  expect(chunk).toMatchObject({ place: 'tcache', bin: (size - 32) / 16, owner: 'calling-thread' });
+}
 
 describe('tcache', () => {
   it('has 64 bins in a 0x290-byte chunk from glibc 2.30 (0x250 before), every list as long as its count, of chunks of its size, each placed there', () => {
@@ -29,32 +59,18 @@ describe('tcache', () => {
   });
 
   it('finds chunks freed in the same native call at the head of their bin, newest first', () => {
-    // Draining first empties the bin, so the two frees are not pushed to a fastbin by a full bin.
-    const drain: PlanStep[] = Array.from({ length: 8 }, () => ({ op: 'malloc', size: 100 }));
-    const x = drain.length;
-    const walk = walkHeap({
-      before: [
-        ...drain,
-        { op: 'malloc', size: 100 }, { op: 'header', step: x },
-        { op: 'malloc', size: 100 }, { op: 'header', step: x + 2 },
-        { op: 'free', step: x }, { op: 'free', step: x + 2 },
-      ],
-    });
-    const X = walk.steps[x].address!;
-    const Y = walk.steps[x + 2].address!;
-    const sizeX = walk.steps[x + 1].header!.size;
-    const sizeY = walk.steps[x + 3].header!.size;
-    const bin = mine(walk)!.bins[(sizeX - 32) / 16];
-    // The snapshot's own probe (1000 bytes) is in another bin.
-    const heads = bin.chunks.map((c) => c.address + 16n);
-    if (sizeY === sizeX) {
-      // The second entry is only right if its safe-linked pointer was demangled.
-      expect(heads.slice(0, 2)).toEqual([Y, X]);
-    } else {
-      expect(heads[0]).toBe(X);
-    }
-    const chunk = [walk.main, ...walk.threadHeaps].flatMap((h) => h.chunks).find((c) => c.address === X - 16n);
-    expect(chunk).toMatchObject({ place: 'tcache', bin: (sizeX - 32) / 16, owner: 'calling-thread' });
+    freedPair([]);
+  });
+
+  it('finds them there too when a malloc that finds the bin empty would refill it, full, from a long fastbin of the size', () => {
+    // 30 frees fill the bin (7 chunks by default) and put the rest in the
+    // fastbin; 6 or 7 mallocs then leave the bin one chunk or none. The next
+    // malloc that finds it empty takes a fastbin chunk and stashes 7 more in
+    // the bin (tcache stashing). A full run failed so: 8 mallocs meant to
+    // drain the bin left it full, and X and Y went to the fastbin.
+    const mallocs = (n: number): PlanStep[] => Array.from({ length: n }, () => ({ op: 'malloc', size: 100 }));
+    const frees = (n: number): PlanStep[] => Array.from({ length: n }, (_, step) => ({ op: 'free', step }));
+    for (const left of [1, 0]) freedPair([...mallocs(30), ...frees(30), ...mallocs(7 - left)]);
   });
 
   it('with glibc.malloc.tcache_count=0 every bin is empty, even right after a free', () => {
