@@ -330,6 +330,15 @@ export function structureTornReason(image: AllocatorImage, arenaHeaps: readonly 
   if (!list.complete) return `the arena list: ${list.reason}`;
   for (const a of list.arenas) {
     if (a.heapsReason !== undefined) return `arena ${hex(a.address)}: ${a.heapsReason}`;
+    // A heap is copied as far as the map showed it writable before the copy: one that grew since
+    // (another thread's malloc) is copied short of its used part, though it stood still during the copy.
+    for (const h of a.heaps) {
+      const copy = image.memory.ranges.find((r) => r.base <= h.address && h.address < r.base + BigInt(r.bytes.length));
+      const copiedTo = copy === undefined ? h.address : copy.base + BigInt(copy.bytes.length);
+      if (copiedTo < h.address + h.size) {
+        return `arena ${hex(a.address)}'s heap at ${hex(h.address)} grew to ${hex(h.address + h.size)}, past the ${hex(copiedTo)} the copy had room for`;
+      }
+    }
     if (a.top.size === undefined) return `arena ${hex(a.address)}'s top: ${a.top.reason}`;
     const topEnd = a.top.address + a.top.size;
     if (a.kind === 'main' && image.heap !== undefined && !a.noncontiguous && topEnd !== image.heap.end) {

@@ -135,6 +135,44 @@ describe('the allocator state of a live process', () => {
     expect(seen.outgrown.attempts).toBeLessThanOrEqual(5);
   });
 
+  it("a thread arena's heap that grows after the map was read is torn, and retaken until it is copied whole", () => {
+    // A thread-arena heap is copied as far as the map showed it writable when
+    // the sources were chosen. The steps run after that, in the worker's
+    // arena: blocks that grow its heap by mprotect, freed (last first) back
+    // into its top, as another thread's short-lived blocks can be between the
+    // map and the copy. The top starts where it did and ends past the copy,
+    // and nothing moves while the copy runs: only the heap's own size tells
+    // that its copy is short. Trimming is off, so the heap stays grown for
+    // the retakes.
+    const seen = inQuietChild<Record<'once' | 'retaken', { consistent: boolean; attempts: number; reason?: string; incomplete: string[]; mismatches: string[] }>>(`
+      h.mallopt('M_TRIM_THRESHOLD', 1 << 30);
+      const { Worker } = require('node:worker_threads');
+      return await new Promise((resolve, reject) => {
+        const w = new Worker(\`
+          const { parentPort } = require('node:worker_threads');
+          const h = require(\${JSON.stringify(${JSON.stringify(root)})});
+          const steps = (n) => [...Array.from({ length: n }, () => ({ op: 'malloc', size: 100000 })),
+            ...Array.from({ length: n }, (_, i) => ({ op: 'free', step: n - 1 - i }))];
+          const pick = (s) => ({ consistent: s.consistent, attempts: s.attempts, reason: s.reason,
+            incomplete: h.allocatorTotals(s).incomplete, mismatches: h.allocatorTotals(s).mismatches.map((m) => m.field) });
+          const once = pick(h.allocatorSnapshot({ before: steps(40), attempts: 1 }));
+          const retaken = pick(h.allocatorSnapshot({ before: steps(80), attempts: 20 }));
+          parentPort.postMessage({ once, retaken });\`, { eval: true });
+        let seen;
+        w.once('message', (m) => { seen = m; });
+        w.once('error', reject);
+        w.once('exit', () => resolve(seen));
+      });`);
+    expect(seen.once).toMatchObject({
+      consistent: false, attempts: 1,
+      reason: expect.stringMatching(/^arena 0x[0-9a-f]+'s heap at 0x[0-9a-f]+ grew to 0x[0-9a-f]+, past the 0x[0-9a-f]+ the copy had room for$/),
+    });
+    // Each retake runs the steps again, and what the worker's JavaScript kept in the arena meanwhile
+    // can make them grow the heap once more: a few retakes, until the heap has room for them.
+    expect(seen.retaken).toMatchObject({ consistent: true, incomplete: [], mismatches: [] });
+    expect(seen.retaken.attempts).toBeGreaterThanOrEqual(2);
+  });
+
   it('tornReason: mallinfo2 changing, the break moving, [heap] outgrowing the copy, or a top that does not end its heap each tear a copy', () => {
     const seen = inQuietChild<Record<string, string | null>>(`
       const { tornReason } = require(${JSON.stringify(path.join(root, 'dist', 'allocator', 'take-snapshot'))});

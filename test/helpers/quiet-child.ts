@@ -2,7 +2,7 @@
 // (vitest's own, a worker another test left behind) can malloc and free in
 // main_arena between two native calls. A fresh node with V8 single-threaded
 // and no platform worker threads runs nothing but the body.
-import { spawnSync } from 'node:child_process';
+import { spawnSync, SpawnSyncReturns } from 'node:child_process';
 import path from 'node:path';
 
 const root = path.join(__dirname, '..', '..');
@@ -10,12 +10,31 @@ const root = path.join(__dirname, '..', '..');
 /**
  * About one node start in fifty puts V8's code range just above the heap
  * (lib/break-room.ts): brk() fails once the heap reaches it. Such a child
- * says so before running the body and another is started, as isolated
- * experiment runs do; the body always runs in a process whose break can grow.
+ * says so before running the body (fixtures/need-break-room.cjs) and
+ * another is started, as isolated experiment runs do; the body always runs
+ * in a process whose break can grow.
  */
 const CHILDREN = 5;
 const NEEDED_ROOM = 256n << 20n;
 const BLOCKED = 'BLOCKED ';
+
+/**
+ * A quiet node: V8 without its helper threads (concurrent marking,
+ * sweeping, compiling) and Node without platform workers, all of which
+ * malloc and free in main_arena at any moment; the break's room checked
+ * before `args` run.
+ */
+function quietNode(args: string[], env: NodeJS.ProcessEnv): SpawnSyncReturns<string> {
+  const rooms: string[] = [];
+  for (let i = 0; i < CHILDREN; i++) {
+    const child = spawnSync(process.execPath, ['--single-threaded', '--v8-pool-size=0', '--require', path.join(root, 'test', 'fixtures', 'need-break-room.cjs'), ...args], {
+      encoding: 'utf8', maxBuffer: 1 << 28, env: { ...env, HEAPSCOPE_TEST_NEEDED_ROOM: String(NEEDED_ROOM), HEAPSCOPE_TEST_BLOCKED: BLOCKED },
+    });
+    if (child.status !== 0 || !child.stdout.startsWith(BLOCKED)) return child;
+    rooms.push(child.stdout.slice(BLOCKED.length));
+  }
+  throw new Error(`${CHILDREN} quiet children in a row had a break that could not grow 256 MiB (room: ${rooms.join(', ')} bytes)`);
+}
 
 /**
  * Runs `body` (the body of an async function, CommonJS) in a fresh
@@ -28,23 +47,23 @@ export function inQuietChild<T>(body: string): T {
     const h = require(${JSON.stringify(root)});
     const { binding } = require(${JSON.stringify(path.join(root, 'dist', 'binding'))});
     const addonPath = require('node-gyp-build').path(${JSON.stringify(root)});
-    const room = require(${JSON.stringify(path.join(root, 'dist', 'break-room'))}).breakRoom();
-    if (room.room < ${NEEDED_ROOM}n) {
-      process.stdout.write(${JSON.stringify(BLOCKED)} + room.room);
-      process.exit(0);
-    }
     (async () => { ${body} })().then((result) => {
       process.stdout.write(JSON.stringify(result, (_, v) => (typeof v === 'bigint' ? v.toString() : v)));
     });
   `;
-  const rooms: string[] = [];
-  for (let i = 0; i < CHILDREN; i++) {
-    const child = spawnSync(process.execPath, ['--single-threaded', '--v8-pool-size=0', '-e', source], { encoding: 'utf8' });
-    if (child.status !== 0) throw new Error(`quiet child failed (${child.status ?? child.signal}): ${child.stderr}`);
-    if (!child.stdout.startsWith(BLOCKED)) return JSON.parse(child.stdout) as T;
-    rooms.push(child.stdout.slice(BLOCKED.length));
-  }
-  throw new Error(`${CHILDREN} quiet children in a row had a break that could not grow 256 MiB (room: ${rooms.join(', ')} bytes)`);
+  const child = quietNode(['-e', source], process.env);
+  if (child.status !== 0) throw new Error(`quiet child failed (${child.status ?? child.signal}): ${child.stderr}`);
+  return JSON.parse(child.stdout) as T;
+}
+
+/**
+ * heapscope's command line (dist/cli.js `args`) in a quiet node, with
+ * `env` as its whole environment: what it prints of its own heap was not
+ * changed under it by a helper thread, and its heap can grow by the break.
+ */
+export function quietCli(args: string[], env: NodeJS.ProcessEnv = process.env): { status: number | null; stdout: string; stderr: string } {
+  const { status, stdout, stderr } = quietNode([path.join(root, 'dist', 'cli.js'), ...args], env);
+  return { status, stdout, stderr };
 }
 
 /**

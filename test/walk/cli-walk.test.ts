@@ -1,18 +1,13 @@
 // `heapscope walk` in a fresh process, and the walk's agreement with mallinfo2().
-import { spawnSync } from 'node:child_process';
-import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-
-const root = path.join(__dirname, '..', '..');
-const cli = path.join(root, 'dist', 'cli.js');
+import { quietCli } from '../helpers/quiet-child';
 
 // V8's helper threads would share that one arena too and could change it
 // while the walk copies it (the walk then retries, and under load may give
-// up); the child runs without them, as isolated experiments do.
+// up), and a child whose break cannot grow walks a non-contiguous heap: the
+// command runs in a quiet child (helpers/quiet-child.ts).
 function heapscope(args: string[], env: Record<string, string> = {}) {
-  const result = spawnSync(process.execPath, ['--single-threaded', cli, ...args], {
-    cwd: root, encoding: 'utf8', maxBuffer: 1 << 28, env: { ...process.env, NO_COLOR: '', ...env },
-  });
+  const result = quietCli(args, { ...process.env, NO_COLOR: '', ...env });
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 

@@ -5,6 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { quietCli } from '../helpers/quiet-child';
 
 const root = path.join(__dirname, '..', '..');
 const fixture = path.join(__dirname, '..', 'fixtures', 'block-break.cjs');
@@ -110,5 +111,14 @@ describe('main_arena when brk() fails', () => {
     const said = seen.free.find((f) => f.startsWith('The break never moved down while they were freed'));
     expect(said).toBeDefined();
     expect(said!.split(': ').slice(2).join(': ')).toMatch(blocked);
+  });
+});
+
+describe('a quiet child whose break cannot grow', () => {
+  it('is refused before its command runs: a heapscope command line that measures its own heap runs in one that can grow', () => {
+    // Such a child's walk ends [heap] at a fencepost and cannot see what glibc carved from mmap'd memory,
+    // so its checks need not agree with mallinfo2(): test/walk/views.test.ts and cli-walk.test.ts expect them to.
+    expect(() => quietCli(['walk', '--html'], { ...process.env, NODE_OPTIONS: `--require ${fixture}` }))
+      .toThrow(/^5 quiet children in a row had a break that could not grow 256 MiB \(room: 0, 0, 0, 0, 0 bytes\)$/);
   });
 });
