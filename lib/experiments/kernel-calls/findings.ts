@@ -164,9 +164,15 @@ const SURPRISES: Rule<Facts>[] = [
     ? `malloc(${pastTop.size}), below glibc's default ${bytes(DEFAULT_MMAP_THRESHOLD)} mmap threshold, was mmapped: ${threshold}.`
     : undefined,
 
+  // If the threshold was past 1 MiB before the run (a freed mmapped chunk raises it; so do a tunable and mallopt): the large request was the threshold itself.
+  ({ large }) => large.size > LARGE
+    ? `The large request was ${large.size} bytes, not ${bytes(LARGE)}: mp_.mmap_threshold was already ${large.size} bytes when the run read it, ` +
+      'and glibc maps only a chunk at or above it.'
+    : undefined,
+
   // If the large request, above the default mmap threshold, came from the heap: mp_'s threshold now.
   ({ large, threshold }) => large.mmapped ? undefined
-    : `malloc(${bytes(LARGE)}), above glibc's default ${bytes(DEFAULT_MMAP_THRESHOLD)} mmap threshold, came from the heap (${large.verdict}), ` +
+    : `malloc(${bytes(large.size)}), above glibc's default ${bytes(DEFAULT_MMAP_THRESHOLD)} mmap threshold, came from the heap (${large.verdict}), ` +
       `its ${large.chunkSize}-byte chunk below the threshold: ${threshold}.`,
 
   // If freeing the mmapped large chunk did not unmap it.

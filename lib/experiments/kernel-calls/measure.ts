@@ -15,7 +15,7 @@ export type KernelVerdict = 'served from memory it held' | 'brk' | 'mmap' | 'mun
  * - `filler`: a request that uses up a large free chunk or most of the top
  *   chunk, so that `past-top` finds neither big enough;
  * - `past-top`: larger than the top chunk and any free chunk, two pages below the mmap threshold;
- * - `large`: 1 MiB, above the default mmap threshold;
+ * - `large`: 1 MiB, above the default mmap threshold (or mp_.mmap_threshold itself, when a freed mmapped chunk had raised it past 1 MiB);
  * - `free-large`: the `large` allocation freed.
  */
 export type KernelStepRole = 'small' | 'filler' | 'past-top' | 'large' | 'free-large';
@@ -74,7 +74,8 @@ function chooseOps(page: number): Op[] {
   for (const size of free.filter((f) => f >= cutoff)) ops.push({ role: 'filler', op: 'malloc', size: size - 8 });
   if (topFiller !== undefined) ops.push({ role: 'filler', op: 'malloc', size: topFiller - 8 });
   ops.push({ role: 'past-top', op: 'malloc', size: pastTop - 8 });
-  ops.push({ role: 'large', op: 'malloc', size: LARGE });
+  // A request whose chunk is at least the threshold is mmapped (a node whose start-up freed a bigger mmapped chunk has raised it).
+  ops.push({ role: 'large', op: 'malloc', size: Math.max(LARGE, threshold) });
   ops.push({ role: 'free-large', op: 'free', of: ops.length - 1 });
   return ops;
 }
