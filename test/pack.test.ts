@@ -158,6 +158,9 @@ describe('installing the tarball', () => {
     const out = JSON.parse(run('node', ['-e', SCRIPT], { cwd: dir, env }));
     expect(out.usable).toBe(out.chunk - 8); // 24 in a 32-byte chunk, or 40 when malloc handed out a remainder with it
     expect(out.loaded[0]).toMatch(/prebuilds\/linux-x64\/heapscope\.glibc\.node$/);
+    // The command npm linked runs through its #! line: node without V8's helper threads.
+    const result = JSON.parse(run(path.join(dir, 'node_modules', '.bin', 'heapscope'), ['run', 'layout', '--in-process', '--json'], { cwd: dir, env }));
+    expect(result.environment.execArgv).toEqual(['--single-threaded', '--v8-pool-size=0']);
   }, 5 * MINUTES);
 
   it('builds from source with --build-from-source once its install script is allowed', () => {
