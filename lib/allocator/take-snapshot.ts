@@ -321,8 +321,11 @@ export function tornReason(
  * list closes, each top ends its heap ([heap]'s at `image.heap.end`) and no
  * copied heap belongs to an arena missing from the list. Pure; `arenaHeaps`
  * are the arena-heap regions copied. Any process's copy is checked with it.
+ * `room: false`: the heaps were not copied whole but walked up to their
+ * used part, read where the map showed them (a header copy), so whether a
+ * copy had room for them is not asked.
  */
-export function structureTornReason(image: AllocatorImage, arenaHeaps: readonly AddressRange[]): string | undefined {
+export function structureTornReason(image: AllocatorImage, arenaHeaps: readonly AddressRange[], room = true): string | undefined {
   const globals = locateGlobals(image);
   if (!globals.mainArena.found) return `main_arena was not found: ${globals.mainArena.reason}`;
   const par = globals.mallocPar.found ? globals.mallocPar.value : undefined;
@@ -332,7 +335,7 @@ export function structureTornReason(image: AllocatorImage, arenaHeaps: readonly 
     if (a.heapsReason !== undefined) return `arena ${hex(a.address)}: ${a.heapsReason}`;
     // A heap is copied as far as the map showed it writable before the copy: one that grew since
     // (another thread's malloc) is copied short of its used part, though it stood still during the copy.
-    for (const h of a.heaps) {
+    for (const h of room ? a.heaps : []) {
       const copy = image.memory.ranges.find((r) => r.base <= h.address && h.address < r.base + BigInt(r.bytes.length));
       const copiedTo = copy === undefined ? h.address : copy.base + BigInt(copy.bytes.length);
       if (copiedTo < h.address + h.size) {

@@ -118,7 +118,7 @@ function contradictionOf(pass: Pass, state: AllocatorState): string | undefined 
   }
   const undecoded = state.tcaches.undecoded[0];
   if (undecoded !== undefined) return `the chunk at ${hex(undecoded.address)} looks like a tcache in use, but ${undecoded.reason}`;
-  const structural = structureTornReason(pass.image, pass.heads.map((h) => ({ start: h.region.start, end: h.region.end })));
+  const structural = structureTornReason(pass.image, pass.heads.map((h) => ({ start: h.region.start, end: h.region.end })), false);
   if (structural !== undefined) return structural;
   const listed = listedChunks(state.bins, state.tcaches.tcaches);
   let free = 0;
