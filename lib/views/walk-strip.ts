@@ -140,7 +140,7 @@ export function renderWalk(walk: HeapWalkData, options: StripOptions = {}): stri
   }
   lines.push('');
   for (const heap of walkRegions(walk)) lines.push(...renderHeap(heap, width, rows, color), '');
-  if (walk.threadHeaps.length > 0 || walk.mainTop !== undefined) lines.push(`every region: ${totalsLine(walk.totals)}`);
+  if (walkRegions(walk).length > 1) lines.push(`every region: ${totalsLine(walk.totals)}`);
   for (const t of walk.tcaches) {
     const used = t.bins.filter((b) => b.count > 0);
     lines.push(`tcache ${t.owner === 'calling-thread' ? 'of this thread' : 'of another thread'} at ${hex(t.address)}: ` +

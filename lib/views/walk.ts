@@ -94,10 +94,13 @@ export function walkJSON(walk: HeapWalkData, limit = JSON_CHUNKS): unknown {
     total += heap.chunks.length;
     const shown = heap.chunks.slice(0, Math.max(0, left));
     left -= shown.length;
-    const { chunks: _all, top, ...rest } = heap;
+    // Own properties only: a region whose walk met no top has none, whatever Object.prototype holds.
+    const { chunks: _all, top: _top, ...rest } = heap;
+    const top = Object.hasOwn(heap, 'top') ? heap.top : undefined;
     return { ...rest, ...(top === undefined ? {} : { top: chunkJSON(top) }), chunks: shown.map(chunkJSON) };
   });
-  const { main: _main, mainTop, threadHeaps: _threads, tcaches, ...rest } = walk;
+  const { main: _main, mainTop: _mainTop, threadHeaps: _threads, tcaches, ...rest } = walk;
+  const mainTop = Object.hasOwn(walk, 'mainTop') ? walk.mainTop : undefined;
   return toJSONValue({
     ...rest,
     main: regions[0], ...(mainTop === undefined ? {} : { mainTop: regions[1] }), threadHeaps: regions.slice(mainTop === undefined ? 1 : 2),

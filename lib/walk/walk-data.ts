@@ -56,5 +56,7 @@ export interface WalkSVGOptions {
 
 /** The regions of a walk in the order views show them: [heap], main_arena's top region, the thread heaps. */
 export function walkRegions(walk: HeapWalkData): HeapRegionWalk[] {
-  return [walk.main, ...(walk.mainTop === undefined ? [] : [walk.mainTop]), ...walk.threadHeaps];
+  // Own properties only (a polluted Object.prototype holds no region).
+  const mainTop = Object.hasOwn(walk, 'mainTop') ? walk.mainTop : undefined;
+  return [walk.main, ...(mainTop === undefined ? [] : [mainTop]), ...walk.threadHeaps];
 }
