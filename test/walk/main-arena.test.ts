@@ -59,18 +59,31 @@ describe('walkHeap: main_arena', () => {
   });
 
   it('shows a large chunk freed inside the same native call in the unsorted bin: the chunk after it lost its P bit', () => {
-    // 5000 bytes: past tcache and fastbins, so free() bins it; the guard keeps it from merging into top.
+    // Six blocks of 5000 bytes (past tcache and fastbins, so free() bins them), every other one freed: a freed block
+    // whose next chunk is the next block, kept in use, cannot merge into top. (One guard malloc'd after a single block
+    // could come from a free chunk elsewhere, and the block merged into top.)
+    const BLOCKS = 6;
     const walk = walkHeap({
-      before: [{ op: 'malloc', size: 5000 }, { op: 'malloc', size: 100 }, { op: 'header', step: 0 }, { op: 'free', step: 0 }],
+      before: [
+        ...Array.from({ length: BLOCKS }, () => ({ op: 'malloc' as const, size: 5000 })),
+        ...Array.from({ length: BLOCKS }, (_, i) => ({ op: 'header' as const, step: i })),
+        ...Array.from({ length: BLOCKS / 2 }, (_, k) => ({ op: 'free' as const, step: 2 * k + 1 })),
+      ],
     });
-    const freed = walk.steps[0].address! - 16n;
-    const holder = everyChunk(walk).find((c) => c.address <= freed && freed < c.address + BigInt(c.size));
-    expect(holder).toBeDefined();
-    // It merged with any free neighbour, and the snapshot came before any malloc could sort it.
-    expect(holder!.place).toBe('unsorted');
-    expect(holder!.address + BigInt(holder!.size)).toBeGreaterThanOrEqual(freed + BigInt(walk.steps[2].header!.size));
-    const after = everyChunk(walk).find((c) => c.address === holder!.address + BigInt(holder!.size));
-    expect(after?.prevInUse).toBe(false);
+    const chunkAt = (i: number) => walk.steps[i].address! - 16n;
+    const sizeOf = (i: number) => BigInt(walk.steps[BLOCKS + i].header!.size);
+    const guarded = Array.from({ length: BLOCKS / 2 }, (_, k) => 2 * k + 1).filter((i) => i + 1 < BLOCKS && chunkAt(i) + sizeOf(i) === chunkAt(i + 1));
+    expect(guarded.length).toBeGreaterThan(0);
+    for (const i of guarded) {
+      const freed = chunkAt(i);
+      const holder = everyChunk(walk).find((c) => c.address <= freed && freed < c.address + BigInt(c.size));
+      expect(holder).toBeDefined();
+      // It merged with any free neighbour before it, and the snapshot came before any malloc could sort it.
+      expect(holder!.place).toBe('unsorted');
+      expect(holder!.address + BigInt(holder!.size)).toBe(chunkAt(i + 1));
+      const after = everyChunk(walk).find((c) => c.address === chunkAt(i + 1));
+      expect(after?.prevInUse).toBe(false);
+    }
   });
 
   it("marks the main thread's tcache_perthread_struct: the first chunk, 0x290 bytes on glibc >= 2.30 (0x250 before)", () => {
