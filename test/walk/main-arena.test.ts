@@ -59,13 +59,14 @@ describe('walkHeap: main_arena', () => {
   });
 
   it('shows a large chunk freed inside the same native call in the unsorted bin: the chunk after it lost its P bit', () => {
-    // Six blocks of 5000 bytes (past tcache and fastbins, so free() bins them), every other one freed: a freed block
-    // whose next chunk is the next block, kept in use, cannot merge into top. (One guard malloc'd after a single block
-    // could come from a free chunk elsewhere, and the block merged into top.)
-    const BLOCKS = 6;
+    // 32 blocks of 20000 bytes (past tcache and fastbins, so free() bins them), every other one freed: a freed block
+    // whose next chunk is the next block, kept in use, cannot merge into top. Any block may come from a free chunk
+    // elsewhere (one full run had none of six 5000-byte blocks next to the one after it); once the free chunks that
+    // big are used up, the rest are cut from top one after the other.
+    const BLOCKS = 32;
     const walk = walkHeap({
       before: [
-        ...Array.from({ length: BLOCKS }, () => ({ op: 'malloc' as const, size: 5000 })),
+        ...Array.from({ length: BLOCKS }, () => ({ op: 'malloc' as const, size: 20000 })),
         ...Array.from({ length: BLOCKS }, (_, i) => ({ op: 'header' as const, step: i })),
         ...Array.from({ length: BLOCKS / 2 }, (_, k) => ({ op: 'free' as const, step: 2 * k + 1 })),
       ],
