@@ -1,7 +1,7 @@
 // The chunk walk itself: a pure pass over a copy of heap memory. It trusts
 // nothing it reads: every size is checked before it is used to move on, so
 // a torn or corrupt snapshot ends the walk with a reason, never a loop.
-import { rangeError, typeError } from '../errors';
+import { HeapscopeError, rangeError, typeError } from '../errors';
 import { hex } from '../format';
 import { describe, readOptions, toAddress, toBytes, toIndex } from '../validate';
 
@@ -53,6 +53,12 @@ export interface SnapshotWalkOptions {
 export interface SnapshotWalk {
   /** The address of the snapshot's first byte. */
   base: bigint;
+  /**
+   * From walkSnapshot, the columns are built when first read, by a second
+   * walk of the same bytes (the first only checks and counts); if the bytes
+   * changed or were detached in between, reading them throws
+   * `ERR_SNAPSHOT_CHANGED`.
+   */
   table: ChunkTable;
   /**
    * `top`: the walk tiled the region exactly up to a top chunk that ends at
@@ -87,9 +93,48 @@ export function walkSnapshot(snapshot: Uint8Array, base: bigint, options: Snapsh
   for (const flag of ['fenceposts', 'mainArena'] as const) {
     if (o[flag] !== undefined && typeof o[flag] !== 'boolean') throw typeError(`options.${flag} must be a boolean, got ${describe(o[flag])}`);
   }
-  const walker = new ChunkWalker(base, { start, end, ...(top === undefined ? {} : { top }), fenceposts: o.fenceposts === true, mainArena: o.mainArena === true });
-  walker.feed(snapshot, 0);
-  return walker.result();
+  const settings = { start, end, ...(top === undefined ? {} : { top }), fenceposts: o.fenceposts === true, mainArena: o.mainArena === true };
+  // The walk checks and counts without storing: a million chunks' columns
+  // are 17 MB of fresh memory, whose first touch cost 4-20x the checking
+  // loop itself (bench/run.mjs). The columns are built when first read.
+  const counter = new ChunkWalker(base, { ...settings, store: false });
+  counter.feed(snapshot, 0);
+  const walk = counter.result();
+  walk.table = lazyTable(walk.table.count, () => {
+    const length = snapshot.byteLength;
+    const again = length >= end ? new ChunkWalker(base, { ...settings, expected: walk.table.count + 1 }) : undefined;
+    again?.feed(snapshot, 0);
+    const columns = again?.result();
+    if (columns === undefined || columns.ending !== walk.ending || columns.reason !== walk.reason || columns.top !== walk.top
+      || columns.reached !== walk.reached || columns.table.count !== walk.table.count) {
+      throw new HeapscopeError('ERR_SNAPSHOT_CHANGED', `the snapshot's bytes changed after walkSnapshot walked them (${walk.table.count} chunks, ${walk.ending}), before its table's columns were first read; walk it again`);
+    }
+    return columns.table;
+  });
+  return walk;
+}
+
+/**
+ * A table whose columns are made on first read, by `build`. Each column is
+ * an own enumerable property, so spreads, JSON and toEqual see the columns.
+ */
+function lazyTable(count: number, build: () => ChunkTable): ChunkTable {
+  const table = { count } as ChunkTable;
+  const fill = (): void => {
+    const built = build();
+    for (const key of ['offsets', 'sizes', 'bits'] as const) {
+      Object.defineProperty(table, key, { value: built[key], writable: true, enumerable: true, configurable: true });
+    }
+  };
+  for (const key of ['offsets', 'sizes', 'bits'] as const) {
+    Object.defineProperty(table, key, {
+      get() { fill(); return table[key]; },
+      set(value) { fill(); Object.defineProperty(table, key, { value, writable: true, enumerable: true, configurable: true }); },
+      enumerable: true,
+      configurable: true,
+    });
+  }
+  return table;
 }
 
 /** Where a window must start for the walk to go on, or that the walk has ended. */
@@ -124,6 +169,10 @@ export class ChunkWalker {
   private sizes: Float64Array;
   private bits: Uint8Array;
   count = 0;
+  /** Whether the columns are kept: a walk that only checks and counts stores none (walkSnapshot's first pass). */
+  private readonly store: boolean;
+  private lastSize = 0;
+  private lastBits = 0;
   private off: number;
   private reason: string | undefined;
   private ending: SnapshotWalk['ending'] = 'stopped';
@@ -132,10 +181,10 @@ export class ChunkWalker {
 
   constructor(
     base: bigint,
-    options: { start: number; end: number; top?: bigint; fenceposts: boolean; mainArena: boolean; header?: number; whole?: number; expected?: number },
+    options: { start: number; end: number; top?: bigint; fenceposts: boolean; mainArena: boolean; header?: number; whole?: number; expected?: number; store?: boolean },
   ) {
     // Own properties only: an Object.prototype.top set by someone else is no top.
-    const o = readOptions(options, 'options', ['start', 'end', 'top', 'fenceposts', 'mainArena', 'header', 'whole', 'expected']) as Partial<typeof options>;
+    const o = readOptions(options, 'options', ['start', 'end', 'top', 'fenceposts', 'mainArena', 'header', 'whole', 'expected', 'store']) as Partial<typeof options>;
     this.base = base;
     this.start = o.start!;
     this.end = o.end!;
@@ -145,7 +194,8 @@ export class ChunkWalker {
     this.mainArena = o.mainArena === true;
     this.header = o.header ?? 16;
     this.whole = o.whole ?? 0;
-    this.capacity = Math.max(16, o.expected ?? Math.min(Math.ceil((this.end - this.start) / MIN_CHUNK) + 1, 1 << 16));
+    this.store = o.store !== false;
+    this.capacity = !this.store ? 0 : Math.max(16, o.expected ?? Math.min(Math.ceil((this.end - this.start) / MIN_CHUNK) + 1, 1 << 16));
     this.offsets = new Float64Array(this.capacity);
     this.sizes = new Float64Array(this.capacity);
     this.bits = new Uint8Array(this.capacity);
@@ -168,6 +218,14 @@ export class ChunkWalker {
     const b = new Uint8Array(this.capacity); b.set(this.bits); this.bits = b;
   }
 
+  /** Stores one chunk at `count` outside the loop (whose columns are in locals). */
+  private append(count: number, offset: number, size: number, flags: number): void {
+    if (count === this.capacity) this.grow();
+    this.offsets[count] = offset;
+    this.sizes[count] = size;
+    this.bits[count] = flags;
+  }
+
   /** Walks the chunks of `window`, the region's bytes from offset `at` (a chunk's start, or the walk's start). */
   feed(window: Uint8Array, at: number): FeedResult {
     if (this.done) return { done: true };
@@ -186,68 +244,66 @@ export class ChunkWalker {
     let reason: string | undefined;
     // The columns in locals for the loop (a field load per chunk costs as much as the rest); written back below.
     let { offsets, sizes, bits, count } = this;
-    const push = (offset: number, size: number, flags: number): void => {
-      if (count === this.capacity) {
-        this.count = count;
-        this.grow();
-        ({ offsets, sizes, bits } = this);
-      }
-      offsets[count] = offset;
-      sizes[count] = size;
-      bits[count] = flags;
-      count++;
-    };
-    while (reason === undefined) {
-      if (cut && Math.min(off + header, end) > windowEnd) {
-        this.off = off;
-        this.count = count;
-        return { done: false, next: off };
-      }
+    // The chunk before the next one, which the checks compare with (it starts
+    // lastSize bytes back): kept in locals too, since a walk that stores no
+    // columns has only these.
+    let { lastSize, lastBits, capacity } = this;
+    const store = this.store;
+    const badFlags = mainArena ? M_BIT | A_BIT : M_BIT;
+    for (;;) {
+      if (cut && Math.min(off + header, end) > windowEnd) return this.pause(off, count, lastSize, lastBits);
       if (off + 16 > end) {
         reason = `the chunk header at ${hex(base + BigInt(off))} runs past the end of the region (${hex(base + BigInt(end))})`;
         break;
       }
       const w = (off - at) >>> 2;
-      const low = words[w + 2];
+      // A size below 2 GiB is the common case, in 32-bit integer arithmetic
+      // (2-3x faster than doubles); V8 keeps the loop in integers as long
+      // as no bigger size has been met.
+      const signed = words[w + 2] | 0;
       const high = words[w + 3];
-      const flags = low & 7;
-      if (high >= SIZE_HIGH_LIMIT) {
-        reason = `the chunk at ${hex(base + BigInt(off))} has an impossible size word ${hex((BigInt(high) << 32n) | BigInt(low))}`;
-        break;
+      const flags = signed & 7;
+      let size: number;
+      if (high === 0 && signed >= 0) {
+        size = signed & ~7;
+      } else {
+        if (high >= SIZE_HIGH_LIMIT) {
+          reason = `the chunk at ${hex(base + BigInt(off))} has an impossible size word ${hex((BigInt(high) << 32n) | BigInt(signed >>> 0))}`;
+          break;
+        }
+        size = high * TWO_32 + ((signed >>> 0) - flags);
       }
-      const size = high * TWO_32 + (low - flags);
-      if (cut && size <= whole && off + size > windowEnd && off + size <= end) {
-        this.off = off;
-        this.count = count;
-        return { done: false, next: off };
-      }
-      if (size === 0 && fenceposts && flags === P_BIT && count > 0) {
-        this.ending = 'fencepost';
-        break;
-      }
-      if (size === 0) {
-        reason = `the chunk at ${hex(base + BigInt(off))} has size 0`;
-        break;
-      }
-      if (size % ALIGN !== 0) {
-        reason = `the chunk at ${hex(base + BigInt(off))} has size ${size}, not a multiple of ${ALIGN}`;
-        break;
-      }
-      if (size < MIN_CHUNK && !((fenceposts || mainArena) && size === FENCEPOST)) {
-        reason = `the chunk at ${hex(base + BigInt(off))} has size ${size}, below the ${MIN_CHUNK}-byte minimum`;
-        break;
-      }
-      if ((flags & M_BIT) !== 0) {
-        reason = `the chunk at ${hex(base + BigInt(off))} has the IS_MMAPPED bit, which no chunk inside an arena heap has`;
-        break;
-      }
-      if (mainArena && (flags & A_BIT) !== 0) {
-        reason = `the chunk at ${hex(base + BigInt(off))} has the NON_MAIN_ARENA bit inside main_arena's heap`;
-        break;
-      }
-      if (off + size > end) {
-        reason = `the chunk at ${hex(base + BigInt(off))} of size ${size} runs past the end of the region (${hex(base + BigInt(end))})`;
-        break;
+      if (cut && size <= whole && off + size > windowEnd && off + size <= end) return this.pause(off, count, lastSize, lastBits);
+      // One test for the common chunk; the checks one by one say which failed.
+      if (size < MIN_CHUNK || (size & (ALIGN - 1)) !== 0 || (flags & badFlags) !== 0 || off + size > end) {
+        if (size === 0 && fenceposts && flags === P_BIT && count > 0) {
+          this.ending = 'fencepost';
+          break;
+        }
+        if (size === 0) {
+          reason = `the chunk at ${hex(base + BigInt(off))} has size 0`;
+          break;
+        }
+        if ((size & (ALIGN - 1)) !== 0) {
+          reason = `the chunk at ${hex(base + BigInt(off))} has size ${size}, not a multiple of ${ALIGN}`;
+          break;
+        }
+        if (size < MIN_CHUNK && !((fenceposts || mainArena) && size === FENCEPOST)) {
+          reason = `the chunk at ${hex(base + BigInt(off))} has size ${size}, below the ${MIN_CHUNK}-byte minimum`;
+          break;
+        }
+        if ((flags & M_BIT) !== 0) {
+          reason = `the chunk at ${hex(base + BigInt(off))} has the IS_MMAPPED bit, which no chunk inside an arena heap has`;
+          break;
+        }
+        if (mainArena && (flags & A_BIT) !== 0) {
+          reason = `the chunk at ${hex(base + BigInt(off))} has the NON_MAIN_ARENA bit inside main_arena's heap`;
+          break;
+        }
+        if (off + size > end) {
+          reason = `the chunk at ${hex(base + BigInt(off))} of size ${size} runs past the end of the region (${hex(base + BigInt(end))})`;
+          break;
+        }
       }
       if ((flags & P_BIT) === 0) {
         // The previous chunk is free: glibc merges free neighbours and keeps
@@ -256,24 +312,39 @@ export class ChunkWalker {
           reason = `the first chunk, at ${hex(base + BigInt(off))}, says the chunk before it is free`;
           break;
         }
-        if ((bits[count - 1] & P_BIT) === 0) {
-          reason = `the chunks at ${hex(base + BigInt(offsets[count - 1]))} and before are both free, which glibc never leaves unmerged`;
+        if ((lastBits & P_BIT) === 0) {
+          reason = `the chunks at ${hex(base + BigInt(off - lastSize))} and before are both free, which glibc never leaves unmerged`;
           break;
         }
         const prevSize = words[w + 1] * TWO_32 + words[w];
-        if (prevSize !== sizes[count - 1]) {
-          reason = `the chunk at ${hex(base + BigInt(off))} has prev_size ${prevSize}, but the free chunk before it has size ${sizes[count - 1]}`;
+        if (prevSize !== lastSize) {
+          reason = `the chunk at ${hex(base + BigInt(off))} has prev_size ${prevSize}, but the free chunk before it has size ${lastSize}`;
           break;
         }
-        bits[count - 1] |= FREE_BIT;
+        lastBits |= FREE_BIT;
+        if (store) bits[count - 1] |= FREE_BIT;
       }
-      push(off, size, flags);
+      if (store) {
+        if (count === capacity) {
+          this.grow();
+          ({ offsets, sizes, bits, capacity } = this);
+        }
+        offsets[count] = off;
+        sizes[count] = size;
+        bits[count] = flags;
+      }
+      lastSize = size;
+      lastBits = flags;
+      count++;
       if (size === FENCEPOST && mainArena) {
         // Only a pair of 16-byte fenceposts ending exactly at the break.
         const next = off + size;
         const n = (next - at) >>> 2;
         if (next + FENCEPOST === end && words[n + 2] === (FENCEPOST | P_BIT) && words[n + 3] === 0 && count >= 1) {
-          push(next, FENCEPOST, P_BIT);
+          if (store) this.append(count, next, FENCEPOST, P_BIT);
+          lastSize = FENCEPOST;
+          lastBits = P_BIT;
+          count++;
           off = end;
           this.ending = 'fencepost';
           break;
@@ -315,11 +386,19 @@ export class ChunkWalker {
       }
       off += size;
     }
-    this.off = off;
-    this.count = count;
+    this.pause(off, count, lastSize, lastBits);
     this.reason = reason;
     this.done = true;
     return { done: true };
+  }
+
+  /** Keeps where the walk stands for the next window (or for result()). */
+  private pause(off: number, count: number, lastSize: number, lastBits: number): FeedResult {
+    this.off = off;
+    this.count = count;
+    this.lastSize = lastSize;
+    this.lastBits = lastBits;
+    return { done: false, next: off };
   }
 
   /** The walk so far: whole once feed() said done, else `stopped` with the reason given. */

@@ -88,13 +88,13 @@ export function addTotals(into: WalkTotals, t: WalkTotals): void {
  * heapscope's live allocation there (empty for another process).
  */
 export function regionWalk(walk: RegionWalk, places: RegionPlaces, ours: ReadonlyMap<bigint, Allocation>, reason?: string): HeapRegionWalk {
-  const { table } = walk.walk;
+  const { count, offsets, bits } = walk.walk.table;
   const totals = emptyTotals();
-  const chunks: HeapChunk[] = new Array(table.count);
-  for (let i = 0; i < table.count; i++) {
+  const chunks: HeapChunk[] = new Array(count);
+  for (let i = 0; i < count; i++) {
     const placed = places.chunks[i];
-    const prevInUse = (table.bits[i] & P_BIT) !== 0;
-    const nonMainArena = (table.bits[i] & A_BIT) !== 0;
+    const prevInUse = (bits[i] & P_BIT) !== 0;
+    const nonMainArena = (bits[i] & A_BIT) !== 0;
     // Most chunks have no bin, tcache or last_remainder mark: one literal of
     // one shape, in the spread's field order, instead of a spread each.
     const chunk: HeapChunk = placed.bin === undefined && placed.tcache === undefined && placed.lastRemainder === undefined
@@ -116,7 +116,7 @@ export function regionWalk(walk: RegionWalk, places: RegionPlaces, ours: Readonl
   const ended = walk.walk.ending === 'top' || (walk.walk.ending === 'fencepost' && walk.kind === 'arena-heap');
   return {
     arena: walk.arena, kind: walk.kind, start: walk.start, end: walk.end, ...(walk.heapInfo === undefined ? {} : { heapInfo: walk.heapInfo }),
-    firstChunk: walk.start + BigInt(table.count > 0 ? table.offsets[0] : 0), chunks,
+    firstChunk: walk.start + BigInt(count > 0 ? offsets[0] : 0), chunks,
     complete: why === undefined && ended, ...(why === undefined ? {} : { reason: why }),
     ...(walk.walk.top >= 0 ? { top: chunks[walk.walk.top] } : {}), totals,
   };

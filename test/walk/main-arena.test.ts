@@ -1,6 +1,7 @@
 // Walking main_arena's [heap] in this process.
 import { describe, expect, it } from 'vitest';
 import { glibcVersion, HeapChunk, HeapWalk, malloc, mallinfo2, maps, requestToChunkSize, runPlan, walkHeap, walkSnapshot } from '../../lib/index';
+import { ChunkWalker } from '../../lib/walk/chunk';
 
 // Which arena this thread allocates from is glibc's choice: the main thread
 // normally uses main_arena, but in vitest's forked workers it has been seen
@@ -161,6 +162,51 @@ describe('walkSnapshot on a real [heap] snapshot', () => {
     expect(walk.ending).toBe('stopped');
     expect(walk.reason).toMatch(/prev_size|both free/);
     expect(walk.table.count).toBeGreaterThanOrEqual(k);
+  });
+
+  it('builds its columns when first read, equal to a walk that stores them as it goes', () => {
+    const { start, bytes } = heapSnapshot();
+    const walk = walkSnapshot(bytes, start, { mainArena: true });
+    const walker = new ChunkWalker(start, { start: 0, end: bytes.length, fenceposts: false, mainArena: true });
+    walker.feed(bytes, 0);
+    const stored = walker.result();
+    const n = stored.table.count;
+    expect(n).toBeGreaterThan(100);
+    expect({ ...walk, table: undefined }).toEqual({ ...stored, table: undefined });
+    expect(walk.table.count).toBe(n);
+    // A spread sees the columns (own enumerable properties), built on the way.
+    const { offsets, sizes, bits } = { ...walk.table };
+    expect([...offsets.subarray(0, n)]).toEqual([...stored.table.offsets.subarray(0, n)]);
+    expect([...sizes.subarray(0, n)]).toEqual([...stored.table.sizes.subarray(0, n)]);
+    expect([...bits.subarray(0, n)]).toEqual([...stored.table.bits.subarray(0, n)]);
+    expect(walk.table.offsets).toBe(offsets);
+  });
+
+  it('refuses to build its columns from bytes that changed or went away after the walk: ERR_SNAPSHOT_CHANGED', () => {
+    const { start, bytes } = heapSnapshot();
+    const good = walkSnapshot(bytes, start, { mainArena: true });
+    const at = good.table.offsets[good.table.count >> 1];
+    const copy = Buffer.from(bytes);
+    const changed = walkSnapshot(copy, start, { mainArena: true });
+    copy.writeBigUInt64LE(1n, at + 8);
+    expect(() => changed.table.sizes).toThrow(expect.objectContaining({ code: 'ERR_SNAPSHOT_CHANGED' }));
+    const buffer = new ArrayBuffer(bytes.length);
+    new Uint8Array(buffer).set(bytes);
+    const gone = walkSnapshot(new Uint8Array(buffer), start, { mainArena: true });
+    structuredClone(buffer, { transfer: [buffer] });
+    expect(() => gone.table.bits).toThrow(expect.objectContaining({ code: 'ERR_SNAPSHOT_CHANGED' }));
+  });
+
+  it('walks chunks of 2 GiB and more (sizes past 32-bit integers)', () => {
+    // Pages never touched cost nothing: the walk reads two headers.
+    const bytes = Buffer.alloc(2 ** 31 + 64);
+    bytes.writeBigUInt64LE(0x21n, 8);
+    bytes.writeBigUInt64LE(BigInt(2 ** 31 + 32) | 1n, 40);
+    const walk = walkSnapshot(bytes, 0x10000n);
+    expect(walk).toMatchObject({ ending: 'top', top: 1, reached: bytes.length });
+    expect([...walk.table.sizes.subarray(0, 2)]).toEqual([32, 2 ** 31 + 32]);
+    bytes.writeBigUInt64LE(BigInt(2 ** 32 + 32) | 1n, 40);
+    expect(walkSnapshot(bytes, 0x10000n).reason).toMatch(/of size 4294967328 runs past the end/);
   });
 
   it('refuses a start or end outside the snapshot', () => {
