@@ -30,13 +30,22 @@ function isAnonymous(r: MemoryRegion): boolean {
   return r.path === '' || r.name !== undefined;
 }
 
-function fileKey(r: MemoryRegion): string {
-  return `${r.dev} ${r.inode} ${r.path}`;
+function sameFile(a: MemoryRegion, b: MemoryRegion): boolean {
+  return a.inode === b.inode && a.dev === b.dev && a.path === b.path;
 }
 
 export function classify(regions: MemoryRegion[]): void {
-  // An ELF object is recognised by its executable segment: data files are not mapped executable.
-  const elves = new Set(regions.filter((r) => r.executable && isFile(r)).map(fileKey));
+  // An ELF object is recognised by its executable segment: data files are not
+  // mapped executable. Found by inode first (a number), not by a key string
+  // made and hashed for every file region.
+  const elves = new Map<number, MemoryRegion[]>();
+  for (const r of regions) {
+    if (!r.executable || !isFile(r)) continue;
+    const same = elves.get(r.inode);
+    if (same === undefined) elves.set(r.inode, [r]);
+    else same.push(r);
+  }
+  const isElf = (r: MemoryRegion): boolean => elves.get(r.inode)?.some((e) => sameFile(e, r)) === true;
   for (let i = 0; i < regions.length; i++) {
     const r = regions[i];
     const arena = arenaLength(regions, i);
@@ -48,7 +57,7 @@ export function classify(regions: MemoryRegion[]): void {
     }
     const noAccess = !r.readable && !r.writable && !r.executable;
     if (isFile(r)) {
-      if (elves.has(fileKey(r))) r.object = r.path;
+      if (isElf(r)) r.object = r.path;
       if (noAccess) r.kind = 'reserved';
       else if (r.executable) r.kind = 'text';
       else if (r.writable && !r.shared) r.kind = 'data';
@@ -102,11 +111,11 @@ export type ReadMemory = (address: bigint, length: bigint) => Buffer;
  * through `read`): an unrelated mapping that happens to sit right above a
  * library.
  */
-export function checkBss(regions: MemoryRegion[], read: ReadMemory): void {
+export function checkBss(regions: MemoryRegion[], read: ReadMemory, known?: ImageEnds): void {
   for (let i = 1; i < regions.length; i++) {
     const r = regions[i];
     if (r.kind !== 'bss') continue;
-    const end = imageEnd(regions, i - 1, read);
+    const end = imageEnd(regions, i - 1, read, known);
     if (end !== undefined && r.start >= end) {
       r.kind = 'anonymous';
       delete r.object;
@@ -114,17 +123,46 @@ export function checkBss(regions: MemoryRegion[], read: ReadMemory): void {
   }
 }
 
+/**
+ * Image ends already read from one process, by the file and the address its
+ * first mapping starts at: a library stays mapped where it was loaded, and
+ * the headers mapped from its file do not change while it is. Reading them
+ * again for every map cost more than parsing the whole map text.
+ */
+export class ImageEnds {
+  private readonly ends = new Map<string, bigint>();
+
+  get(key: string): bigint | undefined {
+    return this.ends.get(key);
+  }
+
+  set(key: string, end: bigint): void {
+    // Bounded: a process that loads and unloads libraries at new addresses forever.
+    if (this.ends.size >= 4096) this.ends.clear();
+    this.ends.set(key, end);
+  }
+}
+
 /** The page-rounded end of the loaded ELF image whose last file mapping is regions[last]. */
-function imageEnd(regions: MemoryRegion[], last: number, read: ReadMemory): bigint | undefined {
-  const key = fileKey(regions[last]);
+function imageEnd(regions: MemoryRegion[], last: number, read: ReadMemory, known?: ImageEnds): bigint | undefined {
+  const file = regions[last];
   let first = last;
-  while (first > 0 && regions[first].offset !== 0 && fileKey(regions[first - 1]) === key) first--;
+  while (first > 0 && regions[first].offset !== 0 && sameFile(regions[first - 1], file)) first--;
   if (regions[first].offset !== 0) return undefined;
   const base = regions[first].start;
+  const image = `${file.dev} ${file.inode} ${file.path} ${base}`;
+  const end = known?.get(image);
+  if (end !== undefined) return end;
+  const found = readImageEnd(base, regions[first].size, read);
+  if (found !== undefined) known?.set(image, found);
+  return found;
+}
+
+function readImageEnd(base: bigint, size: number, read: ReadMemory): bigint | undefined {
   try {
     // The header and, in every ELF a linker makes, the program headers right
     // after it lie in the mapping's first page (at least that long): one read.
-    const elf = read(base, BigInt(Math.min(FIRST_PAGE, regions[first].size)));
+    const elf = read(base, BigInt(Math.min(FIRST_PAGE, size)));
     if (elf.length < 64 || elf.readUInt32BE(0) !== 0x7f454c46 || elf[4] !== 2 /* ELFCLASS64 */) return undefined;
     const phoff = elf.readBigUInt64LE(0x20);
     const phentsize = elf.readUInt16LE(0x36);

@@ -7,7 +7,7 @@ import { HeapscopeError, typeError } from '../errors';
 import { binding } from '../binding';
 import { IN_WORDS, OP_CODES, STATUS } from '../plan-codes';
 import { describe, ownProperty, readArray, readOptions, toAddress } from '../validate';
-import { checkBss, ReadMemory } from './classify';
+import { checkBss, ImageEnds, ReadMemory } from './classify';
 import { parseMaps, parseSmaps } from './parse';
 import { MemoryRegion, regionViews } from './region';
 
@@ -22,19 +22,24 @@ export interface MapsOptions {
 
 /** The current map of this process. `{ rss: true }` adds resident sizes. */
 export function maps(options: MapsOptions = {}): MemoryRegion[] {
-  return classifiedMap(options, (rss) => (rss ? readProc('/proc/self/smaps') : readMapsText()), (address, length) => binding.readMemory(address, length));
+  return classifiedMap(options, (rss) => (rss ? readProc('/proc/self/smaps') : readMapsText()), readOwnMemory, OWN_IMAGES);
 }
+
+const readOwnMemory: ReadMemory = (address, length) => binding.readMemory(address, length);
+/** This process's ELF image ends, as read once. */
+const OWN_IMAGES = new ImageEnds();
 
 /**
  * A process's map, read with `readText` (smaps when `options.rss`) and
  * classified, its bss regions checked against the ELF images `readMemory`
- * reads: this process's (maps()) or another's (attach(pid).maps()).
+ * reads: this process's (maps()) or another's (attach(pid).maps()). `known`
+ * keeps the image ends read from that process for its next map.
  */
-export function classifiedMap(options: MapsOptions, readText: (rss: boolean) => string, readMemory: ReadMemory): MemoryRegion[] {
+export function classifiedMap(options: MapsOptions, readText: (rss: boolean) => string, readMemory: ReadMemory, known?: ImageEnds): MemoryRegion[] {
   const rss = readOptions(options, 'options', ['rss']).rss ?? false;
   if (typeof rss !== 'boolean') throw typeError(`options.rss must be a boolean, got ${describe(rss)}`);
   const regions = parseSettled(() => readText(rss), rss ? parseSmaps : parseMaps);
-  checkBss(regions, readMemory);
+  checkBss(regions, readMemory, known);
   return displayable(regions);
 }
 

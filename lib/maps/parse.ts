@@ -30,8 +30,6 @@ function malformed(lineNumber: number, why: string): HeapscopeError {
 
 function parse(text: string, smaps: boolean): MemoryRegion[] {
   if (typeof text !== 'string') throw typeError(`text must be a string, got ${describe(text)}`);
-  const lines = text.split('\n');
-  if (lines[lines.length - 1] === '') lines.pop();
   const regions: MemoryRegion[] = [];
   let fields = new Map<string, string>();
   let header = 0;
@@ -42,12 +40,16 @@ function parse(text: string, smaps: boolean): MemoryRegion[] {
     region.pss = kilobytes(fields, 'Pss', header);
     region.anonymous = kilobytes(fields, 'Anonymous', header);
   };
-  lines.forEach((line, index) => {
-    const lineNumber = index + 1;
+  // Line by line where the text lies, not split into strings first.
+  let lineNumber = 0;
+  for (let at = 0; at < text.length;) {
+    const newline = text.indexOf('\n', at);
+    const stop = newline < 0 ? text.length : newline;
+    lineNumber++;
     // Field names hold no '-', so hex digits then '-' mark a region line.
-    if (!smaps || /^[0-9a-f]+-/.test(line)) {
+    if (!smaps || regionLine(text, at, stop)) {
       finish();
-      const region = parseLine(line, lineNumber);
+      const region = parseLine(text, at, stop, lineNumber);
       const previous = regions[regions.length - 1];
       if (previous !== undefined && region.start < previous.end) {
         throw malformed(lineNumber, `region at ${hex(region.start)} is not above the previous one (ends ${hex(previous.end)})`);
@@ -55,16 +57,28 @@ function parse(text: string, smaps: boolean): MemoryRegion[] {
       regions.push(region);
       if (smaps) fields = new Map();
       header = lineNumber;
-      return;
+    } else {
+      const line = text.slice(at, stop);
+      const field = SMAPS_FIELD.exec(line);
+      if (field === null) throw malformed(lineNumber, `neither a region nor a 'Key: value' line: ${JSON.stringify(line)}`);
+      if (regions.length === 0) throw malformed(lineNumber, 'a field before the first region');
+      fields.set(field[1], field[2] ?? '');
     }
-    const field = SMAPS_FIELD.exec(line);
-    if (field === null) throw malformed(lineNumber, `neither a region nor a 'Key: value' line: ${JSON.stringify(line)}`);
-    if (regions.length === 0) throw malformed(lineNumber, 'a field before the first region');
-    fields.set(field[1], field[2] ?? '');
-  });
+    at = stop + 1;
+  }
   finish();
   classify(regions);
   return regions;
+}
+
+/** The line from `at` to `stop` starts with hex digits and a '-'. */
+function regionLine(text: string, at: number, stop: number): boolean {
+  let i = at;
+  for (; i < stop; i++) {
+    const c = text.charCodeAt(i);
+    if (!((c >= 48 && c <= 57) || (c >= 97 && c <= 102))) break;
+  }
+  return i > at && i < stop && text.charCodeAt(i) === 45;
 }
 
 /** A `Key: <n> kB` field in bytes (resident memory: far below 2^53). */
@@ -105,7 +119,9 @@ function hexField(line: string, at: number, stop: number): number {
   return value;
 }
 
-const PERMS = [[114, 45], [119, 45], [120, 45], [112, 115]]; // [r-] [w-] [x-] [ps]
+/** Each of the 16 permission strings ([r-][w-][x-][ps]), indexed by r w x s as bits 3 to 0: one string each, not a slice per line. */
+const PERM_STRINGS = Array.from({ length: 16 }, (_, k) =>
+  `${k & 8 ? 'r' : '-'}${k & 4 ? 'w' : '-'}${k & 2 ? 'x' : '-'}${k & 1 ? 's' : 'p'}`);
 
 /**
  * A parsed region: its fields are own data properties, as a literal's; the
@@ -141,40 +157,53 @@ class Region {
   }
 }
 
-function parseLine(line: string, lineNumber: number): MemoryRegion {
-  const bad = (): HeapscopeError => malformed(lineNumber, JSON.stringify(line));
-  const startNumber = hexField(line, 0, 45 /* - */);
-  if (startNumber < 0) throw bad();
+function badLine(text: string, at: number, stop: number, lineNumber: number): HeapscopeError {
+  return malformed(lineNumber, JSON.stringify(text.slice(at, stop)));
+}
+
+/** The region line of `text` from `at` to `stop` (its newline or the text's end). */
+function parseLine(text: string, at: number, stop: number, lineNumber: number): MemoryRegion {
+  const startNumber = hexField(text, at, 45 /* - */);
+  if (startNumber < 0) throw badLine(text, at, stop, lineNumber);
   const startWide = wide;
   const start = startWide ?? bigintOf(startNumber);
-  const endNumber = hexField(line, cursor, 32);
-  if (endNumber < 0) throw bad();
+  const endNumber = hexField(text, cursor, 32);
+  if (endNumber < 0) throw badLine(text, at, stop, lineNumber);
   const endWide = wide;
   const end = endWide ?? bigintOf(endNumber);
-  const at = cursor;
-  for (let k = 0; k < 4; k++) {
-    const c = line.charCodeAt(at + k);
-    if (c !== PERMS[k][0] && c !== PERMS[k][1]) throw bad();
+  const permsAt = cursor;
+  if (permsAt + 4 >= stop || text.charCodeAt(permsAt + 4) !== 32) throw badLine(text, at, stop, lineNumber);
+  const r = text.charCodeAt(permsAt);
+  const w = text.charCodeAt(permsAt + 1);
+  const x = text.charCodeAt(permsAt + 2);
+  const p = text.charCodeAt(permsAt + 3);
+  if ((r !== 114 && r !== 45) || (w !== 119 && w !== 45) || (x !== 120 && x !== 45) || (p !== 112 && p !== 115)) {
+    throw badLine(text, at, stop, lineNumber);
   }
-  if (line.charCodeAt(at + 4) !== 32) throw bad();
-  const perms = line.slice(at, at + 4);
-  let offset = hexField(line, at + 5, 32);
-  if (offset < 0) throw bad();
+  const permBits = (r === 114 ? 8 : 0) | (w === 119 ? 4 : 0) | (x === 120 ? 2 : 0) | (p === 115 ? 1 : 0);
+  const perms = PERM_STRINGS[permBits];
+  let offset = hexField(text, permsAt + 5, 32);
+  if (offset < 0) throw badLine(text, at, stop, lineNumber);
   if (wide !== undefined) offset = Number(wide);
   const devAt = cursor;
-  if (hexField(line, devAt, 58 /* : */) < 0 || hexField(line, cursor, 32) < 0) throw bad();
-  const dev = line.slice(devAt, cursor - 1);
+  if (hexField(text, devAt, 58 /* : */) < 0 || hexField(text, cursor, 32) < 0) throw badLine(text, at, stop, lineNumber);
+  const dev = text.slice(devAt, cursor - 1);
   const inodeAt = cursor;
   let i = inodeAt;
-  while (i < line.length && line.charCodeAt(i) >= 48 && line.charCodeAt(i) <= 57) i++;
-  if (i === inodeAt || (i < line.length && line.charCodeAt(i) !== 32)) throw bad();
-  const inode = Number(line.slice(inodeAt, i));
-  while (i < line.length && line.charCodeAt(i) === 32) i++;
-  const printed = line.slice(i);
+  let inode = 0;
+  for (; i < stop; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 48 || c > 57) break;
+    inode = inode * 10 + (c - 48);
+  }
+  if (i === inodeAt || (i < stop && text.charCodeAt(i) !== 32)) throw badLine(text, at, stop, lineNumber);
+  // Past 15 digits a double may round as it is built: the string's own conversion is the correctly rounded one.
+  if (i - inodeAt > 15) inode = Number(text.slice(inodeAt, i));
+  while (i < stop && text.charCodeAt(i) === 32) i++;
   if (end <= start) throw malformed(lineNumber, `end ${hex(end)} is not above start ${hex(start)}`);
   const size = startWide === undefined && endWide === undefined ? endNumber - startNumber : Number(end - start);
-  const deleted = printed.endsWith(DELETED);
-  const path = deleted ? printed.slice(0, -DELETED.length) : printed;
+  const deleted = stop - i >= DELETED.length && text.startsWith(DELETED, stop - DELETED.length);
+  const path = i === stop ? '' : text.slice(i, deleted ? stop - DELETED.length : stop);
   const name = path.startsWith('[anon') ? /^\[anon(?:_shmem)?:(.*)\]$/s.exec(path)?.[1] : undefined;
   return new Region(start, end, size, perms, offset, dev, inode, path, deleted, name) as unknown as MemoryRegion;
 }
