@@ -408,6 +408,9 @@ async function pidRows(c) {
 
 // ---- tour ------------------------------------------------------------------------
 
+/** The performance issue's target for the tour: under 1.5 s (the doctor's, under 2 s, is another issue's). */
+const TOUR_TARGET = 1.5e9;
+
 function tourRow(id, mode, flags) {
   const times = [];
   for (let i = 0; i < 3; i++) {
@@ -417,7 +420,7 @@ function tourRow(id, mode, flags) {
     if (child.status !== 0) throw new Error(`heapscope tour ${flags.join(' ')} failed: ${child.stderr}`);
     times.push(elapsed);
   }
-  return { id, what: `heapscope tour, ${mode}`, group: 'tour', heapscope: median(times), target: 2e9, against: 'wall', baseline: 2e9, ratio: median(times) / 2e9 };
+  return { id, what: `heapscope tour, ${mode}`, group: 'tour', heapscope: median(times), target: TOUR_TARGET, against: 'wall', baseline: TOUR_TARGET, ratio: median(times) / TOUR_TARGET };
 }
 
 // ---- Output ---------------------------------------------------------------------
@@ -432,7 +435,7 @@ function ns(value) {
 
 function verdict(row) {
   if (row.pending) return row.pending;
-  if (row.group === 'tour' || row.group === 'pid doctor') return `${row.heapscope < row.target ? 'met' : 'MISSED'} (< 2 s)`;
+  if (row.group === 'tour' || row.group === 'pid doctor') return `${row.heapscope < row.target ? 'met' : 'MISSED'} (< ${row.target / 1e9} s)`;
   const met = row.ratio <= row.target;
   return `${met ? 'met' : 'MISSED'} (≤ ${row.target}× ${row.against})`;
 }

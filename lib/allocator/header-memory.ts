@@ -6,7 +6,7 @@
 // window at a time; the other ranges (libc's data, each heap's heap_info
 // and malloc_state) are copied whole.
 import { hex } from '../format';
-import { ChunkWalker, SnapshotWalk } from '../walk/chunk';
+import { chunkAtOrBefore, ChunkWalker, SnapshotWalk } from '../walk/chunk';
 import { CopiedRange, copiedMemory, holds, MemorySource, notCopied } from './memory-source';
 
 /** Bytes kept from each chunk's start: prev_size, size, fd, bk, and a large bin's fd_nextsize and bk_nextsize. */
@@ -96,7 +96,7 @@ export function headerMemory(full: readonly CopiedRange[], regions: readonly Hea
     if (k < 0) return false;
     const r = sorted[k];
     const at = address - bases[k];
-    const i = chunkAtOrBefore(r, at);
+    const i = chunkAtOrBefore(r.offsets, r.count, at);
     if (i < 0 || at - r.offsets[i] + length > Math.min(HEADER_BYTES, r.end - r.offsets[i])) return false;
     lastK = k;
     lastI = i;
@@ -109,7 +109,7 @@ export function headerMemory(full: readonly CopiedRange[], regions: readonly Hea
     const k = regionOf(n);
     if (k < 0) return undefined;
     const r = sorted[k];
-    const i = chunkAtOrBefore(r, n - bases[k]);
+    const i = chunkAtOrBefore(r.offsets, r.count, n - bases[k]);
     const kept = i < 0 ? undefined : r.kept.get(i);
     const within = n - bases[k] - (i < 0 ? 0 : r.offsets[i]);
     return kept !== undefined && within + length <= kept.length ? kept.subarray(within, within + length) : undefined;
@@ -142,17 +142,6 @@ export function headerMemory(full: readonly CopiedRange[], regions: readonly Hea
 }
 
 /** The index of the last chunk starting at or before offset `at`, or -1. */
-function chunkAtOrBefore(r: HeaderRegion, at: number): number {
-  let lo = 0;
-  let hi = r.count;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (r.offsets[mid] <= at) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo - 1;
-}
-
 /**
  * Walks one region a window at a time and keeps its chunk headers: `read`
  * fills `window` with `length` bytes of the region from offset `at`, or

@@ -2,7 +2,7 @@
 // per chunk (placeChunks makes a million for a million chunks): the runs of
 // adjacent chunks in the bins, the tcache chunks and the chunks in use of a
 // given size. Each agrees with the places placeChunks gives.
-import { FREE_BIT } from '../walk/chunk';
+import { chunkAtOrBefore, FREE_BIT } from '../walk/chunk';
 import { ArenaBins } from './bins';
 import { RegionWalk } from './heap-walks';
 import { ThreadCache } from './tcaches';
@@ -104,12 +104,6 @@ export function inUseAtLeast(walks: readonly RegionWalk[], listed: Listed, min: 
 function chunkIndex(w: RegionWalk, at: number): number {
   const { offsets, count } = w.walk.table;
   const offset = at - Number(w.start);
-  let lo = 0;
-  let hi = count;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (offsets[mid] < offset) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo < count && offsets[lo] === offset ? lo : -1;
+  const i = chunkAtOrBefore(offsets, count, offset);
+  return i >= 0 && offsets[i] === offset ? i : -1;
 }

@@ -54,6 +54,11 @@ export function copiedMemory(ranges: readonly CopiedRange[]): MemorySource {
   };
 }
 
+/** Two copies of the same bytes are equal; a reason (a read that failed) equals nothing. */
+export function sameBytes(a: Uint8Array | string, b: Uint8Array | string): boolean {
+  return typeof a !== 'string' && typeof b !== 'string' && Buffer.compare(a, b) === 0;
+}
+
 /** The bytes at `address`, or the reason they are not in `source` (no throw: for decoders that stop a list with it). */
 export function readBytes(source: MemorySource, address: bigint, length: number): Uint8Array | string {
   try {

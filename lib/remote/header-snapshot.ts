@@ -24,7 +24,7 @@ import { RegionWalk } from '../allocator/heap-walks';
 import { AllocatorImage, locateGlobals } from '../allocator/image';
 import { GlibcLayout } from '../allocator/layouts';
 import { LibcFile } from '../allocator/libc-file';
-import { CopiedRange, copiedMemory, readBytes } from '../allocator/memory-source';
+import { CopiedRange, copiedMemory, readBytes, sameBytes } from '../allocator/memory-source';
 import { Decoded, decodeSnapshot, madeResidentReason } from '../allocator/results';
 import { listedChunks } from '../allocator/listed';
 import { AllocatorState } from '../allocator/state';
@@ -40,15 +40,10 @@ const WINDOW = 1 << 20;
 /** process_vm_readv takes at most IOV_MAX ranges. */
 const READS_PER_CALL = 1024;
 
-interface Head {
-  region: MemoryRegion;
-  bytes: Uint8Array;
-}
-
 interface Pass {
   maps: MemoryRegion[];
-  full: CopiedRange[];
-  heads: Head[];
+  /** The thread heaps whose heap_info this pass copied. */
+  heads: MemoryRegion[];
   arenas: Arena[];
   regions: HeaderRegion[];
   walks: RegionWalk[];
@@ -118,7 +113,7 @@ function contradictionOf(pass: Pass, state: AllocatorState): string | undefined 
   }
   const undecoded = state.tcaches.undecoded[0];
   if (undecoded !== undefined) return `the chunk at ${hex(undecoded.address)} looks like a tcache in use, but ${undecoded.reason}`;
-  const structural = structureTornReason(pass.image, pass.heads.map((h) => ({ start: h.region.start, end: h.region.end })), false);
+  const structural = structureTornReason(pass.image, pass.heads.map((h) => ({ start: h.start, end: h.end })), false);
   if (structural !== undefined) return structural;
   const listed = listedChunks(state.bins, state.tcaches.tcaches);
   let free = 0;
@@ -149,9 +144,9 @@ function takePass(pid: number, layout: GlibcLayout, libc: LibcFile, window: Uint
   const reads = readRanges(pid, planned.map((p) => ({ address: p.region.start, length: BigInt(p.length), anonymous: untouchedReadsZero(p.region) })));
   const pagemapErrno = reads.map((r) => r.pagemapErrno).find((e) => e !== undefined);
   const full: CopiedRange[] = planned.flatMap((p, i) => (reads[i].bytes.length === 0 ? [] : [{ base: p.region.start, bytes: reads[i].bytes, label: p.label }]));
-  const heads = planned.flatMap((p, i) => (p.label === 'heap_info' ? [{ region: p.region, bytes: reads[i].bytes }] : []));
+  const heads = planned.flatMap((p) => (p.label === 'heap_info' ? [p.region] : []));
   const base = {
-    maps, full, heads, arenas: [] as Arena[], regions: [] as HeaderRegion[], walks: [] as RegionWalk[], mainArena: 0n,
+    maps, heads, arenas: [] as Arena[], regions: [] as HeaderRegion[], walks: [] as RegionWalk[], mainArena: 0n,
     ...(pagemapErrno === undefined ? {} : { pagemapErrno }),
   };
   const failed = planned.findIndex((_, i) => reads[i].errno !== 0);
@@ -301,7 +296,4 @@ function tornReason(pid: number, libc: LibcFile, a: Pass, state: AllocatorState)
   return locked === undefined ? undefined : `arena ${hex(locked.address)}'s mutex is held: a thread was inside malloc or free`;
 }
 
-function sameBytes(a: Uint8Array | string, b: Uint8Array | string): boolean {
-  return typeof a !== 'string' && typeof b !== 'string' && Buffer.compare(a, b) === 0;
-}
 

@@ -11,7 +11,7 @@ import { GlibcLayout } from '../allocator/layouts';
 import { libcDataRegions } from '../allocator/libc-data';
 import { LibcFile } from '../allocator/libc-file';
 import { decodeArenas } from '../allocator/arenas';
-import { CopiedRange, copiedMemory, readBytes } from '../allocator/memory-source';
+import { CopiedRange, copiedMemory, readBytes, sameBytes } from '../allocator/memory-source';
 import { CopiedSnapshot, madeResidentReason } from '../allocator/results';
 import { missedHeaps, outsideTop, structureTornReason, withHeaps } from '../allocator/take-snapshot';
 import { hex } from '../format';
@@ -117,6 +117,3 @@ function tornReason(
   return locked === undefined ? undefined : `arena ${hex(locked.address)}'s mutex is held: a thread was inside malloc or free`;
 }
 
-function sameBytes(a: Uint8Array | string, b: Uint8Array | string): boolean {
-  return typeof a !== 'string' && typeof b !== 'string' && Buffer.compare(a, b) === 0;
-}

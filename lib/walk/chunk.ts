@@ -137,6 +137,18 @@ function lazyTable(count: number, build: () => ChunkTable): ChunkTable {
   return table;
 }
 
+/** The index of the last chunk of a table's `offsets` (sorted, `count` long) at or below `offset`, or -1. */
+export function chunkAtOrBefore(offsets: Float64Array, count: number, offset: number): number {
+  let lo = 0;
+  let hi = count;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (offsets[mid] <= offset) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo - 1;
+}
+
 /** Where a window must start for the walk to go on, or that the walk has ended. */
 export type FeedResult = { done: true } | { done: false; next: number };
 
