@@ -299,6 +299,11 @@ export function liveAllocations(): Allocation[] {
   return [...live.values()];
 }
 
+/** @internal The live allocation whose block starts at `address` (a number: the walk's chunk addresses plus 16). */
+export function liveAt(address: number): Allocation | undefined {
+  return live.get(address);
+}
+
 /** The live heapscope allocation at `address`, if there is one. */
 export function allocationAt(address: bigint): Allocation | undefined {
   return lookupLive(address);

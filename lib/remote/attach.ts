@@ -12,7 +12,7 @@ import { HeapscopeError, rangeError, typeError } from '../errors';
 import { hex } from '../format';
 import { classifiedMap, MapsOptions, MemoryRegion, parseMaps, parseSettled } from '../maps';
 import { describe, readOptions, toIndex } from '../validate';
-import { byChunk, heapWalkData } from '../walk/build';
+import { heapWalkData } from '../walk/build';
 import { HeapWalk, walkArena, WalkOptions } from '../walk/index';
 import { requireGlibcMalloc } from './malloc-kind';
 import { libcVersionOf } from './libc-version';
@@ -162,7 +162,7 @@ export function attach(pid: number): AttachedProcess {
       const o = readOptions(options, 'options', ['arena', 'snapshot']);
       const arena = walkArena(o.arena);
       const { d } = stateOf(o.snapshot as RemoteSnapshot | undefined);
-      return new HeapWalk(heapWalkData(d, { mainOnly: arena === 'main', ours: byChunk([]), steps: [], pid: id }));
+      return new HeapWalk(heapWalkData(d, { mainOnly: arena === 'main', ours: () => undefined, steps: [], pid: id }));
     },
   });
 }

@@ -16,17 +16,15 @@ import type { HeapWalkData } from './walk-data';
 export interface WalkSource {
   /** Only main_arena's regions in the result (the totals and checks still cover every arena). */
   mainOnly: boolean;
-  /** heapscope's live allocations by chunk address (this process only). */
-  ours: ReadonlyMap<bigint, Allocation>;
+  /**
+   * heapscope's live allocation whose chunk starts at `chunk` (a number:
+   * user addresses are below 2^47), in this process only.
+   */
+  ours: (chunk: number) => Allocation | undefined;
   mallinfo?: Mallinfo;
   programBreak?: bigint;
   steps: StepResult[];
   pid?: number;
-}
-
-/** heapscope's live allocations by the address of their chunk. */
-export function byChunk(allocations: readonly Allocation[]): Map<bigint, Allocation> {
-  return new Map(allocations.map((a) => [a.address - 16n, a]));
 }
 
 /** The walk of the snapshot `d` decodes. */

@@ -87,8 +87,9 @@ export function addTotals(into: WalkTotals, t: WalkTotals): void {
  * One region's chunks with their places; `ours` maps a chunk address to
  * heapscope's live allocation there (empty for another process).
  */
-export function regionWalk(walk: RegionWalk, places: RegionPlaces, ours: ReadonlyMap<bigint, Allocation>, reason?: string): HeapRegionWalk {
+export function regionWalk(walk: RegionWalk, places: RegionPlaces, ours: (chunk: number) => Allocation | undefined, reason?: string): HeapRegionWalk {
   const { count, offsets, bits } = walk.walk.table;
+  const start = Number(walk.start);
   const totals = emptyTotals();
   const chunks: HeapChunk[] = new Array(count);
   for (let i = 0; i < count; i++) {
@@ -100,7 +101,7 @@ export function regionWalk(walk: RegionWalk, places: RegionPlaces, ours: Readonl
     const chunk: HeapChunk = placed.bin === undefined && placed.tcache === undefined && placed.lastRemainder === undefined
       ? { address: placed.address, size: placed.size, place: placed.place, prevInUse, nonMainArena }
       : { ...placed, prevInUse, nonMainArena };
-    const allocation = ours.get(placed.address);
+    const allocation = ours(start + offsets[i]);
     if (allocation !== undefined) {
       chunk.allocation = allocation;
       totals.ours.count++;
