@@ -12,6 +12,8 @@ import { MemoryRegion, RegionKind } from './region';
 const HEAP_MAX_SIZE = 64n << 20n;
 /** What imageEnd reads first: the ELF header and, usually, the program headers. */
 const FIRST_PAGE = 4096;
+/** The longest program header table read (a linker's hold a few dozen entries of 56 bytes). */
+const MAX_TABLE = 64n << 10n;
 
 const PSEUDO: Record<string, RegionKind> = {
   '[heap]': 'heap',
@@ -102,8 +104,13 @@ function arenaLength(regions: MemoryRegion[], i: number): number {
   return regions[j].end === limit ? j - i + 1 : 0;
 }
 
-/** Reads `length` bytes at `address` of the process the map belongs to; throws where it cannot. */
-export type ReadMemory = (address: bigint, length: bigint) => Buffer;
+/**
+ * Reads each range of the process the map belongs to, all in one call (a
+ * read per image cost more than parsing the whole map): the bytes, or
+ * undefined where a range cannot be read whole. The bytes may be a view of
+ * memory the next call reuses.
+ */
+export type ReadImages = (ranges: readonly { address: bigint; length: bigint }[]) => (Uint8Array | undefined)[];
 
 /**
  * Unclaims `bss` regions that start at or above the end of their object's
@@ -111,79 +118,94 @@ export type ReadMemory = (address: bigint, length: bigint) => Buffer;
  * through `read`): an unrelated mapping that happens to sit right above a
  * library.
  */
-export function checkBss(regions: MemoryRegion[], read: ReadMemory, known?: ImageEnds): void {
+export function checkBss(regions: MemoryRegion[], read: ReadImages): void {
+  const claims: { bss: MemoryRegion; base: bigint; table?: ProgramHeaders; end?: bigint }[] = [];
   for (let i = 1; i < regions.length; i++) {
-    const r = regions[i];
-    if (r.kind !== 'bss') continue;
-    const end = imageEnd(regions, i - 1, read, known);
-    if (end !== undefined && r.start >= end) {
-      r.kind = 'anonymous';
-      delete r.object;
+    if (regions[i].kind !== 'bss') continue;
+    const first = firstMapping(regions, i - 1);
+    if (first !== undefined) claims.push({ bss: regions[i], base: first.start, table: { at: 0n, length: BigInt(Math.min(FIRST_PAGE, first.size)) } });
+  }
+  // The header and, in every ELF a linker makes, the program headers right
+  // after it lie in the mapping's first page (at least that long): one read
+  // of all the first pages; a table further on is read in a second call.
+  const heads = readAll(read, claims.map((c) => ({ address: c.base, length: c.table!.length })));
+  claims.forEach((c, k) => {
+    const head = heads[k];
+    c.table = head === undefined ? undefined : programHeaders(head);
+    if (c.table !== undefined && c.table.at + c.table.length <= BigInt(head!.length)) {
+      c.end = imageEnd(c.base, head!.subarray(Number(c.table.at)), c.table.count, c.table.size);
+      c.table = undefined;
+    }
+  });
+  // A table no linker makes (past 64 KiB, or wrapping past 2^64) is no image end to trust.
+  const far = claims.filter((c) => c.table !== undefined && c.table.length <= MAX_TABLE && c.base + c.table.at + c.table.length < 1n << 64n);
+  const tables = readAll(read, far.map((c) => ({ address: c.base + c.table!.at, length: c.table!.length })));
+  far.forEach((c, k) => {
+    const bytes = tables[k];
+    if (bytes !== undefined) c.end = imageEnd(c.base, bytes, c.table!.count, c.table!.size);
+  });
+  // An image that cannot be read (or was unloaded meanwhile) keeps the guess from the text.
+  for (const { bss, end } of claims) {
+    if (end !== undefined && bss.start >= end) {
+      bss.kind = 'anonymous';
+      delete bss.object;
     }
   }
 }
 
-/**
- * Image ends already read from one process, by the file and the address its
- * first mapping starts at: a library stays mapped where it was loaded, and
- * the headers mapped from its file do not change while it is. Reading them
- * again for every map cost more than parsing the whole map text.
- */
-export class ImageEnds {
-  private readonly ends = new Map<string, bigint>();
-
-  get(key: string): bigint | undefined {
-    return this.ends.get(key);
-  }
-
-  set(key: string, end: bigint): void {
-    // Bounded: a process that loads and unloads libraries at new addresses forever.
-    if (this.ends.size >= 4096) this.ends.clear();
-    this.ends.set(key, end);
+/** `read` of `ranges`, each undefined where the read as a whole failed (a process gone meanwhile). */
+function readAll(read: ReadImages, ranges: { address: bigint; length: bigint }[]): (Uint8Array | undefined)[] {
+  if (ranges.length === 0) return [];
+  try {
+    return read(ranges);
+  } catch {
+    return ranges.map(() => undefined);
   }
 }
 
-/** The page-rounded end of the loaded ELF image whose last file mapping is regions[last]. */
-function imageEnd(regions: MemoryRegion[], last: number, read: ReadMemory, known?: ImageEnds): bigint | undefined {
+interface ProgramHeaders {
+  /** Offset of the table from the image's base, and its length in bytes. */
+  at: bigint;
+  length: bigint;
+  count?: number;
+  size?: number;
+}
+
+/** The mapping at file offset 0 of the ELF image whose last file mapping is regions[last], if the map shows it. */
+function firstMapping(regions: MemoryRegion[], last: number): MemoryRegion | undefined {
   const file = regions[last];
   let first = last;
   while (first > 0 && regions[first].offset !== 0 && sameFile(regions[first - 1], file)) first--;
-  if (regions[first].offset !== 0) return undefined;
-  const base = regions[first].start;
-  const image = `${file.dev} ${file.inode} ${file.path} ${base}`;
-  const end = known?.get(image);
-  if (end !== undefined) return end;
-  const found = readImageEnd(base, regions[first].size, read);
-  if (found !== undefined) known?.set(image, found);
-  return found;
+  return regions[first].offset === 0 ? regions[first] : undefined;
 }
 
-function readImageEnd(base: bigint, size: number, read: ReadMemory): bigint | undefined {
-  try {
-    // The header and, in every ELF a linker makes, the program headers right
-    // after it lie in the mapping's first page (at least that long): one read.
-    const elf = read(base, BigInt(Math.min(FIRST_PAGE, size)));
-    if (elf.length < 64 || elf.readUInt32BE(0) !== 0x7f454c46 || elf[4] !== 2 /* ELFCLASS64 */) return undefined;
-    const phoff = elf.readBigUInt64LE(0x20);
-    const phentsize = elf.readUInt16LE(0x36);
-    const phnum = elf.readUInt16LE(0x38);
-    const tableEnd = phoff + BigInt(phentsize * phnum);
-    const table = tableEnd <= BigInt(elf.length) ? elf.subarray(Number(phoff)) : read(base + phoff, BigInt(phentsize * phnum));
-    let low: bigint | undefined;
-    let high = 0n;
-    for (let k = 0; k < phnum; k++) {
-      const ph = table.subarray(k * phentsize);
-      if (ph.readUInt32LE(0) !== 1 /* PT_LOAD */) continue;
-      const vaddr = ph.readBigUInt64LE(0x10);
-      const memsz = ph.readBigUInt64LE(0x28);
-      low ??= vaddr; // PT_LOAD entries are sorted by address, and the first maps file offset 0 at `base`
-      if (vaddr + memsz > high) high = vaddr + memsz;
-    }
-    if (low === undefined) return undefined;
-    const page = BigInt(binding.pageSize());
-    const roundUp = (v: bigint): bigint => (v + page - 1n) & -page;
-    return base - (low & -page) + roundUp(high);
-  } catch {
-    return undefined; // unreadable or unloaded meanwhile: keep the guess from the text
+/** Where a 64-bit ELF header says its program headers are, or undefined for no such header. */
+function programHeaders(head: Uint8Array): ProgramHeaders | undefined {
+  if (head.length < 64) return undefined;
+  const elf = new DataView(head.buffer, head.byteOffset, head.byteLength);
+  if (elf.getUint32(0) !== 0x7f454c46 || head[4] !== 2 /* ELFCLASS64 */) return undefined;
+  const size = elf.getUint16(0x36, true);
+  const count = elf.getUint16(0x38, true);
+  return { at: elf.getBigUint64(0x20, true), length: BigInt(size * count), count, size };
+}
+
+/** The page-rounded end of the loaded ELF image at `base`, from its `count` program headers of `size` bytes in `table`. */
+function imageEnd(base: bigint, table: Uint8Array, count = 0, size = 0): bigint | undefined {
+  const view = new DataView(table.buffer, table.byteOffset, table.byteLength);
+  let low: bigint | undefined;
+  let high = 0n;
+  for (let k = 0; k < count; k++) {
+    const at = k * size;
+    if (at + 4 > table.length) return undefined;
+    if (view.getUint32(at, true) !== 1 /* PT_LOAD */) continue;
+    if (at + 0x30 > table.length) return undefined;
+    const vaddr = view.getBigUint64(at + 0x10, true);
+    const memsz = view.getBigUint64(at + 0x28, true);
+    low ??= vaddr; // PT_LOAD entries are sorted by address, and the first maps file offset 0 at `base`
+    if (vaddr + memsz > high) high = vaddr + memsz;
   }
+  if (low === undefined) return undefined;
+  const page = BigInt(binding.pageSize());
+  const roundUp = (v: bigint): bigint => (v + page - 1n) & -page;
+  return base - (low & -page) + roundUp(high);
 }

@@ -3,11 +3,11 @@
 // holding an address. The parts: region.ts (the record and its kinds),
 // parse.ts (the text), classify.ts (the kinds).
 import fs from 'node:fs';
-import { HeapscopeError, typeError } from '../errors';
+import { HeapscopeError, native, typeError } from '../errors';
 import { binding } from '../binding';
 import { IN_WORDS, OP_CODES, STATUS } from '../plan-codes';
 import { describe, ownProperty, readArray, readOptions, toAddress } from '../validate';
-import { checkBss, ImageEnds, ReadMemory } from './classify';
+import { checkBss, ReadImages } from './classify';
 import { parseMaps, parseSmaps } from './parse';
 import { MemoryRegion, regionViews } from './region';
 
@@ -22,24 +22,43 @@ export interface MapsOptions {
 
 /** The current map of this process. `{ rss: true }` adds resident sizes. */
 export function maps(options: MapsOptions = {}): MemoryRegion[] {
-  return classifiedMap(options, (rss) => (rss ? readProc('/proc/self/smaps') : readMapsText()), readOwnMemory, OWN_IMAGES);
+  return classifiedMap(options, (rss) => (rss ? readProc('/proc/self/smaps') : readMapsText()), readOwnImages);
 }
 
-const readOwnMemory: ReadMemory = (address, length) => binding.readMemory(address, length);
-/** This process's ELF image ends, as read once. */
-const OWN_IMAGES = new ImageEnds();
+/**
+ * @internal Ranges of this process's memory, in one native call
+ * (process_vm_readv on our own pid), into one array kept between calls: a
+ * Buffer per range cost more than the read, and came from malloc.
+ */
+export const readOwnImages: ReadImages = (ranges) => {
+  const words = new BigUint64Array(ranges.length * 2);
+  let total = 0;
+  ranges.forEach((r, i) => {
+    words[2 * i] = r.address;
+    words[2 * i + 1] = r.length;
+    total += Number(r.length);
+  });
+  if (imageScratch.length < total) imageScratch = new Uint8Array(Math.max(total, 2 * imageScratch.length));
+  const raw = native(() => binding.readRemote(process.pid, words, undefined, imageScratch));
+  let at = 0;
+  return ranges.map((r, i) => {
+    const from = at;
+    at += Number(r.length);
+    return raw.errnos[i] === 0 ? imageScratch.subarray(from, at) : undefined;
+  });
+};
+let imageScratch = new Uint8Array(64 << 10);
 
 /**
  * A process's map, read with `readText` (smaps when `options.rss`) and
- * classified, its bss regions checked against the ELF images `readMemory`
- * reads: this process's (maps()) or another's (attach(pid).maps()). `known`
- * keeps the image ends read from that process for its next map.
+ * classified, its bss regions checked against the ELF images `readImages`
+ * reads: this process's (maps()) or another's (attach(pid).maps()).
  */
-export function classifiedMap(options: MapsOptions, readText: (rss: boolean) => string, readMemory: ReadMemory, known?: ImageEnds): MemoryRegion[] {
+export function classifiedMap(options: MapsOptions, readText: (rss: boolean) => string, readImages: ReadImages): MemoryRegion[] {
   const rss = readOptions(options, 'options', ['rss']).rss ?? false;
   if (typeof rss !== 'boolean') throw typeError(`options.rss must be a boolean, got ${describe(rss)}`);
   const regions = parseSettled(() => readText(rss), rss ? parseSmaps : parseMaps);
-  checkBss(regions, readMemory, known);
+  checkBss(regions, readImages);
   return displayable(regions);
 }
 

@@ -130,11 +130,8 @@ export function attach(pid: number): AttachedProcess {
   const headerState = (): { s: RemoteSnapshot; d: Decoded } => {
     return takeHeaderSnapshot(id, layout, libc, 10) ?? stateOf(undefined);
   };
-  const mapsOf = (options: MapsOptions = {}) => classifiedMap(options, (rss) => readProcFile(id, rss ? 'smaps' : 'maps'), (address, length) => {
-    const [read] = readRanges(id, [{ address, length }]);
-    if (read.errno !== 0) throw new HeapscopeError('EFAULT', `${hex(address)} of process ${id} cannot be read (errno ${read.errno})`);
-    return Buffer.from(read.bytes.buffer, read.bytes.byteOffset, read.bytes.byteLength);
-  });
+  const mapsOf = (options: MapsOptions = {}) => classifiedMap(options, (rss) => readProcFile(id, rss ? 'smaps' : 'maps'),
+    (ranges) => readRanges(id, ranges).map((r) => (r.errno === 0 ? r.bytes : undefined)));
   return Object.freeze({
     pid: id,
     cmdline,
