@@ -98,8 +98,13 @@ export function diagnoseSelf<T>(then: (diagnosis: Diagnosis, pagemap: PagemapRea
 export function doctor(options: DoctorOptions = {}): DoctorResult {
   const trim = readOptions(options, 'options', ['trim']).trim ?? false;
   if (typeof trim !== 'boolean') throw typeError(`options.trim must be a boolean, got ${describe(trim)}`);
-  return diagnoseSelf(({ data, mallinfo }, pagemap, pageSize) => {
-    if (trim) data.trimmed = trimNow(data.trim.ranges, mallinfo!, pagemap, pageSize);
+  return diagnoseSelf(({ data, mallinfo, decoded }, pagemap, pageSize) => {
+    if (trim) {
+      // [heap] up to the break as it is now: the decode's own allocations may have grown it past the snapshot.
+      const now = binding.programBreak();
+      const heaps = decoded.state.walks.map((w) => ({ start: w.start, end: w.kind === 'heap' && now > w.end ? now : w.end }));
+      data.trimmed = trimNow(data.trim.ranges, heaps, mallinfo!, pagemap, pageSize);
+    }
     return doctorResult(data);
   });
 }
@@ -110,11 +115,19 @@ export function doctor(options: DoctorOptions = {}): DoctorResult {
  * mallinfo2() in the same call tells whether malloc's state moved since the
  * snapshot the prediction came from.
  */
-function trimNow(ranges: readonly TrimRange[], before: Mallinfo, pagemap: PagemapReader, pageSize: number): TrimMeasured {
-  const residentNow = () => ranges.reduce((n, r) => n + pagemap.pages(r.start, r.end).reduce((k, p) => k + p, 0) * pageSize, 0);
-  const predicted = residentNow();
+function trimNow(
+  ranges: readonly TrimRange[], heaps: readonly { start: bigint; end: bigint }[], before: Mallinfo, pagemap: PagemapReader, pageSize: number,
+): TrimMeasured {
+  const residentIn = (spans: readonly { start: bigint; end: bigint }[]) =>
+    spans.reduce((n, r) => n + pagemap.pages(r.start, r.end).reduce((k, p) => k + p, 0) * pageSize, 0);
+  const heapsBefore = residentIn(heaps);
+  const predicted = residentIn(ranges);
   const steps = runPlan([{ op: 'mallinfo' }, { op: 'statm' }, { op: 'trim', pad: 0 }, { op: 'statm' }]).steps;
-  const stillResident = residentNow();
+  const stillResident = residentIn(ranges);
+  // Chunks freed after the snapshot (the decode's own garbage, collected) are
+  // free for malloc_trim too: what it took from the heaps outside the
+  // predicted ranges, the prediction could not see.
+  const elsewhere = Math.max(0, heapsBefore - residentIn(heaps) - (predicted - stillResident));
   const [m, s0, t, s1] = steps;
   if (s0.rssPages === undefined || s1.rssPages === undefined || t.released === undefined) {
     throw new HeapscopeError('ERR_READ_FAILED', `the trim plan failed: ${steps.map((s) => `${s.op} ${s.status}`).join(', ')}`);
@@ -122,7 +135,7 @@ function trimNow(ranges: readonly TrimRange[], before: Mallinfo, pagemap: Pagema
   const rssBefore = s0.rssPages * pageSize;
   const rssAfter = s1.rssPages * pageSize;
   return {
-    released: t.released, rssBefore, rssAfter, drop: rssBefore - rssAfter, predicted, stillResident,
+    released: t.released, rssBefore, rssAfter, drop: rssBefore - rssAfter, predicted, stillResident, elsewhere,
     changed: MALLINFO_FIELDS.filter((f) => m.mallinfo !== undefined && m.mallinfo[f] !== before[f]),
   };
 }

@@ -100,6 +100,12 @@ export interface TrimMeasured {
   predicted: number;
   /** Predicted resident bytes still resident after the trim (pagemap again). */
   stillResident: number;
+  /**
+   * Resident bytes of the walked heaps outside the predicted ranges that the
+   * trim released (pagemap of every heap before and after): chunks freed
+   * after the snapshot, which the prediction could not see.
+   */
+  elsewhere: number;
   /** mallinfo2() fields that changed between the snapshot and the trim: another thread (or this one) used malloc. */
   changed: string[];
 }

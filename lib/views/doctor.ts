@@ -60,7 +60,8 @@ export function doctorDocument(d: DoctorData): ViewDocument {
   const trimNotes: DocNote[] = d.trim.topReason === undefined ? [] : [{ text: d.trim.topReason }];
   if (t !== undefined) {
     trimNotes.push({ text: `malloc_trim(0) was called (it returned ${t.released ? 1 : 0}): RSS went from ${shortBytes(t.rssBefore)} to ${shortBytes(t.rssAfter)}, a drop of ${shortBytes(t.drop)}, ` +
-      `against ${shortBytes(t.predicted)} resident in the predicted ranges right before it (${shortBytes(d.trim.resident)} before the snapshot); ${shortBytes(t.stillResident)} of them stayed resident.` });
+      `against ${shortBytes(t.predicted)} resident in the predicted ranges right before it (${shortBytes(d.trim.resident)} before the snapshot); ${shortBytes(t.stillResident)} of them stayed resident` +
+      (t.elsewhere > 0 ? `, and ${shortBytes(t.elsewhere)} more went from the heaps outside them (chunks freed after the snapshot).` : '.') });
     if (t.changed.length > 0) trimNotes.push({ text: `malloc's totals moved between the snapshot and the trim (${t.changed.join(', ')}): the prediction describes the heap as the snapshot saw it.`, problem: true });
   }
   return {

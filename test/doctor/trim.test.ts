@@ -7,7 +7,7 @@ import { STATM_SLACK } from '../helpers/statm';
 
 interface Outcome {
   predictedBeforeSnapshot: number;
-  trimmed: { released: boolean; drop: number; predicted: number; stillResident: number; changed: string[] };
+  trimmed: { released: boolean; drop: number; predicted: number; stillResident: number; elsewhere: number; changed: string[] };
   mainTrim: number;
   advice: string[];
   markdown: string;
@@ -32,9 +32,12 @@ describe('doctor({ trim: true })', () => {
     // 7372 freed blocks in runs of nine: about 28 MiB, of which whole pages are about 26 MiB.
     expect(out.mainTrim).toBeGreaterThan(20 << 20);
     expect(out.trimmed.released).toBe(true);
-    // Pages the decode's own allocations took back between the snapshot and the trim stay resident; the rest must go.
-    const expected = out.trimmed.predicted - out.trimmed.stillResident;
+    // Pages the decode's own allocations took back between the snapshot and the trim stay resident; the rest must go,
+    // and with them the pages of chunks the decode freed after the snapshot (its garbage collected: one full run's
+    // drop was 544 KiB above the prediction), which the trim measures in the heaps outside the predicted ranges.
+    const expected = out.trimmed.predicted - out.trimmed.stillResident + out.trimmed.elsewhere;
     expect(Math.abs(out.trimmed.drop - expected)).toBeLessThanOrEqual(STATM_SLACK);
+    expect(out.trimmed.elsewhere).toBeLessThan(out.trimmed.predicted * 0.05);
     // And they are few (the decode's typed arrays and strings, a few hundred KiB): the prediction made before the snapshot holds to within 5 %.
     expect(out.trimmed.stillResident).toBeLessThan(out.trimmed.predicted * 0.05);
     expect(Math.abs(out.trimmed.drop - out.predictedBeforeSnapshot)).toBeLessThan(out.predictedBeforeSnapshot * 0.05 + STATM_SLACK);
