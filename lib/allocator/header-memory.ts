@@ -141,7 +141,6 @@ export function headerMemory(full: readonly CopiedRange[], regions: readonly Hea
   };
 }
 
-/** The index of the last chunk starting at or before offset `at`, or -1. */
 /**
  * Walks one region a window at a time and keeps its chunk headers: `read`
  * fills `window` with `length` bytes of the region from offset `at`, or

@@ -295,5 +295,3 @@ function tornReason(pid: number, libc: LibcFile, a: Pass, state: AllocatorState)
   const locked = a.arenas.find((x) => x.mutex !== 0);
   return locked === undefined ? undefined : `arena ${hex(locked.address)}'s mutex is held: a thread was inside malloc or free`;
 }
-
-

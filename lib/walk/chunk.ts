@@ -100,14 +100,20 @@ export function walkSnapshot(snapshot: Uint8Array, base: bigint, options: Snapsh
   const counter = new ChunkWalker(base, { ...settings, store: false });
   counter.feed(snapshot, 0);
   const walk = counter.result();
-  walk.table = lazyTable(walk.table.count, () => {
-    const length = snapshot.byteLength;
-    const again = length >= end ? new ChunkWalker(base, { ...settings, expected: walk.table.count + 1 }) : undefined;
+  // What the columns must agree with, kept apart from the result a caller may edit.
+  const { ending, reason, top: topIndex, reached } = walk;
+  const { count } = walk.table;
+  const { digest } = counter;
+  const length = snapshot.length;
+  walk.table = lazyTable(count, () => {
+    // A buffer transferred (or a view that shrank) meanwhile is a change too.
+    if (count === 0 && snapshot.byteLength === length) return { count, offsets: new Float64Array(0), sizes: new Float64Array(0), bits: new Uint8Array(0) };
+    const again = snapshot.byteLength === length ? new ChunkWalker(base, { ...settings, expected: count + 1 }) : undefined;
     again?.feed(snapshot, 0);
     const columns = again?.result();
-    if (columns === undefined || columns.ending !== walk.ending || columns.reason !== walk.reason || columns.top !== walk.top
-      || columns.reached !== walk.reached || columns.table.count !== walk.table.count) {
-      throw new HeapscopeError('ERR_SNAPSHOT_CHANGED', `the snapshot's bytes changed after walkSnapshot walked them (${walk.table.count} chunks, ${walk.ending}), before its table's columns were first read; walk it again`);
+    if (columns === undefined || columns.ending !== ending || columns.reason !== reason || columns.top !== topIndex
+      || columns.reached !== reached || columns.table.count !== count || again!.digest !== digest) {
+      throw new HeapscopeError('ERR_SNAPSHOT_CHANGED', `the snapshot's bytes changed after walkSnapshot walked them (${count} chunks, ${ending}), before its table's columns were first read; walk it again`);
     }
     return columns.table;
   });
@@ -116,26 +122,48 @@ export function walkSnapshot(snapshot: Uint8Array, base: bigint, options: Snapsh
 
 /**
  * A table whose columns are made on first read, by `build`. Each column is
- * an own enumerable property, so spreads, JSON and toEqual see the columns.
+ * an own enumerable property, so spreads, JSON and toEqual see the columns;
+ * once built they become plain data properties (on a frozen table, the
+ * getters keep returning them).
  */
 function lazyTable(count: number, build: () => ChunkTable): ChunkTable {
   const table = { count } as ChunkTable;
-  const fill = (): void => {
-    const built = build();
-    for (const key of ['offsets', 'sizes', 'bits'] as const) {
-      Object.defineProperty(table, key, { value: built[key], writable: true, enumerable: true, configurable: true });
+  let built: Pick<ChunkTable, 'offsets' | 'sizes' | 'bits'> | undefined;
+  const settle = (): void => {
+    for (const key of KEYS) {
+      try {
+        Object.defineProperty(table, key, { value: built![key], writable: true, enumerable: true, configurable: true });
+      } catch {
+        // frozen or sealed by its caller: the accessors stay
+      }
     }
   };
-  for (const key of ['offsets', 'sizes', 'bits'] as const) {
+  for (const key of KEYS) {
     Object.defineProperty(table, key, {
-      get() { fill(); return table[key]; },
-      set(value) { fill(); Object.defineProperty(table, key, { value, writable: true, enumerable: true, configurable: true }); },
+      get() {
+        if (built === undefined) {
+          const { offsets, sizes, bits } = build();
+          built = { offsets, sizes, bits };
+          settle();
+        }
+        return built[key];
+      },
+      set(value) {
+        if (built === undefined) {
+          const { offsets, sizes, bits } = build();
+          built = { offsets, sizes, bits };
+        }
+        built = { ...built, [key]: value };
+        settle();
+      },
       enumerable: true,
       configurable: true,
     });
   }
   return table;
 }
+
+const KEYS = ['offsets', 'sizes', 'bits'] as const;
 
 /** The index of the last chunk of a table's `offsets` (sorted, `count` long) at or below `offset`, or -1. */
 export function chunkAtOrBefore(offsets: Float64Array, count: number, offset: number): number {
@@ -185,6 +213,8 @@ export class ChunkWalker {
   private readonly store: boolean;
   private lastSize = 0;
   private lastBits = 0;
+  /** A hash of every size word the walk read (FNV-1a over their low and high halves): walkSnapshot's two passes must agree on it. */
+  digest = 0;
   private off: number;
   private reason: string | undefined;
   private ending: SnapshotWalk['ending'] = 'stopped';
@@ -259,11 +289,11 @@ export class ChunkWalker {
     // The chunk before the next one, which the checks compare with (it starts
     // lastSize bytes back): kept in locals too, since a walk that stores no
     // columns has only these.
-    let { lastSize, lastBits, capacity } = this;
+    let { lastSize, lastBits, capacity, digest } = this;
     const store = this.store;
     const badFlags = mainArena ? M_BIT | A_BIT : M_BIT;
     for (;;) {
-      if (cut && Math.min(off + header, end) > windowEnd) return this.pause(off, count, lastSize, lastBits);
+      if (cut && Math.min(off + header, end) > windowEnd) return this.pause(off, count, lastSize, lastBits, digest);
       if (off + 16 > end) {
         reason = `the chunk header at ${hex(base + BigInt(off))} runs past the end of the region (${hex(base + BigInt(end))})`;
         break;
@@ -285,7 +315,8 @@ export class ChunkWalker {
         }
         size = high * TWO_32 + ((signed >>> 0) - flags);
       }
-      if (cut && size <= whole && off + size > windowEnd && off + size <= end) return this.pause(off, count, lastSize, lastBits);
+      if (cut && size <= whole && off + size > windowEnd && off + size <= end) return this.pause(off, count, lastSize, lastBits, digest);
+      digest = Math.imul(digest ^ signed ^ high, 0x01000193);
       // One test for the common chunk; the checks one by one say which failed.
       if (size < MIN_CHUNK || (size & (ALIGN - 1)) !== 0 || (flags & badFlags) !== 0 || off + size > end) {
         if (size === 0 && fenceposts && flags === P_BIT && count > 0) {
@@ -398,18 +429,19 @@ export class ChunkWalker {
       }
       off += size;
     }
-    this.pause(off, count, lastSize, lastBits);
+    this.pause(off, count, lastSize, lastBits, digest);
     this.reason = reason;
     this.done = true;
     return { done: true };
   }
 
   /** Keeps where the walk stands for the next window (or for result()). */
-  private pause(off: number, count: number, lastSize: number, lastBits: number): FeedResult {
+  private pause(off: number, count: number, lastSize: number, lastBits: number, digest: number): FeedResult {
     this.off = off;
     this.count = count;
     this.lastSize = lastSize;
     this.lastBits = lastBits;
+    this.digest = digest;
     return { done: false, next: off };
   }
 

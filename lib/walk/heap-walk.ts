@@ -84,8 +84,8 @@ export function addTotals(into: WalkTotals, t: WalkTotals): void {
 }
 
 /**
- * One region's chunks with their places; `ours` maps a chunk address to
- * heapscope's live allocation there (empty for another process).
+ * One region's chunks with their places; `ours` gives heapscope's live
+ * allocation whose chunk starts at an address (none in another process).
  */
 export function regionWalk(walk: RegionWalk, places: RegionPlaces, ours: (chunk: number) => Allocation | undefined, reason?: string): HeapRegionWalk {
   const { count, offsets, bits } = walk.walk.table;

@@ -197,6 +197,39 @@ describe('walkSnapshot on a real [heap] snapshot', () => {
     expect(() => gone.table.bits).toThrow(expect.objectContaining({ code: 'ERR_SNAPSHOT_CHANGED' }));
   });
 
+  it('refuses columns from bytes rewritten with the same count and ending, and from an emptied view of end 0', () => {
+    // Chunks of 32, 48, 64 and a top chunk, every P bit set; then the first two sizes swapped (same count, same top).
+    const heap = (sizes: number[]): Buffer => {
+      const bytes = Buffer.alloc(sizes.reduce((n, size) => n + size, 0));
+      let at = 0;
+      for (const size of sizes) {
+        bytes.writeBigUInt64LE(BigInt(size | 1), at + 8);
+        at += size;
+      }
+      return bytes;
+    };
+    const bytes = heap([32, 48, 64, 4096]);
+    const walk = walkSnapshot(bytes, 0x10000n);
+    expect(walk).toMatchObject({ ending: 'top', top: 3 });
+    heap([48, 32, 64, 4096]).copy(bytes);
+    expect(() => walk.table.sizes).toThrow(expect.objectContaining({ code: 'ERR_SNAPSHOT_CHANGED' }));
+    // Edits to the result itself are the caller's: its columns still come from the walk as made.
+    const kept = walkSnapshot(bytes, 0x10000n);
+    Object.assign(kept, { reason: 'edited', top: -1 });
+    kept.table.count = 1;
+    expect([...kept.table.sizes.subarray(0, 4)]).toEqual([48, 32, 64, 4096]);
+    // A frozen table still gives its columns.
+    const frozen = walkSnapshot(bytes, 0x10000n);
+    Object.freeze(frozen.table);
+    expect([...frozen.table.offsets.subarray(0, 4)]).toEqual([0, 48, 80, 144]);
+    // end 0 walks nothing; the buffer transferred before the (empty) columns are read is still a change.
+    const buffer = new ArrayBuffer(64);
+    const empty = walkSnapshot(new Uint8Array(buffer), 0x10000n, { end: 0 });
+    expect(empty.table.count).toBe(0);
+    structuredClone(buffer, { transfer: [buffer] });
+    expect(() => empty.table.offsets).toThrow(expect.objectContaining({ code: 'ERR_SNAPSHOT_CHANGED' }));
+  });
+
   it('walks chunks of 2 GiB and more (sizes past 32-bit integers)', () => {
     // Pages never touched cost nothing: the walk reads two headers.
     const bytes = Buffer.alloc(2 ** 31 + 64);
