@@ -240,6 +240,8 @@ function mapsRow(c) {
 // itself, the walk, tcache decoding and one HeapChunk object per chunk.
 
 const WALK_CHUNKS = 1_000_000;
+/** walkHeap()'s target per chunk, in nanoseconds. */
+const WALK_HEAP_TARGET = 100;
 
 const WALK_SIZES = [24, 40, 24, 120];
 const WALK_FREE_EVERY = 16;
@@ -283,7 +285,8 @@ function heapWalkRows(c) {
       {
         id: 'walk-heap',
         what: `walkHeap() per chunk: snapshot + walk + tcache + a HeapChunk object each (${walked} chunks)`,
-        group: 'heap walk', heapscope: whole.heapscope, c: m.c, ratio: whole.heapscope / m.c, against: 'C', baseline: m.c, target: 1.2, chunks: walked,
+        // The issue's target is absolute, 100 ns a chunk: the ratio is against that.
+        group: 'heap walk', heapscope: whole.heapscope, c: m.c, ratio: whole.heapscope / WALK_HEAP_TARGET, against: `${WALK_HEAP_TARGET} ns`, baseline: WALK_HEAP_TARGET, target: 1, chunks: walked,
         perSecond: 1e9 / whole.heapscope,
       },
     ];
