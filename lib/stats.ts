@@ -1,7 +1,7 @@
 // Process-wide allocator facts and settings.
 import { binding } from './binding';
 import { HeapscopeError, native, typeError } from './errors';
-import { describe, lookup, toIndex, toSize, Size } from './validate';
+import { defineOwn, describe, lookup, toIndex, toSize, Size } from './validate';
 
 /**
  * glibc's `struct mallinfo2`, summed over every arena, plus which call
@@ -52,7 +52,7 @@ export function mallinfo2(): Mallinfo {
 /** @internal Builds a Mallinfo from the ten fields in glibc's order. */
 export function fromWords(source: Mallinfo['source'], words: readonly bigint[]): Mallinfo {
   const m = { source } as Mallinfo;
-  MALLINFO_FIELDS.forEach((field, k) => { m[field] = Number(words[k]); });
+  MALLINFO_FIELDS.forEach((field, k) => defineOwn(m, field, Number(words[k])));
   return m;
 }
 

@@ -110,12 +110,23 @@ function ownValue(value: object, key: string | number, name: string): unknown {
  */
 export function readRecord<K extends string>(value: unknown, name: string, keys: readonly K[]): { [P in K]?: unknown } {
   const proxy = recordKind(value, name);
-  // Every key is set (undefined when absent), so nothing is looked up on the
-  // prototype; an ordinary object keeps one hidden class per key list, where
-  // Object.create(null) made a dictionary of every record.
+  // Every key is defined (undefined when absent), so nothing is looked up on
+  // the prototype, and defined rather than assigned, so no setter or
+  // getter-only accessor on Object.prototype is met; an ordinary object keeps
+  // one hidden class per key list, where Object.create(null) made a
+  // dictionary of every record.
   const record = {} as { [P in K]?: unknown };
-  for (const key of keys) record[key] = readOwn(value as object, key, name, proxy);
+  for (const key of keys) defineOwn(record, key, readOwn(value as object, key, name, proxy));
   return record;
+}
+
+/**
+ * Sets `key` on an object heapscope made as an own data property, as an
+ * object literal would: an assignment would call a setter, or throw at a
+ * getter-only accessor, that someone put on Object.prototype.
+ */
+export function defineOwn<T extends object>(target: T, key: PropertyKey, value: unknown): void {
+  Object.defineProperty(target, key, { value, writable: true, enumerable: true, configurable: true });
 }
 
 /**

@@ -4,6 +4,7 @@
 // numbers. Each takes the struct's own address, which glibc's self-referring
 // values (bin headers, safe-linked links) are computed from.
 import { HeapscopeError } from '../errors';
+import { defineOwn } from '../validate';
 import { GlibcLayout } from './layouts';
 import { revealPointer } from './safe-linking';
 import { checkSpan, readC } from './snapshot';
@@ -19,8 +20,8 @@ export function decodeFields(bytes: Uint8Array, offset: number, layout: StructLa
   for (const f of layout.fields) {
     const step = f.count === 0 ? 0 : f.size / f.count;
     const at = offset + f.offset;
-    if (f.count === 1) out[f.name] = readC(bytes, at, f.type);
-    else out[f.name] = Array.from({ length: f.count }, (_, i) => readC(bytes, at + i * step, f.type)) as bigint[] | number[];
+    if (f.count === 1) defineOwn(out, f.name, readC(bytes, at, f.type));
+    else defineOwn(out, f.name, Array.from({ length: f.count }, (_, i) => readC(bytes, at + i * step, f.type)));
   }
   return out;
 }

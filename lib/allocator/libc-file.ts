@@ -21,17 +21,16 @@ export interface LibcFile {
 export function libcFileOf(regions: readonly MemoryRegion[]): LibcFile | undefined {
   const data = libcDataRegions(regions)[0];
   if (data === undefined) return undefined;
-  const file: LibcFile = { path: data.path, dev: data.dev, inode: data.inode, key: '' };
+  let same: { size: number; mtimeMs: number } | undefined;
   try {
     const stat = fs.statSync(data.path);
     // A replaced file (an upgrade) has another inode: its stat says nothing about the mapped one.
-    if (stat.ino === data.inode) {
-      file.size = stat.size;
-      file.mtimeMs = stat.mtimeMs;
-    }
+    if (stat.ino === data.inode) same = { size: stat.size, mtimeMs: stat.mtimeMs };
   } catch {
     // Deleted since it was mapped: dev and inode still name it.
   }
-  file.key = [file.path, file.dev, file.inode, file.size ?? '-', file.mtimeMs ?? '-'].join(' ');
-  return file;
+  return {
+    path: data.path, dev: data.dev, inode: data.inode, ...same,
+    key: [data.path, data.dev, data.inode, same?.size ?? '-', same?.mtimeMs ?? '-'].join(' '),
+  };
 }

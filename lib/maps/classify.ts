@@ -1,7 +1,7 @@
 // What each region holds, inferred from the map (the rules: RegionKind in
 // region.ts) and, for a bss, checked against the ELF image in memory.
 import { binding } from '../binding';
-import { lookup } from '../validate';
+import { defineOwn, lookup } from '../validate';
 import { MemoryRegion, RegionKind } from './region';
 
 /**
@@ -29,7 +29,7 @@ function isFile(r: MemoryRegion): boolean {
 }
 
 function isAnonymous(r: MemoryRegion): boolean {
-  return r.path === '' || r.name !== undefined;
+  return r.path === '' || Object.hasOwn(r, 'name');
 }
 
 function sameFile(a: MemoryRegion, b: MemoryRegion): boolean {
@@ -59,11 +59,11 @@ export function classify(regions: MemoryRegion[]): void {
     }
     const noAccess = !r.readable && !r.writable && !r.executable;
     if (isFile(r)) {
-      if (isElf(r)) r.object = r.path;
+      if (isElf(r)) defineOwn(r, 'object', r.path);
       if (noAccess) r.kind = 'reserved';
       else if (r.executable) r.kind = 'text';
       else if (r.writable && !r.shared) r.kind = 'data';
-      else if (r.object !== undefined) r.kind = 'rodata';
+      else if (Object.hasOwn(r, 'object')) r.kind = 'rodata';
       else r.kind = 'file';
       continue;
     }
@@ -74,10 +74,10 @@ export function classify(regions: MemoryRegion[]): void {
     else if (noAccess) r.kind = 'reserved';
     else if (
       r.perms === 'rw-p' && isAnonymous(r) &&
-      previous?.end === r.start && previous.object !== undefined && isFile(previous)
+      previous?.end === r.start && Object.hasOwn(previous, 'object') && isFile(previous)
     ) {
       r.kind = 'bss';
-      r.object = previous.object;
+      defineOwn(r, 'object', previous.object);
     } else r.kind = 'anonymous';
   }
 }
@@ -123,7 +123,7 @@ export function checkBss(regions: MemoryRegion[], read: ReadImages): void {
   for (let i = 1; i < regions.length; i++) {
     if (regions[i].kind !== 'bss') continue;
     const first = firstMapping(regions, i - 1);
-    if (first !== undefined) claims.push({ bss: regions[i], base: first.start, table: { at: 0n, length: BigInt(Math.min(FIRST_PAGE, first.size)) } });
+    if (first !== undefined) claims.push({ bss: regions[i], base: first.start, table: { at: 0n, length: BigInt(Math.min(FIRST_PAGE, first.size)) }, end: undefined });
   }
   // The header and, in every ELF a linker makes, the program headers right
   // after it lie in the mapping's first page (at least that long): one read

@@ -4,9 +4,9 @@ import { HeapscopeError, typeError } from '../errors';
 import { bigintOf } from '../exact';
 import { hex } from '../format';
 import { InspectContext } from '../presenters';
-import { describe } from '../validate';
+import { defineOwn, describe } from '../validate';
 import { classify } from './classify';
-import { MemoryRegion, regionViews } from './region';
+import { MemoryRegion, RegionKind, regionViews } from './region';
 
 const SMAPS_FIELD = /^([A-Za-z_]\w*):(?: +(.*))?$/s;
 const DELETED = ' (deleted)';
@@ -36,9 +36,9 @@ function parse(text: string, smaps: boolean): MemoryRegion[] {
   const finish = (): void => {
     if (!smaps || regions.length === 0) return;
     const region = regions[regions.length - 1];
-    region.rss = kilobytes(fields, 'Rss', header);
-    region.pss = kilobytes(fields, 'Pss', header);
-    region.anonymous = kilobytes(fields, 'Anonymous', header);
+    defineOwn(region, 'rss', kilobytes(fields, 'Rss', header));
+    defineOwn(region, 'pss', kilobytes(fields, 'Pss', header));
+    defineOwn(region, 'anonymous', kilobytes(fields, 'Anonymous', header));
   };
   // Line by line where the text lies, not split into strings first.
   let lineNumber = 0;
@@ -130,6 +130,23 @@ const PERM_STRINGS = Array.from({ length: 16 }, (_, k) =>
  * region (~135 ns each, more than the rest of the line).
  */
 class Region {
+  // Declared, so defined on each region before the constructor assigns them
+  // (an assignment alone would meet an accessor someone put on Object.prototype).
+  start!: bigint;
+  end!: bigint;
+  size!: number;
+  perms!: string;
+  readable!: boolean;
+  writable!: boolean;
+  executable!: boolean;
+  shared!: boolean;
+  offset!: number;
+  dev!: string;
+  inode!: number;
+  path!: string;
+  deleted!: boolean;
+  kind!: RegionKind;
+
   constructor(
     start: bigint, end: bigint, size: number, perms: string, offset: number, dev: string, inode: number,
     path: string, deleted: boolean, name: string | undefined,
@@ -148,8 +165,8 @@ class Region {
     r.inode = inode;
     r.path = path;
     r.deleted = deleted;
-    if (name !== undefined) r.name = name;
     r.kind = 'anonymous'; // set by classify(), which needs the neighbours
+    if (name !== undefined) defineOwn(r, 'name', name);
   }
 
   [inspect.custom](this: MemoryRegion, depth: number, options: InspectContext): string {

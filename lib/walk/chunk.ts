@@ -101,7 +101,10 @@ export function walkSnapshot(snapshot: Uint8Array, base: bigint, options: Snapsh
   counter.feed(snapshot, 0);
   const walk = counter.result();
   // What the columns must agree with, kept apart from the result a caller may edit.
-  const { ending, reason, top: topIndex, reached } = walk;
+  const { ending, top: topIndex, reached } = walk;
+  // Own only when the walk stopped (an Object.prototype.reason is none of ours).
+  const reasonOf = (w: SnapshotWalk): string | undefined => (w.ending === 'stopped' ? w.reason : undefined);
+  const reason = reasonOf(walk);
   const { count } = walk.table;
   const { digest } = counter;
   const length = snapshot.length;
@@ -111,7 +114,7 @@ export function walkSnapshot(snapshot: Uint8Array, base: bigint, options: Snapsh
     const again = snapshot.byteLength === length ? new ChunkWalker(base, { ...settings, expected: count + 1 }) : undefined;
     again?.feed(snapshot, 0);
     const columns = again?.result();
-    if (columns === undefined || columns.ending !== ending || columns.reason !== reason || columns.top !== topIndex
+    if (columns === undefined || columns.ending !== ending || reasonOf(columns) !== reason || columns.top !== topIndex
       || columns.reached !== reached || columns.table.count !== count || again!.digest !== digest) {
       throw new HeapscopeError('ERR_SNAPSHOT_CHANGED', `the snapshot's bytes changed after walkSnapshot walked them (${count} chunks, ${ending}), before its table's columns were first read; walk it again`);
     }

@@ -9,7 +9,7 @@ import { takeAllocatorSnapshot } from '../allocator/take-snapshot';
 import { rangeError } from '../errors';
 import { PlanStep, StepResult } from '../plan';
 import { Mallinfo } from '../stats';
-import { describe, readArray, readOptions, toIndex } from '../validate';
+import { defineOwn, describe, readArray, readOptions, toIndex } from '../validate';
 import { InspectContext, MimeBundle, presenter } from '../presenters';
 import { heapWalkData } from './build';
 import { MallinfoCheck } from './checks';
@@ -78,7 +78,7 @@ export class HeapWalk implements HeapWalkData {
   declare steps: StepResult[];
 
   constructor(data: HeapWalkData) {
-    Object.assign(this, data);
+    for (const [key, value] of Object.entries(data)) defineOwn(this, key, value);
   }
 
   /** The heap as a strip of cells (the terminal strip's cells), a legend, row addresses and sizes, and each heap's totals. */
