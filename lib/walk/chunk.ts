@@ -3,7 +3,7 @@
 // a torn or corrupt snapshot ends the walk with a reason, never a loop.
 import { HeapscopeError, rangeError, typeError } from '../errors';
 import { hex } from '../format';
-import { describe, readOptions, toAddress, toBytes, toIndex } from '../validate';
+import { defineOwn, describe, readOptions, toAddress, toBytes, toIndex } from '../validate';
 
 /** glibc's MINSIZE and MALLOC_ALIGNMENT on x86_64. */
 const MIN_CHUNK = 32;
@@ -132,10 +132,17 @@ export function walkSnapshot(snapshot: Uint8Array, base: bigint, options: Snapsh
 function lazyTable(count: number, build: () => ChunkTable): ChunkTable {
   const table = { count } as ChunkTable;
   let built: Pick<ChunkTable, 'offsets' | 'sizes' | 'bits'> | undefined;
+  const columns = (): Pick<ChunkTable, 'offsets' | 'sizes' | 'bits'> => {
+    if (built === undefined) {
+      const { offsets, sizes, bits } = build();
+      built = { offsets, sizes, bits };
+    }
+    return built;
+  };
   const settle = (): void => {
     for (const key of KEYS) {
       try {
-        Object.defineProperty(table, key, { value: built![key], writable: true, enumerable: true, configurable: true });
+        defineOwn(table, key, built![key]);
       } catch {
         // frozen or sealed by its caller: the accessors stay
       }
@@ -144,19 +151,12 @@ function lazyTable(count: number, build: () => ChunkTable): ChunkTable {
   for (const key of KEYS) {
     Object.defineProperty(table, key, {
       get() {
-        if (built === undefined) {
-          const { offsets, sizes, bits } = build();
-          built = { offsets, sizes, bits };
-          settle();
-        }
-        return built[key];
+        const value = columns()[key];
+        settle();
+        return value;
       },
       set(value) {
-        if (built === undefined) {
-          const { offsets, sizes, bits } = build();
-          built = { offsets, sizes, bits };
-        }
-        built = { ...built, [key]: value };
+        built = { ...columns(), [key]: value };
         settle();
       },
       enumerable: true,
