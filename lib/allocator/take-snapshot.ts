@@ -10,7 +10,7 @@ import { maps, MemoryRegion, untouchedReadsZero } from '../maps';
 import { MAX_PLAN_READ, PlanStep, runPlan, StepResult } from '../plan';
 import { MINSIZE } from '../size-classes';
 import { glibcVersion, Mallinfo, MALLINFO_FIELDS, programBreak } from '../stats';
-import { describe, readArray, readOptions, toIndex } from '../validate';
+import { describe, own, readArray, readOptions, toIndex } from '../validate';
 import { AllocatorImage, locateGlobals } from './image';
 import { layoutFor } from './layouts';
 import { libcDataRegions } from './libc-data';
@@ -94,7 +94,7 @@ export function takeAllocatorSnapshot(options: AllocatorSnapshotOptions = {}): A
     // Without them, a retake measures the break again: the last attempt's copies, handed out
     // after it, may have moved it (from main_arena's top, once the mmap threshold has risen).
     taken = takeOnce(before, probe, attempt, before.length > 0 ? taken?.breakSeen : undefined, topRegion, heaps);
-    if (taken.reason === undefined) return taken.snapshot;
+    if (own(taken, 'reason') === undefined) return taken.snapshot;
     if (taken.final) break;
     const regions = maps();
     topRegion = outsideTop(taken.snapshot.image, regions) ?? topRegion;
