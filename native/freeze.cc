@@ -13,6 +13,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sys/syscall.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 
@@ -29,6 +32,18 @@ struct Facts {
   uintptr_t programBreak;
 };
 
+// Closes [lo, hi]: close_range where the kernel has it (5.9), else one by one
+// up to the descriptor limit (at most 65536 of them).
+void CloseRange(unsigned lo, unsigned hi) {
+  if (lo > hi) return;
+#ifdef SYS_close_range
+  if (syscall(SYS_close_range, lo, hi, 0) == 0) return;
+#endif
+  const long limit = sysconf(_SC_OPEN_MAX);
+  const unsigned last = std::min<unsigned long>(hi, limit > 0 && limit <= 65536 ? static_cast<unsigned long>(limit) - 1 : 65535);
+  for (unsigned fd = lo; fd <= last; fd++) close(static_cast<int>(fd));
+}
+
 void CloseBoth(int fds[2]) {
   if (fds[0] >= 0) close(fds[0]);
   if (fds[1] >= 0) close(fds[1]);
@@ -40,10 +55,14 @@ void CloseBoth(int fds[2]) {
   // Gone with the thread that forked it, whatever happens to that thread.
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() != parent) _exit(1);
-  // The parent's ends: the release pipe reads end-of-file only once no
-  // write end is left open, this copy of it included.
-  close(ready[0]);
-  close(release[1]);
+  // Every descriptor but its own two ends: the release pipe reads
+  // end-of-file only once no write end is left open, this copy of it
+  // included, and a socket or pipe this process closes meanwhile must not
+  // stay open in the child (its peer would wait for the child to end).
+  const unsigned keep[2] = {static_cast<unsigned>(std::min(ready[1], release[0])), static_cast<unsigned>(std::max(ready[1], release[0]))};
+  if (keep[0] > 0) CloseRange(0, keep[0] - 1);
+  CloseRange(keep[0] + 1, keep[1] - 1);
+  CloseRange(keep[1] + 1, ~0U);
   facts->mallinfo = ReadMallinfo(&facts->source);
   facts->programBreak = reinterpret_cast<uintptr_t>(sbrk(0));
   char byte = 1;

@@ -45,7 +45,7 @@ describe('a frozen copy', () => {
     }>(`${BUSY_WORKER}
       const read = { op: 'read', address: block, length: 8 };
       // Enough reading between two looks for the worker to go round many times.
-      const filler = Array.from({ length: 20000 }, () => ({ op: 'read', address: block, length: 8 }));
+      const filler = Array.from({ length: 5000 }, () => ({ op: 'read', address: block, length: 8 }));
       const look = (frozen) => {
         const before = progress();
         const plan = [...(frozen ? [{ op: 'freeze' }] : []), { op: 'mallinfo' }, read, ...filler, read, { op: 'mallinfo' }, ...(frozen ? [{ op: 'thaw' }] : [])];
@@ -60,8 +60,8 @@ describe('a frozen copy', () => {
         };
       };
       const runPlanOf = (plan) => h.runPlan(plan).steps;
-      const frozen = Array.from({ length: 10 }, () => look(true));
-      const live = Array.from({ length: 10 }, () => look(false));
+      const frozen = Array.from({ length: 8 }, () => look(true));
+      const live = Array.from({ length: 8 }, () => look(false));
       await stop();
       return { frozen, live };`);
     for (const f of seen.frozen) {
@@ -90,6 +90,55 @@ describe('a frozen copy', () => {
       expect(w.consistent, w.inconsistency).toBe(true);
       expect(w.unequal).toEqual([]);
     }
+  });
+
+  it("holds none of this process's descriptors but its own two pipe ends, and signals none of its handlers", () => {
+    // A worker lists the frozen child's descriptors while the main thread's plan holds it.
+    const seen = inQuietChild<{ fds: string[]; found: boolean }>(`
+      const { Worker } = require('node:worker_threads');
+      const fs = require('node:fs');
+      const opened = [fs.openSync(__filename === '[eval]' ? '/proc/self/status' : __filename, 'r'), fs.openSync('/dev/null', 'w')];
+      const shared = new Int32Array(new SharedArrayBuffer(4));
+      const worker = new Worker(\`
+        const fs = require('node:fs');
+        const { workerData: shared, parentPort } = require('node:worker_threads');
+        const tasks = fs.readdirSync('/proc/self/task');
+        let fds = null;
+        while (fds === null && Atomics.load(shared, 0) === 0) {
+          for (const t of tasks) {
+            let children = '';
+            try { children = fs.readFileSync('/proc/self/task/' + t + '/children', 'utf8').trim(); } catch {}
+            for (const pid of children.split(' ').filter(Boolean)) {
+              // Once it waits on its release pipe, the child has closed what it closes.
+              try {
+                if (!fs.readFileSync('/proc/' + pid + '/wchan', 'utf8').includes('pipe_read')) continue;
+                // (No backslash: this source sits in two template literals.)
+                const status = fs.readFileSync('/proc/' + pid + '/status', 'utf8').split(String.fromCharCode(10));
+                const blocked = BigInt('0x' + status.find((line) => line.startsWith('SigBlk:')).slice('SigBlk:'.length).trim());
+                fds = fs.readdirSync('/proc/' + pid + '/fd').map((fd) => fd + ' ' + fs.readlinkSync('/proc/' + pid + '/fd/' + fd));
+                fds.push(...[2, 10, 15, 17].filter((sig) => (blocked & (1n << BigInt(sig - 1))) === 0n).map((sig) => 'signal ' + sig + ' not blocked'));
+              } catch {}
+            }
+          }
+        }
+        parentPort.postMessage(fds);
+      \`, { eval: true, workerData: shared });
+      await new Promise((resolve) => worker.once('online', resolve));
+      const reads = Array.from({ length: 20000 }, () => ({ op: 'break' }));
+      let fds = null;
+      const got = new Promise((resolve) => worker.once('message', resolve));
+      for (let i = 0; i < 50 && fds === null; i++) {
+        h.runPlan([{ op: 'freeze' }, ...reads, { op: 'thaw' }]);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        fds = await Promise.race([got, new Promise((resolve) => setTimeout(() => resolve(null), 1))]);
+      }
+      Atomics.store(shared, 0, 1);
+      opened.forEach((fd) => fs.closeSync(fd));
+      return { fds: fds ?? [], found: fds !== null };`);
+    expect(seen.found).toBe(true);
+    // Two pipe ends, and SIGINT, SIGUSR1, SIGTERM and SIGCHLD blocked (nothing else listed).
+    expect(seen.fds).toHaveLength(2);
+    for (const fd of seen.fds) expect(fd).toMatch(/^\d+ pipe:\[\d+\]$/);
   });
 
   it('refuses any step but read, mallinfo and break between a freeze and its thaw, and a thaw without a freeze', () => {
