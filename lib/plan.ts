@@ -55,7 +55,18 @@ export type PlanStep =
    * the step runs, `length` being the most: [heap] as it stands then, when
    * the plan's own steps have moved the break since the plan was built.
    */
-  | { op: 'read'; address: bigint; length: Size; anonymous?: boolean; toBreak?: boolean };
+  | { op: 'read'; address: bigint; length: Size; anonymous?: boolean; toBreak?: boolean }
+  /**
+   * Forks a child that holds this process as it is now: glibc's fork()
+   * takes every arena's lock first, so no thread is inside malloc or free.
+   * Until the `thaw` (or the plan's end), `read`, `mallinfo` and `break`
+   * steps, the only ones allowed there, read the child's memory, its
+   * mallinfo2() and its break, however this process's other threads go on.
+   * The child is ended and reaped at the thaw. A freeze that fails (fork
+   * refused) says why, and the steps up to the thaw read this process live.
+   */
+  | { op: 'freeze' }
+  | { op: 'thaw' };
 
 export type PlanOp = PlanStep['op'];
 
@@ -94,6 +105,8 @@ export interface StepResult {
   untouchedPages?: number;
   /** `anonymous` `read` steps: why /proc/self/pagemap could not be read, when it could not (every page was then read). */
   pagemapErrno?: number;
+  /** `freeze` steps: the child's pid (ended and reaped by the plan's end). */
+  pid?: number;
 }
 
 export interface PlanResult {
@@ -173,6 +186,8 @@ function warmArrays(): { steps: BigUint64Array; records: BigUint64Array; busy: b
  */
 class Words {
   readonly halves: Uint32Array;
+  /** The steps checked so far end inside a freeze. */
+  frozen = false;
   constructor(readonly words: BigUint64Array, readonly count: number) {
     this.halves = new Uint32Array(words.buffer, words.byteOffset, words.length * 2);
   }
@@ -220,6 +235,9 @@ function check(steps: unknown, warmWords: BigUint64Array | undefined): Words {
   return checked;
 }
 
+/** Between a freeze and its thaw only these run (native/plan.cc refuses the rest too). */
+const WHILE_FROZEN = new Set<PlanOp>(['read', 'mallinfo', 'break', 'thaw']);
+
 function checkStep(value: unknown, i: number, checked: Words): void {
   const name = `step ${i}`;
   const proxy = recordKind(value, name);
@@ -227,6 +245,12 @@ function checkStep(value: unknown, i: number, checked: Words): void {
   // Only the fields the op uses are read: own properties, once each.
   const op = OP_NAMES.get(readOwn(step, 'op', name, proxy));
   if (op === undefined) throw typeError(`${name}: op must be one of ${OPS.join(', ')}`);
+  if (op === 'freeze' && checked.frozen) throw new HeapscopeError('ERR_INVALID_PLAN', `${name}: a freeze before the last one was thawed`);
+  if (op === 'thaw' && !checked.frozen) throw new HeapscopeError('ERR_INVALID_PLAN', `${name}: a thaw without a freeze`);
+  if (checked.frozen && !WHILE_FROZEN.has(op)) {
+    throw new HeapscopeError('ERR_INVALID_PLAN', `${name}: only read, mallinfo and break steps run between a freeze and its thaw, not ${op}`);
+  }
+  if (op === 'freeze' || op === 'thaw') checked.frozen = op === 'freeze';
   let ref = 0;
   if (REFERRING.has(op)) {
     const index = readOwn(step, 'step', name, proxy);
@@ -301,6 +325,7 @@ function decode(
       case 'trim': return { index, op, status, released: n(at + 2) === 1 };
       case 'resident': return { index, op, status, residentPages: n(at + 2), totalPages: n(at + 3) };
       case 'statm': return { index, op, status, rssPages: n(at + 2), sizePages: n(at + 3) };
+      case 'freeze': return { index, op, status, pid: n(at + 2) };
       case 'maps': return { index, op, status, maps: texts[index] };
       case 'read':
         if ((steps.ref(index) & READ_ANONYMOUS) === 0) return { index, op, status, bytes: buffers[index] };

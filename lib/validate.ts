@@ -130,6 +130,57 @@ export function defineOwn<T extends object>(target: T, key: PropertyKey, value: 
 }
 
 /**
+ * An optional field of a record heapscope made, read as an own property: a
+ * field left out is not looked up on Object.prototype, where anyone may
+ * have put a value or a throwing getter under the same name.
+ */
+export function own<T extends object, K extends keyof T>(record: T, key: K): T[K] | undefined {
+  return Object.hasOwn(record, key) ? record[key] : undefined;
+}
+
+/**
+ * Fields of `target` made together by `build` when one of them is first
+ * read. Each is an own enumerable accessor, so spreads, JSON and toEqual see
+ * it; once built they become plain data properties (on a frozen object the
+ * accessors keep returning them). Setting one builds the others first.
+ */
+export function lazyFields<T extends object, K extends keyof T & string>(target: T, keys: readonly K[], build: () => Pick<T, K>): void {
+  let built: Pick<T, K> | undefined;
+  const fields = (): Pick<T, K> => {
+    if (built === undefined) {
+      const made = build();
+      built = {} as Pick<T, K>;
+      for (const key of keys) defineOwn(built, key, made[key]);
+    }
+    return built;
+  };
+  const settle = (): void => {
+    for (const key of keys) {
+      try {
+        defineOwn(target, key, built![key]);
+      } catch {
+        // frozen or sealed by its caller: the accessors stay
+      }
+    }
+  };
+  for (const key of keys) {
+    Object.defineProperty(target, key, {
+      get() {
+        const value = fields()[key];
+        settle();
+        return value;
+      },
+      set(value) {
+        defineOwn(fields(), key, value);
+        settle();
+      },
+      enumerable: true,
+      configurable: true,
+    });
+  }
+}
+
+/**
  * For a caller that reads a record's fields one at a time, as
  * {@link readRecord} reads them (a plan step, whose op says which fields it
  * has): throws unless `value` is a non-array object; true for a Proxy.

@@ -176,4 +176,33 @@ enum class MallinfoSource : uint64_t { kMallinfo = 1, kMallinfo2 = 2 };
 // mallinfo2 when glibc has it (2.33+), else mallinfo widened.
 MallInfo2 ReadMallinfo(MallinfoSource* source);
 
+// Looks up mallinfo2 and mallinfo (dlsym may malloc) before a plan's steps,
+// where nothing may.
+void PrepareMallinfo();
+
+// A child forked to hold this process's memory as it stood at one instant
+// (native/freeze.cc): the plan executor's freeze and thaw steps. Neither
+// calls malloc in this process.
+class Frozen {
+ public:
+  Frozen() = default;
+  Frozen(const Frozen&) = delete;
+  Frozen& operator=(const Frozen&) = delete;
+  ~Frozen() { Thaw(); }
+  // Forks the child and waits until it has measured; 0 or errno.
+  int Freeze();
+  // Lets the child exit and reaps it; nothing when there is none.
+  void Thaw();
+  bool frozen() const { return pid_ > 0; }
+  pid_t pid() const { return pid_; }
+  // What the child measured as it began: mallinfo2() and the program break.
+  MallInfo2 Mallinfo(MallinfoSource* source) const;
+  uintptr_t ProgramBreak() const;
+
+ private:
+  pid_t pid_ = -1;
+  int release_ = -1;
+  void* facts_ = nullptr;
+};
+
 }  // namespace heapscope

@@ -34,6 +34,10 @@ enum Op : uint64_t {
   kMaps = 13,
   kStatm = 14,
   kRead = 15,     // a = address, b = length; ref bits: 1 private anonymous memory, 2 up to the break
+  // The steps from a freeze to its thaw (or the plan's end) read a forked
+  // child's memory, mallinfo and break: this process as it was at the freeze.
+  kFreeze = 16,
+  kThaw = 17,
 };
 
 constexpr size_t kInWords = 4;    // op, ref, a, b
@@ -216,13 +220,23 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
   size_t mapsSteps = 0, readSteps = 0;
   uint64_t readBytes = 0;
   bool anonymousReads = false;
+  bool inFreeze = false;
   for (size_t i = 0; i < n; i++) {
     const uint64_t* s = steps + i * kInWords;
     const uint64_t op = s[0], ref = s[1];
     auto invalid = [&](const std::string& why) {
       ThrowCode(env, "ERR_INVALID_PLAN", "step " + std::to_string(i) + ": " + why);
     };
-    if (op < kMalloc || op > kRead) invalid("unknown operation");
+    if (op < kMalloc || op > kThaw) invalid("unknown operation");
+    if (op == kFreeze) {
+      if (inFreeze) invalid("a freeze before the last one was thawed");
+      inFreeze = true;
+    } else if (op == kThaw) {
+      if (!inFreeze) invalid("a thaw without a freeze");
+      inFreeze = false;
+    } else if (inFreeze && op != kRead && op != kMallinfo && op != kBreak) {
+      invalid("only read, mallinfo and break steps run between a freeze and its thaw");
+    }
     if (op == kMaps) mapsSteps++;
     if (op == kRead) {
       readSteps++;
@@ -273,6 +287,9 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
   // pages alone (native/untouched.cc).
   const pid_t pid = OwnPid();
   const int pagemap = anonymousReads ? OpenPagemap(pid) : -1;
+  PrepareMallinfo();
+  // Thawed when the plan ends, however it ends.
+  Frozen frozen;
 
   // ---- From here to the end of the loop nothing may call malloc. ----
   for (size_t i = 0; i < n; i++) {
@@ -304,7 +321,7 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
         free(target);
         slot[s[1]] = 0;
         break;
-      case kBreak: r[2] = reinterpret_cast<uintptr_t>(sbrk(0)); break;
+      case kBreak: r[2] = frozen.frozen() ? frozen.ProgramBreak() : reinterpret_cast<uintptr_t>(sbrk(0)); break;
       case kHeader: {
         uint64_t words[2];
         err = SafeRead(reinterpret_cast<uintptr_t>(target) - 16, words, 16);
@@ -315,7 +332,7 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
       case kUsable: r[2] = malloc_usable_size(target); break;
       case kMallinfo: {
         MallinfoSource source;
-        MallInfo2 m = ReadMallinfo(&source);
+        MallInfo2 m = frozen.frozen() ? frozen.Mallinfo(&source) : ReadMallinfo(&source);
         std::memcpy(r + 5, &m, sizeof(m));
         r[15] = static_cast<uint64_t>(source);
         break;
@@ -348,11 +365,14 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
         const bool anonymous = (s[1] & 1) != 0;
         uint64_t length = s[3];
         if ((s[1] & 2) != 0) {
-          const uint64_t brk = reinterpret_cast<uintptr_t>(sbrk(0));
+          const uint64_t brk = frozen.frozen() ? frozen.ProgramBreak() : reinterpret_cast<uintptr_t>(sbrk(0));
           length = s[2] >= brk ? 0 : std::min<uint64_t>(length, brk - s[2]);
         }
-        int pagemapErr = anonymous && pagemap < 0 ? -pagemap : 0;
-        UntouchedRead from = {pid, anonymous ? pagemap : -1, static_cast<uintptr_t>(s[2]), read, length, true};
+        // A frozen child's pages are read whole: one it never touched reads
+        // as zeros there and costs this process nothing, so pagemap is not asked.
+        const bool untouched = anonymous && !frozen.frozen();
+        int pagemapErr = untouched && pagemap < 0 ? -pagemap : 0;
+        UntouchedRead from = {frozen.frozen() ? frozen.pid() : pid, untouched ? pagemap : -1, static_cast<uintptr_t>(s[2]), read, length, true};
         r[4] = 0;  // ReadUntouched adds to it, and the records hold the last plan's words
         err = s[2] + length < s[2] ? EFAULT : ReadUntouched(from, &got, &r[4], &pagemapErr);
         r[5] = static_cast<uint64_t>(pagemapErr);
@@ -362,6 +382,13 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
         read += ReadArea::Span(s[3]);
         break;
       }
+      case kFreeze:
+        // r[2]: the child's pid. A freeze that fails leaves the steps up to
+        // its thaw reading this process as it goes on.
+        err = frozen.Freeze();
+        if (err == 0) r[2] = static_cast<uint64_t>(frozen.pid());
+        break;
+      case kThaw: frozen.Thaw(); break;
       case kStatm: {
         char buf[256];
         bool full = false;
@@ -389,6 +416,7 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
   }
   // ---- Steps done; what follows may allocate. ----
   if (pagemap >= 0) close(pagemap);
+  frozen.Thaw();
 
   // Kept allocations are recorded before any Node-API call, so that if one
   // fails (a worker torn down) they are still released with the addon.

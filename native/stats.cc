@@ -38,6 +38,8 @@ const Lookup& Functions() {
 
 }  // namespace
 
+void PrepareMallinfo() { Functions(); }
+
 MallInfo2 ReadMallinfo(MallinfoSource* source) {
   const Lookup& fn = Functions();
   if (fn.v2 != nullptr) {

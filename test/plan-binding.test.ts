@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { binding } from '../lib/binding';
 
 const ROOT = path.join(__dirname, '..');
-const OP = { malloc: 1n, realloc: 3n, memalign: 4n, free: 5n, break: 6n, header: 7n, usable: 8n, trim: 10n, touch: 11n, read: 15n };
+const OP = { malloc: 1n, realloc: 3n, memalign: 4n, free: 5n, break: 6n, header: 7n, usable: 8n, trim: 10n, touch: 11n, read: 15n, freeze: 16n, thaw: 17n };
 const BIG = 1n << 63n;
 
 const words = (...steps: bigint[][]) => BigUint64Array.from(steps.flatMap((s) => [...s, 0n, 0n, 0n, 0n].slice(0, 4)));
@@ -30,7 +30,11 @@ describe('the raw runPlan binding', () => {
       ['a ref to a step that does not allocate', words([OP.break], [OP.free, 0n])],
       ['a ref to a freed step', words([OP.malloc, 0n, 8n], [OP.free, 0n], [OP.touch, 0n])],
       ['op 0', words([0n])],
-      ['op 16', words([16n])],
+      ['op 18', words([18n])],
+      ['a thaw without a freeze', words([OP.thaw])],
+      ['a freeze inside a freeze', words([OP.freeze], [OP.freeze])],
+      ['a malloc between a freeze and its thaw', words([OP.freeze], [OP.malloc, 0n, 8n], [OP.thaw])],
+      ['a free after a freeze never thawed', words([OP.malloc, 0n, 8n], [OP.freeze], [OP.free, 0n])],
       ['op 2^64 - 1', words([(1n << 64n) - 1n])],
       ['a size above PTRDIFF_MAX', words([OP.malloc, 0n, BIG])],
       ['an alignment above PTRDIFF_MAX', words([OP.memalign, 0n, BIG, 8n])],

@@ -2,6 +2,7 @@
 // each with its heaps (thread arenas: heap_info from the heap holding top,
 // back along `prev`). Pure: everything comes from the image's copies.
 import { hex } from '../format';
+import { own } from '../validate';
 import { decodeHeapInfo, decodeMallocState, HeapInfo, MallocPar, MallocState } from './decode';
 import { AllocatorImage } from './image';
 import { AddressRange } from './locate-input';
@@ -92,7 +93,10 @@ function arena(image: AllocatorImage, s: MallocState, isMain: boolean, par: Mall
     if (image.heap !== undefined && !out.noncontiguous) out.memory = [image.heap];
     return out;
   }
-  const { heaps, reason, unread } = heapsOf(image, s, heapMaxSize(par));
+  const found = heapsOf(image, s, heapMaxSize(par));
+  const { heaps } = found;
+  const reason = own(found, 'reason');
+  const unread = own(found, 'unread');
   out.heaps = heaps;
   out.memory = heaps.map((h) => ({ start: h.address, end: h.address + h.size }));
   if (reason !== undefined) out.heapsReason = reason;

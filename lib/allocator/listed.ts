@@ -1,9 +1,10 @@
-// What the decoded lists say of the walked chunks, without a placed object
-// per chunk (placeChunks makes a million for a million chunks): the runs of
-// adjacent chunks in the bins, the tcache chunks and the chunks in use of a
-// given size. Each agrees with the places placeChunks gives.
-import { chunkAtOrBefore, FREE_BIT } from '../walk/chunk';
+// What the decoded lists say of the walked chunks, for the doctor: the runs
+// of adjacent chunks in the bins, the tcache chunks and the chunks in use of
+// a given size, each from the lists and one binary search a listed chunk.
+// Each agrees with the places placeChunks gives.
+import { FREE_BIT } from '../walk/chunk';
 import { ArenaBins } from './bins';
+import { indexIn } from './places';
 import { RegionWalk } from './heap-walks';
 import { ThreadCache } from './tcaches';
 
@@ -44,7 +45,7 @@ export function binnedRuns(w: RegionWalk, listed: Listed): { start: bigint; size
   let last = -2;
   for (const at of sortedBinned(listed)) {
     if (at < start || at >= end) continue;
-    const i = chunkIndex(w, at);
+    const i = indexIn(w, at);
     if (i < 0 || i === w.walk.top) continue;
     if (i === last + 1 && at === runEnd) runEnd = at + table.sizes[i];
     else {
@@ -74,7 +75,7 @@ export function cachedBytes(walks: readonly RegionWalk[], listed: Listed): numbe
   let bytes = 0;
   for (const [at, size] of listed.cached) {
     const w = walks.find((r) => at >= Number(r.start) && at < Number(r.end));
-    if (w !== undefined && chunkIndex(w, at) >= 0) bytes += size;
+    if (w !== undefined && indexIn(w, at) >= 0) bytes += size;
   }
   return bytes;
 }
@@ -98,12 +99,4 @@ export function inUseAtLeast(walks: readonly RegionWalk[], listed: Listed, min: 
     }
   }
   return { count, bytes };
-}
-
-/** The index of the chunk at `at` in the walk, or -1. */
-function chunkIndex(w: RegionWalk, at: number): number {
-  const { offsets, count } = w.walk.table;
-  const offset = at - Number(w.start);
-  const i = chunkAtOrBefore(offsets, count, offset);
-  return i >= 0 && offsets[i] === offset ? i : -1;
 }

@@ -2,9 +2,16 @@
 // tcache, a fastbin, the unsorted, a small or a large bin, or top. A chunk
 // the walk calls free but no bin lists, and a listed chunk the walk never
 // met, are inconsistencies and are reported as such.
+//
+// The places are a column of codes beside the walk's table, filled from the
+// lists (each listed chunk found in the walk by a binary search) and one
+// pass over the flag bits; a PlacedChunk object per chunk is made only when
+// `chunks` is first read. Counting a million chunks by place then costs a
+// pass over two columns, not a million objects.
 import { bigintOf } from '../exact';
 import { hex } from '../format';
-import { FREE_BIT } from '../walk/chunk';
+import { defineOwn, lazyFields } from '../validate';
+import { chunkAtOrBefore, FREE_BIT } from '../walk/chunk';
 import { Arena } from './arenas';
 import { ArenaBins } from './bins';
 import { RegionWalk } from './heap-walks';
@@ -25,6 +32,12 @@ export type PlaceKind =
   /** The next chunk says this one is free, but no bin lists it. */
   | 'unlisted';
 
+/** Every place a chunk can be in, in the order views list them; a place's code in RegionPlaceColumns is its index here. */
+export const PLACE_KINDS: readonly PlaceKind[] = [
+  'in-use', 'tcache-struct', 'tcache', 'fastbin', 'unsorted', 'smallbin', 'largebin', 'top', 'fencepost', 'unlisted',
+];
+const CODE = Object.fromEntries(PLACE_KINDS.map((p, i) => [p, i])) as Record<PlaceKind, number>;
+
 export interface PlacedChunk {
   address: bigint;
   size: number;
@@ -43,9 +56,20 @@ export interface RegionPlaces {
   kind: RegionWalk['kind'];
   start: bigint;
   end: bigint;
+  /** One object per chunk of the walk, made when first read. */
   chunks: PlacedChunk[];
   reason?: string;
 }
+
+/** A region's places as columns: `places[i]` is the code (index in PLACE_KINDS) of the walk's chunk i. */
+export interface RegionPlaceColumns {
+  walk: RegionWalk;
+  places: Uint8Array;
+  /** What a chunk's place says beyond its kind (bin, tcache, owner, last_remainder), by chunk index; most chunks have none. */
+  marks: Map<number, Mark>;
+}
+
+type Mark = Pick<PlacedChunk, 'bin' | 'tcache' | 'owner' | 'lastRemainder'>;
 
 export interface Placement {
   regions: RegionPlaces[];
@@ -53,22 +77,42 @@ export interface Placement {
   strays: { address: bigint; place: PlaceKind; bin?: number; arena: bigint }[];
 }
 
+/** Every field present (undefined where it does not apply), so none is looked up on Object.prototype. */
 interface Listing {
   /** The listed address as read (a corrupt list can hold any 64-bit value; the key is its number). */
   address: bigint;
   place: PlaceKind;
-  bin?: number;
-  tcache?: bigint;
-  owner?: ThreadCache['owner'];
+  bin: number | undefined;
+  tcache: bigint | undefined;
+  owner: ThreadCache['owner'] | undefined;
   arena: bigint;
+}
+
+const columnsOf = new WeakMap<RegionPlaces, RegionPlaceColumns>();
+
+/** The columns behind a region of a placement placeChunks made. */
+export function placeColumns(region: RegionPlaces): RegionPlaceColumns {
+  const columns = columnsOf.get(region);
+  if (columns === undefined) throw new Error('placeColumns: the region was not made by placeChunks');
+  return columns;
+}
+
+/** Chunk `i` of a region's columns as an object. */
+export function placedChunk(columns: RegionPlaceColumns, i: number): PlacedChunk {
+  const { table } = columns.walk.walk;
+  const address = bigintOf(Number(columns.walk.start) + table.offsets[i]);
+  const size = table.sizes[i];
+  const place = PLACE_KINDS[columns.places[i]];
+  const mark = columns.marks.get(i);
+  return mark === undefined ? { address, size, place } : { address, size, place, ...mark };
 }
 
 /** Classifies every chunk of `walks` by the lists in `bins` and `tcaches`. */
 export function placeChunks(
   arenas: readonly Arena[], bins: readonly ArenaBins[], tcaches: readonly ThreadCache[], walks: readonly RegionWalk[],
 ): Placement {
-  // Keyed by the address as a number (exact: user space ends at 2^47): a
-  // Map hashes a bigint key through a runtime call, once per chunk walked.
+  // Keyed by the address as a number (exact: user space ends at 2^47); a
+  // chunk listed twice keeps its last listing (a tcache's over a bin's).
   const listed = new Map<number, Listing>();
   // A corrupt list can hold any 64-bit value; one at or above 2^53 is no
   // chunk of any walk (and no exact number): a stray, kept as read.
@@ -79,7 +123,7 @@ export function placeChunks(
   };
   for (const b of bins) {
     const add = (place: PlaceKind, list: ArenaBins['fastbins'], withIndex: boolean) => {
-      for (const bin of list) for (const c of bin.chunks) enlist({ address: c.address, place, ...(withIndex ? { bin: bin.index } : {}), arena: b.arena });
+      for (const bin of list) for (const c of bin.chunks) enlist({ address: c.address, place, bin: withIndex ? bin.index : undefined, tcache: undefined, owner: undefined, arena: b.arena });
     };
     add('fastbin', b.fastbins, true);
     add('unsorted', b.unsorted, false);
@@ -89,46 +133,72 @@ export function placeChunks(
   for (const t of tcaches) {
     for (const bin of t.bins) for (const c of bin.chunks) enlist({ address: c.address, place: 'tcache', bin: bin.index, tcache: t.address, owner: t.owner, arena: t.arena });
   }
-  const structs = new Map(tcaches.map((t) => [Number(t.address), t]));
   const byArena = new Map(arenas.map((a) => [a.address, a]));
   const met = new Set<number>();
   const regions = walks.map((w): RegionPlaces => {
-    const arena = byArena.get(w.arena);
-    const lastRemainder = arena === undefined ? -1 : Number(arena.lastRemainder);
-    const start = Number(w.start);
-    const { table } = w.walk;
-    const chunks: PlacedChunk[] = new Array(table.count);
-    for (let i = 0; i < table.count; i++) {
-      const at = start + table.offsets[i];
-      const address = bigintOf(at);
-      const chunk: PlacedChunk = { address, size: table.sizes[i], place: 'in-use' };
-      const list = listed.get(at);
-      const struct = structs.get(at);
-      if (i === w.walk.top) chunk.place = 'top';
-      else if (list !== undefined) {
-        met.add(at);
-        chunk.place = list.place;
-        if (list.bin !== undefined) chunk.bin = list.bin;
-        if (list.tcache !== undefined) Object.assign(chunk, { tcache: list.tcache, owner: list.owner });
-      } else if ((table.bits[i] & FREE_BIT) !== 0) chunk.place = 'unlisted';
-      else if (struct !== undefined) Object.assign(chunk, { place: 'tcache-struct', tcache: struct.address, owner: struct.owner });
-      // An older thread heap ends in one fencepost; a non-contiguous main_arena's [heap] in two (no chunk is under 32 bytes).
-      else if (w.walk.ending === 'fencepost' && i >= table.count - 2 && table.sizes[i] === 16) chunk.place = 'fencepost';
-      if (at === lastRemainder) chunk.lastRemainder = true;
-      chunks[i] = chunk;
+    const { table, top, ending } = w.walk;
+    const { count, sizes, bits } = table;
+    const places = new Uint8Array(count);
+    const marks = new Map<number, Mark>();
+    const mark = (i: number, m: Mark) => marks.set(i, { ...marks.get(i), ...m });
+    if (top >= 0) places[top] = CODE.top;
+    for (const [at, list] of listed) {
+      const i = indexIn(w, at);
+      if (i < 0 || i === top) continue;
+      met.add(at);
+      places[i] = CODE[list.place];
+      if (list.bin !== undefined) mark(i, { bin: list.bin });
+      if (list.tcache !== undefined) mark(i, { tcache: list.tcache, owner: list.owner });
     }
-    return { arena: w.arena, kind: w.kind, start: w.start, end: w.end, chunks, ...(w.reason === undefined ? {} : { reason: w.reason }) };
+    for (let i = 0; i < count; i++) if (places[i] === CODE['in-use'] && (bits[i] & FREE_BIT) !== 0) places[i] = CODE.unlisted;
+    // Last first: a struct listed twice keeps its last tcache, as a Map built from the list would.
+    for (let k = tcaches.length - 1; k >= 0; k--) {
+      const t = tcaches[k];
+      const i = indexIn(w, Number(t.address));
+      if (i >= 0 && places[i] === CODE['in-use']) {
+        places[i] = CODE['tcache-struct'];
+        mark(i, { tcache: t.address, owner: t.owner });
+      }
+    }
+    // An older thread heap ends in one fencepost; a non-contiguous main_arena's [heap] in two (no chunk is under 32 bytes).
+    if (ending === 'fencepost') {
+      for (let i = Math.max(0, count - 2); i < count; i++) if (places[i] === CODE['in-use'] && sizes[i] === 16) places[i] = CODE.fencepost;
+    }
+    const arena = byArena.get(w.arena);
+    const remainder = arena === undefined ? -1 : indexIn(w, Number(arena.lastRemainder));
+    if (remainder >= 0) mark(remainder, { lastRemainder: true });
+    const region = { arena: w.arena, kind: w.kind, start: w.start, end: w.end } as RegionPlaces;
+    const columns: RegionPlaceColumns = { walk: w, places, marks };
+    columnsOf.set(region, columns);
+    lazyFields(region, ['chunks'], () => ({ chunks: Array.from({ length: count }, (_, i) => placedChunk(columns, i)) }));
+    if (w.reason !== undefined) defineOwn(region, 'reason', w.reason);
+    return region;
   });
   const strays = [...[...listed].filter(([at]) => !met.has(at)).map(([, l]) => l), ...far]
     .map((l) => ({ address: l.address, place: l.place, ...(l.bin === undefined ? {} : { bin: l.bin }), arena: l.arena }));
   return { regions, strays };
 }
 
+/** The index of the walk's chunk at address `at`, or -1. */
+export function indexIn(w: RegionWalk, at: number): number {
+  const { offsets, count } = w.walk.table;
+  const offset = at - Number(w.start);
+  if (count === 0 || offset < 0 || offset > offsets[count - 1]) return -1;
+  const i = chunkAtOrBefore(offsets, count, offset);
+  return i >= 0 && offsets[i] === offset ? i : -1;
+}
+
 /** A line per inconsistency the placement found: unlisted free chunks and strays. */
 export function placementProblems(p: Placement): string[] {
   const out: string[] = [];
   for (const r of p.regions) {
-    for (const c of r.chunks) if (c.place === 'unlisted') out.push(`the chunk at ${hex(c.address)} (${hex(c.size)}) is free by its next chunk's P bit, but no bin of arena ${hex(r.arena)} lists it`);
+    const columns = placeColumns(r);
+    const { places } = columns;
+    for (let i = 0; i < places.length; i++) {
+      if (places[i] !== CODE.unlisted) continue;
+      const c = placedChunk(columns, i);
+      out.push(`the chunk at ${hex(c.address)} (${hex(c.size)}) is free by its next chunk's P bit, but no bin of arena ${hex(r.arena)} lists it`);
+    }
   }
   for (const s of p.strays) out.push(`${hex(s.address)}, listed in ${s.place}${s.bin === undefined ? '' : ` ${s.bin}`}, is no chunk of the walk`);
   return out;

@@ -10,7 +10,7 @@ import { maps, MemoryRegion, untouchedReadsZero } from '../maps';
 import { MAX_PLAN_READ, PlanStep, runPlan, StepResult } from '../plan';
 import { MINSIZE } from '../size-classes';
 import { glibcVersion, Mallinfo, MALLINFO_FIELDS, programBreak } from '../stats';
-import { describe, readArray, readOptions, toIndex } from '../validate';
+import { describe, own, readArray, readOptions, toIndex } from '../validate';
 import { AllocatorImage, locateGlobals } from './image';
 import { layoutFor } from './layouts';
 import { libcDataRegions } from './libc-data';
@@ -53,6 +53,14 @@ export interface AllocatorSnapshot {
   attempts: number;
   /** Nothing moved during the last one: mallinfo2 and the break stood still, and the arenas' lists and tops agree. */
   consistent: boolean;
+  /**
+   * The copy was read from a child forked for it (a plan's `freeze`): this
+   * process as it was at one instant, every arena's lock held across the
+   * fork, whatever its other threads did meanwhile.
+   */
+  frozen: boolean;
+  /** Why the copy was read from this process live instead, when it was (fork() refused). */
+  unfrozen?: string;
   /** Why the last snapshot is not consistent, when it is not. */
   reason?: string;
   /** Why the copy may have made pages never touched resident, when it may have (see CopiedSnapshot). */
@@ -94,7 +102,7 @@ export function takeAllocatorSnapshot(options: AllocatorSnapshotOptions = {}): A
     // Without them, a retake measures the break again: the last attempt's copies, handed out
     // after it, may have moved it (from main_arena's top, once the mmap threshold has risen).
     taken = takeOnce(before, probe, attempt, before.length > 0 ? taken?.breakSeen : undefined, topRegion, heaps);
-    if (taken.reason === undefined) return taken.snapshot;
+    if (own(taken, 'reason') === undefined) return taken.snapshot;
     if (taken.final) break;
     const regions = maps();
     topRegion = outsideTop(taken.snapshot.image, regions) ?? topRegion;
@@ -185,9 +193,10 @@ export function copySources(breakSeen?: bigint, topRegion?: MemoryRegion, missed
   };
 }
 
-/** The steps of one copy in a plan: mallinfo and the break, the reads, the break and mallinfo again. */
+/** The steps of one copy in a plan: a freeze, mallinfo and the break, the reads, the break and mallinfo again, the thaw. */
 export interface PlannedCopy {
   sources: CopySources;
+  freeze: number;
   m0: number;
   b0: number;
   reads: { region: MemoryRegion; label: string; step: number }[];
@@ -209,6 +218,10 @@ const HEAP_ROOM = 64n << 20n;
  */
 export function planCopy(steps: PlanStep[], sources: CopySources): PlannedCopy {
   const push = (step: PlanStep) => steps.push(step) - 1;
+  // The copy reads a child forked for it: V8's helper threads free into
+  // main_arena at any moment, and a copy of a big heap read live was torn by
+  // them in most attempts (a walk of a million chunks retook it 5 times).
+  const freeze = push({ op: 'freeze' });
   const m0 = push({ op: 'mallinfo' });
   const b0 = push({ op: 'break' });
   const reads: PlannedCopy['reads'] = [];
@@ -227,7 +240,8 @@ export function planCopy(steps: PlanStep[], sources: CopySources): PlannedCopy {
   if (sources.topRegion !== undefined) read(sources.topRegion, "main_arena's top", BigInt(sources.topRegion.size));
   const b1 = push({ op: 'break' });
   const m1 = push({ op: 'mallinfo' });
-  return { sources, m0, b0, reads, b1, m1 };
+  push({ op: 'thaw' });
+  return { sources, freeze, m0, b0, reads, b1, m1 };
 }
 
 /** One copy of a plan that ran, as a snapshot; `reason` says why it is torn, when it is. */
@@ -253,7 +267,10 @@ export function copiedSnapshot(
   const ranges: CopiedRange[] = reads.filter((r) => results[r.step].status === 'ok')
     .map((r) => ({ base: r.region.start, bytes: results[r.step].bytes!, label: r.label }));
   const breakAfter = results[copy.b1].programBreak!;
-  const unread = reads.map((r) => results[r.step].pagemapErrno).find((e) => e !== undefined);
+  const freeze = results[copy.freeze];
+  const frozen = freeze.status === 'ok';
+  // A frozen child's untouched pages read as zeros there: this process's stay untouched.
+  const unread = frozen ? undefined : reads.map((r) => results[r.step].pagemapErrno).find((e) => e !== undefined);
   // [heap] was read up to the break as it was then.
   const heapRead = ranges.find((r) => r.label === '[heap]');
   const heapEnd = heapRead === undefined ? sources.heapEnd : heapRead.base + BigInt(heapRead.bytes.length);
@@ -264,6 +281,7 @@ export function copiedSnapshot(
   const snapshot: AllocatorSnapshot = {
     image, libc: sources.libcFile, mallinfoBefore: results[copy.m0].mallinfo!, mallinfo: results[copy.m1].mallinfo!, programBreak: breakAfter,
     ...(extra.probe === undefined ? {} : { probe: extra.probe }), steps: extra.steps ?? [], attempts: extra.attempt ?? 1, consistent: true,
+    frozen, ...(frozen ? {} : { unfrozen: `fork() failed (errno ${freeze.errno}): the copy was read from this process as it ran` }),
     ...(unread === undefined ? {} : { madeResident: madeResidentReason('/proc/self/pagemap', unread) }),
   };
   const heapLength = sources.heap === undefined ? 0n : sources.heapEnd! - sources.heap.start;

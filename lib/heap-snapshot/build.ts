@@ -2,6 +2,7 @@
 // the doctor's figures per arena, for RSS and mmapped chunks, and each
 // placed chunk counted into its arena's size class and place.
 import type { Decoded } from '../allocator/results';
+import { PLACE_KINDS, placeColumns } from '../allocator/places';
 import type { PlaceKind, RegionPlaces } from '../allocator/places';
 import type { DoctorData } from '../doctor/types';
 import { binIndex, binRange, MIN_LARGE_SIZE } from '../size-classes';
@@ -43,18 +44,21 @@ export function countChunks(regions: readonly RegionPlaces[]): ArenaCounts {
   const counts: ArenaCounts = { inUse: zero(), free, fenceposts: zero(), unlisted: zero(), classes: [] };
   const classes = new Map<number, SizeClassCounts>();
   for (const r of regions) {
-    for (const c of r.chunks) {
-      const bucket = BUCKET[c.place];
+    const { places, walk } = placeColumns(r);
+    const { sizes } = walk.walk.table;
+    for (let i = 0; i < places.length; i++) {
+      const size = sizes[i];
+      const bucket = BUCKET[PLACE_KINDS[places[i]]];
       if (bucket === 'top') continue;
       if (bucket === 'fenceposts' || bucket === 'unlisted') {
-        add(counts[bucket], c.size);
+        add(counts[bucket], size);
         continue;
       }
-      add(bucket === 'inUse' ? counts.inUse : counts.free[bucket], c.size);
-      const range = classOf(c.size);
+      add(bucket === 'inUse' ? counts.inUse : counts.free[bucket], size);
+      const range = classOf(size);
       let entry = classes.get(range.min);
       if (entry === undefined) classes.set(range.min, entry = { ...range });
-      add(entry[bucket] ??= zero(), c.size);
+      add(entry[bucket] ??= zero(), size);
     }
   }
   // The same key order in every entry: min, max, inUse, then the free places.

@@ -3,7 +3,7 @@
 // a torn or corrupt snapshot ends the walk with a reason, never a loop.
 import { HeapscopeError, rangeError, typeError } from '../errors';
 import { hex } from '../format';
-import { defineOwn, describe, readOptions, toAddress, toBytes, toIndex } from '../validate';
+import { describe, lazyFields, readOptions, toAddress, toBytes, toIndex } from '../validate';
 
 /** glibc's MINSIZE and MALLOC_ALIGNMENT on x86_64. */
 const MIN_CHUNK = 32;
@@ -123,46 +123,10 @@ export function walkSnapshot(snapshot: Uint8Array, base: bigint, options: Snapsh
   return walk;
 }
 
-/**
- * A table whose columns are made on first read, by `build`. Each column is
- * an own enumerable property, so spreads, JSON and toEqual see the columns;
- * once built they become plain data properties (on a frozen table, the
- * getters keep returning them).
- */
+/** A table whose columns are made on first read, by `build` (see lazyFields). */
 function lazyTable(count: number, build: () => ChunkTable): ChunkTable {
   const table = { count } as ChunkTable;
-  let built: Pick<ChunkTable, 'offsets' | 'sizes' | 'bits'> | undefined;
-  const columns = (): Pick<ChunkTable, 'offsets' | 'sizes' | 'bits'> => {
-    if (built === undefined) {
-      const { offsets, sizes, bits } = build();
-      built = { offsets, sizes, bits };
-    }
-    return built;
-  };
-  const settle = (): void => {
-    for (const key of KEYS) {
-      try {
-        defineOwn(table, key, built![key]);
-      } catch {
-        // frozen or sealed by its caller: the accessors stay
-      }
-    }
-  };
-  for (const key of KEYS) {
-    Object.defineProperty(table, key, {
-      get() {
-        const value = columns()[key];
-        settle();
-        return value;
-      },
-      set(value) {
-        built = { ...columns(), [key]: value };
-        settle();
-      },
-      enumerable: true,
-      configurable: true,
-    });
-  }
+  lazyFields(table, KEYS, build);
   return table;
 }
 

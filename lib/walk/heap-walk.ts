@@ -4,14 +4,15 @@
 import type { Allocation } from '../allocation';
 import type { HeapInfo } from '../allocator/decode';
 import type { RegionWalk } from '../allocator/heap-walks';
-import type { PlacedChunk, PlaceKind, RegionPlaces } from '../allocator/places';
+import { PLACE_KINDS, placeColumns } from '../allocator/places';
+import type { PlacedChunk, PlaceKind, RegionPlaceColumns, RegionPlaces } from '../allocator/places';
 import type { BlockTotal } from '../malloc-info';
+import { bigintOf } from '../exact';
+import { defineOwn, lazyFields, own } from '../validate';
 import { A_BIT, P_BIT } from './chunk';
 
 /** Every place a chunk can be in, in the order views list them. */
-export const PLACES: readonly PlaceKind[] = [
-  'in-use', 'tcache-struct', 'tcache', 'fastbin', 'unsorted', 'smallbin', 'largebin', 'top', 'fencepost', 'unlisted',
-];
+export const PLACES: readonly PlaceKind[] = PLACE_KINDS;
 
 /**
  * A chunk and where it is (`place`, with `bin`, `tcache`, `owner` and
@@ -86,39 +87,61 @@ export function addTotals(into: WalkTotals, t: WalkTotals): void {
 /**
  * One region's chunks with their places; `ours` gives heapscope's live
  * allocation whose chunk starts at an address (none in another process).
+ * The totals are counted from the columns; the HeapChunk objects are made
+ * when `chunks` is first read (the top's at once), each with the allocation
+ * that was live when the walk was made.
  */
 export function regionWalk(walk: RegionWalk, places: RegionPlaces, ours: (chunk: number) => Allocation | undefined, reason?: string): HeapRegionWalk {
-  const { count, offsets, bits } = walk.walk.table;
+  const columns = placeColumns(places);
+  const { count, offsets, sizes } = walk.walk.table;
+  const codes = columns.places;
   const start = Number(walk.start);
   const totals = emptyTotals();
-  const chunks: HeapChunk[] = new Array(count);
+  const byCode = PLACES.map((p) => totals.places[p]);
+  let owned: (Allocation | undefined)[] | undefined;
+  let bytes = 0;
   for (let i = 0; i < count; i++) {
-    const placed = places.chunks[i];
-    const prevInUse = (bits[i] & P_BIT) !== 0;
-    const nonMainArena = (bits[i] & A_BIT) !== 0;
-    // Most chunks have no bin, tcache or last_remainder mark: one literal of
-    // one shape, in the spread's field order, instead of a spread each.
-    const chunk: HeapChunk = placed.bin === undefined && placed.tcache === undefined && placed.lastRemainder === undefined
-      ? { address: placed.address, size: placed.size, place: placed.place, prevInUse, nonMainArena }
-      : { ...placed, prevInUse, nonMainArena };
+    const size = sizes[i];
+    const t = byCode[codes[i]];
+    t.count++;
+    t.size += size;
+    bytes += size;
     const allocation = ours(start + offsets[i]);
     if (allocation !== undefined) {
-      chunk.allocation = allocation;
+      (owned ??= new Array<Allocation | undefined>(count))[i] = allocation;
       totals.ours.count++;
-      totals.ours.size += placed.size;
+      totals.ours.size += size;
     }
-    chunks[i] = chunk;
-    totals.chunks++;
-    totals.bytes += placed.size;
-    totals.places[placed.place].count++;
-    totals.places[placed.place].size += placed.size;
   }
-  const why = reason ?? walk.reason;
+  totals.chunks = count;
+  totals.bytes = bytes;
+  const chunkAt = (i: number): HeapChunk => heapChunk(columns, i, owned?.[i]);
+  const topIndex = walk.walk.top;
+  const top = topIndex >= 0 ? chunkAt(topIndex) : undefined;
+  const why = reason ?? own(walk, 'reason');
   const ended = walk.walk.ending === 'top' || (walk.walk.ending === 'fencepost' && walk.kind === 'arena-heap');
-  return {
-    arena: walk.arena, kind: walk.kind, start: walk.start, end: walk.end, ...(walk.heapInfo === undefined ? {} : { heapInfo: walk.heapInfo }),
-    firstChunk: walk.start + BigInt(count > 0 ? offsets[0] : 0), chunks,
-    complete: why === undefined && ended, ...(why === undefined ? {} : { reason: why }),
-    ...(walk.walk.top >= 0 ? { top: chunks[walk.walk.top] } : {}), totals,
-  };
+  const region = {
+    arena: walk.arena, kind: walk.kind, start: walk.start, end: walk.end, ...(own(walk, 'heapInfo') === undefined ? {} : { heapInfo: walk.heapInfo }),
+    firstChunk: walk.start + BigInt(count > 0 ? offsets[0] : 0),
+  } as HeapRegionWalk;
+  lazyFields(region, ['chunks'], () => ({ chunks: Array.from({ length: count }, (_, i) => (i === topIndex ? top! : chunkAt(i))) }));
+  defineOwn(region, 'complete', why === undefined && ended);
+  if (why !== undefined) defineOwn(region, 'reason', why);
+  if (top !== undefined) defineOwn(region, 'top', top);
+  defineOwn(region, 'totals', totals);
+  return region;
+}
+
+/** Chunk `i` of a region's columns with its flag bits and heapscope's allocation (literals and spreads: no setter on Object.prototype is met). */
+function heapChunk(columns: RegionPlaceColumns, i: number, allocation: Allocation | undefined): HeapChunk {
+  const { table } = columns.walk.walk;
+  const bits = table.bits[i];
+  const address = bigintOf(Number(columns.walk.start) + table.offsets[i]);
+  const size = table.sizes[i];
+  const place = PLACE_KINDS[columns.places[i]];
+  const prevInUse = (bits & P_BIT) !== 0;
+  const nonMainArena = (bits & A_BIT) !== 0;
+  const mark = columns.marks.get(i);
+  if (mark === undefined && allocation === undefined) return { address, size, place, prevInUse, nonMainArena };
+  return { address, size, place, ...mark, prevInUse, nonMainArena, ...(allocation === undefined ? {} : { allocation }) };
 }

@@ -32,4 +32,29 @@ describe('MemorySource', () => {
       { base: 0x1000n, bytes: bytes(0x100, 0), label: 'a' }, { base: 0x10f0n, bytes: bytes(0x10, 0), label: 'b' },
     ])).toThrow(expect.objectContaining({ code: 'ERR_NOT_IN_SNAPSHOT', message: 'copied ranges overlap: a 0x1000–0x1100 and b 0x10f0–0x1100' }));
   });
+
+  it("reads words by number as read() reads them, at every offset, and a copy whose buffer was taken away holds nothing", () => {
+    const random = (n: number) => Uint8Array.from({ length: n }, (_, i) => (i * 151 + 7) & 0xff);
+    const ranges = [{ base: 0x5000n, bytes: random(0x40), label: '[heap]' }, { base: 0x5040n, bytes: random(0x20), label: 'arena heap' }];
+    const m = copiedMemory(ranges);
+    expect(m.word).toBeTypeOf('function');
+    for (let a = 0x4ff0n; a < 0x5070n; a++) {
+      const bytes = readBytes(m, a, 8);
+      const expected = typeof bytes === 'string' ? bytes : Buffer.from(bytes).readBigUInt64LE(0);
+      expect(readWord(m, a), `at ${a}`).toBe(expected);
+    }
+    // Both ranges are read: across their meeting point a word is in neither.
+    expect(typeof readWord(m, 0x503cn)).toBe('string');
+    structuredClone(ranges[0].bytes.buffer, { transfer: [ranges[0].bytes.buffer] });
+    expect(readWord(m, 0x5000n)).toMatch(/were not copied/);
+    expect(readWord(m, 0x5040n)).toBe(Buffer.from(ranges[1].bytes).readBigUInt64LE(0));
+  });
+
+  it('reads ranges that reach past 2^53 through read(), with their bigint addresses', () => {
+    const high = copiedMemory([{ base: (1n << 53n) - 8n, bytes: new Uint8Array(16).fill(3), label: 'high' }]);
+    expect(high.word).toBeUndefined();
+    expect(readWord(high, (1n << 53n) + 0n)).toBe(0x0303030303030303n);
+    expect(readWord(high, (1n << 53n) + 1n)).toMatch(/runs past the end/);
+  });
 });
+

@@ -53,18 +53,24 @@ export function largestFreed(sweep: readonly ThresholdProbeRow[]): number | unde
   return freed.length > 0 ? Math.max(...freed) : undefined;
 }
 
+/** Bytes the free run brings the top past twice the threshold: the blocks it can spare to chunks elsewhere. */
+const TRIM_RUN_SLACK = 512 * KiB;
+
 /**
  * (b') The free run's blocks: below the threshold (so they come from the
  * heap) and above the tcache and fastbin sizes (so they merge), enough to
- * reach twice the threshold; none when the threshold leaves no room for them.
+ * reach twice the threshold and TRIM_RUN_SLACK more; none when the
+ * threshold leaves no room for them. `spare`: the blocks that may come from
+ * elsewhere with the top still reaching twice the threshold.
  */
-function trimRunSize(rise: Bracket): { count: number; request: number } | undefined {
+function trimRunSize(rise: Bracket): { count: number; request: number; spare: number } | undefined {
   let request = 32 * KiB;
   if (rise.lo !== undefined && rise.lo < 2 * requestToChunkSize(request)) request = Math.floor(rise.lo / 2 / RESOLUTION) * RESOLUTION - 8;
   if (request < 2 * KiB) return undefined;
   const chunk = requestToChunkSize(request);
-  const reach = 2 * (rise.hi ?? rise.lo ?? MiB) + 512 * KiB;
-  return { count: Math.min(512, Math.ceil(reach / chunk)), request };
+  const twice = 2 * (rise.hi ?? rise.lo ?? MiB);
+  const count = Math.min(512, Math.ceil((twice + TRIM_RUN_SLACK) / chunk));
+  return { count, request, spare: Math.max(0, Math.floor((count * chunk - twice) / chunk)) };
 }
 
 /** What a run measured: its rows, and glibc's mp_ and the page size as read before the first probe. */
@@ -99,7 +105,7 @@ export function measure(context: ExperimentContext): Measured {
 
     // (b') The trim threshold: free a run of heap blocks into the top until the break moves.
     const run = trimRunSize(rise);
-    if (run !== undefined) p.trimRun(run.count, run.request);
+    if (run !== undefined) p.trimRun(run.count, run.request, run.spare);
 
     // (c) The 32 MiB cap: free chunks around it, then probe above it.
     let before = rise;

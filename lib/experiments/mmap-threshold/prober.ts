@@ -218,8 +218,8 @@ export class Prober {
   /** The free run's earlier runs, each with how many blocks merged into the top; empty when the first was kept. */
   trimMissed: number[] = [];
 
-  trimRun(count: number, request: number): ThresholdTrimRow[] {
-    const run = measureFreeRun(count, request);
+  trimRun(count: number, request: number, spare: number): ThresholdTrimRow[] {
+    const run = measureFreeRun(count, request, spare);
     this.trimMissed = run.missed;
     this.top = run.rows[run.rows.length - 1].topAfter;
     const rows = run.rows.map((row) => ({ ...row, phase: 'trim' as const }));

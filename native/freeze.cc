@@ -1,0 +1,145 @@
+// A copy of this process frozen at one instant, for the plan executor's
+// freeze step. glibc's fork() takes every arena's lock before it copies the
+// process (its malloc fork handler), so the child's memory holds the
+// allocator as it stood between two operations of any thread, and stays so:
+// the child only answers mallinfo2() and the break, then waits. The parent's
+// reads then copy the child's memory with process_vm_readv, while the
+// parent's other threads (V8's helpers free into main_arena at any moment)
+// go on. Nothing here calls malloc in this process.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <sys/syscall.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+
+#include "heapscope.h"
+
+namespace heapscope {
+
+namespace {
+
+// What the child measured, on a page the two processes share.
+struct Facts {
+  MallInfo2 mallinfo;
+  MallinfoSource source;
+  uintptr_t programBreak;
+};
+
+// Closes [lo, hi]: close_range where the kernel has it (5.9), else one by one
+// up to the descriptor limit (at most 65536 of them).
+void CloseRange(unsigned lo, unsigned hi) {
+  if (lo > hi) return;
+#ifdef SYS_close_range
+  if (syscall(SYS_close_range, lo, hi, 0) == 0) return;
+#endif
+  const long limit = sysconf(_SC_OPEN_MAX);
+  const unsigned last = std::min<unsigned long>(hi, limit > 0 && limit <= 65536 ? static_cast<unsigned long>(limit) - 1 : 65535);
+  for (unsigned fd = lo; fd <= last; fd++) close(static_cast<int>(fd));
+}
+
+void CloseBoth(int fds[2]) {
+  if (fds[0] >= 0) close(fds[0]);
+  if (fds[1] >= 0) close(fds[1]);
+}
+
+// The child: only system calls and mallinfo2(), which glibc makes safe in a
+// fork's child by re-initialising the arena locks it held across the fork.
+[[noreturn]] void Child(pid_t parent, int ready[2], int release[2], Facts* facts) {
+  // Gone with the thread that forked it, whatever happens to that thread.
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != parent) _exit(1);
+  // Every descriptor but its own two ends: the release pipe reads
+  // end-of-file only once no write end is left open, this copy of it
+  // included, and a socket or pipe this process closes meanwhile must not
+  // stay open in the child (its peer would wait for the child to end).
+  const unsigned keep[2] = {static_cast<unsigned>(std::min(ready[1], release[0])), static_cast<unsigned>(std::max(ready[1], release[0]))};
+  if (keep[0] > 0) CloseRange(0, keep[0] - 1);
+  CloseRange(keep[0] + 1, keep[1] - 1);
+  CloseRange(keep[1] + 1, ~0U);
+  facts->mallinfo = ReadMallinfo(&facts->source);
+  facts->programBreak = reinterpret_cast<uintptr_t>(sbrk(0));
+  char byte = 1;
+  while (write(ready[1], &byte, 1) < 0 && errno == EINTR) {
+  }
+  // The parent closes its end when it has read what it needed.
+  while (read(release[0], &byte, 1) < 0 && errno == EINTR) {
+  }
+  _exit(0);
+}
+
+}  // namespace
+
+int Frozen::Freeze() {
+  if (pid_ > 0) return EBUSY;
+  void* page = mmap(nullptr, sizeof(Facts), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (page == MAP_FAILED) return errno;
+  int ready[2] = {-1, -1}, release[2] = {-1, -1};
+  if (pipe2(ready, O_CLOEXEC) != 0 || pipe2(release, O_CLOEXEC) != 0) {
+    const int err = errno;
+    CloseBoth(ready);
+    CloseBoth(release);
+    munmap(page, sizeof(Facts));
+    return err;
+  }
+  // The child starts with every signal blocked: a handler of this process
+  // (Node's, libuv's) must never run in it. SIGKILL still ends it.
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  const pid_t parent = OwnPid();
+  const pid_t child = fork();
+  if (child == 0) Child(parent, ready, release, static_cast<Facts*>(page));
+  const int forkErr = errno;
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  close(ready[1]);
+  close(release[0]);
+  if (child < 0) {
+    close(ready[0]);
+    close(release[1]);
+    munmap(page, sizeof(Facts));
+    return forkErr;
+  }
+  char byte = 0;
+  ssize_t n;
+  do n = read(ready[0], &byte, 1);
+  while (n < 0 && errno == EINTR);
+  close(ready[0]);
+  pid_ = child;
+  release_ = release[1];
+  facts_ = page;
+  // The child ended before it said what it measured.
+  if (n != 1) {
+    Thaw();
+    return ECHILD;
+  }
+  return 0;
+}
+
+void Frozen::Thaw() {
+  if (pid_ <= 0) return;
+  close(release_);
+  int status;
+  while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+  }
+  munmap(facts_, sizeof(Facts));
+  pid_ = -1;
+  release_ = -1;
+  facts_ = nullptr;
+}
+
+MallInfo2 Frozen::Mallinfo(MallinfoSource* source) const {
+  const Facts* facts = static_cast<const Facts*>(facts_);
+  *source = facts->source;
+  return facts->mallinfo;
+}
+
+uintptr_t Frozen::ProgramBreak() const { return static_cast<const Facts*>(facts_)->programBreak; }
+
+}  // namespace heapscope

@@ -1,0 +1,161 @@
+// A plan's freeze: the steps up to its thaw read a child forked for them,
+// this process as it was at the freeze, while its other threads go on. A
+// worker that mallocs, frees and writes without pause is the other thread.
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { runPlan } from '../../lib/index';
+import { inQuietChild } from '../helpers/quiet-child';
+
+const ROOT = path.join(__dirname, '..', '..');
+
+// A worker that, until told to stop, mallocs and frees in its own arena and
+// writes a rising count into a block of its own, whose address it posts first.
+const WORKER = `
+  const { parentPort, workerData: shared } = require('node:worker_threads');
+  const h = require(${JSON.stringify(ROOT)});
+  const block = h.malloc(64);
+  parentPort.postMessage(block.address);
+  const count = Buffer.alloc(8);
+  for (let i = 1; Atomics.load(shared, 0) === 0; i++) {
+    h.runPlan([{ op: 'malloc', size: 100 + (i % 50) * 16 }, { op: 'malloc', size: 3000 }, { op: 'free', step: 0 }]);
+    count.writeBigUInt64LE(BigInt(i));
+    block.write(0, count);
+    Atomics.store(shared, 1, i);
+  }
+  block.free();
+`;
+
+// In the child: the worker started and going; `progress()` is its count as
+// the main thread sees it, `stop()` ends it.
+const BUSY_WORKER = `
+  const { Worker } = require('node:worker_threads');
+  const shared = new Int32Array(new SharedArrayBuffer(8));
+  const worker = new Worker(${JSON.stringify(WORKER)}, { eval: true, workerData: shared });
+  const block = await new Promise((resolve) => worker.once('message', resolve));
+  while (Atomics.load(shared, 1) < 100) await new Promise((resolve) => setTimeout(resolve, 1));
+  const progress = () => Atomics.load(shared, 1);
+  const stop = async () => { Atomics.store(shared, 0, 1); await new Promise((resolve) => worker.once('exit', resolve)); };
+`;
+
+describe('a frozen copy', () => {
+  it('reads the same bytes and mallinfo2() from the freeze to the thaw, while another thread goes on changing both', () => {
+    const seen = inQuietChild<{
+      frozen: { same: boolean; mallinfoSame: boolean; moved: number; pid: number; reaped: boolean }[]; live: { same: boolean; mallinfoSame: boolean }[];
+    }>(`${BUSY_WORKER}
+      const read = { op: 'read', address: block, length: 8 };
+      // Enough reading between two looks for the worker to go round many times.
+      const filler = Array.from({ length: 5000 }, () => ({ op: 'read', address: block, length: 8 }));
+      const look = (frozen) => {
+        const before = progress();
+        const plan = [...(frozen ? [{ op: 'freeze' }] : []), { op: 'mallinfo' }, read, ...filler, read, { op: 'mallinfo' }, ...(frozen ? [{ op: 'thaw' }] : [])];
+        const s = runPlanOf(plan);
+        const at = frozen ? 1 : 0;
+        const last = plan.length - (frozen ? 2 : 1);
+        return {
+          same: s[at + 1].bytes.equals(s[last - 1].bytes),
+          mallinfoSame: JSON.stringify(s[at].mallinfo) === JSON.stringify(s[last].mallinfo),
+          moved: progress() - before,
+          ...(frozen ? { pid: s[0].pid, reaped: !require('node:fs').existsSync('/proc/' + s[0].pid) } : {}),
+        };
+      };
+      const runPlanOf = (plan) => h.runPlan(plan).steps;
+      const frozen = Array.from({ length: 8 }, () => look(true));
+      const live = Array.from({ length: 8 }, () => look(false));
+      await stop();
+      return { frozen, live };`);
+    for (const f of seen.frozen) {
+      expect(f.same).toBe(true);
+      expect(f.mallinfoSame).toBe(true);
+      expect(f.pid).toBeGreaterThan(0);
+      expect(f.reaped).toBe(true);
+    }
+    // The worker went on meanwhile, and read live the same steps see it move: the freeze is what held them still.
+    expect(seen.frozen.some((f) => f.moved > 0)).toBe(true);
+    expect(seen.live.some((l) => !l.same || !l.mallinfoSame)).toBe(true);
+  });
+
+  it("makes walkHeap()'s snapshot one instant's: consistent, every mallinfo2() field equal to the walk's, while a worker mallocs", () => {
+    const seen = inQuietChild<{ walks: { frozen: boolean; consistent: boolean; inconsistency?: string; unequal: string[]; attempts: number }[] }>(`${BUSY_WORKER}
+      const walks = [];
+      for (let i = 0; i < 5; i++) {
+        const s = h.allocatorSnapshot();
+        const w = h.walkHeap();
+        walks.push({ frozen: s.frozen, consistent: w.consistent, inconsistency: w.inconsistency, unequal: w.checks.filter((c) => !c.equal).map((c) => c.field), attempts: w.attempts });
+      }
+      await stop();
+      return { walks };`);
+    for (const w of seen.walks) {
+      expect(w.frozen).toBe(true);
+      expect(w.consistent, w.inconsistency).toBe(true);
+      expect(w.unequal).toEqual([]);
+    }
+  });
+
+  it("holds none of this process's descriptors but its own two pipe ends, and signals none of its handlers", () => {
+    // A worker lists the frozen child's descriptors while the main thread's plan holds it.
+    const seen = inQuietChild<{ fds: string[]; found: boolean }>(`
+      const { Worker } = require('node:worker_threads');
+      const fs = require('node:fs');
+      const opened = [fs.openSync(__filename === '[eval]' ? '/proc/self/status' : __filename, 'r'), fs.openSync('/dev/null', 'w')];
+      const shared = new Int32Array(new SharedArrayBuffer(4));
+      const worker = new Worker(\`
+        const fs = require('node:fs');
+        const { workerData: shared, parentPort } = require('node:worker_threads');
+        const tasks = fs.readdirSync('/proc/self/task');
+        let fds = null;
+        while (fds === null && Atomics.load(shared, 0) === 0) {
+          for (const t of tasks) {
+            let children = '';
+            try { children = fs.readFileSync('/proc/self/task/' + t + '/children', 'utf8').trim(); } catch {}
+            for (const pid of children.split(' ').filter(Boolean)) {
+              // Once it waits on its release pipe, the child has closed what it closes.
+              try {
+                if (!fs.readFileSync('/proc/' + pid + '/wchan', 'utf8').includes('pipe_read')) continue;
+                // (No backslash: this source sits in two template literals.)
+                const status = fs.readFileSync('/proc/' + pid + '/status', 'utf8').split(String.fromCharCode(10));
+                const blocked = BigInt('0x' + status.find((line) => line.startsWith('SigBlk:')).slice('SigBlk:'.length).trim());
+                fds = fs.readdirSync('/proc/' + pid + '/fd').map((fd) => fd + ' ' + fs.readlinkSync('/proc/' + pid + '/fd/' + fd));
+                fds.push(...[2, 10, 15, 17].filter((sig) => (blocked & (1n << BigInt(sig - 1))) === 0n).map((sig) => 'signal ' + sig + ' not blocked'));
+              } catch {}
+            }
+          }
+        }
+        parentPort.postMessage(fds);
+      \`, { eval: true, workerData: shared });
+      await new Promise((resolve) => worker.once('online', resolve));
+      const reads = Array.from({ length: 20000 }, () => ({ op: 'break' }));
+      let fds = null;
+      const got = new Promise((resolve) => worker.once('message', resolve));
+      for (let i = 0; i < 50 && fds === null; i++) {
+        h.runPlan([{ op: 'freeze' }, ...reads, { op: 'thaw' }]);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        fds = await Promise.race([got, new Promise((resolve) => setTimeout(() => resolve(null), 1))]);
+      }
+      Atomics.store(shared, 0, 1);
+      opened.forEach((fd) => fs.closeSync(fd));
+      return { fds: fds ?? [], found: fds !== null };`);
+    expect(seen.found).toBe(true);
+    // Two pipe ends, and SIGINT, SIGUSR1, SIGTERM and SIGCHLD blocked (nothing else listed).
+    expect(seen.fds).toHaveLength(2);
+    for (const fd of seen.fds) expect(fd).toMatch(/^\d+ pipe:\[\d+\]$/);
+  });
+
+  it('refuses any step but read, mallinfo and break between a freeze and its thaw, and a thaw without a freeze', () => {
+    const refused = (plan: Parameters<typeof runPlan>[0]) => {
+      try {
+        runPlan(plan);
+      } catch (error) {
+        return error;
+      }
+      return undefined;
+    };
+    expect(refused([{ op: 'freeze' }, { op: 'malloc', size: 8 }])).toMatchObject({ code: 'ERR_INVALID_PLAN', message: 'step 1: only read, mallinfo and break steps run between a freeze and its thaw, not malloc' });
+    expect(refused([{ op: 'thaw' }])).toMatchObject({ code: 'ERR_INVALID_PLAN', message: 'step 0: a thaw without a freeze' });
+    expect(refused([{ op: 'freeze' }, { op: 'freeze' }])).toMatchObject({ code: 'ERR_INVALID_PLAN' });
+    // A plan may end frozen: its child is reaped all the same.
+    const [freeze] = runPlan([{ op: 'freeze' }, { op: 'break' }]).steps;
+    expect(freeze.status).toBe('ok');
+    expect(existsSync(`/proc/${freeze.pid}`)).toBe(false);
+  });
+});
