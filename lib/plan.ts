@@ -63,7 +63,9 @@ export type PlanStep =
    * steps, the only ones allowed there, read the child's memory, its
    * mallinfo2() and its break, however this process's other threads go on.
    * The child is ended and reaped at the thaw. A freeze that fails (fork
-   * refused) says why, and the steps up to the thaw read this process live.
+   * refused, or reading the child refused: Yama's ptrace_scope 2 or 3, a
+   * non-dumpable process) says why, and the steps up to the thaw read this
+   * process live.
    */
   | { op: 'freeze' }
   | { op: 'thaw' };

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <sys/syscall.h>
+#include <sys/uio.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -118,6 +119,17 @@ int Frozen::Freeze() {
   if (n != 1) {
     Thaw();
     return ECHILD;
+  }
+  // Reading another process, even a child, can be refused where reading
+  // this one is not (Yama's ptrace_scope 2 or 3, a non-dumpable process):
+  // then there is no frozen copy, and the plan's reads read this process.
+  uint64_t word;
+  struct iovec local = {&word, sizeof(word)};
+  struct iovec remote = {facts_, sizeof(word)};
+  if (process_vm_readv(pid_, &local, 1, &remote, 1, 0) != static_cast<ssize_t>(sizeof(word))) {
+    const int err = errno != 0 ? errno : EFAULT;
+    Thaw();
+    return err;
   }
   return 0;
 }

@@ -281,7 +281,7 @@ export function copiedSnapshot(
   const snapshot: AllocatorSnapshot = {
     image, libc: sources.libcFile, mallinfoBefore: results[copy.m0].mallinfo!, mallinfo: results[copy.m1].mallinfo!, programBreak: breakAfter,
     ...(extra.probe === undefined ? {} : { probe: extra.probe }), steps: extra.steps ?? [], attempts: extra.attempt ?? 1, consistent: true,
-    frozen, ...(frozen ? {} : { unfrozen: `fork() failed (errno ${freeze.errno}): the copy was read from this process as it ran` }),
+    frozen, ...(frozen ? {} : { unfrozen: `no frozen child to copy from (errno ${freeze.errno}: fork() refused, or reading the child refused): the copy was read from this process as it ran` }),
     ...(unread === undefined ? {} : { madeResident: madeResidentReason('/proc/self/pagemap', unread) }),
   };
   const heapLength = sources.heap === undefined ? 0n : sources.heapEnd! - sources.heap.start;
