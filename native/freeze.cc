@@ -7,6 +7,7 @@
 // parent's other threads (V8's helpers free into main_arena at any moment)
 // go on. Nothing here calls malloc in this process.
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -34,16 +35,23 @@ struct Facts {
 };
 
 // Closes [lo, hi]: close_range where the kernel has it (5.9), else one by one
-// up to the descriptor limit (at most 65536 of them).
+// up to the descriptor limit (Node raises it to the hard limit, often 2^19
+// or 2^20; a limit above 2^20 is taken as 2^20).
 void CloseRange(unsigned lo, unsigned hi) {
   if (lo > hi) return;
 #ifdef SYS_close_range
   if (syscall(SYS_close_range, lo, hi, 0) == 0) return;
 #endif
   const long limit = sysconf(_SC_OPEN_MAX);
-  const unsigned last = std::min<unsigned long>(hi, limit > 0 && limit <= 65536 ? static_cast<unsigned long>(limit) - 1 : 65535);
+  const unsigned long most = limit > 0 && limit <= (1L << 20) ? static_cast<unsigned long>(limit) : 1UL << 20;
+  const unsigned last = static_cast<unsigned>(std::min<unsigned long>(hi, most - 1));
   for (unsigned fd = lo; fd <= last; fd++) close(static_cast<int>(fd));
 }
+
+// How long the child may take to close its descriptors and measure, in
+// milliseconds: a child that hangs (a library's fork handler waiting on a
+// lock another thread held, a stopped child) is killed, and the freeze fails.
+constexpr int kReadyTimeoutMs = 10000;
 
 void CloseBoth(int fds[2]) {
   if (fds[0] >= 0) close(fds[0]);
@@ -107,18 +115,24 @@ int Frozen::Freeze() {
     munmap(page, sizeof(Facts));
     return forkErr;
   }
+  struct pollfd wait = {ready[0], POLLIN, 0};
+  int polled;
+  do polled = poll(&wait, 1, kReadyTimeoutMs);
+  while (polled < 0 && errno == EINTR);
   char byte = 0;
-  ssize_t n;
-  do n = read(ready[0], &byte, 1);
-  while (n < 0 && errno == EINTR);
+  ssize_t n = -1;
+  if (polled > 0) {
+    do n = read(ready[0], &byte, 1);
+    while (n < 0 && errno == EINTR);
+  }
   close(ready[0]);
   pid_ = child;
   release_ = release[1];
   facts_ = page;
-  // The child ended before it said what it measured.
+  // The child hung, or ended before it said what it measured.
   if (n != 1) {
     Thaw();
-    return ECHILD;
+    return polled == 0 ? ETIMEDOUT : ECHILD;
   }
   // Reading another process, even a child, can be refused where reading
   // this one is not (Yama's ptrace_scope 2 or 3, a non-dumpable process):
@@ -126,17 +140,26 @@ int Frozen::Freeze() {
   uint64_t word;
   struct iovec local = {&word, sizeof(word)};
   struct iovec remote = {facts_, sizeof(word)};
-  if (process_vm_readv(pid_, &local, 1, &remote, 1, 0) != static_cast<ssize_t>(sizeof(word))) {
-    const int err = errno != 0 ? errno : EFAULT;
+  const ssize_t got = process_vm_readv(pid_, &local, 1, &remote, 1, 0);
+  if (got != static_cast<ssize_t>(sizeof(word))) {
+    const int err = got < 0 ? errno : EFAULT;
     Thaw();
     return err;
   }
+  // fork() copied the page tables of private anonymous memory: the child's
+  // pagemap shows the pages this process had present or swapped, and the
+  // copy leaves the others zero instead of making its destination resident.
+  pagemap_ = OpenPagemap(pid_);
   return 0;
 }
 
 void Frozen::Thaw() {
   if (pid_ <= 0) return;
+  if (pagemap_ >= 0) close(pagemap_);
+  pagemap_ = -1;
   close(release_);
+  // The child has nothing left to do; a stopped one would never read the end of its pipe.
+  kill(pid_, SIGKILL);
   int status;
   while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
   }

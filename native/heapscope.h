@@ -195,6 +195,8 @@ class Frozen {
   void Thaw();
   bool frozen() const { return pid_ > 0; }
   pid_t pid() const { return pid_; }
+  // The child's /proc/PID/pagemap, open for reading, or -errno.
+  int pagemap() const { return pagemap_; }
   // What the child measured as it began: mallinfo2() and the program break.
   MallInfo2 Mallinfo(MallinfoSource* source) const;
   uintptr_t ProgramBreak() const;
@@ -202,6 +204,7 @@ class Frozen {
  private:
   pid_t pid_ = -1;
   int release_ = -1;
+  int pagemap_ = -1;
   void* facts_ = nullptr;
 };
 

@@ -368,11 +368,10 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
           const uint64_t brk = frozen.frozen() ? frozen.ProgramBreak() : reinterpret_cast<uintptr_t>(sbrk(0));
           length = s[2] >= brk ? 0 : std::min<uint64_t>(length, brk - s[2]);
         }
-        // A frozen child's pages are read whole: one it never touched reads
-        // as zeros there and costs this process nothing, so pagemap is not asked.
-        const bool untouched = anonymous && !frozen.frozen();
-        int pagemapErr = untouched && pagemap < 0 ? -pagemap : 0;
-        UntouchedRead from = {frozen.frozen() ? frozen.pid() : pid, untouched ? pagemap : -1, static_cast<uintptr_t>(s[2]), read, length, true};
+        // Frozen: the child's pagemap, which shows this process's pages as they were.
+        const int map = frozen.frozen() ? frozen.pagemap() : pagemap;
+        int pagemapErr = anonymous && map < 0 ? -map : 0;
+        UntouchedRead from = {frozen.frozen() ? frozen.pid() : pid, anonymous ? map : -1, static_cast<uintptr_t>(s[2]), read, length, true};
         r[4] = 0;  // ReadUntouched adds to it, and the records hold the last plan's words
         err = s[2] + length < s[2] ? EFAULT : ReadUntouched(from, &got, &r[4], &pagemapErr);
         r[5] = static_cast<uint64_t>(pagemapErr);

@@ -16,7 +16,8 @@ import { layoutFor } from './layouts';
 import { libcDataRegions } from './libc-data';
 import { LibcFile, libcFileOf } from './libc-file';
 import { AddressRange } from './locate-input';
-import { CopiedRange, copiedMemory, readWord } from './memory-source';
+import { CopiedRange, copiedMemory, rangeOf, readWord } from './memory-source';
+import { offsetOf } from './struct-layout';
 import { decodeArenas, heapMaxSize } from './arenas';
 import { madeResidentReason } from './results';
 
@@ -309,8 +310,34 @@ function takeOnce(
   }
   const copy = planCopy(steps, sources);
   const { steps: results } = runPlan(steps);
-  return copiedSnapshot(copy, results, {
+  const frame = copiedSnapshot(copy, results, {
     ...(probe ? { probe: results[probeAt].address! } : {}), steps: results.slice(0, before.length), attempt,
+  });
+  if (frame.snapshot.frozen) restoreThreadFields(frame.snapshot.image);
+  return frame;
+}
+
+/**
+ * glibc's fork rewrites two words of every arena in the child
+ * (__malloc_fork_unlock_child: `next_free`, as it rebuilds the free list,
+ * and `attached_threads`, 1 for the forking thread's arena and 0 for the
+ * rest). A frozen copy takes those two words of each arena from this
+ * process right after the copy: they change only when a thread picks an
+ * arena or ends. An arena this process no longer has keeps the child's.
+ */
+function restoreThreadFields(image: AllocatorImage): void {
+  const globals = locateGlobals(image);
+  if (!globals.mainArena.found) return;
+  const at = BigInt(offsetOf(image.layout.mallocState, 'next_free'));
+  const arenas = decodeArenas(image, globals.mainArena.address).arenas.map((a) => a.address + at);
+  if (arenas.length === 0) return;
+  const { steps } = runPlan(arenas.map((address) => ({ op: 'read', address, length: 16 })));
+  arenas.forEach((address, i) => {
+    const range = rangeOf(image.memory, address);
+    const bytes = steps[i].bytes;
+    if (steps[i].status === 'ok' && bytes !== undefined && range !== undefined && address + 16n <= range.base + BigInt(range.bytes.length)) {
+      range.bytes.set(bytes, Number(address - range.base));
+    }
   });
 }
 

@@ -141,6 +141,34 @@ describe('a frozen copy', () => {
     for (const fd of seen.fds) expect(fd).toMatch(/^\d+ pipe:\[\d+\]$/);
   });
 
+  it("gives each arena its attached_threads and next_free as this process has them, which glibc's fork rewrites in the child", () => {
+    // A worker mallocs in an arena of its own, then blocks: one thread attached to it, none to main_arena but this one.
+    const seen = inQuietChild<{ frozen: boolean; threads: Record<string, string>; workerArena: string }>(`
+      const { Worker } = require('node:worker_threads');
+      const gate = new Int32Array(new SharedArrayBuffer(4));
+      const worker = new Worker(${JSON.stringify(`
+        const { parentPort, workerData: gate } = require('node:worker_threads');
+        const h = require(${JSON.stringify(ROOT)});
+        const a = h.malloc(300);
+        parentPort.postMessage(a.address);
+        Atomics.wait(gate, 0, 0);
+        a.free();
+      `)}, { eval: true, workerData: gate });
+      const block = await new Promise((resolve) => worker.once('message', resolve));
+      const snapshot = h.allocatorSnapshot();
+      const { arenas } = h.arenas(snapshot);
+      const mine = arenas.find((a) => a.kind === 'thread' && a.memory.some((m) => m.start <= block && block < m.end));
+      Atomics.store(gate, 0, 1);
+      Atomics.notify(gate, 0);
+      await new Promise((resolve) => worker.once('exit', resolve));
+      return { frozen: snapshot.frozen, threads: Object.fromEntries(arenas.map((a) => [a.kind + ' ' + a.address, String(a.attachedThreads)])), workerArena: mine === undefined ? 'none' : 'thread ' + mine.address };`);
+    expect(seen.frozen).toBe(true);
+    expect(seen.workerArena).not.toBe('none');
+    // In the child glibc counts only the forking thread (this one, in main_arena), and 0 for the worker's arena.
+    expect(seen.threads[seen.workerArena]).toBe('1');
+    expect(Object.entries(seen.threads).find(([k]) => k.startsWith('main'))?.[1]).toBe('1');
+  });
+
   it('refuses any step but read, mallinfo and break between a freeze and its thaw, and a thaw without a freeze', () => {
     const refused = (plan: Parameters<typeof runPlan>[0]) => {
       try {
