@@ -172,6 +172,8 @@ async function measure(/** @type {number} */ largeMax) {
       /** The same ranges read again right before the call, and right after it. */
       atTrim: m.predicted,
       stillResident: m.stillResident,
+      /** Resident pages the trim took from the heaps outside those ranges: chunks freed after the snapshot (the diagnosis's own, collected). */
+      elsewhere: m.elsewhere,
       released: m.released,
       rssBefore: m.rssBefore,
       rssAfter: m.rssAfter,
@@ -264,8 +266,8 @@ function printDiagnosis(/** @type {Run} */ r) {
   }
   const t = r.trim;
   console.log(`\nmalloc_trim(0) returned ${t.released ? 1 : 0}. Predicted: ${mib(t.predicted)} resident in the ranges it releases ` +
-    `(${mib(t.atTrim)} right before the call, ${mib(t.stillResident)} of it still resident after). Measured: RSS ${mib(t.rssBefore)} → ` +
-    `${mib(t.rssAfter)}, a drop of ${mib(t.drop)}.${t.changed.length === 0 ? '' : ` malloc's totals moved between the snapshot and the trim (${t.changed.join(', ')}).`}`);
+    `(${mib(t.atTrim)} right before the call, ${mib(t.stillResident)} of it still resident after), and ${mib(t.elsewhere)} more from the heaps outside those ranges ` +
+    `(chunks freed after the snapshot). Measured: RSS ${mib(t.rssBefore)} → ${mib(t.rssAfter)}, a drop of ${mib(t.drop)}.${t.changed.length === 0 ? '' : ` malloc's totals moved between the snapshot and the trim (${t.changed.join(', ')}).`}`);
 }
 
 function printSideBySide(/** @type {Run} */ left, /** @type {Run} */ right) {
@@ -281,12 +283,14 @@ function printSideBySide(/** @type {Run} */ left, /** @type {Run} */ right) {
     ['fragmentation', (r) => `${pct(r.fragmentation)} free`],
     ['trim predicted', (r) => mib(r.trim.predicted)],
     ['reused before it', (r) => mib(r.trim.stillResident)],
+    ['freed after it', (r) => mib(r.trim.elsewhere)],
     ['trim measured', (r) => mib(r.trim.drop)],
     ['advice', (r) => r.advice.map((a) => a.rule).join(' ') || 'none'],
   ];
   console.log(`\n${''.padEnd(18)}${'default'.padStart(26)}${'MALLOC_ARENA_MAX=2'.padStart(26)}`);
   for (const [label, show] of lines) console.log(`${label.padEnd(18)}${show(left).padStart(26)}${show(right).padStart(26)}`);
   console.log('\nreused before it: predicted pages still resident after the trim: the diagnosis\'s own allocations took their chunks back between its snapshot and the trim.');
+  console.log('freed after it: pages the trim released outside the predicted ranges: chunks freed after the snapshot (the diagnosis\'s own, collected).');
 }
 
 if (!isMainThread) {

@@ -22,7 +22,7 @@ interface Run {
   system: number;
   free: number;
   advice: { rule: string; text: string }[];
-  trim: { predicted: number; atTrim: number; stillResident: number; released: boolean; drop: number };
+  trim: { predicted: number; atTrim: number; stillResident: number; elsewhere: number; released: boolean; drop: number };
 }
 
 describe('examples/fragmentation.mjs', () => {
@@ -61,11 +61,12 @@ describe('examples/fragmentation.mjs', () => {
       expect(t.released).toBe(true);
       expect(t.drop).toBeGreaterThan(0);
       // Every predicted page resident right before the call went, but those the diagnosis's own allocations took
-      // back (still resident after): within statm's per-CPU slack.
-      expect(t.drop).toBeGreaterThanOrEqual(t.atTrim - t.stillResident - STATM_SLACK);
-      // And little more: what the diagnosis freed after its snapshot also goes (main_arena's top, its Buffers),
-      // within the 5 % the doctor's own test allows its prediction.
-      expect(t.drop).toBeLessThanOrEqual(t.atTrim * 1.05 + STATM_SLACK);
+      // back (still resident after), and with them the pages of chunks it freed after its snapshot (its garbage
+      // collected), which the trim measures outside the predicted ranges: within statm's per-CPU slack.
+      expect(Math.abs(t.drop - (t.atTrim - t.stillResident + t.elsewhere))).toBeLessThanOrEqual(STATM_SLACK);
+      // Those are few, as in the doctor's own test. (A run whose break was blocked, main_arena non-contiguous, once
+      // predicted 23 of 40 MiB: its chunks outside [heap] had not been copied.)
+      expect(t.elsewhere).toBeLessThan(t.atTrim * 0.05);
     }
   }, 180_000);
 });

@@ -30,6 +30,8 @@ export interface Bin {
   /** In list order: from the head (fastbins, fd of the bin header) on. */
   chunks: BinChunk[];
   reason?: string;
+  /** Where the list left the copied memory, when that stopped it: a copy that holds it can follow it further. */
+  uncopied?: bigint;
 }
 
 /** The sizes a list may hold: one size (fastbins, small bins), a range, or any chunk size (unsorted). */
@@ -61,14 +63,14 @@ function walkFor(image: AllocatorImage, arena: Arena, rule: SizeRule): Walk {
   return { image, arena, cap: Math.floor(room / rule.min) };
 }
 
-/** Why `p` cannot be a chunk of the arena, or undefined. */
-function placeProblem(w: Walk, p: bigint): string | undefined {
-  if (p % 16n !== 0n) return `${hex(p)} is not 16-byte aligned`;
+/** Why `p` cannot be a chunk of the arena, or undefined; `uncopied` when it could be one, but the copy does not hold it. */
+function placeProblem(w: Walk, p: bigint): { reason: string; uncopied?: bigint } | undefined {
+  if (p % 16n !== 0n) return { reason: `${hex(p)} is not 16-byte aligned` };
   const { memory } = w.arena;
   if (memory.length > 0 && !memory.some((r) => p >= r.start && p + 32n <= r.end)) {
-    return `${hex(p)} is outside the arena's memory (${memory.map((r) => `${hex(r.start)}–${hex(r.end)}`).join(', ')})`;
+    return { reason: `${hex(p)} is outside the arena's memory (${memory.map((r) => `${hex(r.start)}–${hex(r.end)}`).join(', ')})` };
   }
-  if (!holds(w.image.memory, p, 32)) return `${hex(p)} is outside the copied memory`;
+  if (!holds(w.image.memory, p, 32)) return { reason: `${hex(p)} is outside the copied memory`, uncopied: p };
   return undefined;
 }
 
@@ -94,7 +96,10 @@ export function walkFastbin(image: AllocatorImage, arena: Arena, index: number, 
   for (let p = head; p !== 0n;) {
     const stop = (reason: string): Bin => ({ ...bin, count: bin.chunks.length, reason });
     const where = placeProblem(w, p);
-    if (where !== undefined) return stop(`${bin.chunks.length === 0 ? 'the head' : `the link after ${hex(bin.chunks[bin.chunks.length - 1].address)}`}: ${where}`);
+    if (where !== undefined) {
+      const at = bin.chunks.length === 0 ? 'the head' : `the link after ${hex(bin.chunks[bin.chunks.length - 1].address)}`;
+      return { ...stop(`${at}: ${where.reason}`), ...(where.uncopied === undefined ? {} : { uncopied: where.uncopied }) };
+    }
     if (seen.has(Number(p))) return stop(`the list comes back to ${hex(p)}: a cycle`);
     if (bin.chunks.length >= w.cap) return stop(`the list goes on past ${w.cap} chunks, all the arena's system_mem (${arena.systemMem} bytes) can hold`);
     const size = sizeOf(w, p, rule);
@@ -126,7 +131,10 @@ export function walkRegularBin(image: AllocatorImage, arena: Arena, index: numbe
   for (let p = fd; p !== header;) {
     const stop = (reason: string): Bin => ({ ...bin, count: bin.chunks.length, reason });
     const where = placeProblem(w, p);
-    if (where !== undefined) return stop(`${prev === header ? "the header's fd" : `fd of ${hex(prev)}`}: ${where}`);
+    if (where !== undefined) {
+      const at = prev === header ? "the header's fd" : `fd of ${hex(prev)}`;
+      return { ...stop(`${at}: ${where.reason}`), ...(where.uncopied === undefined ? {} : { uncopied: where.uncopied }) };
+    }
     if (seen.has(Number(p))) return stop(`the list comes back to ${hex(p)} without returning to the bin's header: a cycle`);
     if (bin.chunks.length >= w.cap) return stop(`the list goes on past ${w.cap} chunks, all the arena's system_mem (${arena.systemMem} bytes) can hold`);
     const size = sizeOf(w, p, rule);

@@ -59,6 +59,26 @@ export function binnedRuns(w: RegionWalk, listed: Listed): { start: bigint; size
   return runs;
 }
 
+/**
+ * Runs of adjacent binned chunks of `bins` (one arena's) that no walk
+ * holds: a non-contiguous main_arena's chunks in memory glibc took with
+ * mmap, listed nowhere, where no walk can start. From the lists alone: free()
+ * merges two free chunks side by side unless one is in a fastbin, and
+ * malloc_consolidate merges those (a tcache chunk counts as in use).
+ */
+export function unwalkedRuns(bins: ArenaBins, walks: readonly RegionWalk[], listed: Listed): { start: bigint; size: bigint }[] {
+  const chunks = [...bins.fastbins, ...bins.unsorted, ...bins.smallbins, ...bins.largebins].flatMap((b) => b.chunks)
+    .filter((c) => listed.binned.has(Number(c.address)) && !walks.some((w) => c.address >= w.start && c.address < w.end))
+    .sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
+  const runs: { start: bigint; size: bigint }[] = [];
+  for (const c of chunks) {
+    const last = runs[runs.length - 1];
+    if (last !== undefined && last.start + last.size === c.address) last.size += BigInt(c.size);
+    else runs.push({ start: c.address, size: BigInt(c.size) });
+  }
+  return runs;
+}
+
 const sortedCache = new WeakMap<Listed, Float64Array>();
 
 function sortedBinned(listed: Listed): Float64Array {

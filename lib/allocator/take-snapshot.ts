@@ -18,7 +18,8 @@ import { LibcFile, libcFileOf } from './libc-file';
 import { AddressRange } from './locate-input';
 import { CopiedRange, copiedMemory, rangeOf, readWord } from './memory-source';
 import { offsetOf } from './struct-layout';
-import { decodeArenas, heapMaxSize } from './arenas';
+import { Arena, decodeArenas, heapMaxSize } from './arenas';
+import { decodeBins } from './bins';
 import { madeResidentReason } from './results';
 
 export interface AllocatorSnapshotOptions {
@@ -96,40 +97,84 @@ export function takeAllocatorSnapshot(options: AllocatorSnapshotOptions = {}): A
   if (typeof probe !== 'boolean') throw typeError(`options.probe must be a boolean, got ${describe(probe)}`);
   const before = readArray(read.before ?? [], 'options.before') as PlanStep[];
   let taken: CopiedFrame | undefined;
-  let topRegion: MemoryRegion | undefined;
+  let mainRegions: MemoryRegion[] = [];
   let heaps: MemoryRegion[] = [];
   for (let attempt = 1; attempt <= attempts; attempt++) {
     // `before` steps can move the break: a retake gives [heap]'s read room from where the last copy saw it.
     // Without them, a retake measures the break again: the last attempt's copies, handed out
     // after it, may have moved it (from main_arena's top, once the mmap threshold has risen).
-    taken = takeOnce(before, probe, attempt, before.length > 0 ? taken?.breakSeen : undefined, topRegion, heaps);
+    taken = takeOnce(before, probe, attempt, before.length > 0 ? taken?.breakSeen : undefined, mainRegions, heaps);
     if (own(taken, 'reason') === undefined) return taken.snapshot;
     if (taken.final) break;
     const regions = maps();
-    topRegion = outsideTop(taken.snapshot.image, regions) ?? topRegion;
+    mainRegions = mergedRanges(mainRegions, outsideMain(taken.snapshot.image, regions));
     heaps = withHeaps(heaps, missedHeaps(taken.snapshot.image, regions));
   }
   return { ...taken!.snapshot, consistent: false, reason: taken!.reason };
 }
 
+/** The label of a copied range outside [heap] that a non-contiguous main_arena's chunks or top led the copy to (outsideMain). */
+export const OUTSIDE_HEAP_LABEL = "main_arena's memory outside [heap]";
+
+/** The copied ranges of `image` a non-contiguous main_arena led the copy to, outside [heap]. */
+export function outsideHeapOf(image: AllocatorImage): { start: bigint; end: bigint }[] {
+  return image.memory.ranges.filter((r) => r.label === OUTSIDE_HEAP_LABEL).map((r) => ({ start: r.base, end: r.base + BigInt(r.bytes.length) }));
+}
+
 /** Bytes of a non-contiguous main_arena's top region copied at most: more than any top chunk here. */
 const MAX_TOP_COPY = 64n << 20n;
+const PAGE = 4096n;
+
+/** Where a non-contiguous main_arena's bins leave the copied memory (Bin.uncopied): the copy missed memory glibc took with mmap. */
+function uncopiedMain(image: AllocatorImage, mainArena: bigint): { main?: Arena; uncopied: bigint[] } {
+  const list = decodeArenas(image, mainArena);
+  const i = list.arenas.findIndex((a) => a.kind === 'main');
+  const main = list.arenas[i];
+  if (main === undefined || !main.noncontiguous) return { uncopied: [] };
+  const b = decodeBins(image, main, list.states[i]);
+  const uncopied = [...b.fastbins, ...b.unsorted, ...b.smallbins, ...b.largebins].flatMap((bin) => (bin.uncopied === undefined ? [] : [bin.uncopied]));
+  return { main, uncopied };
+}
 
 /**
- * A non-contiguous main_arena keeps its top in memory glibc took with mmap
- * and lists nowhere; the region of `regions` (the process's map) holding
- * it, from the top on, when the copy missed it (then the next copy reads it
- * too). Pure: this process's copies and another's use it.
+ * A non-contiguous main_arena keeps memory outside [heap]: regions glibc
+ * took with mmap once sbrk failed, listed nowhere. The parts of `regions`
+ * (the process's map) that hold what the copy missed of it: its top, from
+ * the top on, and around each chunk where one of its bins left the copied
+ * memory, as far as its system_mem reaches on either side (the next copy
+ * reads them too, and its bins may lead further). Pure: this process's
+ * copies and another's use it.
  */
-export function outsideTop(image: AllocatorImage, regions: readonly MemoryRegion[]): MemoryRegion | undefined {
+export function outsideMain(image: AllocatorImage, regions: readonly MemoryRegion[]): MemoryRegion[] {
   const globals = locateGlobals(image);
-  if (!globals.mainArena.found) return undefined;
-  const main = decodeArenas(image, globals.mainArena.address).arenas.find((a) => a.kind === 'main');
-  if (main === undefined || !main.noncontiguous || main.top.size !== undefined) return undefined;
-  const region = regions.find((r) => r.start <= main.top.address && main.top.address < r.end && r.readable);
-  if (region === undefined) return undefined;
-  const end = region.end - main.top.address > MAX_TOP_COPY ? main.top.address + MAX_TOP_COPY : region.end;
-  return { ...region, start: main.top.address, end, size: Number(end - main.top.address) };
+  if (!globals.mainArena.found) return [];
+  const { main, uncopied } = uncopiedMain(image, globals.mainArena.address);
+  if (main === undefined) return [];
+  const holding = (p: bigint) => regions.find((r) => r.start <= p && p < r.end && r.readable);
+  const part = (r: MemoryRegion, start: bigint, end: bigint): MemoryRegion => ({ ...r, start, end, size: Number(end - start) });
+  const out: MemoryRegion[] = [];
+  const top = main.top.size === undefined ? holding(main.top.address) : undefined;
+  if (top !== undefined) out.push(part(top, main.top.address, top.end - main.top.address > MAX_TOP_COPY ? main.top.address + MAX_TOP_COPY : top.end));
+  for (const p of uncopied) {
+    const r = holding(p);
+    if (r === undefined) continue;
+    const from = (p - main.systemMem) & ~(PAGE - 1n);
+    const to = (p + main.systemMem + PAGE - 1n) & ~(PAGE - 1n);
+    out.push(part(r, from > r.start ? from : r.start, to < r.end ? to : r.end));
+  }
+  return out;
+}
+
+/** `ranges` and `more` with overlapping ones merged (a region's `size` follows its end; ranges that only touch stay apart, as map lines do). */
+export function mergedRanges<T extends { start: bigint; end: bigint; size?: number }>(ranges: readonly T[], more: readonly T[] = []): T[] {
+  const out: T[] = [];
+  for (const r of [...ranges, ...more].sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0))) {
+    const last = out[out.length - 1];
+    if (last !== undefined && r.start < last.end) {
+      if (r.end > last.end) out[out.length - 1] = { ...last, end: r.end, ...(last.size === undefined ? {} : { size: Number(r.end - last.start) }) };
+    } else out.push(r);
+  }
+  return out;
 }
 
 /**
@@ -171,8 +216,8 @@ export interface CopySources {
   /** Where the copy of [heap] ends: the program break when the sources were chosen. */
   heapEnd?: bigint;
   arenaHeaps: MemoryRegion[];
-  /** A non-contiguous main_arena's top region (see outsideTop). */
-  topRegion?: MemoryRegion;
+  /** A non-contiguous main_arena's memory outside [heap] (see outsideMain). */
+  mainRegions: MemoryRegion[];
 }
 
 /**
@@ -180,7 +225,7 @@ export interface CopySources {
  * `breakSeen` (or the break now) and every thread-arena heap. Throws
  * ERR_ALLOCATOR_NOT_FOUND when no libc is mapped.
  */
-export function copySources(breakSeen?: bigint, topRegion?: MemoryRegion, missed: readonly MemoryRegion[] = []): CopySources {
+export function copySources(breakSeen?: bigint, mainRegions: readonly MemoryRegion[] = [], missed: readonly MemoryRegion[] = []): CopySources {
   const regions = maps();
   const libc = libcDataRegions(regions);
   const libcFile = libcFileOf(regions);
@@ -190,7 +235,7 @@ export function copySources(breakSeen?: bigint, topRegion?: MemoryRegion, missed
   const copyHeap = heap !== undefined && end! > heap.start;
   return {
     layout: layoutFor(glibcVersion()), libcFile, libc, arenaHeaps: withHeaps(regions.filter((r) => r.kind === 'arena-heap'), missed),
-    ...(copyHeap ? { heap, heapEnd: end } : {}), ...(topRegion === undefined ? {} : { topRegion }),
+    mainRegions: [...mainRegions], ...(copyHeap ? { heap, heapEnd: end } : {}),
   };
 }
 
@@ -238,7 +283,7 @@ export function planCopy(steps: PlanStep[], sources: CopySources): PlannedCopy {
     read(sources.heap, '[heap]', length > MAX_PLAN_READ ? MAX_PLAN_READ : length, true);
   }
   for (const r of sources.arenaHeaps) read(r, 'arena heap', BigInt(r.size));
-  if (sources.topRegion !== undefined) read(sources.topRegion, "main_arena's top", BigInt(sources.topRegion.size));
+  for (const r of sources.mainRegions) read(r, OUTSIDE_HEAP_LABEL, BigInt(r.size));
   const b1 = push({ op: 'break' });
   const m1 = push({ op: 'mallinfo' });
   push({ op: 'thaw' });
@@ -296,9 +341,9 @@ export function copiedSnapshot(
 }
 
 function takeOnce(
-  before: readonly PlanStep[], probe: boolean, attempt: number, breakSeen: bigint | undefined, topRegion: MemoryRegion | undefined, heaps: readonly MemoryRegion[],
+  before: readonly PlanStep[], probe: boolean, attempt: number, breakSeen: bigint | undefined, mainRegions: readonly MemoryRegion[], heaps: readonly MemoryRegion[],
 ): CopiedFrame {
-  const sources = copySources(breakSeen, topRegion, heaps);
+  const sources = copySources(breakSeen, mainRegions, heaps);
   const steps: PlanStep[] = [...before];
   const push = (step: PlanStep) => steps.push(step) - 1;
   let probeAt = -1;
@@ -391,6 +436,10 @@ export function structureTornReason(image: AllocatorImage, arenaHeaps: readonly 
     const topEnd = a.top.address + a.top.size;
     if (a.kind === 'main' && image.heap !== undefined && !a.noncontiguous && topEnd !== image.heap.end) {
       return `main_arena's top ends at ${hex(topEnd)}, not at the break ${hex(image.heap.end)}`;
+    }
+    if (a.kind === 'main' && a.noncontiguous) {
+      const [missed] = uncopiedMain(image, a.address).uncopied;
+      if (missed !== undefined) return `main_arena is non-contiguous (sbrk failed, glibc took memory with mmap), and its bins reach ${hex(missed)}, which the copy missed`;
     }
     const newest = a.heaps[0];
     if (a.kind === 'thread' && (newest === undefined || topEnd !== newest.address + newest.size)) {

@@ -3,7 +3,7 @@
 // is: doctor() builds the source for this one, attach(pid).doctor() for another.
 import type { Decoded } from '../allocator/results';
 import type { GlibcLayout } from '../allocator/layouts';
-import { binnedRuns, cachedBytes, inUseAtLeast, listedChunks } from '../allocator/listed';
+import { binnedRuns, cachedBytes, inUseAtLeast, listedChunks, unwalkedRuns } from '../allocator/listed';
 import type { LibcFile } from '../allocator/libc-file';
 import type { AddressRange } from '../allocator/locate-input';
 import type { MemoryRegion } from '../maps';
@@ -47,7 +47,11 @@ export function diagnose(src: DoctorSource): DoctorData {
   // From the lists and the walk's columns: a placed object per chunk would cost more than the rest of the diagnosis.
   const listed = listedChunks(state.bins, state.tcaches.tcaches);
   const walksOf = (a: { address: bigint }) => state.walks.filter((w) => w.arena === a.address);
-  const runs = new Map(arenas.map((a) => [a.address, walksOf(a).flatMap((w) => binnedRuns(w, listed))]));
+  const runs = new Map(arenas.map((a) => {
+    const walks = walksOf(a);
+    const bins = state.bins.find((b) => b.arena === a.address);
+    return [a.address, [...walks.flatMap((w) => binnedRuns(w, listed)), ...(bins === undefined ? [] : unwalkedRuns(bins, walks, listed))]];
+  }));
   const plan = planTrim(arenas, runs, src.pageSize, src.heap?.end, par.thpPagesize);
   const ranges = plan.ranges.map((r) => ({ ...r, resident: src.residency.resident(r.start, r.end) }));
   const found = findMmappedChunks(chunkCandidates(src.regions, src.pageSize), src.pageSize, src.readHeaders)

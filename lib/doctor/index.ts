@@ -5,7 +5,7 @@
 import v8 from 'node:v8';
 import fs from 'node:fs';
 import { decodeSnapshot, Decoded } from '../allocator/results';
-import { takeAllocatorSnapshot } from '../allocator/take-snapshot';
+import { mergedRanges, outsideHeapOf, takeAllocatorSnapshot } from '../allocator/take-snapshot';
 import { binding } from '../binding';
 import { HeapscopeError, native, typeError } from '../errors';
 import { maps } from '../maps';
@@ -60,6 +60,8 @@ export interface Diagnosis {
   mallinfo?: Mallinfo;
   /** When the copy was made. */
   takenAt: Date;
+  /** The ranges outside [heap] a non-contiguous main_arena led the copy to (none when it is contiguous). */
+  outsideHeap: { start: bigint; end: bigint }[];
 }
 
 /**
@@ -88,7 +90,7 @@ export function diagnoseSelf<T>(then: (diagnosis: Diagnosis, pagemap: PagemapRea
         }
       }),
     };
-    return then({ data: diagnose(source), decoded, mallinfo: snapshot.mallinfo, takenAt }, pagemap, pageSize);
+    return then({ data: diagnose(source), decoded, mallinfo: snapshot.mallinfo, takenAt, outsideHeap: outsideHeapOf(snapshot.image) }, pagemap, pageSize);
   } finally {
     pagemap.close();
   }
@@ -98,11 +100,13 @@ export function diagnoseSelf<T>(then: (diagnosis: Diagnosis, pagemap: PagemapRea
 export function doctor(options: DoctorOptions = {}): DoctorResult {
   const trim = readOptions(options, 'options', ['trim']).trim ?? false;
   if (typeof trim !== 'boolean') throw typeError(`options.trim must be a boolean, got ${describe(trim)}`);
-  return diagnoseSelf(({ data, mallinfo, decoded }, pagemap, pageSize) => {
+  return diagnoseSelf(({ data, mallinfo, decoded, outsideHeap }, pagemap, pageSize) => {
     if (trim) {
       // [heap] up to the break as it is now: the decode's own allocations may have grown it past the snapshot.
       const now = binding.programBreak();
-      const heaps = decoded.state.walks.map((w) => ({ start: w.start, end: w.kind === 'heap' && now > w.end ? now : w.end }));
+      // And a non-contiguous main_arena's memory outside [heap] (its top region within it): chunks freed after the snapshot land there too.
+      // Merged, as the range around a chunk can take in a thread heap sharing its map line.
+      const heaps = mergedRanges(decoded.state.walks.map((w) => ({ start: w.start, end: w.kind === 'heap' && now > w.end ? now : w.end })), outsideHeap);
       data.trimmed = trimNow(data.trim.ranges, heaps, mallinfo!, pagemap, pageSize);
     }
     return doctorResult(data);

@@ -3,6 +3,7 @@
 // its anonymous mappings, all read without stopping it.
 import fs from 'node:fs';
 import { Decoded } from '../allocator/results';
+import { outsideHeapOf } from '../allocator/take-snapshot';
 import { binding } from '../binding';
 import { diagnose, Diagnosis } from '../doctor/index';
 import { openPagemap, PagemapReader, readResidency, residencyRegions } from '../doctor/residency';
@@ -45,7 +46,7 @@ export function remoteDiagnosis(
       readHeaders: (addresses) => readRanges(pid, addresses.map((address) => ({ address, length: 16n })))
         .map((r) => (r.errno === 0 ? r.bytes : undefined)),
     });
-    return { data, decoded: d, takenAt };
+    return { data, decoded: d, takenAt, outsideHeap: outsideHeapOf(s.image) };
   } finally {
     pagemap.close();
   }

@@ -13,7 +13,7 @@ import { LibcFile } from '../allocator/libc-file';
 import { decodeArenas } from '../allocator/arenas';
 import { CopiedRange, copiedMemory, readBytes, sameBytes } from '../allocator/memory-source';
 import { CopiedSnapshot, madeResidentReason } from '../allocator/results';
-import { missedHeaps, outsideTop, structureTornReason, withHeaps } from '../allocator/take-snapshot';
+import { mergedRanges, missedHeaps, OUTSIDE_HEAP_LABEL, outsideMain, structureTornReason, withHeaps } from '../allocator/take-snapshot';
 import { hex } from '../format';
 import { MemoryRegion, parseMaps, parseSettled, untouchedReadsZero } from '../maps';
 import { readProcFile, readStatus } from './proc';
@@ -33,12 +33,12 @@ export interface RemoteSnapshot extends CopiedSnapshot {
  */
 export function takeRemoteSnapshot(pid: number, layout: GlibcLayout, libc: LibcFile, attempts: number): RemoteSnapshot {
   let last: RemoteSnapshot | undefined;
-  let topRegion: MemoryRegion | undefined;
+  let mainRegions: MemoryRegion[] = [];
   let heaps: MemoryRegion[] = [];
   for (let attempt = 1; attempt <= attempts; attempt++) {
-    last = takeOnce(pid, layout, libc, attempt, topRegion, heaps);
+    last = takeOnce(pid, layout, libc, attempt, mainRegions, heaps);
     if (last.consistent) return last;
-    topRegion = outsideTop(last.image, last.maps) ?? topRegion;
+    mainRegions = mergedRanges(mainRegions, outsideMain(last.image, last.maps));
     heaps = withHeaps(heaps, missedHeaps(last.image, last.maps));
   }
   return last!;
@@ -56,7 +56,7 @@ export function mapWithLibc(pid: number, libc: LibcFile): { regions: MemoryRegio
 }
 
 function takeOnce(
-  pid: number, layout: GlibcLayout, libc: LibcFile, attempt: number, topRegion: MemoryRegion | undefined, missed: readonly MemoryRegion[],
+  pid: number, layout: GlibcLayout, libc: LibcFile, attempt: number, mainRegions: readonly MemoryRegion[], missed: readonly MemoryRegion[],
 ): RemoteSnapshot {
   const { regions, libcData } = mapWithLibc(pid, libc);
   const heap = regions.find((r) => r.kind === 'heap');
@@ -65,7 +65,7 @@ function takeOnce(
     ...libcData.map((region) => ({ region, label: 'libc data' })),
     ...(heap === undefined ? [] : [{ region: heap, label: '[heap]' }]),
     ...arenaHeaps.map((region) => ({ region, label: 'arena heap' })),
-    ...(topRegion === undefined ? [] : [{ region: topRegion, label: "main_arena's top" }]),
+    ...mainRegions.map((region) => ({ region, label: OUTSIDE_HEAP_LABEL })),
   ];
   // Private anonymous memory: its pages never touched are left zero, not made resident by the copy.
   const once = planned.map(({ region }) => ({ address: region.start, length: BigInt(region.size), anonymous: untouchedReadsZero(region) }));

@@ -108,6 +108,21 @@ describe('decoding corrupted copies: a reason, never a throw or a hang', () => {
     const head = thread.fastbins[index].chunks[0].address;
     const t = decodeAllocator(corrupt([[head + 16n, link(head + 16n, 0xdead0000n)]]));
     expect(t.bins[1].fastbins[index]).toMatchObject({ count: 1, reason: expect.stringMatching(/0xdead0000 is outside the arena's memory/) });
+    // Outside the arena, not merely outside the copy: no copy could follow it.
+    expect(s.bins[0].unsorted[0].uncopied).toBeUndefined();
+    expect(t.bins[1].fastbins[index].uncopied).toBeUndefined();
+  });
+
+  it('a bin that leads out of the copied memory says where, for a retake to copy (a non-contiguous main_arena\'s memory outside [heap])', (context) => {
+    if (skip !== undefined) context.skip(skip);
+    const chunk = mainBins().unsorted[0].chunks[0].address;
+    const ranges = image.memory.ranges.filter((r) => !(chunk >= r.base && chunk < r.base + BigInt(r.bytes.length)));
+    const cut = { ...image, memory: copiedMemory(ranges) };
+    // main_arena's memory read as none, as a non-contiguous main_arena's is (glibc lists where it lies nowhere).
+    const arenas = decodeArenas(cut, clean.mainArena, clean.params.values);
+    const main = { ...arenas.arenas[0], memory: [] };
+    const bin = decodeBins(cut, main, arenas.states[0]).unsorted[0];
+    expect(bin).toMatchObject({ count: 0, uncopied: chunk, reason: expect.stringMatching(/is outside the copied memory/) });
   });
 
   it('a chunk whose size is outside its bin, in a small bin and in a fastbin', (context) => {
