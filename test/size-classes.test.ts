@@ -24,6 +24,17 @@ function ok(result: StepResult): StepResult {
   return result;
 }
 
+/** malloc(a), freed, then malloc(b): the steps of one pair (see the tcache test), `ma` and `mb` the two mallocs'. */
+function pairSteps(add: (step: PlanStep) => number, a: number, b: number): { ma: number; mb: number } {
+  add({ op: 'free', step: add({ op: 'malloc', size: a }) });
+  const ma = add({ op: 'malloc', size: a });
+  add({ op: 'header', step: ma });
+  add({ op: 'free', step: ma });
+  const mb = add({ op: 'malloc', size: b });
+  add({ op: 'free', step: mb });
+  return { ma, mb };
+}
+
 describe('size-class math (glibc macros, x86_64)', () => {
   it('has the x86_64 constants', () => {
     expect([SIZE_SZ, MALLOC_ALIGNMENT, MINSIZE]).toEqual([8, 16, 32]);
@@ -189,10 +200,15 @@ describe('size classes against the running glibc', () => {
   it('requests share a tcache bin exactly when csize2tidx says so', () => {
     // free(a) puts a's chunk at the head of its tcache bin (LIFO), so a
     // request of the same class gets exactly that address back and one of
-    // another class never does. The first malloc of a's class (kept live
-    // until the pair is done) makes sure the bin is not full when a is
-    // freed: it either takes an entry or triggers the refill from the
-    // arena, after which malloc(a) takes one more.
+    // another class never does, provided the bin was not full when a was
+    // freed. A malloc that finds its bin empty refills it from a small bin
+    // of the size (up to tcache_count) and returns a chunk from that bin:
+    // freed, that chunk finds the tcache full. So a of each pair is taken
+    // from the tcache: a first block of a's class is freed right away, which
+    // leaves at least one entry (in the bin, or the bin already full), and
+    // malloc(a) takes it, leaving room for one. (Taking the bin's last entry
+    // first, as this test once did, let malloc(a) refill it: a full run
+    // failed on malloc(409) so; the next test case builds that state.)
     //
     // When malloc(a) was handed an exhausted chunk (16 bytes over the
     // rule) that chunk belongs to the next tcache bin, whose fill state the
@@ -202,14 +218,7 @@ describe('size classes against the running glibc', () => {
     const { steps, add } = planBuilder();
     const probes: { a: number; b: number; ma: number; mb: number }[] = [];
     for (const [a, b] of pairs) {
-      const room = add({ op: 'malloc', size: a });
-      const ma = add({ op: 'malloc', size: a });
-      add({ op: 'header', step: ma });
-      add({ op: 'free', step: ma });
-      const mb = add({ op: 'malloc', size: b });
-      add({ op: 'free', step: mb });
-      add({ op: 'free', step: room });
-      probes.push({ a, b, ma, mb });
+      probes.push({ a, b, ...pairSteps(add, a, b) });
     }
     const results = runPlan(steps).steps;
     const wrong: string[] = [];
@@ -234,6 +243,33 @@ describe('size classes against the running glibc', () => {
     expect(same).toBeGreaterThan(probes.length / 4);
     expect(different).toBeGreaterThan(probes.length / 4);
     console.info(`tcache pairs: ${same} same bin, ${different} different, ${exhausted} left out (exhausted chunk)`);
+  });
+
+  it('a pair survives a tcache bin that a malloc refills from its small bin (the state that made the test above flaky)', () => {
+    // Twenty 0x1b0 chunks freed apart: the tcache bin fills, the rest go to the unsorted bin, and a larger
+    // malloc sorts them into small bin 0x1b0. Six mallocs then leave one entry in the tcache bin.
+    const { steps, add } = planBuilder();
+    const state = () => {
+      const blocks: number[] = [];
+      for (let i = 0; i < 20; i++) {
+        blocks.push(add({ op: 'malloc', size: 409 }));
+        add({ op: 'malloc', size: 24 });
+      }
+      for (const block of blocks) add({ op: 'free', step: block });
+      add({ op: 'malloc', size: 2000 });
+      for (let i = 0; i < 6; i++) add({ op: 'malloc', size: 409 });
+    };
+    state();
+    // The old order: the first malloc takes the last entry, malloc(a) refills the bin to tcache_count, and its chunk, freed, cannot go in.
+    add({ op: 'malloc', size: 409 });
+    const oldA = add({ op: 'malloc', size: 409 });
+    add({ op: 'free', step: oldA });
+    const oldB = add({ op: 'malloc', size: 409 });
+    state();
+    const pair = pairSteps(add, 409, 409);
+    const r = runPlan(steps).steps;
+    expect(ok(r[oldB]).address).not.toBe(ok(r[oldA]).address);
+    expect(ok(r[pair.mb]).address).toBe(ok(r[pair.ma]).address);
   });
 
   it('frees beyond a full tcache bin go to a fastbin exactly for chunks up to 0x80', () => {
