@@ -246,16 +246,18 @@ describe('size classes against the running glibc', () => {
   });
 
   it('a pair survives a tcache bin that a malloc refills from its small bin (the state that made the test above flaky)', () => {
-    // Twenty 0x1b0 chunks freed apart: the tcache bin fills, the rest go to the unsorted bin, and a larger
+    // Forty 0x1b0 chunks freed apart: the tcache bin fills, the rest go to the unsorted bin, and a larger
     // malloc sorts them into small bin 0x1b0. Six mallocs then leave one entry in the tcache bin.
+    // Each freed block lies between two kept blocks of its own size: a guard of another size (this test
+    // once used malloc(24)) may come from that size's tcache bin, elsewhere, and then the blocks carved
+    // one after another from the top chunk merge when freed and leave small bin 0x1b0 nearly empty. Blocks
+    // taken from the bins before the carving starts may still merge with a free neighbour; forty frees
+    // leave far more than the eight the refill below needs.
     const { steps, add } = planBuilder();
     const state = () => {
       const blocks: number[] = [];
-      for (let i = 0; i < 20; i++) {
-        blocks.push(add({ op: 'malloc', size: 409 }));
-        add({ op: 'malloc', size: 24 });
-      }
-      for (const block of blocks) add({ op: 'free', step: block });
+      for (let i = 0; i < 80; i++) blocks.push(add({ op: 'malloc', size: 409 }));
+      for (let i = 0; i < blocks.length; i += 2) add({ op: 'free', step: blocks[i] });
       add({ op: 'malloc', size: 2000 });
       for (let i = 0; i < 6; i++) add({ op: 'malloc', size: 409 });
     };
