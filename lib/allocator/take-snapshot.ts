@@ -61,7 +61,7 @@ export interface AllocatorSnapshot {
    * fork, whatever its other threads did meanwhile.
    */
   frozen: boolean;
-  /** Why the copy was read from this process live instead, when it was (fork() refused). */
+  /** Why the copy was read from this process live instead, when it was: fork() refused, the child unreadable (Yama, non-dumpable) or silent for 10 s. */
   unfrozen?: string;
   /** Why the last snapshot is not consistent, when it is not. */
   reason?: string;
@@ -315,7 +315,7 @@ export function copiedSnapshot(
   const breakAfter = results[copy.b1].programBreak!;
   const freeze = results[copy.freeze];
   const frozen = freeze.status === 'ok';
-  // A frozen child's untouched pages read as zeros there: this process's stay untouched.
+  // A page read from a frozen child becomes resident in the child, which ends after the copy: this process's pages stay as they were.
   const unread = frozen ? undefined : reads.map((r) => results[r.step].pagemapErrno).find((e) => e !== undefined);
   // [heap] was read up to the break as it was then.
   const heapRead = ranges.find((r) => r.label === '[heap]');

@@ -6,9 +6,10 @@
 // and RSS does not count, is present but neither. (A private page still
 // shared with a fork's parent is missed by this rule.)
 //
-// A snapshot copies the arenas' memory with process_vm_readv, which makes
-// every page it reads resident (on Linux 6.18 a copy of a 41 MiB [heap]
-// holding 3.7 MiB resident left all of it resident). The copy skips the
+// A snapshot copies the arenas' memory with process_vm_readv, which can make
+// every page it reads resident (on one Linux 6.18 machine a copy of a 41 MiB
+// [heap] holding 3.7 MiB resident left all of it resident; another mapped the
+// shared zero page). The copy skips the
 // pages pagemap shows never touched (native/untouched.cc), but only where it
 // can read pagemap, and a page can be touched between the two. So what is
 // resident is read before the snapshot, region by region (readResidency),

@@ -115,7 +115,10 @@ describe('a frozen copy', () => {
                 // (No backslash: this source sits in two template literals.)
                 const status = fs.readFileSync('/proc/' + pid + '/status', 'utf8').split(String.fromCharCode(10));
                 const blocked = BigInt('0x' + status.find((line) => line.startsWith('SigBlk:')).slice('SigBlk:'.length).trim());
-                fds = fs.readdirSync('/proc/' + pid + '/fd').map((fd) => fd + ' ' + fs.readlinkSync('/proc/' + pid + '/fd/' + fd));
+                const listed = fs.readdirSync('/proc/' + pid + '/fd').map((fd) => fd + ' ' + fs.readlinkSync('/proc/' + pid + '/fd/' + fd));
+                // Still waiting after the listing: it was of the live child, not of one released and ending (a zombie lists none).
+                if (!fs.readFileSync('/proc/' + pid + '/wchan', 'utf8').includes('pipe_read')) continue;
+                fds = listed;
                 fds.push(...[2, 10, 15, 17].filter((sig) => (blocked & (1n << BigInt(sig - 1))) === 0n).map((sig) => 'signal ' + sig + ' not blocked'));
               } catch {}
             }
