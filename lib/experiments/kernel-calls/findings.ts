@@ -1,6 +1,7 @@
 // What the kernel-calls experiment says about its rows: one sentence per
 // step (what it asked of the kernel, if anything), then what the run says
 // as a whole. Each finding and surprise a rule over the figures measured.
+import { blockedBreak } from '../../break-room';
 import { bytes, hex, withArticle } from '../../format';
 import { MINSIZE } from '../../size-classes';
 import { DEFAULT_MMAP_THRESHOLD, mmapThresholdNow, rangeHolding, topPadInForce } from '../measure';
@@ -18,6 +19,8 @@ interface Facts extends Measured {
   freed: KernelCallRow;
   /** mp_.mmap_threshold as a sentence, read after the run only when past-top was mmapped or the large request was not. */
   threshold?: string;
+  /** Why brk() could not grow the heap (main_arena's NONCONTIGUOUS_BIT, read after the run), when past-top did not move the break. */
+  blocked?: string;
 }
 
 function facts(measured: Measured, isolated: boolean): Facts {
@@ -41,6 +44,7 @@ function facts(measured: Measured, isolated: boolean): Facts {
     large,
     freed: rows.find((row) => row.role === 'free-large')!,
     threshold: pastTop.mmapped || !large.mmapped ? mmapThresholdNow() : undefined,
+    blocked: pastTop.breakDelta > 0 ? undefined : blockedBreak(),
   };
 }
 
@@ -121,8 +125,10 @@ const FINDINGS: Rule<Facts>[] = [
   },
 
   // If the break moved up: what the first move took beyond the need, against mp_.top_pad; else the largest top seen.
-  ({ grew, rows, pad, page }) => {
+  ({ grew, rows, pad, page, blocked }) => {
     if (grew === undefined) {
+      // Where brk() was refused, the surprise about past-top says why.
+      if (blocked !== undefined) return undefined;
       return `The break never moved up in this run: every heap request fit in memory malloc held (largest top chunk seen ${bytes(Math.max(...rows.map((r) => r.topBefore)))}).`;
     }
     const { r, missing, extra, rest } = grew;
@@ -151,16 +157,17 @@ const SURPRISES: Rule<Facts>[] = [
       : [];
   }),
 
-  // If past-top came from the heap without moving the break: the top had grown, or a free chunk came after the bins were read.
-  ({ pastTop }) => pastTop.mmapped || pastTop.breakDelta > 0 ? undefined
+  // If past-top did not move the break: brk() was refused (measured: main_arena non-contiguous), the top had grown,
+  // or a free chunk came after the bins were read.
+  ({ pastTop, blocked }) => (pastTop.mmapped && blocked === undefined) || pastTop.breakDelta > 0 ? undefined
     : `malloc(${pastTop.size}) was chosen to overflow the top chunk and every free chunk in main_arena's bins, yet the break did not move: ` +
-      (pastTop.chunkSize + MINSIZE <= pastTop.topBefore
+      (blocked !== undefined ? `${blocked}.` : pastTop.chunkSize + MINSIZE <= pastTop.topBefore
         ? `the top chunk had grown to ${pastTop.topBefore} bytes by then.`
         : `${withArticle(pastTop.chunkSize)}-byte or larger free chunk reached main_arena's bins after they were read and before the plan ran ` +
           `(fillers had taken every one listed; the top chunk went ${pastTop.topBefore} → ${pastTop.topAfter} B).`),
 
   // If past-top, below the default mmap threshold, was mmapped: mp_'s threshold now.
-  ({ pastTop, threshold }) => pastTop.mmapped
+  ({ pastTop, threshold, blocked }) => pastTop.mmapped && blocked === undefined
     ? `malloc(${pastTop.size}), below glibc's default ${bytes(DEFAULT_MMAP_THRESHOLD)} mmap threshold, was mmapped: ${threshold}.`
     : undefined,
 

@@ -2,6 +2,7 @@
 // request past the top chunk, one above the mmap threshold and its free, each
 // with mallinfo's top chunk, the break and the whole map around it. The
 // requests are chosen from mp_ and main_arena's bins right before each plan.
+import { blockedBreak } from '../../break-room';
 import { MemoryRegion, parseMaps, regionOf } from '../../maps';
 import { PlanStep, runPlan, StepResult } from '../../plan';
 import { requestToChunkSize } from '../../size-classes';
@@ -170,7 +171,8 @@ export function measure(): Measured {
   // buffer) can still serve past-top; such a run is measured again.
   let measured = measurePlan(chooseOps(page));
   let runs = 1;
-  while (runs < RUN_ATTEMPTS && servedByHeldMemory(measured.rows)) {
+  // Where brk() is refused (main_arena non-contiguous) no run could move the break.
+  while (runs < RUN_ATTEMPTS && servedByHeldMemory(measured.rows) && blockedBreak() === undefined) {
     measured = measurePlan(chooseOps(page));
     runs++;
   }
