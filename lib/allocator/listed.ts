@@ -61,7 +61,7 @@ export function binnedRuns(w: RegionWalk, listed: Listed): { start: bigint; size
 
 /**
  * Runs of adjacent binned chunks of `bins` (one arena's) that no walk
- * holds: a non-contiguous main_arena's chunks in memory glibc took with
+ * (of any arena) holds, each chunk once: a non-contiguous main_arena's chunks in memory glibc took with
  * mmap, listed nowhere, where no walk can start. From the lists alone: free()
  * merges two free chunks side by side unless one is in a fastbin, and
  * malloc_consolidate merges those (a tcache chunk counts as in use).
@@ -73,6 +73,8 @@ export function unwalkedRuns(bins: ArenaBins, walks: readonly RegionWalk[], list
   const runs: { start: bigint; size: bigint }[] = [];
   for (const c of chunks) {
     const last = runs[runs.length - 1];
+    // A chunk in two lists (or overlapping the one before: a corrupt size) is counted once.
+    if (last !== undefined && c.address < last.start + last.size) continue;
     if (last !== undefined && last.start + last.size === c.address) last.size += BigInt(c.size);
     else runs.push({ start: c.address, size: BigInt(c.size) });
   }

@@ -188,8 +188,14 @@ export function indexIn(w: RegionWalk, at: number): number {
   return i >= 0 && offsets[i] === offset ? i : -1;
 }
 
-/** A line per inconsistency the placement found: unlisted free chunks and strays. */
-export function placementProblems(p: Placement): string[] {
+/**
+ * A line per inconsistency the placement found: unlisted free chunks and
+ * strays. `noncontiguousMain`: main_arena's address when it is
+ * non-contiguous; its listed chunks outside every walked region are then
+ * where they should be (memory glibc took with mmap and records nowhere,
+ * which is not walked), and get one line together, not one each.
+ */
+export function placementProblems(p: Placement, noncontiguousMain?: bigint): string[] {
   const out: string[] = [];
   for (const r of p.regions) {
     const columns = placeColumns(r);
@@ -200,6 +206,15 @@ export function placementProblems(p: Placement): string[] {
       out.push(`the chunk at ${hex(c.address)} (${hex(c.size)}) is free by its next chunk's P bit, but no bin of arena ${hex(r.arena)} lists it`);
     }
   }
-  for (const s of p.strays) out.push(`${hex(s.address)}, listed in ${s.place}${s.bin === undefined ? '' : ` ${s.bin}`}, is no chunk of the walk`);
+  const walked = (at: bigint) => p.regions.some((r) => r.start <= at && at < r.end);
+  let outside = 0;
+  for (const s of p.strays) {
+    if (s.arena === noncontiguousMain && !walked(s.address)) outside++;
+    else out.push(`${hex(s.address)}, listed in ${s.place}${s.bin === undefined ? '' : ` ${s.bin}`}, is no chunk of the walk`);
+  }
+  if (outside > 0) {
+    out.push(`${outside} chunk${outside === 1 ? '' : 's'} listed by main_arena lie in its memory outside [heap] (it is non-contiguous), which is not walked: ` +
+      'glibc records nowhere where that memory starts');
+  }
   return out;
 }

@@ -177,7 +177,8 @@ export function chunkPlacesResult({ state, info }: Decoded): ChunkPlacesResult {
     }
     return { arena: a.address, places };
   });
-  return { regions, strays, totals, problems: placementProblems(state.placement), snapshot: info };
+  const main = state.arenas.arenas.find((a) => a.kind === 'main' && a.noncontiguous);
+  return { regions, strays, totals, problems: placementProblems(state.placement, main?.address), snapshot: info };
 }
 
 export function decodedTotalsResult({ state, info }: Decoded): DecodedTotalsResult {

@@ -107,8 +107,14 @@ export function takeAllocatorSnapshot(options: AllocatorSnapshotOptions = {}): A
     if (own(taken, 'reason') === undefined) return taken.snapshot;
     if (taken.final) break;
     const regions = maps();
-    mainRegions = mergedRanges(mainRegions, outsideMain(taken.snapshot.image, regions));
-    heaps = withHeaps(heaps, missedHeaps(taken.snapshot.image, regions));
+    const outside = mergedRanges(mainRegions, outsideMain(taken.snapshot.image, regions));
+    const more = withHeaps(heaps, missedHeaps(taken.snapshot.image, regions));
+    // Torn only by a list that leads where no retake would copy more: a corrupt list, not a moment missed.
+    if (own(taken, 'reason')!.startsWith(NONCONTIGUOUS_TORN) && !widens(mainRegions, outside) && more.length === heaps.length) {
+      return { ...taken.snapshot, consistent: false, reason: `${taken.reason}, and no private anonymous read-write mapping the copy has not read holds it` };
+    }
+    mainRegions = outside;
+    heaps = more;
   }
   return { ...taken!.snapshot, consistent: false, reason: taken!.reason };
 }
@@ -119,6 +125,14 @@ export const OUTSIDE_HEAP_LABEL = "main_arena's memory outside [heap]";
 /** The copied ranges of `image` a non-contiguous main_arena led the copy to, outside [heap]. */
 export function outsideHeapOf(image: AllocatorImage): { start: bigint; end: bigint }[] {
   return image.memory.ranges.filter((r) => r.label === OUTSIDE_HEAP_LABEL).map((r) => ({ start: r.base, end: r.base + BigInt(r.bytes.length) }));
+}
+
+/** How structureTornReason begins when a non-contiguous main_arena's bins leave the copy. */
+export const NONCONTIGUOUS_TORN = 'main_arena is non-contiguous (sbrk failed, glibc took memory with mmap)';
+
+/** Whether `after` (mergedRanges of `before` and more) covers anything `before` did not. */
+export function widens(before: readonly { start: bigint; end: bigint }[], after: readonly { start: bigint; end: bigint }[]): boolean {
+  return after.some((a) => !before.some((b) => b.start <= a.start && a.end <= b.end));
 }
 
 /** Bytes of a non-contiguous main_arena's top region copied at most: more than any top chunk here. */
@@ -136,31 +150,69 @@ function uncopiedMain(image: AllocatorImage, mainArena: bigint): { main?: Arena;
   return { main, uncopied };
 }
 
+/** Bytes one retake copies around the chunks a non-contiguous main_arena's bins led out of the copy, at most (with MAX_TOP_COPY for its top). */
+const MAX_OUTSIDE_COPY = 1n << 30n;
+
+/** A line glibc's mmap for main_arena could be: private anonymous read-write memory (a forged pointer elsewhere is not followed). */
+const mainMmapLine = (r: MemoryRegion) => r.kind === 'anonymous' && r.perms === 'rw-p' && r.inode === 0;
+
 /**
  * A non-contiguous main_arena keeps memory outside [heap]: regions glibc
  * took with mmap once sbrk failed, listed nowhere. The parts of `regions`
  * (the process's map) that hold what the copy missed of it: its top, from
- * the top on, and around each chunk where one of its bins left the copied
- * memory, as far as its system_mem reaches on either side (the next copy
- * reads them too, and its bins may lead further). Pure: this process's
- * copies and another's use it.
+ * the top on (64 MiB at most), and around each chunk where one of its bins
+ * left the copied memory, as far as its system_mem reaches on either side
+ * (the next copy reads them too, and its bins may lead further). Only
+ * private anonymous read-write lines are followed, and the chunks' ranges
+ * of one retake together stop at 1 GiB: a corrupt or forged list cannot
+ * make a copy read a file's pages, nor more than that. Pure: this
+ * process's copies and another's use it.
  */
 export function outsideMain(image: AllocatorImage, regions: readonly MemoryRegion[]): MemoryRegion[] {
   const globals = locateGlobals(image);
   if (!globals.mainArena.found) return [];
   const { main, uncopied } = uncopiedMain(image, globals.mainArena.address);
   if (main === undefined) return [];
-  const holding = (p: bigint) => regions.find((r) => r.start <= p && p < r.end && r.readable);
+  const holding = (p: bigint) => regions.find((r) => r.start <= p && p < r.end && mainMmapLine(r));
   const part = (r: MemoryRegion, start: bigint, end: bigint): MemoryRegion => ({ ...r, start, end, size: Number(end - start) });
   const out: MemoryRegion[] = [];
   const top = main.top.size === undefined ? holding(main.top.address) : undefined;
   if (top !== undefined) out.push(part(top, main.top.address, top.end - main.top.address > MAX_TOP_COPY ? main.top.address + MAX_TOP_COPY : top.end));
+  let budget = MAX_OUTSIDE_COPY;
   for (const p of uncopied) {
     const r = holding(p);
-    if (r === undefined) continue;
-    const from = (p - main.systemMem) & ~(PAGE - 1n);
-    const to = (p + main.systemMem + PAGE - 1n) & ~(PAGE - 1n);
-    out.push(part(r, from > r.start ? from : r.start, to < r.end ? to : r.end));
+    if (r === undefined || budget <= 0n) continue;
+    const reach = main.systemMem < MAX_OUTSIDE_COPY / 2n ? main.systemMem : MAX_OUTSIDE_COPY / 2n;
+    const from = (p - reach) & ~(PAGE - 1n);
+    const to = (p + reach + PAGE - 1n) & ~(PAGE - 1n);
+    const range = part(r, from > r.start ? from : r.start, to < r.end ? to : r.end);
+    budget -= range.end - range.start;
+    out.push(range);
+  }
+  return out;
+}
+
+/**
+ * `outside` (ranges outsideMain chose from earlier maps) as `regions`, the
+ * map now, shows them: the parts of each that private anonymous read-write
+ * lines hold (a part no such line holds is dropped: the memory went, and it
+ * may have been a neighbour's), less what the copy reads anyway
+ * (`taken`: libc's data, [heap], the arena heaps, which can share a line
+ * with main_arena's memory), so no byte is copied twice. Pure.
+ */
+export function outsideNow(
+  outside: readonly MemoryRegion[], regions: readonly MemoryRegion[], taken: readonly { start: bigint; end: bigint }[],
+): MemoryRegion[] {
+  const out: MemoryRegion[] = [];
+  for (const range of outside) {
+    for (const line of regions.filter((r) => r.start < range.end && range.start < r.end && mainMmapLine(r))) {
+      let pieces = [{ start: range.start > line.start ? range.start : line.start, end: range.end < line.end ? range.end : line.end }];
+      for (const t of taken) {
+        pieces = pieces.flatMap((p) => (t.end <= p.start || t.start >= p.end ? [p]
+          : [{ start: p.start, end: t.start }, { start: t.end, end: p.end }].filter((q) => q.end > q.start)));
+      }
+      for (const p of pieces) out.push({ ...line, start: p.start, end: p.end, size: Number(p.end - p.start) });
+    }
   }
   return out;
 }
@@ -233,9 +285,11 @@ export function copySources(breakSeen?: bigint, mainRegions: readonly MemoryRegi
   const heap = regions.find((r) => r.kind === 'heap');
   const end = heap === undefined ? undefined : breakSeen ?? programBreak();
   const copyHeap = heap !== undefined && end! > heap.start;
+  const arenaHeaps = withHeaps(regions.filter((r) => r.kind === 'arena-heap'), missed);
   return {
-    layout: layoutFor(glibcVersion()), libcFile, libc, arenaHeaps: withHeaps(regions.filter((r) => r.kind === 'arena-heap'), missed),
-    mainRegions: [...mainRegions], ...(copyHeap ? { heap, heapEnd: end } : {}),
+    layout: layoutFor(glibcVersion()), libcFile, libc, arenaHeaps,
+    mainRegions: outsideNow(mainRegions, regions, [...libc, ...(heap === undefined ? [] : [heap]), ...arenaHeaps]),
+    ...(copyHeap ? { heap, heapEnd: end } : {}),
   };
 }
 
@@ -439,7 +493,7 @@ export function structureTornReason(image: AllocatorImage, arenaHeaps: readonly 
     }
     if (a.kind === 'main' && a.noncontiguous) {
       const [missed] = uncopiedMain(image, a.address).uncopied;
-      if (missed !== undefined) return `main_arena is non-contiguous (sbrk failed, glibc took memory with mmap), and its bins reach ${hex(missed)}, which the copy missed`;
+      if (missed !== undefined) return `${NONCONTIGUOUS_TORN}, and its bins reach ${hex(missed)}, which the copy missed`;
     }
     const newest = a.heaps[0];
     if (a.kind === 'thread' && (newest === undefined || topEnd !== newest.address + newest.size)) {

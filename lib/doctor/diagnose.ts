@@ -50,7 +50,8 @@ export function diagnose(src: DoctorSource): DoctorData {
   const runs = new Map(arenas.map((a) => {
     const walks = walksOf(a);
     const bins = state.bins.find((b) => b.arena === a.address);
-    return [a.address, [...walks.flatMap((w) => binnedRuns(w, listed)), ...(bins === undefined ? [] : unwalkedRuns(bins, walks, listed))]];
+    // Outside every arena's walks: a chunk a (corrupt) list of this arena shares with another arena's walk is counted there.
+    return [a.address, [...walks.flatMap((w) => binnedRuns(w, listed)), ...(bins === undefined ? [] : unwalkedRuns(bins, state.walks, listed))]];
   }));
   const plan = planTrim(arenas, runs, src.pageSize, src.heap?.end, par.thpPagesize);
   const ranges = plan.ranges.map((r) => ({ ...r, resident: src.residency.resident(r.start, r.end) }));

@@ -13,7 +13,9 @@ import { LibcFile } from '../allocator/libc-file';
 import { decodeArenas } from '../allocator/arenas';
 import { CopiedRange, copiedMemory, readBytes, sameBytes } from '../allocator/memory-source';
 import { CopiedSnapshot, madeResidentReason } from '../allocator/results';
-import { mergedRanges, missedHeaps, OUTSIDE_HEAP_LABEL, outsideMain, structureTornReason, withHeaps } from '../allocator/take-snapshot';
+import {
+  mergedRanges, missedHeaps, NONCONTIGUOUS_TORN, OUTSIDE_HEAP_LABEL, outsideMain, outsideNow, structureTornReason, widens, withHeaps,
+} from '../allocator/take-snapshot';
 import { hex } from '../format';
 import { MemoryRegion, parseMaps, parseSettled, untouchedReadsZero } from '../maps';
 import { readProcFile, readStatus } from './proc';
@@ -38,8 +40,14 @@ export function takeRemoteSnapshot(pid: number, layout: GlibcLayout, libc: LibcF
   for (let attempt = 1; attempt <= attempts; attempt++) {
     last = takeOnce(pid, layout, libc, attempt, mainRegions, heaps);
     if (last.consistent) return last;
-    mainRegions = mergedRanges(mainRegions, outsideMain(last.image, last.maps));
-    heaps = withHeaps(heaps, missedHeaps(last.image, last.maps));
+    const outside = mergedRanges(mainRegions, outsideMain(last.image, last.maps));
+    const more = withHeaps(heaps, missedHeaps(last.image, last.maps));
+    // Torn only by a list that leads where no retake would copy more: a corrupt list, not a moment missed.
+    if (last.reason!.startsWith(NONCONTIGUOUS_TORN) && !widens(mainRegions, outside) && more.length === heaps.length) {
+      return { ...last, reason: `${last.reason}, and no private anonymous read-write mapping the copy has not read holds it` };
+    }
+    mainRegions = outside;
+    heaps = more;
   }
   return last!;
 }
@@ -65,7 +73,8 @@ function takeOnce(
     ...libcData.map((region) => ({ region, label: 'libc data' })),
     ...(heap === undefined ? [] : [{ region: heap, label: '[heap]' }]),
     ...arenaHeaps.map((region) => ({ region, label: 'arena heap' })),
-    ...mainRegions.map((region) => ({ region, label: OUTSIDE_HEAP_LABEL })),
+    ...outsideNow(mainRegions, regions, [...libcData, ...(heap === undefined ? [] : [heap]), ...arenaHeaps])
+      .map((region) => ({ region, label: OUTSIDE_HEAP_LABEL })),
   ];
   // Private anonymous memory: its pages never touched are left zero, not made resident by the copy.
   const once = planned.map(({ region }) => ({ address: region.start, length: BigInt(region.size), anonymous: untouchedReadsZero(region) }));

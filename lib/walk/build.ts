@@ -44,7 +44,7 @@ export function heapWalkData({ state, info }: Decoded, source: WalkSource): Heap
     main: heap, ...(mainTop === undefined ? {} : { mainTop }), threadHeaps, totals, tcaches, mallinfoTotals,
     ...(source.mallinfo === undefined ? {} : { mallinfo: source.mallinfo }),
     checks: source.mallinfo === undefined ? [] : mallinfoChecks(mallinfoTotals, source.mallinfo),
-    problems: [...placementProblems(state.placement), ...state.totals.incomplete],
+    problems: [...placementProblems(state.placement, main.noncontiguous ? main.address : undefined), ...state.totals.incomplete],
     consistent: info.consistent, ...(info.reason === undefined ? {} : { inconsistency: info.reason }), attempts: info.attempts,
     ...(info.madeResident === undefined ? {} : { madeResident: info.madeResident }),
     ...(source.programBreak === undefined ? {} : { programBreak: source.programBreak }), steps: source.steps,

@@ -12,6 +12,8 @@ import { protectPointer } from '../../lib/allocator/safe-linking';
 import { AllocatorState, decodeAllocator } from '../../lib/allocator/state';
 import { offsetOf } from '../../lib/allocator/struct-layout';
 import { glibcVersion } from '../../lib/stats';
+import { mergedRanges, outsideMain, outsideNow, widens } from '../../lib/allocator/take-snapshot';
+import { parseMaps } from '../../lib/maps';
 import { AllocatorFixture, startAllocatorFixture } from '../helpers/allocator-fixture';
 import { imageOfProcess } from '../helpers/proc-image';
 
@@ -52,6 +54,8 @@ function decodeAt(img: AllocatorImage): { arenas: ArenaList; bins: ArenaBins[] }
   return { arenas, bins: arenas.arenas.map((a, i) => decodeBins(img, a, arenas.states[i])) };
 }
 
+/** The clean copy's signed 32-bit word at `address`. */
+const readInt32 = (address: bigint): number => Buffer.from(image.memory.read(address, 4)).readInt32LE(0);
 const word = (v: bigint): Buffer => {
   const b = Buffer.alloc(8);
   b.writeBigUInt64LE(v);
@@ -123,6 +127,55 @@ describe('decoding corrupted copies: a reason, never a throw or a hang', () => {
     const main = { ...arenas.arenas[0], memory: [] };
     const bin = decodeBins(cut, main, arenas.states[0]).unsorted[0];
     expect(bin).toMatchObject({ count: 0, uncopied: chunk, reason: expect.stringMatching(/is outside the copied memory/) });
+  });
+
+  it('a forged link in a non-contiguous main_arena leads a retake only into private anonymous read-write memory, as far as system_mem reaches', (context) => {
+    if (skip !== undefined) context.skip(skip);
+    const flagsAt = clean.mainArena + field('flags');
+    const flags = Buffer.alloc(4);
+    flags.writeInt32LE(readInt32(flagsAt) | 2);
+    // One list leads into a library's code, one into a huge anonymous mapping, one into nothing mapped.
+    const inCode = 0x7f0000100000n;
+    const inAnonymous = 0x7e0000000000n + (4n << 30n);
+    const [a, b] = smallbin16();
+    const unsorted = mainBins().unsorted[0].chunks[0].address;
+    const img = corrupt([[flagsAt, flags], [unsorted + 16n, word(inCode)], [a + 16n, word(inAnonymous)], [b + 16n, word(0x500000000000n)]]);
+    const regions = parseMaps([
+      '7e0000000000-7e0200000000 rw-p 00000000 00:00 0',
+      '7f0000000000-7f0000400000 r-xp 00000000 08:01 1234 /usr/lib/libfake.so',
+    ].join('\n') + '\n');
+    const systemMem = main().systemMem;
+    const out = outsideMain(img, regions);
+    expect(out.some((r) => r.start <= inCode && inCode < r.end)).toBe(false);
+    const around = out.find((r) => r.start <= inAnonymous && inAnonymous < r.end)!;
+    expect(around).toBeDefined();
+    // As far as system_mem reaches on either side, not the whole 8 GiB line.
+    expect(BigInt(around.size)).toBeLessThanOrEqual(2n * systemMem + 8192n);
+    // A retake that could add nothing: the copy reads what it would already.
+    expect(widens(out, mergedRanges(out, outsideMain(img, regions)))).toBe(false);
+  });
+
+  it('ranges outside [heap] follow the map now: cut to their line, dropped where it went, less what the copy reads anyway', () => {
+    const [line, file, second] = parseMaps('7e0000000000-7e0000100000 rw-p 00000000 00:00 0\n7e0000200000-7e0000300000 rw-p 00000000 08:01 99 /tmp/f\n' +
+      '7e0000400000-7e0000500000 rw-p 00000000 00:00 0\n');
+    const range = (start: bigint, end: bigint) => ({ ...line, start, end, size: Number(end - start) });
+    const out = outsideNow(
+      [range(0x7e0000080000n, 0x7e0000180000n), range(0x7e0000200000n, 0x7e0000201000n), range(0x7d0000000000n, 0x7d0000001000n),
+        // A range chosen when one line held what two hold now (a mapping in between went away).
+        range(0x7e00000f0000n, 0x7e0000410000n)],
+      [line, file, second],
+      [{ start: 0x7e00000a0000n, end: 0x7e00000b0000n }],
+    );
+    expect(out.map((r) => [r.start, r.end, r.size])).toEqual([
+      [0x7e0000080000n, 0x7e00000a0000n, 0x20000],
+      [0x7e00000b0000n, 0x7e0000100000n, 0x50000],
+      [0x7e00000f0000n, 0x7e0000100000n, 0x10000],
+      [0x7e0000400000n, 0x7e0000410000n, 0x10000],
+    ]);
+    expect(widens([range(0n, 0x2000n)], [range(0n, 0x2000n)])).toBe(false);
+    expect(widens([range(0n, 0x2000n)], [range(0n, 0x3000n)])).toBe(true);
+    expect(mergedRanges([range(0n, 0x2000n)], [range(0x2000n, 0x3000n), range(0x1000n, 0x2800n)]).map((r) => [r.start, r.end])).toEqual([[0n, 0x3000n]]);
+    expect(mergedRanges([range(0n, 0x2000n)], [range(0x2000n, 0x3000n)])).toHaveLength(2);
   });
 
   it('a chunk whose size is outside its bin, in a small bin and in a fastbin', (context) => {

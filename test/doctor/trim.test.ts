@@ -52,7 +52,7 @@ describe('doctor({ trim: true })', () => {
   it('predicts the drop when main_arena is non-contiguous: its chunks outside [heap] are found through its bins and copied', () => {
     // The break blocked before the blocks: glibc grows main_arena with mmap, in regions it lists nowhere (as when V8's code range
     // lands above the break). Only main_arena's bins lead to them; a copy without them predicted a hundredth of the drop.
-    const out = inQuietChild<Outcome & { noncontiguous: boolean; consistent: boolean; attempts: number; mainFree: number; binsComplete: boolean; outside: string[] }>(`
+    const out = inQuietChild<Outcome & { noncontiguous: boolean; consistent: boolean; attempts: number; mainFree: number; binsComplete: boolean; outside: string[]; walkProblems: string[] }>(`
       require(${JSON.stringify(fixture)});
       const steps = [];
       for (let i = 0; i < 8192; i++) { steps.push({ op: 'malloc', size: 4000 }); }
@@ -62,10 +62,11 @@ describe('doctor({ trim: true })', () => {
       const s = h.allocatorSnapshot();
       const main = h.arenas(s).arenas.find((a) => a.kind === 'main');
       const bins = h.bins(s).arenas.find((b) => b.kind === 'main');
+      const walkProblems = h.walkHeap().problems;
       const d = h.doctor({ trim: true });
       for (const a of kept.values()) a.free();
       return {
-        noncontiguous: main.noncontiguous, binsComplete: bins.complete, consistent: d.snapshot.consistent, attempts: d.snapshot.attempts,
+        walkProblems, noncontiguous: main.noncontiguous, binsComplete: bins.complete, consistent: d.snapshot.consistent, attempts: d.snapshot.attempts,
         outside: s.image.memory.ranges.map((r) => r.label), predictedBeforeSnapshot: d.trim.resident, trimmed: d.trimmed,
         mainTrim: d.arenas[0].trim.resident, mainFree: d.arenas[0].free, advice: d.advice.map((a) => a.rule), markdown: d.toMarkdown(),
       };
@@ -75,6 +76,9 @@ describe('doctor({ trim: true })', () => {
     // Every list followed to its end: the first copy stopped at memory it missed, a retake read it.
     expect(out.binsComplete).toBe(true);
     expect(out.consistent).toBe(true);
+    // The walk does not reach them (glibc records nowhere where that memory starts), and says so once, not once a chunk.
+    expect(out.walkProblems.filter((p) => p.endsWith('is no chunk of the walk'))).toEqual([]);
+    expect(out.walkProblems.filter((p) => /^\d+ chunks listed by main_arena lie in its memory outside \[heap\]/.test(p))).toHaveLength(1);
     expect(out.attempts).toBeGreaterThanOrEqual(2);
     // 7372 freed blocks of 4016-byte chunks: about 28 MiB free in main_arena's bins, more than 20 MiB of it in whole pages.
     expect(out.mainFree).toBeGreaterThan(25 << 20);

@@ -33,8 +33,8 @@ afterAll(() => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-async function started(command = program): Promise<{ pid: number; mallinfo: Record<string, number> }> {
-  const { lines } = await startLines(command, [], 2, { into: children });
+async function started(command = program, args: string[] = []): Promise<{ pid: number; mallinfo: Record<string, number> }> {
+  const { lines } = await startLines(command, args, 2, { into: children });
   return { pid: Number(lines[0]), mallinfo: JSON.parse(lines[1]) as Record<string, number> };
 }
 
@@ -52,6 +52,19 @@ describe('attach(pid) to a process whose main_arena is not contiguous', () => {
     expect(main.noncontiguous).toBe(true);
     expect(Number(main.top.size)).toBe(mallinfo.keepcost);
     expect(s.image.memory.ranges.map((r) => r.label)).toContain("main_arena's memory outside [heap]");
+  });
+});
+
+describe('attach(pid) to a process whose main_arena is not contiguous and whose unsorted bin holds a forged link', () => {
+  it('stops retaking once no mapping could add what the list leads to, and says so', async ({ skip }) => {
+    if (noCompiler !== undefined) skip(noCompiler);
+    const { pid } = await started(program, ['forge']);
+    const s = attach(pid).snapshot();
+    expect(s.consistent).toBe(false);
+    expect(s.reason).toMatch(/its bins reach 0x500000000000, which the copy missed, and no private anonymous read-write mapping the copy has not read holds it/);
+    // Of the ten attempts attach allows: the first copy misses the top, the second the chunks below it, the third
+    // finds that the forged link leads nowhere a fourth could copy.
+    expect(s.attempts).toBeLessThanOrEqual(3);
   });
 });
 
