@@ -7,6 +7,7 @@ import { run } from '../../lib/experiments/run';
 import { ExperimentResult } from '../../lib/experiments/types';
 import { MINSIZE } from '../../lib/size-classes';
 import { pageSize } from '../../lib/stats';
+import { blockedBreakSaid } from '../helpers/blocked-break';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -71,7 +72,8 @@ describe('mmap-threshold', () => {
     }
   });
 
-  it('brackets the threshold at the start to one chunk size and says whether it is the default', () => {
+  it('brackets the threshold at the start to one chunk size and says whether it is the default', ({ skip }) => {
+    skip(blockedBreakSaid(result) !== undefined, blockedBreakSaid(result));
     const start = expectTight(bracketOf(result.rows, 'start'), 'start');
     // Nothing was freed before the start phase's probes were all measured.
     expect(probes(result, 'start').some((row) => row.role === 'source')).toBe(false);
@@ -88,7 +90,8 @@ describe('mmap-threshold', () => {
     }
   });
 
-  it('the sweep: mmapped requests were at or above the threshold, heap requests above it came from memory malloc held', () => {
+  it('the sweep: mmapped requests were at or above the threshold, heap requests above it came from memory malloc held', ({ skip }) => {
+    skip(blockedBreakSaid(result) !== undefined, blockedBreakSaid(result));
     const start = expectTight(bracketOf(result.rows, 'start'), 'start');
     const sweep = probes(result, 'sweep');
     expect(sweep).toHaveLength(16);
@@ -107,7 +110,8 @@ describe('mmap-threshold', () => {
     expect(result.findings.some((f) => f.includes(`consistent with the (${start.lo}, ${start.hi}] found first`))).toBe(true);
   });
 
-  it('freeing an mmapped chunk raised the threshold to its size, and the trim threshold to twice that', () => {
+  it('freeing an mmapped chunk raised the threshold to its size, and the trim threshold to twice that', ({ skip }) => {
+    skip(blockedBreakSaid(result) !== undefined, blockedBreakSaid(result));
     const source = sourceOf(result, 'rise');
     expect(source.mmapped).toBe(true);
     const rise = expectTight(bracketOf(result.rows, 'rise'), 'rise');
@@ -127,7 +131,8 @@ describe('mmap-threshold', () => {
     expect(result.findings.some((f) => f.includes(`overlaps twice the mmap threshold, (${2 * rise.lo}, ${2 * rise.hi}]`))).toBe(true);
   });
 
-  it('the threshold never rises above 32 MiB', () => {
+  it('the threshold never rises above 32 MiB', ({ skip }) => {
+    skip(blockedBreakSaid(result) !== undefined, blockedBreakSaid(result));
     const rise = bracketOf(result.rows, 'rise');
     const big = sourceOf(result, 'cap-64MiB');
     expect(big.mmapped && big.headerSize > CAP).toBe(true);
@@ -148,7 +153,8 @@ describe('mmap-threshold', () => {
     expect(mib33.mmapped).toBe(true);
   });
 
-  it('mallopt(M_MMAP_THRESHOLD) fixes the threshold: freeing a 1 MiB mmapped chunk no longer raises it', () => {
+  it('mallopt(M_MMAP_THRESHOLD) fixes the threshold: freeing a 1 MiB mmapped chunk no longer raises it', ({ skip }) => {
+    skip(blockedBreakSaid(result) !== undefined, blockedBreakSaid(result));
     expect(sourceOf(result, 'mallopt').mmapped).toBe(true);
     const frozen = expectTight(bracketOf(result.rows, 'mallopt'), 'mallopt');
     expect(frozen.hi).toBe(256 * KiB);
@@ -156,8 +162,9 @@ describe('mmap-threshold', () => {
     expect(half.mmapped).toBe(true);
   });
 
-  it('under glibc.malloc.mmap_threshold=65536 the threshold is 64 KiB and does not rise', async () => {
+  it('under glibc.malloc.mmap_threshold=65536 the threshold is 64 KiB and does not rise', async ({ skip }) => {
     const tuned = (await run('mmap-threshold', { tunables: { 'glibc.malloc.mmap_threshold': 65536 } })) as Result;
+    skip(blockedBreakSaid(tuned) !== undefined, blockedBreakSaid(tuned));
     expect(tuned.environment.tunables['glibc.malloc.mmap_threshold']).toBe('65536');
     expectRowRules(tuned);
     const start = expectTight(bracketOf(tuned.rows, 'start'), 'start');
@@ -176,7 +183,7 @@ describe('mmap-threshold', () => {
     }
   });
 
-  it('says a threshold fixed by MALLOC_MMAP_THRESHOLD_ is fixed, reading mp_.no_dyn_threshold', async () => {
+  it('says a threshold fixed by MALLOC_MMAP_THRESHOLD_ is fixed, reading mp_.no_dyn_threshold', async ({ skip }) => {
     // The child inherits this process's environment.
     process.env.MALLOC_MMAP_THRESHOLD_ = '300000';
     let fixed: Result;
@@ -185,6 +192,7 @@ describe('mmap-threshold', () => {
     } finally {
       delete process.env.MALLOC_MMAP_THRESHOLD_;
     }
+    skip(blockedBreakSaid(fixed) !== undefined, blockedBreakSaid(fixed));
     const start = expectTight(bracketOf(fixed.rows, 'start'), 'start');
     expect(holds(start, 300000)).toBe(true);
     expect(fixed.findings).toContain('mp_.mmap_threshold, read from glibc before the probes, was 300000; the bracket holds it.');
@@ -192,8 +200,9 @@ describe('mmap-threshold', () => {
     expect(fixed.surprises.some((s) => s.includes("not at glibc's default"))).toBe(false);
   });
 
-  it('runs in this process too, without the mallopt part', async () => {
+  it('runs in this process too, without the mallopt part', async ({ skip }) => {
     const here = (await run('mmap-threshold', { isolated: false })) as Result;
+    skip(blockedBreakSaid(here) !== undefined, blockedBreakSaid(here));
     expect(here.environment.pid).toBe(process.pid);
     expectRowRules(here);
     expectTight(bracketOf(here.rows, 'start'), 'start');
