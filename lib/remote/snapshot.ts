@@ -40,8 +40,10 @@ export function takeRemoteSnapshot(pid: number, layout: GlibcLayout, libc: LibcF
   for (let attempt = 1; attempt <= attempts; attempt++) {
     last = takeOnce(pid, layout, libc, attempt, mainRegions, heaps);
     if (last.consistent) return last;
-    const outside = mergedRanges(mainRegions, outsideMain(last.image, last.maps));
-    const more = withHeaps(heaps, missedHeaps(last.image, last.maps));
+    // The map now: a region the process mapped since the copy was planned may hold what the copy missed.
+    const { regions } = mapWithLibc(pid, libc);
+    const outside = mergedRanges(mainRegions, outsideMain(last.image, regions));
+    const more = withHeaps(heaps, missedHeaps(last.image, regions));
     // Torn only by a list that leads where no retake would copy more: a corrupt list, not a moment missed.
     if (last.reason!.startsWith(NONCONTIGUOUS_TORN) && !widens(mainRegions, outside) && more.length === heaps.length) {
       return { ...last, reason: `${last.reason}, and no private anonymous read-write mapping the copy has not read holds it` };
