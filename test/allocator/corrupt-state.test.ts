@@ -137,16 +137,22 @@ describe('decoding corrupted copies: a reason, never a throw or a hang', () => {
     // One list leads into a library's code, one into a huge anonymous mapping, one into nothing mapped.
     const inCode = 0x7f0000100000n;
     const inAnonymous = 0x7e0000000000n + (4n << 30n);
-    const [a, b] = smallbin16();
+    const [a] = smallbin16();
+    const [f] = fastbin0();
     const unsorted = mainBins().unsorted[0].chunks[0].address;
-    const img = corrupt([[flagsAt, flags], [unsorted + 16n, word(inCode)], [a + 16n, word(inAnonymous)], [b + 16n, word(0x500000000000n)]]);
+    const img = corrupt([[flagsAt, flags], [unsorted + 16n, word(inCode)], [a + 16n, word(inAnonymous)], [f + 16n, link(f + 16n, 0x500000000000n)]]);
     const regions = parseMaps([
       '7e0000000000-7e0200000000 rw-p 00000000 00:00 0',
       '7f0000000000-7f0000400000 r-xp 00000000 08:01 1234 /usr/lib/libfake.so',
     ].join('\n') + '\n');
+    // Each list leaves the copy where it was forged to, and says so.
+    const lists = decodeAt(img).bins[0];
+    expect([lists.unsorted[0].uncopied, lists.smallbins.find((x) => x.index === 16)!.uncopied, lists.fastbins[0].uncopied])
+      .toEqual([inCode, inAnonymous, 0x500000000000n]);
     const systemMem = main().systemMem;
     const out = outsideMain(img, regions);
     expect(out.some((r) => r.start <= inCode && inCode < r.end)).toBe(false);
+    expect(out.some((r) => r.start <= 0x500000000000n && 0x500000000000n < r.end)).toBe(false);
     const around = out.find((r) => r.start <= inAnonymous && inAnonymous < r.end)!;
     expect(around).toBeDefined();
     // As far as system_mem reaches on either side, not the whole 8 GiB line.
