@@ -60,11 +60,12 @@ export function binnedRuns(w: RegionWalk, listed: Listed): { start: bigint; size
 }
 
 /**
- * Runs of adjacent binned chunks of `bins` (one arena's) that no walk
- * (of any arena) holds, each chunk once: a non-contiguous main_arena's chunks in memory glibc took with
- * mmap, listed nowhere, where no walk can start. From the lists alone: free()
- * merges two free chunks side by side unless one is in a fastbin, and
- * malloc_consolidate merges those (a tcache chunk counts as in use).
+ * Runs of adjacent binned chunks of `bins` (one arena's) that no walk (of
+ * any arena) holds, each chunk once: a non-contiguous main_arena's chunks
+ * in memory glibc took with mmap, listed nowhere, where no walk can start.
+ * From the lists alone: free() merges two free chunks side by side unless
+ * one is in a fastbin, and malloc_consolidate merges those (a tcache chunk
+ * counts as in use).
  */
 export function unwalkedRuns(bins: ArenaBins, walks: readonly RegionWalk[], listed: Listed): { start: bigint; size: bigint }[] {
   const chunks = [...bins.fastbins, ...bins.unsorted, ...bins.smallbins, ...bins.largebins].flatMap((b) => b.chunks)

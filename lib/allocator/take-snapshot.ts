@@ -106,17 +106,30 @@ export function takeAllocatorSnapshot(options: AllocatorSnapshotOptions = {}): A
     taken = takeOnce(before, probe, attempt, before.length > 0 ? taken?.breakSeen : undefined, mainRegions, heaps);
     if (own(taken, 'reason') === undefined) return taken.snapshot;
     if (taken.final) break;
-    const regions = maps();
-    const outside = mergedRanges(mainRegions, outsideMain(taken.snapshot.image, regions));
-    const more = withHeaps(heaps, missedHeaps(taken.snapshot.image, regions));
-    // Torn only by a list that leads where no retake would copy more: a corrupt list, not a moment missed.
-    if (own(taken, 'reason')!.startsWith(NONCONTIGUOUS_TORN) && !widens(mainRegions, outside) && more.length === heaps.length) {
-      return { ...taken.snapshot, consistent: false, reason: `${taken.reason}, and no private anonymous read-write mapping the copy has not read holds it` };
-    }
-    mainRegions = outside;
-    heaps = more;
+    const next = retakeSources(own(taken, 'reason')!, taken.snapshot.image, maps(), mainRegions, heaps);
+    if ('final' in next) return { ...taken.snapshot, consistent: false, reason: next.final };
+    ({ mainRegions, heaps } = next);
   }
   return { ...taken!.snapshot, consistent: false, reason: taken!.reason };
+}
+
+/**
+ * What the next copy of a torn one reads besides the map's own regions:
+ * `mainRegions` and `heaps` with what the torn copy's image leads to in
+ * `regions` (the map now). `final` instead, the reason to give, when the
+ * copy was torn only by a non-contiguous main_arena's list that leads where
+ * no retake would copy more: a corrupt list, not a moment missed. Pure:
+ * this process's retakes and another's use it.
+ */
+export function retakeSources(
+  reason: string, image: AllocatorImage, regions: readonly MemoryRegion[], mainRegions: MemoryRegion[], heaps: MemoryRegion[],
+): { mainRegions: MemoryRegion[]; heaps: MemoryRegion[] } | { final: string } {
+  const outside = mergedRanges(mainRegions, outsideMain(image, regions));
+  const more = withHeaps(heaps, missedHeaps(image, regions));
+  if (reason.startsWith(NONCONTIGUOUS_TORN) && !widens(mainRegions, outside) && more.length === heaps.length) {
+    return { final: `${reason}, and no private anonymous read-write mapping the copy has not read holds it` };
+  }
+  return { mainRegions: outside, heaps: more };
 }
 
 /** The label of a copied range outside [heap] that a non-contiguous main_arena's chunks or top led the copy to (outsideMain). */
@@ -128,7 +141,7 @@ export function outsideHeapOf(image: AllocatorImage): { start: bigint; end: bigi
 }
 
 /** How structureTornReason begins when a non-contiguous main_arena's bins leave the copy. */
-export const NONCONTIGUOUS_TORN = 'main_arena is non-contiguous (sbrk failed, glibc took memory with mmap)';
+const NONCONTIGUOUS_TORN = 'main_arena is non-contiguous (sbrk failed, glibc took memory with mmap)';
 
 /** Whether `after` (mergedRanges of `before` and more) covers anything `before` did not. */
 export function widens(before: readonly { start: bigint; end: bigint }[], after: readonly { start: bigint; end: bigint }[]): boolean {

@@ -13,9 +13,7 @@ import { LibcFile } from '../allocator/libc-file';
 import { decodeArenas } from '../allocator/arenas';
 import { CopiedRange, copiedMemory, readBytes, sameBytes } from '../allocator/memory-source';
 import { CopiedSnapshot, madeResidentReason } from '../allocator/results';
-import {
-  mergedRanges, missedHeaps, NONCONTIGUOUS_TORN, OUTSIDE_HEAP_LABEL, outsideMain, outsideNow, structureTornReason, widens, withHeaps,
-} from '../allocator/take-snapshot';
+import { OUTSIDE_HEAP_LABEL, outsideNow, retakeSources, structureTornReason, withHeaps } from '../allocator/take-snapshot';
 import { hex } from '../format';
 import { MemoryRegion, parseMaps, parseSettled, untouchedReadsZero } from '../maps';
 import { readProcFile, readStatus } from './proc';
@@ -41,15 +39,9 @@ export function takeRemoteSnapshot(pid: number, layout: GlibcLayout, libc: LibcF
     last = takeOnce(pid, layout, libc, attempt, mainRegions, heaps);
     if (last.consistent) return last;
     // The map now: a region the process mapped since the copy was planned may hold what the copy missed.
-    const { regions } = mapWithLibc(pid, libc);
-    const outside = mergedRanges(mainRegions, outsideMain(last.image, regions));
-    const more = withHeaps(heaps, missedHeaps(last.image, regions));
-    // Torn only by a list that leads where no retake would copy more: a corrupt list, not a moment missed.
-    if (last.reason!.startsWith(NONCONTIGUOUS_TORN) && !widens(mainRegions, outside) && more.length === heaps.length) {
-      return { ...last, reason: `${last.reason}, and no private anonymous read-write mapping the copy has not read holds it` };
-    }
-    mainRegions = outside;
-    heaps = more;
+    const next = retakeSources(last.reason!, last.image, mapWithLibc(pid, libc).regions, mainRegions, heaps);
+    if ('final' in next) return { ...last, reason: next.final };
+    ({ mainRegions, heaps } = next);
   }
   return last!;
 }
