@@ -22,16 +22,34 @@ export function copiesOf(image: AllocatorImage, ranges: readonly AddressRange[])
   return ranges.map((r) => ({ base: r.start, bytes: image.memory.read(r.start, Number(r.end - r.start)) }));
 }
 
-/** main_arena, mp_ and global_max_fast, located in the image's copy of libc's data. */
+// Located once an image: a copy's torn check and its decode both ask, and
+// the search reads every word of libc's data. Shared, so frozen.
+const located = new WeakMap<AllocatorImage, MallocGlobals>();
+
+/** main_arena, mp_ and global_max_fast, located in the image's copy of libc's data (frozen: one answer an image). */
 export function locateGlobals(image: AllocatorImage): MallocGlobals {
+  const known = located.get(image);
+  if (known !== undefined) return known;
   const libc = new Set(image.libcData.map((r) => r.start));
   const others = image.memory.ranges.filter((r) => !libc.has(r.base) && !(image.heap !== undefined && r.base === image.heap.start));
-  return locateMallocGlobals({
+  const { layout, ...found } = locateMallocGlobals({
     layout: image.layout,
     data: copiesOf(image, image.libcData),
     ...(image.heap === undefined ? {} : { heap: image.heap }),
     others,
   });
+  const globals = Object.freeze({ layout, ...frozen(found) });
+  located.set(image, globals);
+  return globals;
+}
+
+function frozen<T>(value: T): T {
+  // A typed array with elements cannot be frozen; the located globals hold none.
+  if (typeof value === 'object' && value !== null && !ArrayBuffer.isView(value) && !Object.isFrozen(value)) {
+    for (const v of Object.values(value)) frozen(v);
+    Object.freeze(value);
+  }
+  return value;
 }
 
 /** main_arena's and mp_'s addresses, or ERR_ALLOCATOR_NOT_FOUND with the locator's reason. */

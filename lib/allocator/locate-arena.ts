@@ -7,7 +7,7 @@ import { decodeMallocState, initialTop, MallocState } from './decode';
 import {
   Candidate, Check, decide, fail, inHeap, judge, Located, LocateInput, looksLikeThreadArena, pass,
 } from './locate-input';
-import { inSnapshots, readC } from './snapshot';
+import { inSnapshots, readC, view, wordNumber } from './snapshot';
 import { offsetOf } from './struct-layout';
 
 /**
@@ -36,10 +36,15 @@ export function findMainArena(input: LocateInput): Located<MainArena> {
   const passed: Candidate[] = [];
   const nearMisses: Candidate[] = [];
   const states = new Map<bigint, MainArena>();
+  const inPage = layout.heapInfo.size % 4096;
   for (const { base, bytes } of input.data) {
+    const v = view(bytes);
+    const baseNumber = Number(base);
     for (let offset = Number((8n - (base % 8n)) % 8n); offset + size <= bytes.length; offset += 8) {
+      // main_arena.next is itself or a thread arena (heap_info.size into a
+      // page) in every state: a first filter in numbers, then in full.
+      if (wordNumber(v, offset + nextAt) !== baseNumber + offset && (v.getUint32(offset + nextAt, true) & 4095) !== inPage) continue;
       const address = base + BigInt(offset);
-      // main_arena.next is itself or a thread arena in every state: a cheap first filter.
       const next = readC(bytes, offset + nextAt, 'pointer');
       if (next !== address && !looksLikeThreadArena(next, input)) continue;
       const arena = decodeMallocState(bytes, offset, layout, address);

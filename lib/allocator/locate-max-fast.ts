@@ -9,7 +9,7 @@
 import { MallocPar } from './decode';
 import { MainArena } from './locate-arena';
 import { Candidate, decide, Located, LocateInput, Refusal } from './locate-input';
-import { locateIn, readC, Snapshot } from './snapshot';
+import { locateIn, readC, Snapshot, view, wordNumber } from './snapshot';
 
 /** MAX_FAST_SIZE: mallopt(M_MXFAST) and the mxfast tunable accept no more. */
 const MAX_FAST_SIZE = 160;
@@ -61,8 +61,9 @@ export function findGlobalMaxFast(
   const passed: Candidate[] = [];
   const values = new Map<bigint, number>();
   for (const { base, bytes } of input.data) {
+    const v = view(bytes);
     for (let offset = Number((BigInt(width) - (base % BigInt(width))) % BigInt(width)); offset + width <= bytes.length; offset += width) {
-      const value = Number(readC(bytes, offset, width === 8 ? 'size_t' : 'uint8_t'));
+      const value = width === 8 ? wordNumber(v, offset) : v.getUint8(offset);
       if (value < 16 || value > MAX_FAST_SIZE || value % 16 !== 0 || value < largest) continue;
       const address = base + BigInt(offset);
       if (taken.some(([start, size]) => address >= start && address < start + BigInt(size))) continue;

@@ -7,7 +7,7 @@ import { decodeMallocPar, MallocPar } from './decode';
 import { MainArena } from './locate-arena';
 import { Candidate, Check, decide, fail, judge, Located, LocateInput, pass } from './locate-input';
 import { offsetOf } from './struct-layout';
-import { readC } from './snapshot';
+import { readC, view, wordNumber } from './snapshot';
 
 /** MAP_HUGETLB, which hp_flags carries whenever glibc.malloc.hugetlb chose huge pages. */
 const MAP_HUGETLB = 0x40000;
@@ -26,9 +26,11 @@ export function findMallocPar(input: LocateInput, arena: MainArena | undefined):
   const nearMisses: Candidate[] = [];
   const values = new Map<bigint, MallocPar>();
   for (const { base, bytes } of input.data) {
+    const v = view(bytes);
     for (let offset = Number((8n - (base % 8n)) % 8n); offset + size <= bytes.length; offset += 8) {
+      if (!expected.near(v, offset + sbrkAt)) continue;
       const sbrkBase = readC(bytes, offset + sbrkAt, 'pointer');
-      if (!expected(sbrkBase)) continue;
+      if (!expected.is(sbrkBase)) continue;
       const address = base + BigInt(offset);
       const par = decodeMallocPar(bytes, offset, layout, address);
       const { ok, candidate } = judge(address, checks(par, input, arena));
@@ -46,13 +48,22 @@ export function findMallocPar(input: LocateInput, arena: MainArena | undefined):
 /**
  * What sbrk_base can be: [heap]'s start when there is a [heap]; with none,
  * 0 while main_arena has no memory, or (sbrk having failed) the start of the
- * first mapping main_arena took instead, at or below its top.
+ * first mapping main_arena took instead, at or below its top. `near` is a
+ * test in numbers that every word `is` accepts passes: the search reads
+ * every word of libc's data, and most fail it.
  */
-function expectedSbrkBase(input: LocateInput, arena: MainArena | undefined): ((p: bigint) => boolean) | string {
-  if (input.heap !== undefined) return (p) => p === input.heap!.start;
+function expectedSbrkBase(
+  input: LocateInput, arena: MainArena | undefined,
+): { is: (p: bigint) => boolean; near: (v: DataView, at: number) => boolean } | string {
+  if (input.heap !== undefined) {
+    const start = Number(input.heap.start);
+    return { is: (p) => p === input.heap!.start, near: (v, at) => wordNumber(v, at) === start };
+  }
   if (arena === undefined) return 'without [heap], mp_ is told by main_arena, which was not found';
-  if (arena.state === 'noncontiguous') return (p) => p !== 0n && p <= arena.top && p % 4096n === 0n;
-  return (p) => p === 0n;
+  if (arena.state === 'noncontiguous') {
+    return { is: (p) => p !== 0n && p <= arena.top && p % 4096n === 0n, near: (v, at) => (v.getUint32(at, true) & 4095) === 0 };
+  }
+  return { is: (p) => p === 0n, near: (v, at) => wordNumber(v, at) === 0 };
 }
 
 function* checks(p: MallocPar, input: LocateInput, arena: MainArena | undefined): Generator<Check> {

@@ -46,7 +46,8 @@ export function joinAdjacent(snapshots: readonly Snapshot[]): Snapshot[] {
 // One DataView per buffer: the search reads every word of libc's data.
 const views = new WeakMap<Uint8Array, DataView>();
 
-function view(bytes: Uint8Array): DataView {
+/** The DataView over `bytes`, made once per buffer. */
+export function view(bytes: Uint8Array): DataView {
   let v = views.get(bytes);
   if (v === undefined) {
     v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -68,6 +69,16 @@ export function readC(bytes: Uint8Array, offset: number, type: CType): bigint | 
     case 'uint16_t': return v.getUint16(offset, true);
     case 'char': case 'uint8_t': return v.getUint8(offset);
   }
+}
+
+/**
+ * The little-endian 64-bit word at `offset` as a number, without a BigInt:
+ * exact below 2^53, and above it never equal to a user-space address. The
+ * searches of libc's data use it to pass over words that cannot be what
+ * they look for before reading a place whole.
+ */
+export function wordNumber(v: DataView, offset: number): number {
+  return v.getUint32(offset + 4, true) * 4294967296 + v.getUint32(offset, true);
 }
 
 /** Throws ERR_OUT_OF_RANGE unless `size` bytes from `offset` lie within `bytes`. */
