@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { experiments } from '../lib/experiments/run';
+import { QUIET_NODE_FLAGS } from '../lib/quiet-node';
 
 const CLI = path.join(__dirname, '..', 'dist', 'cli.js');
 const VERSION: string = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')).version;
@@ -59,6 +60,19 @@ describe('heapscope CLI', () => {
     expect(doc.rows[10].address).toMatch(/^0x[0-9a-f]+$/);
     expect(doc.rows[10].chunkSize).toBe(32);
     expect(doc.findings.length).toBeGreaterThan(0);
+  });
+
+  it('run with several experiments runs each in a quiet child of its own and prints them in the order given, whichever ends first', () => {
+    const names = ['paging', 'layout', 'tcache', 'chunk-sizes', 'paging'];
+    const { code, stdout } = cli('run', ...names, '--json');
+    expect(code).toBe(0);
+    const docs = JSON.parse(stdout) as { name: string; environment: { isolated: boolean; pid: number; execArgv: string[] } }[];
+    expect(docs.map((d) => d.name)).toEqual(names);
+    expect(new Set(docs.map((d) => d.environment.pid)).size).toBe(names.length);
+    for (const d of docs) {
+      expect(d.environment.isolated).toBe(true);
+      expect(d.environment.execArgv).toEqual([...QUIET_NODE_FLAGS]);
+    }
   });
 
   it('run passes --tunable to the child', () => {

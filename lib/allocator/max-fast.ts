@@ -3,9 +3,10 @@
 // process, so it is measured once in a child process, as an offset from
 // main_arena, and cached per libc file: every process that maps the same
 // file has it at the same offset.
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { hex } from '../format';
+import { QUIET_NODE_FLAGS } from '../quiet-node';
 import { setMaxFast } from './locate-max-fast';
 import { AllocatorImage } from './image';
 import { LibcFile } from './libc-file';
@@ -48,11 +49,47 @@ export function maxFastOffset(libc: LibcFile): MaxFastOffset {
   return measured;
 }
 
-function measureInChild(libc: LibcFile): MaxFastOffset {
+/**
+ * maxFastOffset, its child running while the caller goes on: for a caller
+ * with other work first (the bins experiment's plan), which then waits for
+ * it. Starting the child mallocs and frees, and so does reading what it
+ * says, when the caller waits: the caller starts it before it reads its
+ * heap, and waits only once it has copied what it measures.
+ */
+export function maxFastOffsetLater(libc: LibcFile): Promise<MaxFastOffset> {
+  const known = cache.get(libc.key);
+  if (known !== undefined) return Promise.resolve(known);
+  return new Promise((resolve) => {
+    execFile(process.execPath, CHILD_ARGS, { env: childEnv(), encoding: 'utf8', timeout: TIMEOUT }, (error, stdout, stderr) => {
+      const status = error === null ? 0 : typeof error.code === 'number' ? error.code : null;
+      const measured = answer(libc, {
+        error: error !== null && typeof error.code !== 'number' && error.signal === undefined ? error : undefined,
+        status, signal: error?.signal ?? null, stdout, stderr,
+      });
+      cache.set(libc.key, measured);
+      resolve(measured);
+    });
+  });
+}
+
+const CHILD_ARGS = [...QUIET_NODE_FLAGS, CHILD];
+const TIMEOUT = 60_000;
+
+function childEnv(): NodeJS.ProcessEnv {
   const env = { ...process.env };
   // The child must start from the default limit, whatever this process was started with.
   delete env.GLIBC_TUNABLES;
-  const run = spawnSync(process.execPath, ['--single-threaded', CHILD], { env, encoding: 'utf8', timeout: 60_000 });
+  return env;
+}
+
+function measureInChild(libc: LibcFile): MaxFastOffset {
+  return answer(libc, spawnSync(process.execPath, CHILD_ARGS, { env: childEnv(), encoding: 'utf8', timeout: TIMEOUT }));
+}
+
+/** What the child's run says: the offset, or why there is none. */
+function answer(
+  libc: LibcFile, run: { error?: Error; status: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string },
+): MaxFastOffset {
   if (run.error !== undefined) return { reason: `the child that measures it could not run: ${run.error.message}` };
   if (run.status !== 0) return { reason: `the child that measures it failed (${run.status ?? run.signal}): ${run.stderr.trim().split('\n')[0] ?? ''}` };
   let out: { offset?: string; key?: string; reason?: string };

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import v8 from 'node:v8';
 import { HeapscopeError, rangeError, typeError } from '../errors';
+import { QUIET_NODE_FLAGS } from '../quiet-node';
 import { describe, readOptions } from '../validate';
 import { runHere } from './here';
 import { ExperimentResultView } from './result';
@@ -90,12 +91,6 @@ function ordinal(n: number): string {
 
 // Both lib/experiments (sources under test) and dist/experiments sit two
 // levels below the package root; the child always runs the compiled code.
-// V8's helper threads (concurrent GC, compilation) free memory the main
-// thread allocated; with tcache full or off those chunks go straight into
-// main_arena's bins in the middle of a plan. The child runs without them, and
-// without Node's platform workers, which --single-threaded leaves running.
-const CHILD_FLAGS = ['--single-threaded', '--v8-pool-size=0'];
-
 const CHILD = path.resolve(__dirname, '..', '..', 'dist', 'experiments', 'child.js');
 
 function checkTimeout(timeout: unknown): number {
@@ -136,7 +131,7 @@ function runChild(name: string, tunables: Record<string, string>, timeout: numbe
     // whatever else runs in the child (a NODE_OPTIONS --require, a warning).
     const stdio: StdioOptions = ['ignore', 'pipe', 'pipe'];
     stdio[RESULT_FD] = 'pipe';
-    const args = [...CHILD_FLAGS, CHILD, name, ...(mayRefuse ? [REFUSE_BLOCKED] : [])];
+    const args = [...QUIET_NODE_FLAGS, CHILD, name, ...(mayRefuse ? [REFUSE_BLOCKED] : [])];
     const child = spawn(process.execPath, args, { env, stdio });
     if (live.size === 0) process.on('exit', stopRuns);
     live.add(child);
