@@ -6,7 +6,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { layoutFor } from '../../lib/allocator/layouts';
 import { libcFileOf } from '../../lib/allocator/libc-file';
-import { maxFastOffset, readGlobalMaxFast } from '../../lib/allocator/max-fast';
+import { maxFastOffset, maxFastOffsetLater, readGlobalMaxFast } from '../../lib/allocator/max-fast';
 import { allocatorSnapshot, arenas, glibcVersion, maps, mallocParams } from '../../lib/index';
 
 const root = path.join(__dirname, '..', '..');
@@ -37,12 +37,17 @@ describe('mallocParams()', () => {
     expect(seen.maxFast).toMatchObject({ found: true, value: 96 });
   });
 
-  it('measures the offset once per libc file, refuses another file\'s answer, and never guesses from a wrong offset', () => {
+  it('measures the offset once per libc file, refuses another file\'s answer, and never guesses from a wrong offset', async () => {
     const libc = libcFileOf(maps())!;
     const measured = maxFastOffset(libc);
     expect(maxFastOffset(libc)).toBe(measured);
     expect(maxFastOffset({ ...libc, key: `${libc.key} (another build)` })).toEqual({
       reason: `the child mapped another libc (${libc.key}) than this one (${libc.key} (another build))`,
+    });
+    // The same answers from a child that runs while this process goes on.
+    await expect(maxFastOffsetLater(libc)).resolves.toBe(measured);
+    await expect(maxFastOffsetLater({ ...libc, key: `${libc.key} (a third build)` })).resolves.toEqual({
+      reason: `the child mapped another libc (${libc.key}) than this one (${libc.key} (a third build))`,
     });
     const s = allocatorSnapshot();
     const p = mallocParams(s);

@@ -2,9 +2,10 @@
 // plan right after a step, decoded on its own, and what the rows keep of it:
 // main_arena's bins and the calling thread's tcache bins that hold chunks,
 // top, last_remainder, glibc's parameters, and where each test chunk is.
-import { PlaceKind, PlacedChunk } from '../../allocator/places';
+import { PlaceKind, placeColumns, placedChunk, RegionPlaceColumns } from '../../allocator/places';
 import { AllocatorState } from '../../allocator/state';
 import { hex } from '../../format';
+import { chunkAtOrBefore } from '../../walk/chunk';
 
 export type BinKind = 'tcache' | 'fastbin' | 'unsorted' | 'smallbin' | 'largebin';
 
@@ -55,8 +56,8 @@ export interface FrameState {
   /** main_arena's last_remainder (a chunk address; 0 when none). */
   lastRemainder: bigint;
   params: FrameParams;
-  /** Every chunk of main_arena's [heap] by address, for `placeOf`. */
-  chunks: PlacedChunk[];
+  /** main_arena's [heap] placed, for `placeOf`: its chunks are looked up one at a time, not made all. */
+  heap?: RegionPlaceColumns;
 }
 
 /** The frame's bins, top, last_remainder and parameters; `names` are the test chunks by address. */
@@ -90,22 +91,17 @@ export function frameState(state: AllocatorState, names: ReadonlyMap<bigint, str
       ...(p.globalMaxFast.found ? { globalMaxFast: p.globalMaxFast.value } : {}),
       trimThreshold: Number(p.values.trimThreshold),
     },
-    chunks: heap?.chunks ?? [],
+    ...(heap === undefined ? {} : { heap: placeColumns(heap) }),
   };
 }
 
 /** Where the chunk at `address` is in the frame: a chunk of its own, or part of the chunk before it that it merged into. */
 export function placeOf(frame: FrameState, name: string, address: bigint, names: ReadonlyMap<bigint, string>): ChunkPlace {
-  const { chunks } = frame;
+  const { heap } = frame;
   // The last chunk that starts at or below the address.
-  let lo = 0;
-  let hi = chunks.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (chunks[mid].address <= address) lo = mid + 1;
-    else hi = mid;
-  }
-  const c = chunks[lo - 1];
+  const start = heap?.walk.start ?? 0n;
+  const at = heap === undefined || address < start ? -1 : chunkAtOrBefore(heap.walk.walk.table.offsets, heap.walk.walk.table.count, Number(address - start));
+  const c = at < 0 ? undefined : placedChunk(heap!, at);
   if (c === undefined || c.address + BigInt(c.size) <= address) return { name, address, size: 0, place: 'missing' };
   const bin = c.bin === undefined ? {} : { bin: c.bin };
   if (c.address === address) return { name, address, size: c.size, place: c.place, ...bin };

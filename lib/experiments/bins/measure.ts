@@ -8,7 +8,7 @@
 // and one more malloc takes most of top: the test chunks are then carved
 // back to back from a top small enough that freeing into it cannot reach
 // the trim threshold, and the bins hold nothing but test chunks.
-import { maxFastOffset } from '../../allocator/max-fast';
+import { MaxFastOffset, maxFastOffsetLater } from '../../allocator/max-fast';
 import { decodeAllocator } from '../../allocator/state';
 import { copiedSnapshot, copySources, PlannedCopy, planCopy } from '../../allocator/take-snapshot';
 import { HeapscopeError } from '../../errors';
@@ -237,11 +237,8 @@ function copyBudget(sources: ReturnType<typeof copySources>, frames: number, res
   }
 }
 
-function measureOnce(): { rows: BinsRow[]; preparation: Preparation; disturbance?: string } {
+async function measureOnce(maxFast: Promise<MaxFastOffset>): Promise<{ rows: BinsRow[]; preparation: Preparation; disturbance?: string }> {
   const resident = new Map(maps({ rss: true }).map((r) => [r.start, r.rss ?? r.size]));
-  // global_max_fast's offset is measured in a child the first time: that
-  // spawn mallocs and frees plenty, so it comes before the fillers' snapshot.
-  maxFastOffset(copySources().libcFile);
   const { steps, tcacheCount: count, trimThreshold, tcacheFillers, binFillers } = fillers();
   // The map is read after the snapshot's decode (which can move the break), top last.
   const sources = copySources();
@@ -300,7 +297,8 @@ function measureOnce(): { rows: BinsRow[]; preparation: Preparation; disturbance
     };
   });
 
-  const measured = maxFastOffset(sources.libcFile);
+  // Waiting lets the event loop run (it reads the child's answer): the frames are copied by now.
+  const measured = await maxFast;
   type Base = Pick<BinsRow, 'step' | 'stage' | 'action' | 'chunks' | 'carved' | 'got'>;
   const row = (copy: PlannedCopy, base: Base, placed: { name: string; address: bigint }[]): BinsRow => {
     const { snapshot, reason } = copiedSnapshot(copy, results, probe === undefined ? {} : { probe });
@@ -374,10 +372,14 @@ function disturbanceOf(rows: readonly BinsRow[]): string | undefined {
 const ATTEMPTS = 3;
 
 /** The plan, measured again (up to three runs) while a known disturbance was seen; the last run is returned. */
-export function measure(): Measured {
+export async function measure(): Promise<Measured> {
   const missed: string[] = [];
+  // global_max_fast's offset is measured in a child, which runs while the
+  // plan does: starting it mallocs and frees plenty, so it comes before the
+  // fillers' snapshot.
+  const maxFast = maxFastOffsetLater(copySources().libcFile);
   for (let attempt = 1; ; attempt++) {
-    const { rows, preparation, disturbance } = measureOnce();
+    const { rows, preparation, disturbance } = await measureOnce(maxFast);
     if (disturbance === undefined || attempt >= ATTEMPTS) return { rows, preparation, missed };
     missed.push(disturbance);
   }
