@@ -47,8 +47,14 @@ export class HeapscopeError extends Error {
     super(message);
     this.name = 'HeapscopeError';
     this.code = code;
-    if (details.errno !== undefined) this.errno = details.errno;
-    if (details.syscall !== undefined) this.syscall = details.syscall;
+    // Defined, not assigned: an accessor someone put on Object.prototype
+    // under these names would meet an assignment (validate.ts's defineOwn
+    // and descriptor, which this module sits below).
+    const field = (value: unknown) => Object.setPrototypeOf({ value, writable: true, enumerable: true, configurable: true }, null) as PropertyDescriptor;
+    const errno = Object.hasOwn(details, 'errno') ? details.errno : undefined;
+    const syscall = Object.hasOwn(details, 'syscall') ? details.syscall : undefined;
+    if (errno !== undefined) Object.defineProperty(this, 'errno', field(errno));
+    if (syscall !== undefined) Object.defineProperty(this, 'syscall', field(syscall));
   }
 }
 
@@ -72,11 +78,17 @@ export function illegalConstructor(message: string): TypeError & { code: 'ERR_IL
  */
 export function fromNative(error: unknown): unknown {
   if (!(error instanceof Error) || error instanceof HeapscopeError) return error;
-  const e = error as Error & { code?: string; errno?: number; syscall?: string };
-  if (typeof e.code !== 'string') return error;
-  if (e.code === 'ERR_OUT_OF_RANGE') return rangeError(e.message);
-  if (e.code === 'ERR_INVALID_ARG_TYPE') return typeError(e.message);
-  return new HeapscopeError(e.code as ErrorCode, e.message, { errno: e.errno, syscall: e.syscall });
+  // Its own fields only: what Object.prototype may carry under these names is none of the addon's.
+  const field = (key: string): unknown => (Object.hasOwn(error, key) ? (error as unknown as Record<string, unknown>)[key] : undefined);
+  const code = field('code');
+  if (typeof code !== 'string') return error;
+  if (code === 'ERR_OUT_OF_RANGE') return rangeError(error.message);
+  if (code === 'ERR_INVALID_ARG_TYPE') return typeError(error.message);
+  const errno = field('errno');
+  const syscall = field('syscall');
+  return new HeapscopeError(code as ErrorCode, error.message, {
+    ...(typeof errno === 'number' ? { errno } : {}), ...(typeof syscall === 'string' ? { syscall } : {}),
+  });
 }
 
 /** Calls into the native layer, rethrowing its errors as `HeapscopeError`s. */

@@ -7,17 +7,25 @@ namespace heapscope {
 
 // Built with the C API alone, so that building it cannot start a C++
 // exception; nullptr when Node-API refused (a worker being torn down).
+// code, errno and syscall are defined, not set: a setter or getter someone
+// put on Object.prototype under those names would meet a set (and
+// napi_create_error sets its code).
 static napi_value CodedError(napi_env env, const char* code, const char* message,
                              int err, const char* syscall) noexcept {
-  napi_value codeValue, messageValue, error, value;
+  napi_value codeValue, messageValue, error, errValue, syscallValue;
   if (napi_create_string_utf8(env, code, NAPI_AUTO_LENGTH, &codeValue) != napi_ok ||
       napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &messageValue) != napi_ok ||
-      napi_create_error(env, codeValue, messageValue, &error) != napi_ok)
+      napi_create_error(env, nullptr, messageValue, &error) != napi_ok)
     return nullptr;
-  if (err != 0 && napi_create_int32(env, err, &value) == napi_ok)
-    napi_set_named_property(env, error, "errno", value);
-  if (syscall != nullptr && napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &value) == napi_ok)
-    napi_set_named_property(env, error, "syscall", value);
+  const auto field = static_cast<napi_property_attributes>(napi_writable | napi_enumerable | napi_configurable);
+  napi_property_descriptor fields[3];
+  size_t count = 0;
+  fields[count++] = {"code", nullptr, nullptr, nullptr, nullptr, codeValue, field, nullptr};
+  if (err != 0 && napi_create_int32(env, err, &errValue) == napi_ok)
+    fields[count++] = {"errno", nullptr, nullptr, nullptr, nullptr, errValue, field, nullptr};
+  if (syscall != nullptr && napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &syscallValue) == napi_ok)
+    fields[count++] = {"syscall", nullptr, nullptr, nullptr, nullptr, syscallValue, field, nullptr};
+  if (napi_define_properties(env, error, count, fields) != napi_ok) return nullptr;
   return error;
 }
 
