@@ -9,7 +9,7 @@ import { bigintOf } from './exact';
 import { hex } from './format';
 import { MemoryRegion, regionOf } from './maps';
 import { MAX_READ, readMemory } from './memory';
-import { describe, Size, sizeArg, toBytes, toIndex, toSize } from './validate';
+import { describe, descriptor, Size, sizeArg, toBytes, toIndex, toSize } from './validate';
 import { InspectContext, MimeBundle, presenter } from './presenters';
 
 export type AllocationCall = 'malloc' | 'calloc' | 'realloc' | 'alignedAlloc' | 'plan';
@@ -185,7 +185,7 @@ export class Allocation {
   }
 }
 
-Object.defineProperty(Allocation.prototype, COPY_KEY, { value: HERE });
+Object.defineProperty(Allocation.prototype, COPY_KEY, descriptor({ value: HERE }));
 
 /** `value` as one of this copy's handles (dead or alive), or a TypeError saying what it is instead. */
 function handle(value: unknown, what: string): Allocation {
@@ -229,11 +229,11 @@ function bytesOf(value: unknown): Buffer {
 }
 
 if (typeof Symbol.dispose === 'symbol') {
-  Object.defineProperty(Allocation.prototype, Symbol.dispose, {
+  Object.defineProperty(Allocation.prototype, Symbol.dispose, descriptor({
     value(this: Allocation) {
       if (!handle(this, 'Symbol.dispose').freed) this.free();
     },
-  });
+  }));
 }
 
 export interface Allocation {

@@ -4,6 +4,7 @@
 // the views fill the slots when an entry point loads them (lib/present.ts).
 import { inspect, InspectOptionsStylized } from 'node:util';
 import { HeapscopeError } from './errors';
+import { descriptor } from './validate';
 
 /** What util.inspect passes a custom inspector. */
 export type InspectContext = Partial<InspectOptionsStylized>;
@@ -37,11 +38,11 @@ export function presenter<Views extends object>(what: string): Presenter<Views> 
  * checks. `view` is called at each use: the view layer fills its slot later.
  */
 export function withInspect<T extends object>(view: (value: T, depth: number, options: InspectContext) => string, value: T): T {
-  return Object.defineProperty(value, inspect.custom, {
+  return Object.defineProperty(value, inspect.custom, descriptor({
     value(this: T, depth: number, options: InspectContext) {
       return view(this, depth, options);
     },
-  });
+  }));
 }
 
 /** A record's views beside its REPL line: a notebook's MIME bundle, Markdown and an HTML fragment. */
@@ -73,6 +74,6 @@ export function withDocumentViews<T extends object>(value: T, views: () => Docum
     [Symbol.for('Jupyter.display')]() { return views().bundle(this); },
     _toMime() { return views().bundle(this); },
   };
-  for (const key of Reflect.ownKeys(methods)) Object.defineProperty(value, key, { value: methods[key as string] });
+  for (const key of Reflect.ownKeys(methods)) Object.defineProperty(value, key, descriptor({ value: methods[key as string] }));
   return value as T & DocumentMethods;
 }

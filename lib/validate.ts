@@ -130,7 +130,17 @@ export function readRecord<K extends string>(value: unknown, name: string, keys:
  */
 export function defineOwn<T extends object>(target: T, key: PropertyKey, value: unknown): void {
   if (!(key in target) && Object.isExtensible(target)) (target as Record<PropertyKey, unknown>)[key] = value;
-  else Object.defineProperty(target, key, { value, writable: true, enumerable: true, configurable: true });
+  else Object.defineProperty(target, key, descriptor({ value, writable: true, enumerable: true, configurable: true }));
+}
+
+/**
+ * A property descriptor with no prototype: defineProperty reads `get`,
+ * `set`, `value`, `writable`, `enumerable` and `configurable` through the
+ * descriptor's prototype chain, where anyone may have put them (an
+ * inherited `value` makes every accessor descriptor a TypeError).
+ */
+export function descriptor(fields: PropertyDescriptor): PropertyDescriptor {
+  return Object.setPrototypeOf(fields, null) as PropertyDescriptor;
 }
 
 /**
@@ -168,7 +178,7 @@ export function lazyFields<T extends object, K extends keyof T & string>(target:
     }
   };
   for (const key of keys) {
-    Object.defineProperty(target, key, {
+    Object.defineProperty(target, key, descriptor({
       get() {
         const value = fields()[key];
         settle();
@@ -180,7 +190,7 @@ export function lazyFields<T extends object, K extends keyof T & string>(target:
       },
       enumerable: true,
       configurable: true,
-    });
+    }));
   }
 }
 

@@ -123,3 +123,48 @@ describe('names inherited from Object.prototype', () => {
     }
   });
 });
+
+// Fields heapscope's own records have only sometimes (a bin's `reason`, a
+// large chunk's `fdNextsize`, an error's `errno`, …) and the fields of a
+// property descriptor, each put on Object.prototype as a getter that returns
+// a string: heapscope reads its records' own fields and defines what it
+// adds, so the string shows up nowhere and nothing throws.
+const VALUES = `
+const h = require(${JSON.stringify(path.join(DIST, 'index.js'))});
+const NAMES = ['reason', 'code', 'errno', 'syscall', 'uncopied', 'unread', 'heapsUnread', 'madeResident', 'fdNextsize', 'bkNextsize', 'offset', 'key',
+  'walks', 'probe', 'maxFast', 'value', 'get', 'set', 'writable', 'enumerable', 'configurable'];
+const text = (v) => JSON.stringify(v, (k, x) => (typeof x === 'bigint' ? x.toString(16) : x));
+const outputs = () => {
+  const s = h.allocatorSnapshot();
+  const w = h.walkHeap();
+  let error;
+  try { h.readMemory(8n, 8); } catch (e) { error = { code: e.code, errno: e.errno, syscall: e.syscall }; }
+  return {
+    walk: text({ problems: w.problems, main: { ...w.main, chunks: w.main.chunks.length } }), bins: text(h.bins(s)), arenas: text(h.arenas(s)),
+    tcaches: text(h.tcaches(s)), params: text(h.mallocParams(s)), totals: text(h.allocatorTotals(s)), doctor: text(h.doctor()),
+    maps: text(h.maps()), error: text(error),
+  };
+};
+const clean = outputs();
+const found = [];
+for (const name of NAMES) {
+  Object.defineProperty(Object.prototype, name, { __proto__: null, get() { return 'polluted'; }, configurable: true });
+  let got;
+  try { got = outputs(); } catch (e) { got = { threw: (e.code ?? 'uncoded') + ' ' + e.message }; }
+  delete Object.prototype[name];
+  for (const [k, v] of Object.entries(got)) if (k === 'threw' || v.includes('polluted')) found.push(name + ': ' + k + (k === 'threw' ? ' ' + v : ''));
+}
+process.stdout.write(JSON.stringify({ clean, found }));
+`;
+
+describe('a value on Object.prototype under a field heapscope\'s records have only sometimes', () => {
+  it('shows up in no walk, decode, diagnosis, map or error, and makes nothing throw', () => {
+    const child = spawnSync(process.execPath, ['--single-threaded', '-e', VALUES], { encoding: 'utf8', maxBuffer: 1 << 28 });
+    expect(child.status, child.stderr).toBe(0);
+    const { clean, found } = JSON.parse(child.stdout);
+    // The clean calls work and carry what the names stand for: the comparison means something.
+    expect(JSON.parse(clean.error)).toMatchObject({ code: expect.any(String), errno: expect.any(Number) });
+    expect(JSON.parse(clean.walk).problems).toEqual([]);
+    expect(found).toEqual([]);
+  }, 120_000);
+});

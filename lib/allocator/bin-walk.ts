@@ -8,6 +8,7 @@ import { Arena } from './arenas';
 import { AllocatorImage } from './image';
 import { holds, readWord } from './memory-source';
 import { revealPointer } from './safe-linking';
+import { defineOwn, own } from '../validate';
 
 const SIZE_BITS = 7n;
 const PREV_INUSE = 1n;
@@ -98,7 +99,7 @@ export function walkFastbin(image: AllocatorImage, arena: Arena, index: number, 
     const where = placeProblem(w, p);
     if (where !== undefined) {
       const at = bin.chunks.length === 0 ? 'the head' : `the link after ${hex(bin.chunks[bin.chunks.length - 1].address)}`;
-      return { ...stop(`${at}: ${where.reason}`), ...(where.uncopied === undefined ? {} : { uncopied: where.uncopied }) };
+      return { ...stop(`${at}: ${where.reason}`), ...(own(where, 'uncopied') === undefined ? {} : { uncopied: where.uncopied }) };
     }
     if (seen.has(Number(p))) return stop(`the list comes back to ${hex(p)}: a cycle`);
     if (bin.chunks.length >= w.cap) return stop(`the list goes on past ${w.cap} chunks, all the arena's system_mem (${arena.systemMem} bytes) can hold`);
@@ -133,7 +134,7 @@ export function walkRegularBin(image: AllocatorImage, arena: Arena, index: numbe
     const where = placeProblem(w, p);
     if (where !== undefined) {
       const at = prev === header ? "the header's fd" : `fd of ${hex(prev)}`;
-      return { ...stop(`${at}: ${where.reason}`), ...(where.uncopied === undefined ? {} : { uncopied: where.uncopied }) };
+      return { ...stop(`${at}: ${where.reason}`), ...(own(where, 'uncopied') === undefined ? {} : { uncopied: where.uncopied }) };
     }
     if (seen.has(Number(p))) return stop(`the list comes back to ${hex(p)} without returning to the bin's header: a cycle`);
     if (bin.chunks.length >= w.cap) return stop(`the list goes on past ${w.cap} chunks, all the arena's system_mem (${arena.systemMem} bytes) can hold`);
@@ -152,8 +153,8 @@ export function walkRegularBin(image: AllocatorImage, arena: Arena, index: numbe
       const [fdn, bkn] = [readWord(image.memory, p + 32n), readWord(image.memory, p + 40n)];
       if (typeof fdn === 'string') return stop(fdn);
       if (typeof bkn === 'string') return stop(bkn);
-      chunk.fdNextsize = fdn;
-      chunk.bkNextsize = bkn;
+      defineOwn(chunk, 'fdNextsize', fdn);
+      defineOwn(chunk, 'bkNextsize', bkn);
     }
     seen.add(Number(p));
     bin.chunks.push(chunk);
@@ -182,7 +183,7 @@ function freeProblem(w: Walk, p: bigint, size: number): string | undefined {
 
 /** The first chunk of each size links to the next smaller size's first (fd_nextsize) and back, around. */
 function nextsizeProblem(chunks: readonly BinChunk[]): string | undefined {
-  const leaders = chunks.filter((c) => c.fdNextsize !== undefined);
+  const leaders = chunks.filter((c) => own(c, 'fdNextsize') !== undefined);
   for (let k = 0; k < leaders.length; k++) {
     const fd = leaders[(k + 1) % leaders.length].address;
     const bk = leaders[(k - 1 + leaders.length) % leaders.length].address;

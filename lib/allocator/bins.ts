@@ -4,6 +4,7 @@ import { Arena } from './arenas';
 import { MallocState } from './decode';
 import { Bin, walkFastbin, walkRegularBin } from './bin-walk';
 import { AllocatorImage } from './image';
+import { defineOwn, own } from '../validate';
 
 export type { Bin, BinChunk } from './bin-walk';
 
@@ -38,8 +39,8 @@ export function decodeBins(image: AllocatorImage, arena: Arena, s: MallocState):
   const marked: number[] = [];
   for (let index = 0; index < 128; index++) if ((s.binmap[index >> 5] >>> (index & 31)) & 1) marked.push(index);
   for (const bin of regular) {
-    if (bin.index >= 2 && bin.count > 0 && bin.reason === undefined && !marked.includes(bin.index)) {
-      bin.reason = `bin ${bin.index} holds ${bin.count} chunks, but its binmap bit is clear`;
+    if (bin.index >= 2 && bin.count > 0 && own(bin, 'reason') === undefined && !marked.includes(bin.index)) {
+      defineOwn(bin, 'reason', `bin ${bin.index} holds ${bin.count} chunks, but its binmap bit is clear`);
     }
   }
   const all = [...fastbins, ...regular];
@@ -50,6 +51,6 @@ export function decodeBins(image: AllocatorImage, arena: Arena, s: MallocState):
     smallbins: regular.filter((b) => b.index >= 2 && b.index < 64),
     largebins: regular.filter((b) => b.index >= 64),
     binmap: { words: [...s.binmap], marked },
-    complete: all.every((b) => b.reason === undefined),
+    complete: all.every((b) => own(b, 'reason') === undefined),
   };
 }

@@ -4,6 +4,7 @@
 // arena's heaps, the newest up to top, the older ones up to their fencepost.
 import { hex } from '../format';
 import { MAX_PLAN_READ } from '../plan';
+import { own } from '../validate';
 import { SnapshotWalk, walkSnapshot } from '../walk/chunk';
 import { walkMainHeap } from '../walk/main-arena';
 import { Arena } from './arenas';
@@ -49,7 +50,7 @@ function empty(base: bigint, reason: string): SnapshotWalk {
 }
 
 function region(arena: bigint, kind: RegionWalk['kind'], start: bigint, end: bigint, walk: SnapshotWalk, reason?: string, heapInfo?: HeapInfo): RegionWalk {
-  const why = reason ?? walk.reason;
+  const why = reason ?? own(walk, 'reason');
   return { arena, kind, start, end, walk, ...(heapInfo === undefined ? {} : { heapInfo }), ...(why === undefined ? {} : { reason: why }) };
 }
 

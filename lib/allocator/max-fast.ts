@@ -7,6 +7,7 @@ import { execFile, spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { hex } from '../format';
 import { QUIET_NODE_FLAGS } from '../quiet-node';
+import { own } from '../validate';
 import { setMaxFast } from './locate-max-fast';
 import { AllocatorImage } from './image';
 import { LibcFile } from './libc-file';
@@ -92,29 +93,33 @@ function answer(
 ): MaxFastOffset {
   if (run.error !== undefined) return { reason: `the child that measures it could not run: ${run.error.message}` };
   if (run.status !== 0) return { reason: `the child that measures it failed (${run.status ?? run.signal}): ${run.stderr.trim().split('\n')[0] ?? ''}` };
-  let out: { offset?: string; key?: string; reason?: string };
+  let parsed: { offset?: string; key?: string; reason?: string };
   try {
-    out = JSON.parse(run.stdout) as typeof out;
+    parsed = JSON.parse(run.stdout) as typeof parsed;
   } catch {
     return { reason: `the child that measures it printed no result: ${JSON.stringify(run.stdout.slice(0, 200))}` };
   }
-  if (out.key !== undefined && out.key !== libc.key) return { reason: `the child mapped another libc (${out.key}) than this one (${libc.key})` };
-  if (out.offset === undefined) return { reason: `the child could not tell it: ${out.reason ?? 'no reason given'}` };
-  return { offset: BigInt(out.offset) };
+  // A JSON object's missing keys would be looked up on Object.prototype.
+  const [key, offset, reason] = [own(parsed, 'key'), own(parsed, 'offset'), own(parsed, 'reason')];
+  if (key !== undefined && key !== libc.key) return { reason: `the child mapped another libc (${key}) than this one (${libc.key})` };
+  if (offset === undefined) return { reason: `the child could not tell it: ${reason ?? 'no reason given'}` };
+  return { offset: BigInt(offset) };
 }
 
 /** global_max_fast read from the image at main_arena + the measured offset, checked to be a value set_max_fast gives. */
 export function readGlobalMaxFast(image: AllocatorImage, mainArena: bigint, measured: MaxFastOffset, libc: string): GlobalMaxFastReading {
-  if ('reason' in measured) return { found: false, reason: `its offset from main_arena is not known: ${measured.reason}` };
-  const address = mainArena + measured.offset;
+  // Own fields only: an Object.prototype.reason or .offset is none of ours.
+  if (!Object.hasOwn(measured, 'offset')) return { found: false, reason: `its offset from main_arena is not known: ${(measured as { reason: string }).reason}` };
+  const { offset } = measured as { offset: bigint };
+  const address = mainArena + offset;
   const width = image.layout.globalMaxFast === 'size_t' ? 8 : 1;
   const bytes = readBytes(image.memory, address, width);
-  if (typeof bytes === 'string') return { found: false, reason: `main_arena + ${hex(measured.offset)} cannot be read: ${bytes}` };
+  if (typeof bytes === 'string') return { found: false, reason: `main_arena + ${hex(offset)} cannot be read: ${bytes}` };
   const value = Number(readC(bytes, 0, width === 8 ? 'size_t' : 'uint8_t'));
   // 0 until malloc starts; then set_max_fast of 8 to 160 (or of less, which gives 16 from 2.31 and 0 before).
   const possible = value === 0 || (value % 16 === 0 && value >= 16 && value <= setMaxFast(160));
   if (!possible) {
-    return { found: false, reason: `main_arena + ${hex(measured.offset)} holds ${value}, which set_max_fast never gives: the measured offset does not fit this libc` };
+    return { found: false, reason: `main_arena + ${hex(offset)} holds ${value}, which set_max_fast never gives: the measured offset does not fit this libc` };
   }
-  return { found: true, address, value, offset: measured.offset, libc };
+  return { found: true, address, value, offset, libc };
 }

@@ -10,7 +10,7 @@
 // pass over two columns, not a million objects.
 import { bigintOf } from '../exact';
 import { hex } from '../format';
-import { defineOwn, lazyFields } from '../validate';
+import { defineOwn, lazyFields, own } from '../validate';
 import { chunkAtOrBefore, FREE_BIT } from '../walk/chunk';
 import { Arena } from './arenas';
 import { ArenaBins } from './bins';
@@ -171,7 +171,7 @@ export function placeChunks(
     const columns: RegionPlaceColumns = { walk: w, places, marks };
     columnsOf.set(region, columns);
     lazyFields(region, ['chunks'], () => ({ chunks: Array.from({ length: count }, (_, i) => placedChunk(columns, i)) }));
-    if (w.reason !== undefined) defineOwn(region, 'reason', w.reason);
+    if (own(w, 'reason') !== undefined) defineOwn(region, 'reason', w.reason);
     return region;
   });
   const strays = [...[...listed].filter(([at]) => !met.has(at)).map(([, l]) => l), ...far]

@@ -3,6 +3,7 @@
 // (remote/attach.ts). One decode, one set of result shapes, two byte sources.
 import { HeapscopeError } from '../errors';
 import { DocumentMethods, DocumentViews, presenter, withDocumentViews } from '../presenters';
+import { descriptor, own } from '../validate';
 import { Arena } from './arenas';
 import { ArenaBins } from './bins';
 import { RegionWalk } from './heap-walks';
@@ -131,7 +132,8 @@ export interface Decoded { state: AllocatorState; info: SnapshotInfo }
 export function decodeSnapshot(s: CopiedSnapshot): Decoded {
   let state: AllocatorState;
   try {
-    state = decodeAllocator(s.image, { ...(s.probe === undefined ? {} : { probe: s.probe }), ...(s.walks === undefined ? {} : { walks: s.walks }) });
+    const [probe, walks] = [own(s, 'probe'), own(s, 'walks')];
+    state = decodeAllocator(s.image, { ...(probe === undefined ? {} : { probe }), ...(walks === undefined ? {} : { walks }) });
   } catch (error) {
     if (error instanceof HeapscopeError && !s.consistent) error.message += ` (the snapshot was torn after ${s.attempts} attempts: ${s.reason})`;
     throw error;
@@ -139,8 +141,8 @@ export function decodeSnapshot(s: CopiedSnapshot): Decoded {
   return {
     state,
     info: {
-      attempts: s.attempts, consistent: s.consistent, ...(s.reason === undefined ? {} : { reason: s.reason }),
-      ...(s.madeResident === undefined ? {} : { madeResident: s.madeResident }),
+      attempts: s.attempts, consistent: s.consistent, ...(own(s, 'reason') === undefined ? {} : { reason: s.reason }),
+      ...(own(s, 'madeResident') === undefined ? {} : { madeResident: s.madeResident }),
     },
   };
 }
@@ -190,6 +192,6 @@ export function decodedTotalsResult({ state, info }: Decoded): DecodedTotalsResu
 export function visResult({ state, info }: Decoded, image: AllocatorImage, options: ReturnType<typeof readVisOptions>): VisResult {
   const data: VisResultData = { ...visChunks(image, state.placement, options), snapshot: info };
   const result = withDocumentViews(data, () => allocatorViews.views.vis);
-  Object.defineProperty(result, 'toSVG', { value(this: VisResultData) { return allocatorViews.views.vis.svg(this); } });
+  Object.defineProperty(result, 'toSVG', descriptor({ value(this: VisResultData) { return allocatorViews.views.vis.svg(this); } }));
   return result as VisResult;
 }

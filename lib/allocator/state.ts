@@ -12,6 +12,7 @@ import { decodeParams, MallocParams } from './params';
 import { Placement, placeChunks } from './places';
 import { findTcaches, TcacheSearch } from './tcaches';
 import { DecodedTotals, decodedTotals } from './totals';
+import { own } from '../validate';
 
 export interface DecodeOptions {
   /** global_max_fast's offset from main_arena for this libc (see maxFastOffset), and the libc file's key. */
@@ -43,14 +44,15 @@ export interface AllocatorState {
 export function decodeAllocator(image: AllocatorImage, options: DecodeOptions = {}): AllocatorState {
   const globals = locateGlobals(image);
   const { mainArena, mallocPar } = requireGlobals(globals);
-  const maxFast: GlobalMaxFastReading = options.maxFast === undefined
+  const measured = own(options, 'maxFast');
+  const maxFast: GlobalMaxFastReading = measured === undefined
     ? { found: false, reason: 'its offset from main_arena was not measured for this libc' }
-    : readGlobalMaxFast(image, mainArena, options.maxFast.measured, options.maxFast.libc);
+    : readGlobalMaxFast(image, mainArena, measured.measured, measured.libc);
   const params = decodeParams(image, mallocPar, maxFast);
   const arenas = decodeArenas(image, mainArena, params.values);
   const bins = arenas.arenas.map((a, i) => decodeBins(image, a, arenas.states[i]));
-  const walks = options.walks ?? walkArenas(image, arenas.arenas);
-  const tcaches = findTcaches(image, arenas.arenas, walks, params.values, options.probe);
+  const walks = own(options, 'walks') ?? walkArenas(image, arenas.arenas);
+  const tcaches = findTcaches(image, arenas.arenas, walks, params.values, own(options, 'probe'));
   const totals = decodedTotals(arenas.arenas, bins, params.values);
   let placement: Placement | undefined;
   return {
@@ -64,5 +66,5 @@ export function decodeAllocator(image: AllocatorImage, options: DecodeOptions = 
 
 /** The arenas without their raw malloc_state. */
 export function publicArenas(list: ArenaList): { arenas: Arena[]; complete: boolean; reason?: string } {
-  return { arenas: list.arenas, complete: list.complete, ...(list.reason === undefined ? {} : { reason: list.reason }) };
+  return { arenas: list.arenas, complete: list.complete, ...(own(list, 'reason') === undefined ? {} : { reason: list.reason }) };
 }

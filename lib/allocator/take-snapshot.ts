@@ -159,7 +159,7 @@ function uncopiedMain(image: AllocatorImage, mainArena: bigint): { main?: Arena;
   const main = list.arenas[i];
   if (main === undefined || !main.noncontiguous) return { uncopied: [] };
   const b = decodeBins(image, main, list.states[i]);
-  const uncopied = [...b.fastbins, ...b.unsorted, ...b.smallbins, ...b.largebins].flatMap((bin) => (bin.uncopied === undefined ? [] : [bin.uncopied]));
+  const uncopied = [...b.fastbins, ...b.unsorted, ...b.smallbins, ...b.largebins].flatMap((bin) => own(bin, 'uncopied') ?? []);
   return { main, uncopied };
 }
 

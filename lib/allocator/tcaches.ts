@@ -3,6 +3,7 @@
 // a list exactly as long as its count, of chunks of that bin's size in the
 // arenas' memory, each marked with the same key.
 import { hex } from '../format';
+import { defineOwn, own } from '../validate';
 import { Arena } from './arenas';
 import { cachedChunks, decodeTcachePerthread, TcachePerthread } from './decode';
 import { RegionWalk } from './heap-walks';
@@ -93,7 +94,7 @@ export function findTcaches(
   const emptyLookalikes: bigint[] = [];
   const undecoded: TcacheSearch['undecoded'] = [];
   for (const { cache, firstOfArena, where } of candidates) {
-    const full = cache.bins.find((b) => b.count > 0 && b.reason === undefined);
+    const full = cache.bins.find((b) => b.count > 0 && own(b, 'reason') === undefined);
     if (full !== undefined) {
       cache.evidence = `bin ${full.index} is a list of exactly its ${full.count} chunks of size ${hex(tidx2csize(full.index))}` +
         (image.layout.tcacheKey === 'absent-or-tcache-pointer' ? '' : ', each marked with the tcache key');
@@ -101,7 +102,7 @@ export function findTcaches(
       cache.evidence = `the first chunk of ${where}, where a thread's first malloc puts its tcache`;
     } else {
       if (cache.bins.every((b) => b.count === 0)) emptyLookalikes.push(cache.address);
-      else if (plausible(ctx, cache)) undecoded.push({ address: cache.address, reason: cache.bins.find((b) => b.reason !== undefined)?.reason ?? '' });
+      else if (plausible(ctx, cache)) undecoded.push({ address: cache.address, reason: cache.bins.map((b) => own(b, 'reason')).find((r) => r !== undefined) ?? '' });
       continue;
     }
     found.push(cache);
@@ -112,7 +113,7 @@ export function findTcaches(
   if (probe !== undefined) {
     for (const t of tcaches) if (t.bins.some((b) => b.chunks[0]?.address === probe - 16n)) t.owner = 'calling-thread';
   }
-  for (const t of tcaches) t.complete = t.bins.every((b) => b.reason === undefined);
+  for (const t of tcaches) t.complete = t.bins.every((b) => own(b, 'reason') === undefined);
   return { tcaches, emptyLookalikes, undecoded };
 }
 
@@ -181,9 +182,9 @@ function markKeys(ctx: Context, caches: ThreadCache[]): void {
   for (const t of caches) {
     const wanted = kind === 'random' ? processKey : t.struct.address;
     for (const b of t.bins) {
-      if (b.reason !== undefined) continue;
+      if (own(b, 'reason') !== undefined) continue;
       const bad = b.chunks.find((c) => keyOf(c.address) !== wanted);
-      if (bad !== undefined) b.reason = `the cached chunk at ${hex(bad.address)} lacks the tcache key (${wanted === undefined ? 'none found' : hex(wanted)})`;
+      if (bad !== undefined) defineOwn(b, 'reason', `the cached chunk at ${hex(bad.address)} lacks the tcache key (${wanted === undefined ? 'none found' : hex(wanted)})`);
     }
   }
 }

@@ -8,6 +8,7 @@
 // tcache chunks are not free to mallinfo: they count in uordblks.
 import { hex } from '../format';
 import { Mallinfo } from '../stats';
+import { own } from '../validate';
 import { Arena } from './arenas';
 import { ArenaBins } from './bins';
 import { MallocPar } from './decode';
@@ -51,13 +52,14 @@ export function decodedTotals(arenas: readonly Arena[], bins: readonly ArenaBins
   const perArena = arenas.map((a): ArenaTotals => {
     const b = bins.find((x) => x.arena === a.address);
     const sum = (lists: ArenaBins['fastbins']) => lists.reduce((s, bin) => {
-      if (bin.reason !== undefined) incomplete.push(`arena ${hex(a.address)} bin ${bin.index}: ${bin.reason}`);
+      if (own(bin, 'reason') !== undefined) incomplete.push(`arena ${hex(a.address)} bin ${bin.index}: ${bin.reason}`);
       return { count: s.count + bin.count, bytes: s.bytes + bin.chunks.reduce((n, c) => n + c.size, 0) };
     }, { count: 0, bytes: 0 });
     const binned = b === undefined ? { count: 0, bytes: 0 } : sum([...b.unsorted, ...b.smallbins, ...b.largebins]);
     const fastbins = b === undefined ? { count: 0, bytes: 0 } : sum(b.fastbins);
-    if (a.top.size === undefined) incomplete.push(`arena ${hex(a.address)}: its top chunk's size: ${a.top.reason}`);
-    const top = Number(a.top.size ?? 0n);
+    const topSize = own(a.top, 'size');
+    if (topSize === undefined) incomplete.push(`arena ${hex(a.address)}: its top chunk's size: ${own(a.top, 'reason')}`);
+    const top = Number(topSize ?? 0n);
     const systemMem = Number(a.systemMem);
     const avail = top + binned.bytes + fastbins.bytes;
     total.arena += systemMem;

@@ -5,7 +5,7 @@
 import { IS_MMAPPED, NON_MAIN_ARENA, PREV_INUSE } from '../chunk';
 import { HeapscopeError, rangeError } from '../errors';
 import { hex } from '../format';
-import { readOptions, toAddress, toIndex } from '../validate';
+import { own, readOptions, toAddress, toIndex } from '../validate';
 import { AllocatorImage } from './image';
 import { readBytes } from './memory-source';
 import { PlacedChunk, Placement, RegionPlaces } from './places';
@@ -104,7 +104,7 @@ function locate(placement: Placement, address: bigint | undefined): { region: Re
   }
   const { chunks } = region;
   if (chunks.length === 0 || address < chunks[0].address) {
-    const first = chunks.length === 0 ? `it has no chunk${region.reason === undefined ? '' : `: ${region.reason}`}` : `its first chunk is at ${hex(chunks[0].address)}`;
+    const first = chunks.length === 0 ? `it has no chunk${own(region, 'reason') === undefined ? '' : `: ${region.reason}`}` : `its first chunk is at ${hex(chunks[0].address)}`;
     throw new HeapscopeError('ERR_NOT_IN_HEAP', `${hex(address)} lies in ${regionName(region)} before any chunk (${region.kind === 'heap' ? 'alignment' : 'heap_info and malloc_state'}): ${first}`);
   }
   // Chunks are in address order and tile the region up to where the walk stopped.
@@ -118,7 +118,7 @@ function locate(placement: Placement, address: bigint | undefined): { region: Re
   const c = chunks[lo];
   if (address >= c.address + BigInt(c.size)) {
     throw new HeapscopeError('ERR_NOT_IN_HEAP', `${hex(address)} lies in ${regionName(region)} past the last chunk its walk read (${hex(c.address)}, ${hex(c.size)} bytes)` +
-      (region.reason === undefined ? '' : `: ${region.reason}`));
+      (own(region, 'reason') === undefined ? '' : `: ${region.reason}`));
   }
   return { region, index: lo };
 }
@@ -179,7 +179,7 @@ export function visChunks(image: AllocatorImage, placement: Placement, options: 
     first: index,
     total: region.chunks.length,
     chunks,
-    ...(region.reason === undefined ? {} : { reason: region.reason }),
+    ...(own(region, 'reason') === undefined ? {} : { reason: region.reason }),
     safeLinking: image.layout.safeLinking,
   };
 }

@@ -16,6 +16,7 @@ import type { Residency } from './residency';
 import { rssRows } from './rss';
 import { planTrim } from './trim';
 import type { DoctorData, MmappedChunks, V8Heap } from './types';
+import { own } from '../validate';
 
 export interface DoctorSource {
   pid: number;
@@ -88,7 +89,7 @@ export function diagnose(src: DoctorSource): DoctorData {
     },
     incomplete: [
       ...state.totals.incomplete,
-      ...state.walks.flatMap((r) => (r.reason === undefined ? [] : [`the walk of ${r.kind} 0x${r.start.toString(16)}: ${r.reason}`])),
+      ...state.walks.flatMap((r) => (own(r, 'reason') === undefined ? [] : [`the walk of ${r.kind} 0x${r.start.toString(16)}: ${r.reason}`])),
     ],
     snapshot: info,
   };

@@ -6,6 +6,7 @@ import { RSS_KINDS } from '../doctor/rss';
 import type { RssKind } from '../doctor/types';
 import { Counted, FREE_PLACES, FreePlace, HeapSnapshotData, SizeClassCounts, SnapshotArena, SnapshotMmapped } from './types';
 import type { MallinfoTotals } from '../allocator/totals';
+import { own } from '../validate';
 
 /** A figure in the first snapshot (`a`) and in the second (`b`). */
 export interface Pair<T> {
@@ -67,7 +68,7 @@ const changed = (p: Pair<Counted>) => p.a.count !== p.b.count || p.a.bytes !== p
 
 function side(s: HeapSnapshotData): DiffSide {
   const { pid, cmdline, glibc } = s.process;
-  return { takenAt: s.takenAt, pid, cmdline, glibc, consistent: s.copy.consistent, ...(s.copy.reason === undefined ? {} : { reason: s.copy.reason }) };
+  return { takenAt: s.takenAt, pid, cmdline, glibc, consistent: s.copy.consistent, ...(own(s.copy, 'reason') === undefined ? {} : { reason: s.copy.reason }) };
 }
 
 function classDiffs(a: readonly SizeClassCounts[], b: readonly SizeClassCounts[]): { classes: ClassDiff[]; seen: number } {

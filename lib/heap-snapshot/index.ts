@@ -4,6 +4,7 @@
 import { Diagnosis, diagnoseSelf } from '../doctor/index';
 import { toJSONValue } from '../json';
 import { DocumentMethods, DocumentViews, presenter, withDocumentViews } from '../presenters';
+import { descriptor } from '../validate';
 import { buildHeapSnapshot } from './build';
 import { diffSnapshots, HeapDiffData } from './diff';
 import { parseHeapSnapshot } from './parse';
@@ -30,7 +31,7 @@ export const snapshotViews = presenter<{ snapshot: DocumentViews<HeapSnapshotDat
 
 function withViews(data: HeapSnapshotData): HeapSnapshot {
   const result = withDocumentViews(data, () => snapshotViews.views.snapshot);
-  Object.defineProperty(result, 'toJSON', { value(this: HeapSnapshotData) { return toJSONValue({ ...this }); } });
+  Object.defineProperty(result, 'toJSON', descriptor({ value(this: HeapSnapshotData) { return toJSONValue({ ...this }); } }));
   return result as HeapSnapshot;
 }
 

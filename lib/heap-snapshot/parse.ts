@@ -11,6 +11,7 @@ import { Mallinfo, MALLINFO_FIELDS } from '../stats';
 import {
   Counted, FREE_PLACES, FreePlace, HeapSnapshotData, SizeClassCounts, SNAPSHOT_FORMAT, SNAPSHOT_VERSION, SnapshotArena,
 } from './types';
+import { own } from '../validate';
 
 type Json = Record<string, unknown>;
 
@@ -154,7 +155,7 @@ export function parseHeapSnapshot(input: unknown): HeapSnapshotData {
     ...(o.mallinfo === undefined ? {} : { mallinfo: mallinfo(o.mallinfo) }),
     copy: {
       attempts: whole(copy.attempts, 'copy.attempts'), consistent: flag(copy.consistent, 'copy.consistent'),
-      ...(copy.reason === undefined ? {} : { reason: text(copy.reason, 'copy.reason') }),
+      ...(own(copy, 'reason') === undefined ? {} : { reason: text(copy.reason, 'copy.reason') }),
     },
     incomplete: array(o.incomplete, 'incomplete').map((s, i) => text(s, `incomplete[${i}]`)),
   };

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import { HeapscopeError, native, typeError } from '../errors';
 import { binding } from '../binding';
 import { IN_WORDS, OP_CODES, STATUS } from '../plan-codes';
-import { describe, ownProperty, readArray, readOptions, toAddress } from '../validate';
+import { describe, descriptor, ownProperty, readArray, readOptions, toAddress } from '../validate';
 import { checkBss, ReadImages } from './classify';
 import { parseMaps, parseSmaps } from './parse';
 import { MemoryRegion, regionViews } from './region';
@@ -107,7 +107,7 @@ export function regionOf(address: bigint, regions?: readonly MemoryRegion[]): Me
 
 /** Notebooks show the list as a table; non-enumerable, so the array stays plain data. */
 function displayable(regions: MemoryRegion[]): MemoryRegion[] {
-  const show = { value(this: MemoryRegion[]) { return regionViews.views.bundle(this); } };
+  const show = descriptor({ value(this: MemoryRegion[]) { return regionViews.views.bundle(this); } });
   return Object.defineProperties(regions, { [Symbol.for('Jupyter.display')]: show, _toMime: show });
 }
 

@@ -34,6 +34,7 @@ import { MemoryRegion, untouchedReadsZero } from '../maps';
 import { ChunkWalker, FREE_BIT } from '../walk/chunk';
 import { readPacked, readRanges } from './read-ranges';
 import { mapWithLibc, RemoteSnapshot } from './snapshot';
+import { defineOwn, own } from '../validate';
 
 /** Bytes read per window: large enough that a read costs little per byte, small enough to stay in cache. */
 const WINDOW = 1 << 20;
@@ -104,11 +105,11 @@ export function takeHeaderSnapshot(pid: number, layout: GlibcLayout, libc: LibcF
 
 /** The first contradiction in a decode, or undefined. */
 function contradictionOf(pass: Pass, state: AllocatorState): string | undefined {
-  const walk = pass.walks.find((w) => w.reason !== undefined);
+  const walk = pass.walks.find((w) => own(w, 'reason') !== undefined);
   if (walk !== undefined) return `the walk of ${walk.kind} ${hex(walk.start)}: ${walk.reason}`;
   if (state.totals.incomplete.length > 0) return state.totals.incomplete[0];
   for (const t of state.tcaches.tcaches) {
-    const bin = t.bins.find((b) => b.reason !== undefined);
+    const bin = t.bins.find((b) => own(b, 'reason') !== undefined);
     if (bin !== undefined) return `the tcache at ${hex(t.address)}, bin ${bin.index}: ${bin.reason}`;
   }
   const undecoded = state.tcaches.undecoded[0];
@@ -177,7 +178,7 @@ function takePass(pid: number, layout: GlibcLayout, libc: LibcFile, window: Uint
     });
     torn ??= failure;
     walked.push({
-      walk: { arena: arena.address, kind, start: regionBase, end: regionBase + BigInt(end), walk, ...(heapInfo === undefined ? {} : { heapInfo }), ...(walk.reason === undefined ? {} : { reason: walk.reason }) },
+      walk: { arena: arena.address, kind, start: regionBase, end: regionBase + BigInt(end), walk, ...(heapInfo === undefined ? {} : { heapInfo }), ...(own(walk, 'reason') === undefined ? {} : { reason: walk.reason }) },
       region,
     });
     return walk;
@@ -190,7 +191,7 @@ function takePass(pid: number, layout: GlibcLayout, libc: LibcFile, window: Uint
       const walk = stream(arena, 'heap', heap.start, end, new ChunkWalker(heap.start, { start: first, end, fenceposts: false, mainArena: true, header: HEADER_BYTES, whole }), untouchedReadsZero(heap), '[heap]');
       const top = walk.top >= 0 ? heap.start + BigInt(walk.table.offsets[walk.top]) : undefined;
       const entry = walked[walked.length - 1].walk;
-      if (top !== undefined && top !== arena.top.address && entry.reason === undefined) entry.reason = `the chunk that ends [heap] is at ${hex(top)}, but main_arena's top is ${hex(arena.top.address)}`;
+      if (top !== undefined && top !== arena.top.address && own(entry, 'reason') === undefined) defineOwn(entry, 'reason', `the chunk that ends [heap] is at ${hex(top)}, but main_arena's top is ${hex(arena.top.address)}`);
       continue;
     }
     for (const info of arena.heaps) {

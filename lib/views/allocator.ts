@@ -14,6 +14,7 @@ import type { ColourName } from '../table-spec';
 import { DocColumn, DocNote, DocRow, documentHTML, documentMarkdown, documentTerminal, ViewDocument } from './document';
 import { stylize } from './inspect';
 import type { TerminalOptions } from './terminal';
+import { own } from '../validate';
 
 /** Chunk addresses a bin's row lists in a terminal, and in a document (the JSON has them all). */
 export const TERMINAL_CHUNKS = 8;
@@ -28,7 +29,7 @@ export function snapshotNotes(s: SnapshotInfo): DocNote[] {
     s.consistent
       ? { text: `Decoded from one copy of the allocator, made in one native call while nothing changed it (${plural(s.attempts, 'attempt')}).` }
       : { text: `The copy was still torn after ${plural(s.attempts, 'attempt')} (${s.reason}): what follows may mix two moments.`, problem: true },
-    ...(s.madeResident === undefined ? [] : [{ text: `${capitalised(s.madeResident)}.`, problem: true }]),
+    ...[own(s, 'madeResident')].flatMap((made) => (made === undefined ? [] : [{ text: `${capitalised(made)}.`, problem: true }])),
   ];
 }
 
@@ -80,7 +81,7 @@ export function arenasDocument(r: ArenasData): ViewDocument {
   }));
   const problems: DocNote[] = r.arenas.flatMap((a) => [
     ...(a.heapsReason === undefined ? [] : [{ text: `${arenaName(a.kind, a.address)}: its heaps: ${a.heapsReason}`, problem: true }]),
-    ...(a.top.reason === undefined ? [] : [{ text: `${arenaName(a.kind, a.address)}: its top chunk at ${hex(a.top.address)}: ${a.top.reason}`, problem: true }]),
+    ...(own(a.top, 'reason') === undefined ? [] : [{ text: `${arenaName(a.kind, a.address)}: its top chunk at ${hex(a.top.address)}: ${a.top.reason}`, problem: true }]),
     ...(a.mutex === 0 ? [] : [{ text: `${arenaName(a.kind, a.address)}: its lock was held when it was copied (mutex ${a.mutex}): a thread was inside a call that locks the arena (malloc, free, mallinfo2 …)`, problem: true }]),
   ]);
   const heaps = r.arenas.filter((a) => a.heaps.length > 0);
@@ -199,7 +200,7 @@ function arenaTotals(a: ArenaBins): { chunks: number; bytes: number; bins: numbe
 export function binsDocument(r: BinsData, chunks = DOCUMENT_CHUNKS): ViewDocument {
   const totals = r.arenas.map(arenaTotals);
   const all = totals.reduce((t, a) => ({ chunks: t.chunks + a.chunks, bytes: t.bytes + a.bytes, bins: t.bins + a.bins }), { chunks: 0, bytes: 0, bins: 0 });
-  const broken = r.arenas.reduce((n, a) => n + lists(a).filter(({ bin }) => bin.reason !== undefined).length, 0);
+  const broken = r.arenas.reduce((n, a) => n + lists(a).filter(({ bin }) => own(bin, 'reason') !== undefined).length, 0);
   const single = r.arenas.length === 1 && r.arenas[0].kind === 'main';
   return {
     id: 'allocator-bins',
@@ -212,13 +213,13 @@ export function binsDocument(r: BinsData, chunks = DOCUMENT_CHUNKS): ViewDocumen
     ],
     sections: r.arenas.map((a, k) => {
       const t = totals[k];
-      const shown = lists(a).filter(({ bin }) => bin.count > 0 || bin.reason !== undefined);
+      const shown = lists(a).filter(({ bin }) => bin.count > 0 || own(bin, 'reason') !== undefined);
       const rows: DocRow[] = shown.map(({ kind, bin }) => ({
         cells: [binLabel(kind, bin.index), binSizes(kind, bin.index), String(bin.count), String(bin.chunks.reduce((n, c) => n + c.size, 0)), chunksText(bin, chunks)],
-        colour: bin.reason === undefined ? KIND_COLOUR[kind] : 'red',
+        colour: own(bin, 'reason') === undefined ? KIND_COLOUR[kind] : 'red',
       }));
       const total = lists(a).length;
-      const empty = lists(a).filter(({ bin }) => bin.count === 0 && bin.reason === undefined);
+      const empty = lists(a).filter(({ bin }) => bin.count === 0 && own(bin, 'reason') === undefined);
       const stale = a.binmap.marked.filter((i) => empty.some(({ kind, bin }) => kind !== 'fast' && bin.index === i));
       const notes: DocNote[] = [
         { text: shown.length === 0 ? `All ${total} lists are empty.` : `The other ${total - shown.length} of the ${total} lists are empty.` },
@@ -226,7 +227,7 @@ export function binsDocument(r: BinsData, chunks = DOCUMENT_CHUNKS): ViewDocumen
           text: `binmap marks ${plural(a.binmap.marked.length, 'bin')}` +
             (stale.length === 0 ? ', each holding chunks.' : `; ${stale.length} of them are empty now (malloc clears a bit only when a search finds its bin empty).`),
         }]),
-        ...shown.filter(({ bin }) => bin.reason !== undefined)
+        ...shown.filter(({ bin }) => own(bin, 'reason') !== undefined)
           .map(({ kind, bin }) => ({ text: `${binLabel(kind, bin.index)} stops after ${plural(bin.count, 'chunk')}: ${bin.reason}`, problem: true })),
       ];
       return {
@@ -329,7 +330,7 @@ export function inspectBins(r: BinsData, depth: number, options?: InspectContext
   const chunks = totals.reduce((n, t) => n + t.chunks, 0);
   const bytes = totals.reduce((n, t) => n + t.bytes, 0);
   const used = totals.reduce((n, t) => n + t.bins, 0);
-  const broken = r.arenas.reduce((n, a) => n + lists(a).filter((l) => l.bin.reason !== undefined).length, 0);
+  const broken = r.arenas.reduce((n, a) => n + lists(a).filter((l) => own(l.bin, 'reason') !== undefined).length, 0);
   const head = `${name} <${plural(r.arenas.length, 'arena')}: ${stylize(options, String(chunks), 'number')} chunks (${shortBytes(bytes)}) ` +
     `in ${plural(used, 'list')}; ${broken === 0 ? 'every list complete' : `${plural(broken, 'list')} broken`}${r.snapshot.consistent ? '' : '; torn copy'}`;
   if (depth === 0) return `${head}>`;

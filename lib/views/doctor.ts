@@ -9,6 +9,7 @@ import type { DocumentViews, InspectContext } from '../presenters';
 import { DocColumn, DocNote, DocRow, documentHTML, documentMarkdown, documentTerminal, ViewDocument } from './document';
 import { stylize } from './inspect';
 import type { TerminalOptions } from './terminal';
+import { own } from '../validate';
 
 const RIGHT = { align: 'right' as const };
 const pct = (part: number, whole: number) => `${whole === 0 ? 0 : Math.round((part / whole) * 100)} %`;
@@ -70,7 +71,7 @@ export function doctorDocument(d: DoctorData): ViewDocument {
     notes: [
       ...(d.cmdline.length === 0 ? [] : [{ text: `Command line: ${commandLine(d.cmdline)}; ${d.threads} threads.` }]),
       ...(d.snapshot.consistent ? [] : [{ text: `The allocator's copy was still torn after ${d.snapshot.attempts} attempts (${d.snapshot.reason}).`, problem: true }]),
-      ...(d.snapshot.madeResident === undefined ? [] : [{ text: `${capitalised(d.snapshot.madeResident)}.`, problem: true }]),
+      ...[own(d.snapshot, 'madeResident')].flatMap((made) => (made === undefined ? [] : [{ text: `${capitalised(made)}.`, problem: true }])),
       ...d.incomplete.map((text) => ({ text, problem: true })),
     ],
     sections: [

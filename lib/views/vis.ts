@@ -19,6 +19,7 @@ import { stylize } from './inspect';
 import { el, esc, text } from './svg';
 import { resolve, TerminalOptions } from './terminal';
 import { clip, wrap } from './terminal-text';
+import { own } from '../validate';
 
 /** The colours chunks take in turn in a terminal. */
 export const CHUNK_COLOURS: readonly ColourName[] = ['green', 'cyan', 'yellow', 'blue', 'magenta'];
@@ -92,8 +93,8 @@ function notes(v: VisResultData): { text: string; problem?: boolean }[] {
     out.push({ text: c.address === v.address ? `${hex(v.address)} is where the first chunk starts.` : `${hex(v.address)} lies ${v.address - c.address} bytes into the first chunk, at ${hex(c.address)}.` });
   }
   const last = v.first + v.chunks.length;
-  if (last === v.total && v.reason === undefined) out.push({ text: `The heap ends with the last chunk shown (${v.region.kind === 'heap' || v.chunks[v.chunks.length - 1].place === 'top' ? 'its top' : 'its fencepost'}).` });
-  if (v.reason !== undefined) out.push({ text: `The heap's walk stopped after chunk ${v.total}: ${v.reason}`, problem: true });
+  if (last === v.total && own(v, 'reason') === undefined) out.push({ text: `The heap ends with the last chunk shown (${v.region.kind === 'heap' || v.chunks[v.chunks.length - 1].place === 'top' ? 'its top' : 'its fencepost'}).` });
+  if (own(v, 'reason') !== undefined) out.push({ text: `The heap's walk stopped after chunk ${v.total}: ${v.reason}`, problem: true });
   out.push({ text: v.safeLinking
     ? 'fd of a tcache or fastbin chunk is the link revealed from the stored word (safe-linking, glibc 2.32 on); a tcache link points 16 bytes into the next chunk.'
     : 'Links are shown as stored: this glibc does not safe-link them.' });

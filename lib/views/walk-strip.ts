@@ -5,6 +5,7 @@ import { hex, shortBytes } from '../format';
 import { PLACES } from '../walk/heap-walk';
 import type { HeapChunk, HeapRegionWalk, WalkTotals } from '../walk/heap-walk';
 import { HeapWalkData, walkRegions } from '../walk/walk-data';
+import { own } from '../validate';
 
 export interface StripOptions {
   /** ANSI colours (default off; the CLI decides with views/terminal's terminalOptions). */
@@ -146,7 +147,7 @@ export function renderWalk(walk: HeapWalkData, options: StripOptions = {}): stri
     lines.push(`tcache ${t.owner === 'calling-thread' ? 'of this thread' : 'of another thread'} at ${hex(t.address)}: ` +
       `${used.reduce((n, b) => n + b.count, 0)} chunks in ${used.length} of ${t.bins.length} bins` + (used.length > 0 ? ' (chunk size × count):' : ''));
     lines.push(...wrap(used.map((b) => `${b.chunks[0]?.size ?? '?'}×${b.count}`), width));
-    for (const b of t.bins) if (b.reason !== undefined) lines.push(`  bin ${b.index}: ${b.reason}`);
+    for (const b of t.bins) if (own(b, 'reason') !== undefined) lines.push(`  bin ${b.index}: ${b.reason}`);
   }
   if (walk.tcaches.length === 0) lines.push('tcache: none found in the regions shown');
   lines.push(...snapshotLines(walk));
@@ -158,7 +159,7 @@ export function snapshotLines(walk: HeapWalkData): string[] {
   const lines = [(walk.consistent
     ? `one snapshot, in one native call while nothing changed it (${walk.attempts} attempt${walk.attempts === 1 ? '' : 's'}); nothing was read after it`
     : `the snapshot was torn after ${walk.attempts} attempts (${walk.inconsistency}); walked all the same`) +
-    (walk.madeResident === undefined ? '' : `; ${walk.madeResident}`)];
+    (own(walk, 'madeResident') === undefined ? '' : `; ${walk.madeResident}`)];
   if (walk.mallinfo === undefined) {
     lines.push("mallinfo2() as the walk makes it up (every arena, with mp_'s mmapped chunks):");
     for (const f of TOTALLED_FIELDS) lines.push(`  ${f} ${walk.mallinfoTotals[f]}`);

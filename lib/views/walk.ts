@@ -10,6 +10,7 @@ import { walkSVG } from './charts/walk';
 import { RESULT_CSS } from './html';
 import { esc } from './svg';
 import { heapTitle, snapshotLines, totalsLine } from './walk-strip';
+import { own } from '../validate';
 
 /** The most chunks application/json carries: a notebook stores the bundle whole. */
 export const JSON_CHUNKS = 2000;
@@ -104,7 +105,7 @@ export function walkJSON(walk: HeapWalkData, limit = JSON_CHUNKS): unknown {
   return toJSONValue({
     ...rest,
     main: regions[0], ...(mainTop === undefined ? {} : { mainTop: regions[1] }), threadHeaps: regions.slice(mainTop === undefined ? 1 : 2),
-    tcaches: tcaches.map(({ struct: _struct, bins, ...t }) => ({ ...t, bins: bins.filter((b) => b.count > 0 || b.reason !== undefined) })),
+    tcaches: tcaches.map(({ struct: _struct, bins, ...t }) => ({ ...t, bins: bins.filter((b) => b.count > 0 || own(b, 'reason') !== undefined) })),
     ...(total > limit ? { truncated: `${limit} of ${total} chunks shown, in address order from main_arena's first; every total counts all ${total}` } : {}),
   });
 }

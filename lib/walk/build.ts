@@ -12,6 +12,7 @@ import type { Mallinfo } from '../stats';
 import { mallinfoChecks, walkMallinfo } from './checks';
 import { addTotals, emptyTotals, HeapRegionWalk, regionWalk } from './heap-walk';
 import type { HeapWalkData } from './walk-data';
+import { own } from '../validate';
 
 export interface WalkSource {
   /** Only main_arena's regions in the result (the totals and checks still cover every arena). */
@@ -45,8 +46,8 @@ export function heapWalkData({ state, info }: Decoded, source: WalkSource): Heap
     ...(source.mallinfo === undefined ? {} : { mallinfo: source.mallinfo }),
     checks: source.mallinfo === undefined ? [] : mallinfoChecks(mallinfoTotals, source.mallinfo),
     problems: [...placementProblems(state.placement, main.noncontiguous ? main.address : undefined), ...state.totals.incomplete],
-    consistent: info.consistent, ...(info.reason === undefined ? {} : { inconsistency: info.reason }), attempts: info.attempts,
-    ...(info.madeResident === undefined ? {} : { madeResident: info.madeResident }),
+    consistent: info.consistent, ...(own(info, 'reason') === undefined ? {} : { inconsistency: info.reason }), attempts: info.attempts,
+    ...(own(info, 'madeResident') === undefined ? {} : { madeResident: info.madeResident }),
     ...(source.programBreak === undefined ? {} : { programBreak: source.programBreak }), steps: source.steps,
   };
 }
@@ -64,7 +65,7 @@ function noHeap(arena: bigint): HeapRegionWalk {
  */
 function fencedReason(w: RegionWalk, main: Arena, walks: readonly RegionWalk[]): string | undefined {
   const { table } = w.walk;
-  if (w.kind !== 'heap' || w.walk.ending !== 'fencepost' || w.reason !== undefined) return undefined;
+  if (w.kind !== 'heap' || w.walk.ending !== 'fencepost' || own(w, 'reason') !== undefined) return undefined;
   const fence = w.start + BigInt(table.offsets[table.count - 2]);
   const copied = walks.some((x) => x.kind === 'top-region');
   const top = main.top.size === undefined ? `at ${hex(main.top.address)}, whose size was not copied,` : `(${main.top.size} bytes, mallinfo2's keepcost) at ${hex(main.top.address)}`;

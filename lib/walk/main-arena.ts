@@ -4,7 +4,7 @@ import { bytes, shortBytes } from '../format';
 import { maps, untouchedReadsZero } from '../maps';
 import { MAX_PLAN_READ, runPlan } from '../plan';
 import { programBreak } from '../stats';
-import { toIndex } from '../validate';
+import { own, toIndex } from '../validate';
 import { SnapshotWalk, walkSnapshot } from './chunk';
 
 /**
@@ -17,7 +17,7 @@ export function walkMainHeap(snapshot: Uint8Array, start: bigint, programBreak: 
   const wanted = programBreak - start;
   const end = wanted < 0n || wanted > BigInt(snapshot.length) ? snapshot.length : Number(wanted);
   const walk = walkSnapshot(snapshot, start, { start: first, end, mainArena: true });
-  if (end !== Number(wanted) && walk.reason === undefined) {
+  if (end !== Number(wanted) && own(walk, 'reason') === undefined) {
     return { ...walk, ending: 'stopped', reason: `the program break (${programBreak}) lies outside the ${snapshot.length} bytes read`, top: -1 };
   }
   return walk;

@@ -6,6 +6,7 @@ import { PlaceKind, placeColumns, placedChunk, RegionPlaceColumns } from '../../
 import { AllocatorState } from '../../allocator/state';
 import { hex } from '../../format';
 import { chunkAtOrBefore } from '../../walk/chunk';
+import { own } from '../../validate';
 
 export type BinKind = 'tcache' | 'fastbin' | 'unsorted' | 'smallbin' | 'largebin';
 
@@ -68,9 +69,9 @@ export function frameState(state: AllocatorState, names: ReadonlyMap<bigint, str
   const lines: BinLine[] = [];
   const add = (kind: BinKind, list: readonly { index: number; chunks: readonly { address: bigint }[]; reason?: string }[]) => {
     for (const bin of list) {
-      if (bin.chunks.length === 0 && bin.reason === undefined) continue;
+      if (bin.chunks.length === 0 && own(bin, 'reason') === undefined) continue;
       const ours = bin.chunks.map((c) => names.get(c.address)).filter((n): n is string => n !== undefined);
-      lines.push({ kind, index: bin.index, ours, others: bin.chunks.length - ours.length, ...(bin.reason === undefined ? {} : { reason: bin.reason }) });
+      lines.push({ kind, index: bin.index, ours, others: bin.chunks.length - ours.length, ...(own(bin, 'reason') === undefined ? {} : { reason: bin.reason }) });
     }
   };
   if (cache !== undefined) add('tcache', cache.bins);
