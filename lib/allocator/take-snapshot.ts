@@ -4,6 +4,7 @@
 // taken while another thread changed malloc's state is retaken. The copy's
 // steps (planCopy) can also be repeated within a larger plan, one copy after
 // each step of interest, each decoded on its own (copiedSnapshot).
+import { mergedRanges, subtractRanges } from '../address-ranges';
 import { HeapscopeError, rangeError, typeError } from '../errors';
 import { bytes, hex, shortBytes } from '../format';
 import { maps, MemoryRegion, untouchedReadsZero } from '../maps';
@@ -219,25 +220,9 @@ export function outsideNow(
   const out: MemoryRegion[] = [];
   for (const range of outside) {
     for (const line of regions.filter((r) => r.start < range.end && range.start < r.end && mainMmapLine(r))) {
-      let pieces = [{ start: range.start > line.start ? range.start : line.start, end: range.end < line.end ? range.end : line.end }];
-      for (const t of taken) {
-        pieces = pieces.flatMap((p) => (t.end <= p.start || t.start >= p.end ? [p]
-          : [{ start: p.start, end: t.start }, { start: t.end, end: p.end }].filter((q) => q.end > q.start)));
-      }
-      for (const p of pieces) out.push({ ...line, start: p.start, end: p.end, size: Number(p.end - p.start) });
+      const clipped = { start: range.start > line.start ? range.start : line.start, end: range.end < line.end ? range.end : line.end };
+      for (const p of subtractRanges([clipped], taken)) out.push({ ...line, start: p.start, end: p.end, size: Number(p.end - p.start) });
     }
-  }
-  return out;
-}
-
-/** `ranges` and `more` with overlapping ones merged (a region's `size` follows its end; ranges that only touch stay apart, as map lines do). */
-export function mergedRanges<T extends { start: bigint; end: bigint; size?: number }>(ranges: readonly T[], more: readonly T[] = []): T[] {
-  const out: T[] = [];
-  for (const r of [...ranges, ...more].sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0))) {
-    const last = out[out.length - 1];
-    if (last !== undefined && r.start < last.end) {
-      if (r.end > last.end) out[out.length - 1] = { ...last, end: r.end, ...(last.size === undefined ? {} : { size: Number(r.end - last.start) }) };
-    } else out.push(r);
   }
   return out;
 }

@@ -5,7 +5,8 @@
 import v8 from 'node:v8';
 import fs from 'node:fs';
 import { decodeSnapshot, Decoded } from '../allocator/results';
-import { mergedRanges, outsideHeapOf, takeAllocatorSnapshot } from '../allocator/take-snapshot';
+import { mergedRanges } from '../address-ranges';
+import { outsideHeapOf, takeAllocatorSnapshot } from '../allocator/take-snapshot';
 import { binding } from '../binding';
 import { HeapscopeError, native, typeError } from '../errors';
 import { maps } from '../maps';

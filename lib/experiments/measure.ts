@@ -1,4 +1,5 @@
 // Measurement helpers shared by more than one experiment.
+import { subtractRanges } from '../address-ranges';
 import { MallocPar } from '../allocator/decode';
 import { liveMallocPar } from '../allocator/live-par';
 import { ArenaBins } from '../allocator/bins';
@@ -97,22 +98,6 @@ function covered(regions: readonly MemoryRegion[]): AddressRange[] {
   return out;
 }
 
-/** Parts of `from` not in `minus`; both sorted and disjoint. */
-function subtract(from: readonly AddressRange[], minus: readonly AddressRange[]): AddressRange[] {
-  const out: AddressRange[] = [];
-  for (const r of from) {
-    let start = r.start;
-    for (const m of minus) {
-      if (m.end <= start || m.start >= r.end) continue;
-      if (m.start > start) out.push(range(start, m.start));
-      start = m.end;
-      if (start >= r.end) break;
-    }
-    if (start < r.end) out.push(range(start, r.end));
-  }
-  return out;
-}
-
 /** Compares two snapshots of the map (each as parseMaps returns it). */
 export function diffMaps(before: readonly MemoryRegion[], after: readonly MemoryRegion[]): MapsDiff {
   const gone = before.filter((b) => !after.some((a) => sameRegion(a, b)));
@@ -125,8 +110,8 @@ export function diffMaps(before: readonly MemoryRegion[], after: readonly Memory
     added: fresh.filter((a) => !gone.some((b) => overlaps(a, b))),
     removed: gone.filter((b) => !fresh.some((a) => overlaps(a, b))),
     changed,
-    mapped: subtract(covered(after), covered(before)),
-    unmapped: subtract(covered(before), covered(after)),
+    mapped: subtractRanges(covered(after), covered(before)).map((r) => range(r.start, r.end)),
+    unmapped: subtractRanges(covered(before), covered(after)).map((r) => range(r.start, r.end)),
   };
 }
 
