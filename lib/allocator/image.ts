@@ -43,6 +43,11 @@ export function locateGlobals(image: AllocatorImage): MallocGlobals {
   return globals;
 }
 
+/** Drops what was located in `image`, for the caller that has just written into its copy. */
+export function forgetGlobals(image: AllocatorImage): void {
+  located.delete(image);
+}
+
 function frozen<T>(value: T): T {
   // A typed array with elements cannot be frozen; the located globals hold none.
   if (typeof value === 'object' && value !== null && !ArrayBuffer.isView(value) && !Object.isFrozen(value)) {

@@ -12,7 +12,7 @@ import { MAX_PLAN_READ, PlanStep, runPlan, StepResult } from '../plan';
 import { MINSIZE } from '../size-classes';
 import { glibcVersion, Mallinfo, MALLINFO_FIELDS, programBreak } from '../stats';
 import { describe, own, readArray, readOptions, toIndex } from '../validate';
-import { AllocatorImage, locateGlobals } from './image';
+import { AllocatorImage, forgetGlobals, locateGlobals } from './image';
 import { layoutFor } from './layouts';
 import { libcDataRegions } from './libc-data';
 import { LibcFile, libcFileOf } from './libc-file';
@@ -436,6 +436,8 @@ function restoreThreadFields(image: AllocatorImage): void {
       range.bytes.set(bytes, Number(address - range.base));
     }
   });
+  // The torn check located main_arena in the copy as the child had it.
+  forgetGlobals(image);
 }
 
 /**

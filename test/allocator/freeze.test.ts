@@ -172,6 +172,35 @@ describe('a frozen copy', () => {
     expect(Object.entries(seen.threads).find(([k]) => k.startsWith('main'))?.[1]).toBe('1');
   });
 
+  it('decodes main_arena as this process has it, in the arena list and where it was located, when a worker shares it', () => {
+    // One arena for every thread: the worker attaches to main_arena, which the
+    // child of the freeze counts as attached to the forking thread alone.
+    const seen = inQuietChild<{ frozen: boolean; arenas: number; listed: string; located: string }>(`
+      const { Worker } = require('node:worker_threads');
+      const { decodeAllocator } = require(${JSON.stringify(path.join(ROOT, 'dist', 'allocator', 'state'))});
+      const gate = new Int32Array(new SharedArrayBuffer(4));
+      const worker = new Worker(${JSON.stringify(`
+        const { parentPort, workerData: gate } = require('node:worker_threads');
+        const h = require(${JSON.stringify(ROOT)});
+        const a = h.malloc(300);
+        parentPort.postMessage(0);
+        Atomics.wait(gate, 0, 0);
+        a.free();
+      `)}, { eval: true, workerData: gate });
+      await new Promise((resolve) => worker.once('message', resolve));
+      const snapshot = h.allocatorSnapshot();
+      const state = decodeAllocator(snapshot.image);
+      Atomics.store(gate, 0, 1);
+      Atomics.notify(gate, 0);
+      await new Promise((resolve) => worker.once('exit', resolve));
+      return { frozen: snapshot.frozen, arenas: state.arenas.arenas.length, listed: String(state.arenas.arenas[0].attachedThreads),
+        located: String(state.globals.mainArena.value.attachedThreads) };`, { GLIBC_TUNABLES: 'glibc.malloc.arena_max=1' });
+    expect(seen.frozen).toBe(true);
+    expect(seen.arenas).toBe(1);
+    expect(Number(seen.listed)).toBeGreaterThan(1);
+    expect(seen.located).toBe(seen.listed);
+  });
+
   it('refuses any step but read, mallinfo and break between a freeze and its thaw, and a thaw without a freeze', () => {
     const refused = (plan: Parameters<typeof runPlan>[0]) => {
       try {

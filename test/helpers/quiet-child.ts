@@ -40,9 +40,10 @@ function quietNode(args: string[], env: NodeJS.ProcessEnv): SpawnSyncReturns<str
  * Runs `body` (the body of an async function, CommonJS) in a fresh
  * `node --single-threaded` and returns what it returns; bigints come back as
  * decimal strings. In the body, `h` is heapscope, `binding` its raw addon and
- * `addonPath` the addon's file (for workers).
+ * `addonPath` the addon's file (for workers). `env` is added to this
+ * process's environment (GLIBC_TUNABLES, read when the child starts).
  */
-export function inQuietChild<T>(body: string): T {
+export function inQuietChild<T>(body: string, env: NodeJS.ProcessEnv = {}): T {
   const source = `
     const h = require(${JSON.stringify(root)});
     const { binding } = require(${JSON.stringify(path.join(root, 'dist', 'binding'))});
@@ -51,7 +52,7 @@ export function inQuietChild<T>(body: string): T {
       process.stdout.write(JSON.stringify(result, (_, v) => (typeof v === 'bigint' ? v.toString() : v)));
     });
   `;
-  const child = quietNode(['-e', source], process.env);
+  const child = quietNode(['-e', source], { ...process.env, ...env });
   if (child.status !== 0) throw new Error(`quiet child failed (${child.status ?? child.signal}): ${child.stderr}`);
   return JSON.parse(child.stdout) as T;
 }
