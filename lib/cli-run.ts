@@ -1,5 +1,5 @@
 // The commands that run experiments: list, run, tour and report. Several
-// experiments run one after another, or two isolated children at once.
+// experiments run one after another, or isolated children side by side.
 import os from 'node:os';
 import { errorLine, JSON_FLAG, seconds, write } from './cli-common';
 import { Command, Input, UsageError } from './command-line';
