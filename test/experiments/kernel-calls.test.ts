@@ -4,11 +4,14 @@ import { KernelCallRow, verdictOf } from '../../lib/experiments/kernel-calls';
 import { rangeHolding } from '../../lib/experiments/measure';
 import { run } from '../../lib/experiments/run';
 import { ExperimentResult } from '../../lib/experiments/types';
+import { hex } from '../../lib/format';
 import { MINSIZE, mmappedChunkSize } from '../../lib/size-classes';
 import { pageSize } from '../../lib/stats';
 import { blockedBreakSaid } from '../helpers/blocked-break';
+import { inQuietChild } from '../helpers/quiet-child';
 
 const BLOCK_BREAK = path.join(__dirname, '..', 'fixtures', 'block-break.cjs');
+const DIST = path.join(__dirname, '..', '..', 'dist', 'experiments');
 
 // glibc's DEFAULT_TOP_PAD on Linux; the isolated child runs without tunables.
 const TOP_PAD = 128 * 1024;
@@ -110,11 +113,11 @@ describe('kernel-calls', () => {
     expect(p.mmapped).toBe(false);
     const repeated = low.findings.find((f) => f.startsWith('In run'));
     if (p.verdict === 'brk') {
-      if (repeated !== undefined) expect(repeated).toMatch(/^In runs? 1(–\d)? of this plan the past-top request was served from memory malloc held: .* run [23] is shown\.$/);
+      if (repeated !== undefined) expect(repeated).toMatch(/^In runs? 1(–\d)? of this plan the past-top request was served from memory malloc held, so the plan was measured again; run [23] is shown\.$/);
     } else {
       expect(repeated).toMatch(/run 3 is shown\.$/);
       expect(low.surprises.some((s) => s.startsWith(`malloc(${p.size}) was chosen to overflow the top chunk and every free chunk in main_arena's bins, yet the break did not move: `) &&
-        (s.includes("free chunk reached main_arena's bins after they were read and before the plan ran") || s.includes('the top chunk had grown to')))).toBe(true);
+        / (lies in none of|came from|begins in) the .*free chunks? .*the bins listed|the top chunk had grown to/.test(s))).toBe(true);
     }
     expect(low.surprises.join(' ')).not.toContain('other threads');
   });
@@ -127,6 +130,73 @@ describe('kernel-calls', () => {
     const large = here.rows.find((r) => r.role === 'large')!;
     // In-process an earlier free of a bigger mmapped chunk may have raised the threshold: then it must say so.
     if (!large.mmapped) expect(here.surprises.some((s) => s.startsWith('malloc(1 MiB'))).toBe(true);
+  });
+
+  // Past-top served from memory malloc held: what the surprise says is where its chunk lay among the free chunks listed
+  // before the plan. A quiet child frees blocks of its own between choosing the requests and running them, under an
+  // 8 MiB mmap threshold: past-top (8 MiB less two pages) is then bigger than anything else freed meanwhile (the
+  // snapshot's copies, the child's own buffers; under the default 128 KiB they served it in most of 8 runs).
+  it('when past-top is served from a free chunk, says where that chunk lay among the ones the bins listed', () => {
+    type Case = { said: string; chunk: string; breakDelta: number; from: string; to: string; listedAt?: string };
+    const cases = inQuietChild<Record<'freedAfter' | 'notFilled' | 'merged', Case>>(`
+      const m = require(${JSON.stringify(path.join(DIST, 'kernel-calls', 'measure'))});
+      const f = require(${JSON.stringify(path.join(DIST, 'kernel-calls', 'findings'))});
+      const page = h.pageSize();
+      const threshold = Number(require(${JSON.stringify(path.join(DIST, 'measure'))}).mallocPar().mmapThreshold);
+      const held = [];
+      // Two blocks side by side between two kept ones, so that a free of either merges with nothing but the other.
+      const pair = (size) => {
+        for (let i = 0; i < 10; i++) {
+          const before = h.malloc(size), a = h.malloc(size), b = h.malloc(size);
+          held.push(before, h.malloc(size));
+          const next = (x) => x.address + BigInt(x.chunk.size);
+          if (a.address === next(before) && b.address === next(a)) return { a, b, at: a.address - 16n, size: a.chunk.size };
+          held.push(a, b);
+        }
+        throw new Error('no three blocks side by side in ten tries');
+      };
+      const outcome = (measured, from, size) => {
+        const row = measured.rows.find((r) => r.role === 'past-top');
+        const said = f.describeRows({ ...measured, runs: 1, page }, true).surprises.find((s) => s.includes('was chosen to overflow'));
+        const to = from + BigInt(size);
+        const listed = measured.listed.chunks.find((c) => c.address < to && from < c.address + BigInt(c.size));
+        return { said, chunk: row.address - 16n, breakDelta: row.breakDelta, from, to, listedAt: listed && listed.address };
+      };
+      // As big as the heap serves: room for a small malloc to split it before the plan and leave past-top's chunk.
+      const big = threshold - 72;
+      // Freed after the bins were read.
+      let one = pair(big);
+      let choice = m.chooseOps(page);
+      one.a.free();
+      const freedAfter = outcome(m.measurePlan(choice), one.at, one.size);
+      // Listed, and its filler left out of the plan. Two blocks freed: the snapshot's copies may be cut from them.
+      one = pair(big);
+      one.a.free();
+      one.b.free();
+      choice = m.chooseOps(page);
+      const end = one.at + 2n * BigInt(one.size);
+      const listed = choice.listed.chunks.find((c) => c.address < end && one.at < c.address + BigInt(c.size));
+      const ops = choice.ops.filter((o) => !(o.role === 'filler' && o.size === listed.size - 8));
+      ops[ops.length - 1] = { ...ops[ops.length - 1], of: ops.length - 2 };
+      const notFilled = outcome(m.measurePlan({ ops, listed: choice.listed }), one.at, 2 * one.size);
+      // Listed but too small, and its neighbour freed after the bins were read: the two merge.
+      const two = pair(Math.floor(threshold * 0.55));
+      two.a.free();
+      choice = m.chooseOps(page);
+      two.b.free();
+      const merged = outcome(m.measurePlan(choice), two.at, 2 * two.size);
+      return { freedAfter, notFilled, merged };
+    `, { GLIBC_TUNABLES: 'glibc.malloc.mmap_threshold=8388608' });
+    const at = (c: Case) => BigInt(c.chunk);
+    for (const c of Object.values(cases)) {
+      expect(c.breakDelta).toBe(0);
+      expect(at(c) >= BigInt(c.from) && at(c) < BigInt(c.to)).toBe(true);
+      expect(c.said).toContain(`chunk at ${hex(at(c))}`);
+    }
+    expect(cases.freedAfter.listedAt).toBeUndefined();
+    expect(cases.freedAfter.said).toMatch(/ lies in none of the \d+ free chunks main_arena's bins listed when they were read \(the largest the fillers left was \d+ bytes[^)]*\), and the top chunk went (\d+) → \1 B: the memory it came from was freed after the bins were read\.$/);
+    expect(cases.notFilled.said).toMatch(new RegExp(` came from the \\d+-byte free chunk at ${hex(BigInt(cases.notFilled.listedAt!))} that the bins listed and no filler took \\(the top chunk went (\\d+) → \\1 B\\)\\.$`));
+    expect(cases.merged.said).toMatch(new RegExp(` begins in the \\d+-byte free chunk at ${hex(BigInt(cases.merged.listedAt!))} that the bins listed, too small for it alone \\(the top chunk went \\d+ → \\d+ B\\): memory beside it was merged with it after the bins were read\\.$`));
   });
 
   it('in a child whose break cannot grow, names that cause, measured, and does not measure again', async () => {

@@ -23,6 +23,31 @@ interface Facts extends Measured {
   blocked?: string;
 }
 
+/**
+ * Where past-top's chunk lay among the free chunks the bins listed before
+ * the plan, those the fillers took left out, when it came from memory
+ * malloc held: what the surprise says instead of a likely cause.
+ */
+function pastTopSource({ pastTop, rows, listed }: Facts): string {
+  const chunk = pastTop.address - 16n;
+  const taken = new Set(rows.filter((r) => r.role === 'filler').map((r) => r.address - 16n));
+  const left = listed.chunks.filter((c) => !taken.has(c.address));
+  const holder = left.find((c) => c.address <= chunk && chunk < c.address + BigInt(c.size));
+  const its = `its ${pastTop.chunkSize}-byte chunk at ${hex(chunk)}`;
+  const top = `the top chunk went ${pastTop.topBefore} → ${pastTop.topAfter} B`;
+  if (holder !== undefined && holder.size >= pastTop.chunkSize) {
+    return `${its} came from the ${holder.size}-byte free chunk at ${hex(holder.address)} that the bins listed and no filler took (${top}).`;
+  }
+  if (holder !== undefined) {
+    return `${its} begins in the ${holder.size}-byte free chunk at ${hex(holder.address)} that the bins listed, too small for it alone ` +
+      `(${top}): memory beside it was merged with it after the bins were read.`;
+  }
+  const largest = left.reduce((m, c) => Math.max(m, c.size), 0);
+  return `${its} lies in none of the ${listed.chunks.length} free chunks main_arena's bins listed when they were read ` +
+    `(the largest the fillers left was ${largest} bytes${listed.whole ? '' : '; a list stopped early, so more may have been free'}), ` +
+    `and ${top}: the memory it came from was freed after the bins were read.`;
+}
+
 function facts(measured: Measured, isolated: boolean): Facts {
   const { rows } = measured;
   const pad = topPadInForce();
@@ -108,8 +133,8 @@ const FINDINGS: Rule<Facts>[] = [
 
   // If the plan was measured again: why, and which run is shown.
   ({ runs }) => runs > 1
-    ? `In run${runs > 2 ? `s 1–${runs - 1}` : ' 1'} of this plan the past-top request was served from memory malloc held: a free chunk big enough ` +
-      `reached main_arena's bins after they were read, so the plan was measured again; run ${runs} is shown.`
+    ? `In run${runs > 2 ? `s 1–${runs - 1}` : ' 1'} of this plan the past-top request was served from memory malloc held, ` +
+      `so the plan was measured again; run ${runs} is shown.`
     : undefined,
 
   // The [heap] before the plan's first step, if there was one, and the break then.
@@ -158,13 +183,12 @@ const SURPRISES: Rule<Facts>[] = [
   }),
 
   // If past-top did not move the break: brk() was refused (measured: main_arena non-contiguous), the top had grown,
-  // or a free chunk came after the bins were read.
-  ({ pastTop, blocked }) => (pastTop.mmapped && blocked === undefined) || pastTop.breakDelta > 0 ? undefined
-    : `malloc(${pastTop.size}) was chosen to overflow the top chunk and every free chunk in main_arena's bins, yet the break did not move: ` +
-      (blocked !== undefined ? `${blocked}.` : pastTop.chunkSize + MINSIZE <= pastTop.topBefore
-        ? `the top chunk had grown to ${pastTop.topBefore} bytes by then.`
-        : `${withArticle(pastTop.chunkSize)}-byte or larger free chunk reached main_arena's bins after they were read and before the plan ran ` +
-          `(fillers had taken every one listed; the top chunk went ${pastTop.topBefore} → ${pastTop.topAfter} B).`),
+  // or where its chunk lay among the free chunks listed.
+  (f) => (f.pastTop.mmapped && f.blocked === undefined) || f.pastTop.breakDelta > 0 ? undefined
+    : `malloc(${f.pastTop.size}) was chosen to overflow the top chunk and every free chunk in main_arena's bins, yet the break did not move: ` +
+      (f.blocked !== undefined ? `${f.blocked}.` : f.pastTop.chunkSize + MINSIZE <= f.pastTop.topBefore
+        ? `the top chunk had grown to ${f.pastTop.topBefore} bytes by then.`
+        : pastTopSource(f)),
 
   // If past-top, below the default mmap threshold, was mmapped: mp_'s threshold now.
   ({ pastTop, threshold, blocked }) => pastTop.mmapped && blocked === undefined

@@ -2,11 +2,15 @@
 // request past the top chunk, one above the mmap threshold and its free, each
 // with mallinfo's top chunk, the break and the whole map around it. The
 // requests are chosen from mp_ and main_arena's bins right before each plan.
+import { BinChunk } from '../../allocator/bin-walk';
+import { ArenaBins } from '../../allocator/bins';
+import { bins } from '../../allocator-state';
 import { blockedBreak } from '../../break-room';
 import { MemoryRegion, parseMaps, regionOf } from '../../maps';
 import { PlanStep, runPlan, StepResult } from '../../plan';
 import { requestToChunkSize } from '../../size-classes';
 import { pageSize } from '../../stats';
+import { own } from '../../validate';
 import { diffMaps, freeChunkSizes, mallocPar, MapsDiff, rangeHolding } from '../measure';
 
 export type KernelVerdict = 'served from memory it held' | 'brk' | 'mmap' | 'munmap' | 'no kernel call seen';
@@ -62,11 +66,12 @@ type Op = { role: KernelStepRole; op: 'malloc'; size: number } | { role: 'free-l
  * instead are used up first by exact-size fillers (an exact fit is taken
  * from its bin before the top chunk is touched).
  */
-function chooseOps(page: number): Op[] {
+export function chooseOps(page: number): { ops: Op[]; listed: Listed } {
   // What sysmalloc compares with, whoever set it (default, tunable, environment, mallopt, a free that raised it).
   const threshold = Number(mallocPar().mmapThreshold);
   const pastTop = requestToChunkSize(Math.max(threshold - 2 * page, page) - 8);
-  const free = freeChunkSizes();
+  const main = bins().arenas.find((a) => a.kind === 'main');
+  const free = freeChunkSizes(main);
   // Read last, right before the plan: the filler arithmetic needs today's top.
   const top = runPlan([{ op: 'mallinfo' }]).steps[0].mallinfo!.keepcost;
   const topFiller = top + page > pastTop ? top - TOP_LEFT : undefined;
@@ -78,7 +83,20 @@ function chooseOps(page: number): Op[] {
   // A request whose chunk is at least the threshold is mmapped (a node whose start-up freed a bigger mmapped chunk has raised it).
   ops.push({ role: 'large', op: 'malloc', size: Math.max(LARGE, threshold) });
   ops.push({ role: 'free-large', op: 'free', of: ops.length - 1 });
-  return ops;
+  return { ops, listed: listedOf(main) };
+}
+
+/** The free chunks main_arena's bins listed when the requests were chosen. */
+export interface Listed {
+  chunks: BinChunk[];
+  /** False when a list stopped early (its bin's `reason`): more chunks may have been free. */
+  whole: boolean;
+}
+
+function listedOf(main: ArenaBins | undefined): Listed {
+  if (main === undefined) return { chunks: [], whole: false };
+  const lists = [...main.fastbins, ...main.unsorted, ...main.smallbins, ...main.largebins];
+  return { chunks: lists.flatMap((b) => b.chunks), whole: lists.every((b) => own(b, 'reason') === undefined) };
 }
 
 /** mallinfo's top chunk, the break and the map, read in one place of the plan. */
@@ -112,8 +130,8 @@ const RUN_ATTEMPTS = 3;
 const servedByHeldMemory = (rows: readonly KernelCallRow[]): boolean =>
   rows.some((r) => r.role === 'past-top' && !r.mmapped && r.breakDelta <= 0);
 
-/** Runs the plan of `ops` once: a snapshot before the first step and after each. */
-function measurePlan(ops: Op[]): { rows: KernelCallRow[]; first: Snapshot } {
+/** Runs the plan of `ops` once: a snapshot before the first step and after each. (Exported, with chooseOps, for tests that free memory between the two.) */
+export function measurePlan({ ops, listed }: { ops: Op[]; listed: Listed }): { rows: KernelCallRow[]; first: Snapshot; listed: Listed } {
   const steps: PlanStep[] = [];
   const first = snapshotSteps(steps);
   const at: { op: number; header?: number; after: number }[] = [];
@@ -154,13 +172,14 @@ function measurePlan(ops: Op[]): { rows: KernelCallRow[]; first: Snapshot } {
     });
     before = after;
   });
-  return { rows, first: readSnapshot(results, first) };
+  return { rows, first: readSnapshot(results, first), listed };
 }
 
-/** What a run measured: the rows of the run shown, the snapshot before its first step, the runs it took, the page size. */
+/** What a run measured: the rows of the run shown, the snapshot before its first step, the free chunks listed before it, the runs it took, the page size. */
 export interface Measured {
   rows: KernelCallRow[];
   first: Snapshot;
+  listed: Listed;
   runs: number;
   page: number;
 }
