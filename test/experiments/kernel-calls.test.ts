@@ -98,6 +98,10 @@ describe('kernel-calls', () => {
       expect(r.breakDelta).toBe(Number(r.breakAfter - r.breakBefore));
     }
     result.rows.forEach((r, i) => expect(result.findings[i]).toContain(`(${r.size})`));
+    // past-top sized from the threshold read before the plan (the one read after it, the large free may have raised).
+    const pastTop = row('past-top');
+    expect(result.findings).toContainEqual(expect.stringMatching(
+      new RegExp(`^malloc\\(${pastTop.size}\\) was sized from mp_\\.mmap_threshold, read before the plan: ${pastTop.chunkSize + 2 * pageSize()} bytes, its chunk ${pastTop.chunkSize} bytes, two pages below it(\\.|; glibc starts it at 128 KiB \\(131072 B\\), and mp_\\.no_dyn_threshold is 0, so free\\(\\) of an mmapped chunk of ${pastTop.chunkSize + 2 * pageSize()} bytes raised it to that chunk's size before this plan\\.)$`)));
     expect(result.findings.some((f) => /already had a \[heap\] of .*\(\d+ B\)/.test(f))).toBe(true);
     // None, but the one the large row's own test above checks: node's start-up raised mp_.mmap_threshold past 1 MiB
     // (a full run met it here too).
@@ -111,6 +115,7 @@ describe('kernel-calls', () => {
     // Two pages below the threshold glibc holds, not below the default.
     expect(p.chunkSize).toBe(65536 - 2 * pageSize());
     expect(p.mmapped).toBe(false);
+    expect(low.findings).toContainEqual(expect.stringMatching(/ read before the plan: 65536 bytes, .*mp_\.no_dyn_threshold is 1: a tunable, MALLOC_MMAP_THRESHOLD_ or mallopt set it\.$/));
     const repeated = low.findings.find((f) => f.startsWith('In run'));
     if (p.verdict === 'brk') {
       if (repeated !== undefined) expect(repeated).toMatch(/^In runs? 1(–\d)? of this plan the past-top request was served from memory malloc held, so the plan was measured again; run [23] is shown\.$/);
@@ -178,7 +183,7 @@ describe('kernel-calls', () => {
       const listed = choice.listed.chunks.find((c) => c.address < end && one.at < c.address + BigInt(c.size));
       const ops = choice.ops.filter((o) => !(o.role === 'filler' && o.size === listed.size - 8));
       ops[ops.length - 1] = { ...ops[ops.length - 1], of: ops.length - 2 };
-      const notFilled = outcome(m.measurePlan({ ops, listed: choice.listed }), one.at, 2 * one.size);
+      const notFilled = outcome(m.measurePlan({ ...choice, ops }), one.at, 2 * one.size);
       // Listed but too small, and its neighbour freed after the bins were read: the two merge.
       const two = pair(Math.floor(threshold * 0.55));
       two.a.free();

@@ -137,6 +137,16 @@ const FINDINGS: Rule<Facts>[] = [
       `so the plan was measured again; run ${runs} is shown.`
     : undefined,
 
+  // How past-top was sized: from mp_.mmap_threshold as read before the plan, and who set it when it is not glibc's first value.
+  ({ pastTop, thresholdBefore: threshold, page }) => {
+    const read = `malloc(${pastTop.size}) was sized from mp_.mmap_threshold, read before the plan: ${threshold.bytes} bytes, ` +
+      `its chunk ${pastTop.chunkSize} bytes, ${threshold.bytes - pastTop.chunkSize === 2 * page ? 'two pages' : `${threshold.bytes - pastTop.chunkSize} bytes`} below it`;
+    if (threshold.bytes === DEFAULT_MMAP_THRESHOLD) return `${read}.`;
+    return `${read}; glibc starts it at ${bytes(DEFAULT_MMAP_THRESHOLD)}, and ` + (threshold.fixed
+      ? 'mp_.no_dyn_threshold is 1: a tunable, MALLOC_MMAP_THRESHOLD_ or mallopt set it.'
+      : `mp_.no_dyn_threshold is 0, so free() of an mmapped chunk of ${threshold.bytes} bytes raised it to that chunk's size before this plan.`);
+  },
+
   // The [heap] before the plan's first step, if there was one, and the break then.
   ({ first, isolated }) => {
     const heap = first.regions.find((r) => r.kind === 'heap');

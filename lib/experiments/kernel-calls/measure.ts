@@ -66,9 +66,10 @@ type Op = { role: KernelStepRole; op: 'malloc'; size: number } | { role: 'free-l
  * instead are used up first by exact-size fillers (an exact fit is taken
  * from its bin before the top chunk is touched).
  */
-export function chooseOps(page: number): { ops: Op[]; listed: Listed } {
+export function chooseOps(page: number): Choice {
   // What sysmalloc compares with, whoever set it (default, tunable, environment, mallopt, a free that raised it).
-  const threshold = Number(mallocPar().mmapThreshold);
+  const par = mallocPar();
+  const threshold = Number(par.mmapThreshold);
   const pastTop = requestToChunkSize(Math.max(threshold - 2 * page, page) - 8);
   const main = bins().arenas.find((a) => a.kind === 'main');
   const free = freeChunkSizes(main);
@@ -83,7 +84,15 @@ export function chooseOps(page: number): { ops: Op[]; listed: Listed } {
   // A request whose chunk is at least the threshold is mmapped (a node whose start-up freed a bigger mmapped chunk has raised it).
   ops.push({ role: 'large', op: 'malloc', size: Math.max(LARGE, threshold) });
   ops.push({ role: 'free-large', op: 'free', of: ops.length - 1 });
-  return { ops, listed: listedOf(main) };
+  return { ops, listed: listedOf(main), thresholdBefore: { bytes: threshold, fixed: par.noDynThreshold !== 0 } };
+}
+
+/** The requests of one plan, and what they were chosen from. */
+export interface Choice {
+  ops: Op[];
+  listed: Listed;
+  /** mp_.mmap_threshold and whether mp_.no_dyn_threshold was set, read before the plan. */
+  thresholdBefore: { bytes: number; fixed: boolean };
 }
 
 /** The free chunks main_arena's bins listed when the requests were chosen. */
@@ -131,7 +140,7 @@ const servedByHeldMemory = (rows: readonly KernelCallRow[]): boolean =>
   rows.some((r) => r.role === 'past-top' && !r.mmapped && r.breakDelta <= 0);
 
 /** Runs the plan of `ops` once: a snapshot before the first step and after each. (Exported, with chooseOps, for tests that free memory between the two.) */
-export function measurePlan({ ops, listed }: { ops: Op[]; listed: Listed }): { rows: KernelCallRow[]; first: Snapshot; listed: Listed } {
+export function measurePlan({ ops, listed, thresholdBefore }: Choice): { rows: KernelCallRow[]; first: Snapshot; listed: Listed; thresholdBefore: Choice['thresholdBefore'] } {
   const steps: PlanStep[] = [];
   const first = snapshotSteps(steps);
   const at: { op: number; header?: number; after: number }[] = [];
@@ -172,14 +181,15 @@ export function measurePlan({ ops, listed }: { ops: Op[]; listed: Listed }): { r
     });
     before = after;
   });
-  return { rows, first: readSnapshot(results, first), listed };
+  return { rows, first: readSnapshot(results, first), listed, thresholdBefore };
 }
 
-/** What a run measured: the rows of the run shown, the snapshot before its first step, the free chunks listed before it, the runs it took, the page size. */
+/** What a run measured: the rows of the run shown, the snapshot before its first step, the free chunks listed and the mmap threshold read before it, the runs it took, the page size. */
 export interface Measured {
   rows: KernelCallRow[];
   first: Snapshot;
   listed: Listed;
+  thresholdBefore: Choice['thresholdBefore'];
   runs: number;
   page: number;
 }
