@@ -67,6 +67,11 @@ function startsWithVowelSound(text: string): boolean {
   return lead.startsWith('8') || lead === '11' || lead === '18';
 }
 
+/** `1 chunk`, `2 chunks`: a count and its noun. */
+export function plural(n: number | bigint, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 || n === 1n ? one : many}`;
+}
+
 /** `text` with its first letter in upper case: a reason made a sentence of its own. */
 export function capitalised(text: string): string {
   return text.charAt(0).toUpperCase() + text.slice(1);

@@ -1,7 +1,7 @@
 // The sentences doctor() says and the advice it gives (pure): each carries
 // the figure it rests on, and advice is given only when its figures pass
 // the thresholds below.
-import { shortBytes } from '../format';
+import { plural, shortBytes } from '../format';
 import type { Advice, ArenaDiagnosis, DoctorData } from './types';
 
 /**
@@ -23,7 +23,6 @@ export const THRESHOLDS = {
 type Figures = Omit<DoctorData, 'findings' | 'advice' | 'trimmed'>;
 
 const pct = (part: number, whole: number) => `${whole === 0 ? 0 : Math.round((part / whole) * 100)} %`;
-const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
 
 export function arenaName(a: { kind: 'main' | 'thread'; arena: bigint }): string {
   return a.kind === 'main' ? 'main_arena' : `thread arena 0x${a.arena.toString(16)}`;
@@ -37,14 +36,16 @@ export function doctorFindings(d: Figures): string[] {
   const heapRss = d.rss.rows.filter((r) => r.kind === 'main-heap' || r.kind === 'arena-heaps').reduce((n, r) => n + r.rss, 0);
   out.push(`The process has ${shortBytes(d.rss.total)} resident; ${shortBytes(heapRss)} (${pct(heapRss, d.rss.total)}) of it is the arenas' memory and ` +
     `${shortBytes(d.mmapped.resident)} (${pct(d.mmapped.resident, d.rss.total)}) chunks mapped on their own.`);
-  out.push(`${plural(d.arenas.length, 'arena')} hold ${shortBytes(t.arena)} from the system: ${shortBytes(t.uordblks)} in use (uordblks) and ` +
+  out.push(`${plural(d.arenas.length, 'arena')} ${d.arenas.length === 1 ? 'holds' : 'hold'} ${shortBytes(t.arena)} from the system: ${shortBytes(t.uordblks)} in use (uordblks) and ` +
     `${shortBytes(t.fordblks)} free (fordblks, ${pct(t.fordblks, t.arena)}), of which ${shortBytes(t.fsmblks)} in ${plural(t.smblks, 'fastbin chunk')}; ` +
     `${plural(t.hblks, 'chunk')} of ${shortBytes(t.hblkhd)} ${t.hblks === 1 ? 'is' : 'are'} mapped on ${t.hblks === 1 ? 'its' : 'their'} own (hblks, hblkhd).`);
   const m = d.mmapped;
   out.push(m.nMmaps === 0 && m.found === 0 ? 'No chunk is mapped on its own (mp_.n_mmaps 0).' : m.found === m.nMmaps && m.bytes === m.mmappedMem
-    ? `All ${plural(m.nMmaps, 'mmapped chunk')} that mp_ counts (${shortBytes(m.mmappedMem)}) were found at the starts of anonymous mappings; ${shortBytes(m.resident)} of them is resident.`
-    : `${plural(m.found, 'mmapped chunk')} (${shortBytes(m.bytes)}) were found at the starts of anonymous mappings, but mp_ counts ${m.nMmaps} (${shortBytes(m.mmappedMem)}): ` +
-      'the others were found at the start of no anonymous mapping, so they count as other anonymous memory.');
+    ? (m.nMmaps === 1
+      ? `The one mmapped chunk that mp_ counts (${shortBytes(m.mmappedMem)}) was found at the start of an anonymous mapping; ${shortBytes(m.resident)} of it is resident.`
+      : `All ${plural(m.nMmaps, 'mmapped chunk')} that mp_ counts (${shortBytes(m.mmappedMem)}) were found at the starts of anonymous mappings; ${shortBytes(m.resident)} of them is resident.`)
+    : `${plural(m.found, 'mmapped chunk')} (${shortBytes(m.bytes)}) ${m.found === 1 ? 'was' : 'were'} found at the starts of anonymous mappings, but mp_ counts ${m.nMmaps} (${shortBytes(m.mmappedMem)}): ` +
+      `the ${m.nMmaps - m.found === 1 ? 'other was' : 'others were'} found at the start of no anonymous mapping, so ${m.nMmaps - m.found === 1 ? 'it counts' : 'they count'} as other anonymous memory.`);
   if (d.v8 !== undefined) out.push(`V8 says ${shortBytes(d.v8.physical)} of its heap spaces is resident (v8.getHeapSpaceStatistics): it is part of the other anonymous memory.`);
   const p = d.params;
   if (p.initial === undefined) out.push(`mmap_threshold is ${shortBytes(p.mmapThreshold)}; mp_ as libc initialises it could not be read (${p.initialReason}).`);

@@ -7,7 +7,7 @@ import type { Arena } from '../allocator/arenas';
 import { Bin, sizeRule } from '../allocator/bin-walk';
 import type { ArenaBins } from '../allocator/bins';
 import type { ArenasData, BinsData, MallocParamsData, SnapshotInfo } from '../allocator/results';
-import { capitalised, hex, shortBytes } from '../format';
+import { capitalised, hex, plural, shortBytes } from '../format';
 import { toJSONValue } from '../json';
 import type { DocumentViews, InspectContext, MimeBundle } from '../presenters';
 import type { ColourName } from '../table-spec';
@@ -19,10 +19,6 @@ import { own } from '../validate';
 /** Chunk addresses a bin's row lists in a terminal, and in a document (the JSON has them all). */
 export const TERMINAL_CHUNKS = 8;
 export const DOCUMENT_CHUNKS = 64;
-
-function plural(n: number | bigint, one: string, many = `${one}s`): string {
-  return `${n} ${n === 1 || n === 1n ? one : many}`;
-}
 
 export function snapshotNotes(s: SnapshotInfo): DocNote[] {
   return [

@@ -8,7 +8,7 @@ import { sizeRule } from '../allocator/bin-walk';
 import type { VisResultData } from '../allocator/results';
 import { HEAD_LINES, TAIL_LINES, VisChunk, VisLine, WHOLE_LINES } from '../allocator/vis';
 import { chunkFlags } from '../chunk';
-import { hex } from '../format';
+import { hex, plural } from '../format';
 import { TCACHE_MAX_BINS, tidx2csize } from '../size-classes';
 import { toJSONValue } from '../json';
 import type { DocumentViews, InspectContext, MimeBundle } from '../presenters';
@@ -25,10 +25,6 @@ import { own } from '../validate';
 export const CHUNK_COLOURS: readonly ColourName[] = ['green', 'cyan', 'yellow', 'blue', 'magenta'];
 /** The same cycle for HTML and SVG backgrounds: light, so that dark text stays readable. */
 const CHUNK_FILLS = ['#dff3df', '#dcf1f5', '#f8f1d0', '#e0e6f8', '#f3e0f3'];
-
-function plural(n: number, one: string, many = `${one}s`): string {
-  return `${n} ${n === 1 ? one : many}`;
-}
 
 function region(v: VisResultData): string {
   return `${v.region.kind === 'heap' ? "main_arena's [heap]" : `arena ${hex(v.arena)}'s heap`} ${hex(v.region.start)}–${hex(v.region.end)}`;
