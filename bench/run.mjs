@@ -25,7 +25,8 @@ import { fileURLToPath } from 'node:url';
 
 const require = createRequire(import.meta.url);
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const h = require(path.join(ROOT, 'dist', 'index.js'));
+// The package as users load it (package.json main), as they call it: `h.name()`.
+const h = require(ROOT);
 // The raw addon, only to split a plan's cost into JavaScript and native time.
 const { binding } = require(path.join(ROOT, 'dist', 'binding.js'));
 const koffi = require('koffi');

@@ -87,6 +87,7 @@ describe('npm pack', () => {
     expect(files).toContain('native/addon.cc');
     expect(files).toContain('native/heapscope.h');
     expect(files).toContain('dist/index.js');
+    expect(files).toContain('dist/main.js');
     expect(files).toContain('dist/index.d.ts');
     expect(files).toContain('package.json');
   });
