@@ -30,19 +30,23 @@ interface Facts extends Measured {
  */
 function pastTopSource({ pastTop, rows, listed }: Facts): string {
   const chunk = pastTop.address - 16n;
-  const taken = new Set(rows.filter((r) => r.role === 'filler').map((r) => r.address - 16n));
-  const left = listed.chunks.filter((c) => !taken.has(c.address));
-  const holder = left.find((c) => c.address <= chunk && chunk < c.address + BigInt(c.size));
+  const fillers = new Map(rows.filter((r) => r.role === 'filler').map((r) => [r.address - 16n, r.chunkSize]));
+  // A filler served by splitting a listed chunk starts where it starts; the rest of that chunk stayed free.
+  const holder = listed.chunks.find((c) => c.address <= chunk && chunk < c.address + BigInt(c.size));
   const its = `its ${pastTop.chunkSize}-byte chunk at ${hex(chunk)}`;
   const top = `the top chunk went ${pastTop.topBefore} → ${pastTop.topAfter} B`;
-  if (holder !== undefined && holder.size >= pastTop.chunkSize) {
-    return `${its} came from the ${holder.size}-byte free chunk at ${hex(holder.address)} that the bins listed and no filler took (${top}).`;
-  }
   if (holder !== undefined) {
-    return `${its} begins in the ${holder.size}-byte free chunk at ${hex(holder.address)} that the bins listed, too small for it alone ` +
-      `(${top}): memory beside it was merged with it after the bins were read.`;
+    const listedChunk = `the ${holder.size}-byte free chunk at ${hex(holder.address)} that the bins listed`;
+    const filler = fillers.get(holder.address);
+    const past = Number(chunk - holder.address) + pastTop.chunkSize - holder.size;
+    if (past <= 0) {
+      return `${its} came from ${listedChunk} and ` +
+        (filler === undefined ? 'no filler took' : `whose first ${filler} bytes a filler took`) + ` (${top}).`;
+    }
+    return `${its} begins in ${listedChunk} and runs ${past} bytes past its end (${top}): ` +
+      'memory beside it was merged with it after the bins were read.';
   }
-  const largest = left.reduce((m, c) => Math.max(m, c.size), 0);
+  const largest = listed.chunks.filter((c) => !fillers.has(c.address)).reduce((m, c) => Math.max(m, c.size), 0);
   return `${its} lies in none of the ${listed.chunks.length} free chunks main_arena's bins listed when they were read ` +
     `(the largest the fillers left was ${largest} bytes${listed.whole ? '' : '; a list stopped early, so more may have been free'}), ` +
     `and ${top}: the memory it came from was freed after the bins were read.`;
