@@ -127,6 +127,20 @@ describe('kernel-calls', () => {
     expect(low.surprises.join(' ')).not.toContain('other threads');
   });
 
+  it('under an 8 KiB and a zero mmap threshold, runs (no filler below zero bytes) and says how past-top was sized', async () => {
+    const page = pageSize();
+    const small = (await run('kernel-calls', { tunables: { 'glibc.malloc.mmap_threshold': 8192 } })) as ExperimentResult<KernelCallRow>;
+    const p = small.rows.find((r) => r.role === 'past-top')!;
+    expect(p.chunkSize).toBe(8192 - page);
+    expect(small.findings).toContainEqual(expect.stringContaining(`read before the plan: 8192 bytes, its chunk ${8192 - page} bytes, ${page} bytes below it;`));
+    for (const r of small.rows.filter((row) => row.role === 'filler')) expect(r.size).toBeGreaterThan(0);
+    if (p.verdict !== 'brk') expect(small.surprises).toContainEqual(expect.stringMatching(`^malloc\\(${p.size}\\) was chosen to overflow`));
+    const zero = (await run('kernel-calls', { tunables: { 'glibc.malloc.mmap_threshold': 0 } })) as ExperimentResult<KernelCallRow>;
+    const z = zero.rows.find((r) => r.role === 'past-top')!;
+    expect(z.mmapped).toBe(true);
+    expect(zero.findings).toContainEqual(expect.stringContaining(`read before the plan: 0 bytes, its chunk ${z.chunkSize} bytes, not below it (past-top asks for a page at least, ${page} bytes)`));
+  });
+
   it('runs in this process too and describes what it saw', async () => {
     const here = (await run('kernel-calls', { isolated: false })) as ExperimentResult<KernelCallRow>;
     expect(here.environment.isolated).toBe(false);

@@ -143,8 +143,10 @@ const FINDINGS: Rule<Facts>[] = [
 
   // How past-top was sized: from mp_.mmap_threshold as read before the plan, and who set it when it is not glibc's first value.
   ({ pastTop, thresholdBefore: threshold, page }) => {
+    const gap = threshold.bytes - pastTop.chunkSize;
     const read = `malloc(${pastTop.size}) was sized from mp_.mmap_threshold, read before the plan: ${threshold.bytes} bytes, ` +
-      `its chunk ${pastTop.chunkSize} bytes, ${threshold.bytes - pastTop.chunkSize === 2 * page ? 'two pages' : `${threshold.bytes - pastTop.chunkSize} bytes`} below it`;
+      `its chunk ${pastTop.chunkSize} bytes, ` +
+      (gap === 2 * page ? 'two pages below it' : gap > 0 ? `${gap} bytes below it` : `not below it (past-top asks for a page at least, ${page} bytes)`);
     if (threshold.bytes === DEFAULT_MMAP_THRESHOLD) return `${read}.`;
     return `${read}; glibc starts it at ${bytes(DEFAULT_MMAP_THRESHOLD)}, and ` + (threshold.fixed
       ? 'mp_.no_dyn_threshold is 1: a tunable, MALLOC_MMAP_THRESHOLD_ or mallopt set it.'

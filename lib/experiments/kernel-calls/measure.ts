@@ -8,7 +8,7 @@ import { bins } from '../../allocator-state';
 import { blockedBreak } from '../../break-room';
 import { MemoryRegion, parseMaps, regionOf } from '../../maps';
 import { PlanStep, runPlan, StepResult } from '../../plan';
-import { requestToChunkSize } from '../../size-classes';
+import { MINSIZE, requestToChunkSize } from '../../size-classes';
 import { pageSize } from '../../stats';
 import { own } from '../../validate';
 import { diffMaps, freeChunkSizes, mallocPar, MapsDiff, rangeHolding } from '../measure';
@@ -51,8 +51,13 @@ export interface KernelCallRow {
 
 const SMALL = 64;
 export const LARGE = 1 << 20;
-/** What a top filler leaves of the top chunk. */
+/** What a top filler leaves of the top chunk, at most: less than past-top's chunk under a small mmap threshold (topLeft). */
 const TOP_LEFT = 16 * 1024;
+
+/** What a top filler leaves: TOP_LEFT, or half of past-top's chunk when that is less, so that the rest cannot hold it. */
+function topLeft(pastTop: number): number {
+  return Math.min(TOP_LEFT, Math.max(MINSIZE, Math.floor(pastTop / 32) * 16));
+}
 
 type Op = { role: KernelStepRole; op: 'malloc'; size: number } | { role: 'free-large'; op: 'free'; of: number };
 
@@ -62,7 +67,7 @@ type Op = { role: KernelStepRole; op: 'malloc'; size: number } | { role: 'free-l
  * below the mmap threshold; `past-top` is the largest request two pages
  * below it, which leaves the most room for chunks freed between the
  * measurement and the plan. A top chunk within a page of it is cut down by a filler
- * to TOP_LEFT; free chunks that could serve that filler or `past-top`
+ * to TOP_LEFT (less under a small threshold: topLeft); free chunks that could serve that filler or `past-top`
  * instead are used up first by exact-size fillers (an exact fit is taken
  * from its bin before the top chunk is touched).
  */
@@ -75,7 +80,9 @@ export function chooseOps(page: number): Choice {
   const free = freeChunkSizes(main);
   // Read last, right before the plan: the filler arithmetic needs today's top.
   const top = runPlan([{ op: 'mallinfo' }]).steps[0].mallinfo!.keepcost;
-  const topFiller = top + page > pastTop ? top - TOP_LEFT : undefined;
+  // A top that could hold past-top (or nearly) is cut down; one already below what a filler would leave needs none.
+  const left = topLeft(pastTop);
+  const topFiller = top + page > pastTop && top - left >= MINSIZE ? top - left : undefined;
   const cutoff = Math.min(pastTop, topFiller ?? pastTop);
   const ops: Op[] = [{ role: 'small', op: 'malloc', size: SMALL }];
   for (const size of free.filter((f) => f >= cutoff)) ops.push({ role: 'filler', op: 'malloc', size: size - 8 });
