@@ -141,4 +141,12 @@ describe('bins under tunables', () => {
         `and ${hex(f)} is at most global_max_fast (${hex(result.rows[0].params!.globalMaxFast!)}).`,
     );
   }, 120_000);
+
+  it('tcache_count=65535: refuses with the copies\' size and what makes it, not a stack overflow', async () => {
+    // 65,535 drains for each drained size, every one carved from top and copied by each of the plan's frames.
+    await expect(run('bins', { tunables: { 'glibc.malloc.tcache_count': 65535 } })).rejects.toMatchObject({
+      code: 'ERR_EXPERIMENT_FAILED',
+      message: expect.stringMatching(/the plan's own blocks add \d+ for a tcache_count of 65535\), more than the \d+ bytes it allows: a smaller glibc\.malloc\.tcache_count keeps the copies within it/),
+    });
+  }, 120_000);
 });

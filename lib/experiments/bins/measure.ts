@@ -225,15 +225,17 @@ function carvedBytes(count: number): number {
  * read before the fillers (reading it allocates, and what it frees later
  * must not land among them); a region it does not know counts whole.
  */
-function copyBudget(sources: ReturnType<typeof copySources>, frames: number, resident: ReadonlyMap<bigint, number>, carved: number): void {
+function copyBudget(sources: ReturnType<typeof copySources>, frames: number, resident: ReadonlyMap<bigint, number>, carved: number, count: number): void {
   const held = (r: { start: bigint; size: number }) => Math.min(r.size, resident.get(r.start) ?? r.size);
   const heap = sources.heap === undefined ? 0 : Number(sources.heapEnd! - sources.heap.start);
   // What the plan carves is written, and copied by every frame after it.
   const heapHeld = sources.heap === undefined ? 0 : Math.min(heap, (resident.get(sources.heap.start) ?? heap) + Math.max(0, heap - sources.heap.size)) + carved;
   const bytes = sources.libc.reduce((n, r) => n + held(r), 0) + heapHeld + sources.arenaHeaps.reduce((n, r) => n + held(r), 0);
   if (bytes * frames > MAX_COPIES) {
+    // The way out depends on which part is big: a heap this process grew, or the blocks a large tcache_count makes the plan carve.
     throw new HeapscopeError('ERR_EXPERIMENT_FAILED', `bins copies the allocator ${frames} times in one plan, about ${bytes} resident bytes each here ` +
-      `([heap] is ${heap} bytes), more than the ${MAX_COPIES} bytes it allows: run it isolated (the default)`);
+      `([heap] is ${heap} bytes, and the plan's own blocks add ${carved} for a tcache_count of ${count}), more than the ${MAX_COPIES} bytes it allows: ` +
+      (heapHeld - carved >= carved ? 'run it isolated (the default), in a fresh child whose heap is small' : 'a smaller glibc.malloc.tcache_count keeps the copies within it'));
   }
 }
 
@@ -242,7 +244,8 @@ async function measureOnce(maxFast: Promise<MaxFastOffset>): Promise<{ rows: Bin
   const { steps, tcacheCount: count, trimThreshold, tcacheFillers, binFillers } = fillers();
   // The map is read after the snapshot's decode (which can move the break), top last.
   const sources = copySources();
-  steps.push(...drains(count));
+  // One at a time: with a large tcache_count the drains are more steps than a call's arguments may be.
+  for (const step of drains(count)) steps.push(step);
   const { taker, topBefore, topTaken } = topTaker(steps, carvedBytes(count), trimThreshold);
   const preparation: Preparation = { tcacheCount: count, tcacheFillers, binFillers, drains: count + DRAIN_EXTRA, topBefore, topTaken };
   const { tests, guardsAfter } = layout(count);
@@ -267,7 +270,7 @@ async function measureOnce(maxFast: Promise<MaxFastOffset>): Promise<{ rows: Bin
   // last guard, the plan's last malloc of its size.
   const probeAt = count > 0 ? push({ op: 'malloc', size: GUARD_REQUEST }) : -1;
   if (probeAt >= 0) push({ op: 'free', step: probeAt });
-  copyBudget(sources, spec.length + 1, resident, carvedBytes(count));
+  copyBudget(sources, spec.length + 1, resident, carvedBytes(count), count);
   const start = planCopy(steps, sources);
   for (const st of spec) {
     for (const name of st.chunks) {
