@@ -146,7 +146,7 @@ describe('bins under tunables', () => {
     // 65,535 drains for each drained size, every one carved from top and copied by each of the plan's frames.
     await expect(run('bins', { tunables: { 'glibc.malloc.tcache_count': 65535 } })).rejects.toMatchObject({
       code: 'ERR_EXPERIMENT_FAILED',
-      message: expect.stringMatching(/the plan's own blocks add \d+ for a tcache_count of 65535\), more than the \d+ bytes it allows: a smaller glibc\.malloc\.tcache_count keeps the copies within it/),
+      message: expect.stringMatching(/\(libc's data \d+, \[heap\] \d+ of its \d+, thread-arena heaps \d+, the plan's own blocks \d+ for a tcache_count of 65535\), more than the \d+ bytes it allows: a smaller glibc\.malloc\.tcache_count keeps the copies within it/),
     });
   }, 120_000);
 });

@@ -15,7 +15,7 @@ export const binsExperiment: Experiment<BinsRow, 'bins'> = {
   // It needs a heap small enough to copy once per step, bins it can empty
   // with fillers and a top it can shrink below the trim threshold.
   isolatedByDefault: true,
-  async run() {
-    return describeRows(await measure());
+  async run(context) {
+    return describeRows(await measure(context.isolated));
   },
 };

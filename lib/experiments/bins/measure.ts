@@ -225,21 +225,25 @@ function carvedBytes(count: number): number {
  * read before the fillers (reading it allocates, and what it frees later
  * must not land among them); a region it does not know counts whole.
  */
-function copyBudget(sources: ReturnType<typeof copySources>, frames: number, resident: ReadonlyMap<bigint, number>, carved: number, count: number): void {
+function copyBudget(sources: ReturnType<typeof copySources>, frames: number, resident: ReadonlyMap<bigint, number>, carved: number, count: number, isolated: boolean): void {
   const held = (r: { start: bigint; size: number }) => Math.min(r.size, resident.get(r.start) ?? r.size);
   const heap = sources.heap === undefined ? 0 : Number(sources.heapEnd! - sources.heap.start);
   // What the plan carves is written, and copied by every frame after it.
   const heapHeld = sources.heap === undefined ? 0 : Math.min(heap, (resident.get(sources.heap.start) ?? heap) + Math.max(0, heap - sources.heap.size)) + carved;
-  const bytes = sources.libc.reduce((n, r) => n + held(r), 0) + heapHeld + sources.arenaHeaps.reduce((n, r) => n + held(r), 0);
+  const libc = sources.libc.reduce((n, r) => n + held(r), 0);
+  const arenaHeaps = sources.arenaHeaps.reduce((n, r) => n + held(r), 0);
+  const bytes = libc + heapHeld + arenaHeaps;
   if (bytes * frames > MAX_COPIES) {
-    // The way out depends on which part is big: a heap this process grew, or the blocks a large tcache_count makes the plan carve.
+    // The way out depends on which part is big: the blocks a large tcache_count makes the plan carve, or memory this process holds.
+    const parts = `libc's data ${libc}, [heap] ${heapHeld - carved} of its ${heap}, thread-arena heaps ${arenaHeaps}, ` +
+      `the plan's own blocks ${carved} for a tcache_count of ${count}`;
     throw new HeapscopeError('ERR_EXPERIMENT_FAILED', `bins copies the allocator ${frames} times in one plan, about ${bytes} resident bytes each here ` +
-      `([heap] is ${heap} bytes, and the plan's own blocks add ${carved} for a tcache_count of ${count}), more than the ${MAX_COPIES} bytes it allows: ` +
-      (heapHeld - carved >= carved ? 'run it isolated (the default), in a fresh child whose heap is small' : 'a smaller glibc.malloc.tcache_count keeps the copies within it'));
+      `(${parts}), more than the ${MAX_COPIES} bytes it allows` +
+      (carved > bytes / 2 ? ': a smaller glibc.malloc.tcache_count keeps the copies within it' : isolated ? '' : ': run it isolated (the default), in a fresh child'));
   }
 }
 
-async function measureOnce(maxFast: Promise<MaxFastOffset>): Promise<{ rows: BinsRow[]; preparation: Preparation; disturbance?: string }> {
+async function measureOnce(maxFast: Promise<MaxFastOffset>, isolated: boolean): Promise<{ rows: BinsRow[]; preparation: Preparation; disturbance?: string }> {
   const resident = new Map(maps({ rss: true }).map((r) => [r.start, r.rss ?? r.size]));
   const { steps, tcacheCount: count, trimThreshold, tcacheFillers, binFillers } = fillers();
   // The map is read after the snapshot's decode (which can move the break), top last.
@@ -270,7 +274,7 @@ async function measureOnce(maxFast: Promise<MaxFastOffset>): Promise<{ rows: Bin
   // last guard, the plan's last malloc of its size.
   const probeAt = count > 0 ? push({ op: 'malloc', size: GUARD_REQUEST }) : -1;
   if (probeAt >= 0) push({ op: 'free', step: probeAt });
-  copyBudget(sources, spec.length + 1, resident, carvedBytes(count), count);
+  copyBudget(sources, spec.length + 1, resident, carvedBytes(count), count, isolated);
   const start = planCopy(steps, sources);
   for (const st of spec) {
     for (const name of st.chunks) {
@@ -375,14 +379,14 @@ function disturbanceOf(rows: readonly BinsRow[]): string | undefined {
 const ATTEMPTS = 3;
 
 /** The plan, measured again (up to three runs) while a known disturbance was seen; the last run is returned. */
-export async function measure(): Promise<Measured> {
+export async function measure(isolated: boolean): Promise<Measured> {
   const missed: string[] = [];
   // global_max_fast's offset is measured in a child, which runs while the
   // plan does: starting it mallocs and frees plenty, so it comes before the
   // fillers' snapshot.
   const maxFast = maxFastOffsetLater(copySources().libcFile);
   for (let attempt = 1; ; attempt++) {
-    const { rows, preparation, disturbance } = await measureOnce(maxFast);
+    const { rows, preparation, disturbance } = await measureOnce(maxFast, isolated);
     if (disturbance === undefined || attempt >= ATTEMPTS) return { rows, preparation, missed };
     missed.push(disturbance);
   }
