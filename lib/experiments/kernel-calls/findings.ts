@@ -3,7 +3,7 @@
 // as a whole. Each finding and surprise a rule over the figures measured.
 import { blockedBreak } from '../../break-room';
 import { bytes, hex, withArticle } from '../../format';
-import { MINSIZE } from '../../size-classes';
+import { MINSIZE, requestToChunkSize } from '../../size-classes';
 import { DEFAULT_MMAP_THRESHOLD, mmapThresholdNow, rangeHolding, topPadInForce } from '../measure';
 import { Rule, say } from '../rules';
 import { KernelCallRow, LARGE, Measured } from './measure';
@@ -142,10 +142,12 @@ const FINDINGS: Rule<Facts>[] = [
     : undefined,
 
   // How past-top was sized: from mp_.mmap_threshold as read before the plan, and who set it when it is not glibc's first value.
+  // (The chunk it asks for: one served from a free chunk can be 16 bytes bigger, a remainder too small to split.)
   ({ pastTop, thresholdBefore: threshold, page }) => {
-    const gap = threshold.bytes - pastTop.chunkSize;
+    const asked = requestToChunkSize(pastTop.size);
+    const gap = threshold.bytes - asked;
     const read = `malloc(${pastTop.size}) was sized from mp_.mmap_threshold, read before the plan: ${threshold.bytes} bytes, ` +
-      `its chunk ${pastTop.chunkSize} bytes, ` +
+      `for ${withArticle(asked)}-byte chunk, ` +
       (gap === 2 * page ? 'two pages below it' : gap > 0 ? `${gap} bytes below it` : `not below it (past-top asks for a page at least, ${page} bytes)`);
     if (threshold.bytes === DEFAULT_MMAP_THRESHOLD) return `${read}.`;
     return `${read}; glibc starts it at ${bytes(DEFAULT_MMAP_THRESHOLD)}, and ` + (threshold.fixed
