@@ -32,7 +32,8 @@ export interface Arena {
   noncontiguous: boolean;
   haveFastchunks: number;
   mutex: number;
-  top: { address: bigint; size?: bigint; reason?: string };
+  /** Both fields are own, one of them undefined: a reader never reaches a polluted Object.prototype. */
+  top: { address: bigint; size: bigint | undefined; reason: string | undefined };
   lastRemainder: bigint;
   systemMem: bigint;
   maxSystemMem: bigint;
@@ -82,7 +83,7 @@ export function decodeArenas(image: AllocatorImage, main: bigint, par?: MallocPa
 
 function arena(image: AllocatorImage, s: MallocState, isMain: boolean, par: MallocPar | undefined): Arena {
   const topWord = readWord(image.memory, s.top + 8n);
-  const top = typeof topWord === 'string' ? { address: s.top, reason: topWord } : { address: s.top, size: topWord & ~SIZE_BITS };
+  const top = typeof topWord === 'string' ? { address: s.top, size: undefined, reason: topWord } : { address: s.top, size: topWord & ~SIZE_BITS, reason: undefined };
   const out: Arena = {
     address: s.address, kind: isMain ? 'main' : 'thread', heaps: [], memory: [],
     flags: s.flags, noncontiguous: (s.flags & 2) !== 0, haveFastchunks: s.haveFastchunks, mutex: s.mutex, top,

@@ -4,7 +4,7 @@
 // Each agrees with the places placeChunks gives.
 import { FREE_BIT } from '../walk/chunk';
 import { ArenaBins } from './bins';
-import { indexIn } from './places';
+import { indexIn, isFencepost } from './places';
 import { RegionWalk } from './heap-walks';
 import { ThreadCache } from './tcaches';
 
@@ -115,8 +115,7 @@ export function inUseAtLeast(walks: readonly RegionWalk[], listed: Listed, min: 
       if (size < min || i === w.walk.top || (table.bits[i] & FREE_BIT) !== 0) continue;
       const at = start + table.offsets[i];
       if (listed.binned.has(at) || listed.cached.has(at) || listed.structs.has(at)) continue;
-      // The fenceposts that end a heap are 16 bytes; no chunk in use is under 32.
-      if (size === 16) continue;
+      if (isFencepost(w, i)) continue;
       count++;
       bytes += size;
     }

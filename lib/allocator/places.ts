@@ -27,7 +27,7 @@ export type PlaceKind =
   | 'smallbin'
   | 'largebin'
   | 'top'
-  /** The 16 bytes that end an older thread-arena heap, or either of the two that end a non-contiguous main_arena's [heap]. */
+  /** The 16 or 32 bytes that end an older thread-arena heap (see isFencepost), or either of the two that end a non-contiguous main_arena's [heap]. */
   | 'fencepost'
   /** The next chunk says this one is free, but no bin lists it. */
   | 'unlisted';
@@ -90,6 +90,20 @@ interface Listing {
 
 const columnsOf = new WeakMap<RegionPlaces, RegionPlaceColumns>();
 
+/**
+ * Whether chunk `i` of a walk is a fencepost glibc wrote, not a chunk it
+ * handed out. sysmalloc ends an older thread heap with a size-0 header after
+ * one: 16 bytes after the old top it freed, or the old top itself (16 or 32
+ * bytes, marked in use) when the old top was under 64 bytes. A non-contiguous
+ * main_arena's [heap] ends in two of 16. No chunk handed out is under 32.
+ */
+export function isFencepost(w: RegionWalk, i: number): boolean {
+  const { ending, table } = w.walk;
+  if (ending !== 'fencepost') return false;
+  const size = table.sizes[i];
+  return w.kind === 'arena-heap' ? i === table.count - 1 && (size === 16 || size === 32) : i >= table.count - 2 && size === 16;
+}
+
 /** The columns behind a region of a placement placeChunks made. */
 export function placeColumns(region: RegionPlaces): RegionPlaceColumns {
   const columns = columnsOf.get(region);
@@ -137,7 +151,7 @@ export function placeChunks(
   const met = new Set<number>();
   const regions = walks.map((w): RegionPlaces => {
     const { table, top, ending } = w.walk;
-    const { count, sizes, bits } = table;
+    const { count, bits } = table;
     const places = new Uint8Array(count);
     const marks = new Map<number, Mark>();
     const mark = (i: number, m: Mark) => marks.set(i, { ...marks.get(i), ...m });
@@ -160,9 +174,8 @@ export function placeChunks(
         mark(i, { tcache: t.address, owner: t.owner });
       }
     }
-    // An older thread heap ends in one fencepost; a non-contiguous main_arena's [heap] in two (no chunk is under 32 bytes).
     if (ending === 'fencepost') {
-      for (let i = Math.max(0, count - 2); i < count; i++) if (places[i] === CODE['in-use'] && sizes[i] === 16) places[i] = CODE.fencepost;
+      for (let i = Math.max(0, count - 2); i < count; i++) if (places[i] === CODE['in-use'] && isFencepost(w, i)) places[i] = CODE.fencepost;
     }
     const arena = byArena.get(w.arena);
     const remainder = arena === undefined ? -1 : indexIn(w, Number(arena.lastRemainder));

@@ -10,7 +10,8 @@ const MIN_CHUNK = 32;
 const ALIGN = 16;
 /**
  * A 16-byte fencepost chunk (CHUNK_HDR_SZ). A thread arena heap that is not
- * the arena's newest ends in one followed by a size-0 header. main_arena's
+ * the arena's newest ends in a size-0 header after one, or after a 32-byte
+ * one (the old top of 48 bytes, marked in use: see isFencepost). main_arena's
  * [heap] ends in two, right at the break, once brk() has failed and sysmalloc
  * has moved the top into memory from mmap (the arena turned non-contiguous).
  */

@@ -13,7 +13,7 @@ import { AllocatorState, decodeAllocator } from '../../lib/allocator/state';
 import { offsetOf } from '../../lib/allocator/struct-layout';
 import { glibcVersion } from '../../lib/stats';
 import { mergedRanges } from '../../lib/address-ranges';
-import { outsideMain, outsideNow, widens } from '../../lib/allocator/take-snapshot';
+import { outsideMain, outsideNow, structureTornReason, widens } from '../../lib/allocator/take-snapshot';
 import { parseMaps } from '../../lib/maps';
 import { AllocatorFixture, startAllocatorFixture } from '../helpers/allocator-fixture';
 import { imageOfProcess } from '../helpers/proc-image';
@@ -223,6 +223,22 @@ describe('decoding corrupted copies: a reason, never a throw or a hang', () => {
     const [, b] = smallbin16();
     const t = decodeAllocator(corrupt([[b + 24n, word(b)]]));
     expect(t.bins[0].smallbins.find((x) => x.index === 16)).toMatchObject({ count: 1, reason: expect.stringMatching(/has bk 0x[0-9a-f]+, but the list reached it from/) });
+  });
+
+  it('a thread arena whose top lies past its copied heap: the top\'s size is unread, said as a tear, even with Object.prototype.size set', (context) => {
+    if (skip !== undefined) context.skip(skip);
+    const thread = clean.arenas.arenas.find((a) => a.heaps.length === 2)!;
+    const past = thread.heaps[0].address + (64n << 20n) - 0x20n;
+    const img = corrupt([[thread.address + field('top'), word(past)]]);
+    const proto = Object.prototype as { size?: unknown };
+    proto.size = 10;
+    try {
+      const top = decodeAt(img).arenas.arenas.find((a) => a.address === thread.address)!.top;
+      expect(Object.hasOwn(top, 'size') && top.size === undefined).toBe(true);
+      expect(structureTornReason(img, [], false)).toMatch(new RegExp(`^arena 0x${thread.address.toString(16)}'s top: .*not copied`));
+    } finally {
+      delete proto.size;
+    }
   });
 
   it('main_arena.next into unmapped space, and a thread arena whose heaps\' prev list loops; the pipeline refuses a main_arena it cannot locate', (context) => {

@@ -1,6 +1,7 @@
-// test/fixtures/allocator-state.c built and started: a process with chunks
-// in every kind of list and three threads with their own arenas, which
-// stops at a quiet point and stays there until its stdin closes.
+// A C fixture built and started: by default test/fixtures/allocator-state.c,
+// a process with chunks in every kind of list and three threads with their
+// own arenas. Each fixture stops at a quiet point (it prints "ready") and
+// stays there until its stdin closes.
 import { ChildProcess, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -13,15 +14,15 @@ export interface AllocatorFixture {
   stop(): void;
 }
 
-/** Builds and starts the fixture, or returns why it cannot (no C compiler). */
-export async function startAllocatorFixture(): Promise<AllocatorFixture | string> {
+/** Builds and starts test/fixtures/NAME.c, or returns why it cannot (no C compiler). */
+export async function startAllocatorFixture(name = 'allocator-state'): Promise<AllocatorFixture | string> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'heapscope-state-'));
-  const program = path.join(dir, 'allocator-state');
-  const source = path.join(__dirname, '..', 'fixtures', 'allocator-state.c');
+  const program = path.join(dir, name);
+  const source = path.join(__dirname, '..', 'fixtures', `${name}.c`);
   const cc = spawnSync('cc', ['-O1', '-pthread', '-o', program, source], { encoding: 'utf8' });
   if (cc.error !== undefined) {
     fs.rmSync(dir, { recursive: true, force: true });
-    return 'no C compiler (cc) to build test/fixtures/allocator-state.c';
+    return `no C compiler (cc) to build test/fixtures/${name}.c`;
   }
   if (cc.status !== 0) throw new Error(`cc failed:\n${cc.stderr}`);
   const child = await startChild(program, []);

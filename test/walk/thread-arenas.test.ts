@@ -71,7 +71,7 @@ describe('walkHeap: thread arenas', () => {
     }
   });
 
-  it('walks an arena that outgrew its first 64 MiB heap: the old heap ends in a fencepost, the new one at the top', async () => {
+  it('walks an arena that outgrew its first 64 MiB heap: the old heap ends in a fencepost (16 or 32 bytes), the new one at the top', async () => {
     // 800 × 100 kB: below the mmap threshold, so the worker's arena must add a heap.
     const { worker, release } = blockedWorker('const kept = Array.from({ length: 800 }, () => h.malloc(100000));', 'kept.map((a) => a.address)');
     try {
@@ -89,7 +89,8 @@ describe('walkHeap: thread arenas', () => {
       expect(heaps.every((h) => h!.arena === arena && h!.complete)).toBe(true);
       const first = heaps.find((h) => h!.heapInfo!.prev === 0n)!;
       const newer = heaps.find((h) => h!.heapInfo!.prev !== 0n)!;
-      expect(first.chunks.at(-1)).toMatchObject({ place: 'fencepost', size: 16 });
+      // 16 bytes, or 32 when the old top was 48 (test/remote/old-heap-ends.test.ts has each case).
+      expect(first.chunks.at(-1)).toMatchObject({ place: 'fencepost', size: expect.toSatisfy((n: number) => n === 16 || n === 32) });
       expect(heaps.map((h) => h!.start)).toContain(newer.heapInfo!.prev);
       expect(newer.chunks.at(-1)!.place).toBe('top');
     } finally {

@@ -1,0 +1,43 @@
+// How sysmalloc ends a thread arena's heap when it starts the next one
+// depends on the old top's size (malloc.c, sysmalloc): test/fixtures/
+// old-heap-ends.c leaves it at 32, 48 and 96 bytes in three arenas. The
+// walk must call glibc's fencepost a fencepost in each case, 16 or 32
+// bytes, never a chunk in use.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { attach, HeapWalk } from '../../lib/index';
+import { AllocatorFixture, startAllocatorFixture } from '../helpers/allocator-fixture';
+
+let fixture: AllocatorFixture | undefined;
+let skip: string | undefined;
+let walk: HeapWalk;
+
+beforeAll(async () => {
+  const started = await startAllocatorFixture('old-heap-ends');
+  if (typeof started === 'string') {
+    skip = started;
+    return;
+  }
+  fixture = started;
+  walk = attach(fixture.child.pid!).walk();
+});
+
+afterAll(() => fixture?.stop());
+
+describe('the end of an older thread heap', () => {
+  it('is a 16-byte fencepost after a 32-byte top, a 32-byte one after a 48-byte top, a freed 64-byte chunk and a 16-byte fencepost after a 96-byte top', (context) => {
+    if (skip !== undefined) context.skip(skip);
+    expect(walk.consistent, walk.inconsistency).toBe(true);
+    expect(walk.problems).toEqual([]);
+    const old = walk.threadHeaps.filter((h) => h.heapInfo!.prev === 0n && h.end - h.start === 64n << 20n);
+    expect(old).toHaveLength(3);
+    expect(old.every((h) => h.complete)).toBe(true);
+    // Each old heap's last chunks, from its end back to the fixture's last chunk in use.
+    const ends = old.map((h) => {
+      const from = h.chunks.findLastIndex((c) => c.place === 'in-use');
+      return h.chunks.slice(from + 1).map((c) => `${c.size} ${c.place.replace('fastbin', 'tcache')}`).join(', ');
+    });
+    expect(ends.sort()).toEqual(['16 fencepost', '32 fencepost', '64 tcache, 16 fencepost']);
+    // The fenceposts end their heaps exactly.
+    for (const h of old) expect(h.chunks.at(-1)!.address + BigInt(h.chunks.at(-1)!.size) + 16n).toBe(h.end);
+  });
+});
