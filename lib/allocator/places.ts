@@ -95,13 +95,14 @@ const columnsOf = new WeakMap<RegionPlaces, RegionPlaceColumns>();
  * handed out. sysmalloc ends an older thread heap with a size-0 header after
  * one: 16 bytes after the old top it freed, or the old top itself (16 or 32
  * bytes, marked in use) when the old top was under 64 bytes. A non-contiguous
- * main_arena's [heap] ends in two of 16. No chunk handed out is under 32.
+ * main_arena's [heap] ends in two of 16, or three when its old top had 48
+ * bytes (16 of them left before the pair). No chunk handed out is under 32.
  */
 export function isFencepost(w: RegionWalk, i: number): boolean {
   const { ending, table } = w.walk;
   if (ending !== 'fencepost') return false;
   const size = table.sizes[i];
-  return w.kind === 'arena-heap' ? i === table.count - 1 && (size === 16 || size === 32) : i >= table.count - 2 && size === 16;
+  return w.kind === 'arena-heap' ? i === table.count - 1 && (size === 16 || size === 32) : i >= table.count - 3 && size === 16;
 }
 
 /** The columns behind a region of a placement placeChunks made. */
@@ -175,7 +176,7 @@ export function placeChunks(
       }
     }
     if (ending === 'fencepost') {
-      for (let i = Math.max(0, count - 2); i < count; i++) if (places[i] === CODE['in-use'] && isFencepost(w, i)) places[i] = CODE.fencepost;
+      for (let i = Math.max(0, count - 3); i < count; i++) if (places[i] === CODE['in-use'] && isFencepost(w, i)) places[i] = CODE.fencepost;
     }
     const arena = byArena.get(w.arena);
     const remainder = arena === undefined ? -1 : indexIn(w, Number(arena.lastRemainder));

@@ -67,10 +67,11 @@ function fencedReason(w: RegionWalk, main: Arena, walks: readonly RegionWalk[]):
   const { table } = w.walk;
   if (w.kind !== 'heap' || w.walk.ending !== 'fencepost' || own(w, 'reason') !== undefined) return undefined;
   const fence = w.start + BigInt(table.offsets[table.count - 2]);
+  const oldTop = table.count >= 3 && table.sizes[table.count - 3] === 16 ? `, after the 16 bytes sysmalloc left of the old top at ${hex(fence - 16n)}` : '';
   const copied = walks.some((x) => x.kind === 'top-region');
   const top = main.top.size === undefined ? `at ${hex(main.top.address)}, whose size was not copied,` : `(${main.top.size} bytes, mallinfo2's keepcost) at ${hex(main.top.address)}`;
   const why = main.noncontiguous ? 'brk() failed once and main_arena went non-contiguous' : "main_arena's top moved away from the break";
-  return `[heap] ends at the break in glibc's double fencepost (${hex(fence)}): ${why}, ` +
+  return `[heap] ends at the break in glibc's double fencepost (${hex(fence)}${oldTop}): ${why}, ` +
     `so its top chunk ${top} lies in memory glibc took with mmap (${copied ? 'walked as main_arena\'s top region' : 'not in the snapshot'}); ` +
     'the chunks carved from that memory before the top are not walked: glibc keeps no record of where it starts';
 }

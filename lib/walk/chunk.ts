@@ -13,7 +13,8 @@ const ALIGN = 16;
  * the arena's newest ends in a size-0 header after one, or after a 32-byte
  * one (the old top of 48 bytes, marked in use: see isFencepost). main_arena's
  * [heap] ends in two, right at the break, once brk() has failed and sysmalloc
- * has moved the top into memory from mmap (the arena turned non-contiguous).
+ * has moved the top into memory from mmap (the arena turned non-contiguous);
+ * in three when the old top had 48 bytes (16 of it are left before the two).
  */
 const FENCEPOST = 16;
 const TWO_32 = 4294967296;
@@ -348,7 +349,7 @@ export class ChunkWalker {
       lastBits = flags;
       count++;
       if (size === FENCEPOST && mainArena) {
-        // Only a pair of 16-byte fenceposts ending exactly at the break.
+        // Only a pair of 16-byte fenceposts ending exactly at the break (or the 16-byte old top before it).
         const next = off + size;
         const n = (next - at) >>> 2;
         if (next + FENCEPOST === end && words[n + 2] === (FENCEPOST | P_BIT) && words[n + 3] === 0 && count >= 1) {
@@ -360,7 +361,12 @@ export class ChunkWalker {
           this.ending = 'fencepost';
           break;
         }
-        reason = `the chunk at ${hex(base + BigInt(off))} has size ${FENCEPOST}, but it is not the first of two fenceposts ending at the break`;
+        // sysmalloc shrinks the old top by the pair (old_size - 2 * CHUNK_HDR_SZ): one of 48 bytes leaves 16 before it.
+        if (next + 2 * FENCEPOST === end && words[n + 2] === (FENCEPOST | P_BIT) && words[n + 3] === 0) {
+          off = next;
+          continue;
+        }
+        reason = `the chunk at ${hex(base + BigInt(off))} has size ${FENCEPOST}, but it is not the first of two fenceposts ending at the break, nor an old top of 16 bytes before them`;
         break;
       }
       if (size === FENCEPOST) {

@@ -1,8 +1,8 @@
-// How sysmalloc ends a thread arena's heap when it starts the next one
-// depends on the old top's size (malloc.c, sysmalloc): test/fixtures/
-// old-heap-ends.c leaves it at 32, 48 and 96 bytes in three arenas. The
-// walk must call glibc's fencepost a fencepost in each case, 16 or 32
-// bytes, never a chunk in use.
+// How sysmalloc ends a heap it leaves depends on the old top's size
+// (malloc.c, sysmalloc): test/fixtures/old-heap-ends.c leaves it at 32, 48
+// and 96 bytes in three thread arenas, and at 48 in main_arena as brk()
+// fails. The walk must call glibc's fenceposts fenceposts in each case,
+// never chunks in use, and walk on to their end.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { attach, HeapWalk } from '../../lib/index';
 import { AllocatorFixture, startAllocatorFixture } from '../helpers/allocator-fixture';
@@ -39,5 +39,15 @@ describe('the end of an older thread heap', () => {
     expect(ends.sort()).toEqual(['16 fencepost', '32 fencepost', '64 tcache, 16 fencepost']);
     // The fenceposts end their heaps exactly.
     for (const h of old) expect(h.chunks.at(-1)!.address + BigInt(h.chunks.at(-1)!.size) + 16n).toBe(h.end);
+  });
+
+  it("is three chunks of 16 in main_arena's [heap] when brk() failed with 48 bytes of top: its rest and glibc's double fencepost", (context) => {
+    if (skip !== undefined) context.skip(skip);
+    const main = walk.main;
+    expect(main.chunks.slice(-4).map((c) => `${c.size} ${c.place}`)).toEqual([expect.stringMatching(/^\d+ in-use$/), '16 fencepost', '16 fencepost', '16 fencepost']);
+    expect(main.chunks.at(-1)!.address + 16n).toBe(main.end);
+    const fence = main.chunks.at(-2)!.address;
+    expect(main.reason).toContain(`double fencepost (0x${fence.toString(16)}, after the 16 bytes sysmalloc left of the old top at 0x${(fence - 16n).toString(16)})`);
+    expect(walk.mainTop?.chunks.at(-1)?.place).toBe('top');
   });
 });
