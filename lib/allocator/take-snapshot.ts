@@ -167,8 +167,12 @@ function uncopiedMain(image: AllocatorImage, mainArena: bigint): { main?: Arena;
 /** Bytes one retake copies around the chunks a non-contiguous main_arena's bins led out of the copy, at most (with MAX_TOP_COPY for its top). */
 const MAX_OUTSIDE_COPY = 1n << 30n;
 
-/** A line glibc's mmap for main_arena could be: private anonymous read-write memory (a forged pointer elsewhere is not followed). */
-const mainMmapLine = (r: MemoryRegion) => r.kind === 'anonymous' && r.perms === 'rw-p' && r.inode === 0;
+/**
+ * A line glibc's mmap for main_arena could be: private anonymous read-write
+ * memory (a forged pointer elsewhere is not followed). A library's `bss`
+ * counts: the kernel merges an mmap that lands right above it into its line.
+ */
+const mainMmapLine = (r: MemoryRegion) => (r.kind === 'anonymous' || r.kind === 'bss') && r.perms === 'rw-p' && r.inode === 0;
 
 /**
  * A non-contiguous main_arena keeps memory outside [heap]: regions glibc

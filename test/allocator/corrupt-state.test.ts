@@ -162,6 +162,26 @@ describe('decoding corrupted copies: a reason, never a throw or a hang', () => {
     expect(widens(out, mergedRanges(out, outsideMain(img, regions)))).toBe(false);
   });
 
+  it("a non-contiguous main_arena's memory merged into a library's bss line is followed there", (context) => {
+    if (skip !== undefined) context.skip(skip);
+    const flagsAt = clean.mainArena + field('flags');
+    const flags = Buffer.alloc(4);
+    flags.writeInt32LE(readInt32(flagsAt) | 2);
+    // glibc's mmap landed right above libfake.so's bss: one anonymous line, which the map calls its bss.
+    const inBss = 0x7f0000420000n + 0x100n;
+    const [a] = smallbin16();
+    const img = corrupt([[flagsAt, flags], [a + 16n, word(inBss)]]);
+    const regions = parseMaps([
+      '7f0000000000-7f0000400000 r-xp 00000000 08:01 1234 /usr/lib/libfake.so',
+      '7f0000400000-7f0000410000 rw-p 00400000 08:01 1234 /usr/lib/libfake.so',
+      '7f0000410000-7f0000520000 rw-p 00000000 00:00 0',
+    ].join('\n') + '\n');
+    expect(regions[2].kind).toBe('bss');
+    const around = outsideMain(img, regions).find((r) => r.start <= inBss && inBss < r.end);
+    expect(around).toMatchObject({ start: expect.any(BigInt), kind: 'bss' });
+    expect(outsideNow([around!], regions, [])).toHaveLength(1);
+  });
+
   it('ranges outside [heap] follow the map now: cut to their line, dropped where it went, less what the copy reads anyway', () => {
     const [line, file, second] = parseMaps('7e0000000000-7e0000100000 rw-p 00000000 00:00 0\n7e0000200000-7e0000300000 rw-p 00000000 08:01 99 /tmp/f\n' +
       '7e0000400000-7e0000500000 rw-p 00000000 00:00 0\n');
