@@ -27,7 +27,7 @@ export type PlaceKind =
   | 'smallbin'
   | 'largebin'
   | 'top'
-  /** The 16 or 32 bytes that end an older thread-arena heap (see isFencepost), or either of the two that end a non-contiguous main_arena's [heap]. */
+  /** What sysmalloc wrote at the end of a heap it left (see isFencepost): 16 or 32 bytes at an older thread-arena heap's end, 16 each at a non-contiguous main_arena's [heap]'s. */
   | 'fencepost'
   /** The next chunk says this one is free, but no bin lists it. */
   | 'unlisted';
@@ -151,7 +151,7 @@ export function placeChunks(
   const byArena = new Map(arenas.map((a) => [a.address, a]));
   const met = new Set<number>();
   const regions = walks.map((w): RegionPlaces => {
-    const { table, top, ending } = w.walk;
+    const { table, top } = w.walk;
     const { count, bits } = table;
     const places = new Uint8Array(count);
     const marks = new Map<number, Mark>();
@@ -175,9 +175,7 @@ export function placeChunks(
         mark(i, { tcache: t.address, owner: t.owner });
       }
     }
-    if (ending === 'fencepost') {
-      for (let i = Math.max(0, count - 3); i < count; i++) if (places[i] === CODE['in-use'] && isFencepost(w, i)) places[i] = CODE.fencepost;
-    }
+    for (let i = Math.max(0, count - 3); i < count; i++) if (places[i] === CODE['in-use'] && isFencepost(w, i)) places[i] = CODE.fencepost;
     const arena = byArena.get(w.arena);
     const remainder = arena === undefined ? -1 : indexIn(w, Number(arena.lastRemainder));
     if (remainder >= 0) mark(remainder, { lastRemainder: true });

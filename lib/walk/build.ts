@@ -4,7 +4,7 @@
 import type { Allocation } from '../allocation';
 import type { Arena } from '../allocator/arenas';
 import type { RegionWalk } from '../allocator/heap-walks';
-import { placementProblems } from '../allocator/places';
+import { isFencepost, placementProblems } from '../allocator/places';
 import type { Decoded } from '../allocator/results';
 import { hex } from '../format';
 import type { StepResult } from '../plan';
@@ -67,7 +67,7 @@ function fencedReason(w: RegionWalk, main: Arena, walks: readonly RegionWalk[]):
   const { table } = w.walk;
   if (w.kind !== 'heap' || w.walk.ending !== 'fencepost' || own(w, 'reason') !== undefined) return undefined;
   const fence = w.start + BigInt(table.offsets[table.count - 2]);
-  const oldTop = table.count >= 3 && table.sizes[table.count - 3] === 16 ? `, after the 16 bytes sysmalloc left of the old top at ${hex(fence - 16n)}` : '';
+  const oldTop = table.count >= 3 && isFencepost(w, table.count - 3) ? `, after the 16 bytes sysmalloc left of the old top at ${hex(fence - 16n)}` : '';
   const copied = walks.some((x) => x.kind === 'top-region');
   const top = main.top.size === undefined ? `at ${hex(main.top.address)}, whose size was not copied,` : `(${main.top.size} bytes, mallinfo2's keepcost) at ${hex(main.top.address)}`;
   const why = main.noncontiguous ? 'brk() failed once and main_arena went non-contiguous' : "main_arena's top moved away from the break";

@@ -23,8 +23,8 @@ beforeAll(async () => {
 
 afterAll(() => fixture?.stop());
 
-describe('the end of an older thread heap', () => {
-  it('is a 16-byte fencepost after a 32-byte top, a 32-byte one after a 48-byte top, a freed 64-byte chunk and a 16-byte fencepost after a 96-byte top', (context) => {
+describe('the end of a heap sysmalloc left', () => {
+  it('in a thread arena is a 16-byte fencepost after a 32-byte top, a 32-byte one after a 48-byte top, a freed 64-byte chunk and a 16-byte fencepost after a 96-byte top', (context) => {
     if (skip !== undefined) context.skip(skip);
     expect(walk.consistent, walk.inconsistency).toBe(true);
     expect(walk.problems).toEqual([]);
@@ -41,7 +41,7 @@ describe('the end of an older thread heap', () => {
     for (const h of old) expect(h.chunks.at(-1)!.address + BigInt(h.chunks.at(-1)!.size) + 16n).toBe(h.end);
   });
 
-  it("is three chunks of 16 in main_arena's [heap] when brk() failed with 48 bytes of top: its rest and glibc's double fencepost", (context) => {
+  it("in main_arena's [heap] is three chunks of 16 when brk() failed with 48 bytes of top: its rest and glibc's double fencepost", (context) => {
     if (skip !== undefined) context.skip(skip);
     const main = walk.main;
     expect(main.chunks.slice(-4).map((c) => `${c.size} ${c.place}`)).toEqual([expect.stringMatching(/^\d+ in-use$/), '16 fencepost', '16 fencepost', '16 fencepost']);
