@@ -16,6 +16,9 @@ const h = require(${JSON.stringify(path.join(DIST, 'index.js'))});
 const { binding } = require(${JSON.stringify(path.join(DIST, 'binding.js'))});
 const outcome = (f) => { try { const v = f(); return { ok: v }; } catch (e) { return { code: e.code ?? null, message: e.message }; } };
 const snapshot = h.mainHeapSnapshot();
+const walkOf = () => h.walkSnapshot(snapshot.bytes, snapshot.base, { start: snapshot.start, end: snapshot.end, mainArena: true }).ending;
+// 'top', or 'fencepost' in a child whose break V8's code range blocked: the oracle is this walk before the pollution.
+const cleanEnding = walkOf();
 Object.assign(Object.prototype, {
   keep: true, step: 0, size: 10, op: 'malloc', rss: true, arena: 'bogus', attempts: 0, before: 'x',
   start: 3, end: 0, top: 5, fenceposts: 'yes', mainArena: 'no', columns: 'x', rows: 0.5, style: false,
@@ -32,7 +35,8 @@ const results = {
   walk: outcome(() => h.walkHeap().main.complete !== undefined),
   svg: outcome(() => /NaN/.test(h.walkHeap().toSVG()) || !h.walkHeap().toHTML().includes('<style>')),
   region: outcome(() => h.parseMaps('7f0000000000-7f0000001000 rw-p 00000000 00:00 0 [anon:polluted]\\n')[0].kind),
-  snapshot: outcome(() => h.walkSnapshot(snapshot.bytes, snapshot.base, { start: snapshot.start, end: snapshot.end, mainArena: true }).ending),
+  snapshot: outcome(walkOf),
+  cleanEnding,
 };
 h.run('chunk-sizes').then(
   (r) => ({ ok: r.environment.tunables }),
@@ -54,7 +58,8 @@ describe('a polluted Object.prototype', () => {
     expect(r.walk).toEqual({ ok: true });
     expect(r.svg).toEqual({ ok: false });
     expect(r.region).toEqual({ ok: 'anonymous' });
-    expect(r.snapshot).toEqual({ ok: 'top' });
+    expect(['top', 'fencepost']).toContain(r.cleanEnding);
+    expect(r.snapshot).toEqual({ ok: r.cleanEnding });
     expect(r.run).toEqual({ ok: {} });
   }, 60_000);
 });
