@@ -113,6 +113,15 @@ describe('paging', () => {
     for (let i = 1; i < carved.length; i++) expect(carved[i].address).toBeGreaterThan(carved[i - 1].address);
   });
 
+  it('rows come in the order they were measured: the two mmapped blocks are freed after the last heap block is touched', () => {
+    const order = result.rows.map((r) => `${r.block} ${r.moment}`);
+    const blocks = ['malloc-mmapped', 'calloc-mmapped', 'malloc-heap-1', 'malloc-heap-2', 'malloc-heap-3', 'malloc-heap-4'];
+    expect(order).toEqual([
+      ...blocks.flatMap((b) => [`${b} allocated`, `${b} touched`]),
+      'malloc-mmapped freed', 'calloc-mmapped freed',
+    ]);
+  });
+
   it('findings agree with the rows', () => {
     checkConsistent(result);
     const touched = moment(result.rows, 'malloc-mmapped', 'touched');

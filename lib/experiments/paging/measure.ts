@@ -105,11 +105,16 @@ function plan(): { steps: PlanStep[]; blocks: Indices[] } {
   return { steps, blocks };
 }
 
-/** Runs the plan and reads its rows: per block, after the call and after the writes; after free for the two freed. */
+/**
+ * Runs the plan and reads its rows in the order they were measured: per
+ * block, after the call and after the writes; then after free for the two
+ * freed last (the RSS column reads as the process's RSS over time).
+ */
 function measureRows(): PagingRow[] {
   const { steps, blocks } = plan();
   const { steps: results } = runPlan(steps);
   const rows: PagingRow[] = [];
+  const freedRows: PagingRow[] = [];
   const ok = (i: number): StepResult => {
     const r = results[i];
     if (r.status !== 'ok') {
@@ -143,10 +148,10 @@ function measureRows(): PagingRow[] {
       rssDeltaPages: rss(b.rssTouched) - rss(b.rss),
     });
     if (b.rssFreed !== undefined) {
-      rows.push({ ...base, moment: 'freed', rssPages: rss(b.rssFreed), rssDeltaPages: rss(b.rssFreed) - rss(b.rssBeforeFree!) });
+      freedRows.push({ ...base, moment: 'freed', rssPages: rss(b.rssFreed), rssDeltaPages: rss(b.rssFreed) - rss(b.rssBeforeFree!) });
     }
   }
-  return rows;
+  return [...rows, ...freedRows];
 }
 
 export interface HugePages {

@@ -7,7 +7,7 @@ import { PagingRow } from './index';
 export const pagingTable: TableSpec<PagingRow> = {
   title: 'Resident pages of each block, and the process RSS',
   select: allRows,
-  selection: 'every block when allocated, touched and freed',
+  selection: 'every block when allocated and touched, then the two mmapped blocks when freed, in the order measured',
   columns: [
     { title: 'block', value: (r) => `${r.call}(${shortBytes(r.request)}) ${r.block.replace(/^(malloc|calloc)-/, '')}` },
     { title: 'flags', value: (r) => chunkFlags(r.header), drop: 4 },
