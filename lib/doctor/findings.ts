@@ -51,7 +51,10 @@ export function doctorFindings(d: Figures): string[] {
   if (p.initial === undefined) out.push(`mmap_threshold is ${shortBytes(p.mmapThreshold)}; mp_ as libc initialises it could not be read (${p.initialReason}).`);
   else if (p.noDynThreshold) out.push(`mmap_threshold is ${shortBytes(p.mmapThreshold)}, set (no_dyn_threshold 1: freeing no longer moves it; libc's initial value is ${shortBytes(p.initial.mmapThreshold)}).`);
   else if (p.raised) out.push(`mmap_threshold rose from ${shortBytes(p.initial.mmapThreshold)} (mp_ in the libc file) to ${shortBytes(p.mmapThreshold)} when a ${shortBytes(p.mmapThreshold)} mmapped chunk was freed; trim_threshold followed, to ${shortBytes(p.trimThreshold)}. ` +
-    `${plural(p.largeInHeap.count, 'in-use block')} of ${shortBytes(p.largeInHeap.bytes)} in the arenas ${p.largeInHeap.count === 1 ? 'is' : 'are'} at least the initial threshold.`);
+    (p.largeInHeap.count === 0
+      ? `No in-use block in the arenas is as big as the initial ${shortBytes(p.initial.mmapThreshold)}.`
+      : `${plural(p.largeInHeap.count, 'in-use block')} of ${shortBytes(p.largeInHeap.bytes)} in the arenas ${p.largeInHeap.count === 1 ? 'is' : 'are'} ` +
+        `at least the initial ${shortBytes(p.initial.mmapThreshold)}, the size from which malloc maps a chunk on its own when the top chunk cannot serve it.`));
   else out.push(`mmap_threshold is ${shortBytes(p.mmapThreshold)}, as mp_ in the libc file initialises it: no mmapped chunk was freed that raised it.`);
   for (const a of d.arenas) {
     const bins = binned(a);

@@ -123,7 +123,7 @@ export interface ParamsInForce {
   initialReason?: string;
   /** The mmap threshold rose since start: freeing a mmapped chunk raised it (no_dyn_threshold 0). */
   raised: boolean;
-  /** In-use chunks in the arenas at least the initial threshold: mmapped before the rise. */
+  /** In-use chunks in the arenas at least the initial threshold: at that threshold, those sysmalloc served would have been mapped on their own. */
   largeInHeap: { count: number; bytes: number };
 }
 

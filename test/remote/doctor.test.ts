@@ -109,6 +109,7 @@ describe('doctor --pid on quiet processes: its totals are their own mallinfo2()'
     expect(d.params.mmapThreshold).toBe((31 << 20) + PAGE);
     expect(d.params.initial!.mmapThreshold).toBe(128 * 1024);
     expect(d.params.largeInHeap.count).toBe(40);
+    expect(d.findings).toEqual(expect.arrayContaining([expect.stringMatching(/ 40 in-use blocks of 40\.\d MiB in the arenas are at least the initial 128 KiB, the size from which malloc maps a chunk on its own when the top chunk cannot serve it\.$/)]));
     expect(d.advice.find((a) => a.rule === 'mmap-threshold')!.text).toContain('MALLOC_MMAP_THRESHOLD_=131072');
     expect(mallinfo.hblks).toBe(0);
 
