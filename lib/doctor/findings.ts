@@ -44,7 +44,7 @@ export function doctorFindings(d: Figures): string[] {
     ? (m.nMmaps === 1
       ? `The one mmapped chunk that mp_ counts (${shortBytes(m.mmappedMem)}) was found at the start of an anonymous mapping; ${shortBytes(m.resident)} of it is resident.`
       : `All ${plural(m.nMmaps, 'mmapped chunk')} that mp_ counts (${shortBytes(m.mmappedMem)}) were found at the starts of anonymous mappings; ${shortBytes(m.resident)} of them is resident.`)
-    : `${plural(m.found, 'mmapped chunk')} (${shortBytes(m.bytes)}) ${m.found === 1 ? 'was' : 'were'} found at the starts of anonymous mappings, but mp_ counts ${m.nMmaps} (${shortBytes(m.mmappedMem)}): ` +
+    : `${plural(m.found, 'mmapped chunk')} (${shortBytes(m.bytes)}) ${m.found === 1 ? 'was found at the start of an anonymous mapping' : 'were found at the starts of anonymous mappings'}, but mp_ counts ${m.nMmaps} (${shortBytes(m.mmappedMem)}): ` +
       `the ${m.nMmaps - m.found === 1 ? 'other was' : 'others were'} found at the start of no anonymous mapping, so ${m.nMmaps - m.found === 1 ? 'it counts' : 'they count'} as other anonymous memory.`);
   if (d.v8 !== undefined) out.push(`V8 says ${shortBytes(d.v8.physical)} of its heap spaces is resident (v8.getHeapSpaceStatistics): it is part of the other anonymous memory.`);
   const p = d.params;

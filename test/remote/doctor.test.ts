@@ -1,7 +1,8 @@
 // heapscope doctor --pid and attach(pid).doctor() on programs nobody here
 // wrote: Debian's python3 allocating a pattern through ctypes, and a C
 // program whose threads fragment arenas of their own and whose main thread
-// raises the mmap threshold. Each prints its own mallinfo2(), which the
+// raises the mmap threshold, and one whose mmapped chunk shares its map
+// line with a page below it. Each prints its own mallinfo2(), which the
 // diagnosis must equal field for field; the C program trims itself on
 // request, and the prediction must equal what it gave back.
 import { ChildProcess, spawnSync } from 'node:child_process';
@@ -9,11 +10,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startTarget } from '../helpers/target';
+import { buildFixtures, startTarget } from '../helpers/target';
 import { attach, DOCTOR_THRESHOLDS } from '../../lib/index';
 import { TOTALLED_FIELDS } from '../../lib/allocator/totals';
 import { openPagemap } from '../../lib/doctor/residency';
 import { STATM_SLACK } from '../helpers/statm';
+import { shortBytes } from '../../lib/format';
 
 const fixtures = path.join(__dirname, '..', 'fixtures');
 const CLI = path.join(__dirname, '..', '..', 'dist', 'cli.js');
@@ -22,14 +24,11 @@ const PYTHON = '/usr/bin/python3';
 const JEMALLOC = '/usr/lib/x86_64-linux-gnu/libjemalloc.so.2';
 const PAGE = 4096;
 const children: ChildProcess[] = [];
-let program: string | undefined;
+let programs: Record<string, string> = {};
 let noCompiler: string | undefined;
 
 beforeAll(() => {
-  program = path.join(dir, 'doctor-threads');
-  const cc = spawnSync('cc', ['-O1', '-pthread', '-o', program, path.join(fixtures, 'doctor-threads.c')], { encoding: 'utf8' });
-  if (cc.error !== undefined) noCompiler = 'no C compiler (cc) to build test/fixtures/doctor-threads.c';
-  else if (cc.status !== 0) throw new Error(`cc failed:\n${cc.stderr}`);
+  ({ programs, noCompiler } = buildFixtures(dir, ['doctor-threads', 'doctor-merged-chunk']));
 });
 
 afterEach(() => {
@@ -90,7 +89,7 @@ describe('doctor --pid on quiet processes: its totals are their own mallinfo2()'
 
   it('a C program with four fragmented thread arenas and a risen mmap threshold: its mallinfo2, the advice, and the trim it then makes', async ({ skip }) => {
     if (noCompiler !== undefined) skip(noCompiler);
-    const { child, next } = start(program!, []);
+    const { child, next } = start(programs['doctor-threads'], []);
     const mallinfo = JSON.parse((await next(2))[1]) as Record<string, number>;
     const target = attach(child.pid!);
     const d = target.doctor();
@@ -125,6 +124,30 @@ describe('doctor --pid on quiet processes: its totals are their own mallinfo2()'
     // Nothing else runs in it: the drop is what was resident in the ranges, within what statm can tell (STATM_SLACK).
     expect(Math.abs(trimmed.before - trimmed.after - now)).toBeLessThanOrEqual(STATM_SLACK);
     expect(now).toBeGreaterThanOrEqual(d.trim.resident);
+  });
+
+  it('an mmapped chunk that starts no map line (a page mapped right below it merged with it): found where it starts one, and the other told apart', async ({ skip }) => {
+    if (noCompiler !== undefined) skip(noCompiler);
+    const { child, next } = start(programs['doctor-merged-chunk'], []);
+    const lines = await next(3);
+    const mallinfo = JSON.parse(lines[1]) as Record<string, number>;
+    const chunks = JSON.parse(lines[2]) as { merged: string; alone: string };
+    const target = attach(child.pid!);
+    const starts = new Set(target.maps().map((r) => r.start));
+    // The fixture made sure of the first; the second starts a line unless glibc's mmap put it right above other anonymous memory.
+    expect(starts.has(BigInt(chunks.merged))).toBe(false);
+    const expected = starts.has(BigInt(chunks.alone)) ? [BigInt(chunks.alone)] : [];
+    const d = target.doctor();
+    expect([d.mmapped.nMmaps, d.mmapped.mmappedMem]).toEqual([mallinfo.hblks, mallinfo.hblkhd]);
+    expect(mallinfo.hblks).toBe(2);
+    expect(d.mmapped.chunks.map((c) => c.address)).toEqual(expected);
+    const size = shortBytes(mallinfo.hblkhd / 2);
+    expect(d.findings).toContain(expected.length === 1
+      ? `1 mmapped chunk (${size}) was found at the start of an anonymous mapping, but mp_ counts 2 (${shortBytes(mallinfo.hblkhd)}): ` +
+        'the other was found at the start of no anonymous mapping, so it counts as other anonymous memory.'
+      : `0 mmapped chunks (0 B) were found at the starts of anonymous mappings, but mp_ counts 2 (${shortBytes(mallinfo.hblkhd)}): ` +
+        'the others were found at the start of no anonymous mapping, so they count as other anonymous memory.');
+    expect(d.rss.rows.find((r) => r.kind === 'mmapped-chunks')?.count).toBe(expected.length === 1 ? 1 : undefined);
   });
 });
 
