@@ -10,7 +10,7 @@ import { GlobalMaxFastReading } from './max-fast';
 export const MALLOC_PAR_MEANINGS: Readonly<Record<string, string>> = {
   trim_threshold: 'free gives the top of a heap back to the kernel once top is larger than this (M_TRIM_THRESHOLD)',
   top_pad: 'bytes added to every request for more memory from the kernel, so the heap grows less often (M_TOP_PAD)',
-  mmap_threshold: 'requests of at least this many bytes get a mapping of their own (M_MMAP_THRESHOLD; rises as such chunks are freed, unless set)',
+  mmap_threshold: 'a chunk of at least this many bytes that no free chunk and not the top chunk can serve gets a mapping of its own (M_MMAP_THRESHOLD; rises as such chunks are freed, unless set)',
   arena_test: 'arenas created before the limit is worked out from the number of CPUs (M_ARENA_TEST)',
   arena_max: 'the most arenas; 0 means 8 per CPU on 64-bit (M_ARENA_MAX)',
   thp_pagesize: 'the transparent huge page size heaps are madvised for (glibc.malloc.hugetlb=1); 0 when off',
