@@ -17,7 +17,7 @@ const { binding } = require(${JSON.stringify(path.join(DIST, 'binding.js'))});
 const outcome = (f) => { try { const v = f(); return { ok: v }; } catch (e) { return { code: e.code ?? null, message: e.message }; } };
 const snapshot = h.mainHeapSnapshot();
 const walkOf = () => h.walkSnapshot(snapshot.bytes, snapshot.base, { start: snapshot.start, end: snapshot.end, mainArena: true }).ending;
-// 'top', or 'fencepost' in a child whose break V8's code range blocked: the oracle is this walk before the pollution.
+// 'top', or 'fencepost' in a child whose break could not grow (a mapping right above [heap]): the oracle is this walk before the pollution.
 const cleanEnding = walkOf();
 Object.assign(Object.prototype, {
   keep: true, step: 0, size: 10, op: 'malloc', rss: true, arena: 'bogus', attempts: 0, before: 'x',
