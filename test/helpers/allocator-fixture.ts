@@ -2,11 +2,12 @@
 // a process with chunks in every kind of list and three threads with their
 // own arenas. Each fixture stops at a quiet point (it prints "ready") and
 // stays there until its stdin closes.
-import { ChildProcess, spawnSync } from 'node:child_process';
+import { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startChild } from './gdb';
+import { buildFixtures } from './target';
 
 export interface AllocatorFixture {
   child: ChildProcess;
@@ -17,15 +18,12 @@ export interface AllocatorFixture {
 /** Builds and starts test/fixtures/NAME.c, or returns why it cannot (no C compiler). */
 export async function startAllocatorFixture(name = 'allocator-state'): Promise<AllocatorFixture | string> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'heapscope-state-'));
-  const program = path.join(dir, name);
-  const source = path.join(__dirname, '..', 'fixtures', `${name}.c`);
-  const cc = spawnSync('cc', ['-O1', '-pthread', '-o', program, source], { encoding: 'utf8' });
-  if (cc.error !== undefined) {
+  const { programs, noCompiler } = buildFixtures(dir, [name]);
+  if (noCompiler !== undefined) {
     fs.rmSync(dir, { recursive: true, force: true });
-    return `no C compiler (cc) to build test/fixtures/${name}.c`;
+    return noCompiler;
   }
-  if (cc.status !== 0) throw new Error(`cc failed:\n${cc.stderr}`);
-  const child = await startChild(program, []);
+  const child = await startChild(programs[name], []);
   return {
     child,
     stop() {
