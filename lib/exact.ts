@@ -4,7 +4,9 @@
 // halves were just written is made inline (~13 ns).
 const word = new BigUint64Array(1);
 const halves = new Uint32Array(word.buffer);
-const TWO_32 = 4294967296;
+export const TWO_32 = 4294967296;
+/** A 64-bit word's high half from which the word is 2^53 or more: no exact number. */
+export const EXACT_HIGH_LIMIT = 0x200000;
 
 /** `value` (a whole number from 0 to 2^53 - 1) as a bigint. */
 export function bigintOf(value: number): bigint {

@@ -5,7 +5,7 @@ import { Allocation, AllocationCall, mintAllocation } from './allocation';
 import { binding } from './binding';
 import { IN_WORDS, OP_CODES, OUT_WORDS, STATUS } from './plan-codes';
 import { ChunkHeader, CHUNK_HEADER_SIZE, headerOf } from './chunk';
-import { bigintOf } from './exact';
+import { bigintOf, EXACT_HIGH_LIMIT, TWO_32 } from './exact';
 import { HeapscopeError, native, rangeError, typeError } from './errors';
 import { fromWords, Mallinfo, MALLINFO_FIELDS } from './stats';
 import {
@@ -152,7 +152,6 @@ const OP_NAMES = new Map<unknown, PlanOp>(OPS.map((op) => [op, op]));
 /** A read step's flags, in the word other steps name the step they act on with (native/plan.cc). */
 const READ_ANONYMOUS = 1;
 const READ_TO_BREAK = 2;
-const TWO_32 = 4294967296;
 const CHUNK_HEADER_BYTES = Number(CHUNK_HEADER_SIZE);
 
 /**
@@ -199,7 +198,7 @@ class Words {
   ref(i: number): number { return this.halves[2 * IN_WORDS * i + 2]; }
   operand(i: number, k: 0 | 1): number | bigint {
     const at = 2 * (IN_WORDS * i + 2 + k);
-    return this.halves[at + 1] < 0x200000 ? this.halves[at] + this.halves[at + 1] * TWO_32 : this.words[IN_WORDS * i + 2 + k];
+    return this.halves[at + 1] < EXACT_HIGH_LIMIT ? this.halves[at] + this.halves[at + 1] * TWO_32 : this.words[IN_WORDS * i + 2 + k];
   }
   put(i: number, op: PlanOp, ref: number, a: number | bigint, b: number | bigint): void {
     const at = IN_WORDS * i;

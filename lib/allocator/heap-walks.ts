@@ -5,7 +5,7 @@
 import { hex } from '../format';
 import { MAX_PLAN_READ } from '../plan';
 import { own } from '../validate';
-import { SnapshotWalk, walkSnapshot } from '../walk/chunk';
+import { SnapshotWalk, walkSnapshotStored } from '../walk/chunk';
 import { walkMainHeap } from '../walk/main-arena';
 import { Arena } from './arenas';
 import { HeapInfo } from './decode';
@@ -89,7 +89,7 @@ function walkThreadHeap(image: AllocatorImage, arena: Arena, info: HeapInfo): Re
   if (typeof bytes === 'string') return region(arena.address, 'arena-heap', info.address, end, empty(info.address, bytes), undefined, info);
   const top = arena.top.address;
   const holdsTop = top >= info.address && top < end;
-  const walk = walkSnapshot(bytes, info.address, { start: first, end: bytes.length, fenceposts: !holdsTop, ...(holdsTop ? { top } : {}) });
+  const walk = walkSnapshotStored(bytes, info.address, { start: first, end: bytes.length, fenceposts: !holdsTop, ...(holdsTop ? { top } : {}) });
   return region(arena.address, 'arena-heap', info.address, end, walk, undefined, info);
 }
 
@@ -104,6 +104,6 @@ function walkOutsideTop(image: AllocatorImage, arena: Arena): RegionWalk | undef
   const copy = rangeOf(image.memory, address);
   if (copy === undefined || size > BigInt(copy.bytes.length) || address + size > copy.base + BigInt(copy.bytes.length)) return undefined;
   const bytes = copy.bytes.subarray(Number(address - copy.base), Number(address - copy.base + size));
-  const walk = walkSnapshot(bytes, address, { end: bytes.length, top: address, mainArena: true });
+  const walk = walkSnapshotStored(bytes, address, { end: bytes.length, top: address, mainArena: true });
   return region(arena.address, 'top-region', address, address + size, walk);
 }

@@ -3,6 +3,7 @@
 // of `read` steps) or from another (process_vm_readv of /proc/PID), the
 // decoders only ever read through this, so nothing they decode is read live.
 import { HeapscopeError } from '../errors';
+import { EXACT_HIGH_LIMIT, TWO_32 } from '../exact';
 import { hex } from '../format';
 import { Snapshot } from './snapshot';
 
@@ -25,6 +26,14 @@ export interface MemorySource {
   holds?(address: bigint, length: number): boolean;
   /** The little-endian 64-bit word at `address`, or undefined (read() then says why): a faster way for a source that has one. */
   word?(address: bigint): bigint | undefined;
+  /**
+   * The index in `ranges` of the copy that holds all `length` bytes at
+   * `address` (a number), or -1: with {@link MemorySource.wordIn}, the
+   * decoders' way through long lists by number, for a source that has one.
+   */
+  rangeHolding?(address: number, length: number): number;
+  /** The word at `address` in range `range` (which holds it), as an exact number; -1 when it is 2^53 or more. */
+  wordIn?(range: number, address: number): number;
 }
 
 /** A MemorySource over `ranges` (sorted here; overlapping ranges are refused). */
@@ -42,8 +51,25 @@ export function copiedMemory(ranges: readonly CopiedRange[]): MemorySource {
   const starts = sorted.map((r) => Number(r.base));
   const views = sorted.map((r) => new DataView(r.bytes.buffer, r.bytes.byteOffset, r.bytes.byteLength));
   const exact = sorted.every((r) => r.base + BigInt(r.bytes.length) <= 1n << 53n);
+  // The range the last lookup found: a list's next chunk is most often in the same copy.
+  let last = 0;
   return {
     ranges: sorted,
+    ...(exact ? {
+      rangeHolding(address: number, length: number): number {
+        if (address >= starts[last] && address + length <= starts[last] + sorted[last].bytes.length) return last;
+        for (let i = 0; i < starts.length; i++) {
+          if (address >= starts[i] && address + length <= starts[i] + sorted[i].bytes.length) return (last = i);
+        }
+        return -1;
+      },
+      wordIn(range: number, address: number): number {
+        const view = views[range];
+        const at = address - starts[range];
+        const high = view.getUint32(at + 4, true);
+        return high >= EXACT_HIGH_LIMIT ? -1 : high * TWO_32 + view.getUint32(at, true);
+      },
+    } : {}),
     word: exact ? (address: bigint): bigint | undefined => {
       if (address < 0n || address >= 1n << 53n) return undefined;
       const a = Number(address);

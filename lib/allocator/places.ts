@@ -65,11 +65,21 @@ export interface RegionPlaces {
 export interface RegionPlaceColumns {
   walk: RegionWalk;
   places: Uint8Array;
-  /** What a chunk's place says beyond its kind (bin, tcache, owner, last_remainder), by chunk index; most chunks have none. */
+  /** The bin index of a listed chunk (tcache, fastbin, small and large bins), -1 for none. */
+  bins: Int16Array;
+  /** What else a chunk's place says (tcache, owner, last_remainder), by chunk index; most chunks have none. */
   marks: Map<number, Mark>;
 }
 
-type Mark = Pick<PlacedChunk, 'bin' | 'tcache' | 'owner' | 'lastRemainder'>;
+type Mark = Pick<PlacedChunk, 'tcache' | 'owner' | 'lastRemainder'>;
+
+/** What chunk `i`'s place says beyond its kind: its bin, then the marks; undefined when nothing. */
+export function markOf(columns: RegionPlaceColumns, i: number): Pick<PlacedChunk, 'bin' | 'tcache' | 'owner' | 'lastRemainder'> | undefined {
+  const bin = columns.bins[i];
+  const mark = columns.marks.get(i);
+  if (bin < 0) return mark;
+  return mark === undefined ? { bin } : { bin, ...mark };
+}
 
 export interface Placement {
   regions: RegionPlaces[];
@@ -77,16 +87,15 @@ export interface Placement {
   strays: { address: bigint; place: PlaceKind; bin?: number; arena: bigint }[];
 }
 
-/** Every field present (undefined where it does not apply), so none is looked up on Object.prototype. */
-interface Listing {
-  /** The listed address as read (a corrupt list can hold any 64-bit value; the key is its number). */
+/** A listed chunk no walk holds, as read (a corrupt list can hold any 64-bit value). */
+interface Stray {
   address: bigint;
   place: PlaceKind;
   bin: number | undefined;
-  tcache: bigint | undefined;
-  owner: ThreadCache['owner'] | undefined;
   arena: bigint;
 }
+
+const EXACT_LIMIT = 2 ** 53;
 
 const columnsOf = new WeakMap<RegionPlaces, RegionPlaceColumns>();
 
@@ -118,7 +127,7 @@ export function placedChunk(columns: RegionPlaceColumns, i: number): PlacedChunk
   const address = bigintOf(Number(columns.walk.start) + table.offsets[i]);
   const size = table.sizes[i];
   const place = PLACE_KINDS[columns.places[i]];
-  const mark = columns.marks.get(i);
+  const mark = markOf(columns, i);
   return mark === undefined ? { address, size, place } : { address, size, place, ...mark };
 }
 
@@ -126,69 +135,78 @@ export function placedChunk(columns: RegionPlaceColumns, i: number): PlacedChunk
 export function placeChunks(
   arenas: readonly Arena[], bins: readonly ArenaBins[], tcaches: readonly ThreadCache[], walks: readonly RegionWalk[],
 ): Placement {
-  // Keyed by the address as a number (exact: user space ends at 2^47); a
-  // chunk listed twice keeps its last listing (a tcache's over a bin's).
-  const listed = new Map<number, Listing>();
-  // A corrupt list can hold any 64-bit value; one at or above 2^53 is no
-  // chunk of any walk (and no exact number): a stray, kept as read.
-  const far: Listing[] = [];
-  const enlist = (listing: Listing) => {
-    if (listing.address < 1n << 53n) listed.set(Number(listing.address), listing);
-    else far.push(listing);
+  const byArena = new Map(arenas.map((a) => [a.address, a]));
+  const all = walks.map((w): RegionPlaceColumns => {
+    const { count } = w.walk.table;
+    return { walk: w, places: new Uint8Array(count), bins: new Int16Array(count).fill(-1), marks: new Map<number, Mark>() };
+  });
+  const mark = (columns: RegionPlaceColumns, i: number, m: Mark) => columns.marks.set(i, { ...columns.marks.get(i), ...m });
+  // Listed chunks no walk holds, by address (a number: exact, user space
+  // ends at 2^47), each with its last listing; one at or above 2^53 is no
+  // chunk of any walk (and no exact number), kept as read.
+  const strays = new Map<number, Stray>();
+  const far: Stray[] = [];
+  // Each listed chunk is looked up in every region (they are few) by a
+  // binary search and placed at once: bins before tcaches, so a chunk listed
+  // twice keeps its last listing (a tcache's over a bin's).
+  const place = (address: bigint, code: number, bin: number | undefined, arena: bigint, cache?: ThreadCache) => {
+    // One conversion, no bigint comparison (a call into the runtime): below 2^53 it is exact, and from there it stays at or above.
+    const at = Number(address);
+    if (at >= EXACT_LIMIT) {
+      far.push({ address, place: PLACE_KINDS[code], bin, arena });
+      return;
+    }
+    let met = false;
+    for (const columns of all) {
+      const i = indexIn(columns.walk, at);
+      if (i < 0 || i === columns.walk.walk.top) continue;
+      met = true;
+      columns.places[i] = code;
+      columns.bins[i] = bin ?? -1;
+      if (cache !== undefined) mark(columns, i, { tcache: cache.address, owner: cache.owner });
+    }
+    if (!met) strays.set(at, { address, place: PLACE_KINDS[code], bin, arena });
   };
   for (const b of bins) {
-    const add = (place: PlaceKind, list: ArenaBins['fastbins'], withIndex: boolean) => {
-      for (const bin of list) for (const c of bin.chunks) enlist({ address: c.address, place, bin: withIndex ? bin.index : undefined, tcache: undefined, owner: undefined, arena: b.arena });
+    const add = (code: number, list: ArenaBins['fastbins'], withIndex: boolean) => {
+      for (const bin of list) for (const c of bin.chunks) place(c.address, code, withIndex ? bin.index : undefined, b.arena);
     };
-    add('fastbin', b.fastbins, true);
-    add('unsorted', b.unsorted, false);
-    add('smallbin', b.smallbins, true);
-    add('largebin', b.largebins, true);
+    add(CODE.fastbin, b.fastbins, true);
+    add(CODE.unsorted, b.unsorted, false);
+    add(CODE.smallbin, b.smallbins, true);
+    add(CODE.largebin, b.largebins, true);
   }
   for (const t of tcaches) {
-    for (const bin of t.bins) for (const c of bin.chunks) enlist({ address: c.address, place: 'tcache', bin: bin.index, tcache: t.address, owner: t.owner, arena: t.arena });
+    for (const bin of t.bins) for (const c of bin.chunks) place(c.address, CODE.tcache, bin.index, t.arena, t);
   }
-  const byArena = new Map(arenas.map((a) => [a.address, a]));
-  const met = new Set<number>();
-  const regions = walks.map((w): RegionPlaces => {
+  const regions = all.map((columns): RegionPlaces => {
+    const { walk: w, places } = columns;
     const { table, top } = w.walk;
     const { count, bits } = table;
-    const places = new Uint8Array(count);
-    const marks = new Map<number, Mark>();
-    const mark = (i: number, m: Mark) => marks.set(i, { ...marks.get(i), ...m });
     if (top >= 0) places[top] = CODE.top;
-    for (const [at, list] of listed) {
-      const i = indexIn(w, at);
-      if (i < 0 || i === top) continue;
-      met.add(at);
-      places[i] = CODE[list.place];
-      if (list.bin !== undefined) mark(i, { bin: list.bin });
-      if (list.tcache !== undefined) mark(i, { tcache: list.tcache, owner: list.owner });
-    }
-    for (let i = 0; i < count; i++) if (places[i] === CODE['in-use'] && (bits[i] & FREE_BIT) !== 0) places[i] = CODE.unlisted;
+    const [inUse, unlisted] = [CODE['in-use'], CODE.unlisted];
+    for (let i = 0; i < count; i++) if (places[i] === inUse && (bits[i] & FREE_BIT) !== 0) places[i] = unlisted;
     // Last first: a struct listed twice keeps its last tcache, as a Map built from the list would.
     for (let k = tcaches.length - 1; k >= 0; k--) {
       const t = tcaches[k];
       const i = indexIn(w, Number(t.address));
       if (i >= 0 && places[i] === CODE['in-use']) {
         places[i] = CODE['tcache-struct'];
-        mark(i, { tcache: t.address, owner: t.owner });
+        mark(columns, i, { tcache: t.address, owner: t.owner });
       }
     }
     for (let i = Math.max(0, count - 3); i < count; i++) if (places[i] === CODE['in-use'] && isFencepost(w, i)) places[i] = CODE.fencepost;
     const arena = byArena.get(w.arena);
     const remainder = arena === undefined ? -1 : indexIn(w, Number(arena.lastRemainder));
-    if (remainder >= 0) mark(remainder, { lastRemainder: true });
+    if (remainder >= 0) mark(columns, remainder, { lastRemainder: true });
     const region = { arena: w.arena, kind: w.kind, start: w.start, end: w.end } as RegionPlaces;
-    const columns: RegionPlaceColumns = { walk: w, places, marks };
     columnsOf.set(region, columns);
     lazyFields(region, ['chunks'], () => ({ chunks: Array.from({ length: count }, (_, i) => placedChunk(columns, i)) }));
     if (own(w, 'reason') !== undefined) defineOwn(region, 'reason', w.reason);
     return region;
   });
-  const strays = [...[...listed].filter(([at]) => !met.has(at)).map(([, l]) => l), ...far]
-    .map((l) => ({ address: l.address, place: l.place, ...(l.bin === undefined ? {} : { bin: l.bin }), arena: l.arena }));
-  return { regions, strays };
+  const listedNowhere = [...strays.values(), ...far].map((l) => ({ address: l.address, place: l.place, ...(l.bin === undefined ? {} : { bin: l.bin }), arena: l.arena }));
+  return { regions, strays: listedNowhere };
 }
 
 /** The index of the walk's chunk at address `at`, or -1. */

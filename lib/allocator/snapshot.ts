@@ -2,6 +2,7 @@
 // lib/allocator works on these, never on live memory, so the same code reads
 // this process's bytes or another's (copied by whatever means).
 import { rangeError } from '../errors';
+import { TWO_32 } from '../exact';
 import { CType } from './struct-layout';
 
 export interface Snapshot {
@@ -78,7 +79,7 @@ export function readC(bytes: Uint8Array, offset: number, type: CType): bigint | 
  * they look for before reading a place whole.
  */
 export function wordNumber(v: DataView, offset: number): number {
-  return v.getUint32(offset + 4, true) * 4294967296 + v.getUint32(offset, true);
+  return v.getUint32(offset + 4, true) * TWO_32 + v.getUint32(offset, true);
 }
 
 /** Throws ERR_OUT_OF_RANGE unless `size` bytes from `offset` lie within `bytes`. */

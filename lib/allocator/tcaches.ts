@@ -76,11 +76,13 @@ export function findTcaches(
   const candidates: { cache: ThreadCache; firstOfArena: boolean; where: string }[] = [];
   // The struct's chunk sizes: every chunk of every walk is compared with them.
   const sizes = image.layout.tcache.flatMap((t) => [t.chunkSize, t.chunkSize + 16]);
+  // Most chunks fall outside the sizes' span: one comparison each, not a search.
+  const [least, most] = [Math.min(...sizes), Math.max(...sizes)];
   for (const w of walks) {
     const { table } = w.walk;
     for (let i = 0; i < table.count; i++) {
       const size = table.sizes[i];
-      if (!sizes.includes(size)) continue;
+      if (size < least || size > most || !sizes.includes(size)) continue;
       const layout = image.layout.tcache.find((t) => size === t.chunkSize || size === t.chunkSize + 16);
       if (layout === undefined || (table.bits[i] & FREE_BIT) !== 0 || i === w.walk.top) continue;
       const cache = decodeCache(ctx, w.start + BigInt(table.offsets[i]), w.arena, layout);

@@ -2,6 +2,7 @@
 // nothing it reads: every size is checked before it is used to move on, so
 // a torn or corrupt snapshot ends the walk with a reason, never a loop.
 import { HeapscopeError, rangeError, typeError } from '../errors';
+import { EXACT_HIGH_LIMIT, TWO_32 } from '../exact';
 import { hex } from '../format';
 import { describe, lazyFields, readOptions, toAddress, toBytes, toIndex } from '../validate';
 
@@ -17,9 +18,6 @@ const ALIGN = 16;
  * in three when the old top had 48 bytes (16 of it are left before the two).
  */
 const FENCEPOST = 16;
-const TWO_32 = 4294967296;
-/** Sizes at or above 2^53 cannot be exact numbers; no region is that big. */
-const SIZE_HIGH_LIMIT = 0x200000;
 
 /** Bits of {@link ChunkTable.bits}: the size word's P, M and A flags, plus FREE_BIT. */
 export const P_BIT = 1;
@@ -77,12 +75,8 @@ export interface SnapshotWalk {
   reached: number;
 }
 
-/**
- * Walks the chunks in `snapshot` (a copy of memory whose first byte was at
- * `base`) from `options.start` to the top chunk. Pure: it looks at nothing
- * but its arguments, so it can be timed alone.
- */
-export function walkSnapshot(snapshot: Uint8Array, base: bigint, options: SnapshotWalkOptions = {}): SnapshotWalk {
+/** walkSnapshot's arguments checked: the ChunkWalker's settings. */
+function walkSettings(snapshot: Uint8Array, base: bigint, options: SnapshotWalkOptions) {
   toBytes(snapshot, 'snapshot');
   toAddress(base, 'base');
   const o = readOptions(options, 'options', ['start', 'end', 'top', 'fenceposts', 'mainArena']);
@@ -95,7 +89,27 @@ export function walkSnapshot(snapshot: Uint8Array, base: bigint, options: Snapsh
   for (const flag of ['fenceposts', 'mainArena'] as const) {
     if (o[flag] !== undefined && typeof o[flag] !== 'boolean') throw typeError(`options.${flag} must be a boolean, got ${describe(o[flag])}`);
   }
-  const settings = { start, end, ...(top === undefined ? {} : { top }), fenceposts: o.fenceposts === true, mainArena: o.mainArena === true };
+  return { start, end, ...(top === undefined ? {} : { top }), fenceposts: o.fenceposts === true, mainArena: o.mainArena === true };
+}
+
+/**
+ * walkSnapshot for a caller that reads the columns at once (the allocator's
+ * walks): one pass that stores them, where walkSnapshot counts first and
+ * walks again when the columns are read.
+ */
+export function walkSnapshotStored(snapshot: Uint8Array, base: bigint, options: SnapshotWalkOptions = {}): SnapshotWalk {
+  const walker = new ChunkWalker(base, walkSettings(snapshot, base, options));
+  walker.feed(snapshot, 0);
+  return walker.result();
+}
+
+/**
+ * Walks the chunks in `snapshot` (a copy of memory whose first byte was at
+ * `base`) from `options.start` to the top chunk. Pure: it looks at nothing
+ * but its arguments, so it can be timed alone.
+ */
+export function walkSnapshot(snapshot: Uint8Array, base: bigint, options: SnapshotWalkOptions = {}): SnapshotWalk {
+  const settings = walkSettings(snapshot, base, options);
   // The walk checks and counts without storing: a million chunks' columns
   // are 17 MB of fresh memory, whose first touch cost 4-20x the checking
   // loop itself (bench/run.mjs). The columns are built when first read.
@@ -278,7 +292,7 @@ export class ChunkWalker {
       if (high === 0 && signed >= 0) {
         size = signed & ~7;
       } else {
-        if (high >= SIZE_HIGH_LIMIT) {
+        if (high >= EXACT_HIGH_LIMIT) {
           reason = `the chunk at ${hex(base + BigInt(off))} has an impossible size word ${hex((BigInt(high) << 32n) | BigInt(signed >>> 0))}`;
           break;
         }

@@ -4,7 +4,7 @@
 import type { Allocation } from '../allocation';
 import type { HeapInfo } from '../allocator/decode';
 import type { RegionWalk } from '../allocator/heap-walks';
-import { PLACE_KINDS, placeColumns } from '../allocator/places';
+import { markOf, PLACE_KINDS, placeColumns } from '../allocator/places';
 import type { PlacedChunk, PlaceKind, RegionPlaceColumns, RegionPlaces } from '../allocator/places';
 import type { BlockTotal } from '../malloc-info';
 import { bigintOf } from '../exact';
@@ -141,7 +141,7 @@ function heapChunk(columns: RegionPlaceColumns, i: number, allocation: Allocatio
   const place = PLACE_KINDS[columns.places[i]];
   const prevInUse = (bits & P_BIT) !== 0;
   const nonMainArena = (bits & A_BIT) !== 0;
-  const mark = columns.marks.get(i);
+  const mark = markOf(columns, i);
   if (mark === undefined && allocation === undefined) return { address, size, place, prevInUse, nonMainArena };
   return { address, size, place, ...mark, prevInUse, nonMainArena, ...(allocation === undefined ? {} : { allocation }) };
 }

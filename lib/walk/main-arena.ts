@@ -5,7 +5,7 @@ import { maps, untouchedReadsZero } from '../maps';
 import { MAX_PLAN_READ, runPlan } from '../plan';
 import { programBreak } from '../stats';
 import { own, toIndex } from '../validate';
-import { SnapshotWalk, walkSnapshot } from './chunk';
+import { SnapshotWalk, walkSnapshotStored } from './chunk';
 
 /**
  * Walks main_arena's [heap] from a snapshot of [start, break). glibc's
@@ -16,7 +16,7 @@ export function walkMainHeap(snapshot: Uint8Array, start: bigint, programBreak: 
   const first = Number((16n - (start % 16n)) % 16n);
   const wanted = programBreak - start;
   const end = wanted < 0n || wanted > BigInt(snapshot.length) ? snapshot.length : Number(wanted);
-  const walk = walkSnapshot(snapshot, start, { start: first, end, mainArena: true });
+  const walk = walkSnapshotStored(snapshot, start, { start: first, end, mainArena: true });
   if (end !== Number(wanted) && own(walk, 'reason') === undefined) {
     return { ...walk, ending: 'stopped', reason: `the program break (${programBreak}) lies outside the ${snapshot.length} bytes read`, top: -1 };
   }

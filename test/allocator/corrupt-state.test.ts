@@ -49,10 +49,33 @@ function corrupt(writes: [address: bigint, bytes: Buffer][]): AllocatorImage {
   return { ...image, memory: copiedMemory(ranges) };
 }
 
-/** Arenas and bins decoded from `img` at the clean copy's main_arena: corrupting main_arena itself would stop the locator first. */
+/** `img` read through a source that offers no reads by number: the list walks take their bigint path only. */
+function bigintOnly(img: AllocatorImage): AllocatorImage {
+  expect(img.memory.rangeHolding).toBeTypeOf('function');
+  const { ranges, read, word } = img.memory;
+  return { ...img, memory: { ranges, read, word } };
+}
+
+/**
+ * Arenas and bins decoded from `img` at the clean copy's main_arena:
+ * corrupting main_arena itself would stop the locator first. The bins are
+ * decoded twice, and must agree: by number (the lists' fast path) and by
+ * bigint alone.
+ */
 function decodeAt(img: AllocatorImage): { arenas: ArenaList; bins: ArenaBins[] } {
   const arenas = decodeArenas(img, clean.mainArena, clean.params.values);
-  return { arenas, bins: arenas.arenas.map((a, i) => decodeBins(img, a, arenas.states[i])) };
+  const bins = arenas.arenas.map((a, i) => decodeBins(img, a, arenas.states[i]));
+  expect(arenas.arenas.map((a, i) => decodeBins(bigintOnly(img), a, arenas.states[i]))).toEqual(bins);
+  return { arenas, bins };
+}
+
+/** decodeAllocator(img), whose bins and tcaches must agree with a decode by bigint alone (see decodeAt). */
+function decodeChecked(img: AllocatorImage): AllocatorState {
+  const s = decodeAllocator(img);
+  const slow = decodeAllocator(bigintOnly(img));
+  expect(slow.bins).toEqual(s.bins);
+  expect(slow.tcaches).toEqual(s.tcaches);
+  return s;
 }
 
 /** The clean copy's signed 32-bit word at `address`. */
@@ -83,21 +106,21 @@ describe('decoding corrupted copies: a reason, never a throw or a hang', () => {
   it('a fastbin whose last chunk links back to its first: a cycle, after the three chunks', (context) => {
     if (skip !== undefined) context.skip(skip);
     const [a, , c] = fastbin0();
-    const s = decodeAllocator(corrupt([[c + 16n, link(c + 16n, a)]]));
+    const s = decodeChecked(corrupt([[c + 16n, link(c + 16n, a)]]));
     expect(s.bins[0].fastbins[0]).toMatchObject({ count: 3, reason: expect.stringMatching(/comes back to 0x[0-9a-f]+: a cycle/) });
   });
 
   it('a fastbin chunk that links to itself (a double free\'s shape)', (context) => {
     if (skip !== undefined) context.skip(skip);
     const [a] = fastbin0();
-    const s = decodeAllocator(corrupt([[a + 16n, link(a + 16n, a)]]));
+    const s = decodeChecked(corrupt([[a + 16n, link(a + 16n, a)]]));
     expect(s.bins[0].fastbins[0]).toMatchObject({ count: 1, reason: expect.stringMatching(/a cycle/) });
   });
 
   it('a small bin whose last chunk links back to its first, never to the header: a cycle, after the three chunks', (context) => {
     if (skip !== undefined) context.skip(skip);
     const [a, , c] = smallbin16();
-    const s = decodeAllocator(corrupt([[c + 16n, word(a)]]));
+    const s = decodeChecked(corrupt([[c + 16n, word(a)]]));
     expect(s.bins[0].smallbins.find((x) => x.index === 16)).toMatchObject({
       count: 3, reason: `the list comes back to 0x${a.toString(16)} without returning to the bin's header: a cycle`,
     });
@@ -106,12 +129,12 @@ describe('decoding corrupted copies: a reason, never a throw or a hang', () => {
   it('an fd into unmapped space, in the unsorted bin and in a thread arena\'s fastbin', (context) => {
     if (skip !== undefined) context.skip(skip);
     const first = mainBins().unsorted[0].chunks[0].address;
-    const s = decodeAllocator(corrupt([[first + 16n, word(0x10000n)]]));
+    const s = decodeChecked(corrupt([[first + 16n, word(0x10000n)]]));
     expect(s.bins[0].unsorted[0]).toMatchObject({ count: 1, reason: expect.stringMatching(/fd of 0x[0-9a-f]+: 0x10000 is outside the arena's memory/) });
     const thread = clean.bins[1];
     const index = thread.fastbins.findIndex((b) => b.count > 0);
     const head = thread.fastbins[index].chunks[0].address;
-    const t = decodeAllocator(corrupt([[head + 16n, link(head + 16n, 0xdead0000n)]]));
+    const t = decodeChecked(corrupt([[head + 16n, link(head + 16n, 0xdead0000n)]]));
     expect(t.bins[1].fastbins[index]).toMatchObject({ count: 1, reason: expect.stringMatching(/0xdead0000 is outside the arena's memory/) });
     // Outside the arena, not merely outside the copy: no copy could follow it.
     expect(s.bins[0].unsorted[0].uncopied).toBeUndefined();
@@ -208,11 +231,25 @@ describe('decoding corrupted copies: a reason, never a throw or a hang', () => {
   it('a chunk whose size is outside its bin, in a small bin and in a fastbin', (context) => {
     if (skip !== undefined) context.skip(skip);
     const [, b] = smallbin16();
-    const s = decodeAllocator(corrupt([[b + 8n, word(0x111n)]]));
+    const s = decodeChecked(corrupt([[b + 8n, word(0x111n)]]));
     expect(s.bins[0].smallbins.find((x) => x.index === 16)).toMatchObject({ count: 1, reason: expect.stringMatching(/has size 0x110, outside bin 16 \(0x100\)/) });
     const [, f] = fastbin0();
-    const t = decodeAllocator(corrupt([[f + 8n, word(0x41n)]]));
+    const t = decodeChecked(corrupt([[f + 8n, word(0x41n)]]));
     expect(t.bins[0].fastbins[0]).toMatchObject({ count: 1, reason: expect.stringMatching(/has size 0x40, outside fastbin 0 \(0x20\)/) });
+  });
+
+  it("a small bin chunk whose next chunk says it is in use, or gives another prev_size", (context) => {
+    if (skip !== undefined) context.skip(skip);
+    const [, b] = smallbin16();
+    const next = b + 0x100n;
+    const sizeWord = Buffer.from(image.memory.read(next + 8n, 8)).readBigUInt64LE(0);
+    const bin16 = (s: AllocatorState) => s.bins[0].smallbins.find((x) => x.index === 16);
+    expect(bin16(decodeChecked(corrupt([[next + 8n, word(sizeWord | 1n)]])))).toMatchObject({
+      count: 1, reason: `the chunk after 0x${b.toString(16)} (at 0x${next.toString(16)}) says 0x${b.toString(16)} is in use (its P bit is set)`,
+    });
+    expect(bin16(decodeChecked(corrupt([[next, word(0x110n)]])))).toMatchObject({
+      count: 1, reason: `the chunk after 0x${b.toString(16)} has prev_size 0x110, not its size 0x100`,
+    });
   });
 
   it('a fastbin longer than the arena\'s memory can hold (system_mem cut to 0x40: two 0x20 chunks)', (context) => {
@@ -226,11 +263,11 @@ describe('decoding corrupted copies: a reason, never a throw or a hang', () => {
     const t = clean.tcaches.tcaches.find((x) => x.bins[0].count === 7)!;
     const counts = Buffer.alloc(2);
     counts.writeUInt16LE(9);
-    const s = decodeAllocator(corrupt([[t.address + 16n, counts]]));
+    const s = decodeChecked(corrupt([[t.address + 16n, counts]]));
     expect(s.tcaches.tcaches.find((x) => x.address === t.address)!.bins[0]).toMatchObject({ reason: 'its count 9 is outside 0 … mp_.tcache_count (7)' });
     const chunks = t.bins[0].chunks.map((c) => c.address + 16n);
     const last = chunks[chunks.length - 1];
-    const u = decodeAllocator(corrupt([[last, link(last, chunks[0])]]));
+    const u = decodeChecked(corrupt([[last, link(last, chunks[0])]]));
     expect(u.tcaches.tcaches.find((x) => x.address === t.address)!.bins[0]).toMatchObject({ count: 7, reason: expect.stringMatching(/goes on past its count of 7/) });
   });
 
@@ -238,10 +275,10 @@ describe('decoding corrupted copies: a reason, never a throw or a hang', () => {
     if (skip !== undefined) context.skip(skip);
     const bin = mainBins().largebins.find((b) => b.index === 65)!;
     const [first] = bin.chunks;
-    const s = decodeAllocator(corrupt([[first.address + 32n, word(first.address)]]));
+    const s = decodeChecked(corrupt([[first.address + 32n, word(first.address)]]));
     expect(s.bins[0].largebins.find((b) => b.index === 65)).toMatchObject({ count: 4, reason: expect.stringMatching(/fd_nextsize 0x[0-9a-f]+, but the next size down starts at/) });
     const [, b] = smallbin16();
-    const t = decodeAllocator(corrupt([[b + 24n, word(b)]]));
+    const t = decodeChecked(corrupt([[b + 24n, word(b)]]));
     expect(t.bins[0].smallbins.find((x) => x.index === 16)).toMatchObject({ count: 1, reason: expect.stringMatching(/has bk 0x[0-9a-f]+, but the list reached it from/) });
   });
 
@@ -269,7 +306,7 @@ describe('decoding corrupted copies: a reason, never a throw or a hang', () => {
     expect(() => decodeAllocator(corrupt([[main().address + field('next'), word(0x7000n)]]))).toThrow(expect.objectContaining({ code: 'ERR_ALLOCATOR_NOT_FOUND' }));
     const twoHeaps = clean.arenas.arenas.find((a) => a.heaps.length === 2)!;
     const newest = twoHeaps.heaps[0].address;
-    const t = decodeAllocator(corrupt([[newest + BigInt(offsetOf(layout.heapInfo, 'prev')), word(newest)]]));
+    const t = decodeChecked(corrupt([[newest + BigInt(offsetOf(layout.heapInfo, 'prev')), word(newest)]]));
     expect(t.arenas.arenas.find((a) => a.address === twoHeaps.address)).toMatchObject({ heaps: [{ address: newest }], heapsReason: expect.stringMatching(/prev list loops/) });
   });
 });
