@@ -64,6 +64,8 @@ function compileBaseline() {
     maps: lib.func('uint64_t bench_maps(uint64_t n)'),
     walk: lib.func('uint64_t bench_walk(const uint8_t *bytes, uint64_t start, uint64_t end, uint64_t n, _Out_ uint64_t *out)'),
     readRemote: lib.func('uint64_t bench_read_remote(int64_t pid, uint64_t address, uint64_t length, _Out_ uint64_t *got)'),
+    fillHeap: lib.func('uint64_t bench_fill_heap(const uint64_t *sizes, uint64_t count, uint64_t n, uint64_t free_every)'),
+    releaseHeap: lib.func('void bench_release_heap(void)'),
   };
 }
 
@@ -232,14 +234,18 @@ function mapsRow(c) {
 }
 
 // ---- The heap walk ---------------------------------------------------------------
-// A heap of at least a million chunks, made in this process by one plan of
-// kept mallocs (a mix of tcache, fastbin and small-bin sizes), with every
-// 16th block freed so that the walk meets free and cached chunks too. The
-// walk (walkSnapshot, a pure pass over one snapshot) and the C loop
-// (bench_walk) read the same snapshot bytes; both must count the same
-// chunks, or the comparison is void. walkHeap() is timed too: the snapshot
-// itself, the walk, the lists and the places; the HeapChunk objects are made
-// when `chunks` is first read, timed apart (as every chunk read once).
+// A heap of at least a million chunks (a mix of tcache, fastbin and
+// small-bin sizes) with every 16th block freed, so that the walk meets free
+// and cached chunks too, made twice in this process. First by C
+// (bench_fill_heap), as a program's own code makes its heap: the walk
+// (walkSnapshot, a pure pass over one snapshot) and the C loop (bench_walk)
+// read the same snapshot bytes, and both must count the same chunks, or the
+// comparison is void; walkHeap() is timed too (the snapshot itself, the
+// walk, the lists and the places; the HeapChunk objects are made when
+// `chunks` is first read, timed apart, as every chunk read once). Then by
+// one plan of kept mallocs, whose million handles stay live: the same
+// walkHeap() timed again, with no target, shows what a caller's own million
+// objects add (V8's collections of the walk's garbage mark them each time).
 
 const WALK_CHUNKS = 1_000_000;
 /** walkHeap()'s target per chunk, in nanoseconds. */
@@ -248,7 +254,7 @@ const WALK_HEAP_TARGET = 100;
 const WALK_SIZES = [24, 40, 24, 120];
 const WALK_FREE_EVERY = 16;
 
-/** WALK_CHUNKS blocks of WALK_SIZES in turn, every WALK_FREE_EVERY-th freed, kept in this process's heap until release(). */
+/** WALK_CHUNKS blocks of WALK_SIZES in turn, every WALK_FREE_EVERY-th freed, kept in this process's heap by handles until release(). */
 function walkHeap() {
   const steps = Array.from({ length: WALK_CHUNKS }, (_, i) => ({ op: 'malloc', size: WALK_SIZES[i % WALK_SIZES.length] }));
   const { kept } = h.runPlan(steps, { keep: true });
@@ -257,8 +263,40 @@ function walkHeap() {
   return { release: () => { for (let i = 0; i < blocks.length; i++) if (i % WALK_FREE_EVERY !== 0) blocks[i].free(); } };
 }
 
-function heapWalkRows(c) {
-  const heap = walkHeap();
+/** The same heap made by C, kept until release(). */
+function walkHeapInC(c) {
+  const live = Number(c.fillHeap(BigUint64Array.from(WALK_SIZES, BigInt), WALK_SIZES.length, WALK_CHUNKS, WALK_FREE_EVERY));
+  if (live === 0) throw new Error('bench_fill_heap could not map room for its pointers');
+  return { release: () => c.releaseHeap() };
+}
+
+/**
+ * Whole walks, timed per chunk in turns with the event loop (see turns):
+ * walkHeap() and then reading its chunks, each a median.
+ */
+async function wholeWalks() {
+  let walked = 0;
+  const attempts = [];
+  const reads = [];
+  const whole = await turns({
+    heapscope: () => {
+      const t = hr();
+      const w = h.walkHeap();
+      const t1 = hr();
+      walked = w.main.totals.chunks;
+      attempts.push(w.attempts);
+      sink = w.main.chunks.length;
+      reads.push(Number(hr() - t1) / walked);
+      return Number(t1 - t) / walked;
+    },
+  }, 5, WARMUP);
+  return { walk: whole.heapscope, read: median(reads.slice(-5)), walked, attempts };
+}
+
+async function heapWalkRows(c) {
+  const rows = [];
+  const heap = walkHeapInC(c);
+  let m;
   try {
     const snap = h.mainHeapSnapshot();
     const out = new BigUint64Array(5);
@@ -268,55 +306,52 @@ function heapWalkRows(c) {
     if (walk.ending !== 'top' || Number(out[0]) !== chunks || Number(out[4]) !== walk.table.sizes[walk.top]) {
       throw new Error(`the JS and C walks disagree: ${chunks} chunks (${walk.ending}${walk.reason ? `: ${walk.reason}` : ''}) vs C ${out[0]}, top ${out[4]}`);
     }
-    const m = compare({
+    m = compare({
       heapscope: () => { const t = hr(); sink = h.walkSnapshot(snap.bytes, snap.base, snap).table.count; return Number(hr() - t) / chunks; },
       c: () => Number(c.walk(snap.bytes, snap.start, snap.end, 1, out)) / chunks,
     });
-    // Whole walks are slow (a million objects each): fewer rounds.
-    // Each whole walk's snapshots: V8's helper threads (the ArrayBuffer
-    // sweeper) free into main_arena while a copy this big is made, and a torn
-    // copy is taken again, up to 5 times.
-    let walked = 0;
-    const attempts = [];
-    const reads = [];
-    const whole = compare({
-      heapscope: () => {
-        const t = hr();
-        const w = h.walkHeap();
-        const t1 = hr();
-        walked = w.main.totals.chunks;
-        attempts.push(w.attempts);
-        sink = w.main.chunks.length;
-        reads.push(Number(hr() - t1) / walked);
-        return Number(t1 - t) / walked;
-      },
-    }, 5);
-    const read = median(reads.slice(-5));
-    return [
-      {
-        id: 'walk-snapshot',
-        what: `heap walk per chunk: walkSnapshot over one [heap] snapshot (${chunks} chunks, ${(snap.bytes.length / 2 ** 20).toFixed(0)} MiB)`,
-        group: 'heap walk', heapscope: m.heapscope, c: m.c, ratio: m.heapscope / m.c, against: 'C', baseline: m.c, target: 2, chunks,
-        perSecond: 1e9 / m.heapscope, cPerSecond: 1e9 / m.c,
-      },
+    rows.push({
+      id: 'walk-snapshot',
+      what: `heap walk per chunk: walkSnapshot over one [heap] snapshot (${chunks} chunks, ${(snap.bytes.length / 2 ** 20).toFixed(0)} MiB)`,
+      group: 'heap walk', heapscope: m.heapscope, c: m.c, ratio: m.heapscope / m.c, against: 'C', baseline: m.c, target: 2, chunks,
+      perSecond: 1e9 / m.heapscope, cPerSecond: 1e9 / m.c,
+    });
+    // Each whole walk's snapshot is read from a child forked for it: V8's
+    // helper threads free into main_arena while a copy this big is made.
+    const w = await wholeWalks();
+    rows.push(
       {
         id: 'walk-heap',
-        what: `walkHeap() per chunk: snapshot + walk + tcache + places, the chunk objects left unmade (${walked} chunks, ${attempts.join('/')} snapshots a walk)`,
+        what: `walkHeap() per chunk of a heap made in C: snapshot + walk + tcache + places, the chunk objects left unmade (${w.walked} chunks, ${w.attempts.join('/')} snapshots a walk)`,
         // The issue's target is absolute, 100 ns a chunk: the ratio is against that.
-        group: 'heap walk', heapscope: whole.heapscope, c: m.c, ratio: whole.heapscope / WALK_HEAP_TARGET, against: `${WALK_HEAP_TARGET} ns`, baseline: WALK_HEAP_TARGET, target: 1, chunks: walked, attempts,
-        perSecond: 1e9 / whole.heapscope,
+        group: 'heap walk', heapscope: w.walk, c: m.c, ratio: w.walk / WALK_HEAP_TARGET, against: `${WALK_HEAP_TARGET} ns`, baseline: WALK_HEAP_TARGET, target: 1, chunks: w.walked, attempts: w.attempts,
+        perSecond: 1e9 / w.walk,
       },
       {
         id: 'walk-heap-chunks',
-        what: `then reading a walk's chunks: a HeapChunk object each, made on first read (${walked} chunks)`,
+        what: `then reading a walk's chunks: a HeapChunk object each, made on first read (${w.walked} chunks)`,
         // No target of its own: what a caller that wants every object pays after the walk.
-        group: 'heap walk', heapscope: read, c: m.c, ratio: read / WALK_HEAP_TARGET, against: `${WALK_HEAP_TARGET} ns`, baseline: WALK_HEAP_TARGET, chunks: walked,
-        perSecond: 1e9 / read,
+        group: 'heap walk', heapscope: w.read, c: m.c, ratio: w.read / WALK_HEAP_TARGET, against: `${WALK_HEAP_TARGET} ns`, baseline: WALK_HEAP_TARGET, chunks: w.walked,
+        perSecond: 1e9 / w.read,
       },
-    ];
+    );
   } finally {
     heap.release();
   }
+  const handles = walkHeap();
+  try {
+    const w = await wholeWalks();
+    rows.push({
+      id: 'walk-heap-handles',
+      what: `walkHeap() per chunk of the same heap made by a plan whose million handles stay live (${w.walked} chunks, ${w.attempts.join('/')} snapshots a walk)`,
+      // No target of its own: the caller's objects, marked by every collection of the walk's garbage.
+      group: 'heap walk', heapscope: w.walk, c: m.c, ratio: w.walk / WALK_HEAP_TARGET, against: `${WALK_HEAP_TARGET} ns`, baseline: WALK_HEAP_TARGET, chunks: w.walked, attempts: w.attempts,
+      perSecond: 1e9 / w.walk,
+    });
+  } finally {
+    handles.release();
+  }
+  return rows;
 }
 
 // ---- Another process (--pid) ------------------------------------------------------
@@ -355,13 +390,21 @@ function startTarget(program, args) {
   });
 }
 
-/** Runs each side `rounds` times in turns after one discarded turn; the medians. */
-function turns(sides, rounds) {
+/**
+ * Runs each side `rounds` times in turns after `discard` discarded turns;
+ * the medians. The event loop turns before each call, untimed, as it does
+ * between the calls of a program: Node frees a Buffer over memory an addon
+ * mapped (each copy of a heap) only from its event loop, and in a loop that
+ * never let it turn, ten walks of a big heap left a GiB of copies mapped,
+ * whose page tables every later fork copied again.
+ */
+async function turns(sides, rounds, discard = 1) {
   const samples = Object.fromEntries(Object.keys(sides).map((k) => [k, []]));
-  for (let round = 0; round <= rounds; round++) {
+  for (let round = 0; round < discard + rounds; round++) {
     for (const [name, fn] of Object.entries(sides)) {
+      await new Promise((resolve) => setImmediate(resolve));
       const value = fn();
-      if (round > 0) samples[name].push(value);
+      if (round >= discard) samples[name].push(value);
     }
   }
   return Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, median(v)]));
@@ -377,7 +420,7 @@ async function pidRows(c) {
       const other = h.attach(target.pid);
       let remoteChunks = 0;
       let localChunks = 0;
-      const m = turns({
+      const m = await turns({
         heapscope: () => {
           const t = hr();
           const w = other.walk({ arena: 'main' });
@@ -404,7 +447,7 @@ async function pidRows(c) {
       const length = region.end - region.start;
       const got = new BigUint64Array(1);
       let resident = 0;
-      const m = turns({
+      const m = await turns({
         heapscope: () => {
           const t = hr();
           const d = other.doctor();

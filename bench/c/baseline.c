@@ -200,6 +200,42 @@ uint64_t bench_walk(const uint8_t* bytes, uint64_t start, uint64_t end, uint64_t
   return now() - t0;
 }
 
+// A heap for the whole walks made without a handle of heapscope's: n blocks
+// of sizes[i % count] bytes, every free_every-th freed, the rest kept until
+// bench_release_heap(). The pointers live in memory from mmap, not malloc,
+// so that the heap holds only the blocks. Returns the blocks kept.
+static void** kept_blocks;
+static uint64_t kept_count;
+static size_t kept_span;
+
+uint64_t bench_fill_heap(const uint64_t* sizes, uint64_t count, uint64_t n, uint64_t free_every) {
+  kept_span = (size_t)n * sizeof(void*);
+  kept_blocks = mmap(NULL, kept_span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (kept_blocks == MAP_FAILED) {
+    kept_blocks = NULL;
+    return 0;
+  }
+  kept_count = n;
+  uint64_t live = 0;
+  for (uint64_t i = 0; i < n; i++) kept_blocks[i] = malloc(sizes[i % count]);
+  for (uint64_t i = 0; i < n; i++) {
+    if (i % free_every == 0) {
+      free(kept_blocks[i]);
+      kept_blocks[i] = NULL;
+    } else if (kept_blocks[i] != NULL) {
+      live++;
+    }
+  }
+  return live;
+}
+
+void bench_release_heap(void) {
+  if (kept_blocks == NULL) return;
+  for (uint64_t i = 0; i < kept_count; i++) free(kept_blocks[i]);
+  munmap(kept_blocks, kept_span);
+  kept_blocks = NULL;
+}
+
 // What heapscope's copy of another process's heap cannot do without: the
 // range read with one process_vm_readv into fresh memory (its page faults
 // counted, as the addon's Buffers take them too). Returns the elapsed
