@@ -3,7 +3,7 @@
 // process, so it is measured once in a child process, as an offset from
 // main_arena, and cached per libc file: every process that maps the same
 // file has it at the same offset.
-import { execFile, spawnSync } from 'node:child_process';
+import type * as ChildProcess from 'node:child_process';
 import path from 'node:path';
 import { hex } from '../format';
 import { QUIET_NODE_FLAGS } from '../quiet-node';
@@ -31,6 +31,11 @@ export type GlobalMaxFastReading =
   | { found: false; reason: string };
 
 const cache = new Map<string, MaxFastOffset>();
+
+// Loaded when the child is started, not with this module: node:child_process
+// took 9 ms to load, and most processes that load this one (every
+// experiment's child) never start the child.
+const childProcess = (): typeof ChildProcess => require('node:child_process') as typeof ChildProcess;
 
 // lib/allocator under test and dist/allocator both sit two levels below the
 // package root; the child always runs the compiled code.
@@ -61,7 +66,7 @@ export function maxFastOffsetLater(libc: LibcFile): Promise<MaxFastOffset> {
   const known = cache.get(libc.key);
   if (known !== undefined) return Promise.resolve(known);
   return new Promise((resolve) => {
-    execFile(process.execPath, CHILD_ARGS, { env: childEnv(), encoding: 'utf8', timeout: TIMEOUT }, (error, stdout, stderr) => {
+    childProcess().execFile(process.execPath, CHILD_ARGS, { env: childEnv(), encoding: 'utf8', timeout: TIMEOUT }, (error, stdout, stderr) => {
       const status = error === null ? 0 : typeof error.code === 'number' ? error.code : null;
       const measured = answer(libc, {
         error: error !== null && typeof error.code !== 'number' && error.signal === undefined ? error : undefined,
@@ -84,7 +89,7 @@ function childEnv(): NodeJS.ProcessEnv {
 }
 
 function measureInChild(libc: LibcFile): MaxFastOffset {
-  return answer(libc, spawnSync(process.execPath, CHILD_ARGS, { env: childEnv(), encoding: 'utf8', timeout: TIMEOUT }));
+  return answer(libc, childProcess().spawnSync(process.execPath, CHILD_ARGS, { env: childEnv(), encoding: 'utf8', timeout: TIMEOUT }));
 }
 
 /** What the child's run says: the offset, or why there is none. */
