@@ -44,8 +44,8 @@ export function doctorFindings(d: Figures): string[] {
     ? (m.nMmaps === 1
       ? `The one mmapped chunk that mp_ counts (${shortBytes(m.mmappedMem)}) was found at the start of an anonymous mapping; ${shortBytes(m.resident)} of it is resident.`
       : `All ${plural(m.nMmaps, 'mmapped chunk')} that mp_ counts (${shortBytes(m.mmappedMem)}) were found at the starts of anonymous mappings; ${shortBytes(m.resident)} of them is resident.`)
-    : `${plural(m.found, 'mmapped chunk')} (${shortBytes(m.bytes)}) ${m.found === 1 ? 'was found at the start of an anonymous mapping' : 'were found at the starts of anonymous mappings'}, but mp_ counts ${m.nMmaps} (${shortBytes(m.mmappedMem)}): ` +
-      `the ${m.nMmaps - m.found === 1 ? 'other was' : 'others were'} found at the start of no anonymous mapping, so ${m.nMmaps - m.found === 1 ? 'it counts' : 'they count'} as other anonymous memory.`);
+    : `${plural(m.found, 'mmapped chunk')} (${shortBytes(m.bytes)}) ${m.found === 1 ? 'was found at the start of an anonymous mapping' : 'were found at the starts of anonymous mappings'}, but mp_ counts ${m.nMmaps} (${shortBytes(m.mmappedMem)})` +
+      unfound(m.nMmaps - m.found));
   if (d.v8 !== undefined) out.push(`V8 says ${shortBytes(d.v8.physical)} of its heap spaces is resident (v8.getHeapSpaceStatistics): it is part of the other anonymous memory.`);
   const p = d.params;
   if (p.initial === undefined) out.push(`mmap_threshold is ${shortBytes(p.mmapThreshold)}; mp_ as libc initialises it could not be read (${p.initialReason}).`);
@@ -89,4 +89,16 @@ export function doctorAdvice(d: Figures): Advice[] {
       'call it after a burst of frees (mallocTrim() in heapscope), since free() gives back only the top of an arena past trim_threshold.' });
   }
   return out;
+}
+
+/**
+ * What the doctor can say of mmapped chunks mp_ counts but no map line
+ * starts with: where they lie is not known (glibc records no list of them),
+ * so not which row of the resident-memory table holds their pages.
+ */
+function unfound(missing: number): string {
+  if (missing <= 0) return '.';
+  return missing === 1
+    ? ': the other starts no anonymous map line, so the resident-memory table counts it with whichever line holds it, which this copy cannot tell.'
+    : ': the others start no anonymous map line, so the resident-memory table counts them with whichever lines hold them, which this copy cannot tell.';
 }
