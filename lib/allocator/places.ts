@@ -65,8 +65,13 @@ export interface RegionPlaces {
 export interface RegionPlaceColumns {
   walk: RegionWalk;
   places: Uint8Array;
-  /** The bin index of a listed chunk (tcache, fastbin, small and large bins), -1 for none. */
-  bins: Int16Array;
+  /**
+   * The bin index of each listed chunk that has one (tcache, fastbin, small
+   * and large bins), by chunk index. A Map, in V8's heap: a typed array
+   * column comes from this process's malloc, and an experiment that decodes
+   * its own heap would meet it there, freed whenever V8 collects it.
+   */
+  bins: Map<number, number>;
   /** What else a chunk's place says (tcache, owner, last_remainder), by chunk index; most chunks have none. */
   marks: Map<number, Mark>;
 }
@@ -75,9 +80,9 @@ type Mark = Pick<PlacedChunk, 'tcache' | 'owner' | 'lastRemainder'>;
 
 /** What chunk `i`'s place says beyond its kind: its bin, then the marks; undefined when nothing. */
 export function markOf(columns: RegionPlaceColumns, i: number): Pick<PlacedChunk, 'bin' | 'tcache' | 'owner' | 'lastRemainder'> | undefined {
-  const bin = columns.bins[i];
+  const bin = columns.bins.get(i);
   const mark = columns.marks.get(i);
-  if (bin < 0) return mark;
+  if (bin === undefined) return mark;
   return mark === undefined ? { bin } : { bin, ...mark };
 }
 
@@ -138,7 +143,7 @@ export function placeChunks(
   const byArena = new Map(arenas.map((a) => [a.address, a]));
   const all = walks.map((w): RegionPlaceColumns => {
     const { count } = w.walk.table;
-    return { walk: w, places: new Uint8Array(count), bins: new Int16Array(count).fill(-1), marks: new Map<number, Mark>() };
+    return { walk: w, places: new Uint8Array(count), bins: new Map<number, number>(), marks: new Map<number, Mark>() };
   });
   const mark = (columns: RegionPlaceColumns, i: number, m: Mark) => columns.marks.set(i, { ...columns.marks.get(i), ...m });
   // Listed chunks no walk holds, by address (a number: exact, user space
@@ -162,7 +167,8 @@ export function placeChunks(
       if (i < 0 || i === columns.walk.walk.top) continue;
       met = true;
       columns.places[i] = code;
-      columns.bins[i] = bin ?? -1;
+      if (bin === undefined) columns.bins.delete(i);
+      else columns.bins.set(i, bin);
       if (cache !== undefined) mark(columns, i, { tcache: cache.address, owner: cache.owner });
     }
     if (!met) strays.set(at, { address, place: PLACE_KINDS[code], bin, arena });

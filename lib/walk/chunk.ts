@@ -92,19 +92,22 @@ function walkSettings(snapshot: Uint8Array, base: bigint, options: SnapshotWalkO
   return { start, end, ...(top === undefined ? {} : { top }), fenceposts: o.fenceposts === true, mainArena: o.mainArena === true };
 }
 
-/** The stored walk's first columns, in chunks. */
-const STORED_START = 256;
-
 /**
  * walkSnapshot for a caller that reads the columns at once (the allocator's
- * walks): one pass that stores them, where walkSnapshot counts first and
- * walks again when the columns are read.
+ * walks): a count, then one storing pass into columns of exactly that many
+ * chunks, where walkSnapshot stores them when they are first read. Columns
+ * that grew by doubling as the walk went left a trail of typed arrays from
+ * this process's malloc, freed whenever V8 collected them: in the middle of
+ * an experiment's plan, kernel-calls then found a free chunk that had not
+ * been there when it read the bins (7 runs in 12 under a 64 KiB threshold).
+ * Sized for the region instead, every walk of a thread heap of ten chunks
+ * took 1.1 MB.
  */
 export function walkSnapshotStored(snapshot: Uint8Array, base: bigint, options: SnapshotWalkOptions = {}): SnapshotWalk {
-  // Columns that start small and double: sized for the region (up to 64 Ki
-  // chunks), every walk of a thread heap of ten chunks took 1.1 MB, and a
-  // run of experiments in one process found its own heap that much bigger.
-  const walker = new ChunkWalker(base, { ...walkSettings(snapshot, base, options), expected: STORED_START });
+  const settings = walkSettings(snapshot, base, options);
+  const counter = new ChunkWalker(base, { ...settings, store: false });
+  counter.feed(snapshot, 0);
+  const walker = new ChunkWalker(base, { ...settings, expected: counter.count + 1 });
   walker.feed(snapshot, 0);
   return walker.result();
 }
