@@ -6,6 +6,7 @@
         "native/addon.cc",
         "native/live-set.cc",
         "native/alloc.cc",
+        "native/copies.cc",
         "native/freeze.cc",
         "native/memory.cc",
         "native/stats.cc",

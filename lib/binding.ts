@@ -79,6 +79,12 @@ export interface RawBinding {
    * one after another and `buffers` is empty.
    */
   readRemote(pid: number, ranges: BigUint64Array, anonymous?: Uint8Array, into?: Uint8Array): RawRemoteRead;
+  /**
+   * Unmaps now each Buffer that is a whole read copy runPlan handed over
+   * and not yet given back, its ArrayBuffer detached first (every view of it
+   * then reads as empty); passes over anything else. How many it gave back.
+   */
+  releaseCopies(buffers: unknown[]): number;
 }
 
 const REQUIREMENT = 'heapscope requires Linux on x86_64 with glibc 2.28 or later';

@@ -114,6 +114,7 @@ class Addon : public Napi::Addon<Addon> {
   Napi::Value RunPlan(const Napi::CallbackInfo& info);
   Napi::Value Addresses(const Napi::CallbackInfo& info);
   Napi::Value ReadRemote(const Napi::CallbackInfo& info);
+  Napi::Value ReleaseCopies(const Napi::CallbackInfo& info);
 };
 
 // Errors carry a stable `code` (and `errno`/`syscall` when the kernel or
@@ -137,6 +138,14 @@ Napi::Value Exact(Napi::Env env, uint64_t value);
 // Reads through process_vm_readv on our own pid: an unmapped or unreadable
 // address comes back as EFAULT instead of a SIGSEGV. Returns 0 or errno.
 int SafeRead(uintptr_t address, void* out, size_t length);
+
+// A plan's read copy (a whole span from mmap) handed over as a Buffer:
+// registered, so that releaseCopies can unmap it before its finalizer runs;
+// the finalizer unmaps it unless it was released (native/copies.cc).
+uint64_t RegisterCopy(uint8_t* data, size_t span);
+// For a copy no Buffer came to own: the plan's read area unmaps it.
+void UnregisterCopy(uint8_t* data, uint64_t id);
+void FinalizeCopy(uint8_t* data, size_t span, uint64_t id);
 
 // This process's pid, asked of the kernel once (and again after a fork).
 pid_t OwnPid();

@@ -462,9 +462,17 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
       if (side[i].ok) buffers.Set(static_cast<uint32_t>(i), Napi::Buffer<uint8_t>::New(env, 0));
       continue;
     }
-    // Steps are handed over in order: this step's range is next.
-    auto bytes = Napi::Buffer<uint8_t>::NewOrCopy(
-        env, reads.next(), side[i].length, [span](Napi::Env, uint8_t* data) { munmap(data, span); });
+    // Steps are handed over in order: this step's range is next. Registered
+    // first: a Buffer made as a copy runs the finalizer at once.
+    const uint64_t id = RegisterCopy(reads.next(), span);
+    Napi::Buffer<uint8_t> bytes;
+    try {
+      bytes = Napi::Buffer<uint8_t>::NewOrCopy(
+          env, reads.next(), side[i].length, [span, id](Napi::Env, uint8_t* data) { FinalizeCopy(data, span, id); });
+    } catch (...) {
+      UnregisterCopy(reads.next(), id);
+      throw;
+    }
     reads.HandOver(span, false);
     buffers.Set(static_cast<uint32_t>(i), bytes);
   }

@@ -3,6 +3,7 @@
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { Allocation, malloc } from '../lib/allocation';
 import { binding } from '../lib/binding';
 
 const ROOT = path.join(__dirname, '..');
@@ -159,5 +160,41 @@ describe('the raw runPlan binding', () => {
     expect(Object.keys(codes)).toEqual(['ERR_INVALID_PLAN']);
     expect(codes.ERR_INVALID_PLAN).toBeGreaterThanOrEqual(100);
     expect(live).toBe(0);
+  });
+});
+
+describe('releaseCopies: a read copy given back before its finalizer runs', () => {
+  /** A read step over a block of `length` bytes of 0x5a: the Buffer runPlan hands over, and the block's handle. */
+  const readCopy = (block: Allocation): Buffer => {
+    const { buffers } = binding.runPlan(words([OP.read, 0n, block.address, BigInt(block.requested)]), false);
+    return buffers[0]!;
+  };
+
+  it('detaches the copy (every view of it reads as empty) and unmaps it; a second release, a foreign Buffer, a part of a copy and a non-Buffer are passed over', () => {
+    const block = malloc(3 * 4096);
+    try {
+      block.fill(0x5a);
+      const copy = readCopy(block);
+      expect(copy.length).toBe(3 * 4096);
+      expect(copy.every((b) => b === 0x5a)).toBe(true);
+      const part = readCopy(block).subarray(16);
+      const view = new DataView(copy.buffer, copy.byteOffset, copy.byteLength);
+      const foreign = Buffer.alloc(64, 1);
+      expect(binding.releaseCopies([copy, copy, foreign, part, 'not a buffer', 7, null])).toBe(1);
+      expect([copy.length, copy.buffer.byteLength]).toEqual([0, 0]);
+      expect(() => view.getUint8(0)).toThrow(TypeError);
+      expect(foreign.every((b) => b === 1)).toBe(true);
+      expect(part.length).toBe(3 * 4096 - 16);
+      expect(part.every((b) => b === 0x5a)).toBe(true);
+      expect(binding.releaseCopies([copy])).toBe(0);
+    } finally {
+      block.free();
+    }
+  });
+
+  it('refuses anything but an array with a coded error', () => {
+    for (const bad of [undefined, null, 'x', 7, {}]) {
+      expect(() => binding.releaseCopies(bad as unknown as unknown[])).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+    }
   });
 });

@@ -5,7 +5,8 @@
 // steps (planCopy) can also be repeated within a larger plan, one copy after
 // each step of interest, each decoded on its own (copiedSnapshot).
 import { mergedRanges, subtractRanges } from '../address-ranges';
-import { HeapscopeError, rangeError, typeError } from '../errors';
+import { binding } from '../binding';
+import { HeapscopeError, native, rangeError, typeError } from '../errors';
 import { bytes, hex, shortBytes } from '../format';
 import { maps, MemoryRegion, untouchedReadsZero } from '../maps';
 import { MAX_PLAN_READ, PlanStep, runPlan, StepResult } from '../plan';
@@ -104,7 +105,10 @@ export function takeAllocatorSnapshot(options: AllocatorSnapshotOptions = {}): A
     // `before` steps can move the break: a retake gives [heap]'s read room from where the last copy saw it.
     // Without them, a retake measures the break again: the last attempt's copies, handed out
     // after it, may have moved it (from main_arena's top, once the mmap threshold has risen).
-    taken = takeOnce(before, probe, attempt, before.length > 0 ? taken?.breakSeen : undefined, mainRegions, heaps);
+    const torn = taken;
+    // A retake replaces the torn copy: it is given back first (the last one is returned).
+    if (torn !== undefined) releaseCopies(torn.snapshot);
+    taken = takeOnce(before, probe, attempt, before.length > 0 ? torn?.breakSeen : undefined, mainRegions, heaps);
     if (own(taken, 'reason') === undefined) return taken.snapshot;
     if (taken.final) break;
     const next = retakeSources(own(taken, 'reason')!, taken.snapshot.image, maps(), mainRegions, heaps);
@@ -112,6 +116,17 @@ export function takeAllocatorSnapshot(options: AllocatorSnapshotOptions = {}): A
     ({ mainRegions, heaps } = next);
   }
   return { ...taken!.snapshot, consistent: false, reason: taken!.reason };
+}
+
+/**
+ * Gives back the memory of a snapshot's copies now, for a caller done with
+ * every byte of them (walkHeap once its result is built; a retake, of the
+ * copy it replaces): their Buffers read as empty from then on. Node frees
+ * them only from its event loop otherwise, and a loop that walked a big
+ * heap ten times without yielding held over a GiB of copies.
+ */
+export function releaseCopies(snapshot: AllocatorSnapshot): void {
+  native(() => binding.releaseCopies(snapshot.image.memory.ranges.map((r) => r.bytes)));
 }
 
 /**

@@ -5,7 +5,7 @@
 import { inspect } from 'node:util';
 import { Allocation, liveAt } from '../allocation';
 import { decodeSnapshot } from '../allocator/results';
-import { takeAllocatorSnapshot } from '../allocator/take-snapshot';
+import { releaseCopies, takeAllocatorSnapshot } from '../allocator/take-snapshot';
 import { rangeError } from '../errors';
 import { PlanStep, StepResult } from '../plan';
 import { Mallinfo } from '../stats';
@@ -155,7 +155,12 @@ const ownChunk = (chunk: number): Allocation | undefined => liveAt(chunk + 16);
 export function walkHeap(options: WalkOptions = {}): HeapWalk {
   const { arena, before, attempts } = validate(options);
   const s = takeAllocatorSnapshot({ before, attempts });
-  return new HeapWalk(heapWalkData(decodeSnapshot(s), {
-    mainOnly: arena === 'main', ours: ownChunk, mallinfo: s.mallinfo, programBreak: s.programBreak, steps: s.steps,
-  }));
+  try {
+    return new HeapWalk(heapWalkData(decodeSnapshot(s), {
+      mainOnly: arena === 'main', ours: ownChunk, mallinfo: s.mallinfo, programBreak: s.programBreak, steps: s.steps,
+    }));
+  } finally {
+    // The walk keeps what it decoded, never the copy's bytes.
+    releaseCopies(s);
+  }
 }
