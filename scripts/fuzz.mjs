@@ -135,6 +135,8 @@ const MAX_LIVE = 1000;
 
 async function fuzz(h, seed, calls, foreign = [], uncoded = 0) {
   const r = rng(seed);
+  // The raw addon, for the one internal call fuzzed (releaseCopies): the same module h loaded.
+  const { binding } = require(path.join(ROOT, 'dist', 'binding.js'));
   const live = []; // Allocation handles we believe live
   const dead = []; // freed or reallocated handles
   const codes = {};
@@ -366,6 +368,25 @@ async function fuzz(h, seed, calls, foreign = [], uncoded = 0) {
       const base = r.chance(0.8) ? 0x1000n + 16n * BigInt(r.int(100)) : r.pick([1, -1n, 1n << 64n, 'x', null]);
       const given = r.chance(0.6) ? { start: r.pick([0, 16, 1n, 8]), end: r.pick([undefined, 32, 1n << 10n]), top: r.pick([undefined, 0x1010n, 5]), fenceposts: r.chance(0.5), mainArena: r.pick([true, false, 'x']) } : r.pick([undefined, ...BAD_OPTIONS]);
       return h.walkSnapshot(bytes, base, given);
+    }],
+    // The raw binding's releaseCopies, given a read copy a plan handed over among other things: only a whole
+    // copy is given back, once (all its views then read as empty); a part of one, a Buffer of its own and
+    // anything else are passed over, and a non-array is refused with a code.
+    [0.5, () => {
+      const a = handle();
+      if (a === undefined) return undefined;
+      const { steps } = h.runPlan([{ op: 'read', address: a.address, length: Math.min(a.requested, 1 << 16) }]);
+      const copy = steps[0].bytes;
+      const part = copy.subarray(copy.length > 0 ? 1 : 0);
+      const own = Buffer.from(copy);
+      const list = r.pick([[copy], [copy, copy], [part], [own], [copy, part, own, 'x', null, 7, {}, []], []]);
+      const given = r.chance(0.9) ? list : r.pick(BAD_VALUES);
+      const n = binding.releaseCopies(given);
+      const whole = given === list && list.includes(copy) && own.length > 0;
+      check(n === (whole ? 1 : 0), `releaseCopies gave back ${n}, expected ${whole ? 1 : 0}`);
+      check(copy.length === (whole ? 0 : own.length) && own.equals(Buffer.from(own)), 'releaseCopies touched what it did not give back');
+      if (!whole) check(binding.releaseCopies([copy]) === (own.length > 0 ? 1 : 0), 'a copy passed over could not be given back after');
+      return n;
     }],
     // A walk copies and decodes the whole heap (about a second here, with the fuzz's blocks in it): rare, and one snapshot each.
     [0.005, () => {
