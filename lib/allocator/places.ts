@@ -37,6 +37,8 @@ export const PLACE_KINDS: readonly PlaceKind[] = [
   'in-use', 'tcache-struct', 'tcache', 'fastbin', 'unsorted', 'smallbin', 'largebin', 'top', 'fencepost', 'unlisted',
 ];
 const CODE = Object.fromEntries(PLACE_KINDS.map((p, i) => [p, i])) as Record<PlaceKind, number>;
+/** By place code: the places whose chunks a bin lists, and so may carry its index. */
+const BINNED = PLACE_KINDS.map((p) => p === 'tcache' || p === 'fastbin' || p === 'smallbin' || p === 'largebin' || p === 'unsorted');
 
 export interface PlacedChunk {
   address: bigint;
@@ -80,7 +82,8 @@ type Mark = Pick<PlacedChunk, 'tcache' | 'owner' | 'lastRemainder'>;
 
 /** What chunk `i`'s place says beyond its kind: its bin, then the marks; undefined when nothing. */
 export function markOf(columns: RegionPlaceColumns, i: number): Pick<PlacedChunk, 'bin' | 'tcache' | 'owner' | 'lastRemainder'> | undefined {
-  const bin = columns.bins.get(i);
+  // Only a binned chunk has a bin: most chunks of a walk are in use, and skip the lookup.
+  const bin = BINNED[columns.places[i]] ? columns.bins.get(i) : undefined;
   const mark = columns.marks.get(i);
   if (bin === undefined) return mark;
   return mark === undefined ? { bin } : { bin, ...mark };
