@@ -6,12 +6,11 @@
 // of it can reach the memory, then the memory is unmapped. Each copy is
 // registered here by its address with an id; the finalizer unmaps only a
 // copy still registered under its own id, since the address may belong to
-// a newer copy by the time it runs.
+// a newer copy by the time it runs. Nothing here calls malloc.
 #include <sys/mman.h>
 
 #include <cstdint>
 #include <mutex>
-#include <unordered_map>
 
 #include "heapscope.h"
 
@@ -19,41 +18,82 @@ namespace heapscope {
 
 namespace {
 
-struct Copy {
+// The registry lives in this library's bss, not in memory from malloc: its
+// entries come and go as copies are made and collected, and a hash map's
+// nodes would be small blocks freed into the heap being measured whenever V8
+// collects a copy. Open addressing over page-aligned addresses; when it is
+// three quarters full a copy goes unregistered, and its finalizer unmaps it
+// (it cannot be released early, and its address cannot be reused before).
+struct Registered {
+  uintptr_t data;  // 0: empty
   size_t span;
   uint64_t id;
 };
-
+constexpr size_t kSlots = 4096;
+Registered entries[kSlots];
+size_t used = 0;
+uint64_t nextId = 1;
 // Shared by every instance (worker threads too): addresses are the process's.
 std::mutex copiesMutex;
-std::unordered_map<uintptr_t, Copy>& Copies() {
-  static auto* copies = new std::unordered_map<uintptr_t, Copy>();
-  return *copies;
+
+size_t Home(uintptr_t p) {
+  uint64_t x = p >> 12;
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdULL;
+  x ^= x >> 33;
+  return static_cast<size_t>(x) & (kSlots - 1);
 }
-uint64_t nextId = 1;
+
+// The slot holding `p`, or the empty one where it would go.
+size_t Find(uintptr_t p) {
+  size_t i = Home(p);
+  while (entries[i].data != 0 && entries[i].data != p) i = (i + 1) & (kSlots - 1);
+  return i;
+}
+
+// Backward-shift deletion keeps every probe chain unbroken.
+void EraseAt(size_t i) {
+  entries[i] = {0, 0, 0};
+  used--;
+  for (size_t j = (i + 1) & (kSlots - 1); entries[j].data != 0; j = (j + 1) & (kSlots - 1)) {
+    const size_t home = Home(entries[j].data);
+    const bool between = i <= j ? (i < home && home <= j) : (i < home || home <= j);
+    if (between) continue;
+    entries[i] = entries[j];
+    entries[j] = {0, 0, 0};
+    i = j;
+  }
+}
 
 }  // namespace
 
 uint64_t RegisterCopy(uint8_t* data, size_t span) {
   std::lock_guard<std::mutex> lock(copiesMutex);
-  const uint64_t id = nextId++;
-  Copies()[reinterpret_cast<uintptr_t>(data)] = {span, id};
-  return id;
+  if ((used + 1) * 4 > kSlots * 3) return 0;
+  const uintptr_t p = reinterpret_cast<uintptr_t>(data);
+  const size_t i = Find(p);
+  if (entries[i].data == 0) used++;
+  entries[i] = {p, span, nextId};
+  return nextId++;
 }
 
 void UnregisterCopy(uint8_t* data, uint64_t id) {
+  if (id == 0) return;
   std::lock_guard<std::mutex> lock(copiesMutex);
-  auto& copies = Copies();
-  auto it = copies.find(reinterpret_cast<uintptr_t>(data));
-  if (it != copies.end() && it->second.id == id) copies.erase(it);
+  const size_t i = Find(reinterpret_cast<uintptr_t>(data));
+  if (entries[i].data != 0 && entries[i].id == id) EraseAt(i);
 }
 
 void FinalizeCopy(uint8_t* data, size_t span, uint64_t id) {
+  if (id == 0) {
+    munmap(data, span);
+    return;
+  }
   std::lock_guard<std::mutex> lock(copiesMutex);
-  auto& copies = Copies();
-  auto it = copies.find(reinterpret_cast<uintptr_t>(data));
-  if (it == copies.end() || it->second.id != id) return;
-  copies.erase(it);
+  const size_t i = Find(reinterpret_cast<uintptr_t>(data));
+  // Released already (then the address may be a newer copy's): nothing to do.
+  if (entries[i].data == 0 || entries[i].id != id) return;
+  EraseAt(i);
   munmap(data, span);
 }
 
@@ -73,19 +113,21 @@ Napi::Value Addon::ReleaseCopies(const Napi::CallbackInfo& info) {
     // A view of part of a copy would leave the rest of it reachable.
     if (buffer.ByteOffset() != 0 || buffer.Length() != whole.ByteLength() || buffer.Length() == 0) continue;
     const uintptr_t data = reinterpret_cast<uintptr_t>(buffer.Data());
-    Copy copy;
+    Registered copy;
     {
       std::lock_guard<std::mutex> lock(copiesMutex);
-      auto it = Copies().find(data);
-      if (it == Copies().end()) continue;
-      copy = it->second;
-      Copies().erase(it);
+      const size_t at = Find(data);
+      if (entries[at].data == 0) continue;
+      copy = entries[at];
+      EraseAt(at);
     }
     // Detached, every view of it reads as empty: only then is the memory
     // unmapped. (Not under the lock: detaching may finalize.)
     if (napi_detach_arraybuffer(env, whole) != napi_ok) {
       std::lock_guard<std::mutex> lock(copiesMutex);
-      Copies()[data] = copy;
+      const size_t at = Find(data);
+      if (entries[at].data == 0) used++;
+      entries[at] = copy;
       continue;
     }
     munmap(reinterpret_cast<void*>(data), copy.span);

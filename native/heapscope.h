@@ -141,7 +141,8 @@ int SafeRead(uintptr_t address, void* out, size_t length);
 
 // A plan's read copy (a whole span from mmap) handed over as a Buffer:
 // registered, so that releaseCopies can unmap it before its finalizer runs;
-// the finalizer unmaps it unless it was released (native/copies.cc).
+// the finalizer unmaps it unless it was released (native/copies.cc). Its
+// id, or 0 when the registry is full: that copy only its finalizer unmaps.
 uint64_t RegisterCopy(uint8_t* data, size_t span);
 // For a copy no Buffer came to own: the plan's read area unmaps it.
 void UnregisterCopy(uint8_t* data, uint64_t id);

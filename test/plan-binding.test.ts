@@ -192,6 +192,25 @@ describe('releaseCopies: a read copy given back before its finalizer runs', () =
     }
   });
 
+  it('past the registry\'s room (3,072 copies at once), a copy is not given back early, and stays whole until Node frees it', () => {
+    const block = malloc(64);
+    try {
+      block.fill(0xa5);
+      const steps = Array.from({ length: 3500 }, () => [OP.read, 0n, block.address, 64n]);
+      const { buffers } = binding.runPlan(words(...steps), false);
+      const copies = buffers.filter((b): b is Buffer => b !== undefined);
+      expect(copies).toHaveLength(3500);
+      const released = binding.releaseCopies(copies);
+      expect(released).toBeGreaterThan(0);
+      expect(released).toBeLessThan(3500);
+      const kept = copies.filter((b) => b.length > 0);
+      expect(kept).toHaveLength(3500 - released);
+      for (const b of kept) expect(b.length === 64 && b.every((x) => x === 0xa5)).toBe(true);
+    } finally {
+      block.free();
+    }
+  });
+
   it('refuses anything but an array with a coded error', () => {
     for (const bad of [undefined, null, 'x', 7, {}]) {
       expect(() => binding.releaseCopies(bad as unknown as unknown[])).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
