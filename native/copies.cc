@@ -18,19 +18,22 @@ namespace heapscope {
 
 namespace {
 
-// The registry lives in this library's bss, not in memory from malloc: its
-// entries come and go as copies are made and collected, and a hash map's
-// nodes would be small blocks freed into the heap being measured whenever V8
-// collects a copy. Open addressing over page-aligned addresses; when it is
-// three quarters full a copy goes unregistered, and its finalizer unmaps it
-// (it cannot be released early, and its address cannot be reused before).
+// The registry lives in memory from mmap, mapped at its first use and kept,
+// not from malloc: its entries come and go as copies are made and
+// collected, and a hash map's nodes would be small blocks freed into the
+// heap being measured whenever V8 collects a copy. (Not in the addon's bss
+// either: 96 KiB there would give the addon a bss line in the map.) Open
+// addressing over page-aligned addresses; when it is three quarters full,
+// or could not be mapped, a copy goes unregistered, and its finalizer
+// unmaps it (it cannot be released early, and its address cannot be reused
+// before).
 struct Registered {
   uintptr_t data;  // 0: empty
   size_t span;
   uint64_t id;
 };
 constexpr size_t kSlots = 4096;
-Registered entries[kSlots];
+Registered* entries = nullptr;  // kSlots of them once mapped
 size_t used = 0;
 uint64_t nextId = 1;
 // Shared by every instance (worker threads too): addresses are the process's.
@@ -69,6 +72,11 @@ void EraseAt(size_t i) {
 
 uint64_t RegisterCopy(uint8_t* data, size_t span) {
   std::lock_guard<std::mutex> lock(copiesMutex);
+  if (entries == nullptr) {
+    void* p = mmap(nullptr, kSlots * sizeof(Registered), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return 0;
+    entries = static_cast<Registered*>(p);
+  }
   if ((used + 1) * 4 > kSlots * 3) return 0;
   const uintptr_t p = reinterpret_cast<uintptr_t>(data);
   const size_t i = Find(p);
@@ -116,6 +124,7 @@ Napi::Value Addon::ReleaseCopies(const Napi::CallbackInfo& info) {
     Registered copy;
     {
       std::lock_guard<std::mutex> lock(copiesMutex);
+      if (entries == nullptr) continue;
       const size_t at = Find(data);
       if (entries[at].data == 0) continue;
       copy = entries[at];
