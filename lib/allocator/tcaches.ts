@@ -82,7 +82,7 @@ export function findTcaches(
     const { table } = w.walk;
     for (let i = 0; i < table.count; i++) {
       const size = table.sizes[i];
-      if (size < least || size > most || !sizes.includes(size)) continue;
+      if (size < least || size > most) continue;
       const layout = image.layout.tcache.find((t) => size === t.chunkSize || size === t.chunkSize + 16);
       if (layout === undefined || (table.bits[i] & FREE_BIT) !== 0 || i === w.walk.top) continue;
       const cache = decodeCache(ctx, w.start + BigInt(table.offsets[i]), w.arena, layout);

@@ -105,11 +105,23 @@ function walkSettings(snapshot: Uint8Array, base: bigint, options: SnapshotWalkO
  */
 export function walkSnapshotStored(snapshot: Uint8Array, base: bigint, options: SnapshotWalkOptions = {}): SnapshotWalk {
   const settings = walkSettings(snapshot, base, options);
+  return storingPass(snapshot, base, settings, countingPass(snapshot, base, settings).count).result();
+}
+
+type WalkSettings = ReturnType<typeof walkSettings>;
+
+/** The pass that checks and counts, storing nothing. */
+function countingPass(snapshot: Uint8Array, base: bigint, settings: WalkSettings): ChunkWalker {
   const counter = new ChunkWalker(base, { ...settings, store: false });
   counter.feed(snapshot, 0);
-  const walker = new ChunkWalker(base, { ...settings, expected: counter.count + 1 });
+  return counter;
+}
+
+/** The pass that stores the columns, sized for the `count` chunks a counting pass found. */
+function storingPass(snapshot: Uint8Array, base: bigint, settings: WalkSettings, count: number): ChunkWalker {
+  const walker = new ChunkWalker(base, { ...settings, expected: count + 1 });
   walker.feed(snapshot, 0);
-  return walker.result();
+  return walker;
 }
 
 /**
@@ -122,8 +134,7 @@ export function walkSnapshot(snapshot: Uint8Array, base: bigint, options: Snapsh
   // The walk checks and counts without storing: a million chunks' columns
   // are 17 MB of fresh memory, whose first touch cost 4-20x the checking
   // loop itself (bench/run.mjs). The columns are built when first read.
-  const counter = new ChunkWalker(base, { ...settings, store: false });
-  counter.feed(snapshot, 0);
+  const counter = countingPass(snapshot, base, settings);
   const walk = counter.result();
   // What the columns must agree with, kept apart from the result a caller may edit.
   const { ending, top: topIndex, reached } = walk;
@@ -136,8 +147,7 @@ export function walkSnapshot(snapshot: Uint8Array, base: bigint, options: Snapsh
   walk.table = lazyTable(count, () => {
     // A buffer transferred (or a view that shrank) meanwhile is a change too.
     if (count === 0 && snapshot.byteLength === length) return { count, offsets: new Float64Array(0), sizes: new Float64Array(0), bits: new Uint8Array(0) };
-    const again = snapshot.byteLength === length ? new ChunkWalker(base, { ...settings, expected: count + 1 }) : undefined;
-    again?.feed(snapshot, 0);
+    const again = snapshot.byteLength === length ? storingPass(snapshot, base, settings, count) : undefined;
     const columns = again?.result();
     if (columns === undefined || columns.ending !== ending || reasonOf(columns) !== reason || columns.top !== topIndex
       || columns.reached !== reached || columns.table.count !== count || again!.digest !== digest) {
