@@ -606,9 +606,16 @@ function parent() {
   process.stdout.write(`heapscope fuzz: seed ${seed}, ${calls} calls, ${workers} worker threads ` +
     `(reproduce: node scripts/fuzz.mjs --seed ${seed} --calls ${calls})\n`);
   const started = Date.now();
+  // A child that hangs (a deadlock in the addon) fails the run instead of holding it: far above the ~0.1 ms a call takes.
+  const limit = Math.max(600_000, calls * 10);
   const run = spawnSync(process.execPath, ['--single-threaded', '--expose-gc', SELF, '--child', '--seed', String(seed), '--calls', String(calls),
-    '--workers', String(workers), '--leak', String(leak), '--uncoded', String(uncoded), '--forget', forget], { encoding: 'utf8', maxBuffer: 64 << 20 });
+    '--workers', String(workers), '--leak', String(leak), '--uncoded', String(uncoded), '--forget', forget],
+  { encoding: 'utf8', maxBuffer: 64 << 20, timeout: limit, killSignal: 'SIGKILL' });
   const seconds = ((Date.now() - started) / 1000).toFixed(1);
+  if (run.error?.code === 'ETIMEDOUT') {
+    process.stdout.write(`FAIL: the child did not finish within ${limit / 1000} s and was killed\n${run.stderr}\n`);
+    return 1;
+  }
   if (run.signal !== null) {
     process.stdout.write(`FAIL: the child died by ${run.signal} after ${seconds} s\n${run.stderr}\n`);
     return 1;

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { experiments } from '../lib/experiments/run';
 import { QUIET_NODE_FLAGS } from '../lib/quiet-node';
+import { SYNC_CHILD } from './helpers/sync-child';
 
 const CLI = path.join(__dirname, '..', 'dist', 'cli.js');
 const VERSION: string = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')).version;
@@ -15,7 +16,7 @@ afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 // In a directory of its own: a report written by mistake lands there.
 function cli(...args: string[]) {
-  const child = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', cwd: tmp });
+  const child = spawnSync(process.execPath, [CLI, ...args], { ...SYNC_CHILD, encoding: 'utf8', cwd: tmp });
   return { code: child.status, stdout: child.stdout, stderr: child.stderr };
 }
 
@@ -35,7 +36,7 @@ const SCRIPT = ['/usr/bin/script', '/bin/script'].find((file) => fs.existsSync(f
 
 /** Runs a shell command line under a pseudo-terminal (util-linux `script`); returns what the terminal showed. */
 function onTerminal(command: string) {
-  const child = spawnSync(SCRIPT!, ['-qefc', command, '/dev/null'], { encoding: 'utf8', cwd: tmp });
+  const child = spawnSync(SCRIPT!, ['-qefc', command, '/dev/null'], { ...SYNC_CHILD, encoding: 'utf8', cwd: tmp });
   return { code: child.status, screen: child.stdout };
 }
 
@@ -132,7 +133,7 @@ describe('heapscope CLI', () => {
     expect(piped.stdout).toMatch(/^Chunks 1–3 of \d+ in main_arena's \[heap\] 0x[0-9a-f]+–0x[0-9a-f]+\n/);
     expect(piped.stdout).toMatch(/\n0x[0-9a-f]+ {2}0x[0-9a-f]+ \[P\] {2}/);
     expect(piped.stdout).toMatch(/\n {2}0x[0-9a-f]+ {2}0x[0-9a-f]{16} {2}0x[0-9a-f]{16} {2}.{16}\n/);
-    const run = (env: NodeJS.ProcessEnv) => spawnSync(process.execPath, [CLI, 'vis', '--count', '2'], { encoding: 'utf8', cwd: tmp, env: { ...process.env, ...env } }).stdout;
+    const run = (env: NodeJS.ProcessEnv) => spawnSync(process.execPath, [CLI, 'vis', '--count', '2'], { ...SYNC_CHILD, encoding: 'utf8', cwd: tmp, env: { ...process.env, ...env } }).stdout;
     expect(run({ FORCE_COLOR: '1', NO_COLOR: '' })).toMatch(/\x1b\[3\dm/);
     expect(run({ FORCE_COLOR: '1', NO_COLOR: '1' })).not.toMatch(/\x1b\[/);
     const doc = JSON.parse(cli('vis', '--count', '2', '--json').stdout);
@@ -157,7 +158,7 @@ describe('heapscope CLI', () => {
       const spawn = cp.spawn;
       cp.spawn = (cmd, args, opts) => spawn(cmd, ['-e', 'process.kill(process.pid, "SIGKILL")'], opts);
       require(${JSON.stringify(path.join(__dirname, '..', 'dist', 'cli.js'))}).main(['run', 'chunk-sizes'])
-        .then((code) => { process.exitCode = code; });`], { encoding: 'utf8' });
+        .then((code) => { process.exitCode = code; });`], { ...SYNC_CHILD, encoding: 'utf8' });
     expect(child.status).toBe(1);
     expect(child.stderr).toMatch(/ERR_EXPERIMENT_FAILED: experiment chunk-sizes failed in its child process: killed by SIGKILL/);
   });
@@ -165,6 +166,7 @@ describe('heapscope CLI', () => {
   it('lets a NODE_OPTIONS --require module write to stdout without breaking a run', () => {
     const log = path.join(tmp, 'banner-pids');
     const child = spawnSync(process.execPath, [CLI, 'run', 'free', '--json'], {
+      ...SYNC_CHILD,
       encoding: 'utf8',
       env: { ...process.env, NODE_OPTIONS: `--require ${path.join(__dirname, 'fixtures', 'banner', 'stdout.cjs')}`, BANNER_LOG: log },
     });
@@ -319,6 +321,7 @@ describe('per-command help, --version and usage errors', () => {
   it('checks every experiment name and tunable before running any', () => {
     const log = path.join(tmp, 'check-first-pids');
     const child = spawnSync(process.execPath, [CLI, 'run', 'chunk-sizes', 'nope'], {
+      ...SYNC_CHILD,
       encoding: 'utf8',
       env: { ...process.env, NODE_OPTIONS: `--require ${path.join(__dirname, 'fixtures', 'banner', 'pid.cjs')}`, BANNER_LOG: log },
     });
@@ -333,6 +336,7 @@ describe('report', () => {
     const log = path.join(tmp, `report-pids-${path.basename(out)}`);
     fs.rmSync(log, { force: true });
     const child = spawnSync(process.execPath, [CLI, 'report', '--out', out], {
+      ...SYNC_CHILD,
       encoding: 'utf8',
       env: { ...process.env, NODE_OPTIONS: `--require ${path.join(__dirname, 'fixtures', 'banner', 'pid.cjs')}`, BANNER_LOG: log },
     });

@@ -4,11 +4,12 @@
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { SYNC_CHILD } from './helpers/sync-child';
 
 const ROOT = path.resolve(__dirname, '..');
 
 function node(args: string[]): unknown {
-  const child = spawnSync(process.execPath, args, { cwd: ROOT, encoding: 'utf8' });
+  const child = spawnSync(process.execPath, args, { ...SYNC_CHILD, cwd: ROOT, encoding: 'utf8' });
   expect(child.status, child.stderr).toBe(0);
   return JSON.parse(child.stdout);
 }

@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { STATM_SLACK } from './helpers/statm';
+import { SYNC_CHILD } from './helpers/sync-child';
 
 const root = path.join(__dirname, '..');
 
@@ -27,7 +28,7 @@ interface Run {
 
 describe('examples/fragmentation.mjs', () => {
   it('fragments one arena per worker, and MALLOC_ARENA_MAX=2 caps them; malloc_trim(0) gives back what the doctor predicted', () => {
-    const child = spawnSync(process.execPath, [path.join(root, 'examples', 'fragmentation.mjs'), '--json'], { cwd: root, encoding: 'utf8' });
+    const child = spawnSync(process.execPath, [path.join(root, 'examples', 'fragmentation.mjs'), '--json'], { ...SYNC_CHILD, cwd: root, encoding: 'utf8' });
     expect(child.stderr).toBe('');
     expect(child.status).toBe(0);
     const { default: byDefault, arenaMax2: capped } = JSON.parse(child.stdout) as { default: Run; arenaMax2: Run };

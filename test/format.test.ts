@@ -3,6 +3,7 @@ import { experiments, run } from '../lib/experiments/run';
 import { ExperimentResult } from '../lib/experiments/types';
 import { spawnSync } from 'node:child_process';
 import { commandLine, withArticle } from '../lib/format';
+import { SYNC_CHILD } from './helpers/sync-child';
 
 describe('withArticle', () => {
   it('says "an" where the number is said with a vowel first: eight, eleven, eighteen, eighty, eight hundred …', () => {
@@ -36,7 +37,7 @@ describe('commandLine', () => {
     const line = commandLine(args);
     expect(line.startsWith('python3 -c ')).toBe(true);
     expect(line).not.toMatch(/[\x00-\x1f\x7f-\x9f]/);
-    const bash = spawnSync('bash', ['-c', `printf '%s\\0' ${line}`], { encoding: 'utf8', env: { ...process.env, LC_ALL: 'C.UTF-8' } });
+    const bash = spawnSync('bash', ['-c', `printf '%s\\0' ${line}`], { ...SYNC_CHILD, encoding: 'utf8', env: { ...process.env, LC_ALL: 'C.UTF-8' } });
     expect(bash.status, bash.stderr).toBe(0);
     expect(bash.stdout.split('\0').slice(0, -1)).toEqual(args);
   });

@@ -5,6 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { SYNC_CHILD } from './helpers/sync-child';
 
 const FUZZ = path.resolve(__dirname, '..', 'scripts', 'fuzz.mjs');
 // Fixed so a failure here reproduces; HEAPSCOPE_FUZZ_SEED tries another.
@@ -12,7 +13,7 @@ const SEED = process.env.HEAPSCOPE_FUZZ_SEED ?? '20261126';
 
 function fuzz(...args: string[]) {
   const seeded = args.includes('--seed') ? args : ['--seed', SEED, ...args];
-  const run = spawnSync(process.execPath, [FUZZ, ...seeded], { encoding: 'utf8' });
+  const run = spawnSync(process.execPath, [FUZZ, ...seeded], { ...SYNC_CHILD, encoding: 'utf8' });
   const lines = run.stdout.trim().split('\n');
   const report = lines.map((line) => { try { return JSON.parse(line); } catch { return undefined; } }).find(Boolean);
   return { status: run.status, signal: run.signal, output: run.stdout + run.stderr, report, last: lines.at(-1) ?? '' };

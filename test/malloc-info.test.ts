@@ -329,7 +329,14 @@ describe('mallocInfo (live)', () => {
         step(3);\`,
         { eval: true, workerData: { addon: addonPath, shared } },
       );
-      const reach = (value) => { while (Atomics.load(state, 0) !== value) Atomics.wait(state, 0, Atomics.load(state, 0), 50); };
+      // A worker that failed could not say so while this thread waits: a deadline does.
+      const reach = (value) => {
+        const deadline = Date.now() + 60000;
+        while (Atomics.load(state, 0) !== value) {
+          if (Date.now() > deadline) throw new Error('the worker did not reach step ' + value + ' within 60 s');
+          Atomics.wait(state, 0, Atomics.load(state, 0), 50);
+        }
+      };
       const go = (value) => { Atomics.store(state, 0, value); Atomics.notify(state, 0); };
       const fast48 = (info) => info.arenas
         .filter((arena) => arena.nr !== 0)

@@ -14,6 +14,7 @@ import { chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest';
 import { hex } from '../lib/format';
 import { malloc, maps, run } from '../lib/index';
+import { SYNC_CHILD } from './helpers/sync-child';
 
 const ROOT = path.resolve(__dirname, '..');
 const NOTEBOOK = path.join(ROOT, 'examples', 'heapscope.ipynb');
@@ -51,7 +52,7 @@ interface Notebook {
 /** Why the notebook cannot run here, or undefined when it can. */
 function missingTools(): string | undefined {
   if (!fs.existsSync(PYTHON)) return `${PYTHON} is missing`;
-  const probe = spawnSync(PYTHON, ['-c', 'import nbformat, jupyter_client, nbconvert'], { encoding: 'utf8' });
+  const probe = spawnSync(PYTHON, ['-c', 'import nbformat, jupyter_client, nbconvert'], { ...SYNC_CHILD, encoding: 'utf8' });
   if (probe.status !== 0) {
     return `Debian's Jupyter is not installed (${probe.stderr.trim().split('\n').pop()}); ` +
       `install it with: bash .ci/deps ${DEBIAN_PACKAGES}`;

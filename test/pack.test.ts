@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SYNC_CHILD } from './helpers/sync-child';
 
 const ROOT = path.resolve(__dirname, '..');
 const MINUTES = 60_000;
@@ -28,7 +29,7 @@ let bareBin: string;
 
 function run(command: string, args: string[], options: ExecFileSyncOptions = {}): string {
   try {
-    return execFileSync(command, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], ...options }) as string;
+    return execFileSync(command, args, { ...SYNC_CHILD, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], ...options }) as string;
   } catch (error) {
     const e = error as Error & { stdout?: string };
     throw new Error(`${e.message}\n${e.stdout ?? ''}`);

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Allocation, malloc } from '../lib/allocation';
 import { binding } from '../lib/binding';
+import { SYNC_CHILD } from './helpers/sync-child';
 
 const ROOT = path.join(__dirname, '..');
 const OP = { malloc: 1n, realloc: 3n, memalign: 4n, free: 5n, break: 6n, header: 7n, usable: 8n, trim: 10n, touch: 11n, read: 15n, freeze: 16n, thaw: 17n };
@@ -102,7 +103,7 @@ describe('the raw runPlan binding', () => {
         binding.free(block);
         worker.once('exit', () => console.log(JSON.stringify({ texts, bytes, live: binding.liveCount() })));
       });
-    `], { encoding: 'utf8' });
+    `], { ...SYNC_CHILD, encoding: 'utf8' });
     expect(child.signal, child.stderr).toBeNull();
     expect(child.status, child.stderr).toBe(0);
     expect(JSON.parse(child.stdout)).toEqual({ texts: 2000, bytes: 2000, live: 0 });
@@ -151,7 +152,7 @@ describe('the raw runPlan binding', () => {
         Atomics.store(flag, 0, 1);
         worker.once('exit', () => console.log(JSON.stringify({ ran, codes, live: binding.liveCount() })));
       });
-    `], { encoding: 'utf8' });
+    `], { ...SYNC_CHILD, encoding: 'utf8' });
     expect(child.signal, child.stderr).toBeNull();
     expect(child.status, child.stderr).toBe(0);
     const { ran, codes, live } = JSON.parse(child.stdout);

@@ -4,6 +4,7 @@
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { SYNC_CHILD } from './helpers/sync-child';
 
 const root = path.join(__dirname, '..');
 
@@ -11,7 +12,7 @@ function loadAs(setup: string): { code?: string; message?: string } {
   const script = `${setup}
     try { require(${JSON.stringify(root)}); console.log(JSON.stringify({})); }
     catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })); }`;
-  const child = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8' });
+  const child = spawnSync(process.execPath, ['-e', script], { ...SYNC_CHILD, encoding: 'utf8' });
   return JSON.parse(child.stdout);
 }
 

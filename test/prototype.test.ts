@@ -5,6 +5,7 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { mallopt, run, runPlan } from '../lib/index';
+import { SYNC_CHILD } from './helpers/sync-child';
 
 const DIST = path.join(__dirname, '..', 'dist');
 const INHERITED = ['constructor', 'toString', 'valueOf', 'hasOwnProperty', '__proto__'];
@@ -46,7 +47,7 @@ h.run('chunk-sizes').then(
 
 describe('a polluted Object.prototype', () => {
   it('changes no plan, option or walk', () => {
-    const child = spawnSync(process.execPath, ['-e', POLLUTED], { encoding: 'utf8' });
+    const child = spawnSync(process.execPath, ['-e', POLLUTED], { ...SYNC_CHILD, encoding: 'utf8' });
     expect(child.status, child.stderr).toBe(0);
     const r = JSON.parse(child.stdout);
     expect(r.kept).toEqual({ ok: 0 });
@@ -95,7 +96,7 @@ process.stdout.write(JSON.stringify({ clean, differences }));
 
 describe('a getter-only accessor on Object.prototype', () => {
   it('changes nothing heapscope makes or reads: plans, the map, the walk, mallinfo2', () => {
-    const child = spawnSync(process.execPath, ['-e', GETTERS], { encoding: 'utf8' });
+    const child = spawnSync(process.execPath, ['-e', GETTERS], { ...SYNC_CHILD, encoding: 'utf8' });
     expect(child.status, child.stderr).toBe(0);
     const { clean, differences } = JSON.parse(child.stdout);
     // The calls themselves work: the comparison means something.
@@ -115,7 +116,7 @@ describe('names inherited from Object.prototype', () => {
 
   it('are no tunables on the command line either', () => {
     for (const name of INHERITED) {
-      const child = spawnSync(process.execPath, [path.join(DIST, 'cli.js'), 'run', 'free', '--tunable', `${name}=1`], { encoding: 'utf8' });
+      const child = spawnSync(process.execPath, [path.join(DIST, 'cli.js'), 'run', 'free', '--tunable', `${name}=1`], { ...SYNC_CHILD, encoding: 'utf8' });
       expect(child.status, `${name}: ${child.stderr}`).toBe(2);
       expect(child.stderr).toMatch(/unknown tunable/);
     }
@@ -164,7 +165,7 @@ process.stdout.write(JSON.stringify({ clean, found }));
 
 describe('a value on Object.prototype under a field heapscope\'s records have only sometimes', () => {
   it('shows up in no walk, decode, diagnosis, map or error, and makes nothing throw', () => {
-    const child = spawnSync(process.execPath, ['--single-threaded', '-e', VALUES], { encoding: 'utf8', maxBuffer: 1 << 28 });
+    const child = spawnSync(process.execPath, ['--single-threaded', '-e', VALUES], { ...SYNC_CHILD, encoding: 'utf8', maxBuffer: 1 << 28 });
     expect(child.status, child.stderr).toBe(0);
     const { clean, found } = JSON.parse(child.stdout);
     // The clean calls work and carry what the names stand for: the comparison means something.

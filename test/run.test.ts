@@ -5,6 +5,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { experiment, experiments, run } from '../lib/experiments/run';
 import { checkTunables, tunablesEnv } from '../lib/experiments/tunables';
+import { SYNC_CHILD } from './helpers/sync-child';
 
 describe('run', () => {
   it('knows its experiments by name', () => {
@@ -45,6 +46,7 @@ describe('run', () => {
       (r) => process.stdout.write('RESULT ' + JSON.stringify({ pid: r.environment.pid, isolated: r.environment.isolated, rows: r.rows.length, refused: (r.environment.refusedChildren ?? []).length }) + '\\n'),
       (e) => { process.stdout.write('ERROR ' + e.code + ' ' + e.message + '\\n'); });`;
     const child = spawnSync(process.execPath, ['-e', script], {
+      ...SYNC_CHILD,
       encoding: 'utf8',
       env: { ...process.env, NODE_OPTIONS: `--require ${path.join(__dirname, 'fixtures', 'banner', `${stream}.cjs`)}`, BANNER_LOG: log },
     });
@@ -75,6 +77,7 @@ describe('run', () => {
       h.run('heap-growth').then((r) => process.stdout.write(JSON.stringify({
         refused: r.environment.refusedChildren, findings: r.findings, surprises: r.surprises, rows: r.rows.length })));`;
     const child = spawnSync(process.execPath, ['-e', script], {
+      ...SYNC_CHILD,
       encoding: 'utf8',
       env: { ...process.env, NODE_OPTIONS: `--require ${path.join(__dirname, 'fixtures', 'block-break.cjs')}` },
     });

@@ -8,6 +8,7 @@ import {
   alignedAlloc, Allocation, calloc, free, HeapscopeError, malloc, mallocTrim, mallocUsableSize, mallopt, MAX_READ, realloc,
 } from '../lib/index';
 import { readMemory } from '../lib/memory';
+import { SYNC_CHILD } from './helpers/sync-child';
 
 const code = (c: string) => expect.objectContaining({ code: c });
 
@@ -89,7 +90,7 @@ describe('safety contract', () => {
       const live = binding.liveCount();
       for (const p of [...held, ...fillers]) binding.free(p);
       console.log(JSON.stringify({ outcomes, live, after: binding.liveCount() }));
-    `], { encoding: 'utf8' });
+    `], { ...SYNC_CHILD, encoding: 'utf8' });
     expect(child.signal, child.stderr).toBeNull();
     expect(child.status, child.stderr).toBe(0);
     expect(JSON.parse(child.stdout)).toEqual({ outcomes: ['ERR_ALLOC_FAILED', 'ERR_ALLOC_FAILED'], live: 2048, after: 0 });

@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SYNC_CHILD } from './helpers/sync-child';
 
 const ROOT = path.resolve(__dirname, '..');
 const TSC = path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
@@ -41,7 +42,7 @@ function typecheck(name: string, files: string[]): Diagnostic[] {
   }));
   let output = '';
   try {
-    execFileSync(process.execPath, [TSC, '-p', config, '--pretty', 'false'], { cwd: work, encoding: 'utf8', stdio: 'pipe' });
+    execFileSync(process.execPath, [TSC, '-p', config, '--pretty', 'false'], { ...SYNC_CHILD, cwd: work, encoding: 'utf8', stdio: 'pipe' });
   } catch (error) {
     output = (error as { stdout: string }).stdout;
     if (output.trim() === '') throw error;

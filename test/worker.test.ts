@@ -4,6 +4,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
+import { SYNC_CHILD } from './helpers/sync-child';
 
 const root = path.join(__dirname, '..');
 
@@ -46,11 +47,11 @@ describe('module formats', () => {
   it('works from require() and from import', () => {
     const cjs = execFileSync(process.execPath, ['-e', `
       const h = require('heapscope'); const a = h.malloc(10); console.log(a.usableSize, a.chunk.size); a.free();`],
-    { cwd: root, encoding: 'utf8' });
+    { ...SYNC_CHILD, cwd: root, encoding: 'utf8' });
     expect(cjs.trim()).toBe('24 32');
     const esm = execFileSync(process.execPath, ['--input-type=module', '-e', `
       import { malloc } from 'heapscope'; const a = malloc(10); console.log(a.usableSize, a.chunk.size); a.free();`],
-    { cwd: root, encoding: 'utf8' });
+    { ...SYNC_CHILD, cwd: root, encoding: 'utf8' });
     expect(esm.trim()).toBe('24 32');
   });
 });
@@ -77,9 +78,13 @@ describe('a worker torn down inside a native call', () => {
           binding.runPlan(plan, false);
         }
       \`, { eval: true, workerData: { binding: ${JSON.stringify(path.join(root, 'dist', 'binding.js'))}, flag } });
-      Atomics.wait(flag, 0, 0);
+      // A worker that failed before its plan could not say so while this thread waits.
+      if (Atomics.wait(flag, 0, 0, 60000) === 'timed-out') {
+        process.stderr.write('the worker did not reach its plan within 60 s');
+        process.exit(3);
+      }
       ${end === 'exit' ? 'process.exit(0);' : 'worker.terminate().then(() => process.exit(0));'}
-    `], { encoding: 'utf8' });
+    `], { ...SYNC_CHILD, encoding: 'utf8' });
     return { end, status: child.status, signal: child.signal, stderr: child.stderr };
   }
 

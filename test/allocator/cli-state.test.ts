@@ -19,6 +19,7 @@ import { sizeRule } from '../../lib/allocator/bin-walk';
 import { layoutFor } from '../../lib/allocator/layouts';
 import { glibcVersion } from '../../lib/stats';
 import { inQuietChild } from '../helpers/quiet-child';
+import { SYNC_CHILD } from '../helpers/sync-child';
 
 const root = path.join(__dirname, '..', '..');
 const cli = path.join(root, 'dist', 'cli.js');
@@ -27,7 +28,7 @@ const ANSI = /\x1b\[[0-9;]*m/;
 function heapscope(args: string[], env: Record<string, string> = {}) {
   const base = { ...process.env };
   for (const name of ['NO_COLOR', 'FORCE_COLOR', 'GLIBC_TUNABLES']) delete base[name];
-  const result = spawnSync(process.execPath, ['--single-threaded', cli, ...args], { cwd: root, encoding: 'utf8', maxBuffer: 1 << 28, env: { ...base, ...env } });
+  const result = spawnSync(process.execPath, ['--single-threaded', cli, ...args], { ...SYNC_CHILD, cwd: root, encoding: 'utf8', maxBuffer: 1 << 28, env: { ...base, ...env } });
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
@@ -123,7 +124,8 @@ describe('heapscope arenas and bins, against the decode of the same process', ()
         Atomics.store(new Int32Array(workerData, 0, 1), 0, 1);
         Atomics.notify(new Int32Array(workerData, 0, 1), 0);
         Atomics.wait(new Int32Array(workerData, 0, 1), 0, 1);\`, { eval: true, workerData: gate });
-      Atomics.wait(new Int32Array(gate, 0, 1), 0, 0);
+      // A worker that failed first could not say so while this thread waits.
+      if (Atomics.wait(new Int32Array(gate, 0, 1), 0, 0, 60000) === 'timed-out') throw new Error('the worker did not fill its arena within 60 s');
       const address = new BigInt64Array(gate, 8, 1)[0];
       const mine = h.arenas().arenas.find((a) => a.memory.some((m) => address >= m.start && address < m.end)).address;
       const pick = (b) => JSON.stringify(b.arenas.find((a) => BigInt(a.arena) === mine));
@@ -262,7 +264,7 @@ describe('usage, help and colour', () => {
       delete base.NO_COLOR;
       delete base.FORCE_COLOR;
       return spawnSync(script!, ['-qec', `stty cols 150 rows 50; ${process.execPath} --single-threaded ${cli} ${command}`, '/dev/null'],
-        { encoding: 'utf8', env: { ...base, ...extra } });
+        { ...SYNC_CHILD, encoding: 'utf8', env: { ...base, ...extra } });
     };
     for (const command of ['arenas', 'params', 'bins --arena all']) {
       const coloured = onTTY(command, {});

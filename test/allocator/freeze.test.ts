@@ -33,7 +33,11 @@ const BUSY_WORKER = `
   const shared = new Int32Array(new SharedArrayBuffer(8));
   const worker = new Worker(${JSON.stringify(WORKER)}, { eval: true, workerData: shared });
   const block = await new Promise((resolve) => worker.once('message', resolve));
-  while (Atomics.load(shared, 1) < 100) await new Promise((resolve) => setTimeout(resolve, 1));
+  const started = Date.now();
+  while (Atomics.load(shared, 1) < 100) {
+    if (Date.now() - started > 60000) throw new Error('the worker did not get going within 60 s');
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
   const progress = () => Atomics.load(shared, 1);
   const stop = async () => { Atomics.store(shared, 0, 1); await new Promise((resolve) => worker.once('exit', resolve)); };
 `;

@@ -14,6 +14,7 @@ import { glibcVersion, maps } from '../../lib/index';
 import { runPlan } from '../../lib/plan';
 import { gdbAsk, gdbMissing, nextOutput, parseAddress, startChild } from '../helpers/gdb';
 import { copyRegions, regionsOf } from '../helpers/proc-mem';
+import { SYNC_CHILD } from '../helpers/sync-child';
 
 const layout = layoutFor(glibcVersion());
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'heapscope-states-'));
@@ -22,7 +23,7 @@ let skip = gdbMissing();
 
 beforeAll(() => {
   if (skip !== undefined) return;
-  const cc = spawnSync('cc', ['-O1', '-o', program, path.join(__dirname, '..', 'fixtures', 'malloc-states.c')], { encoding: 'utf8' });
+  const cc = spawnSync('cc', ['-O1', '-o', program, path.join(__dirname, '..', 'fixtures', 'malloc-states.c')], { ...SYNC_CHILD, encoding: 'utf8' });
   if (cc.error !== undefined) skip = 'no C compiler (cc) to build test/fixtures/malloc-states.c';
   else if (cc.status !== 0) throw new Error(`cc failed:\n${cc.stderr}`);
 });

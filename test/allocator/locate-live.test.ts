@@ -12,6 +12,7 @@ import { locateMallocGlobals, MallocGlobals } from '../../lib/allocator/locate';
 import { Snapshot } from '../../lib/allocator/snapshot';
 import { glibcVersion, Mallinfo, maps, readMemory, runPlan, walkHeap } from '../../lib/index';
 import { walkMainHeap } from '../../lib/walk/main-arena';
+import { SYNC_CHILD } from '../helpers/sync-child';
 
 const root = path.join(__dirname, '..', '..');
 const layout = layoutFor(glibcVersion());
@@ -123,6 +124,7 @@ describe('locating malloc\'s globals in a child that set them through mallopt an
         { after, request: 48 });
       console.log(JSON.stringify({ par: g.mallocPar.value, maxFast: g.globalMaxFast },
         (k, v) => typeof v === 'bigint' ? v.toString() : v));`], {
+      ...SYNC_CHILD,
       cwd: root, encoding: 'utf8',
       env: { ...process.env, GLIBC_TUNABLES: 'glibc.malloc.tcache_count=3:glibc.malloc.tcache_max=500:glibc.malloc.mxfast=96' },
     });

@@ -8,6 +8,7 @@ import { layoutFor } from '../../lib/allocator/layouts';
 import { libcFileOf } from '../../lib/allocator/libc-file';
 import { maxFastOffset, maxFastOffsetLater, readGlobalMaxFast } from '../../lib/allocator/max-fast';
 import { allocatorSnapshot, arenas, glibcVersion, maps, mallocParams } from '../../lib/index';
+import { SYNC_CHILD } from '../helpers/sync-child';
 
 const root = path.join(__dirname, '..', '..');
 
@@ -19,6 +20,7 @@ describe('mallocParams()', () => {
       const p = h.mallocParams(s);
       console.log(JSON.stringify({ fields: p.fields, maxFast: p.globalMaxFast, mallinfo: s.mallinfo },
         (k, v) => typeof v === 'bigint' ? v.toString() : v));`], {
+      ...SYNC_CHILD,
       cwd: root, encoding: 'utf8',
       env: {
         ...process.env,

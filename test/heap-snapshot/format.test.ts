@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { diffHeapSnapshots, heapSnapshot, readHeapSnapshot, SNAPSHOT_VERSION } from '../../lib/index';
+import { SYNC_CHILD } from '../helpers/sync-child';
 
 const CLI = path.join(__dirname, '..', '..', 'dist', 'cli.js');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'heapscope-format-'));
@@ -22,7 +23,7 @@ function file(name: string, content: string): string {
 }
 
 function diff(a: string, b: string) {
-  const run = spawnSync(process.execPath, [CLI, 'diff', a, b], { encoding: 'utf8' });
+  const run = spawnSync(process.execPath, [CLI, 'diff', a, b], { ...SYNC_CHILD, encoding: 'utf8' });
   return { code: run.status, stderr: run.stderr };
 }
 

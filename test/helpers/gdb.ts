@@ -2,6 +2,7 @@
 // the compiler laid out (ptype /o) and where symbols are (p &sym). Tests
 // compare heapscope's symbol-free reading of malloc with these answers.
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { SYNC_CHILD } from './sync-child';
 
 /** A field as `ptype /o` prints it. */
 export interface GdbField {
@@ -17,7 +18,7 @@ export interface GdbStruct {
 
 /** Why gdb cannot be used here, or undefined when it can. */
 export function gdbMissing(): string | undefined {
-  const probe = spawnSync('gdb', ['--version'], { encoding: 'utf8' });
+  const probe = spawnSync('gdb', ['--version'], { ...SYNC_CHILD, encoding: 'utf8' });
   return probe.status === 0 ? undefined : 'gdb is not installed (Debian: apt-get install gdb)';
 }
 
@@ -29,7 +30,7 @@ export function gdbMissing(): string | undefined {
 export function gdbAsk(pid: number, commands: readonly string[]): { sections: string[] } | { skip: string } {
   const args = ['-nx', '-batch', '-p', String(pid)];
   commands.forEach((command, i) => args.push('-ex', `echo @@${i}\\n`, '-ex', command));
-  const run = spawnSync('gdb', args, { encoding: 'utf8', timeout: 120_000 });
+  const run = spawnSync('gdb', args, { encoding: 'utf8', timeout: 120_000, killSignal: 'SIGKILL' });
   const text = `${run.stdout ?? ''}\n${run.stderr ?? ''}`;
   if (/ptrace: Operation not permitted|Could not attach|Unable to attach/.test(text)) {
     return { skip: `gdb cannot attach to a child process (ptrace refused: see /proc/sys/kernel/yama/ptrace_scope)` };
@@ -110,7 +111,7 @@ export function nextOutput(child: ChildProcess, text: string): Promise<void> {
  * JSON it printed after `@@JSON`; or a reason to skip, as gdbAsk gives.
  */
 export function gdbPython(pid: number, script: string): { json: unknown } | { skip: string } {
-  const run = spawnSync('gdb', ['-nx', '-batch', '-p', String(pid), '-x', script], { encoding: 'utf8', timeout: 120_000, maxBuffer: 256 << 20 });
+  const run = spawnSync('gdb', ['-nx', '-batch', '-p', String(pid), '-x', script], { encoding: 'utf8', timeout: 120_000, killSignal: 'SIGKILL', maxBuffer: 256 << 20 });
   const text = `${run.stdout ?? ''}\n${run.stderr ?? ''}`;
   if (/ptrace: Operation not permitted|Could not attach|Unable to attach/.test(text)) {
     return { skip: 'gdb cannot attach to a child process (ptrace refused: see /proc/sys/kernel/yama/ptrace_scope)' };

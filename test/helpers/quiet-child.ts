@@ -4,6 +4,7 @@
 // and no platform worker threads runs nothing but the body.
 import { spawnSync, SpawnSyncReturns } from 'node:child_process';
 import path from 'node:path';
+import { SYNC_CHILD } from './sync-child';
 
 const root = path.join(__dirname, '..', '..');
 
@@ -28,6 +29,7 @@ function quietNode(args: string[], env: NodeJS.ProcessEnv): SpawnSyncReturns<str
   const rooms: string[] = [];
   for (let i = 0; i < CHILDREN; i++) {
     const child = spawnSync(process.execPath, ['--single-threaded', '--v8-pool-size=0', '--require', path.join(root, 'test', 'fixtures', 'need-break-room.cjs'), ...args], {
+      ...SYNC_CHILD,
       encoding: 'utf8', maxBuffer: 1 << 28, env: { ...env, HEAPSCOPE_TEST_NEEDED_ROOM: String(NEEDED_ROOM), HEAPSCOPE_TEST_BLOCKED: BLOCKED },
     });
     if (child.status !== 0 || !child.stdout.startsWith(BLOCKED)) return child;

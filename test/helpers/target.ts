@@ -3,6 +3,7 @@
 // line), and put in the test file's list of children to kill when it is done.
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import path from 'node:path';
+import { SYNC_CHILD } from './sync-child';
 
 export interface Target {
   child: ChildProcess;
@@ -54,7 +55,7 @@ export function buildFixtures(dir: string, names: readonly string[]): { programs
   const programs: Record<string, string> = {};
   for (const name of names) {
     programs[name] = path.join(dir, name);
-    const cc = spawnSync('cc', ['-O1', '-pthread', '-o', programs[name], path.join(__dirname, '..', 'fixtures', `${name}.c`)], { encoding: 'utf8' });
+    const cc = spawnSync('cc', ['-O1', '-pthread', '-o', programs[name], path.join(__dirname, '..', 'fixtures', `${name}.c`)], { ...SYNC_CHILD, encoding: 'utf8' });
     if (cc.error !== undefined) return { programs, noCompiler: `no C compiler (cc) to build test/fixtures/${name}.c` };
     if (cc.status !== 0) throw new Error(`cc failed:\n${cc.stderr}`);
   }

@@ -11,6 +11,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildFixtures, startLines } from '../helpers/target';
 import { attach, HeapscopeError } from '../../lib/index';
 import { TOTALLED_FIELDS } from '../../lib/allocator/totals';
+import { SYNC_CHILD } from '../helpers/sync-child';
 
 const fixtures = path.join(__dirname, '..', 'fixtures');
 const root = path.join(__dirname, '..', '..');
@@ -167,7 +168,7 @@ describe('attach(pid) refuses what it cannot read', () => {
       try { h.attach(${child.pid}); } catch (e) { out.attach = { code: e.code, message: e.message }; }
       try { binding.readRemote(${child.pid}, new BigUint64Array([0x1000n, 8n])); } catch (e) { out.native = { code: e.code, errno: e.errno }; }
       console.log(JSON.stringify(out));`;
-    const run = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8' });
+    const run = spawnSync(process.execPath, ['-e', script], { ...SYNC_CHILD, encoding: 'utf8' });
     expect(run.status, run.stderr).toBe(0);
     const out = JSON.parse(run.stdout) as { attach: { code: string; message: string }; native: { code: string; errno: number } };
     expect(out.attach.code).toBe('ERR_PERMISSION');

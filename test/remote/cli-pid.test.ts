@@ -14,6 +14,7 @@ import { startLines } from '../helpers/target';
 import { TOTALLED_FIELDS } from '../../lib/allocator/totals';
 import { glibcVersion } from '../../lib/stats';
 import { attach, hex } from '../../lib/index';
+import { SYNC_CHILD } from '../helpers/sync-child';
 
 const root = path.join(__dirname, '..', '..');
 const cli = path.join(root, 'dist', 'cli.js');
@@ -28,7 +29,7 @@ let noCompiler: string | undefined;
 
 beforeAll(() => {
   threads = path.join(dir, 'attach-threads');
-  const cc = spawnSync('cc', ['-O1', '-pthread', '-o', threads, path.join(fixtures, 'attach-threads.c')], { encoding: 'utf8' });
+  const cc = spawnSync('cc', ['-O1', '-pthread', '-o', threads, path.join(fixtures, 'attach-threads.c')], { ...SYNC_CHILD, encoding: 'utf8' });
   if (cc.error !== undefined) noCompiler = 'no C compiler (cc) to build test/fixtures/attach-threads.c';
   else if (cc.status !== 0) throw new Error(`cc failed:\n${cc.stderr}`);
 });
@@ -45,6 +46,7 @@ function heapscope(args: string[], options: { env?: NodeJS.ProcessEnv; uid?: num
   const base = { ...process.env };
   for (const name of ['NO_COLOR', 'FORCE_COLOR', 'GLIBC_TUNABLES']) delete base[name];
   const result = spawnSync(process.execPath, [cli, ...args], {
+    ...SYNC_CHILD,
     cwd: root, encoding: 'utf8', maxBuffer: 1 << 28, env: { ...base, ...options.env }, uid: options.uid, gid: options.gid,
   });
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };

@@ -16,6 +16,7 @@ import { TOTALLED_FIELDS } from '../../lib/allocator/totals';
 import { openPagemap } from '../../lib/doctor/residency';
 import { STATM_SLACK } from '../helpers/statm';
 import { shortBytes } from '../../lib/format';
+import { SYNC_CHILD } from '../helpers/sync-child';
 
 const fixtures = path.join(__dirname, '..', 'fixtures');
 const CLI = path.join(__dirname, '..', '..', 'dist', 'cli.js');
@@ -40,7 +41,7 @@ afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 const start = (command: string, args: string[], env: NodeJS.ProcessEnv = process.env) => startTarget(command, args, { env, into: children });
 
 function heapscope(args: string[]) {
-  const run = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+  const run = spawnSync(process.execPath, [CLI, ...args], { ...SYNC_CHILD, encoding: 'utf8' });
   return { code: run.status, stdout: run.stdout, stderr: run.stderr };
 }
 
@@ -171,7 +172,7 @@ describe('doctor --pid refuses what it cannot read, with the codes attach uses',
     if (process.getuid?.() !== 0) skip('only root can drop to another user in a child; run the tests as root to try this path');
     const { child, next } = start(process.execPath, ['-e', 'console.log(process.pid); setInterval(() => {}, 1000)']);
     await next(1);
-    const run = spawnSync(process.execPath, [CLI, 'doctor', '--pid', String(child.pid)], { encoding: 'utf8', uid: 65534, gid: 65534 });
+    const run = spawnSync(process.execPath, [CLI, 'doctor', '--pid', String(child.pid)], { ...SYNC_CHILD, encoding: 'utf8', uid: 65534, gid: 65534 });
     expect(run.status).toBe(1);
     expect(run.stderr).toMatch(/ERR_PERMISSION/);
   });

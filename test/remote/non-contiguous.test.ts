@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { attach } from '../../lib/index';
 import { TOTALLED_FIELDS } from '../../lib/allocator/totals';
 import { startLines } from '../helpers/target';
+import { SYNC_CHILD } from '../helpers/sync-child';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'heapscope-blocked-'));
 const program = path.join(dir, 'attach-blocked');
@@ -22,7 +23,7 @@ const children: ChildProcess[] = [];
 
 beforeAll(() => {
   for (const [out, name] of [[program, 'attach-blocked'], [merged, 'attach-merged']]) {
-    const cc = spawnSync('cc', ['-O1', '-pthread', '-o', out, path.join(__dirname, '..', 'fixtures', `${name}.c`)], { encoding: 'utf8' });
+    const cc = spawnSync('cc', ['-O1', '-pthread', '-o', out, path.join(__dirname, '..', 'fixtures', `${name}.c`)], { ...SYNC_CHILD, encoding: 'utf8' });
     if (cc.error !== undefined) noCompiler = `no C compiler (cc) to build test/fixtures/${name}.c`;
     else if (cc.status !== 0) throw new Error(`cc failed:\n${cc.stderr}`);
   }

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { startTarget } from '../helpers/target';
 import { TOTALLED_FIELDS } from '../../lib/allocator/totals';
+import { SYNC_CHILD } from '../helpers/sync-child';
 
 const fixtures = path.join(__dirname, '..', 'fixtures');
 const CLI = path.join(__dirname, '..', '..', 'dist', 'cli.js');
@@ -27,7 +28,7 @@ afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 const start = (command: string, args: string[], env: NodeJS.ProcessEnv = process.env) => startTarget(command, args, { env, stderr: 'pipe', into: children });
 
 function heapscope(args: string[]) {
-  const run = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+  const run = spawnSync(process.execPath, [CLI, ...args], { ...SYNC_CHILD, encoding: 'utf8' });
   return { code: run.status, stdout: run.stdout, stderr: run.stderr };
 }
 

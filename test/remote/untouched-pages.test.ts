@@ -10,6 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { attach } from '../../lib/index';
 import { openPagemap } from '../../lib/doctor/residency';
 import { readRanges } from '../../lib/remote/read-ranges';
+import { SYNC_CHILD } from '../helpers/sync-child';
 
 const PYTHON = '/usr/bin/python3';
 const TARGET = path.join(__dirname, '..', 'fixtures', 'untouched-heap.py');
@@ -94,7 +95,7 @@ describe('looking at another process leaves its pages never touched alone', () =
       expect(present()).toBe(blockBefore);
       expect(heapRss(pid)).toBe(heapBefore);
 
-      const doctor = spawnSync(process.execPath, [CLI, 'doctor', '--pid', String(pid), '--json'], { encoding: 'utf8' });
+      const doctor = spawnSync(process.execPath, [CLI, 'doctor', '--pid', String(pid), '--json'], { ...SYNC_CHILD, encoding: 'utf8' });
       expect(doctor.status, doctor.stderr).toBe(0);
       expect(JSON.parse(doctor.stdout).snapshot.consistent).toBe(true);
       expect(present()).toBe(blockBefore);

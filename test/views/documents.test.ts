@@ -22,6 +22,7 @@ import { overlaps } from '../../lib/views/labels';
 import { esc } from '../../lib/views/svg';
 import { markBoxes, Placed, svgSize, textBoxes } from '../helpers/svg-geometry';
 import { checkWellFormed, svgTexts } from '../helpers/xml';
+import { SYNC_CHILD } from '../helpers/sync-child';
 
 const CHARTED = ['layout', 'chunk-sizes', 'heap-growth', 'mmap-threshold', 'free'] as const;
 /** One experiment without a chart. */
@@ -262,7 +263,7 @@ describe('reportHTML', () => {
 });
 
 describe('heapscope report', () => {
-  const cli = (...args: string[]) => spawnSync(process.execPath, [path.join(__dirname, '..', '..', 'dist', 'cli.js'), ...args], { encoding: 'utf8' });
+  const cli = (...args: string[]) => spawnSync(process.execPath, [path.join(__dirname, '..', '..', 'dist', 'cli.js'), ...args], { ...SYNC_CHILD, encoding: 'utf8' });
 
   it('exits 2 with the usage without --out', () => {
     const child = cli('report');

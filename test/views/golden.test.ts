@@ -19,6 +19,7 @@ import { ResultData } from '../../lib/experiments/types';
 import { toJSON } from '../../lib/json';
 import { HeapWalkData } from '../../lib/walk';
 import { decode, encode, reportView, resultViews, walkViews } from '../helpers/view-fixtures';
+import { SYNC_CHILD } from '../helpers/sync-child';
 
 const DIR = path.join(__dirname, '..', 'fixtures', 'views');
 const NAMES = experiments().map((e) => e.name);
@@ -103,7 +104,7 @@ describe.runIf(RECORD)('recording (only with HEAPSCOPE_RECORD_VIEWS=1; -t walk r
     // A fresh process's heap: a few hundred chunks, not the test runner's thousands.
     const script = `const v8 = require('node:v8'); const { walkHeap } = require(${JSON.stringify(path.join(__dirname, '..', '..', 'dist', 'walk'))});` +
       'process.stdout.write(v8.serialize({ ...walkHeap() }).toString(\'base64\'));';
-    const walk = recorded(v8.deserialize(Buffer.from(execFileSync(process.execPath, ['-e', script], { encoding: 'utf8', maxBuffer: 1 << 30 }), 'base64')) as HeapWalkData);
+    const walk = recorded(v8.deserialize(Buffer.from(execFileSync(process.execPath, ['-e', script], { ...SYNC_CHILD, encoding: 'utf8', maxBuffer: 1 << 30 }), 'base64')) as HeapWalkData);
     write(path.join(DIR, 'walk'), walk, walkViews(walk));
   }, 300_000);
 });

@@ -12,6 +12,7 @@ import { ExperimentResult } from '../../lib/experiments/types';
 import { hex, span } from '../../lib/format';
 import { maps } from '../../lib/maps';
 import { renderMaps, renderResult, terminalOptions } from '../../lib/views/terminal';
+import { SYNC_CHILD } from '../helpers/sync-child';
 
 const ANSI = /\x1b\[[0-9;]*m/;
 const WIDTHS = [40, 60, 80, 120, 200];
@@ -217,7 +218,7 @@ describe('terminalOptions', () => {
 
 describe('the CLI renders with the terminal views', () => {
   function cli(args: string[], extra: Record<string, string> = {}) {
-    const child = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: env(extra) });
+    const child = spawnSync(process.execPath, [CLI, ...args], { ...SYNC_CHILD, encoding: 'utf8', env: env(extra) });
     return { code: child.status, stdout: child.stdout, stderr: child.stderr };
   }
 
@@ -257,7 +258,7 @@ describe('the CLI renders with the terminal views', () => {
   it.skipIf(script === undefined)('on a terminal: its width and colour, and NO_COLOR still turns colour off (needs script(1))', () => {
     const onTTY = (extra: Record<string, string>) => spawnSync(
       script!, ['-qec', `stty cols 100 rows 50; ${process.execPath} ${CLI} run chunk-sizes`, '/dev/null'],
-      { encoding: 'utf8', env: env(extra) },
+      { ...SYNC_CHILD, encoding: 'utf8', env: env(extra) },
     );
     const coloured = onTTY({});
     expect(coloured.status).toBe(0);

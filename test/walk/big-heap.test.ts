@@ -2,6 +2,7 @@
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { SYNC_CHILD } from '../helpers/sync-child';
 
 const ROOT = path.join(__dirname, '..', '..');
 const NEED_ROOM = path.join(ROOT, 'test', 'fixtures', 'need-break-room.cjs');
@@ -50,6 +51,7 @@ describe('a [heap] over 1 GiB', () => {
     `;
     const rooms: string[] = [];
     const start = () => spawnSync(process.execPath, ['--single-threaded', '--expose-gc', '--require', NEED_ROOM, '-e', script], {
+      ...SYNC_CHILD,
       encoding: 'utf8', env: { ...process.env, HEAPSCOPE_TEST_NEEDED_ROOM: String((1n << 30n) + (128n << 20n)), HEAPSCOPE_TEST_BLOCKED: BLOCKED },
     });
     let child = start();

@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { quietCli } from '../helpers/quiet-child';
+import { SYNC_CHILD } from '../helpers/sync-child';
 
 const root = path.join(__dirname, '..', '..');
 const fixture = path.join(__dirname, '..', 'fixtures', 'block-break.cjs');
@@ -52,6 +53,7 @@ function blockedChild(): Seen {
       }, (_, v) => (typeof v === 'bigint' ? v.toString() : v)));
     })();`;
   const child = spawnSync(process.execPath, ['--single-threaded', '--v8-pool-size=0', '-e', script], {
+    ...SYNC_CHILD,
     encoding: 'utf8',
     env: { ...process.env, NODE_OPTIONS: `--require ${fixture}` },
   });

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { glibcVersion, HeapWalk, PlanStep, requestToChunkSize, walkHeap } from '../../lib/index';
 import { tcacheFill } from '../helpers/tcache-fill';
+import { SYNC_CHILD } from '../helpers/sync-child';
 
 const root = path.join(__dirname, '..', '..');
 const [major, minor] = glibcVersion().split('.').map(Number);
@@ -83,7 +84,7 @@ describe('tcache', () => {
         struct: w.tcaches.filter((t) => t.address === first.address).map((t) => ({ counts: t.bins.map((b) => b.count), complete: t.complete })),
         cached: [w.main, ...w.threadHeaps].flatMap((h) => h.chunks).filter((c) => c.place === 'tcache').length,
         tunables: process.env.GLIBC_TUNABLES,
-      }));`], { cwd: root, encoding: 'utf8', env: { ...process.env, GLIBC_TUNABLES: 'glibc.malloc.tcache_count=0' } });
+      }));`], { ...SYNC_CHILD, cwd: root, encoding: 'utf8', env: { ...process.env, GLIBC_TUNABLES: 'glibc.malloc.tcache_count=0' } });
     const seen = JSON.parse(out) as { first: string; struct: { counts: number[]; complete: boolean }[]; cached: number; tunables: string };
     expect(seen).toEqual({
       first: 'tcache-struct', struct: [{ counts: new Array(64).fill(0), complete: true }], cached: 0, tunables: 'glibc.malloc.tcache_count=0',
