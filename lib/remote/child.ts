@@ -16,11 +16,18 @@ export interface StartedChild {
   readonly pid: number;
   /** Sends SIGTERM (SIGKILL after `graceMs` if it is still there) and resolves once it has exited. */
   stop(graceMs?: number): Promise<void>;
-  /** Resolves once it has exited by itself and its stdout is drained. */
+  /** Resolves once it has exited by itself and what it printed before is forwarded (a process it started may hold its stdout on). */
   ended(): Promise<void>;
 }
 
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+/**
+ * How long the pipe from a child that exited may stay open: what the child
+ * wrote before it exited is read by then, and only a process it started
+ * (a daemon, a background job) could hold it open longer.
+ */
+const DRAIN_MS = 500;
 
 /** How the child ended, for messages: `status 3` or `signal SIGSEGV`. */
 function ending(code: number | null, signal: NodeJS.Signals | null): string {
@@ -85,7 +92,10 @@ export function startChild(program: string, args: readonly string[], ready: Read
     },
     async ended() {
       await exited;
-      await closed;
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([closed, new Promise<void>((resolve) => { timer = setTimeout(resolve, DRAIN_MS); })]);
+      clearTimeout(timer);
+      child.stdout!.destroy();
     },
   });
 

@@ -412,6 +412,22 @@ describe('heapscope exec', () => {
     expect(svg.stdout).toMatch(/^<svg /);
   });
 
+  it('--keep ends with the program, not with a background job of its that holds the program\'s stdout', async () => {
+    // sh prints its line, lives on a moment (heapscope reads it then), and
+    // exits, leaving a sleep that holds its stdout (not heapscope's stderr).
+    const started = Date.now();
+    const run = await exec(['--keep', '--command', 'params', '--', '/bin/sh', '-c', 'echo ready; sleep 1; sleep 20 2>/dev/null & echo $! >&2; exit 0']);
+    const waited = Date.now() - started;
+    const job = Number(run.stderr.split('\n').find((l) => /^\d+$/.test(l)));
+    try {
+      expect(run.code, run.stderr).toBe(0);
+      expect(fs.existsSync(`/proc/${job}`)).toBe(true);
+      expect(waited).toBeLessThan(15_000);
+    } finally {
+      if (job > 0) process.kill(job, 'SIGKILL');
+    }
+  });
+
   it('-- node app.js: a plain node program keeping 200 Buffers of 64 KiB; the walk finds them in use in main_arena\'s [heap], as the child maps it', async () => {
     const app = path.join(dir, 'app.js');
     fs.writeFileSync(app, [
