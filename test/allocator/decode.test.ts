@@ -11,6 +11,10 @@ import {
 import { KNOWN_GLIBC_VERSIONS, layoutFor } from '../../lib/allocator/layouts';
 import { protectPointer, revealPointer } from '../../lib/allocator/safe-linking';
 import { StructLayout } from '../../lib/allocator/struct-layout';
+import { heapRoomNotNeeded } from '../helpers/heap-room';
+
+// Bytes made here, no live heap: runs whatever room the process has.
+heapRoomNotNeeded();
 
 const LEAD = 24;
 const ADDRESS = 0x7f12_3456_7000n;

@@ -5,6 +5,10 @@ import { describe, expect, it } from 'vitest';
 import { HeapscopeError } from '../../lib/errors';
 import { KNOWN_GLIBC_VERSIONS, layoutFor, tcacheLayoutFor } from '../../lib/allocator/layouts';
 import { StructLayout } from '../../lib/allocator/struct-layout';
+import { heapRoomNotNeeded } from '../helpers/heap-room';
+
+// Bytes made here, no live heap: runs whatever room the process has.
+heapRoomNotNeeded();
 
 const minors = KNOWN_GLIBC_VERSIONS.map((v) => Number(v.split('.')[1]));
 const offsets = (s: StructLayout): Record<string, number> => Object.fromEntries(s.fields.map((f) => [f.name, f.offset]));

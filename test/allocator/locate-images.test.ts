@@ -5,6 +5,10 @@ import { describe, expect, it } from 'vitest';
 import { KNOWN_GLIBC_VERSIONS, layoutFor } from '../../lib/allocator/layouts';
 import { locateMallocGlobals } from '../../lib/allocator/locate';
 import { put, writeGlobalMaxFast, writeMainArena, writeMallocPar } from '../helpers/malloc-images';
+import { heapRoomNotNeeded } from '../helpers/heap-room';
+
+// Bytes made here, no live heap: runs whatever room the process has.
+heapRoomNotNeeded();
 
 const BASE = 0x7f00_1234_5000n;
 const HEAP = { start: 0x5600_0000_0000n, end: 0x5600_0002_1000n };

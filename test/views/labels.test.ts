@@ -4,6 +4,10 @@
 import { describe, expect, it } from 'vitest';
 import { LabelPlacer } from '../../lib/views/labels';
 import { HALO_PAD } from '../../lib/views/text-metrics';
+import { heapRoomNotNeeded } from '../helpers/heap-room';
+
+// Bytes made here, no live heap: runs whatever room the process has.
+heapRoomNotNeeded();
 
 describe('LabelPlacer', () => {
   it('rejects a spot that overlaps a taken area only once its coordinates are rounded as the SVG writes them', () => {
