@@ -12,7 +12,8 @@ const everyChunk = (walk: HeapWalk): HeapChunk[] => [walk.main, ...walk.threadHe
 /** [heap] as it is now, read in one plan with the break. */
 function heapSnapshot(): { start: bigint; bytes: Buffer; programBreak: bigint } {
   const heap = maps().find((r) => r.kind === 'heap')!;
-  for (;;) {
+  // Bounded: a loop in this process would block its test where no timeout can fire.
+  for (let attempt = 0; attempt < 100; attempt++) {
     const { steps } = runPlan([{ op: 'break' }, { op: 'read', address: heap.start, length: heap.size }, { op: 'break' }]);
     const programBreak = steps[0].programBreak!;
     if (steps[1].status === 'ok' && programBreak === steps[2].programBreak && programBreak === heap.end) {
@@ -21,6 +22,7 @@ function heapSnapshot(): { start: bigint; bytes: Buffer; programBreak: bigint } 
     heap.end = programBreak;
     heap.size = Number(programBreak - heap.start);
   }
+  throw new Error('the program break moved during each of 100 reads of [heap]');
 }
 
 describe('walkHeap: main_arena', () => {
