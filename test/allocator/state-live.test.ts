@@ -71,11 +71,17 @@ describe('the allocator state of a live process', () => {
           const h = require(\${JSON.stringify(${JSON.stringify(root)})});
           const look = \${look.toString()};
           parentPort.postMessage(JSON.stringify(look(h), (k, v) => typeof v === 'bigint' ? v.toString() : v));\`, { eval: true });
-        let seen;
-        w.once('message', (m) => { seen = JSON.parse(m); });
+        // The main thread looks once the worker is gone (its teardown frees memory) and its result has come, in either order.
+        let seen, exited = false;
+        const done = () => { if (seen !== undefined && exited) resolve(seen); };
+        w.once('message', (m) => { seen = JSON.parse(m); done(); });
         w.once('error', reject);
-        // The main thread looks once the worker is gone: its teardown frees memory.
-        w.once('exit', () => resolve(seen));
+        w.once('exit', (code) => {
+          exited = true;
+          if (seen !== undefined) return done();
+          const late = setTimeout(() => reject(new Error('the worker exited (' + code + ') and no result came within 5 s')), 5000);
+          w.once('message', () => clearTimeout(late));
+        });
       });
       return { main: look(h), worker };`);
     expect(seen.main.owners.filter((o) => o === 'calling-thread')).toHaveLength(1);
@@ -158,10 +164,17 @@ describe('the allocator state of a live process', () => {
           const once = pick(h.allocatorSnapshot({ before: steps(40), attempts: 1 }));
           const retaken = pick(h.allocatorSnapshot({ before: steps(80), attempts: 20 }));
           parentPort.postMessage({ once, retaken });\`, { eval: true });
-        let seen;
-        w.once('message', (m) => { seen = m; });
+        // Its result and its end, in either order (under load the exit was once seen with no message before it).
+        let seen, exited = false;
+        const done = () => { if (seen !== undefined && exited) resolve(seen); };
+        w.once('message', (m) => { seen = m; done(); });
         w.once('error', reject);
-        w.once('exit', () => resolve(seen));
+        w.once('exit', (code) => {
+          exited = true;
+          if (seen !== undefined) return done();
+          const late = setTimeout(() => reject(new Error('the worker exited (' + code + ') and no result came within 5 s')), 5000);
+          w.once('message', () => clearTimeout(late));
+        });
       });`);
     expect(seen.once).toMatchObject({
       consistent: false, attempts: 1,
