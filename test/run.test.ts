@@ -5,7 +5,11 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { experiment, experiments, run } from '../lib/experiments/run';
 import { checkTunables, tunablesEnv } from '../lib/experiments/tunables';
+import { heapRoomNotNeeded } from './helpers/heap-room';
 import { SYNC_CHILD } from './helpers/sync-child';
+
+// Every run here happens in a child, which is started again when its own break cannot grow.
+heapRoomNotNeeded();
 
 describe('run', () => {
   it('knows its experiments by name', () => {

@@ -18,9 +18,10 @@ const blocked = room.room < NEEDED_ROOM ? `this test process's heap cannot grow:
 let needed = true;
 
 /**
- * Called at the top of a test file that reads no live heap (decoders and
- * views over bytes it makes itself): its tests run whatever room this
- * process has. The setup file and the test file share this module.
+ * Called at the top of a test file that reads no live heap of its own
+ * process (decoders over bytes it makes itself, runs that all happen in
+ * children): its tests run whatever room this process has. The setup file
+ * and the test file share this module.
  */
 export function heapRoomNotNeeded(): void {
   needed = false;
