@@ -164,7 +164,7 @@ describe('the allocator state of a live process', () => {
           const once = pick(h.allocatorSnapshot({ before: steps(40), attempts: 1 }));
           const retaken = pick(h.allocatorSnapshot({ before: steps(80), attempts: 20 }));
           parentPort.postMessage({ once, retaken });\`, { eval: true });
-        // Its result and its end, in either order (under load the exit was once seen with no message before it).
+        // Its result and its end, in either order; an end with no result says so (a worker once ended before its code ran: fixtures/need-break-room.cjs).
         let seen, exited = false;
         const done = () => { if (seen !== undefined && exited) resolve(seen); };
         w.once('message', (m) => { seen = m; done(); });
