@@ -606,8 +606,10 @@ function parent() {
   process.stdout.write(`heapscope fuzz: seed ${seed}, ${calls} calls, ${workers} worker threads ` +
     `(reproduce: node scripts/fuzz.mjs --seed ${seed} --calls ${calls})\n`);
   const started = Date.now();
-  // A child that hangs (a deadlock in the addon) fails the run instead of holding it: far above the ~0.1 ms a call takes.
-  const limit = Math.max(600_000, calls * 10);
+  // A child that hangs (a deadlock in the addon) fails the run instead of
+  // holding it. The suite's runs take about 1.5 ms a call (10,000 calls in
+  // 15 s); an ASan build is slower: 30 ms a call, ten minutes at least.
+  const limit = Math.max(600_000, calls * 30);
   const run = spawnSync(process.execPath, ['--single-threaded', '--expose-gc', SELF, '--child', '--seed', String(seed), '--calls', String(calls),
     '--workers', String(workers), '--leak', String(leak), '--uncoded', String(uncoded), '--forget', forget],
   { encoding: 'utf8', maxBuffer: 64 << 20, timeout: limit, killSignal: 'SIGKILL' });
