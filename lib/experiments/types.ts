@@ -18,5 +18,11 @@ export interface Experiment<Row extends object = object, Name extends string = s
    * heap nobody else has touched.
    */
   isolatedByDefault: boolean;
+  /**
+   * Its child takes several times as long as the others': when several
+   * isolated runs share the cores, it starts first (results still print in
+   * order), so that it does not end up running alone at the end.
+   */
+  startFirst?: boolean;
   run(context: ExperimentContext): ExperimentOutput<Row> | Promise<ExperimentOutput<Row>>;
 }
