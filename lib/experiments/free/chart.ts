@@ -74,11 +74,22 @@ export function freeChart(result: ResultData<FreeRow>): Figure | undefined {
     const prev = rows[i - 1];
     if (prev === undefined || prev.phase !== r.phase || breakOf(prev) === breakOf(r)) return [];
     const d = Number(breakOf(r) - breakOf(prev));
-    return [{ x: xs[i], y: yb(Number(breaks[i] - low)), r: d < 0 ? 3 : 1.5, d }];
+    return [{ x: xs[i], y: yb(Number(breaks[i] - low)), r: d < 0 ? 3 : 1.5, d, i }];
   });
   for (const m of moves) marks.push(circle(m.x, m.y, m.r, { fill: COLORS.blue }));
   breakLabels.avoid.points = moves;
-  breakLabels.labels = moves.filter((m) => m.d < 0).map((m) => ({ around: { x: m.x, y: m.y, r: 3 }, text: `−${-m.d} B`, attrs: { class: 'move-label', ...HALO } }));
+  // Trims of one size step after step (every free into a top above the trim
+  // threshold gives a page back) share one label, at the first: hundreds of
+  // them have no room for a label each.
+  const runs: { first: (typeof moves)[number]; count: number }[] = [];
+  for (const m of moves.filter((move) => move.d < 0)) {
+    const last = runs[runs.length - 1];
+    if (last !== undefined && last.first.d === m.d && last.first.i + last.count === m.i && rows[m.i].phase === rows[last.first.i].phase) last.count++;
+    else runs.push({ first: m, count: 1 });
+  }
+  breakLabels.labels = runs.map(({ first, count }) => ({
+    around: { x: first.x, y: first.y, r: 3 }, text: count === 1 ? `−${-first.d} B` : `−${-first.d} B × ${count}`, attrs: { class: 'move-label', ...HALO },
+  }));
   marks.push(breakLabels);
 
   // Panel 2: the resident set, where it was measured (the malloc_trim case).

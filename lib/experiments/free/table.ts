@@ -25,10 +25,20 @@ function breakBefore(rows: readonly FreeRow[], i: number): bigint {
   return rows[i - 1]?.phase === r.phase ? breakOf(rows[i - 1]) : r.programBreak;
 }
 
-/** The steps a reader follows: starts, probes, trims, the mmapped chunk, and every free that moved the break. */
+/** A free of the frees into the top that gave memory back. */
+function trimmed(r: FreeRow | undefined, phase: string): boolean {
+  return r?.kind === 'free-run' && r.phase === phase && r.returned !== 0;
+}
+
+/**
+ * The steps a reader follows: starts, probes, trims, the mmapped chunk, and
+ * every free that moved the break; of frees into the top that each gave
+ * memory back one after another (all of them, once the top stays above the
+ * trim threshold), the first and the last.
+ */
 function tells(rows: readonly FreeRow[], i: number): boolean {
   const r = rows[i];
-  if (r.kind === 'free-run') return r.returned !== 0;
+  if (r.kind === 'free-run') return trimmed(r, r.phase) && !(trimmed(rows[i - 1], r.phase) && trimmed(rows[i + 1], r.phase));
   return r.op === 'start' || r.op === 'trim' || ['probe', 'again', 'chunk'].includes(r.role) || (r.op === 'free' && breakOf(r) !== breakBefore(rows, i));
 }
 
