@@ -4,7 +4,7 @@ import os from 'node:os';
 import { errorLine, JSON_FLAG, seconds, write } from './cli-common';
 import { Command, Input, UsageError } from './command-line';
 import { HeapscopeError } from './errors';
-import type { ExperimentName } from './experiments/registry';
+import type { ExperimentName, RegisteredExperiment } from './experiments/registry';
 import { DEFAULT_TIMEOUT, experiment, experiments, run, stopRuns } from './experiments/run';
 import { checkTunables } from './experiments/tunables';
 import { ExperimentResult } from './experiments/types';
@@ -134,24 +134,25 @@ async function runMany(names: readonly string[], settings: RunSettings, progress
   }
 }
 
-/** Whether `name` is a run to start before the others; an unknown name is not. */
-function startsFirst(name: string): boolean {
+/** The experiment named `name`, or undefined for a name run() refuses (ERR_UNKNOWN_EXPERIMENT). */
+function registered(name: string): RegisteredExperiment | undefined {
   try {
-    return experiment(name as ExperimentName).startFirst === true;
+    return experiment(name as ExperimentName);
   } catch {
-    return false;
+    return undefined;
   }
 }
 
-/** Whether run() will run `name` in a child; an unknown name is not (run() refuses it). */
+/** Whether `name` is a run to start before the others; an unknown name is not. */
+function startsFirst(name: string): boolean {
+  return registered(name)?.startFirst === true;
+}
+
+/** Whether run() will run `name` in a child; an unknown name is not. */
 function isolatedRun(name: string, settings: RunSettings): boolean {
   if (settings.isolated !== undefined) return settings.isolated;
   if (Object.keys(settings.tunables).length > 0) return true;
-  try {
-    return experiment(name as ExperimentName).isolatedByDefault;
-  } catch {
-    return false;
-  }
+  return registered(name)?.isolatedByDefault ?? false;
 }
 
 /** list, run and tour. */

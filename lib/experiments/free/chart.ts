@@ -80,11 +80,12 @@ export function freeChart(result: ResultData<FreeRow>): Figure | undefined {
   breakLabels.avoid.points = moves;
   // Trims of one size step after step (every free into a top above the trim
   // threshold gives a page back) share one label, at the first: hundreds of
-  // them have no room for a label each.
+  // them have no room for a label each. (Moves at rows next to each other
+  // are of one phase: a move is a change from the row before in its phase.)
   const runs: { first: (typeof moves)[number]; count: number }[] = [];
   for (const m of moves.filter((move) => move.d < 0)) {
     const last = runs[runs.length - 1];
-    if (last !== undefined && last.first.d === m.d && last.first.i + last.count === m.i && rows[m.i].phase === rows[last.first.i].phase) last.count++;
+    if (last !== undefined && last.first.d === m.d && last.first.i + last.count === m.i) last.count++;
     else runs.push({ first: m, count: 1 });
   }
   breakLabels.labels = runs.map(({ first, count }) => ({
