@@ -3,7 +3,11 @@ import { experiments, run } from '../lib/experiments/run';
 import { ExperimentResult } from '../lib/experiments/types';
 import { spawnSync } from 'node:child_process';
 import { commandLine, withArticle } from '../lib/format';
+import { heapRoomNotNeeded } from './helpers/heap-room';
 import { SYNC_CHILD } from './helpers/sync-child';
+
+// Words, a shell and experiments run in children: no live heap of this process is read.
+heapRoomNotNeeded();
 
 describe('withArticle', () => {
   it('says "an" where the number is said with a vowel first: eight, eleven, eighteen, eighty, eight hundred …', () => {
