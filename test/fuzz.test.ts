@@ -5,7 +5,11 @@
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { heapRoomNotNeeded } from './helpers/heap-room';
 import { SYNC_CHILD } from './helpers/sync-child';
+
+// The fuzz runs in a child: no live heap of this process is read.
+heapRoomNotNeeded();
 
 const FUZZ = path.resolve(__dirname, '..', 'scripts', 'fuzz.mjs');
 // Fixed so a failure here reproduces; HEAPSCOPE_FUZZ_SEED tries another.
