@@ -19,22 +19,12 @@ import type { MemoryRegion } from '../maps';
 
 /** Entries read per pread: 8192 pages, 32 MiB of address space. */
 const ENTRIES = 8192;
-
-// The read buffer, and the pages readResidency keeps, are made once and
-// kept between calls. Made per call (a 64 KiB Buffer, an array per region)
-// they came from malloc, sized by the regions, in the heap being measured,
-// and stayed there until collected: a [heap] of 744 pages left a 752-byte
-// chunk that the next snapshot counted in use.
-let readBuffer: Buffer | undefined;
-let kept = new Uint8Array(0);
-/** Which readResidency call `kept` holds the pages of. */
-let keptFor = 0;
 const PRESENT = 1n << 63n;
 const COUNTED = (1n << 61n) | (1n << 56n);
 
 export interface PagemapReader {
-  /** One byte per page of [start, end) (page-aligned): 1 when resident now; into `into` (as long as that) when given. */
-  pages(start: bigint, end: bigint, into?: Uint8Array): Uint8Array;
+  /** One byte per page of [start, end) (page-aligned): 1 when resident now. */
+  pages(start: bigint, end: bigint): Uint8Array;
   close(): void;
 }
 
@@ -55,12 +45,12 @@ export function openPagemap(pid: number | 'self', pageSize: number, fail: (error
   } catch (error) {
     throw fail(error as NodeJS.ErrnoException);
   }
-  const buffer = (readBuffer ??= Buffer.alloc(ENTRIES * 8));
+  const buffer = Buffer.alloc(ENTRIES * 8);
   const words = new BigUint64Array(buffer.buffer, buffer.byteOffset, ENTRIES);
   const ps = BigInt(pageSize);
   return {
-    pages(start, end, into) {
-      const out = into?.fill(0) ?? new Uint8Array(Number((end - start) / ps));
+    pages(start, end) {
+      const out = new Uint8Array(Number((end - start) / ps));
       for (let done = 0; done < out.length;) {
         const count = Math.min(ENTRIES, out.length - done);
         let read: number;
@@ -89,15 +79,9 @@ export function residencyRegions(regions: readonly MemoryRegion[]): MemoryRegion
 /** The residency of `regions` now; a range outside them is read when asked. */
 export function readResidency(pagemap: PagemapReader, regions: readonly MemoryRegion[], pageSize: number): Residency {
   const ps = BigInt(pageSize);
-  const counts = regions.map((r) => Number((r.end - r.start) / ps));
-  const total = counts.reduce((a, b) => a + b, 0);
-  if (kept.length < total) kept = new Uint8Array(Math.max(total, 2 * kept.length));
-  const mine = ++keptFor;
-  let at = 0;
-  const maps = regions.map((r, k) => ({ start: r.start, end: r.end, pages: pagemap.pages(r.start, r.end, kept.subarray(at, (at += counts[k]))) }));
+  const maps = regions.map((r) => ({ start: r.start, end: r.end, pages: pagemap.pages(r.start, r.end) }));
   return {
     resident(start, end) {
-      if (mine !== keptFor) throw new Error('readResidency: a later call has reused the pages this residency read');
       let pages = 0;
       let covered = 0n;
       for (const m of maps) {
