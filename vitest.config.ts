@@ -1,11 +1,5 @@
 import { defineConfig } from 'vitest/config';
 
-// Every node the tests start (vitest's workers and the children they spawn)
-// would parse NODE_EXTRA_CA_CERTS as it starts, into the heap it measures
-// (45 ms and 1.1 MB a start with Debian's bundle), as heapscope's own
-// children no longer do (lib/quiet-node.ts). No test makes a TLS connection.
-delete process.env.NODE_EXTRA_CA_CERTS;
-
 export default defineConfig({
   test: {
     // The forks pool keeps every test file on a process's main thread, so it
