@@ -93,32 +93,26 @@ function unsupported(found: string): HeapscopeError {
   return new HeapscopeError('ERR_UNSUPPORTED_PLATFORM', `${REQUIREMENT}; found ${found}`);
 }
 
-function tooOld(glibc: string): boolean {
-  const [major, minor] = glibc.split('.').map(Number);
-  return major < 2 || (major === 2 && minor < 28);
-}
-
-/**
- * The addon, on Linux x86_64 with glibc 2.28 or later. The glibc version
- * is asked of the running glibc through the addon once it loads
- * (gnu_get_libc_version); Node's diagnostic report, which also says it,
- * took ~6 ms to make and mallocs in the heap a child is about to measure,
- * so it is made only when the addon cannot load, to say why.
- */
-function load(): RawBinding {
+/** Throws unless this is Linux x86_64 with glibc >= 2.28; returns the glibc version. */
+function checkPlatform(): string {
   if (process.platform !== 'linux' || process.arch !== 'x64') {
     throw unsupported(`${process.platform} on ${process.arch}`);
   }
+  const report = process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined;
+  const glibc = report?.header?.glibcVersionRuntime;
+  if (glibc === undefined) throw unsupported('a Linux without glibc (musl?)');
+  const [major, minor] = glibc.split('.').map(Number);
+  if (major < 2 || (major === 2 && minor < 28)) throw unsupported(`glibc ${glibc}`);
+  return glibc;
+}
+
+function load(): RawBinding {
+  const glibc = checkPlatform();
   const root = path.join(__dirname, '..');
-  let loaded: RawBinding;
   try {
     // node-gyp-build looks in build/Release first, then prebuilds/.
-    loaded = require('node-gyp-build')(root) as RawBinding;
+    return require('node-gyp-build')(root) as RawBinding;
   } catch (error) {
-    const report = process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined;
-    const glibc = report?.header?.glibcVersionRuntime;
-    if (glibc === undefined) throw unsupported('a Linux without glibc (musl?)');
-    if (tooOld(glibc)) throw unsupported(`glibc ${glibc}`);
     throw new HeapscopeError(
       'ERR_UNSUPPORTED_PLATFORM',
       `no heapscope binary loads for platform ${process.platform}, arch ${process.arch}, libc glibc ${glibc} ` +
@@ -128,9 +122,6 @@ function load(): RawBinding {
         '`npm install-scripts approve heapscope`).',
     );
   }
-  const glibc = loaded.glibcVersion();
-  if (tooOld(glibc)) throw unsupported(`glibc ${glibc}`);
-  return loaded;
 }
 
 export const binding: RawBinding = load();
