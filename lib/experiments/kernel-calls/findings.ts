@@ -2,7 +2,7 @@
 // step (what it asked of the kernel, if anything), then what the run says
 // as a whole. Each finding and surprise a rule over the figures measured.
 import { blockedBreak } from '../../break-room';
-import { bytes, hex, withArticle } from '../../format';
+import { bytes, hex, plural, withArticle } from '../../format';
 import { MINSIZE, requestToChunkSize } from '../../size-classes';
 import { DEFAULT_MMAP_THRESHOLD, mmapThresholdNow, rangeHolding, topPadInForce } from '../measure';
 import { Rule, say } from '../rules';
@@ -47,7 +47,7 @@ function pastTopSource({ pastTop, rows, listed }: Facts): string {
       'memory beside it was merged with it after the bins were read.';
   }
   const largest = listed.chunks.filter((c) => !fillers.has(c.address)).reduce((m, c) => Math.max(m, c.size), 0);
-  return `${its} lies in none of the ${listed.chunks.length} free chunks main_arena's bins listed when they were read ` +
+  return `${its} lies in none of the ${plural(listed.chunks.length, 'free chunk')} main_arena's bins listed when they were read ` +
     `(the largest the fillers left was ${largest} bytes${listed.whole ? '' : '; a list stopped early, so more may have been free'}), ` +
     `and ${top}: the memory it came from was freed after the bins were read.`;
 }
