@@ -23,8 +23,13 @@ const PRESENT = 1n << 63n;
 const COUNTED = (1n << 61n) | (1n << 56n);
 
 export interface PagemapReader {
-  /** One byte per page of [start, end) (page-aligned): 1 when resident now. */
-  pages(start: bigint, end: bigint): Uint8Array;
+  /**
+   * One entry per page of [start, end) (page-aligned): 1 when resident now.
+   * An array, not bytes: its elements live in V8's heap, where a typed
+   * array's bytes come from malloc and would show, in a snapshot of this
+   * process taken next, as chunks of a size the map's regions decide.
+   */
+  pages(start: bigint, end: bigint): number[];
   close(): void;
 }
 
@@ -50,7 +55,7 @@ export function openPagemap(pid: number | 'self', pageSize: number, fail: (error
   const ps = BigInt(pageSize);
   return {
     pages(start, end) {
-      const out = new Uint8Array(Number((end - start) / ps));
+      const out = new Array<number>(Number((end - start) / ps)).fill(0);
       for (let done = 0; done < out.length;) {
         const count = Math.min(ENTRIES, out.length - done);
         let read: number;

@@ -1,0 +1,45 @@
+// The residency doctor and heapSnapshot() read before their snapshot: one
+// entry per page of every region they need. Those entries must not come from
+// malloc, or a snapshot of this process taken right after holds them as
+// chunks in use, of sizes the map's regions decide (a [heap] of 744 pages
+// made one of the 752-byte chunks a diff test counted).
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { inQuietChild } from '../helpers/quiet-child';
+
+const root = path.join(__dirname, '..', '..');
+
+describe('reading residency', () => {
+  it('takes nothing from malloc for its pages, and counts what pagemap says', () => {
+    const seen = inQuietChild<{ pages: number; resident: number; grew: number; heapPages: number; heapResident: number }>(`
+      const { openPagemap, readResidency, residencyRegions } = require(${JSON.stringify(path.join(root, 'dist', 'doctor', 'residency'))});
+      require('node:v8').setFlagsFromString('--expose-gc');
+      const gc = require('node:vm').runInNewContext('gc');
+      const pagemap = openPagemap('self', 4096, (e) => e);
+      const regions = residencyRegions(h.maps());
+      const heap = regions.find((r) => r.kind === 'heap');
+      // A first read compiles what it runs (V8's compiler takes its memory from malloc); it is kept, so that
+      // no collection during the second can give back what the first took.
+      const first = readResidency(pagemap, regions, 4096);
+      gc();
+      const before = h.mallinfo2().uordblks;
+      const residency = readResidency(pagemap, regions, 4096);
+      const after = h.mallinfo2().uordblks;
+      globalThis.kept = first;
+      const pages = regions.reduce((n, r) => n + Number((r.end - r.start) / 4096n), 0);
+      const resident = regions.reduce((n, r) => n + residency.resident(r.start, r.end), 0) / 4096;
+      const heapResident = residency.resident(heap.start, heap.end) / 4096;
+      const heapPages = pagemap.pages(heap.start, heap.end).reduce((n, p) => n + p, 0);
+      pagemap.close();
+      return { pages, resident, grew: Number(after - before), heapPages, heapResident };
+    `);
+    // One byte a page from malloc would have grown the heap's in-use bytes by more than this.
+    expect(seen.pages).toBeGreaterThan(1000);
+    expect(seen.grew).toBeLessThan(seen.pages / 4);
+    expect(seen.resident).toBeGreaterThan(0);
+    expect(seen.resident).toBeLessThanOrEqual(seen.pages);
+    // [heap] was read as it is written: every page in use by then.
+    expect(seen.heapResident).toBeGreaterThan(0);
+    expect(Math.abs(seen.heapResident - seen.heapPages)).toBeLessThanOrEqual(2);
+  });
+});
