@@ -128,6 +128,8 @@ describe('heap-growth', () => {
     expect(here.rows.length).toBe(2 * COUNT);
     expectGlibcGrowth(growth(here.rows), TOP_PAD);
     const trims = breakSteps(here.rows).filter((s) => s.op === 'free');
-    if (trims.length === 0) expect(here.findings.some((f) => f.includes(': no trim;'))).toBe(true);
+    // Memory this process's malloc already held may have served all 4000: then the findings say the break never moved.
+    if (growth(here.rows).length === 0) expect(here.findings.some((f) => f.startsWith('The break never moved: the top chunk and free chunks'))).toBe(true);
+    else if (trims.length === 0) expect(here.findings.some((f) => f.includes(': no trim;'))).toBe(true);
   });
 });
