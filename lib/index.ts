@@ -14,7 +14,7 @@ export type { ArenaInfo, BlockTotal, MallocInfo, MallocTotals, SizeClassEntry, U
 export { maps, parseMaps, parseSmaps, regionOf } from './maps';
 export type { MapsOptions, MemoryRegion, RegionKind } from './maps';
 export { MAX_READ, readMemory } from './memory';
-export { runPlan } from './plan';
+export { CompiledPlan, compilePlan, runPlan } from './plan';
 export type { PlanOp, PlanOptions, PlanResult, PlanStep, StepIndex, StepResult, StepStatus } from './plan';
 export {
   glibcVersion, M_ARENA_MAX, M_ARENA_TEST, M_MMAP_MAX, M_MMAP_THRESHOLD, M_MXFAST, M_PERTURB, M_TOP_PAD,

@@ -1,12 +1,14 @@
 // The plan executor: a list of allocator steps run inside one native call,
 // so that no JavaScript or V8 allocation lands in the arena between them.
 // Experiments are built on it.
+import { inspect } from 'node:util';
 import { Allocation, AllocationCall, mintAllocation } from './allocation';
 import { binding } from './binding';
 import { IN_WORDS, OP_CODES, OUT_WORDS, STATUS } from './plan-codes';
 import { ChunkHeader, CHUNK_HEADER_SIZE, headerOf } from './chunk';
 import { bigintOf, EXACT_HIGH_LIMIT, TWO_32 } from './exact';
-import { HeapscopeError, native, rangeError, typeError } from './errors';
+import { HeapscopeError, illegalConstructor, native, rangeError, typeError } from './errors';
+import { plural } from './format';
 import { fromWords, Mallinfo, MALLINFO_FIELDS } from './stats';
 import {
   describe, readArray, readOptions, readOwn, recordKind, Size, sizeArg, toAddress, toIndex, toSize,
@@ -366,14 +368,61 @@ function decode(
   return results;
 }
 
+/** The checked words of `value` if compilePlan made it, else undefined (a Proxy of one included). */
+let compiledWords: (value: unknown) => Words | undefined;
+let compiled: (checked: Words) => CompiledPlan;
+
+/**
+ * A plan checked once, to run as often as wanted: `runPlan` of it checks
+ * nothing again. Its words are made by `compilePlan` and held here alone,
+ * so what was checked is what runs, however the steps it was made from
+ * change afterwards.
+ */
+export class CompiledPlan {
+  readonly #checked: Words;
+
+  // Private, and refused without the module's own token: words that did not
+  // come from check() would run unchecked.
+  private constructor(checked: Words, token: symbol) {
+    if (token !== COMPILING) throw illegalConstructor('a CompiledPlan is made by compilePlan(steps), not by new CompiledPlan()');
+    this.#checked = checked;
+  }
+
+  static {
+    compiledWords = (value) => (typeof value === 'object' && value !== null && #checked in value ? (value as CompiledPlan).#checked : undefined);
+    compiled = (checked) => new CompiledPlan(checked, COMPILING);
+  }
+
+  /** How many steps the plan has. */
+  get length(): number {
+    return this.#checked.count;
+  }
+
+  [inspect.custom](): string {
+    return `CompiledPlan { ${plural(this.#checked.count, 'step')} }`;
+  }
+}
+const COMPILING = Symbol('compilePlan');
+
+/**
+ * Checks `steps` as `runPlan` does, once, into a `CompiledPlan` that
+ * `runPlan` runs without checking it again: for a plan run many times (an
+ * experiment measured again, a loop in a lesson). The same errors as
+ * `runPlan`'s, thrown here.
+ */
+export function compilePlan(steps: readonly PlanStep[]): CompiledPlan {
+  return compiled(check(steps, undefined));
+}
+
 /**
  * Runs `steps` inside one native call on the calling thread and returns
  * what each step saw. Plans are checked before anything runs: an unknown
  * op, a bad size, a missing `step`, or a step that frees or reads a freed
  * step is an error (`ERR_INVALID_PLAN` or a `TypeError`/`RangeError`),
  * never a glibc abort. Steps and options are read once, own properties only.
+ * A `CompiledPlan` was checked when compilePlan made it.
  */
-export function runPlan(steps: readonly PlanStep[], options: PlanOptions = {}): PlanResult {
+export function runPlan(steps: readonly PlanStep[] | CompiledPlan, options: PlanOptions = {}): PlanResult {
   const arrays = warmArrays();
   const own = !arrays.busy;
   arrays.busy = true;
@@ -384,8 +433,8 @@ export function runPlan(steps: readonly PlanStep[], options: PlanOptions = {}): 
   }
 }
 
-function run(steps: readonly PlanStep[], options: PlanOptions, arrays?: { steps: BigUint64Array; records: BigUint64Array }): PlanResult {
-  const checked = check(steps, arrays?.steps);
+function run(steps: readonly PlanStep[] | CompiledPlan, options: PlanOptions, arrays?: { steps: BigUint64Array; records: BigUint64Array }): PlanResult {
+  const checked = compiledWords(steps) ?? check(steps, arrays?.steps);
   const { keep } = readOptions(options, 'options', ['keep']);
   if (keep !== undefined && typeof keep !== 'boolean') throw typeError(`options.keep must be a boolean, got ${describe(keep)}`);
   const records = checked.count <= WARM_STEPS ? arrays?.records : undefined;

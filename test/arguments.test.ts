@@ -68,6 +68,7 @@ const FUNCTIONS: Record<string, Entry> = {
   // Without trim: malloc_trim(0) would change the process the other calls measure.
   doctor: { args: [{}], skip: (value) => value === true },
   calloc: { args: [1, 16] },
+  compilePlan: { args: [[{ op: 'break' }]] },
   diffHeapSnapshots: { args: [snapshotText, snapshotText] },
   experiment: { args: ['layout'] },
   experiments: { args: [] },
@@ -117,7 +118,7 @@ const FUNCTIONS: Record<string, Entry> = {
 };
 
 // Classes: Allocation's constructor always throws; HeapscopeError is an Error subclass like any other.
-const CLASSES = ['Allocation', 'HeapscopeError'];
+const CLASSES = ['Allocation', 'CompiledPlan', 'HeapscopeError'];
 
 function outcome(call: () => unknown): Promise<unknown> {
   let value: unknown;
@@ -211,10 +212,12 @@ describe('every export, every bad argument', () => {
     expect(() => h.experiment(1n as never)).toThrow(argType);
   });
 
-  it('new Allocation(…) with any arguments is ERR_ILLEGAL_CONSTRUCTOR', () => {
+  it('new Allocation(…) and new CompiledPlan(…) with any arguments are ERR_ILLEGAL_CONSTRUCTOR', () => {
     const Ctor = h.Allocation as unknown as new (...args: unknown[]) => unknown;
+    const Compiled = h.CompiledPlan as unknown as new (...args: unknown[]) => unknown;
     for (const [label, value] of BAD) {
       expect(() => new Ctor(value, 32, 'malloc'), label).toThrow(expect.objectContaining({ code: 'ERR_ILLEGAL_CONSTRUCTOR' }));
+      expect(() => new Compiled(value, Symbol('compilePlan')), label).toThrow(expect.objectContaining({ code: 'ERR_ILLEGAL_CONSTRUCTOR' }));
     }
   });
 });

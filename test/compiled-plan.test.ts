@@ -1,0 +1,82 @@
+// compilePlan(): a plan checked once, run many times without being checked
+// again; what runs is what was checked, however its steps change after.
+import { inspect } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { CompiledPlan, compilePlan, liveAllocations, PlanStep, runPlan } from '../lib/index';
+
+const ITEM = (size: number, at: number): PlanStep[] => [
+  { op: 'malloc', size }, { op: 'header', step: at }, { op: 'usableSize', step: at }, { op: 'free', step: at },
+];
+
+describe('compilePlan', () => {
+  it('runs as the steps run, again and again, each run its own allocations', () => {
+    const steps = [...ITEM(100, 0), ...ITEM(5000, 4)];
+    const plan = compilePlan(steps);
+    expect(plan.length).toBe(8);
+    const direct = runPlan(steps).steps;
+    for (let run = 0; run < 3; run++) {
+      const got = runPlan(plan).steps;
+      expect(got.map((s) => [s.index, s.op, s.status])).toEqual(direct.map((s) => [s.index, s.op, s.status]));
+      for (const at of [0, 4]) {
+        expect(got[at].address! > 0n).toBe(true);
+        expect(got[at + 1].header!.address).toBe(got[at].address! - 16n);
+        expect(got[at + 1].header!.size).toBe(direct[at + 1].header!.size);
+        expect(got[at + 2].usableSize).toBe(direct[at + 2].usableSize);
+      }
+    }
+  });
+
+  it('runs what was checked, whatever its steps become afterwards', () => {
+    const steps: PlanStep[] = [...ITEM(100, 0)];
+    const plan = compilePlan(steps);
+    // A plan that would free what it never allocated, were it read now.
+    (steps[0] as { op: string }).op = 'break';
+    steps.push({ op: 'free', step: 0 });
+    (steps[1] as { step: number }).step = 7;
+    const got = runPlan(plan).steps;
+    expect(got.map((s) => s.op)).toEqual(['malloc', 'header', 'usableSize', 'free']);
+    expect(got[1].header!.size).toBe(112);
+  });
+
+  it('refuses a bad plan when compiling, with the errors runPlan gives', () => {
+    const bad: unknown[] = [
+      [{ op: 'free', step: 0 }],
+      [{ op: 'malloc', size: -1 }],
+      [{ op: 'nope' }],
+      [],
+      'steps',
+    ];
+    for (const steps of bad) {
+      let fromRun: unknown;
+      try {
+        runPlan(steps as PlanStep[]);
+      } catch (error) {
+        fromRun = error;
+      }
+      expect(fromRun).toBeInstanceOf(Error);
+      expect(() => compilePlan(steps as PlanStep[])).toThrow(expect.objectContaining({
+        name: (fromRun as Error).name, code: (fromRun as { code: string }).code, message: (fromRun as Error).message,
+      }));
+    }
+  });
+
+  it('keeps what a compiled plan leaves live, as a plan of steps does', () => {
+    const plan = compilePlan([{ op: 'malloc', size: 64 }, { op: 'malloc', size: 64 }, { op: 'free', step: 0 }]);
+    const { kept } = runPlan(plan, { keep: true });
+    expect([...kept.keys()]).toEqual([1]);
+    const block = kept.get(1)!;
+    expect(liveAllocations()).toContain(block);
+    block.free();
+    expect(runPlan(plan).kept.size).toBe(0);
+  });
+
+  it('cannot be made or forged but by compilePlan: a forged one, or a Proxy of a real one, is not run', () => {
+    const real = compilePlan(ITEM(32, 0));
+    const Ctor = CompiledPlan as unknown as new (...args: unknown[]) => CompiledPlan;
+    expect(() => new Ctor([], Symbol('compilePlan'))).toThrow(expect.objectContaining({ name: 'TypeError', code: 'ERR_ILLEGAL_CONSTRUCTOR' }));
+    for (const forged of [Object.create(CompiledPlan.prototype), new Proxy(real, {}), { length: 4 }]) {
+      expect(() => runPlan(forged)).toThrow(expect.objectContaining({ name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' }));
+    }
+    expect(inspect(real)).toBe('CompiledPlan { 4 steps }');
+  });
+});
