@@ -310,6 +310,29 @@ async function fuzz(h, seed, calls, foreign = [], uncoded = 0) {
       check(given?.keep === true || result.kept.size === 0, `runPlan kept ${result.kept.size} blocks without keep: true`);
       return result;
     }],
+    // A plan compiled once and run twice, or a CompiledPlan forged: what runs was checked when compiled.
+    [1.5, () => {
+      const x = r.next();
+      if (x < 0.1) {
+        try {
+          new h.CompiledPlan(plan(), Symbol('compilePlan'));
+        } catch (error) {
+          check(error.code === 'ERR_ILLEGAL_CONSTRUCTOR', `new CompiledPlan threw ${error.code}`);
+          throw error;
+        }
+        check(false, 'new CompiledPlan() made a plan');
+      }
+      if (x < 0.25) return h.runPlan(r.pick([Object.create(h.CompiledPlan.prototype), new Proxy(h.compilePlan(plan()), {}), { length: 1 }]));
+      const compiled = h.compilePlan(r.chance(0.9) ? plan() : r.pick([[], null, 'plan', [null], [{}], ...HOSTILE()]));
+      let result;
+      for (let k = 0; k < 2; k++) {
+        const keep = r.chance(0.3);
+        result = h.runPlan(compiled, { keep });
+        for (const a of result.kept.values()) adopt(a);
+        check(keep || result.kept.size === 0, `runPlan of a compiled plan kept ${result.kept.size} blocks without keep: true`);
+      }
+      return result;
+    }],
     // The same call, clean and with a polluted Object.prototype: the same outcome.
     [2, () => {
       const steps = plan();
@@ -488,7 +511,7 @@ const COVERS = ['alignedAlloc', 'allocationAt', 'allocatorSnapshot', 'attach', '
   'mallocUsableSize', 'mallopt', 'maps', 'mmappedChunkSize', 'pageSize', 'parseMallocInfo', 'parseMaps', 'parseSmaps', 'programBreak',
   'readMemory', 'realloc', 'regionOf', 'reportHTML', 'requestToChunkSize', 'run', 'runPlan', 'sizeClass', 'smallbinIndex',
   'tcacheIndex', 'usableSizeOf', 'walkHeap', 'walkSnapshot', 'writeReport', 'Allocation', 'vis', 'doctor', 'heapSnapshot',
-  'readHeapSnapshot', 'diffHeapSnapshots',
+  'readHeapSnapshot', 'diffHeapSnapshots', 'compilePlan', 'CompiledPlan',
   // An Error subclass; constructing one is no call into heapscope.
   'HeapscopeError'];
 const unfuzzed = (h, forget) => Object.entries(h).filter(([name, v]) => typeof v === 'function' && (!COVERS.includes(name) || name === forget)).map(([name]) => name);

@@ -135,7 +135,7 @@ describe('notebook and REPL', () => {
     const line = inspect(walk);
     expect(line).not.toContain('\n');
     const regions = 1 + (walk.mainTop === undefined ? 0 : 1) + walk.threadHeaps.length;
-    const incomplete = [walk.main, ...walk.threadHeaps].filter((r) => !r.complete).length;
+    const incomplete = [walk.main, ...(walk.mainTop === undefined ? [] : [walk.mainTop]), ...walk.threadHeaps].filter((r) => !r.complete).length;
     const failed = walk.checks.filter((c) => !c.equal).map((c) => c.field);
     const verdict = [...(walk.consistent ? [] : ['snapshot torn']), ...(incomplete === 0 ? [] : [`${incomplete} walk${incomplete === 1 ? '' : 's'} incomplete`]),
       failed.length === 0 ? 'mallinfo2 agrees' : `mallinfo2 differs: ${failed.join(', ')}`].join('; ');
