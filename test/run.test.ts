@@ -93,6 +93,33 @@ describe('run', () => {
     }
   });
 
+  it('starts its children without NODE_EXTRA_CA_CERTS, which Node would parse into their heaps', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'heapscope-extra-ca-'));
+    const log = path.join(dir, 'processes');
+    const index = path.join(__dirname, '..', 'dist', 'index.js');
+    // bins starts a child of its own besides its run's (global_max_fast's).
+    const script = `require(${JSON.stringify(index)}).run('bins').then(
+      (r) => process.stdout.write('RESULT ' + r.environment.pid + '\\n'),
+      (e) => { process.stdout.write('ERROR ' + e.code + ' ' + e.message + '\\n'); });`;
+    // A path that does not exist: Node only warns, and no certificate is parsed in this test's own process either.
+    const certs = path.join(dir, 'extra-ca.pem');
+    const child = spawnSync(process.execPath, ['-e', script], {
+      ...SYNC_CHILD,
+      encoding: 'utf8',
+      env: { ...process.env, NODE_OPTIONS: `--require ${path.join(__dirname, 'fixtures', 'banner', 'extra-ca.cjs')}`, BANNER_LOG: log, NODE_EXTRA_CA_CERTS: certs },
+    });
+    try {
+      expect(child.stdout).toMatch(/^RESULT \d+$/m);
+      const lines = fs.readFileSync(log, 'utf8').trim().split('\n').map((l) => l.split(' '));
+      expect(lines[0]).toEqual([String(child.pid), '-e', '-', certs]);
+      const children = lines.slice(1);
+      expect(children.map(([, script]) => script)).toEqual(expect.arrayContaining(['child.js', 'max-fast-child.js']));
+      for (const [, , , given] of children) expect(given).toBe('-');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('starts another child when one\'s heap cannot grow, says so, and the last one measures the blocked break', () => {
     // The fixture maps a page right above the break in every process of the
     // run: each child refuses, but the last runs, and heap-growth meets the

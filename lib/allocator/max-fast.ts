@@ -6,7 +6,7 @@
 import type * as ChildProcess from 'node:child_process';
 import path from 'node:path';
 import { hex } from '../format';
-import { QUIET_NODE_FLAGS } from '../quiet-node';
+import { QUIET_NODE_FLAGS, quietEnv } from '../quiet-node';
 import { own } from '../validate';
 import { setMaxFast } from './locate-max-fast';
 import { AllocatorImage } from './image';
@@ -82,7 +82,7 @@ const CHILD_ARGS = [...QUIET_NODE_FLAGS, CHILD];
 const TIMEOUT = 60_000;
 
 function childEnv(): NodeJS.ProcessEnv {
-  const env = { ...process.env };
+  const env = quietEnv();
   // The child must start from the default limit, whatever this process was started with.
   delete env.GLIBC_TUNABLES;
   return env;

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import v8 from 'node:v8';
 import { HeapscopeError, rangeError, typeError } from '../errors';
-import { QUIET_NODE_FLAGS } from '../quiet-node';
+import { QUIET_NODE_FLAGS, quietEnv } from '../quiet-node';
 import { describe, readOptions } from '../validate';
 import { runHere } from './here';
 import { ExperimentResultView } from './result';
@@ -124,7 +124,7 @@ interface ChildAnswer {
 }
 
 function runChild(name: string, tunables: Record<string, string>, timeout: number, mayRefuse: boolean): Promise<ChildAnswer> {
-  const env: NodeJS.ProcessEnv = { ...process.env, GLIBC_TUNABLES: tunablesEnv(tunables) };
+  const env: NodeJS.ProcessEnv = { ...quietEnv(), GLIBC_TUNABLES: tunablesEnv(tunables) };
   if (env.GLIBC_TUNABLES === '') delete env.GLIBC_TUNABLES;
   return new Promise((resolve, reject) => {
     // The result comes back on a pipe of its own: stdout and stderr belong to
