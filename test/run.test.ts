@@ -11,6 +11,27 @@ import { SYNC_CHILD } from './helpers/sync-child';
 // Every run here happens in a child, which is started again when its own break cannot grow.
 heapRoomNotNeeded();
 
+/**
+ * `node args` with every node process of it loading the banner fixture
+ * `fixture` (NODE_OPTIONS=--require), which appends a line a process to a
+ * log: the child and the log's lines. `env` may name files in the run's own
+ * directory, removed afterwards.
+ */
+function withBanner(fixture: string, args: string[], env: (dir: string) => NodeJS.ProcessEnv = () => ({})) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'heapscope-banner-'));
+  try {
+    const log = path.join(dir, 'log');
+    const child = spawnSync(process.execPath, args, {
+      ...SYNC_CHILD,
+      encoding: 'utf8',
+      env: { ...process.env, ...env(dir), NODE_OPTIONS: `--require ${path.join(__dirname, 'fixtures', 'banner', fixture)}`, BANNER_LOG: log },
+    });
+    return { child, lines: fs.existsSync(log) ? fs.readFileSync(log, 'utf8').trim().split('\n') : [] };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 describe('run', () => {
   it('knows its experiments by name', () => {
     expect(experiments().length).toBeGreaterThan(0);
@@ -43,81 +64,50 @@ describe('run', () => {
   it.each(['stdout', 'stderr'])('an isolated run survives a --require module that writes to %s', (stream) => {
     // The reported case: NODE_OPTIONS="--require ./banner.js" loads the
     // banner into the run's child too, ahead of the experiment.
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'heapscope-banner-'));
-    const log = path.join(dir, 'pids');
     const index = path.join(__dirname, '..', 'dist', 'index.js');
     const script = `require(${JSON.stringify(index)}).run('free').then(
       (r) => process.stdout.write('RESULT ' + JSON.stringify({ pid: r.environment.pid, isolated: r.environment.isolated, rows: r.rows.length, refused: (r.environment.refusedChildren ?? []).length }) + '\\n'),
       (e) => { process.stdout.write('ERROR ' + e.code + ' ' + e.message + '\\n'); });`;
-    const child = spawnSync(process.execPath, ['-e', script], {
-      ...SYNC_CHILD,
-      encoding: 'utf8',
-      env: { ...process.env, NODE_OPTIONS: `--require ${path.join(__dirname, 'fixtures', 'banner', `${stream}.cjs`)}`, BANNER_LOG: log },
-    });
-    try {
-      expect(child.stdout).not.toContain('ERROR');
-      const line = child.stdout.split('\n').find((l) => l.startsWith('RESULT '));
-      expect(line).toBeDefined();
-      const result = JSON.parse(line!.slice('RESULT '.length));
-      expect(result.isolated).toBe(true);
-      expect(result.rows).toBeGreaterThan(0);
-      // The banner ran in the parent and in the child that measured, and in each child started before it that
-      // refused the run (its heap had no room to grow: about one node start in fifty; one full run met it here).
-      const pids = fs.readFileSync(log, 'utf8').trim().split('\n').map(Number);
-      expect(pids).toHaveLength(2 + result.refused);
-      expect([pids[0], pids[pids.length - 1]]).toEqual([child.pid, result.pid]);
-      expect(child.status).toBe(0);
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+    const { child, lines } = withBanner(`${stream}.cjs`, ['-e', script]);
+    expect(child.stdout).not.toContain('ERROR');
+    const line = child.stdout.split('\n').find((l) => l.startsWith('RESULT '));
+    expect(line).toBeDefined();
+    const result = JSON.parse(line!.slice('RESULT '.length));
+    expect(result.isolated).toBe(true);
+    expect(result.rows).toBeGreaterThan(0);
+    // The banner ran in the parent and in the child that measured, and in each child started before it that
+    // refused the run (its heap had no room to grow: about one node start in fifty; one full run met it here).
+    const pids = lines.map(Number);
+    expect(pids).toHaveLength(2 + result.refused);
+    expect([pids[0], pids[pids.length - 1]]).toEqual([child.pid, result.pid]);
+    expect(child.status).toBe(0);
   });
 
   it('side by side, starts the run that takes longest first and still gives the results in order', () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'heapscope-order-'));
-    const log = path.join(dir, 'processes');
     const cli = path.join(__dirname, '..', 'dist', 'cli.js');
-    const child = spawnSync(process.execPath, [cli, 'run', 'layout', 'paging', 'bins', '--json'], {
-      ...SYNC_CHILD,
-      encoding: 'utf8',
-      env: { ...process.env, NODE_OPTIONS: `--require ${path.join(__dirname, 'fixtures', 'banner', 'spawns.cjs')}`, BANNER_LOG: log },
-    });
-    try {
-      expect(child.status).toBe(0);
-      expect((JSON.parse(child.stdout) as { name: string }[]).map((r) => r.name)).toEqual(['layout', 'paging', 'bins']);
-      // The order the command spawned its children in (children that start at once may run their first code in either order).
-      const started = fs.readFileSync(log, 'utf8').trim().split('\n');
-      // A child whose heap had no room to grow is started again (about one start in fifty): each name once.
-      expect([...new Set(started)]).toEqual(['bins', 'layout', 'paging']);
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+    const { child, lines: started } = withBanner('spawns.cjs', [cli, 'run', 'layout', 'paging', 'bins', '--json']);
+    expect(child.status).toBe(0);
+    expect((JSON.parse(child.stdout) as { name: string }[]).map((r) => r.name)).toEqual(['layout', 'paging', 'bins']);
+    // The order the command spawned its children in (children that start at once may run their first code in either order).
+    // A child whose heap had no room to grow is started again (about one start in fifty): each name once.
+    expect([...new Set(started)]).toEqual(['bins', 'layout', 'paging']);
   });
 
   it('starts its children without NODE_EXTRA_CA_CERTS, which Node would parse into their heaps', () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'heapscope-extra-ca-'));
-    const log = path.join(dir, 'processes');
     const index = path.join(__dirname, '..', 'dist', 'index.js');
     // bins starts a child of its own besides its run's (global_max_fast's).
     const script = `require(${JSON.stringify(index)}).run('bins').then(
       (r) => process.stdout.write('RESULT ' + r.environment.pid + '\\n'),
       (e) => { process.stdout.write('ERROR ' + e.code + ' ' + e.message + '\\n'); });`;
     // A path that does not exist: Node only warns, and no certificate is parsed in this test's own process either.
-    const certs = path.join(dir, 'extra-ca.pem');
-    const child = spawnSync(process.execPath, ['-e', script], {
-      ...SYNC_CHILD,
-      encoding: 'utf8',
-      env: { ...process.env, NODE_OPTIONS: `--require ${path.join(__dirname, 'fixtures', 'banner', 'extra-ca.cjs')}`, BANNER_LOG: log, NODE_EXTRA_CA_CERTS: certs },
-    });
-    try {
-      expect(child.stdout).toMatch(/^RESULT \d+$/m);
-      const lines = fs.readFileSync(log, 'utf8').trim().split('\n').map((l) => l.split(' '));
-      expect(lines[0]).toEqual([String(child.pid), '-e', '-', certs]);
-      const children = lines.slice(1);
-      expect(children.map(([, script]) => script)).toEqual(expect.arrayContaining(['child.js', 'max-fast-child.js']));
-      for (const [, , , given] of children) expect(given).toBe('-');
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+    let certs = '';
+    const { child, lines } = withBanner('extra-ca.cjs', ['-e', script], (dir) => ({ NODE_EXTRA_CA_CERTS: (certs = path.join(dir, 'extra-ca.pem')) }));
+    expect(child.stdout).toMatch(/^RESULT \d+$/m);
+    const processes = lines.map((l) => l.split(' '));
+    expect(processes[0]).toEqual([String(child.pid), '-e', '-', certs]);
+    const children = processes.slice(1);
+    expect(children.map(([, file]) => file)).toEqual(expect.arrayContaining(['child.js', 'max-fast-child.js']));
+    for (const [, , , given] of children) expect(given).toBe('-');
   });
 
   it('starts another child when one\'s heap cannot grow, says so, and the last one measures the blocked break', () => {
