@@ -395,11 +395,12 @@ export class CompiledPlan {
 
   /** How many steps the plan has. */
   get length(): number {
+    if (!(#checked in this)) throw typeError(`CompiledPlan.length of ${describe(this)}, which compilePlan did not make`);
     return this.#checked.count;
   }
 
   [inspect.custom](): string {
-    return `CompiledPlan { ${plural(this.#checked.count, 'step')} }`;
+    return #checked in this ? `CompiledPlan { ${plural(this.#checked.count, 'step')} }` : 'CompiledPlan <not made by compilePlan>';
   }
 }
 const COMPILING = Symbol('compilePlan');

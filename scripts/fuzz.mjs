@@ -322,7 +322,11 @@ async function fuzz(h, seed, calls, foreign = [], uncoded = 0) {
         }
         check(false, 'new CompiledPlan() made a plan');
       }
-      if (x < 0.25) return h.runPlan(r.pick([Object.create(h.CompiledPlan.prototype), new Proxy(h.compilePlan(plan()), {}), { length: 1 }]));
+      if (x < 0.25) {
+        const forge = r.pick([() => Object.create(h.CompiledPlan.prototype), () => new Proxy(h.compilePlan([{ op: 'break' }]), {}), () => ({ length: 1 })]);
+        h.runPlan(forge());
+        check(false, 'runPlan ran a CompiledPlan compilePlan did not make');
+      }
       const compiled = h.compilePlan(r.chance(0.9) ? plan() : r.pick([[], null, 'plan', [null], [{}], ...HOSTILE()]));
       let result;
       for (let k = 0; k < 2; k++) {

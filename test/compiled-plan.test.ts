@@ -78,5 +78,9 @@ describe('compilePlan', () => {
       expect(() => runPlan(forged)).toThrow(expect.objectContaining({ name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' }));
     }
     expect(inspect(real)).toBe('CompiledPlan { 4 steps }');
+    // Asked of a forged one, the plan's own getter is a coded error, and inspect says what it is.
+    const forged = Object.create(CompiledPlan.prototype) as CompiledPlan;
+    expect(() => forged.length).toThrow(expect.objectContaining({ name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' }));
+    expect(inspect(forged)).toBe('CompiledPlan <not made by compilePlan>');
   });
 });

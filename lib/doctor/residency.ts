@@ -30,27 +30,28 @@ export interface PagemapReader {
 
 /**
  * One flag a page, 1 where resident, held as strings of at most ENTRIES
- * characters, made without malloc. Each way tried before moved what it
- * measures: a typed array's bytes come from malloc, and lay in a snapshot
- * of this process taken next as chunks of sizes the map decides; an array
- * of numbers takes 8 bytes a page, and one for a 64 MiB heap goes to V8's
- * large-object space, whose pages a helper thread unmaps whenever it gets
- * to them (a trim's measured RSS drop was 1.1 MB off once); and one more
- * Buffer, made with the reader, was freed into the arena a trim measures
- * (its drop 0.5 MB off in 5 runs of 6).
+ * characters: nothing from malloc (a typed array's bytes would lie in the
+ * snapshot taken next, and a Buffer freed later into the arena a trim
+ * measures), nothing in V8's large-object space (an array of numbers for a
+ * 64 MiB heap, whose pages a helper thread unmaps when it gets to them).
  */
 export class ResidentPages {
   constructor(private readonly pieces: readonly string[], readonly length: number) {}
 
-  /** The flag of page `i`: 1 resident, 0 not. */
+  /** The flag of page `i`: 1 resident, 0 not (or outside the range). */
   at(i: number): number {
-    return this.pieces[Math.floor(i / ENTRIES)].charCodeAt(i % ENTRIES);
+    return i >= 0 && i < this.length ? this.pieces[Math.floor(i / ENTRIES)].charCodeAt(i % ENTRIES) : 0;
   }
 
-  /** How many of the pages from `from` to `to` (exclusive) are resident. */
+  /** How many of the pages from `from` to `to` (exclusive; both clamped to the range) are resident. */
   count(from = 0, to = this.length): number {
     let n = 0;
-    for (let i = from; i < to; i++) n += this.at(i);
+    const end = Math.min(to, this.length);
+    for (let i = Math.max(from, 0); i < end;) {
+      const piece = this.pieces[Math.floor(i / ENTRIES)];
+      const stop = Math.min(end, (Math.floor(i / ENTRIES) + 1) * ENTRIES);
+      for (let k = i % ENTRIES; i < stop; i++, k++) n += piece.charCodeAt(k);
+    }
     return n;
   }
 }

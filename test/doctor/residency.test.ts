@@ -10,6 +10,32 @@ import { inQuietChild } from '../helpers/quiet-child';
 const root = path.join(__dirname, '..', '..');
 
 describe('reading residency', () => {
+  it('reads a range longer than one batch of pagemap entries, page by page, its last batch partial', () => {
+    // An mmapped block nobody wrote but its header page: resident are that page and the ones written here.
+    const seen = inQuietChild<{ length: number; count: number; flags: number[]; first: number; between: number; last: number; outside: number[] }>(`
+      const { openPagemap } = require(${JSON.stringify(path.join(root, 'dist', 'doctor', 'residency'))});
+      const pages = 8192 + 100;
+      const block = h.malloc(pages * 4096);
+      const start = (block.address + 4095n) & ~4095n;
+      const n = pages - 1;
+      const written = [0, 1, 8191, 8192, n - 1];
+      for (const k of written) block.write(Number(start - block.address) + k * 4096, 'x');
+      const pagemap = openPagemap('self', 4096, (e) => e);
+      const flags = pagemap.pages(start, start + BigInt(n) * 4096n);
+      pagemap.close();
+      return {
+        length: flags.length, count: flags.count(), flags: written.map((k) => flags.at(k)),
+        first: flags.count(0, 8192), between: flags.count(2, 8191), last: flags.count(8192, n), outside: [flags.at(-1), flags.at(n), flags.count(n - 1, n + 50)],
+      };
+    `);
+    expect(seen.length).toBe(8192 + 99);
+    expect(seen.flags).toEqual([1, 1, 1, 1, 1]);
+    expect(seen.count).toBe(5);
+    expect([seen.first, seen.between, seen.last]).toEqual([3, 0, 2]);
+    expect(seen.outside).toEqual([0, 0, 1]);
+  });
+
+
   it('takes nothing from malloc for its pages, and counts what pagemap says', () => {
     const seen = inQuietChild<{ pages: number; resident: number; grew: number; heapPages: number; heapResident: number }>(`
       const { openPagemap, readResidency, residencyRegions } = require(${JSON.stringify(path.join(root, 'dist', 'doctor', 'residency'))});
