@@ -124,7 +124,7 @@ function trimNow(
   ranges: readonly TrimRange[], heaps: readonly { start: bigint; end: bigint }[], before: Mallinfo, pagemap: PagemapReader, pageSize: number,
 ): TrimMeasured {
   const residentIn = (spans: readonly { start: bigint; end: bigint }[]) =>
-    spans.reduce((n, r) => n + pagemap.pages(r.start, r.end).count() * pageSize, 0);
+    spans.reduce((n, r) => n + pagemap.pages(r.start, r.end).reduce((k, p) => k + p, 0) * pageSize, 0);
   const heapsBefore = residentIn(heaps);
   const predicted = residentIn(ranges);
   const steps = runPlan([{ op: 'mallinfo' }, { op: 'statm' }, { op: 'trim', pad: 0 }, { op: 'statm' }]).steps;

@@ -23,37 +23,9 @@ const PRESENT = 1n << 63n;
 const COUNTED = (1n << 61n) | (1n << 56n);
 
 export interface PagemapReader {
-  /** Which pages of [start, end) (page-aligned) are resident now. */
-  pages(start: bigint, end: bigint): ResidentPages;
+  /** One byte per page of [start, end) (page-aligned): 1 when resident now. */
+  pages(start: bigint, end: bigint): Uint8Array;
   close(): void;
-}
-
-/**
- * One flag a page, 1 where resident, held as strings of at most ENTRIES
- * characters: nothing from malloc (a typed array's bytes would lie in the
- * snapshot taken next, and a Buffer freed later into the arena a trim
- * measures), nothing in V8's large-object space (an array of numbers for a
- * 64 MiB heap, whose pages a helper thread unmaps when it gets to them).
- */
-export class ResidentPages {
-  constructor(private readonly pieces: readonly string[], readonly length: number) {}
-
-  /** The flag of page `i`: 1 resident, 0 not (or outside the range). */
-  at(i: number): number {
-    return i >= 0 && i < this.length ? this.pieces[Math.floor(i / ENTRIES)].charCodeAt(i % ENTRIES) : 0;
-  }
-
-  /** How many of the pages from `from` to `to` (exclusive; both clamped to the range) are resident. */
-  count(from = 0, to = this.length): number {
-    let n = 0;
-    const end = Math.min(to, this.length);
-    for (let i = Math.max(from, 0); i < end;) {
-      const piece = this.pieces[Math.floor(i / ENTRIES)];
-      const stop = Math.min(end, (Math.floor(i / ENTRIES) + 1) * ENTRIES);
-      for (let k = i % ENTRIES; i < stop; i++, k++) n += piece.charCodeAt(k);
-    }
-    return n;
-  }
 }
 
 /** Resident bytes of a range, as read before the snapshot. */
@@ -75,28 +47,23 @@ export function openPagemap(pid: number | 'self', pageSize: number, fail: (error
   }
   const buffer = Buffer.alloc(ENTRIES * 8);
   const words = new BigUint64Array(buffer.buffer, buffer.byteOffset, ENTRIES);
-  // A batch's flags, made into its string: in V8's heap, not malloc's.
-  const flags = new Array<number>(ENTRIES).fill(0);
   const ps = BigInt(pageSize);
   return {
     pages(start, end) {
-      const length = Number((end - start) / ps);
-      const pieces: string[] = [];
-      // Past a short read (the end of what pagemap covers) every page counts as not resident.
-      let short = false;
-      for (let done = 0; done < length; done += ENTRIES) {
-        const count = Math.min(ENTRIES, length - done);
-        let read = 0;
+      const out = new Uint8Array(Number((end - start) / ps));
+      for (let done = 0; done < out.length;) {
+        const count = Math.min(ENTRIES, out.length - done);
+        let read: number;
         try {
-          if (!short) read = fs.readSync(fd, buffer, 0, count * 8, Number((start / ps + BigInt(done)) * 8n));
+          read = fs.readSync(fd, buffer, 0, count * 8, Number((start / ps + BigInt(done)) * 8n));
         } catch (error) {
           throw fail(error as NodeJS.ErrnoException);
         }
-        short ||= read < count * 8;
-        for (let i = 0; i < count; i++) flags[i] = i < read / 8 && (words[i] & PRESENT) !== 0n && (words[i] & COUNTED) !== 0n ? 1 : 0;
-        pieces.push(String.fromCharCode.apply(null, count === ENTRIES ? flags : flags.slice(0, count)));
+        for (let i = 0; i < read / 8; i++) out[done + i] = (words[i] & PRESENT) !== 0n && (words[i] & COUNTED) !== 0n ? 1 : 0;
+        if (read < count * 8) break;
+        done += count;
       }
-      return new ResidentPages(pieces, length);
+      return out;
     },
     close() {
       fs.closeSync(fd);
@@ -122,9 +89,9 @@ export function readResidency(pagemap: PagemapReader, regions: readonly MemoryRe
         const to = end < m.end ? end : m.end;
         if (from >= to) continue;
         covered += to - from;
-        pages += m.pages.count(Number((from - m.start) / ps), Number((to - m.start) / ps));
+        for (let i = Number((from - m.start) / ps); i < Number((to - m.start) / ps); i++) pages += m.pages[i];
       }
-      if (covered < end - start) return pagemap.pages(start, end).count() * pageSize;
+      if (covered < end - start) return pagemap.pages(start, end).reduce((n, p) => n + p, 0) * pageSize;
       return pages * pageSize;
     },
   };

@@ -121,7 +121,7 @@ describe('doctor --pid on quiet processes: its totals are their own mallinfo2()'
     expect(d.trim.resident).toBeGreaterThan(30 << 20);
     // Right before the trim, the ranges are read again: the snapshot's copy may have made pages resident the prediction did not count.
     const pagemap = openPagemap(child.pid!, PAGE, (e) => e);
-    const now = d.trim.ranges.reduce((n, r) => n + pagemap.pages(r.start, r.end).count() * PAGE, 0);
+    const now = d.trim.ranges.reduce((n, r) => n + pagemap.pages(r.start, r.end).reduce((k, p) => k + p, 0) * PAGE, 0);
     pagemap.close();
     child.stdin!.write('t');
     const trimmed = JSON.parse((await next(3))[2]) as { released: number; before: number; after: number };
