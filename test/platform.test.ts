@@ -53,7 +53,7 @@ describe('unsupported platforms', () => {
     expect(result.message).toMatch(/^no heapscope binary loads for platform linux, arch x64, libc glibc \d+\.\d+ .*symbol not found\. Build it from source/);
   });
 
-  it('an old glibc the addon loads on: ERR_UNSUPPORTED_PLATFORM naming the version the running glibc gives', () => {
+  it('an old glibc as the running process reports it (gnu_get_libc_version preloaded): ERR_UNSUPPORTED_PLATFORM naming that version', () => {
     const result = loadAs('', { ...process.env, LD_PRELOAD: oldGlibc() });
     expect(result.code).toBe('ERR_UNSUPPORTED_PLATFORM');
     expect(result.message).toMatch(/requires Linux on x86_64 with glibc 2\.28 or later; found glibc 2\.27$/);
