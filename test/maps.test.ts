@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { malloc } from '../lib/allocation';
 import { binding } from '../lib/binding';
 import { classifiedMap, maps, MemoryRegion, parseMaps, parseSmaps, readOwnImages, regionOf, RegionKind } from '../lib/maps';
 import { ReadImages } from '../lib/maps/classify';
@@ -277,6 +278,59 @@ describe('parseMaps edge cases', () => {
   });
 });
 
+describe('parseMaps of the text it parsed last', () => {
+  const text = fixture('node-process.maps');
+
+  it('gives equal regions, made afresh, that a caller may change without changing the next', () => {
+    const first = parseMaps(text);
+    const snapshot = first.map((r) => ({ ...r }));
+    const again = parseMaps(text);
+    expect(again).toEqual(first);
+    again.forEach((r, i) => {
+      expect(r).not.toBe(first[i]);
+      expect(Object.keys(r)).toEqual(Object.keys(first[i]));
+      expect(Object.getPrototypeOf(r)).toBe(Object.getPrototypeOf(first[i]));
+    });
+    // Changed every way a caller can: a field set, one deleted, one added.
+    for (const r of [...first, ...again]) {
+      r.kind = 'reserved';
+      delete r.object;
+      (r as MemoryRegion & { extra?: number }).extra = 1;
+    }
+    const third = parseMaps(text);
+    expect(third.map((r) => ({ ...r }))).toEqual(snapshot);
+    expect(third.map((r) => Object.keys(r))).toEqual(snapshot.map((r) => Object.keys(r)));
+  });
+
+  it('parses a text that differs in one character afresh', () => {
+    parseMaps(text);
+    const line = text.split('\n').find((l) => l.endsWith('[heap]'))!;
+    const changed = text.replace(line, line.replace('rw-p', 'r--p'));
+    const heap = parseMaps(changed).find((r) => r.path === '[heap]')!;
+    expect(heap).toMatchObject({ perms: 'r--p', writable: false });
+    expect(parseMaps(text).find((r) => r.path === '[heap]')).toMatchObject({ perms: 'rw-p', writable: true });
+  });
+
+  it('throws for malformed text, whatever it parsed last', () => {
+    parseMaps(text);
+    expect(() => parseMaps(`${text}zz\n`)).toThrow(/malformed maps text/);
+    expect(() => parseMaps(`${text}zz\n`)).toThrow(/malformed maps text/);
+  });
+
+  it('reads a changed map of this process afresh: maps() shows a mapping made and unmapped between two calls', () => {
+    const before = maps();
+    // Above glibc's largest dynamic mmap threshold (32 MiB): always a mapping of its own.
+    const big = malloc(64 << 20);
+    const during = maps();
+    big.free();
+    const after = maps();
+    const holds = (regions: MemoryRegion[]): boolean => regions.some((r) => r.start <= big.address && big.address < r.end && r.kind === 'anonymous');
+    expect(holds(before)).toBe(false);
+    expect(holds(during)).toBe(true);
+    expect(holds(after)).toBe(false);
+  });
+});
+
 describe('parseSmaps', () => {
   const text = fixture('node-process.smaps');
   const regions = parseSmaps(text);
@@ -382,6 +436,8 @@ describe('maps() of this process', () => {
     }));
     expect(shrunk.find((r) => r.start === bss.start)).toMatchObject({ kind: 'anonymous' });
     expect(shrunk.find((r) => r.start === bss.start)).not.toHaveProperty('object');
+    // The same text again is not parsed again, but its bss regions are checked again: what the last check unclaimed is claimed.
+    expect(classifiedMap({}, () => text, readOwnImages)).toEqual(regions);
   });
 
   it('with { rss: true } fills resident sizes on every region', () => {

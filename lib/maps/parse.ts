@@ -11,9 +11,26 @@ import { MemoryRegion, RegionKind, regionViews } from './region';
 const SMAPS_FIELD = /^([A-Za-z_]\w*):(?: +(.*))?$/s;
 const DELETED = ' (deleted)';
 
-/** Parses /proc/self/maps text (of this or any x86_64 process) and classifies its regions. */
+/**
+ * The last maps text parsed, and its regions as parsed and classified
+ * (kept apart from any a caller holds, and never handed out).
+ */
+let last: { text: string; regions: MemoryRegion[] } | undefined;
+/** A longer text (a process of tens of thousands of mappings) is not kept. */
+const KEEP_TEXT = 1 << 20;
+
+/**
+ * Parses /proc/self/maps text (of this or any x86_64 process) and classifies
+ * its regions. The regions are a function of the text alone, and between
+ * two reads of a process's map the text is most often the same (a REPL
+ * showing allocations, each with its region; `watch`'s ticks): the same text
+ * as the last one is not parsed again, and gets copies of its regions.
+ */
 export function parseMaps(text: string): MemoryRegion[] {
-  return parse(text, false);
+  if (last !== undefined && last.text === text) return last.regions.map(copyRegion);
+  const regions = parse(text, false);
+  last = text.length <= KEEP_TEXT ? { text, regions: regions.map(copyRegion) } : undefined;
+  return regions;
 }
 
 /**
@@ -172,6 +189,21 @@ class Region {
   [inspect.custom](this: MemoryRegion, depth: number, options: InspectContext): string {
     return regionViews.views.inspect(this, depth, options);
   }
+}
+
+/** A region as its line made it and classify() marked it, in the same order of own properties. */
+function copyRegion(from: MemoryRegion): MemoryRegion {
+  const r = new Region(
+    from.start, from.end, from.size, from.perms, from.offset, from.dev, from.inode, from.path, from.deleted,
+    Object.hasOwn(from, 'name') ? from.name : undefined,
+  ) as unknown as MemoryRegion;
+  r.kind = from.kind;
+  // A store of a named key where nothing on the prototype chain has it: defineOwn's keyed store, shared by every caller, costs more.
+  if (Object.hasOwn(from, 'object')) {
+    if ('object' in r) defineOwn(r, 'object', from.object);
+    else r.object = from.object;
+  }
+  return r;
 }
 
 function badLine(text: string, at: number, stop: number, lineNumber: number): HeapscopeError {
