@@ -25,7 +25,7 @@ const BLOCKED = 'BLOCKED ';
  * malloc and free in main_arena at any moment; the break's room checked
  * before `args` run.
  */
-function quietNode(args: string[], env: NodeJS.ProcessEnv): SpawnSyncReturns<string> {
+export function quietNode(args: string[], env: NodeJS.ProcessEnv = process.env): SpawnSyncReturns<string> {
   const rooms: string[] = [];
   for (let i = 0; i < CHILDREN; i++) {
     const child = spawnSync(process.execPath, ['--single-threaded', '--v8-pool-size=0', '--require', path.join(root, 'test', 'fixtures', 'need-break-room.cjs'), ...args], {
