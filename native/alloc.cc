@@ -83,8 +83,8 @@ Napi::Value Addon::Memalign(const Napi::CallbackInfo& info) {
 
 Napi::Value Addon::Free(const Napi::CallbackInfo& info) {
   uintptr_t p = ArgAddress(info, 0);
-  RequireLive(this, info.Env(), p, "free");
-  live.Erase(p);
+  // One probe of the set: what it does not hold is not erased, and refused.
+  if (!live.Erase(p)) RequireLive(this, info.Env(), p, "free");
   free(reinterpret_cast<void*>(p));
   return info.Env().Undefined();
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
-  alignedAlloc, calloc, free, glibcVersion, liveAllocations, mallinfo2, malloc, mallocUsableSize, pageSize,
+  alignedAlloc, allocationAt, calloc, free, glibcVersion, liveAllocations, mallinfo2, malloc, mallocUsableSize, pageSize,
   programBreak, realloc, runPlan,
 } from '../lib/index';
 import { maps, parseMaps, regionOf } from '../lib/maps';
@@ -146,6 +146,70 @@ describe('malloc', () => {
     expect(liveAllocations()).toContain(a);
     a.free();
     expect(liveAllocations().length).toBe(before);
+  });
+
+  it('drops a handle from the live table when it is freed while newer handles wait to enter it', () => {
+    // 48 and 64 bytes: chunks of two sizes, so that no address comes back between the steps.
+    const old = malloc(48);
+    expect(allocationAt(old.address)).toBe(old);
+    const newer = malloc(64);
+    old.free();
+    expect(allocationAt(old.address)).toBeUndefined();
+    expect(allocationAt(newer.address)).toBe(newer);
+    // Freed before the handle made after it: the later one is still found.
+    const a = malloc(48);
+    const b = malloc(64);
+    a.free();
+    expect(allocationAt(a.address)).toBeUndefined();
+    expect(allocationAt(b.address)).toBe(b);
+    newer.free();
+    b.free();
+    expect(liveAllocations()).not.toContain(b);
+  });
+
+  // Handles enter the live table when it is next read (lib/allocation.ts): whatever order
+  // blocks are made, freed and looked up in, the table holds exactly the live ones.
+  it('finds each live handle by address and no freed one, whatever order blocks are made, freed and looked up in', () => {
+    const before = new Set(liveAllocations());
+    const held = new Map<bigint, ReturnType<typeof malloc>>();
+    const dead: ReturnType<typeof malloc>[] = [];
+    const expectTable = (): void => {
+      for (const [address, a] of held) expect(allocationAt(address)).toBe(a);
+      for (const a of dead) if (!held.has(a.address)) expect(allocationAt(a.address)).toBeUndefined();
+      expect(liveAllocations().filter((a) => !before.has(a)).sort((x, y) => Number(x.address - y.address)))
+        .toEqual([...held.values()].sort((x, y) => Number(x.address - y.address)));
+    };
+    // Past 4,096 made without a read in between (the most that wait for the table), in three patterns:
+    // freed at once (the address comes back); the one before last freed, through its handle or by its
+    // address (a lookup, which reads the table); one made long before, through its handle.
+    let seed = 7;
+    for (let i = 0; i < 10_000; i++) {
+      const a = malloc(16 + (i % 5) * 16);
+      held.set(a.address, a);
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      if (seed % 4 === 0) {
+        held.delete(a.address);
+        a.free();
+        dead.push(a);
+      } else if (seed % 4 === 1 && held.size > 1) {
+        const [address, earlier] = [...held].at(-2)!;
+        held.delete(address);
+        if (seed % 8 === 1) free(address);
+        else earlier.free();
+        dead.push(earlier);
+      } else if (seed % 4 === 2 && held.size > 100) {
+        const [address, old] = held.entries().next().value!;
+        held.delete(address);
+        old.free();
+        dead.push(old);
+      }
+      if (i % 2_500 === 0) expectTable();
+    }
+    expectTable();
+    for (const a of held.values()) a.free();
+    held.clear();
+    expectTable();
+    expect(dead.every((a) => a.freed)).toBe(true);
   });
 });
 
