@@ -167,8 +167,24 @@ describe('malloc', () => {
     expect(liveAllocations()).not.toContain(b);
   });
 
-  // Handles enter the live table when it is next read (lib/allocation.ts): whatever order
-  // blocks are made, freed and looked up in, the table holds exactly the live ones.
+  // Handles enter the live table when it is next read (lib/allocation.ts), or when 4,096 wait.
+  it('takes every handle made past the bound of those waiting into the table, and drops each as it is freed', () => {
+    const blocks = Array.from({ length: 5_000 }, (_, i) => malloc(16 + (i % 3) * 16));
+    const found = (): number => blocks.filter((a) => allocationAt(a.address) === a).length;
+    expect(found()).toBe(5_000);
+    expect(liveAllocations().filter((a) => blocks.includes(a))).toHaveLength(5_000);
+    // Made again with no read between: the first 4,096 enter the table when the bound is met, the rest wait.
+    for (const a of blocks) a.free();
+    blocks.splice(0, blocks.length, ...Array.from({ length: 5_000 }, (_, i) => malloc(16 + (i % 3) * 16)));
+    // Freed last first, before any read: the ones still waiting leave the list, the others the table.
+    for (const a of blocks.slice(2_500).reverse()) a.free();
+    expect(found()).toBe(2_500);
+    expect(blocks.slice(2_500).filter((a) => allocationAt(a.address) !== undefined)).toEqual([]);
+    for (const a of blocks.slice(0, 2_500)) a.free();
+    expect(found()).toBe(0);
+    expect(liveAllocations().filter((a) => blocks.includes(a))).toEqual([]);
+  });
+
   it('finds each live handle by address and no freed one, whatever order blocks are made, freed and looked up in', () => {
     const before = new Set(liveAllocations());
     const held = new Map<bigint, ReturnType<typeof malloc>>();
@@ -179,31 +195,33 @@ describe('malloc', () => {
       expect(liveAllocations().filter((a) => !before.has(a)).sort((x, y) => Number(x.address - y.address)))
         .toEqual([...held.values()].sort((x, y) => Number(x.address - y.address)));
     };
-    // Past 4,096 made without a read in between (the most that wait for the table), in three patterns:
-    // freed at once (the address comes back); the one before last freed, through its handle or by its
-    // address (a lookup, which reads the table); one made long before, through its handle.
+    // Four patterns, from a 32-bit LCG's high bits: freed at once (the address comes back); the one
+    // before last freed through its handle; one made long before, through its handle; the one before
+    // last freed by its address, a lookup, which reads the table (only in the second half: the first
+    // makes past 4,096 handles with no read).
     let seed = 7;
-    for (let i = 0; i < 10_000; i++) {
+    for (let i = 0; i < 12_000; i++) {
       const a = malloc(16 + (i % 5) * 16);
       held.set(a.address, a);
-      seed = (seed * 1103515245 + 12345) % 2 ** 31;
-      if (seed % 4 === 0) {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      const pick = (seed >>> 16) % 16;
+      if (pick < 4) {
         held.delete(a.address);
         a.free();
         dead.push(a);
-      } else if (seed % 4 === 1 && held.size > 1) {
+      } else if (pick < 8 && held.size > 1) {
         const [address, earlier] = [...held].at(-2)!;
         held.delete(address);
-        if (seed % 8 === 1) free(address);
+        if (pick === 7 && i >= 6_000) free(address);
         else earlier.free();
         dead.push(earlier);
-      } else if (seed % 4 === 2 && held.size > 100) {
+      } else if (pick < 10 && held.size > 100) {
         const [address, old] = held.entries().next().value!;
         held.delete(address);
         old.free();
         dead.push(old);
       }
-      if (i % 2_500 === 0) expectTable();
+      if (i === 6_000 || (i > 6_000 && i % 2_000 === 0)) expectTable();
     }
     expectTable();
     for (const a of held.values()) a.free();

@@ -198,11 +198,7 @@ function copyRegion(from: MemoryRegion): MemoryRegion {
     Object.hasOwn(from, 'name') ? from.name : undefined,
   ) as unknown as MemoryRegion;
   r.kind = from.kind;
-  // A store of a named key where nothing on the prototype chain has it: defineOwn's keyed store, shared by every caller, costs more.
-  if (Object.hasOwn(from, 'object')) {
-    if ('object' in r) defineOwn(r, 'object', from.object);
-    else r.object = from.object;
-  }
+  if (Object.hasOwn(from, 'object')) defineOwn(r, 'object', from.object);
   return r;
 }
 
