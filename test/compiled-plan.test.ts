@@ -2,7 +2,7 @@
 // again; what runs is what was checked, however its steps change after.
 import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { CompiledPlan, compilePlan, liveAllocations, PlanStep, runPlan } from '../lib/index';
+import { CompiledPlan, compilePlan, liveAllocations, malloc, PlanStep, runPlan } from '../lib/index';
 
 const ITEM = (size: number, at: number): PlanStep[] => [
   { op: 'malloc', size }, { op: 'header', step: at }, { op: 'usableSize', step: at }, { op: 'free', step: at },
@@ -68,6 +68,49 @@ describe('compilePlan', () => {
     expect(liveAllocations()).toContain(block);
     block.free();
     expect(runPlan(plan).kept.size).toBe(0);
+  });
+
+  it('runs a plan longer than the records kept between plans (8,192 steps), and one run from inside another plan\'s check', () => {
+    const long = compilePlan(Array.from({ length: 2_100 }, (_, k) => ITEM(32 + (k % 4) * 16, 4 * k)).flat());
+    expect(long.length).toBe(8_400);
+    for (let run = 0; run < 2; run++) {
+      const got = runPlan(long).steps;
+      expect(got.every((s) => s.status === 'ok')).toBe(true);
+      for (let k = 0; k < 2_100; k++) expect(got[4 * k + 1].header!.size).toBe(48 + (k % 4) * 16);
+    }
+    // A step whose getter runs a compiled plan and a plan of steps while the outer plan is being checked
+    // into the kept arrays: neither may write there.
+    const inner = compilePlan(ITEM(200, 0));
+    let innerSteps: ReturnType<typeof runPlan>['steps'][] = [];
+    const outer = runPlan([
+      { op: 'malloc', size: 100 },
+      { get op() { innerSteps = [runPlan(inner).steps, runPlan(ITEM(300, 0)).steps]; return 'header'; }, step: 0 } as PlanStep,
+    ]).steps;
+    expect(innerSteps.map((steps) => steps.map((s) => s.status))).toEqual([['ok', 'ok', 'ok', 'ok'], ['ok', 'ok', 'ok', 'ok']]);
+    expect(innerSteps.map((steps) => steps[1].header!.size)).toEqual([208, 320]);
+    expect(outer[1].header!.size).toBe(112);
+    expect(outer[1].header!.address).toBe(outer[0].address! - 16n);
+  });
+
+  it('runs read, maps, mallinfo and break steps afresh at each run, each run with bytes of its own', () => {
+    const block = malloc(64);
+    try {
+      const plan = compilePlan([{ op: 'read', address: block.address, length: 64 }, { op: 'maps' }, { op: 'mallinfo' }, { op: 'break' }]);
+      block.fill(0x5a);
+      const first = runPlan(plan).steps;
+      block.fill(0x33);
+      const second = runPlan(plan).steps;
+      expect([...first[0].bytes!]).toEqual(Array(64).fill(0x5a));
+      expect([...second[0].bytes!]).toEqual(Array(64).fill(0x33));
+      for (const steps of [first, second]) {
+        expect(steps.map((s) => s.status)).toEqual(['ok', 'ok', 'ok', 'ok']);
+        expect(steps[1].maps).toMatch(/\[heap\]/);
+        expect(steps[2].mallinfo!.uordblks).toBeGreaterThan(0);
+        expect(steps[3].programBreak! > 0n).toBe(true);
+      }
+    } finally {
+      block.free();
+    }
   });
 
   it('cannot be made or forged but by compilePlan: a forged one, or a Proxy of a real one, is not run', () => {
