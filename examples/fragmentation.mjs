@@ -19,7 +19,7 @@ import os from 'node:os';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
-import { doctor, hex, malloc, mallocParams } from 'heapscope';
+import { arenas, doctor, hex, malloc, mallocParams } from 'heapscope';
 
 /** The workload, the same in both runs. */
 const WORKLOAD = {
@@ -141,7 +141,11 @@ async function measure(/** @type {number} */ largeMax) {
   await work.release();
   const m = d.trimmed;
   if (m === undefined) throw new Error('doctor({ trim: true }) measured no trim');
+  // Read after the trim was measured: a break that could not grow (V8's code range right above [heap], in about
+  // one node start in a hundred) made main_arena grow with mmap, for good, and the trim gives back less.
+  const mainArena = arenas().arenas.find((a) => a.kind === 'main');
   return {
+    mainNoncontiguous: mainArena?.noncontiguous ?? false,
     cpus: os.availableParallelism(),
     workers: WORKLOAD.workers,
     mmapThreshold: work.mmapThreshold,
@@ -268,6 +272,7 @@ function printDiagnosis(/** @type {Run} */ r) {
   console.log(`\nmalloc_trim(0) returned ${t.released ? 1 : 0}. Predicted: ${mib(t.predicted)} resident in the ranges it releases ` +
     `(${mib(t.atTrim)} right before the call, ${mib(t.stillResident)} of it still resident after), and ${mib(t.elsewhere)} more from the heaps outside those ranges ` +
     `(chunks freed after the snapshot). Measured: RSS ${mib(t.rssBefore)} → ${mib(t.rssAfter)}, a drop of ${mib(t.drop)}.${t.changed.length === 0 ? '' : ` malloc's totals moved between the snapshot and the trim (${t.changed.join(', ')}).`}`);
+  if (r.mainNoncontiguous) console.log("main_arena is non-contiguous in this run (glibc's NONCONTIGUOUS_BIT): its break could not grow, and glibc grew it with mmap.");
 }
 
 function printSideBySide(/** @type {Run} */ left, /** @type {Run} */ right) {

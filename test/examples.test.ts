@@ -11,6 +11,7 @@ import { SYNC_CHILD } from './helpers/sync-child';
 const root = path.join(__dirname, '..');
 
 interface Run {
+  mainNoncontiguous: boolean;
   cpus: number;
   workers: number;
   mmapThresholdSaid: number;
@@ -66,8 +67,11 @@ describe('examples/fragmentation.mjs', () => {
       // collected), which the trim measures outside the predicted ranges: within statm's per-CPU slack.
       expect(Math.abs(t.drop - (t.atTrim - t.stillResident + t.elsewhere))).toBeLessThanOrEqual(STATM_SLACK);
       // Those are few, as in the doctor's own test. (A run whose break was blocked, main_arena non-contiguous, once
-      // predicted 23 of 40 MiB: its chunks outside [heap] had not been copied.)
-      expect(t.elsewhere).toBeLessThan(t.atTrim * 0.05);
+      // predicted 23 of 40 MiB: its chunks outside [heap] had not been copied.) Where the break was blocked, the drop
+      // still matches (above), but trims less and takes more from outside the ranges: with the break blocked on purpose
+      // (test/fixtures/block-break.cjs), 0.6-1.7 MiB of 24 MiB under the cap, 7 % once in three runs, against 0.5 MiB
+      // of 40 MiB (1.2-1.3 %) with room; test/doctor/trim.test.ts bounds that case in a heap made for it.
+      if (!run.mainNoncontiguous) expect(t.elsewhere).toBeLessThan(t.atTrim * 0.05);
     }
   }, 180_000);
 });
