@@ -6,7 +6,7 @@ import v8 from 'node:v8';
 import fs from 'node:fs';
 import { decodeSnapshot, Decoded } from '../allocator/results';
 import { mergedRanges } from '../address-ranges';
-import { outsideHeapOf, takeAllocatorSnapshot } from '../allocator/take-snapshot';
+import { AllocatorSnapshot, outsideHeapOf, releaseCopies, takeAllocatorSnapshot } from '../allocator/take-snapshot';
 import { binding } from '../binding';
 import { HeapscopeError, native, typeError } from '../errors';
 import { maps } from '../maps';
@@ -73,10 +73,11 @@ export function diagnoseSelf<T>(then: (diagnosis: Diagnosis, pagemap: PagemapRea
   const pageSize = binding.pageSize();
   // Opened (and its buffer made) before the snapshot: reading it later allocates nothing from malloc.
   const pagemap = openPagemap('self', pageSize, readError('/proc/self/pagemap'));
+  let snapshot: AllocatorSnapshot | undefined;
   try {
     const regions = maps({ rss: true });
     const residency = readResidency(pagemap, residencyRegions(regions), pageSize);
-    const snapshot = takeAllocatorSnapshot();
+    snapshot = takeAllocatorSnapshot();
     const takenAt = new Date();
     const decoded = decodeSnapshot(snapshot);
     const source: DoctorSource = {
@@ -93,6 +94,9 @@ export function diagnoseSelf<T>(then: (diagnosis: Diagnosis, pagemap: PagemapRea
     };
     return then({ data: diagnose(source), decoded, mallinfo: snapshot.mallinfo, takenAt, outsideHeap: outsideHeapOf(snapshot.image) }, pagemap, pageSize);
   } finally {
+    // What `then` makes (a diagnosis, a heap snapshot) keeps figures, never the copy's bytes: its copies go back now, as a
+    // walk's do, not when Node's event loop next turns (a loop of diagnoses that never yields held every one).
+    if (snapshot !== undefined) releaseCopies(snapshot);
     pagemap.close();
   }
 }
