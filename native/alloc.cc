@@ -33,13 +33,16 @@ static Napi::Value Allocated(Addon* self, Napi::Env env, void* p,
   return Napi::Number::New(env, static_cast<double>(reinterpret_cast<uintptr_t>(p)));
 }
 
+[[noreturn]] static void NotLive(Napi::Env env, const char* call) {
+  ThrowCode(env, "ERR_UNKNOWN_POINTER",
+            std::string(call) +
+                ": address was not allocated by heapscope in this thread, "
+                "or was already freed");
+}
+
 static void RequireLive(Addon* self, Napi::Env env, uintptr_t p,
                         const char* call) {
-  if (!self->live.Contains(p))
-    ThrowCode(env, "ERR_UNKNOWN_POINTER",
-              std::string(call) +
-                  ": address was not allocated by heapscope in this thread, "
-                  "or was already freed");
+  if (!self->live.Contains(p)) NotLive(env, call);
 }
 
 Napi::Value Addon::Malloc(const Napi::CallbackInfo& info) {
@@ -84,7 +87,7 @@ Napi::Value Addon::Memalign(const Napi::CallbackInfo& info) {
 Napi::Value Addon::Free(const Napi::CallbackInfo& info) {
   uintptr_t p = ArgAddress(info, 0);
   // One probe of the set: what it does not hold is not erased, and refused.
-  if (!live.Erase(p)) RequireLive(this, info.Env(), p, "free");
+  if (!live.Erase(p)) NotLive(info.Env(), "free");
   free(reinterpret_cast<void*>(p));
   return info.Env().Undefined();
 }
