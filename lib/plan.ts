@@ -149,8 +149,13 @@ const OPNUMBERS = Object.fromEntries(OPS.map((op) => [op, Number(OPCODES[op])]))
 const OP_OF_CODE: PlanOp[] = [];
 for (const op of OPS) OP_OF_CODE[OPNUMBERS[op]] = op;
 const ALLOCATING_CODE = OP_OF_CODE.map((op) => ALLOCATING.has(op));
-/** Op names by name, for a step's `op`: a Map, so no inherited name is an op. */
-const OP_NAMES = new Map<unknown, PlanOp>(OPS.map((op) => [op, op]));
+/**
+ * Op codes by name, for a step's `op`: a Map, so no inherited name is an op.
+ * What the check asks of an op after that is asked of its code, by index: a
+ * Set of names looked up twice a step was a tenth or more of the check.
+ */
+const CODE_OF_OP = new Map<unknown, number>(OPS.map((op) => [op, OPNUMBERS[op]]));
+const REFERRING_CODE = OP_OF_CODE.map((op) => REFERRING.has(op));
 /** A read step's flags, in the word other steps name the step they act on with (native/plan.cc). */
 const READ_ANONYMOUS = 1;
 const READ_TO_BREAK = 2;
@@ -202,11 +207,14 @@ class Words {
     const at = 2 * (IN_WORDS * i + 2 + k);
     return this.halves[at + 1] < EXACT_HIGH_LIMIT ? this.halves[at] + this.halves[at + 1] * TWO_32 : this.words[IN_WORDS * i + 2 + k];
   }
-  put(i: number, op: PlanOp, ref: number, a: number | bigint, b: number | bigint): void {
+  /** Writes every half of step i's words (a warm array holds the last plan's). */
+  put(i: number, code: number, ref: number, a: number | bigint, b: number | bigint): void {
     const at = IN_WORDS * i;
     const h = this.halves;
-    h[2 * at] = OPNUMBERS[op];
+    h[2 * at] = code;
+    h[2 * at + 1] = 0;
     h[2 * at + 2] = ref; // below MAX_STEPS, or a read's flag
+    h[2 * at + 3] = 0;
     this.set(at + 2, a);
     this.set(at + 3, b);
   }
@@ -232,14 +240,12 @@ function check(steps: unknown, warmWords: BigUint64Array | undefined): Words {
   const n = list.length;
   const words = warmWords !== undefined && n <= WARM_STEPS ? warmWords.subarray(0, n * IN_WORDS) : new BigUint64Array(n * IN_WORDS);
   const checked = new Words(words, n);
-  // A warm array holds the last plan's words: every half is written.
-  if (words.buffer === warmWords?.buffer) checked.halves.fill(0);
   for (let i = 0; i < n; i++) checkStep(list[i], i, checked);
   return checked;
 }
 
 /** Between a freeze and its thaw only these run (native/plan.cc refuses the rest too). */
-const WHILE_FROZEN = new Set<PlanOp>(['read', 'mallinfo', 'break', 'thaw']);
+const WHILE_FROZEN_CODE = OP_OF_CODE.map((op) => op === 'read' || op === 'mallinfo' || op === 'break' || op === 'thaw');
 
 /**
  * `step i`, made once for an index below WARM_STEPS and kept: with
@@ -254,16 +260,17 @@ function checkStep(value: unknown, i: number, checked: Words): void {
   const proxy = recordKind(value, name);
   const step = value as object;
   // Only the fields the op uses are read: own properties, once each.
-  const op = OP_NAMES.get(readOwn(step, 'op', name, proxy));
-  if (op === undefined) throw typeError(`${name}: op must be one of ${OPS.join(', ')}`);
+  const code = CODE_OF_OP.get(readOwn(step, 'op', name, proxy));
+  if (code === undefined) throw typeError(`${name}: op must be one of ${OPS.join(', ')}`);
+  const op = OP_OF_CODE[code];
   if (op === 'freeze' && checked.frozen) throw new HeapscopeError('ERR_INVALID_PLAN', `${name}: a freeze before the last one was thawed`);
   if (op === 'thaw' && !checked.frozen) throw new HeapscopeError('ERR_INVALID_PLAN', `${name}: a thaw without a freeze`);
-  if (checked.frozen && !WHILE_FROZEN.has(op)) {
+  if (checked.frozen && !WHILE_FROZEN_CODE[code]) {
     throw new HeapscopeError('ERR_INVALID_PLAN', `${name}: only read, mallinfo and break steps run between a freeze and its thaw, not ${op}`);
   }
   if (op === 'freeze' || op === 'thaw') checked.frozen = op === 'freeze';
   let ref = 0;
-  if (REFERRING.has(op)) {
+  if (REFERRING_CODE[code]) {
     const index = readOwn(step, 'step', name, proxy);
     if (index === undefined) {
       throw new HeapscopeError('ERR_INVALID_PLAN', `${name}: ${op} needs \`step\`, the index of an earlier allocating step`);
@@ -276,21 +283,21 @@ function checkStep(value: unknown, i: number, checked: Words): void {
   }
   switch (op) {
     case 'malloc': case 'realloc':
-      return checked.put(i, op, ref, sizeField(step, 'size', name, proxy), 0);
+      return checked.put(i, code, ref, sizeField(step, 'size', name, proxy), 0);
     case 'calloc': {
       const count = sizeField(step, 'count', name, proxy);
-      return checked.put(i, op, ref, count, sizeField(step, 'size', name, proxy));
+      return checked.put(i, code, ref, count, sizeField(step, 'size', name, proxy));
     }
     case 'alignedAlloc': {
       const alignment = sizeField(step, 'alignment', name, proxy);
-      return checked.put(i, op, ref, alignment, sizeField(step, 'size', name, proxy));
+      return checked.put(i, code, ref, alignment, sizeField(step, 'size', name, proxy));
     }
     case 'trim': {
       const pad = readOwn(step, 'pad', name, proxy);
-      return checked.put(i, op, ref, pad === undefined ? 0 : sizeArg(pad, `${name}.pad`), 0);
+      return checked.put(i, code, ref, pad === undefined ? 0 : sizeArg(pad, `${name}.pad`), 0);
     }
     case 'touch':
-      return checked.put(i, op, ref, toIndex(readOwn(step, 'byte', name, proxy) ?? 0xa5, `${name}.byte`, 255), 0);
+      return checked.put(i, code, ref, toIndex(readOwn(step, 'byte', name, proxy) ?? 0xa5, `${name}.byte`, 255), 0);
     case 'read': {
       const address = toAddress(readOwn(step, 'address', name, proxy), `${name}.address`);
       const length = toSize(readOwn(step, 'length', name, proxy), `${name}.length`, MAX_PLAN_READ);
@@ -300,10 +307,10 @@ function checkStep(value: unknown, i: number, checked: Words): void {
         return value === true;
       };
       // A read's second word is its flags (native/plan.cc), where other steps name the step they act on.
-      return checked.put(i, op, (flag('anonymous') ? READ_ANONYMOUS : 0) | (flag('toBreak') ? READ_TO_BREAK : 0), address, length);
+      return checked.put(i, code, (flag('anonymous') ? READ_ANONYMOUS : 0) | (flag('toBreak') ? READ_TO_BREAK : 0), address, length);
     }
     default:
-      return checked.put(i, op, ref, 0, 0);
+      return checked.put(i, code, ref, 0, 0);
   }
 }
 
