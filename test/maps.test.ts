@@ -1,5 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import v8 from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { malloc } from '../lib/allocation';
 import { binding } from '../lib/binding';
@@ -330,6 +332,101 @@ describe('parseMaps of the text it parsed last', () => {
     expect(holds(before)).toBe(false);
     expect(holds(during)).toBe(true);
     expect(holds(after)).toBe(false);
+  });
+});
+
+describe('parseMaps of a text that shares lines with the last', () => {
+  const text = fixture('node-process.maps');
+  const lines = text.split('\n').filter((l) => l !== '');
+  /** A parse of `t` that can reuse nothing: the text before it has no lines. */
+  const fresh = (t: string): MemoryRegion[] => {
+    parseMaps('');
+    return parseMaps(t);
+  };
+  const expectSame = (got: MemoryRegion[], want: MemoryRegion[]): void => {
+    expect(got).toEqual(want);
+    expect(got.map((r) => Object.keys(r))).toEqual(want.map((r) => Object.keys(r)));
+    got.forEach((r, i) => expect(Object.getPrototypeOf(r)).toBe(Object.getPrototypeOf(want[i])));
+  };
+
+  it('gives what a parse of the text alone gives, for lines removed, changed and added (1,000 random edits)', () => {
+    // A 32-bit LCG: the same edits every run.
+    let seed = 0x2545f491;
+    const next = (n: number): number => {
+      seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+      return seed % n;
+    };
+    let previous = text;
+    for (let trial = 0; trial < 1000; trial++) {
+      const edited = [...lines];
+      for (let e = 1 + next(4); e > 0; e--) {
+        const at = next(edited.length);
+        const kind = next(3);
+        if (kind === 0) edited.splice(at, 1);
+        // A changed line: its permissions, which change its kind and its neighbours' (bss, arena heaps).
+        else if (kind === 1) edited[at] = edited[at].replace(/ ([r-][w-][x-][ps]) /, (_, p) => ` ${p === 'rw-p' ? 'r--p' : 'rw-p'} `);
+        // An added line: the upper half of a region split off as a line of its own.
+        else {
+          const [, start, end, rest] = /^([0-9a-f]+)-([0-9a-f]+)( .*)$/s.exec(edited[at])!;
+          const middle = ((BigInt(`0x${start}`) + BigInt(`0x${end}`)) / 2n) & ~0xfffn;
+          if (middle > BigInt(`0x${start}`)) edited.splice(at, 1, `${start}-${middle.toString(16)}${rest}`, `${middle.toString(16)}-${end}${rest}`);
+        }
+      }
+      const t = `${edited.join('\n')}\n`;
+      const want = fresh(t);
+      parseMaps(previous);
+      const got = parseMaps(t);
+      expectSame(got, want);
+      previous = t;
+    }
+  });
+
+  it('classifies a line it did not parse again by its new neighbours', () => {
+    const at = EXPECTED.findIndex(([, kind]) => kind === 'bss');
+    expect(at).toBeGreaterThan(0);
+    // Without the object's last file mapping just below it, the same line is no bss.
+    const without = `${lines.filter((_, i) => i !== at - 1).join('\n')}\n`;
+    parseMaps(text);
+    const region = parseMaps(without)[at - 1];
+    expect(region.start).toBe(BigInt(`0x${EXPECTED[at][0]}`));
+    expect(region.kind).toBe('anonymous');
+    expect(Object.hasOwn(region, 'object')).toBe(false);
+    expect(parseMaps(text)[at]).toMatchObject({ kind: 'bss', object: EXPECTED[at][2] });
+  });
+
+  it('keeps no earlier text alive through the lines it keeps', () => {
+    // Each text adds a line that stays in every later one: a kept region
+    // whose path were a slice of its text would keep all 1,000 texts (about
+    // 100 MB) alive through the last one.
+    v8.setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const added: string[] = [];
+    const top = 0x7fff60000000;
+    parseMaps('');
+    gc();
+    const before = process.memoryUsage().heapUsed;
+    for (let k = 0; k < 1000; k++) {
+      const at = (top + k * 0x1000).toString(16);
+      added.push(`${at}-${(top + (k + 1) * 0x1000).toString(16)} rw-p 00000000 00:00 0 /a/file/of/its/own-${k}${' '.repeat(200)}`);
+      parseMaps(`${[...lines.slice(0, -1), ...added, lines[lines.length - 1]].join('\n')}\n`);
+    }
+    gc();
+    expect(process.memoryUsage().heapUsed - before).toBeLessThan(32 << 20);
+  });
+
+  it('refuses lines it knows out of order, and gives regions a caller may change without changing the next', () => {
+    parseMaps(text);
+    const swapped = [...lines];
+    [swapped[10], swapped[11]] = [swapped[11], swapped[10]];
+    expect(() => parseMaps(`${swapped.join('\n')}\n`)).toThrow(/line 12\b.*not above/);
+    const want = fresh(text);
+    const shorter = `${lines.slice(1).join('\n')}\n`;
+    for (const r of parseMaps(shorter)) {
+      r.kind = 'reserved';
+      r.path = 'changed';
+      delete r.name;
+    }
+    expectSame(parseMaps(text), want);
   });
 });
 

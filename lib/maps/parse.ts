@@ -11,25 +11,37 @@ import { MemoryRegion, RegionKind, regionViews } from './region';
 const SMAPS_FIELD = /^([A-Za-z_]\w*):(?: +(.*))?$/s;
 const DELETED = ' (deleted)';
 
+/** The last maps text parsed, as `parse` kept it, with how classify() marked each region. */
+let last: (Kept & { text: string; kinds: RegionKind[]; objects: (string | undefined)[] }) | undefined;
 /**
- * The last maps text parsed, and its regions as parsed and classified
- * (kept apart from any a caller holds, and never handed out).
+ * A maps text's lines, and each line's region as parsed: never handed out
+ * and never changed, so a later text with the same line copies it.
  */
-let last: { text: string; regions: MemoryRegion[] } | undefined;
+interface Kept { lines: string[]; parsed: MemoryRegion[] }
 /** A longer text (a process of tens of thousands of mappings) is not kept. */
 const KEEP_TEXT = 1 << 20;
 
 /**
  * Parses /proc/self/maps text (of this or any x86_64 process) and classifies
- * its regions. The regions are a function of the text alone, and between
- * two reads of a process's map the text is most often the same (a REPL
- * showing allocations, each with its region; `watch`'s ticks): the same text
- * as the last one is not parsed again, and gets copies of its regions.
+ * its regions. A region is a function of its line alone, and between two
+ * reads of a process's map most lines are the same (a REPL showing
+ * allocations, each with its region; `watch`'s ticks): a line equal to one
+ * of the last text parsed is not parsed again, and gets a copy of that
+ * line's region. The classification, which needs the neighbours, is made
+ * afresh, unless the whole text is the last one.
  */
 export function parseMaps(text: string): MemoryRegion[] {
-  if (last !== undefined && last.text === text) return last.regions.map(copyRegion);
-  const regions = parse(text, false);
-  last = text.length <= KEEP_TEXT ? { text, regions: regions.map(copyRegion) } : undefined;
+  if (last !== undefined && last.text === text) {
+    const { parsed, kinds, objects } = last;
+    return parsed.map((region, i) => marked(region, kinds[i], objects[i]));
+  }
+  const kept: Kept | undefined = typeof text === 'string' && text.length <= KEEP_TEXT ? { lines: [], parsed: [] } : undefined;
+  const regions = parse(text, false, kept, last);
+  last = kept && {
+    text, ...kept,
+    kinds: regions.map((r) => r.kind),
+    objects: regions.map((r) => (Object.hasOwn(r, 'object') ? r.object : undefined)),
+  };
   return regions;
 }
 
@@ -38,14 +50,22 @@ export function parseMaps(text: string): MemoryRegion[] {
  * Fills `rss`, `pss` and `anonymous` (the kernel prints kB; these are bytes).
  */
 export function parseSmaps(text: string): MemoryRegion[] {
-  return parse(text, true);
+  return parse(text, true, undefined, undefined);
 }
 
 function malformed(lineNumber: number, why: string): HeapscopeError {
   return new HeapscopeError('ERR_READ_FAILED', `malformed maps text, line ${lineNumber}: ${why}`);
 }
 
-function parse(text: string, smaps: boolean): MemoryRegion[] {
+/**
+ * `kept` gets each line of a maps text and its region as parsed; a line
+ * equal to one `before` kept is not parsed again. Both are in address
+ * order, so the only lines of `before` a line can equal are the one after
+ * the last line matched, or the one after that (a region gone); past a line
+ * parsed afresh, the lines of `before` that start below its end can equal
+ * no later line.
+ */
+function parse(text: string, smaps: boolean, kept: Kept | undefined, before: Kept | undefined): MemoryRegion[] {
   if (typeof text !== 'string') throw typeError(`text must be a string, got ${describe(text)}`);
   const regions: MemoryRegion[] = [];
   let fields = new Map<string, string>();
@@ -59,6 +79,8 @@ function parse(text: string, smaps: boolean): MemoryRegion[] {
   };
   // Line by line where the text lies, not split into strings first.
   let lineNumber = 0;
+  /** The line of `before` this one is compared with first. */
+  let j = 0;
   for (let at = 0; at < text.length;) {
     const newline = text.indexOf('\n', at);
     const stop = newline < 0 ? text.length : newline;
@@ -66,7 +88,29 @@ function parse(text: string, smaps: boolean): MemoryRegion[] {
     // Field names hold no '-', so hex digits then '-' mark a region line.
     if (!smaps || regionLine(text, at, stop)) {
       finish();
-      const region = parseLine(text, at, stop, lineNumber);
+      let region: MemoryRegion | undefined;
+      if (kept !== undefined) {
+        // Compared as strings: startsWith(line, at) cost several times a slice and ===.
+        const line = text.slice(at, stop);
+        kept.lines.push(line);
+        let source: MemoryRegion | undefined;
+        if (before !== undefined) {
+          if (line === before.lines[j]) source = before.parsed[j++];
+          else if (line === before.lines[j + 1]) {
+            source = before.parsed[j + 1];
+            j += 2;
+          }
+        }
+        if (source !== undefined) {
+          region = copyLine(source);
+          kept.parsed.push(source);
+        }
+      }
+      if (region === undefined) {
+        region = parseLine(text, at, stop, lineNumber);
+        kept?.parsed.push(copyLine(region, true));
+        if (before !== undefined) while (j < before.parsed.length && before.parsed[j].start < region.end) j++;
+      }
       const previous = regions[regions.length - 1];
       if (previous !== undefined && region.start < previous.end) {
         throw malformed(lineNumber, `region at ${hex(region.start)} is not above the previous one (ends ${hex(previous.end)})`);
@@ -191,14 +235,27 @@ class Region {
   }
 }
 
-/** A region as its line made it and classify() marked it, in the same order of own properties. */
-function copyRegion(from: MemoryRegion): MemoryRegion {
-  const r = new Region(
-    from.start, from.end, from.size, from.perms, from.offset, from.dev, from.inode, from.path, from.deleted,
-    Object.hasOwn(from, 'name') ? from.name : undefined,
+/**
+ * A region as its line made it, before classify() marks it. `detach`: with
+ * its strings in memory of their own, for a region kept past its text (a
+ * slice of the text keeps the whole text alive).
+ */
+function copyLine(from: MemoryRegion, detach = false): MemoryRegion {
+  const name = Object.hasOwn(from, 'name') ? from.name : undefined;
+  return new Region(
+    from.start, from.end, from.size, from.perms, from.offset, from.dev, from.inode,
+    detach ? detached(from.path) : from.path, from.deleted, detach && name !== undefined ? detached(name) : name,
   ) as unknown as MemoryRegion;
-  r.kind = from.kind;
-  if (Object.hasOwn(from, 'object')) defineOwn(r, 'object', from.object);
+}
+
+/** `s` copied out of the string it was sliced from: a concatenation is flattened into a string of its own. */
+const detached = (s: string): string => (' ' + s).slice(1);
+
+/** A copy of a region as parsed, marked as classify() marked it. */
+function marked(from: MemoryRegion, kind: RegionKind, object: string | undefined): MemoryRegion {
+  const r = copyLine(from);
+  r.kind = kind;
+  if (object !== undefined) defineOwn(r, 'object', object);
   return r;
 }
 
