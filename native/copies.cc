@@ -1,12 +1,13 @@
-// The plan's read copies, handed to JavaScript as Buffers over memory from
-// mmap. Node runs a Buffer's finalizer only from its event loop, so a loop
-// that copies a big heap again and again without yielding held every copy
-// (ten walks of a million chunks: over a GiB mapped). A caller done with a
-// copy gives it back now: its ArrayBuffer is detached first, so that no view
-// of it can reach the memory, then the memory is unmapped. Each copy is
-// registered here by its address with an id; the finalizer unmaps only a
-// copy still registered under its own id, since the address may belong to
-// a newer copy by the time it runs. Nothing here calls malloc.
+// The plan's read copies and the long ranges read from another process,
+// handed to JavaScript as Buffers over memory from mmap. Node runs a
+// Buffer's finalizer only from its event loop, so a loop that copies a big
+// heap again and again without yielding held every copy (ten walks of a
+// million chunks: over a GiB mapped). A caller done with a copy gives it
+// back now: its ArrayBuffer is detached first, so that no view of it can
+// reach the memory, then the memory is unmapped. Each copy is registered
+// here by its address with an id; the finalizer unmaps only a copy still
+// registered under its own id, since the address may belong to a newer copy
+// by the time it runs. Nothing here calls malloc.
 #include <sys/mman.h>
 
 #include <cstdint>
@@ -105,9 +106,36 @@ void FinalizeCopy(uint8_t* data, size_t span, uint64_t id) {
   munmap(data, span);
 }
 
+bool ReleaseCopy(Napi::Env env, Napi::Buffer<uint8_t> buffer) {
+  Napi::ArrayBuffer whole = buffer.ArrayBuffer();
+  // A view of part of a copy would leave the rest of it reachable.
+  if (buffer.ByteOffset() != 0 || buffer.Length() != whole.ByteLength() || buffer.Length() == 0) return false;
+  const uintptr_t data = reinterpret_cast<uintptr_t>(buffer.Data());
+  Registered copy;
+  {
+    std::lock_guard<std::mutex> lock(copiesMutex);
+    if (entries == nullptr) return false;
+    const size_t at = Find(data);
+    if (entries[at].data == 0) return false;
+    copy = entries[at];
+    EraseAt(at);
+  }
+  // Detached, every view of it reads as empty: only then is the memory
+  // unmapped. (Not under the lock: detaching may finalize.)
+  if (napi_detach_arraybuffer(env, whole) != napi_ok) {
+    std::lock_guard<std::mutex> lock(copiesMutex);
+    const size_t at = Find(data);
+    if (entries[at].data == 0) used++;
+    entries[at] = copy;
+    return false;
+  }
+  munmap(reinterpret_cast<void*>(data), copy.span);
+  return true;
+}
+
 // releaseCopies(buffers): gives back the memory of each Buffer that is a
-// whole copy a plan handed over and not yet given back; anything else is
-// passed over. Returns how many were given back.
+// whole copy a plan or a read of another process handed over and not yet
+// given back; anything else is passed over. Returns how many were given back.
 Napi::Value Addon::ReleaseCopies(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsArray()) ThrowCode(env, "ERR_INVALID_ARG_TYPE", "buffers must be an array");
@@ -115,32 +143,7 @@ Napi::Value Addon::ReleaseCopies(const Napi::CallbackInfo& info) {
   uint32_t released = 0;
   for (uint32_t i = 0; i < buffers.Length(); i++) {
     Napi::Value value = buffers.Get(i);
-    if (!value.IsBuffer()) continue;
-    auto buffer = value.As<Napi::Buffer<uint8_t>>();
-    Napi::ArrayBuffer whole = buffer.ArrayBuffer();
-    // A view of part of a copy would leave the rest of it reachable.
-    if (buffer.ByteOffset() != 0 || buffer.Length() != whole.ByteLength() || buffer.Length() == 0) continue;
-    const uintptr_t data = reinterpret_cast<uintptr_t>(buffer.Data());
-    Registered copy;
-    {
-      std::lock_guard<std::mutex> lock(copiesMutex);
-      if (entries == nullptr) continue;
-      const size_t at = Find(data);
-      if (entries[at].data == 0) continue;
-      copy = entries[at];
-      EraseAt(at);
-    }
-    // Detached, every view of it reads as empty: only then is the memory
-    // unmapped. (Not under the lock: detaching may finalize.)
-    if (napi_detach_arraybuffer(env, whole) != napi_ok) {
-      std::lock_guard<std::mutex> lock(copiesMutex);
-      const size_t at = Find(data);
-      if (entries[at].data == 0) used++;
-      entries[at] = copy;
-      continue;
-    }
-    munmap(reinterpret_cast<void*>(data), copy.span);
-    released++;
+    if (value.IsBuffer() && ReleaseCopy(env, value.As<Napi::Buffer<uint8_t>>())) released++;
   }
   return Napi::Number::New(env, released);
 }

@@ -139,14 +139,19 @@ Napi::Value Exact(Napi::Env env, uint64_t value);
 // address comes back as EFAULT instead of a SIGSEGV. Returns 0 or errno.
 int SafeRead(uintptr_t address, void* out, size_t length);
 
-// A plan's read copy (a whole span from mmap) handed over as a Buffer:
-// registered, so that releaseCopies can unmap it before its finalizer runs;
-// the finalizer unmaps it unless it was released (native/copies.cc). Its
-// id, or 0 when the registry is full: that copy only its finalizer unmaps.
+// A plan's read copy, or a long range read from another process (a whole
+// span from mmap), handed over as a Buffer: registered, so that
+// releaseCopies can unmap it before its finalizer runs; the finalizer unmaps
+// it unless it was released (native/copies.cc). Its id, or 0 when the
+// registry is full: that copy only its finalizer unmaps.
 uint64_t RegisterCopy(uint8_t* data, size_t span);
 // For a copy no Buffer came to own: the plan's read area unmaps it.
 void UnregisterCopy(uint8_t* data, uint64_t id);
 void FinalizeCopy(uint8_t* data, size_t span, uint64_t id);
+// Gives a registered copy back now (its ArrayBuffer detached, its memory
+// unmapped); false for anything else: a view of part of one, a Buffer that
+// is no registered copy, one given back already.
+bool ReleaseCopy(Napi::Env env, Napi::Buffer<uint8_t> buffer);
 
 // This process's pid, asked of the kernel once (and again after a fork).
 pid_t OwnPid();

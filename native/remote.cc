@@ -4,6 +4,7 @@
 // one stopped short) each unfinished range alone, to learn its own errno;
 // then each range of private anonymous memory, without reading the pages
 // that were never touched, so that copying them does not make them resident.
+#include <sys/mman.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -24,6 +25,12 @@ namespace heapscope {
 // a snapshot copies it twice in one call (so up to 2 GiB of [heap]).
 static constexpr size_t kMaxTotal = size_t{4} << 30;
 static constexpr size_t kMaxRanges = 1024;  // IOV_MAX
+// A range this long or longer is copied into memory of its own from mmap,
+// registered (native/copies.cc) so that releaseCopies can give it back
+// before Node collects its Buffer: a snapshot copies heaps twice. Shorter
+// ones (chunk headers, a libc's data) come from calloc: a page and a
+// mapping each would cost more than the bytes.
+static constexpr size_t kMappedCopy = size_t{64} << 10;
 
 [[noreturn]] static void ThrowProcess(Napi::Env env, int err, pid_t pid) {
   std::string who = "process " + std::to_string(pid);
@@ -100,19 +107,35 @@ Napi::Value Addon::ReadRemote(const Napi::CallbackInfo& info) {
       ThrowCode(env, "ERR_OUT_OF_RANGE", "ranges add up to more than 4 GiB");
     total += length;
   }
-  // Each range is read straight into the Buffer returned: calloc's memory,
-  // zero without being written when glibc maps it fresh (above this
-  // process's mmap threshold, 128 KiB to 32 MiB as it rises), so a range of
-  // a GiB is neither zeroed first nor copied again after, and the pages an
-  // anonymous range leaves untouched stay untouched here too. A smaller
-  // range may come from the heap and be zeroed by calloc.
+  // Each range is read straight into the Buffer returned, so a range of a
+  // GiB is neither zeroed first nor copied again after, and the pages an
+  // anonymous range leaves untouched stay untouched here too: a long range's
+  // own mapping, fresh and zero; a short one's calloc, zeroed.
   std::vector<Napi::Buffer<uint8_t>> buffers(count);
   std::vector<uint8_t*> data(count, nullptr);
   std::vector<size_t> sizes(count, 0);
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
   for (size_t i = 0; i < count; i++) {
     size_t length = static_cast<size_t>(words[2 * i + 1]);
     if (!into.empty()) {
       data[i] = into[i];
+    } else if (length >= kMappedCopy) {
+      const size_t span = (length + page - 1) & ~(page - 1);
+      void* p = mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (p == MAP_FAILED)
+        ThrowCode(env, "ERR_ALLOC_FAILED", "cannot map " + std::to_string(length) + " bytes to copy range " + std::to_string(i) + " into", errno, "mmap");
+      uint8_t* copy = static_cast<uint8_t*>(p);
+      // Registered first: a Buffer made as a copy runs the finalizer at once.
+      const uint64_t id = RegisterCopy(copy, span);
+      try {
+        buffers[i] = Napi::Buffer<uint8_t>::NewOrCopy(env, copy, length, [span, id](Napi::Env, uint8_t* bytes) { FinalizeCopy(bytes, span, id); });
+      } catch (const Napi::Error& error) {
+        UnregisterCopy(copy, id);
+        munmap(copy, span);
+        ThrowCode(env, "ERR_ALLOC_FAILED", "cannot make a Buffer of " + std::to_string(length) + " bytes to copy range " + std::to_string(i) + " into: " + error.Message(), ENOMEM);
+      }
+      // Where Node copied it (no external memory allowed), the read goes into its copy.
+      data[i] = buffers[i].Data();
     } else if (length > 0) {
       data[i] = static_cast<uint8_t*>(calloc(length, 1));
       if (data[i] == nullptr)
@@ -194,8 +217,10 @@ Napi::Value Addon::ReadRemote(const Napi::CallbackInfo& info) {
     if (!into.empty()) {
     } else if (got[k] == sizes[k] && got[k] > 0) {
       read.Set(k, buffers[k]);
-    } else if (got[k] > 0) {
-      read.Set(k, Napi::Buffer<uint8_t>::Copy(env, data[k], got[k]));
+    } else {
+      if (got[k] > 0) read.Set(k, Napi::Buffer<uint8_t>::Copy(env, data[k], got[k]));
+      // What was read is copied out (or nothing was): a mapped copy goes back now.
+      if (!buffers[k].IsEmpty()) ReleaseCopy(env, buffers[k]);
     }
     errnos.Set(k, Napi::Number::New(env, errs[k]));
     lengths.Set(k, Napi::Number::New(env, static_cast<double>(got[k])));

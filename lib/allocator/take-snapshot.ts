@@ -22,7 +22,7 @@ import { CopiedRange, copiedMemory, rangeOf, readWord } from './memory-source';
 import { offsetOf } from './struct-layout';
 import { Arena, decodeArenas, heapMaxSize } from './arenas';
 import { decodeBins } from './bins';
-import { madeResidentReason } from './results';
+import { CopiedSnapshot, madeResidentReason } from './results';
 
 export interface AllocatorSnapshotOptions {
   /** Snapshots to try for a consistent one (default 5, at most 100). */
@@ -123,10 +123,16 @@ export function takeAllocatorSnapshot(options: AllocatorSnapshotOptions = {}): A
  * every byte of them (walkHeap once its result is built; a retake, of the
  * copy it replaces): their Buffers read as empty from then on. Node frees
  * them only from its event loop otherwise, and a loop that walked a big
- * heap ten times without yielding held over a GiB of copies.
+ * heap ten times without yielding held over a GiB of copies. This process's
+ * snapshots and another's (remote/snapshot.ts) alike.
  */
-export function releaseCopies(snapshot: AllocatorSnapshot): void {
-  native(() => binding.releaseCopies(snapshot.image.memory.ranges.map((r) => r.bytes)));
+export function releaseCopies(snapshot: Pick<CopiedSnapshot, 'image'>): void {
+  releaseBytes(snapshot.image.memory.ranges.map((r) => r.bytes));
+}
+
+/** releaseCopies of copies no snapshot holds (a second copy, read only to be compared); any other bytes are passed over. */
+export function releaseBytes(copies: readonly Uint8Array[]): void {
+  native(() => binding.releaseCopies([...copies]));
 }
 
 /**

@@ -24,6 +24,7 @@ import { HeapSnapshot, heapSnapshotOf } from '../heap-snapshot/index';
 import type { DoctorResult } from '../doctor/index';
 import { takeHeaderSnapshot } from './header-snapshot';
 import { RemoteSnapshot, takeRemoteSnapshot } from './snapshot';
+import { releaseCopies } from '../allocator/take-snapshot';
 
 export type { RemoteSnapshot };
 
@@ -130,6 +131,27 @@ export function attach(pid: number): AttachedProcess {
   const headerState = (): { s: RemoteSnapshot; d: Decoded } => {
     return takeHeaderSnapshot(id, layout, libc, 10) ?? stateOf(undefined);
   };
+  /**
+   * `use` of the state of `snapshot`, or of one `take` takes when `use`
+   * asks, whose copies then go back as soon as `use` returns (what walk(),
+   * doctor() and heapSnapshot() build keeps figures, never a copy's bytes),
+   * not when Node's event loop next turns.
+   */
+  const withState = <T>(
+    snapshot: RemoteSnapshot | undefined, take: () => { s: RemoteSnapshot; d: Decoded }, use: (state: () => { s: RemoteSnapshot; d: Decoded }) => T,
+  ): T => {
+    if (snapshot !== undefined) return use(() => stateOf(snapshot));
+    let taken: RemoteSnapshot | undefined;
+    try {
+      return use(() => {
+        const state = take();
+        taken = state.s;
+        return state;
+      });
+    } finally {
+      if (taken !== undefined) releaseCopies(taken);
+    }
+  };
   const mapsOf = (options: MapsOptions = {}) => classifiedMap(options, (rss) => readProcFile(id, rss ? 'smaps' : 'maps'),
     (ranges) => readRanges(id, ranges).map((r) => (r.errno === 0 ? r.bytes : undefined)));
   return Object.freeze({
@@ -153,13 +175,13 @@ export function attach(pid: number): AttachedProcess {
       const { s, d } = stateOf(snapshot);
       return visResult(d, s.image, read);
     },
-    doctor: (snapshot?: RemoteSnapshot) => doctorResult(remoteDiagnosis({ pid: id, cmdline, glibc }, () => mapsOf({ rss: true }), () => (snapshot === undefined ? headerState() : stateOf(snapshot))).data),
-    heapSnapshot: () => heapSnapshotOf(remoteDiagnosis({ pid: id, cmdline, glibc }, () => mapsOf({ rss: true }), headerState)),
+    doctor: (snapshot?: RemoteSnapshot) => withState(snapshot, headerState, (state) => doctorResult(remoteDiagnosis({ pid: id, cmdline, glibc }, () => mapsOf({ rss: true }), state).data)),
+    heapSnapshot: () => withState(undefined, headerState, (state) => heapSnapshotOf(remoteDiagnosis({ pid: id, cmdline, glibc }, () => mapsOf({ rss: true }), state))),
     walk: (options: RemoteWalkOptions = {}) => {
       const o = readOptions(options, 'options', ['arena', 'snapshot']);
       const arena = walkArena(o.arena);
-      const { d } = stateOf(o.snapshot as RemoteSnapshot | undefined);
-      return new HeapWalk(heapWalkData(d, { mainOnly: arena === 'main', ours: () => undefined, steps: [], pid: id }));
+      return withState(o.snapshot as RemoteSnapshot | undefined, () => stateOf(undefined), (state) =>
+        new HeapWalk(heapWalkData(state().d, { mainOnly: arena === 'main', ours: () => undefined, steps: [], pid: id })));
     },
   });
 }

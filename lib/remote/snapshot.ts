@@ -13,7 +13,7 @@ import { LibcFile } from '../allocator/libc-file';
 import { decodeArenas } from '../allocator/arenas';
 import { CopiedRange, copiedMemory, readBytes, sameBytes } from '../allocator/memory-source';
 import { CopiedSnapshot, madeResidentReason } from '../allocator/results';
-import { OUTSIDE_HEAP_LABEL, outsideNow, retakeSources, structureTornReason, withHeaps } from '../allocator/take-snapshot';
+import { OUTSIDE_HEAP_LABEL, outsideNow, releaseBytes, releaseCopies, retakeSources, structureTornReason, withHeaps } from '../allocator/take-snapshot';
 import { hex } from '../format';
 import { MemoryRegion, parseMaps, parseSettled, untouchedReadsZero } from '../maps';
 import { readProcFile, readStatus } from './proc';
@@ -41,6 +41,8 @@ export function takeRemoteSnapshot(pid: number, layout: GlibcLayout, libc: LibcF
     // The map now: a region the process mapped since the copy was planned may hold what the copy missed.
     const next = retakeSources(last.reason!, last.image, mapWithLibc(pid, libc).regions, mainRegions, heaps);
     if ('final' in next) return { ...last, reason: next.final };
+    // A copy to be retaken goes back now, not when Node's event loop next turns.
+    if (attempt < attempts) releaseCopies(last);
     ({ mainRegions, heaps } = next);
   }
   return last!;
@@ -89,9 +91,16 @@ function takeOnce(
     ...(unread === undefined ? {} : { madeResident: madeResidentReason(`/proc/${pid}/pagemap`, unread) }),
   };
   const failed = planned.findIndex((_, i) => reads[i].errno !== 0);
-  const reason = failed >= 0
-    ? `reading ${planned[failed].label} at ${hex(planned[failed].region.start)} failed (errno ${reads[failed].errno}): the map changed since it was read`
-    : tornReason(image, planned, reads.slice(planned.length), arenaHeaps);
+  const again = reads.slice(planned.length);
+  let reason: string | undefined;
+  try {
+    reason = failed >= 0
+      ? `reading ${planned[failed].label} at ${hex(planned[failed].region.start)} failed (errno ${reads[failed].errno}): the map changed since it was read`
+      : tornReason(image, planned, again, arenaHeaps);
+  } finally {
+    // The second copy was read only to be compared with the first.
+    releaseBytes(again.map((r) => r.bytes));
+  }
   return reason === undefined ? snapshot : { ...snapshot, consistent: false, reason };
 }
 

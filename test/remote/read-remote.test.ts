@@ -47,6 +47,31 @@ describe('readRemote', () => {
     a.free();
   });
 
+  it('copies a long range into memory of its own that releaseCopies gives back; one cut short is copied out', () => {
+    const size = 256 << 10;
+    const a = malloc(size);
+    try {
+      a.fill(0x5a);
+      const [long, short] = readRanges(process.pid, [{ address: a.address, length: BigInt(size) }, { address: a.address, length: 21n }]);
+      expect([long.errno, long.bytes.length, long.bytes[0], long.bytes[size - 1]]).toEqual([0, size, 0x5a, 0x5a]);
+      // Given back, the copy reads as empty; a short range is calloc's, left to Node.
+      expect(binding.releaseCopies([long.bytes, short.bytes])).toBe(1);
+      expect(long.bytes.length).toBe(0);
+      expect(short.bytes.length).toBe(21);
+      expect(binding.releaseCopies([long.bytes])).toBe(0);
+    } finally {
+      a.free();
+    }
+    // A long range running off the end of its mapping: what was read, copied out of a copy already given back.
+    const regions = maps();
+    const page = BigInt(pageSize());
+    const lonely = regions.find((r, i) => r.perms.startsWith('r') && r.size >= 2 * 65536 && (regions[i + 1] === undefined || regions[i + 1].start > r.end) && r.kind !== 'vsyscall')!;
+    const [cut] = readRanges(process.pid, [{ address: lonely.end - 16n * page, length: 64n * page }]);
+    expect([cut.errno, cut.bytes.length]).toEqual([EFAULT, 16 * Number(page)]);
+    expect(binding.releaseCopies([cut.bytes])).toBe(0);
+    expect(cut.bytes.length).toBe(16 * Number(page));
+  });
+
   it('reads ranges one after another into an array it is given, and refuses one too short for them', () => {
     const a = malloc(64);
     a.write(0, Buffer.from('0123456789abcdef'));

@@ -2,8 +2,11 @@
 // frees a Buffer over memory the addon mapped only from its event loop, and
 // a loop of walks that never yielded held every copy (ten walks of a heap of
 // a million chunks: over a GiB).
+import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { inQuietChild } from '../helpers/quiet-child';
+
+const PYTHON = '/usr/bin/python3';
 
 describe('walkHeap() in a loop that never yields', () => {
   it("holds none of its walks' copies: the resident set grows by less than two copies of [heap] over eight walks", () => {
@@ -48,6 +51,37 @@ describe('doctor() and heapSnapshot() in a loop that never yields', () => {
     // Each diagnosis saw the 200,000 blocks in use in main_arena (over 20 MiB of chunks; a snapshot counts them by class).
     expect(seen.chunks.every((inUse) => inUse > 20 << 20)).toBe(true);
     expect(seen.heap).toBeGreaterThan(20 << 20);
+    expect(seen.grew).toBeLessThan(2 * seen.heap);
+  }, 120_000);
+});
+
+describe('attach(pid).walk() in a loop that never yields', () => {
+  it("holds none of its snapshots' copies: the resident set grows by less than two copies of the target's [heap] over six walks", ({ skip }) => {
+    if (!fs.existsSync(PYTHON)) skip(`no ${PYTHON} (Debian's python3)`);
+    // Debian's python3 holding 40,000 blocks of a kilobyte (above pymalloc's 512 bytes: glibc's malloc, in [heap]).
+    // Each snapshot copies its heaps twice; held, six walks would add twelve copies.
+    const seen = inQuietChild<{ grew: number; heap: number; chunks: number[]; consistent: boolean }>(`
+      const { spawn } = require('node:child_process');
+      const target = spawn(${JSON.stringify(PYTHON)}, ['-c', 'import sys\\nkept = [bytes(1000) for _ in range(40000)]\\nprint("ready", flush=True)\\nsys.stdin.read()'],
+        { stdio: ['pipe', 'pipe', 'inherit'], env: { PATH: '/usr/bin:/bin', LANG: 'C.UTF-8' } });
+      await new Promise((resolve, reject) => { target.stdout.once('data', resolve); target.once('exit', reject); });
+      try {
+        const resident = () => Number(require('node:fs').readFileSync('/proc/self/statm', 'utf8').split(' ')[1]) * 4096;
+        const other = h.attach(target.pid);
+        const walks = [other.walk({ arena: 'main' })];
+        const before = resident();
+        for (let i = 0; i < 6; i++) walks.push(other.walk({ arena: 'main' }));
+        const grew = resident() - before;
+        const heap = other.maps().find((r) => r.kind === 'heap');
+        return { grew, heap: Number(heap.end - heap.start), chunks: walks.map((w) => w.main.totals.chunks), consistent: walks.every((w) => w.consistent) };
+      } finally {
+        target.kill();
+      }
+    `);
+    expect(seen.consistent).toBe(true);
+    // Every walk met the 40,000 blocks: the copies it walked were whole.
+    expect(seen.chunks.every((n) => n > 40000)).toBe(true);
+    expect(seen.heap).toBeGreaterThan(40 << 20);
     expect(seen.grew).toBeLessThan(2 * seen.heap);
   }, 120_000);
 });
