@@ -80,28 +80,27 @@ function takeOnce(
   // ranges (libc's .data, main_arena with it) before the anonymous ones, so
   // both reads of main_arena would come before the first of any heap.
   const reads = [...readRanges(pid, once), ...readRanges(pid, once)];
-  const unread = reads.map((r) => r.pagemapErrno).find((e) => e !== undefined);
-  const ranges: CopiedRange[] = planned.flatMap((p, i) => (reads[i].bytes.length === 0 ? [] : [{ base: p.region.start, bytes: reads[i].bytes, label: p.label }]));
-  const image: AllocatorImage = {
-    layout, memory: copiedMemory(ranges), libcData: libcData.map((r) => ({ start: r.start, end: r.end })),
-    ...(heap === undefined ? {} : { heap: { start: heap.start, end: heap.end } }),
-  };
-  const snapshot: RemoteSnapshot = {
-    pid, maps: regions, image, libc, attempts: attempt, consistent: true,
-    ...(unread === undefined ? {} : { madeResident: madeResidentReason(`/proc/${pid}/pagemap`, unread) }),
-  };
-  const failed = planned.findIndex((_, i) => reads[i].errno !== 0);
   const again = reads.slice(planned.length);
-  let reason: string | undefined;
   try {
-    reason = failed >= 0
+    const unread = reads.map((r) => r.pagemapErrno).find((e) => e !== undefined);
+    const ranges: CopiedRange[] = planned.flatMap((p, i) => (reads[i].bytes.length === 0 ? [] : [{ base: p.region.start, bytes: reads[i].bytes, label: p.label }]));
+    const image: AllocatorImage = {
+      layout, memory: copiedMemory(ranges), libcData: libcData.map((r) => ({ start: r.start, end: r.end })),
+      ...(heap === undefined ? {} : { heap: { start: heap.start, end: heap.end } }),
+    };
+    const snapshot: RemoteSnapshot = {
+      pid, maps: regions, image, libc, attempts: attempt, consistent: true,
+      ...(unread === undefined ? {} : { madeResident: madeResidentReason(`/proc/${pid}/pagemap`, unread) }),
+    };
+    const failed = planned.findIndex((_, i) => reads[i].errno !== 0);
+    const reason = failed >= 0
       ? `reading ${planned[failed].label} at ${hex(planned[failed].region.start)} failed (errno ${reads[failed].errno}): the map changed since it was read`
       : tornReason(image, planned, again, arenaHeaps);
+    return reason === undefined ? snapshot : { ...snapshot, consistent: false, reason };
   } finally {
     // The second copy was read only to be compared with the first.
     releaseBytes(again.map((r) => r.bytes));
   }
-  return reason === undefined ? snapshot : { ...snapshot, consistent: false, reason };
 }
 
 /** Why the copy of a running process is torn, or undefined. `again` is the second copy of each of `planned`. */
