@@ -25,10 +25,11 @@ const KEEP_TEXT = 1 << 20;
  * Parses /proc/self/maps text (of this or any x86_64 process) and classifies
  * its regions. A region is a function of its line alone, and between two
  * reads of a process's map most lines are the same (a REPL showing
- * allocations, each with its region; `watch`'s ticks): a line equal to one
- * of the last text parsed is not parsed again, and gets a copy of that
- * line's region. The classification, which needs the neighbours, is made
- * afresh, unless the whole text is the last one.
+ * allocations, each with its region; `watch`'s ticks): a line equal to the
+ * last text's line in its place (a region made or gone before it allowed
+ * for) is not parsed again, and gets a copy of that line's region. The
+ * classification, which needs the neighbours, is made afresh, unless the
+ * whole text is the last one.
  */
 export function parseMaps(text: string): MemoryRegion[] {
   if (last !== undefined && last.text === text) {
