@@ -40,13 +40,8 @@ uint64_t nextId = 1;
 // Shared by every instance (worker threads too): addresses are the process's.
 std::mutex copiesMutex;
 
-size_t Home(uintptr_t p) {
-  uint64_t x = p >> 12;
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdULL;
-  x ^= x >> 33;
-  return static_cast<size_t>(x) & (kSlots - 1);
-}
+// Copies are page-aligned.
+size_t Home(uintptr_t p) { return MixAddress(p, 12) & (kSlots - 1); }
 
 // The slot holding `p`, or the empty one where it would go.
 size_t Find(uintptr_t p) {

@@ -4,14 +4,8 @@
 
 namespace heapscope {
 
-static size_t Hash(uintptr_t p) {
-  // Heap pointers share their low 4 bits; mix so they spread over slots.
-  uint64_t x = p >> 4;
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdULL;
-  x ^= x >> 33;
-  return static_cast<size_t>(x);
-}
+// Heap pointers share their low 4 bits.
+static size_t Hash(uintptr_t p) { return MixAddress(p, 4); }
 
 LiveSet::LiveSet() : slots_(4096, 0) {}
 

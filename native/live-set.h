@@ -9,6 +9,17 @@
 
 namespace heapscope {
 
+// An address's bits mixed (murmur3's finalizer) once its `alignBits` low
+// bits, which the addresses of a table share, are shifted out: they spread
+// over a power-of-two table. The live set's and the copies' registry's.
+inline size_t MixAddress(uintptr_t p, unsigned alignBits) {
+  uint64_t x = p >> alignBits;
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdULL;
+  x ^= x >> 33;
+  return static_cast<size_t>(x);
+}
+
 class LiveSet {
  public:
   LiveSet();
