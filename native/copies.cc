@@ -64,8 +64,8 @@ void EraseAt(size_t i) {
   }
 }
 
-}  // namespace
-
+// The copy's id, or 0 when the registry is full: that copy only its
+// finalizer unmaps.
 uint64_t RegisterCopy(uint8_t* data, size_t span) {
   std::lock_guard<std::mutex> lock(copiesMutex);
   if (entries == nullptr) {
@@ -99,6 +99,19 @@ void FinalizeCopy(uint8_t* data, size_t span, uint64_t id) {
   if (entries[i].data == 0 || entries[i].id != id) return;
   EraseAt(i);
   munmap(data, span);
+}
+
+}  // namespace
+
+Napi::Buffer<uint8_t> CopyBuffer(Napi::Env env, uint8_t* data, size_t length, size_t span) {
+  // Registered first: a Buffer made as a copy runs the finalizer at once.
+  const uint64_t id = RegisterCopy(data, span);
+  try {
+    return Napi::Buffer<uint8_t>::NewOrCopy(env, data, length, [span, id](Napi::Env, uint8_t* bytes) { FinalizeCopy(bytes, span, id); });
+  } catch (...) {
+    UnregisterCopy(data, id);
+    throw;
+  }
 }
 
 bool ReleaseCopy(Napi::Env env, Napi::Buffer<uint8_t> buffer) {

@@ -140,14 +140,12 @@ Napi::Value Exact(Napi::Env env, uint64_t value);
 int SafeRead(uintptr_t address, void* out, size_t length);
 
 // A plan's read copy, or a long range read from another process (a whole
-// span from mmap), handed over as a Buffer: registered, so that
-// releaseCopies can unmap it before its finalizer runs; the finalizer unmaps
-// it unless it was released (native/copies.cc). Its id, or 0 when the
-// registry is full: that copy only its finalizer unmaps.
-uint64_t RegisterCopy(uint8_t* data, size_t span);
-// For a copy no Buffer came to own: the plan's read area unmaps it.
-void UnregisterCopy(uint8_t* data, uint64_t id);
-void FinalizeCopy(uint8_t* data, size_t span, uint64_t id);
+// span from mmap), handed over as a Buffer of its first `length` bytes:
+// registered, so that releaseCopies can unmap it before its finalizer runs;
+// the finalizer unmaps it unless it was released (native/copies.cc). Where
+// no Buffer can be made, the error is rethrown and the memory is still the
+// caller's to unmap.
+Napi::Buffer<uint8_t> CopyBuffer(Napi::Env env, uint8_t* data, size_t length, size_t span);
 // Gives a registered copy back now (its ArrayBuffer detached, its memory
 // unmapped); false for anything else: a view of part of one, a Buffer that
 // is no registered copy, one given back already.

@@ -462,17 +462,9 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
       if (side[i].ok) buffers.Set(static_cast<uint32_t>(i), Napi::Buffer<uint8_t>::New(env, 0));
       continue;
     }
-    // Steps are handed over in order: this step's range is next. Registered
-    // first: a Buffer made as a copy runs the finalizer at once.
-    const uint64_t id = RegisterCopy(reads.next(), span);
-    Napi::Buffer<uint8_t> bytes;
-    try {
-      bytes = Napi::Buffer<uint8_t>::NewOrCopy(
-          env, reads.next(), side[i].length, [span, id](Napi::Env, uint8_t* data) { FinalizeCopy(data, span, id); });
-    } catch (...) {
-      UnregisterCopy(reads.next(), id);
-      throw;
-    }
+    // Steps are handed over in order: this step's range is next (the read
+    // area unmaps it if no Buffer can be made).
+    Napi::Buffer<uint8_t> bytes = CopyBuffer(env, reads.next(), side[i].length, span);
     reads.HandOver(span, false);
     buffers.Set(static_cast<uint32_t>(i), bytes);
   }

@@ -125,12 +125,9 @@ Napi::Value Addon::ReadRemote(const Napi::CallbackInfo& info) {
       if (p == MAP_FAILED)
         ThrowCode(env, "ERR_ALLOC_FAILED", "cannot map " + std::to_string(length) + " bytes to copy range " + std::to_string(i) + " into", errno, "mmap");
       uint8_t* copy = static_cast<uint8_t*>(p);
-      // Registered first: a Buffer made as a copy runs the finalizer at once.
-      const uint64_t id = RegisterCopy(copy, span);
       try {
-        buffers[i] = Napi::Buffer<uint8_t>::NewOrCopy(env, copy, length, [span, id](Napi::Env, uint8_t* bytes) { FinalizeCopy(bytes, span, id); });
+        buffers[i] = CopyBuffer(env, copy, length, span);
       } catch (const Napi::Error& error) {
-        UnregisterCopy(copy, id);
         munmap(copy, span);
         ThrowCode(env, "ERR_ALLOC_FAILED", "cannot make a Buffer of " + std::to_string(length) + " bytes to copy range " + std::to_string(i) + " into: " + error.Message(), ENOMEM);
       }

@@ -131,8 +131,8 @@ export function releaseCopies(snapshot: Pick<CopiedSnapshot, 'image'>): void {
 }
 
 /** releaseCopies of copies no snapshot holds (a second copy, read only to be compared); any other bytes are passed over. */
-export function releaseBytes(copies: readonly Uint8Array[]): void {
-  native(() => binding.releaseCopies([...copies]));
+export function releaseBytes(copies: Uint8Array[]): void {
+  native(() => binding.releaseCopies(copies));
 }
 
 /**
