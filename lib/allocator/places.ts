@@ -190,7 +190,7 @@ export function placeChunks(
   for (const t of tcaches) {
     for (const bin of t.bins) for (const c of bin.chunks) place(c.address, CODE.tcache, bin.index, t.arena, t);
   }
-  const regions = all.map((columns): RegionPlaces => {
+  const regions = all.map((columns, r): RegionPlaces => {
     const { walk: w, places } = columns;
     const { table, top } = w.walk;
     const { count, bits } = table;
@@ -199,7 +199,7 @@ export function placeChunks(
     // Last first: a struct listed twice keeps its last tcache, as a Map built from the list would.
     for (let k = tcaches.length - 1; k >= 0; k--) {
       const t = tcaches[k];
-      const i = indexIn(w, Number(t.address));
+      const i = chunkAt(indexes[r], Number(t.address));
       if (i >= 0 && places[i] === CODE['in-use']) {
         places[i] = CODE['tcache-struct'];
         mark(columns, i, { tcache: t.address, owner: t.owner });
@@ -207,7 +207,7 @@ export function placeChunks(
     }
     for (let i = Math.max(0, count - 3); i < count; i++) if (places[i] === CODE['in-use'] && isFencepost(w, i)) places[i] = CODE.fencepost;
     const arena = byArena.get(w.arena);
-    const remainder = arena === undefined ? -1 : indexIn(w, Number(arena.lastRemainder));
+    const remainder = arena === undefined ? -1 : chunkAt(indexes[r], Number(arena.lastRemainder));
     if (remainder >= 0) mark(columns, remainder, { lastRemainder: true });
     const region = { arena: w.arena, kind: w.kind, start: w.start, end: w.end } as RegionPlaces;
     columnsOf.set(region, columns);
@@ -220,8 +220,9 @@ export function placeChunks(
 }
 
 // The two loops over every chunk's place are functions of their own, as
-// findTcaches' is (tcaches.ts): inside bigger ones they ran unoptimized at
-// most walks.
+// findTcaches' is (tcaches.ts): a small function's optimized code is not
+// dropped for a colder line of the function around it (--trace-deopt showed
+// placementProblems' so; the placement's loop was split for the same reason).
 
 /** In-use chunks whose next chunk says they are free become unlisted. */
 function markUnlisted(places: Uint8Array, bits: Uint8Array, count: number): void {
@@ -243,10 +244,9 @@ export function indexIn(w: RegionWalk, at: number): number {
 }
 
 /**
- * A walk's chunk offsets read once, for many lookups: placeChunks makes one
- * per listed chunk per region. With the table's fields read and the
- * region's start converted at each lookup, placing the listed chunks took
- * 35 ms a walk of a million chunks (62,500 of them listed); 12–21 ms now.
+ * A walk's chunk offsets and start read once, for many lookups: placeChunks
+ * makes one per region and looks every listed chunk up in each, where it
+ * read the table's fields and converted the region's start every time.
  */
 interface ChunkIndex { start: number; offsets: Float64Array; count: number }
 

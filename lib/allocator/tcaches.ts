@@ -12,7 +12,7 @@ import { readBytes, readWord } from './memory-source';
 import { revealPointer } from './safe-linking';
 import { TcacheLayout } from './structs';
 import { tidx2csize } from '../size-classes';
-import { FREE_BIT } from '../walk/chunk';
+import { ChunkTable, FREE_BIT } from '../walk/chunk';
 
 export interface TcacheBinState {
   index: number;
@@ -58,11 +58,11 @@ export interface TcacheSearch {
 
 /**
  * The indices of a table's chunks sized from `least` to `most`. A loop of
- * its own: inside findTcaches it ran unoptimized at most walks (V8 dropped
- * the function's optimized code at a later, colder line), 12 ms a walk of a
- * million chunks where it now takes 2.
+ * its own: inside findTcaches it ran unoptimized at most walks
+ * (--trace-deopt showed V8 dropping findTcaches' optimized code at a later,
+ * colder line), and a small function's stays.
  */
-function sizedBetween(table: { count: number; sizes: Float64Array }, least: number, most: number): number[] {
+function sizedBetween(table: Pick<ChunkTable, 'count' | 'sizes'>, least: number, most: number): number[] {
   const { count, sizes } = table;
   const found: number[] = [];
   for (let i = 0; i < count; i++) if (sizes[i] >= least && sizes[i] <= most) found.push(i);

@@ -220,8 +220,8 @@ describe('kernel-calls', () => {
       return outcome(m.measurePlan({ ...choice, ops }), one.at, 2 * one.size);
     `),
       // Listed but too small, and its neighbour freed after the bins were read: the two merge. Three quarters of the
-      // threshold each: reading the bins with the first one free cut up to 740 KB from its front in a fresh child, and
-      // at 0.55 of it what was left of the two no longer held past-top.
+      // threshold each: in a fresh child, reading the bins with the first one free cut up to 740 KB from its front, and
+      // more went before past-top ran; at 0.55 of it, past-top moved the break in 3 runs of 3.
       merged: inChild(`
       const two = pair(Math.floor(threshold * 0.75));
       two.a.free();
