@@ -381,6 +381,24 @@ describe('parseMaps of a text that shares lines with the last', () => {
     }
   });
 
+  it('gives what a parse of the text alone gives, for each line removed or changed alone', () => {
+    // Every single edit: a kind reaches across lines (a bss, an arena heap's
+    // first line and its whole reserved tail, an object's mappings), so each
+    // line's edit checks how far the lines classified afresh reach.
+    const flip = (line: string): string => line.replace(/ ([r-][w-][x-][ps]) /, (_, p) => ` ${p === 'rw-p' ? 'r--p' : 'rw-p'} `);
+    for (let at = 0; at < lines.length; at++) {
+      for (const edited of [lines.filter((_, i) => i !== at), lines.map((l, i) => (i === at ? flip(l) : l))]) {
+        const t = `${edited.join('\n')}\n`;
+        const want = fresh(t);
+        parseMaps(text);
+        expectSame(parseMaps(t), want);
+        expectSame(parseMaps(text), fresh(text));
+        parseMaps(t);
+        expectSame(parseMaps(text), fresh(text));
+      }
+    }
+  });
+
   it('classifies a line it did not parse again by its new neighbours', () => {
     const at = EXPECTED.findIndex(([, kind]) => kind === 'bss');
     expect(at).toBeGreaterThan(0);

@@ -32,23 +32,37 @@ function isAnonymous(r: MemoryRegion): boolean {
   return r.path === '' || Object.hasOwn(r, 'name');
 }
 
+/** A mapping that makes its file an ELF object for classify(). */
+export function executableFile(r: MemoryRegion): boolean {
+  return r.executable && isFile(r);
+}
+
+/** A mapping that may be part of a thread-arena heap's reserved tail (arenaLength). */
+export function reservedTail(r: MemoryRegion): boolean {
+  return r.perms === '---p' && isAnonymous(r);
+}
+
 function sameFile(a: MemoryRegion, b: MemoryRegion): boolean {
   return a.inode === b.inode && a.dev === b.dev && a.path === b.path;
 }
 
-export function classify(regions: MemoryRegion[]): void {
+/**
+ * Marks each region of `regions` from `from` up to `to` with its kind (and
+ * `object`). A kind depends on the region's line, the line before it (a
+ * bss), the lines after it (an arena heap's reserved tail, which the range
+ * must hold whole) and the file's executable mappings anywhere in the map.
+ */
+export function classify(regions: MemoryRegion[], from = 0, to = regions.length): void {
   // An ELF object is recognised by its executable segment: data files are not
   // mapped executable. Found by inode first (a number), not by a key string
-  // made and hashed for every file region.
-  const elves = new Map<number, MemoryRegion[]>();
-  for (const r of regions) {
-    if (!r.executable || !isFile(r)) continue;
-    const same = elves.get(r.inode);
-    if (same === undefined) elves.set(r.inode, [r]);
-    else same.push(r);
-  }
-  const isElf = (r: MemoryRegion): boolean => elves.get(r.inode)?.some((e) => sameFile(e, r)) === true;
-  for (let i = 0; i < regions.length; i++) {
+  // made and hashed for every file region; made when a file region is first
+  // met (a range of anonymous regions needs none).
+  let elves: Map<number, MemoryRegion[]> | undefined;
+  const isElf = (r: MemoryRegion): boolean => {
+    elves ??= executableFiles(regions);
+    return elves.get(r.inode)?.some((e) => sameFile(e, r)) === true;
+  };
+  for (let i = from; i < to; i++) {
     const r = regions[i];
     const arena = arenaLength(regions, i);
     if (arena > 0) {
@@ -82,6 +96,18 @@ export function classify(regions: MemoryRegion[]): void {
   }
 }
 
+/** The executable file mappings of `regions`, by inode. */
+function executableFiles(regions: MemoryRegion[]): Map<number, MemoryRegion[]> {
+  const elves = new Map<number, MemoryRegion[]>();
+  for (const r of regions) {
+    if (!executableFile(r)) continue;
+    const same = elves.get(r.inode);
+    if (same === undefined) elves.set(r.inode, [r]);
+    else same.push(r);
+  }
+  return elves;
+}
+
 /**
  * How many regions from `i` make up one glibc thread-arena heap, or 0. glibc
  * maps HEAP_MAX_SIZE of PROT_NONE at a HEAP_MAX_SIZE-aligned address and
@@ -98,7 +124,7 @@ function arenaLength(regions: MemoryRegion[], i: number): number {
   let j = i;
   while (regions[j].end < limit) {
     const next = regions[j + 1];
-    if (next === undefined || next.start !== regions[j].end || next.perms !== '---p' || !isAnonymous(next)) return 0;
+    if (next === undefined || next.start !== regions[j].end || !reservedTail(next)) return 0;
     j++;
   }
   return regions[j].end === limit ? j - i + 1 : 0;

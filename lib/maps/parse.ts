@@ -5,19 +5,21 @@ import { bigintOf } from '../exact';
 import { hex } from '../format';
 import { InspectContext } from '../presenters';
 import { defineOwn, describe } from '../validate';
-import { classify } from './classify';
+import { classify, executableFile, reservedTail } from './classify';
 import { MemoryRegion, RegionKind, regionViews } from './region';
 
 const SMAPS_FIELD = /^([A-Za-z_]\w*):(?: +(.*))?$/s;
 const DELETED = ' (deleted)';
 
-/** The last maps text parsed, as `parse` kept it, with how classify() marked each region. */
-let last: (Kept & { text: string; kinds: RegionKind[]; objects: (string | undefined)[] }) | undefined;
+/** The last maps text parsed, as `parse` kept it. */
+let last: Kept | undefined;
 /**
- * A maps text's lines, and each line's region as parsed: never handed out
- * and never changed, so a later text with the same line copies it.
+ * A maps text, where each of its lines ends (past its '\n'), each line's
+ * region as parsed (never handed out and never changed, so a later text
+ * with the same line copies it), and the kind (and `object`) classify()
+ * gave it.
  */
-interface Kept { lines: string[]; parsed: MemoryRegion[] }
+interface Kept { text: string; ends: number[]; parsed: MemoryRegion[]; kinds: RegionKind[]; objects: (string | undefined)[] }
 /** A longer text (a process of tens of thousands of mappings) is not kept. */
 const KEEP_TEXT = 1 << 20;
 
@@ -25,24 +27,22 @@ const KEEP_TEXT = 1 << 20;
  * Parses /proc/self/maps text (of this or any x86_64 process) and classifies
  * its regions. A region is a function of its line alone, and between two
  * reads of a process's map most lines are the same (a REPL showing
- * allocations, each with its region; `watch`'s ticks): a line equal to the
- * last text's line in its place (a region made or gone before it allowed
- * for) is not parsed again, and gets a copy of that line's region. The
- * classification, which needs the neighbours, is made afresh, unless the
- * whole text is the last one.
+ * allocations, each with its region; `watch`'s ticks): a line the last text
+ * had too is not parsed again, and gets a copy of that line's region. Its
+ * kind, which depends on other lines too, is made afresh only where a
+ * changed line may have changed it (classifyAround).
  */
 export function parseMaps(text: string): MemoryRegion[] {
   if (last !== undefined && last.text === text) {
     const { parsed, kinds, objects } = last;
     return parsed.map((region, i) => marked(region, kinds[i], objects[i]));
   }
-  const kept: Kept | undefined = typeof text === 'string' && text.length <= KEEP_TEXT ? { lines: [], parsed: [] } : undefined;
+  // Only whole lines are kept: a text cut short may go on in the next one.
+  const kept: Kept | undefined = typeof text === 'string' && text.length <= KEEP_TEXT && text.endsWith('\n')
+    ? { text, ends: [], parsed: [], kinds: [], objects: [] }
+    : undefined;
   const regions = parse(text, false, kept, last);
-  last = kept && {
-    text, ...kept,
-    kinds: regions.map((r) => r.kind),
-    objects: regions.map((r) => (Object.hasOwn(r, 'object') ? r.object : undefined)),
-  };
+  last = kept;
   return regions;
 }
 
@@ -58,17 +58,88 @@ function malformed(lineNumber: number, why: string): HeapscopeError {
   return new HeapscopeError('ERR_READ_FAILED', `malformed maps text, line ${lineNumber}: ${why}`);
 }
 
+/** Where line `i` of a kept text starts. */
+const lineStart = (before: Kept, i: number): number => (i === 0 ? 0 : before.ends[i - 1]);
+
 /**
- * `kept` gets each line of a maps text and its region as parsed; a line
- * equal to one `before` kept is not parsed again. Both are in address
- * order, so the only lines of `before` a line can equal are the one after
- * the last line matched, or the one after that (a region gone); past a line
- * parsed afresh, the lines of `before` that start below its end can equal
- * no later line.
+ * How many whole lines `text` starts with that `before` starts with too.
+ * Found by halving, each step comparing the two texts' starts as strings:
+ * one comparison of a few kilobytes cost about what comparing two lines
+ * did, and a text that changed in one place shares all but a line or two.
+ */
+function sharedHead(text: string, before: Kept): number {
+  let lo = 0;
+  let hi = before.ends.length;
+  while (lo < hi) {
+    const k = (lo + hi + 1) >>> 1;
+    // The first `lo` lines are shared: only the lines after them are compared.
+    const from = lineStart(before, lo);
+    const to = before.ends[k - 1];
+    if (to <= text.length && text.slice(from, to) === before.text.slice(from, to)) lo = k;
+    else hi = k - 1;
+  }
+  return lo;
+}
+
+/**
+ * How many whole lines `text` ends with that `before` ends with too, of
+ * its lines after the `head` shared at the start (each text's line is
+ * counted once). A tail of `before`'s lines is whole lines in `text` too
+ * when the character before it there is a '\n' (or the shared head's end).
+ */
+function sharedTail(text: string, before: Kept, head: number): number {
+  const from = lineStart(before, head);
+  const count = before.ends.length;
+  let lo = 0;
+  let hi = count - head;
+  while (lo < hi) {
+    const k = (lo + hi + 1) >>> 1;
+    // The last `lo` lines are shared: only the lines before them are compared.
+    const length = before.text.length - lineStart(before, count - k);
+    const shared = before.text.length - lineStart(before, count - lo);
+    const at = text.length - length;
+    if (
+      at >= from && (at === from || text.charCodeAt(at - 1) === 10) &&
+      text.slice(at, text.length - shared) === before.text.slice(before.text.length - length, before.text.length - shared)
+    ) lo = k;
+    else hi = k - 1;
+  }
+  return lo;
+}
+
+/**
+ * `kept` gets the text's line ends and each line's region as parsed; a line
+ * `before` had too is not parsed again. The lines both texts start and end
+ * with are found first; between them, both are in address order, so the
+ * only lines of `before` a line can equal are the one after the last line
+ * matched, or the one after that (a region gone); past a line parsed
+ * afresh, the lines of `before` that start below its end can equal no
+ * later line.
  */
 function parse(text: string, smaps: boolean, kept: Kept | undefined, before: Kept | undefined): MemoryRegion[] {
   if (typeof text !== 'string') throw typeError(`text must be a string, got ${describe(text)}`);
   const regions: MemoryRegion[] = [];
+  let lineNumber = 0;
+  const add = (region: MemoryRegion): void => {
+    const previous = regions[regions.length - 1];
+    if (previous !== undefined && region.start < previous.end) {
+      throw malformed(lineNumber, `region at ${hex(region.start)} is not above the previous one (ends ${hex(previous.end)})`);
+    }
+    regions.push(region);
+  };
+  const reuse = kept !== undefined && before !== undefined ? before : undefined;
+  const head = reuse === undefined ? 0 : sharedHead(text, reuse);
+  const tail = reuse === undefined ? 0 : sharedTail(text, reuse, head);
+  // The shared lines are in order: `before`'s parse checked them. Only where
+  // they meet the others is checked (bigints compared cost more than the copy).
+  if (head > 0) {
+    kept!.ends = reuse!.ends.slice(0, head);
+    kept!.parsed = reuse!.parsed.slice(0, head);
+  }
+  for (let i = 0; i < head; i++) regions.push(copyLine(reuse!.parsed[i]));
+  lineNumber = head;
+  const tailFrom = reuse === undefined ? 0 : reuse.ends.length - tail;
+  const middleEnd = text.length - (reuse === undefined ? 0 : reuse.text.length - lineStart(reuse, tailFrom));
   let fields = new Map<string, string>();
   let header = 0;
   const finish = (): void => {
@@ -78,11 +149,11 @@ function parse(text: string, smaps: boolean, kept: Kept | undefined, before: Kep
     defineOwn(region, 'pss', kilobytes(fields, 'Pss', header));
     defineOwn(region, 'anonymous', kilobytes(fields, 'Anonymous', header));
   };
+  /** The line of `before` this one is compared with first (its lines between the shared head and tail). */
+  let j = head;
+  const oldLine = (k: number): string | undefined => (k < tailFrom ? reuse!.text.slice(lineStart(reuse!, k), reuse!.ends[k] - 1) : undefined);
   // Line by line where the text lies, not split into strings first.
-  let lineNumber = 0;
-  /** The line of `before` this one is compared with first. */
-  let j = 0;
-  for (let at = 0; at < text.length;) {
+  for (let at = reuse === undefined ? 0 : lineStart(reuse, head); at < middleEnd;) {
     const newline = text.indexOf('\n', at);
     const stop = newline < 0 ? text.length : newline;
     lineNumber++;
@@ -91,14 +162,14 @@ function parse(text: string, smaps: boolean, kept: Kept | undefined, before: Kep
       finish();
       let region: MemoryRegion | undefined;
       if (kept !== undefined) {
-        // Compared as strings: startsWith(line, at) cost several times a slice and ===.
-        const line = text.slice(at, stop);
-        kept.lines.push(line);
+        kept.ends.push(stop + 1);
         let source: MemoryRegion | undefined;
-        if (before !== undefined) {
-          if (line === before.lines[j]) source = before.parsed[j++];
-          else if (line === before.lines[j + 1]) {
-            source = before.parsed[j + 1];
+        if (reuse !== undefined) {
+          // Compared as strings: startsWith(line, at) cost several times a slice and ===.
+          const line = text.slice(at, stop);
+          if (line === oldLine(j)) source = reuse.parsed[j++];
+          else if (line === oldLine(j + 1)) {
+            source = reuse.parsed[j + 1];
             j += 2;
           }
         }
@@ -110,13 +181,9 @@ function parse(text: string, smaps: boolean, kept: Kept | undefined, before: Kep
       if (region === undefined) {
         region = parseLine(text, at, stop, lineNumber);
         kept?.parsed.push(copyLine(region, true));
-        if (before !== undefined) while (j < before.parsed.length && before.parsed[j].start < region.end) j++;
+        if (reuse !== undefined) while (j < tailFrom && reuse.parsed[j].start < region.end) j++;
       }
-      const previous = regions[regions.length - 1];
-      if (previous !== undefined && region.start < previous.end) {
-        throw malformed(lineNumber, `region at ${hex(region.start)} is not above the previous one (ends ${hex(previous.end)})`);
-      }
-      regions.push(region);
+      add(region);
       if (smaps) fields = new Map();
       header = lineNumber;
     } else {
@@ -129,8 +196,68 @@ function parse(text: string, smaps: boolean, kept: Kept | undefined, before: Kep
     at = stop + 1;
   }
   finish();
-  classify(regions);
+  const shift = reuse === undefined ? 0 : text.length - reuse.text.length;
+  for (let i = tailFrom; i < tailFrom + tail; i++) {
+    const region = copyLine(reuse!.parsed[i]);
+    lineNumber++;
+    if (i === tailFrom) add(region);
+    else regions.push(region);
+    kept!.ends.push(reuse!.ends[i] + shift);
+    kept!.parsed.push(reuse!.parsed[i]);
+  }
+  if (reuse === undefined || head + tail === 0 || !classifyAround(regions, reuse, head, tail, kept!)) {
+    classify(regions);
+    if (kept !== undefined) record(regions, kept, 0, regions.length);
+  }
   return regions;
+}
+
+/** Keeps the kinds (and objects) of `regions` from `from` up to `to`. */
+function record(regions: MemoryRegion[], kept: Kept, from: number, to: number): void {
+  for (let i = from; i < to; i++) {
+    const r = regions[i];
+    kept.kinds.push(r.kind);
+    kept.objects.push(Object.hasOwn(r, 'object') ? r.object : undefined);
+  }
+}
+
+/**
+ * Classifies a text whose first `head` and last `tail` lines `before` had
+ * too. A shared line gets the kind `before`'s got, where nothing its kind
+ * depends on can have changed (classify()): the lines between, the line
+ * after them (its neighbour below changed: a bss), and an arena heap's first
+ * line and reserved tail that meet them, are classified afresh; `kept`
+ * gets every kind. False, with nothing done, when a line between, in either
+ * text, maps a file executable (the kind of that file's every mapping may
+ * change): the caller classifies every line.
+ */
+function classifyAround(regions: MemoryRegion[], before: Kept, head: number, tail: number, kept: Kept): boolean {
+  const end = regions.length - tail;
+  const shift = before.parsed.length - regions.length;
+  for (let i = head; i < end; i++) if (executableFile(regions[i])) return false;
+  for (let k = head; k < end + shift; k++) if (executableFile(before.parsed[k])) return false;
+  let from = head;
+  while (from > 0 && reservedTail(regions[from - 1])) from--;
+  if (from > 0) from--;
+  let to = end < regions.length ? end + 1 : end;
+  while (to < regions.length && reservedTail(regions[to])) to++;
+  const reuse = (i: number, k: number): void => {
+    const r = regions[i];
+    r.kind = before.kinds[k];
+    const object = before.objects[k];
+    if (object !== undefined) defineOwn(r, 'object', object);
+  };
+  for (let i = 0; i < from; i++) reuse(i, i);
+  for (let i = to; i < regions.length; i++) reuse(i, i + shift);
+  classify(regions, from, to);
+  kept.kinds = before.kinds.slice(0, from);
+  kept.objects = before.objects.slice(0, from);
+  record(regions, kept, from, to);
+  for (let k = to + shift; k < before.kinds.length; k++) {
+    kept.kinds.push(before.kinds[k]);
+    kept.objects.push(before.objects[k]);
+  }
+  return true;
 }
 
 /** The line from `at` to `stop` starts with hex digits and a '-'. */
