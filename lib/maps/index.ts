@@ -1,7 +1,8 @@
 // The process map, from /proc/self/maps (or /proc/self/smaps for resident
 // sizes), with each region classified by what it holds; and the region
 // holding an address. The parts: region.ts (the record and its kinds),
-// parse.ts (the text), classify.ts (the kinds).
+// parse.ts (the text), kept.ts (what a parse keeps for the next text),
+// classify.ts (the kinds).
 import fs from 'node:fs';
 import { HeapscopeError, native, typeError } from '../errors';
 import { binding } from '../binding';
