@@ -17,10 +17,14 @@ export class AddressTable<T> {
     return this.#count;
   }
 
-  // Blocks are 16-byte aligned: drop those bits, take the next 32 (`>>> 0`)
-  // and spread them over the table (Fibonacci hashing: the product's top bits).
+  // Blocks are 16-byte aligned: drop those bits, take the next 32 (`>>> 0`).
+  // Each KiB of addresses gets a place in the table, spread by Fibonacci
+  // hashing (the product's top bits), and its blocks lie in order from
+  // there: a walk that asks for every block in address order reads the
+  // table a run at a time, not a cache miss a block.
   #home(key: number): number {
-    return Math.imul((key / 16) >>> 0, 0x9e3779b1) >>> this.#shift;
+    const granule = (key / 16) >>> 0;
+    return ((Math.imul(granule >>> 6, 0x9e3779b1) >>> this.#shift) + (granule & 63)) & this.#mask;
   }
 
   #slot(key: number): number {
