@@ -17,14 +17,14 @@ export class AddressTable<T> {
     return this.#count;
   }
 
-  // Blocks are 16-byte aligned: drop those bits, take the next 32 (`>>> 0`).
-  // Each KiB of addresses gets a place in the table, spread by Fibonacci
-  // hashing (the product's top bits), and its blocks lie in order from
-  // there: a walk that asks for every block in address order reads the
-  // table a run at a time, not a cache miss a block.
+  // Blocks are 16-byte aligned: drop those bits, take the next 32 (`>>> 0`),
+  // fold their high half into the low one and spread them over the table
+  // (Fibonacci hashing: the product's top bits). Without the fold, blocks
+  // of some sizes side by side fell into long runs of slots (48,032 bytes
+  // apart: 58 probes a block on average).
   #home(key: number): number {
     const granule = (key / 16) >>> 0;
-    return ((Math.imul(granule >>> 6, 0x9e3779b1) >>> this.#shift) + (granule & 63)) & this.#mask;
+    return Math.imul(granule ^ (granule >>> 16), 0x9e3779b1) >>> this.#shift;
   }
 
   #slot(key: number): number {
@@ -72,6 +72,18 @@ export class AddressTable<T> {
     const out: T[] = [];
     for (let i = 0; i < this.#keys.length; i++) if (this.#keys[i] !== EMPTY) out.push(this.#values[i] as T);
     return out;
+  }
+
+  /** @internal The longest run of taken slots, wrapping around: the most probes a lookup can take (the tests bound it). */
+  longestRun(): number {
+    const keys = this.#keys;
+    let run = 0;
+    let longest = 0;
+    for (let i = 0; i < 2 * keys.length && longest < keys.length; i++) {
+      run = keys[i & this.#mask] === EMPTY ? 0 : run + 1;
+      if (run > longest) longest = run;
+    }
+    return longest;
   }
 
   #grow(): void {
