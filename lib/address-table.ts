@@ -20,8 +20,8 @@ export class AddressTable<T> {
   // Blocks are 16-byte aligned: drop those bits, take the next 32 (`>>> 0`),
   // fold their high half into the low one and spread them over the table
   // (Fibonacci hashing: the product's top bits). Without the fold, blocks
-  // of some sizes side by side fell into long runs of slots (48,032 bytes
-  // apart: 58 probes a block on average).
+  // of some sizes side by side fell into long runs of slots, each a probe
+  // (test/address-table.test.ts bounds them).
   #home(key: number): number {
     const granule = (key / 16) >>> 0;
     return Math.imul(granule ^ (granule >>> 16), 0x9e3779b1) >>> this.#shift;
