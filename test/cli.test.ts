@@ -5,7 +5,11 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { experiments } from '../lib/experiments/run';
 import { QUIET_NODE_FLAGS } from '../lib/quiet-node';
+import { heapRoomNotNeeded } from './helpers/heap-room';
 import { SYNC_CHILD } from './helpers/sync-child';
+
+// Every command runs in a node of its own, whose room the command checks itself.
+heapRoomNotNeeded();
 
 const CLI = path.join(__dirname, '..', 'dist', 'cli.js');
 const VERSION: string = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')).version;

@@ -5,6 +5,10 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 // @ts-expect-error: a plain script, no declarations
 import { cycles, importGraph, layerOf, layerViolations } from '../scripts/import-graph.mjs';
+import { heapRoomNotNeeded } from './helpers/heap-room';
+
+// Source files read, no live heap.
+heapRoomNotNeeded();
 
 type Edge = [string, string];
 const ROOT = path.resolve(__dirname, '..');

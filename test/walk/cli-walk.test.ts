@@ -1,6 +1,10 @@
 // `heapscope walk` in a fresh process, and the walk's agreement with mallinfo2().
 import { describe, expect, it } from 'vitest';
 import { quietCli } from '../helpers/quiet-child';
+import { heapRoomNotNeeded } from '../helpers/heap-room';
+
+// Each command runs in a quiet child: no live heap of this process is read.
+heapRoomNotNeeded();
 
 // V8's helper threads would share that one arena too and could change it
 // while the walk copies it (the walk then retries, and under load may give

@@ -3,6 +3,10 @@
 // allocation are those of the snapshot, however late the objects are made.
 import { describe, expect, it } from 'vitest';
 import { inQuietChild } from '../helpers/quiet-child';
+import { heapRoomNotNeeded } from '../helpers/heap-room';
+
+// The walks run in a quiet child: no live heap of this process is read.
+heapRoomNotNeeded();
 
 describe("a walk's chunks, made on first read", () => {
   it('are an own enumerable property, the same objects on every read, that agree with the totals counted without them', () => {
