@@ -133,9 +133,10 @@ export function attach(pid: number): AttachedProcess {
   };
   /**
    * `use` of the state of `snapshot`, or of one `take` takes when `use`
-   * asks, whose copies then go back as soon as `use` returns (what walk(),
-   * doctor() and heapSnapshot() build keeps figures, never a copy's bytes),
-   * not when Node's event loop next turns.
+   * asks, whose copies then go back as soon as `use` returns (what each
+   * call builds keeps figures, never a copy's bytes: the decode reads every
+   * column it needs from the copy as it is made), not when Node's event
+   * loop next turns.
    */
   const withState = <T>(
     snapshot: RemoteSnapshot | undefined, take: () => { s: RemoteSnapshot; d: Decoded }, use: (state: () => { s: RemoteSnapshot; d: Decoded }) => T,
@@ -152,6 +153,8 @@ export function attach(pid: number): AttachedProcess {
       if (taken !== undefined) releaseCopies(taken);
     }
   };
+  /** A whole copy of the allocator, taken now. */
+  const whole = () => stateOf(undefined);
   const mapsOf = (options: MapsOptions = {}) => classifiedMap(options, (rss) => readProcFile(id, rss ? 'smaps' : 'maps'),
     (ranges) => readRanges(id, ranges).map((r) => (r.errno === 0 ? r.bytes : undefined)));
   return Object.freeze({
@@ -161,26 +164,28 @@ export function attach(pid: number): AttachedProcess {
     libc,
     maps: mapsOf,
     snapshot: take,
-    arenas: (snapshot?: RemoteSnapshot) => arenasResult(stateOf(snapshot).d),
-    mallocParams: (snapshot?: RemoteSnapshot) => {
-      const { s, d } = stateOf(snapshot);
+    arenas: (snapshot?: RemoteSnapshot) => withState(snapshot, whole, (state) => arenasResult(state().d)),
+    mallocParams: (snapshot?: RemoteSnapshot) => withState(snapshot, whole, (state) => {
+      const { s, d } = state();
       return mallocParamsResult(s, d);
-    },
-    bins: (snapshot?: RemoteSnapshot) => binsResult(stateOf(snapshot).d),
-    tcaches: (snapshot?: RemoteSnapshot) => tcachesResult(stateOf(snapshot).d),
-    chunkPlaces: (snapshot?: RemoteSnapshot) => chunkPlacesResult(stateOf(snapshot).d),
-    allocatorTotals: (snapshot?: RemoteSnapshot) => decodedTotalsResult(stateOf(snapshot).d),
+    }),
+    bins: (snapshot?: RemoteSnapshot) => withState(snapshot, whole, (state) => binsResult(state().d)),
+    tcaches: (snapshot?: RemoteSnapshot) => withState(snapshot, whole, (state) => tcachesResult(state().d)),
+    chunkPlaces: (snapshot?: RemoteSnapshot) => withState(snapshot, whole, (state) => chunkPlacesResult(state().d)),
+    allocatorTotals: (snapshot?: RemoteSnapshot) => withState(snapshot, whole, (state) => decodedTotalsResult(state().d)),
     vis: (options?: VisOptions, snapshot?: RemoteSnapshot) => {
       const read = readVisOptions(options);
-      const { s, d } = stateOf(snapshot);
-      return visResult(d, s.image, read);
+      return withState(snapshot, whole, (state) => {
+        const { s, d } = state();
+        return visResult(d, s.image, read);
+      });
     },
     doctor: (snapshot?: RemoteSnapshot) => withState(snapshot, headerState, (state) => doctorResult(remoteDiagnosis({ pid: id, cmdline, glibc }, () => mapsOf({ rss: true }), state).data)),
     heapSnapshot: () => withState(undefined, headerState, (state) => heapSnapshotOf(remoteDiagnosis({ pid: id, cmdline, glibc }, () => mapsOf({ rss: true }), state))),
     walk: (options: RemoteWalkOptions = {}) => {
       const o = readOptions(options, 'options', ['arena', 'snapshot']);
       const arena = walkArena(o.arena);
-      return withState(o.snapshot as RemoteSnapshot | undefined, () => stateOf(undefined), (state) =>
+      return withState(o.snapshot as RemoteSnapshot | undefined, whole, (state) =>
         new HeapWalk(heapWalkData(state().d, { mainOnly: arena === 'main', ours: () => undefined, steps: [], pid: id })));
     },
   });

@@ -89,4 +89,41 @@ describe('attach(pid).walk() in a loop that never yields', () => {
     expect(seen.heap).toBeGreaterThan(32 << 20);
     expect(seen.grew).toBeLessThan(2 * seen.heap);
   }, 120_000);
+
+  it("and its decodes (arenas, params, bins, tcaches, chunk places, totals, vis) give back theirs, and read as a kept snapshot's do", ({ skip }) => {
+    if (!fs.existsSync(PYTHON)) skip(`no ${PYTHON} (Debian's python3)`);
+    // Two of each of the seven: held, their fourteen snapshots would add twenty-eight copies.
+    const seen = inQuietChild<{ grew: number; heap: number; same: boolean[] }>(`
+      const { spawn } = require('node:child_process');
+      const target = spawn(${JSON.stringify(PYTHON)}, ['-c', 'import sys\\nkept = [bytes(1000) for _ in range(40000)]\\nprint("ready", flush=True)\\nsys.stdin.read()'],
+        { stdio: ['pipe', 'pipe', 'inherit'], env: { PATH: '/usr/bin:/bin', LANG: 'C.UTF-8' } });
+      await new Promise((resolve, reject) => { target.stdout.once('data', resolve); target.once('exit', reject); });
+      try {
+        const resident = () => Number(require('node:fs').readFileSync('/proc/self/statm', 'utf8').split(' ')[1]) * 4096;
+        const other = h.attach(target.pid);
+        const calls = [
+          (s) => other.arenas(s), (s) => other.mallocParams(s), (s) => other.bins(s), (s) => other.tcaches(s),
+          (s) => other.chunkPlaces(s), (s) => other.allocatorTotals(s), (s) => other.vis({ count: 64 }, s),
+        ];
+        // Every field read, the chunk places' chunks (made when first read) among them.
+        const text = (r) => JSON.stringify(r, (k, v) => (typeof v === 'bigint' ? String(v) : v))
+          + JSON.stringify(r.regions?.map((region) => region.chunks.length));
+        calls.forEach((call) => call());
+        const before = resident();
+        const results = [];
+        for (let round = 0; round < 2; round++) for (const call of calls) results.push(call());
+        const grew = resident() - before;
+        // The target is quiet: one kept snapshot decodes to the same figures.
+        const kept = other.snapshot();
+        const same = calls.map((call, i) => text(results[i]) === text(call(kept)) && text(results[calls.length + i]) === text(call(kept)));
+        const heap = other.maps().find((r) => r.kind === 'heap');
+        return { grew, heap: Number(heap.end - heap.start), same };
+      } finally {
+        target.kill();
+      }
+    `);
+    expect(seen.same).toEqual(seen.same.map(() => true));
+    expect(seen.heap).toBeGreaterThan(32 << 20);
+    expect(seen.grew).toBeLessThan(2 * seen.heap);
+  }, 120_000);
 });
