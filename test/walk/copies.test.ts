@@ -59,19 +59,26 @@ describe('doctor() and heapSnapshot() in a loop that never yields', () => {
   }, 120_000);
 });
 
-describe('attach(pid).walk() in a loop that never yields', () => {
-  it("holds none of its snapshots' copies: the resident set grows by less than two copies of the target's [heap] over six walks", ({ skip }) => {
-    if (!fs.existsSync(PYTHON)) skip(`no ${PYTHON} (Debian's python3)`);
-    // Debian's python3 holding 40,000 blocks of a kilobyte (above pymalloc's 512 bytes: glibc's malloc, in [heap]).
-    // Each snapshot copies its heaps twice; held, six walks would add twelve copies.
-    const seen = inQuietChild<{ grew: number; heap: number; chunks: number[]; consistent: boolean }>(`
+/**
+ * A quiet child's code up to a `try` whose body has `other`, attached to
+ * Debian's python3 holding 40,000 blocks of a kilobyte (above pymalloc's 512
+ * bytes: glibc's malloc, in [heap]), and `resident()`, the child's RSS.
+ */
+const ATTACHED_PYTHON = `
       const { spawn } = require('node:child_process');
       const target = spawn(${JSON.stringify(PYTHON)}, ['-c', 'import sys\\nkept = [bytes(1000) for _ in range(40000)]\\nprint("ready", flush=True)\\nsys.stdin.read()'],
         { stdio: ['pipe', 'pipe', 'inherit'], env: { PATH: '/usr/bin:/bin', LANG: 'C.UTF-8' } });
       await new Promise((resolve, reject) => { target.stdout.once('data', resolve); target.once('exit', reject); });
       try {
         const resident = () => Number(require('node:fs').readFileSync('/proc/self/statm', 'utf8').split(' ')[1]) * 4096;
-        const other = h.attach(target.pid);
+        const other = h.attach(target.pid);`;
+
+describe('attach(pid).walk() in a loop that never yields', () => {
+  it("holds none of its snapshots' copies: the resident set grows by less than two copies of the target's [heap] over six walks", ({ skip }) => {
+    if (!fs.existsSync(PYTHON)) skip(`no ${PYTHON} (Debian's python3)`);
+    // Each snapshot copies its heaps twice; held, six walks would add twelve copies.
+    const seen = inQuietChild<{ grew: number; heap: number; chunks: number[]; consistent: boolean }>(`
+      ${ATTACHED_PYTHON}
         const walks = [other.walk({ arena: 'main' })];
         const before = resident();
         for (let i = 0; i < 6; i++) walks.push(other.walk({ arena: 'main' }));
@@ -94,13 +101,7 @@ describe('attach(pid).walk() in a loop that never yields', () => {
     if (!fs.existsSync(PYTHON)) skip(`no ${PYTHON} (Debian's python3)`);
     // Two of each of the seven: held, their fourteen snapshots would add twenty-eight copies.
     const seen = inQuietChild<{ grew: number; heap: number; same: boolean[] }>(`
-      const { spawn } = require('node:child_process');
-      const target = spawn(${JSON.stringify(PYTHON)}, ['-c', 'import sys\\nkept = [bytes(1000) for _ in range(40000)]\\nprint("ready", flush=True)\\nsys.stdin.read()'],
-        { stdio: ['pipe', 'pipe', 'inherit'], env: { PATH: '/usr/bin:/bin', LANG: 'C.UTF-8' } });
-      await new Promise((resolve, reject) => { target.stdout.once('data', resolve); target.once('exit', reject); });
-      try {
-        const resident = () => Number(require('node:fs').readFileSync('/proc/self/statm', 'utf8').split(' ')[1]) * 4096;
-        const other = h.attach(target.pid);
+      ${ATTACHED_PYTHON}
         const calls = [
           (s) => other.arenas(s), (s) => other.mallocParams(s), (s) => other.bins(s), (s) => other.tcaches(s),
           (s) => other.chunkPlaces(s), (s) => other.allocatorTotals(s), (s) => other.vis({ count: 64 }, s),
