@@ -11,7 +11,7 @@ import { HeapscopeError, illegalConstructor, native, rangeError, typeError } fro
 import { plural } from './format';
 import { fromWords, Mallinfo, MALLINFO_FIELDS } from './stats';
 import {
-  describe, readArray, readOptions, readOwn, recordKind, Size, sizeArg, toAddress, toIndex, toSize,
+  describe, readArray, readFailed, readOptions, readOwn, recordKind, Size, sizeArg, toAddress, toIndex, toSize,
 } from './validate';
 
 /** A step's index in its plan: a whole number, as number or bigint. */
@@ -229,7 +229,7 @@ class Words {
       this.words[at] = value;
     } else {
       this.halves[2 * at] = value >>> 0;
-      this.halves[2 * at + 1] = (value / TWO_32) >>> 0;
+      this.halves[2 * at + 1] = value < TWO_32 ? 0 : (value / TWO_32) >>> 0;
     }
   }
 }
@@ -260,7 +260,7 @@ function checkStep(value: unknown, i: number, checked: Words): void {
   const proxy = recordKind(value, name);
   const step = value as object;
   // Only the fields the op uses are read: own properties, once each.
-  const code = CODE_OF_OP.get(readOwn(step, 'op', name, proxy));
+  const code = CODE_OF_OP.get(stepField(step, 'op', name, proxy));
   if (code === undefined) throw typeError(`${name}: op must be one of ${OPS.join(', ')}`);
   const op = OP_OF_CODE[code];
   if (op === 'freeze' && checked.frozen) throw new HeapscopeError('ERR_INVALID_PLAN', `${name}: a freeze before the last one was thawed`);
@@ -271,7 +271,7 @@ function checkStep(value: unknown, i: number, checked: Words): void {
   if (op === 'freeze' || op === 'thaw') checked.frozen = op === 'freeze';
   let ref = 0;
   if (REFERRING_CODE[code]) {
-    const index = readOwn(step, 'step', name, proxy);
+    const index = stepField(step, 'step', name, proxy);
     if (index === undefined) {
       throw new HeapscopeError('ERR_INVALID_PLAN', `${name}: ${op} needs \`step\`, the index of an earlier allocating step`);
     }
@@ -293,16 +293,16 @@ function checkStep(value: unknown, i: number, checked: Words): void {
       return checked.put(i, code, ref, alignment, sizeField(step, 'size', name, proxy));
     }
     case 'trim': {
-      const pad = readOwn(step, 'pad', name, proxy);
+      const pad = stepField(step, 'pad', name, proxy);
       return checked.put(i, code, ref, pad === undefined ? 0 : sizeArg(pad, `${name}.pad`), 0);
     }
     case 'touch':
-      return checked.put(i, code, ref, toIndex(readOwn(step, 'byte', name, proxy) ?? 0xa5, `${name}.byte`, 255), 0);
+      return checked.put(i, code, ref, toIndex(stepField(step, 'byte', name, proxy) ?? 0xa5, `${name}.byte`, 255), 0);
     case 'read': {
-      const address = toAddress(readOwn(step, 'address', name, proxy), `${name}.address`);
-      const length = toSize(readOwn(step, 'length', name, proxy), `${name}.length`, MAX_PLAN_READ);
+      const address = toAddress(stepField(step, 'address', name, proxy), `${name}.address`);
+      const length = toSize(stepField(step, 'length', name, proxy), `${name}.length`, MAX_PLAN_READ);
       const flag = (key: 'anonymous' | 'toBreak'): boolean => {
-        const value = readOwn(step, key, name, proxy);
+        const value = stepField(step, key, name, proxy);
         if (value !== undefined && typeof value !== 'boolean') throw typeError(`${name}.${key} must be a boolean, got ${describe(value)}`);
         return value === true;
       };
@@ -314,8 +314,35 @@ function checkStep(value: unknown, i: number, checked: Words): void {
   }
 }
 
+/**
+ * A step's own field, read once, as readOwn reads it, but with each key's
+ * load written out: readOwn's one keyed load serves every record and array
+ * the package reads, and a load that has met that many shapes is slow.
+ */
+function stepField(step: object, key: Field, name: string, proxy: boolean): unknown {
+  if (proxy) return readOwn(step, key, name, true);
+  const s = step as { [K in Field]?: unknown };
+  try {
+    switch (key) {
+      case 'op': return Object.hasOwn(s, 'op') ? s.op : undefined;
+      case 'step': return Object.hasOwn(s, 'step') ? s.step : undefined;
+      case 'size': return Object.hasOwn(s, 'size') ? s.size : undefined;
+      case 'count': return Object.hasOwn(s, 'count') ? s.count : undefined;
+      case 'alignment': return Object.hasOwn(s, 'alignment') ? s.alignment : undefined;
+      case 'pad': return Object.hasOwn(s, 'pad') ? s.pad : undefined;
+      case 'byte': return Object.hasOwn(s, 'byte') ? s.byte : undefined;
+      case 'address': return Object.hasOwn(s, 'address') ? s.address : undefined;
+      case 'length': return Object.hasOwn(s, 'length') ? s.length : undefined;
+      case 'anonymous': return Object.hasOwn(s, 'anonymous') ? s.anonymous : undefined;
+      case 'toBreak': return Object.hasOwn(s, 'toBreak') ? s.toBreak : undefined;
+    }
+  } catch (error) {
+    throw readFailed(`${name}.${key}`, error);
+  }
+}
+
 function sizeField(step: object, key: Field, name: string, proxy: boolean): number | bigint {
-  const value = readOwn(step, key, name, proxy);
+  const value = stepField(step, key, name, proxy);
   // The common case inline; sizeArg names the field only when it must.
   return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0 ? value : sizeArg(value, `${name}.${key}`);
 }

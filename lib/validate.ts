@@ -99,8 +99,13 @@ function ownValue(value: object, key: string | number, name: string): unknown {
   try {
     return Object.hasOwn(value, key) ? (value as Record<string | number, unknown>)[key] : undefined;
   } catch (error) {
-    throw typeError(`${name}.${key} could not be read: ${errorMessage(error)}`, error);
+    throw readFailed(`${name}.${key}`, error);
   }
+}
+
+/** The error for a property whose read threw `error` (a getter, or a Proxy's trap). */
+export function readFailed(name: string, error: unknown): Error {
+  return typeError(`${name} could not be read: ${errorMessage(error)}`, error);
 }
 
 /**
@@ -242,8 +247,22 @@ export function readArray(value: unknown, name: string, max = 2 ** 32 - 1): unkn
   if (length > max) throw rangeError(`${name} may have at most ${max} elements, got ${length}`);
   const copy: unknown[] = new Array(length);
   if (isProxy(value)) for (let i = 0; i < length; i++) copy[i] = ownProperty(value as object, String(i), name);
-  else for (let i = 0; i < length; i++) copy[i] = ownValue(value as object, i, name);
+  else copyElements(value as unknown[], copy, name);
   return copy;
+}
+
+/**
+ * ownValue's read of each element, written out here: its one keyed load,
+ * which reads the named fields of every record the package checks too, is
+ * slow for all of them; this one meets arrays and numeric keys alone.
+ */
+function copyElements(array: unknown[], copy: unknown[], name: string): void {
+  let i = 0;
+  try {
+    for (; i < copy.length; i++) copy[i] = Object.hasOwn(array, i) ? array[i] : undefined;
+  } catch (error) {
+    throw readFailed(`${name}.${i}`, error);
+  }
 }
 
 /**

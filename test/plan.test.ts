@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { binding } from '../lib/binding';
-import { liveAllocations, mallinfo2, PlanStep, requestToChunkSize, runPlan } from '../lib/index';
+import { liveAllocations, malloc, mallinfo2, PlanStep, requestToChunkSize, runPlan } from '../lib/index';
 import { parseMaps } from '../lib/maps';
 import { tcacheFill } from './helpers/tcache-fill';
 
@@ -185,6 +185,41 @@ describe('runPlan', () => {
       const step = { op, size: 8, step: undefined };
       expect(() => runPlan([{ op: 'malloc', size: 10 }, step as never]), op)
         .toThrow(expect.objectContaining({ code: 'ERR_INVALID_PLAN' }));
+    }
+  });
+
+  it('reads each field a step\'s op uses once, as an own property, and names one whose read throws', () => {
+    const block = malloc(64);
+    // The fields of each op (with the malloc before it, for those that act on a step), as they run.
+    const cases: Record<string, unknown>[] = [
+      { op: 'malloc', size: 8 }, { op: 'calloc', count: 2, size: 8 }, { op: 'alignedAlloc', alignment: 64, size: 8 },
+      { op: 'realloc', step: 0, size: 100 }, { op: 'touch', step: 0, byte: 1 }, { op: 'trim', pad: 0 },
+      { op: 'read', address: block.address, length: 8, anonymous: false, toBreak: false },
+    ];
+    try {
+      for (const fields of cases) {
+        const reads = new Map<string, number>();
+        const counted = Object.defineProperties({}, Object.fromEntries(Object.entries(fields).map(([key, value]) => [key, {
+          get: () => { reads.set(key, (reads.get(key) ?? 0) + 1); return value; }, enumerable: true,
+        }])));
+        const { steps } = runPlan([{ op: 'malloc', size: 8 }, counted as PlanStep]);
+        expect(steps[1].status, String(fields.op)).toBe('ok');
+        expect(Object.fromEntries(reads), String(fields.op)).toEqual(Object.fromEntries(Object.keys(fields).map((key) => [key, 1])));
+        for (const key of Object.keys(fields)) {
+          const throwing = Object.defineProperty({ ...fields }, key, { get: () => { throw new Error('hostile'); } });
+          expect(() => runPlan([{ op: 'malloc', size: 8 }, throwing as PlanStep]), key)
+            .toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE', message: `step 1.${key} could not be read: hostile` }));
+        }
+        // A field the op needs, inherited instead of own, is missing.
+        const needed = Object.keys(fields).filter((key) => !['pad', 'byte', 'anonymous', 'toBreak'].includes(key));
+        for (const key of needed) {
+          const { [key]: value, ...rest } = fields;
+          const inherited = Object.assign(Object.create({ [key]: value }), rest);
+          expect(() => runPlan([{ op: 'malloc', size: 8 }, inherited]), key).toThrow(expect.objectContaining({ code: expect.stringMatching(/^ERR_INVALID_(ARG_TYPE|PLAN)$/) }));
+        }
+      }
+    } finally {
+      block.free();
     }
   });
 
