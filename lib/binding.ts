@@ -79,6 +79,8 @@ export interface RawBinding {
    * one after another and `buffers` is empty.
    */
   readRemote(pid: number, ranges: BigUint64Array, anonymous?: Uint8Array, into?: Uint8Array): RawRemoteRead;
+  /** The ranges read into `into` one after another, each one's errno (0: whole) written into `errnos`. */
+  readRemote(pid: number, ranges: BigUint64Array, anonymous: undefined, into: Uint8Array, errnos: Int32Array): undefined;
   /**
    * Unmaps now each Buffer that is a whole read copy runPlan handed over
    * and not yet given back, its ArrayBuffer detached first (every view of it

@@ -46,6 +46,65 @@ static constexpr size_t kMappedCopy = size_t{64} << 10;
 // Whether a failure concerns the process rather than one range.
 static bool ProcessWide(int err) { return err == ESRCH || err == EPERM || err == EACCES; }
 
+// The plain read of `count` ranges into `local`: one process_vm_readv over
+// them all; the kernel stops at the first range it cannot finish, so the
+// ones before it are whole and each one after is read alone, to learn its
+// own errno (EFAULT for a read cut short). Throws for a process-wide failure.
+static void ReadPlain(Napi::Env env, pid_t pid, const struct iovec* local, const struct iovec* remote, size_t count,
+                      size_t* got, int* errs) {
+  ssize_t n = count == 0 ? 0 : process_vm_readv(pid, local, count, remote, count, 0);
+  if (n < 0 && ProcessWide(errno)) ThrowProcess(env, errno, pid);
+  size_t done = n < 0 ? 0 : static_cast<size_t>(n);
+  size_t k = 0;
+  for (; k < count && done >= local[k].iov_len; k++) {
+    got[k] = local[k].iov_len;
+    errs[k] = 0;
+    done -= local[k].iov_len;
+  }
+  for (; k < count; k++) {
+    got[k] = 0;
+    errs[k] = 0;
+    if (local[k].iov_len == 0) continue;
+    ssize_t m = process_vm_readv(pid, &local[k], 1, &remote[k], 1, 0);
+    if (m < 0) {
+      if (ProcessWide(errno)) ThrowProcess(env, errno, pid);
+      errs[k] = errno;
+      continue;
+    }
+    got[k] = static_cast<size_t>(m);
+    if (got[k] < local[k].iov_len) errs[k] = EFAULT;
+  }
+}
+
+// readRemote's packed form (below): no allocation, no result.
+static Napi::Value ReadPacked(const Napi::CallbackInfo& info, pid_t pid, const Napi::BigUint64Array& words, size_t count) {
+  Napi::Env env = info.Env();
+  if (!info[4].IsTypedArray() || info[4].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array ||
+      info[4].As<Napi::Int32Array>().ElementLength() != count)
+    ThrowCode(env, "ERR_INVALID_ARG_TYPE", "argument 4 must be an Int32Array with an element per range");
+  if (!info[2].IsUndefined()) ThrowCode(env, "ERR_INVALID_ARG_TYPE", "argument 2 must be undefined with argument 4");
+  if (!info[3].IsTypedArray() || info[3].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+    ThrowCode(env, "ERR_INVALID_ARG_TYPE", "argument 3 must be a Uint8Array");
+  Napi::Uint8Array into = info[3].As<Napi::Uint8Array>();
+  Napi::Int32Array errnos = info[4].As<Napi::Int32Array>();
+  struct iovec local[kMaxRanges], remote[kMaxRanges];
+  size_t got[kMaxRanges];
+  int errs[kMaxRanges];
+  size_t at = 0;
+  for (size_t i = 0; i < count; i++) {
+    const uint64_t address = words[2 * i], length = words[2 * i + 1];
+    if (address + length < address) ThrowCode(env, "ERR_OUT_OF_RANGE", "range " + std::to_string(i) + " wraps");
+    if (length > into.ElementLength() - at)
+      ThrowCode(env, "ERR_OUT_OF_RANGE", "argument 3 holds " + std::to_string(into.ElementLength()) + " bytes, fewer than the ranges");
+    local[i] = {into.Data() + at, static_cast<size_t>(length)};
+    remote[i] = {reinterpret_cast<void*>(address), static_cast<size_t>(length)};
+    at += static_cast<size_t>(length);
+  }
+  ReadPlain(env, pid, local, remote, count, got, errs);
+  for (size_t i = 0; i < count; i++) errnos[i] = errs[i];
+  return env.Undefined();
+}
+
 // readRemote(pid, ranges, anonymous): `ranges` is a BigUint64Array of
 // address, length pairs; `anonymous`, if given, a Uint8Array with a byte per
 // range, 1 for private anonymous memory: such a range is copied on its own,
@@ -60,6 +119,10 @@ static bool ProcessWide(int err) { return err == ESRCH || err == EPERM || err ==
 // empty: a caller that reads a big region a window at a time reuses one
 // array whose pages are already there, where a fresh Buffer per window
 // would take a page fault per page, and many small ranges need no Buffer each.
+// With `into` and `errnos` too (an Int32Array with an element per range),
+// and no `anonymous`, each range's errno is written there and nothing is
+// returned: for a few small ranges (the first pages of a map's ELF images)
+// the result's arrays and Buffers took longer than the read.
 Napi::Value Addon::ReadRemote(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 2 || !info[0].IsNumber())
@@ -74,6 +137,7 @@ Napi::Value Addon::ReadRemote(const Napi::CallbackInfo& info) {
   size_t count = words.ElementLength() / 2;
   if (words.ElementLength() % 2 != 0 || count > kMaxRanges)
     ThrowCode(env, "ERR_OUT_OF_RANGE", "ranges must be address, length pairs, at most 1024 of them");
+  if (info.Length() > 4 && !info[4].IsUndefined()) return ReadPacked(info, pid, words, count);
   std::vector<uint8_t> anonymous(count, 0);
   if (info.Length() > 2 && !info[2].IsUndefined()) {
     if (!info[2].IsTypedArray() || info[2].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array ||
@@ -154,8 +218,6 @@ Napi::Value Addon::ReadRemote(const Napi::CallbackInfo& info) {
   std::vector<int> errs(count, 0);
   std::vector<uint64_t> untouched(count, 0);
   int pagemapErr = 0;
-  // The plain ranges in one call; the kernel stops at the first range it
-  // cannot finish: the ones before it are whole; each one after is read alone.
   std::vector<size_t> plain;
   std::vector<struct iovec> plainLocal, plainRemote;
   for (size_t k = 0; k < count; k++) {
@@ -166,26 +228,12 @@ Napi::Value Addon::ReadRemote(const Napi::CallbackInfo& info) {
   }
   if (into.empty())
     for (size_t k : plain) PopulateForCopy(data[k], sizes[k]);
-  ssize_t n = plain.empty() ? 0 : process_vm_readv(pid, plainLocal.data(), plain.size(), plainRemote.data(), plain.size(), 0);
-  if (n < 0 && ProcessWide(errno)) ThrowProcess(env, errno, pid);
-  size_t done = n < 0 ? 0 : static_cast<size_t>(n);
-  size_t p = 0;
-  for (; p < plain.size() && done >= sizes[plain[p]]; p++) {
-    got[plain[p]] = sizes[plain[p]];
-    done -= sizes[plain[p]];
-  }
-  for (; p < plain.size(); p++) {
-    size_t k = plain[p];
-    if (sizes[k] == 0) continue;
-    ssize_t m = process_vm_readv(pid, &local[k], 1, &remote[k], 1, 0);
-    if (m < 0) {
-      if (ProcessWide(errno)) ThrowProcess(env, errno, pid);
-      errs[k] = errno;
-      continue;
-    }
-    got[k] = static_cast<size_t>(m);
-    // A read that stops at an unmapped page: the rest is a fault.
-    if (got[k] < sizes[k]) errs[k] = EFAULT;
+  std::vector<size_t> plainGot(plain.size());
+  std::vector<int> plainErrs(plain.size());
+  ReadPlain(env, pid, plainLocal.data(), plainRemote.data(), plain.size(), plainGot.data(), plainErrs.data());
+  for (size_t p = 0; p < plain.size(); p++) {
+    got[plain[p]] = plainGot[p];
+    errs[plain[p]] = plainErrs[p];
   }
   // The anonymous ones, each right after its pages were looked up.
   int pagemap = -1;

@@ -29,7 +29,8 @@ export function maps(options: MapsOptions = {}): MemoryRegion[] {
 /**
  * @internal Ranges of this process's memory, in one native call
  * (process_vm_readv on our own pid), into one array kept between calls: a
- * Buffer per range cost more than the read, and came from malloc.
+ * Buffer per range cost more than the read, and came from malloc; so did
+ * the arrays of a result, which the packed form does without.
  */
 export const readOwnImages: ReadImages = (ranges) => {
   const words = new BigUint64Array(ranges.length * 2);
@@ -40,12 +41,13 @@ export const readOwnImages: ReadImages = (ranges) => {
     total += Number(r.length);
   });
   if (imageScratch.length < total) imageScratch = new Uint8Array(Math.max(total, 2 * imageScratch.length));
-  const raw = native(() => binding.readRemote(process.pid, words, undefined, imageScratch));
+  const errnos = new Int32Array(ranges.length);
+  native(() => binding.readRemote(process.pid, words, undefined, imageScratch, errnos));
   let at = 0;
   return ranges.map((r, i) => {
     const from = at;
     at += Number(r.length);
-    return raw.errnos[i] === 0 ? imageScratch.subarray(from, at) : undefined;
+    return errnos[i] === 0 ? imageScratch.subarray(from, at) : undefined;
   });
 };
 let imageScratch = new Uint8Array(64 << 10);

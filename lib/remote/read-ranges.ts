@@ -46,13 +46,20 @@ export function readRanges(pid: number, ranges: readonly RangeToRead[], into?: U
  * another: for many small ranges, with no object per range. The errno of
  * each (0: whole).
  */
-export function readPacked(pid: number, words: BigUint64Array, into: Uint8Array): number[] {
-  return readRemote(pid, words, undefined, into).errnos;
+export function readPacked(pid: number, words: BigUint64Array, into: Uint8Array): Int32Array {
+  const errnos = new Int32Array(words.length / 2);
+  remote(pid, () => binding.readRemote(pid, words, undefined, into, errnos));
+  return errnos;
 }
 
 function readRemote(pid: number, words: BigUint64Array, anonymous: Uint8Array | undefined, into: Uint8Array | undefined) {
+  return remote(pid, () => binding.readRemote(pid, words, anonymous, into));
+}
+
+/** A read of `pid`'s memory; a refused one is ERR_PERMISSION with its cause. */
+function remote<T>(pid: number, read: () => T): T {
   try {
-    return native(() => binding.readRemote(pid, words, anonymous, into));
+    return native(read);
   } catch (error) {
     if (error instanceof HeapscopeError && error.code === 'ERR_PERMISSION') {
       throw permissionError(pid, `process_vm_readv was refused (errno ${error.errno})`, error.errno);

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { binding } from '../../lib/binding';
 import { fromNative } from '../../lib/errors';
 import { attach, malloc, maps, pageSize } from '../../lib/index';
-import { readRanges } from '../../lib/remote/read-ranges';
+import { readPacked, readRanges } from '../../lib/remote/read-ranges';
 import { requireGlibcMalloc } from '../../lib/remote/malloc-kind';
 import { libcVersionOf } from '../../lib/remote/libc-version';
 import { libcFileOf } from '../../lib/allocator/libc-file';
@@ -92,6 +92,33 @@ describe('readRemote', () => {
     expect(codeOf(() => binding.readRemote(process.pid, new BigUint64Array([a.address, 8n, a.address, 8n]), undefined, new Uint8Array(15)))).toBe('ERR_OUT_OF_RANGE');
     expect(codeOf(() => binding.readRemote(process.pid, new BigUint64Array([a.address, 8n]), undefined, [new Uint8Array(8)] as never))).toBe('ERR_INVALID_ARG_TYPE');
     a.free();
+  });
+
+  it('in its packed form, writes each range\'s errno into the array it is given and returns nothing', async () => {
+    const a = malloc(64);
+    a.write(0, Buffer.from('0123456789abcdef'));
+    const regions = maps();
+    const lonely = regions.find((r, i) => r.perms.startsWith('r') && (regions[i + 1] === undefined || regions[i + 1].start > r.end) && r.kind !== 'vsyscall')!;
+    const page = BigInt(pageSize());
+    const into = new Uint8Array(3 * Number(page)).fill(0xee);
+    const errnos = new Int32Array(4).fill(-1);
+    const words = new BigUint64Array([a.address + 10n, 6n, 0x1000n, 8n, lonely.end - page, page * 2n, a.address, 4n]);
+    expect(readPacked(process.pid, words, into)).toEqual(new Int32Array([0, EFAULT, EFAULT, 0]));
+    expect(binding.readRemote(process.pid, words, undefined, into, errnos)).toBeUndefined();
+    expect([...errnos]).toEqual([0, EFAULT, EFAULT, 0]);
+    expect(Buffer.from(into.subarray(0, 6)).toString()).toBe('abcdef');
+    // Each range's place follows the one before's whole length, read or not.
+    expect(Buffer.from(into.subarray(14 + 2 * Number(page), 18 + 2 * Number(page))).toString()).toBe('0123');
+    expect(codeOf(() => binding.readRemote(process.pid, words, undefined, into, new Int32Array(3)))).toBe('ERR_INVALID_ARG_TYPE');
+    expect(codeOf(() => binding.readRemote(process.pid, words, undefined, into, new Uint32Array(4) as never))).toBe('ERR_INVALID_ARG_TYPE');
+    expect(codeOf(() => binding.readRemote(process.pid, words, new Uint8Array(4) as never, into, errnos))).toBe('ERR_INVALID_ARG_TYPE');
+    expect(codeOf(() => binding.readRemote(process.pid, words, undefined, undefined as never, errnos))).toBe('ERR_INVALID_ARG_TYPE');
+    expect(codeOf(() => binding.readRemote(process.pid, words, undefined, new Uint8Array(20), errnos))).toBe('ERR_OUT_OF_RANGE');
+    expect(codeOf(() => binding.readRemote(process.pid, new BigUint64Array([(1n << 64n) - 4n, 8n]), undefined, into, new Int32Array(1)))).toBe('ERR_OUT_OF_RANGE');
+    a.free();
+    const child = spawn(process.execPath, ['-e', '0']);
+    await new Promise((resolve) => child.on('exit', resolve));
+    expect(codeOf(() => binding.readRemote(child.pid!, new BigUint64Array([0x1000n, 8n]), undefined, into, new Int32Array(1)))).toBe('ERR_PROCESS_EXITED');
   });
 
   it('copies a range over 1 GiB (a [heap] can be that big); its untouched pages are left alone here and there', () => {
