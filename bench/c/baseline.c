@@ -135,19 +135,36 @@ static size_t parse_maps(char* text, size_t length, struct region* out, size_t c
   return count;
 }
 
-uint64_t bench_maps(uint64_t n) {
+// With `change`, a 64 MiB block (always mmapped: above glibc's largest
+// dynamic threshold) is made or freed before each read, untimed, as the
+// bench does before each maps() of its changed row: the kernel takes
+// longer to print a map just after a mapping changed, C or not.
+uint64_t bench_maps(uint64_t n, int change) {
   static char text[1 << 20];
   static struct region regions[16384];
-  uint64_t start = now();
+  static void* big;
+  uint64_t total = 0;
   for (uint64_t i = 0; i < n; i++) {
+    if (change) {
+      if (big == NULL) {
+        big = malloc(64 << 20);
+      } else {
+        free(big);
+        big = NULL;
+      }
+    }
+    uint64_t start = now();
     int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
     size_t used = 0;
     ssize_t got;
     while ((got = read(fd, text + used, sizeof(text) - used)) > 0) used += (size_t)got;
     close(fd);
     sink = parse_maps(text, used, regions, sizeof(regions) / sizeof(regions[0]));
+    total += now() - start;
   }
-  return now() - start;
+  free(big);
+  big = NULL;
+  return total;
 }
 
 // The heap walk's C twin: the same pass walkSnapshot makes over a copy of
