@@ -9,12 +9,13 @@
 // of nanoseconds per operation; the sides take turns inside each round so
 // that drift (frequency scaling, other load) hits them alike.
 //
-// Usage: node bench/run.mjs [--json] [--rounds N] [--only GROUP,...] [--record | --check]
+// Usage: node bench/run.mjs [--json] [--rounds N] [--only GROUP,...] [--record | --check] | --recorded
 //   --json     every row as JSON: its id, figures, ratio, what the ratio is against and the target
 //   --only     measure only these groups: per-call, plan, maps, walk, pid, tour
 //   --record   write the ratios measured into bench/figures.json (the figures --check compares with);
 //              with --only, the other rows stay as recorded and the new ones carry their own environment
 //   --check    exit 1 when a ratio is more than 25% above the one bench/figures.json records
+//   --recorded print what bench/figures.json records, row by row, as the README's table; measure nothing
 // The guard is run by hand, not in CI: ratios move with the machine's load.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -518,7 +519,8 @@ async function pidRows(c) {
 /** The performance issue's target for the tour: under 1.5 s (the doctor's, under 2 s, is another issue's). */
 const TOUR_TARGET = 1.5e9;
 
-function tourRow(id, mode, flags) {
+/** `targeted`: the in-process tour has no target (it runs `bins` over a heap the other experiments grew); its ratio to the target is kept for --check. */
+function tourRow(id, mode, flags, targeted) {
   const times = [];
   for (let i = 0; i < 3; i++) {
     const t = hr();
@@ -527,7 +529,10 @@ function tourRow(id, mode, flags) {
     if (child.status !== 0) throw new Error(`heapscope tour ${flags.join(' ')} failed: ${child.stderr}`);
     times.push(elapsed);
   }
-  return { id, what: `heapscope tour, ${mode}`, group: 'tour', heapscope: median(times), target: TOUR_TARGET, against: 'wall', baseline: TOUR_TARGET, ratio: median(times) / TOUR_TARGET };
+  return {
+    id, what: `heapscope tour, ${mode}`, group: 'tour', heapscope: median(times), target: targeted ? TOUR_TARGET : undefined,
+    against: 'wall', baseline: TOUR_TARGET, ratio: median(times) / TOUR_TARGET,
+  };
 }
 
 // ---- Output ---------------------------------------------------------------------
@@ -594,13 +599,36 @@ function details(rows) {
 
 // ---- The regression guard ----------------------------------------------------------
 
-/** The ratios to keep: by row id, with what each is against, from this run. */
+/**
+ * The ratios to keep: by row id, with what each is against, from this run;
+ * and heapscope's own figure and the verdict, for the README's table.
+ */
 function figures(rows, environment) {
   return {
     note: 'Ratios recorded by `npm run bench -- --record`; `npm run bench -- --check` fails when one is more than 25% worse.',
     environment,
-    ratios: Object.fromEntries(rows.map((row) => [row.id, { ratio: Number(row.ratio.toPrecision(4)), against: row.against, what: row.what }])),
+    ratios: Object.fromEntries(rows.map((row) => [row.id, {
+      ratio: Number(row.ratio.toPrecision(4)), against: row.against, what: row.what,
+      figure: Number(row.heapscope.toPrecision(4)), verdict: verdict(row),
+    }])),
   };
+}
+
+/**
+ * What bench/figures.json records, as a Markdown table: each row's figure,
+ * its ratio, the verdict against its target, and the run it comes from.
+ * The README's Performance section holds this table, as printed
+ * (test/bench-figures.test.ts checks that it does).
+ */
+function recordedTable(kept) {
+  const lines = ['| row | measurement | heapscope | ratio | target | recorded |', '| --- | --- | ---: | ---: | --- | --- |'];
+  for (const [id, r] of Object.entries(kept.ratios)) {
+    const environment = r.environment ?? kept.environment;
+    const ratio = r.against === 'wall' ? '' : `${r.ratio.toFixed(2)}× ${r.against}`;
+    const when = `${environment.date.slice(0, 10)}, load ${environment.load[0]}, ${environment.cpu}`;
+    lines.push(`| \`${id}\` | ${r.what} | ${r.figure === undefined ? '' : ns(r.figure)} | ${ratio} | ${r.verdict ?? ''} | ${when} |`);
+  }
+  return lines.join('\n');
 }
 
 /** Each measured row against the recorded ratio; the rows that are more than SLACK worse. */
@@ -620,6 +648,10 @@ function checkRows(rows) {
 }
 
 async function main() {
+  if (args.includes('--recorded')) {
+    process.stdout.write(`${recordedTable(JSON.parse(fs.readFileSync(FIGURES, 'utf8')))}\n`);
+    return;
+  }
   const c = compileBaseline();
   const k = koffiLibc();
   const sweep = Array.from({ length: 257 }, (_, i) => i * 4096);
@@ -633,8 +665,8 @@ async function main() {
     walk: () => heapWalkRows(c),
     pid: () => pidRows(c),
     tour: () => [
-      tourRow('tour-in-process', 'in-process (each experiment isolated: false, in one child node)', ['--in-process']),
-      tourRow('tour-isolated', 'isolated (each experiment in its own child)', ['--isolated']),
+      tourRow('tour-in-process', 'in-process (each experiment isolated: false, in one child node)', ['--in-process'], false),
+      tourRow('tour-isolated', 'isolated (each experiment in its own child)', ['--isolated'], true),
     ],
   };
   const rows = [];
