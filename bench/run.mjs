@@ -11,7 +11,7 @@
 //
 // Usage: node bench/run.mjs [--json] [--rounds N] [--only GROUP,...] [--record | --check] | --recorded
 //   --json     every row as JSON: its id, figures, ratio, what the ratio is against and the target
-//   --only     measure only these groups: per-call, plan, maps, walk, pid, tour
+//   --only     measure only these groups: per-call, plan, maps, walk, bins, pid, tour
 //   --record   write the ratios measured into bench/figures.json (the figures --check compares with);
 //              with --only, the other rows stay as recorded and the new ones carry their own environment
 //   --check    exit 1 when a ratio is more than 25% above the one bench/figures.json records
@@ -38,7 +38,7 @@ const record = args.includes('--record');
 const check = args.includes('--check');
 const roundsArg = args.indexOf('--rounds');
 const ROUNDS = roundsArg >= 0 ? Number(args[roundsArg + 1]) : 21;
-const GROUPS = ['per-call', 'plan', 'maps', 'walk', 'pid', 'tour'];
+const GROUPS = ['per-call', 'plan', 'maps', 'walk', 'bins', 'pid', 'tour'];
 const onlyArg = args.indexOf('--only');
 const only = onlyArg >= 0 ? args[onlyArg + 1].split(',') : GROUPS;
 for (const group of only) if (!GROUPS.includes(group)) throw new Error(`--only: unknown group ${group}; groups: ${GROUPS.join(', ')}`);
@@ -64,6 +64,9 @@ function compileBaseline() {
     items: lib.func('uint64_t bench_items(const uint64_t *sizes, uint64_t count, uint64_t n)'),
     maps: lib.func('uint64_t bench_maps(uint64_t n, int change)'),
     walk: lib.func('uint64_t bench_walk(const uint8_t *bytes, uint64_t start, uint64_t end, uint64_t n, _Out_ uint64_t *out)'),
+    fillBins: lib.func('uint64_t bench_fill_bins(uint64_t n)'),
+    releaseBins: lib.func('void bench_release_bins(void)'),
+    bins: lib.func('uint64_t bench_bins(const uint8_t *bytes, uint64_t base, uint64_t length, const uint64_t *lists, uint64_t nlists, uint64_t system_mem, int64_t safe_linking, uint64_t n, _Out_ uint64_t *out)'),
     readRemote: lib.func('uint64_t bench_read_remote(int64_t pid, uint64_t address, uint64_t length, _Out_ uint64_t *got)'),
     fillHeap: lib.func('uint64_t bench_fill_heap(const uint64_t *sizes, uint64_t count, uint64_t n, uint64_t free_every)'),
     releaseHeap: lib.func('void bench_release_heap(void)'),
@@ -392,6 +395,66 @@ async function heapWalkRows(c) {
   return rows;
 }
 
+// ---- The bins' decode ----------------------------------------------------------------
+// main_arena's lists, long ones (bench_fill_bins: 50,000 chunks each in a
+// fastbin, a small bin and a large bin, beside whatever else this process
+// freed), decoded from one allocator snapshot: the decoder bins() runs on a
+// snapshot's first call (lib/allocator/bins.ts, over the snapshot's image;
+// the rest of that call's decode, the walk and the tcaches, is timed by the
+// walk rows), against its C twin following the same lists through the same
+// copy of [heap]. Both must count the same chunks, or the comparison is void.
+
+const BINS_ROUNDS = 50_000;
+
+function binsRows(c) {
+  const { decodeSnapshot } = require(path.join(ROOT, 'dist', 'allocator', 'results.js'));
+  const { decodeBins } = require(path.join(ROOT, 'dist', 'allocator', 'bins.js'));
+  const { sizeRule } = require(path.join(ROOT, 'dist', 'allocator', 'bin-walk.js'));
+  if (Number(c.fillBins(BINS_ROUNDS)) === 0) throw new Error('bench_fill_bins could not map room for its pointers');
+  try {
+    const s = h.allocatorSnapshot();
+    if (!s.consistent) throw new Error('the allocator snapshot was torn');
+    const { arenas } = decodeSnapshot(s).state;
+    const arena = arenas.arenas[0];
+    const state = arenas.states[0];
+    const heap = s.image.heap;
+    const bytes = s.image.memory.read(heap.start, Number(heap.end - heap.start));
+    // A list's rows for the C twin: kind, head, header, smallest and largest size.
+    const rows = [];
+    state.fastbins.forEach((head, index) => {
+      const rule = sizeRule('fastbin', index);
+      rows.push(0n, head, 0n, BigInt(rule.min), BigInt(rule.max));
+    });
+    for (const b of state.bins) {
+      if (b.index > 126) continue;
+      const rule = sizeRule('regular', b.index);
+      rows.push(b.index >= 64 ? 2n : 1n, b.fd, b.address, BigInt(rule.min), BigInt(rule.max ?? Number.MAX_SAFE_INTEGER));
+    }
+    const lists = BigUint64Array.from(rows);
+    const out = new BigUint64Array(1);
+    const cSide = () => c.bins(bytes, heap.start, bytes.length, lists, lists.length / 5, arena.systemMem, s.image.layout.safeLinking ? 1 : 0, 1, out);
+    const decoded = decodeBins(s.image, arena, state);
+    const all = [...decoded.fastbins, ...decoded.unsorted, ...decoded.smallbins, ...decoded.largebins];
+    const listed = all.reduce((sum, b) => sum + b.count, 0);
+    cSide();
+    if (!decoded.complete || Number(out[0]) !== listed) {
+      throw new Error(`the JS and C bins disagree: ${listed} chunks${decoded.complete ? '' : ' (a list cut short)'} vs C ${out[0]}`);
+    }
+    const largest = Math.max(...all.map((b) => b.count));
+    const m = compare({
+      heapscope: () => { const t = hr(); sink = decodeBins(s.image, arena, state).complete; return Number(hr() - t) / listed; },
+      c: () => Number(cSide()) / listed,
+    });
+    return [{
+      id: 'bins-decode',
+      what: `bins' decode per listed chunk: main_arena's lists in one allocator snapshot (${listed} chunks, the longest list ${largest}), as bins() decodes them`,
+      group: 'bins', heapscope: m.heapscope, c: m.c, ratio: m.heapscope / m.c, against: 'C', baseline: m.c, chunks: listed,
+    }];
+  } finally {
+    c.releaseBins();
+  }
+}
+
 // ---- Another process (--pid) ------------------------------------------------------
 // bench/c/heap-target.c, compiled now, is the other process: single-threaded,
 // so its whole heap is main_arena's, and quiet once it has printed "ready"
@@ -582,6 +645,9 @@ function details(rows) {
       out.push(`${row.what}: ${(row.perSecond / 1e6).toFixed(1)} M chunks/s` +
         (row.cPerSecond === undefined ? '' : ` (the C loop ${(row.cPerSecond / 1e6).toFixed(1)} M chunks/s over the same bytes)`));
     }
+    if (row.group === 'bins') {
+      out.push(`${row.what}: ${(1e3 / row.heapscope).toFixed(1)} M chunks/s (the C twin ${(1e3 / row.c).toFixed(1)} M chunks/s over the same copy)`);
+    }
     if (row.group === 'pid') {
       out.push(`${row.what}: ${ns(row.heapscope * row.chunks)} a walk there, ${ns(row.local * row.chunks)} here for as many chunks`);
     }
@@ -663,6 +729,7 @@ async function main() {
     ],
     maps: () => mapsRows(c),
     walk: () => heapWalkRows(c),
+    bins: () => binsRows(c),
     pid: () => pidRows(c),
     tour: () => [
       tourRow('tour-in-process', 'in-process (each experiment isolated: false, in one child node)', ['--in-process'], false),

@@ -253,6 +253,138 @@ void bench_release_heap(void) {
   kept_blocks = NULL;
 }
 
+// A heap whose bins hold long lists, for the bins' decode: n rounds of a
+// 500-byte block (a small bin's chunk of 512 bytes), a 1100-byte block (a
+// large bin's 1120) and a 40-byte block (a fastbin's 48), each of the first
+// two followed by a 24-byte block kept in use, so that no freed block
+// coalesces. The 500- and 1100-byte blocks are freed (the first 7 of each
+// size into the tcache, the rest into the unsorted bin), then 4000-byte
+// blocks are asked for until every freed chunk has been sorted into its bin
+// (each malloc sorts at most 10,000), and then the 40-byte blocks are freed
+// into their fastbin (a request that large consolidates the fastbins first).
+// Everything left is kept until bench_release_bins(). Returns the blocks freed.
+static void** bins_blocks;
+static uint64_t bins_count;
+static size_t bins_span;
+
+uint64_t bench_fill_bins(uint64_t n) {
+  const uint64_t sorts = (2 * n) / 10000 + 2;
+  bins_count = 6 * n + sorts;
+  bins_span = (size_t)bins_count * sizeof(void*);
+  bins_blocks = mmap(NULL, bins_span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (bins_blocks == MAP_FAILED) {
+    bins_blocks = NULL;
+    return 0;
+  }
+  static const size_t sizes[6] = {500, 24, 1100, 24, 40, 24};
+  for (uint64_t i = 0; i < 6 * n; i++) bins_blocks[i] = malloc(sizes[i % 6]);
+  uint64_t freed = 0;
+  for (uint64_t i = 0; i < 6 * n; i += 6) {
+    free(bins_blocks[i]);
+    free(bins_blocks[i + 2]);
+    bins_blocks[i] = bins_blocks[i + 2] = NULL;
+    freed += 2;
+  }
+  for (uint64_t k = 0; k < sorts; k++) bins_blocks[6 * n + k] = malloc(4000);
+  for (uint64_t i = 4; i < 6 * n; i += 6) {
+    free(bins_blocks[i]);
+    bins_blocks[i] = NULL;
+    freed++;
+  }
+  return freed;
+}
+
+void bench_release_bins(void) {
+  if (bins_blocks == NULL) return;
+  for (uint64_t i = 0; i < bins_count; i++) free(bins_blocks[i]);
+  munmap(bins_blocks, bins_span);
+  bins_blocks = NULL;
+}
+
+// The C twin of the bins' decode (lib/allocator/bin-walk.ts): main_arena's
+// lists followed through a copy of [heap] (`bytes`, copied from `base`), n
+// times, with the checks the decode makes of each chunk: 16-byte aligned,
+// inside the copy, no more chunks than system_mem holds of the list's
+// smallest size, no NON_MAIN_ARENA bit, a size the list may hold; a
+// fastbin's chunk not met before in its list (the decode keeps a set), its
+// fd revealed where safe-linking mangles it; a regular bin's chunk whose bk
+// is the chunk before, whose next chunk has P clear and prev_size its size,
+// a large bin's sizes never growing and the nextsize links of each size's
+// first chunk read. `lists`: nlists rows of kind (0 fastbin, 1 regular, 2
+// large), head (a fastbin's first chunk; a regular bin's fd), header (where
+// a regular list ends: bin_at), min and max chunk size. out[0]: the chunks
+// of every list. Returns the elapsed nanoseconds.
+#define SEEN_SLOTS (1u << 20)
+static uint64_t seen_keys[SEEN_SLOTS];
+static uint32_t seen_marks[SEEN_SLOTS];
+static uint32_t seen_mark;
+
+static int seen_before(uint64_t p) {
+  uint32_t slot = (uint32_t)((p >> 4) * 0x9e3779b97f4a7c15ull >> 44);
+  while (seen_marks[slot] == seen_mark) {
+    if (seen_keys[slot] == p) return 1;
+    slot = (slot + 1) & (SEEN_SLOTS - 1);
+  }
+  seen_marks[slot] = seen_mark;
+  seen_keys[slot] = p;
+  return 0;
+}
+
+static int word_at(const uint8_t* bytes, uint64_t base, uint64_t length, uint64_t address, uint64_t* out) {
+  if (address < base || address + 8 > base + length) return 0;
+  memcpy(out, bytes + (address - base), 8);
+  return 1;
+}
+
+uint64_t bench_bins(const uint8_t* bytes, uint64_t base, uint64_t length, const uint64_t* lists, uint64_t nlists,
+                    uint64_t system_mem, int64_t safe_linking, uint64_t n, uint64_t* out) {
+  uint64_t t0 = now();
+  for (uint64_t round = 0; round < n; round++) {
+    uint64_t total = 0;
+    for (uint64_t l = 0; l < nlists; l++) {
+      const uint64_t* list = lists + 5 * l;
+      const uint64_t kind = list[0], header = list[2], min = list[3], max = list[4];
+      const uint64_t cap = system_mem / min;
+      uint64_t p = list[1], prev = header, last_size = 0, count = 0;
+      seen_mark++;
+      while (kind == 0 ? p != 0 : p != header) {
+        uint64_t word, fd, bk, prev_size, after;
+        if (p % 16 != 0 || p < base || p + 32 > base + length || count >= cap) break;
+        if (!word_at(bytes, base, length, p + 8, &word) || (word & 4) != 0) break;
+        const uint64_t size = word & ~(uint64_t)7;
+        if (size < min || size > max || size % 16 != 0 || size > system_mem) break;
+        if (!word_at(bytes, base, length, p + 16, &fd)) break;
+        if (kind == 0) {
+          // (The set holds half its slots at most: a list that long is beyond any the bench makes.)
+          if (count >= SEEN_SLOTS / 2 || seen_before(p)) break;
+          count++;
+          p = safe_linking ? fd ^ ((p + 16) >> 12) : fd;
+          continue;
+        }
+        if (!word_at(bytes, base, length, p + 24, &bk) || bk != prev) break;
+        if (!word_at(bytes, base, length, p + size, &prev_size) || !word_at(bytes, base, length, p + size + 8, &after) ||
+            (after & 1) != 0 || prev_size != size)
+          break;
+        if (kind == 2) {
+          uint64_t fd_nextsize = 0, bk_nextsize = 0;
+          if (last_size != 0 && size > last_size) break;
+          if (size != last_size) {
+            if (!word_at(bytes, base, length, p + 32, &fd_nextsize) || !word_at(bytes, base, length, p + 40, &bk_nextsize)) break;
+            sink = fd_nextsize ^ bk_nextsize;
+          }
+        }
+        count++;
+        last_size = size;
+        prev = p;
+        p = fd;
+      }
+      total += count;
+    }
+    out[0] = total;
+  }
+  return now() - t0;
+}
+
 // What heapscope's copy of another process's heap cannot do without: the
 // range read with one process_vm_readv into fresh memory (its page faults
 // counted, as the addon's Buffers take them too). Returns the elapsed
