@@ -7,7 +7,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { heapRoomNotNeeded } from './helpers/heap-room';
 import { SYNC_CHILD } from './helpers/sync-child';
+
+// Everything runs in an installed copy, in children.
+heapRoomNotNeeded();
 
 const ROOT = path.resolve(__dirname, '..');
 const MINUTES = 60_000;

@@ -15,6 +15,10 @@ import { TOTALLED_FIELDS } from '../../lib/allocator/totals';
 import { glibcVersion } from '../../lib/stats';
 import { attach, hex } from '../../lib/index';
 import { SYNC_CHILD } from '../helpers/sync-child';
+import { heapRoomNotNeeded } from '../helpers/heap-room';
+
+// Every command runs in a node of its own, against other processes.
+heapRoomNotNeeded();
 
 const root = path.join(__dirname, '..', '..');
 const cli = path.join(root, 'dist', 'cli.js');

@@ -14,6 +14,10 @@ import { Decoded } from '../../lib/allocator/results';
 import { placementProblems } from '../../lib/allocator/places';
 import { takeHeaderSnapshot } from '../../lib/remote/header-snapshot';
 import { DoctorData } from '../../lib/doctor/types';
+import { heapRoomNotNeeded } from '../helpers/heap-room';
+
+// Other processes are read, none of this one's heap.
+heapRoomNotNeeded();
 
 const fixtures = path.join(__dirname, '..', 'fixtures');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'heapscope-headers-'));

@@ -14,6 +14,10 @@ import { attach } from '../../lib/index';
 import { TOTALLED_FIELDS } from '../../lib/allocator/totals';
 import { startLines } from '../helpers/target';
 import { SYNC_CHILD } from '../helpers/sync-child';
+import { heapRoomNotNeeded } from '../helpers/heap-room';
+
+// Other processes are read, none of this one's heap.
+heapRoomNotNeeded();
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'heapscope-blocked-'));
 const program = path.join(dir, 'attach-blocked');

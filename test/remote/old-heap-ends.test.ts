@@ -6,6 +6,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { attach, HeapWalk } from '../../lib/index';
 import { AllocatorFixture, startAllocatorFixture } from '../helpers/allocator-fixture';
+import { heapRoomNotNeeded } from '../helpers/heap-room';
+
+// Another process is read, none of this one's heap.
+heapRoomNotNeeded();
 
 let fixture: AllocatorFixture | undefined;
 let skip: string | undefined;
