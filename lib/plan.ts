@@ -335,6 +335,8 @@ function stepField(step: object, key: Field, name: string, proxy: boolean): unkn
       case 'length': return Object.hasOwn(s, 'length') ? s.length : undefined;
       case 'anonymous': return Object.hasOwn(s, 'anonymous') ? s.anonymous : undefined;
       case 'toBreak': return Object.hasOwn(s, 'toBreak') ? s.toBreak : undefined;
+      // A field added to FIELDS without its case here fails to compile.
+      default: return key satisfies never;
     }
   } catch (error) {
     throw readFailed(`${name}.${key}`, error);
