@@ -257,12 +257,15 @@ void bench_release_heap(void) {
 // 500-byte block (a small bin's chunk of 512 bytes), a 1100-byte block (a
 // large bin's 1120) and a 40-byte block (a fastbin's 48), each of the first
 // two followed by a 24-byte block kept in use, so that no freed block
-// coalesces. The 500- and 1100-byte blocks are freed (the first 7 of each
-// size into the tcache, the rest into the unsorted bin), then 4000-byte
-// blocks are asked for until every freed chunk has been sorted into its bin
-// (each malloc sorts at most 10,000), and then the 40-byte blocks are freed
-// into their fastbin (a request that large consolidates the fastbins first).
-// Everything left is kept until bench_release_bins(). Returns the blocks freed.
+// coalesces. The 500- and 1100-byte blocks are freed (the first 7 500-byte
+// ones into the tcache, the rest into the unsorted bin: a 1120-byte chunk is
+// above the tcache's largest, 1040), then 4000-byte blocks are asked for
+// until every freed chunk has been sorted into its bin (each malloc sorts at
+// most 10,000), and then the 40-byte blocks are freed into their fastbin (a
+// request that large consolidates the fastbins first). The next request of
+// 1024 bytes or more, by anyone, consolidates that fastbin too: its chunks
+// then lie in the 48-byte small bin (see bench/run.mjs). Everything left is
+// kept until bench_release_bins(). Returns the blocks freed.
 static void** bins_blocks;
 static uint64_t bins_count;
 static size_t bins_span;
@@ -330,8 +333,13 @@ static int seen_before(uint64_t p) {
   return 0;
 }
 
+// Offsets compared, not ends: an address near 2^64 plus a few bytes would wrap past the check.
+static int inside(uint64_t base, uint64_t length, uint64_t address, uint64_t bytes) {
+  return address >= base && length >= bytes && address - base <= length - bytes;
+}
+
 static int word_at(const uint8_t* bytes, uint64_t base, uint64_t length, uint64_t address, uint64_t* out) {
-  if (address < base || address + 8 > base + length) return 0;
+  if (!inside(base, length, address, 8)) return 0;
   memcpy(out, bytes + (address - base), 8);
   return 1;
 }
@@ -349,7 +357,7 @@ uint64_t bench_bins(const uint8_t* bytes, uint64_t base, uint64_t length, const 
       seen_mark++;
       while (kind == 0 ? p != 0 : p != header) {
         uint64_t word, fd, bk, prev_size, after;
-        if (p % 16 != 0 || p < base || p + 32 > base + length || count >= cap) break;
+        if (p % 16 != 0 || !inside(base, length, p, 32) || count >= cap) break;
         if (!word_at(bytes, base, length, p + 8, &word) || (word & 4) != 0) break;
         const uint64_t size = word & ~(uint64_t)7;
         if (size < min || size > max || size % 16 != 0 || size > system_mem) break;
@@ -362,7 +370,7 @@ uint64_t bench_bins(const uint8_t* bytes, uint64_t base, uint64_t length, const 
           continue;
         }
         if (!word_at(bytes, base, length, p + 24, &bk) || bk != prev) break;
-        if (!word_at(bytes, base, length, p + size, &prev_size) || !word_at(bytes, base, length, p + size + 8, &after) ||
+        if (size > length || !word_at(bytes, base, length, p + size, &prev_size) || !word_at(bytes, base, length, p + size + 8, &after) ||
             (after & 1) != 0 || prev_size != size)
           break;
         if (kind == 2) {
