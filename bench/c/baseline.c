@@ -217,41 +217,54 @@ uint64_t bench_walk(const uint8_t* bytes, uint64_t start, uint64_t end, uint64_t
   return now() - t0;
 }
 
-// A heap for the whole walks made without a handle of heapscope's: n blocks
-// of sizes[i % count] bytes, every free_every-th freed, the rest kept until
-// bench_release_heap(). The pointers live in memory from mmap, not malloc,
-// so that the heap holds only the blocks. Returns the blocks kept.
-static void** kept_blocks;
-static uint64_t kept_count;
-static size_t kept_span;
+// Blocks a fill keeps until its release, their pointers in memory from
+// mmap, not malloc, so that the heap holds only the blocks.
+struct kept {
+  void** blocks;
+  uint64_t count;
+  size_t span;
+};
 
-uint64_t bench_fill_heap(const uint64_t* sizes, uint64_t count, uint64_t n, uint64_t free_every) {
-  kept_span = (size_t)n * sizeof(void*);
-  kept_blocks = mmap(NULL, kept_span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (kept_blocks == MAP_FAILED) {
-    kept_blocks = NULL;
+static int keep_room(struct kept* k, uint64_t count) {
+  k->span = (size_t)count * sizeof(void*);
+  k->blocks = mmap(NULL, k->span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (k->blocks == MAP_FAILED) {
+    k->blocks = NULL;
     return 0;
   }
-  kept_count = n;
+  k->count = count;
+  return 1;
+}
+
+static void release_kept(struct kept* k) {
+  if (k->blocks == NULL) return;
+  for (uint64_t i = 0; i < k->count; i++) free(k->blocks[i]);
+  munmap(k->blocks, k->span);
+  k->blocks = NULL;
+}
+
+// A heap for the whole walks made without a handle of heapscope's: n blocks
+// of sizes[i % count] bytes, every free_every-th freed, the rest kept until
+// bench_release_heap(). Returns the blocks kept.
+static struct kept walk_heap;
+
+uint64_t bench_fill_heap(const uint64_t* sizes, uint64_t count, uint64_t n, uint64_t free_every) {
+  if (!keep_room(&walk_heap, n)) return 0;
+  void** blocks = walk_heap.blocks;
   uint64_t live = 0;
-  for (uint64_t i = 0; i < n; i++) kept_blocks[i] = malloc(sizes[i % count]);
+  for (uint64_t i = 0; i < n; i++) blocks[i] = malloc(sizes[i % count]);
   for (uint64_t i = 0; i < n; i++) {
     if (i % free_every == 0) {
-      free(kept_blocks[i]);
-      kept_blocks[i] = NULL;
-    } else if (kept_blocks[i] != NULL) {
+      free(blocks[i]);
+      blocks[i] = NULL;
+    } else if (blocks[i] != NULL) {
       live++;
     }
   }
   return live;
 }
 
-void bench_release_heap(void) {
-  if (kept_blocks == NULL) return;
-  for (uint64_t i = 0; i < kept_count; i++) free(kept_blocks[i]);
-  munmap(kept_blocks, kept_span);
-  kept_blocks = NULL;
-}
+void bench_release_heap(void) { release_kept(&walk_heap); }
 
 // A heap whose bins hold long lists, for the bins' decode: n rounds of a
 // 500-byte block (a small bin's chunk of 512 bytes), a 1100-byte block (a
@@ -266,43 +279,31 @@ void bench_release_heap(void) {
 // 1024 bytes or more, by anyone, consolidates that fastbin too: its chunks
 // then lie in the 48-byte small bin (see bench/run.mjs). Everything left is
 // kept until bench_release_bins(). Returns the blocks freed.
-static void** bins_blocks;
-static uint64_t bins_count;
-static size_t bins_span;
+static struct kept bins_heap;
 
 uint64_t bench_fill_bins(uint64_t n) {
   const uint64_t sorts = (2 * n) / 10000 + 2;
-  bins_count = 6 * n + sorts;
-  bins_span = (size_t)bins_count * sizeof(void*);
-  bins_blocks = mmap(NULL, bins_span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (bins_blocks == MAP_FAILED) {
-    bins_blocks = NULL;
-    return 0;
-  }
+  if (!keep_room(&bins_heap, 6 * n + sorts)) return 0;
+  void** blocks = bins_heap.blocks;
   static const size_t sizes[6] = {500, 24, 1100, 24, 40, 24};
-  for (uint64_t i = 0; i < 6 * n; i++) bins_blocks[i] = malloc(sizes[i % 6]);
+  for (uint64_t i = 0; i < 6 * n; i++) blocks[i] = malloc(sizes[i % 6]);
   uint64_t freed = 0;
   for (uint64_t i = 0; i < 6 * n; i += 6) {
-    free(bins_blocks[i]);
-    free(bins_blocks[i + 2]);
-    bins_blocks[i] = bins_blocks[i + 2] = NULL;
+    free(blocks[i]);
+    free(blocks[i + 2]);
+    blocks[i] = blocks[i + 2] = NULL;
     freed += 2;
   }
-  for (uint64_t k = 0; k < sorts; k++) bins_blocks[6 * n + k] = malloc(4000);
+  for (uint64_t k = 0; k < sorts; k++) blocks[6 * n + k] = malloc(4000);
   for (uint64_t i = 4; i < 6 * n; i += 6) {
-    free(bins_blocks[i]);
-    bins_blocks[i] = NULL;
+    free(blocks[i]);
+    blocks[i] = NULL;
     freed++;
   }
   return freed;
 }
 
-void bench_release_bins(void) {
-  if (bins_blocks == NULL) return;
-  for (uint64_t i = 0; i < bins_count; i++) free(bins_blocks[i]);
-  munmap(bins_blocks, bins_span);
-  bins_blocks = NULL;
-}
+void bench_release_bins(void) { release_kept(&bins_heap); }
 
 // The C twin of the bins' decode (lib/allocator/bin-walk.ts): main_arena's
 // lists followed through a copy of [heap] (`bytes`, copied from `base`), n
