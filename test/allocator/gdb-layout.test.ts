@@ -8,6 +8,10 @@ import { glibcVersion } from '../../lib/stats';
 import { layoutFor } from '../../lib/allocator/layouts';
 import { StructLayout } from '../../lib/allocator/struct-layout';
 import { gdbAsk, gdbMissing, GdbStruct, parsePtype, startChild } from '../helpers/gdb';
+import { heapRoomNotNeeded } from '../helpers/heap-room';
+
+// gdb reads a child; nothing of this process's heap is read.
+heapRoomNotNeeded();
 
 const STRUCTS = {
   mallocState: 'struct malloc_state',
