@@ -403,7 +403,7 @@ async function heapWalkRows(c) {
 }
 
 // ---- The bins' decode ----------------------------------------------------------------
-// main_arena's lists, long ones (about 50,000 chunks each in a fastbin, a
+// main_arena's lists, long ones (up to 50,000 chunks each in a fastbin, a
 // small bin and a large bin, beside whatever else this process freed),
 // decoded from one allocator snapshot: the decoder bins() runs on a
 // snapshot's first call (lib/allocator/bins.ts, over the snapshot's image;
@@ -415,7 +415,6 @@ async function heapWalkRows(c) {
 // process's own code makes at any time: its 40-byte blocks are taken and
 // freed again by the snapshot's own `before` steps, in the native call that
 // copies the heap right after them.
-
 
 const BINS_ROUNDS = 50_000;
 
