@@ -130,6 +130,7 @@ describe('heapscope arenas and bins, against the decode of the same process', ()
         Atomics.wait(new Int32Array(workerData, 0, 1), 0, 1);\`, { eval: true, workerData: gate });
       // A worker that failed first could not say so while this thread waits.
       if (Atomics.wait(new Int32Array(gate, 0, 1), 0, 0, 60000) === 'timed-out') throw new Error('the worker did not fill its arena within 60 s');
+      needBreakRoom();
       const address = new BigInt64Array(gate, 8, 1)[0];
       const mine = h.arenas().arenas.find((a) => a.memory.some((m) => address >= m.start && address < m.end)).address;
       const pick = (b) => JSON.stringify(b.arenas.find((a) => BigInt(a.arena) === mine));

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { SYNC_CHILD } from './sync-child';
 
 const root = path.join(__dirname, '..', '..');
+const NEED_ROOM = path.join(root, 'test', 'fixtures', 'need-break-room.cjs');
 
 /**
  * About one node start in fifty puts V8's code range just above the heap
@@ -28,7 +29,7 @@ const BLOCKED = 'BLOCKED ';
 export function quietNode(args: string[], env: NodeJS.ProcessEnv = process.env): SpawnSyncReturns<string> {
   const rooms: string[] = [];
   for (let i = 0; i < CHILDREN; i++) {
-    const child = spawnSync(process.execPath, ['--single-threaded', '--v8-pool-size=0', '--require', path.join(root, 'test', 'fixtures', 'need-break-room.cjs'), ...args], {
+    const child = spawnSync(process.execPath, ['--single-threaded', '--v8-pool-size=0', '--require', NEED_ROOM, ...args], {
       ...SYNC_CHILD,
       encoding: 'utf8', maxBuffer: 1 << 28, env: { ...env, HEAPSCOPE_TEST_NEEDED_ROOM: String(NEEDED_ROOM), HEAPSCOPE_TEST_BLOCKED: BLOCKED },
     });
@@ -41,8 +42,11 @@ export function quietNode(args: string[], env: NodeJS.ProcessEnv = process.env):
 /**
  * Runs `body` (the body of an async function, CommonJS) in a fresh
  * `node --single-threaded` and returns what it returns; bigints come back as
- * decimal strings. In the body, `h` is heapscope, `binding` its raw addon and
- * `addonPath` the addon's file (for workers). `env` is added to this
+ * decimal strings. In the body, `h` is heapscope, `binding` its raw addon,
+ * `addonPath` the addon's file (for workers) and `needBreakRoom()` the
+ * break's room checked again: a body that starts workers calls it once they
+ * run, since a worker starting can map memory right at the break (then
+ * another child runs the body). `env` is added to this
  * process's environment (GLIBC_TUNABLES, read when the child starts).
  */
 export function inQuietChild<T>(body: string, env: NodeJS.ProcessEnv = {}): T {
@@ -50,6 +54,7 @@ export function inQuietChild<T>(body: string, env: NodeJS.ProcessEnv = {}): T {
     const h = require(${JSON.stringify(root)});
     const { binding } = require(${JSON.stringify(path.join(root, 'dist', 'binding'))});
     const addonPath = require('node-gyp-build').path(${JSON.stringify(root)});
+    const { needBreakRoom } = require(${JSON.stringify(NEED_ROOM)});
     (async () => { ${body} })().then((result) => {
       process.stdout.write(JSON.stringify(result, (_, v) => (typeof v === 'bigint' ? v.toString() : v)));
     });
