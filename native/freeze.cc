@@ -150,13 +150,16 @@ int Frozen::Freeze() {
   // pagemap shows the pages this process had present or swapped, and the
   // copy leaves the others zero instead of making its destination resident.
   pagemap_ = OpenPagemap(pid_);
+  mem_ = OpenMem(pid_);
   return 0;
 }
 
 void Frozen::Thaw() {
   if (pid_ <= 0) return;
   if (pagemap_ >= 0) close(pagemap_);
+  if (mem_ >= 0) close(mem_);
   pagemap_ = -1;
+  mem_ = -1;
   close(release_);
   // The child has nothing left to do; a stopped one would never read the end of its pipe.
   kill(pid_, SIGKILL);

@@ -159,7 +159,8 @@ pid_t OwnPid();
 // (open as `pagemap`) shows neither present nor swapped left zero instead of
 // read. Only for private anonymous memory, where such a page reads as zeros.
 // `zeroed`: `out` is already zero (fresh mmap), so those pages of it stay
-// untouched too. `pagemap` < 0: a plain copy.
+// untouched too. `pagemap` < 0: a plain copy. `mem`: the process's
+// /proc/PID/mem, open, for the pages pagemap shows (a freeze's child), or -1.
 struct UntouchedRead {
   pid_t pid;
   int pagemap;
@@ -167,7 +168,11 @@ struct UntouchedRead {
   uint8_t* out;
   size_t length;
   bool zeroed;
+  int mem = -1;
 };
+
+// /proc/PID/mem opened for reading, or -errno. Does not malloc.
+int OpenMem(pid_t pid);
 
 // /proc/PID/pagemap opened for reading, or -errno. Does not malloc.
 int OpenPagemap(pid_t pid);
@@ -210,6 +215,8 @@ class Frozen {
   pid_t pid() const { return pid_; }
   // The child's /proc/PID/pagemap, open for reading, or -errno.
   int pagemap() const { return pagemap_; }
+  // The child's /proc/PID/mem, open for reading, or -errno.
+  int mem() const { return mem_; }
   // What the child measured as it began: mallinfo2() and the program break.
   MallInfo2 Mallinfo(MallinfoSource* source) const;
   uintptr_t ProgramBreak() const;
@@ -218,6 +225,7 @@ class Frozen {
   pid_t pid_ = -1;
   int release_ = -1;
   int pagemap_ = -1;
+  int mem_ = -1;
   void* facts_ = nullptr;
 };
 

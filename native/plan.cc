@@ -371,7 +371,8 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
         // Frozen: the child's pagemap, which shows this process's pages as they were.
         const int map = frozen.frozen() ? frozen.pagemap() : pagemap;
         int pagemapErr = anonymous && map < 0 ? -map : 0;
-        UntouchedRead from = {frozen.frozen() ? frozen.pid() : pid, anonymous ? map : -1, static_cast<uintptr_t>(s[2]), read, length, true};
+        UntouchedRead from = {frozen.frozen() ? frozen.pid() : pid, anonymous ? map : -1, static_cast<uintptr_t>(s[2]), read, length, true,
+                              frozen.frozen() ? frozen.mem() : -1};
         r[4] = 0;  // ReadUntouched adds to it, and the records hold the last plan's words
         err = s[2] + length < s[2] ? EFAULT : ReadUntouched(from, &got, &r[4], &pagemapErr);
         r[5] = static_cast<uint64_t>(pagemapErr);

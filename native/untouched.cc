@@ -33,6 +33,20 @@ constexpr int kMadvPopulateWrite = 23;
 // took 6.4 s for 1 GiB here, 0.2 s to populate and then 3.1 s to copy.
 constexpr size_t kPopulateFrom = size_t{1} << 20;
 
+// /proc/PID followed by `file` ("/pagemap"), opened for reading; the fd or
+// -errno. The path by hand: snprintf may malloc.
+int OpenProcFile(pid_t pid, const char* file) {
+  char digits[16];
+  size_t n = 0;
+  for (unsigned v = static_cast<unsigned>(pid); n == 0 || v != 0; v /= 10) digits[n++] = static_cast<char>('0' + v % 10);
+  char path[40] = "/proc/";
+  size_t at = 6;
+  while (n > 0) path[at++] = digits[--n];
+  std::memcpy(path + at, file, std::strlen(file) + 1);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  return fd < 0 ? -errno : fd;
+}
+
 // Copies [address, address + length) of `pid` to `out`; *got is the bytes
 // copied before a failure.
 int Copy(pid_t pid, uintptr_t address, uint8_t* out, size_t length, size_t* got) {
@@ -44,6 +58,38 @@ int Copy(pid_t pid, uintptr_t address, uint8_t* out, size_t length, size_t* got)
   *got = static_cast<size_t>(n);
   // A read that stops at an unmapped page is partial; report it as a fault.
   return *got == length ? 0 : EFAULT;
+}
+
+// Copies a run of present pages of a freeze's child through its
+// /proc/PID/mem when open, else as Copy does. process_vm_readv pins the pages
+// it reads, and the kernel (5.19 on) unshares a page shared with a fork's
+// parent before pinning it: each page read is copied once more, in the
+// child, and the machine holds a third copy of the heap until the thaw.
+// /proc/PID/mem takes no pin: a 60 MiB copy of such a child took 19 ms into
+// memory already faulted in, against 35 ms. It also reads pages their
+// protection forbids (FOLL_FORCE), where process_vm_readv fails: only the
+// pages pagemap shows present in glibc's private anonymous memory come here,
+// and glibc never takes away access to a heap page it has written. Whatever
+// it does not read, process_vm_readv reads (or says why it cannot).
+int CopyPresent(const UntouchedRead& r, uintptr_t address, uint8_t* out, size_t length, size_t* got) {
+  size_t done = 0;
+  if (r.mem >= 0 && address < (uintptr_t{1} << 62) && length < (size_t{1} << 62)) {
+    PopulateForCopy(out, length);
+    while (done < length) {
+      ssize_t n = pread(r.mem, out + done, length - done, static_cast<off_t>(address + done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      done += static_cast<size_t>(n);
+    }
+    if (done == length) {
+      *got = length;
+      return 0;
+    }
+  }
+  size_t copied = 0;
+  const int err = Copy(r.pid, address + done, out + done, length - done, &copied);
+  *got = done + copied;
+  return err;
 }
 
 // Reads `count` pagemap entries from the one of page `first`; 0 or errno.
@@ -71,18 +117,9 @@ void PopulateForCopy(uint8_t* out, size_t length) {
   if (to > from) madvise(reinterpret_cast<void*>(from), to - from, kMadvPopulateWrite);
 }
 
-int OpenPagemap(pid_t pid) {
-  // The path by hand: snprintf may malloc.
-  char digits[16];
-  size_t n = 0;
-  for (unsigned v = static_cast<unsigned>(pid); n == 0 || v != 0; v /= 10) digits[n++] = static_cast<char>('0' + v % 10);
-  char path[40] = "/proc/";
-  size_t at = 6;
-  while (n > 0) path[at++] = digits[--n];
-  std::memcpy(path + at, "/pagemap", sizeof("/pagemap"));
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  return fd < 0 ? -errno : fd;
-}
+int OpenPagemap(pid_t pid) { return OpenProcFile(pid, "/pagemap"); }
+
+int OpenMem(pid_t pid) { return OpenProcFile(pid, "/mem"); }
 
 int ReadUntouched(const UntouchedRead& r, size_t* got, uint64_t* untouched, int* pagemapErr) {
   *got = 0;
@@ -121,7 +158,7 @@ int ReadUntouched(const UntouchedRead& r, size_t* got, uint64_t* untouched, int*
         if (!r.zeroed) std::memset(dest, 0, to - from);
         *untouched += j - i;
       } else {
-        err = Copy(r.pid, from, dest, to - from, &copied);
+        err = CopyPresent(r, from, dest, to - from, &copied);
         if (err != 0) {
           *got = from - r.address + copied;
           return err;
