@@ -139,6 +139,13 @@ Napi::Value Exact(Napi::Env env, uint64_t value);
 // address comes back as EFAULT instead of a SIGSEGV. Returns 0 or errno.
 int SafeRead(uintptr_t address, void* out, size_t length);
 
+// Copies [address, address + length) of `pid` into `out` in as many
+// process_vm_readv calls as it takes: one copies at most 2 GiB − 4 KiB
+// (the kernel's MAX_RW_COUNT) and returns short, as it does at a page it
+// cannot read. 0, or the errno that stopped it (EFAULT at such a page);
+// *got is the bytes copied before it. Does not malloc.
+int ReadWhole(pid_t pid, uintptr_t address, uint8_t* out, size_t length, size_t* got);
+
 // A plan's read copy, or a long range read from another process (a whole
 // span from mmap), handed over as a Buffer of its first `length` bytes:
 // registered, so that releaseCopies can unmap it before its finalizer runs;

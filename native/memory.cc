@@ -38,6 +38,24 @@ int SafeRead(uintptr_t address, void* out, size_t length) {
   return 0;
 }
 
+int ReadWhole(pid_t pid, uintptr_t address, uint8_t* out, size_t length, size_t* got) {
+  size_t done = 0;
+  int err = 0;
+  while (done < length) {
+    struct iovec local = {out + done, length - done};
+    struct iovec remote = {reinterpret_cast<void*>(address + done), length - done};
+    ssize_t n = process_vm_readv(pid, &local, 1, &remote, 1, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      err = n < 0 ? errno : EFAULT;
+      break;
+    }
+    done += static_cast<size_t>(n);
+  }
+  *got = done;
+  return err;
+}
+
 // readMemory(address, length, mode): mode 0 copies plainly; 1 says the range
 // is private anonymous memory, whose never-touched pages are left zero
 // instead of read (native/untouched.cc); 2 copies as 1 but returns null when

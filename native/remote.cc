@@ -47,9 +47,10 @@ static constexpr size_t kMappedCopy = size_t{64} << 10;
 static bool ProcessWide(int err) { return err == ESRCH || err == EPERM || err == EACCES; }
 
 // The plain read of `count` ranges into `local`: one process_vm_readv over
-// them all; the kernel stops at the first range it cannot finish, so the
-// ones before it are whole and each one after is read alone, to learn its
-// own errno (EFAULT for a read cut short). Throws for a process-wide failure.
+// them all; the kernel stops at the first range it cannot finish (or at
+// 2 GiB − 4 KiB in all), so the ones before it are whole and each one after
+// is read alone, to learn its own errno (EFAULT for a read cut short).
+// Throws for a process-wide failure.
 static void ReadPlain(Napi::Env env, pid_t pid, const struct iovec* local, const struct iovec* remote, size_t count,
                       size_t* got, int* errs) {
   ssize_t n = count == 0 ? 0 : process_vm_readv(pid, local, count, remote, count, 0);
@@ -65,14 +66,10 @@ static void ReadPlain(Napi::Env env, pid_t pid, const struct iovec* local, const
     got[k] = 0;
     errs[k] = 0;
     if (local[k].iov_len == 0) continue;
-    ssize_t m = process_vm_readv(pid, &local[k], 1, &remote[k], 1, 0);
-    if (m < 0) {
-      if (ProcessWide(errno)) ThrowProcess(env, errno, pid);
-      errs[k] = errno;
-      continue;
-    }
-    got[k] = static_cast<size_t>(m);
-    if (got[k] < local[k].iov_len) errs[k] = EFAULT;
+    const int err = ReadWhole(pid, reinterpret_cast<uintptr_t>(remote[k].iov_base), static_cast<uint8_t*>(local[k].iov_base),
+                              local[k].iov_len, &got[k]);
+    if (ProcessWide(err)) ThrowProcess(env, err, pid);
+    errs[k] = err;
   }
 }
 

@@ -47,17 +47,11 @@ int OpenProcFile(pid_t pid, const char* file) {
   return fd < 0 ? -errno : fd;
 }
 
-// Copies [address, address + length) of `pid` to `out`; *got is the bytes
-// copied before a failure.
+// Copies [address, address + length) of `pid` to `out`, its pages faulted
+// in first when it is large; *got is the bytes copied before a failure.
 int Copy(pid_t pid, uintptr_t address, uint8_t* out, size_t length, size_t* got) {
   PopulateForCopy(out, length);
-  struct iovec local = {out, length};
-  struct iovec remote = {reinterpret_cast<void*>(address), length};
-  ssize_t n = process_vm_readv(pid, &local, 1, &remote, 1, 0);
-  if (n < 0) return errno;
-  *got = static_cast<size_t>(n);
-  // A read that stops at an unmapped page is partial; report it as a fault.
-  return *got == length ? 0 : EFAULT;
+  return ReadWhole(pid, address, out, length, got);
 }
 
 // Copies a run of present pages of a freeze's child through its

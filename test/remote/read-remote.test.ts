@@ -5,7 +5,8 @@ import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { binding } from '../../lib/binding';
 import { fromNative } from '../../lib/errors';
-import { attach, malloc, maps, pageSize } from '../../lib/index';
+import { attach, malloc, maps, pageSize, runPlan } from '../../lib/index';
+import { releaseBytes } from '../../lib/allocator/take-snapshot';
 import { readPacked, readRanges } from '../../lib/remote/read-ranges';
 import { requireGlibcMalloc } from '../../lib/remote/malloc-kind';
 import { libcVersionOf } from '../../lib/remote/libc-version';
@@ -139,6 +140,41 @@ describe('readRemote', () => {
       expect(read.bytes[size / 2]).toBe(0);
       // Neither copy nor chunk was made resident: far less than the 1.5 GiB came in.
       expect(process.memoryUsage().rss - rssBefore).toBeLessThan(2 ** 28);
+    } finally {
+      big.free();
+    }
+  });
+
+  it('copies a plain range longer than one process_vm_readv copies (2 GiB − 4 KiB) whole, in readRemote and in a plan', () => {
+    // An mmapped chunk just over 2 GiB, written on a few pages around the cap; the rest reads as zeros.
+    const size = 2 ** 31 + 2 ** 16;
+    const cap = 2 ** 31 - 4096;
+    const marks = [[0, 'first page'], [cap - 16, 'before the cap'], [cap + 16, 'after the cap'], [size - 8, 'the end!']] as const;
+    const big = malloc(size);
+    try {
+      for (const [at, text] of marks) big.write(at, Buffer.from(text));
+      // One copy at a time, each given back before the next: 2 GiB of memory each.
+      const copies = [
+        () => {
+          const [read] = readRanges(process.pid, [{ address: big.address, length: BigInt(size) }]);
+          return { ok: read.errno === 0, bytes: read.bytes };
+        },
+        () => {
+          const [step] = runPlan([{ op: 'read', address: big.address, length: size }]).steps;
+          return { ok: step.status === 'ok', bytes: step.bytes ?? new Uint8Array(0) };
+        },
+      ];
+      for (const copy of copies) {
+        const { ok, bytes } = copy();
+        try {
+          expect(bytes.length).toBe(size);
+          expect(ok).toBe(true);
+          for (const [at, text] of marks) expect(Buffer.from(bytes.subarray(at, at + text.length)).toString()).toBe(text);
+          expect(bytes[cap + 2048]).toBe(0);
+        } finally {
+          releaseBytes([bytes]);
+        }
+      }
     } finally {
       big.free();
     }
