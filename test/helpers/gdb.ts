@@ -32,12 +32,8 @@ export function gdbAsk(pid: number, commands: readonly string[]): { sections: st
   commands.forEach((command, i) => args.push('-ex', `echo @@${i}\\n`, '-ex', command));
   const run = spawnSync('gdb', args, { encoding: 'utf8', timeout: 120_000, killSignal: 'SIGKILL' });
   const text = `${run.stdout ?? ''}\n${run.stderr ?? ''}`;
-  if (/ptrace: Operation not permitted|Could not attach|Unable to attach/.test(text)) {
-    return { skip: `gdb cannot attach to a child process (ptrace refused: see /proc/sys/kernel/yama/ptrace_scope)` };
-  }
-  if (/No struct type named malloc_state|No symbol "main_arena" in current context|No symbol table is loaded/.test(text)) {
-    return { skip: "glibc's debug symbols are missing (Debian: apt-get install libc6-dbg)" };
-  }
+  const skip = cannotAsk(text);
+  if (skip !== undefined) return { skip };
   const out = run.stdout ?? '';
   const sections = commands.map((_, i) => {
     const start = out.indexOf(`@@${i}\n`);
@@ -46,6 +42,25 @@ export function gdbAsk(pid: number, commands: readonly string[]): { sections: st
     return out.slice(start + `@@${i}\n`.length, end);
   });
   return { sections };
+}
+
+/**
+ * Why gdb's run (its output, `text`) says nothing about the process, when
+ * the cause is this machine: ptrace refused to attach (Yama's ptrace_scope,
+ * a container without CAP_SYS_PTRACE), or glibc's debug symbols missing.
+ * Any other failure to attach (a target already gone, among them) is the
+ * test's: it throws with gdb's words.
+ */
+function cannotAsk(text: string): string | undefined {
+  if (/ptrace: Operation not permitted/.test(text)) {
+    return 'gdb cannot attach to a child process (ptrace: Operation not permitted; see /proc/sys/kernel/yama/ptrace_scope)';
+  }
+  const failed = /^.*(?:Could not attach|Unable to attach|ptrace: No such process).*$/m.exec(text);
+  if (failed !== null) throw new Error(`gdb could not attach: ${failed[0]}\n${text}`);
+  if (/No struct type named malloc_state|No symbol "main_arena" in current context|No symbol table is loaded/.test(text)) {
+    return "glibc's debug symbols are missing (Debian: apt-get install libc6-dbg)";
+  }
+  return undefined;
 }
 
 /** Parses `ptype /o` output: every top-level field with its offset and size, and the total size. */
@@ -113,12 +128,8 @@ export function nextOutput(child: ChildProcess, text: string): Promise<void> {
 export function gdbPython(pid: number, script: string): { json: unknown } | { skip: string } {
   const run = spawnSync('gdb', ['-nx', '-batch', '-p', String(pid), '-x', script], { encoding: 'utf8', timeout: 120_000, killSignal: 'SIGKILL', maxBuffer: 256 << 20 });
   const text = `${run.stdout ?? ''}\n${run.stderr ?? ''}`;
-  if (/ptrace: Operation not permitted|Could not attach|Unable to attach/.test(text)) {
-    return { skip: 'gdb cannot attach to a child process (ptrace refused: see /proc/sys/kernel/yama/ptrace_scope)' };
-  }
-  if (/No symbol "main_arena" in current context|No symbol table is loaded|No struct type named malloc_state/.test(text)) {
-    return { skip: "glibc's debug symbols are missing (Debian: apt-get install libc6-dbg)" };
-  }
+  const skip = cannotAsk(text);
+  if (skip !== undefined) return { skip };
   const at = (run.stdout ?? '').indexOf('@@JSON');
   if (at < 0) throw new Error(`gdb printed no JSON:\n${text}`);
   return { json: JSON.parse(run.stdout.slice(at + '@@JSON'.length).split('\n')[0]) };
