@@ -28,14 +28,8 @@ pid_t OwnPid() {
 }
 
 int SafeRead(uintptr_t address, void* out, size_t length) {
-  if (length == 0) return 0;
-  struct iovec local = {out, length};
-  struct iovec remote = {reinterpret_cast<void*>(address), length};
-  ssize_t n = process_vm_readv(OwnPid(), &local, 1, &remote, 1, 0);
-  if (n < 0) return errno;
-  // A read that stops at an unmapped page is partial; report it as a fault.
-  if (static_cast<size_t>(n) != length) return EFAULT;
-  return 0;
+  size_t got = 0;
+  return ReadWhole(OwnPid(), address, static_cast<uint8_t*>(out), length, &got);
 }
 
 int ReadWhole(pid_t pid, uintptr_t address, uint8_t* out, size_t length, size_t* got) {
