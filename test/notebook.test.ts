@@ -223,7 +223,7 @@ describe('examples/heapscope.ipynb rendered as JupyterLab shows it', () => {
     html = path.join(work!, 'executed.html');
   }, 120_000);
 
-  it.each(WIDTHS)('fits every table cell in its column at a %i px wide window', async (width, context) => {
+  it.for(WIDTHS)('fits every table cell in its column at a %i px wide window', async (width, context) => {
     needTools(context);
     const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'heapscope-chromium-'));
     const browser = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, args: BROWSER_ARGS, viewport: { width, height: 900 } });
