@@ -146,6 +146,11 @@ int SafeRead(uintptr_t address, void* out, size_t length);
 // *got is the bytes copied before it. Does not malloc.
 int ReadWhole(pid_t pid, uintptr_t address, uint8_t* out, size_t length, size_t* got);
 
+// Anonymous memory for a copy of `bytes` (mmap's result, MAP_FAILED when it
+// failed), in transparent huge pages where the kernel has them for regions
+// that ask (its "madvise" mode). Does not malloc.
+void* MapForCopy(size_t bytes);
+
 // A plan's read copy, or a long range read from another process (a whole
 // span from mmap), handed over as a Buffer of its first `length` bytes:
 // registered, so that releaseCopies can unmap it before its finalizer runs;

@@ -95,7 +95,7 @@ class ReadArea {
     // is never touched: glibc maps its arena heaps MAP_NORESERVE, and a copy
     // kept as a Buffer right below one merged with it into one map line,
     // which then no longer reads as an arena heap.
-    void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void* p = MapForCopy(bytes);
     if (p == MAP_FAILED) return;
     next_ = static_cast<uint8_t*>(p);
     end_ = next_ + bytes;

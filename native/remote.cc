@@ -182,7 +182,7 @@ Napi::Value Addon::ReadRemote(const Napi::CallbackInfo& info) {
       data[i] = into[i];
     } else if (length >= kMappedCopy) {
       const size_t span = (length + page - 1) & ~(page - 1);
-      void* p = mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      void* p = MapForCopy(span);
       if (p == MAP_FAILED)
         ThrowCode(env, "ERR_ALLOC_FAILED", "cannot map " + std::to_string(length) + " bytes to copy range " + std::to_string(i) + " into", errno, "mmap");
       uint8_t* copy = static_cast<uint8_t*>(p);
