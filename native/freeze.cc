@@ -2,10 +2,14 @@
 // freeze step. glibc's fork() takes every arena's lock before it copies the
 // process (its malloc fork handler), so the child's memory holds the
 // allocator as it stood between two operations of any thread, and stays so:
-// the child only answers mallinfo2() and the break, then waits. The parent's
-// reads then copy the child's memory with process_vm_readv, while the
-// parent's other threads (V8's helpers free into main_arena at any moment)
-// go on. Nothing here calls malloc in this process.
+// the child only answers the break and mallinfo2(), then waits. The parent's
+// reads copy the child's memory (through /proc/PID/mem, see untouched.cc)
+// while the parent's other threads (V8's helpers free into main_arena at any
+// moment) go on. mallinfo2() writes nothing but the arenas' locks, none of
+// them in [heap]: the parent copies [heap] while the child measures, which
+// touches every page the free lists run through and costs a fresh process
+// more than the copy costs the parent. Nothing here calls malloc in this
+// process.
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -72,9 +76,12 @@ void CloseBoth(int fds[2]) {
   if (keep[0] > 0) CloseRange(0, keep[0] - 1);
   CloseRange(keep[0] + 1, keep[1] - 1);
   CloseRange(keep[1] + 1, ~0U);
-  facts->mallinfo = ReadMallinfo(&facts->source);
+  // Two bytes: the break is known, then mallinfo2 is.
   facts->programBreak = reinterpret_cast<uintptr_t>(sbrk(0));
   char byte = 1;
+  while (write(ready[1], &byte, 1) < 0 && errno == EINTR) {
+  }
+  facts->mallinfo = ReadMallinfo(&facts->source);
   while (write(ready[1], &byte, 1) < 0 && errno == EINTR) {
   }
   // The parent closes its end when it has read what it needed.
@@ -125,11 +132,11 @@ int Frozen::Freeze() {
     do n = read(ready[0], &byte, 1);
     while (n < 0 && errno == EINTR);
   }
-  close(ready[0]);
   pid_ = child;
   release_ = release[1];
+  measuring_ = ready[0];
   facts_ = page;
-  // The child hung, or ended before it said what it measured.
+  // The child hung, or ended before it said where the break was.
   if (n != 1) {
     Thaw();
     return polled == 0 ? ETIMEDOUT : ECHILD;
@@ -154,7 +161,28 @@ int Frozen::Freeze() {
   return 0;
 }
 
+int Frozen::Measure() {
+  if (measuring_ < 0) return measureErr_;
+  struct pollfd wait = {measuring_, POLLIN, 0};
+  int polled;
+  do polled = poll(&wait, 1, kReadyTimeoutMs);
+  while (polled < 0 && errno == EINTR);
+  char byte = 0;
+  ssize_t n = -1;
+  if (polled > 0) {
+    do n = read(measuring_, &byte, 1);
+    while (n < 0 && errno == EINTR);
+  }
+  close(measuring_);
+  measuring_ = -1;
+  measureErr_ = n == 1 ? 0 : polled == 0 ? ETIMEDOUT : ECHILD;
+  return measureErr_;
+}
+
 void Frozen::Thaw() {
+  if (measuring_ >= 0) close(measuring_);
+  measuring_ = -1;
+  measureErr_ = 0;
   if (pid_ <= 0) return;
   if (pagemap_ >= 0) close(pagemap_);
   if (mem_ >= 0) close(mem_);

@@ -219,8 +219,12 @@ class Frozen {
   Frozen(const Frozen&) = delete;
   Frozen& operator=(const Frozen&) = delete;
   ~Frozen() { Thaw(); }
-  // Forks the child and waits until it has measured; 0 or errno.
+  // Forks the child and waits until it has read the break; 0 or errno.
   int Freeze();
+  // Waits until the child has measured mallinfo2() (it locks each arena
+  // meanwhile); 0 or errno, the same for every call until the thaw.
+  int Measure();
+  bool measured() const { return measuring_ < 0; }
   // Lets the child exit and reaps it; nothing when there is none.
   void Thaw();
   bool frozen() const { return pid_ > 0; }
@@ -229,7 +233,8 @@ class Frozen {
   int pagemap() const { return pagemap_; }
   // The child's /proc/PID/mem, open for reading, or -errno.
   int mem() const { return mem_; }
-  // What the child measured as it began: mallinfo2() and the program break.
+  // What the child measured as it began: mallinfo2() (once Measure() has
+  // said 0) and the program break.
   MallInfo2 Mallinfo(MallinfoSource* source) const;
   uintptr_t ProgramBreak() const;
 
@@ -238,6 +243,9 @@ class Frozen {
   int release_ = -1;
   int pagemap_ = -1;
   int mem_ = -1;
+  // The pipe's end the child's second byte comes through, until it has.
+  int measuring_ = -1;
+  int measureErr_ = 0;
   void* facts_ = nullptr;
 };
 

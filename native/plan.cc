@@ -291,11 +291,44 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
   // Thawed when the plan ends, however it ends.
   Frozen frozen;
 
+  // The last freeze's step and where the reads stood then: a child that
+  // ended before it measured undoes the freeze, and its steps run again
+  // reading this process, as after a freeze that failed.
+  size_t freezeAt = 0;
+  uint8_t* readAtFreeze = read;
+  bool mallinfoOwed = false;
+
   // ---- From here to the end of the loop nothing may call malloc. ----
-  for (size_t i = 0; i < n; i++) {
+  for (size_t i = 0;; i++) {
+    const uint64_t op = i < n ? steps[i * kInWords] : kThaw;
+    // Frozen, a mallinfo step's record is filled once the child has
+    // measured, and only a read up to the break ([heap]) goes on meanwhile.
+    if (frozen.frozen() && !frozen.measured() &&
+        !(op == kBreak || op == kMallinfo || (op == kRead && (steps[i * kInWords + 1] & 2) != 0) || (op == kThaw && !mallinfoOwed))) {
+      const int measureErr = frozen.Measure();
+      if (measureErr != 0) {
+        frozen.Thaw();
+        uint64_t* f = out + freezeAt * kOutWords;
+        f[0] = kFailed;
+        f[1] = static_cast<uint64_t>(measureErr);
+        f[2] = 0;
+        read = readAtFreeze;
+        mallinfoOwed = false;
+        i = freezeAt;
+        continue;
+      }
+      for (size_t j = freezeAt + 1; mallinfoOwed && j < i; j++) {
+        if (steps[j * kInWords] != kMallinfo) continue;
+        MallinfoSource source;
+        MallInfo2 m = frozen.Mallinfo(&source);
+        std::memcpy(out + j * kOutWords + 5, &m, sizeof(m));
+        out[j * kOutWords + 15] = static_cast<uint64_t>(source);
+      }
+      mallinfoOwed = false;
+    }
+    if (i == n) break;
     const uint64_t* s = steps + i * kInWords;
     uint64_t* r = out + i * kOutWords;
-    uint64_t op = s[0];
     void* target = NeedsRef(op) ? reinterpret_cast<void*>(slot[s[1]]) : nullptr;
     r[0] = kOk;
     r[1] = 0;
@@ -331,6 +364,10 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
       }
       case kUsable: r[2] = malloc_usable_size(target); break;
       case kMallinfo: {
+        if (frozen.frozen() && !frozen.measured()) {
+          mallinfoOwed = true;
+          break;
+        }
         MallinfoSource source;
         MallInfo2 m = frozen.frozen() ? frozen.Mallinfo(&source) : ReadMallinfo(&source);
         std::memcpy(r + 5, &m, sizeof(m));
@@ -385,6 +422,8 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
       case kFreeze:
         // r[2]: the child's pid. A freeze that fails leaves the steps up to
         // its thaw reading this process as it goes on.
+        freezeAt = i;
+        readAtFreeze = read;
         err = frozen.Freeze();
         if (err == 0) r[2] = static_cast<uint64_t>(frozen.pid());
         break;

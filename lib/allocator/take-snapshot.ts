@@ -63,7 +63,7 @@ export interface AllocatorSnapshot {
    * fork, whatever its other threads did meanwhile.
    */
   frozen: boolean;
-  /** Why the copy was read from this process live instead, when it was: fork() refused, the child unreadable (Yama, non-dumpable) or silent for 10 s. */
+  /** Why the copy was read from this process live instead, when it was: fork() refused, the child unreadable (Yama, non-dumpable), silent for 10 s or ended before it measured. */
   unfrozen?: string;
   /** Why the last snapshot is not consistent, when it is not. */
   reason?: string;
@@ -353,12 +353,13 @@ export function planCopy(steps: PlanStep[], sources: CopySources): PlannedCopy {
     const anonymous = untouchedReadsZero(region) ? { anonymous: true } : {};
     reads.push({ region, label, step: push({ op: 'read', address: region.start, length, ...anonymous, ...(toBreak ? { toBreak } : {}) }) });
   };
-  for (const r of sources.libc) read(r, 'libc data', BigInt(r.size));
+  // [heap] first: a frozen child measures mallinfo2 meanwhile, and only a read to the break may run before it has.
   // One read step holds at most MAX_PLAN_READ bytes: a bigger [heap] is copied that far, and a retake cannot do better.
   if (sources.heap !== undefined) {
     const length = sources.heapEnd! - sources.heap.start + HEAP_ROOM;
     read(sources.heap, '[heap]', length > MAX_PLAN_READ ? MAX_PLAN_READ : length, true);
   }
+  for (const r of sources.libc) read(r, 'libc data', BigInt(r.size));
   for (const r of sources.arenaHeaps) read(r, 'arena heap', BigInt(r.size));
   for (const r of sources.mainRegions) read(r, OUTSIDE_HEAP_LABEL, BigInt(r.size));
   const b1 = push({ op: 'break' });
@@ -404,7 +405,7 @@ export function copiedSnapshot(
   const snapshot: AllocatorSnapshot = {
     image, libc: sources.libcFile, mallinfoBefore: results[copy.m0].mallinfo!, mallinfo: results[copy.m1].mallinfo!, programBreak: breakAfter,
     ...(extra.probe === undefined ? {} : { probe: extra.probe }), steps: extra.steps ?? [], attempts: extra.attempt ?? 1, consistent: true,
-    frozen, ...(frozen ? {} : { unfrozen: `no frozen child to copy from (errno ${freeze.errno}: fork() refused, or reading the child refused): the copy was read from this process as it ran` }),
+    frozen, ...(frozen ? {} : { unfrozen: `no frozen child to copy from (errno ${freeze.errno}: fork() refused, reading the child refused, or the child ended before it measured mallinfo2): the copy was read from this process as it ran` }),
     ...(unread === undefined ? {} : { madeResident: madeResidentReason('/proc/self/pagemap', unread) }),
   };
   const heapLength = sources.heap === undefined ? 0n : sources.heapEnd! - sources.heap.start;

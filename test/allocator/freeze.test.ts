@@ -1,11 +1,14 @@
 // A plan's freeze: the steps up to its thaw read a child forked for them,
 // this process as it was at the freeze, while its other threads go on. A
 // worker that mallocs, frees and writes without pause is the other thread.
-import { existsSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { runPlan } from '../../lib/index';
 import { inQuietChild } from '../helpers/quiet-child';
+import { SYNC_CHILD } from '../helpers/sync-child';
 
 const ROOT = path.join(__dirname, '..', '..');
 
@@ -277,5 +280,74 @@ describe('a frozen copy', () => {
     const [freeze] = runPlan([{ op: 'freeze' }, { op: 'break' }]).steps;
     expect(freeze.status).toBe('ok');
     expect(existsSync(`/proc/${freeze.pid}`)).toBe(false);
+  });
+});
+
+// The child reads the break, says so, then measures mallinfo2(), which takes
+// each arena's lock in turn and walks its free lists; the plan copies
+// [heap] meanwhile, and waits for the measure before anything else.
+describe("a frozen child's measure", () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'heapscope-freeze-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  // Many chunks in main_arena's fastbins: mallinfo2() takes a while over them.
+  const FASTBIN_HEAP = `
+    const blocks = h.runPlan(Array.from({ length: 400000 }, () => ({ op: 'malloc', size: 24 })), { keep: true }).kept;
+    let i = 0;
+    for (const b of blocks.values()) if (i++ % 2 === 0) b.free();
+    const main = h.arenas(h.allocatorSnapshot()).arenas.find((a) => a.kind === 'main').address;
+    const heap = h.maps().find((r) => r.kind === 'heap');
+  `;
+
+  it('writes nothing in [heap], and no read of an arena is made while the child holds its lock', () => {
+    const seen = inQuietChild<{ same: boolean[]; mutexes: number[]; frozen: boolean[] }>(`${FASTBIN_HEAP}
+      const same = [], mutexes = [], frozen = [];
+      for (let k = 0; k < 10; k++) {
+        const steps = h.runPlan([
+          { op: 'freeze' },
+          { op: 'read', address: heap.start, length: 1 << 20, toBreak: true },
+          { op: 'read', address: main, length: 4 },
+          { op: 'read', address: heap.start, length: 1 << 20, toBreak: true },
+          { op: 'thaw' },
+        ]).steps;
+        frozen.push(steps[0].status === 'ok');
+        same.push(steps[1].bytes.equals(steps[3].bytes));
+        mutexes.push(steps[2].bytes.readInt32LE(0));
+      }
+      return { same, mutexes, frozen };`);
+    expect(seen.frozen.every(Boolean)).toBe(true);
+    // Read as the child began measuring and again after: the same bytes.
+    expect(seen.same.every(Boolean)).toBe(true);
+    // main_arena's mutex as the fork left it, never held by the measure.
+    expect(seen.mutexes).toEqual(seen.mutexes.map(() => 0));
+  });
+
+  it("undoes the freeze when the child ends before it measured: the steps to the thaw read this process instead", () => {
+    const shim = path.join(dir, 'measure-ends-child.so');
+    const cc = spawnSync('cc', ['-shared', '-fPIC', '-o', shim, path.join(__dirname, '..', 'fixtures', 'measure-ends-child.c')], { ...SYNC_CHILD, encoding: 'utf8' });
+    if (cc.status !== 0) throw new Error(`cc could not build the shim: ${cc.stderr}`);
+    const seen = inQuietChild<{ steps: { status: string; errno?: number; fields: string[] }[]; children: number; snapshot: { frozen: boolean; unfrozen?: string } }>(`${FASTBIN_HEAP}
+      const plan = [
+        { op: 'freeze' }, { op: 'mallinfo' }, { op: 'break' },
+        { op: 'read', address: heap.start, length: 4096, toBreak: true },
+        { op: 'read', address: main, length: 16 },
+        { op: 'mallinfo' }, { op: 'thaw' },
+      ];
+      const { steps } = h.runPlan(plan);
+      const children = require('node:fs').readFileSync('/proc/self/task/' + process.pid + '/children', 'utf8').trim().split(' ').filter(Boolean).length;
+      const s = h.allocatorSnapshot();
+      return {
+        steps: steps.map((r) => ({ status: r.status, errno: r.errno, fields: Object.keys(r).filter((k) => r[k] !== undefined).sort() })),
+        children, snapshot: { frozen: s.frozen, unfrozen: s.unfrozen },
+      };`, { LD_PRELOAD: shim });
+    // ECHILD: the child's end of the pipe closed before its second byte.
+    expect(seen.steps[0]).toMatchObject({ status: 'failed', errno: 10 });
+    for (const i of [1, 2, 3, 4, 5]) expect(seen.steps[i].status, String(i)).toBe('ok');
+    expect(seen.steps[1].fields).toContain('mallinfo');
+    expect(seen.steps[5].fields).toContain('mallinfo');
+    expect(seen.steps[2].fields).toContain('programBreak');
+    expect(seen.children).toBe(0);
+    expect(seen.snapshot.frozen).toBe(false);
+    expect(seen.snapshot.unfrozen).toMatch(/errno 10: .*ended before it measured/);
   });
 });
