@@ -57,6 +57,22 @@ void CloseRange(unsigned lo, unsigned hi) {
 // lock another thread held, a stopped child) is killed, and the freeze fails.
 constexpr int kReadyTimeoutMs = 10000;
 
+// Waits for the child's next byte on `fd`: 0, ETIMEDOUT when it took
+// longer than kReadyTimeoutMs, ECHILD when the child's end closed first.
+int NextByte(int fd) {
+  struct pollfd wait = {fd, POLLIN, 0};
+  int polled;
+  do polled = poll(&wait, 1, kReadyTimeoutMs);
+  while (polled < 0 && errno == EINTR);
+  char byte = 0;
+  ssize_t n = -1;
+  if (polled > 0) {
+    do n = read(fd, &byte, 1);
+    while (n < 0 && errno == EINTR);
+  }
+  return n == 1 ? 0 : polled == 0 ? ETIMEDOUT : ECHILD;
+}
+
 void CloseBoth(int fds[2]) {
   if (fds[0] >= 0) close(fds[0]);
   if (fds[1] >= 0) close(fds[1]);
@@ -122,24 +138,15 @@ int Frozen::Freeze() {
     munmap(page, sizeof(Facts));
     return forkErr;
   }
-  struct pollfd wait = {ready[0], POLLIN, 0};
-  int polled;
-  do polled = poll(&wait, 1, kReadyTimeoutMs);
-  while (polled < 0 && errno == EINTR);
-  char byte = 0;
-  ssize_t n = -1;
-  if (polled > 0) {
-    do n = read(ready[0], &byte, 1);
-    while (n < 0 && errno == EINTR);
-  }
+  const int readyErr = NextByte(ready[0]);
   pid_ = child;
   release_ = release[1];
   measuring_ = ready[0];
   facts_ = page;
   // The child hung, or ended before it said where the break was.
-  if (n != 1) {
+  if (readyErr != 0) {
     Thaw();
-    return polled == 0 ? ETIMEDOUT : ECHILD;
+    return readyErr;
   }
   // Reading another process, even a child, can be refused where reading
   // this one is not (Yama's ptrace_scope 2 or 3, a non-dumpable process):
@@ -163,19 +170,9 @@ int Frozen::Freeze() {
 
 int Frozen::Measure() {
   if (measuring_ < 0) return measureErr_;
-  struct pollfd wait = {measuring_, POLLIN, 0};
-  int polled;
-  do polled = poll(&wait, 1, kReadyTimeoutMs);
-  while (polled < 0 && errno == EINTR);
-  char byte = 0;
-  ssize_t n = -1;
-  if (polled > 0) {
-    do n = read(measuring_, &byte, 1);
-    while (n < 0 && errno == EINTR);
-  }
+  measureErr_ = NextByte(measuring_);
   close(measuring_);
   measuring_ = -1;
-  measureErr_ = n == 1 ? 0 : polled == 0 ? ETIMEDOUT : ECHILD;
   return measureErr_;
 }
 
