@@ -169,17 +169,16 @@ int Frozen::Freeze() {
 }
 
 int Frozen::Measure() {
-  if (measuring_ < 0) return measureErr_;
-  measureErr_ = NextByte(measuring_);
+  if (measuring_ < 0) return 0;
+  const int err = NextByte(measuring_);
   close(measuring_);
   measuring_ = -1;
-  return measureErr_;
+  return err;
 }
 
 void Frozen::Thaw() {
   if (measuring_ >= 0) close(measuring_);
   measuring_ = -1;
-  measureErr_ = 0;
   if (pid_ <= 0) return;
   if (pagemap_ >= 0) close(pagemap_);
   if (mem_ >= 0) close(mem_);

@@ -222,7 +222,7 @@ class Frozen {
   // Forks the child and waits until it has read the break; 0 or errno.
   int Freeze();
   // Waits until the child has measured mallinfo2() (it locks each arena
-  // meanwhile); 0 or errno, the same for every call until the thaw.
+  // meanwhile); 0, at once when it had, or errno: the caller then thaws.
   int Measure();
   bool measured() const { return measuring_ < 0; }
   // Lets the child exit and reaps it; nothing when there is none.
@@ -245,7 +245,6 @@ class Frozen {
   int mem_ = -1;
   // The pipe's end the child's second byte comes through, until it has.
   int measuring_ = -1;
-  int measureErr_ = 0;
   void* facts_ = nullptr;
 };
 

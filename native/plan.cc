@@ -317,10 +317,10 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
         i = freezeAt;
         continue;
       }
+      MallinfoSource source;
+      const MallInfo2 m = frozen.Mallinfo(&source);
       for (size_t j = freezeAt + 1; mallinfoOwed && j < i; j++) {
         if (steps[j * kInWords] != kMallinfo) continue;
-        MallinfoSource source;
-        MallInfo2 m = frozen.Mallinfo(&source);
         std::memcpy(out + j * kOutWords + 5, &m, sizeof(m));
         out[j * kOutWords + 15] = static_cast<uint64_t>(source);
       }
