@@ -156,7 +156,9 @@ int Frozen::Freeze() {
   struct iovec remote = {facts_, sizeof(word)};
   const ssize_t got = process_vm_readv(pid_, &local, 1, &remote, 1, 0);
   if (got != static_cast<ssize_t>(sizeof(word))) {
-    const int err = got < 0 ? errno : EFAULT;
+    // ESRCH: the child has no memory left, it ended (right after its first
+    // byte): ECHILD, as when Measure() finds it ended a moment later.
+    const int err = got >= 0 ? EFAULT : errno == ESRCH ? ECHILD : errno;
     Thaw();
     return err;
   }
