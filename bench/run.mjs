@@ -5,8 +5,9 @@
 // temporary shared library at the start of the run and called through koffi
 // once per round: each call runs its loop n times inside this process, so
 // the three sides share the same heap, the same glibc and the same moment.
-// Each figure is the median over ROUNDS rounds (after WARMUP discarded ones)
-// of nanoseconds per operation; the sides take turns inside each round so
+// Each figure is the median over ROUNDS rounds (after at least WARMUP
+// discarded ones, and until a round took no page fault: see settle) of
+// nanoseconds per operation; the sides take turns inside each round so
 // that drift (frequency scaling, other load) hits them alike.
 //
 // Usage: node bench/run.mjs [--json] [--rounds N] [--only GROUP,...] [--record | --check] | --recorded
@@ -117,14 +118,35 @@ function median(values) {
 /** Runs each side's round function in turn, `rounds` times; medians of ns per op. */
 function compare(sides, rounds = ROUNDS) {
   const samples = Object.fromEntries(Object.keys(sides).map((k) => [k, []]));
-  for (let round = 0; round < WARMUP + rounds; round++) {
-    for (const [name, fn] of Object.entries(sides)) {
-      const perOp = fn();
-      if (round >= WARMUP) samples[name].push(perOp);
-    }
+  const warmup = settle(() => { for (const fn of Object.values(sides)) fn(); });
+  for (let round = 0; round < rounds; round++) {
+    for (const [name, fn] of Object.entries(sides)) samples[name].push(fn());
   }
-  return Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, median(v)]));
+  return { ...Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, median(v)])), warmup };
 }
+
+/**
+ * Runs `round` (every side once) at least WARMUP times, and on until
+ * SETTLED rounds in a row took no page fault, at most SETTLE_MAX times:
+ * until V8's heap has settled, the objects a round makes land in pages the
+ * process touches for the first time, a fault each (~10 µs a page on a
+ * machine where faults are dear), a cost the process pays once, not per
+ * operation (a plan's results took 32 faults a run for 15 rounds in a row,
+ * after two rounds with none, then none). Says how many rounds it took and
+ * the faults of the last (0: settled).
+ */
+function settle(round) {
+  for (let rounds = 1, calm = 0; ; rounds++) {
+    const before = minorFaults();
+    round();
+    const faults = minorFaults() - before;
+    calm = faults === 0 ? calm + 1 : 0;
+    if (rounds >= WARMUP && (calm >= SETTLED || rounds >= SETTLE_MAX)) return { rounds, faults };
+  }
+}
+const minorFaults = () => process.resourceUsage().minorPageFault;
+const SETTLED = 3;
+const SETTLE_MAX = 30;
 
 // ---- Per call -----------------------------------------------------------------
 
@@ -179,7 +201,7 @@ function perCallRows(c, k) {
   block.free();
   k.free(kBlock);
   return rows.map(([id, what, m]) => ({
-    id, what, group: 'per call', heapscope: m.heapscope, c: m.c, koffi: m.koffi, raw: m.raw,
+    id, what, group: 'per call', heapscope: m.heapscope, c: m.c, koffi: m.koffi, raw: m.raw, warmup: m.warmup,
     ratio: m.heapscope / m.koffi, against: 'koffi', baseline: m.koffi, target: 1,
   }));
 }
@@ -224,7 +246,7 @@ function planRows(c, id, what, sizes) {
     c: () => Number(c.items(cSizes, n, n)) / n,
   });
   const row = (rowId, rowWhat, heapscope) => ({
-    id: rowId, what: rowWhat, group: 'plan', heapscope, c: m.c, native: m.native,
+    id: rowId, what: rowWhat, group: 'plan', heapscope, c: m.c, native: m.native, warmup: m.warmup,
     ratio: heapscope / m.c, nativeRatio: m.native / m.c, against: 'C', baseline: m.c, target: 1.2,
   });
   return [row(id, what, m.heapscope), row(`${id}-compiled`, `${what.replace(', per item', ', compiled once, per item')}`, m.compiled)];
@@ -273,7 +295,7 @@ function mapsRows(c) {
   big?.free();
   const regions = h.maps().length;
   const row = (id, what, heapscope, parse, baseline) => ({
-    id, what, group: 'maps', heapscope, c: baseline, read: m.read, parse, ratio: heapscope / baseline, against: 'C', baseline, target: 1.5,
+    id, what, group: 'maps', heapscope, c: baseline, read: m.read, parse, ratio: heapscope / baseline, against: 'C', baseline, target: 1.5, warmup: m.warmup,
   });
   return [
     row('maps', `maps() read + parse, the map changed since the last call (${regions} regions; the C loop's map changed the same way)`, m.changed, m.parse, m.cChanged),
@@ -362,7 +384,7 @@ async function heapWalkRows(c) {
       id: 'walk-snapshot',
       what: `heap walk per chunk: walkSnapshot over one [heap] snapshot (${chunks} chunks, ${(snap.bytes.length / 2 ** 20).toFixed(0)} MiB)`,
       group: 'heap walk', heapscope: m.heapscope, c: m.c, ratio: m.heapscope / m.c, against: 'C', baseline: m.c, target: 2, chunks,
-      perSecond: 1e9 / m.heapscope, cPerSecond: 1e9 / m.c,
+      perSecond: 1e9 / m.heapscope, cPerSecond: 1e9 / m.c, warmup: m.warmup,
     });
     // Each whole walk's snapshot is read from a child forked for it: V8's
     // helper threads free into main_arena while a copy this big is made.
@@ -470,7 +492,7 @@ function binsRows(c) {
     return [{
       id: 'bins-decode',
       what: `bins' decode per listed chunk: main_arena's lists in one allocator snapshot (${listed} chunks; the longest fastbin, small and large bin lists ${kinds.fastbin}, ${kinds.smallbin} and ${kinds.largebin}), as bins() decodes them`,
-      group: 'bins', heapscope: m.heapscope, c: m.c, ratio: m.heapscope / m.c, against: 'C', baseline: m.c, chunks: listed,
+      group: 'bins', heapscope: m.heapscope, c: m.c, ratio: m.heapscope / m.c, against: 'C', baseline: m.c, chunks: listed, warmup: m.warmup,
     }];
   } finally {
     c.releaseBins();
@@ -652,6 +674,12 @@ function table(rows) {
   return lines.join('\n');
 }
 
+/** What settle() said of a row's warm-up. */
+function warmedUp({ rounds, faults }) {
+  return faults === 0 ? `measured after ${rounds} warm-up rounds, the last without a page fault`
+    : `measured after ${rounds} warm-up rounds, the last still taking ${faults} page faults`;
+}
+
 function details(rows) {
   const out = [];
   for (const row of rows) {
@@ -681,6 +709,7 @@ function details(rows) {
         `parseMaps alone ${ns(row.parse)}${row.id === 'maps' ? '' : ' (the text it parsed last)'}, ` +
         `the rest (the bss check) ${ns(row.heapscope - row.read - row.parse)}`);
     }
+    if (row.warmup !== undefined) out[out.length - 1] += `; ${warmedUp(row.warmup)}`;
   }
   return out.join('\n');
 }
