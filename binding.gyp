@@ -5,6 +5,7 @@
       "sources": [
         "native/addon.cc",
         "native/live-set.cc",
+        "native/loaded.cc",
         "native/alloc.cc",
         "native/copies.cc",
         "native/freeze.cc",

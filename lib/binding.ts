@@ -74,6 +74,12 @@ export interface RawBinding {
   runPlan(steps: BigUint64Array, keep: boolean, records?: BigUint64Array): RawPlanResult;
   addresses(): RawAddresses;
   /**
+   * For each object the dynamic loader has loaded (dl_iterate_phdr), as
+   * long as `into` holds them: its load bias, its first PT_LOAD's p_vaddr
+   * and its highest p_vaddr + p_memsz. Returns how many objects there are.
+   */
+  loadedImages(into: Float64Array): number;
+  /**
    * Copies of another process's memory: `ranges` holds address, length
    * pairs (see native/remote.cc). With `into`, the ranges are read into it
    * one after another and `buffers` is empty.

@@ -126,6 +126,7 @@ Addon::Addon(Napi::Env env, Napi::Object exports) {
       {"pageSize", nullptr, Entry<&Addon::PageSize>, nullptr, nullptr, nullptr, napi_default, this},
       {"runPlan", nullptr, Entry<&Addon::RunPlan>, nullptr, nullptr, nullptr, napi_default, this},
       {"addresses", nullptr, Entry<&Addon::Addresses>, nullptr, nullptr, nullptr, napi_default, this},
+      {"loadedImages", nullptr, Entry<&Addon::LoadedImages>, nullptr, nullptr, nullptr, napi_default, this},
       {"readRemote", nullptr, Entry<&Addon::ReadRemote>, nullptr, nullptr, nullptr, napi_default, this},
       {"releaseCopies", nullptr, Entry<&Addon::ReleaseCopies>, nullptr, nullptr, nullptr, napi_default, this},
   };

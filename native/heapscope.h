@@ -113,6 +113,7 @@ class Addon : public Napi::Addon<Addon> {
   Napi::Value PageSize(const Napi::CallbackInfo& info);
   Napi::Value RunPlan(const Napi::CallbackInfo& info);
   Napi::Value Addresses(const Napi::CallbackInfo& info);
+  Napi::Value LoadedImages(const Napi::CallbackInfo& info);
   Napi::Value ReadRemote(const Napi::CallbackInfo& info);
   Napi::Value ReleaseCopies(const Napi::CallbackInfo& info);
 };

@@ -6,8 +6,8 @@ import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { malloc } from '../lib/allocation';
 import { binding } from '../lib/binding';
-import { classifiedMap, maps, MemoryRegion, parseMaps, parseSmaps, readOwnImages, regionOf, RegionKind } from '../lib/maps';
-import { ReadImages } from '../lib/maps/classify';
+import { classifiedMap, maps, MemoryRegion, ownImageEnds, parseMaps, parseSmaps, readOwnImages, regionOf, RegionKind } from '../lib/maps';
+import { imageEnds, ReadImages } from '../lib/maps/classify';
 import { IN_WORDS, OP_CODES } from '../lib/plan-codes';
 
 /** A plan of one maps step, for the map as the addon reads it. */
@@ -639,6 +639,51 @@ describe('maps() of this process', () => {
     expect(shrunk.find((r) => r.start === bss.start)).not.toHaveProperty('object');
     // The same text again is not parsed again, but its bss regions are checked again: what the last check unclaimed is claimed.
     expect(classifiedMap({}, () => text, readOwnImages)).toEqual(regions);
+  });
+
+  it("takes each loaded object's image end from the loader, where its ELF header in memory says it ends", () => {
+    const known = ownImageEnds();
+    const exe = fs.realpathSync(process.execPath);
+    const text = (binding.runPlan as unknown as (plan: BigUint64Array, keep: boolean) => { texts: string[] })(mapsPlan(), false).texts[0];
+    const regions = parseMaps(text);
+    // The executable, libc and the addon, each by the mapping at its file offset 0.
+    for (const file of [exe, regions.find((r) => /\/libc\.so\.6$/.test(r.path))!.path, regions.find((r) => r.path.endsWith('heapscope.node'))!.path]) {
+      const first = regions.find((r) => r.path === file && r.offset === 0)!;
+      expect(known.has(first.start), file).toBe(true);
+      expect(known.get(first.start)!, file).toBeGreaterThan(first.start);
+    }
+    // The oracle: each image's headers read from its first page, as the check reads an object the loader does not know.
+    const bases = [...known.keys()];
+    expect(imageEnds(bases.map((base) => ({ base, length: 4096n })), readOwnImages)).toEqual([...known.values()]);
+    // The classification is the same either way, and the images the loader knows are not read.
+    const calls: bigint[][] = [];
+    const counted: ReadImages = (ranges) => {
+      calls.push(ranges.map((r) => r.address));
+      return readOwnImages(ranges);
+    };
+    const fromMemory = classifiedMap({}, () => text, readOwnImages);
+    expect(fromMemory.filter((r) => r.kind === 'bss').length).toBeGreaterThan(0);
+    expect(classifiedMap({}, () => text, counted, () => known)).toEqual(fromMemory);
+    for (const address of calls.flat()) expect(known.has(address)).toBe(false);
+    // An end the loader gives is the one used: below the bss, the bss is unclaimed; one it does not give is read.
+    const bss = fromMemory.find((r) => r.kind === 'bss')!;
+    const base = [...known.keys()].find((b) => fromMemory.some((r) => r.start === b && r.object === bss.object))!;
+    const shrunk = new Map(known);
+    shrunk.set(base, bss.start);
+    expect(classifiedMap({}, () => text, readOwnImages, () => shrunk).find((r) => r.start === bss.start)).toMatchObject({ kind: 'anonymous' });
+    const unknown = new Map(known);
+    unknown.delete(base);
+    calls.length = 0;
+    expect(classifiedMap({}, () => text, counted, () => unknown)).toEqual(fromMemory);
+    expect(calls.flat()).toContain(base);
+  });
+
+  it('refuses a loadedImages target that is not a Float64Array', () => {
+    for (const bad of [undefined, new Float32Array(3), [0, 0, 0], Buffer.alloc(24)]) {
+      expect(() => (binding.loadedImages as (into: unknown) => number)(bad)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+    }
+    // Too small to hold any: the count alone.
+    expect(binding.loadedImages(new Float64Array(0))).toBe(ownImageEnds().size);
   });
 
   it('with { rss: true } fills resident sizes on every region', () => {

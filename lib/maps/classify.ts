@@ -139,37 +139,27 @@ function arenaLength(regions: MemoryRegion[], i: number): number {
 export type ReadImages = (ranges: readonly { address: bigint; length: bigint }[]) => (Uint8Array | undefined)[];
 
 /**
- * Unclaims `bss` regions that start at or above the end of their object's
- * memory image (per its PT_LOAD headers, read from the live ELF header
- * through `read`): an unrelated mapping that happens to sit right above a
- * library.
+ * Where the objects of a process end, by the address of the mapping at their
+ * file offset 0 (as `imageSpan` gives them): for this process, the dynamic
+ * loader's account of what it loaded, read as the map is.
  */
-export function checkBss(regions: MemoryRegion[], read: ReadImages): void {
-  const claims: { bss: MemoryRegion; base: bigint; table?: ProgramHeaders; end?: bigint }[] = [];
+export type ImageEnds = ReadonlyMap<bigint, bigint>;
+
+/**
+ * Unclaims `bss` regions that start at or above the end of their object's
+ * memory image (per its PT_LOAD headers): an unrelated mapping that happens
+ * to sit right above a library. The end is `known`'s where it has the
+ * object, else read from the live ELF header through `read`.
+ */
+export function checkBss(regions: MemoryRegion[], read: ReadImages, known?: ImageEnds): void {
+  const claims: { bss: MemoryRegion; base: bigint; length: bigint; end?: bigint }[] = [];
   for (let i = 1; i < regions.length; i++) {
     if (regions[i].kind !== 'bss') continue;
     const first = firstMapping(regions, i - 1);
-    if (first !== undefined) claims.push({ bss: regions[i], base: first.start, table: { at: 0n, length: BigInt(Math.min(FIRST_PAGE, first.size)) }, end: undefined });
+    if (first !== undefined) claims.push({ bss: regions[i], base: first.start, length: BigInt(Math.min(FIRST_PAGE, first.size)), end: known?.get(first.start) });
   }
-  // The header and, in every ELF a linker makes, the program headers right
-  // after it lie in the mapping's first page (at least that long): one read
-  // of all the first pages; a table further on is read in a second call.
-  const heads = readAll(read, claims.map((c) => ({ address: c.base, length: c.table!.length })));
-  claims.forEach((c, k) => {
-    const head = heads[k];
-    c.table = head === undefined ? undefined : programHeaders(head);
-    if (c.table !== undefined && c.table.at + c.table.length <= BigInt(head!.length)) {
-      c.end = imageEnd(c.base, head!.subarray(Number(c.table.at)), c.table.count, c.table.size);
-      c.table = undefined;
-    }
-  });
-  // A table no linker makes (past 64 KiB, or wrapping past 2^64) is no image end to trust.
-  const far = claims.filter((c) => c.table !== undefined && c.table.length <= MAX_TABLE && c.base + c.table.at + c.table.length < 1n << 64n);
-  const tables = readAll(read, far.map((c) => ({ address: c.base + c.table!.at, length: c.table!.length })));
-  far.forEach((c, k) => {
-    const bytes = tables[k];
-    if (bytes !== undefined) c.end = imageEnd(c.base, bytes, c.table!.count, c.table!.size);
-  });
+  const unknown = claims.filter((c) => c.end === undefined);
+  imageEnds(unknown, read).forEach((end, k) => { unknown[k].end = end; });
   // An image that cannot be read (or was unloaded meanwhile) keeps the guess from the text.
   for (const { bss, end } of claims) {
     if (end !== undefined && bss.start >= end) {
@@ -177,6 +167,34 @@ export function checkBss(regions: MemoryRegion[], read: ReadImages): void {
       delete bss.object;
     }
   }
+}
+
+/**
+ * The end of each ELF image whose header is at `base` (the first `length`
+ * bytes of its first mapping), read through `read`; undefined for one that
+ * cannot be read or holds no image.
+ */
+export function imageEnds(images: readonly { base: bigint; length: bigint }[], read: ReadImages): (bigint | undefined)[] {
+  const ends: (bigint | undefined)[] = images.map(() => undefined);
+  // The header and, in every ELF a linker makes, the program headers right
+  // after it lie in the mapping's first page (at least that long): one read
+  // of all the first pages; a table further on is read in a second call.
+  const heads = readAll(read, images.map((c) => ({ address: c.base, length: c.length })));
+  const far: { k: number; table: ProgramHeaders }[] = [];
+  images.forEach((c, k) => {
+    const head = heads[k];
+    const table = head === undefined ? undefined : programHeaders(head);
+    if (table === undefined) return;
+    if (table.at + table.length <= BigInt(head!.length)) ends[k] = imageEnd(c.base, head!.subarray(Number(table.at)), table.count, table.size);
+    // A table no linker makes (past 64 KiB, or wrapping past 2^64) is no image end to trust.
+    else if (table.length <= MAX_TABLE && c.base + table.at + table.length < 1n << 64n) far.push({ k, table });
+  });
+  const tables = readAll(read, far.map(({ k, table }) => ({ address: images[k].base + table.at, length: table.length })));
+  far.forEach(({ k, table }, j) => {
+    const bytes = tables[j];
+    if (bytes !== undefined) ends[k] = imageEnd(images[k].base, bytes, table.count, table.size);
+  });
+  return ends;
 }
 
 /** `read` of `ranges`, each undefined where the read as a whole failed (a process gone meanwhile). */
@@ -230,8 +248,17 @@ function imageEnd(base: bigint, table: Uint8Array, count = 0, size = 0): bigint 
     low ??= vaddr; // PT_LOAD entries are sorted by address, and the first maps file offset 0 at `base`
     if (vaddr + memsz > high) high = vaddr + memsz;
   }
-  if (low === undefined) return undefined;
-  const page = BigInt(binding.pageSize());
-  const roundUp = (v: bigint): bigint => (v + page - 1n) & -page;
-  return base - (low & -page) + roundUp(high);
+  return low === undefined ? undefined : imageSpan(base - (low & -pageSize()), low, high).end;
 }
+
+/**
+ * Where an image loaded with bias `bias` starts (its first PT_LOAD's page,
+ * whose p_vaddr is `low`) and ends (the page-rounded highest p_vaddr +
+ * p_memsz, `high`).
+ */
+export function imageSpan(bias: bigint, low: bigint, high: bigint): { base: bigint; end: bigint } {
+  const page = pageSize();
+  return { base: bias + (low & -page), end: bias + ((high + page - 1n) & -page) };
+}
+
+const pageSize = (): bigint => BigInt(binding.pageSize());

@@ -8,7 +8,7 @@ import { HeapscopeError, native, typeError } from '../errors';
 import { binding } from '../binding';
 import { IN_WORDS, OP_CODES, STATUS } from '../plan-codes';
 import { describe, descriptor, ownProperty, readArray, readOptions, toAddress } from '../validate';
-import { checkBss, ReadImages } from './classify';
+import { checkBss, ImageEnds, imageSpan, ReadImages } from './classify';
 import { parseMaps, parseSmaps } from './parse';
 import { MemoryRegion, regionViews } from './region';
 
@@ -23,8 +23,29 @@ export interface MapsOptions {
 
 /** The current map of this process. `{ rss: true }` adds resident sizes. */
 export function maps(options: MapsOptions = {}): MemoryRegion[] {
-  return classifiedMap(options, (rss) => (rss ? readProc('/proc/self/smaps') : readMapsText()), readOwnImages);
+  return classifiedMap(options, (rss) => (rss ? readProc('/proc/self/smaps') : readMapsText()), readOwnImages, ownImageEnds);
 }
+
+/**
+ * @internal Where each object the dynamic loader has loaded in this process
+ * ends, by the start of its first mapping: the program headers as the loader
+ * holds them, read under its lock, with no read of their pages (the bss
+ * check's read of the images' first pages cost more than the rest of it).
+ */
+export function ownImageEnds(): ImageEnds {
+  let count = native(() => binding.loadedImages(loadedScratch));
+  if (3 * count > loadedScratch.length) {
+    loadedScratch = new Float64Array(6 * count);
+    count = Math.min(native(() => binding.loadedImages(loadedScratch)), loadedScratch.length / 3);
+  }
+  const ends = new Map<bigint, bigint>();
+  for (let k = 0; k < count; k++) {
+    const { base, end } = imageSpan(BigInt(loadedScratch[3 * k]), BigInt(loadedScratch[3 * k + 1]), BigInt(loadedScratch[3 * k + 2]));
+    ends.set(base, end);
+  }
+  return ends;
+}
+let loadedScratch = new Float64Array(3 * 64);
 
 /**
  * @internal Ranges of this process's memory, in one native call
@@ -54,14 +75,16 @@ let imageScratch = new Uint8Array(64 << 10);
 
 /**
  * A process's map, read with `readText` (smaps when `options.rss`) and
- * classified, its bss regions checked against the ELF images `readImages`
- * reads: this process's (maps()) or another's (attach(pid).maps()).
+ * classified, its bss regions checked against the ends of their ELF images:
+ * `knownImages`' where it has the object (this process's loader, for
+ * maps()), else from the headers `readImages` reads (this process's, or
+ * another's for attach(pid).maps()).
  */
-export function classifiedMap(options: MapsOptions, readText: (rss: boolean) => string, readImages: ReadImages): MemoryRegion[] {
+export function classifiedMap(options: MapsOptions, readText: (rss: boolean) => string, readImages: ReadImages, knownImages?: () => ImageEnds): MemoryRegion[] {
   const rss = readOptions(options, 'options', ['rss']).rss ?? false;
   if (typeof rss !== 'boolean') throw typeError(`options.rss must be a boolean, got ${describe(rss)}`);
   const regions = parseSettled(() => readText(rss), rss ? parseSmaps : parseMaps);
-  checkBss(regions, readImages);
+  checkBss(regions, readImages, knownImages?.());
   return displayable(regions);
 }
 

@@ -34,7 +34,8 @@ import { InspectContext, MimeBundle, presenter } from '../presenters';
  *   the bss with an anonymous `rw-p` neighbour above it, and an unrelated
  *   mapping can sit right above a library whose .bss needs no pages. From text
  *   alone ({@link parseMaps}) that is indistinguishable; {@link maps} checks
- *   the object's program headers in memory and calls such a region `anonymous`.
+ *   the object's program headers (the dynamic loader's, or read in memory for
+ *   an object it did not load) and calls such a region `anonymous`.
  * - `arena-heap` assumes the default HEAP_MAX_SIZE; with the
  *   `glibc.malloc.hugetlb` tunable, arena heaps are smaller and show as
  *   `anonymous` + `reserved`.
