@@ -132,8 +132,8 @@ function compare(sides, rounds = ROUNDS) {
  * process touches for the first time, a fault each (~10 µs a page on a
  * machine where faults are dear), a cost the process pays once, not per
  * operation (a plan's results took 32 faults a run for 15 rounds in a row,
- * after two rounds with none, then none). Says how many rounds it took and
- * the faults of the last (0: settled).
+ * after two rounds with none, then none). Says how many rounds it took,
+ * whether it settled, and the faults of the last.
  */
 function settle(round) {
   for (let rounds = 1, calm = 0; ; rounds++) {
@@ -141,7 +141,7 @@ function settle(round) {
     round();
     const faults = minorFaults() - before;
     calm = faults === 0 ? calm + 1 : 0;
-    if (rounds >= WARMUP && (calm >= SETTLED || rounds >= SETTLE_MAX)) return { rounds, faults };
+    if (rounds >= WARMUP && (calm >= SETTLED || rounds >= SETTLE_MAX)) return { rounds, settled: calm >= SETTLED, faults };
   }
 }
 const minorFaults = () => process.resourceUsage().minorPageFault;
@@ -675,9 +675,9 @@ function table(rows) {
 }
 
 /** What settle() said of a row's warm-up. */
-function warmedUp({ rounds, faults }) {
-  return faults === 0 ? `measured after ${rounds} warm-up rounds, the last without a page fault`
-    : `measured after ${rounds} warm-up rounds, the last still taking ${faults} page faults`;
+function warmedUp({ rounds, settled, faults }) {
+  if (settled) return `measured after ${rounds} warm-up rounds, the last ${SETTLED} without a page fault`;
+  return `measured after ${rounds} warm-up rounds, never ${SETTLED} in a row without a page fault (the last took ${faults})`;
 }
 
 function details(rows) {
