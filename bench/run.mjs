@@ -6,8 +6,8 @@
 // once per round: each call runs its loop n times inside this process, so
 // the three sides share the same heap, the same glibc and the same moment.
 // Each figure is the median over ROUNDS rounds (after at least WARMUP
-// discarded ones, and until a round took no page fault: see settle) of
-// nanoseconds per operation; the sides take turns inside each round so
+// discarded ones, and until SETTLED rounds in a row took no page fault: see
+// settle) of nanoseconds per operation; the sides take turns inside each round so
 // that drift (frequency scaling, other load) hits them alike.
 //
 // Usage: node bench/run.mjs [--json] [--rounds N] [--only GROUP,...] [--record | --check] | --recorded
@@ -115,7 +115,7 @@ function median(values) {
   return sorted[sorted.length >> 1];
 }
 
-/** Runs each side's round function in turn, `rounds` times; medians of ns per op. */
+/** Runs each side's round function in turn, `rounds` times after settle()'s warm-up; medians of ns per op, and what the warm-up took. */
 function compare(sides, rounds = ROUNDS) {
   const samples = Object.fromEntries(Object.keys(sides).map((k) => [k, []]));
   const warmup = settle(() => { for (const fn of Object.values(sides)) fn(); });
