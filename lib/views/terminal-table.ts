@@ -1,7 +1,7 @@
 // Tables for a terminal: borderless, columns wrapped, shortened or dropped to fit the width.
-import Table from 'cli-table3';
 import type { ColourName } from '../table-spec';
 import type { RowTable } from './table';
+import { cellLines, fitCell } from './terminal-cell';
 import { Resolved, wrap } from './terminal-text';
 
 /** A column of a terminal table, its cells already text. */
@@ -18,22 +18,19 @@ export interface TerminalColumn<R> {
   colour?(row: R): ColourName | undefined;
 }
 
-const BORDERLESS = {
-  top: '', 'top-mid': '', 'top-left': '', 'top-right': '',
-  bottom: '', 'bottom-mid': '', 'bottom-left': '', 'bottom-right': '',
-  left: '', 'left-mid': '', mid: '─', 'mid-mid': ' ', right: '', 'right-mid': '', middle: ' ',
-};
-/** Columns are set apart by the padding after each plus the `middle` char. */
+/** Columns are set apart by a space after each and one between them. */
 const GAP = 2;
 const MIN_WRAP = 12;
 /** Prose narrower than this reads badly: optional columns go before a wrapping column is squeezed below it. */
 const COMFORTABLE_WRAP = 24;
 
 /**
- * A borderless cli-table3 table fitted to the width: wrapping and path
- * columns narrowed, optional columns (`drop`) left out before prose is
- * squeezed below a comfortable width, then the rest narrowed further, then
- * columns dropped from the right.
+ * A borderless table fitted to the width: wrapping and path columns
+ * narrowed, optional columns (`drop`) left out before prose is squeezed
+ * below a comfortable width, then the rest narrowed further, then columns
+ * dropped from the right. The head is underlined with `─`; a cell wraps
+ * at spaces within its column, and a word wider than the column is cut
+ * with `…`.
  */
 export function renderTable<R>(all: TerminalColumn<R>[], rows: R[], o: Resolved, cuts: readonly number[] = []): string[] {
   const natural = (c: TerminalColumn<R>) => Math.max(c.head.length, ...rows.map((r) => c.cell(r).length));
@@ -65,19 +62,34 @@ export function renderTable<R>(all: TerminalColumn<R>[], rows: R[], o: Resolved,
     const text = c.cell(row);
     return c.path && text.length > width ? `…${text.slice(text.length - width + 1)}` : text;
   };
-  const table = new Table({
-    head: columns.map((c) => o.paint('bold', c.head)),
-    chars: BORDERLESS,
-    colWidths: widths.map((w) => w + 1),
-    colAligns: columns.map((c) => c.align ?? 'left'),
-    wordWrap: true,
-    style: { head: [], border: [], compact: true, 'padding-left': 0, 'padding-right': 1 },
+  const cells = rows.flatMap((row, r) => {
+    const line = columns.map((c, i) => o.paint(c.colour?.(row), cell(c, row, widths[i])));
+    return cuts.includes(r) ? [columns.map((c) => (c.align === 'right' ? '⋮' : o.paint('dim', '⋮'))), line] : [line];
   });
-  rows.forEach((row, r) => {
-    if (cuts.includes(r)) table.push(columns.map((c) => (c.align === 'right' ? '⋮' : o.paint('dim', '⋮'))));
-    table.push(columns.map((c, i) => o.paint(c.colour?.(row), cell(c, row, widths[i]))));
-  });
-  return table.toString().split('\n');
+  return drawTable(columns.map((c) => o.paint('bold', c.head)), cells, widths, columns.map((c) => c.align ?? 'left'));
+}
+
+/**
+ * The lines of a borderless table whose columns are `widths` wide: the
+ * head, a rule of `─` under it when there are rows, then the rows. Cells
+ * are text, coloured or not.
+ */
+export function drawTable(head: string[], rows: string[][], widths: number[], aligns: ('left' | 'right')[]): string[] {
+  const lines = drawRow(head, widths, aligns);
+  if (rows.length > 0) lines.push(widths.map((w) => '─'.repeat(w + 1)).join(' '));
+  for (const row of rows) lines.push(...drawRow(row, widths, aligns));
+  return lines;
+}
+
+/** One row's lines: each cell wrapped to its column, as tall as its tallest cell, a space after each column and one between. */
+function drawRow(cells: string[], widths: number[], aligns: ('left' | 'right')[]): string[] {
+  const wrapped = cells.map((text, i) => cellLines(text, widths[i]));
+  const height = Math.max(1, ...wrapped.map((l) => l.length));
+  const lines: string[] = [];
+  for (let k = 0; k < height; k++) {
+    lines.push(wrapped.map((l, i) => `${k < l.length ? fitCell(l[k], widths[i], aligns[i]) : ' '.repeat(widths[i])} `).join(' '));
+  }
+  return lines;
 }
 
 /** An experiment's table: its title, the lines, and the note when rows were left out (with where to get them all). */
