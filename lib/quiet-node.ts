@@ -9,9 +9,14 @@
  * main thread, and a child's run is over before that pays back: in the ten
  * experiments' children, one search of libc's data took 0.1–1 ms in baseline
  * code and 10–16 ms when TurboFan compiled it first, and the children took
- * 2.74 s in all, 2.01 s stopped at Sparkplug (`--max-opt=1`).
+ * 2.74 s in all, 2.01 s stopped at Sparkplug (`--max-opt=1`). V8's young
+ * generation is kept to 1 MiB a semi-space (16 by default): a child's
+ * garbage then reuses the pages it already touched instead of growing into
+ * fresh ones, each a page fault (about 10 µs where faults are dear). The
+ * bins child took 13,700 faults instead of 17,150 and 0.63 s of CPU
+ * instead of 0.68, the ten children 2.44 s instead of 2.56.
  */
-export const QUIET_NODE_FLAGS: readonly string[] = ['--single-threaded', '--v8-pool-size=0', '--max-opt=1'];
+export const QUIET_NODE_FLAGS: readonly string[] = ['--single-threaded', '--v8-pool-size=0', '--max-opt=1', '--max-semi-space-size=1'];
 
 /**
  * The environment for such a child: this process's, without
