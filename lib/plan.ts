@@ -9,6 +9,7 @@ import { ChunkHeader, CHUNK_HEADER_SIZE, headerOf } from './chunk';
 import { bigintOf, EXACT_HIGH_LIMIT, TWO_32 } from './exact';
 import { HeapscopeError, illegalConstructor, native, rangeError, typeError } from './errors';
 import { plural } from './format';
+import { MAX_FAST_SIZE } from './size-classes';
 import { fromWords, Mallinfo, MALLINFO_FIELDS } from './stats';
 import {
   describe, readArray, readFailed, readOptions, readOwn, recordKind, Size, sizeArg, toAddress, toIndex, toSize,
@@ -67,9 +68,12 @@ export type PlanStep =
    * The child is ended and reaped at the thaw. A freeze that fails (fork
    * refused, or reading the child refused: Yama's ptrace_scope 2 or 3, a
    * non-dumpable process) says why, and the steps up to the thaw read this
-   * process live.
+   * process live. With `maxFast` (0 to 160), the child sets its fastbin
+   * limit to it first (`mallopt(M_MXFAST, maxFast)`), this process's
+   * staying as it was: the reads see glibc's state with the limit moved
+   * (how heapscope finds global_max_fast).
    */
-  | { op: 'freeze' }
+  | { op: 'freeze'; maxFast?: number }
   | { op: 'thaw' };
 
 export type PlanOp = PlanStep['op'];
@@ -135,7 +139,7 @@ const ALLOCATING = new Set<PlanOp>(['malloc', 'calloc', 'realloc', 'alignedAlloc
 /** Ops that act on an earlier allocation, named by its step index. */
 const REFERRING = new Set<PlanOp>(['realloc', 'free', 'header', 'usableSize', 'touch', 'resident']);
 /** Every field any step has; a step's own properties are read, once each, as its op needs them. */
-const FIELDS = ['op', 'step', 'size', 'count', 'alignment', 'pad', 'byte', 'address', 'length', 'anonymous', 'toBreak'] as const;
+const FIELDS = ['op', 'step', 'size', 'count', 'alignment', 'pad', 'byte', 'address', 'length', 'anonymous', 'toBreak', 'maxFast'] as const;
 
 /** The native executor's limit. */
 const MAX_STEPS = 1 << 22;
@@ -298,6 +302,11 @@ function checkStep(value: unknown, i: number, checked: Words): void {
     }
     case 'touch':
       return checked.put(i, code, ref, toIndex(stepField(step, 'byte', name, proxy) ?? 0xa5, `${name}.byte`, 255), 0);
+    case 'freeze': {
+      // On the wire, 1 + the limit: 0 is no limit.
+      const maxFast = stepField(step, 'maxFast', name, proxy);
+      return checked.put(i, code, ref, maxFast === undefined ? 0 : toIndex(maxFast, `${name}.maxFast`, MAX_FAST_SIZE) + 1, 0);
+    }
     case 'read': {
       const address = toAddress(stepField(step, 'address', name, proxy), `${name}.address`);
       const length = toSize(stepField(step, 'length', name, proxy), `${name}.length`, MAX_PLAN_READ);
@@ -335,6 +344,7 @@ function stepField(step: object, key: Field, name: string, proxy: boolean): unkn
       case 'length': return Object.hasOwn(s, 'length') ? s.length : undefined;
       case 'anonymous': return Object.hasOwn(s, 'anonymous') ? s.anonymous : undefined;
       case 'toBreak': return Object.hasOwn(s, 'toBreak') ? s.toBreak : undefined;
+      case 'maxFast': return Object.hasOwn(s, 'maxFast') ? s.maxFast : undefined;
       // A field added to FIELDS without its case here fails to compile.
       default: return key satisfies never;
     }

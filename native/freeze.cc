@@ -11,6 +11,7 @@
 // more than the copy costs the parent. Nothing here calls malloc in this
 // process.
 #include <fcntl.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -36,6 +37,8 @@ struct Facts {
   MallInfo2 mallinfo;
   MallinfoSource source;
   uintptr_t programBreak;
+  // mallopt(M_MXFAST)'s answer when the freeze asked for a fastbin limit: 1 set, 0 refused.
+  int maxFastSet;
 };
 
 // Closes [lo, hi]: close_range where the kernel has it (5.9), else one by one
@@ -78,9 +81,10 @@ void CloseBoth(int fds[2]) {
   if (fds[1] >= 0) close(fds[1]);
 }
 
-// The child: only system calls and mallinfo2(), which glibc makes safe in a
-// fork's child by re-initialising the arena locks it held across the fork.
-[[noreturn]] void Child(pid_t parent, int ready[2], int release[2], Facts* facts) {
+// The child: only system calls, mallinfo2() and mallopt(), which glibc
+// makes safe in a fork's child by re-initialising the arena locks it held
+// across the fork.
+[[noreturn]] void Child(pid_t parent, int ready[2], int release[2], Facts* facts, int maxFast) {
   // Gone with the thread that forked it, whatever happens to that thread.
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() != parent) _exit(1);
@@ -92,6 +96,8 @@ void CloseBoth(int fds[2]) {
   if (keep[0] > 0) CloseRange(0, keep[0] - 1);
   CloseRange(keep[0] + 1, keep[1] - 1);
   CloseRange(keep[1] + 1, ~0U);
+  // Set before anything is read: the parent's reads see the child's limit.
+  if (maxFast >= 0) facts->maxFastSet = mallopt(M_MXFAST, maxFast);
   // Two bytes: the break is known, then mallinfo2 is.
   facts->programBreak = reinterpret_cast<uintptr_t>(sbrk(0));
   char byte = 1;
@@ -108,7 +114,7 @@ void CloseBoth(int fds[2]) {
 
 }  // namespace
 
-int Frozen::Freeze() {
+int Frozen::Freeze(int maxFast) {
   if (pid_ > 0) return EBUSY;
   void* page = mmap(nullptr, sizeof(Facts), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (page == MAP_FAILED) return errno;
@@ -127,7 +133,7 @@ int Frozen::Freeze() {
   pthread_sigmask(SIG_SETMASK, &all, &old);
   const pid_t parent = OwnPid();
   const pid_t child = fork();
-  if (child == 0) Child(parent, ready, release, static_cast<Facts*>(page));
+  if (child == 0) Child(parent, ready, release, static_cast<Facts*>(page), maxFast);
   const int forkErr = errno;
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   close(ready[1]);
@@ -147,6 +153,10 @@ int Frozen::Freeze() {
   if (readyErr != 0) {
     Thaw();
     return readyErr;
+  }
+  if (maxFast >= 0 && static_cast<Facts*>(facts_)->maxFastSet != 1) {
+    Thaw();
+    return EINVAL;
   }
   // Reading another process, even a child, can be refused where reading
   // this one is not (Yama's ptrace_scope 2 or 3, a non-dumpable process):

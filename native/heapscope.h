@@ -221,7 +221,9 @@ class Frozen {
   Frozen& operator=(const Frozen&) = delete;
   ~Frozen() { Thaw(); }
   // Forks the child and waits until it has read the break; 0 or errno.
-  int Freeze();
+  // A `maxFast` of 0 or more is set in the child first (mallopt(M_MXFAST)),
+  // which glibc refusing makes the freeze fail with EINVAL.
+  int Freeze(int maxFast = -1);
   // Waits until the child has measured mallinfo2() (it locks each arena
   // meanwhile); 0, at once when it had, or errno: the caller then thaws.
   int Measure();

@@ -47,6 +47,8 @@ constexpr size_t kMaxSteps = 1 << 22;
 // The most one Buffer holds in Node 20 (buffer.constants.MAX_LENGTH), the
 // smallest of the Node versions heapscope supports.
 constexpr uint64_t kMaxRead = uint64_t{1} << 32;
+// MAX_FAST_SIZE on 64-bit: mallopt(M_MXFAST) refuses more.
+constexpr uint64_t kMaxFastSize = 160;
 
 enum Status : uint64_t { kOk = 0, kFailed = 1, kSkipped = 2, kTruncated = 3 };
 
@@ -251,6 +253,8 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
       invalid("size above PTRDIFF_MAX");
     if (op == kRealloc && s[2] == 0) invalid("realloc to 0 bytes; use free");
     if (op == kTouch && s[2] > 0xff) invalid("a byte is at most 255");
+    // A freeze's operand: 0, or 1 + the fastbin limit its child sets.
+    if (op == kFreeze && s[2] > kMaxFastSize + 1) invalid("a freeze's fastbin limit is at most 160");
     if (!NeedsRef(op)) continue;
     if (ref >= i || !Allocates(steps[ref * kInWords]))
       invalid("must refer to an earlier allocating step");
@@ -420,11 +424,13 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
         break;
       }
       case kFreeze:
-        // r[2]: the child's pid. A freeze that fails leaves the steps up to
+        // r[2]: the child's pid. With a fastbin limit, the child sets it
+        // (mallopt(M_MXFAST)) before it reads the break: the change is the
+        // child's alone, and EINVAL when glibc refused it. A freeze that fails leaves the steps up to
         // its thaw reading this process as it goes on.
         freezeAt = i;
         readAtFreeze = read;
-        err = frozen.Freeze();
+        err = frozen.Freeze(s[2] == 0 ? -1 : static_cast<int>(s[2] - 1));
         if (err == 0) r[2] = static_cast<uint64_t>(frozen.pid());
         break;
       case kThaw: frozen.Thaw(); break;

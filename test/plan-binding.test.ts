@@ -35,6 +35,7 @@ describe('the raw runPlan binding', () => {
       ['op 18', words([18n])],
       ['a thaw without a freeze', words([OP.thaw])],
       ['a freeze inside a freeze', words([OP.freeze], [OP.freeze])],
+      ['a freeze whose fastbin limit is above 160', words([OP.freeze, 0n, 162n], [OP.thaw])],
       ['a malloc between a freeze and its thaw', words([OP.freeze], [OP.malloc, 0n, 8n], [OP.thaw])],
       ['a free after a freeze never thawed', words([OP.malloc, 0n, 8n], [OP.freeze], [OP.free, 0n])],
       ['op 2^64 - 1', words([(1n << 64n) - 1n])],

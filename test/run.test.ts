@@ -95,7 +95,6 @@ describe('run', () => {
 
   it('starts its children without NODE_EXTRA_CA_CERTS, which Node would parse into their heaps', () => {
     const index = path.join(__dirname, '..', 'dist', 'index.js');
-    // bins starts a child of its own besides its run's (global_max_fast's).
     const script = `require(${JSON.stringify(index)}).run('bins').then(
       (r) => process.stdout.write('RESULT ' + r.environment.pid + '\\n'),
       (e) => { process.stdout.write('ERROR ' + e.code + ' ' + e.message + '\\n'); });`;
@@ -106,7 +105,7 @@ describe('run', () => {
     const processes = lines.map((l) => l.split(' '));
     expect(processes[0]).toEqual([String(child.pid), '-e', '-', certs]);
     const children = processes.slice(1);
-    expect(children.map(([, file]) => file)).toEqual(expect.arrayContaining(['child.js', 'max-fast-child.js']));
+    expect(children.map(([, file]) => file)).toEqual(expect.arrayContaining(['child.js']));
     for (const [, , , given] of children) expect(given).toBe('-');
   });
 

@@ -10,9 +10,8 @@ import { MallocPar } from './decode';
 import { MainArena } from './locate-arena';
 import { Candidate, decide, Located, LocateInput, Refusal } from './locate-input';
 import { locateIn, readC, Snapshot, view, wordNumber } from './snapshot';
+import { MAX_FAST_SIZE } from '../size-classes';
 
-/** MAX_FAST_SIZE: mallopt(M_MXFAST) and the mxfast tunable accept no more. */
-const MAX_FAST_SIZE = 160;
 
 /**
  * set_max_fast(s) for 8 ≤ s ≤ MAX_FAST_SIZE: (s + SIZE_SZ) & ~MALLOC_ALIGN_MASK,

@@ -1,18 +1,21 @@
 // global_max_fast: a lone byte or word in libc's .bss, told from its
 // neighbours only by moving it (locate-max-fast.ts). Moving it changes the
-// process, so it is measured once in a child process, as an offset from
-// main_arena, and cached per libc file: every process that maps the same
-// file has it at the same offset.
-import type * as ChildProcess from 'node:child_process';
-import path from 'node:path';
+// process, so it is moved in children forked for it (a plan's freeze with
+// `maxFast`: the child sets the limit, this process keeps its own), as an
+// offset from main_arena, and cached per libc file: every process that
+// maps the same file has it at the same offset.
 import { hex } from '../format';
-import { QUIET_NODE_FLAGS, quietEnv } from '../quiet-node';
-import { own } from '../validate';
+import { maps } from '../maps';
+import { PlanStep, runPlan } from '../plan';
+import { glibcVersion } from '../stats';
 import { setMaxFast } from './locate-max-fast';
 import { AllocatorImage } from './image';
-import { LibcFile } from './libc-file';
+import { layoutFor } from './layouts';
+import { libcDataRegions } from './libc-data';
+import { LibcFile, libcFileOf } from './libc-file';
+import { locateMallocGlobals } from './locate';
 import { readBytes } from './memory-source';
-import { readC } from './snapshot';
+import { readC, Snapshot } from './snapshot';
 
 export type MaxFastOffset = { offset: bigint } | { reason: string };
 
@@ -23,7 +26,7 @@ export type GlobalMaxFastReading =
     address: bigint;
     /** The largest chunk size that goes to a fastbin. */
     value: number;
-    /** From main_arena, as measured in a child on the same libc file. */
+    /** From main_arena, as measured in children forked from a process mapping the same libc file. */
     offset: bigint;
     /** The libc file it was measured for. */
     libc: string;
@@ -32,83 +35,69 @@ export type GlobalMaxFastReading =
 
 const cache = new Map<string, MaxFastOffset>();
 
-// Loaded when the child is started, not with this module: node:child_process
-// took 9 ms to load, and most processes that load this one (every
-// experiment's child) never start the child.
-const childProcess = (): typeof ChildProcess => require('node:child_process') as typeof ChildProcess;
-
-// lib/allocator under test and dist/allocator both sit two levels below the
-// package root; the child always runs the compiled code.
-const CHILD = path.resolve(__dirname, '..', '..', 'dist', 'allocator', 'max-fast-child.js');
+/**
+ * The limits the forked children set, in turn. Each copy is compared with
+ * the one before it: this process's own (whatever limit it has: the
+ * default 128, a tunable's, a mallopt's), then a child's at 64, then one at
+ * 32, so that one of the two moves it whatever it was.
+ */
+const REQUESTS = [64, 32];
 
 /**
- * global_max_fast's offset from main_arena in `libc`: measured in a fresh
- * `node` child the first time a libc file is asked about, then cached.
- * The child must map the same file (same path, device, inode, size and
- * mtime), or the answer is a reason instead.
+ * global_max_fast's offset from main_arena in `libc`: measured the first
+ * time a libc file is asked about, then cached. It is measured in forks of
+ * this process, so `libc` must be the file this process maps (same path,
+ * device, inode, size and mtime), or the answer is a reason instead.
  */
 export function maxFastOffset(libc: LibcFile): MaxFastOffset {
   const known = cache.get(libc.key);
   if (known !== undefined) return known;
-  const measured = measureInChild(libc);
+  const measured = measureInForks(libc);
   cache.set(libc.key, measured);
   return measured;
 }
 
 /**
- * maxFastOffset, its child running while the caller goes on: for a caller
- * with other work first (the bins experiment's plan), which then waits for
- * it. Starting the child mallocs and frees, and so does reading what it
- * says, when the caller waits: the caller starts it before it reads its
- * heap, and waits only once it has copied what it measures.
+ * One plan of three freezes, each copying libc's data: the first as this
+ * process is, the others in a child that set its fastbin limit first.
+ * (Three forks of this process: about 20 ms here, where a `node` child that
+ * did the same took 0.13 s of CPU.)
  */
-export function maxFastOffsetLater(libc: LibcFile): Promise<MaxFastOffset> {
-  const known = cache.get(libc.key);
-  if (known !== undefined) return Promise.resolve(known);
-  return new Promise((resolve) => {
-    childProcess().execFile(process.execPath, CHILD_ARGS, { env: childEnv(), encoding: 'utf8', timeout: TIMEOUT }, (error, stdout, stderr) => {
-      const status = error === null ? 0 : typeof error.code === 'number' ? error.code : null;
-      const measured = answer(libc, {
-        error: error !== null && typeof error.code !== 'number' && error.signal === undefined ? error : undefined,
-        status, signal: error?.signal ?? null, stdout, stderr,
-      });
-      cache.set(libc.key, measured);
-      resolve(measured);
-    });
+function measureInForks(libc: LibcFile): MaxFastOffset {
+  const regions = maps();
+  const mine = libcFileOf(regions);
+  if (mine === undefined) return { reason: 'this process maps no libc, and it is measured in forks of this process' };
+  if (mine.key !== libc.key) return { reason: `it is measured in forks of this process, which maps another libc (${mine.key}) than this one (${libc.key})` };
+  const data = libcDataRegions(regions);
+  if (data.length === 0) return { reason: 'this process maps no writable data of libc' };
+  const heap = regions.find((r) => r.kind === 'heap');
+  const steps: PlanStep[] = [];
+  const copies = [undefined, ...REQUESTS].map((maxFast) => {
+    const freeze = steps.push(maxFast === undefined ? { op: 'freeze' } : { op: 'freeze', maxFast }) - 1;
+    const brk = steps.push({ op: 'break' }) - 1;
+    const reads = data.map((r) => steps.push({ op: 'read', address: r.start, length: r.size }) - 1);
+    steps.push({ op: 'thaw' });
+    return { maxFast, freeze, brk, reads };
   });
-}
-
-const CHILD_ARGS = [...QUIET_NODE_FLAGS, CHILD];
-const TIMEOUT = 60_000;
-
-function childEnv(): NodeJS.ProcessEnv {
-  const env = quietEnv();
-  // The child must start from the default limit, whatever this process was started with.
-  delete env.GLIBC_TUNABLES;
-  return env;
-}
-
-function measureInChild(libc: LibcFile): MaxFastOffset {
-  return answer(libc, childProcess().spawnSync(process.execPath, CHILD_ARGS, { env: childEnv(), encoding: 'utf8', timeout: TIMEOUT }));
-}
-
-/** What the child's run says: the offset, or why there is none. */
-function answer(
-  libc: LibcFile, run: { error?: Error; status: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string },
-): MaxFastOffset {
-  if (run.error !== undefined) return { reason: `the child that measures it could not run: ${run.error.message}` };
-  if (run.status !== 0) return { reason: `the child that measures it failed (${run.status ?? run.signal}): ${run.stderr.trim().split('\n')[0] ?? ''}` };
-  let parsed: { offset?: string; key?: string; reason?: string };
-  try {
-    parsed = JSON.parse(run.stdout) as typeof parsed;
-  } catch {
-    return { reason: `the child that measures it printed no result: ${JSON.stringify(run.stdout.slice(0, 200))}` };
+  const results = runPlan(steps).steps;
+  const failed = copies.find((c) => results[c.freeze].status !== 'ok');
+  if (failed !== undefined) {
+    const why = failed.maxFast === undefined ? 'the freeze' : `the freeze that set the fastbin limit to ${failed.maxFast}`;
+    return { reason: `${why} failed (errno ${results[failed.freeze].errno}): no child to read` };
   }
-  // A JSON object's missing keys would be looked up on Object.prototype.
-  const [key, offset, reason] = [own(parsed, 'key'), own(parsed, 'offset'), own(parsed, 'reason')];
-  if (key !== undefined && key !== libc.key) return { reason: `the child mapped another libc (${key}) than this one (${libc.key})` };
-  if (offset === undefined) return { reason: `the child could not tell it: ${reason ?? 'no reason given'}` };
-  return { offset: BigInt(offset) };
+  const snapshots = copies.map((c): Snapshot[] => data.map((r, i) => ({ base: r.start, bytes: results[c.reads[i]].bytes! })));
+  const layout = layoutFor(glibcVersion());
+  const reasons: string[] = [];
+  for (let i = 1; i < copies.length; i++) {
+    const before = copies[i - 1];
+    const input = { layout, data: snapshots[i - 1], ...(heap === undefined ? {} : { heap: { start: heap.start, end: results[before.brk].programBreak! } }) };
+    const request = copies[i].maxFast!;
+    const g = locateMallocGlobals(input, { after: snapshots[i], request });
+    if (!g.mainArena.found) return { reason: `main_arena: ${g.mainArena.reason}` };
+    if (g.globalMaxFast.found) return { offset: g.globalMaxFast.address - g.mainArena.address };
+    reasons.push(`mallopt(M_MXFAST, ${request}): ${g.globalMaxFast.reason}`);
+  }
+  return { reason: `it could not be told: ${reasons.join('; ')}` };
 }
 
 /** global_max_fast read from the image at main_arena + the measured offset, checked to be a value set_max_fast gives. */

@@ -151,7 +151,7 @@ export function arenasResult({ state, info }: Decoded): ArenasResult {
   return withDocumentViews({ ...publicArenas(state.arenas), snapshot: info }, () => allocatorViews.views.arenas);
 }
 
-/** mp_, and global_max_fast at the offset from main_arena measured once per libc file in a child process. */
+/** mp_, and global_max_fast at the offset from main_arena measured once per libc file in forks of this process. */
 export function mallocParamsResult(s: CopiedSnapshot, { state, info }: Decoded): MallocParamsResult {
   const globalMaxFast = readGlobalMaxFast(s.image, state.mainArena, maxFastOffset(s.libc), s.libc.key);
   return withDocumentViews({ ...state.params, globalMaxFast, snapshot: info }, () => allocatorViews.views.params);

@@ -144,7 +144,7 @@ export function paramsDocument(p: MallocParamsData): ViewDocument {
       heading: 'Fields',
       table: { columns: [{ head: 'field', code: true }, { head: 'value', ...RIGHT }, { head: 'meaning', wrap: true }], rows },
       notes: [m.found
-        ? { text: `global_max_fast is at ${hex(m.address)}, main_arena + ${hex(m.offset)}: the offset measured for this libc file in a child process, which moved it to find it.` }
+        ? { text: `global_max_fast is at ${hex(m.address)}, main_arena + ${hex(m.offset)}: the offset measured for this libc file in forks of this process, each of which moved its own to find it.` }
         : { text: `global_max_fast was not read: ${m.reason}`, problem: true }],
     }],
   };

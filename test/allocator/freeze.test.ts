@@ -6,7 +6,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { runPlan } from '../../lib/index';
+import { mallocParams, runPlan } from '../../lib/index';
 import { inQuietChild } from '../helpers/quiet-child';
 import { SYNC_CHILD } from '../helpers/sync-child';
 
@@ -276,10 +276,22 @@ describe('a frozen copy', () => {
     expect(refused([{ op: 'freeze' }, { op: 'malloc', size: 8 }])).toMatchObject({ code: 'ERR_INVALID_PLAN', message: 'step 1: only read, mallinfo and break steps run between a freeze and its thaw, not malloc' });
     expect(refused([{ op: 'thaw' }])).toMatchObject({ code: 'ERR_INVALID_PLAN', message: 'step 0: a thaw without a freeze' });
     expect(refused([{ op: 'freeze' }, { op: 'freeze' }])).toMatchObject({ code: 'ERR_INVALID_PLAN' });
+    for (const maxFast of [161, -1, 1.5]) expect(refused([{ op: 'freeze', maxFast }]), String(maxFast)).toMatchObject({ name: 'RangeError' });
+    for (const maxFast of ['64', null]) expect(refused([{ op: 'freeze', maxFast } as never]), String(maxFast)).toMatchObject({ name: 'TypeError' });
     // A plan may end frozen: its child is reaped all the same.
     const [freeze] = runPlan([{ op: 'freeze' }, { op: 'break' }]).steps;
     expect(freeze.status).toBe('ok');
     expect(existsSync(`/proc/${freeze.pid}`)).toBe(false);
+  });
+
+  it("sets a fastbin limit in its child alone, read where gdb's test finds global_max_fast (test/allocator/gdb-state)", () => {
+    const { address, value } = mallocParams().globalMaxFast as { address: bigint; value: number };
+    const read = { op: 'read' as const, address, length: 8 };
+    const steps = runPlan([read, { op: 'freeze', maxFast: 32 }, read, { op: 'thaw' }, { op: 'freeze', maxFast: 40 }, read, { op: 'thaw' }, read]).steps;
+    const word = (i: number) => Number(steps[i].bytes!.readBigUInt64LE(0));
+    expect(steps[1].status).toBe('ok');
+    // set_max_fast rounds (40 + SIZE_SZ) down to a multiple of 16.
+    expect([word(0), word(2), word(5), word(7)]).toEqual([value, 32, 48, value]);
   });
 });
 

@@ -155,7 +155,7 @@ describe(`the allocator state of a process with threads, against gdb (glibc ${gl
     for (const f of ours.params.fields) expect(f.meaning).not.toBe('');
   });
 
-  it('global_max_fast, at the offset from main_arena a child measured for the same libc file', (context) => {
+  it('global_max_fast, at the offset from main_arena measured in forks of this process, which maps the same libc file', (context) => {
     if (skip !== undefined) context.skip(skip);
     expect(ours.params.globalMaxFast).toMatchObject({ found: true, value: gdb.global_max_fast });
     expect(ours.params.globalMaxFast.found && hex(ours.params.globalMaxFast.address)).toBe(gdb.global_max_fast_address);

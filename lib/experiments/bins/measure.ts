@@ -8,7 +8,7 @@
 // and one more malloc takes most of top: the test chunks are then carved
 // back to back from a top small enough that freeing into it cannot reach
 // the trim threshold, and the bins hold nothing but test chunks.
-import { MaxFastOffset, maxFastOffsetLater } from '../../allocator/max-fast';
+import { MaxFastOffset, maxFastOffset } from '../../allocator/max-fast';
 import { decodeAllocator } from '../../allocator/state';
 import { copiedSnapshot, copySources, PlannedCopy, planCopy } from '../../allocator/take-snapshot';
 import { HeapscopeError } from '../../errors';
@@ -243,7 +243,7 @@ function copyBudget(sources: ReturnType<typeof copySources>, frames: number, res
   }
 }
 
-async function measureOnce(maxFast: Promise<MaxFastOffset>, isolated: boolean): Promise<{ rows: BinsRow[]; preparation: Preparation; disturbance?: string }> {
+function measureOnce(measured: MaxFastOffset, isolated: boolean): { rows: BinsRow[]; preparation: Preparation; disturbance?: string } {
   const resident = new Map(maps({ rss: true }).map((r) => [r.start, r.rss ?? r.size]));
   const { steps, tcacheCount: count, trimThreshold, tcacheFillers, binFillers } = fillers();
   // The map is read after the snapshot's decode (which can move the break), top last.
@@ -304,8 +304,6 @@ async function measureOnce(maxFast: Promise<MaxFastOffset>, isolated: boolean): 
     };
   });
 
-  // Waiting lets the event loop run (it reads the child's answer): the frames are copied by now.
-  const measured = await maxFast;
   type Base = Pick<BinsRow, 'step' | 'stage' | 'action' | 'chunks' | 'carved' | 'got'>;
   const row = (copy: PlannedCopy, base: Base, placed: { name: string; address: bigint }[]): BinsRow => {
     const { snapshot, reason } = copiedSnapshot(copy, results, probe === undefined ? {} : { probe });
@@ -379,14 +377,13 @@ function disturbanceOf(rows: readonly BinsRow[]): string | undefined {
 const ATTEMPTS = 3;
 
 /** The plan, measured again (up to three runs) while a known disturbance was seen; the last run is returned. */
-export async function measure(isolated: boolean): Promise<Measured> {
+export function measure(isolated: boolean): Measured {
   const missed: string[] = [];
-  // global_max_fast's offset is measured in a child, which runs while the
-  // plan does: starting it mallocs and frees plenty, so it comes before the
-  // fillers' snapshot.
-  const maxFast = maxFastOffsetLater(copySources().libcFile);
+  // global_max_fast's offset is measured by a plan of its own, whose copies
+  // are Buffers freed whenever V8 collects them: before the fillers' snapshot.
+  const maxFast = maxFastOffset(copySources().libcFile);
   for (let attempt = 1; ; attempt++) {
-    const { rows, preparation, disturbance } = await measureOnce(maxFast, isolated);
+    const { rows, preparation, disturbance } = measureOnce(maxFast, isolated);
     if (disturbance === undefined || attempt >= ATTEMPTS) return { rows, preparation, missed };
     missed.push(disturbance);
   }
