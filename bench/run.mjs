@@ -24,7 +24,6 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import v8 from 'node:v8';
 
 const require = createRequire(import.meta.url);
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -148,32 +147,6 @@ function settle(round) {
 const minorFaults = () => process.resourceUsage().minorPageFault;
 const SETTLED = 3;
 const SETTLE_MAX = 30;
-
-/**
- * Grows V8's young generation to its largest before any row runs, and
- * touches all of it. V8 grows it (1 MiB to 32 MiB here, both semi-spaces)
- * after a scavenge that many objects survive, at any moment of the run:
- * each round's objects then land in pages touched for the first time until
- * the grown space has been written through. A row warmed up before such a
- * growth faulted again after its warm-up (the size sweep, in one process in
- * three: 472 faults over its 21 rounds, 30 a round for 15 rounds, and 1.85×
- * C instead of 1.11×). Objects kept across scavenges make it grow; garbage
- * twice its size then writes through both semi-spaces.
- */
-function growYoungGeneration() {
-  const size = () => v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.space_size ?? 0;
-  let kept = [];
-  for (let round = 0, steady = 0, last = size(); round < 1000 && steady < 50; round++) {
-    kept.push(Array.from({ length: 20_000 }, (_, i) => ({ i })));
-    if (kept.length > 8) kept.shift();
-    const now = size();
-    steady = now === last ? steady + 1 : 0;
-    last = now;
-  }
-  kept = undefined;
-  for (let i = 0, n = size() / 8; i < n; i++) sink = { i };
-  return size();
-}
 
 // ---- Per call -----------------------------------------------------------------
 
@@ -814,7 +787,6 @@ async function main() {
   // The load before the bench adds its own (it keeps a core busy), and when it started.
   const load = os.loadavg().map((l) => Number(l.toFixed(2)));
   const date = new Date().toISOString();
-  growYoungGeneration();
   const rows = [];
   for (const group of GROUPS.filter((g) => only.includes(g))) rows.push(...await measure[group]());
   const environment = {
