@@ -12,7 +12,6 @@ import { Candidate, decide, Located, LocateInput, Refusal } from './locate-input
 import { locateIn, readC, Snapshot, view, wordNumber } from './snapshot';
 import { MAX_FAST_SIZE } from '../size-classes';
 
-
 /**
  * set_max_fast(s) for 8 ≤ s ≤ MAX_FAST_SIZE: (s + SIZE_SZ) & ~MALLOC_ALIGN_MASK,
  * a multiple of 16 from 16 to 160. (Below 8 the releases differ: 2.28 to
