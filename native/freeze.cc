@@ -2,7 +2,9 @@
 // freeze step. glibc's fork() takes every arena's lock before it copies the
 // process (its malloc fork handler), so the child's memory holds the
 // allocator as it stood between two operations of any thread, and stays so:
-// the child only answers the break and mallinfo2(), then waits. The parent's
+// the child only answers the break and mallinfo2(), then waits (asked for a
+// fastbin limit, it first sets it: mallopt(M_MXFAST), whose consolidation of
+// main_arena's fastbins is done before the parent reads). The parent's
 // reads copy the child's memory (through /proc/PID/mem, see untouched.cc)
 // while the parent's other threads (V8's helpers free into main_arena at any
 // moment) go on. mallinfo2() writes nothing but the arenas' locks, none of
