@@ -2,10 +2,11 @@
 // width, each line's colour closed at its end and opened again on the next,
 // a line too wide cut with `…`, and padded to the width. The tables were
 // drawn by cli-table3 before, and these are its rules (the recorded views
-// in test/fixtures/views hold its output): drawing them here took the
-// printing process's 0.13–0.16 s of a tour to a few milliseconds, most of
-// cli-table3's time being a regular expression compiled again for every
-// width it measured.
+// in test/fixtures/views hold its output). cli-table3 took 130–165 ms of
+// the 244–285 ms that rendering a tour's ten results took, most of it
+// measuring widths (string-width and strip-ansi, a regular expression built
+// again for each) and merging options per cell; with these, rendering takes
+// 102–117 ms.
 import { visible } from './terminal-text';
 
 /** An SGR escape (colour, bold…), its parameters captured. */
@@ -122,21 +123,22 @@ function cutPlain(text: string, width: number): string {
 
 /** A line cut to `width` columns, its escapes kept up to the cut and what they switched on switched off. */
 function cut(line: string, width: number): string {
-  const escapes = line.matchAll(SGR);
-  const pieces = line.split(/\x1b\[(?:\d*;){0,5}\d*m/g);
+  const escapes = [...line.matchAll(SGR)];
   const state: SgrState = { styles: new Map() };
   let out = '';
   let length = 0;
-  for (let i = 0; length < width; i++) {
-    const escape = escapes.next();
-    let piece = pieces[i];
+  // The text before each escape, then the text after the last.
+  for (let i = 0, from = 0; length < width; i++) {
+    const escape = escapes[i];
+    let piece = line.slice(from, escape?.index ?? line.length);
     if (length + visible(piece) > width) piece = cutPlain(piece, width - length);
     out += piece;
     length += visible(piece);
     if (length < width) {
-      if (escape.done === true) break;
-      out += escape.value[0];
-      update(state, escape.value[0], escape.value[1]);
+      if (escape === undefined) break;
+      out += escape[0];
+      update(state, escape[0], escape[1]);
+      from = escape.index! + escape[0].length;
     }
   }
   return closed(state, out);
