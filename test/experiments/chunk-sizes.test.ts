@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ChunkSizeRow, stairs } from '../../lib/experiments/chunk-sizes';
+import { ChunkSizeRow } from '../../lib/experiments/chunk-sizes';
+import { stairs } from '../../lib/experiments/chunk-sizes/measure';
 import { run } from '../../lib/experiments/run';
 import { ExperimentResult } from '../../lib/experiments/types';
 import { withArticle } from '../../lib/format';

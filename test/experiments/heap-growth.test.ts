@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { BreakStep, breakSteps, COUNT, HeapGrowthRow, SIZE } from '../../lib/experiments/heap-growth';
+import { BreakStep, HeapGrowthRow } from '../../lib/experiments/heap-growth';
+import { breakSteps, COUNT, SIZE } from '../../lib/experiments/heap-growth/measure';
 import { run } from '../../lib/experiments/run';
 import { ExperimentResult } from '../../lib/experiments/types';
 import { MINSIZE, requestToChunkSize } from '../../lib/size-classes';

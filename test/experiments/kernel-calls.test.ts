@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { KernelCallRow, verdictOf } from '../../lib/experiments/kernel-calls';
+import { KernelCallRow } from '../../lib/experiments/kernel-calls';
+import { verdictOf } from '../../lib/experiments/kernel-calls/measure';
 import { rangeHolding } from '../../lib/experiments/measure';
 import { run } from '../../lib/experiments/run';
 import { ExperimentResult } from '../../lib/experiments/types';

@@ -1,8 +1,8 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { trimSummary } from '../../lib/experiments/measure';
-import {
-  Bracket, bracketOf, bracketText, holds, MmapThresholdRow, ThresholdPhase, ThresholdProbeRow, ThresholdTrimRow,
-} from '../../lib/experiments/mmap-threshold';
+import { Bracket, MmapThresholdRow, ThresholdPhase, ThresholdProbeRow, ThresholdTrimRow } from '../../lib/experiments/mmap-threshold';
+import { bracketOf } from '../../lib/experiments/mmap-threshold/prober';
+import { bracketText, holds } from '../../lib/experiments/mmap-threshold/bracket';
 import { run } from '../../lib/experiments/run';
 import { ExperimentResult } from '../../lib/experiments/types';
 import { MINSIZE } from '../../lib/size-classes';

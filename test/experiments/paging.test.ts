@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { PagingRow, transparentHugePages } from '../../lib/experiments/paging';
+import { PagingRow } from '../../lib/experiments/paging';
+import { transparentHugePages } from '../../lib/experiments/paging/measure';
 import { run } from '../../lib/experiments/run';
 import { ExperimentResult } from '../../lib/experiments/types';
 import { shortBytes } from '../../lib/format';

@@ -1,7 +1,8 @@
 // Isolated runs spawn dist/experiments/child.js: run `npx tsc -p .` first.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../lib/experiments/run';
-import { measuredCapacity, TcacheRow } from '../../lib/experiments/tcache';
+import { TcacheRow } from '../../lib/experiments/tcache';
+import { measuredCapacity } from '../../lib/experiments/tcache/measure';
 import { ExperimentResult } from '../../lib/experiments/types';
 import { withArticle } from '../../lib/format';
 import { requestToChunkSize } from '../../lib/size-classes';

@@ -1,8 +1,7 @@
 // Where is a heap object when another thread allocates it? What is measured
 // and the rows: measure.ts; what is said about them: findings.ts.
-import { Experiment } from '../types';
-import { describeRows } from './findings';
-import { ArenaRow, measure } from './measure';
+import type { Experiment } from '../types';
+import type { ArenaRow } from './measure';
 
 export type { ArenaChunkRow, ArenaHeapRow, ArenaReportRow, ArenaRow, ArenaThread, HeapInfoRow } from './measure';
 
@@ -12,6 +11,7 @@ export const arenas: Experiment<ArenaRow, 'arenas'> = {
   // It starts a thread, and a thread's arena stays in the process forever.
   isolatedByDefault: true,
   async run() {
+    const [{ measure }, { describeRows }] = await Promise.all([import('./measure'), import('./findings')]);
     const rows = await measure();
     return { rows, ...describeRows(rows) };
   },

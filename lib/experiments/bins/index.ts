@@ -1,13 +1,10 @@
 // Where does a freed chunk go, and how does it move between the bins? What
 // is measured and the rows: measure.ts (one frame per step: frame.ts); what
 // is said about them: findings.ts.
-import { Experiment } from '../types';
-import { describeRows } from './findings';
-import { BinsRow, measure } from './measure';
+import type { Experiment } from '../types';
+import type { BinsRow } from './measure';
 
 export type { BinKind, BinLine, BinsRow, ChunkPlace, FrameParams, BinsStage } from './measure';
-export { nameRange } from './measure';
-export { predictedFree } from './findings';
 
 export const binsExperiment: Experiment<BinsRow, 'bins'> = {
   name: 'bins',
@@ -19,6 +16,7 @@ export const binsExperiment: Experiment<BinsRow, 'bins'> = {
   // against 0.1–0.3 s for each of the others.
   startFirst: true,
   async run(context) {
+    const [{ measure }, { describeRows }] = await Promise.all([import('./measure'), import('./findings')]);
     return describeRows(measure(context.isolated));
   },
 };

@@ -2,7 +2,8 @@
 // the bins holding test chunks after it, as the step's copy decoded them.
 import { hex } from '../../format';
 import { allRows, RIGHT, TableSpec } from '../../table-spec';
-import { BinLine, BinsRow, ChunkPlace, nameRange } from './index';
+import { BinLine, BinsRow, ChunkPlace } from './index';
+import { nameRange } from './measure';
 
 const KIND: Record<BinLine['kind'], string> = { tcache: 'tcache', fastbin: 'fast', unsorted: 'unsorted', smallbin: 'small', largebin: 'large' };
 

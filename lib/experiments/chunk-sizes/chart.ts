@@ -3,7 +3,8 @@ import { COLORS, Figure, HALO, Mark, Point } from '../../chart-model';
 import { axisBottom, axisLeft, circle, legend, line, linear, steps, text } from '../../figure-build';
 import { span } from '../../format';
 import { ResultData } from '../../result-data';
-import { ChunkSizeRow, stairs } from './index';
+import { ChunkSizeRow } from './index';
+import { stairs } from './measure';
 import { staircaseRows } from './table';
 
 const W = 720;

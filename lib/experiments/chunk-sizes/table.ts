@@ -4,7 +4,8 @@
 import { chunkFlags } from '../../chunk';
 import { span } from '../../format';
 import { byRank, numbered, RIGHT, TableSpec } from '../../table-spec';
-import { ChunkSizeRow, SMALL, stairs } from './index';
+import { ChunkSizeRow } from './index';
+import { SMALL, stairs } from './measure';
 
 /** The rows the staircase draws: every request malloc served from the heap byte by byte (the probes beyond are mmapped or far off). */
 export function staircaseRows(rows: readonly ChunkSizeRow[]): ChunkSizeRow[] {

@@ -2,7 +2,8 @@
 // table.ts, the one every view draws.
 import type { TerminalChart } from '../../chart-model';
 import { ResultData } from '../../result-data';
-import { ChunkSizeRow, SMALL, stairs } from './index';
+import { ChunkSizeRow } from './index';
+import { SMALL, stairs } from './measure';
 
 export function chunkSizesTerminalChart(result: ResultData<ChunkSizeRow>, width: number): TerminalChart | undefined {
   // The first dozen steps, one row each: enough to see the staircase, few enough to read every size.

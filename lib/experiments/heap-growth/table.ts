@@ -1,7 +1,8 @@
 // The heap-growth table: every step that moved the break, and by how much
 // more than the top chunk was missing.
 import { RIGHT, signed, TableSpec } from '../../table-spec';
-import { BreakStep, breakSteps, HeapGrowthRow } from './index';
+import { BreakStep, HeapGrowthRow } from './index';
+import { breakSteps } from './measure';
 
 /** A move of the break, with the top chunk around its step. */
 type Move = BreakStep & Pick<HeapGrowthRow, 'topBefore' | 'topAfter'>;

@@ -5,7 +5,8 @@ import { axisBottom, axisLeft, circle, cross, legend, line, linear, log2, rect, 
 import { shortBytes } from '../../format';
 import { phaseRuns } from '../../phases';
 import { ResultData } from '../../result-data';
-import { bracketOf, MmapThresholdRow, ServedBy, ThresholdPhase } from './index';
+import { MmapThresholdRow, ServedBy, ThresholdPhase } from './index';
+import { bracketOf } from './prober';
 import { probeRows } from './table';
 
 const W = 760;

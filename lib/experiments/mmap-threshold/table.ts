@@ -2,7 +2,9 @@
 // probes were served and the bracket they put the threshold in. The figure
 // beside it draws every probe; a line a phase is what a terminal can show.
 import { numbered, RIGHT, TableSpec } from '../../table-spec';
-import { bracketOf, bracketText, MmapThresholdRow, ThresholdPhase, ThresholdProbeRow } from './index';
+import { MmapThresholdRow, ThresholdPhase, ThresholdProbeRow } from './index';
+import { bracketOf } from './prober';
+import { bracketText } from './bracket';
 
 /** The probes, in the order they ran (the rows that are not a trim). */
 export function probeRows(rows: readonly MmapThresholdRow[]): ThresholdProbeRow[] {

@@ -1,12 +1,9 @@
 // What does the per-thread cache hold, and when do fastbins take over? What
 // is measured and the rows: measure.ts; what is said about them: findings.ts.
-import { mallocPar } from '../measure';
-import { Experiment } from '../types';
-import { describeRows } from './findings';
-import { measure, TcacheRow } from './measure';
+import type { Experiment } from '../types';
+import type { TcacheRow } from './measure';
 
 export type { FreeDestination, MallinfoChange, MallocSource, TcacheRow, TcacheStep } from './measure';
-export { measuredCapacity } from './measure';
 
 export const tcache: Experiment<TcacheRow, 'tcache'> = {
   name: 'tcache',
@@ -17,7 +14,8 @@ export const tcache: Experiment<TcacheRow, 'tcache'> = {
   // few test chunks share one bin to see it fill up. In-process runs still
   // work: such chunks are left out of the count and reported.
   isolatedByDefault: true,
-  run() {
+  async run() {
+    const [{ measure }, { describeRows }, { mallocPar }] = await Promise.all([import('./measure'), import('./findings'), import('../measure')]);
     const { rows, missed } = measure();
     // What glibc used, whoever set it: read from mp_ after the run.
     return { rows, ...describeRows(rows, Number(mallocPar().tcacheCount), missed) };
