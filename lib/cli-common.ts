@@ -1,8 +1,10 @@
-// What several commands share: printing, the --json and --pid flags, and
-// the reading of their values.
+// What several commands share: printing, the --json and --pid flags, the
+// reading of their values, and the choices the view commands take.
 import { Input, UsageError } from './command-line';
+import type { VisOptions } from './allocator/vis';
 import { commandLine } from './format';
-import { AttachedProcess, PID_MAX } from './remote/attach';
+import type { AttachedProcess } from './remote/attach';
+import { PID_MAX } from './remote/proc';
 
 export function write(text: string): void {
   process.stdout.write(`${text}\n`);
@@ -50,4 +52,23 @@ export function pidOf(input: Input): number | undefined {
 /** `process PID: its command line (glibc X)` and a blank line, for another process; nothing for this one. */
 export function processHeader(target: AttachedProcess | undefined): string {
   return target === undefined ? '' : `process ${target.pid}: ${target.cmdline.length === 0 ? '(no command line)' : commandLine(target.cmdline)} (glibc ${target.glibc})\n\n`;
+}
+
+/** The commands that show one view of the allocator or the map, of this process or another (exec --command). */
+export const VIEWS = ['arenas', 'params', 'bins', 'maps', 'walk', 'vis', 'doctor'] as const;
+export type ViewName = typeof VIEWS[number];
+
+export interface ViewChoice {
+  /** The document printed instead of the terminal text, if any. */
+  format?: 'json' | 'svg' | 'html';
+  /** --arena, when given (bins shows main_arena's by default, walk every arena's). */
+  arena?: 'main' | 'all';
+  rss: boolean;
+  vis: VisOptions;
+}
+
+/** The choices the view flags make (--json, --svg, --html, --arena, --rss, --count and vis's address). */
+export function viewChoice(input: Input, vis: VisOptions = {}): ViewChoice {
+  const format = (['json', 'svg', 'html'] as const).find((f) => input.has(f));
+  return { format, arena: input.value('arena') as ViewChoice['arena'], rss: input.has('rss'), vis };
 }

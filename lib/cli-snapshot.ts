@@ -1,8 +1,10 @@
-// heapscope snapshot, diff and watch: the decoded heap saved to a file,
-// two files compared, and a live summary one snapshot per tick.
+// The work of heapscope snapshot, diff and watch: the decoded heap saved to
+// a file, two files compared, and a live summary one snapshot per tick.
+// Loaded by cli.ts when one of them runs (as cli-views.ts is).
+import './present';
 import fs from 'node:fs';
-import { countOf, JSON_FLAG, PID_FLAG, pidOf, write } from './cli-common';
-import { Command, Input, UsageError } from './command-line';
+import { countOf, pidOf, write } from './cli-common';
+import { Input, UsageError } from './command-line';
 import { HeapscopeError } from './errors';
 import { diffHeapSnapshots, HeapSnapshot, heapSnapshot, readHeapSnapshot } from './heap-snapshot/index';
 import { toJSON } from './json';
@@ -52,7 +54,7 @@ function taker(input: Input): () => HeapSnapshot {
 }
 
 /** Ticks until --count or SIGINT; each tick's snapshot drawn in place on a terminal, one line each when piped, one JSON line each with --json. */
-async function watch(input: Input): Promise<void> {
+export async function watch(input: Input): Promise<void> {
   const every = interval(input);
   const ticks = countOf(input, 'count', 'ticks', MAX_COUNT);
   const take = taker(input);
@@ -92,45 +94,17 @@ async function watch(input: Input): Promise<void> {
   }
 }
 
-export const SNAPSHOT_COMMANDS: readonly Command[] = [
-  {
-    name: 'snapshot',
-    summary: 'the decoded heap now (per arena and size class, top, mmapped chunks, RSS by kind) as a JSON file for diff',
-    flags: [
-      { name: 'out', value: 'file', help: 'write it there and print a summary (default: print the JSON)' },
-      PID_FLAG,
-    ],
-    examples: ['heapscope snapshot --out before.json', 'heapscope snapshot --pid 1234 --out a.json'],
-    run(input) {
-      const file = input.value('out');
-      const s = taker(input)();
-      if (file === undefined) return write(toJSON(s));
-      fs.writeFileSync(file, `${toJSON(s)}\n`);
-      write(`heapscope: wrote ${file}: ${inspectSnapshot(s, 0)}`);
-    },
-  },
-  {
-    name: 'diff',
-    summary: 'what changed between two snapshot files: per arena and size class, top, mmapped chunks, RSS by kind',
-    args: { usage: '<before.json> <after.json>', min: 2, max: 2, help: 'two files heapscope snapshot wrote', missing: 'diff needs two snapshot files: heapscope diff a.json b.json' },
-    flags: [JSON_FLAG, { name: 'html', help: 'print an HTML fragment' }],
-    exclusive: [['json', 'html']],
-    examples: ['heapscope diff before.json after.json', 'heapscope diff a.json b.json --html > diff.html'],
-    run(input) {
-      const d = diffHeapSnapshots(readFile(input.args[0]), readFile(input.args[1]));
-      write(input.has('json') ? toJSON(d) : input.has('html') ? d.toHTML() : renderDiff(d, terminalOptions(process.stdout)));
-    },
-  },
-  {
-    name: 'watch',
-    summary: 'a live summary, one snapshot per tick: arenas, in use, free, top, mmapped, RSS, each with its trend',
-    flags: [
-      { name: 'interval', value: 'time', help: 'time between ticks: 1s (the default), 250ms, 0.5' },
-      { name: 'count', value: 'n', help: 'stop after this many ticks (default: until Ctrl-C)' },
-      { name: 'json', help: 'print each tick as one line of JSON (newline-delimited), the same figures with their changes as numbers' },
-      PID_FLAG,
-    ],
-    examples: ['heapscope watch', 'heapscope watch --pid 1234 --interval 5s', 'heapscope watch --pid 1234 --count 10 > heap.log', 'heapscope watch --pid 1234 --json | jq .rss'],
-    run: watch,
-  },
-];
+/** snapshot: the JSON of a snapshot taken now, or written to --out with a summary printed. */
+export function snapshotCommand(input: Input): void {
+  const file = input.value('out');
+  const s = taker(input)();
+  if (file === undefined) return write(toJSON(s));
+  fs.writeFileSync(file, `${toJSON(s)}\n`);
+  write(`heapscope: wrote ${file}: ${inspectSnapshot(s, 0)}`);
+}
+
+/** diff: what changed between the two snapshot files named. */
+export function diffCommand(input: Input): void {
+  const d = diffHeapSnapshots(readFile(input.args[0]), readFile(input.args[1]));
+  write(input.has('json') ? toJSON(d) : input.has('html') ? d.toHTML() : renderDiff(d, terminalOptions(process.stdout)));
+}

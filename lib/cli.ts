@@ -3,93 +3,20 @@
 // without V8's helper threads (the flags above), which malloc and free in
 // main_arena all the time: a copy of the allocator taken while they run is
 // torn about one time in three, and retaken.
-import './present';
 import fs from 'node:fs';
 import path from 'node:path';
-import { countOf, errorLine, JSON_FLAG, PID_FLAG, pidOf, processHeader, seconds, write } from './cli-common';
+import { countOf, errorLine, JSON_FLAG, PID_FLAG, pidOf, seconds, viewChoice, ViewName, VIEWS, write } from './cli-common';
 import { EXPERIMENT_COMMANDS, REPORT_COMMAND } from './cli-run';
-import { SNAPSHOT_COMMANDS } from './cli-snapshot';
 import { Command, commandHelp, globalHelp, Input, parseCommand, usageLine, UsageError } from './command-line';
-import { toJSON } from './json';
-import { maps } from './maps';
-import { arenas, bins, mallocParams, vis } from './allocator-state';
 import { MAX_VIS_COUNT, VIS_COUNT, VisOptions } from './allocator/vis';
-import { commandLine } from './format';
-import { AttachedProcess, attach } from './remote/attach';
-import { startChild } from './remote/child';
-import { renderArenas, renderBins, renderParams } from './views/allocator';
-import { doctor } from './doctor/index';
-import { renderDoctor } from './views/doctor';
-import { renderMaps, terminalOptions } from './views/terminal';
-import { walkHeap } from './walk/index';
-import { renderWalk } from './views/walk-strip';
-import { renderVis } from './views/vis';
+
+// The commands' work that needs the allocator's decoders and the views,
+// loaded when one of those commands runs (see cli-views.ts).
+const views = () => require('./cli-views') as typeof import('./cli-views');
+const snapshots = () => require('./cli-snapshot') as typeof import('./cli-snapshot');
 
 const ARENA_FLAG = { name: 'arena', choices: ['main', 'all'], help: 'main_arena\'s bins (the default), or every arena\'s' };
 const RSS_FLAG = { name: 'rss', help: 'add resident, proportional and anonymous bytes from smaps' };
-
-/** The commands that show one view of the allocator or the map, of this process or another (exec --command). */
-const VIEWS = ['arenas', 'params', 'bins', 'maps', 'walk', 'vis', 'doctor'] as const;
-type ViewName = typeof VIEWS[number];
-
-interface ViewChoice {
-  /** The document printed instead of the terminal text, if any. */
-  format?: 'json' | 'svg' | 'html';
-  /** --arena, when given (bins shows main_arena's by default, walk every arena's). */
-  arena?: 'main' | 'all';
-  rss: boolean;
-  vis: VisOptions;
-}
-
-/** The choices the view flags make (--json, --svg, --html, --arena, --rss, --count and vis's address). */
-function viewChoice(input: Input, vis: VisOptions = {}): ViewChoice {
-  const format = (['json', 'svg', 'html'] as const).find((f) => input.has(f));
-  return { format, arena: input.value('arena') as ViewChoice['arena'], rss: input.has('rss'), vis };
-}
-
-/**
- * Prints `view` of this process, or of `target` (its text then starts with
- * which process it is). `allArenas` is the command line that shows every
- * arena's bins, for bins' line saying how many were left out.
- */
-function showView(view: ViewName, choice: ViewChoice, target: AttachedProcess | undefined, allArenas = ''): void {
-  const options = terminalOptions(process.stdout);
-  const print = (data: unknown, text: () => string, documents?: { toSVG(): string; toHTML(): string }) => {
-    if (choice.format === 'json') return write(toJSON(data));
-    if (choice.format !== undefined) return write(choice.format === 'svg' ? documents!.toSVG() : documents!.toHTML());
-    write(processHeader(target) + text());
-  };
-  if (view === 'maps') {
-    const regions = target === undefined ? maps({ rss: choice.rss }) : target.maps({ rss: choice.rss });
-    return print(regions, () => renderMaps(regions, options));
-  }
-  if (view === 'arenas') {
-    const result = target === undefined ? arenas() : target.arenas();
-    return print(result, () => renderArenas(result, options));
-  }
-  if (view === 'params') {
-    const result = target === undefined ? mallocParams() : target.mallocParams();
-    return print(result, () => renderParams(result, options));
-  }
-  if (view === 'doctor') {
-    const result = target === undefined ? doctor() : target.doctor();
-    // Its title and first line already say which process it is.
-    return write(choice.format === 'json' ? toJSON(result) : renderDoctor(result, options));
-  }
-  if (view === 'walk') {
-    const arena = choice.arena ?? 'all';
-    const walk = target === undefined ? walkHeap({ arena }) : target.walk({ arena });
-    return print(walk, () => renderWalk(walk, options), walk);
-  }
-  if (view === 'vis') {
-    const result = target === undefined ? vis(choice.vis) : target.vis(choice.vis);
-    return print(result, () => renderVis(result, options), result);
-  }
-  const result = target === undefined ? bins() : target.bins();
-  const shown = choice.arena === 'all' ? result : { ...result, arenas: result.arenas.filter((a) => a.kind === 'main') };
-  const others = result.arenas.length - shown.arenas.length;
-  print(shown, () => renderBins(shown, options) + (others === 0 ? '' : `\n\n${others} thread arena${others === 1 ? '' : 's'} not shown: ${allArenas}`));
-}
 
 /** arenas, params, bins and maps: this process, or the one --pid names. */
 function viewCommand(name: ViewName, summary: string, extra: Command['flags'], examples: string[]): Command {
@@ -100,7 +27,7 @@ function viewCommand(name: ViewName, summary: string, extra: Command['flags'], e
     examples,
     run(input) {
       const pid = pidOf(input);
-      showView(name, viewChoice(input), pid === undefined ? undefined : attach(pid), `heapscope bins${pid === undefined ? '' : ` --pid ${pid}`} --arena all`);
+      views().showView(name, viewChoice(input), views().target(pid), `heapscope bins${pid === undefined ? '' : ` --pid ${pid}`} --arena all`);
     },
   };
 }
@@ -135,9 +62,44 @@ const visCommand: Command = {
   run(input) {
     const address = visAddress(input);
     const pid = pidOf(input);
-    showView('vis', viewChoice(input, { ...(address === undefined ? {} : { address }), ...visCount(input) }), pid === undefined ? undefined : attach(pid));
+    views().showView('vis', viewChoice(input, { ...(address === undefined ? {} : { address }), ...visCount(input) }), views().target(pid));
   },
 };
+
+/** snapshot, diff and watch. */
+const SNAPSHOT_COMMANDS: readonly Command[] = [
+  {
+    name: 'snapshot',
+    summary: 'the decoded heap now (per arena and size class, top, mmapped chunks, RSS by kind) as a JSON file for diff',
+    flags: [
+      { name: 'out', value: 'file', help: 'write it there and print a summary (default: print the JSON)' },
+      PID_FLAG,
+    ],
+    examples: ['heapscope snapshot --out before.json', 'heapscope snapshot --pid 1234 --out a.json'],
+    run: (input) => snapshots().snapshotCommand(input),
+  },
+  {
+    name: 'diff',
+    summary: 'what changed between two snapshot files: per arena and size class, top, mmapped chunks, RSS by kind',
+    args: { usage: '<before.json> <after.json>', min: 2, max: 2, help: 'two files heapscope snapshot wrote', missing: 'diff needs two snapshot files: heapscope diff a.json b.json' },
+    flags: [JSON_FLAG, { name: 'html', help: 'print an HTML fragment' }],
+    exclusive: [['json', 'html']],
+    examples: ['heapscope diff before.json after.json', 'heapscope diff a.json b.json --html > diff.html'],
+    run: (input) => snapshots().diffCommand(input),
+  },
+  {
+    name: 'watch',
+    summary: 'a live summary, one snapshot per tick: arenas, in use, free, top, mmapped, RSS, each with its trend',
+    flags: [
+      { name: 'interval', value: 'time', help: 'time between ticks: 1s (the default), 250ms, 0.5' },
+      { name: 'count', value: 'n', help: 'stop after this many ticks (default: until Ctrl-C)' },
+      { name: 'json', help: 'print each tick as one line of JSON (newline-delimited), the same figures with their changes as numbers' },
+      PID_FLAG,
+    ],
+    examples: ['heapscope watch', 'heapscope watch --pid 1234 --interval 5s', 'heapscope watch --pid 1234 --count 10 > heap.log', 'heapscope watch --pid 1234 --json | jq .rss'],
+    run: (input) => snapshots().watch(input),
+  },
+];
 
 export const COMMANDS: readonly Command[] = [
   ...EXPERIMENT_COMMANDS,
@@ -156,8 +118,7 @@ export const COMMANDS: readonly Command[] = [
     exclusive: [['json', 'svg', 'html']],
     examples: ['heapscope walk', 'heapscope walk --arena main --svg > heap.svg', 'heapscope walk --pid 1234 --json'],
     run(input) {
-      const pid = pidOf(input);
-      showView('walk', viewChoice(input), pid === undefined ? undefined : attach(pid));
+      views().showView('walk', viewChoice(input), views().target(pidOf(input)));
     },
   },
   viewCommand('arenas', 'every arena: its memory, top chunk and counters', [], ['heapscope arenas', 'heapscope arenas --pid 1234 --json']),
@@ -177,10 +138,7 @@ export const COMMANDS: readonly Command[] = [
     exclusive: [['pid', 'trim']],
     examples: ['heapscope doctor', 'heapscope doctor --pid 1234', 'heapscope doctor --pid 1234 --json'],
     run(input) {
-      const pid = pidOf(input);
-      const target = pid === undefined ? undefined : attach(pid);
-      const result = target === undefined ? doctor({ trim: input.has('trim') }) : target.doctor();
-      write(input.has('json') ? toJSON(result) : renderDoctor(result, terminalOptions(process.stdout)));
+      views().showDoctor(pidOf(input), input.has('trim'), input.has('json'));
     },
   },
   ...SNAPSHOT_COMMANDS,
@@ -225,14 +183,7 @@ export const COMMANDS: readonly Command[] = [
       const after = seconds(input, 'after');
       // Node's timers hold at most 2^31 - 1 ms; a longer one would fire at once.
       if (after !== undefined && after > 2 ** 31 - 1) throw new UsageError(`--after takes at most ${Math.floor((2 ** 31 - 1) / 1000)} seconds (24 days), got ${input.value('after')}`, input.command);
-      const child = await startChild(input.args[0], input.args.slice(1), after === undefined ? { line: input.value('ready') ?? '' } : { afterMs: after }, process.stderr);
-      try {
-        showView(view, choice, attach(child.pid), `heapscope exec --command bins --arena all -- ${commandLine(input.args)}`);
-      } catch (error) {
-        await child.stop();
-        throw error;
-      }
-      await (input.has('keep') ? child.ended() : child.stop());
+      await views().execView(view, choice, input.args, after === undefined ? { line: input.value('ready') ?? '' } : { afterMs: after }, input.has('keep'));
     },
   },
   {

@@ -16,7 +16,7 @@ import { heapWalkData } from '../walk/build';
 import { HeapWalk, walkArena, WalkOptions } from '../walk/index';
 import { requireGlibcMalloc } from './malloc-kind';
 import { libcVersionOf } from './libc-version';
-import { isKernelThread, readCmdline, readProcFile, readStatus } from './proc';
+import { isKernelThread, PID_MAX, readCmdline, readProcFile, readStatus } from './proc';
 import { readRanges } from './read-ranges';
 import { remoteDiagnosis } from './doctor';
 import { doctorResult } from '../doctor/index';
@@ -77,9 +77,6 @@ export interface AttachedProcess {
 export interface RemoteWalkOptions extends Pick<WalkOptions, 'arena'> {
   snapshot?: RemoteSnapshot;
 }
-
-/** Linux's largest pid_max (PID_MAX_LIMIT on 64-bit). */
-export const PID_MAX = 1 << 22;
 
 /**
  * Attaches to process `pid` (nothing is stopped or changed in it): checks

@@ -4,6 +4,9 @@
 import fs from 'node:fs';
 import { HeapscopeError } from '../errors';
 
+/** Linux's largest pid_max (PID_MAX_LIMIT on 64-bit). */
+export const PID_MAX = 1 << 22;
+
 /** /proc/PID/NAME as text. */
 export function readProcFile(pid: number, name: string): string {
   try {
