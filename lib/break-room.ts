@@ -7,6 +7,7 @@
 import { hex, shortBytes } from './format';
 import { MemoryRegion, parseMaps } from './maps';
 import { runPlan } from './plan';
+import { arenas } from './allocator-state';
 
 export interface BreakRoom {
   programBreak: bigint;
@@ -47,9 +48,6 @@ export function breakRoomText(r: BreakRoom): string {
  * contiguous (then free memory malloc held explains it).
  */
 export function blockedBreak(): string | undefined {
-  // Loaded here, when a break stood still: every experiment's child loads
-  // this module, and the allocator's decoders cost it 14–15 ms to load.
-  const { arenas } = require('./allocator-state') as typeof import('./allocator-state');
   const main = arenas().arenas.find((a) => a.kind === 'main');
   if (main === undefined || !main.noncontiguous) return undefined;
   return `brk() could not grow the heap (${breakRoomText(breakRoom())}), so main_arena is non-contiguous ` +

@@ -17,9 +17,9 @@ import { ProgressLine } from './progress';
  * their slots, are loaded for the first story, once the runs have started:
  * loaded first, they held back a tour's first children by 60–70 ms.
  */
-function story(result: ExperimentResult): string {
-  require('./present');
-  const { renderResult, terminalOptions } = require('./views/terminal') as typeof import('./views/terminal');
+async function story(result: ExperimentResult): Promise<string> {
+  await import('./present');
+  const { renderResult, terminalOptions } = await import('./views/terminal');
   return renderResult(result, terminalOptions(process.stdout));
 }
 
@@ -124,7 +124,7 @@ async function runMany(names: readonly string[], settings: RunSettings, progress
       }
       results.push(result);
       progress?.line.clear();
-      if (!settings.json) write(`${story(result)}\n`);
+      if (!settings.json) write(`${await story(result)}\n`);
     }
   } catch (error) {
     // A child started ahead would keep this process waiting for a result nobody reads.
@@ -212,7 +212,7 @@ export const REPORT_COMMAND: Command = {
   async run(input) {
     const file = input.value('out')!;
     const line = new ProgressLine(process.stderr);
-    const { writeReport } = require('./report') as typeof import('./report');
+    const { writeReport } = await import('./report');
     try {
       await writeReport(file, {
         timeout: timeout(input),

@@ -12,8 +12,8 @@ import { MAX_VIS_COUNT, VIS_COUNT, VisOptions } from './allocator/vis';
 
 // The commands' work that needs the allocator's decoders and the views,
 // loaded when one of those commands runs (see cli-views.ts).
-const views = () => require('./cli-views') as typeof import('./cli-views');
-const snapshots = () => require('./cli-snapshot') as typeof import('./cli-snapshot');
+const views = () => import('./cli-views');
+const snapshots = () => import('./cli-snapshot');
 
 const ARENA_FLAG = { name: 'arena', choices: ['main', 'all'], help: 'main_arena\'s bins (the default), or every arena\'s' };
 const RSS_FLAG = { name: 'rss', help: 'add resident, proportional and anonymous bytes from smaps' };
@@ -25,9 +25,10 @@ function viewCommand(name: ViewName, summary: string, extra: Command['flags'], e
     summary,
     flags: [...extra, JSON_FLAG, PID_FLAG],
     examples,
-    run(input) {
+    async run(input) {
       const pid = pidOf(input);
-      views().showView(name, viewChoice(input), views().target(pid), `heapscope bins${pid === undefined ? '' : ` --pid ${pid}`} --arena all`);
+      const work = await views();
+      work.showView(name, viewChoice(input), work.target(pid), `heapscope bins${pid === undefined ? '' : ` --pid ${pid}`} --arena all`);
     },
   };
 }
@@ -59,10 +60,12 @@ const visCommand: Command = {
   ],
   exclusive: [['json', 'svg', 'html']],
   examples: ['heapscope vis --count 6', 'heapscope vis 0x55d0c0a8e2a0 --count 3 --json', 'heapscope vis --pid 1234 --html > chunks.html'],
-  run(input) {
+  async run(input) {
     const address = visAddress(input);
     const pid = pidOf(input);
-    views().showView('vis', viewChoice(input, { ...(address === undefined ? {} : { address }), ...visCount(input) }), views().target(pid));
+    const choice = viewChoice(input, { ...(address === undefined ? {} : { address }), ...visCount(input) });
+    const work = await views();
+    work.showView('vis', choice, work.target(pid));
   },
 };
 
@@ -76,7 +79,7 @@ const SNAPSHOT_COMMANDS: readonly Command[] = [
       PID_FLAG,
     ],
     examples: ['heapscope snapshot --out before.json', 'heapscope snapshot --pid 1234 --out a.json'],
-    run: (input) => snapshots().snapshotCommand(input),
+    run: async (input) => (await snapshots()).snapshotCommand(input),
   },
   {
     name: 'diff',
@@ -85,7 +88,7 @@ const SNAPSHOT_COMMANDS: readonly Command[] = [
     flags: [JSON_FLAG, { name: 'html', help: 'print an HTML fragment' }],
     exclusive: [['json', 'html']],
     examples: ['heapscope diff before.json after.json', 'heapscope diff a.json b.json --html > diff.html'],
-    run: (input) => snapshots().diffCommand(input),
+    run: async (input) => (await snapshots()).diffCommand(input),
   },
   {
     name: 'watch',
@@ -97,7 +100,7 @@ const SNAPSHOT_COMMANDS: readonly Command[] = [
       PID_FLAG,
     ],
     examples: ['heapscope watch', 'heapscope watch --pid 1234 --interval 5s', 'heapscope watch --pid 1234 --count 10 > heap.log', 'heapscope watch --pid 1234 --json | jq .rss'],
-    run: (input) => snapshots().watch(input),
+    run: async (input) => (await snapshots()).watch(input),
   },
 ];
 
@@ -117,8 +120,10 @@ export const COMMANDS: readonly Command[] = [
     ],
     exclusive: [['json', 'svg', 'html']],
     examples: ['heapscope walk', 'heapscope walk --arena main --svg > heap.svg', 'heapscope walk --pid 1234 --json'],
-    run(input) {
-      views().showView('walk', viewChoice(input), views().target(pidOf(input)));
+    async run(input) {
+      const pid = pidOf(input);
+      const work = await views();
+      work.showView('walk', viewChoice(input), work.target(pid));
     },
   },
   viewCommand('arenas', 'every arena: its memory, top chunk and counters', [], ['heapscope arenas', 'heapscope arenas --pid 1234 --json']),
@@ -137,8 +142,9 @@ export const COMMANDS: readonly Command[] = [
     ],
     exclusive: [['pid', 'trim']],
     examples: ['heapscope doctor', 'heapscope doctor --pid 1234', 'heapscope doctor --pid 1234 --json'],
-    run(input) {
-      views().showDoctor(pidOf(input), input.has('trim'), input.has('json'));
+    async run(input) {
+      const pid = pidOf(input);
+      (await views()).showDoctor(pid, input.has('trim'), input.has('json'));
     },
   },
   ...SNAPSHOT_COMMANDS,
@@ -183,7 +189,7 @@ export const COMMANDS: readonly Command[] = [
       const after = seconds(input, 'after');
       // Node's timers hold at most 2^31 - 1 ms; a longer one would fire at once.
       if (after !== undefined && after > 2 ** 31 - 1) throw new UsageError(`--after takes at most ${Math.floor((2 ** 31 - 1) / 1000)} seconds (24 days), got ${input.value('after')}`, input.command);
-      await views().execView(view, choice, input.args, after === undefined ? { line: input.value('ready') ?? '' } : { afterMs: after }, input.has('keep'));
+      await (await views()).execView(view, choice, input.args, after === undefined ? { line: input.value('ready') ?? '' } : { afterMs: after }, input.has('keep'));
     },
   },
   {

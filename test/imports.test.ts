@@ -1,6 +1,7 @@
 // The import graph of lib/: no cycles, and dependencies point one way only,
 // records → experiments → views → entry points, with no view importing an
 // experiment (see scripts/import-graph.mjs for what is parsed and the layers).
+import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 // @ts-expect-error: a plain script, no declarations
@@ -59,5 +60,14 @@ describe('lib/', () => {
 
   it('imports only down the layers, and no view imports an experiment', () => {
     expect(layerViolations(edges).map(key)).toEqual([]);
+  });
+
+  it('loads its own modules later with import() alone: a require() of one finds no .ts where the TypeScript runs itself (vitest)', () => {
+    const files = (fs.readdirSync(path.join(ROOT, 'lib'), { recursive: true }) as string[])
+      .filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))
+      .map((f) => `lib/${f.split(path.sep).join('/')}`);
+    const requiring = files.filter((f) => /\brequire\(\s*['"]\.\.?\//.test(fs.readFileSync(path.join(ROOT, f), 'utf8').replace(/\/\/.*$/gm, '')));
+    // main.ts is the package's CommonJS face: `export =` a spread of require('./index').
+    expect(requiring).toEqual(['lib/main.ts']);
   });
 });
