@@ -63,7 +63,7 @@ export interface AllocatorSnapshot {
    * fork, whatever its other threads did meanwhile.
    */
   frozen: boolean;
-  /** Why the copy was read from this process live instead, when it was: fork() refused, the child unreadable (Yama, non-dumpable), silent for 10 s or ended before it measured. */
+  /** Why the copy was read from this process live instead, when it was: fork() refused, the child unreadable (Yama, non-dumpable), silent for 10 s or ended before it measured, or a plan that asked for no freeze (planCopy's `live`). */
   unfrozen?: string;
   /** Why the last snapshot is not consistent, when it is not. */
   reason?: string;
@@ -319,7 +319,8 @@ export function copySources(breakSeen?: bigint, mainRegions: readonly MemoryRegi
 /** The steps of one copy in a plan: a freeze, mallinfo and the break, the reads, the break and mallinfo again, the thaw. */
 export interface PlannedCopy {
   sources: CopySources;
-  freeze: number;
+  /** The freeze's step; undefined when the copy was planned without one (read live). */
+  freeze: number | undefined;
   m0: number;
   b0: number;
   reads: { region: MemoryRegion; label: string; step: number }[];
@@ -338,13 +339,17 @@ const HEAP_ROOM = 64n << 20n;
 /**
  * Appends one copy of `sources` to `steps`. A plan may hold several (one
  * after each step of interest): each is decoded on its own by copiedSnapshot.
+ * `live` reads this process as it runs, with no freeze: only for a process
+ * whose other threads do not call malloc (an experiment's child, whose V8
+ * runs single-threaded), where a fork per copy buys nothing. The break and
+ * mallinfo2() around the reads still tell a torn copy.
  */
-export function planCopy(steps: PlanStep[], sources: CopySources): PlannedCopy {
+export function planCopy(steps: PlanStep[], sources: CopySources, live = false): PlannedCopy {
   const push = (step: PlanStep) => steps.push(step) - 1;
   // The copy reads a child forked for it: V8's helper threads free into
   // main_arena at any moment, and a copy of a big heap read live was torn by
   // them in most attempts (a walk of a million chunks retook it 5 times).
-  const freeze = push({ op: 'freeze' });
+  const freeze = live ? undefined : push({ op: 'freeze' });
   const m0 = push({ op: 'mallinfo' });
   const b0 = push({ op: 'break' });
   const reads: PlannedCopy['reads'] = [];
@@ -364,7 +369,7 @@ export function planCopy(steps: PlanStep[], sources: CopySources): PlannedCopy {
   for (const r of sources.mainRegions) read(r, OUTSIDE_HEAP_LABEL, BigInt(r.size));
   const b1 = push({ op: 'break' });
   const m1 = push({ op: 'mallinfo' });
-  push({ op: 'thaw' });
+  if (!live) push({ op: 'thaw' });
   return { sources, freeze, m0, b0, reads, b1, m1 };
 }
 
@@ -391,8 +396,8 @@ export function copiedSnapshot(
   const ranges: CopiedRange[] = reads.filter((r) => results[r.step].status === 'ok')
     .map((r) => ({ base: r.region.start, bytes: results[r.step].bytes!, label: r.label }));
   const breakAfter = results[copy.b1].programBreak!;
-  const freeze = results[copy.freeze];
-  const frozen = freeze.status === 'ok';
+  const freeze = copy.freeze === undefined ? undefined : results[copy.freeze];
+  const frozen = freeze?.status === 'ok';
   // A page read from a frozen child becomes resident in the child, which ends after the copy: this process's pages stay as they were.
   const unread = frozen ? undefined : reads.map((r) => results[r.step].pagemapErrno).find((e) => e !== undefined);
   // [heap] was read up to the break as it was then.
@@ -405,7 +410,7 @@ export function copiedSnapshot(
   const snapshot: AllocatorSnapshot = {
     image, libc: sources.libcFile, mallinfoBefore: results[copy.m0].mallinfo!, mallinfo: results[copy.m1].mallinfo!, programBreak: breakAfter,
     ...(extra.probe === undefined ? {} : { probe: extra.probe }), steps: extra.steps ?? [], attempts: extra.attempt ?? 1, consistent: true,
-    frozen, ...(frozen ? {} : { unfrozen: `no frozen child to copy from (errno ${freeze.errno}: fork() refused, reading the child refused, or the child ended before it measured mallinfo2): the copy was read from this process as it ran` }),
+    frozen, ...(frozen ? {} : { unfrozen: unfrozenReason(freeze) }),
     ...(unread === undefined ? {} : { madeResident: madeResidentReason('/proc/self/pagemap', unread) }),
   };
   const heapLength = sources.heap === undefined ? 0n : sources.heapEnd! - sources.heap.start;
@@ -416,6 +421,13 @@ export function copiedSnapshot(
       : tornReason(snapshot, { copiedTo: heapRead === undefined ? undefined : heapEnd, before: results[copy.b0].programBreak!, after: breakAfter }, sources.arenaHeaps);
   if (reason === undefined) return { snapshot, breakSeen: breakAfter };
   return { snapshot: { ...snapshot, consistent: false, reason }, reason, breakSeen: breakAfter, ...(short ? { final: true } : {}) };
+}
+
+/** Why a copy was read from this process as it ran: its plan asked for no freeze, or the freeze failed. */
+function unfrozenReason(freeze: StepResult | undefined): string {
+  return freeze === undefined
+    ? 'its plan asked for no freeze: the copy was read from this process as it ran'
+    : `no frozen child to copy from (errno ${freeze.errno}: fork() refused, reading the child refused, or the child ended before it measured mallinfo2): the copy was read from this process as it ran`;
 }
 
 function takeOnce(

@@ -363,3 +363,40 @@ describe("a frozen child's measure", () => {
     expect(seen.snapshot.unfrozen).toMatch(/errno 10: .*ended before it measured/);
   });
 });
+
+// An experiment's child, whose V8 runs single-threaded, copies the allocator
+// with no freeze (bins' frames): nothing else there mallocs during the plan.
+describe('a copy planned live', () => {
+  it('reads this process with no freeze, and finds what a frozen copy right after it finds', () => {
+    const take = JSON.stringify(path.join(ROOT, 'dist', 'allocator', 'take-snapshot'));
+    const seen = inQuietChild<{
+      ops: string[]; live: { frozen: boolean; unfrozen?: string; reason?: string }; frozen: { frozen: boolean; reason?: string };
+      sameHeap: boolean; heapBytes: number; mallinfo: string[];
+    }>(`
+      const t = require(${take});
+      const blocks = h.runPlan(Array.from({ length: 2000 }, (_, i) => ({ op: 'malloc', size: 24 + (i % 40) * 16 })), { keep: true }).kept;
+      let i = 0;
+      for (const b of blocks.values()) if (i++ % 3 === 0) b.free();
+      const steps = [];
+      const live = t.planCopy(steps, t.copySources(), true);
+      const liveOps = steps.map((s) => s.op);
+      const frozen = t.planCopy(steps, t.copySources());
+      const { steps: results } = h.runPlan(steps);
+      const a = t.copiedSnapshot(live, results), b = t.copiedSnapshot(frozen, results);
+      const heapOf = (f) => f.snapshot.image.memory.ranges.find((r) => r.label === '[heap]').bytes;
+      const fields = (f) => Object.entries(f.snapshot.mallinfo).map(([k, v]) => k + '=' + v);
+      return {
+        ops: liveOps, live: { frozen: a.snapshot.frozen, unfrozen: a.snapshot.unfrozen, reason: a.reason }, frozen: { frozen: b.snapshot.frozen, reason: b.reason },
+        sameHeap: heapOf(a).equals(heapOf(b)), heapBytes: heapOf(a).length, mallinfo: [fields(a).join(' '), fields(b).join(' ')],
+      };`);
+    expect(seen.ops).not.toContain('freeze');
+    expect(seen.ops).not.toContain('thaw');
+    expect(seen.live.frozen).toBe(false);
+    expect(seen.live.unfrozen).toMatch(/^its plan asked for no freeze/);
+    expect(seen.live.reason).toBeUndefined();
+    expect(seen.frozen).toEqual({ frozen: true });
+    expect(seen.heapBytes).toBeGreaterThan(0);
+    expect(seen.sameHeap).toBe(true);
+    expect(seen.mallinfo[0]).toBe(seen.mallinfo[1]);
+  });
+});
