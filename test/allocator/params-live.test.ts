@@ -6,6 +6,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { layoutFor } from '../../lib/allocator/layouts';
 import { libcFileOf } from '../../lib/allocator/libc-file';
+import { liveMallocPar, locateLive } from '../../lib/allocator/live-par';
 import { maxFastOffset, readGlobalMaxFast } from '../../lib/allocator/max-fast';
 import { allocatorSnapshot, arenas, glibcVersion, maps, mallocParams } from '../../lib/index';
 import { SYNC_CHILD } from '../helpers/sync-child';
@@ -55,5 +56,31 @@ describe('mallocParams()', () => {
     const wrong = readGlobalMaxFast(s.image, main, { offset: p.address - main }, libc.key);
     expect(wrong).toMatchObject({ found: false, reason: expect.stringMatching(/which set_max_fast never gives: the measured offset does not fit this libc/) });
     expect(readGlobalMaxFast(s.image, main, { reason: 'no fork' }, libc.key)).toEqual({ found: false, reason: 'its offset from main_arena is not known: no fork' });
+  });
+
+  it("is what the experiments read: mp_ located from libc's data read live, where the frozen snapshot locates it, and read now", () => {
+    const layout = layoutFor(glibcVersion());
+    // Here, beside vitest's and V8's threads, and in a quiet child started with tunables.
+    const here = mallocParams();
+    expect(locateLive(layout)).toBe(here.address);
+    const live = liveMallocPar();
+    expect(live.address).toBe(here.address);
+    expect(live.tcacheCount).toBe(here.values.tcacheCount);
+    const out = execFileSync(process.execPath, ['--single-threaded', '-e', `
+      const { layoutFor } = require('./dist/allocator/layouts');
+      const { liveMallocPar, locateLive } = require('./dist/allocator/live-par');
+      const h = require('heapscope');
+      const located = locateLive(layoutFor(h.glibcVersion()));
+      const live = liveMallocPar();
+      const p = h.mallocParams();
+      console.log(JSON.stringify({ located, live: [live.address, live.mmapThreshold, live.tcacheCount, live.topPad], frozen: [p.address, p.values.mmapThreshold, p.values.tcacheCount, p.values.topPad] },
+        (k, v) => typeof v === 'bigint' ? v.toString() : v));`], {
+      ...SYNC_CHILD, cwd: root, encoding: 'utf8',
+      env: { ...process.env, GLIBC_TUNABLES: 'glibc.malloc.tcache_count=5:glibc.malloc.mmap_threshold=262144:glibc.malloc.top_pad=65536' },
+    });
+    const seen = JSON.parse(out) as { located: string; live: string[]; frozen: string[] };
+    expect(seen.located).toBe(seen.frozen[0]);
+    expect(seen.live).toEqual(seen.frozen);
+    expect(seen.live.slice(1)).toEqual(['262144', '5', '65536']);
   });
 });
