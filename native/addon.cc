@@ -105,12 +105,12 @@ Napi::Value Exact(Napi::Env env, uint64_t value) {
 
 Addon::Addon(Napi::Env env, Napi::Object exports) {
   const napi_property_descriptor methods[] = {
-      {"malloc", nullptr, Entry<&Addon::Malloc>, nullptr, nullptr, nullptr, napi_default, this},
+      {"malloc", nullptr, QuickMalloc, nullptr, nullptr, nullptr, napi_default, this},
       {"calloc", nullptr, Entry<&Addon::Calloc>, nullptr, nullptr, nullptr, napi_default, this},
       {"realloc", nullptr, Entry<&Addon::Realloc>, nullptr, nullptr, nullptr, napi_default, this},
       {"memalign", nullptr, Entry<&Addon::Memalign>, nullptr, nullptr, nullptr, napi_default, this},
-      {"free", nullptr, Entry<&Addon::Free>, nullptr, nullptr, nullptr, napi_default, this},
-      {"usableSize", nullptr, Entry<&Addon::UsableSize>, nullptr, nullptr, nullptr, napi_default, this},
+      {"free", nullptr, QuickFree, nullptr, nullptr, nullptr, napi_default, this},
+      {"usableSize", nullptr, QuickUsableSize, nullptr, nullptr, nullptr, napi_default, this},
       {"isLive", nullptr, Entry<&Addon::IsLive>, nullptr, nullptr, nullptr, napi_default, this},
       {"liveCount", nullptr, Entry<&Addon::LiveCount>, nullptr, nullptr, nullptr, napi_default, this},
       {"readMemory", nullptr, Entry<&Addon::ReadMemory>, nullptr, nullptr, nullptr, napi_default, this},

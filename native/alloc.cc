@@ -45,6 +45,57 @@ static void RequireLive(Addon* self, Napi::Env env, uintptr_t p,
   if (!self->live.Contains(p)) NotLive(env, call);
 }
 
+namespace {
+
+// The one argument of a quick call as a whole number below 2^53, and the
+// instance; false (nothing done yet) for anything else.
+bool QuickArg(napi_env env, napi_callback_info cb, uint64_t* value, Addon** self) {
+  size_t argc = 1;
+  napi_value arg;
+  void* data;
+  double d;
+  if (napi_get_cb_info(env, cb, &argc, &arg, nullptr, &data) != napi_ok || argc < 1 ||
+      napi_get_value_double(env, arg, &d) != napi_ok ||
+      !(d >= 0 && d <= kMaxExact && d == static_cast<double>(static_cast<uint64_t>(d))))
+    return false;
+  *value = static_cast<uint64_t>(d);
+  *self = static_cast<Addon*>(data);
+  return true;
+}
+
+}  // namespace
+
+napi_value Addon::QuickMalloc(napi_env env, napi_callback_info cb) noexcept {
+  uint64_t n;
+  Addon* self;
+  if (!QuickArg(env, cb, &n, &self)) return Entry<&Addon::Malloc>(env, cb);
+  errno = 0;
+  void* p = malloc(n);
+  return Guard(env, [&] { return Allocated(self, Napi::Env(env), p, "malloc"); });
+}
+
+napi_value Addon::QuickFree(napi_env env, napi_callback_info cb) noexcept {
+  uint64_t p;
+  Addon* self;
+  napi_value undefined;
+  // Erased only when it was live: what the set does not hold is refused by Free.
+  if (!QuickArg(env, cb, &p, &self) || napi_get_undefined(env, &undefined) != napi_ok || !self->live.Erase(p)) {
+    return Entry<&Addon::Free>(env, cb);
+  }
+  free(reinterpret_cast<void*>(p));
+  return undefined;
+}
+
+napi_value Addon::QuickUsableSize(napi_env env, napi_callback_info cb) noexcept {
+  uint64_t p;
+  Addon* self;
+  napi_value out;
+  if (QuickArg(env, cb, &p, &self) && self->live.Contains(p) &&
+      napi_create_double(env, static_cast<double>(malloc_usable_size(reinterpret_cast<void*>(p))), &out) == napi_ok)
+    return out;
+  return Entry<&Addon::UsableSize>(env, cb);
+}
+
 Napi::Value Addon::Malloc(const Napi::CallbackInfo& info) {
   size_t n = ArgSize(info, 0);
   errno = 0;

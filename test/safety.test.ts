@@ -40,6 +40,31 @@ describe('safety contract', () => {
     expect(() => binding.malloc(1n << 63n)).toThrow(code('ERR_OUT_OF_RANGE'));
   });
 
+  it('the raw binding refuses them as numbers too: malloc, free and usableSize take a quick way only for a whole number it can act on', () => {
+    // Called as JavaScript may call them, whatever the typings say.
+    const raw = binding as unknown as Record<'malloc' | 'free' | 'usableSize', (...args: unknown[]) => number>;
+    const p = binding.malloc(24);
+    expect(typeof p).toBe('number');
+    expect(raw.usableSize(p, 'ignored')).toBe(24);
+    expect(() => binding.usableSize(p + 16)).toThrow(code('ERR_UNKNOWN_POINTER'));
+    expect(() => binding.free(p + 16)).toThrow(code('ERR_UNKNOWN_POINTER'));
+    expect(() => binding.free(0x1000)).toThrow(code('ERR_UNKNOWN_POINTER'));
+    binding.free(p);
+    expect(() => binding.free(p)).toThrow(code('ERR_UNKNOWN_POINTER'));
+    expect(() => binding.usableSize(p)).toThrow(code('ERR_UNKNOWN_POINTER'));
+    for (const bad of [1.5, -16, NaN, Infinity, 2 ** 53]) {
+      for (const name of ['free', 'usableSize', 'malloc'] as const) expect(() => raw[name](bad), `${name}(${bad})`).toThrow(code('ERR_OUT_OF_RANGE'));
+    }
+    for (const name of ['free', 'usableSize', 'malloc'] as const) {
+      expect(() => raw[name](), name).toThrow(code('ERR_INVALID_ARG_TYPE'));
+      expect(() => raw[name]('16'), name).toThrow(code('ERR_INVALID_ARG_TYPE'));
+    }
+    // glibc refuses 2^52 bytes: errno ENOMEM, nothing recorded.
+    const live = binding.liveCount();
+    expect(() => binding.malloc(2 ** 52)).toThrow(expect.objectContaining({ code: 'ERR_ALLOC_FAILED', errno: 12 }));
+    expect(binding.liveCount()).toBe(live);
+  });
+
   it('bad sizes are rejected before glibc is called', () => {
     expect(() => malloc(-1)).toThrow(RangeError);
     expect(() => malloc(NaN)).toThrow(RangeError);
