@@ -117,7 +117,7 @@ Addon::Addon(Napi::Env env, Napi::Object exports) {
       {"writeAllocation", nullptr, Entry<&Addon::WriteAllocation>, nullptr, nullptr, nullptr, napi_default, this},
       {"fillAllocation", nullptr, Entry<&Addon::FillAllocation>, nullptr, nullptr, nullptr, napi_default, this},
       {"chunkHeader", nullptr, Entry<&Addon::ChunkHeader>, nullptr, nullptr, nullptr, napi_default, this},
-      {"programBreak", nullptr, Entry<&Addon::ProgramBreak>, nullptr, nullptr, nullptr, napi_default, this},
+      {"programBreak", nullptr, QuickProgramBreak, nullptr, nullptr, nullptr, napi_default, this},
       {"mallinfo", nullptr, Entry<&Addon::Mallinfo>, nullptr, nullptr, nullptr, napi_default, this},
       {"mallopt", nullptr, Entry<&Addon::Mallopt>, nullptr, nullptr, nullptr, napi_default, this},
       {"mallocTrim", nullptr, Entry<&Addon::MallocTrim>, nullptr, nullptr, nullptr, napi_default, this},

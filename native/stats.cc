@@ -55,6 +55,12 @@ MallInfo2 ReadMallinfo(MallinfoSource* source) {
                    w(m.fordblks), w(m.keepcost)};
 }
 
+napi_value Addon::QuickProgramBreak(napi_env env, napi_callback_info cb) noexcept {
+  napi_value out;
+  if (napi_create_bigint_uint64(env, reinterpret_cast<uintptr_t>(sbrk(0)), &out) == napi_ok) return out;
+  return Entry<&Addon::ProgramBreak>(env, cb);
+}
+
 Napi::Value Addon::ProgramBreak(const Napi::CallbackInfo& info) {
   return Address(info.Env(), reinterpret_cast<uintptr_t>(sbrk(0)));
 }
