@@ -295,6 +295,27 @@ export class ChunkWalker {
     const store = this.store;
     const badFlags = mainArena ? M_BIT | A_BIT : M_BIT;
     for (;;) {
+      if (!cut && !store) {
+        // A walk that only checks and counts, over the whole region, takes
+        // the common chunk in a loop of its own: below 2 GiB, of a valid
+        // size, its P bit set, neither the top nor the region's last. The
+        // first chunk that is anything else leaves it for the loop below,
+        // which checks that chunk one test at a time. (The two loops hash
+        // the size words alike: walkSnapshot's passes compare the hash.)
+        for (;;) {
+          const w = (off - at) >>> 2;
+          const signed = words[w + 2] | 0;
+          const size = signed & ~7;
+          const next = off + size;
+          if (words[w + 3] !== 0 || signed < 0 || size < MIN_CHUNK || (size & (ALIGN - 1)) !== 0 || (signed & badFlags) !== 0 ||
+            (signed & P_BIT) === 0 || off === topOffset || next + FENCEPOST > end) break;
+          digest = Math.imul(digest ^ signed, 0x01000193);
+          lastSize = size;
+          lastBits = signed & 7;
+          count++;
+          off = next;
+        }
+      }
       if (cut && Math.min(off + header, end) > windowEnd) return this.pause(off, count, lastSize, lastBits, digest);
       if (off + 16 > end) {
         reason = `the chunk header at ${hex(base + BigInt(off))} runs past the end of the region (${hex(base + BigInt(end))})`;

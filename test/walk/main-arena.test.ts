@@ -154,6 +154,18 @@ describe('walkSnapshot on a real [heap] snapshot', () => {
     expect(corrupt((copy, at) => copy.writeBigUInt64LE(0xffffffffffffff01n, at + 8)).walk.reason).toMatch(/impossible size word/);
   });
 
+  it("stops at a chunk with the IS_MMAPPED bit, or in main_arena's heap the NON_MAIN_ARENA bit, and at a size below 32", () => {
+    for (const [bit, reason] of [[2n, /has the IS_MMAPPED bit/], [4n, /has the NON_MAIN_ARENA bit inside main_arena's heap/]] as const) {
+      const { walk, k } = corrupt((copy, at) => copy.writeBigUInt64LE(copy.readBigUInt64LE(at + 8) | bit, at + 8));
+      expect(walk.reason).toMatch(reason);
+      expect(walk.table.count).toBe(k);
+    }
+    const { walk, k } = corrupt((copy, at) => copy.writeBigUInt64LE(17n, at + 8));
+    // In main_arena's heap a 16-byte chunk can only be a fencepost: it is read as one, and refused.
+    expect(walk.reason).toMatch(/has size 16, but it is not the first of two fenceposts/);
+    expect(walk.table.count).toBe(k + 1);
+  });
+
   it('stops where a chunk claims a free neighbour whose size disagrees with prev_size (a torn read)', () => {
     const { walk, k } = corrupt((copy, at, size) => {
       // The chunk after k says k is free, with a prev_size that is not k's size.
