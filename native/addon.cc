@@ -60,7 +60,7 @@ static uint64_t ArgU64(const Napi::CallbackInfo& info, size_t i) {
     double d;
     // One Node-API call on the common path: it fails (napi_number_expected) for anything but a number.
     if (napi_get_value_double(env, value, &d) == napi_ok) {
-      if (!(d >= 0 && d <= kMaxExact && d == static_cast<double>(static_cast<uint64_t>(d))))
+      if (!WholeNumber(d))
         ThrowCode(env, "ERR_OUT_OF_RANGE",
                   "argument " + std::to_string(i) + " must be a whole number from 0 to 2^53 - 1");
       return static_cast<uint64_t>(d);

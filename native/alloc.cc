@@ -55,8 +55,7 @@ bool QuickArg(napi_env env, napi_callback_info cb, uint64_t* value, Addon** self
   void* data;
   double d;
   if (napi_get_cb_info(env, cb, &argc, &arg, nullptr, &data) != napi_ok || argc < 1 ||
-      napi_get_value_double(env, arg, &d) != napi_ok ||
-      !(d >= 0 && d <= kMaxExact && d == static_cast<double>(static_cast<uint64_t>(d))))
+      napi_get_value_double(env, arg, &d) != napi_ok || !WholeNumber(d))
     return false;
   *value = static_cast<uint64_t>(d);
   *self = static_cast<Addon*>(data);

@@ -138,6 +138,11 @@ class Addon : public Napi::Addon<Addon> {
 // x86_64 are below 2^47, so pointers cross to JavaScript as numbers.
 constexpr uint64_t kMaxExact = (uint64_t{1} << 53) - 1;
 
+// Whether a number argument is an address or a size: whole, 0 to kMaxExact.
+inline bool WholeNumber(double d) {
+  return d >= 0 && d <= static_cast<double>(kMaxExact) && d == static_cast<double>(static_cast<uint64_t>(d));
+}
+
 // A number (a whole number up to 2^53 - 1) or a bigint, as 64 bits.
 uintptr_t ArgAddress(const Napi::CallbackInfo& info, size_t i);
 size_t ArgSize(const Napi::CallbackInfo& info, size_t i);
