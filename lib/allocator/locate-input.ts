@@ -87,7 +87,10 @@ export function decide<T>(what: string, passed: readonly Candidate[], nearMisses
       reason: `${passed.length} places pass every check for ${what} (${passed.slice(0, 4).map((c) => hex(c.address)).join(', ')}${passed.length > 4 ? ', …' : ''})`,
     };
   }
-  return { found: false, code: 'no-candidate', candidates: nearMisses.slice(0, 8), reason: `nothing in libc's data passes every check for ${what}` };
+  // The near miss that passed the most checks says which one failed: the cause, where one place nearly was it.
+  const nearest = nearMisses.reduce<Candidate | undefined>((best, c) => (best === undefined || c.evidence.length > best.evidence.length ? c : best), undefined);
+  const why = nearest === undefined ? '' : `; the nearest, ${hex(nearest.address)}, passed ${nearest.evidence.length - 1} checks, then failed: ${nearest.evidence.at(-1)}`;
+  return { found: false, code: 'no-candidate', candidates: nearMisses.slice(0, 8), reason: `nothing in libc's data passes every check for ${what}${why}` };
 }
 
 /** Whether `p` can be a chunk of main_arena's [heap]: 16-byte aligned and inside it. */

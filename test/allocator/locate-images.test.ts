@@ -2,6 +2,7 @@
 // data built from each release's layout: found where they were written, with
 // the right state, and refused (with a code) when the data does not decide.
 import { describe, expect, it } from 'vitest';
+import { hex } from '../../lib/format';
 import { KNOWN_GLIBC_VERSIONS, layoutFor } from '../../lib/allocator/layouts';
 import { locateMallocGlobals } from '../../lib/allocator/locate';
 import { put, writeGlobalMaxFast, writeMainArena, writeMallocPar } from '../helpers/malloc-images';
@@ -77,6 +78,9 @@ describe.each(KNOWN_GLIBC_VERSIONS)('glibc %s', (version) => {
     if (!g.mainArena.found) {
       expect(g.mainArena.candidates[0].address).toBe(BASE + BigInt(ARENA_AT));
       expect(g.mainArena.candidates[0].evidence.at(-1)).toBe('bin 5 holds chunks but its binmap bit is clear');
+      // The refusal names it, and the check it failed.
+      expect(g.mainArena.reason).toBe(`nothing in libc's data passes every check for main_arena; the nearest, ${hex(BASE + BigInt(ARENA_AT))}, ` +
+        `passed ${g.mainArena.candidates[0].evidence.length - 1} checks, then failed: bin 5 holds chunks but its binmap bit is clear`);
     }
     // mp_ is still found by [heap]; global_max_fast then lacks main_arena.
     expect(g.mallocPar.found).toBe(true);
