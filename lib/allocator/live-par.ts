@@ -10,7 +10,7 @@ import { GlibcLayout, layoutFor } from './layouts';
 import { libcDataRegions } from './libc-data';
 import { findMallocPar } from './locate-par';
 import { joinAdjacent } from './snapshot';
-import { takeAllocatorSnapshot } from './take-snapshot';
+import { readStep, takeAllocatorSnapshot } from './take-snapshot';
 
 let located: { address: bigint; layout: GlibcLayout } | undefined;
 
@@ -27,7 +27,7 @@ export function locateLive(layout: GlibcLayout): bigint | undefined {
   const libc = libcDataRegions(regions);
   const heap = regions.find((r) => r.kind === 'heap');
   if (libc.length === 0 || heap === undefined) return undefined;
-  const steps = runPlan([...libc.map((r) => ({ op: 'read' as const, address: r.start, length: BigInt(r.size) })), { op: 'break' }]).steps;
+  const steps = runPlan([...libc.map((r) => readStep(r, BigInt(r.size))), { op: 'break' }]).steps;
   const end = steps[libc.length].programBreak!;
   if (steps.some((s) => s.status !== 'ok') || end <= heap.start) return undefined;
   const data = joinAdjacent(libc.map((r, i) => ({ base: r.start, bytes: steps[i].bytes! })));

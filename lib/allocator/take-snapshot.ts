@@ -336,6 +336,12 @@ export interface PlannedCopy {
  */
 const HEAP_ROOM = 64n << 20n;
 
+/** A plan step copying `length` bytes of `region` from its start. */
+export function readStep(region: MemoryRegion, length: bigint): PlanStep {
+  // Private anonymous memory: its pages never touched are left zero, not made resident by the copy.
+  return { op: 'read', address: region.start, length, ...(untouchedReadsZero(region) ? { anonymous: true } : {}) };
+}
+
 /**
  * Appends one copy of `sources` to `steps`. A plan may hold several (one
  * after each step of interest): each is decoded on its own by copiedSnapshot.
@@ -354,9 +360,7 @@ export function planCopy(steps: PlanStep[], sources: CopySources, live = false):
   const b0 = push({ op: 'break' });
   const reads: PlannedCopy['reads'] = [];
   const read = (region: MemoryRegion, label: string, length: bigint, toBreak = false) => {
-    // Private anonymous memory: its pages never touched are left zero, not made resident by the copy.
-    const anonymous = untouchedReadsZero(region) ? { anonymous: true } : {};
-    reads.push({ region, label, step: push({ op: 'read', address: region.start, length, ...anonymous, ...(toBreak ? { toBreak } : {}) }) });
+    reads.push({ region, label, step: push({ ...readStep(region, length), ...(toBreak ? { toBreak } : {}) }) });
   };
   // [heap] first: a frozen child measures mallinfo2 meanwhile, and only a read to the break may run before it has.
   // One read step holds at most MAX_PLAN_READ bytes: a bigger [heap] is copied that far, and a retake cannot do better.
