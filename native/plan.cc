@@ -493,9 +493,13 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
   Napi::Array texts = Napi::Array::New(env);
   for (size_t i = 0; mapsSteps > 0 && i < n; i++) {
     const uint64_t* s = steps + i * kInWords;
-    if (s[0] == kMaps && side[i].ok)
-      texts.Set(static_cast<uint32_t>(i),
-                Napi::String::New(env, reinterpret_cast<const char*>(textBase + side[i].offset), side[i].length));
+    // Set as a Napi::Value: given a Napi::String, node-addon-api's Set
+    // converts it to a std::string (malloc'd, here in main_arena) and makes
+    // a second string of that.
+    if (s[0] == kMaps && side[i].ok) {
+      const Napi::Value text = Napi::String::New(env, reinterpret_cast<const char*>(textBase + side[i].offset), side[i].length);
+      texts.Set(static_cast<uint32_t>(i), text);
+    }
   }
   result.Set("texts", texts);
   Napi::Array buffers = Napi::Array::New(env);
