@@ -3,6 +3,7 @@ import path from 'node:path';
 import v8 from 'node:v8';
 import { isDeepStrictEqual } from 'node:util';
 import { runInNewContext } from 'node:vm';
+import koffi from 'koffi';
 import { describe, expect, it } from 'vitest';
 import { malloc } from '../lib/allocation';
 import { binding } from '../lib/binding';
@@ -676,6 +677,22 @@ describe('maps() of this process', () => {
     calls.length = 0;
     expect(classifiedMap({}, () => text, counted, () => unknown)).toEqual(fromMemory);
     expect(calls.flat()).toContain(base);
+  });
+
+  it("keeps the image ends while the loader's list stays the same, and takes them again after a dlopen", () => {
+    const first = ownImageEnds();
+    expect(ownImageEnds()).toBe(first);
+    const count = binding.loadedImages(new Float64Array(0));
+    // A library of glibc's that nothing here loads, loaded with dlopen through koffi.
+    koffi.load('libBrokenLocale.so.1');
+    expect(binding.loadedImages(new Float64Array(0))).toBe(count + 1);
+    const after = ownImageEnds();
+    expect(after).not.toBe(first);
+    expect(after.size).toBe(first.size + 1);
+    const loaded = maps().find((r) => r.path.endsWith('/libBrokenLocale.so.1') && r.offset === 0)!;
+    expect(first.has(loaded.start)).toBe(false);
+    expect(after.get(loaded.start)).toBeGreaterThan(loaded.start);
+    expect(ownImageEnds()).toBe(after);
   });
 
   it('refuses a loadedImages target that is not a Float64Array', () => {

@@ -24,7 +24,7 @@ const PSEUDO: Record<string, RegionKind> = {
   '[vsyscall]': 'vsyscall',
 };
 
-function isFile(r: MemoryRegion): boolean {
+function isFile(r: Pick<MemoryRegion, 'path'>): boolean {
   return r.path !== '' && !r.path.startsWith('[');
 }
 
@@ -33,7 +33,7 @@ function isAnonymous(r: MemoryRegion): boolean {
 }
 
 /** A mapping that makes its file an ELF object for classify(). */
-export function executableFile(r: MemoryRegion): boolean {
+export function executableFile(r: Pick<MemoryRegion, 'executable' | 'path'>): boolean {
   return r.executable && isFile(r);
 }
 
@@ -152,21 +152,26 @@ export type ImageEnds = ReadonlyMap<bigint, bigint>;
  * object, else read from the live ELF header through `read`.
  */
 export function checkBss(regions: MemoryRegion[], read: ReadImages, known?: ImageEnds): void {
-  const claims: { bss: MemoryRegion; base: bigint; length: bigint; end?: bigint }[] = [];
+  // What is unclaimed depends on the lines below each bss alone (offsets and
+  // files, never kinds), so a claim is settled as soon as its end is known.
+  let unknown: { bss: MemoryRegion; base: bigint; length: bigint }[] | undefined;
   for (let i = 1; i < regions.length; i++) {
-    if (regions[i].kind !== 'bss') continue;
+    const bss = regions[i];
+    if (bss.kind !== 'bss') continue;
     const first = firstMapping(regions, i - 1);
-    if (first !== undefined) claims.push({ bss: regions[i], base: first.start, length: BigInt(Math.min(FIRST_PAGE, first.size)), end: known?.get(first.start) });
+    if (first === undefined) continue;
+    const end = known?.get(first.start);
+    if (end !== undefined) settle(bss, end);
+    else (unknown ??= []).push({ bss, base: first.start, length: BigInt(Math.min(FIRST_PAGE, first.size)) });
   }
-  const unknown = claims.filter((c) => c.end === undefined);
-  imageEnds(unknown, read).forEach((end, k) => { unknown[k].end = end; });
   // An image that cannot be read (or was unloaded meanwhile) keeps the guess from the text.
-  for (const { bss, end } of claims) {
-    if (end !== undefined && bss.start >= end) {
-      bss.kind = 'anonymous';
-      delete bss.object;
-    }
-  }
+  if (unknown !== undefined) imageEnds(unknown, read).forEach((end, k) => { if (end !== undefined) settle(unknown![k].bss, end); });
+}
+
+function settle(bss: MemoryRegion, end: bigint): void {
+  if (bss.start < end) return;
+  bss.kind = 'anonymous';
+  delete bss.object;
 }
 
 /**

@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import { HeapscopeError, native, typeError } from '../errors';
 import { binding } from '../binding';
-import { IN_WORDS, OP_CODES, STATUS } from '../plan-codes';
+import { IN_WORDS, OP_CODES, OUT_WORDS, STATUS } from '../plan-codes';
 import { describe, descriptor, ownProperty, readArray, readOptions, toAddress } from '../validate';
 import { checkBss, ImageEnds, imageSpan, ReadImages } from './classify';
 import { parseMaps, parseSmaps } from './parse';
@@ -38,14 +38,25 @@ export function ownImageEnds(): ImageEnds {
     loadedScratch = new Float64Array(6 * count);
     count = Math.min(native(() => binding.loadedImages(loadedScratch)), loadedScratch.length / 3);
   }
+  // The loader's list changes only with a dlopen or dlclose: the same
+  // figures give the same ends, which callers only read.
+  if (lastImages !== undefined && sameFigures(lastImages.figures, loadedScratch, 3 * count)) return lastImages.ends;
   const ends = new Map<bigint, bigint>();
   for (let k = 0; k < count; k++) {
     const { base, end } = imageSpan(BigInt(loadedScratch[3 * k]), BigInt(loadedScratch[3 * k + 1]), BigInt(loadedScratch[3 * k + 2]));
     ends.set(base, end);
   }
+  lastImages = { figures: loadedScratch.slice(0, 3 * count), ends };
   return ends;
 }
 let loadedScratch = new Float64Array(3 * 64);
+let lastImages: { figures: Float64Array; ends: ImageEnds } | undefined;
+
+function sameFigures(kept: Float64Array, now: Float64Array, length: number): boolean {
+  if (kept.length !== length) return false;
+  for (let i = 0; i < length; i++) if (kept[i] !== now[i]) return false;
+  return true;
+}
 
 /**
  * @internal Ranges of this process's memory, in one native call
@@ -133,9 +144,10 @@ export function regionOf(address: bigint, regions?: readonly MemoryRegion[]): Me
 
 /** Notebooks show the list as a table; non-enumerable, so the array stays plain data. */
 function displayable(regions: MemoryRegion[]): MemoryRegion[] {
-  const show = descriptor({ value(this: MemoryRegion[]) { return regionViews.views.bundle(this); } });
-  return Object.defineProperties(regions, { [Symbol.for('Jupyter.display')]: show, _toMime: show });
+  return Object.defineProperties(regions, SHOW);
 }
+const SHOW_VALUE = descriptor({ value(this: MemoryRegion[]) { return regionViews.views.bundle(this); } });
+const SHOW: PropertyDescriptorMap = { [Symbol.for('Jupyter.display')]: SHOW_VALUE, _toMime: SHOW_VALUE };
 
 /**
  * /proc/self/maps through a plan step: read into memory from mmap. fs would
@@ -144,12 +156,14 @@ function displayable(regions: MemoryRegion[]): MemoryRegion[] {
  * step's 1 MiB is read with fs.
  */
 function readMapsText(): string {
-  const plan = new BigUint64Array(IN_WORDS);
-  plan[0] = OP_CODES.maps;
-  const result = binding.runPlan(plan, false);
+  const result = binding.runPlan(MAPS_PLAN, false, mapsRecords);
   const text = result.texts[0];
-  return STATUS[Number(result.words[0])] === 'ok' && text !== undefined ? text : readProc('/proc/self/maps');
+  return STATUS[Number(mapsRecords[0])] === 'ok' && text !== undefined ? text : readProc('/proc/self/maps');
 }
+/** The one-step plan, and its record, kept between calls (the executor copies the plan before it checks it). */
+const MAPS_PLAN = new BigUint64Array(IN_WORDS);
+MAPS_PLAN[0] = OP_CODES.maps;
+const mapsRecords = new BigUint64Array(OUT_WORDS);
 
 function readProc(file: string): string {
   try {

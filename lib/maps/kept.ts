@@ -5,12 +5,17 @@ import { classify, executableFile, reservedTail } from './classify';
 import { MemoryRegion, RegionKind } from './region';
 
 /**
- * A maps text, where each of its lines ends (past its '\n'), each line's
- * region as parsed (never handed out and never changed, so a later text
- * with the same line copies it), and the kind (and `object`) classify()
- * gave it.
+ * A line's region as parsed, never handed out and never changed, so a later
+ * text with the same line copies it: its `name` is an own property always
+ * (undefined for none), so a copy reads it without asking whether it is.
  */
-export interface Kept { text: string; ends: number[]; parsed: MemoryRegion[]; kinds: RegionKind[]; objects: (string | undefined)[] }
+export type Line = Omit<MemoryRegion, 'name' | 'kind' | 'object'> & { name: string | undefined };
+
+/**
+ * A maps text, where each of its lines ends (past its '\n'), each line as
+ * parsed, and the kind (and `object`) classify() gave it.
+ */
+export interface Kept { text: string; ends: number[]; parsed: Line[]; kinds: RegionKind[]; objects: (string | undefined)[] }
 
 /** Where line `i` of a kept text starts. */
 export const lineStart = (before: Kept, i: number): number => (i === 0 ? 0 : before.ends[i - 1]);

@@ -6,7 +6,7 @@ import { hex } from '../format';
 import { InspectContext } from '../presenters';
 import { defineOwn, describe } from '../validate';
 import { classify } from './classify';
-import { classifyAround, Kept, lineStart, record, sharedHead, sharedTail } from './kept';
+import { classifyAround, Kept, Line, lineStart, record, sharedHead, sharedTail } from './kept';
 import { MemoryRegion, RegionKind, regionViews } from './region';
 
 const SMAPS_FIELD = /^([A-Za-z_]\w*):(?: +(.*))?$/s;
@@ -108,7 +108,7 @@ function parse(text: string, smaps: boolean, kept: Kept | undefined, before: Kep
       let region: MemoryRegion | undefined;
       if (kept !== undefined) {
         kept.ends.push(stop + 1);
-        let source: MemoryRegion | undefined;
+        let source: Line | undefined;
         if (reuse !== undefined) {
           // Compared as strings: startsWith(line, at) cost several times a slice and ===.
           const line = text.slice(at, stop);
@@ -125,7 +125,7 @@ function parse(text: string, smaps: boolean, kept: Kept | undefined, before: Kep
       }
       if (region === undefined) {
         region = parseLine(text, at, stop, lineNumber);
-        kept?.parsed.push(copyLine(region, true));
+        kept?.parsed.push(keptLine(region));
         if (reuse !== undefined) while (j < tailFrom && reuse.parsed[j].start < region.end) j++;
       }
       add(region);
@@ -260,24 +260,29 @@ class Region {
   }
 }
 
+/** A region as its line made it, before classify() marks it. */
+function copyLine(from: Line): MemoryRegion {
+  return new Region(from.start, from.end, from.size, from.perms, from.offset, from.dev, from.inode, from.path, from.deleted, from.name) as unknown as MemoryRegion;
+}
+
 /**
- * A region as its line made it, before classify() marks it. `detach`: with
- * its strings in memory of their own, for a region kept past its text (a
- * slice of the text keeps the whole text alive).
+ * A fresh region as a line to keep, its strings in memory of their own (a
+ * slice of the text keeps the whole text alive). A literal: its fields are
+ * defined, never set through an accessor on Object.prototype.
  */
-function copyLine(from: MemoryRegion, detach = false): MemoryRegion {
-  const name = Object.hasOwn(from, 'name') ? from.name : undefined;
-  return new Region(
-    from.start, from.end, from.size, from.perms, from.offset, from.dev, from.inode,
-    detach ? detached(from.path) : from.path, from.deleted, detach && name !== undefined ? detached(name) : name,
-  ) as unknown as MemoryRegion;
+function keptLine(r: MemoryRegion): Line {
+  const name = Object.hasOwn(r, 'name') ? detached(r.name!) : undefined;
+  return {
+    start: r.start, end: r.end, size: r.size, perms: r.perms, readable: r.readable, writable: r.writable, executable: r.executable,
+    shared: r.shared, offset: r.offset, dev: r.dev, inode: r.inode, path: detached(r.path), deleted: r.deleted, name,
+  };
 }
 
 /** `s` copied out of the string it was sliced from: a concatenation is flattened into a string of its own. */
 const detached = (s: string): string => (' ' + s).slice(1);
 
 /** A copy of a region as parsed, marked as classify() marked it. */
-function marked(from: MemoryRegion, kind: RegionKind, object: string | undefined): MemoryRegion {
+function marked(from: Line, kind: RegionKind, object: string | undefined): MemoryRegion {
   const r = copyLine(from);
   r.kind = kind;
   if (object !== undefined) defineOwn(r, 'object', object);
