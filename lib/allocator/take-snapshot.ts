@@ -291,6 +291,8 @@ export interface CopySources {
   /** Where the copy of [heap] ends: the program break when the sources were chosen. */
   heapEnd?: bigint;
   arenaHeaps: MemoryRegion[];
+  /** Where each of `arenaHeaps`' copies ends (arenaReadEnd). */
+  arenaHeapEnds: bigint[];
   /** A non-contiguous main_arena's memory outside [heap] (see outsideMain). */
   mainRegions: MemoryRegion[];
 }
@@ -310,7 +312,7 @@ export function copySources(breakSeen?: bigint, mainRegions: readonly MemoryRegi
   const copyHeap = heap !== undefined && end! > heap.start;
   const arenaHeaps = withHeaps(regions.filter((r) => r.kind === 'arena-heap'), missed);
   return {
-    layout: layoutFor(glibcVersion()), libcFile, libc, arenaHeaps,
+    layout: layoutFor(glibcVersion()), libcFile, libc, arenaHeaps, arenaHeapEnds: arenaHeaps.map((r) => arenaReadEnd(r, regions)),
     mainRegions: outsideNow(mainRegions, regions, [...libc, ...(heap === undefined ? [] : [heap]), ...arenaHeaps]),
     ...(copyHeap ? { heap, heapEnd: end } : {}),
   };
@@ -335,6 +337,23 @@ export interface PlannedCopy {
  * the room cost no memory.
  */
 const HEAP_ROOM = 64n << 20n;
+
+/**
+ * Room a thread-arena heap's read has past the part the map showed
+ * writable, within the heap's reservation: its thread may grow it (glibc
+ * makes more of the reservation writable) before the copy is read, and a
+ * copy short of its used part is torn. The pages past the writable part are
+ * never touched, and the read leaves them alone; only where pagemap cannot
+ * be read is the room copied, so it is bounded.
+ */
+const ARENA_ROOM = 8n << 20n;
+
+/** Where a copy of the thread-arena heap `heap` ends: ARENA_ROOM into the reservation right above it, if any. */
+function arenaReadEnd(heap: MemoryRegion, regions: readonly MemoryRegion[]): bigint {
+  const tail = regions.find((r) => r.start === heap.end);
+  if (tail === undefined || tail.kind !== 'arena-reserved') return heap.end;
+  return tail.end - heap.end > ARENA_ROOM ? heap.end + ARENA_ROOM : tail.end;
+}
 
 /** A plan step copying `length` bytes of `region` from its start. */
 export function readStep(region: MemoryRegion, length: bigint): PlanStep {
@@ -369,7 +388,7 @@ export function planCopy(steps: PlanStep[], sources: CopySources, live = false):
     read(sources.heap, '[heap]', length > MAX_PLAN_READ ? MAX_PLAN_READ : length, true);
   }
   for (const r of sources.libc) read(r, 'libc data', BigInt(r.size));
-  for (const r of sources.arenaHeaps) read(r, 'arena heap', BigInt(r.size));
+  sources.arenaHeaps.forEach((r, k) => read(r, 'arena heap', sources.arenaHeapEnds[k] - r.start));
   for (const r of sources.mainRegions) read(r, OUTSIDE_HEAP_LABEL, BigInt(r.size));
   const b1 = push({ op: 'break' });
   const m1 = push({ op: 'mallinfo' });
