@@ -72,8 +72,6 @@ function compileBaseline() {
     items: lib.func('uint64_t bench_items(const uint64_t *sizes, uint64_t count, uint64_t n)'),
     maps: lib.func('uint64_t bench_maps(uint64_t n, int change)'),
     walk: lib.func('uint64_t bench_walk(const uint8_t *bytes, uint64_t start, uint64_t end, uint64_t n, _Out_ uint64_t *out)'),
-    fillBins: lib.func('uint64_t bench_fill_bins(uint64_t n)'),
-    releaseBins: lib.func('void bench_release_bins(void)'),
     bins: lib.func('uint64_t bench_bins(const uint8_t *bytes, uint64_t base, uint64_t length, const uint64_t *lists, uint64_t nlists, uint64_t system_mem, int64_t safe_linking, uint64_t n, _Out_ uint64_t *out)'),
     readRemote: lib.func('uint64_t bench_read_remote(int64_t pid, uint64_t address, uint64_t length, _Out_ uint64_t *got)'),
     fillHeap: lib.func('uint64_t bench_fill_heap(const uint64_t *sizes, uint64_t count, uint64_t n, uint64_t free_every)'),
@@ -425,77 +423,76 @@ async function heapWalkRows(c) {
 }
 
 // ---- The bins' decode ----------------------------------------------------------------
-// main_arena's lists, long ones (up to 50,000 chunks each in a fastbin, a
-// small bin and a large bin, beside whatever else this process freed),
-// decoded from one allocator snapshot: the decoder bins() runs on a
-// snapshot's first call (lib/allocator/bins.ts, over the snapshot's image;
-// the rest of that call's decode, the walk and the tcaches, is timed by the
-// walk rows), against its C twin following the same lists through the same
-// copy of [heap]. Both must count the same chunks, or the comparison is void.
-// bench_fill_bins makes the small and large bins' lists. A fastbin's list
-// lasts only until the next request of 1024 bytes or more, which this
-// process's own code makes at any time: its 40-byte blocks are taken and
-// freed again by the snapshot's own `before` steps, in the native call that
-// copies the heap right after them.
+// main_arena's lists, long ones (about 50,000 chunks each in a fastbin, a
+// small bin and a large bin), of a C program that made them
+// (bench/c/bins-target.c, with bench_fill_bins), decoded from one snapshot
+// of it (attach(pid).snapshot()): the decoder bins() runs on a snapshot's
+// first call (lib/allocator/bins.ts, over the snapshot's image, this
+// process's or another's; the rest of that call's decode, the walk and the
+// tcaches, is timed by the walk rows), against its C twin following the
+// same lists through the same copy of [heap]. Both must count the same
+// chunks, or the comparison is void. The program makes the same heap in
+// every run: made in this process, whose heap its own history shapes, the
+// lists took the C twin 20-55 ns a chunk from one run to the next.
 
 const BINS_ROUNDS = 50_000;
 
-function binsRows(c) {
-  const { decodeSnapshot } = require(path.join(ROOT, 'dist', 'allocator', 'results.js'));
+async function binsRows(c) {
+  const { decodeAllocator } = require(path.join(ROOT, 'dist', 'allocator', 'state.js'));
   const { decodeBins } = require(path.join(ROOT, 'dist', 'allocator', 'bins.js'));
   const { sizeRule } = require(path.join(ROOT, 'dist', 'allocator', 'bin-walk.js'));
-  if (Number(c.fillBins(BINS_ROUNDS)) === 0) throw new Error('bench_fill_bins could not map room for its pointers');
+  const { program, remove } = compileTarget('bins-target', ['baseline.c']);
   try {
-    const before = [];
-    for (let i = 0; i < BINS_ROUNDS; i++) before.push({ op: 'malloc', size: 40 });
-    for (let i = 0; i < BINS_ROUNDS; i++) before.push({ op: 'free', step: i });
-    const s = h.allocatorSnapshot({ before });
-    if (!s.consistent) throw new Error('the allocator snapshot was torn');
-    const { arenas } = decodeSnapshot(s).state;
-    const arena = arenas.arenas[0];
-    const state = arenas.states[0];
-    const heap = s.image.heap;
-    const bytes = s.image.memory.read(heap.start, Number(heap.end - heap.start));
-    // A list's rows for the C twin: kind, head, header, smallest and largest size.
-    const rows = [];
-    state.fastbins.forEach((head, index) => {
-      const rule = sizeRule('fastbin', index);
-      rows.push(0n, head, 0n, BigInt(rule.min), BigInt(rule.max));
-    });
-    for (const b of state.bins) {
-      if (b.index > 126) continue;
-      const rule = sizeRule('regular', b.index);
-      rows.push(b.index >= 64 ? 2n : 1n, b.fd, b.address, BigInt(rule.min), BigInt(rule.max ?? Number.MAX_SAFE_INTEGER));
+    const target = await startTarget(program, [BINS_ROUNDS]);
+    try {
+      const s = h.attach(target.pid).snapshot();
+      if (!s.consistent) throw new Error(`the snapshot of bins-target was torn: ${s.reason}`);
+      const { arenas } = decodeAllocator(s.image);
+      const arena = arenas.arenas[0];
+      const state = arenas.states[0];
+      const heap = s.image.heap;
+      const bytes = s.image.memory.read(heap.start, Number(heap.end - heap.start));
+      // A list's rows for the C twin: kind, head, header, smallest and largest size.
+      const rows = [];
+      state.fastbins.forEach((head, index) => {
+        const rule = sizeRule('fastbin', index);
+        rows.push(0n, head, 0n, BigInt(rule.min), BigInt(rule.max));
+      });
+      for (const b of state.bins) {
+        if (b.index > 126) continue;
+        const rule = sizeRule('regular', b.index);
+        rows.push(b.index >= 64 ? 2n : 1n, b.fd, b.address, BigInt(rule.min), BigInt(rule.max ?? Number.MAX_SAFE_INTEGER));
+      }
+      const lists = BigUint64Array.from(rows);
+      const out = new BigUint64Array(1);
+      const cSide = () => c.bins(bytes, heap.start, bytes.length, lists, lists.length / 5, arena.systemMem, s.image.layout.safeLinking ? 1 : 0, 1, out);
+      const decoded = decodeBins(s.image, arena, state);
+      const all = [...decoded.fastbins, ...decoded.unsorted, ...decoded.smallbins, ...decoded.largebins];
+      const listed = all.reduce((sum, b) => sum + b.count, 0);
+      cSide();
+      if (!decoded.complete || Number(out[0]) !== listed) {
+        throw new Error(`the JS and C bins disagree: ${listed} chunks${decoded.complete ? '' : ' (a list cut short)'} vs C ${out[0]}`);
+      }
+      // Each kind of list the row is about holds its 50,000 chunks but the 7 the tcache took of the fastbin's and the small bin's.
+      const longest = (bins) => Math.max(0, ...bins.map((b) => b.count));
+      const kinds = { fastbin: longest(decoded.fastbins), smallbin: longest(decoded.smallbins), largebin: longest(decoded.largebins) };
+      for (const [kind, count] of Object.entries(kinds)) {
+        if (count < BINS_ROUNDS - 7) throw new Error(`the longest ${kind} list holds ${count} chunks, fewer than the ${BINS_ROUNDS - 7} bins-target made for it`);
+      }
+      const m = compare({
+        heapscope: () => { const t = hr(); sink = decodeBins(s.image, arena, state).complete; return Number(hr() - t) / listed; },
+        c: () => Number(cSide()) / listed,
+      });
+      return [{
+        id: 'bins-decode',
+        what: `bins' decode per listed chunk: main_arena's lists in one snapshot of a C program that made them (${listed} chunks; the longest fastbin, small and large bin lists ${kinds.fastbin}, ${kinds.smallbin} and ${kinds.largebin}), as bins() decodes them`,
+        group: 'bins', heapscope: m.heapscope, c: m.c, ratio: m.heapscope / m.c, against: 'C', baseline: m.c, chunks: listed, warmup: m.warmup,
+      }];
+    } finally {
+      await target.stop();
     }
-    const lists = BigUint64Array.from(rows);
-    const out = new BigUint64Array(1);
-    const cSide = () => c.bins(bytes, heap.start, bytes.length, lists, lists.length / 5, arena.systemMem, s.image.layout.safeLinking ? 1 : 0, 1, out);
-    const decoded = decodeBins(s.image, arena, state);
-    const all = [...decoded.fastbins, ...decoded.unsorted, ...decoded.smallbins, ...decoded.largebins];
-    const listed = all.reduce((sum, b) => sum + b.count, 0);
-    cSide();
-    if (!decoded.complete || Number(out[0]) !== listed) {
-      throw new Error(`the JS and C bins disagree: ${listed} chunks${decoded.complete ? '' : ' (a list cut short)'} vs C ${out[0]}`);
-    }
-    // Each kind of list the row is about holds tens of thousands of chunks. Not all 50,000: after
-    // the walk rows the fill's blocks come partly from the holes they left, where a freed block
-    // can meet a free neighbour and merge (the large bin held 44,440 so); a consolidated fastbin holds none.
-    const longest = (bins) => Math.max(0, ...bins.map((b) => b.count));
-    const kinds = { fastbin: longest(decoded.fastbins), smallbin: longest(decoded.smallbins), largebin: longest(decoded.largebins) };
-    for (const [kind, count] of Object.entries(kinds)) {
-      if (count < BINS_ROUNDS / 2) throw new Error(`the longest ${kind} list holds ${count} chunks, fewer than half the ${BINS_ROUNDS} the fill made for it`);
-    }
-    const m = compare({
-      heapscope: () => { const t = hr(); sink = decodeBins(s.image, arena, state).complete; return Number(hr() - t) / listed; },
-      c: () => Number(cSide()) / listed,
-    });
-    return [{
-      id: 'bins-decode',
-      what: `bins' decode per listed chunk: main_arena's lists in one allocator snapshot (${listed} chunks; the longest fastbin, small and large bin lists ${kinds.fastbin}, ${kinds.smallbin} and ${kinds.largebin}), as bins() decodes them`,
-      group: 'bins', heapscope: m.heapscope, c: m.c, ratio: m.heapscope / m.c, against: 'C', baseline: m.c, chunks: listed, warmup: m.warmup,
-    }];
   } finally {
-    c.releaseBins();
+    remove();
   }
 }
 
@@ -509,10 +506,12 @@ function binsRows(c) {
 // to 3000 bytes, every 8th freed, each written) and times
 // attach(pid).doctor() against one process_vm_readv of that [heap] in C.
 
-function compileTarget() {
+/** bench/c/NAME.c (and the `linked` files of bench/c) compiled now into a program. */
+function compileTarget(name = 'heap-target', linked = []) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'heapscope-bench-target-'));
-  const program = path.join(dir, 'heap-target');
-  execFileSync('gcc', ['-O2', '-o', program, path.join(ROOT, 'bench', 'c', 'heap-target.c')]);
+  const program = path.join(dir, name);
+  const source = (file) => path.join(ROOT, 'bench', 'c', file);
+  execFileSync('gcc', ['-O2', '-o', program, source(`${name}.c`), ...linked.map(source)]);
   return { program, remove: () => fs.rmSync(dir, { recursive: true, force: true }) };
 }
 
@@ -527,7 +526,7 @@ function startTarget(program, args) {
   return new Promise((resolve, reject) => {
     let seen = '';
     child.once('error', reject);
-    child.once('exit', (code) => reject(new Error(`heap-target ${args.join(' ')} exited (${code}) before it was ready`)));
+    child.once('exit', (code) => reject(new Error(`${path.basename(program)} ${args.join(' ')} exited (${code}) before it was ready`)));
     child.stdout.on('data', (chunk) => {
       seen += chunk;
       if (seen.includes('\n')) resolve({ pid: child.pid, stop });

@@ -277,8 +277,8 @@ void bench_release_heap(void) { release_kept(&walk_heap); }
 // most 10,000), and then the 40-byte blocks are freed into their fastbin (a
 // request that large consolidates the fastbins first). The next request of
 // 1024 bytes or more, by anyone, consolidates that fastbin too: its chunks
-// then lie in the 48-byte small bin (see bench/run.mjs). Everything left is
-// kept until bench_release_bins(). Returns the blocks freed.
+// then lie in the 48-byte small bin: bench/c/bins-target.c, a process of its
+// own, makes these lists for the bench. Returns the blocks freed.
 static struct kept bins_heap;
 
 uint64_t bench_fill_bins(uint64_t n) {
@@ -303,7 +303,6 @@ uint64_t bench_fill_bins(uint64_t n) {
   return freed;
 }
 
-void bench_release_bins(void) { release_kept(&bins_heap); }
 
 // The C twin of the bins' decode (lib/allocator/bin-walk.ts): main_arena's
 // lists followed through a copy of [heap] (`bytes`, copied from `base`), n
