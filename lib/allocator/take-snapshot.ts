@@ -388,7 +388,8 @@ export function planCopy(steps: PlanStep[], sources: CopySources, live = false):
     read(sources.heap, '[heap]', length > MAX_PLAN_READ ? MAX_PLAN_READ : length, true);
   }
   for (const r of sources.libc) read(r, 'libc data', BigInt(r.size));
-  sources.arenaHeaps.forEach((r, k) => read(r, 'arena heap', sources.arenaHeapEnds[k] - r.start));
+  // Read live, no other thread grows a heap meanwhile (see `live`): no room.
+  sources.arenaHeaps.forEach((r, k) => read(r, 'arena heap', (live ? r.end : sources.arenaHeapEnds[k]) - r.start));
   for (const r of sources.mainRegions) read(r, OUTSIDE_HEAP_LABEL, BigInt(r.size));
   const b1 = push({ op: 'break' });
   const m1 = push({ op: 'mallinfo' });
