@@ -78,8 +78,16 @@ describe('free', () => {
       if (r.besideTop && r.block > 0) expect(r.mergedTop - r.topAfter).toBe(r.returned);
     }
     // A free trims when the top reaches the trim threshold: every kept top is below the first trimming one.
-    expect(t.keptTop!).toBeLessThan(t.firstTrim!.mergedTop);
+    // The top left once the run's blocks are taken is anywhere below top_pad and a page (48-131 KiB
+    // in six runs): within a block of where a free trims, the first free that merges into it trims.
     const f = t.firstTrim!;
+    if (t.keptTop === undefined) {
+      expect(f).toBe(rows.find((r) => r.besideTop));
+      expect(result.findings.some((s) => s.includes('It was the first free to merge a block into the top: no top had stayed before it.'))).toBe(true);
+    } else {
+      expect(t.keptTop).toBeLessThan(f.mergedTop);
+      expect(result.findings.some((s) => s.includes(`Tops of up to ${t.keptTop} bytes had stayed.`))).toBe(true);
+    }
     expect(result.findings.some((s) => s.includes(`when merging it made the top ${f.mergedTop} bytes`) && s.includes(`${f.returned} bytes returned`))).toBe(true);
   });
 

@@ -166,7 +166,9 @@ const FINDINGS: Rule<Facts>[] = [
     return f === undefined ? undefined
       : `The break first moved down at the free of block ${f.block}, when merging it made the top ${f.mergedTop} bytes ` +
         `(it had been ${f.topBefore}): from ${hex(f.breakBefore)} to ${hex(f.breakAfter)}, ${f.returned} bytes returned, leaving ${withArticle(f.topAfter)}-byte top. ` +
-        `Tops of up to ${t.keptTop ?? 0} bytes had stayed.`;
+        (t.keptTop === undefined
+          ? 'It was the first free to merge a block into the top: no top had stayed before it.'
+          : `Tops of up to ${t.keptTop} bytes had stayed.`);
   },
 
   // ...and over the whole run: how often, by how much, and where the break ended.
