@@ -137,9 +137,8 @@ describe('the allocator state of a live process', () => {
 
   it("a thread arena's heap that grows after the map was read is torn, and retaken until it is copied whole", () => {
     // A thread-arena heap is copied as far as the map showed it writable when
-    // the sources were chosen, and 8 MiB of its reservation past that. The
-    // steps run after that, in the worker's arena: blocks that grow its heap
-    // by mprotect further than that (10 MB, then 20), freed (last first) back
+    // the sources were chosen. The steps run after that, in the worker's
+    // arena: blocks that grow its heap by mprotect, freed (last first) back
     // into its top, as another thread's short-lived blocks can be between the
     // map and the copy. The top starts where it did and ends past the copy,
     // and nothing moves while the copy runs: only the heap's own size tells
@@ -156,8 +155,8 @@ describe('the allocator state of a live process', () => {
             ...Array.from({ length: n }, (_, i) => ({ op: 'free', step: n - 1 - i }))];
           const pick = (s) => ({ consistent: s.consistent, attempts: s.attempts, reason: s.reason,
             incomplete: h.allocatorTotals(s).incomplete, mismatches: h.allocatorTotals(s).mismatches.map((m) => m.field) });
-          const once = pick(h.allocatorSnapshot({ before: steps(100), attempts: 1 }));
-          const retaken = pick(h.allocatorSnapshot({ before: steps(200), attempts: 20 }));
+          const once = pick(h.allocatorSnapshot({ before: steps(40), attempts: 1 }));
+          const retaken = pick(h.allocatorSnapshot({ before: steps(80), attempts: 20 }));
           parentPort.postMessage({ once, retaken });\`, { eval: true });
         let seen;
         w.once('message', (m) => { seen = m; });
