@@ -78,8 +78,8 @@ describe('free', () => {
       if (r.besideTop && r.block > 0) expect(r.mergedTop - r.topAfter).toBe(r.returned);
     }
     // A free trims when the top reaches the trim threshold: every kept top is below the first trimming one.
-    // The top left once the run's blocks are taken is anywhere below top_pad and a page (48-131 KiB
-    // in six runs): within a block of where a free trims, the first free that merges into it trims.
+    // The top left once the run's blocks are taken is anywhere below top_pad and a page (48,496-130,768
+    // bytes in six runs): within a block of where a free trims, the first free that merges into it trims.
     const f = t.firstTrim!;
     if (t.keptTop === undefined) {
       expect(f).toBe(rows.find((r) => r.besideTop));
