@@ -765,7 +765,7 @@ function checkRows(rows) {
     if (bad) worse.push(row.id);
     lines.push(`| ${row.id} | ${was.ratio.toFixed(2)}× | ${row.ratio.toFixed(2)}× ${row.against} | ${limit.toFixed(2)}× | ${bad ? 'WORSE' : 'ok'} |`);
   }
-  return { text: lines.join('\n'), worse, ratios };
+  return { text: lines.join('\n'), worse, ratios, recorded };
 }
 
 /**
@@ -784,7 +784,7 @@ function againWhereWorse(first, groupOf) {
   });
   if (run.status !== 0) throw new Error(`measuring ${groups.join(', ')} again failed (${run.status ?? run.signal})`);
   const again = new Map(JSON.parse(run.stdout).rows.map((r) => [r.id, r]));
-  const recorded = JSON.parse(fs.readFileSync(FIGURES, 'utf8')).ratios;
+  const { recorded } = first;
   const lines = ['| row | recorded | first | again | limit | |', '| --- | ---: | ---: | ---: | ---: | --- |'];
   const worse = [];
   for (const id of first.worse) {
