@@ -162,22 +162,68 @@ function sizeOf(w: Walk, p: bigint, rule: SizeRule): number | string {
   return Number(size);
 }
 
+/**
+ * Brent's cycle finding, for a singly linked list read chunk by chunk: one
+ * chunk is marked, and the mark moves on at 1, 3, 7, 15... chunks, so a
+ * list that comes round is met at its mark again within a few times its
+ * length, with no set of the chunks met (a Set of 50,000 addresses above
+ * 2^31, each a heap number to hash and keep, cost ~600 ns a chunk).
+ */
+class CycleWatch {
+  private mark = NaN;
+  private at = 0;
+  private power = 0;
+
+  /** Whether the chunk at `n` (a number, NaN when not exact) is the marked one, met again. */
+  meets(n: number): boolean {
+    return n === this.mark;
+  }
+
+  /** The chunk at `n` was listed, at `index`. */
+  listed(n: number, index: number): void {
+    if (index - this.at < this.power) return;
+    this.mark = n;
+    this.at = index;
+    this.power = this.power * 2 || 1;
+  }
+
+  /**
+   * The list's chunks up to the first that comes back (`next`, about to be
+   * listed, included), where a set of the chunks met would have stopped:
+   * the index of the first chunk met again, found from the cycle's length
+   * (the chunks since the mark).
+   */
+  firstRepeat(chunks: readonly BinChunk[], next: bigint): number {
+    const length = chunks.length - this.at;
+    for (let i = 0; ; i++) if (chunks[i].address === (i + length < chunks.length ? chunks[i + length].address : next)) return i + length;
+  }
+}
+
+/** The index of the first of `chunks`, then `next`, that repeats one before it, or -1 (a set of them, for a list cut short anyway). */
+function firstRepeat(chunks: readonly BinChunk[], next: bigint): number {
+  const met = new Set<bigint>();
+  for (let i = 0; i < chunks.length; i++) {
+    if (met.has(chunks[i].address)) return i;
+    met.add(chunks[i].address);
+  }
+  return met.has(next) ? chunks.length : -1;
+}
+
 /** A fastbin: singly linked from `head`, links safe-linked where the layout says so. */
 export function walkFastbin(image: AllocatorImage, arena: Arena, index: number, head: bigint): Bin {
   const rule = sizeRule('fastbin', index);
   const w = walkFor(image, arena, rule);
   const bin: Bin = { index, count: 0, chunks: [] };
-  // Keyed by number (exact: placeProblem has put p inside the copied memory, below 2^47): a bigint key is hashed by a runtime call.
-  const seen = new Set<number>();
+  const watch = new CycleWatch();
   const fast = fastFor(w, rule);
   for (let p = head; p !== 0n;) {
     if (fast !== undefined && p < EXACT_LIMIT) {
       // By number while the chunks pass: a bigint compared or converted is a call into the runtime.
       let n = Number(p);
-      while (n !== 0 && !seen.has(n) && fastChunk(fast, n, bin.chunks.length)) {
+      while (n !== 0 && !watch.meets(n) && fastChunk(fast, n, bin.chunks.length)) {
         const stored = fast.source.wordIn(fast.range, n + 16);
         if (stored < 0) break;
-        seen.add(n);
+        watch.listed(n, bin.chunks.length);
         bin.chunks.push({ address: bigintOf(n), size: fast.size });
         n = image.layout.safeLinking ? revealNumber(stored, n + 16) : stored;
       }
@@ -185,18 +231,30 @@ export function walkFastbin(image: AllocatorImage, arena: Arena, index: number, 
       if (n === 0) break;
     }
     const stop = (reason: string): Bin => ({ ...bin, count: bin.chunks.length, reason });
+    const cycle = (at: number): Bin => {
+      // The chunks listed after the first that came back are dropped: they are that chunk's successors again.
+      const to = at < bin.chunks.length ? bin.chunks[at].address : p;
+      bin.chunks.length = at;
+      return stop(`the list comes back to ${hex(to)}: a cycle`);
+    };
     const where = placeProblem(w, p);
     if (where !== undefined) {
       const at = bin.chunks.length === 0 ? 'the head' : `the link after ${hex(bin.chunks[bin.chunks.length - 1].address)}`;
       return { ...stop(`${at}: ${where.reason}`), ...(own(where, 'uncopied') === undefined ? {} : { uncopied: where.uncopied }) };
     }
-    if (seen.has(Number(p))) return stop(`the list comes back to ${hex(p)}: a cycle`);
-    if (bin.chunks.length >= w.cap) return stop(`the list goes on past ${w.cap} chunks, all the arena's system_mem (${arena.systemMem} bytes) can hold`);
+    const key = p < EXACT_LIMIT ? Number(p) : NaN;
+    if (watch.meets(key)) return cycle(watch.firstRepeat(bin.chunks, p));
+    if (bin.chunks.length >= w.cap) {
+      // The watch may not have met a cycle that came round before the cap yet.
+      const repeat = firstRepeat(bin.chunks, p);
+      if (repeat >= 0) return cycle(repeat);
+      return stop(`the list goes on past ${w.cap} chunks, all the arena's system_mem (${arena.systemMem} bytes) can hold`);
+    }
     const size = sizeOf(w, p, rule);
     if (typeof size === 'string') return stop(size);
     const stored = readWord(image.memory, p + 16n);
     if (typeof stored === 'string') return stop(stored);
-    seen.add(Number(p));
+    watch.listed(key, bin.chunks.length);
     bin.chunks.push({ address: p, size });
     p = image.layout.safeLinking ? revealPointer(stored, p + 16n) : stored;
   }
@@ -214,12 +272,10 @@ export function walkRegularBin(image: AllocatorImage, arena: Arena, index: numbe
   const rule = sizeRule('regular', index);
   const w = walkFor(image, arena, rule);
   const bin: Bin = { index, count: 0, chunks: [] };
-  // Keyed by number (exact: placeProblem has put p inside the copied memory, below 2^47): a bigint key is hashed by a runtime call.
-  // Filled only for the bigint path, with every chunk listed before it: the
-  // fast path needs none, since a chunk met again has a bk that is not the
-  // one before it (it was checked to be another when the chunk was first met).
-  const seen = new Set<number>();
-  let inSeen = 0;
+  // No set of the chunks met: the first chunk met again has a bk that is not
+  // the chunk before it (it was checked to be another when the chunk was
+  // first met), so a cycle ends the list at the bk check, or at the cap, and
+  // only there is the list searched for the chunk, to say which it is.
   const large = index >= 64;
   const fast = fastFor(w, rule);
   let prev = header;
@@ -243,7 +299,6 @@ export function walkRegularBin(image: AllocatorImage, arena: Arena, index: numbe
       if (n === end) break;
       p = bigintOf(n);
     }
-    for (; inSeen < bin.chunks.length; inSeen++) seen.add(Number(bin.chunks[inSeen].address));
     const last = bin.chunks[bin.chunks.length - 1];
     const stop = (reason: string): Bin => ({ ...bin, count: bin.chunks.length, reason });
     const where = placeProblem(w, p);
@@ -251,14 +306,15 @@ export function walkRegularBin(image: AllocatorImage, arena: Arena, index: numbe
       const at = prev === header ? "the header's fd" : `fd of ${hex(prev)}`;
       return { ...stop(`${at}: ${where.reason}`), ...(own(where, 'uncopied') === undefined ? {} : { uncopied: where.uncopied }) };
     }
-    if (seen.has(Number(p))) return stop(`the list comes back to ${hex(p)} without returning to the bin's header: a cycle`);
-    if (bin.chunks.length >= w.cap) return stop(`the list goes on past ${w.cap} chunks, all the arena's system_mem (${arena.systemMem} bytes) can hold`);
+    const cycle = (): string | undefined => (bin.chunks.some((c) => c.address === p)
+      ? `the list comes back to ${hex(p)} without returning to the bin's header: a cycle` : undefined);
+    if (bin.chunks.length >= w.cap) return stop(cycle() ?? `the list goes on past ${w.cap} chunks, all the arena's system_mem (${arena.systemMem} bytes) can hold`);
     const size = sizeOf(w, p, rule);
     if (typeof size === 'string') return stop(size);
     const [next, back] = [readWord(image.memory, p + 16n), readWord(image.memory, p + 24n)];
     if (typeof next === 'string') return stop(next);
     if (typeof back === 'string') return stop(back);
-    if (back !== prev) return stop(`the chunk at ${hex(p)} has bk ${hex(back)}, but the list reached it from ${hex(prev)}`);
+    if (back !== prev) return stop(cycle() ?? `the chunk at ${hex(p)} has bk ${hex(back)}, but the list reached it from ${hex(prev)}`);
     const free = freeProblem(w, p, size);
     if (free !== undefined) return stop(free);
     if (large && last !== undefined && size > last.size) return stop(`the chunk at ${hex(p)} (${hex(size)}) is larger than the one before it (${hex(last.size)}): a large bin runs from large to small`);
