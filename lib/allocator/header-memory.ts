@@ -96,7 +96,8 @@ export function headerMemory(full: readonly CopiedRange[], regions: readonly Hea
     if (k < 0) return false;
     const r = sorted[k];
     const at = address - bases[k];
-    const i = chunkAtOrBefore(r.offsets, r.count, at);
+    // From the last chunk found when it is in this region: a list's next chunk is most often near it.
+    const i = chunkAtOrBefore(r.offsets, r.count, at, k === lastK ? lastI : -1);
     if (i < 0 || at - r.offsets[i] + length > Math.min(HEADER_BYTES, r.end - r.offsets[i])) return false;
     lastK = k;
     lastI = i;

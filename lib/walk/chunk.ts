@@ -167,10 +167,39 @@ function lazyTable(count: number, build: () => ChunkTable): ChunkTable {
 
 const KEYS = ['offsets', 'sizes', 'bits'] as const;
 
-/** The index of the last chunk of a table's `offsets` (sorted, `count` long) at or below `offset`, or -1. */
-export function chunkAtOrBefore(offsets: Float64Array, count: number, offset: number): number {
+/**
+ * The index of the last chunk of a table's `offsets` (sorted, `count` long)
+ * at or below `offset`, or -1. With `near`, an index to start from (the last
+ * one found, for a caller looking up chunks in list order): the search
+ * gallops out from there, and a chunk a few chunks away is found in a few
+ * reads of memory already in cache, where halving a million offsets from
+ * the ends read twenty, most of them misses.
+ */
+export function chunkAtOrBefore(offsets: Float64Array, count: number, offset: number, near = -1): number {
+  // The search below narrows [lo, hi): every offset before lo is at or below `offset`, every one from hi on above it.
   let lo = 0;
   let hi = count;
+  if (near >= 0 && near < count) {
+    let step = 1;
+    let probe: number;
+    if (offsets[near] <= offset) {
+      let below = near;
+      for (probe = near + 1; probe < count && offsets[probe] <= offset; probe = near + step) {
+        below = probe;
+        step *= 2;
+      }
+      lo = below + 1;
+      hi = Math.min(probe, count);
+    } else {
+      let above = near;
+      for (probe = near - 1; probe >= 0 && offsets[probe] > offset; probe = near - step) {
+        above = probe;
+        step *= 2;
+      }
+      lo = Math.max(probe + 1, 0);
+      hi = above;
+    }
+  }
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
     if (offsets[mid] <= offset) lo = mid + 1;
