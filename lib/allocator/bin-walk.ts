@@ -10,31 +10,13 @@ import { bigintOf } from '../exact';
 import { holds, MemorySource, readWord } from './memory-source';
 import { revealNumber, revealPointer } from './safe-linking';
 import { defineOwn, own } from '../validate';
+import { Bin, BinChunk, binOf, ListedChunks } from './bin-chunks';
 
 const SIZE_BITS = 7n;
 const PREV_INUSE = 1n;
 const NON_MAIN_ARENA = 4n;
 
-export interface BinChunk {
-  /** The chunk (its prev_size word), not the user pointer. */
-  address: bigint;
-  size: number;
-  /** Large bins: the first chunk of each size's run links the runs (the others' nextsize words are stale). */
-  fdNextsize?: bigint;
-  bkNextsize?: bigint;
-}
-
-export interface Bin {
-  /** Fastbins 0–9; the unsorted bin 1, small bins 2–63, large bins 64–126 (127 is never used). */
-  index: number;
-  /** The chunks read: all of them unless `reason` says why the list stopped. */
-  count: number;
-  /** In list order: from the head (fastbins, fd of the bin header) on. */
-  chunks: BinChunk[];
-  reason?: string;
-  /** Where the list left the copied memory, when that stopped it: a copy that holds it can follow it further. */
-  uncopied?: bigint;
-}
+export type { Bin, BinChunk } from './bin-chunks';
 
 /** The sizes a list may hold: one size (fastbins, small bins), a range, or any chunk size (unsorted). */
 export interface SizeRule {
@@ -193,18 +175,18 @@ class CycleWatch {
    * the index of the first chunk met again, found from the cycle's length
    * (the chunks since the mark).
    */
-  firstRepeat(chunks: readonly BinChunk[], next: bigint): number {
+  firstRepeat(chunks: ListedChunks, next: bigint): number {
     const length = chunks.length - this.at;
-    for (let i = 0; ; i++) if (chunks[i].address === (i + length < chunks.length ? chunks[i + length].address : next)) return i + length;
+    for (let i = 0; ; i++) if (chunks.address(i) === (i + length < chunks.length ? chunks.address(i + length) : next)) return i + length;
   }
 }
 
 /** The index of the first of `chunks`, then `next`, that repeats one before it, or -1 (a set of them, for a list cut short anyway). */
-function firstRepeat(chunks: readonly BinChunk[], next: bigint): number {
+function firstRepeat(chunks: ListedChunks, next: bigint): number {
   const met = new Set<bigint>();
   for (let i = 0; i < chunks.length; i++) {
-    if (met.has(chunks[i].address)) return i;
-    met.add(chunks[i].address);
+    if (met.has(chunks.address(i))) return i;
+    met.add(chunks.address(i));
   }
   return met.has(next) ? chunks.length : -1;
 }
@@ -213,40 +195,40 @@ function firstRepeat(chunks: readonly BinChunk[], next: bigint): number {
 export function walkFastbin(image: AllocatorImage, arena: Arena, index: number, head: bigint): Bin {
   const rule = sizeRule('fastbin', index);
   const w = walkFor(image, arena, rule);
-  const bin: Bin = { index, count: 0, chunks: [] };
+  const chunks = new ListedChunks();
   const watch = new CycleWatch();
   const fast = fastFor(w, rule);
   for (let p = head; p !== 0n;) {
     if (fast !== undefined && p < EXACT_LIMIT) {
       // By number while the chunks pass: a bigint compared or converted is a call into the runtime.
       let n = Number(p);
-      while (n !== 0 && !watch.meets(n) && fastChunk(fast, n, bin.chunks.length)) {
+      while (n !== 0 && !watch.meets(n) && fastChunk(fast, n, chunks.length)) {
         const stored = fast.source.wordIn(fast.range, n + 16);
         if (stored < 0) break;
-        watch.listed(n, bin.chunks.length);
-        bin.chunks.push({ address: bigintOf(n), size: fast.size });
+        watch.listed(n, chunks.length);
+        chunks.push(n, fast.size);
         n = image.layout.safeLinking ? revealNumber(stored, n + 16) : stored;
       }
       p = bigintOf(n);
       if (n === 0) break;
     }
-    const stop = (reason: string): Bin => ({ ...bin, count: bin.chunks.length, reason });
+    const stop = (reason: string, uncopied?: bigint): Bin => binOf(index, chunks, reason, uncopied);
     const cycle = (at: number): Bin => {
       // The chunks listed after the first that came back are dropped: they are that chunk's successors again.
-      const to = at < bin.chunks.length ? bin.chunks[at].address : p;
-      bin.chunks.length = at;
+      const to = at < chunks.length ? chunks.address(at) : p;
+      chunks.truncate(at);
       return stop(`the list comes back to ${hex(to)}: a cycle`);
     };
     const where = placeProblem(w, p);
     if (where !== undefined) {
-      const at = bin.chunks.length === 0 ? 'the head' : `the link after ${hex(bin.chunks[bin.chunks.length - 1].address)}`;
-      return { ...stop(`${at}: ${where.reason}`), ...(own(where, 'uncopied') === undefined ? {} : { uncopied: where.uncopied }) };
+      const at = chunks.length === 0 ? 'the head' : `the link after ${hex(chunks.address(chunks.length - 1))}`;
+      return stop(`${at}: ${where.reason}`, own(where, 'uncopied'));
     }
     const key = p < EXACT_LIMIT ? Number(p) : NaN;
-    if (watch.meets(key)) return cycle(watch.firstRepeat(bin.chunks, p));
-    if (bin.chunks.length >= w.cap) {
+    if (watch.meets(key)) return cycle(watch.firstRepeat(chunks, p));
+    if (chunks.length >= w.cap) {
       // The watch may not have met a cycle that came round before the cap yet.
-      const repeat = firstRepeat(bin.chunks, p);
+      const repeat = firstRepeat(chunks, p);
       if (repeat >= 0) return cycle(repeat);
       return stop(`the list goes on past ${w.cap} chunks, all the arena's system_mem (${arena.systemMem} bytes) can hold`);
     }
@@ -254,12 +236,11 @@ export function walkFastbin(image: AllocatorImage, arena: Arena, index: number, 
     if (typeof size === 'string') return stop(size);
     const stored = readWord(image.memory, p + 16n);
     if (typeof stored === 'string') return stop(stored);
-    watch.listed(key, bin.chunks.length);
-    bin.chunks.push({ address: p, size });
+    watch.listed(key, chunks.length);
+    chunks.pushChunk({ address: p, size });
     p = image.layout.safeLinking ? revealPointer(stored, p + 16n) : stored;
   }
-  bin.count = bin.chunks.length;
-  return bin;
+  return binOf(index, chunks);
 }
 
 /**
@@ -271,7 +252,7 @@ export function walkFastbin(image: AllocatorImage, arena: Arena, index: number, 
 export function walkRegularBin(image: AllocatorImage, arena: Arena, index: number, header: bigint, fd: bigint, bk: bigint): Bin {
   const rule = sizeRule('regular', index);
   const w = walkFor(image, arena, rule);
-  const bin: Bin = { index, count: 0, chunks: [] };
+  const chunks = new ListedChunks();
   // No set of the chunks met: the first chunk met again has a bk that is not
   // the chunk before it (it was checked to be another when the chunk was
   // first met), so a cycle ends the list at the bk check, or at the cap, and
@@ -285,30 +266,31 @@ export function walkRegularBin(image: AllocatorImage, arena: Arena, index: numbe
       const end = Number(header);
       let n = Number(p);
       let before = Number(prev);
-      const start = bin.chunks.length;
+      const start = chunks.length;
       while (n !== end) {
-        const next = fastRegular(fast, n, before, bin.chunks.length);
-        const last = bin.chunks[bin.chunks.length - 1];
+        const next = fastRegular(fast, n, before, chunks.length);
         // A large bin's first chunk of a size, which links the sizes, takes the bigint path.
-        if (next < 0 || (large && (last === undefined || fast.size !== last.size))) break;
-        bin.chunks.push({ address: bigintOf(n), size: fast.size });
+        if (next < 0 || (large && (chunks.length === 0 || fast.size !== chunks.size(chunks.length - 1)))) break;
+        chunks.push(n, fast.size);
         before = n;
         n = next;
       }
-      if (bin.chunks.length > start) prev = bin.chunks[bin.chunks.length - 1].address;
+      if (chunks.length > start) prev = chunks.address(chunks.length - 1);
       if (n === end) break;
       p = bigintOf(n);
     }
-    const last = bin.chunks[bin.chunks.length - 1];
-    const stop = (reason: string): Bin => ({ ...bin, count: bin.chunks.length, reason });
+    const last = chunks.length === 0 ? undefined : chunks.size(chunks.length - 1);
+    const stop = (reason: string, uncopied?: bigint): Bin => binOf(index, chunks, reason, uncopied);
     const where = placeProblem(w, p);
     if (where !== undefined) {
       const at = prev === header ? "the header's fd" : `fd of ${hex(prev)}`;
-      return { ...stop(`${at}: ${where.reason}`), ...(own(where, 'uncopied') === undefined ? {} : { uncopied: where.uncopied }) };
+      return stop(`${at}: ${where.reason}`, own(where, 'uncopied'));
     }
-    const cycle = (): string | undefined => (bin.chunks.some((c) => c.address === p)
-      ? `the list comes back to ${hex(p)} without returning to the bin's header: a cycle` : undefined);
-    if (bin.chunks.length >= w.cap) return stop(cycle() ?? `the list goes on past ${w.cap} chunks, all the arena's system_mem (${arena.systemMem} bytes) can hold`);
+    const cycle = (): string | undefined => {
+      for (let i = 0; i < chunks.length; i++) if (chunks.address(i) === p) return `the list comes back to ${hex(p)} without returning to the bin's header: a cycle`;
+      return undefined;
+    };
+    if (chunks.length >= w.cap) return stop(cycle() ?? `the list goes on past ${w.cap} chunks, all the arena's system_mem (${arena.systemMem} bytes) can hold`);
     const size = sizeOf(w, p, rule);
     if (typeof size === 'string') return stop(size);
     const [next, back] = [readWord(image.memory, p + 16n), readWord(image.memory, p + 24n)];
@@ -317,26 +299,25 @@ export function walkRegularBin(image: AllocatorImage, arena: Arena, index: numbe
     if (back !== prev) return stop(cycle() ?? `the chunk at ${hex(p)} has bk ${hex(back)}, but the list reached it from ${hex(prev)}`);
     const free = freeProblem(w, p, size);
     if (free !== undefined) return stop(free);
-    if (large && last !== undefined && size > last.size) return stop(`the chunk at ${hex(p)} (${hex(size)}) is larger than the one before it (${hex(last.size)}): a large bin runs from large to small`);
+    if (large && last !== undefined && size > last) return stop(`the chunk at ${hex(p)} (${hex(size)}) is larger than the one before it (${hex(last)}): a large bin runs from large to small`);
     const chunk: BinChunk = { address: p, size };
-    if (large && (last === undefined || last.size !== size)) {
+    if (large && (last === undefined || last !== size)) {
       const [fdn, bkn] = [readWord(image.memory, p + 32n), readWord(image.memory, p + 40n)];
       if (typeof fdn === 'string') return stop(fdn);
       if (typeof bkn === 'string') return stop(bkn);
       defineOwn(chunk, 'fdNextsize', fdn);
       defineOwn(chunk, 'bkNextsize', bkn);
     }
-    bin.chunks.push(chunk);
+    chunks.pushChunk(chunk);
     prev = p;
     p = next;
   }
-  bin.count = bin.chunks.length;
-  if (bk !== prev) return { ...bin, reason: `the bin's bk is ${hex(bk)}, but its list ends at ${hex(prev)}` };
+  if (bk !== prev) return binOf(index, chunks, `the bin's bk is ${hex(bk)}, but its list ends at ${hex(prev)}`);
   if (large) {
-    const reason = nextsizeProblem(bin.chunks);
-    if (reason !== undefined) return { ...bin, reason };
+    const reason = nextsizeProblem([...chunks.objects.values()]);
+    if (reason !== undefined) return binOf(index, chunks, reason);
   }
-  return bin;
+  return binOf(index, chunks);
 }
 
 /** A binned chunk is free: the chunk after it has P clear and prev_size equal to its size. */

@@ -3,10 +3,19 @@
 // a given size, each from the lists and one binary search a listed chunk.
 // Each agrees with the places placeChunks gives.
 import { FREE_BIT } from '../walk/chunk';
+import { BinChunk, binColumns, ListedChunks } from './bin-chunks';
 import { ArenaBins } from './bins';
 import { indexIn, isFencepost } from './places';
 import { RegionWalk } from './heap-walks';
 import { ThreadCache } from './tcaches';
+
+const EXACT_LIMIT = 2 ** 53;
+
+/** A listed chunk's key in Listed: its address as a number (Number() of it at 2^53 or above, as for a tcache's chunks). */
+function numberOf(chunks: ListedChunks, i: number): number {
+  const at = chunks.addressNumber(i);
+  return at < EXACT_LIMIT ? at : Number(chunks.address(i));
+}
 
 export interface Listed {
   /** Chunks in a fastbin, the unsorted, a small or a large bin (and in no tcache), keyed by address as a number. */
@@ -21,7 +30,12 @@ export interface Listed {
 export function listedChunks(bins: readonly ArenaBins[], tcaches: readonly ThreadCache[]): Listed {
   const binned = new Set<number>();
   for (const b of bins) {
-    for (const list of [b.fastbins, b.unsorted, b.smallbins, b.largebins]) for (const bin of list) for (const c of bin.chunks) binned.add(Number(c.address));
+    for (const list of [b.fastbins, b.unsorted, b.smallbins, b.largebins]) {
+      for (const bin of list) {
+        const chunks = binColumns(bin);
+        for (let i = 0; i < chunks.length; i++) binned.add(numberOf(chunks, i));
+      }
+    }
   }
   const cached = new Map<number, number>();
   for (const t of tcaches) for (const bin of t.bins) for (const c of bin.chunks) cached.set(Number(c.address), c.size);
@@ -68,9 +82,20 @@ export function binnedRuns(w: RegionWalk, listed: Listed): { start: bigint; size
  * counts as in use).
  */
 export function unwalkedRuns(bins: ArenaBins, walks: readonly RegionWalk[], listed: Listed): { start: bigint; size: bigint }[] {
-  const chunks = [...bins.fastbins, ...bins.unsorted, ...bins.smallbins, ...bins.largebins].flatMap((b) => b.chunks)
-    .filter((c) => listed.binned.has(Number(c.address)) && !walks.some((w) => c.address >= w.start && c.address < w.end))
-    .sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
+  // From the columns, by number: the few chunks no walk holds become objects.
+  const spans = walks.map((w) => [Number(w.start), Number(w.end)]);
+  const chunks: BinChunk[] = [];
+  for (const bin of [...bins.fastbins, ...bins.unsorted, ...bins.smallbins, ...bins.largebins]) {
+    const list = binColumns(bin);
+    for (let i = 0; i < list.length; i++) {
+      const at = numberOf(list, i);
+      if (!listed.binned.has(at)) continue;
+      // An exact `at` compares with a bound exactly, converted or not: one at 2^53 or above is above it either way.
+      if (at < EXACT_LIMIT ? spans.some(([start, end]) => at >= start && at < end) : walks.some((w) => list.address(i) >= w.start && list.address(i) < w.end)) continue;
+      chunks.push(list.chunk(i));
+    }
+  }
+  chunks.sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
   const runs: { start: bigint; size: bigint }[] = [];
   for (const c of chunks) {
     const last = runs[runs.length - 1];

@@ -13,6 +13,7 @@ import { hex } from '../format';
 import { defineOwn, lazyFields, own } from '../validate';
 import { chunkAtOrBefore, FREE_BIT } from '../walk/chunk';
 import { Arena } from './arenas';
+import { binColumns } from './bin-chunks';
 import { ArenaBins } from './bins';
 import { RegionWalk } from './heap-walks';
 import { ThreadCache } from './tcaches';
@@ -104,6 +105,7 @@ interface Stray {
 }
 
 const EXACT_LIMIT = 2 ** 53;
+const EXACT_LIMIT_BIGINT = 1n << 53n;
 
 const columnsOf = new WeakMap<RegionPlaces, RegionPlaceColumns>();
 
@@ -158,13 +160,13 @@ export function placeChunks(
   // Each listed chunk is looked up in every region (they are few) by a
   // binary search and placed at once: bins before tcaches, so a chunk listed
   // twice keeps its last listing (a tcache's over a bin's).
-  const place = (address: bigint, code: number, bin: number | undefined, arena: bigint, cache?: ThreadCache) => {
-    // One conversion, no bigint comparison (a call into the runtime): below 2^53 it is exact, and from there it stays at or above.
-    const at = Number(address);
-    if (at >= EXACT_LIMIT) {
+  // The address as a number below 2^53 (exact; no bigint comparison, a call into the runtime), as read above.
+  const place = (address: number | bigint, code: number, bin: number | undefined, arena: bigint, cache?: ThreadCache) => {
+    if (typeof address === 'bigint') {
       far.push({ address, place: PLACE_KINDS[code], bin, arena });
       return;
     }
+    const at = address;
     let met = false;
     for (let k = 0; k < all.length; k++) {
       const columns = all[k];
@@ -176,11 +178,18 @@ export function placeChunks(
       else columns.bins.set(i, bin);
       if (cache !== undefined) mark(columns, i, { tcache: cache.address, owner: cache.owner });
     }
-    if (!met) strays.set(at, { address, place: PLACE_KINDS[code], bin, arena });
+    if (!met) strays.set(at, { address: bigintOf(at), place: PLACE_KINDS[code], bin, arena });
   };
   for (const b of bins) {
     const add = (code: number, list: ArenaBins['fastbins'], withIndex: boolean) => {
-      for (const bin of list) for (const c of bin.chunks) place(c.address, code, withIndex ? bin.index : undefined, b.arena);
+      for (const bin of list) {
+        // The columns: no object per chunk (bin-chunks.ts).
+        const chunks = binColumns(bin);
+        for (let i = 0; i < chunks.length; i++) {
+          const at = chunks.addressNumber(i);
+          place(at < EXACT_LIMIT ? at : chunks.address(i), code, withIndex ? bin.index : undefined, b.arena);
+        }
+      }
     };
     add(CODE.fastbin, b.fastbins, true);
     add(CODE.unsorted, b.unsorted, false);
@@ -188,7 +197,7 @@ export function placeChunks(
     add(CODE.largebin, b.largebins, true);
   }
   for (const t of tcaches) {
-    for (const bin of t.bins) for (const c of bin.chunks) place(c.address, CODE.tcache, bin.index, t.arena, t);
+    for (const bin of t.bins) for (const c of bin.chunks) place(c.address < EXACT_LIMIT_BIGINT ? Number(c.address) : c.address, CODE.tcache, bin.index, t.arena, t);
   }
   const regions = all.map((columns, r): RegionPlaces => {
     const { walk: w, places } = columns;
@@ -247,18 +256,22 @@ export function indexIn(w: RegionWalk, at: number): number {
  * A walk's chunk offsets and start read once, for many lookups: placeChunks
  * makes one per region and looks every listed chunk up in each, where it
  * read the table's fields and converted the region's start every time.
+ * `near` is the last chunk found, where the next search starts (a list's
+ * chunks often lie in address order: a bin's as they were freed).
  */
-interface ChunkIndex { start: number; offsets: Float64Array; count: number }
+interface ChunkIndex { start: number; offsets: Float64Array; count: number; near: number }
 
 function chunkIndex(w: RegionWalk): ChunkIndex {
   const { offsets, count } = w.walk.table;
-  return { start: Number(w.start), offsets, count };
+  return { start: Number(w.start), offsets, count, near: -1 };
 }
 
-function chunkAt({ start, offsets, count }: ChunkIndex, at: number): number {
+function chunkAt(index: ChunkIndex, at: number): number {
+  const { start, offsets, count } = index;
   const offset = at - start;
   if (count === 0 || offset < 0 || offset > offsets[count - 1]) return -1;
-  const i = chunkAtOrBefore(offsets, count, offset);
+  const i = chunkAtOrBefore(offsets, count, offset, index.near);
+  index.near = i;
   return i >= 0 && offsets[i] === offset ? i : -1;
 }
 

@@ -10,6 +10,7 @@ import { hex } from '../format';
 import { Mallinfo } from '../stats';
 import { own } from '../validate';
 import { Arena } from './arenas';
+import { binBytes } from './bin-chunks';
 import { ArenaBins } from './bins';
 import { MallocPar } from './decode';
 
@@ -53,7 +54,7 @@ export function decodedTotals(arenas: readonly Arena[], bins: readonly ArenaBins
     const b = bins.find((x) => x.arena === a.address);
     const sum = (lists: ArenaBins['fastbins']) => lists.reduce((s, bin) => {
       if (own(bin, 'reason') !== undefined) incomplete.push(`arena ${hex(a.address)} bin ${bin.index}: ${bin.reason}`);
-      return { count: s.count + bin.count, bytes: s.bytes + bin.chunks.reduce((n, c) => n + c.size, 0) };
+      return { count: s.count + bin.count, bytes: s.bytes + binBytes(bin) };
     }, { count: 0, bytes: 0 });
     const binned = b === undefined ? { count: 0, bytes: 0 } : sum([...b.unsorted, ...b.smallbins, ...b.largebins]);
     const fastbins = b === undefined ? { count: 0, bytes: 0 } : sum(b.fastbins);

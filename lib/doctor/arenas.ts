@@ -3,12 +3,23 @@
 // chunk, free ÷ system, resident bytes and what a trim gives back.
 // `tcacheBytes`: per arena, the tcache chunks in its memory (cachedBytes).
 import type { Arena } from '../allocator/arenas';
+import { binBytes, binColumns } from '../allocator/bin-chunks';
 import type { ArenaBins, Bin } from '../allocator/bins';
 import type { ArenaTotals } from '../allocator/totals';
 import type { MemoryRegion } from '../maps';
 import type { ArenaDiagnosis, TrimRange } from './types';
 
-const bytesOf = (bins: readonly Bin[]) => bins.reduce((n, b) => n + b.chunks.reduce((m, c) => m + c.size, 0), 0);
+const bytesOf = (bins: readonly Bin[]) => bins.reduce((n, b) => n + binBytes(b), 0);
+
+/** The largest chunk the lists hold (0 when none), from their columns. */
+function largestOf(lists: readonly Bin[]): number {
+  let largest = 0;
+  for (const list of lists) {
+    const chunks = binColumns(list);
+    for (let i = 0; i < chunks.length; i++) largest = Math.max(largest, chunks.size(i));
+  }
+  return largest;
+}
 
 /** Resident bytes of the regions that start in `memory` (the arena's [heap] or heaps). */
 function residentOf(a: Arena, regions: readonly MemoryRegion[]): number {
@@ -44,7 +55,7 @@ export function diagnoseArenas(
       },
       freeChunks: lists.reduce((n, l) => n + l.count, 0),
       tcache,
-      largestFree: lists.reduce((m, l) => l.chunks.reduce((k, c) => Math.max(k, c.size), m), 0),
+      largestFree: largestOf(lists),
       fragmentation: systemMem === 0 ? 0 : free / systemMem,
       rss: residentOf(a, regions),
       trim: {
