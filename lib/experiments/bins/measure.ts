@@ -36,11 +36,15 @@ export const SPLIT_REQUEST = 248;
 /** The in-use chunk after a test chunk that keeps it from merging forward. */
 export const GUARD_REQUEST = 24;
 /**
- * What top is left with beyond what the plan carves from it, at most: room
- * for fillers that miss their chunk (one freed or taken after it was read)
- * and take from top instead, where a smaller top would make the break move
- * in the middle of the plan. Never more than half mp_.trim_threshold, so
- * that a free into top cannot trim the heap.
+ * What top is left with beyond what the plan carves from it: room for
+ * fillers that miss their chunk (one freed or taken after it was read) and
+ * take from top instead, where a smaller top would make the break move in
+ * the middle of the plan. At most half mp_.trim_threshold, and at least
+ * TOP_LEFT_MIN, and then the fillers' own bytes on top of that (all of them
+ * may miss), but never within TOP_LEFT_MIN of mp_.trim_threshold: the one
+ * free into top (big2, which the plan took from top) must not trim the heap.
+ * With 16 KiB alone, top ran out before malloc(8192) in four runs of eight
+ * here (the fillers took ~61 KB), and the break moved mid-plan.
  */
 const TOP_LEFT = 256 * 1024;
 const TOP_LEFT_MIN = 16 * 1024;
@@ -177,13 +181,14 @@ function stages(count: number): Omit<StageSpec, 'copy'>[] {
 }
 
 /**
- * A malloc that leaves top with `TOP_LEFT` bytes beyond the `carved` the
- * test chunks take. Top is read right before the plan: decoding the
- * snapshot mallocs and frees next to it.
+ * A malloc that leaves top with room (TOP_LEFT) beyond the `carved` bytes
+ * the test chunks take, the fillers' `fillerBytes` among it. Top is read
+ * right before the plan: decoding the snapshot mallocs and frees next to it.
  */
-function topTaker(steps: PlanStep[], carved: number, trimThreshold: number): { taker?: number; topBefore: number; topTaken: number } {
+function topTaker(steps: PlanStep[], carved: number, fillerBytes: number, trimThreshold: number): { taker?: number; topBefore: number; topTaken: number } {
   const topBefore = runPlan([{ op: 'mallinfo' }]).steps[0].mallinfo!.keepcost;
-  const take = topBefore - carved - Math.max(TOP_LEFT_MIN, Math.min(TOP_LEFT, Math.floor(trimThreshold / 2) - carved));
+  const room = Math.max(TOP_LEFT_MIN, Math.min(TOP_LEFT, Math.floor(trimThreshold / 2) - carved));
+  const take = topBefore - carved - room - Math.max(0, Math.min(fillerBytes, trimThreshold - TOP_LEFT_MIN - room));
   if (take < 4 * MINSIZE) return { topBefore, topTaken: 0 };
   const taker = steps.push({ op: 'malloc', size: take - 8 }) - 1;
   steps.push({ op: 'header', step: taker });
@@ -250,7 +255,9 @@ function measureOnce(measured: MaxFastOffset, isolated: boolean): { rows: BinsRo
   const sources = copySources();
   // One at a time: with a large tcache_count the drains are more steps than a call's arguments may be.
   for (const step of drains(count)) steps.push(step);
-  const { taker, topBefore, topTaken } = topTaker(steps, carvedBytes(count), trimThreshold);
+  // Each filler that misses its chunk takes its chunk's size from top.
+  const fillerBytes = steps.slice(0, tcacheFillers + binFillers).reduce((n, s) => n + requestToChunkSize(Number((s as { size: number }).size)), 0);
+  const { taker, topBefore, topTaken } = topTaker(steps, carvedBytes(count), fillerBytes, trimThreshold);
   const preparation: Preparation = { tcacheCount: count, tcacheFillers, binFillers, drains: count + DRAIN_EXTRA, topBefore, topTaken };
   const { tests, guardsAfter } = layout(count);
   const spec: StageSpec[] = stages(count);
@@ -352,7 +359,8 @@ function measureOnce(measured: MaxFastOffset, isolated: boolean): { rows: BinsRo
 
 /**
  * A known disturbance that a new run may not meet: a copy that was torn
- * (another thread used malloc, the break moved), a test chunk not carved
+ * (another thread used malloc, the break moved), the break moved between
+ * two copies before the last stage, a test chunk not carved
  * between the neighbours planned at its own size, or a request that another
  * free chunk served instead of the one the stage is about (free chunks the
  * fillers missed: Node frees whenever V8 collects).
@@ -365,6 +373,9 @@ function disturbanceOf(rows: readonly BinsRow[]): string | undefined {
     return `${odd.length} test chunks were not carved between the neighbours planned at their own size ` +
       `(${odd.map((c) => `${c.name}: ${c.size} bytes${c.after && c.before ? '' : ', not between its neighbours'}`).join('; ')})`;
   }
+  // Up to the last stage every request is served below the break: it moved when top ran out (fillers that missed took from it).
+  const moved = rows.find((r) => r.stage !== 'top' && r.programBreak !== rows[0].programBreak);
+  if (moved !== undefined) return `the break moved from ${hex(rows[0].programBreak)} to ${hex(moved.programBreak)} by step ${moved.step} (${moved.action})`;
   const by = (stage: BinsStage) => rows.find((r) => r.stage === stage);
   const split = by('split');
   const l = rows[0].places.find((p) => p.name === 'L');
