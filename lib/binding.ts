@@ -93,6 +93,12 @@ export interface RawBinding {
    * then reads as empty); passes over anything else. How many it gave back.
    */
   releaseCopies(buffers: unknown[]): number;
+  /**
+   * `length` zero bytes (1 to 2^32) from mmap, their pages faulted in at
+   * once, in huge pages where the kernel gives them: for the columns a walk
+   * of a big heap fills. Given back by releaseCopies, or when collected.
+   */
+  freshBuffer(length: number): Buffer;
 }
 
 const REQUIREMENT = 'heapscope requires Linux on x86_64 with glibc 2.28 or later';

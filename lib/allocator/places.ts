@@ -10,6 +10,7 @@
 // pass over two columns, not a million objects.
 import { bigintOf } from '../exact';
 import { hex } from '../format';
+import { zeroedBytes } from '../fresh-memory';
 import { defineOwn, lazyFields, own } from '../validate';
 import { chunkAtOrBefore, FREE_BIT } from '../walk/chunk';
 import { Arena } from './arenas';
@@ -71,9 +72,10 @@ export interface RegionPlaceColumns {
   /**
    * 1 + the bin index of each listed chunk that has one (tcache, fastbin,
    * small and large bins; every index is below 128), 0 for the others, by
-   * chunk index. In one buffer with `places`: a typed array comes from this
-   * process's malloc, and an experiment that decodes its own heap would meet
-   * a second one there, freed whenever V8 collects it. (A Map of chunk
+   * chunk index. In one buffer with `places`: a small typed array comes
+   * from this process's malloc, and an experiment that decodes its own heap
+   * would meet a second one there, freed whenever V8 collects it (a big one
+   * is mapped: fresh-memory.ts). (A Map of chunk
    * index to bin cost ~350 ns a set here, most of it its growth: 20 ms of a
    * walk whose small bin held 62,500 chunks.)
    */
@@ -151,7 +153,7 @@ export function placeChunks(
   const byArena = new Map(arenas.map((a) => [a.address, a]));
   const all = walks.map((w): RegionPlaceColumns => {
     const { count } = w.walk.table;
-    const buffer = new Uint8Array(2 * count);
+    const buffer = zeroedBytes(2 * count);
     return { walk: w, places: buffer.subarray(0, count), bins: buffer.subarray(count), marks: new Map<number, Mark>() };
   });
   const indexes = walks.map(chunkIndex);
