@@ -5,6 +5,8 @@
 const word = new BigUint64Array(1);
 const halves = new Uint32Array(word.buffer);
 export const TWO_32 = 4294967296;
+/** 2^53: whole numbers below it are exact as numbers (every x86_64 user address is). */
+export const EXACT_LIMIT = 2 ** 53;
 /** A 64-bit word's high half from which the word is 2^53 or more: no exact number. */
 export const EXACT_HIGH_LIMIT = 0x200000;
 

@@ -4,10 +4,9 @@
 // with a bigint) spent ~300 ns a chunk in V8's young-generation collections
 // alone, copying what stayed alive: the decoders that only count, sum or
 // place a bin's chunks read the columns instead (binColumns).
-import { bigintOf } from '../exact';
+import { bigintOf, EXACT_LIMIT } from '../exact';
 import { lazyFields, own } from '../validate';
 
-const EXACT_LIMIT = 2 ** 53;
 
 export interface BinChunk {
   /** The chunk (its prev_size word), not the user pointer. */

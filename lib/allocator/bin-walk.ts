@@ -168,20 +168,13 @@ class CycleWatch {
     this.at = index;
     this.power = this.power * 2 || 1;
   }
-
-  /**
-   * The list's chunks up to the first that comes back (`next`, about to be
-   * listed, included), where a set of the chunks met would have stopped:
-   * the index of the first chunk met again, found from the cycle's length
-   * (the chunks since the mark).
-   */
-  firstRepeat(chunks: ListedChunks, next: bigint): number {
-    const length = chunks.length - this.at;
-    for (let i = 0; ; i++) if (chunks.address(i) === (i + length < chunks.length ? chunks.address(i + length) : next)) return i + length;
-  }
 }
 
-/** The index of the first of `chunks`, then `next`, that repeats one before it, or -1 (a set of them, for a list cut short anyway). */
+/**
+ * The index of the first of `chunks`, then `next`, that repeats one before
+ * it, or -1: where a set of the chunks met would have stopped the list. Made
+ * once, for a list that stops there anyway.
+ */
 function firstRepeat(chunks: ListedChunks, next: bigint): number {
   const met = new Set<bigint>();
   for (let i = 0; i < chunks.length; i++) {
@@ -225,7 +218,7 @@ export function walkFastbin(image: AllocatorImage, arena: Arena, index: number, 
       return stop(`${at}: ${where.reason}`, own(where, 'uncopied'));
     }
     const key = p < EXACT_LIMIT ? Number(p) : NaN;
-    if (watch.meets(key)) return cycle(watch.firstRepeat(chunks, p));
+    if (watch.meets(key)) return cycle(firstRepeat(chunks, p));
     if (chunks.length >= w.cap) {
       // The watch may not have met a cycle that came round before the cap yet.
       const repeat = firstRepeat(chunks, p);
@@ -301,7 +294,7 @@ export function walkRegularBin(image: AllocatorImage, arena: Arena, index: numbe
     if (free !== undefined) return stop(free);
     if (large && last !== undefined && size > last) return stop(`the chunk at ${hex(p)} (${hex(size)}) is larger than the one before it (${hex(last)}): a large bin runs from large to small`);
     const chunk: BinChunk = { address: p, size };
-    if (large && (last === undefined || last !== size)) {
+    if (large && last !== size) {
       const [fdn, bkn] = [readWord(image.memory, p + 32n), readWord(image.memory, p + 40n)];
       if (typeof fdn === 'string') return stop(fdn);
       if (typeof bkn === 'string') return stop(bkn);

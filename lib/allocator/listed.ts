@@ -2,6 +2,7 @@
 // of adjacent chunks in the bins, the tcache chunks and the chunks in use of
 // a given size, each from the lists and one binary search a listed chunk.
 // Each agrees with the places placeChunks gives.
+import { EXACT_LIMIT } from '../exact';
 import { FREE_BIT } from '../walk/chunk';
 import { BinChunk, binColumns, ListedChunks } from './bin-chunks';
 import { ArenaBins } from './bins';
@@ -9,7 +10,6 @@ import { indexIn, isFencepost } from './places';
 import { RegionWalk } from './heap-walks';
 import { ThreadCache } from './tcaches';
 
-const EXACT_LIMIT = 2 ** 53;
 
 /** A listed chunk's key in Listed: its address as a number (Number() of it at 2^53 or above, as for a tcache's chunks). */
 function numberOf(chunks: ListedChunks, i: number): number {

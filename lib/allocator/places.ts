@@ -8,7 +8,7 @@
 // pass over the flag bits; a PlacedChunk object per chunk is made only when
 // `chunks` is first read. Counting a million chunks by place then costs a
 // pass over two columns, not a million objects.
-import { bigintOf } from '../exact';
+import { bigintOf, EXACT_LIMIT } from '../exact';
 import { hex } from '../format';
 import { zeroedBytes } from '../fresh-memory';
 import { defineOwn, lazyFields, own } from '../validate';
@@ -75,9 +75,9 @@ export interface RegionPlaceColumns {
    * chunk index. In one buffer with `places`: a small typed array comes
    * from this process's malloc, and an experiment that decodes its own heap
    * would meet a second one there, freed whenever V8 collects it (a big one
-   * is mapped: fresh-memory.ts). (A Map of chunk
-   * index to bin cost ~350 ns a set here, most of it its growth: 20 ms of a
-   * walk whose small bin held 62,500 chunks.)
+   * is mapped: fresh-memory.ts). A Map of chunk index to bin cost ~350 ns a
+   * set here, most of it its growth: 20 ms of a walk whose small bin held
+   * 62,500 chunks.
    */
   bins: Uint8Array;
   /** What else a chunk's place says (tcache, owner, last_remainder), by chunk index; most chunks have none. */
@@ -109,8 +109,6 @@ interface Stray {
   arena: bigint;
 }
 
-const EXACT_LIMIT = 2 ** 53;
-const EXACT_LIMIT_BIGINT = 1n << 53n;
 
 const columnsOf = new WeakMap<RegionPlaces, RegionPlaceColumns>();
 
@@ -202,7 +200,7 @@ export function placeChunks(
     add(CODE.largebin, b.largebins, true);
   }
   for (const t of tcaches) {
-    for (const bin of t.bins) for (const c of bin.chunks) place(c.address < EXACT_LIMIT_BIGINT ? Number(c.address) : c.address, CODE.tcache, bin.index, t.arena, t);
+    for (const bin of t.bins) for (const c of bin.chunks) place(Number(c.address) < EXACT_LIMIT ? Number(c.address) : c.address, CODE.tcache, bin.index, t.arena, t);
   }
   const regions = all.map((columns, r): RegionPlaces => {
     const { walk: w, places } = columns;

@@ -24,6 +24,8 @@ export interface Fillers {
   trimThreshold: number;
   tcacheFillers: number;
   binFillers: number;
+  /** The chunks' bytes: what the fillers take from top when every one misses its chunk. */
+  bytes: number;
 }
 
 /** A filler for each chunk the calling thread's tcache and main_arena's bins hold now: the tcache's first. */
@@ -38,6 +40,11 @@ export function fillers(): Fillers {
   const main = list.arenas.findIndex((a) => a.kind === 'main');
   const bins = decodeBins(image, list.arenas[main], list.states[main]);
   const steps: PlanStep[] = [];
+  let bytes = 0;
+  const filler = (size: number) => {
+    steps.push({ op: 'malloc', size: size - 8 });
+    bytes += size;
+  };
   if (image.heap !== undefined) {
     const end = image.heap.start + BigInt(Math.min(HEAD, Number(image.heap.end - image.heap.start)));
     const head = image.memory.read(image.heap.start, Number(end - image.heap.start));
@@ -46,10 +53,10 @@ export function fillers(): Fillers {
     const { tcaches } = findTcaches(image, [list.arenas[main]], [{ arena: mainArena, kind: 'heap', start: image.heap.start, end, walk }], par, snapshot.probe);
     const own = tcaches.find((t) => t.owner === 'calling-thread');
     // The tcache first: a filler for a bin's chunk would otherwise get a cached one of its size.
-    for (const bin of own?.bins ?? []) for (const c of bin.chunks) steps.push({ op: 'malloc', size: c.size - 8 });
+    for (const bin of own?.bins ?? []) for (const c of bin.chunks) filler(c.size);
   }
   const tcacheFillers = steps.length;
   const sizes = freeChunkSizes(bins);
-  for (const size of sizes) steps.push({ op: 'malloc', size: size - 8 });
-  return { steps, tcacheCount: Number(par.tcacheCount), trimThreshold: Number(par.trimThreshold), tcacheFillers, binFillers: sizes.length };
+  for (const size of sizes) filler(size);
+  return { steps, tcacheCount: Number(par.tcacheCount), trimThreshold: Number(par.trimThreshold), tcacheFillers, binFillers: sizes.length, bytes };
 }

@@ -250,13 +250,11 @@ function copyBudget(sources: ReturnType<typeof copySources>, frames: number, res
 
 function measureOnce(measured: MaxFastOffset, isolated: boolean): { rows: BinsRow[]; preparation: Preparation; disturbance?: string } {
   const resident = new Map(maps({ rss: true }).map((r) => [r.start, r.rss ?? r.size]));
-  const { steps, tcacheCount: count, trimThreshold, tcacheFillers, binFillers } = fillers();
+  const { steps, tcacheCount: count, trimThreshold, tcacheFillers, binFillers, bytes: fillerBytes } = fillers();
   // The map is read after the snapshot's decode (which can move the break), top last.
   const sources = copySources();
   // One at a time: with a large tcache_count the drains are more steps than a call's arguments may be.
   for (const step of drains(count)) steps.push(step);
-  // Each filler that misses its chunk takes its chunk's size from top.
-  const fillerBytes = steps.slice(0, tcacheFillers + binFillers).reduce((n, s) => n + requestToChunkSize(Number((s as { size: number }).size)), 0);
   const { taker, topBefore, topTaken } = topTaker(steps, carvedBytes(count), fillerBytes, trimThreshold);
   const preparation: Preparation = { tcacheCount: count, tcacheFillers, binFillers, drains: count + DRAIN_EXTRA, topBefore, topTaken };
   const { tests, guardsAfter } = layout(count);
