@@ -9,10 +9,8 @@
 // registered under its own id, since the address may belong to a newer copy
 // by the time it runs. Nothing here calls malloc.
 #include <sys/mman.h>
-#include <unistd.h>
 
 #include <cerrno>
-
 #include <cstdint>
 #include <mutex>
 
@@ -154,10 +152,8 @@ bool ReleaseCopy(Napi::Env env, Napi::Buffer<uint8_t> buffer) {
 Napi::Value Addon::FreshBuffer(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const size_t length = ArgSize(info, 0);
-  // The most one Buffer holds in Node 20, as for a plan's read.
-  if (length == 0 || length > (size_t{1} << 32)) ThrowCode(env, "ERR_OUT_OF_RANGE", "length must be from 1 to 2^32 bytes");
-  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-  const size_t span = (length + page - 1) & ~(page - 1);
+  if (length == 0 || length > kMaxBuffer) ThrowCode(env, "ERR_OUT_OF_RANGE", "length must be from 1 to 2^32 bytes");
+  const size_t span = PageSpan(length);
   void* p = MapForCopy(span);
   if (p == MAP_FAILED) ThrowCode(env, "ERR_ALLOC_FAILED", "cannot map a fresh buffer", errno, "mmap");
   uint8_t* data = static_cast<uint8_t*>(p);

@@ -163,6 +163,14 @@ int SafeRead(uintptr_t address, void* out, size_t length);
 // *got is the bytes copied before it. Does not malloc.
 int ReadWhole(pid_t pid, uintptr_t address, uint8_t* out, size_t length, size_t* got);
 
+// The most one Buffer holds in Node 20 (buffer.constants.MAX_LENGTH), the
+// smallest of the Node versions heapscope supports: a plan's read, a fresh
+// buffer.
+constexpr uint64_t kMaxBuffer = uint64_t{1} << 32;
+
+// `length` rounded up to whole pages: what a copy of it maps.
+size_t PageSpan(uint64_t length);
+
 // Anonymous memory for a copy of `bytes` (mmap's result, MAP_FAILED when it
 // failed), in transparent huge pages where the kernel has them for regions
 // that ask (its "madvise" mode). Does not malloc.

@@ -96,6 +96,11 @@ Napi::Value Addon::ChunkHeader(const Napi::CallbackInfo& info) {
   return out;
 }
 
+size_t PageSpan(uint64_t length) {
+  const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  return static_cast<size_t>((length + page - 1) & ~(page - 1));
+}
+
 void* MapForCopy(size_t bytes) {
   void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   // A copy is written whole right after, so a huge page costs nothing but

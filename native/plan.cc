@@ -44,9 +44,6 @@ constexpr size_t kInWords = 4;    // op, ref, a, b
 constexpr size_t kOutWords = 16;  // see lib/plan.ts for the layout
 constexpr size_t kMapsBytes = 1 << 20;
 constexpr size_t kMaxSteps = 1 << 22;
-// The most one Buffer holds in Node 20 (buffer.constants.MAX_LENGTH), the
-// smallest of the Node versions heapscope supports.
-constexpr uint64_t kMaxRead = uint64_t{1} << 32;
 // MAX_FAST_SIZE on 64-bit: mallopt(M_MXFAST) refuses more.
 constexpr uint64_t kMaxFastSize = 160;
 
@@ -87,10 +84,6 @@ class Scratch {
 // what has not been handed over is unmapped with the area.
 class ReadArea {
  public:
-  static size_t Span(uint64_t length) {
-    const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
-    return static_cast<size_t>((length + page - 1) & ~(page - 1));
-  }
   explicit ReadArea(size_t bytes) : next_(nullptr), end_(nullptr) {
     if (bytes == 0) return;
     // Not MAP_NORESERVE, though the room a read to the break does not use
@@ -242,8 +235,8 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
     if (op == kMaps) mapsSteps++;
     if (op == kRead) {
       readSteps++;
-      if (s[3] > kMaxRead) invalid("read longer than 4 GiB");
-      readBytes += ReadArea::Span(s[3]);
+      if (s[3] > kMaxBuffer) invalid("read longer than 4 GiB");
+      readBytes += PageSpan(s[3]);
       if (ref > 3) invalid("a read's flags are 1 (anonymous) and 2 (to the break)");
       anonymousReads = anonymousReads || (ref & 1) != 0;
     }
@@ -420,7 +413,7 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
         r[2] = static_cast<uint64_t>(read - readBase);
         r[3] = length;
         side[i] = {err == 0, static_cast<size_t>(read - readBase), static_cast<size_t>(length)};
-        read += ReadArea::Span(s[3]);
+        read += PageSpan(s[3]);
         break;
       }
       case kFreeze:
@@ -506,7 +499,7 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
   for (size_t i = 0; readSteps > 0 && i < n; i++) {
     const uint64_t* s = steps + i * kInWords;
     if (s[0] != kRead) continue;
-    const size_t span = ReadArea::Span(s[3]);
+    const size_t span = PageSpan(s[3]);
     if (!side[i].ok || side[i].length == 0) {
       reads.HandOver(span, true);
       if (side[i].ok) buffers.Set(static_cast<uint32_t>(i), Napi::Buffer<uint8_t>::New(env, 0));

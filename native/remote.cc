@@ -175,13 +175,12 @@ Napi::Value Addon::ReadRemote(const Napi::CallbackInfo& info) {
   std::vector<Napi::Buffer<uint8_t>> buffers(count);
   std::vector<uint8_t*> data(count, nullptr);
   std::vector<size_t> sizes(count, 0);
-  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
   for (size_t i = 0; i < count; i++) {
     size_t length = static_cast<size_t>(words[2 * i + 1]);
     if (!into.empty()) {
       data[i] = into[i];
     } else if (length >= kMappedCopy) {
-      const size_t span = (length + page - 1) & ~(page - 1);
+      const size_t span = PageSpan(length);
       void* p = MapForCopy(span);
       if (p == MAP_FAILED)
         ThrowCode(env, "ERR_ALLOC_FAILED", "cannot map " + std::to_string(length) + " bytes to copy range " + std::to_string(i) + " into", errno, "mmap");

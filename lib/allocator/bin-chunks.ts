@@ -7,7 +7,6 @@
 import { bigintOf, EXACT_LIMIT } from '../exact';
 import { lazyFields, own } from '../validate';
 
-
 export interface BinChunk {
   /** The chunk (its prev_size word), not the user pointer. */
   address: bigint;
@@ -91,7 +90,7 @@ export class ListedChunks {
   }
 
   pushChunk(chunk: BinChunk): void {
-    const exact = chunk.address < BigInt(EXACT_LIMIT);
+    const exact = Number(chunk.address) < EXACT_LIMIT;
     if (!exact || own(chunk, 'fdNextsize') !== undefined) this.objects.set(this.length, chunk);
     this.push(exact ? Number(chunk.address) : NaN, chunk.size);
   }
