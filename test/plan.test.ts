@@ -146,6 +146,24 @@ describe('runPlan', () => {
     expect(() => runPlan([])).toThrow(RangeError);
   });
 
+  it('knows each op by its name alone, however the string was made, and nothing else as an op', () => {
+    // A string built at run time is not the literal the check compares with first.
+    const made = (op: string) => [...op].join('');
+    const { steps } = runPlan([
+      { op: made('malloc'), size: 40 }, { op: made('header'), step: 0 }, { op: made('usableSize'), step: 0 },
+      { op: made('calloc'), count: 2, size: 8 }, { op: made('realloc'), step: 3, size: 64 }, { op: made('alignedAlloc'), alignment: 64, size: 8 },
+      { op: made('touch'), step: 0 }, { op: made('resident'), step: 0 }, { op: made('break') }, { op: made('mallinfo') },
+      { op: made('statm') }, { op: made('maps') }, { op: made('trim'), pad: 1 << 20 },
+      { op: made('freeze') }, { op: made('read'), address: 0n, length: 0 }, { op: made('thaw') }, { op: made('free'), step: 0 },
+    ] as PlanStep[]);
+    expect(steps.map((s) => s.op)).toEqual(['malloc', 'header', 'usableSize', 'calloc', 'realloc', 'alignedAlloc', 'touch', 'resident',
+      'break', 'mallinfo', 'statm', 'maps', 'trim', 'freeze', 'read', 'thaw', 'free']);
+    expect(steps.filter((s) => s.op !== 'freeze' && s.status !== 'ok')).toEqual([]);
+    for (const op of ['toString', 'constructor', '__proto__', 'hasOwnProperty', 'Malloc', 'malloc ', '', new String('malloc'), 1, null]) {
+      expect(() => runPlan([{ op, size: 8 } as never]), String(op)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+    }
+  });
+
   it('takes a step index as a number or a bigint, and decodes what it checked', () => {
     const { steps } = runPlan([{ op: 'malloc', size: 100 }, { op: 'header', step: 0n }, { op: 'usableSize', step: 0n }]);
     expect(steps[1].status).toBe('ok');
