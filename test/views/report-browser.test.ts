@@ -10,6 +10,7 @@ import { BrowserContext, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { experiments } from '../../lib/experiments/run';
 import { textWidth } from '../../lib/views/text-metrics';
+import { browserEnv } from '../helpers/browser-env';
 import { heapRoomNotNeeded } from '../helpers/heap-room';
 
 // The report is written by a node of its own and read in a browser.
@@ -55,10 +56,7 @@ describe.skipIf(skip !== undefined)(`heapscope report in headless Chromium${skip
     context = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM,
       args: ARGS,
-      // The browser runs none of heapscope's code: the sanitizer run's
-      // preloaded ASan (scripts/sanitize.sh) is not passed on to it. Under
-      // it, chromium spun at full CPU until it was killed.
-      env: Object.fromEntries(Object.entries(process.env).filter(([key]) => key !== 'LD_PRELOAD')),
+      env: browserEnv(),
       viewport: { width: 1600, height: 1000 },
     });
     const page = context.pages()[0] ?? (await context.newPage());
