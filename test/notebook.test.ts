@@ -14,7 +14,7 @@ import { chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest';
 import { hex } from '../lib/format';
 import { malloc, maps, run } from '../lib/index';
-import { browserEnv } from './helpers/browser-env';
+import { foreignEnv } from './helpers/foreign-env';
 import { SYNC_CHILD } from './helpers/sync-child';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -227,7 +227,7 @@ describe('examples/heapscope.ipynb rendered as JupyterLab shows it', () => {
   it.for(WIDTHS)('fits every table cell in its column at a %i px wide window', async (width, context) => {
     needTools(context);
     const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'heapscope-chromium-'));
-    const browser = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, args: BROWSER_ARGS, viewport: { width, height: 900 }, env: browserEnv() });
+    const browser = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, args: BROWSER_ARGS, viewport: { width, height: 900 }, env: foreignEnv() });
     try {
       const page = browser.pages()[0] ?? (await browser.newPage());
       // Only the file itself: anything else it asks for (MathJax, require.js) is not needed for layout.

@@ -2,6 +2,7 @@
 // the compiler laid out (ptype /o) and where symbols are (p &sym). Tests
 // compare heapscope's symbol-free reading of malloc with these answers.
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { foreignEnv } from './foreign-env';
 import { SYNC_CHILD } from './sync-child';
 
 /** A field as `ptype /o` prints it. */
@@ -18,7 +19,7 @@ export interface GdbStruct {
 
 /** Why gdb cannot be used here, or undefined when it can. */
 export function gdbMissing(): string | undefined {
-  const probe = spawnSync('gdb', ['--version'], { ...SYNC_CHILD, encoding: 'utf8' });
+  const probe = spawnSync('gdb', ['--version'], { ...SYNC_CHILD, encoding: 'utf8', env: foreignEnv() });
   return probe.status === 0 ? undefined : 'gdb is not installed (Debian: apt-get install gdb)';
 }
 
@@ -30,7 +31,7 @@ export function gdbMissing(): string | undefined {
 export function gdbAsk(pid: number, commands: readonly string[]): { sections: string[] } | { skip: string } {
   const args = ['-nx', '-batch', '-p', String(pid)];
   commands.forEach((command, i) => args.push('-ex', `echo @@${i}\\n`, '-ex', command));
-  const run = spawnSync('gdb', args, { encoding: 'utf8', timeout: 120_000, killSignal: 'SIGKILL' });
+  const run = spawnSync('gdb', args, { encoding: 'utf8', timeout: 120_000, killSignal: 'SIGKILL', env: foreignEnv() });
   const text = `${run.stdout ?? ''}\n${run.stderr ?? ''}`;
   const skip = cannotAsk(text);
   if (skip !== undefined) return { skip };
@@ -91,7 +92,7 @@ export function parseAddress(text: string): bigint {
  * written to its stdin first: `cat` given `ready\n` echoes it.
  */
 export async function startChild(command: string, args: readonly string[], input?: string): Promise<ChildProcess> {
-  const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'inherit'] });
+  const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'inherit'], env: foreignEnv() });
   let seen = '';
   await new Promise<void>((resolve, reject) => {
     child.once('error', reject);
@@ -126,7 +127,7 @@ export function nextOutput(child: ChildProcess, text: string): Promise<void> {
  * JSON it printed after `@@JSON`; or a reason to skip, as gdbAsk gives.
  */
 export function gdbPython(pid: number, script: string): { json: unknown } | { skip: string } {
-  const run = spawnSync('gdb', ['-nx', '-batch', '-p', String(pid), '-x', script], { encoding: 'utf8', timeout: 120_000, killSignal: 'SIGKILL', maxBuffer: 256 << 20 });
+  const run = spawnSync('gdb', ['-nx', '-batch', '-p', String(pid), '-x', script], { encoding: 'utf8', timeout: 120_000, killSignal: 'SIGKILL', maxBuffer: 256 << 20, env: foreignEnv() });
   const text = `${run.stdout ?? ''}\n${run.stderr ?? ''}`;
   const skip = cannotAsk(text);
   if (skip !== undefined) return { skip };

@@ -3,6 +3,7 @@
 // line), and put in the test file's list of children to kill when it is done.
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import path from 'node:path';
+import { foreignEnv } from './foreign-env';
 import { SYNC_CHILD } from './sync-child';
 
 export interface Target {
@@ -20,7 +21,7 @@ export interface TargetOptions {
 }
 
 export function startTarget(command: string, args: readonly string[], options: TargetOptions): Target {
-  const child = spawn(command, args, { stdio: ['pipe', 'pipe', options.stderr ?? 'inherit'], env: options.env ?? process.env });
+  const child = spawn(command, args, { stdio: ['pipe', 'pipe', options.stderr ?? 'inherit'], env: foreignEnv(options.env) });
   options.into.push(child);
   let seen = '';
   const waiting: { n: number; resolve: (lines: string[]) => void }[] = [];

@@ -10,7 +10,7 @@ import { BrowserContext, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { experiments } from '../../lib/experiments/run';
 import { textWidth } from '../../lib/views/text-metrics';
-import { browserEnv } from '../helpers/browser-env';
+import { foreignEnv } from '../helpers/foreign-env';
 import { heapRoomNotNeeded } from '../helpers/heap-room';
 
 // The report is written by a node of its own and read in a browser.
@@ -56,7 +56,7 @@ describe.skipIf(skip !== undefined)(`heapscope report in headless Chromium${skip
     context = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM,
       args: ARGS,
-      env: browserEnv(),
+      env: foreignEnv(),
       viewport: { width: 1600, height: 1000 },
     });
     const page = context.pages()[0] ?? (await context.newPage());
