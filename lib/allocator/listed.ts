@@ -10,7 +10,6 @@ import { indexIn, isFencepost } from './places';
 import { RegionWalk } from './heap-walks';
 import { ThreadCache } from './tcaches';
 
-
 /** A listed chunk's key in Listed: its address as a number (Number() of it at 2^53 or above, as for a tcache's chunks). */
 function numberOf(chunks: ListedChunks, i: number): number {
   const at = chunks.addressNumber(i);

@@ -109,7 +109,6 @@ interface Stray {
   arena: bigint;
 }
 
-
 const columnsOf = new WeakMap<RegionPlaces, RegionPlaceColumns>();
 
 /**
