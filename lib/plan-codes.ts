@@ -5,6 +5,7 @@
 export const OP_CODES = {
   malloc: 1n, calloc: 2n, realloc: 3n, alignedAlloc: 4n, free: 5n, break: 6n, header: 7n,
   usableSize: 8n, mallinfo: 9n, trim: 10n, touch: 11n, resident: 12n, maps: 13n, statm: 14n, read: 15n, freeze: 16n, thaw: 17n,
+  pagemap: 18n,
 } as const;
 export const IN_WORDS = 4;
 export const OUT_WORDS = 16;

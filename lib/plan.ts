@@ -74,7 +74,16 @@ export type PlanStep =
    * (how heapscope finds global_max_fast).
    */
   | { op: 'freeze'; maxFast?: number }
-  | { op: 'thaw' };
+  | { op: 'thaw' }
+  /**
+   * Counts the pages of [address, address + length) (whole pages: each
+   * page the range touches) that /proc/self/pagemap shows resident as RSS
+   * counts them: present, and this process's alone or a file's or shared
+   * memory's (not the shared zero page, which a read of never-written memory
+   * maps). Nothing is read at the address: an unmapped page is not
+   * resident, and a range past user space fails (EIO).
+   */
+  | { op: 'pagemap'; address: bigint; length: Size };
 
 export type PlanOp = PlanStep['op'];
 
@@ -99,7 +108,7 @@ export interface StepResult {
   mallinfo?: Mallinfo;
   /** `trim` steps: malloc_trim's return value. */
   released?: boolean;
-  /** `resident` steps: resident and total pages of the allocation's range. */
+  /** `resident` steps: resident and total pages of the allocation's range; `pagemap` steps: of the range. */
   residentPages?: number;
   totalPages?: number;
   /** `statm` steps: resident set and total size of the process, in pages. */
@@ -145,6 +154,8 @@ const FIELDS = ['op', 'step', 'size', 'count', 'alignment', 'pad', 'byte', 'addr
 const MAX_STEPS = 1 << 22;
 /** The most one `read` step copies: one Buffer's worth in Node 20, the smallest of the supported Nodes. */
 export const MAX_PLAN_READ = 1n << 32n;
+/** The most one `pagemap` step counts: x86_64's user address space. */
+const MAX_PAGEMAP_RANGE = 1n << 47n;
 
 type Field = (typeof FIELDS)[number];
 
@@ -179,6 +190,7 @@ function codeOf(value: unknown): number | undefined {
     case 'read': return OPNUMBERS.read;
     case 'freeze': return OPNUMBERS.freeze;
     case 'thaw': return OPNUMBERS.thaw;
+    case 'pagemap': return OPNUMBERS.pagemap;
     default:
       // An op added to PlanOp without its case here fails to compile.
       op satisfies never;
@@ -344,6 +356,10 @@ function checkStep(value: unknown, i: number, checked: Words): void {
       // A read's second word is its flags (native/plan.cc), where other steps name the step they act on.
       return checked.put(i, code, (flag('anonymous') ? READ_ANONYMOUS : 0) | (flag('toBreak') ? READ_TO_BREAK : 0), address, length);
     }
+    case 'pagemap': {
+      const address = toAddress(stepField(step, 'address', name, proxy), `${name}.address`);
+      return checked.put(i, code, ref, address, toSize(stepField(step, 'length', name, proxy), `${name}.length`, MAX_PAGEMAP_RANGE));
+    }
     default:
       return checked.put(i, code, ref, 0, 0);
   }
@@ -407,7 +423,7 @@ function decode(
       }
       case 'usableSize': return { index, op, status, usableSize: n(at + 2) };
       case 'trim': return { index, op, status, released: n(at + 2) === 1 };
-      case 'resident': return { index, op, status, residentPages: n(at + 2), totalPages: n(at + 3) };
+      case 'resident': case 'pagemap': return { index, op, status, residentPages: n(at + 2), totalPages: n(at + 3) };
       case 'statm': return { index, op, status, rssPages: n(at + 2), sizePages: n(at + 3) };
       case 'freeze': return { index, op, status, pid: n(at + 2) };
       case 'maps': return { index, op, status, maps: texts[index] };

@@ -224,6 +224,13 @@ void PopulateForCopy(uint8_t* out, size_t length);
 // plainly. Does not malloc.
 int ReadUntouched(const UntouchedRead& read, size_t* got, uint64_t* untouched, int* pagemapErr);
 
+// Counts the pages of [address, address + length), whole pages, that
+// /proc/PID/pagemap (open as `pagemap`) shows resident as RSS counts them:
+// present, and either the process's alone or a file's or shared memory's
+// page (not the shared zero page, which a read of never-written memory
+// maps). Returns 0 or errno. Does not malloc.
+int CountResident(int pagemap, uint64_t address, uint64_t length, uint64_t* resident, uint64_t* total);
+
 // Which call answered a mallinfo read. The values are what a plan's
 // mallinfo step records (lib/plan.ts decodes them).
 enum class MallinfoSource : uint64_t { kMallinfo = 1, kMallinfo2 = 2 };

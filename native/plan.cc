@@ -38,6 +38,7 @@ enum Op : uint64_t {
   // child's memory, mallinfo and break: this process as it was at the freeze.
   kFreeze = 16,
   kThaw = 17,
+  kPagemap = 18,  // a = address, b = length
 };
 
 constexpr size_t kInWords = 4;    // op, ref, a, b
@@ -46,6 +47,8 @@ constexpr size_t kMapsBytes = 1 << 20;
 constexpr size_t kMaxSteps = 1 << 22;
 // MAX_FAST_SIZE on 64-bit: mallopt(M_MXFAST) refuses more.
 constexpr uint64_t kMaxFastSize = 160;
+// x86_64's user address space: what a pagemap step may count at most.
+constexpr uint64_t kMaxPagemapRange = uint64_t{1} << 47;
 
 enum Status : uint64_t { kOk = 0, kFailed = 1, kSkipped = 2, kTruncated = 3 };
 
@@ -214,7 +217,7 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
   // step, nor pass glibc a size it would take for a negative one.
   size_t mapsSteps = 0, readSteps = 0;
   uint64_t readBytes = 0;
-  bool anonymousReads = false;
+  bool readsPagemap = false;
   bool inFreeze = false;
   for (size_t i = 0; i < n; i++) {
     const uint64_t* s = steps + i * kInWords;
@@ -222,7 +225,7 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
     auto invalid = [&](const std::string& why) {
       ThrowCode(env, "ERR_INVALID_PLAN", "step " + std::to_string(i) + ": " + why);
     };
-    if (op < kMalloc || op > kThaw) invalid("unknown operation");
+    if (op < kMalloc || op > kPagemap) invalid("unknown operation");
     if (op == kFreeze) {
       if (inFreeze) invalid("a freeze before the last one was thawed");
       inFreeze = true;
@@ -238,7 +241,11 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
       if (s[3] > kMaxBuffer) invalid("read longer than 4 GiB");
       readBytes += PageSpan(s[3]);
       if (ref > 3) invalid("a read's flags are 1 (anonymous) and 2 (to the break)");
-      anonymousReads = anonymousReads || (ref & 1) != 0;
+      readsPagemap = readsPagemap || (ref & 1) != 0;
+    }
+    if (op == kPagemap) {
+      if (s[3] > kMaxPagemapRange) invalid("a pagemap range longer than x86_64's user address space");
+      readsPagemap = true;
     }
     if ((op == kMalloc || op == kRealloc || op == kTrim) && s[2] > PTRDIFF_MAX)
       invalid("size above PTRDIFF_MAX");
@@ -281,9 +288,9 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
   uint8_t* text = textBase;
   // The pid is cached here, not in the loop: its first lookup registers a
   // fork handler, which may malloc. Anonymous reads leave never-touched
-  // pages alone (native/untouched.cc).
+  // pages alone (native/untouched.cc), and pagemap steps count pages there.
   const pid_t pid = OwnPid();
-  const int pagemap = anonymousReads ? OpenPagemap(pid) : -1;
+  const int pagemap = readsPagemap ? OpenPagemap(pid) : -1;
   PrepareMallinfo();
   // Thawed when the plan ends, however it ends.
   Frozen frozen;
@@ -427,6 +434,7 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
         if (err == 0) r[2] = static_cast<uint64_t>(frozen.pid());
         break;
       case kThaw: frozen.Thaw(); break;
+      case kPagemap: err = s[2] + s[3] < s[2] ? EFAULT : CountResident(pagemap, s[2], s[3], &r[2], &r[3]); break;
       case kStatm: {
         char buf[256];
         bool full = false;

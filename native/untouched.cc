@@ -21,6 +21,9 @@ namespace {
 
 constexpr uint64_t kPresent = uint64_t{1} << 63;
 constexpr uint64_t kSwapped = uint64_t{1} << 62;
+// A page of a file or shared memory, and a page mapped by this process alone.
+constexpr uint64_t kFilePage = uint64_t{1} << 61;
+constexpr uint64_t kExclusive = uint64_t{1} << 56;
 // A guard region (MADV_GUARD_INSTALL, Linux 6.13+) has no page either, but
 // faults: it is read, so that the copy fails as it would have.
 constexpr uint64_t kGuard = uint64_t{1} << 58;
@@ -114,6 +117,26 @@ void PopulateForCopy(uint8_t* out, size_t length) {
 int OpenPagemap(pid_t pid) { return OpenProcFile(pid, "/pagemap"); }
 
 int OpenMem(pid_t pid) { return OpenProcFile(pid, "/mem"); }
+
+int CountResident(int pagemap, uint64_t address, uint64_t length, uint64_t* resident, uint64_t* total) {
+  const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  const uint64_t first = address / page;
+  const uint64_t end = length == 0 ? first : (address + length - 1) / page + 1;
+  *resident = 0;
+  *total = end - first;
+  if (pagemap < 0) return -pagemap;
+  uint64_t entries[kBatch];
+  for (uint64_t at = first; at < end;) {
+    const size_t count = end - at < kBatch ? static_cast<size_t>(end - at) : kBatch;
+    const int err = ReadEntries(pagemap, at, entries, count);
+    if (err != 0) return err;
+    for (size_t i = 0; i < count; i++) {
+      *resident += (entries[i] & kPresent) != 0 && (entries[i] & (kFilePage | kExclusive)) != 0;
+    }
+    at += count;
+  }
+  return 0;
+}
 
 int ReadUntouched(const UntouchedRead& r, size_t* got, uint64_t* untouched, int* pagemapErr) {
   *got = 0;

@@ -193,7 +193,7 @@ async function fuzz(h, seed, calls, foreign = [], uncoded = 0) {
   };
   const planStep = (i) => {
     const op = r.pick(['malloc', 'malloc', 'calloc', 'realloc', 'alignedAlloc', 'free', 'free', 'break', 'header',
-      'usableSize', 'mallinfo', 'trim', 'touch', 'resident', 'statm', 'maps', 'freeze', 'thaw', 'bogus']);
+      'usableSize', 'mallinfo', 'trim', 'touch', 'resident', 'statm', 'maps', 'freeze', 'thaw', 'pagemap', 'bogus']);
     const earlier = r.int(Math.max(i, 1));
     const ref = r.chance(0.85) ? earlier : r.chance(0.5) ? BigInt(earlier) : r.pick([i, i + 5, -1, 1.5, 'x', -1n, undefined, null]);
     const s = () => (r.chance(0.9) ? r.int(70000) : r.pick([...IMPOSSIBLE, -1, NaN]));
@@ -205,6 +205,7 @@ async function fuzz(h, seed, calls, foreign = [], uncoded = 0) {
       case 'trim': return { op, pad: r.chance(0.9) ? r.int(1 << 20) : -1 };
       case 'touch': return { op, step: ref, byte: r.pick([0, 0xa5, 255, 256, -1, 7n]) };
       case 'maps': return r.chance(0.2) ? { op } : { op: 'break' }; // 1 MiB of scratch each
+      case 'pagemap': return { op, address: r.pick([0n, 4096n, 1n << 40n, 1n << 63n, (1n << 64n) - 4096n, -1n, 4096]), length: r.pick([0, 4096, 1 << 30, -1, 2 ** 48]) };
       case 'break': case 'mallinfo': case 'statm': case 'freeze': case 'thaw': case 'bogus': return { op };
       default: return r.chance(0.97) ? { op, step: ref } : { op };
     }

@@ -8,7 +8,7 @@ import { binding } from '../lib/binding';
 import { SYNC_CHILD } from './helpers/sync-child';
 
 const ROOT = path.join(__dirname, '..');
-const OP = { malloc: 1n, realloc: 3n, memalign: 4n, free: 5n, break: 6n, header: 7n, usable: 8n, trim: 10n, touch: 11n, read: 15n, freeze: 16n, thaw: 17n };
+const OP = { malloc: 1n, realloc: 3n, memalign: 4n, free: 5n, break: 6n, header: 7n, usable: 8n, trim: 10n, touch: 11n, read: 15n, freeze: 16n, thaw: 17n, pagemap: 18n };
 const BIG = 1n << 63n;
 
 const words = (...steps: bigint[][]) => BigUint64Array.from(steps.flatMap((s) => [...s, 0n, 0n, 0n, 0n].slice(0, 4)));
@@ -32,7 +32,7 @@ describe('the raw runPlan binding', () => {
       ['a ref to a step that does not allocate', words([OP.break], [OP.free, 0n])],
       ['a ref to a freed step', words([OP.malloc, 0n, 8n], [OP.free, 0n], [OP.touch, 0n])],
       ['op 0', words([0n])],
-      ['op 18', words([18n])],
+      ['op 19', words([19n])],
       ['a thaw without a freeze', words([OP.thaw])],
       ['a freeze inside a freeze', words([OP.freeze], [OP.freeze])],
       ['a freeze whose fastbin limit is above 160', words([OP.freeze, 0n, 162n], [OP.thaw])],
@@ -45,6 +45,8 @@ describe('the raw runPlan binding', () => {
       ['a touch byte above 255', words([OP.malloc, 0n, 8n], [OP.touch, 0n, 256n])],
       ['a trim pad above PTRDIFF_MAX', words([OP.trim, 0n, BIG])],
       ['a read longer than a Buffer holds', words([OP.read, 0n, 4096n, 1n << 40n])],
+      ['a pagemap range longer than the user address space', words([OP.pagemap, 0n, 0n, (1n << 47n) + 1n])],
+      ['a pagemap between a freeze and its thaw', words([OP.freeze], [OP.pagemap, 0n, 0n, 4096n], [OP.thaw])],
       ['a partial step', new BigUint64Array(5)],
       ['no steps', new BigUint64Array(0)],
     ];

@@ -72,6 +72,35 @@ describe('runPlan', () => {
     expect(steps[3].residentPages).toBe(steps[3].totalPages);
   });
 
+  it('counts a range\'s resident pages from pagemap: every written page, the header page alone of an untouched block, none unmapped', () => {
+    // 40 MiB: above the most glibc raises the mmap threshold to (32 MiB), so each block is a mapping of its own, whatever freed before.
+    const { steps: made, kept } = runPlan([{ op: 'malloc', size: 40 << 20 }, { op: 'malloc', size: 40 << 20 }, { op: 'touch', step: 0 }], { keep: true });
+    try {
+      const [written, untouched] = made.map((s) => s.address!);
+      const { steps } = runPlan([
+        { op: 'pagemap', address: written, length: 40 << 20 },
+        { op: 'pagemap', address: untouched, length: 40 << 20 },
+        // Page 0, below vm.mmap_min_addr: never mapped.
+        { op: 'pagemap', address: 0n, length: 4096 },
+        { op: 'pagemap', address: written, length: 0 },
+        { op: 'pagemap', address: 1n << 63n, length: 4096 },
+        { op: 'pagemap', address: (1n << 64n) - 4096n, length: 8192 },
+      ]);
+      // Each block starts 16 bytes into a page: its 40 MiB touch 10,241 pages.
+      expect(steps.slice(0, 4).map((s) => [s.status, s.residentPages, s.totalPages])).toEqual([
+        ['ok', 10241, 10241], ['ok', 1, 10241], ['ok', 0, 1], ['ok', 0, 0],
+      ]);
+      // Past user space pagemap has no entries (EIO); a range past 2^64 wraps (EFAULT, as a read's).
+      expect(steps.slice(4).map((s) => [s.status, s.errno])).toEqual([['failed', 5], ['failed', 14]]);
+    } finally {
+      for (const a of kept.values()) a.free();
+    }
+    expect(() => runPlan([{ op: 'pagemap', address: 4096, length: 1 } as never])).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+    expect(() => runPlan([{ op: 'pagemap', address: 0n } as never])).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+    expect(() => runPlan([{ op: 'pagemap', address: 0n, length: -1 }])).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
+    expect(() => runPlan([{ op: 'pagemap', address: 0n, length: (1n << 47n) + 1n }])).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
+  });
+
   it('frees what is left at the end, or keeps it as Allocations', () => {
     const before = liveAllocations().length;
     runPlan([{ op: 'malloc', size: 10 }]);
@@ -155,9 +184,10 @@ describe('runPlan', () => {
       { op: made('touch'), step: 0 }, { op: made('resident'), step: 0 }, { op: made('break') }, { op: made('mallinfo') },
       { op: made('statm') }, { op: made('maps') }, { op: made('trim'), pad: 1 << 20 },
       { op: made('freeze') }, { op: made('read'), address: 0n, length: 0 }, { op: made('thaw') }, { op: made('free'), step: 0 },
+      { op: made('pagemap'), address: 0n, length: 0 },
     ] as PlanStep[]);
     expect(steps.map((s) => s.op)).toEqual(['malloc', 'header', 'usableSize', 'calloc', 'realloc', 'alignedAlloc', 'touch', 'resident',
-      'break', 'mallinfo', 'statm', 'maps', 'trim', 'freeze', 'read', 'thaw', 'free']);
+      'break', 'mallinfo', 'statm', 'maps', 'trim', 'freeze', 'read', 'thaw', 'free', 'pagemap']);
     expect(steps.filter((s) => s.op !== 'freeze' && s.status !== 'ok')).toEqual([]);
     for (const op of ['toString', 'constructor', '__proto__', 'hasOwnProperty', 'Malloc', 'malloc ', '', new String('malloc'), 1, null]) {
       expect(() => runPlan([{ op, size: 8 } as never]), String(op)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
