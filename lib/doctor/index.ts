@@ -4,6 +4,7 @@
 // the same native call, beside what was predicted.
 import v8 from 'node:v8';
 import fs from 'node:fs';
+import type { AddressRange } from '../allocator/locate-input';
 import { decodeSnapshot, Decoded } from '../allocator/results';
 import { mergedRanges } from '../address-ranges';
 import { AllocatorSnapshot, outsideHeapOf, releaseCopies, takeAllocatorSnapshot } from '../allocator/take-snapshot';
@@ -15,7 +16,7 @@ import { DocumentMethods, DocumentViews, presenter, withDocumentViews } from '..
 import { MALLINFO_FIELDS, Mallinfo } from '../stats';
 import { describe, readOptions } from '../validate';
 import { diagnose, DoctorSource } from './diagnose';
-import { openPagemap, PagemapReader, readResidency, residencyRegions } from './residency';
+import { openPagemap, readResidency, residencyRegions } from './residency';
 import type { DoctorData, TrimMeasured, TrimRange, V8Heap } from './types';
 
 export { diagnose } from './diagnose';
@@ -65,11 +66,8 @@ export interface Diagnosis {
   outsideHeap: { start: bigint; end: bigint }[];
 }
 
-/**
- * This process diagnosed now; `then` gets the diagnosis while /proc/self/pagemap
- * is still open (doctor's trim reads it again).
- */
-export function diagnoseSelf<T>(then: (diagnosis: Diagnosis, pagemap: PagemapReader, pageSize: number) => T): T {
+/** This process diagnosed now, handed to `then` while the snapshot's copies are held. */
+export function diagnoseSelf<T>(then: (diagnosis: Diagnosis) => T): T {
   const pageSize = binding.pageSize();
   // Opened (and its buffer made) before the snapshot: reading it later allocates nothing from malloc.
   const pagemap = openPagemap('self', pageSize, readError('/proc/self/pagemap'));
@@ -92,7 +90,7 @@ export function diagnoseSelf<T>(then: (diagnosis: Diagnosis, pagemap: PagemapRea
         }
       }),
     };
-    return then({ data: diagnose(source), decoded, mallinfo: snapshot.mallinfo, takenAt, outsideHeap: outsideHeapOf(snapshot.image) }, pagemap, pageSize);
+    return then({ data: diagnose(source), decoded, mallinfo: snapshot.mallinfo, takenAt, outsideHeap: outsideHeapOf(snapshot.image) });
   } finally {
     // What `then` makes (a diagnosis, a heap snapshot) keeps figures, never the copy's bytes: its copies go back now, as a
     // walk's do, not when Node's event loop next turns (a loop of diagnoses that never yields held every one).
@@ -105,14 +103,14 @@ export function diagnoseSelf<T>(then: (diagnosis: Diagnosis, pagemap: PagemapRea
 export function doctor(options: DoctorOptions = {}): DoctorResult {
   const trim = readOptions(options, 'options', ['trim']).trim ?? false;
   if (typeof trim !== 'boolean') throw typeError(`options.trim must be a boolean, got ${describe(trim)}`);
-  return diagnoseSelf(({ data, mallinfo, decoded, outsideHeap }, pagemap, pageSize) => {
+  return diagnoseSelf(({ data, mallinfo, decoded, outsideHeap }) => {
     if (trim) {
       // [heap] up to the break as it is now: the decode's own allocations may have grown it past the snapshot.
       const now = binding.programBreak();
       // And a non-contiguous main_arena's memory outside [heap] (its top region within it): chunks freed after the snapshot land there too.
       // Merged, as the range around a chunk can take in a thread heap sharing its map line.
       const heaps = mergedRanges(decoded.state.walks.map((w) => ({ start: w.start, end: w.kind === 'heap' && now > w.end ? now : w.end })), outsideHeap);
-      data.trimmed = trimNow(data.trim.ranges, heaps, mallinfo!, pagemap, pageSize);
+      data.trimmed = trimNow(data.trim.ranges, heaps, mallinfo!, data.pageSize);
     }
     return doctorResult(data);
   });
@@ -120,31 +118,35 @@ export function doctor(options: DoctorOptions = {}): DoctorResult {
 
 /**
  * malloc_trim(0) between two reads of /proc/self/statm in one native call,
- * the predicted ranges' residency read again just before and just after.
+ * the residency of the predicted ranges and of the heaps counted just before
+ * and just after it in the same call: once the call returns, JavaScript
+ * mallocs again (V8's optimizing compiler took ~1 MiB of the ranges just
+ * trimmed, which a read after the call counted as never given back).
  * mallinfo2() in the same call tells whether malloc's state moved since the
  * snapshot the prediction came from.
  */
-function trimNow(
-  ranges: readonly TrimRange[], heaps: readonly { start: bigint; end: bigint }[], before: Mallinfo, pagemap: PagemapReader, pageSize: number,
-): TrimMeasured {
-  const residentIn = (spans: readonly { start: bigint; end: bigint }[]) =>
-    spans.reduce((n, r) => n + pagemap.pages(r.start, r.end).reduce((k, p) => k + p, 0) * pageSize, 0);
-  const heapsBefore = residentIn(heaps);
-  const predicted = residentIn(ranges);
-  const steps = runPlan([{ op: 'mallinfo' }, { op: 'statm' }, { op: 'trim', pad: 0 }, { op: 'statm' }]).steps;
-  const stillResident = residentIn(ranges);
+function trimNow(ranges: readonly TrimRange[], heaps: readonly AddressRange[], before: Mallinfo, pageSize: number): TrimMeasured {
+  const counts = [...heaps, ...ranges].map((r) => ({ op: 'pagemap', address: r.start, length: r.end - r.start }) as const);
+  // The two statm steps side by side: the records of the steps between them are written as they run, and each of their pages
+  // the plan writes first is a page more in the resident set (the counts' records between them took 100 KiB from the drop).
+  const steps = runPlan([{ op: 'mallinfo' }, ...counts, { op: 'statm' }, { op: 'trim', pad: 0 }, { op: 'statm' }, ...counts]).steps;
+  const [s0, t, s1] = steps.slice(1 + counts.length);
+  const after = 4 + counts.length;
+  if (s0.rssPages === undefined || s1.rssPages === undefined || t.released === undefined || steps.some((s) => s.status !== 'ok')) {
+    throw new HeapscopeError('ERR_READ_FAILED', `the trim plan failed: ${steps.filter((s) => s.status !== 'ok').map((s) => `${s.op} ${s.status}`).join(', ')}`);
+  }
+  const resident = (from: number, count: number) => steps.slice(from, from + count).reduce((n, s) => n + s.residentPages!, 0) * pageSize;
+  const heapsBefore = resident(1, heaps.length);
+  const predicted = resident(1 + heaps.length, ranges.length);
+  const stillResident = resident(after + heaps.length, ranges.length);
   // Chunks freed after the snapshot (the decode's own garbage, collected) are
   // free for malloc_trim too: what it took from the heaps outside the
   // predicted ranges, the prediction could not see.
-  const elsewhere = Math.max(0, heapsBefore - residentIn(heaps) - (predicted - stillResident));
-  const [m, s0, t, s1] = steps;
-  if (s0.rssPages === undefined || s1.rssPages === undefined || t.released === undefined) {
-    throw new HeapscopeError('ERR_READ_FAILED', `the trim plan failed: ${steps.map((s) => `${s.op} ${s.status}`).join(', ')}`);
-  }
+  const elsewhere = Math.max(0, heapsBefore - resident(after, heaps.length) - (predicted - stillResident));
   const rssBefore = s0.rssPages * pageSize;
   const rssAfter = s1.rssPages * pageSize;
   return {
     released: t.released, rssBefore, rssAfter, drop: rssBefore - rssAfter, predicted, stillResident, elsewhere,
-    changed: MALLINFO_FIELDS.filter((f) => m.mallinfo !== undefined && m.mallinfo[f] !== before[f]),
+    changed: MALLINFO_FIELDS.filter((f) => steps[0].mallinfo !== undefined && steps[0].mallinfo[f] !== before[f]),
   };
 }

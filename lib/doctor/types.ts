@@ -96,14 +96,18 @@ export interface TrimMeasured {
   rssAfter: number;
   /** rssBefore − rssAfter (statm, both read in the native call that trimmed). */
   drop: number;
-  /** Resident bytes in the predicted ranges right before the trim (the snapshot's copy may have made more resident than `TrimPrediction.resident`). */
+  /**
+   * Resident bytes in the predicted ranges right before the trim, counted
+   * from pagemap in the native call that trimmed (the snapshot's copy may
+   * have made more resident than `TrimPrediction.resident`).
+   */
   predicted: number;
-  /** Predicted resident bytes still resident after the trim (pagemap again). */
+  /** Predicted resident bytes still resident right after the trim (pagemap again, in the same call). */
   stillResident: number;
   /**
    * Resident bytes of the walked heaps outside the predicted ranges that the
-   * trim released (pagemap of every heap before and after): chunks freed
-   * after the snapshot, which the prediction could not see.
+   * trim released (pagemap of every heap right before and after, in the same
+   * call): chunks freed after the snapshot, which the prediction could not see.
    */
   elsewhere: number;
   /** mallinfo2() fields that changed between the snapshot and the trim: another thread (or this one) used malloc. */
