@@ -12,7 +12,7 @@ import { diagnoseArenas } from './arenas';
 import { doctorAdvice, doctorFindings } from './findings';
 import { chunkCandidates, findMmappedChunks, HeaderReader } from './mmapped';
 import { initialParams, paramsInForce } from './params';
-import type { Residency } from './residency';
+import { PagemapReader, readResidency, Residency, residencyRanges } from './residency';
 import { rssRows } from './rss';
 import { planTrim } from './trim';
 import type { DoctorData, MmappedChunks, V8Heap } from './types';
@@ -31,14 +31,30 @@ export interface DoctorSource {
   mallinfo?: Mallinfo;
   /** The map with resident sizes (smaps). */
   regions: MemoryRegion[];
-  readHeaders: HeaderReader;
-  /** What was resident, read before the snapshot (see residency.ts). */
-  residency: Residency;
+  /** What was read before the snapshot (readBeforeSnapshot). */
+  before: BeforeSnapshot;
   pageSize: number;
   /** Where the process's files are: '' for this one, /proc/PID/root for another. */
   root: string;
   threads: number;
   v8?: V8Heap;
+}
+
+/** The mmapped chunks (glibc lists them nowhere) and what was resident, read before the snapshot. */
+export interface BeforeSnapshot {
+  mmapped: { address: bigint; size: number }[];
+  /** See residency.ts. */
+  residency: Residency;
+}
+
+/**
+ * Read before the snapshot, whose copy can make what it reads resident
+ * (residency.ts): the mmapped chunks' headers, found through `regions` (the
+ * map just read), then the residency of what doctor looks up.
+ */
+export function readBeforeSnapshot(regions: readonly MemoryRegion[], pageSize: number, pagemap: PagemapReader, readHeaders: HeaderReader): BeforeSnapshot {
+  const mmapped = findMmappedChunks(chunkCandidates(regions, pageSize), pageSize, readHeaders);
+  return { mmapped, residency: readResidency(pagemap, residencyRanges(regions, mmapped), pageSize) };
 }
 
 export function diagnose(src: DoctorSource): DoctorData {
@@ -55,9 +71,9 @@ export function diagnose(src: DoctorSource): DoctorData {
     return [a.address, [...walks.flatMap((w) => binnedRuns(w, listed)), ...(bins === undefined ? [] : unwalkedRuns(bins, state.walks, listed))]];
   }));
   const plan = planTrim(arenas, runs, src.pageSize, src.heap?.end, par.thpPagesize);
-  const ranges = plan.ranges.map((r) => ({ ...r, resident: src.residency.resident(r.start, r.end) }));
-  const found = findMmappedChunks(chunkCandidates(src.regions, src.pageSize), src.pageSize, src.readHeaders)
-    .map((c) => ({ ...c, resident: src.residency.resident(c.address, c.address + BigInt(c.size)) }));
+  const { residency } = src.before;
+  const ranges = plan.ranges.map((r) => ({ ...r, resident: residency.resident(r.start, r.end) }));
+  const found = src.before.mmapped.map((c) => ({ ...c, resident: residency.resident(c.address, c.address + BigInt(c.size)) }));
   const mmapped: MmappedChunks = {
     found: found.length,
     bytes: found.reduce((n, c) => n + c.size, 0),

@@ -15,14 +15,10 @@ import { runPlan } from '../plan';
 import { DocumentMethods, DocumentViews, presenter, withDocumentViews } from '../presenters';
 import { MALLINFO_FIELDS, Mallinfo } from '../stats';
 import { describe, readOptions } from '../validate';
-import { diagnose, DoctorSource } from './diagnose';
-import { openPagemap, readResidency, residencyRegions } from './residency';
+import { diagnose, DoctorSource, readBeforeSnapshot } from './diagnose';
+import { openPagemap } from './residency';
 import type { DoctorData, TrimMeasured, TrimRange, V8Heap } from './types';
 
-export { diagnose } from './diagnose';
-export type { DoctorSource } from './diagnose';
-export { openPagemap, readResidency, residencyRegions } from './residency';
-export type { HeaderReader } from './mmapped';
 export { THRESHOLDS } from './findings';
 export type * from './types';
 
@@ -74,21 +70,20 @@ export function diagnoseSelf<T>(then: (diagnosis: Diagnosis) => T): T {
   let snapshot: AllocatorSnapshot | undefined;
   try {
     const regions = maps({ rss: true });
-    const residency = readResidency(pagemap, residencyRegions(regions), pageSize);
+    const before = readBeforeSnapshot(regions, pageSize, pagemap, (addresses) => addresses.map((a) => {
+      try {
+        return native(() => binding.readMemory(a, 16n));
+      } catch {
+        return undefined;
+      }
+    }));
     snapshot = takeAllocatorSnapshot();
     const takenAt = new Date();
     const decoded = decodeSnapshot(snapshot);
     const source: DoctorSource = {
       pid: process.pid, self: true, cmdline: [...process.argv], glibc: snapshot.image.layout.version, layout: snapshot.image.layout,
       libc: snapshot.libc, ...(snapshot.image.heap === undefined ? {} : { heap: snapshot.image.heap }), decoded,
-      mallinfo: snapshot.mallinfo, regions, pageSize, root: '', threads: fs.readdirSync('/proc/self/task').length, v8: v8Heap(), residency,
-      readHeaders: (addresses) => addresses.map((a) => {
-        try {
-          return native(() => binding.readMemory(a, 16n));
-        } catch {
-          return undefined;
-        }
-      }),
+      mallinfo: snapshot.mallinfo, regions, pageSize, root: '', threads: fs.readdirSync('/proc/self/task').length, v8: v8Heap(), before,
     };
     return then({ data: diagnose(source), decoded, mallinfo: snapshot.mallinfo, takenAt, outsideHeap: outsideHeapOf(snapshot.image) });
   } finally {

@@ -12,15 +12,23 @@
 // shared zero page). The copy skips the
 // pages pagemap shows never touched (native/untouched.cc), but only where it
 // can read pagemap, and a page can be touched between the two. So what is
-// resident is read before the snapshot, region by region (readResidency),
-// and ranges found in the snapshot are looked up there.
+// resident is read before the snapshot (readResidency), and ranges found in
+// the snapshot are looked up there: [heap], the arena heaps and the mmapped
+// chunks, found before the snapshot too. Not every private read-write
+// anonymous region: one may be a reservation far larger than any heap
+// (AddressSanitizer's shadow is 14 TiB, 2^32 pages), whose pagemap is not
+// worth reading entry by entry. The one range the snapshot can find outside
+// these, a non-contiguous main_arena's memory outside [heap], is read when
+// asked, after a copy that skipped its untouched pages.
 import fs from 'node:fs';
 import type { MemoryRegion } from '../maps';
+import type { AddressRange } from '../allocator/locate-input';
 
 /** Entries read per pread: 8192 pages, 32 MiB of address space. */
 const ENTRIES = 8192;
-const PRESENT = 1n << 63n;
-const COUNTED = (1n << 61n) | (1n << 56n);
+// The flags of an entry are in its high 32 bits: bit 63 is that word's bit 31.
+const PRESENT = 1 << 31;
+const COUNTED = (1 << 29) | (1 << 24);
 
 export interface PagemapReader {
   /** One byte per page of [start, end) (page-aligned): 1 when resident now. */
@@ -46,7 +54,7 @@ export function openPagemap(pid: number | 'self', pageSize: number, fail: (error
     throw fail(error as NodeJS.ErrnoException);
   }
   const buffer = Buffer.alloc(ENTRIES * 8);
-  const words = new BigUint64Array(buffer.buffer, buffer.byteOffset, ENTRIES);
+  const halves = new Uint32Array(buffer.buffer, buffer.byteOffset, ENTRIES * 2);
   const ps = BigInt(pageSize);
   return {
     pages(start, end) {
@@ -59,7 +67,10 @@ export function openPagemap(pid: number | 'self', pageSize: number, fail: (error
         } catch (error) {
           throw fail(error as NodeJS.ErrnoException);
         }
-        for (let i = 0; i < read / 8; i++) out[done + i] = (words[i] & PRESENT) !== 0n && (words[i] & COUNTED) !== 0n ? 1 : 0;
+        for (let i = 0; i < read / 8; i++) {
+          const high = halves[2 * i + 1];
+          out[done + i] = (high & PRESENT) !== 0 && (high & COUNTED) !== 0 ? 1 : 0;
+        }
         if (read < count * 8) break;
         done += count;
       }
@@ -71,15 +82,18 @@ export function openPagemap(pid: number | 'self', pageSize: number, fail: (error
   };
 }
 
-/** Regions whose residency doctor needs: [heap], the arena heaps and private read-write anonymous memory. */
-export function residencyRegions(regions: readonly MemoryRegion[]): MemoryRegion[] {
-  return regions.filter((r) => r.kind === 'heap' || r.kind === 'arena-heap' || (r.kind === 'anonymous' && r.perms === 'rw-p'));
+/** The ranges whose residency doctor needs: [heap], the arena heaps and the mmapped chunks. */
+export function residencyRanges(regions: readonly MemoryRegion[], mmapped: readonly { address: bigint; size: number }[]): AddressRange[] {
+  return [
+    ...regions.filter((r) => r.kind === 'heap' || r.kind === 'arena-heap'),
+    ...mmapped.map((c) => ({ start: c.address, end: c.address + BigInt(c.size) })),
+  ].map((r) => ({ start: r.start, end: r.end }));
 }
 
-/** The residency of `regions` now; a range outside them is read when asked. */
-export function readResidency(pagemap: PagemapReader, regions: readonly MemoryRegion[], pageSize: number): Residency {
+/** The residency of `ranges` now; a range outside them is read when asked. */
+export function readResidency(pagemap: PagemapReader, ranges: readonly AddressRange[], pageSize: number): Residency {
   const ps = BigInt(pageSize);
-  const maps = regions.map((r) => ({ start: r.start, end: r.end, pages: pagemap.pages(r.start, r.end) }));
+  const maps = ranges.map((r) => ({ start: r.start, end: r.end, pages: pagemap.pages(r.start, r.end) }));
   return {
     resident(start, end) {
       let pages = 0;

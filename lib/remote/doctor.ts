@@ -5,8 +5,9 @@ import fs from 'node:fs';
 import { Decoded } from '../allocator/results';
 import { outsideHeapOf } from '../allocator/take-snapshot';
 import { binding } from '../binding';
-import { diagnose, Diagnosis } from '../doctor/index';
-import { openPagemap, PagemapReader, readResidency, residencyRegions } from '../doctor/residency';
+import { diagnose, readBeforeSnapshot } from '../doctor/diagnose';
+import type { Diagnosis } from '../doctor/index';
+import { openPagemap, PagemapReader } from '../doctor/residency';
 import { MemoryRegion } from '../maps';
 import { procError } from './proc';
 import { readRanges } from './read-ranges';
@@ -31,7 +32,8 @@ export function remoteDiagnosis(
   const pagemap: PagemapReader = openPagemap(pid, pageSize, (e) => procError(pid, e, `/proc/${pid}/pagemap`));
   try {
     const regions = readMaps();
-    const residency = readResidency(pagemap, residencyRegions(regions), pageSize);
+    const before = readBeforeSnapshot(regions, pageSize, pagemap, (addresses) => readRanges(pid, addresses.map((address) => ({ address, length: 16n })))
+      .map((r) => (r.errno === 0 ? r.bytes : undefined)));
     const { s, d } = snapshot();
     const takenAt = new Date();
     let threads = 0;
@@ -42,9 +44,7 @@ export function remoteDiagnosis(
     }
     const data = diagnose({
       pid, self: false, cmdline: [...target.cmdline], glibc: target.glibc, layout: s.image.layout, libc: s.libc,
-      ...(s.image.heap === undefined ? {} : { heap: s.image.heap }), decoded: d, regions, pageSize, root: `/proc/${pid}/root`, threads, residency,
-      readHeaders: (addresses) => readRanges(pid, addresses.map((address) => ({ address, length: 16n })))
-        .map((r) => (r.errno === 0 ? r.bytes : undefined)),
+      ...(s.image.heap === undefined ? {} : { heap: s.image.heap }), decoded: d, regions, pageSize, root: `/proc/${pid}/root`, threads, before,
     });
     return { data, decoded: d, takenAt, outsideHeap: outsideHeapOf(s.image) };
   } finally {
