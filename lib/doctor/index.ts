@@ -15,7 +15,7 @@ import { runPlan } from '../plan';
 import { DocumentMethods, DocumentViews, presenter, withDocumentViews } from '../presenters';
 import { MALLINFO_FIELDS, Mallinfo } from '../stats';
 import { describe, readOptions } from '../validate';
-import { diagnose, DoctorSource, readBeforeSnapshot } from './diagnose';
+import { BeforeSnapshot, diagnose, DoctorSource, readBeforeSnapshot } from './diagnose';
 import { openPagemap } from './residency';
 import type { DoctorData, TrimMeasured, TrimRange, V8Heap } from './types';
 
@@ -65,12 +65,13 @@ export interface Diagnosis {
 /** This process diagnosed now, handed to `then` while the snapshot's copies are held. */
 export function diagnoseSelf<T>(then: (diagnosis: Diagnosis) => T): T {
   const pageSize = binding.pageSize();
-  // Opened (and its buffer made) before the snapshot: reading it later allocates nothing from malloc.
+  // Opened (and its buffer mapped) before the snapshot: reading it later allocates nothing from malloc.
   const pagemap = openPagemap('self', pageSize, readError('/proc/self/pagemap'));
   let snapshot: AllocatorSnapshot | undefined;
+  let before: BeforeSnapshot | undefined;
   try {
     const regions = maps({ rss: true });
-    const before = readBeforeSnapshot(regions, pageSize, pagemap, (addresses) => addresses.map((a) => {
+    before = readBeforeSnapshot(regions, pageSize, pagemap, (addresses) => addresses.map((a) => {
       try {
         return native(() => binding.readMemory(a, 16n));
       } catch {
@@ -90,6 +91,7 @@ export function diagnoseSelf<T>(then: (diagnosis: Diagnosis) => T): T {
     // What `then` makes (a diagnosis, a heap snapshot) keeps figures, never the copy's bytes: its copies go back now, as a
     // walk's do, not when Node's event loop next turns (a loop of diagnoses that never yields held every one).
     if (snapshot !== undefined) releaseCopies(snapshot);
+    before?.residency.release();
     pagemap.close();
   }
 }

@@ -20,7 +20,15 @@
 // worth reading entry by entry. The one range the snapshot can find outside
 // these, a non-contiguous main_arena's memory outside [heap], is read when
 // asked, after a copy that skipped its untouched pages.
+//
+// What is read before the snapshot is kept in memory mapped for it, not
+// malloc'd: a Uint8Array of a byte a page was a chunk in use in this
+// process's snapshot, of a size the map decided (a 741-page mmapped chunk
+// made a 752-byte one).
 import fs from 'node:fs';
+import { binding } from '../binding';
+import { native } from '../errors';
+import { releaseBytes } from '../allocator/take-snapshot';
 import type { MemoryRegion } from '../maps';
 import type { AddressRange } from '../allocator/locate-input';
 
@@ -31,20 +39,22 @@ const PRESENT = 1 << 31;
 const COUNTED = (1 << 29) | (1 << 24);
 
 export interface PagemapReader {
-  /** One byte per page of [start, end) (page-aligned): 1 when resident now. */
-  pages(start: bigint, end: bigint): Uint8Array;
+  /** One byte per page of [start, end) (page-aligned): 1 when resident now; written into `into` when given. */
+  pages(start: bigint, end: bigint, into?: Uint8Array): Uint8Array;
   close(): void;
 }
 
 /** Resident bytes of a range, as read before the snapshot. */
 export interface Residency {
   resident(start: bigint, end: bigint): number;
+  /** Gives back the memory the flags were read into. */
+  release(): void;
 }
 
 /**
  * Opens `/proc/PID/pagemap` (`pid` 'self' for this process); `fail` turns
  * an fs error into the error to throw (gone, refused). Its read buffer is
- * made here, once.
+ * made here, once, mapped as the flags are (given back by `close`).
  */
 export function openPagemap(pid: number | 'self', pageSize: number, fail: (error: NodeJS.ErrnoException) => Error): PagemapReader {
   let fd: number;
@@ -53,12 +63,12 @@ export function openPagemap(pid: number | 'self', pageSize: number, fail: (error
   } catch (error) {
     throw fail(error as NodeJS.ErrnoException);
   }
-  const buffer = Buffer.alloc(ENTRIES * 8);
+  const buffer = native(() => binding.freshBuffer(ENTRIES * 8));
   const halves = new Uint32Array(buffer.buffer, buffer.byteOffset, ENTRIES * 2);
   const ps = BigInt(pageSize);
   return {
-    pages(start, end) {
-      const out = new Uint8Array(Number((end - start) / ps));
+    pages(start, end, into) {
+      const out = into ?? new Uint8Array(Number((end - start) / ps));
       for (let done = 0; done < out.length;) {
         const count = Math.min(ENTRIES, out.length - done);
         let read: number;
@@ -78,6 +88,7 @@ export function openPagemap(pid: number | 'self', pageSize: number, fail: (error
     },
     close() {
       fs.closeSync(fd);
+      releaseBytes([buffer]);
     },
   };
 }
@@ -93,8 +104,19 @@ export function residencyRanges(regions: readonly MemoryRegion[], mmapped: reado
 /** The residency of `ranges` now; a range outside them is read when asked. */
 export function readResidency(pagemap: PagemapReader, ranges: readonly AddressRange[], pageSize: number): Residency {
   const ps = BigInt(pageSize);
-  const maps = ranges.map((r) => ({ start: r.start, end: r.end, pages: pagemap.pages(r.start, r.end) }));
+  const counts = ranges.map((r) => Number((r.end - r.start) / ps));
+  const total = counts.reduce((n, c) => n + c, 0);
+  const flags = total === 0 ? undefined : native(() => binding.freshBuffer(total));
+  let at = 0;
+  const maps = ranges.map((r, i) => {
+    const pages = pagemap.pages(r.start, r.end, flags?.subarray(at, at + counts[i]));
+    at += counts[i];
+    return { start: r.start, end: r.end, pages };
+  });
   return {
+    release() {
+      if (flags !== undefined) releaseBytes([flags]);
+    },
     resident(start, end) {
       let pages = 0;
       let covered = 0n;

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import { Decoded } from '../allocator/results';
 import { outsideHeapOf } from '../allocator/take-snapshot';
 import { binding } from '../binding';
-import { diagnose, readBeforeSnapshot } from '../doctor/diagnose';
+import { BeforeSnapshot, diagnose, readBeforeSnapshot } from '../doctor/diagnose';
 import type { Diagnosis } from '../doctor/index';
 import { openPagemap, PagemapReader } from '../doctor/residency';
 import { MemoryRegion } from '../maps';
@@ -30,9 +30,10 @@ export function remoteDiagnosis(
   const { pid } = target;
   const pageSize = binding.pageSize();
   const pagemap: PagemapReader = openPagemap(pid, pageSize, (e) => procError(pid, e, `/proc/${pid}/pagemap`));
+  let before: BeforeSnapshot | undefined;
   try {
     const regions = readMaps();
-    const before = readBeforeSnapshot(regions, pageSize, pagemap, (addresses) => readRanges(pid, addresses.map((address) => ({ address, length: 16n })))
+    before = readBeforeSnapshot(regions, pageSize, pagemap, (addresses) => readRanges(pid, addresses.map((address) => ({ address, length: 16n })))
       .map((r) => (r.errno === 0 ? r.bytes : undefined)));
     const { s, d } = snapshot();
     const takenAt = new Date();
@@ -48,6 +49,7 @@ export function remoteDiagnosis(
     });
     return { data, decoded: d, takenAt, outsideHeap: outsideHeapOf(s.image) };
   } finally {
+    before?.residency.release();
     pagemap.close();
   }
 }
