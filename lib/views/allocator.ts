@@ -221,7 +221,7 @@ export function binsDocument(r: BinsData, chunks = DOCUMENT_CHUNKS): ViewDocumen
         { text: shown.length === 0 ? `All ${total} lists are empty.` : `The other ${total - shown.length} of the ${total} lists are empty.` },
         ...(a.binmap.marked.length === 0 ? [] : [{
           text: `binmap marks ${plural(a.binmap.marked.length, 'bin')}` +
-            (stale.length === 0 ? ', each holding chunks.' : `; ${stale.length} of them are empty now (malloc clears a bit only when a search finds its bin empty).`),
+            (stale.length === 0 ? ', each holding chunks.' : `; ${stale.length} of them ${stale.length === 1 ? 'is' : 'are'} empty now (malloc clears a bit only when a search finds its bin empty).`),
         }]),
         ...shown.filter(({ bin }) => own(bin, 'reason') !== undefined)
           .map(({ kind, bin }) => ({ text: `${binLabel(kind, bin.index)} stops after ${plural(bin.count, 'chunk')}: ${bin.reason}`, problem: true })),
@@ -264,7 +264,7 @@ const ARENA_LINES = 8;
 
 function more<T>(items: readonly T[], line: (item: T) => string): string[] {
   const lines = items.slice(0, ARENA_LINES).map((item) => `  ${line(item)}`);
-  if (items.length > ARENA_LINES) lines.push(`  … ${items.length - ARENA_LINES} more arenas`);
+  if (items.length > ARENA_LINES) lines.push(`  … ${plural(items.length - ARENA_LINES, 'more arena', 'more arenas')}`);
   return lines;
 }
 
@@ -277,7 +277,7 @@ export function inspectArenas(r: ArenasData, depth: number, options?: InspectCon
   const name = stylize(options, 'ArenasResult', 'special');
   if (depth < 0) return `[${name} ${plural(r.arenas.length, 'arena')}]`;
   const system = r.arenas.reduce((n, a) => n + a.systemMem, 0n);
-  const head = `${name} <${stylize(options, String(r.arenas.length), 'number')} arenas, ${shortBytes(system)} from the system; ` +
+  const head = `${name} <${stylize(options, String(r.arenas.length), 'number')} ${r.arenas.length === 1 ? 'arena' : 'arenas'}, ${shortBytes(system)} from the system; ` +
     `${r.complete ? 'the list is complete' : `the list stops: ${r.reason}`}${r.snapshot.consistent ? '' : '; torn copy'}`;
   if (depth === 0) return `${head}>`;
   return [

@@ -3,7 +3,7 @@
 // number shown is one the diagnosis measured.
 import { inspect } from 'node:util';
 import type { ArenaDiagnosis, DoctorData, RssRow } from '../doctor/index';
-import { capitalised, commandLine, hex, shortBytes } from '../format';
+import { capitalised, commandLine, hex, plural, shortBytes } from '../format';
 import { toJSONValue } from '../json';
 import type { DocumentViews, InspectContext } from '../presenters';
 import { DocColumn, DocNote, DocRow, documentHTML, documentMarkdown, documentTerminal, ViewDocument } from './document';
@@ -54,7 +54,7 @@ export function doctorDocument(d: DoctorData): ViewDocument {
     { cells: ['mmap_threshold', String(p.mmapThreshold), initial('mmapThreshold'), p.noDynThreshold ? 'set (no_dyn_threshold 1)' : p.raised ? 'risen when a mmapped chunk was freed' : 'as initialised'] },
     { cells: ['trim_threshold', String(p.trimThreshold), initial('trimThreshold'), p.trimThreshold === p.initial?.trimThreshold ? 'as initialised' : p.raised && p.trimThreshold === 2 * p.mmapThreshold ? 'risen with it: 2 × mmap_threshold' : 'changed'] },
     { cells: ['top_pad', String(p.topPad), initial('topPad'), p.topPad === p.initial?.topPad ? 'as initialised' : 'changed'] },
-    { cells: ['arena_max', String(p.arenaMax), initial('arenaMax'), p.arenaMax === 0 ? '0: 8 arenas per CPU' : `at most ${p.arenaMax} arenas`] },
+    { cells: ['arena_max', String(p.arenaMax), initial('arenaMax'), p.arenaMax === 0 ? '0: 8 arenas per CPU' : `at most ${plural(p.arenaMax, 'arena')}`] },
     { cells: ['n_mmaps_max', String(p.nMmapsMax), '', ''] },
   ];
   const t = d.trimmed;
@@ -69,7 +69,7 @@ export function doctorDocument(d: DoctorData): ViewDocument {
     id: 'heapscope-doctor',
     title: `Doctor: ${who}, ${shortBytes(d.rss.total)} resident, glibc ${d.glibc}`,
     notes: [
-      ...(d.cmdline.length === 0 ? [] : [{ text: `Command line: ${commandLine(d.cmdline)}; ${d.threads} threads.` }]),
+      ...(d.cmdline.length === 0 ? [] : [{ text: `Command line: ${commandLine(d.cmdline)}; ${plural(d.threads, 'thread')}.` }]),
       ...(d.snapshot.consistent ? [] : [{ text: `The allocator's copy was still torn after ${d.snapshot.attempts} attempts (${d.snapshot.reason}).`, problem: true }]),
       ...[own(d.snapshot, 'madeResident')].flatMap((made) => (made === undefined ? [] : [{ text: `${capitalised(made)}.`, problem: true }])),
       ...d.incomplete.map((text) => ({ text, problem: true })),
@@ -102,7 +102,7 @@ export function doctorDocument(d: DoctorData): ViewDocument {
         notes: p.initialReason === undefined ? [] : [{ text: `The initial values could not be read: ${p.initialReason}`, problem: true }],
       },
       {
-        heading: `What malloc_trim(0) gives back: ${shortBytes(d.trim.resident)} resident of ${shortBytes(d.trim.bytes)} in ${d.trim.ranges.length} ranges`,
+        heading: `What malloc_trim(0) gives back: ${shortBytes(d.trim.resident)} resident of ${shortBytes(d.trim.bytes)} in ${plural(d.trim.ranges.length, 'range')}`,
         notes: trimNotes,
       },
     ],
@@ -116,8 +116,8 @@ export function renderDoctor(d: DoctorData, options?: TerminalOptions): string {
 /** `DoctorResult <process 1234: 56 MiB resident, 2 pieces of advice>`, then the advice. */
 export function inspectDoctor(d: DoctorData, depth: number, options?: InspectContext): string {
   const name = stylize(options, 'DoctorResult', 'special');
-  const head = `${name} <${d.self ? 'this process' : `process ${d.pid}`}: ${shortBytes(d.rss.total)} resident, ${d.arenas.length} arenas, ` +
-    `malloc_trim(0) gives ${shortBytes(d.trim.resident)}, ${d.advice.length === 0 ? 'no advice' : `${d.advice.length} pieces of advice`}`;
+  const head = `${name} <${d.self ? 'this process' : `process ${d.pid}`}: ${shortBytes(d.rss.total)} resident, ${plural(d.arenas.length, 'arena')}, ` +
+    `malloc_trim(0) gives ${shortBytes(d.trim.resident)}, ${d.advice.length === 0 ? 'no advice' : plural(d.advice.length, 'piece of advice', 'pieces of advice')}`;
   if (depth < 0) return `[${name}]`;
   if (depth === 0 || d.advice.length === 0) return `${head}>`;
   return [head, ...d.advice.map((a) => `  ${a.text}`), `  ${stylize(options, '.findings', 'undefined')}, ${stylize(options, '.toMarkdown()', 'undefined')}>`].join('\n');

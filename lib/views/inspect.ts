@@ -9,7 +9,7 @@ import { chunkFlags, ChunkHeader } from '../chunk';
 import type { ResultData } from '../result-data';
 import type { ArenaInfo, BlockTotal, MallocInfo } from '../malloc-info';
 import type { MemoryRegion } from '../maps';
-import { hex, shortBytes } from '../format';
+import { hex, plural, shortBytes } from '../format';
 import { environmentLine } from './environment';
 
 export type { InspectContext } from '../presenters';
@@ -94,11 +94,6 @@ export function inspectRegion(region: MemoryRegion, depth: number, options?: Ins
     `${stylize(options, region.kind, 'special')}${where}${resident}>`;
 }
 
-/** `1 surprise`, `2 surprises`. */
-function count(n: number, one: string, many = `${one}s`): string {
-  return `${n} ${n === 1 ? one : many}`;
-}
-
 /**
  * An experiment result, short: its question, how many findings, surprises
  * and rows it has and where they are, and where it ran. At depth 0 (nested,
@@ -107,26 +102,26 @@ function count(n: number, one: string, many = `${one}s`): string {
 export function inspectResult(result: ResultData, depth: number, options?: InspectContext): string {
   const name = `${stylize(options, 'ExperimentResult', 'special')} ${result.name}`;
   if (depth < 0) return `[${name}]`;
-  const rows = `${stylize(options, String(result.rows.length), 'number')} rows`;
+  const rows = `${stylize(options, String(result.rows.length), 'number')} ${result.rows.length === 1 ? 'row' : 'rows'}`;
   if (depth === 0) {
-    return `${name} <${result.findings.length} findings, ${result.surprises.length} surprises, ${rows}>`;
+    return `${name} <${plural(result.findings.length, 'finding')}, ${plural(result.surprises.length, 'surprise')}, ${rows}>`;
   }
   const hint = (text: string) => stylize(options, text, 'undefined');
   return [
     `${name}: ${result.question}`,
-    `  ${count(result.findings.length, 'finding')} ${hint('(.findings)')}, ${count(result.surprises.length, 'surprise')} ${hint('(.surprises)')}, ` +
+    `  ${plural(result.findings.length, 'finding')} ${hint('(.findings)')}, ${plural(result.surprises.length, 'surprise')} ${hint('(.surprises)')}, ` +
       `${rows} ${hint('(.rows)')}; all of it as text: ${hint('.toMarkdown()')}`,
     `  ${environmentLine(result)}`,
   ].join('\n');
 }
 
 function blocks(total: BlockTotal): string {
-  return total.count === 0 ? 'none' : `${count(total.count, 'chunk')} (${shortBytes(total.size)})`;
+  return total.count === 0 ? 'none' : `${plural(total.count, 'chunk')} (${shortBytes(total.size)})`;
 }
 
 /** What one arena holds, in a line: `#0 main_arena: 2.9 MiB from the system; free: 34 chunks (160 KiB) in bins and top, none in fastbins`. */
 function arenaLine(arena: ArenaInfo): string {
-  const which = arena.nr === 0 ? 'main_arena' : `thread arena${arena.subheaps === undefined ? '' : `, ${count(arena.subheaps, 'heap')}`}`;
+  const which = arena.nr === 0 ? 'main_arena' : `thread arena${arena.subheaps === undefined ? '' : `, ${plural(arena.subheaps, 'heap')}`}`;
   const max = arena.systemMax === arena.systemCurrent ? '' : ` (max ${shortBytes(arena.systemMax)})`;
   return `#${arena.nr} ${which}: ${shortBytes(arena.systemCurrent)} from the system${max}; ` +
     `free: ${blocks(arena.rest)} in bins and top, ${blocks(arena.fast)} in fastbins`;
@@ -136,7 +131,7 @@ function arenaLine(arena: ArenaInfo): string {
 export function inspectArena(arena: ArenaInfo, depth: number, options?: InspectContext): string {
   const name = stylize(options, 'ArenaInfo', 'special');
   if (depth < 0) return `[${name} #${arena.nr}]`;
-  return `${name} <${arenaLine(arena)}; ${count(arena.sizes.length, 'bin')} with chunks ${stylize(options, '(.sizes)', 'undefined')}>`;
+  return `${name} <${arenaLine(arena)}; ${plural(arena.sizes.length, 'bin')} with chunks ${stylize(options, '(.sizes)', 'undefined')}>`;
 }
 
 /** Arenas listed one a line; more than this are counted. */
@@ -149,11 +144,11 @@ const ARENA_LINES = 8;
  */
 export function inspectMallocInfo(info: MallocInfo, depth: number, options?: InspectContext): string {
   const name = stylize(options, 'MallocInfo', 'special');
-  if (depth < 0) return `[${name} ${count(info.arenas.length, 'arena')}]`;
+  if (depth < 0) return `[${name} ${plural(info.arenas.length, 'arena')}]`;
   const t = info.totals;
   const max = t.systemMax === t.systemCurrent ? '' : ` (max ${shortBytes(t.systemMax)})`;
-  const head = `${name} <${count(info.arenas.length, 'arena')}, ${shortBytes(t.systemCurrent)} from the system${max}, ` +
-    `${shortBytes(t.mmap.size)} in ${count(t.mmap.count, 'mmapped chunk')}`;
+  const head = `${name} <${plural(info.arenas.length, 'arena')}, ${shortBytes(t.systemCurrent)} from the system${max}, ` +
+    `${shortBytes(t.mmap.size)} in ${plural(t.mmap.count, 'mmapped chunk')}`;
   if (depth === 0) return `${head}>`;
   const hint = (text: string) => stylize(options, text, 'undefined');
   const lines = [
@@ -161,7 +156,7 @@ export function inspectMallocInfo(info: MallocInfo, depth: number, options?: Ins
     `  free in all: ${blocks(t.rest)} in bins and tops, ${blocks(t.fast)} in fastbins`,
     ...info.arenas.slice(0, ARENA_LINES).map((a) => `  ${arenaLine(a)}`),
   ];
-  if (info.arenas.length > ARENA_LINES) lines.push(`  … ${info.arenas.length - ARENA_LINES} more arenas`);
+  if (info.arenas.length > ARENA_LINES) lines.push(`  … ${plural(info.arenas.length - ARENA_LINES, 'more arena', 'more arenas')}`);
   lines.push(`  ${hint('.arenas[n].sizes')}: each arena's bins; ${hint('.totals')}; ${hint('.raw')}: glibc's XML>`);
   return lines.join('\n');
 }

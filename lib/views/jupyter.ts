@@ -9,7 +9,7 @@ import { inspect } from 'node:util';
 import type { Allocation } from '../allocation';
 import type { ChunkHeader } from '../chunk';
 import type { ExperimentResult } from '../result-data';
-import { hex, shortBytes } from '../format';
+import { hex, plural, shortBytes } from '../format';
 import { toJSONValue } from '../json';
 import type { MemoryRegion } from '../maps';
 import { cellStyle, SCROLL_STYLE, TABLE_STYLE } from './html';
@@ -68,7 +68,7 @@ export function regionsBundle(regions: readonly MemoryRegion[]): MimeBundle {
     .map((row) => `<tr>${row.map((c, i) => `<td style="${cellStyle(numeric(i))}">${i < 2 ? `<code>${c}</code>` : esc(c)}</td>`).join('')}</tr>`)
     .join('')}</tbody></table></div>`;
   const text = regions.map((r) => plain(r)).join('\n');
-  return { 'text/plain': `${regions.length} regions\n${text}`, 'text/html': html, 'application/json': toJSONValue(regions) };
+  return { 'text/plain': `${plural(regions.length, 'region')}\n${text}`, 'text/html': html, 'application/json': toJSONValue(regions) };
 }
 
 interface AllocationData {

@@ -2,7 +2,7 @@
 // terminal, Markdown, HTML and a notebook. Each figure is one of the two
 // files' (before, after) or their difference.
 import { inspect } from 'node:util';
-import { commandLine, shortBytes, signedBytes } from '../format';
+import { commandLine, plural, shortBytes, signedBytes } from '../format';
 import type { ArenaDiff, Counted, HeapDiffData, Pair } from '../heap-snapshot/index';
 import { FREE_PLACES } from '../heap-snapshot/index';
 import { TOTALLED_FIELDS } from '../allocator/totals';
@@ -83,7 +83,7 @@ export function diffDocument(d: HeapDiffData): ViewDocument {
   const gone = d.arenas.filter((a) => a.status === 'disappeared').length;
   if (appeared + gone > 0) notes.push({ text: `Thread arenas matched by address: ${appeared} appeared, ${gone} disappeared.` });
   const m = d.mmapped;
-  const rssRows = d.rss.rows.map((r) => bytesRow(`${RSS_LABELS[r.kind]} (${r.count.a} → ${r.count.b} regions)`, r.rss));
+  const rssRows = d.rss.rows.map((r) => bytesRow(`${RSS_LABELS[r.kind]} (${r.count.a} → ${plural(r.count.b, 'region')})`, r.rss));
   return {
     id: 'heapscope-diff',
     title: d.sameProcess ? `Diff: ${who(d.a)}, ${d.elapsed / 1000} s apart` : `Diff: ${who(d.a)} → ${who(d.b)}`,
@@ -129,7 +129,7 @@ export function inspectDiff(d: HeapDiffData, depth: number, options?: InspectCon
   if (depth < 0) return `[${name}]`;
   const inUse = d.arenas.reduce((p, a) => ({ a: { count: p.a.count + a.inUse.a.count, bytes: p.a.bytes + a.inUse.a.bytes }, b: { count: p.b.count + a.inUse.b.count, bytes: p.b.bytes + a.inUse.b.bytes } }),
     { a: { count: 0, bytes: 0 }, b: { count: 0, bytes: 0 } });
-  return `${name} <process ${d.a.pid}${d.sameProcess ? '' : ` → ${d.b.pid}`}, ${d.elapsed / 1000} s apart: in use ${countedChange(inUse)}, ${d.arenas.length} arenas, resident ${signedBytes(d.rss.total.b - d.rss.total.a)}>`;
+  return `${name} <process ${d.a.pid}${d.sameProcess ? '' : ` → ${d.b.pid}`}, ${d.elapsed / 1000} s apart: in use ${countedChange(inUse)}, ${plural(d.arenas.length, 'arena')}, resident ${signedBytes(d.rss.total.b - d.rss.total.a)}>`;
 }
 
 export const diffDocumentViews: DocumentViews<HeapDiffData> = {

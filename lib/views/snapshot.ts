@@ -2,7 +2,7 @@
 // the terminal, Markdown, HTML and a notebook, and a REPL line. Every
 // number shown is one of the snapshot's.
 import { inspect } from 'node:util';
-import { commandLine, hex, shortBytes, span } from '../format';
+import { commandLine, hex, plural, shortBytes, span } from '../format';
 import type { Counted, HeapSnapshotData, SizeClassCounts, SnapshotArena } from '../heap-snapshot/index';
 import { FREE_PLACES, summarize } from '../heap-snapshot/index';
 import { toJSONValue } from '../json';
@@ -60,9 +60,9 @@ export function snapshotDocument(s: HeapSnapshotData): ViewDocument {
     id: 'heapscope-snapshot',
     title: `Heap snapshot: ${processName(s.process)}, ${s.takenAt}, glibc ${s.process.glibc}`,
     notes: [
-      ...(s.process.cmdline.length === 0 ? [] : [{ text: `Command line: ${commandLine(s.process.cmdline)}; ${s.process.threads} threads.` }]),
-      { text: `${s.arenas.length} arenas: ${countedCell(total.inUse)} in use, ${countedCell(total.free)} free, ${shortBytes(total.top)} in top; ` +
-        `${total.mmapped.count} mmapped chunks (${shortBytes(total.mmapped.bytes)}); ${shortBytes(s.rss.total)} resident.` },
+      ...(s.process.cmdline.length === 0 ? [] : [{ text: `Command line: ${commandLine(s.process.cmdline)}; ${plural(s.process.threads, 'thread')}.` }]),
+      { text: `${plural(s.arenas.length, 'arena')}: ${countedCell(total.inUse)} in use, ${countedCell(total.free)} free, ${shortBytes(total.top)} in top; ` +
+        `${plural(total.mmapped.count, 'mmapped chunk')} (${shortBytes(total.mmapped.bytes)}); ${shortBytes(s.rss.total)} resident.` },
       ...(s.copy.consistent ? [] : [{ text: `The allocator's copy was still torn after ${s.copy.attempts} attempts (${s.copy.reason}).`, problem: true }]),
       ...s.incomplete.map((text) => ({ text, problem: true })),
     ],
@@ -73,7 +73,7 @@ export function snapshotDocument(s: HeapSnapshotData): ViewDocument {
         notes: [{ text: 'in use: chunks handed out (the tcache structs included); tcache: free to the program, in use to mallinfo2; fast, unsorted, small, large: the bins; rss: resident bytes of its memory.' }],
       },
       ...s.arenas.map((a) => ({
-        heading: `${arenaName(a)}: the ${Math.min(CLASSES_SHOWN, a.classes.length)} size classes holding the most bytes, of ${a.classes.length}`,
+        heading: `${arenaName(a)}: ${a.classes.length === 1 ? 'its one size class' : `the ${Math.min(CLASSES_SHOWN, a.classes.length)} size classes holding the most bytes, of ${a.classes.length}`}`,
         table: { columns: classColumns, rows: classRows(a) },
         notes: [] as DocNote[],
       })),
@@ -98,7 +98,7 @@ export function inspectSnapshot(s: HeapSnapshotData, depth: number, options?: In
   const name = stylize(options, 'HeapSnapshot', 'special');
   if (depth < 0) return `[${name}]`;
   const t = summarize(s);
-  return `${name} <${processName(s.process)}, ${s.takenAt}: ${t.arenas} arenas, ${shortBytes(t.inUse.bytes)} in use, ${shortBytes(t.free.bytes)} free, ` +
+  return `${name} <${processName(s.process)}, ${s.takenAt}: ${plural(t.arenas, 'arena')}, ${shortBytes(t.inUse.bytes)} in use, ${shortBytes(t.free.bytes)} free, ` +
     `${shortBytes(t.top)} top, ${shortBytes(s.rss.total)} resident${s.copy.consistent ? '' : ', torn'}>`;
 }
 

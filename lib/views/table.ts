@@ -4,7 +4,7 @@
 // for. Experiments without a spec get one column per plain field.
 import type { ChunkHeader } from '../chunk';
 import { ResultData } from '../result-data';
-import { hex } from '../format';
+import { hex, plural } from '../format';
 import { allRows, CellValue, ColourName, Column, firstAndLast, TableSpec } from '../table-spec';
 import { lookup } from '../validate';
 import { flagLetters } from './inspect';
@@ -87,7 +87,7 @@ function genericSpec(rows: readonly object[]): TableSpec<object> {
 
 /** The sentence under a table: how many lines it shows, of which rows, of how many measured. */
 export function tableNote(shown: number, selected: number, total: number, selection: string): string {
-  const count = shown < selected ? `${shown} of ${selected} rows` : selected === total ? `All ${total} rows` : `${selected} rows`;
+  const count = shown < selected ? `${shown} of ${selected} rows` : selected === total ? (total === 1 ? 'The one row' : `All ${total} rows`) : plural(selected, 'row');
   return `${count} (${selection})${selected < total ? ` of the ${total} measured` : ''}.`;
 }
 

@@ -1,7 +1,7 @@
 // The terminal view of a walk: a strip of cells, one per chunk or per fixed
 // span of bytes, and a summary with the mallinfo2() comparison.
 import { TOTALLED_FIELDS } from '../allocator/totals';
-import { hex, shortBytes } from '../format';
+import { hex, plural, shortBytes } from '../format';
 import { PLACES } from '../walk/heap-walk';
 import type { HeapChunk, HeapRegionWalk, WalkTotals } from '../walk/heap-walk';
 import { HeapWalkData, walkRegions } from '../walk/walk-data';
@@ -91,7 +91,7 @@ export function heapTitle(heap: HeapRegionWalk): string {
 export function totalsLine(totals: WalkTotals): string {
   const parts = PLACES.filter((p) => totals.places[p].count > 0 && p !== 'top')
     .map((p) => `${p.replace('-', ' ')} ${totals.places[p].count} (${shortBytes(totals.places[p].size)})`);
-  return `${totals.chunks} chunks: ${[...parts, `top ${shortBytes(totals.places.top.size)}`].join(', ')}`;
+  return `${plural(totals.chunks, 'chunk')}: ${[...parts, `top ${shortBytes(totals.places.top.size)}`].join(', ')}`;
 }
 
 function renderHeap(heap: HeapRegionWalk, width: number, rows: number, color: boolean): string[] {
@@ -145,7 +145,7 @@ export function renderWalk(walk: HeapWalkData, options: StripOptions = {}): stri
   for (const t of walk.tcaches) {
     const used = t.bins.filter((b) => b.count > 0);
     lines.push(`tcache ${t.owner === 'calling-thread' ? 'of this thread' : 'of another thread'} at ${hex(t.address)}: ` +
-      `${used.reduce((n, b) => n + b.count, 0)} chunks in ${used.length} of ${t.bins.length} bins` + (used.length > 0 ? ' (chunk size × count):' : ''));
+      `${plural(used.reduce((n, b) => n + b.count, 0), 'chunk')} in ${used.length} of ${t.bins.length} bins` + (used.length > 0 ? ' (chunk size × count):' : ''));
     lines.push(...wrap(used.map((b) => `${b.chunks[0]?.size ?? '?'}×${b.count}`), width));
     for (const b of t.bins) if (own(b, 'reason') !== undefined) lines.push(`  bin ${b.index}: ${b.reason}`);
   }
@@ -165,7 +165,7 @@ export function snapshotLines(walk: HeapWalkData): string[] {
     for (const f of TOTALLED_FIELDS) lines.push(`  ${f} ${walk.mallinfoTotals[f]}`);
   } else {
     const wrong = walk.checks.filter((c) => !c.equal);
-    lines.push(`mallinfo2() of the same native call against the walk's own totals (every arena): ${wrong.length === 0 ? 'every field equal' : `${wrong.length} differ`}`);
+    lines.push(`mallinfo2() of the same native call against the walk's own totals (every arena): ${wrong.length === 0 ? 'every field equal' : `${wrong.length} ${wrong.length === 1 ? 'differs' : 'differ'}`}`);
     for (const c of walk.checks) {
       lines.push(`  ${c.field} ${c.mallinfo} ${c.equal ? '=' : '≠'} ${c.walk}${c.equal ? '' : ` (mallinfo2 ${c.difference > 0 ? '+' : '−'}${Math.abs(c.difference)})`}`);
     }

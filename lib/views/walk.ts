@@ -1,7 +1,7 @@
 // A walk's other views: its REPL line, a self-contained HTML fragment (the
 // SVG strip and the summary), its JSON for notebooks, and the Jupyter bundle.
 import { inspect } from 'node:util';
-import { hex, shortBytes } from '../format';
+import { hex, plural, shortBytes } from '../format';
 import { toJSONValue } from '../json';
 import type { InspectContext, MimeBundle } from '../presenters';
 import { HeapChunk, PLACES, WalkTotals } from '../walk/heap-walk';
@@ -63,7 +63,7 @@ export function walkHTML(walk: HeapWalkData, options: WalkSVGOptions & { style?:
   for (const t of walk.tcaches) {
     const used = t.bins.filter((b) => b.count > 0);
     parts.push(`<p class="note">${esc(`${t.owner === 'calling-thread' ? "This thread's" : "Another thread's"} tcache_perthread_struct at ${hex(t.address)}: ` +
-      `${used.reduce((n, b) => n + b.count, 0)} chunks in ${used.length} of ${t.bins.length} bins.`)}</p>`);
+      `${plural(used.reduce((n, b) => n + b.count, 0), 'chunk')} in ${used.length} of ${t.bins.length} bins.`)}</p>`);
   }
   const [first, ...rest] = snapshotLines(walk);
   parts.push(`<h3>mallinfo2()</h3><p class="note">${esc(first)}</p>`);

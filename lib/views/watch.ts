@@ -2,7 +2,7 @@
 // bytes, for logs and scripts), a few lines redrawn in place on a terminal
 // (short units, a row per arena). Each figure is the tick's snapshot's, its
 // trend the difference from the first tick's.
-import { hex, shortBytes, signedBytes } from '../format';
+import { hex, plural, shortBytes, signedBytes } from '../format';
 import type { Counted, HeapSnapshotData, SnapshotSummary } from '../heap-snapshot/index';
 import { FREE_PLACES, summarize } from '../heap-snapshot/index';
 import { DocColumn, DocRow, documentTerminal } from './document';
@@ -28,7 +28,7 @@ export function watchLine(now: HeapSnapshotData, first: HeapSnapshotData): strin
   const f = summarize(first);
   const counted = (name: string, pick: (s: SnapshotSummary) => Counted) => {
     const c = pick(n);
-    return `${name} ${c.bytes} B in ${c.count} chunks (${signedExact(c.bytes - pick(f).bytes)})`;
+    return `${name} ${c.bytes} B in ${plural(c.count, 'chunk')} (${signedExact(c.bytes - pick(f).bytes)})`;
   };
   return [
     now.takenAt,
@@ -118,7 +118,7 @@ export function watchFrame(now: HeapSnapshotData, first: HeapSnapshotData, tick:
     title: `process ${now.process.pid}, tick ${tick} at ${now.takenAt} (trends since ${first.takenAt})`,
     notes: now.copy.consistent ? [] : [{ text: `This tick's copy was torn after ${now.copy.attempts} copies: ${now.copy.reason}`, problem: true }],
     sections: [{
-      heading: `${n.arenas} arenas`,
+      heading: plural(n.arenas, 'arena'),
       table: { columns, rows },
       notes: [
         { text: `mmapped chunks: ${n.mmapped.count} (was ${f.mmapped.count}), ${withTrend(n.mmapped.bytes, f.mmapped.bytes)}; resident: ${withTrend(n.rss, f.rss)}.` },

@@ -373,7 +373,7 @@ describe('heapscope exec', () => {
     const lines = text.stdout.split('\n');
     expect(lines[0]).toMatch(new RegExp(`^Doctor: process ${text.stderr.split('\n')[0]}, .* resident, glibc ${glibcVersion()}$`));
     // Piped, the text is wrapped at 80 columns.
-    expect(lines.slice(1).join(' ').replace(/\s+/g, ' ')).toContain(`Command line: ${PYTHON} ${target}; 1 threads.`);
+    expect(lines.slice(1).join(' ').replace(/\s+/g, ' ')).toContain(`Command line: ${PYTHON} ${target}; 1 thread.`);
   });
 
   it('--command walk: the walk of the child, its totals its own mallinfo2() field for field; --html the walk\'s fragment', async ({ skip }) => {

@@ -9,6 +9,7 @@ import { ChildProcess, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { inspect } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildFixtures, startTarget } from '../helpers/target';
 import { attach, DOCTOR_THRESHOLDS } from '../../lib/index';
@@ -90,6 +91,13 @@ describe('doctor --pid on quiet processes: its totals are their own mallinfo2()'
     expect(d.arenas).toHaveLength(1);
     expect(said).toContain(' 1 arena holds ');
     expect(said).not.toMatch(/\b1 mmapped chunk \([^)]*\) were |\bthe one mmapped chunk [^;]* of them\b/i);
+    // And it runs one thread: the summaries of the diagnosis and of a snapshot count them in the singular too.
+    expect(said).toContain('; 1 thread.');
+    const target = attach(child.pid!);
+    expect(inspect(target.doctor())).toMatch(/ resident, 1 arena, /);
+    const snapshot = target.heapSnapshot();
+    expect(inspect(snapshot)).toMatch(/: 1 arena, /);
+    expect(snapshot.toMarkdown().replace(/\s+/g, ' ')).toMatch(/; 1 thread\. 1 arena: /);
   });
 
   it('a C program with four fragmented thread arenas and a risen mmap threshold: its mallinfo2, the advice, and the trim it then makes', async ({ skip }) => {

@@ -151,8 +151,8 @@ describe('ExperimentResult at the prompt', () => {
     const lines = text.split('\n');
     expect(lines).toEqual([
       `ExperimentResult kernel-calls: ${result.question}`,
-      `  ${result.findings.length} findings (.findings), ${result.surprises.length} surprise${result.surprises.length === 1 ? '' : 's'} (.surprises), ` +
-        `${result.rows.length} rows (.rows); all of it as text: .toMarkdown()`,
+      `  ${result.findings.length} finding${result.findings.length === 1 ? '' : 's'} (.findings), ${result.surprises.length} surprise${result.surprises.length === 1 ? '' : 's'} (.surprises), ` +
+        `${result.rows.length} row${result.rows.length === 1 ? '' : 's'} (.rows); all of it as text: .toMarkdown()`,
       `  glibc ${result.environment.glibc}, node ${result.environment.node}, fresh child process`,
     ]);
     for (const line of lines) expect(line.length, line).toBeLessThanOrEqual(120);
@@ -163,7 +163,8 @@ describe('ExperimentResult at the prompt', () => {
 
   it('is one line at depth 0 and a name when nested past the depth', () => {
     expect(inspect(result, { depth: 0 })).toBe(
-      `ExperimentResult kernel-calls <${result.findings.length} findings, ${result.surprises.length} surprises, ${result.rows.length} rows>`,
+      `ExperimentResult kernel-calls <${result.findings.length} finding${result.findings.length === 1 ? '' : 's'}, ` +
+        `${result.surprises.length} surprise${result.surprises.length === 1 ? '' : 's'}, ${result.rows.length} row${result.rows.length === 1 ? '' : 's'}>`,
     );
     expect(inspect([result], { depth: 0 })).toBe('[ [ExperimentResult kernel-calls] ]');
   });
