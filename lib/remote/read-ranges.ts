@@ -20,13 +20,28 @@ export interface RangeToRead {
   anonymous?: boolean;
 }
 
+/** The most ranges one native read takes: IOV_MAX (native/remote.cc). */
+const RANGES_PER_CALL = 1024;
+
 /**
  * Reads each [address, length] of `pid`; a refused read is ERR_PERMISSION
  * with its cause, a gone process ERR_PROCESS_EXITED. With `into` (at least
  * as long as the ranges together), the ranges are read into it one after
- * another, and each RangeRead's `bytes` is a view of it.
+ * another, and each RangeRead's `bytes` is a view of it. More ranges than
+ * one native call takes are read in calls of that many, in order.
  */
 export function readRanges(pid: number, ranges: readonly RangeToRead[], into?: Uint8Array): RangeRead[] {
+  if (ranges.length > RANGES_PER_CALL) {
+    const reads: RangeRead[] = [];
+    let at = 0;
+    for (let i = 0; i < ranges.length; i += RANGES_PER_CALL) {
+      const part = ranges.slice(i, i + RANGES_PER_CALL);
+      const length = part.reduce((n, r) => n + Number(r.length), 0);
+      for (const read of readRanges(pid, part, into?.subarray(at, at + length))) reads.push(read);
+      at += length;
+    }
+    return reads;
+  }
   const words = new BigUint64Array(ranges.length * 2);
   ranges.forEach((r, i) => {
     words[2 * i] = r.address;
@@ -42,9 +57,9 @@ export function readRanges(pid: number, ranges: readonly RangeToRead[], into?: U
 }
 
 /**
- * Reads the address, length pairs of `words` into `into`, one after
- * another: for many small ranges, with no object per range. The errno of
- * each (0: whole).
+ * Reads the address, length pairs of `words` (at most 1024) into `into`,
+ * one after another: for many small ranges, with no object per range. The
+ * errno of each (0: whole).
  */
 export function readPacked(pid: number, words: BigUint64Array, into: Uint8Array): Int32Array {
   const errnos = new Int32Array(words.length / 2);

@@ -34,7 +34,7 @@ let programs: Record<string, string> = {};
 let noCompiler: string | undefined;
 
 beforeAll(() => {
-  ({ programs, noCompiler } = buildFixtures(dir, ['doctor-threads', 'doctor-merged-chunk']));
+  ({ programs, noCompiler } = buildFixtures(dir, ['doctor-threads', 'doctor-merged-chunk', 'doctor-many-regions']));
 });
 
 afterEach(() => {
@@ -161,6 +161,25 @@ describe('doctor --pid on quiet processes: its totals are their own mallinfo2()'
       : `0 mmapped chunks (0 B) were found at the starts of anonymous mappings, but mp_ counts 2 (${shortBytes(mallinfo.hblkhd)}): ` +
         'the others start no anonymous map line, so the resident-memory table counts them with whichever lines hold them, which this copy cannot tell.');
     expect(d.rss.rows.find((r) => r.kind === 'mmapped-chunks')?.count).toBe(expected.length === 1 ? 1 : undefined);
+  });
+});
+
+describe('doctor --pid on a process with more anonymous regions than one native read takes', () => {
+  it('1100 of them: every header is read (in calls of 1024), and its mmapped chunk found, written whole', async ({ skip }) => {
+    if (noCompiler !== undefined) skip(noCompiler);
+    const { child, next } = start(programs['doctor-many-regions'], []);
+    const lines = await next(3);
+    const mallinfo = JSON.parse(lines[1]) as Record<string, number>;
+    const { chunk } = JSON.parse(lines[2]) as { chunk: string };
+    const target = attach(child.pid!);
+    expect(target.maps().filter((r) => r.kind === 'anonymous' && r.perms === 'rw-p').length).toBeGreaterThan(1100);
+    const d = target.doctor();
+    expect([d.mmapped.nMmaps, d.mmapped.mmappedMem]).toEqual([mallinfo.hblks, mallinfo.hblkhd]);
+    const found = d.mmapped.chunks.find((c) => c.address === BigInt(chunk));
+    expect(found).toBeDefined();
+    expect(found!.resident).toBe(found!.size);
+    const text = heapscope(['doctor', '--pid', String(child.pid)]);
+    expect(text.code, text.stderr).toBe(0);
   });
 });
 

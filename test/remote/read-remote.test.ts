@@ -95,6 +95,24 @@ describe('readRemote', () => {
     a.free();
   });
 
+  it('reads more ranges than one native call takes (1024) in calls of that many, in order, into an array too', () => {
+    const a = malloc(64);
+    a.write(0, Buffer.from('0123456789abcdef'));
+    // 2,500 ranges: byte i % 16 of the block at each, and every 700th unmapped.
+    const ranges = Array.from({ length: 2500 }, (_, i) => ({ address: i % 700 === 699 ? 0x1000n : a.address + BigInt(i % 16), length: 1n }));
+    const into = new Uint8Array(ranges.length).fill(0xee);
+    for (const reads of [readRanges(process.pid, ranges), readRanges(process.pid, ranges, into)]) {
+      expect(reads).toHaveLength(ranges.length);
+      expect(reads.map((r, i) => (i % 700 === 699 ? r.errno === EFAULT && r.bytes.length === 0 : r.errno === 0 && String.fromCharCode(r.bytes[0]) === '0123456789abcdef'[i % 16])))
+        .toEqual(ranges.map(() => true));
+    }
+    // Into the array, each range at its own place: the unmapped ones' bytes left as they were.
+    expect([...into.subarray(1024, 1030)].map((c) => String.fromCharCode(c)).join('')).toBe('0123456789abcdef'.slice(0, 6));
+    expect(into[699]).toBe(0xee);
+    expect(into[2099]).toBe(0xee);
+    a.free();
+  });
+
   it('in its packed form, writes each range\'s errno into the array it is given and returns nothing', async () => {
     const a = malloc(64);
     a.write(0, Buffer.from('0123456789abcdef'));
