@@ -13,6 +13,7 @@ import { doctorAdvice, doctorFindings } from './findings';
 import { chunkCandidates, findMmappedChunks, HeaderReader } from './mmapped';
 import { initialParams, paramsInForce } from './params';
 import { PagemapReader, readResidency, Residency, residencyRanges } from './residency';
+import { readRanges } from '../remote/read-ranges';
 import { rssRows } from './rss';
 import { planTrim } from './trim';
 import type { DoctorData, MmappedChunks, V8Heap } from './types';
@@ -48,11 +49,14 @@ export interface BeforeSnapshot {
 }
 
 /**
- * Read before the snapshot, whose copy can make what it reads resident
- * (residency.ts): the mmapped chunks' headers, found through `regions` (the
- * map just read), then the residency of what doctor looks up.
+ * Read of process `pid` (this one's own included) before the snapshot,
+ * whose copy can make what it reads resident (residency.ts): the mmapped
+ * chunks' headers, found through `regions` (the map just read), then the
+ * residency of what doctor looks up.
  */
-export function readBeforeSnapshot(regions: readonly MemoryRegion[], pageSize: number, pagemap: PagemapReader, readHeaders: HeaderReader): BeforeSnapshot {
+export function readBeforeSnapshot(pid: number, regions: readonly MemoryRegion[], pageSize: number, pagemap: PagemapReader): BeforeSnapshot {
+  const readHeaders: HeaderReader = (addresses) => readRanges(pid, addresses.map((address) => ({ address, length: 16n })))
+    .map((r) => (r.errno === 0 ? r.bytes : undefined));
   const mmapped = findMmappedChunks(chunkCandidates(regions, pageSize), pageSize, readHeaders);
   return { mmapped, residency: readResidency(pagemap, residencyRanges(regions, mmapped), pageSize) };
 }

@@ -9,7 +9,7 @@ import { decodeSnapshot, Decoded } from '../allocator/results';
 import { mergedRanges } from '../address-ranges';
 import { AllocatorSnapshot, outsideHeapOf, releaseCopies, takeAllocatorSnapshot } from '../allocator/take-snapshot';
 import { binding } from '../binding';
-import { HeapscopeError, native, typeError } from '../errors';
+import { HeapscopeError, typeError } from '../errors';
 import { maps } from '../maps';
 import { runPlan } from '../plan';
 import { DocumentMethods, DocumentViews, presenter, withDocumentViews } from '../presenters';
@@ -71,13 +71,7 @@ export function diagnoseSelf<T>(then: (diagnosis: Diagnosis) => T): T {
   let before: BeforeSnapshot | undefined;
   try {
     const regions = maps({ rss: true });
-    before = readBeforeSnapshot(regions, pageSize, pagemap, (addresses) => addresses.map((a) => {
-      try {
-        return native(() => binding.readMemory(a, 16n));
-      } catch {
-        return undefined;
-      }
-    }));
+    before = readBeforeSnapshot(process.pid, regions, pageSize, pagemap);
     snapshot = takeAllocatorSnapshot();
     const takenAt = new Date();
     const decoded = decodeSnapshot(snapshot);

@@ -10,7 +10,6 @@ import type { Diagnosis } from '../doctor/index';
 import { openPagemap, PagemapReader } from '../doctor/residency';
 import { MemoryRegion } from '../maps';
 import { procError } from './proc';
-import { readRanges } from './read-ranges';
 import { RemoteSnapshot } from './snapshot';
 
 export interface RemoteTarget {
@@ -33,8 +32,7 @@ export function remoteDiagnosis(
   let before: BeforeSnapshot | undefined;
   try {
     const regions = readMaps();
-    before = readBeforeSnapshot(regions, pageSize, pagemap, (addresses) => readRanges(pid, addresses.map((address) => ({ address, length: 16n })))
-      .map((r) => (r.errno === 0 ? r.bytes : undefined)));
+    before = readBeforeSnapshot(pid, regions, pageSize, pagemap);
     const { s, d } = snapshot();
     const takenAt = new Date();
     let threads = 0;
