@@ -7,13 +7,13 @@ import { binnedRuns, cachedBytes, inUseAtLeast, listedChunks, unwalkedRuns } fro
 import type { LibcFile } from '../allocator/libc-file';
 import type { AddressRange } from '../allocator/locate-input';
 import type { MemoryRegion } from '../maps';
+import { readRanges } from '../remote/read-ranges';
 import type { Mallinfo } from '../stats';
 import { diagnoseArenas } from './arenas';
 import { doctorAdvice, doctorFindings } from './findings';
 import { chunkCandidates, findMmappedChunks, HeaderReader } from './mmapped';
 import { initialParams, paramsInForce } from './params';
 import { PagemapReader, readResidency, Residency, residencyRanges } from './residency';
-import { readRanges } from '../remote/read-ranges';
 import { rssRows } from './rss';
 import { planTrim } from './trim';
 import type { DoctorData, MmappedChunks, V8Heap } from './types';
