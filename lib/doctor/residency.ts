@@ -21,8 +21,8 @@
 // these, a non-contiguous main_arena's memory outside [heap], is read when
 // asked, after a copy that skipped its untouched pages.
 //
-// What is read before the snapshot is kept in memory mapped for it, not
-// malloc'd: a Uint8Array of a byte a page was a chunk in use in this
+// The flags read before the snapshot are kept in memory mapped for them,
+// not malloc'd: a Uint8Array of a byte a page was a chunk in use in this
 // process's snapshot, of a size the map decided (a 741-page mmapped chunk
 // made a 752-byte one).
 import fs from 'node:fs';
