@@ -98,7 +98,7 @@ export function residencyRanges(regions: readonly MemoryRegion[], mmapped: reado
   return [
     ...regions.filter((r) => r.kind === 'heap' || r.kind === 'arena-heap'),
     ...mmapped.map((c) => ({ start: c.address, end: c.address + BigInt(c.size) })),
-  ].map((r) => ({ start: r.start, end: r.end }));
+  ];
 }
 
 /** The residency of `ranges` now; a range outside them is read when asked. */

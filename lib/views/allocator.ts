@@ -264,7 +264,7 @@ const ARENA_LINES = 8;
 
 function more<T>(items: readonly T[], line: (item: T) => string): string[] {
   const lines = items.slice(0, ARENA_LINES).map((item) => `  ${line(item)}`);
-  if (items.length > ARENA_LINES) lines.push(`  … ${plural(items.length - ARENA_LINES, 'more arena', 'more arenas')}`);
+  if (items.length > ARENA_LINES) lines.push(`  … ${plural(items.length - ARENA_LINES, 'more arena')}`);
   return lines;
 }
 

@@ -156,7 +156,7 @@ export function inspectMallocInfo(info: MallocInfo, depth: number, options?: Ins
     `  free in all: ${blocks(t.rest)} in bins and tops, ${blocks(t.fast)} in fastbins`,
     ...info.arenas.slice(0, ARENA_LINES).map((a) => `  ${arenaLine(a)}`),
   ];
-  if (info.arenas.length > ARENA_LINES) lines.push(`  … ${plural(info.arenas.length - ARENA_LINES, 'more arena', 'more arenas')}`);
+  if (info.arenas.length > ARENA_LINES) lines.push(`  … ${plural(info.arenas.length - ARENA_LINES, 'more arena')}`);
   lines.push(`  ${hint('.arenas[n].sizes')}: each arena's bins; ${hint('.totals')}; ${hint('.raw')}: glibc's XML>`);
   return lines.join('\n');
 }
