@@ -57,8 +57,13 @@ export type PlanStep =
    * `toBreak: true` copies no further than the program break as it is when
    * the step runs, `length` being the most: [heap] as it stands then, when
    * the plan's own steps have moved the break since the plan was built.
+   * `lengthAt` (a multiple of 8 below 4096, not with `toBreak`) copies no
+   * further than the 64-bit word at `address + lengthAt` says, as it is when
+   * the step runs (read as the copy is: a frozen child's), `length` being
+   * the most: a thread heap as its own header (heap_info's mprotect_size)
+   * has it then, however it grew since the map was read.
    */
-  | { op: 'read'; address: bigint; length: Size; anonymous?: boolean; toBreak?: boolean }
+  | { op: 'read'; address: bigint; length: Size; anonymous?: boolean; toBreak?: boolean; lengthAt?: number }
   /**
    * Forks a child that holds this process as it is now: glibc's fork()
    * takes every arena's lock first, so no thread is inside malloc or free.
@@ -148,7 +153,7 @@ const ALLOCATING = new Set<PlanOp>(['malloc', 'calloc', 'realloc', 'alignedAlloc
 /** Ops that act on an earlier allocation, named by its step index. */
 const REFERRING = new Set<PlanOp>(['realloc', 'free', 'header', 'usableSize', 'touch', 'resident']);
 /** Every field any step has; a step's own properties are read, once each, as its op needs them. */
-const FIELDS = ['op', 'step', 'size', 'count', 'alignment', 'pad', 'byte', 'address', 'length', 'anonymous', 'toBreak', 'maxFast'] as const;
+const FIELDS = ['op', 'step', 'size', 'count', 'alignment', 'pad', 'byte', 'address', 'length', 'anonymous', 'toBreak', 'lengthAt', 'maxFast'] as const;
 
 /** The native executor's limit. */
 const MAX_STEPS = 1 << 22;
@@ -201,6 +206,8 @@ const REFERRING_CODE = OP_OF_CODE.map((op) => REFERRING.has(op));
 /** A read step's flags, in the word other steps name the step they act on with (native/plan.cc). */
 const READ_ANONYMOUS = 1;
 const READ_TO_BREAK = 2;
+/** With the word's offset from the read's address in bits 8 to 19. */
+const READ_TO_LENGTH_WORD = 4;
 const CHUNK_HEADER_BYTES = Number(CHUNK_HEADER_SIZE);
 
 /**
@@ -354,7 +361,16 @@ function checkStep(value: unknown, i: number, checked: Words): void {
         return value === true;
       };
       // A read's second word is its flags (native/plan.cc), where other steps name the step they act on.
-      return checked.put(i, code, (flag('anonymous') ? READ_ANONYMOUS : 0) | (flag('toBreak') ? READ_TO_BREAK : 0), address, length);
+      const toBreak = flag('toBreak');
+      const lengthAt = stepField(step, 'lengthAt', name, proxy);
+      let lengthWord = 0;
+      if (lengthAt !== undefined) {
+        const offset = toIndex(lengthAt, `${name}.lengthAt`, 4088);
+        if (offset % 8 !== 0) throw rangeError(`${name}.lengthAt must be a multiple of 8, got ${offset}`);
+        if (toBreak) throw new HeapscopeError('ERR_INVALID_PLAN', `${name}: a read stops at the break or at a length word, not both`);
+        lengthWord = READ_TO_LENGTH_WORD | (offset << 8);
+      }
+      return checked.put(i, code, (flag('anonymous') ? READ_ANONYMOUS : 0) | (toBreak ? READ_TO_BREAK : 0) | lengthWord, address, length);
     }
     case 'pagemap': {
       const address = toAddress(stepField(step, 'address', name, proxy), `${name}.address`);
@@ -386,6 +402,7 @@ function stepField(step: object, key: Field, name: string, proxy: boolean): unkn
       case 'length': return Object.hasOwn(s, 'length') ? s.length : undefined;
       case 'anonymous': return Object.hasOwn(s, 'anonymous') ? s.anonymous : undefined;
       case 'toBreak': return Object.hasOwn(s, 'toBreak') ? s.toBreak : undefined;
+      case 'lengthAt': return Object.hasOwn(s, 'lengthAt') ? s.lengthAt : undefined;
       case 'maxFast': return Object.hasOwn(s, 'maxFast') ? s.maxFast : undefined;
       // A field added to FIELDS without its case here fails to compile.
       default: return key satisfies never;

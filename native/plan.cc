@@ -240,7 +240,11 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
       readSteps++;
       if (s[3] > kMaxBuffer) invalid("read longer than 4 GiB");
       readBytes += PageSpan(s[3]);
-      if (ref > 3) invalid("a read's flags are 1 (anonymous) and 2 (to the break)");
+      // A read's flags: 1 anonymous, 2 to the break, 4 to the length a word gives (at the offset in bits 8 to 19).
+      if ((ref & ~uint64_t{0xFFF07}) != 0) invalid("a read's flags are 1 (anonymous), 2 (to the break) and 4 (to a length word, at an offset below 4096)");
+      if ((ref & 6) == 6) invalid("a read stops at the break or at a length word, not both");
+      if ((ref & 4) == 0 && (ref >> 8) != 0) invalid("a read's length word offset without its flag (4)");
+      if ((ref >> 8) % 8 != 0) invalid("a read's length word offset is a multiple of 8");
       readsPagemap = readsPagemap || (ref & 1) != 0;
     }
     if (op == kPagemap) {
@@ -408,6 +412,16 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
         if ((s[1] & 2) != 0) {
           const uint64_t brk = frozen.frozen() ? frozen.ProgramBreak() : reinterpret_cast<uintptr_t>(sbrk(0));
           length = s[2] >= brk ? 0 : std::min<uint64_t>(length, brk - s[2]);
+        }
+        // To the length the word at address + offset gives (a thread heap's
+        // heap_info says how much of it is writable), read as the copy is.
+        if ((s[1] & 4) != 0 && s[2] + (s[1] >> 8) + 8 > s[2]) {
+          uint64_t word = 0, none = 0;
+          size_t gotWord = 0;
+          int noPagemap = 0;
+          UntouchedRead at = {frozen.frozen() ? frozen.pid() : pid, -1, static_cast<uintptr_t>(s[2] + (s[1] >> 8)), reinterpret_cast<uint8_t*>(&word),
+                              sizeof(word), false, frozen.frozen() ? frozen.mem() : -1};
+          if (ReadUntouched(at, &gotWord, &none, &noPagemap) == 0 && word < length) length = word;
         }
         // Frozen: the child's pagemap, which shows this process's pages as they were.
         const int map = frozen.frozen() ? frozen.pagemap() : pagemap;

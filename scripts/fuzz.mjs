@@ -110,7 +110,7 @@ function revokedProxy(target) {
 }
 // Every option and plan-step field heapscope reads.
 const FIELDS = ['keep', 'isolated', 'tunables', 'rss', 'arena', 'before', 'attempts', 'start', 'end', 'top', 'fenceposts',
-  'mainArena', 'columns', 'rows', 'op', 'step', 'size', 'count', 'alignment', 'pad', 'byte', 'address', 'length'];
+  'mainArena', 'columns', 'rows', 'op', 'step', 'size', 'count', 'alignment', 'pad', 'byte', 'address', 'length', 'lengthAt'];
 // Objects that fight back: getters that throw, Proxies whose traps throw or
 // that were revoked, conversions that throw, no prototype at all.
 const HOSTILE = () => [
@@ -193,7 +193,7 @@ async function fuzz(h, seed, calls, foreign = [], uncoded = 0) {
   };
   const planStep = (i) => {
     const op = r.pick(['malloc', 'malloc', 'calloc', 'realloc', 'alignedAlloc', 'free', 'free', 'break', 'header',
-      'usableSize', 'mallinfo', 'trim', 'touch', 'resident', 'statm', 'maps', 'freeze', 'thaw', 'pagemap', 'bogus']);
+      'usableSize', 'mallinfo', 'trim', 'touch', 'resident', 'statm', 'maps', 'freeze', 'thaw', 'pagemap', 'read', 'bogus']);
     const earlier = r.int(Math.max(i, 1));
     const ref = r.chance(0.85) ? earlier : r.chance(0.5) ? BigInt(earlier) : r.pick([i, i + 5, -1, 1.5, 'x', -1n, undefined, null]);
     const s = () => (r.chance(0.9) ? r.int(70000) : r.pick([...IMPOSSIBLE, -1, NaN]));
@@ -206,6 +206,12 @@ async function fuzz(h, seed, calls, foreign = [], uncoded = 0) {
       case 'touch': return { op, step: ref, byte: r.pick([0, 0xa5, 255, 256, -1, 7n]) };
       case 'maps': return r.chance(0.2) ? { op } : { op: 'break' }; // 1 MiB of scratch each
       case 'pagemap': return { op, address: r.pick([0n, 4096n, 1n << 40n, 1n << 63n, (1n << 64n) - 4096n, -1n, 4096]), length: r.pick([0, 4096, 1 << 30, -1, 2 ** 48]) };
+      // Where the length word is a live block's bytes, or unmapped, or past 2^64; offsets good and bad.
+      case 'read': return {
+        op, address: live.length > 0 && r.chance(0.7) ? r.pick(live).address : r.pick([0n, 4096n, (1n << 64n) - 8n, -1n]),
+        length: r.pick([0, 8, 64, 4096, -1]), ...(r.chance(0.8) ? { lengthAt: r.pick([0, 8, 16, 4088, 12, 4096, -8, '8']) } : {}),
+        ...(r.chance(0.1) ? { toBreak: true } : {}),
+      };
       case 'break': case 'mallinfo': case 'statm': case 'freeze': case 'thaw': case 'bogus': return { op };
       default: return r.chance(0.97) ? { op, step: ref } : { op };
     }

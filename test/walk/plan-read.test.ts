@@ -53,6 +53,36 @@ describe("runPlan's read step", () => {
       .toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE', message: 'step 0.toBreak must be a boolean, got number' }));
   });
 
+  it("lengthAt: the copy stops where the word at address + lengthAt says, as it is when the step runs (a frozen child's), length being the most", () => {
+    using a = malloc(4096);
+    const word = (n: bigint) => {
+      const b = Buffer.alloc(8);
+      b.writeBigUInt64LE(n);
+      a.write(24, b);
+    };
+    word(100n);
+    const read = (length: number, lengthAt = 24) => ({ op: 'read' as const, address: a.address, length, lengthAt });
+    const { steps } = runPlan([read(4000), read(50), { op: 'freeze' }, read(4000), { op: 'thaw' }, read(4000, 0)]);
+    // 100 bytes, the word's; the step's own 50 when it is less; the same from the frozen child.
+    expect(steps.map((s) => s.bytes?.length)).toEqual([100, 50, undefined, 100, undefined, expect.any(Number)]);
+    expect(steps[0].bytes!.equals(a.read(0, 100))).toBe(true);
+    // A word past the length copies the length.
+    word(1n << 60n);
+    expect(runPlan([read(4000)]).steps[0].bytes!.length).toBe(4000);
+    // An unmapped word fails as the read would.
+    expect(runPlan([{ op: 'read', address: 0x1000n, length: 8, lengthAt: 16 }]).steps[0]).toMatchObject({ status: 'failed', errno: 14 });
+    const refused = (lengthAt: unknown, more = {}) => {
+      try {
+        runPlan([{ op: 'read', address: a.address, length: 8, lengthAt: lengthAt as number, ...more }]);
+        return undefined;
+      } catch (error) {
+        return (error as { code: string }).code;
+      }
+    };
+    expect([refused(12), refused(4096), refused(-8), refused('8'), refused(8, { toBreak: true })])
+      .toEqual(['ERR_OUT_OF_RANGE', 'ERR_OUT_OF_RANGE', 'ERR_OUT_OF_RANGE', 'ERR_INVALID_ARG_TYPE', 'ERR_INVALID_PLAN']);
+  });
+
   it("an anonymous read's untouchedPages counts its own pages, whatever the plan before left in the records", () => {
     // Mmapped on its own (above the threshold): nothing but its header page was ever written.
     using a = malloc(1 << 20);
