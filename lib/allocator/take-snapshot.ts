@@ -101,7 +101,6 @@ export function takeAllocatorSnapshot(options: AllocatorSnapshotOptions = {}): A
   let taken: CopiedFrame | undefined;
   let mainRegions: MemoryRegion[] = [];
   let heaps: MemoryRegion[] = [];
-  let room = false;
   for (let attempt = 1; attempt <= attempts; attempt++) {
     // `before` steps can move the break: a retake gives [heap]'s read room from where the last copy saw it.
     // Without them, a retake measures the break again: the last attempt's copies, handed out
@@ -109,10 +108,9 @@ export function takeAllocatorSnapshot(options: AllocatorSnapshotOptions = {}): A
     const torn = taken;
     // A retake replaces the torn copy: it is given back first (the last one is returned).
     if (torn !== undefined) releaseCopies(torn.snapshot);
-    taken = takeOnce(before, probe, attempt, before.length > 0 ? torn?.breakSeen : undefined, mainRegions, heaps, room);
+    taken = takeOnce(before, probe, attempt, before.length > 0 ? torn?.breakSeen : undefined, mainRegions, heaps);
     if (own(taken, 'reason') === undefined) return taken.snapshot;
     if (taken.final) break;
-    room = room || outgrewItsCopy(own(taken, 'reason')!);
     const next = retakeSources(own(taken, 'reason')!, taken.snapshot.image, maps(), mainRegions, heaps);
     if ('final' in next) return { ...taken.snapshot, consistent: false, reason: next.final };
     ({ mainRegions, heaps } = next);
@@ -342,15 +340,18 @@ const HEAP_ROOM = 64n << 20n;
 
 /**
  * Room a thread-arena heap's read has past the part the map showed
- * writable, within the heap's reservation, in a retake after a thread heap
- * outgrew its copy: its thread may grow it again (glibc makes more of the
- * reservation writable) before the copy is read, and under a busy V8 every
- * attempt was torn so. The pages past the writable part are never touched,
- * and the read leaves them alone; only where pagemap cannot be read is the
- * room copied, so it is bounded. Not in a first attempt: with room in every
- * copy, the bins experiment's test chunks (carved on the word of a snapshot
- * taken just before its plan) missed their planned neighbours in 6 of 10
- * runs, none in 10 without; why was not measured.
+ * writable, within the heap's reservation, in takeAllocatorSnapshot's
+ * copies: its thread may grow it (glibc makes more of the reservation
+ * writable) between the map's read and the copy, and under a busy V8 a
+ * walk in three or four was torn so and taken again. Each such read stops
+ * where the heap's own heap_info says its writable part ends (a read's
+ * `lengthAt`: mprotect_size, as the frozen child has it), so the copy is as
+ * long as a map read at the fork would have made it. Before reads stopped
+ * there, room was given only in a retake: with room in every copy, the bins
+ * experiment's test chunks (carved on the word of a snapshot taken just
+ * before its plan) missed their planned neighbours in 6 of 10 runs, none in
+ * 10 without; why was not measured. The bins experiment's own copies (one
+ * after each stage) still have none.
  */
 const ARENA_ROOM = 8n << 20n;
 
@@ -384,8 +385,8 @@ export function planCopy(steps: PlanStep[], sources: CopySources, live = false):
   const m0 = push({ op: 'mallinfo' });
   const b0 = push({ op: 'break' });
   const reads: PlannedCopy['reads'] = [];
-  const read = (region: MemoryRegion, label: string, length: bigint, toBreak = false) => {
-    reads.push({ region, label, step: push({ ...readStep(region, length), ...(toBreak ? { toBreak } : {}) }) });
+  const read = (region: MemoryRegion, label: string, length: bigint, toBreak = false, more: { lengthAt?: number } = {}) => {
+    reads.push({ region, label, step: push({ ...readStep(region, length), ...(toBreak ? { toBreak } : {}), ...more }) });
   };
   // [heap] first: a frozen child measures mallinfo2 meanwhile, and only a read to the break may run before it has.
   // One read step holds at most MAX_PLAN_READ bytes: a bigger [heap] is copied that far, and a retake cannot do better.
@@ -395,7 +396,9 @@ export function planCopy(steps: PlanStep[], sources: CopySources, live = false):
   }
   for (const r of sources.libc) read(r, 'libc data', BigInt(r.size));
   // Read live, no other thread grows a heap meanwhile (see `live`): no room.
-  sources.arenaHeaps.forEach((r, k) => read(r, 'arena heap', (live ? r.end : sources.arenaHeapEnds[k]) - r.start));
+  // Frozen, each heap is copied as far as its heap_info says it is writable.
+  const writable = { lengthAt: offsetOf(sources.layout.heapInfo, 'mprotect_size') };
+  sources.arenaHeaps.forEach((r, k) => read(r, 'arena heap', (live ? r.end : sources.arenaHeapEnds[k]) - r.start, false, live ? {} : writable));
   for (const r of sources.mainRegions) read(r, OUTSIDE_HEAP_LABEL, BigInt(r.size));
   const b1 = push({ op: 'break' });
   const m1 = push({ op: 'mallinfo' });
@@ -462,9 +465,9 @@ function unfrozenReason(freeze: StepResult | undefined): string {
 
 function takeOnce(
   before: readonly PlanStep[], probe: boolean, attempt: number, breakSeen: bigint | undefined, mainRegions: readonly MemoryRegion[], heaps: readonly MemoryRegion[],
-  room: boolean,
 ): CopiedFrame {
-  const sources = copySources(breakSeen, mainRegions, heaps, room);
+  // Room for each thread heap's growth before the fork, its copy stopped at its heap_info's mprotect_size (see ARENA_ROOM).
+  const sources = copySources(breakSeen, mainRegions, heaps, true);
   const steps: PlanStep[] = [...before];
   const push = (step: PlanStep) => steps.push(step) - 1;
   let probeAt = -1;
@@ -509,12 +512,6 @@ function restoreThreadFields(image: AllocatorImage): void {
   forgetGlobals(image);
 }
 
-const HAD_ROOM = 'the copy had room for';
-
-/** Whether a copy was torn because a thread-arena heap grew past its copy (structureTornReason). */
-function outgrewItsCopy(reason: string): boolean {
-  return reason.startsWith('arena ') && reason.endsWith(HAD_ROOM);
-}
 
 /**
  * Why a copy is torn, or undefined: the checks a retake can cure. Pure:
@@ -559,7 +556,7 @@ export function structureTornReason(image: AllocatorImage, arenaHeaps: readonly 
       const copy = image.memory.ranges.find((r) => r.base <= h.address && h.address < r.base + BigInt(r.bytes.length));
       const copiedTo = copy === undefined ? h.address : copy.base + BigInt(copy.bytes.length);
       if (copiedTo < h.address + h.size) {
-        return `arena ${hex(a.address)}'s heap at ${hex(h.address)} grew to ${hex(h.address + h.size)}, past the ${hex(copiedTo)} ${HAD_ROOM}`;
+        return `arena ${hex(a.address)}'s heap at ${hex(h.address)} grew to ${hex(h.address + h.size)}, past the ${hex(copiedTo)} the copy had room for`;
       }
     }
     if (a.top.size === undefined) return `arena ${hex(a.address)}'s top: ${a.top.reason}`;

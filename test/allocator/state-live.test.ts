@@ -135,16 +135,18 @@ describe('the allocator state of a live process', () => {
     expect(seen.outgrown.attempts).toBeLessThanOrEqual(5);
   });
 
-  it("a thread arena's heap that grows after the map was read is torn, and retaken until it is copied whole", () => {
-    // A thread-arena heap is copied as far as the map showed it writable when
-    // the sources were chosen. The steps run after that, in the worker's
-    // arena: blocks that grow its heap by mprotect, freed (last first) back
-    // into its top, as another thread's short-lived blocks can be between the
-    // map and the copy. The top starts where it did and ends past the copy,
-    // and nothing moves while the copy runs: only the heap's own size tells
-    // that its copy is short. Trimming is off, so the heap stays grown for
-    // the retakes.
-    const seen = inQuietChild<Record<'once' | 'retaken', { consistent: boolean; attempts: number; reason?: string; incomplete: string[]; mismatches: string[] }>>(`
+  it("a thread arena's heap that grows after the map was read is copied as far as its heap_info says; one that outgrows the copy's room is torn, and retaken until it is copied whole", () => {
+    // A thread-arena heap is copied with 8 MiB of room past what the map
+    // showed writable when the sources were chosen, up to where its
+    // heap_info's mprotect_size says it is writable when the copy runs. The
+    // steps run after the map's read, in the worker's arena: blocks that
+    // grow its heap by mprotect, freed (last first) back into its top, as
+    // another thread's short-lived blocks can be between the map and the
+    // copy. 4 MB of them are copied at once; 16 MB, then 40, outgrow the room, and
+    // the top then ends past the copy while nothing moved during it: only
+    // the heap's own size tells that its copy is short. Trimming is off, so
+    // the heap stays grown for the retakes.
+    const seen = inQuietChild<Record<'grown' | 'once' | 'retaken', { consistent: boolean; attempts: number; reason?: string; incomplete: string[]; mismatches: string[]; copied: number }>>(`
       h.mallopt('M_TRIM_THRESHOLD', 1 << 30);
       const { Worker } = require('node:worker_threads');
       return await new Promise((resolve, reject) => {
@@ -153,11 +155,15 @@ describe('the allocator state of a live process', () => {
           const h = require(\${JSON.stringify(${JSON.stringify(root)})});
           const steps = (n) => [...Array.from({ length: n }, () => ({ op: 'malloc', size: 100000 })),
             ...Array.from({ length: n }, (_, i) => ({ op: 'free', step: n - 1 - i }))];
+          // The bytes copied of the thread heaps, against their writable lines in the map after the copy.
+          const copied = (s) => s.image.memory.ranges.filter((r) => r.label === 'arena heap').reduce((sum, r) => sum + r.bytes.length, 0)
+            - h.maps().filter((r) => r.kind === 'arena-heap').reduce((sum, r) => sum + r.size, 0);
           const pick = (s) => ({ consistent: s.consistent, attempts: s.attempts, reason: s.reason,
-            incomplete: h.allocatorTotals(s).incomplete, mismatches: h.allocatorTotals(s).mismatches.map((m) => m.field) });
-          const once = pick(h.allocatorSnapshot({ before: steps(40), attempts: 1 }));
-          const retaken = pick(h.allocatorSnapshot({ before: steps(80), attempts: 20 }));
-          parentPort.postMessage({ once, retaken });\`, { eval: true });
+            incomplete: h.allocatorTotals(s).incomplete, mismatches: h.allocatorTotals(s).mismatches.map((m) => m.field), copied: copied(s) });
+          const grown = pick(h.allocatorSnapshot({ before: steps(40), attempts: 1 }));
+          const once = pick(h.allocatorSnapshot({ before: steps(160), attempts: 1 }));
+          const retaken = pick(h.allocatorSnapshot({ before: steps(400), attempts: 20 }));
+          parentPort.postMessage({ grown, once, retaken });\`, { eval: true });
         let seen;
         w.once('message', (m) => { seen = m; });
         w.once('error', reject);
@@ -168,6 +174,8 @@ describe('the allocator state of a live process', () => {
         needBreakRoom();
         return seen;
       });`);
+    // Copied whole at once, and no further than the heap was writable.
+    expect(seen.grown).toMatchObject({ consistent: true, attempts: 1, incomplete: [], mismatches: [], copied: 0 });
     expect(seen.once).toMatchObject({
       consistent: false, attempts: 1,
       reason: expect.stringMatching(/^arena 0x[0-9a-f]+'s heap at 0x[0-9a-f]+ grew to 0x[0-9a-f]+, past the 0x[0-9a-f]+ the copy had room for$/),
