@@ -677,6 +677,10 @@ describe('maps() of this process', () => {
     calls.length = 0;
     expect(classifiedMap({}, () => text, counted, () => unknown)).toEqual(fromMemory);
     expect(calls.flat()).toContain(base);
+    // More images than one native read takes (1024) are read all the same, each in its place.
+    const many = Array.from({ length: 2500 }, (_, i) => ({ base: bases[i % bases.length], length: 4096n }));
+    const ends = [...known.values()];
+    expect(imageEnds(many, readOwnImages)).toEqual(many.map((_, i) => ends[i % bases.length]));
   });
 
   it("keeps the image ends while the loader's list stays the same, and takes them again after a dlopen", () => {

@@ -60,9 +60,10 @@ function sameFigures(kept: Float64Array, now: Float64Array, length: number): boo
 
 /**
  * @internal Ranges of this process's memory, in one native call
- * (process_vm_readv on our own pid), into one array kept between calls: a
- * Buffer per range cost more than the read, and came from malloc; so did
- * the arrays of a result, which the packed form does without.
+ * (process_vm_readv on our own pid) per IMAGES_PER_CALL, into one array
+ * kept between calls: a Buffer per range cost more than the read, and came
+ * from malloc; so did the arrays of a result, which the packed form does
+ * without.
  */
 export const readOwnImages: ReadImages = (ranges) => {
   const words = new BigUint64Array(ranges.length * 2);
@@ -74,7 +75,13 @@ export const readOwnImages: ReadImages = (ranges) => {
   });
   if (imageScratch.length < total) imageScratch = new Uint8Array(Math.max(total, 2 * imageScratch.length));
   const errnos = new Int32Array(ranges.length);
-  native(() => binding.readRemote(process.pid, words, undefined, imageScratch, errnos));
+  // More than one call takes (its IOV_MAX) are read in calls of that many, in order.
+  for (let i = 0, into = 0; i < ranges.length; i += IMAGES_PER_CALL) {
+    const part = words.subarray(2 * i, 2 * (i + IMAGES_PER_CALL));
+    const length = ranges.slice(i, i + IMAGES_PER_CALL).reduce((n, r) => n + Number(r.length), 0);
+    native(() => binding.readRemote(process.pid, part, undefined, imageScratch.subarray(into, into + length), errnos.subarray(i, i + IMAGES_PER_CALL)));
+    into += length;
+  }
   let at = 0;
   return ranges.map((r, i) => {
     const from = at;
@@ -83,6 +90,8 @@ export const readOwnImages: ReadImages = (ranges) => {
   });
 };
 let imageScratch = new Uint8Array(64 << 10);
+/** The most ranges one native read takes (native/remote.cc). */
+const IMAGES_PER_CALL = 1024;
 
 /**
  * A process's map, read with `readText` (smaps when `options.rss`) and
