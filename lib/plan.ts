@@ -60,10 +60,11 @@ export type PlanStep =
    * `lengthAt` (a multiple of 8 below 4096, not with `toBreak`) copies no
    * further than the 64-bit word at `address + lengthAt` says, as it is when
    * the step runs (read as the copy is: a frozen child's), `length` being
-   * the most: a thread heap as its own header (heap_info's mprotect_size)
-   * has it then, however it grew since the map was read.
+   * the most and `atLeast` (default 0, below 4 GiB) the least: a thread
+   * heap as its own header (heap_info's mprotect_size) has it then, however
+   * it grew since the map was read, and never less than the map showed.
    */
-  | { op: 'read'; address: bigint; length: Size; anonymous?: boolean; toBreak?: boolean; lengthAt?: number }
+  | { op: 'read'; address: bigint; length: Size; anonymous?: boolean; toBreak?: boolean; lengthAt?: number; atLeast?: Size }
   /**
    * Forks a child that holds this process as it is now: glibc's fork()
    * takes every arena's lock first, so no thread is inside malloc or free.
@@ -153,7 +154,7 @@ const ALLOCATING = new Set<PlanOp>(['malloc', 'calloc', 'realloc', 'alignedAlloc
 /** Ops that act on an earlier allocation, named by its step index. */
 const REFERRING = new Set<PlanOp>(['realloc', 'free', 'header', 'usableSize', 'touch', 'resident']);
 /** Every field any step has; a step's own properties are read, once each, as its op needs them. */
-const FIELDS = ['op', 'step', 'size', 'count', 'alignment', 'pad', 'byte', 'address', 'length', 'anonymous', 'toBreak', 'lengthAt', 'maxFast'] as const;
+const FIELDS = ['op', 'step', 'size', 'count', 'alignment', 'pad', 'byte', 'address', 'length', 'anonymous', 'toBreak', 'lengthAt', 'atLeast', 'maxFast'] as const;
 
 /** The native executor's limit. */
 const MAX_STEPS = 1 << 22;
@@ -257,13 +258,13 @@ class Words {
     return this.halves[at + 1] < EXACT_HIGH_LIMIT ? this.halves[at] + this.halves[at + 1] * TWO_32 : this.words[IN_WORDS * i + 2 + k];
   }
   /** Writes every half of step i's words (a warm array holds the last plan's). */
-  put(i: number, code: number, ref: number, a: number | bigint, b: number | bigint): void {
+  put(i: number, code: number, ref: number, a: number | bigint, b: number | bigint, refHigh = 0): void {
     const at = IN_WORDS * i;
     const h = this.halves;
     h[2 * at] = code;
     h[2 * at + 1] = 0;
-    h[2 * at + 2] = ref; // below MAX_STEPS, or a read's flag
-    h[2 * at + 3] = 0;
+    h[2 * at + 2] = ref; // below MAX_STEPS, or a read's flags
+    h[2 * at + 3] = refHigh; // a read's least length
     this.set(at + 2, a);
     this.set(at + 3, b);
   }
@@ -363,14 +364,19 @@ function checkStep(value: unknown, i: number, checked: Words): void {
       // A read's second word is its flags (native/plan.cc), where other steps name the step they act on.
       const toBreak = flag('toBreak');
       const lengthAt = stepField(step, 'lengthAt', name, proxy);
+      const atLeast = stepField(step, 'atLeast', name, proxy);
       let lengthWord = 0;
+      let least = 0;
       if (lengthAt !== undefined) {
         const offset = toIndex(lengthAt, `${name}.lengthAt`, 4088);
         if (offset % 8 !== 0) throw rangeError(`${name}.lengthAt must be a multiple of 8, got ${offset}`);
         if (toBreak) throw new HeapscopeError('ERR_INVALID_PLAN', `${name}: a read stops at the break or at a length word, not both`);
         lengthWord = READ_TO_LENGTH_WORD | (offset << 8);
+        least = atLeast === undefined ? 0 : Number(toSize(atLeast, `${name}.atLeast`, length < MAX_PLAN_READ ? length : MAX_PLAN_READ - 1n));
+      } else if (atLeast !== undefined) {
+        throw new HeapscopeError('ERR_INVALID_PLAN', `${name}: atLeast is the least a length word may give: it needs lengthAt`);
       }
-      return checked.put(i, code, (flag('anonymous') ? READ_ANONYMOUS : 0) | (toBreak ? READ_TO_BREAK : 0) | lengthWord, address, length);
+      return checked.put(i, code, (flag('anonymous') ? READ_ANONYMOUS : 0) | (toBreak ? READ_TO_BREAK : 0) | lengthWord, address, length, least);
     }
     case 'pagemap': {
       const address = toAddress(stepField(step, 'address', name, proxy), `${name}.address`);
@@ -403,6 +409,7 @@ function stepField(step: object, key: Field, name: string, proxy: boolean): unkn
       case 'anonymous': return Object.hasOwn(s, 'anonymous') ? s.anonymous : undefined;
       case 'toBreak': return Object.hasOwn(s, 'toBreak') ? s.toBreak : undefined;
       case 'lengthAt': return Object.hasOwn(s, 'lengthAt') ? s.lengthAt : undefined;
+      case 'atLeast': return Object.hasOwn(s, 'atLeast') ? s.atLeast : undefined;
       case 'maxFast': return Object.hasOwn(s, 'maxFast') ? s.maxFast : undefined;
       // A field added to FIELDS without its case here fails to compile.
       default: return key satisfies never;

@@ -240,11 +240,14 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
       readSteps++;
       if (s[3] > kMaxBuffer) invalid("read longer than 4 GiB");
       readBytes += PageSpan(s[3]);
-      // A read's flags: 1 anonymous, 2 to the break, 4 to the length a word gives (at the offset in bits 8 to 19).
-      if ((ref & ~uint64_t{0xFFF07}) != 0) invalid("a read's flags are 1 (anonymous), 2 (to the break) and 4 (to a length word, at an offset below 4096)");
-      if ((ref & 6) == 6) invalid("a read stops at the break or at a length word, not both");
-      if ((ref & 4) == 0 && (ref >> 8) != 0) invalid("a read's length word offset without its flag (4)");
-      if ((ref >> 8) % 8 != 0) invalid("a read's length word offset is a multiple of 8");
+      // A read's flags: 1 anonymous, 2 to the break, 4 to the length a word gives (its offset in bits 8 to 19, the
+      // least length it may give in bits 32 to 63).
+      const uint64_t low = ref & 0xFFFFFFFF, atLeast = ref >> 32;
+      if ((low & ~uint64_t{0xFFF07}) != 0) invalid("a read's flags are 1 (anonymous), 2 (to the break) and 4 (to a length word, at an offset below 4096)");
+      if ((low & 6) == 6) invalid("a read stops at the break or at a length word, not both");
+      if ((low & 4) == 0 && ((low >> 8) != 0 || atLeast != 0)) invalid("a read's length word offset or least length without its flag (4)");
+      if ((low >> 8) % 8 != 0) invalid("a read's length word offset is a multiple of 8");
+      if (atLeast > s[3]) invalid("a read's least length is above its length");
       readsPagemap = readsPagemap || (ref & 1) != 0;
     }
     if (op == kPagemap) {
@@ -415,13 +418,15 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
         }
         // To the length the word at address + offset gives (a thread heap's
         // heap_info says how much of it is writable), read as the copy is.
-        if ((s[1] & 4) != 0 && s[2] + (s[1] >> 8) + 8 > s[2]) {
+        const uint64_t offset = (s[1] & 0xFFFFFFFF) >> 8;
+        if ((s[1] & 4) != 0 && s[2] + offset + 8 > s[2]) {
           uint64_t word = 0, none = 0;
           size_t gotWord = 0;
           int noPagemap = 0;
-          UntouchedRead at = {frozen.frozen() ? frozen.pid() : pid, -1, static_cast<uintptr_t>(s[2] + (s[1] >> 8)), reinterpret_cast<uint8_t*>(&word),
+          UntouchedRead at = {frozen.frozen() ? frozen.pid() : pid, -1, static_cast<uintptr_t>(s[2] + offset), reinterpret_cast<uint8_t*>(&word),
                               sizeof(word), false, frozen.frozen() ? frozen.mem() : -1};
-          if (ReadUntouched(at, &gotWord, &none, &noPagemap) == 0 && word < length) length = word;
+          // Never below the least length the step gives: a word that says less is not trusted that far.
+          if (ReadUntouched(at, &gotWord, &none, &noPagemap) == 0 && word < length) length = std::max<uint64_t>(word, s[1] >> 32);
         }
         // Frozen: the child's pagemap, which shows this process's pages as they were.
         const int map = frozen.frozen() ? frozen.pagemap() : pagemap;

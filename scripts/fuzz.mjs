@@ -110,7 +110,7 @@ function revokedProxy(target) {
 }
 // Every option and plan-step field heapscope reads.
 const FIELDS = ['keep', 'isolated', 'tunables', 'rss', 'arena', 'before', 'attempts', 'start', 'end', 'top', 'fenceposts',
-  'mainArena', 'columns', 'rows', 'op', 'step', 'size', 'count', 'alignment', 'pad', 'byte', 'address', 'length', 'lengthAt'];
+  'mainArena', 'columns', 'rows', 'op', 'step', 'size', 'count', 'alignment', 'pad', 'byte', 'address', 'length', 'lengthAt', 'atLeast'];
 // Objects that fight back: getters that throw, Proxies whose traps throw or
 // that were revoked, conversions that throw, no prototype at all.
 const HOSTILE = () => [
@@ -210,6 +210,7 @@ async function fuzz(h, seed, calls, foreign = [], uncoded = 0) {
       case 'read': return {
         op, address: live.length > 0 && r.chance(0.7) ? r.pick(live).address : r.pick([0n, 4096n, (1n << 64n) - 8n, -1n]),
         length: r.pick([0, 8, 64, 4096, -1]), ...(r.chance(0.8) ? { lengthAt: r.pick([0, 8, 16, 4088, 12, 4096, -8, '8']) } : {}),
+        ...(r.chance(0.3) ? { atLeast: r.pick([0, 8, 64, 5000, -1]) } : {}),
         ...(r.chance(0.1) ? { toBreak: true } : {}),
       };
       case 'break': case 'mallinfo': case 'statm': case 'freeze': case 'thaw': case 'bogus': return { op };

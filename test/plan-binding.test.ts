@@ -50,6 +50,8 @@ describe('the raw runPlan binding', () => {
       ['a length word offset without its flag', words([OP.read, 16n << 8n, 4096n, 8n])],
       ['a length word offset that is no multiple of 8', words([OP.read, 4n | (12n << 8n), 4096n, 8n])],
       ['a length word offset of 4096', words([OP.read, 4n | (4096n << 8n), 4096n, 8n])],
+      ['a least length without a length word', words([OP.read, 8n << 32n, 4096n, 8n])],
+      ['a least length above the length', words([OP.read, 4n | (9n << 32n), 4096n, 8n])],
       ['a pagemap range longer than the user address space', words([OP.pagemap, 0n, 0n, (1n << 47n) + 1n])],
       ['a pagemap between a freeze and its thaw', words([OP.freeze], [OP.pagemap, 0n, 0n, 4096n], [OP.thaw])],
       ['a partial step', new BigUint64Array(5)],

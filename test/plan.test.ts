@@ -243,7 +243,7 @@ describe('runPlan', () => {
       { op: 'malloc', size: 8 }, { op: 'calloc', count: 2, size: 8 }, { op: 'alignedAlloc', alignment: 64, size: 8 },
       { op: 'realloc', step: 0, size: 100 }, { op: 'touch', step: 0, byte: 1 }, { op: 'trim', pad: 0 },
       { op: 'read', address: block.address, length: 8, anonymous: false, toBreak: false },
-      { op: 'read', address: block.address, length: 8, lengthAt: 0 },
+      { op: 'read', address: block.address, length: 8, lengthAt: 0, atLeast: 8 },
     ];
     try {
       for (const fields of cases) {
@@ -260,7 +260,7 @@ describe('runPlan', () => {
             .toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE', message: `step 1.${key} could not be read: hostile` }));
         }
         // A field the op needs, inherited instead of own, is missing.
-        const needed = Object.keys(fields).filter((key) => !['pad', 'byte', 'anonymous', 'toBreak', 'lengthAt'].includes(key));
+        const needed = Object.keys(fields).filter((key) => !['pad', 'byte', 'anonymous', 'toBreak', 'lengthAt', 'atLeast'].includes(key));
         for (const key of needed) {
           const { [key]: value, ...rest } = fields;
           const inherited = Object.assign(Object.create({ [key]: value }), rest);

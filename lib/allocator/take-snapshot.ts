@@ -385,7 +385,7 @@ export function planCopy(steps: PlanStep[], sources: CopySources, live = false):
   const m0 = push({ op: 'mallinfo' });
   const b0 = push({ op: 'break' });
   const reads: PlannedCopy['reads'] = [];
-  const read = (region: MemoryRegion, label: string, length: bigint, toBreak = false, more: { lengthAt?: number } = {}) => {
+  const read = (region: MemoryRegion, label: string, length: bigint, toBreak = false, more: { lengthAt?: number; atLeast?: bigint } = {}) => {
     reads.push({ region, label, step: push({ ...readStep(region, length), ...(toBreak ? { toBreak } : {}), ...more }) });
   };
   // [heap] first: a frozen child measures mallinfo2 meanwhile, and only a read to the break may run before it has.
@@ -396,9 +396,9 @@ export function planCopy(steps: PlanStep[], sources: CopySources, live = false):
   }
   for (const r of sources.libc) read(r, 'libc data', BigInt(r.size));
   // Read live, no other thread grows a heap meanwhile (see `live`): no room.
-  // Frozen, each heap is copied as far as its heap_info says it is writable.
-  const writable = { lengthAt: offsetOf(sources.layout.heapInfo, 'mprotect_size') };
-  sources.arenaHeaps.forEach((r, k) => read(r, 'arena heap', (live ? r.end : sources.arenaHeapEnds[k]) - r.start, false, live ? {} : writable));
+  // Frozen, each heap is copied as far as its heap_info says it is writable, never less than the map showed.
+  const lengthAt = offsetOf(sources.layout.heapInfo, 'mprotect_size');
+  sources.arenaHeaps.forEach((r, k) => read(r, 'arena heap', (live ? r.end : sources.arenaHeapEnds[k]) - r.start, false, live ? {} : { lengthAt, atLeast: r.end - r.start }));
   for (const r of sources.mainRegions) read(r, OUTSIDE_HEAP_LABEL, BigInt(r.size));
   const b1 = push({ op: 'break' });
   const m1 = push({ op: 'mallinfo' });

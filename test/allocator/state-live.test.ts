@@ -186,6 +186,49 @@ describe('the allocator state of a live process', () => {
     expect(seen.retaken.attempts).toBeGreaterThanOrEqual(2);
   });
 
+  it("a thread heap whose heap_info says it is writable to less than the map shows is still copied as far as the map shows", () => {
+    // heap_info's mprotect_size, overwritten through /proc/self/mem while the
+    // worker that owns the heap waits, then put back: a corrupt header must
+    // not cut the copy short of what the map says is there.
+    const seen = inQuietChild<{ region: number; copied: number; said: string; consistent: boolean }>(`
+      const fs = require('node:fs');
+      const { Worker } = require('node:worker_threads');
+      const gate = new Int32Array(new SharedArrayBuffer(4));
+      const worker = new Worker(\`
+        const { workerData: gate, parentPort } = require('node:worker_threads');
+        const h = require(\${JSON.stringify(${JSON.stringify(root)})});
+        const kept = Array.from({ length: 200 }, () => h.malloc(20000));
+        parentPort.postMessage('ready');
+        Atomics.wait(gate, 0, 0);
+        for (const b of kept) b.free();
+      \`, { eval: true, workerData: gate });
+      await new Promise((resolve) => worker.once('message', resolve));
+      const heap = h.maps().filter((r) => r.kind === 'arena-heap').sort((a, b) => b.size - a.size)[0];
+      const at = Number(heap.start + 24n);
+      const fd = fs.openSync('/proc/self/mem', 'r+');
+      const word = Buffer.alloc(8);
+      fs.readSync(fd, word, 0, 8, at);
+      const said = word.readBigUInt64LE(0);
+      const small = Buffer.alloc(8);
+      small.writeBigUInt64LE(4096n);
+      let s;
+      try {
+        fs.writeSync(fd, small, 0, 8, at);
+        s = h.allocatorSnapshot({ attempts: 1 });
+      } finally {
+        fs.writeSync(fd, word, 0, 8, at);
+        fs.closeSync(fd);
+      }
+      const copy = s.image.memory.ranges.find((r) => r.base === heap.start);
+      Atomics.store(gate, 0, 1);
+      Atomics.notify(gate, 0);
+      await new Promise((resolve) => worker.once('exit', resolve));
+      return { region: heap.size, copied: copy === undefined ? -1 : copy.bytes.length, said: String(said), consistent: s.consistent };`);
+    // The word said the heap's writable size, as the map did, before it was overwritten.
+    expect(BigInt(seen.said)).toBe(BigInt(seen.region));
+    expect(seen.copied).toBe(seen.region);
+  });
+
   it('tornReason: mallinfo2 changing, the break moving, [heap] outgrowing the copy, or a top that does not end its heap each tear a copy', () => {
     const seen = inQuietChild<Record<string, string | null>>(`
       const { tornReason } = require(${JSON.stringify(path.join(root, 'dist', 'allocator', 'take-snapshot'))});

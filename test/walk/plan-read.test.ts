@@ -61,10 +61,10 @@ describe("runPlan's read step", () => {
       a.write(24, b);
     };
     word(100n);
-    const read = (length: number, lengthAt = 24) => ({ op: 'read' as const, address: a.address, length, lengthAt });
-    const { steps } = runPlan([read(4000), read(50), { op: 'freeze' }, read(4000), { op: 'thaw' }, read(4000, 0)]);
-    // 100 bytes, the word's; the step's own 50 when it is less; the same from the frozen child.
-    expect(steps.map((s) => s.bytes?.length)).toEqual([100, 50, undefined, 100, undefined, expect.any(Number)]);
+    const read = (length: number, lengthAt = 24, atLeast?: number) => ({ op: 'read' as const, address: a.address, length, lengthAt, ...(atLeast === undefined ? {} : { atLeast }) });
+    const { steps } = runPlan([read(4000), read(50), read(4000, 24, 300), { op: 'freeze' }, read(4000), { op: 'thaw' }, read(4000, 0)]);
+    // 100 bytes, the word's; the step's own 50 when it is less; its atLeast, 300, when the word says less; the same from the frozen child.
+    expect(steps.map((s) => s.bytes?.length)).toEqual([100, 50, 300, undefined, 100, undefined, expect.any(Number)]);
     expect(steps[0].bytes!.equals(a.read(0, 100))).toBe(true);
     // A word past the length copies the length.
     word(1n << 60n);
@@ -79,8 +79,8 @@ describe("runPlan's read step", () => {
         return (error as { code: string }).code;
       }
     };
-    expect([refused(12), refused(4096), refused(-8), refused('8'), refused(8, { toBreak: true })])
-      .toEqual(['ERR_OUT_OF_RANGE', 'ERR_OUT_OF_RANGE', 'ERR_OUT_OF_RANGE', 'ERR_INVALID_ARG_TYPE', 'ERR_INVALID_PLAN']);
+    expect([refused(12), refused(4096), refused(-8), refused('8'), refused(8, { toBreak: true }), refused(8, { atLeast: 9 }), refused(undefined, { atLeast: 8 })])
+      .toEqual(['ERR_OUT_OF_RANGE', 'ERR_OUT_OF_RANGE', 'ERR_OUT_OF_RANGE', 'ERR_INVALID_ARG_TYPE', 'ERR_INVALID_PLAN', 'ERR_OUT_OF_RANGE', 'ERR_INVALID_PLAN']);
   });
 
   it("an anonymous read's untouchedPages counts its own pages, whatever the plan before left in the records", () => {
