@@ -345,8 +345,10 @@ const HEAP_ROOM = 64n << 20n;
  * writable) between the map's read and the copy, and under a busy V8 a
  * walk in three or four was torn so and taken again. Each such read stops
  * where the heap's own heap_info says its writable part ends (a read's
- * `lengthAt`: mprotect_size, as the frozen child has it), so the copy is as
- * long as a map read at the fork would have made it. Before reads stopped
+ * `lengthAt`: mprotect_size, as the frozen child has it), never short of
+ * what the map showed (its `atLeast`: a corrupt header cannot cut the copy),
+ * so the copy is as long as a map read at the fork would have made it.
+ * Before reads stopped
  * there, room was given only in a retake: with room in every copy, the bins
  * experiment's test chunks (carved on the word of a snapshot taken just
  * before its plan) missed their planned neighbours in 6 of 10 runs, none in
@@ -511,7 +513,6 @@ function restoreThreadFields(image: AllocatorImage): void {
   // The torn check located main_arena in the copy as the child had it.
   forgetGlobals(image);
 }
-
 
 /**
  * Why a copy is torn, or undefined: the checks a retake can cure. Pure:
