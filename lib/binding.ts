@@ -47,6 +47,9 @@ export interface RawRemoteRead {
   pagemapErrno: number;
 }
 
+/** The most ranges one readRemote call takes: IOV_MAX (native/remote.cc); more are read in calls of that many. */
+export const RANGES_PER_READ = 1024;
+
 export interface RawBinding {
   malloc(size: RawWord): number;
   calloc(count: RawWord, size: RawWord): number;

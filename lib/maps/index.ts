@@ -5,7 +5,7 @@
 // classify.ts (the kinds).
 import fs from 'node:fs';
 import { HeapscopeError, native, typeError } from '../errors';
-import { binding } from '../binding';
+import { binding, RANGES_PER_READ } from '../binding';
 import { IN_WORDS, OP_CODES, OUT_WORDS, STATUS } from '../plan-codes';
 import { describe, descriptor, ownProperty, readArray, readOptions, toAddress } from '../validate';
 import { checkBss, ImageEnds, imageSpan, ReadImages } from './classify';
@@ -60,7 +60,7 @@ function sameFigures(kept: Float64Array, now: Float64Array, length: number): boo
 
 /**
  * @internal Ranges of this process's memory, in one native call
- * (process_vm_readv on our own pid) per IMAGES_PER_CALL, into one array
+ * (process_vm_readv on our own pid) per RANGES_PER_READ, into one array
  * kept between calls: a Buffer per range cost more than the read, and came
  * from malloc; so did the arrays of a result, which the packed form does
  * without.
@@ -75,11 +75,11 @@ export const readOwnImages: ReadImages = (ranges) => {
   });
   if (imageScratch.length < total) imageScratch = new Uint8Array(Math.max(total, 2 * imageScratch.length));
   const errnos = new Int32Array(ranges.length);
-  // More than one call takes (its IOV_MAX) are read in calls of that many, in order.
-  for (let i = 0, into = 0; i < ranges.length; i += IMAGES_PER_CALL) {
-    const part = words.subarray(2 * i, 2 * (i + IMAGES_PER_CALL));
-    const length = ranges.slice(i, i + IMAGES_PER_CALL).reduce((n, r) => n + Number(r.length), 0);
-    native(() => binding.readRemote(process.pid, part, undefined, imageScratch.subarray(into, into + length), errnos.subarray(i, i + IMAGES_PER_CALL)));
+  // More than one call takes are read in calls of that many, in order.
+  for (let i = 0, into = 0; i < ranges.length; i += RANGES_PER_READ) {
+    const part = words.subarray(2 * i, 2 * (i + RANGES_PER_READ));
+    const length = ranges.slice(i, i + RANGES_PER_READ).reduce((n, r) => n + Number(r.length), 0);
+    native(() => binding.readRemote(process.pid, part, undefined, imageScratch.subarray(into, into + length), errnos.subarray(i, i + RANGES_PER_READ)));
     into += length;
   }
   let at = 0;
@@ -90,8 +90,6 @@ export const readOwnImages: ReadImages = (ranges) => {
   });
 };
 let imageScratch = new Uint8Array(64 << 10);
-/** The most ranges one native read takes (native/remote.cc). */
-const IMAGES_PER_CALL = 1024;
 
 /**
  * A process's map, read with `readText` (smaps when `options.rss`) and

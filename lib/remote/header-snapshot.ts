@@ -18,6 +18,7 @@
 // Where the header copy cannot serve (a main_arena turned non-contiguous,
 // a heap the map does not name, an arena list that does not close),
 // takeHeaderSnapshot returns undefined and the caller copies whole.
+import { RANGES_PER_READ } from '../binding';
 import { decodeArenas, Arena } from '../allocator/arenas';
 import { HEADER_BYTES, HeaderRegion, headerMemory, walkInWindows } from '../allocator/header-memory';
 import { RegionWalk } from '../allocator/heap-walks';
@@ -38,8 +39,6 @@ import { defineOwn, own } from '../validate';
 
 /** Bytes read per window: large enough that a read costs little per byte, small enough to stay in cache. */
 const WINDOW = 1 << 20;
-/** process_vm_readv takes at most IOV_MAX ranges. */
-const READS_PER_CALL = 1024;
 
 interface Pass {
   maps: MemoryRegion[];
@@ -225,9 +224,9 @@ function takePass(pid: number, layout: GlibcLayout, libc: LibcFile, window: Uint
  */
 function changedLinks(pid: number, a: Pass): bigint | undefined {
   const LINKS = HEADER_BYTES - 8;
-  const into = new Uint8Array(READS_PER_CALL * LINKS);
+  const into = new Uint8Array(RANGES_PER_READ * LINKS);
   const words = new Uint32Array(into.buffer);
-  const ranges = new BigUint64Array(READS_PER_CALL * 2);
+  const ranges = new BigUint64Array(RANGES_PER_READ * 2);
   const batch: { region: HeaderRegion; i: number; length: number }[] = [];
   const check = (): bigint | undefined => {
     const errnos = readPacked(pid, ranges.subarray(0, batch.length * 2), into);
@@ -249,7 +248,7 @@ function changedLinks(pid: number, a: Pass): bigint | undefined {
       ranges[batch.length * 2] = region.base + BigInt(table.offsets[i] + 8);
       ranges[batch.length * 2 + 1] = BigInt(length);
       batch.push({ region, i, length });
-      if (batch.length === READS_PER_CALL) {
+      if (batch.length === RANGES_PER_READ) {
         const changed = check();
         if (changed !== undefined) return changed;
       }
@@ -284,8 +283,8 @@ function tornReason(pid: number, libc: LibcFile, a: Pass, state: AllocatorState)
   for (const b of state.bins) {
     for (const bin of b.fastbins) for (const c of bin.chunks) watched.push({ what: `the link of the fastbin chunk at ${hex(c.address)}`, address: c.address + 8n, length: 16 });
   }
-  for (let from = 0; from < watched.length; from += READS_PER_CALL) {
-    const batch = watched.slice(from, from + READS_PER_CALL);
+  for (let from = 0; from < watched.length; from += RANGES_PER_READ) {
+    const batch = watched.slice(from, from + RANGES_PER_READ);
     const again = readRanges(pid, batch.map((w) => ({ address: w.address, length: BigInt(w.length) })));
     const changed = batch.findIndex((w, k) => again[k].errno !== 0 || !sameBytes(readBytes(a.image.memory, w.address, w.length), again[k].bytes));
     if (changed >= 0) return `${batch[changed].what} changed while the heaps were read: the process used malloc`;

@@ -1,5 +1,5 @@
 // Copies of another process's memory, all in one native call.
-import { binding } from '../binding';
+import { binding, RANGES_PER_READ } from '../binding';
 import { HeapscopeError, native } from '../errors';
 import { permissionError } from './proc';
 
@@ -20,9 +20,6 @@ export interface RangeToRead {
   anonymous?: boolean;
 }
 
-/** The most ranges one native read takes: IOV_MAX (native/remote.cc). */
-const RANGES_PER_CALL = 1024;
-
 /**
  * Reads each [address, length] of `pid`; a refused read is ERR_PERMISSION
  * with its cause, a gone process ERR_PROCESS_EXITED. With `into` (at least
@@ -31,11 +28,11 @@ const RANGES_PER_CALL = 1024;
  * one native call takes are read in calls of that many, in order.
  */
 export function readRanges(pid: number, ranges: readonly RangeToRead[], into?: Uint8Array): RangeRead[] {
-  if (ranges.length > RANGES_PER_CALL) {
+  if (ranges.length > RANGES_PER_READ) {
     const reads: RangeRead[] = [];
     let at = 0;
-    for (let i = 0; i < ranges.length; i += RANGES_PER_CALL) {
-      const part = ranges.slice(i, i + RANGES_PER_CALL);
+    for (let i = 0; i < ranges.length; i += RANGES_PER_READ) {
+      const part = ranges.slice(i, i + RANGES_PER_READ);
       const length = part.reduce((n, r) => n + Number(r.length), 0);
       for (const read of readRanges(pid, part, into?.subarray(at, at + length))) reads.push(read);
       at += length;
@@ -57,7 +54,7 @@ export function readRanges(pid: number, ranges: readonly RangeToRead[], into?: U
 }
 
 /**
- * Reads the address, length pairs of `words` (at most 1024) into `into`,
+ * Reads the address, length pairs of `words` (at most RANGES_PER_READ) into `into`,
  * one after another: for many small ranges, with no object per range. The
  * errno of each (0: whole).
  */
