@@ -21,6 +21,27 @@ export interface RangeToRead {
 }
 
 /**
+ * One call's address, length pairs and anonymous flags, in memory the addon
+ * maps for them, made once and kept. Typed arrays made for each call took
+ * their bytes from malloc (16 a range): the doctor's reads of this process
+ * before its snapshot left them in the heap it then copied, in use until
+ * collected (46 ranges made a 752-byte chunk, the class the diff test
+ * counts, in use in one snapshot and freed before the next).
+ */
+let scratch: { words: BigUint64Array; flags: Uint8Array } | undefined;
+
+function callScratch(): { words: BigUint64Array; flags: Uint8Array } {
+  if (scratch === undefined) {
+    const bytes = native(() => binding.freshBuffer(RANGES_PER_READ * 17));
+    scratch = {
+      words: new BigUint64Array(bytes.buffer, bytes.byteOffset, RANGES_PER_READ * 2),
+      flags: new Uint8Array(bytes.buffer, bytes.byteOffset + RANGES_PER_READ * 16, RANGES_PER_READ),
+    };
+  }
+  return scratch;
+}
+
+/**
  * Reads each [address, length] of `pid`; a refused read is ERR_PERMISSION
  * with its cause, a gone process ERR_PROCESS_EXITED. With `into` (at least
  * as long as the ranges together), the ranges are read into it one after
@@ -39,12 +60,17 @@ export function readRanges(pid: number, ranges: readonly RangeToRead[], into?: U
     }
     return reads;
   }
-  const words = new BigUint64Array(ranges.length * 2);
+  const kept = callScratch();
+  const words = kept.words.subarray(0, ranges.length * 2);
   ranges.forEach((r, i) => {
     words[2 * i] = r.address;
     words[2 * i + 1] = r.length;
   });
-  const anonymous = ranges.some((r) => r.anonymous === true) ? Uint8Array.from(ranges, (r) => (r.anonymous === true ? 1 : 0)) : undefined;
+  let anonymous: Uint8Array | undefined;
+  if (ranges.some((r) => r.anonymous === true)) {
+    anonymous = kept.flags.subarray(0, ranges.length);
+    ranges.forEach((r, i) => { anonymous![i] = r.anonymous === true ? 1 : 0; });
+  }
   const raw = readRemote(pid, words, anonymous, into);
   let at = 0;
   return ranges.map((r, i) => ({
