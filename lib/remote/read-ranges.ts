@@ -25,8 +25,9 @@ export interface RangeToRead {
  * maps for them, made once and kept. Typed arrays made for each call took
  * their bytes from malloc (16 a range): the doctor's reads of this process
  * before its snapshot left them in the heap it then copied, in use until
- * collected (46 ranges made a 752-byte chunk, the class the diff test
- * counts, in use in one snapshot and freed before the next).
+ * collected: a 736-byte array (46 ranges' words), logged inside a snapshot's
+ * call and gone with this change, was a 752-byte chunk, the class the diff
+ * test counts, in use in one snapshot and freed before the next.
  */
 let scratch: { words: BigUint64Array; flags: Uint8Array } | undefined;
 
