@@ -70,7 +70,7 @@ void EraseAt(size_t i) {
 uint64_t RegisterCopy(uint8_t* data, size_t span) {
   std::lock_guard<std::mutex> lock(copiesMutex);
   if (entries == nullptr) {
-    void* p = mmap(nullptr, kSlots * sizeof(Registered), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void* p = MapOwn(kSlots * sizeof(Registered));
     if (p == MAP_FAILED) return 0;
     entries = static_cast<Registered*>(p);
   }

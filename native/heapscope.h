@@ -171,9 +171,13 @@ constexpr uint64_t kMaxBuffer = uint64_t{1} << 32;
 // `length` rounded up to whole pages: what a copy of it maps.
 size_t PageSpan(uint64_t length);
 
-// Anonymous memory for a copy of `bytes` (mmap's result, MAP_FAILED when it
-// failed), in transparent huge pages where the kernel has them for regions
-// that ask (its "madvise" mode). Does not malloc.
+// Private anonymous memory of heapscope's own (mmap's result, MAP_FAILED
+// when it failed), marked so the kernel never merges it into one map line
+// with a neighbour glibc mapped. Does not malloc.
+void* MapOwn(size_t bytes);
+
+// MapOwn memory for a copy of `bytes`, in transparent huge pages where the
+// kernel has them for regions that ask (its "madvise" mode).
 void* MapForCopy(size_t bytes);
 
 // A plan's read copy, or a long range read from another process (a whole

@@ -89,10 +89,6 @@ class ReadArea {
  public:
   explicit ReadArea(size_t bytes) : next_(nullptr), end_(nullptr) {
     if (bytes == 0) return;
-    // Not MAP_NORESERVE, though the room a read to the break does not use
-    // is never touched: glibc maps its arena heaps MAP_NORESERVE, and a copy
-    // kept as a Buffer right below one merged with it into one map line,
-    // which then no longer reads as an arena heap.
     void* p = MapForCopy(bytes);
     if (p == MAP_FAILED) return;
     next_ = static_cast<uint8_t*>(p);
@@ -167,7 +163,7 @@ uint8_t* ScratchArea::Get(size_t bytes) {
   const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
   size_t size = (bytes + page - 1) & ~(page - 1);
   if (size == 0) size = page;
-  void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  void* p = MapOwn(size);
   if (p == MAP_FAILED) return nullptr;
   data_ = static_cast<uint8_t*>(p);
   size_ = size;

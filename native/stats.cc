@@ -126,7 +126,7 @@ Napi::Value Addon::MallocInfo(const Napi::CallbackInfo& info) {
   InfoStream s;
   s.fd = memfd_create("heapscope-malloc-info", MFD_CLOEXEC);
   if (s.fd < 0) ThrowCode(env, "ERR_MALLOC_INFO", "memfd_create failed", errno, "memfd_create");
-  s.buffer = mmap(nullptr, kInfoBuffer, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  s.buffer = MapOwn(kInfoBuffer);
   if (s.buffer != MAP_FAILED) s.stream = fdopen(s.fd, "w");
   if (s.stream == nullptr)
     ThrowCode(env, "ERR_MALLOC_INFO", "cannot open a stream for malloc_info", errno, "fdopen");
