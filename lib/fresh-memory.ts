@@ -3,8 +3,10 @@
 // then cost a fault when first written: on the machine measured a page
 // fault costs ~10 us, and 17 MiB of columns took ~60 ms that way against
 // ~10 ms in huge pages faulted in at once (binding.freshBuffer). Smaller
-// ones are plain typed arrays.
-import { binding } from './binding';
+// ones are plain typed arrays. And scratch kept between calls, in memory
+// the addon maps whatever its size: a typed array of it came from malloc,
+// a chunk in the very heap heapscope reads.
+import { binding, RANGES_PER_READ } from './binding';
 import { native } from './errors';
 
 /** From this many bytes on (one huge page), zeroedBytes maps them. */
@@ -15,4 +17,39 @@ export function zeroedBytes(length: number): Uint8Array {
   if (length < FRESH_FROM) return new Uint8Array(length);
   const fresh = native(() => binding.freshBuffer(length));
   return new Uint8Array(fresh.buffer, fresh.byteOffset, length);
+}
+
+/** `length` zero bytes the addon mapped, at any size: never a chunk of this process's heap. */
+export function mappedBytes(length: number): Uint8Array {
+  const fresh = native(() => binding.freshBuffer(length));
+  return new Uint8Array(fresh.buffer, fresh.byteOffset, length);
+}
+
+/**
+ * One native read's address, length pairs, errnos and anonymous flags
+ * (RANGES_PER_READ of each), mapped once and kept. Typed arrays made for
+ * each read took their bytes from malloc: the doctor's reads of this
+ * process before its snapshot left them in the heap it then copied, in use
+ * until collected (a 736-byte array, 46 ranges' words, logged inside a
+ * snapshot's call, was a 752-byte chunk, the class the diff test counts).
+ * Each caller fills and reads it within one synchronous call.
+ */
+export interface RangeScratch {
+  words: BigUint64Array;
+  errnos: Int32Array;
+  flags: Uint8Array;
+}
+
+let ranges: RangeScratch | undefined;
+
+export function rangeScratch(): RangeScratch {
+  if (ranges === undefined) {
+    const bytes = mappedBytes(RANGES_PER_READ * 21);
+    ranges = {
+      words: new BigUint64Array(bytes.buffer, bytes.byteOffset, RANGES_PER_READ * 2),
+      errnos: new Int32Array(bytes.buffer, bytes.byteOffset + RANGES_PER_READ * 16, RANGES_PER_READ),
+      flags: new Uint8Array(bytes.buffer, bytes.byteOffset + RANGES_PER_READ * 20, RANGES_PER_READ),
+    };
+  }
+  return ranges;
 }

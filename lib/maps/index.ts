@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import { HeapscopeError, native, typeError } from '../errors';
 import { binding, RANGES_PER_READ } from '../binding';
+import { mappedBytes, rangeScratch } from '../fresh-memory';
 import { IN_WORDS, OP_CODES, OUT_WORDS, STATUS } from '../plan-codes';
 import { describe, descriptor, ownProperty, readArray, readOptions, toAddress } from '../validate';
 import { checkBss, ImageEnds, imageSpan, ReadImages } from './classify';
@@ -60,36 +61,38 @@ function sameFigures(kept: Float64Array, now: Float64Array, length: number): boo
 
 /**
  * @internal Ranges of this process's memory, in one native call
- * (process_vm_readv on our own pid) per RANGES_PER_READ, into one array
- * kept between calls: a Buffer per range cost more than the read, and came
- * from malloc; so did the arrays of a result, which the packed form does
- * without.
+ * (process_vm_readv on our own pid) per RANGES_PER_READ, into memory the
+ * addon mapped, kept between calls: a Buffer per range cost more than the
+ * read, and came from malloc; so did the arrays of a result, which the
+ * packed form does without, and typed arrays for the words, errnos and
+ * bytes (fresh-memory.ts).
  */
 export const readOwnImages: ReadImages = (ranges) => {
-  const words = new BigUint64Array(ranges.length * 2);
-  let total = 0;
-  ranges.forEach((r, i) => {
-    words[2 * i] = r.address;
-    words[2 * i + 1] = r.length;
-    total += Number(r.length);
-  });
-  if (imageScratch.length < total) imageScratch = new Uint8Array(Math.max(total, 2 * imageScratch.length));
-  const errnos = new Int32Array(ranges.length);
+  const total = ranges.reduce((n, r) => n + Number(r.length), 0);
+  if (imageScratch.length < total) imageScratch = mappedBytes(Math.max(total, 2 * imageScratch.length));
+  const { words, errnos } = rangeScratch();
+  const whole: boolean[] = [];
   // More than one call takes are read in calls of that many, in order.
   for (let i = 0, into = 0; i < ranges.length; i += RANGES_PER_READ) {
-    const part = words.subarray(2 * i, 2 * (i + RANGES_PER_READ));
-    const length = ranges.slice(i, i + RANGES_PER_READ).reduce((n, r) => n + Number(r.length), 0);
-    native(() => binding.readRemote(process.pid, part, undefined, imageScratch.subarray(into, into + length), errnos.subarray(i, i + RANGES_PER_READ)));
+    const part = ranges.slice(i, i + RANGES_PER_READ);
+    let length = 0;
+    part.forEach((r, k) => {
+      words[2 * k] = r.address;
+      words[2 * k + 1] = r.length;
+      length += Number(r.length);
+    });
+    native(() => binding.readRemote(process.pid, words.subarray(0, 2 * part.length), undefined, imageScratch.subarray(into, into + length), errnos.subarray(0, part.length)));
+    for (let k = 0; k < part.length; k++) whole.push(errnos[k] === 0);
     into += length;
   }
   let at = 0;
   return ranges.map((r, i) => {
     const from = at;
     at += Number(r.length);
-    return errnos[i] === 0 ? imageScratch.subarray(from, at) : undefined;
+    return whole[i] ? imageScratch.subarray(from, at) : undefined;
   });
 };
-let imageScratch = new Uint8Array(64 << 10);
+let imageScratch: Uint8Array = new Uint8Array(0);
 
 /**
  * A process's map, read with `readText` (smaps when `options.rss`) and

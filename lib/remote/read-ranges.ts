@@ -1,5 +1,6 @@
 // Copies of another process's memory, all in one native call.
 import { binding, RANGES_PER_READ } from '../binding';
+import { rangeScratch } from '../fresh-memory';
 import { HeapscopeError, native } from '../errors';
 import { permissionError } from './proc';
 
@@ -21,28 +22,6 @@ export interface RangeToRead {
 }
 
 /**
- * One call's address, length pairs and anonymous flags, in memory the addon
- * maps for them, made once and kept. Typed arrays made for each call took
- * their bytes from malloc (16 a range): the doctor's reads of this process
- * before its snapshot left them in the heap it then copied, in use until
- * collected: a 736-byte array (46 ranges' words), logged inside a snapshot's
- * call and gone with this change, was a 752-byte chunk, the class the diff
- * test counts, in use in one snapshot and freed before the next.
- */
-let scratch: { words: BigUint64Array; flags: Uint8Array } | undefined;
-
-function callScratch(): { words: BigUint64Array; flags: Uint8Array } {
-  if (scratch === undefined) {
-    const bytes = native(() => binding.freshBuffer(RANGES_PER_READ * 17));
-    scratch = {
-      words: new BigUint64Array(bytes.buffer, bytes.byteOffset, RANGES_PER_READ * 2),
-      flags: new Uint8Array(bytes.buffer, bytes.byteOffset + RANGES_PER_READ * 16, RANGES_PER_READ),
-    };
-  }
-  return scratch;
-}
-
-/**
  * Reads each [address, length] of `pid`; a refused read is ERR_PERMISSION
  * with its cause, a gone process ERR_PROCESS_EXITED. With `into` (at least
  * as long as the ranges together), the ranges are read into it one after
@@ -61,7 +40,7 @@ export function readRanges(pid: number, ranges: readonly RangeToRead[], into?: U
     }
     return reads;
   }
-  const kept = callScratch();
+  const kept = rangeScratch();
   const words = kept.words.subarray(0, ranges.length * 2);
   ranges.forEach((r, i) => {
     words[2 * i] = r.address;
