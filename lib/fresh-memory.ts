@@ -26,6 +26,19 @@ export function mappedBytes(length: number): Uint8Array {
 }
 
 /**
+ * A kept area of mapped bytes for one caller's reads: `bytes(length)` is at
+ * least `length` long, the same area while it is long enough (it doubles
+ * when not), its contents the caller's until its next call.
+ */
+export function keptBytes(): (length: number) => Uint8Array {
+  let kept: Uint8Array = new Uint8Array(0);
+  return (length) => {
+    if (kept.length < length) kept = mappedBytes(Math.max(length, 2 * kept.length));
+    return kept;
+  };
+}
+
+/**
  * One native read's address, length pairs, errnos and anonymous flags
  * (RANGES_PER_READ of each), mapped once and kept. Typed arrays made for
  * each read took their bytes from malloc: the doctor's reads of this

@@ -6,6 +6,7 @@ import type { GlibcLayout } from '../allocator/layouts';
 import { binnedRuns, cachedBytes, inUseAtLeast, listedChunks, unwalkedRuns } from '../allocator/listed';
 import type { LibcFile } from '../allocator/libc-file';
 import type { AddressRange } from '../allocator/locate-input';
+import { keptBytes } from '../fresh-memory';
 import type { MemoryRegion } from '../maps';
 import { readRanges } from '../remote/read-ranges';
 import type { Mallinfo } from '../stats';
@@ -41,6 +42,8 @@ export interface DoctorSource {
   v8?: V8Heap;
 }
 
+const headerBytes = keptBytes();
+
 /** The mmapped chunks (glibc lists them nowhere) and what was resident, read before the snapshot. */
 export interface BeforeSnapshot {
   mmapped: { address: bigint; size: number }[];
@@ -55,7 +58,9 @@ export interface BeforeSnapshot {
  * residency of what doctor looks up.
  */
 export function readBeforeSnapshot(pid: number, regions: readonly MemoryRegion[], pageSize: number, pagemap: PagemapReader): BeforeSnapshot {
-  const readHeaders: HeaderReader = (addresses) => readRanges(pid, addresses.map((address) => ({ address, length: 16n })))
+  // Into memory the addon mapped: a Buffer for each 16 bytes took ~400 bytes
+  // of malloc's, in use in this process's heap when its snapshot copied it.
+  const readHeaders: HeaderReader = (addresses) => readRanges(pid, addresses.map((address) => ({ address, length: 16n })), headerBytes(16 * addresses.length))
     .map((r) => (r.errno === 0 ? r.bytes : undefined));
   const mmapped = findMmappedChunks(chunkCandidates(regions, pageSize), pageSize, readHeaders);
   return { mmapped, residency: readResidency(pagemap, residencyRanges(regions, mmapped), pageSize) };

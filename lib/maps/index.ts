@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import { HeapscopeError, native, typeError } from '../errors';
 import { binding, RANGES_PER_READ } from '../binding';
-import { mappedBytes, rangeScratch } from '../fresh-memory';
+import { keptBytes, rangeScratch } from '../fresh-memory';
 import { IN_WORDS, OP_CODES, OUT_WORDS, STATUS } from '../plan-codes';
 import { describe, descriptor, ownProperty, readArray, readOptions, toAddress } from '../validate';
 import { checkBss, ImageEnds, imageSpan, ReadImages } from './classify';
@@ -68,8 +68,7 @@ function sameFigures(kept: Float64Array, now: Float64Array, length: number): boo
  * bytes (fresh-memory.ts).
  */
 export const readOwnImages: ReadImages = (ranges) => {
-  const total = ranges.reduce((n, r) => n + Number(r.length), 0);
-  if (imageScratch.length < total) imageScratch = mappedBytes(Math.max(total, 2 * imageScratch.length));
+  const imageScratch = imageBytes(ranges.reduce((n, r) => n + Number(r.length), 0));
   const { words, errnos } = rangeScratch();
   const whole: boolean[] = [];
   // More than one call takes are read in calls of that many, in order.
@@ -92,7 +91,7 @@ export const readOwnImages: ReadImages = (ranges) => {
     return whole[i] ? imageScratch.subarray(from, at) : undefined;
   });
 };
-let imageScratch: Uint8Array = new Uint8Array(0);
+const imageBytes = keptBytes();
 
 /**
  * A process's map, read with `readText` (smaps when `options.rss`) and
