@@ -12,7 +12,7 @@ import { readRanges } from '../remote/read-ranges';
 import type { Mallinfo } from '../stats';
 import { diagnoseArenas } from './arenas';
 import { doctorAdvice, doctorFindings } from './findings';
-import { chunkCandidates, findMmappedChunks, HeaderReader } from './mmapped';
+import { chunkCandidates, findMmappedChunks, FoundMmapped, HeaderReader } from './mmapped';
 import { initialParams, paramsInForce } from './params';
 import { PagemapReader, readResidency, Residency, residencyRanges } from './residency';
 import { rssRows } from './rss';
@@ -46,7 +46,7 @@ const headerBytes = keptBytes();
 
 /** The mmapped chunks (glibc lists them nowhere) and what was resident, read before the snapshot. */
 export interface BeforeSnapshot {
-  mmapped: { address: bigint; size: number }[];
+  mmapped: FoundMmapped;
   /** See residency.ts. */
   residency: Residency;
 }
@@ -57,13 +57,15 @@ export interface BeforeSnapshot {
  * chunks' headers, found through `regions` (the map just read), then the
  * residency of what doctor looks up.
  */
-export function readBeforeSnapshot(pid: number, regions: readonly MemoryRegion[], pageSize: number, pagemap: PagemapReader): BeforeSnapshot {
+export function readBeforeSnapshot(
+  pid: number, regions: readonly MemoryRegion[], pageSize: number, pagemap: PagemapReader, counted?: { count: number; bytes: number },
+): BeforeSnapshot {
   // Into memory the addon mapped: a Buffer for each 16 bytes took ~400 bytes
   // of malloc's, in use in this process's heap when its snapshot copied it.
   const readHeaders: HeaderReader = (addresses) => readRanges(pid, addresses.map((address) => ({ address, length: 16n })), headerBytes(16 * addresses.length))
     .map((r) => (r.errno === 0 ? r.bytes : undefined));
-  const mmapped = findMmappedChunks(chunkCandidates(regions, pageSize), pageSize, readHeaders);
-  return { mmapped, residency: readResidency(pagemap, residencyRanges(regions, mmapped), pageSize) };
+  const mmapped = findMmappedChunks(chunkCandidates(regions, pageSize), pageSize, readHeaders, counted);
+  return { mmapped, residency: readResidency(pagemap, residencyRanges(regions, mmapped.chunks), pageSize) };
 }
 
 export function diagnose(src: DoctorSource): DoctorData {
@@ -82,7 +84,7 @@ export function diagnose(src: DoctorSource): DoctorData {
   const plan = planTrim(arenas, runs, src.pageSize, src.heap?.end, par.thpPagesize);
   const { residency } = src.before;
   const ranges = plan.ranges.map((r) => ({ ...r, resident: residency.resident(r.start, r.end) }));
-  const found = src.before.mmapped.map((c) => ({ ...c, resident: residency.resident(c.address, c.address + BigInt(c.size)) }));
+  const found = src.before.mmapped.chunks.map((c) => ({ ...c, resident: residency.resident(c.address, c.address + BigInt(c.size)) }));
   const mmapped: MmappedChunks = {
     found: found.length,
     bytes: found.reduce((n, c) => n + c.size, 0),
@@ -90,6 +92,7 @@ export function diagnose(src: DoctorSource): DoctorData {
     nMmaps: par.nMmaps,
     mmappedMem: Number(par.mmappedMem),
     chunks: found,
+    unsearched: src.before.mmapped.unsearched,
   };
   const figures = {
     pid: src.pid,

@@ -2,6 +2,7 @@
 // the figure it rests on, and advice is given only when its figures pass
 // the thresholds below.
 import { plural, shortBytes } from '../format';
+import { MAX_SEARCHED_PAGES } from './mmapped';
 import type { Advice, ArenaDiagnosis, DoctorData } from './types';
 
 /**
@@ -42,10 +43,10 @@ export function doctorFindings(d: Figures): string[] {
   const m = d.mmapped;
   out.push(m.nMmaps === 0 && m.found === 0 ? 'No chunk is mapped on its own (mp_.n_mmaps 0).' : m.found === m.nMmaps && m.bytes === m.mmappedMem
     ? (m.nMmaps === 1
-      ? `The one mmapped chunk that mp_ counts (${shortBytes(m.mmappedMem)}) was found at the start of an anonymous mapping; ${shortBytes(m.resident)} of it is resident.`
-      : `All ${plural(m.nMmaps, 'mmapped chunk')} that mp_ counts (${shortBytes(m.mmappedMem)}) were found at the starts of anonymous mappings; ${shortBytes(m.resident)} of them is resident.`)
-    : `${plural(m.found, 'mmapped chunk')} (${shortBytes(m.bytes)}) ${m.found === 1 ? 'was found at the start of an anonymous mapping' : 'were found at the starts of anonymous mappings'}, but mp_ counts ${m.nMmaps} (${shortBytes(m.mmappedMem)})` +
-      unfound(m.nMmaps - m.found));
+      ? `The one mmapped chunk that mp_ counts (${shortBytes(m.mmappedMem)}) was found by its header in anonymous memory; ${shortBytes(m.resident)} of it is resident.`
+      : `All ${plural(m.nMmaps, 'mmapped chunk')} that mp_ counts (${shortBytes(m.mmappedMem)}) were found by their headers in anonymous memory; ${shortBytes(m.resident)} of them is resident.`)
+    : `${plural(m.found, 'mmapped chunk')} (${shortBytes(m.bytes)}) ${m.found === 1 ? 'was found by its header' : 'were found by their headers'} in anonymous memory, but mp_ counts ${m.nMmaps} (${shortBytes(m.mmappedMem)})` +
+      unfound(m.nMmaps - m.found, m.unsearched));
   if (d.v8 !== undefined) out.push(`V8 says ${shortBytes(d.v8.physical)} of its heap spaces is resident (v8.getHeapSpaceStatistics): it is part of the other anonymous memory.`);
   const p = d.params;
   if (p.initial === undefined) out.push(`mmap_threshold is ${shortBytes(p.mmapThreshold)}; mp_ as libc initialises it could not be read (${p.initialReason}).`);
@@ -92,13 +93,16 @@ export function doctorAdvice(d: Figures): Advice[] {
 }
 
 /**
- * What the doctor can say of mmapped chunks mp_ counts but no map line
- * starts with: where they lie is not known (glibc records no list of them),
- * so not which row of the resident-memory table holds their pages.
+ * What the doctor can say of mmapped chunks mp_ counts but whose headers it
+ * did not find: where they lie is not known (glibc records no list of
+ * them), so not which row of the resident-memory table holds their pages.
  */
-function unfound(missing: number): string {
+function unfound(missing: number, unsearched: number): string {
   if (missing <= 0) return '.';
+  const where = unsearched > 0
+    ? `${shortBytes(unsearched)} of anonymous memory past mappings that are no chunk was not searched (the search reads at most ${MAX_SEARCHED_PAGES} pages)`
+    : 'no page start of the private anonymous memory searched holds a header like theirs';
   return missing === 1
-    ? ': the other starts no anonymous map line, so the resident-memory table counts it with whichever line holds it, which this copy cannot tell.'
-    : ': the others start no anonymous map line, so the resident-memory table counts them with whichever lines hold them, which this copy cannot tell.';
+    ? `: ${where}, so the resident-memory table counts the other with whichever line holds it, which this copy cannot tell.`
+    : `: ${where}, so the resident-memory table counts the others with whichever lines hold them, which this copy cannot tell.`;
 }

@@ -13,7 +13,7 @@ import { HeapscopeError, typeError } from '../errors';
 import { maps } from '../maps';
 import { runPlan } from '../plan';
 import { DocumentMethods, DocumentViews, presenter, withDocumentViews } from '../presenters';
-import { MALLINFO_FIELDS, Mallinfo } from '../stats';
+import { MALLINFO_FIELDS, Mallinfo, mallinfo2 } from '../stats';
 import { describe, readOptions } from '../validate';
 import { BeforeSnapshot, diagnose, DoctorSource, readBeforeSnapshot } from './diagnose';
 import { openPagemap } from './residency';
@@ -71,7 +71,9 @@ export function diagnoseSelf<T>(then: (diagnosis: Diagnosis) => T): T {
   let before: BeforeSnapshot | undefined;
   try {
     const regions = maps({ rss: true });
-    before = readBeforeSnapshot(process.pid, regions, pageSize, pagemap);
+    // glibc's count of its mmapped chunks, where mallinfo2 gives it whole (mallinfo's hblkhd is an int).
+    const counts = mallinfo2();
+    before = readBeforeSnapshot(process.pid, regions, pageSize, pagemap, counts.source === 'mallinfo2' ? { count: counts.hblks, bytes: counts.hblkhd } : undefined);
     snapshot = takeAllocatorSnapshot();
     const takenAt = new Date();
     const decoded = decodeSnapshot(snapshot);

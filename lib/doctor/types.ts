@@ -38,6 +38,11 @@ export interface MmappedChunks {
   nMmaps: number;
   mmappedMem: number;
   chunks: { address: bigint; size: number; resident: number }[];
+  /**
+   * Bytes of anonymous memory past a mapping that is no chunk that were not
+   * searched for headers (more than the search reads: doctor/mmapped.ts).
+   */
+  unsearched: number;
 }
 
 export interface ArenaDiagnosis {

@@ -66,7 +66,7 @@ export interface SnapshotProcess {
 }
 
 export interface SnapshotMmapped {
-  /** Chunks found by their headers at the starts of anonymous mappings, their bytes and resident bytes. */
+  /** Chunks found by their headers in anonymous memory (doctor/mmapped.ts), their bytes and resident bytes. */
   count: number;
   bytes: number;
   resident: number;
