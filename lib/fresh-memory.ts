@@ -14,9 +14,7 @@ const FRESH_FROM = 2 << 20;
 
 /** `length` zero bytes, on an ArrayBuffer of their own (offset 0: any view of it is aligned). */
 export function zeroedBytes(length: number): Uint8Array {
-  if (length < FRESH_FROM) return new Uint8Array(length);
-  const fresh = native(() => binding.freshBuffer(length));
-  return new Uint8Array(fresh.buffer, fresh.byteOffset, length);
+  return length < FRESH_FROM ? new Uint8Array(length) : mappedBytes(length);
 }
 
 /** `length` zero bytes the addon mapped, at any size: never a chunk of this process's heap. */
@@ -38,15 +36,7 @@ export function keptBytes(): (length: number) => Uint8Array {
   };
 }
 
-/**
- * One native read's address, length pairs, errnos and anonymous flags
- * (RANGES_PER_READ of each), mapped once and kept. Typed arrays made for
- * each read took their bytes from malloc: the doctor's reads of this
- * process before its snapshot left them in the heap it then copied, in use
- * until collected (a 736-byte array, 46 ranges' words, logged inside a
- * snapshot's call, was a 752-byte chunk, the class the diff test counts).
- * Each caller fills and reads it within one synchronous call.
- */
+/** One native read's address, length pairs, errnos and anonymous flags, RANGES_PER_READ of each. */
 export interface RangeScratch {
   words: BigUint64Array;
   errnos: Int32Array;
@@ -55,6 +45,14 @@ export interface RangeScratch {
 
 let ranges: RangeScratch | undefined;
 
+/**
+ * The RangeScratch, mapped once and kept. Typed arrays made for each read
+ * took their bytes from malloc: the doctor's reads of this process before
+ * its snapshot left them in the heap it then copied, in use until collected
+ * (a 736-byte array, 46 ranges' words, logged inside a snapshot's call, was
+ * a 752-byte chunk, the class the diff test counts). Each caller fills and
+ * reads it within one synchronous call.
+ */
 export function rangeScratch(): RangeScratch {
   if (ranges === undefined) {
     const bytes = mappedBytes(RANGES_PER_READ * 21);

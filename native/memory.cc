@@ -104,11 +104,12 @@ size_t PageSpan(uint64_t length) {
 void* MapOwn(size_t bytes) {
   void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   // glibc maps each mmapped chunk with these same flags, and the kernel
-  // merges neighbours with equal flags into one map line. The doctor finds
-  // mmapped chunks at line starts and follows their headers, so a scratch
-  // area mapped right below a chunk hid it and every chunk above it in that
-  // line (the quiet child of doctor/reservation.test.ts: 1 MiB of plan
-  // scratch and the copies' registry below a 40 MiB chunk, found 0 of 4).
+  // merges neighbours with equal flags into one map line. The doctor
+  // follows mmapped chunks' headers from line starts, so a scratch area
+  // mapped right below a chunk hid it and every chunk above it in that line
+  // (the quiet child of doctor/reservation.test.ts: 1 MiB of plan scratch
+  // and the copies' registry below a 40 MiB chunk, found 0 of 4), and now
+  // costs this process's doctor a search of the rest of the line.
   // VM_DONTDUMP is a flag glibc never sets, and it keeps heapscope's memory
   // out of core dumps, where none of it helps.
   if (p != MAP_FAILED) madvise(p, bytes, MADV_DONTDUMP);

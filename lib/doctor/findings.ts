@@ -101,7 +101,7 @@ function unfound(missing: number, unsearched: number): string {
   if (missing <= 0) return '.';
   const where = unsearched > 0
     ? `${shortBytes(unsearched)} of anonymous memory past mappings that are no chunk was not searched (the search reads at most ${MAX_SEARCHED_PAGES} pages)`
-    : 'no page start of the private anonymous memory searched holds a header like theirs';
+    : `no page start read in the private anonymous memory searched holds ${missing === 1 ? 'its header' : 'their headers'}`;
   return missing === 1
     ? `: ${where}, so the resident-memory table counts the other with whichever line holds it, which this copy cannot tell.`
     : `: ${where}, so the resident-memory table counts the others with whichever lines hold them, which this copy cannot tell.`;

@@ -66,7 +66,8 @@ export function findMmappedChunks(regions: readonly MemoryRegion[], pageSize: nu
     });
     walking = next;
   }
-  if (counted !== undefined && chunks.length === counted.count && chunks.reduce((n, c) => n + c.size, 0) === counted.bytes) rests.length = 0;
+  const byAddress = () => chunks.sort((a, b) => (a.address < b.address ? -1 : 1));
+  if (counted !== undefined && chunks.length === counted.count && chunks.reduce((n, c) => n + c.size, 0) === counted.bytes) return { chunks: byAddress(), unsearched: 0 };
   let budget = MAX_SEARCHED_PAGES;
   let unsearched = 0n;
   for (const rest of rests.sort((a, b) => (a.end - a.at < b.end - b.at ? -1 : 1))) {
@@ -78,7 +79,7 @@ export function findMmappedChunks(regions: readonly MemoryRegion[], pageSize: nu
     budget -= pages;
     search(rest, pages, ps, read, chunks);
   }
-  return { chunks: chunks.sort((a, b) => (a.address < b.address ? -1 : 1)), unsearched: Number(unsearched) };
+  return { chunks: byAddress(), unsearched: Number(unsearched) };
 }
 
 /** Every page start of `rest` in turn, a batch a read, past each chunk found whole. */
