@@ -15,6 +15,7 @@ import { buildFixtures, startTarget } from '../helpers/target';
 import { attach, DOCTOR_THRESHOLDS } from '../../lib/index';
 import { TOTALLED_FIELDS } from '../../lib/allocator/totals';
 import { openPagemap } from '../../lib/doctor/residency';
+import { MAX_SEARCHED_PAGES } from '../../lib/doctor/mmapped';
 import { STATM_SLACK } from '../helpers/statm';
 import { shortBytes } from '../../lib/format';
 import { heapRoomNotNeeded } from '../helpers/heap-room';
@@ -145,7 +146,8 @@ describe('doctor --pid on quiet processes: its totals are their own mallinfo2()'
     const { child, next } = start(programs['doctor-merged-chunk'], []);
     const lines = await next(3);
     const mallinfo = JSON.parse(lines[1]) as Record<string, number>;
-    const chunks = JSON.parse(lines[2]) as { merged: string; alone: string };
+    const chunks = JSON.parse(lines[2]) as { merged: string; alone: string; refused?: boolean };
+    expect(chunks.refused).toBeUndefined();
     const target = attach(child.pid!);
     // The fixture made sure the first starts no line: no walk from a line's start reaches it.
     expect(target.maps().some((r) => r.start === BigInt(chunks.merged))).toBe(false);
@@ -157,6 +159,43 @@ describe('doctor --pid on quiet processes: its totals are their own mallinfo2()'
     expect(d.findings).toContain(`All 2 mmapped chunks that mp_ counts (${shortBytes(mallinfo.hblkhd)}) were found by their headers in anonymous memory; ` +
       `${shortBytes(d.mmapped.resident)} of them is resident.`);
     expect(d.rss.rows.find((r) => r.kind === 'mmapped-chunks')?.count).toBe(2);
+  });
+});
+
+describe('doctor --pid on a chunk past more than the search reads', () => {
+  it('a chunk merged above 1.1 GiB of other memory is not searched for, and the finding says how much was not', async ({ skip }) => {
+    if (noCompiler !== undefined) skip(noCompiler);
+    const pages = MAX_SEARCHED_PAGES + 25_000;
+    const { child, next } = start(programs['doctor-merged-chunk'], [String(pages)]);
+    const lines = await next(3);
+    const mallinfo = JSON.parse(lines[1]) as Record<string, number>;
+    const chunks = JSON.parse(lines[2]) as { merged: string; alone: string; refused?: boolean };
+    if (chunks.refused) skip(`the kernel refused ${pages} pages of private memory right below the chunk`);
+    const d = attach(child.pid!).doctor();
+    expect(mallinfo.hblks).toBe(2);
+    expect(d.mmapped.chunks.map((c) => c.address)).not.toContain(BigInt(chunks.merged));
+    expect(d.mmapped.unsearched).toBeGreaterThanOrEqual(pages * PAGE);
+    const missing = d.mmapped.nMmaps - d.mmapped.found;
+    expect(missing).toBeGreaterThanOrEqual(1);
+    expect(d.findings.join('\n')).toContain(`${shortBytes(d.mmapped.unsearched)} of anonymous memory past mappings that are no chunk was not searched ` +
+      `(the search reads at most ${MAX_SEARCHED_PAGES} pages), so the resident-memory table counts the ${missing === 1 ? 'other with whichever line holds it' : 'others with whichever lines hold them'}`);
+  });
+});
+
+describe('doctor --pid on a chunk whose header is not one glibc wrote', () => {
+  it('a chunk whose prev_size was overwritten is not taken, and the finding says no page start searched holds its header', async ({ skip }) => {
+    if (noCompiler !== undefined) skip(noCompiler);
+    const { child, next } = start(programs['doctor-merged-chunk'], ['1', 'corrupt']);
+    const lines = await next(3);
+    const mallinfo = JSON.parse(lines[1]) as Record<string, number>;
+    const chunks = JSON.parse(lines[2]) as { merged: string; alone: string };
+    const d = attach(child.pid!).doctor();
+    expect([d.mmapped.nMmaps, d.mmapped.mmappedMem]).toEqual([mallinfo.hblks, mallinfo.hblkhd]);
+    // The merged one is found by the search; the other's header says prev_size 1, which sysmalloc never writes.
+    expect(d.mmapped.chunks.map((c) => c.address)).toEqual([BigInt(chunks.merged)]);
+    expect(d.mmapped.unsearched).toBe(0);
+    expect(d.findings).toContain(`1 mmapped chunk (${shortBytes(mallinfo.hblkhd / 2)}) was found by its header in anonymous memory, but mp_ counts 2 (${shortBytes(mallinfo.hblkhd)}): ` +
+      'no page start read in the private anonymous memory searched holds its header, so the resident-memory table counts the other with whichever line holds it, which this copy cannot tell.');
   });
 });
 
