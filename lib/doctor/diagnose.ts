@@ -62,7 +62,10 @@ export function readBeforeSnapshot(
 ): BeforeSnapshot {
   // Into memory the addon mapped: a Buffer for each 16 bytes took ~400 bytes
   // of malloc's, in use in this process's heap when its snapshot copied it.
-  const readHeaders: HeaderReader = (addresses) => readRanges(pid, addresses.map((address) => ({ address, length: 16n })), headerBytes(16 * addresses.length))
+  // As anonymous memory: a page never written reads as zeros, no header,
+  // and is not read (a read can make it resident: untouched.cc), so the
+  // search through pages nobody wrote leaves the residency read next alone.
+  const readHeaders: HeaderReader = (addresses) => readRanges(pid, addresses.map((address) => ({ address, length: 16n, anonymous: true })), headerBytes(16 * addresses.length))
     .map((r) => (r.errno === 0 ? r.bytes : undefined));
   const mmapped = findMmappedChunks(chunkCandidates(regions, pageSize), pageSize, readHeaders, counted);
   return { mmapped, residency: readResidency(pagemap, residencyRanges(regions, mmapped.chunks), pageSize) };
@@ -93,6 +96,7 @@ export function diagnose(src: DoctorSource): DoctorData {
     mmappedMem: Number(par.mmappedMem),
     chunks: found,
     unsearched: src.before.mmapped.unsearched,
+    searched: src.before.mmapped.searched,
   };
   const figures = {
     pid: src.pid,

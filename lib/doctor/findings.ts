@@ -46,7 +46,7 @@ export function doctorFindings(d: Figures): string[] {
       ? `The one mmapped chunk that mp_ counts (${shortBytes(m.mmappedMem)}) was found by its header in anonymous memory; ${shortBytes(m.resident)} of it is resident.`
       : `All ${plural(m.nMmaps, 'mmapped chunk')} that mp_ counts (${shortBytes(m.mmappedMem)}) were found by their headers in anonymous memory; ${shortBytes(m.resident)} of them is resident.`)
     : `${plural(m.found, 'mmapped chunk')} (${shortBytes(m.bytes)}) ${m.found === 1 ? 'was found by its header' : 'were found by their headers'} in anonymous memory, but mp_ counts ${m.nMmaps} (${shortBytes(m.mmappedMem)})` +
-      unfound(m.nMmaps - m.found, m.unsearched));
+      unfound(m.nMmaps - m.found, m));
   if (d.v8 !== undefined) out.push(`V8 says ${shortBytes(d.v8.physical)} of its heap spaces is resident (v8.getHeapSpaceStatistics): it is part of the other anonymous memory.`);
   const p = d.params;
   if (p.initial === undefined) out.push(`mmap_threshold is ${shortBytes(p.mmapThreshold)}; mp_ as libc initialises it could not be read (${p.initialReason}).`);
@@ -97,11 +97,13 @@ export function doctorAdvice(d: Figures): Advice[] {
  * did not find: where they lie is not known (glibc records no list of
  * them), so not which row of the resident-memory table holds their pages.
  */
-function unfound(missing: number, unsearched: number): string {
+function unfound(missing: number, m: DoctorData['mmapped']): string {
   if (missing <= 0) return '.';
-  const where = unsearched > 0
-    ? `${shortBytes(unsearched)} of anonymous memory past mappings that are no chunk was not searched (the search reads at most ${MAX_SEARCHED_PAGES} pages)`
-    : `no page start read in the private anonymous memory searched holds ${missing === 1 ? 'its header' : 'their headers'}`;
+  const where = !m.searched
+    ? 'nothing was searched for them, since mallinfo2() counted, when the headers were read, as many chunks as were found: mp_\'s count changed before the snapshot'
+    : m.unsearched > 0
+      ? `${shortBytes(m.unsearched)} of anonymous memory past mappings that are no chunk was not searched (the search reads at most ${MAX_SEARCHED_PAGES} pages)`
+      : `no page start read in the private anonymous memory searched holds ${missing === 1 ? 'its header' : 'their headers'}`;
   return missing === 1
     ? `: ${where}, so the resident-memory table counts the other with whichever line holds it, which this copy cannot tell.`
     : `: ${where}, so the resident-memory table counts the others with whichever lines hold them, which this copy cannot tell.`;

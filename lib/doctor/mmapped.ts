@@ -31,6 +31,8 @@ export interface FoundMmapped {
   chunks: { address: bigint; size: number }[];
   /** Bytes of lines past a mapping that is no chunk that were not searched (see MAX_SEARCHED_PAGES). */
   unsearched: number;
+  /** False when glibc's count, known before, was met by the walks, and nothing was searched. */
+  searched: boolean;
 }
 
 /** Regions that may hold mmapped chunks: private read-write anonymous memory that is no arena's and no thread's stack. */
@@ -67,10 +69,11 @@ export function findMmappedChunks(regions: readonly MemoryRegion[], pageSize: nu
     walking = next;
   }
   const byAddress = () => chunks.sort((a, b) => (a.address < b.address ? -1 : 1));
-  if (counted !== undefined && chunks.length === counted.count && chunks.reduce((n, c) => n + c.size, 0) === counted.bytes) return { chunks: byAddress(), unsearched: 0 };
+  if (counted !== undefined && chunks.length === counted.count && chunks.reduce((n, c) => n + c.size, 0) === counted.bytes) return { chunks: byAddress(), unsearched: 0, searched: false };
   let budget = MAX_SEARCHED_PAGES;
   let unsearched = 0n;
-  for (const rest of rests.sort((a, b) => (a.end - a.at < b.end - b.at ? -1 : 1))) {
+  const length = (r: { at: bigint; end: bigint }) => r.end - r.at;
+  for (const rest of rests.sort((a, b) => (length(a) < length(b) ? -1 : length(a) > length(b) ? 1 : 0))) {
     const pages = Number((rest.end - rest.at) / ps);
     if (pages > budget) {
       unsearched += rest.end - rest.at;
@@ -79,7 +82,7 @@ export function findMmappedChunks(regions: readonly MemoryRegion[], pageSize: nu
     budget -= pages;
     search(rest, pages, ps, read, chunks);
   }
-  return { chunks: byAddress(), unsearched: Number(unsearched) };
+  return { chunks: byAddress(), unsearched: Number(unsearched), searched: true };
 }
 
 /** Every page start of `rest` in turn, a batch a read, past each chunk found whole. */

@@ -43,6 +43,8 @@ export interface MmappedChunks {
    * searched for headers (more than the search reads: doctor/mmapped.ts).
    */
   unsearched: number;
+  /** False when no search was made: this process's mallinfo2() counted, when the headers were read, as many chunks as were found. */
+  searched: boolean;
 }
 
 export interface ArenaDiagnosis {

@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import { HeapscopeError, native, typeError } from '../errors';
 import { binding, RANGES_PER_READ } from '../binding';
 import { keptBytes, rangeScratch } from '../fresh-memory';
+import { readPacked } from '../remote/read-ranges';
 import { IN_WORDS, OP_CODES, OUT_WORDS, STATUS } from '../plan-codes';
 import { describe, descriptor, ownProperty, readArray, readOptions, toAddress } from '../validate';
 import { checkBss, ImageEnds, imageSpan, ReadImages } from './classify';
@@ -80,7 +81,7 @@ export const readOwnImages: ReadImages = (ranges) => {
       words[2 * k + 1] = r.length;
       length += Number(r.length);
     });
-    native(() => binding.readRemote(process.pid, words.subarray(0, 2 * part.length), undefined, imageScratch.subarray(into, into + length), errnos.subarray(0, part.length)));
+    readPacked(process.pid, words.subarray(0, 2 * part.length), imageScratch.subarray(into, into + length), errnos.subarray(0, part.length));
     for (let k = 0; k < part.length; k++) whole.push(errnos[k] === 0);
     into += length;
   }

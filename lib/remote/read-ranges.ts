@@ -62,10 +62,9 @@ export function readRanges(pid: number, ranges: readonly RangeToRead[], into?: U
 /**
  * Reads the address, length pairs of `words` (at most RANGES_PER_READ) into `into`,
  * one after another: for many small ranges, with no object per range. The
- * errno of each (0: whole).
+ * errno of each (0: whole), written into `errnos` when given.
  */
-export function readPacked(pid: number, words: BigUint64Array, into: Uint8Array): Int32Array {
-  const errnos = new Int32Array(words.length / 2);
+export function readPacked(pid: number, words: BigUint64Array, into: Uint8Array, errnos: Int32Array = new Int32Array(words.length / 2)): Int32Array {
   remote(pid, () => binding.readRemote(pid, words, undefined, into, errnos));
   return errnos;
 }

@@ -54,6 +54,7 @@ describe('findMmappedChunks', () => {
         { address: base + 11n * P, size: PAGE },
       ],
       unsearched: 0,
+      searched: true,
     });
   });
 
@@ -71,16 +72,28 @@ describe('findMmappedChunks', () => {
   });
 
   it('searches the rests of lines smallest first, within MAX_SEARCHED_PAGES, and says how much it did not search', () => {
+    // Each rest fits the budget alone, not both: the smaller is searched, the bigger is not read at all.
     const small = 0x7f20_0000_0000n;
     const big = 0x7f30_0000_0000n;
-    const headers = new Map([[small + P, mmapped(1)], [big + 4n * P, mmapped(1)]]);
-    const bigPages = MAX_SEARCHED_PAGES + 1;
+    const headers = new Map([[small + 2n * P, mmapped(1)], [big + 4n * P, mmapped(1)]]);
+    const bigPages = MAX_SEARCHED_PAGES - 1;
     const { read, reads } = memory(headers);
-    const found = findMmappedChunks([region(big, bigPages + 1), region(small, 2)], PAGE, read);
-    expect(found.chunks).toEqual([{ address: small + P, size: PAGE }]);
-    // The big line's rest (past its first page) is over the budget: not one of its pages was read.
-    expect(found.unsearched).toBe(bigPages * PAGE);
+    const found = findMmappedChunks([region(big, bigPages + 1), region(small, 4)], PAGE, read);
+    expect(found).toEqual({ chunks: [{ address: small + 2n * P, size: PAGE }], unsearched: bigPages * PAGE, searched: true });
     expect(reads.filter((a) => a > big)).toEqual([]);
+  });
+
+  it('walks on past a chunk that runs over the end of a read of pages, never taking a header inside it', () => {
+    // A chunk from page 4090 to 4100 of a rest of 5,000 pages (reads of 4,096 pages): a header-like page inside it, at 4097, is data.
+    const base = 0x7f70_0000_0000n;
+    const headers = new Map([
+      [base, header(5n, 5n)],
+      [base + 4091n * P, mmapped(10)],
+      [base + 4098n * P, mmapped(1)],
+      [base + 4101n * P, mmapped(2)],
+    ]);
+    const found = findMmappedChunks([region(base, 5001)], PAGE, memory(headers).read);
+    expect(found.chunks).toEqual([{ address: base + 4091n * P, size: 10 * PAGE }, { address: base + 4101n * P, size: 2 * PAGE }]);
   });
 
   it('reads nothing more of a line whose start cannot be read, and passes over a page it cannot read', () => {
@@ -98,7 +111,7 @@ describe('findMmappedChunks', () => {
     const headers = new Map([[base, mmapped(2)], [base + 4n * P, mmapped(1)]]);
     // The walk from the line's start finds the first; the second lies past two pages of something else.
     const walked = memory(headers);
-    expect(findMmappedChunks([region(base, 5)], PAGE, walked.read, { count: 1, bytes: 2 * PAGE }).chunks).toEqual([{ address: base, size: 2 * PAGE }]);
+    expect(findMmappedChunks([region(base, 5)], PAGE, walked.read, { count: 1, bytes: 2 * PAGE })).toEqual({ chunks: [{ address: base, size: 2 * PAGE }], unsearched: 0, searched: false });
     expect(walked.reads).toEqual([base, base + 2n * P]);
     // Counted as two, the rest is searched.
     const searched = memory(headers);
