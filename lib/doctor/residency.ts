@@ -26,8 +26,7 @@
 // process's snapshot, of a size the map decided (a 741-page mmapped chunk
 // made a 752-byte one).
 import fs from 'node:fs';
-import { binding } from '../binding';
-import { native } from '../errors';
+import { mappedBytes } from '../fresh-memory';
 import { releaseBytes } from '../allocator/take-snapshot';
 import type { MemoryRegion } from '../maps';
 import type { AddressRange } from '../allocator/locate-input';
@@ -63,7 +62,7 @@ export function openPagemap(pid: number | 'self', pageSize: number, fail: (error
   } catch (error) {
     throw fail(error as NodeJS.ErrnoException);
   }
-  const buffer = native(() => binding.freshBuffer(ENTRIES * 8));
+  const buffer = mappedBytes(ENTRIES * 8);
   const halves = new Uint32Array(buffer.buffer, buffer.byteOffset, ENTRIES * 2);
   const ps = BigInt(pageSize);
   return {
@@ -106,7 +105,7 @@ export function readResidency(pagemap: PagemapReader, ranges: readonly AddressRa
   const ps = BigInt(pageSize);
   const counts = ranges.map((r) => Number((r.end - r.start) / ps));
   const total = counts.reduce((n, c) => n + c, 0);
-  const flags = total === 0 ? undefined : native(() => binding.freshBuffer(total));
+  const flags = total === 0 ? undefined : mappedBytes(total);
   let at = 0;
   const maps = ranges.map((r, i) => {
     const pages = pagemap.pages(r.start, r.end, flags?.subarray(at, at + counts[i]));
