@@ -6,7 +6,7 @@
 // window at a time; the other ranges (libc's data, each heap's heap_info
 // and malloc_state) are copied whole.
 import { hex } from '../format';
-import { chunkAtOrBefore, ChunkWalker, SnapshotWalk } from '../walk/chunk';
+import { chunkAtOrBefore, chunkSize, ChunkWalker, StoredWalk } from '../walk/chunk';
 import { CopiedRange, copiedMemory, holds, MemorySource, notCopied } from './memory-source';
 
 /** Bytes kept from each chunk's start: prev_size, size, fd, bk, and a large bin's fd_nextsize and bk_nextsize. */
@@ -65,8 +65,8 @@ export interface HeaderRegion {
   /** Where the region ends, as an offset from base. */
   end: number;
   count: number;
+  /** Each chunk's offset from base, then (at `count`) where the walk ended (ChunkColumns). */
   offsets: Float64Array;
-  sizes: Float64Array;
   headers: HeaderStore;
   /** Chunks kept whole, by index: those of a tcache struct's size. */
   kept: ReadonlyMap<number, Uint8Array>;
@@ -123,8 +123,7 @@ export function headerMemory(full: readonly CopiedRange[], regions: readonly Hea
       if (bytes !== undefined) return bytes;
       const region = sorted.find((x) => address >= x.base && address < x.base + BigInt(x.end));
       if (region === undefined) throw notCopied(address, length, 'it lies outside every copied range and every walked region');
-      const last = region.count - 1;
-      const walked = last < 0 ? region.base : region.base + BigInt(region.offsets[last] + region.sizes[last]);
+      const walked = region.count === 0 ? region.base : region.base + BigInt(region.offsets[region.count]);
       throw notCopied(address, length, address >= walked
         ? `it lies past where the walk of ${region.label} ${hex(region.base)} ended (${hex(walked)}), and a header copy keeps only the chunks walked`
         : `only the first ${HEADER_BYTES} bytes of each chunk of ${region.label} ${hex(region.base)} were copied`);
@@ -153,7 +152,7 @@ export function headerMemory(full: readonly CopiedRange[], regions: readonly Hea
 export function walkInWindows(
   walker: ChunkWalker, end: number, label: string, window: Uint8Array, whole: readonly number[],
   read: (at: number, length: number) => string | undefined,
-): { walk: SnapshotWalk; region: HeaderRegion; failure?: string } {
+): { walk: StoredWalk; region: HeaderRegion; failure?: string } {
   const words = new Uint32Array(window.buffer, window.byteOffset, window.length >>> 2);
   const largest = Math.max(0, ...whole);
   const store = new HeaderStore();
@@ -165,11 +164,13 @@ export function walkInWindows(
     if (failure !== undefined) break;
     const from = walker.count;
     const fed = walker.feed(window.subarray(0, length), at);
-    const { offsets, sizes } = walker.columns();
+    const columns = walker.columns();
+    const { offsets } = columns;
     for (let i = from; i < walker.count; i++) {
       const off = offsets[i] - at;
+      const size = chunkSize(columns, i);
       store.put(i, words, off, Math.min(HEADER_BYTES, end - offsets[i]));
-      if (sizes[i] <= largest && whole.includes(sizes[i])) kept.set(i, window.slice(off, off + sizes[i]));
+      if (size <= largest && whole.includes(size)) kept.set(i, window.slice(off, off + size));
     }
     if (fed.done) break;
     if (fed.next === at) {
@@ -179,6 +180,6 @@ export function walkInWindows(
     at = fed.next;
   }
   const walk = walker.result(failure);
-  const region = { label, base: walker.base, end, count: walker.count, offsets: walk.table.offsets, sizes: walk.table.sizes, headers: store, kept };
+  const region = { label, base: walker.base, end, count: walker.count, offsets: walk.table.offsets, headers: store, kept };
   return { walk, region, ...(failure === undefined ? {} : { failure }) };
 }

@@ -5,7 +5,7 @@
 import { hex } from '../format';
 import { MAX_PLAN_READ } from '../plan';
 import { own } from '../validate';
-import { SnapshotWalk, walkSnapshotStored } from '../walk/chunk';
+import { StoredWalk, walkSnapshotStored } from '../walk/chunk';
 import { walkMainHeap } from '../walk/main-arena';
 import { Arena } from './arenas';
 import { HeapInfo } from './decode';
@@ -25,7 +25,7 @@ export interface RegionWalk {
   end: bigint;
   heapInfo?: HeapInfo;
   /** The chunks: `walk.table` offsets count from `start`. */
-  walk: SnapshotWalk;
+  walk: StoredWalk;
   /** Why the chunks do not tile the region up to top (or a fencepost), when they do not. */
   reason?: string;
 }
@@ -45,11 +45,11 @@ export function walkArenas(image: AllocatorImage, arenas: readonly Arena[]): Reg
   return out;
 }
 
-function empty(base: bigint, reason: string): SnapshotWalk {
-  return { base, table: { count: 0, offsets: new Float64Array(0), sizes: new Float64Array(0), bits: new Uint8Array(0) }, ending: 'stopped', reason, top: -1, reached: 0 };
+function empty(base: bigint, reason: string): StoredWalk {
+  return { base, table: { count: 0, offsets: new Float64Array(1), bits: new Uint8Array(0) }, ending: 'stopped', reason, top: -1, reached: 0 };
 }
 
-function region(arena: bigint, kind: RegionWalk['kind'], start: bigint, end: bigint, walk: SnapshotWalk, reason?: string, heapInfo?: HeapInfo): RegionWalk {
+function region(arena: bigint, kind: RegionWalk['kind'], start: bigint, end: bigint, walk: StoredWalk, reason?: string, heapInfo?: HeapInfo): RegionWalk {
   const why = reason ?? own(walk, 'reason');
   return { arena, kind, start, end, walk, ...(heapInfo === undefined ? {} : { heapInfo }), ...(why === undefined ? {} : { reason: why }) };
 }

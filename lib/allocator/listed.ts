@@ -3,7 +3,7 @@
 // a given size, each from the lists and one binary search a listed chunk.
 // Each agrees with the places placeChunks gives.
 import { EXACT_LIMIT } from '../exact';
-import { FREE_BIT } from '../walk/chunk';
+import { chunkSize, FREE_BIT } from '../walk/chunk';
 import { BinChunk, binColumns, ListedChunks } from './bin-chunks';
 import { ArenaBins } from './bins';
 import { indexIn, isFencepost } from './places';
@@ -60,11 +60,11 @@ export function binnedRuns(w: RegionWalk, listed: Listed): { start: bigint; size
     if (at < start || at >= end) continue;
     const i = indexIn(w, at);
     if (i < 0 || i === w.walk.top) continue;
-    if (i === last + 1 && at === runEnd) runEnd = at + table.sizes[i];
+    if (i === last + 1 && at === runEnd) runEnd = at + chunkSize(table, i);
     else {
       if (runStart >= 0) runs.push({ start: BigInt(runStart), size: BigInt(runEnd - runStart) });
       runStart = at;
-      runEnd = at + table.sizes[i];
+      runEnd = at + chunkSize(table, i);
     }
     last = i;
   }
@@ -135,7 +135,7 @@ export function inUseAtLeast(walks: readonly RegionWalk[], listed: Listed, min: 
     const { table } = w.walk;
     const start = Number(w.start);
     for (let i = 0; i < table.count; i++) {
-      const size = table.sizes[i];
+      const size = chunkSize(table, i);
       if (size < min || i === w.walk.top || (table.bits[i] & FREE_BIT) !== 0) continue;
       const at = start + table.offsets[i];
       if (listed.binned.has(at) || listed.cached.has(at) || listed.structs.has(at)) continue;

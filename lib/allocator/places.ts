@@ -12,7 +12,7 @@ import { bigintOf, EXACT_LIMIT } from '../exact';
 import { hex } from '../format';
 import { zeroedBytes } from '../fresh-memory';
 import { defineOwn, lazyFields, own } from '../validate';
-import { chunkAtOrBefore, FREE_BIT } from '../walk/chunk';
+import { chunkAtOrBefore, chunkSize, FREE_BIT } from '../walk/chunk';
 import { Arena } from './arenas';
 import { binColumns } from './bin-chunks';
 import { ArenaBins } from './bins';
@@ -122,7 +122,7 @@ const columnsOf = new WeakMap<RegionPlaces, RegionPlaceColumns>();
 export function isFencepost(w: RegionWalk, i: number): boolean {
   const { ending, table } = w.walk;
   if (ending !== 'fencepost') return false;
-  const size = table.sizes[i];
+  const size = chunkSize(table, i);
   return w.kind === 'arena-heap' ? i === table.count - 1 && (size === 16 || size === 32) : i >= table.count - 3 && size === 16;
 }
 
@@ -137,7 +137,7 @@ export function placeColumns(region: RegionPlaces): RegionPlaceColumns {
 export function placedChunk(columns: RegionPlaceColumns, i: number): PlacedChunk {
   const { table } = columns.walk.walk;
   const address = bigintOf(Number(columns.walk.start) + table.offsets[i]);
-  const size = table.sizes[i];
+  const size = chunkSize(table, i);
   const place = PLACE_KINDS[columns.places[i]];
   const mark = markOf(columns, i);
   return mark === undefined ? { address, size, place } : { address, size, place, ...mark };

@@ -12,7 +12,7 @@ import { readBytes, readWord } from './memory-source';
 import { revealPointer } from './safe-linking';
 import { TcacheLayout } from './structs';
 import { tidx2csize } from '../size-classes';
-import { ChunkTable, FREE_BIT } from '../walk/chunk';
+import { ChunkColumns, chunkSize, FREE_BIT } from '../walk/chunk';
 
 export interface TcacheBinState {
   index: number;
@@ -62,10 +62,13 @@ export interface TcacheSearch {
  * (--trace-deopt showed V8 dropping findTcaches' optimized code at a later,
  * colder line), and a small function's stays.
  */
-function sizedBetween(table: Pick<ChunkTable, 'count' | 'sizes'>, least: number, most: number): number[] {
-  const { count, sizes } = table;
+function sizedBetween(table: ChunkColumns, least: number, most: number): number[] {
+  const { count, offsets } = table;
   const found: number[] = [];
-  for (let i = 0; i < count; i++) if (sizes[i] >= least && sizes[i] <= most) found.push(i);
+  for (let i = 0; i < count; i++) {
+    const size = offsets[i + 1] - offsets[i];
+    if (size >= least && size <= most) found.push(i);
+  }
   return found;
 }
 
@@ -92,9 +95,10 @@ export function findTcaches(
   // Most chunks fall outside the sizes' span: one comparison each, not a search.
   const [least, most] = [Math.min(...sizes), Math.max(...sizes)];
   for (const w of walks) {
-    const { sizes: chunkSizes, bits, offsets } = w.walk.table;
-    for (const i of sizedBetween(w.walk.table, least, most)) {
-      const size = chunkSizes[i];
+    const { table } = w.walk;
+    const { bits, offsets } = table;
+    for (const i of sizedBetween(table, least, most)) {
+      const size = chunkSize(table, i);
       const layout = image.layout.tcache.find((t) => size === t.chunkSize || size === t.chunkSize + 16);
       if (layout === undefined || (bits[i] & FREE_BIT) !== 0 || i === w.walk.top) continue;
       const cache = decodeCache(ctx, w.start + BigInt(offsets[i]), w.arena, layout);

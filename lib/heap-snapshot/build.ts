@@ -45,9 +45,9 @@ export function countChunks(regions: readonly RegionPlaces[]): ArenaCounts {
   const classes = new Map<number, SizeClassCounts>();
   for (const r of regions) {
     const { places, walk } = placeColumns(r);
-    const { sizes } = walk.walk.table;
+    const { offsets } = walk.walk.table;
     for (let i = 0; i < places.length; i++) {
-      const size = sizes[i];
+      const size = offsets[i + 1] - offsets[i];
       const bucket = BUCKET[PLACE_KINDS[places[i]]];
       if (bucket === 'top') continue;
       if (bucket === 'fenceposts' || bucket === 'unlisted') {

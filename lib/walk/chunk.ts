@@ -27,15 +27,35 @@ export const A_BIT = 4;
 /** The next chunk's P bit is clear: the chunk sits in a bin (tcache and fastbin chunks keep P set). */
 export const FREE_BIT = 8;
 
-/** The chunks of one walk, column by column: no object per chunk. */
-export interface ChunkTable {
+/**
+ * The chunks of one walk as the walk stores them, column by column: no
+ * object per chunk, and no column of sizes. The chunks tile the region, so
+ * each chunk ends where the next begins, and `offsets[count]` holds where
+ * the walk reached: chunk i's size is `offsets[i + 1] - offsets[i]`
+ * ({@link chunkSize}). A column of sizes was 8 of the 17 bytes a chunk
+ * cost, in fresh memory, whose first touch can cost more than the walk that
+ * fills it: on a VM where memory left free for 3 s then cost ~2 ms a MiB
+ * to touch again (against ~0.1 after 0.2 s), 12 MiB more of it a walk made
+ * walkHeap() over a million chunks 33-52 ms slower (medians of 30 walks,
+ * three runs).
+ */
+export interface ChunkColumns {
   count: number;
-  /** Offset of each chunk from the snapshot's first byte. */
+  /** Offset of each chunk from the snapshot's first byte, then (at `count`) the offset just past the last chunk. */
   offsets: Float64Array;
-  /** Size of each chunk, flags masked off. */
-  sizes: Float64Array;
   /** The size word's low three bits (P_BIT, M_BIT, A_BIT) and FREE_BIT. */
   bits: Uint8Array;
+}
+
+/** The chunks of one walk, column by column (walkSnapshot's table): the stored columns and each chunk's size. */
+export interface ChunkTable extends ChunkColumns {
+  /** Size of each chunk, flags masked off. */
+  sizes: Float64Array;
+}
+
+/** Chunk i's size, from where it and the next one start. */
+export function chunkSize(table: ChunkColumns, i: number): number {
+  return table.offsets[i + 1] - table.offsets[i];
 }
 
 export interface SnapshotWalkOptions {
@@ -51,7 +71,7 @@ export interface SnapshotWalkOptions {
   mainArena?: boolean;
 }
 
-export interface SnapshotWalk {
+export interface SnapshotWalk<Table extends ChunkColumns = ChunkTable> {
   /** The address of the snapshot's first byte. */
   base: bigint;
   /**
@@ -60,7 +80,7 @@ export interface SnapshotWalk {
    * changed or were detached in between, reading them throws
    * `ERR_SNAPSHOT_CHANGED`.
    */
-  table: ChunkTable;
+  table: Table;
   /**
    * `top`: the walk tiled the region exactly up to a top chunk that ends at
    * `end`. `fencepost`: it reached an older thread heap's fencepost, or the
@@ -75,6 +95,9 @@ export interface SnapshotWalk {
   /** Offset just past the last chunk read. */
   reached: number;
 }
+
+/** A walk as the walker stores it: the allocator's walks, and windowed walks of another process. */
+export type StoredWalk = SnapshotWalk<ChunkColumns>;
 
 /** walkSnapshot's arguments checked: the ChunkWalker's settings. */
 function walkSettings(snapshot: Uint8Array, base: bigint, options: SnapshotWalkOptions) {
@@ -104,7 +127,7 @@ function walkSettings(snapshot: Uint8Array, base: bigint, options: SnapshotWalkO
  * Sized for the region instead, every walk of a thread heap of ten chunks
  * took 1.1 MB.
  */
-export function walkSnapshotStored(snapshot: Uint8Array, base: bigint, options: SnapshotWalkOptions = {}): SnapshotWalk {
+export function walkSnapshotStored(snapshot: Uint8Array, base: bigint, options: SnapshotWalkOptions = {}): StoredWalk {
   const settings = walkSettings(snapshot, base, options);
   return storingPass(snapshot, base, settings, countingPass(snapshot, base, settings).count).result();
 }
@@ -133,30 +156,34 @@ function storingPass(snapshot: Uint8Array, base: bigint, settings: WalkSettings,
 export function walkSnapshot(snapshot: Uint8Array, base: bigint, options: SnapshotWalkOptions = {}): SnapshotWalk {
   const settings = walkSettings(snapshot, base, options);
   // The walk checks and counts without storing: a million chunks' columns
-  // are 17 MB of fresh memory, whose first touch cost 4-20x the checking
+  // are 9 MB of fresh memory, whose first touch cost 4-20x the checking
   // loop itself (bench/run.mjs). The columns are built when first read.
   const counter = countingPass(snapshot, base, settings);
-  const walk = counter.result();
+  const counted = counter.result();
   // What the columns must agree with, kept apart from the result a caller may edit.
-  const { ending, top: topIndex, reached } = walk;
+  const { ending, top: topIndex, reached } = counted;
   // Own only when the walk stopped (an Object.prototype.reason is none of ours).
-  const reasonOf = (w: SnapshotWalk): string | undefined => (w.ending === 'stopped' ? w.reason : undefined);
-  const reason = reasonOf(walk);
-  const { count } = walk.table;
+  const reasonOf = (w: StoredWalk): string | undefined => (w.ending === 'stopped' ? w.reason : undefined);
+  const reason = reasonOf(counted);
+  const { count } = counted.table;
   const { digest } = counter;
   const length = snapshot.length;
-  walk.table = lazyTable(count, () => {
+  return { ...counted, table: lazyTable(count, () => {
     // A buffer transferred (or a view that shrank) meanwhile is a change too.
-    if (count === 0 && snapshot.byteLength === length) return { count, offsets: new Float64Array(0), sizes: new Float64Array(0), bits: new Uint8Array(0) };
+    if (count === 0 && snapshot.byteLength === length) return { count, offsets: Float64Array.of(reached), sizes: new Float64Array(0), bits: new Uint8Array(0) };
     const again = snapshot.byteLength === length ? storingPass(snapshot, base, settings, count) : undefined;
     const columns = again?.result();
     if (columns === undefined || columns.ending !== ending || reasonOf(columns) !== reason || columns.top !== topIndex
       || columns.reached !== reached || columns.table.count !== count || again!.digest !== digest) {
       throw new HeapscopeError('ERR_SNAPSHOT_CHANGED', `the snapshot's bytes changed after walkSnapshot walked them (${count} chunks, ${ending}), before its table's columns were first read; walk it again`);
     }
-    return columns.table;
-  });
-  return walk;
+    // The sizes, which the walk does not store, for a caller of the public walk (this process's own decode reads chunkSize).
+    const { offsets, bits } = columns.table;
+    const sizeBytes = zeroedBytes(8 * count);
+    const sizes = new Float64Array(sizeBytes.buffer, sizeBytes.byteOffset, count);
+    for (let i = 0; i < count; i++) sizes[i] = offsets[i + 1] - offsets[i];
+    return { count, offsets, sizes, bits };
+  }) };
 }
 
 /** A table whose columns are made on first read, by `build` (see lazyFields). */
@@ -237,8 +264,8 @@ export class ChunkWalker {
   // fresh memory whose first touch cost 3-4x the loop itself (bench/run.mjs,
   // a million chunks); doubling copies less than that.
   private capacity: number;
+  /** One longer than the capacity: the last chunk's end follows it (ChunkColumns). */
   private offsets: Float64Array;
-  private sizes: Float64Array;
   private bits: Uint8Array;
   count = 0;
   /** Whether the columns are kept: a walk that only checks and counts stores none (walkSnapshot's first pass). */
@@ -270,11 +297,10 @@ export class ChunkWalker {
     this.whole = o.whole ?? 0;
     this.store = o.store !== false;
     this.capacity = !this.store ? 0 : Math.max(16, o.expected ?? Math.min(Math.ceil((this.end - this.start) / MIN_CHUNK) + 1, 1 << 16));
-    // The three columns on one buffer, in fresh memory faulted in at once when big (fresh-memory.ts).
-    const bytes = zeroedBytes(17 * this.capacity);
-    this.offsets = new Float64Array(bytes.buffer, bytes.byteOffset, this.capacity);
-    this.sizes = new Float64Array(bytes.buffer, bytes.byteOffset + 8 * this.capacity, this.capacity);
-    this.bits = bytes.subarray(16 * this.capacity, 17 * this.capacity);
+    // The two columns on one buffer, in fresh memory faulted in at once when big (fresh-memory.ts).
+    const bytes = zeroedBytes(9 * this.capacity + 8);
+    this.offsets = new Float64Array(bytes.buffer, bytes.byteOffset, this.capacity + 1);
+    this.bits = bytes.subarray(8 * this.capacity + 8, 9 * this.capacity + 8);
     this.off = this.start;
     if ((Number(base % BigInt(ALIGN)) + this.start) % ALIGN !== 0) {
       this.reason = `the first chunk at ${hex(base + BigInt(this.start))} is not ${ALIGN}-byte aligned`;
@@ -282,23 +308,21 @@ export class ChunkWalker {
     }
   }
 
-  /** The chunks so far, offsets from the region's base and sizes: valid below `count`, until the next feed(). */
-  columns(): { offsets: Float64Array; sizes: Float64Array } {
-    return { offsets: this.offsets, sizes: this.sizes };
+  /** The chunks so far as columns (offsets from the region's base, the last chunk's end at `count`), until the next feed(). */
+  columns(): ChunkColumns {
+    return { count: this.count, offsets: this.offsets, bits: this.bits };
   }
 
   private grow(): void {
     this.capacity *= 2;
-    const o = new Float64Array(this.capacity); o.set(this.offsets); this.offsets = o;
-    const s = new Float64Array(this.capacity); s.set(this.sizes); this.sizes = s;
+    const o = new Float64Array(this.capacity + 1); o.set(this.offsets); this.offsets = o;
     const b = new Uint8Array(this.capacity); b.set(this.bits); this.bits = b;
   }
 
   /** Stores one chunk at `count` outside the loop (whose columns are in locals). */
-  private append(count: number, offset: number, size: number, flags: number): void {
+  private append(count: number, offset: number, flags: number): void {
     if (count === this.capacity) this.grow();
     this.offsets[count] = offset;
-    this.sizes[count] = size;
     this.bits[count] = flags;
   }
 
@@ -319,7 +343,7 @@ export class ChunkWalker {
     let off = this.off;
     let reason: string | undefined;
     // The columns in locals for the loop (a field load per chunk costs as much as the rest); written back below.
-    let { offsets, sizes, bits, count } = this;
+    let { offsets, bits, count } = this;
     // The chunk before the next one, which the checks compare with (it starts
     // lastSize bytes back): kept in locals too, since a walk that stores no
     // columns has only these.
@@ -425,10 +449,9 @@ export class ChunkWalker {
       if (store) {
         if (count === capacity) {
           this.grow();
-          ({ offsets, sizes, bits, capacity } = this);
+          ({ offsets, bits, capacity } = this);
         }
         offsets[count] = off;
-        sizes[count] = size;
         bits[count] = flags;
       }
       lastSize = size;
@@ -439,7 +462,7 @@ export class ChunkWalker {
         const next = off + size;
         const n = (next - at) >>> 2;
         if (next + FENCEPOST === end && words[n + 2] === (FENCEPOST | P_BIT) && words[n + 3] === 0 && count >= 1) {
-          if (store) this.append(count, next, FENCEPOST, P_BIT);
+          if (store) this.append(count, next, P_BIT);
           lastSize = FENCEPOST;
           lastBits = P_BIT;
           count++;
@@ -499,6 +522,8 @@ export class ChunkWalker {
   private pause(off: number, count: number, lastSize: number, lastBits: number, digest: number): FeedResult {
     this.off = off;
     this.count = count;
+    // The last chunk ends where the walk stands (the offsets column is one longer than the others).
+    if (this.store) this.offsets[count] = off;
     this.lastSize = lastSize;
     this.lastBits = lastBits;
     this.digest = digest;
@@ -506,11 +531,11 @@ export class ChunkWalker {
   }
 
   /** The walk so far: whole once feed() said done, else `stopped` with the reason given. */
-  result(unfinished?: string): SnapshotWalk {
+  result(unfinished?: string): StoredWalk {
     const reason = this.reason ?? (this.done ? undefined : unfinished ?? `the walk stopped at ${hex(this.base + BigInt(this.off))} before its region ended`);
     return {
       base: this.base,
-      table: { count: this.count, offsets: this.offsets, sizes: this.sizes, bits: this.bits },
+      table: this.columns(),
       ending: reason === undefined ? this.ending : 'stopped',
       ...(reason === undefined ? {} : { reason }),
       top: this.top,

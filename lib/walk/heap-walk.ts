@@ -9,7 +9,7 @@ import type { PlacedChunk, PlaceKind, RegionPlaceColumns, RegionPlaces } from '.
 import type { BlockTotal } from '../malloc-info';
 import { bigintOf } from '../exact';
 import { defineOwn, lazyFields, own } from '../validate';
-import { A_BIT, P_BIT } from './chunk';
+import { A_BIT, chunkSize, P_BIT } from './chunk';
 
 /** Every place a chunk can be in, in the order views list them. */
 export const PLACES: readonly PlaceKind[] = PLACE_KINDS;
@@ -93,7 +93,7 @@ export function addTotals(into: WalkTotals, t: WalkTotals): void {
  */
 export function regionWalk(walk: RegionWalk, places: RegionPlaces, ours: (chunk: number) => Allocation | undefined, reason?: string): HeapRegionWalk {
   const columns = placeColumns(places);
-  const { count, offsets, sizes } = walk.walk.table;
+  const { count, offsets } = walk.walk.table;
   const codes = columns.places;
   const start = Number(walk.start);
   const totals = emptyTotals();
@@ -101,7 +101,7 @@ export function regionWalk(walk: RegionWalk, places: RegionPlaces, ours: (chunk:
   let owned: (Allocation | undefined)[] | undefined;
   let bytes = 0;
   for (let i = 0; i < count; i++) {
-    const size = sizes[i];
+    const size = offsets[i + 1] - offsets[i];
     const t = byCode[codes[i]];
     t.count++;
     t.size += size;
@@ -137,7 +137,7 @@ function heapChunk(columns: RegionPlaceColumns, i: number, allocation: Allocatio
   const { table } = columns.walk.walk;
   const bits = table.bits[i];
   const address = bigintOf(Number(columns.walk.start) + table.offsets[i]);
-  const size = table.sizes[i];
+  const size = chunkSize(table, i);
   const place = PLACE_KINDS[columns.places[i]];
   const prevInUse = (bits & P_BIT) !== 0;
   const nonMainArena = (bits & A_BIT) !== 0;

@@ -5,14 +5,14 @@ import { maps, untouchedReadsZero } from '../maps';
 import { MAX_PLAN_READ, runPlan } from '../plan';
 import { programBreak } from '../stats';
 import { own, toIndex } from '../validate';
-import { SnapshotWalk, walkSnapshotStored } from './chunk';
+import { StoredWalk, walkSnapshotStored } from './chunk';
 
 /**
  * Walks main_arena's [heap] from a snapshot of [start, break). glibc's
  * first sbrk'd chunk starts at the first address whose user pointer is
  * 16-byte aligned; the top chunk ends at the break.
  */
-export function walkMainHeap(snapshot: Uint8Array, start: bigint, programBreak: bigint): SnapshotWalk {
+export function walkMainHeap(snapshot: Uint8Array, start: bigint, programBreak: bigint): StoredWalk {
   const first = Number((16n - (start % 16n)) % 16n);
   const wanted = programBreak - start;
   const end = wanted < 0n || wanted > BigInt(snapshot.length) ? snapshot.length : Number(wanted);

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { HEADER_BYTES, headerMemory, walkInWindows } from '../../lib/allocator/header-memory';
 import { readWord } from '../../lib/allocator/memory-source';
 import { mainHeapSnapshot } from '../../lib/index';
-import { ChunkWalker, SnapshotWalk, walkSnapshot } from '../../lib/walk/chunk';
+import { chunkSize, ChunkWalker, StoredWalk, walkSnapshot } from '../../lib/walk/chunk';
 
 function windowed(bytes: Uint8Array, base: bigint, start: number, end: number, size: number) {
   const window = new Uint8Array(size);
@@ -20,10 +20,11 @@ function windowed(bytes: Uint8Array, base: bigint, start: number, end: number, s
   return { ...out, reads };
 }
 
-function columns(w: SnapshotWalk) {
+// Offsets one past the count: the last chunk's end, which every size is read from.
+function columns(w: StoredWalk) {
   const n = w.table.count;
   return {
-    count: n, offsets: [...w.table.offsets.subarray(0, n)], sizes: [...w.table.sizes.subarray(0, n)], bits: [...w.table.bits.subarray(0, n)],
+    count: n, offsets: [...w.table.offsets.subarray(0, n + 1)], sizes: Array.from({ length: n }, (_, i) => chunkSize(w.table, i)), bits: [...w.table.bits.subarray(0, n)],
     ending: w.ending, reason: w.reason, top: w.top, reached: w.reached,
   };
 }

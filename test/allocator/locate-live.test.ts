@@ -11,6 +11,7 @@ import { libcDataRegions } from '../../lib/allocator/libc-data';
 import { locateMallocGlobals, MallocGlobals } from '../../lib/allocator/locate';
 import { Snapshot } from '../../lib/allocator/snapshot';
 import { glibcVersion, Mallinfo, maps, readMemory, runPlan, walkHeap } from '../../lib/index';
+import { chunkSize } from '../../lib/walk/chunk';
 import { walkMainHeap } from '../../lib/walk/main-arena';
 import { SYNC_CHILD } from '../helpers/sync-child';
 
@@ -69,7 +70,7 @@ describe(`locating malloc's globals in this process (glibc ${glibcVersion()})`, 
     const walk = walkMainHeap(copy.heap.bytes, copy.heap.base, copy.programBreak);
     expect(walk.ending).toBe('top');
     expect(arena.top).toBe(copy.heap.base + BigInt(walk.table.offsets[walk.top]));
-    expect(walk.table.sizes[walk.top]).toBe(copy.mallinfo.keepcost);
+    expect(chunkSize(walk.table, walk.top)).toBe(copy.mallinfo.keepcost);
     // sysmalloc adds each sbrk to system_mem, and [heap] starts page-aligned, so nothing is lost to alignment.
     expect(arena.systemMem).toBe(copy.programBreak - copy.heap.base);
     const par = g.mallocPar.value;
