@@ -311,7 +311,8 @@ function mapsRows(c) {
 // read the same snapshot bytes, and both must count the same chunks, or the
 // comparison is void; walkHeap() is timed too (the snapshot itself, the
 // walk, the lists and the places; the HeapChunk objects are made when
-// `chunks` is first read, timed apart, as every chunk read once). Then by
+// `chunks` is first read, timed apart with their collection, in rounds of
+// their own: see wholeWalks). Then by
 // one plan of kept mallocs, whose million handles stay live: the same
 // walkHeap() timed again, with no target, shows what a caller's own million
 // objects add (V8's collections of the walk's garbage mark them each time).
@@ -340,26 +341,40 @@ function walkHeapInC(c) {
 }
 
 /**
- * Whole walks, timed per chunk in turns with the event loop (see turns):
- * walkHeap() and then reading its chunks, each a median.
+ * Whole walks, timed per chunk in turns with the event loop (see turns).
+ * walkHeap() alone first: rounds that read no chunks, so that no round
+ * pays for collecting the objects a round before made. With `read`, then
+ * rounds of a walk and the reading of all its chunks, timed together: what
+ * reading adds is those rounds' median less the walk's, which counts the
+ * collection of the objects read (it falls in the next round's walk). When
+ * every round read its chunks, each walk was timed with that collection in
+ * it, and a walk that makes no object looked about twice as slow as it is.
  */
-async function wholeWalks() {
+async function wholeWalks({ read = false } = {}) {
   let walked = 0;
   const attempts = [];
-  const reads = [];
-  const whole = await turns({
+  const walkOnce = () => {
+    const w = h.walkHeap();
+    walked = w.main.totals.chunks;
+    attempts.push(w.attempts);
+    return w;
+  };
+  const alone = await turns({
     heapscope: () => {
       const t = hr();
-      const w = h.walkHeap();
-      const t1 = hr();
-      walked = w.main.totals.chunks;
-      attempts.push(w.attempts);
-      sink = w.main.chunks.length;
-      reads.push(Number(hr() - t1) / walked);
-      return Number(t1 - t) / walked;
+      walkOnce();
+      return Number(hr() - t) / walked;
     },
   }, 5, WARMUP);
-  return { walk: whole.heapscope, read: median(reads.slice(-5)), walked, attempts };
+  if (!read) return { walk: alone.heapscope, walked, attempts };
+  const reading = await turns({
+    heapscope: () => {
+      const t = hr();
+      sink = walkOnce().main.chunks.length;
+      return Number(hr() - t) / walked;
+    },
+  }, 5, WARMUP);
+  return { walk: alone.heapscope, walkAndRead: reading.heapscope, read: reading.heapscope - alone.heapscope, walked, attempts: attempts.slice(0, WARMUP + 5) };
 }
 
 async function heapWalkRows(c) {
@@ -387,7 +402,7 @@ async function heapWalkRows(c) {
     });
     // Each whole walk's snapshot is read from a child forked for it: V8's
     // helper threads free into main_arena while a copy this big is made.
-    const w = await wholeWalks();
+    const w = await wholeWalks({ read: true });
     rows.push(
       {
         id: 'walk-heap',
@@ -398,10 +413,10 @@ async function heapWalkRows(c) {
       },
       {
         id: 'walk-heap-chunks',
-        what: `then reading a walk's chunks: a HeapChunk object each, made on first read (${w.walked} chunks)`,
+        what: `then reading a walk's chunks: a HeapChunk object each, made on first read, and their collection (${w.walked} chunks)`,
         // No target of its own: what a caller that wants every object pays after the walk.
         group: 'heap walk', heapscope: w.read, c: m.c, ratio: w.read / WALK_HEAP_TARGET, against: `${WALK_HEAP_TARGET} ns`, baseline: WALK_HEAP_TARGET, chunks: w.walked,
-        perSecond: 1e9 / w.read,
+        perSecond: 1e9 / w.read, walkAndRead: w.walkAndRead,
       },
     );
   } finally {
@@ -693,7 +708,8 @@ function details(rows) {
     }
     if (row.group === 'heap walk') {
       out.push(`${row.what}: ${(row.perSecond / 1e6).toFixed(1)} M chunks/s` +
-        (row.cPerSecond === undefined ? '' : ` (the C loop ${(row.cPerSecond / 1e6).toFixed(1)} M chunks/s over the same bytes)`));
+        (row.cPerSecond === undefined ? '' : ` (the C loop ${(row.cPerSecond / 1e6).toFixed(1)} M chunks/s over the same bytes)`) +
+        (row.walkAndRead === undefined ? '' : `; a walk and the reading of its chunks, after a walk whose chunks were read: ${ns(row.walkAndRead)} a chunk, less the walk alone`));
     }
     if (row.group === 'bins') {
       out.push(`${row.what}: ${(1e3 / row.heapscope).toFixed(1)} M chunks/s (the C twin ${(1e3 / row.c).toFixed(1)} M chunks/s over the same copy)`);
