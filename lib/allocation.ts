@@ -344,6 +344,11 @@ export function liveAllocations(): Allocation[] {
   return [...liveTable().values()];
 }
 
+/** @internal Whether this thread holds a live handle (a walk that finds none looks up no chunk). */
+export function anyLive(): boolean {
+  return liveTable().size > 0;
+}
+
 /** @internal The live allocation whose block starts at `address` (a number: the walk's chunk addresses plus 16). */
 export function liveAt(address: number): Allocation | undefined {
   return liveTable().get(address);

@@ -183,7 +183,7 @@ export function attach(pid: number): AttachedProcess {
       const o = readOptions(options, 'options', ['arena', 'snapshot']);
       const arena = walkArena(o.arena);
       return withState(o.snapshot as RemoteSnapshot | undefined, whole, (state) =>
-        new HeapWalk(heapWalkData(state().d, { mainOnly: arena === 'main', ours: () => undefined, steps: [], pid: id })));
+        new HeapWalk(heapWalkData(state().d, { mainOnly: arena === 'main', steps: [], pid: id })));
     },
   });
 }

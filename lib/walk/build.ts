@@ -19,9 +19,10 @@ export interface WalkSource {
   mainOnly: boolean;
   /**
    * heapscope's live allocation whose chunk starts at `chunk` (a number:
-   * user addresses are below 2^47), in this process only.
+   * user addresses are below 2^47), in this process only; absent when no
+   * handle is live, and no chunk is then looked up.
    */
-  ours: (chunk: number) => Allocation | undefined;
+  ours?: (chunk: number) => Allocation | undefined;
   mallinfo?: Mallinfo;
   programBreak?: bigint;
   steps: StepResult[];

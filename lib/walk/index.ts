@@ -3,7 +3,7 @@
 // all from one allocator snapshot copied inside one native call: nothing
 // is read live after it.
 import { inspect } from 'node:util';
-import { Allocation, liveAt } from '../allocation';
+import { Allocation, anyLive, liveAt } from '../allocation';
 import { decodeSnapshot } from '../allocator/results';
 import { releaseCopies, takeAllocatorSnapshot } from '../allocator/take-snapshot';
 import { rangeError } from '../errors';
@@ -157,7 +157,7 @@ export function walkHeap(options: WalkOptions = {}): HeapWalk {
   const s = takeAllocatorSnapshot({ before, attempts });
   try {
     return new HeapWalk(heapWalkData(decodeSnapshot(s), {
-      mainOnly: arena === 'main', ours: ownChunk, mallinfo: s.mallinfo, programBreak: s.programBreak, steps: s.steps,
+      mainOnly: arena === 'main', ...(anyLive() ? { ours: ownChunk } : {}), mallinfo: s.mallinfo, programBreak: s.programBreak, steps: s.steps,
     }));
   } finally {
     // The walk keeps what it decoded, never the copy's bytes.
