@@ -97,11 +97,18 @@ export interface RawBinding {
    */
   releaseCopies(buffers: unknown[]): number;
   /**
-   * `length` zero bytes (1 to 2^32) from mmap, their pages faulted in at
-   * once, in huge pages where the kernel gives them: for the columns a walk
-   * of a big heap fills. Given back by releaseCopies, or when collected.
+   * `length` zero bytes (1 to 2^32) from mmap, in huge pages where the
+   * kernel gives them, their pages faulted in at once unless `populate` is
+   * false: for the columns a walk of a big heap fills. Given back by
+   * releaseCopies, or when collected.
    */
-  freshBuffer(length: number): Buffer;
+  freshBuffer(length: number, populate?: boolean): Buffer;
+  /**
+   * Gives the kernel back the whole pages of bytes [from, to) of memory
+   * freshBuffer mapped (they read as zero after); false, doing nothing, for
+   * any other buffer.
+   */
+  dropPages(buffer: ArrayBuffer, from: number, to: number): boolean;
 }
 
 const REQUIREMENT = 'heapscope requires Linux on x86_64 with glibc 2.28 or later';

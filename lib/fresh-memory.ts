@@ -10,17 +10,31 @@ import { binding, RANGES_PER_READ } from './binding';
 import { native } from './errors';
 
 /** From this many bytes on (one huge page), zeroedBytes maps them. */
-const FRESH_FROM = 2 << 20;
+export const FRESH_FROM = 2 << 20;
 
-/** `length` zero bytes, on an ArrayBuffer of their own (offset 0: any view of it is aligned). */
-export function zeroedBytes(length: number): Uint8Array {
-  return length < FRESH_FROM ? new Uint8Array(length) : mappedBytes(length);
+/**
+ * `length` zero bytes, on an ArrayBuffer of their own (offset 0: any view
+ * of it is aligned). With `populate` false, mapped ones are faulted in as
+ * they are written, not at once: for a column sized for the most it could
+ * hold, of which a caller writes only the start.
+ */
+export function zeroedBytes(length: number, populate = true): Uint8Array {
+  return length < FRESH_FROM ? new Uint8Array(length) : mappedBytes(length, populate);
 }
 
 /** `length` zero bytes the addon mapped, at any size: never a chunk of this process's heap. */
-export function mappedBytes(length: number): Uint8Array {
-  const fresh = native(() => binding.freshBuffer(length));
+export function mappedBytes(length: number, populate = true): Uint8Array {
+  const fresh = native(() => binding.freshBuffer(length, populate));
   return new Uint8Array(fresh.buffer, fresh.byteOffset, length);
+}
+
+/**
+ * Hands the kernel back the whole pages of bytes [from, to) of `buffer`
+ * when mappedBytes made it (they read as zero after); any other buffer is
+ * left as it is.
+ */
+export function dropPages(buffer: ArrayBufferLike, from: number, to: number): void {
+  native(() => binding.dropPages(buffer as ArrayBuffer, from, to));
 }
 
 /**

@@ -9,6 +9,7 @@
 // registered under its own id, since the address may belong to a newer copy
 // by the time it runs. Nothing here calls malloc.
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdint>
@@ -142,28 +143,60 @@ bool ReleaseCopy(Napi::Env env, Napi::Buffer<uint8_t> buffer) {
   return true;
 }
 
-// freshBuffer(length): `length` zero bytes from mmap, their pages faulted in
-// at once (in huge pages where the kernel gives them), as a Buffer that is
-// given back as a copy is. For the columns a walk of a big heap fills: a
-// typed array of that size came from malloc, which mmapped it afresh, and
-// each of its pages then cost a fault when first written (a page fault
-// costs ~10 us on the machine measured: 17 MiB took ~60 ms that way,
-// ~10 ms in huge pages populated at once).
+// freshBuffer(length, populate = true): `length` zero bytes from mmap, in
+// huge pages where the kernel gives them, as a Buffer that is given back as
+// a copy is. For the columns a walk of a big heap fills: a typed array of
+// that size came from malloc, which mmapped it afresh, and each of its pages
+// then cost a fault when first written (a page fault costs ~10 us on the
+// machine measured: 17 MiB took ~60 ms that way, ~10 ms in huge pages
+// populated at once). With `populate` false the pages are left to be
+// faulted in as they are written: for columns sized for the most a region
+// could hold, of which a walk writes only what it finds.
 Napi::Value Addon::FreshBuffer(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const size_t length = ArgSize(info, 0);
   if (length == 0 || length > kMaxBuffer) ThrowCode(env, "ERR_OUT_OF_RANGE", "length must be from 1 to 2^32 bytes");
+  const bool populate = info.Length() < 2 || info[1].IsUndefined() || info[1].ToBoolean().Value();
   const size_t span = PageSpan(length);
   void* p = MapForCopy(span);
   if (p == MAP_FAILED) ThrowCode(env, "ERR_ALLOC_FAILED", "cannot map a fresh buffer", errno, "mmap");
   uint8_t* data = static_cast<uint8_t*>(p);
-  PopulateForCopy(data, span);
+  if (populate) PopulateForCopy(data, span);
   try {
     return CopyBuffer(env, data, length, span);
   } catch (...) {
     munmap(p, span);
     throw;
   }
+}
+
+// dropPages(arrayBuffer, from, to): hands the kernel back the whole pages of
+// bytes [from, to) of memory freshBuffer mapped, which read as zero after.
+// For columns sized for the most a region could hold: written as the walk
+// went, in huge pages, their unused ends held whole huge pages (a walk of a
+// 62 MiB heap of 26,000 chunks held 4 MiB of columns). Anything but a
+// registered copy's whole memory is passed over (returns false): this never
+// touches memory heapscope did not map.
+Napi::Value Addon::DropPages(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsArrayBuffer()) ThrowCode(env, "ERR_INVALID_ARG_TYPE", "buffer must be an ArrayBuffer");
+  Napi::ArrayBuffer buffer = info[0].As<Napi::ArrayBuffer>();
+  const size_t from = ArgSize(info, 1);
+  const size_t to = ArgSize(info, 2);
+  const size_t length = buffer.ByteLength();
+  if (from > to || to > length) ThrowCode(env, "ERR_OUT_OF_RANGE", "from and to must satisfy 0 <= from <= to <= the buffer's length");
+  const uintptr_t data = reinterpret_cast<uintptr_t>(buffer.Data());
+  {
+    std::lock_guard<std::mutex> lock(copiesMutex);
+    if (entries == nullptr || data == 0) return Napi::Boolean::New(env, false);
+    const size_t at = Find(data);
+    if (entries[at].data == 0 || entries[at].span < length) return Napi::Boolean::New(env, false);
+  }
+  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t start = (data + from + page - 1) & ~(page - 1);
+  const uintptr_t end = (data + to) & ~(page - 1);
+  if (start < end) madvise(reinterpret_cast<void*>(start), end - start, MADV_DONTNEED);
+  return Napi::Boolean::New(env, true);
 }
 
 // releaseCopies(buffers): gives back the memory of each Buffer that is a

@@ -127,6 +127,7 @@ class Addon : public Napi::Addon<Addon> {
   Napi::Value ReadRemote(const Napi::CallbackInfo& info);
   Napi::Value ReleaseCopies(const Napi::CallbackInfo& info);
   Napi::Value FreshBuffer(const Napi::CallbackInfo& info);
+  Napi::Value DropPages(const Napi::CallbackInfo& info);
 };
 
 // Errors carry a stable `code` (and `errno`/`syscall` when the kernel or

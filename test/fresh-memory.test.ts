@@ -2,10 +2,11 @@
 // (binding.freshBuffer, lib/fresh-memory.ts): zero, as long as asked,
 // writable, given back like a plan's copy, and refused with a code for a
 // length no Buffer can have. A walk's columns of that size use them.
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { binding } from '../lib/binding';
-import { zeroedBytes } from '../lib/fresh-memory';
-import { walkSnapshot } from '../lib/walk/chunk';
+import { dropPages, zeroedBytes } from '../lib/fresh-memory';
+import { walkSnapshot, walkSnapshotStored } from '../lib/walk/chunk';
 
 const MiB = 1 << 20;
 const allZero = (bytes: Uint8Array): boolean => bytes.every((b) => b === 0);
@@ -54,5 +55,67 @@ describe('fresh memory for columns', () => {
     expect([offsets[count], sizes[count]]).toEqual([32 * count, 64]);
     expect(offsets[count + 1]).toBe(32 * count + 64);
     expect(walk.reached).toBe(32 * count + 64);
+  });
+
+  it('leaves mapped bytes to be faulted in as written when asked, and hands back their whole pages (dropPages)', () => {
+    const rss = (): number => Number(readFileSync('/proc/self/statm', 'utf8').split(' ')[1]) * 4096;
+    const size = 64 * MiB;
+    const before = rss();
+    const lazy = zeroedBytes(size, false);
+    expect(rss() - before).toBeLessThan(8 * MiB);
+    lazy.fill(0x5a);
+    const written = rss() - before;
+    expect(written).toBeGreaterThan(56 * MiB);
+    // Bytes 4097 to size - 100: the whole pages among them, [8192, size - 4096), go; the two pages they share stay.
+    dropPages(lazy.buffer, 4097, size - 100);
+    expect(rss() - before).toBeLessThan(written - 48 * MiB);
+    expect([lazy[8191], lazy[8192], lazy[size - 4097], lazy[size - 4096]]).toEqual([0x5a, 0, 0, 0x5a]);
+    expect(binding.releaseCopies([Buffer.from(lazy.buffer)])).toBe(1);
+  });
+
+  it('drops no page of memory it did not map, and refuses bad arguments with a code', () => {
+    const plain = new Uint8Array(1 * MiB).fill(7);
+    expect(binding.dropPages(plain.buffer, 0, plain.length)).toBe(false);
+    expect(plain.every((b) => b === 7)).toBe(true);
+    const mapped = zeroedBytes(2 * MiB);
+    expect(() => binding.dropPages(mapped.buffer as ArrayBuffer, 10, 5)).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
+    expect(() => binding.dropPages(mapped.buffer as ArrayBuffer, 0, 2 * MiB + 1)).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
+    expect(() => binding.dropPages(mapped as never, 0, 1)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+    // Given back, its buffer is detached: nothing is left to drop.
+    expect(binding.releaseCopies([Buffer.from(mapped.buffer)])).toBe(1);
+    expect(() => binding.dropPages(mapped.buffer as ArrayBuffer, 0, 1)).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
+  });
+
+  it('walks a big region in one pass into columns sized for the most it could hold, as the two passes walk it', () => {
+    // 300,000 chunks of 32 bytes, every 100th free (the next one's P bit clear, its prev_size 32), then a top of 64.
+    const count = 300_000;
+    const bytes = Buffer.alloc(32 * count + 64);
+    for (let i = 0; i < count; i++) {
+      const prevFree = i % 100 === 1;
+      bytes.writeBigUInt64LE(prevFree ? 0x20n : 0x21n, 32 * i + 8);
+      if (prevFree) bytes.writeBigUInt64LE(32n, 32 * i);
+    }
+    bytes.writeBigUInt64LE(0x41n, 32 * count + 8);
+    const base = 0x5555_0000_0000n;
+    const compare = (snapshot: Buffer): void => {
+      const options = { top: base + BigInt(32 * count), mainArena: true };
+      const once = walkSnapshotStored(snapshot, base, options);
+      const twice = walkSnapshot(snapshot, base, options);
+      // The one pass's columns hold the most chunks the region could: 9 bytes each, and one offset more.
+      expect(once.table.offsets.buffer.byteLength).toBe(9 * (Math.floor(snapshot.length / 32) + 4) + 8);
+      expect({ ...once, table: undefined }).toEqual({ ...twice, table: undefined });
+      const n = twice.table.count;
+      expect(once.table.count).toBe(n);
+      expect(Buffer.from(once.table.offsets.buffer, once.table.offsets.byteOffset, 8 * (n + 1))
+        .equals(Buffer.from(twice.table.offsets.buffer, twice.table.offsets.byteOffset, 8 * (n + 1)))).toBe(true);
+      expect(Buffer.from(once.table.bits.subarray(0, n)).equals(Buffer.from(twice.table.bits.subarray(0, n)))).toBe(true);
+      expect(once.table.bits.filter((b) => b === 9).length).toBe(twice.table.bits.subarray(0, n).filter((b) => b === 9).length);
+    };
+    compare(bytes);
+    // Stopped halfway by a size of 0: the chunks before it, and where it stopped.
+    const torn = Buffer.from(bytes);
+    torn.writeBigUInt64LE(0n, 32 * (count >> 1) + 8);
+    compare(torn);
+    expect(walkSnapshotStored(torn, base, { mainArena: true }).table.count).toBe(count >> 1);
   });
 });

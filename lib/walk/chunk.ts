@@ -4,7 +4,7 @@
 import { HeapscopeError, rangeError, typeError } from '../errors';
 import { EXACT_HIGH_LIMIT, TWO_32 } from '../exact';
 import { hex } from '../format';
-import { zeroedBytes } from '../fresh-memory';
+import { dropPages, FRESH_FROM, zeroedBytes } from '../fresh-memory';
 import { describe, lazyFields, readOptions, toAddress, toBytes, toIndex } from '../validate';
 
 /** glibc's MINSIZE and MALLOC_ALIGNMENT on x86_64. */
@@ -118,19 +118,35 @@ function walkSettings(snapshot: Uint8Array, base: bigint, options: SnapshotWalkO
 
 /**
  * walkSnapshot for a caller that reads the columns at once (the allocator's
- * walks): a count, then one storing pass into columns of exactly that many
- * chunks, where walkSnapshot stores them when they are first read. Columns
+ * walks), where walkSnapshot stores them when they are first read. Columns
  * that grew by doubling as the walk went left a trail of typed arrays from
  * this process's malloc, freed whenever V8 collected them: in the middle of
  * an experiment's plan, kernel-calls then found a free chunk that had not
  * been there when it read the bins (7 runs in 12 under a 64 KiB threshold).
  * Sized for the region instead, every walk of a thread heap of ten chunks
- * took 1.1 MB.
+ * took 1.1 MB. So a region whose columns could fill 2 MiB or more is walked
+ * once, into memory the addon maps for the most chunks it could hold, whose
+ * pages are faulted in as the walk writes them, and whose unwritten ends
+ * are handed back after (dropUnused); a smaller one is counted first, then
+ * stored into columns of exactly that many chunks. Over a million chunks
+ * the count was a second read of 60 MiB: walkHeap() took 132-139 ms with
+ * one pass against 149-155 with two (medians of 30 walks).
  */
 export function walkSnapshotStored(snapshot: Uint8Array, base: bigint, options: SnapshotWalkOptions = {}): StoredWalk {
   const settings = walkSettings(snapshot, base, options);
+  // Every chunk but a fencepost (at most three, of 16 bytes) has 32 bytes or more.
+  const most = Math.floor((settings.end - settings.start) / MIN_CHUNK) + 4;
+  if (columnBytes(most) >= FRESH_FROM) {
+    const walker = new ChunkWalker(base, { ...settings, expected: most, populate: false });
+    walker.feed(snapshot, 0);
+    walker.dropUnused();
+    return walker.result();
+  }
   return storingPass(snapshot, base, settings, countingPass(snapshot, base, settings).count).result();
 }
+
+/** The bytes of columns for `capacity` chunks: 8 for an offset and 1 for the bits a chunk, and the last chunk's end. */
+const columnBytes = (capacity: number): number => 9 * capacity + 8;
 
 type WalkSettings = ReturnType<typeof walkSettings>;
 
@@ -282,10 +298,10 @@ export class ChunkWalker {
 
   constructor(
     base: bigint,
-    options: { start: number; end: number; top?: bigint; fenceposts: boolean; mainArena: boolean; header?: number; whole?: number; expected?: number; store?: boolean },
+    options: { start: number; end: number; top?: bigint; fenceposts: boolean; mainArena: boolean; header?: number; whole?: number; expected?: number; store?: boolean; populate?: boolean },
   ) {
     // Own properties only: an Object.prototype.top set by someone else is no top.
-    const o = readOptions(options, 'options', ['start', 'end', 'top', 'fenceposts', 'mainArena', 'header', 'whole', 'expected', 'store']) as Partial<typeof options>;
+    const o = readOptions(options, 'options', ['start', 'end', 'top', 'fenceposts', 'mainArena', 'header', 'whole', 'expected', 'store', 'populate']) as Partial<typeof options>;
     this.base = base;
     this.start = o.start!;
     this.end = o.end!;
@@ -298,7 +314,7 @@ export class ChunkWalker {
     this.store = o.store !== false;
     this.capacity = !this.store ? 0 : Math.max(16, o.expected ?? Math.min(Math.ceil((this.end - this.start) / MIN_CHUNK) + 1, 1 << 16));
     // The two columns on one buffer, in fresh memory faulted in at once when big (fresh-memory.ts).
-    const bytes = zeroedBytes(9 * this.capacity + 8);
+    const bytes = zeroedBytes(columnBytes(this.capacity), o.populate !== false);
     this.offsets = new Float64Array(bytes.buffer, bytes.byteOffset, this.capacity + 1);
     this.bits = bytes.subarray(8 * this.capacity + 8, 9 * this.capacity + 8);
     this.off = this.start;
@@ -531,6 +547,18 @@ export class ChunkWalker {
   }
 
   /** The walk so far: whole once feed() said done, else `stopped` with the reason given. */
+  /**
+   * Gives back the pages of the columns past the chunks stored: the walk
+   * wrote them in huge pages, and the last one of each column was resident
+   * whole.
+   */
+  dropUnused(): void {
+    const { offsets, bits, capacity, count } = this;
+    if (offsets.buffer !== bits.buffer) return;
+    dropPages(offsets.buffer, offsets.byteOffset + 8 * (count + 1), offsets.byteOffset + 8 * (capacity + 1));
+    dropPages(bits.buffer, bits.byteOffset + count, bits.byteOffset + capacity);
+  }
+
   result(unfinished?: string): StoredWalk {
     const reason = this.reason ?? (this.done ? undefined : unfinished ?? `the walk stopped at ${hex(this.base + BigInt(this.off))} before its region ended`);
     return {
