@@ -104,9 +104,10 @@ export interface RawBinding {
    */
   freshBuffer(length: number, populate?: boolean): Buffer;
   /**
-   * Gives the kernel back the whole pages of bytes [from, to) of memory
-   * freshBuffer mapped (they read as zero after); false, doing nothing, for
-   * any other buffer.
+   * Gives the kernel back the whole pages of bytes [from, to) of memory the
+   * addon mapped and registered as a copy (freshBuffer's, a plan's read, a
+   * read of another process; they read as zero after); false, doing
+   * nothing, for any other buffer.
    */
   dropPages(buffer: ArrayBuffer, from: number, to: number): boolean;
 }

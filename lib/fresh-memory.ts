@@ -30,11 +30,11 @@ export function mappedBytes(length: number, populate = true): Uint8Array {
 
 /**
  * Hands the kernel back the whole pages of bytes [from, to) of `buffer`
- * when mappedBytes made it (they read as zero after); any other buffer is
- * left as it is.
+ * when the addon mapped it (mappedBytes, or a copy; they read as zero
+ * after), and says so; any other buffer is left as it is.
  */
-export function dropPages(buffer: ArrayBufferLike, from: number, to: number): void {
-  native(() => binding.dropPages(buffer as ArrayBuffer, from, to));
+export function dropPages(buffer: ArrayBufferLike, from: number, to: number): boolean {
+  return native(() => binding.dropPages(buffer as ArrayBuffer, from, to));
 }
 
 /**

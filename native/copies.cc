@@ -171,7 +171,8 @@ Napi::Value Addon::FreshBuffer(const Napi::CallbackInfo& info) {
 }
 
 // dropPages(arrayBuffer, from, to): hands the kernel back the whole pages of
-// bytes [from, to) of memory freshBuffer mapped, which read as zero after.
+// bytes [from, to) of a registered copy (freshBuffer's, a plan's read, a
+// read of another process), which read as zero after.
 // For columns sized for the most a region could hold: written as the walk
 // went, in huge pages, their unused ends held whole huge pages (a walk of a
 // 62 MiB heap of 26,000 chunks held 4 MiB of columns). Anything but a
@@ -186,15 +187,14 @@ Napi::Value Addon::DropPages(const Napi::CallbackInfo& info) {
   const size_t length = buffer.ByteLength();
   if (from > to || to > length) ThrowCode(env, "ERR_OUT_OF_RANGE", "from and to must satisfy 0 <= from <= to <= the buffer's length");
   const uintptr_t data = reinterpret_cast<uintptr_t>(buffer.Data());
-  {
-    std::lock_guard<std::mutex> lock(copiesMutex);
-    if (entries == nullptr || data == 0) return Napi::Boolean::New(env, false);
-    const size_t at = Find(data);
-    if (entries[at].data == 0 || entries[at].span < length) return Napi::Boolean::New(env, false);
-  }
   const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
   const uintptr_t start = (data + from + page - 1) & ~(page - 1);
   const uintptr_t end = (data + to) & ~(page - 1);
+  // Under the registry's lock, so that the copy cannot be given back meanwhile.
+  std::lock_guard<std::mutex> lock(copiesMutex);
+  if (entries == nullptr || data == 0) return Napi::Boolean::New(env, false);
+  const size_t at = Find(data);
+  if (entries[at].data == 0 || entries[at].span < length) return Napi::Boolean::New(env, false);
   if (start < end) madvise(reinterpret_cast<void*>(start), end - start, MADV_DONTNEED);
   return Napi::Boolean::New(env, true);
 }

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { binding } from '../lib/binding';
 import { dropPages, zeroedBytes } from '../lib/fresh-memory';
-import { walkSnapshot, walkSnapshotStored } from '../lib/walk/chunk';
+import { chunkSize, ChunkWalker, walkSnapshot, walkSnapshotStored } from '../lib/walk/chunk';
 
 const MiB = 1 << 20;
 const allZero = (bytes: Uint8Array): boolean => bytes.every((b) => b === 0);
@@ -117,5 +117,29 @@ describe('fresh memory for columns', () => {
     torn.writeBigUInt64LE(0n, 32 * (count >> 1) + 8);
     compare(torn);
     expect(walkSnapshotStored(torn, base, { mainArena: true }).table.count).toBe(count >> 1);
+  });
+
+  it('gives back the columns a one-pass walk did not write', () => {
+    // A 64 MiB region of two chunks: columns for two million chunks, of which each walk writes two.
+    const size = 64 * MiB;
+    const bytes = Buffer.alloc(size);
+    bytes.writeBigUInt64LE(BigInt(size - 64) | 1n, 8);
+    bytes.writeBigUInt64LE(0x41n, size - 64 + 8);
+    const base = 0x5555_0000_0000n;
+    const options = { top: base + BigInt(size - 64), mainArena: true };
+    const rss = (): number => Number(readFileSync('/proc/self/statm', 'utf8').split(' ')[1]) * 4096;
+    const before = rss();
+    const walks = Array.from({ length: 8 }, () => walkSnapshotStored(bytes, base, options));
+    // Without the hand-back each walk kept the huge page each column was first written in (4 MiB here).
+    expect(rss() - before).toBeLessThan(2 * MiB);
+    expect(walks.map((w) => [w.ending, w.table.count, chunkSize(w.table, 0), chunkSize(w.table, 1)])).toEqual(Array(8).fill(['top', 2, size - 64, 64]));
+    // What gives them back says whether it could: columns from malloc are not the addon's.
+    const walker = (populate: boolean, expected: number) => new ChunkWalker(base, { start: 0, end: size, top: options.top, fenceposts: false, mainArena: true, expected, populate });
+    const mapped = walker(false, 2 ** 21);
+    mapped.feed(bytes, 0);
+    expect(mapped.dropUnused()).toBe(true);
+    const small = walker(true, 16);
+    small.feed(bytes, 0);
+    expect(small.dropUnused()).toBe(false);
   });
 });

@@ -35,9 +35,9 @@ export const FREE_BIT = 8;
  * ({@link chunkSize}). A column of sizes was 8 of the 17 bytes a chunk
  * cost, in fresh memory, whose first touch can cost more than the walk that
  * fills it: on a VM where memory left free for 3 s then cost ~2 ms a MiB
- * to touch again (against ~0.1 after 0.2 s), 12 MiB more of it a walk made
- * walkHeap() over a million chunks 33-52 ms slower (medians of 30 walks,
- * three runs).
+ * to touch again (against ~0.1 after 0.2 s), walkHeap() over a million
+ * chunks took 149-155 ms without it against 165-181 with it (medians of 30
+ * walks, three runs each).
  */
 export interface ChunkColumns {
   count: number;
@@ -136,13 +136,27 @@ export function walkSnapshotStored(snapshot: Uint8Array, base: bigint, options: 
   const settings = walkSettings(snapshot, base, options);
   // Every chunk but a fencepost (at most three, of 16 bytes) has 32 bytes or more.
   const most = Math.floor((settings.end - settings.start) / MIN_CHUNK) + 4;
-  if (columnBytes(most) >= FRESH_FROM) {
-    const walker = new ChunkWalker(base, { ...settings, expected: most, populate: false });
-    walker.feed(snapshot, 0);
-    walker.dropUnused();
-    return walker.result();
+  const once = columnBytes(most) >= FRESH_FROM ? reservedWalker(base, settings, most) : undefined;
+  if (once !== undefined) {
+    once.feed(snapshot, 0);
+    once.dropUnused();
+    return once.result();
   }
   return storingPass(snapshot, base, settings, countingPass(snapshot, base, settings).count).result();
+}
+
+/**
+ * A walker whose columns hold `most` chunks, not faulted in; undefined when
+ * they cannot be mapped (a commit limit that counts all of them: the two
+ * passes then need only what the region holds).
+ */
+function reservedWalker(base: bigint, settings: WalkSettings, most: number): ChunkWalker | undefined {
+  try {
+    return new ChunkWalker(base, { ...settings, expected: most, populate: false });
+  } catch (error) {
+    if (error instanceof HeapscopeError && error.code === 'ERR_ALLOC_FAILED') return undefined;
+    throw error;
+  }
 }
 
 /** The bytes of columns for `capacity` chunks: 8 for an offset and 1 for the bits a chunk, and the last chunk's end. */
@@ -172,8 +186,9 @@ function storingPass(snapshot: Uint8Array, base: bigint, settings: WalkSettings,
 export function walkSnapshot(snapshot: Uint8Array, base: bigint, options: SnapshotWalkOptions = {}): SnapshotWalk {
   const settings = walkSettings(snapshot, base, options);
   // The walk checks and counts without storing: a million chunks' columns
-  // are 9 MB of fresh memory, whose first touch cost 4-20x the checking
-  // loop itself (bench/run.mjs). The columns are built when first read.
+  // are 9 MB of fresh memory (17 MB when they held sizes, whose first touch
+  // cost 4-20x the checking loop itself). The columns are built when first
+  // read.
   const counter = countingPass(snapshot, base, settings);
   const counted = counter.result();
   // What the columns must agree with, kept apart from the result a caller may edit.
@@ -275,10 +290,12 @@ export class ChunkWalker {
   private readonly mainArena: boolean;
   private readonly header: number;
   private readonly whole: number;
-  // Small columns that double as needed. Sized for every chunk the region
-  // could hold (one per 32 bytes), a big heap's columns were tens of MiB of
-  // fresh memory whose first touch cost 3-4x the loop itself (bench/run.mjs,
-  // a million chunks); doubling copies less than that.
+  // Small columns that double as needed, unless sized by `expected`. Sized
+  // for every chunk the region could hold (one per 32 bytes) and faulted in
+  // whole, a big heap's columns were tens of MiB of fresh memory whose first
+  // touch cost 3-4x the loop itself (bench/run.mjs, a million chunks);
+  // walkSnapshotStored sizes them so only with `populate` false, and gives
+  // back what the walk did not write (dropUnused).
   private capacity: number;
   /** One longer than the capacity: the last chunk's end follows it (ChunkColumns). */
   private offsets: Float64Array;
@@ -318,6 +335,8 @@ export class ChunkWalker {
     this.offsets = new Float64Array(bytes.buffer, bytes.byteOffset, this.capacity + 1);
     this.bits = bytes.subarray(8 * this.capacity + 8, 9 * this.capacity + 8);
     this.off = this.start;
+    // Where a walk of no chunk reached, should it end before its first feed.
+    this.offsets[0] = this.start;
     if ((Number(base % BigInt(ALIGN)) + this.start) % ALIGN !== 0) {
       this.reason = `the first chunk at ${hex(base + BigInt(this.start))} is not ${ALIGN}-byte aligned`;
       this.done = true;
@@ -492,6 +511,8 @@ export class ChunkWalker {
           continue;
         }
         reason = `the chunk at ${hex(base + BigInt(off))} has size ${FENCEPOST}, but it is not the first of two fenceposts ending at the break, nor an old top of 16 bytes before them`;
+        // Past the chunk stored: the columns read its size from where the walk reached.
+        off = next;
         break;
       }
       if (size === FENCEPOST) {
@@ -504,6 +525,7 @@ export class ChunkWalker {
           break;
         }
         reason = `the chunk at ${hex(base + BigInt(off))} has size ${FENCEPOST}, but no fencepost follows it`;
+        off = next;
         break;
       }
       const atTop = off === topOffset;
@@ -546,19 +568,19 @@ export class ChunkWalker {
     return { done: false, next: off };
   }
 
-  /** The walk so far: whole once feed() said done, else `stopped` with the reason given. */
   /**
    * Gives back the pages of the columns past the chunks stored: the walk
    * wrote them in huge pages, and the last one of each column was resident
-   * whole.
+   * whole. Whether the columns were the addon's to give back.
    */
-  dropUnused(): void {
+  dropUnused(): boolean {
     const { offsets, bits, capacity, count } = this;
-    if (offsets.buffer !== bits.buffer) return;
-    dropPages(offsets.buffer, offsets.byteOffset + 8 * (count + 1), offsets.byteOffset + 8 * (capacity + 1));
-    dropPages(bits.buffer, bits.byteOffset + count, bits.byteOffset + capacity);
+    if (offsets.buffer !== bits.buffer) return false;
+    return dropPages(offsets.buffer, offsets.byteOffset + 8 * (count + 1), offsets.byteOffset + 8 * (capacity + 1)) &&
+      dropPages(bits.buffer, bits.byteOffset + count, bits.byteOffset + capacity);
   }
 
+  /** The walk so far: whole once feed() said done, else `stopped` with the reason given. */
   result(unfinished?: string): StoredWalk {
     const reason = this.reason ?? (this.done ? undefined : unfinished ?? `the walk stopped at ${hex(this.base + BigInt(this.off))} before its region ended`);
     return {

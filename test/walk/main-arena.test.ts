@@ -1,7 +1,7 @@
 // Walking main_arena's [heap] in this process.
 import { describe, expect, it } from 'vitest';
 import { glibcVersion, HeapChunk, HeapWalk, malloc, mallinfo2, maps, requestToChunkSize, runPlan, walkHeap, walkSnapshot } from '../../lib/index';
-import { chunkSize, ChunkWalker } from '../../lib/walk/chunk';
+import { chunkSize, ChunkWalker, walkSnapshotStored } from '../../lib/walk/chunk';
 
 // Which arena this thread allocates from is glibc's choice: the main thread
 // normally uses main_arena, but in vitest's forked workers it has been seen
@@ -123,6 +123,16 @@ describe('walkSnapshot on a real [heap] snapshot', () => {
     expect(walk.ending).toBe('top');
     expect(walk.reached).toBe(bytes.length);
     expect(walk.table.count).toBeGreaterThan(100);
+    // Each size, public or read from the stored offsets, is the chunk's own size word, flags masked off.
+    const stored = walkSnapshotStored(bytes, snapshot.start, { mainArena: true });
+    const { offsets, sizes, count } = walk.table;
+    expect(stored.table.count).toBe(count);
+    let wrong = 0;
+    for (let i = 0; i < count; i++) {
+      const word = Number(bytes.readBigUInt64LE(offsets[i] + 8) & ~7n);
+      if (sizes[i] !== word || chunkSize(stored.table, i) !== word) wrong++;
+    }
+    expect(wrong).toBe(0);
   });
 
   // Each corruption is written into a copy of a real snapshot at a real chunk in the middle.
@@ -161,9 +171,11 @@ describe('walkSnapshot on a real [heap] snapshot', () => {
       expect(walk.table.count).toBe(k);
     }
     const { walk, k } = corrupt((copy, at) => copy.writeBigUInt64LE(17n, at + 8));
-    // In main_arena's heap a 16-byte chunk can only be a fencepost: it is read as one, and refused.
+    // In main_arena's heap a 16-byte chunk can only be a fencepost: it is read as one, and refused, its size kept.
     expect(walk.reason).toMatch(/has size 16, but it is not the first of two fenceposts/);
     expect(walk.table.count).toBe(k + 1);
+    expect(walk.table.sizes[k]).toBe(16);
+    expect(walk.reached).toBe(walk.table.offsets[k] + 16);
   });
 
   it('stops where a chunk claims a free neighbour whose size disagrees with prev_size (a torn read)', () => {
@@ -258,6 +270,20 @@ describe('walkSnapshot on a real [heap] snapshot', () => {
     expect([...walk.table.sizes.subarray(0, 2)]).toEqual([32, 2 ** 31 + 32]);
     bytes.writeBigUInt64LE(BigInt(2 ** 32 + 32) | 1n, 40);
     expect(walkSnapshot(bytes, 0x10000n).reason).toMatch(/of size 4294967328 runs past the end/);
+  });
+
+  it('keeps the size of a 16-byte chunk the walk stops at, in a thread heap and in main_arena\'s', () => {
+    // Chunks of 32 and 48, then 16 bytes followed by no fencepost (a chunk of 64, not a size-0 header).
+    const bytes = Buffer.alloc(160);
+    [[0, 32], [32, 48], [80, 16], [96, 64]].forEach(([at, size]) => bytes.writeBigUInt64LE(BigInt(size) | 1n, at + 8));
+    for (const options of [{ fenceposts: true }, { mainArena: true }]) {
+      const walk = walkSnapshot(bytes, 0x10000n, options);
+      expect(walk.ending).toBe('stopped');
+      expect(walk.reason).toMatch(/has size 16, but/);
+      expect([...walk.table.sizes.subarray(0, walk.table.count)]).toEqual([32, 48, 16]);
+      expect(walk.reached).toBe(96);
+      expect(chunkSize(walkSnapshotStored(bytes, 0x10000n, options).table, 2)).toBe(16);
+    }
   });
 
   it('refuses a start or end outside the snapshot', () => {
