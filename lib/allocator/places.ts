@@ -82,6 +82,8 @@ export interface RegionPlaceColumns {
   bins: Uint8Array;
   /** What else a chunk's place says (tcache, owner, last_remainder), by chunk index; most chunks have none. */
   marks: Map<number, Mark>;
+  /** The indices of the `unlisted` chunks, found as they were marked: no pass over every chunk looks for them again. */
+  unlisted: number[];
 }
 
 type Mark = Pick<PlacedChunk, 'tcache' | 'owner' | 'lastRemainder'>;
@@ -151,7 +153,7 @@ export function placeChunks(
   const all = walks.map((w): RegionPlaceColumns => {
     const { count } = w.walk.table;
     const buffer = zeroedBytes(2 * count);
-    return { walk: w, places: buffer.subarray(0, count), bins: buffer.subarray(count), marks: new Map<number, Mark>() };
+    return { walk: w, places: buffer.subarray(0, count), bins: buffer.subarray(count), marks: new Map<number, Mark>(), unlisted: [] };
   });
   const indexes = walks.map(chunkIndex);
   const mark = (columns: RegionPlaceColumns, i: number, m: Mark) => columns.marks.set(i, { ...columns.marks.get(i), ...m });
@@ -206,7 +208,7 @@ export function placeChunks(
     const { table, top } = w.walk;
     const { count, bits } = table;
     if (top >= 0) places[top] = CODE.top;
-    markUnlisted(places, bits, count);
+    markUnlisted(places, bits, count, columns.unlisted);
     // Last first: a struct listed twice keeps its last tcache, as a Map built from the list would.
     for (let k = tcaches.length - 1; k >= 0; k--) {
       const t = tcaches[k];
@@ -235,18 +237,16 @@ export function placeChunks(
 // dropped for a colder line of the function around it (--trace-deopt showed
 // placementProblems' so; the placement's loop was split for the same reason).
 
-/** In-use chunks whose next chunk says they are free become unlisted. */
-function markUnlisted(places: Uint8Array, bits: Uint8Array, count: number): void {
+/** In-use chunks whose next chunk says they are free become unlisted, their indices pushed onto `found`. */
+function markUnlisted(places: Uint8Array, bits: Uint8Array, count: number, found: number[]): void {
   const inUse = CODE['in-use'];
   const unlisted = CODE.unlisted;
-  for (let i = 0; i < count; i++) if (places[i] === inUse && (bits[i] & FREE_BIT) !== 0) places[i] = unlisted;
-}
-
-/** The indices of the chunks whose place is `code`. */
-function indicesOf(places: Uint8Array, code: number): number[] {
-  const found: number[] = [];
-  for (let i = 0; i < places.length; i++) if (places[i] === code) found.push(i);
-  return found;
+  for (let i = 0; i < count; i++) {
+    if (places[i] === inUse && (bits[i] & FREE_BIT) !== 0) {
+      places[i] = unlisted;
+      found.push(i);
+    }
+  }
 }
 
 /** The index of the walk's chunk at address `at`, or -1. */
@@ -288,7 +288,7 @@ export function placementProblems(p: Placement, noncontiguousMain?: bigint): str
   const out: string[] = [];
   for (const r of p.regions) {
     const columns = placeColumns(r);
-    for (const i of indicesOf(columns.places, CODE.unlisted)) {
+    for (const i of columns.unlisted) {
       const c = placedChunk(columns, i);
       out.push(`the chunk at ${hex(c.address)} (${hex(c.size)}) is free by its next chunk's P bit, but no bin of arena ${hex(r.arena)} lists it`);
     }

@@ -9,7 +9,9 @@ import { AllocatorImage } from '../../lib/allocator/image';
 import { layoutFor } from '../../lib/allocator/layouts';
 import { copiedMemory } from '../../lib/allocator/memory-source';
 import { protectPointer } from '../../lib/allocator/safe-linking';
+import { PLACE_KINDS, placeColumns, placementProblems } from '../../lib/allocator/places';
 import { AllocatorState, decodeAllocator } from '../../lib/allocator/state';
+import { chunkSize } from '../../lib/walk/chunk';
 import { offsetOf } from '../../lib/allocator/struct-layout';
 import { glibcVersion } from '../../lib/stats';
 import { mergedRanges } from '../../lib/address-ranges';
@@ -250,6 +252,27 @@ describe('decoding corrupted copies: a reason, never a throw or a hang', () => {
     expect(bin16(decodeChecked(corrupt([[next, word(0x110n)]])))).toMatchObject({
       count: 1, reason: `the chunk after 0x${b.toString(16)} has prev_size 0x110, not its size 0x100`,
     });
+  });
+
+  it('a chunk in use whose next chunk says it is free, which no bin lists: one problem, that chunk', (context) => {
+    if (skip !== undefined) context.skip(skip);
+    const k = clean.walks.findIndex((w) => w.kind === 'heap');
+    const w = clean.walks[k];
+    const { places } = placeColumns(clean.placement.regions[k]);
+    const inUse = PLACE_KINDS.indexOf('in-use');
+    // A chunk in use between two in use, the next one not the top.
+    let i = 1;
+    while (i + 2 < w.walk.table.count && !(places[i - 1] === inUse && places[i] === inUse && places[i + 1] === inUse && i + 1 !== w.walk.top)) i++;
+    expect(i + 2).toBeLessThan(w.walk.table.count);
+    const at = w.start + BigInt(w.walk.table.offsets[i]);
+    const size = chunkSize(w.walk.table, i);
+    const next = at + BigInt(size);
+    const nextSize = Buffer.from(image.memory.read(next + 8n, 8)).readBigUInt64LE(0);
+    const torn = decodeChecked(corrupt([[next + 8n, word(nextSize & ~1n)], [next, word(BigInt(size))]]));
+    expect(placementProblems(clean.placement)).toEqual([]);
+    expect(placementProblems(torn.placement)).toEqual([
+      `the chunk at 0x${at.toString(16)} (0x${size.toString(16)}) is free by its next chunk's P bit, but no bin of arena 0x${w.arena.toString(16)} lists it`,
+    ]);
   });
 
   it('a fastbin longer than the arena\'s memory can hold (system_mem cut to 0x40: two 0x20 chunks)', (context) => {
