@@ -228,8 +228,10 @@ function encodeRaw(steps) {
   return words;
 }
 
-// Two rows: the steps checked by every run, and the same plan compiled once
-// (compilePlan) and run without being checked again.
+// Three rows: the steps checked by every run, the same plan compiled once
+// (compilePlan) and run without being checked again, and, with no target,
+// what reading the compiled plan's results adds (runPlan decodes its
+// records into StepResults when `steps` is first read, lib/plan.ts).
 function planRows(c, id, what, sizes) {
   const steps = itemSteps(sizes);
   const compiled = h.compilePlan(steps);
@@ -241,6 +243,7 @@ function planRows(c, id, what, sizes) {
   const m = compare({
     heapscope: () => { const t = hr(); h.runPlan(steps); return Number(hr() - t) / n; },
     compiled: () => { const t = hr(); h.runPlan(compiled); return Number(hr() - t) / n; },
+    read: () => { const t = hr(); sink = h.runPlan(compiled).steps; return Number(hr() - t) / n; },
     native: () => { const t = hr(); binding.runPlan(raw, false, records); return Number(hr() - t) / n; },
     c: () => Number(c.items(cSizes, n, n)) / n,
   });
@@ -248,7 +251,14 @@ function planRows(c, id, what, sizes) {
     id: rowId, what: rowWhat, group: 'plan', heapscope, c: m.c, native: m.native, warmup: m.warmup,
     ratio: heapscope / m.c, nativeRatio: m.native / m.c, against: 'C', baseline: m.c, target: 1.2,
   });
-  return [row(id, what, m.heapscope), row(`${id}-compiled`, `${what.replace(', per item', ', compiled once, per item')}`, m.compiled)];
+  return [
+    row(id, what, m.heapscope),
+    row(`${id}-compiled`, `${what.replace(', per item', ', compiled once, per item')}`, m.compiled),
+    {
+      ...row(`${id}-read`, what.replace(', per item', ', compiled once, then reading its results (a StepResult each, decoded when `steps` is first read, and their collection), per item'), m.read - m.compiled),
+      target: undefined, runAndRead: m.read, compiledRun: m.compiled,
+    },
+  ];
 }
 
 // ---- maps() --------------------------------------------------------------------
@@ -703,9 +713,11 @@ function details(rows) {
       out.push(`${row.what}: heapscope ${(row.heapscope / row.c).toFixed(1)}× the C loop, koffi ${(row.koffi / row.c).toFixed(1)}×; ` +
         `the raw addon call alone ${ns(row.raw)} (${(row.raw / row.koffi).toFixed(2)}× koffi), the TypeScript layer adds ${ns(row.heapscope - row.raw)}`);
     }
-    if (row.group === 'plan') {
+    if (row.group === 'plan' && row.runAndRead !== undefined) {
+      out.push(`${row.what}: a run and the reading of its results ${ns(row.runAndRead)}/item, less the run alone (${ns(row.compiledRun)}/item)`);
+    } else if (row.group === 'plan') {
       out.push(`${row.what}: the native call alone is ${row.nativeRatio.toFixed(2)}× C (${ns(row.native)}/item); ` +
-        `${row.id.endsWith('-compiled') ? 'decoding the results' : 'checking and encoding the steps and decoding the results'} in JavaScript adds ${ns(row.heapscope - row.native)}/item`);
+        `${row.id.endsWith('-compiled') ? 'the rest of the run' : 'checking and encoding the steps, and the rest of the run,'} in JavaScript adds ${ns(row.heapscope - row.native)}/item`);
     }
     if (row.group === 'heap walk') {
       out.push(`${row.what}: ${row.perSecond === undefined ? 'no more than the walk alone' : `${(row.perSecond / 1e6).toFixed(1)} M chunks/s`}` +

@@ -14,7 +14,7 @@ export type RawHeader = [prevSize: bigint, size: bigint];
 export type RawWord = number | bigint;
 
 export interface RawPlanResult {
-  /** 16 words a step; the layout is decoded in plan.ts. */
+  /** The steps' records, one after another (plan-codes.ts); decoded in plan.ts. */
   words: BigUint64Array;
   /** The /proc/self/maps text of each `maps` step, by step index. */
   texts: (string | undefined)[];
@@ -73,7 +73,7 @@ export interface RawBinding {
   mallocInfo(): string;
   glibcVersion(): string;
   pageSize(): number;
-  /** With `records`, they are written there in place (at least 16 words a step) and `words` is that array. */
+  /** With `records`, they are written there in place (at least the records' words, plan-codes.ts) and `words` is that array. */
   runPlan(steps: BigUint64Array, keep: boolean, records?: BigUint64Array): RawPlanResult;
   addresses(): RawAddresses;
   /**

@@ -8,5 +8,19 @@ export const OP_CODES = {
   pagemap: 18n,
 } as const;
 export const IN_WORDS = 4;
-export const OUT_WORDS = 16;
+/**
+ * The words of each op's record, by op code (native/plan.cc has the same
+ * table): the records are written one after another, each a head word and
+ * then its op's fields. The head word holds the status in bits 0 to 7, the
+ * op in 8 to 15, a read's anonymous flag in bit 16 and errno in 32 to 63.
+ * The fields, after the head: an allocating step's pointer; break: the
+ * break; header: the size word, prev_size, the chunk's address; usableSize,
+ * trim (1 when memory was released), freeze (the child's pid): the value;
+ * mallinfo: its ten fields, then 2 when they came from mallinfo2 (1 from
+ * mallinfo); resident and pagemap: resident pages, total pages; statm:
+ * resident set, total size (pages); read: the pages left zero, then why
+ * pagemap could not be read (errno, or 0).
+ */
+export const RECORD_WORDS: readonly number[] = [0, 2, 2, 2, 2, 1, 2, 4, 2, 12, 2, 1, 3, 1, 3, 3, 2, 1, 3];
+/** By the head word's low byte. */
 export const STATUS = ['ok', 'failed', 'skipped', 'truncated'] as const;

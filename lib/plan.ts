@@ -3,16 +3,17 @@
 // Experiments are built on it.
 import { inspect } from 'node:util';
 import { Allocation, AllocationCall, mintAllocation } from './allocation';
-import { binding } from './binding';
-import { IN_WORDS, OP_CODES, OUT_WORDS, STATUS } from './plan-codes';
-import { ChunkHeader, CHUNK_HEADER_SIZE, headerOf } from './chunk';
-import { bigintOf, EXACT_HIGH_LIMIT, TWO_32 } from './exact';
+import { binding, RawPlanResult } from './binding';
+import { IN_WORDS, OP_CODES, RECORD_WORDS, STATUS } from './plan-codes';
+import { ChunkHeader, headerOf } from './chunk';
+import { EXACT_HIGH_LIMIT, TWO_32 } from './exact';
 import { HeapscopeError, illegalConstructor, native, rangeError, typeError } from './errors';
 import { plural } from './format';
+import { mappedBytes } from './fresh-memory';
 import { MAX_FAST_SIZE } from './size-classes';
 import { fromWords, Mallinfo, MALLINFO_FIELDS } from './stats';
 import {
-  describe, readArray, readFailed, readOptions, readOwn, recordKind, Size, sizeArg, toAddress, toIndex, toSize,
+  defineOwn, describe, descriptor, readArray, readFailed, readOptions, readOwn, recordKind, Size, sizeArg, toAddress, toIndex, toSize,
 } from './validate';
 
 /** A step's index in its plan: a whole number, as number or bigint. */
@@ -133,7 +134,12 @@ export interface StepResult {
 }
 
 export interface PlanResult {
-  steps: StepResult[];
+  /**
+   * What each step saw, by index. The records are decoded into these
+   * objects when `steps` is first read (a plan run only for its effect, or
+   * timed, makes none); the same array is returned after that.
+   */
+  readonly steps: StepResult[];
   /** With `keep: true`, the allocations still live at the end, by step index. */
   kept: Map<number, Allocation>;
 }
@@ -206,34 +212,61 @@ function codeOf(value: unknown): number | undefined {
 const REFERRING_CODE = OP_OF_CODE.map((op) => REFERRING.has(op));
 /** A read step's flags, in the word other steps name the step they act on with (native/plan.cc). */
 const READ_ANONYMOUS = 1;
+/** The same flag in a read's record's head word (plan-codes.ts). */
+const READ_ANONYMOUS_HEAD = 1 << 16;
 const READ_TO_BREAK = 2;
 /** With the word's offset from the read's address in bits 8 to 19. */
 const READ_TO_LENGTH_WORD = 4;
-const CHUNK_HEADER_BYTES = Number(CHUNK_HEADER_SIZE);
 
 /**
- * Plans of up to WARM_STEPS steps are checked into, and have their records
- * written into, one buffer made on the first plan and kept: a fresh zeroed
- * array each way per plan (640 KiB for 4,000 steps) cost more than the
- * steps. It is made at its full size at once (above malloc's default mmap
- * threshold) and never grows, so that it is one allocation made once, not
- * one between two plans. Bigger plans, and a plan run from inside another's
- * check (a step's getter may call runPlan), get arrays of their own.
+ * Plans of up to WARM_STEPS steps are checked into, and plans whose records
+ * fit in WARM_RECORD_WORDS have them written into, one buffer made on the
+ * first plan and kept: a fresh zeroed array each way per plan (640 KiB for
+ * 4,000 steps) cost more than the steps. Bigger plans, and a plan run from
+ * inside another's check (a step's getter may call runPlan), get arrays of
+ * their own.
+ *
+ * Records are in memory the addon maps, never in the heap: a plan writes
+ * them as it goes, and a plan that copies [heap] twice would see its own
+ * records change between the copies.
+ *
+ * The records stay a result's until its `steps` are decoded (then the
+ * buffer is free again) or the result is collected unread. A plan run
+ * while they are a result's gets records of its own (which no plan of the
+ * package's own needs: each reads its steps at once).
  */
 const WARM_STEPS = 8192;
-let warm: { steps: BigUint64Array; records: BigUint64Array; busy: boolean } | undefined;
+/** Four words a step: an allocation, a header and a free take 2, 4 and 1. */
+const WARM_RECORD_WORDS = WARM_STEPS * 4;
+interface WarmArrays {
+  steps: BigUint64Array;
+  /** Undefined while a result that has not decoded its steps holds them. */
+  records: BigUint64Array | undefined;
+  busy: boolean;
+}
+let warm: WarmArrays | undefined;
 
-function warmArrays(): { steps: BigUint64Array; records: BigUint64Array; busy: boolean } {
+function warmArrays(): WarmArrays {
   if (warm === undefined) {
-    const buffer = new ArrayBuffer(WARM_STEPS * (IN_WORDS + OUT_WORDS) * 8);
+    const { buffer } = mappedBytes((WARM_STEPS * IN_WORDS + WARM_RECORD_WORDS) * 8);
     warm = {
       steps: new BigUint64Array(buffer, 0, WARM_STEPS * IN_WORDS),
-      records: new BigUint64Array(buffer, WARM_STEPS * IN_WORDS * 8, WARM_STEPS * OUT_WORDS),
+      records: new BigUint64Array(buffer, WARM_STEPS * IN_WORDS * 8, WARM_RECORD_WORDS),
       busy: false,
     };
   }
   return warm;
 }
+
+/** @internal Whether a result that has not read its steps holds the warm records (the tests ask). */
+export function warmRecordsHeld(): boolean {
+  return warm !== undefined && warm.records === undefined;
+}
+
+/** Warm records a result was collected with, its steps never read, are free again. */
+const unreadRecords = new FinalizationRegistry<BigUint64Array>((records) => {
+  if (warm !== undefined && warm.records === undefined) warm.records = records;
+});
 
 /**
  * The checked plan is its words: each step is checked and written in one
@@ -246,6 +279,8 @@ class Words {
   readonly halves: Uint32Array;
   /** The steps checked so far end inside a freeze. */
   frozen = false;
+  /** The words of their records (RECORD_WORDS). */
+  recordWords = 0;
   constructor(readonly words: BigUint64Array, readonly count: number) {
     this.halves = new Uint32Array(words.buffer, words.byteOffset, words.length * 2);
   }
@@ -261,6 +296,7 @@ class Words {
   put(i: number, code: number, ref: number, a: number | bigint, b: number | bigint, refHigh = 0): void {
     const at = IN_WORDS * i;
     const h = this.halves;
+    this.recordWords += RECORD_WORDS[code];
     h[2 * at] = code;
     h[2 * at + 1] = 0;
     h[2 * at + 2] = ref; // below MAX_STEPS, or a read's flags
@@ -425,59 +461,136 @@ function sizeField(step: object, key: Field, name: string, proxy: boolean): numb
   return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0 ? value : sizeArg(value, `${name}.${key}`);
 }
 
-function decode(
-  steps: Words, words: BigUint64Array, texts: (string | undefined)[], buffers: (Buffer | undefined)[],
-): StepResult[] {
-  // Counts and sizes are read as two 32-bit halves (numbers, exact below
-  // 2^53); only addresses and raw header words become bigints.
+/**
+ * The records' results, decoded one record after another: each record's
+ * head word says its op (and so its length), so nothing of the plan's own
+ * words is needed. Counts and sizes are read as two 32-bit halves (numbers,
+ * exact below 2^53); only addresses and raw header words become bigints.
+ * Each result is one literal with exactly its fields, in one order (index,
+ * op, status, errno, then the op's own): no property is added to an object
+ * already made.
+ */
+function decode(words: BigUint64Array, count: number, texts: (string | undefined)[], buffers: (Buffer | undefined)[]): StepResult[] {
   const halves = new Uint32Array(words.buffer, words.byteOffset, words.length * 2);
   const n = (k: number): number => halves[2 * k] + halves[2 * k + 1] * TWO_32;
   function decodeOk(op: PlanOp, index: number, status: StepStatus, at: number): StepResult {
     switch (op) {
-      case 'malloc': case 'calloc': case 'realloc': case 'alignedAlloc': return { index, op, status, address: words[at + 2] };
-      case 'break': return { index, op, status, programBreak: words[at + 2] };
+      case 'malloc': case 'calloc': case 'realloc': case 'alignedAlloc': return { index, op, status, address: words[at + 1] };
+      case 'break': return { index, op, status, programBreak: words[at + 1] };
       case 'header': {
-        // The size word's low half holds the flags; size and address as numbers (below 2^53), then exact bigints.
-        const low = halves[2 * (at + 3)];
-        const header = headerOf(
-          bigintOf(n(steps.ref(index) * OUT_WORDS + 2) - CHUNK_HEADER_BYTES), words[at + 4], words[at + 3],
-          (low - (low & 7)) + halves[2 * (at + 3) + 1] * TWO_32, low & 7,
-        );
+        // The size word's low half holds the flags; its size as a number (below 2^53), then the exact words.
+        const low = halves[2 * (at + 1)];
+        const header = headerOf(words[at + 3], words[at + 2], words[at + 1], (low - (low & 7)) + halves[2 * (at + 1) + 1] * TWO_32, low & 7);
         return { index, op, status, header };
       }
-      case 'usableSize': return { index, op, status, usableSize: n(at + 2) };
-      case 'trim': return { index, op, status, released: n(at + 2) === 1 };
-      case 'resident': case 'pagemap': return { index, op, status, residentPages: n(at + 2), totalPages: n(at + 3) };
-      case 'statm': return { index, op, status, rssPages: n(at + 2), sizePages: n(at + 3) };
-      case 'freeze': return { index, op, status, pid: n(at + 2) };
+      case 'usableSize': return { index, op, status, usableSize: n(at + 1) };
+      case 'trim': return { index, op, status, released: n(at + 1) === 1 };
+      case 'resident': case 'pagemap': return { index, op, status, residentPages: n(at + 1), totalPages: n(at + 2) };
+      case 'statm': return { index, op, status, rssPages: n(at + 1), sizePages: n(at + 2) };
+      case 'freeze': return { index, op, status, pid: n(at + 1) };
       case 'maps': return { index, op, status, maps: texts[index] };
       case 'read':
-        if ((steps.ref(index) & READ_ANONYMOUS) === 0) return { index, op, status, bytes: buffers[index] };
-        return n(at + 5) === 0
-          ? { index, op, status, bytes: buffers[index], untouchedPages: n(at + 4) }
-          : { index, op, status, bytes: buffers[index], untouchedPages: n(at + 4), pagemapErrno: n(at + 5) };
+        if ((halves[2 * at] & READ_ANONYMOUS_HEAD) === 0) return { index, op, status, bytes: buffers[index] };
+        return n(at + 2) === 0
+          ? { index, op, status, bytes: buffers[index], untouchedPages: n(at + 1) }
+          : { index, op, status, bytes: buffers[index], untouchedPages: n(at + 1), pagemapErrno: n(at + 2) };
       case 'mallinfo':
-        return { index, op, status, mallinfo: fromWords(n(at + 15) === 2 ? 'mallinfo2' : 'mallinfo', MALLINFO_FIELDS.map((_, k) => words[at + 5 + k])) };
+        return { index, op, status, mallinfo: fromWords(n(at + 11) === 2 ? 'mallinfo2' : 'mallinfo', MALLINFO_FIELDS.map((_, k) => words[at + 1 + k])) };
       default: return { index, op, status };
     }
   }
-  const results: StepResult[] = new Array(steps.count);
-  // Each result is one literal with exactly its fields, in one order
-  // (index, op, status, errno, then the op's own): no property is added
-  // to an object already made.
-  for (let index = 0; index < steps.count; index++) {
-    const op = steps.op(index);
-    const at = index * OUT_WORDS;
-    const status = STATUS[n(at)];
+  const results: StepResult[] = new Array(count);
+  for (let index = 0, at = 0; index < count; index++) {
+    const head = halves[2 * at];
+    const code = (head >>> 8) & 0xff;
+    const op = OP_OF_CODE[code];
+    const status = STATUS[head & 0xff];
     if (status === 'skipped') {
       results[index] = { index, op, status };
     } else if (status === 'failed') {
-      results[index] = ALLOCATING.has(op) ? { index, op, status, errno: n(at + 1), address: words[at + 2] } : { index, op, status, errno: n(at + 1) };
+      const errno = halves[2 * at + 1];
+      results[index] = ALLOCATING_CODE[code] ? { index, op, status, errno, address: words[at + 1] } : { index, op, status, errno };
     } else {
       results[index] = decodeOk(op, index, status, at);
     }
+    at += RECORD_WORDS[code];
   }
   return results;
+}
+
+/** The pointers the kept steps (`kept`, ascending step indices) returned, from their records. */
+function keptPointers(words: BigUint64Array, kept: readonly number[]): number[] {
+  const halves = new Uint32Array(words.buffer, words.byteOffset, words.length * 2);
+  const pointers = new Array<number>(kept.length);
+  for (let index = 0, k = 0, at = 0; k < kept.length; index++) {
+    if (index === kept[k]) pointers[k++] = halves[2 * (at + 1)] + halves[2 * (at + 1) + 1] * TWO_32;
+    at += RECORD_WORDS[(halves[2 * at] >>> 8) & 0xff];
+  }
+  return pointers;
+}
+
+let decoded: (result: unknown) => StepResult[];
+
+/**
+ * `steps` is an own enumerable getter, so that spreads, JSON,
+ * structuredClone and equality checks see the decoded array as they saw a
+ * plain object's. One descriptor serves every result: an accessor made per
+ * result (a literal's getter) is allocated in V8's old space, and what its
+ * closure holds, the decoded steps among it, then outlived every scavenge
+ * (48 mark-compacts where a plain result took none, over ten seconds of
+ * 1,000-item plans read).
+ */
+const STEPS = descriptor({
+  get(this: unknown): StepResult[] {
+    return decoded(this);
+  },
+  enumerable: true,
+});
+
+/** A plan's result: its records, decoded into `steps` when first read. */
+class PlanOutcome {
+  #raw: RawPlanResult | undefined;
+  readonly #count: number;
+  readonly #warm: boolean;
+  #steps: StepResult[] | undefined;
+  declare readonly steps: StepResult[];
+  declare readonly kept: Map<number, Allocation>;
+
+  constructor(raw: RawPlanResult, count: number, kept: Map<number, Allocation>, warmRecords: boolean) {
+    this.#raw = raw;
+    this.#count = count;
+    this.#warm = warmRecords;
+    Object.defineProperty(this, 'steps', STEPS);
+    defineOwn(this, 'kept', kept);
+    if (warmRecords) unreadRecords.register(this, raw.words, this);
+  }
+
+  static {
+    decoded = (result) => {
+      if (typeof result !== 'object' || result === null || !(#count in result)) {
+        throw typeError(`a plan result's steps read from ${describe(result)}, which runPlan did not return`);
+      }
+      return (result as PlanOutcome).#decoded();
+    };
+  }
+
+  #decoded(): StepResult[] {
+    const raw = this.#raw;
+    if (raw !== undefined) {
+      this.#steps = decode(raw.words, this.#count, raw.texts, raw.buffers);
+      this.#raw = undefined;
+      if (this.#warm) {
+        unreadRecords.unregister(this);
+        if (warm !== undefined && warm.records === undefined) warm.records = raw.words;
+      }
+    }
+    return this.#steps!;
+  }
+
+  /** At the prompt: its steps, decoded, and what it kept, as a plain object's. */
+  [inspect.custom](): object {
+    return { steps: this.steps, kept: this.kept };
+  }
 }
 
 /** The checked words of `value` if compilePlan made it, else undefined (a Proxy of one included). */
@@ -546,32 +659,36 @@ export function runPlan(steps: readonly PlanStep[] | CompiledPlan, options: Plan
   }
 }
 
-function run(steps: readonly PlanStep[] | CompiledPlan, options: PlanOptions, arrays?: { steps: BigUint64Array; records: BigUint64Array }): PlanResult {
+function run(steps: readonly PlanStep[] | CompiledPlan, options: PlanOptions, arrays?: WarmArrays): PlanResult {
   const checked = compiledWords(steps) ?? check(steps, arrays?.steps);
   const { keep } = readOptions(options, 'options', ['keep']);
   if (keep !== undefined && typeof keep !== 'boolean') throw typeError(`options.keep must be a boolean, got ${describe(keep)}`);
-  const records = checked.count <= WARM_STEPS ? arrays?.records : undefined;
+  const warmRecords = arrays?.records !== undefined && checked.recordWords <= WARM_RECORD_WORDS;
+  const records = warmRecords ? arrays!.records! : new BigUint64Array(mappedBytes(checked.recordWords * 8).buffer, 0, checked.recordWords);
   const raw = native(() => binding.runPlan(checked.words, keep === true, records));
   const kept = new Map<number, Allocation>();
+  const pointers = raw.kept.length === 0 ? [] : keptPointers(raw.words, raw.kept);
   try {
-    for (const index of raw.kept) {
+    raw.kept.forEach((index, k) => {
       const op = checked.op(index);
       const call = ALLOCATING.has(op) ? op as AllocationCall : 'plan';
-      kept.set(index, mintAllocation(Number(raw.words[index * OUT_WORDS + 2]), checked.requested(index), call));
-    }
-    return { steps: decode(checked, raw.words, raw.texts, raw.buffers), kept };
+      kept.set(index, mintAllocation(pointers[k], checked.requested(index), call));
+    });
   } catch (error) {
     // A plan that fails after the native call strands no block: each kept
     // one is freed, through its handle where it already has one.
-    for (const index of raw.kept) {
+    for (const [k, index] of raw.kept.entries()) {
       try {
         const handle = kept.get(index);
         if (handle !== undefined) handle.free();
-        else binding.free(raw.words[index * OUT_WORDS + 2]);
+        else binding.free(pointers[k]);
       } catch {
         // Free the rest; the first error is the one to report.
       }
     }
     throw error;
   }
+  // Held by the result until it decodes its steps.
+  if (warmRecords) arrays!.records = undefined;
+  return new PlanOutcome(raw, checked.count, kept, warmRecords);
 }

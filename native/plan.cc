@@ -41,8 +41,7 @@ enum Op : uint64_t {
   kPagemap = 18,  // a = address, b = length
 };
 
-constexpr size_t kInWords = 4;    // op, ref, a, b
-constexpr size_t kOutWords = 16;  // see lib/plan.ts for the layout
+constexpr size_t kInWords = 4;  // op, ref, a, b
 constexpr size_t kMapsBytes = 1 << 20;
 constexpr size_t kMaxSteps = 1 << 22;
 // MAX_FAST_SIZE on 64-bit: mallopt(M_MXFAST) refuses more.
@@ -59,6 +58,19 @@ bool Allocates(uint64_t op) {
 bool NeedsRef(uint64_t op) {
   return op == kRealloc || op == kFree || op == kHeader || op == kUsable ||
          op == kTouch || op == kResident;
+}
+
+// Each step's record is its head word and the words its op fills, one
+// record after another (the layout is lib/plan-codes.ts's RECORD_WORDS):
+// a 1,000-item plan's records are 64 KiB, not 512, and say which op each
+// is, so that they are decoded without the plan's words (lazily, in JS).
+constexpr size_t kRecordWords[] = {0, 2, 2, 2, 2, 1, 2, 4, 2, 12, 2, 1, 3, 1, 3, 3, 2, 1, 3};
+static_assert(sizeof(kRecordWords) / sizeof(kRecordWords[0]) == kPagemap + 1, "a record size for every op");
+
+// The head word: the status in bits 0 to 7, the op in 8 to 15, a read's
+// anonymous flag in bit 16, errno in 32 to 63.
+uint64_t Head(uint64_t op, uint64_t ref) {
+  return op << 8 | (op == kRead && (ref & 1) != 0 ? uint64_t{1} << 16 : 0);
 }
 
 // What a maps or read step leaves for after the loop: whether it succeeded,
@@ -211,7 +223,7 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
   // Every word a step uses is checked before anything runs: a plan can
   // never free or read a slot that is not a live allocation of an earlier
   // step, nor pass glibc a size it would take for a negative one.
-  size_t mapsSteps = 0, readSteps = 0;
+  size_t mapsSteps = 0, readSteps = 0, recordWords = 0;
   uint64_t readBytes = 0;
   bool readsPagemap = false;
   bool inFreeze = false;
@@ -222,6 +234,7 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
       ThrowCode(env, "ERR_INVALID_PLAN", "step " + std::to_string(i) + ": " + why);
     };
     if (op < kMalloc || op > kPagemap) invalid("unknown operation");
+    recordWords += kRecordWords[op];
     if (op == kFreeze) {
       if (inFreeze) invalid("a freeze before the last one was thawed");
       inFreeze = true;
@@ -266,9 +279,9 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
     if (op == kRealloc || op == kFree) consumed[ref] = 1;
   }
 
-  if (given && info[2].As<Napi::BigUint64Array>().ElementLength() < n * kOutWords)
+  if (given && info[2].As<Napi::BigUint64Array>().ElementLength() < recordWords)
     ThrowCode(env, "ERR_OUT_OF_RANGE", "the records' array is shorter than the plan's records");
-  const size_t outBytes = given ? 0 : n * kOutWords * sizeof(uint64_t);
+  const size_t outBytes = given ? 0 : recordWords * sizeof(uint64_t);
   const size_t ptrBytes = n * sizeof(uintptr_t);
   // What the steps after the loop hand over (texts, Buffers) is taken from
   // here, never from the records: those may be a SharedArrayBuffer's.
@@ -277,7 +290,7 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
   if (scratch.data() == nullptr)
     ThrowCode(env, "ERR_ALLOC_FAILED", "cannot map plan scratch", errno, "mmap");
   // Slots start zeroed (no pointer). Records need not: every step writes
-  // its status and errno, and the fields of its op that are read.
+  // its head word, and the fields of its op that are read.
   std::memset(scratch.data() + outBytes, 0, ptrBytes);
   ReadArea reads(readBytes);
   if (readBytes > 0 && !reads.ok())
@@ -301,9 +314,12 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
   // The last freeze's step and where the reads stood then: a child that
   // ended before it measured undoes the freeze, and its steps run again
   // reading this process, as after a freeze that failed.
-  size_t freezeAt = 0;
+  size_t freezeAt = 0, freezeRecord = 0;
   uint8_t* readAtFreeze = read;
   bool mallinfoOwed = false;
+
+  // Where the next step's record starts.
+  size_t at = 0;
 
   // ---- From here to the end of the loop nothing may call malloc. ----
   for (size_t i = 0;; i++) {
@@ -315,32 +331,33 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
       const int measureErr = frozen.Measure();
       if (measureErr != 0) {
         frozen.Thaw();
-        uint64_t* f = out + freezeAt * kOutWords;
-        f[0] = kFailed;
-        f[1] = static_cast<uint64_t>(measureErr);
-        f[2] = 0;
+        uint64_t* f = out + freezeRecord;
+        f[0] = kFailed | Head(kFreeze, 0) | static_cast<uint64_t>(measureErr) << 32;
+        f[1] = 0;
         read = readAtFreeze;
         mallinfoOwed = false;
         i = freezeAt;
+        at = freezeRecord + kRecordWords[kFreeze];
         continue;
       }
       MallinfoSource source;
       const MallInfo2 m = frozen.Mallinfo(&source);
-      for (size_t j = freezeAt + 1; mallinfoOwed && j < i; j++) {
+      for (size_t j = freezeAt + 1, k = freezeRecord + kRecordWords[kFreeze]; mallinfoOwed && j < i; k += kRecordWords[steps[j++ * kInWords]]) {
         if (steps[j * kInWords] != kMallinfo) continue;
-        std::memcpy(out + j * kOutWords + 5, &m, sizeof(m));
-        out[j * kOutWords + 15] = static_cast<uint64_t>(source);
+        std::memcpy(out + k + 1, &m, sizeof(m));
+        out[k + 11] = static_cast<uint64_t>(source);
       }
       mallinfoOwed = false;
     }
     if (i == n) break;
     const uint64_t* s = steps + i * kInWords;
-    uint64_t* r = out + i * kOutWords;
+    uint64_t* r = out + at;
+    at += kRecordWords[op];
+    const uint64_t head = Head(op, s[1]);
     void* target = NeedsRef(op) ? reinterpret_cast<void*>(slot[s[1]]) : nullptr;
-    r[0] = kOk;
-    r[1] = 0;
+    r[0] = kOk | head;
     if (NeedsRef(op) && target == nullptr) {
-      r[0] = kSkipped;
+      r[0] = kSkipped | head;
       continue;
     }
     errno = 0;
@@ -361,15 +378,16 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
         free(target);
         slot[s[1]] = 0;
         break;
-      case kBreak: r[2] = frozen.frozen() ? frozen.ProgramBreak() : reinterpret_cast<uintptr_t>(sbrk(0)); break;
+      case kBreak: r[1] = frozen.frozen() ? frozen.ProgramBreak() : reinterpret_cast<uintptr_t>(sbrk(0)); break;
       case kHeader: {
         uint64_t words[2];
         err = SafeRead(reinterpret_cast<uintptr_t>(target) - 16, words, 16);
-        r[3] = words[1];
-        r[4] = words[0];
+        r[1] = words[1];
+        r[2] = words[0];
+        r[3] = reinterpret_cast<uintptr_t>(target) - 16;
         break;
       }
-      case kUsable: r[2] = malloc_usable_size(target); break;
+      case kUsable: r[1] = malloc_usable_size(target); break;
       case kMallinfo: {
         if (frozen.frozen() && !frozen.measured()) {
           mallinfoOwed = true;
@@ -377,14 +395,14 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
         }
         MallinfoSource source;
         MallInfo2 m = frozen.frozen() ? frozen.Mallinfo(&source) : ReadMallinfo(&source);
-        std::memcpy(r + 5, &m, sizeof(m));
-        r[15] = static_cast<uint64_t>(source);
+        std::memcpy(r + 1, &m, sizeof(m));
+        r[11] = static_cast<uint64_t>(source);
         break;
       }
-      case kTrim: r[2] = static_cast<uint64_t>(malloc_trim(s[2])); break;
+      case kTrim: r[1] = static_cast<uint64_t>(malloc_trim(s[2])); break;
       case kTouch: std::memset(target, static_cast<int>(s[2]), malloc_usable_size(target)); break;
       case kResident:
-        err = Resident(reinterpret_cast<uintptr_t>(target), malloc_usable_size(target), &r[2], &r[3]);
+        err = Resident(reinterpret_cast<uintptr_t>(target), malloc_usable_size(target), &r[1], &r[2]);
         break;
       case kMaps: {
         side[i] = {false, 0, 0};
@@ -393,18 +411,15 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
         if (got < 0) {
           err = static_cast<int>(-got);
         } else {
-          r[2] = static_cast<uint64_t>(text - textBase);
-          r[3] = static_cast<uint64_t>(got);
           side[i] = {true, static_cast<size_t>(text - textBase), static_cast<size_t>(got)};
-          if (full) r[0] = kTruncated;
+          if (full) r[0] = kTruncated | head;
         }
         text += kMapsBytes;
         break;
       }
       case kRead: {
         // Copied through process_vm_readv: an unmapped address is EFAULT.
-        // r[4]: pages left zero; r[5]: why pagemap was not read, if not.
-        // r[3]: the bytes copied, fewer than asked when the break came first.
+        // r[1]: pages left zero; r[2]: why pagemap was not read, if not.
         size_t got = 0;
         const bool anonymous = (s[1] & 1) != 0;
         uint64_t length = s[3];
@@ -429,27 +444,26 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
         int pagemapErr = anonymous && map < 0 ? -map : 0;
         UntouchedRead from = {frozen.frozen() ? frozen.pid() : pid, anonymous ? map : -1, static_cast<uintptr_t>(s[2]), read, length, true,
                               frozen.frozen() ? frozen.mem() : -1};
-        r[4] = 0;  // ReadUntouched adds to it, and the records hold the last plan's words
-        err = s[2] + length < s[2] ? EFAULT : ReadUntouched(from, &got, &r[4], &pagemapErr);
-        r[5] = static_cast<uint64_t>(pagemapErr);
-        r[2] = static_cast<uint64_t>(read - readBase);
-        r[3] = length;
+        r[1] = 0;  // ReadUntouched adds to it, and the records hold the last plan's words
+        err = s[2] + length < s[2] ? EFAULT : ReadUntouched(from, &got, &r[1], &pagemapErr);
+        r[2] = static_cast<uint64_t>(pagemapErr);
         side[i] = {err == 0, static_cast<size_t>(read - readBase), static_cast<size_t>(length)};
         read += PageSpan(s[3]);
         break;
       }
       case kFreeze:
-        // r[2]: the child's pid. With a fastbin limit, the child sets it
+        // r[1]: the child's pid. With a fastbin limit, the child sets it
         // (mallopt(M_MXFAST)) before it reads the break: the change is the
         // child's alone, and EINVAL when glibc refused it. A freeze that fails leaves the steps up to
         // its thaw reading this process as it goes on.
         freezeAt = i;
+        freezeRecord = static_cast<size_t>(r - out);
         readAtFreeze = read;
         err = frozen.Freeze(s[2] == 0 ? -1 : static_cast<int>(s[2] - 1));
-        if (err == 0) r[2] = static_cast<uint64_t>(frozen.pid());
+        if (err == 0) r[1] = static_cast<uint64_t>(frozen.pid());
         break;
       case kThaw: frozen.Thaw(); break;
-      case kPagemap: err = s[2] + s[3] < s[2] ? EFAULT : CountResident(pagemap, s[2], s[3], &r[2], &r[3]); break;
+      case kPagemap: err = s[2] + s[3] < s[2] ? EFAULT : CountResident(pagemap, s[2], s[3], &r[1], &r[2]); break;
       case kStatm: {
         char buf[256];
         bool full = false;
@@ -459,21 +473,18 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
         } else {
           buf[got] = 0;
           char* end = nullptr;
-          r[3] = strtoull(buf, &end, 10);  // total program size, pages
-          r[2] = strtoull(end, nullptr, 10);  // resident, pages
+          r[2] = strtoull(buf, &end, 10);  // total program size, pages
+          r[1] = strtoull(end, nullptr, 10);  // resident, pages
         }
         break;
       }
     }
     if (Allocates(op)) {
       slot[i] = reinterpret_cast<uintptr_t>(p);
-      r[2] = reinterpret_cast<uintptr_t>(p);
+      r[1] = reinterpret_cast<uintptr_t>(p);
       if (p == nullptr && err == 0) err = errno != 0 ? errno : ENOMEM;
     }
-    if (err != 0) {
-      r[0] = kFailed;
-      r[1] = static_cast<uint64_t>(err);
-    }
+    if (err != 0) r[0] = kFailed | head | static_cast<uint64_t>(err) << 32;
   }
   // ---- Steps done; what follows may allocate. ----
   if (pagemap >= 0) close(pagemap);
@@ -502,7 +513,7 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
   if (given) {
     result.Set("words", info[2]);
   } else {
-    auto words = Napi::BigUint64Array::New(env, n * kOutWords);
+    auto words = Napi::BigUint64Array::New(env, recordWords);
     std::memcpy(words.Data(), out, outBytes);
     result.Set("words", words);
   }

@@ -8,7 +8,7 @@ import { HeapscopeError, native, typeError } from '../errors';
 import { binding, RANGES_PER_READ } from '../binding';
 import { keptBytes, rangeScratch } from '../fresh-memory';
 import { readPacked } from '../remote/read-ranges';
-import { IN_WORDS, OP_CODES, OUT_WORDS, STATUS } from '../plan-codes';
+import { IN_WORDS, OP_CODES, RECORD_WORDS, STATUS } from '../plan-codes';
 import { describe, descriptor, ownProperty, readArray, readOptions, toAddress } from '../validate';
 import { checkBss, ImageEnds, imageSpan, ReadImages } from './classify';
 import { parseMaps, parseSmaps } from './parse';
@@ -168,12 +168,12 @@ const SHOW: PropertyDescriptorMap = { [Symbol.for('Jupyter.display')]: SHOW_VALU
 function readMapsText(): string {
   const result = binding.runPlan(MAPS_PLAN, false, mapsRecords);
   const text = result.texts[0];
-  return STATUS[Number(mapsRecords[0])] === 'ok' && text !== undefined ? text : readProc('/proc/self/maps');
+  return STATUS[Number(BigInt.asUintN(8, mapsRecords[0]))] === 'ok' && text !== undefined ? text : readProc('/proc/self/maps');
 }
 /** The one-step plan, and its record, kept between calls (the executor copies the plan before it checks it). */
 const MAPS_PLAN = new BigUint64Array(IN_WORDS);
 MAPS_PLAN[0] = OP_CODES.maps;
-const mapsRecords = new BigUint64Array(OUT_WORDS);
+const mapsRecords = new BigUint64Array(RECORD_WORDS[Number(OP_CODES.maps)]);
 
 function readProc(file: string): string {
   try {

@@ -144,7 +144,9 @@ describe('a frozen copy', () => {
         parentPort.postMessage(fds);
       \`, { eval: true, workerData: shared });
       await new Promise((resolve) => worker.once('online', resolve));
-      const reads = Array.from({ length: 20000 }, () => ({ op: 'break' }));
+      // Enough steps that the worker finds the child frozen: a runPlan of these took 28–30 ms here; of 20,000, 4 ms, and now
+      // and then the worker missed the child in all 50 tries.
+      const reads = Array.from({ length: 200000 }, () => ({ op: 'break' }));
       let fds = null;
       const got = new Promise((resolve) => worker.once('message', resolve));
       for (let i = 0; i < 50 && fds === null; i++) {

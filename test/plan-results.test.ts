@@ -1,0 +1,143 @@
+// A plan's results are decoded from its records when `steps` is first read.
+// The records of a plan of up to 8,192 steps are written into one buffer
+// kept between plans: these tests read results in every order against
+// plans run in between, over records of every length.
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { inspect } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { PlanStep, runPlan, StepResult } from '../lib/index';
+import { warmRecordsHeld } from '../lib/plan';
+import { SYNC_CHILD } from './helpers/sync-child';
+
+const ROOT = path.join(__dirname, '..');
+
+// One step of every op but freeze and thaw, whose records take 1 to 12
+// words, and a failed and a skipped step: a record read at the wrong
+// place shows in the next step's op or status.
+function everyOp(size: number): PlanStep[] {
+  return [
+    { op: 'malloc', size },
+    { op: 'header', step: 0 },
+    { op: 'usableSize', step: 0 },
+    { op: 'mallinfo' },
+    { op: 'calloc', count: 2, size },
+    { op: 'touch', step: 4 },
+    { op: 'resident', step: 4 },
+    { op: 'statm' },
+    { op: 'realloc', step: 0, size: size * 2 },
+    { op: 'alignedAlloc', alignment: 64, size },
+    { op: 'break' },
+    { op: 'malloc', size: 2n ** 62n },
+    { op: 'usableSize', step: 11 },
+    { op: 'trim', pad: 1n << 40n },
+    { op: 'free', step: 8 },
+    { op: 'free', step: 4 },
+    { op: 'free', step: 9 },
+  ];
+}
+
+/** What does not change from run to run: no address, no count of the process's pages. */
+function stable(results: readonly StepResult[]): unknown[] {
+  return results.map((r) => ({
+    index: r.index,
+    op: r.op,
+    status: r.status,
+    errno: r.errno,
+    usableSize: r.usableSize,
+    headerSize: r.header?.size,
+    allocated: r.address === undefined ? undefined : r.address !== 0n,
+    aligned: r.op === 'alignedAlloc' ? r.address! % 64n : undefined,
+    mallinfo: r.mallinfo === undefined ? undefined : r.mallinfo.source,
+    pages: r.totalPages === undefined ? undefined : r.totalPages >= 1 && r.residentPages! <= r.totalPages,
+    counted: r.rssPages === undefined ? undefined : r.rssPages > 0 && r.sizePages! >= r.rssPages,
+    released: typeof r.released,
+  }));
+}
+
+describe('plan results decoded when read', () => {
+  it('decodes every op from its own record, read at once or after other plans ran', () => {
+    const read = stable(runPlan(everyOp(100)).steps);
+    expect(read.map((r) => (r as StepResult).status)).toEqual([
+      'ok', 'ok', 'ok', 'ok', 'ok', 'ok', 'ok', 'ok', 'ok', 'ok', 'ok', 'failed', 'skipped', 'ok', 'ok', 'ok', 'ok',
+    ]);
+    const first = runPlan(everyOp(100));
+    const second = runPlan(everyOp(100));
+    const third = runPlan(everyOp(100));
+    // In every order, with plans in between.
+    expect(stable(third.steps)).toEqual(read);
+    for (let i = 0; i < 50; i++) runPlan(everyOp(1000)).steps;
+    expect(stable(first.steps)).toEqual(read);
+    expect(stable(second.steps)).toEqual(read);
+  });
+
+  it('keeps what a result decoded, whatever the plans after it write', () => {
+    const result = runPlan(everyOp(100));
+    const steps = result.steps;
+    const copy = structuredClone(steps);
+    for (let i = 0; i < 20; i++) {
+      runPlan(everyOp(5000));
+      runPlan(everyOp(24)).steps;
+    }
+    expect(result.steps).toBe(steps);
+    expect(steps).toEqual(copy);
+  });
+
+  // In a process of its own: a result left unread elsewhere in this file
+  // holds the buffer until it is collected.
+  it('hands the kept buffer to the next plan once a result is read, and not before', () => {
+    const child = spawnSync(process.execPath, ['-e', `
+      const { runPlan, warmRecordsHeld } = require(${JSON.stringify(path.join(ROOT, 'dist', 'plan.js'))});
+      const seen = [];
+      runPlan([{ op: 'break' }]).steps;
+      seen.push(warmRecordsHeld());
+      const unread = runPlan([{ op: 'malloc', size: 24 }, { op: 'free', step: 0 }]);
+      seen.push(warmRecordsHeld());
+      // A plan run meanwhile writes records of its own.
+      const other = runPlan([{ op: 'malloc', size: 5000 }, { op: 'usableSize', step: 0 }, { op: 'free', step: 0 }]);
+      seen.push(other.steps[1].usableSize >= 5000, warmRecordsHeld());
+      seen.push(unread.steps[0].op === 'malloc' && unread.steps[0].status === 'ok' && unread.steps[0].address > 0n);
+      seen.push(JSON.stringify(unread.steps[1]), warmRecordsHeld());
+      console.log(JSON.stringify(seen));
+    `], { ...SYNC_CHILD, encoding: 'utf8' });
+    expect(child.status, child.stderr).toBe(0);
+    expect(JSON.parse(child.stdout)).toEqual([false, true, true, true, true, '{"index":1,"op":"free","status":"ok"}', false]);
+  });
+
+  it('gives the kept buffer back when a result is collected unread', () => {
+    const child = spawnSync(process.execPath, ['--expose-gc', '-e', `
+      const { runPlan, warmRecordsHeld } = require(${JSON.stringify(path.join(ROOT, 'dist', 'plan.js'))});
+      (function () { runPlan([{ op: 'malloc', size: 24 }, { op: 'free', step: 0 }]); })();
+      const held = warmRecordsHeld();
+      // Finalizers run in a task after the collection: wait for it, a bounded number of turns.
+      let turns = 0;
+      (function wait() {
+        globalThis.gc();
+        if (warmRecordsHeld() && ++turns < 100) return setTimeout(wait, 10);
+        console.log(JSON.stringify({ held, after: warmRecordsHeld() }));
+      })();
+    `], { ...SYNC_CHILD, encoding: 'utf8' });
+    expect(child.status, child.stderr).toBe(0);
+    expect(JSON.parse(child.stdout)).toEqual({ held: true, after: false });
+  });
+
+  it('shows its steps to inspect, JSON, spreads and structuredClone', () => {
+    const result = runPlan([{ op: 'malloc', size: 24 }, { op: 'usableSize', step: 0 }, { op: 'free', step: 0 }]);
+    expect(inspect(result)).toMatch(/^\{\n? *steps: \[/);
+    expect(inspect(result)).toContain("op: 'usableSize'");
+    expect(Object.keys(result)).toEqual(['steps', 'kept']);
+    expect({ ...result }.steps).toBe(result.steps);
+    expect(JSON.parse(JSON.stringify(result, (_, v) => (typeof v === 'bigint' ? String(v) : v))).steps[1].usableSize).toBe(24);
+    expect(structuredClone(result).steps).toEqual(result.steps);
+    expect(result).toEqual({ steps: result.steps, kept: new Map() });
+  });
+
+  it('refuses its steps getter called on anything runPlan did not return, with a TypeError', () => {
+    const result = runPlan([{ op: 'break' }]);
+    const getter = Object.getOwnPropertyDescriptor(result, 'steps')!.get!;
+    for (const other of [{}, null, 1, Object.create(result)]) {
+      expect(() => getter.call(other)).toThrow(TypeError);
+    }
+    expect(getter.call(result)).toBe(result.steps);
+  });
+});
