@@ -29,6 +29,15 @@ export function mappedBytes(length: number, populate = true): Uint8Array {
 }
 
 /**
+ * Gives back now, unmapped, copies the addon made (a plan's reads, mappedBytes)
+ * that no one holds any more: Node would run their finalizers only from its
+ * event loop. Each must be the whole copy; any other bytes are passed over.
+ */
+export function releaseBytes(copies: Uint8Array[]): void {
+  native(() => binding.releaseCopies(copies));
+}
+
+/**
  * Hands the kernel back the whole pages of bytes [from, to) of `buffer`
  * when the addon mapped it (mappedBytes, or a copy; they read as zero
  * after), and says so; any other buffer is left as it is.

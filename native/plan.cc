@@ -62,7 +62,7 @@ bool NeedsRef(uint64_t op) {
 
 // Each step's record is its head word and the words its op fills, one
 // record after another (the layout is lib/plan-codes.ts's RECORD_WORDS):
-// a 1,000-item plan's records are 64 KiB, not 512, and say which op each
+// a 1,000-item plan's records are 72 KB, not 512, and say which op each
 // is, so that they are decoded without the plan's words (lazily, in JS).
 constexpr size_t kRecordWords[] = {0, 2, 2, 2, 2, 1, 2, 4, 2, 12, 2, 1, 3, 1, 3, 3, 2, 1, 3};
 static_assert(sizeof(kRecordWords) / sizeof(kRecordWords[0]) == kPagemap + 1, "a record size for every op");

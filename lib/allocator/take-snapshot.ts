@@ -8,6 +8,7 @@ import { mergedRanges, subtractRanges } from '../address-ranges';
 import { binding } from '../binding';
 import { HeapscopeError, native, rangeError, typeError } from '../errors';
 import { bytes, hex, shortBytes } from '../format';
+import { releaseBytes } from '../fresh-memory';
 import { maps, MemoryRegion, untouchedReadsZero } from '../maps';
 import { MAX_PLAN_READ, PlanStep, runPlan, StepResult } from '../plan';
 import { MINSIZE } from '../size-classes';
@@ -130,10 +131,6 @@ export function releaseCopies(snapshot: Pick<CopiedSnapshot, 'image'>): void {
   releaseBytes(snapshot.image.memory.ranges.map((r) => r.bytes));
 }
 
-/** releaseCopies of copies no snapshot holds (a second copy, read only to be compared); any other bytes are passed over. */
-export function releaseBytes(copies: Uint8Array[]): void {
-  native(() => binding.releaseCopies(copies));
-}
 
 /**
  * What the next copy of a torn one reads besides the map's own regions:

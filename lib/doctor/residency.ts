@@ -27,7 +27,7 @@
 // made a 752-byte one).
 import fs from 'node:fs';
 import { mappedBytes } from '../fresh-memory';
-import { releaseBytes } from '../allocator/take-snapshot';
+import { releaseBytes } from '../fresh-memory';
 import type { MemoryRegion } from '../maps';
 import type { AddressRange } from '../allocator/locate-input';
 

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { binding } from '../../lib/binding';
 import { fromNative } from '../../lib/errors';
 import { attach, malloc, maps, pageSize, runPlan } from '../../lib/index';
-import { releaseBytes } from '../../lib/allocator/take-snapshot';
+import { releaseBytes } from '../../lib/fresh-memory';
 import { readPacked, readRanges } from '../../lib/remote/read-ranges';
 import { requireGlibcMalloc } from '../../lib/remote/malloc-kind';
 import { libcVersionOf } from '../../lib/remote/libc-version';
