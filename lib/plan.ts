@@ -537,12 +537,13 @@ function decode({ values, big }: Transcript, count: number, texts: (string | und
   return results;
 }
 
-/** The pointers the kept steps (`kept`, ascending step indices) returned, from their records (transcribed). */
-function keptPointers(values: readonly number[], kept: readonly number[]): number[] {
+/** The pointers the kept steps (`kept`, ascending step indices) returned, from their records. */
+function keptPointers(words: BigUint64Array, kept: readonly number[]): number[] {
+  const halves = new Uint32Array(words.buffer, words.byteOffset, words.length * 2);
   const pointers = new Array<number>(kept.length);
   for (let index = 0, k = 0, at = 0; k < kept.length; index++) {
-    if (index === kept[k]) pointers[k++] = values[at + 1];
-    at += RECORD_WORDS[(values[at] >>> 8) & 0xff];
+    if (index === kept[k]) pointers[k++] = halves[2 * (at + 1)] + halves[2 * (at + 1) + 1] * TWO_32;
+    at += RECORD_WORDS[(halves[2 * at] >>> 8) & 0xff];
   }
   return pointers;
 }
@@ -677,22 +678,22 @@ function run(steps: readonly PlanStep[] | CompiledPlan, options: PlanOptions, ar
   const own = arrays === undefined || checked.recordWords > WARM_RECORD_WORDS ? mappedBytes(checked.recordWords * 8) : undefined;
   const records = own === undefined ? arrays!.records : new BigUint64Array(own.buffer, 0, checked.recordWords);
   let raw: RawPlanResult;
-  let transcript: Transcript;
   try {
     raw = native(() => binding.runPlan(checked.words, keep === true, records));
-    transcript = transcribe(raw.words, checked.recordWords);
-  } finally {
-    // Unmapped now: Node would run its finalizer only from its event loop.
+  } catch (error) {
     if (own !== undefined) releaseBytes([own]);
+    throw error;
   }
   const kept = new Map<number, Allocation>();
-  const pointers = raw.kept.length === 0 ? [] : keptPointers(transcript.values, raw.kept);
+  let pointers: number[] = [];
   try {
+    pointers = keptPointers(raw.words, raw.kept);
     raw.kept.forEach((index, k) => {
       const op = checked.op(index);
       const call = ALLOCATING.has(op) ? op as AllocationCall : 'plan';
       kept.set(index, mintAllocation(pointers[k], checked.requested(index), call));
     });
+    return new PlanOutcome(transcribe(raw.words, checked.recordWords), raw, checked.count, kept);
   } catch (error) {
     // A plan that fails after the native call strands no block: each kept
     // one is freed, through its handle where it already has one.
@@ -706,6 +707,8 @@ function run(steps: readonly PlanStep[] | CompiledPlan, options: PlanOptions, ar
       }
     }
     throw error;
+  } finally {
+    // Unmapped now: Node would run its finalizer only from its event loop.
+    if (own !== undefined) releaseBytes([own]);
   }
-  return new PlanOutcome(transcript, raw, checked.count, kept);
 }
