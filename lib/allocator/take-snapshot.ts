@@ -5,8 +5,7 @@
 // steps (planCopy) can also be repeated within a larger plan, one copy after
 // each step of interest, each decoded on its own (copiedSnapshot).
 import { mergedRanges, subtractRanges } from '../address-ranges';
-import { binding } from '../binding';
-import { HeapscopeError, native, rangeError, typeError } from '../errors';
+import { HeapscopeError, rangeError, typeError } from '../errors';
 import { bytes, hex, shortBytes } from '../format';
 import { releaseBytes } from '../fresh-memory';
 import { maps, MemoryRegion, untouchedReadsZero } from '../maps';
@@ -130,7 +129,6 @@ export function takeAllocatorSnapshot(options: AllocatorSnapshotOptions = {}): A
 export function releaseCopies(snapshot: Pick<CopiedSnapshot, 'image'>): void {
   releaseBytes(snapshot.image.memory.ranges.map((r) => r.bytes));
 }
-
 
 /**
  * What the next copy of a torn one reads besides the map's own regions:

@@ -26,8 +26,7 @@
 // process's snapshot, of a size the map decided (a 741-page mmapped chunk
 // made a 752-byte one).
 import fs from 'node:fs';
-import { mappedBytes } from '../fresh-memory';
-import { releaseBytes } from '../fresh-memory';
+import { mappedBytes, releaseBytes } from '../fresh-memory';
 import type { MemoryRegion } from '../maps';
 import type { AddressRange } from '../allocator/locate-input';
 
