@@ -19,7 +19,11 @@
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except_all"],
       "defines": ["NAPI_VERSION=8", "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS"],
-      "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-O2"],
+      # Hidden symbols: the addon's own calls (its live set's) go straight to
+      # the function, not through the PLT, and Node-API's through the GOT.
+      # A malloc + free through the raw addon took ~2 ns less, in turns with
+      # the default build in one process (46-47 ns against 44-45).
+      "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-O2", "-fvisibility=hidden", "-fno-plt"],
       "libraries": ["-ldl"]
     }
   ]
