@@ -254,47 +254,30 @@ function warmArrays(): WarmArrays {
 }
 
 /**
- * A plan's records, in V8's own heap: a result that is never read holds no
- * memory of the addon's, and is collected as any object is. (Held in the
- * mapped buffer instead, each unread result of a loop that never yielded
- * kept a mapping of its own until Node ran its finalizer: a loop of 20,000
- * two-step plans grew the resident set by 89 MiB, 6 MiB so.)
- *
- * Each word is kept as the double whose bits it is, in an array of doubles
- * cut from RECORD_DOUBLES (a copy, where an array grown element by element
- * changed its kind on the first double). A double array stores and loads
- * any bits but a NaN's exactly (V8 quiets a NaN, and one NaN is its hole),
- * so the few words that are NaNs (a header's words, read from a corrupt
- * chunk) are kept exactly in `big`, by index. The words are never used as
- * numbers: most are subnormals, and only their bits mean anything (bitsOf).
+ * A plan's records as numbers, in V8's own heap: a result that is never
+ * read holds no memory of the addon's, and is collected as any object is.
+ * (Held in the mapped buffer instead, each unread result of a loop that
+ * never yielded kept a mapping of its own until Node ran its finalizer: a
+ * loop of 20,000 two-step plans grew the resident set by 89 MiB, 6 MiB so.)
+ * A word is exact as a number below 2^53; the few above it (a header's
+ * words, read from a corrupt chunk) are kept exactly in `big`, by index.
  */
 interface Transcript {
   values: number[];
   big: Map<number, bigint> | undefined;
 }
 
-const RECORD_DOUBLES = new Array<number>(WARM_RECORD_WORDS).fill(0.5);
-
 function transcribe(words: BigUint64Array, length: number): Transcript {
-  const doubles = new Float64Array(words.buffer, words.byteOffset, length);
-  const values = length <= WARM_RECORD_WORDS ? RECORD_DOUBLES.slice(0, length) : new Array<number>(length).fill(0.5);
+  const halves = new Uint32Array(words.buffer, words.byteOffset, length * 2);
+  const values = new Array<number>(length);
   let big: Map<number, bigint> | undefined;
   for (let k = 0; k < length; k++) {
-    const value = doubles[k];
-    if (value === value) {
-      values[k] = value;
-    } else {
-      values[k] = 0;
-      (big ??= new Map()).set(k, words[k]);
-    }
+    const high = halves[2 * k + 1];
+    values[k] = halves[2 * k] + high * TWO_32;
+    if (high >= EXACT_HIGH_LIMIT) (big ??= new Map()).set(k, words[k]);
   }
   return { values, big };
 }
-
-// A transcribed word's bits, read back through one shared double.
-const bits = new Float64Array(1);
-const bitsWord = new BigUint64Array(bits.buffer);
-const bitsHalves = new Uint32Array(bits.buffer);
 
 /**
  * The checked plan is its words: each step is checked and written in one
@@ -498,19 +481,13 @@ function sizeField(step: object, key: Field, name: string, proxy: boolean): numb
  * already made.
  */
 function decode({ values, big }: Transcript, count: number, texts: (string | undefined)[], buffers: (Buffer | undefined)[]): StepResult[] {
-  // A word, exactly, as a bigint.
+  // Made from the number's two 32-bit halves, a 64-bit bigint V8 makes as it
+  // reads a BigUint64Array's element (~4 ns); BigInt(number) took ~18.
   const word = (k: number): bigint => {
     const exact = big?.get(k);
     if (exact !== undefined) return exact;
-    bits[0] = values[k];
-    return bitsWord[0];
-  };
-  // A count or size: exact below 2^53, as every one the executor writes is.
-  const number = (k: number): number => {
-    const exact = big?.get(k);
-    if (exact !== undefined) return Number(exact);
-    bits[0] = values[k];
-    return bitsHalves[0] + bitsHalves[1] * TWO_32;
+    const v = values[k];
+    return BigInt.asUintN(64, (BigInt((v / TWO_32) >>> 0) << 32n) | BigInt(v >>> 0));
   };
   function decodeOk(op: PlanOp, index: number, status: StepStatus, at: number): StepResult {
     switch (op) {
@@ -518,40 +495,39 @@ function decode({ values, big }: Transcript, count: number, texts: (string | und
       case 'break': return { index, op, status, programBreak: word(at + 1) };
       case 'header': {
         // The size word's low bits hold the flags; its size as a number, then the exact words.
-        const size = number(at + 1);
         const exact = big?.get(at + 1);
-        const flags = exact === undefined ? bitsHalves[0] & 7 : Number(exact & 7n);
-        const header = headerOf(word(at + 3), word(at + 2), word(at + 1), size - flags, flags);
+        const flags = exact === undefined ? values[at + 1] % 8 : Number(exact & 7n);
+        const header = headerOf(word(at + 3), word(at + 2), word(at + 1), values[at + 1] - flags, flags);
         return { index, op, status, header };
       }
-      case 'usableSize': return { index, op, status, usableSize: number(at + 1) };
-      case 'trim': return { index, op, status, released: number(at + 1) === 1 };
-      case 'resident': case 'pagemap': return { index, op, status, residentPages: number(at + 1), totalPages: number(at + 2) };
-      case 'statm': return { index, op, status, rssPages: number(at + 1), sizePages: number(at + 2) };
-      case 'freeze': return { index, op, status, pid: number(at + 1) };
+      case 'usableSize': return { index, op, status, usableSize: values[at + 1] };
+      case 'trim': return { index, op, status, released: values[at + 1] === 1 };
+      case 'resident': case 'pagemap': return { index, op, status, residentPages: values[at + 1], totalPages: values[at + 2] };
+      case 'statm': return { index, op, status, rssPages: values[at + 1], sizePages: values[at + 2] };
+      case 'freeze': return { index, op, status, pid: values[at + 1] };
       case 'maps': return { index, op, status, maps: texts[index] };
       case 'read':
-        if ((number(at) & READ_ANONYMOUS_HEAD) === 0) return { index, op, status, bytes: buffers[index] };
-        return number(at + 2) === 0
-          ? { index, op, status, bytes: buffers[index], untouchedPages: number(at + 1) }
-          : { index, op, status, bytes: buffers[index], untouchedPages: number(at + 1), pagemapErrno: number(at + 2) };
+        if ((values[at] & READ_ANONYMOUS_HEAD) === 0) return { index, op, status, bytes: buffers[index] };
+        return values[at + 2] === 0
+          ? { index, op, status, bytes: buffers[index], untouchedPages: values[at + 1] }
+          : { index, op, status, bytes: buffers[index], untouchedPages: values[at + 1], pagemapErrno: values[at + 2] };
       case 'mallinfo':
-        return { index, op, status, mallinfo: fromWords(number(at + 11) === 2 ? 'mallinfo2' : 'mallinfo', MALLINFO_FIELDS.map((_, k) => word(at + 1 + k))) };
+        return { index, op, status, mallinfo: fromWords(values[at + 11] === 2 ? 'mallinfo2' : 'mallinfo', MALLINFO_FIELDS.map((_, k) => word(at + 1 + k))) };
       default: return { index, op, status };
     }
   }
   const results: StepResult[] = new Array(count);
   for (let index = 0, at = 0; index < count; index++) {
-    // The head word: status and op in its low half, errno in its high.
-    bits[0] = values[at];
-    const low = bitsHalves[0];
+    // The head word: below 2^53 (errno is small), its low 32 bits are ToUint32's.
+    const head = values[at];
+    const low = head >>> 0;
     const code = (low >>> 8) & 0xff;
     const op = OP_OF_CODE[code];
     const status = STATUS[low & 0xff];
     if (status === 'skipped') {
       results[index] = { index, op, status };
     } else if (status === 'failed') {
-      const errno = bitsHalves[1];
+      const errno = (head - low) / TWO_32;
       results[index] = ALLOCATING_CODE[code] ? { index, op, status, errno, address: word(at + 1) } : { index, op, status, errno };
     } else {
       results[index] = decodeOk(op, index, status, at);

@@ -1,6 +1,6 @@
 // A plan's results are decoded from its records when `steps` is first read.
 // The records of a plan of up to 8,192 steps are written into one buffer
-// kept between plans and copied out right after the plan: these
+// kept between plans and copied out as numbers right after the plan: these
 // tests read results in every order against plans run in between, over
 // records of every length, and words no number holds exactly.
 import { spawnSync } from 'node:child_process';
@@ -98,7 +98,7 @@ describe('plan results decoded when read', () => {
     expect(holder.steps.map((r) => r.op)).toEqual(['malloc', 'free']);
   });
 
-  // 0xfe.. is a word above 2^53; 0xff.. is a NaN's bits, which no array of doubles keeps.
+  // 0xfe.. is a word above 2^53; 0xff.. is a quiet NaN's bits.
   it.each([0xfe, 0xff])('keeps a word no number holds exactly (a prev_size of byte %i, written by the block before) exact', (byte) => {
     // Blocks of 60,000 bytes, each written whole: where one lies right after
     // another, the other's last 8 usable bytes are its prev_size, unused
@@ -127,11 +127,11 @@ describe('plan results decoded when read', () => {
   });
 
   it("keeps a signalling NaN's bits (a prev_size written through a handle) exact", () => {
-    // A signalling NaN is quieted when stored as a number, so its bits
-    // change. Written at the end of a block p, the pattern is the prev_size
-    // of the chunk right after p's, q's. q's chunk, freed alone, is what the
-    // plan's malloc of the same size takes back, when no other free chunk
-    // fitted better.
+    // A signalling NaN's bits: a word V8 changes (quiets) when it is stored
+    // as a double. Written at the end of a block p, the pattern is the
+    // prev_size of the chunk right after p's, q's. q's chunk, freed alone, is
+    // what the plan's malloc of the same size takes back, when no other free
+    // chunk fitted better.
     const pattern = 0x7ff0000000000001n;
     const bytes = Buffer.alloc(8);
     bytes.writeBigUInt64LE(pattern);
