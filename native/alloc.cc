@@ -76,13 +76,11 @@ napi_value Addon::QuickMalloc(napi_env env, napi_callback_info cb) noexcept {
 napi_value Addon::QuickFree(napi_env env, napi_callback_info cb) noexcept {
   uint64_t p;
   Addon* self;
-  napi_value undefined;
   // Erased only when it was live: what the set does not hold is refused by Free.
-  if (!QuickArg(env, cb, &p, &self) || napi_get_undefined(env, &undefined) != napi_ok || !self->live.Erase(p)) {
-    return Entry<&Addon::Free>(env, cb);
-  }
+  if (!QuickArg(env, cb, &p, &self) || !self->live.Erase(p)) return Entry<&Addon::Free>(env, cb);
   free(reinterpret_cast<void*>(p));
-  return undefined;
+  // No value: Node-API makes the call's result undefined.
+  return nullptr;
 }
 
 napi_value Addon::QuickUsableSize(napi_env env, napi_callback_info cb) noexcept {
