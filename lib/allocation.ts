@@ -28,27 +28,18 @@ const live = new AddressTable<Allocation>();
 // malloc + free in a loop), and a set and a delete in the table cost 15–30
 // ns of a ~100 ns malloc + free: the table takes the ones still live when
 // it is next read, or when MINTED_MAX are waiting. The newest of them waits
-// in `pending`, the rest in `minted`: a block freed before the next malloc
+// in `newest`, the rest in `minted`: a block freed before the next malloc
 // touches only that slot. (Pushed onto and popped off the array, a malloc +
 // free took 2.5-5.4 ns more, in turns with the slot in one process.)
 const MINTED_MAX = 4096;
 const minted = new Array<Allocation | undefined>(MINTED_MAX).fill(undefined);
 let mintedCount = 0;
-/**
- * The slot is an object made anew every RENEW handles, not a module
- * variable: V8 keeps module variables in its old generation, and storing a
- * handle just made into an old object takes the write barrier's slow path.
- * A slot made this recently is most often still young (a malloc + free
- * 4-9 ns less, in turns in one process).
- */
-const RENEW = 4096;
-let pending: { handle: Allocation | undefined } = { handle: undefined };
-let minting = 0;
+let newest: Allocation | undefined;
 let settle: () => void;
 
 /** The live table, with every handle made since it was last read. */
 function liveTable(): AddressTable<Allocation> {
-  if (pending.handle !== undefined || mintedCount !== 0) settle();
+  if (newest !== undefined || mintedCount !== 0) settle();
   return live;
 }
 
@@ -103,9 +94,8 @@ export class Allocation {
         minted[i] = undefined;
       }
       mintedCount = 0;
-      const last = pending.handle;
-      if (last !== undefined && last.#freed === false) live.set(last.#at, last);
-      pending.handle = undefined;
+      if (newest !== undefined && newest.#freed === false) live.set(newest.#at, newest);
+      newest = undefined;
     };
   }
 
@@ -118,17 +108,12 @@ export class Allocation {
     this.#at = address;
     this.requested = requested;
     this.call = call;
-    if (++minting === RENEW) {
-      minting = 0;
-      pending = { handle: pending.handle };
-    }
-    const previous = pending.handle;
-    if (previous !== undefined) {
-      minted[mintedCount++] = previous;
-      pending.handle = undefined;
+    if (newest !== undefined) {
+      minted[mintedCount++] = newest;
+      newest = undefined;
       if (mintedCount === MINTED_MAX) settle();
     }
-    pending.handle = this;
+    newest = this;
   }
 
   /** The pointer malloc returned (made a bigint when first asked for). */
@@ -225,7 +210,7 @@ export class Allocation {
   #release(how: 'freed' | 'reallocated'): void {
     this.#freed = how;
     // A handle freed before anything read the table never enters it.
-    if (pending.handle === this) pending.handle = undefined;
+    if (newest === this) newest = undefined;
     else if (mintedCount !== 0 && minted[mintedCount - 1] === this) minted[--mintedCount] = undefined;
     else live.delete(this.#at);
   }
