@@ -9,7 +9,7 @@ import { ChunkHeader, headerOf } from './chunk';
 import { EXACT_HIGH_LIMIT, TWO_32 } from './exact';
 import { HeapscopeError, illegalConstructor, native, rangeError, typeError } from './errors';
 import { plural } from './format';
-import { mappedBytes, releaseBytes } from './fresh-memory';
+import { keptBytes, mappedBytes, releaseBytes } from './fresh-memory';
 import { MAX_FAST_SIZE } from './size-classes';
 import { fromWords, Mallinfo, MALLINFO_FIELDS } from './stats';
 import {
@@ -228,8 +228,8 @@ const READ_TO_LENGTH_WORD = 4;
  *
  * Records are in memory the addon maps, never in the heap: a plan writes
  * them as it goes, and a plan that copies [heap] twice would see its own
- * records change between the copies. They are copied out as numbers right
- * after the plan (transcribe), so the buffer is free again for the next.
+ * records change between the copies. They are copied out into V8's heap
+ * right after the plan (transcribe), so the buffer is free again for the next.
  */
 const WARM_STEPS = 8192;
 /** Four words a step: an allocation, a header and a free take 2, 4 and 1. */
@@ -254,29 +254,46 @@ function warmArrays(): WarmArrays {
 }
 
 /**
- * A plan's records as numbers, in V8's own heap: a result that is never
- * read holds no memory of the addon's, and is collected as any object is.
- * (Held in the mapped buffer instead, each unread result of a loop that
- * never yielded kept a mapping of its own until Node ran its finalizer: a
- * loop of 20,000 two-step plans grew the resident set by 89 MiB, 6 MiB so.)
- * A word is exact as a number below 2^53; the few above it (a header's
- * words, read from a corrupt chunk) are kept exactly in `big`, by index.
+ * A plan's records, copied into V8's own heap: a result that is never read
+ * holds no memory of the addon's, and is collected as any object is. (Held
+ * in the mapped buffer instead, each unread result of a loop that never
+ * yielded kept a mapping of its own until Node ran its finalizer: a loop of
+ * 20,000 two-step plans grew the resident set by 89 MiB, 6 MiB so.)
+ *
+ * The copy is one-byte strings, a byte a character (latin1), each of at
+ * most PART_WORDS words: made by one copy, ~5 ns an item of four steps,
+ * where a number a word took ~30. Every word is kept exactly, whatever its
+ * bits. Each part stays below what V8 allocates apart, in memory of its own
+ * (128 KiB), and far below where Node makes a string outside V8's heap, in
+ * memory from malloc (about 1 MiB): in the heap a plan may copy.
  */
 interface Transcript {
-  values: number[];
-  big: Map<number, bigint> | undefined;
+  parts: string[];
+  /** Words in all. */
+  length: number;
 }
 
+const PART_WORDS = 8192;
+
 function transcribe(words: BigUint64Array, length: number): Transcript {
-  const halves = new Uint32Array(words.buffer, words.byteOffset, length * 2);
-  const values = new Array<number>(length);
-  let big: Map<number, bigint> | undefined;
-  for (let k = 0; k < length; k++) {
-    const high = halves[2 * k + 1];
-    values[k] = halves[2 * k] + high * TWO_32;
-    if (high >= EXACT_HIGH_LIMIT) (big ??= new Map()).set(k, words[k]);
-  }
-  return { values, big };
+  const bytes = Buffer.from(words.buffer, words.byteOffset, length * 8);
+  const parts: string[] = [];
+  for (let k = 0; k < length; k += PART_WORDS) parts.push(bytes.toString('latin1', k * 8, Math.min(length, k + PART_WORDS) * 8));
+  return { parts, length };
+}
+
+/**
+ * The words of a transcript, written back as bytes (one copy a part) into
+ * memory the addon mapped and keeps for this: read from the strings a
+ * character at a time instead, decoding took ~330 ns an item, ~120 so.
+ */
+const decodeArea = keptBytes();
+
+function wordsOf({ parts, length }: Transcript): Uint32Array {
+  const bytes = decodeArea(length * 8);
+  const area = Buffer.from(bytes.buffer, bytes.byteOffset, length * 8);
+  parts.forEach((part, p) => area.write(part, p * PART_WORDS * 8, 'latin1'));
+  return new Uint32Array(bytes.buffer, bytes.byteOffset, length * 2);
 }
 
 /**
@@ -480,54 +497,50 @@ function sizeField(step: object, key: Field, name: string, proxy: boolean): numb
  * op, status, errno, then the op's own): no property is added to an object
  * already made.
  */
-function decode({ values, big }: Transcript, count: number, texts: (string | undefined)[], buffers: (Buffer | undefined)[]): StepResult[] {
-  // Made from the number's two 32-bit halves, a 64-bit bigint V8 makes as it
-  // reads a BigUint64Array's element (~4 ns); BigInt(number) took ~18.
-  const word = (k: number): bigint => {
-    const exact = big?.get(k);
-    if (exact !== undefined) return exact;
-    const v = values[k];
-    return BigInt.asUintN(64, (BigInt((v / TWO_32) >>> 0) << 32n) | BigInt(v >>> 0));
-  };
+function decode(transcript: Transcript, count: number, texts: (string | undefined)[], buffers: (Buffer | undefined)[]): StepResult[] {
+  const halves = wordsOf(transcript);
+  // A count or size: exact below 2^53, as every one the executor writes is.
+  const number = (k: number): number => halves[2 * k] + halves[2 * k + 1] * TWO_32;
+  // A word, exactly: a 64-bit bigint made from its halves, which V8 makes
+  // inline (~4 ns); BigInt(number) took ~18.
+  const word = (k: number): bigint => BigInt.asUintN(64, (BigInt(halves[2 * k + 1]) << 32n) | BigInt(halves[2 * k]));
   function decodeOk(op: PlanOp, index: number, status: StepStatus, at: number): StepResult {
     switch (op) {
       case 'malloc': case 'calloc': case 'realloc': case 'alignedAlloc': return { index, op, status, address: word(at + 1) };
       case 'break': return { index, op, status, programBreak: word(at + 1) };
       case 'header': {
         // The size word's low bits hold the flags; its size as a number, then the exact words.
-        const exact = big?.get(at + 1);
-        const flags = exact === undefined ? values[at + 1] % 8 : Number(exact & 7n);
-        const header = headerOf(word(at + 3), word(at + 2), word(at + 1), values[at + 1] - flags, flags);
+        const flags = halves[2 * (at + 1)] & 7;
+        const header = headerOf(word(at + 3), word(at + 2), word(at + 1), number(at + 1) - flags, flags);
         return { index, op, status, header };
       }
-      case 'usableSize': return { index, op, status, usableSize: values[at + 1] };
-      case 'trim': return { index, op, status, released: values[at + 1] === 1 };
-      case 'resident': case 'pagemap': return { index, op, status, residentPages: values[at + 1], totalPages: values[at + 2] };
-      case 'statm': return { index, op, status, rssPages: values[at + 1], sizePages: values[at + 2] };
-      case 'freeze': return { index, op, status, pid: values[at + 1] };
+      case 'usableSize': return { index, op, status, usableSize: number(at + 1) };
+      case 'trim': return { index, op, status, released: number(at + 1) === 1 };
+      case 'resident': case 'pagemap': return { index, op, status, residentPages: number(at + 1), totalPages: number(at + 2) };
+      case 'statm': return { index, op, status, rssPages: number(at + 1), sizePages: number(at + 2) };
+      case 'freeze': return { index, op, status, pid: number(at + 1) };
       case 'maps': return { index, op, status, maps: texts[index] };
       case 'read':
-        if ((values[at] & READ_ANONYMOUS_HEAD) === 0) return { index, op, status, bytes: buffers[index] };
-        return values[at + 2] === 0
-          ? { index, op, status, bytes: buffers[index], untouchedPages: values[at + 1] }
-          : { index, op, status, bytes: buffers[index], untouchedPages: values[at + 1], pagemapErrno: values[at + 2] };
+        if ((halves[2 * at] & READ_ANONYMOUS_HEAD) === 0) return { index, op, status, bytes: buffers[index] };
+        return number(at + 2) === 0
+          ? { index, op, status, bytes: buffers[index], untouchedPages: number(at + 1) }
+          : { index, op, status, bytes: buffers[index], untouchedPages: number(at + 1), pagemapErrno: number(at + 2) };
       case 'mallinfo':
-        return { index, op, status, mallinfo: fromWords(values[at + 11] === 2 ? 'mallinfo2' : 'mallinfo', MALLINFO_FIELDS.map((_, k) => word(at + 1 + k))) };
+        return { index, op, status, mallinfo: fromWords(number(at + 11) === 2 ? 'mallinfo2' : 'mallinfo', MALLINFO_FIELDS.map((_, k) => word(at + 1 + k))) };
       default: return { index, op, status };
     }
   }
   const results: StepResult[] = new Array(count);
   for (let index = 0, at = 0; index < count; index++) {
-    // The head word: below 2^53 (errno is small), its low 32 bits are ToUint32's.
-    const head = values[at];
-    const low = head >>> 0;
+    // The head word: status, op and a read's flag in its low half, errno in its high.
+    const low = halves[2 * at];
     const code = (low >>> 8) & 0xff;
     const op = OP_OF_CODE[code];
     const status = STATUS[low & 0xff];
     if (status === 'skipped') {
       results[index] = { index, op, status };
     } else if (status === 'failed') {
-      const errno = (head - low) / TWO_32;
+      const errno = halves[2 * at + 1];
       results[index] = ALLOCATING_CODE[code] ? { index, op, status, errno, address: word(at + 1) } : { index, op, status, errno };
     } else {
       results[index] = decodeOk(op, index, status, at);

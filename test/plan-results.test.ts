@@ -1,6 +1,6 @@
 // A plan's results are decoded from its records when `steps` is first read.
 // The records of a plan of up to 8,192 steps are written into one buffer
-// kept between plans and copied out as numbers right after the plan: these
+// kept between plans and copied out right after the plan: these
 // tests read results in every order against plans run in between, over
 // records of every length, and words no number holds exactly.
 import { spawnSync } from 'node:child_process';
@@ -96,6 +96,30 @@ describe('plan results decoded when read', () => {
     });
     expect(big.steps.every((r, i) => r.index === i && r.op === 'break' && r.programBreak! > 0n)).toBe(true);
     expect(holder.steps.map((r) => r.op)).toEqual(['malloc', 'free']);
+  });
+
+  it("decodes records that straddle the copy's parts of 8,192 words", () => {
+    // A prefix of 3 to 11 words (a malloc, 0 to 8 one-word touches, a free),
+    // then items of 9 words: across the nine prefixes some record of every
+    // item's four starts each word of a part's end, one crossing into the next part.
+    for (let touches = 0; touches <= 8; touches++) {
+      const prefix: PlanStep[] = [{ op: 'malloc', size: 40 }, ...Array.from({ length: touches }, () => ({ op: 'touch', step: 0 }) as const), { op: 'free', step: 0 }];
+      const first = prefix.length;
+      const items = Array.from({ length: 1000 }, (_, i) => {
+        const at = first + 4 * i;
+        return [{ op: 'malloc', size: 24 + (i % 7) * 8 } as const, { op: 'header', step: at } as const, { op: 'usableSize', step: at } as const, { op: 'free', step: at } as const];
+      }).flat();
+      const { steps } = runPlan([...prefix, ...items]);
+      expect(steps.map((r) => r.op).slice(0, first)).toEqual(prefix.map((p) => p.op));
+      expect(steps.every((r, i) => r.index === i && r.status === 'ok')).toBe(true);
+      for (let i = first; i < steps.length; i += 4) {
+        const [made, header, usable, freed] = [steps[i], steps[i + 1], steps[i + 2], steps[i + 3]];
+        expect([made.op, header.op, usable.op, freed.op], `touches ${touches}, step ${i}`).toEqual(['malloc', 'header', 'usableSize', 'free']);
+        expect(header.header!.address, `touches ${touches}, step ${i}`).toBe(made.address! - 16n);
+        expect(header.header!.size).toBe(usable.usableSize! + 8);
+        expect(usable.usableSize).toBeGreaterThanOrEqual(24 + ((i - first) / 4 % 7) * 8);
+      }
+    }
   });
 
   // 0xfe.. is a word above 2^53; 0xff.. is a quiet NaN's bits.
