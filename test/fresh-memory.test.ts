@@ -35,8 +35,8 @@ describe('fresh memory for columns', () => {
   });
 
   it('holds a big walk\'s two columns, one buffer, each as the walk read it', () => {
-    // 240,000 chunks of 32 bytes and a top of 64: columns of 9 bytes a chunk (offsets and bits), over 2 MiB.
-    const count = 240_000;
+    // 480,000 chunks of 32 bytes and a top of 64: columns of 5 bytes a chunk (32-bit offsets and bits), over 2 MiB.
+    const count = 480_000;
     const bytes = Buffer.alloc(32 * count + 64);
     for (let i = 0; i < count; i++) bytes.writeBigUInt64LE(0x21n, 32 * i + 8);
     bytes.writeBigUInt64LE(0x41n, 32 * count + 8);
@@ -87,8 +87,8 @@ describe('fresh memory for columns', () => {
   });
 
   it('walks a big region in one pass into columns sized for the most it could hold, as the two passes walk it', () => {
-    // 300,000 chunks of 32 bytes, every 100th free (the next one's P bit clear, its prev_size 32), then a top of 64.
-    const count = 300_000;
+    // 480,000 chunks of 32 bytes, every 100th free (the next one's P bit clear, its prev_size 32), then a top of 64.
+    const count = 480_000;
     const bytes = Buffer.alloc(32 * count + 64);
     for (let i = 0; i < count; i++) {
       const prevFree = i % 100 === 1;
@@ -101,13 +101,15 @@ describe('fresh memory for columns', () => {
       const options = { top: base + BigInt(32 * count), mainArena: true };
       const once = walkSnapshotStored(snapshot, base, options);
       const twice = walkSnapshot(snapshot, base, options);
-      // The one pass's columns hold the most chunks the region could: 9 bytes each, and one offset more.
-      expect(once.table.offsets.buffer.byteLength).toBe(9 * (Math.floor(snapshot.length / 32) + 4) + 8);
+      // The one pass's columns hold the most chunks the region could: 5 bytes each (a 32-bit offset and its bits), and one offset more.
+      expect(once.table.offsets.buffer.byteLength).toBe(5 * (Math.floor(snapshot.length / 32) + 4) + 4);
       expect({ ...once, table: undefined }).toEqual({ ...twice, table: undefined });
       const n = twice.table.count;
       expect(once.table.count).toBe(n);
-      expect(Buffer.from(once.table.offsets.buffer, once.table.offsets.byteOffset, 8 * (n + 1))
-        .equals(Buffer.from(twice.table.offsets.buffer, twice.table.offsets.byteOffset, 8 * (n + 1)))).toBe(true);
+      const width = once.table.offsets.BYTES_PER_ELEMENT;
+      expect(twice.table.offsets.BYTES_PER_ELEMENT).toBe(width);
+      expect(Buffer.from(once.table.offsets.buffer, once.table.offsets.byteOffset, width * (n + 1))
+        .equals(Buffer.from(twice.table.offsets.buffer, twice.table.offsets.byteOffset, width * (n + 1)))).toBe(true);
       expect(Buffer.from(once.table.bits.subarray(0, n)).equals(Buffer.from(twice.table.bits.subarray(0, n)))).toBe(true);
       expect(once.table.bits.filter((b) => b === 9).length).toBe(twice.table.bits.subarray(0, n).filter((b) => b === 9).length);
     };

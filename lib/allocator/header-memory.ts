@@ -6,7 +6,7 @@
 // window at a time; the other ranges (libc's data, each heap's heap_info
 // and malloc_state) are copied whole.
 import { hex } from '../format';
-import { chunkAtOrBefore, chunkSize, ChunkWalker, StoredWalk } from '../walk/chunk';
+import { chunkAtOrBefore, chunkSize, ChunkWalker, Offsets, StoredWalk } from '../walk/chunk';
 import { CopiedRange, copiedMemory, holds, MemorySource, notCopied } from './memory-source';
 
 /** Bytes kept from each chunk's start: prev_size, size, fd, bk, and a large bin's fd_nextsize and bk_nextsize. */
@@ -66,7 +66,7 @@ export interface HeaderRegion {
   end: number;
   count: number;
   /** Each chunk's offset from base, then (at `count`) where the walk ended (ChunkColumns). */
-  offsets: Float64Array;
+  offsets: Offsets;
   headers: HeaderStore;
   /** Chunks kept whole, by index: those of a tcache struct's size. */
   kept: ReadonlyMap<number, Uint8Array>;

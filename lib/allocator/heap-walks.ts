@@ -46,7 +46,7 @@ export function walkArenas(image: AllocatorImage, arenas: readonly Arena[]): Reg
 }
 
 function empty(base: bigint, reason: string): StoredWalk {
-  return { base, table: { count: 0, offsets: new Float64Array(1), bits: new Uint8Array(0) }, ending: 'stopped', reason, top: -1, reached: 0 };
+  return { base, table: { count: 0, offsets: new Uint32Array(1), bits: new Uint8Array(0) }, ending: 'stopped', reason, top: -1, reached: 0 };
 }
 
 function region(arena: bigint, kind: RegionWalk['kind'], start: bigint, end: bigint, walk: StoredWalk, reason?: string, heapInfo?: HeapInfo): RegionWalk {

@@ -12,7 +12,7 @@ import { bigintOf, EXACT_LIMIT } from '../exact';
 import { hex } from '../format';
 import { zeroedBytes } from '../fresh-memory';
 import { defineOwn, lazyFields, own } from '../validate';
-import { chunkAtOrBefore, chunkSize, FREE_BIT } from '../walk/chunk';
+import { chunkAtOrBefore, chunkSize, FREE_BIT, Offsets } from '../walk/chunk';
 import { Arena } from './arenas';
 import { binColumns } from './bin-chunks';
 import { ArenaBins } from './bins';
@@ -261,7 +261,7 @@ export function indexIn(w: RegionWalk, at: number): number {
  * `near` is the last chunk found, where the next search starts (a list's
  * chunks often lie in address order: a bin's as they were freed).
  */
-interface ChunkIndex { start: number; offsets: Float64Array; count: number; near: number }
+interface ChunkIndex { start: number; offsets: Offsets; count: number; near: number }
 
 function chunkIndex(w: RegionWalk): ChunkIndex {
   const { offsets, count } = w.walk.table;

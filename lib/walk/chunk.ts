@@ -39,10 +39,24 @@ export const FREE_BIT = 8;
  * chunks took 149-155 ms without it against 165-181 with it (medians of 30
  * walks, three runs each).
  */
+/**
+ * A column of chunk offsets: 32-bit where the region's offsets fit (every
+ * arena heap, and any [heap] below 4 GiB), else doubles. A walk writes its
+ * columns into memory touched for the first time, which cost this machine
+ * 2-28 ms more a walk of a million chunks than the same columns written
+ * again (the store pass alone took ~12 ms): 4 bytes an offset, not 8.
+ */
+export type Offsets = Uint32Array | Float64Array;
+
+/** A column of `length` offsets, none of them above `most`: 32-bit where they fit. */
+export function offsetColumn(length: number, most: number): Offsets {
+  return most < 2 ** 32 ? new Uint32Array(length) : new Float64Array(length);
+}
+
 export interface ChunkColumns {
   count: number;
   /** Offset of each chunk from the snapshot's first byte, then (at `count`) the offset just past the last chunk. */
-  offsets: Float64Array;
+  offsets: Offsets;
   /** The size word's low three bits (P_BIT, M_BIT, A_BIT) and FREE_BIT. */
   bits: Uint8Array;
 }
@@ -136,7 +150,7 @@ export function walkSnapshotStored(snapshot: Uint8Array, base: bigint, options: 
   const settings = walkSettings(snapshot, base, options);
   // Every chunk but a fencepost (at most three, of 16 bytes) has 32 bytes or more.
   const most = Math.floor((settings.end - settings.start) / MIN_CHUNK) + 4;
-  const once = columnBytes(most) >= FRESH_FROM ? reservedWalker(base, settings, most) : undefined;
+  const once = columnBytes(most, settings.end) >= FRESH_FROM ? reservedWalker(base, settings, most) : undefined;
   if (once !== undefined) {
     once.feed(snapshot, 0);
     once.dropUnused();
@@ -159,8 +173,11 @@ function reservedWalker(base: bigint, settings: WalkSettings, most: number): Chu
   }
 }
 
-/** The bytes of columns for `capacity` chunks: 8 for an offset and 1 for the bits a chunk, and the last chunk's end. */
-const columnBytes = (capacity: number): number => 9 * capacity + 8;
+/** The bytes an offset takes in a region ending at `end`. */
+const offsetBytes = (end: number): number => (end < 2 ** 32 ? 4 : 8);
+
+/** The bytes of columns for `capacity` chunks of a region ending at `end`: an offset and a byte of bits a chunk, and the last chunk's end. */
+const columnBytes = (capacity: number, end: number): number => (offsetBytes(end) + 1) * capacity + offsetBytes(end);
 
 type WalkSettings = ReturnType<typeof walkSettings>;
 
@@ -201,7 +218,7 @@ export function walkSnapshot(snapshot: Uint8Array, base: bigint, options: Snapsh
   const length = snapshot.length;
   return { ...counted, table: lazyTable(count, () => {
     // A buffer transferred (or a view that shrank) meanwhile is a change too.
-    if (count === 0 && snapshot.byteLength === length) return { count, offsets: Float64Array.of(reached), sizes: new Float64Array(0), bits: new Uint8Array(0) };
+    if (count === 0 && snapshot.byteLength === length) return { count, offsets: offsetColumn(1, reached).fill(reached), sizes: new Float64Array(0), bits: new Uint8Array(0) };
     const again = snapshot.byteLength === length ? storingPass(snapshot, base, settings, count) : undefined;
     const columns = again?.result();
     if (columns === undefined || columns.ending !== ending || reasonOf(columns) !== reason || columns.top !== topIndex
@@ -234,7 +251,7 @@ const KEYS = ['offsets', 'sizes', 'bits'] as const;
  * reads of memory already in cache, where halving a million offsets from
  * the ends read twenty, most of them misses.
  */
-export function chunkAtOrBefore(offsets: Float64Array, count: number, offset: number, near = -1): number {
+export function chunkAtOrBefore(offsets: Offsets, count: number, offset: number, near = -1): number {
   // The search below narrows [lo, hi): every offset before lo is at or below `offset`, every one from hi on above it.
   let lo = 0;
   let hi = count;
@@ -298,7 +315,7 @@ export class ChunkWalker {
   // back what the walk did not write (dropUnused).
   private capacity: number;
   /** One longer than the capacity: the last chunk's end follows it (ChunkColumns). */
-  private offsets: Float64Array;
+  private offsets: Offsets;
   private bits: Uint8Array;
   count = 0;
   /** Whether the columns are kept: a walk that only checks and counts stores none (walkSnapshot's first pass). */
@@ -331,9 +348,10 @@ export class ChunkWalker {
     this.store = o.store !== false;
     this.capacity = !this.store ? 0 : Math.max(16, o.expected ?? Math.min(Math.ceil((this.end - this.start) / MIN_CHUNK) + 1, 1 << 16));
     // The two columns on one buffer, in fresh memory faulted in at once when big (fresh-memory.ts).
-    const bytes = zeroedBytes(columnBytes(this.capacity), o.populate !== false);
-    this.offsets = new Float64Array(bytes.buffer, bytes.byteOffset, this.capacity + 1);
-    this.bits = bytes.subarray(8 * this.capacity + 8, 9 * this.capacity + 8);
+    const bytes = zeroedBytes(columnBytes(this.capacity, this.end), o.populate !== false);
+    const width = offsetBytes(this.end);
+    this.offsets = width === 4 ? new Uint32Array(bytes.buffer, bytes.byteOffset, this.capacity + 1) : new Float64Array(bytes.buffer, bytes.byteOffset, this.capacity + 1);
+    this.bits = bytes.subarray(width * (this.capacity + 1), (width + 1) * this.capacity + width);
     this.off = this.start;
     // Where a walk of no chunk reached, should it end before its first feed.
     this.offsets[0] = this.start;
@@ -350,7 +368,7 @@ export class ChunkWalker {
 
   private grow(): void {
     this.capacity *= 2;
-    const o = new Float64Array(this.capacity + 1); o.set(this.offsets); this.offsets = o;
+    const o = offsetColumn(this.capacity + 1, this.end); o.set(this.offsets); this.offsets = o;
     const b = new Uint8Array(this.capacity); b.set(this.bits); this.bits = b;
   }
 
@@ -577,7 +595,8 @@ export class ChunkWalker {
   dropUnused(): boolean {
     const { offsets, bits, capacity, count } = this;
     if (offsets.buffer !== bits.buffer) return false;
-    return dropPages(offsets.buffer, offsets.byteOffset + 8 * (count + 1), offsets.byteOffset + 8 * (capacity + 1)) &&
+    const width = offsets.BYTES_PER_ELEMENT;
+    return dropPages(offsets.buffer, offsets.byteOffset + width * (count + 1), offsets.byteOffset + width * (capacity + 1)) &&
       dropPages(bits.buffer, bits.byteOffset + count, bits.byteOffset + capacity);
   }
 

@@ -9,7 +9,7 @@ import type { PlacedChunk, PlaceKind, RegionPlaceColumns, RegionPlaces } from '.
 import type { BlockTotal } from '../malloc-info';
 import { bigintOf } from '../exact';
 import { defineOwn, lazyFields, own } from '../validate';
-import { A_BIT, chunkSize, P_BIT } from './chunk';
+import { A_BIT, chunkSize, Offsets, P_BIT } from './chunk';
 
 /** Every place a chunk can be in, in the order views list them. */
 export const PLACES: readonly PlaceKind[] = PLACE_KINDS;
@@ -136,7 +136,7 @@ export function regionWalk(walk: RegionWalk, places: RegionPlaces, ours: ((chunk
  * into each place's own object, and asked the live handles after every
  * chunk, took 10.4.
  */
-function placeSums(codes: Uint8Array, offsets: Float64Array, count: number): [Float64Array, Float64Array] {
+function placeSums(codes: Uint8Array, offsets: Offsets, count: number): [Float64Array, Float64Array] {
   const counts = new Float64Array(PLACES.length);
   const sizes = new Float64Array(PLACES.length);
   for (let i = 0; i < count; i++) {

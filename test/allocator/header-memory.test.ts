@@ -43,6 +43,19 @@ describe('the walk a window at a time', () => {
     }
   });
 
+  it('keeps offsets of 4 GiB and more exactly (a region whose chunks lie 4 GiB past its base)', () => {
+    // The same chunks, counted from a base 4 GiB lower: 32-bit offsets would wrap.
+    const shift = 2 ** 32;
+    const window = new Uint8Array(1 << 16);
+    const walker = new ChunkWalker(heap.base - BigInt(shift), { start: heap.start + shift, end: heap.end + shift, fenceposts: false, mainArena: true, header: HEADER_BYTES, whole: 0x2a0 });
+    const { walk } = walkInWindows(walker, heap.end + shift, '[heap]', window, [0x290, 0x2a0], (at, length) => {
+      window.set(heap.bytes.subarray(at - shift, at - shift + length));
+      return undefined;
+    });
+    const expected = columns(whole);
+    expect(columns(walk)).toEqual({ ...expected, offsets: expected.offsets.map((o) => o + shift), reached: expected.reached + shift });
+  });
+
   it('stops where the whole walk stops, with its reason, on a corrupt size word', () => {
     const bytes = Buffer.from(heap.bytes);
     const victim = Math.floor(whole.table.count / 2);
