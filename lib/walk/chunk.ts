@@ -28,6 +28,23 @@ export const A_BIT = 4;
 export const FREE_BIT = 8;
 
 /**
+ * A column of chunk offsets: 32-bit where the region's offsets fit (every
+ * arena heap, and any [heap] below 4 GiB), else doubles. A walk writes its
+ * columns into memory touched for the first time, which cost this machine
+ * 2-28 ms more a walk of a million chunks than the same columns written
+ * again (the store pass alone took ~12 ms): 4 bytes an offset, not 8.
+ */
+export type Offsets = Uint32Array | Float64Array;
+
+/** A column of `length` offsets, none of them above `most`: 32-bit where they fit. */
+export function offsetColumn(length: number, most: number): Offsets {
+  return offsetBytes(most) === 4 ? new Uint32Array(length) : new Float64Array(length);
+}
+
+/** The bytes an offset takes in a region ending at `end` (its largest offset). */
+const offsetBytes = (end: number): number => (end < 2 ** 32 ? 4 : 8);
+
+/**
  * The chunks of one walk as the walk stores them, column by column: no
  * object per chunk, and no column of sizes. The chunks tile the region, so
  * each chunk ends where the next begins, and `offsets[count]` holds where
@@ -39,20 +56,6 @@ export const FREE_BIT = 8;
  * chunks took 149-155 ms without it against 165-181 with it (medians of 30
  * walks, three runs each).
  */
-/**
- * A column of chunk offsets: 32-bit where the region's offsets fit (every
- * arena heap, and any [heap] below 4 GiB), else doubles. A walk writes its
- * columns into memory touched for the first time, which cost this machine
- * 2-28 ms more a walk of a million chunks than the same columns written
- * again (the store pass alone took ~12 ms): 4 bytes an offset, not 8.
- */
-export type Offsets = Uint32Array | Float64Array;
-
-/** A column of `length` offsets, none of them above `most`: 32-bit where they fit. */
-export function offsetColumn(length: number, most: number): Offsets {
-  return most < 2 ** 32 ? new Uint32Array(length) : new Float64Array(length);
-}
-
 export interface ChunkColumns {
   count: number;
   /** Offset of each chunk from the snapshot's first byte, then (at `count`) the offset just past the last chunk. */
@@ -172,9 +175,6 @@ function reservedWalker(base: bigint, settings: WalkSettings, most: number): Chu
     throw error;
   }
 }
-
-/** The bytes an offset takes in a region ending at `end`. */
-const offsetBytes = (end: number): number => (end < 2 ** 32 ? 4 : 8);
 
 /** The bytes of columns for `capacity` chunks of a region ending at `end`: an offset and a byte of bits a chunk, and the last chunk's end. */
 const columnBytes = (capacity: number, end: number): number => (offsetBytes(end) + 1) * capacity + offsetBytes(end);
