@@ -58,7 +58,7 @@ export type { VisChunk, VisLine } from './allocator/vis';
 export type { TcacheBinState, ThreadCache } from './allocator/tcaches';
 export type { ArenaTotals, MallinfoMismatch, MallinfoTotals, TotalledField } from './allocator/totals';
 export type {
-  ChunkTable, HeapChunk, HeapRegionWalk, HeapWalk, HeapWalkData, MainHeapSnapshot, MallinfoCheck, SnapshotWalk, SnapshotWalkOptions,
+  ChunkTable, HeapChunk, HeapRegionWalk, HeapWalk, HeapWalkData, MainHeapSnapshot, MallinfoCheck, Offsets, SnapshotWalk, SnapshotWalkOptions,
   WalkOptions, WalkSVGOptions, WalkTotals,
 } from './walk/index';
 export { experiment, experiments, run } from './experiments/run';

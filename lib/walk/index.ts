@@ -19,7 +19,7 @@ import type { ThreadCache } from '../allocator/tcaches';
 import type { MallinfoTotals } from '../allocator/totals';
 
 export { A_BIT, FREE_BIT, M_BIT, P_BIT, walkSnapshot } from './chunk';
-export type { ChunkTable, SnapshotWalk, SnapshotWalkOptions } from './chunk';
+export type { ChunkTable, Offsets, SnapshotWalk, SnapshotWalkOptions } from './chunk';
 export type { MallinfoCheck } from './checks';
 export { PLACES } from './heap-walk';
 export type { HeapChunk, HeapRegionWalk, WalkTotals } from './heap-walk';
