@@ -284,16 +284,18 @@ function transcribe(words: BigUint64Array, length: number): Transcript {
 
 /**
  * The words of a transcript, written back as bytes (one copy a part) into
- * memory the addon mapped and keeps for this: read from the strings a
- * character at a time instead, decoding took ~330 ns an item, ~120 so.
+ * memory the addon mapped: read from the strings a character at a time
+ * instead, decoding took ~330 ns an item, ~120 so. Records up to
+ * WARM_RECORD_WORDS go to an area kept for this; bigger ones to a mapping
+ * of their own, given back once decoded, so that no area as big as the
+ * biggest plan ever read stays mapped.
  */
 const decodeArea = keptBytes();
 
-function wordsOf({ parts, length }: Transcript): Uint32Array {
-  const bytes = decodeArea(length * 8);
-  const area = Buffer.from(bytes.buffer, bytes.byteOffset, length * 8);
+function wordsOf({ parts, length }: Transcript, into: Uint8Array): Uint32Array {
+  const area = Buffer.from(into.buffer, into.byteOffset, length * 8);
   parts.forEach((part, p) => area.write(part, p * PART_WORDS * 8, 'latin1'));
-  return new Uint32Array(bytes.buffer, bytes.byteOffset, length * 2);
+  return new Uint32Array(into.buffer, into.byteOffset, length * 2);
 }
 
 /**
@@ -498,7 +500,15 @@ function sizeField(step: object, key: Field, name: string, proxy: boolean): numb
  * already made.
  */
 function decode(transcript: Transcript, count: number, texts: (string | undefined)[], buffers: (Buffer | undefined)[]): StepResult[] {
-  const halves = wordsOf(transcript);
+  const own = transcript.length > WARM_RECORD_WORDS ? mappedBytes(transcript.length * 8) : undefined;
+  try {
+    return decodeWords(wordsOf(transcript, own ?? decodeArea(transcript.length * 8)), count, texts, buffers);
+  } finally {
+    if (own !== undefined) releaseBytes([own]);
+  }
+}
+
+function decodeWords(halves: Uint32Array, count: number, texts: (string | undefined)[], buffers: (Buffer | undefined)[]): StepResult[] {
   // A count or size: exact below 2^53, as every one the executor writes is.
   // A word below 2^32 is its low half as it is: a 1,000-item plan's decode
   // made 489 KB so, 521 KB with the sum taken for every word.
