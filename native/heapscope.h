@@ -201,8 +201,9 @@ pid_t OwnPid();
 // (open as `pagemap`) shows neither present nor swapped left zero instead of
 // read. Only for private anonymous memory, where such a page reads as zeros.
 // `zeroed`: `out` is already zero (fresh mmap), so those pages of it stay
-// untouched too. `pagemap` < 0: a plain copy. `mem`: the process's
-// /proc/PID/mem, open, for the pages pagemap shows (a freeze's child), or -1.
+// untouched too. `pagemap` < 0: a plain copy. `frozen`: the freeze whose
+// child `pid` is, which copies the pages pagemap shows, or null.
+class Frozen;
 struct UntouchedRead {
   pid_t pid;
   int pagemap;
@@ -210,7 +211,7 @@ struct UntouchedRead {
   uint8_t* out;
   size_t length;
   bool zeroed;
-  int mem = -1;
+  Frozen* frozen = nullptr;
 };
 
 // /proc/PID/mem opened for reading, or -errno. Does not malloc.
@@ -218,6 +219,12 @@ int OpenMem(pid_t pid);
 
 // /proc/PID/pagemap opened for reading, or -errno. Does not malloc.
 int OpenPagemap(pid_t pid);
+
+// Copies [address, address + length) of a freeze's child `pid` through its
+// /proc/PID/mem when `mem` is open, else (or for what that did not read)
+// through process_vm_readv; 0 or errno, *got the bytes copied before it.
+// Does not malloc.
+int CopyPages(pid_t pid, int mem, uintptr_t address, uint8_t* out, size_t length, size_t* got);
 
 // Faults in the pages of a large copy's destination in one call (they are
 // about to be written whole), where the kernel allows it. Does not malloc.
@@ -263,7 +270,7 @@ class Frozen {
   // Waits until the child has measured mallinfo2() (it locks each arena
   // meanwhile); 0, at once when it had, or errno: the caller then thaws.
   int Measure();
-  bool measured() const { return measuring_ < 0; }
+  bool measured() const { return measured_; }
   // Lets the child exit and reaps it; nothing when there is none.
   void Thaw();
   bool frozen() const { return pid_ > 0; }
@@ -272,6 +279,15 @@ class Frozen {
   int pagemap() const { return pagemap_; }
   // The child's /proc/PID/mem, open for reading, or -errno.
   int mem() const { return mem_; }
+  // Asks the child to write [from, from + length) of its memory to `to`
+  // in this process (process_vm_writev), without waiting; false when it
+  // cannot (it said so before): the caller copies those bytes itself.
+  bool Post(uintptr_t from, uint8_t* to, size_t length);
+  // Waits for every copy posted; one the child could not make whole is
+  // copied here (/proc/PID/mem, then process_vm_readv). 0, or the errno of
+  // the first that failed, with *failedTo where its bytes were to go and
+  // *copied how many of them were.
+  int Settle(uint8_t** failedTo, size_t* copied);
   // What the child measured as it began: mallinfo2() (once Measure() has
   // said 0) and the program break.
   MallInfo2 Mallinfo(MallinfoSource* source) const;
@@ -282,8 +298,19 @@ class Frozen {
   int release_ = -1;
   int pagemap_ = -1;
   int mem_ = -1;
-  // The pipe's end the child's second byte comes through, until it has.
-  int measuring_ = -1;
+  // The pipe's end the child's second byte, then its answers, come through.
+  int answers_ = -1;
+  bool measured_ = true;
+  // What reading the child's second byte gave (0, or errno), or -1 before it was read.
+  int measuredErr_ = -1;
+  int Measured();
+  // Pieces of the current read handed to the child (native/freeze.cc).
+  uint32_t posted_ = 0;
+  // False once the child has said it cannot write here (EPERM: Yama, an LSM).
+  bool writes_ = true;
+  // The child was killed and reaped before the thaw (it did not answer).
+  bool ended_ = false;
+  void End();
   void* facts_ = nullptr;
 };
 

@@ -435,7 +435,7 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
           size_t gotWord = 0;
           int noPagemap = 0;
           UntouchedRead at = {frozen.frozen() ? frozen.pid() : pid, -1, static_cast<uintptr_t>(s[2] + offset), reinterpret_cast<uint8_t*>(&word),
-                              sizeof(word), false, frozen.frozen() ? frozen.mem() : -1};
+                              sizeof(word), false, frozen.frozen() ? &frozen : nullptr};
           // Never below the least length the step gives: a word that says less is not trusted that far.
           if (ReadUntouched(at, &gotWord, &none, &noPagemap) == 0 && word < length) length = std::max<uint64_t>(word, s[1] >> 32);
         }
@@ -443,7 +443,7 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
         const int map = frozen.frozen() ? frozen.pagemap() : pagemap;
         int pagemapErr = anonymous && map < 0 ? -map : 0;
         UntouchedRead from = {frozen.frozen() ? frozen.pid() : pid, anonymous ? map : -1, static_cast<uintptr_t>(s[2]), read, length, true,
-                              frozen.frozen() ? frozen.mem() : -1};
+                              frozen.frozen() ? &frozen : nullptr};
         r[1] = 0;  // ReadUntouched adds to it, and the records hold the last plan's words
         err = s[2] + length < s[2] ? EFAULT : ReadUntouched(from, &got, &r[1], &pagemapErr);
         r[2] = static_cast<uint64_t>(pagemapErr);

@@ -57,23 +57,24 @@ int Copy(pid_t pid, uintptr_t address, uint8_t* out, size_t length, size_t* got)
   return ReadWhole(pid, address, out, length, got);
 }
 
-// Copies a run of present pages of a freeze's child through its
-// /proc/PID/mem when open, else as Copy does. process_vm_readv pins the pages
-// it reads, and the kernel (5.19 on) unshares a page shared with a fork's
-// parent before pinning it: each page read is copied once more, in the
-// child, and the machine holds a third copy of the heap until the thaw.
+}  // namespace
+
+// /proc/PID/mem, where a freeze's child is read from: process_vm_readv pins
+// the pages it reads, and the kernel (5.19 on) unshares a page shared with
+// a fork's parent before pinning it: each page read is copied once more, in
+// the child, and the machine holds a third copy of the heap until the thaw.
 // /proc/PID/mem takes no pin: a 60 MiB copy of such a child took 19 ms into
 // memory already faulted in, against 35 ms. It also reads pages their
 // protection forbids (FOLL_FORCE), where process_vm_readv fails: only the
 // pages pagemap shows present in glibc's private anonymous memory come here,
 // and glibc never takes away access to a heap page it has written. Whatever
 // it does not read, process_vm_readv reads (or says why it cannot).
-int CopyPresent(const UntouchedRead& r, uintptr_t address, uint8_t* out, size_t length, size_t* got) {
+int CopyPages(pid_t pid, int mem, uintptr_t address, uint8_t* out, size_t length, size_t* got) {
   size_t done = 0;
-  if (r.mem >= 0 && address < (uintptr_t{1} << 62) && length < (size_t{1} << 62)) {
+  if (mem >= 0 && address < (uintptr_t{1} << 62) && length < (size_t{1} << 62)) {
     PopulateForCopy(out, length);
     while (done < length) {
-      ssize_t n = pread(r.mem, out + done, length - done, static_cast<off_t>(address + done));
+      ssize_t n = pread(mem, out + done, length - done, static_cast<off_t>(address + done));
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) break;
       done += static_cast<size_t>(n);
@@ -84,9 +85,22 @@ int CopyPresent(const UntouchedRead& r, uintptr_t address, uint8_t* out, size_t 
     }
   }
   size_t copied = 0;
-  const int err = Copy(r.pid, address + done, out + done, length - done, &copied);
+  const int err = Copy(pid, address + done, out + done, length - done, &copied);
   *got = done + copied;
   return err;
+}
+
+namespace {
+
+// Copies a run of present pages of a freeze's child: handed to the child
+// (Frozen::Post, native/freeze.cc) while it has room, and settled
+// (ReadUntouched) before the read returns.
+int CopyPresent(const UntouchedRead& r, uintptr_t address, uint8_t* out, size_t length, size_t* got) {
+  if (r.frozen != nullptr && r.frozen->Post(address, out, length)) {
+    *got = length;
+    return 0;
+  }
+  return CopyPages(r.pid, r.frozen != nullptr ? r.frozen->mem() : -1, address, out, length, got);
 }
 
 // Reads `count` pagemap entries from the one of page `first`; 0 or errno.
@@ -138,7 +152,7 @@ int CountResident(int pagemap, uint64_t address, uint64_t length, uint64_t* resi
   return 0;
 }
 
-int ReadUntouched(const UntouchedRead& r, size_t* got, uint64_t* untouched, int* pagemapErr) {
+static int ReadRuns(const UntouchedRead& r, size_t* got, uint64_t* untouched, int* pagemapErr) {
   *got = 0;
   size_t copied = 0;
   if (r.length == 0) return 0;
@@ -187,6 +201,18 @@ int ReadUntouched(const UntouchedRead& r, size_t* got, uint64_t* untouched, int*
   }
   *got = r.length;
   return 0;
+}
+
+int ReadUntouched(const UntouchedRead& r, size_t* got, uint64_t* untouched, int* pagemapErr) {
+  const int err = ReadRuns(r, got, untouched, pagemapErr);
+  if (r.frozen == nullptr) return err;
+  uint8_t* failedTo = nullptr;
+  size_t copied = 0;
+  // Every copy posted lies before where the read stopped: the first that failed is where it stops.
+  const int settled = r.frozen->Settle(&failedTo, &copied);
+  if (settled == 0) return err;
+  *got = static_cast<size_t>(failedTo - r.out) + copied;
+  return settled;
 }
 
 }  // namespace heapscope

@@ -5,10 +5,11 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mallocParams, runPlan } from '../../lib/index';
 import { inQuietChild } from '../helpers/quiet-child';
 import { SYNC_CHILD } from '../helpers/sync-child';
+import { buildFixtures } from '../helpers/target';
 
 const ROOT = path.join(__dirname, '..', '..');
 
@@ -49,7 +50,7 @@ const BUSY_WORKER = `
 `;
 
 // Worker source: `waiting()` lists the pids of this process's children that
-// wait on their release pipe (a frozen child that has measured, whose
+// wait on their release socket (a frozen child that has measured, whose
 // reads run). No backslash: this source sits in two template literals.
 const WAITING_CHILDREN = `
   const fs = require('node:fs');
@@ -58,7 +59,7 @@ const WAITING_CHILDREN = `
     let children = '';
     try { children = fs.readFileSync('/proc/self/task/' + t + '/children', 'utf8').trim(); } catch {}
     return children.split(' ').filter(Boolean).filter((pid) => {
-      try { return fs.readFileSync('/proc/' + pid + '/wchan', 'utf8').includes('pipe_read'); } catch { return false; }
+      try { return fs.readFileSync('/proc/' + pid + '/wchan', 'utf8').includes('unix_stream_read'); } catch { return false; }
     });
   });
 `;
@@ -117,7 +118,7 @@ describe('a frozen copy', () => {
     }
   });
 
-  it("holds none of this process's descriptors but its own two pipe ends, and signals none of its handlers", () => {
+  it("holds none of this process's descriptors but its own two ends (the pipe it answers on, the socket it is released through), and signals none of its handlers", () => {
     // A worker lists the frozen child's descriptors while the main thread's plan holds it.
     const seen = inQuietChild<{ fds: string[]; found: boolean }>(`
       const { Worker } = require('node:worker_threads');
@@ -128,14 +129,14 @@ describe('a frozen copy', () => {
         const { workerData: shared, parentPort } = require('node:worker_threads');
         let fds = null;
         while (fds === null && Atomics.load(shared, 0) === 0) {
-          // Once it waits on its release pipe, the child has closed what it closes.
+          // Once it waits on its release socket, the child has closed what it closes.
           for (const pid of waiting()) {
             try {
               const status = fs.readFileSync('/proc/' + pid + '/status', 'utf8').split(String.fromCharCode(10));
               const blocked = BigInt('0x' + status.find((line) => line.startsWith('SigBlk:')).slice('SigBlk:'.length).trim());
               const listed = fs.readdirSync('/proc/' + pid + '/fd').map((fd) => fd + ' ' + fs.readlinkSync('/proc/' + pid + '/fd/' + fd));
               // Still waiting after the listing: it was of the live child, not of one released and ending (a zombie lists none).
-              if (!fs.readFileSync('/proc/' + pid + '/wchan', 'utf8').includes('pipe_read')) continue;
+              if (!fs.readFileSync('/proc/' + pid + '/wchan', 'utf8').includes('unix_stream_read')) continue;
               fds = listed;
               fds.push(...[2, 10, 15, 17].filter((sig) => (blocked & (1n << BigInt(sig - 1))) === 0n).map((sig) => 'signal ' + sig + ' not blocked'));
             } catch {}
@@ -158,9 +159,9 @@ describe('a frozen copy', () => {
       opened.forEach((fd) => fs.closeSync(fd));
       return { fds: fds ?? [], found: fds !== null };`);
     expect(seen.found).toBe(true);
-    // Two pipe ends, and SIGINT, SIGUSR1, SIGTERM and SIGCHLD blocked (nothing else listed).
+    // A pipe's end and a socket's, and SIGINT, SIGUSR1, SIGTERM and SIGCHLD blocked (nothing else listed).
     expect(seen.fds).toHaveLength(2);
-    for (const fd of seen.fds) expect(fd).toMatch(/^\d+ pipe:\[\d+\]$/);
+    expect(seen.fds.map((fd) => fd.replace(/^\d+ (\w+):\[\d+\]$/, '$1')).sort()).toEqual(['pipe', 'socket']);
   });
 
   it("reads the child's pages without taking a copy of each: a 64 MiB block read from it stays shared with this process to the thaw", () => {
@@ -403,6 +404,61 @@ describe("a frozen child's measure", () => {
     expect(seen.snapshot.frozen).toBe(false);
     expect(seen.snapshot.unfrozen).toMatch(/errno 10: .*ended before it measured/);
   });
+});
+
+// A read's runs of present pages are pieces: the child, once it has
+// measured, writes them into this process from the first on, and this
+// process copies them from the last down (native/freeze.cc). Where the
+// child may not write here (Yama's ptrace_scope 1; here a seccomp filter
+// that refuses process_vm_writev), this process copies what it could not.
+describe("a frozen child's copies", () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'heapscope-copies-'));
+  let programs: Record<string, string> = {};
+  let noCompiler: string | undefined;
+  beforeAll(() => ({ programs, noCompiler } = buildFixtures(dir, ['deny-writev'])));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  // 8 MB of blocks, each filled with a byte of its own; then, in one native
+  // call: the process's first freeze, a read of one block (not up to the
+  // break: the child measures before it, so it takes [heap]'s pieces from
+  // the first on), [heap] read from the child, the thaw, and [heap] read
+  // live. Nothing runs between the two reads. Then a walk: where the child
+  // was refused, its freeze hands the child nothing.
+  const BODY = `
+    const blocks = h.runPlan(Array.from({ length: 40000 }, () => ({ op: 'malloc', size: 200 })), { keep: true }).kept;
+    let i = 0;
+    for (const b of blocks.values()) b.fill(i++ % 251);
+    const heap = h.maps().find((r) => r.kind === 'heap');
+    const whole = { op: 'read', address: heap.start, length: Number(heap.end - heap.start) + (16 << 20), toBreak: true, anonymous: true };
+    const one = { op: 'read', address: blocks.get(0).address, length: 8 };
+    const steps = h.runPlan([{ op: 'freeze' }, one, whole, { op: 'thaw' }, whole]).steps;
+    const w = h.walkHeap();
+    const seccomp = require('node:fs').readFileSync('/proc/self/status', 'utf8').split(String.fromCharCode(10)).find((l) => l.startsWith('Seccomp:'));
+    return {
+      statuses: steps.map((s) => s.status), same: steps[2].bytes.equals(steps[4].bytes), length: steps[2].bytes.length,
+      seccomp: seccomp.split(':')[1].trim(), consistent: w.consistent, unequal: w.checks.filter((c) => !c.equal).map((c) => c.field),
+    };`;
+
+  for (const denied of [false, true]) {
+    it(
+      denied
+        ? 'copies every piece itself where the child may not write into it: the same bytes as a live read right after'
+        : "copies [heap] as it stood at the freeze: the same bytes as a live read right after, with nothing run between",
+      ({ skip }) => {
+        if (denied && noCompiler !== undefined) skip(noCompiler);
+        const seen = inQuietChild<{ statuses: string[]; same: boolean; length: number; seccomp: string; consistent: boolean; unequal: string[] }>(
+          BODY, {}, denied ? [programs['deny-writev']] : [],
+        );
+        expect(seen.statuses).toEqual(['ok', 'ok', 'ok', 'ok', 'ok']);
+        expect(seen.length).toBeGreaterThan(8_000_000);
+        expect(seen.same).toBe(true);
+        // deny-writev checked the refusal before it ran node (it exits 2 otherwise); its filter holds there.
+        expect(seen.seccomp).toBe(denied ? '2' : '0');
+        expect(seen.consistent).toBe(true);
+        expect(seen.unequal).toEqual([]);
+      },
+    );
+  }
 });
 
 // An experiment's child, whose V8 runs single-threaded, copies the allocator

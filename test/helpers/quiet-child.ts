@@ -24,12 +24,14 @@ const BLOCKED = 'BLOCKED ';
  * A quiet node: V8 without its helper threads (concurrent marking,
  * sweeping, compiling) and Node without platform workers, all of which
  * malloc and free in main_arena at any moment; the break's room checked
- * before `args` run.
+ * before `args` run. `launcher`: a program (and its arguments) that runs
+ * node, as `launcher... node args...`.
  */
-export function quietNode(args: string[], env: NodeJS.ProcessEnv = process.env): SpawnSyncReturns<string> {
+export function quietNode(args: string[], env: NodeJS.ProcessEnv = process.env, launcher: readonly string[] = []): SpawnSyncReturns<string> {
   const rooms: string[] = [];
+  const command = [...launcher, process.execPath, '--single-threaded', '--v8-pool-size=0', '--require', NEED_ROOM, ...args];
   for (let i = 0; i < CHILDREN; i++) {
-    const child = spawnSync(process.execPath, ['--single-threaded', '--v8-pool-size=0', '--require', NEED_ROOM, ...args], {
+    const child = spawnSync(command[0], command.slice(1), {
       ...SYNC_CHILD,
       encoding: 'utf8', maxBuffer: 1 << 28, env: { ...env, HEAPSCOPE_TEST_NEEDED_ROOM: String(NEEDED_ROOM), HEAPSCOPE_TEST_BLOCKED: BLOCKED },
     });
@@ -47,9 +49,10 @@ export function quietNode(args: string[], env: NodeJS.ProcessEnv = process.env):
  * break's room checked again: a body that starts workers calls it once they
  * run, since a worker starting can map memory right at the break (then
  * another child runs the body). `env` is added to this
- * process's environment (GLIBC_TUNABLES, read when the child starts).
+ * process's environment (GLIBC_TUNABLES, read when the child starts);
+ * `launcher` runs the node (quietNode).
  */
-export function inQuietChild<T>(body: string, env: NodeJS.ProcessEnv = {}): T {
+export function inQuietChild<T>(body: string, env: NodeJS.ProcessEnv = {}, launcher: readonly string[] = []): T {
   const source = `
     const h = require(${JSON.stringify(root)});
     const { binding } = require(${JSON.stringify(path.join(root, 'dist', 'binding'))});
@@ -59,7 +62,7 @@ export function inQuietChild<T>(body: string, env: NodeJS.ProcessEnv = {}): T {
       process.stdout.write(JSON.stringify(result, (_, v) => (typeof v === 'bigint' ? v.toString() : v)));
     });
   `;
-  const child = quietNode(['-e', source], { ...process.env, ...env });
+  const child = quietNode(['-e', source], { ...process.env, ...env }, launcher);
   if (child.status !== 0) throw new Error(`quiet child failed (${child.status ?? child.signal}): ${child.stderr}`);
   return JSON.parse(child.stdout) as T;
 }
