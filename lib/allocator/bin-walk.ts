@@ -86,9 +86,14 @@ function fastFor(w: Walk, rule: SizeRule): FastWalk | undefined {
   };
 }
 
-/** Whether chunk `p`, the list's `listed`-th, passes placeProblem, the cap and sizeOf (its size is then in f.size). */
+/**
+ * Whether chunk `p`, the list's `listed`-th, passes placeProblem, the cap and
+ * sizeOf (its size is then in f.size). Low bits are tested with `&`, exact
+ * for a whole number below 2^53: `%` of a double past 2^31 is a call, ~7 ns
+ * (a list of 62,490 chunks walked in 4.4–6.6 ms so, 5.7–7.9 with `%`).
+ */
 function fastChunk(f: FastWalk, p: number, listed: number): boolean {
-  if (p % 16 !== 0 || listed >= f.cap) return false;
+  if ((p & 15) !== 0 || listed >= f.cap) return false;
   const m = f.memory;
   if (m.length > 0) {
     let inside = false;
@@ -99,10 +104,10 @@ function fastChunk(f: FastWalk, p: number, listed: number): boolean {
   if (range < 0) return false;
   const word = f.source.wordIn(range, p + 8);
   if (word < 0) return false;
-  const low = word % 8;
+  const low = word & 7;
   if (f.main && (low & 4) !== 0) return false;
   const size = word - low;
-  if (size < f.min || size > f.max || size % 16 !== 0 || size > f.systemMem) return false;
+  if (size < f.min || size > f.max || (size & 15) !== 0 || size > f.systemMem) return false;
   f.size = size;
   f.range = range;
   return true;
@@ -118,7 +123,7 @@ function fastRegular(f: FastWalk, p: number, prev: number, listed: number): numb
   const after = source.rangeHolding(p + size, 16);
   if (after < 0) return -1;
   const word = source.wordIn(after, p + size + 8);
-  return word < 0 || word % 2 !== 0 || source.wordIn(after, p + size) !== size ? -1 : next;
+  return word < 0 || (word & 1) !== 0 || source.wordIn(after, p + size) !== size ? -1 : next;
 }
 
 /** Why `p` cannot be a chunk of the arena, or undefined; `uncopied` when it could be one, but the copy does not hold it. */
