@@ -73,8 +73,11 @@ export interface RawBinding {
   mallocInfo(): string;
   glibcVersion(): string;
   pageSize(): number;
-  /** With `records`, they are written there in place (at least the records' words, plan-codes.ts) and `words` is that array. */
-  runPlan(steps: BigUint64Array, keep: boolean, records?: BigUint64Array): RawPlanResult;
+  /**
+   * With `records`, they are written there in place (at least the records' words, plan-codes.ts) and `words` is that array.
+   * From step `releasedFrom` on, the caller gives every read copy back itself (releaseCopies): V8 does not count those as external memory meanwhile.
+   */
+  runPlan(steps: BigUint64Array, keep: boolean, records?: BigUint64Array, releasedFrom?: number): RawPlanResult;
   addresses(): RawAddresses;
   /**
    * For each object the dynamic loader has loaded (dl_iterate_phdr), as
@@ -103,6 +106,8 @@ export interface RawBinding {
    * releaseCopies, or when collected.
    */
   freshBuffer(length: number, populate?: boolean): Buffer;
+  /** V8's count of external memory, by which it decides when to collect (read copies a caller releases itself are left out of it). */
+  externalMemory(): number;
   /**
    * Gives the kernel back the whole pages of bytes [from, to) of memory the
    * addon mapped and registered as a copy (freshBuffer's, a plan's read, a

@@ -686,17 +686,31 @@ export function compilePlan(steps: readonly PlanStep[]): CompiledPlan {
  * A `CompiledPlan` was checked when compilePlan made it.
  */
 export function runPlan(steps: readonly PlanStep[] | CompiledPlan, options: PlanOptions = {}): PlanResult {
+  return runWarm(steps, options);
+}
+
+/**
+ * @internal runPlan for a caller that gives the read copies of the steps
+ * from `from` on back itself (releaseCopies) once done with them, whatever
+ * happens: V8 does not count those as external memory meanwhile
+ * (native/copies.cc).
+ */
+export function runPlanReleasingCopies(steps: readonly PlanStep[], from: number): PlanResult {
+  return runWarm(steps, {}, from);
+}
+
+function runWarm(steps: readonly PlanStep[] | CompiledPlan, options: PlanOptions, releasedFrom?: number): PlanResult {
   const arrays = warmArrays();
   const own = !arrays.busy;
   arrays.busy = true;
   try {
-    return run(steps, options, own ? arrays : undefined);
+    return run(steps, options, own ? arrays : undefined, releasedFrom);
   } finally {
     if (own) arrays.busy = false;
   }
 }
 
-function run(steps: readonly PlanStep[] | CompiledPlan, options: PlanOptions, arrays?: WarmArrays): PlanResult {
+function run(steps: readonly PlanStep[] | CompiledPlan, options: PlanOptions, arrays: WarmArrays | undefined, releasedFrom?: number): PlanResult {
   const checked = compiledWords(steps) ?? check(steps, arrays?.steps);
   const { keep } = readOptions(options, 'options', ['keep']);
   if (keep !== undefined && typeof keep !== 'boolean') throw typeError(`options.keep must be a boolean, got ${describe(keep)}`);
@@ -704,7 +718,7 @@ function run(steps: readonly PlanStep[] | CompiledPlan, options: PlanOptions, ar
   const records = own === undefined ? arrays!.records : new BigUint64Array(own.buffer, 0, checked.recordWords);
   let raw: RawPlanResult;
   try {
-    raw = native(() => binding.runPlan(checked.words, keep === true, records));
+    raw = native(() => binding.runPlan(checked.words, keep === true, records, releasedFrom));
   } catch (error) {
     if (own !== undefined) releaseBytes([own]);
     throw error;

@@ -130,6 +130,7 @@ Addon::Addon(Napi::Env env, Napi::Object exports) {
       {"readRemote", nullptr, Entry<&Addon::ReadRemote>, nullptr, nullptr, nullptr, napi_default, this},
       {"releaseCopies", nullptr, Entry<&Addon::ReleaseCopies>, nullptr, nullptr, nullptr, napi_default, this},
       {"freshBuffer", nullptr, Entry<&Addon::FreshBuffer>, nullptr, nullptr, nullptr, napi_default, this},
+      {"externalMemory", nullptr, Entry<&Addon::ExternalMemory>, nullptr, nullptr, nullptr, napi_default, this},
       {"dropPages", nullptr, Entry<&Addon::DropPages>, nullptr, nullptr, nullptr, napi_default, this},
   };
   napi_status status = napi_define_properties(env, exports, sizeof(methods) / sizeof(methods[0]), methods);

@@ -34,6 +34,8 @@ struct Registered {
   uintptr_t data;  // 0: empty
   size_t span;
   uint64_t id;
+  // Bytes taken off V8's count of external memory while the copy lives (CopyBuffer).
+  size_t uncounted;
 };
 constexpr size_t kSlots = 4096;
 Registered* entries = nullptr;  // kSlots of them once mapped
@@ -54,14 +56,14 @@ size_t Find(uintptr_t p) {
 
 // Backward-shift deletion keeps every probe chain unbroken.
 void EraseAt(size_t i) {
-  entries[i] = {0, 0, 0};
+  entries[i] = {0, 0, 0, 0};
   used--;
   for (size_t j = (i + 1) & (kSlots - 1); entries[j].data != 0; j = (j + 1) & (kSlots - 1)) {
     const size_t home = Home(entries[j].data);
     const bool between = i <= j ? (i < home && home <= j) : (i < home || home <= j);
     if (between) continue;
     entries[i] = entries[j];
-    entries[j] = {0, 0, 0};
+    entries[j] = {0, 0, 0, 0};
     i = j;
   }
 }
@@ -79,8 +81,18 @@ uint64_t RegisterCopy(uint8_t* data, size_t span) {
   const uintptr_t p = reinterpret_cast<uintptr_t>(data);
   const size_t i = Find(p);
   if (entries[i].data == 0) used++;
-  entries[i] = {p, span, nextId};
+  entries[i] = {p, span, nextId, 0};
   return nextId++;
+}
+
+// Whether copy `id` is still registered; it is then marked `uncounted`.
+bool MarkUncounted(uint8_t* data, uint64_t id, size_t uncounted) {
+  if (id == 0) return false;
+  std::lock_guard<std::mutex> lock(copiesMutex);
+  const size_t i = Find(reinterpret_cast<uintptr_t>(data));
+  if (entries[i].data == 0 || entries[i].id != id) return false;
+  entries[i].uncounted = uncounted;
+  return true;
 }
 
 void UnregisterCopy(uint8_t* data, uint64_t id) {
@@ -90,30 +102,46 @@ void UnregisterCopy(uint8_t* data, uint64_t id) {
   if (entries[i].data != 0 && entries[i].id == id) EraseAt(i);
 }
 
-void FinalizeCopy(uint8_t* data, size_t span, uint64_t id) {
+void FinalizeCopy(napi_env env, uint8_t* data, size_t span, uint64_t id) {
   if (id == 0) {
     munmap(data, span);
     return;
   }
-  std::lock_guard<std::mutex> lock(copiesMutex);
-  const size_t i = Find(reinterpret_cast<uintptr_t>(data));
-  // Released already (then the address may be a newer copy's): nothing to do.
-  if (entries[i].data == 0 || entries[i].id != id) return;
-  EraseAt(i);
+  size_t uncounted;
+  {
+    std::lock_guard<std::mutex> lock(copiesMutex);
+    const size_t i = Find(reinterpret_cast<uintptr_t>(data));
+    // Released already (then the address may be a newer copy's): nothing to do.
+    if (entries[i].data == 0 || entries[i].id != id) return;
+    uncounted = entries[i].uncounted;
+    EraseAt(i);
+  }
   munmap(data, span);
+  // V8 took the whole length off its count when it collected the buffer.
+  int64_t total;
+  if (uncounted > 0) napi_adjust_external_memory(env, static_cast<int64_t>(uncounted), &total);
 }
 
 }  // namespace
 
-Napi::Buffer<uint8_t> CopyBuffer(Napi::Env env, uint8_t* data, size_t length, size_t span) {
+Napi::Buffer<uint8_t> CopyBuffer(Napi::Env env, uint8_t* data, size_t length, size_t span, bool released) {
   // Registered first: a Buffer made as a copy runs the finalizer at once.
   const uint64_t id = RegisterCopy(data, span);
+  Napi::Buffer<uint8_t> buffer;
   try {
-    return Napi::Buffer<uint8_t>::NewOrCopy(env, data, length, [span, id](Napi::Env, uint8_t* bytes) { FinalizeCopy(bytes, span, id); });
+    buffer = Napi::Buffer<uint8_t>::NewOrCopy(env, data, length, [span, id](Napi::Env e, uint8_t* bytes) { FinalizeCopy(e, bytes, span, id); });
   } catch (...) {
     UnregisterCopy(data, id);
     throw;
   }
+  // A copy its caller gives back itself is not counted as V8's external
+  // memory: counted, a walk's 70 MB copy set V8 collecting every walk, for
+  // memory no collection frees. It is counted again when given back, just
+  // before detaching takes its length off, or else by its finalizer, after
+  // which V8 takes the length off as it frees the buffer.
+  int64_t total;
+  if (released && buffer.Data() == data && MarkUncounted(data, id, length)) napi_adjust_external_memory(env, -static_cast<int64_t>(length), &total);
+  return buffer;
 }
 
 bool ReleaseCopy(Napi::Env env, Napi::Buffer<uint8_t> buffer) {
@@ -131,8 +159,12 @@ bool ReleaseCopy(Napi::Env env, Napi::Buffer<uint8_t> buffer) {
     EraseAt(at);
   }
   // Detached, every view of it reads as empty: only then is the memory
-  // unmapped. (Not under the lock: detaching may finalize.)
+  // unmapped. (Not under the lock: detaching may finalize.) Detaching takes
+  // its length off V8's count: an uncounted copy is counted again first.
+  int64_t total;
+  if (copy.uncounted > 0) napi_adjust_external_memory(env, static_cast<int64_t>(copy.uncounted), &total);
   if (napi_detach_arraybuffer(env, whole) != napi_ok) {
+    if (copy.uncounted > 0) napi_adjust_external_memory(env, -static_cast<int64_t>(copy.uncounted), &total);
     std::lock_guard<std::mutex> lock(copiesMutex);
     const size_t at = Find(data);
     if (entries[at].data == 0) used++;
@@ -163,7 +195,7 @@ Napi::Value Addon::FreshBuffer(const Napi::CallbackInfo& info) {
   uint8_t* data = static_cast<uint8_t*>(p);
   if (populate) PopulateForCopy(data, span);
   try {
-    return CopyBuffer(env, data, length, span);
+    return CopyBuffer(env, data, length, span, false);
   } catch (...) {
     munmap(p, span);
     throw;
@@ -213,6 +245,15 @@ Napi::Value Addon::ReleaseCopies(const Napi::CallbackInfo& info) {
     if (value.IsBuffer() && ReleaseCopy(env, value.As<Napi::Buffer<uint8_t>>())) released++;
   }
   return Napi::Number::New(env, released);
+}
+
+// externalMemory(): V8's count of external memory (what
+// napi_adjust_external_memory adjusts, and ArrayBuffers' lengths with it),
+// by which it decides when to collect: for the tests of CopyBuffer's.
+Napi::Value Addon::ExternalMemory(const Napi::CallbackInfo& info) {
+  int64_t total = 0;
+  napi_adjust_external_memory(info.Env(), 0, &total);
+  return Napi::Number::New(info.Env(), static_cast<double>(total));
 }
 
 }  // namespace heapscope

@@ -127,6 +127,7 @@ class Addon : public Napi::Addon<Addon> {
   Napi::Value ReadRemote(const Napi::CallbackInfo& info);
   Napi::Value ReleaseCopies(const Napi::CallbackInfo& info);
   Napi::Value FreshBuffer(const Napi::CallbackInfo& info);
+  Napi::Value ExternalMemory(const Napi::CallbackInfo& info);
   Napi::Value DropPages(const Napi::CallbackInfo& info);
 };
 
@@ -186,8 +187,9 @@ void* MapForCopy(size_t bytes);
 // registered, so that releaseCopies can unmap it before its finalizer runs;
 // the finalizer unmaps it unless it was released (native/copies.cc). Where
 // no Buffer can be made, the error is rethrown and the memory is still the
-// caller's to unmap.
-Napi::Buffer<uint8_t> CopyBuffer(Napi::Env env, uint8_t* data, size_t length, size_t span);
+// caller's to unmap. `released`: its caller gives it back itself
+// (releaseCopies), and V8 does not count it as external memory meanwhile.
+Napi::Buffer<uint8_t> CopyBuffer(Napi::Env env, uint8_t* data, size_t length, size_t span, bool released);
 // Gives a registered copy back now (its ArrayBuffer detached, its memory
 // unmapped); false for anything else: a view of part of one, a Buffer that
 // is no registered copy, one given back already.

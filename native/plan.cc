@@ -194,6 +194,12 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
       info[0].As<Napi::TypedArray>().TypedArrayType() != napi_biguint64_array)
     ThrowCode(env, "ERR_INVALID_ARG_TYPE", "plan must be a BigUint64Array");
   bool keep = info.Length() > 1 && info[1].ToBoolean().Value();
+  // An optional fourth: the first step from which the caller gives every
+  // read copy back itself (CopyBuffer); none when left out.
+  const bool releases = info.Length() > 3 && !info[3].IsUndefined();
+  if (releases && (!info[3].IsNumber() || !WholeNumber(info[3].As<Napi::Number>().DoubleValue())))
+    ThrowCode(env, "ERR_INVALID_ARG_TYPE", "the first released step must be a whole number");
+  const double releasedFrom = releases ? info[3].As<Napi::Number>().DoubleValue() : -1;
   // An optional third argument: a BigUint64Array the records are written
   // into in place (the caller keeps one warm between plans), instead of
   // scratch copied into a fresh array after the steps.
@@ -541,7 +547,7 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
     }
     // Steps are handed over in order: this step's range is next (the read
     // area unmaps it if no Buffer can be made).
-    Napi::Buffer<uint8_t> bytes = CopyBuffer(env, reads.next(), side[i].length, span);
+    Napi::Buffer<uint8_t> bytes = CopyBuffer(env, reads.next(), side[i].length, span, releases && static_cast<double>(i) >= releasedFrom);
     reads.HandOver(span, false);
     buffers.Set(static_cast<uint32_t>(i), bytes);
   }

@@ -186,7 +186,7 @@ Napi::Value Addon::ReadRemote(const Napi::CallbackInfo& info) {
         ThrowCode(env, "ERR_ALLOC_FAILED", "cannot map " + std::to_string(length) + " bytes to copy range " + std::to_string(i) + " into", errno, "mmap");
       uint8_t* copy = static_cast<uint8_t*>(p);
       try {
-        buffers[i] = CopyBuffer(env, copy, length, span);
+        buffers[i] = CopyBuffer(env, copy, length, span, false);
       } catch (const Napi::Error& error) {
         munmap(copy, span);
         ThrowCode(env, "ERR_ALLOC_FAILED", "cannot make a Buffer of " + std::to_string(length) + " bytes to copy range " + std::to_string(i) + " into: " + error.Message(), ENOMEM);

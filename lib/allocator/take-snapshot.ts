@@ -9,7 +9,7 @@ import { HeapscopeError, rangeError, typeError } from '../errors';
 import { bytes, hex, shortBytes } from '../format';
 import { releaseBytes } from '../fresh-memory';
 import { maps, MemoryRegion, untouchedReadsZero } from '../maps';
-import { MAX_PLAN_READ, PlanStep, runPlan, StepResult } from '../plan';
+import { MAX_PLAN_READ, PlanStep, runPlan, runPlanReleasingCopies, StepResult } from '../plan';
 import { MINSIZE } from '../size-classes';
 import { glibcVersion, Mallinfo, MALLINFO_FIELDS, programBreak } from '../stats';
 import { describe, own, readArray, readOptions, toIndex } from '../validate';
@@ -89,9 +89,10 @@ const PROBE_FILLER = PROBE_REQUEST + MINSIZE;
  * Copies the allocator's memory of this process. Retakes (up to
  * `attempts`) while the copy is torn; the last one is returned with
  * `consistent: false` and the reason. Throws ERR_ALLOCATOR_NOT_FOUND when
- * no libc is mapped.
+ * no libc is mapped. `released`: the caller gives the copies back itself
+ * (releaseCopies), whatever happens (runPlanReleasingCopies).
  */
-export function takeAllocatorSnapshot(options: AllocatorSnapshotOptions = {}): AllocatorSnapshot {
+export function takeAllocatorSnapshot(options: AllocatorSnapshotOptions = {}, { released = false } = {}): AllocatorSnapshot {
   const read = readOptions(options, 'options', ['attempts', 'probe', 'before']);
   const attempts = toIndex(read.attempts ?? 5, 'options.attempts', 100);
   if (attempts < 1) throw rangeError('options.attempts must be at least 1');
@@ -108,7 +109,7 @@ export function takeAllocatorSnapshot(options: AllocatorSnapshotOptions = {}): A
     const torn = taken;
     // A retake replaces the torn copy: it is given back first (the last one is returned).
     if (torn !== undefined) releaseCopies(torn.snapshot);
-    taken = takeOnce(before, probe, attempt, before.length > 0 ? torn?.breakSeen : undefined, mainRegions, heaps);
+    taken = takeOnce(before, probe, attempt, before.length > 0 ? torn?.breakSeen : undefined, mainRegions, heaps, released);
     if (own(taken, 'reason') === undefined) return taken.snapshot;
     if (taken.final) break;
     const next = retakeSources(own(taken, 'reason')!, taken.snapshot.image, maps(), mainRegions, heaps);
@@ -462,6 +463,7 @@ function unfrozenReason(freeze: StepResult | undefined): string {
 
 function takeOnce(
   before: readonly PlanStep[], probe: boolean, attempt: number, breakSeen: bigint | undefined, mainRegions: readonly MemoryRegion[], heaps: readonly MemoryRegion[],
+  released: boolean,
 ): CopiedFrame {
   // Room for each thread heap's growth before the fork, its copy stopped at its heap_info's mprotect_size (see ARENA_ROOM).
   const sources = copySources(breakSeen, mainRegions, heaps, true);
@@ -475,7 +477,8 @@ function takeOnce(
     push({ op: 'free', step: probeAt });
   }
   const copy = planCopy(steps, sources);
-  const { steps: results } = runPlan(steps);
+  // The copy's reads follow the `before` steps (whose reads are the caller's).
+  const { steps: results } = released ? runPlanReleasingCopies(steps, before.length) : runPlan(steps);
   const frame = copiedSnapshot(copy, results, {
     ...(probe ? { probe: results[probeAt].address! } : {}), steps: results.slice(0, before.length), attempt,
   });

@@ -74,7 +74,7 @@ export function diagnoseSelf<T>(then: (diagnosis: Diagnosis) => T): T {
     // glibc's count of its mmapped chunks, where mallinfo2 gives it whole (mallinfo's hblkhd is an int).
     const counts = mallinfo2();
     before = readBeforeSnapshot(process.pid, regions, pageSize, pagemap, counts.source === 'mallinfo2' ? { count: counts.hblks, bytes: counts.hblkhd } : undefined);
-    snapshot = takeAllocatorSnapshot();
+    snapshot = takeAllocatorSnapshot({}, { released: true });
     const takenAt = new Date();
     const decoded = decodeSnapshot(snapshot);
     const source: DoctorSource = {

@@ -154,7 +154,7 @@ const ownChunk = (chunk: number): Allocation | undefined => liveAt(chunk + 16);
 
 export function walkHeap(options: WalkOptions = {}): HeapWalk {
   const { arena, before, attempts } = validate(options);
-  const s = takeAllocatorSnapshot({ before, attempts });
+  const s = takeAllocatorSnapshot({ before, attempts }, { released: true });
   try {
     return new HeapWalk(heapWalkData(decodeSnapshot(s), {
       mainOnly: arena === 'main', ...(anyLive() ? { ours: ownChunk } : {}), mallinfo: s.mallinfo, programBreak: s.programBreak, steps: s.steps,
