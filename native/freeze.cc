@@ -117,14 +117,17 @@ int NextByte(int fd) {
   return n == 1 ? 0 : polled == 0 ? ETIMEDOUT : ECHILD;
 }
 
-// Writes one byte to `fd`: to a socket without SIGPIPE (EPIPE instead,
-// when the child ended). 0 or errno.
+// Writes one byte to the socket `fd` without SIGPIPE (EPIPE instead, when
+// the child ended) and without waiting: a socket too full to take it holds
+// wake bytes the child has not read yet (it reads them only when it has no
+// piece to take: a child stopped, or still measuring, would never empty
+// it), and one is enough. 0 or errno.
 int SendByte(int fd) {
   const char byte = 1;
   ssize_t n;
-  do n = send(fd, &byte, 1, MSG_NOSIGNAL);
+  do n = send(fd, &byte, 1, MSG_NOSIGNAL | MSG_DONTWAIT);
   while (n < 0 && errno == EINTR);
-  return n == 1 ? 0 : errno;
+  return n == 1 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) ? 0 : errno;
 }
 
 void CloseBoth(int fds[2]) {
@@ -341,8 +344,10 @@ void Frozen::End() {
   if (ended_ || pid_ <= 0) return;
   ended_ = true;
   kill(pid_, SIGKILL);
-  int status;
-  while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+  // Waited for, not reaped: until the thaw reaps it, its pid is no other
+  // process's, and a read of it fails rather than read another.
+  siginfo_t info;
+  while (waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOWAIT) < 0 && errno == EINTR) {
   }
 }
 
@@ -358,6 +363,9 @@ void Frozen::Thaw() {
   close(release_);
   // The child has nothing left to do; a stopped one would never read the end of its socket.
   End();
+  int status;
+  while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+  }
   munmap(facts_, sizeof(Facts));
   pid_ = -1;
   release_ = -1;

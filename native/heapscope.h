@@ -281,9 +281,11 @@ class Frozen {
   int pagemap() const { return pagemap_; }
   // The child's /proc/PID/mem, open for reading, or -errno.
   int mem() const { return mem_; }
-  // Asks the child to write [from, from + length) of its memory to `to`
-  // in this process (process_vm_writev), without waiting; false when it
-  // cannot (it said so before): the caller copies those bytes itself.
+  // Hands the child [from, from + length) of its memory to write to `to`
+  // in this process (process_vm_writev), without waiting; false, for the
+  // caller to copy those bytes itself, when the child cannot take it (it
+  // ended, it could not write before, this read has handed it kPieces, or a
+  // child of this process was refused writing into it).
   bool Post(uintptr_t from, uint8_t* to, size_t length);
   // Waits for every copy posted; one the child could not make whole is
   // copied here (/proc/PID/mem, then process_vm_readv). 0, or the errno of
@@ -308,9 +310,9 @@ class Frozen {
   int Measured();
   // Pieces of the current read handed to the child (native/freeze.cc).
   uint32_t posted_ = 0;
-  // False once the child has said it cannot write here (EPERM: Yama, an LSM).
+  // False once a piece came back unwritten or short, or the child could not be woken.
   bool writes_ = true;
-  // The child was killed and reaped before the thaw (it did not answer).
+  // The child was killed before the thaw (it did not answer); the thaw reaps it.
   bool ended_ = false;
   void End();
   void* facts_ = nullptr;
