@@ -463,16 +463,16 @@ describe("a frozen child's copies", () => {
 
 // The pieces are handed over with a byte each on the child's socket, which
 // the child reads only when it has no piece to take: a child stopped before
-// it measured (test/fixtures/measure-stops-child.c) never does, and a
-// socket full of them made the plan wait on it for good.
+// it measured (test/fixtures/measure-ends-child.c, told to stop it) never
+// does, and a socket full of them made the plan wait on it for good.
 describe("a frozen child that takes no piece", () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'heapscope-stopped-'));
   let shim: string | undefined;
   let noCompiler: string | undefined;
   beforeAll(() => {
-    const built = buildFixtures(dir, ['measure-stops-child'], { shared: true });
+    const built = buildFixtures(dir, ['measure-ends-child'], { shared: true });
     ({ noCompiler } = built);
-    shim = built.programs['measure-stops-child'];
+    shim = built.programs['measure-ends-child'];
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -490,7 +490,7 @@ describe("a frozen child that takes no piece", () => {
         statuses: steps.map((s) => s.status), errno: steps[0].errno, untouched: steps[1].untouchedPages,
         same: steps[1].bytes.equals(steps[4].bytes),
       };
-    `, { LD_PRELOAD: shim });
+    `, { LD_PRELOAD: shim, HEAPSCOPE_TEST_STOP_CHILD: '1' });
     // ETIMEDOUT: the child never measured; the steps up to the thaw ran again reading this process.
     expect(seen.statuses).toEqual(['failed', 'ok', 'ok', 'ok', 'ok']);
     expect(seen.errno).toBe(110);
