@@ -102,19 +102,26 @@ export function takeAllocatorSnapshot(options: AllocatorSnapshotOptions = {}, { 
   let taken: CopiedFrame | undefined;
   let mainRegions: MemoryRegion[] = [];
   let heaps: MemoryRegion[] = [];
-  for (let attempt = 1; attempt <= attempts; attempt++) {
-    // `before` steps can move the break: a retake gives [heap]'s read room from where the last copy saw it.
-    // Without them, a retake measures the break again: the last attempt's copies, handed out
-    // after it, may have moved it (from main_arena's top, once the mmap threshold has risen).
-    const torn = taken;
-    // A retake replaces the torn copy: it is given back first (the last one is returned).
-    if (torn !== undefined) releaseCopies(torn.snapshot);
-    taken = takeOnce(before, probe, attempt, before.length > 0 ? torn?.breakSeen : undefined, mainRegions, heaps, released);
-    if (own(taken, 'reason') === undefined) return taken.snapshot;
-    if (taken.final) break;
-    const next = retakeSources(own(taken, 'reason')!, taken.snapshot.image, maps(), mainRegions, heaps);
-    if ('final' in next) return { ...taken.snapshot, consistent: false, reason: next.final };
-    ({ mainRegions, heaps } = next);
+  try {
+    for (let attempt = 1; attempt <= attempts; attempt++) {
+      // `before` steps can move the break: a retake gives [heap]'s read room from where the last copy saw it.
+      // Without them, a retake measures the break again: the last attempt's copies, handed out
+      // after it, may have moved it (from main_arena's top, once the mmap threshold has risen).
+      const torn = taken;
+      // A retake replaces the torn copy: it is given back first (the last one is returned).
+      if (torn !== undefined) releaseCopies(torn.snapshot);
+      taken = undefined;
+      taken = takeOnce(before, probe, attempt, before.length > 0 ? torn?.breakSeen : undefined, mainRegions, heaps, released);
+      if (own(taken, 'reason') === undefined) return taken.snapshot;
+      if (taken.final) break;
+      const next = retakeSources(own(taken, 'reason')!, taken.snapshot.image, maps(), mainRegions, heaps);
+      if ('final' in next) return { ...taken.snapshot, consistent: false, reason: next.final };
+      ({ mainRegions, heaps } = next);
+    }
+  } catch (error) {
+    // No snapshot is returned: a caller that gives the copies back itself never gets them.
+    if (released && taken !== undefined) releaseCopies(taken.snapshot);
+    throw error;
   }
   return { ...taken!.snapshot, consistent: false, reason: taken!.reason };
 }
@@ -479,11 +486,17 @@ function takeOnce(
   const copy = planCopy(steps, sources);
   // The copy's reads follow the `before` steps (whose reads are the caller's).
   const { steps: results } = released ? runPlanReleasingCopies(steps, before.length) : runPlan(steps);
-  const frame = copiedSnapshot(copy, results, {
-    ...(probe ? { probe: results[probeAt].address! } : {}), steps: results.slice(0, before.length), attempt,
-  });
-  if (frame.snapshot.frozen) restoreThreadFields(frame.snapshot.image);
-  return frame;
+  try {
+    const frame = copiedSnapshot(copy, results, {
+      ...(probe ? { probe: results[probeAt].address! } : {}), steps: results.slice(0, before.length), attempt,
+    });
+    if (frame.snapshot.frozen) restoreThreadFields(frame.snapshot.image);
+    return frame;
+  } catch (error) {
+    // Given back here, as its caller would have once done with it.
+    if (released) releaseBytes(copy.reads.flatMap((r) => results[r.step].bytes ?? []));
+    throw error;
+  }
 }
 
 /**
