@@ -17,11 +17,16 @@ describe('compilePlan', () => {
     for (let run = 0; run < 3; run++) {
       const got = runPlan(plan).steps;
       expect(got.map((s) => [s.index, s.op, s.status])).toEqual(direct.map((s) => [s.index, s.op, s.status]));
-      for (const at of [0, 4]) {
+      for (const [at, request] of [[0, 100], [4, 5000]]) {
         expect(got[at].address! > 0n).toBe(true);
         expect(got[at + 1].header!.address).toBe(got[at].address! - 16n);
-        expect(got[at + 1].header!.size).toBe(direct[at + 1].header!.size);
-        expect(got[at + 2].usableSize).toBe(direct[at + 2].usableSize);
+        // The chunk glibc gave the request: its size rounded up (request + 8, to 16), or a free chunk up to 31 bytes
+        // bigger, which it hands out whole rather than leave a remainder under MINSIZE (another thread of this
+        // process frees into the same arena: a run gave malloc(100) a chunk of 128 where the plan run beside it got 112).
+        const least = (request + 8 + 15) & ~15;
+        const size = got[at + 1].header!.size;
+        expect(size >= least && size < least + 32, `${size} for ${request}`).toBe(true);
+        expect(got[at + 2].usableSize).toBe(size - 8);
       }
     }
   });
