@@ -17,11 +17,12 @@
 // (process_vm_writev) from the first on, while the parent copies them
 // through /proc/PID/mem from the last down, until the two meet. Reading its
 // own memory, the child copies each byte once, where /proc/PID/mem copies
-// each page twice: walkHeap()'s copy of a [heap] of a million chunks took
-// 34.5-38.1 ms so, against 43.2-46.4 ms by the parent alone (three runs of
-// 30 each, in turns). Where the child may not write into the parent (Yama's
-// ptrace_scope 1 lets a process trace its descendants only; an LSM), each
-// piece it could not write the parent copies. Nothing here calls malloc in
+// each page twice: the snapshot walkHeap() takes of a [heap] of a million
+// chunks took 34.5-38.1 ms so, against 43.2-46.4 ms with the parent copying
+// alone (medians of 30, three runs each in turns). Where the child may not
+// write into the parent (Yama's ptrace_scope 1 lets a process trace its
+// descendants only; seccomp; an LSM), the parent copies each piece it could
+// not, and later freezes hand their children none. Nothing here calls malloc in
 // this process.
 #include <fcntl.h>
 #include <malloc.h>

@@ -342,6 +342,12 @@ describe('a frozen copy', () => {
 // [heap] meanwhile, and waits for the measure before anything else.
 describe("a frozen child's measure", () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'heapscope-freeze-'));
+  // Preloaded: a forked child's mallinfo2() ends it, or (HEAPSCOPE_TEST_STOP_CHILD) stops it.
+  const shim = path.join(dir, 'measure-ends-child.so');
+  beforeAll(() => {
+    const cc = spawnSync('cc', ['-shared', '-fPIC', '-o', shim, path.join(__dirname, '..', 'fixtures', 'measure-ends-child.c')], { ...SYNC_CHILD, encoding: 'utf8' });
+    if (cc.status !== 0) throw new Error(`cc could not build the shim: ${cc.stderr}`);
+  });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   // Many chunks in main_arena's fastbins: mallinfo2() takes a while over them.
@@ -377,9 +383,6 @@ describe("a frozen child's measure", () => {
   });
 
   it("undoes the freeze when the child ends before it measured: the steps to the thaw read this process instead", () => {
-    const shim = path.join(dir, 'measure-ends-child.so');
-    const cc = spawnSync('cc', ['-shared', '-fPIC', '-o', shim, path.join(__dirname, '..', 'fixtures', 'measure-ends-child.c')], { ...SYNC_CHILD, encoding: 'utf8' });
-    if (cc.status !== 0) throw new Error(`cc could not build the shim: ${cc.stderr}`);
     const seen = inQuietChild<{ steps: { status: string; errno?: number; fields: string[] }[]; children: number; snapshot: { frozen: boolean; unfrozen?: string } }>(`${FASTBIN_HEAP}
       const plan = [
         { op: 'freeze' }, { op: 'mallinfo' }, { op: 'break' },
@@ -404,6 +407,31 @@ describe("a frozen child's measure", () => {
     expect(seen.snapshot.frozen).toBe(false);
     expect(seen.snapshot.unfrozen).toMatch(/errno 10: .*ended before it measured/);
   });
+
+  // The pieces are handed over with a byte each on the child's socket, which
+  // the child reads only when it has no piece to take: a child stopped before
+  // it measured (test/fixtures/measure-ends-child.c, told to stop it) never
+  // does, and a socket full of them made the plan wait on it for good.
+  it("costs the freeze, after the measure's 10 s, never the plan: a [heap] of 1,000 runs of present pages is read, and the steps run again live", () => {
+    const seen = inQuietChild<{ statuses: string[]; errno?: number; untouched: number; same: boolean }>(`
+      // 1,000 chunks of 64 KiB, each written on its first page alone (its header): as many runs of present pages.
+      const blocks = h.runPlan(Array.from({ length: 1000 }, () => ({ op: 'malloc', size: 65536 - 16 })), { keep: true }).kept;
+      const heap = h.maps().find((r) => r.kind === 'heap');
+      const whole = { op: 'read', address: heap.start, length: Number(heap.end - heap.start) + (16 << 20), toBreak: true, anonymous: true };
+      // Not up to the break: it waits for the child's measure.
+      const one = { op: 'read', address: blocks.get(0).address, length: 8 };
+      const steps = h.runPlan([{ op: 'freeze' }, whole, one, { op: 'thaw' }, whole]).steps;
+      return {
+        statuses: steps.map((s) => s.status), errno: steps[0].errno, untouched: steps[1].untouchedPages,
+        same: steps[1].bytes.equals(steps[4].bytes),
+      };
+    `, { LD_PRELOAD: shim, HEAPSCOPE_TEST_STOP_CHILD: '1' });
+    // ETIMEDOUT: the child never measured; the steps up to the thaw ran again reading this process.
+    expect(seen.statuses).toEqual(['failed', 'ok', 'ok', 'ok', 'ok']);
+    expect(seen.errno).toBe(110);
+    expect(seen.untouched).toBeGreaterThan(1000 * 14);
+    expect(seen.same).toBe(true);
+  }, 60_000);
 });
 
 // A read's runs of present pages are pieces: the child, once it has
@@ -461,43 +489,6 @@ describe("a frozen child's copies", () => {
   }
 });
 
-// The pieces are handed over with a byte each on the child's socket, which
-// the child reads only when it has no piece to take: a child stopped before
-// it measured (test/fixtures/measure-ends-child.c, told to stop it) never
-// does, and a socket full of them made the plan wait on it for good.
-describe("a frozen child that takes no piece", () => {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'heapscope-stopped-'));
-  let shim: string | undefined;
-  let noCompiler: string | undefined;
-  beforeAll(() => {
-    const built = buildFixtures(dir, ['measure-ends-child'], { shared: true });
-    ({ noCompiler } = built);
-    shim = built.programs['measure-ends-child'];
-  });
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-  it("costs the freeze, after the measure's 10 s, never the plan: a [heap] of 1,000 runs of present pages is read, and the steps run again live", ({ skip }) => {
-    if (noCompiler !== undefined) skip(noCompiler);
-    const seen = inQuietChild<{ statuses: string[]; errno?: number; untouched: number; same: boolean }>(`
-      // 1,000 chunks of 64 KiB, each written on its first page alone (its header): as many runs of present pages.
-      const blocks = h.runPlan(Array.from({ length: 1000 }, () => ({ op: 'malloc', size: 65536 - 16 })), { keep: true }).kept;
-      const heap = h.maps().find((r) => r.kind === 'heap');
-      const whole = { op: 'read', address: heap.start, length: Number(heap.end - heap.start) + (16 << 20), toBreak: true, anonymous: true };
-      // Not up to the break: it waits for the child's measure.
-      const one = { op: 'read', address: blocks.get(0).address, length: 8 };
-      const steps = h.runPlan([{ op: 'freeze' }, whole, one, { op: 'thaw' }, whole]).steps;
-      return {
-        statuses: steps.map((s) => s.status), errno: steps[0].errno, untouched: steps[1].untouchedPages,
-        same: steps[1].bytes.equals(steps[4].bytes),
-      };
-    `, { LD_PRELOAD: shim, HEAPSCOPE_TEST_STOP_CHILD: '1' });
-    // ETIMEDOUT: the child never measured; the steps up to the thaw ran again reading this process.
-    expect(seen.statuses).toEqual(['failed', 'ok', 'ok', 'ok', 'ok']);
-    expect(seen.errno).toBe(110);
-    expect(seen.untouched).toBeGreaterThan(1000 * 14);
-    expect(seen.same).toBe(true);
-  }, 60_000);
-});
 
 // An experiment's child, whose V8 runs single-threaded, copies the allocator
 // with no freeze (bins' frames): nothing else there mallocs during the plan.
