@@ -7,7 +7,7 @@ import { hex } from '../format';
 import { Arena } from './arenas';
 import { AllocatorImage } from './image';
 import { bigintOf } from '../exact';
-import { holds, MemorySource, readWord } from './memory-source';
+import { holds, MemorySource, NumberedCopies, rangeHolding, readWord, wordIn } from './memory-source';
 import { revealNumber, revealPointer } from './safe-linking';
 import { defineOwn, own } from '../validate';
 import { Bin, BinChunk, binOf, ListedChunks } from './bin-chunks';
@@ -54,7 +54,7 @@ function walkFor(image: AllocatorImage, arena: Arena, rule: SizeRule): Walk {
  * 2^53 or more, is checked again by the bigint path, which says why.
  */
 interface FastWalk {
-  source: Required<Pick<MemorySource, 'rangeHolding' | 'wordIn'>>;
+  source: NumberedCopies;
   /** The arena's memory, start and end in turn. */
   memory: number[];
   min: number;
@@ -70,11 +70,11 @@ interface FastWalk {
 const EXACT_LIMIT = 1n << 53n;
 
 function fastFor(w: Walk, rule: SizeRule): FastWalk | undefined {
-  const { rangeHolding, wordIn } = w.image.memory;
+  const { numbered } = w.image.memory;
   const { memory } = w.arena;
-  if (rangeHolding === undefined || wordIn === undefined || memory.some((r) => r.end > EXACT_LIMIT)) return undefined;
+  if (numbered === undefined || memory.some((r) => r.end > EXACT_LIMIT)) return undefined;
   return {
-    source: { rangeHolding, wordIn },
+    source: numbered,
     memory: memory.flatMap((r) => [Number(r.start), Number(r.end)]),
     min: rule.min,
     max: rule.max ?? Infinity,
@@ -100,9 +100,9 @@ function fastChunk(f: FastWalk, p: number, listed: number): boolean {
     for (let k = 0; k < m.length && !inside; k += 2) inside = p >= m[k] && p + 32 <= m[k + 1];
     if (!inside) return false;
   }
-  const range = f.source.rangeHolding(p, 32);
+  const range = rangeHolding(f.source, p, 32);
   if (range < 0) return false;
-  const word = f.source.wordIn(range, p + 8);
+  const word = wordIn(f.source, range, p + 8);
   if (word < 0) return false;
   const low = word & 7;
   if (f.main && (low & 4) !== 0) return false;
@@ -117,13 +117,13 @@ function fastChunk(f: FastWalk, p: number, listed: number): boolean {
 function fastRegular(f: FastWalk, p: number, prev: number, listed: number): number {
   if (!fastChunk(f, p, listed)) return -1;
   const { source, size, range } = f;
-  const next = source.wordIn(range, p + 16);
-  if (next < 0 || source.wordIn(range, p + 24) !== prev) return -1;
+  const next = wordIn(source, range, p + 16);
+  if (next < 0 || wordIn(source, range, p + 24) !== prev) return -1;
   // freeProblem: the next chunk has P clear and prev_size equal to the size.
-  const after = source.rangeHolding(p + size, 16);
+  const after = rangeHolding(source, p + size, 16);
   if (after < 0) return -1;
-  const word = source.wordIn(after, p + size + 8);
-  return word < 0 || (word & 1) !== 0 || source.wordIn(after, p + size) !== size ? -1 : next;
+  const word = wordIn(source, after, p + size + 8);
+  return word < 0 || (word & 1) !== 0 || wordIn(source, after, p + size) !== size ? -1 : next;
 }
 
 /** Why `p` cannot be a chunk of the arena, or undefined; `uncopied` when it could be one, but the copy does not hold it. */
@@ -201,7 +201,7 @@ export function walkFastbin(image: AllocatorImage, arena: Arena, index: number, 
       // By number while the chunks pass: a bigint compared or converted is a call into the runtime.
       let n = Number(p);
       while (n !== 0 && !watch.meets(n) && fastChunk(fast, n, chunks.length)) {
-        const stored = fast.source.wordIn(fast.range, n + 16);
+        const stored = wordIn(fast.source, fast.range, n + 16);
         if (stored < 0) break;
         watch.listed(n, chunks.length);
         chunks.push(n, fast.size);

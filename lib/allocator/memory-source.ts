@@ -26,14 +26,54 @@ export interface MemorySource {
   holds?(address: bigint, length: number): boolean;
   /** The little-endian 64-bit word at `address`, or undefined (read() then says why): a faster way for a source that has one. */
   word?(address: bigint): bigint | undefined;
-  /**
-   * The index in `ranges` of the copy that holds all `length` bytes at
-   * `address` (a number), or -1: with {@link MemorySource.wordIn}, the
-   * decoders' way through long lists by number, for a source that has one.
-   */
-  rangeHolding?(address: number, length: number): number;
-  /** The word at `address` in range `range` (which holds it), as an exact number; -1 when it is 2^53 or more. */
-  wordIn?(range: number, address: number): number;
+  /** The copies read by number, for a source whose copies all lie below 2^53: see {@link rangeHolding}. */
+  numbered?: NumberedCopies;
+}
+
+/**
+ * Copies whose words are read by number (exact: they lie below 2^53),
+ * through one DataView a range: a subarray, a DataView and bigint
+ * arithmetic per word cost ~1 us, and a bin walk over a big heap reads
+ * hundreds of thousands. Read by the module's own functions, not by
+ * closures made for each source: V8 keeps a function's optimized code only
+ * while a closure of it lives, and each walk's were compiled again.
+ */
+export interface NumberedCopies {
+  readonly starts: number[];
+  readonly ranges: readonly CopiedRange[];
+  readonly views: DataView[];
+  /** The range the last lookup found: a list's next chunk is most often in the same copy. */
+  last: number;
+}
+
+/**
+ * The index in `c.ranges` of the copy that holds all `length` bytes at
+ * `address`, or -1: with {@link wordIn}, the decoders' way through long
+ * lists by number. Each length is read now: a copy whose buffer was taken
+ * away (transferred) holds nothing.
+ */
+export function rangeHolding(c: NumberedCopies, address: number, length: number): number {
+  const { starts, ranges } = c;
+  const last = c.last;
+  if (address >= starts[last] && address + length <= starts[last] + ranges[last].bytes.length) return last;
+  for (let i = 0; i < starts.length; i++) {
+    if (address >= starts[i] && address + length <= starts[i] + ranges[i].bytes.length) return (c.last = i);
+  }
+  return -1;
+}
+
+/** The word at `address` in range `range` (which holds it), as an exact number; -1 when it is 2^53 or more. */
+export function wordIn(c: NumberedCopies, range: number, address: number): number {
+  const view = c.views[range];
+  const at = address - c.starts[range];
+  const high = view.getUint32(at + 4, true);
+  return high >= EXACT_HIGH_LIMIT ? -1 : high * TWO_32 + view.getUint32(at, true);
+}
+
+function wordAt(c: NumberedCopies, address: bigint): bigint | undefined {
+  if (address < 0n || address >= 1n << 53n) return undefined;
+  const range = rangeHolding(c, Number(address), 8);
+  return range < 0 ? undefined : c.views[range].getBigUint64(Number(address) - c.starts[range], true);
 }
 
 /** A MemorySource over `ranges` (sorted here; overlapping ranges are refused). */
@@ -45,40 +85,16 @@ export function copiedMemory(ranges: readonly CopiedRange[]): MemorySource {
       throw new HeapscopeError('ERR_NOT_IN_SNAPSHOT', `copied ranges overlap: ${describeRange(before)} and ${describeRange(sorted[i])}`);
     }
   }
-  // Words are read by number (exact: copies lie below 2^53) through one
-  // DataView a range: a subarray, a DataView and bigint arithmetic per word
-  // cost ~1 us, and a bin walk over a big heap reads hundreds of thousands.
-  const starts = sorted.map((r) => Number(r.base));
-  const views = sorted.map((r) => new DataView(r.bytes.buffer, r.bytes.byteOffset, r.bytes.byteLength));
-  const exact = sorted.every((r) => r.base + BigInt(r.bytes.length) <= 1n << 53n);
-  // The range the last lookup found: a list's next chunk is most often in the same copy.
-  let last = 0;
+  const numbered: NumberedCopies | undefined = sorted.every((r) => r.base + BigInt(r.bytes.length) <= 1n << 53n) ? {
+    starts: sorted.map((r) => Number(r.base)),
+    ranges: sorted,
+    views: sorted.map((r) => new DataView(r.bytes.buffer, r.bytes.byteOffset, r.bytes.byteLength)),
+    last: 0,
+  } : undefined;
   return {
     ranges: sorted,
-    ...(exact ? {
-      rangeHolding(address: number, length: number): number {
-        if (address >= starts[last] && address + length <= starts[last] + sorted[last].bytes.length) return last;
-        for (let i = 0; i < starts.length; i++) {
-          if (address >= starts[i] && address + length <= starts[i] + sorted[i].bytes.length) return (last = i);
-        }
-        return -1;
-      },
-      wordIn(range: number, address: number): number {
-        const view = views[range];
-        const at = address - starts[range];
-        const high = view.getUint32(at + 4, true);
-        return high >= EXACT_HIGH_LIMIT ? -1 : high * TWO_32 + view.getUint32(at, true);
-      },
-    } : {}),
-    word: exact ? (address: bigint): bigint | undefined => {
-      if (address < 0n || address >= 1n << 53n) return undefined;
-      const a = Number(address);
-      for (let i = 0; i < starts.length; i++) {
-        // The length read now: a copy whose buffer was taken away (transferred) holds nothing.
-        if (a >= starts[i] && a + 8 <= starts[i] + sorted[i].bytes.length) return views[i].getBigUint64(a - starts[i], true);
-      }
-      return undefined;
-    } : undefined,
+    ...(numbered === undefined ? {} : { numbered }),
+    word: numbered === undefined ? undefined : (address: bigint): bigint | undefined => wordAt(numbered, address),
     read(address: bigint, length: number): Uint8Array {
       const at = rangeAt(sorted, address);
       if (at !== undefined) {

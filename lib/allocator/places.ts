@@ -155,54 +155,17 @@ export function placeChunks(
     const buffer = zeroedBytes(2 * count);
     return { walk: w, places: buffer.subarray(0, count), bins: buffer.subarray(count), marks: new Map<number, Mark>(), unlisted: [] };
   });
-  const indexes = walks.map(chunkIndex);
-  const mark = (columns: RegionPlaceColumns, i: number, m: Mark) => columns.marks.set(i, { ...columns.marks.get(i), ...m });
-  // Listed chunks no walk holds, by address (a number: exact, user space
-  // ends at 2^47), each with its last listing; one at or above 2^53 is no
-  // chunk of any walk (and no exact number), kept as read.
-  const strays = new Map<number, Stray>();
-  const far: Stray[] = [];
-  // Each listed chunk is looked up in every region (they are few) by a
-  // binary search and placed at once: bins before tcaches, so a chunk listed
-  // twice keeps its last listing (a tcache's over a bin's).
-  // The address as a number below 2^53 (exact; no bigint comparison, a call into the runtime), as read above.
-  const place = (address: number | bigint, code: number, bin: number | undefined, arena: bigint, cache?: ThreadCache) => {
-    if (typeof address === 'bigint') {
-      far.push({ address, place: PLACE_KINDS[code], bin, arena });
-      return;
-    }
-    const at = address;
-    let met = false;
-    for (let k = 0; k < all.length; k++) {
-      const columns = all[k];
-      const i = chunkAt(indexes[k], at);
-      if (i < 0 || i === columns.walk.walk.top) continue;
-      met = true;
-      columns.places[i] = code;
-      columns.bins[i] = bin === undefined ? 0 : bin + 1;
-      if (cache !== undefined) mark(columns, i, { tcache: cache.address, owner: cache.owner });
-    }
-    if (!met) strays.set(at, { address: bigintOf(at), place: PLACE_KINDS[code], bin, arena });
-  };
+  const placing: Placing = { all, indexes: walks.map(chunkIndex), strays: new Map(), far: [] };
   for (const b of bins) {
-    const add = (code: number, list: ArenaBins['fastbins'], withIndex: boolean) => {
-      for (const bin of list) {
-        // The columns: no object per chunk (bin-chunks.ts).
-        const chunks = binColumns(bin);
-        for (let i = 0; i < chunks.length; i++) {
-          const at = chunks.addressNumber(i);
-          place(at < EXACT_LIMIT ? at : chunks.address(i), code, withIndex ? bin.index : undefined, b.arena);
-        }
-      }
-    };
-    add(CODE.fastbin, b.fastbins, true);
-    add(CODE.unsorted, b.unsorted, false);
-    add(CODE.smallbin, b.smallbins, true);
-    add(CODE.largebin, b.largebins, true);
+    placeList(placing, CODE.fastbin, b.fastbins, true, b.arena);
+    placeList(placing, CODE.unsorted, b.unsorted, false, b.arena);
+    placeList(placing, CODE.smallbin, b.smallbins, true, b.arena);
+    placeList(placing, CODE.largebin, b.largebins, true, b.arena);
   }
   for (const t of tcaches) {
-    for (const bin of t.bins) for (const c of bin.chunks) place(Number(c.address) < EXACT_LIMIT ? Number(c.address) : c.address, CODE.tcache, bin.index, t.arena, t);
+    for (const bin of t.bins) for (const c of bin.chunks) placeListed(placing, Number(c.address) < EXACT_LIMIT ? Number(c.address) : c.address, CODE.tcache, bin.index, t.arena, t);
   }
+  const { indexes, strays, far } = placing;
   const regions = all.map((columns, r): RegionPlaces => {
     const { walk: w, places } = columns;
     const { table, top } = w.walk;
@@ -215,13 +178,13 @@ export function placeChunks(
       const i = chunkAt(indexes[r], Number(t.address));
       if (i >= 0 && places[i] === CODE['in-use']) {
         places[i] = CODE['tcache-struct'];
-        mark(columns, i, { tcache: t.address, owner: t.owner });
+        markChunk(columns, i, { tcache: t.address, owner: t.owner });
       }
     }
     for (let i = Math.max(0, count - 3); i < count; i++) if (places[i] === CODE['in-use'] && isFencepost(w, i)) places[i] = CODE.fencepost;
     const arena = byArena.get(w.arena);
     const remainder = arena === undefined ? -1 : chunkAt(indexes[r], Number(arena.lastRemainder));
-    if (remainder >= 0) mark(columns, remainder, { lastRemainder: true });
+    if (remainder >= 0) markChunk(columns, remainder, { lastRemainder: true });
     const region = { arena: w.arena, kind: w.kind, start: w.start, end: w.end } as RegionPlaces;
     columnsOf.set(region, columns);
     lazyFields(region, ['chunks'], () => ({ chunks: Array.from({ length: count }, (_, i) => placedChunk(columns, i)) }));
@@ -230,6 +193,67 @@ export function placeChunks(
   });
   const listedNowhere = [...strays.values(), ...far].map((l) => ({ address: l.address, place: l.place, ...(l.bin === undefined ? {} : { bin: l.bin }), arena: l.arena }));
   return { regions, strays: listedNowhere };
+}
+
+/**
+ * What placing the listed chunks works on. The functions that place them
+ * are the module's own, not closures made for each placement: V8 holds a
+ * function's optimized code only as long as some closure of it lives, and
+ * each walk's closures were compiled again, in the background, while the
+ * walk ran them unoptimized (--trace-opt: 23 compiles of the list loop in
+ * 25 walks, ~30 ms of compiling a walk with the lookup it called).
+ */
+interface Placing {
+  all: RegionPlaceColumns[];
+  indexes: ChunkIndex[];
+  /**
+   * Listed chunks no walk holds, by address (a number: exact, user space
+   * ends at 2^47), each with its last listing; one at or above 2^53 is no
+   * chunk of any walk (and no exact number), kept as read in `far`.
+   */
+  strays: Map<number, Stray>;
+  far: Stray[];
+}
+
+/** Places every chunk of a kind of bin's lists (the columns: no object per chunk, bin-chunks.ts). */
+function placeList(p: Placing, code: number, list: ArenaBins['fastbins'], withIndex: boolean, arena: bigint): void {
+  for (const bin of list) {
+    const chunks = binColumns(bin);
+    for (let i = 0; i < chunks.length; i++) {
+      const at = chunks.addressNumber(i);
+      placeListed(p, at < EXACT_LIMIT ? at : chunks.address(i), code, withIndex ? bin.index : undefined, arena);
+    }
+  }
+}
+
+/**
+ * Places one listed chunk, looked up in every region (they are few) by a
+ * binary search: bins before tcaches, so a chunk listed twice keeps its
+ * last listing (a tcache's over a bin's). The address is a number below
+ * 2^53 (exact; no bigint comparison, a call into the runtime), or a bigint
+ * at or above it.
+ */
+function placeListed(p: Placing, address: number | bigint, code: number, bin: number | undefined, arena: bigint, cache?: ThreadCache): void {
+  if (typeof address === 'bigint') {
+    p.far.push({ address, place: PLACE_KINDS[code], bin, arena });
+    return;
+  }
+  const { all, indexes } = p;
+  let met = false;
+  for (let k = 0; k < all.length; k++) {
+    const columns = all[k];
+    const i = chunkAt(indexes[k], address);
+    if (i < 0 || i === columns.walk.walk.top) continue;
+    met = true;
+    columns.places[i] = code;
+    columns.bins[i] = bin === undefined ? 0 : bin + 1;
+    if (cache !== undefined) markChunk(columns, i, { tcache: cache.address, owner: cache.owner });
+  }
+  if (!met) p.strays.set(address, { address: bigintOf(address), place: PLACE_KINDS[code], bin, arena });
+}
+
+function markChunk(columns: RegionPlaceColumns, i: number, m: Mark): void {
+  columns.marks.set(i, { ...columns.marks.get(i), ...m });
 }
 
 // The two loops over every chunk's place are functions of their own, as

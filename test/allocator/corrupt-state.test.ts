@@ -53,7 +53,7 @@ function corrupt(writes: [address: bigint, bytes: Buffer][]): AllocatorImage {
 
 /** `img` read through a source that offers no reads by number: the list walks take their bigint path only. */
 function bigintOnly(img: AllocatorImage): AllocatorImage {
-  expect(img.memory.rangeHolding).toBeTypeOf('function');
+  expect(img.memory.numbered).toBeDefined();
   const { ranges, read, word } = img.memory;
   return { ...img, memory: { ranges, read, word } };
 }
