@@ -72,10 +72,16 @@ const EXACT_LIMIT = 1n << 53n;
 function fastFor(w: Walk, rule: SizeRule): FastWalk | undefined {
   const { numbered } = w.image.memory;
   const { memory } = w.arena;
-  if (numbered === undefined || memory.some((r) => r.end > EXACT_LIMIT)) return undefined;
+  // Loops, not callbacks: this runs for every bin, and a closure made per call is compiled again for each walk.
+  const bounds: number[] = [];
+  for (const r of memory) {
+    if (r.end > EXACT_LIMIT) return undefined;
+    bounds.push(Number(r.start), Number(r.end));
+  }
+  if (numbered === undefined) return undefined;
   return {
     source: numbered,
-    memory: memory.flatMap((r) => [Number(r.start), Number(r.end)]),
+    memory: bounds,
     min: rule.min,
     max: rule.max ?? Infinity,
     systemMem: w.arena.systemMem >= EXACT_LIMIT ? Infinity : Number(w.arena.systemMem),

@@ -28,29 +28,43 @@ export interface ArenaBins {
   complete: boolean;
 }
 
-/** The bins of `arena`, whose malloc_state is `s`, read from the image. */
+/**
+ * The bins of `arena`, whose malloc_state is `s`, read from the image. In
+ * loops, not callbacks: a closure made for each call is compiled again for
+ * each walk (V8 drops its optimized code with the closure), and arrays
+ * pushed onto are the same kind of array whether this code runs optimized
+ * or not (map and filter made packed arrays in one case and holey ones in
+ * the other, and the code reading them was deoptimized at each change).
+ */
 export function decodeBins(image: AllocatorImage, arena: Arena, s: MallocState): ArenaBins {
-  const fastbins = s.fastbins.map((head, index) => walkFastbin(image, arena, index, head));
+  const fastbins: Bin[] = [];
+  for (let index = 0; index < s.fastbins.length; index++) fastbins.push(walkFastbin(image, arena, index, s.fastbins[index]));
   // Before malloc's first call main_arena's bin headers are still zero, not yet linked to themselves.
   const untouched = s.top === 0n;
-  const regular = s.bins.filter((b) => b.index <= 126).map((b) => (untouched && b.fd === 0n && b.bk === 0n
-    ? { index: b.index, count: 0, chunks: [] }
-    : walkRegularBin(image, arena, b.index, b.address, b.fd, b.bk)));
   const marked: number[] = [];
   for (let index = 0; index < 128; index++) if ((s.binmap[index >> 5] >>> (index & 31)) & 1) marked.push(index);
-  for (const bin of regular) {
+  const unsorted: Bin[] = [];
+  const smallbins: Bin[] = [];
+  const largebins: Bin[] = [];
+  let complete = true;
+  for (const b of fastbins) if (own(b, 'reason') !== undefined) complete = false;
+  for (const b of s.bins) {
+    if (b.index > 126) continue;
+    const bin: Bin = untouched && b.fd === 0n && b.bk === 0n
+      ? { index: b.index, count: 0, chunks: [] }
+      : walkRegularBin(image, arena, b.index, b.address, b.fd, b.bk);
     if (bin.index >= 2 && bin.count > 0 && own(bin, 'reason') === undefined && !marked.includes(bin.index)) {
       defineOwn(bin, 'reason', `bin ${bin.index} holds ${bin.count} chunks, but its binmap bit is clear`);
     }
+    if (own(bin, 'reason') !== undefined) complete = false;
+    if (bin.index === 1) unsorted.push(bin);
+    else if (bin.index >= 64) largebins.push(bin);
+    else if (bin.index >= 2) smallbins.push(bin);
   }
-  const all = [...fastbins, ...regular];
   return {
     arena: arena.address, kind: arena.kind,
-    fastbins,
-    unsorted: regular.filter((b) => b.index === 1),
-    smallbins: regular.filter((b) => b.index >= 2 && b.index < 64),
-    largebins: regular.filter((b) => b.index >= 64),
+    fastbins, unsorted, smallbins, largebins,
     binmap: { words: [...s.binmap], marked },
-    complete: all.every((b) => own(b, 'reason') === undefined),
+    complete,
   };
 }

@@ -20,8 +20,14 @@ export function decodeFields(bytes: Uint8Array, offset: number, layout: StructLa
   for (const f of layout.fields) {
     const step = f.count === 0 ? 0 : f.size / f.count;
     const at = offset + f.offset;
-    if (f.count === 1) defineOwn(out, f.name, readC(bytes, at, f.type));
-    else defineOwn(out, f.name, Array.from({ length: f.count }, (_, i) => readC(bytes, at + i * step, f.type)));
+    if (f.count === 1) {
+      defineOwn(out, f.name, readC(bytes, at, f.type));
+    } else {
+      // A loop, not Array.from's callback: a closure made per call is compiled again for each walk.
+      const values: FieldValue[] = [];
+      for (let i = 0; i < f.count; i++) values.push(readC(bytes, at + i * step, f.type));
+      defineOwn(out, f.name, values);
+    }
   }
   return out;
 }

@@ -94,7 +94,8 @@ export function copiedMemory(ranges: readonly CopiedRange[]): MemorySource {
   return {
     ranges: sorted,
     ...(numbered === undefined ? {} : { numbered }),
-    word: numbered === undefined ? undefined : (address: bigint): bigint | undefined => wordAt(numbered, address),
+    // Bound, not a closure: a closure made for each source is compiled again for each walk.
+    word: numbered === undefined ? undefined : wordAt.bind(undefined, numbered),
     read(address: bigint, length: number): Uint8Array {
       const at = rangeAt(sorted, address);
       if (at !== undefined) {

@@ -99,7 +99,7 @@ export function findTcaches(
     const { bits, offsets } = table;
     for (const i of sizedBetween(table, least, most)) {
       const size = chunkSize(table, i);
-      const layout = image.layout.tcache.find((t) => size === t.chunkSize || size === t.chunkSize + 16);
+      const layout = layoutOfSize(image.layout.tcache, size);
       if (layout === undefined || (bits[i] & FREE_BIT) !== 0 || i === w.walk.top) continue;
       const cache = decodeCache(ctx, w.start + BigInt(offsets[i]), w.arena, layout);
       if (cache === undefined) continue;
@@ -112,50 +112,99 @@ export function findTcaches(
   const emptyLookalikes: bigint[] = [];
   const undecoded: TcacheSearch['undecoded'] = [];
   for (const { cache, firstOfArena, where } of candidates) {
-    const full = cache.bins.find((b) => b.count > 0 && own(b, 'reason') === undefined);
+    const full = firstFull(cache.bins);
     if (full !== undefined) {
       cache.evidence = `bin ${full.index} is a list of exactly its ${full.count} chunks of size ${hex(tidx2csize(full.index))}` +
         (image.layout.tcacheKey === 'absent-or-tcache-pointer' ? '' : ', each marked with the tcache key');
     } else if (firstOfArena) {
       cache.evidence = `the first chunk of ${where}, where a thread's first malloc puts its tcache`;
     } else {
-      if (cache.bins.every((b) => b.count === 0)) emptyLookalikes.push(cache.address);
-      else if (plausible(ctx, cache)) undecoded.push({ address: cache.address, reason: cache.bins.map((b) => own(b, 'reason')).find((r) => r !== undefined) ?? '' });
+      if (allEmpty(cache.bins)) emptyLookalikes.push(cache.address);
+      else if (plausible(ctx, cache)) undecoded.push({ address: cache.address, reason: firstReason(cache.bins) ?? '' });
       continue;
     }
     found.push(cache);
   }
   // A struct-sized chunk cached in another thread's tcache is free, not a tcache.
-  const cached = new Set(found.flatMap((t) => t.bins.flatMap((b) => b.chunks.map((c) => c.address))));
-  const tcaches = found.filter((t) => !cached.has(t.address));
-  if (probe !== undefined) {
-    for (const t of tcaches) if (t.bins.some((b) => b.chunks[0]?.address === probe - 16n)) t.owner = 'calling-thread';
+  const cached = new Set<bigint>();
+  for (const t of found) for (const b of t.bins) for (const c of b.chunks) cached.add(c.address);
+  const tcaches: ThreadCache[] = [];
+  for (const t of found) {
+    if (cached.has(t.address)) continue;
+    if (probe !== undefined) for (const b of t.bins) if (b.chunks.length > 0 && b.chunks[0].address === probe - 16n) t.owner = 'calling-thread';
+    t.complete = firstReason(t.bins) === undefined;
+    tcaches.push(t);
   }
-  for (const t of tcaches) t.complete = t.bins.every((b) => own(b, 'reason') === undefined);
   return { tcaches, emptyLookalikes, undecoded };
+}
+
+// The helpers below run over every bin of every candidate, for each walk:
+// loops, not callbacks, since a closure made per call is compiled again for
+// each walk (V8 drops its optimized code with the closure).
+
+/** The tcache layout whose struct's chunk is `size` bytes (either of its two sizes). */
+function layoutOfSize(layouts: readonly TcacheLayout[], size: number): TcacheLayout | undefined {
+  for (const t of layouts) if (size === t.chunkSize || size === t.chunkSize + 16) return t;
+  return undefined;
+}
+
+/** The first bin that holds chunks and whose list decoded. */
+function firstFull(bins: readonly TcacheBinState[]): TcacheBinState | undefined {
+  for (const b of bins) if (b.count > 0 && own(b, 'reason') === undefined) return b;
+  return undefined;
+}
+
+function allEmpty(bins: readonly TcacheBinState[]): boolean {
+  for (const b of bins) if (b.count !== 0) return false;
+  return true;
+}
+
+/** Why the first bin whose list did not decode stopped, or undefined. */
+function firstReason(bins: readonly TcacheBinState[]): string | undefined {
+  for (const b of bins) {
+    const reason = own(b, 'reason');
+    if (reason !== undefined) return reason as string;
+  }
+  return undefined;
 }
 
 /** Every count within mp_.tcache_count, every non-empty bin's head 0 or a 16-byte aligned address inside an arena. */
 function plausible(ctx: Context, cache: ThreadCache): boolean {
-  return cache.bins.every((b, i) => {
+  const { bins } = cache;
+  for (let i = 0; i < bins.length; i++) {
+    const b = bins[i];
     if (b.count < 0 || b.count > Number(ctx.tcacheCount)) return false;
     const head = cache.struct.entries[i];
-    return b.count === 0 || head === 0n || (head % 16n === 0n && ctx.memory.some((r) => head - 16n >= r.start && head + 16n <= r.end));
-  });
+    if (b.count !== 0 && head !== 0n && (head % 16n !== 0n || !inArenas(ctx, head - 16n, head + 16n))) return false;
+  }
+  return true;
 }
 
 function decodeCache(ctx: Context, chunk: bigint, arena: bigint, layout: TcacheLayout): ThreadCache | undefined {
   const bytes = readBytes(ctx.image.memory, chunk + 16n, layout.struct.size);
   if (typeof bytes === 'string') return undefined;
   const struct = decodeTcachePerthread(bytes, 0, layout, chunk + 16n);
-  const bins = Array.from({ length: layout.bins }, (_, index) => decodeBin(ctx, struct, layout, index));
+  const bins: TcacheBinState[] = [];
+  for (let index = 0; index < layout.bins; index++) bins.push(decodeBin(ctx, struct, layout, index));
   return { address: chunk, arena, owner: 'unknown', evidence: '', bins, struct, complete: false };
+}
+
+// The functions below are called for every bin of every candidate: written
+// without closures made per call, which V8 compiles again for each walk.
+
+/** The bin as read so far, and why its list stops. */
+const stopped = (bin: TcacheBinState, reason: string): TcacheBinState => ({ ...bin, reason });
+
+/** Whether [from, to) lies inside one arena's memory. */
+function inArenas(ctx: Context, from: bigint, to: bigint): boolean {
+  for (const r of ctx.memory) if (from >= r.start && to <= r.end) return true;
+  return false;
 }
 
 function decodeBin(ctx: Context, struct: TcachePerthread, layout: TcacheLayout, index: number): TcacheBinState {
   const count = cachedChunks(struct, index, ctx.tcacheCount);
   const bin: TcacheBinState = { index, count, chunks: [] };
-  const stop = (reason: string): TcacheBinState => ({ ...bin, reason });
+  const stop = (reason: string): TcacheBinState => stopped(bin, reason);
   if (count < 0 || count > Number(ctx.tcacheCount)) return stop(`its count ${count} is outside 0 … mp_.tcache_count (${ctx.tcacheCount})`);
   if (count > 0 && index >= Number(ctx.tcacheBins) && index < layout.smallBins) return stop(`it holds ${count} chunks, but mp_.tcache_bins is ${ctx.tcacheBins}`);
   const small = index < layout.smallBins;
@@ -164,7 +213,7 @@ function decodeBin(ctx: Context, struct: TcachePerthread, layout: TcacheLayout, 
     if (step === count) return stop(`the list goes on past its count of ${count} (next ${hex(entry)})`);
     const chunk = entry - 16n;
     if (entry % 16n !== 0n) return stop(`entry ${step} is ${hex(entry)}, not 16-byte aligned`);
-    if (!ctx.memory.some((r) => chunk >= r.start && entry + 16n <= r.end)) return stop(`entry ${step}, ${hex(entry)}, is outside every arena's memory`);
+    if (!inArenas(ctx, chunk, entry + 16n)) return stop(`entry ${step}, ${hex(entry)}, is outside every arena's memory`);
     const sizeWord = readWord(ctx.image.memory, chunk + 8n);
     if (typeof sizeWord === 'string') return stop(sizeWord);
     const size = Number(sizeWord & ~7n);
@@ -179,6 +228,9 @@ function decodeBin(ctx: Context, struct: TcachePerthread, layout: TcacheLayout, 
   return bin.chunks.length === count ? bin : stop(`the list ends after ${bin.chunks.length} chunks, but its count is ${count}`);
 }
 
+/** tcache_entry.key of the cached chunk at `chunk`. */
+const keyAt = (ctx: Context, chunk: bigint): bigint | string => readWord(ctx.image.memory, chunk + 24n);
+
 /**
  * tcache_entry.key marks a cached chunk: the owning struct's address
  * (2.29–2.33) or tcache_key, one random word for the whole process (2.34
@@ -187,12 +239,11 @@ function decodeBin(ctx: Context, struct: TcachePerthread, layout: TcacheLayout, 
 function markKeys(ctx: Context, caches: ThreadCache[]): void {
   const kind = ctx.image.layout.tcacheKey;
   if (kind === 'absent-or-tcache-pointer') return;
-  const keyOf = (address: bigint) => readWord(ctx.image.memory, address + 24n);
   let processKey: bigint | undefined;
   if (kind === 'random') {
     const votes = new Map<bigint, number>();
     for (const t of caches) for (const b of t.bins) for (const c of b.chunks) {
-      const k = keyOf(c.address);
+      const k = keyAt(ctx, c.address);
       if (typeof k !== 'string') votes.set(k, (votes.get(k) ?? 0) + 1);
     }
     processKey = [...votes].sort((a, b) => b[1] - a[1])[0]?.[0];
@@ -201,7 +252,7 @@ function markKeys(ctx: Context, caches: ThreadCache[]): void {
     const wanted = kind === 'random' ? processKey : t.struct.address;
     for (const b of t.bins) {
       if (own(b, 'reason') !== undefined) continue;
-      const bad = b.chunks.find((c) => keyOf(c.address) !== wanted);
+      const bad = b.chunks.find((c) => keyAt(ctx, c.address) !== wanted);
       if (bad !== undefined) defineOwn(b, 'reason', `the cached chunk at ${hex(bad.address)} lacks the tcache key (${wanted === undefined ? 'none found' : hex(wanted)})`);
     }
   }
