@@ -21,7 +21,9 @@ export interface MallocGlobals {
  * global_max_fast (see findGlobalMaxFast for `change`).
  */
 export function locateMallocGlobals(input: LocateInput, change?: MaxFastChange): MallocGlobals {
-  const joined: LocateInput = { ...input, data: joinAdjacent(input.data) };
+  // Every key written, in one order, not spread: a spread copies the shape of
+  // whatever it is given, and the locators' code was deoptimized at each new one.
+  const joined: LocateInput = { layout: input.layout, data: joinAdjacent(input.data), heap: input.heap, others: input.others };
   const mainArena = findMainArena(joined);
   const arena = mainArena.found ? mainArena.value : undefined;
   const mallocPar = findMallocPar(joined, arena);

@@ -150,12 +150,17 @@ export function placeChunks(
   arenas: readonly Arena[], bins: readonly ArenaBins[], tcaches: readonly ThreadCache[], walks: readonly RegionWalk[],
 ): Placement {
   const byArena = new Map(arenas.map((a) => [a.address, a]));
-  const all = walks.map((w): RegionPlaceColumns => {
+  // Pushed, not mapped: map made packed arrays when interpreted and holey
+  // ones when optimized, and placeListed was deoptimized at each change.
+  const all: RegionPlaceColumns[] = [];
+  const indexes: ChunkIndex[] = [];
+  for (const w of walks) {
     const { count } = w.walk.table;
     const buffer = zeroedBytes(2 * count);
-    return { walk: w, places: buffer.subarray(0, count), bins: buffer.subarray(count), marks: new Map<number, Mark>(), unlisted: [] };
-  });
-  const placing: Placing = { all, indexes: walks.map(chunkIndex), strays: new Map(), far: [] };
+    all.push({ walk: w, places: buffer.subarray(0, count), bins: buffer.subarray(count), marks: new Map<number, Mark>(), unlisted: [] });
+    indexes.push(chunkIndex(w));
+  }
+  const placing: Placing = { all, indexes, strays: new Map(), far: [] };
   for (const b of bins) {
     placeList(placing, CODE.fastbin, b.fastbins, true, b.arena);
     placeList(placing, CODE.unsorted, b.unsorted, false, b.arena);
@@ -165,7 +170,7 @@ export function placeChunks(
   for (const t of tcaches) {
     for (const bin of t.bins) for (const c of bin.chunks) placeListed(placing, Number(c.address) < EXACT_LIMIT ? Number(c.address) : c.address, CODE.tcache, bin.index, t.arena, t);
   }
-  const { indexes, strays, far } = placing;
+  const { strays, far } = placing;
   const regions = all.map((columns, r): RegionPlaces => {
     const { walk: w, places } = columns;
     const { table, top } = w.walk;
