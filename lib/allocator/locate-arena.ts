@@ -51,7 +51,11 @@ export function findMainArena(input: LocateInput): Located<MainArena> {
       const { ok, candidate } = judge(address, checks(arena, input));
       if (ok) {
         passed.push(candidate);
-        states.set(address, { ...arena, state: stateOf(arena, input) });
+        // Its state added to the decoded struct (made here, read by no one else), not a spread copy: a
+        // copy took a shape of its own, and findGlobalMaxFast was deoptimized at each new one.
+        const main = arena as MainArena;
+        main.state = stateOf(arena, input);
+        states.set(address, main);
       } else if (candidate.evidence.length > 2) {
         nearMisses.push(candidate);
       }
