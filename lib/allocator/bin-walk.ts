@@ -132,6 +132,37 @@ function fastRegular(f: FastWalk, p: number, prev: number, listed: number): numb
   return word < 0 || (word & 1) !== 0 || wordIn(source, after, p + size) !== size ? -1 : next;
 }
 
+/** Lists a fastbin's chunks from `n` while they pass fastChunk (see regularRun); returns where it stopped. */
+function fastbinRun(fast: FastWalk, chunks: ListedChunks, watch: CycleWatch, n: number, safeLinking: boolean): number {
+  while (n !== 0 && !watch.meets(n) && fastChunk(fast, n, chunks.length)) {
+    const stored = wordIn(fast.source, fast.range, n + 16);
+    if (stored < 0) break;
+    watch.listed(n, chunks.length);
+    chunks.push(n, fast.size);
+    n = safeLinking ? revealNumber(stored, n + 16) : stored;
+  }
+  return n;
+}
+
+/**
+ * Lists the chunks of a regular bin from `n` (reached from `before`) while
+ * they pass fastRegular, up to the header at `end`; returns where it
+ * stopped. A function of its own, small: inside walkRegularBin, whose
+ * bigint path made it ~100 ms of compiling a time, the loop was compiled
+ * again at each of the first walks.
+ */
+function regularRun(fast: FastWalk, chunks: ListedChunks, n: number, before: number, end: number, large: boolean): number {
+  while (n !== end) {
+    const next = fastRegular(fast, n, before, chunks.length);
+    // A large bin's first chunk of a size, which links the sizes, takes the bigint path.
+    if (next < 0 || (large && (chunks.length === 0 || fast.size !== chunks.size(chunks.length - 1)))) break;
+    chunks.push(n, fast.size);
+    before = n;
+    n = next;
+  }
+  return n;
+}
+
 /** Why `p` cannot be a chunk of the arena, or undefined; `uncopied` when it could be one, but the copy does not hold it. */
 function placeProblem(w: Walk, p: bigint): { reason: string; uncopied?: bigint } | undefined {
   if (p % 16n !== 0n) return { reason: `${hex(p)} is not 16-byte aligned` };
@@ -205,14 +236,7 @@ export function walkFastbin(image: AllocatorImage, arena: Arena, index: number, 
   for (let p = head; p !== 0n;) {
     if (fast !== undefined && p < EXACT_LIMIT) {
       // By number while the chunks pass: a bigint compared or converted is a call into the runtime.
-      let n = Number(p);
-      while (n !== 0 && !watch.meets(n) && fastChunk(fast, n, chunks.length)) {
-        const stored = wordIn(fast.source, fast.range, n + 16);
-        if (stored < 0) break;
-        watch.listed(n, chunks.length);
-        chunks.push(n, fast.size);
-        n = image.layout.safeLinking ? revealNumber(stored, n + 16) : stored;
-      }
+      const n = fastbinRun(fast, chunks, watch, Number(p), image.layout.safeLinking);
       p = bigintOf(n);
       if (n === 0) break;
     }
@@ -268,17 +292,8 @@ export function walkRegularBin(image: AllocatorImage, arena: Arena, index: numbe
     if (fast !== undefined && p < EXACT_LIMIT && prev < EXACT_LIMIT && header < EXACT_LIMIT) {
       // By number while the chunks pass: a bigint compared or converted is a call into the runtime.
       const end = Number(header);
-      let n = Number(p);
-      let before = Number(prev);
       const start = chunks.length;
-      while (n !== end) {
-        const next = fastRegular(fast, n, before, chunks.length);
-        // A large bin's first chunk of a size, which links the sizes, takes the bigint path.
-        if (next < 0 || (large && (chunks.length === 0 || fast.size !== chunks.size(chunks.length - 1)))) break;
-        chunks.push(n, fast.size);
-        before = n;
-        n = next;
-      }
+      const n = regularRun(fast, chunks, Number(p), Number(prev), end, large);
       if (chunks.length > start) prev = chunks.address(chunks.length - 1);
       if (n === end) break;
       p = bigintOf(n);
