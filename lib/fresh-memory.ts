@@ -2,15 +2,24 @@
 // that size came from malloc, which mapped it afresh, and each of its pages
 // then cost a fault when first written: on the machine measured a page
 // fault costs ~10 us, and 17 MiB of columns took ~60 ms that way against
-// ~10 ms in huge pages faulted in at once (binding.freshBuffer). Smaller
-// ones are plain typed arrays. And scratch kept between calls, in memory
+// ~10 ms in huge pages faulted in at once (binding.freshBuffer). Those
+// under FRESH_FROM are plain typed arrays. And scratch kept between calls, in memory
 // the addon maps whatever its size: a typed array of it came from malloc,
 // a chunk in the very heap heapscope reads.
 import { binding, RANGES_PER_READ } from './binding';
 import { native } from './errors';
 
-/** From this many bytes on (one huge page), zeroedBytes maps them. */
-export const FRESH_FROM = 2 << 20;
+/**
+ * From this many bytes on, zeroedBytes maps them. It was 2 MiB (a huge
+ * page) until the round of 2026-12-06 (late): a walk's column of places,
+ * two bytes a chunk (2.07 MB for the bench's million chunks), was then a
+ * plain typed array, memory malloc took for it, each page faulted in as it
+ * was first written, where a mapped one from 1 MiB on is faulted in by one
+ * call (PopulateForCopy, native/untouched.cc). In turns with the code
+ * before: walkHeap() 93.4-101.0 ns a chunk against 100.0-103.8 (three bench
+ * runs each), 102-122 ms against 110-135 for 25 walks in a loop.
+ */
+export const FRESH_FROM = 256 << 10;
 
 /**
  * `length` zero bytes, on an ArrayBuffer of their own (offset 0: any view

@@ -5,15 +5,16 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { binding } from '../lib/binding';
-import { dropPages, zeroedBytes } from '../lib/fresh-memory';
+import { dropPages, FRESH_FROM, zeroedBytes } from '../lib/fresh-memory';
 import { chunkSize, ChunkWalker, walkSnapshot, walkSnapshotStored } from '../lib/walk/chunk';
 
 const MiB = 1 << 20;
 const allZero = (bytes: Uint8Array): boolean => bytes.every((b) => b === 0);
 
 describe('fresh memory for columns', () => {
-  it('is zero, as long as asked and writable; from 2 MiB on it is mapped, and given back as a copy is', () => {
-    for (const length of [0, 1, 4095, 2 * MiB - 1, 2 * MiB, 3 * MiB + 5]) {
+  it('is zero, as long as asked and writable; from FRESH_FROM (256 KiB) on it is mapped, and given back as a copy is', () => {
+    expect(FRESH_FROM).toBe(256 * 1024);
+    for (const length of [0, 1, 4095, FRESH_FROM - 1, FRESH_FROM, 2 * MiB, 3 * MiB + 5]) {
       const bytes = zeroedBytes(length);
       expect(bytes.length, String(length)).toBe(length);
       expect(bytes.byteOffset).toBe(0);
@@ -21,7 +22,7 @@ describe('fresh memory for columns', () => {
       bytes.fill(0xa5);
       expect(bytes.every((b) => b === 0xa5)).toBe(true);
       // Only a mapped one is a registered copy: releaseCopies gives it back, and its views then read as empty.
-      const mapped = length >= 2 * MiB;
+      const mapped = length >= FRESH_FROM;
       expect(binding.releaseCopies([Buffer.from(bytes.buffer)]), String(length)).toBe(mapped ? 1 : 0);
       expect(bytes.length).toBe(mapped ? 0 : length);
     }
