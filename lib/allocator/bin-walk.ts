@@ -71,14 +71,13 @@ const EXACT_LIMIT = 1n << 53n;
 
 function fastFor(w: Walk, rule: SizeRule): FastWalk | undefined {
   const { numbered } = w.image.memory;
-  const { memory } = w.arena;
-  // Loops, not callbacks: this runs for every bin, and a closure made per call is compiled again for each walk.
+  if (numbered === undefined) return undefined;
+  // A loop, not a callback: this runs for every bin, and a closure made per call is compiled again for each walk.
   const bounds: number[] = [];
-  for (const r of memory) {
+  for (const r of w.arena.memory) {
     if (r.end > EXACT_LIMIT) return undefined;
     bounds.push(Number(r.start), Number(r.end));
   }
-  if (numbered === undefined) return undefined;
   return {
     source: numbered,
     memory: bounds,

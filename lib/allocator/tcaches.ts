@@ -189,12 +189,6 @@ function decodeCache(ctx: Context, chunk: bigint, arena: bigint, layout: TcacheL
   return { address: chunk, arena, owner: 'unknown', evidence: '', bins, struct, complete: false };
 }
 
-// The functions below are called for every bin of every candidate: written
-// without closures made per call, which V8 compiles again for each walk.
-
-/** The bin as read so far, and why its list stops. */
-const stopped = (bin: TcacheBinState, reason: string): TcacheBinState => ({ ...bin, reason });
-
 /** Whether [from, to) lies inside one arena's memory. */
 function inArenas(ctx: Context, from: bigint, to: bigint): boolean {
   for (const r of ctx.memory) if (from >= r.start && to <= r.end) return true;
@@ -204,7 +198,7 @@ function inArenas(ctx: Context, from: bigint, to: bigint): boolean {
 function decodeBin(ctx: Context, struct: TcachePerthread, layout: TcacheLayout, index: number): TcacheBinState {
   const count = cachedChunks(struct, index, ctx.tcacheCount);
   const bin: TcacheBinState = { index, count, chunks: [] };
-  const stop = (reason: string): TcacheBinState => stopped(bin, reason);
+  const stop = (reason: string): TcacheBinState => ({ ...bin, reason });
   if (count < 0 || count > Number(ctx.tcacheCount)) return stop(`its count ${count} is outside 0 … mp_.tcache_count (${ctx.tcacheCount})`);
   if (count > 0 && index >= Number(ctx.tcacheBins) && index < layout.smallBins) return stop(`it holds ${count} chunks, but mp_.tcache_bins is ${ctx.tcacheBins}`);
   const small = index < layout.smallBins;
