@@ -8,6 +8,10 @@ import { Arena } from '../../lib/allocator/arenas';
 import { walkFastbin, walkRegularBin } from '../../lib/allocator/bin-walk';
 import { AllocatorImage } from '../../lib/allocator/image';
 import { copiedMemory } from '../../lib/allocator/memory-source';
+import { heapRoomNotNeeded } from '../helpers/heap-room';
+
+// Lists built here byte by byte, no live heap: runs whatever room the process has.
+heapRoomNotNeeded();
 
 const BASE = 0x5555_0000_0000n;
 /** A small bin header's address, outside the copied memory: the walks never read it. */

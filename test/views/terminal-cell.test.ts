@@ -9,6 +9,10 @@ import { describe, expect, it } from 'vitest';
 import { drawTable } from '../../lib/views/terminal-table';
 import { cellLines, fitCell } from '../../lib/views/terminal-cell';
 import { painter } from '../../lib/views/terminal-text';
+import { heapRoomNotNeeded } from '../helpers/heap-room';
+
+// Text drawn here, no live heap: runs whatever room the process has.
+heapRoomNotNeeded();
 
 /** The old renderTable's cli-table3 table, given its widths and alignments. */
 function cliTable(head: string[], rows: string[][], widths: number[], aligns: ('left' | 'right')[]): string[] {

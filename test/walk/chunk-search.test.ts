@@ -4,6 +4,10 @@
 // are spaced as a walk's are (each chunk at least 16 bytes past the last).
 import { describe, expect, it } from 'vitest';
 import { chunkAtOrBefore } from '../../lib/walk/chunk';
+import { heapRoomNotNeeded } from '../helpers/heap-room';
+
+// Offsets made here, no live heap: runs whatever room the process has.
+heapRoomNotNeeded();
 
 /** A small deterministic generator (xorshift32), so a failure names its seed. */
 function random(seed: number): () => number {
