@@ -3,9 +3,9 @@
 // then cost a fault when first written: on the machine measured a page
 // fault costs ~10 us, and 17 MiB of columns took ~60 ms that way against
 // ~10 ms in huge pages faulted in at once (binding.freshBuffer). Those
-// under FRESH_FROM are plain typed arrays. And scratch kept between calls, in memory
-// the addon maps whatever its size: a typed array of it came from malloc,
-// a chunk in the very heap heapscope reads.
+// under FRESH_FROM are plain typed arrays. And scratch kept between calls,
+// in memory the addon maps whatever its size: a typed array of it came from
+// malloc, a chunk in the very heap heapscope reads.
 import { binding, RANGES_PER_READ } from './binding';
 import { native } from './errors';
 

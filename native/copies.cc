@@ -130,7 +130,10 @@ void FinalizeCopy(napi_env env, uint8_t* data, size_t span, uint64_t id) {
 // Buffer is made, whatever is done after: over ten walks of [heap]s of 71
 // and 81 MB, 10 and 11 collections begun for that, against 10 counted.
 // Taken off before its Buffer was made instead, walks of a 62 MB [heap]
-// took 123.1-140.3 ms against 116.2-124.6 (three runs each in turns).
+// took 123.1-140.3 ms against 116.2-124.6 (three runs each in turns): V8
+// moves its limit to 64 MiB above any new low of its count, so a copy taken
+// off first leaves no more room than one taken off after, and one of 64
+// MiB or more starts a collection either way (bench/rounds.md, 2026-12-06).
 constexpr size_t kUncountedMost = size_t{64} << 20;
 
 Napi::Buffer<uint8_t> CopyBuffer(Napi::Env env, uint8_t* data, size_t length, size_t span, bool released) {

@@ -22,8 +22,8 @@
 // alone (medians of 30, three runs each in turns). Where the child may not
 // write into the parent (Yama's ptrace_scope 1 lets a process trace its
 // descendants only; seccomp; an LSM), the parent copies each piece it could
-// not, and later freezes hand their children none. Nothing here calls malloc in
-// this process.
+// not, and later freezes hand their children none. Nothing here calls
+// malloc in this process.
 #include <fcntl.h>
 #include <malloc.h>
 #include <poll.h>

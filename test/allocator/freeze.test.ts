@@ -489,7 +489,6 @@ describe("a frozen child's copies", () => {
   }
 });
 
-
 // An experiment's child, whose V8 runs single-threaded, copies the allocator
 // with no freeze (bins' frames): nothing else there mallocs during the plan.
 describe('a copy planned live', () => {
