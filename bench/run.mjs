@@ -330,6 +330,8 @@ function mapsRows(c) {
 const WALK_CHUNKS = 1_000_000;
 /** walkHeap()'s target per chunk, in nanoseconds. */
 const WALK_HEAP_TARGET = 100;
+/** Live handles in walk-heap-few-handles. */
+const FEW_HANDLES = 1000;
 
 const WALK_SIZES = [24, 40, 24, 120];
 const WALK_FREE_EVERY = 16;
@@ -430,6 +432,20 @@ async function heapWalkRows(c) {
         perSecond: w.read > 0 ? 1e9 / w.read : undefined, walkAndRead: w.walkAndRead,
       },
     );
+    // A learner's heap: a thousand blocks of their own live among the million.
+    const few = Array.from({ length: FEW_HANDLES }, () => h.malloc(32));
+    try {
+      const f = await wholeWalks();
+      rows.push({
+        id: 'walk-heap-few-handles',
+        what: `walkHeap() per chunk of the same heap made in C, with ${FEW_HANDLES} handles of malloc(32) live (${f.walked} chunks, ${f.attempts.join('/')} snapshots a walk)`,
+        // No target of its own: what the handles add to walk-heap.
+        group: 'heap walk', heapscope: f.walk, c: m.c, ratio: f.walk / WALK_HEAP_TARGET, against: `${WALK_HEAP_TARGET} ns`, baseline: WALK_HEAP_TARGET, chunks: f.walked, attempts: f.attempts,
+        perSecond: 1e9 / f.walk,
+      });
+    } finally {
+      for (const a of few) a.free();
+    }
   } finally {
     heap.release();
   }

@@ -68,6 +68,17 @@ export class AddressTable<T> {
     return true;
   }
 
+  /** The keys in [lo, hi), in no order. */
+  keysWithin(lo: number, hi: number): Float64Array {
+    const keys = this.#keys;
+    let n = 0;
+    for (let i = 0; i < keys.length; i++) if (keys[i] >= lo && keys[i] < hi) n++;
+    const out = new Float64Array(n);
+    n = 0;
+    for (let i = 0; i < keys.length; i++) if (keys[i] >= lo && keys[i] < hi) out[n++] = keys[i];
+    return out;
+  }
+
   values(): T[] {
     const out: T[] = [];
     for (let i = 0; i < this.#keys.length; i++) if (this.#keys[i] !== EMPTY) out.push(this.#values[i] as T);

@@ -355,14 +355,19 @@ export function liveAllocations(): Allocation[] {
   return [...liveTable().values()];
 }
 
-/** @internal Whether this thread holds a live handle (a walk that finds none looks up no chunk). */
-export function anyLive(): boolean {
-  return liveTable().size > 0;
+/** @internal How many handles of this thread are live (a walk that finds none looks up no chunk). */
+export function liveCount(): number {
+  return liveTable().size;
 }
 
 /** @internal The live allocation whose block starts at `address` (a number: the walk's chunk addresses plus 16). */
 export function liveAt(address: number): Allocation | undefined {
   return liveTable().get(address);
+}
+
+/** @internal The addresses of the live blocks that start in [lo, hi), ascending. */
+export function liveWithin(lo: number, hi: number): Float64Array {
+  return liveTable().keysWithin(lo, hi).sort();
 }
 
 /** The live heapscope allocation at `address`, if there is one. */

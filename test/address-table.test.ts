@@ -87,6 +87,10 @@ describe('AddressTable', () => {
       const found = keys.filter((k, i) => i % 7 === 0 && (table.get(k + 8) !== undefined || table.get(k + 2 ** 40) !== undefined));
       expect(found).toEqual([]);
       expect(table.values().sort((x, y) => x - y)).toEqual([...oracle.values()].sort((x, y) => x - y));
+      // The keys within a range through the middle of the pattern: the Map's there, its first one in, its last one out.
+      const sorted = [...oracle.keys()].sort((x, y) => x - y);
+      const [lo, hi] = [sorted[sorted.length >> 2], sorted[(3 * sorted.length) >> 2]];
+      expect([...table.keysWithin(lo, hi)].sort((x, y) => x - y)).toEqual(sorted.filter((k) => k >= lo && k < hi));
       expect([...oracle.keys()].filter((k) => !table.delete(k))).toEqual([]);
       expect(table.size).toBe(0);
       expect(table.values()).toEqual([]);

@@ -1,7 +1,6 @@
 // A walk made from one decoded allocator snapshot, whichever process it
 // was copied from: every region's chunks with their places, the totals,
 // and the walk's own mallinfo2() (against the real one when there is one).
-import type { Allocation } from '../allocation';
 import type { Arena } from '../allocator/arenas';
 import type { RegionWalk } from '../allocator/heap-walks';
 import { isFencepost, placementProblems } from '../allocator/places';
@@ -10,19 +9,15 @@ import { hex } from '../format';
 import type { StepResult } from '../plan';
 import type { Mallinfo } from '../stats';
 import { mallinfoChecks, walkMallinfo } from './checks';
-import { addTotals, emptyTotals, HeapRegionWalk, regionWalk } from './heap-walk';
+import { addTotals, emptyTotals, HeapRegionWalk, OwnBlocks, regionWalk } from './heap-walk';
 import type { HeapWalkData } from './walk-data';
 import { own } from '../validate';
 
 export interface WalkSource {
   /** Only main_arena's regions in the result (the totals and checks still cover every arena). */
   mainOnly: boolean;
-  /**
-   * heapscope's live allocation whose chunk starts at `chunk` (a number:
-   * user addresses are below 2^47), in this process only; absent when no
-   * handle is live, and no chunk is then looked up.
-   */
-  ours?: (chunk: number) => Allocation | undefined;
+  /** heapscope's live allocations, in this process only. */
+  ours?: OwnBlocks;
   mallinfo?: Mallinfo;
   programBreak?: bigint;
   steps: StepResult[];

@@ -9,7 +9,7 @@ import type { PlacedChunk, PlaceKind, RegionPlaceColumns, RegionPlaces } from '.
 import type { BlockTotal } from '../malloc-info';
 import { bigintOf } from '../exact';
 import { defineOwn, lazyFields, own } from '../validate';
-import { A_BIT, chunkSize, Offsets, P_BIT } from './chunk';
+import { A_BIT, chunkAtOrBefore, chunkSize, Offsets, P_BIT } from './chunk';
 
 /** Every place a chunk can be in, in the order views list them. */
 export const PLACES: readonly PlaceKind[] = PLACE_KINDS;
@@ -85,35 +85,36 @@ export function addTotals(into: WalkTotals, t: WalkTotals): void {
 }
 
 /**
- * One region's chunks with their places; `ours` gives heapscope's live
- * allocation whose chunk starts at an address (none in another process).
- * The totals are counted from the columns; the HeapChunk objects are made
- * when `chunks` is first read (the top's at once), each with the allocation
- * that was live when the walk was made.
+ * heapscope's live allocations of this thread, by the address of their
+ * chunks (numbers: user addresses are below 2^47). None in another process.
  */
-export function regionWalk(walk: RegionWalk, places: RegionPlaces, ours: ((chunk: number) => Allocation | undefined) | undefined, reason?: string): HeapRegionWalk {
+export interface OwnBlocks {
+  /** How many handles are live. */
+  count: number;
+  /** The live allocation whose chunk starts at `chunk`. */
+  at(chunk: number): Allocation | undefined;
+  /** The chunks of the live allocations whose chunks start in [lo, hi), ascending. */
+  within(lo: number, hi: number): Float64Array;
+}
+
+/**
+ * One region's chunks with their places, with heapscope's live allocations
+ * among them (`ours`). The totals are counted from the columns; the
+ * HeapChunk objects are made when `chunks` is first read (the top's at
+ * once), each with the allocation that was live when the walk was made.
+ */
+export function regionWalk(walk: RegionWalk, places: RegionPlaces, ours: OwnBlocks | undefined, reason?: string): HeapRegionWalk {
   const columns = placeColumns(places);
   const { count, offsets } = walk.walk.table;
   const start = Number(walk.start);
   const totals = emptyTotals();
   const [counts, sizes] = placeSums(columns.places, offsets, count);
   PLACES.forEach((p, code) => { totals.places[p] = { count: counts[code], size: sizes[code] }; });
-  let owned: (Allocation | undefined)[] | undefined;
-  // Without a live handle in this thread (or in another process), no chunk is asked after.
-  if (ours !== undefined) {
-    for (let i = 0; i < count; i++) {
-      const allocation = ours(start + offsets[i]);
-      if (allocation !== undefined) {
-        (owned ??= new Array<Allocation | undefined>(count))[i] = allocation;
-        totals.ours.count++;
-        totals.ours.size += offsets[i + 1] - offsets[i];
-      }
-    }
-  }
+  const owned = ours === undefined || ours.count === 0 || count === 0 ? undefined : ownedChunks(ours, start, offsets, count, totals.ours);
   totals.chunks = count;
   // The chunks tile the region: their bytes run from the first one's start to the last one's end.
   totals.bytes = count === 0 ? 0 : offsets[count] - offsets[0];
-  const chunkAt = (i: number): HeapChunk => heapChunk(columns, i, owned?.[i]);
+  const chunkAt = (i: number): HeapChunk => heapChunk(columns, i, owned?.(i));
   const topIndex = walk.walk.top;
   const top = topIndex >= 0 ? chunkAt(topIndex) : undefined;
   const why = reason ?? own(walk, 'reason');
@@ -128,6 +129,62 @@ export function regionWalk(walk: RegionWalk, places: RegionPlaces, ours: ((chunk
   if (top !== undefined) defineOwn(region, 'top', top);
   defineOwn(region, 'totals', totals);
   return region;
+}
+
+/**
+ * With a live handle for fewer than one chunk in FEW_HANDLES, the walk
+ * looks for each handle's chunk among the offsets rather than asking the
+ * live table about every chunk. Over the bench's heap made in C (1.03
+ * million chunks), walks took 124-130 ms (medians) with 1,000 handles live
+ * and every chunk asked, 87-96 ms with each handle looked for, 89-90 with
+ * no handle. With 240,000 handles among 1.24 million chunks the two ways
+ * took about the same (178-191 ms against 185-196); with 937,500 among
+ * 1.03 million, looking for each took 558-585 ms against 308-322.
+ */
+const FEW_HANDLES = 4;
+
+/**
+ * Which of a region's chunks are heapscope's live allocations, by chunk
+ * index; their count and bytes are added to `total`. With few handles, each
+ * live block in the region is found among the offsets, in address order,
+ * galloping from the last one found; with many, every chunk is asked.
+ */
+function ownedChunks(ours: OwnBlocks, start: number, offsets: Offsets, count: number, total: BlockTotal): ((i: number) => Allocation | undefined) | undefined {
+  if (ours.count * FEW_HANDLES < count) {
+    const chunks = ours.within(start + offsets[0], start + offsets[count]);
+    // The indices of the chunks found, ascending, and their allocations.
+    const indices = new Uint32Array(chunks.length);
+    const allocations = new Array<Allocation>(chunks.length);
+    let found = 0;
+    let near = -1;
+    for (let k = 0; k < chunks.length; k++) {
+      const offset = chunks[k] - start;
+      const i = chunkAtOrBefore(offsets, count, offset, near);
+      near = i;
+      if (offsets[i] !== offset) continue;
+      indices[found] = i;
+      allocations[found++] = ours.at(chunks[k])!;
+      total.count++;
+      total.size += offsets[i + 1] - offsets[i];
+    }
+    if (found === 0) return undefined;
+    // Asked in chunk order when every chunk is made: each search gallops from the last.
+    let last = -1;
+    return (i) => {
+      last = chunkAtOrBefore(indices, found, i, last);
+      return last >= 0 && indices[last] === i ? allocations[last] : undefined;
+    };
+  }
+  let owned: (Allocation | undefined)[] | undefined;
+  for (let i = 0; i < count; i++) {
+    const allocation = ours.at(start + offsets[i]);
+    if (allocation !== undefined) {
+      (owned ??= new Array<Allocation | undefined>(count))[i] = allocation;
+      total.count++;
+      total.size += offsets[i + 1] - offsets[i];
+    }
+  }
+  return owned === undefined ? undefined : (i) => owned[i];
 }
 
 /**

@@ -3,7 +3,7 @@
 // all from one allocator snapshot copied inside one native call: nothing
 // is read live after it.
 import { inspect } from 'node:util';
-import { Allocation, anyLive, liveAt } from '../allocation';
+import { liveAt, liveCount, liveWithin } from '../allocation';
 import { decodeSnapshot } from '../allocator/results';
 import { releaseCopies, takeAllocatorSnapshot } from '../allocator/take-snapshot';
 import { rangeError } from '../errors';
@@ -13,7 +13,7 @@ import { defineOwn, describe, readArray, readOptions, toIndex } from '../validat
 import { InspectContext, MimeBundle, presenter } from '../presenters';
 import { heapWalkData } from './build';
 import { MallinfoCheck } from './checks';
-import { HeapRegionWalk, WalkTotals } from './heap-walk';
+import { HeapRegionWalk, OwnBlocks, WalkTotals } from './heap-walk';
 import { HeapWalkData, WalkSVGOptions } from './walk-data';
 import type { ThreadCache } from '../allocator/tcaches';
 import type { MallinfoTotals } from '../allocator/totals';
@@ -147,17 +147,21 @@ function validate(options: WalkOptions): { arena: 'main' | 'all'; before: readon
  * is read through process_vm_readv: a bad size can end a walk, never crash
  * the process.
  */
-// A lookup in the live handles' own table, keyed by number: a Map keyed by
+// Lookups in the live handles' own table, keyed by number: a Map keyed by
 // bigint chunk addresses cost ~0.5 us a chunk to build and to ask, as much as
 // the rest of the walk.
-const ownChunk = (chunk: number): Allocation | undefined => liveAt(chunk + 16);
+const ownBlocks = (): OwnBlocks => ({
+  count: liveCount(),
+  at: (chunk) => liveAt(chunk + 16),
+  within: (lo, hi) => liveWithin(lo + 16, hi + 16).map((block) => block - 16),
+});
 
 export function walkHeap(options: WalkOptions = {}): HeapWalk {
   const { arena, before, attempts } = validate(options);
   const s = takeAllocatorSnapshot({ before, attempts }, { released: true });
   try {
     return new HeapWalk(heapWalkData(decodeSnapshot(s), {
-      mainOnly: arena === 'main', ...(anyLive() ? { ours: ownChunk } : {}), mallinfo: s.mallinfo, programBreak: s.programBreak, steps: s.steps,
+      mainOnly: arena === 'main', ours: ownBlocks(), mallinfo: s.mallinfo, programBreak: s.programBreak, steps: s.steps,
     }));
   } finally {
     // The walk keeps what it decoded, never the copy's bytes.
