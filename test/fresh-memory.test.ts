@@ -7,6 +7,10 @@ import { describe, expect, it } from 'vitest';
 import { binding } from '../lib/binding';
 import { dropPages, FRESH_FROM, zeroedBytes } from '../lib/fresh-memory';
 import { chunkSize, ChunkWalker, walkSnapshot, walkSnapshotStored } from '../lib/walk/chunk';
+import { heapRoomNotNeeded } from './helpers/heap-room';
+
+// Mapped memory, no heap: runs whatever room the process has.
+heapRoomNotNeeded();
 
 const MiB = 1 << 20;
 const allZero = (bytes: Uint8Array): boolean => bytes.every((b) => b === 0);

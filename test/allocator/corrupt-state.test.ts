@@ -19,6 +19,10 @@ import { outsideMain, outsideNow, structureTornReason, widens } from '../../lib/
 import { parseMaps } from '../../lib/maps';
 import { AllocatorFixture, startAllocatorFixture } from '../helpers/allocator-fixture';
 import { imageOfProcess } from '../helpers/proc-image';
+import { heapRoomNotNeeded } from '../helpers/heap-room';
+
+// The copies are of another process: this process's own room does not matter.
+heapRoomNotNeeded();
 
 const layout = layoutFor(glibcVersion());
 let fixture: AllocatorFixture | undefined;
