@@ -34,6 +34,7 @@ describe("a walk's own allocations", () => {
   it('are found when a few handles are live among many chunks', () => {
     const seen = walkWith(7, [40, 200, 1500]);
     expect(seen.handles).toBe(7);
+    // A handle for fewer than one chunk in four (FEW_HANDLES): each handle's chunk is looked for.
     expect(seen.chunks).toBeGreaterThan(4 * 7);
     expect({ marked: seen.marked, wrong: seen.wrong, missed: seen.missed }).toEqual({ marked: 7, wrong: 0, missed: 0 });
     expect(seen.ours).toEqual({ count: 7, size: seen.size });
@@ -42,6 +43,7 @@ describe("a walk's own allocations", () => {
   it('are found when most chunks are live handles', () => {
     const seen = walkWith(40000, [24, 40, 24, 120]);
     expect(seen.handles).toBe(40000);
+    // A handle for one chunk in four or more: every chunk is asked.
     expect(seen.chunks).toBeLessThanOrEqual(4 * 40000);
     expect({ marked: seen.marked, wrong: seen.wrong, missed: seen.missed }).toEqual({ marked: 40000, wrong: 0, missed: 0 });
     expect(seen.ours).toEqual({ count: 40000, size: seen.size });
