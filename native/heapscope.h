@@ -77,7 +77,8 @@ class Addon : public Napi::Addon<Addon> {
   // Every pointer this instance handed out and has not freed. free and
   // realloc refuse anything else, so glibc never sees a foreign pointer.
   LiveSet live;
-  // The plan executor's copy of the plan, and its records, slots and maps texts.
+  // The plan executor's copy of the plan when it needs one, and which steps
+  // it consumed; its records, slots and maps texts.
   ScratchArea planCopy, planOut;
 
  private:

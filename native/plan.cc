@@ -215,15 +215,26 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
   if (n == 0) ThrowCode(env, "ERR_INVALID_PLAN", "plan has no steps");
   if (n > kMaxSteps) ThrowCode(env, "ERR_INVALID_PLAN", "plan has too many steps");
 
-  // The plan is copied first, then checked, then run from the copy alone:
-  // its array may be a view of a SharedArrayBuffer that another thread
-  // rewrites, and a word changed after its check must never be used.
-  Scratch plan(planCopy, length * sizeof(uint64_t) + n);
+  // A word changed after its check must never be used. A plan on a
+  // SharedArrayBuffer, which another thread may rewrite, or on memory the
+  // records overlap, which the steps rewrite, is copied first, then checked,
+  // then run from the copy alone. Any other plan is read where it is: no
+  // JavaScript runs until the call returns, so nothing else writes it (a
+  // 4,000-step plan's copy was ~2% of a compiled plan's run).
+  const uint64_t* const source = in.Data();
+  const size_t planBytes = length * sizeof(uint64_t);
+  bool inPlace = in.ArrayBuffer().IsArrayBuffer();
+  if (inPlace && given) {
+    auto records = info[2].As<Napi::BigUint64Array>();
+    const uintptr_t a = reinterpret_cast<uintptr_t>(source), b = reinterpret_cast<uintptr_t>(records.Data());
+    inPlace = a + planBytes <= b || b + records.ElementLength() * sizeof(uint64_t) <= a;
+  }
+  Scratch plan(planCopy, (inPlace ? 0 : planBytes) + n);
   if (plan.data() == nullptr)
     ThrowCode(env, "ERR_ALLOC_FAILED", "cannot map plan scratch", errno, "mmap");
-  std::memcpy(plan.data(), in.Data(), length * sizeof(uint64_t));
-  const uint64_t* steps = reinterpret_cast<const uint64_t*>(plan.data());
-  uint8_t* consumed = plan.data() + length * sizeof(uint64_t);
+  if (!inPlace) std::memcpy(plan.data(), source, planBytes);
+  const uint64_t* steps = inPlace ? source : reinterpret_cast<const uint64_t*>(plan.data());
+  uint8_t* consumed = plan.data() + (inPlace ? 0 : planBytes);
   std::memset(consumed, 0, n);
 
   // Every word a step uses is checked before anything runs: a plan can

@@ -174,6 +174,23 @@ describe('the raw runPlan binding', () => {
     expect(codes.ERR_INVALID_PLAN).toBeGreaterThanOrEqual(100);
     expect(live).toBe(0);
   });
+
+  it('runs a plan whose records overlap its own words as it was checked', () => {
+    // Steps at words 0-15, records from word 0: the mallinfo step's 12 words
+    // of record (2-13) fall on the usableSize and free steps (8-15). Run
+    // from the words themselves, those two would be mallinfo's numbers.
+    const shared = new BigUint64Array(20);
+    shared.set(words([OP.malloc, 0n, 64n], [9n], [OP.usable, 0n], [OP.free, 0n]));
+    const live = binding.liveCount();
+    const { words: records } = binding.runPlan(shared.subarray(0, 16), false, shared);
+    expect(records).toBe(shared);
+    const pointer = records[1];
+    // Each record's head: status 0 (ok) in its low byte, the op above it.
+    expect([records[0], records[2], records[14], records[16]].map((w) => [w & 0xffn, (w >> 8n) & 0xffn])).toEqual([[0n, OP.malloc], [0n, 9n], [0n, OP.usable], [0n, OP.free]]);
+    expect(pointer).toBeGreaterThan(0n);
+    expect(records[15]).toBeGreaterThanOrEqual(64n);
+    expect(binding.liveCount()).toBe(live);
+  });
 });
 
 describe('releaseCopies: a read copy given back before its finalizer runs', () => {
