@@ -311,6 +311,8 @@ class Words {
   frozen = false;
   /** The words of their records (RECORD_WORDS). */
   recordWords = 0;
+  /** compilePlan's id for the addon (binding.planId): a compiled plan's runs are not checked there again either. */
+  compiledId: number | undefined;
   constructor(readonly words: BigUint64Array, readonly count: number) {
     this.halves = new Uint32Array(words.buffer, words.byteOffset, words.length * 2);
   }
@@ -674,7 +676,9 @@ const COMPILING = Symbol('compilePlan');
  * `runPlan`'s, thrown here.
  */
 export function compilePlan(steps: readonly PlanStep[]): CompiledPlan {
-  return compiled(check(steps, undefined));
+  const checked = check(steps, undefined);
+  checked.compiledId = binding.planId();
+  return compiled(checked);
 }
 
 /**
@@ -718,7 +722,7 @@ function run(steps: readonly PlanStep[] | CompiledPlan, options: PlanOptions, ar
   const records = own === undefined ? arrays!.records : new BigUint64Array(own.buffer, 0, checked.recordWords);
   let raw: RawPlanResult;
   try {
-    raw = native(() => binding.runPlan(checked.words, keep === true, records, releasedFrom));
+    raw = native(() => binding.runPlan(checked.words, keep === true, records, releasedFrom, checked.compiledId));
   } catch (error) {
     if (own !== undefined) releaseBytes([own]);
     throw error;

@@ -125,6 +125,7 @@ Addon::Addon(Napi::Env env, Napi::Object exports) {
       {"glibcVersion", nullptr, Entry<&Addon::GlibcVersion>, nullptr, nullptr, nullptr, napi_default, this},
       {"pageSize", nullptr, Entry<&Addon::PageSize>, nullptr, nullptr, nullptr, napi_default, this},
       {"runPlan", nullptr, Entry<&Addon::RunPlan>, nullptr, nullptr, nullptr, napi_default, this},
+      {"planId", nullptr, Entry<&Addon::PlanId>, nullptr, nullptr, nullptr, napi_default, this},
       {"addresses", nullptr, Entry<&Addon::Addresses>, nullptr, nullptr, nullptr, napi_default, this},
       {"loadedImages", nullptr, Entry<&Addon::LoadedImages>, nullptr, nullptr, nullptr, napi_default, this},
       {"readRemote", nullptr, Entry<&Addon::ReadRemote>, nullptr, nullptr, nullptr, napi_default, this},

@@ -69,6 +69,13 @@ class ScratchArea {
   size_t size_ = 0;
 };
 
+// What a plan's check found, besides that every word it uses is sound.
+struct CheckedPlan {
+  size_t steps = 0, mapsSteps = 0, readSteps = 0, recordWords = 0;
+  uint64_t readBytes = 0;
+  bool readsPagemap = false;
+};
+
 class Addon : public Napi::Addon<Addon> {
  public:
   Addon(Napi::Env env, Napi::Object exports);
@@ -80,6 +87,12 @@ class Addon : public Napi::Addon<Addon> {
   // The plan executor's copy of the plan when it needs one, and which steps
   // it consumed; its records, slots and maps texts.
   ScratchArea planCopy, planOut;
+  // The last compiled plan run: its words, checked (heldPlan), its id from
+  // planId() (0 for none) and what its check found.
+  ScratchArea heldPlan;
+  double checkedPlan = 0;
+  CheckedPlan checked;
+  double lastPlanId = 0;
 
  private:
   // Each method is registered through Entry: none is reachable unguarded.
@@ -123,6 +136,7 @@ class Addon : public Napi::Addon<Addon> {
   Napi::Value GlibcVersion(const Napi::CallbackInfo& info);
   Napi::Value PageSize(const Napi::CallbackInfo& info);
   Napi::Value RunPlan(const Napi::CallbackInfo& info);
+  Napi::Value PlanId(const Napi::CallbackInfo& info);
   Napi::Value Addresses(const Napi::CallbackInfo& info);
   Napi::Value LoadedImages(const Napi::CallbackInfo& info);
   Napi::Value ReadRemote(const Napi::CallbackInfo& info);

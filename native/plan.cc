@@ -167,6 +167,68 @@ int Resident(uintptr_t p, size_t length, uint64_t* resident, uint64_t* total) {
   return 0;
 }
 
+// Every word a step uses is checked before anything runs: a plan can never
+// free or read a slot that is not a live allocation of an earlier step, nor
+// pass glibc a size it would take for a negative one. `consumed`: n zeroed
+// bytes of scratch.
+CheckedPlan CheckSteps(Napi::Env env, const uint64_t* steps, size_t n, uint8_t* consumed) {
+  CheckedPlan c;
+  c.steps = n;
+  bool inFreeze = false;
+  for (size_t i = 0; i < n; i++) {
+    const uint64_t* s = steps + i * kInWords;
+    const uint64_t op = s[0], ref = s[1];
+    auto invalid = [&](const std::string& why) {
+      ThrowCode(env, "ERR_INVALID_PLAN", "step " + std::to_string(i) + ": " + why);
+    };
+    if (op < kMalloc || op > kPagemap) invalid("unknown operation");
+    c.recordWords += kRecordWords[op];
+    if (op == kFreeze) {
+      if (inFreeze) invalid("a freeze before the last one was thawed");
+      inFreeze = true;
+    } else if (op == kThaw) {
+      if (!inFreeze) invalid("a thaw without a freeze");
+      inFreeze = false;
+    } else if (inFreeze && op != kRead && op != kMallinfo && op != kBreak) {
+      invalid("only read, mallinfo and break steps run between a freeze and its thaw");
+    }
+    if (op == kMaps) c.mapsSteps++;
+    if (op == kRead) {
+      c.readSteps++;
+      if (s[3] > kMaxBuffer) invalid("read longer than 4 GiB");
+      c.readBytes += PageSpan(s[3]);
+      // A read's flags: 1 anonymous, 2 to the break, 4 to the length a word gives (its offset in bits 8 to 19, the
+      // least length it may give in bits 32 to 63).
+      const uint64_t low = ref & 0xFFFFFFFF, atLeast = ref >> 32;
+      if ((low & ~uint64_t{0xFFF07}) != 0) invalid("a read's flags are 1 (anonymous), 2 (to the break) and 4 (to a length word, at an offset below 4096)");
+      if ((low & 6) == 6) invalid("a read stops at the break or at a length word, not both");
+      if ((low & 4) == 0 && ((low >> 8) != 0 || atLeast != 0)) invalid("a read's length word offset or least length without its flag (4)");
+      if ((low >> 8) % 8 != 0) invalid("a read's length word offset is a multiple of 8");
+      if (atLeast > s[3]) invalid("a read's least length is above its length");
+      c.readsPagemap = c.readsPagemap || (ref & 1) != 0;
+    }
+    if (op == kPagemap) {
+      if (s[3] > kMaxPagemapRange) invalid("a pagemap range longer than x86_64's user address space");
+      c.readsPagemap = true;
+    }
+    if ((op == kMalloc || op == kRealloc || op == kTrim) && s[2] > PTRDIFF_MAX)
+      invalid("size above PTRDIFF_MAX");
+    if ((op == kCalloc || op == kMemalign) && (s[2] > PTRDIFF_MAX || s[3] > PTRDIFF_MAX))
+      invalid("size above PTRDIFF_MAX");
+    if (op == kRealloc && s[2] == 0) invalid("realloc to 0 bytes; use free");
+    if (op == kTouch && s[2] > 0xff) invalid("a byte is at most 255");
+    // A freeze's operand: 0, or 1 + the fastbin limit its child sets.
+    if (op == kFreeze && s[2] > kMaxFastSize + 1) invalid("a freeze's fastbin limit is at most 160");
+    if (!NeedsRef(op)) continue;
+    if (ref >= i || !Allocates(steps[ref * kInWords]))
+      invalid("must refer to an earlier allocating step");
+    if (consumed[ref])
+      invalid("refers to step " + std::to_string(ref) + ", already freed or reallocated");
+    if (op == kRealloc || op == kFree) consumed[ref] = 1;
+  }
+  return c;
+}
+
 }  // namespace
 
 uint8_t* ScratchArea::Get(size_t bytes) {
@@ -215,87 +277,55 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
   if (n == 0) ThrowCode(env, "ERR_INVALID_PLAN", "plan has no steps");
   if (n > kMaxSteps) ThrowCode(env, "ERR_INVALID_PLAN", "plan has too many steps");
 
+  // An optional fifth: the id of a compiled plan (planId()). Its words are
+  // copied and checked on its first run and stay in heldPlan, checked, until
+  // another compiled plan runs; its later runs run that copy and check
+  // nothing again. Of the words given with the id (compilePlan never changes
+  // them) only their number is read: words of another length are checked
+  // and held instead. An id can only ever run words checked here.
+  const bool compiled = info.Length() > 4 && !info[4].IsUndefined();
+  if (compiled && (!info[4].IsNumber() || !WholeNumber(info[4].As<Napi::Number>().DoubleValue()) ||
+                   info[4].As<Napi::Number>().DoubleValue() == 0))
+    ThrowCode(env, "ERR_INVALID_ARG_TYPE", "a compiled plan's id must be a whole number above 0");
+  const double id = compiled ? info[4].As<Napi::Number>().DoubleValue() : 0;
+  const bool held = compiled && id == checkedPlan && n == checked.steps;
+  // Another compiled plan's words replace them (no other plan writes heldPlan).
+  if (compiled && !held) checkedPlan = 0;
+
   // A word changed after its check must never be used. A plan on a
   // SharedArrayBuffer, which another thread may rewrite, or on memory the
   // records overlap, which the steps rewrite, is copied first, then checked,
-  // then run from the copy alone. Any other plan is read where it is: no
-  // JavaScript runs until the call returns, so nothing else writes it (a
-  // 4,000-step plan's copy was ~2% of a compiled plan's run).
+  // then run from the copy alone; so is a compiled plan, to be kept. Any
+  // other plan is read where it is: no JavaScript runs until the call
+  // returns, so nothing else writes it (a 4,000-step plan's copy was ~2% of
+  // a compiled plan's run).
   const uint64_t* const source = in.Data();
   const size_t planBytes = length * sizeof(uint64_t);
-  bool inPlace = in.ArrayBuffer().IsArrayBuffer();
+  bool inPlace = !compiled && in.ArrayBuffer().IsArrayBuffer();
   if (inPlace && given) {
     auto records = info[2].As<Napi::BigUint64Array>();
     const uintptr_t a = reinterpret_cast<uintptr_t>(source), b = reinterpret_cast<uintptr_t>(records.Data());
     inPlace = a + planBytes <= b || b + records.ElementLength() * sizeof(uint64_t) <= a;
   }
-  Scratch plan(planCopy, (inPlace ? 0 : planBytes) + n);
+  Scratch plan(compiled ? heldPlan : planCopy, (inPlace ? 0 : planBytes) + n);
   if (plan.data() == nullptr)
     ThrowCode(env, "ERR_ALLOC_FAILED", "cannot map plan scratch", errno, "mmap");
-  if (!inPlace) std::memcpy(plan.data(), source, planBytes);
   const uint64_t* steps = inPlace ? source : reinterpret_cast<const uint64_t*>(plan.data());
-  uint8_t* consumed = plan.data() + (inPlace ? 0 : planBytes);
-  std::memset(consumed, 0, n);
-
-  // Every word a step uses is checked before anything runs: a plan can
-  // never free or read a slot that is not a live allocation of an earlier
-  // step, nor pass glibc a size it would take for a negative one.
-  size_t mapsSteps = 0, readSteps = 0, recordWords = 0;
-  uint64_t readBytes = 0;
-  bool readsPagemap = false;
-  bool inFreeze = false;
-  for (size_t i = 0; i < n; i++) {
-    const uint64_t* s = steps + i * kInWords;
-    const uint64_t op = s[0], ref = s[1];
-    auto invalid = [&](const std::string& why) {
-      ThrowCode(env, "ERR_INVALID_PLAN", "step " + std::to_string(i) + ": " + why);
-    };
-    if (op < kMalloc || op > kPagemap) invalid("unknown operation");
-    recordWords += kRecordWords[op];
-    if (op == kFreeze) {
-      if (inFreeze) invalid("a freeze before the last one was thawed");
-      inFreeze = true;
-    } else if (op == kThaw) {
-      if (!inFreeze) invalid("a thaw without a freeze");
-      inFreeze = false;
-    } else if (inFreeze && op != kRead && op != kMallinfo && op != kBreak) {
-      invalid("only read, mallinfo and break steps run between a freeze and its thaw");
+  CheckedPlan c = checked;
+  if (!held) {
+    if (!inPlace) std::memcpy(plan.data(), source, planBytes);
+    uint8_t* consumed = plan.data() + (inPlace ? 0 : planBytes);
+    std::memset(consumed, 0, n);
+    c = CheckSteps(env, steps, n, consumed);
+    // Kept only where the area stays (ScratchArea::Done).
+    if (compiled && planBytes + n <= ScratchArea::kKeep) {
+      checked = c;
+      checkedPlan = id;
     }
-    if (op == kMaps) mapsSteps++;
-    if (op == kRead) {
-      readSteps++;
-      if (s[3] > kMaxBuffer) invalid("read longer than 4 GiB");
-      readBytes += PageSpan(s[3]);
-      // A read's flags: 1 anonymous, 2 to the break, 4 to the length a word gives (its offset in bits 8 to 19, the
-      // least length it may give in bits 32 to 63).
-      const uint64_t low = ref & 0xFFFFFFFF, atLeast = ref >> 32;
-      if ((low & ~uint64_t{0xFFF07}) != 0) invalid("a read's flags are 1 (anonymous), 2 (to the break) and 4 (to a length word, at an offset below 4096)");
-      if ((low & 6) == 6) invalid("a read stops at the break or at a length word, not both");
-      if ((low & 4) == 0 && ((low >> 8) != 0 || atLeast != 0)) invalid("a read's length word offset or least length without its flag (4)");
-      if ((low >> 8) % 8 != 0) invalid("a read's length word offset is a multiple of 8");
-      if (atLeast > s[3]) invalid("a read's least length is above its length");
-      readsPagemap = readsPagemap || (ref & 1) != 0;
-    }
-    if (op == kPagemap) {
-      if (s[3] > kMaxPagemapRange) invalid("a pagemap range longer than x86_64's user address space");
-      readsPagemap = true;
-    }
-    if ((op == kMalloc || op == kRealloc || op == kTrim) && s[2] > PTRDIFF_MAX)
-      invalid("size above PTRDIFF_MAX");
-    if ((op == kCalloc || op == kMemalign) && (s[2] > PTRDIFF_MAX || s[3] > PTRDIFF_MAX))
-      invalid("size above PTRDIFF_MAX");
-    if (op == kRealloc && s[2] == 0) invalid("realloc to 0 bytes; use free");
-    if (op == kTouch && s[2] > 0xff) invalid("a byte is at most 255");
-    // A freeze's operand: 0, or 1 + the fastbin limit its child sets.
-    if (op == kFreeze && s[2] > kMaxFastSize + 1) invalid("a freeze's fastbin limit is at most 160");
-    if (!NeedsRef(op)) continue;
-    if (ref >= i || !Allocates(steps[ref * kInWords]))
-      invalid("must refer to an earlier allocating step");
-    if (consumed[ref])
-      invalid("refers to step " + std::to_string(ref) + ", already freed or reallocated");
-    if (op == kRealloc || op == kFree) consumed[ref] = 1;
   }
-
+  const size_t mapsSteps = c.mapsSteps, readSteps = c.readSteps, recordWords = c.recordWords;
+  const uint64_t readBytes = c.readBytes;
+  const bool readsPagemap = c.readsPagemap;
   if (given && info[2].As<Napi::BigUint64Array>().ElementLength() < recordWords)
     ThrowCode(env, "ERR_OUT_OF_RANGE", "the records' array is shorter than the plan's records");
   const size_t outBytes = given ? 0 : recordWords * sizeof(uint64_t);
@@ -565,6 +595,11 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
   result.Set("buffers", buffers);
   result.Set("kept", kept);
   return result;
+}
+
+Napi::Value Addon::PlanId(const Napi::CallbackInfo& info) {
+  // Unique for this instance's life: 2^53 ids are never used up.
+  return Napi::Number::New(info.Env(), ++lastPlanId);
 }
 
 }  // namespace heapscope

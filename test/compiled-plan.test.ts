@@ -43,6 +43,25 @@ describe('compilePlan', () => {
     expect(got[1].header!.size).toBe(112);
   });
 
+  it('runs as compiled whatever runs between its runs: another compiled plan of as many steps, its own steps, other plans', () => {
+    // The addon keeps the last compiled plan it ran, checked, and runs it again unchecked (native/plan.cc):
+    // each run here must still be the plan it names.
+    const a = compilePlan(ITEM(100, 0));
+    const b = compilePlan(ITEM(5000, 0));
+    const between = [() => undefined, () => runPlan(b), () => runPlan(ITEM(5000, 0)), () => runPlan([{ op: 'break' }]), () => malloc(5000).free()];
+    const sizes = (plan: CompiledPlan) => runPlan(plan).steps[1].header!.size;
+    for (let k = 0; k < 3; k++) {
+      for (const run of between) {
+        expect(sizes(a)).toBeLessThan(160);
+        run();
+        expect(sizes(a)).toBeLessThan(160);
+        expect(sizes(b)).toBeGreaterThanOrEqual(5008);
+        run();
+        expect(sizes(b)).toBeGreaterThanOrEqual(5008);
+      }
+    }
+  });
+
   it('refuses a bad plan when compiling, with the errors runPlan gives', () => {
     const bad: unknown[] = [
       [{ op: 'free', step: 0 }],

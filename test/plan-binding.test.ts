@@ -193,6 +193,47 @@ describe('the raw runPlan binding', () => {
   });
 });
 
+describe("the raw runPlan binding's compiled plans", () => {
+  /** The usable size the plan's usableSize step (its second) recorded: at least the size asked, and less than any larger size asked here. */
+  const usable = ({ words: r }: { words: BigUint64Array }): bigint => r[3];
+  const plan = (size: bigint) => words([OP.malloc, 0n, size], [OP.usable, 0n], [OP.free, 0n]);
+  const hostile = words([OP.malloc, 0n, 64n], [OP.usable, 0n], [OP.free, 1n << 40n]);
+
+  it('checks a compiled plan on its first run and runs what it checked until another compiled plan runs', () => {
+    const id = binding.planId();
+    const live = binding.liveCount();
+    const run = (steps: BigUint64Array, planId = id) => usable(binding.runPlan(steps, false, undefined, undefined, planId));
+    expect(run(plan(64n))).toBeLessThan(200n);
+    // Held: the words given with the id are not read, a hostile ref included.
+    expect(run(plan(1000n))).toBeLessThan(200n);
+    expect(run(hostile)).toBeLessThan(200n);
+    // Words of another length with the same id are checked, run as given, and held.
+    expect(run(words([OP.malloc, 0n, 1000n], [OP.usable, 0n], [OP.free, 0n], [OP.break]))).toBeGreaterThanOrEqual(1000n);
+    expect(run(plan(1000n))).toBeGreaterThanOrEqual(1000n);
+    // Plans that are not compiled, between its runs, leave it held.
+    binding.runPlan(plan(24n), false);
+    expect(() => binding.runPlan(hostile, false)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_PLAN' }));
+    expect(run(plan(200n))).toBeGreaterThanOrEqual(1000n);
+    // Another compiled plan, refused: the id's next words are checked and run.
+    expect(() => run(hostile, binding.planId())).toThrow(expect.objectContaining({ code: 'ERR_INVALID_PLAN' }));
+    const fresh = run(plan(200n));
+    expect(fresh >= 200n && fresh < 1000n).toBe(true);
+    // Another compiled plan, run: the id's hostile words are checked and refused.
+    run(plan(24n), binding.planId());
+    expect(() => run(hostile)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_PLAN' }));
+    expect(binding.liveCount()).toBe(live);
+  });
+
+  it('refuses an id that is not a whole number above 0, and gives each id once', () => {
+    for (const id of [0, -1, 1.5, Number.NaN, 2 ** 53, '1', 1n, {}]) {
+      expect(() => binding.runPlan(plan(64n), false, undefined, undefined, id as number)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+    }
+    const ids = Array.from({ length: 100 }, () => binding.planId());
+    expect(new Set(ids).size).toBe(100);
+    expect(ids.every((id) => Number.isSafeInteger(id) && id > 0)).toBe(true);
+  });
+});
+
 describe('releaseCopies: a read copy given back before its finalizer runs', () => {
   /** A read step over a block of `length` bytes of 0x5a: the Buffer runPlan hands over, and the block's handle. */
   const readCopy = (block: Allocation): Buffer => {
