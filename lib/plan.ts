@@ -669,6 +669,11 @@ export class CompiledPlan {
 }
 const COMPILING = Symbol('compilePlan');
 
+/** @internal The addon's id of a compiled plan (bench/run.mjs times its native call alone, held as runPlan holds it). */
+export function compiledPlanId(plan: CompiledPlan): number | undefined {
+  return compiledWords(plan)?.compiledId;
+}
+
 /**
  * Checks `steps` as `runPlan` does, once, into a `CompiledPlan` that
  * `runPlan` runs without checking it again: for a plan run many times (an
