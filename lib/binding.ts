@@ -76,8 +76,8 @@ export interface RawBinding {
   /**
    * With `records`, they are written there in place (at least the records' words, plan-codes.ts) and `words` is that array.
    * From step `releasedFrom` on, the caller gives every read copy back itself (releaseCopies): V8 does not count those as external memory meanwhile.
-   * With `compiled` (an id from planId()), the steps are checked on the first run and kept, checked, until another plan runs;
-   * until then each run with that id runs the kept steps, checks nothing and reads none of `steps`.
+   * With `compiled` (an id from planId()), the steps are checked on the first run and kept, checked, until another compiled
+   * plan runs; until then each run with that id and as many steps runs the kept ones, checks nothing and reads no word of `steps`.
    */
   runPlan(steps: BigUint64Array, keep: boolean, records?: BigUint64Array, releasedFrom?: number, compiled?: number): RawPlanResult;
   /** A new id for runPlan's `compiled`, never given before in this thread. */

@@ -298,7 +298,7 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
   // then run from the copy alone; so is a compiled plan, to be kept. Any
   // other plan is read where it is: no JavaScript runs until the call
   // returns, so nothing else writes it (a 4,000-step plan's copy was ~2% of
-  // a compiled plan's run).
+  // its run).
   const uint64_t* const source = in.Data();
   const size_t planBytes = length * sizeof(uint64_t);
   bool inPlace = !compiled && in.ArrayBuffer().IsArrayBuffer();
@@ -311,8 +311,10 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
   if (plan.data() == nullptr)
     ThrowCode(env, "ERR_ALLOC_FAILED", "cannot map plan scratch", errno, "mmap");
   const uint64_t* steps = inPlace ? source : reinterpret_cast<const uint64_t*>(plan.data());
-  CheckedPlan c = checked;
-  if (!held) {
+  CheckedPlan c;
+  if (held) {
+    c = checked;
+  } else {
     if (!inPlace) std::memcpy(plan.data(), source, planBytes);
     uint8_t* consumed = plan.data() + (inPlace ? 0 : planBytes);
     std::memset(consumed, 0, n);
