@@ -132,15 +132,14 @@ const INHERITED = ['constructor', 'toString', 'valueOf', 'hasOwnProperty', '__pr
 const IMPOSSIBLE = [1n << 50n, 1n << 62n, (1n << 63n) - 1n, 2 ** 52];
 const MAX_TOUCH = 2 << 20; // blocks this large or smaller may be written
 const MAX_LIVE = 1000;
-// Raw plan words the addon must refuse: a free of slot 2^40, a free of no step, op 99.
-const HOSTILE_WORDS = [[1n, 0n, 64n, 0n, 5n, 1n << 40n, 0n, 0n], [5n, 0n, 0n, 0n], [99n, 0n, 0n, 0n]].map((w) => BigUint64Array.from(w));
-/** `steps` raw steps, each a free of slot 2^40. */
+/** `steps` raw steps the addon must refuse, each a free of slot 2^40. */
 const hostileWords = (steps) => BigUint64Array.from({ length: 4 * steps }, (_, i) => [5n, 1n << 40n, 0n, 0n][i % 4]);
 
 async function fuzz(h, seed, calls, foreign = [], uncoded = 0) {
   const r = rng(seed);
   // The raw addon, for the internal calls fuzzed (runPlan with a compiled plan's id, releaseCopies): the same module h loaded.
   const { binding } = require(path.join(ROOT, 'dist', 'binding.js'));
+  const { compiledPlanId } = require(path.join(ROOT, 'dist', 'plan.js'));
   const live = []; // Allocation handles we believe live
   const dead = []; // freed or reallocated handles
   const codes = {};
@@ -344,9 +343,8 @@ async function fuzz(h, seed, calls, foreign = [], uncoded = 0) {
       for (let k = 0; k < 2; k++) {
         const keep = r.chance(0.3);
         result = h.runPlan(compiled, { keep });
-        // The addon holds its checked words now: hostile words as long as them, with its id (the last one
-        // given), run those.
-        if (k === 1 && r.chance(0.5)) binding.runPlan(hostileWords(compiled.length), false, undefined, undefined, binding.planId() - 1);
+        // The addon holds its checked words now: hostile words as long as them, with its id, run those.
+        if (k === 1 && r.chance(0.5)) binding.runPlan(hostileWords(compiled.length), false, undefined, undefined, compiledPlanId(compiled));
         for (const a of result.kept.values()) adopt(a);
         check(keep || result.kept.size === 0, `runPlan of a compiled plan kept ${result.kept.size} blocks without keep: true`);
       }
@@ -415,7 +413,7 @@ async function fuzz(h, seed, calls, foreign = [], uncoded = 0) {
     // new one): an id whose words the addon holds checked runs those, and any other words are checked and refused.
     [0.5, () => {
       const id = r.chance(0.8) ? 1 + r.int(binding.planId()) : r.pick([0, -1, 0.5, 'x']);
-      return binding.runPlan(r.pick(HOSTILE_WORDS), false, undefined, undefined, id).kept.length;
+      return binding.runPlan(hostileWords(1 + r.int(16)), false, undefined, undefined, id).kept.length;
     }],
     // The raw binding's releaseCopies, given a read copy a plan handed over among other things: only a whole
     // copy is given back, once (all its views then read as empty); a part of one, a Buffer of its own and
