@@ -11,12 +11,6 @@
 // only in those; in the 293 others it asked just past node's binary (146)
 // or inside what [heap] had grown to by the time the map was read (147),
 // and its reservation went near the top of the address space.
-// The test processes now run with V8's JIT off (`--jitless`,
-// vitest.config.ts): V8 then reserves no code range at all. Measured on
-// 2026-12-07, with the test processes' other flags: 2 of 300 starts with
-// the JIT had too little room and 0 of 300 without it, in turns; then 0 of
-// 1,000 without it. The check stays, for whatever else could come to be
-// mapped above the heap.
 // In such a test process brk() fails as soon as the heap reaches it and
 // main_arena turns non-contiguous: [heap] ends in fenceposts, new chunks
 // come from memory glibc took with mmap, the break never moves. Every test
@@ -24,6 +18,12 @@
 // test process without room skips its tests, saying so;
 // test/walk/non-contiguous.test.ts and test/run.test.ts make that case on
 // purpose and test it in every run.
+// The test processes now run with V8's JIT off (`--jitless`,
+// vitest.config.ts): V8 then reserves no code range at all. Measured on
+// 2026-12-07, with the test processes' other flags: 2 of 300 starts with
+// the JIT had too little room and 0 of 300 without it, in turns; then 0 of
+// 1,000 without it. The check stays, for whatever else could come to be
+// mapped above the heap.
 import { beforeEach } from 'vitest';
 import { breakRoom, breakRoomText } from '../../lib/break-room';
 
