@@ -9,6 +9,7 @@ const QUIET = ['--single-threaded', '--v8-pool-size=0'];
 // The two files that drive Chromium through playwright-core: loading it
 // reads Node's `Headers`, which loads undici, whose HTTP parser is
 // WebAssembly. Without the JIT that rejects, unhandled, so these keep it.
+// Neither reads a live heap of its own process (heapRoomNotNeeded).
 const BROWSER = ['test/views/report-browser.test.ts', 'test/notebook.test.ts'];
 
 export default defineConfig({

@@ -23,9 +23,9 @@
 // 2026-12-07, with the test processes' other flags: 2 of 300 starts with
 // the JIT had too little room and 0 of 300 without it, in turns; then 0 of
 // 1,000 without it. The two files that drive Chromium keep the JIT
-// (playwright-core loads Node's fetch, whose parser is WebAssembly). The
-// check stays, for them and for whatever else could come to be mapped above
-// the heap.
+// (playwright-core loads Node's fetch, whose parser is WebAssembly); they
+// read no live heap of their own process. The check stays, for whatever
+// else could come to be mapped above the heap.
 import { beforeEach } from 'vitest';
 import { breakRoom, breakRoomText } from '../../lib/break-room';
 
