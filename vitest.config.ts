@@ -4,7 +4,7 @@ import { configDefaults, defineConfig } from 'vitest/config';
 // platform workers allocate and free native memory while a test measures
 // main_arena. Without them, what is left (libuv's pool) is why measurements
 // that need a quiet heap run in a child (helpers/quiet-child).
-const QUIET = ['--single-threaded', '--v8-pool-size=0'];
+const NO_HELPER_THREADS = ['--single-threaded', '--v8-pool-size=0'];
 
 // The two files that drive Chromium through playwright-core: loading it
 // reads Node's `Headers`, which loads undici, whose HTTP parser is
@@ -35,12 +35,12 @@ export default defineConfig({
           // heap could not grow (helpers/heap-room); nothing in the tests is
           // timed. Without the JIT there is no WebAssembly either: saying so
           // keeps V8 from warning.
-          execArgv: [...QUIET, '--jitless', '--no-expose-wasm'],
+          execArgv: [...NO_HELPER_THREADS, '--jitless', '--no-expose-wasm'],
         },
       },
       {
         extends: true,
-        test: { name: 'browser', include: BROWSER, execArgv: QUIET },
+        test: { name: 'browser', include: BROWSER, execArgv: NO_HELPER_THREADS },
       },
     ],
   },
