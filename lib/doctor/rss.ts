@@ -37,6 +37,8 @@ export const RSS_KINDS: readonly RssKind[] = ['main-heap', 'arena-heaps', 'mmapp
 export function rssRows(regions: readonly MemoryRegion[], arenas: readonly Arena[], mmapped: MmappedChunks, pageSize: number): { total: number; rows: RssRow[] } {
   const heapOwner = new Map(arenas.flatMap((a) => a.heaps.map((h) => [h.address, a.address] as const)));
   const rows = new Map<string, RssRow>();
+  // The row each region is counted in, by the region's index.
+  const rowOf: RssRow[] = [];
   const add = (kind: RssKind, r: MemoryRegion, arena?: bigint) => {
     const key = arena === undefined ? kind : `${kind} ${arena}`;
     const row = rows.get(key) ?? { kind, ...(arena === undefined ? {} : { arena }), count: 0, size: 0, rss: 0 };
@@ -44,6 +46,7 @@ export function rssRows(regions: readonly MemoryRegion[], arenas: readonly Arena
     row.size += r.size;
     row.rss += r.rss ?? 0;
     rows.set(key, row);
+    rowOf.push(row);
   };
   let total = 0;
   regions.forEach((r, i) => {
@@ -56,11 +59,15 @@ export function rssRows(regions: readonly MemoryRegion[], arenas: readonly Arena
     add(isThreadStack(regions, i, pageSize) ? 'stacks' : kindOf(r), r);
   });
   if (mmapped.found > 0) {
-    const other = rows.get('other-anonymous');
     rows.set('mmapped-chunks', { kind: 'mmapped-chunks', count: mmapped.found, size: mmapped.bytes, rss: mmapped.resident });
-    if (other !== undefined) {
-      other.size -= mmapped.bytes;
-      other.rss -= mmapped.resident;
+    // Out of the row of the line holding each (other anonymous memory, or a library's bss it merged into); chunks and regions both by address.
+    let i = 0;
+    for (const c of mmapped.chunks) {
+      while (i < regions.length && regions[i].end <= c.address) i++;
+      const row = regions[i] !== undefined && regions[i].start <= c.address ? rowOf[i] : undefined;
+      if (row === undefined) continue;
+      row.size -= c.size;
+      row.rss -= c.resident;
     }
   }
   const arenaOrder = new Map(arenas.map((a, i) => [a.address, i]));

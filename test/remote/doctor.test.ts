@@ -162,6 +162,39 @@ describe('doctor --pid on quiet processes: its totals are their own mallinfo2()'
   });
 });
 
+describe("doctor --pid on an mmapped chunk whose line the map reads as a library's bss", () => {
+  it('finds it, and counts it as a chunk, not as library data', async ({ skip }) => {
+    if (noCompiler !== undefined) skip(noCompiler);
+    const { child, next } = start(programs['doctor-merged-chunk'], ['1', 'elf']);
+    const lines = await next(3);
+    const mallinfo = JSON.parse(lines[1]) as Record<string, number>;
+    const chunks = JSON.parse(lines[2]) as { merged: string; alone: string; refused?: boolean };
+    expect(chunks.refused).toBeUndefined();
+    const target = attach(child.pid!);
+    // The first look at the map reads the object's ELF header in the program, which makes that page resident: taken first, so
+    // that the diagnosis and the map read after it see the same resident pages.
+    target.maps();
+    const d = target.doctor();
+    const regions = target.maps({ rss: true });
+    // The program mapped its own file's first page right below the chunk: the chunk's line reads as that object's bss.
+    const line = regions.find((r) => r.start === BigInt(chunks.merged))!;
+    expect([line.kind, line.object]).toEqual(['bss', fs.realpathSync(programs['doctor-merged-chunk'])]);
+    expect([d.mmapped.nMmaps, d.mmapped.mmappedMem]).toEqual([mallinfo.hblks, mallinfo.hblkhd]);
+    expect(d.mmapped.chunks.map((c) => c.address)).toEqual([BigInt(chunks.merged), BigInt(chunks.alone)].sort((a, b) => (a < b ? -1 : 1)));
+    expect(d.findings).toContain(`All 2 mmapped chunks that mp_ counts (${shortBytes(mallinfo.hblkhd)}) were found by their headers in anonymous memory; ` +
+      `${shortBytes(d.mmapped.resident)} of them is resident.`);
+    // The library-data row is every data, bss and rodata line of the map less the chunk (the paused program's map does not change).
+    const chunk = d.mmapped.chunks.find((c) => c.address === BigInt(chunks.merged))!;
+    const libraryData = regions.filter((r) => r.kind === 'data' || r.kind === 'bss' || r.kind === 'rodata');
+    expect(d.rss.rows.find((r) => r.kind === 'library-data')).toMatchObject({
+      count: libraryData.length,
+      size: libraryData.reduce((n, r) => n + r.size, 0) - chunk.size,
+      rss: libraryData.reduce((n, r) => n + r.rss!, 0) - chunk.resident,
+    });
+    expect(d.rss.rows.reduce((n, r) => n + r.rss, 0)).toBe(d.rss.total);
+  });
+});
+
 describe('doctor --pid on a chunk past more than the search reads', () => {
   it('a chunk merged above 1.1 GiB of other memory is not searched for, and the finding says how much was not', async ({ skip }) => {
     if (noCompiler !== undefined) skip(noCompiler);
