@@ -27,6 +27,15 @@ function residentOf(a: Arena, regions: readonly MemoryRegion[]): number {
   return regions.filter((r) => starts.has(r.start)).reduce((n, r) => n + (r.rss ?? 0), 0);
 }
 
+/** A non-contiguous main_arena's memory outside [heap] (ArenaDiagnosis.outsideHeap). */
+function outsideHeap(a: Arena, systemMem: number, regions: readonly MemoryRegion[]): { bytes: number; top?: bigint } {
+  const heaps = regions.filter((r) => r.kind === 'heap');
+  // [heap] may hold more than main_arena's (its first chunk's alignment, another caller's sbrk): so "at least".
+  const bytes = Math.max(0, systemMem - heaps.reduce((n, r) => n + r.size, 0));
+  const inHeap = heaps.some((r) => r.start <= a.top.address && a.top.address < r.end);
+  return { bytes, ...(inHeap ? {} : { top: a.top.address }) };
+}
+
 export function diagnoseArenas(
   arenas: readonly Arena[], bins: readonly ArenaBins[], totals: readonly ArenaTotals[], tcacheBytes: ReadonlyMap<bigint, number>,
   regions: readonly MemoryRegion[], trim: readonly TrimRange[],
@@ -39,6 +48,7 @@ export function diagnoseArenas(
     const systemMem = t?.systemMem ?? Number(a.systemMem);
     const free = t?.avail ?? 0;
     const released = trim.filter((r) => r.arena === a.address);
+    const outside = a.kind === 'main' && a.noncontiguous ? { outsideHeap: outsideHeap(a, systemMem, regions) } : {};
     return {
       arena: a.address,
       kind: a.kind,
@@ -62,6 +72,7 @@ export function diagnoseArenas(
         bytes: released.reduce((n, r) => n + Number(r.end - r.start), 0),
         resident: released.reduce((n, r) => n + r.resident, 0),
       },
+      ...outside,
     };
   });
 }

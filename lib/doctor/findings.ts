@@ -35,8 +35,11 @@ export function doctorFindings(d: Figures): string[] {
   const out: string[] = [];
   const t = d.totals;
   const heapRss = d.rss.rows.filter((r) => r.kind === 'main-heap' || r.kind === 'arena-heaps').reduce((n, r) => n + r.rss, 0);
-  out.push(`The process has ${shortBytes(d.rss.total)} resident; ${shortBytes(heapRss)} (${pct(heapRss, d.rss.total)}) of it is the arenas' memory and ` +
+  const main = d.arenas.find((a) => a.outsideHeap !== undefined);
+  out.push(`The process has ${shortBytes(d.rss.total)} resident; ${shortBytes(heapRss)} (${pct(heapRss, d.rss.total)}) of it is ` +
+    `${main === undefined ? "the arenas' memory" : d.arenas.length === 1 ? '[heap]' : "[heap] and the thread arenas' heaps"} and ` +
     `${shortBytes(d.mmapped.resident)} (${pct(d.mmapped.resident, d.rss.total)}) chunks mapped on their own.`);
+  if (main?.outsideHeap !== undefined) out.push(outsideHeapFinding(main, main.outsideHeap, d.rss.rows));
   out.push(`${plural(d.arenas.length, 'arena')} ${d.arenas.length === 1 ? 'holds' : 'hold'} ${shortBytes(t.arena)} from the system: ${shortBytes(t.uordblks)} in use (uordblks) and ` +
     `${shortBytes(t.fordblks)} free (fordblks, ${pct(t.fordblks, t.arena)}), of which ${shortBytes(t.fsmblks)} in ${plural(t.smblks, 'fastbin chunk')}; ` +
     `${plural(t.hblks, 'chunk')} of ${shortBytes(t.hblkhd)} ${t.hblks === 1 ? 'is' : 'are'} mapped on ${t.hblks === 1 ? 'its' : 'their'} own (hblks, hblkhd).`);
@@ -90,6 +93,21 @@ export function doctorAdvice(d: Figures): Advice[] {
       'call it after a burst of frees (mallocTrim() in heapscope), since free() gives back only the top of an arena past trim_threshold.' });
   }
   return out;
+}
+
+/**
+ * A non-contiguous main_arena: glibc lists nowhere the memory it took with
+ * mmap, so the resident-memory table cannot give it a line of its own.
+ */
+function outsideHeapFinding(main: ArenaDiagnosis, outside: { bytes: number; top?: bigint }, rows: DoctorData['rss']['rows']): string {
+  const heap = rows.find((r) => r.kind === 'main-heap')?.size ?? 0;
+  const top = outside.top === undefined ? undefined : `its top chunk (${shortBytes(main.top)} at 0x${outside.top.toString(16)})`;
+  return `main_arena is not contiguous (its NONCONTIGUOUS_BIT is set: sbrk failed and glibc took memory with mmap): it holds ${shortBytes(main.systemMem)} ` +
+    `from the system (system_mem) and [heap] is ${heap === 0 ? 'not mapped' : shortBytes(heap)}, so ` +
+    (outside.bytes === 0
+      ? `[heap] is large enough to hold all of it${top === undefined ? '' : `, though ${top} lies outside [heap]`}.`
+      : `at least ${shortBytes(outside.bytes)} of it${top === undefined ? '' : `, ${top} among them,`} lies in anonymous memory that glibc lists nowhere: ` +
+        'the resident-memory table counts that with other anonymous memory, not with the arenas.');
 }
 
 /**

@@ -70,6 +70,15 @@ export interface ArenaDiagnosis {
   fragmentation: number;
   /** Resident bytes of its memory ([heap], or its heaps), from smaps. */
   rss: number;
+  /**
+   * main_arena when non-contiguous (its NONCONTIGUOUS_BIT: sbrk failed and
+   * glibc took memory with mmap, which it lists nowhere): `bytes`, at least
+   * what it holds outside [heap] (system_mem less [heap]'s size), which
+   * `rss` and the resident-memory table's main heap do not count (the
+   * table counts it with other anonymous memory); `top`, the top chunk's
+   * address when it lies there.
+   */
+  outsideHeap?: { bytes: number; top?: bigint };
   /** What malloc_trim(0) gives back from it: bytes, and of them resident. */
   trim: { bytes: number; resident: number };
 }

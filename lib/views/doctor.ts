@@ -93,6 +93,7 @@ export function doctorDocument(d: DoctorData): ViewDocument {
         table: { columns: arenaColumns, rows: arenaRows },
         notes: [
           { text: 'free: top + bins + fastbins, as mallinfo2 counts it (tcache chunks count as in use); free %: free ÷ system; largest: the largest chunk in a bin; rss: resident bytes of its memory (smaps); trim: resident bytes malloc_trim(0) gives back from it.' },
+          ...d.arenas.flatMap((a) => (a.outsideHeap === undefined || a.outsideHeap.bytes === 0 ? [] : [{ text: `${arenaLabel(a)}'s rss counts [heap] only: at least ${shortBytes(a.outsideHeap.bytes)} of its memory lies outside it (see the findings).` }])),
           { text: `Totals as mallinfo2 sums them: arena ${d.totals.arena}, uordblks ${d.totals.uordblks}, fordblks ${d.totals.fordblks}, ordblks ${d.totals.ordblks}, smblks ${d.totals.smblks}, fsmblks ${d.totals.fsmblks}, hblks ${d.totals.hblks}, hblkhd ${d.totals.hblkhd}, keepcost ${d.totals.keepcost}.` },
         ],
       },

@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { attach } from '../../lib/index';
+import { shortBytes } from '../../lib/format';
 import { TOTALLED_FIELDS } from '../../lib/allocator/totals';
 import { startLines } from '../helpers/target';
 import { SYNC_CHILD } from '../helpers/sync-child';
@@ -57,6 +58,28 @@ describe('attach(pid) to a process whose main_arena is not contiguous', () => {
     expect(main.noncontiguous).toBe(true);
     expect(Number(main.top.size)).toBe(mallinfo.keepcost);
     expect(s.image.memory.ranges.map((r) => r.label)).toContain("main_arena's memory outside [heap]");
+  });
+
+  it('has doctor say that all of main_arena lies outside [heap], where the resident-memory table cannot tell it from other anonymous memory', async ({ skip }) => {
+    if (noCompiler !== undefined) skip(noCompiler);
+    const { pid, mallinfo } = await started();
+    const d = attach(pid).doctor();
+    // No [heap] at all: the break could not grow from the first malloc on. The program's only arena is main_arena.
+    expect(d.rss.rows.some((r) => r.kind === 'main-heap')).toBe(false);
+    expect(d.arenas.map((a) => a.kind)).toEqual(['main']);
+    const [main] = d.arenas;
+    expect(main.systemMem).toBe(mallinfo.arena);
+    expect(main.top).toBe(mallinfo.keepcost);
+    expect(main.outsideHeap?.bytes).toBe(mallinfo.arena);
+    const top = main.outsideHeap!.top!;
+    expect(d.findings[0]).toMatch(/ of it is \[heap\] and /);
+    expect(d.findings[1]).toBe(`main_arena is not contiguous (its NONCONTIGUOUS_BIT is set: sbrk failed and glibc took memory with mmap): it holds ${shortBytes(mallinfo.arena)} ` +
+      `from the system (system_mem) and [heap] is not mapped, so at least ${shortBytes(mallinfo.arena)} of it, its top chunk (${shortBytes(mallinfo.keepcost)} at 0x${top.toString(16)}) among them, ` +
+      'lies in anonymous memory that glibc lists nowhere: the resident-memory table counts that with other anonymous memory, not with the arenas.');
+    // The top chunk: where the program's own main_arena says, in a private anonymous line.
+    const line = attach(pid).maps().find((r) => r.start <= top && top < r.end)!;
+    expect([line.kind, line.perms]).toEqual(['anonymous', 'rw-p']);
+    expect(d.toMarkdown()).toContain(`main_arena's rss counts [heap] only: at least ${shortBytes(mallinfo.arena)} of its memory lies outside it`);
   });
 });
 

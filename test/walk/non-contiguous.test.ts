@@ -5,6 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { shortBytes } from '../../lib/format';
 import { quietCli } from '../helpers/quiet-child';
 import { SYNC_CHILD } from '../helpers/sync-child';
 
@@ -22,6 +23,10 @@ interface Seen {
   heapStart: string;
   threshold: string[];
   free: string[];
+  doctor: {
+    arenas: { kind: string; systemMem: number; top: number; outsideHeap?: { bytes: number; top?: string } }[];
+    mallinfoArena: number; findings: string[]; markdown: string; heapLines: string[];
+  };
 }
 
 function blockedChild(): Seen {
@@ -37,6 +42,9 @@ function blockedChild(): Seen {
       const w = h.walkHeap({ attempts: 20 });
       const s = h.allocatorSnapshot({ attempts: 20 });
       const main = h.arenas(s).arenas.find((a) => a.kind === 'main');
+      const d = h.doctor();
+      const doctor = { arenas: d.arenas, mallinfoArena: d.mallinfo.arena, findings: d.findings, markdown: d.toMarkdown(),
+        heapLines: require('node:fs').readFileSync('/proc/self/maps', 'utf8').split('\\n').filter((l) => l.endsWith(' [heap]')) };
       const threshold = await h.run('mmap-threshold', { isolated: false });
       const free = await h.run('free', { isolated: false });
       process.stdout.write(JSON.stringify({
@@ -50,6 +58,7 @@ function blockedChild(): Seen {
         heapStart: h.maps().find((r) => r.kind === 'heap').start,
         threshold: threshold.surprises,
         free: free.findings,
+        doctor,
       }, (_, v) => (typeof v === 'bigint' ? v.toString() : v)));
     })();`;
   const child = spawnSync(process.execPath, ['--single-threaded', '--v8-pool-size=0', '-e', script], {
@@ -102,6 +111,27 @@ describe('main_arena when brk() fails', () => {
     if (seen.walk.checks.some((c) => !c.equal)) {
       expect(seen.walk.problems.some((p) => / lie in its memory outside \[heap\] \(it is non-contiguous\)| is outside the copied memory$/.test(p))).toBe(true);
     }
+  });
+
+  it("has doctor say how much of main_arena's memory lies outside [heap], which its resident-memory table cannot tell from other anonymous memory", () => {
+    const { doctor } = seen;
+    // The break cannot move: [heap] is the same line now as at the snapshot.
+    expect(doctor.heapLines).toHaveLength(1);
+    const [from, to] = doctor.heapLines[0].split(' ')[0].split('-').map((x) => BigInt(`0x${x}`));
+    const heapSize = Number(to - from);
+    // Each arena's system_mem from the decode adds up to glibc's own mallinfo2().arena of the snapshot's native call.
+    expect(doctor.arenas.reduce((n, a) => n + a.systemMem, 0)).toBe(doctor.mallinfoArena);
+    const main = doctor.arenas.find((a) => a.kind === 'main')!;
+    expect(doctor.arenas.filter((a) => a.outsideHeap !== undefined)).toEqual([main]);
+    expect(main.outsideHeap!.bytes).toBe(main.systemMem - heapSize);
+    expect(main.outsideHeap!.bytes).toBeGreaterThan(0);
+    const top = BigInt(main.outsideHeap!.top!);
+    expect(top < from || top >= to).toBe(true);
+    expect(doctor.findings[0]).toMatch(/ of it is \[heap\] and the thread arenas' heaps and /);
+    expect(doctor.findings[1]).toBe(`main_arena is not contiguous (its NONCONTIGUOUS_BIT is set: sbrk failed and glibc took memory with mmap): it holds ${shortBytes(main.systemMem)} ` +
+      `from the system (system_mem) and [heap] is ${shortBytes(heapSize)}, so at least ${shortBytes(main.systemMem - heapSize)} of it, its top chunk (${shortBytes(main.top)} at 0x${top.toString(16)}) among them, ` +
+      'lies in anonymous memory that glibc lists nowhere: the resident-memory table counts that with other anonymous memory, not with the arenas.');
+    expect(doctor.markdown).toContain(`main_arena's rss counts [heap] only: at least ${shortBytes(main.systemMem - heapSize)} of its memory lies outside it (see the findings).`);
   });
 
   it('mmap-threshold says no probe grew the break, and why', () => {
