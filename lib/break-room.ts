@@ -4,6 +4,7 @@
 // just above the heap, brk() fails once the heap reaches it and glibc grows
 // main_arena with mmap instead (non-contiguous): the break stops moving, the
 // top chunk no longer ends at it, and nothing is ever trimmed.
+import { USER_END } from './exact';
 import { hex, shortBytes } from './format';
 import { MemoryRegion, parseMaps } from './maps';
 import { runPlan } from './plan';
@@ -16,9 +17,6 @@ export interface BreakRoom {
   /** That mapping; undefined when nothing is mapped above the break. */
   next?: MemoryRegion;
 }
-
-/** x86_64's user address space ends at 2^47 (4-level paging). */
-const USER_END = 1n << 47n;
 
 /**
  * The room above the break now. The map and the break are read in one plan,

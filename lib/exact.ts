@@ -7,6 +7,8 @@ const halves = new Uint32Array(word.buffer);
 export const TWO_32 = 4294967296;
 /** 2^53: whole numbers below it are exact as numbers (every x86_64 user address is). */
 export const EXACT_LIMIT = 2 ** 53;
+/** x86_64's user address space ends at 2^47 (4-level paging; 5-level paging gives more only to a process that asks for it). */
+export const USER_END = 1n << 47n;
 /** A 64-bit word's high half from which the word is 2^53 or more: no exact number. */
 export const EXACT_HIGH_LIMIT = 0x200000;
 

@@ -2,6 +2,7 @@
 // strongest mark is sbrk_base, the first address sysmalloc got from the
 // system for main_arena: [heap]'s start; the rest are invariants glibc keeps
 // whatever mallopt or the tunables set.
+import { USER_END } from '../exact';
 import { hex } from '../format';
 import { decodeMallocPar, MallocPar } from './decode';
 import { MainArena } from './locate-arena';
@@ -48,9 +49,11 @@ export function findMallocPar(input: LocateInput, arena: MainArena | undefined):
 /**
  * What sbrk_base can be: [heap]'s start when there is a [heap]; with none,
  * 0 while main_arena has no memory, or (sbrk having failed) the start of the
- * first mapping main_arena took instead, at or below its top. `near` is a
- * test in numbers that every word `is` accepts passes: the search reads
- * every word of libc's data, and most fail it.
+ * first mapping main_arena took instead: a page in user space. Not at or
+ * below its top: the kernel maps each later piece where it finds room, below
+ * the first as often as not (a program that kept 20 MB so had its top 19 MiB
+ * below sbrk_base). `near` is a test in numbers that every word `is` accepts
+ * passes: the search reads every word of libc's data, and most fail it.
  */
 function expectedSbrkBase(
   input: LocateInput, arena: MainArena | undefined,
@@ -61,7 +64,7 @@ function expectedSbrkBase(
   }
   if (arena === undefined) return 'without [heap], mp_ is told by main_arena, which was not found';
   if (arena.state === 'noncontiguous') {
-    return { is: (p) => p !== 0n && p <= arena.top && p % 4096n === 0n, near: (v, at) => (v.getUint32(at, true) & 4095) === 0 };
+    return { is: (p) => p !== 0n && p < USER_END && p % 4096n === 0n, near: (v, at) => (v.getUint32(at, true) & 4095) === 0 };
   }
   return { is: (p) => p === 0n, near: (v, at) => wordNumber(v, at) === 0 };
 }

@@ -13,12 +13,14 @@ import type { Advice, ArenaDiagnosis, DoctorData } from './types';
  * arenas (what the rise moved there). Trim: at least 8 MiB resident would
  * go, and at least a tenth of the process's RSS. Fragmentation finding: an
  * arena with at least 1 MiB free in its bins, half or more of its memory.
+ * Memory not malloc's finding: other anonymous memory at least half the RSS.
  */
 export const THRESHOLDS = {
   arenaFree: 16 << 20, arenaShare: 0.25,
   largeInHeap: 8 << 20,
   trimResident: 8 << 20, trimShare: 0.1,
   fragmentedBins: 1 << 20, fragmentedShare: 0.5,
+  otherShare: 0.5,
 } as const;
 
 type Figures = Omit<DoctorData, 'findings' | 'advice' | 'trimmed'>;
@@ -40,6 +42,8 @@ export function doctorFindings(d: Figures): string[] {
     `${main === undefined ? "the arenas' memory" : d.arenas.length === 1 ? '[heap]' : "[heap] and the thread arenas' heaps"} and ` +
     `${shortBytes(d.mmapped.resident)} (${pct(d.mmapped.resident, d.rss.total)}) chunks mapped on their own.`);
   if (main?.outsideHeap !== undefined) out.push(outsideHeapFinding(main, main.outsideHeap, d.rss.rows));
+  const other = d.rss.rows.find((r) => r.kind === 'other-anonymous')?.rss ?? 0;
+  if (other > 0 && other >= THRESHOLDS.otherShare * d.rss.total) out.push(otherAnonymousFinding(other, heapRss, d, main?.outsideHeap));
   out.push(`${plural(d.arenas.length, 'arena')} ${d.arenas.length === 1 ? 'holds' : 'hold'} ${shortBytes(t.arena)} from the system: ${shortBytes(t.uordblks)} in use (uordblks) and ` +
     `${shortBytes(t.fordblks)} free (fordblks, ${pct(t.fordblks, t.arena)}), of which ${shortBytes(t.fsmblks)} in ${plural(t.smblks, 'fastbin chunk')}; ` +
     `${plural(t.hblks, 'chunk')} of ${shortBytes(t.hblkhd)} ${t.hblks === 1 ? 'is' : 'are'} mapped on ${t.hblks === 1 ? 'its' : 'their'} own (hblks, hblkhd).`);
@@ -93,6 +97,20 @@ export function doctorAdvice(d: Figures): Advice[] {
       'call it after a burst of frees (mallocTrim() in heapscope), since free() gives back only the top of an arena past trim_threshold.' });
   }
   return out;
+}
+
+/** Most of the RSS in memory neither an arena's nor a mmapped chunk: malloc's own knobs cannot reach it. */
+function otherAnonymousFinding(other: number, heapRss: number, d: Figures, outside?: { bytes: number }): string {
+  const held = heapRss + d.mmapped.resident;
+  const share = (n: number) => `${shortBytes(n)} (${pct(n, d.rss.total)})`;
+  if (outside !== undefined && outside.bytes > 0) {
+    return `Most of the resident memory, ${share(other)}, is other anonymous memory, which holds main_arena's memory outside [heap] (at least ${shortBytes(outside.bytes)} mapped, above), ` +
+      `against ${share(held)} in [heap], the thread arenas' heaps and mmapped chunks: malloc_trim(0), MALLOC_ARENA_MAX and the mmap threshold act on malloc's memory only.`;
+  }
+  const missing = d.mmapped.nMmaps - d.mmapped.found;
+  return `Most of the resident memory is not glibc malloc's: ${share(other)} is other anonymous memory, neither an arena's heap nor a chunk glibc mapped on its own` +
+    (missing > 0 ? ` (but for the ${missing === 1 ? 'mmapped chunk' : `${missing} mmapped chunks`} not found, below, which it may hold)` : '') +
+    `, against ${share(held)} in the arenas' heaps and mmapped chunks: malloc_trim(0), MALLOC_ARENA_MAX and the mmap threshold act on those only.`;
 }
 
 /**

@@ -102,6 +102,24 @@ describe('doctor --pid on quiet processes: its totals are their own mallinfo2()'
     expect(snapshot.toMarkdown().replace(/\s+/g, ' ')).toMatch(/; 1 thread\. 1 arena: /);
   });
 
+  it("Debian's python3 holding its objects in pymalloc's arenas: most of its memory is not glibc malloc's, and a finding says so with the table's figures", async ({ skip }) => {
+    if (!fs.existsSync(PYTHON)) skip(`no ${PYTHON} (Debian's python3)`);
+    // 1.5 million nested one-item tuples: pymalloc's objects, in arenas it maps itself; no large list for glibc to map.
+    const script = 'import os\na = None\nfor _ in range(1500000): a = (a,)\nos.write(1, b"%d\\n" % os.getpid())\nos.read(0, 1)\n';
+    const { child, next } = start(PYTHON, ['-c', script], { PATH: '/usr/bin:/bin', LANG: 'C.UTF-8' });
+    await next(1);
+    const d = attach(child.pid!).doctor();
+    const row = (kind: string) => d.rss.rows.filter((r) => r.kind === kind).reduce((n, r) => n + r.rss, 0);
+    const other = row('other-anonymous');
+    const held = row('main-heap') + row('arena-heaps') + d.mmapped.resident;
+    expect(other).toBeGreaterThanOrEqual(DOCTOR_THRESHOLDS.otherShare * d.rss.total);
+    expect([d.mmapped.found, d.mmapped.bytes]).toEqual([d.mmapped.nMmaps, d.mmapped.mmappedMem]);
+    const pct = (n: number) => `${Math.round((n / d.rss.total) * 100)} %`;
+    expect(d.findings).toContain(`Most of the resident memory is not glibc malloc's: ${shortBytes(other)} (${pct(other)}) is other anonymous memory, ` +
+      `neither an arena's heap nor a chunk glibc mapped on its own, against ${shortBytes(held)} (${pct(held)}) in the arenas' heaps and mmapped chunks: ` +
+      'malloc_trim(0), MALLOC_ARENA_MAX and the mmap threshold act on those only.');
+  });
+
   it('a C program with four fragmented thread arenas and a risen mmap threshold: its mallinfo2, the advice, and the trim it then makes', async ({ skip }) => {
     if (noCompiler !== undefined) skip(noCompiler);
     const { child, next } = start(programs['doctor-threads'], []);
@@ -111,6 +129,9 @@ describe('doctor --pid on quiet processes: its totals are their own mallinfo2()'
     expect(d.snapshot.consistent).toBe(true);
     for (const f of TOTALLED_FIELDS) expect({ field: f, value: d.totals[f] }).toEqual({ field: f, value: mallinfo[f] });
     expect(d.arenas.map((a) => a.kind)).toEqual(['main', 'thread', 'thread', 'thread', 'thread']);
+    // Its memory is the arenas': no finding says otherwise.
+    expect(d.rss.rows.find((r) => r.kind === 'other-anonymous')?.rss ?? 0).toBeLessThan(DOCTOR_THRESHOLDS.otherShare * d.rss.total);
+    expect(d.findings.filter((f) => f.startsWith('Most of the resident memory'))).toEqual([]);
     // Each thread kept one 4000-byte block in ten: nine in ten free, between live ones.
     for (const a of d.arenas.filter((x) => x.kind === 'thread')) expect(a.fragmentation).toBeGreaterThan(0.8);
     const threads = d.arenas.filter((a) => a.kind === 'thread');

@@ -83,6 +83,29 @@ describe('attach(pid) to a process whose main_arena is not contiguous', () => {
   });
 });
 
+describe('attach(pid) to a process with no [heap] whose main_arena took 20 MB in many mappings', () => {
+  it("finds mp_ though sbrk_base lies above the top, and doctor says most of the resident memory is main_arena's outside [heap]", async ({ skip }) => {
+    if (noCompiler !== undefined) skip(noCompiler);
+    const { pid, mallinfo } = await started(program, ['big']);
+    const target = attach(pid);
+    const s = target.snapshot();
+    expect(s.consistent).toBe(true);
+    const main = target.arenas(s).arenas.find((a) => a.kind === 'main')!;
+    // The kernel mapped the later pieces below the first: mp_'s sbrk_base, the first, is above the top.
+    const params = target.mallocParams(s);
+    expect(params.values.sbrkBase).toBeGreaterThan(main.top.address);
+    const d = target.doctor(s);
+    for (const f of TOTALLED_FIELDS) expect({ field: f, value: d.totals[f] }).toEqual({ field: f, value: mallinfo[f] });
+    expect(d.arenas[0].outsideHeap?.bytes).toBe(mallinfo.arena);
+    const other = d.rss.rows.find((r) => r.kind === 'other-anonymous')!.rss;
+    const pct = (n: number) => `${Math.round((n / d.rss.total) * 100)} %`;
+    expect(other).toBeGreaterThanOrEqual(0.5 * d.rss.total);
+    expect(d.findings).toContain(`Most of the resident memory, ${shortBytes(other)} (${pct(other)}), is other anonymous memory, which holds main_arena's memory outside [heap] ` +
+      `(at least ${shortBytes(mallinfo.arena)} mapped, above), against 0 B (0 %) in [heap], the thread arenas' heaps and mmapped chunks: ` +
+      "malloc_trim(0), MALLOC_ARENA_MAX and the mmap threshold act on malloc's memory only.");
+  });
+});
+
 describe('attach(pid) to a process whose main_arena is not contiguous and whose unsorted bin holds a forged link', () => {
   it('stops retaking once no mapping could add what the list leads to, and says so', async ({ skip }) => {
     if (noCompiler !== undefined) skip(noCompiler);
