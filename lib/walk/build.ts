@@ -29,7 +29,7 @@ export function heapWalkData({ state, info }: Decoded, source: WalkSource): Heap
   const main = state.arenas.arenas.find((a) => a.kind === 'main')!;
   const regions = state.walks.map((w, i) => regionWalk(w, state.placement.regions[i], source.ours, fencedReason(w, main, state.walks)));
   const mallinfoTotals = walkMallinfo(state.arenas.arenas, regions, state.params.values);
-  const heap = regions.find((r) => r.kind === 'heap') ?? noHeap(main.address);
+  const heap = regions.find((r) => r.kind === 'heap') ?? noHeap(main);
   const mainTop = regions.find((r) => r.kind === 'top-region');
   const threadHeaps = source.mainOnly ? [] : regions.filter((r) => r.kind === 'arena-heap');
   const shown = [heap, ...(mainTop === undefined ? [] : [mainTop]), ...threadHeaps];
@@ -48,10 +48,13 @@ export function heapWalkData({ state, info }: Decoded, source: WalkSource): Heap
   };
 }
 
-function noHeap(arena: bigint): HeapRegionWalk {
+function noHeap(main: Arena): HeapRegionWalk {
+  const why = main.noncontiguous
+    ? "main_arena is non-contiguous: brk() failed and glibc took main_arena's memory with mmap (its top is walked as main_arena's top region, when copied)"
+    : 'main_arena has not used sbrk';
   return {
-    arena, kind: 'heap', start: 0n, end: 0n, firstChunk: 0n, chunks: [], complete: false,
-    reason: 'this process has no [heap] region: main_arena has not used sbrk', totals: emptyTotals(),
+    arena: main.address, kind: 'heap', start: 0n, end: 0n, firstChunk: 0n, chunks: [], complete: false,
+    reason: `this process has no [heap] region: ${why}`, totals: emptyTotals(),
   };
 }
 

@@ -94,6 +94,11 @@ describe('attach(pid) to a process with no [heap] whose main_arena took 20 MB in
     // The kernel mapped the later pieces below the first: mp_'s sbrk_base, the first, is above the top.
     const params = target.mallocParams(s);
     expect(params.values.sbrkBase).toBeGreaterThan(main.top.address);
+    // The walk has no [heap] to walk, says why, and walks the top where the copy holds it.
+    const w = target.walk({ snapshot: s });
+    expect(w.main.reason).toBe("this process has no [heap] region: main_arena is non-contiguous: brk() failed and glibc took main_arena's memory with mmap " +
+      "(its top is walked as main_arena's top region, when copied)");
+    expect(w.mainTop?.chunks.map((c) => [c.place, c.size])).toEqual([['top', mallinfo.keepcost]]);
     const d = target.doctor(s);
     for (const f of TOTALLED_FIELDS) expect({ field: f, value: d.totals[f] }).toEqual({ field: f, value: mallinfo[f] });
     expect(d.arenas[0].outsideHeap?.bytes).toBe(mallinfo.arena);
