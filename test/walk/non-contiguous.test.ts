@@ -25,7 +25,7 @@ interface Seen {
   free: string[];
   doctor: {
     arenas: { kind: string; systemMem: number; top: number; outsideHeap?: { bytes: number; top?: string } }[];
-    mallinfoArena: number; findings: string[]; markdown: string; heapLines: string[];
+    mallinfoArena: number; findings: string[]; markdown: string; heapLines: string[]; v8Physical: number; rows: { kind: string; rss: number }[];
   };
 }
 
@@ -43,7 +43,7 @@ function blockedChild(): Seen {
       const s = h.allocatorSnapshot({ attempts: 20 });
       const main = h.arenas(s).arenas.find((a) => a.kind === 'main');
       const d = h.doctor();
-      const doctor = { arenas: d.arenas, mallinfoArena: d.mallinfo.arena, findings: d.findings, markdown: d.toMarkdown(),
+      const doctor = { arenas: d.arenas, mallinfoArena: d.mallinfo.arena, findings: d.findings, markdown: d.toMarkdown(), v8Physical: d.v8.physical, rows: d.rss.rows,
         heapLines: require('node:fs').readFileSync('/proc/self/maps', 'utf8').split('\\n').filter((l) => l.endsWith(' [heap]')) };
       const threshold = await h.run('mmap-threshold', { isolated: false });
       const free = await h.run('free', { isolated: false });
@@ -131,6 +131,11 @@ describe('main_arena when brk() fails', () => {
     expect(doctor.findings[1]).toBe(`main_arena is not contiguous (its NONCONTIGUOUS_BIT is set: sbrk failed and glibc took memory with mmap): it holds ${shortBytes(main.systemMem)} ` +
       `from the system (system_mem) and [heap] is ${shortBytes(heapSize)}, so at least ${shortBytes(main.systemMem - heapSize)} of it, its top chunk (${shortBytes(main.top)} at 0x${top.toString(16)}) among them, ` +
       'lies in anonymous memory that glibc lists nowhere: the resident-memory table counts that with other anonymous memory, not with the arenas.');
+    // V8's estimate and the table's other anonymous memory side by side (in a fresh node V8's was the larger).
+    const other = doctor.rows.find((r) => r.kind === 'other-anonymous')!.rss;
+    expect(doctor.findings).toContain(`V8 counts ${shortBytes(doctor.v8Physical)} of its heap spaces as physical memory (v8.getHeapSpaceStatistics(), ` +
+      `physical_space_size: its own estimate, not the kernel's count); V8 maps its heap outside malloc's arenas, and the table's other anonymous memory, ` +
+      `where such mappings count, holds ${shortBytes(other)} resident in all.`);
     expect(doctor.markdown).toContain(`main_arena's rss counts [heap] only: at least ${shortBytes(main.systemMem - heapSize)} of its memory lies outside it (see the findings).`);
   });
 
