@@ -103,7 +103,7 @@ export function doctorAdvice(d: Figures): Advice[] {
  * V8's own account of its heap beside the table's. physical_space_size is
  * V8's estimate of the pages it touched, not the kernel's count: in a fresh
  * node it said 16.2 MiB where all other anonymous memory held 9.6 MiB
- * resident (the new space's semi-spaces counted whole), so the two figures
+ * resident (its new space alone counted 8 MiB, the space's whole size), so the two figures
  * are given side by side, not one as part of the other.
  */
 function v8Finding(physical: number, other: number): string {
