@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import type { AddressRange } from '../allocator/locate-input';
 import { decodeSnapshot, Decoded } from '../allocator/results';
 import { mergedRanges } from '../address-ranges';
-import { AllocatorSnapshot, outsideHeapOf, releaseCopies, takeAllocatorSnapshot } from '../allocator/take-snapshot';
+import { AllocatorSnapshot, outsideHeapOf, releaseCopies, snapshotAttempts, takeAllocatorSnapshot } from '../allocator/take-snapshot';
 import { binding } from '../binding';
 import { HeapscopeError, typeError } from '../errors';
 import { maps } from '../maps';
@@ -28,6 +28,8 @@ export interface DoctorResult extends DoctorData, DocumentMethods {}
 export interface DoctorOptions {
   /** Call malloc_trim(0) after the diagnosis and measure the RSS drop beside the prediction (this process only). */
   trim?: boolean;
+  /** Snapshots to try for a consistent one (default 5, at most 100), as walkHeap's. */
+  attempts?: number;
 }
 
 /** How a diagnosis shows itself; installed by the view layer. */
@@ -63,7 +65,7 @@ export interface Diagnosis {
 }
 
 /** This process diagnosed now, handed to `then` while the snapshot's copies are held. */
-export function diagnoseSelf<T>(then: (diagnosis: Diagnosis) => T): T {
+export function diagnoseSelf<T>(then: (diagnosis: Diagnosis) => T, attempts?: number): T {
   const pageSize = binding.pageSize();
   // Opened (and its buffer mapped) before the snapshot: reading it later allocates nothing from malloc.
   const pagemap = openPagemap('self', pageSize, readError('/proc/self/pagemap'));
@@ -74,7 +76,7 @@ export function diagnoseSelf<T>(then: (diagnosis: Diagnosis) => T): T {
     // glibc's count of its mmapped chunks, where mallinfo2 gives it whole (mallinfo's hblkhd is an int).
     const counts = mallinfo2();
     before = readBeforeSnapshot(process.pid, regions, pageSize, pagemap, counts.source === 'mallinfo2' ? { count: counts.hblks, bytes: counts.hblkhd } : undefined);
-    snapshot = takeAllocatorSnapshot({}, { released: true });
+    snapshot = takeAllocatorSnapshot(attempts === undefined ? {} : { attempts }, { released: true });
     const takenAt = new Date();
     const decoded = decodeSnapshot(snapshot);
     const source: DoctorSource = {
@@ -94,8 +96,10 @@ export function diagnoseSelf<T>(then: (diagnosis: Diagnosis) => T): T {
 
 /** This process, diagnosed now; see DoctorOptions. */
 export function doctor(options: DoctorOptions = {}): DoctorResult {
-  const trim = readOptions(options, 'options', ['trim']).trim ?? false;
+  const read = readOptions(options, 'options', ['trim', 'attempts']);
+  const trim = read.trim ?? false;
   if (typeof trim !== 'boolean') throw typeError(`options.trim must be a boolean, got ${describe(trim)}`);
+  const attempts = snapshotAttempts(read.attempts);
   return diagnoseSelf(({ data, mallinfo, decoded, outsideHeap }) => {
     if (trim) {
       // [heap] up to the break as it is now: the decode's own allocations may have grown it past the snapshot.
@@ -106,7 +110,7 @@ export function doctor(options: DoctorOptions = {}): DoctorResult {
       data.trimmed = trimNow(data.trim.ranges, heaps, mallinfo!, data.pageSize);
     }
     return doctorResult(data);
-  });
+  }, attempts);
 }
 
 /**

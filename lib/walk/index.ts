@@ -5,7 +5,7 @@
 import { inspect } from 'node:util';
 import { liveAt, liveCount, liveWithin } from '../allocation';
 import { decodeSnapshot } from '../allocator/results';
-import { releaseCopies, takeAllocatorSnapshot } from '../allocator/take-snapshot';
+import { releaseCopies, snapshotAttempts, takeAllocatorSnapshot } from '../allocator/take-snapshot';
 import { rangeError } from '../errors';
 import { PlanStep, StepResult } from '../plan';
 import { Mallinfo } from '../stats';
@@ -133,8 +133,7 @@ function validate(options: WalkOptions): { arena: 'main' | 'all'; before: readon
   const o = readOptions(options, 'options', ['arena', 'before', 'attempts']);
   const arena = walkArena(o.arena);
   const before = o.before === undefined ? [] : readArray(o.before, 'options.before') as PlanStep[];
-  const attempts = toIndex(o.attempts ?? 5, 'options.attempts', 100);
-  if (attempts < 1) throw rangeError('options.attempts must be at least 1');
+  const attempts = snapshotAttempts(o.attempts);
   return { arena, before, attempts };
 }
 
