@@ -3,6 +3,7 @@
 // hashes a BigInt through a runtime call) and one keyed by a heap number
 // still ~80 ns; open addressing over a Float64Array costs a few. Addresses
 // of x86_64 user space are below 2^47, so numbers hold them exactly.
+import { releaseBytes, zeroedArray } from './fresh-memory';
 
 const EMPTY = 0; // no block lives at address 0
 
@@ -73,7 +74,7 @@ export class AddressTable<T> {
     const keys = this.#keys;
     let n = 0;
     for (let i = 0; i < keys.length; i++) if (keys[i] >= lo && keys[i] < hi) n++;
-    const out = new Float64Array(n);
+    const out = zeroedArray(Float64Array, n);
     n = 0;
     for (let i = 0; i < keys.length; i++) if (keys[i] >= lo && keys[i] < hi) out[n++] = keys[i];
     return out;
@@ -100,11 +101,13 @@ export class AddressTable<T> {
   #grow(): void {
     const keys = this.#keys;
     const values = this.#values;
-    this.#keys = new Float64Array(keys.length * 2);
+    // From 16,384 slots on, mapped: from malloc, the old keys, freed, raised glibc's mmap threshold to their size.
+    this.#keys = zeroedArray(Float64Array, keys.length * 2);
     this.#values = new Array<T | undefined>(keys.length * 2).fill(undefined);
     this.#mask = keys.length * 2 - 1;
     this.#shift--;
     this.#count = 0;
     for (let i = 0; i < keys.length; i++) if (keys[i] !== EMPTY) this.set(keys[i], values[i] as T);
+    releaseBytes([new Uint8Array(keys.buffer)]);
   }
 }

@@ -17,9 +17,15 @@ import { native } from './errors';
  * was first written, where a mapped one from 1 MiB on is faulted in by one
  * call (PopulateForCopy, native/untouched.cc). In turns with the code
  * before: walkHeap() 93.4-101.0 ns a chunk against 100.0-103.8 (three bench
- * runs each), 102-122 ms against 110-135 for 25 walks in a loop.
+ * runs each), 102-122 ms against 110-135 for 25 walks in a loop. Then 256
+ * KiB, until the round of 2026-12-07 (afternoon): it is now glibc's least
+ * mmap threshold (DEFAULT_MMAP_THRESHOLD_MIN), since malloc maps a block at
+ * or above the threshold on its own, and freeing it raises the threshold to
+ * its size. heapscope's own arrays then moved the mp_.mmap_threshold it
+ * reports: a table of 120,000 live handles, grown past 1 MiB, left it at 1
+ * MiB; a read of /proc/self/smaps at 236 KiB.
  */
-export const FRESH_FROM = 256 << 10;
+export const FRESH_FROM = 128 << 10;
 
 /**
  * `length` zero bytes, on an ArrayBuffer of their own (offset 0: any view
@@ -29,6 +35,13 @@ export const FRESH_FROM = 256 << 10;
  */
 export function zeroedBytes(length: number, populate = true): Uint8Array {
   return length < FRESH_FROM ? new Uint8Array(length) : mappedBytes(length, populate);
+}
+
+/** `length` zeroed elements of `Type` on a buffer of their own, as zeroedBytes gives bytes (mapped from FRESH_FROM bytes on). */
+export function zeroedArray<T extends Uint32Array | Float64Array | BigUint64Array>(
+  Type: { new (buffer: ArrayBuffer, byteOffset: number, length: number): T; readonly BYTES_PER_ELEMENT: number }, length: number,
+): T {
+  return new Type(zeroedBytes(length * Type.BYTES_PER_ELEMENT).buffer as ArrayBuffer, 0, length);
 }
 
 /** `length` zero bytes the addon mapped, at any size: never a chunk of this process's heap. */

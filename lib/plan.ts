@@ -9,7 +9,7 @@ import { ChunkHeader, headerOf } from './chunk';
 import { EXACT_HIGH_LIMIT, TWO_32 } from './exact';
 import { HeapscopeError, illegalConstructor, native, rangeError, typeError } from './errors';
 import { plural } from './format';
-import { keptBytes, mappedBytes, releaseBytes } from './fresh-memory';
+import { keptBytes, mappedBytes, releaseBytes, zeroedArray } from './fresh-memory';
 import { MAX_FAST_SIZE } from './size-classes';
 import { fromWords, Mallinfo, MALLINFO_FIELDS } from './stats';
 import {
@@ -356,7 +356,7 @@ function check(steps: unknown, warmWords: BigUint64Array | undefined): Words {
   const list = readArray(steps, 'a plan', MAX_STEPS);
   if (list.length === 0) throw rangeError('a plan needs at least one step');
   const n = list.length;
-  const words = warmWords !== undefined && n <= WARM_STEPS ? warmWords.subarray(0, n * IN_WORDS) : new BigUint64Array(n * IN_WORDS);
+  const words = warmWords !== undefined && n <= WARM_STEPS ? warmWords.subarray(0, n * IN_WORDS) : zeroedArray(BigUint64Array, n * IN_WORDS);
   const checked = new Words(words, n);
   for (let i = 0; i < n; i++) checkStep(list[i], i, checked);
   return checked;

@@ -1,11 +1,12 @@
-// An open-addressing set of live pointers. It is sized once up front and
-// grows only by doubling, so recording an allocation almost never calls
-// malloc itself and does not disturb the heap being observed.
+// An open-addressing set of live pointers. It grows only by doubling, in
+// memory it maps itself: from malloc, its slots (32 KiB at first) were a
+// chunk glibc mapped on its own from 128 KiB on, and each one freed as the
+// set grew raised glibc's mmap threshold to its size (20,000 live blocks
+// left it at 260 KiB, 80,000 at 1 MiB), the parameter heapscope reports.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
-#include <vector>
 
 namespace heapscope {
 
@@ -22,7 +23,10 @@ inline size_t MixAddress(uintptr_t p, unsigned alignBits) {
 
 class LiveSet {
  public:
-  LiveSet();
+  LiveSet() = default;
+  LiveSet(const LiveSet&) = delete;
+  LiveSet& operator=(const LiveSet&) = delete;
+  ~LiveSet();
   bool Contains(uintptr_t p) const;
   // False when the set had to grow and there was no memory for it.
   bool Insert(uintptr_t p);
@@ -30,14 +34,15 @@ class LiveSet {
   size_t Count() const { return count_; }
   template <typename F>
   void ForEach(F f) const {
-    for (uintptr_t p : slots_)
-      if (p != 0) f(p);
+    for (size_t i = 0; i < size_; i++)
+      if (slots_[i] != 0) f(slots_[i]);
   }
 
  private:
   size_t Slot(uintptr_t p) const;
   bool Grow();
-  std::vector<uintptr_t> slots_;  // 0 marks an empty slot
+  uintptr_t* slots_ = nullptr;  // size_ slots, 0 marks an empty one; mapped when first needed
+  size_t size_ = 0;
   size_t count_ = 0;
 };
 

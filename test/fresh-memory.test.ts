@@ -16,8 +16,8 @@ const MiB = 1 << 20;
 const allZero = (bytes: Uint8Array): boolean => bytes.every((b) => b === 0);
 
 describe('fresh memory for columns', () => {
-  it('is zero, as long as asked and writable; from FRESH_FROM (256 KiB) on it is mapped, and given back as a copy is', () => {
-    expect(FRESH_FROM).toBe(256 * 1024);
+  it('is zero, as long as asked and writable; from FRESH_FROM (128 KiB, glibc\'s least mmap threshold) on it is mapped, and given back as a copy is', () => {
+    expect(FRESH_FROM).toBe(128 * 1024);
     for (const length of [0, 1, 4095, FRESH_FROM - 1, FRESH_FROM, 2 * MiB, 3 * MiB + 5]) {
       const bytes = zeroedBytes(length);
       expect(bytes.length, String(length)).toBe(length);

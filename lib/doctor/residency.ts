@@ -26,7 +26,7 @@
 // process's snapshot, of a size the map decided (a 741-page mmapped chunk
 // made a 752-byte one).
 import fs from 'node:fs';
-import { mappedBytes, releaseBytes } from '../fresh-memory';
+import { mappedBytes, releaseBytes, zeroedBytes } from '../fresh-memory';
 import type { MemoryRegion } from '../maps';
 import type { AddressRange } from '../allocator/locate-input';
 
@@ -66,7 +66,7 @@ export function openPagemap(pid: number | 'self', pageSize: number, fail: (error
   const ps = BigInt(pageSize);
   return {
     pages(start, end, into) {
-      const out = into ?? new Uint8Array(Number((end - start) / ps));
+      const out = into ?? zeroedBytes(Number((end - start) / ps));
       for (let done = 0; done < out.length;) {
         const count = Math.min(ENTRIES, out.length - done);
         let read: number;

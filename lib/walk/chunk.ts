@@ -4,7 +4,7 @@
 import { HeapscopeError, rangeError, typeError } from '../errors';
 import { EXACT_HIGH_LIMIT, TWO_32 } from '../exact';
 import { hex } from '../format';
-import { dropPages, FRESH_FROM, zeroedBytes } from '../fresh-memory';
+import { dropPages, FRESH_FROM, zeroedArray, zeroedBytes } from '../fresh-memory';
 import { describe, lazyFields, readOptions, toAddress, toBytes, toIndex } from '../validate';
 
 /** glibc's MINSIZE and MALLOC_ALIGNMENT on x86_64. */
@@ -38,7 +38,7 @@ export type Offsets = Uint32Array | Float64Array;
 
 /** A column of `length` offsets, none of them above `most`: 32-bit where they fit. */
 export function offsetColumn(length: number, most: number): Offsets {
-  return offsetBytes(most) === 4 ? new Uint32Array(length) : new Float64Array(length);
+  return offsetBytes(most) === 4 ? zeroedArray(Uint32Array, length) : zeroedArray(Float64Array, length);
 }
 
 /** The bytes an offset takes in a region ending at `end` (its largest offset). */
@@ -369,7 +369,7 @@ export class ChunkWalker {
   private grow(): void {
     this.capacity *= 2;
     const o = offsetColumn(this.capacity + 1, this.end); o.set(this.offsets); this.offsets = o;
-    const b = new Uint8Array(this.capacity); b.set(this.bits); this.bits = b;
+    const b = zeroedBytes(this.capacity); b.set(this.bits); this.bits = b;
   }
 
   /** Stores one chunk at `count` outside the loop (whose columns are in locals). */

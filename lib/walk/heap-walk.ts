@@ -8,6 +8,7 @@ import { markOf, PLACE_KINDS, placeColumns } from '../allocator/places';
 import type { PlacedChunk, PlaceKind, RegionPlaceColumns, RegionPlaces } from '../allocator/places';
 import type { BlockTotal } from '../malloc-info';
 import { bigintOf } from '../exact';
+import { zeroedArray } from '../fresh-memory';
 import { defineOwn, lazyFields, own } from '../validate';
 import { A_BIT, chunkAtOrBefore, chunkSize, Offsets, P_BIT } from './chunk';
 
@@ -153,7 +154,7 @@ function ownedChunks(ours: OwnBlocks, start: number, offsets: Offsets, count: nu
   if (ours.count * FEW_HANDLES < count) {
     const chunks = ours.within(start + offsets[0], start + offsets[count]);
     // The indices of the chunks found, ascending, and their allocations.
-    const indices = new Uint32Array(chunks.length);
+    const indices = zeroedArray(Uint32Array, chunks.length);
     const allocations = new Array<Allocation>(chunks.length);
     let found = 0;
     let near = -1;

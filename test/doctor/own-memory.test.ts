@@ -7,10 +7,13 @@
 // flag glibc never sets (VM_DONTDUMP, "dd" in smaps), which the kernel does
 // not merge across. And what heapscope reads before a snapshot of this
 // process must not be chunks of the heap that snapshot copies.
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inQuietChild } from '../helpers/quiet-child';
 import { heapRoomNotNeeded } from '../helpers/heap-room';
+import { buildFixtures } from '../helpers/target';
 
 // The chunk and the copy are a quiet child's.
 heapRoomNotNeeded();
@@ -72,5 +75,86 @@ describe("the doctor's reads before its snapshot take nothing from malloc", () =
     // V8's own mallocs (its compilers, a collection's frees) move the figure by hundreds of bytes either way.
     const sorted = [...out.grew].sort((a, b) => a - b);
     expect(sorted[2]).toBeLessThan(4096);
+  });
+});
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'heapscope-own-memory-'));
+let shim = '';
+let noCompiler: string | undefined;
+beforeAll(() => {
+  const built = buildFixtures(dir, ['large-mallocs'], { shared: true });
+  shim = built.programs['large-mallocs'];
+  noCompiler = built.noCompiler;
+});
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+interface Around {
+  /** mp_.mmap_threshold before and after the call, each read after a full collection. */
+  before: string;
+  after: string;
+  noDyn: number;
+  /** Requests to malloc, calloc and realloc of 128 KiB or more during the call, and the largest (test/fixtures/large-mallocs.c). */
+  large: number;
+  largest: number;
+}
+
+/**
+ * What `call` asked of malloc, and glibc's mmap threshold around it, in a
+ * fresh quiet child (after `setup`) with large-mallocs.so preloaded and
+ * without V8's JIT: its optimizing compiler's working memory, from malloc
+ * and given back, moves the threshold in any node that compiles hot code
+ * (in a quiet child with it, from 148 KiB to 500 KiB while heapscope did
+ * nothing but read it). The threshold moves only where such a block was
+ * mapped on its own, not where malloc served it from the top chunk or a
+ * free chunk: the requests are counted whatever the heap held.
+ */
+function around(setup: string, call: string): Around {
+  return inQuietChild(`
+    require('node:v8').setFlagsFromString('--expose-gc');
+    const gc = require('node:vm').runInNewContext('gc');
+    const shim = require('koffi').load(${JSON.stringify(shim)});
+    const watch = shim.func('void large_watch(int)');
+    const read = () => { gc(); return h.mallocParams().values; };
+    ${setup}
+    const before = read();
+    watch(1);
+    ${call}
+    watch(0);
+    const after = read();
+    return { before: String(before.mmapThreshold), after: String(after.mmapThreshold), noDyn: before.noDynThreshold,
+      large: Number(shim.func('size_t large_count()')()), largest: Number(shim.func('size_t large_largest()')()) };
+  `, { LD_PRELOAD: shim, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --jitless` });
+}
+
+// glibc maps a block at or above the threshold on its own, and freeing it
+// raises the threshold to its size: each of heapscope's arrays from 128 KiB
+// on that came from malloc moved the figure doctor() and mallocParams()
+// report, whenever the heap had no free chunk to serve it. Each case failed
+// before its fix.
+describe("heapscope's own working memory takes nothing from malloc from 128 KiB on", () => {
+  const keep = (n: number) => `for (let k = 0; k < ${n / 1000}; k++) for (const a of h.runPlan(Array.from({ length: 1000 }, () => ({ op: 'malloc', size: 40 })), { keep: true }).kept.values()) handles.push(a);`;
+  it.for([
+    // The addon's live set and the handles' table, grown past 128 KiB: from malloc, 20,000 live blocks left the threshold at 260 KiB.
+    ['60,000 live handles', 'const handles = [];', keep(60000)],
+    // Its words, 32 bytes a step: 316 KiB.
+    ['a plan of 10,000 steps', '', "h.runPlan(Array.from({ length: 10000 }, (_, i) => (i < 5000 ? { op: 'malloc', size: 32 } : { op: 'free', step: i - 5000 })));"],
+    // fs.readFileSync of /proc/self/smaps: 236 KiB in a node. 400 more map lines (pages mapped side by side, read-only and
+    // read-write in turn, so that none merge) make this child's smaps as long.
+    ['maps({ rss: true }) of a map of 400 more lines',
+      "const mmap = require('koffi').load('libc.so.6').func('void *mmap(void *, size_t, int, int, int, intptr_t)'); for (let i = 0; i < 400; i++) mmap(null, 4096, i % 2 === 0 ? 1 : 3, 0x22, -1, 0);",
+      "if (h.maps({ rss: true }).length < 400) throw new Error('the map has too few lines');"],
+    ['doctor()', '', 'h.doctor();'],
+    ['heapSnapshot()', '', 'h.heapSnapshot();'],
+    // 300,000 blocks of the program's own, so that the handles are few among the chunks: the walk looks each one up, and
+    // took their addresses less 16 into a second array (160 KiB).
+    ['a walk with 20,000 live handles among 300,000 chunks, its chunks read',
+      "const cMalloc = require('koffi').load('libc.so.6').func('void *malloc(size_t)'); for (let i = 0; i < 300000; i++) cMalloc(24); const handles = []; " + keep(20000),
+      'if (h.walkHeap({ attempts: 20 }).main.chunks.length < 300000) throw new Error("the walk met too few chunks");'],
+  ] as const)('%s', ([, setup, call], { skip }) => {
+    if (noCompiler !== undefined) skip(noCompiler);
+    const t = around(setup, call);
+    expect({ large: t.large, largest: t.largest }).toEqual({ large: 0, largest: 0 });
+    expect(t.noDyn).toBe(0);
+    expect(t.after).toBe(t.before);
   });
 });
