@@ -103,8 +103,8 @@ export function doctorAdvice(d: Figures): Advice[] {
  * V8's own account of its heap beside the table's. physical_space_size is
  * V8's estimate of the pages it touched, not the kernel's count: in a fresh
  * node it said 16.2 MiB where all other anonymous memory held 9.6 MiB
- * resident (its new space alone counted 8 MiB, the space's whole size), so the two figures
- * are given side by side, not one as part of the other.
+ * resident (its new space alone counted 8 MiB, the space's whole size), so
+ * the two figures are given side by side, not one as part of the other.
  */
 function v8Finding(physical: number, other: number): string {
   return `V8 counts ${shortBytes(physical)} of its heap spaces as physical memory (v8.getHeapSpaceStatistics(), physical_space_size: its own estimate, not the kernel's count); ` +

@@ -203,6 +203,8 @@ function readProc(file: string): string {
       length += n;
     }
   } catch (error) {
+    // Memory to read into that could not be mapped keeps its own code.
+    if (error instanceof HeapscopeError) throw error;
     const e = error as NodeJS.ErrnoException;
     throw new HeapscopeError('ERR_READ_FAILED', `cannot read ${file}: ${e.message}`, {
       errno: e.errno === undefined ? undefined : Math.abs(e.errno),
