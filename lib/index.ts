@@ -40,7 +40,7 @@ export type {
 } from './doctor/index';
 export { diffHeapSnapshots, heapSnapshot, readHeapSnapshot, SNAPSHOT_FORMAT, SNAPSHOT_VERSION } from './heap-snapshot/index';
 export type {
-  ArenaDiff, ClassDiff, Counted, DiffSide, FreePlace, HeapDiff, HeapDiffData, HeapSnapshot, HeapSnapshotData, Pair, SizeClassCounts,
+  ArenaDiff, ClassDiff, Counted, DiffSide, FreePlace, HeapDiff, HeapDiffData, HeapSnapshot, HeapSnapshotData, HeapSnapshotOptions, Pair, SizeClassCounts,
   SnapshotArena, SnapshotMmapped, SnapshotProcess,
 } from './heap-snapshot/index';
 export { attach } from './remote/attach';

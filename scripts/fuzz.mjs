@@ -464,7 +464,7 @@ async function fuzz(h, seed, calls, foreign = [], uncoded = 0) {
     // The doctor and a heap snapshot read smaps and pagemap and copy every heap (about a second): rarer still.
     [0.001, () => (r.chance(0.5)
       ? h.doctor(options(r.pick([undefined, {}, { trim: r.chance(0.5) }, { trim: 'x' }, { trim: 1 }, { attempts: r.pick([1, 0, 101, 2.5, 'x']) }])))
-      : h.heapSnapshot())],
+      : h.heapSnapshot(options(r.pick([undefined, {}, { attempts: r.pick([1, 0, 101, 2.5, 'x']) }]))))],
     // Reading and diffing snapshot files: the JSON of a real one now and then, else anything.
     [0.3, () => {
       const text = r.chance(0.05) ? JSON.stringify(h.heapSnapshot()) : r.pick(['', '{}', '[]', 'null', '{"format":"heapscope-snapshot","version":2}',

@@ -4,7 +4,8 @@
 import { Diagnosis, diagnoseSelf } from '../doctor/index';
 import { toJSONValue } from '../json';
 import { DocumentMethods, DocumentViews, presenter, withDocumentViews } from '../presenters';
-import { descriptor } from '../validate';
+import { snapshotAttempts } from '../allocator/take-snapshot';
+import { descriptor, readOptions } from '../validate';
 import { buildHeapSnapshot } from './build';
 import { diffSnapshots, HeapDiffData } from './diff';
 import { parseHeapSnapshot } from './parse';
@@ -46,8 +47,14 @@ export function heapSnapshotOf(d: Diagnosis): HeapSnapshot {
  * parameters in force, which process and when. `JSON.stringify` of it is
  * what `heapscope snapshot` writes.
  */
-export function heapSnapshot(): HeapSnapshot {
-  return diagnoseSelf((d) => heapSnapshotOf(d));
+export function heapSnapshot(options: HeapSnapshotOptions = {}): HeapSnapshot {
+  const attempts = snapshotAttempts(readOptions(options, 'options', ['attempts']).attempts);
+  return diagnoseSelf((d) => heapSnapshotOf(d), attempts);
+}
+
+export interface HeapSnapshotOptions {
+  /** Snapshots to try for a consistent one (default 5, at most 100), as doctor()'s. */
+  attempts?: number;
 }
 
 /**

@@ -94,12 +94,18 @@ describe('doctor({ trim: true })', () => {
     expect(out.trimmed.elsewhere).toBeLessThan(out.trimmed.predicted * 0.05);
   });
 
-  it('refuses a bad option with a stable code', () => {
-    const out = inQuietChild<string[]>(`
-      const codes = [];
-      for (const bad of [{ trim: 1 }, { trim: 'yes' }, { attempts: 0 }, { attempts: 101 }, { attempts: 'x' }]) { try { h.doctor(bad); } catch (e) { codes.push(e.code); } }
-      return codes;
+  it('refuses a bad option with a stable code, and takes as many snapshots as attempts allows', () => {
+    const out = inQuietChild<{ doctor: string[]; heapSnapshot: string[]; attempts: number[] }>(`
+      const codes = (f, bads) => bads.map((bad) => { try { f(bad); return 'none'; } catch (e) { return e.code; } });
+      return {
+        doctor: codes(h.doctor, [{ trim: 1 }, { trim: 'yes' }, { attempts: 0 }, { attempts: 101 }, { attempts: 'x' }, { attempts: 1.5 }]),
+        heapSnapshot: codes(h.heapSnapshot, [{ attempts: 0 }, { attempts: 101 }, { attempts: 'x' }, 5]),
+        attempts: [h.doctor({ attempts: 1 }).snapshot.attempts, h.heapSnapshot({ attempts: 1 }).copy.attempts],
+      };
     `);
-    expect(out).toEqual(['ERR_INVALID_ARG_TYPE', 'ERR_INVALID_ARG_TYPE', 'ERR_OUT_OF_RANGE', 'ERR_OUT_OF_RANGE', 'ERR_INVALID_ARG_TYPE']);
+    expect(out.doctor).toEqual(['ERR_INVALID_ARG_TYPE', 'ERR_INVALID_ARG_TYPE', 'ERR_OUT_OF_RANGE', 'ERR_OUT_OF_RANGE', 'ERR_INVALID_ARG_TYPE', 'ERR_OUT_OF_RANGE']);
+    expect(out.heapSnapshot).toEqual(['ERR_OUT_OF_RANGE', 'ERR_OUT_OF_RANGE', 'ERR_INVALID_ARG_TYPE', 'ERR_INVALID_ARG_TYPE']);
+    // A quiet child's copy stands still: one attempt is consistent, and no more is taken.
+    expect(out.attempts).toEqual([1, 1]);
   });
 });
