@@ -142,6 +142,12 @@ describe('examples/heapscope.ipynb in the Deno Jupyter kernel', () => {
       JUPYTER_DATA_DIR: path.join(work, 'data'),
       JUPYTER_RUNTIME_DIR: path.join(work, 'runtime'),
       JUPYTER_CONFIG_DIR: path.join(work, 'config'),
+      // A cache of its own, made anew each run: the kernel's children are Deno too. With the shared
+      // ~/.cache/deno, after an edit of take-snapshot.ts that kept dist/allocator/take-snapshot.js's
+      // length (a doc comment moved), every experiment's child failed in three runs with "SyntaxError:
+      // Unexpected token '*'", and all passed once that cache was set aside. The notebook imports no
+      // npm: package, so nothing needs fetching.
+      DENO_DIR: path.join(work, 'deno'),
       NO_COLOR: '1',
     };
     delete env.PYTHONPATH;

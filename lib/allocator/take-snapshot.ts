@@ -84,6 +84,12 @@ const PROBE_REQUEST = 1000;
  */
 const PROBE_FILLER = PROBE_REQUEST + MINSIZE;
 
+/** `options.attempts` of a call that takes a snapshot: 1 to 100, 5 when absent. */
+export function snapshotAttempts(value: unknown): number {
+  const attempts = toIndex(value ?? 5, 'options.attempts', 100);
+  if (attempts < 1) throw rangeError('options.attempts must be at least 1');
+  return attempts;
+}
 
 /**
  * Copies the allocator's memory of this process. Retakes (up to
@@ -92,13 +98,6 @@ const PROBE_FILLER = PROBE_REQUEST + MINSIZE;
  * no libc is mapped. `released`: the caller gives the copies back itself
  * (releaseCopies), whatever happens (runPlanReleasingCopies).
  */
-/** `options.attempts` of a call that takes a snapshot: 1 to 100, 5 when absent. */
-export function snapshotAttempts(value: unknown): number {
-  const attempts = toIndex(value ?? 5, 'options.attempts', 100);
-  if (attempts < 1) throw rangeError('options.attempts must be at least 1');
-  return attempts;
-}
-
 export function takeAllocatorSnapshot(options: AllocatorSnapshotOptions = {}, { released = false } = {}): AllocatorSnapshot {
   const read = readOptions(options, 'options', ['attempts', 'probe', 'before']);
   const attempts = snapshotAttempts(read.attempts);

@@ -39,8 +39,8 @@ export interface FoundMmapped {
  * Regions that may hold mmapped chunks: private read-write anonymous memory
  * that is no arena's and no thread's stack. A library's bss too: a chunk's
  * mapping that lands right above one merges into its line, which the map
- * then reads as that bss (in a node with koffi loaded, one diagnosis in six
- * missed a 132 KiB chunk so).
+ * then reads as that bss (in a node with koffi loaded and its break blocked,
+ * 2 diagnoses in 7 missed a 132 KiB chunk so).
  */
 export function chunkCandidates(regions: readonly MemoryRegion[], pageSize: number): MemoryRegion[] {
   return regions.filter((r, i) => (r.kind === 'anonymous' || r.kind === 'bss') && r.perms === 'rw-p' && !isThreadStack(regions, i, pageSize));
