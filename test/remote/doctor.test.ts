@@ -46,6 +46,17 @@ afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 const start = (command: string, args: string[], env: NodeJS.ProcessEnv = process.env) => startTarget(command, args, { env, into: children });
 
+/** test/fixtures/doctor-merged-chunk.c started with `args`: it, its own mallinfo2(), and where its two chunks are. */
+async function mergedChunk(args: string[]) {
+  const { child, next } = start(programs['doctor-merged-chunk'], args);
+  const lines = await next(3);
+  return {
+    child,
+    mallinfo: JSON.parse(lines[1]) as Record<string, number>,
+    chunks: JSON.parse(lines[2]) as { merged: string; alone: string; refused?: boolean },
+  };
+}
+
 function heapscope(args: string[]) {
   const run = spawnSync(process.execPath, [CLI, ...args], { ...SYNC_CHILD, encoding: 'utf8' });
   return { code: run.status, stdout: run.stdout, stderr: run.stderr };
@@ -164,10 +175,7 @@ describe('doctor --pid on quiet processes: its totals are their own mallinfo2()'
 
   it('an mmapped chunk that starts no map line (a page mapped right below it merged with it): found by the search past that page', async ({ skip }) => {
     if (noCompiler !== undefined) skip(noCompiler);
-    const { child, next } = start(programs['doctor-merged-chunk'], []);
-    const lines = await next(3);
-    const mallinfo = JSON.parse(lines[1]) as Record<string, number>;
-    const chunks = JSON.parse(lines[2]) as { merged: string; alone: string; refused?: boolean };
+    const { child, mallinfo, chunks } = await mergedChunk([]);
     expect(chunks.refused).toBeUndefined();
     const target = attach(child.pid!);
     // The fixture made sure the first starts no line: no walk from a line's start reaches it.
@@ -186,10 +194,7 @@ describe('doctor --pid on quiet processes: its totals are their own mallinfo2()'
 describe("doctor --pid on an mmapped chunk whose line the map reads as a library's bss", () => {
   it('finds it, and counts it as a chunk, not as library data', async ({ skip }) => {
     if (noCompiler !== undefined) skip(noCompiler);
-    const { child, next } = start(programs['doctor-merged-chunk'], ['1', 'elf']);
-    const lines = await next(3);
-    const mallinfo = JSON.parse(lines[1]) as Record<string, number>;
-    const chunks = JSON.parse(lines[2]) as { merged: string; alone: string; refused?: boolean };
+    const { child, mallinfo, chunks } = await mergedChunk(['1', 'elf']);
     expect(chunks.refused).toBeUndefined();
     const target = attach(child.pid!);
     // The first look at the map reads the object's ELF header in the program, which makes that page resident: taken first, so
@@ -220,10 +225,7 @@ describe('doctor --pid on a chunk past more than the search reads', () => {
   it('a chunk merged above 1.1 GiB of other memory is not searched for, and the finding says how much was not', async ({ skip }) => {
     if (noCompiler !== undefined) skip(noCompiler);
     const pages = MAX_SEARCHED_PAGES + 25_000;
-    const { child, next } = start(programs['doctor-merged-chunk'], [String(pages)]);
-    const lines = await next(3);
-    const mallinfo = JSON.parse(lines[1]) as Record<string, number>;
-    const chunks = JSON.parse(lines[2]) as { merged: string; alone: string; refused?: boolean };
+    const { child, mallinfo, chunks } = await mergedChunk([String(pages)]);
     if (chunks.refused) skip(`the kernel refused ${pages} pages of private memory right below the chunk`);
     const d = attach(child.pid!).doctor();
     expect(mallinfo.hblks).toBe(2);
@@ -239,10 +241,7 @@ describe('doctor --pid on a chunk past more than the search reads', () => {
 describe('doctor --pid on a chunk whose header is not one glibc wrote', () => {
   it('a chunk whose prev_size was overwritten is not taken, and the finding says no page start searched holds its header', async ({ skip }) => {
     if (noCompiler !== undefined) skip(noCompiler);
-    const { child, next } = start(programs['doctor-merged-chunk'], ['1', 'corrupt']);
-    const lines = await next(3);
-    const mallinfo = JSON.parse(lines[1]) as Record<string, number>;
-    const chunks = JSON.parse(lines[2]) as { merged: string; alone: string; refused?: boolean };
+    const { child, mallinfo, chunks } = await mergedChunk(['1', 'corrupt']);
     expect(chunks.refused).toBeUndefined();
     const d = attach(child.pid!).doctor();
     expect([d.mmapped.nMmaps, d.mmapped.mmappedMem]).toEqual([mallinfo.hblks, mallinfo.hblkhd]);
