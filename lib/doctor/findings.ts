@@ -112,11 +112,13 @@ function v8Finding(physical: number, other: number): string {
 }
 
 /** Most of the RSS in memory neither an arena's nor a mmapped chunk: malloc's own knobs cannot reach it. */
-function otherAnonymousFinding(other: number, heapRss: number, d: Figures, outside?: { bytes: number }): string {
+function otherAnonymousFinding(other: number, heapRss: number, d: Figures, outside?: { bytes: number; top?: bigint }): string {
   const held = heapRss + d.mmapped.resident;
   const share = (n: number) => `${shortBytes(n)} (${pct(n, d.rss.total)})`;
-  if (outside !== undefined && outside.bytes > 0) {
-    return `Most of the resident memory, ${share(other)}, is other anonymous memory, which holds main_arena's memory outside [heap] (at least ${shortBytes(outside.bytes)} mapped, above), ` +
+  // Where main_arena's top lies outside [heap], the other anonymous memory holds some of its memory even when [heap] could hold system_mem.
+  if (outside !== undefined && (outside.bytes > 0 || outside.top !== undefined)) {
+    const what = outside.bytes > 0 ? `at least ${shortBytes(outside.bytes)} mapped` : 'its top chunk';
+    return `Most of the resident memory, ${share(other)}, is other anonymous memory, which holds main_arena's memory outside [heap] (${what}, above), ` +
       `against ${share(held)} in [heap], the thread arenas' heaps and mmapped chunks: malloc_trim(0), MALLOC_ARENA_MAX and the mmap threshold act on malloc's memory only.`;
   }
   const missing = d.mmapped.nMmaps - d.mmapped.found;
