@@ -19,6 +19,11 @@ export function errorLine(error: unknown, what = ''): string {
 
 export const JSON_FLAG = { name: 'json', help: 'print one JSON document (bigints as "0x…" strings)' };
 export const PID_FLAG = { name: 'pid', value: 'pid', help: 'another running process, read without stopping it (it must use glibc\'s malloc)' };
+/** The most copies of the allocator a command takes to find one that stood still. */
+export const MAX_ATTEMPTS = 100;
+export const ATTEMPTS_FLAG = {
+  name: 'attempts', value: 'n', help: `copies of the allocator to take for one that stood still (default 5, with --pid 10; at most ${MAX_ATTEMPTS})`,
+};
 
 /** A flag's positive number of seconds, in milliseconds. */
 export function seconds(input: Input, flag: string): number | undefined {
@@ -65,10 +70,17 @@ export interface ViewChoice {
   arena?: 'main' | 'all';
   rss: boolean;
   vis: VisOptions;
+  /** --attempts, when given. */
+  attempts?: number;
 }
 
-/** The choices the view flags make (--json, --svg, --html, --arena, --rss, --count and vis's address). */
+/** --attempts: how many copies a snapshot may take, or undefined for the default. */
+export function attemptsOf(input: Input): number | undefined {
+  return countOf(input, 'attempts', 'copies', MAX_ATTEMPTS);
+}
+
+/** The choices the view flags make (--json, --svg, --html, --arena, --rss, --attempts, --count and vis's address). */
 export function viewChoice(input: Input, vis: VisOptions = {}): ViewChoice {
   const format = (['json', 'svg', 'html'] as const).find((f) => input.has(f));
-  return { format, arena: input.value('arena') as ViewChoice['arena'], rss: input.has('rss'), vis };
+  return { format, arena: input.value('arena') as ViewChoice['arena'], rss: input.has('rss'), vis, attempts: attemptsOf(input) };
 }

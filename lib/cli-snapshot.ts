@@ -3,7 +3,7 @@
 // Loaded by cli.ts when one of them runs (as cli-views.ts is).
 import './present';
 import fs from 'node:fs';
-import { countOf, pidOf, write } from './cli-common';
+import { attemptsOf, countOf, pidOf, write } from './cli-common';
 import { Input, UsageError } from './command-line';
 import { HeapscopeError } from './errors';
 import { diffHeapSnapshots, HeapSnapshot, heapSnapshot, readHeapSnapshot } from './heap-snapshot/index';
@@ -46,11 +46,12 @@ function readFile(file: string): HeapSnapshot {
   }
 }
 
-/** The snapshot of the process --pid names, or of this one, taken now. */
+/** The snapshot of the process --pid names, or of this one, taken now (up to --attempts copies). */
 function taker(input: Input): () => HeapSnapshot {
   const pid = pidOf(input);
+  const options = { attempts: attemptsOf(input) };
   const target = pid === undefined ? undefined : attach(pid);
-  return target === undefined ? heapSnapshot : () => target.heapSnapshot();
+  return target === undefined ? () => heapSnapshot(options) : () => target.heapSnapshot(options);
 }
 
 /** Ticks until --count or SIGINT; each tick's snapshot drawn in place on a terminal, one line each when piped, one JSON line each with --json. */

@@ -6,7 +6,7 @@ import './present';
 import { processHeader, ViewChoice, ViewName, write } from './cli-common';
 import { toJSON } from './json';
 import { maps } from './maps';
-import { arenas, bins, mallocParams, vis } from './allocator-state';
+import { allocatorSnapshot, arenas, bins, mallocParams, vis } from './allocator-state';
 import { commandLine } from './format';
 import { AttachedProcess, attach } from './remote/attach';
 import { startChild, Readiness } from './remote/child';
@@ -30,6 +30,10 @@ export function target(pid: number | undefined): AttachedProcess | undefined {
  */
 export function showView(view: ViewName, choice: ViewChoice, target: AttachedProcess | undefined, allArenas = ''): void {
   const options = terminalOptions(process.stdout);
+  // A snapshot of its own only where --attempts asks for one: without it each call takes (and gives back) its own.
+  const attempts = choice.attempts === undefined ? undefined : { attempts: choice.attempts };
+  const here = () => (attempts === undefined ? undefined : allocatorSnapshot(attempts));
+  const there = (t: AttachedProcess) => (attempts === undefined ? undefined : t.snapshot(attempts));
   const print = (data: unknown, text: () => string, documents?: { toSVG(): string; toHTML(): string }) => {
     if (choice.format === 'json') return write(toJSON(data));
     if (choice.format !== undefined) return write(choice.format === 'svg' ? documents!.toSVG() : documents!.toHTML());
@@ -40,37 +44,37 @@ export function showView(view: ViewName, choice: ViewChoice, target: AttachedPro
     return print(regions, () => renderMaps(regions, options));
   }
   if (view === 'arenas') {
-    const result = target === undefined ? arenas() : target.arenas();
+    const result = target === undefined ? arenas(here()) : target.arenas(there(target));
     return print(result, () => renderArenas(result, options));
   }
   if (view === 'params') {
-    const result = target === undefined ? mallocParams() : target.mallocParams();
+    const result = target === undefined ? mallocParams(here()) : target.mallocParams(there(target));
     return print(result, () => renderParams(result, options));
   }
   if (view === 'doctor') {
-    const result = target === undefined ? doctor() : target.doctor();
+    const result = target === undefined ? doctor(attempts) : target.doctor(attempts);
     // Its title and first line already say which process it is.
     return write(choice.format === 'json' ? toJSON(result) : renderDoctor(result, options));
   }
   if (view === 'walk') {
     const arena = choice.arena ?? 'all';
-    const walk = target === undefined ? walkHeap({ arena }) : target.walk({ arena });
+    const walk = target === undefined ? walkHeap({ arena, ...attempts }) : target.walk({ arena, snapshot: there(target) });
     return print(walk, () => renderWalk(walk, options), walk);
   }
   if (view === 'vis') {
-    const result = target === undefined ? vis(choice.vis) : target.vis(choice.vis);
+    const result = target === undefined ? vis(choice.vis, here()) : target.vis(choice.vis, there(target));
     return print(result, () => renderVis(result, options), result);
   }
-  const result = target === undefined ? bins() : target.bins();
+  const result = target === undefined ? bins(here()) : target.bins(there(target));
   const shown = choice.arena === 'all' ? result : { ...result, arenas: result.arenas.filter((a) => a.kind === 'main') };
   const others = result.arenas.length - shown.arenas.length;
   print(shown, () => renderBins(shown, options) + (others === 0 ? '' : `\n\n${others} thread arena${others === 1 ? '' : 's'} not shown: ${allArenas}`));
 }
 
-/** doctor: this process (malloc_trim(0) after, with `trim`) or `pid`'s. */
-export function showDoctor(pid: number | undefined, trim: boolean, json: boolean): void {
+/** doctor: this process (malloc_trim(0) after, with `trim`) or `pid`'s, its snapshot taking up to `attempts` copies. */
+export function showDoctor(pid: number | undefined, trim: boolean, json: boolean, attempts?: number): void {
   const other = target(pid);
-  const result = other === undefined ? doctor({ trim }) : other.doctor();
+  const result = other === undefined ? doctor({ trim, attempts }) : other.doctor({ attempts });
   write(json ? toJSON(result) : renderDoctor(result, terminalOptions(process.stdout)));
 }
 

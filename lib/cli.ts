@@ -5,7 +5,7 @@
 // torn about one time in three, and retaken.
 import fs from 'node:fs';
 import path from 'node:path';
-import { countOf, errorLine, JSON_FLAG, PID_FLAG, pidOf, seconds, viewChoice, ViewName, VIEWS, write } from './cli-common';
+import { ATTEMPTS_FLAG, attemptsOf, countOf, errorLine, JSON_FLAG, PID_FLAG, pidOf, seconds, viewChoice, ViewName, VIEWS, write } from './cli-common';
 import { EXPERIMENT_COMMANDS, REPORT_COMMAND } from './cli-run';
 import { Command, commandHelp, globalHelp, Input, parseCommand, usageLine, UsageError } from './command-line';
 import { MAX_VIS_COUNT, VIS_COUNT, VisOptions } from './allocator/vis';
@@ -18,7 +18,7 @@ const snapshots = () => import('./cli-snapshot');
 const ARENA_FLAG = { name: 'arena', choices: ['main', 'all'], help: 'main_arena\'s bins (the default), or every arena\'s' };
 const RSS_FLAG = { name: 'rss', help: 'add resident, proportional and anonymous bytes from smaps' };
 
-/** arenas, params, bins and maps: this process, or the one --pid names. */
+/** arenas, params, bins and maps: this process, or the one --pid names (`extra` has --attempts for all but maps). */
 function viewCommand(name: ViewName, summary: string, extra: Command['flags'], examples: string[]): Command {
   return {
     name,
@@ -57,6 +57,7 @@ const visCommand: Command = {
     { name: 'svg', help: 'print the lines as an SVG document' },
     { name: 'html', help: 'print an HTML fragment: a table of the lines, each chunk\'s summary beside it' },
     PID_FLAG,
+    ATTEMPTS_FLAG,
   ],
   exclusive: [['json', 'svg', 'html']],
   examples: ['heapscope vis --count 6', 'heapscope vis 0x55d0c0a8e2a0 --count 3 --json', 'heapscope vis --pid 1234 --html > chunks.html'],
@@ -77,6 +78,7 @@ const SNAPSHOT_COMMANDS: readonly Command[] = [
     flags: [
       { name: 'out', value: 'file', help: 'write it there and print a summary (default: print the JSON)' },
       PID_FLAG,
+      ATTEMPTS_FLAG,
     ],
     examples: ['heapscope snapshot --out before.json', 'heapscope snapshot --pid 1234 --out a.json'],
     run: async (input) => (await snapshots()).snapshotCommand(input),
@@ -98,6 +100,7 @@ const SNAPSHOT_COMMANDS: readonly Command[] = [
       { name: 'count', value: 'n', help: 'stop after this many ticks (default: until Ctrl-C)' },
       { name: 'json', help: 'print each tick as one line of JSON (newline-delimited), the same figures with their changes as numbers' },
       PID_FLAG,
+      { ...ATTEMPTS_FLAG, help: ATTEMPTS_FLAG.help.replace('of the allocator', 'of the allocator at each tick') },
     ],
     examples: ['heapscope watch', 'heapscope watch --pid 1234 --interval 5s', 'heapscope watch --pid 1234 --count 10 > heap.log', 'heapscope watch --pid 1234 --json | jq .rss'],
     run: async (input) => (await snapshots()).watch(input),
@@ -117,6 +120,7 @@ export const COMMANDS: readonly Command[] = [
       { name: 'svg', help: 'print the strip as an SVG document' },
       { name: 'html', help: 'print an HTML fragment: the strip and the totals' },
       PID_FLAG,
+      ATTEMPTS_FLAG,
     ],
     exclusive: [['json', 'svg', 'html']],
     examples: ['heapscope walk', 'heapscope walk --arena main --svg > heap.svg', 'heapscope walk --pid 1234 --json'],
@@ -126,10 +130,10 @@ export const COMMANDS: readonly Command[] = [
       work.showView('walk', viewChoice(input), work.target(pid));
     },
   },
-  viewCommand('arenas', 'every arena: its memory, top chunk and counters', [], ['heapscope arenas', 'heapscope arenas --pid 1234 --json']),
-  viewCommand('params', 'mp_ field by field, and global_max_fast', [],
+  viewCommand('arenas', 'every arena: its memory, top chunk and counters', [ATTEMPTS_FLAG], ['heapscope arenas', 'heapscope arenas --pid 1234 --json']),
+  viewCommand('params', 'mp_ field by field, and global_max_fast', [ATTEMPTS_FLAG],
     ['heapscope params', 'GLIBC_TUNABLES=glibc.malloc.top_pad=65536 heapscope params --json', 'heapscope params --pid 1234']),
-  viewCommand('bins', 'the chunks in main_arena\'s (or every arena\'s) bins', [ARENA_FLAG],
+  viewCommand('bins', 'the chunks in main_arena\'s (or every arena\'s) bins', [ARENA_FLAG, ATTEMPTS_FLAG],
     ['heapscope bins', 'heapscope bins --arena all --json', 'heapscope bins --pid 1234 --arena all']),
   visCommand,
   {
@@ -139,12 +143,13 @@ export const COMMANDS: readonly Command[] = [
       JSON_FLAG,
       PID_FLAG,
       { name: 'trim', help: 'then call malloc_trim(0) here and measure the RSS drop beside the prediction (not with --pid)' },
+      ATTEMPTS_FLAG,
     ],
     exclusive: [['pid', 'trim']],
     examples: ['heapscope doctor', 'heapscope doctor --pid 1234', 'heapscope doctor --pid 1234 --json'],
     async run(input) {
       const pid = pidOf(input);
-      (await views()).showDoctor(pid, input.has('trim'), input.has('json'));
+      (await views()).showDoctor(pid, input.has('trim'), input.has('json'), attemptsOf(input));
     },
   },
   ...SNAPSHOT_COMMANDS,
@@ -169,6 +174,7 @@ export const COMMANDS: readonly Command[] = [
       JSON_FLAG,
       { name: 'svg', help: 'with --command walk or vis: print it as an SVG document' },
       { name: 'html', help: 'with --command walk or vis: print an HTML fragment' },
+      { ...ATTEMPTS_FLAG, help: 'with every --command but maps: copies of the allocator to take for one that stood still (default 10, at most 100)' },
     ],
     exclusive: [['ready', 'after'], ['json', 'svg', 'html']],
     examples: [
@@ -184,6 +190,7 @@ export const COMMANDS: readonly Command[] = [
       goesWith('arena', ['bins', 'walk']);
       goesWith('rss', ['maps']);
       goesWith('count', ['vis']);
+      goesWith('attempts', VIEWS.filter((v) => v !== 'maps'));
       for (const flag of ['svg', 'html']) goesWith(flag, ['walk', 'vis']);
       const choice = viewChoice(input, visCount(input));
       const after = seconds(input, 'after');

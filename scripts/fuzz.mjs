@@ -476,6 +476,8 @@ async function fuzz(h, seed, calls, foreign = [], uncoded = 0) {
     [0.002, () => {
       const target = h.attach(r.chance(0.6) ? process.pid : r.pick([0, -1, 1.5, 1 << 22, 1 << 23, 2 ** 40, ...BAD_VALUES]));
       const snapshot = r.chance(0.7) ? target.snapshot(options(r.pick([{ attempts: 1 }, { attempts: 2 }, { attempts: 0 }]))) : r.pick(BAD_VALUES);
+      // doctor() takes a snapshot or options: a copy of a snapshot (its pid) must be refused as one, not read as options.
+      if (r.chance(0.2)) return target.doctor(r.pick([snapshot, { ...snapshot }, options({ attempts: r.pick([1, 2, 0, 101]) })]));
       return target[r.pick(['arenas', 'bins', 'tcaches', 'chunkPlaces', 'allocatorTotals'])](snapshot);
     }],
     [0.3, () => h.hex(r.chance(0.7) ? BigInt(r.int(1 << 30)) : r.pick(BAD_VALUES))],

@@ -84,9 +84,9 @@ const PROBE_REQUEST = 1000;
  */
 const PROBE_FILLER = PROBE_REQUEST + MINSIZE;
 
-/** `options.attempts` of a call that takes a snapshot: 1 to 100, 5 when absent. */
-export function snapshotAttempts(value: unknown): number {
-  const attempts = toIndex(value ?? 5, 'options.attempts', 100);
+/** `options.attempts` of a call that takes a snapshot: 1 to 100, `fallback` (5 in this process) when absent. */
+export function snapshotAttempts(value: unknown, fallback = 5): number {
+  const attempts = toIndex(value ?? fallback, 'options.attempts', 100);
   if (attempts < 1) throw rangeError('options.attempts must be at least 1');
   return attempts;
 }

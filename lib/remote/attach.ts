@@ -24,7 +24,7 @@ import { HeapSnapshot, heapSnapshotOf } from '../heap-snapshot/index';
 import type { DoctorResult } from '../doctor/index';
 import { takeHeaderSnapshot } from './header-snapshot';
 import { RemoteSnapshot, takeRemoteSnapshot } from './snapshot';
-import { releaseCopies } from '../allocator/take-snapshot';
+import { releaseCopies, snapshotAttempts } from '../allocator/take-snapshot';
 
 export type { RemoteSnapshot };
 
@@ -57,9 +57,10 @@ export interface AttachedProcess {
   /**
    * Where its memory is and what to do about it (see doctor()): its smaps
    * and pagemap are read now, then the snapshot is taken (unless one is
-   * given). It cannot be trimmed from here.
+   * given: what this attached process's snapshot() returned, or
+   * `{ attempts }` for the one taken now). It cannot be trimmed from here.
    */
-  doctor(snapshot?: RemoteSnapshot): DoctorResult;
+  doctor(snapshot?: RemoteSnapshot | RemoteSnapshotOptions): DoctorResult;
   /**
    * Every chunk of every arena with its place, as walkHeap() walks this
    * process; `mallinfoTotals` is the walk's own mallinfo2() (no other
@@ -70,12 +71,17 @@ export interface AttachedProcess {
    * Its decoded state now, in the format `heapscope snapshot --pid` writes
    * (see heapSnapshot()): its smaps and pagemap, then a snapshot taken now.
    */
-  heapSnapshot(): HeapSnapshot;
+  heapSnapshot(options?: RemoteSnapshotOptions): HeapSnapshot;
 }
 
 /** attach(pid).walk()'s options: walkHeap's `arena`, and a snapshot to walk instead of taking one now. */
 export interface RemoteWalkOptions extends Pick<WalkOptions, 'arena'> {
   snapshot?: RemoteSnapshot;
+}
+
+/** `options.attempts` of a snapshot of another process: 10 when absent (its threads run on while it is copied). */
+function attemptsOf(options: RemoteSnapshotOptions | undefined): number {
+  return snapshotAttempts(readOptions(options, 'options', ['attempts']).attempts, 10);
 }
 
 /**
@@ -105,15 +111,13 @@ export function attach(pid: number): AttachedProcess {
 
   const decoded = new WeakMap<RemoteSnapshot, Decoded | undefined>();
   const take = (options: RemoteSnapshotOptions = {}): RemoteSnapshot => {
-    const read = readOptions(options, 'options', ['attempts']);
-    const attempts = toIndex(read.attempts ?? 10, 'options.attempts', 100);
-    if (attempts < 1) throw rangeError('options.attempts must be at least 1');
-    const s = takeRemoteSnapshot(id, layout, libc, attempts);
+    const s = takeRemoteSnapshot(id, layout, libc, attemptsOf(options));
     decoded.set(s, undefined);
     return s;
   };
+  const isOurs = (snapshot: unknown): snapshot is RemoteSnapshot => decoded.has(snapshot as RemoteSnapshot);
   const stateOf = (snapshot: RemoteSnapshot | undefined): { s: RemoteSnapshot; d: Decoded } => {
-    if (snapshot !== undefined && !decoded.has(snapshot)) {
+    if (snapshot !== undefined && !isOurs(snapshot)) {
       throw typeError(`snapshot must be what this attached process's snapshot() returned, got ${describe(snapshot)}`);
     }
     const s = snapshot ?? take();
@@ -125,8 +129,19 @@ export function attach(pid: number): AttachedProcess {
     return { s, d };
   };
   // What doctor() and heapSnapshot() decode: the chunk headers only (header-snapshot.ts), or a whole copy where those cannot serve.
-  const headerState = (): { s: RemoteSnapshot; d: Decoded } => {
-    return takeHeaderSnapshot(id, layout, libc, 10) ?? stateOf(undefined);
+  const headerState = (attempts: number) => (): { s: RemoteSnapshot; d: Decoded } => {
+    return takeHeaderSnapshot(id, layout, libc, attempts) ?? stateOf(take({ attempts }));
+  };
+  /**
+   * doctor()'s argument: a snapshot of ours, or options. A `pid` marks a
+   * snapshot not of ours, refused as every method refuses one, rather than
+   * read as options without `attempts`.
+   */
+  const doctorArgument = (arg: unknown): { snapshot?: RemoteSnapshot; attempts: number } => {
+    if (arg === undefined || isOurs(arg)) return { snapshot: arg, attempts: 10 };
+    const read = readOptions(arg, 'options', ['attempts', 'pid']);
+    if (read.pid !== undefined) stateOf(arg as RemoteSnapshot);
+    return { attempts: snapshotAttempts(read.attempts, 10) };
   };
   /**
    * `use` of the state of `snapshot`, or of one `take` takes when `use`
@@ -177,8 +192,14 @@ export function attach(pid: number): AttachedProcess {
         return visResult(d, s.image, read);
       });
     },
-    doctor: (snapshot?: RemoteSnapshot) => withState(snapshot, headerState, (state) => doctorResult(remoteDiagnosis({ pid: id, cmdline, glibc }, () => mapsOf({ rss: true }), state).data)),
-    heapSnapshot: () => withState(undefined, headerState, (state) => heapSnapshotOf(remoteDiagnosis({ pid: id, cmdline, glibc }, () => mapsOf({ rss: true }), state))),
+    doctor: (arg?: RemoteSnapshot | RemoteSnapshotOptions) => {
+      const { snapshot, attempts } = doctorArgument(arg);
+      return withState(snapshot, headerState(attempts), (state) => doctorResult(remoteDiagnosis({ pid: id, cmdline, glibc }, () => mapsOf({ rss: true }), state).data));
+    },
+    heapSnapshot: (options?: RemoteSnapshotOptions) => {
+      const attempts = attemptsOf(options);
+      return withState(undefined, headerState(attempts), (state) => heapSnapshotOf(remoteDiagnosis({ pid: id, cmdline, glibc }, () => mapsOf({ rss: true }), state)));
+    },
     walk: (options: RemoteWalkOptions = {}) => {
       const o = readOptions(options, 'options', ['arena', 'snapshot']);
       const arena = walkArena(o.arena);

@@ -70,7 +70,7 @@ export function doctorDocument(d: DoctorData): ViewDocument {
     title: `Doctor: ${who}, ${shortBytes(d.rss.total)} resident, glibc ${d.glibc}`,
     notes: [
       ...(d.cmdline.length === 0 ? [] : [{ text: `Command line: ${commandLine(d.cmdline)}; ${plural(d.threads, 'thread')}.` }]),
-      ...(d.snapshot.consistent ? [] : [{ text: `The allocator's copy was still torn after ${d.snapshot.attempts} attempts (${d.snapshot.reason}).`, problem: true }]),
+      ...(d.snapshot.consistent ? [] : [{ text: `The allocator's copy was still torn after ${plural(d.snapshot.attempts, 'attempt')} (${d.snapshot.reason}).`, problem: true }]),
       ...[own(d.snapshot, 'madeResident')].flatMap((made) => (made === undefined ? [] : [{ text: `${capitalised(made)}.`, problem: true }])),
       ...d.incomplete.map((text) => ({ text, problem: true })),
     ],

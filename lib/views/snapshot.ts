@@ -63,7 +63,7 @@ export function snapshotDocument(s: HeapSnapshotData): ViewDocument {
       ...(s.process.cmdline.length === 0 ? [] : [{ text: `Command line: ${commandLine(s.process.cmdline)}; ${plural(s.process.threads, 'thread')}.` }]),
       { text: `${plural(s.arenas.length, 'arena')}: ${countedCell(total.inUse)} in use, ${countedCell(total.free)} free, ${shortBytes(total.top)} in top; ` +
         `${plural(total.mmapped.count, 'mmapped chunk')} (${shortBytes(total.mmapped.bytes)}); ${shortBytes(s.rss.total)} resident.` },
-      ...(s.copy.consistent ? [] : [{ text: `The allocator's copy was still torn after ${s.copy.attempts} attempts (${s.copy.reason}).`, problem: true }]),
+      ...(s.copy.consistent ? [] : [{ text: `The allocator's copy was still torn after ${plural(s.copy.attempts, 'attempt')} (${s.copy.reason}).`, problem: true }]),
       ...s.incomplete.map((text) => ({ text, problem: true })),
     ],
     sections: [

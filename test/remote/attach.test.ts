@@ -208,4 +208,31 @@ describe('attach(pid) to a process that never stands still', () => {
       }
     }
   });
+
+  it('doctor({ attempts }) and heapSnapshot({ attempts }) take at most that many copies; bad counts and foreign snapshots are refused', async ({ skip }) => {
+    if (noCompiler !== undefined) skip(noCompiler);
+    const { child } = await start(programs['attach-busy'], [], 1);
+    const target = attach(child.pid!);
+    const copies = [
+      ...Array.from({ length: 3 }, () => target.doctor({ attempts: 2 }).snapshot),
+      ...Array.from({ length: 3 }, () => target.heapSnapshot({ attempts: 2 }).copy),
+    ];
+    for (const copy of copies) {
+      // Their default is 10: a copy torn every time would say so.
+      expect(copy.attempts).toBeLessThanOrEqual(2);
+      if (!copy.consistent) expect(copy.attempts).toBe(2);
+    }
+    expect(copies.filter((c) => !c.consistent).length, JSON.stringify(copies)).toBeGreaterThan(0);
+    // A snapshot of its own still decodes as before.
+    const s = target.snapshot({ attempts: 1 });
+    expect(target.doctor(s).snapshot.attempts).toBe(1);
+    for (const bad of [0, 101, 2.5, 'x']) {
+      expect(() => target.doctor({ attempts: bad as number })).toThrow(expect.objectContaining({ code: typeof bad === 'string' ? 'ERR_INVALID_ARG_TYPE' : 'ERR_OUT_OF_RANGE' }));
+      expect(() => target.heapSnapshot({ attempts: bad as number })).toThrow(expect.objectContaining({ code: typeof bad === 'string' ? 'ERR_INVALID_ARG_TYPE' : 'ERR_OUT_OF_RANGE' }));
+    }
+    // Another attach's snapshot, or a copy of one, is not taken for options without attempts.
+    for (const foreign of [attach(child.pid!).snapshot({ attempts: 1 }), { ...s }]) {
+      expect(() => target.doctor(foreign)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE', message: expect.stringMatching(/^snapshot must be what this attached process's snapshot\(\) returned/) }));
+    }
+  });
 });

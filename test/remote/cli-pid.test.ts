@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startLines } from '../helpers/target';
+import { buildFixtures, startLines } from '../helpers/target';
 import { TOTALLED_FIELDS } from '../../lib/allocator/totals';
 import { glibcVersion } from '../../lib/stats';
 import { attach, hex } from '../../lib/index';
@@ -28,14 +28,11 @@ const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'heapscope-cli-pid-'));
 const PYTHON = '/usr/bin/python3';
 const JEMALLOC = '/usr/lib/x86_64-linux-gnu/libjemalloc.so.2';
 const children: ChildProcess[] = [];
-let threads: string | undefined;
+let programs: Record<string, string> = {};
 let noCompiler: string | undefined;
 
 beforeAll(() => {
-  threads = path.join(dir, 'attach-threads');
-  const cc = spawnSync('cc', ['-O1', '-pthread', '-o', threads, path.join(fixtures, 'attach-threads.c')], { ...SYNC_CHILD, encoding: 'utf8' });
-  if (cc.error !== undefined) noCompiler = 'no C compiler (cc) to build test/fixtures/attach-threads.c';
-  else if (cc.status !== 0) throw new Error(`cc failed:\n${cc.stderr}`);
+  ({ programs, noCompiler } = buildFixtures(dir, ['attach-threads', 'attach-busy']));
 });
 
 afterEach(() => {
@@ -245,7 +242,7 @@ describe("--pid on Debian's python3, allocating a pattern through ctypes", () =>
 describe('--pid on a C program with four threads, each in an arena of its own', () => {
   it('arenas lists main_arena and one arena per thread; bins --arena all has each; the totals are its mallinfo2()', async ({ skip }) => {
     if (noCompiler !== undefined) skip(noCompiler);
-    const { child, lines } = await start(threads!, [], 2);
+    const { child, lines } = await start(programs['attach-threads'], [], 2);
     const pid = String(child.pid);
     const printed = JSON.parse(lines[1]) as Record<string, number>;
     const arenas = json<JsonArenas>(['arenas', '--pid', pid, '--json']);
@@ -268,6 +265,51 @@ describe('--pid on a C program with four threads, each in an arena of its own', 
     expect(text.stdout.trimEnd().split('\n').pop()).toBe(`4 thread arenas not shown: heapscope bins --pid ${pid} --arena all`);
     const allText = heapscope(['bins', '--pid', pid, '--arena', 'all']);
     for (const a of arenas.arenas) expect(allText.stdout).toMatch(new RegExp(`^(main_arena|thread arena) ${a.address}: `, 'm'));
+  });
+});
+
+describe('--attempts: the copies a command takes of a process that never stands still', () => {
+  it('each command that takes a snapshot takes at most that many, all of them when each was torn', async ({ skip }) => {
+    if (noCompiler !== undefined) skip(noCompiler);
+    const { child } = await start(programs['attach-busy'], [], 1);
+    const pid = String(child.pid);
+    const copies: Record<string, { attempts: number; consistent: boolean }> = {};
+    for (const command of ['arenas', 'params', 'bins', 'vis', 'doctor']) {
+      copies[command] = json<{ snapshot: { attempts: number; consistent: boolean } }>([command, '--pid', pid, '--attempts', '2', '--json']).snapshot;
+    }
+    const walk = json<{ attempts: number; consistent: boolean }>(['walk', '--pid', pid, '--attempts', '2', '--json']);
+    copies.walk = { attempts: walk.attempts, consistent: walk.consistent };
+    copies.snapshot = json<{ copy: { attempts: number; consistent: boolean } }>(['snapshot', '--pid', pid, '--attempts', '2']).copy;
+    const ticks = heapscope(['watch', '--pid', pid, '--attempts', '2', '--count', '2', '--interval', '1ms', '--json']);
+    expect(ticks.code, ticks.stderr).toBe(0);
+    ticks.stdout.trim().split('\n').forEach((line, i) => {
+      copies[`watch ${i + 1}`] = (JSON.parse(line) as { copy: { attempts: number; consistent: boolean } }).copy;
+    });
+    for (const copy of Object.values(copies)) {
+      // Without the flag, a copy torn every time would say 10.
+      expect(copy.attempts).toBeLessThanOrEqual(2);
+      if (!copy.consistent) expect(copy.attempts).toBe(2);
+    }
+    // Two threads mallocing and freeing in a tight loop tear nearly every copy of 1.8 MiB.
+    expect(Object.values(copies).filter((c) => !c.consistent).length, JSON.stringify(copies)).toBeGreaterThan(0);
+    // The text says so too.
+    const text = heapscope(['arenas', '--pid', pid, '--attempts', '1']);
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toMatch(/while nothing changed it \(1 attempt\)\.|still torn after 1 attempt/);
+  });
+
+  it('a count outside 1 to 100, or a command that takes no snapshot: exit status 2 before anything runs', () => {
+    for (const value of ['0', '101', 'x', '1.5', '1e2']) {
+      const { code, stdout, stderr } = heapscope(['arenas', '--pid', '1', '--attempts', value]);
+      expect({ code, stdout }).toEqual({ code: 2, stdout: '' });
+      expect(stderr.split('\n')[0]).toBe(`heapscope: --attempts takes a number of copies from 1 to 100, got ${JSON.stringify(value)}`);
+    }
+    const maps = heapscope(['maps', '--attempts', '2']);
+    expect(maps.code).toBe(2);
+    expect(maps.stderr.split('\n')[0]).toMatch(/--attempts/);
+    const exec = heapscope(['exec', '--command', 'maps', '--attempts', '2', '--', '/bin/true']);
+    expect({ code: exec.code, stdout: exec.stdout }).toEqual({ code: 2, stdout: '' });
+    expect(exec.stderr.split('\n')[0]).toBe('heapscope: --attempts goes with --command arenas or params or bins or walk or vis or doctor');
   });
 });
 
