@@ -97,21 +97,25 @@ function* checks(a: MallocState, input: LocateInput): Generator<Check> {
     return;
   }
   const state = stateOf(a, input);
+  // Memory glibc took with mmap for main_arena once brk failed, which no map line names.
+  const mapped = (a.flags & NONCONTIGUOUS_BIT) !== 0;
   if (state === 'no-memory') {
     yield a.systemMem === 0n && a.lastRemainder === 0n
       ? pass('top is initial_top (its own unsorted bin), with no memory from the system yet')
       : fail(`top is initial_top, yet system_mem is ${hex(a.systemMem)}`);
   } else if (state === 'heap') {
-    yield a.systemMem > 0n && a.systemMem <= heap!.end - heap!.start
-      ? pass(`top ${hex(a.top)} lies in [heap], ${hex(heap!.end - a.top)} bytes before its end; system_mem fits in [heap]`)
+    // Not contiguous, its top back in [heap] (brk failed once, then grew again), it also holds what it took with mmap meanwhile.
+    yield a.systemMem > 0n && (a.systemMem <= heap!.end - heap!.start || mapped)
+      ? pass(`top ${hex(a.top)} lies in [heap], ${hex(heap!.end - a.top)} bytes before its end; ` +
+        (mapped ? 'system_mem may exceed [heap]: the arena is not contiguous (NONCONTIGUOUS_BIT)' : 'system_mem fits in [heap]'))
       : fail(`top ${hex(a.top)} lies in [heap], but system_mem ${hex(a.systemMem)} does not fit there`);
   } else {
-    yield (a.flags & NONCONTIGUOUS_BIT) !== 0 && a.top % 16n === 0n && !inSnapshots(input.data, a.top) && a.systemMem > 0n
+    yield mapped && a.top % 16n === 0n && !inSnapshots(input.data, a.top) && a.systemMem > 0n
       ? pass(`top ${hex(a.top)} is outside [heap], where only an arena that fell back to mmap (NONCONTIGUOUS_BIT) has it`)
       : fail(`top ${hex(a.top)} is neither in [heap] nor initial_top, and the arena is not noncontiguous`);
   }
   const chunk = (p: bigint): boolean => (state === 'heap' || state === 'noncontiguous')
-    && (inHeap(p, heap) || (state === 'noncontiguous' && p % 16n === 0n && !inSnapshots(input.data, p)));
+    && (inHeap(p, heap) || (mapped && p % 16n === 0n && !inSnapshots(input.data, p)));
   yield* bins(a, chunk);
   const badFast = a.fastbins.find((p) => p !== 0n && !chunk(p));
   yield badFast === undefined

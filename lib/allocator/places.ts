@@ -117,15 +117,18 @@ const columnsOf = new WeakMap<RegionPlaces, RegionPlaceColumns>();
  * Whether chunk `i` of a walk is a fencepost glibc wrote, not a chunk it
  * handed out. sysmalloc ends an older thread heap with a size-0 header after
  * one: 16 bytes after the old top it freed, or the old top itself (16 or 32
- * bytes, marked in use) when the old top was under 64 bytes. A non-contiguous
- * main_arena's [heap] ends in two of 16, or three when its old top had 48
- * bytes (16 of them left before the pair). No chunk handed out is under 32.
+ * bytes, marked in use) when the old top was under 64 bytes. Where a
+ * non-contiguous main_arena's top left [heap], two of 16 end its memory
+ * there, or three when its old top had 48 bytes (16 of them left before the
+ * pair): at the break, or short of it, where a later sbrk went on or another
+ * caller of brk took the rest. No chunk handed out is under 32, and the walk
+ * of [heap] takes a 16-byte chunk only as one of those.
  */
 export function isFencepost(w: RegionWalk, i: number): boolean {
   const { ending, table } = w.walk;
-  if (ending !== 'fencepost') return false;
   const size = chunkSize(table, i);
-  return w.kind === 'arena-heap' ? i === table.count - 1 && (size === 16 || size === 32) : i >= table.count - 3 && size === 16;
+  if (w.kind === 'heap') return size === 16;
+  return ending === 'fencepost' && w.kind === 'arena-heap' && i === table.count - 1 && (size === 16 || size === 32);
 }
 
 /** The columns behind a region of a placement placeChunks made. */
@@ -186,8 +189,10 @@ export function placeChunks(
         markChunk(columns, i, { tcache: t.address, owner: t.owner });
       }
     }
-    for (let i = Math.max(0, count - 3); i < count; i++) if (places[i] === CODE['in-use'] && isFencepost(w, i)) places[i] = CODE.fencepost;
     const arena = byArena.get(w.arena);
+    // A non-contiguous main_arena's pair may stand anywhere in [heap]: where its sbrk went on after it, chunks follow.
+    const from = w.kind === 'heap' && arena?.noncontiguous === true ? 0 : Math.max(0, count - 3);
+    for (let i = from; i < count; i++) if (places[i] === CODE['in-use'] && isFencepost(w, i)) places[i] = CODE.fencepost;
     const remainder = arena === undefined ? -1 : chunkAt(indexes[r], Number(arena.lastRemainder));
     if (remainder >= 0) markChunk(columns, remainder, { lastRemainder: true });
     const region = { arena: w.arena, kind: w.kind, start: w.start, end: w.end } as RegionPlaces;
@@ -312,7 +317,10 @@ function chunkAt(index: ChunkIndex, at: number): number {
  * strays. `noncontiguousMain`: main_arena's address when it is
  * non-contiguous; its listed chunks outside every walked region are then
  * where they should be (memory glibc took with mmap and records nowhere,
- * which is not walked), and get one line together, not one each.
+ * which is not walked), and get one line together, not one each. So do a
+ * tcache's (any thread may cache a chunk of main_arena's): every other
+ * arena's memory is walked, and the tcache's decode took them only because
+ * main_arena's memory is not known (tcaches.ts).
  */
 export function placementProblems(p: Placement, noncontiguousMain?: bigint): string[] {
   const out: string[] = [];
@@ -325,12 +333,16 @@ export function placementProblems(p: Placement, noncontiguousMain?: bigint): str
   }
   const walked = (at: bigint) => p.regions.some((r) => r.start <= at && at < r.end);
   let outside = 0;
+  let cached = 0;
   for (const s of p.strays) {
-    if (s.arena === noncontiguousMain && !walked(s.address)) outside++;
-    else out.push(`${hex(s.address)}, listed in ${s.place}${s.bin === undefined ? '' : ` ${s.bin}`}, is no chunk of the walk`);
+    if (noncontiguousMain !== undefined && (s.arena === noncontiguousMain || s.place === 'tcache') && !walked(s.address)) {
+      outside++;
+      if (s.place === 'tcache') cached++;
+    } else out.push(`${hex(s.address)}, listed in ${s.place}${s.bin === undefined ? '' : ` ${s.bin}`}, is no chunk of the walk`);
   }
   if (outside > 0) {
-    out.push(`${outside} chunk${outside === 1 ? '' : 's'} listed by main_arena lie in its memory outside [heap] (it is non-contiguous), which is not walked: ` +
+    const by = cached === 0 ? 'main_arena' : cached === outside ? 'tcaches' : `main_arena and by tcaches (${cached} of them)`;
+    out.push(`${outside} chunk${outside === 1 ? '' : 's'} listed by ${by} lie in main_arena's memory outside [heap] (it is non-contiguous), which is not walked: ` +
       'glibc records nowhere where that memory starts');
   }
   return out;

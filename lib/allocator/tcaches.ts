@@ -78,6 +78,12 @@ interface Context {
   tcacheBins: bigint;
   /** Every arena's memory: cached chunks may come from any arena. */
   memory: { start: bigint; end: bigint }[];
+  /**
+   * An arena's memory is not known (a non-contiguous main_arena's: glibc
+   * records nowhere what it took with mmap), so a cached chunk may lie
+   * anywhere the copy holds, as a bin's may (bin-walk.ts).
+   */
+  anywhere: boolean;
 }
 
 /**
@@ -88,7 +94,9 @@ interface Context {
 export function findTcaches(
   image: AllocatorImage, arenas: readonly Arena[], walks: readonly RegionWalk[], par: { tcacheCount: bigint; tcacheBins: bigint }, probe?: bigint,
 ): TcacheSearch {
-  const ctx: Context = { image, tcacheCount: par.tcacheCount, tcacheBins: par.tcacheBins, memory: arenas.flatMap((a) => a.memory) };
+  const ctx: Context = {
+    image, tcacheCount: par.tcacheCount, tcacheBins: par.tcacheBins, memory: arenas.flatMap((a) => a.memory), anywhere: arenas.some((a) => a.memory.length === 0),
+  };
   const candidates: { cache: ThreadCache; firstOfArena: boolean; where: string }[] = [];
   // The struct's chunk sizes: every chunk of every walk is compared with them.
   const sizes = image.layout.tcache.flatMap((t) => [t.chunkSize, t.chunkSize + 16]);
@@ -192,7 +200,7 @@ function decodeCache(ctx: Context, chunk: bigint, arena: bigint, layout: TcacheL
 /** Whether [from, to) lies inside one arena's memory. */
 function inArenas(ctx: Context, from: bigint, to: bigint): boolean {
   for (const r of ctx.memory) if (from >= r.start && to <= r.end) return true;
-  return false;
+  return ctx.anywhere;
 }
 
 function decodeBin(ctx: Context, struct: TcachePerthread, layout: TcacheLayout, index: number): TcacheBinState {

@@ -66,7 +66,8 @@ export function planTrim(
     const topArea = topEnd - topStart - MIN_CHUNK - 1n;
     const unit = thpPagesize !== undefined && thpPagesize !== 0n ? thpPagesize : ps;
     const extra = topArea > 0n ? down(topArea, unit) : 0n;
-    if (a.noncontiguous || heapEnd !== topEnd) {
+    // systrim asks only that the top end at the break (a non-contiguous main_arena's may be back in [heap]).
+    if (heapEnd !== topEnd) {
       topReason = `main_arena's top ends at ${hex(topEnd)}, not at the break${heapEnd === undefined ? '' : ` ${hex(heapEnd)}`}: systrim gives nothing back`;
     } else if (extra === 0n) {
       topReason = `main_arena's top (${topEnd - topStart} bytes after merging) holds no whole ${unit === ps ? 'page' : 'huge page'} past MINSIZE`;

@@ -372,13 +372,6 @@ export class ChunkWalker {
     const b = zeroedBytes(this.capacity); b.set(this.bits); this.bits = b;
   }
 
-  /** Stores one chunk at `count` outside the loop (whose columns are in locals). */
-  private append(count: number, offset: number, flags: number): void {
-    if (count === this.capacity) this.grow();
-    this.offsets[count] = offset;
-    this.bits[count] = flags;
-  }
-
   /** Walks the chunks of `window`, the region's bytes from offset `at` (a chunk's start, or the walk's start). */
   feed(window: Uint8Array, at: number): FeedResult {
     if (this.done) return { done: true };
@@ -455,6 +448,12 @@ export class ChunkWalker {
           this.ending = 'fencepost';
           break;
         }
+        // Past main_arena's double fencepost short of the break (a 16-byte chunk there is only ever the pair's second):
+        // no chunk follows, so another caller of brk or sbrk moved the break on from there.
+        if (size === 0 && mainArena && lastSize === FENCEPOST) {
+          this.ending = 'fencepost';
+          break;
+        }
         if (size === 0) {
           reason = `the chunk at ${hex(base + BigInt(off))} has size 0`;
           break;
@@ -511,24 +510,37 @@ export class ChunkWalker {
       lastBits = flags;
       count++;
       if (size === FENCEPOST && mainArena) {
-        // Only a pair of 16-byte fenceposts ending exactly at the break (or the 16-byte old top before it).
+        // Only a pair of 16-byte fenceposts (or the 16-byte old top before one), where main_arena's top left [heap].
         const next = off + size;
         const n = (next - at) >>> 2;
-        if (next + FENCEPOST === end && words[n + 2] === (FENCEPOST | P_BIT) && words[n + 3] === 0 && count >= 1) {
-          if (store) this.append(count, next, P_BIT);
-          lastSize = FENCEPOST;
-          lastBits = P_BIT;
-          count++;
-          off = end;
-          this.ending = 'fencepost';
-          break;
-        }
+        const pair = words[n + 2] === (FENCEPOST | P_BIT) && words[n + 3] === 0;
         // sysmalloc shrinks the old top by the pair (old_size - 2 * CHUNK_HDR_SZ): one of 48 bytes leaves 16 before it.
-        if (next + 2 * FENCEPOST === end && words[n + 2] === (FENCEPOST | P_BIT) && words[n + 3] === 0) {
+        if (pair && words[n + 6] === (FENCEPOST | P_BIT) && words[n + 7] === 0 && next + 2 * FENCEPOST <= end) {
           off = next;
           continue;
         }
-        reason = `the chunk at ${hex(base + BigInt(off))} has size ${FENCEPOST}, but it is not the first of two fenceposts ending at the break, nor an old top of 16 bytes before them`;
+        if (pair && next + FENCEPOST <= end && count >= 1) {
+          if (store) {
+            if (count === capacity) {
+              this.grow();
+              ({ offsets, bits, capacity } = this);
+            }
+            offsets[count] = next;
+            bits[count] = P_BIT;
+          }
+          lastSize = FENCEPOST;
+          lastBits = P_BIT;
+          count++;
+          off = next + FENCEPOST;
+          // At the break, [heap] ends here. Short of it, glibc's later sbrk (the break could grow again) goes on from
+          // here, or, where no chunk follows (a size-0 header, above), another caller of brk or sbrk took the rest.
+          if (off === end) {
+            this.ending = 'fencepost';
+            break;
+          }
+          continue;
+        }
+        reason = `the chunk at ${hex(base + BigInt(off))} has size ${FENCEPOST}, but it is not the first of two fenceposts, nor an old top of 16 bytes before them`;
         // Past the chunk stored: the columns read its size from where the walk reached.
         off = next;
         break;

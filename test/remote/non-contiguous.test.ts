@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { attach } from '../../lib/index';
 import { shortBytes } from '../../lib/format';
 import { TOTALLED_FIELDS } from '../../lib/allocator/totals';
-import { startLines } from '../helpers/target';
+import { startLines, startTarget } from '../helpers/target';
 import { SYNC_CHILD } from '../helpers/sync-child';
 import { heapRoomNotNeeded } from '../helpers/heap-room';
 
@@ -108,6 +108,87 @@ describe('attach(pid) to a process with no [heap] whose main_arena took 20 MB in
     expect(d.findings).toContain(`Most of the resident memory, ${shortBytes(other)} (${pct(other)}), is other anonymous memory, which holds main_arena's memory outside [heap] ` +
       `(at least ${shortBytes(mallinfo.arena)} mapped, above), against 0 B (0 %) in [heap], the thread arenas' heaps and mmapped chunks: ` +
       "malloc_trim(0), MALLOC_ARENA_MAX and the mmap threshold act on malloc's memory only.");
+  });
+});
+
+/** [heap] as the kernel maps it: read here, not through heapscope. */
+function heapLine(pid: number): { start: bigint; end: bigint } {
+  const line = fs.readFileSync(`/proc/${pid}/maps`, 'utf8').split('\n').find((l) => l.endsWith('[heap]'))!;
+  const [start, end] = line.split(' ')[0].split('-').map((x) => BigInt(`0x${x}`));
+  return { start, end };
+}
+
+describe('attach(pid) to a process that moved the break itself, then could not grow it', () => {
+  it("has doctor say [heap] could hold main_arena's system_mem, though its top lies outside; the walk ends at the fenceposts, 4 MiB short of the break", async ({ skip }) => {
+    if (noCompiler !== undefined) skip(noCompiler);
+    const { pid, mallinfo } = await started(program, ['sbrk']);
+    const heap = heapLine(pid);
+    // The program's own figures: its sbrk of 4 MiB made [heap] larger than all main_arena took, mmap included.
+    expect(BigInt(mallinfo.arena)).toBeLessThan(heap.end - heap.start);
+    const target = attach(pid);
+    const s = target.snapshot();
+    expect(s.consistent).toBe(true);
+    const d = target.doctor(s);
+    for (const f of TOTALLED_FIELDS) expect({ field: f, value: d.totals[f] }).toEqual({ field: f, value: mallinfo[f] });
+    expect(d.incomplete).toEqual([]);
+    const [main] = d.arenas;
+    expect(main.top).toBe(mallinfo.keepcost);
+    const top = main.outsideHeap!.top!;
+    expect(main.outsideHeap).toEqual({ bytes: 0, top });
+    expect(top < heap.start || top >= heap.end).toBe(true);
+    const size = shortBytes(Number(heap.end - heap.start));
+    expect(d.findings).toContain(`main_arena is not contiguous (its NONCONTIGUOUS_BIT is set: sbrk failed and glibc took memory with mmap): it holds ${shortBytes(mallinfo.arena)} ` +
+      `from the system (system_mem) and [heap] is ${size}, so [heap] is large enough to hold all of it, though its top chunk (${shortBytes(mallinfo.keepcost)} at 0x${top.toString(16)}) lies outside [heap].`);
+    // Its 16 MiB of its own make most of the RSS other anonymous memory, which holds main_arena's top.
+    const other = d.rss.rows.find((r) => r.kind === 'other-anonymous')!.rss;
+    expect(other).toBeGreaterThanOrEqual(0.5 * d.rss.total);
+    expect(d.findings.find((f) => f.startsWith('Most of the resident memory'))).toMatch(/^Most of the resident memory, .*, is other anonymous memory, which holds main_arena's memory outside \[heap\] \(its top chunk, above\), /);
+    // The walk: main_arena's chunks in [heap] end in the double fencepost, and the 4 MiB the program took itself follow.
+    const w = target.walk({ snapshot: s });
+    const chunks = w.main.chunks;
+    expect(chunks.slice(-2).map((c) => [c.size, c.place])).toEqual([[16, 'fencepost'], [16, 'fencepost']]);
+    expect(chunks.at(-1)!.address + 16n).toBe(heap.end - 4194304n);
+    expect(w.main.reason).toMatch(/^main_arena's chunks in \[heap\] end in glibc's double fencepost \(0x[0-9a-f]+(, after [^)]*)?\), 4194304 bytes short of the break /);
+    // Its tcache lies in [heap] and in the memory mmap gave: every list is followed, none cut off as outside the arenas.
+    const caches = target.tcaches(s);
+    expect(caches.undecoded).toEqual([]);
+    expect(caches.tcaches.length).toBe(1);
+    expect(caches.tcaches[0].bins.filter((b) => b.reason !== undefined)).toEqual([]);
+    expect(caches.tcaches[0].complete).toBe(true);
+    // It freed every third of 3,000 blocks of 100 to 399 bytes: 7 of each chunk size from 112 to 416 bytes stay cached.
+    expect(caches.tcaches[0].bins.reduce((n, b) => n + b.chunks.length, 0)).toBeGreaterThan(100);
+  });
+});
+
+describe('attach(pid) to a process whose break grew again after main_arena went non-contiguous', () => {
+  it('finds main_arena with its top back in [heap], walks [heap] past the fenceposts to the top, and predicts the top malloc_trim(0) gives back', async ({ skip }) => {
+    if (noCompiler !== undefined) skip(noCompiler);
+    const child = startTarget(program, ['resume'], { into: children });
+    const [pidLine, info] = await child.next(2);
+    const pid = Number(pidLine);
+    const mallinfo = JSON.parse(info) as Record<string, number>;
+    const heap = heapLine(pid);
+    const target = attach(pid);
+    const s = target.snapshot();
+    expect(s.consistent).toBe(true);
+    const main = target.arenas(s).arenas.find((a) => a.kind === 'main')!;
+    expect(main.noncontiguous).toBe(true);
+    expect(main.top.address + main.top.size!).toBe(heap.end);
+    const w = target.walk({ snapshot: s });
+    expect(w.main.complete).toBe(true);
+    const fences = w.main.chunks.filter((c) => c.place === 'fencepost');
+    expect(fences.map((c) => c.size)).toEqual([16, 16]);
+    // Not at the end: chunks follow the pair up to the top.
+    expect(fences[1].address + 16n).toBeLessThan(main.top.address);
+    const d = target.doctor(s);
+    for (const f of TOTALLED_FIELDS) expect({ field: f, value: d.totals[f] }).toEqual({ field: f, value: mallinfo[f] });
+    expect(d.arenas[0].outsideHeap).toEqual({ bytes: mallinfo.arena - Number(heap.end - heap.start) });
+    expect(d.trim.topReason).toBeUndefined();
+    const fromTop = d.trim.ranges.filter((r) => r.source === 'top').reduce((n, r) => n + Number(r.end - r.start), 0);
+    child.child.stdin!.write('trim\n');
+    const [, , trimmed] = await child.next(3);
+    expect(fromTop).toBeGreaterThan(0);
+    expect(fromTop).toBe((JSON.parse(trimmed) as { released: number }).released);
   });
 });
 

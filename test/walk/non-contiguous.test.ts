@@ -111,7 +111,7 @@ describe('main_arena when brk() fails', () => {
     // before the top) differs only where the lists lead into it, and the walk says so.
     expect(seen.walk.checks.find((c) => c.field === 'keepcost')).toMatchObject({ equal: true, difference: 0 });
     if (seen.walk.checks.some((c) => !c.equal)) {
-      expect(seen.walk.problems.some((p) => / lie in its memory outside \[heap\] \(it is non-contiguous\)| is outside the copied memory$/.test(p))).toBe(true);
+      expect(seen.walk.problems.some((p) => / lie in main_arena's memory outside \[heap\] \(it is non-contiguous\)| is outside the copied memory$/.test(p))).toBe(true);
     }
   });
 
