@@ -30,12 +30,12 @@ export interface RegionWalk {
   reason?: string;
 }
 
-/** Walks every arena's memory that the image holds. */
-export function walkArenas(image: AllocatorImage, arenas: readonly Arena[]): RegionWalk[] {
+/** Walks every arena's memory that the image holds; `sbrkBase` (mp_'s) says where main_arena's first chunk is. */
+export function walkArenas(image: AllocatorImage, arenas: readonly Arena[], sbrkBase?: bigint): RegionWalk[] {
   const out: RegionWalk[] = [];
   for (const arena of arenas) {
     if (arena.kind === 'main') {
-      if (image.heap !== undefined) out.push(walkMain(image, arena));
+      if (image.heap !== undefined) out.push(walkMain(image, arena, sbrkBase));
       const top = walkOutsideTop(image, arena);
       if (top !== undefined) out.push(top);
       continue;
@@ -54,7 +54,7 @@ function region(arena: bigint, kind: RegionWalk['kind'], start: bigint, end: big
   return { arena, kind, start, end, walk, ...(heapInfo === undefined ? {} : { heapInfo }), ...(why === undefined ? {} : { reason: why }) };
 }
 
-function walkMain(image: AllocatorImage, arena: Arena): RegionWalk {
+function walkMain(image: AllocatorImage, arena: Arena, sbrkBase: bigint | undefined): RegionWalk {
   const { start, end } = image.heap!;
   const copy = rangeOf(image.memory, start);
   if (copy === undefined || copy.base !== start) return region(arena.address, 'heap', start, end, empty(start, `[heap] at ${hex(start)} was not copied`));
@@ -62,12 +62,12 @@ function walkMain(image: AllocatorImage, arena: Arena): RegionWalk {
     // Shorter for another reason (a partial copy made on purpose): nothing is walked from it.
     if (BigInt(copy.bytes.length) !== MAX_PLAN_READ) return region(arena.address, 'heap', start, end, empty(start, `only ${copy.bytes.length} bytes of [heap] were copied`));
     // A [heap] bigger than one copy holds: its chunks are walked as far as the copy goes.
-    const walk = walkMainHeap(copy.bytes, start, start + BigInt(copy.bytes.length));
+    const walk = walkMainHeap(copy.bytes, start, start + BigInt(copy.bytes.length), sbrkBase);
     const reason = `only the first ${copy.bytes.length} bytes of [heap] (${end - start} up to the break) were copied; the walk stops there`;
     return region(arena.address, 'heap', start, end, { ...walk, ending: 'stopped', top: -1, reason }, reason);
   }
   const bytes = copy.bytes.subarray(0, Number(end - start));
-  const walk = walkMainHeap(bytes, start, end);
+  const walk = walkMainHeap(bytes, start, end, sbrkBase);
   const top = walk.top >= 0 ? start + BigInt(walk.table.offsets[walk.top]) : undefined;
   const reason = top !== undefined && top !== arena.top.address
     ? `the chunk that ends [heap] is at ${hex(top)}, but main_arena's top is ${hex(arena.top.address)}` : undefined;

@@ -1,6 +1,7 @@
 // Finding mp_ (struct malloc_par) in libc's data without symbols. Its
 // strongest mark is sbrk_base, the first address sysmalloc got from the
-// system for main_arena: [heap]'s start; the rest are invariants glibc keeps
+// system for main_arena: [heap]'s start, or further into [heap] where the
+// program moved the break itself first; the rest are invariants glibc keeps
 // whatever mallopt or the tunables set.
 import { USER_END } from '../exact';
 import { hex } from '../format';
@@ -18,11 +19,25 @@ const MAP_HUGETLB = 0x40000;
  * [heap], its state says what sbrk_base must be.
  */
 export function findMallocPar(input: LocateInput, arena: MainArena | undefined): Located<MallocPar> {
+  const expected = expectedSbrkBase(input, arena);
+  if (typeof expected === 'string') return { found: false, code: 'prerequisite-missing', reason: expected, candidates: [] };
+  const found = search(input, arena, expected);
+  const heap = input.heap;
+  if (found.found || heap === undefined) return found;
+  // A program that moved the break itself (sbrk, brk) before malloc's first sbrk: main_arena's memory starts further into [heap].
+  // Only where [heap]'s start finds nothing, so the usual mark stays exact.
+  const start = Number(heap.start);
+  const end = Number(heap.end);
+  const within = search(input, arena, { is: (p) => p > heap.start && p < heap.end, near: (v, at) => wordNumber(v, at) > start && wordNumber(v, at) < end });
+  return within.found || (found.candidates.length === 0 && within.candidates.length > 0) ? within : found;
+}
+
+function search(
+  input: LocateInput, arena: MainArena | undefined, expected: { is: (p: bigint) => boolean; near: (v: DataView, at: number) => boolean },
+): Located<MallocPar> {
   const { layout } = input;
   const size = layout.mallocPar.size;
   const sbrkAt = offsetOf(layout.mallocPar, 'sbrk_base');
-  const expected = expectedSbrkBase(input, arena);
-  if (typeof expected === 'string') return { found: false, code: 'prerequisite-missing', reason: expected, candidates: [] };
   const passed: Candidate[] = [];
   const nearMisses: Candidate[] = [];
   const values = new Map<bigint, MallocPar>();
@@ -71,9 +86,11 @@ function expectedSbrkBase(
 
 function* checks(p: MallocPar, input: LocateInput, arena: MainArena | undefined): Generator<Check> {
   const { layout, heap } = input;
-  yield heap !== undefined
-    ? pass(`sbrk_base ${hex(p.sbrkBase)} is the start of [heap]`)
-    : pass(`sbrk_base ${hex(p.sbrkBase)} fits main_arena's state (${arena!.state}) without [heap]`);
+  yield heap === undefined
+    ? pass(`sbrk_base ${hex(p.sbrkBase)} fits main_arena's state (${arena!.state}) without [heap]`)
+    : p.sbrkBase === heap.start
+      ? pass(`sbrk_base ${hex(p.sbrkBase)} is the start of [heap]`)
+      : pass(`sbrk_base ${hex(p.sbrkBase)} lies ${p.sbrkBase - heap.start} bytes into [heap], where nothing holding [heap]'s start passed: the break moved before malloc's first sbrk`);
   yield p.nMmaps >= 0 && p.maxNMmaps >= p.nMmaps && (p.noDynThreshold === 0 || p.noDynThreshold === 1)
     ? pass(`n_mmaps ${p.nMmaps} ≤ max_n_mmaps ${p.maxNMmaps}; no_dyn_threshold ${p.noDynThreshold}`)
     : fail(`n_mmaps ${p.nMmaps}, max_n_mmaps ${p.maxNMmaps} or no_dyn_threshold ${p.noDynThreshold} is not a count and a bool`);

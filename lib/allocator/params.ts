@@ -22,7 +22,7 @@ export const MALLOC_PAR_MEANINGS: Readonly<Record<string, string>> = {
   no_dyn_threshold: '1 once the mmap threshold was set through mallopt or a tunable: freeing no longer raises it',
   mmapped_mem: 'bytes in chunks mapped on their own right now',
   max_mmapped_mem: 'the most bytes there ever were in chunks mapped on their own',
-  sbrk_base: "where main_arena's first memory from sbrk starts: the start of [heap] (0 before its first sbrk)",
+  sbrk_base: "where main_arena's first memory from sbrk starts: the start of [heap], or further in where the program moved the break itself first (0 before malloc's first sbrk)",
   tcache_bins: 'tcache bins in use: one per chunk size up to tcache_max_bytes (glibc.malloc.tcache_max)',
   tcache_small_bins: 'tcache bins of single chunk sizes in use, up to tcache_max_bytes (glibc.malloc.tcache_max)',
   tcache_max_bytes: 'the largest request the tcache keeps',

@@ -51,7 +51,7 @@ export function decodeAllocator(image: AllocatorImage, options: DecodeOptions = 
   const params = decodeParams(image, mallocPar, maxFast);
   const arenas = decodeArenas(image, mainArena, params.values);
   const bins = arenas.arenas.map((a, i) => decodeBins(image, a, arenas.states[i]));
-  const walks = own(options, 'walks') ?? walkArenas(image, arenas.arenas);
+  const walks = own(options, 'walks') ?? walkArenas(image, arenas.arenas, params.values.sbrkBase);
   const tcaches = findTcaches(image, arenas.arenas, walks, params.values, own(options, 'probe'));
   const totals = decodedTotals(arenas.arenas, bins, params.values);
   let placement: Placement | undefined;

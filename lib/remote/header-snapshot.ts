@@ -33,6 +33,7 @@ import { structureTornReason } from '../allocator/take-snapshot';
 import { hex } from '../format';
 import { MemoryRegion, untouchedReadsZero } from '../maps';
 import { ChunkWalker, FREE_BIT } from '../walk/chunk';
+import { mainFirstChunk } from '../walk/main-arena';
 import { readPacked, readRanges } from './read-ranges';
 import { mapWithLibc, RemoteSnapshot } from './snapshot';
 import { defineOwn, own } from '../validate';
@@ -185,7 +186,7 @@ function takePass(pid: number, layout: GlibcLayout, libc: LibcFile, window: Uint
   for (const arena of list.arenas) {
     if (arena.kind === 'main') {
       if (heap === undefined) continue;
-      const first = Number((16n - (heap.start % 16n)) % 16n);
+      const first = mainFirstChunk(heap, par?.sbrkBase);
       const end = Number(heap.end - heap.start);
       const walk = stream(arena, 'heap', heap.start, end, new ChunkWalker(heap.start, { start: first, end, fenceposts: false, mainArena: true, header: HEADER_BYTES, whole }), untouchedReadsZero(heap), '[heap]');
       const top = walk.top >= 0 ? heap.start + BigInt(walk.table.offsets[walk.top]) : undefined;

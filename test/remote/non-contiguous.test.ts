@@ -13,6 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { attach } from '../../lib/index';
 import { shortBytes } from '../../lib/format';
 import { TOTALLED_FIELDS } from '../../lib/allocator/totals';
+import { layoutFor } from '../../lib/allocator/layouts';
+import { takeHeaderSnapshot } from '../../lib/remote/header-snapshot';
 import { startLines, startTarget } from '../helpers/target';
 import { SYNC_CHILD } from '../helpers/sync-child';
 import { heapRoomNotNeeded } from '../helpers/heap-room';
@@ -189,6 +191,36 @@ describe('attach(pid) to a process whose break grew again after main_arena went 
     const [, , trimmed] = await child.next(3);
     expect(fromTop).toBeGreaterThan(0);
     expect(fromTop).toBe((JSON.parse(trimmed) as { released: number }).released);
+  });
+});
+
+describe('attach(pid) to a process that moved the break itself before malloc\'s first sbrk', () => {
+  it('finds mp_ with sbrk_base 4 MiB into [heap], and walks main_arena from there: every total its own mallinfo2()', async ({ skip }) => {
+    if (noCompiler !== undefined) skip(noCompiler);
+    const { lines } = await startLines(program, ['early'], 3, { into: children });
+    const pid = Number(lines[0]);
+    const mallinfo = JSON.parse(lines[1]) as Record<string, number>;
+    const left = BigInt((JSON.parse(lines[2]) as { break: number }).break);
+    const heap = heapLine(pid);
+    expect(left - heap.start).toBe(4194304n);
+    const target = attach(pid);
+    const s = target.snapshot();
+    expect(s.consistent).toBe(true);
+    const params = target.mallocParams(s);
+    expect(params.values.sbrkBase).toBe(left);
+    const w = target.walk({ snapshot: s });
+    expect(w.main.firstChunk).toBe(left + ((16n - (left % 16n)) % 16n));
+    expect(w.main.complete).toBe(true);
+    expect(w.problems).toEqual([]);
+    for (const f of TOTALLED_FIELDS) expect({ field: f, value: w.mallinfoTotals[f] }).toEqual({ field: f, value: mallinfo[f] });
+    // The doctor's header copy walks from the same chunk (without it, its walk contradicts itself, and a whole copy serves).
+    const headers = takeHeaderSnapshot(pid, layoutFor(target.glibc), target.libc, 1);
+    expect(headers?.s.consistent).toBe(true);
+    const main = headers!.s.walks!.find((r) => r.kind === 'heap')!;
+    expect(main.start + BigInt(main.walk.table.offsets[0])).toBe(w.main.firstChunk);
+    const d = target.doctor();
+    expect(d.incomplete).toEqual([]);
+    for (const f of TOTALLED_FIELDS) expect({ field: f, value: d.totals[f] }).toEqual({ field: f, value: mallinfo[f] });
   });
 });
 
