@@ -83,7 +83,7 @@ export function buildHeapSnapshot(diagnosis: DoctorData, decoded: Decoded, taken
       const c = countChunks(state.placement.regions.filter((r) => r.arena === a.arena));
       return {
         address: a.arena, kind: a.kind, heaps: a.heaps, systemMem: a.systemMem, inUse: c.inUse, free: c.free, top: a.top,
-        fenceposts: c.fenceposts, unlisted: c.unlisted, rss: a.rss, classes: c.classes,
+        fenceposts: c.fenceposts, unlisted: c.unlisted, rss: a.rss, ...(a.outsideHeap === undefined ? {} : { outsideHeap: a.outsideHeap.bytes }), classes: c.classes,
       };
     }),
     mmapped: { count: d.mmapped.found, bytes: d.mmapped.bytes, resident: d.mmapped.resident, nMmaps: d.mmapped.nMmaps, mmappedMem: d.mmapped.mmappedMem },

@@ -91,6 +91,7 @@ function arena(value: unknown, where: string): SnapshotArena {
     fenceposts: counted(o.fenceposts, `${where}.fenceposts`),
     unlisted: counted(o.unlisted, `${where}.unlisted`),
     rss: whole(o.rss, `${where}.rss`),
+    ...(o.outsideHeap === undefined ? {} : { outsideHeap: whole(o.outsideHeap, `${where}.outsideHeap`) }),
     classes: array(o.classes, `${where}.classes`).map((c, i) => sizeClass(c, `${where}.classes[${i}]`)),
   };
 }

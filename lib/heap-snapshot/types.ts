@@ -51,6 +51,13 @@ export interface SnapshotArena {
   unlisted: Counted;
   /** Resident bytes of its [heap] or heaps (smaps). */
   rss: number;
+  /**
+   * A non-contiguous main_arena (brk failed, and glibc took memory with
+   * mmap): system_mem less [heap]'s size, the least of its memory outside
+   * [heap], which `rss` does not count (no map line names it). Absent
+   * otherwise, and in files written before it was kept.
+   */
+  outsideHeap?: number;
   /** Every size class holding a chunk other than top, smallest first. */
   classes: SizeClassCounts[];
 }

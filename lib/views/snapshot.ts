@@ -70,7 +70,12 @@ export function snapshotDocument(s: HeapSnapshotData): ViewDocument {
       {
         heading: 'Arenas: chunks (and bytes) by place',
         table: { columns: arenaColumns, rows: arenaRows },
-        notes: [{ text: 'in use: chunks handed out (the tcache structs included); tcache: free to the program, in use to mallinfo2; fast, unsorted, small, large: the bins; rss: resident bytes of its memory.' }],
+        notes: [
+          { text: 'in use: chunks handed out (the tcache structs included); tcache: free to the program, in use to mallinfo2; fast, unsorted, small, large: the bins; rss: resident bytes of its memory.' },
+          ...s.arenas.flatMap((a) => (a.outsideHeap === undefined || a.outsideHeap === 0 ? [] : [{
+            text: `${arenaName(a)}'s rss counts [heap] only: at least ${shortBytes(a.outsideHeap)} of its memory lies outside it (it is not contiguous: glibc took memory with mmap where brk failed).`,
+          }])),
+        ],
       },
       ...s.arenas.map((a) => ({
         heading: `${arenaName(a)}: ${a.classes.length === 1 ? 'its one size class' : `the ${Math.min(CLASSES_SHOWN, a.classes.length)} size classes holding the most bytes, of ${a.classes.length}`}`,

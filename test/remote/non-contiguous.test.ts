@@ -10,7 +10,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { attach } from '../../lib/index';
+import { attach, readHeapSnapshot } from '../../lib/index';
+import { toJSON } from '../../lib/json';
 import { shortBytes } from '../../lib/format';
 import { TOTALLED_FIELDS } from '../../lib/allocator/totals';
 import { layoutFor } from '../../lib/allocator/layouts';
@@ -82,6 +83,14 @@ describe('attach(pid) to a process whose main_arena is not contiguous', () => {
     const line = attach(pid).maps().find((r) => r.start <= top && top < r.end)!;
     expect([line.kind, line.perms]).toEqual(['anonymous', 'rw-p']);
     expect(d.toMarkdown()).toContain(`main_arena's rss counts [heap] only: at least ${shortBytes(mallinfo.arena)} of its memory lies outside it`);
+    // A snapshot file keeps it, and says so; a file without it (written before it was kept) still reads.
+    const file = toJSON(attach(pid).heapSnapshot());
+    const snapshot = readHeapSnapshot(file);
+    expect(snapshot.arenas[0].outsideHeap).toBe(mallinfo.arena);
+    expect(snapshot.toMarkdown()).toContain(`main_arena's rss counts [heap] only: at least ${shortBytes(mallinfo.arena)} of its memory lies outside it`);
+    const older = JSON.parse(file) as { arenas: Record<string, unknown>[] };
+    delete older.arenas[0].outsideHeap;
+    expect(Object.hasOwn(readHeapSnapshot(JSON.stringify(older)).arenas[0], 'outsideHeap')).toBe(false);
   });
 });
 
