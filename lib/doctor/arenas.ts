@@ -27,18 +27,21 @@ function residentOf(a: Arena, regions: readonly MemoryRegion[]): number {
   return regions.filter((r) => starts.has(r.start)).reduce((n, r) => n + (r.rss ?? 0), 0);
 }
 
-/** A non-contiguous main_arena's memory outside [heap] (ArenaDiagnosis.outsideHeap). */
-function outsideHeap(a: Arena, systemMem: number, regions: readonly MemoryRegion[]): { bytes: number; top?: bigint } {
+/**
+ * A non-contiguous main_arena's memory outside [heap] (ArenaDiagnosis.outsideHeap), `foreign` the bytes of [heap]
+ * it never took (another caller's sbrk, as far as the walk tells it).
+ */
+function outsideHeap(a: Arena, systemMem: number, regions: readonly MemoryRegion[], foreign: number): { bytes: number; top?: bigint } {
   const heaps = regions.filter((r) => r.kind === 'heap');
-  // [heap] may hold more than main_arena's (its first chunk's alignment, another caller's sbrk): so "at least".
-  const bytes = Math.max(0, systemMem - heaps.reduce((n, r) => n + r.size, 0));
+  // [heap] may hold more than main_arena's (its first chunk's alignment, its map line's last page): so "at least".
+  const bytes = Math.max(0, systemMem - (heaps.reduce((n, r) => n + r.size, 0) - foreign));
   const inHeap = heaps.some((r) => r.start <= a.top.address && a.top.address < r.end);
   return { bytes, ...(inHeap ? {} : { top: a.top.address }) };
 }
 
 export function diagnoseArenas(
   arenas: readonly Arena[], bins: readonly ArenaBins[], totals: readonly ArenaTotals[], tcacheBytes: ReadonlyMap<bigint, number>,
-  regions: readonly MemoryRegion[], trim: readonly TrimRange[],
+  regions: readonly MemoryRegion[], trim: readonly TrimRange[], foreign: ArenaDiagnosis['foreignSbrk'],
 ): ArenaDiagnosis[] {
   return arenas.map((a): ArenaDiagnosis => {
     const b = bins.find((x) => x.arena === a.address);
@@ -48,7 +51,7 @@ export function diagnoseArenas(
     const systemMem = t?.systemMem ?? Number(a.systemMem);
     const free = t?.avail ?? 0;
     const released = trim.filter((r) => r.arena === a.address);
-    const outside = a.kind === 'main' && a.noncontiguous ? { outsideHeap: outsideHeap(a, systemMem, regions) } : {};
+    const outside = a.kind === 'main' && a.noncontiguous ? { outsideHeap: outsideHeap(a, systemMem, regions, foreign === undefined ? 0 : foreign.below + foreign.past) } : {};
     return {
       arena: a.address,
       kind: a.kind,
@@ -73,6 +76,7 @@ export function diagnoseArenas(
         resident: released.reduce((n, r) => n + r.resident, 0),
       },
       ...outside,
+      ...(a.kind === 'main' && foreign !== undefined ? { foreignSbrk: foreign } : {}),
     };
   });
 }

@@ -17,7 +17,7 @@ import { initialParams, paramsInForce } from './params';
 import { PagemapReader, readResidency, Residency, residencyRanges } from './residency';
 import { rssRows } from './rss';
 import { planTrim } from './trim';
-import type { DoctorData, MmappedChunks, V8Heap } from './types';
+import type { ArenaDiagnosis, DoctorData, MmappedChunks, V8Heap } from './types';
 import { own } from '../validate';
 
 export interface DoctorSource {
@@ -71,6 +71,25 @@ export function readBeforeSnapshot(
   return { mmapped, residency: readResidency(pagemap, residencyRanges(regions, mmapped.chunks), pageSize) };
 }
 
+/**
+ * [heap]'s bytes that main_arena never took (DoctorData's
+ * ArenaDiagnosis.foreignSbrk): below mp_.sbrk_base, and past the double
+ * fencepost its walk ended in short of the break. Resident: the pages
+ * wholly inside them.
+ */
+function foreignSbrk(walks: Decoded['state']['walks'], sbrkBase: bigint, residency: Residency, pageSize: number): ArenaDiagnosis['foreignSbrk'] {
+  const heap = walks.find((w) => w.kind === 'heap');
+  if (heap === undefined) return undefined;
+  const ps = BigInt(pageSize);
+  const below = sbrkBase > heap.start && sbrkBase < heap.end ? sbrkBase - heap.start : 0n;
+  const reached = heap.start + BigInt(heap.walk.reached);
+  const past = heap.walk.ending === 'fencepost' && reached < heap.end ? heap.end - reached : 0n;
+  if (below === 0n && past === 0n) return undefined;
+  const resident = (below === 0n ? 0 : residency.resident(heap.start, heap.start + (below / ps) * ps)) +
+    (past === 0n ? 0 : residency.resident(((reached + ps - 1n) / ps) * ps, heap.end));
+  return { below: Number(below), past: Number(past), resident };
+}
+
 export function diagnose(src: DoctorSource): DoctorData {
   const { state, info } = src.decoded;
   const par = state.params.values;
@@ -108,7 +127,10 @@ export function diagnose(src: DoctorSource): DoctorData {
     ...(src.v8 === undefined ? {} : { v8: src.v8 }),
     threads: src.threads,
     mmapped,
-    arenas: diagnoseArenas(arenas, state.bins, state.totals.perArena, new Map(arenas.map((a) => [a.address, cachedBytes(walksOf(a), listed)])), src.regions, ranges),
+    arenas: diagnoseArenas(
+      arenas, state.bins, state.totals.perArena, new Map(arenas.map((a) => [a.address, cachedBytes(walksOf(a), listed)])), src.regions, ranges,
+      foreignSbrk(state.walks, par.sbrkBase, residency, src.pageSize),
+    ),
     totals: state.totals.total,
     ...(src.mallinfo === undefined ? {} : { mallinfo: src.mallinfo }),
     params: paramsInForce(par, initialParams(par, src.layout, src.libc, src.regions, src.root), (min) => inUseAtLeast(state.walks, listed, min)),

@@ -43,6 +43,8 @@ export function doctorFindings(d: Figures): string[] {
     `${main === undefined ? "the arenas' memory" : d.arenas.length === 1 ? '[heap]' : "[heap] and the thread arenas' heaps"} and ` +
     `${shortBytes(d.mmapped.resident)} (${pct(d.mmapped.resident, d.rss.total)}) chunks mapped on their own.`);
   if (main?.outsideHeap !== undefined) out.push(outsideHeapFinding(main, main.outsideHeap, d.rss.rows));
+  const foreign = d.arenas.find((a) => a.foreignSbrk !== undefined)?.foreignSbrk;
+  if (foreign !== undefined) out.push(foreignSbrkFinding(foreign));
   if (other > 0 && other >= THRESHOLDS.otherShare * d.rss.total) out.push(otherAnonymousFinding(other, heapRss, d, main?.outsideHeap));
   out.push(`${plural(d.arenas.length, 'arena')} ${d.arenas.length === 1 ? 'holds' : 'hold'} ${shortBytes(t.arena)} from the system: ${shortBytes(t.uordblks)} in use (uordblks) and ` +
     `${shortBytes(t.fordblks)} free (fordblks, ${pct(t.fordblks, t.arena)}), of which ${shortBytes(t.fsmblks)} in ${plural(t.smblks, 'fastbin chunk')}; ` +
@@ -134,12 +136,23 @@ function otherAnonymousFinding(other: number, heapRss: number, d: Figures, outsi
 function outsideHeapFinding(main: ArenaDiagnosis, outside: { bytes: number; top?: bigint }, rows: DoctorData['rss']['rows']): string {
   const heap = rows.find((r) => r.kind === 'main-heap')?.size ?? 0;
   const top = outside.top === undefined ? undefined : `its top chunk (${shortBytes(main.top)} at 0x${outside.top.toString(16)})`;
+  const foreign = main.foreignSbrk === undefined ? 0 : main.foreignSbrk.below + main.foreignSbrk.past;
   return `main_arena is not contiguous (its NONCONTIGUOUS_BIT is set: sbrk failed and glibc took memory with mmap): it holds ${shortBytes(main.systemMem)} ` +
-    `from the system (system_mem) and [heap] is ${heap === 0 ? 'not mapped' : shortBytes(heap)}, so ` +
+    `from the system (system_mem) and [heap] is ${heap === 0 ? 'not mapped' : shortBytes(heap)}${foreign === 0 ? '' : `, ${shortBytes(foreign)} of it never main_arena's (below)`}, so ` +
     (outside.bytes === 0
       ? `[heap] is large enough to hold all of it${top === undefined ? '' : `, though ${top} lies outside [heap]`}.`
       : `at least ${shortBytes(outside.bytes)} of it${top === undefined ? '' : `, ${top} among them,`} lies in anonymous memory that glibc lists nowhere: ` +
         'the resident-memory table counts that with other anonymous memory, not with the arenas.');
+}
+
+/** [heap]'s bytes main_arena never took: the program moved the break itself. */
+function foreignSbrkFinding(f: NonNullable<ArenaDiagnosis['foreignSbrk']>): string {
+  const where = [
+    ...(f.below === 0 ? [] : [`${shortBytes(f.below)} below its first chunk (mp_.sbrk_base lies that far into [heap]: the break moved before malloc's first sbrk)`]),
+    ...(f.past === 0 ? [] : [`${shortBytes(f.past)} past the double fencepost that ends its chunks, where what follows is no chunk header (glibc's own sbrk would begin with one)`]),
+  ];
+  return `[heap] holds ${shortBytes(f.below + f.past)} that main_arena never took, ${shortBytes(f.resident)} of it resident (pagemap): ${where.join(', and ')}. ` +
+    "Something other than malloc moved the break (sbrk, brk: what glibc calls a foreign sbrk); the main heap row and main_arena's rss count those bytes all the same.";
 }
 
 /**

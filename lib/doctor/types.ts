@@ -79,6 +79,15 @@ export interface ArenaDiagnosis {
    * address when it lies there.
    */
   outsideHeap?: { bytes: number; top?: bigint };
+  /**
+   * main_arena: the bytes of [heap] it never took, where the program moved
+   * the break itself (glibc's "foreign sbrk"): `below` its first chunk
+   * (mp_.sbrk_base lies past [heap]'s start), `past` the double fencepost
+   * that ends its chunks short of the break (no chunk follows), and of
+   * them `resident` (pagemap, read before the snapshot), which `rss` and
+   * the main heap row count. Absent where there are none.
+   */
+  foreignSbrk?: { below: number; past: number; resident: number };
   /** What malloc_trim(0) gives back from it: bytes, and of them resident. */
   trim: { bytes: number; resident: number };
 }

@@ -70,12 +70,12 @@ function fencedReason(w: RegionWalk, main: Arena, walks: readonly RegionWalk[]):
   const copied = walks.some((x) => x.kind === 'top-region');
   const top = main.top.size === undefined ? `at ${hex(main.top.address)}, whose size was not copied,` : `(${main.top.size} bytes, mallinfo2's keepcost) at ${hex(main.top.address)}`;
   const why = main.noncontiguous ? 'brk() failed once and main_arena went non-contiguous' : "main_arena's top moved away from the break";
-  // Short of the break, no chunk follows the pair (ChunkWalker): the rest is another brk or sbrk caller's.
+  // Short of the break, no chunk header follows the pair (ChunkWalker): the rest is not main_arena's.
   const pairEnd = w.start + BigInt(w.walk.reached);
   const ends = pairEnd === w.end
     ? `[heap] ends at the break in glibc's double fencepost (${hex(fence)}${oldTop})`
     : `main_arena's chunks in [heap] end in glibc's double fencepost (${hex(fence)}${oldTop}), ${w.end - pairEnd} bytes short of the break (${hex(w.end)}), ` +
-      `where no chunk header follows (another caller of brk or sbrk moved the break on from there: glibc's own sbrk starts with a chunk)`;
+      'where what follows is no chunk header (memory glibc\'s own sbrk took would begin with one: something else moved the break on from there)';
   return `${ends}: ${why}, ` +
     `so its top chunk ${top} lies in memory glibc took with mmap (${copied ? 'walked as main_arena\'s top region' : 'not in the snapshot'}); ` +
     'the chunks carved from that memory before the top are not walked: glibc keeps no record of where it starts';

@@ -448,12 +448,6 @@ export class ChunkWalker {
           this.ending = 'fencepost';
           break;
         }
-        // Past main_arena's double fencepost short of the break (a 16-byte chunk there is only ever the pair's second):
-        // no chunk follows, so another caller of brk or sbrk moved the break on from there.
-        if (size === 0 && mainArena && lastSize === FENCEPOST) {
-          this.ending = 'fencepost';
-          break;
-        }
         if (size === 0) {
           reason = `the chunk at ${hex(base + BigInt(off))} has size 0`;
           break;
@@ -532,9 +526,13 @@ export class ChunkWalker {
           lastBits = P_BIT;
           count++;
           off = next + FENCEPOST;
-          // At the break, [heap] ends here. Short of it, glibc's later sbrk (the break could grow again) goes on from
-          // here, or, where no chunk follows (a size-0 header, above), another caller of brk or sbrk took the rest.
-          if (off === end) {
+          // At the break, [heap] ends here. Short of it, glibc's later sbrk (the break could grow again) went on from
+          // here with a chunk (its new top, P set); where what follows is no such header, its chunks end here.
+          const m = (off - at) >>> 2;
+          const word = words[m + 2];
+          const after = word & ~7;
+          if (off === end || words[m + 3] !== 0 || word === undefined || (word & P_BIT) === 0 || (word & badFlags) !== 0 ||
+            after < MIN_CHUNK || (after & (ALIGN - 1)) !== 0 || off + after > end) {
             this.ending = 'fencepost';
             break;
           }
