@@ -39,11 +39,12 @@ export function doctorFindings(d: Figures): string[] {
   const heapRss = d.rss.rows.filter((r) => r.kind === 'main-heap' || r.kind === 'arena-heaps').reduce((n, r) => n + r.rss, 0);
   const main = d.arenas.find((a) => a.outsideHeap !== undefined);
   const other = d.rss.rows.find((r) => r.kind === 'other-anonymous')?.rss ?? 0;
+  const foreign = d.arenas.find((a) => a.foreignSbrk !== undefined)?.foreignSbrk;
+  // The regions' names where they and the arenas' memory differ: main_arena's outside [heap], or [heap]'s not main_arena's.
   out.push(`The process has ${shortBytes(d.rss.total)} resident; ${shortBytes(heapRss)} (${pct(heapRss, d.rss.total)}) of it is ` +
-    `${main === undefined ? "the arenas' memory" : d.arenas.length === 1 ? '[heap]' : "[heap] and the thread arenas' heaps"} and ` +
+    `${main === undefined && foreign === undefined ? "the arenas' memory" : d.arenas.length === 1 ? '[heap]' : "[heap] and the thread arenas' heaps"} and ` +
     `${shortBytes(d.mmapped.resident)} (${pct(d.mmapped.resident, d.rss.total)}) chunks mapped on their own.`);
   if (main?.outsideHeap !== undefined) out.push(outsideHeapFinding(main, main.outsideHeap, d.rss.rows));
-  const foreign = d.arenas.find((a) => a.foreignSbrk !== undefined)?.foreignSbrk;
   if (foreign !== undefined) out.push(foreignSbrkFinding(foreign));
   if (other > 0 && other >= THRESHOLDS.otherShare * d.rss.total) out.push(otherAnonymousFinding(other, heapRss, d, main?.outsideHeap));
   out.push(`${plural(d.arenas.length, 'arena')} ${d.arenas.length === 1 ? 'holds' : 'hold'} ${shortBytes(t.arena)} from the system: ${shortBytes(t.uordblks)} in use (uordblks) and ` +

@@ -247,6 +247,8 @@ describe('attach(pid) to a process that moved the break itself before malloc\'s 
     expect(d.incomplete).toEqual([]);
     for (const f of TOTALLED_FIELDS) expect({ field: f, value: d.totals[f] }).toEqual({ field: f, value: mallinfo[f] });
     expect(d.arenas[0].foreignSbrk).toEqual({ below: 4194304, past: 0, resident: own.resident });
+    // Its resident memory counts the program's own: [heap], not the arenas' memory.
+    expect(d.findings[0]).toMatch(/ of it is \[heap\] and /);
     expect(d.findings).toContain(`[heap] holds 4 MiB that main_arena never took, ${shortBytes(own.resident)} of it resident (pagemap): ` +
       "4 MiB below its first chunk (mp_.sbrk_base lies that far into [heap]: the break moved before malloc's first sbrk). " +
       "Something other than malloc moved the break (sbrk, brk: what glibc calls a foreign sbrk); the main heap row and main_arena's rss count those bytes all the same.");
