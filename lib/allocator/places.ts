@@ -121,13 +121,14 @@ const columnsOf = new WeakMap<RegionPlaces, RegionPlaceColumns>();
  * non-contiguous main_arena's top left [heap], two of 16 end its memory
  * there, or three when its old top had 48 bytes (16 of them left before the
  * pair): at the break, or short of it, where a later sbrk went on or another
- * caller of brk took the rest. No chunk handed out is under 32, and the walk
- * of [heap] takes a 16-byte chunk only as one of those.
+ * caller of brk took the rest. No chunk handed out is under 32, and a walk
+ * of [heap] that did not stop takes a 16-byte chunk only as one of those.
  */
 export function isFencepost(w: RegionWalk, i: number): boolean {
   const { ending, table } = w.walk;
   const size = chunkSize(table, i);
-  if (w.kind === 'heap') return size === 16;
+  // A walk that stopped may have stored the 16-byte chunk it stopped at.
+  if (w.kind === 'heap') return size === 16 && ending !== 'stopped';
   return ending === 'fencepost' && w.kind === 'arena-heap' && i === table.count - 1 && (size === 16 || size === 32);
 }
 
@@ -332,13 +333,20 @@ export function placementProblems(p: Placement, noncontiguousMain?: bigint): str
     }
   }
   const walked = (at: bigint) => p.regions.some((r) => r.start <= at && at < r.end);
+  // Where a region's walk stopped (its reason says why), the chunks listed past that point: one line each region.
+  const stops = p.regions.flatMap((r) => (own(r, 'reason') === undefined ? [] : [{ r, from: r.start + BigInt(placeColumns(r).walk.walk.reached), count: 0 }]));
   let outside = 0;
   let cached = 0;
   for (const s of p.strays) {
-    if (noncontiguousMain !== undefined && (s.arena === noncontiguousMain || s.place === 'tcache') && !walked(s.address)) {
+    const stop = stops.find((x) => x.from <= s.address && s.address < x.r.end);
+    if (stop !== undefined) stop.count++;
+    else if (noncontiguousMain !== undefined && (s.arena === noncontiguousMain || s.place === 'tcache') && !walked(s.address)) {
       outside++;
       if (s.place === 'tcache') cached++;
     } else out.push(`${hex(s.address)}, listed in ${s.place}${s.bin === undefined ? '' : ` ${s.bin}`}, is no chunk of the walk`);
+  }
+  for (const { r, from, count } of stops) {
+    if (count > 0) out.push(`${count === 1 ? '1 listed chunk lies' : `${count} listed chunks lie`} past ${hex(from)}, where the walk of ${r.kind} ${hex(r.start)} stopped (its reason says why)`);
   }
   if (outside > 0) {
     const by = cached === 0 ? 'main_arena' : cached === outside ? 'tcaches' : `main_arena and by tcaches (${cached} of them)`;

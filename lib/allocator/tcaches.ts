@@ -79,9 +79,9 @@ interface Context {
   /** Every arena's memory: cached chunks may come from any arena. */
   memory: { start: bigint; end: bigint }[];
   /**
-   * An arena's memory is not known (a non-contiguous main_arena's: glibc
-   * records nowhere what it took with mmap), so a cached chunk may lie
-   * anywhere the copy holds, as a bin's may (bin-walk.ts).
+   * main_arena is not contiguous: glibc records nowhere what it took with
+   * mmap, so a cached chunk may lie anywhere the copy holds, as a bin's may
+   * (bin-walk.ts).
    */
   anywhere: boolean;
 }
@@ -95,7 +95,7 @@ export function findTcaches(
   image: AllocatorImage, arenas: readonly Arena[], walks: readonly RegionWalk[], par: { tcacheCount: bigint; tcacheBins: bigint }, probe?: bigint,
 ): TcacheSearch {
   const ctx: Context = {
-    image, tcacheCount: par.tcacheCount, tcacheBins: par.tcacheBins, memory: arenas.flatMap((a) => a.memory), anywhere: arenas.some((a) => a.memory.length === 0),
+    image, tcacheCount: par.tcacheCount, tcacheBins: par.tcacheBins, memory: arenas.flatMap((a) => a.memory), anywhere: arenas.some((a) => a.kind === 'main' && a.noncontiguous),
   };
   const candidates: { cache: ThreadCache; firstOfArena: boolean; where: string }[] = [];
   // The struct's chunk sizes: every chunk of every walk is compared with them.

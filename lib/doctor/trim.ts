@@ -13,7 +13,8 @@
 //  3. main_arena only, systrim(pad = 0): top_area = chunksize(top) −
 //     MINSIZE − 1; when positive, ALIGN_DOWN(top_area, pagesize (or
 //     mp_.thp_pagesize when set)) bytes at top's end go back with sbrk,
-//     provided the break is still where top ends (a contiguous main_arena).
+//     provided the break is still where top ends (whether or not the arena
+//     is contiguous: systrim tests nothing else).
 // A thread arena's top is never trimmed here: heap_trim shrinks its heaps
 // only when free() runs in that arena.
 import type { Arena } from '../allocator/arenas';

@@ -73,7 +73,8 @@ export interface ArenaDiagnosis {
   /**
    * main_arena when non-contiguous (its NONCONTIGUOUS_BIT: sbrk failed and
    * glibc took memory with mmap, which it lists nowhere): `bytes`, at least
-   * what it holds outside [heap] (system_mem less [heap]'s size), which
+   * what it holds outside [heap] (system_mem less [heap]'s size, less the
+   * bytes of [heap] it never took: `foreignSbrk`), which
    * `rss` and the resident-memory table's main heap do not count (the
    * table counts it with other anonymous memory); `top`, the top chunk's
    * address when it lies there.

@@ -53,7 +53,8 @@ export interface SnapshotArena {
   rss: number;
   /**
    * A non-contiguous main_arena (brk failed, and glibc took memory with
-   * mmap): system_mem less [heap]'s size, the least of its memory outside
+   * mmap): system_mem less [heap]'s size (less what of [heap] it never
+   * took, the doctor's foreignSbrk), the least of its memory outside
    * [heap], which `rss` does not count (no map line names it). Absent
    * otherwise, and in files written before it was kept.
    */

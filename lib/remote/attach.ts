@@ -11,7 +11,7 @@ import { readVisOptions, VisOptions } from '../allocator/vis';
 import { HeapscopeError, rangeError, typeError } from '../errors';
 import { hex } from '../format';
 import { classifiedMap, MapsOptions, MemoryRegion, parseMaps, parseSettled } from '../maps';
-import { describe, readOptions, toIndex } from '../validate';
+import { describe, readEntries, readOptions, toIndex } from '../validate';
 import { heapWalkData } from '../walk/build';
 import { HeapWalk, walkArena, WalkOptions } from '../walk/index';
 import { requireGlibcMalloc } from './malloc-kind';
@@ -85,6 +85,18 @@ function attemptsOf(options: RemoteSnapshotOptions | undefined): number {
 }
 
 /**
+ * `{ attempts }` of doctor() and heapSnapshot(), which a snapshot (any
+ * snapshot: it has an own `attempts`) could be mistaken for: an object with
+ * any other own key goes to `refuse`, never read as options.
+ */
+function strictAttempts(value: unknown, refuse: (value: unknown) => never): number {
+  if (value === undefined) return attemptsOf(undefined);
+  const entries = readEntries(value, 'options');
+  if (entries.some(([key]) => key !== 'attempts')) refuse(value);
+  return snapshotAttempts(entries.find(([key]) => key === 'attempts')?.[1], 10);
+}
+
+/**
  * Attaches to process `pid` (nothing is stopped or changed in it): checks
  * that glibc's malloc serves it and that its memory can be read, and finds
  * its glibc version. Throws ERR_PROCESS_EXITED, ERR_PERMISSION,
@@ -116,10 +128,11 @@ export function attach(pid: number): AttachedProcess {
     return s;
   };
   const isOurs = (snapshot: unknown): snapshot is RemoteSnapshot => decoded.has(snapshot as RemoteSnapshot);
+  const notOurs = (snapshot: unknown): never => {
+    throw typeError(`snapshot must be what this attached process's snapshot() returned, got ${describe(snapshot)}`);
+  };
   const stateOf = (snapshot: RemoteSnapshot | undefined): { s: RemoteSnapshot; d: Decoded } => {
-    if (snapshot !== undefined && !isOurs(snapshot)) {
-      throw typeError(`snapshot must be what this attached process's snapshot() returned, got ${describe(snapshot)}`);
-    }
+    if (snapshot !== undefined && !isOurs(snapshot)) notOurs(snapshot);
     const s = snapshot ?? take();
     let d = decoded.get(s);
     if (d === undefined) {
@@ -130,18 +143,18 @@ export function attach(pid: number): AttachedProcess {
   };
   // What doctor() and heapSnapshot() decode: the chunk headers only (header-snapshot.ts), or a whole copy where those cannot serve.
   const headerState = (attempts: number) => (): { s: RemoteSnapshot; d: Decoded } => {
-    return takeHeaderSnapshot(id, layout, libc, attempts) ?? stateOf(take({ attempts }));
+    const spent = { copies: 0 };
+    const header = takeHeaderSnapshot(id, layout, libc, attempts, spent);
+    if (header !== undefined) return header;
+    // What the header copies spent comes off `attempts`, and is counted in the whole copy's.
+    const s = take({ attempts: attempts - spent.copies });
+    s.attempts += spent.copies;
+    return stateOf(s);
   };
-  /**
-   * doctor()'s argument: a snapshot of ours, or options. A `pid` marks a
-   * snapshot not of ours, refused as every method refuses one, rather than
-   * read as options without `attempts`.
-   */
+  /** doctor()'s argument: a snapshot of ours, or `{ attempts }`; anything else is refused as every method refuses a snapshot not of ours. */
   const doctorArgument = (arg: unknown): { snapshot?: RemoteSnapshot; attempts: number } => {
     if (arg === undefined || isOurs(arg)) return { snapshot: arg, attempts: 10 };
-    const read = readOptions(arg, 'options', ['attempts', 'pid']);
-    if (read.pid !== undefined) stateOf(arg as RemoteSnapshot);
-    return { attempts: snapshotAttempts(read.attempts, 10) };
+    return { attempts: strictAttempts(arg, notOurs) };
   };
   /**
    * `use` of the state of `snapshot`, or of one `take` takes when `use`
@@ -197,7 +210,9 @@ export function attach(pid: number): AttachedProcess {
       return withState(snapshot, headerState(attempts), (state) => doctorResult(remoteDiagnosis({ pid: id, cmdline, glibc }, () => mapsOf({ rss: true }), state).data));
     },
     heapSnapshot: (options?: RemoteSnapshotOptions) => {
-      const attempts = attemptsOf(options);
+      const attempts = strictAttempts(options, (value) => {
+        throw typeError(`options may hold attempts only (heapSnapshot() takes no snapshot), got ${describe(value)}`);
+      });
       return withState(undefined, headerState(attempts), (state) => heapSnapshotOf(remoteDiagnosis({ pid: id, cmdline, glibc }, () => mapsOf({ rss: true }), state)));
     },
     walk: (options: RemoteWalkOptions = {}) => {

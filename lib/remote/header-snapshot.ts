@@ -21,7 +21,7 @@
 import { RANGES_PER_READ } from '../binding';
 import { decodeArenas, Arena } from '../allocator/arenas';
 import { HEADER_BYTES, HeaderRegion, headerMemory, walkInWindows } from '../allocator/header-memory';
-import { RegionWalk } from '../allocator/heap-walks';
+import { gapBeforeTop, RegionWalk } from '../allocator/heap-walks';
 import { AllocatorImage, locateGlobals } from '../allocator/image';
 import { GlibcLayout } from '../allocator/layouts';
 import { LibcFile } from '../allocator/libc-file';
@@ -70,9 +70,13 @@ const CONTRADICTIONS = 3;
  * while it was read, which no second look can see. Undefined when the
  * target's allocator needs a whole copy: one the header copy cannot serve,
  * or one that contradicted itself CONTRADICTIONS times (a heap corrupt for
- * good is the whole copy's to show).
+ * good is the whole copy's to show), at most `attempts` − 1 so that one
+ * copy of the `attempts` is left for the whole one; `spent.copies` then
+ * says how many header copies were taken.
  */
-export function takeHeaderSnapshot(pid: number, layout: GlibcLayout, libc: LibcFile, attempts: number): { s: RemoteSnapshot; d: Decoded } | undefined {
+export function takeHeaderSnapshot(
+  pid: number, layout: GlibcLayout, libc: LibcFile, attempts: number, spent: { copies: number } = { copies: 0 },
+): { s: RemoteSnapshot; d: Decoded } | undefined {
   const window = new Uint8Array(WINDOW);
   let last: RemoteSnapshot | undefined;
   let contradictions = 0;
@@ -90,7 +94,10 @@ export function takeHeaderSnapshot(pid: number, layout: GlibcLayout, libc: LibcF
         if (reason === undefined) {
           const contradiction = contradictionOf(pass, d.state);
           if (contradiction === undefined) return { s: taken, d };
-          if (++contradictions === CONTRADICTIONS) throw new NotServed();
+          if (++contradictions === Math.min(CONTRADICTIONS, attempts - 1)) {
+            spent.copies = attempt;
+            throw new NotServed();
+          }
           reason = `the copy contradicts itself (${contradiction}), though nothing read again had changed: the process changed something and changed it back while it was read`;
         }
       }
@@ -191,7 +198,9 @@ function takePass(pid: number, layout: GlibcLayout, libc: LibcFile, window: Uint
       const walk = stream(arena, 'heap', heap.start, end, new ChunkWalker(heap.start, { start: first, end, fenceposts: false, mainArena: true, header: HEADER_BYTES, whole }), untouchedReadsZero(heap), '[heap]');
       const top = walk.top >= 0 ? heap.start + BigInt(walk.table.offsets[walk.top]) : undefined;
       const entry = walked[walked.length - 1].walk;
-      if (top !== undefined && top !== arena.top.address && own(entry, 'reason') === undefined) defineOwn(entry, 'reason', `the chunk that ends [heap] is at ${hex(top)}, but main_arena's top is ${hex(arena.top.address)}`);
+      const reason = top !== undefined && top !== arena.top.address
+        ? `the chunk that ends [heap] is at ${hex(top)}, but main_arena's top is ${hex(arena.top.address)}` : gapBeforeTop(walk, heap.start, heap.end, arena.top.address);
+      if (reason !== undefined && own(entry, 'reason') === undefined) defineOwn(entry, 'reason', reason);
       continue;
     }
     for (const info of arena.heaps) {

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildFixtures, startLines } from '../helpers/target';
-import { attach, HeapscopeError } from '../../lib/index';
+import { allocatorSnapshot, attach, HeapscopeError } from '../../lib/index';
 import { TOTALLED_FIELDS } from '../../lib/allocator/totals';
 import { heapRoomNotNeeded } from '../helpers/heap-room';
 import { SYNC_CHILD } from '../helpers/sync-child';
@@ -230,9 +230,10 @@ describe('attach(pid) to a process that never stands still', () => {
       expect(() => target.doctor({ attempts: bad as number })).toThrow(expect.objectContaining({ code: typeof bad === 'string' ? 'ERR_INVALID_ARG_TYPE' : 'ERR_OUT_OF_RANGE' }));
       expect(() => target.heapSnapshot({ attempts: bad as number })).toThrow(expect.objectContaining({ code: typeof bad === 'string' ? 'ERR_INVALID_ARG_TYPE' : 'ERR_OUT_OF_RANGE' }));
     }
-    // Another attach's snapshot, or a copy of one, is not taken for options without attempts.
-    for (const foreign of [attach(child.pid!).snapshot({ attempts: 1 }), { ...s }]) {
-      expect(() => target.doctor(foreign)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE', message: expect.stringMatching(/^snapshot must be what this attached process's snapshot\(\) returned/) }));
+    // Another attach's snapshot, a copy of one, this process's own, or options with more than attempts: never read as options.
+    for (const foreign of [attach(child.pid!).snapshot({ attempts: 1 }), { ...s }, allocatorSnapshot({ attempts: 1 }), { attempts: 2, arena: 'main' }]) {
+      expect(() => target.doctor(foreign as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE', message: expect.stringMatching(/^snapshot must be what this attached process's snapshot\(\) returned/) }));
+      expect(() => target.heapSnapshot(foreign as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE', message: expect.stringMatching(/^options may hold attempts only/) }));
     }
   });
 });

@@ -285,6 +285,10 @@ describe('--attempts: the copies a command takes of a process that never stands 
     ticks.stdout.trim().split('\n').forEach((line, i) => {
       copies[`watch ${i + 1}`] = (JSON.parse(line) as { copy: { attempts: number; consistent: boolean } }).copy;
     });
+    // exec's child: its stdin is heapscope's, closed here, and the program ends when its stdin does: /dev/zero instead.
+    const exec = heapscope(['exec', '--command', 'bins', '--attempts', '2', '--json', '--', '/bin/sh', '-c', `exec ${programs['attach-busy']} < /dev/zero`]);
+    expect(exec.code, exec.stderr).toBe(0);
+    copies.exec = (JSON.parse(exec.stdout) as { snapshot: { attempts: number; consistent: boolean } }).snapshot;
     for (const copy of Object.values(copies)) {
       // Without the flag, a copy torn every time would say 10.
       expect(copy.attempts).toBeLessThanOrEqual(2);

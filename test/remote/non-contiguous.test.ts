@@ -186,6 +186,48 @@ describe('attach(pid) to a process that moved the break itself, then could not g
   });
 });
 
+describe('attach(pid) to a process that moved the break itself between two of glibc\'s sbrks', () => {
+  it('stops the walk at the fenceposts and says why: a gap of unknown end lies before main_arena\'s top, which glibc counts in system_mem', async ({ skip }) => {
+    if (noCompiler !== undefined) skip(noCompiler);
+    const { lines } = await startLines(program, ['between'], 3, { into: children });
+    const pid = Number(lines[0]);
+    const mallinfo = JSON.parse(lines[1]) as Record<string, number>;
+    const own = JSON.parse(lines[2]) as Own;
+    const heap = heapLine(pid);
+    // glibc's own count: system_mem is all of [heap] from its first chunk, the program's 4 MiB included.
+    expect(BigInt(mallinfo.arena)).toBeGreaterThan(4194304n);
+    const target = attach(pid);
+    const s = target.snapshot();
+    expect(s.consistent).toBe(true);
+    const main = target.arenas(s).arenas.find((a) => a.kind === 'main')!;
+    expect(main.noncontiguous).toBe(false);
+    const w = target.walk({ snapshot: s });
+    expect(w.main.complete).toBe(false);
+    // The pair ends where the program's own 4 MiB start; the top lies past them, in [heap].
+    expect(w.main.chunks.slice(-2).map((c) => [c.size, c.place])).toEqual([[16, 'fencepost'], [16, 'fencepost']]);
+    expect(w.main.chunks.at(-1)!.address + 16n).toBe(BigInt(own.own));
+    expect(main.top.address).toBeGreaterThan(BigInt(own.break));
+    expect(main.top.address).toBeLessThan(heap.end);
+    expect(w.main.reason).toBe(`main_arena's chunks stop at glibc's double fencepost ending at 0x${own.own.toString(16)}, where what follows is no chunk header, ` +
+      `yet its top lies further in [heap], at 0x${main.top.address.toString(16)}: something other than malloc moved the break between two of glibc's sbrks ` +
+      "(a foreign sbrk, which glibc counts in system_mem), and where main_arena's chunks go on after that gap glibc records nowhere, " +
+      `so the ${main.top.address - BigInt(own.own)} bytes up to its top are not walked`);
+    // The chunks its bins list past that point: one line, not one each.
+    expect(w.problems.filter((p) => p.endsWith('is no chunk of the walk'))).toEqual([]);
+    expect(w.problems.filter((p) => p.endsWith(`where the walk of heap 0x${heap.start.toString(16)} stopped (its reason says why)`))).toHaveLength(1);
+    // The doctor says the walk is incomplete, and claims no bytes of [heap] as never main_arena's: where the gap ends is not known.
+    const d = target.doctor(s);
+    for (const f of TOTALLED_FIELDS) expect({ field: f, value: d.totals[f] }).toEqual({ field: f, value: mallinfo[f] });
+    expect(d.arenas[0].foreignSbrk).toBeUndefined();
+    expect(d.incomplete).toContain(`the walk of heap 0x${heap.start.toString(16)}: ${w.main.reason}`);
+    // Its header copy contradicts itself (the walk stops) and a whole copy serves: all within the attempts allowed.
+    const two = target.doctor({ attempts: 2 }).snapshot;
+    expect([two.attempts, two.consistent]).toEqual([2, true]);
+    const ten = target.doctor().snapshot;
+    expect([ten.attempts, ten.consistent]).toEqual([4, true]);
+  });
+});
+
 describe('attach(pid) to a process whose break grew again after main_arena went non-contiguous', () => {
   it('finds main_arena with its top back in [heap], walks [heap] past the fenceposts to the top, and predicts the top malloc_trim(0) gives back', async ({ skip }) => {
     if (noCompiler !== undefined) skip(noCompiler);
