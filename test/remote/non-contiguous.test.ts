@@ -132,13 +132,16 @@ function heapLine(pid: number): { start: bigint; end: bigint } {
 /** The program's own third line: where its own 4 MiB start, the break it left, and what mincore() finds resident of them. */
 interface Own { own: number; break: number; resident: number }
 
+/** attach-blocked in a mode that takes 4 MiB of the break itself: its pid, its mallinfo2() and its own line. */
+async function startedOwn(mode: 'sbrk' | 'between' | 'early'): Promise<{ pid: number; mallinfo: Record<string, number>; own: Own }> {
+  const { lines } = await startLines(program, [mode], 3, { into: children });
+  return { pid: Number(lines[0]), mallinfo: JSON.parse(lines[1]) as Record<string, number>, own: JSON.parse(lines[2]) as Own };
+}
+
 describe('attach(pid) to a process that moved the break itself, then could not grow it', () => {
   it("has doctor count main_arena's memory outside [heap] without the program's own 4 MiB, and say what [heap] holds that main_arena never took", async ({ skip }) => {
     if (noCompiler !== undefined) skip(noCompiler);
-    const { lines } = await startLines(program, ['sbrk'], 3, { into: children });
-    const pid = Number(lines[0]);
-    const mallinfo = JSON.parse(lines[1]) as Record<string, number>;
-    const own = JSON.parse(lines[2]) as Own;
+    const { pid, mallinfo, own } = await startedOwn('sbrk');
     const heap = heapLine(pid);
     expect(BigInt(own.break)).toBe(heap.end);
     const target = attach(pid);
@@ -189,10 +192,7 @@ describe('attach(pid) to a process that moved the break itself, then could not g
 describe('attach(pid) to a process that moved the break itself between two of glibc\'s sbrks', () => {
   it('stops the walk at the fenceposts and says why: a gap of unknown end lies before main_arena\'s top, which glibc counts in system_mem', async ({ skip }) => {
     if (noCompiler !== undefined) skip(noCompiler);
-    const { lines } = await startLines(program, ['between'], 3, { into: children });
-    const pid = Number(lines[0]);
-    const mallinfo = JSON.parse(lines[1]) as Record<string, number>;
-    const own = JSON.parse(lines[2]) as Own;
+    const { pid, mallinfo, own } = await startedOwn('between');
     const heap = heapLine(pid);
     // glibc's own count: system_mem is all of [heap] from its first chunk, the program's 4 MiB included.
     expect(BigInt(mallinfo.arena)).toBeGreaterThan(4194304n);
@@ -263,10 +263,7 @@ describe('attach(pid) to a process whose break grew again after main_arena went 
 describe('attach(pid) to a process that moved the break itself before malloc\'s first sbrk', () => {
   it('finds mp_ with sbrk_base 4 MiB into [heap], and walks main_arena from there: every total its own mallinfo2()', async ({ skip }) => {
     if (noCompiler !== undefined) skip(noCompiler);
-    const { lines } = await startLines(program, ['early'], 3, { into: children });
-    const pid = Number(lines[0]);
-    const mallinfo = JSON.parse(lines[1]) as Record<string, number>;
-    const own = JSON.parse(lines[2]) as Own;
+    const { pid, mallinfo, own } = await startedOwn('early');
     const left = BigInt(own.break);
     const heap = heapLine(pid);
     expect(left - heap.start).toBe(4194304n);
