@@ -219,6 +219,16 @@ export function readOptions<K extends string>(value: unknown, name: string, keys
   return value === undefined ? Object.create(null) : readRecord(value, name, keys);
 }
 
+/** Every own key of an object, symbols and non-enumerable ones included; none of its values is read. */
+export function ownKeys(value: unknown, name: string): (string | symbol)[] {
+  if (!isObject(value, name)) throw typeError(`${name} must be an object, got ${describe(value)}`);
+  try {
+    return Reflect.ownKeys(value);
+  } catch (error) {
+    throw typeError(`${name} could not be read: ${errorMessage(error)}`, error);
+  }
+}
+
 /** The own enumerable string-keyed properties of an object (a name → value map), each read once. */
 export function readEntries(value: unknown, name: string): [string, unknown][] {
   if (!isObject(value, name)) throw typeError(`${name} must be an object, got ${describe(value)}`);

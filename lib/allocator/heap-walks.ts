@@ -70,7 +70,7 @@ function walkMain(image: AllocatorImage, arena: Arena, sbrkBase: bigint | undefi
   const walk = walkMainHeap(bytes, start, end, sbrkBase);
   const top = walk.top >= 0 ? start + BigInt(walk.table.offsets[walk.top]) : undefined;
   const reason = top !== undefined && top !== arena.top.address
-    ? `the chunk that ends [heap] is at ${hex(top)}, but main_arena's top is ${hex(arena.top.address)}` : gapBeforeTop(walk, start, end, arena.top.address);
+    ? `the chunk that ends [heap] is at ${hex(top)}, but main_arena's top is ${hex(arena.top.address)}` : gapBeforeTop(walk, start, end, arena);
   return region(arena.address, 'heap', start, end, walk, reason);
 }
 
@@ -78,14 +78,16 @@ function walkMain(image: AllocatorImage, arena: Arena, sbrkBase: bigint | undefi
  * Why a walk of [heap] that ended in glibc's double fencepost short of the
  * break, with no chunk header after it, is not whole: main_arena's top lies
  * further in [heap], so glibc's sbrk went on past a gap that something else
- * took (a foreign sbrk, which glibc counts in system_mem), from where glibc
- * records nowhere. Undefined for any other walk.
+ * took (a foreign sbrk: sysmalloc adds it to a contiguous arena's
+ * system_mem, not to a non-contiguous one's), from where glibc records
+ * nowhere. Undefined for any other walk.
  */
-export function gapBeforeTop(walk: StoredWalk, start: bigint, end: bigint, top: bigint): string | undefined {
+export function gapBeforeTop(walk: StoredWalk, start: bigint, end: bigint, main: Arena): string | undefined {
   const reached = start + BigInt(walk.reached);
-  if (walk.ending !== 'fencepost' || reached >= end || top < reached || top >= end) return undefined;
+  const top = main.top.address;
+  if (walk.ending !== 'fencepost' || reached >= end || top <= reached || top >= end) return undefined;
   return `main_arena's chunks stop at glibc's double fencepost ending at ${hex(reached)}, where what follows is no chunk header, yet its top lies further in [heap], ` +
-    `at ${hex(top)}: something other than malloc moved the break between two of glibc's sbrks (a foreign sbrk, which glibc counts in system_mem), ` +
+    `at ${hex(top)}: something other than malloc moved the break between two of glibc's sbrks (a foreign sbrk${main.noncontiguous ? '' : ', which glibc counts in system_mem'}), ` +
     `and where main_arena's chunks go on after that gap glibc records nowhere, so the ${top - reached} bytes up to its top are not walked`;
 }
 

@@ -3,6 +3,7 @@
 // a given size, each from the lists and one binary search a listed chunk.
 // Each agrees with the places placeChunks gives.
 import { EXACT_LIMIT } from '../exact';
+import { own } from '../validate';
 import { chunkSize, FREE_BIT } from '../walk/chunk';
 import { BinChunk, binColumns, ListedChunks } from './bin-chunks';
 import { ArenaBins } from './bins';
@@ -75,14 +76,16 @@ export function binnedRuns(w: RegionWalk, listed: Listed): { start: bigint; size
 /**
  * Runs of adjacent binned chunks of `bins` (one arena's) that no walk (of
  * any arena) holds, each chunk once: a non-contiguous main_arena's chunks
- * in memory glibc took with mmap, listed nowhere, where no walk can start.
+ * in memory glibc took with mmap, listed nowhere, where no walk can start,
+ * and those past where a walk stopped (a gap before main_arena's top).
  * From the lists alone: free() merges two free chunks side by side unless
  * one is in a fastbin, and malloc_consolidate merges those (a tcache chunk
  * counts as in use).
  */
 export function unwalkedRuns(bins: ArenaBins, walks: readonly RegionWalk[], listed: Listed): { start: bigint; size: bigint }[] {
   // From the columns, by number: the few chunks no walk holds become objects.
-  const spans = walks.map((w) => [Number(w.start), Number(w.end)]);
+  // A walk that stopped holds no chunk past where it stopped.
+  const spans = walks.map((w) => [Number(w.start), stoppedAt(w)]);
   const chunks: BinChunk[] = [];
   for (const bin of [...bins.fastbins, ...bins.unsorted, ...bins.smallbins, ...bins.largebins]) {
     const list = binColumns(bin);
@@ -90,7 +93,7 @@ export function unwalkedRuns(bins: ArenaBins, walks: readonly RegionWalk[], list
       const at = numberOf(list, i);
       if (!listed.binned.has(at)) continue;
       // An exact `at` compares with a bound exactly, converted or not: one at 2^53 or above is above it either way.
-      if (at < EXACT_LIMIT ? spans.some(([start, end]) => at >= start && at < end) : walks.some((w) => list.address(i) >= w.start && list.address(i) < w.end)) continue;
+      if (at < EXACT_LIMIT ? spans.some(([start, end]) => at >= start && at < end) : walks.some((w) => list.address(i) >= w.start && list.address(i) < w.start + BigInt(stoppedAt(w) - Number(w.start)))) continue;
       chunks.push(list.chunk(i));
     }
   }
@@ -117,14 +120,23 @@ function sortedBinned(listed: Listed): Float64Array {
   return sorted;
 }
 
-/** Bytes of tcache chunks that are chunks of `walks` (the regions of one arena, as placeChunks counts them). */
+/**
+ * Bytes of tcache chunks that are chunks of `walks` (the regions of one
+ * arena, as placeChunks counts them), or lie in one past where its walk
+ * stopped (stoppedAt).
+ */
 export function cachedBytes(walks: readonly RegionWalk[], listed: Listed): number {
   let bytes = 0;
   for (const [at, size] of listed.cached) {
     const w = walks.find((r) => at >= Number(r.start) && at < Number(r.end));
-    if (w !== undefined && indexIn(w, at) >= 0) bytes += size;
+    if (w !== undefined && (indexIn(w, at) >= 0 || at >= stoppedAt(w))) bytes += size;
   }
   return bytes;
+}
+
+/** Where a region's walk stopped, when it has a reason (its chunks past that point are no chunks of the walk); its end otherwise. */
+function stoppedAt(w: RegionWalk): number {
+  return own(w, 'reason') === undefined ? Number(w.end) : Number(w.start) + w.walk.reached;
 }
 
 /** The chunks in use (placeChunks' `in-use`) of at least `min` bytes: count and bytes. */

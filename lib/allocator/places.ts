@@ -122,13 +122,14 @@ const columnsOf = new WeakMap<RegionPlaces, RegionPlaceColumns>();
  * there, or three when its old top had 48 bytes (16 of them left before the
  * pair): at the break, or short of it, where a later sbrk went on or another
  * caller of brk took the rest. No chunk handed out is under 32, and a walk
- * of [heap] that did not stop takes a 16-byte chunk only as one of those.
+ * of [heap] takes a 16-byte chunk only as one of those (but for the one it
+ * stopped at, stored last).
  */
 export function isFencepost(w: RegionWalk, i: number): boolean {
   const { ending, table } = w.walk;
   const size = chunkSize(table, i);
-  // A walk that stopped may have stored the 16-byte chunk it stopped at.
-  if (w.kind === 'heap') return size === 16 && ending !== 'stopped';
+  // A walk that stopped stored the chunk it stopped at last: a 16-byte one there is no fencepost it accepted.
+  if (w.kind === 'heap') return size === 16 && !(ending === 'stopped' && i === table.count - 1);
   return ending === 'fencepost' && w.kind === 'arena-heap' && i === table.count - 1 && (size === 16 || size === 32);
 }
 

@@ -11,7 +11,7 @@ import { readVisOptions, VisOptions } from '../allocator/vis';
 import { HeapscopeError, rangeError, typeError } from '../errors';
 import { hex } from '../format';
 import { classifiedMap, MapsOptions, MemoryRegion, parseMaps, parseSettled } from '../maps';
-import { describe, readEntries, readOptions, toIndex } from '../validate';
+import { describe, ownKeys, readOptions, toIndex } from '../validate';
 import { heapWalkData } from '../walk/build';
 import { HeapWalk, walkArena, WalkOptions } from '../walk/index';
 import { requireGlibcMalloc } from './malloc-kind';
@@ -87,13 +87,12 @@ function attemptsOf(options: RemoteSnapshotOptions | undefined): number {
 /**
  * `{ attempts }` of doctor() and heapSnapshot(), which a snapshot (any
  * snapshot: it has an own `attempts`) could be mistaken for: an object with
- * any other own key goes to `refuse`, never read as options.
+ * any other own key (a symbol, a non-enumerable one) goes to `refuse`
+ * before any value is read, never read as options.
  */
 function strictAttempts(value: unknown, refuse: (value: unknown) => never): number {
-  if (value === undefined) return attemptsOf(undefined);
-  const entries = readEntries(value, 'options');
-  if (entries.some(([key]) => key !== 'attempts')) refuse(value);
-  return snapshotAttempts(entries.find(([key]) => key === 'attempts')?.[1], 10);
+  if (value !== undefined && ownKeys(value, 'options').some((key) => key !== 'attempts')) refuse(value);
+  return attemptsOf(value as RemoteSnapshotOptions | undefined);
 }
 
 /**
@@ -131,6 +130,9 @@ export function attach(pid: number): AttachedProcess {
   const notOurs = (snapshot: unknown): never => {
     throw typeError(`snapshot must be what this attached process's snapshot() returned, got ${describe(snapshot)}`);
   };
+  const neitherOursNorOptions = (value: unknown): never => {
+    throw typeError(`doctor() takes what this attached process's snapshot() returned, or options with attempts only, got ${describe(value)}`);
+  };
   const stateOf = (snapshot: RemoteSnapshot | undefined): { s: RemoteSnapshot; d: Decoded } => {
     if (snapshot !== undefined && !isOurs(snapshot)) notOurs(snapshot);
     const s = snapshot ?? take();
@@ -154,7 +156,7 @@ export function attach(pid: number): AttachedProcess {
   /** doctor()'s argument: a snapshot of ours, or `{ attempts }`; anything else is refused as every method refuses a snapshot not of ours. */
   const doctorArgument = (arg: unknown): { snapshot?: RemoteSnapshot; attempts: number } => {
     if (arg === undefined || isOurs(arg)) return { snapshot: arg, attempts: 10 };
-    return { attempts: strictAttempts(arg, notOurs) };
+    return { attempts: strictAttempts(arg, neitherOursNorOptions) };
   };
   /**
    * `use` of the state of `snapshot`, or of one `take` takes when `use`

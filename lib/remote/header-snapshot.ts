@@ -70,9 +70,9 @@ const CONTRADICTIONS = 3;
  * while it was read, which no second look can see. Undefined when the
  * target's allocator needs a whole copy: one the header copy cannot serve,
  * or one that contradicted itself CONTRADICTIONS times (a heap corrupt for
- * good is the whole copy's to show), at most `attempts` − 1 so that one
- * copy of the `attempts` is left for the whole one; `spent.copies` then
- * says how many header copies were taken.
+ * good is the whole copy's to show) while one of the `attempts` is left for
+ * the whole copy; `spent.copies` then says how many header copies were
+ * taken, at most `attempts` − 1.
  */
 export function takeHeaderSnapshot(
   pid: number, layout: GlibcLayout, libc: LibcFile, attempts: number, spent: { copies: number } = { copies: 0 },
@@ -80,8 +80,9 @@ export function takeHeaderSnapshot(
   const window = new Uint8Array(WINDOW);
   let last: RemoteSnapshot | undefined;
   let contradictions = 0;
+  let attempt = 1;
   try {
-    for (let attempt = 1; attempt <= attempts; attempt++) {
+    for (; attempt <= attempts; attempt++) {
       const pass = takePass(pid, layout, libc, window);
       const taken: RemoteSnapshot = {
         pid, maps: pass.maps, image: pass.image, libc, attempts: attempt, consistent: true, walks: pass.walks,
@@ -94,7 +95,8 @@ export function takeHeaderSnapshot(
         if (reason === undefined) {
           const contradiction = contradictionOf(pass, d.state);
           if (contradiction === undefined) return { s: taken, d };
-          if (++contradictions === Math.min(CONTRADICTIONS, attempts - 1)) {
+          // Only while one of the attempts is left for the whole copy.
+          if (++contradictions >= CONTRADICTIONS && attempt < attempts) {
             spent.copies = attempt;
             throw new NotServed();
           }
@@ -104,7 +106,11 @@ export function takeHeaderSnapshot(
       last = { ...taken, consistent: false, reason };
     }
   } catch (error) {
-    if (error instanceof NotServed) return undefined;
+    // The passes before one that found it cannot serve (takePass) count too.
+    if (error instanceof NotServed) {
+      spent.copies = Math.max(spent.copies, attempt - 1);
+      return undefined;
+    }
     throw error;
   }
   return { s: last!, d: decodeSnapshot(last!) };
@@ -198,9 +204,9 @@ function takePass(pid: number, layout: GlibcLayout, libc: LibcFile, window: Uint
       const walk = stream(arena, 'heap', heap.start, end, new ChunkWalker(heap.start, { start: first, end, fenceposts: false, mainArena: true, header: HEADER_BYTES, whole }), untouchedReadsZero(heap), '[heap]');
       const top = walk.top >= 0 ? heap.start + BigInt(walk.table.offsets[walk.top]) : undefined;
       const entry = walked[walked.length - 1].walk;
-      const reason = top !== undefined && top !== arena.top.address
-        ? `the chunk that ends [heap] is at ${hex(top)}, but main_arena's top is ${hex(arena.top.address)}` : gapBeforeTop(walk, heap.start, heap.end, arena.top.address);
-      if (reason !== undefined && own(entry, 'reason') === undefined) defineOwn(entry, 'reason', reason);
+      // A gap before the top stays in a quiet process: a whole copy shows it (a retake of this copy would only contradict itself again).
+      if (gapBeforeTop(walk, heap.start, heap.end, arena) !== undefined) throw new NotServed();
+      if (top !== undefined && top !== arena.top.address && own(entry, 'reason') === undefined) defineOwn(entry, 'reason', `the chunk that ends [heap] is at ${hex(top)}, but main_arena's top is ${hex(arena.top.address)}`);
       continue;
     }
     for (const info of arena.heaps) {

@@ -530,9 +530,11 @@ export class ChunkWalker {
           // here with a chunk (its new top, P set); where what follows is no such header, its chunks end here.
           const m = (off - at) >>> 2;
           const word = words[m + 2];
-          const after = word & ~7;
-          if (off === end || words[m + 3] !== 0 || word === undefined || (word & P_BIT) === 0 || (word & badFlags) !== 0 ||
-            after < MIN_CHUNK || (after & (ALIGN - 1)) !== 0 || off + after > end) {
+          const high = words[m + 3];
+          // As the loop reads a size: a 2 GiB top is a size too.
+          const after = high === undefined || high >= EXACT_HIGH_LIMIT ? -1 : high * TWO_32 + ((word >>> 0) - (word & 7));
+          if (off === end || word === undefined || (word & P_BIT) === 0 || (word & badFlags) !== 0 ||
+            after < MIN_CHUNK || after % ALIGN !== 0 || off + after > end) {
             this.ending = 'fencepost';
             break;
           }

@@ -230,9 +230,15 @@ describe('attach(pid) to a process that never stands still', () => {
       expect(() => target.doctor({ attempts: bad as number })).toThrow(expect.objectContaining({ code: typeof bad === 'string' ? 'ERR_INVALID_ARG_TYPE' : 'ERR_OUT_OF_RANGE' }));
       expect(() => target.heapSnapshot({ attempts: bad as number })).toThrow(expect.objectContaining({ code: typeof bad === 'string' ? 'ERR_INVALID_ARG_TYPE' : 'ERR_OUT_OF_RANGE' }));
     }
-    // Another attach's snapshot, a copy of one, this process's own, or options with more than attempts: never read as options.
-    for (const foreign of [attach(child.pid!).snapshot({ attempts: 1 }), { ...s }, allocatorSnapshot({ attempts: 1 }), { attempts: 2, arena: 'main' }]) {
-      expect(() => target.doctor(foreign as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE', message: expect.stringMatching(/^snapshot must be what this attached process's snapshot\(\) returned/) }));
+    // Another attach's snapshot, a copy of one, this process's own, or options with more than attempts (a symbol, a
+    // non-enumerable key, a getter that throws included): refused before any value is read, never read as options.
+    const hidden = Object.defineProperty({ attempts: 2 }, 'pid', { value: child.pid, enumerable: false });
+    const throwing = { attempts: 2, get chunks(): never { throw new Error('read') } };
+    const others = [attach(child.pid!).snapshot({ attempts: 1 }), { ...s }, allocatorSnapshot({ attempts: 1 }), { attempts: 2, arena: 'main' }, { attempts: 2, [Symbol('x')]: 1 }, hidden, throwing];
+    for (const foreign of others) {
+      expect(() => target.doctor(foreign as never)).toThrow(expect.objectContaining({
+        code: 'ERR_INVALID_ARG_TYPE', message: expect.stringMatching(/^doctor\(\) takes what this attached process's snapshot\(\) returned, or options with attempts only/),
+      }));
       expect(() => target.heapSnapshot(foreign as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE', message: expect.stringMatching(/^options may hold attempts only/) }));
     }
   });

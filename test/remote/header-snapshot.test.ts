@@ -104,5 +104,11 @@ describe('doctor() of another process from its chunk headers', () => {
       for (const t of c.d.state.tcaches.tcaches) for (const b of t.bins) expect(b.reason).toBeUndefined();
     }
     expect(consistent).toBeGreaterThan(0);
+    // Copies that contradict themselves go to a whole copy after three, one attempt left for it: never more than allowed.
+    for (let k = 0; k < 10; k++) {
+      const spent = { copies: 0 };
+      if (takeHeaderSnapshot(child.pid!, layout, target.libc, 4, spent) === undefined) expect(spent.copies).toBe(3);
+      expect(target.doctor({ attempts: 4 }).snapshot.attempts).toBeLessThanOrEqual(4);
+    }
   });
 });
