@@ -100,7 +100,7 @@ const SNAPSHOT_COMMANDS: readonly Command[] = [
       { name: 'count', value: 'n', help: 'stop after this many ticks (default: until Ctrl-C)' },
       { name: 'json', help: 'print each tick as one line of JSON (newline-delimited), the same figures with their changes as numbers' },
       PID_FLAG,
-      { ...ATTEMPTS_FLAG, help: ATTEMPTS_FLAG.help.replace('of the allocator', 'of the allocator at each tick') },
+      { ...ATTEMPTS_FLAG, help: `at each tick, ${ATTEMPTS_FLAG.help}` },
     ],
     examples: ['heapscope watch', 'heapscope watch --pid 1234 --interval 5s', 'heapscope watch --pid 1234 --count 10 > heap.log', 'heapscope watch --pid 1234 --json | jq .rss'],
     run: async (input) => (await snapshots()).watch(input),
