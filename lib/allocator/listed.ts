@@ -85,7 +85,7 @@ export function binnedRuns(w: RegionWalk, listed: Listed): { start: bigint; size
 export function unwalkedRuns(bins: ArenaBins, walks: readonly RegionWalk[], listed: Listed): { start: bigint; size: bigint }[] {
   // From the columns, by number: the few chunks no walk holds become objects.
   // A walk that stopped holds no chunk past where it stopped.
-  const spans = walks.map((w) => [Number(w.start), stoppedAt(w)]);
+  const spans = walks.map((w) => [Number(w.start), Number(stoppedAt(w))]);
   const chunks: BinChunk[] = [];
   for (const bin of [...bins.fastbins, ...bins.unsorted, ...bins.smallbins, ...bins.largebins]) {
     const list = binColumns(bin);
@@ -93,7 +93,7 @@ export function unwalkedRuns(bins: ArenaBins, walks: readonly RegionWalk[], list
       const at = numberOf(list, i);
       if (!listed.binned.has(at)) continue;
       // An exact `at` compares with a bound exactly, converted or not: one at 2^53 or above is above it either way.
-      if (at < EXACT_LIMIT ? spans.some(([start, end]) => at >= start && at < end) : walks.some((w) => list.address(i) >= w.start && list.address(i) < w.start + BigInt(stoppedAt(w) - Number(w.start)))) continue;
+      if (at < EXACT_LIMIT ? spans.some(([start, end]) => at >= start && at < end) : walks.some((w) => list.address(i) >= w.start && list.address(i) < stoppedAt(w))) continue;
       chunks.push(list.chunk(i));
     }
   }
@@ -129,14 +129,14 @@ export function cachedBytes(walks: readonly RegionWalk[], listed: Listed): numbe
   let bytes = 0;
   for (const [at, size] of listed.cached) {
     const w = walks.find((r) => at >= Number(r.start) && at < Number(r.end));
-    if (w !== undefined && (indexIn(w, at) >= 0 || at >= stoppedAt(w))) bytes += size;
+    if (w !== undefined && (indexIn(w, at) >= 0 || at >= Number(stoppedAt(w)))) bytes += size;
   }
   return bytes;
 }
 
 /** Where a region's walk stopped, when it has a reason (its chunks past that point are no chunks of the walk); its end otherwise. */
-function stoppedAt(w: RegionWalk): number {
-  return own(w, 'reason') === undefined ? Number(w.end) : Number(w.start) + w.walk.reached;
+function stoppedAt(w: RegionWalk): bigint {
+  return own(w, 'reason') === undefined ? w.end : w.start + BigInt(w.walk.reached);
 }
 
 /** The chunks in use (placeChunks' `in-use`) of at least `min` bytes: count and bytes. */

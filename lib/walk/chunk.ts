@@ -306,6 +306,8 @@ export class ChunkWalker {
   private readonly fenceposts: boolean;
   private readonly mainArena: boolean;
   private readonly header: number;
+  /** Where the second of a double fencepost in main_arena's [heap] is, once its first was met. */
+  private pairSecond = -1;
   private readonly whole: number;
   // Small columns that double as needed, unless sized by `expected`. Sized
   // for every chunk the region could hold (one per 32 bytes) and faulted in
@@ -506,28 +508,10 @@ export class ChunkWalker {
       if (size === FENCEPOST && mainArena) {
         // Only a pair of 16-byte fenceposts (or the 16-byte old top before one), where main_arena's top left [heap].
         const next = off + size;
-        const n = (next - at) >>> 2;
-        const pair = words[n + 2] === (FENCEPOST | P_BIT) && words[n + 3] === 0;
-        // sysmalloc shrinks the old top by the pair (old_size - 2 * CHUNK_HDR_SZ): one of 48 bytes leaves 16 before it.
-        if (pair && words[n + 6] === (FENCEPOST | P_BIT) && words[n + 7] === 0 && next + 2 * FENCEPOST <= end) {
+        if (off === this.pairSecond) {
+          // The pair's second. At the break, [heap] ends here. Short of it, glibc's later sbrk (the break could grow
+          // again) went on from here with a chunk (its new top, P set); where what follows is no such header, its chunks end here.
           off = next;
-          continue;
-        }
-        if (pair && next + FENCEPOST <= end && count >= 1) {
-          if (store) {
-            if (count === capacity) {
-              this.grow();
-              ({ offsets, bits, capacity } = this);
-            }
-            offsets[count] = next;
-            bits[count] = P_BIT;
-          }
-          lastSize = FENCEPOST;
-          lastBits = P_BIT;
-          count++;
-          off = next + FENCEPOST;
-          // At the break, [heap] ends here. Short of it, glibc's later sbrk (the break could grow again) went on from
-          // here with a chunk (its new top, P set); where what follows is no such header, its chunks end here.
           const m = (off - at) >>> 2;
           const word = words[m + 2];
           const high = words[m + 3];
@@ -538,6 +522,19 @@ export class ChunkWalker {
             this.ending = 'fencepost';
             break;
           }
+          continue;
+        }
+        const n = (next - at) >>> 2;
+        const pair = words[n + 2] === (FENCEPOST | P_BIT) && words[n + 3] === 0 && next + FENCEPOST <= end;
+        // sysmalloc shrinks the old top by the pair (old_size - 2 * CHUNK_HDR_SZ): one of 48 bytes leaves 16 before it.
+        if (pair && words[n + 6] === (FENCEPOST | P_BIT) && words[n + 7] === 0 && next + 2 * FENCEPOST <= end) {
+          off = next;
+          continue;
+        }
+        if (pair) {
+          // Kept on the walker, not in a local: a window may end between the two.
+          this.pairSecond = next;
+          off = next;
           continue;
         }
         reason = `the chunk at ${hex(base + BigInt(off))} has size ${FENCEPOST}, but it is not the first of two fenceposts, nor an old top of 16 bytes before them`;
