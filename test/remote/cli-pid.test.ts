@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildFixtures, startLines } from '../helpers/target';
+import { procMaps } from '../helpers/proc-maps';
 import { TOTALLED_FIELDS } from '../../lib/allocator/totals';
 import { glibcVersion } from '../../lib/stats';
 import { attach, hex } from '../../lib/index';
@@ -103,15 +104,6 @@ function mallinfoOf(arenas: JsonArenas, bins: JsonBins, params: JsonParams): Rec
   }
   m.uordblks = m.arena - m.fordblks;
   return m;
-}
-
-/** /proc/PID/maps, parsed here without heapscope's parser. */
-function procMaps(pid: number): { start: bigint; end: bigint; perms: string; offset: bigint; inode: number; path: string }[] {
-  return fs.readFileSync(`/proc/${pid}/maps`, 'utf8').trim().split('\n').map((line) => {
-    const [range, perms, offset, , inode, ...rest] = line.split(/ +/);
-    const [start, end] = range.split('-');
-    return { start: BigInt(`0x${start}`), end: BigInt(`0x${end}`), perms, offset: BigInt(`0x${offset}`), inode: Number(inode), path: rest.join(' ') };
-  });
 }
 
 /** Whether `pid` is gone, or a zombie (killed, not yet reaped by whoever inherited it): not running either way. */

@@ -17,6 +17,7 @@ import { TOTALLED_FIELDS } from '../../lib/allocator/totals';
 import { layoutFor } from '../../lib/allocator/layouts';
 import { takeHeaderSnapshot } from '../../lib/remote/header-snapshot';
 import { startLines, startTarget } from '../helpers/target';
+import { procMaps } from '../helpers/proc-maps';
 import { SYNC_CHILD } from '../helpers/sync-child';
 import { heapRoomNotNeeded } from '../helpers/heap-room';
 
@@ -124,9 +125,7 @@ describe('attach(pid) to a process with no [heap] whose main_arena took 20 MB in
 
 /** [heap] as the kernel maps it: read here, not through heapscope. */
 function heapLine(pid: number): { start: bigint; end: bigint } {
-  const line = fs.readFileSync(`/proc/${pid}/maps`, 'utf8').split('\n').find((l) => l.endsWith('[heap]'))!;
-  const [start, end] = line.split(' ')[0].split('-').map((x) => BigInt(`0x${x}`));
-  return { start, end };
+  return procMaps(pid).find((r) => r.path === '[heap]')!;
 }
 
 /** The program's own third line: where its own 4 MiB start, the break it left, and what mincore() finds resident of them. */
