@@ -2,6 +2,7 @@
 // process it was copied from: this one (allocator-state.ts) or another
 // (remote/attach.ts). One decode, one set of result shapes, two byte sources.
 import { HeapscopeError } from '../errors';
+import { plural } from '../format';
 import { DocumentMethods, DocumentViews, presenter, withDocumentViews } from '../presenters';
 import { descriptor, own } from '../validate';
 import { Arena } from './arenas';
@@ -135,7 +136,7 @@ export function decodeSnapshot(s: CopiedSnapshot): Decoded {
     const [probe, walks] = [own(s, 'probe'), own(s, 'walks')];
     state = decodeAllocator(s.image, { ...(probe === undefined ? {} : { probe }), ...(walks === undefined ? {} : { walks }) });
   } catch (error) {
-    if (error instanceof HeapscopeError && !s.consistent) error.message += ` (the snapshot was torn after ${s.attempts} attempts: ${s.reason})`;
+    if (error instanceof HeapscopeError && !s.consistent) error.message += ` (the snapshot was torn after ${plural(s.attempts, 'attempt')}: ${s.reason})`;
     throw error;
   }
   return {

@@ -158,7 +158,7 @@ export function renderWalk(walk: HeapWalkData, options: StripOptions = {}): stri
 export function snapshotLines(walk: HeapWalkData): string[] {
   const lines = [(walk.consistent
     ? `one snapshot, in one native call while nothing changed it (${walk.attempts} attempt${walk.attempts === 1 ? '' : 's'}); nothing was read after it`
-    : `the snapshot was torn after ${walk.attempts} attempts (${walk.inconsistency}); walked all the same`) +
+    : `the snapshot was torn after ${plural(walk.attempts, 'attempt')} (${walk.inconsistency}); walked all the same`) +
     (own(walk, 'madeResident') === undefined ? '' : `; ${walk.madeResident}`)];
   if (walk.mallinfo === undefined) {
     lines.push("mallinfo2() as the walk makes it up (every arena, with mp_'s mmapped chunks):");
