@@ -4,7 +4,8 @@
 // that arena's bins (and the arena list) can be compared exactly with the
 // decode made just before and after; main_arena changes as the commands
 // allocate, so its lists are checked for self-consistency. mp_ is checked
-// against GLIBC_TUNABLES given to the command's process.
+// against GLIBC_TUNABLES given to the command's process. --attempts is
+// checked in a process whose every copy tears (test/fixtures/torn-cli.cjs).
 //
 // The arena list itself may grow while the commands run: Node's delayed-task
 // thread makes its first malloc, and so its arena, whenever V8 first posts
@@ -29,10 +30,11 @@ const root = path.join(__dirname, '..', '..');
 const cli = path.join(root, 'dist', 'cli.js');
 const ANSI = /\x1b\[[0-9;]*m/;
 
-function heapscope(args: string[], env: Record<string, string> = {}) {
+// `script` runs the command line: the CLI itself, or a fixture that prepares the process first and then runs it.
+function heapscope(args: string[], env: Record<string, string> = {}, script = cli) {
   const base = { ...process.env };
   for (const name of ['NO_COLOR', 'FORCE_COLOR', 'GLIBC_TUNABLES']) delete base[name];
-  const result = spawnSync(process.execPath, ['--single-threaded', cli, ...args], { ...SYNC_CHILD, cwd: root, encoding: 'utf8', maxBuffer: 1 << 28, env: { ...base, ...env } });
+  const result = spawnSync(process.execPath, ['--single-threaded', script, ...args], { ...SYNC_CHILD, cwd: root, encoding: 'utf8', maxBuffer: 1 << 28, env: { ...base, ...env } });
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
@@ -230,6 +232,38 @@ describe('heapscope params', () => {
     expect(stdout).toMatch(/^tcache_count +5 /m);
     expect(stdout).toMatch(/^global_max_fast +96 /m);
     for (const f of layoutFor(glibcVersion()).mallocPar.fields) expect(stdout).toMatch(new RegExp(`^${f.name} +\\S+`, 'm'));
+  });
+});
+
+describe('--attempts: the copies a command takes of this process', () => {
+  // A process holding a mapping laid out as a new arena's first heap that no arena list leads to: every copy is torn
+  // the same way (test/fixtures/torn-cli.cjs), so a command takes exactly as many copies as it may.
+  const torn = path.join(root, 'test', 'fixtures', 'torn-cli.cjs');
+  type Copy = { attempts: number; consistent: boolean; reason?: string };
+  const copyOf = (args: string[], pick: (out: Record<string, unknown>) => Copy): Copy => {
+    const run = heapscope(args, {}, torn);
+    expect(run.code, run.stderr).toBe(0);
+    return pick(JSON.parse(run.stdout) as Record<string, unknown>);
+  };
+  const snapshotOf = (out: Record<string, unknown>) => out.snapshot as Copy;
+
+  it('each command that takes a snapshot takes that many; without the flag, 5', () => {
+    const copies: Record<string, Copy> = {};
+    for (const command of ['arenas', 'params', 'bins', 'vis', 'doctor']) copies[command] = copyOf([command, '--attempts', '2', '--json'], snapshotOf);
+    copies.walk = copyOf(['walk', '--attempts', '2', '--json'], (out) => ({ attempts: out.attempts as number, consistent: out.consistent as boolean, reason: out.inconsistency as string }));
+    copies.snapshot = copyOf(['snapshot', '--attempts', '2'], (out) => out.copy as Copy);
+    copies.watch = copyOf(['watch', '--attempts', '2', '--count', '1', '--json'], (out) => out.copy as Copy);
+    copies['arenas without the flag'] = copyOf(['arenas', '--json'], snapshotOf);
+    for (const [command, copy] of Object.entries(copies)) {
+      expect({ command, attempts: copy.attempts, consistent: copy.consistent }).toEqual({ command, attempts: command.endsWith('without the flag') ? 5 : 2, consistent: false });
+      expect(copy.reason, command).toMatch(/^the arena at 0x[0-9a-f]+ is not on the list that main_arena starts$/);
+    }
+  });
+
+  it('the text says how many copies were torn', () => {
+    const run = heapscope(['doctor', '--attempts', '3'], {}, torn);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout.replace(/\n\s*/g, ' ')).toMatch(/The allocator's copy was still torn after 3 attempts \(the arena at 0x[0-9a-f]+ is not on the list that main_arena starts\)\./);
   });
 });
 
