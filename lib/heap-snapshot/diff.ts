@@ -32,6 +32,13 @@ export interface ArenaDiff {
   free: Record<FreePlace, Pair<Counted>>;
   top: Pair<number>;
   rss: Pair<number>;
+  /**
+   * A non-contiguous main_arena's memory outside [heap] (SnapshotArena's
+   * `outsideHeap`), when either file has it; null on a side whose file has
+   * none: the arena was contiguous then, or the file was written before the
+   * figure was kept, which the file cannot tell apart.
+   */
+  outsideHeap?: Pair<number | null>;
   /** The size classes whose counts changed, smallest first. */
   classes: ClassDiff[];
   /** Size classes with chunks in either snapshot. */
@@ -103,6 +110,7 @@ function arenaDiff(a: SnapshotArena | undefined, b: SnapshotArena | undefined): 
     free: Object.fromEntries(FREE_PLACES.map((p) => [p, pair(x.free[p], y.free[p])])) as ArenaDiff['free'],
     top: pair(x.top, y.top),
     rss: pair(x.rss, y.rss),
+    ...(x.outsideHeap === undefined && y.outsideHeap === undefined ? {} : { outsideHeap: pair(x.outsideHeap ?? null, y.outsideHeap ?? null) }),
     classes,
     classesSeen: seen,
   };

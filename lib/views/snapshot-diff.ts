@@ -32,6 +32,13 @@ function bytesRow(what: string, p: Pair<number>): DocRow {
   return { cells: [what, shortBytes(p.a), shortBytes(p.b), signedBytes(p.b - p.a)], ...(p.a === p.b ? {} : { colour: 'cyan' as const }) };
 }
 
+/** A figure one file may lack (null): `–` on that side, and no change. */
+function optionalBytesRow(what: string, p: Pair<number | null>): DocRow {
+  const cell = (n: number | null) => (n === null ? '–' : shortBytes(n));
+  const change = p.a === null || p.b === null ? '–' : signedBytes(p.b - p.a);
+  return { cells: [what, cell(p.a), cell(p.b), change], ...(p.a === p.b ? {} : { colour: 'cyan' as const }) };
+}
+
 function countedRow(what: string, p: Pair<Counted>): DocRow {
   return { cells: [what, countedCell(p.a), countedCell(p.b), countedChange(p)], ...(p.a.count === p.b.count && p.a.bytes === p.b.bytes ? {} : { colour: 'cyan' as const }) };
 }
@@ -50,9 +57,13 @@ function arenaSections(a: ArenaDiff): DocSection[] {
         ...FREE_PLACES.map((p, i) => countedRow(`free ${PLACE_NAMES[i]}`, a.free[p])),
         bytesRow('top', a.top),
         bytesRow('resident', a.rss),
+        ...(a.outsideHeap === undefined ? [] : [optionalBytesRow('memory outside [heap]', a.outsideHeap)]),
       ],
     },
-    notes: [],
+    notes: a.outsideHeap === undefined ? [] : [{
+      text: 'memory outside [heap]: at least this much of main_arena\'s memory lies in memory glibc took with mmap where brk failed, which its resident figure does not count' +
+        (a.outsideHeap.a === null || a.outsideHeap.b === null ? '; – where a file has no such figure (the arena was contiguous then, or the file was written before heapscope kept it).' : '.'),
+    }],
   };
   const columns: DocColumn[] = [
     { head: 'chunk size' }, { head: 'in use before', ...RIGHT, drop: 0 }, { head: 'in use after', ...RIGHT, drop: 1 }, { head: 'in use change', ...RIGHT },

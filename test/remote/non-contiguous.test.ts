@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { attach, readHeapSnapshot } from '../../lib/index';
+import { attach, diffHeapSnapshots, readHeapSnapshot } from '../../lib/index';
 import { toJSON } from '../../lib/json';
 import { shortBytes } from '../../lib/format';
 import { TOTALLED_FIELDS } from '../../lib/allocator/totals';
@@ -91,7 +91,13 @@ describe('attach(pid) to a process whose main_arena is not contiguous', () => {
     expect(snapshot.toMarkdown()).toContain(`main_arena's rss counts [heap] only: at least ${shortBytes(mallinfo.arena)} of its memory lies outside it`);
     const older = JSON.parse(file) as { arenas: Record<string, unknown>[] };
     delete older.arenas[0].outsideHeap;
-    expect(Object.hasOwn(readHeapSnapshot(JSON.stringify(older)).arenas[0], 'outsideHeap')).toBe(false);
+    const read = readHeapSnapshot(JSON.stringify(older));
+    expect(Object.hasOwn(read.arenas[0], 'outsideHeap')).toBe(false);
+    // A diff against such a file shows the figure on the side that has it, and none on the other.
+    const diff = diffHeapSnapshots(read, snapshot);
+    expect(diff.arenas[0].outsideHeap).toEqual({ a: null, b: mallinfo.arena });
+    expect(diff.toMarkdown()).toContain(`| memory outside [heap] | – | ${shortBytes(mallinfo.arena)} | – |`);
+    expect(diff.toMarkdown()).toContain('– where a file has no such figure');
   });
 });
 
@@ -114,6 +120,11 @@ describe('attach(pid) to a process with no [heap] whose main_arena took 20 MB in
     const d = target.doctor(s);
     for (const f of TOTALLED_FIELDS) expect({ field: f, value: d.totals[f] }).toEqual({ field: f, value: mallinfo[f] });
     expect(d.arenas[0].outsideHeap?.bytes).toBe(mallinfo.arena);
+    // Against a snapshot of the program that took one mapping: main_arena's memory outside [heap], each as its program measured it.
+    const small = await started();
+    const diff = diffHeapSnapshots(attach(small.pid).heapSnapshot(), target.heapSnapshot());
+    expect(diff.arenas[0].outsideHeap).toEqual({ a: small.mallinfo.arena, b: mallinfo.arena });
+    expect(diff.toMarkdown()).toContain(`| memory outside [heap] | ${shortBytes(small.mallinfo.arena)} | ${shortBytes(mallinfo.arena)} | +${shortBytes(mallinfo.arena - small.mallinfo.arena)} |`);
     const other = d.rss.rows.find((r) => r.kind === 'other-anonymous')!.rss;
     const pct = (n: number) => `${Math.round((n / d.rss.total) * 100)} %`;
     expect(other).toBeGreaterThanOrEqual(0.5 * d.rss.total);
