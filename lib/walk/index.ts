@@ -23,8 +23,8 @@ export type { ChunkTable, Offsets, SnapshotWalk, SnapshotWalkOptions } from './c
 export type { MallinfoCheck } from './checks';
 export { PLACES } from './heap-walk';
 export type { HeapChunk, HeapRegionWalk, WalkTotals } from './heap-walk';
-export { mainHeapSnapshot } from './main-arena';
-export type { MainHeapSnapshot } from './main-arena';
+export { mainHeapSnapshot } from './main-snapshot';
+export type { MainHeapSnapshot } from './main-snapshot';
 export { walkRegions } from './walk-data';
 export type { HeapWalkData, WalkSVGOptions } from './walk-data';
 

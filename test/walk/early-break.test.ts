@@ -1,0 +1,69 @@
+// A node whose program break was moved 4 MiB before malloc's first sbrk
+// (test/fixtures/early-break.c, preloaded): [heap] starts with 4 MiB that are
+// not main_arena's, and mp_.sbrk_base, where glibc's first sbrk began, lies
+// past them. Every reading of this process's own main_arena starts there:
+// mainHeapSnapshot() with walkSnapshot, walkHeap() and the doctor.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { heapRoomNotNeeded } from '../helpers/heap-room';
+import { inQuietChild } from '../helpers/quiet-child';
+import { buildFixtures } from '../helpers/target';
+
+// The heap read is a child's.
+heapRoomNotNeeded();
+
+const MOVED = 4 << 20;
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'heapscope-early-break-'));
+let preload = '';
+let noCompiler: string | undefined;
+
+beforeAll(() => {
+  const built = buildFixtures(dir, ['early-break'], { shared: true });
+  ({ noCompiler } = built);
+  preload = built.programs['early-break'];
+});
+
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+interface Seen {
+  heapStart: string;
+  sbrkBase: string;
+  snapshot: { start: number; end: number; ending: string; reason?: string; reached: number; count: number };
+  walk: { firstChunk: string; complete: boolean; reason?: string; unequal: string[]; problems: string[]; consistent: boolean };
+  doctor: { consistent: boolean; foreignSbrk?: { below: number; past: number; resident: number }; totals: Record<string, number>; mallinfo: Record<string, number> };
+}
+
+describe('this process, its break moved 4 MiB before malloc first moved it', () => {
+  it('mainHeapSnapshot(), walkHeap() and the doctor start main_arena at mp_.sbrk_base, 4 MiB into [heap]', ({ skip }) => {
+    if (noCompiler !== undefined) skip(noCompiler);
+    const seen = inQuietChild<Seen>(`
+      const heap = h.maps().find((r) => r.kind === 'heap');
+      const sbrkBase = h.mallocParams().values.sbrkBase;
+      const s = h.mainHeapSnapshot();
+      const w = h.walkSnapshot(s.bytes, s.base, s);
+      const walk = h.walkHeap({ arena: 'main' });
+      const d = h.doctor();
+      return {
+        heapStart: heap.start, sbrkBase,
+        snapshot: { start: s.start, end: s.end, ending: w.ending, reason: w.reason, reached: w.reached, count: w.table.count },
+        walk: { firstChunk: walk.main.firstChunk, complete: walk.main.complete, reason: walk.main.reason, unequal: walk.checks.filter((c) => !c.equal).map((c) => c.field),
+          problems: walk.problems, consistent: walk.consistent },
+        doctor: { consistent: d.snapshot.consistent, foreignSbrk: d.arenas[0].foreignSbrk, totals: d.totals, mallinfo: d.mallinfo },
+      };
+    `, { LD_PRELOAD: preload });
+    const heapStart = BigInt(seen.heapStart);
+    // The preload's 4 MiB: the break starts page-aligned, so glibc's first sbrk began exactly that far in.
+    expect(BigInt(seen.sbrkBase) - heapStart).toBe(BigInt(MOVED));
+    // The copy starts at [heap]'s start; its walk at sbrk_base, to the top at the break.
+    expect(seen.snapshot.start).toBe(MOVED);
+    expect(seen.snapshot).toMatchObject({ ending: 'top', reached: seen.snapshot.end });
+    expect(seen.snapshot.count).toBeGreaterThan(1);
+    expect(BigInt(seen.walk.firstChunk)).toBe(heapStart + BigInt(MOVED));
+    expect(seen.walk).toMatchObject({ complete: true, unequal: [], problems: [], consistent: true });
+    // Never touched, the 4 MiB are not resident.
+    expect(seen.doctor.consistent).toBe(true);
+    expect(seen.doctor.foreignSbrk).toEqual({ below: MOVED, past: 0, resident: 0 });
+  });
+});
