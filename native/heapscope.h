@@ -197,6 +197,16 @@ void* MapOwn(size_t bytes);
 // kernel has them for regions that ask (its "madvise" mode).
 void* MapForCopy(size_t bytes);
 
+// A range this long or longer is copied into memory of its own from mmap
+// (MapForCopy, CopyBuffer), never into a block from malloc: glibc maps a
+// block of 128 KiB or more on its own, and freeing it, when V8 collects its
+// Buffer, raises mp_.mmap_threshold to its size in the heap being measured
+// (a 1 MiB readMemory() moved it to 1 MiB + 4 KiB). Registered, such a copy
+// can also be given back before Node collects it: a snapshot copies heaps
+// twice. Shorter ones (chunk headers, a libc's data) come from calloc: a
+// page and a mapping each would cost more than the bytes.
+constexpr size_t kMappedCopy = size_t{64} << 10;
+
 // A plan's read copy, or a long range read from another process (a whole
 // span from mmap), handed over as a Buffer of its first `length` bytes:
 // registered, so that releaseCopies can unmap it before its finalizer runs;

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <string>
 
 #include "heapscope.h"
 
@@ -64,20 +65,41 @@ Napi::Value Addon::ReadMemory(const Napi::CallbackInfo& info) {
   if (address + length < address)
     ThrowCode(info.Env(), "EFAULT", "range wraps past the end of memory",
               EFAULT, "process_vm_readv");
-  Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::New(info.Env(), length);
+  // A long range goes into memory of its own (kMappedCopy), fresh and zero:
+  // the pages the read leaves untouched stay so there too.
+  const bool mapped = length >= kMappedCopy;
+  const size_t span = mapped ? PageSpan(length) : 0;
+  Napi::Buffer<uint8_t> out;
+  uint8_t* data;
+  if (mapped) {
+    void* p = MapForCopy(span);
+    if (p == MAP_FAILED)
+      ThrowCode(info.Env(), "ERR_ALLOC_FAILED", "cannot map " + std::to_string(length) + " bytes to read into", errno, "mmap");
+    data = static_cast<uint8_t*>(p);
+  } else {
+    out = Napi::Buffer<uint8_t>::New(info.Env(), length);
+    data = out.Data();
+  }
   const int pagemap = mode == 0 ? -1 : OpenPagemap(OwnPid());
   size_t got = 0;
   uint64_t untouched = 0;
   int pagemapErr = 0;
-  int err = ReadUntouched({OwnPid(), pagemap, address, out.Data(), length, false}, &got, &untouched, &pagemapErr);
+  int err = ReadUntouched({OwnPid(), pagemap, address, data, length, mapped}, &got, &untouched, &pagemapErr);
   if (pagemap >= 0) close(pagemap);
+  if (mapped && (err != 0 || (mode == 2 && untouched > 0))) munmap(data, span);
   if (err != 0)
     ThrowCode(info.Env(), err == EFAULT ? "EFAULT" : "ERR_READ_FAILED",
               std::string("cannot read memory at that address (") +
                   strerror(err) + ")",
               err, "process_vm_readv");
   if (mode == 2 && untouched > 0) return info.Env().Null();
-  return out;
+  if (!mapped) return out;
+  try {
+    return CopyBuffer(info.Env(), data, length, span, false);
+  } catch (...) {
+    munmap(data, span);
+    throw;
+  }
 }
 
 // The two header words in front of a chunk's user pointer: prev_size and

@@ -25,12 +25,6 @@ namespace heapscope {
 // a snapshot copies it twice in one call (so up to 2 GiB of [heap]).
 static constexpr size_t kMaxTotal = size_t{4} << 30;
 static constexpr size_t kMaxRanges = 1024;  // IOV_MAX
-// A range this long or longer is copied into memory of its own from mmap,
-// registered (native/copies.cc) so that releaseCopies can give it back
-// before Node collects its Buffer: a snapshot copies heaps twice. Shorter
-// ones (chunk headers, a libc's data) come from calloc: a page and a
-// mapping each would cost more than the bytes.
-static constexpr size_t kMappedCopy = size_t{64} << 10;
 
 [[noreturn]] static void ThrowProcess(Napi::Env env, int err, pid_t pid) {
   std::string who = "process " + std::to_string(pid);

@@ -144,6 +144,9 @@ describe("heapscope's own working memory takes nothing from malloc from 128 KiB 
       "const mmap = require('koffi').load('libc.so.6').func('void *mmap(void *, size_t, int, int, int, intptr_t)'); for (let i = 0; i < 400; i++) mmap(null, 4096, i % 2 === 0 ? 1 : 3, 0x22, -1, 0);",
       "if (h.maps({ rss: true }).length < 400) throw new Error('the map has too few lines');"],
     ['doctor()', '', 'h.doctor();'],
+    // A Buffer of the read's length from Node's allocator: 1 MiB left the threshold at 1 MiB + 4 KiB once collected.
+    ['readMemory() and read() of 1 MiB of a block', "const block = h.malloc(4 << 20); block.fill(1);",
+      'h.readMemory(block.address, 1 << 20); block.read(1 << 20, 1 << 20);'],
     ['heapSnapshot()', '', 'h.heapSnapshot();'],
     // 300,000 blocks of the program's own, so that the handles are few among the chunks: the walk looks each one up, and
     // took their addresses less 16 into a second array (160 KiB).
