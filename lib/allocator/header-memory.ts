@@ -6,17 +6,24 @@
 // window at a time; the other ranges (libc's data, each heap's heap_info
 // and malloc_state) are copied whole.
 import { hex } from '../format';
+import { zeroedBytes } from '../fresh-memory';
 import { chunkAtOrBefore, chunkSize, ChunkWalker, Offsets, StoredWalk } from '../walk/chunk';
 import { CopiedRange, copiedMemory, holds, MemorySource, notCopied } from './memory-source';
 
 /** Bytes kept from each chunk's start: prev_size, size, fd, bk, and a large bin's fd_nextsize and bk_nextsize. */
 export const HEADER_BYTES = 48;
-/** Headers are kept in blocks of this many chunks, so that a store grows without copying what it holds. */
+/**
+ * Headers are kept in blocks of this many chunks, so that a store grows
+ * without copying what it holds: 3 MiB each, mapped by the addon (from
+ * malloc, each block was mapped on its own and, once collected, raised
+ * this process's mmap threshold to 3 MiB) and given back with the copies.
+ */
 const BLOCK = 1 << 16;
 
 /** Chunk headers, HEADER_BYTES each, chunk i's at i × HEADER_BYTES (the bytes past a region's end zero). */
 export class HeaderStore {
-  private readonly blocks: Uint8Array[] = [];
+  /** The blocks, for releaseCopies to give back. */
+  readonly blocks: Uint8Array[] = [];
   private readonly words: Uint32Array[] = [];
   private readonly longs: BigUint64Array[] = [];
 
@@ -24,7 +31,8 @@ export class HeaderStore {
   put(i: number, from: Uint32Array, offset: number, length: number): void {
     const block = Math.floor(i / BLOCK);
     while (this.blocks.length <= block) {
-      const bytes = new Uint8Array(BLOCK * HEADER_BYTES);
+      // Faulted in as headers are written: a small heap's fills the start of one.
+      const bytes = zeroedBytes(BLOCK * HEADER_BYTES, false);
       this.blocks.push(bytes);
       this.words.push(new Uint32Array(bytes.buffer));
       this.longs.push(new BigUint64Array(bytes.buffer));
@@ -118,6 +126,7 @@ export function headerMemory(full: readonly CopiedRange[], regions: readonly Hea
   const inWhole = (address: bigint, length: number): Uint8Array | undefined => (holds(whole, address, length) ? whole.read(address, length) : undefined);
   return {
     ranges: whole.ranges,
+    held: sorted.flatMap((r) => r.headers.blocks),
     read(address: bigint, length: number): Uint8Array {
       const bytes = locate(address, length) ?? inWhole(address, length);
       if (bytes !== undefined) return bytes;

@@ -26,6 +26,8 @@ export interface MemorySource {
   holds?(address: bigint, length: number): boolean;
   /** The little-endian 64-bit word at `address`, or undefined (read() then says why): a faster way for a source that has one. */
   word?(address: bigint): bigint | undefined;
+  /** @internal Memory the source holds besides its ranges' bytes (a header copy's header blocks): releaseCopies gives it back with them. */
+  held?: readonly Uint8Array[];
   /** @internal The copies read by number, for a source whose copies all lie below 2^53 (copiedMemory's): see {@link rangeHolding}. */
   numbered?: NumberedCopies;
 }

@@ -140,7 +140,8 @@ export function takeAllocatorSnapshot(options: AllocatorSnapshotOptions = {}, { 
  * snapshots and another's (remote/snapshot.ts) alike.
  */
 export function releaseCopies(snapshot: Pick<CopiedSnapshot, 'image'>): void {
-  releaseBytes(snapshot.image.memory.ranges.map((r) => r.bytes));
+  const { ranges, held } = snapshot.image.memory;
+  releaseBytes([...ranges.map((r) => r.bytes), ...(held ?? [])]);
 }
 
 /**

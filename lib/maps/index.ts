@@ -3,10 +3,10 @@
 // holding an address. The parts: region.ts (the record and its kinds),
 // parse.ts (the text), kept.ts (what a parse keeps for the next text),
 // classify.ts (the kinds).
-import fs from 'node:fs';
 import { HeapscopeError, native, typeError } from '../errors';
 import { binding, RANGES_PER_READ } from '../binding';
-import { keptBytes, mappedBytes, rangeScratch, releaseBytes } from '../fresh-memory';
+import { keptBytes, rangeScratch } from '../fresh-memory';
+import { withFileBytes } from '../file-bytes';
 import { readPacked } from '../remote/read-ranges';
 import { IN_WORDS, OP_CODES, RECORD_WORDS, STATUS } from '../plan-codes';
 import { describe, descriptor, ownProperty, readArray, readOptions, toAddress } from '../validate';
@@ -175,33 +175,13 @@ const MAPS_PLAN = new BigUint64Array(IN_WORDS);
 MAPS_PLAN[0] = OP_CODES.maps;
 const mapsRecords = new BigUint64Array(RECORD_WORDS[Number(OP_CODES.maps)]);
 
-/** What readProc maps first: a node's smaps is ~140 KB. */
-const PROC_READ = 256 << 10;
-
 /**
- * A /proc file of this process as text, read into memory the addon maps.
- * fs.readFileSync took a buffer from malloc (236 KiB for a node's smaps),
- * which glibc mapped on its own and, once it was freed, raised its mmap
- * threshold to: the parameter doctor() reports moved by heapscope's own
- * read. The text itself is a string in V8's heap.
+ * A /proc file of this process as text, read into memory the addon maps
+ * (withFileBytes); the text itself is a string in V8's heap.
  */
 function readProc(file: string): string {
-  let bytes = mappedBytes(PROC_READ, false);
-  let fd: number | undefined;
   try {
-    fd = fs.openSync(file, 'r');
-    let length = 0;
-    for (;;) {
-      if (length === bytes.length) {
-        const bigger = mappedBytes(2 * bytes.length, false);
-        bigger.set(bytes);
-        releaseBytes([bytes]);
-        bytes = bigger;
-      }
-      const n = fs.readSync(fd, bytes, length, bytes.length - length, null);
-      if (n === 0) return Buffer.from(bytes.buffer, bytes.byteOffset, length).toString('utf8');
-      length += n;
-    }
+    return withFileBytes(file, (bytes) => bytes.toString('utf8'));
   } catch (error) {
     // Memory to read into that could not be mapped keeps its own code.
     if (error instanceof HeapscopeError) throw error;
@@ -210,8 +190,5 @@ function readProc(file: string): string {
       errno: e.errno === undefined ? undefined : Math.abs(e.errno),
       syscall: e.syscall,
     });
-  } finally {
-    if (fd !== undefined) fs.closeSync(fd);
-    releaseBytes([bytes]);
   }
 }

@@ -29,8 +29,9 @@ import { CopiedRange, copiedMemory, readBytes, sameBytes } from '../allocator/me
 import { Decoded, decodeSnapshot, madeResidentReason } from '../allocator/results';
 import { listedChunks } from '../allocator/listed';
 import { AllocatorState } from '../allocator/state';
-import { structureTornReason } from '../allocator/take-snapshot';
+import { releaseCopies, structureTornReason } from '../allocator/take-snapshot';
 import { hex } from '../format';
+import { keptBytes } from '../fresh-memory';
 import { MemoryRegion, untouchedReadsZero } from '../maps';
 import { ChunkWalker, FREE_BIT } from '../walk/chunk';
 import { mainFirstChunk } from '../walk/main-arena';
@@ -40,6 +41,8 @@ import { defineOwn, own } from '../validate';
 
 /** Bytes read per window: large enough that a read costs little per byte, small enough to stay in cache. */
 const WINDOW = 1 << 20;
+/** The window's memory, mapped once and kept: from malloc, a 1 MiB array raised this process's mmap threshold once collected. */
+const windowBytes = keptBytes();
 
 interface Pass {
   maps: MemoryRegion[];
@@ -77,10 +80,15 @@ const CONTRADICTIONS = 3;
 export function takeHeaderSnapshot(
   pid: number, layout: GlibcLayout, libc: LibcFile, attempts: number, spent: { copies: number } = { copies: 0 },
 ): { s: RemoteSnapshot; d: Decoded } | undefined {
-  const window = new Uint8Array(WINDOW);
+  const window = windowBytes(WINDOW).subarray(0, WINDOW);
   let last: RemoteSnapshot | undefined;
   let contradictions = 0;
   let attempt = 1;
+  // A copy no one will read again goes back now (its header blocks are mapped), not when the event loop next turns.
+  const supersede = (next: RemoteSnapshot | undefined) => {
+    if (last !== undefined) releaseCopies(last);
+    last = next;
+  };
   try {
     for (; attempt <= attempts; attempt++) {
       const pass = takePass(pid, layout, libc, window);
@@ -94,18 +102,23 @@ export function takeHeaderSnapshot(
         reason = tornReason(pid, libc, pass, d.state);
         if (reason === undefined) {
           const contradiction = contradictionOf(pass, d.state);
-          if (contradiction === undefined) return { s: taken, d };
+          if (contradiction === undefined) {
+            supersede(undefined);
+            return { s: taken, d };
+          }
           // Only while one of the attempts is left for the whole copy.
           if (++contradictions >= CONTRADICTIONS && attempt < attempts) {
             spent.copies = attempt;
+            supersede(taken);
             throw new NotServed();
           }
           reason = `the copy contradicts itself (${contradiction}), though nothing read again had changed: the process changed something and changed it back while it was read`;
         }
       }
-      last = { ...taken, consistent: false, reason };
+      supersede({ ...taken, consistent: false, reason });
     }
   } catch (error) {
+    supersede(undefined);
     // The passes before one that found it cannot serve (takePass) count too.
     if (error instanceof NotServed) {
       spent.copies = Math.max(spent.copies, attempt - 1);

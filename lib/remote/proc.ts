@@ -3,15 +3,17 @@
 // what would allow it).
 import fs from 'node:fs';
 import { HeapscopeError } from '../errors';
+import { withFileBytes } from '../file-bytes';
 
 /** Linux's largest pid_max (PID_MAX_LIMIT on 64-bit). */
 export const PID_MAX = 1 << 22;
 
-/** /proc/PID/NAME as text. */
+/** /proc/PID/NAME as text (read into memory the addon maps: withFileBytes). */
 export function readProcFile(pid: number, name: string): string {
   try {
-    return fs.readFileSync(`/proc/${pid}/${name}`, 'utf8');
+    return withFileBytes(`/proc/${pid}/${name}`, (bytes) => bytes.toString('utf8'));
   } catch (error) {
+    if (error instanceof HeapscopeError) throw error;
     throw procError(pid, error as NodeJS.ErrnoException, `/proc/${pid}/${name}`);
   }
 }

@@ -88,6 +88,11 @@ beforeAll(() => {
 });
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
+const PYTHON = '/usr/bin/python3';
+/** Debian's python3 holding 200,000 blocks of glibc's malloc (ctypes), ready once it prints. */
+const PYTHON_HEAP = "import ctypes, os, sys; m = ctypes.CDLL('libc.so.6').malloc; m.restype = ctypes.c_void_p; " +
+  "kept = [m(40) for _ in range(200000)]; os.write(1, b'ready\\n'); sys.stdin.read()";
+
 interface Around {
   /** mp_.mmap_threshold before and after the call, each read after a full collection. */
   before: string;
@@ -144,6 +149,12 @@ describe("heapscope's own working memory takes nothing from malloc from 128 KiB 
       "const mmap = require('koffi').load('libc.so.6').func('void *mmap(void *, size_t, int, int, int, intptr_t)'); for (let i = 0; i < 400; i++) mmap(null, 4096, i % 2 === 0 ? 1 : 3, 0x22, -1, 0);",
       "if (h.maps({ rss: true }).length < 400) throw new Error('the map has too few lines');"],
     ['doctor()', '', 'h.doctor();'],
+    // Another process read: a header copy's blocks of chunk headers (3 MiB each) and its window (1 MiB), the libc file read
+    // for its banner (1.9 MB) and the target's smaps. The target holds 200,000 blocks of its own malloc's, for several blocks.
+    ['attach(pid): doctor(), walk(), heapSnapshot(), maps({ rss: true }) of another process',
+      `const target = require('node:child_process').spawn(${JSON.stringify(PYTHON)}, ['-c', ${JSON.stringify(PYTHON_HEAP)}], { stdio: ['pipe', 'pipe', 'inherit'] });
+       await new Promise((resolve) => target.stdout.once('data', resolve));`,
+      'const t = h.attach(target.pid); t.doctor(); t.walk(); t.heapSnapshot(); t.maps({ rss: true }); target.kill();'],
     // A Buffer of the read's length from Node's allocator: 1 MiB left the threshold at 1 MiB + 4 KiB once collected.
     ['readMemory() and read() of 1 MiB of a block', "const block = h.malloc(4 << 20); block.fill(1);",
       'h.readMemory(block.address, 1 << 20); block.read(1 << 20, 1 << 20);'],
@@ -155,6 +166,7 @@ describe("heapscope's own working memory takes nothing from malloc from 128 KiB 
       'if (h.walkHeap({ attempts: 20 }).main.chunks.length < 300000) throw new Error("the walk met too few chunks");'],
   ] as const)('%s', ([, setup, call], { skip }) => {
     if (noCompiler !== undefined) skip(noCompiler);
+    if (setup.includes(PYTHON) && !fs.existsSync(PYTHON)) skip(`no ${PYTHON} (Debian's python3)`);
     const t = around(setup, call);
     expect({ large: t.large, largest: t.largest }).toEqual({ large: 0, largest: 0 });
     expect(t.noDyn).toBe(0);
