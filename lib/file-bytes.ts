@@ -12,16 +12,19 @@ const FIRST_READ = 256 << 10;
 
 /**
  * `use` of `file`'s bytes, read whole into memory the addon maps, which is
- * given back once `use` returns: `use` keeps no view of them. Throws what
- * fs throws, or ERR_ALLOC_FAILED where no memory could be mapped.
+ * given back once `use` returns: `use` keeps no view of them. `size`, the
+ * file's size where the caller knows it, saves growing the memory as the
+ * reads go (no fstat here: Node makes its Stats by assignment, which throws
+ * at a getter-only `size` or `dev` on Object.prototype). Throws what fs
+ * throws, or ERR_ALLOC_FAILED where no memory could be mapped.
  */
-export function withFileBytes<T>(file: string, use: (bytes: Buffer) => T): T {
+export function withFileBytes<T>(file: string, use: (bytes: Buffer) => T, size = 0): T {
   let fd: number | undefined;
   let bytes: Uint8Array | undefined;
   try {
     fd = fs.openSync(file, 'r');
-    // One more than a regular file's size, so that its end is met in the first read's room.
-    bytes = mappedBytes(Math.max(FIRST_READ, fs.fstatSync(fd).size + 1), false);
+    // One more than the size, so that the end is met in the first read's room.
+    bytes = mappedBytes(Math.max(FIRST_READ, size + 1), false);
     let length = 0;
     for (;;) {
       if (length === bytes.length) {

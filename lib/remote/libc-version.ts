@@ -32,7 +32,7 @@ export function libcVersionOf(pid: number, libc: LibcFile): string {
         continue;
       }
       // Read into memory the addon maps (withFileBytes): 1.9 MB from malloc raised this process's mmap threshold.
-      version = withFileBytes(file, bannerVersion);
+      version = withFileBytes(file, bannerVersion, libc.size);
     } catch (error) {
       tried.push(`${file}: ${(error as Error).message}`);
       continue;

@@ -159,6 +159,8 @@ describe("heapscope's own working memory takes nothing from malloc from 128 KiB 
     ['readMemory() and read() of 1 MiB of a block', "const block = h.malloc(4 << 20); block.fill(1);",
       'h.readMemory(block.address, 1 << 20); block.read(1 << 20, 1 << 20);'],
     ['heapSnapshot()', '', 'h.heapSnapshot();'],
+    // The answer of an experiment's child, read from its pipe: joined by Buffer.concat, 266 KB for free's.
+    ["run('free') in a child of its own", '', "await h.run('free');"],
     // 300,000 blocks of the program's own, so that the handles are few among the chunks: the walk looks each one up, and
     // took their addresses less 16 into a second array (160 KiB).
     ['a walk with 20,000 live handles among 300,000 chunks, its chunks read',
