@@ -1,6 +1,7 @@
 // Copies of process memory and typed reads from them. Everything in
 // lib/allocator works on these, never on live memory, so the same code reads
 // this process's bytes or another's (copied by whatever means).
+import { zeroedBytes } from '../fresh-memory';
 import { rangeError } from '../errors';
 import { TWO_32 } from '../exact';
 import { CType } from './struct-layout';
@@ -33,7 +34,8 @@ export function joinAdjacent(snapshots: readonly Snapshot[]): Snapshot[] {
   for (const s of sorted) {
     const last = out[out.length - 1];
     if (last !== undefined && last.base + BigInt(last.bytes.length) === s.base) {
-      const joined = new Uint8Array(last.bytes.length + s.bytes.length);
+      // Mapped from 128 KiB on (zeroedBytes): from malloc, a block that size raised the mmap threshold once collected.
+      const joined = zeroedBytes(last.bytes.length + s.bytes.length);
       joined.set(last.bytes);
       joined.set(s.bytes, last.bytes.length);
       out[out.length - 1] = { base: last.base, bytes: joined };
