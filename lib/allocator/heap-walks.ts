@@ -75,17 +75,24 @@ function walkMain(image: AllocatorImage, arena: Arena, sbrkBase: bigint | undefi
 }
 
 /**
- * Why a walk of [heap] that ended in glibc's double fencepost short of the
- * break, with no chunk header after it, is not whole: main_arena's top lies
- * further in [heap], so glibc's sbrk went on past a gap that something else
- * took (a foreign sbrk: sysmalloc adds it to a contiguous arena's
+ * Whether a walk of [heap] that ended in glibc's double fencepost short of
+ * the break, with no chunk header after it, is not whole: main_arena's top
+ * lies further in [heap], so glibc's sbrk went on past a gap that something
+ * else took (a foreign sbrk: sysmalloc adds it to a contiguous arena's
  * system_mem, not to a non-contiguous one's), from where glibc records
- * nowhere. Undefined for any other walk.
+ * nowhere.
  */
-export function gapBeforeTop(walk: StoredWalk, start: bigint, end: bigint, main: Arena): string | undefined {
+export function stopsBeforeTop(walk: StoredWalk, start: bigint, end: bigint, main: Arena): boolean {
   const reached = start + BigInt(walk.reached);
   const top = main.top.address;
-  if (walk.ending !== 'fencepost' || reached >= end || top <= reached || top >= end) return undefined;
+  return walk.ending === 'fencepost' && reached < end && top > reached && top < end;
+}
+
+/** Why main_arena's walk stopped short of its top (stopsBeforeTop), or undefined where it did not. */
+function gapBeforeTop(walk: StoredWalk, start: bigint, end: bigint, main: Arena): string | undefined {
+  if (!stopsBeforeTop(walk, start, end, main)) return undefined;
+  const reached = start + BigInt(walk.reached);
+  const top = main.top.address;
   return `main_arena's chunks stop at glibc's double fencepost ending at ${hex(reached)}, where what follows is no chunk header, yet its top lies further in [heap], ` +
     `at ${hex(top)}: something other than malloc moved the break between two of glibc's sbrks (a foreign sbrk${main.noncontiguous ? '' : ', which glibc counts in system_mem'}), ` +
     `and where main_arena's chunks go on after that gap glibc records nowhere, so the ${top - reached} bytes up to its top are not walked`;

@@ -83,7 +83,7 @@ function foreignSbrk(walks: Decoded['state']['walks'], sbrkBase: bigint, residen
   const ps = BigInt(pageSize);
   const below = sbrkBase > heap.start && sbrkBase < heap.end ? sbrkBase - heap.start : 0n;
   const reached = heap.start + BigInt(heap.walk.reached);
-  // With a reason, the walk stopped before main_arena's chunks ended (gapBeforeTop): how far the gap goes is not known.
+  // With a reason, the walk stopped before main_arena's chunks ended (stopsBeforeTop): how far the gap goes is not known.
   const past = heap.walk.ending === 'fencepost' && reached < heap.end && own(heap, 'reason') === undefined ? heap.end - reached : 0n;
   if (below === 0n && past === 0n) return undefined;
   const resident = (below === 0n ? 0 : residency.resident(heap.start, heap.start + (below / ps) * ps)) +

@@ -127,12 +127,13 @@ export function attach(pid: number): AttachedProcess {
     return s;
   };
   const isOurs = (snapshot: unknown): snapshot is RemoteSnapshot => decoded.has(snapshot as RemoteSnapshot);
-  const notOurs = (snapshot: unknown): never => {
-    throw typeError(`snapshot must be what this attached process's snapshot() returned, got ${describe(snapshot)}`);
+  /** A refusal of an argument that is not `expected`, naming what it is. */
+  const refuse = (expected: string) => (value: unknown): never => {
+    throw typeError(`${expected}, got ${describe(value)}`);
   };
-  const neitherOursNorOptions = (value: unknown): never => {
-    throw typeError(`doctor() takes what this attached process's snapshot() returned, or options with attempts only, got ${describe(value)}`);
-  };
+  const notOurs = refuse("snapshot must be what this attached process's snapshot() returned");
+  const neitherOursNorOptions = refuse("doctor() takes what this attached process's snapshot() returned, or options with attempts only");
+  const notOptions = refuse('options may hold attempts only (heapSnapshot() takes no snapshot)');
   const stateOf = (snapshot: RemoteSnapshot | undefined): { s: RemoteSnapshot; d: Decoded } => {
     if (snapshot !== undefined && !isOurs(snapshot)) notOurs(snapshot);
     const s = snapshot ?? take();
@@ -212,9 +213,7 @@ export function attach(pid: number): AttachedProcess {
       return withState(snapshot, headerState(attempts), (state) => doctorResult(remoteDiagnosis({ pid: id, cmdline, glibc }, () => mapsOf({ rss: true }), state).data));
     },
     heapSnapshot: (options?: RemoteSnapshotOptions) => {
-      const attempts = strictAttempts(options, (value) => {
-        throw typeError(`options may hold attempts only (heapSnapshot() takes no snapshot), got ${describe(value)}`);
-      });
+      const attempts = strictAttempts(options, notOptions);
       return withState(undefined, headerState(attempts), (state) => heapSnapshotOf(remoteDiagnosis({ pid: id, cmdline, glibc }, () => mapsOf({ rss: true }), state)));
     },
     walk: (options: RemoteWalkOptions = {}) => {

@@ -21,7 +21,7 @@
 import { RANGES_PER_READ } from '../binding';
 import { decodeArenas, Arena } from '../allocator/arenas';
 import { HEADER_BYTES, HeaderRegion, headerMemory, walkInWindows } from '../allocator/header-memory';
-import { gapBeforeTop, RegionWalk } from '../allocator/heap-walks';
+import { RegionWalk, stopsBeforeTop } from '../allocator/heap-walks';
 import { AllocatorImage, locateGlobals } from '../allocator/image';
 import { GlibcLayout } from '../allocator/layouts';
 import { LibcFile } from '../allocator/libc-file';
@@ -218,7 +218,7 @@ function takePass(pid: number, layout: GlibcLayout, libc: LibcFile, window: Uint
       const top = walk.top >= 0 ? heap.start + BigInt(walk.table.offsets[walk.top]) : undefined;
       const entry = walked[walked.length - 1].walk;
       // A gap before the top stays in a quiet process: a whole copy shows it (a retake of this copy would only contradict itself again).
-      if (gapBeforeTop(walk, heap.start, heap.end, arena) !== undefined) throw new NotServed();
+      if (stopsBeforeTop(walk, heap.start, heap.end, arena)) throw new NotServed();
       if (top !== undefined && top !== arena.top.address && own(entry, 'reason') === undefined) defineOwn(entry, 'reason', `the chunk that ends [heap] is at ${hex(top)}, but main_arena's top is ${hex(arena.top.address)}`);
       continue;
     }
