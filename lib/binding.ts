@@ -73,6 +73,8 @@ export interface RawBinding {
   mallocInfo(): string;
   glibcVersion(): string;
   pageSize(): number;
+  /** stat(2) of a path, fstat(2) of a descriptor: inode, size, modification time in ms. */
+  fileStat(file: string | number): Float64Array;
   /**
    * With `records`, they are written there in place (at least the records' words, plan-codes.ts) and `words` is that array.
    * From step `releasedFrom` on, the caller gives every read copy back itself (releaseCopies): V8 does not count those as external memory meanwhile.

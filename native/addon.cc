@@ -124,6 +124,7 @@ Addon::Addon(Napi::Env env, Napi::Object exports) {
       {"mallocInfo", nullptr, Entry<&Addon::MallocInfo>, nullptr, nullptr, nullptr, napi_default, this},
       {"glibcVersion", nullptr, Entry<&Addon::GlibcVersion>, nullptr, nullptr, nullptr, napi_default, this},
       {"pageSize", nullptr, Entry<&Addon::PageSize>, nullptr, nullptr, nullptr, napi_default, this},
+      {"fileStat", nullptr, Entry<&Addon::FileStat>, nullptr, nullptr, nullptr, napi_default, this},
       {"runPlan", nullptr, Entry<&Addon::RunPlan>, nullptr, nullptr, nullptr, napi_default, this},
       {"planId", nullptr, Entry<&Addon::PlanId>, nullptr, nullptr, nullptr, napi_default, this},
       {"addresses", nullptr, Entry<&Addon::Addresses>, nullptr, nullptr, nullptr, napi_default, this},

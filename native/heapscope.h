@@ -135,6 +135,7 @@ class Addon : public Napi::Addon<Addon> {
   Napi::Value MallocInfo(const Napi::CallbackInfo& info);
   Napi::Value GlibcVersion(const Napi::CallbackInfo& info);
   Napi::Value PageSize(const Napi::CallbackInfo& info);
+  Napi::Value FileStat(const Napi::CallbackInfo& info);
   Napi::Value RunPlan(const Napi::CallbackInfo& info);
   Napi::Value PlanId(const Napi::CallbackInfo& info);
   Napi::Value Addresses(const Napi::CallbackInfo& info);

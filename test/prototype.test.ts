@@ -83,6 +83,8 @@ const calls = {
   smaps: () => h.maps({ rss: true }).every((r) => Object.hasOwn(r, 'rss') && Object.hasOwn(r, 'pss')),
   walk: () => { const w = h.walkSnapshot(bytes, 0x1000n, { start: 0 }); return [w.ending, w.top, w.reached, [...w.table.sizes.subarray(0, w.table.count)]]; },
   mallinfo: () => Object.keys(h.mallinfo2()),
+  // Whether mp_ as the libc file initialises it was read (it stats the file), and the totals' fields.
+  doctor: () => { const d = h.doctor(); return [Object.hasOwn(d.params, 'initial') ? 'initial' : d.params.initialReason, Object.keys(d.totals)]; },
 };
 const clean = Object.fromEntries(Object.entries(calls).map(([k, f]) => [k, outcome(f)]));
 const differences = [];

@@ -1,6 +1,7 @@
 // The safety contract: every misuse is a JS error with a stable code, and
 // the process carries on (the test run itself would die otherwise).
 import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { binding } from '../lib/binding';
@@ -177,6 +178,21 @@ describe('safety contract', () => {
     a.write(0, 'heapscope');
     expect(readMemory(a.address, 9).toString()).toBe('heapscope');
     a.free();
+  });
+
+  it('fileStat (the stat heapscope reads a libc file with) says what fs.statSync says, or fails with a code and the errno', () => {
+    const file = path.join(__dirname, '..', 'package.json');
+    const stat = fs.statSync(file);
+    expect([...binding.fileStat(file)]).toEqual([stat.ino, stat.size, stat.mtimeMs]);
+    const fd = fs.openSync(file, 'r');
+    try {
+      expect([...binding.fileStat(fd)]).toEqual([stat.ino, stat.size, stat.mtimeMs]);
+    } finally {
+      fs.closeSync(fd);
+    }
+    expect(() => binding.fileStat(path.join(__dirname, 'no such file'))).toThrow(expect.objectContaining({ code: 'ERR_READ_FAILED', errno: 2, syscall: 'stat' }));
+    expect(() => binding.fileStat(-1)).toThrow(expect.objectContaining({ code: 'ERR_READ_FAILED', errno: 9, syscall: 'fstat' }));
+    expect(() => (binding.fileStat as (x: unknown) => unknown)({})).toThrow(code('ERR_INVALID_ARG_TYPE'));
   });
 
   it('mallocTrim validates its pad', () => {

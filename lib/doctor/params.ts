@@ -9,7 +9,9 @@ import { decodeMallocPar, MallocPar } from '../allocator/decode';
 import type { GlibcLayout } from '../allocator/layouts';
 import type { LibcFile } from '../allocator/libc-file';
 import type { MemoryRegion } from '../maps';
+import { fileFacts } from '../file-bytes';
 import { hex } from '../format';
+import { own } from '../validate';
 import type { ParamsInForce } from './types';
 
 /** mp_ as the libc file initialises it, or why it cannot be read. */
@@ -19,14 +21,19 @@ export function initialParams(
   const size = layout.mallocPar.size;
   const region = regions.find((r) => r.path === libc.path && r.inode === libc.inode && r.start <= par.address && par.address + BigInt(size) <= r.end);
   if (region === undefined) return { reason: `mp_ at ${hex(par.address)} is in no file mapping of ${libc.path}` };
-  if (libc.size === undefined) return { reason: `${libc.path} was replaced since it was mapped: its bytes are not the mapped file's` };
+  // Own fields only: a LibcFile without them must not read Object.prototype's.
+  const fileSize = own(libc, 'size');
+  if (fileSize === undefined) {
+    const failed = own(libc, 'statFailed');
+    return { reason: failed !== undefined ? `${libc.path} could not be stat'ed (${failed})` : `${libc.path} was replaced since it was mapped: its bytes are not the mapped file's` };
+  }
   const offset = region.offset + Number(par.address - region.start);
-  if (offset + size > libc.size) return { reason: `mp_ lies past the end of ${libc.path} (in its .bss)` };
+  if (offset + size > fileSize) return { reason: `mp_ lies past the end of ${libc.path} (in its .bss)` };
   const bytes = Buffer.alloc(size);
   let fd: number | undefined;
   try {
     fd = fs.openSync(`${root}${libc.path}`, 'r');
-    if (fs.fstatSync(fd).ino !== libc.inode) return { reason: `${root}${libc.path} is not the file the process maps` };
+    if (fileFacts(fd).inode !== libc.inode) return { reason: `${root}${libc.path} is not the file the process maps` };
     fs.readSync(fd, bytes, 0, size, offset);
   } catch (error) {
     return { reason: `${root}${libc.path} cannot be read: ${(error as Error).message}` };

@@ -2,10 +2,10 @@
 // banner every glibc carries in .rodata ("GNU C Library (Debian GLIBC
 // 2.36-9) stable release version 2.36."), read from that very file (same
 // device and inode), not from the libc this process runs on.
-import fs from 'node:fs';
 import { HeapscopeError } from '../errors';
 import { LibcFile } from '../allocator/libc-file';
-import { withFileBytes } from '../file-bytes';
+import { fileFacts, withFileBytes } from '../file-bytes';
+import { own } from '../validate';
 
 const BANNER_START = 'GNU C Library ';
 const BANNER = /^GNU C Library [^\n]*?release version (\d+\.\d+(?:\.\d+)?)/;
@@ -27,12 +27,13 @@ export function libcVersionOf(pid: number, libc: LibcFile): string {
   for (const file of [`/proc/${pid}/root${libc.path}`, libc.path]) {
     let version: string | undefined;
     try {
-      if (fs.statSync(file).ino !== libc.inode) {
-        tried.push(`${file} is another file now (inode ${fs.statSync(file).ino}, the mapped one is ${libc.inode})`);
+      const { inode } = fileFacts(file);
+      if (inode !== libc.inode) {
+        tried.push(`${file} is another file now (inode ${inode}, the mapped one is ${libc.inode})`);
         continue;
       }
       // Read into memory the addon maps (withFileBytes): 1.9 MB from malloc raised this process's mmap threshold.
-      version = withFileBytes(file, bannerVersion, libc.size);
+      version = withFileBytes(file, bannerVersion, own(libc, 'size'));
     } catch (error) {
       tried.push(`${file}: ${(error as Error).message}`);
       continue;
