@@ -2,7 +2,8 @@
 // (test/fixtures/early-break.c, preloaded): [heap] starts with 4 MiB that are
 // not main_arena's, and mp_.sbrk_base, where glibc's first sbrk began, lies
 // past them. Every reading of this process's own main_arena starts there:
-// mainHeapSnapshot() with walkSnapshot, walkHeap() and the doctor.
+// mainHeapSnapshot() with walkSnapshot, walkHeap(), the doctor, and the bins
+// experiment's search for this thread's tcache.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -65,5 +66,27 @@ describe('this process, its break moved 4 MiB before malloc first moved it', () 
     // Never touched, the 4 MiB are not resident.
     expect(seen.doctor.consistent).toBe(true);
     expect(seen.doctor.foreignSbrk).toEqual({ below: MOVED, past: 0, resident: 0 });
+  });
+});
+
+describe('the bins experiment in such a process', () => {
+  it("finds this thread's tcache where main_arena's chunks start, and takes its chunks with fillers first", ({ skip }) => {
+    if (noCompiler !== undefined) skip(noCompiler);
+    // Seven chunks of a size nothing else in a quiet node asks for, freed into this thread's tcache.
+    const seen = inQuietChild<{ findings: string[]; cached: number }>(`
+      const plan = [];
+      for (let i = 0; i < 7; i++) plan.push({ op: 'malloc', size: 0x2e8 });
+      for (let i = 0; i < 7; i++) plan.push({ op: 'free', step: i });
+      h.runPlan(plan);
+      const own = h.tcaches().tcaches.find((t) => t.owner === 'calling-thread');
+      const cached = own.bins.reduce((n, b) => n + b.chunks.length, 0);
+      const r = await h.run('bins', { isolated: false });
+      return { findings: r.findings, cached };
+    `, { LD_PRELOAD: preload });
+    expect(seen.cached).toBeGreaterThanOrEqual(7);
+    const took = seen.findings.map((f) => /fillers first took what this thread's tcache \((\d+)\)/.exec(f)).find((m) => m !== null);
+    expect(took, seen.findings.join('\n')).toBeDefined();
+    // The seven at least: nothing else asks for their size before the experiment's copy (node's mallocs may take others).
+    expect(Number(took![1])).toBeGreaterThanOrEqual(7);
   });
 });

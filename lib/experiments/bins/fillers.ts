@@ -12,6 +12,7 @@ import { findTcaches } from '../../allocator/tcaches';
 import { HeapscopeError } from '../../errors';
 import { PlanStep } from '../../plan';
 import { walkSnapshot } from '../../walk/chunk';
+import { mainFirstChunk } from '../../walk/main-arena';
 import { freeChunkSizes } from '../measure';
 
 /** Bytes of [heap] walked to find this thread's tcache: its struct is among the first chunks. */
@@ -46,11 +47,13 @@ export function fillers(): Fillers {
     bytes += size;
   };
   if (image.heap !== undefined) {
-    const end = image.heap.start + BigInt(Math.min(HEAD, Number(image.heap.end - image.heap.start)));
-    const head = image.memory.read(image.heap.start, Number(end - image.heap.start));
+    // From main_arena's first chunk: past what the program took with brk before malloc's first sbrk, if anything.
+    const first = image.heap.start + BigInt(mainFirstChunk(image.heap, par.sbrkBase));
+    const end = first + BigInt(Math.max(0, Math.min(HEAD, Number(image.heap.end - first))));
+    const head = image.memory.read(first, Number(end - first));
     // The walk stops where the copy ends: the chunks it read before are what the tcache search needs.
-    const walk = walkSnapshot(head, image.heap.start, { mainArena: true });
-    const { tcaches } = findTcaches(image, [list.arenas[main]], [{ arena: mainArena, kind: 'heap', start: image.heap.start, end, walk }], par, snapshot.probe);
+    const walk = walkSnapshot(head, first, { mainArena: true });
+    const { tcaches } = findTcaches(image, [list.arenas[main]], [{ arena: mainArena, kind: 'heap', start: first, end, walk }], par, snapshot.probe);
     const own = tcaches.find((t) => t.owner === 'calling-thread');
     // The tcache first: a filler for a bin's chunk would otherwise get a cached one of its size.
     for (const bin of own?.bins ?? []) for (const c of bin.chunks) filler(c.size);
