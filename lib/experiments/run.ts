@@ -4,7 +4,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import v8 from 'node:v8';
 import { HeapscopeError, rangeError, typeError } from '../errors';
-import { releaseBytes, zeroedBytes } from '../fresh-memory';
+import { zeroedBytes } from '../fresh-memory';
 import { QUIET_NODE_FLAGS, quietEnv } from '../quiet-node';
 import { describe, readOptions } from '../validate';
 import { runHere } from './here';
@@ -187,10 +187,11 @@ function runChild(name: string, tunables: Record<string, string>, timeout: numbe
 
 /**
  * The child's answer from the pieces its pipe delivered, joined in memory
- * the addon maps from 128 KiB on (zeroedBytes) and given back once read.
- * Buffer.concat took the whole from malloc, which glibc mapped on its own
- * and, once collected, raised this process's mmap threshold to (a `free`
- * run's answer, 266 KB).
+ * the addon maps from 128 KiB on (zeroedBytes). Buffer.concat took the
+ * whole from malloc, which glibc mapped on its own and, once collected,
+ * raised this process's mmap threshold to (a `free` run's answer, 266 KB).
+ * Left to Node to give back, not released once read: v8.deserialize makes
+ * a typed array of the answer a view of these bytes.
  */
 function deserialized(pieces: readonly Buffer[]): ChildAnswer & { error?: { code: string; message: string } } {
   const bytes = zeroedBytes(pieces.reduce((n, piece) => n + piece.length, 0));
@@ -199,11 +200,7 @@ function deserialized(pieces: readonly Buffer[]): ChildAnswer & { error?: { code
     bytes.set(piece, at);
     at += piece.length;
   }
-  try {
-    return v8.deserialize(bytes);
-  } finally {
-    releaseBytes([bytes]);
-  }
+  return v8.deserialize(bytes);
 }
 
 function duration(ms: number): string {

@@ -96,6 +96,11 @@ const EMPTY_ARENA: Omit<SnapshotArena, 'address' | 'kind'> = {
   top: 0, fenceposts: NONE, unlisted: NONE, rss: 0, classes: [],
 };
 
+/** A's and b's outsideHeap, null for a file without one; nothing when neither has it. */
+function outsideHeapPair(a: number | undefined, b: number | undefined): { outsideHeap?: Pair<number | null> } {
+  return a === undefined && b === undefined ? {} : { outsideHeap: pair(a ?? null, b ?? null) };
+}
+
 function arenaDiff(a: SnapshotArena | undefined, b: SnapshotArena | undefined): ArenaDiff {
   const known = (a ?? b)!;
   const x = a ?? { ...EMPTY_ARENA, address: known.address, kind: known.kind };
@@ -110,7 +115,7 @@ function arenaDiff(a: SnapshotArena | undefined, b: SnapshotArena | undefined): 
     free: Object.fromEntries(FREE_PLACES.map((p) => [p, pair(x.free[p], y.free[p])])) as ArenaDiff['free'],
     top: pair(x.top, y.top),
     rss: pair(x.rss, y.rss),
-    ...(x.outsideHeap === undefined && y.outsideHeap === undefined ? {} : { outsideHeap: pair(x.outsideHeap ?? null, y.outsideHeap ?? null) }),
+    ...outsideHeapPair(own(x, 'outsideHeap'), own(y, 'outsideHeap')),
     classes,
     classesSeen: seen,
   };

@@ -25,9 +25,14 @@ function bad(where: string, what: string, value: unknown): HeapscopeError {
   return new HeapscopeError('ERR_NOT_A_SNAPSHOT', `${where} must be ${what}, got ${shown(value)}`);
 }
 
+/**
+ * `value`'s own fields on an object with no prototype: a field the file
+ * lacks reads as undefined there, whatever Object.prototype holds (a diff
+ * showed an `Object.prototype.outsideHeap` in every arena).
+ */
 function object(value: unknown, where: string): Json {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw bad(where, 'an object', value);
-  return value as Json;
+  return Object.assign(Object.create(null) as Json, value);
 }
 
 function array(value: unknown, where: string): unknown[] {
@@ -122,11 +127,11 @@ export function parseHeapSnapshot(input: unknown): HeapSnapshotData {
   } catch (error) {
     throw new HeapscopeError('ERR_NOT_A_SNAPSHOT', `not JSON: ${(error as Error).message}`);
   }
-  if (typeof value !== 'object' || value === null || (value as Json).format !== SNAPSHOT_FORMAT) {
-    const format = typeof value === 'object' && value !== null ? (value as Json).format : undefined;
+  const format = typeof value === 'object' && value !== null ? own(value as Json, 'format') : undefined;
+  if (format !== SNAPSHOT_FORMAT) {
     throw new HeapscopeError('ERR_NOT_A_SNAPSHOT', `not a heapscope snapshot: its format is ${shown(format)}, not "${SNAPSHOT_FORMAT}"`);
   }
-  const o = value as Json;
+  const o = object(value, 'the snapshot');
   const version = whole(o.version, 'version');
   if (version > SNAPSHOT_VERSION) {
     throw new HeapscopeError('ERR_SNAPSHOT_VERSION', `the snapshot is of format version ${version}; this heapscope reads version ${SNAPSHOT_VERSION} and older`);
@@ -148,7 +153,7 @@ export function parseHeapSnapshot(input: unknown): HeapSnapshotData {
       cmdline: array(p.cmdline, 'process.cmdline').map((a, i) => text(a, `process.cmdline[${i}]`)),
       glibc: text(p.glibc, 'process.glibc'), threads: whole(p.threads, 'process.threads'), pageSize: whole(p.pageSize, 'process.pageSize'),
     },
-    params: params as unknown as HeapSnapshotData['params'],
+    params: { ...params } as unknown as HeapSnapshotData['params'],
     arenas: array(o.arenas, 'arenas').map((a, i) => arena(a, `arenas[${i}]`)),
     mmapped: numbers(o.mmapped, ['count', 'bytes', 'resident', 'nMmaps', 'mmappedMem'], 'mmapped'),
     rss: { total: whole(rss.total, 'rss.total'), rows: array(rss.rows, 'rss.rows').map((r, i) => rssRow(r, `rss.rows[${i}]`)) },

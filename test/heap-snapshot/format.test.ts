@@ -44,6 +44,23 @@ describe('reading a snapshot back', () => {
     expect(d.arenas.every((a) => a.status === 'both' && a.classes.length === 0)).toBe(true);
   });
 
+  it("a file's own fields only: an outsideHeap on Object.prototype shows in no arena of a diff, a takenAt there stands in for none missing", () => {
+    // This process's main_arena is contiguous (its snapshot has no outsideHeap), unless its break was blocked.
+    const has = snapshot.arenas.filter((a) => Object.hasOwn(a, 'outsideHeap')).length;
+    const clean = diffHeapSnapshots(text, text).arenas.filter((a) => a.outsideHeap !== undefined).length;
+    expect(clean).toBe(has);
+    const noTakenAt = edited((o) => { delete o.takenAt; });
+    Object.defineProperty(Object.prototype, 'outsideHeap', { value: 12345, configurable: true, writable: true });
+    Object.defineProperty(Object.prototype, 'takenAt', { value: '2026-12-07T00:00:00.000Z', configurable: true, writable: true });
+    try {
+      expect(diffHeapSnapshots(text, text).arenas.filter((a) => Object.hasOwn(a, 'outsideHeap')).length).toBe(has);
+      expect(() => readHeapSnapshot(noTakenAt)).toThrow(expect.objectContaining({ code: 'ERR_NOT_A_SNAPSHOT', message: 'takenAt must be a string, got nothing' }));
+    } finally {
+      delete (Object.prototype as { outsideHeap?: number }).outsideHeap;
+      delete (Object.prototype as { takenAt?: string }).takenAt;
+    }
+  });
+
   it.each([
     ['not JSON', 'hello', 'ERR_NOT_A_SNAPSHOT', /^not JSON: /],
     ['JSON of something else', '{"format":"heapscope-doctor"}', 'ERR_NOT_A_SNAPSHOT', /its format is "heapscope-doctor", not "heapscope-snapshot"/],
