@@ -3,7 +3,8 @@
 // not main_arena's, and mp_.sbrk_base, where glibc's first sbrk began, lies
 // past them. Every reading of this process's own main_arena starts there:
 // mainHeapSnapshot() with walkSnapshot, walkHeap(), the doctor, and the bins
-// experiment's search for this thread's tcache.
+// experiment's search for this thread's tcache; and the layout experiment
+// says that [heap] does not start with malloc's memory.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -88,5 +89,19 @@ describe('the bins experiment in such a process', () => {
     expect(took, seen.findings.join('\n')).toBeDefined();
     // The seven at least: nothing else asks for their size before the experiment's copy (node's mallocs may take others).
     expect(Number(took![1])).toBeGreaterThanOrEqual(7);
+  });
+});
+
+describe('the layout experiment in such a process', () => {
+  it("says that [heap] starts with 4 MiB that are not malloc's, from mp_.sbrk_base", ({ skip }) => {
+    if (noCompiler !== undefined) skip(noCompiler);
+    const seen = inQuietChild<{ surprises: string[]; heapStart: string; sbrkBase: string }>(`
+      const r = await h.run('layout', { isolated: false });
+      return { surprises: r.surprises, heapStart: h.maps().find((x) => x.kind === 'heap').start, sbrkBase: h.mallocParams().values.sbrkBase };
+    `, { LD_PRELOAD: preload });
+    const hex = (n: string) => `0x${BigInt(n).toString(16)}`;
+    expect(seen.surprises).toContain(`[heap] does not start with malloc's memory: main_arena's first sbrk began at ${hex(seen.sbrkBase)} (mp_.sbrk_base), ` +
+      `4 MiB into [heap] (${hex(seen.heapStart)}). Something other than malloc moved the program break before malloc first did (sbrk or brk: ` +
+      "what glibc calls a foreign sbrk), and those bytes are not malloc's.");
   });
 });

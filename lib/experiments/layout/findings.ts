@@ -203,6 +203,14 @@ const SURPRISES: Rule<Facts>[] = [
       `${inBetween(f.regions, imageEnd, h.heapStart.address)}.`;
   },
 
+  // If main_arena's first sbrk began further into [heap] than its start: something else moved the break first.
+  ({ row: { 'heap-start': start }, sbrkBase }) => {
+    if (start?.region === undefined || sbrkBase === undefined || sbrkBase <= start.address || sbrkBase >= start.region.end) return undefined;
+    return `[heap] does not start with malloc's memory: main_arena's first sbrk began at ${hex(sbrkBase)} (mp_.sbrk_base), ` +
+      `${shortBytes(Number(sbrkBase - start.address))} into [heap] (${hex(start.address)}). Something other than malloc moved the program break ` +
+      'before malloc first did (sbrk or brk: what glibc calls a foreign sbrk), and those bytes are not malloc\'s.';
+  },
+
   // If node's ELF header says ET_EXEC: node sits at its fixed link address.
   ({ node, nodeElfType, row: { 'libc-malloc': libc } }) => {
     if (node.length === 0 || nodeElfType !== ET_EXEC) return undefined;

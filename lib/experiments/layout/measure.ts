@@ -10,6 +10,7 @@ import { maps, MemoryRegion, parseMaps, RegionKind, regionOf } from '../../maps'
 import { readMemory } from '../../memory';
 import { PlanStep, runPlan } from '../../plan';
 import { Mallinfo } from '../../stats';
+import { mallocPar } from '../measure';
 
 /** Objects whose real address is measured. */
 export type LayoutProbe =
@@ -97,6 +98,8 @@ export interface Snapshot {
   topBefore: Mallinfo;
   /** e_type of the ELF header at the start of node's image; undefined when none was found or read. */
   nodeElfType?: number;
+  /** mp_.sbrk_base, where main_arena's first sbrk began (it never moves once set); undefined without [heap] or where mp_ cannot be read. */
+  sbrkBase?: bigint;
 }
 
 export function measure(): Snapshot {
@@ -173,7 +176,18 @@ export function measure(): Snapshot {
   });
   // node's ELF header says whether its image is position-independent or sits at its link address.
   const nodeElfType = node.length > 0 ? elfType(node[0].start) : undefined;
-  return { rows, regions, topBefore: results[0].mallinfo!, nodeElfType };
+  const sbrkBase = heap === undefined ? undefined : sbrkBaseNow();
+  return { rows, regions, topBefore: results[0].mallinfo!, nodeElfType, ...(sbrkBase === undefined ? {} : { sbrkBase }) };
+}
+
+/** mp_.sbrk_base as glibc holds it, or undefined where mp_ cannot be located or its layout is unknown. */
+function sbrkBaseNow(): bigint | undefined {
+  try {
+    return mallocPar().sbrkBase;
+  } catch (error) {
+    if (error instanceof HeapscopeError) return undefined;
+    throw error;
+  }
 }
 
 function place(r: MemoryRegion): PlacedRegion {
