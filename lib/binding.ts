@@ -73,7 +73,7 @@ export interface RawBinding {
   mallocInfo(): string;
   glibcVersion(): string;
   pageSize(): number;
-  /** stat(2) of a path, fstat(2) of a descriptor: inode, size, modification time in ms. */
+  /** stat(2) of a path, fstat(2) of a descriptor: inode, size, modification time in ms, 1 for a directory (else 0). */
   fileStat(file: string | number): Float64Array;
   /**
    * With `records`, they are written there in place (at least the records' words, plan-codes.ts) and `words` is that array.

@@ -14,6 +14,7 @@ export interface FileFacts {
   inode: number;
   size: number;
   mtimeMs: number;
+  directory: boolean;
 }
 
 /**
@@ -23,8 +24,8 @@ export interface FileFacts {
  * `ino`, …). Throws ERR_READ_FAILED with the errno (ENOENT: nothing there).
  */
 export function fileFacts(file: string | number): FileFacts {
-  const [inode, size, mtimeMs] = native(() => binding.fileStat(file));
-  return { inode, size, mtimeMs };
+  const [inode, size, mtimeMs, directory] = native(() => binding.fileStat(file));
+  return { inode, size, mtimeMs, directory: directory === 1 };
 }
 
 /** What a file whose size the kernel does not give (a /proc file) is read into first: a node's smaps is ~140 KB. */

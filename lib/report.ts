@@ -2,6 +2,7 @@
 // of contents and each question's findings. Inline SVG and CSS only.
 import './present';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { typeError } from './errors';
 import { allocatorSnapshot, AllocatorSnapshot, arenas, bins, mallocParams } from './allocator-state';
@@ -11,7 +12,8 @@ import { arenasDocument, binsDocument, paramsDocument } from './views/allocator'
 import { documentHTML } from './views/document';
 import { ExperimentResult, ResultData } from './experiments/types';
 import { RESULT_CSS, resultHTML } from './views/html';
-import { describe, readArray, readEntries, readOptions, readRecord } from './validate';
+import { defineOwn, describe, own, readArray, readEntries, readOptions, readRecord } from './validate';
+import { FileFacts, fileFacts } from './file-bytes';
 import { esc } from './views/svg';
 
 const PAGE_CSS = `
@@ -156,16 +158,21 @@ function allocatorPart(snapshot: AllocatorSnapshot = allocatorSnapshot()): Part 
 
 /** Throws, with the errno code of the reason, when `file` cannot be written. */
 function checkDestination(file: string): void {
-  const fail = (code: string, why: string) =>
-    Object.assign(new Error(`cannot write the report to ${file}: ${why}`), { code, path: file });
+  // Defined, not assigned (an accessor on Object.prototype under these names would meet an assignment).
+  const fail = (code: string, why: string) => {
+    const error = new Error(`cannot write the report to ${file}: ${why}`);
+    defineOwn(error, 'code', code);
+    defineOwn(error, 'path', file);
+    return error;
+  };
   const dir = path.dirname(path.resolve(file));
   // The nearest ancestor of the file that exists says what is wrong.
   let up = dir;
   while (stat(up) === undefined && up !== path.dirname(up)) up = path.dirname(up);
-  if (!stat(up)!.isDirectory()) throw fail('ENOTDIR', `${up} is not a directory`);
+  if (!stat(up)!.directory) throw fail('ENOTDIR', `${up} is not a directory`);
   if (up !== dir) throw fail('ENOENT', `there is no directory ${dir}`);
   const target = stat(file);
-  if (target?.isDirectory()) throw fail('EISDIR', 'it is a directory');
+  if (target?.directory === true) throw fail('EISDIR', 'it is a directory');
   const writable = target === undefined ? dir : file;
   try {
     fs.accessSync(writable, target === undefined ? fs.constants.W_OK | fs.constants.X_OK : fs.constants.W_OK);
@@ -175,13 +182,19 @@ function checkDestination(file: string): void {
   }
 }
 
-/** What is at `p`, or undefined when nothing is (ENOENT, or a file where a directory should be). */
-function stat(p: string): fs.Stats | undefined {
+const { ENOENT, ENOTDIR } = os.constants.errno;
+
+/**
+ * What is at `p`, or undefined when nothing is (ENOENT, or a file where a
+ * directory should be). Through the addon (fileFacts): Node's Stats threw at
+ * a getter-only `size` or `dev` on Object.prototype.
+ */
+function stat(p: string): FileFacts | undefined {
   try {
-    return fs.statSync(p);
+    return fileFacts(p);
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    const errno = own(error as { errno?: number }, 'errno');
+    if (errno === ENOENT || errno === ENOTDIR) return undefined;
     throw error;
   }
 }

@@ -154,8 +154,8 @@ Napi::Value Addon::PageSize(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(sysconf(_SC_PAGESIZE)));
 }
 
-// fileStat(path or fd): a file's inode, size and modification time (ms), from
-// stat(2) or fstat(2), as three numbers. Node builds its Stats by assigning
+// fileStat(path or fd): a file's inode, size, modification time (ms) and
+// whether it is a directory (1 or 0), from stat(2) or fstat(2), as numbers. Node builds its Stats by assigning
 // each field, which throws at a getter-only accessor someone put on
 // Object.prototype under that name (size, dev, ino, ...).
 Napi::Value Addon::FileStat(const Napi::CallbackInfo& info) {
@@ -176,10 +176,11 @@ Napi::Value Addon::FileStat(const Napi::CallbackInfo& info) {
     const int err = errno;
     ThrowCode(env, "ERR_READ_FAILED", "cannot stat " + what + " (" + strerror(err) + ")", err, info[0].IsString() ? "stat" : "fstat");
   }
-  Napi::Float64Array out = Napi::Float64Array::New(env, 3);
+  Napi::Float64Array out = Napi::Float64Array::New(env, 4);
   out[0] = static_cast<double>(st.st_ino);
   out[1] = static_cast<double>(st.st_size);
   out[2] = static_cast<double>(st.st_mtim.tv_sec) * 1e3 + static_cast<double>(st.st_mtim.tv_nsec) / 1e6;
+  out[3] = S_ISDIR(st.st_mode) ? 1 : 0;
   return out;
 }
 

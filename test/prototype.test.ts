@@ -106,6 +106,26 @@ describe('a getter-only accessor on Object.prototype', () => {
     expect(Object.values(clean).some((o) => String(o).startsWith('threw'))).toBe(false);
     expect(differences).toEqual([]);
   }, 60_000);
+
+  it("leaves writeReport's refusal of a destination as it is: a directory is EISDIR under every name", () => {
+    const script = `
+      const h = require(${JSON.stringify(path.join(DIST, 'index.js'))});
+      const NAMES = ['size', 'dev', 'ino', 'mode', 'code', 'path', 'message'];
+      (async () => {
+        const seen = [];
+        for (const name of NAMES) {
+          Object.defineProperty(Object.prototype, name, { get() { throw new Error('a getter on Object.prototype'); }, configurable: true });
+          try {
+            await h.writeReport(${JSON.stringify(DIST)}, {}).then(() => seen.push(name + ': written'), (e) => seen.push(name + ': ' + (Object.hasOwn(e, 'code') ? e.code : 'uncoded ' + e.message)));
+          } finally { delete Object.prototype[name]; }
+        }
+        process.stdout.write(JSON.stringify(seen));
+      })();
+    `;
+    const child = spawnSync(process.execPath, ['-e', script], { ...SYNC_CHILD, encoding: 'utf8' });
+    expect(child.status, child.stderr).toBe(0);
+    expect(JSON.parse(child.stdout)).toEqual(['size', 'dev', 'ino', 'mode', 'code', 'path', 'message'].map((n) => `${n}: EISDIR`));
+  });
 });
 
 describe('names inherited from Object.prototype', () => {

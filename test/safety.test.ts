@@ -183,13 +183,15 @@ describe('safety contract', () => {
   it('fileStat (the stat heapscope reads a libc file with) says what fs.statSync says, or fails with a code and the errno', () => {
     const file = path.join(__dirname, '..', 'package.json');
     const stat = fs.statSync(file);
-    expect([...binding.fileStat(file)]).toEqual([stat.ino, stat.size, stat.mtimeMs]);
+    expect([...binding.fileStat(file)]).toEqual([stat.ino, stat.size, stat.mtimeMs, 0]);
     const fd = fs.openSync(file, 'r');
     try {
-      expect([...binding.fileStat(fd)]).toEqual([stat.ino, stat.size, stat.mtimeMs]);
+      expect([...binding.fileStat(fd)]).toEqual([stat.ino, stat.size, stat.mtimeMs, 0]);
     } finally {
       fs.closeSync(fd);
     }
+    const dir = fs.statSync(__dirname);
+    expect([...binding.fileStat(__dirname)]).toEqual([dir.ino, dir.size, dir.mtimeMs, 1]);
     expect(() => binding.fileStat(path.join(__dirname, 'no such file'))).toThrow(expect.objectContaining({ code: 'ERR_READ_FAILED', errno: 2, syscall: 'stat' }));
     expect(() => binding.fileStat(-1)).toThrow(expect.objectContaining({ code: 'ERR_READ_FAILED', errno: 9, syscall: 'fstat' }));
     expect(() => (binding.fileStat as (x: unknown) => unknown)({})).toThrow(code('ERR_INVALID_ARG_TYPE'));

@@ -1,12 +1,13 @@
 // Which libc file a process has mapped, as a key that facts about the file
 // (such as where global_max_fast sits relative to main_arena) can be cached
 // under: any process mapping the same file has the same offsets.
+import os from 'node:os';
 import { fileFacts } from '../file-bytes';
 import { MemoryRegion } from '../maps';
 import { libcDataRegions } from './libc-data';
 import { own } from '../validate';
 
-const ENOENT = 2;
+const { ENOENT } = os.constants.errno;
 
 export interface LibcFile {
   path: string;
