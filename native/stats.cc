@@ -155,9 +155,10 @@ Napi::Value Addon::PageSize(const Napi::CallbackInfo& info) {
 }
 
 // fileStat(path or fd): a file's inode, size, modification time (ms) and
-// whether it is a directory (1 or 0), from stat(2) or fstat(2), as numbers. Node builds its Stats by assigning
-// each field, which throws at a getter-only accessor someone put on
-// Object.prototype under that name (size, dev, ino, ...).
+// whether it is a directory (1 or 0), from stat(2) or fstat(2), as numbers.
+// Node builds its Stats by assigning each field, which throws at a
+// getter-only accessor someone put on Object.prototype under that name
+// (size, dev, ino, ...).
 Napi::Value Addon::FileStat(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   struct stat st;
