@@ -1,9 +1,10 @@
 // A file's facts (fileFacts) and its whole bytes read into memory the addon
-// maps, for a caller that reads them once (withFileBytes). fs.readFileSync took a buffer from malloc, which glibc mapped on its
-// own from 128 KiB on and, once V8 collected it, raised its mmap threshold
-// to: heapscope's own read moved the parameter it reports (a node's smaps,
-// 236 KiB; the 1.9 MB libc file another process maps, read for its banner,
-// left this process's threshold at 1.84 MiB).
+// maps, for a caller that reads them once (withFileBytes). fs.readFileSync
+// took a buffer from malloc, which glibc mapped on its own from 128 KiB on
+// and, once V8 collected it, raised its mmap threshold to: heapscope's own
+// read moved the parameter it reports (a node's smaps, 236 KiB; the 1.9 MB
+// libc file another process maps, read for its banner, left this process's
+// threshold at 1.84 MiB).
 import fs from 'node:fs';
 import { binding } from './binding';
 import { native } from './errors';

@@ -35,7 +35,7 @@ export class HeaderStore {
   put(i: number, from: Uint32Array, offset: number, length: number): void {
     const block = Math.floor(i / BLOCK);
     while (this.blocks.length <= block) {
-      // Faulted in a page at a time as headers are written: a small heap's fill the start of one.
+      // Faulted in a page at a time as headers are written: a small heap's headers fill the start of one.
       const bytes = zeroedBytes(BLOCK * HEADER_BYTES, false);
       this.blocks.push(bytes);
       this.words.push(new Uint32Array(bytes.buffer));

@@ -9,7 +9,7 @@ import { own } from '../validate';
 
 const BANNER_START = 'GNU C Library ';
 const BANNER = /^GNU C Library [^\n]*?release version (\d+\.\d+(?:\.\d+)?)/;
-/** The most of a banner read after its start: Debian's is 86 bytes. */
+/** The most of a banner read after its start: Debian 12's is 73 bytes. */
 const BANNER_MOST = 512;
 
 /** The version in the first banner of `bytes` (a libc file), or undefined. */

@@ -28,12 +28,8 @@ function countedChange(p: Pair<Counted>): string {
 
 const CHANGE_COLUMNS: DocColumn[] = [{ head: 'what', wrap: true }, { head: 'before', ...RIGHT }, { head: 'after', ...RIGHT }, { head: 'change', ...RIGHT }];
 
-function bytesRow(what: string, p: Pair<number>): DocRow {
-  return { cells: [what, shortBytes(p.a), shortBytes(p.b), signedBytes(p.b - p.a)], ...(p.a === p.b ? {} : { colour: 'cyan' as const }) };
-}
-
-/** A figure one file may lack (null): `–` on that side, and no change. */
-function optionalBytesRow(what: string, p: Pair<number | null>): DocRow {
+/** Bytes before and after, and the change; a figure one file lacks (null) shows as `–`, and then so does the change. */
+function bytesRow(what: string, p: Pair<number | null>): DocRow {
   const cell = (n: number | null) => (n === null ? '–' : shortBytes(n));
   const change = p.a === null || p.b === null ? '–' : signedBytes(p.b - p.a);
   return { cells: [what, cell(p.a), cell(p.b), change], ...(p.a === p.b ? {} : { colour: 'cyan' as const }) };
@@ -57,7 +53,7 @@ function arenaSections(a: ArenaDiff): DocSection[] {
         ...FREE_PLACES.map((p, i) => countedRow(`free ${PLACE_NAMES[i]}`, a.free[p])),
         bytesRow('top', a.top),
         bytesRow('resident', a.rss),
-        ...(a.outsideHeap === undefined ? [] : [optionalBytesRow('memory outside [heap]', a.outsideHeap)]),
+        ...(a.outsideHeap === undefined ? [] : [bytesRow('memory outside [heap]', a.outsideHeap)]),
       ],
     },
     notes: a.outsideHeap === undefined ? [] : [{
