@@ -13,7 +13,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inQuietChild } from '../helpers/quiet-child';
 import { heapRoomNotNeeded } from '../helpers/heap-room';
-import { buildFixtures } from '../helpers/target';
+import { buildFixtures, NO_PYTHON, PYTHON } from '../helpers/target';
 
 // The chunk and the copy are a quiet child's.
 heapRoomNotNeeded();
@@ -88,7 +88,6 @@ beforeAll(() => {
 });
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-const PYTHON = '/usr/bin/python3';
 /** Debian's python3 holding 200,000 blocks of glibc's malloc (ctypes), ready once it prints. */
 const PYTHON_HEAP = "import ctypes, os, sys; m = ctypes.CDLL('libc.so.6').malloc; m.restype = ctypes.c_void_p; " +
   "kept = [m(40) for _ in range(200000)]; os.write(1, b'ready\\n'); sys.stdin.read()";
@@ -168,7 +167,7 @@ describe("heapscope's own working memory takes nothing from malloc from 128 KiB 
       'if (h.walkHeap({ attempts: 20 }).main.chunks.length < 300000) throw new Error("the walk met too few chunks");'],
   ] as const)('%s', ([, setup, call], { skip }) => {
     if (noCompiler !== undefined) skip(noCompiler);
-    if (setup.includes(PYTHON) && !fs.existsSync(PYTHON)) skip(`no ${PYTHON} (Debian's python3)`);
+    if (setup.includes(PYTHON) && NO_PYTHON !== undefined) skip(NO_PYTHON);
     const t = around(setup, call);
     expect({ large: t.large, largest: t.largest }).toEqual({ large: 0, largest: 0 });
     expect(t.noDyn).toBe(0);

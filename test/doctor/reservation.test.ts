@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { buildFixtures, startTarget } from '../helpers/target';
+import { buildFixtures, NO_PYTHON, PYTHON, startTarget } from '../helpers/target';
 import { inQuietChild } from '../helpers/quiet-child';
 import { attach } from '../../lib/index';
 import { TOTALLED_FIELDS } from '../../lib/allocator/totals';
@@ -22,7 +22,6 @@ import { heapRoomNotNeeded } from '../helpers/heap-room';
 heapRoomNotNeeded();
 
 const SHADOW = 17n << 40n;
-const PYTHON = '/usr/bin/python3';
 const PAGE = 4096;
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'heapscope-reservation-'));
 const children: ChildProcess[] = [];
@@ -66,7 +65,7 @@ describe('doctor in a process with a reservation of 17 TiB, as ASan maps its sha
 
   it("attach(pid).doctor() of Debian's python3: its totals are its own mallinfo2(), and each mmapped chunk's residency is its pagemap's", async ({ skip }) => {
     if (noCompiler !== undefined) skip(noCompiler);
-    if (!fs.existsSync(PYTHON)) skip(`no ${PYTHON} (Debian's python3)`);
+    if (NO_PYTHON !== undefined) skip(NO_PYTHON);
     const env = { PATH: '/usr/bin:/bin', LANG: 'C.UTF-8', ...withPreload() };
     const { child, next } = startTarget(PYTHON, [path.join(__dirname, '..', 'fixtures', 'attach-target.py')], { env, into: children });
     const mallinfo = JSON.parse((await next(2))[1]) as Record<string, number>;

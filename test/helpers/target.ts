@@ -2,9 +2,16 @@
 // read line by line as they print (their pid, their own mallinfo2(), a ready
 // line), and put in the test file's list of children to kill when it is done.
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { foreignEnv } from './foreign-env';
 import { SYNC_CHILD } from './sync-child';
+
+/** Debian's python3: a real program nobody here wrote, for the tests that read another process. */
+export const PYTHON = '/usr/bin/python3';
+
+/** Why a test that needs PYTHON skips, or undefined where it is installed. */
+export const NO_PYTHON = fs.existsSync(PYTHON) ? undefined : `no ${PYTHON} (Debian's python3)`;
 
 export interface Target {
   child: ChildProcess;

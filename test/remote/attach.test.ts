@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { buildFixtures, startLines } from '../helpers/target';
+import { buildFixtures, NO_PYTHON, PYTHON, startLines } from '../helpers/target';
 import { allocatorSnapshot, attach, HeapscopeError } from '../../lib/index';
 import { TOTALLED_FIELDS } from '../../lib/allocator/totals';
 import { heapRoomNotNeeded } from '../helpers/heap-room';
@@ -20,7 +20,6 @@ heapRoomNotNeeded();
 const fixtures = path.join(__dirname, '..', 'fixtures');
 const root = path.join(__dirname, '..', '..');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'heapscope-attach-'));
-const PYTHON = '/usr/bin/python3';
 const JEMALLOC = '/usr/lib/x86_64-linux-gnu/libjemalloc.so.2';
 const children: ChildProcess[] = [];
 let programs: Record<string, string> = {};
@@ -52,7 +51,7 @@ function codeOf(call: () => unknown): string | undefined {
 
 describe('attach(pid) to quiet processes: the decode equals their own mallinfo2()', () => {
   it("Debian's python3, allocating a pattern through ctypes", async ({ skip }) => {
-    if (!fs.existsSync(PYTHON)) skip(`no ${PYTHON} (Debian's python3)`);
+    if (NO_PYTHON !== undefined) skip(NO_PYTHON);
     // A fixed environment: the pattern's fastbin chunks must not be consolidated by what python does at start.
     const { child, lines } = await start(PYTHON, [path.join(fixtures, 'attach-target.py')], 2, { PATH: '/usr/bin:/bin', LANG: 'C.UTF-8' });
     expect(Number(lines[0])).toBe(child.pid);

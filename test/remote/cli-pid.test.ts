@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { buildFixtures, startLines } from '../helpers/target';
+import { buildFixtures, NO_PYTHON, PYTHON, startLines } from '../helpers/target';
 import { procMaps } from '../helpers/proc-maps';
 import { TOTALLED_FIELDS } from '../../lib/allocator/totals';
 import { glibcVersion } from '../../lib/stats';
@@ -26,7 +26,6 @@ const cli = path.join(root, 'dist', 'cli.js');
 const fixtures = path.join(__dirname, '..', 'fixtures');
 const target = path.join(fixtures, 'attach-target.py');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'heapscope-cli-pid-'));
-const PYTHON = '/usr/bin/python3';
 const JEMALLOC = '/usr/lib/x86_64-linux-gnu/libjemalloc.so.2';
 const children: ChildProcess[] = [];
 let programs: Record<string, string> = {};
@@ -119,7 +118,7 @@ describe("--pid on Debian's python3, allocating a pattern through ctypes", () =>
   const TUNABLES = 'glibc.malloc.top_pad=262144:glibc.malloc.mmap_max=1000:glibc.malloc.arena_test=3:glibc.malloc.tcache_count=5';
 
   it('arenas, bins and params --json give back the mallinfo2() the target printed, field for field; params has its tunables', async ({ skip }) => {
-    if (!fs.existsSync(PYTHON)) skip(`no ${PYTHON} (Debian's python3)`);
+    if (NO_PYTHON !== undefined) skip(NO_PYTHON);
     const { child, lines } = await python(TUNABLES);
     const pid = String(child.pid);
     const printed = JSON.parse(lines[1]) as Record<string, number>;
@@ -142,7 +141,7 @@ describe("--pid on Debian's python3, allocating a pattern through ctypes", () =>
   });
 
   it("walk --pid --json: the walk's own totals are the mallinfo2() the target printed, field for field; fastbin chunks are fastbin", async ({ skip }) => {
-    if (!fs.existsSync(PYTHON)) skip(`no ${PYTHON} (Debian's python3)`);
+    if (NO_PYTHON !== undefined) skip(NO_PYTHON);
     const { child, lines } = await python(TUNABLES);
     const printed = JSON.parse(lines[1]) as Record<string, number>;
     const walk = json<{
@@ -163,7 +162,7 @@ describe("--pid on Debian's python3, allocating a pattern through ctypes", () =>
   });
 
   it('the text names the process (pid, command line, glibc) and the attempts its copy took', async ({ skip }) => {
-    if (!fs.existsSync(PYTHON)) skip(`no ${PYTHON} (Debian's python3)`);
+    if (NO_PYTHON !== undefined) skip(NO_PYTHON);
     const { child } = await python();
     const header = `process ${child.pid}: ${PYTHON} ${target} (glibc ${glibcVersion()})`;
     expect(header, 'the fixture path needs no quoting').toMatch(/^[\w ():./-]+$/);
@@ -183,7 +182,7 @@ describe("--pid on Debian's python3, allocating a pattern through ctypes", () =>
   });
 
   it('vis --pid shows the target\'s [heap] chunk by chunk: the places its chunkPlaces() gives, tcache links to the next chunk of tcaches()', async ({ skip }) => {
-    if (!fs.existsSync(PYTHON)) skip(`no ${PYTHON} (Debian's python3)`);
+    if (NO_PYTHON !== undefined) skip(NO_PYTHON);
     const { child } = await python();
     const pid = String(child.pid);
     const shown = json<{ region: { kind: string; start: Hex }; first: number; total: number; chunks: { address: Hex; size: number; place: string; bin?: number; fd?: Hex }[] }>(['vis', '--pid', pid, '--count', '1000', '--json']);
@@ -211,7 +210,7 @@ describe("--pid on Debian's python3, allocating a pattern through ctypes", () =>
   });
 
   it('maps --pid lists /proc/PID/maps region for region; --rss adds resident sizes to the same regions', async ({ skip }) => {
-    if (!fs.existsSync(PYTHON)) skip(`no ${PYTHON} (Debian's python3)`);
+    if (NO_PYTHON !== undefined) skip(NO_PYTHON);
     const { child } = await python();
     const before = procMaps(child.pid!);
     const regions = json<JsonRegion[]>(['maps', '--pid', String(child.pid), '--json']);
@@ -338,7 +337,7 @@ describe('--pid refuses what it cannot read: exit status 1 and the coded error',
 
   it('another user\'s process: ERR_PERMISSION naming the cause and the remedies, heapscope exec among them', async ({ skip }) => {
     if (process.getuid?.() !== 0) skip('only root can run heapscope as another user; run the tests as root to try this path');
-    if (!fs.existsSync(PYTHON)) skip(`no ${PYTHON} (Debian's python3)`);
+    if (NO_PYTHON !== undefined) skip(NO_PYTHON);
     const { child } = await python();
     const { code, stdout, stderr } = heapscope(['bins', '--pid', String(child.pid)], { uid: 65534, gid: 65534 });
     expect({ code, stdout }).toEqual({ code: 1, stdout: '' });
@@ -384,7 +383,7 @@ async function execTarget<T>(view: string, flags: string[] = []): Promise<{ pid:
 
 describe('heapscope exec', () => {
   it('-- python3 target: bins of the child once it printed its mallinfo2(), as bins --pid shows them; the child is gone after', async ({ skip }) => {
-    if (!fs.existsSync(PYTHON)) skip(`no ${PYTHON} (Debian's python3)`);
+    if (NO_PYTHON !== undefined) skip(NO_PYTHON);
     const { pid, printed, view: bins } = await execTarget<JsonBins>('bins');
     expect(bins.snapshot.consistent).toBe(true);
     expect(bins.arenas.map((a) => a.kind)).toEqual(['main']);
@@ -397,7 +396,7 @@ describe('heapscope exec', () => {
   });
 
   it('prints the view the command of that name prints, naming the child; arenas by default', async ({ skip }) => {
-    if (!fs.existsSync(PYTHON)) skip(`no ${PYTHON} (Debian's python3)`);
+    if (NO_PYTHON !== undefined) skip(NO_PYTHON);
     const run = await exec(['--ready', 'keepcost', '--', PYTHON, target]);
     expect(run.code, run.stderr).toBe(0);
     const pid = Number(run.stderr.split('\n')[0]);
@@ -408,7 +407,7 @@ describe('heapscope exec', () => {
   });
 
   it('--command doctor: the child diagnosed as doctor --pid diagnoses it, its totals its own mallinfo2(); the text names it', async ({ skip }) => {
-    if (!fs.existsSync(PYTHON)) skip(`no ${PYTHON} (Debian's python3)`);
+    if (NO_PYTHON !== undefined) skip(NO_PYTHON);
     const { pid, printed, view: d } = await execTarget<{ pid: number; self: boolean; totals: Record<string, number>; snapshot: { consistent: boolean } }>('doctor');
     expect({ pid: d.pid, self: d.self, consistent: d.snapshot.consistent }).toEqual({ pid: Number(pid), self: false, consistent: true });
     for (const f of TOTALLED_FIELDS) expect({ field: f, value: d.totals[f] }).toEqual({ field: f, value: printed[f] });
@@ -423,7 +422,7 @@ describe('heapscope exec', () => {
   });
 
   it('--command walk: the walk of the child, its totals its own mallinfo2() field for field; --html the walk\'s fragment', async ({ skip }) => {
-    if (!fs.existsSync(PYTHON)) skip(`no ${PYTHON} (Debian's python3)`);
+    if (NO_PYTHON !== undefined) skip(NO_PYTHON);
     const { pid, printed, view: walk } = await execTarget<{ pid: number; consistent: boolean; problems: string[]; mallinfoTotals: Record<string, number>; main: { complete: boolean }; totals: { places: Record<string, { count: number; size: number }> } }>('walk');
     expect({ pid: walk.pid, consistent: walk.consistent, problems: walk.problems, complete: walk.main.complete }).toEqual({ pid: Number(pid), consistent: true, problems: [], complete: true });
     for (const f of TOTALLED_FIELDS) expect({ field: f, value: walk.mallinfoTotals[f] }).toEqual({ field: f, value: printed[f] });
@@ -439,7 +438,7 @@ describe('heapscope exec', () => {
   });
 
   it('--command vis --keep: the chunks vis --pid shows of the same child while it still runs; --svg an SVG document', async ({ skip }) => {
-    if (!fs.existsSync(PYTHON)) skip(`no ${PYTHON} (Debian's python3)`);
+    if (NO_PYTHON !== undefined) skip(NO_PYTHON);
     let pid: number | undefined;
     let byPid: unknown;
     const run = await exec(['--keep', '--command', 'vis', '--count', '1000', '--json', '--ready', 'keepcost', '--', PYTHON, target], {}, (child, out) => {
@@ -534,7 +533,7 @@ describe('heapscope exec', () => {
   });
 
   it('params of a child started with GLIBC_TUNABLES in its environment', async ({ skip }) => {
-    if (!fs.existsSync(PYTHON)) skip(`no ${PYTHON} (Debian's python3)`);
+    if (NO_PYTHON !== undefined) skip(NO_PYTHON);
     const run = await exec(['--command', 'params', '--json', '--ready', 'keepcost', '--', PYTHON, target], { GLIBC_TUNABLES: 'glibc.malloc.top_pad=98304:glibc.malloc.tcache_count=3' });
     expect(run.code, run.stderr).toBe(0);
     const params = JSON.parse(run.stdout) as JsonParams;
@@ -542,7 +541,7 @@ describe('heapscope exec', () => {
   });
 
   it('--keep leaves the child running after the view and waits until it ends by itself; the exit status is heapscope\'s', async ({ skip }) => {
-    if (!fs.existsSync(PYTHON)) skip(`no ${PYTHON} (Debian's python3)`);
+    if (NO_PYTHON !== undefined) skip(NO_PYTHON);
     let pid: number | undefined;
     const run = await exec(['--keep', '--command', 'arenas', '--json', '--ready', 'keepcost', '--', PYTHON, target], {}, (child, out) => {
       if (pid !== undefined || !out.stdout.trimEnd().endsWith('}')) return;
@@ -580,7 +579,7 @@ describe('heapscope exec', () => {
   });
 
   it('heapscope ended by SIGTERM while it waits: the child does not outlive it', async ({ skip }) => {
-    if (!fs.existsSync(PYTHON)) skip(`no ${PYTHON} (Debian's python3)`);
+    if (NO_PYTHON !== undefined) skip(NO_PYTHON);
     // The child never prints a line to stdout; it says its pid on stderr, which is heapscope's.
     let pid: number | undefined;
     const base = { ...process.env };

@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { inspect } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { buildFixtures, startTarget } from '../helpers/target';
+import { buildFixtures, NO_PYTHON, PYTHON, startTarget } from '../helpers/target';
 import { attach, DOCTOR_THRESHOLDS } from '../../lib/index';
 import { TOTALLED_FIELDS } from '../../lib/allocator/totals';
 import { openPagemap } from '../../lib/doctor/residency';
@@ -27,7 +27,6 @@ heapRoomNotNeeded();
 const fixtures = path.join(__dirname, '..', 'fixtures');
 const CLI = path.join(__dirname, '..', '..', 'dist', 'cli.js');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'heapscope-doctor-'));
-const PYTHON = '/usr/bin/python3';
 const JEMALLOC = '/usr/lib/x86_64-linux-gnu/libjemalloc.so.2';
 const PAGE = 4096;
 const children: ChildProcess[] = [];
@@ -75,7 +74,7 @@ interface JsonDoctor {
 
 describe('doctor --pid on quiet processes: its totals are their own mallinfo2()', () => {
   it("Debian's python3, allocating a pattern through ctypes: in use = uordblks, free = fordblks, field for field", async ({ skip }) => {
-    if (!fs.existsSync(PYTHON)) skip(`no ${PYTHON} (Debian's python3)`);
+    if (NO_PYTHON !== undefined) skip(NO_PYTHON);
     const { child, next } = start(PYTHON, [path.join(fixtures, 'attach-target.py')], { PATH: '/usr/bin:/bin', LANG: 'C.UTF-8' });
     const mallinfo = JSON.parse((await next(2))[1]) as Record<string, number>;
     const { code, stdout, stderr } = heapscope(['doctor', '--pid', String(child.pid), '--json']);
@@ -114,7 +113,7 @@ describe('doctor --pid on quiet processes: its totals are their own mallinfo2()'
   });
 
   it("Debian's python3 holding its objects in pymalloc's arenas: most of its memory is not glibc malloc's, and a finding says so with the table's figures", async ({ skip }) => {
-    if (!fs.existsSync(PYTHON)) skip(`no ${PYTHON} (Debian's python3)`);
+    if (NO_PYTHON !== undefined) skip(NO_PYTHON);
     // 1.5 million nested one-item tuples: pymalloc's objects, in arenas it maps itself; no large list for glibc to map.
     const script = 'import os\na = None\nfor _ in range(1500000): a = (a,)\nos.write(1, b"%d\\n" % os.getpid())\nos.read(0, 1)\n';
     const { child, next } = start(PYTHON, ['-c', script], { PATH: '/usr/bin:/bin', LANG: 'C.UTF-8' });

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { startTarget } from '../helpers/target';
+import { NO_PYTHON, PYTHON, startTarget } from '../helpers/target';
 import { TOTALLED_FIELDS } from '../../lib/allocator/totals';
 import { heapRoomNotNeeded } from '../helpers/heap-room';
 import { SYNC_CHILD } from '../helpers/sync-child';
@@ -19,7 +19,6 @@ heapRoomNotNeeded();
 
 const fixtures = path.join(__dirname, '..', 'fixtures');
 const CLI = path.join(__dirname, '..', '..', 'dist', 'cli.js');
-const PYTHON = '/usr/bin/python3';
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'heapscope-snapshot-'));
 const children: ChildProcess[] = [];
 
@@ -60,7 +59,7 @@ type JsonRecord = Record<'inUse' | 'free' | 'top' | 'mmapped' | 'rss', JsonFigur
 
 /** Python blocked after printing its mallinfo2(), and that mallinfo2(). */
 async function pythonTarget(skip: (note: string) => never) {
-  if (!fs.existsSync(PYTHON)) skip(`no ${PYTHON} (Debian's python3)`);
+  if (NO_PYTHON !== undefined) skip(NO_PYTHON);
   const { child, next } = start(PYTHON, [path.join(fixtures, 'attach-target.py')], { PATH: '/usr/bin:/bin', LANG: 'C.UTF-8' });
   const mallinfo = JSON.parse((await next(2))[1]) as Record<string, number>;
   return { pid: String(child.pid), mallinfo };
@@ -179,7 +178,7 @@ describe('watch --pid of a quiet python3', () => {
   });
 
   it('--json on a target that grows between ticks: a tick read after it grew shows its snapshot, each change from the first tick', async ({ skip }) => {
-    if (!fs.existsSync(PYTHON)) skip(`no ${PYTHON} (Debian's python3)`);
+    if (NO_PYTHON !== undefined) skip(NO_PYTHON);
     // Keeps 64 blocks of 1000 bytes when a line comes on its stdin, and says so once they are made.
     const grow = start(PYTHON, ['-u', '-c', [
       'import ctypes, sys',

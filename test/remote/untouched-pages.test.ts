@@ -12,11 +12,11 @@ import { openPagemap } from '../../lib/doctor/residency';
 import { readRanges } from '../../lib/remote/read-ranges';
 import { heapRoomNotNeeded } from '../helpers/heap-room';
 import { SYNC_CHILD } from '../helpers/sync-child';
+import { NO_PYTHON, PYTHON } from '../helpers/target';
 
 // The heaps read are other processes': this process's own room does not matter.
 heapRoomNotNeeded();
 
-const PYTHON = '/usr/bin/python3';
 const TARGET = path.join(__dirname, '..', 'fixtures', 'untouched-heap.py');
 const CLI = path.join(__dirname, '..', '..', 'dist', 'cli.js');
 const PAGE = 4096n;
@@ -71,7 +71,7 @@ function heapRss(pid: number): number {
 
 describe('looking at another process leaves its pages never touched alone', () => {
   it('attach(pid).arenas() and doctor --pid leave the 40 MiB of [heap] nobody wrote out of memory', async ({ skip }) => {
-    if (!fs.existsSync(PYTHON)) skip(`no ${PYTHON} (Debian's python3)`);
+    if (NO_PYTHON !== undefined) skip(NO_PYTHON);
     // A control target first: where a plain read of never-written memory maps the shared zero page (which
     // RSS does not count) rather than a page of its own, as some kernels do, no copy could make these pages
     // resident, and nothing below could fail.
@@ -110,7 +110,7 @@ describe('looking at another process leaves its pages never touched alone', () =
   });
 
   it('the copy that left those pages zero equals a plain read of [heap]', async ({ skip }) => {
-    if (!fs.existsSync(PYTHON)) skip(`no ${PYTHON} (Debian's python3)`);
+    if (NO_PYTHON !== undefined) skip(NO_PYTHON);
     const { pid } = await startTarget();
     const snapshot = attach(pid).snapshot();
     expect(snapshot.consistent).toBe(true);

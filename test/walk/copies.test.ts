@@ -2,15 +2,13 @@
 // frees a Buffer over memory the addon mapped only from its event loop, and
 // a loop of walks that never yielded held every copy (ten walks of a heap of
 // a million chunks: over a GiB).
-import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { inQuietChild } from '../helpers/quiet-child';
 import { heapRoomNotNeeded } from '../helpers/heap-room';
+import { NO_PYTHON, PYTHON } from '../helpers/target';
 
 // The walks run in children: no live heap of this process is read.
 heapRoomNotNeeded();
-
-const PYTHON = '/usr/bin/python3';
 
 describe('walkHeap() in a loop that never yields', () => {
   it("holds none of its walks' copies: the resident set grows by less than two copies of [heap] over eight walks", () => {
@@ -75,7 +73,7 @@ const ATTACHED_PYTHON = `
 
 describe('attach(pid).walk() in a loop that never yields', () => {
   it("holds none of its snapshots' copies: the resident set grows by less than two copies of the target's [heap] over six walks", ({ skip }) => {
-    if (!fs.existsSync(PYTHON)) skip(`no ${PYTHON} (Debian's python3)`);
+    if (NO_PYTHON !== undefined) skip(NO_PYTHON);
     // Each snapshot copies its heaps twice; held, six walks would add twelve copies.
     const seen = inQuietChild<{ grew: number; heap: number; chunks: number[]; consistent: boolean }>(`
       ${ATTACHED_PYTHON}
@@ -98,7 +96,7 @@ describe('attach(pid).walk() in a loop that never yields', () => {
   }, 120_000);
 
   it("and its decodes (arenas, params, bins, tcaches, chunk places, totals, vis) give back theirs, and read as a kept snapshot's do", ({ skip }) => {
-    if (!fs.existsSync(PYTHON)) skip(`no ${PYTHON} (Debian's python3)`);
+    if (NO_PYTHON !== undefined) skip(NO_PYTHON);
     // Two of each of the seven: held, their fourteen snapshots would add twenty-eight copies.
     const seen = inQuietChild<{ grew: number; heap: number; same: boolean[] }>(`
       ${ATTACHED_PYTHON}
