@@ -20,8 +20,9 @@ export default defineConfig({
     // Records reach their views through slots an entry point fills
     // (lib/present.ts); a test process whose heap cannot grow skips (helpers/heap-room).
     setupFiles: ['./test/helpers/present.ts', './test/helpers/heap-room.ts'],
-    // A worker blocked in a synchronous call is named and killed (helpers/stall-reporter).
-    reporters: ['default', './test/helpers/stall-reporter.ts'],
+    // A worker blocked in a synchronous call is named and killed (helpers/stall-reporter); each skipped test is listed
+    // with its reason at the end (helpers/skip-reporter).
+    reporters: ['default', './test/helpers/stall-reporter.ts', './test/helpers/skip-reporter.ts'],
     testTimeout: 120_000,
     hookTimeout: 120_000,
     projects: [
