@@ -30,6 +30,11 @@ export interface RegionWalk {
   reason?: string;
 }
 
+/** Where a region's walk stopped, when it has a reason (its chunks past that point are no chunks of the walk); its end otherwise. */
+export function stoppedAt(w: RegionWalk): bigint {
+  return own(w, 'reason') === undefined ? w.end : w.start + BigInt(w.walk.reached);
+}
+
 /** Walks every arena's memory that the image holds; `sbrkBase` (mp_'s) says where main_arena's first chunk is. */
 export function walkArenas(image: AllocatorImage, arenas: readonly Arena[], sbrkBase?: bigint): RegionWalk[] {
   const out: RegionWalk[] = [];

@@ -3,12 +3,11 @@
 // a given size, each from the lists and one binary search a listed chunk.
 // Each agrees with the places placeChunks gives.
 import { EXACT_LIMIT } from '../exact';
-import { own } from '../validate';
 import { chunkSize, FREE_BIT } from '../walk/chunk';
 import { BinChunk, binColumns, ListedChunks } from './bin-chunks';
 import { ArenaBins } from './bins';
 import { indexIn, isFencepost } from './places';
-import { RegionWalk } from './heap-walks';
+import { RegionWalk, stoppedAt } from './heap-walks';
 import { ThreadCache } from './tcaches';
 
 /** A listed chunk's key in Listed: its address as a number (Number() of it at 2^53 or above, as for a tcache's chunks). */
@@ -132,11 +131,6 @@ export function cachedBytes(walks: readonly RegionWalk[], listed: Listed): numbe
     if (w !== undefined && (indexIn(w, at) >= 0 || at >= Number(stoppedAt(w)))) bytes += size;
   }
   return bytes;
-}
-
-/** Where a region's walk stopped, when it has a reason (its chunks past that point are no chunks of the walk); its end otherwise. */
-function stoppedAt(w: RegionWalk): bigint {
-  return own(w, 'reason') === undefined ? w.end : w.start + BigInt(w.walk.reached);
 }
 
 /** The chunks in use (placeChunks' `in-use`) of at least `min` bytes: count and bytes. */

@@ -9,14 +9,14 @@
 // `chunks` is first read. Counting a million chunks by place then costs a
 // pass over two columns, not a million objects.
 import { bigintOf, EXACT_LIMIT } from '../exact';
-import { hex } from '../format';
+import { hex, plural } from '../format';
 import { zeroedBytes } from '../fresh-memory';
 import { defineOwn, lazyFields, own } from '../validate';
 import { chunkAtOrBefore, chunkSize, FREE_BIT, Offsets } from '../walk/chunk';
 import { Arena } from './arenas';
 import { binColumns } from './bin-chunks';
 import { ArenaBins } from './bins';
-import { RegionWalk } from './heap-walks';
+import { RegionWalk, stoppedAt } from './heap-walks';
 import { ThreadCache } from './tcaches';
 
 export type PlaceKind =
@@ -335,7 +335,7 @@ export function placementProblems(p: Placement, noncontiguousMain?: bigint): str
   }
   const walked = (at: bigint) => p.regions.some((r) => r.start <= at && at < r.end);
   // Where a region's walk stopped (its reason says why), the chunks listed past that point: one line each region.
-  const stops = p.regions.flatMap((r) => (own(r, 'reason') === undefined ? [] : [{ r, from: r.start + BigInt(placeColumns(r).walk.walk.reached), count: 0 }]));
+  const stops = p.regions.flatMap((r) => (own(r, 'reason') === undefined ? [] : [{ r, from: stoppedAt(placeColumns(r).walk), count: 0 }]));
   let outside = 0;
   let cached = 0;
   for (const s of p.strays) {
@@ -351,7 +351,7 @@ export function placementProblems(p: Placement, noncontiguousMain?: bigint): str
   }
   if (outside > 0) {
     const by = cached === 0 ? 'main_arena' : cached === outside ? 'tcaches' : `main_arena and by tcaches (${cached} of them)`;
-    out.push(`${outside} chunk${outside === 1 ? '' : 's'} listed by ${by} lie in main_arena's memory outside [heap] (it is non-contiguous), which is not walked: ` +
+    out.push(`${plural(outside, 'chunk')} listed by ${by} ${outside === 1 ? 'lies' : 'lie'} in main_arena's memory outside [heap] (it is non-contiguous), which is not walked: ` +
       'glibc records nowhere where that memory starts');
   }
   return out;
