@@ -1,45 +1,62 @@
 // Which libc file a process has mapped, as a key that facts about the file
 // (such as where global_max_fast sits relative to main_arena) can be cached
-// under: any process mapping the same file has the same offsets.
-import os from 'node:os';
+// under: any process mapping the same file has the same offsets. And a name
+// that opens that very file, where one can: a long-running process maps a
+// libc that an upgrade has since deleted (its map says "(deleted)") or
+// replaced (its path names a new file), and a process in a container maps
+// one whose path names another file (or none) out here.
 import { fileFacts } from '../file-bytes';
 import { MemoryRegion } from '../maps';
 import { libcDataRegions } from './libc-data';
 import { own } from '../validate';
-
-const { ENOENT } = os.constants.errno;
 
 export interface LibcFile {
   path: string;
   /** Device and inode of the mapping, as /proc/PID/maps gives them. */
   dev: string;
   inode: number;
-  /** The file's size and modification time, when it can still be stat'ed as that inode. */
+  /** A name that opens the mapped file itself (same inode), with its size and modification time, where one was found. */
+  file?: string;
   size?: number;
   mtimeMs?: number;
-  /** Why the path could not be stat'ed, where it was not for being gone (ENOENT). */
-  statFailed?: string;
-  /** All of the above in one string. */
+  /** Where no name opened the mapped file: each name tried, and what it was. */
+  unreachable?: string;
+  /** path, dev, inode, size and mtime in one string. */
   key: string;
 }
 
-/** The libc file behind `regions` (a process's map), or undefined when it maps no libc. */
-export function libcFileOf(regions: readonly MemoryRegion[]): LibcFile | undefined {
+/**
+ * The libc file behind `regions` (the map of process `pid`, this process's
+ * by default), or undefined when it maps no libc. The names tried, in turn:
+ * /proc/PID/map_files/START-END, the mapped file itself wherever it is
+ * (opening it takes CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE); then its path,
+ * seen from another process's root (/proc/PID/root: its mount namespace).
+ * Each counts only when it is the mapped inode.
+ */
+export function libcFileOf(regions: readonly MemoryRegion[], pid?: number): LibcFile | undefined {
   const data = libcDataRegions(regions)[0];
   if (data === undefined) return undefined;
-  let same: { size: number; mtimeMs: number } | undefined;
-  let statFailed: string | undefined;
-  try {
-    const stat = fileFacts(data.path);
-    // A replaced file (an upgrade) has another inode: its stat says nothing about the mapped one.
-    if (stat.inode === data.inode) same = { size: stat.size, mtimeMs: stat.mtimeMs };
-  } catch (error) {
-    // Deleted since it was mapped: dev and inode still name it. Anything else is said.
-    const e = error as { errno?: unknown; message?: unknown };
-    if (own(e, 'errno') !== ENOENT) statFailed = String(own(e, 'message') ?? error);
+  const proc = `/proc/${pid ?? 'self'}`;
+  const names = [
+    `${proc}/map_files/${data.start.toString(16)}-${data.end.toString(16)}`,
+    pid === undefined ? data.path : `${proc}/root${data.path}`,
+  ];
+  const tried: string[] = data.deleted ? [`${data.path} was deleted since it was mapped (its map says so)`] : [];
+  let found: { file: string; size: number; mtimeMs: number } | undefined;
+  for (const file of names) {
+    try {
+      const stat = fileFacts(file);
+      if (stat.inode === data.inode) {
+        found = { file, size: stat.size, mtimeMs: stat.mtimeMs };
+        break;
+      }
+      tried.push(`${file} is another file (inode ${stat.inode}, the mapped one is ${data.inode})`);
+    } catch (error) {
+      tried.push(String(own(error as { message?: unknown }, 'message') ?? error));
+    }
   }
   return {
-    path: data.path, dev: data.dev, inode: data.inode, ...same, ...(statFailed === undefined ? {} : { statFailed }),
-    key: [data.path, data.dev, data.inode, same?.size ?? '-', same?.mtimeMs ?? '-'].join(' '),
+    path: data.path, dev: data.dev, inode: data.inode, ...(found ?? { unreachable: tried.join('; ') }),
+    key: [data.path, data.dev, data.inode, found?.size ?? '-', found?.mtimeMs ?? '-'].join(' '),
   };
 }

@@ -36,8 +36,6 @@ export interface DoctorSource {
   /** What was read before the snapshot (readBeforeSnapshot). */
   before: BeforeSnapshot;
   pageSize: number;
-  /** Where the process's files are: '' for this one, /proc/PID/root for another. */
-  root: string;
   threads: number;
   v8?: V8Heap;
 }
@@ -134,7 +132,7 @@ export function diagnose(src: DoctorSource): DoctorData {
     ),
     totals: state.totals.total,
     ...(src.mallinfo === undefined ? {} : { mallinfo: src.mallinfo }),
-    params: paramsInForce(par, initialParams(par, src.layout, src.libc, src.regions, src.root), (min) => inUseAtLeast(state.walks, listed, min)),
+    params: paramsInForce(par, initialParams(par, src.layout, src.libc, src.regions), (min) => inUseAtLeast(state.walks, listed, min)),
     trim: {
       pageSize: src.pageSize,
       ranges,

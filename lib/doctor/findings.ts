@@ -59,7 +59,7 @@ export function doctorFindings(d: Figures): string[] {
       unfound(m.nMmaps - m.found, m));
   if (d.v8 !== undefined) out.push(v8Finding(d.v8.physical, other));
   const p = d.params;
-  if (p.initial === undefined) out.push(`mmap_threshold is ${shortBytes(p.mmapThreshold)}; mp_ as libc initialises it could not be read (${p.initialReason}).`);
+  if (p.initial === undefined) out.push(`mmap_threshold is ${shortBytes(p.mmapThreshold)}; mp_ as libc initialises it could not be read: ${p.initialReason}.`);
   else if (p.noDynThreshold) out.push(`mmap_threshold is ${shortBytes(p.mmapThreshold)}, set (no_dyn_threshold 1: freeing no longer moves it; libc's initial value is ${shortBytes(p.initial.mmapThreshold)}).`);
   else if (p.raised) out.push(`mmap_threshold rose from ${shortBytes(p.initial.mmapThreshold)} (mp_ in the libc file) to ${shortBytes(p.mmapThreshold)} when a ${shortBytes(p.mmapThreshold)} mmapped chunk was freed; trim_threshold followed, to ${shortBytes(p.trimThreshold)}. ` +
     (p.largeInHeap.count === 0

@@ -82,7 +82,7 @@ export function diagnoseSelf<T>(then: (diagnosis: Diagnosis) => T, attempts?: nu
     const source: DoctorSource = {
       pid: process.pid, self: true, cmdline: [...process.argv], glibc: snapshot.image.layout.version, layout: snapshot.image.layout,
       libc: snapshot.libc, ...(snapshot.image.heap === undefined ? {} : { heap: snapshot.image.heap }), decoded,
-      mallinfo: snapshot.mallinfo, regions, pageSize, root: '', threads: fs.readdirSync('/proc/self/task').length, v8: v8Heap(), before,
+      mallinfo: snapshot.mallinfo, regions, pageSize, threads: fs.readdirSync('/proc/self/task').length, v8: v8Heap(), before,
     };
     return then({ data: diagnose(source), decoded, mallinfo: snapshot.mallinfo, takenAt, outsideHeap: outsideHeapOf(snapshot.image) });
   } finally {

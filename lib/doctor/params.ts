@@ -16,27 +16,25 @@ import type { ParamsInForce } from './types';
 
 /** mp_ as the libc file initialises it, or why it cannot be read. */
 export function initialParams(
-  par: MallocPar, layout: GlibcLayout, libc: LibcFile, regions: readonly MemoryRegion[], root: string,
+  par: MallocPar, layout: GlibcLayout, libc: LibcFile, regions: readonly MemoryRegion[],
 ): { initial: MallocPar } | { reason: string } {
   const size = layout.mallocPar.size;
   const region = regions.find((r) => r.path === libc.path && r.inode === libc.inode && r.start <= par.address && par.address + BigInt(size) <= r.end);
   if (region === undefined) return { reason: `mp_ at ${hex(par.address)} is in no file mapping of ${libc.path}` };
   // Own fields only: a LibcFile without them must not read Object.prototype's.
+  const file = own(libc, 'file');
   const fileSize = own(libc, 'size');
-  if (fileSize === undefined) {
-    const failed = own(libc, 'statFailed');
-    return { reason: failed !== undefined ? `${libc.path} could not be stat'ed (${failed})` : `${libc.path} was replaced since it was mapped: its bytes are not the mapped file's` };
-  }
+  if (file === undefined || fileSize === undefined) return { reason: `no name opens the libc file the process maps: ${own(libc, 'unreachable') ?? 'none was tried'}` };
   const offset = region.offset + Number(par.address - region.start);
   if (offset + size > fileSize) return { reason: `mp_ lies past the end of ${libc.path} (in its .bss)` };
   const bytes = Buffer.alloc(size);
   let fd: number | undefined;
   try {
-    fd = fs.openSync(`${root}${libc.path}`, 'r');
-    if (fileFacts(fd).inode !== libc.inode) return { reason: `${root}${libc.path} is not the file the process maps` };
+    fd = fs.openSync(file, 'r');
+    if (fileFacts(fd).inode !== libc.inode) return { reason: `${file} is no longer the file the process maps` };
     fs.readSync(fd, bytes, 0, size, offset);
   } catch (error) {
-    return { reason: `${root}${libc.path} cannot be read: ${(error as Error).message}` };
+    return { reason: `${file} cannot be read: ${(error as Error).message}` };
   } finally {
     if (fd !== undefined) fs.closeSync(fd);
   }

@@ -38,9 +38,9 @@ export interface AttachedProcess {
   readonly pid: number;
   /** Its arguments when attached (/proc/PID/cmdline), the program first. */
   readonly cmdline: readonly string[];
-  /** The target's glibc, from the banner in the libc file it maps. */
+  /** The target's glibc, from the banner of the libc it maps, read in its memory. */
   readonly glibc: string;
-  /** The libc file it maps. */
+  /** The libc file it maps, and a name that opens it where one was found (see libcFileOf). */
   readonly libc: LibcFile;
   /** The target's map now, classified as maps() classifies this process's; `{ rss: true }` reads smaps for resident sizes. */
   maps(options?: MapsOptions): MemoryRegion[];
@@ -112,12 +112,9 @@ export function attach(pid: number): AttachedProcess {
     throw new HeapscopeError('ERR_PROCESS_EXITED', `process ${id} (${status.name}) is exiting: its memory is already gone`);
   }
   requireGlibcMalloc(id, status.name, regions);
-  const libc = libcFileOf(regions)!;
-  const glibc = libcVersionOf(id, libc);
+  const libc = libcFileOf(regions, id)!;
+  const glibc = libcVersionOf(id, regions, libc);
   const layout = layoutFor(glibc);
-  // A first read: a refusal or an exit shows here, not in the first call.
-  const data = regions.find((r) => r.path === libc.path && r.perms === 'rw-p')!;
-  readRanges(id, [{ address: data.start, length: 8n }]);
   const cmdline = Object.freeze(readCmdline(id));
 
   const decoded = new WeakMap<RemoteSnapshot, Decoded | undefined>();

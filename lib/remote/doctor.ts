@@ -43,7 +43,7 @@ export function remoteDiagnosis(
     }
     const data = diagnose({
       pid, self: false, cmdline: [...target.cmdline], glibc: target.glibc, layout: s.image.layout, libc: s.libc,
-      ...(s.image.heap === undefined ? {} : { heap: s.image.heap }), decoded: d, regions, pageSize, root: `/proc/${pid}/root`, threads, before,
+      ...(s.image.heap === undefined ? {} : { heap: s.image.heap }), decoded: d, regions, pageSize, threads, before,
     });
     return { data, decoded: d, takenAt, outsideHeap: outsideHeapOf(s.image) };
   } finally {

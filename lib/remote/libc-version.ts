@@ -1,18 +1,22 @@
-// The glibc version of another process, from the libc file it maps: the
-// banner every glibc carries in .rodata ("GNU C Library (Debian GLIBC
-// 2.36-9) stable release version 2.36."), read from that very file (same
-// device and inode), not from the libc this process runs on.
+// The glibc version of another process, from the banner every glibc carries
+// in .rodata ("GNU C Library (Debian GLIBC 2.36-9) stable release version
+// 2.36."), read in the process's own memory: its libc's read-only mappings
+// are that very file's bytes, wherever the file is now (an upgrade deletes
+// or replaces it under a running process; a container's is another file
+// out here), and whoever may read the process may read them.
 import { HeapscopeError } from '../errors';
+import { hex } from '../format';
+import { mappedBytes, releaseBytes } from '../fresh-memory';
 import { LibcFile } from '../allocator/libc-file';
-import { fileFacts, withFileBytes } from '../file-bytes';
-import { own } from '../validate';
+import { MemoryRegion } from '../maps';
+import { readRanges } from './read-ranges';
 
 const BANNER_START = 'GNU C Library ';
 const BANNER = /^GNU C Library [^\n]*?release version (\d+\.\d+(?:\.\d+)?)/;
 /** The most of a banner read after its start: Debian 12's is 73 bytes. */
 const BANNER_MOST = 512;
 
-/** The version in the first banner of `bytes` (a libc file), or undefined. */
+/** The version in the first banner of `bytes`, or undefined. */
 function bannerVersion(bytes: Buffer): string | undefined {
   for (let at = bytes.indexOf(BANNER_START); at >= 0; at = bytes.indexOf(BANNER_START, at + 1)) {
     const match = BANNER.exec(bytes.toString('latin1', at, at + BANNER_MOST));
@@ -21,25 +25,33 @@ function bannerVersion(bytes: Buffer): string | undefined {
   return undefined;
 }
 
-/** The version in `libc`'s banner, e.g. `2.36`. Looks through the target's root first (containers). */
-export function libcVersionOf(pid: number, libc: LibcFile): string {
-  const tried: string[] = [];
-  for (const file of [`/proc/${pid}/root${libc.path}`, libc.path]) {
-    let version: string | undefined;
-    try {
-      const { inode } = fileFacts(file);
-      if (inode !== libc.inode) {
-        tried.push(`${file} is another file now (inode ${inode}, the mapped one is ${libc.inode})`);
-        continue;
-      }
-      // Read into memory the addon maps (withFileBytes): 1.9 MB from malloc raised this process's mmap threshold.
-      version = withFileBytes(file, bannerVersion, own(libc, 'size'));
-    } catch (error) {
-      tried.push(`${file}: ${(error as Error).message}`);
-      continue;
-    }
-    if (version !== undefined) return version;
-    tried.push(`${file} holds no "GNU C Library … release version" banner`);
+/**
+ * The version in the banner of `libc` as process `pid` maps it, e.g.
+ * `2.36`: its read-only, non-executable mappings of that file (`regions`,
+ * the process's map) are read, all in one call, into memory the addon maps
+ * (about 500 KB for Debian 12's libc: from malloc, it would raise this
+ * process's mmap threshold).
+ */
+export function libcVersionOf(pid: number, regions: readonly MemoryRegion[], libc: LibcFile): string {
+  const readOnly = regions.filter((r) => r.path === libc.path && r.inode === libc.inode && r.dev === libc.dev && r.perms === 'r--p');
+  if (readOnly.length === 0) {
+    throw new HeapscopeError('ERR_UNKNOWN_GLIBC_LAYOUT', `the glibc version of process ${pid} cannot be read: it maps no read-only part of ${libc.path}`);
   }
-  throw new HeapscopeError('ERR_UNKNOWN_GLIBC_LAYOUT', `the glibc version of process ${pid} cannot be read from its libc: ${tried.join('; ')}`);
+  const length = readOnly.reduce((n, r) => n + r.size, 0);
+  const into = mappedBytes(length, false);
+  try {
+    const reads = readRanges(pid, readOnly.map((r) => ({ address: r.start, length: r.end - r.start })), into);
+    for (const read of reads) {
+      const version = bannerVersion(Buffer.from(read.bytes.buffer, read.bytes.byteOffset, read.bytes.length));
+      if (version !== undefined) return version;
+    }
+    const failed = reads.flatMap((read, i) => (read.errno === 0 ? [] : [`${hex(readOnly[i].start)}: errno ${read.errno}`]));
+    throw new HeapscopeError(
+      'ERR_UNKNOWN_GLIBC_LAYOUT',
+      `the glibc version of process ${pid} cannot be read: no "GNU C Library … release version" banner in the read-only mappings of ${libc.path}` +
+        (failed.length === 0 ? '' : ` (some could not be read: ${failed.join(', ')})`),
+    );
+  } finally {
+    releaseBytes([into]);
+  }
 }

@@ -24,12 +24,13 @@ export function gdbMissing(): string | undefined {
 }
 
 /**
- * Runs gdb in batch mode attached to `pid`, one section per command, and
+ * Runs gdb in batch mode attached to `target` (a pid), or on it (a file: what
+ * its .data holds before any process runs), one section per command, and
  * returns each command's output; or a reason to skip when gdb could not
  * attach or glibc's debug symbols are missing.
  */
-export function gdbAsk(pid: number, commands: readonly string[]): { sections: string[] } | { skip: string } {
-  const args = ['-nx', '-batch', '-p', String(pid)];
+export function gdbAsk(target: number | string, commands: readonly string[]): { sections: string[] } | { skip: string } {
+  const args = ['-nx', '-batch', ...(typeof target === 'number' ? ['-p', String(target)] : [target])];
   commands.forEach((command, i) => args.push('-ex', `echo @@${i}\\n`, '-ex', command));
   const run = spawnSync('gdb', args, { encoding: 'utf8', timeout: 120_000, killSignal: 'SIGKILL', env: foreignEnv() });
   const text = `${run.stdout ?? ''}\n${run.stderr ?? ''}`;
@@ -58,7 +59,7 @@ function cannotAsk(text: string): string | undefined {
   }
   const failed = /^.*(?:Could not attach|Unable to attach|ptrace: No such process).*$/m.exec(text);
   if (failed !== null) throw new Error(`gdb could not attach: ${failed[0]}\n${text}`);
-  if (/No struct type named malloc_state|No symbol "main_arena" in current context|No symbol table is loaded/.test(text)) {
+  if (/No struct type named malloc_state|No symbol "(?:main_arena|mp_)" in current context|No symbol table is loaded/.test(text)) {
     return "glibc's debug symbols are missing (Debian: apt-get install libc6-dbg)";
   }
   return undefined;

@@ -234,12 +234,16 @@ describe('what attach() reads from a map and a libc file', () => {
     expect(refused(line(0x1000, '/usr/local/bin/static-go-program'))).toMatch(/^ERR_NOT_GLIBC_MALLOC: .*no libc\.so\.6 is mapped/);
   });
 
-  it('reads the glibc version from the mapped libc file\'s banner: ours gives what gnu_get_libc_version says', () => {
-    const libc = libcFileOf(maps())!;
-    expect(libcVersionOf(process.pid, libc)).toBe(glibcVersion());
+  it("reads the glibc version from the banner in the process's own mappings of its libc: ours gives what gnu_get_libc_version says", () => {
+    const regions = maps();
+    const libc = libcFileOf(regions)!;
+    expect(libcVersionOf(process.pid, regions, libc)).toBe(glibcVersion());
     expect(attach(process.pid).glibc).toBe(glibcVersion());
-    // Another inode under the same path is another file: its banner is not taken.
-    expect(() => libcVersionOf(process.pid, { ...libc, inode: libc.inode + 1 })).toThrow(expect.objectContaining({ code: 'ERR_UNKNOWN_GLIBC_LAYOUT', message: expect.stringMatching(/another file now/) }));
+    // Another inode under the same path is another file: this process maps none of it.
+    expect(() => libcVersionOf(process.pid, regions, { ...libc, inode: libc.inode + 1 })).toThrow(expect.objectContaining({ code: 'ERR_UNKNOWN_GLIBC_LAYOUT', message: expect.stringMatching(/maps no read-only part of /) }));
+    // Its first read-only mapping alone (headers and symbols; .rodata comes later): read, and no banner found in it.
+    const banner = regions.filter((r) => r.path === libc.path && r.perms === 'r--p').slice(0, 1);
+    expect(() => libcVersionOf(process.pid, banner, libc)).toThrow(expect.objectContaining({ code: 'ERR_UNKNOWN_GLIBC_LAYOUT', message: expect.stringMatching(/no "GNU C Library … release version" banner/) }));
   });
 
   it('the attached object refuses bad options and snapshots it did not take, with codes', () => {
