@@ -27,13 +27,16 @@ function bannerVersion(bytes: Buffer): string | undefined {
 
 /**
  * The version in the banner of `libc` as process `pid` maps it, e.g.
- * `2.36`: its read-only, non-executable mappings of that file (`regions`,
- * the process's map) are read, all in one call, into memory the addon maps
- * (about 500 KB for Debian 12's libc: from malloc, it would raise this
- * process's mmap threshold).
+ * `2.36`: its read-only mappings of that file (`regions`, the process's
+ * map) are read, all in one call, into memory the addon maps (about 500 KB
+ * for Debian 12's libc, 2 MB where code and data share a segment: from
+ * malloc, it would raise this process's mmap threshold), and searched, the
+ * non-executable ones first.
  */
 export function libcVersionOf(pid: number, regions: readonly MemoryRegion[], libc: LibcFile): string {
-  const readOnly = regions.filter((r) => r.path === libc.path && r.inode === libc.inode && r.dev === libc.dev && r.perms === 'r--p');
+  const mapped = regions.filter((r) => r.path === libc.path && r.inode === libc.inode && r.dev === libc.dev && !r.writable && r.readable);
+  // .rodata has a segment of its own where the linker separates code (binutils 2.31 on); before, it shares the text's (glibc 2.27 of Ubuntu 18.04).
+  const readOnly = [...mapped.filter((r) => !r.executable), ...mapped.filter((r) => r.executable)];
   if (readOnly.length === 0) {
     throw new HeapscopeError('ERR_UNKNOWN_GLIBC_LAYOUT', `the glibc version of process ${pid} cannot be read: it maps no read-only part of ${libc.path}`);
   }

@@ -15,10 +15,10 @@ export interface AllocatorFixture {
   stop(): void;
 }
 
-/** Builds and starts test/fixtures/NAME.c, or returns why it cannot (no C compiler). */
-export async function startAllocatorFixture(name = 'allocator-state'): Promise<AllocatorFixture | string> {
+/** Builds (with cc's `flags`) and starts test/fixtures/NAME.c, or returns why it cannot (no C compiler). */
+export async function startAllocatorFixture(name = 'allocator-state', flags: readonly string[] = []): Promise<AllocatorFixture | string> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'heapscope-state-'));
-  const { programs, noCompiler } = buildFixtures(dir, [name]);
+  const { programs, noCompiler } = buildFixtures(dir, [name], { flags });
   if (noCompiler !== undefined) {
     fs.rmSync(dir, { recursive: true, force: true });
     return noCompiler;

@@ -24,13 +24,14 @@ export function gdbMissing(): string | undefined {
 }
 
 /**
- * Runs gdb in batch mode attached to `target` (a pid), or on it (a file: what
- * its .data holds before any process runs), one section per command, and
+ * Runs gdb in batch mode (with gdb's `flags` first) attached to `target` (a
+ * pid), or on it (a file: what its .data holds before any process runs), one
+ * section per command, and
  * returns each command's output; or a reason to skip when gdb could not
  * attach or glibc's debug symbols are missing.
  */
-export function gdbAsk(target: number | string, commands: readonly string[]): { sections: string[] } | { skip: string } {
-  const args = ['-nx', '-batch', ...(typeof target === 'number' ? ['-p', String(target)] : [target])];
+export function gdbAsk(target: number | string, commands: readonly string[], flags: readonly string[] = []): { sections: string[] } | { skip: string } {
+  const args = ['-nx', '-batch', ...flags, ...(typeof target === 'number' ? ['-p', String(target)] : [target])];
   commands.forEach((command, i) => args.push('-ex', `echo @@${i}\\n`, '-ex', command));
   const run = spawnSync('gdb', args, { encoding: 'utf8', timeout: 120_000, killSignal: 'SIGKILL', env: foreignEnv() });
   const text = `${run.stdout ?? ''}\n${run.stderr ?? ''}`;
@@ -124,15 +125,38 @@ export function nextOutput(child: ChildProcess, text: string): Promise<void> {
 }
 
 /**
- * Runs the gdb Python script `script` attached to `pid` and returns the
- * JSON it printed after `@@JSON`; or a reason to skip, as gdbAsk gives.
+ * Runs the gdb Python script `script` attached to `pid` (with gdb's `flags`
+ * first) and returns the JSON it printed after `@@JSON`; or a reason to
+ * skip, as gdbAsk gives.
  */
-export function gdbPython(pid: number, script: string): { json: unknown } | { skip: string } {
-  const run = spawnSync('gdb', ['-nx', '-batch', '-p', String(pid), '-x', script], { encoding: 'utf8', timeout: 120_000, killSignal: 'SIGKILL', maxBuffer: 256 << 20, env: foreignEnv() });
+export function gdbPython(pid: number, script: string, flags: readonly string[] = []): { json: unknown } | { skip: string } {
+  const run = spawnSync('gdb', ['-nx', '-batch', ...flags, '-p', String(pid), '-x', script], { encoding: 'utf8', timeout: 120_000, killSignal: 'SIGKILL', maxBuffer: 256 << 20, env: foreignEnv() });
   const text = `${run.stdout ?? ''}\n${run.stderr ?? ''}`;
   const skip = cannotAsk(text);
   if (skip !== undefined) return { skip };
   const at = (run.stdout ?? '').indexOf('@@JSON');
   if (at < 0) throw new Error(`gdb printed no JSON:\n${text}`);
   return { json: JSON.parse(run.stdout.slice(at + '@@JSON'.length).split('\n')[0]) };
+}
+
+/** mp_'s fields that doctor() reports beside the parameters in force, as a libc file initialises them. */
+export interface InitialParams {
+  mmapThreshold: number;
+  trimThreshold: number;
+  topPad: number;
+  arenaMax: number;
+}
+
+/** mp_ as gdb reads it in the libc file `libc` (its .data, before any process runs), or a reason to skip. */
+export function gdbInitialParams(libc: string, flags: readonly string[] = []): InitialParams | { skip: string } {
+  const missing = gdbMissing();
+  if (missing !== undefined) return { skip: missing };
+  const asked = gdbAsk(libc, ['print mp_'], flags);
+  if ('skip' in asked) return asked;
+  const field = (name: string) => {
+    const m = new RegExp(`\\b${name} = (\\d+)`).exec(asked.sections[0]);
+    if (m === null) throw new Error(`gdb's mp_ has no ${name}: ${asked.sections[0]}`);
+    return Number(m[1]);
+  };
+  return { mmapThreshold: field('mmap_threshold'), trimThreshold: field('trim_threshold'), topPad: field('top_pad'), arenaMax: field('arena_max') };
 }

@@ -56,16 +56,16 @@ export async function startLines(command: string, args: readonly string[], count
 }
 
 /**
- * Builds test/fixtures/NAME.c (with threads) into `dir` for each name: the
- * programs by name (shared objects to preload, NAME.so, with `shared`), or
- * why there is no C compiler to build them with.
+ * Builds test/fixtures/NAME.c (with threads, and cc's `flags`) into `dir`
+ * for each name: the programs by name (shared objects to preload, NAME.so,
+ * with `shared`), or why there is no C compiler to build them with.
  */
-export function buildFixtures(dir: string, names: readonly string[], { shared = false } = {}): { programs: Record<string, string>; noCompiler?: string } {
+export function buildFixtures(dir: string, names: readonly string[], { shared = false, flags = [] as readonly string[] } = {}): { programs: Record<string, string>; noCompiler?: string } {
   const programs: Record<string, string> = {};
   for (const name of names) {
     programs[name] = path.join(dir, shared ? `${name}.so` : name);
     const kind = shared ? ['-shared', '-fPIC'] : [];
-    const cc = spawnSync('cc', ['-O1', '-pthread', ...kind, '-o', programs[name], path.join(__dirname, '..', 'fixtures', `${name}.c`)], { ...SYNC_CHILD, encoding: 'utf8' });
+    const cc = spawnSync('cc', ['-O1', '-pthread', ...kind, ...flags, '-o', programs[name], path.join(__dirname, '..', 'fixtures', `${name}.c`)], { ...SYNC_CHILD, encoding: 'utf8' });
     if (cc.error !== undefined) return { programs, noCompiler: `no C compiler (cc) to build test/fixtures/${name}.c` };
     if (cc.status !== 0) throw new Error(`cc failed:\n${cc.stderr}`);
   }

@@ -13,7 +13,7 @@ import { attach, maps } from '../../lib/index';
 import { libcFileOf } from '../../lib/allocator/libc-file';
 import { fileFacts } from '../../lib/file-bytes';
 import { glibcVersion } from '../../lib/stats';
-import { gdbAsk, gdbMissing } from '../helpers/gdb';
+import { gdbInitialParams, InitialParams } from '../helpers/gdb';
 import { heapRoomNotNeeded } from '../helpers/heap-room';
 import { SYNC_CHILD } from '../helpers/sync-child';
 import { NO_PYTHON, PYTHON, startTarget } from '../helpers/target';
@@ -30,32 +30,11 @@ const SCRIPT = 'import os\nos.write(1, b"%d\\n" % os.getpid())\nos.read(0, 1)\n'
 /** Drops what opening /proc/PID/map_files takes; ptrace's CAP_SYS_PTRACE stays. */
 const WITHOUT_SYS_ADMIN = ['--inh-caps=-all', '--bounding-set=-sys_admin,-checkpoint_restore'];
 
-interface Initial {
-  mmapThreshold: number;
-  trimThreshold: number;
-  topPad: number;
-  arenaMax: number;
-}
 /** mp_ as gdb reads it in glibc's file, or why gdb cannot. */
-let gdbInitial: Initial | { skip: string };
+let gdbInitial: InitialParams | { skip: string };
 
 beforeAll(() => {
-  const missing = gdbMissing();
-  if (missing !== undefined) {
-    gdbInitial = { skip: missing };
-    return;
-  }
-  const asked = gdbAsk(LIBC, ['print mp_']);
-  if ('skip' in asked) {
-    gdbInitial = asked;
-    return;
-  }
-  const field = (name: string) => {
-    const m = new RegExp(`\\b${name} = (\\d+)`).exec(asked.sections[0]);
-    if (m === null) throw new Error(`gdb's mp_ has no ${name}: ${asked.sections[0]}`);
-    return Number(m[1]);
-  };
-  gdbInitial = { mmapThreshold: field('mmap_threshold'), trimThreshold: field('trim_threshold'), topPad: field('top_pad'), arenaMax: field('arena_max') };
+  gdbInitial = gdbInitialParams(LIBC);
 });
 
 afterEach(() => {
@@ -65,9 +44,9 @@ afterEach(() => {
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 /** gdb's mp_, or the skip it gives. */
-function oracle(skip: (note: string) => never): Initial {
+function oracle(skip: (note: string) => never): InitialParams {
   if ('skip' in gdbInitial) skip(gdbInitial.skip);
-  return gdbInitial as Initial;
+  return gdbInitial as InitialParams;
 }
 
 /** A copy of this process's libc in a directory of its own. */

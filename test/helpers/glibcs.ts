@@ -1,0 +1,61 @@
+// Other glibc releases than this machine's, fetched into test/.glibcs by
+// scripts/fetch-glibcs.mjs (.ci/run does): a test program is built against
+// one (gcc --sysroot, linked to run on that release's own ld.so and libc),
+// and gdb reads it with that release's debug symbols and libthread_db.
+import fs from 'node:fs';
+import path from 'node:path';
+import { RELEASES } from '../../scripts/fetch-glibcs.mjs';
+
+export interface OtherGlibc {
+  /** The distribution release it comes from, e.g. `debian-bullseye`. */
+  name: string;
+  /** Its version, as gnu_get_libc_version() says it. */
+  glibc: string;
+  /** Where its packages were unpacked, or undefined when they were not fetched. */
+  root?: string;
+  /** Whether its debug symbols were fetched. */
+  gdb: boolean;
+}
+
+const DIR = path.join(__dirname, '..', '.glibcs');
+
+/** Every release scripts/fetch-glibcs.mjs fetches, with `root` where it was fetched. */
+export const OTHER_GLIBCS: readonly OtherGlibc[] = (RELEASES as { name: string; glibc: string; gdb: boolean }[]).map(({ name, glibc, gdb }) => {
+  const root = path.join(DIR, name, 'root');
+  return { name, glibc, gdb, ...(fs.existsSync(path.join(DIR, name, 'release.json')) ? { root } : {}) };
+});
+
+/** Why a test on `g` cannot run here, or undefined. */
+export function notFetched(g: OtherGlibc): string | undefined {
+  return g.root === undefined ? `${g.name} (glibc ${g.glibc}) was not fetched: run node scripts/fetch-glibcs.mjs (.ci/run does)` : undefined;
+}
+
+/** The directory holding its libc.so.6 and ld.so (usr/lib/… in a merged-/usr release). */
+function libDir(g: OtherGlibc): string {
+  const lib = path.join(g.root!, 'lib', 'x86_64-linux-gnu');
+  return fs.existsSync(path.join(lib, 'libc.so.6')) ? lib : path.join(g.root!, 'usr', 'lib', 'x86_64-linux-gnu');
+}
+
+/** Its libc.so.6. */
+export function libcOf(g: OtherGlibc): string {
+  return path.join(libDir(g), 'libc.so.6');
+}
+
+/** cc's options to build a program that runs on `g`: its headers, start files and libraries, its ld.so as interpreter. */
+export function ccFlagsFor(g: OtherGlibc): string[] {
+  const lib = libDir(g);
+  const usrLib = path.join(g.root!, 'usr', 'lib', 'x86_64-linux-gnu');
+  return [
+    `--sysroot=${g.root}`, `-B${usrLib}/`, `-L${lib}`, `-L${usrLib}`,
+    `-Wl,--dynamic-linker=${path.join(lib, 'ld-linux-x86-64.so.2')}`, `-Wl,-rpath=${lib}`,
+  ];
+}
+
+/** gdb's options (before it attaches) to read a process running on `g`: its debug symbols and its libthread_db. */
+export function gdbFlagsFor(g: OtherGlibc): string[] {
+  return [
+    '-iex', `set debug-file-directory ${path.join(g.root!, 'usr', 'lib', 'debug')}`,
+    '-iex', `add-auto-load-safe-path ${g.root}`,
+    '-iex', `set libthread-db-search-path ${libDir(g)}`,
+  ];
+}
