@@ -212,7 +212,7 @@ function readAll(read: ReadImages, ranges: { address: bigint; length: bigint }[]
   }
 }
 
-interface ProgramHeaders {
+export interface ProgramHeaders {
   /** Offset of the table from the image's base, and its length in bytes. */
   at: bigint;
   length: bigint;
@@ -229,7 +229,7 @@ function firstMapping(regions: MemoryRegion[], last: number): MemoryRegion | und
 }
 
 /** Where a 64-bit ELF header says its program headers are, or undefined for no such header. */
-function programHeaders(head: Uint8Array): ProgramHeaders | undefined {
+export function programHeaders(head: Uint8Array): ProgramHeaders | undefined {
   if (head.length < 64) return undefined;
   const elf = new DataView(head.buffer, head.byteOffset, head.byteLength);
   if (elf.getUint32(0) !== 0x7f454c46 || head[4] !== 2 /* ELFCLASS64 */) return undefined;

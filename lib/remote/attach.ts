@@ -2,6 +2,7 @@
 // decoders and results as for this process (allocator-state.ts), over
 // copies made with process_vm_readv.
 import { layoutFor } from '../allocator/layouts';
+import { libcDataRegions } from '../allocator/libc-data';
 import { LibcFile, libcFileOf } from '../allocator/libc-file';
 import {
   arenasResult, ArenasResult, binsResult, BinsResult, chunkPlacesResult, ChunkPlacesResult, Decoded, decodedTotalsResult,
@@ -15,7 +16,7 @@ import { describe, ownKeys, readOptions, toIndex } from '../validate';
 import { heapWalkData } from '../walk/build';
 import { HeapWalk, walkArena, WalkOptions } from '../walk/index';
 import { requireGlibcMalloc } from './malloc-kind';
-import { libcVersionOf } from './libc-version';
+import { libcIdentityOf } from './libc-identity';
 import { isKernelThread, PID_MAX, readCmdline, readProcFile, readStatus } from './proc';
 import { readRanges } from './read-ranges';
 import { remoteDiagnosis } from './doctor';
@@ -112,8 +113,8 @@ export function attach(pid: number): AttachedProcess {
     throw new HeapscopeError('ERR_PROCESS_EXITED', `process ${id} (${status.name}) is exiting: its memory is already gone`);
   }
   requireGlibcMalloc(id, status.name, regions);
-  const libc = libcFileOf(regions, id)!;
-  const glibc = libcVersionOf(id, regions, libc);
+  const { version: glibc, buildId } = libcIdentityOf(id, regions, libcDataRegions(regions)[0]);
+  const libc = libcFileOf(regions, id, buildId)!;
   const layout = layoutFor(glibc);
   const cmdline = Object.freeze(readCmdline(id));
 

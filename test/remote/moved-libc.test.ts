@@ -13,7 +13,7 @@ import { attach, maps } from '../../lib/index';
 import { libcFileOf } from '../../lib/allocator/libc-file';
 import { fileFacts } from '../../lib/file-bytes';
 import { glibcVersion } from '../../lib/stats';
-import { gdbInitialParams, InitialParams } from '../helpers/gdb';
+import { gdbAsk, gdbInitialParams, InitialParams, parseAddress } from '../helpers/gdb';
 import { heapRoomNotNeeded } from '../helpers/heap-room';
 import { SYNC_CHILD } from '../helpers/sync-child';
 import { NO_PYTHON, PYTHON, startTarget } from '../helpers/target';
@@ -106,6 +106,9 @@ describe('a process whose libc was deleted and replaced since it was mapped (an 
     expect(target.libc.path).toBe(copy);
     expect(target.libc.file).toMatch(new RegExp(`^/proc/${pid}/map_files/[0-9a-f]+-[0-9a-f]+$`));
     expect(fileFacts(copy).inode).not.toBe(target.libc.inode);
+    // The same build as this process's libc (its build ID, read in its memory): global_max_fast's offset, measured here, holds there.
+    expect(target.libc.buildId).toBe(libcFileOf(maps()).buildId);
+    expect(target.mallocParams().globalMaxFast).toMatchObject({ found: true, libc: `build-id ${target.libc.buildId}` });
     const d = target.doctor();
     expect(d.params.initial).toEqual(initial);
     expect(d.params.initialReason).toBeUndefined();
@@ -156,6 +159,14 @@ describe('a process in a mount namespace of its own, whose libc path names anoth
     expect(target.glibc).toBe(glibcVersion());
     expect(target.libc.file).toMatch(new RegExp(`^/proc/${pid}/map_files/`));
     expect(target.doctor().params.initial).toEqual(initial);
+    // gdb opens the path out here, the same bytes: its symbols say where global_max_fast is, and what it holds.
+    const asked = gdbAsk(pid, ['p (int) global_max_fast', 'p &global_max_fast']);
+    if (!('skip' in asked)) {
+      const maxFast = target.mallocParams().globalMaxFast;
+      expect(maxFast.found && { value: maxFast.value, address: maxFast.address }).toEqual({
+        value: Number(/= (\d+)/.exec(asked.sections[0])![1]), address: parseAddress(asked.sections[1]),
+      });
+    }
 
     // Without CAP_SYS_ADMIN, the path seen from the process's root names it.
     if (noSetpriv() !== undefined) return;

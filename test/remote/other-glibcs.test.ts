@@ -8,7 +8,8 @@
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { attach } from '../../lib/index';
+import { attach, maps } from '../../lib/index';
+import { libcFileOf } from '../../lib/allocator/libc-file';
 import { KNOWN_GLIBC_VERSIONS } from '../../lib/allocator/layouts';
 import { AllocatorFixture, startAllocatorFixture } from '../helpers/allocator-fixture';
 import { gdbInitialParams } from '../helpers/gdb';
@@ -45,6 +46,10 @@ for (const g of known) describe(`a process on glibc ${g.glibc} (${g.name})`, () 
     if (typeof pid === 'string') skip(pid);
     const target = attach(pid as number);
     expect(target.glibc).toBe(g.glibc);
+    // Its build ID, read in its memory, is the one readelf reads in the file; another build than this process's libc, whose forks measure global_max_fast.
+    const readelf = spawnSync('readelf', ['-n', libcOf(g)], { ...SYNC_CHILD, encoding: 'utf8' });
+    if (readelf.error === undefined) expect(target.libc.buildId).toBe(/Build ID: ([0-9a-f]+)/.exec(readelf.stdout)![1]);
+    expect(target.mallocParams().globalMaxFast).toEqual({ found: false, reason: expect.stringContaining(`which maps another libc (build-id ${libcFileOf(maps()).buildId}) than this one (build-id ${target.libc.buildId})`) });
     const d = target.doctor();
     expect(d.glibc).toBe(g.glibc);
     expect(d.snapshot.consistent).toBe(true);

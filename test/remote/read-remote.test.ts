@@ -1,7 +1,7 @@
 // The native copy of another process's memory (readRemote): many ranges in
 // one call, each with its own errno and length, a partial read reported as
 // such, and the process-wide failures coded.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { binding } from '../../lib/binding';
 import { fromNative } from '../../lib/errors';
@@ -9,10 +9,11 @@ import { attach, malloc, maps, pageSize, runPlan } from '../../lib/index';
 import { releaseBytes } from '../../lib/fresh-memory';
 import { readPacked, readRanges } from '../../lib/remote/read-ranges';
 import { requireGlibcMalloc } from '../../lib/remote/malloc-kind';
-import { libcVersionOf } from '../../lib/remote/libc-version';
+import { libcIdentityOf } from '../../lib/remote/libc-identity';
 import { libcFileOf } from '../../lib/allocator/libc-file';
 import { parseMaps } from '../../lib/maps';
 import { glibcVersion } from '../../lib/stats';
+import { SYNC_CHILD } from '../helpers/sync-child';
 
 const EFAULT = 14;
 
@@ -234,16 +235,20 @@ describe('what attach() reads from a map and a libc file', () => {
     expect(refused(line(0x1000, '/usr/local/bin/static-go-program'))).toMatch(/^ERR_NOT_GLIBC_MALLOC: .*no libc\.so\.6 is mapped/);
   });
 
-  it("reads the glibc version from the banner in the process's own mappings of its libc: ours gives what gnu_get_libc_version says", () => {
+  it("reads the glibc version from the banner in the process's own mappings of its libc, and its build ID: ours give what gnu_get_libc_version and readelf say", () => {
     const regions = maps();
     const libc = libcFileOf(regions)!;
-    expect(libcVersionOf(process.pid, regions, libc)).toBe(glibcVersion());
+    const identity = libcIdentityOf(process.pid, regions, libc);
+    expect(identity.version).toBe(glibcVersion());
+    expect(identity.buildId).toBe(libc.buildId);
+    const readelf = spawnSync('readelf', ['-n', libc.path], { ...SYNC_CHILD, encoding: 'utf8' });
+    if (readelf.error === undefined) expect(identity.buildId).toBe(/Build ID: ([0-9a-f]+)/.exec(readelf.stdout)![1]);
     expect(attach(process.pid).glibc).toBe(glibcVersion());
     // Another inode under the same path is another file: this process maps none of it.
-    expect(() => libcVersionOf(process.pid, regions, { ...libc, inode: libc.inode + 1 })).toThrow(expect.objectContaining({ code: 'ERR_UNKNOWN_GLIBC_LAYOUT', message: expect.stringMatching(/maps no read-only part of /) }));
+    expect(() => libcIdentityOf(process.pid, regions, { ...libc, inode: libc.inode + 1 })).toThrow(expect.objectContaining({ code: 'ERR_UNKNOWN_GLIBC_LAYOUT', message: expect.stringMatching(/maps no read-only part of /) }));
     // Its first read-only mapping alone (headers and symbols; .rodata comes later): read, and no banner found in it.
-    const banner = regions.filter((r) => r.path === libc.path && r.perms === 'r--p').slice(0, 1);
-    expect(() => libcVersionOf(process.pid, banner, libc)).toThrow(expect.objectContaining({ code: 'ERR_UNKNOWN_GLIBC_LAYOUT', message: expect.stringMatching(/no "GNU C Library … release version" banner/) }));
+    const first = regions.filter((r) => r.path === libc.path && r.perms === 'r--p').slice(0, 1);
+    expect(() => libcIdentityOf(process.pid, first, libc)).toThrow(expect.objectContaining({ code: 'ERR_UNKNOWN_GLIBC_LAYOUT', message: expect.stringMatching(/no "GNU C Library … release version" banner/) }));
   });
 
   it('the attached object refuses bad options and snapshots it did not take, with codes', () => {
