@@ -60,6 +60,8 @@ function ownBuildId(first: MemoryRegion): string | undefined {
  * seen from another process's root (/proc/PID/root: its mount namespace).
  * Each counts only when it is the mapped inode.
  */
+export function libcFileOf(regions: readonly MemoryRegion[]): LibcFile | undefined;
+export function libcFileOf(regions: readonly MemoryRegion[], pid: number, buildId: string | undefined): LibcFile | undefined;
 export function libcFileOf(regions: readonly MemoryRegion[], pid?: number, buildId?: string): LibcFile | undefined {
   const data = libcDataRegions(regions)[0];
   if (data === undefined) return undefined;

@@ -8,7 +8,9 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KNOWN_GLIBC_VERSIONS, layoutFor } from '../../lib/allocator/layouts';
+import { libcDataRegions } from '../../lib/allocator/libc-data';
 import { libcFileOf } from '../../lib/allocator/libc-file';
+import { libcIdentityOf } from '../../lib/remote/libc-identity';
 import { maxFastOffset } from '../../lib/allocator/max-fast';
 import { AllocatorState, decodeAllocator } from '../../lib/allocator/state';
 import { hex } from '../../lib/format';
@@ -84,7 +86,7 @@ for (const target of TARGETS) describe(`the allocator state of a process with th
     fixture = started;
     const pid = fixture.child.pid!;
     const { image, regions } = imageOfProcess(pid, layout);
-    const libc = libcFileOf(regions, pid)!;
+    const libc = libcFileOf(regions, pid, libcIdentityOf(pid, regions, libcDataRegions(regions)[0]).buildId)!;
     ours = decodeAllocator(image, { maxFast: { measured: maxFastOffset(libc), libc: libc.key } });
     // The version heapscope reads in the process's memory is the one it runs on.
     expect(attach(pid).glibc).toBe(target.glibc);
