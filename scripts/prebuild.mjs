@@ -13,6 +13,7 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { GLIBCS_DIR, RELEASES, sysrootFlags } from './fetch-glibcs.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const env = { ...process.env };
@@ -24,5 +25,35 @@ if (!named) {
   if (nodedir !== undefined) env.npm_config_nodedir = nodedir;
 }
 
+// Linked against the oldest glibc scripts/fetch-glibcs.mjs unpacked (Ubuntu
+// 18.04's 2.27), the binary asks for no symbol version newer than that and
+// loads on every glibc heapscope supports; linked against this machine's, it
+// would ask for this one's (2.34's dlopen and dlsym, 2.33's stat64) and fail
+// to load on Debian 11, Ubuntu 20.04 or RHEL 8. Where none was fetched, it
+// is built for this machine's glibc, and says so.
+const oldest = RELEASES.filter((r) => fs.existsSync(path.join(GLIBCS_DIR, r.name, 'release.json')))
+  .sort((a, b) => Number(a.glibc.split('.')[1]) - Number(b.glibc.split('.')[1]))[0];
+if (oldest === undefined) {
+  console.warn('prebuilds: no glibc release in test/.glibcs (node scripts/fetch-glibcs.mjs): the binary is linked against this machine\'s glibc and may not load on an older one');
+} else {
+  const flags = sysrootFlags(path.join(GLIBCS_DIR, oldest.name, 'root')).join(' ');
+  const added = { CFLAGS: flags, CXXFLAGS: `${flags} -include ${path.join(root, 'scripts', 'old-glibc.h')}`, LDFLAGS: flags };
+  for (const [name, value] of Object.entries(added)) env[name] = [env[name], value].filter(Boolean).join(' ');
+  console.log(`prebuilds: linked against glibc ${oldest.glibc} (${oldest.name})`);
+}
+
 const prebuildify = createRequire(import.meta.url).resolve('prebuildify/bin.js');
 execFileSync(process.execPath, [prebuildify, '--napi', '--strip', '--tag-libc'], { cwd: root, env, stdio: 'inherit' });
+
+// What the binary asks of glibc: no symbol version newer than the release it was linked against, and none of the
+// functions scripts/old-glibc.h declares (a shared object may leave them undefined; it would then fail to load).
+if (oldest !== undefined) {
+  const binary = path.join(root, 'prebuilds', 'linux-x64', 'heapscope.glibc.node');
+  const symbols = execFileSync('objdump', ['-T', binary], { encoding: 'utf8' });
+  const minor = (v) => Number(v.split('.')[1]);
+  const newer = [...new Set([...symbols.matchAll(/\(GLIBC_(2\.\d+)\)\s+(\S+)/g)].filter((m) => minor(m[1]) > minor(oldest.glibc)).map((m) => `${m[2]}@GLIBC_${m[1]}`))];
+  const clocked = [...symbols.matchAll(/\bpthread_\w*clock\w*/g)].map((m) => m[0]);
+  if (newer.length > 0 || clocked.length > 0) {
+    throw new Error(`prebuilds: ${binary} asks for ${[...newer, ...clocked].join(', ')}, which glibc ${oldest.glibc} lacks`);
+  }
+}

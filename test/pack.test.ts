@@ -7,6 +7,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KNOWN_GLIBC_VERSIONS } from '../lib/allocator/layouts';
+import { GLIBCS_DIR, ldSoOf, libraryPathOf, notFetched, OFFICIAL_NODE, OTHER_GLIBCS } from './helpers/glibcs';
 import { heapRoomNotNeeded } from './helpers/heap-room';
 import { SYNC_CHILD } from './helpers/sync-child';
 
@@ -17,7 +19,7 @@ const ROOT = path.resolve(__dirname, '..');
 const MINUTES = 60_000;
 // Copied into the temporary repository: everything but what is built or
 // installed, so `npm pack` starts from sources alone.
-const EXCLUDE = ['node_modules', 'build', 'prebuilds', 'dist', '.git', 'coverage'];
+const EXCLUDE = ['node_modules', 'build', 'prebuilds', 'dist', '.git', 'coverage', path.join('test', '.glibcs')];
 const SCRIPT = "const h = require('heapscope'); const a = h.malloc(10); " +
   "console.log(JSON.stringify({ usable: a.usableSize, chunk: a.chunk.size, " +
   "loaded: process.report.getReport().sharedObjects.filter((o) => o.includes('heapscope')) })); a.free();";
@@ -60,6 +62,8 @@ beforeAll(() => {
     filter: (source) => !EXCLUDE.includes(path.relative(ROOT, source)) && !source.endsWith('.tgz'),
   });
   fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(repo, 'node_modules'));
+  // The glibc releases fetched (scripts/fetch-glibcs.mjs): the prebuild is linked against the oldest.
+  if (fs.existsSync(GLIBCS_DIR)) fs.symlinkSync(GLIBCS_DIR, path.join(repo, 'test', '.glibcs'));
   // Packed as by a maintainer who configured nothing: no npm settings from
   // the environment or a user .npmrc (here, one names Node's headers).
   const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.toLowerCase().startsWith('npm_config_')));
@@ -131,6 +135,58 @@ describe('npm pack', () => {
       /\.(tgz|tsbuildinfo|log|o)$/.test(f) || f.startsWith('.'));
     expect(unwanted).toEqual([]);
   });
+});
+
+describe('the prebuild, on every glibc release the tests fetched', () => {
+  // Run by the official Node.js build on each release's own ld.so and libc (Debian's node needs this machine's glibc).
+  const oldest = OTHER_GLIBCS[0];
+
+  it(`asks for no symbol version newer than glibc ${oldest.glibc}, the oldest, which it is linked against`, ({ skip }) => {
+    const cannot = notFetched(oldest);
+    if (cannot !== undefined) skip(cannot);
+    const symbols = run('objdump', ['-T', path.join(unpacked, 'package', 'prebuilds', 'linux-x64', 'heapscope.glibc.node')]);
+    const versions = [...new Set([...symbols.matchAll(/\(GLIBC_2\.(\d+)\)/g)].map((m) => Number(m[1])))];
+    expect(versions.filter((v) => v > Number(oldest.glibc.split('.')[1]))).toEqual([]);
+  });
+
+  const SCRIPT_THERE = `
+    const h = require(process.argv[1]);
+    const out = { glibc: h.glibcVersion(), source: h.mallinfo2().source };
+    const a = h.malloc(10);
+    out.usable = a.usableSize;
+    a.free();
+    try {
+      const w = h.walkHeap();
+      out.walk = { consistent: w.consistent, checks: w.checks.length, unequal: w.checks.filter((c) => !c.equal).map((c) => c.field) };
+      const s = h.allocatorSnapshot();
+      out.decode = { arenas: h.arenas(s).complete, bins: h.bins(s).arenas.every((b) => b.complete), params: h.mallocParams(s).fields.length };
+      h.run('chunk-sizes', { isolated: false }).then((r) => { out.chunkSizes = r.rows.length; console.log(JSON.stringify(out)); });
+    } catch (e) {
+      out.refused = e.code + ': ' + e.message;
+      console.log(JSON.stringify(out));
+    }`;
+
+  for (const g of OTHER_GLIBCS.filter((r) => Number(r.glibc.split('.')[1]) >= 28)) {
+    it(`runs in Node.js on glibc ${g.glibc} (${g.name}): ${KNOWN_GLIBC_VERSIONS.includes(g.glibc) ? 'its own allocator walked and decoded' : 'its allocator refused, with a code'}`, ({ skip }) => {
+      const cannot = notFetched(g) ?? (fs.existsSync(OFFICIAL_NODE) ? undefined : `no ${OFFICIAL_NODE}: run node scripts/fetch-glibcs.mjs (.ci/run does)`);
+      if (cannot !== undefined) skip(cannot);
+      const package_ = path.join(unpacked, 'package');
+      if (!fs.existsSync(path.join(package_, 'node_modules'))) fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(package_, 'node_modules'));
+      const out = JSON.parse(run(ldSoOf(g), ['--library-path', libraryPathOf(g), OFFICIAL_NODE, '--single-threaded', '-e', SCRIPT_THERE, package_]));
+      expect(out.glibc).toBe(g.glibc);
+      // mallinfo2 came in 2.33: before, heapscope falls back to mallinfo and says so.
+      expect(out.source).toBe(Number(g.glibc.split('.')[1]) >= 33 ? 'mallinfo2' : 'mallinfo');
+      expect(out.usable).toBeGreaterThanOrEqual(24);
+      if (!KNOWN_GLIBC_VERSIONS.includes(g.glibc)) {
+        expect(out.refused).toBe(`ERR_UNKNOWN_GLIBC_LAYOUT: glibc "${g.glibc}": malloc's layout is known for releases ${KNOWN_GLIBC_VERSIONS[0]} to ${KNOWN_GLIBC_VERSIONS.at(-1)} only`);
+        return;
+      }
+      expect(out.refused).toBeUndefined();
+      expect(out.walk).toEqual({ consistent: true, checks: 9, unequal: [] });
+      expect(out.decode).toEqual({ arenas: true, bins: true, params: expect.any(Number) });
+      expect(out.chunkSizes).toBeGreaterThan(0);
+    }, 5 * MINUTES);
+  }
 });
 
 describe('installing the tarball', () => {

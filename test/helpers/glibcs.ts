@@ -4,7 +4,12 @@
 // and gdb reads it with that release's debug symbols and libthread_db.
 import fs from 'node:fs';
 import path from 'node:path';
-import { RELEASES } from '../../scripts/fetch-glibcs.mjs';
+import { GLIBCS_DIR, libDirOf, NODE_DIR, RELEASES, sysrootFlags } from '../../scripts/fetch-glibcs.mjs';
+
+export { GLIBCS_DIR };
+
+/** The official Node.js build of this node's version (it runs on glibc 2.28 and later), where it was fetched. */
+export const OFFICIAL_NODE = path.join(NODE_DIR as string, 'bin', 'node');
 
 export interface OtherGlibc {
   /** The distribution release it comes from, e.g. `debian-bullseye`. */
@@ -17,12 +22,10 @@ export interface OtherGlibc {
   gdb: boolean;
 }
 
-const DIR = path.join(__dirname, '..', '.glibcs');
-
 /** Every release scripts/fetch-glibcs.mjs fetches, with `root` where it was fetched. */
 export const OTHER_GLIBCS: readonly OtherGlibc[] = (RELEASES as { name: string; glibc: string; gdb: boolean }[]).map(({ name, glibc, gdb }) => {
-  const root = path.join(DIR, name, 'root');
-  return { name, glibc, gdb, ...(fs.existsSync(path.join(DIR, name, 'release.json')) ? { root } : {}) };
+  const root = path.join(GLIBCS_DIR, name, 'root');
+  return { name, glibc, gdb, ...(fs.existsSync(path.join(GLIBCS_DIR, name, 'release.json')) ? { root } : {}) };
 });
 
 /** Why a test on `g` cannot run here, or undefined. */
@@ -30,10 +33,19 @@ export function notFetched(g: OtherGlibc): string | undefined {
   return g.root === undefined ? `${g.name} (glibc ${g.glibc}) was not fetched: run node scripts/fetch-glibcs.mjs (.ci/run does)` : undefined;
 }
 
-/** The directory holding its libc.so.6 and ld.so (usr/lib/… in a merged-/usr release). */
+/** The directory holding its libc.so.6 and ld.so. */
 function libDir(g: OtherGlibc): string {
-  const lib = path.join(g.root!, 'lib', 'x86_64-linux-gnu');
-  return fs.existsSync(path.join(lib, 'libc.so.6')) ? lib : path.join(g.root!, 'usr', 'lib', 'x86_64-linux-gnu');
+  return libDirOf(g.root!) as string;
+}
+
+/** Its ld.so, which runs a program on it: `ld.so --library-path (libraryPathOf) program args…`. */
+export function ldSoOf(g: OtherGlibc): string {
+  return path.join(libDir(g), 'ld-linux-x86-64.so.2');
+}
+
+/** Where its libraries are: libc's and the rest (libstdc++ and libgcc_s are under usr/ in a release not merged). */
+export function libraryPathOf(g: OtherGlibc): string {
+  return [...new Set([libDir(g), path.join(g.root!, 'usr', 'lib', 'x86_64-linux-gnu')])].join(':');
 }
 
 /** Its libc.so.6. */
@@ -43,12 +55,7 @@ export function libcOf(g: OtherGlibc): string {
 
 /** cc's options to build a program that runs on `g`: its headers, start files and libraries, its ld.so as interpreter. */
 export function ccFlagsFor(g: OtherGlibc): string[] {
-  const lib = libDir(g);
-  const usrLib = path.join(g.root!, 'usr', 'lib', 'x86_64-linux-gnu');
-  return [
-    `--sysroot=${g.root}`, `-B${usrLib}/`, `-L${lib}`, `-L${usrLib}`,
-    `-Wl,--dynamic-linker=${path.join(lib, 'ld-linux-x86-64.so.2')}`, `-Wl,-rpath=${lib}`,
-  ];
+  return sysrootFlags(g.root!, { program: true }) as string[];
 }
 
 /** gdb's options (before it attaches) to read a process running on `g`: its debug symbols and its libthread_db. */
