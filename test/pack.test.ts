@@ -160,7 +160,12 @@ describe('the prebuild, on every glibc release the tests fetched', () => {
       out.walk = { consistent: w.consistent, checks: w.checks.length, unequal: w.checks.filter((c) => !c.equal).map((c) => c.field) };
       const s = h.allocatorSnapshot();
       out.decode = { arenas: h.arenas(s).complete, bins: h.bins(s).arenas.every((b) => b.complete), params: h.mallocParams(s).fields.length };
-      h.run('chunk-sizes', { isolated: false }).then((r) => { out.chunkSizes = r.rows.length; console.log(JSON.stringify(out)); });
+      (async () => {
+        out.chunkSizes = (await h.run('chunk-sizes', { isolated: false })).rows.length;
+        const bins = await h.run('bins', { isolated: false });
+        out.s8 = [...bins.findings, ...bins.surprises].filter((t) => /[(]s8[)]|Freeing s8 /.test(t));
+        console.log(JSON.stringify(out));
+      })();
     } catch (e) {
       out.refused = e.code + ': ' + e.message;
       console.log(JSON.stringify(out));
@@ -185,6 +190,9 @@ describe('the prebuild, on every glibc release the tests fetched', () => {
       expect(out.walk).toEqual({ consistent: true, checks: 9, unequal: [] });
       expect(out.decode).toEqual({ arenas: true, bins: true, params: expect.any(Number) });
       expect(out.chunkSizes).toBeGreaterThan(0);
+      // A small chunk no tcache or fastbin takes: from 2.41 free puts it in its small bin, before in the unsorted bin; the bins experiment says which.
+      const to = Number(g.glibc.split('.')[1]) >= 41 ? 'small bin 12' : 'the unsorted bin';
+      expect(out.s8).toEqual([expect.stringMatching(new RegExp(`^The 8th free of a 0xc0 chunk \\(s8\\) went to ${to} because `))]);
     }, 5 * MINUTES);
   }
 });

@@ -60,6 +60,14 @@ export interface GlibcLayout {
   safeLinking: boolean;
   /** The largest tcache_max_bytes glibc accepts: MAX_TCACHE_SIZE (1032), or under 4 MiB with 2.42's large bins. */
   maxTcacheMaxBytes: number;
+  /**
+   * Where free puts a chunk that no tcache or fastbin takes and that does
+   * not border top: the unsorted bin; from 2.41 one in small-bin range goes
+   * straight into its small bin (_int_free_create_chunk: "so they don't
+   * pollute the unsorted bin"; not in 2.40's source, in 2.41's), only a
+   * large one to the unsorted bin.
+   */
+  freedSmall: 'unsorted' | 'smallbin';
 }
 
 /** A table row: the minor releases `from`..`to` and what they share (malloc_state is the same in all). */
@@ -69,16 +77,17 @@ const SMALL = 1032;
 const LARGE = (4 << 20) - 1;
 const BOTH = [TCACHE_CHAR_COUNTS, TCACHE_U16_COUNTS] as const;
 
-/** Minor versions of glibc 2.x, each row a range with one layout. */
+/** Minor versions of glibc 2.x, each row a range with one layout (and one freedSmall). */
 const TABLE: readonly Row[] = [
-  { from: 28, to: 28, mallocPar: MALLOC_PAR_2_26, heapInfo: HEAP_INFO_2_26, tcache: BOTH, tcacheEntry: TCACHE_ENTRY_2_26, tcacheKey: 'absent-or-tcache-pointer', globalMaxFast: 'size_t', safeLinking: false, maxTcacheMaxBytes: SMALL },
-  { from: 29, to: 29, mallocPar: MALLOC_PAR_2_26, heapInfo: HEAP_INFO_2_26, tcache: BOTH, tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'tcache-pointer', globalMaxFast: 'size_t', safeLinking: false, maxTcacheMaxBytes: SMALL },
-  { from: 30, to: 31, mallocPar: MALLOC_PAR_2_26, heapInfo: HEAP_INFO_2_26, tcache: [TCACHE_U16_COUNTS], tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'tcache-pointer', globalMaxFast: 'size_t', safeLinking: false, maxTcacheMaxBytes: SMALL },
-  { from: 32, to: 33, mallocPar: MALLOC_PAR_2_26, heapInfo: HEAP_INFO_2_26, tcache: [TCACHE_U16_COUNTS], tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'tcache-pointer', globalMaxFast: 'size_t', safeLinking: true, maxTcacheMaxBytes: SMALL },
-  { from: 34, to: 34, mallocPar: MALLOC_PAR_2_26, heapInfo: HEAP_INFO_2_26, tcache: [TCACHE_U16_COUNTS], tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'random', globalMaxFast: 'size_t', safeLinking: true, maxTcacheMaxBytes: SMALL },
-  { from: 35, to: 36, mallocPar: MALLOC_PAR_2_35, heapInfo: HEAP_INFO_2_35, tcache: [TCACHE_U16_COUNTS], tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'random', globalMaxFast: 'size_t', safeLinking: true, maxTcacheMaxBytes: SMALL },
-  { from: 37, to: 41, mallocPar: MALLOC_PAR_2_35, heapInfo: HEAP_INFO_2_35, tcache: [TCACHE_U16_COUNTS], tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'random', globalMaxFast: 'uint8_t', safeLinking: true, maxTcacheMaxBytes: SMALL },
-  { from: 42, to: 42, mallocPar: MALLOC_PAR_2_42, heapInfo: HEAP_INFO_2_35, tcache: [TCACHE_2_42], tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'random', globalMaxFast: 'uint8_t', safeLinking: true, maxTcacheMaxBytes: LARGE },
+  { from: 28, to: 28, mallocPar: MALLOC_PAR_2_26, heapInfo: HEAP_INFO_2_26, tcache: BOTH, tcacheEntry: TCACHE_ENTRY_2_26, tcacheKey: 'absent-or-tcache-pointer', globalMaxFast: 'size_t', safeLinking: false, maxTcacheMaxBytes: SMALL, freedSmall: 'unsorted' },
+  { from: 29, to: 29, mallocPar: MALLOC_PAR_2_26, heapInfo: HEAP_INFO_2_26, tcache: BOTH, tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'tcache-pointer', globalMaxFast: 'size_t', safeLinking: false, maxTcacheMaxBytes: SMALL, freedSmall: 'unsorted' },
+  { from: 30, to: 31, mallocPar: MALLOC_PAR_2_26, heapInfo: HEAP_INFO_2_26, tcache: [TCACHE_U16_COUNTS], tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'tcache-pointer', globalMaxFast: 'size_t', safeLinking: false, maxTcacheMaxBytes: SMALL, freedSmall: 'unsorted' },
+  { from: 32, to: 33, mallocPar: MALLOC_PAR_2_26, heapInfo: HEAP_INFO_2_26, tcache: [TCACHE_U16_COUNTS], tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'tcache-pointer', globalMaxFast: 'size_t', safeLinking: true, maxTcacheMaxBytes: SMALL, freedSmall: 'unsorted' },
+  { from: 34, to: 34, mallocPar: MALLOC_PAR_2_26, heapInfo: HEAP_INFO_2_26, tcache: [TCACHE_U16_COUNTS], tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'random', globalMaxFast: 'size_t', safeLinking: true, maxTcacheMaxBytes: SMALL, freedSmall: 'unsorted' },
+  { from: 35, to: 36, mallocPar: MALLOC_PAR_2_35, heapInfo: HEAP_INFO_2_35, tcache: [TCACHE_U16_COUNTS], tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'random', globalMaxFast: 'size_t', safeLinking: true, maxTcacheMaxBytes: SMALL, freedSmall: 'unsorted' },
+  { from: 37, to: 40, mallocPar: MALLOC_PAR_2_35, heapInfo: HEAP_INFO_2_35, tcache: [TCACHE_U16_COUNTS], tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'random', globalMaxFast: 'uint8_t', safeLinking: true, maxTcacheMaxBytes: SMALL, freedSmall: 'unsorted' },
+  { from: 41, to: 41, mallocPar: MALLOC_PAR_2_35, heapInfo: HEAP_INFO_2_35, tcache: [TCACHE_U16_COUNTS], tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'random', globalMaxFast: 'uint8_t', safeLinking: true, maxTcacheMaxBytes: SMALL, freedSmall: 'smallbin' },
+  { from: 42, to: 42, mallocPar: MALLOC_PAR_2_42, heapInfo: HEAP_INFO_2_35, tcache: [TCACHE_2_42], tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'random', globalMaxFast: 'uint8_t', safeLinking: true, maxTcacheMaxBytes: LARGE, freedSmall: 'smallbin' },
 ];
 
 /** The releases whose layouts were read, oldest first: `2.28` … `2.42`. */

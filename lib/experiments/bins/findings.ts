@@ -4,7 +4,8 @@
 // stage as predicted is a finding; one that is not is a surprise saying
 // what was seen.
 import { hex } from '../../format';
-import { binIndex, csize2tidx, tcacheIndex } from '../../size-classes';
+import { binIndex, csize2tidx, smallbinIndex, tcacheIndex } from '../../size-classes';
+import { own } from '../../validate';
 import { Rule, say } from '../rules';
 import { BinsRow, ChunkPlace, FrameParams, Measured, nameRange, BinsStage } from './measure';
 
@@ -17,12 +18,16 @@ interface Facts {
   measured: Measured;
 }
 
-/** Where glibc's free puts a chunk of `size` whose tcache bin holds `held` (glibc 2.26 on, no neighbour free). */
-export function predictedFree(size: number, held: number, p: FrameParams): 'tcache' | 'fastbin' | 'unsorted' {
+/**
+ * Where glibc's free puts a chunk of `size` whose tcache bin holds `held`
+ * (glibc 2.26 on, no neighbour free); `freedSmall`, where this release puts
+ * one in small-bin range that neither takes (the small bin from 2.41).
+ */
+export function predictedFree(size: number, held: number, p: FrameParams, freedSmall: Measured['freedSmall'] = 'unsorted'): 'tcache' | 'fastbin' | 'unsorted' | 'smallbin' {
   const index = tcacheIndex(size);
   if (index !== undefined && index < p.tcacheBins && held < p.tcacheCount) return 'tcache';
   if (p.globalMaxFast !== undefined && size <= p.globalMaxFast) return 'fastbin';
-  return 'unsorted';
+  return freedSmall === 'smallbin' && smallbinIndex(size) !== undefined ? 'smallbin' : 'unsorted';
 }
 
 const ordinal = (n: number): string => `${n}${n % 100 >= 11 && n % 100 <= 13 ? 'th' : ['th', 'st', 'nd', 'rd'][n % 10] ?? 'th'}`;
@@ -48,11 +53,13 @@ interface StageFacts extends Facts {
 interface Said { expected: boolean; text: string }
 
 /** A free of chunks that each went where predictedFree says, given the tcache bin before. */
-function frees({ row, before, sizes, p }: StageFacts): Said {
+function frees({ row, before, sizes, p, measured }: StageFacts): Said {
   const size = sizes.get(row.chunks[0])!;
   const index = tcacheIndex(size);
   const held = tcacheHeld(before, index);
-  const predicted = row.chunks.map((_, i) => predictedFree(size, held + i, p));
+  // Rows recorded before freedSmall was: the unsorted bin, as on the glibc they were measured on.
+  const freedSmall = own(measured, 'freedSmall') ?? 'unsorted';
+  const predicted = row.chunks.map((_, i) => predictedFree(size, held + i, p, freedSmall));
   const seen = row.places.map((c) => c.place);
   const expected = seen.every((s, i) => s === predicted[i]);
   const names = nameRange(row.chunks);
@@ -81,7 +88,9 @@ function frees({ row, before, sizes, p }: StageFacts): Said {
     : ` and ${hex(size)} is above global_max_fast (${hex(p.globalMaxFast)})`;
   const bin = row.places[0].bin === undefined ? '' : ` ${row.places[0].bin}`;
   const which = index === undefined || index >= p.tcacheBins ? 'A' : `The ${ordinal(first)}`;
-  return { expected, text: `${which} free of a ${hex(size)} chunk (${names}) went to ${what === 'unsorted' ? 'the unsorted bin' : `fastbin${bin}`} because ${because}${fast}.` };
+  const to = what === 'unsorted' ? 'the unsorted bin' : what === 'smallbin' ? `small bin${bin}` : `fastbin${bin}`;
+  const small = what === 'smallbin' ? ', and from glibc 2.41 free puts a chunk of small-bin size straight into its small bin, not the unsorted bin' : '';
+  return { expected, text: `${which} free of a ${hex(size)} chunk (${names}) went to ${to} because ${because}${fast}${small}.` };
 }
 
 /** Where a chunk the stage freed or malloc'd is after it. */

@@ -8,6 +8,7 @@
 // and one more malloc takes most of top: the test chunks are then carved
 // back to back from a top small enough that freeing into it cannot reach
 // the trim threshold, and the bins hold nothing but test chunks.
+import { GlibcLayout, layoutFor } from '../../allocator/layouts';
 import { MaxFastOffset, maxFastOffset } from '../../allocator/max-fast';
 import { decodeAllocator } from '../../allocator/state';
 import { copiedSnapshot, copySources, PlannedCopy, planCopy } from '../../allocator/take-snapshot';
@@ -16,6 +17,7 @@ import { hex } from '../../format';
 import { maps } from '../../maps';
 import { PlanStep, runPlan } from '../../plan';
 import { MINSIZE, requestToChunkSize } from '../../size-classes';
+import { glibcVersion } from '../../stats';
 import { fillers } from './fillers';
 import { BinLine, ChunkPlace, FrameParams, frameState, placeOf } from './frame';
 
@@ -125,6 +127,8 @@ export interface Measured {
   preparation: Preparation;
   /** Earlier runs of the plan, each with the disturbance that made it be measured again. */
   missed: string[];
+  /** Where this glibc's free puts a small chunk no tcache or fastbin takes (GlibcLayout.freedSmall). */
+  freedSmall: GlibcLayout['freedSmall'];
 }
 
 const range = (prefix: string, from: number, to: number): string[] =>
@@ -398,7 +402,7 @@ export function measure(isolated: boolean): Measured {
   const maxFast = maxFastOffset(copySources().libcFile);
   for (let attempt = 1; ; attempt++) {
     const { rows, preparation, disturbance } = measureOnce(maxFast, isolated);
-    if (disturbance === undefined || attempt >= ATTEMPTS) return { rows, preparation, missed };
+    if (disturbance === undefined || attempt >= ATTEMPTS) return { rows, preparation, missed, freedSmall: layoutFor(glibcVersion()).freedSmall };
     missed.push(disturbance);
   }
 }
