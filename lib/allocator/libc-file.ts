@@ -34,21 +34,21 @@ export interface LibcFile {
 /** The most of a libc's first mapping read for its build ID: its ELF header, program headers and notes come first. */
 const HEAD = 8192;
 
-const ownBuildIds = new Map<string, string | undefined>();
+const ownBuildIds = new Map<string, string>();
 
-/** The build ID of the libc this process maps (its mapping at file offset 0 is `first`), read once per file. */
+/** The build ID of the libc this process maps (its mapping at file offset 0 is `first`), read until it is found once. */
 function ownBuildId(first: MemoryRegion): string | undefined {
   const file = `${first.path} ${first.dev} ${first.inode}`;
-  if (!ownBuildIds.has(file)) {
-    let id: string | undefined;
-    try {
-      id = gnuBuildId(readMemory(first.start, Math.min(first.size, HEAD)));
-    } catch (error) {
-      if (!(error instanceof HeapscopeError)) throw error;
-    }
-    ownBuildIds.set(file, id);
+  const known = ownBuildIds.get(file);
+  if (known !== undefined) return known;
+  let id: string | undefined;
+  try {
+    id = gnuBuildId(readMemory(first.start, Math.min(first.size, HEAD)));
+  } catch (error) {
+    if (!(error instanceof HeapscopeError)) throw error;
   }
-  return ownBuildIds.get(file);
+  if (id !== undefined) ownBuildIds.set(file, id);
+  return id;
 }
 
 /**

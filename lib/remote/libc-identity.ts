@@ -31,37 +31,41 @@ export type MappedLibc = Pick<MemoryRegion, 'path' | 'dev' | 'inode'>;
 
 /**
  * The version in the banner of `libc` as process `pid` maps it, e.g.
- * `2.36`, and its build ID where its first mapping holds one: its
- * read-only mappings of that file (`regions`, the process's map) are read,
- * all in one call, into memory the addon maps (about 500 KB for Debian 12's
- * libc, 2 MB where code and data share a segment: from malloc, it would
- * raise this process's mmap threshold), and searched, the non-executable
- * ones first.
+ * `2.36`, and its build ID where its first mapping holds one. Its
+ * read-only, non-executable mappings of that file (`regions`, the
+ * process's map: about 500 KB for Debian 12's libc) are read in one call
+ * into memory the addon maps (from malloc, it would raise this process's
+ * mmap threshold); only where none holds the banner are its executable
+ * ones read too (1.4 MB more: reading makes a mapping's pages resident in
+ * the target).
  */
 export function libcIdentityOf(pid: number, regions: readonly MemoryRegion[], libc: MappedLibc): { version: string; buildId?: string } {
   const mapped = regions.filter((r) => r.path === libc.path && r.inode === libc.inode && r.dev === libc.dev && !r.writable && r.readable);
-  // .rodata has a segment of its own where the linker separates code (binutils 2.31 on); before, it shares the text's (glibc 2.27 of Ubuntu 18.04).
-  const readOnly = [...mapped.filter((r) => !r.executable), ...mapped.filter((r) => r.executable)];
-  if (readOnly.length === 0) {
+  if (mapped.length === 0) {
     throw new HeapscopeError('ERR_UNKNOWN_GLIBC_LAYOUT', `the glibc version of process ${pid} cannot be read: it maps no read-only part of ${libc.path}`);
   }
-  const length = readOnly.reduce((n, r) => n + r.size, 0);
-  const into = mappedBytes(length, false);
-  try {
-    const reads = readRanges(pid, readOnly.map((r) => ({ address: r.start, length: r.end - r.start })), into);
-    const head = reads[readOnly.findIndex((r) => r.offset === 0)];
-    const buildId = head === undefined ? undefined : gnuBuildId(head.bytes);
-    for (const read of reads) {
-      const version = bannerVersion(Buffer.from(read.bytes.buffer, read.bytes.byteOffset, read.bytes.length));
-      if (version !== undefined) return { version, ...(buildId === undefined ? {} : { buildId }) };
+  let buildId: string | undefined;
+  const failed: string[] = [];
+  // .rodata has a segment of its own where the linker separates code (binutils 2.31 on); before, it shares the text's (glibc 2.27 of Ubuntu 18.04).
+  for (const part of [mapped.filter((r) => !r.executable), mapped.filter((r) => r.executable)]) {
+    if (part.length === 0) continue;
+    const into = mappedBytes(part.reduce((n, r) => n + r.size, 0), false);
+    try {
+      const reads = readRanges(pid, part.map((r) => ({ address: r.start, length: r.end - r.start })), into);
+      const head = reads[part.findIndex((r) => r.offset === 0)];
+      if (head !== undefined) buildId = gnuBuildId(head.bytes);
+      for (const read of reads) {
+        const version = bannerVersion(Buffer.from(read.bytes.buffer, read.bytes.byteOffset, read.bytes.length));
+        if (version !== undefined) return { version, ...(buildId === undefined ? {} : { buildId }) };
+      }
+      reads.forEach((read, i) => { if (read.errno !== 0) failed.push(`${hex(part[i].start)}: errno ${read.errno}`); });
+    } finally {
+      releaseBytes([into]);
     }
-    const failed = reads.flatMap((read, i) => (read.errno === 0 ? [] : [`${hex(readOnly[i].start)}: errno ${read.errno}`]));
-    throw new HeapscopeError(
-      'ERR_UNKNOWN_GLIBC_LAYOUT',
-      `the glibc version of process ${pid} cannot be read: no "GNU C Library … release version" banner in the read-only mappings of ${libc.path}` +
-        (failed.length === 0 ? '' : ` (some could not be read: ${failed.join(', ')})`),
-    );
-  } finally {
-    releaseBytes([into]);
   }
+  throw new HeapscopeError(
+    'ERR_UNKNOWN_GLIBC_LAYOUT',
+    `the glibc version of process ${pid} cannot be read: no "GNU C Library … release version" banner in the read-only mappings of ${libc.path}` +
+      (failed.length === 0 ? '' : ` (some could not be read: ${failed.join(', ')})`),
+  );
 }

@@ -31,9 +31,15 @@ const cli = path.join(root, 'dist', 'cli.js');
 const ANSI = /\x1b\[[0-9;]*m/;
 
 // `script` runs the command line: the CLI itself, or a fixture that prepares the process first and then runs it.
-function heapscope(args: string[], env: Record<string, string> = {}) {
+/** This process's environment without what would change a command's output or allocator: colour settings, GLIBC_TUNABLES. */
+function plainEnv(): NodeJS.ProcessEnv {
   const base = { ...process.env };
   for (const name of ['NO_COLOR', 'FORCE_COLOR', 'GLIBC_TUNABLES']) delete base[name];
+  return base;
+}
+
+function heapscope(args: string[], env: Record<string, string> = {}) {
+  const base = plainEnv();
   const result = spawnSync(process.execPath, ['--single-threaded', cli, ...args], { ...SYNC_CHILD, cwd: root, encoding: 'utf8', maxBuffer: 1 << 28, env: { ...base, ...env } });
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
 }
@@ -243,7 +249,7 @@ describe('--attempts: the copies a command takes of this process', () => {
   // In a quiet node whose break can grow (quietNode): where a mapping blocks it, sbrk fails, main_arena goes non-contiguous,
   // and the copies tear for that reason first.
   const copyOf = (args: string[], pick: (out: Record<string, unknown>) => Copy): Copy => {
-    const run = quietNode([torn, ...args]);
+    const run = quietNode([torn, ...args], plainEnv());
     expect(run.status, run.stderr).toBe(0);
     return pick(JSON.parse(run.stdout) as Record<string, unknown>);
   };
@@ -263,7 +269,7 @@ describe('--attempts: the copies a command takes of this process', () => {
   });
 
   it('the text says how many copies were torn', () => {
-    const run = quietNode([torn, 'doctor', '--attempts', '3']);
+    const run = quietNode([torn, 'doctor', '--attempts', '3'], plainEnv());
     expect(run.status, run.stderr).toBe(0);
     expect(run.stdout.replace(/\n\s*/g, ' ')).toMatch(/The allocator's copy was still torn after 3 attempts \(the arena at 0x[0-9a-f]+ is not on the list that main_arena starts\)\./);
   });

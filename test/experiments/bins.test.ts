@@ -4,6 +4,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { mallocParams } from '../../lib/allocator-state';
 import { BinsRow, FrameParams } from '../../lib/experiments/bins';
+import { predictedFree } from '../../lib/experiments/bins/findings';
 import { run } from '../../lib/experiments/run';
 import { ExperimentResult } from '../../lib/experiments/types';
 import { hex } from '../../lib/format';
@@ -149,4 +150,22 @@ describe('bins under tunables', () => {
       message: expect.stringMatching(/\(libc's data \d+, \[heap\] \d+ of its \d+, thread-arena heaps \d+, the plan's own blocks \d+ for a tcache_count of 65535\), more than the \d+ bytes it allows: a smaller glibc\.malloc\.tcache_count keeps the copies within it/),
     });
   }, 120_000);
+});
+
+describe("predictedFree: where this release's free puts a chunk", () => {
+  // mp_ as Debian 12's glibc initialises it, global_max_fast as it sets it: what the rule is given, not what it reads.
+  const p: FrameParams = { tcacheCount: 7, tcacheBins: 64, tcacheMaxBytes: 1032, globalMaxFast: 0x80, trimThreshold: 128 << 10 };
+  it('tcache while its bin has room; then a fastbin up to global_max_fast; then the unsorted bin, or from 2.41 the small bin of a small chunk', () => {
+    expect(predictedFree(0xc0, 6, p)).toBe('tcache');
+    expect(predictedFree(0x50, 7, p)).toBe('fastbin');
+    expect(predictedFree(0xc0, 7, p, 'unsorted')).toBe('unsorted');
+    expect(predictedFree(0xc0, 7, p, 'smallbin')).toBe('smallbin');
+    expect(predictedFree(0x3f0, 7, p, 'smallbin')).toBe('smallbin');
+    // A chunk of large-bin size (0x400 on) still goes to the unsorted bin.
+    expect(predictedFree(0x400, 7, p, 'smallbin')).toBe('unsorted');
+    expect(predictedFree(0x460, 0, p, 'smallbin')).toBe('unsorted');
+    // global_max_fast not read: no fastbin is predicted.
+    const { globalMaxFast: _, ...unread } = p;
+    expect(predictedFree(0x50, 7, unread, 'smallbin')).toBe('smallbin');
+  });
 });

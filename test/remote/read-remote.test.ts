@@ -1,7 +1,7 @@
 // The native copy of another process's memory (readRemote): many ranges in
 // one call, each with its own errno and length, a partial read reported as
 // such, and the process-wide failures coded.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { binding } from '../../lib/binding';
 import { fromNative } from '../../lib/errors';
@@ -13,7 +13,7 @@ import { libcIdentityOf } from '../../lib/remote/libc-identity';
 import { libcFileOf } from '../../lib/allocator/libc-file';
 import { parseMaps } from '../../lib/maps';
 import { glibcVersion } from '../../lib/stats';
-import { SYNC_CHILD } from '../helpers/sync-child';
+import { readelfBuildId } from '../helpers/readelf';
 
 const EFAULT = 14;
 
@@ -241,8 +241,8 @@ describe('what attach() reads from a map and a libc file', () => {
     const identity = libcIdentityOf(process.pid, regions, libc);
     expect(identity.version).toBe(glibcVersion());
     expect(identity.buildId).toBe(libc.buildId);
-    const readelf = spawnSync('readelf', ['-n', libc.path], { ...SYNC_CHILD, encoding: 'utf8' });
-    if (readelf.error === undefined) expect(identity.buildId).toBe(/Build ID: ([0-9a-f]+)/.exec(readelf.stdout)![1]);
+    const readelf = readelfBuildId(libc.path);
+    if (typeof readelf === 'string') expect(identity.buildId).toBe(readelf);
     expect(attach(process.pid).glibc).toBe(glibcVersion());
     // Another inode under the same path is another file: this process maps none of it.
     expect(() => libcIdentityOf(process.pid, regions, { ...libc, inode: libc.inode + 1 })).toThrow(expect.objectContaining({ code: 'ERR_UNKNOWN_GLIBC_LAYOUT', message: expect.stringMatching(/maps no read-only part of /) }));

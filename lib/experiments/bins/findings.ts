@@ -57,7 +57,7 @@ function frees({ row, before, sizes, p, measured }: StageFacts): Said {
   const size = sizes.get(row.chunks[0])!;
   const index = tcacheIndex(size);
   const held = tcacheHeld(before, index);
-  // Rows recorded before freedSmall was: the unsorted bin, as on the glibc they were measured on.
+  // Measured without it (the views' recorded rows, from glibc 2.36): the unsorted bin, as there.
   const freedSmall = own(measured, 'freedSmall') ?? 'unsorted';
   const predicted = row.chunks.map((_, i) => predictedFree(size, held + i, p, freedSmall));
   const seen = row.places.map((c) => c.place);
