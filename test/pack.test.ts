@@ -2,13 +2,13 @@
 // repository's sources (its prepack and prepare scripts build the addon and
 // the TypeScript), installed into empty projects. Slow (a native build and
 // several `npm install`s), so it packs once for every case.
-import { execFileSync, ExecFileSyncOptions } from 'node:child_process';
+import { execFileSync, ExecFileSyncOptions, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KNOWN_GLIBC_VERSIONS } from '../lib/allocator/layouts';
-import { GLIBCS_DIR, ldSoOf, libraryPathOf, notFetched, OFFICIAL_NODE, OTHER_GLIBCS } from './helpers/glibcs';
+import { GLIBCS_DIR, ldSoOf, libraryPathOf, nodeOn, notFetched, OFFICIAL_NODE, OTHER_GLIBCS } from './helpers/glibcs';
 import { heapRoomNotNeeded } from './helpers/heap-room';
 import { SYNC_CHILD } from './helpers/sync-child';
 
@@ -197,6 +197,40 @@ describe('the prebuild, on every glibc release the tests fetched', () => {
       // A small chunk no tcache or fastbin takes: from 2.41 free puts it in its small bin, before in the unsorted bin; the bins experiment says which.
       const to = Number(g.glibc.split('.')[1]) >= 41 ? 'small bin 12' : 'the unsorted bin';
       expect(out.s8).toEqual([expect.stringMatching(new RegExp(`^The 8th free of a 0xc0 chunk \\(s8\\) went to ${to} because `))]);
+    }, 5 * MINUTES);
+  }
+});
+
+describe('the tour on every glibc release the tests fetched, each experiment in a child of its own', () => {
+  for (const g of OTHER_GLIBCS.filter((r) => Number(r.glibc.split('.')[1]) >= 28)) {
+    const known = KNOWN_GLIBC_VERSIONS.includes(g.glibc);
+    it(`runs on glibc ${g.glibc} (${g.name}): ${known ? 'every experiment, on that glibc' : "the experiments that need no malloc layout; the others refused, with a code"}`, ({ skip }) => {
+      const there = nodeOn(g);
+      if (typeof there === 'string') skip(there);
+      const { node, env, remove } = there as Exclude<typeof there, string>;
+      try {
+        const package_ = path.join(unpacked, 'package');
+        if (!fs.existsSync(path.join(package_, 'node_modules'))) fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(package_, 'node_modules'));
+        const tour = spawnSync(node, ['--single-threaded', '--v8-pool-size=0', path.join(package_, 'dist', 'cli.js'), 'tour'], { ...SYNC_CHILD, encoding: 'utf8', env });
+        const ran = [...tour.stdout.matchAll(/^== ([a-z-]+): [^\n]*\n(?:[^\n]*\n)?\s+\(glibc ([\d.]+), node v[\d.]+, fresh child process\)/gm)].map((m) => [m[1], m[2]]);
+        const refused = [...tour.stderr.matchAll(/^heapscope: ([a-z-]+): ERR_EXPERIMENT_FAILED: experiment \1 failed in its child process: (ERR_[A-Z_]+)/gm)].map((m) => [m[1], m[2]]);
+        if (known) {
+          expect({ status: tour.status, refused, stderr: tour.stderr }).toEqual({ status: 0, refused: [], stderr: '' });
+          expect(ran).toEqual(ran.map(([name]) => [name, g.glibc]));
+          expect(ran.map(([name]) => name)).toEqual(['layout', 'kernel-calls', 'chunk-sizes', 'heap-growth', 'mmap-threshold', 'free', 'tcache', 'bins', 'arenas', 'paging']);
+        } else {
+          expect(tour.status).toBe(1);
+          expect(ran.every(([, version]) => version === g.glibc)).toBe(true);
+          expect(ran.length + refused.length).toBe(10);
+          // Each refused experiment reads malloc's state (a coded refusal: its layout was not read), but arenas, which reads
+          // malloc_info's XML, whose totals for fastbins 2.43 no longer writes (it dropped the fastbins), which is said too.
+          expect(refused.filter(([name]) => name !== 'arenas')).toEqual(refused.filter(([name]) => name !== 'arenas').map(([name]) => [name, 'ERR_UNKNOWN_GLIBC_LAYOUT']));
+          expect(refused.filter(([name]) => name !== 'arenas').length).toBeGreaterThan(0);
+          for (const [name, code] of refused) if (name === 'arenas') expect(code).toBe('ERR_MALLOC_INFO');
+        }
+      } finally {
+        remove();
+      }
     }, 5 * MINUTES);
   }
 });

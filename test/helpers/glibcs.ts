@@ -3,6 +3,7 @@
 // one (gcc --sysroot, linked to run on that release's own ld.so and libc),
 // and gdb reads it with that release's debug symbols and libthread_db.
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { GLIBCS_DIR, libDirOf, NODE_DIR, RELEASES, sysrootFlags } from '../../scripts/fetch-glibcs.mjs';
 
@@ -65,4 +66,37 @@ export function gdbFlagsFor(g: OtherGlibc): string[] {
     '-iex', `add-auto-load-safe-path ${g.root}`,
     '-iex', `set libthread-db-search-path ${libDir(g)}`,
   ];
+}
+
+/**
+ * A copy of OFFICIAL_NODE that runs on `g` and whose children do too: its
+ * ELF interpreter (PT_INTERP) rewritten to a link, beside it, to `g`'s
+ * ld.so, and `env` giving `g`'s libraries (LD_LIBRARY_PATH, which its
+ * children inherit, as they run the same binary: process.execPath). Only
+ * that node may be run with `env`: another program would load `g`'s libc
+ * on this machine's ld.so. Or why there is none.
+ */
+export function nodeOn(g: OtherGlibc): { node: string; env: NodeJS.ProcessEnv; remove(): void } | string {
+  const cannot = notFetched(g) ?? (fs.existsSync(OFFICIAL_NODE) ? undefined : `no ${OFFICIAL_NODE}: run node scripts/fetch-glibcs.mjs (.ci/run does)`);
+  if (cannot !== undefined) return cannot;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hs-'));
+  const remove = () => fs.rmSync(dir, { recursive: true, force: true });
+  const interpreter = path.join(dir, 'ld');
+  const bytes = fs.readFileSync(OFFICIAL_NODE);
+  // The program headers: e_phoff at 0x20, e_phentsize at 0x36, e_phnum at 0x38; PT_INTERP is type 3, p_offset and p_filesz at 8 and 0x20.
+  const at = Number(bytes.readBigUInt64LE(0x20));
+  const headers = Array.from({ length: bytes.readUInt16LE(0x38) }, (_, k) => at + k * bytes.readUInt16LE(0x36));
+  const interp = headers.find((h) => bytes.readUInt32LE(h) === 3);
+  const room = interp === undefined ? 0 : Number(bytes.readBigUInt64LE(interp + 0x20));
+  if (interp === undefined || Buffer.byteLength(interpreter) + 1 > room) {
+    remove();
+    return `${OFFICIAL_NODE}'s interpreter path has room for ${room - 1} bytes, not ${interpreter}`;
+  }
+  const offset = Number(bytes.readBigUInt64LE(interp + 8));
+  bytes.fill(0, offset, offset + room);
+  bytes.write(interpreter, offset);
+  const node = path.join(dir, 'node');
+  fs.writeFileSync(node, bytes, { mode: 0o755 });
+  fs.symlinkSync(ldSoOf(g), interpreter);
+  return { node, env: { ...process.env, LD_LIBRARY_PATH: libraryPathOf(g) }, remove };
 }
