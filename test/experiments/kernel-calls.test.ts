@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { KernelCallRow } from '../../lib/experiments/kernel-calls';
-import { verdictOf } from '../../lib/experiments/kernel-calls/measure';
+import { otherThread, verdictOf } from '../../lib/experiments/kernel-calls/measure';
 import { rangeHolding } from '../../lib/experiments/measure';
 import { run } from '../../lib/experiments/run';
 import { ExperimentResult } from '../../lib/experiments/types';
@@ -23,6 +23,8 @@ describe('kernel-calls', () => {
   // Where the run's child could not grow its heap, no request can move the break, and the experiment says so
   // (the last test below checks that in a child blocked on purpose).
   const blocked = () => blockedBreakSaid(result);
+  // Where every run met another thread's malloc or free (mallinfo shows it), the shown run's top and break are not the steps' alone, and it says so.
+  const disturbed = () => result.surprises.find((s) => /^In run \d+, the one shown, .* another thread malloc'd or freed in the meantime/.test(s));
   beforeAll(async () => {
     result = (await run('kernel-calls')) as ExperimentResult<KernelCallRow>;
   });
@@ -52,6 +54,7 @@ describe('kernel-calls', () => {
 
   it('the request past the top chunk moved the break with brk, by whole pages and the top pad', ({ skip }) => {
     skip(blocked() !== undefined, `this run's child could not grow its heap: ${blocked()}`);
+    skip(disturbed() !== undefined, `every run of the plan met another thread: ${disturbed()}`);
     const p = row('past-top');
     expect(p.mmapped).toBe(false);
     expect(p.verdict).toBe('brk');
@@ -94,6 +97,7 @@ describe('kernel-calls', () => {
 
   it('every verdict follows from its row, and every row has a finding with its numbers', ({ skip }) => {
     skip(blocked() !== undefined, `this run's child could not grow its heap: ${blocked()}`);
+    skip(disturbed() !== undefined, `every run of the plan met another thread: ${disturbed()}`);
     for (const r of result.rows) {
       expect(r.verdict).toBe(verdictOf(r.op, r.address, r.breakDelta, r.mapsChange));
       expect(r.breakDelta).toBe(Number(r.breakAfter - r.breakBefore));
@@ -264,5 +268,30 @@ describe('kernel-calls', () => {
     expect(said[0]).toMatch(/brk\(\) could not grow the heap .*NONCONTIGUOUS_BIT is set/);
     expect(said[0]).not.toContain('after they were read');
     expect(blockedRun.findings.some((f) => f.includes('measured again') || f.startsWith('The break never moved up'))).toBe(false);
+  });
+});
+
+describe("kernel-calls' check for another thread's malloc or free", () => {
+  it("finds none where each step moved mallinfo by its own chunk only, and names the step where another moved it", async () => {
+    const result = (await run('kernel-calls')) as ExperimentResult<KernelCallRow>;
+    const rows = result.rows;
+    // The snapshots a run would read with no other thread: each step's own chunk, in uordblks or hblkhd (tcache sizes unchecked).
+    const snapshots = [{ inUse: 1 << 20, mmappedBytes: 0 }];
+    for (const r of rows) {
+      const last = snapshots[snapshots.length - 1];
+      const sign = r.op === 'malloc' ? 1 : -1;
+      snapshots.push(r.mmapped ? { inUse: last.inUse, mmappedBytes: last.mmappedBytes + sign * r.chunkSize } : { inUse: last.inUse + sign * r.chunkSize, mmappedBytes: last.mmappedBytes });
+    }
+    expect(otherThread(rows, snapshots)).toBeUndefined();
+    // Another thread frees a 2016-byte chunk during past-top: every snapshot from then on is 2016 lower.
+    const k = rows.findIndex((r) => r.role === 'past-top');
+    const freed = snapshots.map((x, i) => (i > k ? { ...x, inUse: x.inUse - 2016 } : x));
+    const p = rows[k];
+    expect(otherThread(rows, freed)).toBe(`around the past-top malloc (a ${p.chunkSize}-byte chunk) mallinfo's uordblks moved by ${p.chunkSize - 2016} and hblkhd by 0, ` +
+      `not ${p.chunkSize} and 0: another thread malloc'd or freed in the meantime`);
+    // In the mmapped steps, hblkhd is what counts.
+    const l = rows.findIndex((r) => r.role === 'large');
+    const mapped = snapshots.map((x, i) => (i > l ? { ...x, mmappedBytes: x.mmappedBytes + 4096 } : x));
+    expect(otherThread(rows, mapped)).toMatch(/^around the large malloc \(a \d+-byte chunk, mmapped\) mallinfo's uordblks moved by 0 and hblkhd by \d+, not 0 and \d+: /);
   });
 });

@@ -135,10 +135,9 @@ const FINDINGS: Rule<Facts>[] = [
   // Each step: what it asked of the kernel, if anything.
   ({ rows }) => rows.map(stepSentence),
 
-  // If the plan was measured again: why, and which run is shown.
-  ({ runs }) => runs > 1
-    ? `In run${runs > 2 ? `s 1–${runs - 1}` : ' 1'} of this plan the past-top request was served from memory malloc held, ` +
-      `so the plan was measured again; run ${runs} is shown.`
+  // If the plan was measured again: why, run by run, and which run is shown.
+  ({ runs, again }) => runs > 1
+    ? `${again.map((why, i) => `In run ${i + 1} of this plan, ${why}`).join('; ')}; so it was measured again, and run ${runs} is shown.`
     : undefined,
 
   // How past-top was sized: from mp_.mmap_threshold as read before the plan, and who set it when it is not glibc's first value.
@@ -184,9 +183,14 @@ const FINDINGS: Rule<Facts>[] = [
 
 const SURPRISES: Rule<Facts>[] = [
   // If the first growth took more or less than the pad, MINSIZE and rounding up to a page allow.
-  ({ grew, pad, page }) => grew === undefined || (grew.rest >= MINSIZE && grew.rest < MINSIZE + page) ? undefined
+  ({ grew, pad, page, disturbed }) => grew === undefined || (grew.rest >= MINSIZE && grew.rest < MINSIZE + page) ? undefined
     : `The first heap growth took ${grew.extra} bytes beyond what the request was missing; glibc's rule (top pad ${pad} + MINSIZE ${MINSIZE}, ` +
-      `rounded up to ${withArticle(page)}-byte page) allows ${pad + MINSIZE}–${pad + MINSIZE + page - 1}.`,
+      `rounded up to ${withArticle(page)}-byte page) allows ${pad + MINSIZE}–${pad + MINSIZE + page - 1}` +
+      (disturbed === undefined ? '.' : `; in this run, ${disturbed}.`),
+
+  // Another thread's malloc or free in the run shown, after every run met one.
+  ({ disturbed, runs }) => disturbed === undefined ? undefined
+    : `In run ${runs}, the one shown, ${disturbed}: the top chunk and break figures around that step are not the step's alone.`,
 
   // Each heap malloc that moved the break although its chunk fit the top chunk: short of MINSIZE to spare, or not.
   // (Splitting the top chunk must leave at least MINSIZE in it, so a chunk needs chunk + MINSIZE of top.)

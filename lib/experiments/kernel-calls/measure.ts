@@ -8,7 +8,7 @@ import { bins } from '../../allocator-state';
 import { blockedBreak } from '../../break-room';
 import { MemoryRegion, parseMaps, regionOf } from '../../maps';
 import { PlanStep, runPlan, StepResult } from '../../plan';
-import { MINSIZE, requestToChunkSize } from '../../size-classes';
+import { MINSIZE, requestToChunkSize, tcacheIndex } from '../../size-classes';
 import { pageSize } from '../../stats';
 import { own } from '../../validate';
 import { diffMaps, freeChunkSizes, mallocPar, MapsDiff, rangeHolding } from '../measure';
@@ -118,6 +118,9 @@ function listedOf(main: ArenaBins | undefined): Listed {
 /** mallinfo's top chunk, the break and the map, read in one place of the plan. */
 export interface Snapshot {
   top: number;
+  /** mallinfo's uordblks and hblkhd: what the arenas hold in use, and the bytes of mmapped chunks. */
+  inUse: number;
+  mmappedBytes: number;
   brk: bigint;
   regions: MemoryRegion[];
 }
@@ -128,7 +131,33 @@ function snapshotSteps(steps: PlanStep[]): number {
 }
 
 function readSnapshot(results: StepResult[], at: number): Snapshot {
-  return { top: results[at].mallinfo!.keepcost, brk: results[at + 1].programBreak!, regions: parseMaps(results[at + 2].maps!) };
+  const m = results[at].mallinfo!;
+  return { top: m.keepcost, inUse: m.uordblks, mmappedBytes: m.hblkhd, brk: results[at + 1].programBreak!, regions: parseMaps(results[at + 2].maps!) };
+}
+
+/**
+ * Another thread's malloc or free between two snapshots of the plan, if
+ * mallinfo shows one: a step changes what is in use by its own chunk only
+ * (a heap chunk in uordblks, an mmapped one in hblkhd). Such a change can
+ * move the top chunk under the step (a chunk freed beside it merges into
+ * it), so the top and break figures of that run are not the step's alone.
+ * A chunk of a tcache size is not checked: mallinfo counts tcache chunks as
+ * in use, and a malloc from a bin moves more of the bin into the tcache.
+ */
+export function otherThread(rows: readonly KernelCallRow[], snapshots: readonly Pick<Snapshot, 'inUse' | 'mmappedBytes'>[]): string | undefined {
+  for (let k = 0; k < rows.length; k++) {
+    const r = rows[k];
+    if (!r.mmapped && tcacheIndex(r.chunkSize) !== undefined) continue;
+    const sign = r.op === 'malloc' ? 1 : -1;
+    const inUse = snapshots[k + 1].inUse - snapshots[k].inUse;
+    const mmapped = snapshots[k + 1].mmappedBytes - snapshots[k].mmappedBytes;
+    const expected = r.mmapped ? { inUse: 0, mmapped: sign * r.chunkSize } : { inUse: sign * r.chunkSize, mmapped: 0 };
+    if (inUse !== expected.inUse || mmapped !== expected.mmapped) {
+      return `around the ${r.role} ${r.op} (a ${r.chunkSize}-byte chunk${r.mmapped ? ', mmapped' : ''}) mallinfo's uordblks moved by ${inUse} and hblkhd by ${mmapped}, ` +
+        `not ${expected.inUse} and ${expected.mmapped}: another thread malloc'd or freed in the meantime`;
+    }
+  }
+  return undefined;
 }
 
 export function verdictOf(op: 'malloc' | 'free', address: bigint, breakDelta: number, change: MapsDiff): KernelVerdict {
@@ -147,7 +176,9 @@ const servedByHeldMemory = (rows: readonly KernelCallRow[]): boolean =>
   rows.some((r) => r.role === 'past-top' && !r.mmapped && r.breakDelta <= 0);
 
 /** Runs the plan of `ops` once: a snapshot before the first step and after each. (Exported, with chooseOps, for tests that free memory between the two.) */
-export function measurePlan({ ops, listed, thresholdBefore }: Choice): { rows: KernelCallRow[]; first: Snapshot; listed: Listed; thresholdBefore: Choice['thresholdBefore'] } {
+export function measurePlan({ ops, listed, thresholdBefore }: Choice): {
+  rows: KernelCallRow[]; first: Snapshot; listed: Listed; thresholdBefore: Choice['thresholdBefore']; disturbed?: string;
+} {
   const steps: PlanStep[] = [];
   const first = snapshotSteps(steps);
   const at: { op: number; header?: number; after: number }[] = [];
@@ -162,9 +193,10 @@ export function measurePlan({ ops, listed, thresholdBefore }: Choice): { rows: K
   const { steps: results } = runPlan(steps);
 
   const rows: KernelCallRow[] = [];
-  let before = readSnapshot(results, first);
+  const snapshots = [readSnapshot(results, first), ...at.map((a) => readSnapshot(results, a.after))];
+  let before = snapshots[0];
   ops.forEach((op, k) => {
-    const after = readSnapshot(results, at[k].after);
+    const after = snapshots[k + 1];
     const mallocAt = op.op === 'malloc' ? k : op.of;
     const address = results[opStep[mallocAt]].address!;
     const header = results[at[mallocAt].header!].header!;
@@ -188,29 +220,47 @@ export function measurePlan({ ops, listed, thresholdBefore }: Choice): { rows: K
     });
     before = after;
   });
-  return { rows, first: readSnapshot(results, first), listed, thresholdBefore };
+  const disturbed = otherThread(rows, snapshots);
+  return { rows, first: snapshots[0], listed, thresholdBefore, ...(disturbed === undefined ? {} : { disturbed }) };
 }
 
-/** What a run measured: the rows of the run shown, the snapshot before its first step, the free chunks listed and the mmap threshold read before it, the runs it took, the page size. */
+/**
+ * What a run measured: the rows of the run shown, the snapshot before its
+ * first step, the free chunks listed and the mmap threshold read before it,
+ * another thread's malloc or free seen during it, the runs it took and why
+ * each earlier one was measured again, the page size.
+ */
 export interface Measured {
   rows: KernelCallRow[];
   first: Snapshot;
   listed: Listed;
   thresholdBefore: Choice['thresholdBefore'];
+  disturbed?: string;
   runs: number;
+  /** Why each run before the one shown was measured again. */
+  again: string[];
   page: number;
 }
 
 export function measure(): Measured {
   const page = pageSize();
+  const again: string[] = [];
+  // Where brk() is refused (main_arena non-contiguous), no run could move the break, and glibc fences off the old top
+  // chunk when it maps new memory instead (two 16-byte chunks in use): mallinfo cannot tell another thread from that.
+  const plan = () => {
+    const { disturbed, ...m } = measurePlan(chooseOps(page));
+    return disturbed === undefined || blockedBreak() !== undefined ? m : { ...m, disturbed };
+  };
+  let measured: ReturnType<typeof plan> & { disturbed?: string } = plan();
   // A chunk freed after the bins were read (a GC finalizer releasing a
-  // buffer) can still serve past-top; such a run is measured again.
-  let measured = measurePlan(chooseOps(page));
-  let runs = 1;
-  // Where brk() is refused (main_arena non-contiguous) no run could move the break.
-  while (runs < RUN_ATTEMPTS && servedByHeldMemory(measured.rows) && blockedBreak() === undefined) {
-    measured = measurePlan(chooseOps(page));
-    runs++;
+  // buffer) can still serve past-top, and another thread's malloc or free
+  // (mallinfo shows it) moves the top chunk under a step: such a run is
+  // measured again.
+  const why = (m: typeof measured): string | undefined => m.disturbed ??
+    (servedByHeldMemory(m.rows) && blockedBreak() === undefined ? 'the past-top request was served from memory malloc held' : undefined);
+  for (let reason = why(measured); reason !== undefined && again.length + 1 < RUN_ATTEMPTS; reason = why(measured)) {
+    again.push(reason);
+    measured = plan();
   }
-  return { ...measured, runs, page };
+  return { ...measured, runs: again.length + 1, again, page };
 }
