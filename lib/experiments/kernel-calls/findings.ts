@@ -13,7 +13,12 @@ interface Facts extends Measured {
   /** mp_.top_pad, read after the run. */
   pad: number;
   /** The first heap malloc that moved the break up: what the top chunk was missing, what brk took beyond that, and that less the pad. */
-  grew?: { r: KernelCallRow; missing: number; extra: number; rest: number };
+  /**
+   * The first heap malloc that moved the break up: what the top chunk it grew from was missing, what brk took beyond that,
+   * and that less the pad. The top it grew from is what the figures after the step give (top after + chunk − break move);
+   * `changed`, what it was off the top read before the step, when it was.
+   */
+  grew?: { r: KernelCallRow; missing: number; extra: number; rest: number; changed?: number };
   pastTop: KernelCallRow;
   large: KernelCallRow;
   freed: KernelCallRow;
@@ -60,9 +65,10 @@ function facts(measured: Measured, isolated: boolean): Facts {
   const large = rows.find((row) => row.role === 'large')!;
   let grew: Facts['grew'];
   if (r !== undefined) {
-    const missing = r.chunkSize - r.topBefore;
+    const grownFrom = r.topAfter + r.chunkSize - r.breakDelta;
+    const missing = r.chunkSize - grownFrom;
     const extra = r.breakDelta - missing;
-    grew = { r, missing, extra, rest: extra - pad };
+    grew = { r, missing, extra, rest: extra - pad, ...(grownFrom === r.topBefore ? {} : { changed: grownFrom - r.topBefore }) };
   }
   return {
     ...measured,
@@ -131,6 +137,18 @@ function stepSentence(r: KernelCallRow): string {
   }
 }
 
+/**
+ * `, raised there by run N of this plan, …` when an earlier run of the plan freed an mmapped chunk of
+ * exactly `threshold` bytes (free raises the threshold to the size of such a chunk), else nothing.
+ */
+function raisedBy(earlier: Facts['earlier'], threshold: number): string {
+  let k = earlier.length - 1;
+  while (k >= 0 && earlier[k].freedLarge !== threshold) k--;
+  if (k < 0) return '';
+  return `; run ${k + 1} of this plan raised it there: it read ${earlier[k].thresholdBefore} before its plan, ` +
+    `and its free of the large request's ${threshold}-byte mmapped chunk raised the threshold to that chunk's size`;
+}
+
 const FINDINGS: Rule<Facts>[] = [
   // Each step: what it asked of the kernel, if anything.
   ({ rows }) => rows.map(stepSentence),
@@ -188,6 +206,18 @@ const SURPRISES: Rule<Facts>[] = [
       `rounded up to ${withArticle(page)}-byte page) allows ${pad + MINSIZE}–${pad + MINSIZE + page - 1}` +
       (disturbed === undefined ? '.' : `; in this run, ${disturbed}.`),
 
+  // If the top chunk the heap grew from was not the one read before the step: by how much, and what was measured of why.
+  ({ grew }) => {
+    if (grew?.changed === undefined) return undefined;
+    const { r, changed } = grew;
+    const fast = r.fastBefore !== undefined && r.fastAfter !== undefined && r.fastAfter < r.fastBefore
+      ? `malloc_consolidate ran in it: mallinfo's fastbin bytes went ${r.fastBefore} → ${r.fastAfter}, and fastbin chunks beside the top chunk merge into it`
+      : undefined;
+    return `The top chunk the ${r.role} malloc grew the heap from held ${r.topBefore + changed} bytes (its ${r.topAfter} after, ` +
+      `less the break's ${r.breakDelta}, plus the ${r.chunkSize}-byte chunk), ${Math.abs(changed)} ${changed > 0 ? 'more' : 'less'} than the ${r.topBefore} read before the step` +
+      (fast === undefined ? ': nothing measured here says what changed it.' : `: ${fast}.`);
+  },
+
   // Another thread's malloc or free in the run shown, after every run met one.
   ({ disturbed, runs }) => disturbed === undefined ? undefined
     : `In run ${runs}, the one shown, ${disturbed}: the top chunk and break figures around that step are not the step's alone.`,
@@ -218,9 +248,9 @@ const SURPRISES: Rule<Facts>[] = [
     : undefined,
 
   // If the threshold was past 1 MiB before the run (a freed mmapped chunk raises it; so do a tunable and mallopt): the large request was the threshold itself.
-  ({ large }) => large.size > LARGE
+  ({ large, earlier }) => large.size > LARGE
     ? `The large request was ${large.size} bytes, not ${bytes(LARGE)}: mp_.mmap_threshold was already ${large.size} bytes when the run read it, ` +
-      'and glibc maps only a chunk at or above it.'
+      'and glibc maps only a chunk at or above it' + raisedBy(earlier, large.size) + '.'
     : undefined,
 
   // If the large request, above the default mmap threshold, came from the heap: mp_'s threshold now.

@@ -42,6 +42,9 @@ export interface KernelCallRow {
   /** main_arena's top chunk (mallinfo keepcost) just before and just after the step. */
   topBefore: number;
   topAfter: number;
+  /** mallinfo's fastbin bytes (fsmblks) just before and just after the step: a drop is malloc_consolidate at work. */
+  fastBefore?: number;
+  fastAfter?: number;
   /** The map after the step compared with the map before it. */
   mapsChange: MapsDiff;
   /** The region holding the address after a malloc, before a free. */
@@ -121,6 +124,7 @@ export interface Snapshot {
   /** mallinfo's uordblks and hblkhd: what the arenas hold in use, and the bytes of mmapped chunks. */
   inUse: number;
   mmappedBytes: number;
+  fast: number;
   brk: bigint;
   regions: MemoryRegion[];
 }
@@ -132,7 +136,7 @@ function snapshotSteps(steps: PlanStep[]): number {
 
 function readSnapshot(results: StepResult[], at: number): Snapshot {
   const m = results[at].mallinfo!;
-  return { top: m.keepcost, inUse: m.uordblks, mmappedBytes: m.hblkhd, brk: results[at + 1].programBreak!, regions: parseMaps(results[at + 2].maps!) };
+  return { top: m.keepcost, inUse: m.uordblks, mmappedBytes: m.hblkhd, fast: m.fsmblks, brk: results[at + 1].programBreak!, regions: parseMaps(results[at + 2].maps!) };
 }
 
 /**
@@ -214,6 +218,8 @@ export function measurePlan({ ops, listed, thresholdBefore }: Choice): {
       breakDelta,
       topBefore: before.top,
       topAfter: after.top,
+      fastBefore: before.fast,
+      fastAfter: after.fast,
       mapsChange,
       region: regionOf(address, op.op === 'malloc' ? after.regions : before.regions),
       verdict: verdictOf(op.op, address, breakDelta, mapsChange),
@@ -239,6 +245,8 @@ export interface Measured {
   runs: number;
   /** Why each run before the one shown was measured again. */
   again: string[];
+  /** The mmap threshold each earlier run read before its plan, and the mmapped chunk it freed (which raises the threshold to its size). */
+  earlier: { thresholdBefore: number; freedLarge?: number }[];
   page: number;
 }
 
@@ -258,9 +266,12 @@ export function measure(): Measured {
   // measured again.
   const why = (m: typeof measured): string | undefined => m.disturbed ??
     (servedByHeldMemory(m.rows) && blockedBreak() === undefined ? 'the past-top request was served from memory malloc held' : undefined);
+  const earlier: Measured['earlier'] = [];
   for (let reason = why(measured); reason !== undefined && again.length + 1 < RUN_ATTEMPTS; reason = why(measured)) {
     again.push(reason);
+    const freed = measured.rows.find((r) => r.role === 'free-large' && r.mmapped);
+    earlier.push({ thresholdBefore: measured.thresholdBefore.bytes, ...(freed === undefined ? {} : { freedLarge: freed.chunkSize }) });
     measured = plan();
   }
-  return { ...measured, runs: again.length + 1, again, page };
+  return { ...measured, runs: again.length + 1, again, earlier, page };
 }
