@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { BreakStep, HeapGrowthRow } from '../../lib/experiments/heap-growth';
+import { describeRows } from '../../lib/experiments/heap-growth/findings';
 import { breakSteps, COUNT, SIZE } from '../../lib/experiments/heap-growth/measure';
 import { run } from '../../lib/experiments/run';
 import { ExperimentResult } from '../../lib/experiments/types';
@@ -105,6 +106,20 @@ describe('heap-growth', () => {
       const said = r.surprises.some((s) => s.startsWith(`${kept.length} of ${growth(r.rows).length} break moves came from requests whose ${CHUNK}-byte chunk fit`));
       expect(said).toBe(kept.length > 0);
     }
+  });
+
+  it("judges a growth step against the top chunk it grew from, and says by how much that differed from the top read before it, and what was measured of why", () => {
+    // This run's rows, one growth step altered as malloc_consolidate would have left it: the top read before it 11,840 bytes smaller.
+    const k = result.rows.findIndex((r) => r.op === 'malloc' && r.breakAfter > r.breakBefore);
+    const alter = (fastBefore: number, fastAfter: number) => describeRows({
+      rows: result.rows.map((r, i) => (i === k ? { ...r, topBefore: r.topBefore - 11840, fastBefore, fastAfter } : r)), page: pageSize(),
+    }, true);
+    const consolidated = alter(11840, 0);
+    const said = consolidated.surprises.filter((x) => / break steps did not grow from the top chunk read before them/.test(x));
+    expect(said).toEqual([expect.stringMatching(new RegExp(`^1 break steps did not grow from the top chunk read before them, e\\.g\\. request ${result.rows[k].n}: .*; malloc_consolidate ran in it: mallinfo's fastbin bytes went 11840 → 0, and fastbin chunks beside the top chunk merge into it\\. `))]);
+    expect(alter(0, 0).surprises.filter((x) => x.includes('nothing measured here says what changed it'))).toHaveLength(1);
+    // What the step took beyond the need is counted from the top it grew from: the same as in the run as it was.
+    expect(consolidated.findings.filter((f) => f.startsWith('Each step took'))).toEqual(result.findings.filter((f) => f.startsWith('Each step took')));
   });
 
   it('freeing everything trims the heap back to the top pad', () => {

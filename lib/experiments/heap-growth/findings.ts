@@ -181,13 +181,17 @@ const GROWTH_SURPRISES: Rule<Growth>[] = [
     return `${stray.length - keep.length} of ${growth.length} break moves came from requests whose top chunk held chunk + MINSIZE or more, e.g. request ${r.n} with ${withArticle(r.topBefore)}-byte top.`;
   },
 
-  // If growth steps did not extend the top chunk by what they added less the chunk.
+  // If growth steps did not grow from the top chunk read before them (top after + chunk − step is the one they grew from).
   ({ growth, rows, chunk }) => {
     const detached = growth.filter((s) => rows[s.row].topAfter !== rows[s.row].topBefore + s.size - chunk);
     if (detached.length === 0) return undefined;
     const s = detached[0];
-    return `${detached.length} break steps did not simply extend the top chunk, e.g. request ${s.n}: top ${rows[s.row].topBefore} + step ${s.size} − chunk ${chunk} ` +
-      `≠ top after ${rows[s.row].topAfter} (the new memory did not continue the old top: non-contiguous or realigned).`;
+    const r = rows[s.row];
+    const fast = r.fastBefore !== undefined && r.fastAfter !== undefined && r.fastAfter < r.fastBefore
+      ? `malloc_consolidate ran in it: mallinfo's fastbin bytes went ${r.fastBefore} → ${r.fastAfter}, and fastbin chunks beside the top chunk merge into it`
+      : 'nothing measured here says what changed it';
+    return `${detached.length} break steps did not grow from the top chunk read before them, e.g. request ${s.n}: top ${r.topBefore} + step ${s.size} − chunk ${chunk} ` +
+      `≠ top after ${r.topAfter}, so the top it grew from held ${r.topAfter + chunk - s.size} bytes; ${fast}. What each took beyond the need is counted from the top it grew from.`;
   },
 
   // If the top reached the default trim threshold during the frees and the break never came down:

@@ -19,6 +19,9 @@ export interface HeapGrowthRow {
   /** main_arena's top chunk (mallinfo keepcost) just before and just after the step. */
   topBefore: number;
   topAfter: number;
+  /** mallinfo's fastbin bytes (fsmblks) just before and just after the step: a drop is malloc_consolidate at work. */
+  fastBefore?: number;
+  fastAfter?: number;
 }
 
 /** A step where the break moved: growth (`size` > 0) or a trim (`size` < 0). */
@@ -31,7 +34,10 @@ export interface BreakStep {
   from: bigint;
   to: bigint;
   size: number;
-  /** Growth only: the chunk size minus the top chunk before: what the top chunk was missing. */
+  /**
+   * Growth only: the chunk size minus the top chunk the heap grew from (the top after the step, plus the chunk, less
+   * the step): what the top chunk was missing. It is the top read before the step unless that changed within the step.
+   */
   missing?: number;
   /** Growth only: `size − missing`, what brk took beyond the need. */
   extra?: number;
@@ -47,7 +53,8 @@ export function breakSteps(rows: readonly HeapGrowthRow[]): BreakStep[] {
     if (size === 0) return;
     const step: BreakStep = { row, op: r.op, n: r.n, requested: r.requested, from: r.breakBefore, to: r.breakAfter, size };
     if (r.op === 'malloc' && size > 0) {
-      step.missing = requestToChunkSize(r.size) - r.topBefore;
+      const chunk = requestToChunkSize(r.size);
+      step.missing = chunk - (r.topAfter + chunk - size);
       step.extra = size - step.missing;
     }
     out.push(step);
@@ -79,6 +86,7 @@ export function measure(): Measured {
   const rows: HeapGrowthRow[] = [];
   let brk = results[1].programBreak!;
   let top = results[0].mallinfo!.keepcost;
+  let fast = results[0].mallinfo!.fsmblks;
   let requested = 0;
   for (let at = 2; at < results.length; at += 3) {
     const isMalloc = steps[at].op === 'malloc';
@@ -94,10 +102,13 @@ export function measure(): Measured {
       breakAfter: results[at + 1].programBreak!,
       topBefore: top,
       topAfter: results[at + 2].mallinfo!.keepcost,
+      fastBefore: fast,
+      fastAfter: results[at + 2].mallinfo!.fsmblks,
     };
     rows.push(row);
     brk = row.breakAfter;
     top = row.topAfter;
+    fast = row.fastAfter!;
   }
   return { rows, page };
 }
