@@ -99,6 +99,18 @@ function covered(regions: readonly MemoryRegion[]): AddressRange[] {
 }
 
 /** Compares two snapshots of the map (each as parseMaps returns it). */
+/**
+ * What was measured of why the top chunk a step grew the heap from was not
+ * the one read before it: malloc_consolidate where mallinfo's fastbin bytes
+ * (fsmblks) dropped in the step, else that nothing measured tells.
+ */
+export function topChangeCause(step: { fastBefore?: number; fastAfter?: number }): string {
+  const { fastBefore, fastAfter } = step;
+  return fastBefore !== undefined && fastAfter !== undefined && fastAfter < fastBefore
+    ? `malloc_consolidate ran in it: mallinfo's fastbin bytes went ${fastBefore} → ${fastAfter}, and fastbin chunks beside the top chunk merge into it`
+    : 'nothing measured here says what changed it';
+}
+
 export function diffMaps(before: readonly MemoryRegion[], after: readonly MemoryRegion[]): MapsDiff {
   const gone = before.filter((b) => !after.some((a) => sameRegion(a, b)));
   const fresh = after.filter((a) => !before.some((b) => sameRegion(a, b)));

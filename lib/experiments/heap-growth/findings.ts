@@ -5,7 +5,7 @@
 import { blockedBreak } from '../../break-room';
 import { bytes, hex, rangeOf, withArticle } from '../../format';
 import { MINSIZE, requestToChunkSize } from '../../size-classes';
-import { DEFAULT_TOP_PAD, DEFAULT_TRIM_THRESHOLD, mallocPar, mostCommon, topPadInForce } from '../measure';
+import { DEFAULT_TOP_PAD, DEFAULT_TRIM_THRESHOLD, mallocPar, mostCommon, topChangeCause, topPadInForce } from '../measure';
 import { Rule, say } from '../rules';
 import { BreakStep, breakSteps, COUNT, HeapGrowthRow, Measured, SIZE } from './measure';
 
@@ -187,11 +187,8 @@ const GROWTH_SURPRISES: Rule<Growth>[] = [
     if (detached.length === 0) return undefined;
     const s = detached[0];
     const r = rows[s.row];
-    const fast = r.fastBefore !== undefined && r.fastAfter !== undefined && r.fastAfter < r.fastBefore
-      ? `malloc_consolidate ran in it: mallinfo's fastbin bytes went ${r.fastBefore} → ${r.fastAfter}, and fastbin chunks beside the top chunk merge into it`
-      : 'nothing measured here says what changed it';
     return `${detached.length} break steps did not grow from the top chunk read before them, e.g. request ${s.n}: top ${r.topBefore} + step ${s.size} − chunk ${chunk} ` +
-      `≠ top after ${r.topAfter}, so the top it grew from held ${r.topAfter + chunk - s.size} bytes; ${fast}. What each took beyond the need is counted from the top it grew from.`;
+      `≠ top after ${r.topAfter}, so the top it grew from held ${r.topAfter + chunk - s.size} bytes; ${topChangeCause(r)}. What each took beyond the need is counted from the top it grew from.`;
   },
 
   // If the top reached the default trim threshold during the frees and the break never came down:

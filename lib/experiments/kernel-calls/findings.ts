@@ -4,7 +4,7 @@
 import { blockedBreak } from '../../break-room';
 import { bytes, hex, plural, withArticle } from '../../format';
 import { MINSIZE, requestToChunkSize } from '../../size-classes';
-import { DEFAULT_MMAP_THRESHOLD, mmapThresholdNow, rangeHolding, topPadInForce } from '../measure';
+import { DEFAULT_MMAP_THRESHOLD, mmapThresholdNow, rangeHolding, topChangeCause, topPadInForce } from '../measure';
 import { Rule, say } from '../rules';
 import { KernelCallRow, LARGE, Measured } from './measure';
 
@@ -210,12 +210,9 @@ const SURPRISES: Rule<Facts>[] = [
   ({ grew }) => {
     if (grew?.changed === undefined) return undefined;
     const { r, changed } = grew;
-    const fast = r.fastBefore !== undefined && r.fastAfter !== undefined && r.fastAfter < r.fastBefore
-      ? `malloc_consolidate ran in it: mallinfo's fastbin bytes went ${r.fastBefore} → ${r.fastAfter}, and fastbin chunks beside the top chunk merge into it`
-      : undefined;
     return `The top chunk the ${r.role} malloc grew the heap from held ${r.topBefore + changed} bytes (its ${r.topAfter} after, ` +
-      `less the break's ${r.breakDelta}, plus the ${r.chunkSize}-byte chunk), ${Math.abs(changed)} ${changed > 0 ? 'more' : 'less'} than the ${r.topBefore} read before the step` +
-      (fast === undefined ? ': nothing measured here says what changed it.' : `: ${fast}.`);
+      `less the break's ${r.breakDelta}, plus the ${r.chunkSize}-byte chunk), ${Math.abs(changed)} ${changed > 0 ? 'more' : 'less'} than the ${r.topBefore} read before the step: ` +
+      `${topChangeCause(r)}.`;
   },
 
   // Another thread's malloc or free in the run shown, after every run met one.
