@@ -149,8 +149,8 @@ function packageNames(release) {
   return ['libc6', 'libc6-dev', 'linux-libc-dev', 'libstdc++6', release.gccRuntime ?? 'libgcc-s1', ...(release.gdb ? ['libc6-dbg'] : [])];
 }
 
-/** Whether `release` is unpacked with every package it needs now. */
-function fetched(release) {
+/** Whether `release` is unpacked with every package it needs now: what the tests and prebuild.mjs may use. */
+export function fetched(release) {
   const file = path.join(ROOT, release.name, 'release.json');
   if (!fs.existsSync(file)) return false;
   const have = JSON.parse(fs.readFileSync(file, 'utf8')).packages.map((p) => p.name);

@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { GLIBCS_DIR, RELEASES, sysrootFlags } from './fetch-glibcs.mjs';
+import { fetched, GLIBCS_DIR, RELEASES, sysrootFlags } from './fetch-glibcs.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const env = { ...process.env };
@@ -35,10 +35,11 @@ if (!named) {
 // glibc alone (the packaging test, where none was fetched).
 const SUPPORTED_FROM = 28;
 const minor = (version) => Number(version.split('.')[1]);
-const oldest = RELEASES.filter((r) => fs.existsSync(path.join(GLIBCS_DIR, r.name, 'release.json')))
-  .sort((a, b) => minor(a.glibc) - minor(b.glibc))[0];
+const oldest = RELEASES.filter(fetched).sort((a, b) => minor(a.glibc) - minor(b.glibc))[0];
+/** The release the binary is linked against, or undefined: this machine's glibc. */
+const linkedAgainst = oldest !== undefined && minor(oldest.glibc) <= SUPPORTED_FROM ? oldest : undefined;
 const forThisGlibc = process.env.HEAPSCOPE_PREBUILD_FOR_THIS_GLIBC === '1';
-if (oldest === undefined || minor(oldest.glibc) > SUPPORTED_FROM) {
+if (linkedAgainst === undefined) {
   const why = oldest === undefined ? 'no glibc release was fetched' : `the oldest glibc fetched is ${oldest.glibc} (${oldest.name})`;
   if (!forThisGlibc) {
     console.error(`prebuilds: ${why}, and a binary linked against a glibc after 2.${SUPPORTED_FROM} may not load where heapscope is supported: ` +
@@ -47,10 +48,10 @@ if (oldest === undefined || minor(oldest.glibc) > SUPPORTED_FROM) {
   }
   console.warn(`prebuilds: ${why}; HEAPSCOPE_PREBUILD_FOR_THIS_GLIBC=1: the binary is linked against this machine's glibc`);
 } else {
-  const flags = sysrootFlags(path.join(GLIBCS_DIR, oldest.name, 'root')).join(' ');
+  const flags = sysrootFlags(path.join(GLIBCS_DIR, linkedAgainst.name, 'root')).join(' ');
   const added = { CFLAGS: flags, CXXFLAGS: `${flags} -include ${path.join(root, 'scripts', 'old-glibc.h')}`, LDFLAGS: flags };
   for (const [name, value] of Object.entries(added)) env[name] = [env[name], value].filter(Boolean).join(' ');
-  console.log(`prebuilds: linked against glibc ${oldest.glibc} (${oldest.name})`);
+  console.log(`prebuilds: linked against glibc ${linkedAgainst.glibc} (${linkedAgainst.name})`);
 }
 
 const prebuildify = createRequire(import.meta.url).resolve('prebuildify/bin.js');
@@ -58,12 +59,12 @@ execFileSync(process.execPath, [prebuildify, '--napi', '--strip', '--tag-libc'],
 
 // What the binary asks of glibc: no symbol version newer than the release it was linked against, and none of the
 // functions scripts/old-glibc.h declares (a shared object may leave them undefined; it would then fail to load).
-if (oldest !== undefined && minor(oldest.glibc) <= SUPPORTED_FROM) {
+if (linkedAgainst !== undefined) {
   const binary = path.join(root, 'prebuilds', 'linux-x64', 'heapscope.glibc.node');
   const symbols = execFileSync('objdump', ['-T', binary], { encoding: 'utf8' });
-  const newer = [...new Set([...symbols.matchAll(/\(GLIBC_(2\.\d+)\)\s+(\S+)/g)].filter((m) => minor(m[1]) > minor(oldest.glibc)).map((m) => `${m[2]}@GLIBC_${m[1]}`))];
+  const newer = [...new Set([...symbols.matchAll(/\(GLIBC_(2\.\d+)\)\s+(\S+)/g)].filter((m) => minor(m[1]) > minor(linkedAgainst.glibc)).map((m) => `${m[2]}@GLIBC_${m[1]}`))];
   const clocked = [...symbols.matchAll(/\bpthread_\w*clock\w*/g)].map((m) => m[0]);
   if (newer.length > 0 || clocked.length > 0) {
-    throw new Error(`prebuilds: ${binary} asks for ${[...newer, ...clocked].join(', ')}, which glibc ${oldest.glibc} lacks`);
+    throw new Error(`prebuilds: ${binary} asks for ${[...newer, ...clocked].join(', ')}, which glibc ${linkedAgainst.glibc} lacks`);
   }
 }

@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { GLIBCS_DIR, libDirOf, NODE_DIR, RELEASES, sysrootFlags } from '../../scripts/fetch-glibcs.mjs';
+import { fetched, GLIBCS_DIR, libDirOf, NODE_DIR, RELEASES, sysrootFlags } from '../../scripts/fetch-glibcs.mjs';
 
 export { GLIBCS_DIR };
 
@@ -24,9 +24,10 @@ export interface OtherGlibc {
 }
 
 /** Every release scripts/fetch-glibcs.mjs fetches, with `root` where it was fetched. */
-export const OTHER_GLIBCS: readonly OtherGlibc[] = (RELEASES as { name: string; glibc: string; gdb: boolean }[]).map(({ name, glibc, gdb }) => {
+export const OTHER_GLIBCS: readonly OtherGlibc[] = (RELEASES as { name: string; glibc: string; gdb: boolean }[]).map((release) => {
+  const { name, glibc, gdb } = release;
   const root = path.join(GLIBCS_DIR, name, 'root');
-  return { name, glibc, gdb, ...(fs.existsSync(path.join(GLIBCS_DIR, name, 'release.json')) ? { root } : {}) };
+  return { name, glibc, gdb, ...(fetched(release) ? { root } : {}) };
 });
 
 /** Why a test on `g` cannot run here, or undefined. */

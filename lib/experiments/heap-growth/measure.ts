@@ -2,7 +2,6 @@
 // kept, then every one freed oldest first, with the break and main_arena's
 // top chunk after each step.
 import { PlanStep, runPlan } from '../../plan';
-import { requestToChunkSize } from '../../size-classes';
 import { pageSize } from '../../stats';
 
 /** One malloc, or one of the frees at the end, with the break and top chunk around it. */
@@ -53,8 +52,8 @@ export function breakSteps(rows: readonly HeapGrowthRow[]): BreakStep[] {
     if (size === 0) return;
     const step: BreakStep = { row, op: r.op, n: r.n, requested: r.requested, from: r.breakBefore, to: r.breakAfter, size };
     if (r.op === 'malloc' && size > 0) {
-      const chunk = requestToChunkSize(r.size);
-      step.missing = chunk - (r.topAfter + chunk - size);
+      // chunk − (top after + chunk − step).
+      step.missing = size - r.topAfter;
       step.extra = size - step.missing;
     }
     out.push(step);

@@ -198,9 +198,8 @@ export function measurePlan({ ops, listed, thresholdBefore }: Choice): {
 
   const rows: KernelCallRow[] = [];
   const snapshots = [readSnapshot(results, first), ...at.map((a) => readSnapshot(results, a.after))];
-  let before = snapshots[0];
   ops.forEach((op, k) => {
-    const after = snapshots[k + 1];
+    const [before, after] = [snapshots[k], snapshots[k + 1]];
     const mallocAt = op.op === 'malloc' ? k : op.of;
     const address = results[opStep[mallocAt]].address!;
     const header = results[at[mallocAt].header!].header!;
@@ -224,7 +223,6 @@ export function measurePlan({ ops, listed, thresholdBefore }: Choice): {
       region: regionOf(address, op.op === 'malloc' ? after.regions : before.regions),
       verdict: verdictOf(op.op, address, breakDelta, mapsChange),
     });
-    before = after;
   });
   const disturbed = otherThread(rows, snapshots);
   return { rows, first: snapshots[0], listed, thresholdBefore, ...(disturbed === undefined ? {} : { disturbed }) };
