@@ -25,7 +25,7 @@ export {
   binIndex, binRange, fastbinIndex, largebinIndex, MINSIZE, mmappedChunkSize, requestToChunkSize, sizeClass,
   smallbinIndex, tcacheIndex, usableSizeOf,
 } from './size-classes';
-export type { BinRange, SizeClass } from './size-classes';
+export type { BinRange, MmappedTail, SizeClass } from './size-classes';
 export type { Size } from './validate';
 export { mainHeapSnapshot, walkHeap, walkSnapshot } from './walk/index';
 export { allocatorSnapshot, allocatorTotals, arenas, bins, chunkPlaces, mallocParams, tcaches, vis } from './allocator-state';

@@ -3,8 +3,11 @@
 // its doc comment, so that predictions can be checked against the live
 // allocator (see test/size-classes.test.ts) instead of being trusted.
 //
-// Not modelled: the large-chunk tcache bins of glibc 2.42, and tunables
-// (glibc.malloc.tcache_max, tcache_count, mxfast) that move the limits.
+// Not modelled: the large-chunk tcache bins of glibc 2.42, tunables
+// (glibc.malloc.tcache_max, tcache_count, mxfast) that move the limits, and
+// 2.43's removal of the fastbins (fastbinIndex says where 2.42 and before
+// put a chunk) and fill count of 16. 2.43's mmapped chunk layout is: pass
+// `tail` (GlibcLayout.mmappedTail) to mmappedChunkSize and usableSizeOf.
 import { rangeError } from './errors';
 import { Size, toIndex, toSize } from './validate';
 
@@ -97,21 +100,33 @@ export function requestToChunkSize(request: Size): number {
 /**
  * `musable` (what malloc_usable_size returns): a heap chunk lends the next
  * chunk's prev_size word to the user, so chunk − SIZE_SZ; an mmapped chunk
- * has no next chunk, so chunk − CHUNK_HDR_SZ.
+ * has no next chunk, so chunk − CHUNK_HDR_SZ, until glibc 2.43 gave it the
+ * room of one (`tail` 16, see mmappedChunkSize): chunk − SIZE_SZ again.
  */
-export function usableSizeOf(chunkSize: Size, mmapped = false): number {
+export function usableSizeOf(chunkSize: Size, mmapped = false, tail: MmappedTail = 0): number {
   const size = toChunkSize(chunkSize);
-  return size - (mmapped ? CHUNK_HDR_SZ : SIZE_SZ);
+  return size - (mmapped && toTail(tail) === 0 ? CHUNK_HDR_SZ : SIZE_SZ);
+}
+
+/** Bytes of an mmapped chunk's mapping past its size: 0 to glibc 2.42, CHUNK_HDR_SZ (16) from 2.43 (GlibcLayout.mmappedTail). */
+export type MmappedTail = 0 | 16;
+
+function toTail(tail: unknown): MmappedTail {
+  if (tail !== 0 && tail !== 16) throw rangeError(`tail must be 0 (glibc 2.42 and before) or 16 (2.43 on), got ${String(tail)}`);
+  return tail;
 }
 
 /**
- * sysmalloc's mmap size, `ALIGN_UP(nb + SIZE_SZ, pagesize)` with
- * nb = `request2size(request)`: the chunk size of a request that is
- * served by its own mmap (one SIZE_SZ more than a heap chunk, as there is
- * no next chunk to lend its prev_size). A result above
- * Number.MAX_SAFE_INTEGER is a RangeError.
+ * The chunk size of a request that is served by its own mmap, from
+ * sysmalloc_mmap with nb = `request2size(request)`: to glibc 2.42 (`tail`
+ * 0) the mapping, `ALIGN_UP(nb + SIZE_SZ, pagesize)` (one SIZE_SZ more than
+ * a heap chunk, as there is no next chunk to lend its prev_size); from 2.43
+ * (`tail` 16, 614cfd0f8a) the mapping `ALIGN_UP(nb + CHUNK_HDR_SZ,
+ * pagesize)` less those 16 bytes, which stand for a next chunk's header as
+ * a heap chunk has one. A result above Number.MAX_SAFE_INTEGER is a
+ * RangeError.
  */
-export function mmappedChunkSize(request: Size, pageSize: Size): number {
+export function mmappedChunkSize(request: Size, pageSize: Size, tail: MmappedTail = 0): number {
   const page = toNumberSize(pageSize, 'pageSize');
   // A power of two has a single set bit; checked on the bigint, as bitwise
   // operators on numbers only see the low 32 bits.
@@ -119,12 +134,13 @@ export function mmappedChunkSize(request: Size, pageSize: Size): number {
   if (page < MALLOC_ALIGNMENT || (bits & (bits - 1n)) !== 0n) {
     throw rangeError(`pageSize must be a power of two of at least ${MALLOC_ALIGNMENT}, got ${page}`);
   }
-  const size = requestToChunkSize(request) + SIZE_SZ;
+  const past = toTail(tail);
+  const size = requestToChunkSize(request) + (past === 0 ? SIZE_SZ : CHUNK_HDR_SZ);
   const mapped = Math.ceil(size / page) * page;
   if (mapped > Number.MAX_SAFE_INTEGER) {
     throw rangeError(`the mmapped chunk of request ${request} with pageSize ${page} is above ${Number.MAX_SAFE_INTEGER} bytes`);
   }
-  return mapped;
+  return mapped - past;
 }
 
 /** `csize2tidx` as malloc.c computes it, past the tcache's bins too. */

@@ -54,7 +54,7 @@ export const RELEASES = [
   { name: 'ubuntu-noble', glibc: '2.39', archive: UBUNTU, suites: ['noble-updates', 'noble'], gdb: true },
   { name: 'debian-trixie', glibc: '2.41', archive: DEBIAN, suites: ['trixie'], gdb: true },
   { name: 'ubuntu-questing', glibc: '2.42', archive: UBUNTU, suites: ['questing-updates', 'questing'], gdb: true },
-  { name: 'debian-forky', glibc: '2.43', archive: DEBIAN, suites: ['forky'], gdb: false },
+  { name: 'debian-forky', glibc: '2.43', archive: DEBIAN, suites: ['forky'], gdb: true },
 ];
 
 /** Where the releases are unpacked: NAME/root for each. */

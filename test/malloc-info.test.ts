@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { inspect } from 'node:util';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { HeapscopeError } from '../lib/errors';
@@ -35,6 +36,24 @@ const TOTALS = `<total type="fast" count="0" size="0"/>
 <aspace type="mprotect" size="135168"/>`;
 const oneHeap = (sizes: string, extra = ''): string =>
   `<malloc version="1">\n<heap nr="0">\n<sizes>\n${sizes}\n</sizes>\n${HEAP_TAIL}\n${extra}</heap>\n${TOTALS}\n</malloc>\n`;
+
+describe('parseMallocInfo: a document from glibc 2.43 (Debian\'s 2.43-7), which dropped the fastbins', () => {
+  // Written by a program built against it: 20 of 48 chunks of 0x20 freed (16 to the tcache, 4 to small bin 2), one
+  // 300000-byte mmapped chunk, and a thread arena.
+  it('reads it with no fastbin totals, and every size line a bin\'s', () => {
+    const info = parseMallocInfo(fixture('glibc-2.43.xml'));
+    expect(info.arenas.map((a) => a.nr)).toEqual([0, 1]);
+    for (const arena of info.arenas) expect(Object.hasOwn(arena, 'fast')).toBe(false);
+    expect(Object.hasOwn(info.totals, 'fast')).toBe(false);
+    expect(info.arenas[0].sizes).toStrictEqual([{ kind: 'bin', from: 33, to: 33, total: 132, count: 4 }]);
+    expect(info.arenas[0].rest).toStrictEqual({ count: 5, size: 127060 });
+    expect(info.arenas[1].subheaps).toBe(1);
+    expect(info.totals.mmap).toStrictEqual({ count: 1, size: 303104 });
+    // Its summary names no fastbins.
+    expect(inspect(info)).toMatch(/free in all: 6 chunks \(252\.1 KiB\) in bins and tops\n/);
+    expect(inspect(info)).not.toMatch(/fastbin/);
+  });
+});
 
 describe('parseMallocInfo: fixtures from glibc 2.36', () => {
   it('reads a one-heap document field by field', () => {

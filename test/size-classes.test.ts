@@ -124,6 +124,21 @@ describe('size-class math (glibc macros, x86_64)', () => {
     expect(mmappedChunkSize(2 ** 40, 2 ** 40)).toBe(2 ** 41);
   });
 
+  it('mmapped sizes from glibc 2.43 (tail 16): the mapping holds a next chunk\'s header past the chunk', () => {
+    // Debian's 2.43 gave malloc(300000) a 303104-byte mapping (74 pages) and a chunk 16 bytes short of it (test/fixtures/malloc-info/glibc-2.43.xml's hblkhd).
+    expect(mmappedChunkSize(300000, 4096, 16)).toBe(303104 - 16);
+    // request2size(MiB − 24) = MiB − 16: with the 16 bytes past it, one MiB exactly; a byte more needs a page more.
+    expect(mmappedChunkSize(MiB - 24, 4096, 16)).toBe(MiB - 16);
+    expect(mmappedChunkSize(MiB - 23, 4096, 16)).toBe(MiB + 4096 - 16);
+    expect(mmappedChunkSize(MiB, 4096, 0)).toBe(mmappedChunkSize(MiB, 4096));
+    expect(usableSizeOf(MiB - 16, true, 16)).toBe(MiB - 24);
+    expect(usableSizeOf(MiB, true, 0)).toBe(MiB - 16);
+    for (const tail of [8, -16, '16', 16n]) {
+      expect(() => mmappedChunkSize(MiB, 4096, tail as never)).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
+      expect(() => usableSizeOf(MiB, true, tail as never)).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
+    }
+  });
+
   it('sizeClass', () => {
     expect(sizeClass(24)).toEqual({
       request: 24, chunkSize: 32, usableSize: 24, tcacheIndex: 0, fastbinIndex: 0, binIndex: 2, binKind: 'small',

@@ -30,7 +30,8 @@ export interface Arena {
   flags: number;
   /** NONCONTIGUOUS_BIT (2) of flags: the arena's memory need not be one piece (always so for thread arenas). */
   noncontiguous: boolean;
-  haveFastchunks: number;
+  /** undefined from 2.43, which has no fastbins (an own field all the same). */
+  haveFastchunks: number | undefined;
   mutex: number;
   /** Both fields are own, one of them undefined: a reader never reaches a polluted Object.prototype. */
   top: { address: bigint; size: bigint | undefined; reason: string | undefined };

@@ -46,8 +46,9 @@ export interface MallocState {
   address: bigint;
   mutex: number;
   flags: number;
-  haveFastchunks: number;
-  /** fastbinsY: the head chunk of each fastbin (heads are not safe-linked). */
+  /** Absent from 2.43, which has no fastbins. */
+  haveFastchunks?: number;
+  /** fastbinsY: the head chunk of each fastbin (heads are not safe-linked); empty from 2.43. */
   fastbins: bigint[];
   top: bigint;
   lastRemainder: bigint;
@@ -85,12 +86,11 @@ export function decodeMallocState(bytes: Uint8Array, offset: number, layout: Gli
   for (let index = 1; index * 2 <= raw.length; index++) {
     bins.push({ index, address: binAddress(layout, address, index), fd: raw[2 * index - 2], bk: raw[2 * index - 1] });
   }
-  return {
+  const state: MallocState = {
     address,
     mutex: f.mutex as number,
     flags: f.flags as number,
-    haveFastchunks: f.have_fastchunks as number,
-    fastbins: f.fastbinsY as bigint[],
+    fastbins: (f.fastbinsY ?? []) as bigint[],
     top: f.top as bigint,
     lastRemainder: f.last_remainder as bigint,
     bins,
@@ -101,6 +101,8 @@ export function decodeMallocState(bytes: Uint8Array, offset: number, layout: Gli
     systemMem: f.system_mem as bigint,
     maxSystemMem: f.max_system_mem as bigint,
   };
+  if ('have_fastchunks' in f) state.haveFastchunks = f.have_fastchunks as number;
+  return state;
 }
 
 export interface MallocPar {
@@ -110,6 +112,8 @@ export interface MallocPar {
   mmapThreshold: bigint;
   arenaTest: bigint;
   arenaMax: bigint;
+  /** 2.43 on: enum malloc_thp_mode_t, the kernel's transparent huge page mode as malloc found it. */
+  thpMode?: number;
   /** 2.35 on. */
   thpPagesize?: bigint;
   /** 2.35 on. */
@@ -157,6 +161,7 @@ export function decodeMallocPar(bytes: Uint8Array, offset: number, layout: Glibc
     par.hpPagesize = f.hp_pagesize as bigint;
     par.hpFlags = f.hp_flags as number;
   }
+  if ('thp_mode' in f) par.thpMode = f.thp_mode as number;
   return par;
 }
 

@@ -1,13 +1,15 @@
 // Which of malloc's struct layouts each glibc release has on x86_64, read from
 // glibc's source at the tags glibc-2.28 … glibc-2.42 (and the release
-// branches, which backported layout changes only to 2.28 and 2.29). Outside
-// that range nothing is known, so nothing is guessed: glibc's development tree
-// after 2.42 already drops the fastbins from struct malloc_state.
+// branches, which backported layout changes only to 2.28 and 2.29), and for
+// 2.43 from glibc's tree just before its release (2026-01-20), checked
+// against Debian's 2.43 with gdb. Outside that range nothing is known, so
+// nothing is guessed.
 //
 // Constant over the whole range on x86_64, and so not in the table:
 // MALLOC_ALIGNMENT 16 (sysdeps/generic/malloc-alignment.h: the larger of
-// 2 * SIZE_SZ and alignof (long double)), SIZE_SZ 8, NBINS 128, NFASTBINS 10,
-// BINMAPSIZE 4, HEAP_MAX_SIZE 64 MiB (2 * DEFAULT_MMAP_THRESHOLD_MAX).
+// 2 * SIZE_SZ and alignof (long double)), SIZE_SZ 8, NBINS 128, NFASTBINS 10
+// (while there are fastbins), BINMAPSIZE 4, HEAP_MAX_SIZE 64 MiB
+// (2 * DEFAULT_MMAP_THRESHOLD_MAX).
 //
 // Assumed of the build, as every distribution configures glibc: tunables
 // enabled (the 2.35 to 2.37 huge page fields of malloc_par depend on it) and
@@ -17,7 +19,8 @@ import { HeapscopeError, typeError } from '../errors';
 import { describe } from '../validate';
 import { StructLayout } from './struct-layout';
 import {
-  HEAP_INFO_2_26, HEAP_INFO_2_35, MALLOC_PAR_2_26, MALLOC_PAR_2_35, MALLOC_PAR_2_42, MALLOC_STATE, TCACHE_2_42,
+  HEAP_INFO_2_26, HEAP_INFO_2_35, MALLOC_PAR_2_26, MALLOC_PAR_2_35, MALLOC_PAR_2_42, MALLOC_PAR_2_43, MALLOC_STATE,
+  MALLOC_STATE_2_43, TCACHE_2_42,
   TCACHE_CHAR_COUNTS, TCACHE_ENTRY_2_26, TCACHE_ENTRY_2_29, TCACHE_U16_COUNTS, TcacheLayout,
 } from './structs';
 
@@ -46,11 +49,24 @@ export interface GlibcLayout {
   tcacheEntry: StructLayout;
   tcacheKey: TcacheKey;
   /**
+   * Whether arenas have fastbins (fastbinsY, have_fastchunks, malloc_consolidate):
+   * bb5a4f5295 ("malloc: Remove fastbin infrastructure", 2.43) removed them.
+   */
+  fastbins: boolean;
+  /**
    * global_max_fast's type. 15a94e6668 (2.37) made it a uint8_t, as
    * MAX_FAST_SIZE (160) fits, so that overwriting it can no longer push
-   * large chunks into fastbins.
+   * large chunks into fastbins. Gone with the fastbins in 2.43, where
+   * mallopt(M_MXFAST) does nothing.
    */
-  globalMaxFast: 'size_t' | 'uint8_t';
+  globalMaxFast: 'size_t' | 'uint8_t' | 'none';
+  /**
+   * Bytes of an mmapped chunk's mapping past chunksize(p): 0 to 2.42;
+   * CHUNK_HDR_SZ (16) from 614cfd0f8a ("malloc: Change mmap chunk layout",
+   * 2.43), which gives it a next chunk's header like a heap chunk's, so that
+   * the tcache can hold it. The mapping is then prev_size + size + this.
+   */
+  mmappedTail: 0 | 16;
   /**
    * Fastbin and tcache `next` links are stored as PROTECT_PTR(&next, next)
    * (a1a486d70e, "Add Safe-Linking to fastbins and tcache", 2.32): a
@@ -70,27 +86,31 @@ export interface GlibcLayout {
   freedSmall: 'unsorted' | 'smallbin';
 }
 
-/** A table row: the minor releases `from`..`to` and what they share (malloc_state is the same in all). */
-type Row = { from: number; to: number } & Omit<GlibcLayout, 'version' | 'releases' | 'mallocState'>;
+/** A table row: the minor releases `from`..`to` and what they share. */
+type Row = { from: number; to: number } & Omit<GlibcLayout, 'version' | 'releases'>;
 
 const SMALL = 1032;
 const LARGE = (4 << 20) - 1;
 const BOTH = [TCACHE_CHAR_COUNTS, TCACHE_U16_COUNTS] as const;
 
+/** What 2.28 to 2.42 share. */
+const FASTBINS = { mallocState: MALLOC_STATE, fastbins: true, mmappedTail: 0 } as const;
+
 /** Minor versions of glibc 2.x, each row a range with one layout (and one freedSmall). */
 const TABLE: readonly Row[] = [
-  { from: 28, to: 28, mallocPar: MALLOC_PAR_2_26, heapInfo: HEAP_INFO_2_26, tcache: BOTH, tcacheEntry: TCACHE_ENTRY_2_26, tcacheKey: 'absent-or-tcache-pointer', globalMaxFast: 'size_t', safeLinking: false, maxTcacheMaxBytes: SMALL, freedSmall: 'unsorted' },
-  { from: 29, to: 29, mallocPar: MALLOC_PAR_2_26, heapInfo: HEAP_INFO_2_26, tcache: BOTH, tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'tcache-pointer', globalMaxFast: 'size_t', safeLinking: false, maxTcacheMaxBytes: SMALL, freedSmall: 'unsorted' },
-  { from: 30, to: 31, mallocPar: MALLOC_PAR_2_26, heapInfo: HEAP_INFO_2_26, tcache: [TCACHE_U16_COUNTS], tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'tcache-pointer', globalMaxFast: 'size_t', safeLinking: false, maxTcacheMaxBytes: SMALL, freedSmall: 'unsorted' },
-  { from: 32, to: 33, mallocPar: MALLOC_PAR_2_26, heapInfo: HEAP_INFO_2_26, tcache: [TCACHE_U16_COUNTS], tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'tcache-pointer', globalMaxFast: 'size_t', safeLinking: true, maxTcacheMaxBytes: SMALL, freedSmall: 'unsorted' },
-  { from: 34, to: 34, mallocPar: MALLOC_PAR_2_26, heapInfo: HEAP_INFO_2_26, tcache: [TCACHE_U16_COUNTS], tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'random', globalMaxFast: 'size_t', safeLinking: true, maxTcacheMaxBytes: SMALL, freedSmall: 'unsorted' },
-  { from: 35, to: 36, mallocPar: MALLOC_PAR_2_35, heapInfo: HEAP_INFO_2_35, tcache: [TCACHE_U16_COUNTS], tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'random', globalMaxFast: 'size_t', safeLinking: true, maxTcacheMaxBytes: SMALL, freedSmall: 'unsorted' },
-  { from: 37, to: 40, mallocPar: MALLOC_PAR_2_35, heapInfo: HEAP_INFO_2_35, tcache: [TCACHE_U16_COUNTS], tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'random', globalMaxFast: 'uint8_t', safeLinking: true, maxTcacheMaxBytes: SMALL, freedSmall: 'unsorted' },
-  { from: 41, to: 41, mallocPar: MALLOC_PAR_2_35, heapInfo: HEAP_INFO_2_35, tcache: [TCACHE_U16_COUNTS], tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'random', globalMaxFast: 'uint8_t', safeLinking: true, maxTcacheMaxBytes: SMALL, freedSmall: 'smallbin' },
-  { from: 42, to: 42, mallocPar: MALLOC_PAR_2_42, heapInfo: HEAP_INFO_2_35, tcache: [TCACHE_2_42], tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'random', globalMaxFast: 'uint8_t', safeLinking: true, maxTcacheMaxBytes: LARGE, freedSmall: 'smallbin' },
+  { ...FASTBINS, from: 28, to: 28, mallocPar: MALLOC_PAR_2_26, heapInfo: HEAP_INFO_2_26, tcache: BOTH, tcacheEntry: TCACHE_ENTRY_2_26, tcacheKey: 'absent-or-tcache-pointer', globalMaxFast: 'size_t', safeLinking: false, maxTcacheMaxBytes: SMALL, freedSmall: 'unsorted' },
+  { ...FASTBINS, from: 29, to: 29, mallocPar: MALLOC_PAR_2_26, heapInfo: HEAP_INFO_2_26, tcache: BOTH, tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'tcache-pointer', globalMaxFast: 'size_t', safeLinking: false, maxTcacheMaxBytes: SMALL, freedSmall: 'unsorted' },
+  { ...FASTBINS, from: 30, to: 31, mallocPar: MALLOC_PAR_2_26, heapInfo: HEAP_INFO_2_26, tcache: [TCACHE_U16_COUNTS], tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'tcache-pointer', globalMaxFast: 'size_t', safeLinking: false, maxTcacheMaxBytes: SMALL, freedSmall: 'unsorted' },
+  { ...FASTBINS, from: 32, to: 33, mallocPar: MALLOC_PAR_2_26, heapInfo: HEAP_INFO_2_26, tcache: [TCACHE_U16_COUNTS], tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'tcache-pointer', globalMaxFast: 'size_t', safeLinking: true, maxTcacheMaxBytes: SMALL, freedSmall: 'unsorted' },
+  { ...FASTBINS, from: 34, to: 34, mallocPar: MALLOC_PAR_2_26, heapInfo: HEAP_INFO_2_26, tcache: [TCACHE_U16_COUNTS], tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'random', globalMaxFast: 'size_t', safeLinking: true, maxTcacheMaxBytes: SMALL, freedSmall: 'unsorted' },
+  { ...FASTBINS, from: 35, to: 36, mallocPar: MALLOC_PAR_2_35, heapInfo: HEAP_INFO_2_35, tcache: [TCACHE_U16_COUNTS], tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'random', globalMaxFast: 'size_t', safeLinking: true, maxTcacheMaxBytes: SMALL, freedSmall: 'unsorted' },
+  { ...FASTBINS, from: 37, to: 40, mallocPar: MALLOC_PAR_2_35, heapInfo: HEAP_INFO_2_35, tcache: [TCACHE_U16_COUNTS], tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'random', globalMaxFast: 'uint8_t', safeLinking: true, maxTcacheMaxBytes: SMALL, freedSmall: 'unsorted' },
+  { ...FASTBINS, from: 41, to: 41, mallocPar: MALLOC_PAR_2_35, heapInfo: HEAP_INFO_2_35, tcache: [TCACHE_U16_COUNTS], tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'random', globalMaxFast: 'uint8_t', safeLinking: true, maxTcacheMaxBytes: SMALL, freedSmall: 'smallbin' },
+  { ...FASTBINS, from: 42, to: 42, mallocPar: MALLOC_PAR_2_42, heapInfo: HEAP_INFO_2_35, tcache: [TCACHE_2_42], tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'random', globalMaxFast: 'uint8_t', safeLinking: true, maxTcacheMaxBytes: LARGE, freedSmall: 'smallbin' },
+  { from: 43, to: 43, mallocState: MALLOC_STATE_2_43, fastbins: false, mmappedTail: 16, mallocPar: MALLOC_PAR_2_43, heapInfo: HEAP_INFO_2_35, tcache: [TCACHE_2_42], tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'random', globalMaxFast: 'none', safeLinking: true, maxTcacheMaxBytes: LARGE, freedSmall: 'smallbin' },
 ];
 
-/** The releases whose layouts were read, oldest first: `2.28` … `2.42`. */
+/** The releases whose layouts were read, oldest first: `2.28` … `2.43`. */
 export const KNOWN_GLIBC_VERSIONS: readonly string[] = TABLE.flatMap((row) =>
   Array.from({ length: row.to - row.from + 1 }, (_, i) => `2.${row.from + i}`));
 
@@ -98,8 +118,8 @@ const RANGE = `${KNOWN_GLIBC_VERSIONS[0]} to ${KNOWN_GLIBC_VERSIONS[KNOWN_GLIBC_
 
 /**
  * The layout of malloc's state in glibc `version` on x86_64, as
- * gnu_get_libc_version() prints it (`2.36`). A release outside 2.28 to 2.42,
- * or a development snapshot such as `2.42.9000`, throws
+ * gnu_get_libc_version() prints it (`2.36`). A release outside 2.28 to 2.43,
+ * or a development snapshot such as `2.43.9000`, throws
  * ERR_UNKNOWN_GLIBC_LAYOUT: its structs were not read.
  */
 export function layoutFor(version: string): GlibcLayout {
@@ -110,7 +130,7 @@ export function layoutFor(version: string): GlibcLayout {
     throw new HeapscopeError('ERR_UNKNOWN_GLIBC_LAYOUT', `glibc ${JSON.stringify(version)}: malloc's layout is known for releases ${RANGE} only`);
   }
   const { from, to, ...rest } = row;
-  return { version, releases: from === to ? `2.${from}` : `2.${from}–2.${to}`, mallocState: MALLOC_STATE, ...rest };
+  return { version, releases: from === to ? `2.${from}` : `2.${from}–2.${to}`, ...rest };
 }
 
 /**

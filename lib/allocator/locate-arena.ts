@@ -73,9 +73,10 @@ function stateOf(a: MallocState, input: LocateInput): MainArenaState {
 function* checks(a: MallocState, input: LocateInput): Generator<Check> {
   const { layout, heap } = input;
   // The lock is 0 (free), 1 (taken) or 2 (taken, waiters); the only flag is NONCONTIGUOUS_BIT.
-  yield a.mutex >= 0 && a.mutex <= 2 && (a.flags & ~NONCONTIGUOUS_BIT) === 0 && (a.haveFastchunks === 0 || a.haveFastchunks === 1)
-    ? pass(`mutex ${a.mutex}, flags ${hex(a.flags)}, have_fastchunks ${a.haveFastchunks}`)
-    : fail(`mutex ${a.mutex}, flags ${hex(a.flags)} or have_fastchunks ${a.haveFastchunks} is not a lock, NONCONTIGUOUS_BIT and a bool`);
+  const fast = a.haveFastchunks === undefined ? '' : `, have_fastchunks ${a.haveFastchunks}`;
+  yield a.mutex >= 0 && a.mutex <= 2 && (a.flags & ~NONCONTIGUOUS_BIT) === 0 && (a.haveFastchunks ?? 0) <= 1 && (a.haveFastchunks ?? 0) >= 0
+    ? pass(`mutex ${a.mutex}, flags ${hex(a.flags)}${fast}`)
+    : fail(`mutex ${a.mutex}, flags ${hex(a.flags)}${a.haveFastchunks === undefined ? ' is not a lock and NONCONTIGUOUS_BIT' : ` or have_fastchunks ${a.haveFastchunks} is not a lock, NONCONTIGUOUS_BIT and a bool`}`);
   yield a.next === a.address
     ? pass('next points back to itself: the only arena')
     : pass(`next ${hex(a.next)} sits ${hex(layout.heapInfo.size)} into a page, where a thread arena follows its heap_info`);
@@ -149,7 +150,7 @@ function* bins(a: MallocState, chunk: (p: bigint) => boolean): Generator<Check> 
 /** main_arena before malloc's first call: all zero but next (itself) and attached_threads (1). */
 function* untouched(a: MallocState): Generator<Check> {
   const zero = a.fastbins.every((p) => p === 0n) && a.lastRemainder === 0n && a.bins.every((b) => b.fd === 0n && b.bk === 0n)
-    && a.binmap.every((w) => w === 0) && a.systemMem === 0n && a.maxSystemMem === 0n && a.flags === 0 && a.haveFastchunks === 0;
+    && a.binmap.every((w) => w === 0) && a.systemMem === 0n && a.maxSystemMem === 0n && a.flags === 0 && (a.haveFastchunks ?? 0) === 0;
   yield zero && a.next === a.address && a.attachedThreads === 1n
     ? pass('top is null and the rest zero but next (itself) and attached_threads (1): main_arena as .data holds it before malloc runs')
     : fail('top is null, but the rest is not main_arena as .data holds it before malloc runs');

@@ -44,7 +44,9 @@ export type RefusalCode =
   /** More than one place passed every check: taking one would be a guess. */
   | 'several-candidates'
   /** What this depends on was not found. */
-  | 'prerequisite-missing';
+  | 'prerequisite-missing'
+  /** This glibc has no such thing (global_max_fast from 2.43). */
+  | 'absent';
 
 export interface Candidate {
   address: bigint;

@@ -42,6 +42,7 @@ export interface GlobalMaxFast {
 export function findGlobalMaxFast(
   input: LocateInput, arena: MainArena | undefined, par: MallocPar | undefined, change?: MaxFastChange,
 ): Located<GlobalMaxFast> {
+  if (input.layout.globalMaxFast === 'none') return refuse('absent', noMaxFast(input.layout.version));
   if (arena === undefined || par === undefined) {
     return refuse('prerequisite-missing', 'global_max_fast is told from the rest of .bss only once main_arena and mp_ are found');
   }
@@ -90,6 +91,11 @@ export function findGlobalMaxFast(
 function valueAfter(after: readonly Snapshot[], address: bigint, width: number): number | undefined {
   const at = locateIn(after, address, width);
   return at === undefined ? undefined : Number(readC(at.bytes, at.offset, width === 8 ? 'size_t' : 'uint8_t'));
+}
+
+/** Why a glibc without fastbins has no global_max_fast to find. */
+export function noMaxFast(version: string): string {
+  return `glibc ${version} has no global_max_fast: its fastbins are gone (bb5a4f5295, 2.43), and mallopt(M_MXFAST) does nothing`;
 }
 
 function refuse(code: Refusal['code'], reason: string): Refusal {

@@ -8,9 +8,9 @@ import { hex } from '../format';
 import { maps } from '../maps';
 import { PlanStep, runPlan } from '../plan';
 import { glibcVersion } from '../stats';
-import { setMaxFast } from './locate-max-fast';
+import { noMaxFast, setMaxFast } from './locate-max-fast';
 import { AllocatorImage } from './image';
-import { layoutFor } from './layouts';
+import { GlibcLayout, layoutFor } from './layouts';
 import { libcDataRegions } from './libc-data';
 import { LibcFile, libcFileOf } from './libc-file';
 import { locateMallocGlobals } from './locate';
@@ -31,7 +31,14 @@ export type GlobalMaxFastReading =
     /** The libc file it was measured for. */
     libc: string;
   }
-  | { found: false; reason: string };
+  | { found: false; reason: string }
+  /** This glibc has none (2.43 on). */
+  | { found: false; absent: true; reason: string };
+
+/** The reading for a glibc that has no global_max_fast, or undefined where it has one. */
+export function absentMaxFast(layout: GlibcLayout): GlobalMaxFastReading | undefined {
+  return layout.globalMaxFast === 'none' ? { found: false, absent: true, reason: noMaxFast(layout.version) } : undefined;
+}
 
 const cache = new Map<string, MaxFastOffset>();
 
@@ -87,6 +94,7 @@ function measureInForks(libc: LibcFile): MaxFastOffset {
   }
   const snapshots = copies.map((c): Snapshot[] => data.map((r, i) => ({ base: r.start, bytes: results[c.reads[i]].bytes! })));
   const layout = layoutFor(glibcVersion());
+  if (layout.globalMaxFast === 'none') return { reason: noMaxFast(layout.version) };
   const reasons: string[] = [];
   for (let i = 1; i < copies.length; i++) {
     const before = copies[i - 1];
@@ -102,6 +110,8 @@ function measureInForks(libc: LibcFile): MaxFastOffset {
 
 /** global_max_fast read from the image at main_arena + the measured offset, checked to be a value set_max_fast gives. */
 export function readGlobalMaxFast(image: AllocatorImage, mainArena: bigint, measured: MaxFastOffset, libc: string): GlobalMaxFastReading {
+  const absent = absentMaxFast(image.layout);
+  if (absent !== undefined) return absent;
   // Own fields only: an Object.prototype.reason or .offset is none of ours.
   if (!Object.hasOwn(measured, 'offset')) return { found: false, reason: `its offset from main_arena is not known: ${(measured as { reason: string }).reason}` };
   const { offset } = measured as { offset: bigint };

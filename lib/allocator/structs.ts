@@ -12,6 +12,18 @@ export const NFASTBINS = 10;
 /** BINMAPSIZE = NBINS / BITSPERMAP (32). */
 export const BINMAPSIZE = 4;
 
+const STATE_BINS: FieldDecl[] = [
+  ['top', 'pointer'],
+  ['last_remainder', 'pointer'],
+  ['bins', 'pointer', NBINS * 2 - 2],
+  ['binmap', 'unsigned int', BINMAPSIZE],
+  ['next', 'pointer'],
+  ['next_free', 'pointer'],
+  ['attached_threads', 'size_t'],
+  ['system_mem', 'size_t'],
+  ['max_system_mem', 'size_t'],
+];
+
 /**
  * struct malloc_state, unchanged from 2.27 to 2.42. have_fastchunks is an int
  * because not every target has atomic bools (e956075a5a, 2.27, turned the
@@ -22,15 +34,18 @@ export const MALLOC_STATE: StructLayout = cStruct('struct malloc_state', [
   ['flags', 'int'],
   ['have_fastchunks', 'int'],
   ['fastbinsY', 'pointer', NFASTBINS],
-  ['top', 'pointer'],
-  ['last_remainder', 'pointer'],
-  ['bins', 'pointer', NBINS * 2 - 2],
-  ['binmap', 'unsigned int', BINMAPSIZE],
-  ['next', 'pointer'],
-  ['next_free', 'pointer'],
-  ['attached_threads', 'size_t'],
-  ['system_mem', 'size_t'],
-  ['max_system_mem', 'size_t'],
+  ...STATE_BINS,
+]);
+/**
+ * 2.43: bb5a4f5295 ("malloc: Remove fastbin infrastructure") dropped
+ * have_fastchunks and fastbinsY, once the tcache had taken over what
+ * fastbins were for (a chunk the tcache refuses now goes to the bins
+ * straight away, and malloc_consolidate is gone with them).
+ */
+export const MALLOC_STATE_2_43: StructLayout = cStruct('struct malloc_state', [
+  ['mutex', 'int'],
+  ['flags', 'int'],
+  ...STATE_BINS,
 ]);
 
 const PAR_HEAD: FieldDecl[] = [
@@ -81,6 +96,15 @@ export const MALLOC_PAR_2_35: StructLayout = cStruct('struct malloc_par', [
  */
 export const MALLOC_PAR_2_42: StructLayout = cStruct('struct malloc_par', [
   ...PAR_HEAD, ...PAR_HUGE_PAGES, ...PAR_MMAP, ...PAR_TCACHE('tcache_small_bins'),
+]);
+/**
+ * 2.43: 9097cbf5d8 ("malloc: Enable THP always support on hugetlb
+ * tunable") keeps the system's transparent huge page mode (an enum, so an
+ * int and then a 4-byte hole) before thp_pagesize, so that malloc skips
+ * madvise where the kernel's mode makes it useless.
+ */
+export const MALLOC_PAR_2_43: StructLayout = cStruct('struct malloc_par', [
+  ...PAR_HEAD, ['thp_mode', 'int'], ...PAR_HUGE_PAGES, ...PAR_MMAP, ...PAR_TCACHE('tcache_small_bins'),
 ]);
 
 // pad keeps sizeof (heap_info) + 2 * SIZE_SZ a multiple of MALLOC_ALIGNMENT:

@@ -53,10 +53,10 @@ export interface BeforeSnapshot {
  * Read of process `pid` (this one's own included) before the snapshot,
  * whose copy can make what it reads resident (residency.ts): the mmapped
  * chunks' headers, found through `regions` (the map just read), then the
- * residency of what doctor looks up.
+ * residency of what doctor looks up. `layout`: the target's glibc's.
  */
 export function readBeforeSnapshot(
-  pid: number, regions: readonly MemoryRegion[], pageSize: number, pagemap: PagemapReader, counted?: { count: number; bytes: number },
+  pid: number, layout: GlibcLayout, regions: readonly MemoryRegion[], pageSize: number, pagemap: PagemapReader, counted?: { count: number; bytes: number },
 ): BeforeSnapshot {
   // Into memory the addon mapped: a Buffer for each 16 bytes took ~400 bytes
   // of malloc's, in use in this process's heap when its snapshot copied it.
@@ -65,7 +65,7 @@ export function readBeforeSnapshot(
   // search through pages nobody wrote leaves the residency read next alone.
   const readHeaders: HeaderReader = (addresses) => readRanges(pid, addresses.map((address) => ({ address, length: 16n, anonymous: true })), headerBytes(16 * addresses.length))
     .map((r) => (r.errno === 0 ? r.bytes : undefined));
-  const mmapped = findMmappedChunks(chunkCandidates(regions, pageSize), pageSize, readHeaders, counted);
+  const mmapped = findMmappedChunks(chunkCandidates(regions, pageSize), pageSize, layout.mmappedTail, readHeaders, counted);
   return { mmapped, residency: readResidency(pagemap, residencyRanges(regions, mmapped.chunks), pageSize) };
 }
 
@@ -121,6 +121,7 @@ export function diagnose(src: DoctorSource): DoctorData {
     self: src.self,
     cmdline: src.cmdline,
     glibc: src.glibc,
+    fastbins: src.layout.fastbins,
     pageSize: src.pageSize,
     rss: rssRows(src.regions, arenas, mmapped, src.pageSize),
     ...(src.v8 === undefined ? {} : { v8: src.v8 }),

@@ -48,7 +48,7 @@ export function doctorFindings(d: Figures): string[] {
   if (foreign !== undefined) out.push(foreignSbrkFinding(foreign));
   if (other > 0 && other >= THRESHOLDS.otherShare * d.rss.total) out.push(otherAnonymousFinding(other, heapRss, d, main?.outsideHeap));
   out.push(`${plural(d.arenas.length, 'arena')} ${d.arenas.length === 1 ? 'holds' : 'hold'} ${shortBytes(t.arena)} from the system: ${shortBytes(t.uordblks)} in use (uordblks) and ` +
-    `${shortBytes(t.fordblks)} free (fordblks, ${pct(t.fordblks, t.arena)}), of which ${shortBytes(t.fsmblks)} in ${plural(t.smblks, 'fastbin chunk')}; ` +
+    `${shortBytes(t.fordblks)} free (fordblks, ${pct(t.fordblks, t.arena)})${d.fastbins ? `, of which ${shortBytes(t.fsmblks)} in ${plural(t.smblks, 'fastbin chunk')}` : ''}; ` +
     `${plural(t.hblks, 'chunk')} of ${shortBytes(t.hblkhd)} ${t.hblks === 1 ? 'is' : 'are'} mapped on ${t.hblks === 1 ? 'its' : 'their'} own (hblks, hblkhd).`);
   const m = d.mmapped;
   out.push(m.nMmaps === 0 && m.found === 0 ? 'No chunk is mapped on its own (mp_.n_mmaps 0).' : m.found === m.nMmaps && m.bytes === m.mmappedMem

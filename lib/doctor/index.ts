@@ -13,7 +13,8 @@ import { HeapscopeError, typeError } from '../errors';
 import { maps } from '../maps';
 import { runPlan } from '../plan';
 import { DocumentMethods, DocumentViews, presenter, withDocumentViews } from '../presenters';
-import { MALLINFO_FIELDS, Mallinfo, mallinfo2 } from '../stats';
+import { glibcVersion, MALLINFO_FIELDS, Mallinfo, mallinfo2 } from '../stats';
+import { layoutFor } from '../allocator/layouts';
 import { describe, readOptions } from '../validate';
 import { BeforeSnapshot, diagnose, DoctorSource, readBeforeSnapshot } from './diagnose';
 import { openPagemap } from './residency';
@@ -75,7 +76,7 @@ export function diagnoseSelf<T>(then: (diagnosis: Diagnosis) => T, attempts?: nu
     const regions = maps({ rss: true });
     // glibc's count of its mmapped chunks, where mallinfo2 gives it whole (mallinfo's hblkhd is an int).
     const counts = mallinfo2();
-    before = readBeforeSnapshot(process.pid, regions, pageSize, pagemap, counts.source === 'mallinfo2' ? { count: counts.hblks, bytes: counts.hblkhd } : undefined);
+    before = readBeforeSnapshot(process.pid, layoutFor(glibcVersion()), regions, pageSize, pagemap, counts.source === 'mallinfo2' ? { count: counts.hblks, bytes: counts.hblkhd } : undefined);
     snapshot = takeAllocatorSnapshot(attempts === undefined ? {} : { attempts }, { released: true });
     const takenAt = new Date();
     const decoded = decodeSnapshot(snapshot);

@@ -1,6 +1,7 @@
 // Chunks glibc mapped on their own. glibc lists them nowhere, but each
 // starts a mapping of its own with a header sysmalloc wrote: prev_size 0
-// and size (a whole number of pages) | IS_MMAPPED, no P and no A bit. The
+// and size | IS_MMAPPED, no P and no A bit, where size is a whole number of
+// pages (from 2.43, 16 bytes short of one: GlibcLayout.mmappedTail). The
 // kernel merges neighbouring anonymous mappings made with the same flags
 // into one map line, so a line is followed header by header while they are
 // such headers; where one is not (another mapping merged in, Python's
@@ -27,7 +28,7 @@ const SEARCH_BATCH = 4096;
 export type HeaderReader = (addresses: readonly bigint[]) => (Uint8Array | undefined)[];
 
 export interface FoundMmapped {
-  /** By address. */
+  /** By address; `size` is the bytes of the chunk's mapping (chunksize + GlibcLayout.mmappedTail), which mp_.mmapped_mem counts. */
   chunks: { address: bigint; size: number }[];
   /** Bytes of lines past a mapping that is no chunk that were not searched (see MAX_SEARCHED_PAGES). */
   unsearched: number;
@@ -53,9 +54,11 @@ export function chunkCandidates(regions: readonly MemoryRegion[], pageSize: numb
  * count when it is known before the search (mallinfo2() in this process):
  * when the walks found that many chunks of that many bytes, nothing is
  * searched (in this process, ~2,700 pages of V8's and others' memory took
- * ~8 ms).
+ * ~8 ms). `tail`: GlibcLayout.mmappedTail.
  */
-export function findMmappedChunks(regions: readonly MemoryRegion[], pageSize: number, read: HeaderReader, counted?: { count: number; bytes: number }): FoundMmapped {
+export function findMmappedChunks(
+  regions: readonly MemoryRegion[], pageSize: number, tail: number, read: HeaderReader, counted?: { count: number; bytes: number },
+): FoundMmapped {
   const chunks: { address: bigint; size: number }[] = [];
   const ps = BigInt(pageSize);
   const rests: { at: bigint; end: bigint }[] = [];
@@ -64,7 +67,7 @@ export function findMmappedChunks(regions: readonly MemoryRegion[], pageSize: nu
     const headers = read(walking.map((w) => w.at));
     const next: typeof walking = [];
     walking.forEach((w, i) => {
-      const size = mmappedSize(headers[i], w.at, w.end, ps);
+      const size = mmappedSize(headers[i], w.at, w.end, ps, BigInt(tail));
       if (size === undefined) {
         if (headers[i] !== undefined && w.at + ps < w.end) rests.push({ at: w.at + ps, end: w.end });
         return;
@@ -86,20 +89,20 @@ export function findMmappedChunks(regions: readonly MemoryRegion[], pageSize: nu
       continue;
     }
     budget -= pages;
-    search(rest, pages, ps, read, chunks);
+    search(rest, pages, ps, BigInt(tail), read, chunks);
   }
   return { chunks: byAddress(), unsearched: Number(unsearched), searched: true };
 }
 
 /** Every page start of `rest` in turn, a batch a read, past each chunk found whole. */
-function search(rest: { at: bigint; end: bigint }, pages: number, ps: bigint, read: HeaderReader, chunks: { address: bigint; size: number }[]): void {
+function search(rest: { at: bigint; end: bigint }, pages: number, ps: bigint, tail: bigint, read: HeaderReader, chunks: { address: bigint; size: number }[]): void {
   for (let k = 0; k < pages;) {
     const n = Math.min(SEARCH_BATCH, pages - k);
     const addresses = Array.from({ length: n }, (_, j) => rest.at + BigInt(k + j) * ps);
     const headers = read(addresses);
     let j = 0;
     while (j < n) {
-      const size = mmappedSize(headers[j], addresses[j], rest.end, ps);
+      const size = mmappedSize(headers[j], addresses[j], rest.end, ps, tail);
       if (size === undefined) {
         j++;
         continue;
@@ -111,12 +114,12 @@ function search(rest: { at: bigint; end: bigint }, pages: number, ps: bigint, re
   }
 }
 
-/** The size of the mmapped chunk whose header `h` is (at `at`, inside a line ending at `end`), or undefined. */
-function mmappedSize(h: Uint8Array | undefined, at: bigint, end: bigint, ps: bigint): bigint | undefined {
+/** The mapping's size of the mmapped chunk whose header `h` is (at `at`, inside a line ending at `end`), or undefined. */
+function mmappedSize(h: Uint8Array | undefined, at: bigint, end: bigint, ps: bigint, tail: bigint): bigint | undefined {
   if (h === undefined || h.length < 16) return undefined;
   const view = Buffer.from(h.buffer, h.byteOffset, 16);
   const word = view.readBigUInt64LE(8);
-  const size = word & ~FLAG_BITS;
+  const size = (word & ~FLAG_BITS) + tail;
   if (view.readBigUInt64LE(0) !== 0n || (word & FLAG_BITS) !== IS_MMAPPED || size === 0n || size % ps !== 0n || at + size > end) return undefined;
   return size;
 }

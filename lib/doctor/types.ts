@@ -30,7 +30,7 @@ export interface V8Heap {
 /** Chunks glibc mapped on their own, found by their headers at the start of anonymous mappings. */
 export interface MmappedChunks {
   found: number;
-  /** Bytes mapped (prev_size + size of each). */
+  /** Bytes mapped (prev_size + size of each, + 16 from 2.43: GlibcLayout.mmappedTail). */
   bytes: number;
   /** Bytes resident (pagemap). */
   resident: number;
@@ -169,6 +169,8 @@ export interface DoctorData {
   self: boolean;
   cmdline: string[];
   glibc: string;
+  /** Whether this glibc has fastbins: false from 2.43 (GlibcLayout.fastbins). */
+  fastbins: boolean;
   pageSize: number;
   rss: { total: number; rows: RssRow[] };
   /** In-process only: V8's own account of its heap, which lives in the anonymous memory. */

@@ -10,7 +10,7 @@
 //     ...                              regular bins 2..127, each only if count != 0
 //     <unsorted from to total count/>  bin 1, only if count != 0
 //   </sizes>
-//   <total type="fast" count size/>    chunks in fastbins
+//   <total type="fast" count size/>    chunks in fastbins (none from 2.43, which dropped them)
 //   <total type="rest" count size/>    the top chunk plus every chunk in a bin
 //   <system type="current" size/>      ar_ptr->system_mem
 //   <system type="max" size/>          ar_ptr->max_system_mem
@@ -53,7 +53,7 @@ export function parseMallocInfo(xml: string): MallocInfo {
     version,
     arenas,
     totals: {
-      fast: tally.block('total', 'fast'),
+      ...tally.fast(),
       rest: tally.block('total', 'rest'),
       mmap: tally.block('total', 'mmap'),
       systemCurrent: tally.size('system', 'current'),
@@ -103,7 +103,7 @@ function readHeap(xml: string, heap: XmlElement): ArenaInfo {
   const arena: ArenaInfo = {
     nr,
     sizes,
-    fast: tally.block('total', 'fast'),
+    ...tally.fast(),
     rest: tally.block('total', 'rest'),
     systemCurrent: tally.size('system', 'current'),
     systemMax: tally.size('system', 'max'),
@@ -165,6 +165,11 @@ class Tally {
   block(name: string, type: string): BlockTotal {
     const element = this.required(name, type);
     return { count: countAttribute(this.xml, element, 'count'), size: sizeAttribute(this.xml, element, 'size') };
+  }
+
+  /** The fastbins' total, where glibc writes one (to 2.42). */
+  fast(): { fast?: BlockTotal } {
+    return this.optional('total', 'fast') === undefined ? {} : { fast: this.block('total', 'fast') };
   }
 
   size(name: string, type: string): number {

@@ -47,8 +47,8 @@ export interface ArenaInfo {
   sizes: SizeClassEntry[];
   /** The unsorted bin, when it is not empty. */
   unsorted?: UnsortedEntry;
-  /** Chunks in fastbins. */
-  fast: BlockTotal;
+  /** Chunks in fastbins; absent from 2.43, which has none (and writes no such total). */
+  fast?: BlockTotal;
   /** The top chunk (always counted, as 1) plus every chunk in the unsorted and regular bins. */
   rest: BlockTotal;
   /** Bytes the arena has from the system now (`system_mem`). */
@@ -64,8 +64,8 @@ export interface ArenaInfo {
 }
 
 export interface MallocTotals {
-  /** Chunks in fastbins, all arenas. */
-  fast: BlockTotal;
+  /** Chunks in fastbins, all arenas; absent from 2.43. */
+  fast?: BlockTotal;
   /** Top chunks plus binned chunks, all arenas. */
   rest: BlockTotal;
   /** Chunks served directly by mmap (`mp_.n_mmaps`, `mp_.mmapped_mem`). */

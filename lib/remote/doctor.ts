@@ -1,6 +1,7 @@
 // attach(pid).doctor(): the diagnosis of another process, from a snapshot
 // of its allocator, its smaps, its pagemap and the headers at the starts of
 // its anonymous mappings, all read without stopping it.
+import { layoutFor } from '../allocator/layouts';
 import fs from 'node:fs';
 import { Decoded } from '../allocator/results';
 import { outsideHeapOf } from '../allocator/take-snapshot';
@@ -32,7 +33,7 @@ export function remoteDiagnosis(
   let before: BeforeSnapshot | undefined;
   try {
     const regions = readMaps();
-    before = readBeforeSnapshot(pid, regions, pageSize, pagemap);
+    before = readBeforeSnapshot(pid, layoutFor(target.glibc), regions, pageSize, pagemap);
     const { s, d } = snapshot();
     const takenAt = new Date();
     let threads = 0;

@@ -54,6 +54,8 @@ const RIGHT = { align: 'right' as const };
 export function arenasDocument(r: ArenasData): ViewDocument {
   const threads = r.arenas.filter((a) => a.kind === 'thread').length;
   const system = r.arenas.reduce((n, a) => n + a.systemMem, 0n);
+  // 2.43 has no fastbins, so no have_fastchunks to show.
+  const fastbins = r.arenas.some((a) => a.haveFastchunks !== undefined);
   const columns: DocColumn[] = [
     { head: 'arena', code: true },
     { head: 'kind' },
@@ -63,14 +65,14 @@ export function arenasDocument(r: ArenasData): ViewDocument {
     { head: 'top', code: true, drop: 4 },
     { head: 'top size', ...RIGHT },
     { head: 'last_remainder', code: true, drop: 1 },
-    { head: 'fastchunks', drop: 5 },
+    ...(fastbins ? [{ head: 'fastchunks', drop: 5 }] : []),
     { head: 'threads', ...RIGHT },
     { head: 'flags', drop: 0 },
   ];
   const rows: DocRow[] = r.arenas.map((a) => ({
     cells: [
       hex(a.address), a.kind, memoryText(a), String(a.systemMem), String(a.maxSystemMem), hex(a.top.address),
-      a.top.size === undefined ? '?' : String(a.top.size), hex(a.lastRemainder), a.haveFastchunks !== 0 ? 'yes' : 'no',
+      a.top.size === undefined ? '?' : String(a.top.size), hex(a.lastRemainder), ...(fastbins ? [a.haveFastchunks !== 0 ? 'yes' : 'no'] : []),
       String(a.attachedThreads), flagsText(a.flags),
     ],
     ...(a.heapsReason !== undefined || a.top.size === undefined ? { colour: 'yellow' as const } : {}),
@@ -96,7 +98,7 @@ export function arenasDocument(r: ArenasData): ViewDocument {
         heading: 'Each arena, in the order of the list',
         table: { columns, rows },
         notes: [
-          { text: 'system_mem: bytes the arena holds from the kernel; top size: its top chunk; threads: attached_threads; fastchunks: have_fastchunks.' },
+          { text: `system_mem: bytes the arena holds from the kernel; top size: its top chunk; threads: attached_threads${fastbins ? '; fastchunks: have_fastchunks' : ''}.` },
           ...problems,
         ],
       },
@@ -131,21 +133,24 @@ function fieldText(name: string, value: unknown): string {
 
 export function paramsDocument(p: MallocParamsData): ViewDocument {
   const m = p.globalMaxFast;
+  const absent = Object.hasOwn(m, 'absent');
   const rows: DocRow[] = p.fields.map((f) => ({ cells: [f.name, fieldText(f.name, f.value), f.meaning] }));
-  rows.push({
-    cells: ['global_max_fast', m.found ? String(m.value) : '?', 'the largest chunk size the fastbins take (M_MXFAST, glibc.malloc.mxfast): a variable of its own, beside mp_'],
-    ...(m.found ? {} : { colour: 'yellow' as const }),
-  });
+  if (!absent) {
+    rows.push({
+      cells: ['global_max_fast', m.found ? String(m.value) : '?', 'the largest chunk size the fastbins take (M_MXFAST, glibc.malloc.mxfast): a variable of its own, beside mp_'],
+      ...(m.found ? {} : { colour: 'yellow' as const }),
+    });
+  }
   return {
     id: 'allocator-params',
-    title: `mp_ (struct malloc_par) at ${hex(p.address)}: ${plural(p.fields.length, 'field')}, and global_max_fast`,
+    title: `mp_ (struct malloc_par) at ${hex(p.address)}: ${plural(p.fields.length, 'field')}${absent ? '' : ', and global_max_fast'}`,
     notes: [{ text: "Every field of this glibc's struct malloc_par, in declaration order, read from the copy of libc's data." }, ...snapshotNotes(p.snapshot)],
     sections: [{
       heading: 'Fields',
       table: { columns: [{ head: 'field', code: true }, { head: 'value', ...RIGHT }, { head: 'meaning', wrap: true }], rows },
       notes: [m.found
         ? { text: `global_max_fast is at ${hex(m.address)}, main_arena + ${hex(m.offset)}: the offset measured for this libc file in forks of this process, each of which moved its own to find it.` }
-        : { text: `global_max_fast was not read: ${m.reason}`, problem: true }],
+        : absent ? { text: m.reason } : { text: `global_max_fast was not read: ${m.reason}`, problem: true }],
     }],
   };
 }
@@ -301,7 +306,7 @@ export function inspectParams(p: MallocParamsData, depth: number, options?: Insp
     return f === undefined ? [] : [`${n} ${stylize(options, fieldText(n, f.value), 'number')}`];
   });
   const m = p.globalMaxFast;
-  values.push(`global_max_fast ${m.found ? stylize(options, String(m.value), 'number') : '?'}`);
+  if (!Object.hasOwn(m, 'absent')) values.push(`global_max_fast ${m.found ? stylize(options, String(m.value), 'number') : '?'}`);
   const head = `${name} <mp_ ${where}: ${values.join(', ')}`;
   if (depth === 0) return `${head}>`;
   return `${head}\n  ${hint(options, '.fields')}: all ${p.fields.length} with their meanings; ${hint(options, '.values')}: by camel-cased name; ${hint(options, '.toMarkdown()')}>`;

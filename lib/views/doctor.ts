@@ -39,12 +39,13 @@ export function doctorDocument(d: DoctorData): ViewDocument {
   const rssRows: DocRow[] = d.rss.rows.map((r) => ({ cells: [rssLabel(r), String(r.count), shortBytes(r.size), shortBytes(r.rss), pct(r.rss, d.rss.total)] }));
   const arenaColumns: DocColumn[] = [
     { head: 'arena', code: true }, { head: 'system', ...RIGHT }, { head: 'in use', ...RIGHT }, { head: 'free', ...RIGHT },
-    { head: 'top', ...RIGHT, drop: 6 }, { head: 'fast', ...RIGHT, drop: 1 }, { head: 'unsorted', ...RIGHT, drop: 2 }, { head: 'small', ...RIGHT, drop: 3 },
+    { head: 'top', ...RIGHT, drop: 6 }, ...(d.fastbins ? [{ head: 'fast', ...RIGHT, drop: 1 }] : []), { head: 'unsorted', ...RIGHT, drop: 2 }, { head: 'small', ...RIGHT, drop: 3 },
     { head: 'large', ...RIGHT, drop: 4 }, { head: 'tcache', ...RIGHT, drop: 0 }, { head: 'largest', ...RIGHT, drop: 5 },
     { head: 'free %', ...RIGHT }, { head: 'rss', ...RIGHT }, { head: 'trim', ...RIGHT },
   ];
   const arenaRows: DocRow[] = d.arenas.map((a) => ({
-    cells: [arenaLabel(a), shortBytes(a.systemMem), shortBytes(a.inUse), shortBytes(a.free), shortBytes(a.top), shortBytes(a.bins.fast),
+    // No fast column where glibc has no fastbins (2.43 on).
+    cells: [arenaLabel(a), shortBytes(a.systemMem), shortBytes(a.inUse), shortBytes(a.free), shortBytes(a.top), ...(d.fastbins ? [shortBytes(a.bins.fast)] : []),
       shortBytes(a.bins.unsorted), shortBytes(a.bins.small), shortBytes(a.bins.large), shortBytes(a.tcache), shortBytes(a.largestFree),
       pct(a.free, a.systemMem), shortBytes(a.rss), shortBytes(a.trim.resident)],
   }));
@@ -94,7 +95,7 @@ export function doctorDocument(d: DoctorData): ViewDocument {
         heading: 'Arenas',
         table: { columns: arenaColumns, rows: arenaRows },
         notes: [
-          { text: 'free: top + bins + fastbins, as mallinfo2 counts it (tcache chunks count as in use); free %: free ÷ system; largest: the largest chunk in a bin; rss: resident bytes of its memory (smaps); trim: resident bytes malloc_trim(0) gives back from it.' },
+          { text: `free: top + bins${d.fastbins ? ' + fastbins' : ''}, as mallinfo2 counts it (tcache chunks count as in use); free %: free ÷ system; largest: the largest chunk in a bin; rss: resident bytes of its memory (smaps); trim: resident bytes malloc_trim(0) gives back from it.` },
           ...d.arenas.flatMap((a) => (a.outsideHeap === undefined || a.outsideHeap.bytes === 0 ? [] : [{ text: `${arenaLabel(a)}'s rss counts [heap] only: at least ${shortBytes(a.outsideHeap.bytes)} of its memory lies outside it (see the findings).` }])),
           { text: `Totals as mallinfo2 sums them: arena ${d.totals.arena}, uordblks ${d.totals.uordblks}, fordblks ${d.totals.fordblks}, ordblks ${d.totals.ordblks}, smblks ${d.totals.smblks}, fsmblks ${d.totals.fsmblks}, hblks ${d.totals.hblks}, hblkhd ${d.totals.hblkhd}, keepcost ${d.totals.keepcost}.` },
         ],

@@ -124,7 +124,7 @@ function arenaLine(arena: ArenaInfo): string {
   const which = arena.nr === 0 ? 'main_arena' : `thread arena${arena.subheaps === undefined ? '' : `, ${plural(arena.subheaps, 'heap')}`}`;
   const max = arena.systemMax === arena.systemCurrent ? '' : ` (max ${shortBytes(arena.systemMax)})`;
   return `#${arena.nr} ${which}: ${shortBytes(arena.systemCurrent)} from the system${max}; ` +
-    `free: ${blocks(arena.rest)} in bins and top, ${blocks(arena.fast)} in fastbins`;
+    `free: ${blocks(arena.rest)} in bins and top${arena.fast === undefined ? '' : `, ${blocks(arena.fast)} in fastbins`}`;
 }
 
 /** `ArenaInfo <#1 thread arena, 1 heap: 132 KiB from the system; free: …; 3 bins with chunks (.sizes)>`. */
@@ -153,7 +153,7 @@ export function inspectMallocInfo(info: MallocInfo, depth: number, options?: Ins
   const hint = (text: string) => stylize(options, text, 'undefined');
   const lines = [
     head,
-    `  free in all: ${blocks(t.rest)} in bins and tops, ${blocks(t.fast)} in fastbins`,
+    `  free in all: ${blocks(t.rest)} in bins and tops${t.fast === undefined ? '' : `, ${blocks(t.fast)} in fastbins`}`,
     ...info.arenas.slice(0, ARENA_LINES).map((a) => `  ${arenaLine(a)}`),
   ];
   if (info.arenas.length > ARENA_LINES) lines.push(`  … ${plural(info.arenas.length - ARENA_LINES, 'more arena')}`);

@@ -105,8 +105,9 @@ describe('decoding corrupted copies: a reason, never a throw or a hang', () => {
     if (skip !== undefined) context.skip(skip);
     expect(clean.bins.every((b) => b.complete)).toBe(true);
     expect(clean.tcaches.tcaches.every((t) => t.complete)).toBe(true);
-    expect(fastbin0()).toHaveLength(3);
-    expect(smallbin16()).toHaveLength(3);
+    // The cases below corrupt the first three of each list (13 on this machine's 2.36: the runs overflow a tcache bin of 16 too).
+    expect(fastbin0().length).toBeGreaterThanOrEqual(3);
+    expect(smallbin16().length).toBeGreaterThanOrEqual(3);
   });
 
   it('a fastbin whose last chunk links back to its first: a cycle, after the three chunks', (context) => {

@@ -10,7 +10,7 @@ import {
 } from '../../lib/allocator/decode';
 import { KNOWN_GLIBC_VERSIONS, layoutFor } from '../../lib/allocator/layouts';
 import { protectPointer, revealPointer } from '../../lib/allocator/safe-linking';
-import { StructLayout } from '../../lib/allocator/struct-layout';
+import { offsetOf, StructLayout } from '../../lib/allocator/struct-layout';
 import { heapRoomNotNeeded } from '../helpers/heap-room';
 
 // Bytes made here, no live heap: runs whatever room the process has.
@@ -59,8 +59,15 @@ describe.each(KNOWN_GLIBC_VERSIONS)('glibc %s', (version) => {
     const m = (name: string) => marker(s, name);
     const state = decodeMallocState(image(s), LEAD, layout, ADDRESS);
     expect(state.address).toBe(ADDRESS);
-    expect([state.mutex, state.flags, state.haveFastchunks].map(BigInt)).toEqual([m('mutex'), m('flags'), m('have_fastchunks')]);
-    expect(state.fastbins).toEqual(all(s, 'fastbinsY'));
+    expect([state.mutex, state.flags].map(BigInt)).toEqual([m('mutex'), m('flags')]);
+    if (layout.fastbins) {
+      expect(BigInt(state.haveFastchunks!)).toBe(m('have_fastchunks'));
+      expect(state.fastbins).toEqual(all(s, 'fastbinsY'));
+    } else {
+      // 2.43: no fastbins, and no field to decode them from.
+      expect(Object.hasOwn(state, 'haveFastchunks')).toBe(false);
+      expect(state.fastbins).toEqual([]);
+    }
     expect([state.top, state.lastRemainder]).toEqual([m('top'), m('last_remainder')]);
     const bins = all(s, 'bins');
     expect(state.bins).toHaveLength(127);
@@ -68,12 +75,13 @@ describe.each(KNOWN_GLIBC_VERSIONS)('glibc %s', (version) => {
       expect(bin.index).toBe(i + 1);
       expect([bin.fd, bin.bk]).toEqual([bins[2 * i], bins[2 * i + 1]]);
       // bin_at: the fd of a chunk header at this address is bins[2i].
-      expect(bin.address + 16n).toBe(ADDRESS + 112n + BigInt(16 * i));
+      expect(bin.address + 16n).toBe(ADDRESS + BigInt(offsetOf(s, 'bins') + 16 * i));
     });
     expect(state.binmap.map(BigInt)).toEqual(all(s, 'binmap'));
     expect([state.next, state.nextFree, state.attachedThreads, state.systemMem, state.maxSystemMem])
       .toEqual([m('next'), m('next_free'), m('attached_threads'), m('system_mem'), m('max_system_mem')]);
-    expect(initialTop(layout, ADDRESS)).toBe(ADDRESS + 96n);
+    // &av->top: at 96 while the fastbins precede it, at 8 from 2.43.
+    expect(initialTop(layout, ADDRESS)).toBe(ADDRESS + (layout.fastbins ? 96n : 8n));
     expect(binAddress(layout, ADDRESS, 1)).toBe(initialTop(layout, ADDRESS));
   });
 
@@ -86,6 +94,7 @@ describe.each(KNOWN_GLIBC_VERSIONS)('glibc %s', (version) => {
       address: ADDRESS,
       trimThreshold: m('trim_threshold'), topPad: m('top_pad'), mmapThreshold: m('mmap_threshold'),
       arenaTest: m('arena_test'), arenaMax: m('arena_max'),
+      ...(layout.mallocPar.fields.some((f) => f.name === 'thp_mode') ? { thpMode: Number(m('thp_mode')) } : {}),
       ...(Number(version.split('.')[1]) >= 35
         ? { thpPagesize: m('thp_pagesize'), hpPagesize: m('hp_pagesize'), hpFlags: Number(m('hp_flags')) }
         : {}),

@@ -14,13 +14,23 @@ const minors = KNOWN_GLIBC_VERSIONS.map((v) => Number(v.split('.')[1]));
 const offsets = (s: StructLayout): Record<string, number> => Object.fromEntries(s.fields.map((f) => [f.name, f.offset]));
 
 describe('layoutFor', () => {
-  it('covers every release from 2.28 to 2.42', () => {
-    expect(minors).toEqual(Array.from({ length: 15 }, (_, i) => 28 + i));
+  it('covers every release from 2.28 to 2.43', () => {
+    expect(minors).toEqual(Array.from({ length: 16 }, (_, i) => 28 + i));
   });
 
-  it('has one struct malloc_state in every release: 2200 bytes, top at 96, bins at 112', () => {
+  it('has one struct malloc_state to 2.42: 2200 bytes, top at 96, bins at 112; 2.43\'s has no fastbins: 2112 bytes, top at 8', () => {
     for (const version of KNOWN_GLIBC_VERSIONS) {
-      const { mallocState } = layoutFor(version);
+      const { mallocState, fastbins } = layoutFor(version);
+      if (version === '2.43') {
+        expect(fastbins).toBe(false);
+        expect(mallocState.size).toBe(2112);
+        expect(offsets(mallocState)).toEqual({
+          mutex: 0, flags: 4, top: 8, last_remainder: 16, bins: 24, binmap: 2056,
+          next: 2072, next_free: 2080, attached_threads: 2088, system_mem: 2096, max_system_mem: 2104,
+        });
+        continue;
+      }
+      expect(fastbins).toBe(true);
       expect(mallocState.size).toBe(2200);
       expect(offsets(mallocState)).toEqual({
         mutex: 0, flags: 4, have_fastchunks: 8, fastbinsY: 16, top: 96, last_remainder: 104, bins: 112, binmap: 2144,
@@ -29,7 +39,7 @@ describe('layoutFor', () => {
     }
   });
 
-  it('moves malloc_par fields by 24 bytes from 2.35 (huge page fields) and renames tcache_bins in 2.42', () => {
+  it('moves malloc_par fields by 24 bytes from 2.35 (huge page fields), renames tcache_bins in 2.42, and by 8 more in 2.43 (thp_mode)', () => {
     for (const version of KNOWN_GLIBC_VERSIONS) {
       const minor = Number(version.split('.')[1]);
       const { mallocPar } = layoutFor(version);
@@ -39,6 +49,13 @@ describe('layoutFor', () => {
         expect(offsets(mallocPar)).toEqual({
           ...head, n_mmaps: 40, n_mmaps_max: 44, max_n_mmaps: 48, no_dyn_threshold: 52, mmapped_mem: 56,
           max_mmapped_mem: 64, sbrk_base: 72, tcache_bins: 80, tcache_max_bytes: 88, tcache_count: 96, tcache_unsorted_limit: 104,
+        });
+      } else if (minor === 43) {
+        expect(mallocPar.size).toBe(144);
+        expect(offsets(mallocPar)).toEqual({
+          ...head, thp_mode: 40, thp_pagesize: 48, hp_pagesize: 56, hp_flags: 64, n_mmaps: 68, n_mmaps_max: 72, max_n_mmaps: 76,
+          no_dyn_threshold: 80, mmapped_mem: 88, max_mmapped_mem: 96, sbrk_base: 104,
+          tcache_small_bins: 112, tcache_max_bytes: 120, tcache_count: 128, tcache_unsorted_limit: 136,
         });
       } else {
         expect(mallocPar.size).toBe(136);
@@ -74,10 +91,10 @@ describe('layoutFor', () => {
     expect(shapes('2.28')).toEqual([char, u16]);
     expect(shapes('2.29')).toEqual([char, u16]);
     for (const minor of [30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41]) expect(shapes(`2.${minor}`)).toEqual([u16]);
-    expect(shapes('2.42')).toEqual([{ counts: 'num_slots', meaning: 'free-slots', bins: 76, entries: 152, size: 760, chunk: 0x300 }]);
+    for (const version of ['2.42', '2.43']) expect(shapes(version)).toEqual([{ counts: 'num_slots', meaning: 'free-slots', bins: 76, entries: 152, size: 760, chunk: 0x300 }]);
   });
 
-  it('has tcache_entry.key from 2.29, random from 2.34; safe-linking from 2.32; a uint8_t global_max_fast from 2.37', () => {
+  it('has tcache_entry.key from 2.29, random from 2.34; safe-linking from 2.32; a uint8_t global_max_fast from 2.37, none from 2.43; 16 more bytes of an mmapped chunk\'s mapping from 2.43', () => {
     for (const version of KNOWN_GLIBC_VERSIONS) {
       const minor = Number(version.split('.')[1]);
       const layout = layoutFor(version);
@@ -85,17 +102,19 @@ describe('layoutFor', () => {
       expect(layout.tcacheEntry.size).toBe(minor < 29 ? 8 : 16);
       expect(layout.tcacheKey).toBe(minor < 29 ? 'absent-or-tcache-pointer' : minor < 34 ? 'tcache-pointer' : 'random');
       expect(layout.safeLinking).toBe(minor >= 32);
-      expect(layout.globalMaxFast).toBe(minor < 37 ? 'size_t' : 'uint8_t');
+      expect(layout.globalMaxFast).toBe(minor < 37 ? 'size_t' : minor < 43 ? 'uint8_t' : 'none');
+      expect(layout.mmappedTail).toBe(minor < 43 ? 0 : 16);
     }
   });
 
   it('names the range of releases sharing a layout', () => {
     expect(layoutFor('2.36').releases).toBe('2.35–2.36');
     expect(layoutFor('2.42').releases).toBe('2.42');
+    expect(layoutFor('2.43').releases).toBe('2.43');
   });
 
   it('refuses releases it has not read, and development snapshots, with ERR_UNKNOWN_GLIBC_LAYOUT naming the version', () => {
-    for (const version of ['2.27', '2.26', '2.43', '2.100', '3.0', '2.42.9000', '2.36.1', '', 'glibc 2.36', '2.36 ']) {
+    for (const version of ['2.27', '2.26', '2.44', '2.100', '3.0', '2.43.9000', '2.42.9000', '2.36.1', '', 'glibc 2.36', '2.36 ']) {
       let error: unknown;
       try {
         layoutFor(version);

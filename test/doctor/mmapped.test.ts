@@ -46,7 +46,7 @@ describe('findMmappedChunks', () => {
     // Inside the 3-page chunk, a page that looks like a header (a block's data can): the search goes past it.
     headers.set(base + 3n * P, mmapped(1));
     const { read } = memory(headers);
-    const found = findMmappedChunks([region(base, 12)], PAGE, read);
+    const found = findMmappedChunks([region(base, 12)], PAGE, 0, read);
     expect(found).toEqual({
       chunks: [
         { address: base + 2n * P, size: 3 * PAGE },
@@ -68,7 +68,22 @@ describe('findMmappedChunks', () => {
       [base + 4n * P, header(0n, 9n * P | 2n)], // past the line's end
       [base + 6n * P, mmapped(2)],
     ]);
-    expect(findMmappedChunks([region(base, 8)], PAGE, memory(headers).read).chunks).toEqual([{ address: base + 6n * P, size: 2 * PAGE }]);
+    expect(findMmappedChunks([region(base, 8)], PAGE, 0, memory(headers).read).chunks).toEqual([{ address: base + 6n * P, size: 2 * PAGE }]);
+  });
+
+  it('reads 2.43\'s headers, whose size is 16 bytes short of the mapping (mmappedTail), as mappings of whole pages', () => {
+    const base = 0x7f18_0000_0000n;
+    const headers = new Map([
+      [base, header(0n, 3n * P - 16n | 2n)],
+      [base + 3n * P, header(0n, 2n * P | 2n)], // a 2.42 header: 16 bytes too many for 2.43
+      [base + 5n * P, header(0n, P - 16n | 2n)],
+    ]);
+    expect(findMmappedChunks([region(base, 6)], PAGE, 16, memory(headers).read).chunks).toEqual([
+      { address: base, size: 3 * PAGE },
+      { address: base + 5n * P, size: PAGE },
+    ]);
+    // The same memory read with 2.42's rule takes only the 2-page header.
+    expect(findMmappedChunks([region(base, 6)], PAGE, 0, memory(headers).read).chunks).toEqual([{ address: base + 3n * P, size: 2 * PAGE }]);
   });
 
   it('searches the rests of lines smallest first, within MAX_SEARCHED_PAGES, and says how much it did not search', () => {
@@ -78,7 +93,7 @@ describe('findMmappedChunks', () => {
     const headers = new Map([[small + 2n * P, mmapped(1)], [big + 4n * P, mmapped(1)]]);
     const bigPages = MAX_SEARCHED_PAGES - 1;
     const { read, reads } = memory(headers);
-    const found = findMmappedChunks([region(big, bigPages + 1), region(small, 4)], PAGE, read);
+    const found = findMmappedChunks([region(big, bigPages + 1), region(small, 4)], PAGE, 0, read);
     expect(found).toEqual({ chunks: [{ address: small + 2n * P, size: PAGE }], unsearched: bigPages * PAGE, searched: true });
     expect(reads.filter((a) => a > big)).toEqual([]);
   });
@@ -92,7 +107,7 @@ describe('findMmappedChunks', () => {
       [base + 4098n * P, mmapped(1)],
       [base + 4101n * P, mmapped(2)],
     ]);
-    const found = findMmappedChunks([region(base, 5001)], PAGE, memory(headers).read);
+    const found = findMmappedChunks([region(base, 5001)], PAGE, 0, memory(headers).read);
     expect(found.chunks).toEqual([{ address: base + 4091n * P, size: 10 * PAGE }, { address: base + 4101n * P, size: 2 * PAGE }]);
   });
 
@@ -101,7 +116,7 @@ describe('findMmappedChunks', () => {
     const other = 0x7f50_0000_0000n;
     const headers = new Map([[base + P, mmapped(1)], [other + 2n * P, mmapped(1)]]);
     const { read, reads } = memory(headers, new Set([base, other + P]));
-    const found = findMmappedChunks([region(base, 2), region(other, 3)], PAGE, read);
+    const found = findMmappedChunks([region(base, 2), region(other, 3)], PAGE, 0, read);
     expect(found.chunks).toEqual([{ address: other + 2n * P, size: PAGE }]);
     expect(reads.filter((a) => a >= base && a < base + 2n * P)).toEqual([base]);
   });
@@ -111,11 +126,11 @@ describe('findMmappedChunks', () => {
     const headers = new Map([[base, mmapped(2)], [base + 4n * P, mmapped(1)]]);
     // The walk from the line's start finds the first; the second lies past two pages of something else.
     const walked = memory(headers);
-    expect(findMmappedChunks([region(base, 5)], PAGE, walked.read, { count: 1, bytes: 2 * PAGE })).toEqual({ chunks: [{ address: base, size: 2 * PAGE }], unsearched: 0, searched: false });
+    expect(findMmappedChunks([region(base, 5)], PAGE, 0, walked.read, { count: 1, bytes: 2 * PAGE })).toEqual({ chunks: [{ address: base, size: 2 * PAGE }], unsearched: 0, searched: false });
     expect(walked.reads).toEqual([base, base + 2n * P]);
     // Counted as two, the rest is searched.
     const searched = memory(headers);
-    expect(findMmappedChunks([region(base, 5)], PAGE, searched.read, { count: 2, bytes: 3 * PAGE }).chunks).toHaveLength(2);
+    expect(findMmappedChunks([region(base, 5)], PAGE, 0, searched.read, { count: 2, bytes: 3 * PAGE }).chunks).toHaveLength(2);
     expect(searched.reads.length).toBeGreaterThan(2);
   });
 });

@@ -61,11 +61,12 @@ describe("the doctor's reads before its snapshot take nothing from malloc", () =
       const { readBeforeSnapshot } = require(${JSON.stringify(path.join(dist, 'diagnose'))});
       const { openPagemap } = require(${JSON.stringify(path.join(dist, 'residency'))});
       const regions = h.maps();
+      const layout = require(${JSON.stringify(path.join(dist, '..', 'allocator', 'layouts'))}).layoutFor(h.glibcVersion());
       const grew = [];
       for (let round = 0; round < 8; round++) {
         const pagemap = openPagemap('self', h.pageSize(), (e) => e);
         const before = h.mallinfo2().uordblks;
-        readBeforeSnapshot(process.pid, regions, h.pageSize(), pagemap);
+        readBeforeSnapshot(process.pid, layout, regions, h.pageSize(), pagemap);
         grew.push(h.mallinfo2().uordblks - before);
         pagemap.close();
       }

@@ -41,9 +41,11 @@ export function writeMainArena(bytes: Buffer, at: number, address: bigint, layou
   put(bytes, at, s, 'system_mem', system);
   put(bytes, at, s, 'max_system_mem', system);
   put(bytes, at, s, 'last_remainder', start + 0x2a0n);
-  // One chunk in fastbin 2 (size 0x40), one in small bin 5 (marked in binmap), one unsorted.
-  put(bytes, at, s, 'fastbinsY', start + 0x300n, 2);
-  put(bytes, at, s, 'have_fastchunks', 1);
+  // One chunk in fastbin 2 (size 0x40; not from 2.43, which has none), one in small bin 5 (marked in binmap), one unsorted.
+  if (layout.fastbins) {
+    put(bytes, at, s, 'fastbinsY', start + 0x300n, 2);
+    put(bytes, at, s, 'have_fastchunks', 1);
+  }
   put(bytes, at, s, 'bins', start + 0x400n, 2 * 5 - 2);
   put(bytes, at, s, 'bins', start + 0x400n, 2 * 5 - 1);
   put(bytes, at, s, 'binmap', 1 << 5, 0);
@@ -66,7 +68,7 @@ export function writeMallocPar(bytes: Buffer, at: number, layout: GlibcLayout, s
   put(bytes, at, s, 'tcache_count', 7);
 }
 
-/** Writes global_max_fast, as wide as the release has it. */
+/** Writes global_max_fast, as wide as the release has it (a byte where it has none: just data). */
 export function writeGlobalMaxFast(bytes: Buffer, at: number, layout: GlibcLayout, value: number): void {
   if (layout.globalMaxFast === 'size_t') bytes.writeBigUInt64LE(BigInt(value), at);
   else bytes.writeUInt8(value, at);
