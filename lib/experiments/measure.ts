@@ -6,7 +6,9 @@ import { ArenaBins } from '../allocator/bins';
 import { bins } from '../allocator-state';
 import { MemoryRegion } from '../maps';
 import { PlanStep, runPlan, StepResult } from '../plan';
-import { requestToChunkSize } from '../size-classes';
+import { KNOWN_GLIBC_VERSIONS, layoutFor } from '../allocator/layouts';
+import { MmappedTail, requestToChunkSize } from '../size-classes';
+import { glibcVersion } from '../stats';
 
 /** The value seen most often (the first of equals); undefined for none. */
 export function mostCommon(values: number[]): number | undefined {
@@ -28,7 +30,24 @@ export const DEFAULT_TOP_PAD = 128 * 1024;
  * compare measurements with them; they are not the thresholds in force.
  */
 export const DEFAULT_MMAP_THRESHOLD = 128 * 1024;
+
 export const DEFAULT_TRIM_THRESHOLD = 128 * 1024;
+
+/**
+ * GlibcLayout.mmappedTail of this process's glibc; 0 (the rule of 2.42 and
+ * before) for a release whose layout was not read, where a chunk that
+ * breaks the rule is then a surprise that says so.
+ */
+export function mmappedTailHere(): MmappedTail {
+  const version = glibcVersion();
+  return KNOWN_GLIBC_VERSIONS.includes(version) ? layoutFor(version).mmappedTail : 0;
+}
+
+/** This process's glibc version where its layout has no fastbins (2.43 on); undefined where it has, or is not known. */
+export function noFastbinsHere(): string | undefined {
+  const version = glibcVersion();
+  return KNOWN_GLIBC_VERSIONS.includes(version) && !layoutFor(version).fastbins ? version : undefined;
+}
 
 /** glibc's mp_ (struct malloc_par) as it is now, read from its own memory. */
 export function mallocPar(): MallocPar {

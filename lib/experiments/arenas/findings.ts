@@ -2,7 +2,7 @@
 // a rule over the figures measured.
 import { bytes, hex } from '../../format';
 import { Rule, say } from '../rules';
-import { ArenaChunkRow, ArenaHeapRow, ArenaReportRow, ArenaRow, GROWTH_BLOCK, HeapInfoRow, TOP_OFFSET } from './measure';
+import { ArenaChunkRow, ArenaHeapRow, ArenaReportRow, ArenaRow, GROWTH_BLOCK, HeapInfoRow } from './measure';
 
 /** The rows, sorted by what the rules ask about. */
 interface Facts {
@@ -123,10 +123,10 @@ const FINDINGS: Rule<Facts>[] = [
 
   // If malloc_state.top was read: where the top chunk ends, against heap_info.size.
   ({ info }) => {
-    if (info?.top === undefined || info.topSize === undefined) return undefined;
+    if (info?.top === undefined || info.topSize === undefined || info.topOffset === undefined) return undefined;
     const topEnd = info.top + BigInt(info.topSize);
     const endOffset = Number(topEnd - info.start);
-    return `malloc_state.top (the word at ar_ptr + ${TOP_OFFSET}) = ${hex(info.top)}, ${Number(info.top - info.start)} bytes into the region; ` +
+    return `malloc_state.top (the word at ar_ptr + ${info.topOffset}) = ${hex(info.top)}, ${Number(info.top - info.start)} bytes into the region; ` +
       `that chunk's size field says ${info.topSize} bytes, so it ends ${endOffset} bytes into the region` +
       (endOffset === info.size ? ', exactly at heap_info.size: the arena carves from its own top chunk at the end of its heap\'s used part.' : `, while heap_info.size is ${info.size}.`);
   },

@@ -3,12 +3,15 @@
 // heap_info, and malloc_info before and while the worker runs.
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
+import { KNOWN_GLIBC_VERSIONS, layoutFor } from '../../allocator/layouts';
+import { offsetOf } from '../../allocator/struct-layout';
 import { ChunkHeader } from '../../chunk';
 import { HeapscopeError } from '../../errors';
 import { mallocInfo, MallocInfo } from '../../malloc-info';
 import { maps, MemoryRegion, parseMaps, RegionKind, regionOf } from '../../maps';
 import { readMemory } from '../../memory';
 import { PlanStep, runPlan, StepResult } from '../../plan';
+import { glibcVersion } from '../../stats';
 
 export type ArenaThread = 'main' | 'worker';
 
@@ -54,7 +57,9 @@ export interface HeapInfoRow {
   prev: bigint;
   size: number;
   mprotectSize: number;
-  /** The word at arPtr + TOP_OFFSET (malloc_state.top), when arPtr was inside. */
+  /** offsetof(struct malloc_state, top) in this glibc, where its layout is known (96 to 2.42, 8 from 2.43). */
+  topOffset?: number;
+  /** The word at arPtr + topOffset (malloc_state.top), when arPtr was inside. */
   top?: bigint;
   /** The size field of that chunk, flags masked, when it lies in the rw part. */
   topSize?: number;
@@ -82,10 +87,14 @@ const HEAP_MAX_SIZE = 64 * 1024 * 1024;
 /** sizeof(heap_info) words read: ar_ptr, prev, size, mprotect_size (the same four since glibc 2.26). */
 const HEAP_INFO_WORDS = 4;
 /**
- * Offset of `top` in malloc_state (glibc ≥ 2.27): mutex, flags and
- * have_fastchunks (3 ints, padded to 16), then fastbinsY[10].
+ * Offset of `top` in malloc_state, from this glibc's layout (mutex, flags
+ * and, to 2.42, have_fastchunks and fastbinsY[10] before it); undefined
+ * where the layout is not known, and then top is not read.
  */
-export const TOP_OFFSET = 16n + 10n * 8n;
+function topOffset(): number | undefined {
+  const version = glibcVersion();
+  return KNOWN_GLIBC_VERSIONS.includes(version) ? offsetOf(layoutFor(version).mallocState, 'top') : undefined;
+}
 
 // Both lib/experiments/arenas (sources under test) and dist/experiments/arenas
 // sit three levels below the package root: the worker always loads the
@@ -201,8 +210,10 @@ function readHeapInfo(rw: MemoryRegion): HeapInfoRow {
     what: 'heap-info', start: rw.start, arPtr, arPtrOffset: Number(arPtr - rw.start), arPtrInside: inRw(arPtr, 1n),
     prev: word(info, 1), size: Number(word(info, 2)), mprotectSize: Number(word(info, 3)),
   };
-  if (inRw(arPtr + TOP_OFFSET, 8n)) {
-    const top = word(readMemory(arPtr + TOP_OFFSET, 8), 0);
+  const at = topOffset();
+  if (at !== undefined && inRw(arPtr + BigInt(at), 8n)) {
+    const top = word(readMemory(arPtr + BigInt(at), 8), 0);
+    row.topOffset = at;
     row.top = top;
     if (inRw(top, 16n)) row.topSize = Number(word(readMemory(top + 8n, 8), 0) & ~7n);
   }

@@ -52,6 +52,13 @@ interface StageFacts extends Facts {
 /** The finding or surprise of one stage: `expected` says whether it went as glibc's rules predict. */
 interface Said { expected: boolean; text: string }
 
+/** Whether the run's glibc has fastbins: a recorded run without the field is of 2.36, which has. */
+const hasFastbins = (measured: Measured): boolean => own(measured, 'fastbins') ?? true;
+
+/** What the run read of global_max_fast, in words. */
+const maxFastText = (p: FrameParams, measured: Measured): string =>
+  !hasFastbins(measured) ? 'no global_max_fast (glibc 2.43 dropped the fastbins)' : `global_max_fast ${p.globalMaxFast === undefined ? 'not read' : hex(p.globalMaxFast)}`;
+
 /** A free of chunks that each went where predictedFree says, given the tcache bin before. */
 function frees({ row, before, sizes, p, measured }: StageFacts): Said {
   const size = sizes.get(row.chunks[0])!;
@@ -67,7 +74,7 @@ function frees({ row, before, sizes, p, measured }: StageFacts): Said {
     return {
       expected,
       text: `Freeing ${names} (${hex(size)} chunks) put them in ${row.places.map(where).join(', ')}; glibc's rules predict ${predicted.join(', ')} ` +
-        `(tcache bin ${index ?? 'none'} held ${held}, mp_.tcache_count ${p.tcacheCount}, mp_.tcache_bins ${p.tcacheBins}, global_max_fast ${p.globalMaxFast === undefined ? 'not read' : hex(p.globalMaxFast)}).`,
+        `(tcache bin ${index ?? 'none'} held ${held}, mp_.tcache_count ${p.tcacheCount}, mp_.tcache_bins ${p.tcacheBins}, ${maxFastText(p, measured)}).`,
     };
   }
   const first = held + 1;
@@ -89,7 +96,9 @@ function frees({ row, before, sizes, p, measured }: StageFacts): Said {
   const bin = row.places[0].bin === undefined ? '' : ` ${row.places[0].bin}`;
   const which = index === undefined || index >= p.tcacheBins ? 'A' : `The ${ordinal(first)}`;
   const to = what === 'unsorted' ? 'the unsorted bin' : what === 'smallbin' ? `small bin${bin}` : `fastbin${bin}`;
-  const small = what === 'smallbin' ? ', and from glibc 2.41 free puts a chunk of small-bin size straight into its small bin, not the unsorted bin' : '';
+  const small = what !== 'smallbin' ? ''
+    : hasFastbins(measured) ? ', and from glibc 2.41 free puts a chunk of small-bin size straight into its small bin, not the unsorted bin'
+      : ', glibc 2.43 has no fastbins, and from 2.41 free puts a chunk of small-bin size straight into its small bin, not the unsorted bin';
   return { expected, text: `${which} free of a ${hex(size)} chunk (${names}) went to ${to} because ${because}${fast}${small}.` };
 }
 
@@ -127,7 +136,20 @@ const STAGES: Partial<Record<BinsStage, (f: StageFacts) => Said | undefined>> = 
     };
   },
 
-  'no-merge': ({ row, sizes }) => {
+  'no-merge': ({ row, sizes, measured }) => {
+    if (!hasFastbins(measured)) {
+      // Without fastbins the second free merges the pair at once (_int_free_merge_chunk), into the small bin of their joint size.
+      const pair = sizes.get('a1')! + sizes.get('a2')!;
+      const [a1, a2] = [at(row, 'a1')!, at(row, 'a2')!];
+      const expected = a1.place === 'smallbin' && a1.size === pair && a1.bin === binIndex(pair) && a2.place === 'merged' && a2.within === 'a1';
+      return {
+        expected,
+        text: expected
+          ? `a1 and a2 lie back to back: freeing a2 merged it with free a1 at once, into one ${hex(pair)} chunk in small bin ${a1.bin}, as glibc 2.43 has no fastbins, ` +
+            'whose chunks stayed apart until malloc_consolidate.'
+          : `a1 and a2, back to back, ended up in ${row.places.map(where).join(' and ')}; with no fastbins (glibc 2.43) the second free merges them into one ${hex(pair)} chunk.`,
+      };
+    }
     const fast = row.bins.find((b) => b.kind === 'fastbin' && b.ours.includes('a1'));
     const expected = row.places.every((c) => c.place === 'fastbin' && c.size === sizes.get(c.name));
     return {
@@ -158,9 +180,24 @@ const STAGES: Partial<Record<BinsStage, (f: StageFacts) => Said | undefined>> = 
     };
   },
 
-  consolidate: ({ row, before, sizes }) => {
+  consolidate: ({ row, before, sizes, measured }) => {
     const fast = before.bins.filter((b) => b.kind === 'fastbin').flatMap((b) => b.ours);
     const a1 = listedIn(row, 'a1');
+    if (!hasFastbins(measured)) {
+      // 2.43 removed malloc_consolidate with the fastbins: a large request only sorts the unsorted bin.
+      const got = row.got![0];
+      const pair = sizes.get('a1')! + sizes.get('a2')!;
+      const was = listedIn(before, 'a1');
+      const expected = a1 !== undefined && was !== undefined && a1.kind === was.kind && a1.index === was.index;
+      const p = listedIn(row, 'P');
+      return {
+        expected,
+        text: expected
+          ? `malloc(${got.request}) (a large-bin request) had no fastbins to consolidate (glibc 2.43 removed them, and malloc_consolidate): ` +
+            `a1's ${hex(pair)} chunk stayed in ${binName(a1)}` + (p === undefined ? '' : `, and P's chunk went from the unsorted bin to ${binName(p)}`) + '.'
+          : `malloc(${got.request}) (a large-bin request) moved a1's ${hex(pair)} chunk from ${binName(was)} to ${binName(a1)}, though glibc 2.43 has no malloc_consolidate.`,
+      };
+    }
     const f = fast.find((n) => n.startsWith('f'));
     const stillFast = row.bins.some((b) => b.kind === 'fastbin' && b.ours.length > 0);
     const pair = sizes.get('a1')! + sizes.get('a2')!;
@@ -225,9 +262,9 @@ const STAGES: Partial<Record<BinsStage, (f: StageFacts) => Said | undefined>> = 
 
 const FINDINGS: Rule<Facts>[] = [
   // What glibc's parameters were in the plan's first copy.
-  ({ params: p }) => p === undefined ? undefined
+  ({ params: p, measured }) => p === undefined ? undefined
     : `Read in the plan's first copy: mp_.tcache_count ${p.tcacheCount}, mp_.tcache_bins ${p.tcacheBins} (mp_.tcache_max_bytes ${p.tcacheMaxBytes}), ` +
-      `global_max_fast ${p.globalMaxFast === undefined ? 'not read' : hex(p.globalMaxFast)}, mp_.trim_threshold ${p.trimThreshold}.`,
+      `${maxFastText(p, measured)}, mp_.trim_threshold ${p.trimThreshold}.`,
 
   // How the test chunks were laid out, and what the fillers took first.
   ({ rows, measured: { preparation: q } }) => {

@@ -129,6 +129,8 @@ export interface Measured {
   missed: string[];
   /** Where this glibc's free puts a small chunk no tcache or fastbin takes (GlibcLayout.freedSmall). */
   freedSmall: GlibcLayout['freedSmall'];
+  /** Whether this glibc has fastbins (GlibcLayout.fastbins: not from 2.43). */
+  fastbins: boolean;
 }
 
 const range = (prefix: string, from: number, to: number): string[] =>
@@ -402,7 +404,10 @@ export function measure(isolated: boolean): Measured {
   const maxFast = maxFastOffset(copySources().libcFile);
   for (let attempt = 1; ; attempt++) {
     const { rows, preparation, disturbance } = measureOnce(maxFast, isolated);
-    if (disturbance === undefined || attempt >= ATTEMPTS) return { rows, preparation, missed, freedSmall: layoutFor(glibcVersion()).freedSmall };
+    if (disturbance === undefined || attempt >= ATTEMPTS) {
+      const { freedSmall, fastbins } = layoutFor(glibcVersion());
+      return { rows, preparation, missed, freedSmall, fastbins };
+    }
     missed.push(disturbance);
   }
 }

@@ -57,6 +57,17 @@ function heapWhy(r: ChunkSizeRow, mapped: ChunkSizeRow[]): string {
   return `the break did not move and the top chunk held only ${bytes(top)}, so it came from a free chunk already in the bins`;
 }
 
+/** How an mmapped chunk's size stands to the page size. */
+function pagesOf(r: ChunkSizeRow): string {
+  const page = r.pageSize!;
+  if (r.chunkSize % page === 0) return 'a whole number of pages';
+  // 614cfd0f8a (2.43): the mapping keeps a next chunk's header after the chunk, as a heap chunk has one.
+  if ((r.chunkSize + 16) % page === 0) {
+    return `16 bytes short of ${(r.chunkSize + 16) / page} pages: from glibc 2.43 the mapping ends with the room of a next chunk's header, as in the heap`;
+  }
+  return `not a whole number of ${page}-byte pages`;
+}
+
 const FINDINGS: Rule<Facts>[] = [
   // What malloc(0) got.
   ({ rows: [zero] }) => `malloc(0) returned ${withArticle(zero.chunkSize)}-byte chunk with ${zero.usableSize} usable bytes.`,
@@ -99,7 +110,7 @@ const FINDINGS: Rule<Facts>[] = [
 
   // Each mmapped request: its chunk and usable size.
   ({ mapped }) => mapped.map((r) =>
-    `malloc(${bytes(r.request)}) was mmapped on its own: ${withArticle(bytes(r.chunkSize))} chunk (a whole number of pages), ` +
+    `malloc(${bytes(r.request)}) was mmapped on its own: ${withArticle(bytes(r.chunkSize))} chunk (${pagesOf(r)}), ` +
     `${r.usableSize} usable bytes = chunk − ${r.chunkSize - r.usableSize}.`),
 ];
 

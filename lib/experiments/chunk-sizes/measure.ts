@@ -6,6 +6,7 @@ import { ChunkHeader } from '../../chunk';
 import { PlanStep, runPlan } from '../../plan';
 import { mmappedChunkSize, requestToChunkSize } from '../../size-classes';
 import { pageSize } from '../../stats';
+import { mmappedTailHere } from '../measure';
 
 export interface ChunkSizeRow {
   request: number;
@@ -14,8 +15,10 @@ export interface ChunkSizeRow {
   usableSize: number;
   /** Usable bytes beyond the request. */
   slack: number;
-  /** What request2size (or, when mmapped, the page rounding) predicts. */
+  /** What request2size (or, when mmapped, the page rounding: mmappedChunkSize) predicts. */
   ruleSize: number;
+  /** The page size, on mmapped rows. */
+  pageSize?: number;
   header: ChunkHeader;
   /** main_arena's top chunk just before this request (mallinfo2().keepcost); probes only. */
   topBefore?: number;
@@ -45,6 +48,7 @@ export function measure(): ChunkSizeRow[] {
   const { steps: results } = runPlan(steps);
   const rows: ChunkSizeRow[] = [];
   const page = pageSize();
+  const tail = mmappedTailHere();
   results.forEach((r, i) => {
     const step = steps[i];
     if (step.op !== 'malloc') return;
@@ -58,8 +62,9 @@ export function measure(): ChunkSizeRow[] {
       chunkSize,
       usableSize,
       slack: usableSize - request,
-      ruleSize: header.isMmapped ? mmappedChunkSize(request, page) : requestToChunkSize(request),
+      ruleSize: header.isMmapped ? mmappedChunkSize(request, page, tail) : requestToChunkSize(request),
       header,
+      ...(header.isMmapped ? { pageSize: page } : {}),
     });
     if (request > SMALL) {
       rows[rows.length - 1].topBefore = results[i - 2].mallinfo!.keepcost;

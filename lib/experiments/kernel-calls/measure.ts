@@ -8,10 +8,10 @@ import { bins } from '../../allocator-state';
 import { blockedBreak } from '../../break-room';
 import { MemoryRegion, parseMaps, regionOf } from '../../maps';
 import { PlanStep, runPlan, StepResult } from '../../plan';
-import { MINSIZE, requestToChunkSize, tcacheIndex } from '../../size-classes';
+import { MINSIZE, MmappedTail, requestToChunkSize, tcacheIndex } from '../../size-classes';
 import { pageSize } from '../../stats';
 import { own } from '../../validate';
-import { diffMaps, freeChunkSizes, mallocPar, MapsDiff, rangeHolding } from '../measure';
+import { diffMaps, freeChunkSizes, mallocPar, MapsDiff, mmappedTailHere, rangeHolding } from '../measure';
 
 export type KernelVerdict = 'served from memory it held' | 'brk' | 'mmap' | 'munmap' | 'no kernel call seen';
 
@@ -147,15 +147,19 @@ function readSnapshot(results: StepResult[], at: number): Snapshot {
  * it), so the top and break figures of that run are not the step's alone.
  * A chunk of a tcache size is not checked: mallinfo counts tcache chunks as
  * in use, and a malloc from a bin moves more of the bin into the tcache.
+ * hblkhd counts an mmapped chunk's mapping: its size plus `tail`
+ * (GlibcLayout.mmappedTail, 16 from 2.43).
  */
-export function otherThread(rows: readonly KernelCallRow[], snapshots: readonly Pick<Snapshot, 'inUse' | 'mmappedBytes'>[]): string | undefined {
+export function otherThread(
+  rows: readonly KernelCallRow[], snapshots: readonly Pick<Snapshot, 'inUse' | 'mmappedBytes'>[], tail: MmappedTail = 0,
+): string | undefined {
   for (let k = 0; k < rows.length; k++) {
     const r = rows[k];
     if (!r.mmapped && tcacheIndex(r.chunkSize) !== undefined) continue;
     const sign = r.op === 'malloc' ? 1 : -1;
     const inUse = snapshots[k + 1].inUse - snapshots[k].inUse;
     const mmapped = snapshots[k + 1].mmappedBytes - snapshots[k].mmappedBytes;
-    const expected = r.mmapped ? { inUse: 0, mmapped: sign * r.chunkSize } : { inUse: sign * r.chunkSize, mmapped: 0 };
+    const expected = r.mmapped ? { inUse: 0, mmapped: sign * (r.chunkSize + tail) } : { inUse: sign * r.chunkSize, mmapped: 0 };
     if (inUse !== expected.inUse || mmapped !== expected.mmapped) {
       return `around the ${r.role} ${r.op} (a ${r.chunkSize}-byte chunk${r.mmapped ? ', mmapped' : ''}) mallinfo's uordblks moved by ${inUse} and hblkhd by ${mmapped}, ` +
         `not ${expected.inUse} and ${expected.mmapped}: another thread malloc'd or freed in the meantime`;
@@ -224,7 +228,7 @@ export function measurePlan({ ops, listed, thresholdBefore }: Choice): {
       verdict: verdictOf(op.op, address, breakDelta, mapsChange),
     });
   });
-  const disturbed = otherThread(rows, snapshots);
+  const disturbed = otherThread(rows, snapshots, mmappedTailHere());
   return { rows, first: snapshots[0], listed, thresholdBefore, ...(disturbed === undefined ? {} : { disturbed }) };
 }
 

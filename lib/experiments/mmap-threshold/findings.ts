@@ -75,7 +75,8 @@ const probeOf = (rows: MmapThresholdRow[], phase: ThresholdPhase, request: numbe
   probesOf(rows, phase).find((r) => r.role === 'probe' && r.request === request && conclusive(r));
 
 function capWhat(phase: CapPhase, page: number): string {
-  return phase === 'cap-64MiB' ? '64 MiB request' : phase === 'cap-32MiB' ? 'chunk of exactly 32 MiB' : `chunk of 32 MiB − ${shortBytes(page)}`;
+  // A mapping of the size, not a chunk: from 2.43 the chunk is 16 bytes short of its mapping (GlibcLayout.mmappedTail).
+  return phase === 'cap-64MiB' ? '64 MiB request' : phase === 'cap-32MiB' ? 'chunk mapped in exactly 32 MiB' : `chunk mapped in 32 MiB − ${shortBytes(page)}`;
 }
 
 function facts(rows: MmapThresholdRow[], setting: Setting): Facts {
@@ -124,7 +125,7 @@ function facts(rows: MmapThresholdRow[], setting: Setting): Facts {
 
 const served = (r: ThresholdProbeRow) =>
   r.servedBy === 'brk' ? `grew the break by ${shortBytes(r.breakAfter - r.breakBefore)}`
-    : r.servedBy === 'mmap' ? `was mmapped (${withArticle(r.headerSize)}-byte mapping)`
+    : r.servedBy === 'mmap' ? `was mmapped (its header says ${r.headerSize} bytes)`
       : r.servedBy === 'top' ? `came from the top chunk (${r.topBefore} bytes)`
         : 'came from a free chunk';
 

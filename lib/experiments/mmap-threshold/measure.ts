@@ -30,7 +30,7 @@ export const ABOVE_CEILING = 33 * MiB;
 export const CAP_PHASES = ['cap-64MiB', 'cap-32MiB', 'cap-below-32MiB'] as const;
 export type CapPhase = (typeof CAP_PHASES)[number];
 
-/** What a cap phase frees: a 64 MiB request, a chunk of exactly 32 MiB, one a page below. */
+/** What a cap phase frees: a 64 MiB request, a chunk mapped in exactly 32 MiB, one a page below (to 2.42 the chunk is its mapping; from 2.43, 16 bytes short). */
 function capRequest(phase: CapPhase, page: number): number {
   return phase === 'cap-64MiB' ? 64 * MiB : phase === 'cap-32MiB' ? MMAP_THRESHOLD_MAX - 24 : MMAP_THRESHOLD_MAX - page - 24;
 }

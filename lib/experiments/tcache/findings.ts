@@ -210,6 +210,8 @@ interface Run {
   tcacheCount: number;
   /** Earlier runs: how many test chunks each handed out whole. */
   missed: number[];
+  /** The release, where its layout says it has no fastbins (2.43 on). */
+  noFastbins?: string;
 }
 
 const RUN_FINDINGS: Rule<Run>[] = [
@@ -227,12 +229,18 @@ const RUN_FINDINGS: Rule<Run>[] = [
     });
     return `mp_.tcache_count, read after the run, is ${tcacheCount}; capacities measured: ${list(capacities)} for ${list(REQUESTS)}-byte requests.`;
   },
+
+  // If this glibc has no fastbins: so nothing of any size went to one.
+  ({ noFastbins }) => noFastbins === undefined ? undefined
+    : `Fastbins never take over here: glibc ${noFastbins} has none (they were removed in 2.43), so a chunk its tcache bin has no room for goes to the arena's bins, whatever its size.`,
 ];
 
-export function describeRows(rows: TcacheRow[], tcacheCount: number, missed: number[] = []): { findings: string[]; surprises: string[] } {
+export function describeRows(
+  rows: TcacheRow[], tcacheCount: number, missed: number[] = [], noFastbins?: string,
+): { findings: string[]; surprises: string[] } {
   const sizes = REQUESTS.map((request) => size(rows.filter((r) => r.request === request)));
   return {
-    findings: [...sizes.flatMap((s) => say(SIZE_FINDINGS, s)), ...say(RUN_FINDINGS, { rows, tcacheCount, missed })],
+    findings: [...sizes.flatMap((s) => say(SIZE_FINDINGS, s)), ...say(RUN_FINDINGS, { rows, tcacheCount, missed, ...(noFastbins === undefined ? {} : { noFastbins }) })],
     surprises: sizes.flatMap((s) => say(SIZE_SURPRISES, s)),
   };
 }

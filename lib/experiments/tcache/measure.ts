@@ -7,8 +7,15 @@ import { Mallinfo } from '../../stats';
 
 /** One size per regime: fastbin-sized, tcache-only (above fastbins), and above the tcache range. */
 export const REQUESTS = [40, 200, 1100];
-/** Test chunks freed one at a time per size. */
-const CHUNKS = 10;
+/**
+ * Test chunks freed one at a time per size: three more than the tcache bins
+ * hold (mp_.tcache_count, read before the run: 7 by default, 16 from 2.43),
+ * so that the bin fills and the frees after it show where chunks go then;
+ * at least 10, at most 128.
+ */
+export function testChunks(tcacheCount: number): number {
+  return Math.min(128, Math.max(10, tcacheCount + 3));
+}
 /**
  * Mallocs of the size before the test chunks (the first run's; a run
  * measured again drains 4 times as many as the one before): they take whatever Node's own
@@ -42,7 +49,7 @@ export interface TcacheRow {
   step: TcacheStep;
   /** Position among this size's steps of the same kind, from 0. */
   order: number;
-  /** The test chunk (0 … 9): the one malloc'd or freed, or whose address a remalloc got back. */
+  /** The test chunk (0, 1, …): the one malloc'd or freed, or whose address a remalloc got back. */
   chunk?: number;
   address: bigint;
   /** malloc rows: the guard chunk malloc'd right after it, and its size. */
@@ -75,7 +82,7 @@ interface Layout {
   remallocs: number[];
 }
 
-function plan(drainCount: number): { steps: PlanStep[]; layouts: Layout[] } {
+function plan(drainCount: number, chunks: number): { steps: PlanStep[]; layouts: Layout[] } {
   const steps: PlanStep[] = [];
   const layouts: Layout[] = [];
   const push = (step: PlanStep) => steps.push(step) - 1;
@@ -93,7 +100,7 @@ function plan(drainCount: number): { steps: PlanStep[]; layouts: Layout[] } {
     // Each test chunk is followed by a guard of the same size that is never
     // freed, so a freed chunk that reaches the arena's bins has in-use
     // neighbours and cannot coalesce.
-    const mallocs = Array.from({ length: CHUNKS }, () => {
+    const mallocs = Array.from({ length: chunks }, () => {
       const m = mallocWithHeader(request);
       mallocWithHeader(request);
       return m;
@@ -154,18 +161,18 @@ export interface Measured {
  * size outlived the drain, or a drain malloc split one and left it. The
  * earlier run's own chunks, freed when its plan ended, are drained too.
  */
-export function measure(): Measured {
+export function measure(chunks: number): Measured {
   const missed: number[] = [];
   for (let attempt = 1; ; attempt++) {
-    const rows = measureOnce(DRAIN * 4 ** (attempt - 1));
+    const rows = measureOnce(DRAIN * 4 ** (attempt - 1), chunks);
     const whole = rows.filter((r) => r.step === 'malloc' && r.chunkSize !== r.binSize).length;
     if (whole === 0 || attempt >= ATTEMPTS) return { rows, missed };
     missed.push(whole);
   }
 }
 
-function measureOnce(drainCount: number): TcacheRow[] {
-  const { steps, layouts } = plan(drainCount);
+function measureOnce(drainCount: number, chunks: number): TcacheRow[] {
+  const { steps, layouts } = plan(drainCount, chunks);
   const { steps: results } = runPlan(steps);
   const rows: TcacheRow[] = [];
   for (const layout of layouts) {
