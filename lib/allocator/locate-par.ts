@@ -94,12 +94,20 @@ function* checks(p: MallocPar, input: LocateInput, arena: MainArena | undefined)
   yield p.nMmaps >= 0 && p.maxNMmaps >= p.nMmaps && (p.noDynThreshold === 0 || p.noDynThreshold === 1)
     ? pass(`n_mmaps ${p.nMmaps} ≤ max_n_mmaps ${p.maxNMmaps}; no_dyn_threshold ${p.noDynThreshold}`)
     : fail(`n_mmaps ${p.nMmaps}, max_n_mmaps ${p.maxNMmaps} or no_dyn_threshold ${p.noDynThreshold} is not a count and a bool`);
-  yield p.mmappedMem <= p.maxMmappedMem && p.mmappedMem % 4096n === 0n && p.maxMmappedMem % 4096n === 0n
-    ? pass(`mmapped_mem ${hex(p.mmappedMem)} ≤ max_mmapped_mem ${hex(p.maxMmappedMem)}, both whole pages`)
-    : fail(`mmapped_mem ${hex(p.mmappedMem)} and max_mmapped_mem ${hex(p.maxMmappedMem)} are not whole pages in order`);
-  yield p.nMmaps !== 0 || p.mmappedMem === 0n
-    ? pass('no mapped bytes without mapped chunks')
-    : fail(`n_mmaps is 0 but mmapped_mem is ${hex(p.mmappedMem)}`);
+  // From 2.43 mremap_chunk adds the chunk's growth from its size, which is
+  // 16 bytes short of its mapping (mmappedTail), and munmap_chunk takes off
+  // the mapping: each remap of an mmapped chunk leaves 16 bytes more in
+  // mmapped_mem for good, so it need not be whole pages, nor 0 with no chunk.
+  const unit = layout.mmappedTail === 0 ? 4096n : 16n;
+  const what = layout.mmappedTail === 0 ? 'whole pages' : 'multiples of 16 (2.43\'s remaps add 16 bytes each)';
+  yield p.mmappedMem <= p.maxMmappedMem && p.mmappedMem % unit === 0n && p.maxMmappedMem % unit === 0n
+    ? pass(`mmapped_mem ${hex(p.mmappedMem)} ≤ max_mmapped_mem ${hex(p.maxMmappedMem)}, both ${what}`)
+    : fail(`mmapped_mem ${hex(p.mmappedMem)} and max_mmapped_mem ${hex(p.maxMmappedMem)} are not ${what} in order`);
+  if (layout.mmappedTail === 0) {
+    yield p.nMmaps !== 0 || p.mmappedMem === 0n
+      ? pass('no mapped bytes without mapped chunks')
+      : fail(`n_mmaps is 0 but mmapped_mem is ${hex(p.mmappedMem)}`);
+  }
   // Every way to set these (mallopt, the tunables) sets no_dyn_threshold too;
   // until then they hold malloc.c's nonzero initializers or, for the
   // thresholds, what the dynamic threshold raised them to.

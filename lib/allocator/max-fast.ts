@@ -71,6 +71,9 @@ export function maxFastOffset(libc: LibcFile): MaxFastOffset {
  * where a `node` child that did the same took 0.13 s of CPU.)
  */
 function measureInForks(libc: LibcFile): MaxFastOffset {
+  // No forks where there is nothing to find (2.43 on).
+  const layout = layoutFor(glibcVersion());
+  if (layout.globalMaxFast === 'none') return { reason: noMaxFast(layout.version) };
   const regions = maps();
   const mine = libcFileOf(regions);
   if (mine === undefined) return { reason: 'this process maps no libc, and it is measured in forks of this process' };
@@ -93,8 +96,6 @@ function measureInForks(libc: LibcFile): MaxFastOffset {
     return { reason: `${why} failed (errno ${results[failed.freeze].errno}): no child to read` };
   }
   const snapshots = copies.map((c): Snapshot[] => data.map((r, i) => ({ base: r.start, bytes: results[c.reads[i]].bytes! })));
-  const layout = layoutFor(glibcVersion());
-  if (layout.globalMaxFast === 'none') return { reason: noMaxFast(layout.version) };
   const reasons: string[] = [];
   for (let i = 1; i < copies.length; i++) {
     const before = copies[i - 1];

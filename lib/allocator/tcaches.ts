@@ -215,7 +215,12 @@ function decodeBin(ctx: Context, struct: TcachePerthread, layout: TcacheLayout, 
     if (step === count) return stop(`the list goes on past its count of ${count} (next ${hex(entry)})`);
     const chunk = entry - 16n;
     if (entry % 16n !== 0n) return stop(`entry ${step} is ${hex(entry)}, not 16-byte aligned`);
-    if (!inArenas(ctx, chunk, entry + 16n)) return stop(`entry ${step}, ${hex(entry)}, is outside every arena's memory`);
+    if (!inArenas(ctx, chunk, entry + 16n)) {
+      // 2.43's free caches before it looks at IS_MMAPPED: with glibc.malloc.tcache_max past the mmap threshold, a large bin can hold an mmapped chunk.
+      const mmapped = !small && ctx.image.layout.mmappedTail !== 0
+        ? `: from glibc 2.43 the tcache can hold an mmapped chunk (where glibc.malloc.tcache_max reaches its size), whose memory this copy does not hold` : '';
+      return stop(`entry ${step}, ${hex(entry)}, is outside every arena's memory${mmapped}`);
+    }
     const sizeWord = readWord(ctx.image.memory, chunk + 8n);
     if (typeof sizeWord === 'string') return stop(sizeWord);
     const size = Number(sizeWord & ~7n);

@@ -115,6 +115,7 @@ export function diagnose(src: DoctorSource): DoctorData {
     chunks: found,
     unsearched: src.before.mmapped.unsearched,
     searched: src.before.mmapped.searched,
+    tail: src.layout.mmappedTail,
   };
   const figures = {
     pid: src.pid,

@@ -51,12 +51,12 @@ export function doctorFindings(d: Figures): string[] {
     `${shortBytes(t.fordblks)} free (fordblks, ${pct(t.fordblks, t.arena)})${d.fastbins ? `, of which ${shortBytes(t.fsmblks)} in ${plural(t.smblks, 'fastbin chunk')}` : ''}; ` +
     `${plural(t.hblks, 'chunk')} of ${shortBytes(t.hblkhd)} ${t.hblks === 1 ? 'is' : 'are'} mapped on ${t.hblks === 1 ? 'its' : 'their'} own (hblks, hblkhd).`);
   const m = d.mmapped;
-  out.push(m.nMmaps === 0 && m.found === 0 ? 'No chunk is mapped on its own (mp_.n_mmaps 0).' : m.found === m.nMmaps && m.bytes === m.mmappedMem
+  out.push(m.nMmaps === 0 && m.found === 0 && m.mmappedMem === 0 ? 'No chunk is mapped on its own (mp_.n_mmaps 0).' : remapDrift(m, d.glibc) ?? (m.found === m.nMmaps && m.bytes === m.mmappedMem
     ? (m.nMmaps === 1
       ? `The one mmapped chunk that mp_ counts (${shortBytes(m.mmappedMem)}) was found by its header in anonymous memory; ${shortBytes(m.resident)} of it is resident.`
       : `All ${plural(m.nMmaps, 'mmapped chunk')} that mp_ counts (${shortBytes(m.mmappedMem)}) were found by their headers in anonymous memory; ${shortBytes(m.resident)} of them is resident.`)
     : `${plural(m.found, 'mmapped chunk')} (${shortBytes(m.bytes)}) ${m.found === 1 ? 'was found by its header' : 'were found by their headers'} in anonymous memory, but mp_ counts ${m.nMmaps} (${shortBytes(m.mmappedMem)})` +
-      unfound(m.nMmaps - m.found, m));
+      unfound(m.nMmaps - m.found, m)));
   if (d.v8 !== undefined) out.push(v8Finding(d.v8.physical, other));
   const p = d.params;
   if (p.initial === undefined) out.push(`mmap_threshold is ${shortBytes(p.mmapThreshold)}; mp_ as libc initialises it could not be read: ${p.initialReason}.`);
@@ -154,6 +154,20 @@ function foreignSbrkFinding(f: NonNullable<ArenaDiagnosis['foreignSbrk']>): stri
   ];
   return `[heap] holds ${shortBytes(f.below + f.past)} that main_arena never took, ${shortBytes(f.resident)} of it resident (pagemap): ${where.join(', and ')}. ` +
     "Something other than malloc moved the break (sbrk, brk: what glibc calls a foreign sbrk); the main heap row and main_arena's rss count those bytes all the same.";
+}
+
+/**
+ * Every chunk mp_ counts found, and mp_.mmapped_mem 16 × k bytes above their
+ * mappings, where an mmapped chunk's size is 16 bytes short of its mapping
+ * (2.43): mremap_chunk adds a chunk's growth as new mapping − size, 16 bytes
+ * too many, and munmap_chunk takes off the mapping, so each remap leaves 16.
+ */
+function remapDrift(m: DoctorData['mmapped'], glibc: string): string | undefined {
+  const over = m.mmappedMem - m.bytes;
+  if (m.tail === 0 || m.found !== m.nMmaps || over <= 0 || over % 16 !== 0) return undefined;
+  return `${m.found === 0 ? 'No chunk is mapped on its own (mp_.n_mmaps 0)' : `All ${plural(m.nMmaps, 'mmapped chunk')} that mp_ counts (${shortBytes(m.bytes)}) were found by their headers in anonymous memory`}, ` +
+    `but mp_.mmapped_mem says ${m.mmappedMem} bytes, ${over} more (${over / 16} × 16): glibc ${glibc}'s mremap_chunk counts 16 bytes too many each time ` +
+    'realloc moves an mmapped chunk to a new size (it takes the growth from the chunk\'s size, 16 bytes short of its mapping), and munmap gives back the mapping only.';
 }
 
 /**

@@ -1,5 +1,6 @@
 // Chunks glibc mapped on their own. glibc lists them nowhere, but each
 // starts a mapping of its own with a header sysmalloc wrote: prev_size 0
+// (from 2.43, bit 0 set for a mapping of huge pages: MMAP_HP, 921e251e8f)
 // and size | IS_MMAPPED, no P and no A bit, where size is a whole number of
 // pages (from 2.43, 16 bytes short of one: GlibcLayout.mmappedTail). The
 // kernel merges neighbouring anonymous mappings made with the same flags
@@ -41,11 +42,15 @@ export interface FoundMmapped {
  * that is no arena's and no thread's stack. A library's bss too: a chunk's
  * mapping that lands right above one merges into its line, which the map
  * then reads as that bss (in a node with koffi loaded and its break blocked,
- * 2 diagnoses in 7 missed a 132 KiB chunk so).
+ * 2 diagnoses in 7 missed a 132 KiB chunk so). And huge pages, which the
+ * map names as a file.
  */
 export function chunkCandidates(regions: readonly MemoryRegion[], pageSize: number): MemoryRegion[] {
-  return regions.filter((r, i) => (r.kind === 'anonymous' || r.kind === 'bss') && r.perms === 'rw-p' && !isThreadStack(regions, i, pageSize));
+  return regions.filter((r, i) => (r.kind === 'anonymous' || r.kind === 'bss' || HUGE_PAGES.test(r.path)) && r.perms === 'rw-p' && !isThreadStack(regions, i, pageSize));
 }
+
+/** How the map names private memory of huge pages (glibc.malloc.hugetlb=2 maps chunks so): a file the kernel made and unlinked. */
+const HUGE_PAGES = /^\/anon_hugepage( \(deleted\))?$/;
 
 /**
  * The mmapped chunks in `regions`: each line's headers followed in rounds
@@ -120,6 +125,8 @@ function mmappedSize(h: Uint8Array | undefined, at: bigint, end: bigint, ps: big
   const view = Buffer.from(h.buffer, h.byteOffset, 16);
   const word = view.readBigUInt64LE(8);
   const size = (word & ~FLAG_BITS) + tail;
-  if (view.readBigUInt64LE(0) !== 0n || (word & FLAG_BITS) !== IS_MMAPPED || size === 0n || size % ps !== 0n || at + size > end) return undefined;
+  // The layout with a tail (2.43) is the one that marks huge pages in prev_size.
+  const prev = view.readBigUInt64LE(0) & (tail === 0n ? ~0n : ~1n);
+  if (prev !== 0n || (word & FLAG_BITS) !== IS_MMAPPED || size === 0n || size % ps !== 0n || at + size > end) return undefined;
   return size;
 }

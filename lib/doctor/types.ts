@@ -45,6 +45,8 @@ export interface MmappedChunks {
   unsearched: number;
   /** False when no search was made: this process's mallinfo2() counted, when the headers were read, as many chunks as were found. */
   searched: boolean;
+  /** Bytes of each chunk's mapping past its size: 0 to 2.42, 16 from 2.43 (GlibcLayout.mmappedTail). */
+  tail: number;
 }
 
 export interface ArenaDiagnosis {

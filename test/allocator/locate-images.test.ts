@@ -102,6 +102,15 @@ describe.each(KNOWN_GLIBC_VERSIONS)('glibc %s', (version) => {
     expect(g.mallocPar).toMatchObject({ found: false, code: 'prerequisite-missing' });
   });
 
+  it('takes an mmapped_mem off whole pages, with no chunk mapped, only from 2.43 (each remap leaves 16 bytes there)', () => {
+    const bytes = libcImage(version, 'heap');
+    put(bytes, PAR_AT, layout.mallocPar, 'mmapped_mem', 16);
+    put(bytes, PAR_AT, layout.mallocPar, 'max_mmapped_mem', 0x62010);
+    const g = locateMallocGlobals({ layout, data: data(bytes), heap: HEAP });
+    if (layout.mmappedTail === 16) expect(g.mallocPar).toMatchObject({ found: true, address: BASE + BigInt(PAR_AT), value: { mmappedMem: 16n, nMmaps: 0 } });
+    else expect(g.mallocPar).toMatchObject({ found: false, code: 'no-candidate' });
+  });
+
   it('refuses mp_ when none has sbrk_base at [heap]\'s start', () => {
     const g = locateMallocGlobals({ layout, data: data(libcImage(version, 'heap')), heap: { start: HEAP.start + 0x1000n, end: HEAP.end } });
     expect(g.mallocPar).toMatchObject({ found: false, code: 'no-candidate' });

@@ -2,7 +2,7 @@
 // address): headers followed from each line's start, and the rest of a line
 // past a mapping that is no chunk searched page by page, within its budget.
 import { describe, expect, it } from 'vitest';
-import { findMmappedChunks, HeaderReader, MAX_SEARCHED_PAGES } from '../../lib/doctor/mmapped';
+import { chunkCandidates, findMmappedChunks, HeaderReader, MAX_SEARCHED_PAGES } from '../../lib/doctor/mmapped';
 import type { MemoryRegion } from '../../lib/maps';
 import { heapRoomNotNeeded } from '../helpers/heap-room';
 
@@ -84,6 +84,25 @@ describe('findMmappedChunks', () => {
     ]);
     // The same memory read with 2.42's rule takes only the 2-page header.
     expect(findMmappedChunks([region(base, 6)], PAGE, 0, memory(headers).read).chunks).toEqual([{ address: base + 3n * P, size: 2 * PAGE }]);
+  });
+
+  it('reads 2.43\'s mark of a huge-page mapping, bit 0 of prev_size (MMAP_HP), only where the layout has it', () => {
+    const base = 0x7f1c_0000_0000n;
+    const headers = new Map([[base, header(1n, 2n * P - 16n | 2n)]]);
+    expect(findMmappedChunks([region(base, 2)], PAGE, 16, memory(headers).read).chunks).toEqual([{ address: base, size: 2 * PAGE }]);
+    // Before 2.43 prev_size is 0 at a mapping's start: 1 is no such header.
+    const old = new Map([[base, header(1n, 2n * P | 2n)]]);
+    expect(findMmappedChunks([region(base, 2)], PAGE, 0, memory(old).read).chunks).toEqual([]);
+  });
+
+  it('searches huge pages too, which the map names as a file (glibc.malloc.hugetlb=2 maps chunks there)', () => {
+    const line = (start: bigint, path: string, kind: string) => ({ start, end: start + 2n * P, size: 2 * PAGE, perms: 'rw-p', path, kind, inode: 1 } as unknown as MemoryRegion);
+    const regions = [
+      line(0x7f00_0000_0000n, '/anon_hugepage (deleted)', 'data'),
+      line(0x7f00_0100_0000n, '/anon_hugepage', 'data'),
+      line(0x7f00_0200_0000n, '/usr/lib/x86_64-linux-gnu/libc.so.6', 'data'),
+    ];
+    expect(chunkCandidates(regions, PAGE).map((r) => r.path)).toEqual(['/anon_hugepage (deleted)', '/anon_hugepage']);
   });
 
   it('searches the rests of lines smallest first, within MAX_SEARCHED_PAGES, and says how much it did not search', () => {
