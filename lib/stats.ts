@@ -104,7 +104,9 @@ const INT_MAX = 2 ** 31 - 1;
  *
  * Values are 0 … 2^31-1; M_TRIM_THRESHOLD also takes -1 (never trim).
  * Throws `ERR_UNKNOWN_MALLOPT_PARAM` for any other parameter and
- * `ERR_MALLOPT_REJECTED` when glibc returns 0 (e.g. M_MXFAST above 160).
+ * `ERR_MALLOPT_REJECTED` when glibc returns 0 (e.g. M_MXFAST above 160 to
+ * 2.42; from 2.43, which has no fastbins, M_MXFAST accepts anything and does
+ * nothing).
  */
 export function mallopt(param: MalloptParam | number, value: number): void {
   const number = malloptNumber(param);

@@ -13,7 +13,7 @@ export const MALLOC_PAR_MEANINGS: Readonly<Record<string, string>> = {
   mmap_threshold: 'a chunk of at least this many bytes that no free chunk and not the top chunk can serve gets a mapping of its own (M_MMAP_THRESHOLD; rises as such chunks are freed, unless set)',
   arena_test: 'arenas created before the limit is worked out from the number of CPUs (M_ARENA_TEST)',
   arena_max: 'the most arenas; 0 means 8 per CPU on 64-bit (M_ARENA_MAX)',
-  thp_mode: "the kernel's transparent huge page mode as malloc read it from /sys: 0 always, 1 madvise, 2 never, 3 not read (until glibc.malloc.hugetlb is set, or on a system without such pages)",
+  thp_mode: "the transparent huge page mode malloc follows: 0 always, 1 madvise, 2 never, 3 not supported (its initializer: malloc asks the kernel only when glibc.malloc.hugetlb is 1; 0 sets never)",
   thp_pagesize: 'the transparent huge page size heaps are madvised for (glibc.malloc.hugetlb=1); 0 when off',
   hp_pagesize: 'the huge page size heaps and mmapped chunks are mapped with (glibc.malloc.hugetlb=2 or a size); 0 when off',
   hp_flags: 'the mmap flags for those huge pages (MAP_HUGETLB and the page size bits); 0 when off',

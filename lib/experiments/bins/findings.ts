@@ -189,12 +189,13 @@ const STAGES: Partial<Record<BinsStage, (f: StageFacts) => Said | undefined>> = 
       const pair = sizes.get('a1')! + sizes.get('a2')!;
       const was = listedIn(before, 'a1');
       const expected = a1 !== undefined && was !== undefined && a1.kind === was.kind && a1.index === was.index;
-      const p = listedIn(row, 'P');
+      const [p, pBefore] = [listedIn(row, 'P'), listedIn(before, 'P')];
+      const moved = p === undefined ? '' : `, and P's chunk went from ${binName(pBefore)} to ${binName(p)}`;
       return {
         expected,
         text: expected
           ? `malloc(${got.request}) (a large-bin request) had no fastbins to consolidate (glibc 2.43 removed them, and malloc_consolidate): ` +
-            `a1's ${hex(pair)} chunk stayed in ${binName(a1)}` + (p === undefined ? '' : `, and P's chunk went from the unsorted bin to ${binName(p)}`) + '.'
+            `a1's ${hex(pair)} chunk stayed in ${binName(a1)}${moved}.`
           : `malloc(${got.request}) (a large-bin request) moved a1's ${hex(pair)} chunk from ${binName(was)} to ${binName(a1)}, though glibc 2.43 has no malloc_consolidate.`,
       };
     }

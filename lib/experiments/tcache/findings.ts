@@ -230,9 +230,13 @@ const RUN_FINDINGS: Rule<Run>[] = [
     return `mp_.tcache_count, read after the run, is ${tcacheCount}; capacities measured: ${list(capacities)} for ${list(REQUESTS)}-byte requests.`;
   },
 
-  // If this glibc has no fastbins: so nothing of any size went to one.
-  ({ noFastbins }) => noFastbins === undefined ? undefined
-    : `Fastbins never take over here: glibc ${noFastbins} has none (they were removed in 2.43), so a chunk its tcache bin has no room for goes to the arena's bins, whatever its size.`,
+  // If this glibc has no fastbins and no free went to one: what the frees past a full tcache bin did instead.
+  ({ rows, noFastbins }) => {
+    const past = rows.filter((r) => r.step === 'free' && r.went !== 'tcache');
+    if (noFastbins === undefined || past.length === 0 || past.some((r) => r.went === 'fastbin' || r.change!.smblks !== 0)) return undefined;
+    return `Fastbins never took over here: glibc ${noFastbins} has none (removed in 2.43), and none of the ${past.length} frees the tcache did not take ` +
+      `moved smblks; ${past.filter((r) => r.went === 'bin').length} of them went to the arena's bins.`;
+  },
 ];
 
 export function describeRows(
