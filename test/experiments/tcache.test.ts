@@ -2,11 +2,12 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../lib/experiments/run';
 import { TcacheRow } from '../../lib/experiments/tcache';
-import { measuredCapacity } from '../../lib/experiments/tcache/measure';
+import { measuredCapacity, testChunks } from '../../lib/experiments/tcache/measure';
 import { ExperimentResult } from '../../lib/experiments/types';
 import { withArticle } from '../../lib/format';
 import { requestToChunkSize } from '../../lib/size-classes';
 import { mallocParams } from '../../lib/allocator-state';
+import { HERE } from '../helpers/glibc-here';
 
 type Result = ExperimentResult<TcacheRow>;
 
@@ -19,6 +20,12 @@ const ownFindings = (result: Result) => (result.environment.refusedChildren === 
 
 const LEGEND = '(? = not a test chunk)';
 
+/** Where a free goes once its tcache bin is full, by mallinfo: a fastbin for the fast size, or (2.43, which has none) a bin. */
+const PAST_FAST = HERE.fastbins ? 'fastbin' : 'bin';
+
+/** The run's last sentence about the capacities (from 2.43 one more follows it: no fastbin took over). */
+const capacities = (result: Result) => ownFindings(result).find((f) => f.startsWith('mp_.tcache_count, read after the run'));
+
 /** The legend for `?` is in a sentence exactly when a `?` stands for a chunk there. */
 function expectLegendWherePlaced(result: Result): void {
   for (const sentence of [...result.findings, ...result.surprises]) {
@@ -29,25 +36,29 @@ function expectLegendWherePlaced(result: Result): void {
 describe('tcache', () => {
   let result: Result;
   let expected: number;
+  /** Test chunks per size: three more than a bin holds, at least 10. */
+  let n: number;
   beforeAll(async () => {
     result = (await run('tcache')) as Result;
     // The child inherits this process's GLIBC_TUNABLES and reports what it
     // ran with; without the tunable its glibc uses what this one's mp_ holds.
     const set = result.environment.tunables['glibc.malloc.tcache_count'];
     expected = set === undefined ? Number(mallocParams().values.tcacheCount) : Number(set);
+    n = testChunks(expected);
   });
 
   it('runs in a fresh child by default', () => {
     expect(result.environment.isolated).toBe(true);
     expect(result.environment.pid).not.toBe(process.pid);
     expect(result.question).toMatch(/per-thread cache/);
-    expect(expected).toBeLessThan(10);
+    // Enough test chunks to fill a bin and go past it.
+    expect(n).toBeGreaterThan(expected);
   });
 
   it('gets request2size chunks, carved back to back after the drain', () => {
     for (const request of [40, 200, 1100]) {
       const mallocs = of(result, request, 'malloc');
-      expect(mallocs).toHaveLength(10);
+      expect(mallocs).toHaveLength(n);
       for (const row of mallocs) {
         expect(row.binSize).toBe(requestToChunkSize(request));
         expect(row.chunkSize).toBe(row.binSize);
@@ -57,19 +68,19 @@ describe('tcache', () => {
     }
   });
 
-  it('the fast size fills tcache to the count in force, then goes to a fastbin', () => {
+  it('the fast size fills tcache to the count in force, then goes to a fastbin (from 2.43, to a bin)', () => {
     expect(capacity(result, 40)).toBe(expected);
     const frees = of(result, 40, 'free');
     for (const row of frees.slice(0, expected)) expect(row.change).toEqual({ smblks: 0, fsmblks: 0, uordblks: 0, fordblks: 0, ordblks: 0 });
     for (const row of frees.slice(expected)) {
-      expect(row.went).toBe('fastbin');
-      expect(row.change!.smblks).toBe(1);
-      expect(row.change!.fsmblks).toBe(48);
+      expect(row.went).toBe(PAST_FAST);
+      expect(row.change!.smblks).toBe(HERE.fastbins ? 1 : 0);
+      expect(row.change!.fsmblks).toBe(HERE.fastbins ? 48 : 0);
       expect(row.change!.uordblks).toBe(-48);
     }
     expect(result.findings).toContain(
-      `40-byte requests (48-byte chunks): tcache capacity measured: ${expected} (${expected} of 10 frees of 48-byte chunks stayed in tcache; ` +
-        `the other ${10 - expected}: ${10 - expected} to a fastbin).`,
+      `40-byte requests (48-byte chunks): tcache capacity measured: ${expected} (${expected} of ${n} frees of 48-byte chunks stayed in tcache; ` +
+        `the other ${n - expected}: ${n - expected} to a ${PAST_FAST}).`,
     );
   });
 
@@ -83,7 +94,9 @@ describe('tcache', () => {
     expect(measuredCapacity(result.rows, 1100)).toEqual({ capacity: 0, bounded: true });
     expect(of(result, 1100, 'free').every((r) => r.went === 'bin' && r.change!.fordblks === 1120)).toBe(true);
     expect(of(result, 1100, 'remalloc').some((r) => r.from === 'tcache')).toBe(false);
-    expect(ownFindings(result).at(-1)).toBe(`mp_.tcache_count, read after the run, is ${expected}; capacities measured: ${expected}, ${expected}, 0 for 40, 200, 1100-byte requests.`);
+    expect(capacities(result)).toBe(`mp_.tcache_count, read after the run, is ${expected}; capacities measured: ${expected}, ${expected}, 0 for 40, 200, 1100-byte requests.`);
+    // Said from the rows, only where glibc has no fastbins (2.43) and none moved smblks.
+    expect(ownFindings(result).some((f) => f.startsWith('Fastbins never took over here'))).toBe(!HERE.fastbins);
   });
 
   it('gives tcache chunks back last freed first', () => {
@@ -99,16 +112,16 @@ describe('tcache', () => {
   it('every malloc back returned one of the freed test chunks, each once', () => {
     for (const request of [40, 200, 1100]) {
       const back = of(result, request, 'remalloc').map((r) => r.chunk);
-      expect([...back].sort((a, b) => a! - b!)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+      expect([...back].sort((a, b) => a! - b!)).toEqual(Array.from({ length: n }, (_, i) => i));
     }
   });
 
-  it('accounts for every fastbin chunk on the way back, and explains batches with their numbers', () => {
+  it('accounts for every fastbin (from 2.43, bin) chunk on the way back, and explains batches with their numbers', () => {
     const back = of(result, 40, 'remalloc');
     // Chunks that left the arena over all mallocs back are the chunks the frees gave it.
-    expect(back.reduce((sum, r) => sum + (r.leftArena ?? 0), 0)).toBe(10 - expected);
+    expect(back.reduce((sum, r) => sum + (r.leftArena ?? 0), 0)).toBe(n - expected);
     for (const row of back.filter((r) => (r.leftArena ?? 0) > 1)) {
-      expect(row.change!.smblks).toBe(-row.leftArena!);
+      expect(row.change!.smblks).toBe(HERE.fastbins ? -row.leftArena! : 0);
       expect(result.surprises.some((s) => s.startsWith(`40-byte requests (48-byte chunks): malloc back number ${row.order + 1} returned one chunk`))).toBe(true);
     }
   });
@@ -120,7 +133,7 @@ describe('tcache', () => {
       const fromCache = back.filter((r) => r.from === 'tcache').length;
       const cap = capacity(result, request);
       const label = `${request}-byte requests (${requestToChunkSize(request)}-byte chunks)`;
-      const sentence = result.findings.find((f) => f.startsWith(`${label}: ${fromCache} of 10 mallocs back were served from tcache`));
+      const sentence = result.findings.find((f) => f.startsWith(`${label}: ${fromCache} of ${n} mallocs back were served from tcache`));
       if (fromCache <= cap) {
         expect(sentence, label).toBeUndefined();
         continue;
@@ -145,7 +158,7 @@ describe('tcache', () => {
     const here = (await run('tcache', { isolated: false })) as Result;
     expect(here.environment.isolated).toBe(false);
     expect(here.environment.pid).toBe(process.pid);
-    expect(here.rows.filter((r) => r.step === 'free')).toHaveLength(30);
+    expect(here.rows.filter((r) => r.step === 'free')).toHaveLength(3 * testChunks(Number(mallocParams().values.tcacheCount)));
     for (const row of here.rows.filter((r) => r.step === 'free' && r.chunkSize !== r.binSize)) {
       expect(here.surprises.some((s) => s.includes(`test chunk ${row.chunk} got ${withArticle(row.chunkSize)}-byte chunk`))).toBe(true);
     }
@@ -156,16 +169,18 @@ describe('tcache', () => {
 });
 
 describe('tcache under tunables', () => {
-  it('tcache_count=0: every free of the fast size goes to a fastbin, from the first', async () => {
+  it('tcache_count=0: every free of the fast size goes to a fastbin (from 2.43, a bin), from the first', async () => {
     const result = (await run('tcache', { tunables: { 'glibc.malloc.tcache_count': 0 } })) as Result;
     expect(result.environment.isolated).toBe(true);
     expect(result.environment.tunables['glibc.malloc.tcache_count']).toBe('0');
     expect(capacity(result, 40)).toBe(0);
     expect(capacity(result, 200)).toBe(0);
     const frees = of(result, 40, 'free');
-    expect(frees.every((r) => r.went === 'fastbin')).toBe(true);
-    expect(frees[0].change!.smblks).toBe(1);
+    expect(frees.every((r) => r.went === PAST_FAST)).toBe(true);
+    expect(frees[0].change!.smblks).toBe(HERE.fastbins ? 1 : 0);
     expect(result.rows.some((r) => r.went === 'tcache' || r.from === 'tcache')).toBe(false);
+    expect(capacities(result)).toBe('mp_.tcache_count, read after the run, is 0; capacities measured: 0, 0, 0 for 40, 200, 1100-byte requests.');
+    if (!HERE.fastbins) return;
     // With no tcache in the way, the fastbin alone hands chunks back last
     // freed first. A test chunk handed out 16 bytes bigger (reported as
     // such) went to the next fastbin and is not among them.
@@ -175,7 +190,6 @@ describe('tcache under tunables', () => {
     for (const odd of frees.filter((r) => r.chunkSize !== 48)) {
       expect(result.surprises.some((f) => f.includes(`test chunk ${odd.chunk} got ${withArticle(odd.chunkSize)}-byte chunk`))).toBe(true);
     }
-    expect(ownFindings(result).at(-1)).toBe('mp_.tcache_count, read after the run, is 0; capacities measured: 0, 0, 0 for 40, 200, 1100-byte requests.');
   });
 
   it('tcache_count=3: three frees per size stay in tcache', async () => {
@@ -186,7 +200,7 @@ describe('tcache under tunables', () => {
     // Test chunks handed out 16 bytes bigger are left out of the count (and reported).
     const n = of(result, 40, 'free').filter((r) => r.chunkSize === 48).length;
     expect(result.findings).toContain(
-      `40-byte requests (48-byte chunks): tcache capacity measured: 3 (3 of ${n} frees of 48-byte chunks stayed in tcache; the other ${n - 3}: ${n - 3} to a fastbin).`,
+      `40-byte requests (48-byte chunks): tcache capacity measured: 3 (3 of ${n} frees of 48-byte chunks stayed in tcache; the other ${n - 3}: ${n - 3} to a ${PAST_FAST}).`,
     );
   });
 });
