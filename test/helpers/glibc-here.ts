@@ -8,3 +8,20 @@ export const HERE: GlibcLayout = layoutFor(glibcVersion());
 
 /** Bytes of an mmapped chunk's mapping past its size: 0, or 16 from 2.43. */
 export const MMAPPED_TAIL = HERE.mmappedTail;
+
+/** The chunk sizes of a tcache_perthread_struct on this release (two candidates on 2.28 and 2.29). */
+export const TCACHE_STRUCT_SIZES: readonly number[] = HERE.tcache.map((t) => t.chunkSize);
+
+/** Bins of a tcache_perthread_struct: 64, or 76 from 2.42. */
+export const TCACHE_BINS = HERE.tcache[0].bins;
+
+/**
+ * From 2.43 (2bf2188fae, "malloc: avoid need for tcache == NULL checks") a
+ * thread's tcache is made at its first free, not its first malloc: the
+ * main thread's is no longer the first chunk of [heap], and with
+ * glibc.malloc.tcache_count=0 there is none.
+ */
+export const TCACHE_AT_FIRST_FREE = Number(HERE.version.split('.')[1]) >= 43;
+
+/** Where a free chunk of a fast size goes when its tcache bin is full: a fastbin, or where this release puts a small chunk. */
+export const PAST_FULL_TCACHE = HERE.fastbins ? 'fastbin' : HERE.freedSmall;

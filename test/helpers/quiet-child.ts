@@ -83,14 +83,15 @@ export function quietCli(args: string[], env: NodeJS.ProcessEnv = process.env): 
  * tcache (`small` and `big` hold their steps' indices). A malloc(40) can be handed a free 64-byte
  * chunk whole (its 16-byte remainder is too small to split): each size the
  * small blocks came out at fills a tcache bin of its own before any reaches
- * a fastbin, so there are twenty of them.
+ * a fastbin, so there are forty of them (a bin holds 16 from 2.43, which
+ * puts the rest in their small bin: it has no fastbins).
  */
 export const FREED_SHAPE = `
   const before = [];
   const keep = (size) => before.push({ op: 'malloc', size }) - 1;
   const small = [];
   const big = [];
-  for (let i = 0; i < 20; i++) { small.push(keep(40)); keep(24); }
+  for (let i = 0; i < 40; i++) { small.push(keep(40)); keep(24); }
   for (let i = 0; i < 2; i++) { big.push(keep(0x4f0)); keep(24); }
   // The big ones first: a guard may not sit next to its block, and a big
   // free that merges into 64 KiB or more consolidates the fastbins.

@@ -2,12 +2,12 @@
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import { glibcVersion, walkHeap } from '../../lib/index';
+import { walkHeap } from '../../lib/index';
+import { TCACHE_STRUCT_SIZES } from '../helpers/glibc-here';
 import { tcacheFill } from '../helpers/tcache-fill';
 
-const [major, minor] = glibcVersion().split('.').map(Number);
-/** tcache_perthread_struct's chunk: uint16_t counts from glibc 2.30, char before. */
-const STRUCT_SIZE = major > 2 || minor >= 30 ? 0x290 : 0x250;
+/** tcache_perthread_struct's chunk as this release lays it out (of 2.28's and 2.29's two, the uint16_t one). */
+const STRUCT_SIZE = TCACHE_STRUCT_SIZES.at(-1)!;
 
 const root = path.join(__dirname, '..', '..');
 
