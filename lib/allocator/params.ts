@@ -14,7 +14,7 @@ export const MALLOC_PAR_MEANINGS: Readonly<Record<string, string>> = {
   arena_test: 'arenas created before the limit is worked out from the number of CPUs (M_ARENA_TEST)',
   arena_max: 'the most arenas; 0 means 8 per CPU on 64-bit (M_ARENA_MAX)',
   thp_mode: "the transparent huge page mode malloc follows: 0 always, 1 madvise, 2 never, 3 not supported (its initializer: malloc asks the kernel only when glibc.malloc.hugetlb is 1; 0 sets never)",
-  thp_pagesize: 'the transparent huge page size heaps are madvised for (glibc.malloc.hugetlb=1); 0 when off',
+  thp_pagesize: 'the transparent huge page size malloc madvises heaps for (glibc.malloc.hugetlb=1; from 2.43 only where thp_mode is madvise); 0 when off',
   hp_pagesize: 'the huge page size heaps and mmapped chunks are mapped with (glibc.malloc.hugetlb=2 or a size); 0 when off',
   hp_flags: 'the mmap flags for those huge pages (MAP_HUGETLB and the page size bits); 0 when off',
   n_mmaps: 'chunks mapped on their own right now',
