@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   alignedAlloc, allocationAt, calloc, free, glibcVersion, liveAllocations, mallinfo2, malloc, mallocUsableSize, pageSize,
-  programBreak, realloc, runPlan,
+  programBreak, realloc, runPlan, usableSizeOf,
 } from '../lib/index';
 import { maps, parseMaps, regionOf } from '../lib/maps';
 import { MMAPPED_TAIL } from './helpers/glibc-here';
@@ -47,7 +47,7 @@ describe('malloc', () => {
     try {
       const { chunk } = a;
       expect(chunk.isMmapped).toBe(true);
-      expect(a.usableSize).toBe(chunk.size - (MMAPPED_TAIL === 0 ? 16 : 8));
+      expect(a.usableSize).toBe(usableSizeOf(chunk.size, true, MMAPPED_TAIL));
       expect((chunk.size + MMAPPED_TAIL) % pageSize()).toBe(0);
       const region = a.region;
       expect(region).toBeDefined();

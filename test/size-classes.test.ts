@@ -7,10 +7,10 @@ import {
   requestToChunkSize, SIZE_SZ, sizeClass, smallbinIndex, TCACHE_FILL_COUNT, TCACHE_MAX_BINS, tcacheIndex,
   usableSizeOf,
 } from '../lib/size-classes';
-import { glibcVersion, pageSize } from '../lib/stats';
+import { pageSize } from '../lib/stats';
 import { PTRDIFF_MAX } from '../lib/validate';
-import { layoutFor } from '../lib/allocator/layouts';
 import { liveMallocPar } from '../lib/allocator/live-par';
+import { HERE, MMAPPED_TAIL } from './helpers/glibc-here';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -314,7 +314,7 @@ describe('size classes against the running glibc', () => {
     const guard = 0x1f8; // chunk 0x200: no tested class, and keeps the targets apart
     // mp_.tcache_count (7, or 16 from 2.43) and nine frees past it.
     const held = Number(liveMallocPar().tcacheCount);
-    const { fastbins } = layoutFor(glibcVersion());
+    const { fastbins } = HERE;
     const count = held + 9;
     const drains = 32;
     const attempts = 10;
@@ -386,9 +386,8 @@ describe('size classes against the running glibc', () => {
       const size = Number(header.size);
       const usable = Number(ok(results[at[k] + 2]).usableSize!);
       if (header.isMmapped) {
-        const { mmappedTail } = layoutFor(glibcVersion());
-        expect(size, `malloc(${n})`).toBe(mmappedChunkSize(n, page, mmappedTail));
-        expect(usable).toBe(usableSizeOf(size, true, mmappedTail));
+        expect(size, `malloc(${n})`).toBe(mmappedChunkSize(n, page, MMAPPED_TAIL));
+        expect(usable).toBe(usableSizeOf(size, true, MMAPPED_TAIL));
         expect(Number(header.prevSize)).toBe(0);
       } else {
         expect(n, 'only requests below 64 MiB may come from a heap').toBeLessThan(64 * MiB);

@@ -84,6 +84,13 @@ export interface GlibcLayout {
    * large one to the unsorted bin.
    */
   freedSmall: 'unsorted' | 'smallbin';
+  /**
+   * When a thread's tcache_perthread_struct is made: at its first malloc, or
+   * from 2bf2188fae ("malloc: avoid need for tcache == NULL checks", 2.43) at
+   * its first free (until then `tcache` points at a static inactive one):
+   * the main thread's is then no longer [heap]'s first chunk.
+   */
+  tcacheMadeAt: 'first-malloc' | 'first-free';
 }
 
 /** A table row: the minor releases `from`..`to` and what they share. */
@@ -94,20 +101,20 @@ const LARGE = (4 << 20) - 1;
 const BOTH = [TCACHE_CHAR_COUNTS, TCACHE_U16_COUNTS] as const;
 
 /** What 2.28 to 2.42 share. */
-const FASTBINS = { mallocState: MALLOC_STATE, fastbins: true, mmappedTail: 0 } as const;
+const TO_2_42 = { mallocState: MALLOC_STATE, fastbins: true, mmappedTail: 0, tcacheMadeAt: 'first-malloc' } as const;
 
 /** Minor versions of glibc 2.x, each row a range with one layout (and one freedSmall). */
 const TABLE: readonly Row[] = [
-  { ...FASTBINS, from: 28, to: 28, mallocPar: MALLOC_PAR_2_26, heapInfo: HEAP_INFO_2_26, tcache: BOTH, tcacheEntry: TCACHE_ENTRY_2_26, tcacheKey: 'absent-or-tcache-pointer', globalMaxFast: 'size_t', safeLinking: false, maxTcacheMaxBytes: SMALL, freedSmall: 'unsorted' },
-  { ...FASTBINS, from: 29, to: 29, mallocPar: MALLOC_PAR_2_26, heapInfo: HEAP_INFO_2_26, tcache: BOTH, tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'tcache-pointer', globalMaxFast: 'size_t', safeLinking: false, maxTcacheMaxBytes: SMALL, freedSmall: 'unsorted' },
-  { ...FASTBINS, from: 30, to: 31, mallocPar: MALLOC_PAR_2_26, heapInfo: HEAP_INFO_2_26, tcache: [TCACHE_U16_COUNTS], tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'tcache-pointer', globalMaxFast: 'size_t', safeLinking: false, maxTcacheMaxBytes: SMALL, freedSmall: 'unsorted' },
-  { ...FASTBINS, from: 32, to: 33, mallocPar: MALLOC_PAR_2_26, heapInfo: HEAP_INFO_2_26, tcache: [TCACHE_U16_COUNTS], tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'tcache-pointer', globalMaxFast: 'size_t', safeLinking: true, maxTcacheMaxBytes: SMALL, freedSmall: 'unsorted' },
-  { ...FASTBINS, from: 34, to: 34, mallocPar: MALLOC_PAR_2_26, heapInfo: HEAP_INFO_2_26, tcache: [TCACHE_U16_COUNTS], tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'random', globalMaxFast: 'size_t', safeLinking: true, maxTcacheMaxBytes: SMALL, freedSmall: 'unsorted' },
-  { ...FASTBINS, from: 35, to: 36, mallocPar: MALLOC_PAR_2_35, heapInfo: HEAP_INFO_2_35, tcache: [TCACHE_U16_COUNTS], tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'random', globalMaxFast: 'size_t', safeLinking: true, maxTcacheMaxBytes: SMALL, freedSmall: 'unsorted' },
-  { ...FASTBINS, from: 37, to: 40, mallocPar: MALLOC_PAR_2_35, heapInfo: HEAP_INFO_2_35, tcache: [TCACHE_U16_COUNTS], tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'random', globalMaxFast: 'uint8_t', safeLinking: true, maxTcacheMaxBytes: SMALL, freedSmall: 'unsorted' },
-  { ...FASTBINS, from: 41, to: 41, mallocPar: MALLOC_PAR_2_35, heapInfo: HEAP_INFO_2_35, tcache: [TCACHE_U16_COUNTS], tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'random', globalMaxFast: 'uint8_t', safeLinking: true, maxTcacheMaxBytes: SMALL, freedSmall: 'smallbin' },
-  { ...FASTBINS, from: 42, to: 42, mallocPar: MALLOC_PAR_2_42, heapInfo: HEAP_INFO_2_35, tcache: [TCACHE_2_42], tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'random', globalMaxFast: 'uint8_t', safeLinking: true, maxTcacheMaxBytes: LARGE, freedSmall: 'smallbin' },
-  { from: 43, to: 43, mallocState: MALLOC_STATE_2_43, fastbins: false, mmappedTail: 16, mallocPar: MALLOC_PAR_2_43, heapInfo: HEAP_INFO_2_35, tcache: [TCACHE_2_42], tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'random', globalMaxFast: 'none', safeLinking: true, maxTcacheMaxBytes: LARGE, freedSmall: 'smallbin' },
+  { ...TO_2_42, from: 28, to: 28, mallocPar: MALLOC_PAR_2_26, heapInfo: HEAP_INFO_2_26, tcache: BOTH, tcacheEntry: TCACHE_ENTRY_2_26, tcacheKey: 'absent-or-tcache-pointer', globalMaxFast: 'size_t', safeLinking: false, maxTcacheMaxBytes: SMALL, freedSmall: 'unsorted' },
+  { ...TO_2_42, from: 29, to: 29, mallocPar: MALLOC_PAR_2_26, heapInfo: HEAP_INFO_2_26, tcache: BOTH, tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'tcache-pointer', globalMaxFast: 'size_t', safeLinking: false, maxTcacheMaxBytes: SMALL, freedSmall: 'unsorted' },
+  { ...TO_2_42, from: 30, to: 31, mallocPar: MALLOC_PAR_2_26, heapInfo: HEAP_INFO_2_26, tcache: [TCACHE_U16_COUNTS], tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'tcache-pointer', globalMaxFast: 'size_t', safeLinking: false, maxTcacheMaxBytes: SMALL, freedSmall: 'unsorted' },
+  { ...TO_2_42, from: 32, to: 33, mallocPar: MALLOC_PAR_2_26, heapInfo: HEAP_INFO_2_26, tcache: [TCACHE_U16_COUNTS], tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'tcache-pointer', globalMaxFast: 'size_t', safeLinking: true, maxTcacheMaxBytes: SMALL, freedSmall: 'unsorted' },
+  { ...TO_2_42, from: 34, to: 34, mallocPar: MALLOC_PAR_2_26, heapInfo: HEAP_INFO_2_26, tcache: [TCACHE_U16_COUNTS], tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'random', globalMaxFast: 'size_t', safeLinking: true, maxTcacheMaxBytes: SMALL, freedSmall: 'unsorted' },
+  { ...TO_2_42, from: 35, to: 36, mallocPar: MALLOC_PAR_2_35, heapInfo: HEAP_INFO_2_35, tcache: [TCACHE_U16_COUNTS], tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'random', globalMaxFast: 'size_t', safeLinking: true, maxTcacheMaxBytes: SMALL, freedSmall: 'unsorted' },
+  { ...TO_2_42, from: 37, to: 40, mallocPar: MALLOC_PAR_2_35, heapInfo: HEAP_INFO_2_35, tcache: [TCACHE_U16_COUNTS], tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'random', globalMaxFast: 'uint8_t', safeLinking: true, maxTcacheMaxBytes: SMALL, freedSmall: 'unsorted' },
+  { ...TO_2_42, from: 41, to: 41, mallocPar: MALLOC_PAR_2_35, heapInfo: HEAP_INFO_2_35, tcache: [TCACHE_U16_COUNTS], tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'random', globalMaxFast: 'uint8_t', safeLinking: true, maxTcacheMaxBytes: SMALL, freedSmall: 'smallbin' },
+  { ...TO_2_42, from: 42, to: 42, mallocPar: MALLOC_PAR_2_42, heapInfo: HEAP_INFO_2_35, tcache: [TCACHE_2_42], tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'random', globalMaxFast: 'uint8_t', safeLinking: true, maxTcacheMaxBytes: LARGE, freedSmall: 'smallbin' },
+  { from: 43, to: 43, mallocState: MALLOC_STATE_2_43, fastbins: false, mmappedTail: 16, tcacheMadeAt: 'first-free', mallocPar: MALLOC_PAR_2_43, heapInfo: HEAP_INFO_2_35, tcache: [TCACHE_2_42], tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'random', globalMaxFast: 'none', safeLinking: true, maxTcacheMaxBytes: LARGE, freedSmall: 'smallbin' },
 ];
 
 /** The releases whose layouts were read, oldest first: `2.28` … `2.43`. */

@@ -73,10 +73,12 @@ function stateOf(a: MallocState, input: LocateInput): MainArenaState {
 function* checks(a: MallocState, input: LocateInput): Generator<Check> {
   const { layout, heap } = input;
   // The lock is 0 (free), 1 (taken) or 2 (taken, waiters); the only flag is NONCONTIGUOUS_BIT.
+  // have_fastchunks: none from 2.43.
+  const fastOk = a.haveFastchunks === undefined || a.haveFastchunks === 0 || a.haveFastchunks === 1;
   const fast = a.haveFastchunks === undefined ? '' : `, have_fastchunks ${a.haveFastchunks}`;
-  yield a.mutex >= 0 && a.mutex <= 2 && (a.flags & ~NONCONTIGUOUS_BIT) === 0 && (a.haveFastchunks ?? 0) <= 1 && (a.haveFastchunks ?? 0) >= 0
+  yield a.mutex >= 0 && a.mutex <= 2 && (a.flags & ~NONCONTIGUOUS_BIT) === 0 && fastOk
     ? pass(`mutex ${a.mutex}, flags ${hex(a.flags)}${fast}`)
-    : fail(`mutex ${a.mutex}, flags ${hex(a.flags)}${a.haveFastchunks === undefined ? ' is not a lock and NONCONTIGUOUS_BIT' : ` or have_fastchunks ${a.haveFastchunks} is not a lock, NONCONTIGUOUS_BIT and a bool`}`);
+    : fail(`mutex ${a.mutex}, flags ${hex(a.flags)}${fast}: not a lock, NONCONTIGUOUS_BIT${a.haveFastchunks === undefined ? '' : ' and a bool'}`);
   yield a.next === a.address
     ? pass('next points back to itself: the only arena')
     : pass(`next ${hex(a.next)} sits ${hex(layout.heapInfo.size)} into a page, where a thread arena follows its heap_info`);

@@ -10,7 +10,7 @@ import { ArenaBins } from './bins';
 import { RegionWalk } from './heap-walks';
 import { AllocatorImage } from './image';
 import { LibcFile } from './libc-file';
-import { absentMaxFast, maxFastOffset, readGlobalMaxFast } from './max-fast';
+import { maxFastOffset, readGlobalMaxFast } from './max-fast';
 import { MallocParams } from './params';
 import { PlaceKind, Placement, placementProblems, RegionPlaces } from './places';
 import { AllocatorState, decodeAllocator, publicArenas } from './state';
@@ -154,7 +154,7 @@ export function arenasResult({ state, info }: Decoded): ArenasResult {
 
 /** mp_, and global_max_fast at the offset from main_arena measured once per libc file in forks of this process. */
 export function mallocParamsResult(s: CopiedSnapshot, { state, info }: Decoded): MallocParamsResult {
-  const globalMaxFast = absentMaxFast(s.image.layout) ?? readGlobalMaxFast(s.image, state.mainArena, maxFastOffset(s.libc), s.libc.key);
+  const globalMaxFast = readGlobalMaxFast(s.image, state.mainArena, maxFastOffset(s.libc), s.libc.key);
   return withDocumentViews({ ...state.params, globalMaxFast, snapshot: info }, () => allocatorViews.views.params);
 }
 

@@ -125,7 +125,7 @@ export function findTcaches(
       cache.evidence = `bin ${full.index} is a list of exactly its ${full.count} chunks of size ${hex(tidx2csize(full.index))}` +
         (image.layout.tcacheKey === 'absent-or-tcache-pointer' ? '' : ', each marked with the tcache key');
     } else if (firstOfArena) {
-      cache.evidence = `the first chunk of ${where}, where a thread's first malloc (from glibc 2.43, its first free) puts its tcache`;
+      cache.evidence = `the first chunk of ${where}, where a thread's ${image.layout.tcacheMadeAt === 'first-malloc' ? 'first malloc' : 'first free'} puts its tcache`;
     } else {
       if (allEmpty(cache.bins)) emptyLookalikes.push(cache.address);
       else if (plausible(ctx, cache)) undecoded.push({ address: cache.address, reason: firstReason(cache.bins) ?? '' });

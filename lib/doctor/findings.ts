@@ -51,7 +51,7 @@ export function doctorFindings(d: Figures): string[] {
     `${shortBytes(t.fordblks)} free (fordblks, ${pct(t.fordblks, t.arena)})${d.fastbins ? `, of which ${shortBytes(t.fsmblks)} in ${plural(t.smblks, 'fastbin chunk')}` : ''}; ` +
     `${plural(t.hblks, 'chunk')} of ${shortBytes(t.hblkhd)} ${t.hblks === 1 ? 'is' : 'are'} mapped on ${t.hblks === 1 ? 'its' : 'their'} own (hblks, hblkhd).`);
   const m = d.mmapped;
-  out.push(m.nMmaps === 0 && m.found === 0 && m.mmappedMem === 0 ? 'No chunk is mapped on its own (mp_.n_mmaps 0).' : remapDrift(m, d.glibc) ?? (m.found === m.nMmaps && m.bytes === m.mmappedMem
+  out.push(m.nMmaps === 0 && m.found === 0 && m.mmappedMem === 0 ? 'No chunk is mapped on its own (mp_.n_mmaps 0).' : remapDrift(m, d.glibc, d.pageSize) ?? (m.found === m.nMmaps && m.bytes === m.mmappedMem
     ? (m.nMmaps === 1
       ? `The one mmapped chunk that mp_ counts (${shortBytes(m.mmappedMem)}) was found by its header in anonymous memory; ${shortBytes(m.resident)} of it is resident.`
       : `All ${plural(m.nMmaps, 'mmapped chunk')} that mp_ counts (${shortBytes(m.mmappedMem)}) were found by their headers in anonymous memory; ${shortBytes(m.resident)} of them is resident.`)
@@ -158,16 +158,19 @@ function foreignSbrkFinding(f: NonNullable<ArenaDiagnosis['foreignSbrk']>): stri
 
 /**
  * Every chunk mp_ counts found, and mp_.mmapped_mem 16 × k bytes above their
- * mappings, where an mmapped chunk's size is 16 bytes short of its mapping
- * (2.43): mremap_chunk adds a chunk's growth as new mapping − size, 16 bytes
- * too many, and munmap_chunk takes off the mapping, so each remap leaves 16.
+ * mappings, less than a page, where an mmapped chunk's size is 16 bytes short
+ * of its mapping (2.43): mremap_chunk adds a chunk's growth as new mapping −
+ * size, 16 bytes too many, and munmap_chunk takes off the mapping, so each
+ * remap leaves 16. Mappings are whole pages, so a mapping that came or went
+ * between the headers' read and the copy would make a whole page's gap.
  */
-function remapDrift(m: DoctorData['mmapped'], glibc: string): string | undefined {
+function remapDrift(m: DoctorData['mmapped'], glibc: string, pageSize: number): string | undefined {
   const over = m.mmappedMem - m.bytes;
-  if (m.tail === 0 || m.found !== m.nMmaps || over <= 0 || over % 16 !== 0) return undefined;
+  if (m.tail === 0 || m.found !== m.nMmaps || over <= 0 || over % 16 !== 0 || over >= pageSize) return undefined;
   return `${m.found === 0 ? 'No chunk is mapped on its own (mp_.n_mmaps 0)' : `All ${plural(m.nMmaps, 'mmapped chunk')} that mp_ counts (${shortBytes(m.bytes)}) were found by their headers in anonymous memory`}, ` +
-    `but mp_.mmapped_mem says ${m.mmappedMem} bytes, ${over} more (${over / 16} × 16): glibc ${glibc}'s mremap_chunk counts 16 bytes too many each time ` +
-    'realloc moves an mmapped chunk to a new size (it takes the growth from the chunk\'s size, 16 bytes short of its mapping), and munmap gives back the mapping only.';
+    `but mp_.mmapped_mem says ${m.mmappedMem} bytes, ${over} more (${over / 16} × 16), less than a page, which no mapping accounts for: ` +
+    `what glibc ${glibc}'s mremap_chunk leaves each time realloc moves an mmapped chunk to a new size (it takes the growth from the chunk's size, ` +
+    '16 bytes short of its mapping, and munmap gives back the mapping only).';
 }
 
 /**

@@ -66,13 +66,14 @@ export function findMmappedChunks(
 ): FoundMmapped {
   const chunks: { address: bigint; size: number }[] = [];
   const ps = BigInt(pageSize);
+  const past = BigInt(tail);
   const rests: { at: bigint; end: bigint }[] = [];
   let walking = regions.map((r) => ({ at: r.start, end: r.end }));
   while (walking.length > 0) {
     const headers = read(walking.map((w) => w.at));
     const next: typeof walking = [];
     walking.forEach((w, i) => {
-      const size = mmappedSize(headers[i], w.at, w.end, ps, BigInt(tail));
+      const size = mmappedSize(headers[i], w.at, w.end, ps, past);
       if (size === undefined) {
         if (headers[i] !== undefined && w.at + ps < w.end) rests.push({ at: w.at + ps, end: w.end });
         return;
@@ -94,7 +95,7 @@ export function findMmappedChunks(
       continue;
     }
     budget -= pages;
-    search(rest, pages, ps, BigInt(tail), read, chunks);
+    search(rest, pages, ps, past, read, chunks);
   }
   return { chunks: byAddress(), unsearched: Number(unsearched), searched: true };
 }

@@ -6,7 +6,7 @@ import { ArenaBins } from '../allocator/bins';
 import { bins } from '../allocator-state';
 import { MemoryRegion } from '../maps';
 import { PlanStep, runPlan, StepResult } from '../plan';
-import { KNOWN_GLIBC_VERSIONS, layoutFor } from '../allocator/layouts';
+import { GlibcLayout, KNOWN_GLIBC_VERSIONS, layoutFor } from '../allocator/layouts';
 import { MmappedTail, requestToChunkSize } from '../size-classes';
 import { glibcVersion } from '../stats';
 
@@ -34,19 +34,22 @@ export const DEFAULT_MMAP_THRESHOLD = 128 * 1024;
 export const DEFAULT_TRIM_THRESHOLD = 128 * 1024;
 
 /**
+ * This process's glibc's layout, or undefined for a release whose layout
+ * was not read: the experiments that run there (layout, chunk-sizes,
+ * paging, arenas) then say nothing that needs it.
+ */
+export function layoutHere(): GlibcLayout | undefined {
+  const version = glibcVersion();
+  return KNOWN_GLIBC_VERSIONS.includes(version) ? layoutFor(version) : undefined;
+}
+
+/**
  * GlibcLayout.mmappedTail of this process's glibc; 0 (the rule of 2.42 and
  * before) for a release whose layout was not read, where a chunk that
  * breaks the rule is then a surprise that says so.
  */
 export function mmappedTailHere(): MmappedTail {
-  const version = glibcVersion();
-  return KNOWN_GLIBC_VERSIONS.includes(version) ? layoutFor(version).mmappedTail : 0;
-}
-
-/** This process's glibc version where its layout has no fastbins (2.43 on); undefined where it has, or is not known. */
-export function noFastbinsHere(): string | undefined {
-  const version = glibcVersion();
-  return KNOWN_GLIBC_VERSIONS.includes(version) && !layoutFor(version).fastbins ? version : undefined;
+  return layoutHere()?.mmappedTail ?? 0;
 }
 
 /** glibc's mp_ (struct malloc_par) as it is now, read from its own memory. */

@@ -7,15 +7,14 @@ import { HEADER_BYTES, headerMemory, walkInWindows } from '../../lib/allocator/h
 import { readWord } from '../../lib/allocator/memory-source';
 import { mainHeapSnapshot } from '../../lib/index';
 import { chunkSize, ChunkWalker, StoredWalk, walkSnapshot } from '../../lib/walk/chunk';
-import { TCACHE_AT_FIRST_FREE, TCACHE_STRUCT_SIZES } from '../helpers/glibc-here';
+import { TCACHE_AT_FIRST_FREE, TCACHE_STRUCT_CHUNKS, TCACHE_STRUCT_SIZES } from '../helpers/glibc-here';
 
 function windowed(bytes: Uint8Array, base: bigint, start: number, end: number, size: number) {
   const window = new Uint8Array(size);
   // The sizes a tcache struct's chunk can have on this release, as the header copy keeps them whole.
-  const sizes = TCACHE_STRUCT_SIZES.flatMap((n) => [n, n + 16]);
-  const walker = new ChunkWalker(base, { start, end, fenceposts: false, mainArena: true, header: HEADER_BYTES, whole: Math.max(...sizes) });
+  const walker = new ChunkWalker(base, { start, end, fenceposts: false, mainArena: true, header: HEADER_BYTES, whole: Math.max(...TCACHE_STRUCT_CHUNKS) });
   let reads = 0;
-  const out = walkInWindows(walker, end, '[heap]', window, sizes, (at, length) => {
+  const out = walkInWindows(walker, end, '[heap]', window, TCACHE_STRUCT_CHUNKS, (at, length) => {
     reads++;
     window.set(bytes.subarray(at, at + length));
     return undefined;
@@ -92,14 +91,14 @@ describe('the walk a window at a time', () => {
     // A chunk of more than 48 bytes that is not a tcache struct's size: its 49th byte was not kept.
     const struct = TCACHE_STRUCT_SIZES.at(-1)!;
     const sizes = [...whole.table.sizes.subarray(0, whole.table.count)];
-    const big = sizes.findIndex((s, i) => s > 64 && s !== struct && s !== struct + 16 && i !== whole.top);
+    const big = sizes.findIndex((s, i) => s > 64 && !TCACHE_STRUCT_CHUNKS.includes(s) && i !== whole.top);
     const at = heap.base + BigInt(whole.table.offsets[big]);
     expect(memory.holds!(at, HEADER_BYTES)).toBe(true);
     expect(memory.holds!(at + 16n, HEADER_BYTES)).toBe(false);
     expect(() => memory.read(at + 40n, 16)).toThrow(expect.objectContaining({ code: 'ERR_NOT_IN_SNAPSHOT', message: expect.stringMatching(/only the first 48 bytes of each chunk of \[heap\]/) }));
     // The tcache struct's chunk, the first in [heap] (from 2.43, wherever the first free put it), is kept whole.
-    const s = TCACHE_AT_FIRST_FREE ? sizes.findIndex((n) => n === struct || n === struct + 16) : 0;
-    expect(sizes[s] === struct || (TCACHE_AT_FIRST_FREE && sizes[s] === struct + 16)).toBe(true);
+    const s = TCACHE_AT_FIRST_FREE ? sizes.findIndex((n) => TCACHE_STRUCT_CHUNKS.includes(n)) : 0;
+    expect(sizes[s] === struct || (TCACHE_AT_FIRST_FREE && TCACHE_STRUCT_CHUNKS.includes(sizes[s]))).toBe(true);
     const off = whole.table.offsets[s];
     expect(Buffer.from(memory.read(heap.base + BigInt(off), sizes[s]))).toEqual(heap.bytes.subarray(off, off + sizes[s]));
   });

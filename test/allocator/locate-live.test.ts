@@ -14,9 +14,7 @@ import { glibcVersion, Mallinfo, maps, readMemory, runPlan, walkHeap } from '../
 import { chunkSize } from '../../lib/walk/chunk';
 import { walkMainHeap } from '../../lib/walk/main-arena';
 import { SYNC_CHILD } from '../helpers/sync-child';
-import { HERE } from '../helpers/glibc-here';
-
-const MINOR = Number(HERE.version.split('.')[1]);
+import { HERE, tcacheMaxBytesFor } from '../helpers/glibc-here';
 
 const root = path.join(__dirname, '..', '..');
 const layout = layoutFor(glibcVersion());
@@ -135,8 +133,7 @@ describe('locating malloc\'s globals in a child that set them through mallopt an
     const seen = JSON.parse(out);
     expect(seen.par).toMatchObject({
       topPad: '196608', mmapThreshold: '300000', trimThreshold: '5242880', arenaMax: '3', arenaTest: '5', nMmapsMax: 777,
-      // tcache_max_bytes holds the request to 2.41, its chunk size in 2.42, one more from 2.43 (do_set_tcache_max).
-      noDynThreshold: 1, tcacheCount: '3', tcacheMaxBytes: MINOR >= 43 ? '513' : MINOR >= 42 ? '512' : '500',
+      noDynThreshold: 1, tcacheCount: '3', tcacheMaxBytes: String(tcacheMaxBytesFor(500)),
       // csize2tidx (request2size (500)) + 1: chunks up to 512 bytes, 31 bins.
       tcacheBins: '31',
     });

@@ -4,7 +4,7 @@ import { stairs } from '../../lib/experiments/chunk-sizes/measure';
 import { run } from '../../lib/experiments/run';
 import { ExperimentResult } from '../../lib/experiments/types';
 import { withArticle } from '../../lib/format';
-import { MINSIZE, requestToChunkSize } from '../../lib/size-classes';
+import { MINSIZE, requestToChunkSize, usableSizeOf } from '../../lib/size-classes';
 import { pageSize } from '../../lib/stats';
 import { MMAPPED_TAIL } from '../helpers/glibc-here';
 
@@ -43,7 +43,7 @@ describe('chunk-sizes', () => {
     expect(mapped.length).toBeGreaterThan(0);
     for (const row of mapped) {
       expect((row.chunkSize + MMAPPED_TAIL) % pageSize()).toBe(0);
-      expect(row.usableSize).toBe(row.chunkSize - (MMAPPED_TAIL === 0 ? 16 : 8));
+      expect(row.usableSize).toBe(usableSizeOf(row.chunkSize, true, MMAPPED_TAIL));
     }
     // A 4 MiB request is above the highest the dynamic threshold reaches before it (the 1 MiB probe).
     expect(result.rows.at(-1)!.header.isMmapped).toBe(true);

@@ -21,7 +21,23 @@ export const TCACHE_BINS = HERE.tcache[0].bins;
  * main thread's is no longer the first chunk of [heap], and with
  * glibc.malloc.tcache_count=0 there is none.
  */
-export const TCACHE_AT_FIRST_FREE = Number(HERE.version.split('.')[1]) >= 43;
+export const TCACHE_AT_FIRST_FREE = HERE.tcacheMadeAt === 'first-free';
 
 /** Where a free chunk of a fast size goes when its tcache bin is full: a fastbin, or where this release puts a small chunk. */
 export const PAST_FULL_TCACHE = HERE.fastbins ? 'fastbin' : HERE.freedSmall;
+
+/** glibc's minor version: 36 for 2.36. */
+export const MINOR = Number(HERE.version.split('.')[1]);
+
+/**
+ * What mp_.tcache_max_bytes holds for glibc.malloc.tcache_max=`request`: the
+ * request to 2.41, its chunk size in 2.42, one more from 2.43
+ * (do_set_tcache_max).
+ */
+export function tcacheMaxBytesFor(request: number): number {
+  const chunk = Math.max(32, Math.floor((request + 8 + 15) / 16) * 16);
+  return MINOR >= 43 ? chunk + 1 : MINOR >= 42 ? chunk : request;
+}
+
+/** Every size a tcache struct's chunk can have: each layout's, or 16 more (a remainder under MINSIZE stays with it). */
+export const TCACHE_STRUCT_CHUNKS: readonly number[] = TCACHE_STRUCT_SIZES.flatMap((n) => [n, n + 16]);

@@ -3,7 +3,6 @@
 // heap_info, and malloc_info before and while the worker runs.
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { KNOWN_GLIBC_VERSIONS, layoutFor } from '../../allocator/layouts';
 import { offsetOf } from '../../allocator/struct-layout';
 import { ChunkHeader } from '../../chunk';
 import { HeapscopeError } from '../../errors';
@@ -11,7 +10,7 @@ import { mallocInfo, MallocInfo } from '../../malloc-info';
 import { maps, MemoryRegion, parseMaps, RegionKind, regionOf } from '../../maps';
 import { readMemory } from '../../memory';
 import { PlanStep, runPlan, StepResult } from '../../plan';
-import { glibcVersion } from '../../stats';
+import { layoutHere } from '../measure';
 
 export type ArenaThread = 'main' | 'worker';
 
@@ -92,8 +91,8 @@ const HEAP_INFO_WORDS = 4;
  * where the layout is not known, and then top is not read.
  */
 function topOffset(): number | undefined {
-  const version = glibcVersion();
-  return KNOWN_GLIBC_VERSIONS.includes(version) ? offsetOf(layoutFor(version).mallocState, 'top') : undefined;
+  const layout = layoutHere();
+  return layout === undefined ? undefined : offsetOf(layout.mallocState, 'top');
 }
 
 // Both lib/experiments/arenas (sources under test) and dist/experiments/arenas

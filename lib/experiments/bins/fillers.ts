@@ -15,7 +15,7 @@ import { walkSnapshot } from '../../walk/chunk';
 import { mainFirstChunk } from '../../walk/main-arena';
 import { freeChunkSizes } from '../measure';
 
-/** Bytes of [heap] walked first to find this thread's tcache: its struct is among the first chunks (to 2.42; the whole [heap] is walked where it is not). */
+/** Bytes of [heap] walked to find this thread's tcache where its first malloc made it: its struct is among the first chunks. */
 const HEAD = 64 * 1024;
 
 export interface Fillers {
@@ -49,15 +49,13 @@ export function fillers(): Fillers {
   if (image.heap !== undefined) {
     // From main_arena's first chunk: past what the program took with brk before malloc's first sbrk, if anything.
     const first = image.heap.start + BigInt(mainFirstChunk(image.heap, par.sbrkBase));
-    const ownTcache = (bytes: number) => {
-      const end = first + BigInt(Math.max(0, Math.min(bytes, Number(image.heap!.end - first))));
-      // The walk stops where the copy ends: the chunks it read before are what the tcache search needs.
-      const walk = walkSnapshot(image.memory.read(first, Number(end - first)), first, { mainArena: true });
-      const { tcaches } = findTcaches(image, [list.arenas[main]], [{ arena: mainArena, kind: 'heap', start: first, end, walk }], par, snapshot.probe);
-      return tcaches.find((t) => t.owner === 'calling-thread');
-    };
-    // From 2.43 a thread's first free, not its first malloc, makes its tcache: then it can lie past the head.
-    const own = ownTcache(HEAD) ?? ownTcache(Number(image.heap.end - first));
+    // Where a thread's first free, not its first malloc, makes its tcache (2.43), it can lie anywhere in [heap].
+    const span = image.layout.tcacheMadeAt === 'first-malloc' ? HEAD : Number(image.heap.end - first);
+    const end = first + BigInt(Math.max(0, Math.min(span, Number(image.heap.end - first))));
+    // The walk stops where the copy ends: the chunks it read before are what the tcache search needs.
+    const walk = walkSnapshot(image.memory.read(first, Number(end - first)), first, { mainArena: true });
+    const { tcaches } = findTcaches(image, [list.arenas[main]], [{ arena: mainArena, kind: 'heap', start: first, end, walk }], par, snapshot.probe);
+    const own = tcaches.find((t) => t.owner === 'calling-thread');
     // The tcache first: a filler for a bin's chunk would otherwise get a cached one of its size.
     for (const bin of own?.bins ?? []) for (const c of bin.chunks) filler(c.size);
   }

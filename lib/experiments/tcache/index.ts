@@ -15,10 +15,11 @@ export const tcache: Experiment<TcacheRow, 'tcache'> = {
   // work: such chunks are left out of the count and reported.
   isolatedByDefault: true,
   async run() {
-    const [{ measure, testChunks }, { describeRows }, { mallocPar, noFastbinsHere }] = await Promise.all([import('./measure'), import('./findings'), import('../measure')]);
+    const [{ measure, testChunks }, { describeRows }, { layoutHere, mallocPar }] = await Promise.all([import('./measure'), import('./findings'), import('../measure')]);
     // Read before the run to size it, and again after (below) for what the findings say glibc used.
     const { rows, missed } = measure(testChunks(Number(mallocPar().tcacheCount)));
     // What glibc used, whoever set it: read from mp_ after the run.
-    return { rows, ...describeRows(rows, Number(mallocPar().tcacheCount), missed, noFastbinsHere()) };
+    const layout = layoutHere();
+    return { rows, ...describeRows(rows, Number(mallocPar().tcacheCount), missed, layout !== undefined && !layout.fastbins ? layout.version : undefined) };
   },
 };
