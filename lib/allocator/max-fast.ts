@@ -36,7 +36,7 @@ export type GlobalMaxFastReading =
   | { found: false; absent: true; reason: string };
 
 /** The reading for a glibc that has no global_max_fast, or undefined where it has one. */
-export function absentMaxFast(layout: GlibcLayout): GlobalMaxFastReading | undefined {
+function absentMaxFast(layout: GlibcLayout): GlobalMaxFastReading | undefined {
   return layout.globalMaxFast === 'none' ? { found: false, absent: true, reason: noMaxFast(layout.version) } : undefined;
 }
 
@@ -109,10 +109,15 @@ function measureInForks(libc: LibcFile): MaxFastOffset {
   return { reason: `it could not be told: ${reasons.join('; ')}` };
 }
 
-/** global_max_fast read from the image at main_arena + the measured offset, checked to be a value set_max_fast gives. */
-export function readGlobalMaxFast(image: AllocatorImage, mainArena: bigint, measured: MaxFastOffset, libc: string): GlobalMaxFastReading {
+/**
+ * global_max_fast read from the image at main_arena + the measured offset,
+ * checked to be a value set_max_fast gives; `measured` undefined where it was
+ * not measured for this libc. A glibc without one (2.43) says so first.
+ */
+export function readGlobalMaxFast(image: AllocatorImage, mainArena: bigint, measured: MaxFastOffset | undefined, libc: string): GlobalMaxFastReading {
   const absent = absentMaxFast(image.layout);
   if (absent !== undefined) return absent;
+  if (measured === undefined) return { found: false, reason: 'its offset from main_arena was not measured for this libc' };
   // Own fields only: an Object.prototype.reason or .offset is none of ours.
   if (!Object.hasOwn(measured, 'offset')) return { found: false, reason: `its offset from main_arena is not known: ${(measured as { reason: string }).reason}` };
   const { offset } = measured as { offset: bigint };

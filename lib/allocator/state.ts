@@ -7,7 +7,7 @@ import { ArenaBins, decodeBins } from './bins';
 import { RegionWalk, walkArenas } from './heap-walks';
 import { AllocatorImage, locateGlobals, requireGlobals } from './image';
 import { MallocGlobals } from './locate';
-import { absentMaxFast, GlobalMaxFastReading, MaxFastOffset, readGlobalMaxFast } from './max-fast';
+import { MaxFastOffset, readGlobalMaxFast } from './max-fast';
 import { decodeParams, MallocParams } from './params';
 import { Placement, placeChunks } from './places';
 import { findTcaches, TcacheSearch } from './tcaches';
@@ -45,9 +45,7 @@ export function decodeAllocator(image: AllocatorImage, options: DecodeOptions = 
   const globals = locateGlobals(image);
   const { mainArena, mallocPar } = requireGlobals(globals);
   const measured = own(options, 'maxFast');
-  const maxFast: GlobalMaxFastReading = absentMaxFast(image.layout) ?? (measured === undefined
-    ? { found: false, reason: 'its offset from main_arena was not measured for this libc' }
-    : readGlobalMaxFast(image, mainArena, measured.measured, measured.libc));
+  const maxFast = readGlobalMaxFast(image, mainArena, measured?.measured, measured?.libc ?? '');
   const params = decodeParams(image, mallocPar, maxFast);
   const arenas = decodeArenas(image, mainArena, params.values);
   const bins = arenas.arenas.map((a, i) => decodeBins(image, a, arenas.states[i]));
