@@ -164,7 +164,6 @@ describe('the prebuild, on every glibc release the tests fetched', () => {
     });
     out.decode = tried(() => {
       const s = h.allocatorSnapshot();
-      out.tcacheCount = Number(h.mallocParams(s).values.tcacheCount);
       return { arenas: h.arenas(s).complete, bins: h.bins(s).arenas.every((b) => b.complete), params: h.mallocParams(s).fields.length };
     });
     (async () => {
@@ -172,9 +171,8 @@ describe('the prebuild, on every glibc release the tests fetched', () => {
         const sizes = await h.run('chunk-sizes', { isolated: false });
         out.chunkSizes = sizes.rows.length;
         out.unexplained = sizes.surprises.filter((t) => /no explanation/.test(t));
-        const bins = await h.run('bins', { isolated: false });
-        // The first free of a 0xc0 chunk past its full tcache bin (s8, s17 where a bin holds 16).
-        out.overflow = [...bins.findings, ...bins.surprises].filter((t) => /free of a 0xc0 chunk [(]s\\d+[)]|^Freeing s\\d+ /.test(t));
+        // In this process: it runs here too (what each stage did is checked in the tour's quiet child, below).
+        out.binsRows = (await h.run('bins', { isolated: false })).rows.length;
       }
       console.log(JSON.stringify(out));
     })();`;
@@ -200,12 +198,7 @@ describe('the prebuild, on every glibc release the tests fetched', () => {
       // Every chunk size, mmapped ones too (2.43 changed their layout), is the rule's for this release.
       expect(out.chunkSizes).toBeGreaterThan(0);
       expect(out.unexplained).toEqual([]);
-      // A small chunk no tcache or fastbin takes: from 2.41 free puts it in its small bin, before in the unsorted bin; the bins experiment says which.
-      // A tcache bin holds 7 chunks, 16 from 2.43: the first free past it is the 8th or the 17th.
-      const to = Number(g.glibc.split('.')[1]) >= 41 ? 'small bin 12' : 'the unsorted bin';
-      const past = out.tcacheCount + 1;
-      expect([7, 16]).toContain(out.tcacheCount);
-      expect(out.overflow).toEqual([expect.stringMatching(new RegExp(`^The ${past}th free of a 0xc0 chunk \\(s${past}\\) went to ${to} because `))]);
+      expect(out.binsRows).toBeGreaterThan(0);
     }, 5 * MINUTES);
   }
 });
@@ -227,12 +220,19 @@ describe('the tour on every glibc release the tests fetched, each experiment in 
           expect({ status: tour.status, refused, stderr: tour.stderr }).toEqual({ status: 0, refused: [], stderr: '' });
           expect(ran).toEqual(ran.map(([name]) => [name, g.glibc]));
           expect(ran.map(([name]) => name)).toEqual(['layout', 'kernel-calls', 'chunk-sizes', 'heap-growth', 'mmap-threshold', 'free', 'tcache', 'bins', 'arenas', 'paging']);
-          // What the fastbins' removal (2.43) changes, said by bins and tcache, each in its quiet child (in-process runs in a
-          // plain node are disturbed by V8's threads): the pair meant for a fastbin, the large request after it, and the tcache's overflow.
+          // What the release's rules change, said by bins and tcache, each in its quiet child (in-process runs in a plain node are
+          // disturbed by V8's threads: a stage's copy torn there once in the packed package's own run on 2.35): the first free past a
+          // full tcache bin, the pair meant for a fastbin, the large request after it, and the tcache's overflow.
           const section = (name: string) => tour.stdout.split(/^== /m).find((s) => s.startsWith(`${name}:`))!.replace(/\s+/g, ' ');
           const bins = section('bins');
           const fastbins = layoutFor(g.glibc).fastbins;
           expect(bins).not.toContain('Surprises:');
+          // A small chunk no tcache or fastbin takes: from 2.41 free puts it in its small bin, before in the unsorted bin.
+          // A tcache bin holds 7 chunks, 16 from 2.43: the first free past it is the 8th or the 17th.
+          const count = Number(/mp_\.tcache_count (\d+), mp_\.tcache_bins/.exec(bins)![1]);
+          expect([7, 16]).toContain(count);
+          const to = Number(g.glibc.split('.')[1]) >= 41 ? 'small bin 12' : 'the unsorted bin';
+          expect(bins).toMatch(new RegExp(`The ${count + 1}th free of a 0xc0 chunk \\(s${count + 1}\\) went to ${to} because `));
           expect(bins).toContain(fastbins ? 'a free into a fastbin does not merge with its free neighbour' : 'freeing a2 merged it with free a1 at once');
           expect(bins).toContain(fastbins ? '(a large-bin request) ran malloc_consolidate' : '(a large-bin request) had no fastbins to consolidate');
           expect(section('tcache').includes('Fastbins never took over here')).toBe(!fastbins);
