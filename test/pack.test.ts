@@ -221,7 +221,7 @@ describe('the tour on every glibc release the tests fetched, each experiment in 
           expect(ran).toEqual(ran.map(([name]) => [name, g.glibc]));
           expect(ran.map(([name]) => name)).toEqual(['layout', 'kernel-calls', 'chunk-sizes', 'heap-growth', 'mmap-threshold', 'free', 'tcache', 'bins', 'arenas', 'paging']);
           // What the release's rules change, said by bins and tcache, each in its quiet child (in-process runs in a plain node are
-          // disturbed by V8's threads: a stage's copy torn there once in the packed package's own run on 2.35): the first free past a
+          // disturbed by V8's threads; there the first free past a full bin once went unsaid, on 2.35): the first free past a
           // full tcache bin, the pair meant for a fastbin, the large request after it, and the tcache's overflow.
           const section = (name: string) => tour.stdout.split(/^== /m).find((s) => s.startsWith(`${name}:`))!.replace(/\s+/g, ' ');
           const bins = section('bins');
