@@ -7,7 +7,7 @@ import koffi from 'koffi';
 import { describe, expect, it } from 'vitest';
 import { malloc } from '../lib/allocation';
 import { binding } from '../lib/binding';
-import { classifiedMap, maps, MemoryRegion, ownImageEnds, parseMaps, parseSmaps, readOwnImages, regionOf, RegionKind } from '../lib/maps';
+import { classifiedMap, maps, MemoryRegion, ownImageEnds, parseMaps, parseSmaps, readOwnImages, regionOf, RegionKind, untouchedReadsZero } from '../lib/maps';
 import { imageEnds, ReadImages } from '../lib/maps/classify';
 import { IN_WORDS, OP_CODES } from '../lib/plan-codes';
 import { inQuietChild } from './helpers/quiet-child';
@@ -556,6 +556,30 @@ describe('parseSmaps', () => {
     expect(() => parseSmaps('00400000-00401000 r--p 00000000 00:00 0 \nPss: 4 kB\nAnonymous: 0 kB\n')).toThrow(/line 1\b.*Rss/);
     expect(() => parseSmaps('00400000-00401000 r--p 00000000 00:00 0 \nRss: 4 MB\nPss: 4 kB\nAnonymous: 0 kB\n')).toThrow(/Rss/);
     expect(() => parseSmaps(text.replace('THPeligible:', 'THP eligible'))).toThrow(/line 24\b/);
+  });
+});
+
+describe('parseSmaps of a process under glibc.malloc.hugetlb=2', () => {
+  // A C program on glibc 2.36 with huge pages reserved (the program's own lines left out): a thread heap of huge pages
+  // in two read-write lines (the kernel does not merge them) and a reserved tail, main_arena's memory in a third.
+  const regions = parseSmaps(fixture('huge-pages.smaps'));
+  const huge = regions.filter((r) => r.path === '/anon_hugepage');
+
+  it('reads memory of huge pages as anonymous memory, not as a file\'s data', () => {
+    expect(huge.map((r) => [r.start.toString(16), r.perms, r.kind, r.deleted, Object.hasOwn(r, 'object')])).toEqual([
+      ['7f6da7800000', 'rw-p', 'anonymous', true, false],
+      ['7f6da7a00000', 'rw-p', 'anonymous', true, false],
+      ['7f6da7c00000', '---p', 'reserved', true, false],
+      ['7f6da9600000', 'rw-p', 'anonymous', true, false],
+    ]);
+    // A copy leaves its pages never touched zero instead of reading them: a read of one would take a huge page from the pool.
+    expect(huge.filter((r) => r.readable).map((r) => untouchedReadsZero(r))).toEqual([true, true, true]);
+  });
+
+  it('counts huge pages resident (Private_Hugetlb), which smaps\' Rss leaves out', () => {
+    expect(huge.map((r) => r.rss)).toEqual([2 << 20, 2 << 20, 0, 2 << 20]);
+    expect(huge.map((r) => r.pss)).toEqual([0, 0, 0, 0]);
+    expect(at(regions, 0x7f6da8000000n)).toMatchObject({ kind: 'anonymous', rss: 248 * 1024 });
   });
 });
 

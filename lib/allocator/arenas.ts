@@ -5,11 +5,12 @@ import { hex } from '../format';
 import { own } from '../validate';
 import { decodeHeapInfo, decodeMallocState, HeapInfo, MallocPar, MallocState } from './decode';
 import { AllocatorImage } from './image';
+import type { GlibcLayout } from './layouts';
 import { AddressRange } from './locate-input';
 import { readBytes, readWord } from './memory-source';
 
 /** HEAP_MAX_SIZE on 64-bit: 2 × DEFAULT_MMAP_THRESHOLD_MAX. */
-const HEAP_MAX_SIZE = 64n << 20n;
+export const HEAP_MAX_SIZE = 64n << 20n;
 /** More arenas or heaps than this means a corrupt list: 64-bit arena_max defaults to 8 × cores. */
 const MAX_ARENAS = 4096;
 const MAX_HEAPS = 1 << 16;
@@ -55,12 +56,21 @@ export interface ArenaList {
   unread?: bigint;
 }
 
+/** heap_max_size () (GlibcLayout.heapMax); heap_for_ptr rounds an address down to it. */
+export function heapMaxSize(layout: GlibcLayout, par: MallocPar | undefined): bigint {
+  const huge = par?.hpPagesize ?? 0n;
+  return layout.heapMax === 'four-huge-pages' && huge !== 0n ? huge * 4n : HEAP_MAX_SIZE;
+}
+
 /**
- * heap_max_size (): HEAP_MAX_SIZE, or with huge pages (2.35 on) four huge
- * pages; heap_for_ptr rounds an address down to it.
+ * Whether ptmalloc_init made main_arena's sbrk fail on purpose
+ * (__always_fail_morecore), so that it maps all its memory, of huge pages
+ * where it can: so where glibc.malloc.hugetlb set mp_.hp_pagesize, from 2.42
+ * only where a huge page is at most heap_max_size ().
  */
-export function heapMaxSize(par: MallocPar | undefined): bigint {
-  return par?.hpPagesize !== undefined && par.hpPagesize !== 0n ? par.hpPagesize * 4n : HEAP_MAX_SIZE;
+export function hugePagesForceMmap(layout: GlibcLayout, par: MallocPar): boolean {
+  const huge = par.hpPagesize ?? 0n;
+  return huge !== 0n && (layout.heapMax === 'four-huge-pages' || huge <= HEAP_MAX_SIZE);
 }
 
 /** Every arena from main_arena at `main`, read from the image. */
@@ -95,7 +105,7 @@ function arena(image: AllocatorImage, s: MallocState, isMain: boolean, par: Mall
     if (image.heap !== undefined && !out.noncontiguous) out.memory = [image.heap];
     return out;
   }
-  const found = heapsOf(image, s, heapMaxSize(par));
+  const found = heapsOf(image, s, heapMaxSize(image.layout, par));
   const { heaps } = found;
   const reason = own(found, 'reason');
   const unread = own(found, 'unread');

@@ -91,6 +91,22 @@ export interface GlibcLayout {
    * the main thread's is then no longer [heap]'s first chunk.
    */
   tcacheMadeAt: 'first-malloc' | 'first-free';
+  /**
+   * heap_max_size (), what heap_for_ptr rounds a thread arena's chunk down
+   * to: HEAP_MAX_SIZE (64 MiB) always, or, from c1beb51d08 ("malloc: Add
+   * Huge Page support to arenas", 2.35) to 2.41, four huge pages where
+   * glibc.malloc.hugetlb set mp_.hp_pagesize. 9f551e28a7 ("malloc: Improve
+   * arena_for_chunk()", 2.42) made it HEAP_MAX_SIZE again, and from then on
+   * glibc takes huge pages only where one is at most that.
+   */
+  heapMax: 'fixed' | 'four-huge-pages';
+  /**
+   * Whether ptmalloc_init, where glibc.malloc.hugetlb makes main_arena map
+   * its memory, also sets mmap_threshold to the huge page size (unless
+   * glibc.malloc.mmap_threshold is given): from bc6d79f4ae ("malloc:
+   * Improve MAP_HUGETLB with glibc.malloc.hugetlb=2", 2.39).
+   */
+  hugePagesThreshold: boolean;
 }
 
 /** A table row: the minor releases `from`..`to` and what they share. */
@@ -101,7 +117,7 @@ const LARGE = (4 << 20) - 1;
 const BOTH = [TCACHE_CHAR_COUNTS, TCACHE_U16_COUNTS] as const;
 
 /** What 2.28 to 2.42 share. */
-const TO_2_42 = { mallocState: MALLOC_STATE, fastbins: true, mmappedTail: 0, tcacheMadeAt: 'first-malloc' } as const;
+const TO_2_42 = { mallocState: MALLOC_STATE, fastbins: true, mmappedTail: 0, tcacheMadeAt: 'first-malloc', heapMax: 'fixed', hugePagesThreshold: false } as const;
 
 /** Minor versions of glibc 2.x, each row a range with one layout (and one freedSmall). */
 const TABLE: readonly Row[] = [
@@ -110,11 +126,12 @@ const TABLE: readonly Row[] = [
   { ...TO_2_42, from: 30, to: 31, mallocPar: MALLOC_PAR_2_26, heapInfo: HEAP_INFO_2_26, tcache: [TCACHE_U16_COUNTS], tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'tcache-pointer', globalMaxFast: 'size_t', safeLinking: false, maxTcacheMaxBytes: SMALL, freedSmall: 'unsorted' },
   { ...TO_2_42, from: 32, to: 33, mallocPar: MALLOC_PAR_2_26, heapInfo: HEAP_INFO_2_26, tcache: [TCACHE_U16_COUNTS], tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'tcache-pointer', globalMaxFast: 'size_t', safeLinking: true, maxTcacheMaxBytes: SMALL, freedSmall: 'unsorted' },
   { ...TO_2_42, from: 34, to: 34, mallocPar: MALLOC_PAR_2_26, heapInfo: HEAP_INFO_2_26, tcache: [TCACHE_U16_COUNTS], tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'random', globalMaxFast: 'size_t', safeLinking: true, maxTcacheMaxBytes: SMALL, freedSmall: 'unsorted' },
-  { ...TO_2_42, from: 35, to: 36, mallocPar: MALLOC_PAR_2_35, heapInfo: HEAP_INFO_2_35, tcache: [TCACHE_U16_COUNTS], tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'random', globalMaxFast: 'size_t', safeLinking: true, maxTcacheMaxBytes: SMALL, freedSmall: 'unsorted' },
-  { ...TO_2_42, from: 37, to: 40, mallocPar: MALLOC_PAR_2_35, heapInfo: HEAP_INFO_2_35, tcache: [TCACHE_U16_COUNTS], tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'random', globalMaxFast: 'uint8_t', safeLinking: true, maxTcacheMaxBytes: SMALL, freedSmall: 'unsorted' },
-  { ...TO_2_42, from: 41, to: 41, mallocPar: MALLOC_PAR_2_35, heapInfo: HEAP_INFO_2_35, tcache: [TCACHE_U16_COUNTS], tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'random', globalMaxFast: 'uint8_t', safeLinking: true, maxTcacheMaxBytes: SMALL, freedSmall: 'smallbin' },
-  { ...TO_2_42, from: 42, to: 42, mallocPar: MALLOC_PAR_2_42, heapInfo: HEAP_INFO_2_35, tcache: [TCACHE_2_42], tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'random', globalMaxFast: 'uint8_t', safeLinking: true, maxTcacheMaxBytes: LARGE, freedSmall: 'smallbin' },
-  { from: 43, to: 43, mallocState: MALLOC_STATE_2_43, fastbins: false, mmappedTail: 16, tcacheMadeAt: 'first-free', mallocPar: MALLOC_PAR_2_43, heapInfo: HEAP_INFO_2_35, tcache: [TCACHE_2_42], tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'random', globalMaxFast: 'none', safeLinking: true, maxTcacheMaxBytes: LARGE, freedSmall: 'smallbin' },
+  { ...TO_2_42, heapMax: 'four-huge-pages', from: 35, to: 36, mallocPar: MALLOC_PAR_2_35, heapInfo: HEAP_INFO_2_35, tcache: [TCACHE_U16_COUNTS], tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'random', globalMaxFast: 'size_t', safeLinking: true, maxTcacheMaxBytes: SMALL, freedSmall: 'unsorted' },
+  { ...TO_2_42, heapMax: 'four-huge-pages', from: 37, to: 38, mallocPar: MALLOC_PAR_2_35, heapInfo: HEAP_INFO_2_35, tcache: [TCACHE_U16_COUNTS], tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'random', globalMaxFast: 'uint8_t', safeLinking: true, maxTcacheMaxBytes: SMALL, freedSmall: 'unsorted' },
+  { ...TO_2_42, heapMax: 'four-huge-pages', hugePagesThreshold: true, from: 39, to: 40, mallocPar: MALLOC_PAR_2_35, heapInfo: HEAP_INFO_2_35, tcache: [TCACHE_U16_COUNTS], tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'random', globalMaxFast: 'uint8_t', safeLinking: true, maxTcacheMaxBytes: SMALL, freedSmall: 'unsorted' },
+  { ...TO_2_42, heapMax: 'four-huge-pages', hugePagesThreshold: true, from: 41, to: 41, mallocPar: MALLOC_PAR_2_35, heapInfo: HEAP_INFO_2_35, tcache: [TCACHE_U16_COUNTS], tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'random', globalMaxFast: 'uint8_t', safeLinking: true, maxTcacheMaxBytes: SMALL, freedSmall: 'smallbin' },
+  { ...TO_2_42, hugePagesThreshold: true, from: 42, to: 42, mallocPar: MALLOC_PAR_2_42, heapInfo: HEAP_INFO_2_35, tcache: [TCACHE_2_42], tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'random', globalMaxFast: 'uint8_t', safeLinking: true, maxTcacheMaxBytes: LARGE, freedSmall: 'smallbin' },
+  { from: 43, to: 43, mallocState: MALLOC_STATE_2_43, fastbins: false, mmappedTail: 16, tcacheMadeAt: 'first-free', heapMax: 'fixed', hugePagesThreshold: true, mallocPar: MALLOC_PAR_2_43, heapInfo: HEAP_INFO_2_35, tcache: [TCACHE_2_42], tcacheEntry: TCACHE_ENTRY_2_29, tcacheKey: 'random', globalMaxFast: 'none', safeLinking: true, maxTcacheMaxBytes: LARGE, freedSmall: 'smallbin' },
 ];
 
 /** The releases whose layouts were read, oldest first: `2.28` … `2.43`. */

@@ -1,6 +1,7 @@
 // mp_ (struct malloc_par) field by field, as the running version lays it
 // out, each with what it means.
 import { HeapscopeError } from '../errors';
+import { hugePagesForceMmap } from './arenas';
 import { decodeFields, decodeMallocPar, FieldValue, MallocPar } from './decode';
 import { AllocatorImage } from './image';
 import { readBytes } from './memory-source';
@@ -48,6 +49,13 @@ export interface MallocParams {
   values: MallocPar;
   /** global_max_fast, a separate variable: the largest chunk size fastbins take. */
   globalMaxFast: GlobalMaxFastReading;
+  /**
+   * glibc.malloc.hugetlb=2 set mp_.hp_pagesize, with which ptmalloc_init
+   * makes main_arena's sbrk fail on purpose: it maps all its memory, of huge
+   * pages where it can (2.35 on; from 2.42 only where a huge page is at
+   * most HEAP_MAX_SIZE). main_arena is then never contiguous.
+   */
+  mainArenaMapped: boolean;
 }
 
 /** mp_ at `address` in the image, with global_max_fast as read beside it. */
@@ -57,5 +65,6 @@ export function decodeParams(image: AllocatorImage, address: bigint, globalMaxFa
   if (typeof bytes === 'string') throw new HeapscopeError('ERR_NOT_IN_SNAPSHOT', `mp_ cannot be read: ${bytes}`);
   const raw = decodeFields(bytes, 0, struct);
   const fields = struct.fields.map((f) => ({ name: f.name, value: raw[f.name], meaning: MALLOC_PAR_MEANINGS[f.name] ?? '' }));
-  return { address, fields, values: decodeMallocPar(bytes, 0, image.layout, address), globalMaxFast };
+  const values = decodeMallocPar(bytes, 0, image.layout, address);
+  return { address, fields, values, globalMaxFast, mainArenaMapped: hugePagesForceMmap(image.layout, values) };
 }

@@ -20,7 +20,7 @@ import { LibcFile, libcFileOf } from './libc-file';
 import { AddressRange } from './locate-input';
 import { CopiedRange, copiedMemory, rangeOf, readWord } from './memory-source';
 import { offsetOf } from './struct-layout';
-import { Arena, decodeArenas, heapMaxSize } from './arenas';
+import { Arena, decodeArenas, HEAP_MAX_SIZE, heapMaxSize } from './arenas';
 import { decodeBins } from './bins';
 import { CopiedSnapshot, madeResidentReason } from './results';
 
@@ -172,7 +172,7 @@ export function outsideHeapOf(image: AllocatorImage): { start: bigint; end: bigi
 }
 
 /** How structureTornReason begins when a non-contiguous main_arena's bins leave the copy. */
-const NONCONTIGUOUS_TORN = 'main_arena is non-contiguous (sbrk failed, glibc took memory with mmap)';
+const NONCONTIGUOUS_TORN = 'main_arena is non-contiguous (glibc took memory with mmap)';
 
 /** Whether `after` (mergedRanges of `before` and more) covers anything `before` did not. */
 export function widens(before: readonly { start: bigint; end: bigint }[], after: readonly { start: bigint; end: bigint }[]): boolean {
@@ -199,14 +199,16 @@ const MAX_OUTSIDE_COPY = 1n << 30n;
 
 /**
  * A line glibc's mmap for main_arena could be: private anonymous read-write
- * memory (a forged pointer elsewhere is not followed). A library's `bss`
+ * memory, huge pages too (glibc.malloc.hugetlb=2 maps all of main_arena's
+ * memory so); a forged pointer elsewhere is not followed. A library's `bss`
  * counts: the kernel merges an mmap that lands right above it into its line.
  */
-const mainMmapLine = (r: MemoryRegion) => (r.kind === 'anonymous' || r.kind === 'bss') && r.perms === 'rw-p' && r.inode === 0;
+const mainMmapLine = (r: MemoryRegion) => (r.kind === 'anonymous' || r.kind === 'bss') && r.perms === 'rw-p';
 
 /**
  * A non-contiguous main_arena keeps memory outside [heap]: regions glibc
- * took with mmap once sbrk failed, listed nowhere. The parts of `regions`
+ * took with mmap once sbrk failed (or all of it, under
+ * glibc.malloc.hugetlb=2), listed nowhere. The parts of `regions`
  * (the process's map) that hold what the copy missed of it: its top, from
  * the top on (64 MiB at most), and around each chunk where one of its bins
  * left the copied memory, as far as its system_mem reaches on either side
@@ -275,15 +277,25 @@ export function missedHeaps(image: AllocatorImage, regions: readonly MemoryRegio
   if (!globals.mainArena.found) return [];
   const par = globals.mallocPar.found ? globals.mallocPar.value : undefined;
   const list = decodeArenas(image, globals.mainArena.address, par);
-  const max = heapMaxSize(par);
+  const max = heapMaxSize(image.layout, par);
   const unread = [list.unread, ...list.arenas.map((a) => a.heapsUnread)].filter((a): a is bigint => a !== undefined);
-  return unread.flatMap((address) => {
-    const start = address & ~(max - 1n);
-    const region = regions.find((r) => r.start <= start && start < r.end && r.readable && r.writable);
-    if (region === undefined) return [];
-    const end = region.end - start > max ? start + max : region.end;
-    return [{ ...region, start, end, size: Number(end - start), kind: 'arena-heap' as const }];
-  });
+  const heapAt = (start: bigint): MemoryRegion[] => {
+    const i = regions.findIndex((r) => r.start <= start && start < r.end && r.readable && r.writable);
+    if (i < 0) return [];
+    // Read-write lines right above it within the reservation: huge pages' lines do not merge as glibc makes more of a heap writable.
+    let j = i;
+    while (regions[j + 1]?.start === regions[j].end && regions[j + 1].end <= start + max && regions[j + 1].perms === regions[i].perms) j++;
+    const end = regions[j].end - start > max ? start + max : regions[j].end;
+    return [{ ...regions[i], start, end, size: Number(end - start), kind: 'arena-heap' as const }];
+  };
+  const led = unread.flatMap((address) => heapAt(address & ~(max - 1n)));
+  // Heaps of four huge pages (2.35 to 2.41 under glibc.malloc.hugetlb=2) are
+  // none the map calls arena heaps (64 MiB): once the list leads to one,
+  // every line that could begin one is copied too, so that one retake finds
+  // them all, not one arena a retake (a node of five arenas ran out of retakes).
+  if (led.length === 0 || max === HEAP_MAX_SIZE) return led;
+  const could = regions.filter((r) => r.kind === 'anonymous' && r.perms === 'rw-p' && r.start % max === 0n);
+  return withHeaps(led, could.flatMap((r) => heapAt(r.start)));
 }
 
 /** `heaps` and those of `more` that start where none of them does. */

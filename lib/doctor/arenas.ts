@@ -7,7 +7,7 @@ import { binBytes, binColumns } from '../allocator/bin-chunks';
 import type { ArenaBins, Bin } from '../allocator/bins';
 import type { ArenaTotals } from '../allocator/totals';
 import type { MemoryRegion } from '../maps';
-import type { ArenaDiagnosis, TrimRange } from './types';
+import type { ArenaDiagnosis, RssRow, TrimRange } from './types';
 
 const bytesOf = (bins: readonly Bin[]) => bins.reduce((n, b) => n + binBytes(b), 0);
 
@@ -21,10 +21,10 @@ function largestOf(lists: readonly Bin[]): number {
   return largest;
 }
 
-/** Resident bytes of the regions that start in `memory` (the arena's [heap] or heaps). */
-function residentOf(a: Arena, regions: readonly MemoryRegion[]): number {
-  const starts = new Set(a.kind === 'main' ? regions.filter((r) => r.kind === 'heap').map((r) => r.start) : a.heaps.map((h) => h.address));
-  return regions.filter((r) => starts.has(r.start)).reduce((n, r) => n + (r.rss ?? 0), 0);
+/** Resident bytes of the arena's memory: [heap], or its heaps as the resident-memory table counts them. */
+function residentOf(a: Arena, regions: readonly MemoryRegion[], rss: readonly RssRow[]): number {
+  if (a.kind === 'thread') return rss.find((r) => r.kind === 'arena-heaps' && r.arena === a.address)?.rss ?? 0;
+  return regions.filter((r) => r.kind === 'heap').reduce((n, r) => n + (r.rss ?? 0), 0);
 }
 
 /**
@@ -41,7 +41,7 @@ function outsideHeap(a: Arena, systemMem: number, regions: readonly MemoryRegion
 
 export function diagnoseArenas(
   arenas: readonly Arena[], bins: readonly ArenaBins[], totals: readonly ArenaTotals[], tcacheBytes: ReadonlyMap<bigint, number>,
-  regions: readonly MemoryRegion[], trim: readonly TrimRange[], foreign: ArenaDiagnosis['foreignSbrk'],
+  regions: readonly MemoryRegion[], rss: readonly RssRow[], trim: readonly TrimRange[], foreign: ArenaDiagnosis['foreignSbrk'],
 ): ArenaDiagnosis[] {
   return arenas.map((a): ArenaDiagnosis => {
     const b = bins.find((x) => x.arena === a.address);
@@ -70,7 +70,7 @@ export function diagnoseArenas(
       tcache,
       largestFree: largestOf(lists),
       fragmentation: systemMem === 0 ? 0 : free / systemMem,
-      rss: residentOf(a, regions),
+      rss: residentOf(a, regions, rss),
       trim: {
         bytes: released.reduce((n, r) => n + Number(r.end - r.start), 0),
         resident: released.reduce((n, r) => n + r.resident, 0),

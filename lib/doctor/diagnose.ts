@@ -3,6 +3,7 @@
 // is: doctor() builds the source for this one, attach(pid).doctor() for another.
 import type { Decoded } from '../allocator/results';
 import type { GlibcLayout } from '../allocator/layouts';
+import { heapMaxSize } from '../allocator/arenas';
 import { binnedRuns, cachedBytes, inUseAtLeast, listedChunks, unwalkedRuns } from '../allocator/listed';
 import type { LibcFile } from '../allocator/libc-file';
 import type { AddressRange } from '../allocator/locate-input';
@@ -117,6 +118,7 @@ export function diagnose(src: DoctorSource): DoctorData {
     searched: src.before.mmapped.searched,
     tail: src.layout.mmappedTail,
   };
+  const rss = rssRows(src.regions, arenas, mmapped, src.pageSize, heapMaxSize(src.layout, par), (start, end) => residency.resident(start, end));
   const figures = {
     pid: src.pid,
     self: src.self,
@@ -124,17 +126,17 @@ export function diagnose(src: DoctorSource): DoctorData {
     glibc: src.glibc,
     fastbins: src.layout.fastbins,
     pageSize: src.pageSize,
-    rss: rssRows(src.regions, arenas, mmapped, src.pageSize),
+    rss,
     ...(src.v8 === undefined ? {} : { v8: src.v8 }),
     threads: src.threads,
     mmapped,
     arenas: diagnoseArenas(
-      arenas, state.bins, state.totals.perArena, new Map(arenas.map((a) => [a.address, cachedBytes(walksOf(a), listed)])), src.regions, ranges,
+      arenas, state.bins, state.totals.perArena, new Map(arenas.map((a) => [a.address, cachedBytes(walksOf(a), listed)])), src.regions, rss.rows, ranges,
       foreignSbrk(state.walks, par.sbrkBase, residency, src.pageSize),
     ),
     totals: state.totals.total,
     ...(src.mallinfo === undefined ? {} : { mallinfo: src.mallinfo }),
-    params: paramsInForce(par, initialParams(par, src.layout, src.libc, src.regions), (min) => inUseAtLeast(state.walks, listed, min)),
+    params: paramsInForce(par, src.layout, initialParams(par, src.layout, src.libc, src.regions), (min) => inUseAtLeast(state.walks, listed, min)),
     trim: {
       pageSize: src.pageSize,
       ranges,

@@ -3,7 +3,7 @@
 // the thresholds below.
 import { plural, shortBytes } from '../format';
 import { MAX_SEARCHED_PAGES } from './mmapped';
-import type { Advice, ArenaDiagnosis, DoctorData } from './types';
+import type { Advice, ArenaDiagnosis, DoctorData, ParamsInForce } from './types';
 
 /**
  * Advice thresholds. Arenas: at least two thread arenas (with one,
@@ -44,7 +44,7 @@ export function doctorFindings(d: Figures): string[] {
   out.push(`The process has ${shortBytes(d.rss.total)} resident; ${shortBytes(heapRss)} (${pct(heapRss, d.rss.total)}) of it is ` +
     `${main === undefined && foreign === undefined ? "the arenas' memory" : d.arenas.length === 1 ? '[heap]' : "[heap] and the thread arenas' heaps"} and ` +
     `${shortBytes(d.mmapped.resident)} (${pct(d.mmapped.resident, d.rss.total)}) chunks mapped on their own.`);
-  if (main?.outsideHeap !== undefined) out.push(outsideHeapFinding(main, main.outsideHeap, d.rss.rows));
+  if (main?.outsideHeap !== undefined) out.push(outsideHeapFinding(main, main.outsideHeap, d.rss.rows, d.params.hugePages));
   if (foreign !== undefined) out.push(foreignSbrkFinding(foreign));
   if (other > 0 && other >= THRESHOLDS.otherShare * d.rss.total) out.push(otherAnonymousFinding(other, heapRss, d, main?.outsideHeap));
   out.push(`${plural(d.arenas.length, 'arena')} ${d.arenas.length === 1 ? 'holds' : 'hold'} ${shortBytes(t.arena)} from the system: ${shortBytes(t.uordblks)} in use (uordblks) and ` +
@@ -60,7 +60,11 @@ export function doctorFindings(d: Figures): string[] {
   if (d.v8 !== undefined) out.push(v8Finding(d.v8.physical, other));
   const p = d.params;
   if (p.initial === undefined) out.push(`mmap_threshold is ${shortBytes(p.mmapThreshold)}; mp_ as libc initialises it could not be read: ${p.initialReason}.`);
-  else if (p.noDynThreshold) out.push(`mmap_threshold is ${shortBytes(p.mmapThreshold)}, set (no_dyn_threshold 1: freeing no longer moves it; libc's initial value is ${shortBytes(p.initial.mmapThreshold)}).`);
+  else if (p.noDynThreshold) {
+    out.push(`mmap_threshold is ${shortBytes(p.mmapThreshold)}, ${p.hugePages?.threshold === true
+      ? 'the huge page size (mp_.hp_pagesize): ptmalloc_init sets it so under glibc.malloc.hugetlb=2 unless glibc.malloc.mmap_threshold is given'
+      : 'set'} (no_dyn_threshold 1: freeing no longer moves it; libc's initial value is ${shortBytes(p.initial.mmapThreshold)}).`);
+  }
   else if (p.raised) out.push(`mmap_threshold rose from ${shortBytes(p.initial.mmapThreshold)} (mp_ in the libc file) to ${shortBytes(p.mmapThreshold)} when a ${shortBytes(p.mmapThreshold)} mmapped chunk was freed; trim_threshold followed, to ${shortBytes(p.trimThreshold)}. ` +
     (p.largeInHeap.count === 0
       ? `No in-use block in the arenas is as big as the initial ${shortBytes(p.initial.mmapThreshold)}.`
@@ -134,11 +138,16 @@ function otherAnonymousFinding(other: number, heapRss: number, d: Figures, outsi
  * A non-contiguous main_arena: glibc lists nowhere the memory it took with
  * mmap, so the resident-memory table cannot give it a line of its own.
  */
-function outsideHeapFinding(main: ArenaDiagnosis, outside: { bytes: number; top?: bigint }, rows: DoctorData['rss']['rows']): string {
+function outsideHeapFinding(
+  main: ArenaDiagnosis, outside: { bytes: number; top?: bigint }, rows: DoctorData['rss']['rows'], huge: ParamsInForce['hugePages'],
+): string {
   const heap = rows.find((r) => r.kind === 'main-heap')?.size ?? 0;
   const top = outside.top === undefined ? undefined : `its top chunk (${shortBytes(main.top)} at 0x${outside.top.toString(16)})`;
   const foreign = main.foreignSbrk === undefined ? 0 : main.foreignSbrk.below + main.foreignSbrk.past;
-  return `main_arena is not contiguous (its NONCONTIGUOUS_BIT is set: sbrk failed and glibc took memory with mmap): it holds ${shortBytes(main.systemMem)} ` +
+  const cause = huge?.mainArenaMapped === true
+    ? `mp_.hp_pagesize is ${shortBytes(huge.pageSize)} (glibc.malloc.hugetlb=2), with which ptmalloc_init makes main_arena's sbrk fail on purpose, so glibc maps all its memory, of huge pages where it can get them`
+    : 'sbrk failed and glibc took memory with mmap';
+  return `main_arena is not contiguous (its NONCONTIGUOUS_BIT is set: ${cause}): it holds ${shortBytes(main.systemMem)} ` +
     `from the system (system_mem) and [heap] is ${heap === 0 ? 'not mapped' : shortBytes(heap)}${foreign === 0 ? '' : `, ${shortBytes(foreign)} of it never main_arena's (below)`}, so ` +
     (outside.bytes === 0
       ? `[heap] is large enough to hold all of it${top === undefined ? '' : `, though ${top} lies outside [heap]`}.`

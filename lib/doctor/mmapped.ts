@@ -42,15 +42,12 @@ export interface FoundMmapped {
  * that is no arena's and no thread's stack. A library's bss too: a chunk's
  * mapping that lands right above one merges into its line, which the map
  * then reads as that bss (in a node with koffi loaded and its break blocked,
- * 2 diagnoses in 7 missed a 132 KiB chunk so). And huge pages, which the
- * map names as a file.
+ * 2 diagnoses in 7 missed a 132 KiB chunk so). Huge pages are anonymous
+ * too (classify()).
  */
 export function chunkCandidates(regions: readonly MemoryRegion[], pageSize: number): MemoryRegion[] {
-  return regions.filter((r, i) => (r.kind === 'anonymous' || r.kind === 'bss' || HUGE_PAGES.test(r.path)) && r.perms === 'rw-p' && !isThreadStack(regions, i, pageSize));
+  return regions.filter((r, i) => (r.kind === 'anonymous' || r.kind === 'bss') && r.perms === 'rw-p' && !isThreadStack(regions, i, pageSize));
 }
-
-/** How the map names private memory of huge pages (glibc.malloc.hugetlb=2 maps chunks so): a file the kernel made and unlinked. */
-const HUGE_PAGES = /^\/anon_hugepage( \(deleted\))?$/;
 
 /**
  * The mmapped chunks in `regions`: each line's headers followed in rounds

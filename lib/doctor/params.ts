@@ -5,6 +5,7 @@
 // compiled, not numbers written down here; settings made through
 // GLIBC_TUNABLES, MALLOC_*_ or mallopt show as differences from it.
 import fs from 'node:fs';
+import { hugePagesForceMmap } from '../allocator/arenas';
 import { decodeMallocPar, MallocPar } from '../allocator/decode';
 import type { GlibcLayout } from '../allocator/layouts';
 import type { LibcFile } from '../allocator/libc-file';
@@ -45,8 +46,10 @@ export function initialParams(
 
 /** The parameters in force, with the initial ones when read, and the in-use chunks the initial threshold would have mapped. */
 export function paramsInForce(
-  par: MallocPar, initial: { initial: MallocPar } | { reason: string }, inUseAtLeast: (min: number) => { count: number; bytes: number },
+  par: MallocPar, layout: GlibcLayout, initial: { initial: MallocPar } | { reason: string }, inUseAtLeast: (min: number) => { count: number; bytes: number },
 ): ParamsInForce {
+  const huge = par.hpPagesize ?? 0n;
+  const mapped = hugePagesForceMmap(layout, par);
   const first = 'initial' in initial ? initial.initial : undefined;
   const large = first === undefined ? { count: 0, bytes: 0 } : inUseAtLeast(Number(first.mmapThreshold));
   return {
@@ -62,5 +65,8 @@ export function paramsInForce(
       : { initial: { mmapThreshold: Number(first.mmapThreshold), trimThreshold: Number(first.trimThreshold), topPad: Number(first.topPad), arenaMax: Number(first.arenaMax) } }),
     raised: first !== undefined && par.noDynThreshold === 0 && par.mmapThreshold > first.mmapThreshold,
     largeInHeap: large,
+    ...(huge === 0n ? {} : {
+      hugePages: { pageSize: Number(huge), mainArenaMapped: mapped, threshold: mapped && layout.hugePagesThreshold && par.noDynThreshold !== 0 && par.mmapThreshold === huge },
+    }),
   };
 }

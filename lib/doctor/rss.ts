@@ -33,30 +33,63 @@ function kindOf(r: MemoryRegion): RssKind {
 /** Every kind, in the order the rows come. */
 export const RSS_KINDS: readonly RssKind[] = ['main-heap', 'arena-heaps', 'mmapped-chunks', 'code', 'stacks', 'other-anonymous', 'library-data', 'files', 'other'];
 
-/** Rows in ORDER (thread arenas in list order), empty kinds left out; `regions` come from smaps. */
-export function rssRows(regions: readonly MemoryRegion[], arenas: readonly Arena[], mmapped: MmappedChunks, pageSize: number): { total: number; rows: RssRow[] } {
-  const heapOwner = new Map(arenas.flatMap((a) => a.heaps.map((h) => [h.address, a.address] as const)));
+/**
+ * Rows in ORDER (thread arenas in list order), empty kinds left out;
+ * `regions` come from smaps. A thread arena's heaps are the heap_max_size
+ * (`heapMax`) glibc reserved for each, by the decoded heaps, not by the
+ * map's look alone: with huge pages a heap is neither 64 MiB nor always
+ * anonymous as the map names it. A line the kernel merged across a heap's
+ * bounds (its read-write part with a mapping of the same kind right below
+ * it; its reserved tail with a guard page right above it) is split there,
+ * the heap's part resident as pagemap counts it (`resident`, read before
+ * the snapshot), the rest of the line's resident bytes the other part's.
+ */
+export function rssRows(
+  regions: readonly MemoryRegion[], arenas: readonly Arena[], mmapped: MmappedChunks, pageSize: number, heapMax: bigint,
+  resident: (start: bigint, end: bigint) => number,
+): { total: number; rows: RssRow[] } {
+  const heaps = arenas.flatMap((a) => a.heaps.map((h) => ({ start: h.address, end: h.address + heapMax, arena: a.address })));
   const rows = new Map<string, RssRow>();
-  // The row each region is counted in, by the region's index.
-  const rowOf: RssRow[] = [];
-  const add = (kind: RssKind, r: MemoryRegion, arena?: bigint) => {
+  const row = (kind: RssKind, arena?: bigint): RssRow => {
     const key = arena === undefined ? kind : `${kind} ${arena}`;
-    const row = rows.get(key) ?? { kind, ...(arena === undefined ? {} : { arena }), count: 0, size: 0, rss: 0 };
-    row.count++;
-    row.size += r.size;
-    row.rss += r.rss ?? 0;
-    rows.set(key, row);
-    rowOf.push(row);
+    const found = rows.get(key) ?? { kind, ...(arena === undefined ? {} : { arena }), count: 0, size: 0, rss: 0 };
+    rows.set(key, found);
+    return found;
   };
+  // The row each region is counted in, by the region's index (its part outside every heap, where it has one).
+  const rowOf: RssRow[] = [];
   let total = 0;
   regions.forEach((r, i) => {
-    total += r.rss ?? 0;
-    if (r.kind === 'arena-heap' || r.kind === 'arena-reserved') {
-      // A reserved tail belongs to the heap below it; an arena-heap region starts with its heap_info.
-      const owner = heapOwner.get(r.kind === 'arena-heap' ? r.start : r.start - (r.start % (64n << 20n)));
-      if (owner !== undefined) return add('arena-heaps', r, owner);
+    const rss = r.rss ?? 0;
+    total += rss;
+    const inside = heaps.find((h) => h.start <= r.start && r.end <= h.end);
+    if (inside !== undefined) {
+      const into = row('arena-heaps', inside.arena);
+      into.count++;
+      into.size += r.size;
+      into.rss += rss;
+      rowOf.push(into);
+      return;
     }
-    add(isThreadStack(regions, i, pageSize) ? 'stacks' : kindOf(r), r);
+    let size = r.size;
+    let left = rss;
+    for (const h of heaps) {
+      const from = h.start > r.start ? h.start : r.start;
+      const to = h.end < r.end ? h.end : r.end;
+      if (from >= to) continue;
+      const part = Math.min(left, resident(from, to));
+      const into = row('arena-heaps', h.arena);
+      into.count++;
+      into.size += Number(to - from);
+      into.rss += part;
+      size -= Number(to - from);
+      left -= part;
+    }
+    const into = row(isThreadStack(regions, i, pageSize) ? 'stacks' : kindOf(r));
+    into.count++;
+    into.size += size;
+    into.rss += left;
+    rowOf.push(into);
   });
   if (mmapped.found > 0) {
     rows.set('mmapped-chunks', { kind: 'mmapped-chunks', count: mmapped.found, size: mmapped.bytes, rss: mmapped.resident });

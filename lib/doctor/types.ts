@@ -73,8 +73,9 @@ export interface ArenaDiagnosis {
   /** Resident bytes of its memory ([heap], or its heaps), from smaps. */
   rss: number;
   /**
-   * main_arena when non-contiguous (its NONCONTIGUOUS_BIT: sbrk failed and
-   * glibc took memory with mmap, which it lists nowhere): `bytes`, at least
+   * main_arena when non-contiguous (its NONCONTIGUOUS_BIT: sbrk failed, or
+   * glibc.malloc.hugetlb=2 made it fail on purpose, and glibc took memory
+   * with mmap, which it lists nowhere): `bytes`, at least
    * what it holds outside [heap] (system_mem less [heap]'s size, less the
    * bytes of [heap] it never took: `foreignSbrk`), which
    * `rss` and the resident-memory table's main heap do not count (the
@@ -157,6 +158,14 @@ export interface ParamsInForce {
   raised: boolean;
   /** In-use chunks in the arenas at least the initial threshold: at that threshold, those sysmalloc served would have been mapped on their own. */
   largeInHeap: { count: number; bytes: number };
+  /**
+   * Where glibc.malloc.hugetlb=2 set mp_.hp_pagesize (2.35 on): that huge
+   * page size; whether ptmalloc_init therefore made main_arena's sbrk fail,
+   * so that it maps all its memory (hugePagesForceMmap); and whether
+   * mmap_threshold is what ptmalloc_init set from it (the release does
+   * (GlibcLayout.hugePagesThreshold), and it equals the page size, fixed).
+   */
+  hugePages?: { pageSize: number; mainArenaMapped: boolean; threshold: boolean };
 }
 
 export interface Advice {

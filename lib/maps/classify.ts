@@ -2,7 +2,7 @@
 // region.ts) and, for a bss, checked against the ELF image in memory.
 import { binding } from '../binding';
 import { defineOwn, lookup } from '../validate';
-import { MemoryRegion, RegionKind } from './region';
+import { HUGE_PAGES_PATH, MemoryRegion, RegionKind } from './region';
 
 /**
  * glibc's HEAP_MAX_SIZE on 64-bit: 2 * DEFAULT_MMAP_THRESHOLD_MAX. A bigint,
@@ -24,8 +24,10 @@ const PSEUDO: Record<string, RegionKind> = {
   '[vsyscall]': 'vsyscall',
 };
 
+// Anonymous memory of huge pages is backed by a file the kernel made on
+// hugetlbfs and unlinked, whose name the map prints: no file a program mapped.
 function isFile(r: Pick<MemoryRegion, 'path'>): boolean {
-  return r.path !== '' && !r.path.startsWith('[');
+  return r.path !== '' && !r.path.startsWith('[') && r.path !== HUGE_PAGES_PATH;
 }
 
 function isAnonymous(r: MemoryRegion): boolean {

@@ -90,7 +90,8 @@ function parse(text: string, smaps: boolean, kept: Kept | undefined, before: Kep
   const finish = (): void => {
     if (!smaps || regions.length === 0) return;
     const region = regions[regions.length - 1];
-    defineOwn(region, 'rss', kilobytes(fields, 'Rss', header));
+    // Huge pages are resident memory the process holds, but smaps' Rss leaves them out (Linux 4.4 and later give them apart).
+    defineOwn(region, 'rss', kilobytes(fields, 'Rss', header) + optionalKilobytes(fields, 'Private_Hugetlb', header) + optionalKilobytes(fields, 'Shared_Hugetlb', header));
     defineOwn(region, 'pss', kilobytes(fields, 'Pss', header));
     defineOwn(region, 'anonymous', kilobytes(fields, 'Anonymous', header));
   };
@@ -165,6 +166,11 @@ function regionLine(text: string, at: number, stop: number): boolean {
     if (!((c >= 48 && c <= 57) || (c >= 97 && c <= 102))) break;
   }
   return i > at && i < stop && text.charCodeAt(i) === 45;
+}
+
+/** A `Key: <n> kB` field that older kernels do not print, in bytes; 0 where it is missing. */
+function optionalKilobytes(fields: Map<string, string>, key: string, header: number): number {
+  return fields.has(key) ? kilobytes(fields, key, header) : 0;
 }
 
 /** A `Key: <n> kB` field in bytes (resident memory: far below 2^53). */

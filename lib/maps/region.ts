@@ -25,7 +25,8 @@ import { InspectContext, MimeBundle, presenter } from '../presenters';
  * |                  | holes between an ELF's segments                                                |
  * | `file`           | any other file mapping: data files, /dev/shm, `/memfd:…`, `/dev/zero (deleted)`|
  * | `anonymous`      | any other anonymous mapping, named (`[anon:…]`) or not: mmapped chunks, thread |
- * |                  | stacks, V8 pages, JIT code                                                     |
+ * |                  | stacks, V8 pages, JIT code; and `/anon_hugepage`, anonymous memory of huge     |
+ * |                  | pages (MAP_HUGETLB), which the kernel names after a file it made and unlinked  |
  *
  * Limits of the inference:
  * - `bss`: only the part of .bss past the data segment's last file page gets an
@@ -100,9 +101,13 @@ export interface MemoryRegion {
   kind: RegionKind;
   /** For ELF segments and their bss: the ELF file they belong to. */
   object?: string;
-  /** Resident bytes; only with `{ rss: true }`. */
+  /**
+   * Resident bytes; only with `{ rss: true }`. Huge pages (hugetlbfs:
+   * smaps' `Private_Hugetlb` and `Shared_Hugetlb`) count, which smaps' own
+   * `Rss`, and so `ps`, leave out.
+   */
   rss?: number;
-  /** Proportional set size: resident bytes divided among the processes sharing them. */
+  /** Proportional set size: resident bytes divided among the processes sharing them (huge pages not counted, as smaps gives it). */
   pss?: number;
   /** Resident bytes that are anonymous (including copy-on-write copies of file pages). */
   anonymous?: number;
@@ -111,14 +116,17 @@ export interface MemoryRegion {
 /** The kinds that are private anonymous memory when not shared. */
 const ANONYMOUS_KINDS = new Set<RegionKind>(['heap', 'arena-heap', 'bss', 'stack', 'anonymous']);
 
+/** How the map names anonymous memory of huge pages (MAP_HUGETLB; glibc.malloc.hugetlb=2 maps chunks and main_arena's memory so). */
+export const HUGE_PAGES_PATH = '/anon_hugepage';
+
 /**
  * Whether `region` is readable private anonymous memory, where a page never
  * touched (neither present nor swapped in /proc/PID/pagemap) reads as zeros:
  * a copy of it may leave such pages zero instead of reading them, which would
- * make them resident.
+ * make them resident (a huge page's whole 2 MiB, taken from the pool).
  */
 export function untouchedReadsZero(region: MemoryRegion): boolean {
-  return region.readable && !region.shared && region.inode === 0 && ANONYMOUS_KINDS.has(region.kind);
+  return region.readable && !region.shared && (region.inode === 0 || region.path === HUGE_PAGES_PATH) && ANONYMOUS_KINDS.has(region.kind);
 }
 
 /** How a region and a list of them show themselves; installed by the view layer. */

@@ -54,11 +54,12 @@ export function doctorDocument(d: DoctorData): ViewDocument {
   // Where mp_ as initialised could not be read, whether a field moved from it is not known either.
   const known = (state: string) => (p.initial === undefined ? '?' : state);
   const paramRows: DocRow[] = [
-    { cells: ['mmap_threshold', String(p.mmapThreshold), initial('mmapThreshold'), p.noDynThreshold ? 'set (no_dyn_threshold 1)' : known(p.raised ? 'risen when a mmapped chunk was freed' : 'as initialised')] },
+    { cells: ['mmap_threshold', String(p.mmapThreshold), initial('mmapThreshold'), p.hugePages?.threshold === true ? 'hp_pagesize (hugetlb=2)' : p.noDynThreshold ? 'set (no_dyn_threshold 1)' : known(p.raised ? 'risen when a mmapped chunk was freed' : 'as initialised')] },
     { cells: ['trim_threshold', String(p.trimThreshold), initial('trimThreshold'), known(p.trimThreshold === p.initial?.trimThreshold ? 'as initialised' : p.raised && p.trimThreshold === 2 * p.mmapThreshold ? 'risen with it: 2 × mmap_threshold' : 'changed')] },
     { cells: ['top_pad', String(p.topPad), initial('topPad'), known(p.topPad === p.initial?.topPad ? 'as initialised' : 'changed')] },
     { cells: ['arena_max', String(p.arenaMax), initial('arenaMax'), p.arenaMax === 0 ? '0: 8 arenas per CPU' : `at most ${plural(p.arenaMax, 'arena')}`] },
     { cells: ['n_mmaps_max', String(p.nMmapsMax), '', ''] },
+    ...(p.hugePages === undefined ? [] : [{ cells: ['hp_pagesize', String(p.hugePages.pageSize), '0', p.hugePages.mainArenaMapped ? 'hugetlb=2: main_arena mmaps' : 'hugetlb=2'] }]),
   ];
   const t = d.trimmed;
   const trimNotes: DocNote[] = d.trim.topReason === undefined ? [] : [{ text: d.trim.topReason }];

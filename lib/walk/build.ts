@@ -2,6 +2,7 @@
 // was copied from: every region's chunks with their places, the totals,
 // and the walk's own mallinfo2() (against the real one when there is one).
 import type { Arena } from '../allocator/arenas';
+import type { MallocParams } from '../allocator/params';
 import type { RegionWalk } from '../allocator/heap-walks';
 import { isFencepost, placementProblems } from '../allocator/places';
 import type { Decoded } from '../allocator/results';
@@ -29,7 +30,7 @@ export function heapWalkData({ state, info }: Decoded, source: WalkSource): Heap
   const main = state.arenas.arenas.find((a) => a.kind === 'main')!;
   const regions = state.walks.map((w, i) => regionWalk(w, state.placement.regions[i], source.ours, fencedReason(w, main, state.walks)));
   const mallinfoTotals = walkMallinfo(state.arenas.arenas, regions, state.params.values);
-  const heap = regions.find((r) => r.kind === 'heap') ?? noHeap(main);
+  const heap = regions.find((r) => r.kind === 'heap') ?? noHeap(main, state.params);
   const mainTop = regions.find((r) => r.kind === 'top-region');
   const threadHeaps = source.mainOnly ? [] : regions.filter((r) => r.kind === 'arena-heap');
   const shown = [heap, ...(mainTop === undefined ? [] : [mainTop]), ...threadHeaps];
@@ -48,10 +49,11 @@ export function heapWalkData({ state, info }: Decoded, source: WalkSource): Heap
   };
 }
 
-function noHeap(main: Arena): HeapRegionWalk {
-  const why = main.noncontiguous
-    ? "main_arena is non-contiguous: brk() failed and glibc took main_arena's memory with mmap (its top is walked as main_arena's top region, when copied)"
-    : 'main_arena has not used sbrk';
+function noHeap(main: Arena, params: MallocParams): HeapRegionWalk {
+  const mapped = params.mainArenaMapped
+    ? `mp_.hp_pagesize is ${params.values.hpPagesize} (glibc.malloc.hugetlb=2), so glibc took main_arena's memory with mmap without asking sbrk`
+    : "brk() failed and glibc took main_arena's memory with mmap";
+  const why = main.noncontiguous ? `main_arena is non-contiguous: ${mapped} (its top is walked as main_arena's top region, when copied)` : 'main_arena has not used sbrk';
   return {
     arena: main.address, kind: 'heap', start: 0n, end: 0n, firstChunk: 0n, chunks: [], complete: false,
     reason: `this process has no [heap] region: ${why}`, totals: emptyTotals(),

@@ -3,6 +3,8 @@
 // multiple of its size), a second computation beside cStruct's.
 import { describe, expect, it } from 'vitest';
 import { HeapscopeError } from '../../lib/errors';
+import { heapMaxSize, hugePagesForceMmap } from '../../lib/allocator/arenas';
+import type { MallocPar } from '../../lib/allocator/decode';
 import { KNOWN_GLIBC_VERSIONS, layoutFor, tcacheLayoutFor } from '../../lib/allocator/layouts';
 import { StructLayout } from '../../lib/allocator/struct-layout';
 import { heapRoomNotNeeded } from '../helpers/heap-room';
@@ -104,6 +106,29 @@ describe('layoutFor', () => {
       expect(layout.safeLinking).toBe(minor >= 32);
       expect(layout.globalMaxFast).toBe(minor < 37 ? 'size_t' : minor < 43 ? 'uint8_t' : 'none');
       expect(layout.mmappedTail).toBe(minor < 43 ? 0 : 16);
+    }
+  });
+
+  it('has heaps of four huge pages from 2.35 to 2.41 under glibc.malloc.hugetlb, and mmap_threshold set to the huge page size from 2.39', () => {
+    const MiB = 1n << 20n;
+    for (const version of KNOWN_GLIBC_VERSIONS) {
+      const minor = Number(version.split('.')[1]);
+      const layout = layoutFor(version);
+      expect({ version, heapMax: layout.heapMax, threshold: layout.hugePagesThreshold })
+        .toEqual({ version, heapMax: minor >= 35 && minor <= 41 ? 'four-huge-pages' : 'fixed', threshold: minor >= 39 });
+      // heap_max_size (), and whether main_arena's sbrk is made to fail: with no huge pages, 2 MiB ones, and 1 GiB ones.
+      const par = (hp: bigint | undefined) => (hp === undefined ? {} : { hpPagesize: hp }) as MallocPar;
+      expect(heapMaxSize(layout, par(undefined))).toBe(64n * MiB);
+      expect(heapMaxSize(layout, par(0n))).toBe(64n * MiB);
+      expect(heapMaxSize(layout, par(2n * MiB))).toBe(layout.heapMax === 'fixed' ? 64n * MiB : 8n * MiB);
+      expect(heapMaxSize(layout, par(1024n * MiB))).toBe(layout.heapMax === 'fixed' ? 64n * MiB : 4096n * MiB);
+      expect(hugePagesForceMmap(layout, par(undefined))).toBe(false);
+      // Before 2.35 mp_ has no hp_pagesize.
+      if (minor < 35) continue;
+      expect(hugePagesForceMmap(layout, par(0n))).toBe(false);
+      expect(hugePagesForceMmap(layout, par(2n * MiB))).toBe(true);
+      // From 2.42 glibc takes huge pages only where one is at most HEAP_MAX_SIZE.
+      expect(hugePagesForceMmap(layout, par(1024n * MiB))).toBe(minor < 42);
     }
   });
 
