@@ -236,6 +236,9 @@ describe('the tour on every glibc release the tests fetched, each experiment in 
           expect(bins).toContain(fastbins ? 'a free into a fastbin does not merge with its free neighbour' : 'freeing a2 merged it with free a1 at once');
           expect(bins).toContain(fastbins ? '(a large-bin request) ran malloc_consolidate' : '(a large-bin request) had no fastbins to consolidate');
           expect(section('tcache').includes('Fastbins never took over here')).toBe(!fastbins);
+          // Without fastbins, the small free is told by mallinfo's in-use bytes alone.
+          expect({ fastbinBytes: section('free').includes("mallinfo's fastbin bytes"), none: section('free').includes(`glibc ${g.glibc} has no fastbins`) })
+            .toEqual({ fastbinBytes: fastbins, none: !fastbins });
         } else {
           expect(tour.status).toBe(1);
           expect(ran.every(([, version]) => version === g.glibc)).toBe(true);

@@ -3,15 +3,14 @@
 // files' (before, after) or their difference.
 import { inspect } from 'node:util';
 import { commandLine, plural, shortBytes, signedBytes } from '../format';
-import type { ArenaDiff, Counted, HeapDiffData, Pair } from '../heap-snapshot/index';
-import { FREE_PLACES } from '../heap-snapshot/index';
+import type { ArenaDiff, Counted, FreePlace, HeapDiffData, Pair } from '../heap-snapshot/index';
 import { TOTALLED_FIELDS } from '../allocator/totals';
 import { toJSONValue } from '../json';
 import type { DocumentViews, InspectContext } from '../presenters';
 import { DocColumn, DocNote, DocRow, DocSection, documentHTML, documentMarkdown, documentTerminal, ViewDocument } from './document';
 import { RSS_LABELS } from './doctor';
 import { stylize } from './inspect';
-import { arenaName, classLabel, countedCell, PLACE_HEADS, RIGHT } from './snapshot';
+import { arenaName, classLabel, countedCell, PLACE_HEADS, placesOf, RIGHT } from './snapshot';
 import type { TerminalOptions } from './terminal';
 
 /** A change in a count with its sign: `+3`, `−2` (U+2212), `0`. */
@@ -39,9 +38,9 @@ function countedRow(what: string, p: Pair<Counted>): DocRow {
   return { cells: [what, countedCell(p.a), countedCell(p.b), countedChange(p)], ...(p.a.count === p.b.count && p.a.bytes === p.b.bytes ? {} : { colour: 'cyan' as const }) };
 }
 
-const PLACE_NAMES = ['in the tcache', 'in fastbins', 'in the unsorted bin', 'in small bins', 'in large bins'];
+const PLACE_NAMES: Record<FreePlace, string> = { tcache: 'in the tcache', fastbin: 'in fastbins', unsorted: 'in the unsorted bin', smallbin: 'in small bins', largebin: 'in large bins' };
 
-function arenaSections(a: ArenaDiff): DocSection[] {
+function arenaSections(a: ArenaDiff, places: readonly FreePlace[]): DocSection[] {
   const status = a.status === 'both' ? '' : a.status === 'appeared' ? ' (appeared: only in the second snapshot)' : ' (disappeared: only in the first snapshot)';
   const summary: DocSection = {
     heading: `${arenaName(a)}${status}`,
@@ -50,23 +49,23 @@ function arenaSections(a: ArenaDiff): DocSection[] {
       rows: [
         bytesRow('system memory', a.systemMem),
         countedRow('chunks in use', a.inUse),
-        ...FREE_PLACES.map((p, i) => countedRow(`free ${PLACE_NAMES[i]}`, a.free[p])),
+        ...places.map((p) => countedRow(`free ${PLACE_NAMES[p]}`, a.free[p])),
         bytesRow('top', a.top),
         bytesRow('resident', a.rss),
         ...(a.outsideHeap === undefined ? [] : [bytesRow('memory outside [heap]', a.outsideHeap)]),
       ],
     },
     notes: a.outsideHeap === undefined ? [] : [{
-      text: 'memory outside [heap]: at least this much of main_arena\'s memory lies in memory glibc took with mmap where brk failed, which its resident figure does not count' +
+      text: 'memory outside [heap]: at least this much of main_arena\'s memory lies in memory glibc took with mmap, which its resident figure does not count' +
         (a.outsideHeap.a === null || a.outsideHeap.b === null ? '; – where a file has no such figure (the arena was contiguous then, or the file was written before heapscope kept it).' : '.'),
     }],
   };
   const columns: DocColumn[] = [
     { head: 'chunk size' }, { head: 'in use before', ...RIGHT, drop: 0 }, { head: 'in use after', ...RIGHT, drop: 1 }, { head: 'in use change', ...RIGHT },
-    ...PLACE_HEADS.map((head, i) => ({ head, ...RIGHT, drop: 2 + i })),
+    ...places.map((p, i) => ({ head: PLACE_HEADS[p], ...RIGHT, drop: 2 + i })),
   ];
   const rows: DocRow[] = a.classes.map((c) => ({
-    cells: [classLabel(c), countedCell(c.inUse.a), countedCell(c.inUse.b), countedChange(c.inUse), ...FREE_PLACES.map((p) => countedChange(c.free[p]))],
+    cells: [classLabel(c), countedCell(c.inUse.a), countedCell(c.inUse.b), countedChange(c.inUse), ...places.map((p) => countedChange(c.free[p]))],
   }));
   const classes: DocSection = {
     heading: `${arenaName(a)}: size classes that changed, ${a.classes.length} of ${a.classesSeen}`,
@@ -96,7 +95,7 @@ export function diffDocument(d: HeapDiffData): ViewDocument {
     title: d.sameProcess ? `Diff: ${who(d.a)}, ${d.elapsed / 1000} s apart` : `Diff: ${who(d.a)} → ${who(d.b)}`,
     notes,
     sections: [
-      ...d.arenas.flatMap(arenaSections),
+      ...d.arenas.flatMap((a) => arenaSections(a, placesOf(d.a.glibc, d.b.glibc))),
       {
         heading: 'Mmapped chunks',
         table: {

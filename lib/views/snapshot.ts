@@ -3,7 +3,8 @@
 // number shown is one of the snapshot's.
 import { inspect } from 'node:util';
 import { commandLine, hex, plural, shortBytes, span } from '../format';
-import type { Counted, HeapSnapshotData, SizeClassCounts, SnapshotArena } from '../heap-snapshot/index';
+import { KNOWN_GLIBC_VERSIONS, layoutFor } from '../allocator/layouts';
+import type { Counted, FreePlace, HeapSnapshotData, SizeClassCounts, SnapshotArena } from '../heap-snapshot/index';
 import { FREE_PLACES, summarize } from '../heap-snapshot/index';
 import { toJSONValue } from '../json';
 import type { DocumentViews, InspectContext } from '../presenters';
@@ -33,28 +34,40 @@ export function processName(p: { pid: number; self?: boolean }): string {
   return p.self === true ? `this process (${p.pid})` : `process ${p.pid}`;
 }
 
-/** The free places as columns: tcache, fast, unsorted, small, large. */
-export const PLACE_HEADS = ['tcache', 'fast', 'unsorted', 'small', 'large'];
+/** The free places as column heads. */
+export const PLACE_HEADS: Record<FreePlace, string> = { tcache: 'tcache', fastbin: 'fast', unsorted: 'unsorted', smallbin: 'small', largebin: 'large' };
+
+/**
+ * The free places snapshots of these glibc releases can have chunks in:
+ * no fastbins from 2.43 (GlibcLayout.fastbins), where the file's fastbin
+ * counts are zeros the format keeps; every place for a release whose
+ * layout was not read.
+ */
+export function placesOf(...glibcs: string[]): FreePlace[] {
+  const fastbins = glibcs.some((v) => !KNOWN_GLIBC_VERSIONS.includes(v) || layoutFor(v).fastbins);
+  return FREE_PLACES.filter((p) => p !== 'fastbin' || fastbins);
+}
 
 const CLASSES_SHOWN = 12;
 
-function classRows(a: SnapshotArena): DocRow[] {
+function classRows(a: SnapshotArena, places: readonly FreePlace[]): DocRow[] {
   const bytesOf = (c: SizeClassCounts) => (c.inUse?.bytes ?? 0) + FREE_PLACES.reduce((n, p) => n + (c[p]?.bytes ?? 0), 0);
   return [...a.classes].sort((x, y) => bytesOf(y) - bytesOf(x)).slice(0, CLASSES_SHOWN).map((c) => ({
-    cells: [classLabel(c), countedCell(c.inUse ?? { count: 0, bytes: 0 }), ...FREE_PLACES.map((p) => countedCell(c[p] ?? { count: 0, bytes: 0 }))],
+    cells: [classLabel(c), countedCell(c.inUse ?? { count: 0, bytes: 0 }), ...places.map((p) => countedCell(c[p] ?? { count: 0, bytes: 0 }))],
   }));
 }
 
 export function snapshotDocument(s: HeapSnapshotData): ViewDocument {
   const total = summarize(s);
+  const places = placesOf(s.process.glibc);
   const arenaColumns: DocColumn[] = [
     { head: 'arena', code: true }, { head: 'system', ...RIGHT }, { head: 'in use', ...RIGHT },
-    ...PLACE_HEADS.map((head, i) => ({ head, ...RIGHT, drop: i })), { head: 'top', ...RIGHT }, { head: 'rss', ...RIGHT, drop: 5 },
+    ...places.map((p, i) => ({ head: PLACE_HEADS[p], ...RIGHT, drop: i })), { head: 'top', ...RIGHT }, { head: 'rss', ...RIGHT, drop: 5 },
   ];
   const arenaRows: DocRow[] = s.arenas.map((a) => ({
-    cells: [arenaName(a), shortBytes(a.systemMem), countedCell(a.inUse), ...FREE_PLACES.map((p) => countedCell(a.free[p])), shortBytes(a.top), shortBytes(a.rss)],
+    cells: [arenaName(a), shortBytes(a.systemMem), countedCell(a.inUse), ...places.map((p) => countedCell(a.free[p])), shortBytes(a.top), shortBytes(a.rss)],
   }));
-  const classColumns: DocColumn[] = [{ head: 'chunk size' }, { head: 'in use', ...RIGHT }, ...PLACE_HEADS.map((head, i) => ({ head, ...RIGHT, drop: i }))];
+  const classColumns: DocColumn[] = [{ head: 'chunk size' }, { head: 'in use', ...RIGHT }, ...places.map((p, i) => ({ head: PLACE_HEADS[p], ...RIGHT, drop: i }))];
   const p = s.params;
   return {
     id: 'heapscope-snapshot',
@@ -71,15 +84,15 @@ export function snapshotDocument(s: HeapSnapshotData): ViewDocument {
         heading: 'Arenas: chunks (and bytes) by place',
         table: { columns: arenaColumns, rows: arenaRows },
         notes: [
-          { text: 'in use: chunks handed out (the tcache structs included); tcache: free to the program, in use to mallinfo2; fast, unsorted, small, large: the bins; rss: resident bytes of its memory.' },
+          { text: `in use: chunks handed out (the tcache structs included); tcache: free to the program, in use to mallinfo2; ${places.filter((p) => p !== 'tcache').map((p) => PLACE_HEADS[p]).join(', ')}: the bins; rss: resident bytes of its memory.` },
           ...s.arenas.flatMap((a) => (a.outsideHeap === undefined || a.outsideHeap === 0 ? [] : [{
-            text: `${arenaName(a)}'s rss counts [heap] only: at least ${shortBytes(a.outsideHeap)} of its memory lies outside it (it is not contiguous: glibc took memory with mmap where brk failed).`,
+            text: `${arenaName(a)}'s rss counts [heap] only: at least ${shortBytes(a.outsideHeap)} of its memory lies outside it (it is not contiguous: glibc took memory with mmap).`,
           }])),
         ],
       },
       ...s.arenas.map((a) => ({
         heading: `${arenaName(a)}: ${a.classes.length === 1 ? 'its one size class' : `the ${Math.min(CLASSES_SHOWN, a.classes.length)} size classes holding the most bytes, of ${a.classes.length}`}`,
-        table: { columns: classColumns, rows: classRows(a) },
+        table: { columns: classColumns, rows: classRows(a, places) },
         notes: [] as DocNote[],
       })),
       {

@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { attach, maps } from '../../lib/index';
+import { attach, diffHeapSnapshots, maps } from '../../lib/index';
 import { libcFileOf } from '../../lib/allocator/libc-file';
 import { KNOWN_GLIBC_VERSIONS, layoutFor } from '../../lib/allocator/layouts';
 import { TOTALLED_FIELDS } from '../../lib/allocator/totals';
@@ -79,6 +79,15 @@ for (const g of known) describe(`a process on glibc ${g.glibc} (${g.name})`, () 
     expect(said).toEqual([drift === 0
       ? expect.stringMatching(/^All 3 mmapped chunks that mp_ counts \(.*\) were found by their headers in anonymous memory; /)
       : expect.stringMatching(/^All 3 mmapped chunks that mp_ counts \(.*\) were found by their headers in anonymous memory, but mp_\.mmapped_mem says \d+ bytes, 16 more \(1 × 16\), less than a page, which no mapping accounts for: what glibc 2\.43's mremap_chunk leaves /)]);
+    // The snapshot views, and a diff's, have a fast column and a fastbin row only where the release has fastbins (2.43 has none).
+    const fastbins = layoutFor(g.glibc).fastbins;
+    const snapshot = target.heapSnapshot();
+    const diffed = diffHeapSnapshots(snapshot, target.heapSnapshot()).toMarkdown();
+    const lines = [...snapshot.toMarkdown().split('\n'), ...diffed.split('\n')];
+    const heads = lines.filter((l) => /^\| (arena|chunk size) \|/.test(l));
+    expect(heads.length).toBeGreaterThan(2);
+    expect(heads.filter((l) => l.includes('| fast |')).length).toBe(fastbins ? heads.length : 0);
+    expect(lines.some((l) => l.startsWith('| free in fastbins |'))).toBe(fastbins);
     const initial = gdbInitialParams(libcOf(g), gdbFlagsFor(g));
     if ('skip' in initial) skip(initial.skip);
     expect(d.params.initial).toEqual(initial);

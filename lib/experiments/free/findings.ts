@@ -57,6 +57,8 @@ interface Mapped extends Unmapping {
 
 interface Facts {
   small: Small;
+  /** The release, where it has no fastbins (Measured.noFastbins). */
+  noFastbins?: string;
   run: Run;
   trim: Trim;
   mmapped: Mapped;
@@ -71,7 +73,7 @@ function wholePages(chunk: bigint, size: number, page: number): number {
   return end > first ? Number((end - first) / p) : 0;
 }
 
-function facts({ rows, smallMissed, run, unmapping, page }: Measured): Facts {
+function facts({ rows, smallMissed, run, unmapping, page, noFastbins }: Measured): Facts {
   const steps = (phase: FreeStepRow['phase']) => rows.filter((r): r is FreeStepRow => r.kind === 'step' && r.phase === phase);
   const small = steps('small');
   const [before, freed, again] = small.slice(-3);
@@ -100,6 +102,7 @@ function facts({ rows, smallMissed, run, unmapping, page }: Measured): Facts {
     },
     mmapped: { ...unmapping, start, allocated, freed: mapped },
     page,
+    ...(noFastbins === undefined ? {} : { noFastbins }),
   };
 }
 
@@ -130,15 +133,18 @@ const FINDINGS: Rule<Facts>[] = [
       : `The break moved during the small malloc/free/malloc: ${[...breaks].map(hex).join(' → ')}.`;
   },
 
-  // If the free moved neither fastbin nor in-use bytes, the chunk went to tcache; else how they moved.
-  ({ small: { before, freed, first } }) => {
+  // If the free moved neither fastbin nor in-use bytes, the chunk went to tcache; else how they moved (a glibc without fastbins: in-use bytes only).
+  ({ small: { before, freed, first }, noFastbins }) => {
     const fast = freed.fastbinBytes - before.fastbinBytes;
     const used = freed.inUse - before.inUse;
+    const fastText = noFastbins === undefined ? `mallinfo's fastbin bytes stayed at ${freed.fastbinBytes} and its ` : 'mallinfo\'s ';
     return fast === 0 && used === 0
-      ? `At that free, mallinfo's fastbin bytes stayed at ${freed.fastbinBytes} and its in-use bytes did not drop (${before.inUse} → ${freed.inUse}): ` +
-        'the chunk went to no bin but was held as if in use, in the thread\'s tcache.'
-      : `At that free, mallinfo's fastbin bytes went ${before.fastbinBytes} → ${freed.fastbinBytes} and its in-use bytes ${before.inUse} → ${freed.inUse}` +
-        (fast >= first.chunkSize! ? ': the chunk went to a fastbin.' : '.');
+      ? `At that free, ${fastText}in-use bytes did not drop (${before.inUse} → ${freed.inUse}): ` +
+        `the chunk went to no bin${noFastbins === undefined ? '' : ` (glibc ${noFastbins} has no fastbins)`} but was held as if in use, in the thread's tcache.`
+      : noFastbins === undefined
+        ? `At that free, mallinfo's fastbin bytes went ${before.fastbinBytes} → ${freed.fastbinBytes} and its in-use bytes ${before.inUse} → ${freed.inUse}` +
+          (fast >= first.chunkSize! ? ': the chunk went to a fastbin.' : '.')
+        : `At that free, mallinfo's in-use bytes went ${before.inUse} → ${freed.inUse} (glibc ${noFastbins} has no fastbins).`;
   },
 
   // (c) If runs were measured again: how few blocks the earlier ones merged into the top.
@@ -215,11 +221,12 @@ const FINDINGS: Rule<Facts>[] = [
 
 const SURPRISES: Rule<Facts>[] = [
   // (a) If the next malloc of the size returned another chunk than the one freed.
-  ({ small: { rows, first, again } }) => {
+  ({ small: { rows, first, again, before, freed }, noFastbins }) => {
     if (again.address === first.address) return undefined;
     const fast = fastbinsAtFree(rows);
     return `After free() of malloc(${SMALL}) at ${hex(first.address!)} (after ${DRAIN} mallocs of the same size), the next malloc(${SMALL}) ` +
-      `returned ${hex(again.address!)}, another chunk; at the free, mallinfo's fastbin bytes went ${fast.before} → ${fast.after}.`;
+      `returned ${hex(again.address!)}, another chunk; at the free, ` +
+      (noFastbins === undefined ? `mallinfo's fastbin bytes went ${fast.before} → ${fast.after}.` : `mallinfo's in-use bytes went ${before.inUse} → ${freed.inUse} (glibc ${noFastbins} has no fastbins).`);
   },
 
   // (d) If malloc_trim with a big pad did not lower RSS.

@@ -13,7 +13,7 @@ import { CHUNK_HEADER_SIZE } from '../../chunk';
 import { MemoryRegion, parseMaps } from '../../maps';
 import { PlanStep, runPlan, StepResult } from '../../plan';
 import { pageSize } from '../../stats';
-import { AddressRange, diffMaps, FreeRunRow, mallocPar, measureFreeRun, rangeHolding, trimSummary } from '../measure';
+import { AddressRange, diffMaps, FreeRunRow, layoutHere, mallocPar, measureFreeRun, rangeHolding, trimSummary } from '../measure';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -266,6 +266,8 @@ export interface Measured {
   run: FreeRun;
   unmapping: Unmapping;
   page: number;
+  /** The release, where its layout says it has no fastbins (2.43 on): mallinfo's fastbin bytes then say nothing. */
+  noFastbins?: string;
 }
 
 export function measure(): Measured {
@@ -276,5 +278,6 @@ export function measure(): Measured {
   const trimmed = mallocTrim();
   const { rows: unmapped, unmapping } = mmapped();
   rows.push(...runRows, ...trimmed, ...unmapped);
-  return { rows, smallMissed, run, unmapping, page };
+  const layout = layoutHere();
+  return { rows, smallMissed, run, unmapping, page, ...(layout !== undefined && !layout.fastbins ? { noFastbins: layout.version } : {}) };
 }
