@@ -63,6 +63,13 @@ const SOAKED = [GUARD_REQUEST, FAST_REQUEST, GUARD_REQUEST, SMALL_REQUEST, GUARD
  */
 export const MAX_COPIES = 512 * 1024 * 1024;
 
+/**
+ * Which case a step was built to show, named after where glibc 2.36 puts its
+ * chunks: a name, not a finding. Later releases put some elsewhere (from 2.41
+ * the `unsorted` step's small chunk goes to its small bin; 2.43 has no
+ * fastbins for `fastbin`, `no-merge` and `consolidate`), and each row's
+ * places, and the findings, say where they went.
+ */
 export type BinsStage =
   | 'start' | 'tcache' | 'unsorted' | 'sort' | 'fastbin' | 'no-merge' | 'apart' | 'coalesce' | 'consolidate' | 'split' | 'remainder' | 'top';
 
