@@ -10,7 +10,7 @@ import { AddressRange } from './locate-input';
 import { readBytes, readWord } from './memory-source';
 
 /** HEAP_MAX_SIZE on 64-bit: 2 × DEFAULT_MMAP_THRESHOLD_MAX. */
-export const HEAP_MAX_SIZE = 64n << 20n;
+const HEAP_MAX_SIZE = 64n << 20n;
 /** More arenas or heaps than this means a corrupt list: 64-bit arena_max defaults to 8 × cores. */
 const MAX_ARENAS = 4096;
 const MAX_HEAPS = 1 << 16;

@@ -17,7 +17,7 @@ import { offsetOf } from './struct-layout';
  * - `no-memory`: malloc_init_state ran, but the arena has no memory yet:
  *   top is initial_top, which is main_arena's own unsorted bin header.
  * - `heap`: top is a chunk in [heap].
- * - `noncontiguous`: sbrk failed (or glibc.malloc.hugetlb=2 made it fail on
+ * - `noncontiguous`: sbrk failed (or glibc.malloc.hugetlb made it fail on
  *   purpose) and main_arena took memory with mmap
  *   (NONCONTIGUOUS_BIT set); top is in such a mapping.
  */

@@ -50,7 +50,7 @@ export interface MallocParams {
   /** global_max_fast, a separate variable: the largest chunk size fastbins take. */
   globalMaxFast: GlobalMaxFastReading;
   /**
-   * glibc.malloc.hugetlb=2 set mp_.hp_pagesize, with which ptmalloc_init
+   * glibc.malloc.hugetlb (2, or a huge page size) set mp_.hp_pagesize, with which ptmalloc_init
    * makes main_arena's sbrk fail on purpose: it maps all its memory, of huge
    * pages where it can (2.35 on; from 2.42 only where a huge page is at
    * most HEAP_MAX_SIZE). main_arena is then never contiguous.

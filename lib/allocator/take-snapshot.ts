@@ -9,6 +9,7 @@ import { HeapscopeError, rangeError, typeError } from '../errors';
 import { bytes, hex, shortBytes } from '../format';
 import { releaseBytes } from '../fresh-memory';
 import { maps, MemoryRegion, untouchedReadsZero } from '../maps';
+import { readMemory } from '../memory';
 import { MAX_PLAN_READ, PlanStep, runPlan, runPlanReleasingCopies, StepResult } from '../plan';
 import { MINSIZE } from '../size-classes';
 import { glibcVersion, Mallinfo, MALLINFO_FIELDS, programBreak } from '../stats';
@@ -20,7 +21,7 @@ import { LibcFile, libcFileOf } from './libc-file';
 import { AddressRange } from './locate-input';
 import { CopiedRange, copiedMemory, rangeOf, readWord } from './memory-source';
 import { offsetOf } from './struct-layout';
-import { Arena, decodeArenas, HEAP_MAX_SIZE, heapMaxSize } from './arenas';
+import { Arena, decodeArenas, heapMaxSize } from './arenas';
 import { decodeBins } from './bins';
 import { CopiedSnapshot, madeResidentReason } from './results';
 
@@ -119,7 +120,7 @@ export function takeAllocatorSnapshot(options: AllocatorSnapshotOptions = {}, { 
       taken = takeOnce(before, probe, attempt, before.length > 0 ? torn?.breakSeen : undefined, mainRegions, heaps, released);
       if (own(taken, 'reason') === undefined) return taken.snapshot;
       if (taken.final) break;
-      const next = retakeSources(own(taken, 'reason')!, taken.snapshot.image, maps(), mainRegions, heaps);
+      const next = retakeSources(own(taken, 'reason')!, taken.snapshot.image, maps(), mainRegions, heaps, mainTopNow(taken.snapshot.image));
       if ('final' in next) return { ...taken.snapshot, consistent: false, reason: next.final };
       ({ mainRegions, heaps } = next);
     }
@@ -153,14 +154,32 @@ export function releaseCopies(snapshot: Pick<CopiedSnapshot, 'image'>): void {
  * this process's retakes and another's use it.
  */
 export function retakeSources(
-  reason: string, image: AllocatorImage, regions: readonly MemoryRegion[], mainRegions: MemoryRegion[], heaps: MemoryRegion[],
+  reason: string, image: AllocatorImage, regions: readonly MemoryRegion[], mainRegions: MemoryRegion[], heaps: MemoryRegion[], topNow?: bigint,
 ): { mainRegions: MemoryRegion[]; heaps: MemoryRegion[] } | { final: string } {
-  const outside = mergedRanges(mainRegions, outsideMain(image, regions));
+  const outside = mergedRanges(mainRegions, outsideMain(image, regions, topNow));
   const more = withHeaps(heaps, missedHeaps(image, regions));
   if (reason.startsWith(NONCONTIGUOUS_TORN) && !widens(mainRegions, outside) && more.length === heaps.length) {
     return { final: `${reason}, and no private anonymous read-write mapping the copy has not read holds it` };
   }
   return { mainRegions: outside, heaps: more };
+}
+
+/**
+ * main_arena's top now, read in this process, where the copy locates
+ * main_arena: the copy's own mallocs since (the decode's columns) may have
+ * moved it on to memory glibc mapped meanwhile, which a retake that knew
+ * only the copy's top would chase attempt after attempt (under
+ * glibc.malloc.hugetlb, where main_arena maps all its memory a huge page
+ * at a time, five attempts of a node with five workers ran out so).
+ */
+function mainTopNow(image: AllocatorImage): bigint | undefined {
+  const globals = locateGlobals(image);
+  if (!globals.mainArena.found) return undefined;
+  try {
+    return readMemory(globals.mainArena.address + BigInt(offsetOf(image.layout.mallocState, 'top')), 8).readBigUInt64LE(0);
+  } catch {
+    return undefined;
+  }
 }
 
 /** The label of a copied range outside [heap] that a non-contiguous main_arena's chunks or top led the copy to (outsideMain). */
@@ -199,7 +218,7 @@ const MAX_OUTSIDE_COPY = 1n << 30n;
 
 /**
  * A line glibc's mmap for main_arena could be: private anonymous read-write
- * memory, huge pages too (glibc.malloc.hugetlb=2 maps all of main_arena's
+ * memory, huge pages too (glibc.malloc.hugetlb maps all of main_arena's
  * memory so); a forged pointer elsewhere is not followed. A library's `bss`
  * counts: the kernel merges an mmap that lands right above it into its line.
  */
@@ -208,7 +227,7 @@ const mainMmapLine = (r: MemoryRegion) => (r.kind === 'anonymous' || r.kind === 
 /**
  * A non-contiguous main_arena keeps memory outside [heap]: regions glibc
  * took with mmap once sbrk failed (or all of it, under
- * glibc.malloc.hugetlb=2), listed nowhere. The parts of `regions`
+ * glibc.malloc.hugetlb), listed nowhere. The parts of `regions`
  * (the process's map) that hold what the copy missed of it: its top, from
  * the top on (64 MiB at most), and around each chunk where one of its bins
  * left the copied memory, as far as its system_mem reaches on either side
@@ -218,7 +237,7 @@ const mainMmapLine = (r: MemoryRegion) => (r.kind === 'anonymous' || r.kind === 
  * make a copy read a file's pages, nor more than that. Pure: this
  * process's copies and another's use it.
  */
-export function outsideMain(image: AllocatorImage, regions: readonly MemoryRegion[]): MemoryRegion[] {
+export function outsideMain(image: AllocatorImage, regions: readonly MemoryRegion[], topNow?: bigint): MemoryRegion[] {
   const globals = locateGlobals(image);
   if (!globals.mainArena.found) return [];
   const { main, uncopied } = uncopiedMain(image, globals.mainArena.address);
@@ -226,8 +245,12 @@ export function outsideMain(image: AllocatorImage, regions: readonly MemoryRegio
   const holding = (p: bigint) => regions.find((r) => r.start <= p && p < r.end && mainMmapLine(r));
   const part = (r: MemoryRegion, start: bigint, end: bigint): MemoryRegion => ({ ...r, start, end, size: Number(end - start) });
   const out: MemoryRegion[] = [];
-  const top = main.top.size === undefined ? holding(main.top.address) : undefined;
-  if (top !== undefined) out.push(part(top, main.top.address, top.end - main.top.address > MAX_TOP_COPY ? main.top.address + MAX_TOP_COPY : top.end));
+  // Its top as the copy has it (where the copy missed it), and as it is now, where that was read and differs.
+  const tops = [...(main.top.size === undefined ? [main.top.address] : []), ...(topNow !== undefined && topNow !== main.top.address ? [topNow] : [])];
+  for (const at of tops) {
+    const top = holding(at);
+    if (top !== undefined) out.push(part(top, at, top.end - at > MAX_TOP_COPY ? at + MAX_TOP_COPY : top.end));
+  }
   let budget = MAX_OUTSIDE_COPY;
   for (const p of uncopied) {
     const r = holding(p);
@@ -279,23 +302,57 @@ export function missedHeaps(image: AllocatorImage, regions: readonly MemoryRegio
   const list = decodeArenas(image, globals.mainArena.address, par);
   const max = heapMaxSize(image.layout, par);
   const unread = [list.unread, ...list.arenas.map((a) => a.heapsUnread)].filter((a): a is bigint => a !== undefined);
-  const heapAt = (start: bigint): MemoryRegion[] => {
+  const led = unread.flatMap((address) => {
+    const start = address & ~(max - 1n);
     const i = regions.findIndex((r) => r.start <= start && start < r.end && r.readable && r.writable);
-    if (i < 0) return [];
-    // Read-write lines right above it within the reservation: huge pages' lines do not merge as glibc makes more of a heap writable.
+    return i < 0 ? [] : [{ line: regions[i], heap: heapRead(regions, i, start, max) }];
+  });
+  // A heap the map calls none (four huge pages, 2.35 to 2.41 under
+  // glibc.malloc.hugetlb; of huge pages in several lines; merged with a
+  // mapping right below it): once the list
+  // leads to one, every line shaped like one is copied too, so that one
+  // retake finds them all, not one arena a retake (a node of five arenas ran
+  // out of retakes).
+  const shaped = led.some((l) => l.line.kind !== 'arena-heap') ? heapShapedLines(regions, max) : [];
+  return withHeaps(led.map((l) => l.heap), shaped.map((c) => heapRead(regions, c.index, c.start, max)));
+}
+
+/**
+ * A thread heap's read from `start` in regions[i]: over the private
+ * anonymous read-write lines right above it within heap_max_size (`max`),
+ * since huge pages' lines do not merge as glibc makes more of a heap
+ * writable.
+ */
+function heapRead(regions: readonly MemoryRegion[], i: number, start: bigint, max: bigint): MemoryRegion {
+  const heapLine = (r: MemoryRegion | undefined) => r !== undefined && (r.kind === 'anonymous' || r.kind === 'arena-heap') && r.perms === 'rw-p';
+  let j = i;
+  while (regions[j + 1]?.start === regions[j].end && regions[j + 1].end <= start + max && heapLine(regions[j + 1])) j++;
+  const end = regions[j].end - start > max ? start + max : regions[j].end;
+  return { ...regions[i], start, end, size: Number(end - start), kind: 'arena-heap' };
+}
+
+/**
+ * Where in `regions` a thread heap of `max` bytes (heap_max_size) could
+ * begin, shaped as glibc lays one out: anonymous read-write from a
+ * `max`-aligned address (a line's start, or inside a line the kernel merged
+ * with a mapping of the same kind right below it), in one line or several,
+ * then lines of no access up to the next such boundary (the last may run
+ * past it, merged with a guard page), or read-write to it. Pure.
+ */
+export function heapShapedLines(regions: readonly MemoryRegion[], max: bigint): { index: number; start: bigint }[] {
+  const out: { index: number; start: bigint }[] = [];
+  regions.forEach((r, i) => {
+    if (r.kind !== 'anonymous' || r.perms !== 'rw-p') return;
+    const start = ((r.start + max - 1n) / max) * max;
+    if (start >= r.end) return;
+    const limit = start + max;
+    const next = (j: number, perms: string) => regions[j + 1]?.start === regions[j].end && regions[j + 1].perms === perms;
     let j = i;
-    while (regions[j + 1]?.start === regions[j].end && regions[j + 1].end <= start + max && regions[j + 1].perms === regions[i].perms) j++;
-    const end = regions[j].end - start > max ? start + max : regions[j].end;
-    return [{ ...regions[i], start, end, size: Number(end - start), kind: 'arena-heap' as const }];
-  };
-  const led = unread.flatMap((address) => heapAt(address & ~(max - 1n)));
-  // Heaps of four huge pages (2.35 to 2.41 under glibc.malloc.hugetlb=2) are
-  // none the map calls arena heaps (64 MiB): once the list leads to one,
-  // every line that could begin one is copied too, so that one retake finds
-  // them all, not one arena a retake (a node of five arenas ran out of retakes).
-  if (led.length === 0 || max === HEAP_MAX_SIZE) return led;
-  const could = regions.filter((r) => r.kind === 'anonymous' && r.perms === 'rw-p' && r.start % max === 0n);
-  return withHeaps(led, could.flatMap((r) => heapAt(r.start)));
+    while (regions[j].end < limit && next(j, 'rw-p') && regions[j + 1].kind === 'anonymous') j++;
+    while (regions[j].end < limit && next(j, '---p') && regions[j + 1].kind === 'reserved') j++;
+    if (regions[j].end === limit || (regions[j].end > limit && regions[j].perms === '---p')) out.push({ index: i, start });
+  });
+  return out;
 }
 
 /** `heaps` and those of `more` that start where none of them does. */

@@ -8,7 +8,7 @@ import { binnedRuns, cachedBytes, inUseAtLeast, listedChunks, unwalkedRuns } fro
 import type { LibcFile } from '../allocator/libc-file';
 import type { AddressRange } from '../allocator/locate-input';
 import { keptBytes } from '../fresh-memory';
-import type { MemoryRegion } from '../maps';
+import { HUGE_PAGES_PATH, MemoryRegion } from '../maps';
 import { readRanges } from '../remote/read-ranges';
 import type { Mallinfo } from '../stats';
 import { diagnoseArenas } from './arenas';
@@ -17,7 +17,7 @@ import { chunkCandidates, findMmappedChunks, FoundMmapped, HeaderReader } from '
 import { initialParams, paramsInForce } from './params';
 import { PagemapReader, readResidency, Residency, residencyRanges } from './residency';
 import { rssRows } from './rss';
-import { planTrim } from './trim';
+import { planTrim, trimInHugePages } from './trim';
 import type { ArenaDiagnosis, DoctorData, MmappedChunks, V8Heap } from './types';
 import { own } from '../validate';
 
@@ -105,7 +105,9 @@ export function diagnose(src: DoctorSource): DoctorData {
   }));
   const plan = planTrim(arenas, runs, src.pageSize, src.heap?.end, par.thpPagesize);
   const { residency } = src.before;
-  const ranges = plan.ranges.map((r) => ({ ...r, resident: residency.resident(r.start, r.end) }));
+  const huge = trimInHugePages(plan.ranges, src.regions.filter((r) => r.path === HUGE_PAGES_PATH), par.hpPagesize ?? 0n);
+  const ranges = huge.ranges.map((r) => ({ ...r, resident: residency.resident(r.start, r.end) }));
+  const kept = huge.kept.map((r) => ({ ...r, resident: residency.resident(r.start, r.end) }));
   const found = src.before.mmapped.chunks.map((c) => ({ ...c, resident: residency.resident(c.address, c.address + BigInt(c.size)) }));
   const mmapped: MmappedChunks = {
     found: found.length,
@@ -136,13 +138,16 @@ export function diagnose(src: DoctorSource): DoctorData {
     ),
     totals: state.totals.total,
     ...(src.mallinfo === undefined ? {} : { mallinfo: src.mallinfo }),
-    params: paramsInForce(par, src.layout, initialParams(par, src.layout, src.libc, src.regions), (min) => inUseAtLeast(state.walks, listed, min)),
+    params: paramsInForce(state.params, src.layout, initialParams(par, src.layout, src.libc, src.regions), (min) => inUseAtLeast(state.walks, listed, min)),
     trim: {
       pageSize: src.pageSize,
       ranges,
       bytes: ranges.reduce((n, r) => n + Number(r.end - r.start), 0),
       resident: ranges.reduce((n, r) => n + r.resident, 0),
       ...(plan.topReason === undefined ? {} : { topReason: plan.topReason }),
+      ...(kept.length === 0 ? {} : {
+        hugePagesKept: { bytes: kept.reduce((n, k) => n + Number(k.end - k.start), 0), resident: kept.reduce((n, k) => n + k.resident, 0), ranges: kept },
+      }),
     },
     incomplete: [
       ...state.totals.incomplete,

@@ -62,7 +62,7 @@ export function doctorFindings(d: Figures): string[] {
   if (p.initial === undefined) out.push(`mmap_threshold is ${shortBytes(p.mmapThreshold)}; mp_ as libc initialises it could not be read: ${p.initialReason}.`);
   else if (p.noDynThreshold) {
     out.push(`mmap_threshold is ${shortBytes(p.mmapThreshold)}, ${p.hugePages?.threshold === true
-      ? 'the huge page size (mp_.hp_pagesize): ptmalloc_init sets it so under glibc.malloc.hugetlb=2 unless glibc.malloc.mmap_threshold is given'
+      ? 'set, and equal to mp_.hp_pagesize: from 2.39 glibc.malloc.hugetlb sets it so, unless glibc.malloc.mmap_threshold is given'
       : 'set'} (no_dyn_threshold 1: freeing no longer moves it; libc's initial value is ${shortBytes(p.initial.mmapThreshold)}).`);
   }
   else if (p.raised) out.push(`mmap_threshold rose from ${shortBytes(p.initial.mmapThreshold)} (mp_ in the libc file) to ${shortBytes(p.mmapThreshold)} when a ${shortBytes(p.mmapThreshold)} mmapped chunk was freed; trim_threshold followed, to ${shortBytes(p.trimThreshold)}. ` +
@@ -81,6 +81,11 @@ export function doctorFindings(d: Figures): string[] {
   const fromTop = tr.ranges.filter((r) => r.source === 'top').reduce((n, r) => n + r.resident, 0);
   out.push(`malloc_trim(0) would release ${shortBytes(tr.bytes)} of address space in ${plural(tr.ranges.length, 'range')}, ${shortBytes(tr.resident)} of it resident now (pagemap): ` +
     `${shortBytes(tr.resident - fromTop)} from whole pages inside free chunks, ${shortBytes(fromTop)} from main_arena's top${tr.topReason === undefined ? '' : ` (${tr.topReason})`}.`);
+  const kept = tr.hugePagesKept;
+  if (kept !== undefined) {
+    out.push(`Not counted: ${shortBytes(kept.bytes)} of whole 4 KiB pages inside free chunks in huge pages, ${shortBytes(kept.resident)} of them resident, which malloc_trim(0) madvises ` +
+      'but the kernel keeps: it lets go of huge pages only from a start aligned to one (before Linux 5.18 not at all).');
+  }
   return out;
 }
 
@@ -145,7 +150,7 @@ function outsideHeapFinding(
   const top = outside.top === undefined ? undefined : `its top chunk (${shortBytes(main.top)} at 0x${outside.top.toString(16)})`;
   const foreign = main.foreignSbrk === undefined ? 0 : main.foreignSbrk.below + main.foreignSbrk.past;
   const cause = huge?.mainArenaMapped === true
-    ? `mp_.hp_pagesize is ${shortBytes(huge.pageSize)} (glibc.malloc.hugetlb=2), with which ptmalloc_init makes main_arena's sbrk fail on purpose, so glibc maps all its memory, of huge pages where it can get them`
+    ? `mp_.hp_pagesize is ${shortBytes(huge.pageSize)} (set by glibc.malloc.hugetlb), with which ptmalloc_init makes main_arena's sbrk fail on purpose, so glibc maps all its memory, of huge pages where it can get them`
     : 'sbrk failed and glibc took memory with mmap';
   return `main_arena is not contiguous (its NONCONTIGUOUS_BIT is set: ${cause}): it holds ${shortBytes(main.systemMem)} ` +
     `from the system (system_mem) and [heap] is ${heap === 0 ? 'not mapped' : shortBytes(heap)}${foreign === 0 ? '' : `, ${shortBytes(foreign)} of it never main_arena's (below)`}, so ` +

@@ -108,7 +108,7 @@ export function doctor(options: DoctorOptions = {}): DoctorResult {
       // And a non-contiguous main_arena's memory outside [heap] (its top region within it): chunks freed after the snapshot land there too.
       // Merged, as the range around a chunk can take in a thread heap sharing its map line.
       const heaps = mergedRanges(decoded.state.walks.map((w) => ({ start: w.start, end: w.kind === 'heap' && now > w.end ? now : w.end })), outsideHeap);
-      data.trimmed = trimNow(data.trim.ranges, heaps, mallinfo!, data.pageSize);
+      data.trimmed = trimNow(data.trim.ranges, heaps, mallinfo!, data.pageSize, data.trim.hugePagesKept?.ranges ?? []);
     }
     return doctorResult(data);
   }, attempts);
@@ -123,8 +123,8 @@ export function doctor(options: DoctorOptions = {}): DoctorResult {
  * mallinfo2() in the same call tells whether malloc's state moved since the
  * snapshot the prediction came from.
  */
-function trimNow(ranges: readonly TrimRange[], heaps: readonly AddressRange[], before: Mallinfo, pageSize: number): TrimMeasured {
-  const counts = [...heaps, ...ranges].map((r) => ({ op: 'pagemap', address: r.start, length: r.end - r.start }) as const);
+function trimNow(ranges: readonly TrimRange[], heaps: readonly AddressRange[], before: Mallinfo, pageSize: number, kept: readonly TrimRange[]): TrimMeasured {
+  const counts = [...heaps, ...ranges, ...kept].map((r) => ({ op: 'pagemap', address: r.start, length: r.end - r.start }) as const);
   // The two statm steps side by side: the records of the steps between them are written as they run, and each of their pages
   // the plan writes first is a page more in the resident set (the counts' records between them took 100 KiB from the drop).
   const steps = runPlan([{ op: 'mallinfo' }, ...counts, { op: 'statm' }, { op: 'trim', pad: 0 }, { op: 'statm' }, ...counts]).steps;
@@ -137,6 +137,9 @@ function trimNow(ranges: readonly TrimRange[], heaps: readonly AddressRange[], b
   const heapsBefore = resident(1, heaps.length);
   const predicted = resident(1 + heaps.length, ranges.length);
   const stillResident = resident(after + heaps.length, ranges.length);
+  const keptBack = kept.length === 0 ? {} : {
+    hugePagesKept: { before: resident(1 + heaps.length + ranges.length, kept.length), after: resident(after + heaps.length + ranges.length, kept.length) },
+  };
   // Chunks freed after the snapshot (the decode's own garbage, collected) are
   // free for malloc_trim too: what it took from the heaps outside the
   // predicted ranges, the prediction could not see.
@@ -146,5 +149,6 @@ function trimNow(ranges: readonly TrimRange[], heaps: readonly AddressRange[], b
   return {
     released: t.released, rssBefore, rssAfter, drop: rssBefore - rssAfter, predicted, stillResident, elsewhere,
     changed: MALLINFO_FIELDS.filter((f) => steps[0].mallinfo !== undefined && steps[0].mallinfo[f] !== before[f]),
+    ...keptBack,
   };
 }

@@ -5,8 +5,8 @@
 // compiled, not numbers written down here; settings made through
 // GLIBC_TUNABLES, MALLOC_*_ or mallopt show as differences from it.
 import fs from 'node:fs';
-import { hugePagesForceMmap } from '../allocator/arenas';
 import { decodeMallocPar, MallocPar } from '../allocator/decode';
+import type { MallocParams } from '../allocator/params';
 import type { GlibcLayout } from '../allocator/layouts';
 import type { LibcFile } from '../allocator/libc-file';
 import type { MemoryRegion } from '../maps';
@@ -46,10 +46,11 @@ export function initialParams(
 
 /** The parameters in force, with the initial ones when read, and the in-use chunks the initial threshold would have mapped. */
 export function paramsInForce(
-  par: MallocPar, layout: GlibcLayout, initial: { initial: MallocPar } | { reason: string }, inUseAtLeast: (min: number) => { count: number; bytes: number },
+  params: MallocParams, layout: GlibcLayout, initial: { initial: MallocPar } | { reason: string }, inUseAtLeast: (min: number) => { count: number; bytes: number },
 ): ParamsInForce {
+  const par = params.values;
   const huge = par.hpPagesize ?? 0n;
-  const mapped = hugePagesForceMmap(layout, par);
+  const mapped = params.mainArenaMapped;
   const first = 'initial' in initial ? initial.initial : undefined;
   const large = first === undefined ? { count: 0, bytes: 0 } : inUseAtLeast(Number(first.mmapThreshold));
   return {

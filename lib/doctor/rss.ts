@@ -41,8 +41,10 @@ export const RSS_KINDS: readonly RssKind[] = ['main-heap', 'arena-heaps', 'mmapp
  * anonymous as the map names it. A line the kernel merged across a heap's
  * bounds (its read-write part with a mapping of the same kind right below
  * it; its reserved tail with a guard page right above it) is split there,
- * the heap's part resident as pagemap counts it (`resident`, read before
- * the snapshot), the rest of the line's resident bytes the other part's.
+ * the heap's part resident as pagemap counts it (`resident`: read before
+ * the snapshot for [heap] and the lines the map calls arena heaps, when
+ * asked for any other), the rest of the line's resident bytes the other
+ * part's.
  */
 export function rssRows(
   regions: readonly MemoryRegion[], arenas: readonly Arena[], mmapped: MmappedChunks, pageSize: number, heapMax: bigint,
@@ -73,20 +75,22 @@ export function rssRows(
     }
     let size = r.size;
     let left = rss;
+    let last: RssRow | undefined;
     for (const h of heaps) {
       const from = h.start > r.start ? h.start : r.start;
       const to = h.end < r.end ? h.end : r.end;
       if (from >= to) continue;
       const part = Math.min(left, resident(from, to));
-      const into = row('arena-heaps', h.arena);
-      into.count++;
-      into.size += Number(to - from);
-      into.rss += part;
+      last = row('arena-heaps', h.arena);
+      last.count++;
+      last.size += Number(to - from);
+      last.rss += part;
       size -= Number(to - from);
       left -= part;
     }
-    const into = row(isThreadStack(regions, i, pageSize) ? 'stacks' : kindOf(r));
-    into.count++;
+    // A line the heaps cover whole (two heaps' parts) has no rest: what pagemap did not count stays with the last heap.
+    const into = size === 0 && last !== undefined ? last : row(isThreadStack(regions, i, pageSize) ? 'stacks' : kindOf(r));
+    if (into !== last) into.count++;
     into.size += size;
     into.rss += left;
     rowOf.push(into);

@@ -74,7 +74,7 @@ export interface ArenaDiagnosis {
   rss: number;
   /**
    * main_arena when non-contiguous (its NONCONTIGUOUS_BIT: sbrk failed, or
-   * glibc.malloc.hugetlb=2 made it fail on purpose, and glibc took memory
+   * glibc.malloc.hugetlb made it fail on purpose, and glibc took memory
    * with mmap, which it lists nowhere): `bytes`, at least
    * what it holds outside [heap] (system_mem less [heap]'s size, less the
    * bytes of [heap] it never took: `foreignSbrk`), which
@@ -115,6 +115,12 @@ export interface TrimPrediction {
   resident: number;
   /** Why main_arena's top gives nothing back, when it does not. */
   topReason?: string;
+  /**
+   * Whole pages of free chunks in huge pages that malloc_trim(0) madvises
+   * but the kernel keeps (trimInHugePages): left out of `ranges`; their
+   * bytes and resident bytes, where there are any.
+   */
+  hugePagesKept?: { bytes: number; resident: number; ranges: TrimRange[] };
 }
 
 /** The outcome of doctor({ trim: true }): malloc_trim(0) called, the RSS drop measured in the same native call. */
@@ -141,6 +147,8 @@ export interface TrimMeasured {
   elsewhere: number;
   /** mallinfo2() fields that changed between the snapshot and the trim: another thread (or this one) used malloc. */
   changed: string[];
+  /** TrimPrediction.hugePagesKept's resident bytes right before and right after the trim (pagemap, in the same call). */
+  hugePagesKept?: { before: number; after: number };
 }
 
 export interface ParamsInForce {
@@ -159,7 +167,7 @@ export interface ParamsInForce {
   /** In-use chunks in the arenas at least the initial threshold: at that threshold, those sysmalloc served would have been mapped on their own. */
   largeInHeap: { count: number; bytes: number };
   /**
-   * Where glibc.malloc.hugetlb=2 set mp_.hp_pagesize (2.35 on): that huge
+   * Where glibc.malloc.hugetlb (2, or a huge page size) set mp_.hp_pagesize (2.35 on): that huge
    * page size; whether ptmalloc_init therefore made main_arena's sbrk fail,
    * so that it maps all its memory (hugePagesForceMmap); and whether
    * mmap_threshold is what ptmalloc_init set from it (the release does

@@ -15,7 +15,7 @@ import { parseMaps, parseSmaps } from './parse';
 import { MemoryRegion, regionViews } from './region';
 
 export { parseMaps, parseSmaps } from './parse';
-export { regionViews, untouchedReadsZero } from './region';
+export { HUGE_PAGES_PATH, regionViews, untouchedReadsZero } from './region';
 export type { MemoryRegion, RegionKind } from './region';
 
 export interface MapsOptions {

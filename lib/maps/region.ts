@@ -116,7 +116,7 @@ export interface MemoryRegion {
 /** The kinds that are private anonymous memory when not shared. */
 const ANONYMOUS_KINDS = new Set<RegionKind>(['heap', 'arena-heap', 'bss', 'stack', 'anonymous']);
 
-/** How the map names anonymous memory of huge pages (MAP_HUGETLB; glibc.malloc.hugetlb=2 maps chunks and main_arena's memory so). */
+/** How the map names anonymous memory of huge pages (MAP_HUGETLB; glibc.malloc.hugetlb maps chunks and main_arena's memory so). */
 export const HUGE_PAGES_PATH = '/anon_hugepage';
 
 /**

@@ -54,19 +54,24 @@ export function doctorDocument(d: DoctorData): ViewDocument {
   // Where mp_ as initialised could not be read, whether a field moved from it is not known either.
   const known = (state: string) => (p.initial === undefined ? '?' : state);
   const paramRows: DocRow[] = [
-    { cells: ['mmap_threshold', String(p.mmapThreshold), initial('mmapThreshold'), p.hugePages?.threshold === true ? 'hp_pagesize (hugetlb=2)' : p.noDynThreshold ? 'set (no_dyn_threshold 1)' : known(p.raised ? 'risen when a mmapped chunk was freed' : 'as initialised')] },
+    { cells: ['mmap_threshold', String(p.mmapThreshold), initial('mmapThreshold'), p.hugePages?.threshold === true ? 'set: = hp_pagesize' : p.noDynThreshold ? 'set (no_dyn_threshold 1)' : known(p.raised ? 'risen when a mmapped chunk was freed' : 'as initialised')] },
     { cells: ['trim_threshold', String(p.trimThreshold), initial('trimThreshold'), known(p.trimThreshold === p.initial?.trimThreshold ? 'as initialised' : p.raised && p.trimThreshold === 2 * p.mmapThreshold ? 'risen with it: 2 × mmap_threshold' : 'changed')] },
     { cells: ['top_pad', String(p.topPad), initial('topPad'), known(p.topPad === p.initial?.topPad ? 'as initialised' : 'changed')] },
     { cells: ['arena_max', String(p.arenaMax), initial('arenaMax'), p.arenaMax === 0 ? '0: 8 arenas per CPU' : `at most ${plural(p.arenaMax, 'arena')}`] },
     { cells: ['n_mmaps_max', String(p.nMmapsMax), '', ''] },
-    ...(p.hugePages === undefined ? [] : [{ cells: ['hp_pagesize', String(p.hugePages.pageSize), '0', p.hugePages.mainArenaMapped ? 'hugetlb=2: main_arena mmaps' : 'hugetlb=2'] }]),
+    ...(p.hugePages === undefined ? [] : [{ cells: ['hp_pagesize', String(p.hugePages.pageSize), '', p.hugePages.mainArenaMapped ? 'hugetlb: main_arena mmaps' : 'hugetlb'] }]),
   ];
   const t = d.trimmed;
   const trimNotes: DocNote[] = d.trim.topReason === undefined ? [] : [{ text: d.trim.topReason }];
+  const kept = d.trim.hugePagesKept;
+  if (kept !== undefined) trimNotes.push({ text: `Left out: ${shortBytes(kept.bytes)} in huge pages (${shortBytes(kept.resident)} resident), which the kernel keeps (see the findings).` });
   if (t !== undefined) {
     trimNotes.push({ text: `malloc_trim(0) was called (it returned ${t.released ? 1 : 0}): RSS went from ${shortBytes(t.rssBefore)} to ${shortBytes(t.rssAfter)}, a drop of ${shortBytes(t.drop)}, ` +
       `against ${shortBytes(t.predicted)} resident in the predicted ranges right before it (${shortBytes(d.trim.resident)} before the snapshot); ${shortBytes(t.stillResident)} of them stayed resident` +
       (t.elsewhere > 0 ? `, and ${shortBytes(t.elsewhere)} more went from the heaps outside them (chunks freed after the snapshot).` : '.') });
+    if (t.hugePagesKept !== undefined) {
+      trimNotes.push({ text: `Of the ${shortBytes(t.hugePagesKept.before)} resident in huge pages left out of the prediction, ${shortBytes(t.hugePagesKept.after)} stayed resident (pagemap, in the call that trimmed).` });
+    }
     if (t.changed.length > 0) trimNotes.push({ text: `malloc's totals moved between the snapshot and the trim (${t.changed.join(', ')}): the prediction describes the heap as the snapshot saw it.`, problem: true });
   }
   return {

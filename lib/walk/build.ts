@@ -51,7 +51,7 @@ export function heapWalkData({ state, info }: Decoded, source: WalkSource): Heap
 
 function noHeap(main: Arena, params: MallocParams): HeapRegionWalk {
   const mapped = params.mainArenaMapped
-    ? `mp_.hp_pagesize is ${params.values.hpPagesize} (glibc.malloc.hugetlb=2), so glibc took main_arena's memory with mmap without asking sbrk`
+    ? `mp_.hp_pagesize is ${params.values.hpPagesize} (set by glibc.malloc.hugetlb), so glibc took main_arena's memory with mmap without asking sbrk`
     : "brk() failed and glibc took main_arena's memory with mmap";
   const why = main.noncontiguous ? `main_arena is non-contiguous: ${mapped} (its top is walked as main_arena's top region, when copied)` : 'main_arena has not used sbrk';
   return {
