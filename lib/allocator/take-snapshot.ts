@@ -8,7 +8,7 @@ import { mergedRanges, subtractRanges } from '../address-ranges';
 import { HeapscopeError, rangeError, typeError } from '../errors';
 import { bytes, hex, shortBytes } from '../format';
 import { releaseBytes } from '../fresh-memory';
-import { maps, MemoryRegion, untouchedReadsZero } from '../maps';
+import { HUGE_PAGES_PATH, maps, MemoryRegion, untouchedReadsZero } from '../maps';
 import { readMemory } from '../memory';
 import { MAX_PLAN_READ, PlanStep, runPlan, runPlanReleasingCopies, StepResult } from '../plan';
 import { MINSIZE } from '../size-classes';
@@ -334,26 +334,38 @@ function heapRead(regions: readonly MemoryRegion[], i: number, start: bigint, ma
 /**
  * Where in `regions` a thread heap of `max` bytes (heap_max_size) could
  * begin, shaped as glibc lays one out: anonymous read-write from a
- * `max`-aligned address (a line's start, or inside a line the kernel merged
- * with a mapping of the same kind right below it), in one line or several,
- * then lines of no access up to the next such boundary (the last may run
- * past it, merged with a guard page), or read-write to it. Pure.
+ * `max`-aligned address (a line's start, or the last boundary inside a line
+ * the kernel merged with a mapping of the same kind right below it: from an
+ * earlier one the read-write part would run past its heap), in one line or
+ * several, then anonymous lines of no access up to the next such boundary
+ * (the last may run a guard page past it, at most MERGED_GUARD), or
+ * read-write to it from a line's start. A heap used to its last byte and
+ * merged with a mapping below it or the next heap's read-write part above
+ * shows no such shape: the arena list leads there.
+ * Pure.
  */
 export function heapShapedLines(regions: readonly MemoryRegion[], max: bigint): { index: number; start: bigint }[] {
   const out: { index: number; start: bigint }[] = [];
+  const tail = (r: MemoryRegion) => r.perms === '---p' && r.kind === 'reserved' && (r.path === '' || r.path === HUGE_PAGES_PATH);
   regions.forEach((r, i) => {
     if (r.kind !== 'anonymous' || r.perms !== 'rw-p') return;
-    const start = ((r.start + max - 1n) / max) * max;
-    if (start >= r.end) return;
+    const start = ((r.end - 1n) / max) * max;
+    if (start < r.start) return;
     const limit = start + max;
-    const next = (j: number, perms: string) => regions[j + 1]?.start === regions[j].end && regions[j + 1].perms === perms;
+    const next = (j: number, is: (x: MemoryRegion) => boolean) => regions[j + 1]?.start === regions[j].end && is(regions[j + 1]);
     let j = i;
-    while (regions[j].end < limit && next(j, 'rw-p') && regions[j + 1].kind === 'anonymous') j++;
-    while (regions[j].end < limit && next(j, '---p') && regions[j + 1].kind === 'reserved') j++;
-    if (regions[j].end === limit || (regions[j].end > limit && regions[j].perms === '---p')) out.push({ index: i, start });
+    while (regions[j].end < limit && next(j, (x) => x.kind === 'anonymous' && x.perms === 'rw-p')) j++;
+    while (regions[j].end < limit && next(j, tail)) j++;
+    const end = regions[j].end;
+    // Read-write to the boundary, no tail: only from a line's start (any long anonymous line ends on some boundary).
+    const whole = end === limit && (tail(regions[j]) || start === r.start);
+    if (whole || (end > limit && end - limit <= MERGED_GUARD && tail(regions[j]))) out.push({ index: i, start });
   });
   return out;
 }
+
+/** The most a heap's reserved tail may run past its boundary, merged with a guard page above: a reservation going on further (V8's, a JIT's) is no heap. */
+const MERGED_GUARD = 64n << 10n;
 
 /** `heaps` and those of `more` that start where none of them does. */
 export function withHeaps(heaps: readonly MemoryRegion[], more: readonly MemoryRegion[]): MemoryRegion[] {

@@ -1,6 +1,7 @@
 // One diagnosis from one decoded snapshot and what was read beside it
 // (smaps, pagemap, headers of anonymous mappings), whichever process it
 // is: doctor() builds the source for this one, attach(pid).doctor() for another.
+import os from 'node:os';
 import type { Decoded } from '../allocator/results';
 import type { GlibcLayout } from '../allocator/layouts';
 import { heapMaxSize } from '../allocator/arenas';
@@ -105,7 +106,7 @@ export function diagnose(src: DoctorSource): DoctorData {
   }));
   const plan = planTrim(arenas, runs, src.pageSize, src.heap?.end, par.thpPagesize);
   const { residency } = src.before;
-  const huge = trimInHugePages(plan.ranges, src.regions.filter((r) => r.path === HUGE_PAGES_PATH), par.hpPagesize ?? 0n);
+  const huge = trimInHugePages(plan.ranges, src.regions.filter((r) => r.path === HUGE_PAGES_PATH), par.hpPagesize ?? 0n, kernelAtLeast(5, 18));
   const ranges = huge.ranges.map((r) => ({ ...r, resident: residency.resident(r.start, r.end) }));
   const kept = huge.kept.map((r) => ({ ...r, resident: residency.resident(r.start, r.end) }));
   const found = src.before.mmapped.chunks.map((c) => ({ ...c, resident: residency.resident(c.address, c.address + BigInt(c.size)) }));
@@ -156,4 +157,10 @@ export function diagnose(src: DoctorSource): DoctorData {
     snapshot: info,
   };
   return { ...figures, findings: doctorFindings(figures), advice: doctorAdvice(figures) };
+}
+
+/** Whether this machine's Linux (os.release()) is `major`.`minor` or later; false where the release cannot be read. */
+function kernelAtLeast(major: number, minor: number): boolean {
+  const m = /^(\d+)\.(\d+)/.exec(os.release());
+  return m !== null && (Number(m[1]) > major || (Number(m[1]) === major && Number(m[2]) >= minor));
 }

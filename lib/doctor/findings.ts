@@ -83,8 +83,8 @@ export function doctorFindings(d: Figures): string[] {
     `${shortBytes(tr.resident - fromTop)} from whole pages inside free chunks, ${shortBytes(fromTop)} from main_arena's top${tr.topReason === undefined ? '' : ` (${tr.topReason})`}.`);
   const kept = tr.hugePagesKept;
   if (kept !== undefined) {
-    out.push(`Not counted: ${shortBytes(kept.bytes)} of whole 4 KiB pages inside free chunks in huge pages, ${shortBytes(kept.resident)} of them resident, which malloc_trim(0) madvises ` +
-      'but the kernel keeps: it lets go of huge pages only from a start aligned to one (before Linux 5.18 not at all).');
+    out.push(`Not counted: ${shortBytes(kept.bytes)} of whole ${shortBytes(d.pageSize)} pages inside free chunks, in huge pages, ${shortBytes(kept.resident)} of them resident, ` +
+      'which malloc_trim(0) madvises but Linux keeps: it takes MADV_DONTNEED on huge pages from 5.18 on only, and there only from a start aligned to one.');
   }
   return out;
 }

@@ -43,13 +43,13 @@ describe('heapShapedLines', () => {
       [base + 16n * MiB, base + 24n * MiB, 'rw-p'],
       // Its tail merged with a guard page right above it.
       [base + 24n * MiB, base + 25n * MiB, 'rw-p'], [base + 25n * MiB, base + 32n * MiB + 4096n, '---p'],
-      // Its read-write part merged with a thread's stack right below it.
-      [base + 44n * MiB, base + 50n * MiB, 'rw-p'], [base + 50n * MiB, base + 56n * MiB, '---p'],
+      // Its read-write part merged with a thread's stack right below it, across an earlier boundary.
+      [base + 37n * MiB, base + 50n * MiB, 'rw-p'], [base + 50n * MiB, base + 56n * MiB, '---p'],
     ]);
     expect(heapShapedLines(regions, 8n * MiB).map((c) => c.start)).toEqual([base, base + 8n * MiB, base + 16n * MiB, base + 24n * MiB, base + 48n * MiB]);
   });
 
-  it('leaves out lines not shaped like one: too long, ending short of the boundary, a file\'s, executable, no tail', () => {
+  it('leaves out lines not shaped like one: too long, ending short of the boundary, a file\'s, executable, no tail, a file\'s or a long tail', () => {
     const regions = map([
       [base + 4096n, base + 2n * MiB, 'rw-p'], [base + 2n * MiB, base + 8n * MiB, '---p'],
       [base + 8n * MiB, base + 24n * MiB, 'rw-p'],
@@ -58,6 +58,9 @@ describe('heapShapedLines', () => {
       [base + 48n * MiB, base + 49n * MiB, 'rw-p'], [base + 49n * MiB, base + 56n * MiB, 'rwxp'],
       // Across a boundary, but with nothing of no access after it.
       [base + 60n * MiB, base + 66n * MiB, 'rw-p'],
+      // A tail of a file's, and one that goes on a reservation's length past the boundary.
+      [base + 72n * MiB, base + 73n * MiB, 'rw-p'], [base + 73n * MiB, base + 80n * MiB, '---p', '/usr/lib/libx.so'],
+      [base + 80n * MiB, base + 81n * MiB, 'rw-p'], [base + 81n * MiB, base + 89n * MiB, '---p'],
     ]);
     expect(heapShapedLines(regions, 8n * MiB)).toEqual([]);
   });
@@ -107,13 +110,27 @@ describe('trimInHugePages', () => {
       range(base + 6n * MiB, base + 7n * MiB),
       range(base + 16n * MiB, base + 17n * MiB),
       range(base + 4096n * 3n, base + 8192n * 3n, 'top'),
-    ], huge, 2n * MiB);
+    ], huge, 2n * MiB, true);
     expect(ranges).toEqual([range(base + 2n * MiB, base + 4n * MiB), range(base + 16n * MiB, base + 17n * MiB), range(base + 4096n * 3n, base + 8192n * 3n, 'top')]);
     expect(kept).toEqual([range(base + 4096n, base + 1n * MiB), range(base + 4n * MiB, base + 5n * MiB), range(base + 6n * MiB, base + 7n * MiB)]);
   });
 
-  it('keeps nothing back where no huge page size is known (mp_.hp_pagesize 0)', () => {
+  it('splits a range that meets huge pages where they begin and end; a refused part ends the call, the rest of the range kept too', () => {
+    const { ranges, kept } = trimInHugePages([
+      // From ordinary pages into huge ones: the huge part starts on a huge page.
+      range(base - 1n * MiB, base + 3n * MiB),
+      // From huge pages off a boundary into ordinary ones: refused at once.
+      range(base + 7n * MiB, base + 9n * MiB),
+      // Whole huge pages only: nothing kept back.
+      range(base + 4n * MiB, base + 6n * MiB),
+    ], huge, 2n * MiB, true);
+    expect(ranges).toEqual([range(base - 1n * MiB, base), range(base, base + 2n * MiB), range(base + 4n * MiB, base + 6n * MiB)]);
+    expect(kept).toEqual([range(base + 2n * MiB, base + 3n * MiB), range(base + 7n * MiB, base + 8n * MiB), range(base + 8n * MiB, base + 9n * MiB)]);
+  });
+
+  it('keeps every part in huge pages before Linux 5.18, and nothing where no huge page size is known (mp_.hp_pagesize 0)', () => {
+    expect(trimInHugePages([range(base, base + 4n * MiB)], huge, 2n * MiB, false)).toEqual({ ranges: [], kept: [range(base, base + 4n * MiB)] });
     const all = [range(base + 4096n, base + 1n * MiB)];
-    expect(trimInHugePages(all, huge, 0n)).toEqual({ ranges: all, kept: [] });
+    expect(trimInHugePages(all, huge, 0n, true)).toEqual({ ranges: all, kept: [] });
   });
 });

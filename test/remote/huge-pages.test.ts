@@ -203,7 +203,7 @@ describe('this process under glibc.malloc.hugetlb=2', () => {
 
   it('predicts what malloc_trim(0) gives back with huge pages reserved: none of the free pages in huge pages, which the kernel keeps', async ({ skip }) => {
     // 200 blocks of 60000 bytes, every other one freed: free chunks with whole 4 KiB pages, in main_arena's huge pages.
-    const cannot = await withHugePages(16, async () => {
+    const cannot = await withHugePages(32, async () => {
       const out = inQuietChild<{ kept: number | undefined; huge: number; trimmed: { predicted: number; stillResident: number; hugePagesKept?: { before: number; after: number } } }>(`
         const steps = [];
         for (let i = 0; i < 200; i++) steps.push({ op: 'malloc', size: 60000 }, { op: 'touch', step: 2 * i });
