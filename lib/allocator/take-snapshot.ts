@@ -304,7 +304,8 @@ export function missedHeaps(image: AllocatorImage, regions: readonly MemoryRegio
   const unread = [list.unread, ...list.arenas.map((a) => a.heapsUnread)].filter((a): a is bigint => a !== undefined);
   const led = unread.flatMap((address) => {
     const start = address & ~(max - 1n);
-    const i = regions.findIndex((r) => r.start <= start && start < r.end && r.readable && r.writable);
+    // Private anonymous read-write memory only (a heap merged into a library's bss line too): a corrupt list leads nowhere else.
+    const i = regions.findIndex((r) => r.start <= start && start < r.end && r.perms === 'rw-p' && (r.inode === 0 || r.path === HUGE_PAGES_PATH));
     return i < 0 ? [] : [{ line: regions[i], heap: heapRead(regions, i, start, max) }];
   });
   // A heap the map calls none (four huge pages, 2.35 to 2.41 under
