@@ -198,6 +198,33 @@ async function fetchRelease(release) {
  */
 export const NODE_DIR = path.join(ROOT, `node-v${process.versions.node}`);
 
+/**
+ * A copy of the Node.js release binary (NODE_DIR) written to `dir`/node
+ * whose ELF interpreter (PT_INTERP) is a link, `dir`/ld, to `ldSo`: run
+ * with the release's libraries on LD_LIBRARY_PATH, it and its children (the
+ * same binary, process.execPath) run on that release. `{ node }`, its
+ * path, or `{ cannot }`, why there is none.
+ */
+export function nodeWithInterpreter(ldSo, dir) {
+  const official = path.join(NODE_DIR, 'bin', 'node');
+  if (!fs.existsSync(official)) return { cannot: `no ${official}: run node scripts/fetch-glibcs.mjs (.ci/run does)` };
+  const interpreter = path.join(dir, 'ld');
+  const bytes = fs.readFileSync(official);
+  // The program headers: e_phoff at 0x20, e_phentsize at 0x36, e_phnum at 0x38; PT_INTERP is type 3, p_offset and p_filesz at 8 and 0x20.
+  const at = Number(bytes.readBigUInt64LE(0x20));
+  const headers = Array.from({ length: bytes.readUInt16LE(0x38) }, (_, k) => at + k * bytes.readUInt16LE(0x36));
+  const interp = headers.find((h) => bytes.readUInt32LE(h) === 3);
+  const room = interp === undefined ? 0 : Number(bytes.readBigUInt64LE(interp + 0x20));
+  if (interp === undefined || Buffer.byteLength(interpreter) + 1 > room) return { cannot: `${official}'s interpreter path has room for ${room - 1} bytes, not ${interpreter}` };
+  const offset = Number(bytes.readBigUInt64LE(interp + 8));
+  bytes.fill(0, offset, offset + room);
+  bytes.write(interpreter, offset);
+  const node = path.join(dir, 'node');
+  fs.writeFileSync(node, bytes, { mode: 0o755 });
+  fs.symlinkSync(ldSo, interpreter);
+  return { node };
+}
+
 function fetchNode() {
   const bin = path.join(NODE_DIR, 'bin', 'node');
   if (fs.existsSync(bin)) return 'already here';

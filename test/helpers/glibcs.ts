@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fetched, GLIBCS_DIR, libDirOf, NODE_DIR, RELEASES, sysrootFlags } from '../../scripts/fetch-glibcs.mjs';
+import { fetched, GLIBCS_DIR, libDirOf, NODE_DIR, nodeWithInterpreter, RELEASES, sysrootFlags } from '../../scripts/fetch-glibcs.mjs';
 
 export { GLIBCS_DIR };
 
@@ -78,26 +78,14 @@ export function gdbFlagsFor(g: OtherGlibc): string[] {
  * on this machine's ld.so. Or why there is none.
  */
 export function nodeOn(g: OtherGlibc): { node: string; env: NodeJS.ProcessEnv; remove(): void } | string {
-  const cannot = notFetched(g) ?? (fs.existsSync(OFFICIAL_NODE) ? undefined : `no ${OFFICIAL_NODE}: run node scripts/fetch-glibcs.mjs (.ci/run does)`);
+  const cannot = notFetched(g);
   if (cannot !== undefined) return cannot;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hs-'));
   const remove = () => fs.rmSync(dir, { recursive: true, force: true });
-  const interpreter = path.join(dir, 'ld');
-  const bytes = fs.readFileSync(OFFICIAL_NODE);
-  // The program headers: e_phoff at 0x20, e_phentsize at 0x36, e_phnum at 0x38; PT_INTERP is type 3, p_offset and p_filesz at 8 and 0x20.
-  const at = Number(bytes.readBigUInt64LE(0x20));
-  const headers = Array.from({ length: bytes.readUInt16LE(0x38) }, (_, k) => at + k * bytes.readUInt16LE(0x36));
-  const interp = headers.find((h) => bytes.readUInt32LE(h) === 3);
-  const room = interp === undefined ? 0 : Number(bytes.readBigUInt64LE(interp + 0x20));
-  if (interp === undefined || Buffer.byteLength(interpreter) + 1 > room) {
+  const made = nodeWithInterpreter(ldSoOf(g), dir) as { node: string } | { cannot: string };
+  if ('cannot' in made) {
     remove();
-    return `${OFFICIAL_NODE}'s interpreter path has room for ${room - 1} bytes, not ${interpreter}`;
+    return made.cannot;
   }
-  const offset = Number(bytes.readBigUInt64LE(interp + 8));
-  bytes.fill(0, offset, offset + room);
-  bytes.write(interpreter, offset);
-  const node = path.join(dir, 'node');
-  fs.writeFileSync(node, bytes, { mode: 0o755 });
-  fs.symlinkSync(ldSoOf(g), interpreter);
-  return { node, env: { ...process.env, LD_LIBRARY_PATH: libraryPathOf(g) }, remove };
+  return { node: made.node, env: { ...process.env, LD_LIBRARY_PATH: libraryPathOf(g) }, remove };
 }
