@@ -67,6 +67,16 @@ export function libDirOf(root) {
   return fs.existsSync(path.join(lib, 'libc.so.6')) ? lib : path.join(root, 'usr', 'lib', 'x86_64-linux-gnu');
 }
 
+/** A fetched release's ld.so, at `root`: `ld.so --library-path (libraryPathIn) program args…` runs a program on it. */
+export function ldSoIn(root) {
+  return path.join(libDirOf(root), 'ld-linux-x86-64.so.2');
+}
+
+/** Where a fetched release's libraries are: libc's and the rest (libstdc++ and libgcc_s are under usr/ in a release not merged). */
+export function libraryPathIn(root) {
+  return [...new Set([libDirOf(root), path.join(root, 'usr', 'lib', 'x86_64-linux-gnu')])].join(':');
+}
+
 /**
  * cc's (and c++'s) options to compile and link against a fetched release at
  * `root`: its headers, start files and libraries, so that what is built

@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { fetched, GLIBCS_DIR, libDirOf, nodeWithInterpreter, RELEASES } from './fetch-glibcs.mjs';
+import { fetched, GLIBCS_DIR, ldSoIn, libraryPathIn, nodeWithInterpreter, RELEASES } from './fetch-glibcs.mjs';
 
 const [name, ...vitestArgs] = process.argv.slice(2);
 const release = RELEASES.find((r) => r.name === name);
@@ -28,15 +28,14 @@ if (!fetched(release)) {
   process.exit(1);
 }
 const root = path.join(GLIBCS_DIR, name, 'root');
-const lib = libDirOf(root);
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hs-release-'));
 try {
-  const made = nodeWithInterpreter(path.join(lib, 'ld-linux-x86-64.so.2'), dir);
+  const made = nodeWithInterpreter(ldSoIn(root), dir);
   if ('cannot' in made) {
     console.error(made.cannot);
     process.exit(1);
   }
-  const libraries = [...new Set([lib, path.join(root, 'usr', 'lib', 'x86_64-linux-gnu')])].join(':');
+  const libraries = libraryPathIn(root);
   const vitest = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'node_modules', 'vitest', 'vitest.mjs');
   console.error(`vitest on glibc ${release.glibc} (${name}): ${made.node}, LD_LIBRARY_PATH=${libraries}`);
   const run = spawnSync(made.node, [vitest, 'run', ...vitestArgs], { stdio: 'inherit', env: { ...process.env, LD_LIBRARY_PATH: libraries } });

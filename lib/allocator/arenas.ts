@@ -74,7 +74,7 @@ export function hugePagesForceMmap(layout: GlibcLayout, par: MallocPar): boolean
 }
 
 /** Every arena from main_arena at `main`, read from the image. */
-export function decodeArenas(image: AllocatorImage, main: bigint, par?: MallocPar): ArenaList {
+export function decodeArenas(image: AllocatorImage, main: bigint, par: MallocPar | undefined): ArenaList {
   const arenas: Arena[] = [];
   const states: MallocState[] = [];
   const seen = new Set<bigint>();

@@ -204,7 +204,8 @@ const PAGE = 4096n;
 
 /** Where a non-contiguous main_arena's bins leave the copied memory (Bin.uncopied): the copy missed memory glibc took with mmap. */
 function uncopiedMain(image: AllocatorImage, mainArena: bigint): { main?: Arena; uncopied: bigint[] } {
-  const list = decodeArenas(image, mainArena);
+  const globals = locateGlobals(image);
+  const list = decodeArenas(image, mainArena, globals.mallocPar.found ? globals.mallocPar.value : undefined);
   const i = list.arenas.findIndex((a) => a.kind === 'main');
   const main = list.arenas[i];
   if (main === undefined || !main.noncontiguous) return { uncopied: [] };
@@ -304,8 +305,8 @@ export function missedHeaps(image: AllocatorImage, regions: readonly MemoryRegio
   const unread = [list.unread, ...list.arenas.map((a) => a.heapsUnread)].filter((a): a is bigint => a !== undefined);
   const led = unread.flatMap((address) => {
     const start = address & ~(max - 1n);
-    // Private anonymous read-write memory only (a heap merged into a library's bss line too): a corrupt list leads nowhere else.
-    const i = regions.findIndex((r) => r.start <= start && start < r.end && r.perms === 'rw-p' && (r.inode === 0 || r.path === HUGE_PAGES_PATH));
+    // Private anonymous read-write memory only, as main_arena's (a heap merged into a library's bss line too): a corrupt list leads nowhere else.
+    const i = regions.findIndex((r) => r.start <= start && start < r.end && (mainMmapLine(r) || (r.kind === 'arena-heap' && r.perms === 'rw-p')));
     return i < 0 ? [] : [{ line: regions[i], heap: heapRead(regions, i, start, max) }];
   });
   // A heap the map calls none (four huge pages, 2.35 to 2.41 under
@@ -599,7 +600,7 @@ function restoreThreadFields(image: AllocatorImage): void {
   const globals = locateGlobals(image);
   if (!globals.mainArena.found) return;
   const at = BigInt(offsetOf(image.layout.mallocState, 'next_free'));
-  const arenas = decodeArenas(image, globals.mainArena.address).arenas.map((a) => a.address + at);
+  const arenas = decodeArenas(image, globals.mainArena.address, globals.mallocPar.found ? globals.mallocPar.value : undefined).arenas.map((a) => a.address + at);
   if (arenas.length === 0) return;
   const { steps } = runPlan(arenas.map((address) => ({ op: 'read', address, length: 16 })));
   arenas.forEach((address, i) => {

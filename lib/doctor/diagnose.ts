@@ -40,6 +40,8 @@ export interface DoctorSource {
   pageSize: number;
   threads: number;
   v8?: V8Heap;
+  /** Whether the kernel takes MADV_DONTNEED on huge pages (Linux 5.18 on: hugeDontneed()). */
+  hugeDontneed: boolean;
 }
 
 const headerBytes = keptBytes();
@@ -106,7 +108,7 @@ export function diagnose(src: DoctorSource): DoctorData {
   }));
   const plan = planTrim(arenas, runs, src.pageSize, src.heap?.end, par.thpPagesize);
   const { residency } = src.before;
-  const huge = trimInHugePages(plan.ranges, src.regions.filter((r) => r.path === HUGE_PAGES_PATH), par.hpPagesize ?? 0n, kernelAtLeast(5, 18));
+  const huge = trimInHugePages(plan.ranges, src.regions.filter((r) => r.path === HUGE_PAGES_PATH), par.hpPagesize ?? 0n, src.hugeDontneed);
   const ranges = huge.ranges.map((r) => ({ ...r, resident: residency.resident(r.start, r.end) }));
   const kept = huge.kept.map((r) => ({ ...r, resident: residency.resident(r.start, r.end) }));
   const found = src.before.mmapped.chunks.map((c) => ({ ...c, resident: residency.resident(c.address, c.address + BigInt(c.size)) }));
@@ -159,8 +161,8 @@ export function diagnose(src: DoctorSource): DoctorData {
   return { ...figures, findings: doctorFindings(figures), advice: doctorAdvice(figures) };
 }
 
-/** Whether this machine's Linux (os.release()) is `major`.`minor` or later; false where the release cannot be read. */
-function kernelAtLeast(major: number, minor: number): boolean {
+/** Whether this machine's Linux (os.release()) takes MADV_DONTNEED on huge pages: 5.18 and later; false where the release cannot be read. */
+export function hugeDontneed(): boolean {
   const m = /^(\d+)\.(\d+)/.exec(os.release());
-  return m !== null && (Number(m[1]) > major || (Number(m[1]) === major && Number(m[2]) >= minor));
+  return m !== null && (Number(m[1]) > 5 || (Number(m[1]) === 5 && Number(m[2]) >= 18));
 }

@@ -84,7 +84,8 @@ export function doctorFindings(d: Figures): string[] {
   const kept = tr.hugePagesKept;
   if (kept !== undefined) {
     out.push(`Not counted: ${shortBytes(kept.bytes)} of whole ${shortBytes(d.pageSize)} pages inside free chunks, in huge pages, ${shortBytes(kept.resident)} of them resident, ` +
-      'which malloc_trim(0) madvises but Linux keeps: it takes MADV_DONTNEED on huge pages from 5.18 on only, and there only from a start aligned to one.');
+      'which malloc_trim(0) madvises but Linux would keep, by its rule: it takes MADV_DONTNEED on huge pages from 5.18 on only, and there only from a start aligned to one ' +
+      '(doctor({ trim: true }) measures what stayed).');
   }
   return out;
 }

@@ -16,7 +16,7 @@ import { DocumentMethods, DocumentViews, presenter, withDocumentViews } from '..
 import { glibcVersion, MALLINFO_FIELDS, Mallinfo, mallinfo2 } from '../stats';
 import { layoutFor } from '../allocator/layouts';
 import { describe, readOptions } from '../validate';
-import { BeforeSnapshot, diagnose, DoctorSource, readBeforeSnapshot } from './diagnose';
+import { BeforeSnapshot, diagnose, DoctorSource, hugeDontneed, readBeforeSnapshot } from './diagnose';
 import { openPagemap } from './residency';
 import type { DoctorData, TrimMeasured, TrimRange, V8Heap } from './types';
 
@@ -83,7 +83,7 @@ export function diagnoseSelf<T>(then: (diagnosis: Diagnosis) => T, attempts?: nu
     const source: DoctorSource = {
       pid: process.pid, self: true, cmdline: [...process.argv], glibc: snapshot.image.layout.version, layout: snapshot.image.layout,
       libc: snapshot.libc, ...(snapshot.image.heap === undefined ? {} : { heap: snapshot.image.heap }), decoded,
-      mallinfo: snapshot.mallinfo, regions, pageSize, threads: fs.readdirSync('/proc/self/task').length, v8: v8Heap(), before,
+      mallinfo: snapshot.mallinfo, regions, pageSize, threads: fs.readdirSync('/proc/self/task').length, v8: v8Heap(), before, hugeDontneed: hugeDontneed(),
     };
     return then({ data: diagnose(source), decoded, mallinfo: snapshot.mallinfo, takenAt, outsideHeap: outsideHeapOf(snapshot.image) });
   } finally {

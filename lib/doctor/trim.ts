@@ -80,7 +80,7 @@ export function planTrim(
 /**
  * What of `ranges` the kernel lets go where they meet huge pages (`huge`:
  * the lines the map names /anon_hugepage, where glibc.malloc.hugetlb put
- * chunks), and what it keeps. mtrim madvises each range aligned to the
+ * chunks, in address order), and what it would keep. mtrim madvises each range aligned to the
  * ordinary page; Linux takes MADV_DONTNEED on huge pages from 5.18 only
  * (`hugeDontneed`), and then only from a start aligned to the huge page, up
  * to the last whole one (madvise_dontneed_free_valid_vma); a part it
@@ -97,7 +97,8 @@ export function trimInHugePages<R extends TrimPlan['ranges'][number]>(
     if (end > start) into.push({ ...r, start, end });
   };
   for (const r of ranges) {
-    const meets = huge.filter((h) => h.start < r.end && r.start < h.end).sort((a, b) => (a.start < b.start ? -1 : 1));
+    // In address order, as the map's lines are.
+    const meets = huge.filter((h) => h.start < r.end && r.start < h.end);
     if (meets.length === 0 || r.source !== 'free-chunk' || hugePage === 0n) {
       out.push(r);
       continue;

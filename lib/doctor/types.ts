@@ -70,7 +70,7 @@ export interface ArenaDiagnosis {
   largestFree: number;
   /** free ÷ system_mem. */
   fragmentation: number;
-  /** Resident bytes of its memory ([heap], or its heaps), from smaps. */
+  /** Resident bytes of its memory: [heap]'s from smaps, or its heaps' as the resident-memory table counts them (smaps, a line merged across a heap's bounds split by pagemap). */
   rss: number;
   /**
    * main_arena when non-contiguous (its NONCONTIGUOUS_BIT: sbrk failed, or

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import { Decoded } from '../allocator/results';
 import { outsideHeapOf } from '../allocator/take-snapshot';
 import { binding } from '../binding';
-import { BeforeSnapshot, diagnose, readBeforeSnapshot } from '../doctor/diagnose';
+import { BeforeSnapshot, diagnose, hugeDontneed, readBeforeSnapshot } from '../doctor/diagnose';
 import type { Diagnosis } from '../doctor/index';
 import { openPagemap, PagemapReader } from '../doctor/residency';
 import { MemoryRegion } from '../maps';
@@ -44,7 +44,7 @@ export function remoteDiagnosis(
     }
     const data = diagnose({
       pid, self: false, cmdline: [...target.cmdline], glibc: target.glibc, layout: s.image.layout, libc: s.libc,
-      ...(s.image.heap === undefined ? {} : { heap: s.image.heap }), decoded: d, regions, pageSize, threads, before,
+      ...(s.image.heap === undefined ? {} : { heap: s.image.heap }), decoded: d, regions, pageSize, threads, before, hugeDontneed: hugeDontneed(),
     });
     return { data, decoded: d, takenAt, outsideHeap: outsideHeapOf(s.image) };
   } finally {

@@ -64,7 +64,7 @@ export function doctorDocument(d: DoctorData): ViewDocument {
   const t = d.trimmed;
   const trimNotes: DocNote[] = d.trim.topReason === undefined ? [] : [{ text: d.trim.topReason }];
   const kept = d.trim.hugePagesKept;
-  if (kept !== undefined) trimNotes.push({ text: `Left out: ${shortBytes(kept.bytes)} in huge pages (${shortBytes(kept.resident)} resident), which the kernel keeps (see the findings).` });
+  if (kept !== undefined) trimNotes.push({ text: `Left out: ${shortBytes(kept.bytes)} in huge pages (${shortBytes(kept.resident)} resident), which the kernel would keep (see the findings).` });
   if (t !== undefined) {
     trimNotes.push({ text: `malloc_trim(0) was called (it returned ${t.released ? 1 : 0}): RSS went from ${shortBytes(t.rssBefore)} to ${shortBytes(t.rssAfter)}, a drop of ${shortBytes(t.drop)}, ` +
       `against ${shortBytes(t.predicted)} resident in the predicted ranges right before it (${shortBytes(d.trim.resident)} before the snapshot); ${shortBytes(t.stillResident)} of them stayed resident` +

@@ -76,6 +76,7 @@ function arenaSections(a: ArenaDiff, places: readonly FreePlace[]): DocSection[]
 }
 
 export function diffDocument(d: HeapDiffData): ViewDocument {
+  const places = placesOf(d.a.glibc, d.b.glibc);
   const who = (s: HeapDiffData['a']) => `process ${s.pid}`;
   const notes: DocNote[] = [
     { text: `Before: ${who(d.a)}, ${d.a.takenAt}${d.a.cmdline.length === 0 ? '' : ` (${commandLine(d.a.cmdline)})`}, glibc ${d.a.glibc}.` },
@@ -95,7 +96,7 @@ export function diffDocument(d: HeapDiffData): ViewDocument {
     title: d.sameProcess ? `Diff: ${who(d.a)}, ${d.elapsed / 1000} s apart` : `Diff: ${who(d.a)} → ${who(d.b)}`,
     notes,
     sections: [
-      ...d.arenas.flatMap((a) => arenaSections(a, placesOf(d.a.glibc, d.b.glibc))),
+      ...d.arenas.flatMap((a) => arenaSections(a, places)),
       {
         heading: 'Mmapped chunks',
         table: {

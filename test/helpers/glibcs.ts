@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fetched, GLIBCS_DIR, libDirOf, NODE_DIR, nodeWithInterpreter, RELEASES, sysrootFlags } from '../../scripts/fetch-glibcs.mjs';
+import { fetched, GLIBCS_DIR, ldSoIn, libDirOf, libraryPathIn, NODE_DIR, nodeWithInterpreter, RELEASES, sysrootFlags } from '../../scripts/fetch-glibcs.mjs';
 
 export { GLIBCS_DIR };
 
@@ -42,12 +42,12 @@ function libDir(g: OtherGlibc): string {
 
 /** Its ld.so, which runs a program on it: `ld.so --library-path (libraryPathOf) program args…`. */
 export function ldSoOf(g: OtherGlibc): string {
-  return path.join(libDir(g), 'ld-linux-x86-64.so.2');
+  return ldSoIn(g.root!) as string;
 }
 
-/** Where its libraries are: libc's and the rest (libstdc++ and libgcc_s are under usr/ in a release not merged). */
+/** Where its libraries are (libraryPathIn). */
 export function libraryPathOf(g: OtherGlibc): string {
-  return [...new Set([libDir(g), path.join(g.root!, 'usr', 'lib', 'x86_64-linux-gnu')])].join(':');
+  return libraryPathIn(g.root!) as string;
 }
 
 /** Its libc.so.6. */

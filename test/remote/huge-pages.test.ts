@@ -57,7 +57,7 @@ const reservedFor = (glibc: string) => (layoutFor(glibc).heapMax === 'four-huge-
 /** This machine's glibc, and each fetched release with glibc.malloc.hugetlb (mp_.hp_pagesize, 2.35 on). */
 const RELEASES = [
   { name: 'this machine', glibc: glibcVersion(), flags: [] as string[], cannot: undefined as string | undefined },
-  ...OTHER_GLIBCS.filter((g) => g.glibc !== glibcVersion() && hasHugePages(g.glibc)).map((g) => ({
+  ...OTHER_GLIBCS.filter((g) => g.glibc !== glibcVersion()).map((g) => ({
     name: g.name, glibc: g.glibc, cannot: notFetched(g), flags: g.root === undefined ? [] : ccFlagsFor(g),
   })),
 ].filter((r) => hasHugePages(r.glibc));
