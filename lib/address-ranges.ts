@@ -20,6 +20,13 @@ export function mergedRanges<T extends Span & { size?: number }>(ranges: readonl
   return out;
 }
 
+/** Where `a` and `b` overlap, or undefined where they do not. */
+export function intersection(a: Span, b: Span): Span | undefined {
+  const start = a.start > b.start ? a.start : b.start;
+  const end = a.end < b.end ? a.end : b.end;
+  return start < end ? { start, end } : undefined;
+}
+
 /** The parts of `from` (sorted) that no range of `minus` (in any order, overlapping or not) covers, in order. */
 export function subtractRanges(from: readonly Span[], minus: readonly Span[]): Span[] {
   const cut = mergedRanges(minus.map((m) => ({ start: m.start, end: m.end })));

@@ -1,6 +1,6 @@
 // Range arithmetic shared by the copy planner, the doctor and the map diffs.
 import { describe, expect, it } from 'vitest';
-import { mergedRanges, subtractRanges } from '../lib/address-ranges';
+import { intersection, mergedRanges, subtractRanges } from '../lib/address-ranges';
 import { heapRoomNotNeeded } from './helpers/heap-room';
 
 // Bytes made here, no live heap: runs whatever room the process has.
@@ -26,5 +26,15 @@ describe('subtractRanges', () => {
     const inside = mergedRanges(minus).map((m) => ({ start: m.start > 0n ? m.start : 0n, end: m.end < 20n ? m.end : 20n }));
     const total = [...left, ...inside].reduce((n, x) => n + Number(x.end - x.start), 0);
     expect(total).toBe(20);
+  });
+});
+
+describe('intersection', () => {
+  it('is where two ranges overlap, and undefined where they only touch or lie apart', () => {
+    expect(intersection(r(0, 10), r(5, 20))).toEqual(r(5, 10));
+    expect(intersection(r(5, 20), r(0, 10))).toEqual(r(5, 10));
+    expect(intersection(r(0, 30), r(10, 20))).toEqual(r(10, 20));
+    expect(intersection(r(0, 10), r(10, 20))).toBeUndefined();
+    expect(intersection(r(0, 10), r(15, 20))).toBeUndefined();
   });
 });

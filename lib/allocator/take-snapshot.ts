@@ -4,7 +4,7 @@
 // taken while another thread changed malloc's state is retaken. The copy's
 // steps (planCopy) can also be repeated within a larger plan, one copy after
 // each step of interest, each decoded on its own (copiedSnapshot).
-import { mergedRanges, subtractRanges } from '../address-ranges';
+import { intersection, mergedRanges, subtractRanges } from '../address-ranges';
 import { HeapscopeError, rangeError, typeError } from '../errors';
 import { bytes, hex, shortBytes } from '../format';
 import { releaseBytes } from '../fresh-memory';
@@ -279,8 +279,9 @@ export function outsideNow(
 ): MemoryRegion[] {
   const out: MemoryRegion[] = [];
   for (const range of outside) {
-    for (const line of regions.filter((r) => r.start < range.end && range.start < r.end && mainMmapLine(r))) {
-      const clipped = { start: range.start > line.start ? range.start : line.start, end: range.end < line.end ? range.end : line.end };
+    for (const line of regions.filter((r) => mainMmapLine(r))) {
+      const clipped = intersection(range, line);
+      if (clipped === undefined) continue;
       for (const p of subtractRanges([clipped], taken)) out.push({ ...line, start: p.start, end: p.end, size: Number(p.end - p.start) });
     }
   }
@@ -315,8 +316,7 @@ export function missedHeaps(image: AllocatorImage, regions: readonly MemoryRegio
   // leads to one, every line shaped like one is copied too, so that one
   // retake finds them all, not one arena a retake (a node of five arenas ran
   // out of retakes).
-  const shaped = led.some((l) => l.line.kind !== 'arena-heap') ? heapShapedLines(regions, max) : [];
-  return withHeaps(led.map((l) => l.heap), shaped.map((c) => heapRead(regions, c.index, c.start, max)));
+  return withHeaps(led.map((l) => l.heap), led.some((l) => l.line.kind !== 'arena-heap') ? shapedHeaps(regions, max) : []);
 }
 
 /**
@@ -334,8 +334,9 @@ function heapRead(regions: readonly MemoryRegion[], i: number, start: bigint, ma
 }
 
 /**
- * Where in `regions` a thread heap of `max` bytes (heap_max_size) could
- * begin, shaped as glibc lays one out: anonymous read-write from a
+ * The reads of the thread heaps of `max` bytes (heap_max_size) `regions`
+ * could hold, each from where one could begin to the end of its read-write
+ * lines, shaped as glibc lays one out: anonymous read-write from a
  * `max`-aligned address (a line's start, or the last boundary inside a line
  * the kernel merged with a mapping of the same kind right below it: from an
  * earlier one the read-write part would run past its heap), in one line or
@@ -346,8 +347,8 @@ function heapRead(regions: readonly MemoryRegion[], i: number, start: bigint, ma
  * shows no such shape: the arena list leads there.
  * Pure.
  */
-export function heapShapedLines(regions: readonly MemoryRegion[], max: bigint): { index: number; start: bigint }[] {
-  const out: { index: number; start: bigint }[] = [];
+export function shapedHeaps(regions: readonly MemoryRegion[], max: bigint): MemoryRegion[] {
+  const out: MemoryRegion[] = [];
   const tail = (r: MemoryRegion) => r.perms === '---p' && r.kind === 'reserved' && (r.path === '' || r.path === HUGE_PAGES_PATH);
   regions.forEach((r, i) => {
     if (r.kind !== 'anonymous' || r.perms !== 'rw-p') return;
@@ -357,11 +358,14 @@ export function heapShapedLines(regions: readonly MemoryRegion[], max: bigint): 
     const next = (j: number, is: (x: MemoryRegion) => boolean) => regions[j + 1]?.start === regions[j].end && is(regions[j + 1]);
     let j = i;
     while (regions[j].end < limit && next(j, (x) => x.kind === 'anonymous' && x.perms === 'rw-p')) j++;
+    const read = regions[j].end;
     while (regions[j].end < limit && next(j, tail)) j++;
     const end = regions[j].end;
     // Read-write to the boundary, no tail: only from a line's start (any long anonymous line ends on some boundary).
     const whole = end === limit && (tail(regions[j]) || start === r.start);
-    if (whole || (end > limit && end - limit <= MERGED_GUARD && tail(regions[j]))) out.push({ index: i, start });
+    if (whole || (end > limit && end - limit <= MERGED_GUARD && tail(regions[j]))) {
+      out.push({ ...r, start, end: read, size: Number(read - start), kind: 'arena-heap' });
+    }
   });
   return out;
 }

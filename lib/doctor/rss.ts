@@ -3,6 +3,7 @@
 // pagemap, taken out of the anonymous regions holding them), code, stacks,
 // the rest of anonymous memory, libraries' data and files. The rows add up
 // to the smaps total.
+import { intersection } from '../address-ranges';
 import type { Arena } from '../allocator/arenas';
 import type { MemoryRegion } from '../maps';
 import type { MmappedChunks, RssKind, RssRow } from './types';
@@ -41,14 +42,14 @@ export const RSS_KINDS: readonly RssKind[] = ['main-heap', 'arena-heaps', 'mmapp
  * anonymous as the map names it. A line the kernel merged across a heap's
  * bounds (its read-write part with a mapping of the same kind right below
  * it; its reserved tail with a guard page right above it) is split there,
- * the heap's part resident as pagemap counts it (`resident`: read before
+ * the heap's part resident as pagemap counts it (`residentOf`: read before
  * the snapshot for [heap] and the lines the map calls arena heaps, when
  * asked for any other), the rest of the line's resident bytes the other
  * part's.
  */
 export function rssRows(
   regions: readonly MemoryRegion[], arenas: readonly Arena[], mmapped: MmappedChunks, pageSize: number, heapMax: bigint,
-  resident: (start: bigint, end: bigint) => number,
+  residentOf: (start: bigint, end: bigint) => number,
 ): { total: number; rows: RssRow[] } {
   const heaps = arenas.flatMap((a) => a.heaps.map((h) => ({ start: h.address, end: h.address + heapMax, arena: a.address })));
   const rows = new Map<string, RssRow>();
@@ -64,31 +65,23 @@ export function rssRows(
   regions.forEach((r, i) => {
     const rss = r.rss ?? 0;
     total += rss;
-    const inside = heaps.find((h) => h.start <= r.start && r.end <= h.end);
-    if (inside !== undefined) {
-      const into = row('arena-heaps', inside.arena);
-      into.count++;
-      into.size += r.size;
-      into.rss += rss;
-      rowOf.push(into);
-      return;
-    }
     let size = r.size;
     let left = rss;
     let last: RssRow | undefined;
     for (const h of heaps) {
-      const from = h.start > r.start ? h.start : r.start;
-      const to = h.end < r.end ? h.end : r.end;
-      if (from >= to) continue;
-      const part = Math.min(left, resident(from, to));
+      const part = intersection(r, h);
+      if (part === undefined) continue;
+      // A line inside one heap is all its own, as smaps counts it.
+      const whole = part.start === r.start && part.end === r.end;
+      const resident = whole ? left : Math.min(left, residentOf(part.start, part.end));
       last = row('arena-heaps', h.arena);
       last.count++;
-      last.size += Number(to - from);
-      last.rss += part;
-      size -= Number(to - from);
-      left -= part;
+      last.size += Number(part.end - part.start);
+      last.rss += resident;
+      size -= Number(part.end - part.start);
+      left -= resident;
     }
-    // A line the heaps cover whole (two heaps' parts) has no rest: what pagemap did not count stays with the last heap.
+    // A line the heaps cover whole has no rest: what pagemap did not count stays with the last heap.
     const into = size === 0 && last !== undefined ? last : row(isThreadStack(regions, i, pageSize) ? 'stacks' : kindOf(r));
     if (into !== last) into.count++;
     into.size += size;

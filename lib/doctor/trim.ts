@@ -18,6 +18,7 @@
 // A thread arena's top is never trimmed here: heap_trim shrinks its heaps
 // only when free() runs in that arena.
 import type { Arena } from '../allocator/arenas';
+import { intersection } from '../address-ranges';
 import { hex } from '../format';
 import { MINSIZE } from '../size-classes';
 
@@ -106,8 +107,7 @@ export function trimInHugePages<R extends TrimPlan['ranges'][number]>(
     let at = r.start;
     let refused = false;
     for (const h of meets) {
-      const from = h.start > at ? h.start : at;
-      const to = h.end < r.end ? h.end : r.end;
+      const { start: from, end: to } = intersection({ start: at, end: r.end }, h)!;
       part(r, at, from, refused ? kept : out);
       // Refused (EINVAL): before 5.18, or from a start off a huge page. The call stops there.
       const taken = !refused && hugeDontneed && from % hugePage === 0n;

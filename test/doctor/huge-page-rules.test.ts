@@ -5,7 +5,7 @@
 // test/remote/huge-pages.test.ts runs them on real processes.
 import { describe, expect, it } from 'vitest';
 import type { Arena } from '../../lib/allocator/arenas';
-import { heapShapedLines } from '../../lib/allocator/take-snapshot';
+import { shapedHeaps } from '../../lib/allocator/take-snapshot';
 import { rssRows } from '../../lib/doctor/rss';
 import { trimInHugePages } from '../../lib/doctor/trim';
 import type { MmappedChunks } from '../../lib/doctor/types';
@@ -32,7 +32,7 @@ function withRss(regions: MemoryRegion[], rss: Map<bigint, number>): MemoryRegio
 const arena = (address: bigint, heaps: bigint[]) => ({ address, kind: 'thread', heaps: heaps.map((h) => ({ address: h })) }) as unknown as Arena;
 const NO_MMAPPED = { found: 0, chunks: [] } as unknown as MmappedChunks;
 
-describe('heapShapedLines', () => {
+describe('shapedHeaps', () => {
   const base = 0x7f00_0000_0000n;
   it('takes a heap of four huge pages in one line or several, with its reserved tail, of huge pages or not', () => {
     const regions = map([
@@ -46,7 +46,11 @@ describe('heapShapedLines', () => {
       // Its read-write part merged with a thread's stack right below it, across an earlier boundary.
       [base + 37n * MiB, base + 50n * MiB, 'rw-p'], [base + 50n * MiB, base + 56n * MiB, '---p'],
     ]);
-    expect(heapShapedLines(regions, 8n * MiB).map((c) => c.start)).toEqual([base, base + 8n * MiB, base + 16n * MiB, base + 24n * MiB, base + 48n * MiB]);
+    // Each read from the heap's start to the end of its read-write lines.
+    expect(shapedHeaps(regions, 8n * MiB).map((h) => [h.start, h.end, h.kind])).toEqual([
+      [base, base + 2n * MiB, 'arena-heap'], [base + 8n * MiB, base + 12n * MiB, 'arena-heap'], [base + 16n * MiB, base + 24n * MiB, 'arena-heap'],
+      [base + 24n * MiB, base + 25n * MiB, 'arena-heap'], [base + 48n * MiB, base + 50n * MiB, 'arena-heap'],
+    ]);
   });
 
   it('leaves out lines not shaped like one: too long, ending short of the boundary, a file\'s, executable, no tail, a file\'s or a long tail', () => {
@@ -62,7 +66,7 @@ describe('heapShapedLines', () => {
       [base + 72n * MiB, base + 73n * MiB, 'rw-p'], [base + 73n * MiB, base + 80n * MiB, '---p', '/usr/lib/libx.so'],
       [base + 80n * MiB, base + 81n * MiB, 'rw-p'], [base + 81n * MiB, base + 89n * MiB, '---p'],
     ]);
-    expect(heapShapedLines(regions, 8n * MiB)).toEqual([]);
+    expect(shapedHeaps(regions, 8n * MiB)).toEqual([]);
   });
 });
 
