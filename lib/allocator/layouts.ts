@@ -158,14 +158,27 @@ export function layoutFor(version: string): GlibcLayout {
 }
 
 /**
+ * The sizes the chunk holding a tcache_perthread_struct of layout `t` can
+ * have: request2size(sizeof) (`t.chunkSize`), or 16 bytes more, which malloc
+ * hands out whole when the remainder would be below MINSIZE. From
+ * 2bf2188fae (2.43, the commit that makes the struct at the first free),
+ * tcache_init(av), called inside _int_malloc, passes _int_malloc
+ * request2size(sizeof) as the request, which it converts again: 16 bytes
+ * more, and 16 more again handed out whole (a 0x320 chunk for 2.43's 0x300,
+ * in a Node.js worker's arena on 2.43 in about one walk in three).
+ */
+export function tcacheChunkSizes(layout: GlibcLayout, t: TcacheLayout): number[] {
+  return layout.tcacheMadeAt === 'first-free' ? [t.chunkSize, t.chunkSize + 16, t.chunkSize + 32] : [t.chunkSize, t.chunkSize + 16];
+}
+
+/**
  * The tcache_perthread_struct layout whose chunk has size `chunkSize` (the
- * first chunk of a thread's arena heap, or of [heap] for the main thread).
- * malloc can hand out a chunk 16 bytes bigger whole, when the remainder
- * would be below MINSIZE. Throws ERR_UNKNOWN_GLIBC_LAYOUT when no candidate
+ * first chunk of a thread's arena heap, or of [heap] for the main thread;
+ * see tcacheChunkSizes). Throws ERR_UNKNOWN_GLIBC_LAYOUT when no candidate
  * of this version fits.
  */
 export function tcacheLayoutFor(layout: GlibcLayout, chunkSize: number): TcacheLayout {
-  const fit = layout.tcache.find((t) => chunkSize === t.chunkSize || chunkSize === t.chunkSize + 16);
+  const fit = layout.tcache.find((t) => tcacheChunkSizes(layout, t).includes(chunkSize));
   if (fit === undefined) {
     const sizes = layout.tcache.map((t) => `0x${t.chunkSize.toString(16)}`).join(' or ');
     throw new HeapscopeError('ERR_UNKNOWN_GLIBC_LAYOUT',

@@ -8,6 +8,7 @@ import { Arena } from './arenas';
 import { cachedChunks, decodeTcachePerthread, TcachePerthread } from './decode';
 import { RegionWalk } from './heap-walks';
 import { AllocatorImage } from './image';
+import { GlibcLayout, tcacheChunkSizes } from './layouts';
 import { readBytes, readWord } from './memory-source';
 import { revealPointer } from './safe-linking';
 import { TcacheLayout } from './structs';
@@ -99,7 +100,7 @@ export function findTcaches(
   };
   const candidates: { cache: ThreadCache; firstOfArena: boolean; where: string }[] = [];
   // The struct's chunk sizes: every chunk of every walk is compared with them.
-  const sizes = image.layout.tcache.flatMap((t) => [t.chunkSize, t.chunkSize + 16]);
+  const sizes = image.layout.tcache.flatMap((t) => tcacheChunkSizes(image.layout, t));
   // Most chunks fall outside the sizes' span: one comparison each, not a search.
   const [least, most] = [Math.min(...sizes), Math.max(...sizes)];
   for (const w of walks) {
@@ -107,7 +108,7 @@ export function findTcaches(
     const { bits, offsets } = table;
     for (const i of sizedBetween(table, least, most)) {
       const size = chunkSize(table, i);
-      const layout = layoutOfSize(image.layout.tcache, size);
+      const layout = layoutOfSize(image.layout, size);
       if (layout === undefined || (bits[i] & FREE_BIT) !== 0 || i === w.walk.top) continue;
       const cache = decodeCache(ctx, w.start + BigInt(offsets[i]), w.arena, layout);
       if (cache === undefined) continue;
@@ -150,9 +151,9 @@ export function findTcaches(
 // loops, not callbacks, since a closure made per call is compiled again for
 // each walk (V8 drops its optimized code with the closure).
 
-/** The tcache layout whose struct's chunk is `size` bytes (either of its two sizes). */
-function layoutOfSize(layouts: readonly TcacheLayout[], size: number): TcacheLayout | undefined {
-  for (const t of layouts) if (size === t.chunkSize || size === t.chunkSize + 16) return t;
+/** The tcache layout whose struct's chunk is `size` bytes (any of its sizes: tcacheChunkSizes). */
+function layoutOfSize(layout: GlibcLayout, size: number): TcacheLayout | undefined {
+  for (const t of layout.tcache) if (tcacheChunkSizes(layout, t).includes(size)) return t;
   return undefined;
 }
 

@@ -23,7 +23,7 @@ import { decodeArenas, Arena } from '../allocator/arenas';
 import { HEADER_BYTES, HeaderRegion, headerMemory, walkInWindows } from '../allocator/header-memory';
 import { RegionWalk, stopsBeforeTop } from '../allocator/heap-walks';
 import { AllocatorImage, locateGlobals } from '../allocator/image';
-import { GlibcLayout } from '../allocator/layouts';
+import { GlibcLayout, tcacheChunkSizes } from '../allocator/layouts';
 import { LibcFile } from '../allocator/libc-file';
 import { CopiedRange, copiedMemory, readBytes, sameBytes } from '../allocator/memory-source';
 import { Decoded, decodeSnapshot, madeResidentReason } from '../allocator/results';
@@ -190,7 +190,7 @@ function takePass(pid: number, layout: GlibcLayout, libc: LibcFile, window: Uint
   const list = decodeArenas(headImage, globals.mainArena.address, par);
   const main = list.arenas[0];
   if (!list.complete || list.arenas.some((a) => a.heapsReason !== undefined) || main === undefined || main.noncontiguous) throw new NotServed();
-  const tcacheSizes = layout.tcache.flatMap((t) => [t.chunkSize, t.chunkSize + 16]);
+  const tcacheSizes = layout.tcache.flatMap((t) => tcacheChunkSizes(layout, t));
   const whole = Math.max(...tcacheSizes);
   const walked: { walk: RegionWalk; region: HeaderRegion }[] = [];
   let torn: string | undefined;

@@ -5,8 +5,9 @@ import { describe, expect, it } from 'vitest';
 import { HeapscopeError } from '../../lib/errors';
 import { heapMaxSize, hugePagesForceMmap } from '../../lib/allocator/arenas';
 import type { MallocPar } from '../../lib/allocator/decode';
-import { KNOWN_GLIBC_VERSIONS, layoutFor, tcacheLayoutFor } from '../../lib/allocator/layouts';
+import { KNOWN_GLIBC_VERSIONS, layoutFor, tcacheChunkSizes, tcacheLayoutFor } from '../../lib/allocator/layouts';
 import { StructLayout } from '../../lib/allocator/struct-layout';
+import { requestToChunkSize } from '../../lib/size-classes';
 import { heapRoomNotNeeded } from '../helpers/heap-room';
 
 // Bytes made here, no live heap: runs whatever room the process has.
@@ -160,5 +161,17 @@ describe('layoutFor', () => {
     expect(tcacheLayoutFor(layout, 0x290).struct.size).toBe(640);
     expect(() => tcacheLayoutFor(layout, 0x300)).toThrow(expect.objectContaining({ code: 'ERR_UNKNOWN_GLIBC_LAYOUT' }));
     expect(() => tcacheLayoutFor(layoutFor('2.42'), 0x290)).toThrow(expect.objectContaining({ code: 'ERR_UNKNOWN_GLIBC_LAYOUT' }));
+  });
+
+  it.each(KNOWN_GLIBC_VERSIONS)("%s: the struct's chunk is request2size(sizeof), whole or 16 more; from 2.43 tcache_init(av) converts the request twice", (version) => {
+    const layout = layoutFor(version);
+    for (const t of layout.tcache) {
+      const once = requestToChunkSize(t.struct.size);
+      // 2bf2188fae: _int_malloc (av, request2size (bytes)), and _int_malloc converts its request again.
+      const twice = requestToChunkSize(once);
+      const expected = layout.tcacheMadeAt === 'first-free' ? [once, once + 16, twice + 16] : [once, once + 16];
+      expect(new Set(tcacheChunkSizes(layout, t))).toEqual(new Set(expected));
+      for (const size of expected) expect(tcacheLayoutFor(layout, size)).toBe(t);
+    }
   });
 });
