@@ -71,13 +71,14 @@ export function maxFastOffset(libc: LibcFile): MaxFastOffset {
  * where a `node` child that did the same took 0.13 s of CPU.)
  */
 function measureInForks(libc: LibcFile): MaxFastOffset {
-  // No forks where there is nothing to find (2.43 on).
-  const layout = layoutFor(glibcVersion());
-  if (layout.globalMaxFast === 'none') return { reason: noMaxFast(layout.version) };
   const regions = maps();
   const mine = libcFileOf(regions);
   if (mine === undefined) return { reason: 'this process maps no libc, and it is measured in forks of this process' };
+  // Another process's libc first: that this process's glibc has no global_max_fast (2.43 on) says nothing of that one's.
   if (mine.key !== libc.key) return { reason: `it is measured in forks of this process, which maps another libc (${mine.key}) than this one (${libc.key})` };
+  // No forks where there is nothing to find (2.43 on).
+  const layout = layoutFor(glibcVersion());
+  if (layout.globalMaxFast === 'none') return { reason: noMaxFast(layout.version) };
   const data = libcDataRegions(regions);
   if (data.length === 0) return { reason: 'this process maps no writable data of libc' };
   const heap = regions.find((r) => r.kind === 'heap');
