@@ -3,9 +3,13 @@
 // this machine's: vitest and every test process in the Node.js release
 // binary on that release's own ld.so and libraries (fetched into
 // test/.glibcs by scripts/fetch-glibcs.mjs). What a test builds with cc or
-// starts of this machine's programs (sh, readelf, gdb, chromium) cannot run
-// with those libraries on LD_LIBRARY_PATH, and fails: read such failures
-// as this script's, not the product's.
+// starts of this machine's programs (cc, sh, readelf, gdb, chromium) runs
+// with the LD_LIBRARY_PATH this script was started with, which it leaves in
+// HEAPSCOPE_TEST_HOST_LIBRARY_PATH for the tests' foreignEnv(): those
+// programs cannot load the release's libraries. HEAPSCOPE_TEST_RELEASE names
+// the release: a program a test builds for this machine's glibc is built
+// for it (test/helpers/glibcs.ts, RELEASE_UNDER_TEST), and tests of Debian's
+// python3, which runs on this machine's glibc only, are skipped.
 //
 //   node scripts/test-on-release.mjs debian-forky [vitest run arguments...]
 //
@@ -38,7 +42,10 @@ try {
   const libraries = libraryPathIn(root);
   const vitest = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'node_modules', 'vitest', 'vitest.mjs');
   console.error(`vitest on glibc ${release.glibc} (${name}): ${made.node}, LD_LIBRARY_PATH=${libraries}`);
-  const run = spawnSync(made.node, [vitest, 'run', ...vitestArgs], { stdio: 'inherit', env: { ...process.env, LD_LIBRARY_PATH: libraries } });
+  const run = spawnSync(made.node, [vitest, 'run', ...vitestArgs], {
+    stdio: 'inherit',
+    env: { ...process.env, LD_LIBRARY_PATH: libraries, HEAPSCOPE_TEST_HOST_LIBRARY_PATH: process.env.LD_LIBRARY_PATH ?? '', HEAPSCOPE_TEST_RELEASE: name },
+  });
   process.exitCode = run.status ?? 1;
 } finally {
   fs.rmSync(dir, { recursive: true, force: true });

@@ -7,6 +7,7 @@ import { experiments } from '../lib/experiments/run';
 import { QUIET_NODE_FLAGS } from '../lib/quiet-node';
 import { heapRoomNotNeeded } from './helpers/heap-room';
 import { SYNC_CHILD } from './helpers/sync-child';
+import { hostLibraries, nodeAgain } from './helpers/foreign-env';
 
 // Every command runs in a node of its own, whose room the command checks itself.
 heapRoomNotNeeded();
@@ -37,10 +38,12 @@ function cliUntilStdoutCloses(...args: string[]): Promise<{ code: number | null;
 }
 
 const SCRIPT = ['/usr/bin/script', '/bin/script'].find((file) => fs.existsSync(file));
+/** This node, as a shell started with hostLibraries() runs it. */
+const NODE = [...nodeAgain(), process.execPath].map((word) => sh(word)).join(' ');
 
 /** Runs a shell command line under a pseudo-terminal (util-linux `script`); returns what the terminal showed. */
 function onTerminal(command: string) {
-  const child = spawnSync(SCRIPT!, ['-qefc', command, '/dev/null'], { ...SYNC_CHILD, encoding: 'utf8', cwd: tmp });
+  const child = spawnSync(SCRIPT!, ['-qefc', command, '/dev/null'], { ...SYNC_CHILD, encoding: 'utf8', cwd: tmp, env: hostLibraries() });
   return { code: child.status, screen: child.stdout };
 }
 
@@ -399,7 +402,7 @@ describe('progress', () => {
   }
 
   it.skipIf(SCRIPT === undefined)('tour shows which experiment is running, n of 9, and erases it before each story', () => {
-    const { code, screen } = onTerminal(`${sh(process.execPath)} ${sh(CLI)} tour`);
+    const { code, screen } = onTerminal(`${NODE} ${sh(CLI)} tour`);
     expect(code).toBe(0);
     expect(progressLines(screen, 'tour')).toEqual(expected('tour'));
     // Every story starts on a clean line: after the erasing spaces and \r
@@ -409,7 +412,7 @@ describe('progress', () => {
 
   it.skipIf(SCRIPT === undefined)('report shows its progress on stderr and erases it before saying what it wrote', () => {
     // stdout to a file: what reaches the terminal is stderr alone.
-    const { code, screen } = onTerminal(`${sh(process.execPath)} ${sh(CLI)} report --out report.html > said.txt`);
+    const { code, screen } = onTerminal(`${NODE} ${sh(CLI)} report --out report.html > said.txt`);
     expect(code).toBe(0);
     expect(progressLines(screen, 'report')).toEqual(expected('report'));
     // Erased: the screen ends on spaces drawn over the last line.
@@ -419,7 +422,7 @@ describe('progress', () => {
   });
 
   it.skipIf(SCRIPT === undefined)('a failing tour erases its progress line before the error', () => {
-    const { code, screen } = onTerminal(`${sh(process.execPath)} ${sh(CLI)} tour --json --timeout 0.001`);
+    const { code, screen } = onTerminal(`${NODE} ${sh(CLI)} tour --json --timeout 0.001`);
     expect(code).toBe(1);
     expect(progressLines(screen, 'tour')).toEqual(expected('tour').slice(0, 1));
     expect(screen).toMatch(/\r {20,}\rheapscope: ERR_EXPERIMENT_TIMEOUT: experiment layout did not finish/);

@@ -5,6 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { commandLine, withArticle } from '../lib/format';
 import { heapRoomNotNeeded } from './helpers/heap-room';
 import { SYNC_CHILD } from './helpers/sync-child';
+import { foreignEnv } from './helpers/foreign-env';
 
 // Words, a shell and experiments run in children: no live heap of this process is read.
 heapRoomNotNeeded();
@@ -41,7 +42,7 @@ describe('commandLine', () => {
     const line = commandLine(args);
     expect(line.startsWith('python3 -c ')).toBe(true);
     expect(line).not.toMatch(/[\x00-\x1f\x7f-\x9f]/);
-    const bash = spawnSync('bash', ['-c', `printf '%s\\0' ${line}`], { ...SYNC_CHILD, encoding: 'utf8', env: { ...process.env, LC_ALL: 'C.UTF-8' } });
+    const bash = spawnSync('bash', ['-c', `printf '%s\\0' ${line}`], { ...SYNC_CHILD, encoding: 'utf8', env: foreignEnv({ ...process.env, LC_ALL: 'C.UTF-8' }) });
     expect(bash.status, bash.stderr).toBe(0);
     expect(bash.stdout.split('\0').slice(0, -1)).toEqual(args);
   });

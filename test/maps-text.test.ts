@@ -8,6 +8,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SYNC_CHILD } from './helpers/sync-child';
+import { foreignEnv } from './helpers/foreign-env';
+import { hereCcFlags } from './helpers/glibcs';
 import { heapRoomNotNeeded } from './helpers/heap-room';
 
 // The plans run in a child: no live heap of this process is read.
@@ -20,7 +22,7 @@ afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 describe('a maps step', () => {
   it('hands its text over without a malloc of its size', (context) => {
     const shim = path.join(dir, 'malloc-log.so');
-    const cc = spawnSync('cc', ['-O1', '-shared', '-fPIC', '-o', shim, path.join(__dirname, 'fixtures', 'malloc-log.c')], { ...SYNC_CHILD, encoding: 'utf8' });
+    const cc = spawnSync('cc', ['-O1', '-shared', '-fPIC', ...hereCcFlags({ shared: true }), '-o', shim, path.join(__dirname, 'fixtures', 'malloc-log.c')], { ...SYNC_CHILD, encoding: 'utf8', env: foreignEnv() });
     if (cc.error !== undefined) return context.skip('no C compiler (cc) to build test/fixtures/malloc-log.c');
     expect(cc.stderr).toBe('');
     // 50,000 bytes through heapscope's malloc shows the shim sees the addon's calls.

@@ -55,7 +55,7 @@ interface Notebook {
 /** Why the notebook cannot run here, or undefined when it can. */
 function missingTools(): string | undefined {
   if (!fs.existsSync(PYTHON)) return `${PYTHON} is missing`;
-  const probe = spawnSync(PYTHON, ['-c', 'import nbformat, jupyter_client, nbconvert'], { ...SYNC_CHILD, encoding: 'utf8' });
+  const probe = spawnSync(PYTHON, ['-c', 'import nbformat, jupyter_client, nbconvert'], { ...SYNC_CHILD, encoding: 'utf8', env: foreignEnv() });
   if (probe.status !== 0) {
     return `Debian's Jupyter is not installed (${probe.stderr.trim().split('\n').pop()}); ` +
       `install it with: bash .ci/deps ${DEBIAN_PACKAGES}`;

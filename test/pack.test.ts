@@ -11,6 +11,7 @@ import { KNOWN_GLIBC_VERSIONS, layoutFor } from '../lib/allocator/layouts';
 import { GLIBCS_DIR, ldSoOf, libraryPathOf, nodeOn, notFetched, OFFICIAL_NODE, OTHER_GLIBCS } from './helpers/glibcs';
 import { heapRoomNotNeeded } from './helpers/heap-room';
 import { SYNC_CHILD } from './helpers/sync-child';
+import { foreignEnv } from './helpers/foreign-env';
 
 // Everything runs in an installed copy, in children.
 heapRoomNotNeeded();
@@ -71,7 +72,8 @@ beforeAll(() => {
   env.npm_config_userconfig = path.join(work, 'empty-npmrc');
   // Without the oldest release, scripts/prebuild.mjs refuses to link against this machine's glibc unless told to.
   if (notFetched(OTHER_GLIBCS[0]) !== undefined) env.HEAPSCOPE_PREBUILD_FOR_THIS_GLIBC = '1';
-  run('npm', ['pack', '--pack-destination', work], { cwd: repo, env });
+  // npm and the build it runs are this machine's programs.
+  run('npm', ['pack', '--pack-destination', work], { cwd: repo, env: foreignEnv(env) });
   const packed = fs.readdirSync(work).filter((f) => f.endsWith('.tgz'));
   expect(packed).toHaveLength(1);
   tarball = path.join(work, packed[0]);

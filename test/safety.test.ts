@@ -10,6 +10,7 @@ import {
 } from '../lib/index';
 import { readMemory } from '../lib/memory';
 import { SYNC_CHILD } from './helpers/sync-child';
+import { hostLibraries, nodeAgain } from './helpers/foreign-env';
 import { HERE } from './helpers/glibc-here';
 
 const code = (c: string) => expect.objectContaining({ code: c });
@@ -100,7 +101,7 @@ describe('safety contract', () => {
     // size at which the next pointer makes it grow (2048), then uses the
     // memory up by growing those very blocks (realloc keeps the count), so
     // that a small malloc still succeeds but the set cannot grow.
-    const child = spawnSync('/bin/sh', ['-c', 'ulimit -v 2000000 && exec "$0" --single-threaded -e "$1"', process.execPath, `
+    const child = spawnSync('/bin/sh', ['-c', 'ulimit -v 2000000 && exec "$@"', 'sh', ...nodeAgain(), process.execPath, '--single-threaded', '-e', `
       const { binding } = require(${JSON.stringify(path.join(__dirname, '..', 'dist', 'binding.js'))});
       const fillers = [];
       while (binding.liveCount() < 2048) fillers.push(binding.malloc(16n));
@@ -117,7 +118,7 @@ describe('safety contract', () => {
       const live = binding.liveCount();
       for (const p of [...held, ...fillers]) binding.free(p);
       console.log(JSON.stringify({ outcomes, live, after: binding.liveCount() }));
-    `], { ...SYNC_CHILD, encoding: 'utf8' });
+    `], { ...SYNC_CHILD, encoding: 'utf8', env: hostLibraries() });
     expect(child.signal, child.stderr).toBeNull();
     expect(child.status, child.stderr).toBe(0);
     expect(JSON.parse(child.stdout)).toEqual({ outcomes: ['ERR_ALLOC_FAILED', 'ERR_ALLOC_FAILED'], live: 2048, after: 0 });

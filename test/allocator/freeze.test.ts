@@ -9,6 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mallocParams, runPlan } from '../../lib/index';
 import { inQuietChild } from '../helpers/quiet-child';
 import { SYNC_CHILD } from '../helpers/sync-child';
+import { foreignEnv } from '../helpers/foreign-env';
+import { hereCcFlags } from '../helpers/glibcs';
 import { buildFixtures } from '../helpers/target';
 import { HERE } from '../helpers/glibc-here';
 
@@ -347,7 +349,7 @@ describe("a frozen child's measure", () => {
   // Preloaded: a forked child's mallinfo2() ends it, or (HEAPSCOPE_TEST_STOP_CHILD) stops it.
   const shim = path.join(dir, 'measure-ends-child.so');
   beforeAll(() => {
-    const cc = spawnSync('cc', ['-shared', '-fPIC', '-o', shim, path.join(__dirname, '..', 'fixtures', 'measure-ends-child.c')], { ...SYNC_CHILD, encoding: 'utf8' });
+    const cc = spawnSync('cc', ['-shared', '-fPIC', ...hereCcFlags({ shared: true }), '-o', shim, path.join(__dirname, '..', 'fixtures', 'measure-ends-child.c')], { ...SYNC_CHILD, encoding: 'utf8', env: foreignEnv() });
     if (cc.status !== 0) throw new Error(`cc could not build the shim: ${cc.stderr}`);
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));

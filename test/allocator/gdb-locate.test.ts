@@ -15,6 +15,8 @@ import { runPlan } from '../../lib/plan';
 import { gdbAsk, gdbMissing, nextOutput, parseAddress, startChild } from '../helpers/gdb';
 import { copyRegions, regionsOf } from '../helpers/proc-mem';
 import { SYNC_CHILD } from '../helpers/sync-child';
+import { foreignEnv } from '../helpers/foreign-env';
+import { RELEASE_UNDER_TEST } from '../helpers/glibcs';
 import { heapRoomNotNeeded } from '../helpers/heap-room';
 
 // gdb and the locator read other processes, and this one's libc data (where main_arena
@@ -24,11 +26,13 @@ heapRoomNotNeeded();
 const layout = layoutFor(glibcVersion());
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'heapscope-states-'));
 const program = path.join(dir, 'malloc-states');
-let skip = gdbMissing();
+// Its targets are this machine's cat and a program read with this machine's debug symbols.
+let skip = gdbMissing() ?? (RELEASE_UNDER_TEST === undefined ? undefined
+  : `its targets run on this machine's glibc, not on ${RELEASE_UNDER_TEST.name}'s ${RELEASE_UNDER_TEST.glibc}, which this run tests`);
 
 beforeAll(() => {
   if (skip !== undefined) return;
-  const cc = spawnSync('cc', ['-O1', '-o', program, path.join(__dirname, '..', 'fixtures', 'malloc-states.c')], { ...SYNC_CHILD, encoding: 'utf8' });
+  const cc = spawnSync('cc', ['-O1', '-o', program, path.join(__dirname, '..', 'fixtures', 'malloc-states.c')], { ...SYNC_CHILD, encoding: 'utf8', env: foreignEnv() });
   if (cc.error !== undefined) skip = 'no C compiler (cc) to build test/fixtures/malloc-states.c';
   else if (cc.status !== 0) throw new Error(`cc failed:\n${cc.stderr}`);
 });

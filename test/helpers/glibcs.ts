@@ -89,3 +89,22 @@ export function nodeOn(g: OtherGlibc): { node: string; env: NodeJS.ProcessEnv; r
   }
   return { node: made.node, env: { ...process.env, LD_LIBRARY_PATH: libraryPathOf(g) }, remove };
 }
+
+/**
+ * Under scripts/test-on-release.mjs (HEAPSCOPE_TEST_RELEASE names it), the
+ * release this process and its node children run on: what a test calls this
+ * machine's glibc is then that release's, and a program it builds or reads
+ * as this machine's is built and read for that release. Undefined otherwise.
+ */
+export const RELEASE_UNDER_TEST: OtherGlibc | undefined = OTHER_GLIBCS.find((g) => g.root !== undefined && g.name === process.env.HEAPSCOPE_TEST_RELEASE);
+
+/** cc's options to build a program (or, `shared`, a library) for this process's glibc: none, or the release's under test. */
+export function hereCcFlags({ shared = false } = {}): string[] {
+  if (RELEASE_UNDER_TEST === undefined) return [];
+  return shared ? sysrootFlags(RELEASE_UNDER_TEST.root!) as string[] : ccFlagsFor(RELEASE_UNDER_TEST);
+}
+
+/** gdb's options to read a process on this process's glibc: none, or the release's under test (gdbFlagsFor). */
+export function hereGdbFlags(): string[] {
+  return RELEASE_UNDER_TEST === undefined ? [] : gdbFlagsFor(RELEASE_UNDER_TEST);
+}

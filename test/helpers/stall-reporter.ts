@@ -8,6 +8,7 @@
 // them: that file fails, and so does the run, saying why.
 import { spawnSync } from 'node:child_process';
 import type { Reporter, TestCase, TestModule } from 'vitest/node';
+import { foreignEnv } from './foreign-env';
 
 // HEAPSCOPE_TEST_STALL_MS sets another limit (to see this reporter at work).
 const STALL_MS = Number(process.env.HEAPSCOPE_TEST_STALL_MS) || 15 * 60_000;
@@ -49,7 +50,7 @@ export default class StallReporter implements Reporter {
   private stalled(): void {
     const files = [...this.running].map(([file, test]) => `  ${file} > ${test}`).join('\n');
     const descendants = processesUnder(process.pid);
-    const table = spawnSync('ps', ['-o', 'pid,ppid,stat,etime,wchan:24,args', '-p', descendants.join(',') || String(process.pid)], { encoding: 'utf8', timeout: 10_000 });
+    const table = spawnSync('ps', ['-o', 'pid,ppid,stat,etime,wchan:24,args', '-p', descendants.join(',') || String(process.pid)], { encoding: 'utf8', timeout: 10_000, env: foreignEnv() });
     process.stderr.write(
       `\nNo test started or ended for ${STALL_MS / 1000} s. Running (the last test each file started):\n${files || '  (none known)'}\n` +
       `The test processes, and the kernel function each waits in:\n${table.stdout ?? ''}\nThey are killed now: that file fails.\n`,
@@ -66,7 +67,7 @@ export default class StallReporter implements Reporter {
 
 /** Every process below `root`, parents before their children, as ps lists them. */
 function processesUnder(root: number): number[] {
-  const children = spawnSync('ps', ['-e', '-o', 'pid=,ppid='], { encoding: 'utf8', timeout: 10_000 }).stdout ?? '';
+  const children = spawnSync('ps', ['-e', '-o', 'pid=,ppid='], { encoding: 'utf8', timeout: 10_000, env: foreignEnv() }).stdout ?? '';
   const byParent = new Map<number, number[]>();
   for (const line of children.trim().split('\n')) {
     const [pid, ppid] = line.trim().split(/\s+/).map(Number);

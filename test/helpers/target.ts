@@ -5,13 +5,19 @@ import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { foreignEnv } from './foreign-env';
+import { hereCcFlags, RELEASE_UNDER_TEST } from './glibcs';
 import { SYNC_CHILD } from './sync-child';
 
 /** Debian's python3: a real program nobody here wrote, for the tests that read another process. */
 export const PYTHON = '/usr/bin/python3';
 
-/** Why a test that needs PYTHON skips, or undefined where it is installed. */
-export const NO_PYTHON = fs.existsSync(PYTHON) ? undefined : `no ${PYTHON} (Debian's python3)`;
+/**
+ * Why a test that needs PYTHON skips, or undefined where it can run: it is
+ * installed, and runs on this process's glibc (not so under
+ * scripts/test-on-release.mjs, whose release it was not built for).
+ */
+export const NO_PYTHON = !fs.existsSync(PYTHON) ? `no ${PYTHON} (Debian's python3)`
+  : RELEASE_UNDER_TEST !== undefined ? `${PYTHON} runs on this machine's glibc, not on ${RELEASE_UNDER_TEST.name}'s ${RELEASE_UNDER_TEST.glibc}, which this run tests` : undefined;
 
 export interface Target {
   child: ChildProcess;
@@ -27,8 +33,16 @@ export interface TargetOptions {
   into: ChildProcess[];
 }
 
+/** `env`'s `key`, if it has one, as an object of that one key. */
+function onlyKey(env: NodeJS.ProcessEnv, key: string): Record<string, string> {
+  const value = env[key];
+  return value === undefined ? {} : { [key]: value };
+}
+
 export function startTarget(command: string, args: readonly string[], options: TargetOptions): Target {
-  const child = spawn(command, args, { stdio: ['pipe', 'pipe', options.stderr ?? 'inherit'], env: foreignEnv(options.env) });
+  // A node target is this node, on this process's libraries (scripts/test-on-release.mjs gives them on LD_LIBRARY_PATH).
+  const env = command === process.execPath ? { ...foreignEnv(options.env), ...onlyKey(options.env ?? process.env, 'LD_LIBRARY_PATH') } : foreignEnv(options.env);
+  const child = spawn(command, args, { stdio: ['pipe', 'pipe', options.stderr ?? 'inherit'], env });
   options.into.push(child);
   let seen = '';
   const waiting: { n: number; resolve: (lines: string[]) => void }[] = [];
@@ -56,16 +70,17 @@ export async function startLines(command: string, args: readonly string[], count
 }
 
 /**
- * Builds test/fixtures/NAME.c (with threads, and cc's `flags`) into `dir`
+ * Builds test/fixtures/NAME.c (with threads, and cc's `flags`; none, this process's glibc, builds with hereCcFlags) into `dir`
  * for each name: the programs by name (shared objects to preload, NAME.so,
  * with `shared`), or why there is no C compiler to build them with.
  */
 export function buildFixtures(dir: string, names: readonly string[], { shared = false, flags = [] as readonly string[] } = {}): { programs: Record<string, string>; noCompiler?: string } {
   const programs: Record<string, string> = {};
+  const given = flags.length > 0 ? flags : hereCcFlags({ shared });
   for (const name of names) {
     programs[name] = path.join(dir, shared ? `${name}.so` : name);
     const kind = shared ? ['-shared', '-fPIC'] : [];
-    const cc = spawnSync('cc', ['-O1', '-pthread', ...kind, ...flags, '-o', programs[name], path.join(__dirname, '..', 'fixtures', `${name}.c`)], { ...SYNC_CHILD, encoding: 'utf8' });
+    const cc = spawnSync('cc', ['-O1', '-pthread', ...kind, ...given, '-o', programs[name], path.join(__dirname, '..', 'fixtures', `${name}.c`)], { ...SYNC_CHILD, encoding: 'utf8', env: foreignEnv() });
     if (cc.error !== undefined) return { programs, noCompiler: `no C compiler (cc) to build test/fixtures/${name}.c` };
     if (cc.status !== 0) throw new Error(`cc failed:\n${cc.stderr}`);
   }

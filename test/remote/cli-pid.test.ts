@@ -16,6 +16,7 @@ import { TOTALLED_FIELDS } from '../../lib/allocator/totals';
 import { glibcVersion } from '../../lib/stats';
 import { attach, hex } from '../../lib/index';
 import { SYNC_CHILD } from '../helpers/sync-child';
+import { foreignEnv } from '../helpers/foreign-env';
 import { heapRoomNotNeeded } from '../helpers/heap-room';
 
 // Every command runs in a node of its own, against other processes.
@@ -318,7 +319,7 @@ describe('--attempts: the copies a command takes of a process that never stands 
 
 describe('--pid refuses what it cannot read: exit status 1 and the coded error', () => {
   it('a process that no longer exists: ERR_PROCESS_EXITED', () => {
-    const gone = spawnSync('/bin/true').pid;
+    const gone = spawnSync('/bin/true', { env: foreignEnv() }).pid;
     for (const command of ['maps', 'arenas', 'params', 'bins']) {
       const { code, stdout, stderr } = heapscope([command, '--pid', String(gone)]);
       expect({ code, stdout, stderr }).toEqual({ code: 1, stdout: '', stderr: `heapscope: ERR_PROCESS_EXITED: process ${gone} does not exist (it exited, or never did)\n` });

@@ -16,6 +16,7 @@ import { glibcVersion } from '../../lib/stats';
 import { gdbAsk, gdbInitialParams, InitialParams, parseAddress } from '../helpers/gdb';
 import { heapRoomNotNeeded } from '../helpers/heap-room';
 import { SYNC_CHILD } from '../helpers/sync-child';
+import { foreignEnv, nodeAgain } from '../helpers/foreign-env';
 import { NO_PYTHON, PYTHON, startTarget } from '../helpers/target';
 
 // The heaps read are other processes': this process's own room does not matter.
@@ -64,7 +65,7 @@ function libcLine(pid: number): string {
 
 /** heapscope doctor --pid PID with `options`, run by setpriv without CAP_SYS_ADMIN. */
 function doctorWithoutSysAdmin(pid: number, options: string[]) {
-  return spawnSync('setpriv', [...WITHOUT_SYS_ADMIN, process.execPath, CLI, 'doctor', '--pid', String(pid), ...options], { ...SYNC_CHILD, encoding: 'utf8' });
+  return spawnSync('setpriv', [...WITHOUT_SYS_ADMIN, ...nodeAgain(), process.execPath, CLI, 'doctor', '--pid', String(pid), ...options], { ...SYNC_CHILD, encoding: 'utf8', env: foreignEnv() });
 }
 
 /** python3 on a copy of this libc, which is then deleted and replaced by another file under the same path. */
@@ -81,7 +82,7 @@ async function deletedAndReplaced(): Promise<{ pid: number; copy: string }> {
 
 /** Why no private mount namespace can be made here, or undefined. */
 function noMountNamespace(): string | undefined {
-  const probe = spawnSync('unshare', ['-m', '--propagation', 'private', 'true'], { ...SYNC_CHILD, encoding: 'utf8' });
+  const probe = spawnSync('unshare', ['-m', '--propagation', 'private', 'true'], { ...SYNC_CHILD, encoding: 'utf8', env: foreignEnv() });
   if (probe.error !== undefined) return 'no unshare (util-linux) to start a process in a mount namespace of its own';
   return probe.status === 0 ? undefined : `unshare -m cannot make a mount namespace here (${probe.stderr.trim()}): it takes CAP_SYS_ADMIN`;
 }
@@ -89,7 +90,7 @@ function noMountNamespace(): string | undefined {
 /** Why the tests cannot drop CAP_SYS_ADMIN in a child, or undefined. */
 function noSetpriv(): string | undefined {
   if (process.getuid?.() !== 0) return 'only root has the capabilities that a child of the test drops; run the tests as root to try this path';
-  const probe = spawnSync('setpriv', [...WITHOUT_SYS_ADMIN, 'true'], { ...SYNC_CHILD, encoding: 'utf8' });
+  const probe = spawnSync('setpriv', [...WITHOUT_SYS_ADMIN, 'true'], { ...SYNC_CHILD, encoding: 'utf8', env: foreignEnv() });
   if (probe.error !== undefined) return 'no setpriv (util-linux) to drop CAP_SYS_ADMIN in a child';
   return probe.status === 0 ? undefined : `setpriv cannot drop CAP_SYS_ADMIN here (${probe.stderr.trim()})`;
 }

@@ -19,6 +19,8 @@ import { takeHeaderSnapshot } from '../../lib/remote/header-snapshot';
 import { startLines, startTarget } from '../helpers/target';
 import { procMaps } from '../helpers/proc-maps';
 import { SYNC_CHILD } from '../helpers/sync-child';
+import { foreignEnv } from '../helpers/foreign-env';
+import { hereCcFlags } from '../helpers/glibcs';
 import { heapRoomNotNeeded } from '../helpers/heap-room';
 
 // Other processes are read, none of this one's heap.
@@ -32,7 +34,7 @@ const children: ChildProcess[] = [];
 
 beforeAll(() => {
   for (const [out, name] of [[program, 'attach-blocked'], [merged, 'attach-merged']]) {
-    const cc = spawnSync('cc', ['-O1', '-pthread', '-o', out, path.join(__dirname, '..', 'fixtures', `${name}.c`)], { ...SYNC_CHILD, encoding: 'utf8' });
+    const cc = spawnSync('cc', ['-O1', '-pthread', ...hereCcFlags(), '-o', out, path.join(__dirname, '..', 'fixtures', `${name}.c`)], { ...SYNC_CHILD, encoding: 'utf8', env: foreignEnv() });
     if (cc.error !== undefined) noCompiler = `no C compiler (cc) to build test/fixtures/${name}.c`;
     else if (cc.status !== 0) throw new Error(`cc failed:\n${cc.stderr}`);
   }
