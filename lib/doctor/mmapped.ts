@@ -10,7 +10,7 @@
 // for the next. What is found is checked against mp_.n_mmaps and
 // mp_.mmapped_mem by the caller.
 import { IS_MMAPPED, NON_MAIN_ARENA, PREV_INUSE } from '../chunk';
-import type { MemoryRegion } from '../maps';
+import { HUGE_PAGES_PATH, MemoryRegion } from '../maps';
 import { isThreadStack } from './rss';
 
 const FLAG_BITS = PREV_INUSE | IS_MMAPPED | NON_MAIN_ARENA;
@@ -64,19 +64,19 @@ export function findMmappedChunks(
   const chunks: { address: bigint; size: number }[] = [];
   const ps = BigInt(pageSize);
   const past = BigInt(tail);
-  const rests: { at: bigint; end: bigint }[] = [];
-  let walking = regions.map((r) => ({ at: r.start, end: r.end }));
+  const rests: Stretch[] = [];
+  let walking: Stretch[] = regions.map((r) => ({ at: r.start, end: r.end, huge: r.path === HUGE_PAGES_PATH }));
   while (walking.length > 0) {
     const headers = read(walking.map((w) => w.at));
     const next: typeof walking = [];
     walking.forEach((w, i) => {
-      const size = mmappedSize(headers[i], w.at, w.end, ps, past);
+      const size = mmappedSize(headers[i], w, ps, past);
       if (size === undefined) {
-        if (headers[i] !== undefined && w.at + ps < w.end) rests.push({ at: w.at + ps, end: w.end });
+        if (headers[i] !== undefined && w.at + ps < w.end) rests.push({ ...w, at: w.at + ps });
         return;
       }
       chunks.push({ address: w.at, size: Number(size) });
-      if (w.at + size < w.end) next.push({ at: w.at + size, end: w.end });
+      if (w.at + size < w.end) next.push({ ...w, at: w.at + size });
     });
     walking = next;
   }
@@ -84,7 +84,7 @@ export function findMmappedChunks(
   if (counted !== undefined && chunks.length === counted.count && chunks.reduce((n, c) => n + c.size, 0) === counted.bytes) return { chunks: byAddress(), unsearched: 0, searched: false };
   let budget = MAX_SEARCHED_PAGES;
   let unsearched = 0n;
-  const length = (r: { at: bigint; end: bigint }) => r.end - r.at;
+  const length = (r: Stretch) => r.end - r.at;
   for (const rest of rests.sort((a, b) => (length(a) < length(b) ? -1 : length(a) > length(b) ? 1 : 0))) {
     const pages = Number((rest.end - rest.at) / ps);
     if (pages > budget) {
@@ -97,15 +97,22 @@ export function findMmappedChunks(
   return { chunks: byAddress(), unsearched: Number(unsearched), searched: true };
 }
 
+/** Part of a line, from `at` to its `end`; `huge`: the line is of huge pages (HUGE_PAGES_PATH). */
+interface Stretch {
+  at: bigint;
+  end: bigint;
+  huge: boolean;
+}
+
 /** Every page start of `rest` in turn, a batch a read, past each chunk found whole. */
-function search(rest: { at: bigint; end: bigint }, pages: number, ps: bigint, tail: bigint, read: HeaderReader, chunks: { address: bigint; size: number }[]): void {
+function search(rest: Stretch, pages: number, ps: bigint, tail: bigint, read: HeaderReader, chunks: { address: bigint; size: number }[]): void {
   for (let k = 0; k < pages;) {
     const n = Math.min(SEARCH_BATCH, pages - k);
     const addresses = Array.from({ length: n }, (_, j) => rest.at + BigInt(k + j) * ps);
     const headers = read(addresses);
     let j = 0;
     while (j < n) {
-      const size = mmappedSize(headers[j], addresses[j], rest.end, ps, tail);
+      const size = mmappedSize(headers[j], { ...rest, at: addresses[j] }, ps, tail);
       if (size === undefined) {
         j++;
         continue;
@@ -118,13 +125,14 @@ function search(rest: { at: bigint; end: bigint }, pages: number, ps: bigint, ta
 }
 
 /** The mapping's size of the mmapped chunk whose header `h` is (at `at`, inside a line ending at `end`), or undefined. */
-function mmappedSize(h: Uint8Array | undefined, at: bigint, end: bigint, ps: bigint, tail: bigint): bigint | undefined {
+function mmappedSize(h: Uint8Array | undefined, { at, end, huge }: Stretch, ps: bigint, tail: bigint): bigint | undefined {
   if (h === undefined || h.length < 16) return undefined;
   const view = Buffer.from(h.buffer, h.byteOffset, 16);
   const word = view.readBigUInt64LE(8);
   const size = (word & ~FLAG_BITS) + tail;
-  // The layout with a tail (2.43) is the one that marks huge pages in prev_size.
-  const prev = view.readBigUInt64LE(0) & (tail === 0n ? ~0n : ~1n);
+  // The layout with a tail (2.43) is the one that marks huge pages in prev_size (MMAP_HP): glibc sets it only for a
+  // mapping made with MAP_HUGETLB, which the map names HUGE_PAGES_PATH.
+  const prev = view.readBigUInt64LE(0) & (tail !== 0n && huge ? ~1n : ~0n);
   if (prev !== 0n || (word & FLAG_BITS) !== IS_MMAPPED || size === 0n || size % ps !== 0n || at + size > end) return undefined;
   return size;
 }

@@ -88,10 +88,13 @@ describe('findMmappedChunks', () => {
     expect(findMmappedChunks([region(base, 6)], PAGE, 0, memory(headers).read).chunks).toEqual([{ address: base + 3n * P, size: 2 * PAGE }]);
   });
 
-  it('reads 2.43\'s mark of a huge-page mapping, bit 0 of prev_size (MMAP_HP), only where the layout has it', () => {
+  it('reads 2.43\'s mark of a huge-page mapping, bit 0 of prev_size (MMAP_HP), only where the layout has it, in a line of huge pages', () => {
     const base = 0x7f1c_0000_0000n;
     const headers = new Map([[base, header(1n, 2n * P - 16n | 2n)]]);
-    expect(findMmappedChunks([region(base, 2)], PAGE, 16, memory(headers).read).chunks).toEqual([{ address: base, size: 2 * PAGE }]);
+    const huge = { ...region(base, 2), path: '/anon_hugepage' } as MemoryRegion;
+    expect(findMmappedChunks([huge], PAGE, 16, memory(headers).read).chunks).toEqual([{ address: base, size: 2 * PAGE }]);
+    // glibc marks only a mapping made with MAP_HUGETLB: in ordinary pages, prev_size 1 is no header it wrote.
+    expect(findMmappedChunks([region(base, 2)], PAGE, 16, memory(headers).read).chunks).toEqual([]);
     // Before 2.43 prev_size is 0 at a mapping's start: 1 is no such header.
     const old = new Map([[base, header(1n, 2n * P | 2n)]]);
     expect(findMmappedChunks([region(base, 2)], PAGE, 0, memory(old).read).chunks).toEqual([]);
