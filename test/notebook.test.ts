@@ -12,7 +12,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest';
-import { foreignEnv } from './helpers/foreign-env';
+import { foreignEnv, hostLibraries } from './helpers/foreign-env';
 import { heapRoomNotNeeded } from './helpers/heap-room';
 import { SYNC_CHILD } from './helpers/sync-child';
 
@@ -65,8 +65,9 @@ function missingTools(): string | undefined {
   return undefined;
 }
 
+/** Runs one of this machine's programs (Deno, Debian's python3), on its own libraries. */
 function exec(command: string, args: string[], env: NodeJS.ProcessEnv): string {
-  const result = spawnSync(command, args, { cwd: ROOT, env, encoding: 'utf8', timeout: 280_000 });
+  const result = spawnSync(command, args, { cwd: ROOT, env: hostLibraries(env), encoding: 'utf8', timeout: 280_000 });
   if (result.error !== undefined) throw result.error;
   if (result.status !== 0) {
     throw new Error(`${path.basename(command)} ${args.join(' ')} exited with ${result.status ?? result.signal}:\n${result.stderr}${result.stdout}`);
