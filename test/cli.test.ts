@@ -7,7 +7,7 @@ import { experiments } from '../lib/experiments/run';
 import { QUIET_NODE_FLAGS } from '../lib/quiet-node';
 import { heapRoomNotNeeded } from './helpers/heap-room';
 import { SYNC_CHILD } from './helpers/sync-child';
-import { hostLibraries, nodeAgain } from './helpers/foreign-env';
+import { hostLibraries, nodeAgainLine } from './helpers/foreign-env';
 
 // Every command runs in a node of its own, whose room the command checks itself.
 heapRoomNotNeeded();
@@ -38,8 +38,7 @@ function cliUntilStdoutCloses(...args: string[]): Promise<{ code: number | null;
 }
 
 const SCRIPT = ['/usr/bin/script', '/bin/script'].find((file) => fs.existsSync(file));
-/** This node, as a shell started with hostLibraries() runs it. */
-const NODE = [...nodeAgain(), process.execPath].map((word) => sh(word)).join(' ');
+const NODE = nodeAgainLine();
 
 /** Runs a shell command line under a pseudo-terminal (util-linux `script`); returns what the terminal showed. */
 function onTerminal(command: string) {

@@ -70,7 +70,7 @@ export function findMmappedChunks(
     const headers = read(walking.map((w) => w.at));
     const next: typeof walking = [];
     walking.forEach((w, i) => {
-      const size = mmappedSize(headers[i], w, ps, past);
+      const size = mmappedSize(headers[i], w.at, w, ps, past);
       if (size === undefined) {
         if (headers[i] !== undefined && w.at + ps < w.end) rests.push({ ...w, at: w.at + ps });
         return;
@@ -112,7 +112,7 @@ function search(rest: Stretch, pages: number, ps: bigint, tail: bigint, read: He
     const headers = read(addresses);
     let j = 0;
     while (j < n) {
-      const size = mmappedSize(headers[j], { ...rest, at: addresses[j] }, ps, tail);
+      const size = mmappedSize(headers[j], addresses[j], rest, ps, tail);
       if (size === undefined) {
         j++;
         continue;
@@ -124,8 +124,8 @@ function search(rest: Stretch, pages: number, ps: bigint, tail: bigint, read: He
   }
 }
 
-/** The mapping's size of the mmapped chunk whose header `h` is (at `at`, inside a line ending at `end`), or undefined. */
-function mmappedSize(h: Uint8Array | undefined, { at, end, huge }: Stretch, ps: bigint, tail: bigint): bigint | undefined {
+/** The mapping's size of the mmapped chunk whose header `h` is (at `at`, in a stretch of a line ending at its `end`), or undefined. */
+function mmappedSize(h: Uint8Array | undefined, at: bigint, { end, huge }: Stretch, ps: bigint, tail: bigint): bigint | undefined {
   if (h === undefined || h.length < 16) return undefined;
   const view = Buffer.from(h.buffer, h.byteOffset, 16);
   const word = view.readBigUInt64LE(8);

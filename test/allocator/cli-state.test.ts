@@ -22,7 +22,7 @@ import { glibcVersion } from '../../lib/stats';
 import { heapRoomNotNeeded } from '../helpers/heap-room';
 import { inQuietChild, quietNode } from '../helpers/quiet-child';
 import { SYNC_CHILD } from '../helpers/sync-child';
-import { hostLibraries, nodeAgain } from '../helpers/foreign-env';
+import { hostLibraries, nodeAgainLine } from '../helpers/foreign-env';
 import { HERE } from '../helpers/glibc-here';
 
 // Every command runs in a node of its own, the decode it is checked against in a quiet child.
@@ -315,7 +315,7 @@ describe('usage, help and colour', () => {
       const base = { ...process.env };
       delete base.NO_COLOR;
       delete base.FORCE_COLOR;
-      return spawnSync(script!, ['-qec', `stty cols 150 rows 50; ${[...nodeAgain(), process.execPath].join(' ')} --single-threaded ${cli} ${command}`, '/dev/null'],
+      return spawnSync(script!, ['-qec', `stty cols 150 rows 50; ${nodeAgainLine()} --single-threaded ${cli} ${command}`, '/dev/null'],
         { ...SYNC_CHILD, encoding: 'utf8', env: hostLibraries({ ...base, ...extra }) });
     };
     for (const command of ['arenas', 'params', 'bins --arena all']) {

@@ -11,7 +11,6 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { foreignEnv } from '../helpers/foreign-env';
 import { inQuietChild } from '../helpers/quiet-child';
 import { heapRoomNotNeeded } from '../helpers/heap-room';
 import { buildFixtures, NO_PYTHON, PYTHON } from '../helpers/target';
@@ -153,7 +152,7 @@ describe("heapscope's own working memory takes nothing from malloc from 128 KiB 
     // Another process read: a header copy's blocks of chunk headers (3 MiB each) and its window (1 MiB), the libc file read
     // for its banner (1.9 MB) and the target's smaps. The target holds 200,000 blocks of its own malloc's, for several blocks.
     ['attach(pid): doctor(), walk(), heapSnapshot(), maps({ rss: true }) of another process',
-      `const target = require('node:child_process').spawn(${JSON.stringify(PYTHON)}, ['-c', ${JSON.stringify(PYTHON_HEAP)}], { stdio: ['pipe', 'pipe', 'inherit'], env: ${JSON.stringify(foreignEnv())} });
+      `const target = require('node:child_process').spawn(${JSON.stringify(PYTHON)}, ['-c', ${JSON.stringify(PYTHON_HEAP)}], { stdio: ['pipe', 'pipe', 'inherit'] });
        await new Promise((resolve) => target.stdout.once('data', resolve));`,
       'const t = h.attach(target.pid); t.doctor(); t.walk(); t.heapSnapshot(); t.maps({ rss: true }); target.kill();'],
     // A Buffer of the read's length from Node's allocator: 1 MiB left the threshold at 1 MiB + 4 KiB once collected.

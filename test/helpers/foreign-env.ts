@@ -16,8 +16,13 @@
 export const HOST_LIBRARY_PATH = 'HEAPSCOPE_TEST_HOST_LIBRARY_PATH';
 
 export function foreignEnv(env: NodeJS.ProcessEnv = process.env): Record<string, string> {
-  const kept = hostLibraries(env);
-  if (process.env.LD_PRELOAD !== undefined && kept.LD_PRELOAD === process.env.LD_PRELOAD) delete kept.LD_PRELOAD;
+  return hostLibraries(withoutOwnPreload(env));
+}
+
+/** `env` without the preload this process runs under (see above). */
+function withoutOwnPreload(env: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  const kept: Record<string, string> = {};
+  for (const [key, value] of Object.entries(env)) if (value !== undefined && !(key === 'LD_PRELOAD' && value === process.env.LD_PRELOAD)) kept[key] = value;
   return kept;
 }
 
@@ -25,7 +30,7 @@ export function foreignEnv(env: NodeJS.ProcessEnv = process.env): Record<string,
  * `env` with the LD_LIBRARY_PATH of this machine's programs (the one
  * scripts/test-on-release.mjs was started with, where it runs), preloads
  * and all: for a program of this machine's that starts this node again
- * (a shell, script(1)), with nodeAgain().
+ * (a shell, script(1), setpriv), with nodeAgain().
  */
 export function hostLibraries(env: NodeJS.ProcessEnv = process.env): Record<string, string> {
   const host = process.env[HOST_LIBRARY_PATH];
@@ -40,10 +45,25 @@ export function hostLibraries(env: NodeJS.ProcessEnv = process.env): Record<stri
 
 /**
  * The words that start this node again from a program given foreignEnv()
- * or hostLibraries() (`launcher… ...nodeAgain(), process.execPath, args…`): under
- * scripts/test-on-release.mjs, `env` setting the release's LD_LIBRARY_PATH
- * back; none otherwise.
+ * or hostLibraries() (`program… ...nodeAgain(), process.execPath, args…`):
+ * under scripts/test-on-release.mjs, `env` setting the release's
+ * LD_LIBRARY_PATH back; none otherwise.
  */
 export function nodeAgain(): string[] {
   return process.env[HOST_LIBRARY_PATH] === undefined ? [] : ['/usr/bin/env', `LD_LIBRARY_PATH=${process.env.LD_LIBRARY_PATH ?? ''}`];
+}
+
+/** nodeAgain() and this node, as words of a shell command line, each quoted. */
+export function nodeAgainLine(): string {
+  return [...nodeAgain(), process.execPath].map((word) => `'${word.replace(/'/g, `'\\''`)}'`).join(' ');
+}
+
+/**
+ * What a target that is this node (process.execPath) runs with: `env`
+ * without this process's preload, and this node's libraries unless `env`
+ * names its own (under scripts/test-on-release.mjs, the release's).
+ */
+export function nodeTargetEnv(env: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  const own = process.env[HOST_LIBRARY_PATH] === undefined || process.env.LD_LIBRARY_PATH === undefined ? {} : { LD_LIBRARY_PATH: process.env.LD_LIBRARY_PATH };
+  return withoutOwnPreload({ ...own, ...env });
 }

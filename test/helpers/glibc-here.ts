@@ -1,7 +1,7 @@
 // This process's glibc as heapscope's layout table has it (the tests run on
 // a release it knows), for the expectations that differ from 2.43 on: an
 // mmapped chunk's size 16 bytes short of its mapping, no fastbins.
-import { GlibcLayout, layoutFor } from '../../lib/allocator/layouts';
+import { GlibcLayout, layoutFor, tcacheChunkSizes } from '../../lib/allocator/layouts';
 import { glibcVersion } from '../../lib/stats';
 
 export const HERE: GlibcLayout = layoutFor(glibcVersion());
@@ -39,5 +39,5 @@ export function tcacheMaxBytesFor(request: number): number {
   return MINOR >= 43 ? chunk + 1 : MINOR >= 42 ? chunk : request;
 }
 
-/** Every size a tcache struct's chunk can have: each layout's, or 16 more (a remainder under MINSIZE stays with it). */
-export const TCACHE_STRUCT_CHUNKS: readonly number[] = TCACHE_STRUCT_SIZES.flatMap((n) => [n, n + 16]);
+/** Every size a tcache struct's chunk can have (tcacheChunkSizes). */
+export const TCACHE_STRUCT_CHUNKS: readonly number[] = HERE.tcache.flatMap((t) => tcacheChunkSizes(HERE, t));

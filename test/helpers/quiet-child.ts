@@ -4,7 +4,6 @@
 // and no platform worker threads runs nothing but the body.
 import { spawnSync, SpawnSyncReturns } from 'node:child_process';
 import path from 'node:path';
-import { hostLibraries, nodeAgain } from './foreign-env';
 import { SYNC_CHILD } from './sync-child';
 
 const root = path.join(__dirname, '..', '..');
@@ -30,13 +29,11 @@ const BLOCKED = 'BLOCKED ';
  */
 export function quietNode(args: string[], env: NodeJS.ProcessEnv = process.env, launcher: readonly string[] = []): SpawnSyncReturns<string> {
   const rooms: string[] = [];
-  // A launcher is a program of this machine's: it starts node again with node's own libraries (nodeAgain).
-  const command = [...launcher, ...(launcher.length > 0 ? nodeAgain() : []), process.execPath, '--single-threaded', '--v8-pool-size=0', '--require', NEED_ROOM, ...args];
+  const command = [...launcher, process.execPath, '--single-threaded', '--v8-pool-size=0', '--require', NEED_ROOM, ...args];
   for (let i = 0; i < CHILDREN; i++) {
     const child = spawnSync(command[0], command.slice(1), {
       ...SYNC_CHILD,
-      encoding: 'utf8', maxBuffer: 1 << 28,
-      env: { ...(launcher.length > 0 ? hostLibraries(env) : env), HEAPSCOPE_TEST_NEEDED_ROOM: String(NEEDED_ROOM), HEAPSCOPE_TEST_BLOCKED: BLOCKED },
+      encoding: 'utf8', maxBuffer: 1 << 28, env: { ...env, HEAPSCOPE_TEST_NEEDED_ROOM: String(NEEDED_ROOM), HEAPSCOPE_TEST_BLOCKED: BLOCKED },
     });
     if (child.status !== 0 || !child.stdout.startsWith(BLOCKED)) return child;
     rooms.push(child.stdout.slice(BLOCKED.length));

@@ -4,7 +4,7 @@
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { foreignEnv } from './foreign-env';
+import { foreignEnv, nodeTargetEnv } from './foreign-env';
 import { hereCcFlags, RELEASE_UNDER_TEST } from './glibcs';
 import { SYNC_CHILD } from './sync-child';
 
@@ -33,15 +33,8 @@ export interface TargetOptions {
   into: ChildProcess[];
 }
 
-/** `env`'s `key`, if it has one, as an object of that one key. */
-function onlyKey(env: NodeJS.ProcessEnv, key: string): Record<string, string> {
-  const value = env[key];
-  return value === undefined ? {} : { [key]: value };
-}
-
 export function startTarget(command: string, args: readonly string[], options: TargetOptions): Target {
-  // A node target is this node, on this process's libraries (scripts/test-on-release.mjs gives them on LD_LIBRARY_PATH).
-  const env = command === process.execPath ? { ...foreignEnv(options.env), ...onlyKey(options.env ?? process.env, 'LD_LIBRARY_PATH') } : foreignEnv(options.env);
+  const env = command === process.execPath ? nodeTargetEnv(options.env) : foreignEnv(options.env);
   const child = spawn(command, args, { stdio: ['pipe', 'pipe', options.stderr ?? 'inherit'], env });
   options.into.push(child);
   let seen = '';

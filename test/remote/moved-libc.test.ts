@@ -16,7 +16,7 @@ import { glibcVersion } from '../../lib/stats';
 import { gdbAsk, gdbInitialParams, InitialParams, parseAddress } from '../helpers/gdb';
 import { heapRoomNotNeeded } from '../helpers/heap-room';
 import { SYNC_CHILD } from '../helpers/sync-child';
-import { foreignEnv, nodeAgain } from '../helpers/foreign-env';
+import { foreignEnv, hostLibraries, nodeAgain } from '../helpers/foreign-env';
 import { NO_PYTHON, PYTHON, startTarget } from '../helpers/target';
 
 // The heaps read are other processes': this process's own room does not matter.
@@ -65,7 +65,7 @@ function libcLine(pid: number): string {
 
 /** heapscope doctor --pid PID with `options`, run by setpriv without CAP_SYS_ADMIN. */
 function doctorWithoutSysAdmin(pid: number, options: string[]) {
-  return spawnSync('setpriv', [...WITHOUT_SYS_ADMIN, ...nodeAgain(), process.execPath, CLI, 'doctor', '--pid', String(pid), ...options], { ...SYNC_CHILD, encoding: 'utf8', env: foreignEnv() });
+  return spawnSync('setpriv', [...WITHOUT_SYS_ADMIN, ...nodeAgain(), process.execPath, CLI, 'doctor', '--pid', String(pid), ...options], { ...SYNC_CHILD, encoding: 'utf8', env: hostLibraries() });
 }
 
 /** python3 on a copy of this libc, which is then deleted and replaced by another file under the same path. */

@@ -5,7 +5,7 @@
 // the mapping right below it (attach-merged.c). The copy that misses such
 // memory is torn, and the retake copies where the decode led: the top, or
 // the heap from its aligned start.
-import { ChildProcess, spawnSync } from 'node:child_process';
+import { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,11 +16,8 @@ import { shortBytes } from '../../lib/format';
 import { TOTALLED_FIELDS } from '../../lib/allocator/totals';
 import { layoutFor } from '../../lib/allocator/layouts';
 import { takeHeaderSnapshot } from '../../lib/remote/header-snapshot';
-import { startLines, startTarget } from '../helpers/target';
+import { buildFixtures, startLines, startTarget } from '../helpers/target';
 import { procMaps } from '../helpers/proc-maps';
-import { SYNC_CHILD } from '../helpers/sync-child';
-import { foreignEnv } from '../helpers/foreign-env';
-import { hereCcFlags } from '../helpers/glibcs';
 import { heapRoomNotNeeded } from '../helpers/heap-room';
 
 // Other processes are read, none of this one's heap.
@@ -33,11 +30,7 @@ let noCompiler: string | undefined;
 const children: ChildProcess[] = [];
 
 beforeAll(() => {
-  for (const [out, name] of [[program, 'attach-blocked'], [merged, 'attach-merged']]) {
-    const cc = spawnSync('cc', ['-O1', '-pthread', ...hereCcFlags(), '-o', out, path.join(__dirname, '..', 'fixtures', `${name}.c`)], { ...SYNC_CHILD, encoding: 'utf8', env: foreignEnv() });
-    if (cc.error !== undefined) noCompiler = `no C compiler (cc) to build test/fixtures/${name}.c`;
-    else if (cc.status !== 0) throw new Error(`cc failed:\n${cc.stderr}`);
-  }
+  ({ noCompiler } = buildFixtures(dir, ['attach-blocked', 'attach-merged']));
 });
 
 afterAll(() => {

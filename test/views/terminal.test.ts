@@ -17,7 +17,7 @@ import { hex, span } from '../../lib/format';
 import { maps } from '../../lib/maps';
 import { renderMaps, renderResult, terminalOptions } from '../../lib/views/terminal';
 import { SYNC_CHILD } from '../helpers/sync-child';
-import { hostLibraries, nodeAgain } from '../helpers/foreign-env';
+import { hostLibraries, nodeAgainLine } from '../helpers/foreign-env';
 import { heapRoomNotNeeded } from '../helpers/heap-room';
 
 // The experiments run in children and the command lines in nodes of their own: no live heap of this process is read.
@@ -266,7 +266,7 @@ describe('the CLI renders with the terminal views', () => {
   const script = ['/usr/bin/script', '/bin/script'].find((p) => fs.existsSync(p));
   it.skipIf(script === undefined)('on a terminal: its width and colour, and NO_COLOR still turns colour off (needs script(1))', () => {
     const onTTY = (extra: Record<string, string>) => spawnSync(
-      script!, ['-qec', `stty cols 100 rows 50; ${[...nodeAgain(), process.execPath].join(' ')} ${CLI} run chunk-sizes`, '/dev/null'],
+      script!, ['-qec', `stty cols 100 rows 50; ${nodeAgainLine()} ${CLI} run chunk-sizes`, '/dev/null'],
       { ...SYNC_CHILD, encoding: 'utf8', env: hostLibraries(env(extra)) },
     );
     const coloured = onTTY({});
