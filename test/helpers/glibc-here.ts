@@ -30,6 +30,14 @@ export const PAST_FULL_TCACHE = HERE.fastbins ? 'fastbin' : HERE.freedSmall;
 export const MINOR = Number(HERE.version.split('.')[1]);
 
 /**
+ * Where the rest of an old heap's top can go when sysmalloc frees it: to
+ * 2.41 through _int_free, which caches it (a fastbin once its bin is
+ * full); from 2.42 through _int_free_chunk, which skips the tcache (a
+ * fastbin on 2.42, the chunk's small bin from 2.43).
+ */
+export const OLD_TOP_FREED_TO: readonly string[] = MINOR >= 42 ? [PAST_FULL_TCACHE] : ['tcache', 'fastbin'];
+
+/**
  * What mp_.tcache_max_bytes holds for glibc.malloc.tcache_max=`request`: the
  * request to 2.41, its chunk size in 2.42, one more from 2.43
  * (do_set_tcache_max).
