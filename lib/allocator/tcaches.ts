@@ -8,7 +8,7 @@ import { Arena } from './arenas';
 import { cachedChunks, decodeTcachePerthread, TcachePerthread } from './decode';
 import { RegionWalk } from './heap-walks';
 import { AllocatorImage } from './image';
-import { GlibcLayout, tcacheChunkSizes } from './layouts';
+import { tcacheChunkSizes } from './layouts';
 import { readBytes, readWord } from './memory-source';
 import { revealPointer } from './safe-linking';
 import { TcacheLayout } from './structs';
@@ -99,16 +99,17 @@ export function findTcaches(
     image, tcacheCount: par.tcacheCount, tcacheBins: par.tcacheBins, memory: arenas.flatMap((a) => a.memory), anywhere: arenas.some((a) => a.kind === 'main' && a.noncontiguous),
   };
   const candidates: { cache: ThreadCache; firstOfArena: boolean; where: string }[] = [];
-  // The struct's chunk sizes: every chunk of every walk is compared with them.
-  const sizes = image.layout.tcache.flatMap((t) => tcacheChunkSizes(image.layout, t));
+  // The struct's chunk sizes, each with its layout: every chunk of every walk is compared with them.
+  const bySize = new Map<number, TcacheLayout>();
+  for (const t of image.layout.tcache) for (const n of tcacheChunkSizes(image.layout, t)) if (!bySize.has(n)) bySize.set(n, t);
   // Most chunks fall outside the sizes' span: one comparison each, not a search.
-  const [least, most] = [Math.min(...sizes), Math.max(...sizes)];
+  const [least, most] = [Math.min(...bySize.keys()), Math.max(...bySize.keys())];
   for (const w of walks) {
     const { table } = w.walk;
     const { bits, offsets } = table;
     for (const i of sizedBetween(table, least, most)) {
       const size = chunkSize(table, i);
-      const layout = layoutOfSize(image.layout, size);
+      const layout = bySize.get(size);
       if (layout === undefined || (bits[i] & FREE_BIT) !== 0 || i === w.walk.top) continue;
       const cache = decodeCache(ctx, w.start + BigInt(offsets[i]), w.arena, layout);
       if (cache === undefined) continue;
@@ -150,12 +151,6 @@ export function findTcaches(
 // The helpers below run over every bin of every candidate, for each walk:
 // loops, not callbacks, since a closure made per call is compiled again for
 // each walk (V8 drops its optimized code with the closure).
-
-/** The tcache layout whose struct's chunk is `size` bytes (any of its sizes: tcacheChunkSizes). */
-function layoutOfSize(layout: GlibcLayout, size: number): TcacheLayout | undefined {
-  for (const t of layout.tcache) if (tcacheChunkSizes(layout, t).includes(size)) return t;
-  return undefined;
-}
 
 /** The first bin that holds chunks and whose list decoded. */
 function firstFull(bins: readonly TcacheBinState[]): TcacheBinState | undefined {
