@@ -13,12 +13,18 @@
 // Usage: node bench/run.mjs [--json] [--rounds N] [--only GROUP,...] [--record | --check] | --recorded
 //   --json     every row as JSON: its id, figures, ratio, what the ratio is against and the target
 //   --only     measure only these groups: per-call, plan, maps, walk, bins, pid, tour
-//   --record   write the ratios measured into bench/figures.json (the figures --check compares with);
-//              with --only, the other rows stay as recorded and the new ones carry their own environment
-//   --check    exit 1 when a ratio is more than 25% above the one bench/figures.json records,
-//              in this run and again in a fresh process that measures its group alone
-//   --recorded print what bench/figures.json records, row by row, as the README's table; measure nothing
+//   --record   write the ratios measured into this machine's record in bench/figures.json (the figures
+//              --check compares with); with --only, the other rows stay as recorded and the new ones
+//              carry their own environment; other machines' records stay as they are
+//   --check    exit 1 when a ratio is more than 25% above the one this machine's record holds, in this
+//              run and again in a fresh process that measures its group alone (and at once when
+//              bench/figures.json holds no record of this machine)
+//   --recorded print each machine's record, row by row, as the README's tables; measure nothing
 // The guard is run by hand, not in CI: ratios move with the machine's load.
+// A machine is its CPU model and count: the ratios of one say little of
+// another's (a plan item's C loop, a system call, took 361 ns on one of the
+// rounds' machines and 1.77 us on the other: bench/rounds.md), so each is
+// checked against its own record.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
@@ -43,11 +49,20 @@ const FIGURES = path.join(ROOT, 'bench', 'figures.json');
 /** How much worse than the recorded figure a ratio may be before --check fails. */
 const SLACK = 1.25;
 const WARMUP = 3;
+/** The machine this run measures, as its record is keyed (machineOf). */
+const MACHINE = machineOf({ cpu: os.cpus()[0]?.model, cpus: os.cpus().length });
 
 // The record alone needs neither the build nor koffi.
 if (args.includes('--recorded')) {
-  process.stdout.write(`${recordedTable(JSON.parse(fs.readFileSync(FIGURES, 'utf8')))}\n`);
+  process.stdout.write(`${recordedTables(readRecords())}\n`);
   process.exit(0);
+}
+// A guard with nothing to compare with says so before it measures anything.
+if (check && recordOf(readRecords(), MACHINE) === undefined) {
+  const kept = readRecords().map((r) => machineOf(r.environment));
+  process.stderr.write(`bench --check: bench/figures.json holds no record of this machine (${MACHINE}); it holds ${kept.join('; ') || 'none'}. ` +
+    'Record one first with `npm run bench -- --record`, before the change to be checked.\n');
+  process.exit(1);
 }
 
 // The package as users load it (package.json main), as they call it: `h.name()`.
@@ -775,13 +790,29 @@ function details(rows) {
 
 // ---- The regression guard ----------------------------------------------------------
 
+const NOTE = 'Ratios recorded by `npm run bench -- --record`, one record a machine (its CPU model and count); ' +
+  "`npm run bench -- --check` fails when one is more than 25% worse than this machine's record.";
+
+/** A record's machine: its CPU model and how many. */
+function machineOf(environment) {
+  return `${environment.cpu} ×${environment.cpus}`;
+}
+
+/** The records bench/figures.json holds, one a machine. */
+function readRecords() {
+  return fs.existsSync(FIGURES) ? JSON.parse(fs.readFileSync(FIGURES, 'utf8')).records : [];
+}
+
+function recordOf(records, machine) {
+  return records.find((r) => machineOf(r.environment) === machine);
+}
+
 /**
  * The ratios to keep: by row id, with what each is against, from this run;
  * and heapscope's own figure and the verdict, for the README's table.
  */
 function figures(rows, environment) {
   return {
-    note: 'Ratios recorded by `npm run bench -- --record`; `npm run bench -- --check` fails when one is more than 25% worse.',
     environment,
     ratios: Object.fromEntries(rows.map((row) => {
       // The verdict of the figures as kept, so that it is theirs (a test checks it).
@@ -792,25 +823,30 @@ function figures(rows, environment) {
 }
 
 /**
- * What bench/figures.json records, as a Markdown table: each row's figure,
- * its ratio, the verdict against its target, and the run it comes from.
- * The README's Performance section holds this table, as printed
- * (test/bench-figures.test.ts checks that it does).
+ * What bench/figures.json records, as Markdown: for each machine a line
+ * naming it, then a table of each row's figure, its ratio, the verdict
+ * against its target, and the run it comes from. The README's Performance
+ * section holds these, as printed (test/bench-figures.test.ts checks that
+ * it does).
  */
-function recordedTable(kept) {
-  const lines = ['| row | measurement | heapscope | ratio | target | recorded |', '| --- | --- | ---: | ---: | --- | --- |'];
-  for (const [id, r] of Object.entries(kept.ratios)) {
-    const environment = r.environment ?? kept.environment;
-    const ratio = r.against === 'wall' ? '' : `${r.ratio.toFixed(2)}× ${r.against}`;
-    const when = `${environment.date.slice(0, 10)}, load ${environment.load[0]}, ${environment.cpu}`;
-    lines.push(`| \`${id}\` | ${r.what} | ${r.figure === undefined ? '' : ns(r.figure)} | ${ratio} | ${r.verdict ?? ''} | ${when} |`);
-  }
-  return lines.join('\n');
+function recordedTables(records) {
+  return records.map((kept) => {
+    const e = kept.environment;
+    const lines = [`Recorded on ${e.cpu}, ${e.cpus} CPUs (Node ${e.node.replace(/^v/, '')}, glibc ${e.glibc}):`, '',
+      '| row | measurement | heapscope | ratio | target | recorded |', '| --- | --- | ---: | ---: | --- | --- |'];
+    for (const [id, r] of Object.entries(kept.ratios)) {
+      const environment = r.environment ?? e;
+      const ratio = r.against === 'wall' ? '' : `${r.ratio.toFixed(2)}× ${r.against}`;
+      const when = `${environment.date.slice(0, 10)} ${environment.date.slice(11, 16)}, load ${environment.load[0]}`;
+      lines.push(`| \`${id}\` | ${r.what} | ${r.figure === undefined ? '' : ns(r.figure)} | ${ratio} | ${r.verdict ?? ''} | ${when} |`);
+    }
+    return lines.join('\n');
+  }).join('\n\n');
 }
 
-/** Each measured row against the recorded ratio; the rows that are more than SLACK worse. */
+/** Each measured row against the ratio this machine's record holds; the rows that are more than SLACK worse. */
 function checkRows(rows) {
-  const recorded = JSON.parse(fs.readFileSync(FIGURES, 'utf8')).ratios;
+  const recorded = recordOf(readRecords(), MACHINE).ratios;
   const lines = ['| row | recorded | now | limit | |', '| --- | ---: | ---: | ---: | --- |'];
   const worse = [];
   const ratios = new Map(rows.map((row) => [row.id, row.ratio]));
@@ -889,7 +925,8 @@ async function main() {
     node: process.version, glibc: h.glibcVersion(), cpu: os.cpus()[0]?.model, cpus: os.cpus().length, rounds: ROUNDS, load, date,
   };
   if (record) {
-    const kept = fs.existsSync(FIGURES) ? JSON.parse(fs.readFileSync(FIGURES, 'utf8')) : undefined;
+    const records = readRecords();
+    const kept = recordOf(records, MACHINE);
     const next = figures(rows, environment);
     if (kept !== undefined && only.length < GROUPS.length) {
       // Some groups only: the other rows keep their figures and the run they came from;
@@ -899,7 +936,9 @@ async function main() {
     }
     // A whole run replaces the record, in the bench's order of rows; some groups only are merged into it.
     if (only.length < GROUPS.length) next.ratios = { ...(kept?.ratios ?? {}), ...next.ratios };
-    fs.writeFileSync(FIGURES, `${JSON.stringify(next, null, 2)}\n`);
+    // This machine's record replaced where it was, or added after the others.
+    const all = kept === undefined ? [...records, next] : records.map((r) => (r === kept ? next : r));
+    fs.writeFileSync(FIGURES, `${JSON.stringify({ note: NOTE, records: all }, null, 2)}\n`);
   }
   const guard = check ? againWhereWorse(checkRows(rows), groupOf) : undefined;
   if (json) {
@@ -907,8 +946,8 @@ async function main() {
   } else {
     process.stdout.write(`heapscope bench: node ${environment.node}, glibc ${environment.glibc}, ${environment.cpu} ×${environment.cpus}, ` +
       `load ${environment.load.join(' ')}, median of ${ROUNDS} rounds, ${environment.date}\n\n${table(rows)}\n\n${details(rows)}\n`);
-    if (record) process.stdout.write(`\nrecorded in ${path.relative(ROOT, FIGURES)}\n`);
-    if (guard) process.stdout.write(`\nagainst ${path.relative(ROOT, FIGURES)} (fails above 1.25× the recorded ratio):\n${guard.text}\n`);
+    if (record) process.stdout.write(`\nrecorded in ${path.relative(ROOT, FIGURES)}, as the record of ${MACHINE}\n`);
+    if (guard) process.stdout.write(`\nagainst the record of ${MACHINE} in ${path.relative(ROOT, FIGURES)} (fails above 1.25× the recorded ratio):\n${guard.text}\n`);
   }
   if (guard && guard.worse.length > 0) {
     process.stderr.write(`bench --check: ${guard.worse.join(', ')} more than 25% worse than recorded, and again in a fresh process\n`);
