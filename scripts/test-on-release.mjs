@@ -33,6 +33,8 @@ if (!fetched(release)) {
 }
 const root = path.join(GLIBCS_DIR, name, 'root');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hs-release-'));
+// Readable by all, as this machine's node is: a test that starts it as another user (doctor.test.ts) must be able to.
+fs.chmodSync(dir, 0o755);
 try {
   const made = nodeWithInterpreter(ldSoIn(root), dir);
   if ('cannot' in made) {
