@@ -95,7 +95,7 @@ const word = (v: bigint): Buffer => {
 const link = (at: bigint, to: bigint): Buffer => word(layout.safeLinking ? protectPointer(at, to) : to);
 
 /** Why a fastbin case cannot run here: glibc 2.43 removed the fastbins. */
-const NO_FASTBINS = layout.fastbins ? undefined : `glibc ${layout.version} has no fastbins (removed in 2.43)`;
+const NO_FASTBINS = layout.fastbins ? undefined : `glibc ${layout.version} has no fastbins`;
 /** mp_.tcache_count as the clean copy has it: 7, or 16 from 2.43. */
 const tcacheCount = () => Number(clean.params.values.tcacheCount);
 
