@@ -51,16 +51,22 @@ const SLACK = 1.25;
 const WARMUP = 3;
 /** The machine this run measures, as its record is keyed (machineOf). */
 const MACHINE = machineOf({ cpu: os.cpus()[0]?.model, cpus: os.cpus().length });
+/** The records as they were when the run started, one a machine. */
+const RECORDS = fs.existsSync(FIGURES) ? JSON.parse(fs.readFileSync(FIGURES, 'utf8')).records : [];
 
 // The record alone needs neither the build nor koffi.
 if (args.includes('--recorded')) {
-  process.stdout.write(`${recordedTables(readRecords())}\n`);
+  process.stdout.write(`${recordedTables(RECORDS)}\n`);
   process.exit(0);
 }
+// A run that records compares with nothing but itself.
+if (record && check) {
+  process.stderr.write('bench: --record and --check exclude each other: check against the record first, then record.\n');
+  process.exit(2);
+}
 // A guard with nothing to compare with says so before it measures anything.
-if (check && recordOf(readRecords(), MACHINE) === undefined) {
-  const kept = readRecords().map((r) => machineOf(r.environment));
-  process.stderr.write(`bench --check: bench/figures.json holds no record of this machine (${MACHINE}); it holds ${kept.join('; ') || 'none'}. ` +
+if (check && recordOf(RECORDS, MACHINE) === undefined) {
+  process.stderr.write(`bench --check: bench/figures.json holds no record of this machine (${MACHINE}); it holds ${RECORDS.map((r) => machineOf(r.environment)).join('; ') || 'none'}. ` +
     'Record one first with `npm run bench -- --record`, before the change to be checked.\n');
   process.exit(1);
 }
@@ -798,11 +804,6 @@ function machineOf(environment) {
   return `${environment.cpu} ×${environment.cpus}`;
 }
 
-/** The records bench/figures.json holds, one a machine. */
-function readRecords() {
-  return fs.existsSync(FIGURES) ? JSON.parse(fs.readFileSync(FIGURES, 'utf8')).records : [];
-}
-
 function recordOf(records, machine) {
   return records.find((r) => machineOf(r.environment) === machine);
 }
@@ -846,7 +847,7 @@ function recordedTables(records) {
 
 /** Each measured row against the ratio this machine's record holds; the rows that are more than SLACK worse. */
 function checkRows(rows) {
-  const recorded = recordOf(readRecords(), MACHINE).ratios;
+  const recorded = recordOf(RECORDS, MACHINE).ratios;
   const lines = ['| row | recorded | now | limit | |', '| --- | ---: | ---: | ---: | --- |'];
   const worse = [];
   const ratios = new Map(rows.map((row) => [row.id, row.ratio]));
@@ -925,8 +926,7 @@ async function main() {
     node: process.version, glibc: h.glibcVersion(), cpu: os.cpus()[0]?.model, cpus: os.cpus().length, rounds: ROUNDS, load, date,
   };
   if (record) {
-    const records = readRecords();
-    const kept = recordOf(records, MACHINE);
+    const kept = recordOf(RECORDS, MACHINE);
     const next = figures(rows, environment);
     if (kept !== undefined && only.length < GROUPS.length) {
       // Some groups only: the other rows keep their figures and the run they came from;
@@ -937,7 +937,7 @@ async function main() {
     // A whole run replaces the record, in the bench's order of rows; some groups only are merged into it.
     if (only.length < GROUPS.length) next.ratios = { ...(kept?.ratios ?? {}), ...next.ratios };
     // This machine's record replaced where it was, or added after the others.
-    const all = kept === undefined ? [...records, next] : records.map((r) => (r === kept ? next : r));
+    const all = kept === undefined ? [...RECORDS, next] : RECORDS.map((r) => (r === kept ? next : r));
     fs.writeFileSync(FIGURES, `${JSON.stringify({ note: NOTE, records: all }, null, 2)}\n`);
   }
   const guard = check ? againWhereWorse(checkRows(rows), groupOf) : undefined;
