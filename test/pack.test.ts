@@ -8,10 +8,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { KNOWN_GLIBC_VERSIONS, layoutFor } from '../lib/allocator/layouts';
-import { GLIBCS_DIR, ldSoOf, libraryPathOf, nodeOn, notFetched, OFFICIAL_NODE, OTHER_GLIBCS } from './helpers/glibcs';
+import { GLIBCS_DIR, ldSoOf, libraryPathOf, nodeOn, notFetched, OFFICIAL_NODE, OTHER_GLIBCS, RELEASE_UNDER_TEST } from './helpers/glibcs';
 import { heapRoomNotNeeded } from './helpers/heap-room';
 import { SYNC_CHILD } from './helpers/sync-child';
-import { foreignEnv, HOST_LIBRARY_PATH } from './helpers/foreign-env';
+import { foreignEnv } from './helpers/foreign-env';
 
 // Everything runs in an installed copy, in children.
 heapRoomNotNeeded();
@@ -31,8 +31,9 @@ const SCRIPT = "const h = require('heapscope'); const a = h.malloc(10); " +
  * release's libraries its environment then names, and it runs the package on
  * every release fetched itself (nodeOn), that one among them.
  */
-const UNDER_RELEASE = process.env[HOST_LIBRARY_PATH] === undefined ? undefined
-  : "under scripts/test-on-release.mjs: this file packs and installs with this machine's npm, tar and sh, and runs the package on every release fetched itself";
+const UNDER_RELEASE = RELEASE_UNDER_TEST === undefined ? undefined
+  : `this file packs and installs with this machine's npm, tar and sh, which cannot load ${RELEASE_UNDER_TEST.name}'s libraries, ` +
+    'and runs the package on every release fetched itself, that one among them';
 
 beforeEach((context) => {
   if (UNDER_RELEASE !== undefined) context.skip(UNDER_RELEASE);

@@ -15,16 +15,6 @@
 // the script leaves in HOST_LIBRARY_PATH (empty: none).
 export const HOST_LIBRARY_PATH = 'HEAPSCOPE_TEST_HOST_LIBRARY_PATH';
 
-/**
- * Why this machine's shell cannot run as a program heapscope itself starts
- * (`heapscope exec -- /bin/sh …`), or undefined: under
- * scripts/test-on-release.mjs heapscope's environment holds the release's
- * LD_LIBRARY_PATH, which its child inherits and this machine's sh cannot load.
- */
-export const NO_HOST_SHELL_UNDER_HEAPSCOPE: string | undefined = process.env[HOST_LIBRARY_PATH] === undefined ? undefined
-  : "heapscope exec starts its program with heapscope's own environment, whose LD_LIBRARY_PATH holds the release's libraries under " +
-    "scripts/test-on-release.mjs: this machine's /bin/sh cannot load them";
-
 export function foreignEnv(env: NodeJS.ProcessEnv = process.env): Record<string, string> {
   return hostLibraries(withoutOwnPreload(env));
 }

@@ -23,6 +23,9 @@ export const TCACHE_BINS = HERE.tcache[0].bins;
  */
 export const TCACHE_AT_FIRST_FREE = HERE.tcacheMadeAt === 'first-free';
 
+/** Why a test of fastbins cannot run here (glibc 2.43 removed them), or undefined where there are fastbins. */
+export const NO_FASTBINS: string | undefined = HERE.fastbins ? undefined : `glibc ${HERE.version} has no fastbins`;
+
 /** Where a free chunk of a fast size goes when its tcache bin is full: a fastbin, or where this release puts a small chunk. */
 export const PAST_FULL_TCACHE = HERE.fastbins ? 'fastbin' : HERE.freedSmall;
 

@@ -140,29 +140,29 @@ describe('bins views, read against the decode', () => {
 
   it('a broken list: its row keeps the chunks read before the break, and the reason is printed, marked', (context) => {
     needsFixture(context);
-    // main_arena's first fastbin of two chunks or more (from 2.43, which has none, small bin): its second
-    // chunk's link made to point back at the first, a cycle.
-    const kind = HERE.fastbins ? 'fastbins' : 'smallbins';
-    const list = b.arenas[0][kind].find((bin) => bin.count >= 2)!;
-    const label = `${HERE.fastbins ? 'fast' : 'small'} ${list.index}`;
+    // main_arena's first fastbin of two chunks or more (from 2.43, which has none, its first such small bin):
+    // its second chunk's link made to point back at the first, a cycle.
+    const { kind, bin: list } = lists(b.arenas[0]).find((l) => (l.kind === 'fast' || l.kind === 'small') && l.bin.count >= 2)!;
+    const at = (x: BinsResult) => lists(x.arenas[0]).find((l) => l.kind === kind && l.bin.index === list.index)!.bin;
     const [first, second] = list.chunks;
     const ranges = s.image.memory.ranges.map((r) => ({ ...r, bytes: Buffer.from(r.bytes) }));
-    const at = second.address + 16n;
-    const range = ranges.find((r) => at >= r.base && at + 8n <= r.base + BigInt(r.bytes.length))!;
+    const link = second.address + 16n;
+    const range = ranges.find((r) => link >= r.base && link + 8n <= r.base + BigInt(r.bytes.length))!;
     // Safe-Linking protects a fastbin's links, not a small bin's.
-    const protect = HERE.fastbins && s.image.layout.safeLinking;
-    range.bytes.writeBigUInt64LE(protect ? protectPointer(at, first.address) : first.address, Number(at - range.base));
+    const protect = kind === 'fast' && s.image.layout.safeLinking;
+    range.bytes.writeBigUInt64LE(protect ? protectPointer(link, first.address) : first.address, Number(link - range.base));
     const state = decodeAllocator({ ...s.image, memory: copiedMemory(ranges) });
     const broken = binsResult({ state, info: { attempts: 1, consistent: true } });
-    const bin = broken.arenas[0][kind].find((x) => x.index === list.index)!;
-    expect(bin.reason).toBe(`the list comes back to ${hex(first.address)}${HERE.fastbins ? '' : " without returning to the bin's header"}: a cycle`);
+    const bin = at(broken);
+    expect(bin.reason).toBe(`the list comes back to ${hex(first.address)}${kind === 'fast' ? '' : " without returning to the bin's header"}: a cycle`);
     const text = renderBins(broken, { width: WIDE });
-    const row = binRows(text).get(`main_arena ${hex(broken.arenas[0].arena)}`)!.find((r) => r[0] === label)!;
+    const name = label(kind, list.index);
+    const row = binRows(text).get(`main_arena ${hex(broken.arenas[0].arena)}`)!.find((r) => r[0] === name)!;
     expect(row.slice(2, 4)).toEqual(['2', String(2 * first.size)]);
-    expect(text).toContain(`  ! ${label} stops after 2 chunks: ${bin.reason}`);
+    expect(text).toContain(`  ! ${name} stops after 2 chunks: ${bin.reason}`);
     expect(text.split('\n')[1]).toBe('! 1 list broken: each stops at its first inconsistency, with the chunks read before it; the reasons are below.');
-    expect(renderBins(broken, { width: WIDE, color: true })).toMatch(new RegExp(`\\x1b\\[31m${label}\\x1b`));
-    expect(broken.toMarkdown()).toContain(`> **!** ${label} stops after 2 chunks: ${bin.reason}`);
+    expect(renderBins(broken, { width: WIDE, color: true })).toMatch(new RegExp(`\\x1b\\[31m${name}\\x1b`));
+    expect(broken.toMarkdown()).toContain(`> **!** ${name} stops after 2 chunks: ${bin.reason}`);
     expect(inspect(broken)).toMatch(/^BinsResult <4 arenas: \d+ chunks \(.+\) in \d+ lists; 1 list broken\n/);
   });
 });

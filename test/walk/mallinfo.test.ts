@@ -37,8 +37,8 @@ describe("the walk's totals against mallinfo2()", () => {
     // rest are in a fastbin (from 2.43, which has none, in their small bin, or merged into a free neighbour's chunk: no chunk there).
     const held = Number(liveMallocPar().tcacheCount);
     expect(seen.small.every((p) => p === 'tcache' || p === PAST_FULL_TCACHE || (!HERE.fastbins && p === null))).toBe(true);
-    expect(seen.small.filter((p) => p !== 'tcache').length).toBeGreaterThanOrEqual(seen.small.length - held * seen.sizes);
-    expect(seen.small.filter((p) => p !== 'tcache').length).toBeGreaterThanOrEqual(1);
+    // And at least one is not (from 2.43 a tcache bin holds 16, and the 40 blocks can come out at three sizes).
+    expect(seen.small.filter((p) => p !== 'tcache').length).toBeGreaterThanOrEqual(Math.max(1, seen.small.length - held * seen.sizes));
     expect(seen.fastbinBytes).toBe(seen.fsmblks);
     expect(seen.places.unsorted + seen.places.smallbin + seen.places.largebin).toBeGreaterThanOrEqual(1);
     expect(seen.places.tcache).toBeGreaterThanOrEqual(held);
