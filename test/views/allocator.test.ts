@@ -143,7 +143,6 @@ describe('bins views, read against the decode', () => {
     // main_arena's first fastbin of two chunks or more (from 2.43, which has none, its first such small bin):
     // its second chunk's link made to point back at the first, a cycle.
     const { kind, bin: list } = lists(b.arenas[0]).find((l) => (l.kind === 'fast' || l.kind === 'small') && l.bin.count >= 2)!;
-    const at = (x: BinsResult) => lists(x.arenas[0]).find((l) => l.kind === kind && l.bin.index === list.index)!.bin;
     const [first, second] = list.chunks;
     const ranges = s.image.memory.ranges.map((r) => ({ ...r, bytes: Buffer.from(r.bytes) }));
     const link = second.address + 16n;
@@ -153,7 +152,7 @@ describe('bins views, read against the decode', () => {
     range.bytes.writeBigUInt64LE(protect ? protectPointer(link, first.address) : first.address, Number(link - range.base));
     const state = decodeAllocator({ ...s.image, memory: copiedMemory(ranges) });
     const broken = binsResult({ state, info: { attempts: 1, consistent: true } });
-    const bin = at(broken);
+    const bin = lists(broken.arenas[0]).find((l) => l.kind === kind && l.bin.index === list.index)!.bin;
     expect(bin.reason).toBe(`the list comes back to ${hex(first.address)}${kind === 'fast' ? '' : " without returning to the bin's header"}: a cycle`);
     const text = renderBins(broken, { width: WIDE });
     const name = label(kind, list.index);
