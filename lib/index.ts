@@ -22,10 +22,12 @@ export {
 } from './stats';
 export type { Mallinfo, MalloptParam } from './stats';
 export {
-  binIndex, binRange, fastbinIndex, largebinIndex, MINSIZE, mmappedChunkSize, requestToChunkSize, sizeClass,
+  binIndex, binRange, fastbinIndex, largebinIndex, MINSIZE, mmappedChunkSize, requestToChunkSize,
   smallbinIndex, tcacheIndex, usableSizeOf,
 } from './size-classes';
-export type { BinRange, MmappedTail, SizeClass } from './size-classes';
+export type { BinRange, MmappedTail } from './size-classes';
+export { sizeClass } from './size-class';
+export type { SizeClass } from './size-class';
 export type { Size } from './validate';
 export { mainHeapSnapshot, walkHeap, walkSnapshot } from './walk/index';
 export { allocatorSnapshot, allocatorTotals, arenas, bins, chunkPlaces, mallocParams, tcaches, vis } from './allocator-state';

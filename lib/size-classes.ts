@@ -5,9 +5,10 @@
 //
 // Not modelled: the large-chunk tcache bins of glibc 2.42, tunables
 // (glibc.malloc.tcache_max, tcache_count, mxfast) that move the limits, and
-// 2.43's removal of the fastbins (fastbinIndex says where 2.42 and before
-// put a chunk) and fill count of 16. 2.43's mmapped chunk layout is: pass
-// `tail` (GlibcLayout.mmappedTail) to mmappedChunkSize and usableSizeOf.
+// 2.43's fill count of 16. fastbinIndex is the macro of 2.42 and before;
+// sizeClass (size-class.ts) follows the release, 2.43's removal of the
+// fastbins included. 2.43's mmapped chunk layout is: pass `tail`
+// (GlibcLayout.mmappedTail) to mmappedChunkSize and usableSizeOf.
 import { rangeError } from './errors';
 import { Size, toIndex, toSize } from './validate';
 
@@ -166,7 +167,8 @@ export function tcacheIndex(chunkSize: Size): number | undefined {
  * `fastbin_index`: the fastbin of a chunk size, or undefined when the
  * chunk is above `maxFast` (`global_max_fast`, 0x80 unless M_MXFAST was
  * set: pass `globalMaxFast(value)` then). Only chunks that tcache does not
- * take (bin full) reach the fastbins.
+ * take (bin full) reach the fastbins. The macro of glibc 2.42 and before:
+ * 2.43 has no fastbins (`sizeClass` leaves the index out there).
  */
 export function fastbinIndex(chunkSize: Size, maxFast: Size = DEFAULT_GLOBAL_MAX_FAST): number | undefined {
   const size = toChunkSize(chunkSize);
@@ -269,41 +271,4 @@ function firstSizeOfLargebin(index: number): number {
   const first = lo * MALLOC_ALIGNMENT;
   firstSizes.set(index, first);
   return first;
-}
-
-/** Where a request lands in a glibc arena, as `sizeClass` predicts it. */
-export interface SizeClass {
-  request: number;
-  /** `request2size(request)`; a free chunk up to 16 bytes larger may be handed out whole. */
-  chunkSize: number;
-  /** `chunkSize − SIZE_SZ`: what malloc_usable_size reports for that chunk. */
-  usableSize: number;
-  /** `csize2tidx`, when the chunk size is tcached. */
-  tcacheIndex?: number;
-  /** `fastbin_index`, when the chunk is at most the default global_max_fast (0x80). */
-  fastbinIndex?: number;
-  /** `bin_index`: where the chunk is sorted once it is free and neither tcached nor in a fastbin. */
-  binIndex: number;
-  binKind: 'small' | 'large';
-}
-
-/**
- * The size class of `request` for a chunk served from an arena heap.
- * Requests at or above the mmap threshold (128 KiB, growing dynamically)
- * may get an mmapped chunk instead: see `mmappedChunkSize`.
- */
-export function sizeClass(request: Size): SizeClass {
-  const chunkSize = requestToChunkSize(request);
-  const result: SizeClass = {
-    request: toNumberSize(request, 'request', MAX_REQUEST),
-    chunkSize,
-    usableSize: usableSizeOf(chunkSize),
-    binIndex: binIndex(chunkSize),
-    binKind: chunkSize < MIN_LARGE_SIZE ? 'small' : 'large',
-  };
-  const tcache = tcacheIndex(chunkSize);
-  if (tcache !== undefined) result.tcacheIndex = tcache;
-  const fast = fastbinIndex(chunkSize);
-  if (fast !== undefined) result.fastbinIndex = fast;
-  return result;
 }

@@ -104,7 +104,7 @@ const FUNCTIONS: Record<string, Entry> = {
   // Options are checked before the name is looked up: no bad value in either place runs an experiment.
   run: { args: ['no-such-experiment', {}] },
   runPlan: { args: [[{ op: 'break' }], {}] },
-  sizeClass: { args: [100] },
+  sizeClass: { args: [100, '2.36'] },
   smallbinIndex: { args: [32] },
   tcacheIndex: { args: [32] },
   tcaches: { args: [] },

@@ -4,10 +4,11 @@ import { PlanStep, runPlan, StepResult } from '../lib/plan';
 import {
   binIndex, binRange, DEFAULT_GLOBAL_MAX_FAST, DEFAULT_MXFAST, fastbinIndex, globalMaxFast, largebinIndex,
   MALLOC_ALIGNMENT, MAX_FAST_SIZE, MAX_TCACHE_SIZE, MIN_LARGE_SIZE, MINSIZE, mmappedChunkSize, NBINS, NSMALLBINS,
-  requestToChunkSize, SIZE_SZ, sizeClass, smallbinIndex, TCACHE_FILL_COUNT, TCACHE_MAX_BINS, tcacheIndex,
+  requestToChunkSize, SIZE_SZ, smallbinIndex, TCACHE_FILL_COUNT, TCACHE_MAX_BINS, tcacheIndex,
   usableSizeOf,
 } from '../lib/size-classes';
-import { pageSize } from '../lib/stats';
+import { sizeClass } from '../lib/size-class';
+import { glibcVersion, pageSize } from '../lib/stats';
 import { PTRDIFF_MAX } from '../lib/validate';
 import { liveMallocPar } from '../lib/allocator/live-par';
 import { HERE, MMAPPED_TAIL } from './helpers/glibc-here';
@@ -141,18 +142,31 @@ describe('size-class math (glibc macros, x86_64)', () => {
     }
   });
 
-  it('sizeClass', () => {
-    expect(sizeClass(24)).toEqual({
-      request: 24, chunkSize: 32, usableSize: 24, tcacheIndex: 0, fastbinIndex: 0, binIndex: 2, binKind: 'small',
+  it('sizeClass, on the release it is given', () => {
+    expect(sizeClass(24, '2.36')).toEqual({
+      request: 24, glibc: '2.36', chunkSize: 32, usableSize: 24, tcacheIndex: 0, fastbinIndex: 0, binIndex: 2, binKind: 'small',
     });
-    expect(sizeClass(24n)).toEqual(sizeClass(24));
-    expect(sizeClass(0x88)).toEqual({
-      request: 0x88, chunkSize: 0x90, usableSize: 0x88, tcacheIndex: 7, binIndex: 9, binKind: 'small',
+    expect(sizeClass(24n, '2.36')).toEqual(sizeClass(24, '2.36'));
+    expect(sizeClass(0x88, '2.42')).toEqual({
+      request: 0x88, glibc: '2.42', chunkSize: 0x90, usableSize: 0x88, tcacheIndex: 7, binIndex: 9, binKind: 'small',
     });
-    expect(sizeClass(2000)).toEqual({
-      request: 2000, chunkSize: 2016, usableSize: 2008, binIndex: 79, binKind: 'large',
+    expect(sizeClass(2000, '2.28')).toEqual({
+      request: 2000, glibc: '2.28', chunkSize: 2016, usableSize: 2008, binIndex: 79, binKind: 'large',
     });
-    expect('tcacheIndex' in sizeClass(2000)).toBe(false);
+    expect('tcacheIndex' in sizeClass(2000, '2.36')).toBe(false);
+    // 2.43 removed the fastbins: the chunk fastbin_index would put in fastbin 0 has none there.
+    expect(sizeClass(24, '2.43')).toEqual({
+      request: 24, glibc: '2.43', chunkSize: 32, usableSize: 24, tcacheIndex: 0, binIndex: 2, binKind: 'small',
+    });
+  });
+
+  it("sizeClass follows this process's glibc unless told another, and refuses a release whose layout is unknown", () => {
+    expect(sizeClass(24)).toEqual(sizeClass(24, glibcVersion()));
+    expect('fastbinIndex' in sizeClass(24)).toBe(HERE.fastbins);
+    for (const unknown of ['2.27', '2.44', '3.0', '']) {
+      expect(() => sizeClass(24, unknown)).toThrow(expect.objectContaining({ code: 'ERR_UNKNOWN_GLIBC_LAYOUT' }));
+    }
+    expect(() => sizeClass(24, 2.36 as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
   });
 
   it('rejects what is not a size', () => {
@@ -314,7 +328,6 @@ describe('size classes against the running glibc', () => {
     const guard = 0x1f8; // chunk 0x200: no tested class, and keeps the targets apart
     // mp_.tcache_count (7, or 16 from 2.43) and nine frees past it.
     const held = Number(liveMallocPar().tcacheCount);
-    const { fastbins } = HERE;
     const count = held + 9;
     const drains = 32;
     const attempts = 10;
@@ -353,7 +366,8 @@ describe('size classes against the running glibc', () => {
       for (const size of new Set(sizes)) {
         const seen = kinds.filter((_, j) => sizes[j] === size);
         const cached = seen.findIndex((kind) => kind !== 'tcache');
-        const expected = fastbins && fastbinIndex(size) !== undefined ? 'fastbin' : 'arena';
+        // sizeClass as this process's release has it: from 2.43, no fastbin.
+        const expected = sizeClass(size - SIZE_SZ).fastbinIndex !== undefined ? 'fastbin' : 'arena';
         const where = `${label}, ${seen.length} chunks of size 0x${size.toString(16)}: ${seen.join(' ')}`;
         expect([0, 16], where).toContain(size - chunk);
         if (seen.length > held) expect(cached, where).toBeGreaterThanOrEqual(0);
