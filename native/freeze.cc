@@ -10,7 +10,8 @@
 // moment) go on. mallinfo2() writes nothing but the arenas' locks, none of
 // them in [heap]: the parent copies [heap] while the child measures, which
 // touches every page the free lists run through and costs a fresh process
-// more than the copy costs the parent.
+// more than the copy costs the parent (less once the child has read
+// [heap]'s resident pages in order first: PageIn).
 //
 // A read's runs of present pages are pieces in memory the two share; once
 // it has measured, the child writes them into the parent
@@ -41,6 +42,7 @@
 #include <atomic>
 #include <cerrno>
 #include <csignal>
+#include <cstring>
 
 #include "heapscope.h"
 
@@ -136,10 +138,83 @@ void CloseBoth(int fds[2]) {
   if (fds[1] >= 0) close(fds[1]);
 }
 
+// Reads one byte of each resident page of [from, to), in address order,
+// before the child measures: on a machine whose hypervisor keeps shadow
+// page tables (this one's: a child's mallinfo2() over a 57 MiB [heap] with
+// 62,500 free chunks took 5.7-6.2 ms, against 2.2-2.6 ms reading its pages
+// in order and then 0.7-0.8 ms), a page first reached through a free list
+// costs several times one reached in order. Only resident pages of
+// readable mappings: reading another would map it (the parent reads from
+// this process's pagemap which pages were present), or kill the child.
+void PageIn(uintptr_t from, uintptr_t to) {
+  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  constexpr size_t kWindow = 4096;
+  unsigned char resident[kWindow];
+  for (uintptr_t at = from & ~(page - 1); at < to;) {
+    const size_t pages = std::min<size_t>(kWindow, (to - at + page - 1) / page);
+    if (mincore(reinterpret_cast<void*>(at), pages * page, resident) == 0) {
+      for (size_t k = 0; k < pages; k++) {
+        if (resident[k] & 1) static_cast<void>(*reinterpret_cast<volatile const uint8_t*>(at + k * page));
+      }
+    }
+    at += pages * page;
+  }
+}
+
+// A map line's start, end and whether it may be read; false when it does not parse.
+bool ParseRange(const char* line, size_t length, uintptr_t* start, uintptr_t* end, bool* readable) {
+  uintptr_t* value = start;
+  size_t k = 0;
+  for (*start = *end = 0; k < length; k++) {
+    const char c = line[k];
+    const int digit = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    if (digit >= 0) *value = *value << 4 | static_cast<uintptr_t>(digit);
+    else if (c == '-' && value == start) value = end;
+    else if (c == ' ' && value == end) break;
+    else return false;
+  }
+  if (k + 1 >= length) return false;
+  *readable = line[k + 1] == 'r';
+  return true;
+}
+
+// PageIn over the readable mappings' parts of [from, to), as this
+// process's map has them: only system calls, no malloc.
+void PageInReadable(uintptr_t from, uintptr_t to) {
+  const int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  char text[16384];
+  size_t have = 0;
+  bool past = false;
+  while (!past) {
+    ssize_t got;
+    do got = read(fd, text + have, sizeof(text) - have);
+    while (got < 0 && errno == EINTR);
+    if (got <= 0) break;
+    have += static_cast<size_t>(got);
+    size_t line = 0;
+    for (size_t k = 0; k < have && !past; k++) {
+      if (text[k] != '\n') continue;
+      uintptr_t start, end;
+      bool readable;
+      if (ParseRange(text + line, k - line, &start, &end, &readable)) {
+        past = start >= to;
+        if (readable && !past && end > from) PageIn(std::max(start, from), std::min(end, to));
+      }
+      line = k + 1;
+    }
+    // A line longer than the buffer (a path is at most 4096 bytes) is dropped.
+    if (line == 0 && have == sizeof(text)) line = have;
+    std::memmove(text, text + line, have - line);
+    have -= line;
+  }
+  close(fd);
+}
+
 // The child: only system calls, mallinfo2() and mallopt(), which glibc
 // makes safe in a fork's child by re-initialising the arena locks it held
 // across the fork.
-[[noreturn]] void Child(pid_t parent, int ready[2], int release[2], Facts* facts, int maxFast) {
+[[noreturn]] void Child(pid_t parent, int ready[2], int release[2], Facts* facts, int maxFast, uintptr_t pageInFrom) {
   // Gone with the thread that forked it, whatever happens to that thread.
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() != parent) _exit(1);
@@ -158,6 +233,8 @@ void CloseBoth(int fds[2]) {
   char byte = 1;
   while (write(ready[1], &byte, 1) < 0 && errno == EINTR) {
   }
+  // The first read up to the break, in order, for mallinfo2() to follow free lists through.
+  if (pageInFrom != 0 && pageInFrom < facts->programBreak) PageInReadable(pageInFrom, facts->programBreak);
   facts->mallinfo = ReadMallinfo(&facts->source);
   while (write(ready[1], &byte, 1) < 0 && errno == EINTR) {
   }
@@ -195,7 +272,7 @@ void CloseBoth(int fds[2]) {
 
 }  // namespace
 
-int Frozen::Freeze(int maxFast) {
+int Frozen::Freeze(int maxFast, uintptr_t pageInFrom) {
   if (pid_ > 0) return EBUSY;
   void* page = mmap(nullptr, sizeof(Facts), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (page == MAP_FAILED) return errno;
@@ -215,7 +292,7 @@ int Frozen::Freeze(int maxFast) {
   pthread_sigmask(SIG_SETMASK, &all, &old);
   const pid_t parent = OwnPid();
   const pid_t child = fork();
-  if (child == 0) Child(parent, ready, release, static_cast<Facts*>(page), maxFast);
+  if (child == 0) Child(parent, ready, release, static_cast<Facts*>(page), maxFast, pageInFrom);
   const int forkErr = errno;
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   close(ready[1]);

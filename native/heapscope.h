@@ -293,8 +293,10 @@ class Frozen {
   ~Frozen() { Thaw(); }
   // Forks the child and waits until it has read the break; 0 or errno.
   // A `maxFast` of 0 or more is set in the child first (mallopt(M_MXFAST)),
-  // which glibc refusing makes the freeze fail with EINVAL.
-  int Freeze(int maxFast = -1);
+  // which glibc refusing makes the freeze fail with EINVAL. With
+  // `pageInFrom`, the child reads the resident pages from there to the
+  // break in order before it measures (native/freeze.cc, PageIn).
+  int Freeze(int maxFast = -1, uintptr_t pageInFrom = 0);
   // Waits until the child has measured mallinfo2() (it locks each arena
   // meanwhile); 0, at once when it had, or errno: the caller then thaws.
   int Measure();

@@ -508,7 +508,14 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
         freezeAt = i;
         freezeRecord = static_cast<size_t>(r - out);
         readAtFreeze = read;
-        err = frozen.Freeze(s[2] == 0 ? -1 : static_cast<int>(s[2] - 1));
+        {
+          // The first read up to the break before the thaw: the child pages it in before it measures.
+          uintptr_t pageInFrom = 0;
+          for (size_t j = i + 1; j < n && steps[j * kInWords] != kThaw && pageInFrom == 0; j++) {
+            if (steps[j * kInWords] == kRead && (steps[j * kInWords + 1] & 2) != 0) pageInFrom = static_cast<uintptr_t>(steps[j * kInWords + 2]);
+          }
+          err = frozen.Freeze(s[2] == 0 ? -1 : static_cast<int>(s[2] - 1), pageInFrom);
+        }
         if (err == 0) r[1] = static_cast<uint64_t>(frozen.pid());
         break;
       case kThaw: frozen.Thaw(); break;

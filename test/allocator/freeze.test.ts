@@ -386,6 +386,63 @@ describe("a frozen child's measure", () => {
     expect(seen.mutexes).toEqual(seen.mutexes.map(() => 0));
   });
 
+  // Before it measures, the child reads a byte of each resident page of the
+  // first read up to the break ([heap]) in order, so that mallinfo2()
+  // follows its lists through pages already mapped; a page never touched
+  // must stay so, in the child's pagemap this process reads.
+  it("pages in only what was resident: a [heap] grown by 40 MiB nobody wrote reads as many untouched pages frozen as live", () => {
+    const seen = inQuietChild<{ frozen: boolean; untouched: number[]; absentInBlock: number; heapPages: number }>(`
+      // Every malloc from [heap], with no pad: the block grows [heap] by 40 MiB that nothing writes.
+      h.mallopt('M_MMAP_MAX', 0);
+      h.mallopt('M_TOP_PAD', 0);
+      const block = h.malloc(40 << 20);
+      const heap = h.maps().find((r) => r.kind === 'heap');
+      const whole = { op: 'read', address: heap.start, length: 1 << 30, toBreak: true, anonymous: true };
+      const inBlock = { op: 'pagemap', address: block.address, length: 40 << 20 };
+      const steps = h.runPlan([inBlock, whole, { op: 'freeze' }, whole, { op: 'mallinfo' }, whole, { op: 'thaw' }, whole]).steps;
+      block.free();
+      return {
+        frozen: steps[2].status === 'ok',
+        untouched: [1, 3, 5, 7].map((k) => steps[k].untouchedPages),
+        absentInBlock: steps[0].totalPages - steps[0].residentPages,
+        heapPages: steps[1].bytes.length / 4096,
+      };`);
+    expect(seen.frozen).toBe(true);
+    // Most of the block is new room nobody wrote (it may start in free space [heap] had).
+    expect(seen.absentInBlock).toBeGreaterThan(10000);
+    expect(seen.untouched[0]).toBeGreaterThanOrEqual(seen.absentInBlock);
+    expect(seen.untouched[0]).toBeLessThan(seen.heapPages);
+    // Live, frozen while the child measures, frozen after, live after the thaw: nothing touched the block between.
+    expect(seen.untouched).toEqual(seen.untouched.map(() => seen.untouched[0]));
+  });
+
+  it('pages in no page it may not read: a resident page of [heap] made PROT_NONE leaves the freeze whole', () => {
+    const seen = inQuietChild<{ freeze: string; mallinfo: string; read: string; readErrno?: number }>(`
+      const koffi = require('koffi');
+      const mprotect = koffi.load('libc.so.6').func('int mprotect(void *, size_t, int)');
+      h.mallopt('M_MMAP_MAX', 0);
+      const block = h.malloc(1 << 16);
+      block.fill(0x5a);
+      const page = (block.address + 4095n) & ~4095n;
+      if (mprotect(page, 4096, 0) !== 0) throw new Error('mprotect refused');
+      const heap = h.maps().find((r) => r.kind === 'heap');
+      const steps = h.runPlan([
+        { op: 'freeze' },
+        { op: 'read', address: heap.start, length: 1 << 30, toBreak: true },
+        { op: 'mallinfo' },
+        { op: 'thaw' },
+      ]).steps;
+      mprotect(page, 4096, 3);
+      block.free();
+      return { freeze: steps[0].status, mallinfo: steps[2].status, read: steps[1].status, readErrno: steps[1].errno };`);
+    // Read through that page, the child would have ended before it measured, and the freeze been undone.
+    expect(seen.freeze).toBe('ok');
+    expect(seen.mallinfo).toBe('ok');
+    // The copy itself meets the page it may not read.
+    expect(seen.read).toBe('failed');
+    expect(seen.readErrno).toBe(14);
+  });
+
   it("undoes the freeze when the child ends before it measured: the steps to the thaw read this process instead", () => {
     const seen = inQuietChild<{ steps: { status: string; errno?: number; fields: string[] }[]; children: number; snapshot: { frozen: boolean; unfrozen?: string } }>(`${FASTBIN_HEAP}
       const plan = [
