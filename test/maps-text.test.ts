@@ -8,9 +8,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SYNC_CHILD } from './helpers/sync-child';
-import { foreignEnv } from './helpers/foreign-env';
-import { hereCcFlags } from './helpers/glibcs';
 import { heapRoomNotNeeded } from './helpers/heap-room';
+import { buildFixtures } from './helpers/target';
 
 // The plans run in a child: no live heap of this process is read.
 heapRoomNotNeeded();
@@ -21,10 +20,9 @@ afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 describe('a maps step', () => {
   it('hands its text over without a malloc of its size', (context) => {
-    const shim = path.join(dir, 'malloc-log.so');
-    const cc = spawnSync('cc', ['-O1', '-shared', '-fPIC', ...hereCcFlags({ shared: true }), '-o', shim, path.join(__dirname, 'fixtures', 'malloc-log.c')], { ...SYNC_CHILD, encoding: 'utf8', env: foreignEnv() });
-    if (cc.error !== undefined) return context.skip('no C compiler (cc) to build test/fixtures/malloc-log.c');
-    expect(cc.stderr).toBe('');
+    const { programs, noCompiler } = buildFixtures(dir, ['malloc-log'], { shared: true });
+    if (noCompiler !== undefined) return context.skip(noCompiler);
+    const shim = programs['malloc-log'];
     // 50,000 bytes through heapscope's malloc shows the shim sees the addon's calls.
     const child = spawnSync(process.execPath, ['-e', `
       const { binding } = require(${JSON.stringify(path.join(root, 'dist', 'binding'))});

@@ -8,9 +8,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SYNC_CHILD } from './helpers/sync-child';
-import { foreignEnv } from './helpers/foreign-env';
-import { hereCcFlags } from './helpers/glibcs';
 import { heapRoomNotNeeded } from './helpers/heap-room';
+import { buildFixtures } from './helpers/target';
 
 // What is checked runs in children: no live heap of this process is read.
 heapRoomNotNeeded();
@@ -30,10 +29,9 @@ afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 /** A shared object whose gnu_get_libc_version() says 2.27, or why none could be built. */
 function oldGlibc(): string {
-  const out = path.join(dir, 'old-glibc.so');
-  const cc = spawnSync('cc', ['-shared', '-fPIC', ...hereCcFlags({ shared: true }), '-o', out, path.join(__dirname, 'fixtures', 'old-glibc.c')], { ...SYNC_CHILD, encoding: 'utf8', env: foreignEnv() });
-  if (cc.status !== 0) throw new Error(`cc could not build the old-glibc shim: ${cc.stderr}`);
-  return out;
+  const { programs, noCompiler } = buildFixtures(dir, ['old-glibc'], { shared: true });
+  if (noCompiler !== undefined) throw new Error(noCompiler);
+  return programs['old-glibc'];
 }
 
 /** The addon cannot be loaded: as on a libc it was not built for. */

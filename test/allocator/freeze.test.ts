@@ -1,16 +1,12 @@
 // A plan's freeze: the steps up to its thaw read a child forked for them,
 // this process as it was at the freeze, while its other threads go on. A
 // worker that mallocs, frees and writes without pause is the other thread.
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mallocParams, runPlan } from '../../lib/index';
 import { inQuietChild } from '../helpers/quiet-child';
-import { SYNC_CHILD } from '../helpers/sync-child';
-import { foreignEnv } from '../helpers/foreign-env';
-import { hereCcFlags } from '../helpers/glibcs';
 import { buildFixtures } from '../helpers/target';
 import { HERE, NO_FASTBINS } from '../helpers/glibc-here';
 
@@ -349,8 +345,8 @@ describe("a frozen child's measure", () => {
   // Preloaded: a forked child's mallinfo2() ends it, or (HEAPSCOPE_TEST_STOP_CHILD) stops it.
   const shim = path.join(dir, 'measure-ends-child.so');
   beforeAll(() => {
-    const cc = spawnSync('cc', ['-shared', '-fPIC', ...hereCcFlags({ shared: true }), '-o', shim, path.join(__dirname, '..', 'fixtures', 'measure-ends-child.c')], { ...SYNC_CHILD, encoding: 'utf8', env: foreignEnv() });
-    if (cc.status !== 0) throw new Error(`cc could not build the shim: ${cc.stderr}`);
+    const { noCompiler } = buildFixtures(dir, ['measure-ends-child'], { shared: true });
+    if (noCompiler !== undefined) throw new Error(noCompiler);
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
