@@ -11,7 +11,7 @@
 // them in [heap]: the parent copies [heap] while the child measures, which
 // touches every page the free lists run through and costs a fresh process
 // more than the copy costs the parent (less once the child has read
-// [heap]'s resident pages in order first: PageIn).
+// [heap]'s resident pages in order first: PageInAnonymous).
 //
 // A read's runs of present pages are pieces in memory the two share; once
 // it has measured, the child writes them into the parent
@@ -138,53 +138,57 @@ void CloseBoth(int fds[2]) {
   if (fds[1] >= 0) close(fds[1]);
 }
 
-// Reads one byte of each resident page of [from, to), in address order,
-// before the child measures: on a machine whose hypervisor keeps shadow
-// page tables (this one's: a child's mallinfo2() over a 57 MiB [heap] with
-// 62,500 free chunks took 5.7-6.2 ms, against 2.2-2.6 ms reading its pages
-// in order and then 0.7-0.8 ms), a page first reached through a free list
-// costs several times one reached in order. Only resident pages of
-// readable mappings: reading another would map it (the parent reads from
-// this process's pagemap which pages were present), or kill the child.
-void PageIn(uintptr_t from, uintptr_t to) {
-  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
-  constexpr size_t kWindow = 4096;
-  unsigned char resident[kWindow];
-  for (uintptr_t at = from & ~(page - 1); at < to;) {
-    const size_t pages = std::min<size_t>(kWindow, (to - at + page - 1) / page);
-    if (mincore(reinterpret_cast<void*>(at), pages * page, resident) == 0) {
-      for (size_t k = 0; k < pages; k++) {
-        if (resident[k] & 1) static_cast<void>(*reinterpret_cast<volatile const uint8_t*>(at + k * page));
-      }
-    }
-    at += pages * page;
+// A number in `base` from line[*k] to `stop` (or the line's end), *k left
+// past it; false when there is none or anything else comes first.
+bool ParseNumber(const char* line, size_t length, size_t* k, uint64_t base, char stop, uint64_t* value) {
+  const size_t begin = *k;
+  for (*value = 0; *k < length && line[*k] != stop; ++*k) {
+    const char c = line[*k];
+    const int digit = c >= '0' && c <= '9' ? c - '0' : base == 16 && c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    if (digit < 0) return false;
+    *value = *value * base + static_cast<uint64_t>(digit);
   }
-}
-
-// A map line's start, end and whether it may be read; false when it does not parse.
-bool ParseRange(const char* line, size_t length, uintptr_t* start, uintptr_t* end, bool* readable) {
-  uintptr_t* value = start;
-  size_t k = 0;
-  for (*start = *end = 0; k < length; k++) {
-    const char c = line[k];
-    const int digit = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-    if (digit >= 0) *value = *value << 4 | static_cast<uintptr_t>(digit);
-    else if (c == '-' && value == start) value = end;
-    else if (c == ' ' && value == end) break;
-    else return false;
-  }
-  if (k + 1 >= length) return false;
-  *readable = line[k + 1] == 'r';
+  if (*k == begin) return false;
+  ++*k;
   return true;
 }
 
-// PageIn over the readable mappings' parts of [from, to), as this
-// process's map has them: only system calls, no malloc.
-void PageInReadable(uintptr_t from, uintptr_t to) {
+// A map line's start and end, and whether it is anonymous memory the child
+// may read (readable, inode 0); false when the line does not parse.
+bool ParseLine(const char* line, size_t length, uint64_t* start, uint64_t* end, bool* anonymousReadable) {
+  size_t k = 0;
+  uint64_t inode;
+  if (!ParseNumber(line, length, &k, 16, '-', start) || !ParseNumber(line, length, &k, 16, ' ', end) || k + 5 > length) return false;
+  const bool readable = line[k] == 'r';
+  k += 5;
+  // The offset and the device, then the inode.
+  for (int field = 0; field < 2; field++) {
+    while (k < length && line[k] != ' ') k++;
+    k++;
+  }
+  if (k >= length || !ParseNumber(line, length, &k, 10, ' ', &inode)) return false;
+  *anonymousReadable = readable && inode == 0;
+  return true;
+}
+
+// Reads one byte of each resident page of [from, to) that lies in
+// anonymous memory the child may read, as its /proc/self/maps says, in
+// address order, before it measures: mallinfo2() then follows its free
+// lists through pages already reached. On the bench's AMD VM, a child of a
+// C program whose [heap] (57 MiB) held the bench's 62,500 free chunks took
+// 5.7-6.2 ms for mallinfo2() first, against 2.2-2.6 ms reading its pages
+// in order and 0.7-0.8 ms for mallinfo2() then (bench/rounds.md). A page
+// that is not resident is left alone (reading it would map it, and the
+// parent reads this process's pagemap for which pages were present), as
+// is a file's (mincore says what its page cache holds) and one the child
+// may not read (it would kill the child). Only system calls, no malloc.
+void PageInAnonymous(uintptr_t from, uintptr_t to) {
   const int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
   if (fd < 0) return;
   char text[16384];
   size_t have = 0;
+  // Within a line longer than the buffer (a path can be), up to its end.
+  bool skipping = false;
   bool past = false;
   while (!past) {
     ssize_t got;
@@ -195,16 +199,22 @@ void PageInReadable(uintptr_t from, uintptr_t to) {
     size_t line = 0;
     for (size_t k = 0; k < have && !past; k++) {
       if (text[k] != '\n') continue;
-      uintptr_t start, end;
-      bool readable;
-      if (ParseRange(text + line, k - line, &start, &end, &readable)) {
+      uint64_t start, end;
+      bool anonymous;
+      if (!skipping && ParseLine(text + line, k - line, &start, &end, &anonymous)) {
         past = start >= to;
-        if (readable && !past && end > from) PageIn(std::max(start, from), std::min(end, to));
+        if (anonymous && !past && end > from) {
+          ForEachResidentPage(std::max<uintptr_t>(start, from), std::min<uintptr_t>(end, to) - std::max<uintptr_t>(start, from),
+                              [](uintptr_t page) { static_cast<void>(*reinterpret_cast<volatile const uint8_t*>(page)); });
+        }
       }
+      skipping = false;
       line = k + 1;
     }
-    // A line longer than the buffer (a path is at most 4096 bytes) is dropped.
-    if (line == 0 && have == sizeof(text)) line = have;
+    if (line == 0 && have == sizeof(text)) {
+      skipping = true;
+      line = have;
+    }
     std::memmove(text, text + line, have - line);
     have -= line;
   }
@@ -214,7 +224,7 @@ void PageInReadable(uintptr_t from, uintptr_t to) {
 // The child: only system calls, mallinfo2() and mallopt(), which glibc
 // makes safe in a fork's child by re-initialising the arena locks it held
 // across the fork.
-[[noreturn]] void Child(pid_t parent, int ready[2], int release[2], Facts* facts, int maxFast, uintptr_t pageInFrom) {
+[[noreturn]] void Child(pid_t parent, int ready[2], int release[2], Facts* facts, int maxFast, uintptr_t pageInFrom, size_t pageInLength) {
   // Gone with the thread that forked it, whatever happens to that thread.
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() != parent) _exit(1);
@@ -234,7 +244,9 @@ void PageInReadable(uintptr_t from, uintptr_t to) {
   while (write(ready[1], &byte, 1) < 0 && errno == EINTR) {
   }
   // The first read up to the break, in order, for mallinfo2() to follow free lists through.
-  if (pageInFrom != 0 && pageInFrom < facts->programBreak) PageInReadable(pageInFrom, facts->programBreak);
+  if (pageInFrom < facts->programBreak && pageInLength > 0) {
+    PageInAnonymous(pageInFrom, pageInLength < facts->programBreak - pageInFrom ? pageInFrom + pageInLength : facts->programBreak);
+  }
   facts->mallinfo = ReadMallinfo(&facts->source);
   while (write(ready[1], &byte, 1) < 0 && errno == EINTR) {
   }
@@ -272,7 +284,7 @@ void PageInReadable(uintptr_t from, uintptr_t to) {
 
 }  // namespace
 
-int Frozen::Freeze(int maxFast, uintptr_t pageInFrom) {
+int Frozen::Freeze(int maxFast, uintptr_t pageInFrom, size_t pageInLength) {
   if (pid_ > 0) return EBUSY;
   void* page = mmap(nullptr, sizeof(Facts), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (page == MAP_FAILED) return errno;
@@ -292,7 +304,7 @@ int Frozen::Freeze(int maxFast, uintptr_t pageInFrom) {
   pthread_sigmask(SIG_SETMASK, &all, &old);
   const pid_t parent = OwnPid();
   const pid_t child = fork();
-  if (child == 0) Child(parent, ready, release, static_cast<Facts*>(page), maxFast, pageInFrom);
+  if (child == 0) Child(parent, ready, release, static_cast<Facts*>(page), maxFast, pageInFrom, pageInLength);
   const int forkErr = errno;
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   close(ready[1]);

@@ -2,7 +2,9 @@
 // glibc and copies facts out; every interpretation happens in TypeScript.
 #pragma once
 
+#include <sys/mman.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #include <napi.h>
 
@@ -264,6 +266,26 @@ void PopulateForCopy(uint8_t* out, size_t length);
 // plainly. Does not malloc.
 int ReadUntouched(const UntouchedRead& read, size_t* got, uint64_t* untouched, int* pagemapErr);
 
+// Calls visit(page address) for each page of [p, p + length) that
+// mincore() says is resident, in address order; 0, or the errno of the
+// first window mincore refused. The vector is 4096 pages at a time, on the
+// stack: no malloc.
+template <typename Visit>
+int ForEachResidentPage(uintptr_t p, size_t length, Visit visit) {
+  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t end = (p + length + page - 1) & ~(page - 1);
+  unsigned char vec[4096];
+  for (uintptr_t at = p & ~(page - 1); at < end;) {
+    const size_t pages = (end - at) / page < sizeof(vec) ? (end - at) / page : sizeof(vec);
+    if (mincore(reinterpret_cast<void*>(at), pages * page, vec) != 0) return errno;
+    for (size_t i = 0; i < pages; i++) {
+      if (vec[i] & 1) visit(at + i * page);
+    }
+    at += pages * page;
+  }
+  return 0;
+}
+
 // Counts the pages of [address, address + length), whole pages, that
 // /proc/PID/pagemap (open as `pagemap`) shows resident as RSS counts them:
 // present, and either the process's alone or a file's or shared memory's
@@ -294,9 +316,10 @@ class Frozen {
   // Forks the child and waits until it has read the break; 0 or errno.
   // A `maxFast` of 0 or more is set in the child first (mallopt(M_MXFAST)),
   // which glibc refusing makes the freeze fail with EINVAL. With
-  // `pageInFrom`, the child reads the resident pages from there to the
-  // break in order before it measures (native/freeze.cc, PageIn).
-  int Freeze(int maxFast = -1, uintptr_t pageInFrom = 0);
+  // `pageInLength`, the child reads the resident pages of [pageInFrom,
+  // pageInFrom + pageInLength), up to its break, in order before it
+  // measures (native/freeze.cc, PageInAnonymous).
+  int Freeze(int maxFast = -1, uintptr_t pageInFrom = 0, size_t pageInLength = 0);
   // Waits until the child has measured mallinfo2() (it locks each arena
   // meanwhile); 0, at once when it had, or errno: the caller then thaws.
   int Measure();

@@ -148,23 +148,12 @@ ssize_t ReadProcFile(const char* path, uint8_t* out, size_t capacity, bool* full
   return static_cast<ssize_t>(used);
 }
 
-// Resident pages of [p, p + length), counted in windows so the mincore
-// vector lives on the stack.
+// Resident pages of [p, p + length), and how many pages it spans.
 int Resident(uintptr_t p, size_t length, uint64_t* resident, uint64_t* total) {
   const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
-  uintptr_t start = p & ~(page - 1);
-  uintptr_t end = (p + length + page - 1) & ~(page - 1);
-  unsigned char vec[4096];
   *resident = 0;
-  *total = (end - start) / page;
-  for (uintptr_t at = start; at < end;) {
-    size_t pages = (end - at) / page;
-    if (pages > sizeof(vec)) pages = sizeof(vec);
-    if (mincore(reinterpret_cast<void*>(at), pages * page, vec) != 0) return errno;
-    for (size_t i = 0; i < pages; i++) *resident += vec[i] & 1;
-    at += pages * page;
-  }
-  return 0;
+  *total = (((p + length + page - 1) & ~(page - 1)) - (p & ~(page - 1))) / page;
+  return ForEachResidentPage(p, length, [resident](uintptr_t) { ++*resident; });
 }
 
 // Every word a step uses is checked before anything runs: a plan can never
@@ -510,11 +499,12 @@ Napi::Value Addon::RunPlan(const Napi::CallbackInfo& info) {
         readAtFreeze = read;
         {
           // The first read up to the break before the thaw: the child pages it in before it measures.
-          uintptr_t pageInFrom = 0;
-          for (size_t j = i + 1; j < n && steps[j * kInWords] != kThaw && pageInFrom == 0; j++) {
-            if (steps[j * kInWords] == kRead && (steps[j * kInWords + 1] & 2) != 0) pageInFrom = static_cast<uintptr_t>(steps[j * kInWords + 2]);
+          const uint64_t* toBreak = nullptr;
+          for (size_t j = i + 1; j < n && steps[j * kInWords] != kThaw && toBreak == nullptr; j++) {
+            if (steps[j * kInWords] == kRead && (steps[j * kInWords + 1] & 2) != 0) toBreak = steps + j * kInWords;
           }
-          err = frozen.Freeze(s[2] == 0 ? -1 : static_cast<int>(s[2] - 1), pageInFrom);
+          err = frozen.Freeze(s[2] == 0 ? -1 : static_cast<int>(s[2] - 1), toBreak == nullptr ? 0 : static_cast<uintptr_t>(toBreak[2]),
+                              toBreak == nullptr ? 0 : static_cast<size_t>(toBreak[3]));
         }
         if (err == 0) r[1] = static_cast<uint64_t>(frozen.pid());
         break;
